@@ -1,0 +1,59 @@
+"""mcp-memory: an MCP server that gives LLM agents a memory with a lifecycle.
+
+The Python API works without MCP::
+
+    async with MemoryRuntime(Settings()) as rt:
+        await rt.lifecycle.spawn(project_id, agent_id, "s1", initial_state={"goal": "ship"})
+        await rt.working.set(scope, "step", 3)
+        cp = await rt.lifecycle.pause(project_id, agent_id, "s1")
+"""
+
+__version__ = "0.1.0"
+
+from mcp_memory.config import Settings  # noqa: E402
+from mcp_memory.episodic import EpisodicMemory  # noqa: E402
+from mcp_memory.errors import (  # noqa: E402
+    Conflict,
+    Forbidden,
+    Internal,
+    InvalidArgument,
+    MemoryServiceError,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
+from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks  # noqa: E402
+from mcp_memory.models import (  # noqa: E402
+    Episode,
+    LifecycleEvent,
+    LifecycleResult,
+    Outcome,
+    Scope,
+    SessionStatus,
+)
+from mcp_memory.runtime import MemoryRuntime  # noqa: E402
+from mcp_memory.working import WorkingMemory  # noqa: E402
+
+__all__ = [
+    "AgentLifecycleManager",
+    "Conflict",
+    "Episode",
+    "EpisodicMemory",
+    "Forbidden",
+    "Internal",
+    "InvalidArgument",
+    "LifecycleEvent",
+    "LifecycleHooks",
+    "LifecycleResult",
+    "MemoryRuntime",
+    "MemoryServiceError",
+    "NotFound",
+    "Outcome",
+    "Scope",
+    "SessionStatus",
+    "Settings",
+    "TooLarge",
+    "Unavailable",
+    "WorkingMemory",
+    "__version__",
+]

@@ -1,0 +1,113 @@
+"""``mcp-memory serve | doctor | version``.
+
+In stdio mode stdout carries the MCP protocol, so everything this module logs or reports while serving
+goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from mcp_memory import __version__
+from mcp_memory.config import Settings, config_file_path
+from mcp_memory.runtime import ConfigurationError, MemoryRuntime, check_settings
+
+logger = logging.getLogger("mcp_memory")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the MCP server on stdio until the client closes it."""
+    from mcp_memory.server import create_server
+
+    settings = _load_settings()
+    _setup_logging(settings.log_level)
+    server = create_server(settings)
+    logger.info("mcp-memory %s serving on stdio, store %s", __version__, settings.resolved_database_url())
+    server.run("stdio")
+    return 0
+
+
+async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
+    report: dict[str, Any] = {
+        "version": __version__,
+        "config_file": str(config_file_path()),
+        "config_file_exists": config_file_path().is_file(),
+        "settings": settings.model_dump(mode="json"),
+        "database_url": settings.resolved_database_url(),
+        "working_store": "sqlite (embedded)",
+        "durable_store": "sqlite (embedded)",
+        "redis": "not configured" if not settings.redis_url else "configured but not supported by this release",
+    }
+    ok = True
+    try:
+        check_settings(settings)
+        async with MemoryRuntime(settings) as rt:
+            report["stores"] = await rt.check()
+            report["embedding_provider"] = rt.embedder.name if rt.embedder else "none (full-text search only)"
+    except Exception as exc:
+        ok = False
+        report["error"] = str(exc)
+    report["ok"] = ok
+    return ok, report
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print the resolved configuration and check each store; exit 1 if something is wrong."""
+    try:
+        settings = _load_settings()
+    except ConfigurationError as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    ok, report = anyio.run(_doctor, settings)
+    print(json.dumps(report, indent=2, default=str))
+    return 0 if ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mcp-memory`` console script."""
+    parser = argparse.ArgumentParser(prog="mcp-memory", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"mcp-memory {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the MCP server (stdio)")
+    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="transport (stdio)")
+    serve.set_defaults(func=cmd_serve)
+    doctor = sub.add_parser("doctor", help="print the resolved configuration and check each store")
+    doctor.set_defaults(func=cmd_doctor)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        args = parser.parse_args(["serve", *(argv or [])])
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigurationError as exc:
+        print(f"mcp-memory: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Settings: environment variables (``MCP_MEMORY_*``) over a TOML file over defaults.
+
+With nothing configured the server runs on one SQLite file in the user's data directory. The TOML file is
+``$MCP_MEMORY_CONFIG`` if set, else ``<user config dir>/mcp-memory/config.toml`` if it exists; see
+``config/mcp-memory.toml`` in the repository for every setting with its default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from uuid import UUID
+
+import platformdirs
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+APP_NAME = "mcp-memory"
+
+
+class HookSettings(BaseModel):
+    """Lifecycle hooks to load at start-up, each as ``package.module:function`` (an async callable)."""
+
+    spawn: list[str] = Field(default_factory=list)
+    pause: list[str] = Field(default_factory=list)
+    resume: list[str] = Field(default_factory=list)
+    terminate: list[str] = Field(default_factory=list)
+
+    @field_validator("spawn", "pause", "resume", "terminate", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        # From an env var a list may come as "a.b:f,c.d:g".
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+def config_file_path() -> Path:
+    """Where the TOML settings file is looked for."""
+    explicit = os.environ.get("MCP_MEMORY_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def default_database_url() -> str:
+    """The embedded store: one SQLite file under the user's data directory."""
+    path = Path(platformdirs.user_data_dir(APP_NAME)) / "memory.db"
+    return f"sqlite+aiosqlite:///{path}"
+
+
+class Settings(BaseSettings):
+    """Every setting of mcp-memory. Environment variables are the field names upper-cased, prefixed
+    ``MCP_MEMORY_`` (nested ones joined with ``__``, e.g. ``MCP_MEMORY_HOOKS__PAUSE``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MCP_MEMORY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL of the durable store; unset means the embedded SQLite file.",
+    )
+    redis_url: str | None = Field(default=None, description="Working memory in Redis (not in this release).")
+    project_id: UUID | None = Field(
+        default=None, description="Default project for calls that do not pass project_id."
+    )
+
+    max_key_length: int = Field(default=256, ge=1, description="Longest key, in characters.")
+    max_value_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest value, serialised, in bytes.")
+    max_keys_per_session: int = Field(default=10_000, ge=1, description="Most live keys one session may hold.")
+
+    hooks: HookSettings = Field(default_factory=HookSettings)
+    hook_timeout_seconds: float = Field(default=10.0, gt=0, description="A hook running longer is cancelled.")
+
+    embedding_provider: Literal["none", "hash"] = Field(
+        default="none",
+        description="'none': full-text search only. 'hash': a local feature-hashing embedding fused with it.",
+    )
+    embedding_dimension: int = Field(default=256, ge=8, le=4096)
+
+    resources_list_limit: int = Field(
+        default=200, ge=1, description="How many recent checkpoints and episodes resources/list offers."
+    )
+    resources_page_size: int = Field(default=50, ge=1, le=1000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    def resolved_database_url(self) -> str:
+        """The durable store's URL, with the embedded default filled in."""
+        return self.database_url or default_database_url()
+
+
+__all__ = ["APP_NAME", "HookSettings", "Settings", "config_file_path", "default_database_url"]

@@ -1,0 +1,259 @@
+"""EpisodicMemory: what agents learned, recorded as episodes and recalled by search.
+
+Search ranks full-text matches (FTS5 / tsvector in the store) fused with vector similarity when an
+embedding provider is configured (reciprocal rank fusion), blended with importance and recency; see
+:mod:`mcp_memory.ranking`. An embedding failure never loses an episode: it is stored without a vector.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import anyio
+
+from mcp_memory.config import Settings
+from mcp_memory.embeddings import EmbeddingProvider
+from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
+from mcp_memory.models import (
+    Episode,
+    Outcome,
+    ScoredEpisode,
+    encode_value,
+    parse_outcome,
+    parse_uuid,
+    to_datetime,
+    validate_identifier,
+)
+from mcp_memory.stores.ports import DurableStore, EpisodeFilter
+
+logger = logging.getLogger(__name__)
+
+MAX_TASK_TYPE = 100
+MAX_TEXT = 20_000
+MAX_LESSONS = 100
+MAX_LESSON = 4_000
+MAX_QUERY = 4_000
+MAX_SEARCH_LIMIT = 100
+EMBED_TIMEOUT_SECONDS = 30.0
+
+
+def check_text(value: Any, what: str, max_len: int, *, required: bool = True) -> str:
+    """A string argument within limits (``invalid_argument`` / ``too_large`` otherwise)."""
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string")
+    if required and not value.strip():
+        raise InvalidArgument(f"{what} must not be empty")
+    if len(value) > max_len:
+        raise TooLarge(f"{what} is {len(value)} characters; the limit is {max_len}")
+    return value
+
+
+def check_lessons(value: Any) -> list[str]:
+    """``lessons_learned``: a list of strings."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidArgument("lessons_learned must be a list of strings")
+    if len(value) > MAX_LESSONS:
+        raise TooLarge(f"lessons_learned has {len(value)} entries; the limit is {MAX_LESSONS}")
+    return [check_text(v, "a lesson", MAX_LESSON) for v in value]
+
+
+def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
+    """``metadata``: a JSON object within the value size limit."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument("metadata must be a JSON object")
+    raw = encode_value(value)
+    if len(raw.encode()) > max_bytes:
+        raise TooLarge(f"metadata is {len(raw.encode())} bytes serialised; the limit is {max_bytes}")
+    return value
+
+
+def parse_since(value: Any) -> float | None:
+    """``since``: an ISO 8601 date-time (naive means UTC), as epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(f"since must be an ISO 8601 date-time, got {value!r}") from None
+    else:
+        raise InvalidArgument("since must be an ISO 8601 date-time string")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def episode_text(ep: Episode) -> str:
+    """The text an episode is embedded from."""
+    parts = [ep.task_type.replace("_", " "), ep.task_description, ep.outcome_details, *ep.lessons_learned]
+    if ep.context_summary:
+        parts.append(ep.context_summary[:1000])
+    return "\n".join(p for p in parts if p)
+
+
+class EpisodicMemory:
+    """Records and recalls episodes of one durable store."""
+
+    def __init__(
+        self,
+        store: DurableStore,
+        settings: Settings,
+        embedder: EmbeddingProvider | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._embedder = embedder
+        self._clock = clock
+
+    @property
+    def embedder(self) -> EmbeddingProvider | None:
+        """The configured embedding provider, if any."""
+        return self._embedder
+
+    def build(
+        self,
+        project_id: Any,
+        agent_instance_id: Any,
+        task_type: Any,
+        task_description: Any,
+        outcome: Any,
+        session_id: Any = None,
+        outcome_details: Any = None,
+        lessons_learned: Any = None,
+        importance_score: Any = None,
+        metadata: Any = None,
+        context_summary: str = "",
+    ) -> Episode:
+        """Validate everything into an :class:`Episode` (nothing is written)."""
+        if importance_score is None:
+            importance = 0.5
+        elif isinstance(importance_score, bool) or not isinstance(importance_score, int | float):
+            raise InvalidArgument("importance_score must be a number between 0 and 1")
+        else:
+            importance = float(importance_score)
+            if not math.isfinite(importance) or not 0.0 <= importance <= 1.0:
+                raise InvalidArgument(f"importance_score must be between 0 and 1, got {importance_score}")
+        created = to_datetime(self._clock())
+        assert created is not None
+        return Episode(
+            episode_id=uuid.uuid4(),
+            project_id=parse_uuid(project_id, "project_id"),
+            agent_instance_id=parse_uuid(agent_instance_id, "agent_instance_id"),
+            session_id=None if session_id is None else validate_identifier(session_id, "session_id"),
+            task_type=check_text(task_type, "task_type", MAX_TASK_TYPE),
+            task_description=check_text(task_description, "task_description", MAX_TEXT),
+            outcome=parse_outcome(outcome),
+            outcome_details=check_text(outcome_details, "outcome_details", MAX_TEXT, required=False),
+            lessons_learned=check_lessons(lessons_learned),
+            importance_score=importance,
+            context_summary=context_summary,
+            metadata=check_metadata(metadata, self._settings.max_value_bytes),
+            created_at=created,
+        )
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]] | None:
+        """Embed texts with the provider; None (logged) if there is none or it fails or times out."""
+        if self._embedder is None:
+            return None
+        try:
+            with anyio.fail_after(EMBED_TIMEOUT_SECONDS):
+                vectors = await self._embedder.embed(list(texts))
+        except Exception:
+            logger.warning("embedding with %s failed; continuing without vectors", self._embedder.name,
+                           exc_info=True)
+            return None
+        return vectors
+
+    async def record(self, episode: Episode) -> Episode:
+        """Store a built episode with its embedding (if one can be made)."""
+        vectors = await self.embed([episode_text(episode)])
+        vector = vectors[0] if vectors else None
+        await self._store.add_episode(episode, vector)
+        return episode.model_copy(update={"embedded": vector is not None})
+
+    async def record_episode(
+        self,
+        project_id: Any,
+        agent_instance_id: Any,
+        task_type: Any,
+        task_description: Any,
+        outcome: Any,
+        session_id: Any = None,
+        outcome_details: Any = None,
+        lessons_learned: Any = None,
+        importance_score: Any = None,
+        metadata: Any = None,
+    ) -> Episode:
+        """Validate and store an episode; returns it with its new ``episode_id``."""
+        episode = self.build(
+            project_id,
+            agent_instance_id,
+            task_type,
+            task_description,
+            outcome,
+            session_id=session_id,
+            outcome_details=outcome_details,
+            lessons_learned=lessons_learned,
+            importance_score=importance_score,
+            metadata=metadata,
+        )
+        return await self.record(episode)
+
+    async def search(
+        self,
+        project_id: Any,
+        query: Any,
+        limit: Any = 5,
+        outcome: Any = None,
+        task_type: Any = None,
+        agent_instance_id: Any = None,
+        since: Any = None,
+    ) -> list[ScoredEpisode]:
+        """Episodes of the project ranked best first for ``query``, each with its score."""
+        project = parse_uuid(project_id, "project_id")
+        text = check_text(query, "query", MAX_QUERY)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise InvalidArgument(f"limit must be an integer from 1 to {MAX_SEARCH_LIMIT}")
+        flt = EpisodeFilter(
+            outcome=None if outcome is None else parse_outcome(outcome),
+            task_type=None if task_type is None else check_text(task_type, "task_type", MAX_TASK_TYPE),
+            agent_instance_id=None
+            if agent_instance_id is None
+            else parse_uuid(agent_instance_id, "agent_instance_id"),
+            since=parse_since(since),
+        )
+        vectors = await self.embed([text])
+        return await self._store.search_episodes(
+            project, text, vectors[0] if vectors else None, flt, limit, self._clock()
+        )
+
+    async def get(self, project_id: UUID, episode_id: Any) -> Episode:
+        """One episode of the project, or ``not_found``."""
+        eid = parse_uuid(episode_id, "episode_id")
+        episode = await self._store.get_episode(project_id, eid)
+        if episode is None:
+            raise NotFound(f"episode '{eid}' does not exist in project {project_id}")
+        return episode
+
+    async def recent(self, project_id: UUID, limit: int = 50) -> list[Episode]:
+        """The project's newest episodes."""
+        return await self._store.recent_episodes([project_id], limit)
+
+
+__all__ = ["EpisodicMemory", "Outcome", "check_lessons", "check_metadata", "check_text", "episode_text"]

@@ -1,0 +1,88 @@
+"""The error codes of SPEC.md as exception classes.
+
+Every failure that reaches a caller is one of these. The MCP layer turns them into a tool error whose text
+starts with the code (``not_found: checkpoint 'c1' does not exist for this session``); the Python API raises
+them as they are. Nothing else (no traceback, no driver message) is shown to a caller.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class MemoryServiceError(Exception):
+    """Base class: a failure with a SPEC.md code and a plain sentence for the caller."""
+
+    code: ClassVar[str] = "internal"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InvalidArgument(MemoryServiceError):
+    """The request is malformed: a wrong UUID, a bad session_id, a non-JSON value, an unknown outcome."""
+
+    code = "invalid_argument"
+
+
+class NotFound(MemoryServiceError):
+    """The session, key, checkpoint or episode does not exist (or has expired)."""
+
+    code = "not_found"
+
+
+class Conflict(MemoryServiceError):
+    """The request contradicts existing state: a reused checkpoint_id, a write to a terminated session."""
+
+    code = "conflict"
+
+
+class TooLarge(MemoryServiceError):
+    """A configured limit would be exceeded: key length, value size, keys per session."""
+
+    code = "too_large"
+
+
+class Forbidden(MemoryServiceError):
+    """The caller may not touch this project."""
+
+    code = "forbidden"
+
+
+class Unavailable(MemoryServiceError):
+    """A store is down or timed out; the caller may retry later."""
+
+    code = "unavailable"
+
+
+class Internal(MemoryServiceError):
+    """An unexpected failure inside the server; details are in the server's log only."""
+
+    code = "internal"
+
+
+ERROR_CODES: tuple[str, ...] = (
+    "invalid_argument",
+    "not_found",
+    "conflict",
+    "too_large",
+    "forbidden",
+    "unavailable",
+    "internal",
+)
+
+__all__ = [
+    "ERROR_CODES",
+    "Conflict",
+    "Forbidden",
+    "Internal",
+    "InvalidArgument",
+    "MemoryServiceError",
+    "NotFound",
+    "TooLarge",
+    "Unavailable",
+]

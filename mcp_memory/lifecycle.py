@@ -1,0 +1,483 @@
+"""AgentLifecycleManager: spawn / pause / resume / terminate / list_checkpoints, with hooks.
+
+The seed's API and argument names, without its weaknesses:
+
+- pause takes one atomic snapshot of working memory (one store call, whatever the number of keys) and
+  stores it as a durable checkpoint with a unique, time-sortable id; a caller-given id that exists is a
+  ``conflict`` and nothing is overwritten.
+- resume restores a checkpoint in one atomic store call: readers see the old state or the new one.
+- terminate seals the session, writes the episode (with a real summary) and marks the session terminated
+  in one transaction, and only then clears working memory; a second call returns the same result and
+  records nothing. Checkpoints outlive it.
+- Every call records its event (type, time, duration, outcome) durably; failures raise a
+  :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
+- Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+import anyio
+
+from mcp_memory.config import HookSettings, Settings
+from mcp_memory.episodic import EpisodicMemory, check_metadata, check_text, episode_text
+from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.ids import new_sortable_id
+from mcp_memory.models import (
+    CheckpointInfo,
+    Item,
+    LifecycleEvent,
+    LifecycleResult,
+    Outcome,
+    Scope,
+    SessionInfo,
+    SessionStatus,
+    parse_outcome,
+    parse_uuid,
+    to_datetime,
+    validate_identifier,
+)
+from mcp_memory.stores.ports import DurableStore, EventRecord
+from mcp_memory.summary import summarize_state
+from mcp_memory.working import WorkingMemory
+
+logger = logging.getLogger(__name__)
+
+LifecycleHook = Callable[[LifecycleEvent], Coroutine[Any, Any, None]]
+EVENT_TYPES = ("spawn", "pause", "resume", "terminate")
+MAX_LABEL = 256
+MAX_CHECKPOINT_PAGE = 500
+
+
+class LifecycleHooks:
+    """Hooks per lifecycle event, run after the core operation (the seed's class, with timeouts)."""
+
+    def __init__(self, timeout_seconds: float = 10.0) -> None:
+        self._hooks: dict[str, list[LifecycleHook]] = {name: [] for name in EVENT_TYPES}
+        self.timeout_seconds = timeout_seconds
+
+    def _register(self, event_type: str, hook: LifecycleHook) -> LifecycleHook:
+        self._hooks[event_type].append(hook)
+        return hook
+
+    def on_spawn(self, hook: LifecycleHook) -> LifecycleHook:
+        """Register a spawn hook (usable as a decorator)."""
+        return self._register("spawn", hook)
+
+    def on_pause(self, hook: LifecycleHook) -> LifecycleHook:
+        """Register a pause hook."""
+        return self._register("pause", hook)
+
+    def on_resume(self, hook: LifecycleHook) -> LifecycleHook:
+        """Register a resume hook."""
+        return self._register("resume", hook)
+
+    def on_terminate(self, hook: LifecycleHook) -> LifecycleHook:
+        """Register a terminate hook."""
+        return self._register("terminate", hook)
+
+    def hooks_for(self, event_type: str) -> list[LifecycleHook]:
+        """The hooks registered for an event type."""
+        return list(self._hooks[event_type])
+
+    async def run(self, event: LifecycleEvent) -> None:
+        """Run the event's hooks in order; each failure or timeout is logged and swallowed."""
+        for hook in self._hooks[event.event_type]:
+            name = getattr(hook, "__qualname__", repr(hook))
+            try:
+                with anyio.fail_after(self.timeout_seconds):
+                    await hook(event)
+            except Exception:
+                logger.warning("%s hook %s failed; the operation stands", event.event_type, name,
+                               exc_info=True)
+
+    async def run_spawn_hooks(self, event: LifecycleEvent) -> None:
+        """Run all spawn hooks (seed API)."""
+        await self.run(event)
+
+    async def run_pause_hooks(self, event: LifecycleEvent) -> None:
+        """Run all pause hooks (seed API)."""
+        await self.run(event)
+
+    async def run_resume_hooks(self, event: LifecycleEvent) -> None:
+        """Run all resume hooks (seed API)."""
+        await self.run(event)
+
+    async def run_terminate_hooks(self, event: LifecycleEvent) -> None:
+        """Run all terminate hooks (seed API)."""
+        await self.run(event)
+
+
+def import_hook(spec: str) -> LifecycleHook:
+    """Import ``package.module:function``; a clear ``ValueError`` if it cannot be loaded."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"hook {spec!r} must look like 'package.module:function'")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"hook {spec!r} cannot be loaded: {exc}") from exc
+    if not callable(target):
+        raise ValueError(f"hook {spec!r} is not callable")
+    hook: LifecycleHook = target
+    return hook
+
+
+def load_hooks(config: HookSettings, timeout_seconds: float = 10.0) -> LifecycleHooks:
+    """Hooks named in settings, imported now so that a typo fails at start-up, not at the first call."""
+    hooks = LifecycleHooks(timeout_seconds)
+    for event_type in EVENT_TYPES:
+        for spec in getattr(config, event_type):
+            hooks._register(event_type, import_hook(spec))
+    return hooks
+
+
+def _content_hash(items: Mapping[str, Item]) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    for key in sorted(items):
+        raw = items[key].value.encode()
+        size += len(raw)
+        digest.update(key.encode())
+        digest.update(b"\x00")
+        digest.update(raw)
+        digest.update(b"\x00")
+    return "sha256:" + digest.hexdigest(), size
+
+
+class AgentLifecycleManager:
+    """Lifecycle of agent sessions over a working store and a durable store."""
+
+    def __init__(
+        self,
+        working: WorkingMemory,
+        durable: DurableStore,
+        episodic: EpisodicMemory,
+        settings: Settings,
+        hooks: LifecycleHooks | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._working = working
+        self._durable = durable
+        self._episodic = episodic
+        self._settings = settings
+        self._hooks = hooks or LifecycleHooks(settings.hook_timeout_seconds)
+        self._clock = clock
+
+    @property
+    def hooks(self) -> LifecycleHooks:
+        """The lifecycle hooks (register more with ``hooks.on_pause(...)`` etc.)."""
+        return self._hooks
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    async def session(self, scope: Scope) -> SessionInfo:
+        """The session's record, or ``not_found``."""
+        info = await self._durable.get_session(scope)
+        if info is None:
+            raise NotFound(
+                f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} "
+                f"in project {scope.project_id}"
+            )
+        return info
+
+    async def _live_session(self, scope: Scope, action: str) -> SessionInfo:
+        info = await self.session(scope)
+        if info.status == SessionStatus.TERMINATED:
+            raise Conflict(f"session '{scope.session_id}' is terminated; cannot {action}")
+        return info
+
+    def _event(self, event_type: str, started: float, outcome: str, detail: Mapping[str, Any]) -> EventRecord:
+        return EventRecord(event_type, started, (self._clock() - started) * 1000.0, outcome, dict(detail))
+
+    async def _record_failure(
+        self, scope: Scope, event_type: str, started: float, exc: MemoryServiceError, metadata: Any
+    ) -> None:
+        """A failed lifecycle call on an existing session is recorded too (best effort)."""
+        detail = {"error": exc.message}
+        if isinstance(metadata, dict):
+            detail["metadata"] = metadata
+        try:
+            await self._durable.record_event(scope, self._event(event_type, started, exc.code, detail))
+        except Exception:
+            logger.warning("could not record the failed %s event", event_type, exc_info=True)
+
+    async def _finish(
+        self, event_type: str, scope: Scope, started: float, data: dict[str, Any], metadata: dict[str, Any],
+        agent_type_id: Any = None,
+    ) -> LifecycleResult:
+        event = LifecycleEvent(
+            event_type=event_type,
+            project_id=scope.project_id,
+            agent_instance_id=scope.agent_instance_id,
+            agent_type_id=agent_type_id,
+            session_id=scope.session_id,
+            metadata={**metadata, **{k: v for k, v in data.items() if k.endswith("_id")}},
+        )
+        await self._hooks.run(event)
+        duration_ms = (self._clock() - started) * 1000.0
+        logger.info("%s %s: %s", event_type, scope, data)
+        return LifecycleResult(
+            success=True,
+            event_type=event_type,
+            message=f"{event_type} succeeded",
+            data=data,
+            duration_ms=duration_ms,
+        )
+
+    # -- spawn -----------------------------------------------------------------------------------------
+    async def spawn(
+        self,
+        project_id: Any,
+        agent_instance_id: Any,
+        session_id: Any,
+        agent_type_id: Any = None,
+        initial_state: Any = None,
+        metadata: Any = None,
+    ) -> LifecycleResult:
+        """Create a running session with (optionally) initial working memory.
+
+        ``conflict`` if the session exists already (use resume to continue it)."""
+        started = self._clock()
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        agent_type = None if agent_type_id is None else parse_uuid(agent_type_id, "agent_type_id")
+        meta = check_metadata(metadata, self._settings.max_value_bytes)
+        items = self._working.prepare(initial_state)
+        event = self._event("spawn", started, "ok", {"initial_items": len(items), "metadata": meta})
+        await self._durable.create_session(scope, agent_type, meta, started, event)
+        try:
+            written = await self._working.store.open(scope, items, started, self._working.limits)
+        except BaseException:
+            # Leave no half-spawned session behind: a retry of spawn must succeed.
+            with anyio.CancelScope(shield=True):
+                await self._durable.discard_session(scope)
+            raise
+        return await self._finish(
+            "spawn", scope, started, {"session_id": scope.session_id, "status": "running",
+                                      "initial_items": written}, meta, agent_type,
+        )
+
+    # -- pause -----------------------------------------------------------------------------------------
+    async def pause(
+        self,
+        project_id: Any,
+        agent_instance_id: Any,
+        session_id: Any,
+        checkpoint_id: Any = None,
+        label: Any = None,
+        metadata: Any = None,
+    ) -> LifecycleResult:
+        """Checkpoint working memory: one atomic snapshot, stored durably. Returns the checkpoint's id."""
+        started = self._clock()
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        given_id = None if checkpoint_id is None else validate_identifier(checkpoint_id, "checkpoint_id")
+        label_text = None if label is None else check_text(label, "label", MAX_LABEL)
+        meta = check_metadata(metadata, self._settings.max_value_bytes)
+        try:
+            await self._live_session(scope, "pause")
+            items = await self._working.store.snapshot(scope, started)
+            content_hash, size = _content_hash(items)
+            created = to_datetime(started)
+            assert created is not None
+            cp_id = given_id or new_sortable_id()
+            info = CheckpointInfo(
+                checkpoint_id=cp_id,
+                created_at=created,
+                keys_count=len(items),
+                bytes=size,
+                label=label_text,
+                content_hash=content_hash,
+                metadata=meta,
+            )
+            event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "items": len(items)})
+            await self._durable.record_pause(scope, info, items, event)
+        except MemoryServiceError as exc:
+            await self._record_failure(scope, "pause", started, exc, meta)
+            raise
+        return await self._finish(
+            "pause",
+            scope,
+            started,
+            {
+                "checkpoint_id": cp_id,
+                "items_saved": len(items),
+                "bytes": size,
+                "created_at": created.isoformat(),
+            },
+            meta,
+        )
+
+    # -- resume ----------------------------------------------------------------------------------------
+    async def resume(
+        self,
+        project_id: Any,
+        agent_instance_id: Any,
+        session_id: Any,
+        checkpoint_id: Any = None,
+        clear_current: bool = True,
+        metadata: Any = None,
+    ) -> LifecycleResult:
+        """Restore a checkpoint (default: the newest) into working memory, atomically.
+
+        With ``clear_current`` (the default) working memory becomes exactly the checkpoint's state; without
+        it the checkpoint's keys are written over the current ones. Keys whose TTL has passed since the
+        pause are not restored. ``not_found`` for an unknown checkpoint, with working memory untouched."""
+        started = self._clock()
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        wanted = None if checkpoint_id is None else validate_identifier(checkpoint_id, "checkpoint_id")
+        if not isinstance(clear_current, bool):
+            raise InvalidArgument("clear_current must be true or false")
+        meta = check_metadata(metadata, self._settings.max_value_bytes)
+        try:
+            await self._live_session(scope, "resume")
+            checkpoint = await self._durable.get_checkpoint(scope, wanted)
+            if checkpoint is None:
+                if wanted is None:
+                    raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
+                raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
+            restored = await self._working.store.restore(
+                scope, checkpoint.items, clear_current, started, self._working.limits
+            )
+            cp_id = checkpoint.info.checkpoint_id
+            event = self._event("resume", started, "ok", {"checkpoint_id": cp_id, "items": restored})
+            await self._durable.record_resume(scope, event)
+        except MemoryServiceError as exc:
+            await self._record_failure(scope, "resume", started, exc, meta)
+            raise
+        return await self._finish(
+            "resume",
+            scope,
+            started,
+            {
+                "checkpoint_id": cp_id,
+                "items_restored": restored,
+                "checkpoint_created_at": checkpoint.info.created_at.isoformat(),
+            },
+            meta,
+        )
+
+    # -- terminate -------------------------------------------------------------------------------------
+    async def terminate(
+        self,
+        project_id: Any,
+        agent_instance_id: Any,
+        session_id: Any,
+        task_description: Any = None,
+        outcome: Any = Outcome.SUCCESS,
+        lessons_learned: Any = None,
+        consolidate_to_episodic: bool = True,
+        cleanup_working: bool = True,
+        metadata: Any = None,
+    ) -> LifecycleResult:
+        """End the session: consolidate working memory into an episode, then (optionally) clear it.
+
+        Idempotent: a second call returns the first call's result (same ``episode_id``) and records
+        nothing. The episode is written before working memory is cleared; checkpoints are kept."""
+        started = self._clock()
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        result_outcome = parse_outcome(outcome)
+        for name, flag in (("consolidate_to_episodic", consolidate_to_episodic),
+                           ("cleanup_working", cleanup_working)):
+            if not isinstance(flag, bool):
+                raise InvalidArgument(f"{name} must be true or false")
+        meta = check_metadata(metadata, self._settings.max_value_bytes)
+        description = (
+            None if task_description is None else check_text(task_description, "task_description", 20_000)
+        )
+        # Validate the episode's fields before anything is written.
+        draft = self._episodic.build(
+            scope.project_id,
+            scope.agent_instance_id,
+            "session_completion",
+            description or f"Session {scope.session_id} completed",
+            result_outcome,
+            session_id=scope.session_id,
+            lessons_learned=lessons_learned,
+            importance_score=0.6,
+            metadata=meta,
+        )
+
+        info = await self.session(scope)
+        if info.status == SessionStatus.TERMINATED:
+            stored = dict(info.terminate_result or {})
+            if stored.get("items_cleared"):
+                # A crash between recording and clearing may have left keys: finish the job, silently.
+                await self._working.store.clear(scope, started)
+            return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
+
+        await self._working.store.seal(scope)
+        recorded = False
+        try:
+            items = await self._working.store.snapshot(scope, started)
+            episode = None
+            vector = None
+            if consolidate_to_episodic:
+                episode = draft.model_copy(
+                    update={
+                        "outcome_details": f"Session terminated ({result_outcome.value}) with "
+                        f"{len(items)} working-memory items",
+                        "context_summary": summarize_state(items),
+                        "metadata": {**meta, "state_keys": sorted(items)[:200]},
+                    }
+                )
+                vectors = await self._episodic.embed([episode_text(episode)])
+                vector = vectors[0] if vectors else None
+            result = {
+                "episode_id": str(episode.episode_id) if episode else None,
+                "state_items_consolidated": len(items) if consolidate_to_episodic else 0,
+                "items_cleared": len(items) if cleanup_working else 0,
+                "outcome": result_outcome.value,
+            }
+            event = self._event("terminate", started, "ok", {**result, "metadata": meta})
+            stored = await self._durable.record_terminate(scope, episode, vector, result, event)
+            recorded = True
+        finally:
+            if not recorded:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self._working.store.unseal(scope)
+                    except Exception:
+                        logger.warning("could not unseal %s after a failed terminate", scope, exc_info=True)
+        if stored != result:
+            # A concurrent terminate won the race; its result is the answer and it does the cleanup.
+            return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
+        if cleanup_working:
+            await self._working.store.clear(scope, started)
+        return await self._finish("terminate", scope, started, result, meta)
+
+    # -- list_checkpoints ------------------------------------------------------------------------------
+    async def list_checkpoints(
+        self,
+        project_id: Any,
+        agent_instance_id: Any,
+        session_id: Any,
+        limit: Any = 50,
+        before: Any = None,
+    ) -> list[dict[str, Any]]:
+        """The session's checkpoints, newest first; page with ``before`` (a checkpoint id)."""
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CHECKPOINT_PAGE:
+            raise InvalidArgument(f"limit must be an integer from 1 to {MAX_CHECKPOINT_PAGE}")
+        cursor = None if before is None else validate_identifier(before, "before")
+        await self.session(scope)
+        infos = await self._durable.list_checkpoints(scope, limit, cursor)
+        return [
+            {
+                "checkpoint_id": i.checkpoint_id,
+                "created_at": i.created_at.isoformat(),
+                "keys_count": i.keys_count,
+                "bytes": i.bytes,
+                "label": i.label,
+            }
+            for i in infos
+        ]
+
+
+__all__ = ["AgentLifecycleManager", "LifecycleHook", "LifecycleHooks", "import_hook", "load_hooks"]

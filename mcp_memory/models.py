@@ -1,0 +1,270 @@
+"""Domain types shared by every layer: scopes, sessions, checkpoints, episodes, lifecycle events.
+
+Identifiers are validated here, once, so that the services and stores below can trust them. A value in working
+memory travels as its JSON text (:data:`RawJSON`) from the moment it is validated until a caller asks to see
+it decoded: stores move text, they never decode it.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcp_memory.errors import InvalidArgument
+
+RawJSON = str
+"""A JSON document as text, exactly as stored; decoded only when a caller needs the value."""
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def to_datetime(epoch: float | None) -> datetime | None:
+    """Epoch seconds (as stores keep them) to an aware UTC datetime."""
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def validate_identifier(value: Any, what: str) -> str:
+    """Check a session_id or checkpoint_id against SPEC.md: 1-128 of ``A-Z a-z 0-9 . _ -``."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be a string of 1-128 characters A-Z a-z 0-9 . _ -")
+    if not _IDENTIFIER.fullmatch(value):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise InvalidArgument(
+            f"{what} {shown!r} is not valid: use 1-128 characters from A-Z a-z 0-9 . _ - "
+            f"(got {len(value)} characters)"
+        )
+    return value
+
+
+def parse_uuid(value: Any, what: str) -> UUID:
+    """Parse a UUID given as a string (or UUID); anything else is ``invalid_argument``."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40] + "...")
+    raise InvalidArgument(f"{what} must be a UUID such as '123e4567-e89b-12d3-a456-426614174000', got {shown}")
+
+
+def encode_value(value: Any) -> RawJSON:
+    """Serialise a working-memory value to compact JSON text, or raise ``invalid_argument`` if it is not JSON.
+
+    Only JSON types pass: dict (with string keys), list, str, int, float (finite), bool and None.
+    """
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"value is not JSON-serialisable: {exc}") from None
+
+
+def decode_value(raw: RawJSON) -> Any:
+    """Decode stored JSON text back to a Python value."""
+    return json.loads(raw)
+
+
+class Outcome(enum.StrEnum):
+    """How a task or session ended."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    PARTIAL = "partial"
+
+
+def parse_outcome(value: Any) -> Outcome:
+    """Accept an :class:`Outcome` or its string value; anything else is ``invalid_argument``."""
+    if isinstance(value, Outcome):
+        return value
+    try:
+        return Outcome(value)
+    except ValueError:
+        raise InvalidArgument(
+            f"outcome must be one of success, failure, partial; got {value!r}"
+        ) from None
+
+
+class SessionStatus(enum.StrEnum):
+    """Lifecycle state of a session: running -> paused -> running ... -> terminated."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One session: the triple (project_id, agent_instance_id, session_id). All state hangs off it."""
+
+    project_id: UUID
+    agent_instance_id: UUID
+    session_id: str
+
+    @classmethod
+    def parse(cls, project_id: Any, agent_instance_id: Any, session_id: Any) -> Scope:
+        """Validate raw identifiers (strings or UUIDs) into a scope, or raise ``invalid_argument``."""
+        return cls(
+            parse_uuid(project_id, "project_id"),
+            parse_uuid(agent_instance_id, "agent_instance_id"),
+            validate_identifier(session_id, "session_id"),
+        )
+
+    @property
+    def project(self) -> str:
+        """The project id in canonical string form (as stored)."""
+        return str(self.project_id)
+
+    @property
+    def agent(self) -> str:
+        """The agent instance id in canonical string form (as stored)."""
+        return str(self.agent_instance_id)
+
+    def __str__(self) -> str:
+        return f"{self.project_id}/{self.agent_instance_id}/{self.session_id}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, use_enum_values=False)
+
+
+class SessionInfo(_Model):
+    """A session's durable record."""
+
+    project_id: UUID
+    agent_instance_id: UUID
+    session_id: str
+    agent_type_id: UUID | None = None
+    status: SessionStatus
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    episode_id: UUID | None = None
+    terminated_at: datetime | None = None
+    terminate_result: dict[str, Any] | None = None
+
+
+class CheckpointInfo(_Model):
+    """A checkpoint's description, without its state."""
+
+    checkpoint_id: str
+    created_at: datetime
+    keys_count: int
+    bytes: int
+    label: str | None = None
+    content_hash: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One working-memory entry as stored: JSON text and an optional absolute expiry (epoch seconds)."""
+
+    value: RawJSON
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointData:
+    """A checkpoint with its items as stored (JSON text per key: what the stores move)."""
+
+    info: CheckpointInfo
+    items: dict[str, Item]
+
+    def state(self) -> dict[str, Any]:
+        """The state decoded, for a reader (resources, the Python API)."""
+        return {key: decode_value(item.value) for key, item in self.items.items()}
+
+
+class EpisodeCreate(_Model):
+    """What a caller provides to record an episode."""
+
+    project_id: UUID
+    agent_instance_id: UUID
+    session_id: str | None = None
+    task_type: str
+    task_description: str
+    outcome: Outcome
+    outcome_details: str = ""
+    lessons_learned: list[str] = Field(default_factory=list)
+    importance_score: float = 0.5
+    context_summary: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Episode(EpisodeCreate):
+    """A stored episode."""
+
+    episode_id: UUID
+    created_at: datetime
+    embedded: bool = False
+
+
+class ScoredEpisode(Episode):
+    """An episode found by search, with its fused relevance score (higher is better)."""
+
+    score: float
+
+
+@dataclass(slots=True)
+class LifecycleEvent:
+    """Event data handed to lifecycle hooks (the seed's type, kept)."""
+
+    event_type: str
+    project_id: UUID
+    agent_instance_id: UUID
+    agent_type_id: UUID | None = None
+    session_id: str | None = None
+    timestamp: datetime = field(default_factory=utcnow)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LifecycleResult:
+    """Result of a successful lifecycle operation (the seed's type, kept).
+
+    Unlike the seed, failures are not folded into ``success=False``: they raise a
+    :class:`~mcp_memory.errors.MemoryServiceError` with a SPEC.md code, so ``success`` is always true here.
+    """
+
+    success: bool
+    event_type: str
+    message: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    duration_ms: float = 0.0
+
+
+__all__ = [
+    "CheckpointData",
+    "CheckpointInfo",
+    "Episode",
+    "EpisodeCreate",
+    "Item",
+    "LifecycleEvent",
+    "LifecycleResult",
+    "Outcome",
+    "RawJSON",
+    "ScoredEpisode",
+    "Scope",
+    "SessionInfo",
+    "SessionStatus",
+    "decode_value",
+    "encode_value",
+    "parse_outcome",
+    "parse_uuid",
+    "to_datetime",
+    "utcnow",
+    "validate_identifier",
+]

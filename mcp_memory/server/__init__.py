@@ -1,0 +1,5 @@
+"""The MCP face of mcp-memory: tools, resources, transports."""
+
+from mcp_memory.server.app import MemoryServer, create_server
+
+__all__ = ["MemoryServer", "create_server"]

@@ -1,0 +1,167 @@
+"""The MCP server object: an ``MCPServer`` whose errors speak SPEC.md's codes.
+
+Tools and resources are registered by :mod:`.tools` and :mod:`.resources`; this module only builds the
+server, maps every failure to ``<code>: <sentence>`` (never a traceback), and lists recent checkpoints and
+episodes as concrete resources, paged.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    InputRequiredResult,
+    ListResourcesResult,
+    PaginatedRequestParams,
+    Resource,
+    TextContent,
+)
+from pydantic import ValidationError
+
+from mcp.shared.exceptions import MCPError
+from mcp_memory import __version__
+from mcp_memory.config import Settings
+from mcp_memory.errors import Internal, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.runtime import MemoryRuntime
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = """\
+mcp-memory keeps an agent's working memory for a session and lets it survive interruptions.
+Typical use: spawn a session (optionally with initial_state), keep state with memory_set/memory_get,
+pause to checkpoint it before stopping, resume to restore it later (the newest checkpoint by default),
+and terminate when the task is done: the session becomes an episode that search_episodes can recall.
+Search past episodes at the start of a task to reuse lessons learned.
+Sessions are identified by project_id (UUID), agent_instance_id (UUID) and session_id (1-128 characters
+of A-Z a-z 0-9 . _ -). Errors start with a code: invalid_argument, not_found, conflict, too_large,
+forbidden, unavailable, internal."""
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A pydantic error as one plain sentence naming each bad argument (never echoing its value)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts) or "invalid arguments"
+
+
+def as_service_error(exc: BaseException) -> MemoryServiceError:
+    """Find the SPEC.md error behind an exception raised through the SDK's wrappers."""
+    cur: BaseException | None = exc
+    while cur is not None:
+        if isinstance(cur, MemoryServiceError):
+            return cur
+        if isinstance(cur, ValidationError):
+            return InvalidArgument(describe_validation_error(cur))
+        cur = cur.__cause__
+    text = str(exc)
+    if text.startswith("Unknown tool:"):
+        return NotFound(f"tool {text.removeprefix('Unknown tool:').strip()!r} does not exist")
+    logger.error("unexpected failure", exc_info=exc)
+    return Internal("unexpected error inside the server; details are in its log")
+
+
+class MemoryServer(MCPServer[Any]):
+    """mcp-memory's MCP server. ``runtime`` is started by the server's lifespan."""
+
+    def __init__(self, runtime: MemoryRuntime) -> None:
+        self.runtime = runtime
+
+        @asynccontextmanager
+        async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
+            async with runtime:
+                yield None
+
+        super().__init__(
+            name="mcp-memory",
+            title="mcp-memory",
+            description="Working, checkpointed and episodic memory for LLM agents",
+            instructions=INSTRUCTIONS,
+            version=__version__,
+            lifespan=lifespan,
+            log_level=runtime.settings.log_level,
+        )
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Call a tool; every failure becomes an ``isError`` result starting with its SPEC.md code."""
+        try:
+            return await super().call_tool(name, arguments, context)
+        except MCPError:
+            raise
+        except ToolError as exc:
+            err = as_service_error(exc)
+            if err.code in ("internal", "unavailable"):
+                logger.warning("tool %s failed: %s", name, err)
+            else:
+                logger.info("tool %s: %s", name, err)
+            return CallToolResult(content=[TextContent(type="text", text=str(err))], is_error=True)
+
+    async def _handle_list_resources(
+        self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListResourcesResult:
+        """resources/list: recent checkpoints and episodes (bounded by settings), one page per call."""
+        from mcp_memory.server.resources import recent_resources
+
+        offset = decode_cursor(params.cursor if params else None)
+        items = await recent_resources(self.runtime, self.runtime.settings.project_id)
+        size = self.runtime.settings.resources_page_size
+        page: list[Resource] = items[offset : offset + size]
+        next_cursor = encode_cursor(offset + size) if offset + size < len(items) else None
+        return ListResourcesResult(resources=page, next_cursor=next_cursor)
+
+
+def encode_cursor(offset: int) -> str:
+    """An opaque cursor for resources/list."""
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """Offset from a cursor (0 for none); a malformed cursor is an invalid-params error."""
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode()).decode()
+        if not text.startswith("o:"):
+            raise ValueError(text)
+        offset = int(text[2:])
+        if offset < 0:
+            raise ValueError(text)
+        return offset
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise MCPError(code=INVALID_PARAMS, message="invalid_argument: malformed cursor") from None
+
+
+def create_server(
+    settings: Settings | None = None,
+    *,
+    runtime: MemoryRuntime | None = None,
+    runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
+) -> MemoryServer:
+    """Build the MCP server with every tool and resource of SPEC.md registered."""
+    from mcp_memory.server.resources import register_resources
+    from mcp_memory.server.tools import register_tools
+
+    if runtime is None:
+        resolved = settings or Settings()
+        runtime = runtime_factory(resolved) if runtime_factory else MemoryRuntime(resolved)
+    server = MemoryServer(runtime)
+    register_tools(server)
+    register_resources(server)
+    return server
+
+
+__all__ = ["MemoryServer", "as_service_error", "create_server", "describe_validation_error"]

@@ -1,0 +1,159 @@
+"""The MCP resources of SPEC.md: five URI templates, all ``application/json``, and the recent listing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.resources import ResourceSecurity
+from mcp_types import Resource
+
+from mcp_memory.errors import MemoryServiceError, NotFound
+from mcp_memory.models import Episode, Scope, parse_uuid, validate_identifier
+from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.server.app import MemoryServer
+
+JSON = "application/json"
+SESSION_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
+CHECKPOINTS_URI = SESSION_URI + "/checkpoints"
+CHECKPOINT_URI = CHECKPOINTS_URI + "/{checkpoint_id}"
+EPISODES_URI = "memory://projects/{project_id}/episodes"
+EPISODE_URI = EPISODES_URI + "/{episode_id}"
+
+# Our identifiers are validated by our own rules and never touch a filesystem; "." and ".." are valid
+# session ids under SPEC.md, so the SDK's path-traversal policy must not reject them.
+_OWN_VALIDATION = ResourceSecurity(reject_path_traversal=False, reject_absolute_paths=False)
+
+
+def _dump(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def episode_json(ep: Episode) -> dict[str, Any]:
+    """An episode as a resource body."""
+    data = ep.model_dump(mode="json")
+    data["uri"] = EPISODE_URI.format(project_id=ep.project_id, episode_id=ep.episode_id)
+    return data
+
+
+def _resource_error(exc: MemoryServiceError) -> ResourceError:
+    if isinstance(exc, NotFound):
+        return ResourceNotFoundError(str(exc))
+    return ResourceError(str(exc))
+
+
+def register_resources(server: MemoryServer) -> None:
+    """Register the resource templates of SPEC.md on ``server``."""
+    rt = server.runtime
+
+    async def _session_scope(project_id: str, agent_instance_id: str, session_id: str) -> Scope:
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        await rt.lifecycle.session(scope)
+        return scope
+
+    @server.resource(SESSION_URI, name="session", mime_type=JSON, security=_OWN_VALIDATION,
+                     description="A session: status, timestamps and its live working memory.")
+    async def session_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
+        try:
+            scope = Scope.parse(project_id, agent_instance_id, session_id)
+            info = await rt.lifecycle.session(scope)
+            state = await rt.working.state(scope)
+        except MemoryServiceError as exc:
+            raise _resource_error(exc) from None
+        data = info.model_dump(mode="json")
+        data["working_memory"] = state
+        data["keys_count"] = len(state)
+        return _dump(data)
+
+    @server.resource(CHECKPOINTS_URI, name="checkpoints", mime_type=JSON, security=_OWN_VALIDATION,
+                     description="The session's checkpoints, newest first.")
+    async def checkpoints_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
+        try:
+            rows = await rt.lifecycle.list_checkpoints(project_id, agent_instance_id, session_id, 500)
+        except MemoryServiceError as exc:
+            raise _resource_error(exc) from None
+        for row in rows:
+            row["uri"] = CHECKPOINT_URI.format(
+                project_id=project_id, agent_instance_id=agent_instance_id, session_id=session_id,
+                checkpoint_id=row["checkpoint_id"],
+            )
+        return _dump({"checkpoints": rows})
+
+    @server.resource(CHECKPOINT_URI, name="checkpoint", mime_type=JSON, security=_OWN_VALIDATION,
+                     description="One checkpoint, its state included.")
+    async def checkpoint_resource(
+        project_id: str, agent_instance_id: str, session_id: str, checkpoint_id: str
+    ) -> str:
+        try:
+            scope = await _session_scope(project_id, agent_instance_id, session_id)
+            cid = validate_identifier(checkpoint_id, "checkpoint_id")
+            cp = await rt.store.get_checkpoint(scope, cid)
+            if cp is None:
+                raise NotFound(f"checkpoint '{cid}' does not exist for this session")
+        except MemoryServiceError as exc:
+            raise _resource_error(exc) from None
+        data = cp.info.model_dump(mode="json")
+        data["state"] = cp.state()
+        expiring = {k: it.expires_at for k, it in cp.items.items() if it.expires_at is not None}
+        if expiring:
+            data["expires_at"] = expiring
+        return _dump(data)
+
+    @server.resource(EPISODES_URI, name="episodes", mime_type=JSON, security=_OWN_VALIDATION,
+                     description="The project's most recent episodes.")
+    async def episodes_resource(project_id: str) -> str:
+        try:
+            project = parse_uuid(project_id, "project_id")
+            episodes = await rt.episodic.recent(project, 50)
+        except MemoryServiceError as exc:
+            raise _resource_error(exc) from None
+        return _dump({"episodes": [episode_json(e) for e in episodes]})
+
+    @server.resource(EPISODE_URI, name="episode", mime_type=JSON, security=_OWN_VALIDATION,
+                     description="One episode.")
+    async def episode_resource(project_id: str, episode_id: str) -> str:
+        try:
+            episode = await rt.episodic.get(parse_uuid(project_id, "project_id"), episode_id)
+        except MemoryServiceError as exc:
+            raise _resource_error(exc) from None
+        return _dump(episode_json(episode))
+
+
+async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[Resource]:
+    """Recent checkpoints and episodes as concrete resources, newest first, bounded by settings."""
+    limit = rt.settings.resources_list_limit
+    projects = None if project is None else [project]
+    checkpoints = await rt.store.recent_checkpoints(projects, limit)
+    episodes = await rt.store.recent_episodes(projects, limit)
+    entries: list[tuple[float, Resource]] = []
+    for scope, info in checkpoints:
+        uri = CHECKPOINT_URI.format(
+            project_id=scope.project_id, agent_instance_id=scope.agent_instance_id,
+            session_id=scope.session_id, checkpoint_id=info.checkpoint_id,
+        )
+        title = f"Checkpoint {info.checkpoint_id} of session {scope.session_id}"
+        if info.label:
+            title += f" ({info.label})"
+        entries.append(
+            (
+                info.created_at.timestamp(),
+                Resource(uri=uri, name=f"checkpoint:{info.checkpoint_id}", title=title, mime_type=JSON,
+                         description=f"{info.keys_count} keys, {info.bytes} bytes, {info.created_at.isoformat()}"),
+            )
+        )
+    for ep in episodes:
+        uri = EPISODE_URI.format(project_id=ep.project_id, episode_id=ep.episode_id)
+        entries.append(
+            (
+                ep.created_at.timestamp(),
+                Resource(uri=uri, name=f"episode:{ep.episode_id}", title=ep.task_description[:120],
+                         mime_type=JSON, description=f"{ep.task_type}, {ep.outcome.value}"),
+            )
+        )
+    entries.sort(key=lambda e: e[0], reverse=True)
+    return [r for _, r in entries[:limit]]
+
+
+__all__ = ["recent_resources", "register_resources"]

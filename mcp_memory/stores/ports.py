@@ -1,0 +1,223 @@
+"""Ports: what the services need from storage, as ``typing.Protocol``s.
+
+There are two stores. The *working store* holds one session's live key-value state (SQLite embedded, Redis
+later). The *durable store* holds sessions, lifecycle events, checkpoints and episodes (SQLite embedded,
+Postgres later); its lifecycle methods each write one transaction, so a lifecycle call is never half-recorded.
+
+Contracts every adapter keeps (checked by ``tests/contract``):
+- Values travel as JSON text (:data:`~mcp_memory.models.RawJSON`); adapters never decode them.
+- Times are epoch seconds passed in by the caller (``now``), so that TTL behaviour is testable and the same
+  on every adapter. An item whose ``expires_at <= now`` does not exist for any method.
+- ``snapshot``, ``restore``, ``clear`` and ``open`` are atomic and cost a fixed number of round trips,
+  whatever the number of keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from mcp_memory.models import (
+    CheckpointData,
+    CheckpointInfo,
+    Episode,
+    Item,
+    Outcome,
+    Scope,
+    ScoredEpisode,
+    SessionInfo,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits the working store enforces atomically with the write they guard."""
+
+    max_keys: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A lifecycle event as recorded: type, time, duration, outcome (``ok`` or an error code) and details."""
+
+    event_type: str
+    at: float
+    duration_ms: float
+    outcome: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeFilter:
+    """Filters of ``search_episodes`` and the episode listing, applied in the store's query."""
+
+    outcome: Outcome | None = None
+    task_type: str | None = None
+    agent_instance_id: UUID | None = None
+    since: float | None = None
+
+
+@runtime_checkable
+class WorkingStore(Protocol):
+    """One session's live key-value state.
+
+    A session is writable once ``open`` has run and until ``seal`` runs; writes to an unknown session raise
+    ``NotFound`` and writes to a sealed one raise ``Conflict``. Reads of an unknown session see nothing.
+    """
+
+    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
+        """Make the session writable and write its initial items, atomically. Returns the count written."""
+        ...
+
+    async def seal(self, scope: Scope) -> None:
+        """Refuse all further writes to the session (it is being terminated)."""
+        ...
+
+    async def unseal(self, scope: Scope) -> None:
+        """Undo ``seal`` when terminate failed before it was recorded (no-op once terminated)."""
+        ...
+
+    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
+        """Create or replace one key. ``TooLarge`` if it is a new key and the session is full."""
+        ...
+
+    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
+        """One live item, or None."""
+        ...
+
+    async def delete(self, scope: Scope, key: str, now: float) -> bool:
+        """Delete one key; True if a live key was deleted. Writing rules as for ``set``."""
+        ...
+
+    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
+        """Live keys starting with ``prefix``, sorted."""
+        ...
+
+    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
+        """All live items at one instant: never half of a concurrent write."""
+        ...
+
+    async def restore(
+        self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
+    ) -> int:
+        """Atomically (optionally) clear the session and write ``items``; readers see before or after only.
+        Items already expired at ``now`` are skipped. Returns the count written."""
+        ...
+
+    async def clear(self, scope: Scope, now: float) -> int:
+        """Delete every key of the session; returns how many live keys were deleted."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class DurableStore(Protocol):
+    """Sessions, lifecycle events, checkpoints and episodes. Each ``record_*`` method is one transaction."""
+
+    # -- sessions and events ---------------------------------------------------------------------------
+    async def create_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+    ) -> SessionInfo:
+        """Create a running session and record its spawn event. ``Conflict`` if it exists already."""
+        ...
+
+    async def discard_session(self, scope: Scope) -> None:
+        """Undo ``create_session`` (used only when opening working memory failed right after it)."""
+        ...
+
+    async def get_session(self, scope: Scope) -> SessionInfo | None:
+        """The session's record, or None."""
+        ...
+
+    async def record_event(self, scope: Scope, event: EventRecord) -> None:
+        """Record an event on an existing session (a failed lifecycle call, for instance)."""
+        ...
+
+    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
+        """The session's events, oldest first."""
+        ...
+
+    # -- lifecycle transitions -------------------------------------------------------------------------
+    async def record_pause(
+        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+    ) -> None:
+        """Store a checkpoint, mark the session paused and record the event. ``Conflict`` (and nothing
+        written) if the checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is
+        missing or terminated."""
+        ...
+
+    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+        """Mark the session running and record the event."""
+        ...
+
+    async def record_terminate(
+        self, scope: Scope, episode: Episode | None, embedding: Sequence[float] | None,
+        result: Mapping[str, Any], event: EventRecord,
+    ) -> dict[str, Any]:
+        """Store the episode, mark the session terminated with ``result`` and record the event.
+
+        Idempotent: if the session is terminated already, nothing is written and the stored result is
+        returned. Otherwise returns ``result``."""
+        ...
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        """One checkpoint with its items; ``None`` as the id means the newest."""
+        ...
+
+    async def list_checkpoints(
+        self, scope: Scope, limit: int, before: str | None
+    ) -> list[CheckpointInfo]:
+        """Newest first. ``before`` is a checkpoint id: list those created before it (``NotFound`` if unknown)."""
+        ...
+
+    async def recent_checkpoints(
+        self, projects: Sequence[UUID] | None, limit: int
+    ) -> list[tuple[Scope, CheckpointInfo]]:
+        """Newest checkpoints across sessions, for resource listings (None: every project)."""
+        ...
+
+    # -- episodes --------------------------------------------------------------------------------------
+    async def add_episode(self, episode: Episode, embedding: Sequence[float] | None) -> None:
+        """Store an episode and its embedding (None if it has none yet)."""
+        ...
+
+    async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
+        """One episode of a project."""
+        ...
+
+    async def recent_episodes(
+        self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
+    ) -> list[Episode]:
+        """Newest episodes first (None: every project)."""
+        ...
+
+    async def search_episodes(
+        self,
+        project_id: UUID,
+        query: str,
+        query_embedding: Sequence[float] | None,
+        flt: EpisodeFilter,
+        limit: int,
+        now: float,
+    ) -> list[ScoredEpisode]:
+        """Rank the project's episodes for ``query``: full-text, fused with vector similarity when a query
+        embedding is given, blended with importance and recency. Best first."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+__all__ = ["DurableStore", "EpisodeFilter", "EventRecord", "Item", "Limits", "WorkingStore"]

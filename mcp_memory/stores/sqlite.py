@@ -1,0 +1,915 @@
+"""The embedded store: SQLite through SQLAlchemy async (aiosqlite), one file, both ports.
+
+One :class:`SqliteStore` is the working store and the durable store at once. Every method is one
+transaction; write transactions start with ``BEGIN IMMEDIATE`` so that two writers (also in two processes
+sharing the file) queue on SQLite's lock instead of failing a read-to-write upgrade. The file runs in WAL
+mode: readers never block the writer, and each statement reads one consistent snapshot, which is what makes
+``snapshot`` atomic against concurrent writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from array import array
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import anyio
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from mcp_memory.errors import Conflict, Internal, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.models import (
+    CheckpointData,
+    CheckpointInfo,
+    Episode,
+    Item,
+    Outcome,
+    Scope,
+    ScoredEpisode,
+    SessionInfo,
+    SessionStatus,
+    to_datetime,
+)
+from mcp_memory.ranking import RRF_K, blend, rrf
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS sessions (
+        id INTEGER PRIMARY KEY,
+        project_id TEXT NOT NULL,
+        agent_instance_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        agent_type_id TEXT,
+        status TEXT NOT NULL,
+        sealed INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        episode_id TEXT,
+        terminated_at REAL,
+        terminate_result TEXT,
+        UNIQUE (project_id, agent_instance_id, session_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS working_items (
+        session_pk INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        expires_at REAL,
+        PRIMARY KEY (session_pk, key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS events (
+        id INTEGER PRIMARY KEY,
+        session_pk INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        event_type TEXT NOT NULL,
+        at REAL NOT NULL,
+        duration_ms REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX IF NOT EXISTS events_session ON events (session_pk, id)",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_pk INTEGER NOT NULL REFERENCES sessions(id),
+        checkpoint_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        keys_count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        label TEXT,
+        content_hash TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (session_pk, checkpoint_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS checkpoint_items (
+        checkpoint_pk INTEGER NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        expires_at REAL,
+        PRIMARY KEY (checkpoint_pk, key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS episodes (
+        id INTEGER PRIMARY KEY,
+        episode_id TEXT NOT NULL UNIQUE,
+        project_id TEXT NOT NULL,
+        agent_instance_id TEXT NOT NULL,
+        session_id TEXT,
+        task_type TEXT NOT NULL,
+        task_description TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        outcome_details TEXT NOT NULL DEFAULT '',
+        lessons_learned TEXT NOT NULL DEFAULT '[]',
+        importance_score REAL NOT NULL,
+        context_summary TEXT NOT NULL DEFAULT '',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        embedding BLOB,
+        embedding_model TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(
+        task_type, task_description, outcome_details, lessons, context_summary,
+        content='', tokenize='porter unicode61'
+    )""",
+]
+
+_SESSION_PK = (
+    "(SELECT id FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s)"
+)
+_LIVE = "(expires_at IS NULL OR expires_at > :now)"
+# bm25 column weights: task_type, task_description, outcome_details, lessons, context_summary.
+_BM25 = "bm25(episodes_fts, 1.0, 4.0, 1.5, 3.0, 0.5)"
+_FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
+_VECTOR_SCAN_LIMIT = 20_000
+
+
+def _scope_params(scope: Scope) -> dict[str, Any]:
+    return {"p": scope.project, "a": scope.agent, "s": scope.session_id}
+
+
+def _fts_query(query: str) -> str | None:
+    """A user's words as an FTS5 OR-query of quoted tokens (so no FTS syntax can be injected)."""
+    tokens = _FTS_TOKEN.findall(query.lower())[:64]
+    if not tokens:
+        return None
+    return " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens))
+
+
+def _vector_to_blob(vector: Sequence[float]) -> bytes:
+    return array("f", vector).tobytes()
+
+
+def _blob_to_vector(blob: bytes) -> array[float]:
+    vec = array("f")
+    vec.frombytes(blob)
+    return vec
+
+
+class SqliteStore:
+    """Working store and durable store on one SQLite file (see the module docstring)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = make_url(url)
+        self._engine: AsyncEngine | None = None
+        # Writers in this process queue here instead of spinning on SQLite's busy handler.
+        self._write_lock = anyio.Lock()
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        """The database file (``:memory:`` for an in-memory database)."""
+        return self._url.database or ":memory:"
+
+    async def start(self) -> None:
+        """Open the engine and create the schema if the file is new."""
+        if self._engine is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self._url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let us issue BEGIN ourselves (pysqlite's implicit transactions are wrong for this).
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA busy_timeout=30000",
+            ):
+                cur.execute(pragma)
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            write = conn.get_execution_options().get("mcp_memory_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        self._engine = engine
+        try:
+            async with self._write() as conn:
+                for statement in _SCHEMA:
+                    await conn.exec_driver_sql(statement)
+                row = (await conn.execute(text("SELECT version FROM schema_version"))).first()
+                if row is None:
+                    await conn.execute(
+                        text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": SCHEMA_VERSION}
+                    )
+                elif row[0] > SCHEMA_VERSION:
+                    raise Unavailable(
+                        f"the database {self.path} has schema version {row[0]}, newer than this "
+                        f"mcp-memory understands ({SCHEMA_VERSION}); upgrade mcp-memory"
+                    )
+        except BaseException:
+            self._engine = None
+            await engine.dispose()
+            raise
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def ping(self) -> dict[str, Any]:
+        """Check the store answers; returns facts for ``mcp-memory doctor``."""
+        async with self._read() as conn:
+            version = (await conn.execute(text("SELECT sqlite_version()"))).scalar_one()
+            schema = (await conn.execute(text("SELECT version FROM schema_version"))).scalar_one()
+            sessions = (await conn.execute(text("SELECT COUNT(*) FROM sessions"))).scalar_one()
+            episodes = (await conn.execute(text("SELECT COUNT(*) FROM episodes"))).scalar_one()
+        return {
+            "sqlite_version": version,
+            "schema_version": schema,
+            "sessions": sessions,
+            "episodes": episodes,
+            "path": self.path,
+        }
+
+    def _require_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise Unavailable("the SQLite store is not started")
+        return self._engine
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except MemoryServiceError:
+            raise
+        except OperationalError as exc:
+            logger.warning("SQLite operational error: %s", exc)
+            raise Unavailable("the SQLite store is busy or unreachable; retry later") from exc
+        except DBAPIError as exc:
+            logger.exception("SQLite error")
+            raise Internal("the store failed unexpectedly; see the server log") from exc
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        engine = self._require_engine()
+        async with self._guard(), self._write_lock, engine.connect() as conn:
+            conn = await conn.execution_options(mcp_memory_write=True)
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        engine = self._require_engine()
+        async with self._guard(), engine.connect() as conn, conn.begin():
+            yield conn
+
+    async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT id, status, sealed FROM sessions "
+                    "WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"
+                ),
+                _scope_params(scope),
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+        if row.sealed or row.status == SessionStatus.TERMINATED:
+            raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
+        return int(row.id)
+
+    @staticmethod
+    async def _live_count(conn: AsyncConnection, session_pk: int, now: float) -> int:
+        return int(
+            (
+                await conn.execute(
+                    text(f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {_LIVE}"),
+                    {"pk": session_pk, "now": now},
+                )
+            ).scalar_one()
+        )
+
+    @staticmethod
+    async def _insert_items(
+        conn: AsyncConnection, session_pk: int, items: Mapping[str, Item], now: float
+    ) -> int:
+        rows = [
+            {"pk": session_pk, "k": key, "v": item.value, "e": item.expires_at}
+            for key, item in items.items()
+            if item.expires_at is None or item.expires_at > now
+        ]
+        if rows:
+            await conn.execute(
+                text(
+                    "INSERT INTO working_items (session_pk, key, value, expires_at) VALUES (:pk, :k, :v, :e) "
+                    "ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, "
+                    "expires_at = excluded.expires_at"
+                ),
+                rows,
+            )
+        return len(rows)
+
+    # -- working store ---------------------------------------------------------------------------------
+    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
+        if len(items) > limits.max_keys:
+            raise TooLarge(f"{len(items)} keys exceed the limit of {limits.max_keys} keys per session")
+        async with self._write() as conn:
+            pk = await self._writable_session(conn, scope)
+            return await self._insert_items(conn, pk, items, now)
+
+    async def seal(self, scope: Scope) -> None:
+        await self._set_sealed(scope, True)
+
+    async def unseal(self, scope: Scope) -> None:
+        await self._set_sealed(scope, False)
+
+    async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE sessions SET sealed = :sealed WHERE project_id = :p AND agent_instance_id = :a "
+                    "AND session_id = :s AND status != 'terminated'"
+                ),
+                {**_scope_params(scope), "sealed": int(sealed)},
+            )
+
+    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
+        async with self._write() as conn:
+            pk = await self._writable_session(conn, scope)
+            exists = (
+                await conn.execute(
+                    text(f"SELECT 1 FROM working_items WHERE session_pk = :pk AND key = :k AND {_LIVE}"),
+                    {"pk": pk, "k": key, "now": now},
+                )
+            ).first()
+            if exists is None and await self._live_count(conn, pk, now) >= limits.max_keys:
+                raise TooLarge(
+                    f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
+                    "delete some before adding new ones"
+                )
+            await self._insert_items(conn, pk, {key: item}, now)
+
+    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"SELECT value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
+                        f"AND key = :k AND {_LIVE}"
+                    ),
+                    {**_scope_params(scope), "k": key, "now": now},
+                )
+            ).first()
+        return None if row is None else Item(row.value, row.expires_at)
+
+    async def delete(self, scope: Scope, key: str, now: float) -> bool:
+        async with self._write() as conn:
+            pk = await self._writable_session(conn, scope)
+            row = (
+                await conn.execute(
+                    text("DELETE FROM working_items WHERE session_pk = :pk AND key = :k RETURNING expires_at"),
+                    {"pk": pk, "k": key},
+                )
+            ).first()
+        return row is not None and (row.expires_at is None or row.expires_at > now)
+
+    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT key FROM working_items WHERE session_pk = {_SESSION_PK} AND {_LIVE} "
+                    "AND substr(key, 1, :n) = :prefix ORDER BY key"
+                ),
+                {**_scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix},
+            )
+            return [row.key for row in result]
+
+    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
+                    f"AND {_LIVE} ORDER BY key"
+                ),
+                {**_scope_params(scope), "now": now},
+            )
+            return {row.key: Item(row.value, row.expires_at) for row in result}
+
+    async def restore(
+        self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
+    ) -> int:
+        if clear and len(items) > limits.max_keys:
+            raise TooLarge(f"{len(items)} keys exceed the limit of {limits.max_keys} keys per session")
+        async with self._write() as conn:
+            pk = await self._writable_session(conn, scope)
+            if clear:
+                await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
+            written = await self._insert_items(conn, pk, items, now)
+            if not clear and await self._live_count(conn, pk, now) > limits.max_keys:
+                raise TooLarge(
+                    f"restoring without clearing would exceed {limits.max_keys} keys per session; "
+                    "nothing was restored"
+                )
+            return written
+
+    async def clear(self, scope: Scope, now: float) -> int:
+        async with self._write() as conn:
+            pk = (await conn.execute(text(f"SELECT {_SESSION_PK}"), _scope_params(scope))).scalar()
+            if pk is None:
+                return 0
+            live = await self._live_count(conn, pk, now)
+            await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
+            return live
+
+    # -- sessions and events ---------------------------------------------------------------------------
+    @staticmethod
+    async def _insert_event(conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
+        await conn.execute(
+            text(
+                "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
+                "VALUES (:pk, :t, :at, :d, :o, :detail)"
+            ),
+            {
+                "pk": session_pk,
+                "t": ev.event_type,
+                "at": ev.at,
+                "d": ev.duration_ms,
+                "o": ev.outcome,
+                "detail": json.dumps(dict(ev.detail), default=str),
+            },
+        )
+
+    async def create_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+    ) -> SessionInfo:
+        async with self._write() as conn:
+            pk = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, "
+                        "status, created_at, updated_at, metadata) VALUES (:p, :a, :s, :t, 'running', :now, "
+                        ":now, :m) ON CONFLICT DO NOTHING RETURNING id"
+                    ),
+                    {
+                        **_scope_params(scope),
+                        "t": str(agent_type_id) if agent_type_id else None,
+                        "now": now,
+                        "m": json.dumps(dict(metadata)),
+                    },
+                )
+            ).scalar()
+            if pk is None:
+                status = (
+                    await conn.execute(
+                        text("SELECT status FROM sessions WHERE id = " + _SESSION_PK), _scope_params(scope)
+                    )
+                ).scalar()
+                raise Conflict(
+                    f"session '{scope.session_id}' exists already (status {status}); "
+                    "use resume to continue it, or spawn a new session_id"
+                )
+            await self._insert_event(conn, pk, event)
+        session = await self.get_session(scope)
+        assert session is not None
+        return session
+
+    async def discard_session(self, scope: Scope) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                text(
+                    "DELETE FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s "
+                    "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id)"
+                ),
+                _scope_params(scope),
+            )
+
+    async def get_session(self, scope: Scope) -> SessionInfo | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT * FROM sessions "
+                        "WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"
+                    ),
+                    _scope_params(scope),
+                )
+            ).first()
+        if row is None:
+            return None
+        return SessionInfo(
+            project_id=UUID(row.project_id),
+            agent_instance_id=UUID(row.agent_instance_id),
+            session_id=row.session_id,
+            agent_type_id=UUID(row.agent_type_id) if row.agent_type_id else None,
+            status=SessionStatus(row.status),
+            created_at=to_datetime(row.created_at),
+            updated_at=to_datetime(row.updated_at),
+            metadata=json.loads(row.metadata),
+            episode_id=UUID(row.episode_id) if row.episode_id else None,
+            terminated_at=to_datetime(row.terminated_at),
+            terminate_result=json.loads(row.terminate_result) if row.terminate_result else None,
+        )
+
+    async def record_event(self, scope: Scope, event: EventRecord) -> None:
+        async with self._write() as conn:
+            pk = (await conn.execute(text(f"SELECT {_SESSION_PK}"), _scope_params(scope))).scalar()
+            if pk is not None:
+                await self._insert_event(conn, pk, event)
+
+    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT event_type, at, duration_ms, outcome, detail FROM events "
+                    f"WHERE session_pk = {_SESSION_PK} ORDER BY id LIMIT :limit"
+                ),
+                {**_scope_params(scope), "limit": limit},
+            )
+            return [
+                EventRecord(r.event_type, r.at, r.duration_ms, r.outcome, json.loads(r.detail)) for r in result
+            ]
+
+    # -- lifecycle transitions -------------------------------------------------------------------------
+    async def record_pause(
+        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+    ) -> None:
+        async with self._write() as conn:
+            pk = await self._writable_session(conn, scope)
+            cp_pk = (
+                await conn.execute(
+                    text(
+                        "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
+                        "label, content_hash, metadata) VALUES (:pk, :cid, :at, :n, :b, :label, :h, :m) "
+                        "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING id"
+                    ),
+                    {
+                        "pk": pk,
+                        "cid": info.checkpoint_id,
+                        "at": info.created_at.timestamp(),
+                        "n": info.keys_count,
+                        "b": info.bytes,
+                        "label": info.label,
+                        "h": info.content_hash,
+                        "m": json.dumps(info.metadata),
+                    },
+                )
+            ).scalar()
+            if cp_pk is None:
+                raise Conflict(
+                    f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
+                    "overwritten (omit checkpoint_id to get a fresh one)"
+                )
+            if items:
+                await conn.execute(
+                    text(
+                        "INSERT INTO checkpoint_items (checkpoint_pk, key, value, expires_at) "
+                        "VALUES (:c, :k, :v, :e)"
+                    ),
+                    [{"c": cp_pk, "k": k, "v": it.value, "e": it.expires_at} for k, it in items.items()],
+                )
+            await conn.execute(
+                text("UPDATE sessions SET status = 'paused', updated_at = :now WHERE id = :pk"),
+                {"now": event.at, "pk": pk},
+            )
+            await self._insert_event(conn, pk, event)
+
+    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+        async with self._write() as conn:
+            pk = await self._writable_session(conn, scope)
+            await conn.execute(
+                text("UPDATE sessions SET status = 'running', updated_at = :now WHERE id = :pk"),
+                {"now": event.at, "pk": pk},
+            )
+            await self._insert_event(conn, pk, event)
+
+    async def record_terminate(
+        self,
+        scope: Scope,
+        episode: Episode | None,
+        embedding: Sequence[float] | None,
+        result: Mapping[str, Any],
+        event: EventRecord,
+    ) -> dict[str, Any]:
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT id, status, terminate_result FROM sessions "
+                        "WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"
+                    ),
+                    _scope_params(scope),
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
+            if row.status == SessionStatus.TERMINATED:
+                stored: dict[str, Any] = json.loads(row.terminate_result or "{}")
+                return stored
+            if episode is not None:
+                await self._insert_episode(conn, episode, embedding)
+            await conn.execute(
+                text(
+                    "UPDATE sessions SET status = 'terminated', sealed = 1, updated_at = :now, "
+                    "terminated_at = :now, episode_id = :e, terminate_result = :r WHERE id = :pk"
+                ),
+                {
+                    "now": event.at,
+                    "e": str(episode.episode_id) if episode else None,
+                    "r": json.dumps(dict(result)),
+                    "pk": row.id,
+                },
+            )
+            await self._insert_event(conn, row.id, event)
+            return dict(result)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    @staticmethod
+    def _checkpoint_info(row: Any) -> CheckpointInfo:
+        created = to_datetime(row.created_at)
+        assert created is not None
+        return CheckpointInfo(
+            checkpoint_id=row.checkpoint_id,
+            created_at=created,
+            keys_count=row.keys_count,
+            bytes=row.bytes,
+            label=row.label,
+            content_hash=row.content_hash,
+            metadata=json.loads(row.metadata),
+        )
+
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        params = _scope_params(scope)
+        if checkpoint_id is None:
+            where = "ORDER BY id DESC LIMIT 1"
+        else:
+            where = "AND checkpoint_id = :cid"
+            params["cid"] = checkpoint_id
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"), params
+                )
+            ).first()
+            if row is None:
+                return None
+            result = await conn.execute(
+                text("SELECT key, value, expires_at FROM checkpoint_items WHERE checkpoint_pk = :c ORDER BY key"),
+                {"c": row.id},
+            )
+            items = {r.key: Item(r.value, r.expires_at) for r in result}
+        return CheckpointData(self._checkpoint_info(row), items)
+
+    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
+        params: dict[str, Any] = {**_scope_params(scope), "limit": limit}
+        async with self._read() as conn:
+            bound = ""
+            if before is not None:
+                pk = (
+                    await conn.execute(
+                        text(f"SELECT id FROM checkpoints WHERE session_pk = {_SESSION_PK} AND checkpoint_id = :b"),
+                        {**params, "b": before},
+                    )
+                ).scalar()
+                if pk is None:
+                    raise NotFound(f"checkpoint '{before}' (given as before) does not exist for this session")
+                bound = "AND id < :bound"
+                params["bound"] = pk
+            result = await conn.execute(
+                text(
+                    f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
+                    "ORDER BY id DESC LIMIT :limit"
+                ),
+                params,
+            )
+            return [self._checkpoint_info(r) for r in result]
+
+    async def recent_checkpoints(
+        self, projects: Sequence[UUID] | None, limit: int
+    ) -> list[tuple[Scope, CheckpointInfo]]:
+        where, params = self._projects_clause("s.project_id", projects)
+        params["limit"] = limit
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT c.*, s.project_id, s.agent_instance_id, s.session_id FROM checkpoints c "
+                    f"JOIN sessions s ON s.id = c.session_pk {where} ORDER BY c.id DESC LIMIT :limit"
+                ),
+                params,
+            )
+            return [
+                (
+                    Scope(UUID(r.project_id), UUID(r.agent_instance_id), r.session_id),
+                    self._checkpoint_info(r),
+                )
+                for r in result
+            ]
+
+    @staticmethod
+    def _projects_clause(column: str, projects: Sequence[UUID] | None) -> tuple[str, dict[str, Any]]:
+        if projects is None:
+            return "", {}
+        names = [f":proj{i}" for i in range(len(projects))]
+        if not names:
+            return "WHERE 0", {}
+        return f"WHERE {column} IN ({', '.join(names)})", {
+            f"proj{i}": str(p) for i, p in enumerate(projects)
+        }
+
+    # -- episodes --------------------------------------------------------------------------------------
+    @staticmethod
+    async def _insert_episode(
+        conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None
+    ) -> None:
+        rowid = (
+            await conn.execute(
+                text(
+                    "INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, "
+                    "task_description, outcome, outcome_details, lessons_learned, importance_score, "
+                    "context_summary, metadata, created_at, embedding) VALUES (:id, :p, :a, :s, :tt, :td, :o, "
+                    ":od, :ll, :imp, :cs, :m, :at, :emb) RETURNING id"
+                ),
+                {
+                    "id": str(ep.episode_id),
+                    "p": str(ep.project_id),
+                    "a": str(ep.agent_instance_id),
+                    "s": ep.session_id,
+                    "tt": ep.task_type,
+                    "td": ep.task_description,
+                    "o": ep.outcome.value,
+                    "od": ep.outcome_details,
+                    "ll": json.dumps(ep.lessons_learned),
+                    "imp": ep.importance_score,
+                    "cs": ep.context_summary,
+                    "m": json.dumps(ep.metadata),
+                    "at": ep.created_at.timestamp(),
+                    "emb": _vector_to_blob(embedding) if embedding is not None else None,
+                },
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                "INSERT INTO episodes_fts (rowid, task_type, task_description, outcome_details, lessons, "
+                "context_summary) VALUES (:r, :tt, :td, :od, :ll, :cs)"
+            ),
+            {
+                "r": rowid,
+                "tt": ep.task_type.replace("_", " "),
+                "td": ep.task_description,
+                "od": ep.outcome_details,
+                "ll": "\n".join(ep.lessons_learned),
+                "cs": ep.context_summary,
+            },
+        )
+
+    async def add_episode(self, episode: Episode, embedding: Sequence[float] | None) -> None:
+        async with self._write() as conn:
+            await self._insert_episode(conn, episode, embedding)
+
+    @staticmethod
+    def _episode(row: Any) -> Episode:
+        return Episode(
+            episode_id=UUID(row.episode_id),
+            project_id=UUID(row.project_id),
+            agent_instance_id=UUID(row.agent_instance_id),
+            session_id=row.session_id,
+            task_type=row.task_type,
+            task_description=row.task_description,
+            outcome=Outcome(row.outcome),
+            outcome_details=row.outcome_details,
+            lessons_learned=json.loads(row.lessons_learned),
+            importance_score=row.importance_score,
+            context_summary=row.context_summary,
+            metadata=json.loads(row.metadata),
+            created_at=to_datetime(row.created_at),
+            embedded=row.embedding is not None,
+        )
+
+    async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text("SELECT * FROM episodes WHERE project_id = :p AND episode_id = :e"),
+                    {"p": str(project_id), "e": str(episode_id)},
+                )
+            ).first()
+        return None if row is None else self._episode(row)
+
+    @staticmethod
+    def _filter_clause(flt: EpisodeFilter | None, prefix: str = "") -> tuple[str, dict[str, Any]]:
+        if flt is None:
+            return "", {}
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        if flt.outcome is not None:
+            parts.append(f"{prefix}outcome = :f_outcome")
+            params["f_outcome"] = flt.outcome.value
+        if flt.task_type is not None:
+            parts.append(f"{prefix}task_type = :f_task_type")
+            params["f_task_type"] = flt.task_type
+        if flt.agent_instance_id is not None:
+            parts.append(f"{prefix}agent_instance_id = :f_agent")
+            params["f_agent"] = str(flt.agent_instance_id)
+        if flt.since is not None:
+            parts.append(f"{prefix}created_at >= :f_since")
+            params["f_since"] = flt.since
+        return "".join(f" AND {p}" for p in parts), params
+
+    async def recent_episodes(
+        self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
+    ) -> list[Episode]:
+        where, params = self._projects_clause("project_id", projects)
+        extra, fparams = self._filter_clause(flt)
+        if not where:
+            where = "WHERE 1"
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(f"SELECT * FROM episodes {where}{extra} ORDER BY created_at DESC, id DESC LIMIT :limit"),
+                {**params, **fparams, "limit": limit},
+            )
+            return [self._episode(r) for r in result]
+
+    async def search_episodes(
+        self,
+        project_id: UUID,
+        query: str,
+        query_embedding: Sequence[float] | None,
+        flt: EpisodeFilter,
+        limit: int,
+        now: float,
+    ) -> list[ScoredEpisode]:
+        pool = max(limit * 10, 50)
+        extra, fparams = self._filter_clause(flt, prefix="e.")
+        base = {"p": str(project_id), **fparams}
+        text_ranked: list[str] = []
+        vector_ranked: list[str] = []
+        async with self._read() as conn:
+            match = _fts_query(query)
+            if match is not None:
+                result = await conn.execute(
+                    text(
+                        "SELECT e.episode_id FROM episodes_fts JOIN episodes e ON e.id = episodes_fts.rowid "
+                        f"WHERE episodes_fts MATCH :q AND e.project_id = :p{extra} "
+                        f"ORDER BY {_BM25} LIMIT :pool"
+                    ),
+                    {**base, "q": match, "pool": pool},
+                )
+                text_ranked = [r.episode_id for r in result]
+            if query_embedding is not None:
+                result = await conn.execute(
+                    text(
+                        "SELECT e.episode_id, e.embedding FROM episodes e WHERE e.project_id = :p "
+                        f"AND e.embedding IS NOT NULL{extra} ORDER BY e.created_at DESC LIMIT :scan"
+                    ),
+                    {**base, "scan": _VECTOR_SCAN_LIMIT},
+                )
+                q = array("f", query_embedding)
+                scored = []
+                for r in result:
+                    vec = _blob_to_vector(r.embedding)
+                    if len(vec) == len(q):
+                        # Vectors are stored L2-normalised, so the dot product is the cosine.
+                        scored.append((sum(a * b for a, b in zip(vec, q, strict=True)), r.episode_id))
+                scored.sort(reverse=True)
+                vector_ranked = [eid for _, eid in scored[:pool]]
+            lists = [r for r in (text_ranked, vector_ranked) if r]
+            fused = rrf(lists)
+            if not fused:
+                return []
+            # Scale so that an episode ranked first by every list scores 1.0.
+            best = len(lists) / (RRF_K + 1)
+            fused = {eid: score / best for eid, score in fused.items()}
+            ids = list(fused)
+            names = ", ".join(f":id{i}" for i in range(len(ids)))
+            result = await conn.execute(
+                text(f"SELECT * FROM episodes WHERE episode_id IN ({names})"),
+                {f"id{i}": eid for i, eid in enumerate(ids)},
+            )
+            episodes = {r.episode_id: self._episode(r) for r in result}
+        ranked = sorted(
+            (
+                ScoredEpisode(
+                    **ep.model_dump(),
+                    score=round(blend(fused[eid], ep.importance_score, ep.created_at.timestamp(), now), 6),
+                )
+                for eid, ep in episodes.items()
+            ),
+            key=lambda s: s.score,
+            reverse=True,
+        )
+        return ranked[:limit]
+
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]

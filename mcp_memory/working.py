@@ -1,0 +1,125 @@
+"""WorkingMemory: one session's key-value state, with limits and per-key TTL.
+
+Every input is checked before anything is written: the key (non-empty, at most ``max_key_length``
+characters), the value (JSON, at most ``max_value_bytes`` serialised) and the TTL (a positive number of
+seconds). The store then enforces what needs the current state atomically (keys per session, a terminated
+session's refusal of writes).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from mcp_memory.config import Settings
+from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
+from mcp_memory.models import Item, RawJSON, Scope, decode_value, encode_value, to_datetime
+from mcp_memory.stores.ports import Limits, WorkingStore
+
+MAX_TTL_SECONDS = 10 * 365 * 86400
+
+
+class WorkingMemory:
+    """Validated access to working memory. Stateless apart from its store and settings."""
+
+    def __init__(
+        self, store: WorkingStore, settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+        self.limits = Limits(max_keys=settings.max_keys_per_session)
+
+    @property
+    def store(self) -> WorkingStore:
+        """The working store this service writes to."""
+        return self._store
+
+    def now(self) -> float:
+        """The service clock, in epoch seconds."""
+        return self._clock()
+
+    # -- validation ------------------------------------------------------------------------------------
+    def check_key(self, key: Any) -> str:
+        """A valid key, or ``invalid_argument`` / ``too_large``."""
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument("key must be a non-empty string")
+        if len(key) > self._settings.max_key_length:
+            raise TooLarge(
+                f"key is {len(key)} characters long; the limit is {self._settings.max_key_length}"
+            )
+        if "\x00" in key:
+            raise InvalidArgument("key must not contain NUL characters")
+        return key
+
+    def encode(self, value: Any, what: str = "value") -> RawJSON:
+        """Serialise a value, enforcing the size limit."""
+        raw = encode_value(value)
+        size = len(raw.encode("utf-8"))
+        if size > self._settings.max_value_bytes:
+            raise TooLarge(
+                f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes"
+            )
+        return raw
+
+    def expiry(self, ttl_seconds: Any, now: float) -> float | None:
+        """Absolute expiry for a TTL (None for no TTL)."""
+        if ttl_seconds is None:
+            return None
+        if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float):
+            raise InvalidArgument("ttl_seconds must be a number of seconds")
+        if not math.isfinite(ttl_seconds) or ttl_seconds <= 0 or ttl_seconds > MAX_TTL_SECONDS:
+            raise InvalidArgument(f"ttl_seconds must be > 0 and at most {MAX_TTL_SECONDS}")
+        return now + float(ttl_seconds)
+
+    def prepare(self, state: Any, what: str = "initial_state") -> dict[str, Item]:
+        """Validate a whole state object (``{key: value}``) into items, before anything is written."""
+        if state is None:
+            return {}
+        if not isinstance(state, Mapping):
+            raise InvalidArgument(f"{what} must be a JSON object of key -> value")
+        if len(state) > self._settings.max_keys_per_session:
+            raise TooLarge(
+                f"{what} has {len(state)} keys; the limit is {self._settings.max_keys_per_session} per session"
+            )
+        return {self.check_key(k): Item(self.encode(v, f"value of key {k!r}")) for k, v in state.items()}
+
+    # -- operations ------------------------------------------------------------------------------------
+    async def set(self, scope: Scope, key: str, value: Any, ttl_seconds: float | None = None) -> datetime | None:
+        """Store ``value`` under ``key``; returns when it expires (None: never)."""
+        now = self.now()
+        item = Item(self.encode(value), self.expiry(ttl_seconds, now))
+        await self._store.set(scope, self.check_key(key), item, now, self.limits)
+        return to_datetime(item.expires_at)
+
+    async def get_item(self, scope: Scope, key: str) -> Item:
+        """The stored item (JSON text and expiry), or ``not_found``."""
+        item = await self._store.get(scope, self.check_key(key), self.now())
+        if item is None:
+            raise NotFound(f"key {key!r} does not exist in session '{scope.session_id}' (or has expired)")
+        return item
+
+    async def get(self, scope: Scope, key: str) -> Any:
+        """The decoded value, or ``not_found``."""
+        return decode_value((await self.get_item(scope, key)).value)
+
+    async def delete(self, scope: Scope, key: str) -> bool:
+        """Delete a key; False if there was no live key."""
+        return await self._store.delete(scope, self.check_key(key), self.now())
+
+    async def list_keys(self, scope: Scope, prefix: str | None = None) -> list[str]:
+        """Live keys, sorted, optionally only those starting with ``prefix``."""
+        if prefix is not None and not isinstance(prefix, str):
+            raise InvalidArgument("prefix must be a string")
+        return await self._store.list_keys(scope, prefix or "", self.now())
+
+    async def state(self, scope: Scope) -> dict[str, Any]:
+        """All live keys with decoded values (for the session resource)."""
+        items = await self._store.snapshot(scope, self.now())
+        return {k: decode_value(it.value) for k, it in items.items()}
+
+
+__all__ = ["MAX_TTL_SECONDS", "WorkingMemory"]
