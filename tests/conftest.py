@@ -1,0 +1,124 @@
+"""Shared fixtures: real stores on temporary files, a controllable clock, MCP clients.
+
+The store fixtures are parametrised by adapter name; the Redis and Postgres adapters join the contract
+suite by adding their names to ``WORKING_ADAPTERS`` / ``DURABLE_ADAPTERS`` and a branch to ``make_store``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_memory.config import Settings
+from mcp_memory.models import Scope
+from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
+from mcp_memory.stores.sqlite import SqliteStore
+
+WORKING_ADAPTERS = ["sqlite"]
+DURABLE_ADAPTERS = ["sqlite"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class FakeClock:
+    """A clock tests move by hand (epoch seconds), so TTL tests need no sleeping."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self.now = start if start is not None else time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url)
+
+
+@pytest.fixture
+def make_settings(db_url: str) -> Callable[..., Settings]:
+    """Settings on the test's database with overrides, e.g. ``make_settings(max_keys_per_session=5)``."""
+
+    def make(**overrides: Any) -> Settings:
+        return Settings(**{"database_url": db_url, **overrides})
+
+    return make
+
+
+@pytest.fixture
+async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
+    """A started runtime on a fresh SQLite file, with the fake clock."""
+    async with MemoryRuntime(settings, clock=clock) as rt:
+        yield rt
+
+
+def new_scope(session_id: str = "s1") -> Scope:
+    """A scope with fresh random project and agent ids."""
+    return Scope(uuid.uuid4(), uuid.uuid4(), session_id)
+
+
+@pytest.fixture
+def scope() -> Scope:
+    return new_scope()
+
+
+# -- the contract suite's store pair ---------------------------------------------------------------------
+async def make_store(name: str, tmp_path: Path) -> Any:
+    if name == "sqlite":
+        store = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
+        await store.start()
+        return store
+    raise ValueError(f"unknown adapter {name}")
+
+
+class StorePair:
+    """A working store and a durable store, as one runtime would use them."""
+
+    def __init__(self, working: WorkingStore, durable: DurableStore) -> None:
+        self.working = working
+        self.durable = durable
+        self.limits = Limits(max_keys=100)
+
+    async def open_session(self, scope: Scope, now: float, items: dict[str, Any] | None = None) -> None:
+        """Create the session in the durable store and open its working memory."""
+        event = EventRecord("spawn", now, 0.0, "ok", {})
+        await self.durable.create_session(scope, None, {}, now, event)
+        await self.working.open(scope, items or {}, now, self.limits)
+
+
+@pytest.fixture(
+    params=[(w, d) for w in WORKING_ADAPTERS for d in DURABLE_ADAPTERS],
+    ids=lambda p: f"{p[0]}+{p[1]}",
+)
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorePair]:
+    working_name, durable_name = request.param
+    durable = await make_store(durable_name, tmp_path)
+    working = durable if working_name == durable_name else await make_store(working_name, tmp_path)
+    try:
+        yield StorePair(working, durable)
+    finally:
+        await durable.close()
+        if working is not durable:
+            await working.close()
