@@ -10,9 +10,9 @@ The Python API works without MCP::
 
 __version__ = "0.1.0"
 
-from mcp_memory.config import Settings  # noqa: E402
-from mcp_memory.episodic import EpisodicMemory  # noqa: E402
-from mcp_memory.errors import (  # noqa: E402
+from mcp_memory.config import Settings
+from mcp_memory.episodic import EpisodicMemory
+from mcp_memory.errors import (
     Conflict,
     Forbidden,
     Internal,
@@ -22,8 +22,8 @@ from mcp_memory.errors import (  # noqa: E402
     TooLarge,
     Unavailable,
 )
-from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks  # noqa: E402
-from mcp_memory.models import (  # noqa: E402
+from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks
+from mcp_memory.models import (
     Episode,
     LifecycleEvent,
     LifecycleResult,
@@ -31,8 +31,8 @@ from mcp_memory.models import (  # noqa: E402
     Scope,
     SessionStatus,
 )
-from mcp_memory.runtime import MemoryRuntime  # noqa: E402
-from mcp_memory.working import WorkingMemory  # noqa: E402
+from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.working import WorkingMemory
 
 __all__ = [
     "AgentLifecycleManager",

@@ -71,9 +71,7 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL of the durable store; unset means the embedded SQLite file.",
     )
     redis_url: str | None = Field(default=None, description="Working memory in Redis (not in this release).")
-    project_id: UUID | None = Field(
-        default=None, description="Default project for calls that do not pass project_id."
-    )
+    project_id: UUID | None = Field(default=None, description="Default project for calls that do not pass project_id.")
 
     max_key_length: int = Field(default=256, ge=1, description="Longest key, in characters.")
     max_value_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest value, serialised, in bytes.")

@@ -8,6 +8,7 @@ OpenAI-compatible HTTP API, sentence-transformers) plug in behind the same proto
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import zlib
@@ -60,7 +61,7 @@ class HashEmbedding:
     def _features(self, text: str) -> list[tuple[str, float]]:
         words = [w.lower() for w in _WORD.findall(text)]
         feats: list[tuple[str, float]] = [("w:" + w, 1.0) for w in words]
-        feats += [("b:" + a + " " + b, 0.5) for a, b in zip(words, words[1:], strict=False)]
+        feats += [("b:" + a + " " + b, 0.5) for a, b in itertools.pairwise(words)]
         for w in words:
             padded = f"#{w}#"
             feats += [("t:" + padded[i : i + 3], 0.3) for i in range(len(padded) - 2)]

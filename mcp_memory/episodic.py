@@ -175,8 +175,7 @@ class EpisodicMemory:
             with anyio.fail_after(EMBED_TIMEOUT_SECONDS):
                 vectors = await self._embedder.embed(list(texts))
         except Exception:
-            logger.warning("embedding with %s failed; continuing without vectors", self._embedder.name,
-                           exc_info=True)
+            logger.warning("embedding with %s failed; continuing without vectors", self._embedder.name, exc_info=True)
             return None
         return vectors
 
@@ -233,9 +232,7 @@ class EpisodicMemory:
         flt = EpisodeFilter(
             outcome=None if outcome is None else parse_outcome(outcome),
             task_type=None if task_type is None else check_text(task_type, "task_type", MAX_TASK_TYPE),
-            agent_instance_id=None
-            if agent_instance_id is None
-            else parse_uuid(agent_instance_id, "agent_instance_id"),
+            agent_instance_id=None if agent_instance_id is None else parse_uuid(agent_instance_id, "agent_instance_id"),
             since=parse_since(since),
         )
         vectors = await self.embed([text])

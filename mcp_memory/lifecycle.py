@@ -94,8 +94,7 @@ class LifecycleHooks:
                 with anyio.fail_after(self.timeout_seconds):
                     await hook(event)
             except Exception:
-                logger.warning("%s hook %s failed; the operation stands", event.event_type, name,
-                               exc_info=True)
+                logger.warning("%s hook %s failed; the operation stands", event.event_type, name, exc_info=True)
 
     async def run_spawn_hooks(self, event: LifecycleEvent) -> None:
         """Run all spawn hooks (seed API)."""
@@ -201,7 +200,7 @@ class AgentLifecycleManager:
         self, scope: Scope, event_type: str, started: float, exc: MemoryServiceError, metadata: Any
     ) -> None:
         """A failed lifecycle call on an existing session is recorded too (best effort)."""
-        detail = {"error": exc.message}
+        detail: dict[str, Any] = {"error": exc.message}
         if isinstance(metadata, dict):
             detail["metadata"] = metadata
         try:
@@ -210,7 +209,12 @@ class AgentLifecycleManager:
             logger.warning("could not record the failed %s event", event_type, exc_info=True)
 
     async def _finish(
-        self, event_type: str, scope: Scope, started: float, data: dict[str, Any], metadata: dict[str, Any],
+        self,
+        event_type: str,
+        scope: Scope,
+        started: float,
+        data: dict[str, Any],
+        metadata: dict[str, Any],
         agent_type_id: Any = None,
     ) -> LifecycleResult:
         event = LifecycleEvent(
@@ -260,8 +264,12 @@ class AgentLifecycleManager:
                 await self._durable.discard_session(scope)
             raise
         return await self._finish(
-            "spawn", scope, started, {"session_id": scope.session_id, "status": "running",
-                                      "initial_items": written}, meta, agent_type,
+            "spawn",
+            scope,
+            started,
+            {"session_id": scope.session_id, "status": "running", "initial_items": written},
+            meta,
+            agent_type,
         )
 
     # -- pause -----------------------------------------------------------------------------------------
@@ -383,14 +391,11 @@ class AgentLifecycleManager:
         started = self._clock()
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         result_outcome = parse_outcome(outcome)
-        for name, flag in (("consolidate_to_episodic", consolidate_to_episodic),
-                           ("cleanup_working", cleanup_working)):
+        for name, flag in (("consolidate_to_episodic", consolidate_to_episodic), ("cleanup_working", cleanup_working)):
             if not isinstance(flag, bool):
                 raise InvalidArgument(f"{name} must be true or false")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
-        description = (
-            None if task_description is None else check_text(task_description, "task_description", 20_000)
-        )
+        description = None if task_description is None else check_text(task_description, "task_description", 20_000)
         # Validate the episode's fields before anything is written.
         draft = self._episodic.build(
             scope.project_id,

@@ -12,7 +12,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +30,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def to_datetime(epoch: float) -> datetime: ...
+@overload
+def to_datetime(epoch: None) -> None: ...
+@overload
+def to_datetime(epoch: float | None) -> datetime | None: ...
 def to_datetime(epoch: float | None) -> datetime | None:
     """Epoch seconds (as stores keep them) to an aware UTC datetime."""
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
@@ -42,8 +48,7 @@ def validate_identifier(value: Any, what: str) -> str:
     if not _IDENTIFIER.fullmatch(value):
         shown = value if len(value) <= 40 else value[:40] + "..."
         raise InvalidArgument(
-            f"{what} {shown!r} is not valid: use 1-128 characters from A-Z a-z 0-9 . _ - "
-            f"(got {len(value)} characters)"
+            f"{what} {shown!r} is not valid: use 1-128 characters from A-Z a-z 0-9 . _ - (got {len(value)} characters)"
         )
     return value
 
@@ -92,9 +97,7 @@ def parse_outcome(value: Any) -> Outcome:
     try:
         return Outcome(value)
     except ValueError:
-        raise InvalidArgument(
-            f"outcome must be one of success, failure, partial; got {value!r}"
-        ) from None
+        raise InvalidArgument(f"outcome must be one of success, failure, partial; got {value!r}") from None
 
 
 class SessionStatus(enum.StrEnum):
@@ -256,8 +259,8 @@ __all__ = [
     "LifecycleResult",
     "Outcome",
     "RawJSON",
-    "ScoredEpisode",
     "Scope",
+    "ScoredEpisode",
     "SessionInfo",
     "SessionStatus",
     "decode_value",

@@ -25,9 +25,7 @@ MAX_TTL_SECONDS = 10 * 365 * 86400
 class WorkingMemory:
     """Validated access to working memory. Stateless apart from its store and settings."""
 
-    def __init__(
-        self, store: WorkingStore, settings: Settings, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, store: WorkingStore, settings: Settings, clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
@@ -48,9 +46,7 @@ class WorkingMemory:
         if not isinstance(key, str) or not key:
             raise InvalidArgument("key must be a non-empty string")
         if len(key) > self._settings.max_key_length:
-            raise TooLarge(
-                f"key is {len(key)} characters long; the limit is {self._settings.max_key_length}"
-            )
+            raise TooLarge(f"key is {len(key)} characters long; the limit is {self._settings.max_key_length}")
         if "\x00" in key:
             raise InvalidArgument("key must not contain NUL characters")
         return key
@@ -60,9 +56,7 @@ class WorkingMemory:
         raw = encode_value(value)
         size = len(raw.encode("utf-8"))
         if size > self._settings.max_value_bytes:
-            raise TooLarge(
-                f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes"
-            )
+            raise TooLarge(f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes")
         return raw
 
     def expiry(self, ttl_seconds: Any, now: float) -> float | None:

@@ -18,6 +18,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
     CallToolResult,
@@ -29,7 +30,6 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 
-from mcp.shared.exceptions import MCPError
 from mcp_memory import __version__
 from mcp_memory.config import Settings
 from mcp_memory.errors import Internal, InvalidArgument, MemoryServiceError, NotFound

@@ -53,8 +53,13 @@ def register_resources(server: MemoryServer) -> None:
         await rt.lifecycle.session(scope)
         return scope
 
-    @server.resource(SESSION_URI, name="session", mime_type=JSON, security=_OWN_VALIDATION,
-                     description="A session: status, timestamps and its live working memory.")
+    @server.resource(
+        SESSION_URI,
+        name="session",
+        mime_type=JSON,
+        security=_OWN_VALIDATION,
+        description="A session: status, timestamps and its live working memory.",
+    )
     async def session_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
         try:
             scope = Scope.parse(project_id, agent_instance_id, session_id)
@@ -67,8 +72,13 @@ def register_resources(server: MemoryServer) -> None:
         data["keys_count"] = len(state)
         return _dump(data)
 
-    @server.resource(CHECKPOINTS_URI, name="checkpoints", mime_type=JSON, security=_OWN_VALIDATION,
-                     description="The session's checkpoints, newest first.")
+    @server.resource(
+        CHECKPOINTS_URI,
+        name="checkpoints",
+        mime_type=JSON,
+        security=_OWN_VALIDATION,
+        description="The session's checkpoints, newest first.",
+    )
     async def checkpoints_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
         try:
             rows = await rt.lifecycle.list_checkpoints(project_id, agent_instance_id, session_id, 500)
@@ -76,16 +86,21 @@ def register_resources(server: MemoryServer) -> None:
             raise _resource_error(exc) from None
         for row in rows:
             row["uri"] = CHECKPOINT_URI.format(
-                project_id=project_id, agent_instance_id=agent_instance_id, session_id=session_id,
+                project_id=project_id,
+                agent_instance_id=agent_instance_id,
+                session_id=session_id,
                 checkpoint_id=row["checkpoint_id"],
             )
         return _dump({"checkpoints": rows})
 
-    @server.resource(CHECKPOINT_URI, name="checkpoint", mime_type=JSON, security=_OWN_VALIDATION,
-                     description="One checkpoint, its state included.")
-    async def checkpoint_resource(
-        project_id: str, agent_instance_id: str, session_id: str, checkpoint_id: str
-    ) -> str:
+    @server.resource(
+        CHECKPOINT_URI,
+        name="checkpoint",
+        mime_type=JSON,
+        security=_OWN_VALIDATION,
+        description="One checkpoint, its state included.",
+    )
+    async def checkpoint_resource(project_id: str, agent_instance_id: str, session_id: str, checkpoint_id: str) -> str:
         try:
             scope = await _session_scope(project_id, agent_instance_id, session_id)
             cid = validate_identifier(checkpoint_id, "checkpoint_id")
@@ -101,8 +116,13 @@ def register_resources(server: MemoryServer) -> None:
             data["expires_at"] = expiring
         return _dump(data)
 
-    @server.resource(EPISODES_URI, name="episodes", mime_type=JSON, security=_OWN_VALIDATION,
-                     description="The project's most recent episodes.")
+    @server.resource(
+        EPISODES_URI,
+        name="episodes",
+        mime_type=JSON,
+        security=_OWN_VALIDATION,
+        description="The project's most recent episodes.",
+    )
     async def episodes_resource(project_id: str) -> str:
         try:
             project = parse_uuid(project_id, "project_id")
@@ -111,8 +131,7 @@ def register_resources(server: MemoryServer) -> None:
             raise _resource_error(exc) from None
         return _dump({"episodes": [episode_json(e) for e in episodes]})
 
-    @server.resource(EPISODE_URI, name="episode", mime_type=JSON, security=_OWN_VALIDATION,
-                     description="One episode.")
+    @server.resource(EPISODE_URI, name="episode", mime_type=JSON, security=_OWN_VALIDATION, description="One episode.")
     async def episode_resource(project_id: str, episode_id: str) -> str:
         try:
             episode = await rt.episodic.get(parse_uuid(project_id, "project_id"), episode_id)
@@ -130,8 +149,10 @@ async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[Reso
     entries: list[tuple[float, Resource]] = []
     for scope, info in checkpoints:
         uri = CHECKPOINT_URI.format(
-            project_id=scope.project_id, agent_instance_id=scope.agent_instance_id,
-            session_id=scope.session_id, checkpoint_id=info.checkpoint_id,
+            project_id=scope.project_id,
+            agent_instance_id=scope.agent_instance_id,
+            session_id=scope.session_id,
+            checkpoint_id=info.checkpoint_id,
         )
         title = f"Checkpoint {info.checkpoint_id} of session {scope.session_id}"
         if info.label:
@@ -139,8 +160,13 @@ async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[Reso
         entries.append(
             (
                 info.created_at.timestamp(),
-                Resource(uri=uri, name=f"checkpoint:{info.checkpoint_id}", title=title, mime_type=JSON,
-                         description=f"{info.keys_count} keys, {info.bytes} bytes, {info.created_at.isoformat()}"),
+                Resource(
+                    uri=uri,
+                    name=f"checkpoint:{info.checkpoint_id}",
+                    title=title,
+                    mime_type=JSON,
+                    description=f"{info.keys_count} keys, {info.bytes} bytes, {info.created_at.isoformat()}",
+                ),
             )
         )
     for ep in episodes:
@@ -148,8 +174,13 @@ async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[Reso
         entries.append(
             (
                 ep.created_at.timestamp(),
-                Resource(uri=uri, name=f"episode:{ep.episode_id}", title=ep.task_description[:120],
-                         mime_type=JSON, description=f"{ep.task_type}, {ep.outcome.value}"),
+                Resource(
+                    uri=uri,
+                    name=f"episode:{ep.episode_id}",
+                    title=ep.task_description[:120],
+                    mime_type=JSON,
+                    description=f"{ep.task_type}, {ep.outcome.value}",
+                ),
             )
         )
     entries.sort(key=lambda e: e[0], reverse=True)

@@ -37,9 +37,7 @@ CheckpointId = Annotated[
         pattern=r"^[A-Za-z0-9._-]{1,128}$",
     ),
 ]
-Metadata = Annotated[
-    dict[str, Any] | None, Field(description="Free-form JSON object recorded with the event.")
-]
+Metadata = Annotated[dict[str, Any] | None, Field(description="Free-form JSON object recorded with the event.")]
 OutcomeArg = Literal["success", "failure", "partial"]
 Key = Annotated[str, Field(description="The key (1-256 characters).", min_length=1)]
 
@@ -178,8 +176,7 @@ def register_tools(server: MemoryServer) -> None:
         """Checkpoint the session's whole working memory durably (an atomic snapshot), before stopping
         or before a risky step. Returns the checkpoint_id to resume from later. A checkpoint_id that
         exists already fails with `conflict` and overwrites nothing."""
-        r = await rt.lifecycle.pause(project(project_id), agent_instance_id, session_id, checkpoint_id, label,
-                                     metadata)
+        r = await rt.lifecycle.pause(project(project_id), agent_instance_id, session_id, checkpoint_id, label, metadata)
         return PauseResult(**r.data)
 
     @server.tool()
@@ -198,8 +195,9 @@ def register_tools(server: MemoryServer) -> None:
         """Restore working memory from a checkpoint (the newest by default), atomically, and mark the
         session running. Use after a restart or to roll back. Unknown checkpoint: `not_found`, and working
         memory is left untouched."""
-        r = await rt.lifecycle.resume(project(project_id), agent_instance_id, session_id, checkpoint_id,
-                                      clear_current, metadata)
+        r = await rt.lifecycle.resume(
+            project(project_id), agent_instance_id, session_id, checkpoint_id, clear_current, metadata
+        )
         return ResumeResult(**r.data)
 
     @server.tool()
@@ -222,8 +220,15 @@ def register_tools(server: MemoryServer) -> None:
         then clear working memory. Safe to call twice: the second call returns the same episode_id.
         Checkpoints stay readable; the session accepts no more writes."""
         r = await rt.lifecycle.terminate(
-            project(project_id), agent_instance_id, session_id, task_description, outcome, lessons_learned,
-            consolidate_to_episodic, cleanup_working, metadata,
+            project(project_id),
+            agent_instance_id,
+            session_id,
+            task_description,
+            outcome,
+            lessons_learned,
+            consolidate_to_episodic,
+            cleanup_working,
+            metadata,
         )
         return TerminateResult(**r.data)
 
@@ -238,8 +243,7 @@ def register_tools(server: MemoryServer) -> None:
         ] = None,
     ) -> CheckpointList:
         """List the session's checkpoints, newest first, with their size and label."""
-        rows = await rt.lifecycle.list_checkpoints(project(project_id), agent_instance_id, session_id, limit,
-                                                   before)
+        rows = await rt.lifecycle.list_checkpoints(project(project_id), agent_instance_id, session_id, limit, before)
         items = [CheckpointSummary(**row) for row in rows]
         return CheckpointList(checkpoints=items, next_before=items[-1].checkpoint_id if len(items) == limit else None)
 
@@ -251,9 +255,7 @@ def register_tools(server: MemoryServer) -> None:
         key: Key,
         value: Annotated[Any, Field(description="Any JSON value (up to 1 MiB serialised by default).")],
         project_id: ProjectId = None,
-        ttl_seconds: Annotated[
-            float | None, Field(gt=0, description="Expire the key after this many seconds.")
-        ] = None,
+        ttl_seconds: Annotated[float | None, Field(gt=0, description="Expire the key after this many seconds.")] = None,
     ) -> MemorySetResult:
         """Store a JSON value under a key in the session's working memory (replacing any previous value)."""
         s = scope(project_id, agent_instance_id, session_id)
@@ -314,8 +316,16 @@ def register_tools(server: MemoryServer) -> None:
     ) -> RecordEpisodeResult:
         """Record an experience (a task and how it went) so that future tasks can find it."""
         ep = await rt.episodic.record_episode(
-            project(project_id), agent_instance_id, task_type, task_description, outcome, session_id,
-            outcome_details, lessons_learned, importance_score, metadata,
+            project(project_id),
+            agent_instance_id,
+            task_type,
+            task_description,
+            outcome,
+            session_id,
+            outcome_details,
+            lessons_learned,
+            importance_score,
+            metadata,
         )
         return RecordEpisodeResult(episode_id=str(ep.episode_id))
 
@@ -335,8 +345,7 @@ def register_tools(server: MemoryServer) -> None:
     ) -> SearchEpisodesResult:
         """Find past episodes relevant to a task, best first, each with its relevance score. Use it at
         the start of a task to reuse what earlier sessions learned."""
-        hits = await rt.episodic.search(project(project_id), query, limit, outcome, task_type,
-                                        agent_instance_id, since)
+        hits = await rt.episodic.search(project(project_id), query, limit, outcome, task_type, agent_instance_id, since)
         return SearchEpisodesResult(
             episodes=[
                 EpisodeHit(

@@ -99,9 +99,7 @@ class WorkingStore(Protocol):
         """All live items at one instant: never half of a concurrent write."""
         ...
 
-    async def restore(
-        self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
-    ) -> int:
+    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
         """Atomically (optionally) clear the session and write ``items``; readers see before or after only.
         Items already expired at ``now`` are skipped. Returns the count written."""
         ...
@@ -161,8 +159,12 @@ class DurableStore(Protocol):
         ...
 
     async def record_terminate(
-        self, scope: Scope, episode: Episode | None, embedding: Sequence[float] | None,
-        result: Mapping[str, Any], event: EventRecord,
+        self,
+        scope: Scope,
+        episode: Episode | None,
+        embedding: Sequence[float] | None,
+        result: Mapping[str, Any],
+        event: EventRecord,
     ) -> dict[str, Any]:
         """Store the episode, mark the session terminated with ``result`` and record the event.
 
@@ -175,9 +177,7 @@ class DurableStore(Protocol):
         """One checkpoint with its items; ``None`` as the id means the newest."""
         ...
 
-    async def list_checkpoints(
-        self, scope: Scope, limit: int, before: str | None
-    ) -> list[CheckpointInfo]:
+    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
         """Newest first. ``before`` is a checkpoint id: list those created before it (``NotFound`` if unknown)."""
         ...
 

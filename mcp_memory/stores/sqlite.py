@@ -15,7 +15,6 @@ import re
 from array import array
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -124,9 +123,7 @@ _SCHEMA = [
     )""",
 ]
 
-_SESSION_PK = (
-    "(SELECT id FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s)"
-)
+_SESSION_PK = "(SELECT id FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s)"
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # bm25 column weights: task_type, task_description, outcome_details, lessons, context_summary.
 _BM25 = "bm25(episodes_fts, 1.0, 4.0, 1.5, 3.0, 0.5)"
@@ -176,7 +173,7 @@ class SqliteStore:
         if self._engine is not None:
             return
         if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            await (await anyio.Path(self.path).expanduser()).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(self._url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -205,9 +202,7 @@ class SqliteStore:
                     await conn.exec_driver_sql(statement)
                 row = (await conn.execute(text("SELECT version FROM schema_version"))).first()
                 if row is None:
-                    await conn.execute(
-                        text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": SCHEMA_VERSION}
-                    )
+                    await conn.execute(text("INSERT INTO schema_version (version) VALUES (:v)"), {"v": SCHEMA_VERSION})
                 elif row[0] > SCHEMA_VERSION:
                     raise Unavailable(
                         f"the database {self.path} has schema version {row[0]}, newer than this "
@@ -298,9 +293,7 @@ class SqliteStore:
         )
 
     @staticmethod
-    async def _insert_items(
-        conn: AsyncConnection, session_pk: int, items: Mapping[str, Item], now: float
-    ) -> int:
+    async def _insert_items(conn: AsyncConnection, session_pk: int, items: Mapping[str, Item], now: float) -> int:
         rows = [
             {"pk": session_pk, "k": key, "v": item.value, "e": item.expires_at}
             for key, item in items.items()
@@ -403,9 +396,7 @@ class SqliteStore:
             )
             return {row.key: Item(row.value, row.expires_at) for row in result}
 
-    async def restore(
-        self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
-    ) -> int:
+    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
         if clear and len(items) > limits.max_keys:
             raise TooLarge(f"{len(items)} keys exceed the limit of {limits.max_keys} keys per session")
         async with self._write() as conn:
@@ -415,8 +406,7 @@ class SqliteStore:
             written = await self._insert_items(conn, pk, items, now)
             if not clear and await self._live_count(conn, pk, now) > limits.max_keys:
                 raise TooLarge(
-                    f"restoring without clearing would exceed {limits.max_keys} keys per session; "
-                    "nothing was restored"
+                    f"restoring without clearing would exceed {limits.max_keys} keys per session; nothing was restored"
                 )
             return written
 
@@ -500,10 +490,7 @@ class SqliteStore:
         async with self._read() as conn:
             row = (
                 await conn.execute(
-                    text(
-                        "SELECT * FROM sessions "
-                        "WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"
-                    ),
+                    text("SELECT * FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"),
                     _scope_params(scope),
                 )
             ).first()
@@ -538,9 +525,7 @@ class SqliteStore:
                 ),
                 {**_scope_params(scope), "limit": limit},
             )
-            return [
-                EventRecord(r.event_type, r.at, r.duration_ms, r.outcome, json.loads(r.detail)) for r in result
-            ]
+            return [EventRecord(r.event_type, r.at, r.duration_ms, r.outcome, json.loads(r.detail)) for r in result]
 
     # -- lifecycle transitions -------------------------------------------------------------------------
     async def record_pause(
@@ -575,8 +560,7 @@ class SqliteStore:
             if items:
                 await conn.execute(
                     text(
-                        "INSERT INTO checkpoint_items (checkpoint_pk, key, value, expires_at) "
-                        "VALUES (:c, :k, :v, :e)"
+                        "INSERT INTO checkpoint_items (checkpoint_pk, key, value, expires_at) VALUES (:c, :k, :v, :e)"
                     ),
                     [{"c": cp_pk, "k": k, "v": it.value, "e": it.expires_at} for k, it in items.items()],
                 )
@@ -659,9 +643,7 @@ class SqliteStore:
             params["cid"] = checkpoint_id
         async with self._read() as conn:
             row = (
-                await conn.execute(
-                    text(f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"), params
-                )
+                await conn.execute(text(f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"), params)
             ).first()
             if row is None:
                 return None
@@ -689,8 +671,7 @@ class SqliteStore:
                 params["bound"] = pk
             result = await conn.execute(
                 text(
-                    f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
-                    "ORDER BY id DESC LIMIT :limit"
+                    f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} ORDER BY id DESC LIMIT :limit"
                 ),
                 params,
             )
@@ -724,15 +705,11 @@ class SqliteStore:
         names = [f":proj{i}" for i in range(len(projects))]
         if not names:
             return "WHERE 0", {}
-        return f"WHERE {column} IN ({', '.join(names)})", {
-            f"proj{i}": str(p) for i, p in enumerate(projects)
-        }
+        return f"WHERE {column} IN ({', '.join(names)})", {f"proj{i}": str(p) for i, p in enumerate(projects)}
 
     # -- episodes --------------------------------------------------------------------------------------
     @staticmethod
-    async def _insert_episode(
-        conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None
-    ) -> None:
+    async def _insert_episode(conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None) -> None:
         rowid = (
             await conn.execute(
                 text(
