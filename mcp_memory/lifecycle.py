@@ -255,7 +255,12 @@ class AgentLifecycleManager:
         meta = check_metadata(metadata, self._settings.max_value_bytes)
         items = self._working.prepare(initial_state)
         event = self._event("spawn", started, "ok", {"initial_items": len(items), "metadata": meta})
-        await self._durable.create_session(scope, agent_type, meta, started, event)
+        try:
+            await self._durable.create_session(scope, agent_type, meta, started, event)
+        except Conflict as exc:
+            # Recorded on the existing session: an operator sees the double spawn.
+            await self._record_failure(scope, "spawn", started, exc, meta)
+            raise
         try:
             written = await self._working.store.open(scope, items, started, self._working.limits)
         except BaseException:
@@ -443,6 +448,9 @@ class AgentLifecycleManager:
             event = self._event("terminate", started, "ok", {**result, "metadata": meta})
             stored = await self._durable.record_terminate(scope, episode, vector, result, event)
             recorded = True
+        except MemoryServiceError as exc:
+            await self._record_failure(scope, "terminate", started, exc, meta)
+            raise
         finally:
             if not recorded:
                 with anyio.CancelScope(shield=True):
