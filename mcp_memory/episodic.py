@@ -90,7 +90,8 @@ def parse_since(value: Any) -> float | None:
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidArgument(f"since must be an ISO 8601 date-time, got {value!r}") from None
+            shown = value if len(value) <= 40 else value[:40] + "..."
+            raise InvalidArgument(f"since must be an ISO 8601 date-time, got {shown!r}") from None
     else:
         raise InvalidArgument("since must be an ISO 8601 date-time string")
     if dt.tzinfo is None:

@@ -294,7 +294,7 @@ class AgentLifecycleManager:
         label_text = None if label is None else check_text(label, "label", MAX_LABEL)
         meta = check_metadata(metadata, self._settings.max_value_bytes)
         try:
-            await self._live_session(scope, "pause")
+            # No separate session check: record_pause refuses an unknown or terminated session itself.
             items = await self._working.store.snapshot(scope, started)
             content_hash, size = _content_hash(items)
             created = to_datetime(started)
@@ -349,9 +349,9 @@ class AgentLifecycleManager:
             raise InvalidArgument("clear_current must be true or false")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
         try:
-            await self._live_session(scope, "resume")
             checkpoint = await self._durable.get_checkpoint(scope, wanted)
             if checkpoint is None:
+                await self._live_session(scope, "resume")  # the better error if the session is the problem
                 if wanted is None:
                     raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
                 raise NotFound(f"checkpoint '{wanted}' does not exist for this session")

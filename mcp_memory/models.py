@@ -66,14 +66,43 @@ def parse_uuid(value: Any, what: str) -> UUID:
     raise InvalidArgument(f"{what} must be a UUID such as '123e4567-e89b-12d3-a456-426614174000', got {shown}")
 
 
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of objects and arrays a value may have."""
+
+
+def _check_containers(value: Any) -> None:
+    """Dict keys must be strings (json.dumps would silently turn 1 into "1") and nesting is bounded.
+
+    Walks containers only, iteratively; scalars are left to json.dumps, which rejects everything else.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+            for k in node:
+                if not isinstance(k, str):
+                    raise InvalidArgument(f"value is not JSON: object keys must be strings, got {type(k).__name__}")
+        elif isinstance(node, list | tuple):
+            children = node
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidArgument(f"value is nested deeper than {MAX_JSON_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+
+
 def encode_value(value: Any) -> RawJSON:
     """Serialise a working-memory value to compact JSON text, or raise ``invalid_argument`` if it is not JSON.
 
-    Only JSON types pass: dict (with string keys), list, str, int, float (finite), bool and None.
+    Only JSON types pass: dict (with string keys), list, str, int, float (finite), bool and None, nested at
+    most ``MAX_JSON_DEPTH`` levels.
     """
+    if isinstance(value, dict | list | tuple):
+        _check_containers(value)
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidArgument(f"value is not JSON-serialisable: {exc}") from None
 
 

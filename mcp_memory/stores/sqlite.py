@@ -125,6 +125,16 @@ _SCHEMA = [
 
 _SESSION_PK = "(SELECT id FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s)"
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
+_SET_SQL = f"""
+INSERT INTO working_items (session_pk, key, value, expires_at)
+SELECT s.id, :k, :v, :e FROM sessions s
+WHERE s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s
+  AND s.sealed = 0 AND s.status != 'terminated'
+  AND (EXISTS (SELECT 1 FROM working_items WHERE session_pk = s.id AND key = :k AND {_LIVE})
+       OR (SELECT COUNT(*) FROM working_items WHERE session_pk = s.id AND {_LIVE}) < :max)
+ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+RETURNING 1
+"""
 # bm25 column weights: task_type, task_description, outcome_details, lessons, context_summary.
 _BM25 = "bm25(episodes_fts, 1.0, 4.0, 1.5, 3.0, 0.5)"
 _FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -143,6 +153,13 @@ def _fts_query(query: str) -> str | None:
     return " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens))
 
 
+def _check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
+    """A whole new state must fit the key limit; items already expired do not count (they are skipped)."""
+    live = sum(1 for it in items.values() if it.expires_at is None or it.expires_at > now)
+    if live > limits.max_keys:
+        raise TooLarge(f"{live} keys exceed the limit of {limits.max_keys} keys per session")
+
+
 def _vector_to_blob(vector: Sequence[float]) -> bytes:
     return array("f", vector).tobytes()
 
@@ -159,6 +176,7 @@ class SqliteStore:
     def __init__(self, url: str) -> None:
         self._url = make_url(url)
         self._engine: AsyncEngine | None = None
+        self._writer: AsyncConnection | None = None
         # Writers in this process queue here instead of spinning on SQLite's busy handler.
         self._write_lock = anyio.Lock()
 
@@ -174,7 +192,8 @@ class SqliteStore:
             return
         if self.path != ":memory:":
             await (await anyio.Path(self.path).expanduser()).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(self._url, connect_args={"timeout": 30})
+        # Every transaction here ends explicitly, so the pool's reset-on-return ROLLBACK is a wasted hop.
+        engine = create_async_engine(self._url, connect_args={"timeout": 30}, pool_reset_on_return=None)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -192,8 +211,10 @@ class SqliteStore:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            write = conn.get_execution_options().get("mcp_memory_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            options = conn.get_execution_options()
+            if options.get("mcp_memory_autocommit"):
+                return  # one statement: atomic on its own, no transaction needed
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("mcp_memory_write") else "BEGIN")
 
         self._engine = engine
         try:
@@ -209,18 +230,21 @@ class SqliteStore:
                         f"mcp-memory understands ({SCHEMA_VERSION}); upgrade mcp-memory"
                     )
         except BaseException:
+            await self._drop_writer()
             self._engine = None
             await engine.dispose()
             raise
 
     async def close(self) -> None:
+        async with self._write_lock:
+            await self._drop_writer()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
 
     async def ping(self) -> dict[str, Any]:
         """Check the store answers; returns facts for ``mcp-memory doctor``."""
-        async with self._read() as conn:
+        async with self._read(statements=2) as conn:
             version = (await conn.execute(text("SELECT sqlite_version()"))).scalar_one()
             schema = (await conn.execute(text("SELECT version FROM schema_version"))).scalar_one()
             sessions = (await conn.execute(text("SELECT COUNT(*) FROM sessions"))).scalar_one()
@@ -253,17 +277,52 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """The single writer: one kept-open connection, one transaction at a time (SQLite has one writer
+        anyway). Commit and rollback are shielded from cancellation so the connection is never left
+        inside a transaction; if either fails, the connection is dropped and reopened next time."""
         engine = self._require_engine()
-        async with self._guard(), self._write_lock, engine.connect() as conn:
-            conn = await conn.execution_options(mcp_memory_write=True)
-            async with conn.begin():
+        async with self._guard(), self._write_lock:
+            if self._writer is None:
+                conn = await engine.connect()
+                self._writer = await conn.execution_options(mcp_memory_write=True)
+            conn = self._writer
+            txn = await conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await txn.rollback()
+                    except Exception:
+                        await self._drop_writer()
+                raise
+            with anyio.CancelScope(shield=True):
+                try:
+                    await txn.commit()
+                except BaseException:
+                    await self._drop_writer()
+                    raise
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            try:
+                await writer.invalidate()
+                await writer.close()
+            except Exception:
+                logger.debug("closing a broken writer connection failed", exc_info=True)
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def _read(self, *, statements: int = 1) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection. One statement reads one consistent snapshot by itself; several
+        (``statements > 1``) share a transaction so that they see the same snapshot."""
         engine = self._require_engine()
-        async with self._guard(), engine.connect() as conn, conn.begin():
-            yield conn
+        async with self._guard(), engine.connect() as conn:
+            if statements > 1:
+                async with conn.begin():
+                    yield conn
+            else:
+                yield await conn.execution_options(mcp_memory_autocommit=True)
 
     async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
         row = (
@@ -312,8 +371,7 @@ class SqliteStore:
 
     # -- working store ---------------------------------------------------------------------------------
     async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
-        if len(items) > limits.max_keys:
-            raise TooLarge(f"{len(items)} keys exceed the limit of {limits.max_keys} keys per session")
+        _check_fits(items, now, limits)
         async with self._write() as conn:
             pk = await self._writable_session(conn, scope)
             return await self._insert_items(conn, pk, items, now)
@@ -335,20 +393,23 @@ class SqliteStore:
             )
 
     async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
+        # The hot path: one statement checks the session is writable and the key fits, and upserts.
+        params = {
+            **_scope_params(scope),
+            "k": key,
+            "v": item.value,
+            "e": item.expires_at,
+            "now": now,
+            "max": limits.max_keys,
+        }
         async with self._write() as conn:
-            pk = await self._writable_session(conn, scope)
-            exists = (
-                await conn.execute(
-                    text(f"SELECT 1 FROM working_items WHERE session_pk = :pk AND key = :k AND {_LIVE}"),
-                    {"pk": pk, "k": key, "now": now},
-                )
-            ).first()
-            if exists is None and await self._live_count(conn, pk, now) >= limits.max_keys:
-                raise TooLarge(
-                    f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
-                    "delete some before adding new ones"
-                )
-            await self._insert_items(conn, pk, {key: item}, now)
+            if (await conn.execute(text(_SET_SQL), params)).first() is not None:
+                return
+            await self._writable_session(conn, scope)  # raises NotFound / Conflict if that is why
+            raise TooLarge(
+                f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
+                "delete some before adding new ones"
+            )
 
     async def get(self, scope: Scope, key: str, now: float) -> Item | None:
         async with self._read() as conn:
@@ -397,8 +458,8 @@ class SqliteStore:
             return {row.key: Item(row.value, row.expires_at) for row in result}
 
     async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
-        if clear and len(items) > limits.max_keys:
-            raise TooLarge(f"{len(items)} keys exceed the limit of {limits.max_keys} keys per session")
+        if clear:
+            _check_fits(items, now, limits)
         async with self._write() as conn:
             pk = await self._writable_session(conn, scope)
             if clear:
@@ -641,7 +702,7 @@ class SqliteStore:
         else:
             where = "AND checkpoint_id = :cid"
             params["cid"] = checkpoint_id
-        async with self._read() as conn:
+        async with self._read(statements=2) as conn:
             row = (
                 await conn.execute(text(f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"), params)
             ).first()
@@ -656,7 +717,7 @@ class SqliteStore:
 
     async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
         params: dict[str, Any] = {**_scope_params(scope), "limit": limit}
-        async with self._read() as conn:
+        async with self._read(statements=2) as conn:
             bound = ""
             if before is not None:
                 pk = (
@@ -832,7 +893,7 @@ class SqliteStore:
         base = {"p": str(project_id), **fparams}
         text_ranked: list[str] = []
         vector_ranked: list[str] = []
-        async with self._read() as conn:
+        async with self._read(statements=2) as conn:
             match = _fts_query(query)
             if match is not None:
                 result = await conn.execute(
