@@ -1,7 +1,7 @@
 """EpisodicMemory: what agents learned, recorded as episodes and recalled by search.
 
 Search ranks full-text matches (FTS5 / tsvector in the store) fused with vector similarity when an
-embedding provider is configured (reciprocal rank fusion), blended with importance and recency; see
+embedding provider is configured (score fusion), blended with importance and recency; see
 :mod:`mcp_memory.ranking`. An embedding failure never loses an episode: it is stored without a vector.
 """
 

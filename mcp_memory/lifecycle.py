@@ -455,7 +455,10 @@ class AgentLifecycleManager:
             if not recorded:
                 with anyio.CancelScope(shield=True):
                     try:
-                        await self._working.store.unseal(scope)
+                        # Unless a concurrent terminate has recorded it meanwhile: then it stays sealed.
+                        current = await self._durable.get_session(scope)
+                        if current is not None and current.status != SessionStatus.TERMINATED:
+                            await self._working.store.unseal(scope)
                     except Exception:
                         logger.warning("could not unseal %s after a failed terminate", scope, exc_info=True)
         if stored != result:

@@ -1,28 +1,39 @@
-"""Ranking for episode recall: reciprocal rank fusion of full-text and vector results, blended with
-importance and recency. Pure functions, shared by every store adapter that ranks in Python."""
+"""Ranking for episode recall: score fusion of full-text and vector results, blended with importance and
+recency. Pure functions, shared by every store adapter that ranks in Python.
+
+Why score fusion rather than reciprocal rank fusion: RRF keeps only rank positions, so the first and
+second hit differ by under 2% whatever their actual match quality, and any recency or importance boost
+then reorders them. Dividing each list's scores by its best score keeps *how much* better a match is
+(an episode matching every query word keeps a clear lead over one matching a single word), while still
+putting the lists on one 0-1 scale before they are averaged.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
-RRF_K = 60
-"""The usual RRF constant: damps the weight of the very first ranks."""
 IMPORTANCE_WEIGHT = 0.15
 RECENCY_WEIGHT = 0.10
 RECENCY_HALF_LIFE_DAYS = 30.0
 
 
-def rrf(rankings: Sequence[Sequence[K]], k: int = RRF_K) -> dict[K, float]:
-    """Reciprocal rank fusion: each list contributes ``1 / (k + rank)`` (rank from 1) to an item's score."""
-    scores: dict[K, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return scores
+def fuse(score_lists: Sequence[Mapping[K, float]]) -> dict[K, float]:
+    """Fuse per-retriever scores (higher is better, >= 0) into one relevance in [0, 1].
+
+    Each list is divided by its own best score, then the lists are averaged; an item absent from a list
+    scores 0 there. Empty lists are ignored (a retriever that found nothing has no say)."""
+    lists = [scores for scores in score_lists if scores]
+    fused: dict[K, float] = {}
+    for scores in lists:
+        best = max(scores.values())
+        for item, score in scores.items():
+            share = score / best if best > 0 else 0.0
+            fused[item] = fused.get(item, 0.0) + share / len(lists)
+    return fused
 
 
 def recency(created_at: float, now: float, half_life_days: float = RECENCY_HALF_LIFE_DAYS) -> float:
@@ -32,18 +43,15 @@ def recency(created_at: float, now: float, half_life_days: float = RECENCY_HALF_
 
 
 def blend(relevance: float, importance: float, created_at: float, now: float) -> float:
-    """Final score: relevance scaled up by importance (0-1) and recency, so relevance dominates."""
+    """Final score: relevance scaled up by importance (0-1) and recency, by at most 25%, so that a clearly
+    better match always wins and importance and recency decide between comparable ones."""
     return relevance * (1.0 + IMPORTANCE_WEIGHT * importance + RECENCY_WEIGHT * recency(created_at, now))
 
 
-def cosine(a: Sequence[float], b: Sequence[float]) -> float:
-    """Cosine similarity of two vectors (0.0 if either is zero)."""
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(x * x for x in a))
-    nb = math.sqrt(sum(y * y for y in b))
-    if na == 0.0 or nb == 0.0:
-        return 0.0
-    return dot / (na * nb)
+def normalize(vector: Sequence[float]) -> list[float]:
+    """The vector scaled to unit length (unchanged if zero), so that a dot product is the cosine."""
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else list(vector)
 
 
-__all__ = ["RRF_K", "blend", "cosine", "recency", "rrf"]
+__all__ = ["blend", "fuse", "normalize", "recency"]

@@ -37,7 +37,7 @@ from mcp_memory.models import (
     SessionStatus,
     to_datetime,
 )
-from mcp_memory.ranking import RRF_K, blend, rrf
+from mcp_memory.ranking import blend, fuse, normalize
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
 
 logger = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
 
 
 def _vector_to_blob(vector: Sequence[float]) -> bytes:
-    return array("f", vector).tobytes()
+    return array("f", normalize(vector)).tobytes()
 
 
 def _blob_to_vector(blob: bytes) -> array[float]:
@@ -891,20 +891,21 @@ class SqliteStore:
         pool = max(limit * 10, 50)
         extra, fparams = self._filter_clause(flt, prefix="e.")
         base = {"p": str(project_id), **fparams}
-        text_ranked: list[str] = []
-        vector_ranked: list[str] = []
+        text_scores: dict[str, float] = {}
+        vector_scores: dict[str, float] = {}
         async with self._read(statements=2) as conn:
             match = _fts_query(query)
             if match is not None:
                 result = await conn.execute(
                     text(
-                        "SELECT e.episode_id FROM episodes_fts JOIN episodes e ON e.id = episodes_fts.rowid "
+                        f"SELECT e.episode_id, -{_BM25} AS score FROM episodes_fts "
+                        "JOIN episodes e ON e.id = episodes_fts.rowid "
                         f"WHERE episodes_fts MATCH :q AND e.project_id = :p{extra} "
-                        f"ORDER BY {_BM25} LIMIT :pool"
+                        "ORDER BY score DESC LIMIT :pool"
                     ),
                     {**base, "q": match, "pool": pool},
                 )
-                text_ranked = [r.episode_id for r in result]
+                text_scores = {r.episode_id: max(0.0, r.score) for r in result}
             if query_embedding is not None:
                 result = await conn.execute(
                     text(
@@ -913,22 +914,18 @@ class SqliteStore:
                     ),
                     {**base, "scan": _VECTOR_SCAN_LIMIT},
                 )
-                q = array("f", query_embedding)
+                q = array("f", normalize(query_embedding))
                 scored = []
                 for r in result:
                     vec = _blob_to_vector(r.embedding)
                     if len(vec) == len(q):
-                        # Vectors are stored L2-normalised, so the dot product is the cosine.
+                        # Stored vectors are unit length, so the dot product is the cosine.
                         scored.append((sum(a * b for a, b in zip(vec, q, strict=True)), r.episode_id))
                 scored.sort(reverse=True)
-                vector_ranked = [eid for _, eid in scored[:pool]]
-            lists = [r for r in (text_ranked, vector_ranked) if r]
-            fused = rrf(lists)
+                vector_scores = {eid: max(0.0, cos) for cos, eid in scored[:pool]}
+            fused = fuse([text_scores, vector_scores])
             if not fused:
                 return []
-            # Scale so that an episode ranked first by every list scores 1.0.
-            best = len(lists) / (RRF_K + 1)
-            fused = {eid: score / best for eid, score in fused.items()}
             ids = list(fused)
             names = ", ".join(f":id{i}" for i in range(len(ids)))
             result = await conn.execute(
