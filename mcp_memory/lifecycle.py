@@ -38,6 +38,7 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
     SessionStatus,
+    iso,
     parse_outcome,
     parse_uuid,
     to_datetime,
@@ -322,7 +323,7 @@ class AgentLifecycleManager:
                 "checkpoint_id": cp_id,
                 "items_saved": len(items),
                 "bytes": size,
-                "created_at": created.isoformat(),
+                "created_at": iso(created),
             },
             meta,
         )
@@ -371,7 +372,7 @@ class AgentLifecycleManager:
             {
                 "checkpoint_id": cp_id,
                 "items_restored": restored,
-                "checkpoint_created_at": checkpoint.info.created_at.isoformat(),
+                "checkpoint_created_at": iso(checkpoint.info.created_at),
             },
             meta,
         )
@@ -487,7 +488,7 @@ class AgentLifecycleManager:
         return [
             {
                 "checkpoint_id": i.checkpoint_id,
-                "created_at": i.created_at.isoformat(),
+                "created_at": iso(i.created_at),
                 "keys_count": i.keys_count,
                 "bytes": i.bytes,
                 "label": i.label,

@@ -41,6 +41,11 @@ def to_datetime(epoch: float | None) -> datetime | None:
     return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
+def iso(dt: datetime) -> str:
+    """A UTC time as ISO 8601 with a ``Z`` suffix: the one format every tool and resource answers with."""
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def validate_identifier(value: Any, what: str) -> str:
     """Check a session_id or checkpoint_id against SPEC.md: 1-128 of ``A-Z a-z 0-9 . _ -``."""
     if not isinstance(value, str):
@@ -294,6 +299,7 @@ __all__ = [
     "SessionStatus",
     "decode_value",
     "encode_value",
+    "iso",
     "parse_outcome",
     "parse_uuid",
     "to_datetime",

@@ -8,10 +8,11 @@ from uuid import UUID
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import ResourceSecurity
-from mcp_types import Resource
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, Resource
 
-from mcp_memory.errors import MemoryServiceError, NotFound
-from mcp_memory.models import Episode, Scope, parse_uuid, validate_identifier
+from mcp_memory.errors import InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.models import Episode, Scope, iso, parse_uuid, validate_identifier
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server.app import MemoryServer
 
@@ -38,9 +39,12 @@ def episode_json(ep: Episode) -> dict[str, Any]:
     return data
 
 
-def _resource_error(exc: MemoryServiceError) -> ResourceError:
+def _resource_error(exc: MemoryServiceError) -> Exception:
+    """SPEC.md error -> what the SDK turns into the right JSON-RPC error (-32602 for the caller's mistakes)."""
     if isinstance(exc, NotFound):
         return ResourceNotFoundError(str(exc))
+    if isinstance(exc, InvalidArgument):
+        return MCPError(code=INVALID_PARAMS, message=str(exc))
     return ResourceError(str(exc))
 
 
@@ -165,7 +169,7 @@ async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[Reso
                     name=f"checkpoint:{info.checkpoint_id}",
                     title=title,
                     mime_type=JSON,
-                    description=f"{info.keys_count} keys, {info.bytes} bytes, {info.created_at.isoformat()}",
+                    description=f"{info.keys_count} keys, {info.bytes} bytes, {iso(info.created_at)}",
                 ),
             )
         )

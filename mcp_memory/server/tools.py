@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from mcp_memory.errors import InvalidArgument
-from mcp_memory.models import Scope
+from mcp_memory.models import Scope, iso
 from mcp_memory.server.app import MemoryServer
 
 # -- argument types (their descriptions and patterns are what the model sees) -------------------------
@@ -188,7 +188,8 @@ def register_tools(server: MemoryServer) -> None:
             CheckpointId, Field(description="Checkpoint to restore; the newest if omitted.")
         ] = None,
         clear_current: Annotated[
-            bool, Field(description="Replace working memory entirely (true) or merge the checkpoint over it.")
+            bool,
+            Field(strict=True, description="Replace working memory entirely (true) or merge the checkpoint over it."),
         ] = True,
         metadata: Metadata = None,
     ) -> ResumeResult:
@@ -211,9 +212,9 @@ def register_tools(server: MemoryServer) -> None:
             list[str] | None, Field(description="Lessons worth remembering for future tasks.")
         ] = None,
         consolidate_to_episodic: Annotated[
-            bool, Field(description="Record the session as an episode for search_episodes.")
+            bool, Field(strict=True, description="Record the session as an episode for search_episodes.")
         ] = True,
-        cleanup_working: Annotated[bool, Field(description="Clear working memory afterwards.")] = True,
+        cleanup_working: Annotated[bool, Field(strict=True, description="Clear working memory afterwards.")] = True,
         metadata: Metadata = None,
     ) -> TerminateResult:
         """End the session: record it as an episode (with a summary of working memory and your lessons),
@@ -237,7 +238,7 @@ def register_tools(server: MemoryServer) -> None:
         agent_instance_id: AgentInstanceId,
         session_id: SessionId,
         project_id: ProjectId = None,
-        limit: Annotated[int, Field(ge=1, le=500, description="Page size.")] = 50,
+        limit: Annotated[int, Field(ge=1, le=500, strict=True, description="Page size.")] = 50,
         before: Annotated[
             CheckpointId, Field(description="A checkpoint_id: list only checkpoints older than it (paging).")
         ] = None,
@@ -255,12 +256,14 @@ def register_tools(server: MemoryServer) -> None:
         key: Key,
         value: Annotated[Any, Field(description="Any JSON value (up to 1 MiB serialised by default).")],
         project_id: ProjectId = None,
-        ttl_seconds: Annotated[float | None, Field(gt=0, description="Expire the key after this many seconds.")] = None,
+        ttl_seconds: Annotated[
+            float | None, Field(gt=0, strict=True, description="Expire the key after this many seconds.")
+        ] = None,
     ) -> MemorySetResult:
         """Store a JSON value under a key in the session's working memory (replacing any previous value)."""
         s = scope(project_id, agent_instance_id, session_id)
         expires = await rt.working.set(s, key, value, ttl_seconds)
-        return MemorySetResult(key=key, expires_at=expires.isoformat() if expires else None)
+        return MemorySetResult(key=key, expires_at=iso(expires) if expires else None)
 
     @server.tool()
     async def memory_get(
@@ -310,7 +313,7 @@ def register_tools(server: MemoryServer) -> None:
         outcome_details: Annotated[str | None, Field(description="What happened, in a few sentences.")] = None,
         lessons_learned: Annotated[list[str] | None, Field(description="Lessons for next time.")] = None,
         importance_score: Annotated[
-            float | None, Field(ge=0, le=1, description="0-1: how much this should weigh in recall.")
+            float | None, Field(ge=0, le=1, strict=True, description="0-1: how much this should weigh in recall.")
         ] = None,
         metadata: Metadata = None,
     ) -> RecordEpisodeResult:
@@ -333,7 +336,7 @@ def register_tools(server: MemoryServer) -> None:
     async def search_episodes(
         query: Annotated[str, Field(description="What you are looking for, in plain words.")],
         project_id: ProjectId = None,
-        limit: Annotated[int, Field(ge=1, le=100)] = 5,
+        limit: Annotated[int, Field(ge=1, le=100, strict=True)] = 5,
         outcome: OutcomeArg | None = None,
         task_type: str | None = None,
         agent_instance_id: Annotated[
@@ -359,7 +362,7 @@ def register_tools(server: MemoryServer) -> None:
                     importance_score=h.importance_score,
                     agent_instance_id=str(h.agent_instance_id),
                     session_id=h.session_id,
-                    created_at=h.created_at.isoformat(),
+                    created_at=iso(h.created_at),
                     context_summary=h.context_summary,
                 )
                 for h in hits

@@ -1,0 +1,214 @@
+"""Lifecycle hooks: run after the core operation, each with a timeout; a failing hook never fails or undoes it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp_memory.config import Settings
+from mcp_memory.models import LifecycleEvent, Scope, SessionStatus
+from mcp_memory.runtime import MemoryRuntime
+from tests import hooks_for_tests
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+
+def sid(scope: Scope) -> tuple[str, str, str]:
+    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
+
+
+def register_all(rt: MemoryRuntime, hook: Callable[[LifecycleEvent], Any]) -> None:
+    hooks = rt.lifecycle.hooks
+    for register in (hooks.on_spawn, hooks.on_pause, hooks.on_resume, hooks.on_terminate):
+        register(hook)
+
+
+async def test_failing_hook_does_not_fail_or_undo_the_operation(
+    runtime: MemoryRuntime, scope: Scope, caplog: pytest.LogCaptureFixture
+) -> None:
+    rt = runtime
+    after: list[str] = []
+
+    async def explode(event: LifecycleEvent) -> None:
+        raise RuntimeError(f"boom in {event.event_type}")
+
+    async def later(event: LifecycleEvent) -> None:
+        after.append(event.event_type)
+
+    register_all(rt, explode)
+    register_all(rt, later)
+
+    with caplog.at_level(logging.WARNING, logger="mcp_memory.lifecycle"):
+        r = await rt.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+        assert r.success and r.data["initial_items"] == 1
+        assert await rt.working.state(scope) == {"a": 1}
+
+        p = await rt.lifecycle.pause(*sid(scope))
+        cp = p.data["checkpoint_id"]
+        assert [c["checkpoint_id"] for c in await rt.lifecycle.list_checkpoints(*sid(scope))] == [cp]
+
+        await rt.working.set(scope, "b", 2)
+        r = await rt.lifecycle.resume(*sid(scope))
+        assert r.data["checkpoint_id"] == cp
+        assert await rt.working.state(scope) == {"a": 1}
+
+        t = await rt.lifecycle.terminate(*sid(scope))
+        assert t.data["episode_id"] is not None
+        session = await rt.store.get_session(scope)
+        assert session is not None and session.status == SessionStatus.TERMINATED
+        assert await rt.working.list_keys(scope) == []
+
+    events = await rt.store.list_events(scope, 100)
+    assert [(e.event_type, e.outcome) for e in events] == [
+        ("spawn", "ok"),
+        ("pause", "ok"),
+        ("resume", "ok"),
+        ("terminate", "ok"),
+    ]
+    # Each failure is logged, and the hooks after the failing one still run.
+    boom = [r for r in caplog.records if r.levelno == logging.WARNING and "hook" in r.getMessage()]
+    assert len(boom) == 4
+    assert after == ["spawn", "pause", "resume", "terminate"]
+
+
+async def test_hanging_hook_is_cancelled_after_the_timeout(
+    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope
+) -> None:
+    cancelled: list[str] = []
+    after: list[str] = []
+
+    async def hang(event: LifecycleEvent) -> None:
+        try:
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(event.event_type)
+            raise
+
+    async def later(event: LifecycleEvent) -> None:
+        after.append(event.event_type)
+
+    async with MemoryRuntime(make_settings(hook_timeout_seconds=0.2), clock=clock) as rt:
+        rt.lifecycle.hooks.on_pause(hang)
+        rt.lifecycle.hooks.on_pause(later)
+        await rt.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+        t0 = time.monotonic()
+        with anyio.fail_after(5):
+            p = await rt.lifecycle.pause(*sid(scope))
+        elapsed = time.monotonic() - t0
+        assert 0.15 <= elapsed < 2.0
+        assert cancelled == ["pause"] and after == ["pause"]
+        assert p.data["items_saved"] == 1
+        assert await rt.store.get_checkpoint(scope, p.data["checkpoint_id"]) is not None
+        assert [e.event_type for e in await rt.store.list_events(scope, 10)] == ["spawn", "pause"]
+
+
+async def test_hooks_run_after_the_core_operation(runtime: MemoryRuntime, scope: Scope) -> None:
+    rt = runtime
+    seen: dict[str, Any] = {}
+
+    async def on_spawn(event: LifecycleEvent) -> None:
+        session = await rt.store.get_session(scope)
+        seen["spawn"] = (session is not None, await rt.working.state(scope))
+
+    async def on_pause(event: LifecycleEvent) -> None:
+        cp_id = event.metadata["checkpoint_id"]
+        listed = [c["checkpoint_id"] for c in await rt.lifecycle.list_checkpoints(*sid(scope))]
+        data = await rt.store.get_checkpoint(scope, cp_id)
+        seen["pause"] = (cp_id in listed, data.state() if data else None)
+
+    async def on_resume(event: LifecycleEvent) -> None:
+        seen["resume"] = await rt.working.state(scope)
+
+    async def on_terminate(event: LifecycleEvent) -> None:
+        session = await rt.store.get_session(scope)
+        assert session is not None
+        episode = await rt.store.get_episode(scope.project_id, session.episode_id) if session.episode_id else None
+        seen["terminate"] = (
+            session.status,
+            str(session.episode_id) == event.metadata.get("episode_id"),
+            episode is not None,
+            await rt.working.list_keys(scope),
+        )
+
+    hooks = rt.lifecycle.hooks
+    hooks.on_spawn(on_spawn)
+    hooks.on_pause(on_pause)
+    hooks.on_resume(on_resume)
+    hooks.on_terminate(on_terminate)
+
+    await rt.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+    assert seen["spawn"] == (True, {"a": 1})
+    await rt.lifecycle.pause(*sid(scope))
+    assert seen["pause"] == (True, {"a": 1})
+    await rt.working.set(scope, "a", 2)
+    await rt.working.set(scope, "b", 3)
+    await rt.lifecycle.resume(*sid(scope))
+    assert seen["resume"] == {"a": 1}
+    await rt.lifecycle.terminate(*sid(scope))
+    assert seen["terminate"] == (SessionStatus.TERMINATED, True, True, [])
+
+
+async def test_hooks_do_not_run_when_the_operation_fails(runtime: MemoryRuntime, scope: Scope) -> None:
+    rt = runtime
+    calls: list[str] = []
+
+    async def record(event: LifecycleEvent) -> None:
+        calls.append(event.event_type)
+
+    register_all(rt, record)
+    await rt.lifecycle.spawn(*sid(scope))
+    with pytest.raises(Exception, match="not_found"):
+        await rt.lifecycle.resume(*sid(scope), checkpoint_id="nope")
+    await rt.lifecycle.pause(*sid(scope), checkpoint_id="cp")
+    with pytest.raises(Exception, match="conflict"):
+        await rt.lifecycle.pause(*sid(scope), checkpoint_id="cp")
+    assert calls == ["spawn", "pause"]
+
+
+async def test_hooks_loaded_from_settings(
+    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope
+) -> None:
+    hooks_for_tests.RECORDED.clear()
+    settings = make_settings(
+        hooks={
+            "pause": ["tests.hooks_for_tests:record"],
+            "terminate": ["tests.hooks_for_tests:explode", "tests.hooks_for_tests:record"],
+        }
+    )
+    async with MemoryRuntime(settings, clock=clock) as rt:
+        await rt.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+        assert hooks_for_tests.RECORDED == []
+        p = await rt.lifecycle.pause(*sid(scope), metadata={"why": "test"})
+        t = await rt.lifecycle.terminate(*sid(scope))
+    recorded = hooks_for_tests.RECORDED
+    assert [e.event_type for e in recorded] == ["pause", "terminate"]
+    assert recorded[0].project_id == scope.project_id
+    assert recorded[0].agent_instance_id == scope.agent_instance_id
+    assert recorded[0].session_id == scope.session_id
+    assert recorded[0].metadata["checkpoint_id"] == p.data["checkpoint_id"]
+    assert recorded[0].metadata["why"] == "test"
+    assert recorded[1].metadata["episode_id"] == t.data["episode_id"]
+    hooks_for_tests.RECORDED.clear()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "tests.no_such_module_here:record",
+        "tests.hooks_for_tests:no_such_function",
+        "tests.hooks_for_tests:NOT_CALLABLE",
+        "tests.hooks_for_tests.record",
+        ":record",
+        "tests.hooks_for_tests:",
+    ],
+)
+def test_bad_hook_spec_fails_at_start_up(make_settings: Callable[..., Settings], clock: FakeClock, spec: str) -> None:
+    with pytest.raises(ValueError, match="hook") as excinfo:
+        MemoryRuntime(make_settings(hooks={"resume": ["tests.hooks_for_tests:record", spec]}), clock=clock)
+    assert spec in str(excinfo.value)
