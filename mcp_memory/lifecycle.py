@@ -20,7 +20,9 @@ import hashlib
 import importlib
 import logging
 import time
+import weakref
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -171,6 +173,14 @@ class AgentLifecycleManager:
         self._settings = settings
         self._hooks = hooks or LifecycleHooks(settings.hook_timeout_seconds)
         self._clock = clock
+        self._locks: weakref.WeakValueDictionary[Scope, anyio.Lock] = weakref.WeakValueDictionary()
+
+    def _session_lock(self, scope: Scope) -> anyio.Lock:
+        """This process's lock for one session (pauses of a session run one at a time)."""
+        lock = self._locks.get(scope)
+        if lock is None:
+            lock = self._locks[scope] = anyio.Lock()
+        return lock
 
     @property
     def hooks(self) -> LifecycleHooks:
@@ -295,23 +305,8 @@ class AgentLifecycleManager:
         label_text = None if label is None else check_text(label, "label", MAX_LABEL)
         meta = check_metadata(metadata, self._settings.max_value_bytes)
         try:
-            # No separate session check: record_pause refuses an unknown or terminated session itself.
-            items = await self._working.store.snapshot(scope, started)
-            content_hash, size = _content_hash(items)
-            created = to_datetime(started)
-            assert created is not None
-            cp_id = given_id or new_sortable_id()
-            info = CheckpointInfo(
-                checkpoint_id=cp_id,
-                created_at=created,
-                keys_count=len(items),
-                bytes=size,
-                label=label_text,
-                content_hash=content_hash,
-                metadata=meta,
-            )
-            event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "items": len(items)})
-            await self._durable.record_pause(scope, info, items, event)
+            async with self._session_lock(scope):
+                cp_id, items, size, created = await self._pause_locked(scope, started, given_id, label_text, meta)
         except MemoryServiceError as exc:
             await self._record_failure(scope, "pause", started, exc, meta)
             raise
@@ -319,14 +314,31 @@ class AgentLifecycleManager:
             "pause",
             scope,
             started,
-            {
-                "checkpoint_id": cp_id,
-                "items_saved": len(items),
-                "bytes": size,
-                "created_at": iso(created),
-            },
+            {"checkpoint_id": cp_id, "items_saved": len(items), "bytes": size, "created_at": iso(created)},
             meta,
         )
+
+    async def _pause_locked(
+        self, scope: Scope, started: float, given_id: str | None, label_text: str | None, meta: dict[str, Any]
+    ) -> tuple[str, dict[str, Item], int, datetime]:
+        # No separate session check: record_pause refuses an unknown or terminated session itself.
+        items = await self._working.store.snapshot(scope, started)
+        content_hash, size = _content_hash(items)
+        created = to_datetime(started)
+        # Generated inside the session's lock, so ids, creation times and listing order always agree.
+        cp_id = given_id or new_sortable_id()
+        info = CheckpointInfo(
+            checkpoint_id=cp_id,
+            created_at=created,
+            keys_count=len(items),
+            bytes=size,
+            label=label_text,
+            content_hash=content_hash,
+            metadata=meta,
+        )
+        event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "items": len(items)})
+        await self._durable.record_pause(scope, info, items, event)
+        return cp_id, items, size, created
 
     # -- resume ----------------------------------------------------------------------------------------
     async def resume(
@@ -418,9 +430,10 @@ class AgentLifecycleManager:
         info = await self.session(scope)
         if info.status == SessionStatus.TERMINATED:
             stored = dict(info.terminate_result or {})
-            if stored.get("items_cleared"):
-                # A crash between recording and clearing may have left keys: finish the job, silently.
-                await self._working.store.clear(scope, started)
+            if stored.get("items_cleared") and await self._working.store.clear(scope, started):
+                # The first call failed between recording and clearing (so its hooks never ran either):
+                # finish its job now. Nothing new is recorded; the result is the first call's.
+                return await self._finish("terminate", scope, started, stored, meta)
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
 
         await self._working.store.seal(scope)

@@ -20,7 +20,7 @@ from mcp_memory.config import Settings
 from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.errors import Conflict, NotFound, TooLarge, Unavailable
 from mcp_memory.lifecycle import AgentLifecycleManager
-from mcp_memory.models import Item, Scope, SessionStatus
+from mcp_memory.models import Item, LifecycleEvent, Scope, SessionStatus
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.sqlite import SqliteStore
 from mcp_memory.summary import DEFAULT_BUDGET
@@ -521,9 +521,16 @@ async def test_terminate_writes_episode_before_clearing(
     await real.start()
     try:
         w = Wiring(real, FlakyStore(real, "clear"), settings, clock)
+        hooked: list[LifecycleEvent] = []
+
+        async def on_terminate(event: LifecycleEvent) -> None:
+            hooked.append(event)
+
+        w.lifecycle.hooks.on_terminate(on_terminate)
         await w.lifecycle.spawn(*sid(scope), initial_state={"plan": "do it", "step": 4})
         with pytest.raises(Unavailable):
             await w.lifecycle.terminate(*sid(scope), task_description="the task")
+        assert hooked == []  # the operation did not finish, so its hooks did not run
 
         # The episode is safe, the session is terminated, and working memory still holds everything.
         session = await real.get_session(scope)
@@ -540,6 +547,10 @@ async def test_terminate_writes_episode_before_clearing(
         assert await real.list_keys(scope, "", clock()) == []
         assert await real.list_events(scope, 100) == events_before
         assert len(await real.recent_episodes([scope.project_id], 10)) == 1
+        # The retry finished the first call's job, hooks included, exactly once.
+        assert [e.metadata["episode_id"] for e in hooked] == [str(session.episode_id)]
+        await w.lifecycle.terminate(*sid(scope))
+        assert len(hooked) == 1
     finally:
         await real.close()
 
