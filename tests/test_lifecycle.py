@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -93,6 +93,23 @@ class Wiring:
         self.working = WorkingMemory(proxy, settings, clock)
         self.episodic = EpisodicMemory(real, settings, None, clock)
         self.lifecycle = AgentLifecycleManager(self.working, real, self.episodic, settings, clock=clock)
+
+
+@pytest.fixture
+async def real(settings: Settings) -> AsyncIterator[SqliteStore]:
+    """The real SQLite store, on its own (for wiring it behind a FlakyStore)."""
+    store = SqliteStore(settings.resolved_database_url())
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def flaky(real: SqliteStore, settings: Settings, clock: FakeClock) -> Callable[[str], Wiring]:
+    """``flaky("clear")``: a wiring whose working store fails that method once."""
+    return lambda method: Wiring(real, FlakyStore(real, method), settings, clock)
 
 
 # -- pause: atomic snapshot --------------------------------------------------------------------------------
@@ -514,85 +531,67 @@ async def test_terminate_loses_no_concurrent_write(runtime: MemoryRuntime, scope
 
 
 async def test_terminate_writes_episode_before_clearing(
-    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope
+    flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
-    settings = make_settings()
-    real = SqliteStore(settings.resolved_database_url())
-    await real.start()
-    try:
-        w = Wiring(real, FlakyStore(real, "clear"), settings, clock)
-        hooked: list[LifecycleEvent] = []
+    w = flaky("clear")
+    hooked: list[LifecycleEvent] = []
 
-        async def on_terminate(event: LifecycleEvent) -> None:
-            hooked.append(event)
+    async def on_terminate(event: LifecycleEvent) -> None:
+        hooked.append(event)
 
-        w.lifecycle.hooks.on_terminate(on_terminate)
-        await w.lifecycle.spawn(*sid(scope), initial_state={"plan": "do it", "step": 4})
-        with pytest.raises(Unavailable):
-            await w.lifecycle.terminate(*sid(scope), task_description="the task")
-        assert hooked == []  # the operation did not finish, so its hooks did not run
+    w.lifecycle.hooks.on_terminate(on_terminate)
+    await w.lifecycle.spawn(*sid(scope), initial_state={"plan": "do it", "step": 4})
+    with pytest.raises(Unavailable):
+        await w.lifecycle.terminate(*sid(scope), task_description="the task")
+    assert hooked == []  # the operation did not finish, so its hooks did not run
 
-        # The episode is safe, the session is terminated, and working memory still holds everything.
-        session = await real.get_session(scope)
-        assert session is not None and session.status == SessionStatus.TERMINATED
-        assert session.episode_id is not None
-        episode = await real.get_episode(scope.project_id, session.episode_id)
-        assert episode is not None and "plan" in episode.context_summary
-        assert await real.list_keys(scope, "", clock()) == ["plan", "step"]
-        events_before = await real.list_events(scope, 100)
+    # The episode is safe, the session is terminated, and working memory still holds everything.
+    session = await real.get_session(scope)
+    assert session is not None and session.status == SessionStatus.TERMINATED
+    assert session.episode_id is not None
+    episode = await real.get_episode(scope.project_id, session.episode_id)
+    assert episode is not None and "plan" in episode.context_summary
+    assert await real.list_keys(scope, "", clock()) == ["plan", "step"]
+    events_before = await real.list_events(scope, 100)
 
-        retry = await w.lifecycle.terminate(*sid(scope), task_description="the task")
-        assert retry.data["episode_id"] == str(session.episode_id)
-        assert retry.data["items_cleared"] == 2
-        assert await real.list_keys(scope, "", clock()) == []
-        assert await real.list_events(scope, 100) == events_before
-        assert len(await real.recent_episodes([scope.project_id], 10)) == 1
-        # The retry finished the first call's job, hooks included, exactly once.
-        assert [e.metadata["episode_id"] for e in hooked] == [str(session.episode_id)]
-        await w.lifecycle.terminate(*sid(scope))
-        assert len(hooked) == 1
-    finally:
-        await real.close()
+    retry = await w.lifecycle.terminate(*sid(scope), task_description="the task")
+    assert retry.data["episode_id"] == str(session.episode_id)
+    assert retry.data["items_cleared"] == 2
+    assert await real.list_keys(scope, "", clock()) == []
+    assert await real.list_events(scope, 100) == events_before
+    assert len(await real.recent_episodes([scope.project_id], 10)) == 1
+    # The retry finished the first call's job, hooks included, exactly once.
+    assert [e.metadata["episode_id"] for e in hooked] == [str(session.episode_id)]
+    await w.lifecycle.terminate(*sid(scope))
+    assert len(hooked) == 1
 
 
 async def test_terminate_failing_before_recording_leaves_session_usable(
-    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope
+    flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
-    settings = make_settings()
-    real = SqliteStore(settings.resolved_database_url())
-    await real.start()
-    try:
-        w = Wiring(real, FlakyStore(real, "snapshot"), settings, clock)
-        await w.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
-        with pytest.raises(Unavailable):
-            await w.lifecycle.terminate(*sid(scope))
-        session = await real.get_session(scope)
-        assert session is not None and session.status == SessionStatus.RUNNING
-        assert session.episode_id is None
-        assert await real.recent_episodes([scope.project_id], 10) == []
-        # Unsealed again: writes work, and a retried terminate consolidates them.
-        await w.working.set(scope, "b", 2)
-        result = await w.lifecycle.terminate(*sid(scope))
-        assert result.data["state_items_consolidated"] == 2
-    finally:
-        await real.close()
+    w = flaky("snapshot")
+    await w.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+    with pytest.raises(Unavailable):
+        await w.lifecycle.terminate(*sid(scope))
+    session = await real.get_session(scope)
+    assert session is not None and session.status == SessionStatus.RUNNING
+    assert session.episode_id is None
+    assert await real.recent_episodes([scope.project_id], 10) == []
+    # Unsealed again: writes work, and a retried terminate consolidates them.
+    await w.working.set(scope, "b", 2)
+    result = await w.lifecycle.terminate(*sid(scope))
+    assert result.data["state_items_consolidated"] == 2
 
 
 async def test_failed_terminate_is_recorded(
-    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope
+    flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
-    settings = make_settings()
-    real = SqliteStore(settings.resolved_database_url())
-    await real.start()
-    try:
-        w = Wiring(real, FlakyStore(real, "snapshot"), settings, clock)
-        await w.lifecycle.spawn(*sid(scope))
-        with pytest.raises(Unavailable):
-            await w.lifecycle.terminate(*sid(scope))
-        evs = await real.list_events(scope, 100)
-        assert [(e.event_type, e.outcome) for e in evs] == [("spawn", "ok"), ("terminate", "unavailable")]
-    finally:
-        await real.close()
+    w = flaky("snapshot")
+    await w.lifecycle.spawn(*sid(scope))
+    with pytest.raises(Unavailable):
+        await w.lifecycle.terminate(*sid(scope))
+    evs = await real.list_events(scope, 100)
+    assert [(e.event_type, e.outcome) for e in evs] == [("spawn", "ok"), ("terminate", "unavailable")]
 
 
 async def test_terminated_session_keeps_checkpoints_and_refuses_writes(runtime: MemoryRuntime, scope: Scope) -> None:
@@ -823,20 +822,14 @@ async def test_spawn_over_key_limit_creates_nothing(
 
 
 async def test_spawn_failing_to_open_working_memory_leaves_no_session(
-    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope
+    flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
-    settings = make_settings()
-    real = SqliteStore(settings.resolved_database_url())
-    await real.start()
-    try:
-        w = Wiring(real, FlakyStore(real, "open"), settings, clock)
-        with pytest.raises(Unavailable):
-            await w.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
-        assert await real.get_session(scope) is None
+    w = flaky("open")
+    with pytest.raises(Unavailable):
         await w.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
-        assert await real.list_keys(scope, "", clock()) == ["a"]
-    finally:
-        await real.close()
+    assert await real.get_session(scope) is None
+    await w.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+    assert await real.list_keys(scope, "", clock()) == ["a"]
 
 
 # -- the terminate summary ---------------------------------------------------------------------------------
