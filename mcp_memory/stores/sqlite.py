@@ -125,11 +125,13 @@ _SCHEMA = [
 
 _SESSION_PK = "(SELECT id FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s)"
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
+_WRITABLE_SESSION = (
+    "s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s AND s.sealed = 0 AND s.status != 'terminated'"
+)
 _SET_SQL = f"""
 INSERT INTO working_items (session_pk, key, value, expires_at)
 SELECT s.id, :k, :v, :e FROM sessions s
-WHERE s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s
-  AND s.sealed = 0 AND s.status != 'terminated'
+WHERE {_WRITABLE_SESSION}
   AND (EXISTS (SELECT 1 FROM working_items WHERE session_pk = s.id AND key = :k AND {_LIVE})
        OR (SELECT COUNT(*) FROM working_items WHERE session_pk = s.id AND {_LIVE}) < :max)
 ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
@@ -593,16 +595,17 @@ class SqliteStore:
         self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
     ) -> None:
         async with self._write() as conn:
-            pk = await self._writable_session(conn, scope)
-            cp_pk = (
+            # One statement checks the session is writable and inserts the checkpoint row.
+            row = (
                 await conn.execute(
                     text(
                         "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
-                        "label, content_hash, metadata) VALUES (:pk, :cid, :at, :n, :b, :label, :h, :m) "
-                        "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING id"
+                        "label, content_hash, metadata) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m "
+                        f"FROM sessions s WHERE {_WRITABLE_SESSION} "
+                        "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING id, session_pk"
                     ),
                     {
-                        "pk": pk,
+                        **_scope_params(scope),
                         "cid": info.checkpoint_id,
                         "at": info.created_at.timestamp(),
                         "n": info.keys_count,
@@ -612,8 +615,9 @@ class SqliteStore:
                         "m": json.dumps(info.metadata),
                     },
                 )
-            ).scalar()
-            if cp_pk is None:
+            ).first()
+            if row is None:
+                await self._writable_session(conn, scope)  # raises NotFound / Conflict if that is why
                 raise Conflict(
                     f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
                     "overwritten (omit checkpoint_id to get a fresh one)"
@@ -623,22 +627,23 @@ class SqliteStore:
                     text(
                         "INSERT INTO checkpoint_items (checkpoint_pk, key, value, expires_at) VALUES (:c, :k, :v, :e)"
                     ),
-                    [{"c": cp_pk, "k": k, "v": it.value, "e": it.expires_at} for k, it in items.items()],
+                    [{"c": row.id, "k": k, "v": it.value, "e": it.expires_at} for k, it in items.items()],
                 )
-            await conn.execute(
-                text("UPDATE sessions SET status = 'paused', updated_at = :now WHERE id = :pk"),
-                {"now": event.at, "pk": pk},
-            )
-            await self._insert_event(conn, pk, event)
+            await self._set_status(conn, row.session_pk, SessionStatus.PAUSED, event)
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         async with self._write() as conn:
             pk = await self._writable_session(conn, scope)
-            await conn.execute(
-                text("UPDATE sessions SET status = 'running', updated_at = :now WHERE id = :pk"),
-                {"now": event.at, "pk": pk},
-            )
-            await self._insert_event(conn, pk, event)
+            await self._set_status(conn, pk, SessionStatus.RUNNING, event)
+
+    async def _set_status(
+        self, conn: AsyncConnection, session_pk: int, status: SessionStatus, event: EventRecord
+    ) -> None:
+        await conn.execute(
+            text("UPDATE sessions SET status = :status, updated_at = :now WHERE id = :pk"),
+            {"status": status.value, "now": event.at, "pk": session_pk},
+        )
+        await self._insert_event(conn, session_pk, event)
 
     async def record_terminate(
         self,
