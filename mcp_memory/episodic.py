@@ -31,7 +31,7 @@ from mcp_memory.models import (
     to_datetime,
     validate_identifier,
 )
-from mcp_memory.stores.ports import DurableStore, EpisodeFilter
+from mcp_memory.stores.ports import EpisodeFilter, EpisodeStore
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class EpisodicMemory:
 
     def __init__(
         self,
-        store: DurableStore,
+        store: EpisodeStore,
         settings: Settings,
         embedder: EmbeddingProvider | None = None,
         clock: Callable[[], float] = time.time,

@@ -1,5 +1,23 @@
 """Storage ports and their adapters."""
 
-from mcp_memory.stores.ports import DurableStore, EpisodeFilter, EventRecord, Limits, WorkingStore
+from mcp_memory.stores.ports import (
+    CheckpointStore,
+    DurableStore,
+    EpisodeFilter,
+    EpisodeStore,
+    EventRecord,
+    Limits,
+    SessionStore,
+    WorkingStore,
+)
 
-__all__ = ["DurableStore", "EpisodeFilter", "EventRecord", "Limits", "WorkingStore"]
+__all__ = [
+    "CheckpointStore",
+    "DurableStore",
+    "EpisodeFilter",
+    "EpisodeStore",
+    "EventRecord",
+    "Limits",
+    "SessionStore",
+    "WorkingStore",
+]

@@ -114,10 +114,10 @@ class WorkingStore(Protocol):
 
 
 @runtime_checkable
-class DurableStore(Protocol):
-    """Sessions, lifecycle events, checkpoints and episodes. Each ``record_*`` method is one transaction."""
+class SessionStore(Protocol):
+    """Sessions and their lifecycle events. Each method writing an event writes it in the same transaction
+    as the state change it records."""
 
-    # -- sessions and events ---------------------------------------------------------------------------
     async def create_session(
         self,
         scope: Scope,
@@ -145,15 +145,6 @@ class DurableStore(Protocol):
         """The session's events, oldest first."""
         ...
 
-    # -- lifecycle transitions -------------------------------------------------------------------------
-    async def record_pause(
-        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
-    ) -> None:
-        """Store a checkpoint, mark the session paused and record the event. ``Conflict`` (and nothing
-        written) if the checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is
-        missing or terminated."""
-        ...
-
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         """Mark the session running and record the event."""
         ...
@@ -172,7 +163,19 @@ class DurableStore(Protocol):
         returned. Otherwise returns ``result``."""
         ...
 
-    # -- checkpoints -----------------------------------------------------------------------------------
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Durable checkpoints of working memory, per session."""
+
+    async def record_pause(
+        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+    ) -> None:
+        """Store a checkpoint, mark the session paused and record the event, in one transaction.
+        ``Conflict`` (and nothing written) if the checkpoint id exists in this session;
+        ``NotFound``/``Conflict`` if the session is missing or terminated."""
+        ...
+
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
         """One checkpoint with its items; ``None`` as the id means the newest."""
         ...
@@ -187,7 +190,11 @@ class DurableStore(Protocol):
         """Newest checkpoints across sessions, for resource listings (None: every project)."""
         ...
 
-    # -- episodes --------------------------------------------------------------------------------------
+
+@runtime_checkable
+class EpisodeStore(Protocol):
+    """Episodic memory: episodes with their embeddings, and ranked recall."""
+
     async def add_episode(self, episode: Episode, embedding: Sequence[float] | None) -> None:
         """Store an episode and its embedding (None if it has none yet)."""
         ...
@@ -215,9 +222,25 @@ class DurableStore(Protocol):
         embedding is given, blended with importance and recency. Best first."""
         ...
 
+
+@runtime_checkable
+class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
+    """The three durable ports in one database, so that a lifecycle call touching several of them (terminate:
+    episode + session; pause: checkpoint + session) is one transaction."""
+
     async def close(self) -> None:
         """Release connections."""
         ...
 
 
-__all__ = ["DurableStore", "EpisodeFilter", "EventRecord", "Item", "Limits", "WorkingStore"]
+__all__ = [
+    "CheckpointStore",
+    "DurableStore",
+    "EpisodeFilter",
+    "EpisodeStore",
+    "EventRecord",
+    "Item",
+    "Limits",
+    "SessionStore",
+    "WorkingStore",
+]
