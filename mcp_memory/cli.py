@@ -10,14 +10,16 @@ import argparse
 import json
 import logging
 import sys
+import tomllib
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from mcp_memory import __version__
-from mcp_memory.config import Settings, config_file_path
+from mcp_memory.config import Settings, config_file_path, unknown_file_settings
 from mcp_memory.runtime import ConfigurationError, MemoryRuntime, check_settings
 
 logger = logging.getLogger("mcp_memory")
@@ -34,8 +36,8 @@ def _setup_logging(level: str) -> None:
 def _load_settings() -> Settings:
     try:
         return Settings()
-    except ValidationError as exc:
-        raise ConfigurationError(f"invalid settings: {exc}") from exc
+    except (ValidationError, SettingsError, tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigurationError(f"invalid settings ({config_file_path()} or MCP_MEMORY_* variables): {exc}") from exc
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -63,6 +65,10 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
     }
     ok = True
     try:
+        unknown = unknown_file_settings()
+        if unknown:
+            ok = False
+            report["unknown_settings"] = unknown
         check_settings(settings)
         async with MemoryRuntime(settings) as rt:
             report["stores"] = await rt.check()

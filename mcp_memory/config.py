@@ -7,15 +7,18 @@ With nothing configured the server runs on one SQLite file in the user's data di
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import platformdirs
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -27,17 +30,20 @@ APP_NAME = "mcp-memory"
 class HookSettings(BaseModel):
     """Lifecycle hooks to load at start-up, each as ``package.module:function`` (an async callable)."""
 
-    spawn: list[str] = Field(default_factory=list)
-    pause: list[str] = Field(default_factory=list)
-    resume: list[str] = Field(default_factory=list)
-    terminate: list[str] = Field(default_factory=list)
+    # NoDecode: from an env var the list comes as "a.b:f,c.d:g" (or JSON), parsed by _split, not as JSON only.
+    spawn: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    pause: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    resume: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    terminate: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("spawn", "pause", "resume", "terminate", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        # From an env var a list may come as "a.b:f,c.d:g".
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
 
@@ -108,8 +114,32 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def resolved_database_url(self) -> str:
-        """The durable store's URL, with the embedded default filled in."""
-        return self.database_url or default_database_url()
+        """The durable store's URL, with the embedded default filled in, ``~`` expanded, and plain
+        ``sqlite://`` given its async driver (``sqlite+aiosqlite://``)."""
+        url = self.database_url or default_database_url()
+        if url.startswith("sqlite:///"):
+            url = "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+        prefix = "sqlite+aiosqlite:///"
+        if url.startswith(prefix + "~"):
+            url = prefix + str(Path(url.removeprefix(prefix)).expanduser())
+        return url
 
 
-__all__ = ["APP_NAME", "HookSettings", "Settings", "config_file_path", "default_database_url"]
+def unknown_file_settings() -> list[str]:
+    """Top-level keys of the TOML settings file that are not settings (probably misspelt)."""
+    path = config_file_path()
+    if not path.is_file():
+        return []
+    with path.open("rb") as fh:
+        data = tomllib.load(fh)
+    return sorted(set(data) - set(Settings.model_fields))
+
+
+__all__ = [
+    "APP_NAME",
+    "HookSettings",
+    "Settings",
+    "config_file_path",
+    "default_database_url",
+    "unknown_file_settings",
+]

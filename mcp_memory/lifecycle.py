@@ -22,6 +22,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +57,17 @@ LifecycleHook = Callable[[LifecycleEvent], Coroutine[Any, Any, None]]
 EVENT_TYPES = ("spawn", "pause", "resume", "terminate")
 MAX_LABEL = 256
 MAX_CHECKPOINT_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """When a lifecycle call began: by the service clock (recorded times, TTL) and by perf_counter (durations)."""
+
+    at: float
+    perf: float
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.perf) * 1000.0
 
 
 class LifecycleHooks:
@@ -204,11 +216,15 @@ class AgentLifecycleManager:
             raise Conflict(f"session '{scope.session_id}' is terminated; cannot {action}")
         return info
 
-    def _event(self, event_type: str, started: float, outcome: str, detail: Mapping[str, Any]) -> EventRecord:
-        return EventRecord(event_type, started, (self._clock() - started) * 1000.0, outcome, dict(detail))
+    def _start(self) -> _Call:
+        return _Call(self._clock(), time.perf_counter())
+
+    def _event(self, event_type: str, started: _Call, outcome: str, detail: Mapping[str, Any]) -> EventRecord:
+        # The store measures the duration as it writes the event, so its own work is counted.
+        return EventRecord(event_type, started.at, started.elapsed_ms(), outcome, dict(detail), started.perf)
 
     async def _record_failure(
-        self, scope: Scope, event_type: str, started: float, exc: MemoryServiceError, metadata: Any
+        self, scope: Scope, event_type: str, started: _Call, exc: MemoryServiceError, metadata: Any
     ) -> None:
         """A failed lifecycle call on an existing session is recorded too (best effort)."""
         detail: dict[str, Any] = {"error": exc.message}
@@ -223,7 +239,7 @@ class AgentLifecycleManager:
         self,
         event_type: str,
         scope: Scope,
-        started: float,
+        started: _Call,
         data: dict[str, Any],
         metadata: dict[str, Any],
         agent_type_id: Any = None,
@@ -237,7 +253,7 @@ class AgentLifecycleManager:
             metadata={**metadata, **{k: v for k, v in data.items() if k.endswith("_id")}},
         )
         await self._hooks.run(event)
-        duration_ms = (self._clock() - started) * 1000.0
+        duration_ms = started.elapsed_ms()
         logger.info("%s %s: %s", event_type, scope, data)
         return LifecycleResult(
             success=True,
@@ -260,20 +276,20 @@ class AgentLifecycleManager:
         """Create a running session with (optionally) initial working memory.
 
         ``conflict`` if the session exists already (use resume to continue it)."""
-        started = self._clock()
+        started = self._start()
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         agent_type = None if agent_type_id is None else parse_uuid(agent_type_id, "agent_type_id")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
         items = self._working.prepare(initial_state)
         event = self._event("spawn", started, "ok", {"initial_items": len(items), "metadata": meta})
         try:
-            await self._durable.create_session(scope, agent_type, meta, started, event)
+            await self._durable.create_session(scope, agent_type, meta, started.at, event)
         except Conflict as exc:
             # Recorded on the existing session: an operator sees the double spawn.
             await self._record_failure(scope, "spawn", started, exc, meta)
             raise
         try:
-            written = await self._working.store.open(scope, items, started, self._working.limits)
+            written = await self._working.store.open(scope, items, started.at, self._working.limits)
         except BaseException:
             # Leave no half-spawned session behind: a retry of spawn must succeed.
             with anyio.CancelScope(shield=True):
@@ -299,7 +315,7 @@ class AgentLifecycleManager:
         metadata: Any = None,
     ) -> LifecycleResult:
         """Checkpoint working memory: one atomic snapshot, stored durably. Returns the checkpoint's id."""
-        started = self._clock()
+        started = self._start()
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         given_id = None if checkpoint_id is None else validate_identifier(checkpoint_id, "checkpoint_id")
         label_text = None if label is None else check_text(label, "label", MAX_LABEL)
@@ -319,12 +335,13 @@ class AgentLifecycleManager:
         )
 
     async def _pause_locked(
-        self, scope: Scope, started: float, given_id: str | None, label_text: str | None, meta: dict[str, Any]
+        self, scope: Scope, started: _Call, given_id: str | None, label_text: str | None, meta: dict[str, Any]
     ) -> tuple[str, dict[str, Item], int, datetime]:
         # No separate session check: record_pause refuses an unknown or terminated session itself.
-        items = await self._working.store.snapshot(scope, started)
+        taken = self._clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
+        items = await self._working.store.snapshot(scope, taken)
         content_hash, size = _content_hash(items)
-        created = to_datetime(started)
+        created = to_datetime(taken)
         # Generated inside the session's lock, so ids, creation times and listing order always agree.
         cp_id = given_id or new_sortable_id()
         info = CheckpointInfo(
@@ -336,7 +353,7 @@ class AgentLifecycleManager:
             content_hash=content_hash,
             metadata=meta,
         )
-        event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "items": len(items)})
+        event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "items": len(items), "metadata": meta})
         await self._durable.record_pause(scope, info, items, event)
         return cp_id, items, size, created
 
@@ -355,7 +372,7 @@ class AgentLifecycleManager:
         With ``clear_current`` (the default) working memory becomes exactly the checkpoint's state; without
         it the checkpoint's keys are written over the current ones. Keys whose TTL has passed since the
         pause are not restored. ``not_found`` for an unknown checkpoint, with working memory untouched."""
-        started = self._clock()
+        started = self._start()
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         wanted = None if checkpoint_id is None else validate_identifier(checkpoint_id, "checkpoint_id")
         if not isinstance(clear_current, bool):
@@ -369,14 +386,19 @@ class AgentLifecycleManager:
                     raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
                 raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
             restored = await self._working.store.restore(
-                scope, checkpoint.items, clear_current, started, self._working.limits
+                scope, checkpoint.items, clear_current, started.at, self._working.limits
             )
-            cp_id = checkpoint.info.checkpoint_id
-            event = self._event("resume", started, "ok", {"checkpoint_id": cp_id, "items": restored})
-            await self._durable.record_resume(scope, event)
         except MemoryServiceError as exc:
             await self._record_failure(scope, "resume", started, exc, meta)
             raise
+        # Working memory is restored (committed): the resume has happened, so it is reported as such even if
+        # recording it fails (a terminate that raced in, a store that just went away). That is logged loudly.
+        cp_id = checkpoint.info.checkpoint_id
+        event = self._event("resume", started, "ok", {"checkpoint_id": cp_id, "items": restored, "metadata": meta})
+        try:
+            await self._durable.record_resume(scope, event)
+        except MemoryServiceError as exc:
+            logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         return await self._finish(
             "resume",
             scope,
@@ -406,7 +428,7 @@ class AgentLifecycleManager:
 
         Idempotent: a second call returns the first call's result (same ``episode_id``) and records
         nothing. The episode is written before working memory is cleared; checkpoints are kept."""
-        started = self._clock()
+        started = self._start()
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         result_outcome = parse_outcome(outcome)
         for name, flag in (("consolidate_to_episodic", consolidate_to_episodic), ("cleanup_working", cleanup_working)):
@@ -430,7 +452,7 @@ class AgentLifecycleManager:
         info = await self.session(scope)
         if info.status == SessionStatus.TERMINATED:
             stored = dict(info.terminate_result or {})
-            if stored.get("items_cleared") and await self._working.store.clear(scope, started):
+            if stored.get("items_cleared") and await self._working.store.clear(scope, started.at):
                 # The first call failed between recording and clearing (so its hooks never ran either):
                 # finish its job now. Nothing new is recorded; the result is the first call's.
                 return await self._finish("terminate", scope, started, stored, meta)
@@ -439,7 +461,7 @@ class AgentLifecycleManager:
         await self._working.store.seal(scope)
         recorded = False
         try:
-            items = await self._working.store.snapshot(scope, started)
+            items = await self._working.store.snapshot(scope, started.at)
             episode = None
             vector = None
             if consolidate_to_episodic:
@@ -479,7 +501,7 @@ class AgentLifecycleManager:
             # A concurrent terminate won the race; its result is the answer and it does the cleanup.
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
         if cleanup_working:
-            await self._working.store.clear(scope, started)
+            await self._working.store.clear(scope, started.at)
         return await self._finish("terminate", scope, started, result, meta)
 
     # -- list_checkpoints ------------------------------------------------------------------------------

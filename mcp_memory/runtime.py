@@ -17,7 +17,7 @@ from mcp_memory.stores.sqlite import SqliteStore
 from mcp_memory.working import WorkingMemory
 
 
-class ConfigurationError(Exception):
+class ConfigurationError(ValueError):
     """The settings ask for something this build cannot do; the message says what to change."""
 
 
@@ -38,6 +38,12 @@ def check_settings(settings: Settings) -> None:
             f"MCP_MEMORY_DATABASE_URL uses {backend!r}; this release supports SQLite "
             "('sqlite+aiosqlite:///path/to/file.db') only"
         )
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        raise ConfigurationError(
+            "MCP_MEMORY_DATABASE_URL names an in-memory SQLite database, which would lose every checkpoint "
+            "when the server stops; give a file path ('sqlite+aiosqlite:///path/to/file.db')"
+        )
 
 
 class MemoryRuntime:
@@ -56,6 +62,10 @@ class MemoryRuntime:
     ) -> None:
         self.settings = settings or Settings()
         check_settings(self.settings)
+        try:
+            loaded_hooks = hooks or load_hooks(self.settings.hooks, self.settings.hook_timeout_seconds)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
         self.clock = clock
         self.store = SqliteStore(self.settings.resolved_database_url())
         self.embedder = embedder if embedder is not None else provider_from_settings(self.settings)
@@ -66,7 +76,7 @@ class MemoryRuntime:
             self.store,
             self.episodic,
             self.settings,
-            hooks or load_hooks(self.settings.hooks, self.settings.hook_timeout_seconds),
+            loaded_hooks,
             clock,
         )
         self._users = 0

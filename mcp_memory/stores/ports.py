@@ -14,6 +14,7 @@ Contracts every adapter keeps (checked by ``tests/contract``):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -47,6 +48,15 @@ class EventRecord:
     duration_ms: float
     outcome: str
     detail: Mapping[str, Any] = field(default_factory=dict)
+    perf_start: float | None = field(default=None, compare=False)
+    """``time.perf_counter()`` when the call began; if set, the store records the duration measured when it
+    writes the event (so that the store's own work, the bulk of a big pause, is counted)."""
+
+    def measured_ms(self) -> float:
+        """The duration to record: measured now if ``perf_start`` is set, else ``duration_ms``."""
+        if self.perf_start is None:
+            return self.duration_ms
+        return (time.perf_counter() - self.perf_start) * 1000.0
 
 
 @dataclass(frozen=True, slots=True)

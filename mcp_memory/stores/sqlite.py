@@ -91,6 +91,7 @@ _SCHEMA = [
         metadata TEXT NOT NULL DEFAULT '{}',
         UNIQUE (session_pk, checkpoint_id)
     )""",
+    "CREATE INDEX IF NOT EXISTS checkpoints_session_created ON checkpoints (session_pk, created_at, id)",
     """CREATE TABLE IF NOT EXISTS checkpoint_items (
         checkpoint_pk INTEGER NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,
         key TEXT NOT NULL,
@@ -125,6 +126,9 @@ _SCHEMA = [
 
 _SESSION_PK = "(SELECT id FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s)"
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
+# "Newest" is the latest snapshot, not the latest commit: two processes sharing the file may commit their
+# pauses in the other order than they took their snapshots.
+_NEWEST_FIRST = "created_at DESC, id DESC"
 _WRITABLE_SESSION = (
     "s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s AND s.sealed = 0 AND s.status != 'terminated'"
 )
@@ -494,7 +498,7 @@ class SqliteStore:
                 "pk": session_pk,
                 "t": ev.event_type,
                 "at": ev.at,
-                "d": ev.duration_ms,
+                "d": ev.measured_ms(),
                 "o": ev.outcome,
                 "detail": json.dumps(dict(ev.detail), default=str),
             },
@@ -703,7 +707,7 @@ class SqliteStore:
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
         params = _scope_params(scope)
         if checkpoint_id is None:
-            where = "ORDER BY id DESC LIMIT 1"
+            where = f"ORDER BY {_NEWEST_FIRST} LIMIT 1"
         else:
             where = "AND checkpoint_id = :cid"
             params["cid"] = checkpoint_id
@@ -725,19 +729,23 @@ class SqliteStore:
         async with self._read(statements=2) as conn:
             bound = ""
             if before is not None:
-                pk = (
+                row = (
                     await conn.execute(
-                        text(f"SELECT id FROM checkpoints WHERE session_pk = {_SESSION_PK} AND checkpoint_id = :b"),
+                        text(
+                            f"SELECT id, created_at FROM checkpoints WHERE session_pk = {_SESSION_PK} "
+                            "AND checkpoint_id = :b"
+                        ),
                         {**params, "b": before},
                     )
-                ).scalar()
-                if pk is None:
+                ).first()
+                if row is None:
                     raise NotFound(f"checkpoint '{before}' (given as before) does not exist for this session")
-                bound = "AND id < :bound"
-                params["bound"] = pk
+                bound = "AND (created_at < :b_at OR (created_at = :b_at AND id < :b_id))"
+                params.update(b_at=row.created_at, b_id=row.id)
             result = await conn.execute(
                 text(
-                    f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} ORDER BY id DESC LIMIT :limit"
+                    f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
+                    f"ORDER BY {_NEWEST_FIRST} LIMIT :limit"
                 ),
                 params,
             )
@@ -752,7 +760,7 @@ class SqliteStore:
             result = await conn.execute(
                 text(
                     "SELECT c.*, s.project_id, s.agent_instance_id, s.session_id FROM checkpoints c "
-                    f"JOIN sessions s ON s.id = c.session_pk {where} ORDER BY c.id DESC LIMIT :limit"
+                    f"JOIN sessions s ON s.id = c.session_pk {where} ORDER BY c.created_at DESC, c.id DESC LIMIT :limit"
                 ),
                 params,
             )
