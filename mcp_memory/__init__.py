@@ -25,6 +25,7 @@ from mcp_memory.errors import (
 from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks
 from mcp_memory.models import (
     Episode,
+    EpisodeCreate,
     LifecycleEvent,
     LifecycleResult,
     Outcome,
@@ -32,12 +33,13 @@ from mcp_memory.models import (
     SessionStatus,
 )
 from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.working import WorkingMemory
+from mcp_memory.working import SessionMemory, WorkingMemory
 
 __all__ = [
     "AgentLifecycleManager",
     "Conflict",
     "Episode",
+    "EpisodeCreate",
     "EpisodicMemory",
     "Forbidden",
     "Internal",
@@ -50,6 +52,7 @@ __all__ = [
     "NotFound",
     "Outcome",
     "Scope",
+    "SessionMemory",
     "SessionStatus",
     "Settings",
     "TooLarge",

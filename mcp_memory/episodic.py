@@ -23,6 +23,7 @@ from mcp_memory.embeddings import EmbeddingProvider
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import (
     Episode,
+    EpisodeCreate,
     Outcome,
     ScoredEpisode,
     encode_value,
@@ -107,6 +108,9 @@ def episode_text(ep: Episode) -> str:
     return "\n".join(p for p in parts if p)
 
 
+_EPISODE_FIELDS = frozenset(EpisodeCreate.model_fields)
+
+
 class EpisodicMemory:
     """Records and recalls episodes of one durable store."""
 
@@ -187,33 +191,21 @@ class EpisodicMemory:
         await self._store.add_episode(episode, vector)
         return episode.model_copy(update={"embedded": vector is not None})
 
-    async def record_episode(
-        self,
-        project_id: Any,
-        agent_instance_id: Any,
-        task_type: Any,
-        task_description: Any,
-        outcome: Any,
-        session_id: Any = None,
-        outcome_details: Any = None,
-        lessons_learned: Any = None,
-        importance_score: Any = None,
-        metadata: Any = None,
-    ) -> Episode:
-        """Validate and store an episode; returns it with its new ``episode_id``."""
-        episode = self.build(
-            project_id,
-            agent_instance_id,
-            task_type,
-            task_description,
-            outcome,
-            session_id=session_id,
-            outcome_details=outcome_details,
-            lessons_learned=lessons_learned,
-            importance_score=importance_score,
-            metadata=metadata,
-        )
-        return await self.record(episode)
+    async def record_episode(self, episode: EpisodeCreate | None = None, /, **fields: Any) -> Episode:
+        """Validate and store an episode; returns it with its new ``episode_id``.
+
+        Takes an :class:`EpisodeCreate` (the seed's way), keyword fields (project_id, agent_instance_id,
+        task_type, task_description, outcome, session_id, outcome_details, lessons_learned, importance_score,
+        metadata), or both (keywords override)."""
+        data: dict[str, Any] = episode.model_dump() if episode is not None else {}
+        data.update(fields)
+        unknown = set(data) - _EPISODE_FIELDS
+        if unknown:
+            raise InvalidArgument(f"unknown episode fields: {', '.join(sorted(unknown))}")
+        missing = {"project_id", "agent_instance_id", "task_type", "task_description", "outcome"} - set(data)
+        if missing:
+            raise InvalidArgument(f"missing episode fields: {', '.join(sorted(missing))}")
+        return await self.record(self.build(**data))
 
     async def search(
         self,

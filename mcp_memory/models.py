@@ -220,9 +220,15 @@ class CheckpointData:
     info: CheckpointInfo
     items: dict[str, Item]
 
-    def state(self) -> dict[str, Any]:
-        """The state decoded, for a reader (resources, the Python API)."""
-        return {key: decode_value(item.value) for key, item in self.items.items()}
+    def live_items(self, now: float | None = None) -> dict[str, Item]:
+        """The items whose TTL has not passed at ``now`` (all of them if ``now`` is None)."""
+        if now is None:
+            return dict(self.items)
+        return {k: it for k, it in self.items.items() if it.expires_at is None or it.expires_at > now}
+
+    def state(self, now: float | None = None) -> dict[str, Any]:
+        """The state decoded, for a reader (resources, the Python API); expired keys left out if ``now`` given."""
+        return {key: decode_value(item.value) for key, item in self.live_items(now).items()}
 
 
 class EpisodeCreate(_Model):

@@ -3,9 +3,10 @@ recency. Pure functions, shared by every store adapter that ranks in Python.
 
 Why score fusion rather than reciprocal rank fusion: RRF keeps only rank positions, so the first and
 second hit differ by under 2% whatever their actual match quality, and any recency or importance boost
-then reorders them. Dividing each list's scores by its best score keeps *how much* better a match is
-(an episode matching every query word keeps a clear lead over one matching a single word), while still
-putting the lists on one 0-1 scale before they are averaged.
+then reorders them. Here each retriever gives a 0-1 score that keeps *how much* better a match is:
+full-text BM25 divided by the best BM25 of the query (BM25 has no fixed scale), vector similarity as the
+cosine itself (it has one, so a weak best match stays weak and unrelated episodes are not promoted), with
+a floor below which a vector "match" is noise and dropped.
 """
 
 from __future__ import annotations
@@ -21,19 +22,31 @@ RECENCY_WEIGHT = 0.10
 RECENCY_HALF_LIFE_DAYS = 30.0
 
 
-def fuse(score_lists: Sequence[Mapping[K, float]]) -> dict[K, float]:
-    """Fuse per-retriever scores (higher is better, >= 0) into one relevance in [0, 1].
+MIN_COSINE = 0.15
+"""Vector matches below this cosine are dropped: for the embeddings used here that is unrelated text."""
 
-    Each list is divided by its own best score, then the lists are averaged; an item absent from a list
-    scores 0 there. Empty lists are ignored (a retriever that found nothing has no say)."""
+
+def relative(scores: Mapping[K, float]) -> dict[K, float]:
+    """Scores on no fixed scale (BM25) as shares of the best one: the best match scores 1.0."""
+    best = max(scores.values(), default=0.0)
+    return {k: v / best for k, v in scores.items() if v > 0} if best > 0 else {}
+
+
+def similarities(cosines: Mapping[K, float], floor: float = MIN_COSINE) -> dict[K, float]:
+    """Cosines kept as they are (they have a scale), without the ones below ``floor``."""
+    return {k: min(1.0, v) for k, v in cosines.items() if v >= floor}
+
+
+def fuse(score_lists: Sequence[Mapping[K, float]]) -> dict[K, float]:
+    """Average 0-1 scores over the retrievers that found anything; absent from a list scores 0 there.
+    A retriever that found nothing has no say (a query with no word in any episode is judged by vectors
+    alone, and the reverse)."""
     lists = [scores for scores in score_lists if scores]
     fused: dict[K, float] = {}
     for scores in lists:
-        best = max(scores.values())
         for item, score in scores.items():
-            share = score / best if best > 0 else 0.0
-            fused[item] = fused.get(item, 0.0) + share / len(lists)
-    return fused
+            fused[item] = fused.get(item, 0.0) + score / len(lists)
+    return {item: score for item, score in fused.items() if score > 0}
 
 
 def recency(created_at: float, now: float, half_life_days: float = RECENCY_HALF_LIFE_DAYS) -> float:
@@ -54,4 +67,4 @@ def normalize(vector: Sequence[float]) -> list[float]:
     return [x / norm for x in vector] if norm else list(vector)
 
 
-__all__ = ["blend", "fuse", "normalize", "recency"]
+__all__ = ["MIN_COSINE", "blend", "fuse", "normalize", "recency", "relative", "similarities"]

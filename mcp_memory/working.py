@@ -110,10 +110,42 @@ class WorkingMemory:
             raise InvalidArgument("prefix must be a string")
         return await self._store.list_keys(scope, prefix or "", self.now())
 
+    async def for_session(self, session_id: Any, project_id: Any, agent_instance_id: Any) -> SessionMemory:
+        """The seed's entry point: working memory bound to one session (``await wm.for_session(...)``)."""
+        return SessionMemory(self, Scope.parse(project_id, agent_instance_id, session_id))
+
     async def state(self, scope: Scope) -> dict[str, Any]:
         """All live keys with decoded values (for the session resource)."""
         items = await self._store.snapshot(scope, self.now())
         return {k: decode_value(it.value) for k, it in items.items()}
 
 
-__all__ = ["MAX_TTL_SECONDS", "WorkingMemory"]
+class SessionMemory:
+    """Working memory of one session, with the seed's method names (``set``, ``get``, ``delete``,
+    ``list_keys``). As in the seed, ``get`` returns None for a missing or expired key."""
+
+    def __init__(self, memory: WorkingMemory, scope: Scope) -> None:
+        self._memory = memory
+        self.scope = scope
+
+    async def set(self, key: str, value: Any, ttl_seconds: float | None = None) -> datetime | None:
+        """Store a value; returns when it expires (None: never)."""
+        return await self._memory.set(self.scope, key, value, ttl_seconds)
+
+    async def get(self, key: str) -> Any:
+        """The value, or None if the key is missing or expired."""
+        try:
+            return await self._memory.get(self.scope, key)
+        except NotFound:
+            return None
+
+    async def delete(self, key: str) -> bool:
+        """Delete a key; False if there was none."""
+        return await self._memory.delete(self.scope, key)
+
+    async def list_keys(self, prefix: str | None = None) -> list[str]:
+        """Live keys, sorted."""
+        return await self._memory.list_keys(self.scope, prefix)
+
+
+__all__ = ["MAX_TTL_SECONDS", "SessionMemory", "WorkingMemory"]

@@ -12,7 +12,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, Resource
 
 from mcp_memory.errors import InvalidArgument, MemoryServiceError, NotFound
-from mcp_memory.models import Episode, Scope, iso, parse_uuid, validate_identifier
+from mcp_memory.models import Episode, Scope, iso, parse_uuid, to_datetime, validate_identifier
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server.app import MemoryServer
 
@@ -114,10 +114,12 @@ def register_resources(server: MemoryServer) -> None:
         except MemoryServiceError as exc:
             raise _resource_error(exc) from None
         data = cp.info.model_dump(mode="json")
-        data["state"] = cp.state()
-        expiring = {k: it.expires_at for k, it in cp.items.items() if it.expires_at is not None}
-        if expiring:
-            data["expires_at"] = expiring
+        # A key whose TTL has passed since the pause is never returned (resume would not restore it either).
+        now = rt.clock()
+        data["state"] = cp.state(now)
+        data["expires_at"] = {
+            k: iso(to_datetime(it.expires_at)) for k, it in cp.live_items(now).items() if it.expires_at
+        }
         return _dump(data)
 
     @server.resource(

@@ -319,16 +319,16 @@ def register_tools(server: MemoryServer) -> None:
     ) -> RecordEpisodeResult:
         """Record an experience (a task and how it went) so that future tasks can find it."""
         ep = await rt.episodic.record_episode(
-            project(project_id),
-            agent_instance_id,
-            task_type,
-            task_description,
-            outcome,
-            session_id,
-            outcome_details,
-            lessons_learned,
-            importance_score,
-            metadata,
+            project_id=project(project_id),
+            agent_instance_id=agent_instance_id,
+            task_type=task_type,
+            task_description=task_description,
+            outcome=outcome,
+            session_id=session_id,
+            outcome_details=outcome_details,
+            lessons_learned=lessons_learned,
+            importance_score=importance_score,
+            metadata=metadata,
         )
         return RecordEpisodeResult(episode_id=str(ep.episode_id))
 

@@ -37,7 +37,7 @@ from mcp_memory.models import (
     SessionStatus,
     to_datetime,
 )
-from mcp_memory.ranking import blend, fuse, normalize
+from mcp_memory.ranking import blend, fuse, normalize, relative, similarities
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
 
 logger = logging.getLogger(__name__)
@@ -164,6 +164,18 @@ def _check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
     live = sum(1 for it in items.values() if it.expires_at is None or it.expires_at > now)
     if live > limits.max_keys:
         raise TooLarge(f"{live} keys exceed the limit of {limits.max_keys} keys per session")
+
+
+def _top_cosines(rows: list[tuple[str, bytes]], query: list[float], top: int) -> dict[str, float]:
+    """The ``top`` best cosines of stored (unit-length) vectors against a unit-length query."""
+    q = array("f", query)
+    scored = []
+    for episode_id, blob in rows:
+        vec = _blob_to_vector(blob)
+        if len(vec) == len(q):
+            scored.append((sum(a * b for a, b in zip(vec, q, strict=True)), episode_id))
+    scored.sort(reverse=True)
+    return {episode_id: cos for cos, episode_id in scored[:top]}
 
 
 def _vector_to_blob(vector: Sequence[float]) -> bytes:
@@ -918,7 +930,7 @@ class SqliteStore:
                     ),
                     {**base, "q": match, "pool": pool},
                 )
-                text_scores = {r.episode_id: max(0.0, r.score) for r in result}
+                text_scores = relative({r.episode_id: r.score for r in result})
             if query_embedding is not None:
                 result = await conn.execute(
                     text(
@@ -927,15 +939,10 @@ class SqliteStore:
                     ),
                     {**base, "scan": _VECTOR_SCAN_LIMIT},
                 )
-                q = array("f", normalize(query_embedding))
-                scored = []
-                for r in result:
-                    vec = _blob_to_vector(r.embedding)
-                    if len(vec) == len(q):
-                        # Stored vectors are unit length, so the dot product is the cosine.
-                        scored.append((sum(a * b for a, b in zip(vec, q, strict=True)), r.episode_id))
-                scored.sort(reverse=True)
-                vector_scores = {eid: max(0.0, cos) for cos, eid in scored[:pool]}
+                rows = [(r.episode_id, r.embedding) for r in result]
+                # A linear scan in Python: off the event loop, so other calls go on meanwhile.
+                cosines = await anyio.to_thread.run_sync(_top_cosines, rows, normalize(query_embedding), pool)
+                vector_scores = similarities(cosines)
             fused = fuse([text_scores, vector_scores])
             if not fused:
                 return []
