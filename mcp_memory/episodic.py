@@ -30,6 +30,7 @@ from mcp_memory.models import (
     parse_outcome,
     parse_uuid,
     to_datetime,
+    utf8_size,
     validate_identifier,
 )
 from mcp_memory.stores.ports import EpisodeFilter, EpisodeStore
@@ -55,6 +56,7 @@ def check_text(value: Any, what: str, max_len: int, *, required: bool = True) ->
         raise InvalidArgument(f"{what} must not be empty")
     if len(value) > max_len:
         raise TooLarge(f"{what} is {len(value)} characters; the limit is {max_len}")
+    utf8_size(value, what)
     return value
 
 
@@ -75,9 +77,9 @@ def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidArgument("metadata must be a JSON object")
-    raw = encode_value(value)
-    if len(raw.encode()) > max_bytes:
-        raise TooLarge(f"metadata is {len(raw.encode())} bytes serialised; the limit is {max_bytes}")
+    size = utf8_size(encode_value(value), "metadata")
+    if size > max_bytes:
+        raise TooLarge(f"metadata is {size} bytes serialised; the limit is {max_bytes}")
     return value
 
 

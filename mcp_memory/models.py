@@ -58,15 +58,16 @@ def validate_identifier(value: Any, what: str) -> str:
     return value
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def parse_uuid(value: Any, what: str) -> UUID:
-    """Parse a UUID given as a string (or UUID); anything else is ``invalid_argument``."""
+    """Parse a UUID in canonical string form (8-4-4-4-12 hex digits, either case) or a UUID object;
+    anything else (no hyphens, braces, ``urn:uuid:``) is ``invalid_argument``."""
     if isinstance(value, UUID):
         return value
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            pass
+    if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
+        return UUID(value)
     shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40] + "...")
     raise InvalidArgument(f"{what} must be a UUID such as '123e4567-e89b-12d3-a456-426614174000', got {shown}")
 
@@ -95,6 +96,14 @@ def _check_containers(value: Any) -> None:
         if depth > MAX_JSON_DEPTH:
             raise InvalidArgument(f"value is nested deeper than {MAX_JSON_DEPTH} levels")
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+
+
+def utf8_size(text: str, what: str) -> int:
+    """Size of a text in UTF-8; text that cannot be encoded (lone surrogates) is ``invalid_argument``."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{what} is not valid Unicode text (it contains a lone surrogate)") from None
 
 
 def encode_value(value: Any) -> RawJSON:
@@ -310,5 +319,6 @@ __all__ = [
     "parse_uuid",
     "to_datetime",
     "utcnow",
+    "utf8_size",
     "validate_identifier",
 ]

@@ -16,7 +16,7 @@ from typing import Any
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
-from mcp_memory.models import Item, RawJSON, Scope, decode_value, encode_value, to_datetime
+from mcp_memory.models import Item, RawJSON, Scope, decode_value, encode_value, to_datetime, utf8_size
 from mcp_memory.stores.ports import Limits, WorkingStore
 
 MAX_TTL_SECONDS = 10 * 365 * 86400
@@ -49,12 +49,13 @@ class WorkingMemory:
             raise TooLarge(f"key is {len(key)} characters long; the limit is {self._settings.max_key_length}")
         if "\x00" in key:
             raise InvalidArgument("key must not contain NUL characters")
+        utf8_size(key, "key")
         return key
 
     def encode(self, value: Any, what: str = "value") -> RawJSON:
         """Serialise a value, enforcing the size limit."""
         raw = encode_value(value)
-        size = len(raw.encode("utf-8"))
+        size = utf8_size(raw, what)
         if size > self._settings.max_value_bytes:
             raise TooLarge(f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes")
         return raw
@@ -108,6 +109,8 @@ class WorkingMemory:
         """Live keys, sorted, optionally only those starting with ``prefix``."""
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidArgument("prefix must be a string")
+        if prefix:
+            utf8_size(prefix, "prefix")
         return await self._store.list_keys(scope, prefix or "", self.now())
 
     async def for_session(self, session_id: Any, project_id: Any, agent_instance_id: Any) -> SessionMemory:

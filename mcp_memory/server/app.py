@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from mcp.server.context import ServerRequestContext
@@ -25,7 +27,6 @@ from mcp_types import (
     InputRequiredResult,
     ListResourcesResult,
     PaginatedRequestParams,
-    Resource,
     TextContent,
 )
 from pydantic import ValidationError
@@ -99,7 +100,15 @@ class MemoryServer(MCPServer[Any]):
     ) -> CallToolResult | InputRequiredResult:
         """Call a tool; every failure becomes an ``isError`` result starting with its SPEC.md code."""
         try:
+            tool = self._tool_manager.get_tool(name)
+            if tool is not None:
+                # A misspelt argument (``ttl`` for ``ttl_seconds``) must not be silently dropped.
+                unknown = sorted(set(arguments) - set(tool.parameters.get("properties", {})))
+                if unknown:
+                    raise InvalidArgument(f"unknown argument(s) for {name}: {', '.join(unknown)}")
             return await super().call_tool(name, arguments, context)
+        except MemoryServiceError as exc:
+            return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
         except MCPError:
             raise
         except ToolError as exc:
@@ -113,35 +122,52 @@ class MemoryServer(MCPServer[Any]):
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
-        """resources/list: recent checkpoints and episodes (bounded by settings), one page per call."""
+        """resources/list: recent checkpoints and episodes, newest first, one page per call.
+
+        The cursor is a position (the last item's time and URI), not an offset, so that new checkpoints
+        arriving between pages neither repeat nor skip items; at most ``resources_list_limit`` items are
+        offered over all pages."""
         from mcp_memory.server.resources import recent_resources
 
-        offset = decode_cursor(params.cursor if params else None)
-        items = await recent_resources(self.runtime, self.runtime.settings.project_id)
-        size = self.runtime.settings.resources_page_size
-        page: list[Resource] = items[offset : offset + size]
-        next_cursor = encode_cursor(offset + size) if offset + size < len(items) else None
-        return ListResourcesResult(resources=page, next_cursor=next_cursor)
+        after = decode_cursor(params.cursor if params else None)
+        settings = self.runtime.settings
+        entries = await recent_resources(self.runtime, settings.project_id)
+        if after is not None:
+            entries = [e for e in entries if (e[0], e[1].uri) < (after.at, after.uri)]
+        room = settings.resources_list_limit - (after.served if after else 0)
+        page = entries[: max(0, min(settings.resources_page_size, room))]
+        served = (after.served if after else 0) + len(page)
+        more = page and len(entries) > len(page) and served < settings.resources_list_limit
+        next_cursor = encode_cursor(_Position(page[-1][0], page[-1][1].uri, served)) if more else None
+        return ListResourcesResult(resources=[r for _, r in page], next_cursor=next_cursor)
 
 
-def encode_cursor(offset: int) -> str:
+@dataclass(frozen=True, slots=True)
+class _Position:
+    """Where a resources/list page ended."""
+
+    at: float
+    uri: str
+    served: int
+
+
+def encode_cursor(position: _Position) -> str:
     """An opaque cursor for resources/list."""
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+    raw = json.dumps({"t": position.at, "u": position.uri, "n": position.served})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def decode_cursor(cursor: str | None) -> int:
-    """Offset from a cursor (0 for none); a malformed cursor is an invalid-params error."""
+def decode_cursor(cursor: str | None) -> _Position | None:
+    """The position a cursor names (None for none); a malformed cursor is an invalid-params error."""
     if not cursor:
-        return 0
+        return None
     try:
-        text = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if not text.startswith("o:"):
-            raise ValueError(text)
-        offset = int(text[2:])
-        if offset < 0:
-            raise ValueError(text)
-        return offset
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()).decode())
+        position = _Position(float(data["t"]), str(data["u"]), int(data["n"]))
+        if position.served < 0:
+            raise ValueError(position)
+        return position
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
         raise MCPError(code=INVALID_PARAMS, message="invalid_argument: malformed cursor") from None
 
 

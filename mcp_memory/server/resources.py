@@ -146,8 +146,9 @@ def register_resources(server: MemoryServer) -> None:
         return _dump(episode_json(episode))
 
 
-async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[Resource]:
-    """Recent checkpoints and episodes as concrete resources, newest first, bounded by settings."""
+async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[tuple[float, Resource]]:
+    """Recent checkpoints and episodes as concrete resources with their times, newest first (by time, then
+    URI), bounded by settings."""
     limit = rt.settings.resources_list_limit
     projects = None if project is None else [project]
     checkpoints = await rt.store.recent_checkpoints(projects, limit)
@@ -189,8 +190,8 @@ async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[Reso
                 ),
             )
         )
-    entries.sort(key=lambda e: e[0], reverse=True)
-    return [r for _, r in entries[:limit]]
+    entries.sort(key=lambda e: (e[0], e[1].uri), reverse=True)
+    return entries[:limit]
 
 
 __all__ = ["recent_resources", "register_resources"]

@@ -354,8 +354,13 @@ class SqliteStore:
         ).first()
         if row is None:
             raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
-        if row.sealed or row.status == SessionStatus.TERMINATED:
+        if row.status == SessionStatus.TERMINATED:
             raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
+        if row.sealed:
+            raise Conflict(
+                f"session '{scope.session_id}' is being terminated and accepts no writes "
+                "(if a terminate was interrupted, call terminate again to finish it)"
+            )
         return int(row.id)
 
     @staticmethod
