@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         description="SQLAlchemy async URL of the durable store; unset means the embedded SQLite file.",
     )
     redis_url: str | None = Field(default=None, description="Working memory in Redis (not in this release).")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="SQLite durability: FULL survives power loss; NORMAL is faster, survives process crashes.",
+    )
     project_id: UUID | None = Field(default=None, description="Default project for calls that do not pass project_id.")
 
     max_key_length: int = Field(default=256, ge=1, description="Longest key, in characters.")

@@ -67,7 +67,7 @@ class MemoryRuntime:
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
         self.clock = clock
-        self.store = SqliteStore(self.settings.resolved_database_url())
+        self.store = SqliteStore(self.settings.resolved_database_url(), synchronous=self.settings.sqlite_synchronous)
         self.embedder = embedder if embedder is not None else provider_from_settings(self.settings)
         self.working = WorkingMemory(self.store, self.settings, clock)
         self.episodic = EpisodicMemory(self.store, self.settings, self.embedder, clock)
