@@ -309,3 +309,38 @@ async def test_events_carry_duration_and_metadata(runtime: MemoryRuntime, scope:
     assert [e.event_type for e in events] == ["spawn", "pause", "resume"]
     assert all(e.duration_ms > 0 for e in events)
     assert events[1].detail["metadata"] == {"why": "lunch"} and events[2].detail["metadata"] == {"why": "back"}
+
+
+# -- round trips ----------------------------------------------------------------------------------------------
+async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(runtime: MemoryRuntime) -> None:
+    """SPEC: the cost of pause and resume in round trips to the store does not grow with the number of keys.
+    Counted here as SQL statements sent (an executemany is one)."""
+    from sqlalchemy import event
+
+    engine = runtime.store._require_engine().sync_engine
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async def costs_for(n: int) -> dict[str, int]:
+        scope = new_scope(f"s{n}")
+        p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+        per_op: dict[str, int] = {}
+        statements.clear()
+        await runtime.lifecycle.spawn(p, a, s, initial_state={f"k{i}": i for i in range(n)})
+        per_op["spawn"] = len(statements)
+        for op in ("pause", "resume", "terminate"):
+            statements.clear()
+            await getattr(runtime.lifecycle, op)(p, a, s)
+            per_op[op] = len(statements)
+        return per_op
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        small, large = await costs_for(10), await costs_for(2000)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    print("statements per call:", small)
+    assert small == large, (small, large)
+    assert small["pause"] <= 8 and small["resume"] <= 12, small
