@@ -125,7 +125,9 @@ _SCHEMA = [
     )""",
 ]
 
-_SESSION_PK = "(SELECT id FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s)"
+_SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
+"""Selects one session's row of ``sessions`` (parameters from ``_scope_params``)."""
+_SESSION_PK = f"(SELECT id FROM sessions WHERE {_SCOPE})"
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # "Newest" is the latest snapshot, not the latest commit: two processes sharing the file may commit their
 # pauses in the other order than they took their snapshots.
@@ -355,10 +357,7 @@ class SqliteStore:
     async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
         row = (
             await conn.execute(
-                text(
-                    "SELECT id, status, sealed FROM sessions "
-                    "WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"
-                ),
+                text(f"SELECT id, status, sealed FROM sessions WHERE {_SCOPE}"),
                 _scope_params(scope),
             )
         ).first()
@@ -428,10 +427,7 @@ class SqliteStore:
     async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
         async with self._write() as conn:
             await conn.execute(
-                text(
-                    "UPDATE sessions SET sealed = :sealed WHERE project_id = :p AND agent_instance_id = :a "
-                    "AND session_id = :s AND status != 'terminated'"
-                ),
+                text(f"UPDATE sessions SET sealed = :sealed WHERE {_SCOPE} AND status != 'terminated'"),
                 {**_scope_params(scope), "sealed": int(sealed)},
             )
 
@@ -585,7 +581,7 @@ class SqliteStore:
         async with self._write() as conn:
             await conn.execute(
                 text(
-                    "DELETE FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s "
+                    f"DELETE FROM sessions WHERE {_SCOPE} "
                     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id)"
                 ),
                 _scope_params(scope),
@@ -595,7 +591,7 @@ class SqliteStore:
         async with self._read() as conn:
             row = (
                 await conn.execute(
-                    text("SELECT * FROM sessions WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"),
+                    text(f"SELECT * FROM sessions WHERE {_SCOPE}"),
                     _scope_params(scope),
                 )
             ).first()
@@ -698,10 +694,7 @@ class SqliteStore:
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    text(
-                        "SELECT id, status, terminate_result FROM sessions "
-                        "WHERE project_id = :p AND agent_instance_id = :a AND session_id = :s"
-                    ),
+                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {_SCOPE}"),
                     _scope_params(scope),
                 )
             ).first()
