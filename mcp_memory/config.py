@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import platformdirs
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -47,6 +47,17 @@ class HookSettings(BaseModel):
         return value
 
 
+class HttpSettings(BaseModel):
+    """The SSE and Streamable HTTP transports (``mcp-memory serve --transport sse|http``)."""
+
+    host: str = Field(default="127.0.0.1", description="Interface to bind; anything but loopback needs tokens.")
+    port: int = Field(default=8765, ge=0, le=65535)
+    stateless: bool = Field(
+        default=False,
+        description="Streamable HTTP without server-side sessions (several processes behind one balancer).",
+    )
+
+
 def config_file_path() -> Path:
     """Where the TOML settings file is looked for."""
     explicit = os.environ.get("MCP_MEMORY_CONFIG")
@@ -76,7 +87,23 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy async URL of the durable store; unset means the embedded SQLite file.",
     )
-    redis_url: str | None = Field(default=None, description="Working memory in Redis (not in this release).")
+    database_pool_size: int = Field(default=10, ge=1, description="Postgres: connections kept open.")
+    database_max_overflow: int = Field(default=10, ge=0, description="Postgres: extra connections under load.")
+    database_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Postgres: connect/acquire/statement timeout; past it a call is `unavailable`."
+    )
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Working memory in Redis (redis://, rediss://, redis+sentinel://; Cluster: see redis_cluster).",
+    )
+    redis_cluster: bool = Field(default=False, description="Treat redis_url as a seed node of a Redis Cluster.")
+    redis_key_prefix: str = Field(default="mcpmem", min_length=1, description="Prefix of every Redis key we write.")
+    redis_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Redis connect and socket timeout; past it a call is `unavailable`."
+    )
+    redis_max_connections: int = Field(default=64, ge=1)
+    redis_retries: int = Field(default=2, ge=0, description="Retries (with backoff) on a Redis connection error.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL",
         description="SQLite durability: FULL survives power loss; NORMAL is faster, survives process crashes.",
@@ -90,11 +117,28 @@ class Settings(BaseSettings):
     hooks: HookSettings = Field(default_factory=HookSettings)
     hook_timeout_seconds: float = Field(default=10.0, gt=0, description="A hook running longer is cancelled.")
 
-    embedding_provider: Literal["none", "hash"] = Field(
+    embedding_provider: Literal["none", "hash", "openai", "sentence-transformers"] = Field(
         default="none",
-        description="'none': full-text search only. 'hash': a local feature-hashing embedding fused with it.",
+        description=(
+            "'none': full-text search only. 'hash': a local feature-hashing embedding fused with it. "
+            "'openai': any OpenAI-compatible /embeddings API (OpenAI, Azure, Ollama, vLLM, TEI). "
+            "'sentence-transformers': a local model (extra 'local-embeddings')."
+        ),
     )
     embedding_dimension: int = Field(default=256, ge=8, le=4096)
+    embedding_model: str | None = Field(default=None, description="Model name (or local path) of the provider.")
+    embedding_base_url: str | None = Field(
+        default=None, description="'openai': base URL, e.g. https://api.openai.com/v1"
+    )
+    embedding_api_key: SecretStr | None = Field(default=None, description="'openai': API key (sent as a bearer token).")
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
+    embedding_timeout_seconds: float = Field(default=10.0, gt=0)
+    embedding_max_retries: int = Field(default=2, ge=0)
+    embedding_retry_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often episodes stored without a vector are embedded again."
+    )
+
+    http: HttpSettings = Field(default_factory=HttpSettings)
 
     resources_list_limit: int = Field(
         default=200, ge=1, description="How many recent checkpoints and episodes resources/list offers."
@@ -142,6 +186,7 @@ def unknown_file_settings() -> list[str]:
 __all__ = [
     "APP_NAME",
     "HookSettings",
+    "HttpSettings",
     "Settings",
     "config_file_path",
     "default_database_url",

@@ -86,6 +86,7 @@ def scope() -> Scope:
 
 # -- the contract suite's store pair ---------------------------------------------------------------------
 async def make_store(name: str, tmp_path: Path) -> Any:
+    """A started store of the named adapter, empty as far as the test can tell (fresh ids per test)."""
     if name == "sqlite":
         store = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
         await store.start()

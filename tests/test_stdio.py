@@ -220,7 +220,7 @@ async def test_doctor(tmp_path: Path) -> None:
     assert report["ok"] is True
     assert report["database_url"] == env["MCP_MEMORY_DATABASE_URL"]
     assert report["config_file_exists"] is False
-    assert report["stores"]["sqlite"]["path"] == str(tmp_path / "desktop.db")
+    assert report["stores"]["durable"]["path"] == str(tmp_path / "desktop.db")
     assert (tmp_path / "desktop.db").is_file()
 
 
@@ -239,7 +239,7 @@ async def test_doctor_reports_a_bad_configuration(tmp_path: Path) -> None:
 
 
 async def test_serve_with_a_bad_configuration_fails_cleanly(tmp_path: Path) -> None:
-    env = server_env(tmp_path, MCP_MEMORY_REDIS_URL="redis://127.0.0.1:1/0")
+    env = server_env(tmp_path, MCP_MEMORY_DATABASE_URL="mysql+aiomysql://nobody@127.0.0.1:1/none")
     code, out, err = await run_cli("serve", env=env)
     assert code == 2
     assert out == "", "stdout is the protocol channel: nothing else goes there"

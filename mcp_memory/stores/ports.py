@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
 from mcp_memory.models import (
@@ -67,6 +67,11 @@ class EpisodeFilter:
     task_type: str | None = None
     agent_instance_id: UUID | None = None
     since: float | None = None
+
+
+SearchMode = Literal["hybrid", "text", "vector"]
+"""What ``search_episodes`` ranks by: both retrievers fused (the default), full-text only, or vectors only
+(the last two exist to measure what fusion adds)."""
 
 
 @runtime_checkable
@@ -227,9 +232,23 @@ class EpisodeStore(Protocol):
         flt: EpisodeFilter,
         limit: int,
         now: float,
+        mode: SearchMode = "hybrid",
     ) -> list[ScoredEpisode]:
         """Rank the project's episodes for ``query``: full-text, fused with vector similarity when a query
-        embedding is given, blended with importance and recency. Best first."""
+        embedding is given, blended with importance and recency. Best first. ``mode`` restricts ranking to
+        one retriever ("text": the embedding is ignored; "vector": full-text is not consulted)."""
+        ...
+
+    async def episodes_missing_embedding(self, limit: int) -> list[Episode]:
+        """Episodes stored without a vector (their embedding failed or timed out), oldest first, across
+        every project: the work list of ``mcp-memory reembed`` and of the background retry."""
+        ...
+
+    async def set_episode_embedding(
+        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+    ) -> bool:
+        """Attach a vector to an episode that has none; False (nothing written) if the episode is unknown or
+        has a vector already."""
         ...
 
 
@@ -251,6 +270,7 @@ __all__ = [
     "EventRecord",
     "Item",
     "Limits",
+    "SearchMode",
     "SessionStore",
     "WorkingStore",
 ]

@@ -38,7 +38,7 @@ from mcp_memory.models import (
     to_datetime,
 )
 from mcp_memory.ranking import blend, fuse, normalize, relative, similarities
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
 logger = logging.getLogger(__name__)
 
@@ -931,6 +931,7 @@ class SqliteStore:
         flt: EpisodeFilter,
         limit: int,
         now: float,
+        mode: SearchMode = "hybrid",
     ) -> list[ScoredEpisode]:
         pool = max(limit * 10, 50)
         extra, fparams = self._filter_clause(flt, prefix="e.")
@@ -938,7 +939,7 @@ class SqliteStore:
         text_scores: dict[str, float] = {}
         vector_scores: dict[str, float] = {}
         async with self._read(statements=2) as conn:
-            match = _fts_query(query)
+            match = _fts_query(query) if mode != "vector" else None
             if match is not None:
                 result = await conn.execute(
                     text(
@@ -950,7 +951,7 @@ class SqliteStore:
                     {**base, "q": match, "pool": pool},
                 )
                 text_scores = relative({r.episode_id: r.score for r in result})
-            if query_embedding is not None:
+            if query_embedding is not None and mode != "text":
                 result = await conn.execute(
                     text(
                         "SELECT e.episode_id, e.embedding FROM episodes e WHERE e.project_id = :p "
@@ -984,6 +985,27 @@ class SqliteStore:
             reverse=True,
         )
         return ranked[:limit]
+
+    async def episodes_missing_embedding(self, limit: int) -> list[Episode]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text("SELECT * FROM episodes WHERE embedding IS NULL ORDER BY created_at, id LIMIT :limit"),
+                {"limit": limit},
+            )
+            return [self._episode(r) for r in result]
+
+    async def set_episode_embedding(
+        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+    ) -> bool:
+        async with self._write() as conn:
+            result = await conn.execute(
+                text(
+                    "UPDATE episodes SET embedding = :emb, embedding_model = :model "
+                    "WHERE project_id = :p AND episode_id = :e AND embedding IS NULL"
+                ),
+                {"emb": _vector_to_blob(embedding), "model": model, "p": str(project_id), "e": str(episode_id)},
+            )
+            return bool(result.rowcount)
 
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
