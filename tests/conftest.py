@@ -19,8 +19,9 @@ from mcp_memory.models import Scope
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite import SqliteStore
+from tests.redis_servers import make_redis_store
 
-WORKING_ADAPTERS = ["sqlite"]
+WORKING_ADAPTERS = ["sqlite", "redis"]
 DURABLE_ADAPTERS = ["sqlite"]
 
 
@@ -85,8 +86,11 @@ def scope() -> Scope:
 
 
 # -- the contract suite's store pair ---------------------------------------------------------------------
-async def make_store(name: str, tmp_path: Path) -> Any:
-    """A started store of the named adapter, empty as far as the test can tell (fresh ids per test)."""
+async def make_store(name: str, tmp_path: Path, durable: Any = None) -> Any:
+    """A started store of the named adapter, empty as far as the test can tell (fresh ids per test).
+    ``durable``: the durable store a working store consults (Redis re-opens sessions it lost from it)."""
+    if name == "redis":
+        return await make_redis_store(durable)
     if name == "sqlite":
         store = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
         await store.start()
@@ -116,7 +120,7 @@ class StorePair:
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorePair]:
     working_name, durable_name = request.param
     durable = await make_store(durable_name, tmp_path)
-    working = durable if working_name == durable_name else await make_store(working_name, tmp_path)
+    working = durable if working_name == durable_name else await make_store(working_name, tmp_path, durable)
     try:
         yield StorePair(working, durable)
     finally:

@@ -77,7 +77,8 @@ def build_working_store(settings: Settings, durable: DurableStore) -> Any:
     if settings.redis_url:
         from mcp_memory.stores.redis import RedisWorkingStore
 
-        return RedisWorkingStore.from_settings(settings)
+        # The durable store is Redis's authority on sessions: it re-opens sessions Redis has lost.
+        return RedisWorkingStore.from_settings(settings, durable=durable)
     return durable
 
 

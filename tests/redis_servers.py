@@ -1,0 +1,225 @@
+"""Real Redis servers for tests: the shared one, private ``redis-server`` processes, a 3-node Cluster.
+
+The shared Redis (``MCP_MEMORY_TEST_REDIS_URL``, else 127.0.0.1:6379 if it answers, else a private server
+started once per test run) may be used by others at the same time: tests write under a unique key prefix and
+delete only their own keys. Tests that stop Redis, count its commands or need a cluster start their own
+servers on free loopback ports in a temporary directory and kill them afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from mcp_memory.stores.ports import DurableStore
+from mcp_memory.stores.redis import RedisWorkingStore
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def unique_prefix() -> str:
+    """A key prefix no other test (or engineer) uses."""
+    return f"mcpmem-test-{uuid.uuid4().hex[:16]}"
+
+
+def answers(url: str, timeout: float = 0.5) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except redis.RedisError:
+        return False
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free loopback port, in its own directory. Not persistent unless
+    ``appendonly`` (then it keeps its data across ``stop``/``start``)."""
+
+    def __init__(self, directory: Path, *, appendonly: bool = False, extra: list[str] | None = None) -> None:
+        if REDIS_SERVER is None:
+            pytest.skip("redis-server is not installed")
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.extra = extra or []
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def args(self) -> list[str]:
+        assert REDIS_SERVER is not None
+        return [
+            REDIS_SERVER,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "always",
+            *self.extra,
+        ]
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not answers(self.url, 0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: with appendonly the AOF is synced before exit
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+
+_private: RedisServer | None = None
+
+
+def shared_redis_url() -> str:
+    """The Redis the contract suite runs on (see the module docstring)."""
+    global _private
+    explicit = os.environ.get("MCP_MEMORY_TEST_REDIS_URL")
+    if explicit:
+        return explicit
+    default = "redis://127.0.0.1:6379/0"
+    if answers(default):
+        return default
+    if _private is None:
+        directory = Path(tempfile.mkdtemp(prefix="mcpmem-redis-"))
+        _private = RedisServer(directory).start()
+        atexit.register(_private.stop)
+        atexit.register(shutil.rmtree, directory, True)
+    return _private.url
+
+
+def delete_keys(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix`` (only ours: never a flush on a shared server)."""
+    client = redis.Redis.from_url(url)
+    try:
+        deleted = 0
+        batch: list[Any] = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += client.delete(*batch)
+                batch = []
+        if batch:
+            deleted += client.delete(*batch)
+        return deleted
+    finally:
+        client.close()
+
+
+class CleaningRedisStore(RedisWorkingStore):
+    """The real Redis store, under a unique prefix, which deletes its own keys when closed."""
+
+    shared_url = ""
+
+    async def close(self) -> None:
+        try:
+            delete_keys(self.shared_url, self.key_prefix)
+        finally:
+            await super().close()
+
+
+async def make_redis_store(durable: DurableStore | None, url: str | None = None) -> RedisWorkingStore:
+    """A started Redis working store on the shared Redis, with a fresh key prefix."""
+    from mcp_memory.config import Settings
+
+    url = url or shared_redis_url()
+    settings = Settings(redis_url=url, redis_key_prefix=unique_prefix())
+    base = RedisWorkingStore.from_settings(settings, durable=durable)
+    store = CleaningRedisStore(
+        base.client, mode=base.mode, key_prefix=base.key_prefix, durable=durable, url=url, owns_client=True
+    )
+    store.shared_url = url
+    await store.start()
+    return store
+
+
+class RedisClusterServers:
+    """Three cluster-enabled ``redis-server`` primaries on loopback ports, joined by ``redis-cli --cluster``."""
+
+    def __init__(self, directory: Path, nodes: int = 3) -> None:
+        if REDIS_SERVER is None or REDIS_CLI is None:
+            pytest.skip("redis-server / redis-cli are not installed")
+        self.servers = [
+            RedisServer(
+                directory / f"node{i}",
+                extra=["--cluster-enabled", "yes", "--cluster-config-file", str(directory / f"node{i}" / "nodes.conf")],
+            )
+            for i in range(nodes)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.servers[0].url
+
+    def start(self) -> RedisClusterServers:
+        for server in self.servers:
+            server.start()
+        assert REDIS_CLI is not None
+        addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        deadline = time.monotonic() + 15
+        for server in self.servers:
+            client = server.client()
+            try:
+                while client.cluster("info").get("cluster_state") != "ok":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the test cluster did not reach cluster_state:ok")
+                    time.sleep(0.05)
+            finally:
+                client.close()
+        return self
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
