@@ -61,8 +61,13 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         "database_url": settings.resolved_database_url(),
         "working_store": "sqlite (embedded)",
         "durable_store": "sqlite (embedded)",
-        "redis": "not configured" if not settings.redis_url else "configured but not supported by this release",
+        "redis": "not configured" if not settings.redis_url else "configured (see stores.working)",
     }
+    if settings.redis_url:
+        from mcp_memory.stores.redis import redact_url
+
+        report["working_store"] = "redis"
+        report["settings"]["redis_url"] = redact_url(settings.redis_url)  # no password in the report
     ok = True
     try:
         unknown = unknown_file_settings()
@@ -72,6 +77,8 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         check_settings(settings)
         async with MemoryRuntime(settings) as rt:
             report["stores"] = await rt.check()
+            if report["stores"].get("working", {}).get("reachable") is False:
+                ok = False  # the server would start, but every working-memory call would be `unavailable`
             report["embedding_provider"] = rt.embedder.name if rt.embedder else "none (full-text search only)"
     except Exception as exc:
         ok = False

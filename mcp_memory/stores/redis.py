@@ -288,7 +288,7 @@ def check_redis_settings(settings: Settings) -> None:
     allowed = {"redis", "rediss", "unix", "redis+sentinel"}
     if scheme not in allowed:
         raise ConfigurationError(
-            f"MCP_MEMORY_REDIS_URL {_redact(url)!r} is not a Redis URL; use 'redis://host:6379/0', "
+            f"MCP_MEMORY_REDIS_URL {redact_url(url)!r} is not a Redis URL; use 'redis://host:6379/0', "
             "'rediss://...' (TLS), 'unix:///path/to/redis.sock' or 'redis+sentinel://host:26379/service_name'"
         )
     if settings.redis_cluster and scheme not in ("redis", "rediss"):
@@ -308,9 +308,9 @@ def check_redis_settings(settings: Settings) -> None:
             parts = urlsplit(url)
             _ = parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"MCP_MEMORY_REDIS_URL {_redact(url)!r} is not a valid URL: {exc}") from exc
+            raise ConfigurationError(f"MCP_MEMORY_REDIS_URL {redact_url(url)!r} is not a valid URL: {exc}") from exc
         if scheme != "unix" and not parts.hostname:
-            raise ConfigurationError(f"MCP_MEMORY_REDIS_URL {_redact(url)!r} names no host")
+            raise ConfigurationError(f"MCP_MEMORY_REDIS_URL {redact_url(url)!r} names no host")
     if "{" in settings.redis_key_prefix or "}" in settings.redis_key_prefix:
         raise ConfigurationError(
             "MCP_MEMORY_REDIS_KEY_PREFIX must not contain '{' or '}' (they would change Redis Cluster hash slots)"
@@ -335,7 +335,7 @@ def _parse_sentinel(url: str) -> tuple[list[tuple[str, int]], str, int]:
     return hosts, service, db
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without its password (for logs and ``doctor``)."""
     try:
         parts = urlsplit(url)
@@ -438,7 +438,7 @@ class RedisWorkingStore:
             timeout_seconds=timeout,
             retries=settings.redis_retries,
             durable=durable,
-            url=_redact(url),
+            url=redact_url(url),
         )
 
     # -- plumbing --------------------------------------------------------------------------------------
@@ -671,4 +671,4 @@ class RedisWorkingStore:
         return int(reply[1])
 
 
-__all__ = ["RECLAIM_MARGIN_MS", "TOMBSTONE_MS", "RedisWorkingStore", "check_redis_settings"]
+__all__ = ["RECLAIM_MARGIN_MS", "TOMBSTONE_MS", "RedisWorkingStore", "check_redis_settings", "redact_url"]
