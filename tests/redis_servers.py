@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -37,6 +38,20 @@ def free_port() -> int:
         return port
 
 
+def free_cluster_port() -> int:
+    """A free port P below 55536 whose cluster bus port P + 10000 is free too."""
+    for _ in range(200):
+        port = random.randint(20_000, 45_000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10_000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 def unique_prefix() -> str:
     """A key prefix no other test (or engineer) uses."""
     return f"mcpmem-test-{uuid.uuid4().hex[:16]}"
@@ -57,12 +72,14 @@ class RedisServer:
     """A private ``redis-server`` on a free loopback port, in its own directory. Not persistent unless
     ``appendonly`` (then it keeps its data across ``stop``/``start``)."""
 
-    def __init__(self, directory: Path, *, appendonly: bool = False, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, appendonly: bool = False, extra: list[str] | None = None, port: int | None = None
+    ) -> None:
         if REDIS_SERVER is None:
             pytest.skip("redis-server is not installed")
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         self.appendonly = appendonly
         self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
@@ -188,6 +205,7 @@ class RedisClusterServers:
             RedisServer(
                 directory / f"node{i}",
                 extra=["--cluster-enabled", "yes", "--cluster-config-file", str(directory / f"node{i}" / "nodes.conf")],
+                port=free_cluster_port(),
             )
             for i in range(nodes)
         ]

@@ -1,0 +1,431 @@
+"""What only the Redis working store has to show: round trips that do not grow with keys, a real Cluster,
+Redis going away and coming back (with and without its data), memory reclaim, sessions Redis lost.
+
+Private ``redis-server`` processes (started here, on free loopback ports, killed afterwards) are used where a
+test stops Redis, counts its commands or needs a cluster; the rest runs on the shared test Redis under a
+unique key prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import redis
+from mcp import Client
+
+from mcp_memory.config import Settings
+from mcp_memory.errors import Conflict, NotFound, Unavailable
+from mcp_memory.models import Item, Scope
+from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.server import create_server
+from mcp_memory.stores.factory import ConfigurationError
+from mcp_memory.stores.redis import RECLAIM_MARGIN_MS, TOMBSTONE_MS, RedisWorkingStore, check_redis_settings
+from tests.conftest import FakeClock, new_scope
+from tests.redis_servers import (
+    RedisClusterServers,
+    RedisServer,
+    delete_keys,
+    free_port,
+    shared_redis_url,
+    unique_prefix,
+)
+
+pytestmark = pytest.mark.anyio
+
+# The commands our Lua scripts run; any other command (but INFO, which the test sends) is a round trip.
+SCRIPT_COMMANDS = {
+    "get", "set", "exists", "del", "hget", "hset", "hdel", "hlen", "hexists", "hkeys", "hgetall",
+    "zadd", "zrem", "zscore", "zrange", "zrangebyscore", "zcard", "zcount", "pexpire", "persist",
+}  # fmt: skip
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def shared_runtime(db_url: str, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
+    prefix = unique_prefix()
+    settings = Settings(database_url=db_url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
+    try:
+        async with MemoryRuntime(settings, clock=clock) as rt:
+            yield rt
+    finally:
+        delete_keys(shared_redis_url(), prefix)
+
+
+def ids(scope: Scope) -> tuple[str, str, str]:
+    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
+
+
+def redis_store(rt: MemoryRuntime) -> RedisWorkingStore:
+    store = rt.working_store
+    assert isinstance(store, RedisWorkingStore)
+    return store
+
+
+# -- round trips ---------------------------------------------------------------------------------------------
+def top_level_requests(stats: dict[str, Any]) -> dict[str, int]:
+    """Calls per command from ``INFO commandstats``, without the commands scripts run and INFO itself."""
+    out = {}
+    for name, row in stats.items():
+        command = name.removeprefix("cmdstat_")
+        if command not in SCRIPT_COMMANDS and command != "info":
+            out[command] = int(row["calls"])
+    return out
+
+
+async def test_round_trips_per_lifecycle_call_do_not_grow_with_keys(
+    private_redis: RedisServer, db_url: str, clock: FakeClock
+) -> None:
+    admin = private_redis.client()
+    settings = Settings(database_url=db_url, redis_url=private_redis.url, max_keys_per_session=10_000)
+    measured: dict[int, dict[str, tuple[int, int]]] = {}
+    async with MemoryRuntime(settings, clock=clock) as rt:
+        store = redis_store(rt)
+        for n in (10, 10_000):
+            scope = new_scope(f"s{n}")
+            state = {f"key-{i:05d}": "v" * 90 for i in range(n)}
+            calls: dict[str, Callable[[], Awaitable[Any]]] = {
+                "spawn": lambda: rt.lifecycle.spawn(*ids(scope), initial_state=state),
+                "memory_set": lambda: rt.working.set(scope, "key-00000", {"changed": True}),
+                "pause": lambda: rt.lifecycle.pause(*ids(scope)),
+                "resume": lambda: rt.lifecycle.resume(*ids(scope)),
+                "terminate": lambda: rt.lifecycle.terminate(*ids(scope)),
+            }
+            measured[n] = {}
+            for name, call in calls.items():
+                client_before = store.round_trips
+                server_before = top_level_requests(admin.info("commandstats"))
+                await call()
+                server_after = top_level_requests(admin.info("commandstats"))
+                server = sum(server_after.values()) - sum(server_before.values())
+                measured[n][name] = (store.round_trips - client_before, server)
+            assert await rt.working.list_keys(scope) == []  # terminate cleared it: the calls did their work
+    admin.close()
+    # (client-side count, server-side count): the same for 10 and 10,000 keys, and what the design says.
+    expected = {"spawn": (1, 1), "memory_set": (1, 1), "pause": (1, 1), "resume": (1, 1), "terminate": (3, 3)}
+    assert measured[10] == expected, measured
+    assert measured[10_000] == expected, measured
+
+
+async def test_a_forgotten_script_is_sent_again(private_redis: RedisServer, db_url: str) -> None:
+    settings = Settings(database_url=db_url, redis_url=private_redis.url)
+    async with MemoryRuntime(settings) as rt:
+        scope = new_scope()
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+        admin = private_redis.client()
+        admin.script_flush()
+        admin.close()
+        before = redis_store(rt).round_trips
+        assert await rt.working.get(scope, "a") == 1
+        assert redis_store(rt).round_trips - before == 2  # EVALSHA -> NOSCRIPT, then EVAL (which caches it)
+        before = redis_store(rt).round_trips
+        assert await rt.working.get(scope, "a") == 1
+        assert redis_store(rt).round_trips - before == 1
+
+
+# -- Cluster -------------------------------------------------------------------------------------------------
+async def test_lifecycle_on_a_three_node_cluster(tmp_path: Path, db_url: str) -> None:
+    cluster = RedisClusterServers(tmp_path / "cluster").start()
+    try:
+        settings = Settings(database_url=db_url, redis_url=cluster.url, redis_cluster=True)
+        async with MemoryRuntime(settings) as rt:
+            report = await rt.check()
+            assert report["working"]["reachable"] is True
+            assert report["working"]["mode"] == "cluster" and report["working"]["cluster_state"] == "ok"
+            store = redis_store(rt)
+            nodes: set[str] = set()
+            for n in range(8):
+                scope = new_scope(f"cluster-{n}")
+                state = {f"k{i}": {"i": i} for i in range(50)}
+                await rt.lifecycle.spawn(*ids(scope), initial_state=state)
+                node = store.client.get_node_from_key(store.keys(scope)[1])
+                nodes.add(node.name)
+                # The values really are on that node, all three keys of the session in one slot.
+                direct_client = redis.Redis(host="127.0.0.1", port=node.port, decode_responses=True)
+                assert direct_client.hlen(store.keys(scope)[1]) == 50
+                assert len({direct_client.cluster("keyslot", k) for k in store.keys(scope)}) == 1
+                direct_client.close()
+
+                await rt.working.set(scope, "k0", "changed", ttl_seconds=600)
+                paused = await rt.lifecycle.pause(*ids(scope))
+                assert paused.data["items_saved"] == 50
+                await rt.working.set(scope, "extra", 1)
+                resumed = await rt.lifecycle.resume(*ids(scope))
+                assert resumed.data["items_restored"] == 50
+                assert await rt.working.get(scope, "k0") == "changed"
+                assert "extra" not in await rt.working.list_keys(scope)
+                done = await rt.lifecycle.terminate(*ids(scope))
+                assert done.data["state_items_consolidated"] == 50 and done.data["items_cleared"] == 50
+                assert await rt.working.list_keys(scope) == []
+            assert len(nodes) >= 2, nodes
+    finally:
+        cluster.stop()
+
+
+# -- Redis going away ------------------------------------------------------------------------------------------
+async def call(c: Client, tool: str, **arguments: Any) -> tuple[bool, dict[str, Any] | str, float]:
+    started = time.monotonic()
+    result = await c.call_tool(tool, arguments)
+    elapsed = time.monotonic() - started
+    if result.is_error:
+        return False, result.content[0].text, elapsed  # type: ignore[union-attr]
+    assert result.structured_content is not None
+    return True, result.structured_content, elapsed
+
+
+async def ok(c: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    good, data, _ = await call(c, tool, **arguments)
+    assert good, f"{tool}: {data}"
+    assert isinstance(data, dict)
+    return data
+
+
+async def fails(c: Client, tool: str, code: str, **arguments: Any) -> str:
+    good, text, _ = await call(c, tool, **arguments)
+    assert not good and isinstance(text, str) and text.startswith(f"{code}: "), text
+    return text
+
+
+@pytest.mark.parametrize("keeps_data", [True, False], ids=["appendonly", "no-persistence"])
+async def test_redis_stopping_mid_session_is_unavailable_then_recovers(
+    tmp_path: Path, db_url: str, keeps_data: bool
+) -> None:
+    server = RedisServer(tmp_path / "redis", appendonly=keeps_data).start()
+    settings = Settings(database_url=db_url, redis_url=server.url, redis_timeout_seconds=0.5, redis_retries=1)
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    s1 = {"project_id": p, "agent_instance_id": a, "session_id": "s1"}
+    s2 = {"project_id": p, "agent_instance_id": a, "session_id": "s2"}
+    s3 = {"project_id": p, "agent_instance_id": a, "session_id": "s3"}
+    done = {"project_id": p, "agent_instance_id": a, "session_id": "done"}
+    try:
+        async with Client(create_server(settings)) as c:
+            await ok(c, "spawn", **s1, initial_state={"goal": "ship", "step": 1})
+            checkpoint = await ok(c, "pause", **s1)
+            await ok(c, "memory_set", **s1, key="step", value=2)
+            await ok(c, "spawn", **s3, initial_state={"plan": "a"})
+            await ok(c, "pause", **s3)
+            await ok(c, "memory_set", **s3, key="plan", value="b")
+            await ok(c, "spawn", **done, initial_state={"x": 1})
+            await ok(c, "terminate", **done, cleanup_working=False)
+
+            server.stop()
+            for tool, args in (
+                ("memory_get", {**s1, "key": "step"}),
+                ("memory_set", {**s1, "key": "step", "value": 3}),
+                ("memory_delete", {**s1, "key": "step"}),
+                ("memory_list", s1),
+                ("pause", s1),
+                ("resume", s1),
+                ("terminate", s1),
+                ("spawn", {**s2, "initial_state": {"a": 1}}),
+            ):
+                good, text, elapsed = await call(c, tool, **args)
+                assert not good and isinstance(text, str), (tool, text)
+                assert text.startswith("unavailable: ") and "Redis" in text and "Traceback" not in text, text
+                assert elapsed < 3.0, (tool, elapsed)  # promptly: no hang
+            # The durable side of the failed calls is consistent: no checkpoint, no half-spawned session.
+            assert len((await ok(c, "list_checkpoints", **s1))["checkpoints"]) == 1
+            await fails(c, "list_checkpoints", "not_found", **s2)
+
+            server.start()
+            # The next call succeeds; what it sees depends on whether Redis kept its data.
+            if keeps_data:
+                assert (await ok(c, "memory_get", **s1, key="step"))["value"] == 2
+                assert (await ok(c, "memory_get", **s3, key="plan"))["value"] == "b"
+            else:
+                # Redis forgot: resume restores the durable checkpoint into it...
+                resumed = await ok(c, "resume", **s1)
+                assert resumed["checkpoint_id"] == checkpoint["checkpoint_id"] and resumed["items_restored"] == 2
+                assert (await ok(c, "memory_get", **s1, key="step"))["value"] == 1
+                # ...and any other call re-opens a lost session from its newest checkpoint.
+                await ok(c, "memory_set", **s3, key="other", value=True)
+                assert (await ok(c, "memory_list", **s3))["keys"] == ["other", "plan"]
+                assert (await ok(c, "memory_get", **s3, key="plan"))["value"] == "a"
+            # A terminated session stays closed either way; a new session spawns.
+            await fails(c, "memory_set", "conflict", **done, key="y", value=2)
+            await ok(c, "spawn", **s2, initial_state={"a": 1})
+            await ok(c, "memory_set", **s1, key="step", value=4)
+            paused = await ok(c, "pause", **s1)
+            assert paused["items_saved"] == 2
+            finished = await ok(c, "terminate", **s1)
+            assert finished["state_items_consolidated"] == 2
+    finally:
+        server.stop()
+
+
+async def test_a_redis_that_accepts_but_never_answers_is_unavailable_promptly(db_url: str) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", free_port()))
+        listener.listen(16)  # connections complete in the backlog, but nothing is ever read or answered
+        port = listener.getsockname()[1]
+        settings = Settings(
+            database_url=db_url, redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_seconds=0.2, redis_retries=1
+        )
+        async with MemoryRuntime(settings) as rt:
+            scope = new_scope()
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match="Redis"):
+                await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+            assert time.monotonic() - started < 3.0
+            assert await rt.store.get_session(scope) is None  # spawn left nothing behind
+            report = await rt.check()
+            assert report["working"]["reachable"] is False
+
+
+# -- sessions Redis lost ---------------------------------------------------------------------------------------
+async def test_a_lost_session_is_reopened_from_the_durable_store(shared_runtime: MemoryRuntime) -> None:
+    rt = shared_runtime
+    store = redis_store(rt)
+
+    def lose(scope: Scope) -> None:
+        """What a restart without persistence (or an eviction) does to one session."""
+        admin = redis.Redis.from_url(shared_redis_url())
+        admin.delete(*store.keys(scope))
+        admin.close()
+
+    # Running, paused once, changed since: re-opened with the newest checkpoint.
+    paused = new_scope("paused")
+    await rt.lifecycle.spawn(*ids(paused), initial_state={"a": 1, "b": 2})
+    await rt.lifecycle.pause(*ids(paused))
+    await rt.working.set(paused, "a", 10)
+    lose(paused)
+    assert await rt.working.get(paused, "a") == 1
+    assert await rt.working.list_keys(paused) == ["a", "b"]
+
+    # Never paused: re-opened empty, and writable.
+    fresh = new_scope("fresh")
+    await rt.lifecycle.spawn(*ids(fresh), initial_state={"a": 1})
+    lose(fresh)
+    await rt.working.set(fresh, "z", 26)
+    assert await rt.working.list_keys(fresh) == ["z"]
+
+    # A pause of a lost session checkpoints what a resume would give, never a silent empty state.
+    lose(paused)
+    again = await rt.lifecycle.pause(*ids(paused))
+    assert again.data["items_saved"] == 2
+    # A terminate of a lost session consolidates its newest checkpoint.
+    lose(paused)
+    finished = await rt.lifecycle.terminate(*ids(paused))
+    assert finished.data["state_items_consolidated"] == 2
+
+    # Terminated stays terminated; unknown stays unknown.
+    kept = new_scope("kept")
+    await rt.lifecycle.spawn(*ids(kept), initial_state={"a": 1})
+    await rt.lifecycle.terminate(*ids(kept), cleanup_working=False)
+    lose(kept)
+    with pytest.raises(Conflict):
+        await rt.working.set(kept, "b", 2)
+    assert await rt.working.list_keys(kept) == []
+    with pytest.raises(NotFound):
+        await rt.working.set(new_scope(), "a", 1)
+
+
+# -- memory reclaim ------------------------------------------------------------------------------------------
+async def test_redis_memory_is_reclaimed(shared_runtime: MemoryRuntime, clock: FakeClock) -> None:
+    rt = shared_runtime
+    store = redis_store(rt)
+    admin = redis.Redis.from_url(shared_redis_url(), decode_responses=True)
+    try:
+        scope = new_scope()
+        m, v, x = store.keys(scope)
+        await rt.lifecycle.spawn(*ids(scope))
+        await rt.working.set(scope, "short", 1, ttl_seconds=10)
+        await rt.working.set(scope, "long", 2, ttl_seconds=100)
+        # Every key has a TTL: Redis itself drops the session's data some time after the last one expires.
+        assert 100_000 < admin.pttl(v) <= 100_000 + RECLAIM_MARGIN_MS
+        assert admin.pttl(x) == pytest.approx(admin.pttl(v), abs=1000)
+        await rt.working.set(scope, "forever", 3)
+        assert admin.pttl(v) == -1 and admin.pttl(x) == -1  # one key without TTL: no expiry at all
+        await rt.working.delete(scope, "forever")
+        assert admin.pttl(v) > 0
+
+        # Expired entries are purged by the next write, not only hidden.
+        clock.advance(11)
+        await rt.working.set(scope, "other", 4, ttl_seconds=5)
+        assert sorted(admin.hkeys(v)) == ["long", "other"]
+        assert sorted(admin.zrange(x, 0, -1)) == ["long", "other"]
+
+        # terminate's clear deletes the data; the sealed marker lingers a while, then goes.
+        await rt.lifecycle.terminate(*ids(scope))
+        assert admin.exists(v, x) == 0
+        assert 0 < admin.pttl(m) <= TOMBSTONE_MS
+        assert admin.get(m) == "s"  # sealed: a late write is refused by Redis alone
+    finally:
+        admin.close()
+
+
+async def test_values_travel_as_stored_text(shared_runtime: MemoryRuntime) -> None:
+    rt = shared_runtime
+    scope = new_scope()
+    await rt.lifecycle.spawn(*ids(scope))
+    raw = '{"z": 1,  "a":[1.0, 2e3, "\\u00e9", "é"]}'
+    await redis_store(rt).set(scope, "k", Item(raw, 1e12), rt.clock(), rt.working.limits)
+    assert await redis_store(rt).get(scope, "k", rt.clock()) == Item(raw, 1e12)
+
+
+# -- configuration -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"redis_url": "http://127.0.0.1:6379"}, "not a Redis URL"),
+        ({"redis_url": "127.0.0.1:6379"}, "not a Redis URL"),
+        ({"redis_url": "redis://127.0.0.1:notaport/0"}, "not a valid URL"),
+        ({"redis_url": "unix:///tmp/redis.sock", "redis_cluster": True}, "redis_cluster".upper()),
+        ({"redis_url": "redis+sentinel://127.0.0.1:26379", "redis_cluster": False}, "service"),
+        ({"redis_url": "redis://127.0.0.1:6379/0", "redis_key_prefix": "a{b}"}, "must not contain"),
+    ],
+)
+def test_bad_redis_settings_are_configuration_errors(db_url: str, overrides: dict[str, Any], message: str) -> None:
+    settings = Settings(database_url=db_url, **overrides)
+    with pytest.raises(ConfigurationError, match=message.replace("{", r"\{")):
+        check_redis_settings(settings)
+    with pytest.raises(ConfigurationError):
+        MemoryRuntime(settings)
+
+
+def test_good_redis_urls_are_accepted(db_url: str) -> None:
+    for url in (
+        "redis://127.0.0.1:6379/0",
+        "rediss://user:pw@redis.example.com:6380/1",
+        "unix:///var/run/redis.sock",
+        "redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26379/mymaster",
+    ):
+        settings = Settings(database_url=db_url, redis_url=url)
+        check_redis_settings(settings)
+        store = RedisWorkingStore.from_settings(settings)
+        assert store.mode == ("sentinel" if "sentinel" in url else "standalone")
+        assert "pw" not in store._url
+
+
+async def test_doctor_reports_redis(tmp_path: Path, private_redis: RedisServer) -> None:
+    from tests.test_stdio import run_cli, server_env
+
+    env = server_env(tmp_path, MCP_MEMORY_REDIS_URL=private_redis.url)
+    code, out, err = await run_cli("doctor", env=env)
+    assert code == 0, err
+    working = json.loads(out)["stores"]["working"]
+    assert working["reachable"] is True and working["mode"] == "standalone"
+    assert working["version"].startswith(("6.", "7.", "8."))
+
+    env = server_env(tmp_path, MCP_MEMORY_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    with anyio.fail_after(20):
+        code, out, _ = await run_cli("doctor", env=env)
+    report = json.loads(out)
+    assert code == 1 and report["ok"] is False
+    assert report["stores"]["working"]["reachable"] is False
+    assert report["stores"]["working"]["error"].startswith("unavailable: ")
