@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,11 @@ async def test_round_trips_per_lifecycle_call_do_not_grow_with_keys(
             scope = new_scope(f"s{n}")
             state = {f"key-{i:05d}": "v" * 90 for i in range(n)}
             calls: dict[str, Callable[[], Awaitable[Any]]] = {
-                "spawn": lambda: rt.lifecycle.spawn(*ids(scope), initial_state=state),
-                "memory_set": lambda: rt.working.set(scope, "key-00000", {"changed": True}),
-                "pause": lambda: rt.lifecycle.pause(*ids(scope)),
-                "resume": lambda: rt.lifecycle.resume(*ids(scope)),
-                "terminate": lambda: rt.lifecycle.terminate(*ids(scope)),
+                "spawn": partial(rt.lifecycle.spawn, *ids(scope), initial_state=state),
+                "memory_set": partial(rt.working.set, scope, "key-00000", {"changed": True}),
+                "pause": partial(rt.lifecycle.pause, *ids(scope)),
+                "resume": partial(rt.lifecycle.resume, *ids(scope)),
+                "terminate": partial(rt.lifecycle.terminate, *ids(scope)),
             }
             measured[n] = {}
             for name, call in calls.items():

@@ -253,7 +253,7 @@ class _Script:
     def __init__(self, name: str, body: str) -> None:
         self.name = name
         self.body = body
-        self.sha = hashlib.sha1(body.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self.sha = hashlib.sha1(body.encode()).hexdigest()  # Redis names scripts by SHA-1
 
 
 _SCRIPTS = {
@@ -293,8 +293,7 @@ def check_redis_settings(settings: Settings) -> None:
         )
     if settings.redis_cluster and scheme not in ("redis", "rediss"):
         raise ConfigurationError(
-            "MCP_MEMORY_REDIS_CLUSTER=true needs a redis:// or rediss:// URL of one cluster node, "
-            f"not {scheme}://"
+            f"MCP_MEMORY_REDIS_CLUSTER=true needs a redis:// or rediss:// URL of one cluster node, not {scheme}://"
         )
     if scheme == "redis+sentinel":
         hosts, service, _db = _parse_sentinel(url)
@@ -414,10 +413,10 @@ class RedisWorkingStore:
         elif mode == "sentinel":
             hosts, service, db = _parse_sentinel(url)
             parts = urlsplit(url.replace("redis+sentinel://", "redis://", 1).split(",", 1)[0])
-            auth = {"password": parts.password} if parts.password else {}
+            auth: dict[str, Any] = {"password": parts.password} if parts.password else {}
             if parts.username:
                 auth["username"] = parts.username
-            sentinel = Sentinel(
+            sentinel = Sentinel(  # type: ignore[no-untyped-call]
                 hosts,
                 sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
                 **common,
@@ -504,7 +503,9 @@ class RedisWorkingStore:
         except rex.ResponseError as exc:
             if str(exc).startswith(_TRANSIENT) or isinstance(exc, rex.ClusterError | rex.TryAgainError):
                 logger.warning("Redis refused a call: %s", exc)
-                raise Unavailable("Redis refused the call for now (out of memory, loading or failing over); retry later") from exc
+                raise Unavailable(
+                    "Redis refused the call for now (out of memory, loading or failing over); retry later"
+                ) from exc
             logger.exception("Redis script %s failed", name)
             raise Internal("the Redis working store failed unexpectedly; see the server log") from exc
         except (rex.RedisError, rex.RedisClusterException, OSError, TimeoutError) as exc:
