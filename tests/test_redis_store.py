@@ -31,6 +31,7 @@ from mcp_memory.stores.factory import ConfigurationError
 from mcp_memory.stores.redis import RECLAIM_MARGIN_MS, TOMBSTONE_MS, RedisWorkingStore, check_redis_settings
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import (
+    REDIS_SERVER,
     RedisClusterServers,
     RedisServer,
     delete_keys,
@@ -430,3 +431,50 @@ async def test_doctor_reports_redis(tmp_path: Path, private_redis: RedisServer) 
     assert code == 1 and report["ok"] is False
     assert report["stores"]["working"]["reachable"] is False
     assert report["stores"]["working"]["error"].startswith("unavailable: ")
+
+
+async def test_sentinel(tmp_path: Path, private_redis: RedisServer, db_url: str) -> None:
+    sentinel_dir = tmp_path / "sentinel"
+    sentinel_dir.mkdir()
+    conf = sentinel_dir / "sentinel.conf"
+    conf.write_text(f"sentinel monitor svc 127.0.0.1 {private_redis.port} 1\n")
+    sentinel = RedisServer(sentinel_dir, extra=[str(conf), "--sentinel"])
+    sentinel.args = lambda: [  # type: ignore[method-assign]
+        str(REDIS_SERVER),
+        str(conf),
+        "--sentinel",
+        "--port",
+        str(sentinel.port),
+        "--bind",
+        "127.0.0.1",
+    ]
+    sentinel.start()
+    try:
+        settings = Settings(database_url=db_url, redis_url=f"redis+sentinel://127.0.0.1:{sentinel.port}/svc")
+        async with MemoryRuntime(settings) as rt:
+            report = (await rt.check())["working"]
+            assert report["reachable"] is True and report["mode"] == "sentinel", report
+            scope = new_scope()
+            await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+            await rt.lifecycle.pause(*ids(scope))
+            await rt.working.set(scope, "a", 2)
+            await rt.lifecycle.resume(*ids(scope))
+            assert await rt.working.get(scope, "a") == 1
+        admin = private_redis.client()
+        assert admin.hget(redis_store(rt).keys(scope)[1], "a") == "1"  # it went to the monitored primary
+        admin.close()
+    finally:
+        sentinel.stop()
+
+
+async def test_spawn_starts_clean_in_a_redis_that_outlived_its_durable_store(shared_runtime: MemoryRuntime) -> None:
+    rt = shared_runtime
+    scope = new_scope()
+    m, v, _ = redis_store(rt).keys(scope)
+    admin = redis.Redis.from_url(shared_redis_url())
+    admin.set(m, "s")  # e.g. the SQLite file was replaced, Redis kept an old session of this scope
+    admin.hset(v, "stale", "1")
+    admin.close()
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"fresh": 1})
+    assert await rt.working.list_keys(scope) == ["fresh"]
+    await rt.working.set(scope, "more", 2)

@@ -182,7 +182,8 @@ return {'ok'}
 
 # ARGV: mode, now, clear, max_keys, margin, state, n_plain, n_ttl, then n_plain (key, value) pairs, then n_ttl
 # (key, value, expires_at) triples. Items expired at ``now`` are filtered out by the caller.
-# mode "open": make the session open (refused if sealed) and merge the items in.
+# mode "open": the durable store has just created the session: open it with exactly these items (whatever a
+#   Redis that outlived its durable store still held under this scope is stale).
 # mode "restore": the session must be open; clear ("1") or merge, within max_keys.
 # mode "recover": only if Redis does not know the session: create it in ``state`` with exactly these items.
 _WRITE = (
@@ -197,7 +198,7 @@ if mode == 'recover' then
   if state then return {'ok', 0} end
   clear = true
 elseif mode == 'open' then
-  if state == 's' then return {'sealed'} end
+  clear = true
 else
   if not state then return {'missing'} end
   if state ~= 'o' then return {'sealed'} end
@@ -398,7 +399,6 @@ class RedisWorkingStore:
             "socket_connect_timeout": timeout,
             "decode_responses": True,
             "retry": retry,
-            "health_check_interval": 30,
         }
         client: Any
         if mode == "cluster":
@@ -596,12 +596,10 @@ class RedisWorkingStore:
 
     # -- the port --------------------------------------------------------------------------------------
     async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
-        args = self._item_args("open", now, False, limits.max_keys, items)
+        args = self._item_args("open", now, True, limits.max_keys, items)
         if args[6] + args[7] > limits.max_keys:
             raise self._too_large(limits, f"{args[6] + args[7]} keys")
         reply = await self._eval("write", self.keys(scope), args)
-        if reply[0] == "sealed":
-            raise Conflict(f"session '{scope.session_id}' is being terminated and accepts no writes")
         if reply[0] == "full":
             raise self._too_large(limits, "the initial state")
         return int(reply[1])
@@ -649,10 +647,11 @@ class RedisWorkingStore:
         if reply is None:
             return {}
         flat, scored = reply[1], reply[2]
-        it = iter(scored)
-        expiry = {k: float(s) for k, s in zip(it, it, strict=True)}
-        it = iter(flat)
-        return {k: Item(val, expiry.get(k)) for k, val in zip(it, it, strict=True)}
+        keys, values = flat[0::2], flat[1::2]
+        if not scored:  # no key has a TTL: the common case, built without a per-item Python loop
+            return dict(zip(keys, map(Item, values), strict=True))
+        expiry = {k: float(e) for k, e in zip(scored[0::2], scored[1::2], strict=True)}
+        return {k: Item(val, expiry.get(k)) for k, val in zip(keys, values, strict=True)}
 
     async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
         args = self._item_args("restore", now, clear, limits.max_keys, items)
