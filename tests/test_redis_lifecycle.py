@@ -23,6 +23,8 @@ for _module in (test_lifecycle, test_mcp_session, test_hooks):
     for _name, _fn in list(vars(_module).items()):
         if _name.startswith("test_") and {"flaky", "real"} & set(inspect.signature(_fn).parameters):
             globals().pop(_name, None)
+# A thousand pauses test the durable store's ids (working memory is empty): not worth 5 s again.
+globals().pop("test_thousand_pauses_give_distinct_sortable_ids_listed_newest_first")
 
 
 def test_runtime_uses_redis(settings: Settings) -> None:

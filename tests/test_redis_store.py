@@ -149,6 +149,7 @@ async def test_lifecycle_on_a_three_node_cluster(tmp_path: Path, db_url: str) ->
             report = await rt.check()
             assert report["working"]["reachable"] is True
             assert report["working"]["mode"] == "cluster" and report["working"]["cluster_state"] == "ok"
+            assert report["working"]["version"] and report["working"]["nodes"] == 3
             store = redis_store(rt)
             nodes: set[str] = set()
             for n in range(8):
@@ -478,3 +479,27 @@ async def test_spawn_starts_clean_in_a_redis_that_outlived_its_durable_store(sha
     await rt.lifecycle.spawn(*ids(scope), initial_state={"fresh": 1})
     assert await rt.working.list_keys(scope) == ["fresh"]
     await rt.working.set(scope, "more", 2)
+
+
+async def test_stdio_server_with_redis(tmp_path: Path, private_redis: RedisServer) -> None:
+    """``mcp-memory serve`` as a subprocess, configured by environment variables, working memory in Redis."""
+    from tests.test_stdio import Session, server_env
+
+    env = server_env(tmp_path, MCP_MEMORY_REDIS_URL=private_redis.url, MCP_MEMORY_REDIS_KEY_PREFIX="stdio")
+    s = {"project_id": str(uuid.uuid4()), "agent_instance_id": str(uuid.uuid4()), "session_id": "desk"}
+    async with Session(env) as srv:
+        await srv.ok("spawn", **s, initial_state={"goal": "ship", "n": 1})
+        await srv.ok("memory_set", **s, key="n", value=2, ttl_seconds=600)
+        paused = await srv.ok("pause", **s, label="before")
+        assert paused["items_saved"] == 2
+        await srv.ok("memory_delete", **s, key="goal")
+        assert (await srv.ok("memory_list", **s))["keys"] == ["n"]
+        resumed = await srv.ok("resume", **s)
+        assert resumed["items_restored"] == 2
+        assert (await srv.ok("memory_get", **s, key="goal"))["value"] == "ship"
+        done = await srv.ok("terminate", **s, lessons_learned=["tag first"])
+        assert done["state_items_consolidated"] == 2
+        assert (await srv.error("memory_set", **s, key="x", value=1)).startswith("conflict: ")
+    admin = private_redis.client()
+    assert admin.keys("stdio:*") == [f"stdio:{{{s['project_id']}/{s['agent_instance_id']}/desk}}:m"]  # sealed marker
+    admin.close()

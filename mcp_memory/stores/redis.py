@@ -374,8 +374,10 @@ class RedisWorkingStore:
         durable: DurableStore | None = None,
         url: str = "",
         owns_client: bool = True,
+        also_close: Sequence[Any] = (),
     ) -> None:
         self._client = client
+        self._also_close = list(also_close)
         self.mode: Mode = mode
         self.key_prefix = key_prefix
         self.durable = durable
@@ -401,6 +403,7 @@ class RedisWorkingStore:
             "retry": retry,
         }
         client: Any
+        also_close: list[Any] = []
         if mode == "cluster":
             client = RedisCluster.from_url(
                 url,
@@ -425,11 +428,12 @@ class RedisWorkingStore:
             client = sentinel.master_for(
                 service, db=db, max_connections=settings.redis_max_connections, **common, **auth
             )
+            also_close = list(sentinel.sentinels)
         else:
             pool = BlockingConnectionPool.from_url(
                 url, max_connections=settings.redis_max_connections, timeout=timeout, **common
             )
-            client = Redis(connection_pool=pool)
+            client = Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
         return cls(
             client,
             mode=mode,
@@ -438,6 +442,7 @@ class RedisWorkingStore:
             retries=settings.redis_retries,
             durable=durable,
             url=redact_url(url),
+            also_close=also_close,
         )
 
     # -- plumbing --------------------------------------------------------------------------------------
@@ -462,11 +467,13 @@ class RedisWorkingStore:
             logger.warning("Redis at %s is not reachable at start-up (%s); will retry on each call", self._url, exc)
 
     async def close(self) -> None:
-        if self._owns_client:
+        if not self._owns_client:
+            return
+        for client in (self._client, *self._also_close):
             try:
-                await self._client.aclose()
+                await client.aclose()
             except Exception:
-                logger.debug("closing the Redis client failed", exc_info=True)
+                logger.debug("closing a Redis client failed", exc_info=True)
 
     async def ping(self) -> dict[str, Any]:
         """Reachability, version and mode, for ``mcp-memory doctor`` (never raises)."""
