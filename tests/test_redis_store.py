@@ -330,8 +330,10 @@ async def test_a_lost_session_is_reopened_from_the_durable_store(shared_runtime:
     kept = new_scope("kept")
     await rt.lifecycle.spawn(*ids(kept), initial_state={"a": 1})
     await rt.lifecycle.terminate(*ids(kept), cleanup_working=False)
+    with pytest.raises(Conflict, match="is terminated"):
+        await rt.working.set(kept, "b", 2)  # Redis still has it (sealed)
     lose(kept)
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match="is terminated"):
         await rt.working.set(kept, "b", 2)
     assert await rt.working.list_keys(kept) == []
     with pytest.raises(NotFound):
@@ -499,7 +501,8 @@ async def test_stdio_server_with_redis(tmp_path: Path, private_redis: RedisServe
         assert (await srv.ok("memory_get", **s, key="goal"))["value"] == "ship"
         done = await srv.ok("terminate", **s, lessons_learned=["tag first"])
         assert done["state_items_consolidated"] == 2
-        assert (await srv.error("memory_set", **s, key="x", value=1)).startswith("conflict: ")
+        refused = await srv.error("memory_set", **s, key="x", value=1)
+        assert refused.startswith("conflict: ") and "is terminated and accepts no writes" in refused
     admin = private_redis.client()
     assert admin.keys("stdio:*") == [f"stdio:{{{s['project_id']}/{s['agent_instance_id']}/desk}}:m"]  # sealed marker
     admin.close()

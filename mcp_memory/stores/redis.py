@@ -195,7 +195,7 @@ local p0 = 9
 local t0 = p0 + 2 * np
 local state = redis.call('GET', m)
 if mode == 'recover' then
-  if state then return {'ok', 0} end
+  if state then return {'exists'} end
   clear = true
 elseif mode == 'open' then
   clear = true
@@ -534,7 +534,7 @@ class RedisWorkingStore:
         items = checkpoint.items if checkpoint is not None else {}
         args = self._item_args("recover", now, True, len(items) + 1, items, state)
         reply = await self._eval("write", self.keys(scope), args)
-        if reply[0] == "ok" and reply[1]:
+        if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
             logger.warning(
                 "Redis had lost session %s; re-opened it with checkpoint %s (%d items)",
                 scope,
@@ -554,13 +554,20 @@ class RedisWorkingStore:
                 raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
             reply = await self._eval(name, self.keys(scope), args)
         if reply[0] == "sealed":
-            raise Conflict(
-                f"session '{scope.session_id}' is being terminated or terminated and accepts no writes "
-                "(if a terminate was interrupted, call terminate again to finish it)"
-            )
+            raise await self._sealed(scope)
         if reply[0] == "missing":  # lost again between the two calls: let the caller retry
             raise Unavailable("Redis lost this session's working memory while it was being re-opened; retry")
         return reply
+
+    async def _sealed(self, scope: Scope) -> Conflict:
+        """The error for a write to a sealed session: terminated, or a terminate is under way (or was cut off)."""
+        info = await self.durable.get_session(scope) if self.durable is not None else None
+        if info is not None and info.status == SessionStatus.TERMINATED:
+            return Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
+        return Conflict(
+            f"session '{scope.session_id}' is being terminated and accepts no writes "
+            "(if a terminate was interrupted, call terminate again to finish it)"
+        )
 
     async def _readable(self, scope: Scope, now: float, name: str, args: Sequence[Any]) -> list[Any] | None:
         """Run a read script; None if the session does not exist (or is terminated and its state gone)."""
