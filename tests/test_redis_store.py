@@ -506,3 +506,25 @@ async def test_stdio_server_with_redis(tmp_path: Path, private_redis: RedisServe
     admin = private_redis.client()
     assert admin.keys("stdio:*") == [f"stdio:{{{s['project_id']}/{s['agent_instance_id']}/desk}}:m"]  # sealed marker
     admin.close()
+
+
+async def test_a_full_redis_is_unavailable_and_writes_nothing(tmp_path: Path, db_url: str) -> None:
+    server = RedisServer(tmp_path / "redis", extra=["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]).start()
+    try:
+        settings = Settings(database_url=db_url, redis_url=server.url, max_keys_per_session=1000)
+        async with MemoryRuntime(settings) as rt:
+            scope, big = new_scope("s"), new_scope("big")
+            await rt.lifecycle.spawn(*ids(scope), initial_state={f"k{i}": i for i in range(20)})
+            await rt.lifecycle.pause(*ids(scope))
+            await rt.lifecycle.spawn(*ids(big))
+            with pytest.raises(Unavailable, match="out of memory"):
+                for i in range(1000):
+                    await rt.working.set(big, f"fill{i}", "y" * 100_000)
+            # Reads go on; writes are refused whole, never half done.
+            assert await rt.working.get(scope, "k1") == 1
+            state = await rt.working_store.snapshot(scope, rt.clock())
+            with pytest.raises(Unavailable, match="out of memory"):
+                await rt.working.set(scope, "new", "z" * 100_000)
+            assert await rt.working_store.snapshot(scope, rt.clock()) == state
+    finally:
+        server.stop()

@@ -355,6 +355,33 @@ def _unavailable(exc: BaseException) -> Unavailable:
 _TRANSIENT = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS")
 
 
+def _as_service_error(script: str, exc: Exception) -> MemoryServiceError:
+    """A redis-py failure as the error a caller sees: ``unavailable`` for everything that retrying later may
+    fix (connection, timeout, out of memory, read-only replica, failover, permissions), ``internal`` otherwise.
+    A script refused for lack of memory has written nothing (Redis refuses a script's first write, and once a
+    script has written it is never stopped midway)."""
+    if isinstance(exc, rex.OutOfMemoryError):
+        logger.warning("Redis is out of memory: %s", exc)
+        return Unavailable("Redis is out of memory (maxmemory reached); nothing was written; retry later")
+    if isinstance(exc, rex.ReadOnlyError):
+        logger.warning("Redis is read-only: %s", exc)
+        return Unavailable("Redis is read-only right now (a replica, or failing over); retry later")
+    if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError | rex.NoPermissionError):
+        logger.error("Redis refused our credentials or permissions: %s", exc)
+        return Unavailable("Redis refused mcp-memory's credentials or ACL permissions; see the server log")
+    if isinstance(exc, rex.ResponseError) and not isinstance(exc, rex.ClusterError | rex.TryAgainError):
+        if str(exc).startswith(_TRANSIENT):
+            logger.warning("Redis refused a call: %s", exc)
+            return Unavailable("Redis refused the call for now (loading or failing over); retry later")
+        logger.error("Redis script %s failed", script, exc_info=exc)
+        return Internal("the Redis working store failed unexpectedly; see the server log")
+    if isinstance(exc, rex.RedisError | rex.RedisClusterException | OSError | TimeoutError):
+        logger.warning("Redis call failed: %r", exc)
+        return _unavailable(exc)
+    logger.error("Redis script %s failed", script, exc_info=exc)
+    return Internal("the Redis working store failed unexpectedly; see the server log")
+
+
 # -- the adapter -------------------------------------------------------------------------------------------
 class RedisWorkingStore:
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
@@ -507,17 +534,8 @@ class RedisWorkingStore:
                     reply = await self._client.execute_command("EVAL", script.body, len(keys), *keys, *args)
         except MemoryServiceError:
             raise
-        except rex.ResponseError as exc:
-            if str(exc).startswith(_TRANSIENT) or isinstance(exc, rex.ClusterError | rex.TryAgainError):
-                logger.warning("Redis refused a call: %s", exc)
-                raise Unavailable(
-                    "Redis refused the call for now (out of memory, loading or failing over); retry later"
-                ) from exc
-            logger.exception("Redis script %s failed", name)
-            raise Internal("the Redis working store failed unexpectedly; see the server log") from exc
-        except (rex.RedisError, rex.RedisClusterException, OSError, TimeoutError) as exc:
-            logger.warning("Redis call failed: %r", exc)
-            raise _unavailable(exc) from exc
+        except Exception as exc:
+            raise _as_service_error(name, exc) from exc
         result: list[Any] = reply
         return result
 
