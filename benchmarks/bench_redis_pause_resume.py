@@ -10,11 +10,12 @@ file), with values of about 100 bytes. Three things are timed per size:
 - ``seed``: the seed module's algorithm over the same WorkingMemory service on the same Redis: list the keys,
   get them one by one, store the checkpoint as one more key; resume deletes and re-sets every key one by one.
 
-    python benchmarks/bench_redis_pause_resume.py [--redis-url redis://127.0.0.1:6379/0]
-        [--sizes 10,100,1000,10000] [--rounds 50] [--seed-rounds 3]
+    python benchmarks/bench_redis_pause_resume.py [--redis-url redis://127.0.0.1:6379/0 | --private]
+        [--sizes 10,100,1000,10000] [--rounds 50] [--seed-rounds 3] [--synchronous FULL|NORMAL]
 
-The Redis URL defaults to ``$MCP_MEMORY_TEST_REDIS_URL`` or 127.0.0.1:6379. Keys are written under a unique
-prefix and deleted at the end (nothing else on the server is touched). Prints p50/p99 in ms and the ratio
+The Redis URL defaults to ``$MCP_MEMORY_TEST_REDIS_URL`` or 127.0.0.1:6379; ``--private`` starts a
+``redis-server`` of its own (no persistence) on a free port and stops it at the end. Keys are written under a
+unique prefix and deleted at the end (nothing else on the server is touched). Prints p50/p99 in ms and the ratio
 seed p50 / ours p50.
 """
 
@@ -22,10 +23,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -102,16 +108,41 @@ async def run(url: str, sizes: list[int], rounds: int, seed_rounds: int, synchro
     print("times in ms; ratio = seed p50 / ours p50 (higher is better for mcp-memory)")
 
 
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """A throw-away ``redis-server`` on a free loopback port, without persistence."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        process = subprocess.Popen([*args, "--dir", tmp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"redis://127.0.0.1:{port}/0"
+            for _ in range(200):
+                try:
+                    if redis.Redis.from_url(url).ping():
+                        break
+                except redis.ConnectionError:
+                    time.sleep(0.02)
+            yield url
+        finally:
+            process.terminate()
+            process.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--redis-url", default=os.environ.get("MCP_MEMORY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--private", action="store_true", help="start a redis-server of its own for the run")
     parser.add_argument("--sizes", default="10,100,1000,10000")
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--seed-rounds", type=int, default=3, help="rounds of the slow baseline at >= 1000 keys")
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL", help="SQLite durability")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    anyio.run(run, args.redis_url, sizes, args.rounds, args.seed_rounds, args.synchronous)
+    with private_redis() if args.private else nullcontext(args.redis_url) as url:
+        anyio.run(run, url, sizes, args.rounds, args.seed_rounds, args.synchronous)
 
 
 if __name__ == "__main__":

@@ -528,3 +528,20 @@ async def test_a_full_redis_is_unavailable_and_writes_nothing(tmp_path: Path, db
             assert await rt.working_store.snapshot(scope, rt.clock()) == state
     finally:
         server.stop()
+
+
+async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:
+    sock = tmp_path / "r.sock"
+    server = RedisServer(tmp_path / "redis", extra=["--unixsocket", str(sock), "--unixsocketperm", "700"]).start()
+    try:
+        settings = Settings(database_url=db_url, redis_url=f"unix://{sock}?db=0")
+        async with MemoryRuntime(settings) as rt:
+            assert (await rt.check())["working"]["reachable"] is True
+            scope = new_scope()
+            await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+            await rt.lifecycle.pause(*ids(scope))
+            await rt.working.set(scope, "a", 2)
+            assert (await rt.lifecycle.resume(*ids(scope))).data["items_restored"] == 1
+            assert await rt.working.get(scope, "a") == 1
+    finally:
+        server.stop()
