@@ -50,7 +50,7 @@ def row(n: int, op: str, ours: list[float], base: list[float] | None) -> str:
     if base is None:
         return text + " | | |"
     ratio = statistics.median(base) / statistics.median(ours)
-    return text + f" {pct(base, 0.5):.2f} | {pct(base, 0.99):.2f} | {ratio:.0f}x |"
+    return text + f" {pct(base, 0.5):.2f} | {pct(base, 0.99):.2f} | {ratio:.1f}x |"
 
 
 async def run(url: str, sizes: list[int], rounds: int, seed_rounds: int, synchronous: str) -> None:

@@ -43,6 +43,7 @@ from tests.redis_servers import (
 pytestmark = pytest.mark.anyio
 
 # The commands our Lua scripts run; any other command (but INFO, which the test sends) is a round trip.
+# README.md and config/redis.conf list them for an ACL user (checked by test_the_documented_acl_is_enough).
 SCRIPT_COMMANDS = {
     "get", "set", "exists", "del", "hget", "hset", "hdel", "hlen", "hexists", "hkeys", "hgetall",
     "zadd", "zrem", "zscore", "zrange", "zrangebyscore", "zcard", "zcount", "pexpire", "persist",
@@ -545,3 +546,38 @@ async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:
             assert await rt.working.get(scope, "a") == 1
     finally:
         server.stop()
+
+
+ACL = (
+    "~mcpmem:* +evalsha +eval +script|load +info +ping +cluster|info "
+    "+get +set +exists +del +pexpire +persist +hget +hset +hdel +hlen +hexists +hkeys +hgetall "
+    "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zcount"
+)
+
+
+async def test_the_documented_acl_is_enough(private_redis: RedisServer, db_url: str) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert ACL in readme.replace("\n", " ")
+    admin = private_redis.client()
+    admin.execute_command("ACL", "SETUSER", "mcp", "on", ">pw", *ACL.split())
+    admin.close()
+    url = f"redis://mcp:pw@127.0.0.1:{private_redis.port}/0"
+    async with MemoryRuntime(Settings(database_url=db_url, redis_url=url)) as rt:
+        assert (await rt.check())["working"]["reachable"] is True
+        scope = new_scope()
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+        await rt.working.set(scope, "t", 1, ttl_seconds=60)
+        await rt.lifecycle.pause(*ids(scope))
+        await rt.working.delete(scope, "a")
+        assert await rt.working.list_keys(scope) == ["t"]
+        await rt.lifecycle.resume(*ids(scope))
+        assert await rt.working.get(scope, "a") == 1
+        await rt.lifecycle.terminate(*ids(scope))
+    # Without the scripts' own commands it is refused, as `unavailable`, not as a crash.
+    url = f"redis://mcp2:pw@127.0.0.1:{private_redis.port}/0"
+    admin = private_redis.client()
+    admin.execute_command("ACL", "SETUSER", "mcp2", "on", ">pw", "~mcpmem:*", "+evalsha", "+eval", "+script|load")
+    admin.close()
+    async with MemoryRuntime(Settings(database_url=db_url, redis_url=url)) as rt:
+        with pytest.raises(Unavailable, match="ACL"):
+            await rt.lifecycle.spawn(*ids(new_scope()), initial_state={"a": 1})

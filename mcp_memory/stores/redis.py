@@ -366,7 +366,10 @@ def _as_service_error(script: str, exc: Exception) -> MemoryServiceError:
     if isinstance(exc, rex.ReadOnlyError):
         logger.warning("Redis is read-only: %s", exc)
         return Unavailable("Redis is read-only right now (a replica, or failing over); retry later")
-    if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError | rex.NoPermissionError):
+    denied = ("NOPERM", "can't run this command", "no permissions")  # from a script, redis-py keeps only the text
+    if isinstance(exc, rex.AuthenticationError | rex.AuthorizationError | rex.NoPermissionError) or (
+        isinstance(exc, rex.ResponseError) and any(marker in str(exc) for marker in denied)
+    ):
         logger.error("Redis refused our credentials or permissions: %s", exc)
         return Unavailable("Redis refused mcp-memory's credentials or ACL permissions; see the server log")
     if isinstance(exc, rex.ResponseError) and not isinstance(exc, rex.ClusterError | rex.TryAgainError):
