@@ -21,7 +21,9 @@ failover to a replica that had not received it), the first call that touches it 
 asks the durable store: an unknown session stays unknown (writes ``not_found``, reads see nothing), a
 terminated one stays closed (writes ``conflict``), and a running or paused one is **re-opened with its newest
 checkpoint** (empty if it has none), as a resume would do; then the call goes on. What was written after that
-checkpoint lived only in Redis and is gone; that is the price of running Redis without persistence.
+checkpoint lived only in Redis and is gone; that is the price of running Redis without persistence. The other
+way round, ``open`` (spawn: the durable store has just created the session) starts from exactly the initial
+items, whatever a Redis that outlived its durable store still held under that scope.
 
 Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
 a deadline and any connection failure or timeout becomes :class:`~mcp_memory.errors.Unavailable`. The client
@@ -57,8 +59,6 @@ RECLAIM_MARGIN_MS = 3_600_000
 """Real Redis expiry of a session whose keys all have a TTL: its latest expiry plus this margin."""
 TOMBSTONE_MS = 86_400_000
 """How long the sealed marker of a cleared (terminated) session stays, to refuse late writes from Redis alone."""
-_CHUNK = 500
-"""Items per HSET/ZADD inside the scripts (Lua's stack limits how many arguments one call may take)."""
 
 Mode = Literal["standalone", "cluster", "sentinel"]
 
