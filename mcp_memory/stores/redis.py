@@ -222,6 +222,7 @@ if mode == 'recover' then
 elseif mode == 'open' and state ~= 'o' then
   redis.call('SET', m, 'o')
 end
+-- unpack() is limited by Lua's C stack (a few thousand values): write in chunks of 500 items.
 local fields, members, plain = {}, {}, {}
 local function flush()
   if #fields > 0 then redis.call('HSET', v, unpack(fields)) fields = {} end
