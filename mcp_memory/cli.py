@@ -59,8 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mcp_memory.server import create_server
 
     settings = _with_http_flags(_load_settings(), args)
-    _setup_logging(settings.log_level)
     if args.transport == "stdio":
+        _setup_logging(settings.log_level)
         server = create_server(settings)
         logger.info("mcp-memory %s serving on stdio, store %s", __version__, settings.resolved_database_url())
         server.run("stdio")
@@ -68,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mcp_memory.server.http import check_http_settings, serve
 
     check_http_settings(settings.http)  # before opening any store: an unsafe bind is refused outright
+    _setup_logging(settings.log_level)
     server = create_server(settings)
     logger.info("mcp-memory %s serving over HTTP, store %s", __version__, settings.resolved_database_url())
     anyio.run(serve, server, args.transport)

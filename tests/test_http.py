@@ -6,6 +6,7 @@ fresh agent and session ids, so they do not see each other's sessions.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import time
@@ -19,6 +20,7 @@ import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
+from mcp_memory.cli import main
 from mcp_memory.server.auth import generate_token
 from tests.http_helpers import (
     EXE,
@@ -402,25 +404,42 @@ async def _run(*args: str, env: dict[str, str], stdin: bytes = b"") -> tuple[int
 
 async def test_refuses_a_public_bind_without_tokens(tmp_path: Path) -> None:
     env = server_env(tmp_path / "m.db")
-    for host in ("0.0.0.0", "192.0.2.10", "example.com"):
-        code, _, err = await _run("serve", "--transport", "http", "--host", host, "--port", "0", env=env)
-        assert code == 2, err
-        assert "configuration error" in err and "tokens" in err and host in err and "Traceback" not in err
+    code, out, err = await _run("serve", "--transport", "http", "--host", "0.0.0.0", "--port", "0", env=env)
+    assert code == 2 and out == ""
+    assert "configuration error" in err and "tokens" in err and "0.0.0.0" in err and "Traceback" not in err
     assert not (tmp_path / "m.db").exists(), "nothing was opened"
-    bad = server_env(
-        tmp_path / "m.db", MCP_MEMORY_HTTP__TOKENS=json.dumps([{"name": "x", "sha256": "abc", "projects": ["*"]}])
-    )
-    code, _, err = await _run("serve", "--transport", "sse", "--port", "0", env=bad)
-    assert code == 2 and "configuration error" in err and "Traceback" not in err
 
 
-async def test_hash_token(tmp_path: Path) -> None:
-    env = server_env(tmp_path / "m.db")
-    code, out, _ = await _run("hash-token", env=env, stdin=b"abc\n")
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str, stdin: str = ""
+) -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_configuration_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, value in server_env(tmp_path / "m.db").items():
+        monkeypatch.setenv(key, value)
+    for host in ("192.0.2.10", "mem.example", "::"):
+        code, _, err = _cli(monkeypatch, capsys, "serve", "--transport", "sse", "--host", host)
+        assert code == 2 and "tokens" in err and host in err
+    monkeypatch.setenv("MCP_MEMORY_HTTP__TOKENS", json.dumps([{"name": "x", "sha256": "abc", "projects": ["*"]}]))
+    code, _, err = _cli(monkeypatch, capsys, "serve", "--transport", "http")
+    assert code == 2 and "configuration error" in err and "sha256" in err
+    code, _, err = _cli(monkeypatch, capsys, "serve", "--transport", "http", "--port", "70000")
+    assert code == 2 and "configuration error" in err
+
+
+def test_hash_token(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _cli(monkeypatch, capsys, "hash-token", stdin="abc\n")
     assert code == 0 and out.strip() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    code, out, _ = await _run("hash-token", "--generate", env=env)
+    code, out, _ = _cli(monkeypatch, capsys, "hash-token", "--generate")
     lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
-    code2, out2, _ = await _run("hash-token", env=env, stdin=lines["token"].encode())
+    code2, out2, _ = _cli(monkeypatch, capsys, "hash-token", stdin=lines["token"])
     assert code == code2 == 0 and out2.strip() == lines["sha256"] and len(lines["token"]) > 40
-    code, _, err = await _run("hash-token", env=env, stdin=b"")
+    code, _, err = _cli(monkeypatch, capsys, "hash-token", stdin="")
     assert code == 2 and "--generate" in err
