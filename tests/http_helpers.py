@@ -67,6 +67,8 @@ class ServerProcess:
         self._ready.set()
 
     def start(self) -> ServerProcess:
+        if self._proc is not None:
+            return self
         self._proc = subprocess.Popen(
             [str(EXE), *self.args],
             env=self.env,
