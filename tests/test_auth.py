@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from uuid import UUID
 
 import httpx
@@ -191,3 +193,34 @@ async def test_probes_and_metrics(make_settings: Callable[..., Settings]) -> Non
         assert (await h.post("/mcp", json={})).status_code == 401
         assert (await h.get("/healthz", headers={"Host": "evil.example:8765"})).status_code == 200  # probes
         assert (await h.get("/metrics", headers={"Host": "evil.example:8765"})).status_code == 421
+
+
+def test_http_settings_from_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The [http] table and [[http.tokens]] entries as config/mcp-memory.toml shows them."""
+    p = str(uuid.uuid4())
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[http]
+host = "10.0.0.5"
+port = 443
+allowed_hosts = ["memory.example.com:443"]
+
+[[http.tokens]]
+name = "billing-agents"
+sha256 = "{"a" * 64}"
+projects = ["{p}"]
+
+[[http.tokens]]
+name = "ops"
+sha256 = "{"b" * 64}"
+projects = ["*"]
+"""
+    )
+    for key in [k for k in os.environ if k.startswith("MCP_MEMORY_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MCP_MEMORY_CONFIG", str(path))
+    http = Settings().http
+    assert [t.name for t in http.tokens] == ["billing-agents", "ops"] and http.tokens[0].projects == [p]
+    assert http.port == 443 and http.allowed_hosts == ["memory.example.com:443"]
+    assert check_http_settings(http)
