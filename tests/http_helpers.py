@@ -66,29 +66,39 @@ class ServerProcess:
                 self._ready.set()
         self._ready.set()
 
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting for it (start several at once, then :meth:`start` each)."""
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                [str(EXE), *self.args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
     def start(self) -> ServerProcess:
-        if self._proc is not None:
-            return self
-        self._proc = subprocess.Popen(
-            [str(EXE), *self.args],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
+        """Start the process (if :meth:`launch` has not) and wait until it listens."""
+        self.launch()
         if not self._ready.wait(TIMEOUT) or not self.url:
             self.stop()
             raise RuntimeError("the server did not start:\n" + "".join(self.log))
         return self
+
+    def interrupt(self) -> None:
+        """Ask the process to shut down (Ctrl-C) without waiting for it."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
 
     def stop(self) -> int | None:
         proc = self._proc
         if proc is None:
             return None
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            self.interrupt()
             try:
                 proc.wait(15)
             except subprocess.TimeoutExpired:

@@ -27,8 +27,14 @@ TOKEN = generate_token()
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     db = tmp_path_factory.mktemp("stateless") / "shared.db"
     env = server_env(db, MCP_MEMORY_HTTP__TOKENS=token_config(("lb", TOKEN, ["*"])), MCP_MEMORY_HTTP__STATELESS="1")
-    with ServerProcess(env) as first, ServerProcess(env) as second:
-        yield first, second
+    first, second = ServerProcess(env).launch(), ServerProcess(env).launch()
+    try:
+        yield first.start(), second.start()
+    finally:
+        first.interrupt()
+        second.interrupt()
+        first.stop()
+        second.stop()
 
 
 class Alternating(httpx2.AsyncBaseTransport):
