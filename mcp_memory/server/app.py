@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import anyio
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
@@ -136,6 +137,9 @@ class MemoryServer(MCPServer[Any]):
             return result
         except MCPError:
             code = "protocol"
+            raise
+        except anyio.get_cancelled_exc_class():
+            code = "cancelled"
             raise
         finally:
             self.metrics.observe_tool(label, time.perf_counter() - started, code)

@@ -192,9 +192,10 @@ class _SseEndpoint:
         try:
             async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
                 await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-        except ValueError:
-            # connect_sse has answered already (it refuses a request its own Host/Origin check fails).
-            return
+        except ValueError as exc:
+            # connect_sse refuses (and answers) a request its own Host/Origin check fails; ours ran first with
+            # the same lists, so this is rare.
+            logger.info("SSE connection refused or ended: %s", exc)
 
 
 def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlette:

@@ -21,7 +21,7 @@ class ServerMetrics:
         self.tool_calls = Counter("mcp_memory_tool_calls", "Tool calls, by tool.", ["tool"], registry=self.registry)
         self.tool_errors = Counter(
             "mcp_memory_tool_errors",
-            "Tool calls that ended in an error, by tool and SPEC.md error code ('protocol': a JSON-RPC error).",
+            "Tool calls that ended in an error, by tool and SPEC.md code ('protocol': a JSON-RPC error; 'cancelled').",
             ["tool", "code"],
             registry=self.registry,
         )
