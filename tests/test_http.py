@@ -358,7 +358,7 @@ async def test_slow_and_vanished_clients_do_not_hold_up_others(server: ServerPro
                         started = time.perf_counter()
                         await ok(c, "memory_set", **s, key=f"k{i}", value=i)
                         slowest = max(slowest, time.perf_counter() - started)
-                    assert slowest < 2.0, f"a call took {slowest:.2f}s while slow clients were connected"
+                    assert slowest < 5.0, f"a call took {slowest:.2f}s while slow clients were connected"
                     assert len((await ok(c, "memory_list", **s))["keys"]) == 30
     finally:
         for sock in sockets:

@@ -276,6 +276,8 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
     )
     hosts, _ = allowed_hosts_and_origins(http)
     path = SSE_PATH if transport == "sse" else MCP_PATH
+    if transport == "sse" and http.stateless:
+        logger.warning("stateless mode applies to Streamable HTTP (%s); an SSE stream stays with one process", MCP_PATH)
     tokens = f"{len(http.tokens)} token(s)" if http.tokens else "no tokens (loopback only)"
 
     class _Server(uvicorn.Server):
