@@ -206,6 +206,12 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
     if tokens:
         # A message that reaches a handler without a grant may touch nothing.
         server.grants.fallback = NOTHING
+    if http.max_request_bytes <= settings.max_value_bytes:
+        logger.warning(
+            "http.max_request_bytes (%d) is not above max_value_bytes (%d): the largest values get 413, not too_large",
+            http.max_request_bytes,
+            settings.max_value_bytes,
+        )
     security = transport_security(http)
     session_manager = StreamableHTTPSessionManager(
         app=server._lowlevel_server,
