@@ -1,4 +1,4 @@
-"""``mcp-memory serve | doctor | version``.
+"""``mcp-memory serve | doctor | hash-token | version``.
 
 In stdio mode stdout carries the MCP protocol, so everything this module logs or reports while serving
 goes to stderr.
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from mcp_memory import __version__
-from mcp_memory.config import Settings, config_file_path, unknown_file_settings
+from mcp_memory.config import HttpSettings, Settings, config_file_path, unknown_file_settings
 from mcp_memory.runtime import ConfigurationError, MemoryRuntime, check_settings
 
 logger = logging.getLogger("mcp_memory")
@@ -40,15 +40,55 @@ def _load_settings() -> Settings:
         raise ConfigurationError(f"invalid settings ({config_file_path()} or MCP_MEMORY_* variables): {exc}") from exc
 
 
+def _with_http_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Settings with ``--host``, ``--port`` and ``--stateless`` applied over the configured ``http`` ones."""
+    overrides = {
+        k: v for k, v in {"host": args.host, "port": args.port, "stateless": args.stateless}.items() if v is not None
+    }
+    if not overrides:
+        return settings
+    try:
+        http = HttpSettings.model_validate({**settings.http.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid --host/--port: {exc}") from exc
+    return settings.model_copy(update={"http": http})
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the MCP server on stdio until the client closes it."""
+    """Run the MCP server on stdio until the client closes it, or on HTTP (SSE and Streamable HTTP)."""
     from mcp_memory.server import create_server
 
-    settings = _load_settings()
+    settings = _with_http_flags(_load_settings(), args)
+    if args.transport == "stdio":
+        _setup_logging(settings.log_level)
+        server = create_server(settings)
+        logger.info("mcp-memory %s serving on stdio, store %s", __version__, settings.resolved_database_url())
+        server.run("stdio")
+        return 0
+    from mcp_memory.server.http import check_http_settings, serve
+
+    check_http_settings(settings.http)  # before opening any store: an unsafe bind is refused outright
     _setup_logging(settings.log_level)
     server = create_server(settings)
-    logger.info("mcp-memory %s serving on stdio, store %s", __version__, settings.resolved_database_url())
-    server.run("stdio")
+    logger.info("mcp-memory %s serving over HTTP, store %s", __version__, settings.resolved_database_url())
+    anyio.run(serve, server, args.transport)
+    return 0
+
+
+def cmd_hash_token(args: argparse.Namespace) -> int:
+    """Print the SHA-256 of a token read from stdin, or generate a token and print it with its hash."""
+    from mcp_memory.server.auth import generate_token, hash_token
+
+    if args.generate:
+        token = generate_token()
+        print(f"token: {token}")
+        print(f"sha256: {hash_token(token)}")
+        print("# Give the token to the agent (Authorization: Bearer <token>); configure its sha256.", file=sys.stderr)
+        return 0
+    token = sys.stdin.readline().strip()
+    if not token:
+        raise ConfigurationError("no token on stdin (pipe one in, or use --generate for a new one)")
+    print(hash_token(token))
     return 0
 
 
@@ -104,9 +144,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mcp-memory", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"mcp-memory {__version__}")
     sub = parser.add_subparsers(dest="command")
-    serve = sub.add_parser("serve", help="run the MCP server (stdio)")
-    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="transport (stdio)")
+    serve = sub.add_parser("serve", help="run the MCP server (stdio, or SSE and Streamable HTTP)")
+    serve.add_argument(
+        "--transport",
+        choices=["stdio", "sse", "http"],
+        default="stdio",
+        help="stdio (default), or HTTP: 'sse' and 'http' both serve SSE at /sse and Streamable HTTP at /mcp",
+    )
+    serve.add_argument("--host", default=None, help="HTTP: interface to bind (default: http.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="HTTP: port (default: http.port, 8765; 0: any free)")
+    serve.add_argument(
+        "--stateless",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="HTTP: Streamable HTTP without server-side sessions (default: http.stateless)",
+    )
     serve.set_defaults(func=cmd_serve)
+    hash_token = sub.add_parser(
+        "hash-token", help="print the sha256 of a token read from stdin (for http.tokens), or --generate one"
+    )
+    hash_token.add_argument("--generate", action="store_true", help="generate a random token; print it and its hash")
+    hash_token.set_defaults(func=cmd_hash_token)
     doctor = sub.add_parser("doctor", help="print the resolved configuration and check each store")
     doctor.set_defaults(func=cmd_doctor)
     args = parser.parse_args(argv)

@@ -47,6 +47,36 @@ class HookSettings(BaseModel):
         return value
 
 
+class TokenSettings(BaseModel):
+    """One bearer token of the HTTP transports: only its SHA-256 is stored (``mcp-memory hash-token``)."""
+
+    name: str = Field(min_length=1, description="Who holds the token (shown in logs, never the token).")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the token, 64 hex digits.")
+    projects: list[str] = Field(
+        min_length=1, description='Project UUIDs this token may touch, or ["*"] for every project.'
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("projects")
+    @classmethod
+    def _projects(cls, value: list[str]) -> list[str]:
+        out = []
+        for item in value:
+            if item == "*":
+                out.append(item)
+                continue
+            try:
+                parsed = UUID(item)
+            except ValueError:
+                raise ValueError(f"projects: {item!r} is neither a project UUID nor '*'") from None
+            out.append(str(parsed))
+        return out
+
+
 class HttpSettings(BaseModel):
     """The SSE and Streamable HTTP transports (``mcp-memory serve --transport sse|http``)."""
 
@@ -56,6 +86,36 @@ class HttpSettings(BaseModel):
         default=False,
         description="Streamable HTTP without server-side sessions (several processes behind one balancer).",
     )
+    # NoDecode + _json_list: from an env var the list is JSON (MCP_MEMORY_HTTP__TOKENS='[{"name": ...}]').
+    tokens: list[TokenSettings] = Field(
+        default_factory=list, description="Bearer tokens; none means no authentication (loopback only)."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host headers accepted besides the bind address ('name:port', 'name:*'); ['*']: no check.",
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origin headers accepted besides the bind address ('https://app.example:*'); ['*']: no check.",
+    )
+    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz: how long the stores may take.")
+    metrics_require_token: bool = Field(
+        default=True, description="/metrics needs a valid bearer token (any project) when tokens are configured."
+    )
+    session_idle_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="Stateful Streamable HTTP: an idle session is closed after this long."
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
 
 def config_file_path() -> Path:
@@ -188,6 +248,7 @@ __all__ = [
     "HookSettings",
     "HttpSettings",
     "Settings",
+    "TokenSettings",
     "config_file_path",
     "default_database_url",
     "unknown_file_settings",

@@ -11,12 +11,17 @@ import base64
 import binascii
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
+import anyio
 from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError
@@ -29,12 +34,14 @@ from mcp_types import (
     PaginatedRequestParams,
     TextContent,
 )
-from pydantic import ValidationError
+from pydantic import AnyUrl, ValidationError
 
 from mcp_memory import __version__
 from mcp_memory.config import Settings
-from mcp_memory.errors import Internal, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError, NotFound
 from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
+from mcp_memory.server.metrics import ServerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +81,30 @@ def as_service_error(exc: BaseException) -> MemoryServiceError:
     return Internal("unexpected error inside the server; details are in its log")
 
 
+_RESOURCE_PROJECT = re.compile(r"memory://projects/([^/?#]*)")
+
+
+def _error_code(result: CallToolResult | InputRequiredResult) -> str | None:
+    """The SPEC.md code of a tool error result (None for a success)."""
+    if not isinstance(result, CallToolResult) or not result.is_error:
+        return None
+    first = result.content[0] if result.content else None
+    code = first.text.partition(":")[0] if isinstance(first, TextContent) else ""
+    return code if code in ERROR_CODES else "internal"
+
+
 class MemoryServer(MCPServer[Any]):
-    """mcp-memory's MCP server. ``runtime`` is started by the server's lifespan."""
+    """mcp-memory's MCP server. ``runtime`` is started by the server's lifespan.
+
+    Every tool call, resource read and resource listing is limited to the projects of the request's grant
+    (:mod:`.auth`: the bearer token's projects over HTTP, every project on stdio); tool calls are counted in
+    ``metrics``."""
 
     def __init__(self, runtime: MemoryRuntime) -> None:
         self.runtime = runtime
+        self.metrics = ServerMetrics()
+        self.grants = GrantMiddleware()
+        """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
@@ -93,19 +119,55 @@ class MemoryServer(MCPServer[Any]):
             version=__version__,
             lifespan=lifespan,
             log_level=runtime.settings.log_level,
+            middleware=[self.grants],
         )
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Call a tool; every failure becomes an ``isError`` result starting with its SPEC.md code."""
+        """Call a tool; every failure becomes an ``isError`` result starting with its SPEC.md code.
+
+        Counted in ``metrics`` (tool, error code, latency), whatever the transport."""
+        label = name if self._tool_manager.get_tool(name) is not None else "unknown"
+        started = time.perf_counter()
+        code: str | None = "internal"
+        try:
+            result = await self._call_tool(name, arguments, context)
+            code = _error_code(result)
+            return result
+        except MCPError:
+            code = "protocol"
+            raise
+        except anyio.get_cancelled_exc_class():
+            code = "cancelled"
+            raise
+        finally:
+            self.metrics.observe_tool(label, time.perf_counter() - started, code)
+
+    def _check_project(self, tool_properties: dict[str, Any], arguments: dict[str, Any]) -> None:
+        """Refuse a call for a project outside the request's grant before the tool runs (``forbidden``)."""
+        if current_grant().projects is None:
+            return
+        if "project_id" not in tool_properties:
+            raise Forbidden("this tool is open only to tokens that cover every project")
+        project = arguments.get("project_id")
+        if project is None:
+            project = self.runtime.settings.project_id
+        if project is not None:
+            authorize(project)
+
+    async def _call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
+    ) -> CallToolResult | InputRequiredResult:
         try:
             tool = self._tool_manager.get_tool(name)
             if tool is not None:
+                properties = tool.parameters.get("properties", {})
                 # A misspelt argument (``ttl`` for ``ttl_seconds``) must not be silently dropped.
-                unknown = sorted(set(arguments) - set(tool.parameters.get("properties", {})))
+                unknown = sorted(set(arguments) - set(properties))
                 if unknown:
                     raise InvalidArgument(f"unknown argument(s) for {name}: {', '.join(unknown)}")
+                self._check_project(properties, arguments)
             return await super().call_tool(name, arguments, context)
         except MemoryServiceError as exc:
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
@@ -126,12 +188,12 @@ class MemoryServer(MCPServer[Any]):
 
         The cursor is a position (the last item's time and URI), not an offset, so that new checkpoints
         arriving between pages neither repeat nor skip items; at most ``resources_list_limit`` items are
-        offered over all pages."""
+        offered over all pages. Only projects within the request's grant are listed."""
         from mcp_memory.server.resources import recent_resources
 
         after = decode_cursor(params.cursor if params else None)
         settings = self.runtime.settings
-        entries = await recent_resources(self.runtime, settings.project_id)
+        entries = await recent_resources(self.runtime, visible_projects(settings.project_id))
         if after is not None:
             entries = [e for e in entries if (e[0], e[1].uri) < (after.at, after.uri)]
         room = settings.resources_list_limit - (after.served if after else 0)
@@ -140,6 +202,23 @@ class MemoryServer(MCPServer[Any]):
         more = page and len(entries) > len(page) and served < settings.resources_list_limit
         next_cursor = encode_cursor(_Position(page[-1][0], page[-1][1].uri, served)) if more else None
         return ListResourcesResult(resources=[r for _, r in page], next_cursor=next_cursor)
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        """Read a resource; one outside the request's grant is refused before any lookup (``forbidden:``).
+
+        Each resource function checks its project again (:mod:`.resources`); this gate also covers a URI that
+        matches no template, so an answer never tells a restricted token what exists."""
+        if current_grant().projects is not None:
+            match = _RESOURCE_PROJECT.match(str(uri))
+            try:
+                if match is None:
+                    raise Forbidden("this resource is open only to tokens that cover every project")
+                authorize(unquote(match.group(1)))
+            except MemoryServiceError as exc:
+                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+        return await super().read_resource(uri, context)
 
 
 @dataclass(frozen=True, slots=True)

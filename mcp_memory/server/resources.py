@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -11,10 +12,11 @@ from mcp.server.mcpserver.resources import ResourceSecurity
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, Resource
 
-from mcp_memory.errors import InvalidArgument, MemoryServiceError, NotFound
-from mcp_memory.models import Episode, Scope, iso, parse_uuid, to_datetime, validate_identifier
+from mcp_memory.errors import Forbidden, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.models import Episode, Scope, iso, to_datetime, validate_identifier
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.auth import authorize
 
 JSON = "application/json"
 SESSION_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
@@ -40,10 +42,11 @@ def episode_json(ep: Episode) -> dict[str, Any]:
 
 
 def _resource_error(exc: MemoryServiceError) -> Exception:
-    """SPEC.md error -> what the SDK turns into the right JSON-RPC error (-32602 for the caller's mistakes)."""
+    """SPEC.md error -> what the SDK turns into the right JSON-RPC error (-32602 for the caller's mistakes,
+    ``forbidden`` included: the same code whether or not the resource exists)."""
     if isinstance(exc, NotFound):
         return ResourceNotFoundError(str(exc))
-    if isinstance(exc, InvalidArgument):
+    if isinstance(exc, InvalidArgument | Forbidden):
         return MCPError(code=INVALID_PARAMS, message=str(exc))
     return ResourceError(str(exc))
 
@@ -53,6 +56,7 @@ def register_resources(server: MemoryServer) -> None:
     rt = server.runtime
 
     async def _session_scope(project_id: str, agent_instance_id: str, session_id: str) -> Scope:
+        authorize(project_id)
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         await rt.lifecycle.session(scope)
         return scope
@@ -66,6 +70,7 @@ def register_resources(server: MemoryServer) -> None:
     )
     async def session_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
         try:
+            authorize(project_id)
             scope = Scope.parse(project_id, agent_instance_id, session_id)
             info = await rt.lifecycle.session(scope)
             state = await rt.working.state(scope)
@@ -85,6 +90,7 @@ def register_resources(server: MemoryServer) -> None:
     )
     async def checkpoints_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
         try:
+            authorize(project_id)
             rows = await rt.lifecycle.list_checkpoints(project_id, agent_instance_id, session_id, 500)
         except MemoryServiceError as exc:
             raise _resource_error(exc) from None
@@ -131,7 +137,7 @@ def register_resources(server: MemoryServer) -> None:
     )
     async def episodes_resource(project_id: str) -> str:
         try:
-            project = parse_uuid(project_id, "project_id")
+            project = authorize(project_id)
             episodes = await rt.episodic.recent(project, 50)
         except MemoryServiceError as exc:
             raise _resource_error(exc) from None
@@ -140,17 +146,18 @@ def register_resources(server: MemoryServer) -> None:
     @server.resource(EPISODE_URI, name="episode", mime_type=JSON, security=_OWN_VALIDATION, description="One episode.")
     async def episode_resource(project_id: str, episode_id: str) -> str:
         try:
-            episode = await rt.episodic.get(parse_uuid(project_id, "project_id"), episode_id)
+            episode = await rt.episodic.get(authorize(project_id), episode_id)
         except MemoryServiceError as exc:
             raise _resource_error(exc) from None
         return _dump(episode_json(episode))
 
 
-async def recent_resources(rt: MemoryRuntime, project: UUID | None) -> list[tuple[float, Resource]]:
-    """Recent checkpoints and episodes as concrete resources with their times, newest first (by time, then
-    URI), bounded by settings."""
+async def recent_resources(rt: MemoryRuntime, projects: Sequence[UUID] | None) -> list[tuple[float, Resource]]:
+    """Recent checkpoints and episodes of ``projects`` (None: every project) as concrete resources with their
+    times, newest first (by time, then URI), bounded by settings."""
     limit = rt.settings.resources_list_limit
-    projects = None if project is None else [project]
+    if projects is not None and not projects:
+        return []
     checkpoints = await rt.store.recent_checkpoints(projects, limit)
     episodes = await rt.store.recent_episodes(projects, limit)
     entries: list[tuple[float, Resource]] = []

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Scope, iso
 from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.auth import authorize
 
 # -- argument types (their descriptions and patterns are what the model sees) -------------------------
 _UUID = {"format": "uuid"}
@@ -130,11 +131,12 @@ def register_tools(server: MemoryServer) -> None:
     rt = server.runtime
 
     def project(project_id: str | None) -> str:
-        if project_id is not None:
-            return project_id
-        if rt.settings.project_id is not None:
-            return str(rt.settings.project_id)
-        raise InvalidArgument("project_id is required (no default project is configured: MCP_MEMORY_PROJECT_ID)")
+        if project_id is None and rt.settings.project_id is not None:
+            project_id = str(rt.settings.project_id)
+        if project_id is None:
+            raise InvalidArgument("project_id is required (no default project is configured: MCP_MEMORY_PROJECT_ID)")
+        authorize(project_id)  # the server checks before the call already; a tool never relies on that
+        return project_id
 
     def scope(project_id: str | None, agent_instance_id: str, session_id: str) -> Scope:
         return Scope.parse(project(project_id), agent_instance_id, session_id)

@@ -1,0 +1,321 @@
+"""The HTTP transports: SSE and Streamable HTTP from the MCP SDK in one ASGI app, served by uvicorn.
+
+Routes: ``/mcp`` (Streamable HTTP), ``/sse`` + ``/messages/`` (SSE), ``/healthz`` (the process is up),
+``/readyz`` (every store answers within ``http.readiness_timeout_seconds``, else 503) and ``/metrics``
+(Prometheus). Around them, outermost first:
+
+1. Host/Origin validation against DNS rebinding (421 / 403), on every path but the health probes (a balancer
+   probes by address). The allowed hosts follow the bind address and port; ``http.allowed_hosts`` and
+   ``http.allowed_origins`` add more. The SDK transports get the same lists and check again.
+2. A declared body larger than ``http.max_request_bytes`` gets 413 without being read; the SDK's transports
+   stop reading a streamed (chunked) body at the same limit.
+3. Bearer tokens (:mod:`.auth`) when ``http.tokens`` is set: 401 otherwise, the health probes excepted
+   (``/metrics`` too if ``http.metrics_require_token`` is false).
+
+Stateless mode (``http.stateless``) serves each Streamable HTTP request with a fresh transport and answers in
+JSON, so any process behind a balancer can take any request; SSE is a stream bound to one process and needs
+sticky sessions whatever the mode.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from mcp.server.sse import SseServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mcp_memory.config import HttpSettings, Settings
+from mcp_memory.runtime import ConfigurationError
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
+
+logger = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+SSE_PATH = "/sse"
+MESSAGES_PATH = "/messages/"
+PROBES = frozenset({"/healthz", "/readyz"})
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the server to this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def check_http_settings(http: HttpSettings) -> TokenTable:
+    """The token table, after refusing what would be unsafe: a non-loopback bind without tokens."""
+    try:
+        tokens = TokenTable(http.tokens)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    if not tokens and not is_loopback(http.host):
+        raise ConfigurationError(
+            f"refusing to serve on {http.host}: without bearer tokens anyone who can reach this address could read "
+            "and write every project's memory. Configure http.tokens (create one with `mcp-memory hash-token "
+            "--generate`) or bind a loopback address (--host 127.0.0.1)"
+        )
+    return tokens
+
+
+def allowed_hosts_and_origins(http: HttpSettings) -> tuple[list[str], list[str]]:
+    """Host and Origin header values accepted: the bind address at the bind port (any port for port 0; the
+    loopback names when bound to loopback; this machine's name and the loopback names when bound to every
+    interface), then ``http.allowed_hosts`` / ``http.allowed_origins``."""
+    host = http.host
+    if is_loopback(host) or _is_wildcard(host):
+        names = list(_LOOPBACK_NAMES)
+        if _is_wildcard(host):
+            names.append(socket.gethostname())
+    else:
+        names = []
+    bracketed = f"[{host.strip('[]')}]" if ":" in host else host
+    if not _is_wildcard(host) and bracketed not in names:
+        names.insert(0, bracketed)
+    port = str(http.port) if http.port else "*"
+    hosts: list[str] = []
+    origins: list[str] = []
+    for name in names:
+        hosts.append(f"{name}:{port}")
+        origins += [f"http://{name}:{port}", f"https://{name}:{port}"]
+        if http.port == 80:
+            hosts.append(name)
+            origins.append(f"http://{name}")
+        if http.port == 443:
+            hosts.append(name)
+            origins.append(f"https://{name}")
+    return hosts + list(http.allowed_hosts), origins + list(http.allowed_origins)
+
+
+def _matches(value: str, patterns: list[str]) -> bool:
+    """An exact match, or ``base:*`` for ``base`` at any (numeric) port: the SDK's rule, a little stricter."""
+    for pattern in patterns:
+        if value == pattern:
+            return True
+        if pattern.endswith(":*") and value.startswith(pattern[:-1]) and value[len(pattern) - 1 :].isdigit():
+            return True
+    return False
+
+
+def transport_security(http: HttpSettings) -> TransportSecuritySettings:
+    """The same checks for the SDK's transports (off only if a list is ``["*"]``: ours still checks the other)."""
+    hosts, origins = allowed_hosts_and_origins(http)
+    if "*" in hosts or "*" in origins:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+async def _plain(send: Send, status: int, text: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+            + (headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardMiddleware:
+    """Host/Origin validation and the declared-size limit, before authentication and routing."""
+
+    def __init__(self, app: ASGIApp, http: HttpSettings, on_reject: Callable[[str], None] | None = None) -> None:
+        self.app = app
+        self.hosts, self.origins = allowed_hosts_and_origins(http)
+        self.max_bytes = http.max_request_bytes
+        self.on_reject = on_reject or (lambda reason: None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if scope["path"] not in PROBES:
+            host = headers.get("host", "")
+            if "*" not in self.hosts and not _matches(host, self.hosts):
+                logger.warning("refused a request for Host %r (allowed: %s)", host[:100], ", ".join(self.hosts))
+                self.on_reject("host")
+                await _plain(send, 421, "Invalid Host header")
+                return
+            origin = headers.get("origin")
+            if origin is not None and "*" not in self.origins and not _matches(origin, self.origins):
+                logger.warning("refused a request from Origin %r", origin[:100])
+                self.on_reject("origin")
+                await _plain(send, 403, "Invalid Origin header")
+                return
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            self.on_reject("too_large")
+            # Answered without reading the body; the connection is closed rather than drained.
+            await _plain(send, 413, f"Request body larger than {self.max_bytes} bytes", [(b"connection", b"close")])
+            return
+        await self.app(scope, receive, send)
+
+
+class _SseEndpoint:
+    """GET /sse: one SSE stream, served by the MCP server until the client goes away."""
+
+    def __init__(self, server: MemoryServer, transport: SseServerTransport) -> None:
+        self.server = server
+        self.transport = transport
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lowlevel = self.server._lowlevel_server
+        try:
+            async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
+                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        except ValueError as exc:
+            # connect_sse refuses (and answers) a request its own Host/Origin check fails; ours ran first with
+            # the same lists, so this is rare.
+            logger.info("SSE connection refused or ended: %s", exc)
+
+
+def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlette:
+    """The ASGI app of the HTTP transports for ``server`` (settings: the server's own by default)."""
+    settings = settings or server.runtime.settings
+    http = settings.http
+    tokens = check_http_settings(http)
+    if tokens:
+        # A message that reaches a handler without a grant may touch nothing.
+        server.grants.fallback = NOTHING
+    if http.max_request_bytes <= settings.max_value_bytes:
+        logger.warning(
+            "http.max_request_bytes (%d) is not above max_value_bytes (%d): the largest values get 413, not too_large",
+            http.max_request_bytes,
+            settings.max_value_bytes,
+        )
+    security = transport_security(http)
+    session_manager = StreamableHTTPSessionManager(
+        app=server._lowlevel_server,
+        json_response=http.stateless,
+        stateless=http.stateless,
+        security_settings=security,
+        max_request_body_size=http.max_request_bytes,
+        session_idle_timeout=http.session_idle_timeout_seconds,
+    )
+    sse = SseServerTransport(MESSAGES_PATH, security_settings=security, max_request_body_size=http.max_request_bytes)
+    runtime = server.runtime
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            with anyio.fail_after(http.readiness_timeout_seconds):
+                await runtime.check()
+        except Exception as exc:
+            logger.warning("not ready: a store did not answer: %r", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(request: Request) -> Response:
+        body, content_type = server.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with runtime, session_manager.run():
+            yield
+
+    public = PROBES if http.metrics_require_token else PROBES | {"/metrics"}
+    middleware = [Middleware(GuardMiddleware, http=http, on_reject=server.metrics.rejected)]
+    if tokens:
+        middleware.append(
+            Middleware(BearerAuthMiddleware, tokens=tokens, public=public, on_reject=server.metrics.rejected)
+        )
+    routes: list[Route | Mount] = [
+        Route(MCP_PATH, endpoint=StreamableHTTPASGIApp(session_manager)),
+        Route(SSE_PATH, endpoint=_SseEndpoint(server, sse), methods=["GET"]),
+        Mount(MESSAGES_PATH, app=sse.handle_post_message),
+        Route("/healthz", endpoint=healthz, methods=["GET"]),
+        Route("/readyz", endpoint=readyz, methods=["GET"]),
+        Route("/metrics", endpoint=metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+async def serve(server: MemoryServer, transport: str = "http", settings: Settings | None = None) -> None:
+    """Serve the HTTP app with uvicorn until interrupted; logs the bound address (port 0: the one chosen)."""
+    import uvicorn
+
+    settings = settings or server.runtime.settings
+    http = settings.http
+    app = build_app(server, settings)
+    config = uvicorn.Config(
+        app,
+        host=http.host,
+        port=http.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        # Open SSE streams must not hold a shutdown forever.
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    hosts, _ = allowed_hosts_and_origins(http)
+    path = SSE_PATH if transport == "sse" else MCP_PATH
+    if transport == "sse" and http.stateless:
+        logger.warning("stateless mode applies to Streamable HTTP (%s); an SSE stream stays with one process", MCP_PATH)
+    tokens = f"{len(http.tokens)} token(s)" if http.tokens else "no tokens (loopback only)"
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            for srv in self.servers if self.started else []:
+                for sock in srv.sockets:
+                    address: Any = sock.getsockname()
+                    host = f"[{address[0]}]" if ":" in address[0] else address[0]
+                    logger.info(
+                        "mcp-memory listening on http://%s:%s%s (Streamable HTTP at %s, SSE at %s; %s; hosts %s)",
+                        host,
+                        address[1],
+                        path,
+                        MCP_PATH,
+                        SSE_PATH,
+                        tokens,
+                        ", ".join(hosts),
+                    )
+
+    await _Server(config).serve()
+
+
+__all__ = [
+    "MCP_PATH",
+    "MESSAGES_PATH",
+    "SSE_PATH",
+    "GuardMiddleware",
+    "allowed_hosts_and_origins",
+    "build_app",
+    "check_http_settings",
+    "is_loopback",
+    "serve",
+    "transport_security",
+]
