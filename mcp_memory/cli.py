@@ -7,6 +7,7 @@ goes to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -62,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         _setup_logging(settings.log_level)
         server = create_server(settings)
+        gc.freeze()  # start-up objects (SDK, pydantic models) leave the collector's scans: no full-GC pauses
         logger.info("mcp-memory %s serving on stdio, store %s", __version__, settings.resolved_database_url())
         server.run("stdio")
         return 0
@@ -70,6 +72,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_http_settings(settings.http)  # before opening any store: an unsafe bind is refused outright
     _setup_logging(settings.log_level)
     server = create_server(settings)
+    gc.freeze()
     logger.info("mcp-memory %s serving over HTTP, store %s", __version__, settings.resolved_database_url())
     anyio.run(serve, server, args.transport)
     return 0

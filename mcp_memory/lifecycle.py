@@ -458,7 +458,12 @@ class AgentLifecycleManager:
                 return await self._finish("terminate", scope, started, stored, meta)
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
 
-        await self._working.store.seal(scope)
+        try:
+            await self._working.store.seal(scope)
+        except MemoryServiceError as exc:
+            # Nothing was sealed: record the failed call (every lifecycle call records its event) and stop.
+            await self._record_failure(scope, "terminate", started, exc, meta)
+            raise
         recorded = False
         try:
             items = await self._working.store.snapshot(scope, started.at)

@@ -217,7 +217,8 @@ async def test_redis_stopping_mid_session_is_unavailable_then_recovers(
     s3 = {"project_id": p, "agent_instance_id": a, "session_id": "s3"}
     done = {"project_id": p, "agent_instance_id": a, "session_id": "done"}
     try:
-        async with Client(create_server(settings)) as c:
+        app = create_server(settings)
+        async with Client(app) as c:
             await ok(c, "spawn", **s1, initial_state={"goal": "ship", "step": 1})
             checkpoint = await ok(c, "pause", **s1)
             await ok(c, "memory_set", **s1, key="step", value=2)
@@ -242,6 +243,10 @@ async def test_redis_stopping_mid_session_is_unavailable_then_recovers(
                 assert not good and isinstance(text, str), (tool, text)
                 assert text.startswith("unavailable: ") and "Redis" in text and "Traceback" not in text, text
                 assert elapsed < 3.0, (tool, elapsed)  # promptly: no hang
+            # Every failed lifecycle call is recorded as such (terminate fails at its first step, the seal).
+            events = await app.runtime.store.list_events(Scope.parse(p, a, "s1"), 100)
+            failed = {e.event_type for e in events if e.outcome == "unavailable"}
+            assert failed == {"pause", "resume", "terminate"}, events
             # The durable side of the failed calls is consistent: no checkpoint, no half-spawned session.
             assert len((await ok(c, "list_checkpoints", **s1))["checkpoints"]) == 1
             await fails(c, "list_checkpoints", "not_found", **s2)

@@ -1,8 +1,8 @@
 """Ports: what the services need from storage, as ``typing.Protocol``s.
 
-There are two stores. The *working store* holds one session's live key-value state (SQLite embedded, Redis
-later). The *durable store* holds sessions, lifecycle events, checkpoints and episodes (SQLite embedded,
-Postgres later); its lifecycle methods each write one transaction, so a lifecycle call is never half-recorded.
+There are two stores. The *working store* holds one session's live key-value state (SQLite or Postgres tables, or
+Redis). The *durable store* holds sessions, lifecycle events, checkpoints and episodes (SQLite or
+Postgres); its lifecycle methods each write one transaction, so a lifecycle call is never half-recorded.
 
 Contracts every adapter keeps (checked by ``tests/contract``):
 - Values travel as JSON text (:data:`~mcp_memory.models.RawJSON`); adapters never decode them.
@@ -121,6 +121,14 @@ class WorkingStore(Protocol):
 
     async def clear(self, scope: Scope, now: float) -> int:
         """Delete every key of the session; returns how many live keys were deleted."""
+        ...
+
+    async def start(self) -> None:
+        """Connect (and check what must be checked before serving)."""
+        ...
+
+    async def ping(self) -> dict[str, Any]:
+        """Facts for ``mcp-memory doctor`` and ``/readyz``; raises if the store does not answer."""
         ...
 
     async def close(self) -> None:
@@ -256,6 +264,14 @@ class EpisodeStore(Protocol):
 class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
     """The three durable ports in one database, so that a lifecycle call touching several of them (terminate:
     episode + session; pause: checkpoint + session) is one transaction."""
+
+    async def start(self) -> None:
+        """Connect, and check the schema before serving."""
+        ...
+
+    async def ping(self) -> dict[str, Any]:
+        """Facts for ``mcp-memory doctor`` and ``/readyz``; raises if the store does not answer."""
+        ...
 
     async def close(self) -> None:
         """Release connections."""
