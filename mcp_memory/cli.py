@@ -1,4 +1,4 @@
-"""``mcp-memory serve | doctor | version``.
+"""``mcp-memory serve | doctor | reembed | version``.
 
 In stdio mode stdout carries the MCP protocol, so everything this module logs or reports while serving
 goes to stderr.
@@ -92,6 +92,37 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+async def _reembed(settings: Settings, all_models: bool) -> int:
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        if rt.backfill is None or rt.embedder is None:
+            raise ConfigurationError("no embedding provider is configured (MCP_MEMORY_EMBEDDING_PROVIDER is 'none')")
+        report = await rt.backfill.run_once(all_models=all_models)
+        missing = await rt.store.episodes_missing_embedding(
+            _REEMBED_COUNT_CAP + 1, rt.embedder.name if all_models else None
+        )
+    left = f"{_REEMBED_COUNT_CAP}+" if len(missing) > _REEMBED_COUNT_CAP else str(len(missing))
+    print(
+        f"model {rt.embedder.name}: embedded {report.embedded}, failed {report.failed}, still without a vector {left}"
+    )
+    for error in report.errors:
+        print(f"  {error}")
+    if report.stopped:
+        print(f"stopped early: {report.stopped}")
+    return 1 if report.failed or report.stopped or missing else 0
+
+
+_REEMBED_COUNT_CAP = 10_000
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    """Embed every episode stored without a vector (``--all``: also those of another model); exit 1 if some
+    are still without one."""
+    settings = _load_settings()
+    _setup_logging(settings.log_level)
+    result: int = anyio.run(_reembed, settings, args.all)
+    return result
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mcp-memory`` console script."""
     parser = argparse.ArgumentParser(prog="mcp-memory", description=__doc__.splitlines()[0] if __doc__ else None)
@@ -102,6 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     doctor = sub.add_parser("doctor", help="print the resolved configuration and check each store")
     doctor.set_defaults(func=cmd_doctor)
+    reembed = sub.add_parser(
+        "reembed", help="embed the episodes stored without a vector (the provider failed when they were recorded)"
+    )
+    reembed.add_argument(
+        "--all", action="store_true", help="also re-embed vectors made by another model (after changing provider)"
+    )
+    reembed.set_defaults(func=cmd_reembed)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])
