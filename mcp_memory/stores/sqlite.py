@@ -37,7 +37,7 @@ from mcp_memory.models import (
     SessionStatus,
     to_datetime,
 )
-from mcp_memory.ranking import blend, fuse, normalize, relative, similarities
+from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, normalize, relative, similarities
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -973,7 +973,7 @@ class SqliteStore:
                 # A linear scan in Python: off the event loop, so other calls go on meanwhile.
                 cosines = await anyio.to_thread.run_sync(_top_cosines, rows, normalize(query_embedding), pool)
                 vector_scores = similarities(cosines)
-            fused = fuse([text_scores, vector_scores])
+            fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
             if not fused:
                 return []
             ids = list(fused)
