@@ -29,6 +29,21 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="session")
+def minilm() -> Any:
+    """The local all-MiniLM-L6-v2 provider (extra ``local-embeddings``), loaded once per test session."""
+    import torch
+
+    from mcp_memory.embeddings import SentenceTransformerEmbedding
+
+    # One intra-op thread: texts come one or a few at a time, and on a busy machine (tests of other
+    # checkouts running) two spinning OpenMP threads per call are several times slower than one.
+    torch.set_num_threads(1)
+    provider = SentenceTransformerEmbedding()
+    provider.warm_up()
+    return provider
+
+
 class FakeClock:
     """A clock tests move by hand (epoch seconds), so TTL tests need no sleeping."""
 
