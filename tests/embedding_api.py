@@ -88,7 +88,11 @@ def running_api() -> Iterator[FakeEmbeddingAPI]:
     """Serve a :class:`FakeEmbeddingAPI` on 127.0.0.1 (a free port) for the duration of the block."""
     api = FakeEmbeddingAPI()
     app = Starlette(routes=[Route("/v1/embeddings", api._embeddings, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", timeout_graceful_shutdown=0.2
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -35,7 +35,7 @@ def api_settings(api: FakeEmbeddingAPI, db_url: str, **overrides: Any) -> Settin
         "embedding_base_url": api.url,
         "embedding_model": "fake-embed",
         "embedding_dimension": 64,
-        "embedding_max_retries": 1,
+        "embedding_max_retries": 0,
         "embedding_timeout_seconds": 2.0,
         "embedding_deadline_seconds": 3.0,
         "embedding_retry_interval_seconds": 3600.0,
@@ -103,7 +103,7 @@ async def test_background_retry_embeds_once_the_provider_recovers(api: FakeEmbed
 async def test_a_slow_provider_does_not_hold_up_recording(api: FakeEmbeddingAPI, db_url: str) -> None:
     settings = api_settings(api, db_url, embedding_deadline_seconds=0.3, embedding_max_retries=0)
     async with MemoryRuntime(settings) as rt:
-        api.set(delay=5.0, dimension=64)
+        api.set(delay=2.0, dimension=64)
         started = time.monotonic()
         episode = await rt.episodic.record_episode(project_id=uuid.uuid4(), agent_instance_id=uuid.uuid4(), **EPISODE)
         assert time.monotonic() - started < 2.0
