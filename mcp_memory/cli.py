@@ -70,14 +70,31 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
             ok = False
             report["unknown_settings"] = unknown
         check_settings(settings)
-        async with MemoryRuntime(settings) as rt:
+        async with MemoryRuntime(settings, embedding_retry=False) as rt:
             report["stores"] = await rt.check()
             report["embedding_provider"] = rt.embedder.name if rt.embedder else "none (full-text search only)"
+            if rt.embedder is not None:
+                ok = await _check_embedder(rt, report) and ok
     except Exception as exc:
         ok = False
         report["error"] = str(exc)
     report["ok"] = ok
     return ok, report
+
+
+async def _check_embedder(rt: MemoryRuntime, report: dict[str, Any]) -> bool:
+    """Embed one text (so a wrong URL, key or dimension shows now) and count episodes without a vector."""
+    assert rt.embedder is not None
+    missing = await rt.store.episodes_missing_embedding(_REEMBED_COUNT_CAP + 1)
+    report["episodes_without_vector"] = len(missing) if len(missing) <= _REEMBED_COUNT_CAP else f"{_REEMBED_COUNT_CAP}+"
+    try:
+        with anyio.fail_after(rt.settings.embedding_deadline_seconds):
+            vectors = await rt.embedder.embed(["mcp-memory doctor"])
+    except Exception as exc:
+        report["embedding"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+        return False
+    report["embedding"] = {"ok": True, "dimension": len(vectors[0])}
+    return True
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -241,3 +241,18 @@ def test_reembed_without_a_provider_is_a_configuration_error(
     monkeypatch.setenv("MCP_MEMORY_EMBEDDING_PROVIDER", "none")
     assert main(["reembed"]) == 2
     assert "no embedding provider" in capsys.readouterr().err
+
+
+def test_doctor_checks_the_embedding_provider(
+    api: FakeEmbeddingAPI, cli_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    assert main(["doctor"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["embedding"] == {"ok": True, "dimension": 64} and report["episodes_without_vector"] == 0
+    assert report["embedding_provider"] == "fake-embed@64"
+    api.set(dimension=32)  # the model is not what the settings say
+    assert main(["doctor"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert not report["embedding"]["ok"] and "EMBEDDING_DIMENSION=32" in report["embedding"]["error"]
