@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -44,8 +45,17 @@ class BackfillReport:
 class EmbeddingBackfill:
     """Embeds the store's episodes that lack a vector of ``embedder``'s model."""
 
-    def __init__(self, store: EpisodeStore, embedder: EmbeddingProvider, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        store: EpisodeStore,
+        embedder: EmbeddingProvider,
+        batch_size: int = 64,
+        on_recovered: Callable[[], None] | None = None,
+    ) -> None:
+        """``on_recovered``: called when the provider embeds something (it is up), e.g. to end
+        :meth:`~mcp_memory.episodic.EpisodicMemory.embed`'s pause after a failure."""
         self._store = store
+        self._on_recovered = on_recovered
         self._embedder = embedder
         self._batch_size = batch_size
         self._lock = anyio.Lock()
@@ -89,6 +99,8 @@ class EmbeddingBackfill:
                     report.stopped = str(error)
                     break
                 continue
+            if self._on_recovered is not None:
+                self._on_recovered()
             for ep, vector in zip(todo, vectors, strict=True):
                 await self._attach(ep, vector, report, skip)
             await anyio.lowlevel.checkpoint()  # let the store serve others between batches
@@ -114,6 +126,8 @@ class EmbeddingBackfill:
             await self._attach(ep, vectors[0], report, skip)
             done += 1
         report.failed += len(refused)
+        if done and self._on_recovered is not None:
+            self._on_recovered()
         if done:
             for ep, message in refused:
                 logger.warning("embedding of episode %s refused; not retried until restart: %s", ep.episode_id, message)

@@ -49,6 +49,8 @@ MAX_LESSONS = 100
 MAX_LESSON = 4_000
 MAX_QUERY = 4_000
 MAX_SEARCH_LIMIT = 100
+EMBED_PAUSE_SECONDS = 30.0
+"""After an embedding failure, how long tool calls go without vectors before asking the provider again."""
 MAX_EMBED_CHARS = 8_000
 """Longest text embedded per episode (about 2,000 tokens: within every common embedding model's input)."""
 
@@ -134,6 +136,8 @@ class EpisodicMemory:
         self._settings = settings
         self._embedder = embedder
         self._clock = clock
+        self._paused_until = 0.0
+        """``time.monotonic()`` until which callers do not wait for the provider (it failed just before)."""
 
     @property
     def embedder(self) -> EmbeddingProvider | None:
@@ -188,8 +192,12 @@ class EpisodicMemory:
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]] | None:
         """Embed texts for a caller who is waiting: None (logged) if there is no provider, or it fails or takes
-        longer than ``embedding_deadline_seconds`` (retries included)."""
-        if self._embedder is None:
+        longer than ``embedding_deadline_seconds`` (retries included).
+
+        After a failure, callers do not wait for the provider again for :data:`EMBED_PAUSE_SECONDS` (episodes are
+        stored without a vector, searches use full-text only), unless :meth:`provider_recovered` says it is
+        back: during an outage each tool call would otherwise wait out the retries and the deadline."""
+        if self._embedder is None or time.monotonic() < self._paused_until:
             return None
         deadline = self._settings.embedding_deadline_seconds
         try:
@@ -201,7 +209,12 @@ class EpisodicMemory:
             )
         except Exception as exc:
             logger.warning("embedding with %s failed; continuing without vectors: %s", self._embedder.name, exc)
+        self._paused_until = time.monotonic() + EMBED_PAUSE_SECONDS
         return None
+
+    def provider_recovered(self) -> None:
+        """The provider answered again (the backfill embedded something): callers use it again at once."""
+        self._paused_until = 0.0
 
     async def record(self, episode: Episode) -> Episode:
         """Store a built episode with its embedding; if none can be made now, without (embedded later)."""

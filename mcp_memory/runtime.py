@@ -56,7 +56,9 @@ class MemoryRuntime:
             clock,
         )
         self.backfill = (
-            EmbeddingBackfill(self.store, self.embedder, self.settings.embedding_batch_size)
+            EmbeddingBackfill(
+                self.store, self.embedder, self.settings.embedding_batch_size, self.episodic.provider_recovered
+            )
             if (self.embedder is not None)
             else None
         )

@@ -81,6 +81,24 @@ async def test_episode_recorded_during_an_outage_is_embedded_by_a_backfill_pass(
         assert (await rt.backfill.run_once()).embedded == 0  # nothing left to do
 
 
+async def test_after_a_failure_calls_do_not_wait_for_the_provider_until_it_is_back(
+    api: FakeEmbeddingAPI, db_url: str
+) -> None:
+    async with MemoryRuntime(api_settings(api, db_url), clock=FakeClock()) as rt:
+        project = uuid.uuid4()
+        api.failing(503)
+        first = await rt.episodic.record_episode(project_id=project, agent_instance_id=uuid.uuid4(), **EPISODE)
+        asked = len(api.requests)
+        api.set(delay=5.0, dimension=64)  # it would stall now; nobody asks it
+        second = await rt.episodic.record_episode(project_id=project, agent_instance_id=uuid.uuid4(), **EPISODE)
+        assert [s.episode_id for s in await rt.episodic.search(project, QUERY)] != []
+        assert len(api.requests) == asked and not first.embedded and not second.embedded
+        api.healthy()
+        assert rt.backfill is not None and (await rt.backfill.run_once()).embedded == 2
+        third = await rt.episodic.record_episode(project_id=project, agent_instance_id=uuid.uuid4(), **EPISODE)
+        assert third.embedded  # the backfill saw the provider answer: calls use it again at once
+
+
 async def test_background_retry_embeds_once_the_provider_recovers(api: FakeEmbeddingAPI, db_url: str) -> None:
     settings = api_settings(api, db_url, embedding_retry_interval_seconds=0.1)
     async with MemoryRuntime(settings) as rt:
