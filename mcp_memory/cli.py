@@ -82,6 +82,10 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
     return ok, report
 
 
+_REEMBED_COUNT_CAP = 10_000
+"""Episodes without a vector are counted up to this many (the count loads them)."""
+
+
 async def _check_embedder(rt: MemoryRuntime, report: dict[str, Any]) -> bool:
     """Embed one text (so a wrong URL, key or dimension shows now) and count episodes without a vector."""
     assert rt.embedder is not None
@@ -126,9 +130,6 @@ async def _reembed(settings: Settings, all_models: bool) -> int:
     if report.stopped:
         print(f"stopped early: {report.stopped}")
     return 1 if report.failed or report.stopped or missing else 0
-
-
-_REEMBED_COUNT_CAP = 10_000
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
