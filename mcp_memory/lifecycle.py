@@ -487,7 +487,9 @@ class AgentLifecycleManager:
                 "outcome": result_outcome.value,
             }
             event = self._event("terminate", started, "ok", {**result, "metadata": meta})
-            stored = await self._durable.record_terminate(scope, episode, vector, result, event)
+            # A failed or slow embedding leaves the episode without a vector, embedded later (mcp_memory.backfill).
+            model = self._episodic.embedding_model if vector is not None else None
+            stored = await self._durable.record_terminate(scope, episode, vector, result, event, model)
             recorded = True
         except MemoryServiceError as exc:
             await self._record_failure(scope, "terminate", started, exc, meta)

@@ -4,9 +4,20 @@ recency. Pure functions, shared by every store adapter that ranks in Python.
 Why score fusion rather than reciprocal rank fusion: RRF keeps only rank positions, so the first and
 second hit differ by under 2% whatever their actual match quality, and any recency or importance boost
 then reorders them. Here each retriever gives a 0-1 score that keeps *how much* better a match is:
-full-text BM25 divided by the best BM25 of the query (BM25 has no fixed scale), vector similarity as the
-cosine itself (it has one, so a weak best match stays weak and unrelated episodes are not promoted), with
-a floor below which a vector "match" is noise and dropped.
+
+- full-text: BM25 divided by the best BM25 of the query (BM25 has no fixed scale);
+- vectors: the cosine divided by the best cosine of the query, but by no less than :data:`GOOD_COSINE`, so
+  that the best of weak matches stays weak (0.3 / 0.5 = 0.6) while among good matches the best scores 1.0
+  like the best BM25 hit; cosines below :data:`MIN_COSINE` are noise and dropped.
+
+The two are averaged with weights :data:`TEXT_WEIGHT` and :data:`VECTOR_WEIGHT` (over the retrievers that
+found anything). Both on a 0-1 scale whose best is 1.0, and vectors weighted three to one (the weighting of
+Weaviate's hybrid search): a model's vectors judge meaning (paraphrases, synonyms), and full-text gives
+exact words and identifiers a say without letting an incidental shared word (BM25's best scores 1.0 however
+weak it is) outvote them. Measured on tests/data/retrieval_set.json with all-MiniLM-L6-v2 (README).
+
+Store adapters that rank in SQL (Postgres) compute the same formula: ``relative`` as
+``score / max(score) over ()``, ``similarities`` as ``cos / greatest(max(cos) over (), GOOD_COSINE)``.
 """
 
 from __future__ import annotations
@@ -25,6 +36,14 @@ RECENCY_HALF_LIFE_DAYS = 30.0
 MIN_COSINE = 0.15
 """Vector matches below this cosine are dropped: for the embeddings used here that is unrelated text."""
 
+GOOD_COSINE = 0.5
+"""A cosine that means a clearly related text (all-MiniLM-L6-v2: a paraphrase scores 0.4-0.7). Vector scores
+are relative to the query's best cosine, or to this if the best is lower."""
+
+TEXT_WEIGHT = 0.25
+VECTOR_WEIGHT = 0.75
+"""Weights of the full-text and vector scores in :func:`fuse` (stores pass them in this order)."""
+
 
 def relative(scores: Mapping[K, float]) -> dict[K, float]:
     """Scores on no fixed scale (BM25) as shares of the best one: the best match scores 1.0."""
@@ -32,20 +51,26 @@ def relative(scores: Mapping[K, float]) -> dict[K, float]:
     return {k: v / best for k, v in scores.items() if v > 0} if best > 0 else {}
 
 
-def similarities(cosines: Mapping[K, float], floor: float = MIN_COSINE) -> dict[K, float]:
-    """Cosines kept as they are (they have a scale), without the ones below ``floor``."""
-    return {k: min(1.0, v) for k, v in cosines.items() if v >= floor}
+def similarities(cosines: Mapping[K, float], floor: float = MIN_COSINE, good: float = GOOD_COSINE) -> dict[K, float]:
+    """Cosines as shares of the best one, or of ``good`` if the best is lower; those below ``floor`` dropped."""
+    kept = {k: v for k, v in cosines.items() if v >= floor}
+    scale = max(good, max(kept.values(), default=0.0))
+    return {k: min(1.0, v / scale) for k, v in kept.items()}
 
 
-def fuse(score_lists: Sequence[Mapping[K, float]]) -> dict[K, float]:
-    """Average 0-1 scores over the retrievers that found anything; absent from a list scores 0 there.
-    A retriever that found nothing has no say (a query with no word in any episode is judged by vectors
-    alone, and the reverse)."""
-    lists = [scores for scores in score_lists if scores]
+def fuse(score_lists: Sequence[Mapping[K, float]], weights: Sequence[float] | None = None) -> dict[K, float]:
+    """Weighted average of 0-1 scores over the retrievers that found anything (equal weights if none are
+    given); absent from a list scores 0 there. A retriever that found nothing has no say (a query with no
+    word in any episode is judged by vectors alone, and the reverse)."""
+    given = weights if weights is not None else [1.0] * len(score_lists)
+    if len(given) != len(score_lists):
+        raise ValueError("fuse needs one weight per score list")
+    active = [(scores, weight) for scores, weight in zip(score_lists, given, strict=True) if scores and weight > 0]
+    total = sum(weight for _, weight in active)
     fused: dict[K, float] = {}
-    for scores in lists:
+    for scores, weight in active:
         for item, score in scores.items():
-            fused[item] = fused.get(item, 0.0) + score / len(lists)
+            fused[item] = fused.get(item, 0.0) + score * weight / total
     return {item: score for item, score in fused.items() if score > 0}
 
 
@@ -67,4 +92,15 @@ def normalize(vector: Sequence[float]) -> list[float]:
     return [x / norm for x in vector] if norm else list(vector)
 
 
-__all__ = ["MIN_COSINE", "blend", "fuse", "normalize", "recency", "relative", "similarities"]
+__all__ = [
+    "GOOD_COSINE",
+    "MIN_COSINE",
+    "TEXT_WEIGHT",
+    "VECTOR_WEIGHT",
+    "blend",
+    "fuse",
+    "normalize",
+    "recency",
+    "relative",
+    "similarities",
+]

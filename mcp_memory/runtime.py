@@ -7,8 +7,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from mcp_memory.backfill import EmbeddingBackfill
 from mcp_memory.config import Settings
-from mcp_memory.embeddings import EmbeddingProvider, provider_from_settings
+from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_from_settings
 from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks, load_hooks
 from mcp_memory.stores.factory import ConfigurationError, build_durable_store, build_working_store, check_settings
@@ -28,7 +29,10 @@ class MemoryRuntime:
         clock: Callable[[], float] = time.time,
         hooks: LifecycleHooks | None = None,
         embedder: EmbeddingProvider | None = None,
+        embedding_retry: bool = True,
     ) -> None:
+        """``embedding_retry``: run the background embedding retry while started (when a provider is
+        configured); ``mcp-memory reembed`` turns it off and runs its own pass."""
         self.settings = settings or Settings()
         check_settings(self.settings)
         try:
@@ -51,6 +55,15 @@ class MemoryRuntime:
             loaded_hooks,
             clock,
         )
+        self.backfill = (
+            EmbeddingBackfill(
+                self.store, self.embedder, self.settings.embedding_batch_size, self.episodic.provider_recovered
+            )
+            if (self.embedder is not None)
+            else None
+        )
+        """Embeds episodes stored without a vector: in the background, and for ``mcp-memory reembed``."""
+        self._embedding_retry = embedding_retry
         self._users = 0
 
     async def start(self) -> None:
@@ -63,6 +76,8 @@ class MemoryRuntime:
                 except BaseException:
                     await self.store.close()
                     raise
+            if self.backfill is not None and self._embedding_retry:
+                self.backfill.start(self.settings.embedding_retry_interval_seconds)
         self._users += 1
 
     async def close(self) -> None:
@@ -70,6 +85,9 @@ class MemoryRuntime:
         self._users = max(0, self._users - 1)
         if self._users == 0:
             try:
+                if self.backfill is not None:
+                    await self.backfill.stop()
+                await close_provider(self.embedder)
                 if self.working_store is not self.store:
                     await self.working_store.close()
             finally:

@@ -6,6 +6,7 @@ suite by adding their names to ``WORKING_ADAPTERS`` / ``DURABLE_ADAPTERS`` and a
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +29,32 @@ DURABLE_ADAPTERS = ["sqlite"]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Any:
+    """The local all-MiniLM-L6-v2 provider (extra ``local-embeddings``), loaded once per test session."""
+    import torch
+
+    from mcp_memory.embeddings import SentenceTransformerEmbedding
+
+    # One intra-op thread: texts come one or a few at a time, and on a busy machine (tests of other
+    # checkouts running) two spinning OpenMP threads per call are several times slower than one.
+    torch.set_num_threads(1)
+    provider = SentenceTransformerEmbedding()
+    # Loaded with the network refused: the default model must never ask a model hub (HF_HUB_OFFLINE unset or not).
+    saved = socket.socket.connect, socket.create_connection, socket.getaddrinfo
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError(f"the local embedding model tried the network: {args!r}")
+
+    socket.socket.connect, socket.create_connection, socket.getaddrinfo = refuse, refuse, refuse  # type: ignore[method-assign]
+    try:
+        provider.warm_up()
+        provider._encode(["warm up"])
+    finally:
+        socket.socket.connect, socket.create_connection, socket.getaddrinfo = saved  # type: ignore[method-assign]
+    return provider
 
 
 class FakeClock:

@@ -179,8 +179,10 @@ class SessionStore(Protocol):
         embedding: Sequence[float] | None,
         result: Mapping[str, Any],
         event: EventRecord,
+        embedding_model: str | None = None,
     ) -> dict[str, Any]:
-        """Store the episode, mark the session terminated with ``result`` and record the event.
+        """Store the episode (its embedding made by ``embedding_model``, as for ``add_episode``), mark the
+        session terminated with ``result`` and record the event.
 
         Idempotent: if the session is terminated already, nothing is written and the stored result is
         returned. Otherwise returns ``result``."""
@@ -218,8 +220,11 @@ class CheckpointStore(Protocol):
 class EpisodeStore(Protocol):
     """Episodic memory: episodes with their embeddings, and ranked recall."""
 
-    async def add_episode(self, episode: Episode, embedding: Sequence[float] | None) -> None:
-        """Store an episode and its embedding (None if it has none yet)."""
+    async def add_episode(
+        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
+    ) -> None:
+        """Store an episode and its embedding (None if it has none yet), with the name of the model that
+        made it (:attr:`~mcp_memory.embeddings.EmbeddingProvider.name`)."""
         ...
 
     async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
@@ -241,22 +246,29 @@ class EpisodeStore(Protocol):
         limit: int,
         now: float,
         mode: SearchMode = "hybrid",
+        embedding_model: str | None = None,
     ) -> list[ScoredEpisode]:
         """Rank the project's episodes for ``query``: full-text, fused with vector similarity when a query
         embedding is given, blended with importance and recency. Best first. ``mode`` restricts ranking to
-        one retriever ("text": the embedding is ignored; "vector": full-text is not consulted)."""
+        one retriever ("text": the embedding is ignored; "vector": full-text is not consulted).
+        ``embedding_model``: the model that made ``query_embedding``; when given, only vectors stored with
+        that model's name are compared with it (a vector of another model is on another scale, even when
+        its dimension happens to match). Vectors of another dimension are never compared."""
         ...
 
-    async def episodes_missing_embedding(self, limit: int) -> list[Episode]:
+    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
         """Episodes stored without a vector (their embedding failed or timed out), oldest first, across
-        every project: the work list of ``mcp-memory reembed`` and of the background retry."""
+        every project: the work list of ``mcp-memory reembed`` and of the background retry. With ``model``,
+        also the episodes whose vector was made by another model (or by an unrecorded one), which search with
+        ``model`` ignores: the work list of ``mcp-memory reembed --all``."""
         ...
 
     async def set_episode_embedding(
         self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
     ) -> bool:
-        """Attach a vector to an episode that has none; False (nothing written) if the episode is unknown or
-        has a vector already."""
+        """Attach a vector made by ``model`` to an episode that has none, or whose vector was made by another
+        model (or by an unrecorded one); False (nothing written) if the episode is unknown or has a vector of
+        ``model`` already."""
         ...
 
 

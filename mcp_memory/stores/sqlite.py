@@ -37,7 +37,7 @@ from mcp_memory.models import (
     SessionStatus,
     to_datetime,
 )
-from mcp_memory.ranking import blend, fuse, normalize, relative, similarities
+from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, normalize, relative, similarities
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ _SCHEMA = [
         embedding_model TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
+    # The work list of the embedding retry (few rows, looked up every retry interval).
+    "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
     """CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(
         task_type, task_description, outcome_details, lessons, context_summary,
         content='', tokenize='porter unicode61'
@@ -690,6 +692,7 @@ class SqliteStore:
         embedding: Sequence[float] | None,
         result: Mapping[str, Any],
         event: EventRecord,
+        embedding_model: str | None = None,
     ) -> dict[str, Any]:
         async with self._write() as conn:
             row = (
@@ -704,7 +707,7 @@ class SqliteStore:
                 stored: dict[str, Any] = json.loads(row.terminate_result or "{}")
                 return stored
             if episode is not None:
-                await self._insert_episode(conn, episode, embedding)
+                await self._insert_episode(conn, episode, embedding, embedding_model)
             await conn.execute(
                 text(
                     "UPDATE sessions SET status = 'terminated', sealed = 1, updated_at = :now, "
@@ -814,14 +817,16 @@ class SqliteStore:
 
     # -- episodes --------------------------------------------------------------------------------------
     @staticmethod
-    async def _insert_episode(conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None) -> None:
+    async def _insert_episode(
+        conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
         rowid = (
             await conn.execute(
                 text(
                     "INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, "
                     "task_description, outcome, outcome_details, lessons_learned, importance_score, "
-                    "context_summary, metadata, created_at, embedding) VALUES (:id, :p, :a, :s, :tt, :td, :o, "
-                    ":od, :ll, :imp, :cs, :m, :at, :emb) RETURNING id"
+                    "context_summary, metadata, created_at, embedding, embedding_model) VALUES (:id, :p, :a, :s, :tt, "
+                    ":td, :o, :od, :ll, :imp, :cs, :m, :at, :emb, :model) RETURNING id"
                 ),
                 {
                     "id": str(ep.episode_id),
@@ -838,6 +843,7 @@ class SqliteStore:
                     "m": json.dumps(ep.metadata),
                     "at": ep.created_at.timestamp(),
                     "emb": _vector_to_blob(embedding) if embedding is not None else None,
+                    "model": model if embedding is not None else None,
                 },
             )
         ).scalar_one()
@@ -856,9 +862,11 @@ class SqliteStore:
             },
         )
 
-    async def add_episode(self, episode: Episode, embedding: Sequence[float] | None) -> None:
+    async def add_episode(
+        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
+    ) -> None:
         async with self._write() as conn:
-            await self._insert_episode(conn, episode, embedding)
+            await self._insert_episode(conn, episode, embedding, embedding_model)
 
     @staticmethod
     def _episode(row: Any) -> Episode:
@@ -932,6 +940,7 @@ class SqliteStore:
         limit: int,
         now: float,
         mode: SearchMode = "hybrid",
+        embedding_model: str | None = None,
     ) -> list[ScoredEpisode]:
         pool = max(limit * 10, 50)
         extra, fparams = self._filter_clause(flt, prefix="e.")
@@ -952,18 +961,19 @@ class SqliteStore:
                 )
                 text_scores = relative({r.episode_id: r.score for r in result})
             if query_embedding is not None and mode != "text":
+                same_model = "" if embedding_model is None else " AND e.embedding_model = :model"
                 result = await conn.execute(
                     text(
                         "SELECT e.episode_id, e.embedding FROM episodes e WHERE e.project_id = :p "
-                        f"AND e.embedding IS NOT NULL{extra} ORDER BY e.created_at DESC LIMIT :scan"
+                        f"AND e.embedding IS NOT NULL{same_model}{extra} ORDER BY e.created_at DESC LIMIT :scan"
                     ),
-                    {**base, "scan": _VECTOR_SCAN_LIMIT},
+                    {**base, "scan": _VECTOR_SCAN_LIMIT, "model": embedding_model},
                 )
                 rows = [(r.episode_id, r.embedding) for r in result]
                 # A linear scan in Python: off the event loop, so other calls go on meanwhile.
                 cosines = await anyio.to_thread.run_sync(_top_cosines, rows, normalize(query_embedding), pool)
                 vector_scores = similarities(cosines)
-            fused = fuse([text_scores, vector_scores])
+            fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
             if not fused:
                 return []
             ids = list(fused)
@@ -986,11 +996,12 @@ class SqliteStore:
         )
         return ranked[:limit]
 
-    async def episodes_missing_embedding(self, limit: int) -> list[Episode]:
+    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
+        stale = "" if model is None else " OR embedding_model IS NULL OR embedding_model != :model"
         async with self._read() as conn:
             result = await conn.execute(
-                text("SELECT * FROM episodes WHERE embedding IS NULL ORDER BY created_at, id LIMIT :limit"),
-                {"limit": limit},
+                text(f"SELECT * FROM episodes WHERE embedding IS NULL{stale} ORDER BY created_at, id LIMIT :limit"),
+                {"limit": limit, "model": model},
             )
             return [self._episode(r) for r in result]
 
@@ -1000,8 +1011,8 @@ class SqliteStore:
         async with self._write() as conn:
             result = await conn.execute(
                 text(
-                    "UPDATE episodes SET embedding = :emb, embedding_model = :model "
-                    "WHERE project_id = :p AND episode_id = :e AND embedding IS NULL"
+                    "UPDATE episodes SET embedding = :emb, embedding_model = :model WHERE project_id = :p AND "
+                    "episode_id = :e AND (embedding IS NULL OR embedding_model IS NULL OR embedding_model != :model)"
                 ),
                 {"emb": _vector_to_blob(embedding), "model": model, "p": str(project_id), "e": str(episode_id)},
             )
