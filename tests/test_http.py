@@ -210,7 +210,9 @@ async def test_a_session_stays_with_the_token_that_opened_it(server: ServerProce
         async with connect(server.url, TOKEN_A, "sse", on_sse_session=opened.append) as c:
             await ok(c, "memory_list", **ids(PROJECT_A))
             assert opened
-            body = {"jsonrpc": "2.0", "id": 99, "method": "tools/list"}
+            # A notification: accepted with 202 and answered by nothing, so no stray response reaches the
+            # client's SSE stream (a response to a request it never sent made its reader fail at exit).
+            body = {"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as h:
                 r = await h.post(f"/messages/?session_id={opened[0]}", json=body, headers=auth(TOKEN_B))
                 assert r.status_code == 404
