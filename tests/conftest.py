@@ -20,8 +20,10 @@ from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite import SqliteStore
 
-WORKING_ADAPTERS = ["sqlite"]
-DURABLE_ADAPTERS = ["sqlite"]
+WORKING_ADAPTERS = ["sqlite", "postgres"]
+DURABLE_ADAPTERS = ["sqlite", "postgres"]
+SQL_ADAPTERS = {"sqlite", "postgres"}
+"""Adapters whose working store is the durable store's own tables: they pair only with themselves."""
 
 
 @pytest.fixture
@@ -91,6 +93,10 @@ async def make_store(name: str, tmp_path: Path) -> Any:
         store = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
         await store.start()
         return store
+    if name == "postgres":
+        from tests.pg_servers import fresh_postgres_store
+
+        return await fresh_postgres_store()
     raise ValueError(f"unknown adapter {name}")
 
 
@@ -110,7 +116,7 @@ class StorePair:
 
 
 @pytest.fixture(
-    params=[(w, d) for w in WORKING_ADAPTERS for d in DURABLE_ADAPTERS],
+    params=[(w, d) for w in WORKING_ADAPTERS for d in DURABLE_ADAPTERS if w == d or w not in SQL_ADAPTERS],
     ids=lambda p: f"{p[0]}+{p[1]}",
 )
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorePair]:
