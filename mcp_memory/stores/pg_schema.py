@@ -12,6 +12,8 @@ recorded in ``mcp_memory_meta``; start-up refuses settings with another ``embedd
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +122,7 @@ async def migrate(
 
     engine = create_async_engine(url, poolclass=NullPool)
     try:
-        async with engine.begin() as conn:
+        async with _reachable(url), engine.begin() as conn:
             before = await conn.run_sync(read_state)
             if (
                 not downgrade
@@ -140,6 +142,43 @@ async def migrate(
     return before, after
 
 
+class MigrationFailed(Exception):
+    """Postgres could not be reached or refused the migration; the message says why (no traceback)."""
+
+
+async def schema_state(url: str) -> SchemaState:
+    """The database's schema state, changing nothing."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with _reachable(url), engine.connect() as conn:
+            return await conn.run_sync(read_state)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def _reachable(url: str) -> AsyncIterator[None]:
+    """Driver and network failures as :class:`MigrationFailed` with a one-line reason."""
+    from sqlalchemy.exc import DBAPIError
+
+    from mcp_memory.config import mask_url
+
+    try:
+        yield
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise MigrationFailed(f"Postgres at {mask_url(url)} refused the migration: {reason}") from exc
+    except (OSError, TimeoutError) as exc:
+        raise MigrationFailed(f"Postgres at {mask_url(url)} is not reachable: {exc or type(exc).__name__}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("asyncpg"):
+            raise MigrationFailed(f"Postgres at {mask_url(url)} refused the connection: {exc}") from exc
+        raise
+
+
 def describe(state: SchemaState) -> dict[str, Any]:
     """The schema state for ``doctor`` and ``migrate``."""
     return {"revision": state.revision, "head": head_revision(), "embedding_dimension": state.embedding_dimension}
@@ -148,12 +187,14 @@ def describe(state: SchemaState) -> dict[str, Any]:
 __all__ = [
     "MIGRATE_COMMAND",
     "VERSION_TABLE",
+    "MigrationFailed",
     "SchemaState",
     "alembic_config",
     "describe",
-    "migrate",
     "head_revision",
+    "migrate",
     "read_state",
     "run_migration",
     "schema_problem",
+    "schema_state",
 ]

@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from mcp_memory.config import Settings
+from mcp_memory.config import Settings, mask_url
 from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import (
     CheckpointData,
@@ -68,7 +68,8 @@ _EPISODE_COLUMNS = (
 )
 _UPSERT_ITEMS = """
 INSERT INTO working_items (session_pk, key, value, expires_at)
-SELECT CAST(:pk AS bigint), k, v, e FROM unnest(CAST(:keys AS text[]), CAST(:values AS text[]), CAST(:expiries AS float8[])) AS t(k, v, e)
+SELECT CAST(:pk AS bigint), k, v, e
+FROM unnest(CAST(:keys AS text[]), CAST(:values AS text[]), CAST(:expiries AS float8[])) AS t(k, v, e)
 ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 """
 _SET_ITEM = f"""
@@ -130,11 +131,6 @@ def _uuid(value: Any) -> UUID:
 
 def _epoch(value: datetime) -> float:
     return value.timestamp()
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password (if any) replaced by ``***``, for logs and ``doctor``."""
-    return re.sub(r"(?<=://)([^/@:]*):([^/@]*)@", lambda m: f"{m.group(1)}:***@", url, count=1)
 
 
 class PostgresStore:
@@ -277,7 +273,9 @@ class PostgresStore:
             logger.exception("Postgres error")
             raise Internal("the store failed unexpectedly; see the server log") from exc
         except PoolTimeoutError as exc:
-            raise Unavailable(f"all {self._pool_size + self._max_overflow} Postgres connections are busy; retry later") from exc
+            raise Unavailable(
+                f"all {self._pool_size + self._max_overflow} Postgres connections are busy; retry later"
+            ) from exc
         except (OSError, TimeoutError) as exc:
             logger.warning("Postgres unavailable: %r", exc)
             raise self._unavailable(str(exc) or type(exc).__name__) from exc
@@ -405,6 +403,7 @@ class PostgresStore:
                 )
             ).first()
         self._check_writable(scope, row)
+        assert row is not None
         return bool(row.live)
 
     async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
@@ -554,7 +553,10 @@ class PostgresStore:
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
         async with self._one() as conn:
             await conn.execute(
-                text(f"INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM sessions WHERE {_SCOPE}"),
+                text(
+                    f"INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} "
+                    f"FROM sessions WHERE {_SCOPE}"
+                ),
                 {**_scope_params(scope), **self._event_params(event)},
             )
 
@@ -609,7 +611,9 @@ class PostgresStore:
             ).first()
             if row is None:
                 found = (
-                    await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {_SCOPE}"), _scope_params(scope))
+                    await conn.execute(
+                        text(f"SELECT status, sealed FROM sessions WHERE {_SCOPE}"), _scope_params(scope)
+                    )
                 ).first()
                 self._check_writable(scope, found)
                 raise Conflict(
@@ -996,4 +1000,4 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
     )
 
 
-__all__ = ["PostgresStore", "mask_url", "search_sql", "ts_query", "vector_text"]
+__all__ = ["PostgresStore", "search_sql", "ts_query", "vector_text"]

@@ -33,7 +33,7 @@ def _dimension() -> int:
     value = config.attributes.get("embedding_dimension")
     if value is None:
         value = context.get_x_argument(as_dictionary=True).get("embedding_dimension", 256)
-    dimension = int(value)
+    dimension = int(str(value))
     if not 1 <= dimension <= 16000:
         raise ValueError(f"embedding_dimension {dimension} is out of pgvector's range 1-16000")
     return dimension
