@@ -85,6 +85,9 @@ _RANK_WEIGHTS = "'{0.125, 0.25, 0.4, 1.0}'::float4[]"
 task_description and lessons (see the migration), close to the SQLite adapter's bm25 column weights."""
 _TS_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 HNSW_MAX_EF_SEARCH = 1000
+FILTERED_EF_FACTOR = 2
+COMMON_LEXEME_SHARE = 0.05
+"""A word found in at least this share of episodes (per ANALYZE) does not make a row a full-text candidate."""
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006")
 """Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby)."""
 
@@ -900,16 +903,15 @@ class PostgresStore:
         if qv is not None:
             params["qv"] = qv
         sql = search_sql(extra, text_retriever=tsq is not None, vector_retriever=qv is not None)
+        # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
+        # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
+        ef_search = min(HNSW_MAX_EF_SEARCH, max(pool, 100) * (FILTERED_EF_FACTOR if extra else 1))
         if qv is None:
             async with self._read() as conn:
                 rows = (await conn.execute(text(sql), params)).all()
         else:
             async with self._write() as conn:
-                # The HNSW scan returns at most ef_search rows: size it to the candidate pool.
-                await conn.execute(
-                    text("SELECT set_config('hnsw.ef_search', :ef, true)"),
-                    {"ef": str(min(HNSW_MAX_EF_SEARCH, max(pool, 100)))},
-                )
+                await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
                 rows = (await conn.execute(text(sql), params)).all()
         return [ScoredEpisode(**self._episode(r).model_dump(), score=round(r.score, 6)) for r in rows]
 
@@ -946,14 +948,23 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
     """The recall query: one statement that fuses full-text and vector scores, as :mod:`mcp_memory.ranking` does.
 
     - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by ``ts_rank_cd`` (length
-      normalised); each score is a share of the best one (the rank has no fixed scale).
+      normalised); each score is a share of the best one (the rank has no fixed scale). Ranking every row that
+      shares one common word with the query ("fix", "test") would cost time in proportion to the table, so
+      candidates are the rows matching the query's *selective* words: those found in fewer than
+      ``COMMON_LEXEME_SHARE`` of the rows by ANALYZE's statistics of the tsvector column (its most common
+      elements). Common words still count in the rank of those candidates, like BM25's low IDF; a query made
+      of common words only matches on all of them.
     - Vectors: the ``:pool`` nearest by cosine distance through the HNSW index. pgvector 0.6 filters *after*
-      the index scan (no iterative scans), so a selective filter (a small project among many, one agent, a
-      recent ``since``) can leave fewer than ``:pool`` rows: then, and only then, an exact scan of the filtered
-      rows replaces it (cheap exactly because the filter is selective; the B-tree on project and time finds
-      them). Cosines below ``MIN_COSINE`` are dropped; the rest count as they are.
+      the index scan (no iterative scans): with filters the scan is widened (ef_search twice the pool), and the
+      rows that survive the filters are the nearest matching ones. A selective filter (a small project among
+      many, one agent, a recent ``since``) can leave fewer than ``:limit``: then, and only then, an exact scan of
+      the filtered rows replaces them (cheap exactly because the filter is selective; B-trees on project with
+      agent, task type or time find the rows). Cosines below ``MIN_COSINE`` are dropped; the rest count as they are.
     - Fusion: the average of the two scores over the retrievers that found anything, then scaled by
-      ``1 + 0.15 importance + 0.10 recency`` (30-day half-life), best first.
+      ``1 + 0.15 importance + 0.10 recency`` (30-day half-life), best first. Unlike a fusion of two ranked
+      lists (RRF, or ranking.py's ``fuse`` over two top-N lists), each candidate of either retriever is scored by
+      *both*: its text share and its cosine are computed for it, so an episode just outside one list's cut-off
+      is not scored as if it did not match there at all.
     Filters (``filters``, conditions on ``e``) apply inside each retriever, so the pool is of matching rows.
     """
     where = f"e.project_id = :p{filters}"
@@ -961,9 +972,24 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
     parts: list[str] = []
     if text_retriever:
         ctes.append(
+            "terms AS (SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', "
+            "replace(:tsq, ' | ', ' ')))) AS lexeme)"
+        )
+        ctes.append(
+            "common AS (SELECT c.elem FROM pg_stats st, "
+            "unnest(st.most_common_elems::text::text[], st.most_common_elem_freqs) AS c(elem, freq) "
+            "WHERE st.schemaname = current_schema() AND st.tablename = 'episodes' AND st.attname = 'search_text' "
+            f"AND c.elem IS NOT NULL AND c.freq >= {COMMON_LEXEME_SHARE})"
+        )
+        ctes.append(
+            "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM terms "
+            "WHERE lexeme NOT IN (SELECT elem FROM common))"
+        )
+        ctes.append(
             "text_hits AS (SELECT e.id, ts_rank_cd("
             f"{_RANK_WEIGHTS}, e.search_text, to_tsquery('english', :tsq), 1) AS r FROM episodes e "
-            f"WHERE {where} AND e.search_text @@ to_tsquery('english', :tsq) ORDER BY r DESC LIMIT :pool)"
+            f"WHERE {where} AND e.search_text @@ COALESCE((SELECT CAST(q AS tsquery) FROM selective), "
+            "to_tsquery('english', :tsq)) ORDER BY r DESC LIMIT :pool)"
         )
         ctes.append("t AS (SELECT id, r / max(r) OVER () AS s FROM text_hits WHERE r > 0)")
         parts.append("t")
@@ -975,7 +1001,7 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
         )
         ctes.append(
             f"exact AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
-            f"WHERE (SELECT count(*) FROM approx) < :pool AND {where} AND e.embedding IS NOT NULL "
+            f"WHERE (SELECT count(*) FROM approx) < :limit AND {where} AND e.embedding IS NOT NULL "
             f"ORDER BY {distance} + 0 LIMIT :pool)"
         )
         ctes.append(
@@ -984,9 +1010,23 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
         )
         ctes.append(f"v AS (SELECT id, LEAST(1.0 - d, 1.0) AS s FROM vector_hits WHERE 1.0 - d >= {MIN_COSINE})")
         parts.append("v")
-    union = " UNION ALL ".join(f"SELECT id, s FROM {p}" for p in parts)
-    found = " + ".join(f"(EXISTS (SELECT 1 FROM {p}))::int" for p in parts)
-    ctes.append(f"fused AS (SELECT id, sum(s) / ({found}) AS rel FROM ({union}) AS hits GROUP BY id)")
+    if len(parts) == 1:
+        ctes.append(f"fused AS (SELECT id, s AS rel FROM {parts[0]})")
+    else:
+        # Every candidate of either retriever gets both scores, computed for it: a text hit just outside the
+        # vector pool still has its cosine, and the reverse (not a zero for being missed by the other list).
+        cosine = "(1.0 - (e.embedding <=> CAST(:qv AS vector)))"
+        ctes.append(
+            "scored AS (SELECT e.id, "
+            f"COALESCE(LEAST(ts_rank_cd({_RANK_WEIGHTS}, e.search_text, to_tsquery('english', :tsq), 1) "
+            "/ NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) AS ts, "
+            f"CASE WHEN {cosine} >= {MIN_COSINE} THEN LEAST({cosine}, 1.0) ELSE 0.0 END AS vs "
+            "FROM (SELECT id FROM t UNION SELECT id FROM v) AS cand JOIN episodes e ON e.id = cand.id)"
+        )
+        has_t, has_v = "(EXISTS (SELECT 1 FROM t))::int", "(EXISTS (SELECT 1 FROM v))::int"
+        ctes.append(
+            f"fused AS (SELECT id, (ts * {has_t} + vs * {has_v}) / GREATEST({has_t} + {has_v}, 1) AS rel FROM scored)"
+        )
     recency = (
         "power(0.5, GREATEST(0.0, CAST(:now AS float8) - extract(epoch FROM e.created_at)::float8) "
         f"/ 86400.0 / {RECENCY_HALF_LIFE_DAYS})"

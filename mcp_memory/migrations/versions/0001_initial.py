@@ -131,6 +131,9 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX episodes_project_newest ON episodes (project_id, created_at DESC, id DESC)")
     op.execute("CREATE INDEX episodes_newest ON episodes (created_at DESC, id DESC)")
+    # Selective search filters find their rows through these (the exact-scan fallback of a filtered vector search).
+    op.execute("CREATE INDEX episodes_project_agent ON episodes (project_id, agent_instance_id, created_at DESC)")
+    op.execute("CREATE INDEX episodes_project_task_type ON episodes (project_id, task_type, created_at DESC)")
     op.execute("CREATE INDEX episodes_missing_embedding ON episodes (created_at, id) WHERE embedding IS NULL")
     op.execute("CREATE INDEX episodes_search_text ON episodes USING gin (search_text)")
     if dimension <= HNSW_MAX_DIMENSIONS:
