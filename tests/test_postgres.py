@@ -258,12 +258,12 @@ async def test_search_uses_the_hnsw_index_for_a_large_project(store: PostgresSto
 
     qv = vector_text(EMBEDDER.embed_one("episode"))
     async with store._write() as conn:
-        await conn.execute(text("SET LOCAL hnsw.ef_search = 100"))
+        await conn.execute(text("SET LOCAL hnsw.ef_search = 40"))
         plan = "\n".join(
             r[0]
             for r in await conn.execute(
                 text("EXPLAIN " + search_sql("", text_retriever=False, vector_retriever=True)),
-                {"p": project, "qv": qv, "pool": 50, "limit": 5, "now": T0},
+                {"p": project, "qv": qv, "vpool": 40, "limit": 5, "now": T0},
             )
         )
     assert "episodes_embedding_hnsw" in plan, plan

@@ -897,7 +897,12 @@ class PostgresStore:
         if tsq is None and qv is None:
             return []
         extra, params = self._filter_clause(flt)
+        # Vector candidates: fewer than text ones, as each costs HNSW work; every candidate of either list is
+        # scored by both retrievers anyway (see search_sql).
+        vector_pool = max(limit * 4, 40)
         params.update(p=project_id, pool=pool, limit=limit, now=now)
+        if qv is not None:
+            params["vpool"] = vector_pool
         if tsq is not None:
             params["tsq"] = tsq
         if qv is not None:
@@ -905,7 +910,7 @@ class PostgresStore:
         sql = search_sql(extra, text_retriever=tsq is not None, vector_retriever=qv is not None)
         # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
         # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
-        ef_search = min(HNSW_MAX_EF_SEARCH, max(pool, 100) * (FILTERED_EF_FACTOR if extra else 1))
+        ef_search = min(HNSW_MAX_EF_SEARCH, vector_pool * (FILTERED_EF_FACTOR if extra else 1))
         if qv is None:
             async with self._read() as conn:
                 rows = (await conn.execute(text(sql), params)).all()
@@ -954,12 +959,13 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
       ``COMMON_LEXEME_SHARE`` of the rows by ANALYZE's statistics of the tsvector column (its most common
       elements). Common words still count in the rank of those candidates, like BM25's low IDF; a query made
       of common words only matches on all of them.
-    - Vectors: the ``:pool`` nearest by cosine distance through the HNSW index. pgvector 0.6 filters *after*
-      the index scan (no iterative scans): with filters the scan is widened (ef_search twice the pool), and the
-      rows that survive the filters are the nearest matching ones. A selective filter (a small project among
-      many, one agent, a recent ``since``) can leave fewer than ``:limit``: then, and only then, an exact scan of
-      the filtered rows replaces them (cheap exactly because the filter is selective; B-trees on project with
-      agent, task type or time find the rows). Cosines below ``MIN_COSINE`` are dropped; the rest count as they are.
+    - Vectors: the ``:vpool`` nearest by cosine distance through the HNSW index (ef_search sized to it).
+      pgvector 0.6 filters *after* the index scan (no iterative scans): with filters the scan is widened
+      (ef_search twice the pool), and the rows that survive the filters are the nearest matching ones. A
+      selective filter (a small project among many, one agent, a recent ``since``) can leave fewer than
+      ``:limit``: then, and only then, an exact scan of the filtered rows replaces them (cheap exactly because
+      the filter is selective; B-trees on project with agent, task type or time find the rows). Cosines below
+      ``MIN_COSINE`` are dropped; the rest count as they are.
     - Fusion: the average of the two scores over the retrievers that found anything, then scaled by
       ``1 + 0.15 importance + 0.10 recency`` (30-day half-life), best first. Unlike a fusion of two ranked
       lists (RRF, or ranking.py's ``fuse`` over two top-N lists), each candidate of either retriever is scored by
@@ -997,12 +1003,12 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
         distance = "(e.embedding <=> CAST(:qv AS vector))"
         ctes.append(
             f"approx AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
-            f"WHERE {where} AND e.embedding IS NOT NULL ORDER BY e.embedding <=> CAST(:qv AS vector) LIMIT :pool)"
+            f"WHERE {where} AND e.embedding IS NOT NULL ORDER BY e.embedding <=> CAST(:qv AS vector) LIMIT :vpool)"
         )
         ctes.append(
             f"exact AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
             f"WHERE (SELECT count(*) FROM approx) < :limit AND {where} AND e.embedding IS NOT NULL "
-            f"ORDER BY {distance} + 0 LIMIT :pool)"
+            f"ORDER BY {distance} + 0 LIMIT :vpool)"
         )
         ctes.append(
             "vector_hits AS (SELECT id, d FROM exact UNION ALL "
