@@ -211,9 +211,11 @@ async def bench_size(admin: Any, n: int, n_queries: int, keep: bool) -> dict[str
                 results[label] = (pct(samples, 0.5), pct(samples, 0.99), found / n_queries)
         finally:
             await store.close()
-        for ef in (40, 64, 100):
-            label = f"recall@10 (ef_search={ef}, LIMIT {ef})" + (" = the store's setting" if ef == 40 else "")
-            results[label] = await recall_at_10(url, project, q_vectors[:100], ef, ef)
+        for ef, pool in ((40, 10), (40, 40), (64, 40), (100, 40)):
+            label = f"recall@10 (ef_search={ef}, LIMIT {pool})"
+            label += " = the store's setting" if (ef, pool) == (100, 40) else ""
+            label += " = pgvector's default" if (ef, pool) == (40, 10) else ""
+            results[label] = await recall_at_10(url, project, q_vectors[:100], ef, pool)
         _ = vector_text  # the store's own vector text form is what search sends
     return results
 

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL, make_url
 
-from mcp_memory.stores.pg_schema import migrate
+from mcp_memory.stores.pg_schema import SEARCH_PATH, migrate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +47,7 @@ def connect_args(url: URL) -> dict[str, Any]:
     }
     if url.port:
         args["port"] = url.port
+    args["server_settings"] = {"search_path": SEARCH_PATH}
     return args
 
 

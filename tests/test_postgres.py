@@ -51,7 +51,7 @@ async def tables_present(store_url: str) -> set[str]:
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(:t)"),
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'mcp_memory' AND tablename = ANY(:t)"),
                 {"t": list(TABLES)},
             )
             return {r.tablename for r in rows}

@@ -23,8 +23,22 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+SCHEMA = "mcp_memory"
+"""Every table lives in this Postgres schema, so that the database can be shared: an application's own
+``checkpoints`` table (LangGraph's ``AsyncPostgresSaver`` has one) or Alembic history does not clash with ours."""
+SEARCH_PATH = f"{SCHEMA}, public"
+"""Our connections' search_path: our tables first, then ``public`` (where the vector extension is installed)."""
 VERSION_TABLE = "mcp_memory_alembic_version"
-"""Alembic's version table, named so that it cannot clash with an application's own Alembic history."""
+"""Alembic's version table (in :data:`SCHEMA`)."""
+
+
+def connect_args(timeout_seconds: float | None = None) -> dict[str, Any]:
+    """asyncpg connect arguments of every connection to our schema."""
+    args: dict[str, Any] = {"server_settings": {"application_name": "mcp-memory", "search_path": SEARCH_PATH}}
+    if timeout_seconds is not None:
+        args.update(timeout=timeout_seconds, command_timeout=timeout_seconds)
+    return args
+
 
 MIGRATE_COMMAND = "mcp-memory migrate"
 
@@ -60,9 +74,11 @@ class SchemaState:
 
 def read_state(conn: Connection) -> SchemaState:
     """The schema's revision and recorded embedding dimension (sync; run through ``run_sync``)."""
-    revision = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    revision = MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE, "version_table_schema": SCHEMA}
+    ).get_current_revision()
     dimension = None
-    if conn.execute(text("SELECT to_regclass('mcp_memory_meta')")).scalar() is not None:
+    if conn.execute(text(f"SELECT to_regclass('{SCHEMA}.mcp_memory_meta')")).scalar() is not None:
         value = conn.execute(text("SELECT value FROM mcp_memory_meta WHERE key = 'embedding_dimension'")).scalar()
         dimension = int(value) if value is not None else None
     return SchemaState(revision, dimension)
@@ -120,7 +136,7 @@ async def migrate(
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
     try:
         async with _reachable(url), engine.begin() as conn:
             before = await conn.run_sync(read_state)
@@ -151,7 +167,7 @@ async def schema_state(url: str) -> SchemaState:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    engine = create_async_engine(url, poolclass=NullPool)
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
     try:
         async with _reachable(url), engine.connect() as conn:
             return await conn.run_sync(read_state)
@@ -186,10 +202,13 @@ def describe(state: SchemaState) -> dict[str, Any]:
 
 __all__ = [
     "MIGRATE_COMMAND",
+    "SCHEMA",
+    "SEARCH_PATH",
     "VERSION_TABLE",
     "MigrationFailed",
     "SchemaState",
     "alembic_config",
+    "connect_args",
     "describe",
     "head_revision",
     "migrate",

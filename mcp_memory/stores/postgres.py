@@ -51,6 +51,7 @@ from mcp_memory.models import (
     to_datetime,
 )
 from mcp_memory.ranking import IMPORTANCE_WEIGHT, MIN_COSINE, RECENCY_HALF_LIFE_DAYS, RECENCY_WEIGHT, normalize
+from mcp_memory.stores.pg_schema import connect_args
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ task_description and lessons (see the migration), close to the SQLite adapter's 
 _TS_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 HNSW_MAX_EF_SEARCH = 1000
 FILTERED_EF_FACTOR = 2
+MIN_EF_SEARCH = 100
+"""At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
 COMMON_LEXEME_SHARE = 0.05
 """A word found in at least this share of episodes (per ANALYZE) does not make a row a full-text candidate."""
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006")
@@ -183,11 +186,7 @@ class PostgresStore:
             pool_timeout=self._timeout,
             pool_pre_ping=False,
             json_deserializer=orjson.loads,
-            connect_args={
-                "timeout": self._timeout,
-                "command_timeout": self._timeout,
-                "server_settings": {"application_name": "mcp-memory"},
-            },
+            connect_args=connect_args(self._timeout),
         )
 
     async def start(self) -> None:
@@ -910,7 +909,7 @@ class PostgresStore:
         sql = search_sql(extra, text_retriever=tsq is not None, vector_retriever=qv is not None)
         # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
         # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
-        ef_search = min(HNSW_MAX_EF_SEARCH, vector_pool * (FILTERED_EF_FACTOR if extra else 1))
+        ef_search = min(HNSW_MAX_EF_SEARCH, max(vector_pool, MIN_EF_SEARCH) * (FILTERED_EF_FACTOR if extra else 1))
         if qv is None:
             async with self._read() as conn:
                 rows = (await conn.execute(text(sql), params)).all()

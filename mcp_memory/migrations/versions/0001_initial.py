@@ -41,7 +41,8 @@ def _dimension() -> int:
 
 def upgrade() -> None:
     dimension = _dimension()
-    op.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    # In public (if it is not installed yet): our search_path would otherwise put it in our own schema.
+    op.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
     op.execute(
         """CREATE TABLE mcp_memory_meta (
             key text PRIMARY KEY,
