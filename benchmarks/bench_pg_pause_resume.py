@@ -6,6 +6,7 @@ Same database, same process, same state: N keys (10, 100, 1,000) of ~100-byte st
   statement storing the checkpoint as JSONB, marking the session paused and recording the event) and
   ``lifecycle.resume`` (read the newest checkpoint, restore it into the live working memory in one transaction,
   record the event).
+- load: the newest checkpoint read back (ours: ``get_checkpoint``), the like-for-like row.
 - LangGraph (``langgraph-checkpoint-postgres``, psycopg 3): ``aput`` of a checkpoint whose channels are the N keys
   (all of them new versions, as a pause writes the whole state) and ``aget_tuple`` of the newest one. It only
   saves and loads: there is no live state to snapshot or restore, and no session or event bookkeeping.
@@ -28,7 +29,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from pg_common import add_arguments, as_string, bench_database, pct, server_url
 
-from mcp_memory import MemoryRuntime, Settings
+from mcp_memory import MemoryRuntime, Scope, Settings
 
 
 def state_of(n: int) -> dict[str, str]:
@@ -49,9 +50,11 @@ async def timed(rounds: int, fn: Callable[[], Awaitable[Any]]) -> list[float]:
 async def ours(rt: MemoryRuntime, n: int, rounds: int) -> dict[str, list[float]]:
     p, a, s = uuid.uuid4(), uuid.uuid4(), f"bench-{n}"
     await rt.lifecycle.spawn(p, a, s, initial_state=state_of(n))
+    scope = Scope(p, a, s)
     pause = await timed(rounds, lambda: rt.lifecycle.pause(p, a, s))
+    load = await timed(rounds, lambda: rt.store.get_checkpoint(scope, None))
     resume = await timed(rounds, lambda: rt.lifecycle.resume(p, a, s))
-    return {"pause": pause, "resume": resume}
+    return {"pause": pause, "load": load, "resume": resume}
 
 
 async def langgraph(saver: AsyncPostgresSaver, n: int, rounds: int) -> dict[str, list[float]]:
@@ -70,8 +73,8 @@ async def langgraph(saver: AsyncPostgresSaver, n: int, rounds: int) -> dict[str,
         assert loaded is not None and len(loaded.checkpoint["channel_values"]) == n
 
     pause = await timed(rounds, save)
-    resume = await timed(rounds, load)
-    return {"pause": pause, "resume": resume}
+    loaded = await timed(rounds, load)
+    return {"pause": pause, "load": loaded, "resume": loaded}
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -90,11 +93,13 @@ async def main(args: argparse.Namespace) -> None:
             for n in sizes:
                 results[("langgraph", n)] = await langgraph(saver, n, args.rounds)
 
-    print(f"\npause/resume on Postgres, {args.rounds} rounds after 3 warm-up, ~100-byte values, ms\n")
+    print(f"\npause/resume on Postgres, {args.rounds} rounds after 3 warm-up, ~100-byte values, ms")
+    print("(load: read the newest checkpoint only; resume: ours also restores it into live working memory and")
+    print("records the event, LangGraph's resume is its load)\n")
     print("| keys | op | mcp-memory p50 / p99 | LangGraph AsyncPostgresSaver p50 / p99 | LangGraph / ours (p50) |")
     print("|---:|---|---:|---:|---:|")
     for n in sizes:
-        for op in ("pause", "resume"):
+        for op in ("pause", "load", "resume"):
             o, lg = results[("ours", n)][op], results[("langgraph", n)][op]
             print(
                 f"| {n:,} | {op} | {pct(o, 0.5):.2f} / {pct(o, 0.99):.2f} | {pct(lg, 0.5):.2f} / {pct(lg, 0.99):.2f} "

@@ -541,8 +541,9 @@ class PostgresStore:
         async with self._one() as conn:
             await conn.execute(
                 text(
-                    f"DELETE FROM sessions WHERE {_SCOPE} "
-                    "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id)"
+                    f"WITH s AS (DELETE FROM sessions WHERE {_SCOPE} "
+                    "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
+                    "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
                 ),
                 _scope_params(scope),
             )

@@ -68,9 +68,11 @@ def upgrade() -> None:
             UNIQUE (project_id, agent_instance_id, session_id)
         )"""
     )
+    # No foreign key on session_pk: its per-row check would be most of the cost of restoring 1,000 keys. Every
+    # write locks the session's row first (postgres.py), and discarding a session deletes its items itself.
     op.execute(
         """CREATE TABLE working_items (
-            session_pk bigint NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            session_pk bigint NOT NULL,
             key text NOT NULL,
             value text NOT NULL,
             expires_at double precision,
