@@ -78,7 +78,7 @@ async def langgraph(saver: AsyncPostgresSaver, n: int, rounds: int) -> dict[str,
 
 
 async def main(args: argparse.Namespace) -> None:
-    admin, _server = server_url(args.url)
+    admin, _server = server_url(args.url, args.shared_buffers)
     sizes = [int(x) for x in args.sizes.split(",")]
     async with bench_database(admin, embedding_dimension=256, keep=args.keep) as url:
         results: dict[tuple[str, int], dict[str, list[float]]] = {}

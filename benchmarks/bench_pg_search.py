@@ -128,6 +128,7 @@ async def load(url: Any, n: int, corpus: Corpus, project: uuid.UUID, agents: lis
         await conn.execute("CREATE INDEX episodes_search_text ON episodes USING gin (search_text)")
         timings["gin_build_s"] = time.perf_counter() - started
         await conn.execute("VACUUM ANALYZE episodes")
+        timings["shared_buffers"] = await conn.fetchval("SHOW shared_buffers")
     finally:
         await conn.close()
     return timings
@@ -221,17 +222,20 @@ async def bench_size(admin: Any, n: int, n_queries: int, keep: bool) -> dict[str
 
 
 async def main(args: argparse.Namespace) -> None:
-    admin, server = server_url(args.url)
+    admin, server = server_url(args.url, args.shared_buffers)
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = [await bench_size(admin, n, args.queries, args.keep) for n in sizes]
     print(
         f"\nsearch_episodes on Postgres {'(pgserver)' if server else ''}, {DIM}-dim vectors, limit 10, "
         f"{args.queries} queries after 20 warm-up\n"
     )
-    print("| episodes | COPY | HNSW build | GIN build |")
-    print("|---:|---:|---:|---:|")
+    print("| episodes | COPY | HNSW build | GIN build | shared_buffers |")
+    print("|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['n']:,} | {r['copy_s']:.1f} s | {r['hnsw_build_s']:.1f} s | {r['gin_build_s']:.1f} s |")
+        print(
+            f"| {r['n']:,} | {r['copy_s']:.1f} s | {r['hnsw_build_s']:.1f} s | {r['gin_build_s']:.1f} s "
+            f"| {r['shared_buffers']} |"
+        )
     labels = [k for k in rows[0] if isinstance(rows[0][k], tuple)]
     print("\n| mode | " + " | ".join(f"{r['n']:,}: p50 / p99 (ms)" for r in rows) + " |")
     print("|---|" + "---:|" * len(rows))

@@ -24,15 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="admin URL of a Postgres with pgvector (default: start pgserver, Postgres 16 + pgvector, in a temp dir)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    parser.add_argument(
+        "--shared-buffers",
+        default="1GB",
+        help="pgserver only: shared_buffers (its default, 128MB, is smaller than a 100k-vector HNSW index)",
+    )
 
 
-def server_url(given: str | None) -> tuple[URL, Any]:
+def server_url(given: str | None, shared_buffers: str | None = None) -> tuple[URL, Any]:
     """The admin URL (asyncpg driver) and the pgserver handle (None with ``--url``)."""
     if given:
         return make_url(given).set(drivername="postgresql+asyncpg"), None
     import pgserver
+    from pgserver._commands import pg_ctl
 
     server = pgserver.get_server(tempfile.mkdtemp(prefix="mcpmem-bench-"), cleanup_mode="delete")
+    if shared_buffers:
+        # The buffer cache is sized at start-up: set it, then restart (pg_ctl reuses the server's options).
+        server.psql(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+        pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user)
     return make_url(server.get_uri()).set(drivername="postgresql+asyncpg"), server
 
 

@@ -110,6 +110,12 @@ async def test_unreachable_postgres_is_unavailable_not_a_traceback() -> None:
     assert "retry later" in str(caught.value) and "secret" not in str(caught.value)
 
 
+async def test_a_missing_database_is_a_configuration_error() -> None:
+    url = pg_servers.database_url("mcpmem_test_no_such_database")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        await PostgresStore(url).start()
+
+
 async def test_a_lost_server_mid_call_is_unavailable(store: PostgresStore) -> None:
     scope = new_scope()
     await store.create_session(scope, None, {}, T0, _event("spawn"))

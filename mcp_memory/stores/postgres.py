@@ -91,8 +91,9 @@ MIN_EF_SEARCH = 100
 """At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
 COMMON_LEXEME_SHARE = 0.05
 """A word found in at least this share of episodes (per ANALYZE) does not make a row a full-text candidate."""
-UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006")
-"""Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby)."""
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006", "3D000", "28")
+"""Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby), and (while
+connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
 
 
 def _scope_params(scope: Scope) -> dict[str, Any]:
@@ -202,6 +203,21 @@ class PostgresStore:
             async with self._guard(), engine.connect() as conn:
                 state = await conn.run_sync(read_state)
                 await conn.rollback()
+        except Unavailable as exc:
+            await engine.dispose()
+            # Not worth retrying: the settings name a database or a login that does not exist.
+            cause = exc.__cause__
+            sqlstate = getattr(getattr(cause, "orig", cause), "sqlstate", None)
+            if sqlstate == "3D000":
+                raise ConfigurationError(
+                    f"the Postgres database {self.where} does not exist; create it (CREATE DATABASE) and run "
+                    "`mcp-memory migrate`"
+                ) from exc
+            if sqlstate in ("28000", "28P01"):
+                raise ConfigurationError(
+                    f"Postgres at {self.where} refused the login of MCP_MEMORY_DATABASE_URL (SQLSTATE {sqlstate})"
+                ) from exc
+            raise
         except BaseException:
             await engine.dispose()
             raise
