@@ -129,6 +129,10 @@ async def load(url: Any, n: int, corpus: Corpus, project: uuid.UUID, agents: lis
         timings["gin_build_s"] = time.perf_counter() - started
         await conn.execute("VACUUM ANALYZE episodes")
         timings["shared_buffers"] = await conn.fetchval("SHOW shared_buffers")
+        try:  # write the loaded pages out now, not in the background while queries are timed
+            await conn.execute("CHECKPOINT")
+        except asyncpg.PostgresError:
+            pass
     finally:
         await conn.close()
     return timings

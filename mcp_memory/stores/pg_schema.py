@@ -34,7 +34,11 @@ VERSION_TABLE = "mcp_memory_alembic_version"
 
 def connect_args(timeout_seconds: float | None = None) -> dict[str, Any]:
     """asyncpg connect arguments of every connection to our schema."""
-    args: dict[str, Any] = {"server_settings": {"application_name": "mcp-memory", "search_path": SEARCH_PATH}}
+    # force_custom_plan: statements are prepared and cached per connection, and after five runs Postgres may
+    # switch to a generic plan that, not knowing the LIMIT or the query vector, scans every vector exactly
+    # instead of using the HNSW index (measured: 3x slower at 100k episodes). Planning each time costs ~1 ms.
+    settings = {"application_name": "mcp-memory", "search_path": SEARCH_PATH, "plan_cache_mode": "force_custom_plan"}
+    args: dict[str, Any] = {"server_settings": settings}
     if timeout_seconds is not None:
         args.update(timeout=timeout_seconds, command_timeout=timeout_seconds)
     return args
