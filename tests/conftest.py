@@ -87,8 +87,9 @@ def scope() -> Scope:
 
 
 # -- the contract suite's store pair ---------------------------------------------------------------------
-async def make_store(name: str, tmp_path: Path) -> Any:
-    """A started store of the named adapter, empty as far as the test can tell (fresh ids per test)."""
+async def make_store(name: str, tmp_path: Path, *, embedding_dimension: int = 256) -> Any:
+    """A started store of the named adapter, empty as far as the test can tell (fresh ids per test).
+    ``embedding_dimension``: the width of the vectors the test stores (Postgres fixes it in its schema)."""
     if name == "sqlite":
         store = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
         await store.start()
@@ -96,7 +97,7 @@ async def make_store(name: str, tmp_path: Path) -> Any:
     if name == "postgres":
         from tests.pg_servers import fresh_postgres_store
 
-        return await fresh_postgres_store()
+        return await fresh_postgres_store(embedding_dimension)
     raise ValueError(f"unknown adapter {name}")
 
 
