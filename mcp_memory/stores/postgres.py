@@ -12,7 +12,8 @@ Checkpoints keep their state in one JSONB column ``{"key": ["<value JSON text>",
 stays the caller's exact JSON text (JSONB would normalise spacing, key order and number forms, and the contract
 promises the bytes back), while the checkpoint stays one row, readable with SQL (``state -> 'k' ->> 0``).
 
-Recall (:meth:`PostgresStore.search_episodes`) is one SQL statement; see ``_search_sql`` for the fusion.
+Recall (:meth:`PostgresStore.search_episodes`) is one SQL statement; see :func:`search_sql` for the fusion. Tables
+live in the schema ``mcp_memory`` (see :mod:`mcp_memory.stores.pg_schema`, which also owns the migrations).
 
 Failures: a connection that cannot be made or dies, a timeout, or a server shutting down is ``Unavailable``
 ("retry later"); a serialization failure or deadlock is ``Conflict``; anything else is ``Internal`` with the
