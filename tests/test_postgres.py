@@ -215,10 +215,14 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
     qv = EMBEDDER.embed_one(query)
     async with store._write() as conn:
         rows = []
-        for project, n, who in ((crowd, 400, None), (target, 300, None), (target, 3, agent)):
+        # The crowd is nearer the query than the agent's own episodes: the widened HNSW scan returns crowd only.
+        for project, n, who, words in (
+            (crowd, 1200, None, query),
+            (target, 30, None, query),
+            (target, 3, agent, "vault credentials rotation checklist"),
+        ):
             for i in range(n):
-                ep = make_episode(project, f"{query} step {i}", agent=who or uuid.uuid4())
-                rows.append(ep)
+                rows.append(make_episode(project, f"{words} {i}", agent=who or uuid.uuid4()))
         from mcp_memory.stores.postgres import vector_text
 
         await conn.execute(
@@ -240,10 +244,32 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
             ],
         )
         await conn.execute(text("ANALYZE episodes"))
-    mine = await store.search_episodes(target, query, qv, EpisodeFilter(agent_instance_id=agent), 10, T0, "vector")
-    assert len(mine) == 3 and {e.agent_instance_id for e in mine} == {agent}
-    unfiltered = await store.search_episodes(target, query, qv, EpisodeFilter(), 10, T0, "vector")
-    assert len(unfiltered) == 10 and {e.project_id for e in unfiltered} == {target}
+    # Make the planner take the HNSW index for the candidates whatever the filter (as it does on big tables),
+    # so that the filtered-away candidates really leave too few rows and the exact fallback has to run.
+    async with store._write() as conn:
+        for index in ("episodes_project_agent", "episodes_project_newest", "episodes_project_task_type"):
+            await conn.execute(text(f"DROP INDEX {index}"))
+        await conn.execute(text(f'ALTER DATABASE "{store._url.database}" SET enable_seqscan = off'))
+    forced = PostgresStore(store._url.render_as_string(hide_password=False))
+    await forced.start()
+    try:
+        from mcp_memory.stores.postgres import search_sql, vector_text
+
+        sql = search_sql(" AND e.agent_instance_id = :f_agent", text_retriever=False, vector_retriever=True)
+        params = {"p": target, "qv": vector_text(qv), "vpool": 40, "limit": 10, "now": T0, "f_agent": agent}
+        async with forced._write() as conn:
+            plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + sql), params))
+        assert "episodes_embedding_hnsw" in plan, plan
+        mine_only = EpisodeFilter(agent_instance_id=agent)
+        for s in (store, forced):
+            mine = await s.search_episodes(target, query, qv, mine_only, 10, T0, "vector")
+            assert len(mine) == 3 and {e.agent_instance_id for e in mine} == {agent}
+            hybrid = await s.search_episodes(target, query, qv, mine_only, 10, T0)
+            assert len(hybrid) == 3 and {e.agent_instance_id for e in hybrid} == {agent}
+            unfiltered = await s.search_episodes(target, query, qv, EpisodeFilter(), 10, T0, "vector")
+            assert len(unfiltered) == 10 and {e.project_id for e in unfiltered} == {target}
+    finally:
+        await forced.close()
 
 
 async def test_search_uses_the_hnsw_index_for_a_large_project(store: PostgresStore) -> None:
