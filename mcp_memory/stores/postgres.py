@@ -92,6 +92,8 @@ MIN_EF_SEARCH = 100
 """At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
 COMMON_LEXEME_SHARE = 0.05
 """A word found in at least this share of episodes (per ANALYZE) does not make a row a full-text candidate."""
+COMMON_LEXEME_MIN_ROWS = 5000
+"""...once the table holds this many episodes (below it, ranking every match costs little)."""
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006", "3D000", "28")
 """Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby), and (while
 connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
@@ -974,8 +976,8 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
       shares one common word with the query ("fix", "test") would cost time in proportion to the table, so
       candidates are the rows matching the query's *selective* words: those found in fewer than
       ``COMMON_LEXEME_SHARE`` of the rows by ANALYZE's statistics of the tsvector column (its most common
-      elements). Common words still count in the rank of those candidates, like BM25's low IDF; a query made
-      of common words only matches on all of them.
+      elements), once the table holds ``COMMON_LEXEME_MIN_ROWS`` episodes. Common words still count in the
+      rank of those candidates, like BM25's low IDF; a query made of common words only matches on all of them.
     - Vectors: the ``:vpool`` nearest by cosine distance through the HNSW index (ef_search sized to it).
       pgvector 0.6 filters *after* the index scan (no iterative scans): with filters the scan is widened
       (ef_search twice the pool), and the rows that survive the filters are the nearest matching ones. A
@@ -1002,7 +1004,8 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
             "common AS (SELECT c.elem FROM pg_stats st, "
             "unnest(st.most_common_elems::text::text[], st.most_common_elem_freqs) AS c(elem, freq) "
             "WHERE st.schemaname = current_schema() AND st.tablename = 'episodes' AND st.attname = 'search_text' "
-            f"AND c.elem IS NOT NULL AND c.freq >= {COMMON_LEXEME_SHARE})"
+            f"AND c.elem IS NOT NULL AND c.freq >= {COMMON_LEXEME_SHARE} "
+            f"AND (SELECT reltuples FROM pg_class WHERE oid = 'episodes'::regclass) >= {COMMON_LEXEME_MIN_ROWS})"
         )
         ctes.append(
             "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM terms "
