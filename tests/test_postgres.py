@@ -176,6 +176,21 @@ async def test_a_query_word_missing_from_the_episode_still_finds_it(store: Postg
     assert found[0].score > 0
 
 
+async def test_a_rare_query_word_outweighs_a_common_one(store: PostgresStore) -> None:
+    """Like BM25's IDF (from ANALYZE's statistics): a word every episode has counts for little."""
+    project = uuid.uuid4()
+    for i in range(30):
+        await store.add_episode(make_episode(project, f"deploy the service build {i}"), None)
+    chatty = make_episode(project, "deploy, deploy again, and deploy the deploy script")
+    rare = make_episode(project, "upgraded the kubernetes cluster")
+    await store.add_episode(chatty, None)
+    await store.add_episode(rare, None)
+    async with store._write() as conn:
+        await conn.execute(text("ANALYZE episodes"))
+    found = await store.search_episodes(project, "deploy kubernetes", None, EpisodeFilter(), 3, T0, "text")
+    assert found[0].episode_id == rare.episode_id, [e.task_description for e in found]
+
+
 async def test_vector_ranking_matches_the_sqlite_adapter(store: PostgresStore, tmp_path: Path) -> None:
     """Cosines, the floor, importance and recency are the same formula in SQL as in ranking.py."""
     sqlite = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'parity.db'}")

@@ -85,6 +85,8 @@ RETURNING 1
 _RANK_WEIGHTS = "'{0.125, 0.25, 0.4, 1.0}'::float4[]"
 """ts_rank_cd weights of the tsvector's classes {D, C, B, A}: context_summary, task_type, outcome_details,
 task_description and lessons (see the migration), close to the SQLite adapter's bm25 column weights."""
+_TEXT_RANK = f"(SELECT sum(w.idf * ts_rank_cd({_RANK_WEIGHTS}, e.search_text, w.q, 1)) FROM weights w)"
+"""An episode's full-text rank: per query word, ts_rank_cd (length-normalised) times the word's IDF."""
 _TS_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 HNSW_MAX_EF_SEARCH = 1000
 FILTERED_EF_FACTOR = 2
@@ -92,6 +94,8 @@ MIN_EF_SEARCH = 100
 """At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
 COMMON_LEXEME_SHARE = 0.05
 """A word found in at least this share of episodes (per ANALYZE) does not make a row a full-text candidate."""
+RARE_LEXEME_SHARE = 0.001
+"""The document frequency assumed for a word that ANALYZE's statistics do not list (or before any ANALYZE)."""
 COMMON_LEXEME_MIN_ROWS = 5000
 """...once the table holds this many episodes (below it, ranking every match costs little)."""
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006", "3D000", "28")
@@ -971,8 +975,10 @@ class PostgresStore:
 def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) -> str:
     """The recall query: one statement that fuses full-text and vector scores, as :mod:`mcp_memory.ranking` does.
 
-    - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by ``ts_rank_cd`` (length
-      normalised); each score is a share of the best one (the rank has no fixed scale). Ranking every row that
+    - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by the sum over the query's
+      words of ``ts_rank_cd`` (length normalised) times the word's IDF, from ANALYZE's statistics of the tsvector
+      column (like BM25, a rare word counts more than a common one); each score is a share of the best one (the
+      rank has no fixed scale). Ranking every row that
       shares one common word with the query ("fix", "test") would cost time in proportion to the table, so
       candidates are the rows matching the query's *selective* words: those found in fewer than
       ``COMMON_LEXEME_SHARE`` of the rows by ANALYZE's statistics of the tsvector column (its most common
@@ -1001,19 +1007,28 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
             "replace(:tsq, ' | ', ' ')))) AS lexeme)"
         )
         ctes.append(
-            "common AS (SELECT c.elem FROM pg_stats st, "
+            "lexeme_stats AS (SELECT c.elem, c.freq FROM pg_stats st, "
             "unnest(st.most_common_elems::text::text[], st.most_common_elem_freqs) AS c(elem, freq) "
             "WHERE st.schemaname = current_schema() AND st.tablename = 'episodes' AND st.attname = 'search_text' "
-            f"AND c.elem IS NOT NULL AND c.freq >= {COMMON_LEXEME_SHARE} "
+            "AND c.elem IS NOT NULL)"
+        )
+        ctes.append(
+            f"common AS (SELECT elem FROM lexeme_stats WHERE freq >= {COMMON_LEXEME_SHARE} "
             f"AND (SELECT reltuples FROM pg_class WHERE oid = 'episodes'::regclass) >= {COMMON_LEXEME_MIN_ROWS})"
         )
         ctes.append(
             "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM terms "
             "WHERE lexeme NOT IN (SELECT elem FROM common))"
         )
+        # One tsquery per query word, weighted by its inverse document frequency (a word missing from the
+        # statistics is rarer than every word in them): the IDF half of BM25, which ts_rank_cd lacks.
         ctes.append(
-            "text_hits AS (SELECT e.id, ts_rank_cd("
-            f"{_RANK_WEIGHTS}, e.search_text, to_tsquery('english', :tsq), 1) AS r FROM episodes e "
+            "weights AS MATERIALIZED (SELECT CAST(quote_literal(t.lexeme) AS tsquery) AS q, "
+            f"ln(1.0 + 1.0 / GREATEST(COALESCE(ls.freq, {RARE_LEXEME_SHARE}), {RARE_LEXEME_SHARE})) AS idf "
+            "FROM terms t LEFT JOIN lexeme_stats ls ON ls.elem = t.lexeme)"
+        )
+        ctes.append(
+            f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r FROM episodes e "
             f"WHERE {where} AND e.search_text @@ COALESCE((SELECT CAST(q AS tsquery) FROM selective), "
             "to_tsquery('english', :tsq)) ORDER BY r DESC LIMIT :pool)"
         )
@@ -1044,7 +1059,7 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
         cosine = "(1.0 - (e.embedding <=> CAST(:qv AS vector)))"
         ctes.append(
             "scored AS (SELECT e.id, "
-            f"COALESCE(LEAST(ts_rank_cd({_RANK_WEIGHTS}, e.search_text, to_tsquery('english', :tsq), 1) "
+            f"COALESCE(LEAST({_TEXT_RANK} "
             "/ NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) AS ts, "
             f"CASE WHEN {cosine} >= {MIN_COSINE} THEN LEAST({cosine}, 1.0) ELSE 0.0 END AS vs "
             "FROM (SELECT id FROM t UNION SELECT id FROM v) AS cand JOIN episodes e ON e.id = cand.id)"
