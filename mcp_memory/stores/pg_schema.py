@@ -197,7 +197,7 @@ async def _reachable(url: str) -> AsyncIterator[None]:
         yield
     except DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise MigrationFailed(f"Postgres at {mask_url(url)} refused the migration: {reason}") from exc
+        raise MigrationFailed(f"Postgres at {mask_url(url)} answered with an error: {reason}") from exc
     except (OSError, TimeoutError) as exc:
         raise MigrationFailed(f"Postgres at {mask_url(url)} is not reachable: {exc or type(exc).__name__}") from exc
     except Exception as exc:
