@@ -1,4 +1,4 @@
-"""``mcp-memory serve | doctor | reembed | hash-token | version``.
+"""``mcp-memory serve | doctor | migrate | reembed | hash-token | version``.
 
 In stdio mode stdout carries the MCP protocol, so everything this module logs or reports while serving
 goes to stderr.
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from mcp_memory import __version__
-from mcp_memory.config import HttpSettings, Settings, config_file_path, unknown_file_settings
+from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
 from mcp_memory.runtime import ConfigurationError, MemoryRuntime, check_settings
 
 logger = logging.getLogger("mcp_memory")
@@ -95,15 +95,24 @@ def cmd_hash_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres_stores(settings: Settings) -> dict[str, str]:
+    """The doctor report's store names when the durable store is Postgres."""
+    if not (settings.database_url or "").startswith("postgresql"):
+        return {}
+    working = "redis" if settings.redis_url else "postgresql (the durable store's tables)"
+    return {"durable_store": "postgresql + pgvector", "working_store": working}
+
+
 async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
     report: dict[str, Any] = {
         "version": __version__,
         "config_file": str(config_file_path()),
         "config_file_exists": config_file_path().is_file(),
-        "settings": settings.model_dump(mode="json"),
-        "database_url": settings.resolved_database_url(),
+        "settings": masked_settings(settings),
+        "database_url": mask_url(settings.resolved_database_url()),
         "working_store": "sqlite (embedded)",
         "durable_store": "sqlite (embedded)",
+        **_postgres_stores(settings),
         "redis": "not configured" if not settings.redis_url else "configured (see stores.working)",
     }
     if settings.redis_url:
@@ -189,6 +198,47 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     _setup_logging(settings.log_level)
     result: int = anyio.run(_reembed, settings, args.all)
     return result
+async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    from alembic.util.exc import CommandError
+
+    from mcp_memory.stores.pg_schema import MigrationFailed, describe, migrate, schema_state
+
+    url = settings.resolved_database_url()
+    try:
+        if args.status:
+            before = after = await schema_state(url)
+        else:
+            downgrade = args.downgrade is not None
+            before, after = await migrate(
+                url,
+                revision=args.downgrade if downgrade else args.revision,
+                embedding_dimension=settings.embedding_dimension,
+                downgrade=downgrade,
+            )
+    except (ValueError, CommandError) as exc:
+        raise ConfigurationError(str(exc)) from exc
+    except MigrationFailed:
+        raise
+    return {"database_url": mask_url(url), "before": describe(before), "after": describe(after)}
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Create or upgrade the Postgres schema (``--downgrade REV`` goes down); the SQLite file needs no step."""
+    from mcp_memory.stores.factory import durable_backend
+    from mcp_memory.stores.pg_schema import MigrationFailed
+
+    settings = _load_settings()
+    _setup_logging(settings.log_level)
+    if durable_backend(settings) == "sqlite":
+        print(json.dumps({"ok": True, "note": "the SQLite store creates its schema itself; nothing to migrate"}))
+        return 0
+    try:
+        report = anyio.run(_migrate, settings, args)
+    except MigrationFailed as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    print(json.dumps({"ok": True, **report}, indent=2))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,6 +276,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--all", action="store_true", help="also re-embed vectors made by another model (after changing provider)"
     )
     reembed.set_defaults(func=cmd_reembed)
+    migrate = sub.add_parser(
+        "migrate",
+        help="create or upgrade the Postgres schema (MCP_MEMORY_DATABASE_URL) to this release's revision",
+    )
+    direction = migrate.add_mutually_exclusive_group()
+    direction.add_argument("--revision", default="head", help="upgrade to this revision (default: head)")
+    direction.add_argument("--downgrade", metavar="REV", help="downgrade to REV ('base' removes every table)")
+    direction.add_argument("--status", action="store_true", help="show the current and head revisions only")
+    migrate.set_defaults(func=cmd_migrate)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -271,6 +272,23 @@ class Settings(BaseSettings):
         return url
 
 
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:]*):([^/@]+)@")
+
+
+def mask_url(url: str) -> str:
+    """A URL with its password (if any) replaced by ``***``, for logs and ``mcp-memory doctor``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", url, count=1)
+
+
+def masked_settings(settings: Settings) -> dict[str, object]:
+    """The settings as JSON-ready data with every secret masked (URL passwords; SecretStr fields show stars)."""
+    data = settings.model_dump(mode="json")
+    for name in ("database_url", "redis_url", "embedding_base_url"):
+        if isinstance(data.get(name), str):
+            data[name] = mask_url(data[name])
+    return data
+
+
 def unknown_file_settings() -> list[str]:
     """Top-level keys of the TOML settings file that are not settings (probably misspelt)."""
     path = config_file_path()
@@ -289,5 +307,7 @@ __all__ = [
     "TokenSettings",
     "config_file_path",
     "default_database_url",
+    "mask_url",
+    "masked_settings",
     "unknown_file_settings",
 ]

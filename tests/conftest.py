@@ -22,8 +22,10 @@ from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingSt
 from mcp_memory.stores.sqlite import SqliteStore
 from tests.redis_servers import make_redis_store
 
-WORKING_ADAPTERS = ["sqlite", "redis"]
-DURABLE_ADAPTERS = ["sqlite"]
+WORKING_ADAPTERS = ["sqlite", "postgres", "redis"]
+DURABLE_ADAPTERS = ["sqlite", "postgres"]
+SQL_ADAPTERS = {"sqlite", "postgres"}
+"""Adapters whose working store is the durable store's own tables: they pair only with themselves."""
 
 
 @pytest.fixture
@@ -113,15 +115,20 @@ def scope() -> Scope:
 
 
 # -- the contract suite's store pair ---------------------------------------------------------------------
-async def make_store(name: str, tmp_path: Path, durable: Any = None) -> Any:
+async def make_store(name: str, tmp_path: Path, durable: Any = None, *, embedding_dimension: int = 256) -> Any:
     """A started store of the named adapter, empty as far as the test can tell (fresh ids per test).
-    ``durable``: the durable store a working store consults (Redis re-opens sessions it lost from it)."""
+    ``durable``: the durable store a working store consults (Redis re-opens sessions it lost from it).
+    ``embedding_dimension``: the width of the vectors the test stores (Postgres fixes it in its schema)."""
     if name == "redis":
         return await make_redis_store(durable)
     if name == "sqlite":
         store = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'contract.db'}")
         await store.start()
         return store
+    if name == "postgres":
+        from tests.pg_servers import fresh_postgres_store
+
+        return await fresh_postgres_store(embedding_dimension)
     raise ValueError(f"unknown adapter {name}")
 
 
@@ -141,7 +148,7 @@ class StorePair:
 
 
 @pytest.fixture(
-    params=[(w, d) for w in WORKING_ADAPTERS for d in DURABLE_ADAPTERS],
+    params=[(w, d) for w in WORKING_ADAPTERS for d in DURABLE_ADAPTERS if w == d or w not in SQL_ADAPTERS],
     ids=lambda p: f"{p[0]}+{p[1]}",
 )
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StorePair]:

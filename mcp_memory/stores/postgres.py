@@ -1,0 +1,1084 @@
+"""Postgres with pgvector: sessions, events, checkpoints and episodes (and working memory when Redis is not
+configured), through SQLAlchemy 2 async Core on asyncpg.
+
+Transactions and concurrency. Every port method is one transaction, and where it can be, one statement (a
+single statement is atomic on its own, so it runs without BEGIN/COMMIT round trips). Postgres runs at READ
+COMMITTED: each statement reads one snapshot, which is what makes ``snapshot`` atomic against a concurrent
+``restore``. Writes that must check something first (the key limit of ``set``, the session's status) lock the
+session's row (``FOR NO KEY UPDATE``) and then check in a *second* statement, which reads a snapshot taken after
+the lock was granted; so two writers of one session queue on the row and never both see room for "one more key".
+
+Checkpoints keep their state in one JSONB column ``{"key": ["<value JSON text>", expires_at], ...}``: the value
+stays the caller's exact JSON text (JSONB would normalise spacing, key order and number forms, and the contract
+promises the bytes back), while the checkpoint stays one row, readable with SQL (``state -> 'k' ->> 0``).
+
+Recall (:meth:`PostgresStore.search_episodes`) is one SQL statement; see :func:`search_sql` for the fusion. Tables
+live in the schema ``mcp_memory`` (see :mod:`mcp_memory.stores.pg_schema`, which also owns the migrations).
+
+Failures: a connection that cannot be made or dies, a timeout, or a server shutting down is ``Unavailable``
+("retry later"); a serialization failure or deadlock is ``Conflict``; anything else is ``Internal`` with the
+details in the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from mcp_memory.config import Settings, mask_url
+from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.models import (
+    CheckpointData,
+    CheckpointInfo,
+    Episode,
+    Item,
+    Outcome,
+    Scope,
+    ScoredEpisode,
+    SessionInfo,
+    SessionStatus,
+    to_datetime,
+)
+from mcp_memory.ranking import IMPORTANCE_WEIGHT, MIN_COSINE, RECENCY_HALF_LIFE_DAYS, RECENCY_WEIGHT, normalize
+from mcp_memory.stores.pg_schema import connect_args
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
+
+logger = logging.getLogger(__name__)
+
+_SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
+_SESSION_PK = f"(SELECT id FROM sessions WHERE {_SCOPE})"
+_LIVE = "(expires_at IS NULL OR expires_at > :now)"
+_NEWEST_FIRST = "created_at DESC, id DESC"
+_WRITABLE = "NOT sealed AND status <> 'terminated'"
+_CHECKPOINT_INFO = "checkpoint_id, created_at, keys_count, bytes, label, content_hash, metadata"
+_EPISODE_COLUMNS = (
+    "e.episode_id, e.project_id, e.agent_instance_id, e.session_id, e.task_type, e.task_description, e.outcome, "
+    "e.outcome_details, e.lessons_learned, e.importance_score, e.context_summary, e.metadata, e.created_at, "
+    "e.embedding IS NOT NULL AS embedded"
+)
+_UPSERT_ITEMS = """
+INSERT INTO working_items (session_pk, key, value, expires_at)
+SELECT CAST(:pk AS bigint), k, v, e
+FROM unnest(CAST(:keys AS text[]), CAST(:values AS text[]), CAST(:expiries AS float8[])) AS t(k, v, e)
+ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+"""
+_SET_ITEM = f"""
+INSERT INTO working_items (session_pk, key, value, expires_at)
+SELECT CAST(:pk AS bigint), CAST(:k AS text), CAST(:v AS text), CAST(:e AS float8)
+WHERE EXISTS (SELECT 1 FROM working_items WHERE session_pk = :pk AND key = :k AND {_LIVE})
+   OR (SELECT count(*) FROM working_items WHERE session_pk = :pk AND {_LIVE}) < :max
+ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+RETURNING 1
+"""
+_RANK_WEIGHTS = "'{0.125, 0.25, 0.4, 1.0}'::float4[]"
+"""ts_rank_cd weights of the tsvector's classes {D, C, B, A}: context_summary, task_type, outcome_details,
+task_description and lessons (see the migration), close to the SQLite adapter's bm25 column weights."""
+_TEXT_RANK = f"(SELECT sum(w.idf * ts_rank_cd({_RANK_WEIGHTS}, e.search_text, w.q, 1)) FROM weights w)"
+"""An episode's full-text rank: per query word, ts_rank_cd (length-normalised) times the word's IDF."""
+_TS_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+HNSW_MAX_EF_SEARCH = 1000
+FILTERED_EF_FACTOR = 2
+MIN_EF_SEARCH = 100
+"""At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
+COMMON_LEXEME_SHARE = 0.05
+"""A word found in at least this share of episodes (per ANALYZE) does not make a row a full-text candidate."""
+RARE_LEXEME_SHARE = 0.001
+"""The document frequency assumed for a word that ANALYZE's statistics do not list (or before any ANALYZE)."""
+COMMON_LEXEME_MIN_ROWS = 5000
+"""...once the table holds this many episodes (below it, ranking every match costs little)."""
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006", "3D000", "28")
+"""Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby), and (while
+connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
+
+
+def _scope_params(scope: Scope) -> dict[str, Any]:
+    return {"p": scope.project_id, "a": scope.agent_instance_id, "s": scope.session_id}
+
+
+def ts_query(query: str) -> str | None:
+    """A user's words as an OR-ed ``to_tsquery`` text: ``'word1 | word2'`` (letters and digits only, so no
+    tsquery syntax can be injected). ``websearch_to_tsquery`` would AND the words, and an episode missing one
+    of them would not be found at all."""
+    tokens = list(dict.fromkeys(_TS_TOKEN.findall(query.lower())))[:64]
+    return " | ".join(tokens) if tokens else None
+
+
+def vector_text(vector: Sequence[float]) -> str:
+    """A vector in pgvector's text form, scaled to unit length (so stored vectors are comparable by dot product
+    too, and a caller's unnormalised vectors do not matter)."""
+    return "[" + ",".join(map(str, normalize(vector))) + "]"
+
+
+def _check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
+    live = sum(1 for it in items.values() if it.expires_at is None or it.expires_at > now)
+    if live > limits.max_keys:
+        raise TooLarge(f"{live} keys exceed the limit of {limits.max_keys} keys per session")
+
+
+def _item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
+    keys: list[str] = []
+    values: list[str] = []
+    expiries: list[float | None] = []
+    for key, item in items.items():
+        if item.expires_at is None or item.expires_at > now:
+            keys.append(key)
+            values.append(item.value)
+            expiries.append(item.expires_at)
+    return {"keys": keys, "values": values, "expiries": expiries}
+
+
+def _uuid(value: Any) -> UUID:
+    return value if type(value) is UUID else UUID(str(value))
+
+
+def _epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+class PostgresStore:
+    """Working store and durable store on Postgres with pgvector (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        embedding_dimension: int = 256,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        timeout_seconds: float = 5.0,
+    ) -> None:
+        self._url = make_url(url)
+        self.embedding_dimension = embedding_dimension
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._timeout = timeout_seconds
+        self._engine: AsyncEngine | None = None
+        self.purge_every = 1000
+        self._writes_since_purge = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PostgresStore:
+        """The store the settings describe (not started)."""
+        return cls(
+            settings.resolved_database_url(),
+            embedding_dimension=settings.embedding_dimension,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout_seconds=settings.database_timeout_seconds,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """host:port/database, for messages (no credentials)."""
+        host = self._url.host or self._url.query.get("host") or "localhost"
+        return f"{host}:{self._url.port or 5432}/{self._url.database}"
+
+    def _create_engine(self) -> AsyncEngine:
+        return create_async_engine(
+            self._url,
+            pool_size=self._pool_size,
+            max_overflow=self._max_overflow,
+            pool_timeout=self._timeout,
+            pool_pre_ping=False,
+            json_deserializer=orjson.loads,
+            connect_args=connect_args(self._timeout),
+        )
+
+    async def start(self) -> None:
+        """Connect and check the schema: ``ConfigurationError`` (naming ``mcp-memory migrate``) if it is missing,
+        behind, or built for another embedding dimension; ``Unavailable`` if Postgres does not answer."""
+        from mcp_memory.stores.factory import ConfigurationError
+        from mcp_memory.stores.pg_schema import read_state, schema_problem
+
+        if self._engine is not None:
+            return
+        engine = self._create_engine()
+        try:
+            async with self._guard(), engine.connect() as conn:
+                state = await conn.run_sync(read_state)
+                await conn.rollback()
+        except Unavailable as exc:
+            await engine.dispose()
+            # Not worth retrying: the settings name a database or a login that does not exist.
+            cause = exc.__cause__
+            sqlstate = getattr(getattr(cause, "orig", cause), "sqlstate", None)
+            if sqlstate == "3D000":
+                raise ConfigurationError(
+                    f"the Postgres database {self.where} does not exist; create it (CREATE DATABASE) and run "
+                    "`mcp-memory migrate`"
+                ) from exc
+            if sqlstate in ("28000", "28P01"):
+                raise ConfigurationError(
+                    f"Postgres at {self.where} refused the login of MCP_MEMORY_DATABASE_URL (SQLSTATE {sqlstate})"
+                ) from exc
+            raise
+        except BaseException:
+            await engine.dispose()
+            raise
+        problem = schema_problem(state, self.embedding_dimension, self.where)
+        if problem is not None:
+            await engine.dispose()
+            raise ConfigurationError(problem)
+        self._engine = engine
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.dispose()
+
+    async def ping(self) -> dict[str, Any]:
+        """Check the store answers; returns facts for ``mcp-memory doctor``."""
+        from mcp_memory.stores.pg_schema import describe, read_state
+
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT current_setting('server_version') AS server, "
+                        "(SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector, "
+                        "(SELECT count(*) FROM sessions) AS sessions, (SELECT count(*) FROM episodes) AS episodes, "
+                        "(SELECT count(*) FROM episodes WHERE embedding IS NULL) AS missing"
+                    )
+                )
+            ).one()
+            state = await conn.run_sync(read_state)
+        return {
+            "backend": "postgresql",
+            "url": mask_url(self._url.render_as_string(hide_password=False)),
+            "server_version": row.server,
+            "pgvector_version": row.pgvector,
+            "schema": describe(state),
+            "sessions": row.sessions,
+            "episodes": row.episodes,
+            "episodes_missing_embedding": row.missing,
+            "pool_size": self._pool_size,
+            "max_overflow": self._max_overflow,
+        }
+
+    def _require_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise Unavailable("the Postgres store is not started")
+        return self._engine
+
+    def _unavailable(self, reason: str) -> Unavailable:
+        return Unavailable(f"Postgres is not reachable at {self.where} ({reason}); retry later")
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        """Driver failures as SPEC.md errors: never a traceback or a driver message to the caller."""
+        try:
+            yield
+        except MemoryServiceError:
+            raise
+        except DBAPIError as exc:
+            sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+            cause = exc.orig.__cause__ if exc.orig is not None else None
+            lost = not sqlstate and ("closed" in str(exc.orig) or isinstance(cause, OSError | TimeoutError))
+            if exc.connection_invalidated or lost or (sqlstate and sqlstate.startswith(UNAVAILABLE_SQLSTATES)):
+                logger.warning("Postgres unavailable: %s", exc)
+                raise self._unavailable(type(exc.orig).__name__ if exc.orig else "connection lost") from exc
+            if sqlstate in ("40001", "40P01"):
+                logger.info("Postgres serialization failure or deadlock: %s", exc)
+                raise Conflict("a concurrent call changed the same session at the same time; retry") from exc
+            if sqlstate == "23505":
+                raise Conflict("a concurrent call wrote the same record at the same time; retry") from exc
+            logger.exception("Postgres error")
+            raise Internal("the store failed unexpectedly; see the server log") from exc
+        except PoolTimeoutError as exc:
+            raise Unavailable(
+                f"all {self._pool_size + self._max_overflow} Postgres connections are busy; retry later"
+            ) from exc
+        except (OSError, TimeoutError) as exc:
+            logger.warning("Postgres unavailable: %r", exc)
+            raise self._unavailable(str(exc) or type(exc).__name__) from exc
+        except SQLAlchemyError as exc:
+            logger.exception("Postgres error")
+            raise Internal("the store failed unexpectedly; see the server log") from exc
+        except Exception as exc:
+            # asyncpg raises its own errors (not DBAPI-wrapped) while connecting: a refused login, no database.
+            if type(exc).__module__.startswith("asyncpg"):
+                logger.warning("Postgres connection failed: %r", exc)
+                raise self._unavailable(type(exc).__name__) from exc
+            raise
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction (BEGIN ... COMMIT); rolled back on any exception."""
+        engine = self._require_engine()
+        async with self._guard(), engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in autocommit: each statement is its own transaction (no BEGIN/COMMIT round trips).
+        Also used for single-statement writes, which are atomic by themselves."""
+        engine = self._require_engine()
+        async with self._guard(), engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    _one = _read
+
+    async def _lock_writable(self, conn: AsyncConnection, scope: Scope) -> int:
+        """Lock the session's row for this transaction and check it accepts writes; its pk."""
+        row = (
+            await conn.execute(
+                text(f"SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE"),
+                _scope_params(scope),
+            )
+        ).first()
+        self._check_writable(scope, row)
+        assert row is not None
+        return int(row.id)
+
+    @staticmethod
+    def _check_writable(scope: Scope, row: Any) -> None:
+        if row is None:
+            raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+        if row.status == SessionStatus.TERMINATED:
+            raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
+        if row.sealed:
+            raise Conflict(
+                f"session '{scope.session_id}' is being terminated and accepts no writes "
+                "(if a terminate was interrupted, call terminate again to finish it)"
+            )
+
+    async def _maybe_purge(self, conn: AsyncConnection, now: float) -> None:
+        """Every ``purge_every`` writes, delete working-memory rows whose TTL has passed (invisible already)."""
+        self._writes_since_purge += 1
+        if self._writes_since_purge >= self.purge_every:
+            self._writes_since_purge = 0
+            await conn.execute(
+                text("DELETE FROM working_items WHERE expires_at IS NOT NULL AND expires_at <= :now"), {"now": now}
+            )
+
+    # -- working store ---------------------------------------------------------------------------------
+    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
+        _check_fits(items, now, limits)
+        async with self._write() as conn:
+            pk = await self._lock_writable(conn, scope)
+            arrays = _item_arrays(items, now)
+            if arrays["keys"]:
+                await conn.execute(text(_UPSERT_ITEMS), {"pk": pk, **arrays})
+            return len(arrays["keys"])
+
+    async def seal(self, scope: Scope) -> None:
+        await self._set_sealed(scope, True)
+
+    async def unseal(self, scope: Scope) -> None:
+        await self._set_sealed(scope, False)
+
+    async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
+        async with self._one() as conn:
+            await conn.execute(
+                text(f"UPDATE sessions SET sealed = :sealed WHERE {_SCOPE} AND status <> 'terminated'"),
+                {**_scope_params(scope), "sealed": sealed},
+            )
+
+    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
+        async with self._write() as conn:
+            pk = await self._lock_writable(conn, scope)
+            params = {"pk": pk, "k": key, "v": item.value, "e": item.expires_at, "now": now, "max": limits.max_keys}
+            if (await conn.execute(text(_SET_ITEM), params)).first() is None:
+                raise TooLarge(
+                    f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
+                    "delete some before adding new ones"
+                )
+            await self._maybe_purge(conn, now)
+
+    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"SELECT value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
+                        f"AND key = :k AND {_LIVE}"
+                    ),
+                    {**_scope_params(scope), "k": key, "now": now},
+                )
+            ).first()
+        return None if row is None else Item(row.value, row.expires_at)
+
+    async def delete(self, scope: Scope, key: str, now: float) -> bool:
+        # One statement: lock the session row, delete only if it is writable, report what it found.
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE), "
+                        "d AS (DELETE FROM working_items w USING s WHERE w.session_pk = s.id AND w.key = :k "
+                        f"AND NOT s.sealed AND s.status <> 'terminated' RETURNING w.expires_at) "
+                        "SELECT s.status, s.sealed, "
+                        "(SELECT count(*) FROM d WHERE d.expires_at IS NULL OR d.expires_at > :now) AS live "
+                        "FROM s"
+                    ),
+                    {**_scope_params(scope), "k": key, "now": now},
+                )
+            ).first()
+        self._check_writable(scope, row)
+        assert row is not None
+        return bool(row.live)
+
+    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT key FROM working_items WHERE session_pk = {_SESSION_PK} AND {_LIVE} "
+                    'AND left(key, :n) = :prefix ORDER BY key COLLATE "C"'
+                ),
+                {**_scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix},
+            )
+            return [row.key for row in result]
+
+    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
+                    f'AND {_LIVE} ORDER BY key COLLATE "C"'
+                ),
+                {**_scope_params(scope), "now": now},
+            )
+            return {row.key: Item(row.value, row.expires_at) for row in result}
+
+    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
+        if clear:
+            _check_fits(items, now, limits)
+        arrays = _item_arrays(items, now)
+        async with self._write() as conn:
+            pk = await self._lock_writable(conn, scope)
+            if clear:
+                await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
+            if arrays["keys"]:
+                await conn.execute(text(_UPSERT_ITEMS), {"pk": pk, **arrays})
+            if not clear:
+                live = (
+                    await conn.execute(
+                        text(f"SELECT count(*) FROM working_items WHERE session_pk = :pk AND {_LIVE}"),
+                        {"pk": pk, "now": now},
+                    )
+                ).scalar_one()
+                if live > limits.max_keys:
+                    raise TooLarge(
+                        f"restoring without clearing would exceed {limits.max_keys} keys per session; "
+                        "nothing was restored"
+                    )
+            return len(arrays["keys"])
+
+    async def clear(self, scope: Scope, now: float) -> int:
+        async with self._one() as conn:
+            live = (
+                await conn.execute(
+                    text(
+                        f"WITH d AS (DELETE FROM working_items WHERE session_pk = {_SESSION_PK} RETURNING expires_at) "
+                        f"SELECT count(*) FROM d WHERE {_LIVE}"
+                    ),
+                    {**_scope_params(scope), "now": now},
+                )
+            ).scalar_one()
+        return int(live)
+
+    # -- sessions and events ---------------------------------------------------------------------------
+    @staticmethod
+    def _event_params(ev: EventRecord) -> dict[str, Any]:
+        return {
+            "ev_t": ev.event_type,
+            "ev_at": to_datetime(ev.at),
+            "ev_d": ev.measured_ms(),
+            "ev_o": ev.outcome,
+            "ev_detail": orjson.dumps(dict(ev.detail), default=str).decode(),
+        }
+
+    _EVENT_VALUES = (
+        "CAST(:ev_t AS text), CAST(:ev_at AS timestamptz), CAST(:ev_d AS float8), CAST(:ev_o AS text), "
+        "CAST(:ev_detail AS jsonb)"
+    )
+    _EVENT_COLUMNS = "(session_pk, event_type, at, duration_ms, outcome, detail)"
+
+    async def create_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+    ) -> SessionInfo:
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "WITH s AS (INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, "
+                        "status, created_at, updated_at, metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, "
+                        "CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM s) "
+                        "SELECT * FROM s"
+                    ),
+                    {
+                        **_scope_params(scope),
+                        "t": agent_type_id,
+                        "now": to_datetime(now),
+                        "m": orjson.dumps(dict(metadata)).decode(),
+                        **self._event_params(event),
+                    },
+                )
+            ).first()
+            if row is None:
+                status = (
+                    await conn.execute(text(f"SELECT status FROM sessions WHERE {_SCOPE}"), _scope_params(scope))
+                ).scalar()
+                raise Conflict(
+                    f"session '{scope.session_id}' exists already (status {status}); "
+                    "use resume to continue it, or spawn a new session_id"
+                )
+        return self._session(row)
+
+    @staticmethod
+    def _session(row: Any) -> SessionInfo:
+        return SessionInfo(
+            project_id=_uuid(row.project_id),
+            agent_instance_id=_uuid(row.agent_instance_id),
+            session_id=row.session_id,
+            agent_type_id=_uuid(row.agent_type_id) if row.agent_type_id else None,
+            status=SessionStatus(row.status),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            metadata=row.metadata,
+            episode_id=_uuid(row.episode_id) if row.episode_id else None,
+            terminated_at=row.terminated_at,
+            terminate_result=row.terminate_result,
+        )
+
+    async def discard_session(self, scope: Scope) -> None:
+        async with self._one() as conn:
+            await conn.execute(
+                text(
+                    f"WITH s AS (DELETE FROM sessions WHERE {_SCOPE} "
+                    "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
+                    "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
+                ),
+                _scope_params(scope),
+            )
+
+    async def get_session(self, scope: Scope) -> SessionInfo | None:
+        async with self._read() as conn:
+            row = (await conn.execute(text(f"SELECT * FROM sessions WHERE {_SCOPE}"), _scope_params(scope))).first()
+        return None if row is None else self._session(row)
+
+    async def record_event(self, scope: Scope, event: EventRecord) -> None:
+        async with self._one() as conn:
+            await conn.execute(
+                text(
+                    f"INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} "
+                    f"FROM sessions WHERE {_SCOPE}"
+                ),
+                {**_scope_params(scope), **self._event_params(event)},
+            )
+
+    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT event_type, at, duration_ms, outcome, detail FROM events "
+                    f"WHERE session_pk = {_SESSION_PK} ORDER BY id LIMIT :limit"
+                ),
+                {**_scope_params(scope), "limit": limit},
+            )
+            return [EventRecord(r.event_type, _epoch(r.at), r.duration_ms, r.outcome, r.detail) for r in result]
+
+    # -- lifecycle transitions -------------------------------------------------------------------------
+    async def record_pause(
+        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+    ) -> None:
+        state = orjson.dumps({key: [it.value, it.expires_at] for key, it in items.items()})
+        # One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the
+        # session paused and record the event only if the checkpoint went in.
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS (SELECT id FROM sessions WHERE {_SCOPE} AND {_WRITABLE} FOR NO KEY UPDATE), "
+                        "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
+                        "label, content_hash, metadata, state, state_bytes) SELECT s.id, CAST(:cid AS text), "
+                        "CAST(:at AS timestamptz), CAST(:n AS integer), CAST(:b AS bigint), CAST(:label AS text), "
+                        "CAST(:h AS text), CAST(:m AS jsonb), CAST(:state AS jsonb), CAST(:state_bytes AS bigint) "
+                        "FROM s "
+                        "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk), "
+                        "upd AS (UPDATE sessions SET status = 'paused', updated_at = :ev_at "
+                        "WHERE id = (SELECT session_pk FROM cp)), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT session_pk, {self._EVENT_VALUES} "
+                        "FROM cp) SELECT session_pk FROM cp"
+                    ),
+                    {
+                        **_scope_params(scope),
+                        "cid": info.checkpoint_id,
+                        "at": info.created_at,
+                        "n": info.keys_count,
+                        "b": info.bytes,
+                        "label": info.label,
+                        "h": info.content_hash,
+                        "m": orjson.dumps(info.metadata).decode(),
+                        "state": state.decode(),
+                        "state_bytes": len(state),
+                        **self._event_params(event),
+                    },
+                )
+            ).first()
+            if row is None:
+                found = (
+                    await conn.execute(
+                        text(f"SELECT status, sealed FROM sessions WHERE {_SCOPE}"), _scope_params(scope)
+                    )
+                ).first()
+                self._check_writable(scope, found)
+                raise Conflict(
+                    f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
+                    "overwritten (omit checkpoint_id to get a fresh one)"
+                )
+
+    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE), "
+                        f"upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at FROM s "
+                        f"WHERE sessions.id = s.id AND NOT s.sealed AND s.status <> 'terminated' RETURNING s.id), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM upd) "
+                        "SELECT status, sealed FROM s"
+                    ),
+                    {**_scope_params(scope), **self._event_params(event)},
+                )
+            ).first()
+        self._check_writable(scope, row)
+
+    async def record_terminate(
+        self,
+        scope: Scope,
+        episode: Episode | None,
+        embedding: Sequence[float] | None,
+        result: Mapping[str, Any],
+        event: EventRecord,
+    ) -> dict[str, Any]:
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {_SCOPE} FOR UPDATE"),
+                    _scope_params(scope),
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
+            if row.status == SessionStatus.TERMINATED:
+                stored: dict[str, Any] = row.terminate_result or {}
+                return stored
+            # Episode, session and event in one statement.
+            episode_sql, episode_params = self._episode_insert(episode, embedding) if episode else ("", {})
+            await conn.execute(
+                text(
+                    f"WITH {episode_sql + ', ' if episode_sql else ''}"
+                    "upd AS (UPDATE sessions SET status = 'terminated', sealed = true, updated_at = :ev_at, "
+                    "terminated_at = :ev_at, episode_id = :eid, terminate_result = CAST(:r AS jsonb) WHERE id = :pk) "
+                    f"INSERT INTO events {self._EVENT_COLUMNS} VALUES (:pk, {self._EVENT_VALUES})"
+                ),
+                {
+                    **episode_params,
+                    "pk": row.id,
+                    "eid": episode.episode_id if episode else None,
+                    "r": orjson.dumps(dict(result)).decode(),
+                    **self._event_params(event),
+                },
+            )
+            return dict(result)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    @staticmethod
+    def _checkpoint_info(row: Any) -> CheckpointInfo:
+        return CheckpointInfo(
+            checkpoint_id=row.checkpoint_id,
+            created_at=row.created_at,
+            keys_count=row.keys_count,
+            bytes=row.bytes,
+            label=row.label,
+            content_hash=row.content_hash,
+            metadata=row.metadata,
+        )
+
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        params = _scope_params(scope)
+        if checkpoint_id is None:
+            where = f"ORDER BY {_NEWEST_FIRST} LIMIT 1"
+        else:
+            where = "AND checkpoint_id = :cid"
+            params["cid"] = checkpoint_id
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT {_CHECKPOINT_INFO}, state FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"),
+                    params,
+                )
+            ).first()
+        if row is None:
+            return None
+        items = {key: Item(value, expires_at) for key, (value, expires_at) in row.state.items()}
+        return CheckpointData(self._checkpoint_info(row), items)
+
+    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
+        params: dict[str, Any] = {**_scope_params(scope), "limit": limit}
+        async with self._read() as conn:
+            bound = ""
+            if before is not None:
+                # Checkpoints are never changed or deleted, so the bound read first stays valid for the list.
+                row = (
+                    await conn.execute(
+                        text(
+                            f"SELECT id, created_at FROM checkpoints WHERE session_pk = {_SESSION_PK} "
+                            "AND checkpoint_id = :b"
+                        ),
+                        {**params, "b": before},
+                    )
+                ).first()
+                if row is None:
+                    raise NotFound(f"checkpoint '{before}' (given as before) does not exist for this session")
+                bound = "AND (created_at, id) < (:b_at, :b_id)"
+                params.update(b_at=row.created_at, b_id=row.id)
+            result = await conn.execute(
+                text(
+                    f"SELECT {_CHECKPOINT_INFO} FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
+                    f"ORDER BY {_NEWEST_FIRST} LIMIT :limit"
+                ),
+                params,
+            )
+            return [self._checkpoint_info(r) for r in result]
+
+    async def recent_checkpoints(
+        self, projects: Sequence[UUID] | None, limit: int
+    ) -> list[tuple[Scope, CheckpointInfo]]:
+        if projects is not None and not projects:
+            return []
+        where = "" if projects is None else "WHERE s.project_id = ANY(CAST(:projects AS uuid[]))"
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT c.checkpoint_id, c.created_at, c.keys_count, c.bytes, c.label, c.content_hash, "
+                    "c.metadata, s.project_id, s.agent_instance_id, s.session_id FROM checkpoints c "
+                    f"JOIN sessions s ON s.id = c.session_pk {where} ORDER BY c.created_at DESC, c.id DESC "
+                    "LIMIT :limit"
+                ),
+                {"limit": limit, **({"projects": [str(p) for p in projects]} if projects is not None else {})},
+            )
+            return [
+                (
+                    Scope(_uuid(r.project_id), _uuid(r.agent_instance_id), r.session_id),
+                    self._checkpoint_info(r),
+                )
+                for r in result
+            ]
+
+    # -- episodes --------------------------------------------------------------------------------------
+    def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
+        """The vector as pgvector text, or None (logged) if it has the wrong number of dimensions."""
+        if embedding is None:
+            return None
+        if len(embedding) != self.embedding_dimension:
+            logger.warning(
+                "%s has %d dimensions but the database stores %d; left without a vector",
+                what,
+                len(embedding),
+                self.embedding_dimension,
+            )
+            return None
+        return vector_text(embedding)
+
+    def _episode_insert(self, ep: Episode, embedding: Sequence[float] | None) -> tuple[str, dict[str, Any]]:
+        """A CTE inserting the episode, and its parameters."""
+        sql = (
+            "ins_ep AS (INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, "
+            "task_description, outcome, outcome_details, lessons_learned, importance_score, context_summary, "
+            "metadata, created_at, embedding) VALUES (:ep_id, :ep_p, :ep_a, :ep_s, :ep_tt, :ep_td, :ep_o, :ep_od, "
+            "CAST(:ep_ll AS jsonb), :ep_imp, :ep_cs, CAST(:ep_m AS jsonb), :ep_at, CAST(:ep_emb AS vector)))"
+        )
+        return sql, {
+            "ep_id": ep.episode_id,
+            "ep_p": ep.project_id,
+            "ep_a": ep.agent_instance_id,
+            "ep_s": ep.session_id,
+            "ep_tt": ep.task_type,
+            "ep_td": ep.task_description,
+            "ep_o": ep.outcome.value,
+            "ep_od": ep.outcome_details,
+            "ep_ll": orjson.dumps(ep.lessons_learned).decode(),
+            "ep_imp": ep.importance_score,
+            "ep_cs": ep.context_summary,
+            "ep_m": orjson.dumps(ep.metadata).decode(),
+            "ep_at": ep.created_at,
+            "ep_emb": self._embedding_text(embedding, f"the embedding of episode {ep.episode_id}"),
+        }
+
+    async def add_episode(self, episode: Episode, embedding: Sequence[float] | None) -> None:
+        sql, params = self._episode_insert(episode, embedding)
+        async with self._one() as conn:
+            await conn.execute(text(f"WITH {sql} SELECT 1"), params)
+
+    @staticmethod
+    def _episode(row: Any) -> Episode:
+        return Episode(
+            episode_id=_uuid(row.episode_id),
+            project_id=_uuid(row.project_id),
+            agent_instance_id=_uuid(row.agent_instance_id),
+            session_id=row.session_id,
+            task_type=row.task_type,
+            task_description=row.task_description,
+            outcome=Outcome(row.outcome),
+            outcome_details=row.outcome_details,
+            lessons_learned=row.lessons_learned,
+            importance_score=row.importance_score,
+            context_summary=row.context_summary,
+            metadata=row.metadata,
+            created_at=row.created_at,
+            embedded=row.embedded,
+        )
+
+    async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE e.project_id = :p AND e.episode_id = :e"),
+                    {"p": project_id, "e": episode_id},
+                )
+            ).first()
+        return None if row is None else self._episode(row)
+
+    @staticmethod
+    def _filter_clause(flt: EpisodeFilter | None) -> tuple[str, dict[str, Any]]:
+        """SQL conditions (on alias ``e``) for the filters, each starting with AND, and their parameters."""
+        if flt is None:
+            return "", {}
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        if flt.outcome is not None:
+            parts.append("e.outcome = :f_outcome")
+            params["f_outcome"] = flt.outcome.value
+        if flt.task_type is not None:
+            parts.append("e.task_type = :f_task_type")
+            params["f_task_type"] = flt.task_type
+        if flt.agent_instance_id is not None:
+            parts.append("e.agent_instance_id = :f_agent")
+            params["f_agent"] = flt.agent_instance_id
+        if flt.since is not None:
+            parts.append("e.created_at >= :f_since")
+            params["f_since"] = to_datetime(flt.since)
+        return "".join(f" AND {p}" for p in parts), params
+
+    async def recent_episodes(
+        self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
+    ) -> list[Episode]:
+        if projects is not None and not projects:
+            return []
+        extra, params = self._filter_clause(flt)
+        where = "TRUE" if projects is None else "e.project_id = ANY(CAST(:projects AS uuid[]))"
+        if projects is not None:
+            params["projects"] = [str(p) for p in projects]
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE {where}{extra} "
+                    "ORDER BY e.created_at DESC, e.id DESC LIMIT :limit"
+                ),
+                {**params, "limit": limit},
+            )
+            return [self._episode(r) for r in result]
+
+    async def search_episodes(
+        self,
+        project_id: UUID,
+        query: str,
+        query_embedding: Sequence[float] | None,
+        flt: EpisodeFilter,
+        limit: int,
+        now: float,
+        mode: SearchMode = "hybrid",
+    ) -> list[ScoredEpisode]:
+        pool = max(limit * 10, 50)
+        tsq = ts_query(query) if mode != "vector" else None
+        qv = (
+            self._embedding_text(query_embedding, "the query embedding")
+            if query_embedding is not None and mode != "text"
+            else None
+        )
+        if tsq is None and qv is None:
+            return []
+        extra, params = self._filter_clause(flt)
+        # Vector candidates: fewer than text ones, as each costs HNSW work; every candidate of either list is
+        # scored by both retrievers anyway (see search_sql).
+        vector_pool = max(limit * 4, 40)
+        params.update(p=project_id, pool=pool, limit=limit, now=now)
+        if qv is not None:
+            params["vpool"] = vector_pool
+        if tsq is not None:
+            params["tsq"] = tsq
+        if qv is not None:
+            params["qv"] = qv
+        sql = search_sql(extra, text_retriever=tsq is not None, vector_retriever=qv is not None)
+        # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
+        # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
+        ef_search = min(HNSW_MAX_EF_SEARCH, max(vector_pool, MIN_EF_SEARCH) * (FILTERED_EF_FACTOR if extra else 1))
+        if qv is None:
+            async with self._read() as conn:
+                rows = (await conn.execute(text(sql), params)).all()
+        else:
+            async with self._write() as conn:
+                await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
+                rows = (await conn.execute(text(sql), params)).all()
+        return [ScoredEpisode(**self._episode(r).model_dump(), score=round(r.score, 6)) for r in rows]
+
+    async def episodes_missing_embedding(self, limit: int) -> list[Episode]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL "
+                    "ORDER BY e.created_at, e.id LIMIT :limit"
+                ),
+                {"limit": limit},
+            )
+            return [self._episode(r) for r in result]
+
+    async def set_episode_embedding(
+        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+    ) -> bool:
+        if len(embedding) != self.embedding_dimension:
+            raise InvalidArgument(
+                f"the embedding has {len(embedding)} dimensions; this database stores {self.embedding_dimension}"
+            )
+        async with self._one() as conn:
+            result = await conn.execute(
+                text(
+                    "UPDATE episodes SET embedding = CAST(:emb AS vector), embedding_model = :model "
+                    "WHERE project_id = :p AND episode_id = :e AND embedding IS NULL"
+                ),
+                {"emb": vector_text(embedding), "model": model, "p": project_id, "e": episode_id},
+            )
+            return bool(result.rowcount)
+
+
+def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) -> str:
+    """The recall query: one statement that fuses full-text and vector scores, as :mod:`mcp_memory.ranking` does.
+
+    - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by the sum over the query's
+      words of ``ts_rank_cd`` (length normalised) times the word's IDF, from ANALYZE's statistics of the tsvector
+      column (like BM25, a rare word counts more than a common one); each score is a share of the best one (the
+      rank has no fixed scale). Ranking every row that
+      shares one common word with the query ("fix", "test") would cost time in proportion to the table, so
+      candidates are the rows matching the query's *selective* words: those found in fewer than
+      ``COMMON_LEXEME_SHARE`` of the rows by ANALYZE's statistics of the tsvector column (its most common
+      elements), once the table holds ``COMMON_LEXEME_MIN_ROWS`` episodes. Common words still count in the
+      rank of those candidates, like BM25's low IDF; a query made of common words only matches on all of them.
+    - Vectors: the ``:vpool`` nearest by cosine distance through the HNSW index (ef_search sized to it).
+      pgvector 0.6 filters *after* the index scan (no iterative scans): with filters the scan is widened
+      (ef_search twice the pool), and the rows that survive the filters are the nearest matching ones. A
+      selective filter (a small project among many, one agent, a recent ``since``) can leave fewer than
+      ``:limit``: then, and only then, an exact scan of the filtered rows replaces them (cheap exactly because
+      the filter is selective; B-trees on project with agent, task type or time find the rows). Cosines below
+      ``MIN_COSINE`` are dropped; the rest count as they are.
+    - Fusion: the average of the two scores over the retrievers that found anything, then scaled by
+      ``1 + 0.15 importance + 0.10 recency`` (30-day half-life), best first. Unlike a fusion of two ranked
+      lists (RRF, or ranking.py's ``fuse`` over two top-N lists), each candidate of either retriever is scored by
+      *both*: its text share and its cosine are computed for it, so an episode just outside one list's cut-off
+      is not scored as if it did not match there at all.
+    Filters (``filters``, conditions on ``e``) apply inside each retriever, so the pool is of matching rows.
+    """
+    where = f"e.project_id = :p{filters}"
+    ctes: list[str] = []
+    parts: list[str] = []
+    if text_retriever:
+        ctes.append(
+            "terms AS (SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', "
+            "replace(:tsq, ' | ', ' ')))) AS lexeme)"
+        )
+        ctes.append(
+            "lexeme_stats AS (SELECT c.elem, c.freq FROM pg_stats st, "
+            "unnest(st.most_common_elems::text::text[], st.most_common_elem_freqs) AS c(elem, freq) "
+            "WHERE st.schemaname = current_schema() AND st.tablename = 'episodes' AND st.attname = 'search_text' "
+            "AND c.elem IS NOT NULL)"
+        )
+        ctes.append(
+            f"common AS (SELECT elem FROM lexeme_stats WHERE freq >= {COMMON_LEXEME_SHARE} "
+            f"AND (SELECT reltuples FROM pg_class WHERE oid = 'episodes'::regclass) >= {COMMON_LEXEME_MIN_ROWS})"
+        )
+        ctes.append(
+            "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM terms "
+            "WHERE lexeme NOT IN (SELECT elem FROM common))"
+        )
+        # One tsquery per query word, weighted by its inverse document frequency (a word missing from the
+        # statistics is rarer than every word in them): the IDF half of BM25, which ts_rank_cd lacks.
+        ctes.append(
+            "weights AS MATERIALIZED (SELECT CAST(quote_literal(t.lexeme) AS tsquery) AS q, "
+            f"ln(1.0 + 1.0 / GREATEST(COALESCE(ls.freq, {RARE_LEXEME_SHARE}), {RARE_LEXEME_SHARE})) AS idf "
+            "FROM terms t LEFT JOIN lexeme_stats ls ON ls.elem = t.lexeme)"
+        )
+        ctes.append(
+            f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r FROM episodes e "
+            f"WHERE {where} AND e.search_text @@ COALESCE((SELECT CAST(q AS tsquery) FROM selective), "
+            "to_tsquery('english', :tsq)) ORDER BY r DESC LIMIT :pool)"
+        )
+        ctes.append("t AS (SELECT id, r / max(r) OVER () AS s FROM text_hits WHERE r > 0)")
+        parts.append("t")
+    if vector_retriever:
+        distance = "(e.embedding <=> CAST(:qv AS vector))"
+        ctes.append(
+            f"approx AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
+            f"WHERE {where} AND e.embedding IS NOT NULL ORDER BY e.embedding <=> CAST(:qv AS vector) LIMIT :vpool)"
+        )
+        ctes.append(
+            f"exact AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
+            f"WHERE (SELECT count(*) FROM approx) < :limit AND {where} AND e.embedding IS NOT NULL "
+            f"ORDER BY {distance} + 0 LIMIT :vpool)"
+        )
+        ctes.append(
+            "vector_hits AS (SELECT id, d FROM exact UNION ALL "
+            "SELECT id, d FROM approx WHERE NOT EXISTS (SELECT 1 FROM exact))"
+        )
+        ctes.append(f"v AS (SELECT id, LEAST(1.0 - d, 1.0) AS s FROM vector_hits WHERE 1.0 - d >= {MIN_COSINE})")
+        parts.append("v")
+    if len(parts) == 1:
+        ctes.append(f"fused AS (SELECT id, s AS rel FROM {parts[0]})")
+    else:
+        # Every candidate of either retriever gets both scores, computed for it: a text hit just outside the
+        # vector pool still has its cosine, and the reverse (not a zero for being missed by the other list).
+        cosine = "(1.0 - (e.embedding <=> CAST(:qv AS vector)))"
+        ctes.append(
+            "scored AS (SELECT e.id, "
+            f"COALESCE(LEAST({_TEXT_RANK} "
+            "/ NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) AS ts, "
+            f"CASE WHEN {cosine} >= {MIN_COSINE} THEN LEAST({cosine}, 1.0) ELSE 0.0 END AS vs "
+            "FROM (SELECT id FROM t UNION SELECT id FROM v) AS cand JOIN episodes e ON e.id = cand.id)"
+        )
+        has_t, has_v = "(EXISTS (SELECT 1 FROM t))::int", "(EXISTS (SELECT 1 FROM v))::int"
+        ctes.append(
+            f"fused AS (SELECT id, (ts * {has_t} + vs * {has_v}) / GREATEST({has_t} + {has_v}, 1) AS rel FROM scored)"
+        )
+    recency = (
+        "power(0.5, GREATEST(0.0, CAST(:now AS float8) - extract(epoch FROM e.created_at)::float8) "
+        f"/ 86400.0 / {RECENCY_HALF_LIFE_DAYS})"
+    )
+    return (
+        f"WITH {', '.join(ctes)} "
+        f"SELECT {_EPISODE_COLUMNS}, f.rel * (1.0 + {IMPORTANCE_WEIGHT} * e.importance_score "
+        f"+ {RECENCY_WEIGHT} * {recency}) AS score "
+        "FROM fused f JOIN episodes e ON e.id = f.id WHERE f.rel > 0 "
+        "ORDER BY score DESC, e.id DESC LIMIT :limit"
+    )
+
+
+__all__ = ["PostgresStore", "search_sql", "ts_query", "vector_text"]

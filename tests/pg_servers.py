@@ -1,0 +1,119 @@
+"""A real Postgres with pgvector for the tests: one server per test session, one fresh database per test.
+
+The server is the PyPI package ``pgserver`` (Postgres 16 + pgvector in a temporary data directory, removed at
+exit), started lazily on first use, or the one ``MCP_MEMORY_TEST_POSTGRES_URL`` names (a superuser URL of a server
+with pgvector; the test databases made there are dropped at exit). A migrated template database is made once per
+embedding dimension; each test gets ``CREATE DATABASE ... TEMPLATE`` of it, which takes milliseconds.
+
+Only strings are kept between tests (each test runs in its own event loop), never a connection.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import tempfile
+import threading
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+
+from mcp_memory.stores.postgres import PostgresStore
+
+ENV_URL = "MCP_MEMORY_TEST_POSTGRES_URL"
+PREFIX = "mcpmem_test_"
+
+_lock = threading.Lock()
+_server: Any = None
+_base: URL | None = None
+_templates: set[int] = set()
+_made: list[str] = []
+
+
+def base_url() -> URL:
+    """The admin URL (``postgresql+asyncpg://``) of the test server, starting pgserver on first use."""
+    global _server, _base
+    with _lock:
+        if _base is None:
+            external = os.environ.get(ENV_URL)
+            if external:
+                url = make_url(external)
+            else:
+                import pgserver
+
+                datadir = tempfile.mkdtemp(prefix="mcpmem-pg-")
+                _server = pgserver.get_server(datadir, cleanup_mode="delete")
+                url = make_url(_server.get_uri())
+            _base = url.set(drivername="postgresql+asyncpg")
+            if external:
+                atexit.register(_drop_made)
+        return _base
+
+
+def database_url(name: str) -> str:
+    """The URL of database ``name`` on the test server, as a string with its password (for settings/env)."""
+    return base_url().set(database=name).render_as_string(hide_password=False)
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    url = base_url()
+    conn = await asyncpg.connect(**_connect_args(url))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _connect_args(url: URL) -> dict[str, Any]:
+    args: dict[str, Any] = {"user": url.username, "password": url.password, "database": url.database or "postgres"}
+    host = url.query.get("host") or url.host
+    args["host"] = host if isinstance(host, str) else host[0]
+    if url.port:
+        args["port"] = url.port
+    return args
+
+
+async def create_database(*, template: str | None = None) -> str:
+    """A new empty (or templated) database; its name."""
+    name = f"{PREFIX}{uuid.uuid4().hex[:16]}"
+    await _admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    _made.append(name)
+    return name
+
+
+async def migrated_database(embedding_dimension: int = 256) -> str:
+    """A fresh database at the head revision with ``embedding_dimension``-wide vectors; its name."""
+    template = f"{PREFIX}template_{embedding_dimension}"
+    if embedding_dimension not in _templates:
+        from mcp_memory.stores.pg_schema import migrate
+
+        await _admin(f'DROP DATABASE IF EXISTS "{template}"')
+        await _admin(f'CREATE DATABASE "{template}"')
+        _made.append(template)
+        await migrate(database_url(template), embedding_dimension=embedding_dimension)
+        _templates.add(embedding_dimension)
+    return await create_database(template=template)
+
+
+async def fresh_postgres_store(embedding_dimension: int = 256) -> PostgresStore:
+    """A started :class:`PostgresStore` on a database of its own."""
+    name = await migrated_database(embedding_dimension)
+    store = PostgresStore(database_url(name), embedding_dimension=embedding_dimension, pool_size=4, max_overflow=8)
+    await store.start()
+    return store
+
+
+def _drop_made() -> None:
+    import anyio
+
+    async def drop() -> None:
+        for name in reversed(_made):
+            try:
+                await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception:
+                pass
+
+    anyio.run(drop)

@@ -1,0 +1,395 @@
+"""Postgres specifics on a real server (pgserver, see ``tests/pg_servers.py``): migrations up and down, the start-up
+schema check, failures as SPEC.md errors, recall semantics (OR-ed full text, the HNSW pool under selective filters,
+parity of the vector ranking with the SQLite adapter), a whole MCP session, and ``migrate``/``doctor`` as a process.
+
+The port contract itself runs on Postgres in ``tests/contract`` (adapter ``postgres``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from mcp_memory.config import Settings
+from mcp_memory.embeddings import HashEmbedding
+from mcp_memory.errors import Unavailable
+from mcp_memory.models import Episode, Outcome, to_datetime
+from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.stores.factory import ConfigurationError
+from mcp_memory.stores.pg_schema import head_revision, migrate, schema_state
+from mcp_memory.stores.ports import EpisodeFilter
+from mcp_memory.stores.postgres import PostgresStore, ts_query
+from mcp_memory.stores.sqlite import SqliteStore
+from tests import pg_servers
+from tests.conftest import FakeClock, new_scope
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_700_000_000.0
+EMBEDDER = HashEmbedding()
+TABLES = ("sessions", "events", "working_items", "checkpoints", "episodes", "mcp_memory_meta")
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[PostgresStore]:
+    s = await pg_servers.fresh_postgres_store()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+async def tables_present(store_url: str) -> set[str]:
+    probe = PostgresStore(store_url)
+    engine = probe._create_engine()
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'mcp_memory' AND tablename = ANY(:t)"),
+                {"t": list(TABLES)},
+            )
+            return {r.tablename for r in rows}
+    finally:
+        await engine.dispose()
+
+
+# -- migrations and the start-up check ---------------------------------------------------------------------
+async def test_migrate_up_down_and_up_again_on_a_real_database() -> None:
+    url = pg_servers.database_url(await pg_servers.create_database())
+    assert (await schema_state(url)).revision is None
+    with pytest.raises(ConfigurationError, match="mcp-memory migrate"):
+        await PostgresStore(url).start()
+
+    before, after = await migrate(url, embedding_dimension=384)
+    assert (before.revision, after.revision, after.embedding_dimension) == (None, head_revision(), 384)
+    assert await tables_present(url) == set(TABLES)
+
+    with pytest.raises(ConfigurationError, match="MCP_MEMORY_EMBEDDING_DIMENSION=384"):
+        await PostgresStore(url, embedding_dimension=256).start()
+    with pytest.raises(ValueError, match="384-dimensional"):
+        await migrate(url, embedding_dimension=256)
+    store = PostgresStore(url, embedding_dimension=384)
+    await store.start()
+    try:
+        facts = await store.ping()
+        assert facts["schema"] == {"revision": head_revision(), "head": head_revision(), "embedding_dimension": 384}
+        assert facts["pgvector_version"] and facts["server_version"]
+    finally:
+        await store.close()
+
+    _, down = await migrate(url, revision="base", downgrade=True)
+    assert down.revision is None and await tables_present(url) == set()
+    _, up = await migrate(url, embedding_dimension=256)
+    assert up.revision == head_revision() and up.embedding_dimension == 256
+    assert await tables_present(url) == set(TABLES)
+
+
+async def test_a_schema_behind_or_unknown_names_the_fix() -> None:
+    url = pg_servers.database_url(await pg_servers.migrated_database())
+    probe = PostgresStore(url)
+    engine = probe._create_engine()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE mcp_memory_alembic_version SET version_num = 'ffff'"))
+    finally:
+        await engine.dispose()
+    with pytest.raises(ConfigurationError, match="upgrade mcp-memory"):
+        await PostgresStore(url).start()
+
+
+async def test_unreachable_postgres_is_unavailable_not_a_traceback() -> None:
+    store = PostgresStore("postgresql+asyncpg://nobody:secret@127.0.0.1:1/none", timeout_seconds=2)
+    with pytest.raises(Unavailable) as caught:
+        await store.start()
+    assert "retry later" in str(caught.value) and "secret" not in str(caught.value)
+
+
+async def test_a_missing_database_is_a_configuration_error() -> None:
+    url = pg_servers.database_url("mcpmem_test_no_such_database")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        await PostgresStore(url).start()
+
+
+async def test_a_lost_server_mid_call_is_unavailable(store: PostgresStore) -> None:
+    scope = new_scope()
+    await store.create_session(scope, None, {}, T0, _event("spawn"))
+    # Kill this store's connections from the server side: the next call finds its pooled connection dead.
+    admin = await pg_servers.fresh_postgres_store()
+    try:
+        async with admin._read() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :db AND pid <> pg_backend_pid()"
+                ),
+                {"db": store._url.database},
+            )
+    finally:
+        await admin.close()
+    with pytest.raises(Unavailable, match="retry later"):
+        await store.get_session(scope)
+    # The pool recovers once the server answers again.
+    assert await store.get_session(scope) is not None
+
+
+def _event(kind: str) -> Any:
+    from mcp_memory.stores.ports import EventRecord
+
+    return EventRecord(kind, T0, 1.0, "ok", {})
+
+
+# -- recall -------------------------------------------------------------------------------------------------
+def make_episode(project: uuid.UUID, description: str, *, created: float = T0, **extra: Any) -> Episode:
+    return Episode(
+        episode_id=uuid.uuid4(),
+        project_id=project,
+        agent_instance_id=extra.pop("agent", uuid.uuid4()),
+        task_type=extra.pop("task_type", "coding"),
+        task_description=description,
+        outcome=extra.pop("outcome", Outcome.SUCCESS),
+        importance_score=extra.pop("importance", 0.5),
+        created_at=to_datetime(created),
+        **extra,
+    )
+
+
+def test_ts_query_ors_plain_words() -> None:
+    assert ts_query("Fix the parser's crash!") == "fix | the | parser | s | crash"
+    assert ts_query("a & b | !c <-> (d)") == "a | b | c | d"
+    assert ts_query("task_type under_score") == "task | type | under | score"
+    assert ts_query("  !!  ") is None
+
+
+async def test_a_query_word_missing_from_the_episode_still_finds_it(store: PostgresStore) -> None:
+    project = uuid.uuid4()
+    wanted = make_episode(project, "fixed the flaky parser test by pinning the seed")
+    await store.add_episode(wanted, None)
+    await store.add_episode(make_episode(project, "wrote the release notes"), None)
+    found = await store.search_episodes(project, "parser crash kubernetes", None, EpisodeFilter(), 5, T0, "text")
+    assert [e.episode_id for e in found] == [wanted.episode_id]
+    assert found[0].score > 0
+
+
+async def test_a_rare_query_word_outweighs_a_common_one(store: PostgresStore) -> None:
+    """Like BM25's IDF (from ANALYZE's statistics): a word every episode has counts for little."""
+    project = uuid.uuid4()
+    for i in range(30):
+        await store.add_episode(make_episode(project, f"deploy the service build {i}"), None)
+    chatty = make_episode(project, "deploy, deploy again, and deploy the deploy script")
+    rare = make_episode(project, "upgraded the kubernetes cluster")
+    await store.add_episode(chatty, None)
+    await store.add_episode(rare, None)
+    async with store._write() as conn:
+        await conn.execute(text("ANALYZE episodes"))
+    found = await store.search_episodes(project, "deploy kubernetes", None, EpisodeFilter(), 3, T0, "text")
+    assert found[0].episode_id == rare.episode_id, [e.task_description for e in found]
+
+
+async def test_vector_ranking_matches_the_sqlite_adapter(store: PostgresStore, tmp_path: Path) -> None:
+    """Cosines, the floor, importance and recency are the same formula in SQL as in ranking.py."""
+    sqlite = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'parity.db'}")
+    await sqlite.start()
+    try:
+        project = uuid.uuid4()
+        texts = [
+            "deploy the billing service to kubernetes",
+            "kubernetes deployment failed on a missing secret",
+            "write unit tests for the parser",
+            "tune postgres autovacuum for the events table",
+            "deploy a hotfix to the billing api",
+        ]
+        for i, description in enumerate(texts):
+            ep = make_episode(project, description, created=T0 - i * 86_400 * 7, importance=i / 5)
+            vector = EMBEDDER.embed_one(description)
+            await store.add_episode(ep, vector)
+            await sqlite.add_episode(ep, vector)
+        query = "deploy billing to kubernetes"
+        qv = EMBEDDER.embed_one(query)
+        for mode in ("vector", "hybrid"):
+            pg = await store.search_episodes(project, query, qv, EpisodeFilter(), 5, T0, mode)  # type: ignore[arg-type]
+            lite = await sqlite.search_episodes(project, query, qv, EpisodeFilter(), 5, T0, mode)  # type: ignore[arg-type]
+            assert pg and pg[0].episode_id == lite[0].episode_id
+            if mode == "vector":
+                assert [e.episode_id for e in pg] == [e.episode_id for e in lite]
+                assert [e.score for e in pg] == pytest.approx([e.score for e in lite], abs=1e-5)
+    finally:
+        await sqlite.close()
+
+
+async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore) -> None:
+    """Many near neighbours in other projects (and of other agents) must not hide the few that match the filter:
+    HNSW filters after the scan, so the store falls back to an exact scan of the filtered rows."""
+    crowd, target, agent = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    query = "rotate the database credentials in the vault"
+    qv = EMBEDDER.embed_one(query)
+    async with store._write() as conn:
+        rows = []
+        # The crowd is nearer the query than the agent's own episodes: the widened HNSW scan returns crowd only.
+        for project, n, who, words in (
+            (crowd, 1200, None, query),
+            (target, 30, None, query),
+            (target, 3, agent, "vault credentials rotation checklist"),
+        ):
+            for i in range(n):
+                rows.append(make_episode(project, f"{words} {i}", agent=who or uuid.uuid4()))
+        from mcp_memory.stores.postgres import vector_text
+
+        await conn.execute(
+            text(
+                "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+                "outcome, importance_score, created_at, embedding) VALUES (:id, :p, :a, 'ops', :d, 'success', 0.5, "
+                ":at, CAST(:v AS vector))"
+            ),
+            [
+                {
+                    "id": e.episode_id,
+                    "p": e.project_id,
+                    "a": e.agent_instance_id,
+                    "d": e.task_description,
+                    "at": e.created_at,
+                    "v": vector_text(EMBEDDER.embed_one(e.task_description)),
+                }
+                for e in rows
+            ],
+        )
+        await conn.execute(text("ANALYZE episodes"))
+    # Make the planner take the HNSW index for the candidates whatever the filter (as it does on big tables),
+    # so that the filtered-away candidates really leave too few rows and the exact fallback has to run.
+    async with store._write() as conn:
+        for index in ("episodes_project_agent", "episodes_project_newest", "episodes_project_task_type"):
+            await conn.execute(text(f"DROP INDEX {index}"))
+        await conn.execute(text(f'ALTER DATABASE "{store._url.database}" SET enable_seqscan = off'))
+    forced = PostgresStore(store._url.render_as_string(hide_password=False))
+    await forced.start()
+    try:
+        from mcp_memory.stores.postgres import search_sql, vector_text
+
+        sql = search_sql(" AND e.agent_instance_id = :f_agent", text_retriever=False, vector_retriever=True)
+        params = {"p": target, "qv": vector_text(qv), "vpool": 40, "limit": 10, "now": T0, "f_agent": agent}
+        async with forced._write() as conn:
+            plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + sql), params))
+        assert "episodes_embedding_hnsw" in plan, plan
+        mine_only = EpisodeFilter(agent_instance_id=agent)
+        for s in (store, forced):
+            mine = await s.search_episodes(target, query, qv, mine_only, 10, T0, "vector")
+            assert len(mine) == 3 and {e.agent_instance_id for e in mine} == {agent}
+            hybrid = await s.search_episodes(target, query, qv, mine_only, 10, T0)
+            assert len(hybrid) == 3 and {e.agent_instance_id for e in hybrid} == {agent}
+            unfiltered = await s.search_episodes(target, query, qv, EpisodeFilter(), 10, T0, "vector")
+            assert len(unfiltered) == 10 and {e.project_id for e in unfiltered} == {target}
+    finally:
+        await forced.close()
+
+
+async def test_search_uses_the_hnsw_index_for_a_large_project(store: PostgresStore) -> None:
+    project = uuid.uuid4()
+    async with store._write() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+                "outcome, importance_score, created_at, embedding) SELECT gen_random_uuid(), :p, gen_random_uuid(), "
+                "'ops', 'episode ' || i, 'success', 0.5, now(), "
+                "(SELECT array_agg(random())::vector FROM generate_series(1, 256) WHERE i > 0) "
+                "FROM generate_series(1, 1000) i"
+            ),
+            {"p": project},
+        )
+        await conn.execute(text("ANALYZE episodes"))
+    from mcp_memory.stores.postgres import search_sql, vector_text
+
+    qv = vector_text(EMBEDDER.embed_one("episode"))
+    async with store._write() as conn:
+        await conn.execute(text("SET LOCAL hnsw.ef_search = 40"))
+        plan = "\n".join(
+            r[0]
+            for r in await conn.execute(
+                text("EXPLAIN " + search_sql("", text_retriever=False, vector_retriever=True)),
+                {"p": project, "qv": qv, "vpool": 40, "limit": 5, "now": T0},
+            )
+        )
+    assert "episodes_embedding_hnsw" in plan, plan
+
+
+# -- the whole stack on Postgres --------------------------------------------------------------------------------
+@pytest.fixture
+async def pg_settings() -> Settings:
+    return Settings(database_url=pg_servers.database_url(await pg_servers.migrated_database()))
+
+
+async def test_whole_mcp_session_on_postgres(pg_settings: Settings) -> None:
+    from tests.test_mcp_session import test_record_and_search_episodes_with_filters as search_session
+    from tests.test_mcp_session import test_whole_session as whole_session
+
+    await whole_session(pg_settings)
+    await search_session(pg_settings)
+
+
+async def test_statements_per_lifecycle_call_do_not_grow_with_keys(pg_settings: Settings) -> None:
+    from sqlalchemy import event
+
+    async with MemoryRuntime(pg_settings, clock=FakeClock()) as rt:
+        engine = rt.store._require_engine().sync_engine
+        statements: list[str] = []
+
+        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            statements.append(statement)
+
+        async def costs_for(n: int) -> dict[str, int]:
+            scope = new_scope(f"s{n}")
+            p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+            per_op: dict[str, int] = {}
+            statements.clear()
+            await rt.lifecycle.spawn(p, a, s, initial_state={f"k{i}": i for i in range(n)})
+            per_op["spawn"] = len(statements)
+            for op in ("pause", "resume", "terminate"):
+                statements.clear()
+                await getattr(rt.lifecycle, op)(p, a, s)
+                per_op[op] = len(statements)
+            return per_op
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            small, large = await costs_for(10), await costs_for(2000)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    assert small == large, (small, large)
+    assert small["pause"] <= 4 and small["resume"] <= 6, small
+
+
+# -- the CLI as a process -------------------------------------------------------------------------------------
+async def test_cli_migrate_then_doctor(tmp_path: Path) -> None:
+    from tests.test_stdio import run_cli, server_env
+
+    name = await pg_servers.create_database()
+    # trust auth ignores the password, which lets the test check it is never printed
+    url = pg_servers.base_url().set(database=name, password="s3cret-pw").render_as_string(hide_password=False)
+    env = server_env(tmp_path, MCP_MEMORY_DATABASE_URL=url)
+
+    code, out, err = await run_cli("doctor", env=env)
+    report = json.loads(out)
+    assert code == 1 and "mcp-memory migrate" in report["error"], out
+    assert "s3cret-pw" not in out + err
+
+    code, out, err = await run_cli("migrate", env=env)
+    assert code == 0, err
+    migrated = json.loads(out)
+    assert migrated["before"]["revision"] is None and migrated["after"]["revision"] == head_revision()
+    assert "s3cret-pw" not in out + err and "***" in migrated["database_url"]
+
+    code, out, err = await run_cli("doctor", env=env)
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["ok"] is True and report["durable_store"] == "postgresql + pgvector"
+    assert report["stores"]["durable"]["schema"]["revision"] == head_revision()
+    assert "s3cret-pw" not in out + err
+    assert report["settings"]["database_url"] == report["database_url"] and "***" in report["database_url"]
+
+    code, out, err = await run_cli("migrate", "--downgrade", "base", env=env)
+    assert code == 0, err
+    assert json.loads(out)["after"]["revision"] is None
