@@ -198,6 +198,8 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     _setup_logging(settings.log_level)
     result: int = anyio.run(_reembed, settings, args.all)
     return result
+
+
 async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from alembic.util.exc import CommandError
 
