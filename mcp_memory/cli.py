@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _setup_logging(settings.log_level)
         server = create_server(settings)
         gc.freeze()  # start-up objects (SDK, pydantic models) leave the collector's scans: no full-GC pauses
-        logger.info("mcp-memory %s serving on stdio, store %s", __version__, settings.resolved_database_url())
+        logger.info("mcp-memory %s serving on stdio, store %s", __version__, mask_url(settings.resolved_database_url()))
         server.run("stdio")
         return 0
     from mcp_memory.server.http import check_http_settings, serve
@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(settings.log_level)
     server = create_server(settings)
     gc.freeze()
-    logger.info("mcp-memory %s serving over HTTP, store %s", __version__, settings.resolved_database_url())
+    logger.info("mcp-memory %s serving over HTTP, store %s", __version__, mask_url(settings.resolved_database_url()))
     anyio.run(serve, server, args.transport)
     return 0
 

@@ -390,6 +390,11 @@ async def test_cli_migrate_then_doctor(tmp_path: Path) -> None:
     assert "s3cret-pw" not in out + err
     assert report["settings"]["database_url"] == report["database_url"] and "***" in report["database_url"]
 
+    # serve logs the store it opens, masked too (stdin at EOF: it starts, logs and ends)
+    code, out, err = await run_cli("serve", env=env)
+    assert code == 0 and "serving on stdio" in err and "***" in err, err
+    assert "s3cret-pw" not in out + err
+
     code, out, err = await run_cli("migrate", "--downgrade", "base", env=env)
     assert code == 0, err
     assert json.loads(out)["after"]["revision"] is None
