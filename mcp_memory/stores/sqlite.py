@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -42,7 +43,8 @@ from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMo
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``."""
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -90,16 +92,10 @@ _SCHEMA = [
         label TEXT,
         content_hash TEXT NOT NULL,
         metadata TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT '{}',
         UNIQUE (session_pk, checkpoint_id)
     )""",
     "CREATE INDEX IF NOT EXISTS checkpoints_session_created ON checkpoints (session_pk, created_at, id)",
-    """CREATE TABLE IF NOT EXISTS checkpoint_items (
-        checkpoint_pk INTEGER NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,
-        key TEXT NOT NULL,
-        value TEXT NOT NULL,
-        expires_at REAL,
-        PRIMARY KEY (checkpoint_pk, key)
-    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS episodes (
         id INTEGER PRIMARY KEY,
         episode_id TEXT NOT NULL UNIQUE,
@@ -134,6 +130,10 @@ _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # "Newest" is the latest snapshot, not the latest commit: two processes sharing the file may commit their
 # pauses in the other order than they took their snapshots.
 _NEWEST_FIRST = "created_at DESC, id DESC"
+# A checkpoint's description: every column but its state (listings never read the states).
+_CHECKPOINT_FIELDS = ("id", "checkpoint_id", "created_at", "keys_count", "bytes", "label", "content_hash", "metadata")
+_CHECKPOINT_COLUMNS = ", ".join(_CHECKPOINT_FIELDS)
+_CHECKPOINT_COLUMNS_C = ", ".join(f"c.{f}" for f in _CHECKPOINT_FIELDS)
 _WRITABLE_SESSION = (
     "s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s AND s.sealed = 0 AND s.status != 'terminated'"
 )
@@ -191,6 +191,38 @@ def _blob_to_vector(blob: bytes) -> array[float]:
     vec = array("f")
     vec.frombytes(blob)
     return vec
+
+
+def _encode_state(items: Mapping[str, Item]) -> str:
+    """A checkpoint's items as one JSON object, key -> [value's JSON text as a string, expires_at or null],
+    keys sorted. The values travel as the strings they are: nothing of them is decoded or re-encoded."""
+    return orjson.dumps(
+        {key: (item.value, item.expires_at) for key, item in items.items()}, option=orjson.OPT_SORT_KEYS
+    ).decode()
+
+
+def _decode_state(state: str) -> dict[str, Item]:
+    """The inverse of :func:`_encode_state` (the values stay JSON text)."""
+    decoded: dict[str, list[Any]] = orjson.loads(state)
+    return {key: Item(value, expires_at) for key, (value, expires_at) in decoded.items()}
+
+
+async def _migrate_1_to_2(conn: AsyncConnection) -> None:
+    """Schema 1 -> 2: each checkpoint's ``checkpoint_items`` rows become its ``state`` column, then the table
+    goes. Runs inside the start-up transaction, so a file is either wholly converted or untouched."""
+    await conn.exec_driver_sql("ALTER TABLE checkpoints ADD COLUMN state TEXT NOT NULL DEFAULT '{}'")
+    checkpoint_pks = (await conn.exec_driver_sql("SELECT id FROM checkpoints ORDER BY id")).scalars().all()
+    for pk in checkpoint_pks:
+        result = await conn.execute(
+            text("SELECT key, value, expires_at FROM checkpoint_items WHERE checkpoint_pk = :c ORDER BY key"),
+            {"c": pk},
+        )
+        items = {r.key: Item(r.value, r.expires_at) for r in result}
+        if items:
+            await conn.execute(
+                text("UPDATE checkpoints SET state = :state WHERE id = :c"), {"state": _encode_state(items), "c": pk}
+            )
+    await conn.exec_driver_sql("DROP TABLE checkpoint_items")
 
 
 class SqliteStore:
@@ -261,11 +293,21 @@ class SqliteStore:
                         f"the database {self.path} has schema version {row[0]}, newer than this "
                         f"mcp-memory understands ({SCHEMA_VERSION}); upgrade mcp-memory"
                     )
+                elif row[0] < SCHEMA_VERSION:
+                    await self._migrate(conn, row[0])
         except BaseException:
             await self._drop_writer()
             self._engine = None
             await engine.dispose()
             raise
+
+    async def _migrate(self, conn: AsyncConnection, version: int) -> None:
+        """Bring a file of an older schema up to ``SCHEMA_VERSION`` (inside start-up's one transaction)."""
+        if version == 1:
+            await _migrate_1_to_2(conn)
+            version = 2
+        await conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
+        logger.info("migrated the SQLite store %s to schema version %d", self.path, version)
 
     async def close(self) -> None:
         async with self._write_lock:
@@ -640,7 +682,7 @@ class SqliteStore:
                 await conn.execute(
                     text(
                         "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
-                        "label, content_hash, metadata) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m "
+                        "label, content_hash, metadata, state) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m, :state "
                         f"FROM sessions s WHERE {_WRITABLE_SESSION} "
                         "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING id, session_pk"
                     ),
@@ -653,6 +695,7 @@ class SqliteStore:
                         "label": info.label,
                         "h": info.content_hash,
                         "m": json.dumps(info.metadata),
+                        "state": _encode_state(items),
                     },
                 )
             ).first()
@@ -661,13 +704,6 @@ class SqliteStore:
                 raise Conflict(
                     f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
                     "overwritten (omit checkpoint_id to get a fresh one)"
-                )
-            if items:
-                await conn.execute(
-                    text(
-                        "INSERT INTO checkpoint_items (checkpoint_pk, key, value, expires_at) VALUES (:c, :k, :v, :e)"
-                    ),
-                    [{"c": row.id, "k": k, "v": it.value, "e": it.expires_at} for k, it in items.items()],
                 )
             await self._set_status(conn, row.session_pk, SessionStatus.PAUSED, event)
 
@@ -745,18 +781,18 @@ class SqliteStore:
         else:
             where = "AND checkpoint_id = :cid"
             params["cid"] = checkpoint_id
-        async with self._read(statements=2) as conn:
+        async with self._read() as conn:  # one statement: description and state from one row
             row = (
-                await conn.execute(text(f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"), params)
+                await conn.execute(
+                    text(
+                        f"SELECT {_CHECKPOINT_COLUMNS}, state FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"
+                    ),
+                    params,
+                )
             ).first()
-            if row is None:
-                return None
-            result = await conn.execute(
-                text("SELECT key, value, expires_at FROM checkpoint_items WHERE checkpoint_pk = :c ORDER BY key"),
-                {"c": row.id},
-            )
-            items = {r.key: Item(r.value, r.expires_at) for r in result}
-        return CheckpointData(self._checkpoint_info(row), items)
+        if row is None:
+            return None
+        return CheckpointData(self._checkpoint_info(row), _decode_state(row.state))
 
     async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
         params: dict[str, Any] = {**_scope_params(scope), "limit": limit}
@@ -778,7 +814,7 @@ class SqliteStore:
                 params.update(b_at=row.created_at, b_id=row.id)
             result = await conn.execute(
                 text(
-                    f"SELECT * FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
+                    f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
                     f"ORDER BY {_NEWEST_FIRST} LIMIT :limit"
                 ),
                 params,
@@ -793,7 +829,8 @@ class SqliteStore:
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    "SELECT c.*, s.project_id, s.agent_instance_id, s.session_id FROM checkpoints c "
+                    f"SELECT {_CHECKPOINT_COLUMNS_C}, s.project_id, s.agent_instance_id, s.session_id "
+                    "FROM checkpoints c "
                     f"JOIN sessions s ON s.id = c.session_pk {where} ORDER BY c.created_at DESC, c.id DESC LIMIT :limit"
                 ),
                 params,
