@@ -12,12 +12,13 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
-from mcp_memory.errors import Unavailable
+from mcp_memory.errors import Conflict, Internal, Unavailable
 from mcp_memory.models import CheckpointInfo, Item, Scope, to_datetime
-from mcp_memory.stores.ports import EventRecord
+from mcp_memory.stores.ports import EventRecord, Limits
 from mcp_memory.stores.sqlite import SCHEMA_VERSION, SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -246,3 +247,84 @@ async def test_a_file_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Unavailable, match="newer"):
         await store.start()
     await store.close()
+
+
+# -- the one-hand-over transactions (pause, resume, snapshot, restore run whole on the connection's thread) --
+
+
+async def _started(tmp_path: Path) -> tuple[SqliteStore, Scope]:
+    store = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'direct.db'}")
+    await store.start()
+    scope = Scope(P, A, "direct")
+    await store.create_session(scope, None, {}, T0, EventRecord("spawn", T0, 1.0, "ok", {}))
+    return store, scope
+
+
+def _events(store: SqliteStore) -> int:
+    db = sqlite3.connect(store.path)
+    try:
+        (n,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
+        return int(n)
+    finally:
+        db.close()
+
+
+async def test_a_direct_write_that_raises_leaves_nothing_and_the_writer_works_on(tmp_path: Path) -> None:
+    store, scope = await _started(tmp_path)
+    try:
+        before = _events(store)
+
+        def half_then_conflict(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome) VALUES (1, 'x', 0, 0, 'ok')"
+            )
+            raise Conflict("no")
+
+        with pytest.raises(Conflict):
+            await store._write_direct(half_then_conflict)
+        assert _events(store) == before
+
+        def broken_sql(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome) VALUES (1, 'x', 0, 0, 'ok')"
+            )
+            db.execute("INSERT INTO no_such_table VALUES (1)")
+
+        with pytest.raises(Unavailable):  # sqlite3.OperationalError: reported as the store being unavailable
+            await store._write_direct(broken_sql)
+
+        def integrity(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO sessions (id, project_id, agent_instance_id, session_id, status, created_at, "
+                "updated_at) VALUES (1, 'p', 'a', 's', 'running', 0, 0)"
+            )
+
+        with pytest.raises(Internal):
+            await store._write_direct(integrity)
+        assert _events(store) == before
+        await store.record_pause(scope, _info("c1"), {"k": Item("1")}, EventRecord("pause", T0, 1.0, "ok", {}))
+        assert _events(store) == before + 1
+        assert (await store.snapshot(scope, T0)) == {}
+    finally:
+        await store.close()
+
+
+def _info(cid: str) -> CheckpointInfo:
+    return CheckpointInfo(checkpoint_id=cid, created_at=at(T0), keys_count=1, bytes=1, content_hash="sha256:x")
+
+
+async def test_a_cancelled_pause_is_all_or_nothing_and_the_store_works_on(tmp_path: Path) -> None:
+    store, scope = await _started(tmp_path)
+    try:
+        items = {f"k{i:04d}": Item('"' + "v" * 90 + '"') for i in range(2000)}
+        for attempt in range(20):
+            with anyio.move_on_after(0.0005 * attempt):
+                await store.record_pause(scope, _info(f"c{attempt}"), items, EventRecord("pause", T0, 1.0, "ok", {}))
+        listed = await store.list_checkpoints(scope, 100, None)
+        for c in listed:  # every checkpoint that exists is whole
+            data = await store.get_checkpoint(scope, c.checkpoint_id)
+            assert data is not None and data.items == items
+        await store.restore(scope, items, True, T0, Limits(max_keys=10_000))
+        assert len(await store.snapshot(scope, T0)) == 2000
+    finally:
+        await store.close()
