@@ -296,6 +296,11 @@ def _item_rows(session_pk: int, items: Mapping[str, Item], now: float) -> list[d
     ]
 
 
+def _in_autocommit(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``fn`` outside a transaction, each statement atomic on its own (on the connection's own thread)."""
+    return fn(db)
+
+
 def _in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
     """Run ``fn`` as one write transaction (on the connection's own thread)."""
     db.execute("BEGIN IMMEDIATE")
@@ -519,7 +524,7 @@ class SqliteStore:
         engine = self._require_engine()
         async with self._guard(), engine.connect() as conn:
             driver = await self._driver(conn)
-            result: _T = await driver._execute(fn, driver._conn)
+            result: _T = await driver._execute(_in_autocommit, driver._conn, fn)
             return result
 
     async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
