@@ -328,3 +328,29 @@ async def test_a_cancelled_pause_is_all_or_nothing_and_the_store_works_on(tmp_pa
         assert len(await store.snapshot(scope, T0)) == 2000
     finally:
         await store.close()
+
+
+async def test_the_wal_is_checkpointed_off_the_callers_path(tmp_path: Path) -> None:
+    """Our connections never checkpoint inside a commit (wal_autocheckpoint=0); the store's own thread copies
+    the WAL into the database file after every few writes, so the file grows while the store runs."""
+    store, scope = await _started(tmp_path)
+    try:
+        async with store._read() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar() == 0
+        data = anyio.Path(store.path)
+        size_before = (await data.stat()).st_size
+        items = {f"k{i:04d}": Item('"' + "v" * 90 + '"') for i in range(1000)}  # ~110 kB per checkpoint
+        for n in range(40):
+            await store.record_pause(scope, _info(f"c{n}"), items, EventRecord("pause", T0, 1.0, "ok", {}))
+        for _ in range(200):  # the thread wakes after every 32 writes, or each second
+            if (await data.stat()).st_size >= size_before + 2_000_000:
+                break
+            await anyio.sleep(0.05)  # polling a file another thread writes
+        assert (await data.stat()).st_size >= size_before + 2_000_000
+    finally:
+        await store.close()
+    data_file = sqlite3.connect(tmp_path / "direct.db")
+    try:
+        assert data_file.execute("SELECT COUNT(*) FROM checkpoints").fetchone() == (40,)
+    finally:
+        data_file.close()

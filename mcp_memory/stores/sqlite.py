@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import sqlite3
+import threading
 from array import array
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -314,6 +315,61 @@ def _in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _
     return result
 
 
+class _WalCheckpointer:
+    """Copies the WAL back into the database file on a thread and connection of its own.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses its threshold (1,000 pages), so about one
+    pause in 30 at 1,000 keys paid for copying ~4 MB and syncing the database file: ~8 ms, the whole p99 of
+    pause. Here our connections turn that off and this thread runs a PASSIVE checkpoint (it never blocks
+    readers or the writer) after every ``every`` write transactions or ``interval`` seconds, whichever comes
+    first, and once more at close."""
+
+    def __init__(self, path: str, every: int = 32, interval: float = 1.0) -> None:
+        self._path = path
+        self._every = every
+        self._interval = interval
+        self._writes = 0
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="mcp-memory-wal-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def note_write(self) -> None:
+        """Called after each committed write transaction (on the event loop; cheap)."""
+        self._writes += 1
+        if self._writes >= self._every:
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Finish: one last checkpoint, then the thread ends (blocking; call it off the event loop)."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(self._path, timeout=30, isolation_level=None, check_same_thread=True)
+            while True:
+                self._wake.wait(self._interval)
+                self._wake.clear()
+                if self._writes or self._stopping:
+                    self._writes = 0
+                    try:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    except sqlite3.Error as exc:  # busy or gone: the next round tries again
+                        logger.debug("WAL checkpoint of %s failed: %s", self._path, exc)
+                if self._stopping:
+                    return
+        except sqlite3.Error:
+            logger.warning("the WAL checkpoint thread of %s stopped", self._path, exc_info=True)
+        finally:
+            if db is not None:
+                db.close()
+
+
 class SqliteStore:
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
@@ -331,6 +387,7 @@ class SqliteStore:
         self._writer: AsyncConnection | None = None
         # Writers in this process queue here instead of spinning on SQLite's busy handler.
         self._write_lock = anyio.Lock()
+        self._checkpointer: _WalCheckpointer | None = None
 
     # -- plumbing --------------------------------------------------------------------------------------
     @property
@@ -347,6 +404,7 @@ class SqliteStore:
         # Every transaction here ends explicitly, so the pool's reset-on-return ROLLBACK is a wasted hop.
         engine = create_async_engine(self._url, connect_args={"timeout": 30}, pool_reset_on_return=None)
         synchronous = self._synchronous
+        in_file = self.path != ":memory:"
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -358,6 +416,8 @@ class SqliteStore:
                 f"PRAGMA synchronous={synchronous}",
                 "PRAGMA foreign_keys=ON",
                 "PRAGMA busy_timeout=30000",
+                # Checkpoints run on a thread of their own (see _WalCheckpointer), not inside a user's commit.
+                f"PRAGMA wal_autocheckpoint={0 if in_file else 1000}",
             ):
                 cur.execute(pragma)
             cur.close()
@@ -389,6 +449,9 @@ class SqliteStore:
             self._engine = None
             await engine.dispose()
             raise
+        if in_file:
+            self._checkpointer = _WalCheckpointer(str(await anyio.Path(self.path).expanduser()))
+            self._checkpointer.start()
 
     async def _migrate(self, conn: AsyncConnection, version: int) -> None:
         """Bring a file of an older schema up to ``SCHEMA_VERSION`` (inside start-up's one transaction)."""
@@ -401,6 +464,9 @@ class SqliteStore:
     async def close(self) -> None:
         async with self._write_lock:
             await self._drop_writer()
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            await anyio.to_thread.run_sync(checkpointer.stop)
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -465,6 +531,8 @@ class SqliteStore:
                 except BaseException:
                     await self._drop_writer()
                     raise
+            if self._checkpointer is not None:
+                self._checkpointer.note_write()
 
     async def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -516,6 +584,8 @@ class SqliteStore:
                 with anyio.CancelScope(shield=True):
                     await self._drop_writer()
                 raise
+            if self._checkpointer is not None:
+                self._checkpointer.note_write()
             return result
 
     async def _read_direct(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
