@@ -5,6 +5,12 @@ transaction; write transactions start with ``BEGIN IMMEDIATE`` so that two write
 sharing the file) queue on SQLite's lock instead of failing a read-to-write upgrade. The file runs in WAL
 mode: readers never block the writer, and each statement reads one consistent snapshot, which is what makes
 ``snapshot`` atomic against concurrent writes.
+
+The calls on pause's and resume's path (``snapshot``, ``record_pause``, ``get_checkpoint``, ``restore``,
+``record_resume``, ``open``) skip SQLAlchemy's per-statement hand-overs: each sends its whole transaction to the
+aiosqlite connection's thread once (``_write_direct`` / ``_read_direct``), same SQL, plain ``sqlite3``. A
+checkpoint is one row: its state is one JSON text in ``checkpoints.state``. WAL checkpoints run on a thread of
+their own (``_WalCheckpointer``), never inside a caller's commit.
 """
 
 from __future__ import annotations
