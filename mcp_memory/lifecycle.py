@@ -155,16 +155,14 @@ def load_hooks(config: HookSettings, timeout_seconds: float = 10.0) -> Lifecycle
 
 
 def _content_hash(items: Mapping[str, Item]) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    for key in sorted(items):
-        raw = items[key].value.encode()
-        size += len(raw)
-        digest.update(key.encode())
-        digest.update(b"\x00")
-        digest.update(raw)
-        digest.update(b"\x00")
-    return "sha256:" + digest.hexdigest(), size
+    """sha256 over ``key NUL value NUL`` for the keys in sorted order, and the values' total size in UTF-8 bytes.
+
+    Built as one text and hashed in one call (1,000 small ``update`` calls cost more than the hashing); the
+    digest is the same as feeding the pieces one by one."""
+    keys = sorted(items)
+    blob = "".join([f"{key}\0{items[key].value}\0" for key in keys]).encode()
+    size = len(blob) - len("".join(keys).encode()) - 2 * len(keys)
+    return "sha256:" + hashlib.sha256(blob).hexdigest(), size
 
 
 class AgentLifecycleManager:

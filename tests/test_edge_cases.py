@@ -312,16 +312,42 @@ async def test_events_carry_duration_and_metadata(runtime: MemoryRuntime, scope:
 
 
 # -- round trips ----------------------------------------------------------------------------------------------
-async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(runtime: MemoryRuntime) -> None:
+async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
+    runtime: MemoryRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """SPEC: the cost of pause and resume in round trips to the store does not grow with the number of keys.
-    Counted here as SQL statements sent (an executemany is one)."""
+    Counted here as SQL statements sent (an executemany is one), both those sent through SQLAlchemy and those
+    the store's hot calls send to ``sqlite3`` directly on the connection's thread."""
     from sqlalchemy import event
+
+    from mcp_memory.stores import sqlite as sqlite_module
 
     engine = runtime.store._require_engine().sync_engine
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
+
+    class Counted:
+        """A sqlite3 connection that notes each statement it is given."""
+
+        def __init__(self, db: Any) -> None:
+            self._db = db
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            statements.append(sql)
+            return self._db.execute(sql, *args)
+
+        def executemany(self, sql: str, rows: Any) -> Any:
+            statements.append(sql)
+            return self._db.executemany(sql, rows)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._db, name)
+
+    for name in ("_in_transaction", "_in_autocommit"):
+        runner = getattr(sqlite_module, name)
+        monkeypatch.setattr(sqlite_module, name, lambda db, fn, run=runner: run(Counted(db), fn))
 
     async def costs_for(n: int) -> dict[str, int]:
         scope = new_scope(f"s{n}")
