@@ -67,7 +67,8 @@ async def _evaluate(
 
 @pytest.mark.parametrize("adapter", DURABLE_ADAPTERS)
 async def test_hybrid_search_finds_the_episode_from_a_paraphrase(adapter: str, tmp_path: Path, minilm: Any) -> None:
-    store = await make_store(adapter, tmp_path)
+    # The width of the model's vectors (Postgres fixes it in its schema; at another width it would store none).
+    store = await make_store(adapter, tmp_path, embedding_dimension=minilm.dimension)
     try:
         clock = FakeClock(T0)
         memory = EpisodicMemory(store, Settings(), minilm, clock)
