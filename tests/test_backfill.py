@@ -16,7 +16,8 @@ import pytest
 from mcp_memory.cli import main
 from mcp_memory.config import Settings
 from mcp_memory.runtime import MemoryRuntime
-from tests.conftest import FakeClock
+from tests import pg_servers
+from tests.conftest import DURABLE_ADAPTERS, FakeClock
 from tests.embedding_api import FakeEmbeddingAPI, running_api
 
 pytestmark = pytest.mark.anyio
@@ -26,6 +27,14 @@ pytestmark = pytest.mark.anyio
 def api() -> Iterator[FakeEmbeddingAPI]:
     with running_api() as served:
         yield served
+
+
+@pytest.fixture(params=DURABLE_ADAPTERS)
+async def durable_url(request: pytest.FixtureRequest, db_url: str) -> str:
+    """The test's database on each durable adapter (Postgres: a fresh database with 64-dimensional vectors)."""
+    if request.param == "postgres":
+        return pg_servers.database_url(await pg_servers.migrated_database(64))
+    return db_url
 
 
 def api_settings(api: FakeEmbeddingAPI, db_url: str, **overrides: Any) -> Settings:
@@ -68,9 +77,9 @@ async def record_while_failing(rt: MemoryRuntime, api: FakeEmbeddingAPI, project
 
 
 async def test_episode_recorded_during_an_outage_is_embedded_by_a_backfill_pass(
-    api: FakeEmbeddingAPI, db_url: str
+    api: FakeEmbeddingAPI, durable_url: str
 ) -> None:
-    async with MemoryRuntime(api_settings(api, db_url), clock=FakeClock()) as rt:
+    async with MemoryRuntime(api_settings(api, durable_url), clock=FakeClock()) as rt:
         project = uuid.uuid4()
         episode_id = await record_while_failing(rt, api, project)
         assert rt.backfill is not None
@@ -129,9 +138,9 @@ async def test_a_slow_provider_does_not_hold_up_recording(api: FakeEmbeddingAPI,
 
 
 async def test_terminate_during_an_outage_stores_the_episode_and_embeds_it_later(
-    api: FakeEmbeddingAPI, db_url: str
+    api: FakeEmbeddingAPI, durable_url: str
 ) -> None:
-    async with MemoryRuntime(api_settings(api, db_url), clock=FakeClock()) as rt:
+    async with MemoryRuntime(api_settings(api, durable_url), clock=FakeClock()) as rt:
         project, agent = uuid.uuid4(), uuid.uuid4()
         await rt.lifecycle.spawn(project, agent, "s1", initial_state={"db": "orders-primary", "step": "vacuum"})
         api.failing(502)
@@ -251,6 +260,28 @@ def test_reembed_all_replaces_vectors_of_another_model(
     assert main(["reembed", "--all"]) == 0
     assert "embedded 3, failed 0, still without a vector 0" in capsys.readouterr().out
     assert anyio.run(vector_hits) == 3
+
+
+def test_reembed_all_on_postgres_replaces_another_models_vectors_but_not_their_width(
+    api: FakeEmbeddingAPI, cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Postgres's vector(64) column holds another model of 64 dimensions; a model of 32 needs a new schema, and
+    reembed says so (exit 2) instead of writing anything."""
+    monkeypatch.setenv("MCP_MEMORY_DATABASE_URL", pg_servers.database_url(anyio.run(pg_servers.migrated_database, 64)))
+    record_episodes(Settings(), 3)  # embedded by fake-embed@64
+    monkeypatch.setenv("MCP_MEMORY_EMBEDDING_MODEL", "fake-embed-v2")
+    assert main(["reembed"]) == 0
+    assert "embedded 0, failed 0, still without a vector 0" in capsys.readouterr().out
+    assert main(["reembed", "--all"]) == 0
+    assert "model fake-embed-v2@64: embedded 3, failed 0, still without a vector 0" in capsys.readouterr().out
+    monkeypatch.setenv("MCP_MEMORY_EMBEDDING_DIMENSION", "32")
+    api.set(dimension=32)
+    asked = len(api.requests)
+    assert main(["reembed", "--all"]) == 2
+    err = capsys.readouterr().err
+    assert "stores 64-dimensional embeddings but embedding_dimension is 32" in err, err
+    assert "new database" in err and "Traceback" not in err
+    assert len(api.requests) == asked
 
 
 def test_reembed_without_a_provider_is_a_configuration_error(

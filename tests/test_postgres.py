@@ -8,6 +8,8 @@ The port contract itself runs on Postgres in ``tests/contract`` (adapter ``postg
 from __future__ import annotations
 
 import json
+import logging
+import math
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,12 +20,13 @@ from sqlalchemy import text
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import HashEmbedding
-from mcp_memory.errors import Unavailable
+from mcp_memory.errors import InvalidArgument, Unavailable
 from mcp_memory.models import Episode, Outcome, to_datetime
+from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, similarities
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.factory import ConfigurationError
 from mcp_memory.stores.pg_schema import head_revision, migrate, schema_state
-from mcp_memory.stores.ports import EpisodeFilter
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord
 from mcp_memory.stores.postgres import PostgresStore, ts_query
 from mcp_memory.stores.sqlite import SqliteStore
 from tests import pg_servers
@@ -220,6 +223,110 @@ async def test_vector_ranking_matches_the_sqlite_adapter(store: PostgresStore, t
                 assert [e.score for e in pg] == pytest.approx([e.score for e in lite], abs=1e-5)
     finally:
         await sqlite.close()
+
+
+def at_cosine(cos: float, dimension: int = 256) -> list[float]:
+    """A unit vector whose cosine with :data:`AXIS` is ``cos``."""
+    vector = [0.0] * dimension
+    vector[0], vector[1] = cos, math.sqrt(1.0 - cos * cos)
+    return vector
+
+
+AXIS = at_cosine(1.0)
+
+
+@pytest.mark.parametrize(
+    ("cosines", "query"),
+    [
+        # Good matches: scores are shares of the best cosine (0.9); one episode has the query's rare word.
+        ((0.9, 0.6, 0.45, 0.3, 0.1), "zanzibar"),
+        # Weak matches only: shares of GOOD_COSINE (the best, 0.4, scores 0.8); the text hit is a weak vector one.
+        ((0.4, 0.3, 0.2, 0.16, 0.05), "zanzibar"),
+        # No word of the query in any episode: the text retriever has no say (vectors alone, unweighted).
+        ((0.9, 0.6, 0.45, 0.3, 0.1), "kilimanjaro"),
+        # No cosine above MIN_COSINE: the vector retriever has no say (the text hit alone).
+        ((0.14, 0.1, 0.05, 0.0, -0.2), "zanzibar"),
+    ],
+)
+async def test_fused_ranking_matches_the_sqlite_adapter(
+    store: PostgresStore, tmp_path: Path, cosines: tuple[float, ...], query: str
+) -> None:
+    """The SQL fusion is ranking.py's: same order and the same scores in every mode, whenever the full-text
+    scores agree (one text hit scores 1.0 on both; BM25 and ts_rank_cd differ between several hits)."""
+    sqlite = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / 'parity.db'}")
+    await sqlite.start()
+    try:
+        project = uuid.uuid4()
+        words = ["alpha", "bravo", "charlie", "delta", "echo"]
+        episodes = []
+        for i, cos in enumerate(cosines):
+            rare = " zanzibar" if i == 3 else ""  # a weak vector match, so text moves it up in hybrid
+            ep = make_episode(project, f"{words[i]} task{rare}", created=T0 - i * 86_400 * 3, importance=i / 5)
+            episodes.append(ep)
+            for s in (store, sqlite):
+                await s.add_episode(ep, at_cosine(cos), "m@256")
+        # Another model's vectors nearest the query: ignored when the query names its model.
+        for s in (store, sqlite):
+            await s.add_episode(make_episode(project, "foxtrot"), AXIS, "other@256")
+        for mode in ("vector", "hybrid", "text"):
+            pg = await store.search_episodes(project, query, AXIS, EpisodeFilter(), 10, T0, mode, "m@256")  # type: ignore[arg-type]
+            lite = await sqlite.search_episodes(project, query, AXIS, EpisodeFilter(), 10, T0, mode, "m@256")  # type: ignore[arg-type]
+            assert [e.task_description for e in pg] == [e.task_description for e in lite], mode
+            assert [e.score for e in pg] == pytest.approx([e.score for e in lite], abs=1e-5), mode
+        hybrid = await store.search_episodes(project, query, AXIS, EpisodeFilter(), 10, T0, "hybrid", "m@256")
+        expected = fuse(
+            [
+                {3: 1.0} if query == "zanzibar" else {},
+                similarities(dict(enumerate(cosines))),
+            ],
+            [TEXT_WEIGHT, VECTOR_WEIGHT],
+        )
+        by_id = {ep.episode_id: i for i, ep in enumerate(episodes)}
+        assert {by_id[e.episode_id]: e.score for e in hybrid} == pytest.approx(
+            {
+                i: blend(rel, episodes[i].importance_score, episodes[i].created_at.timestamp(), T0)
+                for i, rel in expected.items()
+            },
+            abs=1e-5,
+        )
+    finally:
+        await sqlite.close()
+
+
+async def test_a_vector_of_the_wrong_width_is_never_written(
+    store: PostgresStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """vector(256) holds 256 dimensions: a 384-dimensional vector (a provider configured for another width) leaves
+    the episode without a vector (logged), and a backfill of it is refused with a message naming the fix."""
+    project = uuid.uuid4()
+    wide = [1.0] * 384
+    ep = make_episode(project, "stored without its vector")
+    with caplog.at_level(logging.WARNING, logger="mcp_memory.stores.postgres"):
+        await store.add_episode(ep, wide, "wide@384")
+        scope = new_scope()
+        scope = scope.__class__(project, scope.agent_instance_id, scope.session_id)
+        await store.create_session(scope, None, {}, T0, EventRecord("spawn", T0, 0.0, "ok"))
+        ended = make_episode(project, "terminated without its vector", session_id=scope.session_id)
+        await store.record_terminate(scope, ended, wide, {}, EventRecord("terminate", T0, 0.0, "ok"), "wide@384")
+    assert sum("384 dimensions but the database stores 256" in r.getMessage() for r in caplog.records) == 2
+    for e in (ep, ended):
+        got = await store.get_episode(project, e.episode_id)
+        assert got is not None and not got.embedded
+    mine = {ep.episode_id, ended.episode_id}
+    assert {e.episode_id for e in await store.episodes_missing_embedding(1000)} >= mine
+    # The model's name went with the vector: no stale model recorded for a vector that is not there.
+    async with store._read() as conn:
+        models = (
+            await conn.execute(text("SELECT embedding_model FROM episodes WHERE project_id = :p"), {"p": project})
+        ).scalars()
+        assert list(models) == [None, None]
+    with pytest.raises(InvalidArgument, match=r"384 dimensions .* stores 256-dimensional vectors; .* new schema"):
+        await store.set_episode_embedding(project, ep.episode_id, wide, "wide@384")
+    got = await store.get_episode(project, ep.episode_id)
+    assert got is not None and not got.embedded
+    # A query vector of the wrong width: full text alone, no error.
+    found = await store.search_episodes(project, "stored vector", wide, EpisodeFilter(), 5, T0)
+    assert [e.episode_id for e in found][:1] == [ep.episode_id]
 
 
 async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore) -> None:

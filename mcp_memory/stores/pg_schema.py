@@ -131,7 +131,10 @@ def schema_problem(state: SchemaState, embedding_dimension: int, where: str) -> 
         return (
             f"the Postgres database {where} stores {state.embedding_dimension}-dimensional embeddings but "
             f"embedding_dimension is {embedding_dimension}; set MCP_MEMORY_EMBEDDING_DIMENSION="
-            f"{state.embedding_dimension} (and an embedding model of that size) or use another database"
+            f"{state.embedding_dimension} (and an embedding model of that size), or, to change the width, use a "
+            f"new database migrated with MCP_MEMORY_EMBEDDING_DIMENSION={embedding_dimension} (its vector column "
+            f"holds {state.embedding_dimension} dimensions only, so `mcp-memory reembed --all` cannot change it "
+            "in place)"
         )
     return None
 

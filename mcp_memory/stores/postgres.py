@@ -51,7 +51,16 @@ from mcp_memory.models import (
     SessionStatus,
     to_datetime,
 )
-from mcp_memory.ranking import IMPORTANCE_WEIGHT, MIN_COSINE, RECENCY_HALF_LIFE_DAYS, RECENCY_WEIGHT, normalize
+from mcp_memory.ranking import (
+    GOOD_COSINE,
+    IMPORTANCE_WEIGHT,
+    MIN_COSINE,
+    RECENCY_HALF_LIFE_DAYS,
+    RECENCY_WEIGHT,
+    TEXT_WEIGHT,
+    VECTOR_WEIGHT,
+    normalize,
+)
 from mcp_memory.stores.pg_schema import connect_args
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
@@ -670,6 +679,7 @@ class PostgresStore:
         embedding: Sequence[float] | None,
         result: Mapping[str, Any],
         event: EventRecord,
+        embedding_model: str | None = None,
     ) -> dict[str, Any]:
         async with self._write() as conn:
             row = (
@@ -684,7 +694,9 @@ class PostgresStore:
                 stored: dict[str, Any] = row.terminate_result or {}
                 return stored
             # Episode, session and event in one statement.
-            episode_sql, episode_params = self._episode_insert(episode, embedding) if episode else ("", {})
+            episode_sql, episode_params = (
+                self._episode_insert(episode, embedding, embedding_model) if episode else ("", {})
+            )
             await conn.execute(
                 text(
                     f"WITH {episode_sql + ', ' if episode_sql else ''}"
@@ -801,13 +813,18 @@ class PostgresStore:
             return None
         return vector_text(embedding)
 
-    def _episode_insert(self, ep: Episode, embedding: Sequence[float] | None) -> tuple[str, dict[str, Any]]:
-        """A CTE inserting the episode, and its parameters."""
+    def _episode_insert(
+        self, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """A CTE inserting the episode, and its parameters. The model's name is kept only with a vector (one of
+        the wrong width is not stored, see :meth:`_embedding_text`, and then neither is its model)."""
+        emb = self._embedding_text(embedding, f"the embedding of episode {ep.episode_id}")
         sql = (
             "ins_ep AS (INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, "
             "task_description, outcome, outcome_details, lessons_learned, importance_score, context_summary, "
-            "metadata, created_at, embedding) VALUES (:ep_id, :ep_p, :ep_a, :ep_s, :ep_tt, :ep_td, :ep_o, :ep_od, "
-            "CAST(:ep_ll AS jsonb), :ep_imp, :ep_cs, CAST(:ep_m AS jsonb), :ep_at, CAST(:ep_emb AS vector)))"
+            "metadata, created_at, embedding, embedding_model) VALUES (:ep_id, :ep_p, :ep_a, :ep_s, :ep_tt, :ep_td, "
+            ":ep_o, :ep_od, CAST(:ep_ll AS jsonb), :ep_imp, :ep_cs, CAST(:ep_m AS jsonb), :ep_at, "
+            "CAST(:ep_emb AS vector), CAST(:ep_model AS text)))"
         )
         return sql, {
             "ep_id": ep.episode_id,
@@ -823,11 +840,14 @@ class PostgresStore:
             "ep_cs": ep.context_summary,
             "ep_m": orjson.dumps(ep.metadata).decode(),
             "ep_at": ep.created_at,
-            "ep_emb": self._embedding_text(embedding, f"the embedding of episode {ep.episode_id}"),
+            "ep_emb": emb,
+            "ep_model": model if emb is not None else None,
         }
 
-    async def add_episode(self, episode: Episode, embedding: Sequence[float] | None) -> None:
-        sql, params = self._episode_insert(episode, embedding)
+    async def add_episode(
+        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
+    ) -> None:
+        sql, params = self._episode_insert(episode, embedding, embedding_model)
         async with self._one() as conn:
             await conn.execute(text(f"WITH {sql} SELECT 1"), params)
 
@@ -909,6 +929,7 @@ class PostgresStore:
         limit: int,
         now: float,
         mode: SearchMode = "hybrid",
+        embedding_model: str | None = None,
     ) -> list[ScoredEpisode]:
         pool = max(limit * 10, 50)
         tsq = ts_query(query) if mode != "vector" else None
@@ -930,7 +951,14 @@ class PostgresStore:
             params["tsq"] = tsq
         if qv is not None:
             params["qv"] = qv
-        sql = search_sql(extra, text_retriever=tsq is not None, vector_retriever=qv is not None)
+            if embedding_model is not None:
+                params["model"] = embedding_model
+        sql = search_sql(
+            extra,
+            text_retriever=tsq is not None,
+            vector_retriever=qv is not None,
+            same_model=qv is not None and embedding_model is not None,
+        )
         # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
         # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
         ef_search = min(HNSW_MAX_EF_SEARCH, max(vector_pool, MIN_EF_SEARCH) * (FILTERED_EF_FACTOR if extra else 1))
@@ -943,14 +971,17 @@ class PostgresStore:
                 rows = (await conn.execute(text(sql), params)).all()
         return [ScoredEpisode(**self._episode(r).model_dump(), score=round(r.score, 6)) for r in rows]
 
-    async def episodes_missing_embedding(self, limit: int) -> list[Episode]:
+    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
+        # Without a model: the partial index episodes_missing_embedding serves it (few rows, asked often by the
+        # background retry). With one (reembed --all, run by hand): a scan, as most rows may be stale then.
+        stale = "" if model is None else " OR e.embedding_model IS DISTINCT FROM :model"
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL "
+                    f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL{stale} "
                     "ORDER BY e.created_at, e.id LIMIT :limit"
                 ),
-                {"limit": limit},
+                {"limit": limit, **({"model": model} if model is not None else {})},
             )
             return [self._episode(r) for r in result]
 
@@ -958,21 +989,26 @@ class PostgresStore:
         self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
     ) -> bool:
         if len(embedding) != self.embedding_dimension:
+            # Never written: a vector(n) column holds n dimensions only (and Postgres would refuse it anyway).
             raise InvalidArgument(
-                f"the embedding has {len(embedding)} dimensions; this database stores {self.embedding_dimension}"
+                f"the embedding of {model} has {len(embedding)} dimensions but the Postgres schema of {self.where} "
+                f"stores {self.embedding_dimension}-dimensional vectors; vectors of another dimension need a new "
+                f"schema (a database migrated with MCP_MEMORY_EMBEDDING_DIMENSION={len(embedding)}), or a model "
+                f"of {self.embedding_dimension} dimensions"
             )
         async with self._one() as conn:
             result = await conn.execute(
                 text(
-                    "UPDATE episodes SET embedding = CAST(:emb AS vector), embedding_model = :model "
-                    "WHERE project_id = :p AND episode_id = :e AND embedding IS NULL"
+                    "UPDATE episodes SET embedding = CAST(:emb AS vector), embedding_model = CAST(:model AS text) "
+                    "WHERE project_id = :p AND episode_id = :e "
+                    "AND (embedding IS NULL OR embedding_model IS DISTINCT FROM CAST(:model AS text))"
                 ),
                 {"emb": vector_text(embedding), "model": model, "p": project_id, "e": episode_id},
             )
             return bool(result.rowcount)
 
 
-def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) -> str:
+def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool, same_model: bool = False) -> str:
     """The recall query: one statement that fuses full-text and vector scores, as :mod:`mcp_memory.ranking` does.
 
     - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by the sum over the query's
@@ -990,15 +1026,22 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
       selective filter (a small project among many, one agent, a recent ``since``) can leave fewer than
       ``:limit``: then, and only then, an exact scan of the filtered rows replaces them (cheap exactly because
       the filter is selective; B-trees on project with agent, task type or time find the rows). Cosines below
-      ``MIN_COSINE`` are dropped; the rest count as they are.
-    - Fusion: the average of the two scores over the retrievers that found anything, then scaled by
-      ``1 + 0.15 importance + 0.10 recency`` (30-day half-life), best first. Unlike a fusion of two ranked
-      lists (RRF, or ranking.py's ``fuse`` over two top-N lists), each candidate of either retriever is scored by
-      *both*: its text share and its cosine are computed for it, so an episode just outside one list's cut-off
-      is not scored as if it did not match there at all.
+      ``MIN_COSINE`` are dropped; each kept cosine is divided by the best one of the query, or by ``GOOD_COSINE``
+      if the best is lower (ranking.py's ``similarities``). ``same_model``: only vectors stored under the model
+      ``:model`` count (those of another model are on another scale, even at the same dimension).
+    - Fusion: ranking.py's ``fuse``: the weighted average (``TEXT_WEIGHT``, ``VECTOR_WEIGHT``) of the two scores
+      over the retrievers that found anything (a retriever with no hit for the query has no say, so its weight
+      leaves the denominator), then scaled by ``1 + 0.15 importance + 0.10 recency`` (30-day half-life), best
+      first. Each candidate of either retriever is scored by *both*: its text share and its cosine are computed
+      for it, so an episode just outside one list's cut-off (the HNSW pool, or the selective-word candidates) is
+      scored as what it is there, not as a zero. An episode the retriever would not find at all still scores 0
+      there, as in ``fuse``: no word of the query (``ts_rank_cd`` is 0), no vector of the query's model, or a
+      cosine below ``MIN_COSINE``. The scales are the retrievers' own: the best rank among the text hits, the best
+      cosine among the vector hits.
     Filters (``filters``, conditions on ``e``) apply inside each retriever, so the pool is of matching rows.
     """
     where = f"e.project_id = :p{filters}"
+    model = " AND e.embedding_model = :model" if same_model else ""
     ctes: list[str] = []
     parts: list[str] = []
     if text_retriever:
@@ -1038,36 +1081,41 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool) ->
         distance = "(e.embedding <=> CAST(:qv AS vector))"
         ctes.append(
             f"approx AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
-            f"WHERE {where} AND e.embedding IS NOT NULL ORDER BY e.embedding <=> CAST(:qv AS vector) LIMIT :vpool)"
+            f"WHERE {where}{model} AND e.embedding IS NOT NULL ORDER BY e.embedding <=> CAST(:qv AS vector) "
+            "LIMIT :vpool)"
         )
         ctes.append(
             f"exact AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
-            f"WHERE (SELECT count(*) FROM approx) < :limit AND {where} AND e.embedding IS NOT NULL "
+            f"WHERE (SELECT count(*) FROM approx) < :limit AND {where}{model} AND e.embedding IS NOT NULL "
             f"ORDER BY {distance} + 0 LIMIT :vpool)"
         )
         ctes.append(
             "vector_hits AS (SELECT id, d FROM exact UNION ALL "
             "SELECT id, d FROM approx WHERE NOT EXISTS (SELECT 1 FROM exact))"
         )
-        ctes.append(f"v AS (SELECT id, LEAST(1.0 - d, 1.0) AS s FROM vector_hits WHERE 1.0 - d >= {MIN_COSINE})")
+        ctes.append(f"kept AS (SELECT id, 1.0 - d AS cos FROM vector_hits WHERE 1.0 - d >= {MIN_COSINE})")
+        ctes.append(f"v AS (SELECT id, LEAST(cos / GREATEST(max(cos) OVER (), {GOOD_COSINE}), 1.0) AS s FROM kept)")
         parts.append("v")
     if len(parts) == 1:
+        # One retriever: the weighted average over it alone is its own score.
         ctes.append(f"fused AS (SELECT id, s AS rel FROM {parts[0]})")
     else:
         # Every candidate of either retriever gets both scores, computed for it: a text hit just outside the
         # vector pool still has its cosine, and the reverse (not a zero for being missed by the other list).
         cosine = "(1.0 - (e.embedding <=> CAST(:qv AS vector)))"
+        same = "e.embedding_model = :model AND " if same_model else ""
         ctes.append(
             "scored AS (SELECT e.id, "
             f"COALESCE(LEAST({_TEXT_RANK} "
             "/ NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) AS ts, "
-            f"CASE WHEN {cosine} >= {MIN_COSINE} THEN LEAST({cosine}, 1.0) ELSE 0.0 END AS vs "
+            f"CASE WHEN {same}{cosine} >= {MIN_COSINE} THEN "
+            f"LEAST({cosine} / GREATEST((SELECT max(cos) FROM kept), {GOOD_COSINE}), 1.0) ELSE 0.0 END AS vs "
             "FROM (SELECT id FROM t UNION SELECT id FROM v) AS cand JOIN episodes e ON e.id = cand.id)"
         )
-        has_t, has_v = "(EXISTS (SELECT 1 FROM t))::int", "(EXISTS (SELECT 1 FROM v))::int"
-        ctes.append(
-            f"fused AS (SELECT id, (ts * {has_t} + vs * {has_v}) / GREATEST({has_t} + {has_v}, 1) AS rel FROM scored)"
-        )
+        # Weights of the retrievers that found anything (0 for one that found nothing: it has no say).
+        wt = f"(CASE WHEN EXISTS (SELECT 1 FROM t) THEN {TEXT_WEIGHT} ELSE 0.0 END)"
+        wv = f"(CASE WHEN EXISTS (SELECT 1 FROM v) THEN {VECTOR_WEIGHT} ELSE 0.0 END)"
+        ctes.append(f"fused AS (SELECT id, (ts * {wt} + vs * {wv}) / GREATEST({wt} + {wv}, 1e-9) AS rel FROM scored)")
     recency = (
         "power(0.5, GREATEST(0.0, CAST(:now AS float8) - extract(epoch FROM e.created_at)::float8) "
         f"/ 86400.0 / {RECENCY_HALF_LIFE_DAYS})"
