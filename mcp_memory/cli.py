@@ -21,6 +21,7 @@ from pydantic_settings import SettingsError
 
 from mcp_memory import __version__
 from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
+from mcp_memory.embeddings import vector_dimension
 from mcp_memory.runtime import ConfigurationError, MemoryRuntime, check_settings
 
 logger = logging.getLogger("mcp_memory")
@@ -214,7 +215,7 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, An
             before, after = await migrate(
                 url,
                 revision=args.downgrade if downgrade else args.revision,
-                embedding_dimension=settings.embedding_dimension,
+                embedding_dimension=vector_dimension(settings),
                 downgrade=downgrade,
             )
     except (ValueError, CommandError) as exc:

@@ -472,6 +472,20 @@ def _local_from_settings(settings: Settings) -> SentenceTransformerEmbedding:
     )
 
 
+def vector_dimension(settings: Settings) -> int:
+    """The width of the vectors the configured provider makes, known without loading any model: what a store
+    with a fixed vector width (Postgres' ``vector(n)``) and ``mcp-memory migrate`` must use. The setting,
+    except for the bundled local model when the setting is left unset (that model makes 384)."""
+    local_default = settings.embedding_model in (None, DEFAULT_LOCAL_MODEL)
+    if (
+        settings.embedding_provider == "sentence-transformers"
+        and local_default
+        and "embedding_dimension" not in settings.model_fields_set
+    ):
+        return DEFAULT_LOCAL_DIMENSION
+    return settings.embedding_dimension
+
+
 def provider_from_settings(settings: Settings) -> EmbeddingProvider | None:
     """The provider the settings ask for, or None for full-text-only search.
 
@@ -506,4 +520,5 @@ __all__ = [
     "close_provider",
     "parse_retry_after",
     "provider_from_settings",
+    "vector_dimension",
 ]

@@ -45,6 +45,12 @@ class MemoryRuntime:
         self.working_store = build_working_store(self.settings, self.store)
         """The working store: Redis if configured, else the durable store itself."""
         self.embedder = embedder if embedder is not None else provider_from_settings(self.settings)
+        width = getattr(self.store, "embedding_dimension", None)
+        if self.embedder is not None and width is not None and width != self.embedder.dimension:
+            raise ConfigurationError(
+                f"the embedding provider {self.embedder.name} makes {self.embedder.dimension}-dimensional vectors "
+                f"but the store holds {width}; set MCP_MEMORY_EMBEDDING_DIMENSION={self.embedder.dimension}"
+            )
         self.working = WorkingMemory(self.working_store, self.settings, clock)
         self.episodic = EpisodicMemory(self.store, self.settings, self.embedder, clock)
         self.lifecycle = AgentLifecycleManager(

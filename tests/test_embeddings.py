@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mcp_memory.config import Settings
 from mcp_memory.embeddings import (
     DEFAULT_LOCAL_DIMENSION,
     EmbeddingError,
@@ -19,6 +20,7 @@ from mcp_memory.embeddings import (
     SentenceTransformerEmbedding,
     parse_retry_after,
     provider_from_settings,
+    vector_dimension,
 )
 from mcp_memory.runtime import ConfigurationError, MemoryRuntime
 from tests.embedding_api import FakeEmbeddingAPI, running_api
@@ -270,3 +272,19 @@ def test_local_model_by_name_honours_hf_hub_offline(monkeypatch: pytest.MonkeyPa
     assert SentenceTransformerEmbedding("org/some-model", dimension=8)._location() == ("org/some-model", True)
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert SentenceTransformerEmbedding("org/some-model", dimension=8)._location() == ("org/some-model", False)
+
+
+def test_the_vector_width_follows_the_provider_for_stores_that_fix_it() -> None:
+    """The bundled local model makes 384-wide vectors: a Postgres store (and `migrate`) must use that width
+    when the setting is left unset, or every episode would be stored without its vector."""
+    from mcp_memory.stores.postgres import PostgresStore
+
+    pg = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    local = Settings(database_url=pg, embedding_provider="sentence-transformers")
+    assert vector_dimension(local) == 384
+    assert PostgresStore.from_settings(local).embedding_dimension == 384
+    assert vector_dimension(Settings(embedding_provider="hash")) == 256
+    assert vector_dimension(Settings(embedding_provider="hash", embedding_dimension=64)) == 64
+    # A provider whose width differs from the store's is refused at start-up, with the setting to change.
+    with pytest.raises(ConfigurationError, match="MCP_MEMORY_EMBEDDING_DIMENSION=384"):
+        MemoryRuntime(Settings(database_url=pg, embedding_provider="hash"), embedder=HashEmbedding(384))

@@ -38,6 +38,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from mcp_memory.config import Settings, mask_url
+from mcp_memory.embeddings import vector_dimension
 from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import (
     CheckpointData,
@@ -182,7 +183,7 @@ class PostgresStore:
         """The store the settings describe (not started)."""
         return cls(
             settings.resolved_database_url(),
-            embedding_dimension=settings.embedding_dimension,
+            embedding_dimension=vector_dimension(settings),
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow,
             timeout_seconds=settings.database_timeout_seconds,
