@@ -100,6 +100,11 @@ class HttpSettings(BaseModel):
         description="Origin headers accepted besides the bind address ('https://app.example:*'); ['*']: no check.",
     )
     max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections (open SSE streams included) served at once; past it requests get 503 at once.",
+    )
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz: how long the stores may take.")
     metrics_require_token: bool = Field(
         default=True, description="/metrics needs a valid bearer token (any project) when tokens are configured."

@@ -367,6 +367,29 @@ async def test_slow_and_vanished_clients_do_not_hold_up_others(server: ServerPro
             sock.close()
 
 
+def test_connections_past_the_cap_get_503_at_once_and_the_server_recovers(tmp_path: Path) -> None:
+    """Many idle or slowloris clients cannot exhaust the process: past ``http.max_connections`` a new request
+    is answered 503 at once, and once they go, requests are served again."""
+    env = server_env(tmp_path / "memory.db", MCP_MEMORY_HTTP__MAX_CONNECTIONS="4")
+    with ServerProcess(env) as proc:
+        assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 200
+        idle = [_raw(proc.url)[0] for _ in range(4)]
+        try:
+            for sock in idle:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # half a request, never finished
+            time.sleep(0.3)
+            started = time.perf_counter()
+            assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 503
+            assert time.perf_counter() - started < 5
+        finally:
+            for sock in idle:
+                sock.close()
+        deadline = time.monotonic() + 10
+        while httpx.get(proc.url + "/healthz", timeout=10).status_code != 200:
+            assert time.monotonic() < deadline, "the server did not recover after the idle clients left"
+            time.sleep(0.1)
+
+
 # -- metrics ----------------------------------------------------------------------------------------------------
 async def test_metrics(server: ServerProcess) -> None:
     s = ids(PROJECT_A)

@@ -278,6 +278,8 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
         lifespan="on",
         # Open SSE streams must not hold a shutdown forever.
         timeout_graceful_shutdown=5,
+        # Many idle or slow clients cannot exhaust the process: past the cap uvicorn answers 503 at once.
+        limit_concurrency=http.max_connections,
         server_header=False,
     )
     hosts, _ = allowed_hosts_and_origins(http)
