@@ -4,7 +4,13 @@ The data set (tests/data/retrieval_set.json) holds 70 episodes of an agent team'
 migrations, bug fixes, research, customer support, incidents, ...), several of them near neighbours on one
 topic, and queries phrased as a later agent would ask: paraphrases and synonyms, not the episode's words
 ("client billed two times for the yearly plan" for "Customer was charged twice for an annual subscription").
-A second group names a rare term of the episode (a tool, an error, an identifier) as agents also do.
+A second group names a rare term of the episode (a tool, an error, an identifier) as agents also do. A third,
+the commonest kind of agent query, is a paraphrase that also carries one or two specific terms of the episode (a
+service, a tool, a version: "payments-api canary: what did we monitor apart from failures?"), mostly for episodes
+with near neighbours on the same topic. The issue's claim (hybrid finds the episode in the top 3 for at least 90%
+of the queries phrased differently from the episode text, and beats full text alone and vectors alone) is checked
+on the first and third groups together: it holds against full text; against vectors alone hybrid ties on top-3
+(see the last assertion), and the README says so.
 
 Everything goes through EpisodicMemory and the store port, embedded with all-MiniLM-L6-v2 from the bundled
 package; each durable adapter of tests/conftest.py runs it. ``pytest tests/test_retrieval.py -s`` prints
@@ -38,13 +44,20 @@ def test_the_data_set_is_what_the_test_claims() -> None:
     assert len(keys) >= 50 and len(set(keys)) == len(keys)
     assert len(DATA["queries"]) >= 20
     assert len({ep["task_type"] for ep in DATA["episodes"]}) >= 5
-    for query in DATA["queries"] + DATA["identifier_queries"]:
+    assert len(DATA["mixed_queries"]) >= 20
+    for query in DATA["queries"] + DATA["identifier_queries"] + DATA["mixed_queries"]:
         assert query["expected"] in keys
+    episodes = {ep["key"]: ep for ep in DATA["episodes"]}
+    for query in DATA["mixed_queries"]:  # each names one or two terms that the expected episode holds
+        ep = episodes[query["expected"]]
+        body = " ".join([ep["task_description"], ep["outcome_details"], *ep["lessons_learned"]]).lower()
+        assert 1 <= len(query["terms"]) <= 2
+        assert all(t.lower() in body and t.lower() in query["query"].lower() for t in query["terms"])
     assert all(ep["lessons_learned"] for ep in DATA["episodes"])
 
 
 async def _evaluate(
-    memory: EpisodicMemory, project: uuid.UUID, ids: dict[uuid.UUID, str], group: str
+    memory: EpisodicMemory, project: uuid.UUID, ids: dict[uuid.UUID, str], queries: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Per mode: share of queries with the right episode first (hit@1), in the top 3 (hit@3), and the mean
     reciprocal rank within the top 10 (MRR)."""
@@ -53,7 +66,7 @@ async def _evaluate(
         at1 = at3 = 0
         rr = 0.0
         misses = []
-        for query in DATA[group]:
+        for query in queries:
             found = [ids[s.episode_id] for s in await memory.search(project, query["query"], 10, mode=mode)]
             rank = found.index(query["expected"]) + 1 if query["expected"] in found else None
             at1 += rank == 1
@@ -61,7 +74,7 @@ async def _evaluate(
             rr += 1 / rank if rank else 0.0
             if rank is None or rank > 3:
                 misses.append((query["query"], query["expected"], found[:3]))
-        n = len(DATA[group])
+        n = len(queries)
         results[mode] = {"hit@3": at3 / n, "hit@1": at1 / n, "mrr": rr / n, "misses": misses}
     return results
 
@@ -94,26 +107,38 @@ async def test_hybrid_search_finds_the_episode_from_a_paraphrase(adapter: str, t
             # Before the first ANALYZE every word weighs the same (README: the numbers of both).
             async with store._write() as conn:
                 await conn.execute(sql_text("ANALYZE episodes"))
-        paraphrases = await _evaluate(memory, project, ids, "queries")
-        identifiers = await _evaluate(memory, project, ids, "identifier_queries")
+        groups = {
+            "paraphrased": DATA["queries"],
+            "naming a rare term": DATA["identifier_queries"],
+            "paraphrased + specific term": DATA["mixed_queries"],
+            "phrased differently (1st + 3rd)": DATA["queries"] + DATA["mixed_queries"],
+        }
+        results = {name: await _evaluate(memory, project, ids, queries) for name, queries in groups.items()}
     finally:
         await store.close()
 
     print(f"\nretrieval on {adapter}: {len(DATA['episodes'])} episodes, all-MiniLM-L6-v2")
     print("| queries | mode | top-3 hit rate | top-1 hit rate | MRR@10 |\n|---|---|---|---|---|")
-    for name, group, results in (
-        ("paraphrased", "queries", paraphrases),
-        ("naming a rare term", "identifier_queries", identifiers),
-    ):
+    for name, queries in groups.items():
         for mode in MODES:
-            r = results[mode]
-            print(f"| {name} ({len(DATA[group])}) | {mode} | {r['hit@3']:.3f} | {r['hit@1']:.3f} | {r['mrr']:.3f} |")
-    for mode in MODES:
-        for query, expected, top in paraphrases[mode]["misses"]:
-            print(f"  {mode} missed {expected!r} for {query!r}; top 3: {top}")
+            r = results[name][mode]
+            print(f"| {name} ({len(queries)}) | {mode} | {r['hit@3']:.3f} | {r['hit@1']:.3f} | {r['mrr']:.3f} |")
+    for name in ("paraphrased", "paraphrased + specific term"):
+        for mode in MODES:
+            for query, expected, top in results[name][mode]["misses"]:
+                print(f"  {name}: {mode} missed {expected!r} for {query!r}; top 3: {top}")
 
-    hybrid, text, vector = (paraphrases[m]["hit@3"] for m in MODES)
+    hybrid, text, vector = (results["paraphrased"][m]["hit@3"] for m in MODES)
     assert hybrid >= 0.9
     assert hybrid > text
     assert hybrid >= vector
-    assert identifiers["hybrid"]["hit@3"] >= 0.9
+    assert results["naming a rare term"]["hybrid"]["hit@3"] >= 0.9
+    assert results["paraphrased + specific term"]["hybrid"]["hit@3"] >= 0.9
+    # The issue's claim, on every query phrased differently from the episode text. Hybrid beats full text alone;
+    # against vectors alone it ties on top-3 on both adapters (measured: 93 of 94 each, the same paraphrase missed;
+    # with the specific term in the query the model alone already puts every mixed query's episode first), so
+    # this asserts no worse than vectors, not better.
+    hybrid, text, vector = (results["phrased differently (1st + 3rd)"][m]["hit@3"] for m in MODES)
+    assert hybrid >= 0.9
+    assert hybrid > text
+    assert hybrid >= vector
