@@ -74,6 +74,39 @@ def check_writable(scope: Scope, found: tuple[Any, Any] | None) -> None:
         )
 
 
+def keys_full(scope: Scope, limits: Limits) -> TooLarge:
+    """``set`` of a new key into a session at its key limit."""
+    return TooLarge(
+        f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; delete some before adding new ones"
+    )
+
+
+def restore_overflows(limits: Limits) -> TooLarge:
+    """``restore`` without clearing would leave more keys than the limit (and so restores nothing)."""
+    return TooLarge(f"restoring without clearing would exceed {limits.max_keys} keys per session; nothing was restored")
+
+
+def session_exists(scope: Scope, status: Any) -> Conflict:
+    """``create_session`` of a session that exists already (in ``status``)."""
+    return Conflict(
+        f"session '{scope.session_id}' exists already (status {status}); "
+        "use resume to continue it, or spawn a new session_id"
+    )
+
+
+def checkpoint_exists(checkpoint_id: str) -> Conflict:
+    """``record_pause`` with a checkpoint id the session has already."""
+    return Conflict(
+        f"checkpoint '{checkpoint_id}' exists already in this session; nothing was "
+        "overwritten (omit checkpoint_id to get a fresh one)"
+    )
+
+
+def candidate_pool(limit: int) -> int:
+    """How many full-text candidates ``search_episodes`` ranks for ``limit`` results (and SQLite's vector pool)."""
+    return max(limit * 10, 50)
+
+
 def checkpoint_selector(params: dict[str, Any], checkpoint_id: str | None) -> str:
     """The tail of a query on one session's checkpoints that picks ``checkpoint_id``, or the newest if None
     (adds its parameter to ``params``)."""
@@ -98,6 +131,16 @@ class Dialect:
     """Epoch seconds as a query parameter."""
     before_bound: str
     """The paging bound of :func:`list_checkpoints`: rows strictly older than ``(:b_at, :b_id)``."""
+
+    def terminated_result(self, scope: Scope, row: Any) -> dict[str, Any] | None:
+        """``record_terminate``'s look at the session's ``(status, terminate_result)`` row: ``NotFound`` if there is
+        none, the stored result if it is terminated already (the call is a replay), else None (go on)."""
+        if row is None:
+            raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
+        if row.status == SessionStatus.TERMINATED:
+            stored: dict[str, Any] = self.read_json(row.terminate_result) if row.terminate_result else {}
+            return stored
+        return None
 
     def session(self, row: Any) -> SessionInfo:
         return SessionInfo(

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mcp_memory.config import Settings, mask_url
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, Unavailable
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
@@ -48,7 +48,6 @@ from mcp_memory.models import (
     Scope,
     ScoredEpisode,
     SessionInfo,
-    SessionStatus,
     to_datetime,
 )
 from mcp_memory.ranking import (
@@ -71,9 +70,14 @@ from mcp_memory.stores._sql import (
     Dialect,
     ExpiryPurge,
     as_is,
+    candidate_pool,
     check_fits,
     check_writable,
+    checkpoint_exists,
     checkpoint_selector,
+    keys_full,
+    restore_overflows,
+    session_exists,
 )
 from mcp_memory.stores.pg_schema import connect_args
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
@@ -390,10 +394,7 @@ class PostgresStore(ExpiryPurge):
             pk = await self._lock_writable(conn, scope)
             params = {"pk": pk, "k": key, "v": item.value, "e": item.expires_at, "now": now, "max": limits.max_keys}
             if (await conn.execute(text(_SET_ITEM), params)).first() is None:
-                raise TooLarge(
-                    f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
-                    "delete some before adding new ones"
-                )
+                raise keys_full(scope, limits)
             await self._maybe_purge(conn, now)
 
     async def get(self, scope: Scope, key: str, now: float) -> Item | None:
@@ -461,10 +462,7 @@ class PostgresStore(ExpiryPurge):
                     )
                 ).scalar_one()
                 if live > limits.max_keys:
-                    raise TooLarge(
-                        f"restoring without clearing would exceed {limits.max_keys} keys per session; "
-                        "nothing was restored"
-                    )
+                    raise restore_overflows(limits)
             return len(arrays["keys"])
 
     async def clear(self, scope: Scope, now: float) -> int:
@@ -528,10 +526,7 @@ class PostgresStore(ExpiryPurge):
                 status = (
                     await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), _scope_params(scope))
                 ).scalar()
-                raise Conflict(
-                    f"session '{scope.session_id}' exists already (status {status}); "
-                    "use resume to continue it, or spawn a new session_id"
-                )
+                raise session_exists(scope, status)
         return self._session(row)
 
     _session = staticmethod(_DIALECT.session)
@@ -610,10 +605,7 @@ class PostgresStore(ExpiryPurge):
                     await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
                 ).first()
                 self._check_writable(scope, found)
-                raise Conflict(
-                    f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
-                    "overwritten (omit checkpoint_id to get a fresh one)"
-                )
+                raise checkpoint_exists(info.checkpoint_id)
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         async with self._one() as conn:
@@ -647,11 +639,10 @@ class PostgresStore(ExpiryPurge):
                     _scope_params(scope),
                 )
             ).first()
-            if row is None:
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
-            if row.status == SessionStatus.TERMINATED:
-                stored: dict[str, Any] = row.terminate_result or {}
+            stored = _DIALECT.terminated_result(scope, row)
+            if stored is not None:
                 return stored
+            assert row is not None
             # Episode, session and event in one statement.
             episode_sql, episode_params = (
                 self._episode_insert(episode, embedding, embedding_model) if episode else ("", {})
@@ -815,7 +806,7 @@ class PostgresStore(ExpiryPurge):
         mode: SearchMode = "hybrid",
         embedding_model: str | None = None,
     ) -> list[ScoredEpisode]:
-        pool = max(limit * 10, 50)
+        pool = candidate_pool(limit)
         tsq = ts_query(query) if mode != "vector" else None
         qv = (
             self._embedding_text(query_embedding, "the query embedding")

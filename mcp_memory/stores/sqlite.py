@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from mcp_memory.errors import Conflict, Internal, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.errors import Internal, MemoryServiceError, Unavailable
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
@@ -57,9 +57,14 @@ from mcp_memory.stores._sql import (
     Dialect,
     ExpiryPurge,
     as_is,
+    candidate_pool,
     check_fits,
     check_writable,
+    checkpoint_exists,
     checkpoint_selector,
+    keys_full,
+    restore_overflows,
+    session_exists,
 )
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
@@ -658,10 +663,7 @@ class SqliteStore(ExpiryPurge):
                 await self._maybe_purge(conn, now)
                 return
             await self._writable_session(conn, scope)  # raises NotFound / Conflict if that is why
-            raise TooLarge(
-                f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
-                "delete some before adding new ones"
-            )
+            raise keys_full(scope, limits)
 
     async def get(self, scope: Scope, key: str, now: float) -> Item | None:
         async with self._read() as conn:
@@ -717,10 +719,7 @@ class SqliteStore(ExpiryPurge):
                     f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}", {"pk": pk, "now": now}
                 ).fetchone()
                 if live > limits.max_keys:
-                    raise TooLarge(
-                        f"restoring without clearing would exceed {limits.max_keys} keys per session; "
-                        "nothing was restored"
-                    )
+                    raise restore_overflows(limits)
             return len(rows)
 
         return await self._write_direct(restore)
@@ -769,10 +768,7 @@ class SqliteStore(ExpiryPurge):
                         text("SELECT status FROM sessions WHERE id = " + SESSION_PK), _scope_params(scope)
                     )
                 ).scalar()
-                raise Conflict(
-                    f"session '{scope.session_id}' exists already (status {status}); "
-                    "use resume to continue it, or spawn a new session_id"
-                )
+                raise session_exists(scope, status)
             await self._insert_event(conn, pk, event)
         session = await self.get_session(scope)
         assert session is not None
@@ -830,10 +826,7 @@ class SqliteStore(ExpiryPurge):
             row = db.execute(_INSERT_CHECKPOINT, params).fetchone()
             if row is None:
                 _writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
-                raise Conflict(
-                    f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
-                    "overwritten (omit checkpoint_id to get a fresh one)"
-                )
+                raise checkpoint_exists(info.checkpoint_id)
             _set_status_sync(db, row[0], SessionStatus.PAUSED, event)
 
         await self._write_direct(pause)
@@ -860,11 +853,10 @@ class SqliteStore(ExpiryPurge):
                     _scope_params(scope),
                 )
             ).first()
-            if row is None:
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
-            if row.status == SessionStatus.TERMINATED:
-                stored: dict[str, Any] = json.loads(row.terminate_result or "{}")
+            stored = _DIALECT.terminated_result(scope, row)
+            if stored is not None:
                 return stored
+            assert row is not None
             if episode is not None:
                 await self._insert_episode(conn, episode, embedding, embedding_model)
             await conn.execute(
@@ -1025,7 +1017,7 @@ class SqliteStore(ExpiryPurge):
         mode: SearchMode = "hybrid",
         embedding_model: str | None = None,
     ) -> list[ScoredEpisode]:
-        pool = max(limit * 10, 50)
+        pool = candidate_pool(limit)
         extra, fparams = self._filter_clause(flt, prefix="e.")
         base = {"p": str(project_id), **fparams}
         text_scores: dict[str, float] = {}
