@@ -2,10 +2,11 @@
 
 Both keep the same tables with the same column names and select a session by the same scope, so the SQL text
 that reads them the same way lives here once, with the rows-to-models mapping, the key-limit check, the
-writability check and the checkpoint paging. What differs between the two is not the logic but how values
-cross the driver: SQLite stores UUIDs and JSON as TEXT and times as epoch seconds (REAL), while asyncpg hands
-back UUIDs, decoded JSONB and ``timestamptz`` datetimes. A :class:`Dialect` names those conversions (and the
-one piece of SQL that differs, the row-value comparison of the paging bound).
+writability check, the contract's error messages, the checkpoint paging, and (in :class:`SqlStore`, the base of
+both stores) the port methods whose SQL and steps are the same. What differs between the two is not the logic
+but how values cross the driver: SQLite stores UUIDs and JSON as TEXT and times as epoch seconds (REAL), while
+asyncpg hands back UUIDs, decoded JSONB and ``timestamptz`` datetimes. A :class:`Dialect` names those
+conversions (and the one piece of SQL that differs, the row-value comparison of the paging bound).
 
 Left in each adapter on purpose: the transaction models (SQLite's single writer with ``BEGIN IMMEDIATE`` and the
 direct one-hand-over transactions, Postgres's row locks and one-statement writes), and the SQL that only looks
@@ -15,8 +16,9 @@ alike but is dialect-specific (upserts, CTE writes, full text, vectors, key orde
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from sqlalchemy import text
@@ -24,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict, NotFound, TooLarge
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
-from mcp_memory.stores.ports import EpisodeFilter, Limits
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
 
 SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
 """Selects one session's row of ``sessions`` (parameters ``:p``, ``:a``, ``:s`` from the adapter's scope)."""
@@ -125,12 +127,22 @@ class Dialect:
     read_time: Callable[[Any], Any]
     """A time column's value as a datetime, None as None (SQLite: epoch seconds; Postgres: a ``timestamptz``
     already)."""
+    read_epoch: Callable[[Any], float]
+    """A time column's value as epoch seconds (SQLite: stored so; Postgres: from a ``timestamptz``)."""
     write_uuid: Callable[[UUID], Any]
     """A UUID as a query parameter."""
     write_time: Callable[[float], Any]
     """Epoch seconds as a query parameter."""
     before_bound: str
     """The paging bound of :func:`list_checkpoints`: rows strictly older than ``(:b_at, :b_id)``."""
+
+    def scope_params(self, scope: Scope) -> dict[str, Any]:
+        """The parameters of :data:`SCOPE`."""
+        return {
+            "p": self.write_uuid(scope.project_id),
+            "a": self.write_uuid(scope.agent_instance_id),
+            "s": scope.session_id,
+        }
 
     def terminated_result(self, scope: Scope, row: Any) -> dict[str, Any] | None:
         """``record_terminate``'s look at the session's ``(status, terminate_result)`` row: ``NotFound`` if there is
@@ -242,14 +254,46 @@ class Dialect:
         return [self.checkpoint_info(r) for r in result]
 
 
-class ExpiryPurge:
-    """Every ``purge_every`` writes, delete the working-memory rows whose TTL has passed (they are invisible
-    already; this keeps the table and the per-session key counts from growing with dead rows)."""
+class SqlStore:
+    """The port methods both SQL stores answer with the same SQL and the same steps; each store sets
+    ``_dialect`` and has its own ``_read`` (a connection for one read statement) and ``_set_sealed``."""
 
+    _dialect: ClassVar[Dialect]
     purge_every = 1000
+    """Every this many writes, the working-memory rows whose TTL has passed are deleted (see ``_maybe_purge``)."""
     _writes_since_purge = 0
 
+    if TYPE_CHECKING:
+
+        def _read(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        async def _set_sealed(self, scope: Scope, sealed: bool) -> None: ...
+
+    async def seal(self, scope: Scope) -> None:
+        await self._set_sealed(scope, True)
+
+    async def unseal(self, scope: Scope) -> None:
+        await self._set_sealed(scope, False)
+
+    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(text(GET_ITEM), {**self._dialect.scope_params(scope), "k": key, "now": now})
+            ).first()
+        return None if row is None else Item(row.value, row.expires_at)
+
+    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
+        d = self._dialect
+        async with self._read() as conn:
+            result = await conn.execute(text(LIST_EVENTS), {**d.scope_params(scope), "limit": limit})
+            return [
+                EventRecord(r.event_type, d.read_epoch(r.at), r.duration_ms, r.outcome, d.read_json(r.detail))
+                for r in result
+            ]
+
     async def _maybe_purge(self, conn: AsyncConnection, now: float) -> None:
+        """Delete the rows whose TTL has passed every ``purge_every`` writes (they are invisible already; this
+        keeps the table and the per-session key counts from growing with dead rows)."""
         self._writes_since_purge += 1
         if self._writes_since_purge >= self.purge_every:
             self._writes_since_purge = 0

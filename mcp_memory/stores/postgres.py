@@ -62,13 +62,11 @@ from mcp_memory.ranking import (
 )
 from mcp_memory.stores._sql import (
     CHECKPOINT_FIELDS,
-    GET_ITEM,
-    LIST_EVENTS,
     LIVE,
     SCOPE,
     SESSION_PK,
     Dialect,
-    ExpiryPurge,
+    SqlStore,
     as_is,
     candidate_pool,
     check_fits,
@@ -90,6 +88,7 @@ _CHECKPOINT_INFO_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 _DIALECT = Dialect(
     read_json=as_is,
     read_time=as_is,
+    read_epoch=datetime.timestamp,
     write_uuid=as_is,
     write_time=to_datetime,
     before_bound="AND (created_at, id) < (:b_at, :b_id)",
@@ -134,8 +133,7 @@ UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006"
 connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
 
 
-def _scope_params(scope: Scope) -> dict[str, Any]:
-    return {"p": scope.project_id, "a": scope.agent_instance_id, "s": scope.session_id}
+_scope_params = _DIALECT.scope_params
 
 
 def ts_query(query: str) -> str | None:
@@ -164,12 +162,10 @@ def _item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
     return {"keys": keys, "values": values, "expiries": expiries}
 
 
-def _epoch(value: datetime) -> float:
-    return value.timestamp()
-
-
-class PostgresStore(ExpiryPurge):
+class PostgresStore(SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
+
+    _dialect = _DIALECT
 
     def __init__(
         self,
@@ -376,12 +372,6 @@ class PostgresStore(ExpiryPurge):
                 await conn.execute(text(_UPSERT_ITEMS), {"pk": pk, **arrays})
             return len(arrays["keys"])
 
-    async def seal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, True)
-
-    async def unseal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, False)
-
     async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
         async with self._one() as conn:
             await conn.execute(
@@ -396,11 +386,6 @@ class PostgresStore(ExpiryPurge):
             if (await conn.execute(text(_SET_ITEM), params)).first() is None:
                 raise keys_full(scope, limits)
             await self._maybe_purge(conn, now)
-
-    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
-        async with self._read() as conn:
-            row = (await conn.execute(text(GET_ITEM), {**_scope_params(scope), "k": key, "now": now})).first()
-        return None if row is None else Item(row.value, row.expires_at)
 
     async def delete(self, scope: Scope, key: str, now: float) -> bool:
         # One statement: lock the session row, delete only if it is writable, report what it found.
@@ -556,11 +541,6 @@ class PostgresStore(ExpiryPurge):
                 ),
                 {**_scope_params(scope), **self._event_params(event)},
             )
-
-    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
-        async with self._read() as conn:
-            result = await conn.execute(text(LIST_EVENTS), {**_scope_params(scope), "limit": limit})
-            return [EventRecord(r.event_type, _epoch(r.at), r.duration_ms, r.outcome, r.detail) for r in result]
 
     # -- lifecycle transitions -------------------------------------------------------------------------
     async def record_pause(

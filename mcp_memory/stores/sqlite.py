@@ -49,13 +49,11 @@ from mcp_memory.models import (
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, normalize, relative, similarities
 from mcp_memory.stores._sql import (
     CHECKPOINT_FIELDS,
-    GET_ITEM,
-    LIST_EVENTS,
     LIVE,
     SCOPE,
     SESSION_PK,
     Dialect,
-    ExpiryPurge,
+    SqlStore,
     as_is,
     candidate_pool,
     check_fits,
@@ -182,14 +180,14 @@ _VECTOR_SCAN_LIMIT = 20_000
 _DIALECT = Dialect(
     read_json=json.loads,
     read_time=to_datetime,
+    read_epoch=as_is,
     write_uuid=str,
     write_time=as_is,
     before_bound="AND (created_at < :b_at OR (created_at = :b_at AND id < :b_id))",
 )
 
 
-def _scope_params(scope: Scope) -> dict[str, Any]:
-    return {"p": scope.project, "a": scope.agent, "s": scope.session_id}
+_scope_params = _DIALECT.scope_params
 
 
 def _fts_query(query: str) -> str | None:
@@ -379,8 +377,10 @@ class _WalCheckpointer:
                 db.close()
 
 
-class SqliteStore(ExpiryPurge):
+class SqliteStore(SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
+
+    _dialect = _DIALECT
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         """``synchronous``: SQLite's durability level. FULL (the default) makes every commit, so every
@@ -635,12 +635,6 @@ class SqliteStore(ExpiryPurge):
 
         return await self._write_direct(open_)
 
-    async def seal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, True)
-
-    async def unseal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, False)
-
     async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
         async with self._write() as conn:
             await conn.execute(
@@ -664,11 +658,6 @@ class SqliteStore(ExpiryPurge):
                 return
             await self._writable_session(conn, scope)  # raises NotFound / Conflict if that is why
             raise keys_full(scope, limits)
-
-    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
-        async with self._read() as conn:
-            row = (await conn.execute(text(GET_ITEM), {**_scope_params(scope), "k": key, "now": now})).first()
-        return None if row is None else Item(row.value, row.expires_at)
 
     async def delete(self, scope: Scope, key: str, now: float) -> bool:
         async with self._write() as conn:
@@ -799,11 +788,6 @@ class SqliteStore(ExpiryPurge):
             pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), _scope_params(scope))).scalar()
             if pk is not None:
                 await self._insert_event(conn, pk, event)
-
-    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
-        async with self._read() as conn:
-            result = await conn.execute(text(LIST_EVENTS), {**_scope_params(scope), "limit": limit})
-            return [EventRecord(r.event_type, r.at, r.duration_ms, r.outcome, json.loads(r.detail)) for r in result]
 
     # -- lifecycle transitions -------------------------------------------------------------------------
     async def record_pause(
