@@ -28,6 +28,16 @@ from pydantic_settings import (
 APP_NAME = "mcp-memory"
 
 
+def _split_list(value: object) -> object:
+    """A list setting given as text (an env var): a JSON list, or comma-separated items; other values as given."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
 class HookSettings(BaseModel):
     """Lifecycle hooks to load at start-up, each as ``package.module:function`` (an async callable)."""
 
@@ -40,12 +50,7 @@ class HookSettings(BaseModel):
     @field_validator("spawn", "pause", "resume", "terminate", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return _split_list(value)
 
 
 class TokenSettings(BaseModel):
@@ -116,12 +121,7 @@ class HttpSettings(BaseModel):
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return _split_list(value)
 
 
 def config_file_path() -> Path:

@@ -109,6 +109,39 @@ def new_scope(session_id: str = "s1") -> Scope:
     return Scope(uuid.uuid4(), uuid.uuid4(), session_id)
 
 
+async def statements_per_lifecycle_call(
+    rt: MemoryRuntime, statements: list[str], sizes: tuple[int, ...] = (10, 2000)
+) -> list[dict[str, int]]:
+    """For a session of each size (keys in its initial state): the SQL statements spawn, pause, resume and
+    terminate each send through the store's SQLAlchemy engine, noted in ``statements`` (which a caller may also
+    feed from elsewhere, e.g. the statements a store sends to its driver directly)."""
+    from sqlalchemy import event
+
+    engine = rt.store._require_engine().sync_engine  # type: ignore[attr-defined]
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    async def costs_for(n: int) -> dict[str, int]:
+        scope = new_scope(f"s{n}")
+        p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+        per_op: dict[str, int] = {}
+        statements.clear()
+        await rt.lifecycle.spawn(p, a, s, initial_state={f"k{i}": i for i in range(n)})
+        per_op["spawn"] = len(statements)
+        for op in ("pause", "resume", "terminate"):
+            statements.clear()
+            await getattr(rt.lifecycle, op)(p, a, s)
+            per_op[op] = len(statements)
+        return per_op
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        return [await costs_for(n) for n in sizes]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
 @pytest.fixture
 def scope() -> Scope:
     return new_scope()

@@ -24,7 +24,7 @@ from mcp_memory.server import create_server
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sqlite import SqliteStore
 from mcp_memory.working import WorkingMemory
-from tests.conftest import FakeClock, StorePair, new_scope
+from tests.conftest import FakeClock, StorePair, new_scope, statements_per_lifecycle_call
 
 pytestmark = pytest.mark.anyio
 
@@ -261,7 +261,7 @@ async def test_only_canonical_uuids(runtime: MemoryRuntime, value: str) -> None:
 
 async def test_a_session_mid_terminate_says_so(runtime: MemoryRuntime, scope: Scope) -> None:
     await runtime.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
-    await runtime.store.seal(scope)  # as if a terminate had been interrupted right after sealing
+    await runtime.working_store.seal(scope)  # as if a terminate had been interrupted right after sealing
     with pytest.raises(Conflict, match="call terminate again"):
         await runtime.working.set(scope, "k", 1)
     result = await runtime.lifecycle.terminate(scope.project_id, scope.agent_instance_id, scope.session_id)
@@ -318,15 +318,9 @@ async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
     """SPEC: the cost of pause and resume in round trips to the store does not grow with the number of keys.
     Counted here as SQL statements sent (an executemany is one), both those sent through SQLAlchemy and those
     the store's hot calls send to ``sqlite3`` directly on the connection's thread."""
-    from sqlalchemy import event
-
     from mcp_memory.stores import sqlite as sqlite_module
 
-    engine = runtime.store._require_engine().sync_engine
     statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
 
     class Counted:
         """A sqlite3 connection that notes each statement it is given."""
@@ -349,24 +343,7 @@ async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
         runner = getattr(sqlite_module, name)
         monkeypatch.setattr(sqlite_module, name, lambda db, fn, run=runner: run(Counted(db), fn))
 
-    async def costs_for(n: int) -> dict[str, int]:
-        scope = new_scope(f"s{n}")
-        p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
-        per_op: dict[str, int] = {}
-        statements.clear()
-        await runtime.lifecycle.spawn(p, a, s, initial_state={f"k{i}": i for i in range(n)})
-        per_op["spawn"] = len(statements)
-        for op in ("pause", "resume", "terminate"):
-            statements.clear()
-            await getattr(runtime.lifecycle, op)(p, a, s)
-            per_op[op] = len(statements)
-        return per_op
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        small, large = await costs_for(10), await costs_for(2000)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    small, large = await statements_per_lifecycle_call(runtime, statements)
     print("statements per call:", small)
     assert small == large, (small, large)
     assert small["pause"] <= 8 and small["resume"] <= 12, small

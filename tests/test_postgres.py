@@ -30,7 +30,7 @@ from mcp_memory.stores.ports import EpisodeFilter, EventRecord
 from mcp_memory.stores.postgres import PostgresStore, ts_query
 from mcp_memory.stores.sqlite import SqliteStore
 from tests import pg_servers
-from tests.conftest import FakeClock, new_scope
+from tests.conftest import FakeClock, new_scope, statements_per_lifecycle_call
 
 pytestmark = pytest.mark.anyio
 
@@ -438,33 +438,8 @@ async def test_whole_mcp_session_on_postgres(pg_settings: Settings) -> None:
 
 
 async def test_statements_per_lifecycle_call_do_not_grow_with_keys(pg_settings: Settings) -> None:
-    from sqlalchemy import event
-
     async with MemoryRuntime(pg_settings, clock=FakeClock()) as rt:
-        engine = rt.store._require_engine().sync_engine
-        statements: list[str] = []
-
-        def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            statements.append(statement)
-
-        async def costs_for(n: int) -> dict[str, int]:
-            scope = new_scope(f"s{n}")
-            p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
-            per_op: dict[str, int] = {}
-            statements.clear()
-            await rt.lifecycle.spawn(p, a, s, initial_state={f"k{i}": i for i in range(n)})
-            per_op["spawn"] = len(statements)
-            for op in ("pause", "resume", "terminate"):
-                statements.clear()
-                await getattr(rt.lifecycle, op)(p, a, s)
-                per_op[op] = len(statements)
-            return per_op
-
-        event.listen(engine, "before_cursor_execute", count)
-        try:
-            small, large = await costs_for(10), await costs_for(2000)
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
+        small, large = await statements_per_lifecycle_call(rt, [])
     assert small == large, (small, large)
     assert small["pause"] <= 4 and small["resume"] <= 6, small
 

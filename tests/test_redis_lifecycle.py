@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import inspect
 
-import pytest
-
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict
-from mcp_memory.models import Scope
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.redis import RedisWorkingStore
 from tests import test_hooks, test_lifecycle, test_mcp_session
 from tests.redis_servers import _redis_make_settings, _redis_prefix, _redis_settings  # noqa: F401
 from tests.test_edge_cases import (  # noqa: F401 - the ones not about SQLite itself
+    test_a_session_mid_terminate_says_so,
     test_checkpoint_resource_hides_keys_whose_ttl_passed,
     test_events_carry_duration_and_metadata,
     test_lone_surrogates_are_invalid_arguments,
@@ -44,12 +41,3 @@ def test_runtime_uses_redis(settings: Settings) -> None:
     rt = MemoryRuntime(settings)
     assert isinstance(rt.working_store, RedisWorkingStore)
     assert rt.working_store.durable is rt.store
-
-
-async def test_a_session_mid_terminate_says_so(runtime: MemoryRuntime, scope: Scope) -> None:
-    await runtime.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
-    await runtime.working_store.seal(scope)  # as if a terminate had been interrupted right after sealing
-    with pytest.raises(Conflict, match="call terminate again"):
-        await runtime.working.set(scope, "k", 1)
-    result = await runtime.lifecycle.terminate(scope.project_id, scope.agent_instance_id, scope.session_id)
-    assert result.data["episode_id"] is not None

@@ -39,17 +39,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mcp_memory.config import Settings, mask_url
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, Unavailable
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
     Episode,
     Item,
-    Outcome,
     Scope,
     ScoredEpisode,
     SessionInfo,
-    SessionStatus,
     to_datetime,
 )
 from mcp_memory.ranking import (
@@ -62,17 +60,39 @@ from mcp_memory.ranking import (
     VECTOR_WEIGHT,
     normalize,
 )
+from mcp_memory.stores._sql import (
+    CHECKPOINT_FIELDS,
+    LIVE,
+    SCOPE,
+    SESSION_PK,
+    Dialect,
+    SqlStore,
+    as_is,
+    candidate_pool,
+    check_fits,
+    check_writable,
+    checkpoint_exists,
+    checkpoint_selector,
+    keys_full,
+    restore_overflows,
+    session_exists,
+)
 from mcp_memory.stores.pg_schema import connect_args
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
 logger = logging.getLogger(__name__)
 
-_SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
-_SESSION_PK = f"(SELECT id FROM sessions WHERE {_SCOPE})"
-_LIVE = "(expires_at IS NULL OR expires_at > :now)"
-_NEWEST_FIRST = "created_at DESC, id DESC"
 _WRITABLE = "NOT sealed AND status <> 'terminated'"
-_CHECKPOINT_INFO = "checkpoint_id, created_at, keys_count, bytes, label, content_hash, metadata"
+_CHECKPOINT_INFO = ", ".join(CHECKPOINT_FIELDS)
+_CHECKPOINT_INFO_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
+_DIALECT = Dialect(
+    read_json=as_is,
+    read_time=as_is,
+    read_epoch=datetime.timestamp,
+    write_uuid=as_is,
+    write_time=to_datetime,
+    before_bound="AND (created_at, id) < (:b_at, :b_id)",
+)
 _EPISODE_COLUMNS = (
     "e.episode_id, e.project_id, e.agent_instance_id, e.session_id, e.task_type, e.task_description, e.outcome, "
     "e.outcome_details, e.lessons_learned, e.importance_score, e.context_summary, e.metadata, e.created_at, "
@@ -87,8 +107,8 @@ ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at =
 _SET_ITEM = f"""
 INSERT INTO working_items (session_pk, key, value, expires_at)
 SELECT CAST(:pk AS bigint), CAST(:k AS text), CAST(:v AS text), CAST(:e AS float8)
-WHERE EXISTS (SELECT 1 FROM working_items WHERE session_pk = :pk AND key = :k AND {_LIVE})
-   OR (SELECT count(*) FROM working_items WHERE session_pk = :pk AND {_LIVE}) < :max
+WHERE EXISTS (SELECT 1 FROM working_items WHERE session_pk = :pk AND key = :k AND {LIVE})
+   OR (SELECT count(*) FROM working_items WHERE session_pk = :pk AND {LIVE}) < :max
 ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 RETURNING 1
 """
@@ -113,8 +133,7 @@ UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006"
 connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
 
 
-def _scope_params(scope: Scope) -> dict[str, Any]:
-    return {"p": scope.project_id, "a": scope.agent_instance_id, "s": scope.session_id}
+_scope_params = _DIALECT.scope_params
 
 
 def ts_query(query: str) -> str | None:
@@ -131,12 +150,6 @@ def vector_text(vector: Sequence[float]) -> str:
     return "[" + ",".join(map(str, normalize(vector))) + "]"
 
 
-def _check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
-    live = sum(1 for it in items.values() if it.expires_at is None or it.expires_at > now)
-    if live > limits.max_keys:
-        raise TooLarge(f"{live} keys exceed the limit of {limits.max_keys} keys per session")
-
-
 def _item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
     keys: list[str] = []
     values: list[str] = []
@@ -149,16 +162,10 @@ def _item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
     return {"keys": keys, "values": values, "expiries": expiries}
 
 
-def _uuid(value: Any) -> UUID:
-    return value if type(value) is UUID else UUID(str(value))
-
-
-def _epoch(value: datetime) -> float:
-    return value.timestamp()
-
-
-class PostgresStore:
+class PostgresStore(SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
+
+    _dialect = _DIALECT
 
     def __init__(
         self,
@@ -175,8 +182,6 @@ class PostgresStore:
         self._max_overflow = max_overflow
         self._timeout = timeout_seconds
         self._engine: AsyncEngine | None = None
-        self.purge_every = 1000
-        self._writes_since_purge = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresStore:
@@ -345,7 +350,7 @@ class PostgresStore:
         """Lock the session's row for this transaction and check it accepts writes; its pk."""
         row = (
             await conn.execute(
-                text(f"SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE"),
+                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE"),
                 _scope_params(scope),
             )
         ).first()
@@ -355,28 +360,11 @@ class PostgresStore:
 
     @staticmethod
     def _check_writable(scope: Scope, row: Any) -> None:
-        if row is None:
-            raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
-        if row.status == SessionStatus.TERMINATED:
-            raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
-        if row.sealed:
-            raise Conflict(
-                f"session '{scope.session_id}' is being terminated and accepts no writes "
-                "(if a terminate was interrupted, call terminate again to finish it)"
-            )
-
-    async def _maybe_purge(self, conn: AsyncConnection, now: float) -> None:
-        """Every ``purge_every`` writes, delete working-memory rows whose TTL has passed (invisible already)."""
-        self._writes_since_purge += 1
-        if self._writes_since_purge >= self.purge_every:
-            self._writes_since_purge = 0
-            await conn.execute(
-                text("DELETE FROM working_items WHERE expires_at IS NOT NULL AND expires_at <= :now"), {"now": now}
-            )
+        check_writable(scope, None if row is None else (row.status, row.sealed))
 
     # -- working store ---------------------------------------------------------------------------------
     async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
-        _check_fits(items, now, limits)
+        check_fits(items, now, limits)
         async with self._write() as conn:
             pk = await self._lock_writable(conn, scope)
             arrays = _item_arrays(items, now)
@@ -384,16 +372,10 @@ class PostgresStore:
                 await conn.execute(text(_UPSERT_ITEMS), {"pk": pk, **arrays})
             return len(arrays["keys"])
 
-    async def seal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, True)
-
-    async def unseal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, False)
-
     async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
         async with self._one() as conn:
             await conn.execute(
-                text(f"UPDATE sessions SET sealed = :sealed WHERE {_SCOPE} AND status <> 'terminated'"),
+                text(f"UPDATE sessions SET sealed = :sealed WHERE {SCOPE} AND status <> 'terminated'"),
                 {**_scope_params(scope), "sealed": sealed},
             )
 
@@ -402,24 +384,8 @@ class PostgresStore:
             pk = await self._lock_writable(conn, scope)
             params = {"pk": pk, "k": key, "v": item.value, "e": item.expires_at, "now": now, "max": limits.max_keys}
             if (await conn.execute(text(_SET_ITEM), params)).first() is None:
-                raise TooLarge(
-                    f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
-                    "delete some before adding new ones"
-                )
+                raise keys_full(scope, limits)
             await self._maybe_purge(conn, now)
-
-    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        f"SELECT value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
-                        f"AND key = :k AND {_LIVE}"
-                    ),
-                    {**_scope_params(scope), "k": key, "now": now},
-                )
-            ).first()
-        return None if row is None else Item(row.value, row.expires_at)
 
     async def delete(self, scope: Scope, key: str, now: float) -> bool:
         # One statement: lock the session row, delete only if it is writable, report what it found.
@@ -427,7 +393,7 @@ class PostgresStore:
             row = (
                 await conn.execute(
                     text(
-                        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE), "
+                        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE), "
                         "d AS (DELETE FROM working_items w USING s WHERE w.session_pk = s.id AND w.key = :k "
                         f"AND NOT s.sealed AND s.status <> 'terminated' RETURNING w.expires_at) "
                         "SELECT s.status, s.sealed, "
@@ -445,7 +411,7 @@ class PostgresStore:
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    f"SELECT key FROM working_items WHERE session_pk = {_SESSION_PK} AND {_LIVE} "
+                    f"SELECT key FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} "
                     'AND left(key, :n) = :prefix ORDER BY key COLLATE "C"'
                 ),
                 {**_scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix},
@@ -456,8 +422,8 @@ class PostgresStore:
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
-                    f'AND {_LIVE} ORDER BY key COLLATE "C"'
+                    f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} "
+                    f'AND {LIVE} ORDER BY key COLLATE "C"'
                 ),
                 {**_scope_params(scope), "now": now},
             )
@@ -465,7 +431,7 @@ class PostgresStore:
 
     async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
         if clear:
-            _check_fits(items, now, limits)
+            check_fits(items, now, limits)
         arrays = _item_arrays(items, now)
         async with self._write() as conn:
             pk = await self._lock_writable(conn, scope)
@@ -476,15 +442,12 @@ class PostgresStore:
             if not clear:
                 live = (
                     await conn.execute(
-                        text(f"SELECT count(*) FROM working_items WHERE session_pk = :pk AND {_LIVE}"),
+                        text(f"SELECT count(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"),
                         {"pk": pk, "now": now},
                     )
                 ).scalar_one()
                 if live > limits.max_keys:
-                    raise TooLarge(
-                        f"restoring without clearing would exceed {limits.max_keys} keys per session; "
-                        "nothing was restored"
-                    )
+                    raise restore_overflows(limits)
             return len(arrays["keys"])
 
     async def clear(self, scope: Scope, now: float) -> int:
@@ -492,8 +455,8 @@ class PostgresStore:
             live = (
                 await conn.execute(
                     text(
-                        f"WITH d AS (DELETE FROM working_items WHERE session_pk = {_SESSION_PK} RETURNING expires_at) "
-                        f"SELECT count(*) FROM d WHERE {_LIVE}"
+                        f"WITH d AS (DELETE FROM working_items WHERE session_pk = {SESSION_PK} RETURNING expires_at) "
+                        f"SELECT count(*) FROM d WHERE {LIVE}"
                     ),
                     {**_scope_params(scope), "now": now},
                 )
@@ -546,35 +509,18 @@ class PostgresStore:
             ).first()
             if row is None:
                 status = (
-                    await conn.execute(text(f"SELECT status FROM sessions WHERE {_SCOPE}"), _scope_params(scope))
+                    await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), _scope_params(scope))
                 ).scalar()
-                raise Conflict(
-                    f"session '{scope.session_id}' exists already (status {status}); "
-                    "use resume to continue it, or spawn a new session_id"
-                )
+                raise session_exists(scope, status)
         return self._session(row)
 
-    @staticmethod
-    def _session(row: Any) -> SessionInfo:
-        return SessionInfo(
-            project_id=_uuid(row.project_id),
-            agent_instance_id=_uuid(row.agent_instance_id),
-            session_id=row.session_id,
-            agent_type_id=_uuid(row.agent_type_id) if row.agent_type_id else None,
-            status=SessionStatus(row.status),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            metadata=row.metadata,
-            episode_id=_uuid(row.episode_id) if row.episode_id else None,
-            terminated_at=row.terminated_at,
-            terminate_result=row.terminate_result,
-        )
+    _session = staticmethod(_DIALECT.session)
 
     async def discard_session(self, scope: Scope) -> None:
         async with self._one() as conn:
             await conn.execute(
                 text(
-                    f"WITH s AS (DELETE FROM sessions WHERE {_SCOPE} "
+                    f"WITH s AS (DELETE FROM sessions WHERE {SCOPE} "
                     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
                     "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
                 ),
@@ -583,7 +529,7 @@ class PostgresStore:
 
     async def get_session(self, scope: Scope) -> SessionInfo | None:
         async with self._read() as conn:
-            row = (await conn.execute(text(f"SELECT * FROM sessions WHERE {_SCOPE}"), _scope_params(scope))).first()
+            row = (await conn.execute(text(f"SELECT * FROM sessions WHERE {SCOPE}"), _scope_params(scope))).first()
         return None if row is None else self._session(row)
 
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
@@ -591,21 +537,10 @@ class PostgresStore:
             await conn.execute(
                 text(
                     f"INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} "
-                    f"FROM sessions WHERE {_SCOPE}"
+                    f"FROM sessions WHERE {SCOPE}"
                 ),
                 {**_scope_params(scope), **self._event_params(event)},
             )
-
-    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    "SELECT event_type, at, duration_ms, outcome, detail FROM events "
-                    f"WHERE session_pk = {_SESSION_PK} ORDER BY id LIMIT :limit"
-                ),
-                {**_scope_params(scope), "limit": limit},
-            )
-            return [EventRecord(r.event_type, _epoch(r.at), r.duration_ms, r.outcome, r.detail) for r in result]
 
     # -- lifecycle transitions -------------------------------------------------------------------------
     async def record_pause(
@@ -618,7 +553,7 @@ class PostgresStore:
             row = (
                 await conn.execute(
                     text(
-                        f"WITH s AS (SELECT id FROM sessions WHERE {_SCOPE} AND {_WRITABLE} FOR NO KEY UPDATE), "
+                        f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {_WRITABLE} FOR NO KEY UPDATE), "
                         "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
                         "label, content_hash, metadata, state, state_bytes) SELECT s.id, CAST(:cid AS text), "
                         "CAST(:at AS timestamptz), CAST(:n AS integer), CAST(:b AS bigint), CAST(:label AS text), "
@@ -647,22 +582,17 @@ class PostgresStore:
             ).first()
             if row is None:
                 found = (
-                    await conn.execute(
-                        text(f"SELECT status, sealed FROM sessions WHERE {_SCOPE}"), _scope_params(scope)
-                    )
+                    await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
                 ).first()
                 self._check_writable(scope, found)
-                raise Conflict(
-                    f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
-                    "overwritten (omit checkpoint_id to get a fresh one)"
-                )
+                raise checkpoint_exists(info.checkpoint_id)
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         async with self._one() as conn:
             row = (
                 await conn.execute(
                     text(
-                        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE), "
+                        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE), "
                         f"upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at FROM s "
                         f"WHERE sessions.id = s.id AND NOT s.sealed AND s.status <> 'terminated' RETURNING s.id), "
                         f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM upd) "
@@ -685,15 +615,14 @@ class PostgresStore:
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {_SCOPE} FOR UPDATE"),
+                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {SCOPE} FOR UPDATE"),
                     _scope_params(scope),
                 )
             ).first()
-            if row is None:
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
-            if row.status == SessionStatus.TERMINATED:
-                stored: dict[str, Any] = row.terminate_result or {}
+            stored = _DIALECT.terminated_result(scope, row)
+            if stored is not None:
                 return stored
+            assert row is not None
             # Episode, session and event in one statement.
             episode_sql, episode_params = (
                 self._episode_insert(episode, embedding, embedding_model) if episode else ("", {})
@@ -716,29 +645,15 @@ class PostgresStore:
             return dict(result)
 
     # -- checkpoints -----------------------------------------------------------------------------------
-    @staticmethod
-    def _checkpoint_info(row: Any) -> CheckpointInfo:
-        return CheckpointInfo(
-            checkpoint_id=row.checkpoint_id,
-            created_at=row.created_at,
-            keys_count=row.keys_count,
-            bytes=row.bytes,
-            label=row.label,
-            content_hash=row.content_hash,
-            metadata=row.metadata,
-        )
+    _checkpoint_info = staticmethod(_DIALECT.checkpoint_info)
 
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
         params = _scope_params(scope)
-        if checkpoint_id is None:
-            where = f"ORDER BY {_NEWEST_FIRST} LIMIT 1"
-        else:
-            where = "AND checkpoint_id = :cid"
-            params["cid"] = checkpoint_id
+        where = checkpoint_selector(params, checkpoint_id)
         async with self._read() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT {_CHECKPOINT_INFO}, state FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"),
+                    text(f"SELECT {_CHECKPOINT_INFO}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"),
                     params,
                 )
             ).first()
@@ -748,32 +663,9 @@ class PostgresStore:
         return CheckpointData(self._checkpoint_info(row), items)
 
     async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
-        params: dict[str, Any] = {**_scope_params(scope), "limit": limit}
+        # Autocommit: two snapshots, which is enough as checkpoints are never changed or deleted.
         async with self._read() as conn:
-            bound = ""
-            if before is not None:
-                # Checkpoints are never changed or deleted, so the bound read first stays valid for the list.
-                row = (
-                    await conn.execute(
-                        text(
-                            f"SELECT id, created_at FROM checkpoints WHERE session_pk = {_SESSION_PK} "
-                            "AND checkpoint_id = :b"
-                        ),
-                        {**params, "b": before},
-                    )
-                ).first()
-                if row is None:
-                    raise NotFound(f"checkpoint '{before}' (given as before) does not exist for this session")
-                bound = "AND (created_at, id) < (:b_at, :b_id)"
-                params.update(b_at=row.created_at, b_id=row.id)
-            result = await conn.execute(
-                text(
-                    f"SELECT {_CHECKPOINT_INFO} FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
-                    f"ORDER BY {_NEWEST_FIRST} LIMIT :limit"
-                ),
-                params,
-            )
-            return [self._checkpoint_info(r) for r in result]
+            return await _DIALECT.list_checkpoints(conn, _scope_params(scope), _CHECKPOINT_INFO, limit, before)
 
     async def recent_checkpoints(
         self, projects: Sequence[UUID] | None, limit: int
@@ -784,20 +676,13 @@ class PostgresStore:
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    "SELECT c.checkpoint_id, c.created_at, c.keys_count, c.bytes, c.label, c.content_hash, "
-                    "c.metadata, s.project_id, s.agent_instance_id, s.session_id FROM checkpoints c "
+                    f"SELECT {_CHECKPOINT_INFO_C}, s.project_id, s.agent_instance_id, s.session_id FROM checkpoints c "
                     f"JOIN sessions s ON s.id = c.session_pk {where} ORDER BY c.created_at DESC, c.id DESC "
                     "LIMIT :limit"
                 ),
                 {"limit": limit, **({"projects": [str(p) for p in projects]} if projects is not None else {})},
             )
-            return [
-                (
-                    Scope(_uuid(r.project_id), _uuid(r.agent_instance_id), r.session_id),
-                    self._checkpoint_info(r),
-                )
-                for r in result
-            ]
+            return [_DIALECT.scoped_checkpoint(r) for r in result]
 
     # -- episodes --------------------------------------------------------------------------------------
     def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
@@ -854,22 +739,7 @@ class PostgresStore:
 
     @staticmethod
     def _episode(row: Any) -> Episode:
-        return Episode(
-            episode_id=_uuid(row.episode_id),
-            project_id=_uuid(row.project_id),
-            agent_instance_id=_uuid(row.agent_instance_id),
-            session_id=row.session_id,
-            task_type=row.task_type,
-            task_description=row.task_description,
-            outcome=Outcome(row.outcome),
-            outcome_details=row.outcome_details,
-            lessons_learned=row.lessons_learned,
-            importance_score=row.importance_score,
-            context_summary=row.context_summary,
-            metadata=row.metadata,
-            created_at=row.created_at,
-            embedded=row.embedded,
-        )
+        return _DIALECT.episode(row, embedded=row.embedded)
 
     async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
         async with self._read() as conn:
@@ -884,23 +754,7 @@ class PostgresStore:
     @staticmethod
     def _filter_clause(flt: EpisodeFilter | None) -> tuple[str, dict[str, Any]]:
         """SQL conditions (on alias ``e``) for the filters, each starting with AND, and their parameters."""
-        if flt is None:
-            return "", {}
-        parts: list[str] = []
-        params: dict[str, Any] = {}
-        if flt.outcome is not None:
-            parts.append("e.outcome = :f_outcome")
-            params["f_outcome"] = flt.outcome.value
-        if flt.task_type is not None:
-            parts.append("e.task_type = :f_task_type")
-            params["f_task_type"] = flt.task_type
-        if flt.agent_instance_id is not None:
-            parts.append("e.agent_instance_id = :f_agent")
-            params["f_agent"] = flt.agent_instance_id
-        if flt.since is not None:
-            parts.append("e.created_at >= :f_since")
-            params["f_since"] = to_datetime(flt.since)
-        return "".join(f" AND {p}" for p in parts), params
+        return _DIALECT.filter_clause(flt, prefix="e.")
 
     async def recent_episodes(
         self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
@@ -932,7 +786,7 @@ class PostgresStore:
         mode: SearchMode = "hybrid",
         embedding_model: str | None = None,
     ) -> list[ScoredEpisode]:
-        pool = max(limit * 10, 50)
+        pool = candidate_pool(limit)
         tsq = ts_query(query) if mode != "vector" else None
         qv = (
             self._embedding_text(query_embedding, "the query embedding")

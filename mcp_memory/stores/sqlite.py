@@ -34,13 +34,12 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from mcp_memory.errors import Conflict, Internal, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.errors import Internal, MemoryServiceError, Unavailable
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
     Episode,
     Item,
-    Outcome,
     Scope,
     ScoredEpisode,
     SessionInfo,
@@ -48,6 +47,23 @@ from mcp_memory.models import (
     to_datetime,
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, normalize, relative, similarities
+from mcp_memory.stores._sql import (
+    CHECKPOINT_FIELDS,
+    LIVE,
+    SCOPE,
+    SESSION_PK,
+    Dialect,
+    SqlStore,
+    as_is,
+    candidate_pool,
+    check_fits,
+    check_writable,
+    checkpoint_exists,
+    checkpoint_selector,
+    keys_full,
+    restore_overflows,
+    session_exists,
+)
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -134,15 +150,8 @@ _SCHEMA = [
     )""",
 ]
 
-_SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
-"""Selects one session's row of ``sessions`` (parameters from ``_scope_params``)."""
-_SESSION_PK = f"(SELECT id FROM sessions WHERE {_SCOPE})"
-_LIVE = "(expires_at IS NULL OR expires_at > :now)"
-# "Newest" is the latest snapshot, not the latest commit: two processes sharing the file may commit their
-# pauses in the other order than they took their snapshots.
-_NEWEST_FIRST = "created_at DESC, id DESC"
-# A checkpoint's description: every column but its state (listings never read the states).
-_CHECKPOINT_FIELDS = ("id", "checkpoint_id", "created_at", "keys_count", "bytes", "label", "content_hash", "metadata")
+# A checkpoint's description and its key (the paging bound): every column but its state.
+_CHECKPOINT_FIELDS = ("id", *CHECKPOINT_FIELDS)
 _CheckpointRow = namedtuple("_CheckpointRow", _CHECKPOINT_FIELDS)  # type: ignore[misc]
 _CHECKPOINT_COLUMNS = ", ".join(_CHECKPOINT_FIELDS)
 _CHECKPOINT_COLUMNS_C = ", ".join(f"c.{f}" for f in _CHECKPOINT_FIELDS)
@@ -159,8 +168,8 @@ _SET_SQL = f"""
 INSERT INTO working_items (session_pk, key, value, expires_at)
 SELECT s.id, :k, :v, :e FROM sessions s
 WHERE {_WRITABLE_SESSION}
-  AND (EXISTS (SELECT 1 FROM working_items WHERE session_pk = s.id AND key = :k AND {_LIVE})
-       OR (SELECT COUNT(*) FROM working_items WHERE session_pk = s.id AND {_LIVE}) < :max)
+  AND (EXISTS (SELECT 1 FROM working_items WHERE session_pk = s.id AND key = :k AND {LIVE})
+       OR (SELECT COUNT(*) FROM working_items WHERE session_pk = s.id AND {LIVE}) < :max)
 ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 RETURNING 1
 """
@@ -168,10 +177,17 @@ RETURNING 1
 _BM25 = "bm25(episodes_fts, 1.0, 4.0, 1.5, 3.0, 0.5)"
 _FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
 _VECTOR_SCAN_LIMIT = 20_000
+_DIALECT = Dialect(
+    read_json=json.loads,
+    read_time=to_datetime,
+    read_epoch=as_is,
+    write_uuid=str,
+    write_time=as_is,
+    before_bound="AND (created_at < :b_at OR (created_at = :b_at AND id < :b_id))",
+)
 
 
-def _scope_params(scope: Scope) -> dict[str, Any]:
-    return {"p": scope.project, "a": scope.agent, "s": scope.session_id}
+_scope_params = _DIALECT.scope_params
 
 
 def _fts_query(query: str) -> str | None:
@@ -180,13 +196,6 @@ def _fts_query(query: str) -> str | None:
     if not tokens:
         return None
     return " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens))
-
-
-def _check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
-    """A whole new state must fit the key limit; items already expired do not count (they are skipped)."""
-    live = sum(1 for it in items.values() if it.expires_at is None or it.expires_at > now)
-    if live > limits.max_keys:
-        raise TooLarge(f"{live} keys exceed the limit of {limits.max_keys} keys per session")
 
 
 def _top_cosines(rows: list[tuple[str, bytes]], query: list[float], top: int) -> dict[str, float]:
@@ -246,21 +255,13 @@ async def _migrate_1_to_2(conn: AsyncConnection) -> None:
 def _writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
     """A session's primary key from its ``(id, status, sealed)`` row, or the error that says why it takes no
     writes."""
-    if row is None:
-        raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
-    pk, status, sealed = row
-    if status == SessionStatus.TERMINATED:
-        raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
-    if sealed:
-        raise Conflict(
-            f"session '{scope.session_id}' is being terminated and accepts no writes "
-            "(if a terminate was interrupted, call terminate again to finish it)"
-        )
-    return int(pk)
+    check_writable(scope, None if row is None else (row[1], row[2]))
+    assert row is not None
+    return int(row[0])
 
 
 def _writable_pk_sync(db: sqlite3.Connection, scope: Scope) -> int:
-    row = db.execute(f"SELECT id, status, sealed FROM sessions WHERE {_SCOPE}", _scope_params(scope)).fetchone()
+    row = db.execute(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE}", _scope_params(scope)).fetchone()
     return _writable_pk(scope, row)
 
 
@@ -376,8 +377,10 @@ class _WalCheckpointer:
                 db.close()
 
 
-class SqliteStore:
+class SqliteStore(SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
+
+    _dialect = _DIALECT
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         """``synchronous``: SQLite's durability level. FULL (the default) makes every commit, so every
@@ -387,8 +390,6 @@ class SqliteStore:
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         self._url = make_url(url)
         self._synchronous = synchronous
-        self.purge_every = 1000
-        self._writes_since_purge = 0
         self._engine: AsyncEngine | None = None
         self._writer: AsyncConnection | None = None
         # Writers in this process queue here instead of spinning on SQLite's busy handler.
@@ -606,7 +607,7 @@ class SqliteStore:
     async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
         row = (
             await conn.execute(
-                text(f"SELECT id, status, sealed FROM sessions WHERE {_SCOPE}"),
+                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE}"),
                 _scope_params(scope),
             )
         ).first()
@@ -617,25 +618,15 @@ class SqliteStore:
         return int(
             (
                 await conn.execute(
-                    text(f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {_LIVE}"),
+                    text(f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"),
                     {"pk": session_pk, "now": now},
                 )
             ).scalar_one()
         )
 
-    async def _maybe_purge(self, conn: AsyncConnection, now: float) -> None:
-        """Every ``purge_every`` writes, delete the rows whose TTL has passed (they are invisible already;
-        this keeps the file and the per-session key counts from growing with dead rows)."""
-        self._writes_since_purge += 1
-        if self._writes_since_purge >= self.purge_every:
-            self._writes_since_purge = 0
-            await conn.execute(
-                text("DELETE FROM working_items WHERE expires_at IS NOT NULL AND expires_at <= :now"), {"now": now}
-            )
-
     # -- working store ---------------------------------------------------------------------------------
     async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
-        _check_fits(items, now, limits)
+        check_fits(items, now, limits)
 
         def open_(db: sqlite3.Connection) -> int:
             rows = _item_rows(_writable_pk_sync(db, scope), items, now)
@@ -644,16 +635,10 @@ class SqliteStore:
 
         return await self._write_direct(open_)
 
-    async def seal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, True)
-
-    async def unseal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, False)
-
     async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
         async with self._write() as conn:
             await conn.execute(
-                text(f"UPDATE sessions SET sealed = :sealed WHERE {_SCOPE} AND status != 'terminated'"),
+                text(f"UPDATE sessions SET sealed = :sealed WHERE {SCOPE} AND status != 'terminated'"),
                 {**_scope_params(scope), "sealed": int(sealed)},
             )
 
@@ -672,23 +657,7 @@ class SqliteStore:
                 await self._maybe_purge(conn, now)
                 return
             await self._writable_session(conn, scope)  # raises NotFound / Conflict if that is why
-            raise TooLarge(
-                f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
-                "delete some before adding new ones"
-            )
-
-    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        f"SELECT value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
-                        f"AND key = :k AND {_LIVE}"
-                    ),
-                    {**_scope_params(scope), "k": key, "now": now},
-                )
-            ).first()
-        return None if row is None else Item(row.value, row.expires_at)
+            raise keys_full(scope, limits)
 
     async def delete(self, scope: Scope, key: str, now: float) -> bool:
         async with self._write() as conn:
@@ -705,7 +674,7 @@ class SqliteStore:
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    f"SELECT key FROM working_items WHERE session_pk = {_SESSION_PK} AND {_LIVE} "
+                    f"SELECT key FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} "
                     "AND substr(key, 1, :n) = :prefix ORDER BY key"
                 ),
                 {**_scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix},
@@ -714,8 +683,7 @@ class SqliteStore:
 
     async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
         sql = (
-            f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {_SESSION_PK} "
-            f"AND {_LIVE} ORDER BY key"
+            f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
         )
         params = {**_scope_params(scope), "now": now}
 
@@ -727,7 +695,7 @@ class SqliteStore:
 
     async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
         if clear:
-            _check_fits(items, now, limits)
+            check_fits(items, now, limits)
 
         def restore(db: sqlite3.Connection) -> int:
             pk = _writable_pk_sync(db, scope)
@@ -737,20 +705,17 @@ class SqliteStore:
             db.executemany(_UPSERT_ITEM, rows)
             if not clear:
                 (live,) = db.execute(
-                    f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {_LIVE}", {"pk": pk, "now": now}
+                    f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}", {"pk": pk, "now": now}
                 ).fetchone()
                 if live > limits.max_keys:
-                    raise TooLarge(
-                        f"restoring without clearing would exceed {limits.max_keys} keys per session; "
-                        "nothing was restored"
-                    )
+                    raise restore_overflows(limits)
             return len(rows)
 
         return await self._write_direct(restore)
 
     async def clear(self, scope: Scope, now: float) -> int:
         async with self._write() as conn:
-            pk = (await conn.execute(text(f"SELECT {_SESSION_PK}"), _scope_params(scope))).scalar()
+            pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), _scope_params(scope))).scalar()
             if pk is None:
                 return 0
             live = await self._live_count(conn, pk, now)
@@ -789,13 +754,10 @@ class SqliteStore:
             if pk is None:
                 status = (
                     await conn.execute(
-                        text("SELECT status FROM sessions WHERE id = " + _SESSION_PK), _scope_params(scope)
+                        text("SELECT status FROM sessions WHERE id = " + SESSION_PK), _scope_params(scope)
                     )
                 ).scalar()
-                raise Conflict(
-                    f"session '{scope.session_id}' exists already (status {status}); "
-                    "use resume to continue it, or spawn a new session_id"
-                )
+                raise session_exists(scope, status)
             await self._insert_event(conn, pk, event)
         session = await self.get_session(scope)
         assert session is not None
@@ -805,7 +767,7 @@ class SqliteStore:
         async with self._write() as conn:
             await conn.execute(
                 text(
-                    f"DELETE FROM sessions WHERE {_SCOPE} "
+                    f"DELETE FROM sessions WHERE {SCOPE} "
                     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id)"
                 ),
                 _scope_params(scope),
@@ -815,42 +777,17 @@ class SqliteStore:
         async with self._read() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT * FROM sessions WHERE {_SCOPE}"),
+                    text(f"SELECT * FROM sessions WHERE {SCOPE}"),
                     _scope_params(scope),
                 )
             ).first()
-        if row is None:
-            return None
-        return SessionInfo(
-            project_id=UUID(row.project_id),
-            agent_instance_id=UUID(row.agent_instance_id),
-            session_id=row.session_id,
-            agent_type_id=UUID(row.agent_type_id) if row.agent_type_id else None,
-            status=SessionStatus(row.status),
-            created_at=to_datetime(row.created_at),
-            updated_at=to_datetime(row.updated_at),
-            metadata=json.loads(row.metadata),
-            episode_id=UUID(row.episode_id) if row.episode_id else None,
-            terminated_at=to_datetime(row.terminated_at),
-            terminate_result=json.loads(row.terminate_result) if row.terminate_result else None,
-        )
+        return None if row is None else _DIALECT.session(row)
 
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
         async with self._write() as conn:
-            pk = (await conn.execute(text(f"SELECT {_SESSION_PK}"), _scope_params(scope))).scalar()
+            pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), _scope_params(scope))).scalar()
             if pk is not None:
                 await self._insert_event(conn, pk, event)
-
-    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    "SELECT event_type, at, duration_ms, outcome, detail FROM events "
-                    f"WHERE session_pk = {_SESSION_PK} ORDER BY id LIMIT :limit"
-                ),
-                {**_scope_params(scope), "limit": limit},
-            )
-            return [EventRecord(r.event_type, r.at, r.duration_ms, r.outcome, json.loads(r.detail)) for r in result]
 
     # -- lifecycle transitions -------------------------------------------------------------------------
     async def record_pause(
@@ -873,10 +810,7 @@ class SqliteStore:
             row = db.execute(_INSERT_CHECKPOINT, params).fetchone()
             if row is None:
                 _writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
-                raise Conflict(
-                    f"checkpoint '{info.checkpoint_id}' exists already in this session; nothing was "
-                    "overwritten (omit checkpoint_id to get a fresh one)"
-                )
+                raise checkpoint_exists(info.checkpoint_id)
             _set_status_sync(db, row[0], SessionStatus.PAUSED, event)
 
         await self._write_direct(pause)
@@ -899,15 +833,14 @@ class SqliteStore:
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {_SCOPE}"),
+                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {SCOPE}"),
                     _scope_params(scope),
                 )
             ).first()
-            if row is None:
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
-            if row.status == SessionStatus.TERMINATED:
-                stored: dict[str, Any] = json.loads(row.terminate_result or "{}")
+            stored = _DIALECT.terminated_result(scope, row)
+            if stored is not None:
                 return stored
+            assert row is not None
             if episode is not None:
                 await self._insert_episode(conn, episode, embedding, embedding_model)
             await conn.execute(
@@ -926,28 +859,12 @@ class SqliteStore:
             return dict(result)
 
     # -- checkpoints -----------------------------------------------------------------------------------
-    @staticmethod
-    def _checkpoint_info(row: Any) -> CheckpointInfo:
-        created = to_datetime(row.created_at)
-        assert created is not None
-        return CheckpointInfo(
-            checkpoint_id=row.checkpoint_id,
-            created_at=created,
-            keys_count=row.keys_count,
-            bytes=row.bytes,
-            label=row.label,
-            content_hash=row.content_hash,
-            metadata=json.loads(row.metadata),
-        )
+    _checkpoint_info = staticmethod(_DIALECT.checkpoint_info)
 
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
         params = _scope_params(scope)
-        if checkpoint_id is None:
-            where = f"ORDER BY {_NEWEST_FIRST} LIMIT 1"
-        else:
-            where = "AND checkpoint_id = :cid"
-            params["cid"] = checkpoint_id
-        sql = f"SELECT {_CHECKPOINT_COLUMNS}, state FROM checkpoints WHERE session_pk = {_SESSION_PK} {where}"
+        where = checkpoint_selector(params, checkpoint_id)
+        sql = f"SELECT {_CHECKPOINT_COLUMNS}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
 
         def read(db: sqlite3.Connection) -> CheckpointData | None:
             # One statement: description and state from one row. Decoded on the reader's thread, off the loop.
@@ -959,31 +876,9 @@ class SqliteStore:
         return await self._read_direct(read)
 
     async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
-        params: dict[str, Any] = {**_scope_params(scope), "limit": limit}
+        # One transaction: the bound and the list read one snapshot.
         async with self._read(statements=2) as conn:
-            bound = ""
-            if before is not None:
-                row = (
-                    await conn.execute(
-                        text(
-                            f"SELECT id, created_at FROM checkpoints WHERE session_pk = {_SESSION_PK} "
-                            "AND checkpoint_id = :b"
-                        ),
-                        {**params, "b": before},
-                    )
-                ).first()
-                if row is None:
-                    raise NotFound(f"checkpoint '{before}' (given as before) does not exist for this session")
-                bound = "AND (created_at < :b_at OR (created_at = :b_at AND id < :b_id))"
-                params.update(b_at=row.created_at, b_id=row.id)
-            result = await conn.execute(
-                text(
-                    f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints WHERE session_pk = {_SESSION_PK} {bound} "
-                    f"ORDER BY {_NEWEST_FIRST} LIMIT :limit"
-                ),
-                params,
-            )
-            return [self._checkpoint_info(r) for r in result]
+            return await _DIALECT.list_checkpoints(conn, _scope_params(scope), _CHECKPOINT_COLUMNS, limit, before)
 
     async def recent_checkpoints(
         self, projects: Sequence[UUID] | None, limit: int
@@ -999,13 +894,7 @@ class SqliteStore:
                 ),
                 params,
             )
-            return [
-                (
-                    Scope(UUID(r.project_id), UUID(r.agent_instance_id), r.session_id),
-                    self._checkpoint_info(r),
-                )
-                for r in result
-            ]
+            return [_DIALECT.scoped_checkpoint(r) for r in result]
 
     @staticmethod
     def _projects_clause(column: str, projects: Sequence[UUID] | None) -> tuple[str, dict[str, Any]]:
@@ -1071,22 +960,7 @@ class SqliteStore:
 
     @staticmethod
     def _episode(row: Any) -> Episode:
-        return Episode(
-            episode_id=UUID(row.episode_id),
-            project_id=UUID(row.project_id),
-            agent_instance_id=UUID(row.agent_instance_id),
-            session_id=row.session_id,
-            task_type=row.task_type,
-            task_description=row.task_description,
-            outcome=Outcome(row.outcome),
-            outcome_details=row.outcome_details,
-            lessons_learned=json.loads(row.lessons_learned),
-            importance_score=row.importance_score,
-            context_summary=row.context_summary,
-            metadata=json.loads(row.metadata),
-            created_at=to_datetime(row.created_at),
-            embedded=row.embedding is not None,
-        )
+        return _DIALECT.episode(row, embedded=row.embedding is not None)
 
     async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
         async with self._read() as conn:
@@ -1100,23 +974,7 @@ class SqliteStore:
 
     @staticmethod
     def _filter_clause(flt: EpisodeFilter | None, prefix: str = "") -> tuple[str, dict[str, Any]]:
-        if flt is None:
-            return "", {}
-        parts: list[str] = []
-        params: dict[str, Any] = {}
-        if flt.outcome is not None:
-            parts.append(f"{prefix}outcome = :f_outcome")
-            params["f_outcome"] = flt.outcome.value
-        if flt.task_type is not None:
-            parts.append(f"{prefix}task_type = :f_task_type")
-            params["f_task_type"] = flt.task_type
-        if flt.agent_instance_id is not None:
-            parts.append(f"{prefix}agent_instance_id = :f_agent")
-            params["f_agent"] = str(flt.agent_instance_id)
-        if flt.since is not None:
-            parts.append(f"{prefix}created_at >= :f_since")
-            params["f_since"] = flt.since
-        return "".join(f" AND {p}" for p in parts), params
+        return _DIALECT.filter_clause(flt, prefix)
 
     async def recent_episodes(
         self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
@@ -1143,7 +1001,7 @@ class SqliteStore:
         mode: SearchMode = "hybrid",
         embedding_model: str | None = None,
     ) -> list[ScoredEpisode]:
-        pool = max(limit * 10, 50)
+        pool = candidate_pool(limit)
         extra, fparams = self._filter_clause(flt, prefix="e.")
         base = {"p": str(project_id), **fparams}
         text_scores: dict[str, float] = {}
