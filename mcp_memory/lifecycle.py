@@ -12,11 +12,14 @@ The seed's API and argument names, without its weaknesses:
 - Every call records its event (type, time, duration, outcome) durably; failures raise a
   :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
 - Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
+- With no Redis the working store *is* the durable store; if it offers
+  :class:`~mcp_memory.stores.ports.SameStoreLifecycle` (SQLite and Postgres do), spawn, pause and resume are each
+  one transaction in it: a spawn is never half-done, a resume is restored and recorded together or not at all.
+  With separate stores (Redis) they are two steps, with the compensation described at each.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import logging
 import time
@@ -34,20 +37,20 @@ from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, Not
 from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import (
     CheckpointInfo,
-    Item,
     LifecycleEvent,
     LifecycleResult,
     Outcome,
     Scope,
     SessionInfo,
     SessionStatus,
+    content_hash,
     iso,
     parse_outcome,
     parse_uuid,
     to_datetime,
     validate_identifier,
 )
-from mcp_memory.stores.ports import DurableStore, EventRecord
+from mcp_memory.stores.ports import DurableStore, EventRecord, SameStoreLifecycle
 from mcp_memory.summary import summarize_state
 from mcp_memory.working import WorkingMemory
 
@@ -154,17 +157,6 @@ def load_hooks(config: HookSettings, timeout_seconds: float = 10.0) -> Lifecycle
     return hooks
 
 
-def _content_hash(items: Mapping[str, Item]) -> tuple[str, int]:
-    """sha256 over ``key NUL value NUL`` for the keys in sorted order, and the values' total size in UTF-8 bytes.
-
-    Built as one text and hashed in one call (1,000 small ``update`` calls cost more than the hashing); the
-    digest is the same as feeding the pieces one by one."""
-    keys = sorted(items)
-    blob = "".join([f"{key}\0{items[key].value}\0" for key in keys]).encode()
-    size = len(blob) - len("".join(keys).encode()) - 2 * len(keys)
-    return "sha256:" + hashlib.sha256(blob).hexdigest(), size
-
-
 class AgentLifecycleManager:
     """Lifecycle of agent sessions over a working store and a durable store."""
 
@@ -184,6 +176,11 @@ class AgentLifecycleManager:
         self._hooks = hooks or LifecycleHooks(settings.hook_timeout_seconds)
         self._clock = clock
         self._locks: weakref.WeakValueDictionary[Scope, anyio.Lock] = weakref.WeakValueDictionary()
+        # One store holding working memory and the records: each transition is one transaction in it.
+        same: object = working.store
+        self._same: SameStoreLifecycle | None = (
+            durable if same is durable and isinstance(durable, SameStoreLifecycle) else None
+        )
 
     def _session_lock(self, scope: Scope) -> anyio.Lock:
         """This process's lock for one session (pauses of a session run one at a time)."""
@@ -280,6 +277,22 @@ class AgentLifecycleManager:
         meta = check_metadata(metadata, self._settings.max_value_bytes)
         items = self._working.prepare(initial_state)
         event = self._event("spawn", started, "ok", {"initial_items": len(items), "metadata": meta})
+        if self._same is not None:
+            try:
+                _, written = await self._same.spawn_session(
+                    scope, agent_type, meta, started.at, event, items, self._working.limits
+                )
+            except Conflict as exc:
+                await self._record_failure(scope, "spawn", started, exc, meta)
+                raise
+            return await self._finish(
+                "spawn",
+                scope,
+                started,
+                {"session_id": scope.session_id, "status": "running", "initial_items": written},
+                meta,
+                agent_type,
+            )
         try:
             await self._durable.create_session(scope, agent_type, meta, started.at, event)
         except Conflict as exc:
@@ -320,7 +333,7 @@ class AgentLifecycleManager:
         meta = check_metadata(metadata, self._settings.max_value_bytes)
         try:
             async with self._session_lock(scope):
-                cp_id, items, size, created = await self._pause_locked(scope, started, given_id, label_text, meta)
+                cp_id, saved, size, created = await self._pause_locked(scope, started, given_id, label_text, meta)
         except MemoryServiceError as exc:
             await self._record_failure(scope, "pause", started, exc, meta)
             raise
@@ -328,17 +341,32 @@ class AgentLifecycleManager:
             "pause",
             scope,
             started,
-            {"checkpoint_id": cp_id, "items_saved": len(items), "bytes": size, "created_at": iso(created)},
+            {"checkpoint_id": cp_id, "items_saved": saved, "bytes": size, "created_at": iso(created)},
             meta,
         )
 
     async def _pause_locked(
         self, scope: Scope, started: _Call, given_id: str | None, label_text: str | None, meta: dict[str, Any]
-    ) -> tuple[str, dict[str, Item], int, datetime]:
+    ) -> tuple[str, int, int, datetime]:
         # No separate session check: record_pause refuses an unknown or terminated session itself.
         taken = self._clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
+        if self._same is not None:
+            # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event.
+            cp_id = given_id or new_sortable_id()
+            draft = CheckpointInfo(
+                checkpoint_id=cp_id,
+                created_at=to_datetime(taken),
+                keys_count=0,
+                bytes=0,
+                label=label_text,
+                content_hash="",
+                metadata=meta,
+            )
+            event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
+            saved = await self._same.pause_session(scope, draft, taken, event)
+            return cp_id, saved.keys_count, saved.bytes, saved.created_at
         items = await self._working.store.snapshot(scope, taken)
-        content_hash, size = _content_hash(items)
+        digest, size = content_hash(items)
         created = to_datetime(taken)
         # Generated inside the session's lock, so ids, creation times and listing order always agree.
         cp_id = given_id or new_sortable_id()
@@ -348,12 +376,12 @@ class AgentLifecycleManager:
             keys_count=len(items),
             bytes=size,
             label=label_text,
-            content_hash=content_hash,
+            content_hash=digest,
             metadata=meta,
         )
         event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "items": len(items), "metadata": meta})
         await self._durable.record_pause(scope, info, items, event)
-        return cp_id, items, size, created
+        return cp_id, len(items), size, created
 
     # -- resume ----------------------------------------------------------------------------------------
     async def resume(
@@ -376,6 +404,8 @@ class AgentLifecycleManager:
         if not isinstance(clear_current, bool):
             raise InvalidArgument("clear_current must be true or false")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
+        if self._same is not None:
+            return await self._resume_same(self._same, scope, started, wanted, clear_current, meta)
         try:
             checkpoint = await self._durable.get_checkpoint(scope, wanted)
             if checkpoint is None:
@@ -405,6 +435,41 @@ class AgentLifecycleManager:
                 "checkpoint_id": cp_id,
                 "items_restored": restored,
                 "checkpoint_created_at": iso(checkpoint.info.created_at),
+            },
+            meta,
+        )
+
+    async def _resume_same(
+        self,
+        store: SameStoreLifecycle,
+        scope: Scope,
+        started: _Call,
+        wanted: str | None,
+        clear: bool,
+        meta: dict[str, Any],
+    ) -> LifecycleResult:
+        """resume in one transaction of a store holding working memory and the records: restored and recorded
+        together, or neither."""
+        try:
+            event = self._event("resume", started, "ok", {"metadata": meta})
+            done = await store.resume_session(scope, wanted, clear, started.at, self._working.limits, event)
+            if done is None:
+                await self._live_session(scope, "resume")  # the better error if the session is the problem
+                if wanted is None:
+                    raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
+                raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
+        except MemoryServiceError as exc:
+            await self._record_failure(scope, "resume", started, exc, meta)
+            raise
+        info, restored = done
+        return await self._finish(
+            "resume",
+            scope,
+            started,
+            {
+                "checkpoint_id": info.checkpoint_id,
+                "items_restored": restored,
+                "checkpoint_created_at": iso(info.created_at),
             },
             meta,
         )

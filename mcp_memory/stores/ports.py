@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -51,6 +51,10 @@ class EventRecord:
     perf_start: float | None = field(default=None, compare=False)
     """``time.perf_counter()`` when the call began; if set, the store records the duration measured when it
     writes the event (so that the store's own work, the bulk of a big pause, is counted)."""
+
+    def with_detail(self, extra: Mapping[str, Any]) -> EventRecord:
+        """This event with ``extra`` added to its detail (what a store learns only as it writes the event)."""
+        return replace(self, detail={**self.detail, **extra})
 
     def measured_ms(self) -> float:
         """The duration to record: measured now if ``perf_start`` is set, else ``duration_ms``."""
@@ -290,6 +294,55 @@ class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
         ...
 
 
+@runtime_checkable
+class SameStoreLifecycle(Protocol):
+    """Optional: a store that is the working store *and* the durable store (SQLite, or Postgres without Redis)
+    does each lifecycle transition in one transaction, working memory and records together, instead of the
+    two-step path (a working-store call, then a durable one) that separate stores need.
+
+    The lifecycle uses these when its working store is its durable store and the store has them. Each call
+    is all or nothing; every refusal leaves nothing written. Failure events are the caller's to record."""
+
+    async def spawn_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        items: Mapping[str, Item],
+        limits: Limits,
+    ) -> tuple[SessionInfo, int]:
+        """``create_session`` and ``open`` in one transaction: the running session, its spawn event and its
+        initial items (those live at ``now``). Returns the session and the count of items written.
+        ``Conflict`` if the session exists; ``TooLarge`` if the items exceed the key limit."""
+        ...
+
+    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
+        """``snapshot`` and ``record_pause`` in one transaction: checkpoint the items live at ``now`` under
+        ``info``'s id, time, label and metadata, mark the session paused and record ``event`` with
+        ``"items"`` (the count checkpointed) added to its detail. ``info``'s ``keys_count``, ``bytes`` and
+        ``content_hash`` are ignored: the store computes them (as :func:`~mcp_memory.models.content_hash`
+        does) and returns ``info`` with them. Refusals as for ``record_pause``."""
+        ...
+
+    async def resume_session(
+        self,
+        scope: Scope,
+        checkpoint_id: str | None,
+        clear: bool,
+        now: float,
+        limits: Limits,
+        event: EventRecord,
+    ) -> tuple[CheckpointInfo, int] | None:
+        """``get_checkpoint``, ``restore`` and ``record_resume`` in one transaction: restore the checkpoint
+        (None: the newest), mark the session running and record ``event`` with ``"checkpoint_id"`` and
+        ``"items"`` (the count restored) added to its detail. Returns the checkpoint's description and that
+        count, or None (nothing written) if the session or the checkpoint does not exist. Refusals as for
+        ``restore`` (``Conflict`` for a terminated or sealed session, ``TooLarge`` over the key limit)."""
+        ...
+
+
 __all__ = [
     "CheckpointStore",
     "DurableStore",
@@ -298,6 +351,7 @@ __all__ = [
     "EventRecord",
     "Item",
     "Limits",
+    "SameStoreLifecycle",
     "SearchMode",
     "SessionStore",
     "WorkingStore",

@@ -112,6 +112,10 @@ WHERE EXISTS (SELECT 1 FROM working_items WHERE session_pk = :pk AND key = :k AN
 ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 RETURNING 1
 """
+_INSERT_SESSION = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *"
+)
 _RANK_WEIGHTS = "'{0.125, 0.25, 0.4, 1.0}'::float4[]"
 """ts_rank_cd weights of the tsvector's classes {D, C, B, A}: context_summary, task_type, outcome_details,
 task_description and lessons (see the migration), close to the SQLite adapter's bm25 column weights."""
@@ -478,7 +482,21 @@ class PostgresStore(SqlStore):
         "CAST(:ev_t AS text), CAST(:ev_at AS timestamptz), CAST(:ev_d AS float8), CAST(:ev_o AS text), "
         "CAST(:ev_detail AS jsonb)"
     )
+    _EVENT_VALUES_NO_DETAIL = (
+        "CAST(:ev_t AS text), CAST(:ev_at AS timestamptz), CAST(:ev_d AS float8), CAST(:ev_o AS text)"
+    )
     _EVENT_COLUMNS = "(session_pk, event_type, at, duration_ms, outcome, detail)"
+
+    @staticmethod
+    def _session_params(
+        scope: Scope, agent_type_id: UUID | None, metadata: Mapping[str, Any], now: float
+    ) -> dict[str, Any]:
+        return {
+            **_scope_params(scope),
+            "t": agent_type_id,
+            "now": to_datetime(now),
+            "m": orjson.dumps(dict(metadata)).decode(),
+        }
 
     async def create_session(
         self,
@@ -492,19 +510,11 @@ class PostgresStore(SqlStore):
             row = (
                 await conn.execute(
                     text(
-                        "WITH s AS (INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, "
-                        "status, created_at, updated_at, metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, "
-                        "CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *), "
+                        f"WITH s AS ({_INSERT_SESSION}), "
                         f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM s) "
                         "SELECT * FROM s"
                     ),
-                    {
-                        **_scope_params(scope),
-                        "t": agent_type_id,
-                        "now": to_datetime(now),
-                        "m": orjson.dumps(dict(metadata)).decode(),
-                        **self._event_params(event),
-                    },
+                    {**self._session_params(scope, agent_type_id, metadata, now), **self._event_params(event)},
                 )
             ).first()
             if row is None:
@@ -586,6 +596,153 @@ class PostgresStore(SqlStore):
                 ).first()
                 self._check_writable(scope, found)
                 raise checkpoint_exists(info.checkpoint_id)
+
+    # -- one transaction per transition (this store is the working store too) ---------------------------
+    async def spawn_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        items: Mapping[str, Item],
+        limits: Limits,
+    ) -> tuple[SessionInfo, int]:
+        check_fits(items, now, limits)
+        arrays = _item_arrays(items, now)
+        # One statement: the session, its event and its items, or (if the session exists) nothing.
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS ({_INSERT_SESSION}), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM s), "
+                        "it AS (INSERT INTO working_items (session_pk, key, value, expires_at) SELECT s.id, k, v, e "
+                        "FROM s, unnest(CAST(:keys AS text[]), CAST(:values AS text[]), CAST(:expiries AS float8[])) "
+                        "AS t(k, v, e)) SELECT * FROM s"
+                    ),
+                    {
+                        **self._session_params(scope, agent_type_id, metadata, now),
+                        **arrays,
+                        **self._event_params(event),
+                    },
+                )
+            ).first()
+            if row is None:
+                status = (
+                    await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), _scope_params(scope))
+                ).scalar()
+                raise session_exists(scope, status)
+        return self._session(row), len(arrays["keys"])
+
+    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
+        # One statement: lock the writable session, aggregate its live items into the checkpoint's state, count,
+        # size and hash (as mcp_memory.models.content_hash: sha256 over key NUL value NUL in code point order,
+        # which is byte order in UTF-8, i.e. COLLATE "C"), insert it (nothing if its id is taken), mark the
+        # session paused and record the event only if the checkpoint went in. state_bytes is the size of the
+        # state's JSONB text here (the two-step path measures its compact JSON); it is informational only.
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {_WRITABLE} FOR NO KEY UPDATE), "
+                        "w AS (SELECT key, value, expires_at FROM working_items "
+                        f"WHERE session_pk = (SELECT id FROM s) AND {LIVE}), "
+                        "agg AS (SELECT count(*) AS n, COALESCE(sum(octet_length(value)), 0) AS b, "
+                        "COALESCE(jsonb_object_agg(key, jsonb_build_array(value, expires_at)), CAST('{}' AS jsonb)) "
+                        "AS state, 'sha256:' || encode(sha256(COALESCE(string_agg(convert_to(key, 'UTF8') || "
+                        "decode('00', 'hex') || convert_to(value, 'UTF8') || decode('00', 'hex'), "
+                        "decode('', 'hex') ORDER BY key COLLATE \"C\"), decode('', 'hex'))), 'hex') AS h FROM w), "
+                        "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
+                        "label, content_hash, metadata, state, state_bytes) SELECT s.id, CAST(:cid AS text), "
+                        "CAST(:at AS timestamptz), agg.n, agg.b, CAST(:label AS text), agg.h, CAST(:m AS jsonb), "
+                        "agg.state, octet_length(CAST(agg.state AS text)) FROM s, agg "
+                        "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
+                        "RETURNING session_pk, keys_count, bytes, content_hash), "
+                        "upd AS (UPDATE sessions SET status = 'paused', updated_at = :ev_at "
+                        "WHERE id = (SELECT session_pk FROM cp)), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT session_pk, "
+                        f"{self._EVENT_VALUES_NO_DETAIL}, CAST(:ev_detail AS jsonb) || "
+                        "jsonb_build_object('items', keys_count) FROM cp) "
+                        "SELECT keys_count, bytes, content_hash FROM cp"
+                    ),
+                    {
+                        **_scope_params(scope),
+                        "now": now,
+                        "cid": info.checkpoint_id,
+                        "at": info.created_at,
+                        "label": info.label,
+                        "m": orjson.dumps(info.metadata).decode(),
+                        **self._event_params(event),
+                    },
+                )
+            ).first()
+            if row is None:
+                found = (
+                    await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
+                ).first()
+                self._check_writable(scope, found)
+                raise checkpoint_exists(info.checkpoint_id)
+        return info.model_copy(
+            update={"keys_count": int(row.keys_count), "bytes": int(row.bytes), "content_hash": row.content_hash}
+        )
+
+    async def resume_session(
+        self,
+        scope: Scope,
+        checkpoint_id: str | None,
+        clear: bool,
+        now: float,
+        limits: Limits,
+        event: EventRecord,
+    ) -> tuple[CheckpointInfo, int] | None:
+        params = _scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        async with self._write() as conn:
+            # The session's row locked (writers of this session queue behind this resume) and the checkpoint.
+            found = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE) "
+                        f"SELECT s.id AS pk, s.status, s.sealed, c.* FROM s JOIN LATERAL (SELECT {_CHECKPOINT_INFO}, "
+                        f"state FROM checkpoints WHERE session_pk = s.id {where}) c ON true"
+                    ),
+                    params,
+                )
+            ).first()
+            if found is None:
+                return None
+            self._check_writable(scope, found)
+            info = self._checkpoint_info(found)
+            items = {key: Item(value, expires_at) for key, (value, expires_at) in found.state.items()}
+            if clear:
+                check_fits(items, now, limits)
+            arrays = _item_arrays(items, now)
+            restored = len(arrays["keys"])
+            recorded = event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored})
+            # One statement: (with clear) delete the keys the checkpoint does not have, upsert its keys (disjoint
+            # rows, so the two never touch one row twice), status and event; and the count of the other live
+            # keys, which the upsert leaves alone (checked below: too many rolls it all back).
+            others = (
+                "session_pk = :pk AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:keys AS text[])) AS r(key) "
+                "WHERE r.key = working_items.key)"
+            )
+            delete = f"d AS (DELETE FROM working_items WHERE {others}), " if clear else ""
+            count = "0" if clear else f"(SELECT count(*) FROM working_items WHERE {others} AND {LIVE})"
+            kept = (
+                await conn.execute(
+                    text(
+                        f"WITH {delete}ins AS ({_UPSERT_ITEMS}), "
+                        "upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at WHERE id = :pk), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} VALUES (:pk, {self._EVENT_VALUES})) "
+                        f"SELECT {count}"
+                    ),
+                    {"pk": found.pk, "now": now, **arrays, **self._event_params(recorded)},
+                )
+            ).scalar_one()
+            if not clear and kept + restored > limits.max_keys:
+                raise restore_overflows(limits)
+            return info, restored
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         async with self._one() as conn:

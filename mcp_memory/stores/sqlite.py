@@ -6,11 +6,12 @@ sharing the file) queue on SQLite's lock instead of failing a read-to-write upgr
 mode: readers never block the writer, and each statement reads one consistent snapshot, which is what makes
 ``snapshot`` atomic against concurrent writes.
 
-The calls on pause's and resume's path (``snapshot``, ``record_pause``, ``get_checkpoint``, ``restore``,
-``record_resume``, ``open``) skip SQLAlchemy's per-statement hand-overs: each sends its whole transaction to the
-aiosqlite connection's thread once (``_write_direct`` / ``_read_direct``), same SQL, plain ``sqlite3``. A
-checkpoint is one row: its state is one JSON text in ``checkpoints.state``. WAL checkpoints run on a thread of
-their own (``_WalCheckpointer``), never inside a caller's commit.
+The calls on pause's and resume's path (``spawn_session``, ``pause_session``, ``resume_session``: the
+lifecycle's one-transaction calls when this store holds working memory too; and ``snapshot``, ``record_pause``,
+``get_checkpoint``, ``restore``, ``record_resume``, ``open``) skip SQLAlchemy's per-statement hand-overs: each
+sends its whole transaction to the aiosqlite connection's thread once (``_write_direct`` / ``_read_direct``), same
+SQL, plain ``sqlite3``. A checkpoint is one row: its state is one JSON text in ``checkpoints.state``. WAL
+checkpoints run on a thread of their own (``_WalCheckpointer``), never inside a caller's commit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from array import array
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -44,6 +46,7 @@ from mcp_memory.models import (
     ScoredEpisode,
     SessionInfo,
     SessionStatus,
+    content_hash,
     to_datetime,
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, normalize, relative, similarities
@@ -269,6 +272,10 @@ _INSERT_EVENT = (
     "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
     "VALUES (:pk, :t, :at, :d, :o, :detail)"
 )
+_INSERT_SESSION = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, :m) ON CONFLICT DO NOTHING RETURNING *"
+)
 _SET_STATUS = "UPDATE sessions SET status = :status, updated_at = :now WHERE id = :pk"
 
 
@@ -302,6 +309,39 @@ def _item_rows(session_pk: int, items: Mapping[str, Item], now: float) -> list[d
         for key, item in items.items()
         if item.expires_at is None or item.expires_at > now
     ]
+
+
+def _restore_sync(
+    db: sqlite3.Connection, pk: int, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
+) -> int:
+    """``restore``'s writes in the caller's transaction (which rolls back on ``TooLarge``)."""
+    if clear:
+        check_fits(items, now, limits)
+        db.execute("DELETE FROM working_items WHERE session_pk = :pk", {"pk": pk})
+    rows = _item_rows(pk, items, now)
+    db.executemany(_UPSERT_ITEM, rows)
+    if not clear:
+        (live,) = db.execute(
+            f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}", {"pk": pk, "now": now}
+        ).fetchone()
+        if live > limits.max_keys:
+            raise restore_overflows(limits)
+    return len(rows)
+
+
+def _checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, Item]) -> dict[str, Any]:
+    """The parameters of :data:`_INSERT_CHECKPOINT`."""
+    return {
+        **_scope_params(scope),
+        "cid": info.checkpoint_id,
+        "at": info.created_at.timestamp(),
+        "n": info.keys_count,
+        "b": info.bytes,
+        "label": info.label,
+        "h": info.content_hash,
+        "m": json.dumps(info.metadata),
+        "state": _encode_state(items),
+    }
 
 
 def _in_autocommit(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -698,18 +738,7 @@ class SqliteStore(SqlStore):
             check_fits(items, now, limits)
 
         def restore(db: sqlite3.Connection) -> int:
-            pk = _writable_pk_sync(db, scope)
-            if clear:
-                db.execute("DELETE FROM working_items WHERE session_pk = :pk", {"pk": pk})
-            rows = _item_rows(pk, items, now)
-            db.executemany(_UPSERT_ITEM, rows)
-            if not clear:
-                (live,) = db.execute(
-                    f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}", {"pk": pk, "now": now}
-                ).fetchone()
-                if live > limits.max_keys:
-                    raise restore_overflows(limits)
-            return len(rows)
+            return _restore_sync(db, _writable_pk_sync(db, scope), items, clear, now, limits)
 
         return await self._write_direct(restore)
 
@@ -738,11 +767,7 @@ class SqliteStore(SqlStore):
         async with self._write() as conn:
             pk = (
                 await conn.execute(
-                    text(
-                        "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, "
-                        "status, created_at, updated_at, metadata) VALUES (:p, :a, :s, :t, 'running', :now, "
-                        ":now, :m) ON CONFLICT DO NOTHING RETURNING id"
-                    ),
+                    text(_INSERT_SESSION),
                     {
                         **_scope_params(scope),
                         "t": str(agent_type_id) if agent_type_id else None,
@@ -793,17 +818,7 @@ class SqliteStore(SqlStore):
     async def record_pause(
         self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
     ) -> None:
-        params = {
-            **_scope_params(scope),
-            "cid": info.checkpoint_id,
-            "at": info.created_at.timestamp(),
-            "n": info.keys_count,
-            "b": info.bytes,
-            "label": info.label,
-            "h": info.content_hash,
-            "m": json.dumps(info.metadata),
-            "state": _encode_state(items),
-        }
+        params = _checkpoint_params(scope, info, items)
 
         def pause(db: sqlite3.Connection) -> None:
             # One statement checks the session is writable and inserts the checkpoint, state included.
@@ -814,6 +829,90 @@ class SqliteStore(SqlStore):
             _set_status_sync(db, row[0], SessionStatus.PAUSED, event)
 
         await self._write_direct(pause)
+
+    # -- one transaction per transition (this store is the working store too) ---------------------------
+    async def spawn_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        items: Mapping[str, Item],
+        limits: Limits,
+    ) -> tuple[SessionInfo, int]:
+        check_fits(items, now, limits)
+        params = {
+            **_scope_params(scope),
+            "t": str(agent_type_id) if agent_type_id else None,
+            "now": now,
+            "m": json.dumps(dict(metadata)),
+        }
+
+        def spawn(db: sqlite3.Connection) -> tuple[SessionInfo, int]:
+            cur = db.execute(_INSERT_SESSION, params)
+            row = cur.fetchone()
+            if row is None:
+                (status,) = db.execute(f"SELECT status FROM sessions WHERE {SCOPE}", _scope_params(scope)).fetchone()
+                raise session_exists(scope, status)
+            session = _DIALECT.session(SimpleNamespace(**dict(zip([d[0] for d in cur.description], row, strict=True))))
+            db.execute(_INSERT_EVENT, _event_params(row[0], event))
+            rows = _item_rows(row[0], items, now)
+            if rows:
+                db.executemany(_UPSERT_ITEM, rows)
+            return session, len(rows)
+
+        return await self._write_direct(spawn)
+
+    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
+        snapshot = (
+            f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
+        )
+        read_params = {**_scope_params(scope), "now": now}
+
+        def pause(db: sqlite3.Connection) -> CheckpointInfo:
+            items = {key: Item(value, expires_at) for key, value, expires_at in db.execute(snapshot, read_params)}
+            digest, size = content_hash(items)
+            saved = info.model_copy(update={"keys_count": len(items), "bytes": size, "content_hash": digest})
+            row = db.execute(_INSERT_CHECKPOINT, _checkpoint_params(scope, saved, items)).fetchone()
+            if row is None:
+                _writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
+                raise checkpoint_exists(info.checkpoint_id)
+            _set_status_sync(db, row[0], SessionStatus.PAUSED, event.with_detail({"items": len(items)}))
+            return saved
+
+        return await self._write_direct(pause)
+
+    async def resume_session(
+        self,
+        scope: Scope,
+        checkpoint_id: str | None,
+        clear: bool,
+        now: float,
+        limits: Limits,
+        event: EventRecord,
+    ) -> tuple[CheckpointInfo, int] | None:
+        params = _scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        sql = f"SELECT {_CHECKPOINT_COLUMNS}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+
+        def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int] | None:
+            found = db.execute(sql, params).fetchone()
+            if found is None:
+                return None
+            info = self._checkpoint_info(_CheckpointRow(*found[:-1]))
+            items = _decode_state(found[-1])
+            pk = _writable_pk_sync(db, scope)
+            restored = _restore_sync(db, pk, items, clear, now, limits)
+            _set_status_sync(
+                db,
+                pk,
+                SessionStatus.RUNNING,
+                event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored}),
+            )
+            return info, restored
+
+        return await self._write_direct(resume)
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         def resume(db: sqlite3.Connection) -> None:
