@@ -285,27 +285,20 @@ class AgentLifecycleManager:
             except Conflict as exc:
                 await self._record_failure(scope, "spawn", started, exc, meta)
                 raise
-            return await self._finish(
-                "spawn",
-                scope,
-                started,
-                {"session_id": scope.session_id, "status": "running", "initial_items": written},
-                meta,
-                agent_type,
-            )
-        try:
-            await self._durable.create_session(scope, agent_type, meta, started.at, event)
-        except Conflict as exc:
-            # Recorded on the existing session: an operator sees the double spawn.
-            await self._record_failure(scope, "spawn", started, exc, meta)
-            raise
-        try:
-            written = await self._working.store.open(scope, items, started.at, self._working.limits)
-        except BaseException:
-            # Leave no half-spawned session behind: a retry of spawn must succeed.
-            with anyio.CancelScope(shield=True):
-                await self._durable.discard_session(scope)
-            raise
+        else:
+            try:
+                await self._durable.create_session(scope, agent_type, meta, started.at, event)
+            except Conflict as exc:
+                # Recorded on the existing session: an operator sees the double spawn.
+                await self._record_failure(scope, "spawn", started, exc, meta)
+                raise
+            try:
+                written = await self._working.store.open(scope, items, started.at, self._working.limits)
+            except BaseException:
+                # Leave no half-spawned session behind: a retry of spawn must succeed.
+                with anyio.CancelScope(shield=True):
+                    await self._durable.discard_session(scope)
+                raise
         return await self._finish(
             "spawn",
             scope,
