@@ -144,7 +144,7 @@ async def test_a_websocket_upgrade_is_refused_before_reaching_an_endpoint(server
     (``/messages/``) matches websocket scopes too. So an upgrade with no token and a foreign Origin reaches the
     SDK's ``handle_post_message``, which crashes on ``scope["method"]`` (500 and a traceback in the log, each
     time, for anyone who can connect). It must be refused (403/401) by our middleware, like any foreign request."""
-    import websockets
+    websockets = pytest.importorskip("websockets")
 
     url = server.url.replace("http://", "ws://") + f"/messages/?session_id={uuid.uuid4().hex}"
     before = len(server.log)

@@ -25,6 +25,12 @@ async def _scores(c: Client, project: str, query: str) -> dict[str, float]:
     return {e["task_description"]: e["score"] for e in r.structured_content["episodes"]}  # type: ignore[index]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect, open: full-text rank statistics (SQLite FTS5 bm25's IDF, Postgres pg_stats) are computed "
+    "over every project, so another project's episodes shift this project's scores (a side channel); the fix is "
+    "per-project term statistics",
+)
 async def test_search_scores_of_project_a_do_not_depend_on_project_b(make_settings: Callable[..., Settings]) -> None:
     """A token limited to A must learn nothing about B's episodes. But the full-text score is BM25 whose IDF
     (SQLite FTS5 ``bm25()``; Postgres: ``pg_stats`` lexeme frequencies and the "common lexeme" filter) is

@@ -170,6 +170,9 @@ class BearerAuthMiddleware:
         self.on_reject = on_reject
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # no WebSocket endpoints; never unchecked
+            return
         if scope["type"] != "http" or scope["path"] in self.public:
             await self.app(scope, receive, send)
             return

@@ -154,6 +154,12 @@ class GuardMiddleware:
         self.on_reject = on_reject or (lambda reason: None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # No endpoint speaks WebSocket: refused outright (before this, an upgrade passed every check and
+            # reached an HTTP handler; uvicorn answers a close before accept with 403).
+            self.on_reject("websocket")
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -281,6 +287,7 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
         # Many idle or slow clients cannot exhaust the process: past the cap uvicorn answers 503 at once.
         limit_concurrency=http.max_connections,
         server_header=False,
+        ws="none",  # no WebSocket endpoints: an upgrade request is handled (and refused) as plain HTTP
     )
     hosts, _ = allowed_hosts_and_origins(http)
     path = SSE_PATH if transport == "sse" else MCP_PATH

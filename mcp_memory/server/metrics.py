@@ -34,7 +34,7 @@ class ServerMetrics:
         )
         self.http_rejected = Counter(
             "mcp_memory_http_rejected_requests",
-            "HTTP requests refused before reaching MCP, by reason (unauthorized, host, origin, too_large).",
+            "HTTP requests refused before reaching MCP, by reason (unauthorized, host, origin, too_large, websocket).",
             ["reason"],
             registry=self.registry,
         )
