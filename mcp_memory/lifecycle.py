@@ -37,6 +37,7 @@ from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, Not
 from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import (
     CheckpointInfo,
+    Episode,
     LifecycleEvent,
     LifecycleResult,
     Outcome,
@@ -400,26 +401,29 @@ class AgentLifecycleManager:
         if self._same is not None:
             return await self._resume_same(self._same, scope, started, wanted, clear_current, meta)
         try:
-            checkpoint = await self._durable.get_checkpoint(scope, wanted)
-            if checkpoint is None:
-                await self._live_session(scope, "resume")  # the better error if the session is the problem
-                if wanted is None:
-                    raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
-                raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
-            restored = await self._working.store.restore(
-                scope, checkpoint.items, clear_current, started.at, self._working.limits
-            )
+            # Under the session lock, as pause and terminate: a pause overtaken by this resume cannot then mark
+            # the resumed session paused.
+            async with self._session_lock(scope):
+                checkpoint = await self._durable.get_checkpoint(scope, wanted)
+                if checkpoint is None:
+                    await self._live_session(scope, "resume")  # the better error if the session is the problem
+                    if wanted is None:
+                        raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
+                    raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
+                restored = await self._working.store.restore(
+                    scope, checkpoint.items, clear_current, started.at, self._working.limits
+                )
+                # Working memory is restored (committed): the resume has happened, so it is reported as such even
+                # if recording it fails (a terminate that raced in, a store that just went away), logged loudly.
+                cp_id = checkpoint.info.checkpoint_id
+                details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
+                try:
+                    await self._durable.record_resume(scope, self._event("resume", started, "ok", details))
+                except MemoryServiceError as exc:
+                    logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         except MemoryServiceError as exc:
             await self._record_failure(scope, "resume", started, exc, meta)
             raise
-        # Working memory is restored (committed): the resume has happened, so it is reported as such even if
-        # recording it fails (a terminate that raced in, a store that just went away). That is logged loudly.
-        cp_id = checkpoint.info.checkpoint_id
-        event = self._event("resume", started, "ok", {"checkpoint_id": cp_id, "items": restored, "metadata": meta})
-        try:
-            await self._durable.record_resume(scope, event)
-        except MemoryServiceError as exc:
-            logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         return await self._finish(
             "resume",
             scope,
@@ -445,7 +449,8 @@ class AgentLifecycleManager:
         together, or neither."""
         try:
             event = self._event("resume", started, "ok", {"metadata": meta})
-            done = await store.resume_session(scope, wanted, clear, started.at, self._working.limits, event)
+            async with self._session_lock(scope):
+                done = await store.resume_session(scope, wanted, clear, started.at, self._working.limits, event)
             if done is None:
                 await self._live_session(scope, "resume")  # the better error if the session is the problem
                 if wanted is None:
@@ -505,13 +510,34 @@ class AgentLifecycleManager:
             metadata=meta,
         )
 
+        # One terminate (and no pause or resume) of this session at a time in this process: a terminate that
+        # failed and unsealed cannot let a write slip between a concurrent terminate's snapshot and its clear.
+        async with self._session_lock(scope):
+            done = await self._terminate_locked(
+                scope, started, draft, meta, result_outcome, consolidate_to_episodic, cleanup_working
+            )
+        if isinstance(done, LifecycleResult):
+            return done
+        return await self._finish("terminate", scope, started, done, meta)
+
+    async def _terminate_locked(
+        self,
+        scope: Scope,
+        started: _Call,
+        draft: Episode,
+        meta: dict[str, Any],
+        result_outcome: Outcome,
+        consolidate_to_episodic: bool,
+        cleanup_working: bool,
+    ) -> LifecycleResult | dict[str, Any]:
+        """terminate's work under the session lock: a result to return as it is, or a dict to finish with."""
         info = await self.session(scope)
         if info.status == SessionStatus.TERMINATED:
             stored = dict(info.terminate_result or {})
             if stored.get("items_cleared") and await self._working.store.clear(scope, started.at):
                 # The first call failed between recording and clearing (so its hooks never ran either):
                 # finish its job now. Nothing new is recorded; the result is the first call's.
-                return await self._finish("terminate", scope, started, stored, meta)
+                return stored
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
 
         try:
@@ -565,7 +591,7 @@ class AgentLifecycleManager:
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
         if cleanup_working:
             await self._working.store.clear(scope, started.at)
-        return await self._finish("terminate", scope, started, result, meta)
+        return result
 
     # -- list_checkpoints ------------------------------------------------------------------------------
     async def list_checkpoints(
