@@ -27,7 +27,7 @@ import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 import orjson
@@ -591,11 +591,15 @@ class PostgresStore(SqlStore):
                 )
             ).first()
             if row is None:
-                found = (
-                    await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
-                ).first()
-                self._check_writable(scope, found)
-                raise checkpoint_exists(info.checkpoint_id)
+                await self._refuse_pause(conn, scope, info.checkpoint_id)
+
+    async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
+        """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
+        found = (
+            await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
+        ).first()
+        self._check_writable(scope, found)
+        raise checkpoint_exists(checkpoint_id)
 
     # -- one transaction per transition (this store is the working store too) ---------------------------
     async def spawn_session(
@@ -678,11 +682,7 @@ class PostgresStore(SqlStore):
                 )
             ).first()
             if row is None:
-                found = (
-                    await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
-                ).first()
-                self._check_writable(scope, found)
-                raise checkpoint_exists(info.checkpoint_id)
+                await self._refuse_pause(conn, scope, info.checkpoint_id)
         return info.model_copy(
             update={"keys_count": int(row.keys_count), "bytes": int(row.bytes), "content_hash": row.content_hash}
         )
