@@ -6,9 +6,10 @@ The seed's API and argument names, without its weaknesses:
   stores it as a durable checkpoint with a unique, time-sortable id; a caller-given id that exists is a
   ``conflict`` and nothing is overwritten.
 - resume restores a checkpoint in one atomic store call: readers see the old state or the new one.
-- terminate seals the session, writes the episode (with a real summary) and marks the session terminated
-  in one transaction, and only then clears working memory; a second call returns the same result and
-  records nothing. Checkpoints outlive it.
+- terminate seals the session (its durable record and its working memory: no write, pause or resume of any
+  process gets in), writes the episode (with a real summary) and marks the session terminated in one
+  transaction, and only then clears working memory; a second call returns the same result and records
+  nothing. Checkpoints outlive it.
 - Every call records its event (type, time, duration, outcome) durably; failures raise a
   :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
 - Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
@@ -28,6 +29,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import anyio
 
@@ -38,6 +40,7 @@ from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import (
     CheckpointInfo,
     Episode,
+    Item,
     LifecycleEvent,
     LifecycleResult,
     Outcome,
@@ -184,7 +187,8 @@ class AgentLifecycleManager:
         )
 
     def _session_lock(self, scope: Scope) -> anyio.Lock:
-        """This process's lock for one session (pauses of a session run one at a time)."""
+        """This process's lock for one session: its two-step spawn, pauses, resumes and terminates run one at a
+        time (writes do not take it)."""
         lock = self._locks.get(scope)
         if lock is None:
             lock = self._locks[scope] = anyio.Lock()
@@ -287,19 +291,9 @@ class AgentLifecycleManager:
                 await self._record_failure(scope, "spawn", started, exc, meta)
                 raise
         else:
-            try:
-                await self._durable.create_session(scope, agent_type, meta, started.at, event)
-            except Conflict as exc:
-                # Recorded on the existing session: an operator sees the double spawn.
-                await self._record_failure(scope, "spawn", started, exc, meta)
-                raise
-            try:
-                written = await self._working.store.open(scope, items, started.at, self._working.limits)
-            except BaseException:
-                # Leave no half-spawned session behind: a retry of spawn must succeed.
-                with anyio.CancelScope(shield=True):
-                    await self._durable.discard_session(scope)
-                raise
+            # Under the session lock: no pause, resume or terminate of this process comes between the two steps.
+            async with self._session_lock(scope):
+                written = await self._spawn_two_step(scope, agent_type, meta, started, event, items)
         return await self._finish(
             "spawn",
             scope,
@@ -308,6 +302,34 @@ class AgentLifecycleManager:
             meta,
             agent_type,
         )
+
+    async def _spawn_two_step(
+        self,
+        scope: Scope,
+        agent_type: UUID | None,
+        meta: dict[str, Any],
+        started: _Call,
+        event: EventRecord,
+        items: Mapping[str, Item],
+    ) -> int:
+        """spawn with separate stores: create the session durably, then open its working memory."""
+        try:
+            await self._durable.create_session(scope, agent_type, meta, started.at, event)
+        except Conflict as exc:
+            # Recorded on the existing session: an operator sees the double spawn.
+            await self._record_failure(scope, "spawn", started, exc, meta)
+            raise
+        try:
+            return await self._working.store.open(scope, items, started.at, self._working.limits)
+        except Conflict as exc:
+            # Another server terminated the session between the two steps (it exists, durably): it stays.
+            await self._record_failure(scope, "spawn", started, exc, meta)
+            raise
+        except BaseException:
+            # Leave no half-spawned session behind: a retry of spawn must succeed.
+            with anyio.CancelScope(shield=True):
+                await self._durable.discard_session(scope)
+            raise
 
     # -- pause -----------------------------------------------------------------------------------------
     async def pause(
@@ -541,7 +563,7 @@ class AgentLifecycleManager:
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
 
         try:
-            await self._working.store.seal(scope)
+            await self._seal(scope)
         except MemoryServiceError as exc:
             # Nothing was sealed: record the failed call (every lifecycle call records its event) and stop.
             await self._record_failure(scope, "terminate", started, exc, meta)
@@ -583,7 +605,7 @@ class AgentLifecycleManager:
                         # Unless a concurrent terminate has recorded it meanwhile: then it stays sealed.
                         current = await self._durable.get_session(scope)
                         if current is not None and current.status != SessionStatus.TERMINATED:
-                            await self._working.store.unseal(scope)
+                            await self._unseal(scope)
                     except Exception:
                         logger.warning("could not unseal %s after a failed terminate", scope, exc_info=True)
         if stored != result:
@@ -592,6 +614,32 @@ class AgentLifecycleManager:
         if cleanup_working:
             await self._working.store.clear(scope, started.at)
         return result
+
+    async def _seal(self, scope: Scope) -> None:
+        """Refuse writes, pauses and resumes of the session from now on, in every process. With separate stores the
+        durable record is sealed first (a pause checks it as it records its checkpoint, and Redis re-opens a
+        session it lost from it, sealed), then working memory; if the second fails, neither stays sealed."""
+        working: object = self._working.store
+        if working is self._durable:
+            await self._durable.seal(scope)
+            return
+        await self._durable.seal(scope)
+        try:
+            await self._working.store.seal(scope)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self._durable.unseal(scope)
+                except Exception:
+                    logger.warning("could not unseal %s after sealing its working memory failed", scope, exc_info=True)
+            raise
+
+    async def _unseal(self, scope: Scope) -> None:
+        """Undo :meth:`_seal` (durable record first: a session Redis re-opens meanwhile is then open)."""
+        working: object = self._working.store
+        if working is not self._durable:
+            await self._durable.unseal(scope)
+        await self._working.store.unseal(scope)
 
     # -- list_checkpoints ------------------------------------------------------------------------------
     async def list_checkpoints(

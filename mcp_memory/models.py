@@ -202,6 +202,9 @@ class SessionInfo(_Model):
     episode_id: UUID | None = None
     terminated_at: datetime | None = None
     terminate_result: dict[str, Any] | None = None
+    sealed: bool = False
+    """A terminate is under way, or was cut off before it was recorded (call terminate again): the session
+    takes no writes, pauses or resumes. Always true once terminated."""
 
 
 class CheckpointInfo(_Model):

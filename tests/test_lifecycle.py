@@ -530,6 +530,114 @@ async def test_terminate_loses_no_concurrent_write(runtime: MemoryRuntime, scope
     assert await rt.working.list_keys(scope) == []
 
 
+async def test_a_terminate_that_fails_and_unseals_lets_no_write_slip_past_a_concurrent_one(
+    runtime: MemoryRuntime, scope: Scope
+) -> None:
+    """Two terminates of one session; the first fails after sealing and unseals. A write acknowledged while the
+    second runs must be in its episode, never cleared unconsolidated: the second must not snapshot a session
+    the first has unsealed under it (the session lock runs them one after the other)."""
+    rt = runtime
+    await spawn(rt, scope, {"a": 1})
+    store, lifecycle = rt.working_store, rt.lifecycle
+    seal, snapshot, session_lock = store.seal, store.snapshot, lifecycle._session_lock
+    first_sealed = anyio.Event()  # the first terminate has sealed the session: start the second
+    second_in = anyio.Event()  # the second is past its seal, or waiting for the first to finish
+    first_done = anyio.Event()
+    seals = 0
+    snapshots = 0
+    late: list[str] = []
+
+    async def counted_seal(s: Scope) -> None:
+        nonlocal seals
+        seals += 1
+        await seal(s)
+        (first_sealed if seals == 1 else second_in).set()
+
+    def spied_lock(s: Scope) -> Any:
+        if first_sealed.is_set():
+            second_in.set()
+        return session_lock(s)
+
+    async def scripted_snapshot(s: Scope, now: float) -> dict[str, Item]:
+        nonlocal snapshots
+        snapshots += 1
+        if snapshots == 1:  # the first terminate fails once the second is under way
+            await second_in.wait()
+            raise Unavailable("injected failure after sealing")
+        await first_done.wait()
+        items = await snapshot(s, now)
+        try:  # a write between the second's snapshot and its clear
+            await rt.working.set(s, "late", 1)
+            late.append("acknowledged")
+        except Conflict:
+            late.append("refused")
+        return items
+
+    store.seal = counted_seal  # type: ignore[method-assign]
+    store.snapshot = scripted_snapshot  # type: ignore[method-assign]
+    lifecycle._session_lock = spied_lock  # type: ignore[method-assign]
+    result: dict[str, Any] = {}
+
+    async def first() -> None:
+        with pytest.raises(Unavailable):
+            await lifecycle.terminate(*sid(scope))
+        first_done.set()
+
+    async def second() -> None:
+        result.update((await lifecycle.terminate(*sid(scope))).data)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first)
+        await first_sealed.wait()
+        tg.start_soon(second)
+
+    episode = await rt.episodic.get(scope.project_id, result["episode_id"])
+    consolidated = set(episode.metadata["state_keys"])
+    assert "a" in consolidated
+    assert late == ["refused"] or "late" in consolidated, f"write {late} but the episode has {consolidated}"
+
+
+async def test_a_pause_or_resume_during_another_process_terminate_is_conflict(
+    settings: Settings, clock: FakeClock, scope: Scope
+) -> None:
+    """Two servers on the same stores: while one terminates a session (sealed, not yet recorded), the other's
+    pause, resume and writes are all refused as `conflict`, whichever stores hold working memory."""
+    async with MemoryRuntime(settings, clock=clock) as one, MemoryRuntime(settings, clock=clock) as other:
+        await spawn(one, scope, {"a": 1})
+        await one.lifecycle.pause(*sid(scope), checkpoint_id="c1")
+        snapshot = one.working_store.snapshot
+        sealed, release = anyio.Event(), anyio.Event()
+
+        async def held_snapshot(s: Scope, now: float) -> dict[str, Item]:
+            sealed.set()
+            await release.wait()
+            return await snapshot(s, now)
+
+        one.working_store.snapshot = held_snapshot  # type: ignore[method-assign]
+        result: dict[str, Any] = {}
+
+        async def terminate() -> None:
+            result.update((await one.lifecycle.terminate(*sid(scope))).data)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(terminate)
+            await sealed.wait()
+            try:
+                with pytest.raises(Conflict, match="being terminated"):
+                    await other.lifecycle.pause(*sid(scope), checkpoint_id="c2")
+                with pytest.raises(Conflict, match="being terminated"):
+                    await other.lifecycle.resume(*sid(scope), checkpoint_id="c1")
+                with pytest.raises(Conflict, match="being terminated"):
+                    await other.working.set(scope, "b", 2)
+            finally:
+                release.set()
+
+        assert result["state_items_consolidated"] == 1
+        assert await all_checkpoint_ids(one, scope) == ["c1"]
+        session = await one.store.get_session(scope)
+        assert session is not None and session.status == SessionStatus.TERMINATED
+
+
 async def test_terminate_writes_episode_before_clearing(
     flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:

@@ -346,6 +346,100 @@ async def test_a_lost_session_is_reopened_from_the_durable_store(shared_runtime:
         await rt.working.set(new_scope(), "a", 1)
 
 
+def lose(store: RedisWorkingStore, scope: Scope) -> None:
+    """What a restart of Redis without persistence (or an eviction) does to one session."""
+    admin = redis.Redis.from_url(shared_redis_url())
+    admin.delete(*store.keys(scope))
+    admin.close()
+
+
+async def test_a_write_landing_while_spawn_opens_redis_is_kept(shared_runtime: MemoryRuntime) -> None:
+    """spawn creates the session durably, then opens it in Redis. A write in between re-opens the session from
+    the durable store and is acknowledged: spawn's open must not wipe it (its initial state fills in the rest)."""
+    rt = shared_runtime
+    scope = new_scope()
+    create_session = rt.store.create_session
+
+    async def create_then_write(*args: Any, **kwargs: Any) -> Any:
+        info = await create_session(*args, **kwargs)
+        await rt.working.set(scope, "early", "written before spawn returned")
+        await rt.working.set(scope, "brief", "gone soon", ttl_seconds=30)
+        return info
+
+    rt.store.create_session = create_then_write  # type: ignore[method-assign]
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1, "early": "initial"})
+    assert await rt.working.get(scope, "early") == "written before spawn returned"
+    assert await rt.working.state(scope) == {"a": 1, "early": "written before spawn returned", "brief": "gone soon"}
+    item = await rt.working.get_item(scope, "brief")
+    assert item.expires_at == pytest.approx(rt.clock() + 30)
+    await rt.lifecycle.pause(*ids(scope))
+    assert (await rt.lifecycle.terminate(*ids(scope))).data["state_items_consolidated"] == 3
+
+
+async def test_a_terminate_landing_while_spawn_opens_redis_wins(db_url: str, clock: FakeClock) -> None:
+    """Another server terminates the session between spawn's durable create and its Redis open: spawn then
+    reports `conflict` (it cannot open a terminated session), and the session stays terminated and empty."""
+    prefix = unique_prefix()
+    settings = Settings(database_url=db_url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
+    try:
+        async with MemoryRuntime(settings, clock=clock) as rt, MemoryRuntime(settings, clock=clock) as other:
+            scope = new_scope()
+            create_session = rt.store.create_session
+
+            async def create_then_terminate(*args: Any, **kwargs: Any) -> Any:
+                info = await create_session(*args, **kwargs)
+                await other.lifecycle.terminate(*ids(scope))
+                return info
+
+            rt.store.create_session = create_then_terminate  # type: ignore[method-assign]
+            with pytest.raises(Conflict, match="terminated"):
+                await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+            session = await rt.store.get_session(scope)
+            assert session is not None and session.status == "terminated"
+            assert await rt.working.list_keys(scope) == []
+            with pytest.raises(Conflict, match="is terminated"):
+                await rt.working.set(scope, "b", 2)
+    finally:
+        delete_keys(shared_redis_url(), prefix)
+
+
+async def test_a_session_lost_mid_terminate_is_reopened_sealed(shared_runtime: MemoryRuntime) -> None:
+    """Redis loses a session that a terminate has sealed (restart without persistence): the read that re-opens
+    it must re-open it sealed, so writes stay refused until the terminate ends, as on every other store."""
+    rt = shared_runtime
+    store = redis_store(rt)
+    scope = new_scope()
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+    await rt.lifecycle.pause(*ids(scope))
+    snapshot = store.snapshot
+    sealed, release = anyio.Event(), anyio.Event()
+
+    async def held_snapshot(s: Scope, now: float) -> dict[str, Item]:
+        sealed.set()
+        await release.wait()
+        return await snapshot(s, now)
+
+    store.snapshot = held_snapshot  # type: ignore[method-assign]
+    result: dict[str, Any] = {}
+
+    async def terminate() -> None:
+        result.update((await rt.lifecycle.terminate(*ids(scope))).data)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(terminate)
+        await sealed.wait()
+        try:
+            lose(store, scope)
+            assert await rt.working.get(scope, "a") == 1  # re-opened with its newest checkpoint...
+            with pytest.raises(Conflict, match="being terminated"):
+                await rt.working.set(scope, "b", 2)  # ...and still sealed
+        finally:
+            release.set()
+    assert result["state_items_consolidated"] == 1
+    with pytest.raises(Conflict, match="is terminated"):
+        await rt.working.set(scope, "b", 2)
+
+
 # -- memory reclaim ------------------------------------------------------------------------------------------
 async def test_redis_memory_is_reclaimed(shared_runtime: MemoryRuntime, clock: FakeClock) -> None:
     rt = shared_runtime
@@ -353,7 +447,7 @@ async def test_redis_memory_is_reclaimed(shared_runtime: MemoryRuntime, clock: F
     admin = redis.Redis.from_url(shared_redis_url(), decode_responses=True)
     try:
         scope = new_scope()
-        m, v, x = store.keys(scope)
+        m, v, x, _ = store.keys(scope)
         await rt.lifecycle.spawn(*ids(scope))
         await rt.working.set(scope, "short", 1, ttl_seconds=10)
         await rt.working.set(scope, "long", 2, ttl_seconds=100)
@@ -479,7 +573,7 @@ async def test_sentinel(tmp_path: Path, private_redis: RedisServer, db_url: str)
 async def test_spawn_starts_clean_in_a_redis_that_outlived_its_durable_store(shared_runtime: MemoryRuntime) -> None:
     rt = shared_runtime
     scope = new_scope()
-    m, v, _ = redis_store(rt).keys(scope)
+    m, v, _, _ = redis_store(rt).keys(scope)
     admin = redis.Redis.from_url(shared_redis_url())
     admin.set(m, "s")  # e.g. the SQLite file was replaced, Redis kept an old session of this scope
     admin.hset(v, "stale", "1")
@@ -487,6 +581,25 @@ async def test_spawn_starts_clean_in_a_redis_that_outlived_its_durable_store(sha
     await rt.lifecycle.spawn(*ids(scope), initial_state={"fresh": 1})
     assert await rt.working.list_keys(scope) == ["fresh"]
     await rt.working.set(scope, "more", 2)
+
+
+async def test_spawn_starts_clean_over_a_reopen_of_an_older_session(
+    shared_runtime: MemoryRuntime, clock: FakeClock
+) -> None:
+    """A session Redis re-opened from the durable store, whose durable record was then lost, is stale for a new
+    spawn of the same scope (another incarnation): only a re-open of the session being spawned is kept."""
+    rt = shared_runtime
+    store = redis_store(rt)
+    scope = new_scope()
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"old": 1})
+    lose(store, scope)
+    await rt.working.set(scope, "stale", 1)  # re-opened from the durable record (noting which one)
+    await rt.store.discard_session(scope)  # e.g. the SQLite file was replaced by an older copy
+    clock.advance(5)
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"fresh": 1})
+    assert await rt.working.list_keys(scope) == ["fresh"]
+    with redis.Redis.from_url(shared_redis_url()) as admin:
+        assert admin.exists(store.keys(scope)[3]) == 0  # the note of the older session went with it
 
 
 async def test_stdio_server_with_redis(tmp_path: Path, private_redis: RedisServer) -> None:

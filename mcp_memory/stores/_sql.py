@@ -167,6 +167,7 @@ class Dialect:
             episode_id=as_uuid(row.episode_id) if row.episode_id else None,
             terminated_at=self.read_time(row.terminated_at),
             terminate_result=None if row.terminate_result is None else self.read_json(row.terminate_result),
+            sealed=bool(row.sealed),
         )
 
     def checkpoint_info(self, row: Any) -> CheckpointInfo:

@@ -164,6 +164,17 @@ class SessionStore(Protocol):
         """The session's record, or None."""
         ...
 
+    async def seal(self, scope: Scope) -> None:
+        """Record that the session is being terminated (``SessionInfo.sealed``): ``record_pause`` and
+        ``record_resume`` refuse it with ``Conflict``, and a working store that re-opens a session it lost (Redis)
+        re-opens it sealed. A store that is the working store too has one flag for both roles. No-op once
+        terminated."""
+        ...
+
+    async def unseal(self, scope: Scope) -> None:
+        """Undo ``seal`` when terminate failed before it was recorded (no-op once terminated)."""
+        ...
+
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
         """Record an event on an existing session (a failed lifecycle call, for instance)."""
         ...

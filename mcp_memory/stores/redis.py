@@ -6,6 +6,7 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
     P:{<project_id>/<agent_instance_id>/<session_id>}:m   string  "o" open / "s" sealed (absent: not known)
     P:{<project_id>/<agent_instance_id>/<session_id>}:v   hash    key -> value (JSON text, never decoded)
     P:{<project_id>/<agent_instance_id>/<session_id>}:x   zset    key -> expires_at (only keys with a TTL)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a re-open was made from
 
 Every method is one ``EVALSHA`` of a Lua script (falling back to ``EVAL`` once if the server forgot the script,
 e.g. after a restart), so each is atomic and costs one round trip whatever the number of keys. Redis 7.0 has
@@ -20,10 +21,17 @@ where its live state is. When Redis has lost a session (restarted without persis
 failover to a replica that had not received it), the first call that touches it notices ``m`` is missing and
 asks the durable store: an unknown session stays unknown (writes ``not_found``, reads see nothing), a
 terminated one stays closed (writes ``conflict``), and a running or paused one is **re-opened with its newest
-checkpoint** (empty if it has none), as a resume would do; then the call goes on. What was written after that
-checkpoint lived only in Redis and is gone; that is the price of running Redis without persistence. The other
-way round, ``open`` (spawn: the durable store has just created the session) starts from exactly the initial
-items, whatever a Redis that outlived its durable store still held under that scope.
+checkpoint** (empty if it has none), as a resume would do, and sealed if the durable record says a terminate is
+under way; then the call goes on. What was written after that checkpoint lived only in Redis and is gone; that
+is the price of running Redis without persistence. The other way round, ``open`` (spawn: the durable store has
+just created the session) starts from exactly the initial items, whatever a Redis that outlived its durable
+store still held under that scope, with one exception: a call that came between spawn's durable create and its
+``open`` found the session missing and re-opened it from the durable store, and what it wrote was acknowledged.
+A re-open notes which durable session it was made from (``i``: its creation time); when ``open`` finds the
+session re-opened from the very session it is opening, it keeps what is there and adds the initial items whose
+keys are not (as if spawn had created the session empty and written its initial state right after; the key
+limit is not enforced on these, so a session can exceed it by the keys written in that window), or refuses
+with ``conflict`` if a terminate sealed it meanwhile.
 
 Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
 a deadline and any connection failure or timeout becomes :class:`~mcp_memory.errors.Unavailable`. The client
@@ -49,7 +57,7 @@ from redis.backoff import ExponentialBackoff
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, Internal, MemoryServiceError, NotFound, TooLarge, Unavailable
-from mcp_memory.models import Item, Scope, SessionStatus
+from mcp_memory.models import Item, Scope, SessionInfo, SessionStatus
 from mcp_memory.stores.factory import ConfigurationError
 from mcp_memory.stores.ports import DurableStore, Limits
 
@@ -162,12 +170,15 @@ return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCOR
 
 # ARGV: now, tombstone_ms
 _CLEAR = """
-local m, v, x = KEYS[1], KEYS[2], KEYS[3]
+local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local state = redis.call('GET', m)
 if not state then return {'ok', 0} end
 local live = redis.call('HLEN', v) - redis.call('ZCOUNT', x, '-inf', ARGV[1])
 redis.call('DEL', v, x)
-if state == 's' then redis.call('PEXPIRE', m, ARGV[2]) end
+if state == 's' then
+  redis.call('PEXPIRE', m, ARGV[2])
+  redis.call('PEXPIRE', inc, ARGV[2])
+end
 return {'ok', live}
 """
 
@@ -180,24 +191,52 @@ if state ~= ARGV[1] then redis.call('SET', m, ARGV[1]) end
 return {'ok'}
 """
 
-# ARGV: mode, now, clear, max_keys, margin, state, n_plain, n_ttl, then n_plain (key, value) pairs, then n_ttl
-# (key, value, expires_at) triples. Items expired at ``now`` are filtered out by the caller.
-# mode "open": the durable store has just created the session: open it with exactly these items (whatever a
-#   Redis that outlived its durable store still held under this scope is stale).
+# ARGV: mode, now, clear, max_keys, margin, state, n_plain, n_ttl, incarnation, then n_plain (key, value) pairs,
+# then n_ttl (key, value, expires_at) triples. Items expired at ``now`` are filtered out by the caller.
+# mode "open": the durable store has just created the session (``incarnation``): open it with exactly these items
+#   (whatever a Redis that outlived its durable store still held under this scope is stale), unless a re-open of
+#   this very incarnation came first: then keep what it holds and add the items whose keys it has not ("sealed" if
+#   a terminate sealed it). An empty ``incarnation`` asks: "stamp" if a re-open's incarnation is there to compare.
 # mode "restore": the session must be open; clear ("1") or merge, within max_keys.
-# mode "recover": only if Redis does not know the session: create it in ``state`` with exactly these items.
+# mode "recover": only if Redis does not know the session: create it in ``state`` with exactly these items, and
+#   note the durable ``incarnation`` it was made from.
 _WRITE = (
     _LIB
     + """
+local inc = KEYS[4]
 local mode, now, clear, maxk, margin = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), ARGV[5]
-local np, nt = tonumber(ARGV[7]), tonumber(ARGV[8])
-local p0 = 9
+local np, nt, incarnation = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+local p0 = 10
 local t0 = p0 + 2 * np
 local state = redis.call('GET', m)
 if mode == 'recover' then
   if state then return {'exists'} end
   clear = true
 elseif mode == 'open' then
+  local made_from = state and redis.call('GET', inc)
+  if made_from and incarnation == '' then return {'stamp'} end
+  if made_from and made_from == incarnation then
+    if state ~= 'o' then return {'sealed'} end
+    purge(now)
+    local n = 0
+    for i = p0, t0 - 1, 2 do
+      if redis.call('HEXISTS', v, ARGV[i]) == 0 then
+        redis.call('HSET', v, ARGV[i], ARGV[i + 1])
+        n = n + 1
+      end
+    end
+    for i = t0, t0 + 3 * nt - 1, 3 do
+      if redis.call('HEXISTS', v, ARGV[i]) == 0 then
+        redis.call('HSET', v, ARGV[i], ARGV[i + 1])
+        redis.call('ZADD', x, ARGV[i + 2], ARGV[i])
+        n = n + 1
+      end
+    end
+    redis.call('DEL', inc)
+    reclaim(now, margin)
+    return {'ok', n}
+  end
+  redis.call('DEL', inc)
   clear = true
 else
   if not state then return {'missing'} end
@@ -219,6 +258,7 @@ else
 end
 if mode == 'recover' then
   redis.call('SET', m, ARGV[6])
+  if incarnation ~= '' then redis.call('SET', inc, incarnation) end
 elseif mode == 'open' and state ~= 'o' then
   redis.call('SET', m, 'o')
 end
@@ -347,6 +387,12 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rpartition("@")
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
+def _incarnation(info: SessionInfo) -> str:
+    """Which durable session a Redis session was made from: a session id used again after its record was lost
+    (or discarded) is another session, created at another time."""
+    return info.created_at.isoformat()
 
 
 def _unavailable(exc: BaseException) -> Unavailable:
@@ -482,10 +528,11 @@ class RedisWorkingStore:
         """The redis-py client (``Redis`` or ``RedisCluster``)."""
         return self._client
 
-    def keys(self, scope: Scope) -> tuple[str, str, str]:
-        """The session's three Redis keys: state marker, values hash, expiry sorted set."""
+    def keys(self, scope: Scope) -> tuple[str, str, str, str]:
+        """The session's four Redis keys: state marker, values hash, expiry sorted set, and the incarnation a
+        re-open was made from (every script is given all four)."""
         base = f"{self.key_prefix}:{{{scope.project}/{scope.agent}/{scope.session_id}}}"
-        return f"{base}:m", f"{base}:v", f"{base}:x"
+        return f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"
 
     async def start(self) -> None:
         """Load the scripts into Redis's cache. A Redis that is down now is not fatal: calls answer
@@ -552,9 +599,11 @@ class RedisWorkingStore:
             return "none"
         if info.status == SessionStatus.TERMINATED:
             return "terminated"
+        if info.sealed:  # a terminate is under way (or was cut off): it stays sealed, as on the durable store
+            state = "s"
         checkpoint = await self.durable.get_checkpoint(scope, None)
         items = checkpoint.items if checkpoint is not None else {}
-        args = self._item_args("recover", now, True, len(items) + 1, items, state)
+        args = self._item_args("recover", now, True, len(items) + 1, items, state, _incarnation(info))
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
             logger.warning(
@@ -604,7 +653,13 @@ class RedisWorkingStore:
 
     @staticmethod
     def _item_args(
-        mode: str, now: float, clear: bool, max_keys: int, items: Mapping[str, Item], state: str = "o"
+        mode: str,
+        now: float,
+        clear: bool,
+        max_keys: int,
+        items: Mapping[str, Item],
+        state: str = "o",
+        incarnation: str = "",
     ) -> list[Any]:
         plain: list[str] = []
         ttl: list[Any] = []
@@ -622,6 +677,7 @@ class RedisWorkingStore:
             state,
             len(plain) // 2,
             len(ttl) // 3,
+            incarnation,
             *plain,
             *ttl,
         ]
@@ -632,10 +688,19 @@ class RedisWorkingStore:
 
     # -- the port --------------------------------------------------------------------------------------
     async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
+        """Open the session spawn has just created durably (see the module docstring): with exactly ``items``,
+        or, if a call re-opened it from the durable store first, keeping what that call wrote. Returns the count
+        of items written. ``Conflict`` if a terminate has sealed it meanwhile."""
         args = self._item_args("open", now, True, limits.max_keys, items)
         if args[6] + args[7] > limits.max_keys:
             raise self._too_large(limits, f"{args[6] + args[7]} keys")
         reply = await self._eval("write", self.keys(scope), args)
+        if reply[0] == "stamp":  # re-opened by another call: from this session, or from a stale one?
+            info = await self.durable.get_session(scope) if self.durable is not None else None
+            args[8] = _incarnation(info) if info is not None else "-"  # "-" matches no incarnation
+            reply = await self._eval("write", self.keys(scope), args)
+        if reply[0] == "sealed":
+            raise await self._sealed(scope)
         if reply[0] == "full":
             raise self._too_large(limits, "the initial state")
         return int(reply[1])

@@ -437,6 +437,30 @@ async def test_record_terminate_on_an_unknown_session_is_not_found(stores: Store
     assert await stores.durable.get_episode(scope.project_id, ep.episode_id) is None
 
 
+async def test_a_sealed_session_accepts_no_pause_or_resume_until_unsealed(stores: StorePair) -> None:
+    # terminate seals the durable record first: a pause or resume of another process must not slip in.
+    scope = await create(stores)
+    await pause(stores, scope, "cp", T0 + 1)
+    await stores.durable.seal(scope)
+    session = await stores.durable.get_session(scope)
+    assert session is not None and session.sealed and session.status == SessionStatus.PAUSED
+    with pytest.raises(Conflict, match="being terminated"):
+        await pause(stores, scope, "cp-sealed", T0 + 2)
+    with pytest.raises(Conflict, match="being terminated"):
+        await stores.durable.record_resume(scope, event("resume", T0 + 3))
+    assert [c.checkpoint_id for c in await stores.durable.list_checkpoints(scope, 10, None)] == ["cp"]
+    await stores.durable.unseal(scope)  # the terminate failed before it was recorded
+    session = await stores.durable.get_session(scope)
+    assert session is not None and not session.sealed
+    await pause(stores, scope, "cp-after", T0 + 4)
+    await stores.durable.record_resume(scope, event("resume", T0 + 5))
+    await stores.durable.seal(scope)
+    await stores.durable.record_terminate(scope, None, None, {"done": True}, event("terminate", T0 + 6))
+    await stores.durable.unseal(scope)  # a no-op once terminated
+    session = await stores.durable.get_session(scope)
+    assert session is not None and session.sealed and session.status == SessionStatus.TERMINATED
+
+
 async def test_terminated_session_accepts_no_transitions_and_keeps_checkpoints(stores: StorePair) -> None:
     scope = await create(stores)
     cp = await pause(stores, scope, "cp", T0 + 1, CHECKPOINT_ITEMS)
