@@ -339,7 +339,7 @@ async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
         def __getattr__(self, name: str) -> Any:
             return getattr(self._db, name)
 
-    for name in ("_in_transaction", "_in_autocommit"):
+    for name in ("_in_transaction", "_in_autocommit", "_in_open_transaction"):
         runner = getattr(sqlite_module, name)
         monkeypatch.setattr(sqlite_module, name, lambda db, fn, run=runner: run(Counted(db), fn))
 

@@ -12,12 +12,18 @@ lifecycle's one-transaction calls when this store holds working memory too; and 
 sends its whole transaction to the aiosqlite connection's thread once (``_write_direct`` / ``_read_direct``), same
 SQL, plain ``sqlite3``. A checkpoint is one row: its state is one JSON text in ``checkpoints.state``. WAL
 checkpoints run on a thread of their own (``_WalCheckpointer``), never inside a caller's commit.
+
+Full-text search ranks with FTS5's bm25 computed from the searched project's own statistics (``_bm25_scores``):
+each project's postings (``episode_terms``) and counts (``text_projects``), written in the episode's transaction,
+with terms from SQLite's own FTS5 tokenizer (a TEMP table per connection). No statistic spans projects, so nothing
+another project records moves this project's scores.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import sqlite3
 import threading
@@ -73,8 +79,10 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
-"""1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``."""
+SCHEMA_VERSION = 3
+"""1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
+3: full-text statistics per project (``episode_terms``, ``text_projects``, ``episodes.text_tokens``) instead of the
+FTS5 table ``episodes_fts`` that all projects shared."""
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -142,15 +150,27 @@ _SCHEMA = [
         metadata TEXT NOT NULL DEFAULT '{}',
         created_at REAL NOT NULL,
         embedding BLOB,
-        embedding_model TEXT
+        embedding_model TEXT,
+        text_tokens INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
     # The work list of the embedding retry (few rows, looked up every retry interval).
     "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
-    """CREATE VIRTUAL TABLE IF NOT EXISTS episodes_fts USING fts5(
-        task_type, task_description, outcome_details, lessons, context_summary,
-        content='', tokenize='porter unicode61'
+    # Full text, per project (see _bm25_scores): each project's episode count and total tokens, and the postings
+    # of its episodes' terms. ``text_projects.id`` keys the postings (a small integer, not a 36-character UUID).
+    """CREATE TABLE IF NOT EXISTS text_projects (
+        id INTEGER PRIMARY KEY,
+        project_id TEXT NOT NULL UNIQUE,
+        episodes INTEGER NOT NULL DEFAULT 0,
+        tokens INTEGER NOT NULL DEFAULT 0
     )""",
+    """CREATE TABLE IF NOT EXISTS episode_terms (
+        project_pk INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        episode_pk INTEGER NOT NULL,
+        freq REAL NOT NULL,
+        PRIMARY KEY (project_pk, term, episode_pk)
+    ) WITHOUT ROWID""",
 ]
 
 # A checkpoint's description and its key (the paging bound): every column but its state.
@@ -176,9 +196,8 @@ WHERE {_WRITABLE_SESSION}
 ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
 RETURNING 1
 """
-# bm25 column weights: task_type, task_description, outcome_details, lessons, context_summary.
-_BM25 = "bm25(episodes_fts, 1.0, 4.0, 1.5, 3.0, 0.5)"
 _FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
+_MAX_QUERY_WORDS = 64
 _VECTOR_SCAN_LIMIT = 20_000
 _DIALECT = Dialect(
     read_json=json.loads,
@@ -193,12 +212,147 @@ _DIALECT = Dialect(
 _scope_params = _DIALECT.scope_params
 
 
-def _fts_query(query: str) -> str | None:
-    """A user's words as an FTS5 OR-query of quoted tokens (so no FTS syntax can be injected)."""
-    tokens = _FTS_TOKEN.findall(query.lower())[:64]
-    if not tokens:
-        return None
-    return " OR ".join(f'"{t}"' for t in dict.fromkeys(tokens))
+# -- full text: BM25 with each project's own statistics ------------------------------------------------------
+# SQLite's FTS5 ranks with bm25() over one FTS5 table's statistics (row count, average row length, each term's
+# row count). A table shared by all projects would let one project's episodes move another's scores (and so
+# reveal which words they hold), so the store keeps its own postings per project and computes FTS5's bm25 from
+# them: the same formula, tokenizer, column weights and constants (ext/fts5/fts5_aux.c, fts5Bm25Function), with
+# N, the average length and the term counts of the searched project alone.
+
+_TEXT_COLUMNS = {  # FTS5 column -> bm25 weight
+    "task_type": 1.0,
+    "task_description": 4.0,
+    "outcome_details": 1.5,
+    "lessons": 3.0,
+    "context_summary": 0.5,
+}
+_BM25_K1 = 1.2
+_BM25_B = 0.75
+_TOKENIZER = "temp.mcp_memory_tokenizer"
+_TOKENS = "temp.mcp_memory_tokens"
+_TOKENIZER_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_TOKENIZER} USING fts5({', '.join(_TEXT_COLUMNS)}, "
+    "content='', tokenize='porter unicode61')",
+    # One row per token of what the tokenizer holds: (term, doc = rowid, col = column name, offset).
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_TOKENS} USING fts5vocab(temp, mcp_memory_tokenizer, instance)",
+)
+_TOKENIZER_CLEAR = f"INSERT INTO {_TOKENIZER} (mcp_memory_tokenizer) VALUES ('delete-all')"
+_TOKENIZER_INSERT = (
+    f"INSERT INTO {_TOKENIZER} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, {', '.join('?' * len(_TEXT_COLUMNS))})"
+)
+_TOKEN_WEIGHT = "CASE col " + " ".join(f"WHEN '{c}' THEN {w!r}" for c, w in _TEXT_COLUMNS.items()) + " END"
+_TEXT_BATCH = 500
+_INSERT_EPISODE = (
+    "INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, task_description, "
+    "outcome, outcome_details, lessons_learned, importance_score, context_summary, metadata, created_at, embedding, "
+    "embedding_model, text_tokens) VALUES (:id, :p, :a, :s, :tt, :td, :o, :od, :ll, :imp, :cs, :m, :at, :emb, "
+    f":model, (SELECT COUNT(*) FROM {_TOKENS})) RETURNING id"
+)
+
+
+def _create_tokenizer(db: Any) -> None:
+    """This connection's tokenizer: a TEMP (per-connection, never stored) contentless FTS5 table with the
+    episodes' columns and tokenizer, and an ``fts5vocab`` table that lists the tokens of the rows put in it. SQLite
+    tokenizes, so the terms are exactly FTS5's ``porter unicode61`` terms. ``db``: a DB-API connection."""
+    cur = db.cursor()
+    for statement in _TOKENIZER_DDL:
+        cur.execute(statement)
+    cur.close()
+
+
+def _text_fields(
+    task_type: str, description: str, details: str, lessons: Sequence[str], summary: str
+) -> tuple[str, ...]:
+    """An episode's full-text columns, in :data:`_TEXT_COLUMNS` order (``bug_fix`` is two words)."""
+    return (task_type.replace("_", " "), description, details, "\n".join(lessons), summary)
+
+
+def _tokenize(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Put ``rows`` (rowid and the :data:`_TEXT_COLUMNS`) in this connection's tokenizer, alone: its token list
+    :data:`_TOKENS` then holds their tokens. Every use starts here, so nothing of an earlier one is seen (the temp
+    tables take part in the transaction, so a rollback also undoes what a failed use put there)."""
+    db.execute(_TOKENIZER_CLEAR)
+    db.executemany(_TOKENIZER_INSERT, rows)
+
+
+def _index_episode(db: sqlite3.Connection, episode_pk: int) -> None:
+    """Write the postings of one episode, whose text is the tokenizer's one row, and count it in its project's
+    statistics (the episode row exists, its ``text_tokens`` set)."""
+    (project_pk,) = db.execute(
+        "INSERT INTO text_projects (project_id, episodes, tokens) "
+        "SELECT project_id, 1, text_tokens FROM episodes WHERE id = ? "
+        "ON CONFLICT (project_id) DO UPDATE SET episodes = episodes + 1, tokens = tokens + excluded.tokens "
+        "RETURNING id",
+        (episode_pk,),
+    ).fetchone()
+    db.execute(
+        "INSERT INTO episode_terms (project_pk, term, episode_pk, freq) "
+        f"SELECT ?, term, ?, SUM({_TOKEN_WEIGHT}) FROM {_TOKENS} GROUP BY term",
+        (project_pk, episode_pk),
+    )
+
+
+def _query_terms(db: sqlite3.Connection, query: str) -> dict[str, int]:
+    """A user's words as FTS5 terms, each with the number of the query's distinct words that gave it: the query
+    ``"running runs"`` weighs the term ``run`` twice, as FTS5 did for the OR of the two quoted words. Words are
+    data, never FTS syntax (nothing here is a MATCH expression)."""
+    words = list(dict.fromkeys(_FTS_TOKEN.findall(query.lower())))[:_MAX_QUERY_WORDS]
+    if not words:
+        return {}
+    empty = ("",) * (len(_TEXT_COLUMNS) - 1)
+    _tokenize(db, [(i, word, *empty) for i, word in enumerate(words, 1)])
+    rows = db.execute(f"SELECT term, COUNT(DISTINCT doc) FROM {_TOKENS} GROUP BY term").fetchall()
+    return {term: int(n) for term, n in rows}
+
+
+def _bm25_scores(
+    db: sqlite3.Connection, project_id: str, query: str, extra: str, params: Mapping[str, Any], pool: int
+) -> dict[str, float]:
+    """The ``pool`` best episodes of the project for the query's words, episode_id -> BM25 (higher is better).
+
+    FTS5's ``bm25()`` exactly (``-bm25(episodes_fts, 1.0, 4.0, 1.5, 3.0, 0.5)`` on a table of this project's
+    episodes alone, the query an OR of its quoted words), every statistic from this project's episodes:
+    ``score = sum_i idf_i * f_i * (k1 + 1) / (f_i + k1 * (1 - b + b * D / avgdl))``, ``f_i`` the weighted count of
+    term i in the episode (column weights above), D the episode's tokens, avgdl the project's tokens per
+    episode, ``idf_i = ln((N - n_i + 0.5) / (n_i + 0.5))`` (1e-6 where that is not positive), N the project's
+    episodes and n_i those holding term i. ``extra``/``params``: the search filters on ``e``."""
+    terms = _query_terms(db, query)
+    if not terms:
+        return {}
+    row = db.execute("SELECT id, episodes, tokens FROM text_projects WHERE project_id = ?", (project_id,)).fetchone()
+    if row is None or not row[1] or not row[2]:
+        return {}
+    project_pk, n_rows, n_tokens = row
+    names = {f"t{i}": term for i, term in enumerate(terms)}
+    hits = dict(
+        db.execute(
+            f"SELECT term, COUNT(*) FROM episode_terms WHERE project_pk = :pk AND term IN "
+            f"({', '.join(':' + n for n in names)}) GROUP BY term",
+            {"pk": project_pk, **names},
+        ).fetchall()
+    )
+    weights: dict[str, Any] = {}
+    values = []
+    for i, (term, times) in enumerate(terms.items()):
+        n_hit = hits.get(term, 0)
+        if not n_hit:
+            continue
+        idf = math.log((n_rows - n_hit + 0.5) / (n_hit + 0.5))
+        weights[f"t{i}"], weights[f"w{i}"] = term, (idf if idf > 0.0 else 1e-6) * times
+        values.append(f"(:t{i}, :w{i})")
+    if not values:
+        return {}
+    # As fts5_aux.c computes it, operation for operation (SQLite's REAL is C's double).
+    sql = (
+        f"WITH q (term, idf) AS (VALUES {', '.join(values)}) "
+        f"SELECT e.episode_id, SUM(q.idf * ((t.freq * ({_BM25_K1} + 1.0)) / "
+        f"(t.freq + {_BM25_K1} * (1 - {_BM25_B} + {_BM25_B} * e.text_tokens / :avgdl)))) AS score "
+        "FROM q JOIN episode_terms t ON t.project_pk = :pk AND t.term = q.term "
+        f"JOIN episodes e ON e.id = t.episode_pk WHERE e.project_id = :p{extra} "
+        "GROUP BY e.id ORDER BY score DESC, e.id LIMIT :pool"
+    )
+    bound = {**params, **weights, "pk": project_pk, "p": project_id, "avgdl": n_tokens / n_rows, "pool": pool}
+    return {episode_id: score for episode_id, score in db.execute(sql, bound)}
 
 
 def _top_cosines(rows: list[tuple[str, bytes]], query: list[float], top: int) -> dict[str, float]:
@@ -253,6 +407,44 @@ async def _migrate_1_to_2(conn: AsyncConnection) -> None:
                 text("UPDATE checkpoints SET state = :state WHERE id = :c"), {"state": _encode_state(items), "c": pk}
             )
     await conn.exec_driver_sql("DROP TABLE checkpoint_items")
+
+
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: postings and per-project statistics for the existing episodes (tokenized by SQLite as new
+    ones are, :data:`_TEXT_BATCH` at a time), then the shared ``episodes_fts`` goes. On the start-up transaction's
+    connection, so a file is either wholly converted or untouched."""
+    if "text_tokens" not in {r[1] for r in db.execute("PRAGMA table_info(episodes)")}:
+        db.execute("ALTER TABLE episodes ADD COLUMN text_tokens INTEGER NOT NULL DEFAULT 0")
+    db.execute(
+        "INSERT INTO text_projects (project_id) SELECT DISTINCT project_id FROM episodes WHERE true "
+        "ON CONFLICT (project_id) DO NOTHING"
+    )
+    last = 0
+    while True:
+        batch = db.execute(
+            "SELECT id, task_type, task_description, outcome_details, lessons_learned, context_summary FROM episodes "
+            "WHERE id > ? ORDER BY id LIMIT ?",
+            (last, _TEXT_BATCH),
+        ).fetchall()
+        if not batch:
+            break
+        _tokenize(db, [(pk, *_text_fields(tt, td, od, json.loads(ll), cs)) for pk, tt, td, od, ll, cs in batch])
+        db.execute(
+            f"WITH n (doc, tokens) AS (SELECT doc, COUNT(*) FROM {_TOKENS} GROUP BY doc) "
+            "UPDATE episodes SET text_tokens = n.tokens FROM n WHERE episodes.id = n.doc"
+        )
+        db.execute(
+            "INSERT INTO episode_terms (project_pk, term, episode_pk, freq) "
+            f"SELECT p.id, v.term, v.doc, SUM({_TOKEN_WEIGHT}) FROM {_TOKENS} v "
+            "JOIN episodes e ON e.id = v.doc JOIN text_projects p ON p.project_id = e.project_id GROUP BY v.doc, v.term"
+        )
+        last = batch[-1][0]
+    db.execute(
+        "UPDATE text_projects SET (episodes, tokens) = "
+        "(SELECT COUNT(*), SUM(text_tokens) FROM episodes e WHERE e.project_id = text_projects.project_id)"
+    )
+    db.execute(_TOKENIZER_CLEAR)
+    db.execute("DROP TABLE IF EXISTS episodes_fts")
 
 
 def _writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
@@ -346,6 +538,11 @@ def _checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, I
 
 def _in_autocommit(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
     """Run ``fn`` outside a transaction, each statement atomic on its own (on the connection's own thread)."""
+    return fn(db)
+
+
+def _in_open_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``fn`` inside the transaction the connection has open (on the connection's own thread)."""
     return fn(db)
 
 
@@ -468,6 +665,7 @@ class SqliteStore(SqlStore):
             ):
                 cur.execute(pragma)
             cur.close()
+            _create_tokenizer(dbapi_conn)
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(conn: Connection) -> None:
@@ -505,6 +703,9 @@ class SqliteStore(SqlStore):
         if version == 1:
             await _migrate_1_to_2(conn)
             version = 2
+        if version == 2:
+            await self._on_thread(conn, _migrate_2_to_3)
+            version = 3
         await conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
         logger.info("migrated the SQLite store %s to schema version %d", self.path, version)
 
@@ -643,6 +844,13 @@ class SqliteStore(SqlStore):
             driver = await self._driver(conn)
             result: _T = await driver._execute(_in_autocommit, driver._conn, fn)
             return result
+
+    async def _on_thread(self, conn: AsyncConnection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``fn`` run on ``conn``'s own thread in one hand-over, inside the transaction ``conn`` has open (see
+        :meth:`_write_direct`); for several statements between SQLAlchemy ones of the same transaction."""
+        driver = await self._driver(conn)
+        result: _T = await driver._execute(_in_open_transaction, driver._conn, fn)
+        return result
 
     async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
         row = (
@@ -1005,51 +1213,40 @@ class SqliteStore(SqlStore):
         return f"WHERE {column} IN ({', '.join(names)})", {f"proj{i}": str(p) for i, p in enumerate(projects)}
 
     # -- episodes --------------------------------------------------------------------------------------
-    @staticmethod
     async def _insert_episode(
-        conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
     ) -> None:
-        rowid = (
-            await conn.execute(
-                text(
-                    "INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, "
-                    "task_description, outcome, outcome_details, lessons_learned, importance_score, "
-                    "context_summary, metadata, created_at, embedding, embedding_model) VALUES (:id, :p, :a, :s, :tt, "
-                    ":td, :o, :od, :ll, :imp, :cs, :m, :at, :emb, :model) RETURNING id"
-                ),
-                {
-                    "id": str(ep.episode_id),
-                    "p": str(ep.project_id),
-                    "a": str(ep.agent_instance_id),
-                    "s": ep.session_id,
-                    "tt": ep.task_type,
-                    "td": ep.task_description,
-                    "o": ep.outcome.value,
-                    "od": ep.outcome_details,
-                    "ll": json.dumps(ep.lessons_learned),
-                    "imp": ep.importance_score,
-                    "cs": ep.context_summary,
-                    "m": json.dumps(ep.metadata),
-                    "at": ep.created_at.timestamp(),
-                    "emb": _vector_to_blob(embedding) if embedding is not None else None,
-                    "model": model if embedding is not None else None,
-                },
-            )
-        ).scalar_one()
-        await conn.execute(
-            text(
-                "INSERT INTO episodes_fts (rowid, task_type, task_description, outcome_details, lessons, "
-                "context_summary) VALUES (:r, :tt, :td, :od, :ll, :cs)"
+        """The episode row, its postings and its project's statistics, in ``conn``'s transaction (one hand-over)."""
+        params = {
+            "id": str(ep.episode_id),
+            "p": str(ep.project_id),
+            "a": str(ep.agent_instance_id),
+            "s": ep.session_id,
+            "tt": ep.task_type,
+            "td": ep.task_description,
+            "o": ep.outcome.value,
+            "od": ep.outcome_details,
+            "ll": json.dumps(ep.lessons_learned),
+            "imp": ep.importance_score,
+            "cs": ep.context_summary,
+            "m": json.dumps(ep.metadata),
+            "at": ep.created_at.timestamp(),
+            "emb": _vector_to_blob(embedding) if embedding is not None else None,
+            "model": model if embedding is not None else None,
+        }
+        text_row = (
+            0,
+            *_text_fields(
+                ep.task_type, ep.task_description, ep.outcome_details, ep.lessons_learned, ep.context_summary
             ),
-            {
-                "r": rowid,
-                "tt": ep.task_type.replace("_", " "),
-                "td": ep.task_description,
-                "od": ep.outcome_details,
-                "ll": "\n".join(ep.lessons_learned),
-                "cs": ep.context_summary,
-            },
         )
+
+        def insert(db: sqlite3.Connection) -> None:
+            _tokenize(db, [text_row])
+            (episode_pk,) = db.execute(_INSERT_EPISODE, params).fetchone()
+            _index_episode(db, episode_pk)
+
+        await self._on_thread(conn, insert)
 
     async def add_episode(
         self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
@@ -1106,18 +1303,10 @@ class SqliteStore(SqlStore):
         text_scores: dict[str, float] = {}
         vector_scores: dict[str, float] = {}
         async with self._read(statements=2) as conn:
-            match = _fts_query(query) if mode != "vector" else None
-            if match is not None:
-                result = await conn.execute(
-                    text(
-                        f"SELECT e.episode_id, -{_BM25} AS score FROM episodes_fts "
-                        "JOIN episodes e ON e.id = episodes_fts.rowid "
-                        f"WHERE episodes_fts MATCH :q AND e.project_id = :p{extra} "
-                        "ORDER BY score DESC LIMIT :pool"
-                    ),
-                    {**base, "q": match, "pool": pool},
-                )
-                text_scores = relative({r.episode_id: r.score for r in result})
+            if mode != "vector":
+                project = str(project_id)
+                bm25 = await self._on_thread(conn, lambda db: _bm25_scores(db, project, query, extra, fparams, pool))
+                text_scores = relative(bm25)
             if query_embedding is not None and mode != "text":
                 same_model = "" if embedding_model is None else " AND e.embedding_model = :model"
                 result = await conn.execute(
