@@ -684,3 +684,43 @@ async def test_cli_migrate_then_doctor(tmp_path: Path) -> None:
     code, out, err = await run_cli("migrate", "--downgrade", "base", env=env)
     assert code == 0, err
     assert json.loads(out)["after"]["revision"] is None
+
+
+# -- Postgres' own size limits ----------------------------------------------------------------------------------
+async def test_a_checkpoint_over_the_jsonb_limit_is_too_large(pg_settings: Settings) -> None:
+    """270 values of 1 MiB (each within the default limits, 10,000 keys of 1 MiB) make a state over JSONB's
+    256 MiB: pause is ``too_large`` with a message saying so, on both paths (this store as the working store, and
+    the two-step path a Redis working store takes), and writes nothing."""
+    from mcp_memory.errors import TooLarge
+    from mcp_memory.models import CheckpointInfo, Item
+
+    value = '"' + "x" * (2**20 - 2) + '"'  # 1 MiB serialised, the default max_value_bytes
+    scope = new_scope()
+    p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+    # Moving 270 MiB takes seconds: a timeout well above the default 5 s, for a busy machine.
+    settings = Settings(database_url=pg_settings.database_url, database_timeout_seconds=120)
+    async with MemoryRuntime(settings, clock=FakeClock(T0)) as rt:
+        store = rt.store
+        assert isinstance(store, PostgresStore)
+        await rt.lifecycle.spawn(p, a, s)
+        await store.restore(scope, {f"k{i:03d}": Item(value) for i in range(270)}, False, T0, rt.working.limits)
+        with pytest.raises(TooLarge, match=r"larger than Postgres can store in one JSONB value .* nothing was written"):
+            await rt.lifecycle.pause(p, a, s, checkpoint_id="big")
+        info = CheckpointInfo(
+            checkpoint_id="big2", created_at=to_datetime(T0), keys_count=270, bytes=270 * 2**20, content_hash="sha256:0"
+        )
+        items = {f"k{i:03d}": Item(value) for i in range(270)}  # what a Redis working store would snapshot
+        with pytest.raises(TooLarge, match="JSONB"):
+            await store.record_pause(scope, info, items, EventRecord("pause", T0, 0.0, "ok"))
+        assert await store.list_checkpoints(scope, 10, None) == []
+        session = await store.get_session(scope)
+        assert session is not None and session.status == "running"
+        # The lifecycle records the failed pause as an event; nothing else was written.
+        events = sorted((e.event_type, e.outcome) for e in await store.list_events(scope, 10))
+        assert events == [("pause", "too_large"), ("spawn", "ok")]
+        # The session is usable as before: its keys are all there, and once fewer, it pauses.
+        assert len(await store.list_keys(scope, "", T0)) == 270
+        for i in range(266):
+            await store.delete(scope, f"k{i:03d}", T0)
+        paused = await rt.lifecycle.pause(p, a, s, checkpoint_id="fits")
+        assert paused.data["items_saved"] == 4

@@ -16,8 +16,9 @@ Recall (:meth:`PostgresStore.search_episodes`) is one SQL statement; see :func:`
 live in the schema ``mcp_memory`` (see :mod:`mcp_memory.stores.pg_schema`, which also owns the migrations).
 
 Failures: a connection that cannot be made or dies, a timeout, or a server shutting down is ``Unavailable``
-("retry later"); a serialization failure or deadlock is ``Conflict``; anything else is ``Internal`` with the
-details in the log only.
+("retry later"); a serialization failure or deadlock is ``Conflict``; a value over one of Postgres' own size
+limits (SQLSTATE class 54: a checkpoint's state over JSONB's 256 MiB) is ``TooLarge``; anything else is
+``Internal`` with the details in the log only.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mcp_memory.config import Settings, mask_url
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, Unavailable
+from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, TooLarge, Unavailable
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
@@ -135,6 +136,12 @@ EXACT_SCAN_BUDGET = 768_000
 the HNSW index (2,000 episodes at 384 dimensions, 3,000 at 256, 500 at 1536: about 2 ms on the benchmark VM). The
 index is one graph over every project, so its approximate answer for one project depends on the others' vectors;
 an exact scan of the project's rows does not."""
+TOO_LARGE = "the data is larger than Postgres can store in one value"
+"""The caller's message (before "; nothing was written") for a write over one of Postgres' size limits."""
+CHECKPOINT_TOO_LARGE = (
+    "the checkpoint's state is larger than Postgres can store in one JSONB value (256 MiB of keys and values "
+    "together); delete or shrink keys of the session, then pause again"
+)
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006", "3D000", "28")
 """Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby), and (while
 connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
@@ -302,8 +309,9 @@ class PostgresStore(SqlStore):
         return Unavailable(f"Postgres is not reachable at {self.where} ({reason}); retry later")
 
     @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        """Driver failures as SPEC.md errors: never a traceback or a driver message to the caller."""
+    async def _guard(self, too_large: str = TOO_LARGE) -> AsyncIterator[None]:
+        """Driver failures as SPEC.md errors: never a traceback or a driver message to the caller. ``too_large``:
+        what to tell the caller when a value exceeds one of Postgres' own size limits (SQLSTATE class 54)."""
         try:
             yield
         except MemoryServiceError:
@@ -320,6 +328,11 @@ class PostgresStore(SqlStore):
                 raise Conflict("a concurrent call changed the same session at the same time; retry") from exc
             if sqlstate == "23505":
                 raise Conflict("a concurrent call wrote the same record at the same time; retry") from exc
+            if sqlstate.startswith("54"):
+                # program_limit_exceeded and kin: refused by the statement itself, which (like the transaction
+                # around it) wrote nothing.
+                logger.warning("Postgres refused a value over its limits: %s", exc.orig)
+                raise TooLarge(f"{too_large}; nothing was written") from exc
             logger.exception("Postgres error")
             raise Internal("the store failed unexpectedly; see the server log") from exc
         except PoolTimeoutError as exc:
@@ -340,18 +353,18 @@ class PostgresStore(SqlStore):
             raise
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
         """One transaction (BEGIN ... COMMIT); rolled back on any exception."""
         engine = self._require_engine()
-        async with self._guard(), engine.begin() as conn:
+        async with self._guard(too_large), engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def _read(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
         """A connection in autocommit: each statement is its own transaction (no BEGIN/COMMIT round trips).
         Also used for single-statement writes, which are atomic by themselves."""
         engine = self._require_engine()
-        async with self._guard(), engine.connect() as conn:
+        async with self._guard(too_large), engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     _one = _read
@@ -565,7 +578,7 @@ class PostgresStore(SqlStore):
         state = orjson.dumps({key: [it.value, it.expires_at] for key, it in items.items()})
         # One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the
         # session paused and record the event only if the checkpoint went in.
-        async with self._one() as conn:
+        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(
@@ -651,7 +664,7 @@ class PostgresStore(SqlStore):
         # which is byte order in UTF-8, i.e. COLLATE "C"), insert it (nothing if its id is taken), mark the
         # session paused and record the event only if the checkpoint went in. state_bytes is the size of the
         # state's JSONB text here (the two-step path measures its compact JSON); it is informational only.
-        async with self._one() as conn:
+        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(
