@@ -7,9 +7,11 @@ The port contract itself runs on Postgres in ``tests/contract`` (adapter ``postg
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
+import random
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,7 +38,16 @@ pytestmark = pytest.mark.anyio
 
 T0 = 1_700_000_000.0
 EMBEDDER = HashEmbedding()
-TABLES = ("sessions", "events", "working_items", "checkpoints", "episodes", "mcp_memory_meta")
+TABLES = (
+    "sessions",
+    "events",
+    "working_items",
+    "checkpoints",
+    "episodes",
+    "mcp_memory_meta",
+    "project_episode_counts",
+    "project_lexeme_counts",
+)
 
 
 @pytest.fixture
@@ -86,6 +97,10 @@ async def test_migrate_up_down_and_up_again_on_a_real_database() -> None:
     finally:
         await store.close()
 
+    _, down = await migrate(url, revision="0001", downgrade=True)
+    assert down.revision == "0001" and await tables_present(url) == set(TABLES) - set(TABLES[-2:])
+    _, up = await migrate(url, embedding_dimension=384)
+    assert up.revision == head_revision() and await tables_present(url) == set(TABLES)
     _, down = await migrate(url, revision="base", downgrade=True)
     assert down.revision is None and await tables_present(url) == set()
     _, up = await migrate(url, embedding_dimension=256)
@@ -180,7 +195,8 @@ async def test_a_query_word_missing_from_the_episode_still_finds_it(store: Postg
 
 
 async def test_a_rare_query_word_outweighs_a_common_one(store: PostgresStore) -> None:
-    """Like BM25's IDF (from ANALYZE's statistics): a word every episode has counts for little."""
+    """BM25's IDF, from the project's own counts: a word every episode has counts for little, with no ANALYZE
+    ever run (the counts are kept by the episodes' triggers, not gathered by ANALYZE)."""
     project = uuid.uuid4()
     for i in range(30):
         await store.add_episode(make_episode(project, f"deploy the service build {i}"), None)
@@ -188,10 +204,172 @@ async def test_a_rare_query_word_outweighs_a_common_one(store: PostgresStore) ->
     rare = make_episode(project, "upgraded the kubernetes cluster")
     await store.add_episode(chatty, None)
     await store.add_episode(rare, None)
-    async with store._write() as conn:
-        await conn.execute(text("ANALYZE episodes"))
+    async with store._read() as conn:
+        analyzed = "SELECT count(*) FROM pg_stats WHERE schemaname = 'mcp_memory' AND tablename = 'episodes'"
+        assert (await conn.execute(text(analyzed))).scalar() == 0
     found = await store.search_episodes(project, "deploy kubernetes", None, EpisodeFilter(), 3, T0, "text")
     assert found[0].episode_id == rare.episode_id, [e.task_description for e in found]
+
+
+# -- per-project counts: the only statistics recall uses ------------------------------------------------------
+COUNTS_FROM_SCRATCH = """
+SELECT 'p' AS kind, project_id, '' AS lexeme, count(*) AS n FROM episodes GROUP BY project_id
+UNION ALL
+SELECT 'l', e.project_id, t.lexeme, count(*) FROM episodes e, unnest(e.search_text) AS t GROUP BY e.project_id, t.lexeme
+"""
+COUNTS_KEPT = """
+SELECT 'p' AS kind, project_id, '' AS lexeme, episodes AS n FROM project_episode_counts WHERE episodes <> 0
+UNION ALL
+SELECT 'l', project_id, lexeme, episodes FROM project_lexeme_counts WHERE episodes <> 0
+"""
+
+
+async def counts(store: PostgresStore, sql: str) -> set[tuple[Any, ...]]:
+    async with store._read() as conn:
+        return {tuple(r) for r in await conn.execute(text(sql))}
+
+
+async def test_project_counts_stay_exact_through_every_write(store: PostgresStore) -> None:
+    """Inserts (one, many in one statement, many at once from several connections), a terminate's episode,
+    updates of the text, of the project and of the vector only, deletes: the kept counts always equal a count
+    from scratch."""
+    a, b = uuid.uuid4(), uuid.uuid4()
+    await store.add_episode(make_episode(a, "deploy the deploy service", lessons_learned=["pin the seed"]), None)
+    # Concurrent writers of one project (and of two), each add its own statement and transaction: no deadlock.
+    await asyncio.gather(
+        *(store.add_episode(make_episode(a if i % 3 else b, f"deploy service {i} kubernetes"), None) for i in range(24))
+    )
+    scope = new_scope()
+    scope = scope.__class__(a, scope.agent_instance_id, scope.session_id)
+    await store.create_session(scope, None, {}, T0, EventRecord("spawn", T0, 0.0, "ok"))
+    ended = make_episode(a, "terminated session summary", session_id=scope.session_id)
+    await store.record_terminate(scope, ended, None, {}, EventRecord("terminate", T0, 0.0, "ok"))
+    assert await counts(store, COUNTS_KEPT) == await counts(store, COUNTS_FROM_SCRATCH)
+    async with store._write() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+                "outcome, importance_score, created_at) SELECT gen_random_uuid(), CAST(:p AS uuid), "
+                "gen_random_uuid(), 'ops', 'bulk ' || (i % 7) || ' zanzibar', 'success', 0.5, now() "
+                "FROM generate_series(1, 50) i"
+            ),
+            {"p": b},
+        )
+    assert await counts(store, COUNTS_KEPT) == await counts(store, COUNTS_FROM_SCRATCH)
+    await store.set_episode_embedding(a, ended.episode_id, EMBEDDER.embed_one("x"), "hash@256")
+    async with store._write() as conn:
+        rewrite = "UPDATE episodes SET task_description = 'rewritten words' WHERE project_id = :p"
+        await conn.execute(text(rewrite), {"p": a})
+        await conn.execute(
+            text("UPDATE episodes SET project_id = :b WHERE episode_id = :e"), {"b": b, "e": ended.episode_id}
+        )
+        await conn.execute(text("DELETE FROM episodes WHERE task_description LIKE 'bulk 3%'"))
+    assert await counts(store, COUNTS_KEPT) == await counts(store, COUNTS_FROM_SCRATCH)
+    async with store._write() as conn:
+        await conn.execute(text("TRUNCATE episodes"))
+    assert await counts(store, COUNTS_KEPT) == set()
+
+
+async def test_the_migration_counts_the_episodes_already_there() -> None:
+    url = pg_servers.database_url(await pg_servers.create_database())
+    await migrate(url, revision="0001")
+    probe = PostgresStore(url)
+    engine = probe._create_engine()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+                    "outcome, importance_score, created_at) SELECT gen_random_uuid(), "
+                    "CAST(md5((i % 3)::text) AS uuid), gen_random_uuid(), 'ops', 'word' || (i % 11) || ' deploy', "
+                    "'success', 0.5, now() FROM generate_series(1, 200) i"
+                )
+            )
+    finally:
+        await engine.dispose()
+    await migrate(url)
+    store = PostgresStore(url)
+    await store.start()
+    try:
+        kept = await counts(store, COUNTS_KEPT)
+        assert kept == await counts(store, COUNTS_FROM_SCRATCH) and len(kept) == 3 + 3 * 13
+    finally:
+        await store.close()
+
+
+def _near(qv: list[float], cos: float, rng: random.Random) -> list[float]:
+    """A unit vector whose cosine with the unit vector ``qv`` is ``cos``."""
+    noise = [rng.gauss(0.0, 1.0) for _ in qv]
+    along = sum(n * q for n, q in zip(noise, qv, strict=True))
+    ortho = [n - along * q for n, q in zip(noise, qv, strict=True)]
+    norm = math.sqrt(sum(x * x for x in ortho))
+    return [cos * q + math.sqrt(1.0 - cos * cos) * x / norm for q, x in zip(qv, ortho, strict=True)]
+
+
+async def test_project_a_ranking_is_bit_identical_whatever_project_b_holds(store: PostgresStore) -> None:
+    """Another tenant's episodes (thousands, full of A's query words, their vectors nearer A's query than most of
+    A's) and an ANALYZE change nothing in A's ranking, to the last bit of every score, in every mode: the full-text
+    statistics are A's own counts, and A (a small project) is searched by an exact scan of its own vectors, which
+    the HNSW graph of everyone's vectors cannot bias."""
+    from mcp_memory.stores.postgres import search_sql, ts_query, vector_text
+
+    rng = random.Random(7)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    query = "rotate the vault credentials zanzibar"
+    qv = [float(x) for x in EMBEDDER.embed_one(query)]
+    qv_unit = [x / math.sqrt(sum(y * y for y in qv)) for x in qv]
+    words = ["rotate", "vault", "credentials", "zanzibar", "deploy", "cache", "parser", "billing"]
+    async with store._write() as conn:
+        for index in ("episodes_project_agent", "episodes_project_newest", "episodes_project_task_type"):
+            await conn.execute(text(f"DROP INDEX {index}"))
+    for i in range(60):
+        # High cosines, importance falling as the cosine rises: the exact top 10 mixes the two.
+        cos = 0.92 + 0.03 * i / 59
+        text_ = " ".join(rng.sample(words, 3)) + f" task {i}"
+        ep = make_episode(a, text_, created=T0 - i * 3600, importance=1.0 - i / 59)
+        await store.add_episode(ep, _near(qv_unit, cos, rng), "hash@256")
+
+    async def ranking() -> dict[str, list[tuple[uuid.UUID, float]]]:
+        out = {}
+        for mode, tr, vr in (("hybrid", True, True), ("text", True, False), ("vector", False, True)):
+            sql = search_sql(
+                "", text_retriever=tr, vector_retriever=vr, same_model=vr, exact_scan_max=store.exact_scan_max
+            )
+            params = {"p": a, "pool": 50, "limit": 10, "now": T0, "vpool": 40, "model": "hash@256"}
+            params.update(tsq=ts_query(query), qv=vector_text(qv))
+            async with store._write() as conn:
+                # As on a big table, the planner would take the HNSW index for A's candidates if it could.
+                for setting in ("hnsw.ef_search = 100", "enable_seqscan = off", "enable_bitmapscan = off"):
+                    await conn.execute(text(f"SET LOCAL {setting}"))
+                rows = await conn.execute(text(sql), params)
+                out[mode] = [(r.episode_id, r.score) for r in rows]
+        return out
+
+    before = await ranking()
+    assert all(len(r) == 10 for r in before.values()), before
+    crowd = [
+        {
+            "id": uuid.uuid4(),
+            "d": " ".join(rng.sample(words[:4], 2)) + (" zanzibar" if i % 2 else ""),
+            "v": vector_text(_near(qv_unit, 0.5 + 0.45 * rng.random(), rng)),
+        }
+        for i in range(3000)
+    ]
+    for start in range(0, len(crowd), 500):  # statements of a few hundred rows: each well within the timeout
+        chunk = crowd[start : start + 500]
+        async with store._one() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+                    "outcome, importance_score, created_at, embedding, embedding_model) SELECT id, CAST(:b AS uuid), "
+                    "gen_random_uuid(), 'ops', d, 'success', 0.9, now(), CAST(v AS vector), 'hash@256' "
+                    "FROM unnest(CAST(:ids AS uuid[]), CAST(:ds AS text[]), CAST(:vs AS text[])) AS t(id, d, v)"
+                ),
+                {"b": b, "ids": [c["id"] for c in chunk], "ds": [c["d"] for c in chunk], "vs": [c["v"] for c in chunk]},
+            )
+    async with store._one() as conn:
+        await conn.execute(text("ANALYZE episodes"))
+    assert await ranking() == before
 
 
 async def test_vector_ranking_matches_the_sqlite_adapter(store: PostgresStore, tmp_path: Path) -> None:
@@ -374,6 +552,8 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
         await conn.execute(text(f'ALTER DATABASE "{store._url.database}" SET enable_seqscan = off'))
     forced = PostgresStore(store._url.render_as_string(hide_password=False))
     await forced.start()
+    # The target project is small enough for the exact scan of its own vectors; as if it were not (the HNSW path).
+    store.exact_scan_max = forced.exact_scan_max = 0
     try:
         from mcp_memory.stores.postgres import search_sql, vector_text
 
@@ -394,7 +574,11 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
         await forced.close()
 
 
-async def test_search_uses_the_hnsw_index_for_a_large_project(store: PostgresStore) -> None:
+async def test_search_uses_the_hnsw_index_for_a_large_project_only(store: PostgresStore) -> None:
+    """A project of more than ``exact_scan_max`` episodes is searched through the HNSW index; a smaller one never
+    runs that scan (the plan holds it, gated off), only the exact scan of its own vectors."""
+    from mcp_memory.stores.postgres import EXACT_SCAN_BUDGET, search_sql, vector_text
+
     project = uuid.uuid4()
     async with store._write() as conn:
         await conn.execute(
@@ -408,19 +592,17 @@ async def test_search_uses_the_hnsw_index_for_a_large_project(store: PostgresSto
             {"p": project},
         )
         await conn.execute(text("ANALYZE episodes"))
-    from mcp_memory.stores.postgres import search_sql, vector_text
+    assert store.exact_scan_max == EXACT_SCAN_BUDGET // 256 > 1000
 
     qv = vector_text(EMBEDDER.embed_one("episode"))
-    async with store._write() as conn:
-        await conn.execute(text("SET LOCAL hnsw.ef_search = 40"))
-        plan = "\n".join(
-            r[0]
-            for r in await conn.execute(
-                text("EXPLAIN " + search_sql("", text_retriever=False, vector_retriever=True)),
-                {"p": project, "qv": qv, "vpool": 40, "limit": 5, "now": T0},
-            )
-        )
-    assert "episodes_embedding_hnsw" in plan, plan
+    params = {"p": project, "qv": qv, "vpool": 40, "limit": 5, "now": T0}
+    for exact_scan_max, runs in ((999, True), (store.exact_scan_max, False)):
+        sql = search_sql("", text_retriever=False, vector_retriever=True, exact_scan_max=exact_scan_max)
+        async with store._write() as conn:
+            await conn.execute(text("SET LOCAL hnsw.ef_search = 40"))
+            plan = [r[0] for r in await conn.execute(text("EXPLAIN ANALYZE " + sql), params)]
+        hnsw = [line for line in plan if "episodes_embedding_hnsw" in line]
+        assert hnsw and ("never executed" not in hnsw[0]) == runs, "\n".join(plan)
 
 
 # -- the whole stack on Postgres --------------------------------------------------------------------------------
@@ -435,6 +617,25 @@ async def test_whole_mcp_session_on_postgres(pg_settings: Settings) -> None:
 
     await whole_session(pg_settings)
     await search_session(pg_settings)
+
+
+async def test_search_scores_of_project_a_do_not_depend_on_project_b_on_postgres(
+    pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review's side-channel probe through MCP (a strict xfail on SQLite until its per-project statistics land),
+    on the Postgres store, where it holds. Each episode is followed by an ANALYZE, as autovacuum would run one
+    sooner or later: the ranking used ANALYZE's statistics of every project before migration 0002."""
+    from tests.test_isolation_review import test_search_scores_of_project_a_do_not_depend_on_project_b as probe
+
+    add_episode = PostgresStore.add_episode
+
+    async def add_then_analyze(self: PostgresStore, *args: Any, **kwargs: Any) -> None:
+        await add_episode(self, *args, **kwargs)
+        async with self._write() as conn:
+            await conn.execute(text("ANALYZE episodes"))
+
+    monkeypatch.setattr(PostgresStore, "add_episode", add_then_analyze)
+    await probe(lambda **overrides: Settings(**{"database_url": pg_settings.database_url, **overrides}))
 
 
 async def test_statements_per_lifecycle_call_do_not_grow_with_keys(pg_settings: Settings) -> None:
@@ -483,3 +684,43 @@ async def test_cli_migrate_then_doctor(tmp_path: Path) -> None:
     code, out, err = await run_cli("migrate", "--downgrade", "base", env=env)
     assert code == 0, err
     assert json.loads(out)["after"]["revision"] is None
+
+
+# -- Postgres' own size limits ----------------------------------------------------------------------------------
+async def test_a_checkpoint_over_the_jsonb_limit_is_too_large(pg_settings: Settings) -> None:
+    """270 values of 1 MiB (each within the default limits, 10,000 keys of 1 MiB) make a state over JSONB's
+    256 MiB: pause is ``too_large`` with a message saying so, on both paths (this store as the working store, and
+    the two-step path a Redis working store takes), and writes nothing."""
+    from mcp_memory.errors import TooLarge
+    from mcp_memory.models import CheckpointInfo, Item
+
+    value = '"' + "x" * (2**20 - 2) + '"'  # 1 MiB serialised, the default max_value_bytes
+    scope = new_scope()
+    p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+    # Moving 270 MiB takes seconds: a timeout well above the default 5 s, for a busy machine.
+    settings = Settings(database_url=pg_settings.database_url, database_timeout_seconds=120)
+    async with MemoryRuntime(settings, clock=FakeClock(T0)) as rt:
+        store = rt.store
+        assert isinstance(store, PostgresStore)
+        await rt.lifecycle.spawn(p, a, s)
+        await store.restore(scope, {f"k{i:03d}": Item(value) for i in range(270)}, False, T0, rt.working.limits)
+        with pytest.raises(TooLarge, match=r"larger than Postgres can store in one JSONB value .* nothing was written"):
+            await rt.lifecycle.pause(p, a, s, checkpoint_id="big")
+        info = CheckpointInfo(
+            checkpoint_id="big2", created_at=to_datetime(T0), keys_count=270, bytes=270 * 2**20, content_hash="sha256:0"
+        )
+        items = {f"k{i:03d}": Item(value) for i in range(270)}  # what a Redis working store would snapshot
+        with pytest.raises(TooLarge, match="JSONB"):
+            await store.record_pause(scope, info, items, EventRecord("pause", T0, 0.0, "ok"))
+        assert await store.list_checkpoints(scope, 10, None) == []
+        session = await store.get_session(scope)
+        assert session is not None and session.status == "running"
+        # The lifecycle records the failed pause as an event; nothing else was written.
+        events = sorted((e.event_type, e.outcome) for e in await store.list_events(scope, 10))
+        assert events == [("pause", "too_large"), ("spawn", "ok")]
+        # The session is usable as before: its keys are all there, and once fewer, it pauses.
+        assert len(await store.list_keys(scope, "", T0)) == 270
+        for i in range(266):
+            await store.delete(scope, f"k{i:03d}", T0)
+        paused = await rt.lifecycle.pause(p, a, s, checkpoint_id="fits")
+        assert paused.data["items_saved"] == 4

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text as sql_text
 
 from mcp_memory.config import Settings
 from mcp_memory.episodic import EpisodicMemory
@@ -101,12 +100,6 @@ async def test_hybrid_search_finds_the_episode_from_a_paraphrase(adapter: str, t
             assert recorded.embedded
             ids[recorded.episode_id] = ep["key"]
             clock.advance(3600)
-        if adapter == "postgres":
-            # Postgres weighs each query word by its IDF from ANALYZE's statistics, which autovacuum gathers once
-            # a table has had 50 + 10% of its rows written (at most a minute later): measure that steady state.
-            # Before the first ANALYZE every word weighs the same (README: the numbers of both).
-            async with store._write() as conn:
-                await conn.execute(sql_text("ANALYZE episodes"))
         groups = {
             "paraphrased": DATA["queries"],
             "naming a rare term": DATA["identifier_queries"],

@@ -16,8 +16,9 @@ Recall (:meth:`PostgresStore.search_episodes`) is one SQL statement; see :func:`
 live in the schema ``mcp_memory`` (see :mod:`mcp_memory.stores.pg_schema`, which also owns the migrations).
 
 Failures: a connection that cannot be made or dies, a timeout, or a server shutting down is ``Unavailable``
-("retry later"); a serialization failure or deadlock is ``Conflict``; anything else is ``Internal`` with the
-details in the log only.
+("retry later"); a serialization failure or deadlock is ``Conflict``; a value over one of Postgres' own size
+limits (SQLSTATE class 54: a checkpoint's state over JSONB's 256 MiB) is ``TooLarge``; anything else is
+``Internal`` with the details in the log only.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mcp_memory.config import Settings, mask_url
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, Unavailable
+from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, TooLarge, Unavailable
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
@@ -127,11 +128,20 @@ FILTERED_EF_FACTOR = 2
 MIN_EF_SEARCH = 100
 """At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
 COMMON_LEXEME_SHARE = 0.05
-"""A word found in at least this share of episodes (per ANALYZE) does not make a row a full-text candidate."""
-RARE_LEXEME_SHARE = 0.001
-"""The document frequency assumed for a word that ANALYZE's statistics do not list (or before any ANALYZE)."""
+"""A word found in at least this share of the project's episodes does not make a row a full-text candidate..."""
 COMMON_LEXEME_MIN_ROWS = 5000
-"""...once the table holds this many episodes (below it, ranking every match costs little)."""
+"""...once the project holds this many episodes (below it, ranking every match costs little)."""
+EXACT_SCAN_BUDGET = 768_000
+"""A project of at most this many episodes x vector dimensions is searched by an exact scan of its own vectors, not
+the HNSW index (2,000 episodes at 384 dimensions, 3,000 at 256, 500 at 1536: about 2 ms on the benchmark VM). The
+index is one graph over every project, so its approximate answer for one project depends on the others' vectors;
+an exact scan of the project's rows does not."""
+TOO_LARGE = "the data is larger than Postgres can store in one value"
+"""The caller's message (before "; nothing was written") for a write over one of Postgres' size limits."""
+CHECKPOINT_TOO_LARGE = (
+    "the checkpoint's state is larger than Postgres can store in one JSONB value (256 MiB of keys and values "
+    "together); delete or shrink keys of the session, then pause again"
+)
 UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006", "3D000", "28")
 """Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby), and (while
 connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
@@ -186,6 +196,9 @@ class PostgresStore(SqlStore):
         self._max_overflow = max_overflow
         self._timeout = timeout_seconds
         self._engine: AsyncEngine | None = None
+        self.exact_scan_max = EXACT_SCAN_BUDGET // embedding_dimension
+        """Projects of at most this many episodes are searched by an exact scan of their vectors (see
+        :data:`EXACT_SCAN_BUDGET`)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresStore:
@@ -296,8 +309,9 @@ class PostgresStore(SqlStore):
         return Unavailable(f"Postgres is not reachable at {self.where} ({reason}); retry later")
 
     @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
-        """Driver failures as SPEC.md errors: never a traceback or a driver message to the caller."""
+    async def _guard(self, too_large: str = TOO_LARGE) -> AsyncIterator[None]:
+        """Driver failures as SPEC.md errors: never a traceback or a driver message to the caller. ``too_large``:
+        what to tell the caller when a value exceeds one of Postgres' own size limits (SQLSTATE class 54)."""
         try:
             yield
         except MemoryServiceError:
@@ -314,6 +328,11 @@ class PostgresStore(SqlStore):
                 raise Conflict("a concurrent call changed the same session at the same time; retry") from exc
             if sqlstate == "23505":
                 raise Conflict("a concurrent call wrote the same record at the same time; retry") from exc
+            if sqlstate.startswith("54"):
+                # program_limit_exceeded and kin: refused by the statement itself, which (like the transaction
+                # around it) wrote nothing.
+                logger.warning("Postgres refused a value over its limits: %s", exc.orig)
+                raise TooLarge(f"{too_large}; nothing was written") from exc
             logger.exception("Postgres error")
             raise Internal("the store failed unexpectedly; see the server log") from exc
         except PoolTimeoutError as exc:
@@ -334,18 +353,18 @@ class PostgresStore(SqlStore):
             raise
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
         """One transaction (BEGIN ... COMMIT); rolled back on any exception."""
         engine = self._require_engine()
-        async with self._guard(), engine.begin() as conn:
+        async with self._guard(too_large), engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
+    async def _read(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
         """A connection in autocommit: each statement is its own transaction (no BEGIN/COMMIT round trips).
         Also used for single-statement writes, which are atomic by themselves."""
         engine = self._require_engine()
-        async with self._guard(), engine.connect() as conn:
+        async with self._guard(too_large), engine.connect() as conn:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     _one = _read
@@ -559,7 +578,7 @@ class PostgresStore(SqlStore):
         state = orjson.dumps({key: [it.value, it.expires_at] for key, it in items.items()})
         # One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the
         # session paused and record the event only if the checkpoint went in.
-        async with self._one() as conn:
+        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(
@@ -645,7 +664,7 @@ class PostgresStore(SqlStore):
         # which is byte order in UTF-8, i.e. COLLATE "C"), insert it (nothing if its id is taken), mark the
         # session paused and record the event only if the checkpoint went in. state_bytes is the size of the
         # state's JSONB text here (the two-step path measures its compact JSON); it is informational only.
-        async with self._one() as conn:
+        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(
@@ -970,6 +989,7 @@ class PostgresStore(SqlStore):
             text_retriever=tsq is not None,
             vector_retriever=qv is not None,
             same_model=qv is not None and embedding_model is not None,
+            exact_scan_max=self.exact_scan_max,
         )
         # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
         # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
@@ -1020,24 +1040,31 @@ class PostgresStore(SqlStore):
             return bool(result.rowcount)
 
 
-def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool, same_model: bool = False) -> str:
+def search_sql(
+    filters: str, *, text_retriever: bool, vector_retriever: bool, same_model: bool = False, exact_scan_max: int = 0
+) -> str:
     """The recall query: one statement that fuses full-text and vector scores, as :mod:`mcp_memory.ranking` does.
 
     - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by the sum over the query's
-      words of ``ts_rank_cd`` (length normalised) times the word's IDF, from ANALYZE's statistics of the tsvector
-      column (like BM25, a rare word counts more than a common one); each score is a share of the best one (the
-      rank has no fixed scale). Ranking every row that
-      shares one common word with the query ("fix", "test") would cost time in proportion to the table, so
-      candidates are the rows matching the query's *selective* words: those found in fewer than
-      ``COMMON_LEXEME_SHARE`` of the rows by ANALYZE's statistics of the tsvector column (its most common
-      elements), once the table holds ``COMMON_LEXEME_MIN_ROWS`` episodes. Common words still count in the
-      rank of those candidates, like BM25's low IDF; a query made of common words only matches on all of them.
-    - Vectors: the ``:vpool`` nearest by cosine distance through the HNSW index (ef_search sized to it).
-      pgvector 0.6 filters *after* the index scan (no iterative scans): with filters the scan is widened
-      (ef_search twice the pool), and the rows that survive the filters are the nearest matching ones. A
-      selective filter (a small project among many, one agent, a recent ``since``) can leave fewer than
-      ``:limit``: then, and only then, an exact scan of the filtered rows replaces them (cheap exactly because
-      the filter is selective; B-trees on project with agent, task type or time find the rows). Cosines below
+      words of ``ts_rank_cd`` (length normalised; it reads the episode's own tsvector only) times the word's IDF,
+      BM25's ``ln(1 + (N - n + 0.5) / (n + 0.5))`` with N the project's episodes and n those holding the word
+      (a rare word counts more than a common one); each score is a share of the best one (the rank has no fixed
+      scale). N and n are the project's own counts (``project_episode_counts``, ``project_lexeme_counts``, kept
+      exact by triggers on ``episodes``, migration 0002): no other project's episodes move a score, and no
+      ANALYZE is needed. Ranking every row that shares one common word with the query ("fix", "test") would cost
+      time in proportion to the project, so candidates are the rows matching the query's *selective* words: those
+      found in fewer than ``COMMON_LEXEME_SHARE`` of the project's episodes, once it holds
+      ``COMMON_LEXEME_MIN_ROWS``. Common words still count in the rank of those candidates, like BM25's low IDF; a
+      query made of common words only matches on all of them.
+    - Vectors: a project of at most ``exact_scan_max`` episodes (see :data:`EXACT_SCAN_BUDGET`) is searched by
+      an exact scan of its own vectors: the ``:vpool`` nearest, whatever the other projects hold (the HNSW scan,
+      in the plan, is gated off and never runs). A larger project: the ``:vpool`` nearest by cosine distance
+      through the HNSW index (ef_search sized to it), one graph over every project, so approximate and not
+      independent of the others' vectors. pgvector 0.6 filters *after* the index scan (no iterative scans): with
+      filters the scan is widened (ef_search twice the pool), and the rows that survive the filters are the
+      nearest matching ones. A selective filter (one agent, a recent ``since``) can leave fewer than ``:limit``:
+      then, and only then, an exact scan of the filtered rows replaces them (cheap exactly because the filter is
+      selective; B-trees on project with agent, task type or time find the rows). Cosines below
       ``MIN_COSINE`` are dropped; each kept cosine is divided by the best one of the query, or by ``GOOD_COSINE``
       if the best is lower (ranking.py's ``similarities``). ``same_model``: only vectors stored under the model
       ``:model`` count (those of another model are on another scale, even at the same dimension).
@@ -1061,26 +1088,23 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool, sa
             "terms AS (SELECT lexeme FROM unnest(tsvector_to_array(to_tsvector('english', "
             "replace(:tsq, ' | ', ' ')))) AS lexeme)"
         )
+        # The project's own counts (kept exact by triggers, see migration 0002): N episodes, and per query word
+        # the number n of them holding it. Nothing here depends on another project's episodes or on ANALYZE.
         ctes.append(
-            "lexeme_stats AS (SELECT c.elem, c.freq FROM pg_stats st, "
-            "unnest(st.most_common_elems::text::text[], st.most_common_elem_freqs) AS c(elem, freq) "
-            "WHERE st.schemaname = current_schema() AND st.tablename = 'episodes' AND st.attname = 'search_text' "
-            "AND c.elem IS NOT NULL)"
+            "term_stats AS MATERIALIZED (SELECT t.lexeme, CAST(COALESCE((SELECT l.episodes "
+            "FROM project_lexeme_counts l WHERE l.project_id = :p AND l.lexeme = t.lexeme), 0) AS float8) AS n, "
+            "CAST(COALESCE((SELECT episodes FROM project_episode_counts WHERE project_id = :p), 0) AS float8) AS total "
+            "FROM terms t)"
         )
         ctes.append(
-            f"common AS (SELECT elem FROM lexeme_stats WHERE freq >= {COMMON_LEXEME_SHARE} "
-            f"AND (SELECT reltuples FROM pg_class WHERE oid = 'episodes'::regclass) >= {COMMON_LEXEME_MIN_ROWS})"
+            "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM term_stats "
+            f"WHERE NOT (total >= {COMMON_LEXEME_MIN_ROWS} AND n >= {COMMON_LEXEME_SHARE} * total))"
         )
+        # One tsquery per query word, weighted by its inverse document frequency in the project (BM25's, always
+        # positive): the IDF half of BM25, which ts_rank_cd lacks.
         ctes.append(
-            "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM terms "
-            "WHERE lexeme NOT IN (SELECT elem FROM common))"
-        )
-        # One tsquery per query word, weighted by its inverse document frequency (a word missing from the
-        # statistics is rarer than every word in them): the IDF half of BM25, which ts_rank_cd lacks.
-        ctes.append(
-            "weights AS MATERIALIZED (SELECT CAST(quote_literal(t.lexeme) AS tsquery) AS q, "
-            f"ln(1.0 + 1.0 / GREATEST(COALESCE(ls.freq, {RARE_LEXEME_SHARE}), {RARE_LEXEME_SHARE})) AS idf "
-            "FROM terms t LEFT JOIN lexeme_stats ls ON ls.elem = t.lexeme)"
+            "weights AS MATERIALIZED (SELECT CAST(quote_literal(lexeme) AS tsquery) AS q, "
+            "ln(1.0 + (total - n + 0.5) / (n + 0.5)) AS idf FROM term_stats)"
         )
         ctes.append(
             f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r FROM episodes e "
@@ -1093,7 +1117,9 @@ def search_sql(filters: str, *, text_retriever: bool, vector_retriever: bool, sa
         distance = "(e.embedding <=> CAST(:qv AS vector))"
         ctes.append(
             f"approx AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
-            f"WHERE {where}{model} AND e.embedding IS NOT NULL ORDER BY e.embedding <=> CAST(:qv AS vector) "
+            "WHERE (SELECT episodes FROM project_episode_counts WHERE project_id = :p) > "
+            f"{int(exact_scan_max)} AND {where}{model} AND e.embedding IS NOT NULL "
+            "ORDER BY e.embedding <=> CAST(:qv AS vector) "
             "LIMIT :vpool)"
         )
         ctes.append(
