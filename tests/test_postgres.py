@@ -211,14 +211,53 @@ async def test_a_rare_query_word_outweighs_a_common_one(store: PostgresStore) ->
     assert found[0].episode_id == rare.episode_id, [e.task_description for e in found]
 
 
+
+async def test_versions_and_ticket_ids_are_words_of_the_text_as_of_the_query(store: PostgresStore) -> None:
+    """Migration 0003: Postgres' parser kept ``v2.16`` as one lexeme and read ``PAY-1603`` as ``pay`` and a negative
+    number, so a query for either (split into letters and digits) matched nothing of the identifier. Now the
+    episode text is split as the query is, and the identifier tells near-identical episodes apart."""
+    project = uuid.uuid4()
+    episodes = {}
+    for version, ticket in (("v2.15", "PAY-1517"), ("v2.16", "PAY-1603"), ("v2.17", "PAY-1432")):
+        ep = make_episode(project, f"Weekly release of payments-api {version} ({ticket}) to production")
+        episodes[version], episodes[ticket] = ep, ep
+        await store.add_episode(ep, None)
+    for query, expected in (("what happened with payments-api v2.16?", "v2.16"), ("PAY-1432 status", "PAY-1432")):
+        found = await store.search_episodes(project, query, None, EpisodeFilter(), 3, T0, "text")
+        assert found[0].episode_id == episodes[expected].episode_id, (query, [e.task_description for e in found])
+        assert found[0].score > found[1].score
+
+
+async def test_text_rank_is_bm25_over_the_project(store: PostgresStore) -> None:
+    """BM25's two other halves (beside the IDF): more occurrences of a word rank higher, with diminishing returns,
+    and the same occurrences in a shorter episode rank higher."""
+    project = uuid.uuid4()
+    once = make_episode(project, "zanzibar shipment delayed at the port by customs paperwork checks")
+    twice = make_episode(project, "zanzibar shipment delayed, zanzibar port closed by customs paperwork checks")
+    short = make_episode(project, "zanzibar shipment delayed")
+    for ep in (once, twice, short):
+        await store.add_episode(ep, None)
+    for i in range(10):
+        await store.add_episode(make_episode(project, f"unrelated work item {i}"), None)
+    found = await store.search_episodes(project, "zanzibar", None, EpisodeFilter(), 3, T0, "text")
+    by_id = {e.episode_id: e.score for e in found}
+    assert by_id[twice.episode_id] > by_id[once.episode_id]
+    assert by_id[short.episode_id] > by_id[once.episode_id]
+    assert by_id[twice.episode_id] < 2 * by_id[once.episode_id]
+
 # -- per-project counts: the only statistics recall uses ------------------------------------------------------
 COUNTS_FROM_SCRATCH = """
 SELECT 'p' AS kind, project_id, '' AS lexeme, count(*) AS n FROM episodes GROUP BY project_id
+UNION ALL
+SELECT 't', project_id, '', sum((SELECT sum(cardinality(positions)) FROM unnest(search_text))) FROM episodes
+GROUP BY project_id
 UNION ALL
 SELECT 'l', e.project_id, t.lexeme, count(*) FROM episodes e, unnest(e.search_text) AS t GROUP BY e.project_id, t.lexeme
 """
 COUNTS_KEPT = """
 SELECT 'p' AS kind, project_id, '' AS lexeme, episodes AS n FROM project_episode_counts WHERE episodes <> 0
+UNION ALL
+SELECT 't', project_id, '', tokens FROM project_episode_counts WHERE episodes <> 0
 UNION ALL
 SELECT 'l', project_id, lexeme, episodes FROM project_lexeme_counts WHERE episodes <> 0
 """
@@ -292,7 +331,7 @@ async def test_the_migration_counts_the_episodes_already_there() -> None:
     await store.start()
     try:
         kept = await counts(store, COUNTS_KEPT)
-        assert kept == await counts(store, COUNTS_FROM_SCRATCH) and len(kept) == 3 + 3 * 13
+        assert kept == await counts(store, COUNTS_FROM_SCRATCH) and len(kept) == 3 + 3 + 3 * 13  # episodes, lengths, words
     finally:
         await store.close()
 
@@ -617,25 +656,6 @@ async def test_whole_mcp_session_on_postgres(pg_settings: Settings) -> None:
 
     await whole_session(pg_settings)
     await search_session(pg_settings)
-
-
-async def test_search_scores_of_project_a_do_not_depend_on_project_b_on_postgres(
-    pg_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The review's side-channel probe through MCP (a strict xfail on SQLite until its per-project statistics land),
-    on the Postgres store, where it holds. Each episode is followed by an ANALYZE, as autovacuum would run one
-    sooner or later: the ranking used ANALYZE's statistics of every project before migration 0002."""
-    from tests.test_isolation_review import test_search_scores_of_project_a_do_not_depend_on_project_b as probe
-
-    add_episode = PostgresStore.add_episode
-
-    async def add_then_analyze(self: PostgresStore, *args: Any, **kwargs: Any) -> None:
-        await add_episode(self, *args, **kwargs)
-        async with self._write() as conn:
-            await conn.execute(text("ANALYZE episodes"))
-
-    monkeypatch.setattr(PostgresStore, "add_episode", add_then_analyze)
-    await probe(lambda **overrides: Settings(**{"database_url": pg_settings.database_url, **overrides}))
 
 
 async def test_statements_per_lifecycle_call_do_not_grow_with_keys(pg_settings: Settings) -> None:

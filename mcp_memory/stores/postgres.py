@@ -117,11 +117,21 @@ _INSERT_SESSION = (
     "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
     "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *"
 )
-_RANK_WEIGHTS = "'{0.125, 0.25, 0.4, 1.0}'::float4[]"
-"""ts_rank_cd weights of the tsvector's classes {D, C, B, A}: context_summary, task_type, outcome_details,
-task_description and lessons (see the migration), close to the SQLite adapter's bm25 column weights."""
-_TEXT_RANK = f"(SELECT sum(w.idf * ts_rank_cd({_RANK_WEIGHTS}, e.search_text, w.q, 1)) FROM weights w)"
-"""An episode's full-text rank: per query word, ts_rank_cd (length-normalised) times the word's IDF."""
+BM25_K1 = 1.2
+BM25_B = 0.75
+_CLASS_WEIGHTS = "CASE c WHEN 'A' THEN 3.5 WHEN 'B' THEN 1.5 WHEN 'C' THEN 1.0 ELSE 0.5 END"
+"""Weights of the tsvector's classes: A task_description and lessons, B outcome_details, C task_type, D
+context_summary (see the migrations); the SQLite adapter's bm25 column weights (4.0 and 3.0 for the two in A)."""
+_TEXT_RANK = (
+    "(SELECT COALESCE(sum(w.idf * s.f * "
+    f"{BM25_K1 + 1} / (s.f + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * s.dl / w.avgdl))), 0.0) "
+    f"FROM (SELECT u.lexeme, (SELECT sum({_CLASS_WEIGHTS}) FROM unnest(u.weights) AS c) AS f, "
+    "sum(cardinality(u.positions)) OVER () AS dl FROM unnest(e.search_text) AS u) AS s "
+    "JOIN weights w ON w.lexeme = s.lexeme)"
+)
+"""An episode's full-text rank, BM25 over the episode's tsvector: per query word its weighted frequency ``f``
+(each position counts its class's weight), the episode's length ``dl`` (its positions) against the project's
+average, and the word's IDF in the project (``weights``); 0 for an episode without a word of the query."""
 _TS_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 HNSW_MAX_EF_SEARCH = 1000
 FILTERED_EF_FACTOR = 2
@@ -1045,16 +1055,17 @@ def search_sql(
 ) -> str:
     """The recall query: one statement that fuses full-text and vector scores, as :mod:`mcp_memory.ranking` does.
 
-    - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by the sum over the query's
-      words of ``ts_rank_cd`` (length normalised; it reads the episode's own tsvector only) times the word's IDF,
-      BM25's ``ln(1 + (N - n + 0.5) / (n + 0.5))`` with N the project's episodes and n those holding the word
-      (a rare word counts more than a common one); each score is a share of the best one (the rank has no fixed
-      scale). N and n are the project's own counts (``project_episode_counts``, ``project_lexeme_counts``, kept
-      exact by triggers on ``episodes``, migration 0002): no other project's episodes move a score, and no
+    - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by BM25 (k1 1.2, b 0.75, as
+      SQLite's FTS5) computed from the episode's tsvector (:data:`_TEXT_RANK`: each query word's frequency, every
+      position weighted by its column's class, the episode's length against the project's average) and each
+      word's IDF, FTS5's ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6, with N the project's episodes and n
+      those holding the word; each score is a share of the best one (BM25 has no fixed scale). N, n and the
+      lengths are the project's own counts (``project_episode_counts``, ``project_lexeme_counts``, kept exact by
+      triggers on ``episodes``, migrations 0002 and 0003): no other project's episodes move a score, and no
       ANALYZE is needed. Ranking every row that shares one common word with the query ("fix", "test") would cost
       time in proportion to the project, so candidates are the rows matching the query's *selective* words: those
       found in fewer than ``COMMON_LEXEME_SHARE`` of the project's episodes, once it holds
-      ``COMMON_LEXEME_MIN_ROWS``. Common words still count in the rank of those candidates, like BM25's low IDF; a
+      ``COMMON_LEXEME_MIN_ROWS``. Common words still count in the rank of those candidates, with their low IDF; a
       query made of common words only matches on all of them.
     - Vectors: a project of at most ``exact_scan_max`` episodes (see :data:`EXACT_SCAN_BUDGET`) is searched by
       an exact scan of its own vectors: the ``:vpool`` nearest, whatever the other projects hold (the HNSW scan,
@@ -1074,7 +1085,7 @@ def search_sql(
       first. Each candidate of either retriever is scored by *both*: its text share and its cosine are computed
       for it, so an episode just outside one list's cut-off (the HNSW pool, or the selective-word candidates) is
       scored as what it is there, not as a zero. An episode the retriever would not find at all still scores 0
-      there, as in ``fuse``: no word of the query (``ts_rank_cd`` is 0), no vector of the query's model, or a
+      there, as in ``fuse``: no word of the query (its BM25 is 0), no vector of the query's model, or a
       cosine below ``MIN_COSINE``. The scales are the retrievers' own: the best rank among the text hits, the best
       cosine among the vector hits.
     Filters (``filters``, conditions on ``e``) apply inside each retriever, so the pool is of matching rows.
@@ -1093,18 +1104,18 @@ def search_sql(
         ctes.append(
             "term_stats AS MATERIALIZED (SELECT t.lexeme, CAST(COALESCE((SELECT l.episodes "
             "FROM project_lexeme_counts l WHERE l.project_id = :p AND l.lexeme = t.lexeme), 0) AS float8) AS n, "
-            "CAST(COALESCE((SELECT episodes FROM project_episode_counts WHERE project_id = :p), 0) AS float8) AS total "
-            "FROM terms t)"
+            "CAST(COALESCE(c.episodes, 0) AS float8) AS total, CAST(COALESCE(c.tokens, 0) AS float8) AS tokens "
+            "FROM terms t LEFT JOIN project_episode_counts c ON c.project_id = :p)"
         )
         ctes.append(
             "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM term_stats "
             f"WHERE NOT (total >= {COMMON_LEXEME_MIN_ROWS} AND n >= {COMMON_LEXEME_SHARE} * total))"
         )
-        # One tsquery per query word, weighted by its inverse document frequency in the project (BM25's, always
-        # positive): the IDF half of BM25, which ts_rank_cd lacks.
+        # Per query word its inverse document frequency in the project (BM25's, always positive), and the project's
+        # average episode length.
         ctes.append(
-            "weights AS MATERIALIZED (SELECT CAST(quote_literal(lexeme) AS tsquery) AS q, "
-            "ln(1.0 + (total - n + 0.5) / (n + 0.5)) AS idf FROM term_stats)"
+            "weights AS MATERIALIZED (SELECT lexeme, GREATEST(ln((total - n + 0.5) / (n + 0.5)), 1e-6) AS idf, "
+            "GREATEST(tokens / GREATEST(total, 1.0), 1.0) AS avgdl FROM term_stats)"
         )
         ctes.append(
             f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r FROM episodes e "

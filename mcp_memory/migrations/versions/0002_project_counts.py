@@ -1,5 +1,6 @@
-"""Per-project full-text statistics: each project's number of episodes, and per lexeme the number of its episodes
-that hold it, kept exact by triggers on ``episodes`` and backfilled here.
+"""Per-project full-text statistics: each project's number of episodes and of words in them (BM25's average
+length), and per lexeme the number of its episodes that hold it, kept exact by triggers on ``episodes`` and
+backfilled here.
 
 Recall ranks a project's episodes with these only (the IDF of each query word, and which words are too common to
 pick candidates by; see ``search_sql`` in postgres.py). ANALYZE's statistics, used before, cover every project
@@ -7,7 +8,7 @@ pick candidates by; see ``search_sql`` in postgres.py). ANALYZE's statistics, us
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-12-02
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
@@ -24,25 +25,29 @@ depends_on = None
 # can deadlock on lexemes. ``unnest(tsvector)`` yields each lexeme of an episode once, so count(*) is the number
 # of episodes holding it. A lexeme's row may stay at 0 after deletes: the same as no row to the search.
 _ADD = """
-    INSERT INTO project_episode_counts AS s (project_id, episodes)
-    SELECT project_id, sum(n) FROM ({rows}) AS d GROUP BY project_id ORDER BY project_id
-    ON CONFLICT (project_id) DO UPDATE SET episodes = s.episodes + excluded.episodes;
+    INSERT INTO project_episode_counts AS s (project_id, episodes, tokens)
+    SELECT project_id, sum(n), sum(n * {tokens}) FROM ({rows}) AS d GROUP BY project_id ORDER BY project_id
+    ON CONFLICT (project_id) DO UPDATE SET episodes = s.episodes + excluded.episodes,
+        tokens = s.tokens + excluded.tokens;
     INSERT INTO project_lexeme_counts AS s (project_id, lexeme, episodes)
     SELECT d.project_id, t.lexeme, sum(d.n) FROM ({rows}) AS d, unnest(d.search_text) AS t
     GROUP BY d.project_id, t.lexeme HAVING sum(d.n) <> 0 ORDER BY d.project_id, t.lexeme
     ON CONFLICT (project_id, lexeme) DO UPDATE SET episodes = s.episodes + excluded.episodes;
 """
+TOKENS = "(SELECT COALESCE(sum(cardinality(positions)), 0) FROM unnest({}))"
+"""An episode's length in words (stop words aside): the positions of its tsvector, as BM25 counts a document."""
 _NEW = "SELECT project_id, search_text, 1 AS n FROM new_episodes"
 _OLD = "SELECT project_id, search_text, -1 AS n FROM old_episodes"
 _CHANGED = (
     "SELECT 1 FROM old_episodes o JOIN new_episodes n ON n.id = o.id "
     "WHERE o.project_id <> n.project_id OR o.search_text <> n.search_text"
 )
+_TOKENS = TOKENS.format("d.search_text")
 _FUNCTIONS = {
-    "insert": _ADD.format(rows=_NEW),
-    "delete": _ADD.format(rows=_OLD),
+    "insert": _ADD.format(rows=_NEW, tokens=_TOKENS),
+    "delete": _ADD.format(rows=_OLD, tokens=_TOKENS),
     # Most updates change the embedding only (the background retry, reembed): nothing to count, nothing locked.
-    "update": f"IF EXISTS ({_CHANGED}) THEN {_ADD.format(rows=f'{_NEW} UNION ALL {_OLD}')} END IF;",
+    "update": f"IF EXISTS ({_CHANGED}) THEN {_ADD.format(rows=f'{_NEW} UNION ALL {_OLD}', tokens=_TOKENS)} END IF;",
 }
 _TRANSITIONS = {
     "insert": "NEW TABLE AS new_episodes",
@@ -55,7 +60,8 @@ def upgrade() -> None:
     op.execute(
         """CREATE TABLE project_episode_counts (
             project_id uuid PRIMARY KEY,
-            episodes bigint NOT NULL
+            episodes bigint NOT NULL,
+            tokens bigint NOT NULL
         )"""
     )
     op.execute(
@@ -87,8 +93,8 @@ def upgrade() -> None:
     # The triggers hold a lock on episodes that keeps writers out until this transaction commits: the backfill
     # counts every episode exactly once.
     op.execute(
-        "INSERT INTO project_episode_counts (project_id, episodes) SELECT project_id, count(*) FROM episodes "
-        "GROUP BY project_id"
+        "INSERT INTO project_episode_counts (project_id, episodes, tokens) SELECT project_id, count(*), "
+        f"sum({TOKENS.format('search_text')}) FROM episodes GROUP BY project_id"
     )
     op.execute(
         "INSERT INTO project_lexeme_counts (project_id, lexeme, episodes) SELECT e.project_id, t.lexeme, count(*) "
