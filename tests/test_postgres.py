@@ -211,7 +211,6 @@ async def test_a_rare_query_word_outweighs_a_common_one(store: PostgresStore) ->
     assert found[0].episode_id == rare.episode_id, [e.task_description for e in found]
 
 
-
 async def test_versions_and_ticket_ids_are_words_of_the_text_as_of_the_query(store: PostgresStore) -> None:
     """Migration 0003: Postgres' parser kept ``v2.16`` as one lexeme and read ``PAY-1603`` as ``pay`` and a negative
     number, so a query for either (split into letters and digits) matched nothing of the identifier. Now the
@@ -245,11 +244,12 @@ async def test_text_rank_is_bm25_over_the_project(store: PostgresStore) -> None:
     assert by_id[short.episode_id] > by_id[once.episode_id]
     assert by_id[twice.episode_id] < 2 * by_id[once.episode_id]
 
+
 # -- per-project counts: the only statistics recall uses ------------------------------------------------------
 COUNTS_FROM_SCRATCH = """
 SELECT 'p' AS kind, project_id, '' AS lexeme, count(*) AS n FROM episodes GROUP BY project_id
 UNION ALL
-SELECT 't', project_id, '', sum((SELECT sum(cardinality(positions)) FROM unnest(search_text))) FROM episodes
+SELECT 't', project_id, '', sum(length(search_text)) FROM episodes
 GROUP BY project_id
 UNION ALL
 SELECT 'l', e.project_id, t.lexeme, count(*) FROM episodes e, unnest(e.search_text) AS t GROUP BY e.project_id, t.lexeme
@@ -331,7 +331,9 @@ async def test_the_migration_counts_the_episodes_already_there() -> None:
     await store.start()
     try:
         kept = await counts(store, COUNTS_KEPT)
-        assert kept == await counts(store, COUNTS_FROM_SCRATCH) and len(kept) == 3 + 3 + 3 * 13  # episodes, lengths, words
+        assert (
+            kept == await counts(store, COUNTS_FROM_SCRATCH) and len(kept) == 3 + 3 + 3 * 13
+        )  # episodes, lengths, words
     finally:
         await store.close()
 

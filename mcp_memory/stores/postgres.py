@@ -119,19 +119,20 @@ _INSERT_SESSION = (
 )
 BM25_K1 = 1.2
 BM25_B = 0.75
-_CLASS_WEIGHTS = "CASE c WHEN 'A' THEN 3.5 WHEN 'B' THEN 1.5 WHEN 'C' THEN 1.0 ELSE 0.5 END"
+_CLASS_WEIGHTS = {"A": 3.5, "B": 1.5, "C": 1.0, "D": 0.5}
 """Weights of the tsvector's classes: A task_description and lessons, B outcome_details, C task_type, D
 context_summary (see the migrations); the SQLite adapter's bm25 column weights (4.0 and 3.0 for the two in A)."""
+_FREQUENCY = " + ".join(f"{w} * cardinality(array_positions(u.weights, '{c}'))" for c, w in _CLASS_WEIGHTS.items())
 _TEXT_RANK = (
-    "(SELECT COALESCE(sum(w.idf * s.f * "
-    f"{BM25_K1 + 1} / (s.f + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * s.dl / w.avgdl))), 0.0) "
-    f"FROM (SELECT u.lexeme, (SELECT sum({_CLASS_WEIGHTS}) FROM unnest(u.weights) AS c) AS f, "
-    "sum(cardinality(u.positions)) OVER () AS dl FROM unnest(e.search_text) AS u) AS s "
-    "JOIN weights w ON w.lexeme = s.lexeme)"
+    "(SELECT COALESCE(sum(s.idf * s.f * "
+    f"{BM25_K1 + 1} / (s.f + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * length(e.search_text) / s.avgdl))), 0.0) "
+    f"FROM (SELECT w.idf, w.avgdl, {_FREQUENCY} AS f "
+    "FROM unnest(e.search_text) AS u JOIN weights w ON w.lexeme = u.lexeme) AS s)"
 )
 """An episode's full-text rank, BM25 over the episode's tsvector: per query word its weighted frequency ``f``
-(each position counts its class's weight), the episode's length ``dl`` (its positions) against the project's
-average, and the word's IDF in the project (``weights``); 0 for an episode without a word of the query."""
+(each position counts its class's weight), the episode's length (its distinct words, ``length(tsvector)``)
+against the project's average, and the word's IDF in the project (``weights``); 0 for an episode without a word
+of the query."""
 _TS_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 HNSW_MAX_EF_SEARCH = 1000
 FILTERED_EF_FACTOR = 2
@@ -1057,7 +1058,7 @@ def search_sql(
 
     - Full text: the OR-ed tsquery (``:tsq``) over the GIN-indexed tsvector, ranked by BM25 (k1 1.2, b 0.75, as
       SQLite's FTS5) computed from the episode's tsvector (:data:`_TEXT_RANK`: each query word's frequency, every
-      position weighted by its column's class, the episode's length against the project's average) and each
+      position weighted by its column's class, the episode's distinct words against the project's average) and each
       word's IDF, FTS5's ``ln((N - n + 0.5) / (n + 0.5))`` floored at 1e-6, with N the project's episodes and n
       those holding the word; each score is a share of the best one (BM25 has no fixed scale). N, n and the
       lengths are the project's own counts (``project_episode_counts``, ``project_lexeme_counts``, kept exact by

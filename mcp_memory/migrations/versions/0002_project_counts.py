@@ -34,8 +34,8 @@ _ADD = """
     GROUP BY d.project_id, t.lexeme HAVING sum(d.n) <> 0 ORDER BY d.project_id, t.lexeme
     ON CONFLICT (project_id, lexeme) DO UPDATE SET episodes = s.episodes + excluded.episodes;
 """
-TOKENS = "(SELECT COALESCE(sum(cardinality(positions)), 0) FROM unnest({}))"
-"""An episode's length in words (stop words aside): the positions of its tsvector, as BM25 counts a document."""
+TOKENS = "length({})"
+"""An episode's length for BM25: its distinct words (stop words aside), ``length(tsvector)``."""
 _NEW = "SELECT project_id, search_text, 1 AS n FROM new_episodes"
 _OLD = "SELECT project_id, search_text, -1 AS n FROM old_episodes"
 _CHANGED = (

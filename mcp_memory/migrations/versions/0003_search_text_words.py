@@ -29,7 +29,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-TOKENS = "(SELECT COALESCE(sum(cardinality(positions)), 0) FROM unnest({}))"
+TOKENS = "length({})"
 """An episode's length in words, as migration 0002 counts it."""
 _PUNCTUATION = r"'[!-/:-@\[-`{-~]+'"
 _JSON_ESCAPE = r"""'\\(["\\/bfnrt]|u[0-9a-fA-F]{4})'"""
