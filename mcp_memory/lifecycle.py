@@ -314,7 +314,7 @@ class AgentLifecycleManager:
     ) -> int:
         """spawn with separate stores: create the session durably, then open its working memory."""
         try:
-            await self._durable.create_session(scope, agent_type, meta, started.at, event)
+            created = await self._durable.create_session(scope, agent_type, meta, started.at, event)
         except Conflict as exc:
             # Recorded on the existing session: an operator sees the double spawn.
             await self._record_failure(scope, "spawn", started, exc, meta)
@@ -329,6 +329,13 @@ class AgentLifecycleManager:
             # Leave no half-spawned session behind: a retry of spawn must succeed.
             with anyio.CancelScope(shield=True):
                 await self._durable.discard_session(scope)
+                # A call of another server may have re-opened the session in working memory from its durable
+                # record meanwhile: with the record gone (unless a pause kept it), that must not stay writable.
+                try:
+                    if await self._durable.get_session(scope) is None:
+                        await self._working.store.forget(scope, created)
+                except Exception:
+                    logger.warning("could not drop the working memory of discarded session %s", scope, exc_info=True)
             raise
 
     # -- pause -----------------------------------------------------------------------------------------
@@ -432,16 +439,29 @@ class AgentLifecycleManager:
                     if wanted is None:
                         raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
                     raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
+                if checkpoint.session_sealed:
+                    # A terminate (of any process) has sealed the durable record: working memory is its to
+                    # consolidate, even if its Redis seal has not landed yet.
+                    await self._live_session(scope, "resume")  # terminated: that error
+                    raise Conflict(
+                        f"session '{scope.session_id}' is being terminated; cannot resume "
+                        "(if a terminate was interrupted, call terminate again to finish it)"
+                    )
                 restored = await self._working.store.restore(
                     scope, checkpoint.items, clear_current, started.at, self._working.limits
                 )
-                # Working memory is restored (committed): the resume has happened, so it is reported as such even
-                # if recording it fails (a terminate that raced in, a store that just went away), logged loudly.
                 cp_id = checkpoint.info.checkpoint_id
                 details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
                 try:
                     await self._durable.record_resume(scope, self._event("resume", started, "ok", details))
+                except Conflict:
+                    # A terminate sealed the durable record after the read above, and its working-memory seal came
+                    # after this restore: the resume lost the race (conflict, recorded as such below); what it
+                    # restored is in the terminate's snapshot, taken after its seal, consolidated or cleared there.
+                    raise
                 except MemoryServiceError as exc:
+                    # Working memory is restored (committed): the resume has happened, so it is reported as such
+                    # even if recording it fails (a store that just went away), logged loudly.
                     logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         except MemoryServiceError as exc:
             await self._record_failure(scope, "resume", started, exc, meta)
@@ -556,7 +576,8 @@ class AgentLifecycleManager:
         info = await self.session(scope)
         if info.status == SessionStatus.TERMINATED:
             stored = dict(info.terminate_result or {})
-            if stored.get("items_cleared") and await self._working.store.clear(scope, started.at):
+            # Working memory marked terminated again (the first call may have failed before it did).
+            if await self._working.store.mark_terminated(scope, started.at, clear=bool(stored.get("items_cleared"))):
                 # The first call failed between recording and clearing (so its hooks never ran either):
                 # finish its job now. Nothing new is recorded; the result is the first call's.
                 return stored
@@ -611,8 +632,9 @@ class AgentLifecycleManager:
         if stored != result:
             # A concurrent terminate won the race; its result is the answer and it does the cleanup.
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
-        if cleanup_working:
-            await self._working.store.clear(scope, started.at)
+        # Recorded: working memory is marked terminated whatever happened to it meanwhile (a failed terminate of
+        # another server may have unsealed it after reading the record as not terminated), and cleared if asked.
+        await self._working.store.mark_terminated(scope, started.at, clear=cleanup_working)
         return result
 
     async def _seal(self, scope: Scope) -> None:

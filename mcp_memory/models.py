@@ -245,6 +245,8 @@ class CheckpointData:
 
     info: CheckpointInfo
     items: dict[str, Item]
+    session_sealed: bool = False
+    """Its session was terminated or being terminated (sealed) as the checkpoint was read (same statement)."""
 
     def live_items(self, now: float | None = None) -> dict[str, Item]:
         """The items whose TTL has not passed at ``now`` (all of them if ``now`` is None)."""

@@ -108,7 +108,7 @@ async def real(settings: Settings) -> AsyncIterator[SqliteStore]:
 
 @pytest.fixture
 def flaky(real: SqliteStore, settings: Settings, clock: FakeClock) -> Callable[[str], Wiring]:
-    """``flaky("clear")``: a wiring whose working store fails that method once."""
+    """``flaky("snapshot")``: a wiring whose working store fails that method once."""
     return lambda method: Wiring(real, FlakyStore(real, method), settings, clock)
 
 
@@ -641,7 +641,7 @@ async def test_a_pause_or_resume_during_another_process_terminate_is_conflict(
 async def test_terminate_writes_episode_before_clearing(
     flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
-    w = flaky("clear")
+    w = flaky("mark_terminated")  # the step after recording: mark working memory terminated, and clear it
     hooked: list[LifecycleEvent] = []
 
     async def on_terminate(event: LifecycleEvent) -> None:

@@ -376,6 +376,36 @@ async def test_a_write_landing_while_spawn_opens_redis_is_kept(shared_runtime: M
     assert (await rt.lifecycle.terminate(*ids(scope))).data["state_items_consolidated"] == 3
 
 
+async def test_a_spawn_that_cannot_open_redis_drops_a_reopen_made_meanwhile(shared_runtime: MemoryRuntime) -> None:
+    """A write between spawn's durable create and its Redis open re-opens the session in Redis; then the open
+    fails (Redis timed out), so spawn discards the durable record: the re-open must not stay behind, writable, as
+    a session the durable store does not know. A retry of spawn starts clean."""
+    rt = shared_runtime
+    store = redis_store(rt)
+    scope = new_scope()
+    create_session, open_ = rt.store.create_session, store.open
+
+    async def create_then_write(*args: Any, **kwargs: Any) -> Any:
+        info = await create_session(*args, **kwargs)
+        await rt.working.set(scope, "early", "written before spawn failed")
+        return info
+
+    async def failing_open(*args: Any, **kwargs: Any) -> int:
+        raise Unavailable("Redis is not reachable or not answering (TimeoutError); retry later")
+
+    rt.store.create_session = create_then_write  # type: ignore[method-assign]
+    store.open = failing_open  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+    assert await rt.store.get_session(scope) is None
+    with pytest.raises(NotFound):
+        await rt.working.set(scope, "late", 1)
+    assert await rt.working.list_keys(scope) == []
+    rt.store.create_session, store.open = create_session, open_  # type: ignore[method-assign]
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+    assert await rt.working.state(scope) == {"a": 1}
+
+
 async def test_a_terminate_landing_while_spawn_opens_redis_wins(db_url: str, clock: FakeClock) -> None:
     """Another server terminates the session between spawn's durable create and its Redis open: spawn then
     reports `conflict` (it cannot open a terminated session), and the session stays terminated and empty."""
@@ -440,6 +470,132 @@ async def test_a_session_lost_mid_terminate_is_reopened_sealed(shared_runtime: M
         await rt.working.set(scope, "b", 2)
 
 
+@pytest.mark.parametrize("cleanup", [True, False], ids=["cleared", "kept"])
+@pytest.mark.parametrize("lands", ["before the mark", "after the mark"])
+async def test_a_late_unseal_does_not_reopen_a_session_another_server_terminated(
+    db_url: str, clock: FakeClock, cleanup: bool, lands: str
+) -> None:
+    """Server A's terminate fails before recording and unseals: its Redis unseal read the durable record as not
+    terminated, then server B's terminate (the client's retry) recorded it. Whether A's unseal lands in Redis
+    before or after B's last step, and whether B clears working memory or keeps it, the session stays closed."""
+    prefix = unique_prefix()
+    settings = Settings(database_url=db_url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
+    try:
+        async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
+            scope = new_scope()
+            await a.lifecycle.spawn(*ids(scope), initial_state={"k": 1})
+
+            async def failing_record_terminate(*args: Any, **kwargs: Any) -> Any:
+                raise Unavailable("the store is busy; retry later")
+
+            a.store.record_terminate = failing_record_terminate  # type: ignore[method-assign]
+            store, real_eval, record_terminate = redis_store(a), redis_store(a)._eval, b.store.record_terminate
+            unsealed: list[Any] = []
+
+            async def unseal_now() -> None:
+                unsealed.append(await real_eval("seal", store.keys(scope), ["o"]))
+
+            async def b_record_terminate(*args: Any, **kwargs: Any) -> Any:
+                stored = await record_terminate(*args, **kwargs)
+                if lands == "before the mark":
+                    await unseal_now()
+                return stored
+
+            b.store.record_terminate = b_record_terminate  # type: ignore[method-assign]
+
+            async def eval_(name: str, keys: Any, args: Any) -> Any:
+                if name == "seal" and list(args) == ["o"] and not unsealed:  # A's unseal, after its durable read
+                    await b.lifecycle.terminate(*ids(scope), cleanup_working=cleanup)
+                    if not unsealed:
+                        await unseal_now()
+                    return unsealed[0]
+                return await real_eval(name, keys, args)
+
+            store._eval = eval_  # type: ignore[method-assign]
+            with pytest.raises(Unavailable):
+                await a.lifecycle.terminate(*ids(scope))
+            store._eval = real_eval  # type: ignore[method-assign]
+            assert unsealed
+            for rt in (a, b):
+                with pytest.raises(Conflict, match="is terminated"):
+                    await rt.working.set(scope, "late", 1)
+                with pytest.raises(Conflict, match="is terminated"):
+                    await rt.working.delete(scope, "k")
+                assert await rt.working.state(scope) == ({} if cleanup else {"k": 1})
+            with pytest.raises(Conflict, match="terminated"):
+                await b.lifecycle.resume(*ids(scope))
+            with redis.Redis.from_url(shared_redis_url(), decode_responses=True) as admin:
+                m = store.keys(scope)[0]
+                assert admin.get(m) == "t"
+                assert (0 < admin.pttl(m) <= TOMBSTONE_MS) if cleanup else admin.pttl(m) == -1
+    finally:
+        delete_keys(shared_redis_url(), prefix)
+
+
+async def test_terminate_again_marks_a_session_whose_first_terminate_stopped_after_recording(
+    shared_runtime: MemoryRuntime,
+) -> None:
+    """The first terminate recorded the session terminated, then failed to mark Redis (still sealed, so a late
+    unseal of another server's failed terminate can reopen it): calling terminate again marks it terminated."""
+    rt = shared_runtime
+    store = redis_store(rt)
+    scope = new_scope()
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"k": 1})
+    mark_terminated = store.mark_terminated
+
+    async def failing_mark(*args: Any, **kwargs: Any) -> int:
+        raise Unavailable("Redis is not reachable or not answering; retry later")
+
+    store.mark_terminated = failing_mark  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        await rt.lifecycle.terminate(*ids(scope), cleanup_working=False)
+    store.mark_terminated = mark_terminated  # type: ignore[method-assign]
+    await store._eval("seal", store.keys(scope), ["o"])  # a late unseal (it read the record before it was recorded)
+    again = await rt.lifecycle.terminate(*ids(scope))
+    assert again.data["state_items_consolidated"] == 1 and again.data["items_cleared"] == 0
+    with pytest.raises(Conflict, match="is terminated"):
+        await rt.working.set(scope, "late", 1)
+    assert await rt.working.state(scope) == {"k": 1}  # kept, as the first call asked
+
+
+async def test_a_resume_that_restores_after_another_servers_durable_seal_is_conflict(
+    db_url: str, clock: FakeClock
+) -> None:
+    """Server B's resume reads the checkpoint (session not sealed), then server A's terminate seals the durable
+    record, then B's restore lands in Redis before A's Redis seal: recording the resume is refused, so the resume
+    answers conflict and is recorded as failed; what it restored is in A's snapshot, consolidated and cleared."""
+    prefix = unique_prefix()
+    settings = Settings(database_url=db_url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
+    try:
+        async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
+            scope = new_scope()
+            await a.lifecycle.spawn(*ids(scope), initial_state={"k": 1})
+            await a.lifecycle.pause(*ids(scope), checkpoint_id="c1")
+            await a.working.set(scope, "k", 2)
+            await a.working.set(scope, "more", 3)
+            get_checkpoint = b.store.get_checkpoint
+
+            async def read_then_terminate_seals(*args: Any, **kwargs: Any) -> Any:
+                checkpoint = await get_checkpoint(*args, **kwargs)
+                await a.store.seal(scope)  # A's terminate: the durable seal (its Redis seal comes later)
+                return checkpoint
+
+            b.store.get_checkpoint = read_then_terminate_seals  # type: ignore[method-assign]
+            with pytest.raises(Conflict, match="being terminated"):
+                await b.lifecycle.resume(*ids(scope), checkpoint_id="c1")
+            events = await a.store.list_events(scope, 100)
+            assert [(e.event_type, e.outcome) for e in events][-1] == ("resume", "conflict")
+            session = await a.store.get_session(scope)
+            assert session is not None and session.status == "paused" and session.sealed
+            done = await a.lifecycle.terminate(*ids(scope))
+            assert done.data["state_items_consolidated"] == 1  # the restored checkpoint, as A's snapshot saw it
+            assert await b.working.list_keys(scope) == []
+            with pytest.raises(Conflict, match="is terminated"):
+                await b.working.set(scope, "late", 1)
+    finally:
+        delete_keys(shared_redis_url(), prefix)
+
+
 # -- memory reclaim ------------------------------------------------------------------------------------------
 async def test_redis_memory_is_reclaimed(shared_runtime: MemoryRuntime, clock: FakeClock) -> None:
     rt = shared_runtime
@@ -465,11 +621,11 @@ async def test_redis_memory_is_reclaimed(shared_runtime: MemoryRuntime, clock: F
         assert sorted(admin.hkeys(v)) == ["long", "other"]
         assert sorted(admin.zrange(x, 0, -1)) == ["long", "other"]
 
-        # terminate's clear deletes the data; the sealed marker lingers a while, then goes.
+        # terminate deletes the data; the terminated marker lingers a while, then goes.
         await rt.lifecycle.terminate(*ids(scope))
         assert admin.exists(v, x) == 0
         assert 0 < admin.pttl(m) <= TOMBSTONE_MS
-        assert admin.get(m) == "s"  # sealed: a late write is refused by Redis alone
+        assert admin.get(m) == "t"  # terminated: a late write is refused by Redis alone
     finally:
         admin.close()
 

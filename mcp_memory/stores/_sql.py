@@ -270,11 +270,21 @@ class SqlStore:
 
         async def _set_sealed(self, scope: Scope, sealed: bool) -> None: ...
 
+        async def clear(self, scope: Scope, now: float) -> int: ...
+
     async def seal(self, scope: Scope) -> None:
         await self._set_sealed(scope, True)
 
     async def unseal(self, scope: Scope) -> None:
         await self._set_sealed(scope, False)
+
+    async def forget(self, scope: Scope, session: SessionInfo) -> None:
+        # Never needed: spawn is one transaction here, and discarding the record discards its working memory.
+        return None
+
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
+        # One table holds the record and working memory: the terminated record refuses writes already.
+        return await self.clear(scope, now) if clear else 0
 
     async def get(self, scope: Scope, key: str, now: float) -> Item | None:
         async with self._read() as conn:

@@ -90,6 +90,12 @@ class WorkingStore(Protocol):
         """Make the session writable and write its initial items, atomically. Returns the count written."""
         ...
 
+    async def forget(self, scope: Scope, session: SessionInfo) -> None:
+        """Spawn could not open the session and has discarded its durable record ``session``: drop whatever a call
+        made of that record meanwhile (a store that re-opens sessions it lost from the durable store, as Redis
+        does, may have re-opened it), so that the session is unknown here too. Nothing else is touched."""
+        ...
+
     async def seal(self, scope: Scope) -> None:
         """Refuse all further writes to the session (it is being terminated)."""
         ...
@@ -125,6 +131,13 @@ class WorkingStore(Protocol):
 
     async def clear(self, scope: Scope, now: float) -> int:
         """Delete every key of the session; returns how many live keys were deleted."""
+        ...
+
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
+        """terminate's last step, once the durable record says the session is terminated: it takes no writes for
+        good (no later ``unseal``, ``restore`` or re-open changes that, whatever it was before: a failed terminate
+        of another process may have unsealed it meanwhile), and with ``clear`` its keys are deleted (returns how
+        many live keys were); without, they stay readable. Idempotent."""
         ...
 
     async def start(self) -> None:

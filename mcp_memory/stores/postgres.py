@@ -86,6 +86,8 @@ logger = logging.getLogger(__name__)
 _WRITABLE = "NOT sealed AND status <> 'terminated'"
 _CHECKPOINT_INFO = ", ".join(CHECKPOINT_FIELDS)
 _CHECKPOINT_INFO_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
+_SESSION_SEALED = f"(SELECT sealed OR status = 'terminated' FROM sessions WHERE {SCOPE})"
+"""Whether the session is terminated or being terminated (a scalar subquery, for reads of its checkpoints)."""
 _DIALECT = Dialect(
     read_json=as_is,
     read_time=as_is,
@@ -840,14 +842,17 @@ class PostgresStore(SqlStore):
         async with self._read() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT {_CHECKPOINT_INFO}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"),
+                    text(
+                        f"SELECT {_CHECKPOINT_INFO}, state, {_SESSION_SEALED} AS session_sealed "
+                        f"FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+                    ),
                     params,
                 )
             ).first()
         if row is None:
             return None
         items = {key: Item(value, expires_at) for key, (value, expires_at) in row.state.items()}
-        return CheckpointData(self._checkpoint_info(row), items)
+        return CheckpointData(self._checkpoint_info(row), items, bool(row.session_sealed))
 
     async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
         # Autocommit: two snapshots, which is enough as checkpoints are never changed or deleted.

@@ -3,7 +3,7 @@
 Key layout (``P`` = ``redis_key_prefix``; the braces are a Cluster hash tag, so one session's keys share a
 hash slot and one Lua script can touch all of them, also in Cluster)::
 
-    P:{<project_id>/<agent_instance_id>/<session_id>}:m   string  "o" open / "s" sealed (absent: not known)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:m   string  "o" open, "s" sealed, "t" terminated (or absent)
     P:{<project_id>/<agent_instance_id>/<session_id>}:v   hash    key -> value (JSON text, never decoded)
     P:{<project_id>/<agent_instance_id>/<session_id>}:x   zset    key -> expires_at (only keys with a TTL)
     P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a re-open was made from
@@ -14,7 +14,7 @@ no per-field hash expiry, so TTL lives in the ``x`` sorted set: scripts compare 
 ``now`` (never Redis server time, so TTL behaves exactly as on every other adapter), and write scripts and
 ``snapshot`` purge the expired entries they find. Memory of sessions nobody touches again is reclaimed by a
 real Redis expiry on ``v``/``x`` whenever every key left has a TTL (the latest expiry plus a margin, so a live
-key is never cut early), and by ``clear``, which deletes the keys (a terminated session's ``m`` lingers a day).
+key is never cut early), and by terminate, which deletes the keys (a terminated session's ``m`` lingers a day).
 
 The durable store (SQL) is the authority on whether a session exists and whether it is terminated; Redis is
 where its live state is. When Redis has lost a session (restarted without persistence, a flush, eviction, a
@@ -32,6 +32,11 @@ session re-opened from the very session it is opening, it keeps what is there an
 keys are not (as if spawn had created the session empty and written its initial state right after; the key
 limit is not enforced on these, so a session can exceed it by the keys written in that window), or refuses
 with ``conflict`` if a terminate sealed it meanwhile.
+
+Once the durable record says terminated, terminate marks ``m`` terminated ("t"): no seal, unseal, restore or
+re-open changes that (an unseal of a failed terminate of another server, which read the durable record just before
+this one recorded it, leaves it terminated; only ``open`` of another incarnation, spawn of a session whose durable
+record was lost, starts afresh over it).
 
 Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
 a deadline and any connection failure or timeout becomes :class:`~mcp_memory.errors.Unavailable`. The client
@@ -168,27 +173,56 @@ return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCOR
 """
 )
 
-# ARGV: now, tombstone_ms
+# ARGV: now, tombstone_ms, terminated ('1': the durable record says so), keep ('1': the items stay)
+# A terminated session's marker becomes 't' whatever it was (a failed terminate elsewhere may have unsealed it to
+# 'o' meanwhile, or Redis may not know the session at all): only a spawn of another incarnation overwrites 't'. It
+# lasts as long as the data it guards, a day (the tombstone) once the data is gone.
 _CLEAR = """
 local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local state = redis.call('GET', m)
-if not state then return {'ok', 0} end
-local live = redis.call('HLEN', v) - redis.call('ZCOUNT', x, '-inf', ARGV[1])
-redis.call('DEL', v, x)
-if state == 's' then
+local terminated = ARGV[3] == '1'
+if not state and not terminated then return {'ok', 0} end
+local live = 0
+if ARGV[4] ~= '1' then
+  live = redis.call('HLEN', v) - redis.call('ZCOUNT', x, '-inf', ARGV[1])
+  redis.call('DEL', v, x)
+end
+if terminated then
+  local n, ms = redis.call('HLEN', v), tonumber(ARGV[2])
+  if n > 0 and redis.call('ZCARD', x) < n then  -- items kept, one at least without a TTL: no expiry either
+    redis.call('SET', m, 't')
+    redis.call('PERSIST', inc)
+    return {'ok', live}
+  end
+  if n > 0 then  -- items kept, each with a TTL: the marker outlives the last (Redis drops them after it)
+    local last = redis.call('ZRANGE', x, -1, -1, 'WITHSCORES')
+    ms = ms + math.max(0, math.ceil((tonumber(last[2]) - tonumber(ARGV[1])) * 1000))
+  end
+  redis.call('SET', m, 't', 'PX', ms)
+  redis.call('PEXPIRE', inc, ms)
+elseif state == 's' then
   redis.call('PEXPIRE', m, ARGV[2])
   redis.call('PEXPIRE', inc, ARGV[2])
 end
 return {'ok', live}
 """
 
-# ARGV: 's' to seal, 'o' to unseal
+# ARGV: 's' to seal, 'o' to unseal. A terminated session ('t') stays terminated.
 _SEAL = """
 local m = KEYS[1]
 local state = redis.call('GET', m)
 if not state then return {'missing'} end
-if state ~= ARGV[1] then redis.call('SET', m, ARGV[1]) end
+if state ~= ARGV[1] and state ~= 't' then redis.call('SET', m, ARGV[1]) end
 return {'ok'}
+"""
+
+# ARGV: incarnation. Spawn discarded the durable session ``incarnation`` (it could not open it): a re-open of it
+# by another call is an orphan now, dropped (a later call finds the session unknown, as the durable store does).
+_FORGET = """
+local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if redis.call('GET', inc) ~= ARGV[1] then return {'ok', 0} end
+redis.call('DEL', m, v, x, inc)
+return {'ok', 1}
 """
 
 # ARGV: mode, now, clear, max_keys, margin, state, n_plain, n_ttl, incarnation, then n_plain (key, value) pairs,
@@ -308,6 +342,7 @@ _SCRIPTS = {
         ("snapshot", _SNAPSHOT),
         ("clear", _CLEAR),
         ("seal", _SEAL),
+        ("forget", _FORGET),
         ("write", _WRITE),
     )
 }
@@ -705,6 +740,9 @@ class RedisWorkingStore:
             raise self._too_large(limits, "the initial state")
         return int(reply[1])
 
+    async def forget(self, scope: Scope, session: SessionInfo) -> None:
+        await self._eval("forget", self.keys(scope), [_incarnation(session)])
+
     async def seal(self, scope: Scope) -> None:
         reply = await self._eval("seal", self.keys(scope), ["s"])
         if reply[0] == "missing":
@@ -717,6 +755,8 @@ class RedisWorkingStore:
             info = await self.durable.get_session(scope)
             if info is not None and info.status == SessionStatus.TERMINATED:
                 return
+        # The script leaves a terminated session ('t') alone: a terminate of another server recorded since the read
+        # above has marked it (or will: its ``mark_terminated`` overwrites this 'o').
         await self._eval("seal", self.keys(scope), ["o"])  # "missing" is fine: it re-opens unsealed
 
     async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
@@ -768,7 +808,12 @@ class RedisWorkingStore:
         return int(reply[1])
 
     async def clear(self, scope: Scope, now: float) -> int:
-        reply = await self._eval("clear", self.keys(scope), [repr(float(now)), TOMBSTONE_MS])
+        reply = await self._eval("clear", self.keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0"])
+        return int(reply[1])
+
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
+        args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]
+        reply = await self._eval("clear", self.keys(scope), args)
         return int(reply[1])
 
 

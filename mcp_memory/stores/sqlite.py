@@ -1171,14 +1171,17 @@ class SqliteStore(SqlStore):
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
         params = _scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
-        sql = f"SELECT {_CHECKPOINT_COLUMNS}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        sealed = f"(SELECT sealed != 0 OR status = 'terminated' FROM sessions WHERE {SCOPE})"
+        sql = f"SELECT {_CHECKPOINT_COLUMNS}, state, {sealed} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
 
         def read(db: sqlite3.Connection) -> CheckpointData | None:
-            # One statement: description and state from one row. Decoded on the reader's thread, off the loop.
+            # One statement: description, state and the session's seal from one snapshot. Decoded on the reader's
+            # thread, off the loop.
             row = db.execute(sql, params).fetchone()
             if row is None:
                 return None
-            return CheckpointData(self._checkpoint_info(_CheckpointRow(*row[:-1])), _decode_state(row[-1]))
+            info = self._checkpoint_info(_CheckpointRow(*row[:-2]))
+            return CheckpointData(info, _decode_state(row[-2]), bool(row[-1]))
 
         return await self._read_direct(read)
 

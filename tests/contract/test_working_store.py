@@ -230,6 +230,34 @@ async def test_unseal_is_a_no_op_once_terminated(stores: StorePair) -> None:
     assert await stores.working.clear(scope, T0) == 1
 
 
+async def test_marked_terminated_stays_closed_whatever_unseal_or_seal_come_later(stores: StorePair) -> None:
+    # terminate's last step once recorded. A failed terminate of another process may unseal the session just
+    # before or just after it (having read the record as not yet terminated): either way it stays closed.
+    kept = await opened(stores, items={"a": item(1), "b": item(2)})
+    cleared = await opened(stores, items={"a": item(1)})
+    for scope in (kept, cleared):
+        await stores.working.seal(scope)
+        await stores.durable.record_terminate(scope, None, None, {}, EventRecord("terminate", T0, 0.0, "ok"))
+        await stores.working.unseal(scope)  # the late unseal before the mark: the mark overrides it
+    assert await stores.working.mark_terminated(kept, T0, clear=False) == 0
+    assert await stores.working.mark_terminated(cleared, T0, clear=True) == 1
+    for scope in (kept, cleared):
+        for late in (stores.working.unseal, stores.working.seal, stores.working.unseal):  # and after the mark
+            await late(scope)
+            with pytest.raises(Conflict):
+                await stores.working.set(scope, "c", item(3), T0, LIMITS)
+            with pytest.raises(Conflict):
+                await stores.working.delete(scope, "a", T0)
+            with pytest.raises(Conflict):
+                await stores.working.restore(scope, {"z": item(0)}, True, T0, LIMITS)
+    # Without clear the items stay readable; with clear they are gone. Marking again is harmless.
+    assert await stores.working.snapshot(kept, T0) == {"a": item(1), "b": item(2)}
+    assert await stores.working.list_keys(cleared, "", T0) == []
+    assert await stores.working.mark_terminated(cleared, T0, clear=True) == 0
+    assert await stores.working.mark_terminated(kept, T0, clear=True) == 2
+    assert await stores.working.snapshot(kept, T0) == {}
+
+
 # -- TTL ------------------------------------------------------------------------------------------------
 async def test_expired_items_do_not_exist_for_reads(stores: StorePair) -> None:
     items = {"forever": item(0), "short": item(1, T0 + 10), "long": item(2, T0 + 100)}

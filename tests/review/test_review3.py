@@ -1,6 +1,6 @@
 """Review 3: probes for 5f88217 (Redis spawn window / durable seal) and the sqlfts merge (per-project BM25).
 
-Each test is a strict xfail: it fails on the reviewed code and documents one defect.
+Each test failed on the reviewed code and documents one defect; a strict xfail marks one not fixed yet.
 """
 
 from __future__ import annotations
@@ -38,11 +38,6 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 # -- 1. Redis: a failed terminate's unseal re-opens a session another server has just terminated ----------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="RedisWorkingStore.unseal is check-then-act (durable get_session, then SET m 'o'): a terminate of "
-    "another server recorded in between is re-opened in Redis ('o', no tombstone TTL) and accepts writes forever",
-)
 async def test_failed_terminate_does_not_reopen_a_session_another_server_terminated(
     db_url: str, clock: FakeClock, own_redis: RedisServer
 ) -> None:
@@ -93,12 +88,6 @@ def test_query_term_cap_bounds_fts_terms() -> None:
 
 
 # -- 3. Redis two-step resume in the window between terminate's durable seal and its Redis seal ------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="two-step resume restores Redis before record_resume: between another server's durable seal and its Redis "
-    "seal the restore is accepted, record_resume's conflict is only logged, and resume reports success with no "
-    "event recorded (5f88217 says a resume of another server is conflict on every path)",
-)
 async def test_resume_between_durable_seal_and_redis_seal_is_conflict(
     db_url: str, clock: FakeClock, own_redis: RedisServer
 ) -> None:
