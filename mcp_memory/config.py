@@ -182,6 +182,15 @@ class Settings(BaseSettings):
 
     hooks: HookSettings = Field(default_factory=HookSettings)
     hook_timeout_seconds: float = Field(default=10.0, gt=0, description="A hook running longer is cancelled.")
+    terminate_lease_seconds: float = Field(
+        default=90.0,
+        gt=0,
+        description=(
+            "How long a terminate's seal of its session is its own: another terminate of the session is `conflict` "
+            "until then, and may take the seal over after (a terminate cut off by a crash does not seal the "
+            "session for ever). Keep it well above a terminate's longest run (embedding_deadline_seconds included)."
+        ),
+    )
 
     embedding_provider: Literal["none", "hash", "openai", "sentence-transformers"] = Field(
         default="none",

@@ -7,9 +7,10 @@ The seed's API and argument names, without its weaknesses:
   ``conflict`` and nothing is overwritten.
 - resume restores a checkpoint in one atomic store call: readers see the old state or the new one.
 - terminate seals the session (its durable record and its working memory: no write, pause or resume of any
-  process gets in), writes the episode (with a real summary) and marks the session terminated in one
-  transaction, and only then clears working memory; a second call returns the same result and records
-  nothing. Checkpoints outlive it.
+  process gets in; the seal is the call's own, with a lease: another terminate is ``conflict`` until it lapses,
+  and a failed terminate unseals only its own seal), writes the episode (with a real summary) and marks the
+  session terminated in one transaction, and only then clears working memory; a second call returns the same
+  result and records nothing. Checkpoints outlive it.
 - Every call records its event (type, time, duration, outcome) durably; failures raise a
   :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
 - Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
@@ -29,7 +30,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 
@@ -445,7 +446,7 @@ class AgentLifecycleManager:
                     await self._live_session(scope, "resume")  # terminated: that error
                     raise Conflict(
                         f"session '{scope.session_id}' is being terminated; cannot resume "
-                        "(if a terminate was interrupted, call terminate again to finish it)"
+                        "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
                     )
                 restored = await self._working.store.restore(
                     scope, checkpoint.items, clear_current, started.at, self._working.limits
@@ -583,8 +584,13 @@ class AgentLifecycleManager:
                 return stored
             return LifecycleResult(True, "terminate", "session was already terminated", stored, 0.0)
 
+        # The seal's owner: only this call unseals what it sealed, and another terminate of the session (of any
+        # process) is refused until this one is done or its lease runs out.
+        token = uuid4().hex
+        lease = self._settings.terminate_lease_seconds
         try:
-            await self._seal(scope)
+            sealed_at = self._clock()
+            await self._seal(scope, token, sealed_at, lease)
         except MemoryServiceError as exc:
             # Nothing was sealed: record the failed call (every lifecycle call records its event) and stop.
             await self._record_failure(scope, "terminate", started, exc, meta)
@@ -614,6 +620,14 @@ class AgentLifecycleManager:
             event = self._event("terminate", started, "ok", {**result, "metadata": meta})
             # A failed or slow embedding leaves the episode without a vector, embedded later (mcp_memory.backfill).
             model = self._episodic.embedding_model if vector is not None else None
+            if self._clock() >= sealed_at + lease:
+                # Overran its lease: another terminate may have taken the seal over (and failed, and unsealed), so
+                # this snapshot may miss writes acknowledged since. Give up (the unseal below leaves a newer
+                # owner's seal alone); a retry starts afresh.
+                raise Conflict(
+                    f"terminating session '{scope.session_id}' took longer than its seal's lease of {lease:g} "
+                    "seconds; nothing was recorded, retry"
+                )
             stored = await self._durable.record_terminate(scope, episode, vector, result, event, model)
             recorded = True
         except MemoryServiceError as exc:
@@ -626,7 +640,7 @@ class AgentLifecycleManager:
                         # Unless a concurrent terminate has recorded it meanwhile: then it stays sealed.
                         current = await self._durable.get_session(scope)
                         if current is not None and current.status != SessionStatus.TERMINATED:
-                            await self._unseal(scope)
+                            await self._unseal(scope, token)
                     except Exception:
                         logger.warning("could not unseal %s after a failed terminate", scope, exc_info=True)
         if stored != result:
@@ -637,31 +651,36 @@ class AgentLifecycleManager:
         await self._working.store.mark_terminated(scope, started.at, clear=cleanup_working)
         return result
 
-    async def _seal(self, scope: Scope) -> None:
-        """Refuse writes, pauses and resumes of the session from now on, in every process. With separate stores the
-        durable record is sealed first (a pause checks it as it records its checkpoint, and Redis re-opens a
-        session it lost from it, sealed), then working memory; if the second fails, neither stays sealed."""
+    async def _seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
+        """Refuse writes, pauses and resumes of the session from now on, in every process, as the terminate
+        ``token`` (``Conflict`` if another terminate holds the seal, its lease not run out). With separate stores
+        the durable record is sealed first (a pause checks it as it records its checkpoint, Redis re-opens a
+        session it lost from it, sealed, and it decides between concurrent terminates), then working memory; if the
+        second fails, neither stays sealed by this token."""
         working: object = self._working.store
         if working is self._durable:
-            await self._durable.seal(scope)
+            await self._durable.seal(scope, token, now, lease)
             return
-        await self._durable.seal(scope)
+        await self._durable.seal(scope, token, now, lease)
         try:
-            await self._working.store.seal(scope)
+            await self._working.store.seal(scope, token, now, lease)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 try:
-                    await self._durable.unseal(scope)
+                    await self._durable.unseal(scope, token)
                 except Exception:
                     logger.warning("could not unseal %s after sealing its working memory failed", scope, exc_info=True)
             raise
 
-    async def _unseal(self, scope: Scope) -> None:
-        """Undo :meth:`_seal` (durable record first: a session Redis re-opens meanwhile is then open)."""
+    async def _unseal(self, scope: Scope, token: str) -> None:
+        """Undo :meth:`_seal` of ``token``, each store clearing the seal only if ``token`` still holds it (never
+        another terminate's). Working memory first: while the durable seal stands no other terminate can seal, so
+        one that seals next (or takes over an expired seal) finds the Redis seal gone (or expired) too; if the
+        first unseal fails, both stay sealed until the lease runs out."""
         working: object = self._working.store
         if working is not self._durable:
-            await self._durable.unseal(scope)
-        await self._working.store.unseal(scope)
+            await self._working.store.unseal(scope, token)
+        await self._durable.unseal(scope, token)
 
     # -- list_checkpoints ------------------------------------------------------------------------------
     async def list_checkpoints(

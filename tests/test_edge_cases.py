@@ -259,11 +259,16 @@ async def test_only_canonical_uuids(runtime: MemoryRuntime, value: str) -> None:
     assert result.success
 
 
-async def test_a_session_mid_terminate_says_so(runtime: MemoryRuntime, scope: Scope) -> None:
+async def test_a_session_mid_terminate_says_so(runtime: MemoryRuntime, scope: Scope, clock: FakeClock) -> None:
     await runtime.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
-    await runtime.working_store.seal(scope)  # as if a terminate had been interrupted right after sealing
+    # As if a terminate had been interrupted right after sealing: its seal stands until its lease runs out.
+    lease = runtime.settings.terminate_lease_seconds
+    await runtime.working_store.seal(scope, "interrupted", clock(), lease)
     with pytest.raises(Conflict, match="call terminate again"):
         await runtime.working.set(scope, "k", 1)
+    with pytest.raises(Conflict, match="already in progress"):
+        await runtime.lifecycle.terminate(scope.project_id, scope.agent_instance_id, scope.session_id)
+    clock.advance(lease)
     result = await runtime.lifecycle.terminate(scope.project_id, scope.agent_instance_id, scope.session_id)
     assert result.data["episode_id"] is not None
 

@@ -547,10 +547,10 @@ async def test_a_terminate_that_fails_and_unseals_lets_no_write_slip_past_a_conc
     snapshots = 0
     late: list[str] = []
 
-    async def counted_seal(s: Scope) -> None:
+    async def counted_seal(s: Scope, *args: Any) -> None:
         nonlocal seals
         seals += 1
-        await seal(s)
+        await seal(s, *args)
         (first_sealed if seals == 1 else second_in).set()
 
     def spied_lock(s: Scope) -> Any:
@@ -636,6 +636,132 @@ async def test_a_pause_or_resume_during_another_process_terminate_is_conflict(
         assert await all_checkpoint_ids(one, scope) == ["c1"]
         session = await one.store.get_session(scope)
         assert session is not None and session.status == SessionStatus.TERMINATED
+
+
+async def test_two_servers_terminating_one_session_lose_no_acknowledged_write(
+    settings: Settings, clock: FakeClock, scope: Scope
+) -> None:
+    """Two servers on the same stores terminate one session. The first fails after sealing (its record_terminate
+    fails) and unseals while the second is between its snapshot and its mark; then a write comes. Whichever way
+    it goes (the second refused as `conflict` while the first holds the seal, or the write refused), no
+    acknowledged write is lost: it is consolidated by the terminate that ends the session, exactly once."""
+    async with MemoryRuntime(settings, clock=clock) as one, MemoryRuntime(settings, clock=clock) as other:
+        await spawn(one, scope, {"a": 1})
+        a_recording, a_failed, b_progress, write_done = (anyio.Event() for _ in range(4))
+        snapshot = other.working_store.snapshot
+
+        async def failing_record_terminate(*args: Any, **kwargs: Any) -> Any:
+            a_recording.set()
+            with anyio.fail_after(10):
+                await b_progress.wait()  # the second is past its snapshot (or was refused)
+            raise Unavailable("injected failure after sealing")
+
+        async def held_snapshot(s: Scope, now: float) -> dict[str, Item]:
+            items = await snapshot(s, now)
+            b_progress.set()
+            with anyio.fail_after(10):
+                await write_done.wait()  # the first unseals and a write comes, before the second records
+            return items
+
+        one.store.record_terminate = failing_record_terminate  # type: ignore[method-assign]
+        other.working_store.snapshot = held_snapshot  # type: ignore[method-assign]
+        second: list[Any] = []
+        written: list[str] = []
+
+        async def first() -> None:
+            with pytest.raises(Unavailable):
+                await one.lifecycle.terminate(*sid(scope))
+            a_failed.set()
+
+        async def second_terminate() -> None:
+            try:
+                second.append((await other.lifecycle.terminate(*sid(scope))).data)
+            except Conflict as exc:
+                second.append(exc)
+            finally:
+                b_progress.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first)
+            await a_recording.wait()
+            tg.start_soon(second_terminate)
+            with anyio.fail_after(10):
+                await a_failed.wait()
+            try:
+                await other.working.set(scope, "late", 1)
+                written.append("late")
+            except Conflict:
+                pass
+            write_done.set()
+
+        other.working_store.snapshot = snapshot  # type: ignore[method-assign]
+        events = [(e.event_type, e.outcome) for e in await one.store.list_events(scope, 100)]
+        if isinstance(second[0], Conflict):  # refused while the first held the seal: recorded, and retried
+            assert "already in progress" in second[0].message
+            assert events.count(("terminate", "conflict")) == 1
+            second[0] = (await other.lifecycle.terminate(*sid(scope))).data
+        result = second[0]
+        episode = await other.episodic.get(scope.project_id, result["episode_id"])
+        consolidated = set(episode.metadata["state_keys"])
+        assert {"a", *written} <= consolidated, f"acknowledged {written}, the episode has {consolidated}"
+        session = await one.store.get_session(scope)
+        assert session is not None and session.status == SessionStatus.TERMINATED
+        events = [(e.event_type, e.outcome) for e in await one.store.list_events(scope, 100)]
+        assert events.count(("terminate", "ok")) == 1 and ("terminate", "unavailable") in events
+        assert len(await one.store.recent_episodes([scope.project_id], 10)) == 1
+        with pytest.raises(Conflict, match="is terminated"):
+            await one.working.set(scope, "after", 1)
+
+
+async def test_a_seal_left_by_a_crashed_terminate_is_taken_over_once_its_lease_runs_out(
+    settings: Settings, clock: FakeClock, scope: Scope
+) -> None:
+    """A server seals the session for its terminate and dies. Until the seal's lease runs out, writes and another
+    server's terminate are refused (`conflict`, recorded); after, a terminate takes the seal over and finishes."""
+    lease = settings.terminate_lease_seconds
+    async with MemoryRuntime(settings, clock=clock) as crashed:
+        await spawn(crashed, scope, {"a": 1})
+        await crashed.lifecycle._seal(scope, "crashed-terminate", clock(), lease)
+    async with MemoryRuntime(settings, clock=clock) as rt:
+        with pytest.raises(Conflict, match="being terminated"):
+            await rt.working.set(scope, "b", 2)
+        clock.advance(lease - 1)
+        with pytest.raises(Conflict, match="already in progress"):
+            await rt.lifecycle.terminate(*sid(scope))
+        events = [(e.event_type, e.outcome) for e in await rt.store.list_events(scope, 100)]
+        assert events[-1] == ("terminate", "conflict")
+        session = await rt.store.get_session(scope)
+        assert session is not None and session.status == SessionStatus.RUNNING and session.sealed  # still its seal
+        clock.advance(1)
+        result = (await rt.lifecycle.terminate(*sid(scope))).data
+        assert result["state_items_consolidated"] == 1
+        session = await rt.store.get_session(scope)
+        assert session is not None and session.status == SessionStatus.TERMINATED
+        with pytest.raises(Conflict, match="is terminated"):
+            await rt.working.set(scope, "b", 2)
+
+
+async def test_a_terminate_that_overran_its_lease_records_nothing(
+    runtime: MemoryRuntime, clock: FakeClock, scope: Scope
+) -> None:
+    """A terminate that finds its seal's lease run out before recording (another may have taken the seal over)
+    gives up as `conflict`, recorded, and unseals only its own seal: a retry finishes it."""
+    rt = runtime
+    await spawn(rt, scope, {"a": 1})
+    snapshot = rt.working_store.snapshot
+
+    async def slow_snapshot(s: Scope, now: float) -> dict[str, Item]:
+        clock.advance(rt.settings.terminate_lease_seconds)
+        return await snapshot(s, now)
+
+    rt.working_store.snapshot = slow_snapshot  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match="took longer than its seal's lease"):
+        await rt.lifecycle.terminate(*sid(scope))
+    rt.working_store.snapshot = snapshot  # type: ignore[method-assign]
+    session = await rt.store.get_session(scope)
+    assert session is not None and session.status == SessionStatus.RUNNING and not session.sealed
+    await rt.working.set(scope, "b", 2)
+    assert (await rt.lifecycle.terminate(*sid(scope))).data["state_items_consolidated"] == 2
 
 
 async def test_terminate_writes_episode_before_clearing(

@@ -492,8 +492,10 @@ async def test_a_late_unseal_does_not_reopen_a_session_another_server_terminated
             store, real_eval, record_terminate = redis_store(a), redis_store(a)._eval, b.store.record_terminate
             unsealed: list[Any] = []
 
+            a_unseal: list[Any] = []  # A's unseal, with A's token
+
             async def unseal_now() -> None:
-                unsealed.append(await real_eval("seal", store.keys(scope), ["o"]))
+                unsealed.append(await real_eval("seal", store.keys(scope), a_unseal))
 
             async def b_record_terminate(*args: Any, **kwargs: Any) -> Any:
                 stored = await record_terminate(*args, **kwargs)
@@ -504,7 +506,9 @@ async def test_a_late_unseal_does_not_reopen_a_session_another_server_terminated
             b.store.record_terminate = b_record_terminate  # type: ignore[method-assign]
 
             async def eval_(name: str, keys: Any, args: Any) -> Any:
-                if name == "seal" and list(args) == ["o"] and not unsealed:  # A's unseal, after its durable read
+                if name == "seal" and args[0] == "o" and not unsealed:  # A's unseal, after its durable read
+                    a_unseal.extend(args)
+                    clock.advance(settings.terminate_lease_seconds)  # B takes over A's seal once it has lapsed
                     await b.lifecycle.terminate(*ids(scope), cleanup_working=cleanup)
                     if not unsealed:
                         await unseal_now()
@@ -550,7 +554,12 @@ async def test_terminate_again_marks_a_session_whose_first_terminate_stopped_aft
     with pytest.raises(Unavailable):
         await rt.lifecycle.terminate(*ids(scope), cleanup_working=False)
     store.mark_terminated = mark_terminated  # type: ignore[method-assign]
-    await store._eval("seal", store.keys(scope), ["o"])  # a late unseal (it read the record before it was recorded)
+    with redis.Redis.from_url(shared_redis_url(), decode_responses=True) as admin:
+        marker = admin.get(store.keys(scope)[0])
+    assert marker.startswith("s:")  # sealed by the first call, its token and lease end after
+    owner = marker.split(":")[1]
+    # A late unseal (it read the record before it was recorded), as if by the seal's owner: the worst case.
+    await store._eval("seal", store.keys(scope), ["o", owner])
     again = await rt.lifecycle.terminate(*ids(scope))
     assert again.data["state_items_consolidated"] == 1 and again.data["items_cleared"] == 0
     with pytest.raises(Conflict, match="is terminated"):
@@ -577,7 +586,8 @@ async def test_a_resume_that_restores_after_another_servers_durable_seal_is_conf
 
             async def read_then_terminate_seals(*args: Any, **kwargs: Any) -> Any:
                 checkpoint = await get_checkpoint(*args, **kwargs)
-                await a.store.seal(scope)  # A's terminate: the durable seal (its Redis seal comes later)
+                # A's terminate: the durable seal (its Redis seal comes later).
+                await a.store.seal(scope, "terminate-a", clock(), settings.terminate_lease_seconds)
                 return checkpoint
 
             b.store.get_checkpoint = read_then_terminate_seals  # type: ignore[method-assign]
@@ -587,6 +597,7 @@ async def test_a_resume_that_restores_after_another_servers_durable_seal_is_conf
             assert [(e.event_type, e.outcome) for e in events][-1] == ("resume", "conflict")
             session = await a.store.get_session(scope)
             assert session is not None and session.status == "paused" and session.sealed
+            clock.advance(settings.terminate_lease_seconds)  # A's terminate stopped there; its retry takes over
             done = await a.lifecycle.terminate(*ids(scope))
             assert done.data["state_items_consolidated"] == 1  # the restored checkpoint, as A's snapshot saw it
             assert await b.working.list_keys(scope) == []

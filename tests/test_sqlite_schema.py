@@ -144,7 +144,7 @@ async def test_a_version_1_file_is_upgraded_with_its_checkpoints_intact(tmp_path
     store = SqliteStore(f"sqlite+aiosqlite:///{path}")
     await store.start()
     try:
-        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 3
+        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 4
         for scope, cid, created, label, items in CHECKPOINTS.values():
             data = await store.get_checkpoint(scope, cid)
             assert data is not None
@@ -400,7 +400,7 @@ async def test_a_version_2_file_is_upgraded_and_searches_as_a_new_file_with_the_
     await migrated.start()
     await fresh.start()
     try:
-        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 3
+        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 4
         for ep in episodes:
             await fresh.add_episode(ep, None)
         results = await _search_everything(migrated)
@@ -558,3 +558,40 @@ async def test_the_wal_is_checkpointed_off_the_callers_path(tmp_path: Path) -> N
         assert data_file.execute("SELECT COUNT(*) FROM checkpoints").fetchone() == (40,)
     finally:
         data_file.close()
+
+
+async def test_a_version_3_file_gains_seal_owners_and_its_ownerless_seal_can_be_taken_over(tmp_path: Path) -> None:
+    """Schema 3 -> 4: ``sessions`` gains a seal's owner and lease. A session sealed before (by a terminate that was
+    cut off) has no owner: it stays sealed, and any terminate may take the seal over."""
+    path = tmp_path / "v3.db"
+    sealed, other = Scope(uuid.uuid4(), uuid.uuid4(), "sealed"), Scope(uuid.uuid4(), uuid.uuid4(), "open")
+    store = SqliteStore(f"sqlite+aiosqlite:///{path}")
+    await store.start()
+    try:
+        for scope in (sealed, other):
+            await store.create_session(scope, None, {}, T0, EventRecord("spawn", T0, 0.0, "ok"))
+    finally:
+        await store.close()
+    db = sqlite3.connect(path)
+    with db:  # back to schema 3: the columns go, the seal stays (as schema 3 stored it)
+        db.execute("ALTER TABLE sessions DROP COLUMN seal_token")
+        db.execute("ALTER TABLE sessions DROP COLUMN seal_until")
+        db.execute("UPDATE sessions SET sealed = 1 WHERE session_id = 'sealed'")
+        db.execute("UPDATE schema_version SET version = 3")
+    db.close()
+    store = SqliteStore(f"sqlite+aiosqlite:///{path}")
+    await store.start()
+    try:
+        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 4
+        with pytest.raises(Conflict, match="being terminated"):
+            await store.set(sealed, "k", Item("1"), T0, Limits(10))
+        await store.seal(sealed, "a-terminate", T0, 60.0)  # taken over at once: the old seal has no owner
+        with pytest.raises(Conflict, match="already in progress"):
+            await store.seal(sealed, "another", T0 + 1, 60.0)
+        await store.unseal(sealed, "a-terminate")
+        await store.set(sealed, "k", Item("1"), T0, Limits(10))
+        await store.seal(other, "a-terminate", T0, 60.0)
+        info = await store.get_session(other)
+        assert info is not None and info.sealed
+    finally:
+        await store.close()

@@ -42,6 +42,19 @@ LIST_EVENTS = (
     "SELECT event_type, at, duration_ms, outcome, detail FROM events "
     f"WHERE session_pk = {SESSION_PK} ORDER BY id LIMIT :limit"
 )
+SEAL = (
+    "UPDATE sessions SET sealed = true, seal_token = :t, seal_until = :until "
+    f"WHERE {SCOPE} AND status <> 'terminated' "
+    "AND (NOT sealed OR seal_token IS NULL OR seal_token = :t OR seal_until IS NULL OR seal_until <= :now)"
+)
+"""Seal a session that is open, sealed by this token, or sealed by another whose lease has run out (taken over);
+a seal with no token (made before seals had owners) is anyone's to take."""
+SEAL_REFUSED = f"SELECT status FROM sessions WHERE {SCOPE}"
+UNSEAL = (
+    "UPDATE sessions SET sealed = false, seal_token = NULL, seal_until = NULL "
+    f"WHERE {SCOPE} AND status <> 'terminated' AND sealed AND (seal_token IS NULL OR seal_token = :t)"
+)
+"""Clear the seal only if this token holds it (or no token does): never a newer owner's."""
 GET_ITEM = f"SELECT value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND key = :k AND {LIVE}"
 
 
@@ -72,8 +85,16 @@ def check_writable(scope: Scope, found: tuple[Any, Any] | None) -> None:
     if sealed:
         raise Conflict(
             f"session '{scope.session_id}' is being terminated and accepts no writes "
-            "(if a terminate was interrupted, call terminate again to finish it)"
+            "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
         )
+
+
+def terminate_in_progress(scope: Scope, lease_seconds: float) -> Conflict:
+    """``seal`` of a session another terminate holds sealed, its lease not yet run out."""
+    return Conflict(
+        f"a terminate of session '{scope.session_id}' is already in progress; retry "
+        f"(if it was interrupted, its seal lapses within {lease_seconds:g} seconds)"
+    )
 
 
 def keys_full(scope: Scope, limits: Limits) -> TooLarge:
@@ -257,7 +278,7 @@ class Dialect:
 
 class SqlStore:
     """The port methods both SQL stores answer with the same SQL and the same steps; each store sets
-    ``_dialect`` and has its own ``_read`` (a connection for one read statement) and ``_set_sealed``."""
+    ``_dialect`` and has its own ``_read`` (a connection for one read statement) and ``_write`` (a transaction)."""
 
     _dialect: ClassVar[Dialect]
     purge_every = 1000
@@ -268,15 +289,28 @@ class SqlStore:
 
         def _read(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
-        async def _set_sealed(self, scope: Scope, sealed: bool) -> None: ...
+        def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
         async def clear(self, scope: Scope, now: float) -> int: ...
 
-    async def seal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, True)
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+        d = self._dialect
+        params = {
+            **d.scope_params(scope),
+            "t": token,
+            "now": d.write_time(now),
+            "until": d.write_time(now + lease_seconds),
+        }
+        async with self._write() as conn:
+            if (await conn.execute(text(SEAL), params)).rowcount:
+                return
+            status = (await conn.execute(text(SEAL_REFUSED), params)).scalar()
+        if status is not None and status != SessionStatus.TERMINATED:  # (no-op for a missing or terminated one)
+            raise terminate_in_progress(scope, lease_seconds)
 
-    async def unseal(self, scope: Scope) -> None:
-        await self._set_sealed(scope, False)
+    async def unseal(self, scope: Scope, token: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(text(UNSEAL), {**self._dialect.scope_params(scope), "t": token})
 
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
         # Never needed: spawn is one transaction here, and discarding the record discards its working memory.

@@ -96,12 +96,16 @@ class WorkingStore(Protocol):
         does, may have re-opened it), so that the session is unknown here too. Nothing else is touched."""
         ...
 
-    async def seal(self, scope: Scope) -> None:
-        """Refuse all further writes to the session (it is being terminated)."""
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+        """Refuse all further writes to the session (it is being terminated by the terminate ``token``), as the
+        durable ``SessionStore.seal`` does: ``Conflict`` if another token holds the seal and its lease (``now +
+        lease_seconds`` when it sealed) has not run out; a seal with no owner (a re-open of a session sealed on the
+        durable store) is taken over. No-op once terminated."""
         ...
 
-    async def unseal(self, scope: Scope) -> None:
-        """Undo ``seal`` when terminate failed before it was recorded (no-op once terminated)."""
+    async def unseal(self, scope: Scope, token: str) -> None:
+        """Undo ``seal`` when terminate failed before it was recorded: only if ``token`` holds the seal (or nobody
+        does); a seal another terminate has taken over stays. No-op once terminated."""
         ...
 
     async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
@@ -177,15 +181,21 @@ class SessionStore(Protocol):
         """The session's record, or None."""
         ...
 
-    async def seal(self, scope: Scope) -> None:
-        """Record that the session is being terminated (``SessionInfo.sealed``): ``record_pause`` and
-        ``record_resume`` refuse it with ``Conflict``, and a working store that re-opens a session it lost (Redis)
-        re-opens it sealed. A store that is the working store too has one flag for both roles. No-op once
-        terminated."""
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+        """Record that the session is being terminated (``SessionInfo.sealed``) by the terminate ``token``:
+        ``record_pause`` and ``record_resume`` refuse it with ``Conflict``, and a working store that re-opens a
+        session it lost (Redis) re-opens it sealed. A store that is the working store too has one flag for both
+        roles. The seal has an owner and a lease: it succeeds if the session is unsealed, sealed by ``token``
+        already, or sealed by another token whose lease (``now + lease_seconds`` when it sealed) has run out at
+        ``now`` (taken over: a terminate that crashed after sealing does not seal the session for ever);
+        otherwise ``Conflict`` (another terminate is in progress) and nothing changes. No-op for a missing or
+        terminated session."""
         ...
 
-    async def unseal(self, scope: Scope) -> None:
-        """Undo ``seal`` when terminate failed before it was recorded (no-op once terminated)."""
+    async def unseal(self, scope: Scope, token: str) -> None:
+        """Undo ``seal`` when terminate failed before it was recorded, only if ``token`` holds the seal (or a seal
+        with no owner, made before seals had one): a terminate that failed never unseals a session another
+        terminate has sealed since (or taken over). No-op once terminated."""
         ...
 
     async def record_event(self, scope: Scope, event: EventRecord) -> None:

@@ -408,13 +408,6 @@ class PostgresStore(SqlStore):
                 await conn.execute(text(_UPSERT_ITEMS), {"pk": pk, **arrays})
             return len(arrays["keys"])
 
-    async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
-        async with self._one() as conn:
-            await conn.execute(
-                text(f"UPDATE sessions SET sealed = :sealed WHERE {SCOPE} AND status <> 'terminated'"),
-                {**_scope_params(scope), "sealed": sealed},
-            )
-
     async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
         async with self._write() as conn:
             pk = await self._lock_writable(conn, scope)

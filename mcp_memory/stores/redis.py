@@ -3,7 +3,9 @@
 Key layout (``P`` = ``redis_key_prefix``; the braces are a Cluster hash tag, so one session's keys share a
 hash slot and one Lua script can touch all of them, also in Cluster)::
 
-    P:{<project_id>/<agent_instance_id>/<session_id>}:m   string  "o" open, "s" sealed, "t" terminated (or absent)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:m   string  "o" open, "s:<token>:<lease end>" sealed by the
+                                                          terminate <token> ("s": by nobody), "t" terminated (or
+                                                          absent)
     P:{<project_id>/<agent_instance_id>/<session_id>}:v   hash    key -> value (JSON text, never decoded)
     P:{<project_id>/<agent_instance_id>/<session_id>}:x   zset    key -> expires_at (only keys with a TTL)
     P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a re-open was made from
@@ -47,7 +49,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -200,19 +201,30 @@ if terminated then
   end
   redis.call('SET', m, 't', 'PX', ms)
   redis.call('PEXPIRE', inc, ms)
-elseif state == 's' then
+elseif string.sub(state, 1, 1) == 's' then
   redis.call('PEXPIRE', m, ARGV[2])
   redis.call('PEXPIRE', inc, ARGV[2])
 end
 return {'ok', live}
 """
 
-# ARGV: 's' to seal, 'o' to unseal. A terminated session ('t') stays terminated.
+# ARGV: 's' to seal, 'o' to unseal; the terminate's token; now; the lease's end (seal only). A sealed marker is
+# 's:<token>:<lease end>', or 's' (no owner: re-opened sealed from the durable record). A seal succeeds if the session
+# is open, sealed by this token or by nobody, or its owner's lease has run out ('held' otherwise); an unseal clears
+# only this token's seal (or an ownerless one). A terminated session ('t') stays terminated.
 _SEAL = """
 local m = KEYS[1]
 local state = redis.call('GET', m)
 if not state then return {'missing'} end
-if state ~= ARGV[1] and state ~= 't' then redis.call('SET', m, ARGV[1]) end
+if state == 't' then return {'ok'} end
+local owner, lease = string.match(state, '^s:([^:]*):(.*)$')
+local mine = state == 's' or owner == ARGV[2]
+if ARGV[1] == 's' then
+  if not (mine or state == 'o' or (lease and tonumber(lease) <= tonumber(ARGV[3]))) then return {'held'} end
+  redis.call('SET', m, 's:' .. ARGV[2] .. ':' .. ARGV[4])
+elseif mine then
+  redis.call('SET', m, 'o')
+end
 return {'ok'}
 """
 
@@ -672,7 +684,7 @@ class RedisWorkingStore:
             return Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
         return Conflict(
             f"session '{scope.session_id}' is being terminated and accepts no writes "
-            "(if a terminate was interrupted, call terminate again to finish it)"
+            "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
         )
 
     async def _readable(self, scope: Scope, now: float, name: str, args: Sequence[Any]) -> list[Any] | None:
@@ -743,21 +755,28 @@ class RedisWorkingStore:
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
         await self._eval("forget", self.keys(scope), [_incarnation(session)])
 
-    async def seal(self, scope: Scope) -> None:
-        reply = await self._eval("seal", self.keys(scope), ["s"])
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+        args = ["s", token, repr(float(now)), repr(float(now + lease_seconds))]
+        reply = await self._eval("seal", self.keys(scope), args)
         if reply[0] == "missing":
-            # Re-open it sealed (with its newest checkpoint, which terminate then consolidates).
-            await self._recover(scope, time.time(), state="s")
-            await self._eval("seal", self.keys(scope), ["s"])
+            # Re-open it sealed by nobody (with its newest checkpoint, which terminate then consolidates); take it.
+            await self._recover(scope, now, state="s")
+            reply = await self._eval("seal", self.keys(scope), args)
+        if reply[0] == "held":
+            raise Conflict(
+                f"a terminate of session '{scope.session_id}' is already in progress; retry "
+                f"(if it was interrupted, its seal lapses within {lease_seconds:g} seconds)"
+            )
 
-    async def unseal(self, scope: Scope) -> None:
+    async def unseal(self, scope: Scope, token: str) -> None:
         if self.durable is not None:
             info = await self.durable.get_session(scope)
             if info is not None and info.status == SessionStatus.TERMINATED:
                 return
         # The script leaves a terminated session ('t') alone: a terminate of another server recorded since the read
         # above has marked it (or will: its ``mark_terminated`` overwrites this 'o').
-        await self._eval("seal", self.keys(scope), ["o"])  # "missing" is fine: it re-opens unsealed
+        # Only this terminate's own seal is cleared: one another terminate has made or taken over since stays.
+        await self._eval("seal", self.keys(scope), ["o", token])  # "missing" is fine: it re-opens unsealed
 
     async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
         expires = "" if item.expires_at is None else repr(float(item.expires_at))

@@ -79,10 +79,11 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
 3: full-text statistics per project (``episode_terms``, ``text_projects``, ``episodes.text_tokens``) instead of the
-FTS5 table ``episodes_fts`` that all projects shared."""
+FTS5 table ``episodes_fts`` that all projects shared. 4: a seal's owner and lease (``sessions.seal_token``,
+``sessions.seal_until``)."""
 
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -94,6 +95,8 @@ _SCHEMA = [
         agent_type_id TEXT,
         status TEXT NOT NULL,
         sealed INTEGER NOT NULL DEFAULT 0,
+        seal_token TEXT,
+        seal_until REAL,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL,
         metadata TEXT NOT NULL DEFAULT '{}',
@@ -409,6 +412,15 @@ async def _migrate_1_to_2(conn: AsyncConnection) -> None:
     await conn.exec_driver_sql("DROP TABLE checkpoint_items")
 
 
+async def _migrate_3_to_4(conn: AsyncConnection) -> None:
+    """Schema 3 -> 4: a seal's owner (the terminate that made it) and lease. A seal made before has neither: any
+    terminate may take it over."""
+    columns = {r.name for r in await conn.exec_driver_sql("PRAGMA table_info(sessions)")}
+    for column, kind in (("seal_token", "TEXT"), ("seal_until", "REAL")):
+        if column not in columns:  # (a file built with the newer table has them)
+            await conn.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
+
+
 def _migrate_2_to_3(db: sqlite3.Connection) -> None:
     """Schema 2 -> 3: postings and per-project statistics for the existing episodes (tokenized by SQLite as new
     ones are, :data:`_TEXT_BATCH` at a time), then the shared ``episodes_fts`` goes. On the start-up transaction's
@@ -706,6 +718,9 @@ class SqliteStore(SqlStore):
         if version == 2:
             await self._on_thread(conn, _migrate_2_to_3)
             version = 3
+        if version == 3:
+            await _migrate_3_to_4(conn)
+            version = 4
         await conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
         logger.info("migrated the SQLite store %s to schema version %d", self.path, version)
 
@@ -882,13 +897,6 @@ class SqliteStore(SqlStore):
             return len(rows)
 
         return await self._write_direct(open_)
-
-    async def _set_sealed(self, scope: Scope, sealed: bool) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                text(f"UPDATE sessions SET sealed = :sealed WHERE {SCOPE} AND status != 'terminated'"),
-                {**_scope_params(scope), "sealed": int(sealed)},
-            )
 
     async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
         # The hot path: one statement checks the session is writable and the key fits, and upserts.

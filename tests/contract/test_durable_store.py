@@ -31,6 +31,9 @@ from tests.conftest import StorePair, new_scope
 pytestmark = pytest.mark.anyio
 
 T0 = 1_700_000_000.0
+TOKEN = "terminate-a"
+"""The owner of the seals of these tests (a terminate's token)."""
+LEASE = 60.0
 DAY = 86_400.0
 EMBEDDER = HashEmbedding()
 
@@ -441,7 +444,7 @@ async def test_a_sealed_session_accepts_no_pause_or_resume_until_unsealed(stores
     # terminate seals the durable record first: a pause or resume of another process must not slip in.
     scope = await create(stores)
     await pause(stores, scope, "cp", T0 + 1)
-    await stores.durable.seal(scope)
+    await stores.durable.seal(scope, TOKEN, T0, LEASE)
     session = await stores.durable.get_session(scope)
     assert session is not None and session.sealed and session.status == SessionStatus.PAUSED
     with pytest.raises(Conflict, match="being terminated"):
@@ -449,14 +452,46 @@ async def test_a_sealed_session_accepts_no_pause_or_resume_until_unsealed(stores
     with pytest.raises(Conflict, match="being terminated"):
         await stores.durable.record_resume(scope, event("resume", T0 + 3))
     assert [c.checkpoint_id for c in await stores.durable.list_checkpoints(scope, 10, None)] == ["cp"]
-    await stores.durable.unseal(scope)  # the terminate failed before it was recorded
+    await stores.durable.unseal(scope, TOKEN)  # the terminate failed before it was recorded
     session = await stores.durable.get_session(scope)
     assert session is not None and not session.sealed
     await pause(stores, scope, "cp-after", T0 + 4)
     await stores.durable.record_resume(scope, event("resume", T0 + 5))
-    await stores.durable.seal(scope)
+    await stores.durable.seal(scope, TOKEN, T0, LEASE)
     await stores.durable.record_terminate(scope, None, None, {"done": True}, event("terminate", T0 + 6))
-    await stores.durable.unseal(scope)  # a no-op once terminated
+    await stores.durable.unseal(scope, TOKEN)  # a no-op once terminated
+    session = await stores.durable.get_session(scope)
+    assert session is not None and session.sealed and session.status == SessionStatus.TERMINATED
+
+
+async def test_a_seal_belongs_to_its_token_until_its_lease_runs_out(stores: StorePair) -> None:
+    # The durable seal decides between two terminates of one session (of two processes): the second is refused
+    # while the first holds it; once the first's lease ran out (it crashed), the second takes it over, and the
+    # first's late unseal leaves the second's seal alone.
+    scope = await create(stores)
+    await stores.durable.seal(scope, TOKEN, T0, LEASE)
+    await stores.durable.seal(scope, TOKEN, T0 + 1, LEASE)  # the same terminate again: idempotent
+    with pytest.raises(Conflict, match="already in progress"):
+        await stores.durable.seal(scope, "terminate-b", T0 + LEASE - 1, LEASE)
+    await stores.durable.unseal(scope, "terminate-b")  # not its seal: no-op
+    session = await stores.durable.get_session(scope)
+    assert session is not None and session.sealed
+    await stores.durable.seal(scope, "terminate-b", T0 + 1 + LEASE, LEASE)  # the first's lease ran out: taken over
+    await stores.durable.unseal(scope, TOKEN)
+    with pytest.raises(Conflict, match="being terminated"):
+        await pause(stores, scope, "cp", T0 + LEASE + 1)
+    with pytest.raises(Conflict, match="already in progress"):
+        await stores.durable.seal(scope, TOKEN, T0 + LEASE + 1, LEASE)
+    await stores.durable.unseal(scope, "terminate-b")
+    session = await stores.durable.get_session(scope)
+    assert session is not None and not session.sealed
+    await pause(stores, scope, "cp", T0 + LEASE + 2)
+    # A missing session's seal is a no-op, as is any seal once terminated.
+    await stores.durable.seal(new_scope(), TOKEN, T0, LEASE)
+    await stores.durable.seal(scope, TOKEN, T0 + LEASE + 3, LEASE)
+    await stores.durable.record_terminate(scope, None, None, {"done": True}, event("terminate", T0 + LEASE + 4))
+    await stores.durable.seal(scope, "terminate-b", T0 + LEASE + 5, LEASE)
+    await stores.durable.unseal(scope, TOKEN)
     session = await stores.durable.get_session(scope)
     assert session is not None and session.sealed and session.status == SessionStatus.TERMINATED
 

@@ -25,6 +25,9 @@ from tests.conftest import SQL_ADAPTERS, FakeClock, StorePair, make_store, new_s
 pytestmark = pytest.mark.anyio
 
 T0 = 1_700_000_000.0
+TOKEN = "terminate-a"
+"""The owner of the seals of these tests (a terminate's token)."""
+LEASE = 60.0
 LIMITS = Limits(max_keys=100)
 
 
@@ -184,7 +187,7 @@ async def test_pause_session_refusals_write_nothing(stores: StorePair, same: Sam
     data = await stores.durable.get_checkpoint(scope, "c")
     assert data is not None and data.items == {"a": Item("1")}
     assert len(await stores.durable.list_events(scope, 10)) == 2
-    await stores.working.seal(scope)
+    await stores.working.seal(scope, TOKEN, T0, LEASE)
     with pytest.raises(Conflict):
         await same.pause_session(scope, draft("d", T0 + 2), T0 + 2, ev("pause", T0 + 2))
     assert len(await stores.durable.list_checkpoints(scope, 10, None)) == 1
@@ -266,7 +269,7 @@ async def test_resume_session_of_a_sealed_or_terminated_session_is_conflict(
     stores: StorePair, same: SameStoreLifecycle
 ) -> None:
     scope = await paused(stores, same, {"a": Item("1")})
-    await stores.working.seal(scope)
+    await stores.working.seal(scope, TOKEN, T0, LEASE)
     with pytest.raises(Conflict):
         await same.resume_session(scope, None, True, T0, LIMITS, ev("resume", T0))
     await stores.durable.record_terminate(scope, None, None, {"done": True}, ev("terminate", T0))

@@ -23,6 +23,9 @@ from tests.conftest import StorePair, new_scope
 pytestmark = pytest.mark.anyio
 
 T0 = 1_700_000_000.0
+TOKEN = "terminate-a"
+"""The owner of the seals of these tests (a terminate's token)."""
+LEASE = 60.0
 LIMITS = Limits(max_keys=100)
 
 
@@ -176,7 +179,7 @@ async def test_reads_of_an_unknown_session_see_nothing(stores: StorePair) -> Non
 async def test_sealed_session_refuses_writes_but_reads(stores: StorePair) -> None:
     items = {"a": item(1), "b": item(2)}
     scope = await opened(stores, items=items)
-    await stores.working.seal(scope)
+    await stores.working.seal(scope, TOKEN, T0, LEASE)
     with pytest.raises(Conflict):
         await stores.working.set(scope, "c", item(3), T0, LIMITS)
     with pytest.raises(Conflict):
@@ -195,25 +198,47 @@ async def test_sealed_session_refuses_writes_but_reads(stores: StorePair) -> Non
 async def test_clear_works_on_a_sealed_session(stores: StorePair) -> None:
     # terminate seals, records, and only then clears working memory.
     scope = await opened(stores, items={"a": item(1), "b": item(2)})
-    await stores.working.seal(scope)
+    await stores.working.seal(scope, TOKEN, T0, LEASE)
     assert await stores.working.clear(scope, T0) == 2
     assert await stores.working.snapshot(scope, T0) == {}
 
 
 async def test_unseal_makes_the_session_writable_again(stores: StorePair) -> None:
     scope = await opened(stores, items={"a": item(1)})
-    await stores.working.seal(scope)
-    await stores.working.unseal(scope)
+    await stores.working.seal(scope, TOKEN, T0, LEASE)
+    await stores.working.unseal(scope, TOKEN)
     await stores.working.set(scope, "b", item(2), T0, LIMITS)
     assert await stores.working.delete(scope, "a", T0) is True
     assert await stores.working.restore(scope, {"c": item(3)}, False, T0, LIMITS) == 1
     assert await stores.working.list_keys(scope, "", T0) == ["b", "c"]
 
 
+async def test_a_seal_belongs_to_its_token_until_its_lease_runs_out(stores: StorePair) -> None:
+    # Two terminates (of two processes) of one session: the second is refused while the first holds the seal, and a
+    # failed first one's unseal cannot undo a seal the second has taken over once the first's lease ran out.
+    scope = await opened(stores, items={"a": item(1)})
+    await stores.working.seal(scope, TOKEN, T0, LEASE)
+    await stores.working.seal(scope, TOKEN, T0 + 1, LEASE)  # the same terminate again: idempotent
+    with pytest.raises(Conflict, match="already in progress"):
+        await stores.working.seal(scope, "terminate-b", T0 + LEASE - 1, LEASE)
+    await stores.working.unseal(scope, "terminate-b")  # not its seal: no-op
+    with pytest.raises(Conflict):
+        await stores.working.set(scope, "b", item(2), T0, LIMITS)
+    await stores.working.seal(scope, "terminate-b", T0 + LEASE + 1, LEASE)  # the first's lease ran out: taken over
+    await stores.working.unseal(scope, TOKEN)  # the first one's late unseal: no longer its seal
+    with pytest.raises(Conflict):
+        await stores.working.set(scope, "b", item(2), T0, LIMITS)
+    with pytest.raises(Conflict, match="already in progress"):
+        await stores.working.seal(scope, TOKEN, T0 + LEASE + 2, LEASE)
+    await stores.working.unseal(scope, "terminate-b")
+    await stores.working.set(scope, "b", item(2), T0, LIMITS)
+    assert await stores.working.snapshot(scope, T0) == {"a": item(1), "b": item(2)}
+
+
 async def test_seal_is_per_session(stores: StorePair) -> None:
     sealed = await opened(stores)
     other = await opened(stores, Scope(sealed.project_id, sealed.agent_instance_id, "other"))
-    await stores.working.seal(sealed)
+    await stores.working.seal(sealed, TOKEN, T0, LEASE)
     await stores.working.set(other, "k", item(1), T0, LIMITS)
     assert await stores.working.get(other, "k", T0) == item(1)
 
@@ -222,9 +247,9 @@ async def test_unseal_is_a_no_op_once_terminated(stores: StorePair) -> None:
     # A terminate that lost a race unseals in its cleanup; that must not reopen a session another
     # terminate has finished.
     scope = await opened(stores, items={"a": item(1)})
-    await stores.working.seal(scope)
+    await stores.working.seal(scope, TOKEN, T0, LEASE)
     await stores.durable.record_terminate(scope, None, None, {}, EventRecord("terminate", T0, 0.0, "ok"))
-    await stores.working.unseal(scope)
+    await stores.working.unseal(scope, TOKEN)
     with pytest.raises(Conflict):
         await stores.working.set(scope, "b", item(2), T0, LIMITS)
     assert await stores.working.clear(scope, T0) == 1
@@ -236,14 +261,20 @@ async def test_marked_terminated_stays_closed_whatever_unseal_or_seal_come_later
     kept = await opened(stores, items={"a": item(1), "b": item(2)})
     cleared = await opened(stores, items={"a": item(1)})
     for scope in (kept, cleared):
-        await stores.working.seal(scope)
+        await stores.working.seal(scope, TOKEN, T0, LEASE)
         await stores.durable.record_terminate(scope, None, None, {}, EventRecord("terminate", T0, 0.0, "ok"))
-        await stores.working.unseal(scope)  # the late unseal before the mark: the mark overrides it
+        await stores.working.unseal(scope, TOKEN)  # the late unseal before the mark: the mark overrides it
     assert await stores.working.mark_terminated(kept, T0, clear=False) == 0
     assert await stores.working.mark_terminated(cleared, T0, clear=True) == 1
     for scope in (kept, cleared):
-        for late in (stores.working.unseal, stores.working.seal, stores.working.unseal):  # and after the mark
-            await late(scope)
+        # And after the mark: the failed terminate's unseal, another terminate's seal and its unseal.
+        for late in ("unseal", "seal", "unseal-b"):
+            if late == "unseal":
+                await stores.working.unseal(scope, TOKEN)
+            elif late == "seal":
+                await stores.working.seal(scope, "terminate-b", T0 + 1, LEASE)
+            else:
+                await stores.working.unseal(scope, "terminate-b")
             with pytest.raises(Conflict):
                 await stores.working.set(scope, "c", item(3), T0, LIMITS)
             with pytest.raises(Conflict):
@@ -474,7 +505,7 @@ async def test_sessions_are_isolated(stores: StorePair) -> None:
         await opened(stores, other, items={"shared": item(n)})
     await stores.working.restore(other_project, {"z": item(0)}, True, T0, LIMITS)
     assert await stores.working.clear(other_agent, T0) == 1
-    await stores.working.seal(other_session)
+    await stores.working.seal(other_session, TOKEN, T0, LEASE)
     await stores.working.set(home, "b", item(3), T0, LIMITS)
     assert await stores.working.snapshot(home, T0) == {"a": item(1), "shared": item("home"), "b": item(3)}
     assert await stores.working.snapshot(other_project, T0) == {"z": item(0)}

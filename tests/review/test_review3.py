@@ -55,9 +55,11 @@ async def test_failed_terminate_does_not_reopen_a_session_another_server_termina
         done: list[dict[str, Any]] = []
 
         async def eval_(name: str, keys: Any, args: Any) -> Any:
-            if name == "seal" and list(args) == ["o"] and not done:
+            if name == "seal" and args[0] == "o" and not done:
                 # A's unseal has checked the durable record (not terminated); server B's terminate (the client's
-                # retry) runs to completion right now, before A's SET lands.
+                # retry, once A's seal has lapsed: it takes the seal over) runs to completion right now, before A's
+                # unseal lands in Redis (which leaves alone a seal that is no longer A's, and a terminated session).
+                clock.advance(settings.terminate_lease_seconds)
                 done.append((await b.lifecycle.terminate(*ids(scope))).data)
             return await real_eval(name, keys, args)
 
@@ -101,13 +103,13 @@ async def test_resume_between_durable_seal_and_redis_seal_is_conflict(
         real_seal = store.seal
         outcome: list[Any] = []
 
-        async def seal(s: Scope) -> None:
+        async def seal(s: Scope, *args: Any) -> None:
             # Server A's terminate has sealed the durable record; server B's resume comes now.
             try:
                 outcome.append(await b.lifecycle.resume(*ids(scope), checkpoint_id="c1"))
             except Conflict as exc:
                 outcome.append(exc)
-            await real_seal(s)
+            await real_seal(s, *args)
 
         store.seal = seal  # type: ignore[method-assign]
         await a.lifecycle.terminate(*ids(scope))

@@ -1,0 +1,28 @@
+"""A seal's owner and lease: ``sessions.seal_token`` (the terminate that sealed the session) and
+``sessions.seal_until`` (when another terminate may take the seal over, if its owner never finished or unsealed).
+
+A terminate seals with its own token and unseals only a seal it holds, so that a terminate that failed cannot unseal
+a session another terminate is consolidating. A seal made before this revision has no owner: any terminate may take
+it over. Two nullable columns: no rewrite of ``sessions``.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE sessions ADD COLUMN seal_token text, ADD COLUMN seal_until timestamptz")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE sessions DROP COLUMN seal_token, DROP COLUMN seal_until")
