@@ -17,7 +17,7 @@ import pytest
 
 from mcp_memory.models import Episode, Outcome, to_datetime
 from mcp_memory.stores.ports import EpisodeFilter
-from mcp_memory.stores.sqlite import SqliteStore, _bm25_scores
+from mcp_memory.stores.sqlite import SqliteStore, _bm25_scores, _load_episodes
 
 pytestmark = pytest.mark.anyio
 
@@ -197,3 +197,123 @@ async def test_search_filters_and_pool_apply_in_the_ranking_statement(store: Sql
     )
     # Filters pick candidates; the statistics stay the project's (a filter is not another corpus).
     assert filtered == {k: v for k, v in everything.items() if k in successes}
+
+
+# -- large projects: common terms do not make candidates (COMMON_TERM_SHARE, COMMON_TERM_MIN_EPISODES) --------
+
+LARGE = 5000  # COMMON_TERM_MIN_EPISODES: the rule applies from here on
+# Episode i holds a word when i fits its rule: five common words (each in 5% of the episodes or more; "alpha",
+# in half of them, has its IDF floored) and two selective ones ("quokka" 4%, "zanzibar" 0.2%).
+WORD_RULES = {
+    "alpha": lambda i: i % 2 == 0,
+    "beta": lambda i: i % 3 == 0,
+    "gamma": lambda i: i % 5 == 0,
+    "delta": lambda i: i % 7 == 0,
+    "kappa": lambda i: i % 11 == 0,
+    "quokka": lambda i: i % 25 == 4,
+    "zanzibar": lambda i: i % 500 == 3,
+}
+
+
+def large_episode(project: uuid.UUID, i: int) -> Episode:
+    words = [w for w, rule in WORD_RULES.items() if rule(i)] + [f"filler{i % 13}"] * (1 + i % 4)
+    return episode(project, i, ("coding", " ".join(words), f"note {i % 17}", [], ""))
+
+
+def holding(*words: str) -> set[int]:
+    return {i for i in range(LARGE) if all(WORD_RULES[w](i) for w in words)}
+
+
+@pytest.fixture
+async def large(store: SqliteStore) -> tuple[uuid.UUID, list[Episode]]:
+    """A project of LARGE episodes (one executemany and a batch indexing, as add_episode would index them), and a
+    small other project with the same words."""
+    project, other = uuid.uuid4(), uuid.uuid4()
+    episodes = [large_episode(project, i) for i in range(LARGE)]
+    theirs = [large_episode(other, i) for i in range(0, 600, 7)]
+    await store._write_direct(lambda db: _load_episodes(db, episodes[:2000] + theirs + episodes[2000:]))
+    return project, episodes
+
+
+async def test_bulk_loading_writes_what_add_episode_writes(tmp_path: Path) -> None:
+    project = uuid.uuid4()
+    episodes = [large_episode(project, i) for i in range(40)] + [episode(project, 99, t) for t in TEXTS]
+    contents = []
+    for name, bulk in (("one.db", False), ("bulk.db", True)):
+        s = SqliteStore(f"sqlite+aiosqlite:///{tmp_path / name}")
+        await s.start()
+        try:
+            if bulk:
+                await s._write_direct(lambda db: _load_episodes(db, episodes))
+            else:
+                for ep in episodes:
+                    await s.add_episode(ep, None)
+            contents.append(
+                await s._read_direct(
+                    lambda db: [
+                        db.execute("SELECT project_id, episodes, tokens FROM text_projects").fetchall(),
+                        db.execute("SELECT * FROM episode_terms ORDER BY 1, 2, 3").fetchall(),
+                        db.execute("SELECT * FROM text_terms ORDER BY 1, 2").fetchall(),
+                        db.execute("SELECT id, episode_id, text_tokens FROM episodes ORDER BY id").fetchall(),
+                    ]
+                )
+            )
+        finally:
+            await s.close()
+    assert contents[0] == contents[1]
+    assert contents[0][2]  # term counts were written
+
+
+async def test_in_a_large_project_common_words_do_not_change_the_top_results(
+    store: SqliteStore, large: tuple[uuid.UUID, list[Episode]]
+) -> None:
+    """Only the episodes holding a selective word are ranked, each with its exact score (the common words' share
+    included); here the common-word-only episodes score far below them, so the top results are the exhaustive
+    ranking's (FTS5's own bm25 over every episode holding any query word)."""
+    project, episodes = large
+    ids = {str(ep.episode_id): i for i, ep in enumerate(episodes)}
+    for query, selective in (("zanzibar beta", ("zanzibar",)), ("quokka gamma zanzibar alpha", ("quokka", "zanzibar"))):
+        reference = fts5_bm25(episodes, query)  # exhaustive: thousands of episodes hold a common word
+        assert len(reference) > 1500
+        ours = await store_bm25(store, project, query, pool=LARGE)
+        candidates = {i for i in range(LARGE) if any(WORD_RULES[w](i) for w in selective)}
+        assert {ids[k] for k in ours} == candidates
+        assert_close(ours, {k: v for k, v in reference.items() if ids[k] in candidates})
+        best = sorted(reference.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:10]
+        top = await store_bm25(store, project, query, pool=10)
+        assert list(top) == [k for k, _ in best]
+        found = await store.search_episodes(project, query, None, EpisodeFilter(), 5, T0, "text")
+        assert {str(e.episode_id) for e in found} <= {k for k, _ in best}
+
+
+async def test_in_a_large_project_a_query_of_common_words_only_ranks_the_episodes_holding_all_of_them(
+    store: SqliteStore, large: tuple[uuid.UUID, list[Episode]]
+) -> None:
+    project, episodes = large
+    ids = {str(ep.episode_id): i for i, ep in enumerate(episodes)}
+    # One or two words: a join of their postings; three or more: a merge of the four rarest, then look-ups.
+    for words in (
+        ("beta",),
+        ("alpha", "beta"),
+        ("beta", "gamma", "alpha"),
+        ("alpha", "beta", "gamma", "delta", "kappa"),
+    ):
+        query = " ".join(words)
+        reference = fts5_bm25(episodes, query)
+        ours = await store_bm25(store, project, query, pool=LARGE)
+        expected = holding(*words)
+        assert {ids[k] for k in ours} == expected, query
+        assert_close(ours, {k: v for k, v in reference.items() if ids[k] in expected})
+        # Filters and the pool apply in the same statement.
+        successes = await store._read_direct(
+            lambda db, q=query: _bm25_scores(
+                db, str(project), q, " AND e.outcome = :f_outcome", {"f_outcome": "success"}, LARGE
+            )
+        )
+        success = {str(ep.episode_id) for ep in episodes if ep.outcome is Outcome.SUCCESS}
+        assert successes == {k: v for k, v in ours.items() if k in success}
+        best3 = sorted(ours.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:3]
+        assert list((await store_bm25(store, project, query, pool=3)).items()) == best3
+    assert len(holding("alpha", "beta", "gamma", "delta", "kappa")) == 3
+    # A selective word makes the candidates again: no longer only those holding every common word.
+    assert len(await store_bm25(store, project, "alpha beta quokka", pool=LARGE)) == len(holding("quokka"))

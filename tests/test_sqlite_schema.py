@@ -1,7 +1,8 @@
-"""The SQLite file's schema: a checkpoint's state is one row, and files of schemas 1 and 2 are upgraded on start.
+"""The SQLite file's schema: a checkpoint's state is one row, and files of older schemas are upgraded on start.
 
 The version-1 and version-2 files are built here with their schema's own DDL and rows (not with the store), so the
-migrations are tested against what an old mcp-memory really left on disk.
+migrations are tested against what an old mcp-memory really left on disk; version-3 and version-4 files are current
+files taken back to those schemas' tables.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ async def test_a_version_1_file_is_upgraded_with_its_checkpoints_intact(tmp_path
     store = SqliteStore(f"sqlite+aiosqlite:///{path}")
     await store.start()
     try:
-        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 4
+        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 5
         for scope, cid, created, label, items in CHECKPOINTS.values():
             data = await store.get_checkpoint(scope, cid)
             assert data is not None
@@ -250,7 +251,7 @@ async def test_a_file_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     await store.close()
 
 
-# -- schema 2 -> 3: full-text statistics per project ------------------------------------------------------------
+# -- schemas 2 -> 3 and 4 -> 5: full-text statistics per project ---------------------------------------------
 
 # Schema 2's episode tables as mcp-memory created them: one FTS5 table for every project's episodes.
 _V2_DDL = [
@@ -383,6 +384,14 @@ def _text_statistics(path: Path) -> list[object]:
                 "ORDER BY 1, 2, 3"
             ).fetchall(),
             db.execute("SELECT episode_id, text_tokens FROM episodes ORDER BY episode_id").fetchall(),
+            db.execute(
+                "SELECT p.project_id, t.term, t.episodes FROM text_terms t JOIN text_projects p ON p.id = t.project_pk "
+                "ORDER BY 1, 2"
+            ).fetchall(),
+            db.execute(
+                "SELECT e.episode_id, t.term, t.episode_tokens, e.text_tokens FROM episode_terms t "
+                "JOIN episodes e ON e.id = t.episode_pk ORDER BY 1, 2"
+            ).fetchall(),
         ]
     finally:
         db.close()
@@ -400,7 +409,7 @@ async def test_a_version_2_file_is_upgraded_and_searches_as_a_new_file_with_the_
     await migrated.start()
     await fresh.start()
     try:
-        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 4
+        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 5
         for ep in episodes:
             await fresh.add_episode(ep, None)
         results = await _search_everything(migrated)
@@ -425,6 +434,50 @@ async def test_a_version_2_file_is_upgraded_and_searches_as_a_new_file_with_the_
         assert [e.episode_id for e in found] == [extra.episode_id]
     finally:
         await store.close()
+
+
+def _take_back_to_v4(path: Path) -> None:
+    """A schema-5 file as schema 4 stored the same episodes: postings without the episode's length, no term counts."""
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("DROP TABLE text_terms")
+        db.execute(
+            "CREATE TABLE episode_terms_4 (project_pk INTEGER NOT NULL, term TEXT NOT NULL, episode_pk INTEGER NOT "
+            "NULL, freq REAL NOT NULL, PRIMARY KEY (project_pk, term, episode_pk)) WITHOUT ROWID"
+        )
+        db.execute("INSERT INTO episode_terms_4 SELECT project_pk, term, episode_pk, freq FROM episode_terms")
+        db.execute("DROP TABLE episode_terms")
+        db.execute("ALTER TABLE episode_terms_4 RENAME TO episode_terms")
+        db.execute("UPDATE schema_version SET version = 4")
+    db.close()
+
+
+async def test_a_version_4_file_is_upgraded_and_searches_as_a_new_file_with_the_same_episodes(
+    tmp_path: Path,
+) -> None:
+    episodes = _v2_episodes()
+    old, new = tmp_path / "v4.db", tmp_path / "v5.db"
+    _build_v2_file(old, episodes)
+    store = SqliteStore(f"sqlite+aiosqlite:///{old}")
+    await store.start()
+    await store.close()
+    _take_back_to_v4(old)
+    assert "text_terms" not in _tables(old)
+    migrated = SqliteStore(f"sqlite+aiosqlite:///{old}")
+    fresh = SqliteStore(f"sqlite+aiosqlite:///{new}")
+    await migrated.start()
+    await fresh.start()
+    try:
+        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 5
+        for ep in episodes:
+            await fresh.add_episode(ep, None)
+        results = await _search_everything(migrated)
+        assert results == await _search_everything(fresh)  # the same results and scores, bit for bit
+        assert any(r for r in results[1::3])
+    finally:
+        await migrated.close()
+        await fresh.close()
+    assert _text_statistics(old) == _text_statistics(new)
 
 
 async def test_a_failed_version_2_migration_leaves_the_file_untouched(
@@ -582,7 +635,7 @@ async def test_a_version_3_file_gains_seal_owners_and_its_ownerless_seal_can_be_
     store = SqliteStore(f"sqlite+aiosqlite:///{path}")
     await store.start()
     try:
-        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 4
+        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 5
         with pytest.raises(Conflict, match="being terminated"):
             await store.set(sealed, "k", Item("1"), T0, Limits(10))
         await store.seal(sealed, "a-terminate", T0, 60.0)  # taken over at once: the old seal has no owner

@@ -37,6 +37,11 @@ LIVE = "(expires_at IS NULL OR expires_at > :now)"
 NEWEST_FIRST = "created_at DESC, id DESC"
 CHECKPOINT_FIELDS = ("checkpoint_id", "created_at", "keys_count", "bytes", "label", "content_hash", "metadata")
 """A checkpoint's description: every column but its key, its session and its state (listings never read states)."""
+COMMON_TERM_SHARE = 0.05
+"""Full text, both stores: a word found in at least this share of the project's episodes does not make an episode
+a candidate (it still counts in the score of the candidates that the query's other words find)..."""
+COMMON_TERM_MIN_EPISODES = 5000
+"""...once the project holds this many episodes (below it, ranking every match costs little)."""
 PURGE_EXPIRED = "DELETE FROM working_items WHERE expires_at IS NOT NULL AND expires_at <= :now"
 LIST_EVENTS = (
     "SELECT event_type, at, duration_ms, outcome, detail FROM events "

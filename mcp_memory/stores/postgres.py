@@ -63,6 +63,8 @@ from mcp_memory.ranking import (
 )
 from mcp_memory.stores._sql import (
     CHECKPOINT_FIELDS,
+    COMMON_TERM_MIN_EPISODES,
+    COMMON_TERM_SHARE,
     LIVE,
     SCOPE,
     SESSION_PK,
@@ -140,10 +142,10 @@ HNSW_MAX_EF_SEARCH = 1000
 FILTERED_EF_FACTOR = 2
 MIN_EF_SEARCH = 100
 """At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
-COMMON_LEXEME_SHARE = 0.05
+COMMON_LEXEME_SHARE = COMMON_TERM_SHARE
 """A word found in at least this share of the project's episodes does not make a row a full-text candidate..."""
-COMMON_LEXEME_MIN_ROWS = 5000
-"""...once the project holds this many episodes (below it, ranking every match costs little)."""
+COMMON_LEXEME_MIN_ROWS = COMMON_TERM_MIN_EPISODES
+"""...once the project holds this many episodes (below it, ranking every match costs little). Shared with SQLite."""
 EXACT_SCAN_BUDGET = 768_000
 """A project of at most this many episodes x vector dimensions is searched by an exact scan of its own vectors, not
 the HNSW index (2,000 episodes at 384 dimensions, 3,000 at 256, 500 at 1536: about 2 ms on the benchmark VM). The

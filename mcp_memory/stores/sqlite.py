@@ -14,9 +14,11 @@ SQL, plain ``sqlite3``. A checkpoint is one row: its state is one JSON text in `
 checkpoints run on a thread of their own (``_WalCheckpointer``), never inside a caller's commit.
 
 Full-text search ranks with FTS5's bm25 computed from the searched project's own statistics (``_bm25_scores``):
-each project's postings (``episode_terms``) and counts (``text_projects``), written in the episode's transaction,
-with terms from SQLite's own FTS5 tokenizer (a TEMP table per connection). No statistic spans projects, so nothing
-another project records moves this project's scores.
+each project's postings (``episode_terms``) and counts (``text_projects``, ``text_terms``), written in the
+episode's transaction, with terms from SQLite's own FTS5 tokenizer (a TEMP table per connection). No statistic
+spans projects, so nothing another project records moves this project's scores. In a large project a common term
+does not make an episode a candidate (Postgres' rule), so a search costs the postings of the query's selective
+terms, not the project's size times its common ones.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ from mcp_memory.models import (
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, normalize, relative, similarities
 from mcp_memory.stores._sql import (
     CHECKPOINT_FIELDS,
+    COMMON_TERM_MIN_EPISODES,
+    COMMON_TERM_SHARE,
     LIVE,
     SCOPE,
     SESSION_PK,
@@ -79,12 +83,21 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
 3: full-text statistics per project (``episode_terms``, ``text_projects``, ``episodes.text_tokens``) instead of the
 FTS5 table ``episodes_fts`` that all projects shared. 4: a seal's owner and lease (``sessions.seal_token``,
-``sessions.seal_until``)."""
+``sessions.seal_until``). 5: each term's episode count per project (``text_terms``) and the episode's length in
+each of its postings (``episode_terms.episode_tokens``)."""
 
+_EPISODE_TERMS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
+        project_pk INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        episode_pk INTEGER NOT NULL,
+        freq REAL NOT NULL,
+        episode_tokens INTEGER NOT NULL,
+        PRIMARY KEY (project_pk, term, episode_pk)
+    ) WITHOUT ROWID"""
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS sessions (
@@ -159,21 +172,23 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
     # The work list of the embedding retry (few rows, looked up every retry interval).
     "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
-    # Full text, per project (see _bm25_scores): each project's episode count and total tokens, and the postings
-    # of its episodes' terms. ``text_projects.id`` keys the postings (a small integer, not a 36-character UUID).
+    # Full text, per project (see _bm25_scores): each project's episode count and total tokens, the number of its
+    # episodes holding each term, and the postings of its episodes' terms (each with the episode's length, so that
+    # ranking reads no episode row but the results'). ``text_projects.id`` keys the rest (a small integer, not a
+    # 36-character UUID).
     """CREATE TABLE IF NOT EXISTS text_projects (
         id INTEGER PRIMARY KEY,
         project_id TEXT NOT NULL UNIQUE,
         episodes INTEGER NOT NULL DEFAULT 0,
         tokens INTEGER NOT NULL DEFAULT 0
     )""",
-    """CREATE TABLE IF NOT EXISTS episode_terms (
+    """CREATE TABLE IF NOT EXISTS text_terms (
         project_pk INTEGER NOT NULL,
         term TEXT NOT NULL,
-        episode_pk INTEGER NOT NULL,
-        freq REAL NOT NULL,
-        PRIMARY KEY (project_pk, term, episode_pk)
+        episodes INTEGER NOT NULL,
+        PRIMARY KEY (project_pk, term)
     ) WITHOUT ROWID""",
+    _EPISODE_TERMS_DDL.format(name="episode_terms"),
 ]
 
 # A checkpoint's description and its key (the paging bound): every column but its state.
@@ -201,6 +216,12 @@ RETURNING 1
 """
 _FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
 _MAX_QUERY_WORDS = 64
+_MAX_QUERY_TERMS = _MAX_QUERY_WORDS
+"""The query's first 64 distinct words, then its first 64 distinct terms: unicode61 splits a word on ``_`` (and
+other separators \\w does not know), so one word can be many terms; each term costs a read of its postings."""
+_AND_MERGE_TERMS = 4
+"""A query of common terms only (see :func:`_ranking_sql`): how many of its rarest terms are intersected by a merge
+of their postings before the others are looked up per episode."""
 _VECTOR_SCAN_LIMIT = 20_000
 _DIALECT = Dialect(
     read_json=json.loads,
@@ -249,7 +270,7 @@ _INSERT_EPISODE = (
     "INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, task_description, "
     "outcome, outcome_details, lessons_learned, importance_score, context_summary, metadata, created_at, embedding, "
     "embedding_model, text_tokens) VALUES (:id, :p, :a, :s, :tt, :td, :o, :od, :ll, :imp, :cs, :m, :at, :emb, "
-    f":model, (SELECT COUNT(*) FROM {_TOKENS})) RETURNING id"
+    f":model, (SELECT COUNT(*) FROM {_TOKENS})) RETURNING id, text_tokens"
 )
 
 
@@ -278,9 +299,9 @@ def _tokenize(db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     db.executemany(_TOKENIZER_INSERT, rows)
 
 
-def _index_episode(db: sqlite3.Connection, episode_pk: int) -> None:
-    """Write the postings of one episode, whose text is the tokenizer's one row, and count it in its project's
-    statistics (the episode row exists, its ``text_tokens`` set)."""
+def _index_episode(db: sqlite3.Connection, episode_pk: int, tokens: int) -> None:
+    """Write the postings of one episode, whose text is the tokenizer's one row (``tokens`` tokens long), and
+    count it in its project's statistics (the episode row exists, its ``text_tokens`` set)."""
     (project_pk,) = db.execute(
         "INSERT INTO text_projects (project_id, episodes, tokens) "
         "SELECT project_id, 1, text_tokens FROM episodes WHERE id = ? "
@@ -289,22 +310,31 @@ def _index_episode(db: sqlite3.Connection, episode_pk: int) -> None:
         (episode_pk,),
     ).fetchone()
     db.execute(
-        "INSERT INTO episode_terms (project_pk, term, episode_pk, freq) "
-        f"SELECT ?, term, ?, SUM({_TOKEN_WEIGHT}) FROM {_TOKENS} GROUP BY term",
-        (project_pk, episode_pk),
+        "INSERT INTO episode_terms (project_pk, term, episode_pk, freq, episode_tokens) "
+        f"SELECT ?, term, ?, SUM({_TOKEN_WEIGHT}), ? FROM {_TOKENS} GROUP BY term",
+        (project_pk, episode_pk, tokens),
+    )
+    db.execute(
+        f"INSERT INTO text_terms (project_pk, term, episodes) SELECT DISTINCT ?, term, 1 FROM {_TOKENS} WHERE true "
+        "ON CONFLICT (project_pk, term) DO UPDATE SET episodes = episodes + 1",
+        (project_pk,),
     )
 
 
 def _query_terms(db: sqlite3.Connection, query: str) -> dict[str, int]:
     """A user's words as FTS5 terms, each with the number of the query's distinct words that gave it: the query
     ``"running runs"`` weighs the term ``run`` twice, as FTS5 did for the OR of the two quoted words. Words are
-    data, never FTS syntax (nothing here is a MATCH expression)."""
+    data, never FTS syntax (nothing here is a MATCH expression). At most :data:`_MAX_QUERY_WORDS` words and
+    :data:`_MAX_QUERY_TERMS` terms, the first ones of the query."""
     words = list(dict.fromkeys(_FTS_TOKEN.findall(query.lower())))[:_MAX_QUERY_WORDS]
     if not words:
         return {}
     empty = ("",) * (len(_TEXT_COLUMNS) - 1)
     _tokenize(db, [(i, word, *empty) for i, word in enumerate(words, 1)])
-    rows = db.execute(f"SELECT term, COUNT(DISTINCT doc) FROM {_TOKENS} GROUP BY term").fetchall()
+    rows = db.execute(
+        f"SELECT term, COUNT(DISTINCT doc) FROM {_TOKENS} GROUP BY term "
+        f'ORDER BY MIN(doc * 1000000 + "offset") LIMIT {_MAX_QUERY_TERMS}'
+    ).fetchall()
     return {term: int(n) for term, n in rows}
 
 
@@ -318,44 +348,143 @@ def _bm25_scores(
     ``score = sum_i idf_i * f_i * (k1 + 1) / (f_i + k1 * (1 - b + b * D / avgdl))``, ``f_i`` the weighted count of
     term i in the episode (column weights above), D the episode's tokens, avgdl the project's tokens per
     episode, ``idf_i = ln((N - n_i + 0.5) / (n_i + 0.5))`` (1e-6 where that is not positive), N the project's
-    episodes and n_i those holding term i. ``extra``/``params``: the search filters on ``e``."""
+    episodes and n_i those holding term i. ``extra``/``params``: the search filters on ``e``.
+
+    Which episodes are ranked: as on Postgres (``COMMON_TERM_SHARE``, ``COMMON_TERM_MIN_EPISODES``), once the
+    project holds 5,000 episodes a term found in 5% of them or more is *common*: it does not make an episode a
+    candidate, but adds its share to the score of every candidate. Candidates are the episodes holding one of the
+    query's other (*selective*) terms, or, when every term is common, the episodes holding all of them. Every
+    candidate's score is its full BM25 over all the query's terms (the same number as in an exhaustive ranking),
+    and the cost is bounded by the selective terms' postings (under 5% of the project each) or by the rarest
+    common terms' (see :func:`_ranking_sql`), not by the project's size times the number of common terms. Below
+    5,000 episodes every term is selective: every episode holding a term is ranked. Three statements (the
+    tokenizer's two, and one for the statistics) before the ranking one."""
     terms = _query_terms(db, query)
     if not terms:
         return {}
-    row = db.execute("SELECT id, episodes, tokens FROM text_projects WHERE project_id = ?", (project_id,)).fetchone()
-    if row is None or not row[1] or not row[2]:
-        return {}
-    project_pk, n_rows, n_tokens = row
     names = {f"t{i}": term for i, term in enumerate(terms)}
-    hits = dict(
-        db.execute(
-            f"SELECT term, COUNT(*) FROM episode_terms WHERE project_pk = :pk AND term IN "
-            f"({', '.join(':' + n for n in names)}) GROUP BY term",
-            {"pk": project_pk, **names},
-        ).fetchall()
-    )
-    weights: dict[str, Any] = {}
-    values = []
+    rows = db.execute(
+        "SELECT p.id, p.episodes, p.tokens, t.term, t.episodes FROM text_projects p LEFT JOIN text_terms t "
+        f"ON t.project_pk = p.id AND t.term IN ({', '.join(':' + n for n in names)}) WHERE p.project_id = :p",
+        {"p": project_id, **names},
+    ).fetchall()
+    if not rows or not rows[0][1] or not rows[0][2]:
+        return {}
+    project_pk, n_rows, n_tokens = rows[0][:3]
+    hits = {term: n for *_, term, n in rows if term is not None}
+    bound = {**params, "pk": project_pk, "p": project_id, "avgdl": n_tokens / n_rows, "pool": pool}
+    selective: list[int] = []
+    common: list[tuple[int, int]] = []
     for i, (term, times) in enumerate(terms.items()):
         n_hit = hits.get(term, 0)
         if not n_hit:
             continue
         idf = math.log((n_rows - n_hit + 0.5) / (n_hit + 0.5))
-        weights[f"t{i}"], weights[f"w{i}"] = term, (idf if idf > 0.0 else 1e-6) * times
-        values.append(f"(:t{i}, :w{i})")
-    if not values:
+        bound[f"t{i}"], bound[f"w{i}"] = term, (idf if idf > 0.0 else 1e-6) * times
+        if n_rows >= COMMON_TERM_MIN_EPISODES and n_hit >= COMMON_TERM_SHARE * n_rows:
+            common.append((n_hit, i))
+        else:
+            selective.append(i)
+    if not selective and not common:
         return {}
-    # As fts5_aux.c computes it, operation for operation (SQLite's REAL is C's double).
-    sql = (
-        f"WITH q (term, idf) AS (VALUES {', '.join(values)}) "
-        f"SELECT e.episode_id, SUM(q.idf * ((t.freq * ({_BM25_K1} + 1.0)) / "
-        f"(t.freq + {_BM25_K1} * (1 - {_BM25_B} + {_BM25_B} * e.text_tokens / :avgdl)))) AS score "
-        "FROM q JOIN episode_terms t ON t.project_pk = :pk AND t.term = q.term "
-        f"JOIN episodes e ON e.id = t.episode_pk WHERE e.project_id = :p{extra} "
-        "GROUP BY e.id ORDER BY score DESC, e.id LIMIT :pool"
-    )
-    bound = {**params, **weights, "pk": project_pk, "p": project_id, "avgdl": n_tokens / n_rows, "pool": pool}
+    sql = _ranking_sql(selective, [i for _, i in sorted(common)], extra)
     return {episode_id: score for episode_id, score in db.execute(sql, bound)}
+
+
+def _bm25_term(t: str) -> str:
+    """Term ``:t<i>``'s BM25 factor in posting ``t`` (times its weight, that is the score's term), as fts5_aux.c
+    computes it, operation for operation (SQLite's REAL is C's double)."""
+    return (
+        f"(({t}.freq * ({_BM25_K1} + 1.0)) / "
+        f"({t}.freq + {_BM25_K1} * (1 - {_BM25_B} + {_BM25_B} * {t}.episode_tokens / :avgdl)))"
+    )
+
+
+def _ranking_sql(selective: list[int], common: list[int], extra: str) -> str:
+    """The ranking statement of :func:`_bm25_scores`: ``(episode_id, score)``, the ``:pool`` best, best first.
+
+    Terms are parameters ``:t<i>`` with their weights (IDF times repeats) ``:w<i>``; ``selective`` and ``common``
+    (rarest first) list their ``i``. A posting holds the episode's length, so only the results' episode rows are
+    read (and, with filters, ``extra``, the candidates'). One of three shapes:
+
+    - selective terms: their postings, grouped by episode; each group's common terms looked up by key;
+    - one or two terms, all common: the rarest one's postings, each joined by key to the other's (AND);
+    - three or more, all common: the postings of the :data:`_AND_MERGE_TERMS` rarest, intersected by a merge
+      (each term's postings are stored in episode order: one pass, no look-ups), then the others looked up by key
+      for the few episodes left (AND), and each survivor's score from its postings of every term.
+    """
+
+    def values(ix: Sequence[int]) -> str:
+        return "VALUES " + ", ".join(f"(:t{i}, :w{i})" for i in ix)
+
+    def posting(t: str, i: int | str, episode: str) -> str:
+        return f"{t}.project_pk = :pk AND {t}.term = {i} AND {t}.episode_pk = {episode}"
+
+    ctes: list[str] = []
+    where: list[str] = []
+    group = ""
+    if selective:
+        ctes.append(f"s (term, w) AS ({values(selective)})")
+        source, key = "s JOIN episode_terms t ON t.project_pk = :pk AND t.term = s.term", "t.episode_pk"
+        score = f"SUM(s.w * {_bm25_term('t')})"
+        if common:
+            ctes.append(f"c (term, w) AS ({values(common)})")
+            score += (
+                f" + COALESCE((SELECT SUM(c.w * {_bm25_term('u')}) FROM c JOIN episode_terms u "
+                f"ON {posting('u', 'c.term', key)}), 0.0)"
+            )
+        group = f" GROUP BY {key}"
+    elif len(common) <= 2:
+        first, *rest = common
+        key = f"t{first}.episode_pk"
+        source = f"episode_terms t{first}" + "".join(
+            f" CROSS JOIN episode_terms t{i} ON {posting(f't{i}', f':t{i}', key)}" for i in rest
+        )
+        where.append(f"t{first}.project_pk = :pk AND t{first}.term = :t{first}")
+        score = " + ".join(f":w{i} * {_bm25_term(f't{i}')}" for i in sorted(common))
+    else:
+        merged, rest = common[:_AND_MERGE_TERMS], common[_AND_MERGE_TERMS:]
+        # A compound SELECT with ORDER BY runs as a merge; LIMIT -1 keeps its ORDER BY (and so the merge) in a
+        # subquery.
+        arms = " INTERSECT ".join(
+            f"SELECT episode_pk FROM episode_terms WHERE project_pk = :pk AND term = :t{i}" for i in merged
+        )
+        ctes.append(f"q (term, w) AS ({values(sorted(common))})")
+        source, key = f"({arms} ORDER BY 1 LIMIT -1) AS d", "d.episode_pk"
+        where.extend(f"EXISTS (SELECT 1 FROM episode_terms x WHERE {posting('x', f':t{i}', key)})" for i in rest)
+        score = f"(SELECT SUM(q.w * {_bm25_term('t')}) FROM q JOIN episode_terms t ON {posting('t', 'q.term', key)})"
+    if extra:
+        source += f" CROSS JOIN episodes e ON e.id = {key}"
+        where.append(f"e.project_id = :p{extra}")
+    inner = (
+        f"SELECT {key} AS id, {score} AS score FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''}"
+        f"{group} ORDER BY score DESC, id LIMIT :pool"
+    )
+    return (
+        f"{'WITH ' + ', '.join(ctes) + ' ' if ctes else ''}SELECT e.episode_id, r.score FROM ({inner}) AS r "
+        "JOIN episodes e ON e.id = r.id WHERE e.project_id = :p ORDER BY r.score DESC, r.id"
+    )
+
+
+def _episode_params(ep: Episode, embedding: Sequence[float] | None, model: str | None) -> dict[str, Any]:
+    """The parameters of :data:`_INSERT_EPISODE` for one episode."""
+    return {
+        "id": str(ep.episode_id),
+        "p": str(ep.project_id),
+        "a": str(ep.agent_instance_id),
+        "s": ep.session_id,
+        "tt": ep.task_type,
+        "td": ep.task_description,
+        "o": ep.outcome.value,
+        "od": ep.outcome_details,
+        "ll": json.dumps(ep.lessons_learned),
+        "imp": ep.importance_score,
+        "cs": ep.context_summary,
+        "m": json.dumps(ep.metadata),
+        "at": ep.created_at.timestamp(),
+        "emb": _vector_to_blob(embedding) if embedding is not None else None,
+        "model": model if embedding is not None else None,
+    }
 
 
 def _top_cosines(rows: list[tuple[str, bytes]], query: list[float], top: int) -> dict[str, float]:
@@ -422,16 +551,25 @@ async def _migrate_3_to_4(conn: AsyncConnection) -> None:
 
 
 def _migrate_2_to_3(db: sqlite3.Connection) -> None:
-    """Schema 2 -> 3: postings and per-project statistics for the existing episodes (tokenized by SQLite as new
-    ones are, :data:`_TEXT_BATCH` at a time), then the shared ``episodes_fts`` goes. On the start-up transaction's
-    connection, so a file is either wholly converted or untouched."""
+    """Schema 2 -> 3: postings and per-project statistics for the existing episodes (:func:`_index_episodes`, in
+    schema 5's tables: :func:`_migrate_4_to_5` then has nothing to do), then the shared ``episodes_fts`` goes. On
+    the start-up transaction's connection, so a file is either wholly converted or untouched."""
     if "text_tokens" not in {r[1] for r in db.execute("PRAGMA table_info(episodes)")}:
         db.execute("ALTER TABLE episodes ADD COLUMN text_tokens INTEGER NOT NULL DEFAULT 0")
+    _index_episodes(db, 0)
+    db.execute("DROP TABLE IF EXISTS episodes_fts")
+
+
+def _index_episodes(db: sqlite3.Connection, after: int) -> None:
+    """Index the episodes whose primary key is above ``after`` (rows with no postings yet): their lengths, their
+    postings and their projects' counts, tokenized by SQLite as :func:`_index_episode` does, :data:`_TEXT_BATCH`
+    at a time. The schema-2 conversion's path, and a bulk load's (rows inserted with ``text_tokens`` 0)."""
     db.execute(
-        "INSERT INTO text_projects (project_id) SELECT DISTINCT project_id FROM episodes WHERE true "
-        "ON CONFLICT (project_id) DO NOTHING"
+        "INSERT INTO text_projects (project_id) SELECT DISTINCT project_id FROM episodes WHERE id > ? "
+        "ON CONFLICT (project_id) DO NOTHING",
+        (after,),
     )
-    last = 0
+    last = after
     while True:
         batch = db.execute(
             "SELECT id, task_type, task_description, outcome_details, lessons_learned, context_summary FROM episodes "
@@ -446,17 +584,56 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
             "UPDATE episodes SET text_tokens = n.tokens FROM n WHERE episodes.id = n.doc"
         )
         db.execute(
-            "INSERT INTO episode_terms (project_pk, term, episode_pk, freq) "
-            f"SELECT p.id, v.term, v.doc, SUM({_TOKEN_WEIGHT}) FROM {_TOKENS} v "
+            "INSERT INTO episode_terms (project_pk, term, episode_pk, freq, episode_tokens) "
+            f"SELECT p.id, v.term, v.doc, SUM({_TOKEN_WEIGHT}), e.text_tokens FROM {_TOKENS} v "
             "JOIN episodes e ON e.id = v.doc JOIN text_projects p ON p.project_id = e.project_id GROUP BY v.doc, v.term"
+        )
+        db.execute(
+            "INSERT INTO text_terms (project_pk, term, episodes) "
+            f"SELECT p.id, v.term, COUNT(DISTINCT v.doc) FROM {_TOKENS} v JOIN episodes e ON e.id = v.doc "
+            "JOIN text_projects p ON p.project_id = e.project_id WHERE true GROUP BY p.id, v.term "
+            "ON CONFLICT (project_pk, term) DO UPDATE SET episodes = episodes + excluded.episodes"
         )
         last = batch[-1][0]
     db.execute(
-        "UPDATE text_projects SET (episodes, tokens) = "
-        "(SELECT COUNT(*), SUM(text_tokens) FROM episodes e WHERE e.project_id = text_projects.project_id)"
+        "UPDATE text_projects SET (episodes, tokens) = (SELECT text_projects.episodes + COUNT(*), "
+        "text_projects.tokens + COALESCE(SUM(text_tokens), 0) FROM episodes e "
+        "WHERE e.project_id = text_projects.project_id AND e.id > ?) "
+        "WHERE project_id IN (SELECT project_id FROM episodes WHERE id > ?)",
+        (after, after),
     )
     db.execute(_TOKENIZER_CLEAR)
-    db.execute("DROP TABLE IF EXISTS episodes_fts")
+
+
+def _migrate_4_to_5(db: sqlite3.Connection) -> None:
+    """Schema 4 -> 5: each posting gets its episode's length (the table is rebuilt with the new column) and each
+    project its terms' episode counts, from the postings. In the start-up transaction, as the others. Nothing to do
+    for postings written in schema 5's table (a file of schema 2 converted on the way)."""
+    if "episode_tokens" in {r[1] for r in db.execute("PRAGMA table_info(episode_terms)")}:
+        return
+    db.execute(_EPISODE_TERMS_DDL.format(name="episode_terms_5"))
+    db.execute(
+        "INSERT INTO episode_terms_5 (project_pk, term, episode_pk, freq, episode_tokens) "
+        "SELECT t.project_pk, t.term, t.episode_pk, t.freq, e.text_tokens FROM episode_terms t "
+        "JOIN episodes e ON e.id = t.episode_pk ORDER BY t.project_pk, t.term, t.episode_pk"
+    )
+    db.execute("DROP TABLE episode_terms")
+    db.execute("ALTER TABLE episode_terms_5 RENAME TO episode_terms")
+    db.execute(
+        "INSERT INTO text_terms (project_pk, term, episodes) "
+        "SELECT project_pk, term, COUNT(*) FROM episode_terms GROUP BY project_pk, term"
+    )
+
+
+def _load_episodes(db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
+    """Insert ``episodes`` (no embeddings) at once: the rows by one ``executemany``, then indexed as a batch
+    (:func:`_index_episodes`). The same rows, postings and counts as ``add_episode`` one by one, in a fraction of
+    the time: for tests and benchmarks that need a large project. In the caller's write transaction."""
+    (after,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM episodes").fetchone()
+    db.execute(_TOKENIZER_CLEAR)  # text_tokens 0 until indexed
+    insert = _INSERT_EPISODE.removesuffix(" RETURNING id, text_tokens")
+    db.executemany(insert, [_episode_params(ep, None, None) for ep in episodes])
+    _index_episodes(db, after)
 
 
 def _writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
@@ -721,6 +898,9 @@ class SqliteStore(SqlStore):
         if version == 3:
             await _migrate_3_to_4(conn)
             version = 4
+        if version == 4:
+            await self._on_thread(conn, _migrate_4_to_5)
+            version = 5
         await conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
         logger.info("migrated the SQLite store %s to schema version %d", self.path, version)
 
@@ -1228,23 +1408,7 @@ class SqliteStore(SqlStore):
         self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
     ) -> None:
         """The episode row, its postings and its project's statistics, in ``conn``'s transaction (one hand-over)."""
-        params = {
-            "id": str(ep.episode_id),
-            "p": str(ep.project_id),
-            "a": str(ep.agent_instance_id),
-            "s": ep.session_id,
-            "tt": ep.task_type,
-            "td": ep.task_description,
-            "o": ep.outcome.value,
-            "od": ep.outcome_details,
-            "ll": json.dumps(ep.lessons_learned),
-            "imp": ep.importance_score,
-            "cs": ep.context_summary,
-            "m": json.dumps(ep.metadata),
-            "at": ep.created_at.timestamp(),
-            "emb": _vector_to_blob(embedding) if embedding is not None else None,
-            "model": model if embedding is not None else None,
-        }
+        params = _episode_params(ep, embedding, model)
         text_row = (
             0,
             *_text_fields(
@@ -1254,8 +1418,8 @@ class SqliteStore(SqlStore):
 
         def insert(db: sqlite3.Connection) -> None:
             _tokenize(db, [text_row])
-            (episode_pk,) = db.execute(_INSERT_EPISODE, params).fetchone()
-            _index_episode(db, episode_pk)
+            episode_pk, tokens = db.execute(_INSERT_EPISODE, params).fetchone()
+            _index_episode(db, episode_pk, tokens)
 
         await self._on_thread(conn, insert)
 
