@@ -245,6 +245,34 @@ async def test_text_rank_is_bm25_over_the_project(store: PostgresStore) -> None:
     assert by_id[twice.episode_id] < 2 * by_id[once.episode_id]
 
 
+async def test_a_query_of_common_words_only_matches_on_all_of_them(store: PostgresStore) -> None:
+    """In a project of 5,000+ episodes, a word held by 5% or more of them does not make candidates; when every
+    word of the query is that common, the candidates are the episodes holding all of them (as on SQLite), not
+    every episode holding any. A word the project does not hold is left out (it would match nothing)."""
+    project = uuid.uuid4()
+    async with store._write() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+                "outcome, importance_score, created_at) SELECT gen_random_uuid(), :p, gen_random_uuid(), 'ops', "
+                "CASE WHEN i % 10 = 0 THEN 'alpha' WHEN i % 10 = 1 THEN 'beta' ELSE 'gamma' END "
+                "|| CASE WHEN i IN (0, 10, 20) THEN ' beta' ELSE '' END || ' item ' || i, 'success', 0.5, now() "
+                "FROM generate_series(0, 5999) i"
+            ),
+            {"p": project},
+        )
+    for query in ("alpha beta", "alpha beta qwertyuiop"):
+        found = await store.search_episodes(project, query, None, EpisodeFilter(), 10, T0, "text")
+        assert sorted(e.task_description for e in found) == [
+            "alpha beta item 0",
+            "alpha beta item 10",
+            "alpha beta item 20",
+        ]
+    # A selective word (item 123's number) makes its own candidates; the common words add to their rank.
+    found = await store.search_episodes(project, "alpha beta 123", None, EpisodeFilter(), 10, T0, "text")
+    assert [e.task_description for e in found] == ["gamma item 123"]
+
+
 # -- per-project counts: the only statistics recall uses ------------------------------------------------------
 COUNTS_FROM_SCRATCH = """
 SELECT 'p' AS kind, project_id, '' AS lexeme, count(*) AS n FROM episodes GROUP BY project_id

@@ -1067,7 +1067,8 @@ def search_sql(
       time in proportion to the project, so candidates are the rows matching the query's *selective* words: those
       found in fewer than ``COMMON_LEXEME_SHARE`` of the project's episodes, once it holds
       ``COMMON_LEXEME_MIN_ROWS``. Common words still count in the rank of those candidates, with their low IDF; a
-      query made of common words only matches on all of them.
+      query made of common words only matches on all of them. A word no episode of the project holds is left
+      out of both (it would match nothing), as on SQLite.
     - Vectors: a project of at most ``exact_scan_max`` episodes (see :data:`EXACT_SCAN_BUDGET`) is searched by
       an exact scan of its own vectors: the ``:vpool`` nearest, whatever the other projects hold (the HNSW scan,
       in the plan, is gated off and never runs). A larger project: the ``:vpool`` nearest by cosine distance
@@ -1110,8 +1111,10 @@ def search_sql(
         )
         ctes.append(
             "selective AS (SELECT string_agg(quote_literal(lexeme), ' | ') AS q FROM term_stats "
-            f"WHERE NOT (total >= {COMMON_LEXEME_MIN_ROWS} AND n >= {COMMON_LEXEME_SHARE} * total))"
+            f"WHERE n > 0 AND NOT (total >= {COMMON_LEXEME_MIN_ROWS} AND n >= {COMMON_LEXEME_SHARE} * total))"
         )
+        # No selective word: the episodes holding every word of the query that the project has (as SQLite).
+        ctes.append("all_words AS (SELECT string_agg(quote_literal(lexeme), ' & ') AS q FROM term_stats WHERE n > 0)")
         # Per query word its inverse document frequency in the project (BM25's, always positive), and the project's
         # average episode length.
         ctes.append(
@@ -1121,7 +1124,7 @@ def search_sql(
         ctes.append(
             f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r FROM episodes e "
             f"WHERE {where} AND e.search_text @@ COALESCE((SELECT CAST(q AS tsquery) FROM selective), "
-            "to_tsquery('english', :tsq)) ORDER BY r DESC LIMIT :pool)"
+            "(SELECT CAST(q AS tsquery) FROM all_words), to_tsquery('english', :tsq)) ORDER BY r DESC LIMIT :pool)"
         )
         ctes.append("t AS (SELECT id, r / max(r) OVER () AS s FROM text_hits WHERE r > 0)")
         parts.append("t")
