@@ -628,7 +628,7 @@ class AgentLifecycleManager:
                     f"terminating session '{scope.session_id}' took longer than its seal's lease of {lease:g} "
                     "seconds; nothing was recorded, retry"
                 )
-            stored = await self._durable.record_terminate(scope, episode, vector, result, event, model)
+            stored = await self._durable.record_terminate(scope, episode, vector, result, event, model, token)
             recorded = True
         except MemoryServiceError as exc:
             await self._record_failure(scope, "terminate", started, exc, meta)

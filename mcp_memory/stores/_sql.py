@@ -170,14 +170,21 @@ class Dialect:
             "s": scope.session_id,
         }
 
-    def terminated_result(self, scope: Scope, row: Any) -> dict[str, Any] | None:
-        """``record_terminate``'s look at the session's ``(status, terminate_result)`` row: ``NotFound`` if there is
-        none, the stored result if it is terminated already (the call is a replay), else None (go on)."""
+    def terminated_result(self, scope: Scope, row: Any, seal_token: str | None = None) -> dict[str, Any] | None:
+        """``record_terminate``'s look at the session's ``(status, terminate_result, sealed, seal_token)`` row:
+        ``NotFound`` if there is none, the stored result if it is terminated already (the call is a replay), else
+        None (go on) if ``seal_token`` is None or still holds the seal; ``Conflict`` if another terminate has taken
+        the seal over (this call's snapshot may miss writes acknowledged since: it must record nothing)."""
         if row is None:
             raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
         if row.status == SessionStatus.TERMINATED:
             stored: dict[str, Any] = self.read_json(row.terminate_result) if row.terminate_result else {}
             return stored
+        if seal_token is not None and not (row.sealed and row.seal_token == seal_token):
+            raise Conflict(
+                f"terminating session '{scope.session_id}': another terminate took over its seal meanwhile (this "
+                "one outlasted its lease); nothing was recorded, retry"
+            )
         return None
 
     def session(self, row: Any) -> SessionInfo:

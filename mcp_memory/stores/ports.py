@@ -174,7 +174,9 @@ class SessionStore(Protocol):
         ...
 
     async def discard_session(self, scope: Scope) -> None:
-        """Undo ``create_session`` (used only when opening working memory failed right after it)."""
+        """Undo ``create_session`` (used only when opening working memory failed right after it): unless another
+        server's call has made the session something more meanwhile (paused with a checkpoint, sealed or
+        terminated), which stays, with its events."""
         ...
 
     async def get_session(self, scope: Scope) -> SessionInfo | None:
@@ -218,9 +220,11 @@ class SessionStore(Protocol):
         result: Mapping[str, Any],
         event: EventRecord,
         embedding_model: str | None = None,
+        seal_token: str | None = None,
     ) -> dict[str, Any]:
         """Store the episode (its embedding made by ``embedding_model``, as for ``add_episode``), mark the
-        session terminated with ``result`` and record the event.
+        session terminated with ``result`` and record the event. With ``seal_token``, only while that terminate
+        still holds the session's seal (``Conflict`` if another has taken it over: nothing is written).
 
         Idempotent: if the session is terminated already, nothing is written and the stored result is
         returned. Otherwise returns ``result``."""

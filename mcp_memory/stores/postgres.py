@@ -557,7 +557,7 @@ class PostgresStore(SqlStore):
         async with self._one() as conn:
             await conn.execute(
                 text(
-                    f"WITH s AS (DELETE FROM sessions WHERE {SCOPE} "
+                    f"WITH s AS (DELETE FROM sessions WHERE {SCOPE} AND status = 'running' AND NOT sealed "
                     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
                     "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
                 ),
@@ -795,15 +795,19 @@ class PostgresStore(SqlStore):
         result: Mapping[str, Any],
         event: EventRecord,
         embedding_model: str | None = None,
+        seal_token: str | None = None,
     ) -> dict[str, Any]:
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {SCOPE} FOR UPDATE"),
+                    text(
+                        "SELECT id, status, terminate_result, sealed, seal_token FROM sessions "
+                        f"WHERE {SCOPE} FOR UPDATE"
+                    ),
                     _scope_params(scope),
                 )
             ).first()
-            stored = _DIALECT.terminated_result(scope, row)
+            stored = _DIALECT.terminated_result(scope, row, seal_token)
             if stored is not None:
                 return stored
             assert row is not None

@@ -1188,7 +1188,7 @@ class SqliteStore(SqlStore):
         async with self._write() as conn:
             await conn.execute(
                 text(
-                    f"DELETE FROM sessions WHERE {SCOPE} "
+                    f"DELETE FROM sessions WHERE {SCOPE} AND status = 'running' AND sealed = 0 "
                     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id)"
                 ),
                 _scope_params(scope),
@@ -1324,15 +1324,16 @@ class SqliteStore(SqlStore):
         result: Mapping[str, Any],
         event: EventRecord,
         embedding_model: str | None = None,
+        seal_token: str | None = None,
     ) -> dict[str, Any]:
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT id, status, terminate_result FROM sessions WHERE {SCOPE}"),
+                    text(f"SELECT id, status, terminate_result, sealed, seal_token FROM sessions WHERE {SCOPE}"),
                     _scope_params(scope),
                 )
             ).first()
-            stored = _DIALECT.terminated_result(scope, row)
+            stored = _DIALECT.terminated_result(scope, row, seal_token)
             if stored is not None:
                 return stored
             assert row is not None

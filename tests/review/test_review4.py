@@ -1,5 +1,5 @@
 """Review 4: probes for 90058c0 (seal owner token and lease), 724614b (Redis 't' marker) and a512374 (SQLite
-schema 5). Each strict xfail documents one defect found on the reviewed code (run with --runxfail to see it fail)."""
+schema 5). Each test showed one defect found on the reviewed code (strict xfails until fixed; they pass now)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,6 @@ def ids(scope: Scope) -> tuple[str, str, str]:
 
 
 # -- 1. record_terminate is not fenced by the seal's token ------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="record_terminate does not check that the caller's token still holds the seal: a terminate whose seal "
-    "another server took over (its clock ahead) records a stale snapshot and clears an acknowledged write",
-)
 async def test_terminate_whose_seal_was_taken_over_does_not_lose_an_acknowledged_write(db_url: str) -> None:
     settings = Settings(database_url=db_url)
     lease = settings.terminate_lease_seconds
@@ -97,12 +92,6 @@ def own_redis(tmp_path: Any) -> Any:
         server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discard_session deletes the durable record whatever its status: a session terminated by another server "
-    "between spawn's create and its failed Redis open loses its record, terminate result and events "
-    "(cascade), and forget() then drops its 't' marker",
-)
 async def test_failed_spawn_does_not_discard_a_session_terminated_meanwhile(
     db_url: str, clock: FakeClock, own_redis: Any
 ) -> None:
