@@ -12,7 +12,7 @@ Everything goes through ``SqliteStore`` (the path a tool call takes); loading is
 its latency is reported too (the full-text index is written in the same transaction).
 
     python benchmarks/bench_sqlite_search.py [--size 10000] [--others 10] [--other-size 2000] [--queries 300]
-    python benchmarks/bench_sqlite_search.py --size 100000  # the large project of the README's second table
+    python benchmarks/bench_sqlite_search.py --size 100000  # docs/benchmarks.md: "SQLite full text"
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The error codes of SPEC.md as exception classes.
+"""The error codes of docs/contract.md as exception classes.
 
 Every failure that reaches a caller is one of these. The MCP layer turns them into a tool error whose text
 starts with the code (``not_found: checkpoint 'c1' does not exist for this session``); the Python API raises
@@ -11,7 +11,7 @@ from typing import ClassVar
 
 
 class MemoryServiceError(Exception):
-    """Base class: a failure with a SPEC.md code and a plain sentence for the caller."""
+    """Base class: a failure with a docs/contract.md code and a plain sentence for the caller."""
 
     code: ClassVar[str] = "internal"
 

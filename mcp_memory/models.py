@@ -49,7 +49,7 @@ def iso(dt: datetime) -> str:
 
 
 def validate_identifier(value: Any, what: str) -> str:
-    """Check a session_id or checkpoint_id against SPEC.md: 1-128 of ``A-Z a-z 0-9 . _ -``."""
+    """Check a session_id or checkpoint_id against docs/contract.md: 1-128 of ``A-Z a-z 0-9 . _ -``."""
     if not isinstance(value, str):
         raise InvalidArgument(f"{what} must be a string of 1-128 characters A-Z a-z 0-9 . _ -")
     if not _IDENTIFIER.fullmatch(value):
@@ -307,7 +307,7 @@ class LifecycleResult:
     """Result of a successful lifecycle operation (the seed's type, kept).
 
     Unlike the seed, failures are not folded into ``success=False``: they raise a
-    :class:`~mcp_memory.errors.MemoryServiceError` with a SPEC.md code, so ``success`` is always true here.
+    :class:`~mcp_memory.errors.MemoryServiceError` with a docs/contract.md code, so ``success`` is always true here.
     """
 
     success: bool

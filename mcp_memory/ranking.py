@@ -14,7 +14,7 @@ The two are averaged with weights :data:`TEXT_WEIGHT` and :data:`VECTOR_WEIGHT` 
 found anything). Both on a 0-1 scale whose best is 1.0, and vectors weighted three to one (the weighting of
 Weaviate's hybrid search): a model's vectors judge meaning (paraphrases, synonyms), and full-text gives
 exact words and identifiers a say without letting an incidental shared word (BM25's best scores 1.0 however
-weak it is) outvote them. Measured on tests/data/retrieval_set.json with all-MiniLM-L6-v2 (README).
+weak it is) outvote them. Measured on tests/data/retrieval_set.json with all-MiniLM-L6-v2 (docs/benchmarks.md).
 
 Store adapters that rank in SQL (Postgres) compute the same formula: ``relative`` as
 ``score / max(score) over ()``, ``similarities`` as ``cos / greatest(max(cos) over (), GOOD_COSINE)``.

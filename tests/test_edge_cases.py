@@ -320,7 +320,7 @@ async def test_events_carry_duration_and_metadata(runtime: MemoryRuntime, scope:
 async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
     runtime: MemoryRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SPEC: the cost of pause and resume in round trips to the store does not grow with the number of keys.
+    """docs/contract.md: the cost of pause and resume in round trips to the store does not grow with the number of keys.
     Counted here as SQL statements sent (an executemany is one), both those sent through SQLAlchemy and those
     the store's hot calls send to ``sqlite3`` directly on the connection's thread."""
     from mcp_memory.stores import sqlite as sqlite_module

@@ -1,4 +1,4 @@
-"""The lifecycle guarantees of SPEC.md ("Behaviour that must hold"), through the Python API.
+"""The lifecycle guarantees of docs/contract.md ("Behaviour that must hold"), through the Python API.
 
 Each test is written so that it fails if the guarantee it names is dropped: snapshots that are not atomic,
 ids that collide or do not sort, overwritten checkpoints, half-applied resumes, a terminate that clears

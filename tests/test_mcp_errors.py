@@ -1,7 +1,7 @@
 """Bad input for every tool, through the real in-process MCP client.
 
 Every failure must be an MCP tool error (``isError``) whose text is ``<code>: <plain sentence>`` with a
-SPEC.md code, never a traceback, never an argument echoed at full length, and never a partial write: each
+docs/contract.md code, never a traceback, never an argument echoed at full length, and never a partial write: each
 test takes a fingerprint of everything the runtime's store holds before the bad call and compares it after.
 """
 

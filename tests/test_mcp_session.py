@@ -25,7 +25,7 @@ TEMPLATES = {
     "memory://projects/{project_id}/episodes",
     "memory://projects/{project_id}/episodes/{episode_id}",
 }
-# SPEC.md's tool table: arguments and result fields.
+# docs/contract.md's tool table: arguments and result fields.
 TOOL_ARGS = {
     "spawn": {"project_id", "agent_instance_id", "session_id", "agent_type_id", "initial_state", "metadata"},
     "pause": {"project_id", "agent_instance_id", "session_id", "checkpoint_id", "label", "metadata"},

@@ -1,5 +1,5 @@
 """Postgres specifics on a real server (pgserver, see ``tests/pg_servers.py``): migrations up and down, the start-up
-schema check, failures as SPEC.md errors, recall semantics (OR-ed full text, the HNSW pool under selective filters,
+schema check, failures as contract errors, recall semantics (OR-ed full text, the HNSW pool under selective filters,
 parity of the vector ranking with the SQLite adapter), a whole MCP session, and ``migrate``/``doctor`` as a process.
 
 The port contract itself runs on Postgres in ``tests/contract`` (adapter ``postgres``).

@@ -43,7 +43,7 @@ from tests.redis_servers import (
 pytestmark = pytest.mark.anyio
 
 # The commands our Lua scripts run; any other command (but INFO, which the test sends) is a round trip.
-# README.md and config/redis.conf list them for an ACL user (checked by test_the_documented_acl_is_enough).
+# docs/configuration.md and config/redis.conf list them for an ACL user (checked by test_the_documented_acl_is_enough).
 SCRIPT_COMMANDS = {
     "get", "set", "exists", "del", "hget", "hset", "hdel", "hlen", "hexists", "hkeys", "hgetall",
     "zadd", "zrem", "zscore", "zrange", "zrangebyscore", "zcard", "zcount", "pexpire", "persist",
@@ -841,8 +841,8 @@ ACL = (
 
 
 async def test_the_documented_acl_is_enough(private_redis: RedisServer, db_url: str) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert ACL in readme.replace("\n", " ")
+    documented = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert ACL in documented.replace("\n", " ")
     admin = private_redis.client()
     admin.execute_command("ACL", "SETUSER", "mcp", "on", ">pw", *ACL.split())
     admin.close()

@@ -12,14 +12,14 @@ release, one request from several customers, one alert in several regions, flaky
 review), near-identical siblings told apart by an identifier, each asked about as "what happened with <identifier>"
 in other words. The issue's claim (hybrid finds the episode in the top 3 for at least 90% of the queries phrased
 differently from the episode text, and beats full text alone and vectors alone) is checked on the first, third and
-fourth groups together. Per group (README: the table): on pure paraphrases hybrid finds one more than vectors
+fourth groups together. Per group (docs/benchmarks.md): on pure paraphrases hybrid finds one more than vectors
 alone in the top 3 but, on Postgres, puts fewer first; with a specific term the model alone is already perfect; on
 recurring work the model barely tells the siblings apart by their identifier and full text does, which is where
 hybrid clearly beats vectors (first place). Over all of them hybrid leads vectors alone by one query on top-3.
 
 Everything goes through EpisodicMemory and the store port, embedded with all-MiniLM-L6-v2 from the bundled
 package; each durable adapter of tests/conftest.py runs it. ``pytest tests/test_retrieval.py -s`` prints
-the table the README shows.
+the table docs/benchmarks.md shows.
 """
 
 from __future__ import annotations

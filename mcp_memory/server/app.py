@@ -1,4 +1,4 @@
-"""The MCP server object: an ``MCPServer`` whose errors speak SPEC.md's codes.
+"""The MCP server object: an ``MCPServer`` whose errors speak docs/contract.md's codes.
 
 Tools and resources are registered by :mod:`.tools` and :mod:`.resources`; this module only builds the
 server, maps every failure to ``<code>: <sentence>`` (never a traceback), and lists recent checkpoints and
@@ -66,7 +66,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def as_service_error(exc: BaseException) -> MemoryServiceError:
-    """Find the SPEC.md error behind an exception raised through the SDK's wrappers."""
+    """Find the docs/contract.md error behind an exception raised through the SDK's wrappers."""
     cur: BaseException | None = exc
     while cur is not None:
         if isinstance(cur, MemoryServiceError):
@@ -85,7 +85,7 @@ _RESOURCE_PROJECT = re.compile(r"memory://projects/([^/?#]*)")
 
 
 def _error_code(result: CallToolResult | InputRequiredResult) -> str | None:
-    """The SPEC.md code of a tool error result (None for a success)."""
+    """The docs/contract.md code of a tool error result (None for a success)."""
     if not isinstance(result, CallToolResult) or not result.is_error:
         return None
     first = result.content[0] if result.content else None
@@ -125,7 +125,7 @@ class MemoryServer(MCPServer[Any]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Call a tool; every failure becomes an ``isError`` result starting with its SPEC.md code.
+        """Call a tool; every failure becomes an ``isError`` result starting with its docs/contract.md code.
 
         Counted in ``metrics`` (tool, error code, latency), whatever the transport."""
         label = name if self._tool_manager.get_tool(name) is not None else "unknown"
@@ -256,7 +256,7 @@ def create_server(
     runtime: MemoryRuntime | None = None,
     runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
 ) -> MemoryServer:
-    """Build the MCP server with every tool and resource of SPEC.md registered."""
+    """Build the MCP server with every tool and resource of docs/contract.md registered."""
     from mcp_memory.server.resources import register_resources
     from mcp_memory.server.tools import register_tools
 

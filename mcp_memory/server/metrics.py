@@ -1,4 +1,4 @@
-"""Prometheus metrics of one server: tool calls, errors by SPEC.md code, latency per tool.
+"""Prometheus metrics of one server: tool calls, errors by docs/contract.md code, latency per tool.
 
 Counted where every transport passes (``MemoryServer.call_tool``), so stdio calls count too; only the HTTP
 transports expose them (``GET /metrics``). Each server has a registry of its own, so several servers in one
@@ -21,7 +21,7 @@ class ServerMetrics:
         self.tool_calls = Counter("mcp_memory_tool_calls", "Tool calls, by tool.", ["tool"], registry=self.registry)
         self.tool_errors = Counter(
             "mcp_memory_tool_errors",
-            "Tool calls that ended in an error, by tool and SPEC.md code ('protocol': a JSON-RPC error; 'cancelled').",
+            "Tool calls that ended in an error, by tool and error code ('protocol': a JSON-RPC error; 'cancelled').",
             ["tool", "code"],
             registry=self.registry,
         )

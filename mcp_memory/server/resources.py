@@ -1,4 +1,4 @@
-"""The MCP resources of SPEC.md: five URI templates, all ``application/json``, and the recent listing."""
+"""The MCP resources of docs/contract.md: five URI templates, all ``application/json``, and the recent listing."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ EPISODES_URI = "memory://projects/{project_id}/episodes"
 EPISODE_URI = EPISODES_URI + "/{episode_id}"
 
 # Our identifiers are validated by our own rules and never touch a filesystem; "." and ".." are valid
-# session ids under SPEC.md, so the SDK's path-traversal policy must not reject them.
+# session ids under docs/contract.md, so the SDK's path-traversal policy must not reject them.
 _OWN_VALIDATION = ResourceSecurity(reject_path_traversal=False, reject_absolute_paths=False)
 
 
@@ -42,7 +42,7 @@ def episode_json(ep: Episode) -> dict[str, Any]:
 
 
 def _resource_error(exc: MemoryServiceError) -> Exception:
-    """SPEC.md error -> what the SDK turns into the right JSON-RPC error (-32602 for the caller's mistakes,
+    """docs/contract.md error -> what the SDK turns into the right JSON-RPC error (-32602 for the caller's mistakes,
     ``forbidden`` included: the same code whether or not the resource exists)."""
     if isinstance(exc, NotFound):
         return ResourceNotFoundError(str(exc))
@@ -52,7 +52,7 @@ def _resource_error(exc: MemoryServiceError) -> Exception:
 
 
 def register_resources(server: MemoryServer) -> None:
-    """Register the resource templates of SPEC.md on ``server``."""
+    """Register the resource templates of docs/contract.md on ``server``."""
     rt = server.runtime
 
     async def _session_scope(project_id: str, agent_instance_id: str, session_id: str) -> Scope:

@@ -1,4 +1,4 @@
-"""The MCP tools of SPEC.md: typed arguments, structured results, docstrings for the model.
+"""The MCP tools of docs/contract.md: typed arguments, structured results, docstrings for the model.
 
 Each tool body is a few lines that parse the scope and call a service; validation and errors live below.
 """
@@ -127,7 +127,7 @@ class SearchEpisodesResult(BaseModel):
 
 
 def register_tools(server: MemoryServer) -> None:
-    """Register every tool of SPEC.md on ``server``."""
+    """Register every tool of docs/contract.md on ``server``."""
     rt = server.runtime
 
     def project(project_id: str | None) -> str:

@@ -325,7 +325,7 @@ class PostgresStore(SqlStore):
 
     @asynccontextmanager
     async def _guard(self, too_large: str = TOO_LARGE) -> AsyncIterator[None]:
-        """Driver failures as SPEC.md errors: never a traceback or a driver message to the caller. ``too_large``:
+        """Driver failures as contract errors: never a traceback or a driver message to the caller. ``too_large``:
         what to tell the caller when a value exceeds one of Postgres' own size limits (SQLSTATE class 54)."""
         try:
             yield

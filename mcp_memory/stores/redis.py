@@ -543,7 +543,7 @@ class RedisWorkingStore:
             auth: dict[str, Any] = {"password": parts.password} if parts.password else {}
             if parts.username:
                 auth["username"] = parts.username
-            sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]  # typed only in some redis-py releases
                 hosts,
                 sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
                 **common,

@@ -70,7 +70,7 @@ async def test_failed_terminate_does_not_reopen_a_session_another_server_termina
         info = await a.store.get_session(scope)
         assert info is not None and info.status == SessionStatus.TERMINATED
         store._eval = real_eval  # type: ignore[method-assign]
-        # SPEC: "A terminated session accepts no writes".
+        # docs/contract.md: "A terminated session accepts no writes".
         with pytest.raises(Conflict):
             await b.working.set(scope, "late", "written after terminate")
 
