@@ -78,7 +78,7 @@ async def test_a_pause_overtaken_by_a_resume_does_not_mark_the_session_paused(ru
 async def test_failed_spawn_does_not_discard_a_session_terminated_meanwhile(
     db_url: str, clock: FakeClock, own_redis: RedisServer
 ) -> None:
-    settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="r4")
+    settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="spawn-compensation")
     scope = new_scope()
     async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
         open_ = a.working_store.open

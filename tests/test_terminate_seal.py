@@ -103,7 +103,7 @@ async def test_terminate_whose_seal_was_taken_over_does_not_lose_an_acknowledged
 async def test_failed_terminate_does_not_reopen_a_session_another_server_terminated(
     db_url: str, clock: FakeClock, own_redis: RedisServer
 ) -> None:
-    settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="r3")
+    settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="failed-terminate")
     async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
         scope = new_scope()
         await a.lifecycle.spawn(*ids(scope), initial_state={"k": 1})
@@ -140,7 +140,7 @@ async def test_failed_terminate_does_not_reopen_a_session_another_server_termina
 async def test_resume_between_durable_seal_and_redis_seal_is_conflict(
     db_url: str, clock: FakeClock, own_redis: RedisServer
 ) -> None:
-    settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="r3b")
+    settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="resume-during-seal")
     async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
         scope = new_scope()
         await a.lifecycle.spawn(*ids(scope), initial_state={"k": 1})
