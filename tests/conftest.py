@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from mcp_memory.models import Scope
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite import SqliteStore
-from tests.redis_servers import make_redis_store
+from tests.redis_servers import RedisServer, delete_keys, make_redis_store, shared_redis_url, unique_prefix
 
 WORKING_ADAPTERS = ["sqlite", "postgres", "redis"]
 DURABLE_ADAPTERS = ["sqlite", "postgres"]
@@ -82,17 +82,73 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
 
 
-@pytest.fixture
-def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url)
+# -- backends: where a runtime test's memory lives ----------------------------------------------------------
+BACKENDS = ("sqlite", "redis", "postgres")
+"""``sqlite``: everything in the test's SQLite file. ``redis``: working memory in the shared test Redis (a fresh key
+prefix, deleted afterwards), durable state in the SQLite file (the two-step lifecycle). ``postgres``: everything in a
+fresh Postgres database with pgvector (async tests only)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): run the test once per backend named (see tests/conftest.py BACKENDS) through the "
+        "settings, make_settings and runtime fixtures; the closest marker wins (a test can narrow its module's)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is not None and "backend" in metafunc.fixturenames:
+        unknown = set(marker.args) - set(BACKENDS)
+        assert marker.args and not unknown, f"backends{marker.args}: unknown {unknown}"
+        metafunc.parametrize("backend", marker.args, indirect=True)
 
 
 @pytest.fixture
-def make_settings(db_url: str) -> Callable[..., Settings]:
-    """Settings on the test's database with overrides, e.g. ``make_settings(max_keys_per_session=5)``."""
+def backend(request: pytest.FixtureRequest) -> str:
+    """The backend of this test run: one of ``@pytest.mark.backends(...)``'s names, SQLite for unmarked tests."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A fresh key prefix on the shared test Redis; its keys are deleted afterwards."""
+    prefix = unique_prefix()
+    yield prefix
+    delete_keys(shared_redis_url(), prefix)
+
+
+@pytest.fixture
+async def postgres_database_url() -> str:
+    """A fresh Postgres database at the head revision (pgvector, 256-wide vectors)."""
+    from tests import pg_servers
+
+    return pg_servers.database_url(await pg_servers.migrated_database())
+
+
+@pytest.fixture
+def backend_settings(backend: str, db_url: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The settings that put a runtime on ``backend`` (the others are the defaults)."""
+    if backend == "redis":
+        prefix = request.getfixturevalue("redis_prefix")
+        return {"database_url": db_url, "redis_url": shared_redis_url(), "redis_key_prefix": prefix}
+    if backend == "postgres":
+        return {"database_url": request.getfixturevalue("postgres_database_url")}
+    return {"database_url": db_url}
+
+
+@pytest.fixture
+def settings(backend_settings: dict[str, Any]) -> Settings:
+    return Settings(**backend_settings)
+
+
+@pytest.fixture
+def make_settings(backend_settings: dict[str, Any]) -> Callable[..., Settings]:
+    """Settings on the test's backend with overrides, e.g. ``make_settings(max_keys_per_session=5)``."""
 
     def make(**overrides: Any) -> Settings:
-        return Settings(**{"database_url": db_url, **overrides})
+        return Settings(**{**backend_settings, **overrides})
 
     return make
 
@@ -194,3 +250,13 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         await durable.close()
         if working is not durable:
             await working.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server (never the shared one), for tests that run two servers' runtimes on one Redis."""
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()

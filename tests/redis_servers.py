@@ -241,32 +241,3 @@ class RedisClusterServers:
     def stop(self) -> None:
         for server in self.servers:
             server.stop()
-
-
-# -- fixtures that move a test module onto Redis (import them into the module: they override conftest's) -------
-@pytest.fixture(name="redis_prefix")
-def _redis_prefix() -> Any:
-    """A fresh key prefix on the shared test Redis; its keys are deleted afterwards."""
-    prefix = unique_prefix()
-    yield prefix
-    delete_keys(shared_redis_url(), prefix)
-
-
-@pytest.fixture(name="settings")
-def _redis_settings(db_url: str, redis_prefix: str) -> Any:
-    """The test's SQLite file for durable state, the shared Redis for working memory."""
-    from mcp_memory.config import Settings
-
-    return Settings(database_url=db_url, redis_url=shared_redis_url(), redis_key_prefix=redis_prefix)
-
-
-@pytest.fixture(name="make_settings")
-def _redis_make_settings(db_url: str, redis_prefix: str) -> Any:
-    """As conftest's ``make_settings``, with working memory in Redis."""
-    from mcp_memory.config import Settings
-
-    def make(**overrides: Any) -> Settings:
-        base = {"database_url": db_url, "redis_url": shared_redis_url(), "redis_key_prefix": redis_prefix}
-        return Settings(**{**base, **overrides})
-
-    return make

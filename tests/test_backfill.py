@@ -19,6 +19,7 @@ from mcp_memory.runtime import MemoryRuntime
 from tests import pg_servers
 from tests.conftest import DURABLE_ADAPTERS, FakeClock
 from tests.embedding_api import FakeEmbeddingAPI, running_api
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -115,12 +116,16 @@ async def test_background_retry_embeds_once_the_provider_recovers(api: FakeEmbed
         api.failing(500)
         episode = await rt.episodic.record_episode(project_id=project, agent_instance_id=uuid.uuid4(), **EPISODE)
         assert not episode.embedded
-        await anyio.sleep(0.5)  # a few passes against the failing provider: each stops at its first error
+        # A few passes against the failing provider (each asks it once and stops at its first error).
+        asked = len(api.requests)
+        await until(lambda: len(api.requests) >= asked + 3, what="three background passes")
         assert not (await rt.episodic.get(project, episode.episode_id)).embedded
         api.healthy()
-        with anyio.fail_after(10):
-            while not (await rt.episodic.get(project, episode.episode_id)).embedded:  # noqa: ASYNC110 (polls the store)
-                await anyio.sleep(0.05)
+
+        async def embedded() -> bool:
+            return (await rt.episodic.get(project, episode.episode_id)).embedded
+
+        await until(embedded)
         assert rt.backfill is not None and rt.backfill.running
         found = await rt.episodic.search(project, QUERY, mode="vector")
         assert [s.episode_id for s in found] == [episode.episode_id]

@@ -16,7 +16,7 @@ from mcp_memory.runtime import MemoryRuntime
 from tests import hooks_for_tests
 from tests.conftest import FakeClock
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis")]
 
 
 def sid(scope: Scope) -> tuple[str, str, str]:

@@ -22,12 +22,17 @@ from mcp_memory.errors import Conflict, NotFound, TooLarge, Unavailable
 from mcp_memory.lifecycle import AgentLifecycleManager
 from mcp_memory.models import Item, LifecycleEvent, Scope, SessionStatus
 from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sqlite import SqliteStore
 from mcp_memory.summary import DEFAULT_BUDGET
 from mcp_memory.working import WorkingMemory
 from tests.conftest import FakeClock, new_scope
 
-pytestmark = pytest.mark.anyio
+# Each guarantee holds whatever holds working memory: one SQLite transaction, or Redis beside the SQLite file (the
+# two-step path). Tests that wire a deliberately failing store in front of SQLite test the lifecycle manager itself,
+# not a store, and run once.
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis")]
+SQLITE_ONLY = pytest.mark.backends("sqlite")
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
@@ -226,6 +231,7 @@ class SteppedWallClock:
         return getattr(time, name)
 
 
+@SQLITE_ONLY  # the durable store's ids (working memory stays empty): once is enough
 async def test_thousand_pauses_give_distinct_sortable_ids_listed_newest_first(
     runtime: MemoryRuntime, scope: Scope, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -764,6 +770,7 @@ async def test_a_terminate_that_overran_its_lease_records_nothing(
     assert (await rt.lifecycle.terminate(*sid(scope))).data["state_items_consolidated"] == 2
 
 
+@SQLITE_ONLY
 async def test_terminate_writes_episode_before_clearing(
     flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
@@ -800,6 +807,7 @@ async def test_terminate_writes_episode_before_clearing(
     assert len(hooked) == 1
 
 
+@SQLITE_ONLY
 async def test_terminate_failing_before_recording_leaves_session_usable(
     flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
@@ -817,6 +825,7 @@ async def test_terminate_failing_before_recording_leaves_session_usable(
     assert result.data["state_items_consolidated"] == 2
 
 
+@SQLITE_ONLY
 async def test_failed_terminate_is_recorded(
     flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
@@ -1055,6 +1064,7 @@ async def test_spawn_over_key_limit_creates_nothing(
         assert r.data["initial_items"] == 5
 
 
+@SQLITE_ONLY
 async def test_spawn_failing_to_open_working_memory_leaves_no_session(
     flaky: Callable[[str], Wiring], real: SqliteStore, clock: FakeClock, scope: Scope
 ) -> None:
@@ -1103,3 +1113,57 @@ async def test_terminate_summary_stays_within_budget_for_5000_keys(runtime: Memo
     assert "key_" in summary and "object" in summary
     assert summary != str(state)[:1000]
     assert len(episode.metadata["state_keys"]) <= 200
+
+
+# -- resume, when recording it fails ---------------------------------------------------------------------------------
+
+
+class _FailingResumeRecord:
+    """The real store, except that recording a resume fails (as when the store goes away right then)."""
+
+    def __init__(self, real: SqliteStore) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+        raise Unavailable("the store went away")
+
+
+@SQLITE_ONLY
+async def test_a_resume_that_restored_reports_success_even_if_recording_fails(
+    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope
+) -> None:
+    settings = make_settings()
+    real = SqliteStore(settings.resolved_database_url())
+    await real.start()
+    try:
+        durable: Any = _FailingResumeRecord(real)
+        working = WorkingMemory(real, settings, clock)
+        lifecycle = AgentLifecycleManager(
+            working, durable, EpisodicMemory(real, settings, None, clock), settings, clock=clock
+        )
+        p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+        await lifecycle.spawn(p, a, s, initial_state={"x": 1})
+        await lifecycle.pause(p, a, s)
+        await working.set(scope, "x", 2)
+        result = await lifecycle.resume(p, a, s)
+        assert result.success and result.data["items_restored"] == 1
+        assert await working.get(scope, "x") == 1  # what the caller is told matches what happened
+    finally:
+        await real.close()
+
+
+# -- events ----------------------------------------------------------------------------------------------------------
+
+
+async def test_events_carry_duration_and_metadata(runtime: MemoryRuntime, scope: Scope) -> None:
+    p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+    await runtime.lifecycle.spawn(p, a, s, initial_state={f"k{i}": i for i in range(200)})
+    await runtime.lifecycle.pause(p, a, s, metadata={"why": "lunch"})
+    await runtime.lifecycle.resume(p, a, s, metadata={"why": "back"})
+    events = await runtime.store.list_events(scope, 10)
+    assert [e.event_type for e in events] == ["spawn", "pause", "resume"]
+    assert all(e.duration_ms > 0 for e in events)
+    assert events[1].detail["metadata"] == {"why": "lunch"} and events[2].detail["metadata"] == {"why": "back"}

@@ -13,9 +13,13 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from mcp_memory.config import Settings
+from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server import create_server
+from tests.conftest import FakeClock
 
-pytestmark = pytest.mark.anyio
+# Every session runs with working memory in SQLite and in Redis; the two that go through every tool and every search
+# filter run on Postgres too.
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis")]
 
 JSON = "application/json"
 TEMPLATES = {
@@ -126,6 +130,7 @@ STATE: dict[str, Any] = {
 STATE.update({f"task/{i}": {"step": i, "done": i % 2 == 0} for i in range(1, 11)})
 
 
+@pytest.mark.backends("sqlite", "redis", "postgres")
 async def test_whole_session(settings: Settings) -> None:
     server = create_server(settings)
     p, a, t = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
@@ -280,6 +285,7 @@ async def test_whole_session(settings: Settings) -> None:
         assert episodes["episodes"][0] == ep
 
 
+@pytest.mark.backends("sqlite", "redis", "postgres")
 async def test_record_and_search_episodes_with_filters(settings: Settings) -> None:
     server = create_server(settings)
     p, other_project = str(uuid.uuid4()), str(uuid.uuid4())
@@ -511,3 +517,44 @@ async def test_tools_have_descriptions_and_schemas(settings: Settings) -> None:
         assert "pattern" in json.dumps(spawn_props["session_id"])
         assert set(tools["spawn"].input_schema["required"]) == {"agent_instance_id", "session_id"}
         assert "success" in json.dumps(tools["terminate"].input_schema["properties"]["outcome"])
+
+
+# -- TTL in resources ------------------------------------------------------------------------------------------------
+
+
+async def test_checkpoint_resource_hides_keys_whose_ttl_passed(settings: Settings, clock: FakeClock) -> None:
+    server = create_server(runtime=MemoryRuntime(settings, clock=clock))
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    s = {"project_id": p, "agent_instance_id": a, "session_id": "s1"}
+    async with Client(server) as c:
+        await c.call_tool("spawn", {**s, "initial_state": {"keep": 1}})
+        await c.call_tool("memory_set", {**s, "key": "secret", "value": "short-lived", "ttl_seconds": 10})
+        await c.call_tool("pause", {**s, "checkpoint_id": "cp"})
+        uri = f"memory://projects/{p}/agents/{a}/sessions/s1/checkpoints/cp"
+        before = json.loads((await c.read_resource(uri)).contents[0].text)  # type: ignore[union-attr]
+        assert before["state"] == {"keep": 1, "secret": "short-lived"}
+        assert before["expires_at"]["secret"].endswith("Z")
+        clock.advance(60)
+        after = json.loads((await c.read_resource(uri)).contents[0].text)  # type: ignore[union-attr]
+        assert after["state"] == {"keep": 1} and after["expires_at"] == {}
+
+
+# -- resources/list paging -------------------------------------------------------------------------------------------
+
+
+async def test_resources_list_pages_do_not_repeat_when_checkpoints_arrive(
+    make_settings: Callable[..., Settings],
+) -> None:
+    server = create_server(make_settings(resources_page_size=2))
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    s = {"project_id": p, "agent_instance_id": a, "session_id": "s1"}
+    async with Client(server) as c:
+        await c.call_tool("spawn", s)
+        for i in range(4):
+            await c.call_tool("pause", {**s, "checkpoint_id": f"c{i}"})
+        first = await c.list_resources()
+        assert [r.uri.rsplit("/", 1)[-1] for r in first.resources] == ["c3", "c2"]
+        await c.call_tool("pause", {**s, "checkpoint_id": "c4"})  # arrives between pages
+        second = await c.list_resources(cursor=first.next_cursor)
+        assert [r.uri.rsplit("/", 1)[-1] for r in second.resources] == ["c1", "c0"]
+        assert second.next_cursor is None

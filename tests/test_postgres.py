@@ -674,18 +674,10 @@ async def test_search_uses_the_hnsw_index_for_a_large_project_only(store: Postgr
         assert hnsw and ("never executed" not in hnsw[0]) == runs, "\n".join(plan)
 
 
-# -- the whole stack on Postgres --------------------------------------------------------------------------------
+# -- the whole stack on Postgres (the whole MCP session and its search filters: tests/test_mcp_session.py) ---------
 @pytest.fixture
 async def pg_settings() -> Settings:
     return Settings(database_url=pg_servers.database_url(await pg_servers.migrated_database()))
-
-
-async def test_whole_mcp_session_on_postgres(pg_settings: Settings) -> None:
-    from tests.test_mcp_session import test_record_and_search_episodes_with_filters as search_session
-    from tests.test_mcp_session import test_whole_session as whole_session
-
-    await whole_session(pg_settings)
-    await search_session(pg_settings)
 
 
 async def test_statements_per_lifecycle_call_do_not_grow_with_keys(pg_settings: Settings) -> None:

@@ -1,46 +1,31 @@
-"""The lifecycle guarantees of ``test_lifecycle.py``, the MCP sessions of ``test_mcp_session.py`` and
-``test_hooks.py`` and the store-independent edge cases, again with working memory in Redis.
+"""The two-step lifecycle with working memory in Redis: what only that path has to get right.
 
-Same tests, imported; only the settings differ (``redis_url`` on the shared test Redis, a unique key prefix
-whose keys are deleted afterwards). The tests that put a deliberately failing wrapper in front of the SQLite
-store test the lifecycle manager, not a store, and are not repeated.
+Every lifecycle guarantee, MCP session and hook test also runs on Redis through the ``backends`` marker of its own
+module (tests/test_lifecycle.py, tests/test_mcp_session.py, tests/test_hooks.py ...); the tests here are about the
+window between the Redis step and the durable step.
 """
 
 from __future__ import annotations
 
-import inspect
 from functools import partial
 from typing import Any
 
 import anyio
+import pytest
 
 from mcp_memory.config import Settings
+from mcp_memory.errors import Unavailable
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.redis import RedisWorkingStore
-from tests import test_hooks, test_lifecycle, test_mcp_session
-from tests.conftest import new_scope
-from tests.redis_servers import _redis_make_settings, _redis_prefix, _redis_settings  # noqa: F401
-from tests.test_edge_cases import (  # noqa: F401 - the ones not about SQLite itself
-    test_a_session_mid_terminate_says_so,
-    test_checkpoint_resource_hides_keys_whose_ttl_passed,
-    test_events_carry_duration_and_metadata,
-    test_lone_surrogates_are_invalid_arguments,
-    test_only_canonical_uuids,
-    test_resources_list_pages_do_not_repeat_when_checkpoints_arrive,
-    test_seed_style_api,
-    test_unknown_tool_arguments_are_refused,
-)
-from tests.test_hooks import *  # noqa: F403
-from tests.test_lifecycle import *  # noqa: F403
-from tests.test_mcp_session import *  # noqa: F403
+from tests.conftest import FakeClock, new_scope
+from tests.redis_servers import RedisServer
 
-for _module in (test_lifecycle, test_mcp_session, test_hooks):
-    for _name, _fn in list(vars(_module).items()):
-        if _name.startswith("test_") and {"flaky", "real"} & set(inspect.signature(_fn).parameters):
-            globals().pop(_name, None)
-# A thousand pauses test the durable store's ids (working memory is empty): not worth 5 s again.
-globals().pop("test_thousand_pauses_give_distinct_sortable_ids_listed_newest_first")
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("redis")]
+
+
+def ids(scope: Scope) -> tuple[str, str, str]:
+    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
 
 
 def test_runtime_uses_redis(settings: Settings) -> None:
@@ -88,3 +73,29 @@ async def test_a_pause_overtaken_by_a_resume_does_not_mark_the_session_paused(ru
     assert session is not None and session.status == SessionStatus.RUNNING
     kinds = [e.event_type for e in await rt.store.list_events(scope, 100)]
     assert kinds[-2:] == ["pause", "resume"]
+
+
+async def test_failed_spawn_does_not_discard_a_session_terminated_meanwhile(
+    db_url: str, clock: FakeClock, own_redis: RedisServer
+) -> None:
+    settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="spawn-compensation")
+    scope = new_scope()
+    async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
+        open_ = a.working_store.open
+        ended: list[dict[str, Any]] = []
+
+        async def open_after_terminate(*args: Any, **kwargs: Any) -> Any:
+            # Between the durable create and the Redis open, server B terminates the session (Redis re-opens it
+            # from the durable record); then A's open fails (a Redis timeout).
+            ended.append((await b.lifecycle.terminate(*ids(scope))).data)
+            raise Unavailable("injected: Redis timed out")
+
+        a.working_store.open = open_after_terminate  # type: ignore[method-assign]
+        with pytest.raises(Unavailable):
+            await a.lifecycle.spawn(*ids(scope), initial_state={"k": 1})
+        a.working_store.open = open_  # type: ignore[method-assign]
+        assert ended and ended[0]["episode_id"]
+        info = await a.store.get_session(scope)
+        assert info is not None and info.status == SessionStatus.TERMINATED, "the terminated session's record is gone"
+        events = [(e.event_type, e.outcome) for e in await a.store.list_events(scope, 100)]
+        assert ("terminate", "ok") in events

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mcp_memory.models import Episode, Outcome, to_datetime
+from mcp_memory.stores import sqlite as sqlite_store
 from mcp_memory.stores.ports import EpisodeFilter
 from mcp_memory.stores.sqlite import SqliteStore, _bm25_scores, _load_episodes
 
@@ -317,3 +318,17 @@ async def test_in_a_large_project_a_query_of_common_words_only_ranks_the_episode
     assert len(holding("alpha", "beta", "gamma", "delta", "kappa")) == 3
     # A selective word makes the candidates again: no longer only those holding every common word.
     assert len(await store_bm25(store, project, "alpha beta quokka", pool=LARGE)) == len(holding("quokka"))
+
+
+# -- the query's term cap --------------------------------------------------------------------------------------------
+
+
+def test_query_term_cap_bounds_fts_terms() -> None:
+    """The cap on a query's words applies to its distinct terms after tokenizing (the query's first 64): one
+    "word" the tokenizer splits into hundreds of terms is capped too."""
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    sqlite_store._create_tokenizer(db)
+    query = "_".join(f"w{i}x" for i in range(600))  # one Python word, 3,000 characters (MAX_QUERY is 4,000)
+    terms = sqlite_store._query_terms(db, query)
+    assert len(terms) <= sqlite_store._MAX_QUERY_WORDS
+    assert list(terms)[:3] == ["w0x", "w1x", "w2x"]  # the first ones

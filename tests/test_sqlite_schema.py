@@ -22,6 +22,7 @@ from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, to_
 from mcp_memory.stores import sqlite as sqlite_module
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
 from mcp_memory.stores.sqlite import SCHEMA_VERSION, SqliteStore, _bm25_scores
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -599,11 +600,11 @@ async def test_the_wal_is_checkpointed_off_the_callers_path(tmp_path: Path) -> N
         items = {f"k{i:04d}": Item('"' + "v" * 90 + '"') for i in range(1000)}  # ~110 kB per checkpoint
         for n in range(40):
             await store.record_pause(scope, _info(f"c{n}"), items, EventRecord("pause", T0, 1.0, "ok", {}))
-        for _ in range(200):  # the thread wakes after every 32 writes, or each second
-            if (await data.stat()).st_size >= size_before + 2_000_000:
-                break
-            await anyio.sleep(0.05)  # polling a file another thread writes
-        assert (await data.stat()).st_size >= size_before + 2_000_000
+
+        async def grown() -> bool:  # the thread wakes after every 32 writes, or each second
+            return (await data.stat()).st_size >= size_before + 2_000_000
+
+        await until(grown, what="the database file to grow by 2 MB")
     finally:
         await store.close()
     data_file = sqlite3.connect(tmp_path / "direct.db")

@@ -1,4 +1,6 @@
-"""Review probes against a real ``mcp-memory serve --transport http`` subprocess."""
+"""What ``mcp-memory serve --transport http`` refuses before a request reaches MCP, against a real subprocess: a
+Streamable HTTP session used with another token, malformed or misplaced bearer tokens, foreign Hosts and Origins, a
+chunked body past the size limit, and a WebSocket upgrade."""
 
 from __future__ import annotations
 
@@ -6,12 +8,12 @@ import socket
 import uuid
 from collections.abc import Iterator
 
-import anyio
 import httpx
 import pytest
 
 from mcp_memory.server.auth import generate_token
 from tests.http_helpers import ServerProcess, auth, server_env, token_config
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +31,7 @@ H = {"Accept": "application/json, text/event-stream", "Content-Type": "applicati
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    db = tmp_path_factory.mktemp("httprev") / "memory.db"
+    db = tmp_path_factory.mktemp("httpguard") / "memory.db"
     env = server_env(
         db,
         MCP_MEMORY_HTTP__TOKENS=token_config(("team-a", TOKEN_A, [PROJECT_A]), ("team-b", TOKEN_B, [PROJECT_B])),
@@ -140,10 +142,10 @@ def test_chunked_body_past_the_limit_on_messages_is_413(server: ServerProcess) -
 
 
 async def test_a_websocket_upgrade_is_refused_before_reaching_an_endpoint(server: ServerProcess) -> None:
-    """GuardMiddleware and BearerAuthMiddleware pass every non-"http" scope through untouched; Starlette's Mount
-    (``/messages/``) matches websocket scopes too. So an upgrade with no token and a foreign Origin reaches the
-    SDK's ``handle_post_message``, which crashes on ``scope["method"]`` (500 and a traceback in the log, each
-    time, for anyone who can connect). It must be refused (403/401) by our middleware, like any foreign request."""
+    """No endpoint speaks WebSocket, but Starlette's Mount (``/messages/``) matches websocket scopes too: an upgrade
+    with no token and a foreign Origin that got past our middleware would reach the SDK's ``handle_post_message``,
+    which crashes on ``scope["method"]`` (a 500 and a traceback in the log, each time, for anyone who can connect).
+    Our middleware refuses it (403/401) like any foreign request, and nothing is logged as an error."""
     websockets = pytest.importorskip("websockets")
 
     url = server.url.replace("http://", "ws://") + f"/messages/?session_id={uuid.uuid4().hex}"
@@ -152,7 +154,12 @@ async def test_a_websocket_upgrade_is_refused_before_reaching_an_endpoint(server
         async with websockets.connect(url, additional_headers={"Origin": "http://evil.example"}, open_timeout=10):
             pass
     status = info.value.response.status_code
-    await anyio.sleep(0.3)
+    # A refused Host is logged at once; once that line is in, whatever the upgrade logged before it is in too (one
+    # stderr, read in order).
+    marker = f"marker-{uuid.uuid4().hex}"
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as h:
+        assert (await h.get("/mcp", headers={"Host": marker})).status_code == 421
+    await until(lambda: any(marker in line for line in server.log[before:]), what="the marker request's log line")
     new_log = "".join(server.log[before:])
     assert "Traceback" not in new_log and "KeyError" not in new_log, new_log[-800:]
     assert status in (401, 403), status

@@ -1,5 +1,6 @@
-"""Review probes: project isolation through every MCP path, in process (the same call_tool/resources path as
-every transport; the grant set as the server's fallback)."""
+"""Project isolation through every MCP path: a caller limited to project A learns nothing about project B, from
+search scores, resource URIs (however spelt) or error messages. In process: the same call_tool/resources path as
+every transport, with the grant set as the server's fallback."""
 
 from __future__ import annotations
 
