@@ -24,8 +24,8 @@ from uuid import UUID
 
 import anyio
 
-from mcp_memory.config import Settings
 from mcp_memory import deadlines
+from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import (
