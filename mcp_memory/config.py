@@ -149,6 +149,23 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
+    call_timeout_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        description=(
+            "Deadline of one tool call, shared by all its Redis and Postgres steps (retries included; SQLite, "
+            "embedding requests and hooks are not counted): past it the call is `unavailable: ... retry later`."
+        ),
+    )
+    call_cleanup_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description=(
+            "Extra time a failed tool call has to undo what it started (a spawn's discard, a terminate's unseal, "
+            "its failure event), even past call_timeout_seconds: a call answers within the sum at worst."
+        ),
+    )
+
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy async URL of the durable store; unset means the embedded SQLite file.",
@@ -156,7 +173,12 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1, description="Postgres: connections kept open.")
     database_max_overflow: int = Field(default=10, ge=0, description="Postgres: extra connections under load.")
     database_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Postgres: connect/acquire/statement timeout; past it a call is `unavailable`."
+        default=5.0,
+        gt=0,
+        description=(
+            "Postgres: connect/acquire/statement timeout; past it a call is `unavailable` (within a tool call, "
+            "call_timeout_seconds bounds the whole call if it is shorter)."
+        ),
     )
 
     redis_url: str | None = Field(
@@ -166,7 +188,12 @@ class Settings(BaseSettings):
     redis_cluster: bool = Field(default=False, description="Treat redis_url as a seed node of a Redis Cluster.")
     redis_key_prefix: str = Field(default="mcpmem", min_length=1, description="Prefix of every Redis key we write.")
     redis_timeout_seconds: float = Field(
-        default=2.0, gt=0, description="Redis connect and socket timeout; past it a call is `unavailable`."
+        default=2.0,
+        gt=0,
+        description=(
+            "Redis connect and socket timeout of one attempt; past it (and the retries) a call is `unavailable` "
+            "(within a tool call, call_timeout_seconds bounds the whole call if it is shorter)."
+        ),
     )
     redis_max_connections: int = Field(default=64, ge=1)
     redis_retries: int = Field(default=2, ge=0, description="Retries (with backoff) on a Redis connection error.")

@@ -24,6 +24,7 @@ from uuid import UUID
 
 import anyio
 
+from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
@@ -201,7 +202,9 @@ class EpisodicMemory:
             return None
         deadline = self._settings.embedding_deadline_seconds
         try:
-            with anyio.fail_after(deadline):
+            # Not charged to the tool call's store deadline (mcp_memory.deadlines): the embedding has its own, and a
+            # slow provider degrades to "no vector", whereas a store step cut short would fail a healthy call.
+            with deadlines.not_counted(), anyio.fail_after(deadline):
                 return await self._embedder.embed(list(texts))
         except TimeoutError:
             logger.warning(

@@ -34,6 +34,7 @@ from uuid import UUID, uuid4
 
 import anyio
 
+from mcp_memory import deadlines
 from mcp_memory.config import HookSettings, Settings
 from mcp_memory.episodic import EpisodicMemory, check_metadata, check_text, episode_text
 from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
@@ -232,7 +233,9 @@ class AgentLifecycleManager:
         if isinstance(metadata, dict):
             detail["metadata"] = metadata
         try:
-            await self._durable.record_event(scope, self._event(event_type, started, exc.code, detail))
+            # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.
+            with deadlines.compensation():
+                await self._durable.record_event(scope, self._event(event_type, started, exc.code, detail))
         except Exception:
             logger.warning("could not record the failed %s event", event_type, exc_info=True)
 
@@ -253,7 +256,8 @@ class AgentLifecycleManager:
             session_id=scope.session_id,
             metadata={**metadata, **{k: v for k, v in data.items() if k.endswith("_id")}},
         )
-        await self._hooks.run(event)
+        with deadlines.not_counted():  # hooks have their own timeout (hook_timeout_seconds)
+            await self._hooks.run(event)
         duration_ms = started.elapsed_ms()
         logger.info("%s %s: %s", event_type, scope, data)
         return LifecycleResult(
@@ -327,8 +331,9 @@ class AgentLifecycleManager:
             await self._record_failure(scope, "spawn", started, exc, meta)
             raise
         except BaseException:
-            # Leave no half-spawned session behind: a retry of spawn must succeed.
-            with anyio.CancelScope(shield=True):
+            # Leave no half-spawned session behind: a retry of spawn must succeed. Shielded, with the compensation
+            # window of the call's deadline: attempted even when the deadline cut the open short.
+            with deadlines.compensation():
                 await self._durable.discard_session(scope)
                 # A call of another server may have re-opened the session in working memory from its durable
                 # record meanwhile: with the record gone (unless a pause kept it), that must not stay writable.
@@ -635,7 +640,7 @@ class AgentLifecycleManager:
             raise
         finally:
             if not recorded:
-                with anyio.CancelScope(shield=True):
+                with deadlines.compensation():
                     try:
                         # Unless a concurrent terminate has recorded it meanwhile: then it stays sealed.
                         current = await self._durable.get_session(scope)
@@ -665,7 +670,7 @@ class AgentLifecycleManager:
         try:
             await self._working.store.seal(scope, token, now, lease)
         except BaseException:
-            with anyio.CancelScope(shield=True):
+            with deadlines.compensation():
                 try:
                     await self._durable.unseal(scope, token)
                 except Exception:

@@ -36,7 +36,7 @@ from mcp_types import (
 )
 from pydantic import AnyUrl, ValidationError
 
-from mcp_memory import __version__
+from mcp_memory import __version__, deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError, NotFound
 from mcp_memory.runtime import MemoryRuntime
@@ -127,12 +127,15 @@ class MemoryServer(MCPServer[Any]):
     ) -> CallToolResult | InputRequiredResult:
         """Call a tool; every failure becomes an ``isError`` result starting with its docs/contract.md code.
 
-        Counted in ``metrics`` (tool, error code, latency), whatever the transport."""
+        Counted in ``metrics`` (tool, error code, latency), whatever the transport. Every store step of the call
+        shares one deadline (``call_timeout_seconds``, see :mod:`mcp_memory.deadlines`)."""
         label = name if self._tool_manager.get_tool(name) is not None else "unknown"
         started = time.perf_counter()
         code: str | None = "internal"
+        settings = self.runtime.settings
         try:
-            result = await self._call_tool(name, arguments, context)
+            with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
+                result = await self._call_tool(name, arguments, context)
             code = _error_code(result)
             return result
         except MCPError:
@@ -218,7 +221,9 @@ class MemoryServer(MCPServer[Any]):
                 authorize(unquote(match.group(1)))
             except MemoryServiceError as exc:
                 raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
-        return await super().read_resource(uri, context)
+        settings = self.runtime.settings
+        with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
+            return await super().read_resource(uri, context)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,14 +23,17 @@ limits (SQLSTATE class 54: a checkpoint's state over JSONB's 256 MiB) is ``TooLa
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any, NoReturn
 from uuid import UUID
 
+import anyio
 import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -38,6 +41,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from mcp_memory import deadlines
 from mcp_memory.config import Settings, mask_url
 from mcp_memory.embeddings import vector_dimension
 from mcp_memory.errors import Conflict, Internal, InvalidArgument, MemoryServiceError, TooLarge, Unavailable
@@ -189,6 +193,13 @@ def _item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
             values.append(item.value)
             expiries.append(item.expires_at)
     return {"keys": keys, "values": values, "expiries": expiries}
+
+
+def _cut_off(driver: Any, cut_off: list[bool]) -> None:
+    """The call's deadline has passed while a step held ``driver`` (an asyncpg connection): close its socket."""
+    logger.warning("Postgres step cut off by the call's deadline; its connection is closed and discarded")
+    cut_off.append(True)
+    driver.terminate()
 
 
 class PostgresStore(SqlStore):
@@ -370,17 +381,52 @@ class PostgresStore(SqlStore):
     @asynccontextmanager
     async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
         """One transaction (BEGIN ... COMMIT); rolled back on any exception."""
-        engine = self._require_engine()
-        async with self._guard(too_large), engine.begin() as conn:
+        async with self._connection(too_large, transaction=True) as conn:
             yield conn
 
     @asynccontextmanager
     async def _read(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
         """A connection in autocommit: each statement is its own transaction (no BEGIN/COMMIT round trips).
         Also used for single-statement writes, which are atomic by themselves."""
+        async with self._connection(too_large, transaction=False) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _connection(self, too_large: str, *, transaction: bool) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for one step, bounded (within a tool call) by what is left of the call's deadline.
+
+        Getting the connection (pool checkout, or connecting) is cancelled at the deadline. Once it is ours, the
+        deadline closes its socket instead (``asyncpg.Connection.terminate``): the statement in flight, or the
+        COMMIT or ROLLBACK on the way out, then fails at once as a lost connection, which SQLAlchemy invalidates
+        and the pool discards (so no connection is reused mid-request when Postgres comes back). Cancelling it
+        would not do: SQLAlchemy finishes closing a connection even when cancelled, and a ROLLBACK sent to a
+        stalled server waits for the full statement timeout."""
         engine = self._require_engine()
-        async with self._guard(too_large), engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        limit = deadlines.step_limit(math.inf)
+        if limit <= 0:
+            raise Unavailable(deadlines.deadline_message("Postgres"))
+        bounded = not math.isinf(limit)
+        cut_off: list[bool] = []
+        timer: asyncio.TimerHandle | None = None
+        try:
+            async with self._guard(too_large), AsyncExitStack() as stack:
+                with anyio.fail_after(limit if bounded else None):
+                    conn = await stack.enter_async_context(engine.begin() if transaction else engine.connect())
+                    if not transaction:
+                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    driver = (await conn.get_raw_connection()).driver_connection
+                left = deadlines.remaining()
+                if bounded and left is not None and driver is not None:
+                    timer = asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
+                yield conn
+        except Unavailable as exc:
+            # Cut off, or no connection in time (``_guard`` has made the TimeoutError of fail_after Unavailable).
+            if cut_off or deadlines.spent():
+                raise Unavailable(deadlines.deadline_message("Postgres")) from exc
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     _one = _read
 

@@ -41,7 +41,8 @@ this one recorded it, leaves it terminated; only ``open`` of another incarnation
 record was lost, starts afresh over it).
 
 Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
-a deadline and any connection failure or timeout becomes :class:`~mcp_memory.errors.Unavailable`. The client
+a deadline (within a tool call, what is left of the call's, :mod:`mcp_memory.deadlines`) and any connection
+failure or timeout becomes :class:`~mcp_memory.errors.Unavailable`. The client
 reconnects by itself when Redis is back.
 """
 
@@ -61,6 +62,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
+from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, Internal, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, Scope, SessionInfo, SessionStatus
@@ -622,8 +624,13 @@ class RedisWorkingStore:
     async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
         """Run one script: one round trip (two if Redis had forgotten the script)."""
         script = _SCRIPTS[name]
+        # Within a tool call, what is left of the call's deadline, if less than our own (mcp_memory.deadlines).
+        # A request cut off mid-way is dropped by redis-py with its connection (never reused half-read).
+        limit = deadlines.step_limit(self._deadline)
+        if limit <= 0:
+            raise Unavailable(deadlines.deadline_message("Redis"))
         try:
-            with anyio.fail_after(self._deadline):
+            with anyio.fail_after(limit):
                 try:
                     self.round_trips += 1
                     reply = await self._client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -632,6 +639,11 @@ class RedisWorkingStore:
                     reply = await self._client.execute_command("EVAL", script.body, len(keys), *keys, *args)
         except MemoryServiceError:
             raise
+        except TimeoutError as exc:
+            if deadlines.spent():
+                logger.warning("Redis script %s cut off by the call's deadline", name)
+                raise Unavailable(deadlines.deadline_message("Redis")) from exc
+            raise _as_service_error(name, exc) from exc
         except Exception as exc:
             raise _as_service_error(name, exc) from exc
         result: list[Any] = reply
