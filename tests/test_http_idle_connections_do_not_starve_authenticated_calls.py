@@ -92,13 +92,11 @@ async def _authenticated_call_succeeds_at_once(url: str) -> None:
     ],
 )
 async def test_1100_idle_connections_do_not_stop_an_authenticated_call(tmp_path: Path, caps: dict[str, str]) -> None:
-    env = server_env(
-        tmp_path / "memory.db", MCP_MEMORY_HTTP__TOKENS=token_config(("agents", TOKEN, [PROJECT])), **caps
-    )
+    env = server_env(tmp_path / "memory.db", MCP_MEMORY_HTTP__TOKENS=token_config(("agents", TOKEN, [PROJECT])), **caps)
     with ServerProcess(env) as proc:
         # One call first, so the timed one below measures the idle connections, not the first request's warm-up.
-        with httpx.Client(base_url=proc.url, timeout=30) as h:
-            assert h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth(TOKEN)}).status_code == 200
+        async with httpx.AsyncClient(base_url=proc.url, timeout=30) as h:
+            assert (await h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth(TOKEN)})).status_code == 200
         held = _hold_idle_connections(proc.url, IDLE)
         try:
             await _authenticated_call_succeeds_at_once(proc.url)

@@ -12,7 +12,6 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -102,7 +101,9 @@ def test_headers_trickled_byte_by_byte_are_cut_off_at_the_header_timeout(server:
 
 @pytest.mark.parametrize("token", [TOKEN, None], ids=["authenticated", "unauthenticated"])
 @pytest.mark.parametrize("trickle", [False, True], ids=["stalled", "trickling"])
-def test_a_body_short_of_its_declared_length_is_cut_off(server: ServerProcess, token: str | None, trickle: bool) -> None:
+def test_a_body_short_of_its_declared_length_is_cut_off(
+    server: ServerProcess, token: str | None, trickle: bool
+) -> None:
     """A request declaring 1 MiB that sends 10 bytes (then nothing, or a byte every 0.2 s) is closed at the body
     timeout: 408 if nothing was answered yet (authenticated), after its 401 otherwise."""
     sock, host = _connect(server.url)

@@ -2,12 +2,15 @@
 its cap gets 429 with ``Retry-After`` on ``initialize``, while another token's ``initialize`` succeeds; closing a
 session (DELETE) frees a place. The server-wide ``http.max_sessions`` stays as a backstop (503 + Retry-After).
 
+SSE streams (one session each) are capped per token the same way, counted apart.
+
 Before, only the SDK's server-wide cap (10,000) existed: one token opening sessions in a loop made every other
 tenant's initialize 503 until its sessions idled out (30 minutes).
 """
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +102,39 @@ async def test_the_server_wide_session_cap_answers_503_with_retry_after(tmp_path
             assert (await _initialize(h, TOKEN_B)).status_code == 200
             _assert_refused(await _initialize(h, TOKEN_B), 503)
             _assert_refused(await _initialize(h, TOKEN_A), 429)  # its own cap is said first
+
+
+def _open_sse(url: str, token: str) -> tuple[socket.socket, bytes]:
+    """A raw SSE stream with ``token``: the socket and the response head (and first event, if served)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    sock.sendall(
+        f"GET /sse HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    data = b""
+    while b"endpoint" not in data and not (b"\r\n\r\n" in data and b" 429 " in data.split(b"\r\n")[0]):
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return sock, data
+
+
+def test_sse_streams_are_capped_per_token_too(server: ServerProcess) -> None:
+    held: list[socket.socket] = []
+    try:
+        for _ in range(PER_TOKEN):
+            sock, head = _open_sse(server.url, TOKEN_A)
+            held.append(sock)
+            assert head.startswith(b"HTTP/1.1 200") and b"endpoint" in head, head
+        sock, head = _open_sse(server.url, TOKEN_A)
+        held.append(sock)
+        assert head.startswith(b"HTTP/1.1 429"), head
+        assert b"retry-after: " in head.lower(), head
+        sock, head = _open_sse(server.url, TOKEN_B)
+        held.append(sock)
+        assert head.startswith(b"HTTP/1.1 200") and b"endpoint" in head, head
+    finally:
+        for sock in held:
+            sock.close()

@@ -46,7 +46,7 @@ from mcp_memory.runtime import ConfigurationError
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
 from mcp_memory.server.connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
-from mcp_memory.server.sessions import FairSessionManager
+from mcp_memory.server.sessions import FairSessionManager, SessionRefused, StreamsPerToken, send_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -194,15 +194,20 @@ class GuardMiddleware:
 class _SseEndpoint:
     """GET /sse: one SSE stream, served by the MCP server until the client goes away."""
 
-    def __init__(self, server: MemoryServer, transport: SseServerTransport) -> None:
+    def __init__(self, server: MemoryServer, transport: SseServerTransport, streams: StreamsPerToken) -> None:
         self.server = server
         self.transport = transport
+        self.streams = streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lowlevel = self.server._lowlevel_server
         try:
-            async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
-                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+            with self.streams.opened(scope):
+                async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
+                    await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        except SessionRefused as refused:
+            logger.warning("refused an SSE stream (%d): %s", refused.status, refused.message)
+            await send_refusal(send, refused)
         except ValueError as exc:
             # connect_sse refuses (and answers) a request its own Host/Origin check fails; ours ran first with
             # the same lists, so this is rare.
@@ -266,7 +271,9 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
         )
     routes: list[Route | Mount] = [
         Route(MCP_PATH, endpoint=StreamableHTTPASGIApp(session_manager)),
-        Route(SSE_PATH, endpoint=_SseEndpoint(server, sse), methods=["GET"]),
+        Route(
+            SSE_PATH, endpoint=_SseEndpoint(server, sse, StreamsPerToken(http.max_sessions_per_token)), methods=["GET"]
+        ),
         Mount(MESSAGES_PATH, app=sse.handle_post_message),
         Route("/healthz", endpoint=healthz, methods=["GET"]),
         Route("/readyz", endpoint=readyz, methods=["GET"]),

@@ -11,16 +11,20 @@ has a request or stream open (such a session does not expire).
 Refusal rather than eviction: a session another client of the same token is using is never closed under it.
 Abandoned sessions (a client that quits without DELETE) count until ``session_idle_timeout_seconds`` ends them.
 Without tokens (loopback only) there is a single tenant and only the server-wide cap applies.
+SSE streams (the older transport, one MCP session per stream) are capped per token the same way
+(:class:`StreamsPerToken`, counted apart from Streamable HTTP sessions).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import anyio
-from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, AuthorizationContext, authorization_context
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp_types import INTERNAL_ERROR, ErrorData, JSONRPCError
@@ -84,20 +88,57 @@ class FairSessionManager(StreamableHTTPSessionManager):
         except SessionRefused as refused:
             # Raised before anything was sent for this request (admission precedes the opening request).
             logger.warning("refused a new session (%d): %s", refused.status, refused.message)
-            body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=INTERNAL_ERROR, message=refused.message))
-            data = body.model_dump_json(by_alias=True, exclude_unset=True).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": refused.status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(data)).encode()),
-                        (b"retry-after", str(refused.retry_after).encode()),
-                    ],
-                }
+            await send_refusal(send, refused)
+
+
+async def send_refusal(send: Send, refused: SessionRefused) -> None:
+    """The refusal as an HTTP response: its status, ``Retry-After``, and a JSON-RPC error saying why."""
+    body = JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(code=INTERNAL_ERROR, message=refused.message))
+    data = body.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refused.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                (b"retry-after", str(refused.retry_after).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+class StreamsPerToken:
+    """Open SSE streams (each an MCP session) per token: the same cap as Streamable HTTP sessions, counted apart.
+
+    An SSE stream lasts as long as its connection, so a token at its cap gets 429 with
+    :data:`BUSY_RETRY_AFTER_SECONDS` (no stream of it expires on its own)."""
+
+    def __init__(self, max_per_token: int) -> None:
+        self.max_per_token = max_per_token
+        self._open: dict[str, int] = {}
+
+    @contextmanager
+    def opened(self, scope: Scope) -> Iterator[None]:
+        """Count one stream of the request's token for the duration (``SessionRefused`` at the cap)."""
+        user = scope.get("user")
+        owner = authorization_context(user)["client_id"] if isinstance(user, AuthenticatedUser) else None
+        if owner is None:  # without tokens: a single tenant, bounded by the connection caps
+            yield
+            return
+        count = self._open.get(owner, 0)
+        if count >= self.max_per_token:
+            raise SessionRefused(
+                429, f"this token has {count} open SSE streams, its limit: close one", BUSY_RETRY_AFTER_SECONDS
             )
-            await send({"type": "http.response.body", "body": data})
+        self._open[owner] = count + 1
+        try:
+            yield
+        finally:
+            self._open[owner] -= 1
+            if not self._open[owner]:
+                del self._open[owner]
 
 
 def _retry_after(sessions: list[StreamableHTTPServerTransport]) -> int:
@@ -111,4 +152,4 @@ def _retry_after(sessions: list[StreamableHTTPServerTransport]) -> int:
     return max(1, math.ceil(min(deadlines) - now))
 
 
-__all__ = ["BUSY_RETRY_AFTER_SECONDS", "FairSessionManager", "SessionRefused"]
+__all__ = ["BUSY_RETRY_AFTER_SECONDS", "FairSessionManager", "SessionRefused", "StreamsPerToken", "send_refusal"]
