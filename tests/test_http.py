@@ -367,22 +367,37 @@ async def test_slow_and_vanished_clients_do_not_hold_up_others(server: ServerPro
             sock.close()
 
 
-def test_connections_past_the_cap_get_503_at_once_and_the_server_recovers(tmp_path: Path) -> None:
-    """Many idle or slowloris clients cannot exhaust the process: past ``http.max_connections`` a new request
-    is answered 503 at once, and once they go, requests are served again."""
+def _open_sse(url: str) -> socket.socket:
+    """A raw SSE stream (no token), once the server is serving it (its endpoint event has arrived)."""
+    sock, host = _raw(url)
+    sock.sendall(f"GET /sse HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    data = b""
+    while b"endpoint" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    return sock
+
+
+def test_connections_past_the_cap_shed_the_idle_ones_and_get_503_when_all_are_busy(tmp_path: Path) -> None:
+    """Past ``http.max_connections`` the longest-idle connection (here: half-sent requests) is closed to make
+    room, so a new request is served; only when every connection is serving a request (open SSE streams) is a
+    new request answered 503 with Retry-After, at once; once they go, requests are served again."""
     env = server_env(tmp_path / "memory.db", MCP_MEMORY_HTTP__MAX_CONNECTIONS="4")
     with ServerProcess(env) as proc:
         assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 200
-        idle = [_raw(proc.url)[0] for _ in range(4)]
+        held = [_raw(proc.url)[0] for _ in range(4)]
         try:
-            for sock in idle:
+            for sock in held:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # half a request, never finished
-            time.sleep(0.3)
+            assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 200
+            held += [_open_sse(proc.url) for _ in range(4)]
             started = time.perf_counter()
-            assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 503
+            r = httpx.get(proc.url + "/healthz", timeout=10)
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", r
             assert time.perf_counter() - started < 5
         finally:
-            for sock in idle:
+            for sock in held:
                 sock.close()
         deadline = time.monotonic() + 10
         while httpx.get(proc.url + "/healthz", timeout=10).status_code != 200:
