@@ -31,7 +31,7 @@ from mcp import Client, StdioServerParameters
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
+from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.redis import RedisWorkingStore
@@ -132,45 +132,43 @@ async def test_a_server_stopped_at_any_step_leaves_no_session_or_a_whole_one(
     sees no session or a whole one. A spawn it retries is `conflict` while the stopped spawn's lease runs, then
     takes the session over; the stopped spawn, woken up at last, changes nothing of it."""
     for point in faults.POINTS:
-        async with MemoryRuntime(settings, clock=clock) as stopped, MemoryRuntime(settings, clock=clock) as other:
-            scope = new_scope(point.replace(".", "-"))
-            at_point = anyio.Event()
+        await stop_at(point, settings, clock)
 
-            async def hang(reached: str, wanted: str = point, event: anyio.Event = at_point) -> None:
-                if reached == wanted and not event.is_set():
-                    event.set()
-                    await anyio.sleep_forever()
 
-            outcome: list[BaseException | None] = []
+async def stop_at(point: str, settings: Settings, clock: FakeClock) -> None:
+    async with MemoryRuntime(settings, clock=clock) as stopped, MemoryRuntime(settings, clock=clock) as other:
+        scope = new_scope(point.replace(".", "-"))
+        at_point = anyio.Event()
+        returned: list[str] = []
 
-            async def spawn_and_stop() -> None:
-                try:
-                    await stopped.lifecycle.spawn(*ids(scope), initial_state=INITIAL)
-                    outcome.append(None)
-                except MemoryServiceError as exc:  # pragma: no cover - reported by the assertion below
-                    outcome.append(exc)
+        async def hang(reached: str) -> None:
+            if reached == point and not at_point.is_set():
+                at_point.set()
+                await anyio.sleep_forever()
 
-            with faults.on_fault(hang):
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(spawn_and_stop)
-                    with anyio.fail_after(30):
-                        await at_point.wait()
-                    if point in ABSENT_AFTER:
-                        await assert_absent(other, scope)
-                        with pytest.raises(Conflict, match="in progress"):
-                            await other.lifecycle.spawn(*ids(scope), initial_state=RETRY)
-                        clock.advance(LEASE + 1)
+        async def spawn_and_stop() -> None:
+            await stopped.lifecycle.spawn(*ids(scope), initial_state=INITIAL)
+            returned.append(point)  # never: it is cut off while stopped
+
+        with faults.on_fault(hang):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(spawn_and_stop)
+                with anyio.fail_after(30):
+                    await at_point.wait()
+                expected: dict[str, Any] = INITIAL
+                if point in ABSENT_AFTER:
+                    await assert_absent(other, scope)
+                    with pytest.raises(Conflict, match="in progress"):
                         await other.lifecycle.spawn(*ids(scope), initial_state=RETRY)
-                        expected = RETRY
-                    else:
-                        expected = INITIAL
-                    await assert_whole(other, scope, expected)
-                    tg.cancel_scope.cancel()  # the stopped server's call is cut off: its cleanup runs now
-            assert outcome == []
-            state = {**expected, "after": 1}
-            assert await other.working.state(scope) == state
-            session = await other.store.get_session(scope)
-            assert session is not None and session.status == "paused"
+                    clock.advance(LEASE + 1)
+                    await other.lifecycle.spawn(*ids(scope), initial_state=RETRY)
+                    expected = RETRY
+                await assert_whole(other, scope, expected)
+                tg.cancel_scope.cancel()  # the stopped server's call is cut off: its cleanup runs now
+        assert returned == []
+        assert await other.working.state(scope) == {**expected, "after": 1}
+        session = await other.store.get_session(scope)
+        assert session is not None and session.status == "paused"
 
 
 # -- the process exits at a step: nothing of the spawn's own cleanup runs -----------------------------------
@@ -205,7 +203,7 @@ async def cut_off(
     """Start the server, call spawn, and wait until the server is gone: ``kill_when`` says when to SIGKILL it (never,
     if it exits by itself)."""
     async with Client(params, read_timeout_seconds=60) as client:
-        pid = int(pid_file.read_text())
+        pid = int(await anyio.Path(pid_file).read_text())
         async with anyio.create_task_group() as tg:
 
             async def call() -> None:
@@ -215,14 +213,13 @@ async def cut_off(
                     pass  # the connection died with the server
 
             tg.start_soon(call)
+            killed = False
             with anyio.fail_after(60):
                 while not gone(pid):
-                    if await kill_when():
+                    if not killed and await kill_when():
                         os.kill(pid, signal.SIGKILL)
-                        break
+                        killed = True
                     await anyio.sleep(0.002)
-                while not gone(pid):
-                    await anyio.sleep(0.01)
             tg.cancel_scope.cancel()
 
 
@@ -332,4 +329,3 @@ async def test_kill_9_during_a_large_spawn_then_a_retried_spawn_gets_every_key(t
     finally:
         admin.close()
         delete_keys(shared_redis_url(), prefix)
-
