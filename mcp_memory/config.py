@@ -253,6 +253,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    spawn_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Working memory in Redis: how long a spawn holds its session while it writes the initial state. Until "
+            "the spawn completes the session does not exist for any other call; another spawn of it is `conflict` "
+            "until the lease runs out, and then takes it over (a spawn cut off by a crash does not block the "
+            "session id for ever). Keep it well above a spawn's longest run (Redis timeouts and retries included)."
+        ),
+    )
+
     embedding_provider: Literal["none", "hash", "openai", "sentence-transformers"] = Field(
         default="none",
         description=(

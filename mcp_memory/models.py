@@ -205,6 +205,9 @@ class SessionInfo(_Model):
     sealed: bool = False
     """A terminate is under way, or was cut off before it was recorded (call terminate again): the session
     takes no writes, pauses or resumes. Always true once terminated."""
+    spawn_token: str | None = Field(default=None, exclude=True)
+    """The two-step spawn (working memory in Redis) that made the session, which staged its initial state under
+    this token (None: made in one step, or before spawns had tokens). Internal: never shown to a client."""
 
 
 class CheckpointInfo(_Model):

@@ -31,6 +31,11 @@ from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
 SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
 """Selects one session's row of ``sessions`` (parameters ``:p``, ``:a``, ``:s`` from the adapter's scope)."""
 SESSION_PK = f"(SELECT id FROM sessions WHERE {SCOPE})"
+COMPLETE = "spawn_until IS NULL"
+"""A session whose spawn is complete. A two-step spawn (working memory in Redis) creates the row with a lease
+(``spawn_until``) and clears it once Redis holds the initial state; until then the session does not exist for any
+call (``get_session`` is None, pauses, seals and events find nothing), and once the lease has run out (the spawn's
+server crashed or gave up) a spawn of the same session takes the row over."""
 LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # "Newest" is the latest snapshot, not the latest commit: two writers may commit their pauses in the other
 # order than they took their snapshots.
@@ -49,12 +54,12 @@ LIST_EVENTS = (
 )
 SEAL = (
     "UPDATE sessions SET sealed = true, seal_token = :t, seal_until = :until "
-    f"WHERE {SCOPE} AND status <> 'terminated' "
+    f"WHERE {SCOPE} AND status <> 'terminated' AND {COMPLETE} "
     "AND (NOT sealed OR seal_token IS NULL OR seal_token = :t OR seal_until IS NULL OR seal_until <= :now)"
 )
 """Seal a session that is open, sealed by this token, or sealed by another whose lease has run out (taken over);
 a seal with no token (made before seals had owners) is anyone's to take."""
-SEAL_REFUSED = f"SELECT status FROM sessions WHERE {SCOPE}"
+SEAL_REFUSED = f"SELECT status FROM sessions WHERE {SCOPE} AND {COMPLETE}"
 UNSEAL = (
     "UPDATE sessions SET sealed = false, seal_token = NULL, seal_until = NULL "
     f"WHERE {SCOPE} AND status <> 'terminated' AND sealed AND (seal_token IS NULL OR seal_token = :t)"
@@ -119,6 +124,14 @@ def session_exists(scope: Scope, status: Any) -> Conflict:
     return Conflict(
         f"session '{scope.session_id}' exists already (status {status}); "
         "use resume to continue it, or spawn a new session_id"
+    )
+
+
+def spawn_in_progress(scope: Scope) -> Conflict:
+    """A spawn of a session whose earlier spawn has not completed and still holds its lease."""
+    return Conflict(
+        f"a spawn of session '{scope.session_id}' is already in progress; retry (if it was interrupted, its "
+        "lease lapses within spawn_lease_seconds and a retried spawn then takes it over)"
     )
 
 
@@ -201,6 +214,7 @@ class Dialect:
             terminated_at=self.read_time(row.terminated_at),
             terminate_result=None if row.terminate_result is None else self.read_json(row.terminate_result),
             sealed=bool(row.sealed),
+            spawn_token=getattr(row, "spawn_token", None),
         )
 
     def checkpoint_info(self, row: Any) -> CheckpointInfo:
@@ -304,6 +318,46 @@ class SqlStore:
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
         async def clear(self, scope: Scope, now: float) -> int: ...
+
+    async def complete_spawn(self, scope: Scope, token: str) -> None:
+        async with self._write() as conn:
+            params = {**self._dialect.scope_params(scope), "tok": token}
+            done = await conn.execute(
+                text(f"UPDATE sessions SET spawn_until = NULL WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE}"),
+                params,
+            )
+            if done.rowcount:
+                return
+            found = text(f"SELECT spawn_token, spawn_until FROM sessions WHERE {SCOPE}")
+            row = (await conn.execute(found, params)).first()
+        if row is not None and row.spawn_token == token:
+            return  # completed already (a replay)
+        raise Conflict(
+            f"spawning session '{scope.session_id}' took longer than its lease and another spawn took it over; "
+            "retry (this one left nothing behind)"
+        )
+
+    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+        params = {**self._dialect.scope_params(scope), "tok": token}
+        mine = f"(SELECT id FROM sessions WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE})"
+        async with self._write() as conn:
+            await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {mine}"), params)
+            await conn.execute(text(f"DELETE FROM sessions WHERE id IN {mine}"), params)
+
+    async def _take_over_lapsed_spawn(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
+        """In ``begin_spawn``'s transaction: drop the row of an earlier spawn of the session that never completed
+        and whose lease has run out at ``:now`` (its events go with it), so that the insert that follows makes it
+        afresh."""
+        lapsed = f"(SELECT id FROM sessions WHERE {SCOPE} AND NOT {COMPLETE} AND spawn_until <= :now)"
+        await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {lapsed}"), params)
+        await conn.execute(text(f"DELETE FROM sessions WHERE id IN {lapsed}"), params)
+
+    async def _refuse_spawn(self, conn: AsyncConnection, scope: Scope, params: Mapping[str, Any]) -> Conflict:
+        """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or it exists."""
+        row = (await conn.execute(text(f"SELECT status, spawn_until FROM sessions WHERE {SCOPE}"), params)).first()
+        if row is not None and row.spawn_until is not None:
+            return spawn_in_progress(scope)
+        return session_exists(scope, None if row is None else row.status)
 
     async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
         d = self._dialect

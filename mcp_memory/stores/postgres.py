@@ -69,6 +69,7 @@ from mcp_memory.stores._sql import (
     CHECKPOINT_FIELDS,
     COMMON_TERM_MIN_EPISODES,
     COMMON_TERM_SHARE,
+    COMPLETE,
     LIVE,
     SCOPE,
     SESSION_PK,
@@ -89,7 +90,7 @@ from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMo
 
 logger = logging.getLogger(__name__)
 
-_WRITABLE = "NOT sealed AND status <> 'terminated'"
+_WRITABLE = f"NOT sealed AND status <> 'terminated' AND {COMPLETE}"
 _CHECKPOINT_INFO = ", ".join(CHECKPOINT_FIELDS)
 _CHECKPOINT_INFO_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 _SESSION_SEALED = f"(SELECT sealed OR status = 'terminated' FROM sessions WHERE {SCOPE})"
@@ -124,6 +125,11 @@ RETURNING 1
 _INSERT_SESSION = (
     "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
     "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *"
+)
+_INSERT_SPAWNING = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata, spawn_token, spawn_until) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb), "
+    "CAST(:tok AS text), CAST(:until AS timestamptz)) ON CONFLICT DO NOTHING RETURNING *"
 )
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -434,7 +440,7 @@ class PostgresStore(SqlStore):
         """Lock the session's row for this transaction and check it accepts writes; its pk."""
         row = (
             await conn.execute(
-                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE"),
+                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE} FOR NO KEY UPDATE"),
                 _scope_params(scope),
             )
         ).first()
@@ -599,6 +605,40 @@ class PostgresStore(SqlStore):
 
     _session = staticmethod(_DIALECT.session)
 
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        params = {
+            **self._session_params(scope, agent_type_id, metadata, now),
+            **self._event_params(event),
+            "tok": token,
+            "until": to_datetime(now + lease_seconds),
+        }
+        # One transaction: a lapsed spawn's row goes and the new one comes in together (a concurrent takeover
+        # blocks on the row's lock, then finds it gone and inserts nothing: conflict).
+        async with self._write() as conn:
+            await self._take_over_lapsed_spawn(conn, params)
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS ({_INSERT_SPAWNING}), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM s) "
+                        "SELECT * FROM s"
+                    ),
+                    params,
+                )
+            ).first()
+            if row is None:
+                raise await self._refuse_spawn(conn, scope, params)
+        return self._session(row)
+
     async def discard_session(self, scope: Scope) -> None:
         async with self._one() as conn:
             await conn.execute(
@@ -612,7 +652,9 @@ class PostgresStore(SqlStore):
 
     async def get_session(self, scope: Scope) -> SessionInfo | None:
         async with self._read() as conn:
-            row = (await conn.execute(text(f"SELECT * FROM sessions WHERE {SCOPE}"), _scope_params(scope))).first()
+            row = (
+                await conn.execute(text(f"SELECT * FROM sessions WHERE {SCOPE} AND {COMPLETE}"), _scope_params(scope))
+            ).first()
         return None if row is None else self._session(row)
 
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
@@ -620,7 +662,7 @@ class PostgresStore(SqlStore):
             await conn.execute(
                 text(
                     f"INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} "
-                    f"FROM sessions WHERE {SCOPE}"
+                    f"FROM sessions WHERE {SCOPE} AND {COMPLETE}"
                 ),
                 {**_scope_params(scope), **self._event_params(event)},
             )
@@ -669,7 +711,9 @@ class PostgresStore(SqlStore):
     async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
         """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
         found = (
-            await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
+            await conn.execute(
+                text(f"SELECT status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"), _scope_params(scope)
+            )
         ).first()
         self._check_writable(scope, found)
         raise checkpoint_exists(checkpoint_id)

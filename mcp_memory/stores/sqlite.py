@@ -62,6 +62,7 @@ from mcp_memory.stores._sql import (
     CHECKPOINT_FIELDS,
     COMMON_TERM_MIN_EPISODES,
     COMMON_TERM_SHARE,
+    COMPLETE,
     LIVE,
     SCOPE,
     SESSION_PK,
@@ -83,12 +84,13 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
 3: full-text statistics per project (``episode_terms``, ``text_projects``, ``episodes.text_tokens``) instead of the
 FTS5 table ``episodes_fts`` that all projects shared. 4: a seal's owner and lease (``sessions.seal_token``,
 ``sessions.seal_until``). 5: each term's episode count per project (``text_terms``) and the episode's length in
-each of its postings (``episode_terms.episode_tokens``)."""
+each of its postings (``episode_terms.episode_tokens``). 6: a two-step spawn's token and lease
+(``sessions.spawn_token``, ``sessions.spawn_until``: the session exists once its spawn has completed)."""
 
 _EPISODE_TERMS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         project_pk INTEGER NOT NULL,
@@ -110,6 +112,8 @@ _SCHEMA = [
         sealed INTEGER NOT NULL DEFAULT 0,
         seal_token TEXT,
         seal_until REAL,
+        spawn_token TEXT,
+        spawn_until REAL,
         created_at REAL NOT NULL,
         updated_at REAL NOT NULL,
         metadata TEXT NOT NULL DEFAULT '{}',
@@ -198,6 +202,7 @@ _CHECKPOINT_COLUMNS = ", ".join(_CHECKPOINT_FIELDS)
 _CHECKPOINT_COLUMNS_C = ", ".join(f"c.{f}" for f in _CHECKPOINT_FIELDS)
 _WRITABLE_SESSION = (
     "s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s AND s.sealed = 0 AND s.status != 'terminated'"
+    " AND s.spawn_until IS NULL"
 )
 _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
@@ -550,6 +555,14 @@ async def _migrate_3_to_4(conn: AsyncConnection) -> None:
             await conn.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
 
 
+async def _migrate_5_to_6(conn: AsyncConnection) -> None:
+    """Schema 5 -> 6: a two-step spawn's token and lease. A session made before has neither: it is complete."""
+    columns = {r.name for r in await conn.exec_driver_sql("PRAGMA table_info(sessions)")}
+    for column, kind in (("spawn_token", "TEXT"), ("spawn_until", "REAL")):
+        if column not in columns:  # (a file built with the newer table has them)
+            await conn.exec_driver_sql(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
+
+
 def _migrate_2_to_3(db: sqlite3.Connection) -> None:
     """Schema 2 -> 3: postings and per-project statistics for the existing episodes (:func:`_index_episodes`, in
     schema 5's tables: :func:`_migrate_4_to_5` then has nothing to do), then the shared ``episodes_fts`` goes. On
@@ -645,7 +658,9 @@ def _writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
 
 
 def _writable_pk_sync(db: sqlite3.Connection, scope: Scope) -> int:
-    row = db.execute(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE}", _scope_params(scope)).fetchone()
+    row = db.execute(
+        f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}", _scope_params(scope)
+    ).fetchone()
     return _writable_pk(scope, row)
 
 
@@ -656,6 +671,11 @@ _INSERT_EVENT = (
 _INSERT_SESSION = (
     "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
     "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, :m) ON CONFLICT DO NOTHING RETURNING *"
+)
+_INSERT_SPAWNING = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata, spawn_token, spawn_until) VALUES (:p, :a, :s, :t, 'running', :now, :now, :m, :tok, :until) "
+    "ON CONFLICT DO NOTHING RETURNING *"
 )
 _SET_STATUS = "UPDATE sessions SET status = :status, updated_at = :now WHERE id = :pk"
 
@@ -901,6 +921,9 @@ class SqliteStore(SqlStore):
         if version == 4:
             await self._on_thread(conn, _migrate_4_to_5)
             version = 5
+        if version == 5:
+            await _migrate_5_to_6(conn)
+            version = 6
         await conn.execute(text("UPDATE schema_version SET version = :v"), {"v": version})
         logger.info("migrated the SQLite store %s to schema version %d", self.path, version)
 
@@ -1050,7 +1073,7 @@ class SqliteStore(SqlStore):
     async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
         row = (
             await conn.execute(
-                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE}"),
+                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"),
                 _scope_params(scope),
             )
         ).first()
@@ -1184,6 +1207,32 @@ class SqliteStore(SqlStore):
         assert session is not None
         return session
 
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        params = {
+            **_scope_params(scope),
+            "t": str(agent_type_id) if agent_type_id else None,
+            "now": now,
+            "m": json.dumps(dict(metadata)),
+            "tok": token,
+            "until": now + lease_seconds,
+        }
+        async with self._write() as conn:
+            await self._take_over_lapsed_spawn(conn, params)
+            row = (await conn.execute(text(_INSERT_SPAWNING), params)).first()
+            if row is None:
+                raise await self._refuse_spawn(conn, scope, params)
+            await self._insert_event(conn, row.id, event)
+        return _DIALECT.session(row)
+
     async def discard_session(self, scope: Scope) -> None:
         async with self._write() as conn:
             await conn.execute(
@@ -1198,7 +1247,7 @@ class SqliteStore(SqlStore):
         async with self._read() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT * FROM sessions WHERE {SCOPE}"),
+                    text(f"SELECT * FROM sessions WHERE {SCOPE} AND {COMPLETE}"),
                     _scope_params(scope),
                 )
             ).first()
@@ -1206,7 +1255,9 @@ class SqliteStore(SqlStore):
 
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
         async with self._write() as conn:
-            pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), _scope_params(scope))).scalar()
+            pk = (
+                await conn.execute(text(f"SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}"), _scope_params(scope))
+            ).scalar()
             if pk is not None:
                 await self._insert_event(conn, pk, event)
 
