@@ -22,6 +22,10 @@ RESOURCE_NOT_FOUND = -32002
 _NOT_FOUND_IS_INVALID_PARAMS = "2026-07-28"
 """The first protocol version whose resource-not-found code is -32602 (SEP-2164)."""
 
+MAX_URI_LENGTH = 4096
+"""Our longest resource URI (two UUIDs and two 128-character ids) is about 400 characters; a longer one names
+nothing (and the SDK matches no template past 64 KiB), so it is refused as malformed, before any matching."""
+
 ECHO_LIMIT = 200
 """How much of a name or URI the caller sent an error repeats (a 1 MB URI must not give a 1 MB error)."""
 
@@ -69,8 +73,11 @@ def no_such_resource(uri: str) -> NotFound:
 
 
 def check_resource_uri(uri: str) -> None:
-    """Refuse a ``memory://`` URI with a percent escape: our identifiers (UUIDs and ``A-Z a-z 0-9 . _ -``) never
-    need one, and decoding it would read another id than the one given (``sessions/%66ix`` is not ``fix``)."""
+    """Refuse a URI longer than :data:`MAX_URI_LENGTH`, and a ``memory://`` URI with a percent escape: our
+    identifiers (UUIDs and ``A-Z a-z 0-9 . _ -``) never need one, and decoding it would read another id than the
+    one given (``sessions/%66ix`` is not ``fix``)."""
+    if len(uri) > MAX_URI_LENGTH:
+        raise InvalidArgument(f"resource URI has {len(uri)} characters; none is longer than {MAX_URI_LENGTH}")
     if uri.startswith("memory://") and "%" in uri:
         raise InvalidArgument("resource URIs take identifiers exactly as written: '%' is not allowed in one")
 
@@ -94,6 +101,7 @@ def prompt_error(err: MemoryServiceError) -> MCPError:
 
 __all__ = [
     "ECHO_LIMIT",
+    "MAX_URI_LENGTH",
     "RESOURCE_NOT_FOUND",
     "RefusedRead",
     "check_resource_uri",
