@@ -69,8 +69,9 @@ class Conn:
         args = {"project_id": self.project, "agent_instance_id": self.agent, **arguments}
         result = await self.client.call_tool(tool, args)
         assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-        assert result.structured_content is not None
-        return result.structured_content
+        content: dict[str, Any] | None = result.structured_content
+        assert content is not None
+        return content
 
     async def protocol_error(self, call: Any) -> MCPError:
         with pytest.raises(MCPError) as info:
@@ -82,7 +83,9 @@ class Conn:
 
 
 @asynccontextmanager
-async def connection(transport: str, mode: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Conn]:
+async def connection(
+    transport: str, mode: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[Conn]:
     """A client of a fresh server on its own SQLite file, over ``transport``, in protocol era ``mode``."""
     project, agent = str(uuid.uuid4()), str(uuid.uuid4())
     db = tmp_path / "protocol.db"
@@ -104,16 +107,14 @@ async def connection(transport: str, mode: str, tmp_path: Path, caplog: pytest.L
             async with Client(stdio_client(params, errlog=errlog), mode=mode, read_timeout_seconds=TIMEOUT) as client:
                 yield Conn(client, log.read_text, project, agent)
     else:
-        with ServerProcess(server_env(db)) as server:
-            async with connect(server.url, None, "http-legacy" if mode == "legacy" else "http") as client:
+        with ServerProcess(server_env(db)) as process:
+            async with connect(process.url, None, "http-legacy" if mode == "legacy" else "http") as client:
                 huge = 1_000_000 if mode == "legacy" else 20_000
-                yield Conn(client, lambda: "".join(server.log), project, agent, huge_length=huge)
+                yield Conn(client, lambda: "".join(process.log), project, agent, huge_length=huge)
 
 
 @pytest.fixture(params=[(t, m) for t in TRANSPORTS for m in MODES], ids=lambda p: f"{p[0]}-{p[1]}")
-async def conn(
-    request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> AsyncIterator[Conn]:
+async def conn(request: pytest.FixtureRequest, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Conn]:
     transport, mode = request.param
     async with connection(transport, mode, tmp_path, caplog) as c:
         expected = HANDSHAKE_PROTOCOL_VERSIONS[-1] if mode == "legacy" else "2026-07-28"
