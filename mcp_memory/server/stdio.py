@@ -210,15 +210,25 @@ async def _serve_streams(stdin: BinaryIO, stdout: BinaryIO) -> AsyncIterator[Std
                         continue
                     if isinstance(parsed, Refusal):
                         _log_refusal(line, parsed)
-                        await answers.send(parsed.to_line())
+                        try:
+                            await answers.send(parsed.to_line())
+                        except anyio.BrokenResourceError:
+                            return  # stdout is closed: end input, as the session cannot answer either
                     else:
                         await message_send.send(SessionMessage(parsed))
 
     async def encode() -> None:
+        stdout_closed = False
         async with out_send, write_receive:
             async for message in write_receive:
+                if stdout_closed:
+                    continue  # taken and dropped, so that the session ends instead of blocking on its send
                 text = message.message.model_dump_json(by_alias=True, exclude_unset=True)
-                await out_send.send(text.encode() + b"\n")
+                try:
+                    await out_send.send(text.encode() + b"\n")
+                except anyio.BrokenResourceError:
+                    stdout_closed = True  # the writer thread met a closed stdout: the client is gone
+                    input_scope.cancel()
 
     # Daemon threads: a thread blocked in a read or write of a pipe must never hold the process at exit.
     threading.Thread(target=_read_lines, args=(stdin, raw_send, token), name="stdio-reader", daemon=True).start()
