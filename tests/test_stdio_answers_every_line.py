@@ -91,6 +91,8 @@ def test_unparseable_line_gets_parse_error_and_log_line(server: RawStdioServer, 
     assert answer["error"]["code"] == -32700  # type: ignore[index]
     assert answer["error"]["message"].startswith("Parse error")  # type: ignore[index]
     assert f"a line of {len(line) + 1} bytes" in log
+    if b"\\ud" in line:
+        assert "surrogate" in answer["error"]["message"]  # type: ignore[index]
     _still_serving(server)
 
 

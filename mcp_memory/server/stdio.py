@@ -105,6 +105,8 @@ def parse_line(line: bytes) -> mcp_types.JSONRPCMessage | Refusal | None:
             # pydantic's JSON parser refuses lone surrogates (they are not Unicode text) and nesting past its
             # recursion limit, as well as anything that is not JSON: all answered as a parse error.
             reason = str(invalid_json[0]["msg"]).removeprefix("Invalid JSON: ")
+            if "hex escape" in reason:  # the parser's words for a lone surrogate are not self-explanatory
+                reason += " (a \\uD800-\\uDFFF escape must be one half of a surrogate pair)"
             return Refusal(mcp_types.PARSE_ERROR, _cut(f"Parse error: {reason}"), None)
         return Refusal(
             mcp_types.INVALID_REQUEST,
