@@ -11,7 +11,6 @@ The Python API works without MCP::
 __version__ = "0.1.0"
 
 from mcp_memory.config import Settings
-from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.errors import (
     Conflict,
     Forbidden,
@@ -22,7 +21,6 @@ from mcp_memory.errors import (
     TooLarge,
     Unavailable,
 )
-from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks
 from mcp_memory.models import (
     Episode,
     EpisodeCreate,
@@ -32,8 +30,10 @@ from mcp_memory.models import (
     Scope,
     SessionStatus,
 )
-from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.working import SessionMemory, WorkingMemory
+from mcp_memory.services.episodic import EpisodicMemory
+from mcp_memory.services.lifecycle import AgentLifecycleManager, LifecycleHooks
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.working import SessionMemory, WorkingMemory
 
 __all__ = [
     "AgentLifecycleManager",

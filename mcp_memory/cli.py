@@ -23,7 +23,9 @@ from pydantic_settings import SettingsError
 from mcp_memory import __version__
 from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.runtime import ConfigurationError, MemoryRuntime, check_settings
+from mcp_memory.errors import ConfigurationError
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.factory import check_settings
 
 logger = logging.getLogger("mcp_memory")
 

@@ -17,15 +17,15 @@ import pytest
 
 from mcp_memory import ids as ids_module
 from mcp_memory.config import Settings
-from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.errors import Conflict, NotFound, TooLarge, Unavailable
-from mcp_memory.lifecycle import AgentLifecycleManager
 from mcp_memory.models import Item, LifecycleEvent, Scope, SessionStatus
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.episodic import EpisodicMemory
+from mcp_memory.services.lifecycle import AgentLifecycleManager
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sqlite import SqliteStore
 from mcp_memory.summary import DEFAULT_BUDGET
-from mcp_memory.working import WorkingMemory
 from tests.conftest import FakeClock, new_scope
 
 # Each guarantee holds whatever holds working memory: one SQLite transaction, or Redis beside the SQLite file (the

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,10 +37,9 @@ from mcp_types import (
 from pydantic import AnyUrl, ValidationError
 
 from mcp_memory import __version__, deadlines
-from mcp_memory.config import Settings
 from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
+from mcp_memory.server.listing import recent_resources
 from mcp_memory.server.metrics import ServerMetrics
 from mcp_memory.server.protocol import (
     RefusedRead,
@@ -52,6 +51,7 @@ from mcp_memory.server.protocol import (
     unknown_prompt,
     unknown_tool,
 )
+from mcp_memory.services.runtime import MemoryRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -201,8 +201,6 @@ class MemoryServer(MCPServer[Any]):
         The cursor is a position (the last item's time and URI), not an offset, so that new checkpoints
         arriving between pages neither repeat nor skip items; at most ``resources_list_limit`` items are
         offered over all pages. Only projects within the request's grant are listed."""
-        from mcp_memory.server.resources import recent_resources
-
         after = decode_cursor(params.cursor if params else None)
         settings = self.runtime.settings
         entries = await recent_resources(self.runtime, visible_projects(settings.project_id))
@@ -295,23 +293,4 @@ def decode_cursor(cursor: str | None) -> _Position | None:
         raise MCPError(code=INVALID_PARAMS, message="invalid_argument: malformed cursor") from None
 
 
-def create_server(
-    settings: Settings | None = None,
-    *,
-    runtime: MemoryRuntime | None = None,
-    runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
-) -> MemoryServer:
-    """Build the MCP server with every tool and resource of docs/contract.md registered."""
-    from mcp_memory.server.resources import register_resources
-    from mcp_memory.server.tools import register_tools
-
-    if runtime is None:
-        resolved = settings or Settings()
-        runtime = runtime_factory(resolved) if runtime_factory else MemoryRuntime(resolved)
-    server = MemoryServer(runtime)
-    register_tools(server)
-    register_resources(server)
-    return server
-
-
-__all__ = ["MemoryServer", "as_service_error", "create_server", "describe_validation_error"]
+__all__ = ["MemoryServer", "as_service_error", "describe_validation_error"]

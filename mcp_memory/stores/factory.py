@@ -13,13 +13,10 @@ from typing import Any, Literal
 from sqlalchemy.engine import make_url
 
 from mcp_memory.config import Settings
+from mcp_memory.errors import ConfigurationError
 from mcp_memory.stores.ports import DurableStore
 
 DurableBackend = Literal["sqlite", "postgresql"]
-
-
-class ConfigurationError(ValueError):
-    """The settings ask for something this build cannot do; the message says what to change."""
 
 
 def durable_backend(settings: Settings) -> DurableBackend:
@@ -82,4 +79,4 @@ def build_working_store(settings: Settings, durable: DurableStore) -> Any:
     return durable
 
 
-__all__ = ["ConfigurationError", "build_durable_store", "build_working_store", "check_settings", "durable_backend"]
+__all__ = ["build_durable_store", "build_working_store", "check_settings", "durable_backend"]

@@ -64,16 +64,21 @@ from redis.backoff import ExponentialBackoff
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, Internal, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.errors import (
+    ConfigurationError,
+    Conflict,
+    Internal,
+    MemoryServiceError,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 from mcp_memory.models import Item, Scope, SessionInfo, SessionStatus
-from mcp_memory.stores.factory import ConfigurationError
 from mcp_memory.stores.ports import DurableStore, Limits
-from mcp_memory.stores.redis_staging import COMMIT_STAGED, DROP_STAGED, RedisStaging
+from mcp_memory.stores.redis_staging import COMMIT_STAGED, DROP_STAGED, RECLAIM_MARGIN_MS, RedisStaging, _incarnation
 
 logger = logging.getLogger(__name__)
 
-RECLAIM_MARGIN_MS = 3_600_000
-"""Real Redis expiry of a session whose keys all have a TTL: its latest expiry plus this margin."""
 TOMBSTONE_MS = 86_400_000
 """How long the sealed marker of a cleared (terminated) session stays, to refuse late writes from Redis alone."""
 
@@ -461,12 +466,6 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc.rpartition("@")
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
-
-
-def _incarnation(info: SessionInfo) -> str:
-    """Which durable session a Redis session was made from: a session id used again after its record was lost
-    (or discarded) is another session, created at another time."""
-    return info.created_at.isoformat()
 
 
 def _unavailable(exc: BaseException) -> Unavailable:

@@ -23,6 +23,16 @@ from mcp_memory.stores.ports import Limits
 if TYPE_CHECKING:
     from mcp_memory.errors import TooLarge
 
+RECLAIM_MARGIN_MS = 3_600_000
+"""Real Redis expiry of a session whose keys all have a TTL: its latest expiry plus this margin."""
+
+
+def _incarnation(info: SessionInfo) -> str:
+    """Which durable session a Redis session was made from: a session id used again after its record was lost
+    (or discarded) is another session, created at another time."""
+    return info.created_at.isoformat()
+
+
 # KEYS = {m, v, x, i}; ARGV: token, now, margin. "ok" once the session is committed (or a call re-opened it from
 # the durable store already, which only happens once the spawn completed there); "missing" if the staged state is
 # not there (Redis lost it, or it was replaced).
@@ -82,8 +92,6 @@ class RedisStaging:
     async def commit_staged(
         self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, session: SessionInfo
     ) -> None:
-        from mcp_memory.stores.redis import RECLAIM_MARGIN_MS, _incarnation
-
         token = session.spawn_token or ""
         reply = await self._eval("commit", self.keys(scope), [token, repr(float(now)), RECLAIM_MARGIN_MS])
         if reply[0] == "ok":
@@ -97,4 +105,4 @@ class RedisStaging:
         await self._eval("drop", self.keys(scope), [token])
 
 
-__all__ = ["COMMIT_STAGED", "DROP_STAGED", "RedisStaging"]
+__all__ = ["COMMIT_STAGED", "DROP_STAGED", "RECLAIM_MARGIN_MS", "RedisStaging"]

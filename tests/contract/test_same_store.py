@@ -18,7 +18,7 @@ import pytest
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge
 from mcp_memory.models import CheckpointInfo, Item, Scope, SessionStatus, content_hash, to_datetime
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import EventRecord, Limits, SameStoreLifecycle
 from tests.conftest import SQL_ADAPTERS, FakeClock, StorePair, make_store, new_scope
 

@@ -36,7 +36,6 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import HookSettings, Settings
-from mcp_memory.episodic import EpisodicMemory, check_metadata, check_text, episode_text
 from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
 from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import (
@@ -56,10 +55,11 @@ from mcp_memory.models import (
     to_datetime,
     validate_identifier,
 )
-from mcp_memory.staged_spawn import spawn_staged
+from mcp_memory.services.episodic import EpisodicMemory, check_metadata, check_text, episode_text
+from mcp_memory.services.staged_spawn import spawn_staged
+from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import DurableStore, EventRecord, SameStoreLifecycle, StagedSpawn
 from mcp_memory.summary import summarize_state
-from mcp_memory.working import WorkingMemory
 
 logger = logging.getLogger(__name__)
 
@@ -645,7 +645,7 @@ class AgentLifecycleManager:
                 "outcome": result_outcome.value,
             }
             event = self._event("terminate", started, "ok", {**result, "metadata": meta})
-            # A failed or slow embedding leaves the episode without a vector, embedded later (mcp_memory.backfill).
+            # A failed or slow embedding leaves the episode without a vector, embedded later (services.backfill).
             model = self._episodic.embedding_model if vector is not None else None
             if self._clock() >= sealed_at + lease:
                 # Overran its lease: another terminate may have taken the seal over (and failed, and unsealed), so

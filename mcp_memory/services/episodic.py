@@ -3,7 +3,7 @@
 Search ranks full-text matches (FTS5 / tsvector in the store) fused with vector similarity when an
 embedding provider is configured (score fusion), blended with importance and recency; see
 :mod:`mcp_memory.ranking`. An embedding failure never loses an episode: it is stored without a vector (found by
-full-text search at once) and embedded later by :mod:`mcp_memory.backfill` (``mcp-memory reembed`` and a
+full-text search at once) and embedded later by :mod:`mcp_memory.services.backfill` (``mcp-memory reembed`` and a
 background retry).
 
 Each vector is stored with the name of the model that made it, and a query is compared only with vectors of

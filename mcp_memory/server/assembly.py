@@ -1,0 +1,32 @@
+"""The server assembled: a :class:`~.app.MemoryServer` with the tools of :mod:`.tools` and the resources of
+:mod:`.resources` registered. Here rather than in :mod:`.app` because those modules import :mod:`.app` (for the
+server's type): importing them from it would make a cycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mcp_memory.config import Settings
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.resources import register_resources
+from mcp_memory.server.tools import register_tools
+from mcp_memory.services.runtime import MemoryRuntime
+
+
+def create_server(
+    settings: Settings | None = None,
+    *,
+    runtime: MemoryRuntime | None = None,
+    runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
+) -> MemoryServer:
+    """Build the MCP server with every tool and resource of docs/contract.md registered."""
+    if runtime is None:
+        resolved = settings or Settings()
+        runtime = runtime_factory(resolved) if runtime_factory else MemoryRuntime(resolved)
+    server = MemoryServer(runtime)
+    register_tools(server)
+    register_resources(server)
+    return server
+
+
+__all__ = ["create_server"]
