@@ -102,7 +102,9 @@ async def test_briefing_prompt_and_tool_give_state_checkpoints_and_episodes_with
 ) -> None:
     with anyio.fail_after(TIMEOUT):
         async with client_over(transport, _env(tmp_path, backend_settings)) as c:
-            # prompts/list shows it, every argument described, none required (all have a default).
+            # The prompts capability is declared, and prompts/list shows it, every argument described, none
+            # required (all have a default).
+            assert c.server_capabilities.prompts is not None
             prompts = {p.name: p for p in (await c.list_prompts()).prompts}
             brief = prompts["resume_briefing"]
             assert brief.description and "token budget" in brief.description

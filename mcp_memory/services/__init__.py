@@ -1,1 +1,1 @@
-"""The domain services: what the MCP server calls, without SQL or Redis (see the layout in docs/design.md)."""
+"""The domain services: what the MCP server calls, without SQL or Redis."""
