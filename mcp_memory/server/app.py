@@ -310,6 +310,7 @@ def create_server(
     runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
 ) -> MemoryServer:
     """Build the MCP server with every tool and resource of docs/contract.md registered."""
+    from mcp_memory.server.prompts import register_prompts
     from mcp_memory.server.resources import register_resources
     from mcp_memory.server.tools import register_tools
 
@@ -319,6 +320,7 @@ def create_server(
     server = MemoryServer(runtime)
     register_tools(server)
     register_resources(server)
+    register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
     return server
 
 
