@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +38,7 @@ from pydantic import AnyUrl, ValidationError
 
 from mcp_memory import __version__, deadlines
 from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError
+from mcp_memory.server.arguments import keep_arguments_verbatim
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
 from mcp_memory.server.listing import recent_resources
 from mcp_memory.server.metrics import ServerMetrics
@@ -128,6 +129,13 @@ class MemoryServer(MCPServer[Any]):
             log_level=runtime.settings.log_level,
             middleware=[self.grants],
         )
+
+    def add_tool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Register a tool whose arguments arrive exactly as sent (:mod:`.arguments`): no string is decoded
+        as JSON, whatever its annotation. Every tool goes through here, ``@server.tool()`` included."""
+        super().add_tool(fn, *args, **kwargs)
+        for tool in self._tool_manager.list_tools():
+            keep_arguments_verbatim(tool)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None

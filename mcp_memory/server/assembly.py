@@ -1,6 +1,8 @@
-"""The server assembled: a :class:`~.app.MemoryServer` with the tools of :mod:`.tools` and the resources of
-:mod:`.resources` registered. Here rather than in :mod:`.app` because those modules import :mod:`.app` (for the
-server's type): importing them from it would make a cycle."""
+"""The server assembled: a :class:`~.app.MemoryServer` with the tools of :mod:`.tools`, the resources of
+:mod:`.resources` and the prompts of :mod:`.prompts` registered.
+
+Here rather than in :mod:`.app` because those modules import :mod:`.app` (for the server's type): importing them
+from it would make a cycle."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Callable
 
 from mcp_memory.config import Settings
 from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.prompts import register_prompts
 from mcp_memory.server.resources import register_resources
 from mcp_memory.server.tools import register_tools
 from mcp_memory.services.runtime import MemoryRuntime
@@ -26,6 +29,7 @@ def create_server(
     server = MemoryServer(runtime)
     register_tools(server)
     register_resources(server)
+    register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
     return server
 
 

@@ -63,7 +63,7 @@ class WorkingMemory:
 
     def encode(self, value: Any, what: str = "value") -> RawJSON:
         """Serialise a value, enforcing the size limit."""
-        raw = encode_value(value)
+        raw = encode_value(value, what)
         size = utf8_size(raw, what)
         if size > self._settings.max_value_bytes:
             raise TooLarge(f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes")
