@@ -31,7 +31,8 @@ from mcp_memory.models import (
     SessionStatus,
 )
 from mcp_memory.services.episodic import EpisodicMemory
-from mcp_memory.services.lifecycle import AgentLifecycleManager, LifecycleHooks
+from mcp_memory.services.hooks import LifecycleHooks
+from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.working import SessionMemory, WorkingMemory
 

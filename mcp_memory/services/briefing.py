@@ -36,8 +36,8 @@ from mcp_memory.models import (
     parse_uuid,
     validate_identifier,
 )
-from mcp_memory.services.episodic import MAX_QUERY, check_text
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.validation import MAX_QUERY, check_text
 from mcp_memory.stores.ports import EpisodeFilter
 from mcp_memory.summary import clip, summarize_state
 

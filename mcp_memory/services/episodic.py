@@ -18,7 +18,6 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,89 +26,36 @@ import anyio
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider
-from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
+from mcp_memory.errors import InvalidArgument, NotFound
 from mcp_memory.models import (
     Episode,
     EpisodeCreate,
     Outcome,
     ScoredEpisode,
-    encode_value,
     parse_outcome,
     parse_uuid,
     to_datetime,
-    utf8_size,
     validate_identifier,
+)
+from mcp_memory.services.validation import (
+    MAX_QUERY,
+    MAX_SEARCH_LIMIT,
+    MAX_TASK_TYPE,
+    MAX_TEXT,
+    check_lessons,
+    check_metadata,
+    check_page_limit,
+    check_text,
+    parse_since,
 )
 from mcp_memory.stores.ports import EpisodeFilter, EpisodeStore, SearchMode
 
 logger = logging.getLogger(__name__)
 
-MAX_TASK_TYPE = 100
-MAX_TEXT = 20_000
-MAX_LESSONS = 100
-MAX_LESSON = 4_000
-MAX_QUERY = 4_000
-MAX_SEARCH_LIMIT = 100
 EMBED_PAUSE_SECONDS = 30.0
 """After an embedding failure, how long tool calls go without vectors before asking the provider again."""
 MAX_EMBED_CHARS = 8_000
 """Longest text embedded per episode (about 2,000 tokens: within every common embedding model's input)."""
-
-
-def check_text(value: Any, what: str, max_len: int, *, required: bool = True) -> str:
-    """A string argument within limits (``invalid_argument`` / ``too_large`` otherwise)."""
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{what} must be a string")
-    if required and not value.strip():
-        raise InvalidArgument(f"{what} must not be empty")
-    if len(value) > max_len:
-        raise TooLarge(f"{what} is {len(value)} characters; the limit is {max_len}")
-    utf8_size(value, what)
-    return value
-
-
-def check_lessons(value: Any) -> list[str]:
-    """``lessons_learned``: a list of strings."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument("lessons_learned must be a list of strings")
-    if len(value) > MAX_LESSONS:
-        raise TooLarge(f"lessons_learned has {len(value)} entries; the limit is {MAX_LESSONS}")
-    return [check_text(v, "a lesson", MAX_LESSON) for v in value]
-
-
-def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
-    """``metadata``: a JSON object within the value size limit."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidArgument("metadata must be a JSON object")
-    size = utf8_size(encode_value(value, "metadata"), "metadata")
-    if size > max_bytes:
-        raise TooLarge(f"metadata is {size} bytes serialised; the limit is {max_bytes}")
-    return value
-
-
-def parse_since(value: Any) -> float | None:
-    """``since``: an ISO 8601 date-time (naive means UTC), as epoch seconds."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            shown = value if len(value) <= 40 else value[:40] + "..."
-            raise InvalidArgument(f"since must be an ISO 8601 date-time, got {shown!r}") from None
-    else:
-        raise InvalidArgument("since must be an ISO 8601 date-time string")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
 
 
 def episode_text(ep: Episode) -> str:
@@ -260,8 +206,7 @@ class EpisodicMemory:
         ("text", "vector"), to measure what fusion adds."""
         project = parse_uuid(project_id, "project_id")
         text = check_text(query, "query", MAX_QUERY)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
-            raise InvalidArgument(f"limit must be an integer from 1 to {MAX_SEARCH_LIMIT}")
+        limit = check_page_limit(limit, MAX_SEARCH_LIMIT)
         flt = EpisodeFilter(
             outcome=None if outcome is None else parse_outcome(outcome),
             task_type=None if task_type is None else check_text(task_type, "task_type", MAX_TASK_TYPE),
@@ -297,8 +242,5 @@ __all__ = [
     "MAX_EMBED_CHARS",
     "EpisodicMemory",
     "Outcome",
-    "check_lessons",
-    "check_metadata",
-    "check_text",
     "episode_text",
 ]

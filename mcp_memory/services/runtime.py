@@ -12,7 +12,8 @@ from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_fr
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.backfill import EmbeddingBackfill
 from mcp_memory.services.episodic import EpisodicMemory
-from mcp_memory.services.lifecycle import AgentLifecycleManager, LifecycleHooks, load_hooks
+from mcp_memory.services.hooks import LifecycleHooks, load_hooks
+from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
 
