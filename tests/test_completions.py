@@ -38,8 +38,9 @@ async def client(server: MemoryServer) -> AsyncIterator[Client]:
 async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments)
     assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-    assert result.structured_content is not None
-    return result.structured_content
+    data: dict[str, Any] | None = result.structured_content
+    assert data is not None
+    return data
 
 
 async def complete(client: Client, template: str, name: str, value: str, **given: str) -> Completion:

@@ -61,8 +61,9 @@ async def client(server: MemoryServer, inbox: Inbox) -> AsyncIterator[Client]:
 async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments)
     assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-    assert result.structured_content is not None
-    return result.structured_content
+    data: dict[str, Any] | None = result.structured_content
+    assert data is not None
+    return data
 
 
 def uris(p: str, a: str, s: str) -> tuple[str, str]:
@@ -103,7 +104,13 @@ async def test_episodes_notify_their_list_and_resource(client: Client, inbox: In
     await until(lambda: inbox.updated() == [episodes], what="episodes updated after terminate")
     await until(lambda: inbox.list_changes() == 1, what="list_changed after terminate")
     ep = await ok(
-        client, "record_episode", project_id=p, agent_instance_id=a, task_type="t", task_description="d", outcome="success"
+        client,
+        "record_episode",
+        project_id=p,
+        agent_instance_id=a,
+        task_type="t",
+        task_description="d",
+        outcome="success",
     )
     await client.subscribe_resource(f"{episodes}/{ep['episode_id']}")
     await until(lambda: inbox.updated() == [episodes, episodes], what="episodes updated after record_episode")
