@@ -114,7 +114,7 @@ _SET = (
     + """
 local state = redis.call('GET', m)
 if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
-if state ~= 'o' then return {'sealed'} end
+if state ~= 'o' then return {'sealed', state} end
 local now, key = ARGV[1], ARGV[2]
 purge(now)
 if redis.call('HEXISTS', v, key) == 0 and redis.call('HLEN', v) >= tonumber(ARGV[5]) then return {'full'} end
@@ -143,7 +143,7 @@ _DELETE = (
     + """
 local state = redis.call('GET', m)
 if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
-if state ~= 'o' then return {'sealed'} end
+if state ~= 'o' then return {'sealed', state} end
 local e = redis.call('ZSCORE', x, ARGV[2])
 if redis.call('HDEL', v, ARGV[2]) == 0 then return {'ok', 0} end
 redis.call('ZREM', x, ARGV[2])
@@ -215,10 +215,12 @@ end
 return {'ok', live}
 """
 
-# ARGV: 's' to seal, 'o' to unseal; the terminate's token; now; the lease's end (seal only). A sealed marker is
-# 's:<token>:<lease end>', or 's' (no owner: re-opened sealed from the durable record). A seal succeeds if the session
-# is open, sealed by this token or by nobody, or its owner's lease has run out ('held' otherwise); an unseal clears
-# only this token's seal (or an ownerless one). A terminated session ('t') stays terminated.
+# ARGV: 's' to seal, 'o' to unseal, 'c' to clear a stale seal; the terminate's token; now; the lease's end (seal
+# only). A sealed marker is 's:<token>:<lease end>', or 's' (no owner: re-opened sealed from the durable record). A
+# seal succeeds if the session is open, sealed by this token or by nobody, or its owner's lease has run out ('held'
+# and the marker otherwise); an unseal clears only this token's seal (or an ownerless one); 'c' clears the seal only
+# if exactly this token ('' : nobody) still holds it (compare and delete: never a seal another terminate made since).
+# A terminated session ('t') stays terminated.
 _SEAL = """
 local m = KEYS[1]
 local state = redis.call('GET', m)
@@ -227,8 +229,10 @@ if state == 't' then return {'ok'} end
 local owner, lease = string.match(state, '^s:([^:]*):(.*)$')
 local mine = state == 's' or owner == ARGV[2]
 if ARGV[1] == 's' then
-  if not (mine or state == 'o' or (lease and tonumber(lease) <= tonumber(ARGV[3]))) then return {'held'} end
+  if not (mine or state == 'o' or (lease and tonumber(lease) <= tonumber(ARGV[3]))) then return {'held', state} end
   redis.call('SET', m, 's:' .. ARGV[2] .. ':' .. ARGV[4])
+elseif ARGV[1] == 'c' then
+  if (owner or '') == ARGV[2] and string.sub(state, 1, 1) == 's' then redis.call('SET', m, 'o') end
 elseif mine then
   redis.call('SET', m, 'o')
 end
@@ -285,7 +289,7 @@ elseif mode == 'open' then
   local made_from = state and redis.call('GET', inc)
   if made_from and incarnation == '' then return {'stamp'} end
   if made_from and made_from == incarnation then
-    if state ~= 'o' then return {'sealed'} end
+    if state ~= 'o' then return {'sealed', state} end
     purge(now)
     local n = 0
     for i = p0, t0 - 1, 2 do
@@ -309,7 +313,7 @@ elseif mode == 'open' then
   clear = true
 else
   if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
-  if state ~= 'o' then return {'sealed'} end
+  if state ~= 'o' then return {'sealed', state} end
 end
 if clear then
   if np + nt > maxk then return {'full'} end
@@ -709,11 +713,38 @@ class RedisWorkingStore(RedisStaging):
             if found == "terminated":
                 raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
             reply = await self._eval(name, self.keys(scope), args)
+        if reply[0] == "sealed" and await self._cleared_stale_seal(scope, reply[1]):
+            reply = await self._eval(name, self.keys(scope), args)
         if reply[0] == "sealed":
             raise await self._sealed(scope)
         if reply[0] == "missing":  # lost again between the two calls: let the caller retry
             raise Unavailable("Redis lost this session's working memory while it was being re-opened; retry")
         return reply
+
+    async def _cleared_stale_seal(self, scope: Scope, marker: str) -> bool:
+        """Redis holds the session sealed (``marker``): clear the seal if it is stale, True if it was cleared.
+
+        A terminate seals the durable record before Redis, so a Redis seal by token X was made while X held the
+        durable seal; if the durable record, read after Redis showed X's seal, no longer says X holds it, X has
+        failed and unsealed there (or another terminate took the seal over) and its Redis seal can only be one that
+        landed late: a script sent just before Redis stalled, run after the failed terminate gave up and undid its
+        durable seal. Without this it would refuse writes and terminates until its lease ran out. The seal is
+        cleared only if X still holds it in Redis (compare and delete), never a seal another terminate has made
+        since. A seal with no owner (a re-open of a durably sealed session) is stale once the durable record is
+        not sealed at all."""
+        if self.durable is None or not marker.startswith("s"):
+            return False
+        owner = marker.split(":")[1] if marker.startswith("s:") else ""
+        info = await self.durable.get_session(scope)
+        if info is None or info.status == SessionStatus.TERMINATED:
+            return False
+        if info.sealed and (info.seal_token == owner or not owner):
+            return False  # the seal's owner still holds the durable seal (or one it may take over): not stale
+        await self._eval("seal", self.keys(scope), ["c", owner])
+        logger.warning(
+            "cleared the stale Redis seal of a terminate of %s that had failed (its durable seal was undone)", scope
+        )
+        return True
 
     async def _sealed(self, scope: Scope) -> Conflict:
         """The error for a write to a sealed session: terminated, or a terminate is under way (or was cut off)."""
@@ -786,6 +817,8 @@ class RedisWorkingStore(RedisStaging):
             info = await self.durable.get_session(scope) if self.durable is not None else None
             args[8] = _incarnation(info) if info is not None else "-"  # "-" matches no incarnation
             reply = await self._eval("write", self.keys(scope), args)
+        if reply[0] == "sealed" and await self._cleared_stale_seal(scope, reply[1]):
+            reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "sealed":
             raise await self._sealed(scope)
         if reply[0] == "full":
@@ -801,6 +834,8 @@ class RedisWorkingStore(RedisStaging):
         if reply[0] == "missing":
             # Re-open it sealed by nobody (with its newest checkpoint, which terminate then consolidates); take it.
             await self._recover(scope, now, state="s")
+            reply = await self._eval("seal", self.keys(scope), args)
+        if reply[0] == "held" and await self._cleared_stale_seal(scope, reply[1]):
             reply = await self._eval("seal", self.keys(scope), args)
         if reply[0] == "held":
             raise Conflict(
