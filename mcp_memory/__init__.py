@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import (
+    ConfigurationError,
     Conflict,
     Forbidden,
     Internal,
@@ -38,6 +39,7 @@ from mcp_memory.services.working import SessionMemory, WorkingMemory
 
 __all__ = [
     "AgentLifecycleManager",
+    "ConfigurationError",
     "Conflict",
     "Episode",
     "EpisodeCreate",

@@ -138,7 +138,7 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         "redis": "not configured" if not settings.redis_url else "configured (see stores.working)",
     }
     if settings.redis_url:
-        from mcp_memory.stores.redis import redact_url
+        from mcp_memory.stores.redis.connection import redact_url
 
         report["working_store"] = "redis"
         report["settings"]["redis_url"] = redact_url(settings.redis_url)  # no password in the report

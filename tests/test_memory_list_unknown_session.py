@@ -17,7 +17,7 @@ from mcp_memory.models import Scope
 from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.working import WorkingMemory
-from mcp_memory.stores.redis import RedisWorkingStore
+from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, StorePair, new_scope
 from tests.redis_servers import shared_redis_url
 

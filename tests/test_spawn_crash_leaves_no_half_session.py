@@ -34,7 +34,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
-from mcp_memory.stores.redis import RedisWorkingStore
+from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 
@@ -79,7 +79,8 @@ def ids(scope: Scope) -> tuple[str, str, str]:
 async def assert_absent(rt: MemoryRuntime, scope: Scope) -> None:
     """Every call answers as if the session had never been spawned."""
     assert await rt.store.get_session(scope) is None
-    assert await rt.working.list_keys(scope) == []
+    with pytest.raises(NotFound):
+        await rt.working.list_keys(scope)
     with pytest.raises(NotFound):
         await rt.working.get(scope, "k1")
     with pytest.raises(NotFound):

@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +113,8 @@ class MemoryServer(MCPServer[Any]):
         self.metrics = ServerMetrics()
         self.grants = GrantMiddleware()
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
+        self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult], Awaitable[None]]] = []
+        """Called after each successful tool call (subscriptions notify from here); must not raise."""
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
@@ -152,6 +154,9 @@ class MemoryServer(MCPServer[Any]):
             with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
                 result = await self._call_tool(name, arguments, context)
             code = _error_code(result)
+            if code is None and isinstance(result, CallToolResult):
+                for observe in self.tool_observers:
+                    await observe(name, arguments, result)
             return result
         except MCPError:
             code = "protocol"

@@ -1,5 +1,5 @@
 """The server assembled: a :class:`~.app.MemoryServer` with the tools of :mod:`.tools`, the resources of
-:mod:`.resources` and the prompts of :mod:`.prompts` registered.
+:mod:`.resources`, the prompts of :mod:`.prompts`, session discovery, completions and subscriptions registered.
 
 Here rather than in :mod:`.app` because those modules import :mod:`.app` (for the server's type): importing them
 from it would make a cycle."""
@@ -10,8 +10,11 @@ from collections.abc import Callable
 
 from mcp_memory.config import Settings
 from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.completions import register_completions
 from mcp_memory.server.prompts import register_prompts
 from mcp_memory.server.resources import register_resources
+from mcp_memory.server.session_directory import register_sessions
+from mcp_memory.server.subscriptions import register_subscriptions
 from mcp_memory.server.tools import register_tools
 from mcp_memory.services.runtime import MemoryRuntime
 
@@ -30,6 +33,9 @@ def create_server(
     register_tools(server)
     register_resources(server)
     register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
+    register_sessions(server)  # issue 12: session discovery, completions, subscriptions
+    register_completions(server)
+    register_subscriptions(server)
     return server
 
 

@@ -14,6 +14,7 @@ from mcp_memory.services.backfill import EmbeddingBackfill
 from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.services.hooks import LifecycleHooks, load_hooks
 from mcp_memory.services.lifecycle import AgentLifecycleManager
+from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
 
@@ -63,6 +64,8 @@ class MemoryRuntime:
             loaded_hooks,
             clock,
         )
+        self.sessions = SessionDirectory(self.store, clock, working=self.working_store is self.store)
+        """Session discovery: list_sessions and identifier completion."""
         self.backfill = (
             EmbeddingBackfill(
                 self.store, self.embedder, self.settings.embedding_batch_size, self.episodic.provider_recovered

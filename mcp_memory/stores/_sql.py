@@ -214,6 +214,7 @@ class Dialect:
             terminated_at=self.read_time(row.terminated_at),
             terminate_result=None if row.terminate_result is None else self.read_json(row.terminate_result),
             sealed=bool(row.sealed),
+            seal_token=getattr(row, "seal_token", None) if row.sealed else None,
             spawn_token=getattr(row, "spawn_token", None),
         )
 

@@ -85,6 +85,7 @@ from mcp_memory.stores._sql import (
     restore_overflows,
     session_exists,
 )
+from mcp_memory.stores._sql_sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.pg_schema import connect_args
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
@@ -208,10 +209,15 @@ def _cut_off(driver: Any, cut_off: list[bool]) -> None:
     driver.terminate()
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SessionQueries, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = _DIALECT
+    # Session discovery (_sql_sessions): a listed session's first live keys, as an array (byte order, as memory_list).
+    _FIRST_KEYS = (
+        "ARRAY(SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
+        f'AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key COLLATE "C" LIMIT {FIRST_KEYS})'
+    )
 
     def __init__(
         self,

@@ -78,6 +78,7 @@ from mcp_memory.stores._sql import (
     restore_overflows,
     session_exists,
 )
+from mcp_memory.stores._sql_sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,11 @@ _SCHEMA = [
         text_tokens INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
+    # list_sessions: newest activity first, per project or per agent, paged by (updated_at, id). Created at every
+    # start like the rest (IF NOT EXISTS), so files of schema 5 get them without a version bump: an index changes
+    # nothing a release that does not know it reads or writes.
+    "CREATE INDEX IF NOT EXISTS sessions_project_activity ON sessions (project_id, updated_at, id)",
+    "CREATE INDEX IF NOT EXISTS sessions_agent_activity ON sessions (project_id, agent_instance_id, updated_at, id)",
     # The work list of the embedding retry (few rows, looked up every retry interval).
     "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
     # Full text, per project (see _bm25_scores): each project's episode count and total tokens, the number of its
@@ -823,10 +829,19 @@ class _WalCheckpointer:
                 db.close()
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(SessionQueries, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = _DIALECT
+    # Session discovery (_sql_sessions): a listed session's first live keys, as a JSON array.
+    _FIRST_KEYS = (
+        "(SELECT json_group_array(key) FROM (SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
+        f"AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key LIMIT {FIRST_KEYS}))"
+    )
+
+    @staticmethod
+    def _read_keys(value: Any) -> tuple[str, ...]:
+        return tuple(json.loads(value)) if value else ()
 
     def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
         """``synchronous``: SQLite's durability level. FULL (the default) makes every commit, so every
