@@ -18,6 +18,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -98,16 +99,16 @@ class EpisodicMemory:
 
     def build(
         self,
-        project_id: Any,
-        agent_instance_id: Any,
-        task_type: Any,
-        task_description: Any,
-        outcome: Any,
-        session_id: Any = None,
-        outcome_details: Any = None,
-        lessons_learned: Any = None,
-        importance_score: Any = None,
-        metadata: Any = None,
+        project_id: str | UUID,
+        agent_instance_id: str | UUID,
+        task_type: str,
+        task_description: str,
+        outcome: Outcome | str,
+        session_id: str | None = None,
+        outcome_details: str | None = None,
+        lessons_learned: Sequence[str] | None = None,
+        importance_score: float | None = None,
+        metadata: dict[str, Any] | None = None,
         context_summary: str = "",
     ) -> Episode:
         """Validate everything into an :class:`Episode` (nothing is written)."""
@@ -190,13 +191,13 @@ class EpisodicMemory:
 
     async def search(
         self,
-        project_id: Any,
-        query: Any,
-        limit: Any = 5,
-        outcome: Any = None,
-        task_type: Any = None,
-        agent_instance_id: Any = None,
-        since: Any = None,
+        project_id: str | UUID,
+        query: str,
+        limit: int = 5,
+        outcome: Outcome | str | None = None,
+        task_type: str | None = None,
+        agent_instance_id: str | UUID | None = None,
+        since: str | datetime | None = None,
         *,
         mode: SearchMode = "hybrid",
     ) -> list[ScoredEpisode]:
@@ -225,7 +226,7 @@ class EpisodicMemory:
             embedding_model=self.embedding_model,
         )
 
-    async def get(self, project_id: UUID, episode_id: Any) -> Episode:
+    async def get(self, project_id: UUID, episode_id: str | UUID) -> Episode:
         """One episode of the project, or ``not_found``."""
         eid = parse_uuid(episode_id, "episode_id")
         episode = await self._store.get_episode(project_id, eid)
