@@ -118,6 +118,10 @@ async def main() -> int:
             MCP_MEMORY_HTTP__TOKENS=token_config(("load", token, ["*"])),
             MCP_MEMORY_HTTP__STATELESS="1" if args.stateless else "0",
             MCP_MEMORY_SQLITE_SYNCHRONOUS=args.synchronous,
+            # Every agent here shares one token and one address: keep the fairness caps out of the measurement.
+            MCP_MEMORY_HTTP__MAX_SESSIONS_PER_TOKEN=str(max(100, 2 * args.agents)),
+            MCP_MEMORY_HTTP__MAX_CONNECTIONS_PER_CLIENT=str(max(100, 4 * args.agents)),
+            MCP_MEMORY_HTTP__MAX_CONNECTIONS=str(max(1000, 4 * args.agents)),
         )
         with ServerProcess(env) as server:
             run = Run()

@@ -10,6 +10,7 @@ import argparse
 import gc
 import json
 import logging
+import signal
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -56,18 +57,36 @@ def _with_http_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return settings.model_copy(update={"http": http})
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt for SIGINT (a BaseException, so no ``except Exception`` eats it)."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the MCP server on stdio until the client closes it, or on HTTP (SSE and Streamable HTTP)."""
+    """Run the MCP server on stdio until the client closes it, or on HTTP (SSE and Streamable HTTP).
+
+    SIGINT and SIGTERM shut down cleanly (stores closed) and exit 130 and 143 (128 + the signal's number); the
+    end of stdin exits 0.
+    """
     from mcp_memory.server import create_server
 
     settings = _with_http_flags(_load_settings(), args)
+    # Until a transport takes the signal over (and after uvicorn re-raises it once it has shut down), SIGTERM
+    # ends serve like SIGINT does rather than killing the process outright.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     if args.transport == "stdio":
+        from mcp_memory.server.stdio import serve_stdio
+
         _setup_logging(settings.log_level)
         server = create_server(settings)
         gc.freeze()  # start-up objects (SDK, pydantic models) leave the collector's scans: no full-GC pauses
         logger.info("mcp-memory %s serving on stdio, store %s", __version__, mask_url(settings.resolved_database_url()))
-        server.run("stdio")
-        return 0
+        code: int = anyio.run(serve_stdio, server)
+        logger.info("mcp-memory stopped (exit code %d)", code)
+        return code
     from mcp_memory.server.http import check_http_settings, serve
 
     check_http_settings(settings.http)  # before opening any store: an unsafe bind is refused outright
@@ -298,7 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mcp-memory: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        return 130
+        return 128 + signal.SIGINT
+    except _Terminated:
+        return 128 + signal.SIGTERM
     except BrokenPipeError:
         # The reader went away (``mcp-memory doctor | head``): not an error worth a traceback.
         sys.stderr.close()

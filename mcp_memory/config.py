@@ -108,7 +108,41 @@ class HttpSettings(BaseModel):
     max_connections: int = Field(
         default=1000,
         ge=1,
-        description="Open connections (open SSE streams included) served at once; past it requests get 503 at once.",
+        description=(
+            "Open connections; past it the longest-idle one (no request in flight) is closed to make room, and "
+            "with none idle a new request gets 503 + Retry-After."
+        ),
+    )
+    max_connections_per_client: int = Field(
+        default=100,
+        ge=1,
+        description=(
+            "Open connections from one client address; past it that address's longest-idle one is closed, and "
+            "with none idle its new request gets 429 + Retry-After. Behind a reverse proxy raise it."
+        ),
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's headers must arrive within this long of the connection opening (or of the "
+        "previous response); else 408 and the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request's body must arrive within this long of its headers; else closed."
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    max_sessions: int = Field(
+        default=10_000,
+        ge=1,
+        description="Stateful Streamable HTTP sessions open at once; past it initialize gets 503 + Retry-After.",
+    )
+    max_sessions_per_token: int = Field(
+        default=100,
+        ge=1,
+        description="Stateful Streamable HTTP sessions one bearer token may hold (and, counted apart, SSE streams); "
+        "past it its initialize (or GET /sse) gets 429 + Retry-After; other tokens are unaffected.",
     )
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz: how long the stores may take.")
     metrics_require_token: bool = Field(
@@ -216,6 +250,17 @@ class Settings(BaseSettings):
             "How long a terminate's seal of its session is its own: another terminate of the session is `conflict` "
             "until then, and may take the seal over after (a terminate cut off by a crash does not seal the "
             "session for ever). Keep it well above a terminate's longest run (embedding_deadline_seconds included)."
+        ),
+    )
+
+    spawn_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Working memory in Redis: how long a spawn holds its session while it writes the initial state. Until "
+            "the spawn completes the session does not exist for any other call; another spawn of it is `conflict` "
+            "until the lease runs out, and then takes it over (a spawn cut off by a crash does not block the "
+            "session id for ever). Keep it well above a spawn's longest run (Redis timeouts and retries included)."
         ),
     )
 

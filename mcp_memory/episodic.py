@@ -87,7 +87,7 @@ def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidArgument("metadata must be a JSON object")
-    size = utf8_size(encode_value(value), "metadata")
+    size = utf8_size(encode_value(value, "metadata"), "metadata")
     if size > max_bytes:
         raise TooLarge(f"metadata is {size} bytes serialised; the limit is {max_bytes}")
     return value

@@ -56,7 +56,8 @@ from mcp_memory.models import (
     to_datetime,
     validate_identifier,
 )
-from mcp_memory.stores.ports import DurableStore, EventRecord, SameStoreLifecycle
+from mcp_memory.staged_spawn import spawn_staged
+from mcp_memory.stores.ports import DurableStore, EventRecord, SameStoreLifecycle, StagedSpawn
 from mcp_memory.summary import summarize_state
 from mcp_memory.working import WorkingMemory
 
@@ -318,6 +319,27 @@ class AgentLifecycleManager:
         items: Mapping[str, Item],
     ) -> int:
         """spawn with separate stores: create the session durably, then open its working memory."""
+        store: object = self._working.store
+        if isinstance(store, StagedSpawn):
+            try:
+                return await spawn_staged(
+                    self._durable,
+                    store,
+                    scope,
+                    agent_type,
+                    meta,
+                    started.at,
+                    event,
+                    items,
+                    self._working.limits,
+                    self._settings.spawn_lease_seconds,
+                    self._clock,
+                )
+            except Conflict as exc:
+                # Recorded on the existing session (if there is one): an operator sees the double spawn.
+                await self._record_failure(scope, "spawn", started, exc, meta)
+                raise
+        # A working store without staging: create, then open (a re-open between the two is merged by ``open``).
         try:
             created = await self._durable.create_session(scope, agent_type, meta, started.at, event)
         except Conflict as exc:

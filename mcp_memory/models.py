@@ -100,26 +100,42 @@ def _check_containers(value: Any) -> None:
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
 
 
+def _nul_refused(what: str) -> InvalidArgument:
+    # Postgres text and jsonb cannot hold U+0000; refusing it on every store gives one answer everywhere.
+    return InvalidArgument(f"{what} contains a NUL character (U+0000), which no store can hold; remove it")
+
+
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+"""``\\u0000`` in JSON text that is a NUL character's escape (not a backslash followed by ``u0000``)."""
+
+
 def utf8_size(text: str, what: str) -> int:
-    """Size of a text in UTF-8; text that cannot be encoded (lone surrogates) is ``invalid_argument``."""
+    """Size of a text in UTF-8. Text that no store can hold is ``invalid_argument``: a lone surrogate (not
+    encodable) or a NUL character (Postgres cannot store it)."""
+    if "\x00" in text:
+        raise _nul_refused(what)
     try:
         return len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidArgument(f"{what} is not valid Unicode text (it contains a lone surrogate)") from None
 
 
-def encode_value(value: Any) -> RawJSON:
-    """Serialise a working-memory value to compact JSON text, or raise ``invalid_argument`` if it is not JSON.
+def encode_value(value: Any, what: str = "value") -> RawJSON:
+    """Serialise a JSON value (working memory, metadata) to compact JSON text, or raise ``invalid_argument``.
 
     Only JSON types pass: dict (with string keys), list, str, int, float (finite), bool and None, nested at
-    most ``MAX_JSON_DEPTH`` levels.
+    most ``MAX_JSON_DEPTH`` levels, and no string or key with a NUL character (found as its ``\\u0000`` escape
+    in the text, so the value is not walked twice).
     """
     if isinstance(value, dict | list | tuple):
         _check_containers(value)
     try:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        raw = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidArgument(f"value is not JSON-serialisable: {exc}") from None
+        raise InvalidArgument(f"{what} is not JSON-serialisable: {exc}") from None
+    if "\\u0000" in raw and _ESCAPED_NUL.search(raw):
+        raise _nul_refused(what)
+    return raw
 
 
 def decode_value(raw: RawJSON) -> Any:
@@ -205,6 +221,9 @@ class SessionInfo(_Model):
     sealed: bool = False
     """A terminate is under way, or was cut off before it was recorded (call terminate again): the session
     takes no writes, pauses or resumes. Always true once terminated."""
+    spawn_token: str | None = Field(default=None, exclude=True)
+    """The two-step spawn (working memory in Redis) that made the session, which staged its initial state under
+    this token (None: made in one step, or before spawns had tokens). Internal: never shown to a client."""
 
 
 class CheckpointInfo(_Model):

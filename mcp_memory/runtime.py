@@ -51,7 +51,7 @@ class MemoryRuntime:
                 f"the embedding provider {self.embedder.name} makes {self.embedder.dimension}-dimensional vectors "
                 f"but the store holds {width}; set MCP_MEMORY_EMBEDDING_DIMENSION={self.embedder.dimension}"
             )
-        self.working = WorkingMemory(self.working_store, self.settings, clock)
+        self.working = WorkingMemory(self.working_store, self.settings, clock, sessions=self.store)
         self.episodic = EpisodicMemory(self.store, self.settings, self.embedder, clock)
         self.lifecycle = AgentLifecycleManager(
             self.working,

@@ -17,7 +17,7 @@ from typing import Any
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import Item, RawJSON, Scope, decode_value, encode_value, to_datetime, utf8_size
-from mcp_memory.stores.ports import Limits, WorkingStore
+from mcp_memory.stores.ports import Limits, SessionStore, WorkingStore
 
 MAX_TTL_SECONDS = 10 * 365 * 86400
 
@@ -25,8 +25,17 @@ MAX_TTL_SECONDS = 10 * 365 * 86400
 class WorkingMemory:
     """Validated access to working memory. Stateless apart from its store and settings."""
 
-    def __init__(self, store: WorkingStore, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: WorkingStore,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        sessions: SessionStore | None = None,
+    ) -> None:
         self._store = store
+        self._sessions = sessions
+        """The authority on which sessions exist (the durable store): a working store's reads of an unknown
+        session see nothing, so only it can tell an unknown session from an empty one."""
         self._settings = settings
         self._clock = clock
         self.limits = Limits(max_keys=settings.max_keys_per_session)
@@ -54,7 +63,7 @@ class WorkingMemory:
 
     def encode(self, value: Any, what: str = "value") -> RawJSON:
         """Serialise a value, enforcing the size limit."""
-        raw = encode_value(value)
+        raw = encode_value(value, what)
         size = utf8_size(raw, what)
         if size > self._settings.max_value_bytes:
             raise TooLarge(f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes")
@@ -106,12 +115,17 @@ class WorkingMemory:
         return await self._store.delete(scope, self.check_key(key), self.now())
 
     async def list_keys(self, scope: Scope, prefix: str | None = None) -> list[str]:
-        """Live keys, sorted, optionally only those starting with ``prefix``."""
+        """Live keys, sorted, optionally only those starting with ``prefix``; ``not_found`` for a session that
+        does not exist (as every other call on it), ``[]`` for one with no such key (terminated ones included)."""
         if prefix is not None and not isinstance(prefix, str):
             raise InvalidArgument("prefix must be a string")
         if prefix:
             utf8_size(prefix, "prefix")
-        return await self._store.list_keys(scope, prefix or "", self.now())
+        keys = await self._store.list_keys(scope, prefix or "", self.now())
+        # Only an empty answer can hide an unknown session, so the common case costs no second look-up.
+        if not keys and self._sessions is not None and await self._sessions.get_session(scope) is None:
+            raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+        return keys
 
     async def for_session(self, session_id: Any, project_id: Any, agent_instance_id: Any) -> SessionMemory:
         """The seed's entry point: working memory bound to one session (``await wm.for_session(...)``)."""

@@ -165,12 +165,14 @@ async def test_metrics_count_every_transport(settings: Settings) -> None:
         await c.call_tool("spawn", s)
         await c.call_tool("spawn", s)  # conflict
         await c.call_tool("memory_get", {**s, "key": "nope"})
-        await c.call_tool("no_such_tool", {})
+        with pytest.raises(MCPError):  # a protocol error, counted all the same
+            await c.call_tool("no_such_tool", {})
     registry = server.metrics.registry
     assert registry.get_sample_value("mcp_memory_tool_calls_total", {"tool": "spawn"}) == 2
     assert registry.get_sample_value("mcp_memory_tool_errors_total", {"tool": "spawn", "code": "conflict"}) == 1
     assert registry.get_sample_value("mcp_memory_tool_errors_total", {"tool": "memory_get", "code": "not_found"}) == 1
     assert registry.get_sample_value("mcp_memory_tool_calls_total", {"tool": "unknown"}) == 1
+    assert registry.get_sample_value("mcp_memory_tool_errors_total", {"tool": "unknown", "code": "protocol"}) == 1
     assert registry.get_sample_value("mcp_memory_tool_duration_seconds_count", {"tool": "spawn"}) == 2
     body, content_type = server.metrics.render()
     assert b"mcp_memory_tool_duration_seconds_bucket" in body and content_type.startswith("text/plain")

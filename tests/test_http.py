@@ -77,7 +77,7 @@ async def test_session_walk(server: ServerProcess, transport: str) -> None:
     with anyio.fail_after(TIMEOUT):
         async with connect(server.url, TOKEN_A, transport) as c:
             assert c.server_info is not None and c.server_info.name == "mcp-memory"
-            assert len((await c.list_tools()).tools) == 11
+            assert len((await c.list_tools()).tools) == 12
             assert len((await c.list_resource_templates()).resource_templates) == 5
 
             assert (await ok(c, "spawn", **s, initial_state={"goal": state["goal"]}))["initial_items"] == 1
@@ -208,7 +208,8 @@ async def test_a_session_stays_with_the_token_that_opened_it(server: ServerProce
     opened: list[str] = []
     with anyio.fail_after(TIMEOUT):
         async with connect(server.url, TOKEN_A, "sse", on_sse_session=opened.append) as c:
-            await ok(c, "memory_list", **ids(PROJECT_A))
+            # Got through (the session is just unknown: not_found, not forbidden).
+            assert (await error(c, "memory_list", **ids(PROJECT_A))).startswith("not_found: ")
             assert opened
             # A notification: accepted with 202 and answered by nothing, so no stray response reaches the
             # client's SSE stream (a response to a request it never sent made its reader fail at exit).
@@ -349,8 +350,8 @@ async def test_slow_and_vanished_clients_do_not_hold_up_others(server: ServerPro
         with anyio.fail_after(TIMEOUT):
             # An SSE stream held open and never read, and a Streamable HTTP session left idle.
             async with connect(server.url, TOKEN_A, "sse") as idle_sse, connect(server.url, TOKEN_A) as idle_http:
-                await ok(idle_sse, "memory_list", **ids(PROJECT_A))
-                await ok(idle_http, "memory_list", **ids(PROJECT_A))
+                for idle in (idle_sse, idle_http):  # answered: the session is just unknown
+                    assert (await error(idle, "memory_list", **ids(PROJECT_A))).startswith("not_found: ")
                 s = ids(PROJECT_A)
                 async with connect(server.url, TOKEN_A) as c:
                     await ok(c, "spawn", **s)
@@ -367,22 +368,37 @@ async def test_slow_and_vanished_clients_do_not_hold_up_others(server: ServerPro
             sock.close()
 
 
-def test_connections_past_the_cap_get_503_at_once_and_the_server_recovers(tmp_path: Path) -> None:
-    """Many idle or slowloris clients cannot exhaust the process: past ``http.max_connections`` a new request
-    is answered 503 at once, and once they go, requests are served again."""
+def _open_sse(url: str) -> socket.socket:
+    """A raw SSE stream (no token), once the server is serving it (its endpoint event has arrived)."""
+    sock, host = _raw(url)
+    sock.sendall(f"GET /sse HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n".encode())
+    data = b""
+    while b"endpoint" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    return sock
+
+
+def test_connections_past_the_cap_shed_the_idle_ones_and_get_503_when_all_are_busy(tmp_path: Path) -> None:
+    """Past ``http.max_connections`` the longest-idle connection (here: half-sent requests) is closed to make
+    room, so a new request is served; only when every connection is serving a request (open SSE streams) is a
+    new request answered 503 with Retry-After, at once; once they go, requests are served again."""
     env = server_env(tmp_path / "memory.db", MCP_MEMORY_HTTP__MAX_CONNECTIONS="4")
     with ServerProcess(env) as proc:
         assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 200
-        idle = [_raw(proc.url)[0] for _ in range(4)]
+        held = [_raw(proc.url)[0] for _ in range(4)]
         try:
-            for sock in idle:
+            for sock in held:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # half a request, never finished
-            time.sleep(0.3)
+            assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 200
+            held += [_open_sse(proc.url) for _ in range(4)]
             started = time.perf_counter()
-            assert httpx.get(proc.url + "/healthz", timeout=10).status_code == 503
+            r = httpx.get(proc.url + "/healthz", timeout=10)
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", r
             assert time.perf_counter() - started < 5
         finally:
-            for sock in idle:
+            for sock in held:
                 sock.close()
         deadline = time.monotonic() + 10
         while httpx.get(proc.url + "/healthz", timeout=10).status_code != 200:

@@ -438,9 +438,14 @@ async def test_missing_required_arguments(world: World, tool: str) -> None:
 
 
 async def test_unknown_tool(world: World) -> None:
-    sentence = await world.expect_raw("not_found", "no_such_tool", {"project_id": world.project})
-    assert "no_such_tool" in sentence
-    await world.expect_raw("not_found", "x" * 300, {})
+    """A request for a tool that is not there is a protocol error (SPEC.md), not a tool error."""
+    async with world.unchanged():
+        for name, arguments in [("no_such_tool", {"project_id": world.project}), ("x" * 300, {})]:
+            with pytest.raises(MCPError) as info:
+                await world.client.call_tool(name, arguments)
+            assert info.value.error.code == INVALID_PARAMS
+            assert info.value.error.message.startswith("not_found: tool ")
+            assert name[:200] in info.value.error.message and len(info.value.error.message) < 300
 
 
 @pytest.mark.parametrize("tool", ALL_TOOLS)

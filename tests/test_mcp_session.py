@@ -63,6 +63,7 @@ TOOL_ARGS = {
         "metadata",
     },
     "search_episodes": {"project_id", "query", "limit", "outcome", "task_type", "agent_instance_id", "since"},
+    "memory_prompt": {"project_id", "agent_instance_id", "session_id", "task", "token_budget"},
 }
 TOOL_RESULTS = {
     "spawn": {"session_id", "status", "initial_items"},
@@ -76,6 +77,7 @@ TOOL_RESULTS = {
     "memory_list": {"keys"},
     "record_episode": {"episode_id"},
     "search_episodes": {"episodes"},
+    "memory_prompt": {"text", "tokens", "session_status", "checkpoint_ids", "episode_ids", "left_out"},
 }
 
 

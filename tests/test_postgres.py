@@ -650,6 +650,8 @@ async def test_search_uses_the_hnsw_index_for_a_large_project_only(store: Postgr
 
     project = uuid.uuid4()
     async with store._write() as conn:
+        # Bulk set-up (1,000 HNSW inserts), not a call a user waits for: not bound by the store's statement timeout.
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))
         await conn.execute(
             text(
                 "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "

@@ -22,6 +22,7 @@ import pytest
 import redis
 from mcp import Client
 
+from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, NotFound, Unavailable
 from mcp_memory.models import Item, Scope
@@ -119,8 +120,9 @@ async def test_round_trips_per_lifecycle_call_do_not_grow_with_keys(
                 measured[n][name] = (store.round_trips - client_before, server)
             assert await rt.working.list_keys(scope) == []  # terminate cleared it: the calls did their work
     admin.close()
-    # (client-side count, server-side count): the same for 10 and 10,000 keys, and what the design says.
-    expected = {"spawn": (1, 1), "memory_set": (1, 1), "pause": (1, 1), "resume": (1, 1), "terminate": (3, 3)}
+    # (client-side count, server-side count): the same for 10 and 10,000 keys, and what the design says (spawn:
+    # stage the initial state, then commit it once the durable session is complete; see mcp_memory.staged_spawn).
+    expected = {"spawn": (2, 2), "memory_set": (1, 1), "pause": (1, 1), "resume": (1, 1), "terminate": (3, 3)}
     assert measured[10] == expected, measured
     assert measured[10_000] == expected, measured
 
@@ -353,82 +355,73 @@ def lose(store: RedisWorkingStore, scope: Scope) -> None:
     admin.close()
 
 
-async def test_a_write_landing_while_spawn_opens_redis_is_kept(shared_runtime: MemoryRuntime) -> None:
-    """spawn creates the session durably, then opens it in Redis. A write in between re-opens the session from
-    the durable store and is acknowledged: spawn's open must not wipe it (its initial state fills in the rest)."""
+async def test_a_write_landing_while_spawn_is_under_way_is_not_found(shared_runtime: MemoryRuntime) -> None:
+    """spawn creates the session durably (incomplete), then stages its initial state in Redis, then completes it.
+    A write in between finds no session (`not_found`, nothing written): the session exists once spawn completes,
+    with exactly its initial state."""
     rt = shared_runtime
     scope = new_scope()
-    create_session = rt.store.create_session
+    refused: list[str] = []
 
-    async def create_then_write(*args: Any, **kwargs: Any) -> Any:
-        info = await create_session(*args, **kwargs)
-        await rt.working.set(scope, "early", "written before spawn returned")
-        await rt.working.set(scope, "brief", "gone soon", ttl_seconds=30)
-        return info
+    async def write_mid_spawn(point: str) -> None:
+        if point in ("spawn.begun", "spawn.staged"):
+            with pytest.raises(NotFound):
+                await rt.working.set(scope, "early", "written before spawn returned")
+            assert await rt.working.list_keys(scope) == []
+            refused.append(point)
 
-    rt.store.create_session = create_then_write  # type: ignore[method-assign]
-    await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1, "early": "initial"})
-    assert await rt.working.get(scope, "early") == "written before spawn returned"
-    assert await rt.working.state(scope) == {"a": 1, "early": "written before spawn returned", "brief": "gone soon"}
-    item = await rt.working.get_item(scope, "brief")
-    assert item.expires_at == pytest.approx(rt.clock() + 30)
+    with faults.on_fault(write_mid_spawn):
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1, "early": "initial"})
+    assert refused == ["spawn.begun", "spawn.staged"]
+    assert await rt.working.state(scope) == {"a": 1, "early": "initial"}
     await rt.lifecycle.pause(*ids(scope))
-    assert (await rt.lifecycle.terminate(*ids(scope))).data["state_items_consolidated"] == 3
+    assert (await rt.lifecycle.terminate(*ids(scope))).data["state_items_consolidated"] == 2
 
 
-async def test_a_spawn_that_cannot_open_redis_drops_a_reopen_made_meanwhile(shared_runtime: MemoryRuntime) -> None:
-    """A write between spawn's durable create and its Redis open re-opens the session in Redis; then the open
-    fails (Redis timed out), so spawn discards the durable record: the re-open must not stay behind, writable, as
-    a session the durable store does not know. A retry of spawn starts clean."""
+async def test_a_spawn_that_cannot_stage_in_redis_leaves_nothing(shared_runtime: MemoryRuntime) -> None:
+    """Redis times out as spawn stages its initial state: spawn undoes its durable record and its staged state,
+    so no session is left behind (writes `not_found`) and a retry of spawn succeeds at once, clean."""
     rt = shared_runtime
-    store = redis_store(rt)
     scope = new_scope()
-    create_session, open_ = rt.store.create_session, store.open
 
-    async def create_then_write(*args: Any, **kwargs: Any) -> Any:
-        info = await create_session(*args, **kwargs)
-        await rt.working.set(scope, "early", "written before spawn failed")
-        return info
+    async def redis_fails(point: str) -> None:
+        if point == "spawn.staged":
+            raise Unavailable("Redis is not reachable or not answering (TimeoutError); retry later")
 
-    async def failing_open(*args: Any, **kwargs: Any) -> int:
-        raise Unavailable("Redis is not reachable or not answering (TimeoutError); retry later")
-
-    rt.store.create_session = create_then_write  # type: ignore[method-assign]
-    store.open = failing_open  # type: ignore[method-assign]
-    with pytest.raises(Unavailable):
-        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+    with faults.on_fault(redis_fails), pytest.raises(Unavailable):
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1, "b": 2})
     assert await rt.store.get_session(scope) is None
     with pytest.raises(NotFound):
         await rt.working.set(scope, "late", 1)
-    assert await rt.working.list_keys(scope) == []
-    rt.store.create_session, store.open = create_session, open_  # type: ignore[method-assign]
+    with pytest.raises(NotFound):  # an unknown session
+        await rt.working.list_keys(scope)
+    with redis.Redis.from_url(shared_redis_url()) as admin:
+        assert admin.exists(*redis_store(rt).keys(scope)) == 0  # the staged state went too
     await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
     assert await rt.working.state(scope) == {"a": 1}
 
 
-async def test_a_terminate_landing_while_spawn_opens_redis_wins(db_url: str, clock: FakeClock) -> None:
-    """Another server terminates the session between spawn's durable create and its Redis open: spawn then
-    reports `conflict` (it cannot open a terminated session), and the session stays terminated and empty."""
+async def test_a_terminate_landing_while_spawn_is_under_way_is_not_found(db_url: str, clock: FakeClock) -> None:
+    """Another server terminates the session while spawn is between its steps: the session does not exist yet
+    (`not_found`, nothing recorded), and the spawn completes, running, with its initial state."""
     prefix = unique_prefix()
     settings = Settings(database_url=db_url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
     try:
         async with MemoryRuntime(settings, clock=clock) as rt, MemoryRuntime(settings, clock=clock) as other:
             scope = new_scope()
-            create_session = rt.store.create_session
 
-            async def create_then_terminate(*args: Any, **kwargs: Any) -> Any:
-                info = await create_session(*args, **kwargs)
-                await other.lifecycle.terminate(*ids(scope))
-                return info
+            async def terminate_mid_spawn(point: str) -> None:
+                if point in ("spawn.begun", "spawn.staged"):
+                    with pytest.raises(NotFound):
+                        await other.lifecycle.terminate(*ids(scope))
 
-            rt.store.create_session = create_then_terminate  # type: ignore[method-assign]
-            with pytest.raises(Conflict, match="terminated"):
+            with faults.on_fault(terminate_mid_spawn):
                 await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
             session = await rt.store.get_session(scope)
-            assert session is not None and session.status == "terminated"
-            assert await rt.working.list_keys(scope) == []
-            with pytest.raises(Conflict, match="is terminated"):
-                await rt.working.set(scope, "b", 2)
+            assert session is not None and session.status == "running" and not session.sealed
+            assert [e.event_type for e in await rt.store.list_events(scope, 10)] == ["spawn"]
+            assert await other.working.state(scope) == {"a": 1}
+            await other.working.set(scope, "b", 2)
     finally:
         delete_keys(shared_redis_url(), prefix)
 

@@ -17,18 +17,18 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import anyio
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.context import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
     CallToolResult,
+    GetPromptResult,
     InputRequiredResult,
     ListResourcesResult,
     PaginatedRequestParams,
@@ -38,10 +38,21 @@ from pydantic import AnyUrl, ValidationError
 
 from mcp_memory import __version__, deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError
 from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.server.arguments import keep_arguments_verbatim
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
 from mcp_memory.server.metrics import ServerMetrics
+from mcp_memory.server.protocol import (
+    RefusedRead,
+    check_resource_uri,
+    echo,
+    no_such_resource,
+    prompt_error,
+    resource_error,
+    unknown_prompt,
+    unknown_tool,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +85,6 @@ def as_service_error(exc: BaseException) -> MemoryServiceError:
         if isinstance(cur, ValidationError):
             return InvalidArgument(describe_validation_error(cur))
         cur = cur.__cause__
-    text = str(exc)
-    if text.startswith("Unknown tool:"):
-        return NotFound(f"tool {text.removeprefix('Unknown tool:').strip()!r} does not exist")
     logger.error("unexpected failure", exc_info=exc)
     return Internal("unexpected error inside the server; details are in its log")
 
@@ -122,6 +130,13 @@ class MemoryServer(MCPServer[Any]):
             middleware=[self.grants],
         )
 
+    def add_tool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Register a tool whose arguments arrive exactly as sent (:mod:`.arguments`): no string is decoded
+        as JSON, whatever its annotation. Every tool goes through here, ``@server.tool()`` included."""
+        super().add_tool(fn, *args, **kwargs)
+        for tool in self._tool_manager.list_tools():
+            keep_arguments_verbatim(tool)
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
@@ -162,15 +177,17 @@ class MemoryServer(MCPServer[Any]):
     async def _call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
     ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
+            # Not a tool that failed but a request for one that is not there: a protocol error (docs/contract.md).
+            raise unknown_tool(name)
         try:
-            tool = self._tool_manager.get_tool(name)
-            if tool is not None:
-                properties = tool.parameters.get("properties", {})
-                # A misspelt argument (``ttl`` for ``ttl_seconds``) must not be silently dropped.
-                unknown = sorted(set(arguments) - set(properties))
-                if unknown:
-                    raise InvalidArgument(f"unknown argument(s) for {name}: {', '.join(unknown)}")
-                self._check_project(properties, arguments)
+            properties = tool.parameters.get("properties", {})
+            # A misspelt argument (``ttl`` for ``ttl_seconds``) must not be silently dropped.
+            unknown = sorted(set(arguments) - set(properties))
+            if unknown:
+                raise InvalidArgument(f"unknown argument(s) for {name}: {', '.join(unknown)}")
+            self._check_project(properties, arguments)
             return await super().call_tool(name, arguments, context)
         except MemoryServiceError as exc:
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
@@ -209,21 +226,52 @@ class MemoryServer(MCPServer[Any]):
     async def read_resource(
         self, uri: AnyUrl | str, context: Context[Any, Any] | None = None
     ) -> Iterable[ReadResourceContents] | InputRequiredResult:
-        """Read a resource; one outside the request's grant is refused before any lookup (``forbidden:``).
+        """Read a resource; every failure is a JSON-RPC error whose message starts with its docs/contract.md code
+        (:mod:`.protocol`: the resource-not-found code of the request's protocol version for ``not_found`` and
+        ``forbidden``, -32602 for a malformed URI).
 
-        Each resource function checks its project again (:mod:`.resources`); this gate also covers a URI that
-        matches no template, so an answer never tells a restricted token what exists."""
-        if current_grant().projects is not None:
-            match = _RESOURCE_PROJECT.match(str(uri))
-            try:
+        One outside the request's grant is refused before any lookup (``forbidden:``). Each resource function
+        checks its project again (:mod:`.resources`); this gate also covers a URI that matches no template, so an
+        answer never tells a restricted token what exists."""
+        text = str(uri)
+        try:
+            check_resource_uri(text)
+            if current_grant().projects is not None:
+                match = _RESOURCE_PROJECT.match(text)
                 if match is None:
                     raise Forbidden("this resource is open only to tokens that cover every project")
-                authorize(unquote(match.group(1)))
-            except MemoryServiceError as exc:
-                raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
-        settings = self.runtime.settings
-        with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
-            return await super().read_resource(uri, context)
+                authorize(match.group(1))
+            settings = self.runtime.settings
+            with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
+                return await super().read_resource(uri, context)
+        except MemoryServiceError as exc:
+            err = exc
+        except RefusedRead as exc:
+            err = exc.error
+        except ResourceNotFoundError:
+            err = no_such_resource(text)
+        except ResourceError as exc:  # a crash inside a resource function, or a docs/contract.md error it did not wrap
+            err = as_service_error(exc)
+        logger.info("resource %r: %s", echo(text), err)
+        raise resource_error(err, text, context.protocol_version if context else None) from None
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """Get a prompt; an unknown one, missing arguments or a prompt's docs/contract.md error is a JSON-RPC
+        error (-32602 for the caller's mistakes) with a ``<code>: <sentence>`` message, never a logged traceback."""
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            raise unknown_prompt(name)
+        missing = sorted({a.name for a in prompt.arguments or [] if a.required} - set(arguments or {}))
+        if missing:
+            raise prompt_error(InvalidArgument(f"missing argument(s) for prompt {name}: {', '.join(missing)}"))
+        try:
+            return await super().get_prompt(name, arguments, context)
+        except MCPError:
+            raise
+        except Exception as exc:
+            raise prompt_error(as_service_error(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +310,7 @@ def create_server(
     runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
 ) -> MemoryServer:
     """Build the MCP server with every tool and resource of docs/contract.md registered."""
+    from mcp_memory.server.prompts import register_prompts
     from mcp_memory.server.resources import register_resources
     from mcp_memory.server.tools import register_tools
 
@@ -271,6 +320,7 @@ def create_server(
     server = MemoryServer(runtime)
     register_tools(server)
     register_resources(server)
+    register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
     return server
 
 

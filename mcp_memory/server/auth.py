@@ -137,6 +137,24 @@ class TokenTable:
         return found
 
 
+def not_an_oauth_server(path: str) -> bool:
+    """Whether ``path`` is where an OAuth client looks for an authorization server (RFC 8414 / 9728 metadata,
+    dynamic client registration and the default endpoints). There is none: such a request gets 404 without a
+    token, so Claude Code and mcp-remote report that a token is needed rather than a failed client registration
+    (a 401 there read as "Dynamic Client Registration rejected")."""
+    return path.startswith("/.well-known/") or path in _OAUTH_DEFAULT_ENDPOINTS
+
+
+_OAUTH_DEFAULT_ENDPOINTS: Final = frozenset({"/register", "/authorize", "/token"})
+_NO_OAUTH_BODY: Final = json.dumps(
+    {
+        "error": "not_found",
+        "error_description": "this server has no OAuth authorization server: send the bearer token its operator "
+        "configured (Authorization: Bearer <token>)",
+    }
+).encode()
+
+
 def _unauthorized(error: str | None, description: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     challenge = 'Bearer realm="mcp-memory"'
     if error:
@@ -153,7 +171,8 @@ def _unauthorized(error: str | None, description: str) -> tuple[list[tuple[bytes
 class BearerAuthMiddleware:
     """ASGI middleware: 401 (``WWW-Authenticate: Bearer``) unless the request carries a configured token.
 
-    Paths in ``public`` (health probes) pass without one. On success the scope gets the request's
+    Paths in ``public`` (health probes) pass without one; OAuth discovery and registration paths get 404
+    (:func:`not_an_oauth_server`). On success the scope gets the request's
     :class:`Grant` and an SDK ``AuthenticatedUser`` whose client_id is the token's hash, so the SDK binds each
     SSE and Streamable HTTP session to the token that opened it."""
 
@@ -175,6 +194,12 @@ class BearerAuthMiddleware:
             return
         if scope["type"] != "http" or scope["path"] in self.public:
             await self.app(scope, receive, send)
+            return
+        if not_an_oauth_server(scope["path"]):
+            # Answered here rather than by the router, so no route added there later is reachable without a token.
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_NO_OAUTH_BODY)).encode())]
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": _NO_OAUTH_BODY})
             return
         header = Headers(scope=scope).get("authorization")
         if header is None:
@@ -231,5 +256,6 @@ __all__ = [
     "generate_token",
     "granted",
     "hash_token",
+    "not_an_oauth_server",
     "visible_projects",
 ]

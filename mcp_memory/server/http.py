@@ -10,7 +10,10 @@ Routes: ``/mcp`` (Streamable HTTP), ``/sse`` + ``/messages/`` (SSE), ``/healthz`
 2. A declared body larger than ``http.max_request_bytes`` gets 413 without being read; the SDK's transports
    stop reading a streamed (chunked) body at the same limit.
 3. Bearer tokens (:mod:`.auth`) when ``http.tokens`` is set: 401 otherwise, the health probes excepted
-   (``/metrics`` too if ``http.metrics_require_token`` is false).
+   (``/metrics`` too if ``http.metrics_require_token`` is false); OAuth discovery paths answer 404.
+
+Below ASGI, :mod:`.connections` applies read timeouts and connection caps (idle connections are shed first);
+stateful sessions are capped per token by :mod:`.sessions`.
 
 Stateless mode (``http.stateless``) serves each Streamable HTTP request with a fresh transport and answers in
 JSON, so any process behind a balancer can take any request; SSE is a stream bound to one process and needs
@@ -28,7 +31,7 @@ from typing import Any
 
 import anyio
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
@@ -42,6 +45,8 @@ from mcp_memory.config import HttpSettings, Settings
 from mcp_memory.runtime import ConfigurationError
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
+from mcp_memory.server.connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
+from mcp_memory.server.sessions import FairSessionManager, SessionRefused, StreamsPerToken, send_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -189,15 +194,20 @@ class GuardMiddleware:
 class _SseEndpoint:
     """GET /sse: one SSE stream, served by the MCP server until the client goes away."""
 
-    def __init__(self, server: MemoryServer, transport: SseServerTransport) -> None:
+    def __init__(self, server: MemoryServer, transport: SseServerTransport, streams: StreamsPerToken) -> None:
         self.server = server
         self.transport = transport
+        self.streams = streams
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lowlevel = self.server._lowlevel_server
         try:
-            async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
-                await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+            with self.streams.opened(scope):
+                async with self.transport.connect_sse(scope, receive, send) as (read_stream, write_stream):
+                    await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+        except SessionRefused as refused:
+            logger.warning("refused an SSE stream (%d): %s", refused.status, refused.message)
+            await send_refusal(send, refused)
         except ValueError as exc:
             # connect_sse refuses (and answers) a request its own Host/Origin check fails; ours ran first with
             # the same lists, so this is rare.
@@ -219,13 +229,15 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
             settings.max_value_bytes,
         )
     security = transport_security(http)
-    session_manager = StreamableHTTPSessionManager(
+    session_manager = FairSessionManager(
         app=server._lowlevel_server,
         json_response=http.stateless,
         stateless=http.stateless,
         security_settings=security,
         max_request_body_size=http.max_request_bytes,
         session_idle_timeout=http.session_idle_timeout_seconds,
+        max_sessions=http.max_sessions,
+        max_sessions_per_token=http.max_sessions_per_token,
     )
     sse = SseServerTransport(MESSAGES_PATH, security_settings=security, max_request_body_size=http.max_request_bytes)
     runtime = server.runtime
@@ -259,7 +271,9 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
         )
     routes: list[Route | Mount] = [
         Route(MCP_PATH, endpoint=StreamableHTTPASGIApp(session_manager)),
-        Route(SSE_PATH, endpoint=_SseEndpoint(server, sse), methods=["GET"]),
+        Route(
+            SSE_PATH, endpoint=_SseEndpoint(server, sse, StreamsPerToken(http.max_sessions_per_token)), methods=["GET"]
+        ),
         Mount(MESSAGES_PATH, app=sse.handle_post_message),
         Route("/healthz", endpoint=healthz, methods=["GET"]),
         Route("/readyz", endpoint=readyz, methods=["GET"]),
@@ -275,6 +289,13 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
     settings = settings or server.runtime.settings
     http = settings.http
     app = build_app(server, settings)
+    limits = ConnectionLimits(
+        max_connections=http.max_connections,
+        max_connections_per_client=http.max_connections_per_client,
+        header_timeout=http.header_timeout_seconds,
+        body_timeout=http.body_timeout_seconds,
+    )
+    _raise_open_file_limit(http.max_connections)
     config = uvicorn.Config(
         app,
         host=http.host,
@@ -284,8 +305,10 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
         lifespan="on",
         # Open SSE streams must not hold a shutdown forever.
         timeout_graceful_shutdown=5,
-        # Many idle or slow clients cannot exhaust the process: past the cap uvicorn answers 503 at once.
-        limit_concurrency=http.max_connections,
+        # Our h11 protocol (whatever parser uvicorn would pick) applies the read timeouts and connection caps;
+        # uvicorn's limit_concurrency is not used: it counts idle connections, so idle sockets starved everyone.
+        http=guarded_protocol(ConnectionRegistry(limits, on_reject=server.metrics.rejected)),
+        timeout_keep_alive=http.keep_alive_timeout_seconds,
         server_header=False,
         ws="none",  # no WebSocket endpoints: an upgrade request is handled (and refused) as plain HTTP
     )
@@ -314,6 +337,29 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
                     )
 
     await _Server(config).serve()
+
+
+def _raise_open_file_limit(max_connections: int) -> None:
+    """Raise the soft limit on open files towards the hard one, so the connection cap is reached (and idle
+    connections shed) before accept() fails for want of descriptors (a common soft limit is 1024)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max_connections + 256  # the stores' files and sockets, the log, the stdio pipes
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            logger.warning("could not raise the open-file limit to %d (http.max_connections): %s", target, exc)
+            return
+        if target < wanted:
+            logger.warning(
+                "the open-file limit (%d) is below http.max_connections + 256: lower the cap or raise `ulimit -n`",
+                target,
+            )
 
 
 __all__ = [

@@ -7,16 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import ResourceSecurity
-from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, Resource
+from mcp_types import Resource
 
-from mcp_memory.errors import Forbidden, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.errors import MemoryServiceError, NotFound
 from mcp_memory.models import Episode, Scope, iso, to_datetime, validate_identifier
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize
+from mcp_memory.server.protocol import RefusedRead
 
 JSON = "application/json"
 SESSION_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
@@ -42,13 +41,9 @@ def episode_json(ep: Episode) -> dict[str, Any]:
 
 
 def _resource_error(exc: MemoryServiceError) -> Exception:
-    """docs/contract.md error -> what the SDK turns into the right JSON-RPC error (-32602 for the caller's mistakes,
-    ``forbidden`` included: the same code whether or not the resource exists)."""
-    if isinstance(exc, NotFound):
-        return ResourceNotFoundError(str(exc))
-    if isinstance(exc, InvalidArgument | Forbidden):
-        return MCPError(code=INVALID_PARAMS, message=str(exc))
-    return ResourceError(str(exc))
+    """docs/contract.md error -> what :meth:`MemoryServer.read_resource` turns into the JSON-RPC error of the
+    request's protocol version (:mod:`.protocol`)."""
+    return RefusedRead(exc)
 
 
 def register_resources(server: MemoryServer) -> None:

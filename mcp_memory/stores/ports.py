@@ -158,6 +158,32 @@ class WorkingStore(Protocol):
 
 
 @runtime_checkable
+class StagedSpawn(Protocol):
+    """Optional, for a working store separate from the durable store (Redis): spawn's initial state is written
+    *staged* (held, invisible: every call treats the session as unknown there and asks the durable store), and
+    becomes the session's working memory once the durable store says the spawn completed. With
+    ``SessionStore.begin_spawn`` / ``complete_spawn`` this makes a spawn whole or absent at every step."""
+
+    async def stage(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str) -> int:
+        """Write exactly ``items`` for the spawn ``token``, staged, replacing whatever this store held under the
+        scope (stale: the durable store has just created or taken the session over). Returns the count written;
+        ``TooLarge`` over the key limit."""
+        ...
+
+    async def commit_staged(
+        self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, session: SessionInfo
+    ) -> None:
+        """The durable store has completed the spawn ``session.spawn_token``: its staged state becomes the
+        session's working memory. If this store lost it meanwhile, ``items`` are written again (unless a call
+        has re-opened the session already). Idempotent."""
+        ...
+
+    async def drop_staged(self, scope: Scope, token: str) -> None:
+        """The spawn ``token`` failed before completing: drop its staged state (nothing else)."""
+        ...
+
+
+@runtime_checkable
 class SessionStore(Protocol):
     """Sessions and their lifecycle events. Each method writing an event writes it in the same transaction
     as the state change it records."""
@@ -171,6 +197,34 @@ class SessionStore(Protocol):
         event: EventRecord,
     ) -> SessionInfo:
         """Create a running session and record its spawn event. ``Conflict`` if it exists already."""
+        ...
+
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        """The first step of a two-step spawn (working memory in another store): create the session as
+        ``create_session`` does, but *incomplete*, held by the spawn ``token`` until ``now + lease_seconds``: until
+        ``complete_spawn`` it does not exist for any other method (``get_session`` is None; pauses, seals and events
+        find no session). An incomplete session whose lease has run out at ``now`` (its spawn crashed or gave up) is
+        taken over: replaced, events included. ``Conflict`` if the session exists (complete), or if another spawn
+        holds it and its lease has not run out; nothing changes then."""
+        ...
+
+    async def complete_spawn(self, scope: Scope, token: str) -> None:
+        """The last durable step of a two-step spawn: the session ``token`` began exists from now on. Idempotent;
+        ``Conflict`` if another spawn has taken the session over (nothing changes)."""
+        ...
+
+    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+        """Undo ``begin_spawn`` of ``token`` (its spawn failed before completing): the incomplete session goes,
+        unless another spawn has taken it over or it has completed."""
         ...
 
     async def discard_session(self, scope: Scope) -> None:
@@ -392,5 +446,6 @@ __all__ = [
     "SameStoreLifecycle",
     "SearchMode",
     "SessionStore",
+    "StagedSpawn",
     "WorkingStore",
 ]

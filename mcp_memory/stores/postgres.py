@@ -70,6 +70,7 @@ from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMo
 from mcp_memory.stores.sql.dialect import Dialect, as_is
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_COLUMNS,
+    COMPLETE,
     EPISODE_COLUMNS,
     LIVE,
     SCOPE,
@@ -92,7 +93,7 @@ from mcp_memory.stores.sql.store import SqlStore
 
 logger = logging.getLogger(__name__)
 
-_WRITABLE = "NOT sealed AND status <> 'terminated'"
+_WRITABLE = f"NOT sealed AND status <> 'terminated' AND {COMPLETE}"
 _SESSION_SEALED = f"(SELECT sealed OR status = 'terminated' FROM sessions WHERE {SCOPE})"
 """Whether the session is terminated or being terminated (a scalar subquery, for reads of its checkpoints)."""
 _DIALECT = Dialect(
@@ -120,6 +121,11 @@ RETURNING 1
 _INSERT_SESSION = (
     "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
     "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *"
+)
+_INSERT_SPAWNING = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata, spawn_token, spawn_until) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb), "
+    "CAST(:tok AS text), CAST(:until AS timestamptz)) ON CONFLICT DO NOTHING RETURNING *"
 )
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -430,7 +436,7 @@ class PostgresStore(SqlStore):
         """Lock the session's row for this transaction and check it accepts writes; its pk."""
         row = (
             await conn.execute(
-                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE"),
+                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE} FOR NO KEY UPDATE"),
                 _scope_params(scope),
             )
         ).first()
@@ -593,6 +599,40 @@ class PostgresStore(SqlStore):
                 raise session_exists(scope, status)
         return self._session_info(row)
 
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        params = {
+            **self._session_params(scope, agent_type_id, metadata, now),
+            **self._event_params(event),
+            "tok": token,
+            "until": to_datetime(now + lease_seconds),
+        }
+        # One transaction: a lapsed spawn's row goes and the new one comes in together (a concurrent takeover
+        # blocks on the row's lock, then finds it gone and inserts nothing: conflict).
+        async with self._write() as conn:
+            await self._take_over_lapsed_spawn(conn, params)
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH s AS ({_INSERT_SPAWNING}), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} FROM s) "
+                        "SELECT * FROM s"
+                    ),
+                    params,
+                )
+            ).first()
+            if row is None:
+                raise await self._refuse_spawn(conn, scope, params)
+        return self._session_info(row)
+
     async def discard_session(self, scope: Scope) -> None:
         async with self._one() as conn:
             await conn.execute(
@@ -609,7 +649,7 @@ class PostgresStore(SqlStore):
             await conn.execute(
                 text(
                     f"INSERT INTO events {self._EVENT_COLUMNS} SELECT id, {self._EVENT_VALUES} "
-                    f"FROM sessions WHERE {SCOPE}"
+                    f"FROM sessions WHERE {SCOPE} AND {COMPLETE}"
                 ),
                 {**_scope_params(scope), **self._event_params(event)},
             )
@@ -658,7 +698,9 @@ class PostgresStore(SqlStore):
     async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
         """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
         found = (
-            await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE}"), _scope_params(scope))
+            await conn.execute(
+                text(f"SELECT status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"), _scope_params(scope)
+            )
         ).first()
         self._check_writable(scope, found)
         raise checkpoint_exists(checkpoint_id)

@@ -68,6 +68,7 @@ from mcp_memory.errors import Conflict, Internal, MemoryServiceError, NotFound, 
 from mcp_memory.models import Item, Scope, SessionInfo, SessionStatus
 from mcp_memory.stores.factory import ConfigurationError
 from mcp_memory.stores.ports import DurableStore, Limits
+from mcp_memory.stores.redis_staging import COMMIT_STAGED, DROP_STAGED, RedisStaging
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ _SET = (
     _LIB
     + """
 local state = redis.call('GET', m)
-if not state then return {'missing'} end
+if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
 if state ~= 'o' then return {'sealed'} end
 local now, key = ARGV[1], ARGV[2]
 purge(now)
@@ -127,7 +128,8 @@ return {'ok'}
 # ARGV: now, key
 _GET = """
 local m, v, x = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', m) == 0 then return {'missing'} end
+local st = redis.call('GET', m)
+if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
 local value = redis.call('HGET', v, ARGV[2])
 if not value then return {'ok'} end
 local e = redis.call('ZSCORE', x, ARGV[2])
@@ -140,7 +142,7 @@ _DELETE = (
     _LIB
     + """
 local state = redis.call('GET', m)
-if not state then return {'missing'} end
+if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
 if state ~= 'o' then return {'sealed'} end
 local e = redis.call('ZSCORE', x, ARGV[2])
 if redis.call('HDEL', v, ARGV[2]) == 0 then return {'ok', 0} end
@@ -154,7 +156,8 @@ return {'ok', 1}
 # ARGV: now, prefix
 _LIST = """
 local m, v, x = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('EXISTS', m) == 0 then return {'missing'} end
+local st = redis.call('GET', m)
+if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
 local dead = {}
 for _, k in ipairs(redis.call('ZRANGEBYSCORE', x, '-inf', ARGV[1])) do dead[k] = true end
 local prefix = ARGV[2]
@@ -170,7 +173,8 @@ return out
 _SNAPSHOT = (
     _LIB
     + """
-if redis.call('EXISTS', m) == 0 then return {'missing'} end
+local st = redis.call('GET', m)
+if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
 purge(ARGV[1])
 return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCORES')}
 """
@@ -183,6 +187,7 @@ return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCOR
 _CLEAR = """
 local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local state = redis.call('GET', m)
+if state and string.sub(state, 1, 1) == 'p' then state = false end  -- a staged spawn: not a session yet
 local terminated = ARGV[3] == '1'
 if not state and not terminated then return {'ok', 0} end
 local live = 0
@@ -217,7 +222,7 @@ return {'ok', live}
 _SEAL = """
 local m = KEYS[1]
 local state = redis.call('GET', m)
-if not state then return {'missing'} end
+if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
 if state == 't' then return {'ok'} end
 local owner, lease = string.match(state, '^s:([^:]*):(.*)$')
 local mine = state == 's' or owner == ARGV[2]
@@ -239,26 +244,42 @@ redis.call('DEL', m, v, x, inc)
 return {'ok', 1}
 """
 
-# ARGV: mode, now, clear, max_keys, margin, state, n_plain, n_ttl, incarnation, then n_plain (key, value) pairs,
-# then n_ttl (key, value, expires_at) triples. Items expired at ``now`` are filtered out by the caller.
+# ARGV: mode, now, clear, max_keys, margin, state, n_plain, n_ttl, incarnation, spawn token, then n_plain (key,
+# value) pairs, then n_ttl (key, value, expires_at) triples. Items expired at ``now`` are filtered out by the caller.
 # mode "open": the durable store has just created the session (``incarnation``): open it with exactly these items
 #   (whatever a Redis that outlived its durable store still held under this scope is stale), unless a re-open of
 #   this very incarnation came first: then keep what it holds and add the items whose keys it has not ("sealed" if
 #   a terminate sealed it). An empty ``incarnation`` asks: "stamp" if a re-open's incarnation is there to compare.
 # mode "restore": the session must be open; clear ("1") or merge, within max_keys.
 # mode "recover": only if Redis does not know the session: create it in ``state`` with exactly these items, and
-#   note the durable ``incarnation`` it was made from.
+#   note the durable ``incarnation`` it was made from. A staged spawn ("p:<token>") of the spawn token given (the
+#   durable store says it completed) becomes the session as it is, in ``state``; another staged spawn is stale.
+# mode "spawn": stage exactly these items for the spawn token ("p:<token>": unknown to every other script until
+#   redis_staging's commit), over whatever Redis held under this scope (the durable row was just made for it).
 _WRITE = (
     _LIB
     + """
 local inc = KEYS[4]
 local mode, now, clear, maxk, margin = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), ARGV[5]
-local np, nt, incarnation = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
-local p0 = 10
+local np, nt, incarnation, token = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], ARGV[10]
+local p0 = 11
 local t0 = p0 + 2 * np
 local state = redis.call('GET', m)
 if mode == 'recover' then
+  if state and string.sub(state, 1, 1) == 'p' then
+    if token ~= '' and state == 'p:' .. token then
+      redis.call('SET', m, ARGV[6])
+      if incarnation ~= '' then redis.call('SET', inc, incarnation) end
+      purge(now)
+      reclaim(now, margin)
+      return {'ok', redis.call('HLEN', v)}
+    end
+    state = false
+  end
   if state then return {'exists'} end
+  clear = true
+elseif mode == 'spawn' then
+  redis.call('DEL', inc)
   clear = true
 elseif mode == 'open' then
   local made_from = state and redis.call('GET', inc)
@@ -287,7 +308,7 @@ elseif mode == 'open' then
   redis.call('DEL', inc)
   clear = true
 else
-  if not state then return {'missing'} end
+  if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
   if state ~= 'o' then return {'sealed'} end
 end
 if clear then
@@ -307,6 +328,8 @@ end
 if mode == 'recover' then
   redis.call('SET', m, ARGV[6])
   if incarnation ~= '' then redis.call('SET', inc, incarnation) end
+elseif mode == 'spawn' then
+  redis.call('SET', m, 'p:' .. token)
 elseif mode == 'open' and state ~= 'o' then
   redis.call('SET', m, 'o')
 end
@@ -358,6 +381,8 @@ _SCRIPTS = {
         ("seal", _SEAL),
         ("forget", _FORGET),
         ("write", _WRITE),
+        ("commit", COMMIT_STAGED),
+        ("drop", DROP_STAGED),
     )
 }
 
@@ -482,7 +507,7 @@ def _as_service_error(script: str, exc: Exception) -> MemoryServiceError:
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
-class RedisWorkingStore:
+class RedisWorkingStore(RedisStaging):
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
 
     ``durable`` is the durable store, consulted only off the hot path: to keep ``unseal`` a no-op once a
@@ -662,7 +687,8 @@ class RedisWorkingStore:
             state = "s"
         checkpoint = await self.durable.get_checkpoint(scope, None)
         items = checkpoint.items if checkpoint is not None else {}
-        args = self._item_args("recover", now, True, len(items) + 1, items, state, _incarnation(info))
+        made_by = info.spawn_token or ""  # a staged state of this spawn is the session's initial state: kept
+        args = self._item_args("recover", now, True, len(items) + 1, items, state, _incarnation(info), made_by)
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
             logger.warning(
@@ -719,6 +745,7 @@ class RedisWorkingStore:
         items: Mapping[str, Item],
         state: str = "o",
         incarnation: str = "",
+        token: str = "",
     ) -> list[Any]:
         plain: list[str] = []
         ttl: list[Any] = []
@@ -737,6 +764,7 @@ class RedisWorkingStore:
             len(plain) // 2,
             len(ttl) // 3,
             incarnation,
+            token,
             *plain,
             *ttl,
         ]

@@ -12,6 +12,11 @@ from mcp_memory.stores.sql.dialect import Dialect
 SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
 """Selects one session's row of ``sessions`` (parameters ``:p``, ``:a``, ``:s`` from the adapter's scope)."""
 SESSION_PK = f"(SELECT id FROM sessions WHERE {SCOPE})"
+COMPLETE = "spawn_until IS NULL"
+"""A session whose spawn is complete. A two-step spawn (working memory in Redis) creates the row with a lease
+(``spawn_until``) and clears it once Redis holds the initial state; until then the session does not exist for any
+call (``get_session`` is None, pauses, seals and events find nothing), and once the lease has run out (the spawn's
+server crashed or gave up) a spawn of the same session takes the row over."""
 LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # "Newest" is the latest snapshot, not the latest commit: two writers may commit their pauses in the other
 # order than they took their snapshots.
@@ -32,19 +37,19 @@ LIST_EVENTS = (
 )
 SEAL = (
     "UPDATE sessions SET sealed = true, seal_token = :t, seal_until = :until "
-    f"WHERE {SCOPE} AND status <> 'terminated' "
+    f"WHERE {SCOPE} AND status <> 'terminated' AND {COMPLETE} "
     "AND (NOT sealed OR seal_token IS NULL OR seal_token = :t OR seal_until IS NULL OR seal_until <= :now)"
 )
 """Seal a session that is open, sealed by this token, or sealed by another whose lease has run out (taken over);
 a seal with no token (made before seals had owners) is anyone's to take."""
-SEAL_REFUSED = f"SELECT status FROM sessions WHERE {SCOPE}"
+SEAL_REFUSED = f"SELECT status FROM sessions WHERE {SCOPE} AND {COMPLETE}"
 UNSEAL = (
     "UPDATE sessions SET sealed = false, seal_token = NULL, seal_until = NULL "
     f"WHERE {SCOPE} AND status <> 'terminated' AND sealed AND (seal_token IS NULL OR seal_token = :t)"
 )
 """Clear the seal only if this token holds it (or no token does): never a newer owner's."""
 GET_ITEM = f"SELECT value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND key = :k AND {LIVE}"
-GET_SESSION = f"SELECT * FROM sessions WHERE {SCOPE}"
+GET_SESSION = f"SELECT * FROM sessions WHERE {SCOPE} AND {COMPLETE}"
 CHECKPOINT_BOUND = f"SELECT id, created_at FROM checkpoints WHERE session_pk = {SESSION_PK} AND checkpoint_id = :b"
 """The key of the checkpoint ``:b`` of one session: the bound of a page of its checkpoints."""
 

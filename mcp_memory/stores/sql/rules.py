@@ -87,6 +87,14 @@ def session_exists(scope: Scope, status: Any) -> Conflict:
     )
 
 
+def spawn_in_progress(scope: Scope) -> Conflict:
+    """A spawn of a session whose earlier spawn has not completed and still holds its lease."""
+    return Conflict(
+        f"a spawn of session '{scope.session_id}' is already in progress; retry (if it was interrupted, its "
+        "lease lapses within spawn_lease_seconds and a retried spawn then takes it over)"
+    )
+
+
 def checkpoint_exists(checkpoint_id: str) -> Conflict:
     """``record_pause`` with a checkpoint id the session has already."""
     return Conflict(

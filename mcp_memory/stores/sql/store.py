@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
@@ -10,7 +10,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mcp_memory.errors import NotFound
+from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
@@ -18,12 +18,14 @@ from mcp_memory.stores.sql.queries import (
     CHECKPOINT_BOUND,
     CHECKPOINT_COLUMNS,
     CHECKPOINT_FIELDS,
+    COMPLETE,
     EPISODE_COLUMNS,
     GET_ITEM,
     GET_SESSION,
     LIST_EVENTS,
     NEWEST_FIRST,
     PURGE_EXPIRED,
+    SCOPE,
     SEAL,
     SEAL_REFUSED,
     SESSION_PK,
@@ -31,7 +33,7 @@ from mcp_memory.stores.sql.queries import (
     filter_clause,
     in_projects,
 )
-from mcp_memory.stores.sql.rules import check_terminate, terminate_in_progress
+from mcp_memory.stores.sql.rules import check_terminate, session_exists, spawn_in_progress, terminate_in_progress
 
 _CHECKPOINT_COLUMNS_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 
@@ -73,6 +75,7 @@ class SqlStore:
             terminated_at=d.read_time(row.terminated_at),
             terminate_result=None if row.terminate_result is None else d.read_json(row.terminate_result),
             sealed=bool(row.sealed),
+            spawn_token=getattr(row, "spawn_token", None),
         )
 
     def _checkpoint_info(self, row: Any) -> CheckpointInfo:
@@ -115,11 +118,51 @@ class SqlStore:
         stored: dict[str, Any] = self._dialect.read_json(row.terminate_result) if row.terminate_result else {}
         return stored
 
-    # -- sessions, seals and events ----------------------------------------------------------------------
+    # -- sessions, spawns, seals and events --------------------------------------------------------------
     async def get_session(self, scope: Scope) -> SessionInfo | None:
         async with self._read() as conn:
             row = (await conn.execute(text(GET_SESSION), self._dialect.scope_params(scope))).first()
         return None if row is None else self._session_info(row)
+
+    async def complete_spawn(self, scope: Scope, token: str) -> None:
+        async with self._write() as conn:
+            params = {**self._dialect.scope_params(scope), "tok": token}
+            done = await conn.execute(
+                text(f"UPDATE sessions SET spawn_until = NULL WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE}"),
+                params,
+            )
+            if done.rowcount:
+                return
+            found = text(f"SELECT spawn_token, spawn_until FROM sessions WHERE {SCOPE}")
+            row = (await conn.execute(found, params)).first()
+        if row is not None and row.spawn_token == token:
+            return  # completed already (a replay)
+        raise Conflict(
+            f"spawning session '{scope.session_id}' took longer than its lease and another spawn took it over; "
+            "retry (this one left nothing behind)"
+        )
+
+    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+        params = {**self._dialect.scope_params(scope), "tok": token}
+        mine = f"(SELECT id FROM sessions WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE})"
+        async with self._write() as conn:
+            await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {mine}"), params)
+            await conn.execute(text(f"DELETE FROM sessions WHERE id IN {mine}"), params)
+
+    async def _take_over_lapsed_spawn(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
+        """In ``begin_spawn``'s transaction: drop the row of an earlier spawn of the session that never completed
+        and whose lease has run out at ``:now`` (its events go with it), so that the insert that follows makes it
+        afresh."""
+        lapsed = f"(SELECT id FROM sessions WHERE {SCOPE} AND NOT {COMPLETE} AND spawn_until <= :now)"
+        await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {lapsed}"), params)
+        await conn.execute(text(f"DELETE FROM sessions WHERE id IN {lapsed}"), params)
+
+    async def _refuse_spawn(self, conn: AsyncConnection, scope: Scope, params: Mapping[str, Any]) -> Conflict:
+        """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or it exists."""
+        row = (await conn.execute(text(f"SELECT status, spawn_until FROM sessions WHERE {SCOPE}"), params)).first()
+        if row is not None and row.spawn_until is not None:
+            return spawn_in_progress(scope)
+        return session_exists(scope, None if row is None else row.status)
 
     async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
         d = self._dialect

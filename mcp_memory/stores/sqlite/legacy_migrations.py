@@ -52,6 +52,9 @@ def migrate(db: sqlite3.Connection, version: int) -> int:
     if version == 4:
         _migrate_4_to_5(db)
         version = 5
+    if version == 5:
+        _migrate_5_to_6(db)
+        version = 6
     db.execute("UPDATE schema_version SET version = ?", (version,))
     return version
 
@@ -107,3 +110,11 @@ def _migrate_4_to_5(db: sqlite3.Connection) -> None:
         "INSERT INTO text_terms (project_pk, term, episodes) "
         "SELECT project_pk, term, COUNT(*) FROM episode_terms GROUP BY project_pk, term"
     )
+
+
+def _migrate_5_to_6(db: sqlite3.Connection) -> None:
+    """Schema 5 -> 6: a two-step spawn's token and lease. A session made before has neither: it is complete."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(sessions)")}
+    for column, kind in (("spawn_token", "TEXT"), ("spawn_until", "REAL")):
+        if column not in columns:  # (a file built with the newer table has them)
+            db.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")

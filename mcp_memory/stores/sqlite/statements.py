@@ -12,7 +12,7 @@ from typing import Any
 from mcp_memory.models import CheckpointInfo, Item, Scope, SessionStatus, to_datetime
 from mcp_memory.stores.ports import EventRecord, Limits
 from mcp_memory.stores.sql.dialect import Dialect, as_is
-from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, LIVE, SCOPE
+from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE
 from mcp_memory.stores.sql.rules import check_fits, check_writable, restore_overflows
 from mcp_memory.stores.sqlite.schema import encode_state
 
@@ -32,6 +32,7 @@ CheckpointRow = namedtuple("CheckpointRow", CHECKPOINT_ROW_FIELDS)  # type: igno
 CHECKPOINT_ROW_COLUMNS = ", ".join(CHECKPOINT_ROW_FIELDS)
 WRITABLE_SESSION = (
     "s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s AND s.sealed = 0 AND s.status != 'terminated'"
+    " AND s.spawn_until IS NULL"
 )
 INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
@@ -59,7 +60,9 @@ def writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
 
 
 def writable_pk_sync(db: sqlite3.Connection, scope: Scope) -> int:
-    row = db.execute(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE}", scope_params(scope)).fetchone()
+    row = db.execute(
+        f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}", scope_params(scope)
+    ).fetchone()
     return writable_pk(scope, row)
 
 
@@ -70,6 +73,11 @@ INSERT_EVENT = (
 INSERT_SESSION = (
     "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
     "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, :m) ON CONFLICT DO NOTHING RETURNING *"
+)
+INSERT_SPAWNING = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata, spawn_token, spawn_until) VALUES (:p, :a, :s, :t, 'running', :now, :now, :m, :tok, :until) "
+    "ON CONFLICT DO NOTHING RETURNING *"
 )
 SET_STATUS = "UPDATE sessions SET status = :status, updated_at = :now WHERE id = :pk"
 

@@ -36,6 +36,7 @@ from mcp_memory.models import (
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
 from mcp_memory.stores.sql.queries import (
+    COMPLETE,
     EPISODE_COLUMNS,
     LIVE,
     SCOPE,
@@ -67,6 +68,7 @@ from mcp_memory.stores.sqlite.statements import (
     DIALECT,
     INSERT_CHECKPOINT,
     INSERT_SESSION,
+    INSERT_SPAWNING,
     SET_SQL,
     UPSERT_ITEM,
     CheckpointRow,
@@ -109,7 +111,7 @@ class SqliteStore(SqliteConnection, SqlStore):
     async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
         row = (
             await conn.execute(
-                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE}"),
+                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"),
                 scope_params(scope),
             )
         ).first()
@@ -243,6 +245,32 @@ class SqliteStore(SqliteConnection, SqlStore):
         assert session is not None
         return session
 
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        params = {
+            **scope_params(scope),
+            "t": str(agent_type_id) if agent_type_id else None,
+            "now": now,
+            "m": json.dumps(dict(metadata)),
+            "tok": token,
+            "until": now + lease_seconds,
+        }
+        async with self._write() as conn:
+            await self._take_over_lapsed_spawn(conn, params)
+            row = (await conn.execute(text(INSERT_SPAWNING), params)).first()
+            if row is None:
+                raise await self._refuse_spawn(conn, scope, params)
+            await self._insert_event(conn, row.id, event)
+        return self._session_info(row)
+
     async def discard_session(self, scope: Scope) -> None:
         async with self._write() as conn:
             await conn.execute(
@@ -255,7 +283,9 @@ class SqliteStore(SqliteConnection, SqlStore):
 
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
         async with self._write() as conn:
-            pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), scope_params(scope))).scalar()
+            pk = (
+                await conn.execute(text(f"SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}"), scope_params(scope))
+            ).scalar()
             if pk is not None:
                 await self._insert_event(conn, pk, event)
 

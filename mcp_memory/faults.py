@@ -1,0 +1,45 @@
+"""Named fault points on the multi-step paths whose crash safety is tested (a seam for tests, inert otherwise).
+
+A path calls :func:`reached` between its steps. Tests either register a hook (:func:`on_fault`: raise, or block as
+a server that stopped would) or start a server with ``MCP_MEMORY_FAULT_EXIT_AT=<point>`` in its environment, which
+makes the process exit at once at that point (``os._exit``: no cleanup, no ``finally``, as under ``kill -9``).
+
+Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged`` (Redis holds the staged initial
+state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+
+FaultHook = Callable[[str], Awaitable[None]]
+EXIT_ENV = "MCP_MEMORY_FAULT_EXIT_AT"
+POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
+
+_hooks: list[FaultHook] = []
+
+
+async def reached(point: str) -> None:
+    """A path has reached ``point``: exit if asked to by the environment, else run the registered hooks."""
+    if os.environ.get(EXIT_ENV) == point:
+        sys.stderr.write(f"mcp-memory: exiting at fault point {point} ({EXIT_ENV})\n")
+        sys.stderr.flush()
+        os._exit(137)
+    for hook in list(_hooks):
+        await hook(point)
+
+
+@contextmanager
+def on_fault(hook: FaultHook) -> Iterator[None]:
+    """Run ``hook`` at every fault point reached while the block runs (in this process)."""
+    _hooks.append(hook)
+    try:
+        yield
+    finally:
+        _hooks.remove(hook)
+
+
+__all__ = ["EXIT_ENV", "POINTS", "FaultHook", "on_fault", "reached"]

@@ -1,0 +1,165 @@
+"""The ``resume_briefing`` prompt and its tool twin ``memory_prompt``: a briefing for an agent starting work.
+
+Both hand over the same text (:mod:`mcp_memory.services.briefing`): the prompt as one user message, for clients
+that let a person or the model pick prompts; the tool as its text content (plus a small structured result), for
+the many clients that never show prompts to the model (the reason redis/agent-memory-server offers its
+``memory_prompt`` as a tool too).
+
+MCP prompt arguments are strings; ``token_budget`` is parsed here. A bad argument, an unknown one, a project
+outside the request's token, or a session that does not exist is a JSON-RPC error (-32602) whose message starts
+with the docs/contract.md code, never a generic "Error rendering prompt"; a store that is down is -32603.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.prompts.base import Message, Prompt, UserMessage
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from mcp_memory import deadlines
+from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.server.app import MemoryServer, as_service_error
+from mcp_memory.server.auth import authorize
+from mcp_memory.services.briefing import (
+    DEFAULT_TOKEN_BUDGET,
+    MAX_TOKEN_BUDGET,
+    MIN_TOKEN_BUDGET,
+    Briefing,
+    BriefingRequest,
+    build_briefing,
+)
+
+PROMPT_NAME = "resume_briefing"
+TOOL_NAME = "memory_prompt"
+DESCRIPTION = (
+    "Briefing to start or resume work: the session's status and working-memory summary, its newest checkpoints, "
+    "and the past episodes most relevant to the task with their lessons, within a token budget. Read-only."
+)
+
+_TASK = "What you are about to do, in plain words: finds the most relevant past episodes."
+_SESSION = "A session to brief on (its state and checkpoints); needs agent_instance_id."
+_AGENT = "UUID of the agent instance: the session's owner; its own episodes come first."
+_PROJECT = "Project UUID. May be omitted when the server has a default project configured."
+_BUDGET = f"Tokens the briefing may use, {MIN_TOKEN_BUDGET}-{MAX_TOKEN_BUDGET} (default {DEFAULT_TOKEN_BUDGET})."
+_UUID = {"format": "uuid"}
+_PROTOCOL_CODE = {"invalid_argument": INVALID_PARAMS, "not_found": INVALID_PARAMS, "forbidden": INVALID_PARAMS}
+
+
+class BriefingResult(BaseModel):
+    text: str = Field(description="The briefing (Markdown), also the text content.")
+    tokens: int = Field(description="Its size in tokens, estimated as UTF-8 bytes / 4.")
+    session_status: str | None
+    checkpoint_ids: list[str]
+    episode_ids: list[str]
+    left_out: list[str] = Field(description="What did not fit in token_budget.")
+
+
+def protocol_error(exc: MemoryServiceError) -> MCPError:
+    """A service error as the JSON-RPC error of a prompt request (the caller's mistakes are invalid params)."""
+    return MCPError(code=_PROTOCOL_CODE.get(exc.code, INTERNAL_ERROR), message=str(exc))
+
+
+class _BriefingPrompt(Prompt):
+    """The SDK's prompt, with its failures turned into clear -32602 errors.
+
+    The SDK reports an argument its validation rejects (or one the function does not take) as "Error rendering
+    prompt" with code 0; a model can act on ``invalid_argument: unknown argument(s): ...``."""
+
+    async def render(self, arguments: dict[str, Any] | None, context: Context[Any, Any]) -> Any:
+        unknown = sorted(set(arguments or {}) - {a.name for a in self.arguments or []})
+        if unknown:
+            raise protocol_error(InvalidArgument(f"unknown argument(s) for {self.name}: {', '.join(unknown)}"))
+        try:
+            return await super().render(arguments, context)
+        except MCPError:
+            raise
+        except ValueError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError | MemoryServiceError):
+                raise protocol_error(as_service_error(cause)) from None
+            raise protocol_error(as_service_error(exc)) from None
+
+
+async def briefing_for(
+    server: MemoryServer,
+    task: object,
+    session_id: object,
+    agent_instance_id: object,
+    project_id: object,
+    token_budget: object,
+) -> Briefing:
+    """Resolve the scope as the tools do (default project, token check), validate, and build the briefing."""
+    rt = server.runtime
+    if project_id is None and rt.settings.project_id is not None:
+        project_id = rt.settings.project_id
+    if project_id is None:
+        raise InvalidArgument("project_id is required (no default project is configured: MCP_MEMORY_PROJECT_ID)")
+    project = authorize(str(project_id))
+    # Checked at call time: list_sessions may be registered by another module (or not at all).
+    has_list_sessions = server._tool_manager.get_tool("list_sessions") is not None
+    request = BriefingRequest.parse(project, task, agent_instance_id, session_id, token_budget, has_list_sessions)
+    return await build_briefing(rt, request)
+
+
+def register_prompts(server: MemoryServer) -> None:
+    """Register the ``resume_briefing`` prompt and the ``memory_prompt`` tool on ``server``."""
+    settings = server.runtime.settings
+
+    async def resume_briefing(
+        task: Annotated[str | None, Field(description=_TASK)] = None,
+        session_id: Annotated[str | None, Field(description=_SESSION)] = None,
+        agent_instance_id: Annotated[str | None, Field(description=_AGENT)] = None,
+        project_id: Annotated[str | None, Field(description=_PROJECT)] = None,
+        token_budget: Annotated[str | None, Field(description=_BUDGET)] = None,
+    ) -> list[Message]:
+        try:
+            with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
+                briefing = await briefing_for(server, task, session_id, agent_instance_id, project_id, token_budget)
+        except MemoryServiceError as exc:
+            raise protocol_error(exc) from None
+        return [UserMessage(briefing.text)]
+
+    server.add_prompt(
+        _BriefingPrompt.from_function(
+            resume_briefing, name=PROMPT_NAME, title="Briefing to start or resume work", description=DESCRIPTION
+        )
+    )
+
+    @server.tool(
+        name=TOOL_NAME,
+        title="Briefing to start or resume work",
+        description=DESCRIPTION + " The same as the resume_briefing prompt, for clients that do not show prompts.",
+        annotations=ToolAnnotations(
+            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
+    )
+    async def memory_prompt(
+        task: Annotated[str | None, Field(description=_TASK)] = None,
+        session_id: Annotated[str | None, Field(description=_SESSION)] = None,
+        agent_instance_id: Annotated[str | None, Field(description=_AGENT, json_schema_extra=_UUID)] = None,
+        project_id: Annotated[str | None, Field(description=_PROJECT, json_schema_extra=_UUID)] = None,
+        token_budget: Annotated[
+            int, Field(ge=MIN_TOKEN_BUDGET, le=MAX_TOKEN_BUDGET, strict=True, description=_BUDGET)
+        ] = DEFAULT_TOKEN_BUDGET,
+    ) -> Annotated[CallToolResult, BriefingResult]:
+        # The tool call's deadline is set by MemoryServer.call_tool.
+        b = await briefing_for(server, task, session_id, agent_instance_id, project_id, token_budget)
+        result = BriefingResult(
+            text=b.text,
+            tokens=b.tokens,
+            session_status=b.session_status,
+            checkpoint_ids=b.checkpoint_ids,
+            episode_ids=b.episode_ids,
+            left_out=b.left_out,
+        )
+        # The text content is the briefing itself, not a JSON copy of the result: it is what the model reads.
+        return CallToolResult(
+            content=[TextContent(type="text", text=b.text)], structured_content=result.model_dump(mode="json")
+        )
+
+
+__all__ = ["DESCRIPTION", "PROMPT_NAME", "TOOL_NAME", "BriefingResult", "briefing_for", "register_prompts"]

@@ -1,0 +1,287 @@
+"""The stdio transport: one JSON-RPC message per line on stdin, one per line on stdout, logs on stderr.
+
+Why not the SDK's ``mcp.server.stdio.stdio_server`` as it is:
+
+- It hands a line it cannot parse to the session as an exception, and the session drops it without a word:
+  a lone surrogate escape (``"\\ud800"``), JSON nested deeper than the parser's limit (~200 levels), a line that
+  is not JSON, or JSON that is not a JSON-RPC message all left the client waiting for its own timeout. Here every
+  such line is answered at once (-32700 parse error, or -32600 invalid request echoing the id when one can be
+  read) and logged to stderr, bounded.
+- It decodes stdin with ``errors="replace"``, silently turning bytes that are not UTF-8 into U+FFFD; here such a
+  line is refused with -32700 instead (a request is never changed on its way in).
+- It reads stdin in an AnyIO worker thread that cannot be cancelled and is joined at exit, so Ctrl-C waited for
+  the client's next line, forever. Here a daemon thread reads (and another writes), and :func:`serve_stdio` turns
+  SIGINT/SIGTERM into end-of-input: the session ends, the stores close, and the process exits within a second.
+
+The SDK's descriptor claim is reused: while serving, fd 0 reads the null device and fd 1 goes to stderr, so a
+stray ``print`` cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import mcp_types
+import pydantic_core
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion
+from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from mcp_memory.server.app import MemoryServer
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 0.7
+"""After SIGINT/SIGTERM, how long the session may take to finish (stores closing) before it is cancelled."""
+
+_DRAIN_SECONDS = 0.25
+"""At the end, how long the writer may take to send what is already answered (the client may not be reading)."""
+_REASON_CHARS = 200
+"""An error message or log reason is cut to this many characters; the offending line is never echoed whole."""
+_LOGGED_PREFIX_BYTES = 60
+"""How much of a refused line the log shows (as a bytes repr, so control characters stay visible)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The answer to a line that is not a JSON-RPC message."""
+
+    code: int
+    message: str
+    id: int | str | None
+
+    def to_line(self) -> bytes:
+        error = mcp_types.JSONRPCError(
+            jsonrpc="2.0", id=self.id, error=mcp_types.ErrorData(code=self.code, message=self.message)
+        )
+        return error.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
+
+
+def _recover_id(line: bytes) -> int | str | None:
+    """The ``id`` of a JSON object that is not a valid JSON-RPC message, if it is a valid id (else ``None``)."""
+    try:
+        value = pydantic_core.from_json(line)
+    except ValueError:
+        return None
+    if isinstance(value, dict):
+        candidate = value.get("id")
+        # bool is an int in Python but not a JSON-RPC id; fractional numbers are not ids either.
+        if isinstance(candidate, str) or (isinstance(candidate, int) and not isinstance(candidate, bool)):
+            return candidate
+    return None
+
+
+def parse_line(line: bytes) -> mcp_types.JSONRPCMessage | Refusal | None:
+    """One line of stdin as a message, or the error to answer it with; ``None`` for a blank line (ignored)."""
+    if not line.strip():
+        return None
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Refusal(mcp_types.PARSE_ERROR, f"Parse error: not UTF-8 (byte {exc.start})", None)
+    try:
+        message: mcp_types.JSONRPCMessage = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+        return message
+    except ValidationError as exc:
+        errors = exc.errors(include_input=False, include_url=False)
+        invalid_json = [e for e in errors if e["type"] == "json_invalid"]
+        if invalid_json:
+            # pydantic's JSON parser refuses lone surrogates (they are not Unicode text) and nesting past its
+            # recursion limit, as well as anything that is not JSON: all answered as a parse error.
+            reason = str(invalid_json[0]["msg"]).removeprefix("Invalid JSON: ")
+            if "hex escape" in reason:  # the parser's words for a lone surrogate are not self-explanatory
+                reason += " (a \\uD800-\\uDFFF escape must be one half of a surrogate pair)"
+            return Refusal(mcp_types.PARSE_ERROR, _cut(f"Parse error: {reason}"), None)
+        return Refusal(
+            mcp_types.INVALID_REQUEST,
+            "Invalid Request: not a JSON-RPC 2.0 request, notification or response",
+            _recover_id(line),
+        )
+
+
+def _log_refusal(line: bytes, refusal: Refusal) -> None:
+    prefix = line[:_LOGGED_PREFIX_BYTES]
+    logger.warning(
+        "stdio: answered %d to a line of %d bytes that is not a JSON-RPC message (%s); it starts %r%s",
+        refusal.code,
+        len(line),
+        refusal.message,
+        prefix,
+        "..." if len(line) > len(prefix) else "",
+    )
+
+
+def _read_lines(stdin: BinaryIO, lines: MemoryObjectSendStream[bytes], token: anyio.lowlevel.EventLoopToken) -> None:
+    """Reader thread: each line of stdin to the event loop (waiting until it is taken), then end-of-input."""
+    try:
+        while line := stdin.readline():
+            anyio.from_thread.run(lines.send, line, token=token)
+    except (OSError, ValueError) as exc:
+        logger.info("stdio: stdin ended: %r", exc)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.RunFinishedError):
+        return  # the transport has ended input itself (shutdown)
+    with suppress(anyio.RunFinishedError, RuntimeError):
+        anyio.from_thread.run_sync(lines.close, token=token)
+
+
+def _write_lines(
+    stdout: BinaryIO,
+    lines: MemoryObjectReceiveStream[bytes],
+    done: anyio.Event,
+    token: anyio.lowlevel.EventLoopToken,
+) -> None:
+    """Writer thread: each encoded message to stdout, flushed, until every sender has closed."""
+    try:
+        while True:
+            try:
+                line = anyio.from_thread.run(lines.receive, token=token)
+            except anyio.EndOfStream:
+                break
+            stdout.write(line)
+            stdout.flush()
+    except OSError as exc:  # the client closed our stdout: nothing more can be said to it
+        logger.info("stdio: stdout closed: %r", exc)
+    except (anyio.ClosedResourceError, anyio.RunFinishedError):
+        return
+    with suppress(anyio.RunFinishedError, RuntimeError):
+        anyio.from_thread.run_sync(lines.close, token=token)  # senders now fail instead of waiting forever
+        anyio.from_thread.run_sync(done.set, token=token)
+
+
+@dataclass
+class StdioStreams:
+    """What the session reads and writes, and ``end_input`` to end the session as if stdin had closed."""
+
+    read_stream: MemoryObjectReceiveStream[SessionMessage | Exception]
+    write_stream: MemoryObjectSendStream[SessionMessage]
+    end_input: Callable[[], None]
+
+
+@asynccontextmanager
+async def stdio_transport(stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> AsyncIterator[StdioStreams]:
+    """Serve JSON-RPC over ``stdin``/``stdout`` (the process's, claimed as the SDK does, by default)."""
+    releases: list[Callable[[], None] | None] = []
+    try:
+        if stdin is None:
+            stdin, release = _claim_fd(0, sys.stdin, "rb", _open_stdin_diversion)
+            releases.append(release)
+        if stdout is None:
+            stdout, release = _claim_fd(1, sys.stdout, "wb", _open_stdout_diversion)
+            releases.append(release)
+        async with _serve_streams(stdin, stdout) as streams:
+            yield streams
+    finally:
+        for release in reversed(releases):
+            if release is not None:
+                release()
+
+
+@asynccontextmanager
+async def _serve_streams(stdin: BinaryIO, stdout: BinaryIO) -> AsyncIterator[StdioStreams]:
+    raw_send, raw_receive = anyio.create_memory_object_stream[bytes](0)
+    message_send, message_receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
+    write_send, write_receive = anyio.create_memory_object_stream[SessionMessage](0)
+    out_send, out_receive = anyio.create_memory_object_stream[bytes](0)
+    answers = out_send.clone()  # the pump's refusals share the writer with the session's messages
+    written = anyio.Event()
+    token = anyio.lowlevel.current_token()
+    input_scope = anyio.CancelScope()
+
+    async def pump() -> None:
+        with input_scope:
+            async with message_send, answers, raw_receive:
+                async for line in raw_receive:
+                    parsed = parse_line(line)
+                    if parsed is None:
+                        continue
+                    if isinstance(parsed, Refusal):
+                        _log_refusal(line, parsed)
+                        try:
+                            await answers.send(parsed.to_line())
+                        except anyio.BrokenResourceError:
+                            return  # stdout is closed: end input, as the session cannot answer either
+                    else:
+                        await message_send.send(SessionMessage(parsed))
+
+    async def encode() -> None:
+        stdout_closed = False
+        async with out_send, write_receive:
+            async for message in write_receive:
+                if stdout_closed:
+                    continue  # taken and dropped, so that the session ends instead of blocking on its send
+                text = message.message.model_dump_json(by_alias=True, exclude_unset=True)
+                try:
+                    await out_send.send(text.encode() + b"\n")
+                except anyio.BrokenResourceError:
+                    stdout_closed = True  # the writer thread met a closed stdout: the client is gone
+                    input_scope.cancel()
+
+    # Daemon threads: a thread blocked in a read or write of a pipe must never hold the process at exit.
+    threading.Thread(target=_read_lines, args=(stdin, raw_send, token), name="stdio-reader", daemon=True).start()
+    threading.Thread(
+        target=_write_lines, args=(stdout, out_receive, written, token), name="stdio-writer", daemon=True
+    ).start()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pump)
+        tg.start_soon(encode)
+        try:
+            yield StdioStreams(message_receive, write_send, input_scope.cancel)
+        finally:
+            input_scope.cancel()
+            write_send.close()
+            # What the session answered before it ended still reaches the client, within a bound.
+            with anyio.move_on_after(_DRAIN_SECONDS, shield=True):
+                await written.wait()
+            tg.cancel_scope.cancel()
+
+
+async def serve_stdio(server: MemoryServer) -> int:
+    """Serve ``server`` on stdio until stdin ends (exit code 0) or SIGINT/SIGTERM (128 + the signal's number).
+
+    A signal ends input as if stdin had closed: requests in flight are cancelled, the lifespan closes the
+    stores, and answers already made are written. If that takes longer than :data:`SHUTDOWN_GRACE_SECONDS`, or
+    a second signal comes, the session is cancelled outright.
+    """
+    lowlevel = server._lowlevel_server
+    received: list[int] = []
+
+    async def watch_signals(streams: StdioStreams, hard_stop: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                if received:
+                    logger.warning("stdio: second signal, stopping now")
+                    hard_stop.cancel()
+                    return
+                received.append(signum)
+                logger.info("stdio: %s received, shutting down", signal.Signals(signum).name)
+                streams.end_input()
+                hard_stop.deadline = anyio.current_time() + SHUTDOWN_GRACE_SECONDS
+
+    with anyio.CancelScope() as hard_stop:
+        async with stdio_transport() as streams, anyio.create_task_group() as tg:
+            if sys.platform != "win32":  # no signal receivers there: Ctrl-C raises KeyboardInterrupt instead
+                tg.start_soon(watch_signals, streams, hard_stop)
+            await lowlevel.run(streams.read_stream, streams.write_stream, lowlevel.create_initialization_options())
+            tg.cancel_scope.cancel()
+    if hard_stop.cancelled_caught:
+        logger.warning("stdio: the session did not end within %.1f s of the signal; cancelled", SHUTDOWN_GRACE_SECONDS)
+    return 128 + received[0] if received else 0
+
+
+__all__ = ["SHUTDOWN_GRACE_SECONDS", "Refusal", "StdioStreams", "parse_line", "serve_stdio", "stdio_transport"]

@@ -1,0 +1,1 @@
+"""The domain services: what the MCP server calls, without SQL or Redis."""

@@ -1,0 +1,88 @@
+"""spawn with working memory in a separate store (Redis): whole or absent at every step, crash included.
+
+1. The durable store creates the session *incomplete*, held by this spawn's token until its lease runs out
+   (``begin_spawn``). It does not exist yet for any other call: they answer ``not_found`` (reads see nothing).
+2. Redis stages the initial state under the token (``stage``): still invisible.
+3. The durable store completes the session (``complete_spawn``): the commit point. From here the session exists.
+4. Redis commits the staged state (``commit_staged``). If this step never happens (a crash, Redis unreachable),
+   the first call that touches the session finds the staged state of a completed spawn and commits it itself.
+
+A failure before 3 undoes 1 and 2 (only this spawn's own: a spawn that took the session over keeps it). A crash
+before 3 leaves an incomplete session that nobody sees; a retried spawn is ``conflict`` ("in progress") until the
+lease (``spawn_lease_seconds``) runs out, then takes it over and succeeds. A spawn that outlasts its lease stops
+before writing further (another spawn may own the session by then).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import UUID, uuid4
+
+import anyio
+
+from mcp_memory import faults
+from mcp_memory.errors import Conflict, MemoryServiceError
+from mcp_memory.models import Item, Scope
+from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, StagedSpawn
+
+logger = logging.getLogger(__name__)
+
+
+async def spawn_staged(
+    durable: DurableStore,
+    working: StagedSpawn,
+    scope: Scope,
+    agent_type: UUID | None,
+    meta: dict[str, Any],
+    now: float,
+    event: EventRecord,
+    items: Mapping[str, Item],
+    limits: Limits,
+    lease_seconds: float,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Spawn in the four steps above; returns the count of initial items written. ``Conflict`` if the session
+    exists or another spawn holds it (nothing written)."""
+    token = uuid4().hex
+    session = await durable.begin_spawn(scope, agent_type, meta, now, event, token, lease_seconds)
+    completed = False
+    try:
+        await faults.reached("spawn.begun")
+        _within_lease(scope, clock, now, lease_seconds)
+        written = await working.stage(scope, items, now, limits, token)
+        await faults.reached("spawn.staged")
+        _within_lease(scope, clock, now, lease_seconds)
+        await durable.complete_spawn(scope, token)
+        completed = True
+    finally:
+        if not completed:
+            # Leave nothing behind, so that a retry succeeds at once (rather than after the lease): this spawn's
+            # own row and staged state only; a spawn that took the session over keeps both.
+            with anyio.CancelScope(shield=True):
+                try:
+                    await durable.abandon_spawn(scope, token)
+                    await working.drop_staged(scope, token)
+                except Exception:
+                    logger.warning("could not undo the failed spawn of %s; its lease lapses", scope, exc_info=True)
+    await faults.reached("spawn.completed")
+    try:
+        await working.commit_staged(scope, items, now, limits, session)
+    except MemoryServiceError as exc:
+        # The session exists (step 3): the next call that touches it commits the staged state itself.
+        logger.warning("spawn of %s completed; committing its working memory is left to its next call: %s", scope, exc)
+    await faults.reached("spawn.committed")
+    return written
+
+
+def _within_lease(scope: Scope, clock: Callable[[], float], began: float, lease_seconds: float) -> None:
+    if clock() >= began + lease_seconds:
+        raise Conflict(
+            f"spawning session '{scope.session_id}' took longer than its lease of {lease_seconds:g} seconds "
+            "(spawn_lease_seconds); nothing was kept, retry"
+        )
+
+
+__all__ = ["spawn_staged"]

@@ -1,0 +1,90 @@
+"""SIGINT (Ctrl-C) and SIGTERM end ``mcp-memory serve`` within a second on stdio and over HTTP (SSE and
+Streamable HTTP, each with a client connected), with the stores closed, and exit 130 and 143 (128 + the
+signal's number). Before, SIGINT did not stop serve on stdio at all (it waited for the client's next line)
+and SIGTERM over HTTP killed the process by the signal (issue 12 item 7).
+
+"Stores closed" is seen on the SQLite file: in WAL mode the ``-wal`` file exists while a connection is open
+and is removed when the last one closes cleanly (a killed process leaves it behind).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.http_helpers import ServerProcess, connect, ok
+from tests.http_helpers import server_env as http_env
+from tests.stdio_raw import RawStdioServer
+
+STOP_WITHIN = 1.0
+SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"), pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
+
+
+def _wait_for(condition: object, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def _stopped_within(proc: subprocess.Popen[bytes] | subprocess.Popen[str], signum: int) -> tuple[int, float]:
+    """Send ``signum``; the exit code and how long the process took to exit."""
+    start = time.monotonic()
+    proc.send_signal(signum)
+    try:
+        code = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+        raise AssertionError(f"serve did not stop within 10 s of {signal.Signals(signum).name}") from None
+    return code, time.monotonic() - start
+
+
+def _wal(db: Path) -> Path:
+    return db.with_name(db.name + "-wal")
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), SIGNALS)
+def test_signal_stops_stdio_serve_within_a_second(tmp_path: Path, signum: int, exit_code: int) -> None:
+    server = RawStdioServer(tmp_path, MCP_MEMORY_PROJECT_ID=str(uuid.uuid4()))
+    try:
+        server.initialize()
+        scope = {"agent_instance_id": str(uuid.uuid4()), "session_id": "sig"}
+        assert server.call_tool("spawn", **scope)["isError"] is False
+        assert server.call_tool("memory_set", **scope, key="k", value=1)["isError"] is False
+        _wait_for(_wal(server.db).exists, 5)
+        # The client keeps stdin open and idle: the server is blocked reading it when the signal comes.
+        code, took = _stopped_within(server.proc, signum)
+    finally:
+        server.close()
+    assert code == exit_code, "".join(server.log[-5:])
+    assert took < STOP_WITHIN, f"took {took:.2f} s"
+    assert not _wal(server.db).exists(), "the SQLite store was not closed"
+    assert any(f"stopped (exit code {exit_code})" in line for line in server.log)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["http", "sse"])
+@pytest.mark.parametrize(("signum", "exit_code"), SIGNALS)
+async def test_signal_stops_http_serve_within_a_second(
+    tmp_path: Path, transport: str, signum: int, exit_code: int
+) -> None:
+    db = tmp_path / "http.db"
+    project = str(uuid.uuid4())
+    with ServerProcess(http_env(db, MCP_MEMORY_PROJECT_ID=project)) as server:
+        proc = server._proc
+        assert proc is not None
+        # A connected client (an open SSE stream, or a Streamable HTTP session) must not hold the shutdown.
+        async with connect(server.url, None, transport) as client:
+            await ok(client, "spawn", agent_instance_id=str(uuid.uuid4()), session_id="sig")
+            assert _wal(db).exists()
+            code, took = await anyio.to_thread.run_sync(_stopped_within, proc, signum)
+    assert code == exit_code, "".join(server.log[-5:])
+    assert took < STOP_WITHIN, f"took {took:.2f} s"
+    assert not _wal(db).exists(), "the SQLite store was not closed"
