@@ -121,6 +121,7 @@ BASES: dict[str, Base] = {
     "memory_list": Base(lambda ids: ids.scope()),
     "record_episode": Base(_episode_args, session=False),
     "search_episodes": Base(lambda ids: {"project_id": ids.p, "query": "d"}, session=False),
+    "memory_prompt": Base(lambda ids: ids.scope()),
 }
 
 
@@ -267,6 +268,13 @@ async def search_episodes_since(c: Client, ids: Ids, text: str) -> None:
     await refused(c, "search_episodes", "invalid_argument", project_id=ids.p, query="d", since=text)
 
 
+async def memory_prompt_task(c: Client, ids: Ids, text: str) -> None:
+    """The briefing is about exactly that task: its heading carries the text as sent."""
+    await spawn(c, ids)
+    briefing = await ok(c, "memory_prompt", **ids.scope(task=text))
+    assert briefing["text"].splitlines()[0] == f"# Briefing: {text}", briefing["text"][:200]
+
+
 PROBES: dict[tuple[str, str], Probe] = {
     ("pause", "checkpoint_id"): pause_checkpoint_id,
     ("pause", "label"): pause_label,
@@ -285,6 +293,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("search_episodes", "query"): search_episodes_query,
     ("search_episodes", "task_type"): search_episodes_task_type,
     ("search_episodes", "since"): search_episodes_since,
+    ("memory_prompt", "task"): memory_prompt_task,
 }
 
 

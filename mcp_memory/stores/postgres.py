@@ -89,6 +89,7 @@ from mcp_memory.stores.sql.rules import (
     restore_overflows,
     session_exists,
 )
+from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -204,10 +205,15 @@ def _cut_off(driver: Any, cut_off: list[bool]) -> None:
     driver.terminate()
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(SessionQueries, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = _DIALECT
+    # Session discovery (sql/sessions.py): a listed session's first live keys, as an array (byte order, as memory_list).
+    _FIRST_KEYS = (
+        "ARRAY(SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
+        f'AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key COLLATE "C" LIMIT {FIRST_KEYS})'
+    )
 
     def __init__(
         self,

@@ -100,6 +100,11 @@ SCHEMA = [
         text_tokens INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
+    # list_sessions: newest activity first, per project or per agent, paged by (updated_at, id). Created at every
+    # start like the rest (IF NOT EXISTS), so files of schema 5 get them without a version bump: an index changes
+    # nothing a release that does not know it reads or writes.
+    "CREATE INDEX IF NOT EXISTS sessions_project_activity ON sessions (project_id, updated_at, id)",
+    "CREATE INDEX IF NOT EXISTS sessions_agent_activity ON sessions (project_id, agent_instance_id, updated_at, id)",
     # The work list of the embedding retry (few rows, looked up every retry interval).
     "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
     # Full text, per project (see fulltext.py): each project's episode count and total tokens, the number of its

@@ -51,6 +51,7 @@ from mcp_memory.stores.sql.rules import (
     keys_full,
     session_exists,
 )
+from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.connection import SqliteConnection
@@ -84,10 +85,19 @@ from mcp_memory.stores.sqlite.statements import (
 from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
 
 
-class SqliteStore(SqliteConnection, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
+    # Session discovery (sql/sessions.py): a listed session's first live keys, as a JSON array.
+    _FIRST_KEYS = (
+        "(SELECT json_group_array(key) FROM (SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
+        f"AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key LIMIT {FIRST_KEYS}))"
+    )
+
+    @staticmethod
+    def _read_keys(value: Any) -> tuple[str, ...]:
+        return tuple(json.loads(value)) if value else ()
 
     def _read_together(self) -> AbstractAsyncContextManager[AsyncConnection]:
         # One transaction: the statements read one snapshot.
