@@ -80,8 +80,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.transport == "stdio":
         from mcp_memory.server.stdio import serve_stdio
 
+        from mcp_memory.identity import default_scope
+
         _setup_logging(settings.log_level)
-        server = create_server(settings)
+        # A desktop client starts a new process per conversation: the installation's identity makes each one find
+        # the sessions of the previous ones without any UUID in its configuration.
+        server = create_server(settings, defaults=default_scope(settings, installation=True))
         gc.freeze()  # start-up objects (SDK, pydantic models) leave the collector's scans: no full-GC pauses
         logger.info("mcp-memory %s serving on stdio, store %s", __version__, mask_url(settings.resolved_database_url()))
         code: int = anyio.run(serve_stdio, server)
@@ -134,6 +138,7 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         "durable_store": "sqlite (embedded)",
         **_postgres_stores(settings),
         "redis": "not configured" if not settings.redis_url else "configured (see stores.working)",
+        "identity": _identity_report(settings),
     }
     if settings.redis_url:
         from mcp_memory.stores.redis import redact_url
@@ -178,6 +183,30 @@ async def _check_embedder(rt: MemoryRuntime, report: dict[str, Any]) -> bool:
         return False
     report["embedding"] = {"ok": True, "dimension": len(vectors[0])}
     return True
+
+
+def _identity_report(settings: Settings) -> dict[str, Any]:
+    """The project and agent of calls that name none: configured, or (on stdio) the installation's identity."""
+    from mcp_memory.identity import default_scope, identity_path
+
+    try:
+        scope = default_scope(settings, installation=True)
+    except ConfigurationError as exc:
+        return {"error": str(exc)}
+    installed = settings.project_id is None or settings.agent_instance_id is None
+    return {
+        "project_id": str(scope.project_id),
+        "agent_instance_id": str(scope.agent_instance_id),
+        "project_source": "configured" if settings.project_id else "installation (stdio only)",
+        "agent_source": "configured" if settings.agent_instance_id else "installation (stdio only)",
+        "identity_file": str(identity_path()) if installed else None,
+    }
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    """Print the version."""
+    print(f"mcp-memory {__version__}")
+    return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -265,7 +294,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mcp-memory`` console script."""
-    parser = argparse.ArgumentParser(prog="mcp-memory", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="mcp-memory", description="Working, checkpointed and episodic memory for LLM agents: an MCP server."
+    )
     parser.add_argument("--version", action="version", version=f"mcp-memory {__version__}")
     sub = parser.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the MCP server (stdio, or SSE and Streamable HTTP)")
@@ -289,6 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     hash_token.add_argument("--generate", action="store_true", help="generate a random token; print it and its hash")
     hash_token.set_defaults(func=cmd_hash_token)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=cmd_version)
     doctor = sub.add_parser("doctor", help="print the resolved configuration and check each store")
     doctor.set_defaults(func=cmd_doctor)
     reembed = sub.add_parser(

@@ -29,6 +29,8 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'desktop.db'}"
     env["MCP_MEMORY_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    # The installation's identity (identity.json) goes to the test's own data directory, not the user's.
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
     env.update(extra)
     return env
 

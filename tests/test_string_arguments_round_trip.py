@@ -121,7 +121,11 @@ BASES: dict[str, Base] = {
     "memory_list": Base(lambda ids: ids.scope()),
     "record_episode": Base(_episode_args, session=False),
     "search_episodes": Base(lambda ids: {"project_id": ids.p, "query": "d"}, session=False),
+    "memory_prompt": Base(lambda ids: ids.scope(task="d")),
 }
+UUID_ARGUMENTS = {"project_id", "agent_instance_id", "agent_type_id"}
+"""Arguments whose rule is a UUID: published without ``format`` where the tool list is kept lean (the scope is
+described once, in the server's instructions), so they are known by name here."""
 
 
 async def prepared(c: Client, tool: str, ids: Ids) -> dict[str, Any]:
@@ -262,6 +266,19 @@ async def search_episodes_task_type(c: Client, ids: Ids, text: str) -> None:
     assert [h["task_type"] for h in hits] == [text]
 
 
+async def terminate_task_type(c: Client, ids: Ids, text: str) -> None:
+    await spawn(c, ids)
+    result = await ok(c, "terminate", **ids.scope(task_type=text))
+    assert (await episode(c, ids, result["episode_id"]))["task_type"] == text
+
+
+async def memory_prompt_task(c: Client, ids: Ids, text: str) -> None:
+    """The task is the briefing's search text: a briefing answers, and names only the project's episodes."""
+    recorded = await ok(c, "record_episode", **{**_episode_args(ids), "task_description": f"alpha {text}"})
+    briefing = await ok(c, "memory_prompt", project_id=ids.p, task=text)
+    assert set(briefing["episode_ids"]) <= {recorded["episode_id"]}
+
+
 async def search_episodes_since(c: Client, ids: Ids, text: str) -> None:
     """None of the samples is a date: refused, never "no filter"."""
     await refused(c, "search_episodes", "invalid_argument", project_id=ids.p, query="d", since=text)
@@ -285,6 +302,8 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("search_episodes", "query"): search_episodes_query,
     ("search_episodes", "task_type"): search_episodes_task_type,
     ("search_episodes", "since"): search_episodes_since,
+    ("terminate", "task_type"): terminate_task_type,
+    ("memory_prompt", "task"): memory_prompt_task,
 }
 
 
@@ -296,7 +315,8 @@ def string_schema(prop: dict[str, Any]) -> dict[str, Any] | None:
     if not any("type" in m or "enum" in m for m in members):
         return outer
     for member in members:
-        if member.get("type") == "string":
+        kind = member.get("type")
+        if kind == "string" or (isinstance(kind, list) and "string" in kind):
             return {**outer, **member}
     return None
 
@@ -332,7 +352,7 @@ async def check_every_string_argument(c: Client) -> None:
         for text in SAMPLES:
             ids = Ids()
             try:
-                if schema.get("format") == "uuid" or "enum" in schema:
+                if arg in UUID_ARGUMENTS or schema.get("format") == "uuid" or "enum" in schema:
                     await uuid_or_enum(c, tool, arg, ids, text)
                 elif arg == "session_id" and (tool, arg) not in PROBES:
                     await session_named(c, tool, ids, text)
