@@ -583,6 +583,7 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
     query = "rotate the database credentials in the vault"
     qv = EMBEDDER.embed_one(query)
     async with store._write() as conn:
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))  # bulk set-up, not a user's call
         rows = []
         # The crowd is nearer the query than the agent's own episodes: the widened HNSW scan returns crowd only.
         for project, n, who, words in (

@@ -13,8 +13,9 @@ from typing import Any
 import anyio
 import pytest
 
+from mcp_memory import faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Unavailable
+from mcp_memory.errors import NotFound, Unavailable
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.redis import RedisWorkingStore
@@ -78,24 +79,28 @@ async def test_a_pause_overtaken_by_a_resume_does_not_mark_the_session_paused(ru
 async def test_failed_spawn_does_not_discard_a_session_terminated_meanwhile(
     db_url: str, clock: FakeClock, own_redis: RedisServer
 ) -> None:
+    """Another server cannot terminate a session whose spawn has not completed (it does not exist yet for anyone
+    else: ``not_found``, nothing recorded), so a spawn that then fails discards only its own incomplete record,
+    and a retried spawn succeeds."""
     settings = Settings(database_url=db_url, redis_url=own_redis.url, redis_key_prefix="spawn-compensation")
     scope = new_scope()
     async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
-        open_ = a.working_store.open
-        ended: list[dict[str, Any]] = []
+        refused: list[str] = []
 
-        async def open_after_terminate(*args: Any, **kwargs: Any) -> Any:
-            # Between the durable create and the Redis open, server B terminates the session (Redis re-opens it
-            # from the durable record); then A's open fails (a Redis timeout).
-            ended.append((await b.lifecycle.terminate(*ids(scope))).data)
-            raise Unavailable("injected: Redis timed out")
+        async def terminate_then_fail(point: str) -> None:
+            if point == "spawn.staged":
+                # Between the durable begin and completion, server B tries to terminate the session; then A's
+                # next step fails (a Redis timeout).
+                with pytest.raises(NotFound):
+                    await b.lifecycle.terminate(*ids(scope))
+                refused.append(point)
+                raise Unavailable("injected: Redis timed out")
 
-        a.working_store.open = open_after_terminate  # type: ignore[method-assign]
-        with pytest.raises(Unavailable):
+        with faults.on_fault(terminate_then_fail), pytest.raises(Unavailable):
             await a.lifecycle.spawn(*ids(scope), initial_state={"k": 1})
-        a.working_store.open = open_  # type: ignore[method-assign]
-        assert ended and ended[0]["episode_id"]
-        info = await a.store.get_session(scope)
-        assert info is not None and info.status == SessionStatus.TERMINATED, "the terminated session's record is gone"
-        events = [(e.event_type, e.outcome) for e in await a.store.list_events(scope, 100)]
-        assert ("terminate", "ok") in events
+        assert refused == ["spawn.staged"]
+        assert await a.store.get_session(scope) is None, "the failed spawn left its incomplete record behind"
+        assert (await b.lifecycle.spawn(*ids(scope), initial_state={"k": 2})).data["initial_items"] == 1
+        assert await b.working.state(scope) == {"k": 2}
+        events = [(e.event_type, e.outcome) for e in await b.store.list_events(scope, 100)]
+        assert ("terminate", "ok") not in events
