@@ -78,9 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # ends serve like SIGINT does rather than killing the process outright.
     signal.signal(signal.SIGTERM, _raise_terminated)
     if args.transport == "stdio":
-        from mcp_memory.server.stdio import serve_stdio
-
         from mcp_memory.identity import default_scope
+        from mcp_memory.server.stdio import serve_stdio
 
         _setup_logging(settings.log_level)
         # A desktop client starts a new process per conversation: the installation's identity makes each one find

@@ -11,11 +11,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from pydantic import ValidationError
@@ -52,9 +52,7 @@ async def test_two_stdio_servers_without_configuration_share_the_installation_id
         assert (await second.read(uri))["working_memory"]["goal"] == "write the report"
     assert json.loads(identity_file(tmp_path).read_text()) == stored  # made once
 
-    doctor = subprocess.run(
-        [str(stdio_helpers.EXE), "doctor"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    doctor = await anyio.run_process([str(stdio_helpers.EXE), "doctor"], env=env, check=False)
     report = json.loads(doctor.stdout)
     assert report["identity"]["project_id"] == project and report["identity"]["agent_instance_id"] == agent
     assert report["identity"]["identity_file"] == str(identity_file(tmp_path))

@@ -29,8 +29,9 @@ def new_scope() -> dict[str, str]:
 async def ok(c: Client, tool: str, **arguments: Any) -> dict[str, Any]:
     result = await c.call_tool(tool, arguments)
     assert not result.is_error, f"{tool}: {result.content[0].text}"  # type: ignore[union-attr]
-    assert result.structured_content is not None
-    return result.structured_content
+    body: dict[str, Any] | None = result.structured_content
+    assert body is not None
+    return body
 
 
 async def error(c: Client, tool: str, **arguments: Any) -> str:

@@ -37,13 +37,12 @@ from mcp_memory.services.briefing import (
 PROMPT_NAME = "resume_briefing"
 TOOL_NAME = "memory_prompt"
 DESCRIPTION = (
-    "Briefing to start or resume work: a session's state and checkpoints, and the lessons of past episodes relevant "
-    "to the task, within token_budget."
+    "Briefing to start or resume work: a session's state and checkpoints, and lessons of relevant past episodes."
 )
-TOOL_DESCRIPTION = DESCRIPTION + " Same as prompt resume_briefing."
+TOOL_DESCRIPTION = DESCRIPTION + " As prompt resume_briefing."
 
 _TASK = "What you will do."
-_SESSION = "A session to brief on."
+_SESSION = "Its session."
 _AGENT = "Agent UUID; omit for yours (the default)."
 _PROJECT = "Project UUID; omit for yours (the default)."
 _BUDGET = f"Tokens, {MIN_TOKEN_BUDGET}-{MAX_TOKEN_BUDGET}."

@@ -55,7 +55,7 @@ def register(server: MemoryServer) -> None:
         outcome: Annotated[Outcome, Field(description="How it went.")],
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        session_id: Annotated[str | None, Field(description="Its session, if any.")] = None,
+        session_id: Annotated[str | None, Field(description="Its session.")] = None,
         outcome_details: Annotated[str | None, Field(description="What happened.")] = None,
         lessons_learned: Lessons = None,
         importance_score: Annotated[float | None, Field(ge=0, le=1, strict=True, description="Recall weight.")] = None,
@@ -82,9 +82,7 @@ def register(server: MemoryServer) -> None:
         limit: Annotated[int, Field(ge=1, le=100, strict=True, description="How many.")] = 5,
         outcome: Annotated[Outcome | None, Field(description="Filter.")] = None,
         task_type: Annotated[str | None, Field(description="Filter.")] = None,
-        agent_instance_id: Annotated[
-            str | None, Field(description="Filter.", json_schema_extra={"format": "uuid"})
-        ] = None,
+        agent_instance_id: Annotated[str | None, Field(description="Filter.")] = None,
         since: Annotated[
             str | None, Field(description="Recorded since.", json_schema_extra={"format": "date-time"})
         ] = None,

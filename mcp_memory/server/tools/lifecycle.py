@@ -23,17 +23,12 @@ from mcp_memory.server.tools.shared import (
     reply,
 )
 
-_UUID = {"format": "uuid"}
-
 SPAWN = (
     "Start a session: your working memory, named by you. An existing name is `conflict`: resume it if paused; "
     "terminated is for good."
 )
-PAUSE = (
-    "Checkpoint working memory durably and mark the session paused. Writes stay allowed; resume restores the "
-    "checkpoint over them."
-)
-RESUME = "Restore working memory from a checkpoint and mark the session running: to continue, or roll back."
+PAUSE = "Checkpoint working memory durably; the session is paused. Later writes are kept until resume restores it."
+RESUME = "Restore working memory from a checkpoint; the session runs again. To continue, or roll back."
 TERMINATE = (
     "End the session for good: save it as an episode for search_episodes, then clear working memory. Safe to "
     "repeat; checkpoints stay."
@@ -51,7 +46,7 @@ def register(server: MemoryServer) -> None:
         session_id: NewSessionId,
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        agent_type_id: Annotated[str | None, Field(description="Agent type.", json_schema_extra=_UUID)] = None,
+        agent_type_id: Annotated[str | None, Field(description="Agent type UUID.")] = None,
         initial_state: Annotated[dict[str, Any] | None, Field(description="{key: value}.")] = None,
         metadata: Metadata = None,
     ) -> CallToolResult:
@@ -90,9 +85,9 @@ def register(server: MemoryServer) -> None:
         session_id: SessionId,
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        task_description: Annotated[str | None, Field(description="What it set out to do.")] = None,
+        task_description: Annotated[str | None, Field(description="The task.")] = None,
         outcome: Annotated[Outcome, Field(description="How it ended.")] = "success",
-        task_type: Annotated[str, Field(description="The episode's category.")] = (DEFAULT_TERMINATE_TASK_TYPE),
+        task_type: Annotated[str, Field(description="Episode category.")] = (DEFAULT_TERMINATE_TASK_TYPE),
         lessons_learned: Lessons = None,
         consolidate_to_episodic: Annotated[bool, Field(strict=True, description="Record the episode.")] = True,
         cleanup_working: Annotated[bool, Field(strict=True, description="Clear working memory.")] = True,

@@ -11,7 +11,7 @@ from mcp_memory.models import iso
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.tools.shared import JSON_VALUE, READ_ONLY, AgentId, ProjectId, SessionId, ToolScope, hints, reply
 
-Key = Annotated[str, Field(description="1-256 characters.")]
+Key = Annotated[str, Field(description="Up to 256 chars.")]
 
 MEMORY_SET = "Store a JSON value under a key in working memory."
 MEMORY_GET = "Read a key; `not_found` if absent or expired."
@@ -31,7 +31,7 @@ def register(server: MemoryServer) -> None:
         value: Annotated[Any, Field(description="Any JSON value.", json_schema_extra=JSON_VALUE)],
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        ttl_seconds: Annotated[float | None, Field(gt=0, strict=True, description="Lifetime.")] = None,
+        ttl_seconds: Annotated[float | None, Field(gt=0, strict=True, description="Seconds.")] = None,
     ) -> CallToolResult:
         expires = await working.set(tools.session(project_id, agent_instance_id, session_id), key, value, ttl_seconds)
         return reply({"key": key, "expires_at": iso(expires) if expires else None})
