@@ -37,7 +37,8 @@ from mcp_memory.services.briefing import (
 PROMPT_NAME = "resume_briefing"
 TOOL_NAME = "memory_prompt"
 DESCRIPTION = (
-    "Briefing to start or resume work: a session's state and checkpoints, and lessons of relevant past episodes."
+    "Briefing to start or resume work: a session's state and checkpoints, and lessons of relevant past episodes, "
+    "within a token budget."
 )
 TOOL_DESCRIPTION = DESCRIPTION + " As prompt resume_briefing."
 
