@@ -44,7 +44,7 @@ import anyio
 import redis
 
 from mcp_memory import MemoryRuntime, Scope, Settings
-from mcp_memory.stores.redis import RedisWorkingStore
+from mcp_memory.stores.redis.store import RedisWorkingStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_pause_resume import SeedWay, pct, timed

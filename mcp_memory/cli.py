@@ -140,7 +140,7 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         "identity": _identity_report(settings),
     }
     if settings.redis_url:
-        from mcp_memory.stores.redis import redact_url
+        from mcp_memory.stores.redis.connection import redact_url
 
         report["working_store"] = "redis"
         report["settings"]["redis_url"] = redact_url(settings.redis_url)  # no password in the report

@@ -221,6 +221,10 @@ class SessionInfo(_Model):
     sealed: bool = False
     """A terminate is under way, or was cut off before it was recorded (call terminate again): the session
     takes no writes, pauses or resumes. Always true once terminated."""
+    seal_token: str | None = Field(default=None, exclude=True)
+    """The terminate that holds the seal (None: not sealed, or sealed before seals had owners). A working store that
+    keeps its own copy of the seal (Redis) checks its copy against it: a copy whose owner no longer holds this one
+    is stale (that terminate failed and unsealed here, or another took the seal over). Internal, like the token."""
     spawn_token: str | None = Field(default=None, exclude=True)
     """The two-step spawn (working memory in Redis) that made the session, which staged its initial state under
     this token (None: made in one step, or before spawns had tokens). Internal: never shown to a client."""

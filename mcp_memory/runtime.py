@@ -12,6 +12,7 @@ from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_from_settings
 from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks, load_hooks
+from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.stores.factory import ConfigurationError, build_durable_store, build_working_store, check_settings
 from mcp_memory.working import WorkingMemory
 
@@ -61,6 +62,8 @@ class MemoryRuntime:
             loaded_hooks,
             clock,
         )
+        self.sessions = SessionDirectory(self.store, clock, working=self.working_store is self.store)
+        """Session discovery: list_sessions and identifier completion."""
         self.backfill = (
             EmbeddingBackfill(
                 self.store, self.embedder, self.settings.embedding_batch_size, self.episodic.provider_recovered

@@ -24,7 +24,7 @@ import pytest
 import redis
 
 from mcp_memory.stores.ports import DurableStore
-from mcp_memory.stores.redis import RedisWorkingStore
+from mcp_memory.stores.redis.store import RedisWorkingStore
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")

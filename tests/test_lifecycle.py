@@ -23,7 +23,7 @@ from mcp_memory.lifecycle import AgentLifecycleManager
 from mcp_memory.models import Item, LifecycleEvent, Scope, SessionStatus
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.ports import EventRecord
-from mcp_memory.stores.sqlite import SqliteStore
+from mcp_memory.stores.sqlite.store import SqliteStore
 from mcp_memory.summary import DEFAULT_BUDGET
 from mcp_memory.working import WorkingMemory
 from tests.conftest import FakeClock, new_scope

@@ -28,6 +28,7 @@ TEMPLATES = {
     "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}/checkpoints/{checkpoint_id}",
     "memory://projects/{project_id}/episodes",
     "memory://projects/{project_id}/episodes/{episode_id}",
+    "memory://projects/{project_id}/agents/{agent_instance_id}/sessions",
 }
 # docs/contract.md's tool table: arguments and result fields.
 TOOL_ARGS = {
@@ -47,6 +48,7 @@ TOOL_ARGS = {
         "metadata",
     },
     "list_checkpoints": {"project_id", "agent_instance_id", "session_id", "limit", "before"},
+    "list_sessions": {"project_id", "agent_instance_id", "status", "limit", "before"},
     "memory_set": {"project_id", "agent_instance_id", "session_id", "key", "value", "ttl_seconds"},
     "memory_get": {"project_id", "agent_instance_id", "session_id", "key"},
     "memory_delete": {"project_id", "agent_instance_id", "session_id", "key"},
@@ -485,7 +487,7 @@ async def test_resource_templates_are_listed(settings: Settings) -> None:
     async with Client(create_server(settings)) as c:
         templates = (await c.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == TEMPLATES
-        assert len(templates) == 5
+        assert len(templates) == 6
         for t in templates:
             assert t.mime_type == JSON
             assert t.name and t.description

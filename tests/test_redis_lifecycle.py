@@ -18,7 +18,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import NotFound, Unavailable
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.stores.redis import RedisWorkingStore
+from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import RedisServer
 

@@ -122,6 +122,7 @@ BASES: dict[str, Base] = {
     "record_episode": Base(_episode_args, session=False),
     "search_episodes": Base(lambda ids: {"project_id": ids.p, "query": "d"}, session=False),
     "memory_prompt": Base(lambda ids: ids.scope()),
+    "list_sessions": Base(lambda ids: {"project_id": ids.p}, session=False),
 }
 UUID_ARGUMENTS = {"project_id", "agent_instance_id", "agent_type_id"}
 """Arguments whose rule is a UUID: published without ``format`` where the tool list is kept lean (the scope is
@@ -284,6 +285,12 @@ async def memory_prompt_task(c: Client, ids: Ids, text: str) -> None:
     assert briefing["text"].splitlines()[0] == f"# Briefing: {text}", briefing["text"][:200]
 
 
+async def list_sessions_before(c: Client, ids: Ids, text: str) -> None:
+    """None of the samples is a cursor: refused, never "the first page"."""
+    await spawn(c, ids)
+    await refused(c, "list_sessions", "invalid_argument", project_id=ids.p, before=text)
+
+
 PROBES: dict[tuple[str, str], Probe] = {
     ("pause", "checkpoint_id"): pause_checkpoint_id,
     ("pause", "label"): pause_label,
@@ -304,6 +311,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("search_episodes", "since"): search_episodes_since,
     ("terminate", "task_type"): terminate_task_type,
     ("memory_prompt", "task"): memory_prompt_task,
+    ("list_sessions", "before"): list_sessions_before,
 }
 
 

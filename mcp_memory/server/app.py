@@ -13,7 +13,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +120,8 @@ class MemoryServer(MCPServer[Any]):
         self.metrics = ServerMetrics()
         self.grants = GrantMiddleware()
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
+        self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult], Awaitable[None]]] = []
+        """Called after each successful tool call (subscriptions notify from here); must not raise."""
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
@@ -160,6 +162,9 @@ class MemoryServer(MCPServer[Any]):
             with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
                 result = await self._call_tool(name, arguments, context)
             code = _error_code(result)
+            if code is None and isinstance(result, CallToolResult):
+                for observe in self.tool_observers:
+                    await observe(name, arguments, result)
             return result
         except MCPError:
             code = "protocol"
@@ -322,8 +327,11 @@ def create_server(
 
     ``defaults``: the project and agent of calls that name none (default: the configured ones; ``mcp-memory
     serve`` on stdio fills them from the installation's identity, :mod:`mcp_memory.identity`)."""
+    from mcp_memory.server.completions import register_completions
     from mcp_memory.server.prompts import register_prompts
     from mcp_memory.server.resources import register_resources
+    from mcp_memory.server.session_directory import register_sessions
+    from mcp_memory.server.subscriptions import register_subscriptions
     from mcp_memory.server.tools import register_tools
 
     if runtime is None:
@@ -333,6 +341,9 @@ def create_server(
     register_tools(server)
     register_resources(server)
     register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
+    register_sessions(server)  # issue 12: session discovery, completions, subscriptions
+    register_completions(server)
+    register_subscriptions(server)
     return server
 
 

@@ -55,7 +55,7 @@ def check_settings(settings: Settings) -> None:
     """Refuse settings this build cannot honour, rather than silently ignoring them."""
     durable_backend(settings)
     if settings.redis_url:
-        from mcp_memory.stores.redis import check_redis_settings
+        from mcp_memory.stores.redis.connection import check_redis_settings
 
         check_redis_settings(settings)
 
@@ -67,7 +67,7 @@ def build_durable_store(settings: Settings) -> Any:
         from mcp_memory.stores.postgres import PostgresStore
 
         return PostgresStore.from_settings(settings)
-    from mcp_memory.stores.sqlite import SqliteStore
+    from mcp_memory.stores.sqlite.store import SqliteStore
 
     return SqliteStore(settings.resolved_database_url(), synchronous=settings.sqlite_synchronous)
 
@@ -75,7 +75,7 @@ def build_durable_store(settings: Settings) -> Any:
 def build_working_store(settings: Settings, durable: DurableStore) -> Any:
     """The working store: Redis if configured, else the durable store itself (its SQL tables)."""
     if settings.redis_url:
-        from mcp_memory.stores.redis import RedisWorkingStore
+        from mcp_memory.stores.redis.store import RedisWorkingStore
 
         # The durable store is Redis's authority on sessions: it re-opens sessions Redis has lost.
         return RedisWorkingStore.from_settings(settings, durable=durable)

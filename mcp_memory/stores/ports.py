@@ -73,6 +73,33 @@ class EpisodeFilter:
     since: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session as ``list_sessions`` lists it: its record, its newest checkpoint (id, epoch time, label, key
+    count), its episode's outcome and task (a terminated session's, the task cut to 200 characters), and, when the
+    store is also the working store and was asked, its live key count (at most 1001: more reads as "1000+") and first
+    keys. Times are epoch seconds; ``position`` is the store's opaque paging cursor for this row."""
+
+    project_id: UUID
+    agent_instance_id: UUID
+    session_id: str
+    status: str
+    created_at: float
+    updated_at: float
+    position: str
+    checkpoint: tuple[str, float, str | None, int] | None = None
+    episode: tuple[str, str] | None = None
+    live_keys: int | None = None
+    first_keys: tuple[str, ...] = ()
+
+
+LIVE_KEYS_CAP = 1001
+"""``SessionRow.live_keys`` counts up to this many (a listing reads "1000+" beyond), so a full session costs no more."""
+
+IdentifierKind = Literal["project", "agent", "session", "checkpoint", "episode"]
+"""What ``complete_identifiers`` completes."""
+
+
 SearchMode = Literal["hybrid", "text", "vector"]
 """What ``search_episodes`` ranks by: both retrievers fused (the default), full-text only, or vectors only
 (the last two exist to measure what fusion adds)."""
@@ -100,7 +127,10 @@ class WorkingStore(Protocol):
         """Refuse all further writes to the session (it is being terminated by the terminate ``token``), as the
         durable ``SessionStore.seal`` does: ``Conflict`` if another token holds the seal and its lease (``now +
         lease_seconds`` when it sealed) has not run out; a seal with no owner (a re-open of a session sealed on the
-        durable store) is taken over. No-op once terminated."""
+        durable store) is taken over. No-op once terminated. Terminate seals the durable record first: a store
+        keeping its own copy of the seal (Redis) treats a copy whose token no longer holds the durable seal
+        (``SessionInfo.seal_token``) as stale, and clears it (only if that token still holds it) at the next write
+        or seal that meets it."""
         ...
 
     async def unseal(self, scope: Scope, token: str) -> None:
@@ -260,6 +290,35 @@ class SessionStore(Protocol):
 
     async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
         """The session's events, oldest first."""
+        ...
+
+    async def list_sessions(
+        self,
+        project_id: UUID,
+        agent_instance_id: UUID | None,
+        status: str | None,
+        limit: int,
+        before: str | None,
+        now: float,
+        working: bool,
+    ) -> list[SessionRow]:
+        """The project's sessions (of one agent, in one status, if given), newest activity (``updated_at``: the last
+        lifecycle event) first, ``limit`` of them, strictly after the cursor ``before`` (a row's ``position``;
+        ``InvalidArgument`` if malformed). One statement. ``working``: also count each session's live keys."""
+        ...
+
+    async def complete_identifiers(
+        self,
+        kind: IdentifierKind,
+        prefix: str,
+        limit: int,
+        projects: Sequence[UUID] | None,
+        agent_instance_id: UUID | None = None,
+        session_id: str | None = None,
+    ) -> tuple[list[str], int]:
+        """Stored identifiers of ``kind`` starting with ``prefix`` (most recent first, ``limit`` of them) and how
+        many match in all, within ``projects`` (None: every project; ``project`` completes among them, the other
+        kinds need exactly one), narrowed by the agent and session if given (``checkpoint`` needs both)."""
         ...
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
@@ -436,15 +495,18 @@ class SameStoreLifecycle(Protocol):
 
 
 __all__ = [
+    "LIVE_KEYS_CAP",
     "CheckpointStore",
     "DurableStore",
     "EpisodeFilter",
     "EpisodeStore",
     "EventRecord",
+    "IdentifierKind",
     "Item",
     "Limits",
     "SameStoreLifecycle",
     "SearchMode",
+    "SessionRow",
     "SessionStore",
     "StagedSpawn",
     "WorkingStore",

@@ -34,6 +34,14 @@ def item(value: object, expires_at: float | None = None) -> Item:
     return Item(json.dumps(value, separators=(",", ":")), expires_at)
 
 
+async def sealed_as_terminate_does(stores: StorePair, scope: Scope, token: str, now: float) -> None:
+    """Seal as terminate does: the durable record first, then working memory (one call where they are one store).
+    A working store's own seal whose token no longer holds the durable seal is stale (see ``WorkingStore.seal``)."""
+    if stores.working is not stores.durable:
+        await stores.durable.seal(scope, token, now, LEASE)
+    await stores.working.seal(scope, token, now, LEASE)
+
+
 async def create(stores: StorePair, scope: Scope, now: float = T0) -> None:
     """Create the session in the durable store only (``open`` is left to the test)."""
     await stores.durable.create_session(scope, None, {}, now, EventRecord("spawn", now, 0.0, "ok"))
@@ -179,7 +187,7 @@ async def test_reads_of_an_unknown_session_see_nothing(stores: StorePair) -> Non
 async def test_sealed_session_refuses_writes_but_reads(stores: StorePair) -> None:
     items = {"a": item(1), "b": item(2)}
     scope = await opened(stores, items=items)
-    await stores.working.seal(scope, TOKEN, T0, LEASE)
+    await sealed_as_terminate_does(stores, scope, TOKEN, T0)
     with pytest.raises(Conflict):
         await stores.working.set(scope, "c", item(3), T0, LIMITS)
     with pytest.raises(Conflict):
@@ -217,14 +225,16 @@ async def test_a_seal_belongs_to_its_token_until_its_lease_runs_out(stores: Stor
     # Two terminates (of two processes) of one session: the second is refused while the first holds the seal, and a
     # failed first one's unseal cannot undo a seal the second has taken over once the first's lease ran out.
     scope = await opened(stores, items={"a": item(1)})
-    await stores.working.seal(scope, TOKEN, T0, LEASE)
+    await sealed_as_terminate_does(stores, scope, TOKEN, T0)
     await stores.working.seal(scope, TOKEN, T0 + 1, LEASE)  # the same terminate again: idempotent
     with pytest.raises(Conflict, match="already in progress"):
         await stores.working.seal(scope, "terminate-b", T0 + LEASE - 1, LEASE)
     await stores.working.unseal(scope, "terminate-b")  # not its seal: no-op
     with pytest.raises(Conflict):
         await stores.working.set(scope, "b", item(2), T0, LIMITS)
-    await stores.working.seal(scope, "terminate-b", T0 + LEASE + 1, LEASE)  # the first's lease ran out: taken over
+    await sealed_as_terminate_does(
+        stores, scope, "terminate-b", T0 + LEASE + 1
+    )  # the first's lease ran out: taken over
     await stores.working.unseal(scope, TOKEN)  # the first one's late unseal: no longer its seal
     with pytest.raises(Conflict):
         await stores.working.set(scope, "b", item(2), T0, LIMITS)

@@ -4,6 +4,7 @@ A spawn with working memory in Redis takes three steps across two stores: the du
 *incomplete* (``begin_spawn``, held by the spawn's token and lease), Redis stages the initial state under the
 marker ``p:<token>`` (``stage``), the durable store completes the session (``complete_spawn``: from then on it
 exists), and Redis turns the staged state into the session's working memory (``commit_staged``: marker ``o``).
+Scripts: ``lua/write.lua`` (modes ``spawn`` and ``recover``), ``lua/commit.lua`` and ``lua/drop.lua``.
 
 Every other script treats a staged marker as a session Redis does not know ("missing"), so the call asks the
 durable store, as it does for a session Redis lost: an incomplete spawn is unknown there too (``not_found``; reads
@@ -19,35 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_memory.models import Item, Scope, SessionInfo
 from mcp_memory.stores.ports import Limits
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, incarnation
 
 if TYPE_CHECKING:
     from mcp_memory.errors import TooLarge
 
-# KEYS = {m, v, x, i}; ARGV: token, now, margin. "ok" once the session is committed (or a call re-opened it from
-# the durable store already, which only happens once the spawn completed there); "missing" if the staged state is
-# not there (Redis lost it, or it was replaced).
-COMMIT_STAGED = """
-local m, v, x = KEYS[1], KEYS[2], KEYS[3]
-local state = redis.call('GET', m)
-if state == 'p:' .. ARGV[1] then
-  redis.call('SET', m, 'o')
-  return {'ok'}
-end
-if state and string.sub(state, 1, 1) ~= 'p' then return {'ok'} end
-return {'missing'}
-"""
-
-# KEYS = {m, v, x, i}; ARGV: token. Only this spawn's staged state goes.
-DROP_STAGED = """
-local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-if redis.call('GET', m) ~= 'p:' .. ARGV[1] then return {'ok', 0} end
-redis.call('DEL', m, v, x, inc)
-return {'ok', 1}
-"""
-
 
 class RedisStaging:
-    """:class:`~mcp_memory.stores.ports.StagedSpawn` for :class:`~mcp_memory.stores.redis.RedisWorkingStore`."""
+    """:class:`~mcp_memory.stores.ports.StagedSpawn` for :class:`~mcp_memory.stores.redis.store.RedisWorkingStore`."""
 
     if TYPE_CHECKING:
 
@@ -82,19 +62,17 @@ class RedisStaging:
     async def commit_staged(
         self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, session: SessionInfo
     ) -> None:
-        from mcp_memory.stores.redis import RECLAIM_MARGIN_MS, _incarnation
-
         token = session.spawn_token or ""
         reply = await self._eval("commit", self.keys(scope), [token, repr(float(now)), RECLAIM_MARGIN_MS])
         if reply[0] == "ok":
             return
         # Redis lost the staged state (a restart without persistence): the session exists durably, so write its
         # initial state again as a re-open would ("exists": a call re-opened it meanwhile, from the durable store).
-        args = self._item_args("recover", now, True, len(items) + 1, items, "o", _incarnation(session), token)
+        args = self._item_args("recover", now, True, len(items) + 1, items, "o", incarnation(session), token)
         await self._eval("write", self.keys(scope), args)
 
     async def drop_staged(self, scope: Scope, token: str) -> None:
         await self._eval("drop", self.keys(scope), [token])
 
 
-__all__ = ["COMMIT_STAGED", "DROP_STAGED", "RedisStaging"]
+__all__ = ["RedisStaging"]

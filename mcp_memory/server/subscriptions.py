@@ -1,0 +1,287 @@
+"""Resource subscriptions: ``notifications/resources/updated`` and ``notifications/resources/list_changed`` after
+this server's own writes.
+
+Which write changes what (:func:`changes_for`): ``memory_set``/``memory_delete``, ``spawn``, ``pause``, ``resume``
+and ``terminate`` change the session resource (and the agent's sessions listing); ``pause`` the checkpoint list
+too, and adds a checkpoint (the resource list changed); ``terminate`` and ``record_episode`` change the project's
+episode list and the episode, and add an episode (the resource list changed). Only this process's tool calls are
+seen: a write by another server process on the same database or Redis notifies nobody here.
+
+Two protocol eras, one source of events:
+- handshake era (2025-xx, what most clients and the conformance suite speak): ``resources/subscribe`` and
+  ``resources/unsubscribe`` per connection (the subscriptions end with it); notifications go on the connection's
+  standalone channel (stdio, the Streamable HTTP GET stream, SSE). ``list_changed`` goes to every open connection.
+- 2026-07-28: ``subscriptions/listen`` streams, fed by the SDK's subscription bus; the stream's filter decides.
+
+Token scope: a URI outside the grant of the connection (its bearer token's projects) is accepted and never fires,
+exactly like a URI the server does not know, so a subscription tells a token nothing; ``list_changed`` of a project
+reaches only connections whose grant covers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import unquote
+from uuid import UUID
+
+import anyio
+from mcp.server import NotificationOptions
+from mcp.server.connection import Connection
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.models import InitializationOptions
+from mcp.server.subscriptions import ListenHandler, SubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated, ServerEvent
+from mcp_types import (
+    INTERNAL_ERROR,
+    CallToolResult,
+    EmptyResult,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    SubscriptionsListenResult,
+    UnsubscribeRequestParams,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.auth import Grant, current_grant
+from mcp_memory.server.resources import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
+from mcp_memory.server.scope import default_agent, default_project
+from mcp_memory.server.session_directory import SESSIONS_URI
+
+logger = logging.getLogger(__name__)
+
+MAX_URIS_PER_CONNECTION: Final = 1000
+"""A connection's subscriptions beyond this many are accepted and ignored (bounded memory per client)."""
+MAX_LISTEN_STREAMS: Final = 1024
+NOTIFY_TIMEOUT: Final = 2.0
+"""How long one notification may wait on a slow client before it is dropped (it delays the tool call's answer)."""
+_PROJECT = re.compile(r"memory://projects/([^/?#]*)")
+
+
+@dataclass(frozen=True)
+class ProjectResourcesListChanged(ResourcesListChanged):
+    """``resources/list_changed`` caused by a write to ``project`` (delivered only within grants covering it)."""
+
+    project: UUID | None = None
+
+
+def project_of(uri: str) -> UUID | None:
+    match = _PROJECT.match(uri)
+    if match is None:
+        return None
+    try:
+        return UUID(unquote(match.group(1)))
+    except ValueError:
+        return None
+
+
+def visible(grant: Grant, event: ServerEvent) -> bool:
+    """Whether a client with ``grant`` may learn of ``event``."""
+    if grant.projects is None:
+        return True
+    if isinstance(event, ResourceUpdated):
+        project = project_of(event.uri)
+        return project is not None and grant.allows(project)
+    if isinstance(event, ProjectResourcesListChanged) and event.project is not None:
+        return grant.allows(event.project)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What one write changed: the URIs to notify and the project whose resource list gained an item (if any)."""
+
+    uris: tuple[str, ...] = ()
+    list_changed: UUID | None = None
+
+
+def changes_for(
+    name: str,
+    arguments: Mapping[str, Any],
+    result: Mapping[str, Any],
+    default_project: UUID | None,
+    default_agent: UUID | None = None,
+) -> Changes:
+    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing)."""
+    project = arguments.get("project_id") or default_project
+    agent = arguments.get("agent_instance_id") or default_agent
+    session = arguments.get("session_id")
+    if project is None:
+        return Changes()
+    try:
+        project_id = UUID(str(project))
+    except ValueError:
+        return Changes()
+    ids = {"project_id": project_id, "agent_instance_id": agent, "session_id": session}
+    session_uris: tuple[str, ...] = ()
+    if agent is not None and session is not None:
+        session_uris = (SESSION_URI.format(**ids), SESSIONS_URI.format(**ids))
+    episode = result.get("episode_id")
+    episode_uris = (EPISODES_URI.format(project_id=project_id),) + (
+        (EPISODE_URI.format(project_id=project_id, episode_id=episode),) if episode else ()
+    )
+    if name in ("memory_set", "memory_delete", "spawn", "resume", "delete_session"):
+        return Changes(session_uris)
+    if name in ("pause", "delete_checkpoint"):
+        checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
+        return Changes(session_uris + checkpoints, project_id if name == "pause" else None)
+    if name == "terminate":
+        return Changes(session_uris + (episode_uris if episode else ()), project_id if episode else None)
+    if name == "record_episode":
+        return Changes(episode_uris, project_id)
+    if name in ("update_episode", "forget_episodes"):
+        return Changes(episode_uris)
+    return Changes()
+
+
+@dataclass
+class _Watcher:
+    """One handshake-era connection: its grant and the URIs it subscribed to."""
+
+    connection: Connection
+    grant: Grant
+    uris: set[str] = field(default_factory=set)
+
+
+def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
+    # The SDK's ServerSession keeps its connection private; a connection is the unit subscriptions live and die
+    # with, so we read it (and do without subscriptions if a later SDK moves it).
+    connection = getattr(ctx.session, "_connection", None)
+    return connection if isinstance(connection, Connection) else None
+
+
+class _GrantedBus:
+    """A view of the server's subscription bus that hides events outside one grant (one listen stream's)."""
+
+    def __init__(self, bus: SubscriptionBus, grant: Grant) -> None:
+        self._bus = bus
+        self._grant = grant
+
+    async def publish(self, event: ServerEvent) -> None:
+        await self._bus.publish(event)
+
+    def subscribe(self, listener: Callable[[ServerEvent], None]) -> Callable[[], None]:
+        grant = self._grant
+
+        def scoped(event: ServerEvent) -> None:
+            if visible(grant, event):
+                listener(event)
+
+        return self._bus.subscribe(scoped)
+
+
+class ChangeNotifier:
+    """Tracks handshake-era connections and their subscriptions, and tells them (and listen streams) of changes."""
+
+    def __init__(self, server: MemoryServer) -> None:
+        self._server = server
+        self._watchers: dict[int, _Watcher] = {}
+        self._streams = 0
+
+    # -- connections ---------------------------------------------------------------------------------------
+    def _watcher(self, ctx: ServerRequestContext[Any, Any]) -> _Watcher | None:
+        connection = _connection_of(ctx)
+        if connection is None or connection.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return None
+        key = id(connection)
+        watcher = self._watchers.get(key)
+        if watcher is None or watcher.connection is not connection:
+            watcher = self._watchers[key] = _Watcher(connection, current_grant())
+            connection.exit_stack.callback(self._watchers.pop, key, None)  # ends with the connection
+        return watcher
+
+    async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        """Note every handshake-era connection with a channel (``list_changed`` goes to all of them)."""
+        connection = _connection_of(ctx)
+        if connection is not None and connection.has_standalone_channel:
+            self._watcher(ctx)
+        return await call_next(ctx)
+
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        watcher = self._watcher(ctx)
+        if watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
+            watcher.uris.add(str(params.uri))
+        return EmptyResult()
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        watcher = self._watcher(ctx)
+        if watcher is not None:
+            watcher.uris.discard(str(params.uri))
+        return EmptyResult()
+
+    async def listen(
+        self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
+    ) -> SubscriptionsListenResult:
+        """``subscriptions/listen`` (2026-07-28) through a view of the bus limited to the caller's grant."""
+        if self._streams >= MAX_LISTEN_STREAMS:
+            raise MCPError(INTERNAL_ERROR, "Subscription limit reached")
+        self._streams += 1
+        try:
+            return await ListenHandler(_GrantedBus(self._server._subscriptions, current_grant()))(ctx, params)
+        finally:
+            self._streams -= 1
+
+    # -- changes ---------------------------------------------------------------------------------------------
+    async def publish(self, changes: Changes) -> None:
+        """Tell subscribers of each changed URI, and every connection within scope of a new checkpoint or episode."""
+        events: list[ServerEvent] = [ResourceUpdated(uri) for uri in changes.uris]
+        if changes.list_changed is not None:
+            events.append(ProjectResourcesListChanged(project=changes.list_changed))
+        for event in events:
+            await self._server._subscriptions.publish(event)
+        for watcher in list(self._watchers.values()):
+            for event in events:
+                if not visible(watcher.grant, event):
+                    continue
+                with anyio.move_on_after(NOTIFY_TIMEOUT):
+                    if isinstance(event, ResourceUpdated):
+                        if event.uri in watcher.uris:
+                            await watcher.connection.send_resource_updated(event.uri)
+                    else:
+                        await watcher.connection.send_resource_list_changed()
+
+    async def after_tool(self, name: str, arguments: Mapping[str, Any], result: CallToolResult) -> None:
+        """Observer of the server's successful tool calls; never fails the call."""
+        try:
+            # The scope a call omitted is its default (the request's token's, the configured one, the installation's).
+            defaults = self._server.defaults
+            changes = changes_for(
+                name, arguments, result.structured_content or {}, default_project(defaults), default_agent(defaults)
+            )
+            if changes.uris or changes.list_changed:
+                await self.publish(changes)
+        except Exception:
+            logger.warning("notifying subscribers after %s failed", name, exc_info=True)
+
+
+def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
+    """Serve subscriptions on ``server`` and declare ``resources.subscribe`` and ``resources.listChanged``."""
+    notifier = ChangeNotifier(server)
+    low = server._lowlevel_server
+    low.add_request_handler("resources/subscribe", SubscribeRequestParams, notifier.subscribe)
+    low.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, notifier.unsubscribe)
+    low.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, notifier.listen)
+    low.middleware.append(notifier.middleware)  # after the grant middleware: runs with the request's grant
+    server.tool_observers.append(notifier.after_tool)
+
+    # The handshake era declares listChanged from NotificationOptions, which MCPServer leaves at its defaults.
+    declare = low.create_initialization_options
+
+    def with_list_changed(
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        options = notification_options or NotificationOptions(resources_changed=True)
+        return declare(options, experimental_capabilities, extensions)
+
+    low.create_initialization_options = with_list_changed  # type: ignore[method-assign]
+    return notifier
+
+
+__all__ = ["ChangeNotifier", "Changes", "changes_for", "project_of", "register_subscriptions", "visible"]

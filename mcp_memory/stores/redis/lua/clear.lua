@@ -1,0 +1,32 @@
+-- ARGV: now, tombstone_ms, terminated ('1': the durable record says so), keep ('1': the items stay)
+-- A terminated session's marker becomes 't' whatever it was (a failed terminate elsewhere may have unsealed it to
+-- 'o' meanwhile, or Redis may not know the session at all): only a spawn of another incarnation overwrites 't'. It
+-- lasts as long as the data it guards, a day (the tombstone) once the data is gone.
+local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state = redis.call('GET', m)
+if state and string.sub(state, 1, 1) == 'p' then state = false end  -- a staged spawn: not a session yet
+local terminated = ARGV[3] == '1'
+if not state and not terminated then return {'ok', 0} end
+local live = 0
+if ARGV[4] ~= '1' then
+  live = redis.call('HLEN', v) - redis.call('ZCOUNT', x, '-inf', ARGV[1])
+  redis.call('DEL', v, x)
+end
+if terminated then
+  local n, ms = redis.call('HLEN', v), tonumber(ARGV[2])
+  if n > 0 and redis.call('ZCARD', x) < n then  -- items kept, one at least without a TTL: no expiry either
+    redis.call('SET', m, 't')
+    redis.call('PERSIST', inc)
+    return {'ok', live}
+  end
+  if n > 0 then  -- items kept, each with a TTL: the marker outlives the last (Redis drops them after it)
+    local last = redis.call('ZRANGE', x, -1, -1, 'WITHSCORES')
+    ms = ms + math.max(0, math.ceil((tonumber(last[2]) - tonumber(ARGV[1])) * 1000))
+  end
+  redis.call('SET', m, 't', 'PX', ms)
+  redis.call('PEXPIRE', inc, ms)
+elseif string.sub(state, 1, 1) == 's' then
+  redis.call('PEXPIRE', m, ARGV[2])
+  redis.call('PEXPIRE', inc, ARGV[2])
+end
+return {'ok', live}

@@ -1,0 +1,92 @@
+"""The Lua scripts of the Redis working store: one file per script in ``lua/``, run through redis-py's script
+objects (``register_script``), which send ``EVALSHA`` and, if Redis has forgotten the script (a restart, ``SCRIPT
+FLUSH``, a failover), load it and send ``EVALSHA`` again.
+
+Every script is given the session's four keys (``KEYS = {m, v, x, i}``: see :mod:`.store`), which share one Cluster
+hash slot, so each script runs on one node, also in Cluster. Replies are arrays whose first element is a status
+string: "ok", "missing" (Redis does not know the session), "sealed" or "held" (with the marker met), "full", ...
+
+:meth:`Scripts.preload` sends them all at start-up, so that a call costs one round trip from its first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from mcp_memory.models import SessionInfo
+
+NAMES = ("set", "get", "delete", "list", "snapshot", "clear", "seal", "forget", "write", "commit", "drop")
+"""Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
+USE_LIB = frozenset({"set", "delete", "snapshot", "write"})
+"""The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""
+
+
+RECLAIM_MARGIN_MS = 3_600_000
+"""Real Redis expiry of a session whose keys all have a TTL: its latest expiry plus this margin."""
+TOMBSTONE_MS = 86_400_000
+"""How long the sealed marker of a cleared (terminated) session stays, to refuse late writes from Redis alone."""
+
+
+def incarnation(info: SessionInfo) -> str:
+    """Which durable session a Redis session was made from: a session id used again after its record was lost
+    (or discarded) is another session, created at another time."""
+    return info.created_at.isoformat()
+
+
+def _read(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+def bodies() -> dict[str, str]:
+    """Each script's full text, as sent to Redis."""
+    lib = _read("lib")
+    return {name: (lib + _read(name) if name in USE_LIB else _read(name)) for name in NAMES}
+
+
+class _Counted:
+    """The client as a script object uses it (``evalsha``, and ``script_load`` when Redis forgot the script),
+    counting the requests it sends: the store's client-side ``round_trips``."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.sent = 0
+
+    async def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
+        self.sent += 1
+        return await self._client.evalsha(sha, numkeys, *keys_and_args)
+
+    async def script_load(self, script: str) -> Any:
+        self.sent += 1
+        return await self._client.script_load(script)
+
+
+class Scripts:
+    """The store's scripts, registered with its client (``Redis`` or ``RedisCluster``)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._counted = _Counted(client)
+        self._scripts: dict[str, AsyncScript] = {name: client.register_script(body) for name, body in bodies().items()}
+
+    @property
+    def sent(self) -> int:
+        """Requests sent to Redis by :meth:`run` (a forgotten script counts its ``SCRIPT LOAD`` and second try)."""
+        return self._counted.sent
+
+    async def preload(self) -> None:
+        """Load every script into Redis's cache (in Cluster, on every primary)."""
+        for script in self._scripts.values():
+            await self._client.script_load(script.script)
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
+        """Run one script: one round trip (three if Redis had forgotten it)."""
+        # The script object takes any client with evalsha and script_load: ours counts the requests.
+        reply: list[Any] = await self._scripts[name](keys, args, client=self._counted)  # type: ignore[arg-type]
+        return reply
+
+
+__all__ = ["NAMES", "RECLAIM_MARGIN_MS", "TOMBSTONE_MS", "USE_LIB", "Scripts", "bodies", "incarnation"]

@@ -1,0 +1,426 @@
+"""Working memory in Redis (standalone, Sentinel or Cluster): one round trip per store call.
+
+Key layout (``P`` = ``redis_key_prefix``; the braces are a Cluster hash tag, so one session's keys share a
+hash slot and one Lua script can touch all of them, also in Cluster)::
+
+    P:{<project_id>/<agent_instance_id>/<session_id>}:m   string  "o" open, "s:<token>:<lease end>" sealed by the
+                                                          terminate <token> ("s": by nobody), "t" terminated (or
+                                                          absent), "p:<token>" staged by a spawn (:mod:`.staging`)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:v   hash    key -> value (JSON text, never decoded)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:x   zset    key -> expires_at (only keys with a TTL)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a re-open was made from
+
+Every method is one ``EVALSHA`` of a Lua script (``lua/``, run by :mod:`.scripts`: loaded again if the server
+forgot it, e.g. after a restart), so each is atomic and costs one round trip whatever the number of keys. Redis 7.0 has
+no per-field hash expiry, so TTL lives in the ``x`` sorted set: scripts compare scores with the caller's
+``now`` (never Redis server time, so TTL behaves exactly as on every other adapter), and write scripts and
+``snapshot`` purge the expired entries they find. Memory of sessions nobody touches again is reclaimed by a
+real Redis expiry on ``v``/``x`` whenever every key left has a TTL (the latest expiry plus a margin, so a live
+key is never cut early), and by terminate, which deletes the keys (a terminated session's ``m`` lingers a day).
+
+The durable store (SQL) is the authority on whether a session exists and whether it is terminated; Redis is
+where its live state is. When Redis has lost a session (restarted without persistence, a flush, eviction, a
+failover to a replica that had not received it), the first call that touches it notices ``m`` is missing and
+asks the durable store: an unknown session stays unknown (writes ``not_found``, reads see nothing), a
+terminated one stays closed (writes ``conflict``), and a running or paused one is **re-opened with its newest
+checkpoint** (empty if it has none), as a resume would do, and sealed if the durable record says a terminate is
+under way; then the call goes on. What was written after that checkpoint lived only in Redis and is gone; that
+is the price of running Redis without persistence. The other way round, ``open`` (spawn: the durable store has
+just created the session) starts from exactly the initial items, whatever a Redis that outlived its durable
+store still held under that scope, with one exception: a call that came between spawn's durable create and its
+``open`` found the session missing and re-opened it from the durable store, and what it wrote was acknowledged.
+A re-open notes which durable session it was made from (``i``: its creation time); when ``open`` finds the
+session re-opened from the very session it is opening, it keeps what is there and adds the initial items whose
+keys are not (as if spawn had created the session empty and written its initial state right after; the key
+limit is not enforced on these, so a session can exceed it by the keys written in that window), or refuses
+with ``conflict`` if a terminate sealed it meanwhile.
+
+Once the durable record says terminated, terminate marks ``m`` terminated ("t"): no seal, unseal, restore or
+re-open changes that (an unseal of a failed terminate of another server, which read the durable record just before
+this one recorded it, leaves it terminated; only ``open`` of another incarnation, spawn of a session whose durable
+record was lost, starts afresh over it).
+
+Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
+a deadline (within a tool call, what is left of the call's, :mod:`mcp_memory.deadlines`) and any connection
+failure or timeout becomes :class:`~mcp_memory.errors.Unavailable`. The client
+reconnects by itself when Redis is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import anyio
+
+from mcp_memory import deadlines
+from mcp_memory.config import Settings
+from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.models import Item, Scope, SessionInfo, SessionStatus
+from mcp_memory.stores.ports import DurableStore, Limits
+from mcp_memory.stores.redis.connection import Mode, as_service_error, connect, redact_url, unavailable
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation
+from mcp_memory.stores.redis.staging import RedisStaging
+
+logger = logging.getLogger(__name__)
+
+
+# -- the adapter -------------------------------------------------------------------------------------------
+class RedisWorkingStore(RedisStaging):
+    """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
+
+    ``durable`` is the durable store, consulted only off the hot path: to keep ``unseal`` a no-op once a
+    session is terminated, and to re-open sessions Redis has lost. Without it, Redis alone decides.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        mode: Mode = "standalone",
+        key_prefix: str = "mcpmem",
+        timeout_seconds: float = 2.0,
+        retries: int = 2,
+        durable: DurableStore | None = None,
+        url: str = "",
+        owns_client: bool = True,
+        also_close: Sequence[Any] = (),
+    ) -> None:
+        self._client = client
+        self._also_close = list(also_close)
+        self.mode: Mode = mode
+        self.key_prefix = key_prefix
+        self.durable = durable
+        self._url = url
+        self._owns_client = owns_client
+        # A whole call, retries and backoff included, never takes longer than this.
+        self._deadline = timeout_seconds * (retries + 1) + 0.5 * retries + 0.5
+        self._scripts = Scripts(client)
+
+    @property
+    def round_trips(self) -> int:
+        """Requests sent to Redis by the store's calls (client-side count; a script Redis had forgotten counts its
+        ``SCRIPT LOAD`` and second ``EVALSHA``)."""
+        return self._scripts.sent
+
+    @classmethod
+    def from_settings(cls, settings: Settings, durable: DurableStore | None = None) -> RedisWorkingStore:
+        """A store for ``settings.redis_url`` (standalone, Sentinel, or Cluster with ``redis_cluster``)."""
+        client, mode, also_close = connect(settings)
+        return cls(
+            client,
+            mode=mode,
+            key_prefix=settings.redis_key_prefix,
+            timeout_seconds=settings.redis_timeout_seconds,
+            retries=settings.redis_retries,
+            durable=durable,
+            url=redact_url(settings.redis_url or ""),
+            also_close=also_close,
+        )
+
+    # -- plumbing --------------------------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        """The redis-py client (``Redis`` or ``RedisCluster``)."""
+        return self._client
+
+    def keys(self, scope: Scope) -> tuple[str, str, str, str]:
+        """The session's four Redis keys: state marker, values hash, expiry sorted set, and the incarnation a
+        re-open was made from (every script is given all four)."""
+        base = f"{self.key_prefix}:{{{scope.project}/{scope.agent}/{scope.session_id}}}"
+        return f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"
+
+    async def start(self) -> None:
+        """Load the scripts into Redis's cache. A Redis that is down now is not fatal: calls answer
+        ``unavailable`` until it is back (scripts are sent again then if it forgot them)."""
+        try:
+            with anyio.fail_after(self._deadline):
+                await self._scripts.preload()
+        except Exception as exc:
+            logger.warning("Redis at %s is not reachable at start-up (%s); will retry on each call", self._url, exc)
+
+    async def close(self) -> None:
+        if not self._owns_client:
+            return
+        for client in (self._client, *self._also_close):
+            try:
+                await client.aclose()
+            except Exception:
+                logger.debug("closing a Redis client failed", exc_info=True)
+
+    async def ping(self) -> dict[str, Any]:
+        """Reachability, version and mode, for ``mcp-memory doctor`` (never raises)."""
+        facts: dict[str, Any] = {"backend": "redis", "url": self._url, "mode": self.mode, "key_prefix": self.key_prefix}
+        try:
+            with anyio.fail_after(self._deadline):
+                info = await self._client.info("server")
+                if self.mode == "cluster":
+                    cluster = await self._client.cluster_info()
+                    facts["cluster_state"] = cluster.get("cluster_state")
+                    facts["cluster_known_nodes"] = cluster.get("cluster_known_nodes")
+                    facts["nodes"] = len(self._client.get_nodes())
+        except Exception as exc:
+            facts.update(reachable=False, error=str(unavailable(exc)))
+            return facts
+        if info and all(isinstance(v, dict) for v in info.values()):  # cluster: one reply per node
+            info = next(iter(info.values()))
+        facts.update(reachable=True, version=info.get("redis_version"), server_mode=info.get("redis_mode"))
+        return facts
+
+    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
+        """Run one script: one round trip (three if Redis had forgotten the script)."""
+        # Within a tool call, what is left of the call's deadline, if less than our own (mcp_memory.deadlines).
+        # A request cut off mid-way is dropped by redis-py with its connection (never reused half-read).
+        limit = deadlines.step_limit(self._deadline)
+        if limit <= 0:
+            raise Unavailable(deadlines.deadline_message("Redis"))
+        try:
+            with anyio.fail_after(limit):
+                reply = await self._scripts.run(name, keys, args)
+        except MemoryServiceError:
+            raise
+        except TimeoutError as exc:
+            if deadlines.spent():
+                logger.warning("Redis script %s cut off by the call's deadline", name)
+                raise Unavailable(deadlines.deadline_message("Redis")) from exc
+            raise as_service_error(name, exc) from exc
+        except Exception as exc:
+            raise as_service_error(name, exc) from exc
+        result: list[Any] = reply
+        return result
+
+    async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]:
+        """Redis does not know the session: re-open it from the durable store (see the module docstring)."""
+        if self.durable is None:
+            return "none"
+        info = await self.durable.get_session(scope)
+        if info is None:
+            return "none"
+        if info.status == SessionStatus.TERMINATED:
+            return "terminated"
+        if info.sealed:  # a terminate is under way (or was cut off): it stays sealed, as on the durable store
+            state = "s"
+        checkpoint = await self.durable.get_checkpoint(scope, None)
+        items = checkpoint.items if checkpoint is not None else {}
+        made_by = info.spawn_token or ""  # a staged state of this spawn is the session's initial state: kept
+        args = self._item_args("recover", now, True, len(items) + 1, items, state, incarnation(info), made_by)
+        reply = await self._eval("write", self.keys(scope), args)
+        if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
+            logger.warning(
+                "Redis had lost session %s; re-opened it with checkpoint %s (%d items)",
+                scope,
+                checkpoint.info.checkpoint_id if checkpoint else None,
+                reply[1],
+            )
+        return "ok"
+
+    async def _writable(self, scope: Scope, now: float, name: str, args: Sequence[Any]) -> list[Any]:
+        """Run a write script; on "missing" re-open the session from the durable store and run it again."""
+        reply = await self._eval(name, self.keys(scope), args)
+        if reply[0] == "missing":
+            found = await self._recover(scope, now)
+            if found == "none":
+                raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+            if found == "terminated":
+                raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
+            reply = await self._eval(name, self.keys(scope), args)
+        if reply[0] == "sealed" and await self._cleared_stale_seal(scope, reply[1]):
+            reply = await self._eval(name, self.keys(scope), args)
+        if reply[0] == "sealed":
+            raise await self._sealed(scope)
+        if reply[0] == "missing":  # lost again between the two calls: let the caller retry
+            raise Unavailable("Redis lost this session's working memory while it was being re-opened; retry")
+        return reply
+
+    async def _cleared_stale_seal(self, scope: Scope, marker: str) -> bool:
+        """Redis holds the session sealed (``marker``): clear the seal if it is stale, True if it was cleared.
+
+        A terminate seals the durable record before Redis, so a Redis seal by token X was made while X held the
+        durable seal; if the durable record, read after Redis showed X's seal, no longer says X holds it, X has
+        failed and unsealed there (or another terminate took the seal over) and its Redis seal can only be one that
+        landed late: a script sent just before Redis stalled, run after the failed terminate gave up and undid its
+        durable seal. Without this it would refuse writes and terminates until its lease ran out. The seal is
+        cleared only if X still holds it in Redis (compare and delete), never a seal another terminate has made
+        since. A seal with no owner (a re-open of a durably sealed session) is stale once the durable record is
+        not sealed at all."""
+        if self.durable is None or not marker.startswith("s"):
+            return False
+        owner = marker.split(":")[1] if marker.startswith("s:") else ""
+        info = await self.durable.get_session(scope)
+        if info is None or info.status == SessionStatus.TERMINATED:
+            return False
+        if info.sealed and (info.seal_token == owner or not owner):
+            return False  # the seal's owner still holds the durable seal (or one it may take over): not stale
+        await self._eval("seal", self.keys(scope), ["c", owner])
+        logger.warning(
+            "cleared the stale Redis seal of a terminate of %s that had failed (its durable seal was undone)", scope
+        )
+        return True
+
+    async def _sealed(self, scope: Scope) -> Conflict:
+        """The error for a write to a sealed session: terminated, or a terminate is under way (or was cut off)."""
+        info = await self.durable.get_session(scope) if self.durable is not None else None
+        if info is not None and info.status == SessionStatus.TERMINATED:
+            return Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
+        return Conflict(
+            f"session '{scope.session_id}' is being terminated and accepts no writes "
+            "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
+        )
+
+    async def _readable(self, scope: Scope, now: float, name: str, args: Sequence[Any]) -> list[Any] | None:
+        """Run a read script; None if the session does not exist (or is terminated and its state gone)."""
+        reply = await self._eval(name, self.keys(scope), args)
+        if reply[0] == "missing":
+            if await self._recover(scope, now) != "ok":
+                return None
+            reply = await self._eval(name, self.keys(scope), args)
+            if reply[0] == "missing":
+                return None
+        return reply
+
+    @staticmethod
+    def _item_args(
+        mode: str,
+        now: float,
+        clear: bool,
+        max_keys: int,
+        items: Mapping[str, Item],
+        state: str = "o",
+        incarnation: str = "",
+        token: str = "",
+    ) -> list[Any]:
+        plain: list[str] = []
+        ttl: list[Any] = []
+        for key, it in items.items():
+            if it.expires_at is None:
+                plain += (key, it.value)
+            elif it.expires_at > now:
+                ttl += (key, it.value, repr(float(it.expires_at)))
+        return [
+            mode,
+            repr(float(now)),
+            "1" if clear else "0",
+            max_keys,
+            RECLAIM_MARGIN_MS,
+            state,
+            len(plain) // 2,
+            len(ttl) // 3,
+            incarnation,
+            token,
+            *plain,
+            *ttl,
+        ]
+
+    @staticmethod
+    def _too_large(limits: Limits, what: str) -> TooLarge:
+        return TooLarge(f"{what} would exceed the limit of {limits.max_keys} keys per session; nothing was written")
+
+    # -- the port --------------------------------------------------------------------------------------
+    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
+        """Open the session spawn has just created durably (see the module docstring): with exactly ``items``,
+        or, if a call re-opened it from the durable store first, keeping what that call wrote. Returns the count
+        of items written. ``Conflict`` if a terminate has sealed it meanwhile."""
+        args = self._item_args("open", now, True, limits.max_keys, items)
+        if args[6] + args[7] > limits.max_keys:
+            raise self._too_large(limits, f"{args[6] + args[7]} keys")
+        reply = await self._eval("write", self.keys(scope), args)
+        if reply[0] == "stamp":  # re-opened by another call: from this session, or from a stale one?
+            info = await self.durable.get_session(scope) if self.durable is not None else None
+            args[8] = incarnation(info) if info is not None else "-"  # "-" matches no incarnation
+            reply = await self._eval("write", self.keys(scope), args)
+        if reply[0] == "sealed" and await self._cleared_stale_seal(scope, reply[1]):
+            reply = await self._eval("write", self.keys(scope), args)
+        if reply[0] == "sealed":
+            raise await self._sealed(scope)
+        if reply[0] == "full":
+            raise self._too_large(limits, "the initial state")
+        return int(reply[1])
+
+    async def forget(self, scope: Scope, session: SessionInfo) -> None:
+        await self._eval("forget", self.keys(scope), [incarnation(session)])
+
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+        args = ["s", token, repr(float(now)), repr(float(now + lease_seconds))]
+        reply = await self._eval("seal", self.keys(scope), args)
+        if reply[0] == "missing":
+            # Re-open it sealed by nobody (with its newest checkpoint, which terminate then consolidates); take it.
+            await self._recover(scope, now, state="s")
+            reply = await self._eval("seal", self.keys(scope), args)
+        if reply[0] == "held" and await self._cleared_stale_seal(scope, reply[1]):
+            reply = await self._eval("seal", self.keys(scope), args)
+        if reply[0] == "held":
+            raise Conflict(
+                f"a terminate of session '{scope.session_id}' is already in progress; retry "
+                f"(if it was interrupted, its seal lapses within {lease_seconds:g} seconds)"
+            )
+
+    async def unseal(self, scope: Scope, token: str) -> None:
+        if self.durable is not None:
+            info = await self.durable.get_session(scope)
+            if info is not None and info.status == SessionStatus.TERMINATED:
+                return
+        # The script leaves a terminated session ('t') alone: a terminate of another server recorded since the read
+        # above has marked it (or will: its ``mark_terminated`` overwrites this 'o').
+        # Only this terminate's own seal is cleared: one another terminate has made or taken over since stays.
+        await self._eval("seal", self.keys(scope), ["o", token])  # "missing" is fine: it re-opens unsealed
+
+    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
+        expires = "" if item.expires_at is None else repr(float(item.expires_at))
+        args = [repr(float(now)), key, item.value, expires, limits.max_keys, RECLAIM_MARGIN_MS]
+        reply = await self._writable(scope, now, "set", args)
+        if reply[0] == "full":
+            raise TooLarge(
+                f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
+                "delete some before adding new ones"
+            )
+
+    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
+        reply = await self._readable(scope, now, "get", [repr(float(now)), key])
+        if reply is None or len(reply) < 3:
+            return None
+        return Item(reply[1], float(reply[2]) if reply[2] else None)
+
+    async def delete(self, scope: Scope, key: str, now: float) -> bool:
+        reply = await self._writable(scope, now, "delete", [repr(float(now)), key, RECLAIM_MARGIN_MS])
+        return bool(reply[1])
+
+    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
+        reply = await self._readable(scope, now, "list", [repr(float(now)), prefix])
+        return [] if reply is None else sorted(reply[1:])
+
+    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
+        reply = await self._readable(scope, now, "snapshot", [repr(float(now))])
+        if reply is None:
+            return {}
+        flat, scored = reply[1], reply[2]
+        keys, values = flat[0::2], flat[1::2]
+        if not scored:  # no key has a TTL: the common case, built without a per-item Python loop
+            return dict(zip(keys, map(Item, values), strict=True))
+        expiry = {k: float(e) for k, e in zip(scored[0::2], scored[1::2], strict=True)}
+        return {k: Item(val, expiry.get(k)) for k, val in zip(keys, values, strict=True)}
+
+    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
+        args = self._item_args("restore", now, clear, limits.max_keys, items)
+        if clear and args[6] + args[7] > limits.max_keys:
+            raise TooLarge(f"{args[6] + args[7]} keys exceed the limit of {limits.max_keys} keys per session")
+        reply = await self._writable(scope, now, "write", args)
+        if reply[0] == "full":
+            if clear:
+                raise TooLarge(f"the checkpoint exceeds the limit of {limits.max_keys} keys per session")
+            raise TooLarge(
+                f"restoring without clearing would exceed {limits.max_keys} keys per session; nothing was restored"
+            )
+        return int(reply[1])
+
+    async def clear(self, scope: Scope, now: float) -> int:
+        reply = await self._eval("clear", self.keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0"])
+        return int(reply[1])
+
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
+        args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]
+        reply = await self._eval("clear", self.keys(scope), args)
+        return int(reply[1])
+
+
+__all__ = ["RedisWorkingStore"]

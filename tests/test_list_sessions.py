@@ -1,0 +1,137 @@
+"""``list_sessions`` and the sessions resource: filters, newest activity first, position paging that stays stable
+while sessions change, a bounded summary, and token scope; on every backend, through the SDK's in-process client."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.server.app import MemoryServer, create_server
+from mcp_memory.server.auth import Grant
+from tests.conftest import FakeClock
+
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
+
+
+@pytest.fixture
+async def server(runtime: MemoryRuntime) -> MemoryServer:
+    return create_server(runtime=runtime)
+
+
+@pytest.fixture
+async def client(server: MemoryServer) -> AsyncIterator[Client]:
+    async with Client(server, mode="legacy") as c:
+        yield c
+
+
+async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
+    data: dict[str, Any] | None = result.structured_content
+    assert data is not None
+    return data
+
+
+async def err(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    text: str = result.content[0].text  # type: ignore[union-attr]
+    return text
+
+
+def ids(page: dict[str, Any]) -> list[str]:
+    return [s["session_id"] for s in page["sessions"]]
+
+
+async def test_sessions_list_newest_activity_first_and_filter_by_agent_and_status(
+    client: Client, clock: FakeClock
+) -> None:
+    p, a, b = (str(uuid.uuid4()) for _ in range(3))
+    for agent, sid in ((a, "a1"), (a, "a2"), (b, "b1"), (a, "a3")):
+        await ok(client, "spawn", project_id=p, agent_instance_id=agent, session_id=sid, initial_state={"k": 1})
+        clock.advance(1)
+    await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="a1", label="before lunch")
+    clock.advance(1)
+    await ok(client, "terminate", project_id=p, agent_instance_id=a, session_id="a2", task_description="ship it")
+
+    everything = await ok(client, "list_sessions", project_id=p)
+    assert ids(everything) == ["a2", "a1", "a3", "b1"]  # terminate and pause are the latest activity
+    assert everything["next_before"] is None
+    assert ids(await ok(client, "list_sessions", project_id=p, agent_instance_id=a)) == ["a2", "a1", "a3"]
+    assert ids(await ok(client, "list_sessions", project_id=p, status="running")) == ["a3", "b1"]
+    assert ids(await ok(client, "list_sessions", project_id=p, agent_instance_id=b, status="paused")) == []
+
+    by_id = {s["session_id"]: s for s in everything["sessions"]}
+    paused = by_id["a1"]
+    assert paused["status"] == "paused" and paused["agent_instance_id"] == a
+    assert paused["last_checkpoint"]["label"] == "before lunch" and paused["last_checkpoint"]["checkpoint_id"]
+    assert paused["updated_at"] > paused["created_at"]
+    assert "1 key" in paused["summary"]
+    assert by_id["a2"]["summary"] == "success: ship it"
+    assert by_id["a3"]["last_checkpoint"] is None
+
+
+async def test_sessions_page_by_position_without_repeats_while_sessions_become_active(
+    client: Client, clock: FakeClock
+) -> None:
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    for i in range(7):
+        await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id=f"s{i}")
+        clock.advance(1)
+    first = await ok(client, "list_sessions", project_id=p, limit=3)
+    assert ids(first) == ["s6", "s5", "s4"]
+    # Activity between pages: a listed session and an unlisted one move to the front; paging goes on where it was.
+    await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="s5")
+    clock.advance(1)
+    await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="s1")
+    second = await ok(client, "list_sessions", project_id=p, limit=3, before=first["next_before"])
+    assert ids(second) == ["s3", "s2", "s0"]
+    third = await ok(client, "list_sessions", project_id=p, limit=3, before=second["next_before"])
+    assert ids(third) == [] and third["next_before"] is None
+    assert ids(await ok(client, "list_sessions", project_id=p, limit=2)) == ["s1", "s5"]
+
+
+async def test_sessions_listing_refuses_a_malformed_cursor_and_bad_limits(client: Client) -> None:
+    p = str(uuid.uuid4())
+    assert (await err(client, "list_sessions", project_id=p, before="not a cursor")).startswith("invalid_argument:")
+    assert (await err(client, "list_sessions", project_id=p, limit=0)).startswith("invalid_argument:")
+    assert (await err(client, "list_sessions", project_id=p, limit=101)).startswith("invalid_argument:")
+    assert (await err(client, "list_sessions", project_id=p, status="sleeping")).startswith("invalid_argument:")
+
+
+async def test_sessions_resource_lists_one_agents_sessions_newest_activity_first(
+    client: Client, clock: FakeClock
+) -> None:
+    p, a, b = (str(uuid.uuid4()) for _ in range(3))
+    for agent, sid in ((a, "x"), (b, "other"), (a, "y")):
+        await ok(client, "spawn", project_id=p, agent_instance_id=agent, session_id=sid)
+        clock.advance(1)
+    await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="x")
+    result = await client.read_resource(f"memory://projects/{p}/agents/{a}/sessions")
+    body = json.loads(result.contents[0].text)  # type: ignore[union-attr]
+    assert result.contents[0].mime_type == "application/json"
+    assert ids(body) == ["x", "y"]
+    templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+    assert "memory://projects/{project_id}/agents/{agent_instance_id}/sessions" in templates
+
+
+async def test_sessions_of_another_project_are_invisible_to_a_token_for_one_project(
+    server: MemoryServer, client: Client
+) -> None:
+    p, other, a = (str(uuid.uuid4()) for _ in range(3))
+    await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="secret")
+    server.grants.fallback = Grant("b-only", frozenset({uuid.UUID(other)}))
+    async with Client(server, mode="legacy") as restricted:
+        assert (await err(restricted, "list_sessions", project_id=p)).startswith("forbidden:")
+        # The same answer for a project with nothing in it: no existence oracle.
+        assert (await err(restricted, "list_sessions", project_id=str(uuid.uuid4()))).startswith("forbidden:")
+        assert ids(await ok(restricted, "list_sessions", project_id=other)) == []
+        with pytest.raises(Exception) as refused:
+            await restricted.read_resource(f"memory://projects/{p}/agents/{a}/sessions")
+        assert "forbidden" in str(refused.value)

@@ -1,0 +1,149 @@
+"""Resource subscriptions: ``notifications/resources/updated`` after this server's own writes, to the connections
+subscribed to the URI (handshake era: ``resources/subscribe``; 2026-07-28: a listen stream), ``list_changed`` when a
+checkpoint or episode is added; unsubscribe stops them; unknown URIs and URIs outside the token's projects are
+accepted and never fire. Through the SDK's in-process client; the transports are in test_discovery_transports.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.client.session import IncomingMessage
+from mcp.shared.subscriptions import ResourceUpdated
+
+from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.server.app import MemoryServer, create_server
+from mcp_memory.server.auth import Grant
+from tests.waiting import until
+
+# resources/subscribe is the handshake era's method (what clients speak today); the SDK marks it deprecated.
+pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")]
+
+
+class Inbox:
+    """The notifications a client received, in order."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str | None]] = []
+
+    async def __call__(self, message: IncomingMessage) -> None:
+        if not isinstance(message, Exception):
+            params = getattr(message, "params", None)
+            self.received.append((message.method, getattr(params, "uri", None)))
+
+    def updated(self) -> list[str]:
+        return [uri for method, uri in self.received if method == "notifications/resources/updated" and uri]
+
+    def list_changes(self) -> int:
+        return sum(1 for method, _ in self.received if method == "notifications/resources/list_changed")
+
+
+@pytest.fixture
+async def server(runtime: MemoryRuntime) -> MemoryServer:
+    return create_server(runtime=runtime)
+
+
+@pytest.fixture
+def inbox() -> Inbox:
+    return Inbox()
+
+
+@pytest.fixture
+async def client(server: MemoryServer, inbox: Inbox) -> AsyncIterator[Client]:
+    async with Client(server, mode="legacy", message_handler=inbox) as c:
+        yield c
+
+
+async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
+    data: dict[str, Any] | None = result.structured_content
+    assert data is not None
+    return data
+
+
+def uris(p: str, a: str, s: str) -> tuple[str, str]:
+    session = f"memory://projects/{p}/agents/{a}/sessions/{s}"
+    return session, session + "/checkpoints"
+
+
+async def test_a_write_notifies_the_subscribed_session_and_unsubscribe_stops_it(client: Client, inbox: Inbox) -> None:
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    session, checkpoints = uris(p, a, "s")
+    await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="s")
+    assert client.server_capabilities.resources is not None
+    assert client.server_capabilities.resources.subscribe and client.server_capabilities.resources.list_changed
+    await client.subscribe_resource(session)
+    await client.subscribe_resource(checkpoints)
+    await client.subscribe_resource("memory://nowhere/at/all")  # unknown: accepted, never fires
+
+    await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="s", key="k", value=1)
+    await until(lambda: inbox.updated() == [session], what="session updated after memory_set")
+    await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="s")
+    await until(lambda: inbox.updated()[1:] == [session, checkpoints], what="session and checkpoints after pause")
+    await until(lambda: inbox.list_changes() == 1, what="list_changed after a new checkpoint")
+
+    await client.unsubscribe_resource(session)
+    await ok(client, "resume", project_id=p, agent_instance_id=a, session_id="s")
+    await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="s")
+    # The checkpoint list still fires; its notification comes after the (absent) session one would have.
+    await until(lambda: inbox.updated()[3:] == [checkpoints], what="only the checkpoint list after unsubscribe")
+    assert "memory://nowhere/at/all" not in inbox.updated()
+
+
+async def test_episodes_notify_their_list_and_resource(client: Client, inbox: Inbox) -> None:
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    episodes = f"memory://projects/{p}/episodes"
+    await client.subscribe_resource(episodes)
+    await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="s")
+    await ok(client, "terminate", project_id=p, agent_instance_id=a, session_id="s")
+    await until(lambda: inbox.updated() == [episodes], what="episodes updated after terminate")
+    await until(lambda: inbox.list_changes() == 1, what="list_changed after terminate")
+    ep = await ok(
+        client,
+        "record_episode",
+        project_id=p,
+        agent_instance_id=a,
+        task_type="t",
+        task_description="d",
+        outcome="success",
+    )
+    await client.subscribe_resource(f"{episodes}/{ep['episode_id']}")
+    await until(lambda: inbox.updated() == [episodes, episodes], what="episodes updated after record_episode")
+
+
+async def test_another_projects_resources_never_fire_for_a_restricted_token(server: MemoryServer) -> None:
+    p, mine, a = (str(uuid.uuid4()) for _ in range(3))
+    theirs, _ = uris(p, a, "s")
+    own, _ = uris(mine, a, "s")
+    server.grants.fallback = Grant("mine-only", frozenset({uuid.UUID(mine)}))
+    inbox = Inbox()
+    async with Client(server, mode="legacy", message_handler=inbox) as restricted:
+        await restricted.subscribe_resource(theirs)  # accepted: no oracle
+        await restricted.subscribe_resource(own)
+        server.grants.fallback = Grant("all", None)
+        async with Client(server, mode="legacy") as admin:
+            await ok(admin, "spawn", project_id=p, agent_instance_id=a, session_id="s")
+            await ok(admin, "pause", project_id=p, agent_instance_id=a, session_id="s")
+            await ok(admin, "spawn", project_id=mine, agent_instance_id=a, session_id="s")
+        # Notifications keep their order: once the own one is in, the other project's would have come before it.
+        await until(lambda: inbox.updated() == [own], what="only the token's own project notifies")
+        assert inbox.list_changes() == 0  # the other project's new checkpoint is not announced either
+
+
+async def test_a_listen_stream_gets_updates_of_its_uris_on_the_2026_protocol(server: MemoryServer) -> None:
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    session, _ = uris(p, a, "s")
+    async with Client(server) as client:
+        assert client.protocol_version >= "2026"
+        await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="s")
+        async with client.listen(resource_subscriptions=[session, "memory://unknown"]) as sub:
+            await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="s", key="k", value=1)
+            with anyio.fail_after(10):
+                async for event in sub:
+                    assert event == ResourceUpdated(session)
+                    break
