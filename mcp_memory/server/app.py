@@ -63,7 +63,7 @@ mcp-memory keeps your working memory for a session and lets it survive interrupt
 Typical use: spawn a session (optionally with initial_state), keep state with memory_set/memory_get,
 pause to checkpoint it before stopping, resume to restore it later (the newest checkpoint by default),
 and terminate when the task is done: the session becomes an episode that search_episodes can recall.
-At the start of a task, call memory_prompt (or search_episodes) to find earlier work and lessons.
+At the start of a task, call memory_prompt (or list_sessions, search_episodes) to find earlier work and lessons.
 Scope, the same for every tool: session_id is your own name for a session (1-128 characters of
 A-Z a-z 0-9 . _ -); project_id and agent_instance_id are UUIDs that default to your project and your agent
 identity, so omit them unless told otherwise. A paused session still accepts writes (it stays paused until
