@@ -30,7 +30,7 @@ import anyio
 
 from mcp_memory.models import Episode, Outcome
 from mcp_memory.stores.ports import EpisodeFilter
-from mcp_memory.stores.sqlite import SqliteStore
+from mcp_memory.stores.sqlite.store import SqliteStore
 
 TOPICS = 400
 SYLLABLES = ["ka", "lo", "mi", "ne", "su", "ta", "ro", "vi", "de", "po", "xu", "ba", "gi", "fe", "zo", "ru"]

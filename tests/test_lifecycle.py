@@ -24,7 +24,7 @@ from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import EventRecord
-from mcp_memory.stores.sqlite import SqliteStore
+from mcp_memory.stores.sqlite.store import SqliteStore
 from mcp_memory.summary import DEFAULT_BUDGET
 from tests.conftest import FakeClock, new_scope
 

@@ -29,7 +29,7 @@ from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.pg_schema import head_revision, migrate, schema_state
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord
 from mcp_memory.stores.postgres import PostgresStore, ts_query
-from mcp_memory.stores.sqlite import SqliteStore
+from mcp_memory.stores.sqlite.store import SqliteStore
 from tests import pg_servers
 from tests.conftest import FakeClock, new_scope, statements_per_lifecycle_call
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from mcp_memory.models import Episode, Outcome, to_datetime
-from mcp_memory.stores import sqlite as sqlite_store
 from mcp_memory.stores.ports import EpisodeFilter
-from mcp_memory.stores.sqlite import SqliteStore, _bm25_scores, _load_episodes
+from mcp_memory.stores.sqlite import fulltext
+from mcp_memory.stores.sqlite.fulltext import bm25_scores, load_episodes
+from mcp_memory.stores.sqlite.store import SqliteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -109,7 +110,7 @@ def fts5_bm25(episodes: list[Episode], query: str) -> dict[str, float]:
 
 async def store_bm25(store: SqliteStore, project: uuid.UUID, query: str, pool: int = 1000) -> dict[str, float]:
     """The store's raw full-text scores (before ``relative``), on one of its own reader connections."""
-    return await store._read_direct(lambda db: _bm25_scores(db, str(project), query, "", {}, pool))
+    return await store._read_direct(lambda db: bm25_scores(db, str(project), query, "", {}, pool))
 
 
 @pytest.fixture
@@ -192,7 +193,7 @@ async def test_search_filters_and_pool_apply_in_the_ranking_statement(store: Sql
     assert await store_bm25(store, project, "billing deploy parser the", pool=3) == dict(best3)
     successes = {str(ep.episode_id) for ep in episodes if ep.outcome is Outcome.SUCCESS}
     filtered = await store._read_direct(
-        lambda db: _bm25_scores(
+        lambda db: bm25_scores(
             db, str(project), "billing deploy parser the", " AND e.outcome = :f_outcome", {"f_outcome": "success"}, 99
         )
     )
@@ -232,7 +233,7 @@ async def large(store: SqliteStore) -> tuple[uuid.UUID, list[Episode]]:
     project, other = uuid.uuid4(), uuid.uuid4()
     episodes = [large_episode(project, i) for i in range(LARGE)]
     theirs = [large_episode(other, i) for i in range(0, 600, 7)]
-    await store._write_direct(lambda db: _load_episodes(db, episodes[:2000] + theirs + episodes[2000:]))
+    await store._write_direct(lambda db: load_episodes(db, episodes[:2000] + theirs + episodes[2000:]))
     return project, episodes
 
 
@@ -245,7 +246,7 @@ async def test_bulk_loading_writes_what_add_episode_writes(tmp_path: Path) -> No
         await s.start()
         try:
             if bulk:
-                await s._write_direct(lambda db: _load_episodes(db, episodes))
+                await s._write_direct(lambda db: load_episodes(db, episodes))
             else:
                 for ep in episodes:
                     await s.add_episode(ep, None)
@@ -307,7 +308,7 @@ async def test_in_a_large_project_a_query_of_common_words_only_ranks_the_episode
         assert_close(ours, {k: v for k, v in reference.items() if ids[k] in expected})
         # Filters and the pool apply in the same statement.
         successes = await store._read_direct(
-            lambda db, q=query: _bm25_scores(
+            lambda db, q=query: bm25_scores(
                 db, str(project), q, " AND e.outcome = :f_outcome", {"f_outcome": "success"}, LARGE
             )
         )
@@ -327,8 +328,8 @@ def test_query_term_cap_bounds_fts_terms() -> None:
     """The cap on a query's words applies to its distinct terms after tokenizing (the query's first 64): one
     "word" the tokenizer splits into hundreds of terms is capped too."""
     db = sqlite3.connect(":memory:", isolation_level=None)
-    sqlite_store._create_tokenizer(db)
+    fulltext.create_tokenizer(db)
     query = "_".join(f"w{i}x" for i in range(600))  # one Python word, 3,000 characters (MAX_QUERY is 4,000)
-    terms = sqlite_store._query_terms(db, query)
-    assert len(terms) <= sqlite_store._MAX_QUERY_WORDS
+    terms = fulltext.query_terms(db, query)
+    assert len(terms) <= fulltext.MAX_QUERY_WORDS
     assert list(terms)[:3] == ["w0x", "w1x", "w2x"]  # the first ones

@@ -19,9 +19,11 @@ import pytest
 
 from mcp_memory.errors import Conflict, Internal, Unavailable
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, to_datetime
-from mcp_memory.stores import sqlite as sqlite_module
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
-from mcp_memory.stores.sqlite import SCHEMA_VERSION, SqliteStore, _bm25_scores
+from mcp_memory.stores.sqlite import fulltext
+from mcp_memory.stores.sqlite.fulltext import bm25_scores
+from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
+from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
@@ -366,7 +368,7 @@ async def _search_everything(store: SqliteStore) -> list[object]:
     seen: list[object] = []
     for project in (A, P):
         for query in _V2_QUERIES:
-            raw = await store._read_direct(lambda db, p=str(project), q=query: _bm25_scores(db, p, q, "", {}, 100))
+            raw = await store._read_direct(lambda db, p=str(project), q=query: bm25_scores(db, p, q, "", {}, 100))
             seen.append(raw)
             for flt in (EpisodeFilter(), EpisodeFilter(outcome=Outcome.SUCCESS)):
                 found = await store.search_episodes(project, query, None, flt, 10, T0, "text")
@@ -401,7 +403,7 @@ def _text_statistics(path: Path) -> list[object]:
 async def test_a_version_2_file_is_upgraded_and_searches_as_a_new_file_with_the_same_episodes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "_TEXT_BATCH", 4)  # the migration tokenizes in several batches
+    monkeypatch.setattr(fulltext, "TEXT_BATCH", 4)  # the migration tokenizes in several batches
     episodes = _v2_episodes()
     old, new = tmp_path / "v2.db", tmp_path / "v3.db"
     _build_v2_file(old, episodes)
@@ -484,7 +486,7 @@ async def test_a_version_4_file_is_upgraded_and_searches_as_a_new_file_with_the_
 async def test_a_failed_version_2_migration_leaves_the_file_untouched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "_TEXT_BATCH", 4)  # three batches are written before the bad row's
+    monkeypatch.setattr(fulltext, "TEXT_BATCH", 4)  # three batches are written before the bad row's
     path = tmp_path / "v2.db"
     _build_v2_file(path, _v2_episodes())
     db = sqlite3.connect(path)

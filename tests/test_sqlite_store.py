@@ -43,7 +43,7 @@ async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
     """docs/contract.md: the cost of pause and resume in round trips to the store does not grow with the number of keys.
     Counted here as SQL statements sent (an executemany is one), both those sent through SQLAlchemy and those
     the store's hot calls send to ``sqlite3`` directly on the connection's thread."""
-    from mcp_memory.stores import sqlite as sqlite_module
+    from mcp_memory.stores.sqlite import connection as sqlite_connection
 
     statements: list[str] = []
 
@@ -65,8 +65,8 @@ async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
             return getattr(self._db, name)
 
     for name in ("_in_transaction", "_in_autocommit", "_in_open_transaction"):
-        runner = getattr(sqlite_module, name)
-        monkeypatch.setattr(sqlite_module, name, lambda db, fn, run=runner: run(Counted(db), fn))
+        runner = getattr(sqlite_connection, name)
+        monkeypatch.setattr(sqlite_connection, name, lambda db, fn, run=runner: run(Counted(db), fn))
 
     small, large = await statements_per_lifecycle_call(runtime, statements)
     print("statements per call:", small)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mcp_memory.config import Settings
+from mcp_memory.identity import DefaultScope
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.completions import register_completions
 from mcp_memory.server.prompts import register_prompts
@@ -24,12 +25,16 @@ def create_server(
     *,
     runtime: MemoryRuntime | None = None,
     runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
+    defaults: DefaultScope | None = None,
 ) -> MemoryServer:
-    """Build the MCP server with every tool and resource of docs/contract.md registered."""
+    """Build the MCP server with every tool and resource of docs/contract.md registered.
+
+    ``defaults``: the project and agent of calls that name none (default: the configured ones; ``mcp-memory
+    serve`` on stdio fills them from the installation's identity, :mod:`mcp_memory.identity`)."""
     if runtime is None:
         resolved = settings or Settings()
         runtime = runtime_factory(resolved) if runtime_factory else MemoryRuntime(resolved)
-    server = MemoryServer(runtime)
+    server = MemoryServer(runtime, defaults)
     register_tools(server)
     register_resources(server)
     register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt

@@ -67,6 +67,8 @@ Id = str | UUID
 """A project, agent or agent type id: a UUID, or its text."""
 JSONObject = dict[str, Any]
 """Caller metadata or initial state: a JSON object (its values are any JSON)."""
+DEFAULT_TERMINATE_TASK_TYPE = "session_completion"
+"""The task_type of the episode terminate records when the caller names none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,8 +263,10 @@ class AgentLifecycleManager:
         consolidate_to_episodic: bool = True,
         cleanup_working: bool = True,
         metadata: JSONObject | None = None,
+        task_type: str = DEFAULT_TERMINATE_TASK_TYPE,
     ) -> LifecycleResult:
-        """End the session: consolidate working memory into an episode, then (optionally) clear it.
+        """End the session: consolidate working memory into an episode (of ``task_type``), then (optionally)
+        clear it.
 
         Idempotent: a second call returns the first call's result (same ``episode_id``) and records
         nothing. The episode is written before working memory is cleared; checkpoints are kept."""
@@ -277,7 +281,7 @@ class AgentLifecycleManager:
         draft = self._episodic.build(
             scope.project_id,
             scope.agent_instance_id,
-            "session_completion",
+            task_type,
             description or f"Session {scope.session_id} completed",
             result_outcome,
             session_id=scope.session_id,
@@ -409,4 +413,4 @@ class AgentLifecycleManager:
         ]
 
 
-__all__ = ["AgentLifecycleManager"]
+__all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "AgentLifecycleManager"]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from mcp_memory.stores.ports import CombinedStore, DurableStore, SameStoreLifecycle, StagedSpawn, WorkingStore
     from mcp_memory.stores.postgres import PostgresStore
     from mcp_memory.stores.redis.store import RedisWorkingStore
-    from mcp_memory.stores.sqlite import SqliteStore
+    from mcp_memory.stores.sqlite.store import SqliteStore
 
     _sqlite: type[CombinedStore] = SqliteStore
     _sqlite_durable: type[DurableStore] = SqliteStore

@@ -64,7 +64,7 @@ def build_durable_store(settings: Settings) -> CombinedStore:
         from mcp_memory.stores.postgres import PostgresStore
 
         return PostgresStore.from_settings(settings)
-    from mcp_memory.stores.sqlite import SqliteStore
+    from mcp_memory.stores.sqlite.store import SqliteStore
 
     return SqliteStore(settings.resolved_database_url(), synchronous=settings.sqlite_synchronous)
 

@@ -65,35 +65,36 @@ from mcp_memory.ranking import (
     VECTOR_WEIGHT,
     normalize,
 )
-from mcp_memory.stores._sql import (
-    CHECKPOINT_FIELDS,
-    COMMON_TERM_MIN_EPISODES,
-    COMMON_TERM_SHARE,
+from mcp_memory.stores.pg_schema import connect_args
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.sql.dialect import Dialect, as_is
+from mcp_memory.stores.sql.queries import (
+    CHECKPOINT_COLUMNS,
     COMPLETE,
+    EPISODE_COLUMNS,
     LIVE,
     SCOPE,
     SESSION_PK,
-    Dialect,
-    SqlStore,
-    as_is,
+    checkpoint_selector,
+    filter_clause,
+)
+from mcp_memory.stores.sql.rules import (
+    COMMON_TERM_MIN_EPISODES,
+    COMMON_TERM_SHARE,
     candidate_pool,
     check_fits,
     check_writable,
     checkpoint_exists,
-    checkpoint_selector,
     keys_full,
     restore_overflows,
     session_exists,
 )
-from mcp_memory.stores._sql_sessions import FIRST_KEYS, SessionQueries
-from mcp_memory.stores.pg_schema import connect_args
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
+from mcp_memory.stores.sql.store import SqlStore
 
 logger = logging.getLogger(__name__)
 
 _WRITABLE = f"NOT sealed AND status <> 'terminated' AND {COMPLETE}"
-_CHECKPOINT_INFO = ", ".join(CHECKPOINT_FIELDS)
-_CHECKPOINT_INFO_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 _SESSION_SEALED = f"(SELECT sealed OR status = 'terminated' FROM sessions WHERE {SCOPE})"
 """Whether the session is terminated or being terminated (a scalar subquery, for reads of its checkpoints)."""
 _DIALECT = Dialect(
@@ -103,11 +104,6 @@ _DIALECT = Dialect(
     write_uuid=as_is,
     write_time=to_datetime,
     before_bound="AND (created_at, id) < (:b_at, :b_id)",
-)
-_EPISODE_COLUMNS = (
-    "e.episode_id, e.project_id, e.agent_instance_id, e.session_id, e.task_type, e.task_description, e.outcome, "
-    "e.outcome_details, e.lessons_learned, e.importance_score, e.context_summary, e.metadata, e.created_at, "
-    "e.embedding IS NOT NULL AS embedded"
 )
 _UPSERT_ITEMS = """
 INSERT INTO working_items (session_pk, key, value, expires_at)
@@ -213,7 +209,7 @@ class PostgresStore(SessionQueries, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = _DIALECT
-    # Session discovery (_sql_sessions): a listed session's first live keys, as an array (byte order, as memory_list).
+    # Session discovery (sql/sessions.py): a listed session's first live keys, as an array (byte order, as memory_list).
     _FIRST_KEYS = (
         "ARRAY(SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
         f'AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key COLLATE "C" LIMIT {FIRST_KEYS})'
@@ -607,9 +603,7 @@ class PostgresStore(SessionQueries, SqlStore):
                     await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), _scope_params(scope))
                 ).scalar()
                 raise session_exists(scope, status)
-        return self._session(row)
-
-    _session = staticmethod(_DIALECT.session)
+        return self._session_info(row)
 
     async def begin_spawn(
         self,
@@ -643,7 +637,7 @@ class PostgresStore(SessionQueries, SqlStore):
             ).first()
             if row is None:
                 raise await self._refuse_spawn(conn, scope, params)
-        return self._session(row)
+        return self._session_info(row)
 
     async def discard_session(self, scope: Scope) -> None:
         async with self._one() as conn:
@@ -655,13 +649,6 @@ class PostgresStore(SessionQueries, SqlStore):
                 ),
                 _scope_params(scope),
             )
-
-    async def get_session(self, scope: Scope) -> SessionInfo | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(text(f"SELECT * FROM sessions WHERE {SCOPE} AND {COMPLETE}"), _scope_params(scope))
-            ).first()
-        return None if row is None else self._session(row)
 
     async def record_event(self, scope: Scope, event: EventRecord) -> None:
         async with self._one() as conn:
@@ -760,7 +747,7 @@ class PostgresStore(SessionQueries, SqlStore):
                     await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), _scope_params(scope))
                 ).scalar()
                 raise session_exists(scope, status)
-        return self._session(row), len(arrays["keys"])
+        return self._session_info(row), len(arrays["keys"])
 
     async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
         # One statement: lock the writable session, aggregate its live items into the checkpoint's state, count,
@@ -827,7 +814,7 @@ class PostgresStore(SessionQueries, SqlStore):
                 await conn.execute(
                     text(
                         f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE) "
-                        f"SELECT s.id AS pk, s.status, s.sealed, c.* FROM s JOIN LATERAL (SELECT {_CHECKPOINT_INFO}, "
+                        f"SELECT s.id AS pk, s.status, s.sealed, c.* FROM s JOIN LATERAL (SELECT {CHECKPOINT_COLUMNS}, "
                         f"state FROM checkpoints WHERE session_pk = s.id {where}) c ON true"
                     ),
                     params,
@@ -903,7 +890,7 @@ class PostgresStore(SessionQueries, SqlStore):
                     _scope_params(scope),
                 )
             ).first()
-            stored = _DIALECT.terminated_result(scope, row, seal_token)
+            stored = self._terminated_result(scope, row, seal_token)
             if stored is not None:
                 return stored
             assert row is not None
@@ -929,8 +916,6 @@ class PostgresStore(SessionQueries, SqlStore):
             return dict(result)
 
     # -- checkpoints -----------------------------------------------------------------------------------
-    _checkpoint_info = staticmethod(_DIALECT.checkpoint_info)
-
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
         params = _scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
@@ -938,7 +923,7 @@ class PostgresStore(SessionQueries, SqlStore):
             row = (
                 await conn.execute(
                     text(
-                        f"SELECT {_CHECKPOINT_INFO}, state, {_SESSION_SEALED} AS session_sealed "
+                        f"SELECT {CHECKPOINT_COLUMNS}, state, {_SESSION_SEALED} AS session_sealed "
                         f"FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
                     ),
                     params,
@@ -948,28 +933,6 @@ class PostgresStore(SessionQueries, SqlStore):
             return None
         items = {key: Item(value, expires_at) for key, (value, expires_at) in row.state.items()}
         return CheckpointData(self._checkpoint_info(row), items, bool(row.session_sealed))
-
-    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
-        # Autocommit: two snapshots, which is enough as checkpoints are never changed or deleted.
-        async with self._read() as conn:
-            return await _DIALECT.list_checkpoints(conn, _scope_params(scope), _CHECKPOINT_INFO, limit, before)
-
-    async def recent_checkpoints(
-        self, projects: Sequence[UUID] | None, limit: int
-    ) -> list[tuple[Scope, CheckpointInfo]]:
-        if projects is not None and not projects:
-            return []
-        where = "" if projects is None else "WHERE s.project_id = ANY(CAST(:projects AS uuid[]))"
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT {_CHECKPOINT_INFO_C}, s.project_id, s.agent_instance_id, s.session_id FROM checkpoints c "
-                    f"JOIN sessions s ON s.id = c.session_pk {where} ORDER BY c.created_at DESC, c.id DESC "
-                    "LIMIT :limit"
-                ),
-                {"limit": limit, **({"projects": [str(p) for p in projects]} if projects is not None else {})},
-            )
-            return [_DIALECT.scoped_checkpoint(r) for r in result]
 
     # -- episodes --------------------------------------------------------------------------------------
     def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
@@ -1024,44 +987,6 @@ class PostgresStore(SessionQueries, SqlStore):
         async with self._one() as conn:
             await conn.execute(text(f"WITH {sql} SELECT 1"), params)
 
-    @staticmethod
-    def _episode(row: Any) -> Episode:
-        return _DIALECT.episode(row, embedded=row.embedded)
-
-    async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    text(f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE e.project_id = :p AND e.episode_id = :e"),
-                    {"p": project_id, "e": episode_id},
-                )
-            ).first()
-        return None if row is None else self._episode(row)
-
-    @staticmethod
-    def _filter_clause(flt: EpisodeFilter | None) -> tuple[str, dict[str, Any]]:
-        """SQL conditions (on alias ``e``) for the filters, each starting with AND, and their parameters."""
-        return _DIALECT.filter_clause(flt, prefix="e.")
-
-    async def recent_episodes(
-        self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
-    ) -> list[Episode]:
-        if projects is not None and not projects:
-            return []
-        extra, params = self._filter_clause(flt)
-        where = "TRUE" if projects is None else "e.project_id = ANY(CAST(:projects AS uuid[]))"
-        if projects is not None:
-            params["projects"] = [str(p) for p in projects]
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE {where}{extra} "
-                    "ORDER BY e.created_at DESC, e.id DESC LIMIT :limit"
-                ),
-                {**params, "limit": limit},
-            )
-            return [self._episode(r) for r in result]
-
     async def search_episodes(
         self,
         project_id: UUID,
@@ -1082,7 +1007,7 @@ class PostgresStore(SessionQueries, SqlStore):
         )
         if tsq is None and qv is None:
             return []
-        extra, params = self._filter_clause(flt)
+        extra, params = filter_clause(_DIALECT, flt, prefix="e.")
         # Vector candidates: fewer than text ones, as each costs HNSW work; every candidate of either list is
         # scored by both retrievers anyway (see search_sql).
         vector_pool = max(limit * 4, 40)
@@ -1121,7 +1046,7 @@ class PostgresStore(SessionQueries, SqlStore):
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    f"SELECT {_EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL{stale} "
+                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL{stale} "
                     "ORDER BY e.created_at, e.id LIMIT :limit"
                 ),
                 {"limit": limit, **({"model": model} if model is not None else {})},
@@ -1275,7 +1200,7 @@ def search_sql(
     )
     return (
         f"WITH {', '.join(ctes)} "
-        f"SELECT {_EPISODE_COLUMNS}, f.rel * (1.0 + {IMPORTANCE_WEIGHT} * e.importance_score "
+        f"SELECT {EPISODE_COLUMNS}, f.rel * (1.0 + {IMPORTANCE_WEIGHT} * e.importance_score "
         f"+ {RECENCY_WEIGHT} * {recency}) AS score "
         "FROM fused f JOIN episodes e ON e.id = f.id WHERE f.rel > 0 "
         "ORDER BY score DESC, e.id DESC LIMIT :limit"

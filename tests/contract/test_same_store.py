@@ -67,14 +67,14 @@ def draft(checkpoint_id: str, when: float, label: str | None = None) -> Checkpoi
 @contextmanager
 def failing_event_writes(store: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every event insert of the store fails in the database, inside the transition's transaction."""
-    from mcp_memory.stores import sqlite as sqlite_module
     from mcp_memory.stores.postgres import PostgresStore
+    from mcp_memory.stores.sqlite import statements as sqlite_statements
 
     with monkeypatch.context() as m:
         if isinstance(store, PostgresStore):
             m.setattr(PostgresStore, "_EVENT_COLUMNS", "(session_pk, no_such_column, at, duration_ms, outcome, detail)")
         else:
-            m.setattr(sqlite_module, "_INSERT_EVENT", "INSERT INTO no_such_table (session_pk) VALUES (:pk)")
+            m.setattr(sqlite_statements, "INSERT_EVENT", "INSERT INTO no_such_table (session_pk) VALUES (:pk)")
         yield
 
 

@@ -1,6 +1,6 @@
 """Session discovery on both SQL stores: ``list_sessions`` (newest activity first, position-paged) and
-``complete_identifiers`` (prefix completion of stored ids), as one mixin that :class:`~.sqlite.SqliteStore` and
-:class:`~.postgres.PostgresStore` inherit.
+``complete_identifiers`` (prefix completion of stored ids), as one mixin that both SQL stores inherit
+(:class:`~mcp_memory.stores.sqlite.store.SqliteStore`, :class:`~mcp_memory.stores.postgres.PostgresStore`).
 
 Each call is one statement. The SQL is the same on both but for two fragments each store names: how a session's
 first working-memory keys are collected (``_FIRST_KEYS``) and read back (``_read_keys``). Row-value comparison
@@ -27,9 +27,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
-from mcp_memory.stores._sql import LIVE, SCOPE, Dialect, as_is, as_uuid
 from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import IdentifierKind, SessionRow
+from mcp_memory.stores.sql.dialect import Dialect, as_is, as_uuid
+from mcp_memory.stores.sql.queries import LIVE, SCOPE
 
 FIRST_KEYS = 5
 """How many working-memory keys a listed session shows."""

@@ -1,0 +1,94 @@
+"""The SQL text both SQL stores send alike, and the builders of its variable parts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from mcp_memory.stores.ports import EpisodeFilter
+from mcp_memory.stores.sql.dialect import Dialect
+
+SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
+"""Selects one session's row of ``sessions`` (parameters ``:p``, ``:a``, ``:s`` from the adapter's scope)."""
+SESSION_PK = f"(SELECT id FROM sessions WHERE {SCOPE})"
+COMPLETE = "spawn_until IS NULL"
+"""A session whose spawn is complete. A two-step spawn (working memory in Redis) creates the row with a lease
+(``spawn_until``) and clears it once Redis holds the initial state; until then the session does not exist for any
+call (``get_session`` is None, pauses, seals and events find nothing), and once the lease has run out (the spawn's
+server crashed or gave up) a spawn of the same session takes the row over."""
+LIVE = "(expires_at IS NULL OR expires_at > :now)"
+# "Newest" is the latest snapshot, not the latest commit: two writers may commit their pauses in the other
+# order than they took their snapshots.
+NEWEST_FIRST = "created_at DESC, id DESC"
+CHECKPOINT_FIELDS = ("checkpoint_id", "created_at", "keys_count", "bytes", "label", "content_hash", "metadata")
+"""A checkpoint's description: every column but its key, its session and its state (listings never read states)."""
+CHECKPOINT_COLUMNS = ", ".join(CHECKPOINT_FIELDS)
+EPISODE_COLUMNS = (
+    "e.episode_id, e.project_id, e.agent_instance_id, e.session_id, e.task_type, e.task_description, e.outcome, "
+    "e.outcome_details, e.lessons_learned, e.importance_score, e.context_summary, e.metadata, e.created_at, "
+    "e.embedding IS NOT NULL AS embedded"
+)
+"""An episode's columns (on alias ``e``) as the models need them: whether it has a vector, not the vector."""
+PURGE_EXPIRED = "DELETE FROM working_items WHERE expires_at IS NOT NULL AND expires_at <= :now"
+LIST_EVENTS = (
+    "SELECT event_type, at, duration_ms, outcome, detail FROM events "
+    f"WHERE session_pk = {SESSION_PK} ORDER BY id LIMIT :limit"
+)
+SEAL = (
+    "UPDATE sessions SET sealed = true, seal_token = :t, seal_until = :until "
+    f"WHERE {SCOPE} AND status <> 'terminated' AND {COMPLETE} "
+    "AND (NOT sealed OR seal_token IS NULL OR seal_token = :t OR seal_until IS NULL OR seal_until <= :now)"
+)
+"""Seal a session that is open, sealed by this token, or sealed by another whose lease has run out (taken over);
+a seal with no token (made before seals had owners) is anyone's to take."""
+SEAL_REFUSED = f"SELECT status FROM sessions WHERE {SCOPE} AND {COMPLETE}"
+UNSEAL = (
+    "UPDATE sessions SET sealed = false, seal_token = NULL, seal_until = NULL "
+    f"WHERE {SCOPE} AND status <> 'terminated' AND sealed AND (seal_token IS NULL OR seal_token = :t)"
+)
+"""Clear the seal only if this token holds it (or no token does): never a newer owner's."""
+GET_ITEM = f"SELECT value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND key = :k AND {LIVE}"
+GET_SESSION = f"SELECT * FROM sessions WHERE {SCOPE} AND {COMPLETE}"
+CHECKPOINT_BOUND = f"SELECT id, created_at FROM checkpoints WHERE session_pk = {SESSION_PK} AND checkpoint_id = :b"
+"""The key of the checkpoint ``:b`` of one session: the bound of a page of its checkpoints."""
+
+
+def checkpoint_selector(params: dict[str, Any], checkpoint_id: str | None) -> str:
+    """The tail of a query on one session's checkpoints that picks ``checkpoint_id``, or the newest if None
+    (adds its parameter to ``params``)."""
+    if checkpoint_id is None:
+        return f"ORDER BY {NEWEST_FIRST} LIMIT 1"
+    params["cid"] = checkpoint_id
+    return "AND checkpoint_id = :cid"
+
+
+def filter_clause(d: Dialect, flt: EpisodeFilter | None, prefix: str = "") -> tuple[str, dict[str, Any]]:
+    """SQL conditions for the filters (columns prefixed with ``prefix``), each starting with AND, and their
+    parameters."""
+    if flt is None:
+        return "", {}
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    if flt.outcome is not None:
+        parts.append(f"{prefix}outcome = :f_outcome")
+        params["f_outcome"] = flt.outcome.value
+    if flt.task_type is not None:
+        parts.append(f"{prefix}task_type = :f_task_type")
+        params["f_task_type"] = flt.task_type
+    if flt.agent_instance_id is not None:
+        parts.append(f"{prefix}agent_instance_id = :f_agent")
+        params["f_agent"] = d.write_uuid(flt.agent_instance_id)
+    if flt.since is not None:
+        parts.append(f"{prefix}created_at >= :f_since")
+        params["f_since"] = d.write_time(flt.since)
+    return "".join(f" AND {p}" for p in parts), params
+
+
+def in_projects(d: Dialect, column: str, projects: Sequence[UUID] | None) -> tuple[str, dict[str, Any]]:
+    """A condition that ``column`` is one of ``projects`` (``TRUE`` for None: every project), and its parameters.
+    Callers answer an empty list themselves (nothing matches)."""
+    if projects is None:
+        return "TRUE", {}
+    names = {f"proj{i}": d.write_uuid(p) for i, p in enumerate(projects)}
+    return f"{column} IN ({', '.join(':' + n for n in names)})", names

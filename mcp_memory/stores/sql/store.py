@@ -1,0 +1,291 @@
+""":class:`SqlStore`: the base of both SQL stores, with the port methods they answer with the same SQL and steps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mcp_memory.errors import Conflict, NotFound
+from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord
+from mcp_memory.stores.sql.dialect import Dialect, as_uuid
+from mcp_memory.stores.sql.queries import (
+    CHECKPOINT_BOUND,
+    CHECKPOINT_COLUMNS,
+    CHECKPOINT_FIELDS,
+    COMPLETE,
+    EPISODE_COLUMNS,
+    GET_ITEM,
+    GET_SESSION,
+    LIST_EVENTS,
+    NEWEST_FIRST,
+    PURGE_EXPIRED,
+    SCOPE,
+    SEAL,
+    SEAL_REFUSED,
+    SESSION_PK,
+    UNSEAL,
+    filter_clause,
+    in_projects,
+)
+from mcp_memory.stores.sql.rules import check_terminate, session_exists, spawn_in_progress, terminate_in_progress
+
+_CHECKPOINT_COLUMNS_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
+
+
+class SqlStore:
+    """The port methods both SQL stores answer with the same SQL and the same steps; each store sets
+    ``_dialect`` and has its own ``_read`` (a connection for one read statement) and ``_write`` (a transaction)."""
+
+    _dialect: ClassVar[Dialect]
+    purge_every = 1000
+    """Every this many writes, the working-memory rows whose TTL has passed are deleted (see ``_maybe_purge``)."""
+    _writes_since_purge = 0
+
+    if TYPE_CHECKING:
+
+        def _read(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        async def clear(self, scope: Scope, now: float) -> int: ...
+
+    def _read_together(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for a read of several statements; the store decides whether they share a snapshot."""
+        return self._read()
+
+    # -- rows as models ----------------------------------------------------------------------------------
+    def _session_info(self, row: Any) -> SessionInfo:
+        d = self._dialect
+        return SessionInfo(
+            project_id=as_uuid(row.project_id),
+            agent_instance_id=as_uuid(row.agent_instance_id),
+            session_id=row.session_id,
+            agent_type_id=as_uuid(row.agent_type_id) if row.agent_type_id else None,
+            status=SessionStatus(row.status),
+            created_at=d.read_time(row.created_at),
+            updated_at=d.read_time(row.updated_at),
+            metadata=d.read_json(row.metadata),
+            episode_id=as_uuid(row.episode_id) if row.episode_id else None,
+            terminated_at=d.read_time(row.terminated_at),
+            terminate_result=None if row.terminate_result is None else d.read_json(row.terminate_result),
+            sealed=bool(row.sealed),
+            seal_token=getattr(row, "seal_token", None) if row.sealed else None,
+            spawn_token=getattr(row, "spawn_token", None),
+        )
+
+    def _checkpoint_info(self, row: Any) -> CheckpointInfo:
+        d = self._dialect
+        return CheckpointInfo(
+            checkpoint_id=row.checkpoint_id,
+            created_at=d.read_time(row.created_at),
+            keys_count=row.keys_count,
+            bytes=row.bytes,
+            label=row.label,
+            content_hash=row.content_hash,
+            metadata=d.read_json(row.metadata),
+        )
+
+    def _episode(self, row: Any) -> Episode:
+        """An episode from a row of :data:`~mcp_memory.stores.sql.queries.EPISODE_COLUMNS`."""
+        d = self._dialect
+        return Episode(
+            episode_id=as_uuid(row.episode_id),
+            project_id=as_uuid(row.project_id),
+            agent_instance_id=as_uuid(row.agent_instance_id),
+            session_id=row.session_id,
+            task_type=row.task_type,
+            task_description=row.task_description,
+            outcome=Outcome(row.outcome),
+            outcome_details=row.outcome_details,
+            lessons_learned=d.read_json(row.lessons_learned),
+            importance_score=row.importance_score,
+            context_summary=row.context_summary,
+            metadata=d.read_json(row.metadata),
+            created_at=d.read_time(row.created_at),
+            embedded=bool(row.embedded),
+        )
+
+    def _terminated_result(self, scope: Scope, row: Any, seal_token: str | None) -> dict[str, Any] | None:
+        """The stored result of a session terminated already (the call is a replay), else None (go on); see
+        :func:`~mcp_memory.stores.sql.rules.check_terminate` for the errors."""
+        if not check_terminate(scope, row, seal_token):
+            return None
+        stored: dict[str, Any] = self._dialect.read_json(row.terminate_result) if row.terminate_result else {}
+        return stored
+
+    # -- sessions, spawns, seals and events --------------------------------------------------------------
+    async def get_session(self, scope: Scope) -> SessionInfo | None:
+        async with self._read() as conn:
+            row = (await conn.execute(text(GET_SESSION), self._dialect.scope_params(scope))).first()
+        return None if row is None else self._session_info(row)
+
+    async def complete_spawn(self, scope: Scope, token: str) -> None:
+        async with self._write() as conn:
+            params = {**self._dialect.scope_params(scope), "tok": token}
+            done = await conn.execute(
+                text(f"UPDATE sessions SET spawn_until = NULL WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE}"),
+                params,
+            )
+            if done.rowcount:
+                return
+            found = text(f"SELECT spawn_token, spawn_until FROM sessions WHERE {SCOPE}")
+            row = (await conn.execute(found, params)).first()
+        if row is not None and row.spawn_token == token:
+            return  # completed already (a replay)
+        raise Conflict(
+            f"spawning session '{scope.session_id}' took longer than its lease and another spawn took it over; "
+            "retry (this one left nothing behind)"
+        )
+
+    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+        params = {**self._dialect.scope_params(scope), "tok": token}
+        mine = f"(SELECT id FROM sessions WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE})"
+        async with self._write() as conn:
+            await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {mine}"), params)
+            await conn.execute(text(f"DELETE FROM sessions WHERE id IN {mine}"), params)
+
+    async def _take_over_lapsed_spawn(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
+        """In ``begin_spawn``'s transaction: drop the row of an earlier spawn of the session that never completed
+        and whose lease has run out at ``:now`` (its events go with it), so that the insert that follows makes it
+        afresh."""
+        lapsed = f"(SELECT id FROM sessions WHERE {SCOPE} AND NOT {COMPLETE} AND spawn_until <= :now)"
+        await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {lapsed}"), params)
+        await conn.execute(text(f"DELETE FROM sessions WHERE id IN {lapsed}"), params)
+
+    async def _refuse_spawn(self, conn: AsyncConnection, scope: Scope, params: Mapping[str, Any]) -> Conflict:
+        """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or it exists."""
+        row = (await conn.execute(text(f"SELECT status, spawn_until FROM sessions WHERE {SCOPE}"), params)).first()
+        if row is not None and row.spawn_until is not None:
+            return spawn_in_progress(scope)
+        return session_exists(scope, None if row is None else row.status)
+
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+        d = self._dialect
+        params = {
+            **d.scope_params(scope),
+            "t": token,
+            "now": d.write_time(now),
+            "until": d.write_time(now + lease_seconds),
+        }
+        async with self._write() as conn:
+            if (await conn.execute(text(SEAL), params)).rowcount:
+                return
+            status = (await conn.execute(text(SEAL_REFUSED), params)).scalar()
+        if status is not None and status != SessionStatus.TERMINATED:  # (no-op for a missing or terminated one)
+            raise terminate_in_progress(scope, lease_seconds)
+
+    async def unseal(self, scope: Scope, token: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(text(UNSEAL), {**self._dialect.scope_params(scope), "t": token})
+
+    async def forget(self, scope: Scope, session: SessionInfo) -> None:
+        # Never needed: spawn is one transaction here, and discarding the record discards its working memory.
+        return None
+
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
+        # One table holds the record and working memory: the terminated record refuses writes already.
+        return await self.clear(scope, now) if clear else 0
+
+    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
+        d = self._dialect
+        async with self._read() as conn:
+            result = await conn.execute(text(LIST_EVENTS), {**d.scope_params(scope), "limit": limit})
+            return [
+                EventRecord(r.event_type, d.read_epoch(r.at), r.duration_ms, r.outcome, d.read_json(r.detail))
+                for r in result
+            ]
+
+    # -- working memory ----------------------------------------------------------------------------------
+    async def get(self, scope: Scope, key: str, now: float) -> Item | None:
+        async with self._read() as conn:
+            row = (
+                await conn.execute(text(GET_ITEM), {**self._dialect.scope_params(scope), "k": key, "now": now})
+            ).first()
+        return None if row is None else Item(row.value, row.expires_at)
+
+    async def _maybe_purge(self, conn: AsyncConnection, now: float) -> None:
+        """Delete the rows whose TTL has passed every ``purge_every`` writes (they are invisible already; this
+        keeps the table and the per-session key counts from growing with dead rows)."""
+        self._writes_since_purge += 1
+        if self._writes_since_purge >= self.purge_every:
+            self._writes_since_purge = 0
+            await conn.execute(text(PURGE_EXPIRED), {"now": now})
+
+    # -- checkpoints -------------------------------------------------------------------------------------
+    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
+        """One session's checkpoints, newest first, ``limit`` of them, strictly older than ``before`` if given
+        (``NotFound`` if that one is not the session's). Two statements: :meth:`_read_together` decides whether
+        they share a snapshot (checkpoints are never changed or deleted, so the bound read first stays valid
+        either way)."""
+        params: dict[str, Any] = {**self._dialect.scope_params(scope), "limit": limit}
+        bound = ""
+        async with self._read_together() as conn:
+            if before is not None:
+                row = (await conn.execute(text(CHECKPOINT_BOUND), {**params, "b": before})).first()
+                if row is None:
+                    raise NotFound(f"checkpoint '{before}' (given as before) does not exist for this session")
+                bound = self._dialect.before_bound
+                params.update(b_at=row.created_at, b_id=row.id)
+            result = await conn.execute(
+                text(
+                    f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE session_pk = {SESSION_PK} {bound} "
+                    f"ORDER BY {NEWEST_FIRST} LIMIT :limit"
+                ),
+                params,
+            )
+            return [self._checkpoint_info(r) for r in result]
+
+    async def recent_checkpoints(
+        self, projects: Sequence[UUID] | None, limit: int
+    ) -> list[tuple[Scope, CheckpointInfo]]:
+        if projects is not None and not projects:
+            return []
+        where, params = in_projects(self._dialect, "s.project_id", projects)
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT {_CHECKPOINT_COLUMNS_C}, s.project_id, s.agent_instance_id, s.session_id "
+                    f"FROM checkpoints c JOIN sessions s ON s.id = c.session_pk WHERE {where} "
+                    "ORDER BY c.created_at DESC, c.id DESC LIMIT :limit"
+                ),
+                {**params, "limit": limit},
+            )
+            return [
+                (Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id), self._checkpoint_info(r))
+                for r in result
+            ]
+
+    # -- episodes ----------------------------------------------------------------------------------------
+    async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
+        d = self._dialect
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.project_id = :p AND e.episode_id = :e"),
+                    {"p": d.write_uuid(project_id), "e": d.write_uuid(episode_id)},
+                )
+            ).first()
+        return None if row is None else self._episode(row)
+
+    async def recent_episodes(
+        self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
+    ) -> list[Episode]:
+        if projects is not None and not projects:
+            return []
+        where, params = in_projects(self._dialect, "e.project_id", projects)
+        extra, fparams = filter_clause(self._dialect, flt, prefix="e.")
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE {where}{extra} "
+                    "ORDER BY e.created_at DESC, e.id DESC LIMIT :limit"
+                ),
+                {**params, **fparams, "limit": limit},
+            )
+            return [self._episode(r) for r in result]

@@ -1,0 +1,147 @@
+"""The SQLite store's SQL text and the steps its direct transactions run on the connection's thread (plain
+``sqlite3``, named parameters), and how values cross its driver (:data:`DIALECT`)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import namedtuple
+from collections.abc import Mapping
+from typing import Any
+
+from mcp_memory.models import CheckpointInfo, Item, Scope, SessionStatus, to_datetime
+from mcp_memory.stores.ports import EventRecord, Limits
+from mcp_memory.stores.sql.dialect import Dialect, as_is
+from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE
+from mcp_memory.stores.sql.rules import check_fits, check_writable, restore_overflows
+from mcp_memory.stores.sqlite.schema import encode_state
+
+DIALECT = Dialect(
+    read_json=json.loads,
+    read_time=to_datetime,
+    read_epoch=as_is,
+    write_uuid=str,
+    write_time=as_is,
+    before_bound="AND (created_at < :b_at OR (created_at = :b_at AND id < :b_id))",
+)
+scope_params = DIALECT.scope_params
+
+# A checkpoint's description and its key (the paging bound): every column but its state.
+CHECKPOINT_ROW_FIELDS = ("id", *CHECKPOINT_FIELDS)
+CheckpointRow = namedtuple("CheckpointRow", CHECKPOINT_ROW_FIELDS)  # type: ignore[misc]
+CHECKPOINT_ROW_COLUMNS = ", ".join(CHECKPOINT_ROW_FIELDS)
+WRITABLE_SESSION = (
+    "s.project_id = :p AND s.agent_instance_id = :a AND s.session_id = :s AND s.sealed = 0 AND s.status != 'terminated'"
+    " AND s.spawn_until IS NULL"
+)
+INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
+    "metadata, state) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m, :state "
+    f"FROM sessions s WHERE {WRITABLE_SESSION} "
+    "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk"
+)
+SET_SQL = f"""
+INSERT INTO working_items (session_pk, key, value, expires_at)
+SELECT s.id, :k, :v, :e FROM sessions s
+WHERE {WRITABLE_SESSION}
+  AND (EXISTS (SELECT 1 FROM working_items WHERE session_pk = s.id AND key = :k AND {LIVE})
+       OR (SELECT COUNT(*) FROM working_items WHERE session_pk = s.id AND {LIVE}) < :max)
+ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+RETURNING 1
+"""
+
+
+def writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
+    """A session's primary key from its ``(id, status, sealed)`` row, or the error that says why it takes no
+    writes."""
+    check_writable(scope, None if row is None else (row[1], row[2]))
+    assert row is not None
+    return int(row[0])
+
+
+def writable_pk_sync(db: sqlite3.Connection, scope: Scope) -> int:
+    row = db.execute(
+        f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}", scope_params(scope)
+    ).fetchone()
+    return writable_pk(scope, row)
+
+
+INSERT_EVENT = (
+    "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
+    "VALUES (:pk, :t, :at, :d, :o, :detail)"
+)
+INSERT_SESSION = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, :m) ON CONFLICT DO NOTHING RETURNING *"
+)
+INSERT_SPAWNING = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata, spawn_token, spawn_until) VALUES (:p, :a, :s, :t, 'running', :now, :now, :m, :tok, :until) "
+    "ON CONFLICT DO NOTHING RETURNING *"
+)
+SET_STATUS = "UPDATE sessions SET status = :status, updated_at = :now WHERE id = :pk"
+
+
+def event_params(session_pk: int, ev: EventRecord) -> dict[str, Any]:
+    # Built as the event is written: its measured duration counts the store's own work.
+    return {
+        "pk": session_pk,
+        "t": ev.event_type,
+        "at": ev.at,
+        "d": ev.measured_ms(),
+        "o": ev.outcome,
+        "detail": json.dumps(dict(ev.detail), default=str),
+    }
+
+
+def set_status_sync(db: sqlite3.Connection, session_pk: int, status: SessionStatus, event: EventRecord) -> None:
+    db.execute(SET_STATUS, {"status": status.value, "now": event.at, "pk": session_pk})
+    db.execute(INSERT_EVENT, event_params(session_pk, event))
+
+
+UPSERT_ITEM = (
+    "INSERT INTO working_items (session_pk, key, value, expires_at) VALUES (:pk, :k, :v, :e) "
+    "ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at"
+)
+
+
+def item_rows(session_pk: int, items: Mapping[str, Item], now: float) -> list[dict[str, Any]]:
+    """The rows of the items still live at ``now`` (expired ones are skipped)."""
+    return [
+        {"pk": session_pk, "k": key, "v": item.value, "e": item.expires_at}
+        for key, item in items.items()
+        if item.expires_at is None or item.expires_at > now
+    ]
+
+
+def restore_sync(
+    db: sqlite3.Connection, pk: int, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
+) -> int:
+    """``restore``'s writes in the caller's transaction (which rolls back on ``TooLarge``)."""
+    if clear:
+        check_fits(items, now, limits)
+        db.execute("DELETE FROM working_items WHERE session_pk = :pk", {"pk": pk})
+    rows = item_rows(pk, items, now)
+    db.executemany(UPSERT_ITEM, rows)
+    if not clear:
+        (live,) = db.execute(
+            f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}", {"pk": pk, "now": now}
+        ).fetchone()
+        if live > limits.max_keys:
+            raise restore_overflows(limits)
+    return len(rows)
+
+
+def checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, Item]) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_CHECKPOINT`."""
+    return {
+        **scope_params(scope),
+        "cid": info.checkpoint_id,
+        "at": info.created_at.timestamp(),
+        "n": info.keys_count,
+        "b": info.bytes,
+        "label": info.label,
+        "h": info.content_hash,
+        "m": json.dumps(info.metadata),
+        "state": encode_state(items),
+    }

@@ -1,0 +1,562 @@
+"""The embedded store: SQLite through SQLAlchemy async (aiosqlite), one file, both ports.
+
+One :class:`SqliteStore` is the working store and the durable store at once, on one
+:class:`~mcp_memory.stores.sqlite.connection.SqliteConnection` (transactions, the single writer, WAL
+checkpoints). The calls on pause's and resume's path (``spawn_session``, ``pause_session``, ``resume_session``: the
+lifecycle's one-transaction calls when this store holds working memory too; and ``snapshot``, ``record_pause``,
+``get_checkpoint``, ``restore``, ``record_resume``, ``open``) send their whole transaction to the connection's
+thread once (``_write_direct`` / ``_read_direct``), same SQL, plain ``sqlite3``. A checkpoint is one row: its state
+is one JSON text in ``checkpoints.state`` (:mod:`.schema`). Full text: :mod:`.fulltext`; vectors: :mod:`.vectors`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from types import SimpleNamespace
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mcp_memory.models import (
+    CheckpointData,
+    CheckpointInfo,
+    Episode,
+    Item,
+    Scope,
+    ScoredEpisode,
+    SessionInfo,
+    SessionStatus,
+    content_hash,
+)
+from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.sql.queries import (
+    COMPLETE,
+    EPISODE_COLUMNS,
+    LIVE,
+    SCOPE,
+    SESSION_PK,
+    checkpoint_selector,
+    filter_clause,
+)
+from mcp_memory.stores.sql.rules import (
+    candidate_pool,
+    check_fits,
+    checkpoint_exists,
+    keys_full,
+    session_exists,
+)
+from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
+from mcp_memory.stores.sql.store import SqlStore
+from mcp_memory.stores.sqlite import statements
+from mcp_memory.stores.sqlite.connection import SqliteConnection
+from mcp_memory.stores.sqlite.fulltext import (
+    INSERT_EPISODE,
+    bm25_scores,
+    episode_params,
+    index_episode,
+    text_fields,
+    tokenize,
+)
+from mcp_memory.stores.sqlite.schema import decode_state
+from mcp_memory.stores.sqlite.statements import (
+    CHECKPOINT_ROW_COLUMNS,
+    DIALECT,
+    INSERT_CHECKPOINT,
+    INSERT_SESSION,
+    INSERT_SPAWNING,
+    SET_SQL,
+    UPSERT_ITEM,
+    CheckpointRow,
+    checkpoint_params,
+    event_params,
+    item_rows,
+    restore_sync,
+    scope_params,
+    set_status_sync,
+    writable_pk,
+    writable_pk_sync,
+)
+from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
+
+
+class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
+    """Working store and durable store on one SQLite file (see the module docstring)."""
+
+    _dialect = DIALECT
+    # Session discovery (sql/sessions.py): a listed session's first live keys, as a JSON array.
+    _FIRST_KEYS = (
+        "(SELECT json_group_array(key) FROM (SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
+        f"AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key LIMIT {FIRST_KEYS}))"
+    )
+
+    @staticmethod
+    def _read_keys(value: Any) -> tuple[str, ...]:
+        return tuple(json.loads(value)) if value else ()
+
+    def _read_together(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        # One transaction: the statements read one snapshot.
+        return self._read(statements=2)
+
+    async def ping(self) -> dict[str, Any]:
+        """Check the store answers; returns facts for ``mcp-memory doctor``."""
+        async with self._read(statements=2) as conn:
+            version = (await conn.execute(text("SELECT sqlite_version()"))).scalar_one()
+            schema = (await conn.execute(text("SELECT version FROM schema_version"))).scalar_one()
+            sessions = (await conn.execute(text("SELECT COUNT(*) FROM sessions"))).scalar_one()
+            episodes = (await conn.execute(text("SELECT COUNT(*) FROM episodes"))).scalar_one()
+        return {
+            "sqlite_version": version,
+            "schema_version": schema,
+            "sessions": sessions,
+            "episodes": episodes,
+            "path": self.path,
+        }
+
+    async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
+        row = (
+            await conn.execute(
+                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"),
+                scope_params(scope),
+            )
+        ).first()
+        return writable_pk(scope, None if row is None else tuple(row))
+
+    @staticmethod
+    async def _live_count(conn: AsyncConnection, session_pk: int, now: float) -> int:
+        return int(
+            (
+                await conn.execute(
+                    text(f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"),
+                    {"pk": session_pk, "now": now},
+                )
+            ).scalar_one()
+        )
+
+    # -- working store ---------------------------------------------------------------------------------
+    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
+        check_fits(items, now, limits)
+
+        def open_(db: sqlite3.Connection) -> int:
+            rows = item_rows(writable_pk_sync(db, scope), items, now)
+            db.executemany(UPSERT_ITEM, rows)
+            return len(rows)
+
+        return await self._write_direct(open_)
+
+    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
+        # The hot path: one statement checks the session is writable and the key fits, and upserts.
+        params = {
+            **scope_params(scope),
+            "k": key,
+            "v": item.value,
+            "e": item.expires_at,
+            "now": now,
+            "max": limits.max_keys,
+        }
+        async with self._write() as conn:
+            if (await conn.execute(text(SET_SQL), params)).first() is not None:
+                await self._maybe_purge(conn, now)
+                return
+            await self._writable_session(conn, scope)  # raises NotFound / Conflict if that is why
+            raise keys_full(scope, limits)
+
+    async def delete(self, scope: Scope, key: str, now: float) -> bool:
+        async with self._write() as conn:
+            pk = await self._writable_session(conn, scope)
+            row = (
+                await conn.execute(
+                    text("DELETE FROM working_items WHERE session_pk = :pk AND key = :k RETURNING expires_at"),
+                    {"pk": pk, "k": key},
+                )
+            ).first()
+        return row is not None and (row.expires_at is None or row.expires_at > now)
+
+    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT key FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} "
+                    "AND substr(key, 1, :n) = :prefix ORDER BY key"
+                ),
+                {**scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix},
+            )
+            return [row.key for row in result]
+
+    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
+        sql = (
+            f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
+        )
+        params = {**scope_params(scope), "now": now}
+
+        def read(db: sqlite3.Connection) -> dict[str, Item]:
+            # One statement, so one consistent snapshot; the items are built on the reader's thread.
+            return {key: Item(value, expires_at) for key, value, expires_at in db.execute(sql, params)}
+
+        return await self._read_direct(read)
+
+    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
+        if clear:
+            check_fits(items, now, limits)
+
+        def restore(db: sqlite3.Connection) -> int:
+            return restore_sync(db, writable_pk_sync(db, scope), items, clear, now, limits)
+
+        return await self._write_direct(restore)
+
+    async def clear(self, scope: Scope, now: float) -> int:
+        async with self._write() as conn:
+            pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), scope_params(scope))).scalar()
+            if pk is None:
+                return 0
+            live = await self._live_count(conn, pk, now)
+            await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
+            return live
+
+    # -- sessions and events ---------------------------------------------------------------------------
+    @staticmethod
+    async def _insert_event(conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
+        await conn.execute(text(statements.INSERT_EVENT), event_params(session_pk, ev))
+
+    async def create_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+    ) -> SessionInfo:
+        async with self._write() as conn:
+            pk = (
+                await conn.execute(
+                    text(INSERT_SESSION),
+                    {
+                        **scope_params(scope),
+                        "t": str(agent_type_id) if agent_type_id else None,
+                        "now": now,
+                        "m": json.dumps(dict(metadata)),
+                    },
+                )
+            ).scalar()
+            if pk is None:
+                status = (
+                    await conn.execute(
+                        text("SELECT status FROM sessions WHERE id = " + SESSION_PK), scope_params(scope)
+                    )
+                ).scalar()
+                raise session_exists(scope, status)
+            await self._insert_event(conn, pk, event)
+        session = await self.get_session(scope)
+        assert session is not None
+        return session
+
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        params = {
+            **scope_params(scope),
+            "t": str(agent_type_id) if agent_type_id else None,
+            "now": now,
+            "m": json.dumps(dict(metadata)),
+            "tok": token,
+            "until": now + lease_seconds,
+        }
+        async with self._write() as conn:
+            await self._take_over_lapsed_spawn(conn, params)
+            row = (await conn.execute(text(INSERT_SPAWNING), params)).first()
+            if row is None:
+                raise await self._refuse_spawn(conn, scope, params)
+            await self._insert_event(conn, row.id, event)
+        return self._session_info(row)
+
+    async def discard_session(self, scope: Scope) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                text(
+                    f"DELETE FROM sessions WHERE {SCOPE} AND status = 'running' AND sealed = 0 "
+                    "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id)"
+                ),
+                scope_params(scope),
+            )
+
+    async def record_event(self, scope: Scope, event: EventRecord) -> None:
+        async with self._write() as conn:
+            pk = (
+                await conn.execute(text(f"SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}"), scope_params(scope))
+            ).scalar()
+            if pk is not None:
+                await self._insert_event(conn, pk, event)
+
+    # -- lifecycle transitions -------------------------------------------------------------------------
+    async def record_pause(
+        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+    ) -> None:
+        params = checkpoint_params(scope, info, items)
+
+        def pause(db: sqlite3.Connection) -> None:
+            # One statement checks the session is writable and inserts the checkpoint, state included.
+            row = db.execute(INSERT_CHECKPOINT, params).fetchone()
+            if row is None:
+                writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
+                raise checkpoint_exists(info.checkpoint_id)
+            set_status_sync(db, row[0], SessionStatus.PAUSED, event)
+
+        await self._write_direct(pause)
+
+    # -- one transaction per transition (this store is the working store too) ---------------------------
+    async def spawn_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        items: Mapping[str, Item],
+        limits: Limits,
+    ) -> tuple[SessionInfo, int]:
+        check_fits(items, now, limits)
+        params = {
+            **scope_params(scope),
+            "t": str(agent_type_id) if agent_type_id else None,
+            "now": now,
+            "m": json.dumps(dict(metadata)),
+        }
+
+        def spawn(db: sqlite3.Connection) -> tuple[SessionInfo, int]:
+            cur = db.execute(INSERT_SESSION, params)
+            row = cur.fetchone()
+            if row is None:
+                (status,) = db.execute(f"SELECT status FROM sessions WHERE {SCOPE}", scope_params(scope)).fetchone()
+                raise session_exists(scope, status)
+            session = self._session_info(
+                SimpleNamespace(**dict(zip([d[0] for d in cur.description], row, strict=True)))
+            )
+            db.execute(statements.INSERT_EVENT, event_params(row[0], event))
+            rows = item_rows(row[0], items, now)
+            if rows:
+                db.executemany(UPSERT_ITEM, rows)
+            return session, len(rows)
+
+        return await self._write_direct(spawn)
+
+    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
+        snapshot = (
+            f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
+        )
+        read_params = {**scope_params(scope), "now": now}
+
+        def pause(db: sqlite3.Connection) -> CheckpointInfo:
+            items = {key: Item(value, expires_at) for key, value, expires_at in db.execute(snapshot, read_params)}
+            digest, size = content_hash(items)
+            saved = info.model_copy(update={"keys_count": len(items), "bytes": size, "content_hash": digest})
+            row = db.execute(INSERT_CHECKPOINT, checkpoint_params(scope, saved, items)).fetchone()
+            if row is None:
+                writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
+                raise checkpoint_exists(info.checkpoint_id)
+            set_status_sync(db, row[0], SessionStatus.PAUSED, event.with_detail({"items": len(items)}))
+            return saved
+
+        return await self._write_direct(pause)
+
+    async def resume_session(
+        self,
+        scope: Scope,
+        checkpoint_id: str | None,
+        clear: bool,
+        now: float,
+        limits: Limits,
+        event: EventRecord,
+    ) -> tuple[CheckpointInfo, int] | None:
+        params = scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        sql = f"SELECT {CHECKPOINT_ROW_COLUMNS}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+
+        def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int] | None:
+            found = db.execute(sql, params).fetchone()
+            if found is None:
+                return None
+            info = self._checkpoint_info(CheckpointRow(*found[:-1]))
+            items = decode_state(found[-1])
+            pk = writable_pk_sync(db, scope)
+            restored = restore_sync(db, pk, items, clear, now, limits)
+            set_status_sync(
+                db,
+                pk,
+                SessionStatus.RUNNING,
+                event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored}),
+            )
+            return info, restored
+
+        return await self._write_direct(resume)
+
+    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+        def resume(db: sqlite3.Connection) -> None:
+            set_status_sync(db, writable_pk_sync(db, scope), SessionStatus.RUNNING, event)
+
+        await self._write_direct(resume)
+
+    async def record_terminate(
+        self,
+        scope: Scope,
+        episode: Episode | None,
+        embedding: Sequence[float] | None,
+        result: Mapping[str, Any],
+        event: EventRecord,
+        embedding_model: str | None = None,
+        seal_token: str | None = None,
+    ) -> dict[str, Any]:
+        async with self._write() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT id, status, terminate_result, sealed, seal_token FROM sessions WHERE {SCOPE}"),
+                    scope_params(scope),
+                )
+            ).first()
+            stored = self._terminated_result(scope, row, seal_token)
+            if stored is not None:
+                return stored
+            assert row is not None
+            if episode is not None:
+                await self._insert_episode(conn, episode, embedding, embedding_model)
+            await conn.execute(
+                text(
+                    "UPDATE sessions SET status = 'terminated', sealed = 1, updated_at = :now, "
+                    "terminated_at = :now, episode_id = :e, terminate_result = :r WHERE id = :pk"
+                ),
+                {
+                    "now": event.at,
+                    "e": str(episode.episode_id) if episode else None,
+                    "r": json.dumps(dict(result)),
+                    "pk": row.id,
+                },
+            )
+            await self._insert_event(conn, row.id, event)
+            return dict(result)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        params = scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        sealed = f"(SELECT sealed != 0 OR status = 'terminated' FROM sessions WHERE {SCOPE})"
+        sql = (
+            f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {sealed} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        )
+
+        def read(db: sqlite3.Connection) -> CheckpointData | None:
+            # One statement: description, state and the session's seal from one snapshot. Decoded on the reader's
+            # thread, off the loop.
+            row = db.execute(sql, params).fetchone()
+            if row is None:
+                return None
+            info = self._checkpoint_info(CheckpointRow(*row[:-2]))
+            return CheckpointData(info, decode_state(row[-2]), bool(row[-1]))
+
+        return await self._read_direct(read)
+
+    # -- episodes --------------------------------------------------------------------------------------
+    async def _insert_episode(
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
+        """The episode row, its postings and its project's statistics, in ``conn``'s transaction (one hand-over)."""
+        params = episode_params(ep, embedding, model)
+        text_row = (
+            0,
+            *text_fields(ep.task_type, ep.task_description, ep.outcome_details, ep.lessons_learned, ep.context_summary),
+        )
+
+        def insert(db: sqlite3.Connection) -> None:
+            tokenize(db, [text_row])
+            episode_pk, tokens = db.execute(INSERT_EPISODE, params).fetchone()
+            index_episode(db, episode_pk, tokens)
+
+        await self._on_thread(conn, insert)
+
+    async def add_episode(
+        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
+    ) -> None:
+        async with self._write() as conn:
+            await self._insert_episode(conn, episode, embedding, embedding_model)
+
+    async def search_episodes(
+        self,
+        project_id: UUID,
+        query: str,
+        query_embedding: Sequence[float] | None,
+        flt: EpisodeFilter,
+        limit: int,
+        now: float,
+        mode: SearchMode = "hybrid",
+        embedding_model: str | None = None,
+    ) -> list[ScoredEpisode]:
+        pool = candidate_pool(limit)
+        extra, fparams = filter_clause(DIALECT, flt, prefix="e.")
+        base = {"p": str(project_id), **fparams}
+        text_scores: dict[str, float] = {}
+        vector_scores: dict[str, float] = {}
+        async with self._read(statements=2) as conn:
+            if mode != "vector":
+                project = str(project_id)
+                bm25 = await self._on_thread(conn, lambda db: bm25_scores(db, project, query, extra, fparams, pool))
+                text_scores = relative(bm25)
+            if query_embedding is not None and mode != "text":
+                cosines = await nearest(conn, base, extra, embedding_model, query_embedding, pool)
+                vector_scores = similarities(cosines)
+            fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
+            if not fused:
+                return []
+            ids = list(fused)
+            names = ", ".join(f":id{i}" for i in range(len(ids)))
+            result = await conn.execute(
+                text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.episode_id IN ({names})"),
+                {f"id{i}": eid for i, eid in enumerate(ids)},
+            )
+            episodes = {r.episode_id: self._episode(r) for r in result}
+        ranked = sorted(
+            (
+                ScoredEpisode(
+                    **ep.model_dump(),
+                    score=round(blend(fused[eid], ep.importance_score, ep.created_at.timestamp(), now), 6),
+                )
+                for eid, ep in episodes.items()
+            ),
+            key=lambda s: s.score,
+            reverse=True,
+        )
+        return ranked[:limit]
+
+    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
+        stale = "" if model is None else " OR e.embedding_model IS NULL OR e.embedding_model != :model"
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL{stale} "
+                    "ORDER BY e.created_at, e.id LIMIT :limit"
+                ),
+                {"limit": limit, "model": model},
+            )
+            return [self._episode(r) for r in result]
+
+    async def set_episode_embedding(
+        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+    ) -> bool:
+        async with self._write() as conn:
+            result = await conn.execute(
+                text(
+                    "UPDATE episodes SET embedding = :emb, embedding_model = :model WHERE project_id = :p AND "
+                    "episode_id = :e AND (embedding IS NULL OR embedding_model IS NULL OR embedding_model != :model)"
+                ),
+                {"emb": vector_to_blob(embedding), "model": model, "p": str(project_id), "e": str(episode_id)},
+            )
+            return bool(result.rowcount)
