@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Scope, iso
+from mcp_memory.server import episode_control_tools
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize
 
@@ -318,9 +320,10 @@ def register_tools(server: MemoryServer) -> None:
             float | None, Field(ge=0, le=1, strict=True, description="0-1: how much this should weigh in recall.")
         ] = None,
         metadata: Metadata = None,
-    ) -> RecordEpisodeResult:
-        """Record an experience (a task and how it went) so that future tasks can find it."""
-        ep = await rt.episodic.record_episode(
+    ) -> CallToolResult:
+        """Record an experience (a task and how it went) so that future tasks can find it. Recording the same
+        episode again returns the first one's id; a near-duplicate names the older episode as duplicate_of."""
+        recorded = await rt.episode_control.record(
             project_id=project(project_id),
             agent_instance_id=agent_instance_id,
             task_type=task_type,
@@ -332,7 +335,7 @@ def register_tools(server: MemoryServer) -> None:
             importance_score=importance_score,
             metadata=metadata,
         )
-        return RecordEpisodeResult(episode_id=str(ep.episode_id))
+        return episode_control_tools.reply(recorded.as_result())
 
     @server.tool()
     async def search_episodes(
@@ -370,6 +373,8 @@ def register_tools(server: MemoryServer) -> None:
                 for h in hits
             ]
         )
+
+    episode_control_tools.register(server, project)
 
 
 __all__ = ["register_tools"]

@@ -69,6 +69,7 @@ from mcp_memory.ranking import (
 from mcp_memory.stores.pg_schema import connect_args
 from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, SearchMode
 from mcp_memory.stores.sql.dialect import Dialect, as_is
+from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_COLUMNS,
     COMPLETE,
@@ -90,7 +91,6 @@ from mcp_memory.stores.sql.rules import (
     restore_overflows,
     session_exists,
 )
-from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 

@@ -103,7 +103,8 @@ async def text_statistics(store: DurableStore, project: uuid.UUID) -> tuple[Any,
             orphans = (
                 await conn.execute(
                     text(
-                        "SELECT COUNT(*) FROM episode_terms x WHERE NOT EXISTS (SELECT 1 FROM episodes e WHERE e.id = x.episode_pk)"
+                        "SELECT COUNT(*) FROM episode_terms x "
+                        "WHERE NOT EXISTS (SELECT 1 FROM episodes e WHERE e.id = x.episode_pk)"
                     )
                 )
             ).scalar_one()

@@ -36,6 +36,7 @@ from mcp_memory.models import (
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
 from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.queries import (
     COMPLETE,
     EPISODE_COLUMNS,
@@ -52,7 +53,6 @@ from mcp_memory.stores.sql.rules import (
     keys_full,
     session_exists,
 )
-from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sqlite import statements
