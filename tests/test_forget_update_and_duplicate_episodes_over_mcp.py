@@ -204,3 +204,21 @@ async def test_a_token_for_another_project_can_neither_forget_nor_edit(tmp_path:
         async with connect(server.url, "tok-admin") as admin:
             data = await ok(admin, "search_episodes", project_id=a_project, query="secret task")
             assert [(h["episode_id"], h["importance_score"]) for h in data["episodes"]] == [(eid, 0.5)]
+
+
+@pytest.mark.backends("sqlite")
+@pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
+async def test_subscribers_of_an_episode_hear_of_its_update_and_forget(runtime: MemoryRuntime) -> None:
+    from tests.test_resource_subscriptions import Inbox
+    from tests.waiting import until
+
+    inbox = Inbox()
+    async with Client(create_server(runtime=runtime), mode="legacy", message_handler=inbox) as c:
+        p, a = str(uuid.uuid4()), str(uuid.uuid4())
+        eid = await record(c, p, a, "watched task")
+        uri = f"memory://projects/{p}/episodes/{eid}"
+        await c.subscribe_resource(uri)
+        await ok(c, "update_episode", project_id=p, episode_id=eid, importance_score=0.7)
+        await until(lambda: inbox.updated() == [uri], what="updated after update_episode")
+        await ok(c, "forget_episodes", project_id=p, episode_ids=[eid])
+        await until(lambda: inbox.updated() == [uri, uri], what="updated after forget_episodes")

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from mcp_memory.server.app import MemoryServer
 
+_UUID = {"format": "uuid"}
 FORGET_EPISODES = (
     "Forget episodes for good: by episode_ids, or by a filter that only counts them unless confirm is true."
 )
@@ -35,9 +36,9 @@ def register(server: MemoryServer, project: Callable[[str | None], str]) -> None
         ),
     )
     async def forget_episodes(
-        project_id: str | None = None,
+        project_id: Annotated[str | None, Field(json_schema_extra=_UUID)] = None,
         episode_ids: Annotated[list[str] | None, Field(description="These episodes.")] = None,
-        agent_instance_id: Annotated[str | None, Field(description="Filter.")] = None,
+        agent_instance_id: Annotated[str | None, Field(description="Filter.", json_schema_extra=_UUID)] = None,
         session_id: Annotated[str | None, Field(description="Filter.")] = None,
         task_type: Annotated[str | None, Field(description="Filter.")] = None,
         outcome: Annotated[Literal["success", "failure", "partial"] | None, Field(description="Filter.")] = None,
@@ -64,8 +65,8 @@ def register(server: MemoryServer, project: Callable[[str | None], str]) -> None
         ),
     )
     async def update_episode(
-        episode_id: str,
-        project_id: str | None = None,
+        episode_id: Annotated[str, Field(json_schema_extra=_UUID)],
+        project_id: Annotated[str | None, Field(json_schema_extra=_UUID)] = None,
         lessons_learned: Annotated[list[str] | None, Field(description="Replace the lessons.")] = None,
         outcome_details: Annotated[str | None, Field(description="Replace.")] = None,
         importance_score: Annotated[float | None, Field(ge=0, le=1, strict=True, description="Replace.")] = None,
