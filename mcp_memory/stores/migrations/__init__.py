@@ -20,9 +20,10 @@ n) reaches Postgres' first migration through ``config.attributes["embedding_dime
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from alembic.config import Config
+if TYPE_CHECKING:  # imported when used: importing alembic costs 0.1-0.3 s, which a start at the head never pays
+    from alembic.config import Config
 
 Backend = Literal["postgres", "sqlite", "all"]
 
@@ -35,6 +36,8 @@ _LOCATION = "mcp_memory:stores/migrations"
 
 def alembic_config(backend: Backend) -> Config:
     """The Alembic configuration of ``backend``'s history (``"all"``: both lines, for looking at them together)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", _LOCATION)
     backends = ("postgres", "sqlite") if backend == "all" else (backend,)

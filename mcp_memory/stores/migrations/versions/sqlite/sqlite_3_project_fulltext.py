@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from mcp_memory.stores.migrations.sqlite_steps import columns, connection, set_version
-from mcp_memory.stores.sqlite.fulltext import index_episodes
+from mcp_memory.stores.sqlite.fulltext import create_tokenizer, index_episodes
 from mcp_memory.stores.sqlite.schema import EPISODE_TERMS_DDL
 
 revision = "sqlite_3"
@@ -46,7 +46,9 @@ def upgrade() -> None:
     ) WITHOUT ROWID"""
     )
     op.execute(EPISODE_TERMS_DDL.format(name="episode_terms"))
-    index_episodes(connection(), 0)
+    db = connection()
+    create_tokenizer(db)  # (the connection's TEMP tokenizer, if it has none yet)
+    index_episodes(db, 0)
     op.execute("DROP TABLE IF EXISTS episodes_fts")
     set_version(3)
 
