@@ -184,3 +184,11 @@ async def test_an_upgrade_that_fails_halfway_leaves_the_file_as_it_was(tmp_path:
         assert (await store.ping())["schema_version"] == SCHEMA_VERSION
     finally:
         await store.close()
+
+
+def test_every_folder_of_revisions_is_a_package_so_that_the_wheel_ships_it() -> None:
+    """setuptools' package discovery (pyproject: ``packages.find``) takes ``.py`` files from packages only."""
+    root = Path(migrations.__file__).parent
+    folders = {p.parent for p in root.rglob("*.py")}
+    assert folders >= {root / "versions" / "postgres", root / "versions" / "sqlite"}
+    assert all((folder / "__init__.py").exists() for folder in folders | {root / "versions"})
