@@ -82,7 +82,8 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk,
     writable_pk_sync,
 )
-from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
+from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
+from mcp_memory.stores.sqlite.vectors import vector_to_blob
 
 
 class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
@@ -94,6 +95,11 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
         "(SELECT json_group_array(key) FROM (SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
         f"AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key LIMIT {FIRST_KEYS}))"
     )
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", vector_cache_bytes: int = VECTOR_CACHE_BYTES) -> None:
+        super().__init__(url, synchronous=synchronous)
+        self.vectors = VectorIndex(vector_cache_bytes)
+        """Every project's vectors as an in-memory matrix (exact search; kept current by the file's triggers)."""
 
     @staticmethod
     def _read_keys(value: Any) -> tuple[str, ...]:
@@ -502,7 +508,6 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
     ) -> list[ScoredEpisode]:
         pool = candidate_pool(limit)
         extra, fparams = filter_clause(DIALECT, flt, prefix="e.")
-        base = {"p": str(project_id), **fparams}
         text_scores: dict[str, float] = {}
         vector_scores: dict[str, float] = {}
         async with self._read(statements=2) as conn:
@@ -511,7 +516,11 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
                 bm25 = await self._on_thread(conn, lambda db: bm25_scores(db, project, query, extra, fparams, pool))
                 text_scores = relative(bm25)
             if query_embedding is not None and mode != "text":
-                cosines = await nearest(conn, base, extra, embedding_model, query_embedding, pool)
+                project, vectors = str(project_id), self.vectors
+                cosines = await self._on_thread(
+                    conn,
+                    lambda db: vectors.nearest(db, project, embedding_model, query_embedding, pool, extra, fparams),
+                )
                 vector_scores = similarities(cosines)
             fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
             if not fused:
