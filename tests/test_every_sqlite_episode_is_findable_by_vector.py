@@ -142,7 +142,7 @@ async def test_the_matrices_stay_within_their_memory_budget(tmp_path: Path) -> N
     try:
         projects = [uuid.uuid4() for _ in range(3)]
         data = {p: (episodes(p, 200), vectors(200, seed=k)) for k, p in enumerate(projects)}
-        for p, (eps, vecs) in data.items():
+        for eps, vecs in data.values():
             await store._write_direct(lambda db, eps=eps, vecs=vecs: load_episodes(db, eps, list(vecs), MODEL))
         for _ in range(2):
             for p, (eps, vecs) in data.items():

@@ -525,25 +525,30 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
             fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
             if not fused:
                 return []
-            ids = list(fused)
-            names = ", ".join(f":id{i}" for i in range(len(ids)))
+            # Blended from two columns of each candidate (up to the pool's 100), then only the ``limit`` best are
+            # read whole and built as models: building all the candidates was most of a vector search's CPU.
+            read_time = DIALECT.read_time
+            blended = {
+                eid: round(blend(fused[eid], importance, read_time(created_at).timestamp(), now), 6)
+                for eid, importance, created_at in await self._on_thread(
+                    conn,
+                    lambda db: db.execute(
+                        "SELECT episode_id, importance_score, created_at FROM episodes "
+                        "WHERE episode_id IN (SELECT value FROM json_each(?))",
+                        (json.dumps(list(fused)),),
+                    ).fetchall(),
+                )
+            }
+            best = sorted(blended, key=blended.__getitem__, reverse=True)[:limit]
+            if not best:
+                return []
+            names = ", ".join(f":id{i}" for i in range(len(best)))
             result = await conn.execute(
                 text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.episode_id IN ({names})"),
-                {f"id{i}": eid for i, eid in enumerate(ids)},
+                {f"id{i}": eid for i, eid in enumerate(best)},
             )
             episodes = {r.episode_id: self._episode(r) for r in result}
-        ranked = sorted(
-            (
-                ScoredEpisode(
-                    **ep.model_dump(),
-                    score=round(blend(fused[eid], ep.importance_score, ep.created_at.timestamp(), now), 6),
-                )
-                for eid, ep in episodes.items()
-            ),
-            key=lambda s: s.score,
-            reverse=True,
-        )
-        return ranked[:limit]
+        return [ScoredEpisode(**episodes[eid].model_dump(), score=blended[eid]) for eid in best if eid in episodes]
 
     async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
         stale = "" if model is None else " OR e.embedding_model IS NULL OR e.embedding_model != :model"

