@@ -13,6 +13,7 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +144,7 @@ async def test_the_matrices_stay_within_their_memory_budget(tmp_path: Path) -> N
         projects = [uuid.uuid4() for _ in range(3)]
         data = {p: (episodes(p, 200), vectors(200, seed=k)) for k, p in enumerate(projects)}
         for eps, vecs in data.values():
-            await store._write_direct(lambda db, eps=eps, vecs=vecs: load_episodes(db, eps, list(vecs), MODEL))
+            await store._write_direct(partial(load_episodes, episodes=eps, embeddings=list(vecs), model=MODEL))
         for _ in range(2):
             for p, (eps, vecs) in data.items():
                 assert await first(store, p, vecs[50]) == str(eps[50].episode_id)
