@@ -217,7 +217,9 @@ async def measure(
         if vector is not None:
             answers.append((query, vector, {str(h.episode_id) for h in hits}))
     # After the timed calls, so that the baseline's scans do not slow them down.
-    for query, vector, got in answers if exact is not None else []:
+    for query, vector, got in answers:
+        if exact is None:
+            break
         want = await exact.top(query if mode != "vector" else "", vector, flt, 10)
         recalls.append(len(got & set(want)) / max(1, len(want)))
     recall = sum(recalls) / len(recalls) if recalls else None

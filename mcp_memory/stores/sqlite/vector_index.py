@@ -19,9 +19,11 @@ Only the project's own row is read, so no other project's writes touch a project
 that writes vectors by a path the triggers cannot see; none does today).
 
 Memory: a matrix takes dimension x 4 bytes per vector plus ~100 bytes of ids (100,000 x 384 -> ~150 MB + 10 MB),
-with up to half again of room to grow by appends. All matrices together are held under ``budget_bytes``
-(:data:`VECTOR_CACHE_BYTES` by default): least recently searched projects are dropped first (and rebuilt from
-the file on their next search); the project being searched is always kept, whatever its size.
+with a quarter more room once built (appends fill it; a full matrix grows by half, one copy). A matrix is built
+from the file in ~1 s at 100,000 x 384 (on a project's first search in a process and after a change). All
+matrices together are held under ``budget_bytes`` (:data:`VECTOR_CACHE_BYTES` by default): least recently searched
+projects are dropped first (and rebuilt from the file on their next search); the project being searched is always
+kept, whatever its size.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ VECTOR_CACHE_BYTES = 1 << 30
 """How much memory the matrices of all projects may take together (1 GiB: ~6 projects of 100,000 x 384)."""
 
 ID_BYTES = 100
-"""Memory of one vector's ids besides the vector (its row id and its 36-character episode id in a list)."""
+"""Memory of one vector's ids besides the vector (its row id and its 36-character episode id in lists)."""
 
 VECTOR_DDL = [
     """CREATE TABLE IF NOT EXISTS vector_projects (
@@ -90,6 +92,8 @@ class _Matrix:
     size: int = 0
     vectors: npt.NDArray[np.float32] = field(default_factory=lambda: np.empty((0, 0), np.float32))
     ids: list[str] = field(default_factory=list)
+    pks: list[int] = field(default_factory=list)
+    """Each vector's episode row id (filters are checked by it: an integer key, cheaper than the UUID)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -97,21 +101,23 @@ class _Matrix:
         return int(self.vectors.nbytes) + ID_BYTES * len(self.ids)
 
     def reset(self) -> None:
-        self.size, self.max_id, self.vectors, self.ids = 0, 0, np.empty((0, self.dim), np.float32), []
+        self.size, self.max_id, self.vectors, self.ids, self.pks = 0, 0, np.empty((0, self.dim), np.float32), [], []
 
-    def append(self, rows: list[tuple[int, str, bytes]]) -> None:
-        """Add rows (in row-id order) after the live ones. The live rows never move in place: a search that took
-        ``vectors[:size]`` before keeps reading valid data while this grows the matrix."""
+    def append(self, rows: list[tuple[int, str, bytes]], headroom: float = 0.5) -> None:
+        """Add rows (in row-id order) after the live ones, growing the matrix by ``headroom`` of its size when it is
+        full (a growth copies the matrix: rare, not per insert). The live rows never move in place: a search that
+        took ``vectors[:size]`` before keeps reading valid data while this grows the matrix."""
         if not rows:
             return
         block = np.frombuffer(b"".join(blob for _, _, blob in rows), dtype=np.float32).reshape(len(rows), self.dim)
         needed = self.size + len(rows)
         if needed > len(self.vectors):
-            grown = np.empty((max(needed, self.size + self.size // 2), self.dim), np.float32)
+            grown = np.empty((needed + int(needed * headroom) + 16, self.dim), np.float32)
             grown[: self.size] = self.vectors[: self.size]
             self.vectors = grown
         self.vectors[self.size : needed] = block
         self.ids.extend(episode_id for _, episode_id, _ in rows)
+        self.pks.extend(pk for pk, _, _ in rows)
         self.size = needed
         self.max_id = max(self.max_id, rows[-1][0])
 
@@ -155,7 +161,7 @@ class VectorIndex:
         q = np.asarray(normalize(query), dtype=np.float32)
         matrix = self._current(db, project_id, model, len(q))
         with matrix.lock:
-            vectors, ids, size = matrix.vectors, matrix.ids, matrix.size
+            vectors, ids, pks, size = matrix.vectors, matrix.ids, matrix.pks, matrix.size
         if size == 0:
             return {}
         # numpy's own SIMD loop, not BLAS: half the CPU of OpenBLAS's sgemv on this row-major layout (6.5 against
@@ -164,7 +170,7 @@ class VectorIndex:
         if not extra:
             best = _best(scores, min(top, size))
             return {ids[i]: float(scores[i]) for i in best}
-        return _best_passing(db, scores, ids, top, extra, params or {})
+        return _best_passing(db, scores, ids, pks, top, extra, params or {})
 
     def _current(self, db: sqlite3.Connection, project_id: str, model: str | None, dim: int) -> _Matrix:
         """The project's matrix brought up to the snapshot ``db`` reads."""
@@ -181,7 +187,8 @@ class VectorIndex:
             # has that this snapshot lacks are dropped when the results are read from this snapshot.
             if changes > matrix.changes:
                 matrix.reset()
-                matrix.append(_rows(db, project_id, model, dim, 0))
+                # Built with a quarter of room to grow: new episodes are appended without a copy for a while.
+                matrix.append(_rows(db, project_id, model, dim, 0), headroom=0.25)
                 matrix.changes = changes
                 matrix.max_id = max(matrix.max_id, top_id)
             elif changes == matrix.changes and top_id > matrix.max_id:
@@ -225,29 +232,25 @@ def _best_passing(
     db: sqlite3.Connection,
     scores: npt.NDArray[np.float32],
     ids: list[str],
+    pks: list[int],
     top: int,
     extra: str,
     params: dict[str, Any],
 ) -> dict[str, float]:
     """The ``top`` best scores among the episodes passing the filters: candidates checked best first, in rounds of
     growing size (see :data:`FILTER_ROUND`), by their row in this snapshot."""
-    check = f"SELECT e.episode_id FROM episodes e WHERE e.episode_id IN (SELECT value FROM json_each(:ids)){extra}"
+    check = f"SELECT e.id FROM episodes e WHERE e.id IN (SELECT value FROM json_each(:pks)){extra}"
     found: dict[str, float] = {}
     checked = 0
     size = len(scores)
     want = top * FILTER_ROUND
     while len(found) < top and checked < size:
         order = _best(scores, min(want, size))
-        batch = [ids[i] for i in order[checked:]]
-        passing = {r[0] for r in db.execute(check, {**params, "ids": _json_list(batch)})}
+        batch = "[" + ",".join(str(pks[i]) for i in order[checked:]) + "]"
+        passing = {r[0] for r in db.execute(check, {**params, "pks": batch})}
         for i in order[checked:]:
-            if ids[i] in passing and len(found) < top:
+            if pks[i] in passing and len(found) < top:
                 found[ids[i]] = float(scores[i])
         checked = len(order)
         want *= FILTER_ROUND
     return found
-
-
-def _json_list(values: list[str]) -> str:
-    # Episode ids are UUIDs: no character needs escaping.
-    return "[" + ",".join(f'"{v}"' for v in values) + "]"
