@@ -170,7 +170,9 @@ class EpisodicMemory:
         """Store a built episode with its embedding; if none can be made now, without (embedded later)."""
         vectors = await self.embed([episode_text(episode)])
         vector = vectors[0] if vectors else None
-        await self._store.add_episode(episode, vector, self.embedding_model if vector is not None else None)
+        stored = await self._store.add_episode(episode, vector, self.embedding_model if vector is not None else None)
+        if stored != episode.episode_id:  # a repeat of a stored episode: nothing was written
+            return await self.get(episode.project_id, stored)
         return episode.model_copy(update={"embedded": vector is not None})
 
     async def record_episode(self, episode: EpisodeCreate | None = None, /, **fields: Any) -> Episode:

@@ -11,6 +11,7 @@ from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_from_settings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.backfill import EmbeddingBackfill
+from mcp_memory.services.episode_control import EpisodeControl
 from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.services.hooks import LifecycleHooks, load_hooks
 from mcp_memory.services.lifecycle import AgentLifecycleManager
@@ -56,6 +57,7 @@ class MemoryRuntime:
             )
         self.working = WorkingMemory(self.working_store, self.settings, clock, sessions=self.store)
         self.episodic = EpisodicMemory(self.store, self.settings, self.embedder, clock)
+        self.episode_control = EpisodeControl(self.episodic, self.store, self.settings, clock)
         self.lifecycle = AgentLifecycleManager(
             self.working,
             self.store,
