@@ -1,4 +1,4 @@
-"""``mcp-memory serve | doctor | migrate | reembed | hash-token | version``.
+"""``mcp-memory serve | doctor | migrate | reembed | export | import | hash-token | version``.
 
 In stdio mode stdout carries the MCP protocol, so everything this module logs or reports while serving
 goes to stderr.
@@ -307,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     direction.add_argument("--downgrade", metavar="REV", help="downgrade to REV ('base' removes every table)")
     direction.add_argument("--status", action="store_true", help="show the current and head revisions only")
     migrate.set_defaults(func=cmd_migrate)
+    from mcp_memory.cli_transfer import add_parsers
+
+    add_parsers(sub)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])

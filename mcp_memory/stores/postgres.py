@@ -91,6 +91,7 @@ from mcp_memory.stores.sql.rules import (
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
+from mcp_memory.stores.sql.transfer import SqlTransfer
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def _cut_off(driver: Any, cut_off: list[bool]) -> None:
     driver.terminate()
 
 
-class PostgresStore(SessionQueries, SqlStore):
+class PostgresStore(SessionQueries, SqlTransfer, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = _DIALECT
@@ -986,6 +987,28 @@ class PostgresStore(SessionQueries, SqlStore):
         sql, params = self._episode_insert(episode, embedding, embedding_model)
         async with self._one() as conn:
             await conn.execute(text(f"WITH {sql} SELECT 1"), params)
+
+    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    _vector_column = "CAST(e.embedding AS text)"
+
+    @staticmethod
+    def _json(name: str) -> str:
+        return f"CAST(:{name} AS jsonb)"
+
+    @staticmethod
+    def _read_vector(value: Any) -> list[float] | None:
+        vector: list[float] = orjson.loads(value)
+        return vector
+
+    @staticmethod
+    def _checkpoint_extra(state: str) -> dict[str, Any]:
+        return {"state_bytes": len(state.encode())}
+
+    async def _import_episode(
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
+        sql, params = self._episode_insert(ep, embedding, model)
+        await conn.execute(text(f"WITH {sql} SELECT 1"), params)
 
     async def search_episodes(
         self,

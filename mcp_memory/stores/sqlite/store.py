@@ -53,6 +53,7 @@ from mcp_memory.stores.sql.rules import (
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
+from mcp_memory.stores.sql.transfer import SqlTransfer
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.connection import SqliteConnection
 from mcp_memory.stores.sqlite.fulltext import (
@@ -82,10 +83,10 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk,
     writable_pk_sync,
 )
-from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
+from mcp_memory.stores.sqlite.vectors import blob_to_vector, nearest, vector_to_blob
 
 
-class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, SqlTransfer, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -488,6 +489,16 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
     ) -> None:
         async with self._write() as conn:
             await self._insert_episode(conn, episode, embedding, embedding_model)
+
+    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    async def _import_episode(
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
+        await self._insert_episode(conn, ep, embedding, model)
+
+    @staticmethod
+    def _read_vector(value: Any) -> list[float] | None:
+        return list(blob_to_vector(value))
 
     async def search_episodes(
         self,
