@@ -5,6 +5,7 @@ that scope only; and the ``mcp-memory export`` / ``import`` commands. Targets: S
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import uuid
@@ -199,3 +200,25 @@ async def test_export_and_import_commands(exported: tuple[uuid.UUID, Path], tmp_
     assert to_file.returncode == 0 and to_file.stdout == b"" and comparable(target)[0] == comparable(path)[0]
     bad = await anyio.run_process([*cli, "export", "--project", "nope"], env=env, check=False)
     assert bad.returncode == 1 and bad.stderr.decode().startswith("mcp-memory: invalid_argument:")
+
+
+async def test_a_resealed_file_with_a_value_no_store_can_hold_is_refused(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """Records are checked one by one too, not only the checksum: a file edited and given a fresh checksum still
+    cannot carry what ``memory_set`` would refuse."""
+    project, path = exported
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if b'"kind":"working"' in line)
+    for bad in ("{not json", '"a\\u0000b"'):
+        record = orjson.loads(lines[at])
+        record["value"] = bad
+        edited = [*lines[:at], orjson.dumps(record) + b"\n", *lines[at + 1 : -1]]
+        trailer = orjson.loads(lines[-1])
+        trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
+        crafted = tmp_path / "crafted.jsonl"
+        crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+        assert f"line {at + 1} of the export file is not a valid record: working.value: Value error" in await refused(
+            runtime, crafted
+        )
+    await assert_nothing_written(runtime, project)

@@ -490,7 +490,8 @@ async def test_resource_templates_are_listed(settings: Settings) -> None:
         assert {t.uri_template for t in templates} == TEMPLATES
         assert len(templates) == 7
         for t in templates:
-            assert t.mime_type == JSON
+            # The export resource is an export file (docs/export-format.md): JSON Lines.
+            assert t.mime_type == ("application/jsonl" if t.uri_template.endswith("/export") else JSON)
             assert t.name and t.description
 
 

@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import (
+    _ESCAPED_NUL,  # the one definition of a NUL's escape in JSON text
     CheckpointData,
     CheckpointInfo,
     Episode,
@@ -50,6 +51,20 @@ KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
 """The record kinds, in file order (the keys of the header's and trailer's ``counts``)."""
 
 _Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+
+
+def _json_text(value: str) -> str:
+    """A working-memory value must be JSON text a store can hold (what ``memory_set`` would have accepted)."""
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise ValueError("not JSON text") from None
+    if "\x00" in value or ("\\u0000" in value and _ESCAPED_NUL.search(value)):
+        raise ValueError("contains a NUL character, which no store can hold")
+    return value
+
+
+_JsonText = Annotated[str, AfterValidator(_json_text)]
 
 
 def timestamp(dt: datetime) -> str:
@@ -115,7 +130,7 @@ class SessionRecord(_InSession):
 class WorkingRecord(_InSession):
     kind: Literal["working"]
     key: str = Field(min_length=1)
-    value: str
+    value: _JsonText
     expires_at: float | None
     ttl_remaining: float | None
 
@@ -129,7 +144,7 @@ class CheckpointRecord(_InSession):
     label: str | None
     content_hash: str
     metadata: dict[str, Any]
-    state: dict[str, tuple[str, float | None]]
+    state: dict[str, tuple[_JsonText, float | None]]
 
 
 class EventRecordModel(_InSession):
