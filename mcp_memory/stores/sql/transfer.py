@@ -1,6 +1,6 @@
 """:class:`SqlTransfer`: the transfer port (:mod:`mcp_memory.stores.transfer`) with the same SQL on both SQL stores.
 
-Each store supplies the few pieces that differ: how a JSON parameter is written (``_json``), how a checkpoint's state
+Each store supplies the few pieces that differ: how a JSON parameter is written (``_JSON``), how a checkpoint's state
 and a vector are read back (``_read_state``, ``_vector_column``, ``_read_vector``), the checkpoint columns it keeps
 besides the shared ones (``_checkpoint_extra``), and its own episode insert (``_import_episode``: the lifecycle's
 path, which makes the full-text postings and per-project statistics).
@@ -60,6 +60,8 @@ class SqlTransfer:
     """Export pages and the one-transaction import of both SQL stores."""
 
     _dialect: ClassVar[Dialect]
+    _JSON = "{}"
+    """A JSON parameter in SQL (Postgres: ``CAST({} AS jsonb)``), shared with the episode edits."""
     _vector_column: ClassVar[str] = "e.embedding"
     """The select expression of an episode's vector (Postgres casts it to text: asyncpg knows no vector type)."""
 
@@ -80,10 +82,9 @@ class SqlTransfer:
         ) -> None: ...
 
     # -- what differs per store ---------------------------------------------------------------------------
-    @staticmethod
-    def _json(name: str) -> str:
-        """A JSON parameter in SQL (SQLite: the text as is)."""
-        return f":{name}"
+    def _json(self, name: str) -> str:
+        """The JSON parameter ``:name`` in SQL, as the store's ``_JSON`` writes one (SQLite: the text as is)."""
+        return self._JSON.format(f":{name}")
 
     @staticmethod
     def _read_state(value: Any) -> dict[str, Item]:
