@@ -27,7 +27,7 @@ from uuid import UUID
 import anyio
 
 from mcp_memory import __version__
-from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError
+from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
 from mcp_memory.services.export_format import (
     FORMAT_NAME,
@@ -266,19 +266,15 @@ class Transfer:
         header = await self.validate(path)
         source = header.scope
         target = as_project if as_project is not None else source.project_id
+        keep_ids = as_project is None
+        scope = Selection(source.project_id, source.agent_instance_id, source.session_id)
         plan = ImportPlan(
             project_id=target,
-            keep_ids=as_project is None,
+            keep_ids=keep_ids,
             working=self._same_store,
             vector_model=self._model,
+            require_empty=scope if keep_ids else None,
         )
-        if plan.keep_ids and await self._durable.selection_occupied(
-            Selection(source.project_id, source.agent_instance_id, source.session_id)
-        ):
-            raise Conflict(
-                "the store holds sessions or episodes in the export's scope already; import into an empty scope, or "
-                "with --as-project into another project (nothing was imported)"
-            )
         await self._durable.import_records(_entries(path), plan)
         report = ImportReport(target, dict(plan.counts), dict(plan.renamed_episodes))
         if not self._same_store:

@@ -92,6 +92,9 @@ class ImportPlan:
     vector_model: str | None
     """Vectors made by this model are stored; others are dropped, so the episode waits for the embedding backfill
     (``mcp-memory reembed`` or the server's background retry). None: store every vector as it is."""
+    require_empty: Selection | None = None
+    """Kept ids: the scope that must hold no session and no episode (checked in the import's transaction), else
+    ``Conflict``."""
     renamed_episodes: dict[UUID, UUID] = field(default_factory=dict)
     """Filled by the import: file episode id -> new id, for those that would have clashed."""
     counts: dict[str, int] = field(default_factory=dict)

@@ -204,6 +204,11 @@ class SqlTransfer:
             counts.setdefault(kind, 0)
         sessions: dict[tuple[UUID, str], int] = {}
         async with self._write() as conn:
+            if plan.require_empty is not None and await self._occupied(conn, plan.require_empty):
+                raise Conflict(
+                    "the store holds sessions or episodes in the export's scope already; import into an empty scope, "
+                    "or with --as-project into another project (nothing was imported)"
+                )
             async for entry in records:
                 if isinstance(entry, SessionEntry):
                     info = entry.info
