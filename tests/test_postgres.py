@@ -650,19 +650,21 @@ async def test_search_uses_the_hnsw_index_for_a_large_project_only(store: Postgr
     from mcp_memory.stores.postgres import EXACT_SCAN_BUDGET, search_sql, vector_text
 
     project = uuid.uuid4()
+    # Bulk set-up (1,000 HNSW inserts), in four statements so that each stays within the store's per-statement
+    # timeout on a loaded machine.
+    for first in range(1, 1001, 250):
+        async with store._write() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+                    "outcome, importance_score, created_at, embedding) SELECT gen_random_uuid(), :p, "
+                    "gen_random_uuid(), 'ops', 'episode ' || i, 'success', 0.5, now(), "
+                    "(SELECT array_agg(random())::vector FROM generate_series(1, 256) WHERE i > 0) "
+                    "FROM generate_series(:first, :first + 249) i"
+                ),
+                {"p": project, "first": first},
+            )
     async with store._write() as conn:
-        # Bulk set-up (1,000 HNSW inserts), not a call a user waits for: not bound by the store's statement timeout.
-        await conn.execute(text("SET LOCAL statement_timeout = 0"))
-        await conn.execute(
-            text(
-                "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
-                "outcome, importance_score, created_at, embedding) SELECT gen_random_uuid(), :p, gen_random_uuid(), "
-                "'ops', 'episode ' || i, 'success', 0.5, now(), "
-                "(SELECT array_agg(random())::vector FROM generate_series(1, 256) WHERE i > 0) "
-                "FROM generate_series(1, 1000) i"
-            ),
-            {"p": project},
-        )
         await conn.execute(text("ANALYZE episodes"))
     assert store.exact_scan_max == EXACT_SCAN_BUDGET // 256 > 1000
 
