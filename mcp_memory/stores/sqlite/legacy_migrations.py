@@ -55,6 +55,9 @@ def migrate(db: sqlite3.Connection, version: int) -> int:
     if version == 5:
         _migrate_5_to_6(db)
         version = 6
+    if version == 6:
+        _migrate_6_to_7(db)
+        version = 7
     db.execute("UPDATE schema_version SET version = ?", (version,))
     return version
 
@@ -118,3 +121,9 @@ def _migrate_5_to_6(db: sqlite3.Connection) -> None:
     for column, kind in (("spawn_token", "TEXT"), ("spawn_until", "REAL")):
         if column not in columns:  # (a file built with the newer table has them)
             db.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
+
+
+def _migrate_6_to_7(db: sqlite3.Connection) -> None:
+    """Schema 6 -> 7: a checkpoint can be kept from retention pruning. Those made before are not kept."""
+    if "keep" not in {r[1] for r in db.execute("PRAGMA table_info(checkpoints)")}:
+        db.execute("ALTER TABLE checkpoints ADD COLUMN keep INTEGER NOT NULL DEFAULT 0")

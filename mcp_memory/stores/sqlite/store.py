@@ -34,7 +34,7 @@ from mcp_memory.models import (
     content_hash,
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, Retention, SearchMode
 from mcp_memory.stores.sql.queries import (
     COMPLETE,
     EPISODE_COLUMNS,
@@ -51,6 +51,8 @@ from mcp_memory.stores.sql.rules import (
     keys_full,
     session_exists,
 )
+from mcp_memory.stores.sql.erase import ScopeErase
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sqlite import statements
@@ -62,6 +64,7 @@ from mcp_memory.stores.sqlite.fulltext import (
     index_episode,
     text_fields,
     tokenize,
+    unindex_episodes,
 )
 from mcp_memory.stores.sqlite.schema import decode_state
 from mcp_memory.stores.sqlite.statements import (
@@ -85,7 +88,7 @@ from mcp_memory.stores.sqlite.statements import (
 from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
 
 
-class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, ScopeErase, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -300,8 +303,36 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
                 await self._insert_event(conn, pk, event)
 
     # -- lifecycle transitions -------------------------------------------------------------------------
+    async def _unindex_episodes(self, conn: AsyncConnection, episode_pks: list[int]) -> None:
+        await self._on_thread(conn, lambda db: unindex_episodes(db, episode_pks))
+
+    @staticmethod
+    def _prune_sync(db: sqlite3.Connection, session_pk: int, info: CheckpointInfo, retention: Retention | None) -> None:
+        """Apply ``retention`` in the pause's transaction, after its checkpoint went in (the single writer holds the
+        session: no other pause can insert between the two)."""
+        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "LIMIT -1 OFFSET :n")
+        if prune is not None:
+            db.execute(*prune)
+
+    async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
+        params = {**scope_params(scope), "cid": checkpoint_id}
+
+        def delete(db: sqlite3.Connection) -> bool:
+            row = db.execute(DELETE_CHECKPOINT, params).fetchone()
+            if row is None:
+                return False
+            db.execute(statements.INSERT_EVENT, event_params(row[0], event))
+            return True
+
+        return await self._write_direct(delete)
+
     async def record_pause(
-        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        items: Mapping[str, Item],
+        event: EventRecord,
+        retention: Retention | None = None,
     ) -> None:
         params = checkpoint_params(scope, info, items)
 
@@ -312,6 +343,7 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
                 writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
                 raise checkpoint_exists(info.checkpoint_id)
             set_status_sync(db, row[0], SessionStatus.PAUSED, event)
+            self._prune_sync(db, row[0], info, retention)
 
         await self._write_direct(pause)
 
@@ -351,7 +383,9 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
 
         return await self._write_direct(spawn)
 
-    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
+    async def pause_session(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+    ) -> CheckpointInfo:
         snapshot = (
             f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
         )
@@ -366,6 +400,7 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
                 writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
                 raise checkpoint_exists(info.checkpoint_id)
             set_status_sync(db, row[0], SessionStatus.PAUSED, event.with_detail({"items": len(items)}))
+            self._prune_sync(db, row[0], saved, retention)
             return saved
 
         return await self._write_direct(pause)
