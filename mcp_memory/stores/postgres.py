@@ -68,6 +68,7 @@ from mcp_memory.ranking import (
 from mcp_memory.stores.pg_schema import connect_args
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, Retention, SearchMode
 from mcp_memory.stores.sql.dialect import Dialect, as_is
+from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_COLUMNS,
     COMPLETE,
@@ -78,6 +79,7 @@ from mcp_memory.stores.sql.queries import (
     checkpoint_selector,
     filter_clause,
 )
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
 from mcp_memory.stores.sql.rules import (
     COMMON_TERM_MIN_EPISODES,
     COMMON_TERM_SHARE,
@@ -89,8 +91,6 @@ from mcp_memory.stores.sql.rules import (
     restore_overflows,
     session_exists,
 )
-from mcp_memory.stores.sql.erase import ScopeErase
-from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 

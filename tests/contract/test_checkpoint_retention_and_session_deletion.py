@@ -200,8 +200,8 @@ async def test_erase_dry_run_counts_and_a_real_run_removes_exactly_the_scope(sto
     for s in (*scopes, bystander):
         await stores.open_session(s, T0, {"a": Item("1")})
         await pause(stores, s, "c1", T0 + 1)
-        await add(stores.durable, episode(s.project_id, f"work of {s.session_id}", agent_instance_id=s.agent_instance_id,
-                                          session_id=s.session_id))  # fmt: skip
+        work = episode(s.project_id, f"work of {s.session_id}", agent_instance_id=s.agent_instance_id)
+        await add(stores.durable, work.model_copy(update={"session_id": s.session_id}))
     await add(stores.durable, episode(project, "an episode without a session", agent_instance_id=agent))
     before = {s: await snapshot_of(stores, s) for s in (*scopes, bystander)}
     bystander_episodes = await stores.durable.recent_episodes([other_project], 10)

@@ -35,6 +35,7 @@ from mcp_memory.models import (
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, Retention, SearchMode
+from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     COMPLETE,
     EPISODE_COLUMNS,
@@ -44,6 +45,7 @@ from mcp_memory.stores.sql.queries import (
     checkpoint_selector,
     filter_clause,
 )
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
 from mcp_memory.stores.sql.rules import (
     candidate_pool,
     check_fits,
@@ -51,8 +53,6 @@ from mcp_memory.stores.sql.rules import (
     keys_full,
     session_exists,
 )
-from mcp_memory.stores.sql.erase import ScopeErase
-from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sqlite import statements
