@@ -124,6 +124,9 @@ BASES: dict[str, Base] = {
     "memory_prompt": Base(lambda ids: ids.scope()),
     "list_sessions": Base(lambda ids: {"project_id": ids.p}, session=False),
 }
+UUID_ARGUMENTS = {"project_id", "agent_instance_id", "agent_type_id"}
+"""Arguments whose rule is a UUID: published without ``format`` where the tool list is kept lean (the scope is
+described once, in the server's instructions), so they are known by name here."""
 
 
 async def prepared(c: Client, tool: str, ids: Ids) -> dict[str, Any]:
@@ -264,6 +267,12 @@ async def search_episodes_task_type(c: Client, ids: Ids, text: str) -> None:
     assert [h["task_type"] for h in hits] == [text]
 
 
+async def terminate_task_type(c: Client, ids: Ids, text: str) -> None:
+    await spawn(c, ids)
+    result = await ok(c, "terminate", **ids.scope(task_type=text))
+    assert (await episode(c, ids, result["episode_id"]))["task_type"] == text
+
+
 async def search_episodes_since(c: Client, ids: Ids, text: str) -> None:
     """None of the samples is a date: refused, never "no filter"."""
     await refused(c, "search_episodes", "invalid_argument", project_id=ids.p, query="d", since=text)
@@ -300,6 +309,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("search_episodes", "query"): search_episodes_query,
     ("search_episodes", "task_type"): search_episodes_task_type,
     ("search_episodes", "since"): search_episodes_since,
+    ("terminate", "task_type"): terminate_task_type,
     ("memory_prompt", "task"): memory_prompt_task,
     ("list_sessions", "before"): list_sessions_before,
 }
@@ -313,7 +323,8 @@ def string_schema(prop: dict[str, Any]) -> dict[str, Any] | None:
     if not any("type" in m or "enum" in m for m in members):
         return outer
     for member in members:
-        if member.get("type") == "string":
+        kind = member.get("type")
+        if kind == "string" or (isinstance(kind, list) and "string" in kind):
             return {**outer, **member}
     return None
 
@@ -349,7 +360,7 @@ async def check_every_string_argument(c: Client) -> None:
         for text in SAMPLES:
             ids = Ids()
             try:
-                if schema.get("format") == "uuid" or "enum" in schema:
+                if arg in UUID_ARGUMENTS or schema.get("format") == "uuid" or "enum" in schema:
                     await uuid_or_enum(c, tool, arg, ids, text)
                 elif arg == "session_id" and (tool, arg) not in PROBES:
                     await session_named(c, tool, ids, text)
