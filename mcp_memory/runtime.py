@@ -12,6 +12,7 @@ from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_from_settings
 from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks, load_hooks
+from mcp_memory.services.session_control import SessionControl
 from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.stores.factory import ConfigurationError, build_durable_store, build_working_store, check_settings
 from mcp_memory.working import WorkingMemory
@@ -62,6 +63,8 @@ class MemoryRuntime:
             loaded_hooks,
             clock,
         )
+        self.control = SessionControl(self.store, self.working_store, clock, self.lifecycle.session_lock)
+        """Deletions: delete_session, delete_checkpoint, and the operator's forget."""
         self.sessions = SessionDirectory(self.store, clock, working=self.working_store is self.store)
         """Session discovery: list_sessions and identifier completion."""
         self.backfill = (

@@ -548,9 +548,10 @@ class SameStoreLifecycle(Protocol):
     ) -> CheckpointInfo:
         """``snapshot`` and ``record_pause`` (its pruning by ``retention`` included) in one transaction:
         checkpoint the items live at ``now`` under ``info``'s id, time, label, ``keep`` and metadata, mark the
-        session paused and record ``event`` with ``"items"`` (the count checkpointed) added to its detail. ``info``'s ``keys_count``, ``bytes`` and
-        ``content_hash`` are ignored: the store computes them (as :func:`~mcp_memory.models.content_hash`
-        does) and returns ``info`` with them. Refusals as for ``record_pause``."""
+        session paused and record ``event`` with ``"items"`` (the count checkpointed) added to its detail.
+        ``info``'s ``keys_count``, ``bytes`` and ``content_hash`` are ignored: the store computes them (as
+        :func:`~mcp_memory.models.content_hash` does) and returns ``info`` with them. Refusals as for
+        ``record_pause``."""
         ...
 
     async def resume_session(
