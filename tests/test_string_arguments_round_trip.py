@@ -123,6 +123,8 @@ BASES: dict[str, Base] = {
     "search_episodes": Base(lambda ids: {"project_id": ids.p, "query": "d"}, session=False),
     "memory_prompt": Base(lambda ids: ids.scope()),
     "list_sessions": Base(lambda ids: {"project_id": ids.p}, session=False),
+    "delete_session": Base(lambda ids: ids.scope()),
+    "delete_checkpoint": Base(lambda ids: ids.scope(checkpoint_id="c1"), setup=(("pause", {"checkpoint_id": "c1"}),)),
 }
 UUID_ARGUMENTS = {"project_id", "agent_instance_id", "agent_type_id"}
 """Arguments whose rule is a UUID: published without ``format`` where the tool list is kept lean (the scope is
@@ -291,7 +293,21 @@ async def list_sessions_before(c: Client, ids: Ids, text: str) -> None:
     await refused(c, "list_sessions", "invalid_argument", project_id=ids.p, before=text)
 
 
+async def delete_checkpoint_id(c: Client, ids: Ids, text: str) -> None:
+    """The checkpoint named ``text`` goes (and no other); a text that is no identifier is refused."""
+    await spawn(c, ids)
+    await ok(c, "pause", **ids.scope(checkpoint_id="other"))
+    if IDENTIFIER.fullmatch(text):
+        await ok(c, "pause", **ids.scope(checkpoint_id=text))
+        assert (await ok(c, "delete_checkpoint", **ids.scope(checkpoint_id=text)))["checkpoint_id"] == text
+    else:
+        await refused(c, "delete_checkpoint", "invalid_argument", **ids.scope(checkpoint_id=text))
+    listed = (await ok(c, "list_checkpoints", **ids.scope()))["checkpoints"]
+    assert [cp["checkpoint_id"] for cp in listed] == ["other"]
+
+
 PROBES: dict[tuple[str, str], Probe] = {
+    ("delete_checkpoint", "checkpoint_id"): delete_checkpoint_id,
     ("pause", "checkpoint_id"): pause_checkpoint_id,
     ("pause", "label"): pause_label,
     ("resume", "checkpoint_id"): resume_checkpoint_id,

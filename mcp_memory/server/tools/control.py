@@ -10,11 +10,8 @@ from pydantic import Field
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.tools.shared import AgentId, ProjectId, SessionId, ToolScope, hints, reply
 
-DELETE_SESSION = (
-    "Delete a session for good: working memory, checkpoints, events (its episode too if keep_episodes=false). "
-    "Returns the removed counts."
-)
-DELETE_CHECKPOINT = "Delete one checkpoint, even a kept or the newest one (retention never prunes those)."
+DELETE_SESSION = "Delete a session: working memory, checkpoints, events; returns the counts removed."
+DELETE_CHECKPOINT = "Delete one checkpoint, kept or newest included."
 
 
 def register(server: MemoryServer) -> None:
@@ -27,7 +24,7 @@ def register(server: MemoryServer) -> None:
         session_id: SessionId,
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        keep_episodes: Annotated[bool, Field(strict=True, description="Keep its episodes.")] = True,
+        keep_episodes: Annotated[bool, Field(strict=True, description="Or delete them too.")] = True,
     ) -> CallToolResult:
         project, agent = tools.project(project_id), tools.agent(agent_instance_id)
         return reply(await control.delete_session(project, agent, session_id, keep_episodes))
