@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from mcp_memory.server import create_server
 pytestmark = pytest.mark.anyio
 
 MAX_TOOL_LIST_BYTES = 9 * 1000
+README = Path(__file__).resolve().parent.parent / "README.md"
 SCOPE = {"project_id", "agent_instance_id", "session_id"}
 """Described once, in the instructions (``session_id`` as a session's name; in record_episode it is a filter)."""
 
@@ -91,3 +93,12 @@ async def test_result_text_is_the_compact_json_of_the_structured_result(settings
     assert len(result.content) == 1 and isinstance(result.content[0], TextContent)
     assert result.content[0].text == compact(result.structured_content)
     assert result.structured_content == {"key": "k", "value": {"nested": [1, "é"]}}
+
+
+async def test_the_readme_tool_table_lists_exactly_the_served_tools(settings: Settings) -> None:
+    """The README's tool table is what ``tools/list`` serves: no tool missing, none invented."""
+    readme = README.read_text()
+    table = readme[readme.index("## Tools") : readme.index("\n## ", readme.index("## Tools") + 1)]
+    documented = {row.split("`")[1] for row in table.splitlines() if row.startswith("| `")}
+    tools, _ = await tool_list(settings)
+    assert documented == {t["name"] for t in tools}
