@@ -293,6 +293,23 @@ class Settings(BaseSettings):
         ),
     )
 
+    duplicate_similarity: float = Field(
+        default=0.95,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "With embeddings on: a new episode whose vector has at least this cosine similarity to one of the "
+            "project's episodes of the same task_type and outcome is a near-duplicate of it (1.0: exact only)."
+        ),
+    )
+    duplicate_action: Literal["report", "merge"] = Field(
+        default="report",
+        description=(
+            "A near-duplicate episode: 'report' stores it and names the older one as duplicate_of; 'merge' stores "
+            "no new row but adds its new lessons to the older one and keeps the higher importance."
+        ),
+    )
+
     embedding_provider: Literal["none", "hash", "openai", "sentence-transformers"] = Field(
         default="none",
         description=(

@@ -33,7 +33,16 @@ TEMPLATES = {
 # docs/contract.md's tool table: arguments and result fields.
 TOOL_ARGS = {
     "spawn": {"project_id", "agent_instance_id", "session_id", "agent_type_id", "initial_state", "metadata"},
-    "pause": {"project_id", "agent_instance_id", "session_id", "checkpoint_id", "label", "metadata", "keep", "keep_last"},
+    "pause": {
+        "project_id",
+        "agent_instance_id",
+        "session_id",
+        "checkpoint_id",
+        "label",
+        "metadata",
+        "keep",
+        "keep_last",
+    },
     "resume": {"project_id", "agent_instance_id", "session_id", "checkpoint_id", "clear_current", "metadata"},
     "terminate": {
         "project_id",
@@ -51,6 +60,24 @@ TOOL_ARGS = {
     "list_sessions": {"project_id", "agent_instance_id", "status", "limit", "before"},
     "delete_session": {"project_id", "agent_instance_id", "session_id", "keep_episodes"},
     "delete_checkpoint": {"project_id", "agent_instance_id", "session_id", "checkpoint_id"},
+    "forget_episodes": {
+        "project_id",
+        "episode_ids",
+        "agent_instance_id",
+        "session_id",
+        "task_type",
+        "outcome",
+        "before",
+        "confirm",
+    },
+    "update_episode": {
+        "project_id",
+        "episode_id",
+        "lessons_learned",
+        "outcome_details",
+        "importance_score",
+        "metadata",
+    },
     "memory_set": {"project_id", "agent_instance_id", "session_id", "key", "value", "ttl_seconds"},
     "memory_get": {"project_id", "agent_instance_id", "session_id", "key"},
     "memory_delete": {"project_id", "agent_instance_id", "session_id", "key"},

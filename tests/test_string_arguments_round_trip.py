@@ -125,6 +125,10 @@ BASES: dict[str, Base] = {
     "list_sessions": Base(lambda ids: {"project_id": ids.p}, session=False),
     "delete_session": Base(lambda ids: ids.scope()),
     "delete_checkpoint": Base(lambda ids: ids.scope(checkpoint_id="c1"), setup=(("pause", {"checkpoint_id": "c1"}),)),
+    "forget_episodes": Base(lambda ids: {"project_id": ids.p, "task_type": "t"}, session=False),
+    "update_episode": Base(
+        lambda ids: {"project_id": ids.p, "episode_id": str(uuid.uuid4()), "importance_score": 0.5}, session=False
+    ),
 }
 UUID_ARGUMENTS = {"project_id", "agent_instance_id", "agent_type_id"}
 """Arguments whose rule is a UUID: published without ``format`` where the tool list is kept lean (the scope is
@@ -306,8 +310,59 @@ async def delete_checkpoint_id(c: Client, ids: Ids, text: str) -> None:
     assert [cp["checkpoint_id"] for cp in listed] == ["other"]
 
 
+async def forget_episodes_task_type(c: Client, ids: Ids, text: str) -> None:
+    """The filter forgets exactly that task type's episodes."""
+    kept = await ok(c, "record_episode", **{**_episode_args(ids), "task_type": "other"})
+    gone = await ok(c, "record_episode", **{**_episode_args(ids), "task_type": text})
+    assert await ok(c, "forget_episodes", project_id=ids.p, task_type=text, confirm=True) == {"forgotten": 1}
+    assert (await episode(c, ids, kept["episode_id"]))["task_type"] == "other"
+    await refused_read(c, EPISODE_URI.format(p=ids.p, e=gone["episode_id"]))
+
+
+async def forget_episodes_session_id(c: Client, ids: Ids, text: str) -> None:
+    if not IDENTIFIER.fullmatch(text):
+        await refused(c, "forget_episodes", "invalid_argument", project_id=ids.p, session_id=text)
+        return
+    await ok(c, "record_episode", **_episode_args(ids), session_id=text)
+    await ok(c, "record_episode", **_episode_args(ids), session_id="other")
+    assert await ok(c, "forget_episodes", project_id=ids.p, session_id=text) == {"forgotten": 0, "would_forget": 1}
+
+
+async def forget_episodes_before(c: Client, ids: Ids, text: str) -> None:
+    """None of the samples is a date: refused, never "no filter" (which would forget everything)."""
+    eid = (await ok(c, "record_episode", **_episode_args(ids)))["episode_id"]
+    await refused(c, "forget_episodes", "invalid_argument", project_id=ids.p, before=text, confirm=True)
+    assert (await episode(c, ids, eid))["episode_id"] == eid
+
+
+async def update_episode_outcome_details(c: Client, ids: Ids, text: str) -> None:
+    eid = (await ok(c, "record_episode", **_episode_args(ids)))["episode_id"]
+    await ok(c, "update_episode", project_id=ids.p, episode_id=eid, outcome_details=text)
+    assert (await episode(c, ids, eid))["outcome_details"] == text
+
+
+async def update_episode_episode_id(c: Client, ids: Ids, text: str) -> None:
+    """None of the samples is an episode id: refused, nothing changed."""
+    eid = (await ok(c, "record_episode", **_episode_args(ids)))["episode_id"]
+    await refused(c, "update_episode", "invalid_argument", project_id=ids.p, episode_id=text, importance_score=0.9)
+    assert (await episode(c, ids, eid))["importance_score"] == 0.5
+
+
+async def refused_read(c: Client, uri: str) -> None:
+    try:
+        await c.read_resource(uri)
+    except Exception:
+        return
+    raise AssertionError(f"{uri} is still readable")
+
+
 PROBES: dict[tuple[str, str], Probe] = {
     ("delete_checkpoint", "checkpoint_id"): delete_checkpoint_id,
+    ("forget_episodes", "task_type"): forget_episodes_task_type,
+    ("forget_episodes", "session_id"): forget_episodes_session_id,
+    ("forget_episodes", "before"): forget_episodes_before,
+    ("update_episode", "outcome_details"): update_episode_outcome_details,
+    ("update_episode", "episode_id"): update_episode_episode_id,
     ("pause", "checkpoint_id"): pause_checkpoint_id,
     ("pause", "label"): pause_label,
     ("resume", "checkpoint_id"): resume_checkpoint_id,

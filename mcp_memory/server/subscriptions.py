@@ -137,9 +137,17 @@ def changes_for(
     if name == "terminate":
         return Changes(session_uris + (episode_uris if episode else ()), project_id if episode else None)
     if name == "record_episode":
-        return Changes(episode_uris, project_id)
-    if name in ("update_episode", "forget_episodes"):
+        if result.get("repeat"):
+            return Changes()  # nothing was written
+        # Merged into an older episode: that one changed, and no resource was added.
+        return Changes(episode_uris, None if result.get("merged") else project_id)
+    if name == "update_episode":
         return Changes(episode_uris)
+    if name == "forget_episodes":
+        if not result.get("forgotten"):
+            return Changes()
+        gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in result.get("episode_ids", ()))
+        return Changes(episode_uris + gone, project_id)
     return Changes()
 
 

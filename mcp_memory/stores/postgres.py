@@ -50,6 +50,7 @@ from mcp_memory.models import (
     CheckpointInfo,
     Episode,
     Item,
+    Outcome,
     Scope,
     ScoredEpisode,
     SessionInfo,
@@ -66,8 +67,9 @@ from mcp_memory.ranking import (
     normalize,
 )
 from mcp_memory.stores.pg_schema import connect_args
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, Retention, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, Retention, SearchMode
 from mcp_memory.stores.sql.dialect import Dialect, as_is
+from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_COLUMNS,
@@ -207,7 +209,7 @@ def _cut_off(driver: Any, cut_off: list[bool]) -> None:
     driver.terminate()
 
 
-class PostgresStore(SessionQueries, ScopeErase, SqlStore):
+class PostgresStore(SessionQueries, EpisodeEdits, ScopeErase, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = _DIALECT
@@ -1022,10 +1024,64 @@ class PostgresStore(SessionQueries, ScopeErase, SqlStore):
 
     async def add_episode(
         self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
-    ) -> None:
+    ) -> UUID:
         sql, params = self._episode_insert(episode, embedding, embedding_model)
-        async with self._one() as conn:
+        async with self._write() as conn:
+            # Writers of the same episode queue on one advisory lock (held to commit), so of two concurrent
+            # repeats the second finds the first.
+            await self._lock_same(conn, episode)
+            same = await self._same_episode(conn, episode)
+            if same is not None:
+                return same
             await conn.execute(text(f"WITH {sql} SELECT 1"), params)
+        return episode.episode_id
+
+    # -- edits (sql/episode_edits.py): the full-text counts follow by triggers; vectors and locks ------------
+    _JSON = "CAST({} AS jsonb)"
+
+    async def _insert_event(self, conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
+        await conn.execute(
+            text(f"INSERT INTO events {self._EVENT_COLUMNS} VALUES (:pk, {self._EVENT_VALUES})"),
+            {"pk": session_pk, **self._event_params(ev)},
+        )
+
+    async def _lock_same(self, conn: AsyncConnection, episode: Episode) -> None:
+        key = f"{episode.project_id}|{episode.agent_instance_id}|{episode.session_id}|{episode.task_description}"
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+    def _vector_set(self, changes: EpisodeChanges, params: dict[str, Any]) -> str:
+        emb = None
+        if changes.embedding is not None:
+            emb = self._embedding_text(changes.embedding, "the new embedding of an edited episode")
+        params["emb"] = emb
+        params["model"] = None if emb is None else changes.embedding_model
+        return "embedding = CAST(:emb AS vector), embedding_model = CAST(:model AS text)"
+
+    async def nearest_episode(
+        self,
+        project_id: UUID,
+        embedding: Sequence[float],
+        embedding_model: str | None,
+        task_type: str,
+        outcome: Outcome,
+    ) -> tuple[UUID, float] | None:
+        qv = self._embedding_text(embedding, "the embedding of a new episode")
+        if qv is None:
+            return None
+        model = "" if embedding_model is None else " AND embedding_model = CAST(:model AS text)"
+        async with self._read() as conn:
+            # Exact (no index): one task type and outcome of one project, a B-tree's rows.
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT episode_id, 1.0 - (embedding <=> CAST(:qv AS vector)) AS cos FROM episodes "
+                        f"WHERE project_id = :p AND task_type = :tt AND outcome = :o AND embedding IS NOT NULL{model} "
+                        "ORDER BY (embedding <=> CAST(:qv AS vector)) + 0 LIMIT 1"
+                    ),
+                    {"qv": qv, "p": project_id, "tt": task_type, "o": outcome.value, "model": embedding_model},
+                )
+            ).first()
+        return None if row is None else (row.episode_id, float(row.cos))
 
     async def search_episodes(
         self,

@@ -7,7 +7,7 @@ services and in :class:`~mcp_memory.server.app.MemoryServer`.
 from __future__ import annotations
 
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.tools import control, episodes, lifecycle, working
+from mcp_memory.server.tools import control, episode_control, episodes, lifecycle, working
 from mcp_memory.server.tools.shared import AgentId, ProjectId, SessionId, ToolScope, hints, reply
 
 
@@ -17,6 +17,7 @@ def register_tools(server: MemoryServer) -> None:
     working.register(server)
     episodes.register(server)
     control.register(server)
+    episode_control.register(server)
 
 
 __all__ = ["AgentId", "ProjectId", "SessionId", "ToolScope", "hints", "register_tools", "reply"]

@@ -61,7 +61,7 @@ def register(server: MemoryServer) -> None:
         importance_score: Annotated[float | None, Field(ge=0, le=1, strict=True, description="Recall weight.")] = None,
         metadata: Metadata = None,
     ) -> CallToolResult:
-        ep = await episodic.record_episode(
+        recorded = await server.runtime.episode_control.record(
             project_id=tools.project(project_id),
             agent_instance_id=tools.agent(agent_instance_id),
             task_type=task_type,
@@ -73,7 +73,7 @@ def register(server: MemoryServer) -> None:
             importance_score=importance_score,
             metadata=metadata,
         )
-        return reply({"episode_id": str(ep.episode_id)})
+        return reply(recorded.as_result())
 
     @server.tool(description=SEARCH_EPISODES, **hints("Search episodes", **READ_ONLY))
     async def search_episodes(

@@ -3,12 +3,14 @@ operator's ``mcp-memory forget``), with the same steps on both SQL stores.
 
 What goes: the sessions' working memory rows, checkpoints, events and records, and (unless kept) the episodes, with
 their vectors, full-text postings and their share of the project's full-text statistics (SQLite keeps those itself:
-the store's ``_unindex_episodes`` hook takes the episodes out first; Postgres's triggers on ``episodes`` do it), so
-that the other episodes score as in a store that never held them. One transaction: all of it goes, or none.
+the store's ``_unindex`` hook of :class:`~mcp_memory.stores.sql.episode_edits.EpisodeEdits`, the one
+``forget_episodes`` uses, takes the episodes out first; Postgres's triggers on ``episodes`` do it), so that the other
+episodes score as in a store that never held them. One transaction: all of it goes, or none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
@@ -49,9 +51,9 @@ class ScopeErase:
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
-    async def _unindex_episodes(self, conn: AsyncConnection, episode_pks: list[int]) -> None:
-        """Before these episode rows go: take them out of the full-text index (postings and statistics).
-        Postgres: nothing (its triggers do it)."""
+    if TYPE_CHECKING:
+
+        async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None: ...
 
     async def _count(
         self, conn: AsyncConnection, sessions: str, episodes: str | None, params: dict[str, Any]
@@ -82,7 +84,7 @@ class ScopeErase:
         episode_pks = [int(pk) for (pk,) in found]
         for i in range(0, len(episode_pks), BATCH):
             batch = episode_pks[i : i + BATCH]
-            await self._unindex_episodes(conn, batch)
+            await self._unindex(conn, batch)
             names = {f"pk{j}": pk for j, pk in enumerate(batch)}
             await conn.execute(text(f"DELETE FROM episodes WHERE id IN ({', '.join(':' + n for n in names)})"), names)
 

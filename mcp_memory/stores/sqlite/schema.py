@@ -102,6 +102,8 @@ SCHEMA = [
         text_tokens INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
+    # An agent's episodes: the look-up of a repeated episode, and forgets by agent (no version bump, as below).
+    "CREATE INDEX IF NOT EXISTS episodes_project_agent ON episodes (project_id, agent_instance_id, created_at)",
     # list_sessions: newest activity first, per project or per agent, paged by (updated_at, id). Created at every
     # start like the rest (IF NOT EXISTS), so files of schema 5 get them without a version bump: an index changes
     # nothing a release that does not know it reads or writes.

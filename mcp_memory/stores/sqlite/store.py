@@ -27,6 +27,7 @@ from mcp_memory.models import (
     CheckpointInfo,
     Episode,
     Item,
+    Outcome,
     Scope,
     ScoredEpisode,
     SessionInfo,
@@ -34,7 +35,8 @@ from mcp_memory.models import (
     content_hash,
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, Retention, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, Retention, SearchMode
+from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     COMPLETE,
@@ -62,6 +64,7 @@ from mcp_memory.stores.sqlite.fulltext import (
     bm25_scores,
     episode_params,
     index_episode,
+    reindex_episode,
     text_fields,
     tokenize,
     unindex_episodes,
@@ -88,7 +91,7 @@ from mcp_memory.stores.sqlite.statements import (
 from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
 
 
-class SqliteStore(SqliteConnection, SessionQueries, ScopeErase, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -303,9 +306,6 @@ class SqliteStore(SqliteConnection, SessionQueries, ScopeErase, SqlStore):
                 await self._insert_event(conn, pk, event)
 
     # -- lifecycle transitions -------------------------------------------------------------------------
-    async def _unindex_episodes(self, conn: AsyncConnection, episode_pks: list[int]) -> None:
-        await self._on_thread(conn, lambda db: unindex_episodes(db, episode_pks))
-
     @staticmethod
     def _prune_sync(db: sqlite3.Connection, session_pk: int, info: CheckpointInfo, retention: Retention | None) -> None:
         """Apply ``retention`` in the pause's transaction, after its checkpoint went in (the single writer holds the
@@ -520,9 +520,48 @@ class SqliteStore(SqliteConnection, SessionQueries, ScopeErase, SqlStore):
 
     async def add_episode(
         self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
-    ) -> None:
+    ) -> UUID:
         async with self._write() as conn:
+            # The single writer makes the look-up and the insert one step: a repeat is never inserted twice.
+            same = await self._same_episode(conn, episode)
+            if same is not None:
+                return same
             await self._insert_episode(conn, episode, embedding, embedding_model)
+            return episode.episode_id
+
+    # -- edits (sql/episode_edits.py): this store's full-text and vector steps --------------------------------
+    async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None:
+        pks = list(episode_pks)
+        await self._on_thread(conn, lambda db: unindex_episodes(db, pks))
+
+    async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
+        await self._on_thread(conn, lambda db: reindex_episode(db, episode_pk))
+
+    def _vector_set(self, changes: EpisodeChanges, params: dict[str, Any]) -> str:
+        vector = changes.embedding
+        params["emb"] = None if vector is None else vector_to_blob(vector)
+        params["model"] = None if vector is None else changes.embedding_model
+        return "embedding = :emb, embedding_model = :model"
+
+    async def nearest_episode(
+        self,
+        project_id: UUID,
+        embedding: Sequence[float],
+        embedding_model: str | None,
+        task_type: str,
+        outcome: Outcome,
+    ) -> tuple[UUID, float] | None:
+        params = {"p": str(project_id), "f_task_type": task_type, "f_outcome": outcome.value}
+        async with self._read() as conn:
+            best = await nearest(
+                conn,
+                params,
+                " AND e.task_type = :f_task_type AND e.outcome = :f_outcome",
+                embedding_model,
+                embedding,
+                1,
+            )
+        return next(((UUID(eid), cos) for eid, cos in best.items()), None)
 
     async def search_episodes(
         self,
