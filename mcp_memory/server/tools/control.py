@@ -32,7 +32,7 @@ def register(server: MemoryServer) -> None:
     @server.tool(description=DELETE_CHECKPOINT, **hints("Delete checkpoint", destructive=True))
     async def delete_checkpoint(
         session_id: SessionId,
-        checkpoint_id: str,
+        checkpoint_id: Annotated[str, Field(description="From list_checkpoints.")],
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
     ) -> CallToolResult:
