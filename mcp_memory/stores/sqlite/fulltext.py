@@ -329,14 +329,21 @@ def index_episodes(db: sqlite3.Connection, after: int) -> None:
     db.execute(_TOKENIZER_CLEAR)
 
 
-def load_episodes(db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
-    """Insert ``episodes`` (no embeddings) at once: the rows by one ``executemany``, then indexed as a batch
-    (:func:`index_episodes`). The same rows, postings and counts as ``add_episode`` one by one, in a fraction of
-    the time: for tests and benchmarks that need a large project. In the caller's write transaction."""
+def load_episodes(
+    db: sqlite3.Connection,
+    episodes: Sequence[Episode],
+    embeddings: Sequence[Sequence[float] | None] | None = None,
+    model: str | None = None,
+) -> None:
+    """Insert ``episodes`` at once (with ``embeddings``, one per episode, of ``model``, if given): the rows by one
+    ``executemany``, then indexed as a batch (:func:`index_episodes`). The same rows, postings and counts as
+    ``add_episode`` one by one, in a fraction of the time: for tests and benchmarks that need a large project. In
+    the caller's write transaction."""
     (after,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM episodes").fetchone()
     db.execute(_TOKENIZER_CLEAR)  # text_tokens 0 until indexed
     insert = INSERT_EPISODE.removesuffix(" RETURNING id, text_tokens")
-    db.executemany(insert, [episode_params(ep, None, None) for ep in episodes])
+    vectors = embeddings if embeddings is not None else [None] * len(episodes)
+    db.executemany(insert, [episode_params(ep, v, model) for ep, v in zip(episodes, vectors, strict=True)])
     index_episodes(db, after)
 
 

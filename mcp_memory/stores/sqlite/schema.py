@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from mcp_memory.models import Item
+from mcp_memory.stores.sqlite.vector_index import VECTOR_DDL
 
 SCHEMA_VERSION = 7
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
@@ -128,6 +129,10 @@ SCHEMA = [
         PRIMARY KEY (project_pk, term)
     ) WITHOUT ROWID""",
     EPISODE_TERMS_DDL.format(name="episode_terms"),
+    # Vector search (vector_index.py): each project's vector version, kept by triggers, and its rows by row id.
+    # Created at every start like the indexes above (IF NOT EXISTS): files of schema 6 get them without a version
+    # bump, and the triggers, being in the file, keep the version for every writer, older releases included.
+    *VECTOR_DDL,
 ]
 
 

@@ -88,7 +88,8 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk,
     writable_pk_sync,
 )
-from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
+from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
+from mcp_memory.stores.sqlite.vectors import vector_to_blob
 
 
 class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, SqlStore):
@@ -100,6 +101,11 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
         "(SELECT json_group_array(key) FROM (SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
         f"AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key LIMIT {FIRST_KEYS}))"
     )
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", vector_cache_bytes: int = VECTOR_CACHE_BYTES) -> None:
+        super().__init__(url, synchronous=synchronous)
+        self.vectors = VectorIndex(vector_cache_bytes)
+        """Every project's vectors as an in-memory matrix (exact search; kept current by the file's triggers)."""
 
     @staticmethod
     def _read_keys(value: Any) -> tuple[str, ...]:
@@ -576,7 +582,6 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
     ) -> list[ScoredEpisode]:
         pool = candidate_pool(limit)
         extra, fparams = filter_clause(DIALECT, flt, prefix="e.")
-        base = {"p": str(project_id), **fparams}
         text_scores: dict[str, float] = {}
         vector_scores: dict[str, float] = {}
         async with self._read(statements=2) as conn:
@@ -585,30 +590,39 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
                 bm25 = await self._on_thread(conn, lambda db: bm25_scores(db, project, query, extra, fparams, pool))
                 text_scores = relative(bm25)
             if query_embedding is not None and mode != "text":
-                cosines = await nearest(conn, base, extra, embedding_model, query_embedding, pool)
+                project, vectors = str(project_id), self.vectors
+                cosines = await self._on_thread(
+                    conn,
+                    lambda db: vectors.nearest(db, project, embedding_model, query_embedding, pool, extra, fparams),
+                )
                 vector_scores = similarities(cosines)
             fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
             if not fused:
                 return []
-            ids = list(fused)
-            names = ", ".join(f":id{i}" for i in range(len(ids)))
+            # Blended from two columns of each candidate (up to the pool's 100), then only the ``limit`` best are
+            # read whole and built as models: building all the candidates was most of a vector search's CPU.
+            read_time = DIALECT.read_time
+            blended = {
+                eid: round(blend(fused[eid], importance, read_time(created_at).timestamp(), now), 6)
+                for eid, importance, created_at in await self._on_thread(
+                    conn,
+                    lambda db: db.execute(
+                        "SELECT episode_id, importance_score, created_at FROM episodes "
+                        "WHERE episode_id IN (SELECT value FROM json_each(?))",
+                        (json.dumps(list(fused)),),
+                    ).fetchall(),
+                )
+            }
+            best = sorted(blended, key=blended.__getitem__, reverse=True)[:limit]
+            if not best:
+                return []
+            names = ", ".join(f":id{i}" for i in range(len(best)))
             result = await conn.execute(
                 text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.episode_id IN ({names})"),
-                {f"id{i}": eid for i, eid in enumerate(ids)},
+                {f"id{i}": eid for i, eid in enumerate(best)},
             )
             episodes = {r.episode_id: self._episode(r) for r in result}
-        ranked = sorted(
-            (
-                ScoredEpisode(
-                    **ep.model_dump(),
-                    score=round(blend(fused[eid], ep.importance_score, ep.created_at.timestamp(), now), 6),
-                )
-                for eid, ep in episodes.items()
-            ),
-            key=lambda s: s.score,
-            reverse=True,
-        )
-        return ranked[:limit]
+        return [ScoredEpisode(**episodes[eid].model_dump(), score=blended[eid]) for eid in best if eid in episodes]
 
     async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
         stale = "" if model is None else " OR e.embedding_model IS NULL OR e.embedding_model != :model"
