@@ -346,9 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     direction.add_argument("--downgrade", metavar="REV", help="downgrade to REV ('base' removes every table)")
     direction.add_argument("--status", action="store_true", help="show the current and head revisions only")
     migrate.set_defaults(func=cmd_migrate)
-    from mcp_memory.cli_transfer import add_parsers
+    from mcp_memory.cli_forget import add_parser as add_forget
 
-    add_parsers(sub)
+    add_forget(sub)
+    from mcp_memory.cli_transfer import add_parsers as add_transfer
+
+    add_transfer(sub)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])

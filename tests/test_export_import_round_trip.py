@@ -71,6 +71,8 @@ async def test_project_round_trip_sqlite_to_postgres_and_redis(
         "episodes": 1000,
     }
     assert header["embedding_model"] == "hash-256"
+    kept = [r for r in a_records if r["kind"] == "checkpoint" and r["keep"]]
+    assert len(kept) == 10
     assert a_ttl and all(3500 < t <= 7200 for t in a_ttl.values())
 
     assert target.transfer is not None

@@ -51,7 +51,7 @@ async def populate(
             await rt.working.set(rt_scope(project, agent, sid), "step", p)
             await rt.working.set(rt_scope(project, agent, sid), f"ttl-{p % 3}", [p, "x"], ttl_seconds=7200)
             label = "milestone" if p % 5 == 0 else None
-            await rt.lifecycle.pause(project, agent, sid, label=label, metadata={"p": p})
+            await rt.lifecycle.pause(project, agent, sid, label=label, metadata={"p": p}, keep=p == 0)
     await rt.lifecycle.resume(project, made[1][0], made[1][1], checkpoint_id=None)
     await rt.lifecycle.terminate(project, made[2][0], made[2][1], task_description=text_for(100000), outcome="success")
     await rt.lifecycle.terminate(

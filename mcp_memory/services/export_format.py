@@ -142,6 +142,7 @@ class CheckpointRecord(_InSession):
     keys_count: int = Field(ge=0)
     bytes: int = Field(ge=0)
     label: str | None
+    keep: bool
     content_hash: str
     metadata: dict[str, Any]
     state: dict[str, tuple[_JsonText, float | None]]
@@ -280,6 +281,7 @@ def checkpoint_line(scope: Scope, cp: CheckpointData) -> dict[str, Any]:
         "keys_count": info.keys_count,
         "bytes": info.bytes,
         "label": info.label,
+        "keep": info.keep,
         "content_hash": info.content_hash,
         "metadata": info.metadata,
         "state": {k: [cp.items[k].value, cp.items[k].expires_at] for k in sorted(cp.items)},
@@ -374,6 +376,7 @@ def to_entry(record: Record) -> Entry:
             keys_count=record.keys_count,
             bytes=record.bytes,
             label=record.label,
+            keep=record.keep,
             content_hash=record.content_hash,
             metadata=record.metadata,
         )

@@ -67,9 +67,10 @@ from mcp_memory.ranking import (
     normalize,
 )
 from mcp_memory.stores.pg_schema import connect_args
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, Retention, SearchMode
 from mcp_memory.stores.sql.dialect import Dialect, as_is
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
+from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_COLUMNS,
     COMPLETE,
@@ -80,6 +81,7 @@ from mcp_memory.stores.sql.queries import (
     checkpoint_selector,
     filter_clause,
 )
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
 from mcp_memory.stores.sql.rules import (
     COMMON_TERM_MIN_EPISODES,
     COMMON_TERM_SHARE,
@@ -208,7 +210,7 @@ def _cut_off(driver: Any, cut_off: list[bool]) -> None:
     driver.terminate()
 
 
-class PostgresStore(SessionQueries, EpisodeEdits, SqlTransfer, SqlStore):
+class PostgresStore(SessionQueries, EpisodeEdits, ScopeErase, SqlTransfer, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = _DIALECT
@@ -664,22 +666,53 @@ class PostgresStore(SessionQueries, EpisodeEdits, SqlTransfer, SqlStore):
             )
 
     # -- lifecycle transitions -------------------------------------------------------------------------
+    async def _prune(
+        self, conn: AsyncConnection, session_pk: int, info: CheckpointInfo, retention: Retention | None
+    ) -> None:
+        """Apply ``retention``: the pause's second statement, in its transaction. Its first took the session's row
+        lock, so no other pause of the session inserts in between, and (read committed) this statement's snapshot
+        sees every checkpoint committed before that lock was granted: two concurrent pauses never leave more than
+        the policy allows (one statement could not: its snapshot predates the lock wait)."""
+        prune = prune_statement(_DIALECT, retention, session_pk, info.created_at.timestamp(), "OFFSET :n")
+        if prune is not None:
+            await conn.execute(text(prune[0]), prune[1])
+
+    async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
+        # One statement: the checkpoint goes, and the event is recorded only if it did.
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"WITH d AS ({DELETE_CHECKPOINT}), "
+                        f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT session_pk, {self._EVENT_VALUES} "
+                        "FROM d) SELECT session_pk FROM d"
+                    ),
+                    {**_scope_params(scope), "cid": checkpoint_id, **self._event_params(event)},
+                )
+            ).first()
+        return row is not None
+
     async def record_pause(
-        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        items: Mapping[str, Item],
+        event: EventRecord,
+        retention: Retention | None = None,
     ) -> None:
         state = orjson.dumps({key: [it.value, it.expires_at] for key, it in items.items()})
         # One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the
-        # session paused and record the event only if the checkpoint went in.
-        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
+        # session paused and record the event only if the checkpoint went in; then the pruning (``_prune``).
+        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(
                         f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {_WRITABLE} FOR NO KEY UPDATE), "
                         "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
-                        "label, content_hash, metadata, state, state_bytes) SELECT s.id, CAST(:cid AS text), "
+                        "label, content_hash, metadata, state, state_bytes, keep) SELECT s.id, CAST(:cid AS text), "
                         "CAST(:at AS timestamptz), CAST(:n AS integer), CAST(:b AS bigint), CAST(:label AS text), "
-                        "CAST(:h AS text), CAST(:m AS jsonb), CAST(:state AS jsonb), CAST(:state_bytes AS bigint) "
-                        "FROM s "
+                        "CAST(:h AS text), CAST(:m AS jsonb), CAST(:state AS jsonb), CAST(:state_bytes AS bigint), "
+                        "CAST(:keep AS boolean) FROM s "
                         "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk), "
                         "upd AS (UPDATE sessions SET status = 'paused', updated_at = :ev_at "
                         "WHERE id = (SELECT session_pk FROM cp)), "
@@ -697,12 +730,14 @@ class PostgresStore(SessionQueries, EpisodeEdits, SqlTransfer, SqlStore):
                         "m": orjson.dumps(info.metadata).decode(),
                         "state": state.decode(),
                         "state_bytes": len(state),
+                        "keep": info.keep,
                         **self._event_params(event),
                     },
                 )
             ).first()
             if row is None:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
+            await self._prune(conn, int(row.session_pk), info, retention)
 
     async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
         """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
@@ -752,13 +787,16 @@ class PostgresStore(SessionQueries, EpisodeEdits, SqlTransfer, SqlStore):
                 raise session_exists(scope, status)
         return self._session_info(row), len(arrays["keys"])
 
-    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
+    async def pause_session(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+    ) -> CheckpointInfo:
         # One statement: lock the writable session, aggregate its live items into the checkpoint's state, count,
         # size and hash (as mcp_memory.models.content_hash: sha256 over key NUL value NUL in code point order,
         # which is byte order in UTF-8, i.e. COLLATE "C"), insert it (nothing if its id is taken), mark the
         # session paused and record the event only if the checkpoint went in. state_bytes is the size of the
         # state's JSONB text here (the two-step path measures its compact JSON); it is informational only.
-        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
+        # Then the pruning, the transaction's second statement (``_prune``).
+        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(
@@ -771,9 +809,9 @@ class PostgresStore(SessionQueries, EpisodeEdits, SqlTransfer, SqlStore):
                         "decode('00', 'hex') || convert_to(value, 'UTF8') || decode('00', 'hex'), "
                         "decode('', 'hex') ORDER BY key COLLATE \"C\"), decode('', 'hex'))), 'hex') AS h FROM w), "
                         "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, "
-                        "label, content_hash, metadata, state, state_bytes) SELECT s.id, CAST(:cid AS text), "
+                        "label, content_hash, metadata, state, state_bytes, keep) SELECT s.id, CAST(:cid AS text), "
                         "CAST(:at AS timestamptz), agg.n, agg.b, CAST(:label AS text), agg.h, CAST(:m AS jsonb), "
-                        "agg.state, octet_length(CAST(agg.state AS text)) FROM s, agg "
+                        "agg.state, octet_length(CAST(agg.state AS text)), CAST(:keep AS boolean) FROM s, agg "
                         "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
                         "RETURNING session_pk, keys_count, bytes, content_hash), "
                         "upd AS (UPDATE sessions SET status = 'paused', updated_at = :ev_at "
@@ -781,7 +819,7 @@ class PostgresStore(SessionQueries, EpisodeEdits, SqlTransfer, SqlStore):
                         f"ev AS (INSERT INTO events {self._EVENT_COLUMNS} SELECT session_pk, "
                         f"{self._EVENT_VALUES_NO_DETAIL}, CAST(:ev_detail AS jsonb) || "
                         "jsonb_build_object('items', keys_count) FROM cp) "
-                        "SELECT keys_count, bytes, content_hash FROM cp"
+                        "SELECT session_pk, keys_count, bytes, content_hash FROM cp"
                     ),
                     {
                         **_scope_params(scope),
@@ -790,12 +828,14 @@ class PostgresStore(SessionQueries, EpisodeEdits, SqlTransfer, SqlStore):
                         "at": info.created_at,
                         "label": info.label,
                         "m": orjson.dumps(info.metadata).decode(),
+                        "keep": info.keep,
                         **self._event_params(event),
                     },
                 )
             ).first()
             if row is None:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
+            await self._prune(conn, int(row.session_pk), info, retention)
         return info.model_copy(
             update={"keys_count": int(row.keys_count), "bytes": int(row.bytes), "content_hash": row.content_hash}
         )

@@ -293,8 +293,8 @@ class SqlTransfer:
         values = "".join(f", :{c}" for c in extra)
         await conn.execute(
             text(
-                "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, "
-                f"content_hash, metadata, state{columns}) VALUES (:pk, :cid, :at, :n, :b, :label, :h, "
+                "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, keep, "
+                f"content_hash, metadata, state{columns}) VALUES (:pk, :cid, :at, :n, :b, :label, :keep, :h, "
                 f"{self._json('m')}, {self._json('state')}{values})"
             ),
             {
@@ -304,6 +304,7 @@ class SqlTransfer:
                 "n": info.keys_count,
                 "b": info.bytes,
                 "label": info.label,
+                "keep": info.keep,
                 "h": info.content_hash,
                 "m": orjson.dumps(info.metadata).decode(),
                 "state": state,
