@@ -1,4 +1,4 @@
-"""``mcp-memory serve | doctor | migrate | reembed | hash-token | version``.
+"""``mcp-memory serve | doctor | migrate | reembed | export | import | hash-token | version``.
 
 In stdio mode stdout carries the MCP protocol, so everything this module logs or reports while serving
 goes to stderr.
@@ -349,6 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mcp_memory.cli_forget import add_parser as add_forget
 
     add_forget(sub)
+    from mcp_memory.cli_transfer import add_parsers as add_transfer
+
+    add_transfer(sub)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])

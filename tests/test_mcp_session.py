@@ -29,6 +29,7 @@ TEMPLATES = {
     "memory://projects/{project_id}/episodes",
     "memory://projects/{project_id}/episodes/{episode_id}",
     "memory://projects/{project_id}/agents/{agent_instance_id}/sessions",
+    "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}/export",
 }
 # docs/contract.md's tool table: arguments and result fields.
 TOOL_ARGS = {
@@ -516,9 +517,10 @@ async def test_resource_templates_are_listed(settings: Settings) -> None:
     async with Client(create_server(settings)) as c:
         templates = (await c.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == TEMPLATES
-        assert len(templates) == 6
+        assert len(templates) == 7
         for t in templates:
-            assert t.mime_type == JSON
+            # The export resource is an export file (docs/export-format.md): JSON Lines.
+            assert t.mime_type == ("application/jsonl" if t.uri_template.endswith("/export") else JSON)
             assert t.name and t.description
 
 

@@ -328,6 +328,7 @@ def create_server(
     ``defaults``: the project and agent of calls that name none (default: the configured ones; ``mcp-memory
     serve`` on stdio fills them from the installation's identity, :mod:`mcp_memory.identity`)."""
     from mcp_memory.server.completions import register_completions
+    from mcp_memory.server.export_resource import register_export_resource
     from mcp_memory.server.prompts import register_prompts
     from mcp_memory.server.resources import register_resources
     from mcp_memory.server.session_directory import register_sessions
@@ -340,6 +341,7 @@ def create_server(
     server = MemoryServer(runtime, defaults)
     register_tools(server)
     register_resources(server)
+    register_export_resource(server)  # issue 13: one session as an export file
     register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
     register_sessions(server)  # issue 12: session discovery, completions, subscriptions
     register_completions(server)

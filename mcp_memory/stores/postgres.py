@@ -95,6 +95,7 @@ from mcp_memory.stores.sql.rules import (
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
+from mcp_memory.stores.sql.transfer import SqlTransfer
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def _cut_off(driver: Any, cut_off: list[bool]) -> None:
     driver.terminate()
 
 
-class PostgresStore(SessionQueries, EpisodeEdits, ScopeErase, SqlStore):
+class PostgresStore(SessionQueries, EpisodeEdits, ScopeErase, SqlTransfer, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = _DIALECT
@@ -1082,6 +1083,24 @@ class PostgresStore(SessionQueries, EpisodeEdits, ScopeErase, SqlStore):
                 )
             ).first()
         return None if row is None else (row.episode_id, float(row.cos))
+
+    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    _vector_column = "CAST(e.embedding AS text)"
+
+    @staticmethod
+    def _read_vector(value: Any) -> list[float] | None:
+        vector: list[float] = orjson.loads(value)
+        return vector
+
+    @staticmethod
+    def _checkpoint_extra(state: str) -> dict[str, Any]:
+        return {"state_bytes": len(state.encode())}
+
+    async def _import_episode(
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
+        sql, params = self._episode_insert(ep, embedding, model)
+        await conn.execute(text(f"WITH {sql} SELECT 1"), params)
 
     async def search_episodes(
         self,

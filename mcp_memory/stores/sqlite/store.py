@@ -57,6 +57,7 @@ from mcp_memory.stores.sql.rules import (
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
+from mcp_memory.stores.sql.transfer import SqlTransfer
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.connection import SqliteConnection
 from mcp_memory.stores.sqlite.fulltext import (
@@ -89,10 +90,10 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk_sync,
 )
 from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
-from mcp_memory.stores.sqlite.vectors import vector_to_blob
+from mcp_memory.stores.sqlite.vectors import blob_to_vector, vector_to_blob
 
 
-class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, SqlTransfer, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -565,6 +566,16 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
                 conn, lambda db: vectors.nearest(db, project, embedding_model, embedding, 1, extra, params)
             )
         return next(((UUID(eid), cos) for eid, cos in best.items()), None)
+
+    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    async def _import_episode(
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
+        await self._insert_episode(conn, ep, embedding, model)
+
+    @staticmethod
+    def _read_vector(value: Any) -> list[float] | None:
+        return list(blob_to_vector(value))
 
     async def search_episodes(
         self,
