@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection that :mod:`mcp_memory.stores.pg_schema` passes in."""
+"""Alembic environment: runs on the connection that :mod:`mcp_memory.stores.postgres.schema` passes in."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from mcp_memory.stores.pg_schema import SCHEMA, VERSION_TABLE
+from mcp_memory.stores.postgres.schema import SCHEMA, VERSION_TABLE
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only reached by running the alembic CLI by hand

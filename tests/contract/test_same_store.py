@@ -66,7 +66,7 @@ def draft(checkpoint_id: str, when: float, label: str | None = None) -> Checkpoi
 @contextmanager
 def failing_event_writes(store: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every event insert of the store fails in the database, inside the transition's transaction."""
-    from mcp_memory.stores.postgres import PostgresStore
+    from mcp_memory.stores.postgres.store import PostgresStore
     from mcp_memory.stores.sqlite import statements as sqlite_statements
 
     with monkeypatch.context() as m:
@@ -309,7 +309,7 @@ async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 def failure_code(rt: MemoryRuntime) -> str:
     """The code of an injected event-write failure: SQLite's OperationalError is unavailable, Postgres's
     unknown column is internal."""
-    from mcp_memory.stores.postgres import PostgresStore
+    from mcp_memory.stores.postgres.store import PostgresStore
 
     return "internal" if isinstance(rt.store, PostgresStore) else "unavailable"
 
