@@ -35,7 +35,6 @@ SESSION_SEALED = f"(SELECT sealed OR status = 'terminated' FROM sessions WHERE {
 LOCK_WRITABLE = f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE} FOR NO KEY UPDATE"
 """Lock the session's row for the transaction (writers of one session queue on it) and read what says whether it
 takes writes."""
-SESSION_STATUS = f"SELECT status FROM sessions WHERE {SCOPE}"
 
 # -- working memory ---------------------------------------------------------------------------------------
 UPSERT_ITEMS = """
@@ -336,7 +335,6 @@ __all__ = [
     "RECORD_EVENT",
     "RECORD_PAUSE",
     "RECORD_RESUME",
-    "SESSION_STATUS",
     "SET_EMBEDDING",
     "SET_ITEM",
     "SNAPSHOT",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -51,7 +52,6 @@ from mcp_memory.stores.postgres.statements import (
     RECORD_EVENT,
     RECORD_PAUSE,
     RECORD_RESUME,
-    SESSION_STATUS,
     SET_EMBEDDING,
     SET_ITEM,
     SNAPSHOT,
@@ -76,7 +76,6 @@ from mcp_memory.stores.sql.rules import (
     checkpoint_exists,
     keys_full,
     restore_overflows,
-    session_exists,
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
@@ -94,25 +93,11 @@ class PostgresStore(PostgresConnection, SessionQueries, SqlStore):
         f'AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key COLLATE "C" LIMIT {FIRST_KEYS})'
     )
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        embedding_dimension: int = 256,
-        pool_size: int = 10,
-        max_overflow: int = 10,
-        timeout_seconds: float = 5.0,
-    ) -> None:
-        super().__init__(
-            url,
-            embedding_dimension=embedding_dimension,
-            pool_size=pool_size,
-            max_overflow=max_overflow,
-            timeout_seconds=timeout_seconds,
-        )
-        self.exact_scan_max = EXACT_SCAN_BUDGET // embedding_dimension
+    @cached_property
+    def exact_scan_max(self) -> int:
         """Projects of at most this many episodes are searched by an exact scan of their vectors (see
         :data:`~.search.EXACT_SCAN_BUDGET`)."""
+        return EXACT_SCAN_BUDGET // self.embedding_dimension
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresStore:
@@ -211,14 +196,8 @@ class PostgresStore(PostgresConnection, SessionQueries, SqlStore):
                 )
             ).first()
             if row is None:
-                raise await self._session_exists(conn, scope)
+                raise await self._refuse_create(conn, scope)
         return self._session_info(row)
-
-    @staticmethod
-    async def _session_exists(conn: AsyncConnection, scope: Scope) -> Exception:
-        """Why a session's insert wrote nothing: it exists (in which status)."""
-        status = (await conn.execute(text(SESSION_STATUS), scope_params(scope))).scalar()
-        return session_exists(scope, status)
 
     async def begin_spawn(
         self,
@@ -312,7 +291,7 @@ class PostgresStore(PostgresConnection, SessionQueries, SqlStore):
                 )
             ).first()
             if row is None:
-                raise await self._session_exists(conn, scope)
+                raise await self._refuse_create(conn, scope)
         return self._session_info(row), len(arrays["keys"])
 
     async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
