@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -61,6 +61,12 @@ class TokenSettings(BaseModel):
     projects: list[str] = Field(
         min_length=1, description='Project UUIDs this token may touch, or ["*"] for every project.'
     )
+    default_project: UUID | None = Field(
+        default=None, description="Project of this token's calls that pass no project_id (one of its projects)."
+    )
+    default_agent: UUID | None = Field(
+        default=None, description="Agent instance of this token's calls that pass no agent_instance_id."
+    )
 
     @field_validator("sha256")
     @classmethod
@@ -81,6 +87,16 @@ class TokenSettings(BaseModel):
                 raise ValueError(f"projects: {item!r} is neither a project UUID nor '*'") from None
             out.append(str(parsed))
         return out
+
+    @model_validator(mode="after")
+    def _default_within_projects(self) -> TokenSettings:
+        if (
+            self.default_project is not None
+            and "*" not in self.projects
+            and str(self.default_project) not in self.projects
+        ):
+            raise ValueError(f"default_project {self.default_project} is not one of the token's projects")
+        return self
 
 
 class HttpSettings(BaseModel):
@@ -236,6 +252,9 @@ class Settings(BaseSettings):
         description="SQLite durability: FULL survives power loss; NORMAL is faster, survives process crashes.",
     )
     project_id: UUID | None = Field(default=None, description="Default project for calls that do not pass project_id.")
+    agent_instance_id: UUID | None = Field(
+        default=None, description="Default agent instance for calls that do not pass agent_instance_id."
+    )
 
     max_key_length: int = Field(default=256, ge=1, description="Longest key, in characters.")
     max_value_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest value, serialised, in bytes.")
@@ -261,6 +280,23 @@ class Settings(BaseSettings):
             "the spawn completes the session does not exist for any other call; another spawn of it is `conflict` "
             "until the lease runs out, and then takes it over (a spawn cut off by a crash does not block the "
             "session id for ever). Keep it well above a spawn's longest run (Redis timeouts and retries included)."
+        ),
+    )
+
+    duplicate_similarity: float = Field(
+        default=0.95,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "With embeddings on: a new episode whose vector has at least this cosine similarity to one of the "
+            "project's episodes of the same task_type and outcome is a near-duplicate of it (1.0: exact only)."
+        ),
+    )
+    duplicate_action: Literal["report", "merge"] = Field(
+        default="report",
+        description=(
+            "A near-duplicate episode: 'report' stores it and names the older one as duplicate_of; 'merge' stores "
+            "no new row but adds its new lessons to the older one and keeps the higher importance."
         ),
     )
 

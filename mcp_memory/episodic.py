@@ -93,8 +93,8 @@ def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
     return value
 
 
-def parse_since(value: Any) -> float | None:
-    """``since``: an ISO 8601 date-time (naive means UTC), as epoch seconds."""
+def parse_since(value: Any, what: str = "since") -> float | None:
+    """``since`` (or another time argument, ``what``): an ISO 8601 date-time (naive means UTC), as epoch seconds."""
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -104,9 +104,9 @@ def parse_since(value: Any) -> float | None:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             shown = value if len(value) <= 40 else value[:40] + "..."
-            raise InvalidArgument(f"since must be an ISO 8601 date-time, got {shown!r}") from None
+            raise InvalidArgument(f"{what} must be an ISO 8601 date-time, got {shown!r}") from None
     else:
-        raise InvalidArgument("since must be an ISO 8601 date-time string")
+        raise InvalidArgument(f"{what} must be an ISO 8601 date-time string")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
@@ -223,7 +223,9 @@ class EpisodicMemory:
         """Store a built episode with its embedding; if none can be made now, without (embedded later)."""
         vectors = await self.embed([episode_text(episode)])
         vector = vectors[0] if vectors else None
-        await self._store.add_episode(episode, vector, self.embedding_model if vector is not None else None)
+        stored = await self._store.add_episode(episode, vector, self.embedding_model if vector is not None else None)
+        if stored != episode.episode_id:  # a repeat of a stored episode: nothing was written
+            return await self.get(episode.project_id, stored)
         return episode.model_copy(update={"embedded": vector is not None})
 
     async def record_episode(self, episode: EpisodeCreate | None = None, /, **fields: Any) -> Episode:

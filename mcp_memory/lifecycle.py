@@ -67,6 +67,8 @@ LifecycleHook = Callable[[LifecycleEvent], Coroutine[Any, Any, None]]
 EVENT_TYPES = ("spawn", "pause", "resume", "terminate")
 MAX_LABEL = 256
 MAX_CHECKPOINT_PAGE = 500
+DEFAULT_TERMINATE_TASK_TYPE = "session_completion"
+"""The task_type of the episode terminate records when the caller names none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,8 +556,10 @@ class AgentLifecycleManager:
         consolidate_to_episodic: bool = True,
         cleanup_working: bool = True,
         metadata: Any = None,
+        task_type: Any = DEFAULT_TERMINATE_TASK_TYPE,
     ) -> LifecycleResult:
-        """End the session: consolidate working memory into an episode, then (optionally) clear it.
+        """End the session: consolidate working memory into an episode (of ``task_type``), then (optionally)
+        clear it.
 
         Idempotent: a second call returns the first call's result (same ``episode_id``) and records
         nothing. The episode is written before working memory is cleared; checkpoints are kept."""
@@ -571,7 +575,7 @@ class AgentLifecycleManager:
         draft = self._episodic.build(
             scope.project_id,
             scope.agent_instance_id,
-            "session_completion",
+            task_type,
             description or f"Session {scope.session_id} completed",
             result_outcome,
             session_id=scope.session_id,
@@ -737,4 +741,11 @@ class AgentLifecycleManager:
         ]
 
 
-__all__ = ["AgentLifecycleManager", "LifecycleHook", "LifecycleHooks", "import_hook", "load_hooks"]
+__all__ = [
+    "DEFAULT_TERMINATE_TASK_TYPE",
+    "AgentLifecycleManager",
+    "LifecycleHook",
+    "LifecycleHooks",
+    "import_hook",
+    "load_hooks",
+]

@@ -12,6 +12,7 @@ from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_from_settings
 from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks, load_hooks
+from mcp_memory.services.episode_control import EpisodeControl
 from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.stores.factory import ConfigurationError, build_durable_store, build_working_store, check_settings
 from mcp_memory.working import WorkingMemory
@@ -54,6 +55,7 @@ class MemoryRuntime:
             )
         self.working = WorkingMemory(self.working_store, self.settings, clock, sessions=self.store)
         self.episodic = EpisodicMemory(self.store, self.settings, self.embedder, clock)
+        self.episode_control = EpisodeControl(self.episodic, self.store, self.settings, clock)
         self.lifecycle = AgentLifecycleManager(
             self.working,
             self.store,

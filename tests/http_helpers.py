@@ -41,6 +41,7 @@ def server_env(db: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
     env["MCP_MEMORY_CONFIG"] = str(db.parent / "no-such-config.toml")
+    env["XDG_DATA_HOME"] = str(db.parent / "data")  # the installation identity of stdio: not the user's
     env.update(extra)
     return env
 

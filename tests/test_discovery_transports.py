@@ -65,7 +65,9 @@ async def walk(client: Client, inbox: Inbox) -> None:
     assert body["sessions"][0]["session_id"] == "refactor-auth"
 
     ref = ResourceTemplateReference(type="ref/resource", uri=SESSION)
-    got = (await client.complete(ref, {"name": "session_id", "value": "refac"}, {"project_id": p})).completion
+    # The agent is named: without it the default agent applies (on stdio, the installation's identity).
+    context = {"project_id": p, "agent_instance_id": a}
+    got = (await client.complete(ref, {"name": "session_id", "value": "refac"}, context)).completion
     assert sorted(got.values) == ["refactor-auth", "refactor-db"] and got.total == 2 and got.has_more is False
     unknown = PromptReference(type="ref/prompt", name="test_prompt_with_arguments")
     assert (await client.complete(unknown, {"name": "arg1", "value": "par"})).completion.values == []

@@ -411,17 +411,19 @@ async def test_wrong_types(world: World) -> None:
 
 
 # -- missing arguments, unknown tool, no default project ----------------------------------------------------
+# agent_instance_id is not among them: it defaults (tests/test_default_identity.py: without a default, omitting it
+# is invalid_argument naming it).
 REQUIRED = {
-    "spawn": ["agent_instance_id", "session_id"],
-    "pause": ["agent_instance_id", "session_id"],
-    "resume": ["agent_instance_id", "session_id"],
-    "terminate": ["agent_instance_id", "session_id"],
-    "list_checkpoints": ["agent_instance_id", "session_id"],
-    "memory_set": ["agent_instance_id", "session_id", "key", "value"],
-    "memory_get": ["agent_instance_id", "session_id", "key"],
-    "memory_delete": ["agent_instance_id", "session_id", "key"],
-    "memory_list": ["agent_instance_id", "session_id"],
-    "record_episode": ["agent_instance_id", "task_type", "task_description", "outcome"],
+    "spawn": ["session_id"],
+    "pause": ["session_id"],
+    "resume": ["session_id"],
+    "terminate": ["session_id"],
+    "list_checkpoints": ["session_id"],
+    "memory_set": ["session_id", "key", "value"],
+    "memory_get": ["session_id", "key"],
+    "memory_delete": ["session_id", "key"],
+    "memory_list": ["session_id"],
+    "record_episode": ["task_type", "task_description", "outcome"],
     "search_episodes": ["query"],
 }
 

@@ -41,6 +41,7 @@ TOOL_ARGS = {
         "session_id",
         "task_description",
         "outcome",
+        "task_type",
         "lessons_learned",
         "consolidate_to_episodic",
         "cleanup_working",
@@ -48,6 +49,24 @@ TOOL_ARGS = {
     },
     "list_checkpoints": {"project_id", "agent_instance_id", "session_id", "limit", "before"},
     "list_sessions": {"project_id", "agent_instance_id", "status", "limit", "before"},
+    "forget_episodes": {
+        "project_id",
+        "episode_ids",
+        "agent_instance_id",
+        "session_id",
+        "task_type",
+        "outcome",
+        "before",
+        "confirm",
+    },
+    "update_episode": {
+        "project_id",
+        "episode_id",
+        "lessons_learned",
+        "outcome_details",
+        "importance_score",
+        "metadata",
+    },
     "memory_set": {"project_id", "agent_instance_id", "session_id", "key", "value", "ttl_seconds"},
     "memory_get": {"project_id", "agent_instance_id", "session_id", "key"},
     "memory_delete": {"project_id", "agent_instance_id", "session_id", "key"},
@@ -66,21 +85,6 @@ TOOL_ARGS = {
     },
     "search_episodes": {"project_id", "query", "limit", "outcome", "task_type", "agent_instance_id", "since"},
     "memory_prompt": {"project_id", "agent_instance_id", "session_id", "task", "token_budget"},
-}
-TOOL_RESULTS = {
-    "spawn": {"session_id", "status", "initial_items"},
-    "pause": {"checkpoint_id", "items_saved", "bytes", "created_at"},
-    "resume": {"checkpoint_id", "items_restored", "checkpoint_created_at"},
-    "terminate": {"episode_id", "state_items_consolidated", "items_cleared", "outcome"},
-    "list_checkpoints": {"checkpoints"},
-    "list_sessions": {"sessions", "next_before"},
-    "memory_set": {"key", "expires_at"},
-    "memory_get": {"key", "value"},
-    "memory_delete": {"deleted"},
-    "memory_list": {"keys"},
-    "record_episode": {"episode_id"},
-    "search_episodes": {"episodes"},
-    "memory_prompt": {"text", "tokens", "session_status", "checkpoint_ids", "episode_ids", "left_out"},
 }
 
 
@@ -515,12 +519,13 @@ async def test_tools_have_descriptions_and_schemas(settings: Settings) -> None:
             assert tool.description and len(tool.description) > 30, name
             props = tool.input_schema.get("properties", {})
             assert TOOL_ARGS[name] <= set(props), name
-            assert "project_id" not in tool.input_schema.get("required", []), "project_id may default"
-            assert tool.output_schema is not None, name
-            assert TOOL_RESULTS[name] <= set(tool.output_schema.get("properties", {})), name
+            required = tool.input_schema.get("required", [])
+            assert "project_id" not in required and "agent_instance_id" not in required, "the scope may default"
+            # No output schemas (issue 12: they cost a fifth of the tool list); results are checked by calling them.
+            assert tool.output_schema is None, name
         spawn_props = tools["spawn"].input_schema["properties"]
         assert "pattern" in json.dumps(spawn_props["session_id"])
-        assert set(tools["spawn"].input_schema["required"]) == {"agent_instance_id", "session_id"}
+        assert set(tools["spawn"].input_schema["required"]) == {"session_id"}
         assert "success" in json.dumps(tools["terminate"].input_schema["properties"]["outcome"])
 
 

@@ -2,7 +2,8 @@
 
 The version-1 and version-2 files are built here with their schema's own DDL and rows (not with the store), so the
 migrations are tested against what an old mcp-memory really left on disk; version-3 and version-4 files are current
-files taken back to those schemas' tables.
+files taken back to those schemas' tables (and to before Alembic: no version table). The upgrades are Alembic's
+``sqlite`` history (``mcp_memory/stores/migrations/versions/sqlite/``), run at start-up.
 """
 
 from __future__ import annotations
@@ -30,8 +31,46 @@ pytestmark = pytest.mark.anyio
 
 T0 = 1_700_000_000.0
 
-# Schema 1's tables as mcp-memory 0.x created them (the ones the migration touches or joins on).
-_V1_DDL = [
+# Schema 1's tables as mcp-memory 0.x created them (all of them: that release ran this DDL at every start).
+_V1_EPISODES_DDL = [
+    """CREATE TABLE episodes (
+        id INTEGER PRIMARY KEY,
+        episode_id TEXT NOT NULL UNIQUE,
+        project_id TEXT NOT NULL,
+        agent_instance_id TEXT NOT NULL,
+        session_id TEXT,
+        task_type TEXT NOT NULL,
+        task_description TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        outcome_details TEXT NOT NULL DEFAULT '',
+        lessons_learned TEXT NOT NULL DEFAULT '[]',
+        importance_score REAL NOT NULL,
+        context_summary TEXT NOT NULL DEFAULT '',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        embedding BLOB,
+        embedding_model TEXT
+    )""",
+    "CREATE INDEX episodes_project_created ON episodes (project_id, created_at)",
+    "CREATE INDEX episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
+    """CREATE VIRTUAL TABLE episodes_fts USING fts5(
+        task_type, task_description, outcome_details, lessons, context_summary,
+        content='', tokenize='porter unicode61'
+    )""",
+]
+_V1_CHECKPOINTS_DDL = """CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_pk INTEGER NOT NULL REFERENCES sessions(id),
+        checkpoint_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        keys_count INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        label TEXT,
+        content_hash TEXT NOT NULL,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        UNIQUE (session_pk, checkpoint_id)
+    )"""
+_V1_SESSION_DDL = [
     "CREATE TABLE schema_version (version INTEGER NOT NULL)",
     """CREATE TABLE sessions (
         id INTEGER PRIMARY KEY,
@@ -56,18 +95,21 @@ _V1_DDL = [
         expires_at REAL,
         PRIMARY KEY (session_pk, key)
     ) WITHOUT ROWID""",
-    """CREATE TABLE checkpoints (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        session_pk INTEGER NOT NULL REFERENCES sessions(id),
-        checkpoint_id TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        keys_count INTEGER NOT NULL,
-        bytes INTEGER NOT NULL,
-        label TEXT,
-        content_hash TEXT NOT NULL,
-        metadata TEXT NOT NULL DEFAULT '{}',
-        UNIQUE (session_pk, checkpoint_id)
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        session_pk INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        event_type TEXT NOT NULL,
+        at REAL NOT NULL,
+        duration_ms REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}'
     )""",
+    "CREATE INDEX working_expiry ON working_items (expires_at) WHERE expires_at IS NOT NULL",
+    "CREATE INDEX events_session ON events (session_pk, id)",
+]
+_V1_DDL = [
+    *_V1_SESSION_DDL,
+    _V1_CHECKPOINTS_DDL,
     "CREATE INDEX checkpoints_session_created ON checkpoints (session_pk, created_at, id)",
     """CREATE TABLE checkpoint_items (
         checkpoint_pk INTEGER NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,
@@ -76,6 +118,7 @@ _V1_DDL = [
         expires_at REAL,
         PRIMARY KEY (checkpoint_pk, key)
     ) WITHOUT ROWID""",
+    *_V1_EPISODES_DDL,
 ]
 
 # Two sessions; session A has three checkpoints (one empty, one with an expiring key and non-ASCII text).
@@ -256,33 +299,16 @@ async def test_a_file_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 # -- schemas 2 -> 3 and 4 -> 5: full-text statistics per project ---------------------------------------------
 
-# Schema 2's episode tables as mcp-memory created them: one FTS5 table for every project's episodes.
+# Schema 2's tables as mcp-memory created them: schema 1's with a checkpoint's state in one column, and one FTS5
+# table for every project's episodes.
 _V2_DDL = [
-    "CREATE TABLE schema_version (version INTEGER NOT NULL)",
-    """CREATE TABLE episodes (
-        id INTEGER PRIMARY KEY,
-        episode_id TEXT NOT NULL UNIQUE,
-        project_id TEXT NOT NULL,
-        agent_instance_id TEXT NOT NULL,
-        session_id TEXT,
-        task_type TEXT NOT NULL,
-        task_description TEXT NOT NULL,
-        outcome TEXT NOT NULL,
-        outcome_details TEXT NOT NULL DEFAULT '',
-        lessons_learned TEXT NOT NULL DEFAULT '[]',
-        importance_score REAL NOT NULL,
-        context_summary TEXT NOT NULL DEFAULT '',
-        metadata TEXT NOT NULL DEFAULT '{}',
-        created_at REAL NOT NULL,
-        embedding BLOB,
-        embedding_model TEXT
-    )""",
-    "CREATE INDEX episodes_project_created ON episodes (project_id, created_at)",
-    "CREATE INDEX episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
-    """CREATE VIRTUAL TABLE episodes_fts USING fts5(
-        task_type, task_description, outcome_details, lessons, context_summary,
-        content='', tokenize='porter unicode61'
-    )""",
+    *_V1_SESSION_DDL,
+    _V1_CHECKPOINTS_DDL.replace(
+        "metadata TEXT NOT NULL DEFAULT '{}',",
+        "metadata TEXT NOT NULL DEFAULT '{}',\n        state TEXT NOT NULL DEFAULT '{}',",
+    ),
+    "CREATE INDEX checkpoints_session_created ON checkpoints (session_pk, created_at, id)",
+    *_V1_EPISODES_DDL,
 ]
 
 _V2_TEXTS = [
@@ -452,6 +478,7 @@ def _take_back_to_v4(path: Path) -> None:
         db.execute("DROP TABLE episode_terms")
         db.execute("ALTER TABLE episode_terms_4 RENAME TO episode_terms")
         db.execute("UPDATE schema_version SET version = 4")
+        db.execute("DROP TABLE mcp_memory_alembic_version")  # schema 4 was written before Alembic
     db.close()
 
 
@@ -634,6 +661,7 @@ async def test_a_version_3_file_gains_seal_owners_and_its_ownerless_seal_can_be_
         db.execute("ALTER TABLE sessions DROP COLUMN seal_until")
         db.execute("UPDATE sessions SET sealed = 1 WHERE session_id = 'sealed'")
         db.execute("UPDATE schema_version SET version = 3")
+        db.execute("DROP TABLE mcp_memory_alembic_version")  # schema 3 was written before Alembic
     db.close()
     store = SqliteStore(f"sqlite+aiosqlite:///{path}")
     await store.start()

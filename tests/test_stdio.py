@@ -29,6 +29,8 @@ def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'desktop.db'}"
     env["MCP_MEMORY_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    # The installation's identity (identity.json) goes to the test's own data directory, not the user's.
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
     env.update(extra)
     return env
 
@@ -90,7 +92,7 @@ async def test_stdio_session_walk_and_restart(tmp_path: Path) -> None:
         async with Session(env) as srv:
             c = srv.client
             assert c.server_info is not None and c.server_info.name == "mcp-memory"
-            assert len((await c.list_tools()).tools) == 13
+            assert len((await c.list_tools()).tools) == 15
             assert len((await c.list_resource_templates()).resource_templates) == 6
 
             assert (await srv.ok("spawn", **s, initial_state={"goal": state["goal"]}))["initial_items"] == 1
@@ -199,11 +201,12 @@ async def test_stray_stdout_output_would_be_caught(tmp_path: Path) -> None:
             )
 
 
-async def test_stdio_without_default_project(tmp_path: Path) -> None:
+async def test_stdio_without_default_project_uses_the_installation_identity(tmp_path: Path) -> None:
+    """No project configured: on stdio the installation's identity is the default (tests/test_default_identity.py)."""
     with anyio.fail_after(2 * TIMEOUT):
         async with Session(server_env(tmp_path)) as srv:
-            text = await srv.error("spawn", agent_instance_id=str(uuid.uuid4()), session_id="s")
-            assert text.startswith("invalid_argument: ") and "project_id" in text
+            assert (await srv.ok("spawn", session_id="s"))["status"] == "running"
+    assert (tmp_path / "data" / "mcp-memory" / "identity.json").is_file()
 
 
 async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:

@@ -123,7 +123,14 @@ BASES: dict[str, Base] = {
     "search_episodes": Base(lambda ids: {"project_id": ids.p, "query": "d"}, session=False),
     "memory_prompt": Base(lambda ids: ids.scope()),
     "list_sessions": Base(lambda ids: {"project_id": ids.p}, session=False),
+    "forget_episodes": Base(lambda ids: {"project_id": ids.p, "task_type": "t"}, session=False),
+    "update_episode": Base(
+        lambda ids: {"project_id": ids.p, "episode_id": str(uuid.uuid4()), "importance_score": 0.5}, session=False
+    ),
 }
+UUID_ARGUMENTS = {"project_id", "agent_instance_id", "agent_type_id"}
+"""Arguments whose rule is a UUID: published without ``format`` where the tool list is kept lean (the scope is
+described once, in the server's instructions), so they are known by name here."""
 
 
 async def prepared(c: Client, tool: str, ids: Ids) -> dict[str, Any]:
@@ -264,6 +271,12 @@ async def search_episodes_task_type(c: Client, ids: Ids, text: str) -> None:
     assert [h["task_type"] for h in hits] == [text]
 
 
+async def terminate_task_type(c: Client, ids: Ids, text: str) -> None:
+    await spawn(c, ids)
+    result = await ok(c, "terminate", **ids.scope(task_type=text))
+    assert (await episode(c, ids, result["episode_id"]))["task_type"] == text
+
+
 async def search_episodes_since(c: Client, ids: Ids, text: str) -> None:
     """None of the samples is a date: refused, never "no filter"."""
     await refused(c, "search_episodes", "invalid_argument", project_id=ids.p, query="d", since=text)
@@ -282,7 +295,58 @@ async def list_sessions_before(c: Client, ids: Ids, text: str) -> None:
     await refused(c, "list_sessions", "invalid_argument", project_id=ids.p, before=text)
 
 
+async def forget_episodes_task_type(c: Client, ids: Ids, text: str) -> None:
+    """The filter forgets exactly that task type's episodes."""
+    kept = await ok(c, "record_episode", **{**_episode_args(ids), "task_type": "other"})
+    gone = await ok(c, "record_episode", **{**_episode_args(ids), "task_type": text})
+    assert await ok(c, "forget_episodes", project_id=ids.p, task_type=text, confirm=True) == {"forgotten": 1}
+    assert (await episode(c, ids, kept["episode_id"]))["task_type"] == "other"
+    await refused_read(c, EPISODE_URI.format(p=ids.p, e=gone["episode_id"]))
+
+
+async def forget_episodes_session_id(c: Client, ids: Ids, text: str) -> None:
+    if not IDENTIFIER.fullmatch(text):
+        await refused(c, "forget_episodes", "invalid_argument", project_id=ids.p, session_id=text)
+        return
+    await ok(c, "record_episode", **_episode_args(ids), session_id=text)
+    await ok(c, "record_episode", **_episode_args(ids), session_id="other")
+    assert await ok(c, "forget_episodes", project_id=ids.p, session_id=text) == {"forgotten": 0, "would_forget": 1}
+
+
+async def forget_episodes_before(c: Client, ids: Ids, text: str) -> None:
+    """None of the samples is a date: refused, never "no filter" (which would forget everything)."""
+    eid = (await ok(c, "record_episode", **_episode_args(ids)))["episode_id"]
+    await refused(c, "forget_episodes", "invalid_argument", project_id=ids.p, before=text, confirm=True)
+    assert (await episode(c, ids, eid))["episode_id"] == eid
+
+
+async def update_episode_outcome_details(c: Client, ids: Ids, text: str) -> None:
+    eid = (await ok(c, "record_episode", **_episode_args(ids)))["episode_id"]
+    await ok(c, "update_episode", project_id=ids.p, episode_id=eid, outcome_details=text)
+    assert (await episode(c, ids, eid))["outcome_details"] == text
+
+
+async def update_episode_episode_id(c: Client, ids: Ids, text: str) -> None:
+    """None of the samples is an episode id: refused, nothing changed."""
+    eid = (await ok(c, "record_episode", **_episode_args(ids)))["episode_id"]
+    await refused(c, "update_episode", "invalid_argument", project_id=ids.p, episode_id=text, importance_score=0.9)
+    assert (await episode(c, ids, eid))["importance_score"] == 0.5
+
+
+async def refused_read(c: Client, uri: str) -> None:
+    try:
+        await c.read_resource(uri)
+    except Exception:
+        return
+    raise AssertionError(f"{uri} is still readable")
+
+
 PROBES: dict[tuple[str, str], Probe] = {
+    ("forget_episodes", "task_type"): forget_episodes_task_type,
+    ("forget_episodes", "session_id"): forget_episodes_session_id,
+    ("forget_episodes", "before"): forget_episodes_before,
+    ("update_episode", "outcome_details"): update_episode_outcome_details,
+    ("update_episode", "episode_id"): update_episode_episode_id,
     ("pause", "checkpoint_id"): pause_checkpoint_id,
     ("pause", "label"): pause_label,
     ("resume", "checkpoint_id"): resume_checkpoint_id,
@@ -300,6 +364,7 @@ PROBES: dict[tuple[str, str], Probe] = {
     ("search_episodes", "query"): search_episodes_query,
     ("search_episodes", "task_type"): search_episodes_task_type,
     ("search_episodes", "since"): search_episodes_since,
+    ("terminate", "task_type"): terminate_task_type,
     ("memory_prompt", "task"): memory_prompt_task,
     ("list_sessions", "before"): list_sessions_before,
 }
@@ -313,7 +378,8 @@ def string_schema(prop: dict[str, Any]) -> dict[str, Any] | None:
     if not any("type" in m or "enum" in m for m in members):
         return outer
     for member in members:
-        if member.get("type") == "string":
+        kind = member.get("type")
+        if kind == "string" or (isinstance(kind, list) and "string" in kind):
             return {**outer, **member}
     return None
 
@@ -349,7 +415,7 @@ async def check_every_string_argument(c: Client) -> None:
         for text in SAMPLES:
             ids = Ids()
             try:
-                if schema.get("format") == "uuid" or "enum" in schema:
+                if arg in UUID_ARGUMENTS or schema.get("format") == "uuid" or "enum" in schema:
                     await uuid_or_enum(c, tool, arg, ids, text)
                 elif arg == "session_id" and (tool, arg) not in PROBES:
                     await session_named(c, tool, ids, text)

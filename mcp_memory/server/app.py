@@ -39,8 +39,9 @@ from pydantic import AnyUrl, ValidationError
 from mcp_memory import __version__, deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError
+from mcp_memory.identity import DefaultScope
 from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.server.arguments import keep_arguments_verbatim
+from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
 from mcp_memory.server.metrics import ServerMetrics
 from mcp_memory.server.protocol import (
@@ -53,18 +54,21 @@ from mcp_memory.server.protocol import (
     unknown_prompt,
     unknown_tool,
 )
+from mcp_memory.server.scope import default_project
 
 logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
-mcp-memory keeps an agent's working memory for a session and lets it survive interruptions.
+mcp-memory keeps your working memory for a session and lets it survive interruptions and new conversations.
 Typical use: spawn a session (optionally with initial_state), keep state with memory_set/memory_get,
 pause to checkpoint it before stopping, resume to restore it later (the newest checkpoint by default),
 and terminate when the task is done: the session becomes an episode that search_episodes can recall.
-Search past episodes at the start of a task to reuse lessons learned.
-Sessions are identified by project_id (UUID), agent_instance_id (UUID) and session_id (1-128 characters
-of A-Z a-z 0-9 . _ -). Errors start with a code: invalid_argument, not_found, conflict, too_large,
-forbidden, unavailable, internal."""
+At the start of a task, call memory_prompt (or list_sessions, search_episodes) to find earlier work and lessons.
+Scope, the same for every tool: session_id is your own name for a session (1-128 characters of
+A-Z a-z 0-9 . _ -); project_id and agent_instance_id are UUIDs that default to your project and your agent
+identity, so omit them unless told otherwise. A paused session still accepts writes (it stays paused until
+resume, which restores the checkpoint over them). Errors start with a code: invalid_argument, not_found,
+conflict, too_large, forbidden, unavailable, internal."""
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -108,8 +112,11 @@ class MemoryServer(MCPServer[Any]):
     (:mod:`.auth`: the bearer token's projects over HTTP, every project on stdio); tool calls are counted in
     ``metrics``."""
 
-    def __init__(self, runtime: MemoryRuntime) -> None:
+    def __init__(self, runtime: MemoryRuntime, defaults: DefaultScope | None = None) -> None:
         self.runtime = runtime
+        settings = runtime.settings
+        self.defaults = defaults or DefaultScope(settings.project_id, settings.agent_instance_id)
+        """The project and agent of a call that names none (a token's own defaults come first: :mod:`.scope`)."""
         self.metrics = ServerMetrics()
         self.grants = GrantMiddleware()
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
@@ -138,6 +145,7 @@ class MemoryServer(MCPServer[Any]):
         super().add_tool(fn, *args, **kwargs)
         for tool in self._tool_manager.list_tools():
             keep_arguments_verbatim(tool)
+            tool.parameters = lean_schema(tool.parameters)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -175,7 +183,7 @@ class MemoryServer(MCPServer[Any]):
             raise Forbidden("this tool is open only to tokens that cover every project")
         project = arguments.get("project_id")
         if project is None:
-            project = self.runtime.settings.project_id
+            project = default_project(self.defaults)
         if project is not None:
             authorize(project)
 
@@ -313,8 +321,12 @@ def create_server(
     *,
     runtime: MemoryRuntime | None = None,
     runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
+    defaults: DefaultScope | None = None,
 ) -> MemoryServer:
-    """Build the MCP server with every tool and resource of docs/contract.md registered."""
+    """Build the MCP server with every tool and resource of docs/contract.md registered.
+
+    ``defaults``: the project and agent of calls that name none (default: the configured ones; ``mcp-memory
+    serve`` on stdio fills them from the installation's identity, :mod:`mcp_memory.identity`)."""
     from mcp_memory.server.completions import register_completions
     from mcp_memory.server.prompts import register_prompts
     from mcp_memory.server.resources import register_resources
@@ -325,7 +337,7 @@ def create_server(
     if runtime is None:
         resolved = settings or Settings()
         runtime = runtime_factory(resolved) if runtime_factory else MemoryRuntime(resolved)
-    server = MemoryServer(runtime)
+    server = MemoryServer(runtime, defaults)
     register_tools(server)
     register_resources(server)
     register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt

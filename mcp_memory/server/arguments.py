@@ -23,6 +23,32 @@ class VerbatimArguments(FuncMetadata):
         return dict(data)
 
 
+def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema as a model reads it, without what costs tokens and says nothing (issue 12: the tool list
+    is paid for in every conversation): no generated ``title`` (the property's name says it), and an optional
+    argument (``X | None = None``) published as plain ``X`` without ``"default": null`` (omitting it is how a
+    caller says "none"; a client that sends null anyway is still accepted, validation is by the argument model)."""
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "title" or (key == "additionalProperties" and value is True):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            out[key] = {name: lean_schema(prop) for name, prop in value.items()}
+        elif key in ("items", "additionalProperties") and isinstance(value, dict):
+            out[key] = lean_schema(value)
+        elif key in ("anyOf", "oneOf") and isinstance(value, list):
+            out[key] = [lean_schema(v) if isinstance(v, dict) else v for v in value]
+        else:
+            out[key] = value
+    variants = out.get("anyOf")
+    if isinstance(variants, list) and out.get("default", ...) is None and {"type": "null"} in variants:
+        rest = [v for v in variants if v != {"type": "null"}]
+        if len(rest) == 1:
+            del out["anyOf"], out["default"]
+            out = {**rest[0], **out}
+    return out
+
+
 def keep_arguments_verbatim(tool: Tool) -> None:
     """Make ``tool`` validate its arguments as received (idempotent).
 
@@ -35,4 +61,4 @@ def keep_arguments_verbatim(tool: Tool) -> None:
     tool.fn_metadata = VerbatimArguments(**fields)
 
 
-__all__ = ["VerbatimArguments", "keep_arguments_verbatim"]
+__all__ = ["VerbatimArguments", "keep_arguments_verbatim", "lean_schema"]

@@ -42,10 +42,13 @@ GRANT_SCOPE_KEY: Final = "mcp_memory.grant"
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """What one request may touch: ``projects`` is None for every project."""
+    """What one request may touch: ``projects`` is None for every project. A token may also name the project
+    and agent instance of its calls that name none (``default_project``, ``default_agent``)."""
 
     name: str
     projects: frozenset[UUID] | None
+    default_project: UUID | None = None
+    default_agent: UUID | None = None
 
     def allows(self, project: UUID) -> bool:
         return self.projects is None or project in self.projects
@@ -119,7 +122,8 @@ class TokenTable:
                 raise ValueError(f"http.tokens: token {t.name!r} has the same hash as another token")
             seen.add(t.sha256)
             projects = None if "*" in t.projects else frozenset(UUID(p) for p in t.projects)
-            self._entries.append((bytes.fromhex(t.sha256), Grant(t.name, projects)))
+            grant = Grant(t.name, projects, t.default_project, t.default_agent)
+            self._entries.append((bytes.fromhex(t.sha256), grant))
 
     def __bool__(self) -> bool:
         return bool(self._entries)

@@ -33,6 +33,7 @@ from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import parse_uuid
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize, current_grant
+from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.stores.ports import IdentifierKind
 
 logger = logging.getLogger(__name__)
@@ -78,20 +79,20 @@ async def complete(
     if kind is None or argument.name not in await _known_arguments(server, ref):
         return _EMPTY
     given = dict(context.arguments or {}) if context is not None else {}
-    settings = server.runtime.settings
     try:
         if kind == "project":
             allowed = current_grant().projects
             projects: list[UUID] | None = None if allowed is None else sorted(allowed)
         else:
-            project = given.get("project_id") or (str(settings.project_id) if settings.project_id else None)
+            fallback = default_project(server.defaults)  # the token's, the configured one, or the installation's
+            project = given.get("project_id") or (str(fallback) if fallback else None)
             if project is None:
                 return _EMPTY
             projects = [authorize(project)]
         agent_text = given.get("agent_instance_id")
         if not agent_text and kind in ("session", "checkpoint"):
-            default_agent = getattr(settings, "agent_instance_id", None)  # (where a default agent is configured)
-            agent_text = str(default_agent) if default_agent else None
+            own = default_agent(server.defaults)
+            agent_text = str(own) if own else None
         agent = None if kind == "agent" else _optional_uuid(agent_text, "agent_instance_id")
         values, total = await server.runtime.sessions.complete(
             kind, argument.value, MAX_VALUES, projects, agent, given.get("session_id") or None

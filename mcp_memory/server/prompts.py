@@ -17,13 +17,14 @@ from typing import Annotated, Any
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.prompts.base import Message, Prompt, UserMessage
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextContent, ToolAnnotations
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextContent
 from pydantic import BaseModel, Field, ValidationError
 
 from mcp_memory import deadlines
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.server.app import MemoryServer, as_service_error
-from mcp_memory.server.auth import authorize
+from mcp_memory.server.scope import default_agent, resolve_project
+from mcp_memory.server.tools.shared import hints
 from mcp_memory.services.briefing import (
     DEFAULT_TOKEN_BUDGET,
     MAX_TOKEN_BUDGET,
@@ -36,16 +37,16 @@ from mcp_memory.services.briefing import (
 PROMPT_NAME = "resume_briefing"
 TOOL_NAME = "memory_prompt"
 DESCRIPTION = (
-    "Briefing to start or resume work: the session's status and working-memory summary, its newest checkpoints, "
-    "and the past episodes most relevant to the task with their lessons, within a token budget. Read-only."
+    "Briefing to start or resume work: a session's state and checkpoints, and lessons of relevant past episodes, "
+    "within a token budget."
 )
+TOOL_DESCRIPTION = DESCRIPTION + " As prompt resume_briefing."
 
-_TASK = "What you are about to do, in plain words: finds the most relevant past episodes."
-_SESSION = "A session to brief on (its state and checkpoints); needs agent_instance_id."
-_AGENT = "UUID of the agent instance: the session's owner; its own episodes come first."
-_PROJECT = "Project UUID. May be omitted when the server has a default project configured."
-_BUDGET = f"Tokens the briefing may use, {MIN_TOKEN_BUDGET}-{MAX_TOKEN_BUDGET} (default {DEFAULT_TOKEN_BUDGET})."
-_UUID = {"format": "uuid"}
+_TASK = "What you will do."
+_SESSION = "Its session."
+_AGENT = "Agent UUID; omit for yours (the default)."
+_PROJECT = "Project UUID; omit for yours (the default)."
+_BUDGET = f"Tokens, {MIN_TOKEN_BUDGET}-{MAX_TOKEN_BUDGET}."
 _PROTOCOL_CODE = {"invalid_argument": INVALID_PARAMS, "not_found": INVALID_PARAMS, "forbidden": INVALID_PARAMS}
 
 
@@ -92,13 +93,13 @@ async def briefing_for(
     project_id: object,
     token_budget: object,
 ) -> Briefing:
-    """Resolve the scope as the tools do (default project, token check), validate, and build the briefing."""
+    """Resolve the scope as the tools do (defaults, token check), validate, and build the briefing.
+
+    Without an agent (given or default) the briefing covers the project's episodes and no session."""
     rt = server.runtime
-    if project_id is None and rt.settings.project_id is not None:
-        project_id = rt.settings.project_id
-    if project_id is None:
-        raise InvalidArgument("project_id is required (no default project is configured: MCP_MEMORY_PROJECT_ID)")
-    project = authorize(str(project_id))
+    project = resolve_project(server.defaults, project_id if project_id is None else str(project_id))
+    if agent_instance_id is None:
+        agent_instance_id = default_agent(server.defaults)
     # Checked at call time: list_sessions may be registered by another module (or not at all).
     has_list_sessions = server._tool_manager.get_tool("list_sessions") is not None
     request = BriefingRequest.parse(project, task, agent_instance_id, session_id, token_budget, has_list_sessions)
@@ -131,21 +132,18 @@ def register_prompts(server: MemoryServer) -> None:
 
     @server.tool(
         name=TOOL_NAME,
-        title="Briefing to start or resume work",
-        description=DESCRIPTION + " The same as the resume_briefing prompt, for clients that do not show prompts.",
-        annotations=ToolAnnotations(
-            read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-        ),
+        description=TOOL_DESCRIPTION,
+        **hints("Briefing", read_only=True, idempotent=True),
     )
     async def memory_prompt(
         task: Annotated[str | None, Field(description=_TASK)] = None,
         session_id: Annotated[str | None, Field(description=_SESSION)] = None,
-        agent_instance_id: Annotated[str | None, Field(description=_AGENT, json_schema_extra=_UUID)] = None,
-        project_id: Annotated[str | None, Field(description=_PROJECT, json_schema_extra=_UUID)] = None,
+        agent_instance_id: str | None = None,
+        project_id: str | None = None,
         token_budget: Annotated[
             int, Field(ge=MIN_TOKEN_BUDGET, le=MAX_TOKEN_BUDGET, strict=True, description=_BUDGET)
         ] = DEFAULT_TOKEN_BUDGET,
-    ) -> Annotated[CallToolResult, BriefingResult]:
+    ) -> CallToolResult:
         # The tool call's deadline is set by MemoryServer.call_tool.
         b = await briefing_for(server, task, session_id, agent_instance_id, project_id, token_budget)
         result = BriefingResult(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
-from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.errors import MemoryServiceError
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize
 from mcp_memory.server.resources import _OWN_VALIDATION, JSON, _dump, _resource_error
-from mcp_memory.server.tools import ProjectId
+from mcp_memory.server.tools.shared import READ_ONLY, ProjectId, ToolScope, hints, reply
 
 SESSIONS_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions"
 RESOURCE_PAGE = 50
@@ -45,35 +46,25 @@ class SessionList(BaseModel):
     )
 
 
+LIST_SESSIONS = "Sessions, newest activity first, each with a summary: find one to resume."
+
+
 def register_sessions(server: MemoryServer) -> None:
     """Register ``list_sessions`` and the sessions resource template on ``server``."""
     rt = server.runtime
 
-    def project(project_id: str | None) -> str:
-        if project_id is None and rt.settings.project_id is not None:
-            project_id = str(rt.settings.project_id)
-        if project_id is None:
-            raise InvalidArgument("project_id is required (no default project is configured: MCP_MEMORY_PROJECT_ID)")
-        authorize(project_id)
-        return project_id
+    tools = ToolScope(server)
 
-    @server.tool()
+    @server.tool(description=LIST_SESSIONS, **hints("List sessions", **READ_ONLY))
     async def list_sessions(
         project_id: ProjectId = None,
-        agent_instance_id: Annotated[
-            str | None,
-            Field(description="Only this agent instance's sessions (UUID).", json_schema_extra={"format": "uuid"}),
-        ] = None,
-        status: Annotated[
-            Literal["running", "paused", "terminated"] | None, Field(description="Only sessions in this status.")
-        ] = None,
+        agent_instance_id: Annotated[str | None, Field(description="Filter.")] = None,
+        status: Annotated[Literal["running", "paused", "terminated"] | None, Field(description="Filter.")] = None,
         limit: Annotated[int, Field(ge=1, le=100, strict=True, description="Page size.")] = 20,
-        before: Annotated[str | None, Field(description="The `next_before` of the previous page.")] = None,
-    ) -> SessionList:
-        """List the project's sessions, newest activity first, each with its last checkpoint and a short
-        summary. Use it to find a session to resume (then call `resume` with its ids)."""
-        page = await rt.sessions.list_sessions(project(project_id), agent_instance_id, status, limit, before)
-        return SessionList.model_validate(page)
+        before: Annotated[str | None, Field(description="Previous next_before.")] = None,
+    ) -> CallToolResult:
+        page = await rt.sessions.list_sessions(tools.project(project_id), agent_instance_id, status, limit, before)
+        return reply(SessionList.model_validate(page))
 
     @server.resource(
         SESSIONS_URI,

@@ -50,6 +50,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import Grant, current_grant
 from mcp_memory.server.resources import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
+from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.server.session_directory import SESSIONS_URI
 
 logger = logging.getLogger(__name__)
@@ -132,9 +133,17 @@ def changes_for(
     if name == "terminate":
         return Changes(session_uris + (episode_uris if episode else ()), project_id if episode else None)
     if name == "record_episode":
-        return Changes(episode_uris, project_id)
-    if name in ("update_episode", "forget_episodes"):
+        if result.get("repeat"):
+            return Changes()  # nothing was written
+        # Merged into an older episode: that one changed, and no resource was added.
+        return Changes(episode_uris, None if result.get("merged") else project_id)
+    if name == "update_episode":
         return Changes(episode_uris)
+    if name == "forget_episodes":
+        if not result.get("forgotten"):
+            return Changes()
+        gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in result.get("episode_ids", ()))
+        return Changes(episode_uris + gone, project_id)
     return Changes()
 
 
@@ -247,13 +256,10 @@ class ChangeNotifier:
     async def after_tool(self, name: str, arguments: Mapping[str, Any], result: CallToolResult) -> None:
         """Observer of the server's successful tool calls; never fails the call."""
         try:
-            settings = self._server.runtime.settings
+            # The scope a call omitted is its default (the request's token's, the configured one, the installation's).
+            defaults = self._server.defaults
             changes = changes_for(
-                name,
-                arguments,
-                result.structured_content or {},
-                settings.project_id,
-                getattr(settings, "agent_instance_id", None),
+                name, arguments, result.structured_content or {}, default_project(defaults), default_agent(defaults)
             )
             if changes.uris or changes.list_changed:
                 await self.publish(changes)

@@ -74,6 +74,44 @@ class EpisodeFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class EpisodeSelector:
+    """Which of a project's episodes ``forget_episodes`` removes: those listed by id (``episode_ids``), or those
+    matching every filter given (no filter at all: every episode of the project). ``before``: epoch seconds,
+    episodes recorded strictly earlier."""
+
+    episode_ids: tuple[UUID, ...] | None = None
+    agent_instance_id: UUID | None = None
+    session_id: str | None = None
+    task_type: str | None = None
+    outcome: Outcome | None = None
+    before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenEpisode:
+    """An episode ``forget_episodes`` removed: its id, and the session it came from (for its event)."""
+
+    episode_id: UUID
+    agent_instance_id: UUID
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeChanges:
+    """What ``update_episode`` writes: each field given replaces the stored one (None: left as it is). When
+    ``reembed`` is set the searchable text changed: the store re-indexes it and replaces the vector by
+    ``embedding`` (None: no vector until the background retry makes one)."""
+
+    lessons_learned: list[str] | None = None
+    outcome_details: str | None = None
+    importance_score: float | None = None
+    metadata: dict[str, Any] | None = None
+    reembed: bool = False
+    embedding: Sequence[float] | None = None
+    embedding_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRow:
     """One session as ``list_sessions`` lists it: its record, its newest checkpoint (id, epoch time, label, key
     count), its episode's outcome and task (a terminated session's, the task cut to 200 characters), and, when the
@@ -377,13 +415,51 @@ class EpisodeStore(Protocol):
 
     async def add_episode(
         self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
-    ) -> None:
+    ) -> UUID:
         """Store an episode and its embedding (None if it has none yet), with the name of the model that
-        made it (:attr:`~mcp_memory.embeddings.EmbeddingProvider.name`)."""
+        made it (:attr:`~mcp_memory.embeddings.EmbeddingProvider.name`). Returns its id; if it repeats a stored
+        episode (see :meth:`same_episode`) nothing is written and the stored one's id is returned."""
         ...
 
     async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
         """One episode of a project."""
+        ...
+
+    async def same_episode(self, episode: Episode) -> UUID | None:
+        """The oldest stored episode that ``episode`` repeats (same project, agent, session, outcome and
+        searchable text: task type, description, outcome details, lessons, context summary), if any."""
+        ...
+
+    async def nearest_episode(
+        self,
+        project_id: UUID,
+        embedding: Sequence[float],
+        embedding_model: str | None,
+        task_type: str,
+        outcome: Outcome,
+    ) -> tuple[UUID, float] | None:
+        """The project's episode of this task type and outcome whose vector (of ``embedding_model``) is nearest
+        to ``embedding``, with its cosine similarity; None if none has a comparable vector."""
+        ...
+
+    async def count_episodes(self, project_id: UUID, selector: EpisodeSelector) -> int:
+        """How many of the project's episodes ``selector`` picks (what ``forget_episodes`` would remove)."""
+        ...
+
+    async def forget_episodes(
+        self, project_id: UUID, selector: EpisodeSelector, event: EventRecord
+    ) -> list[ForgottenEpisode]:
+        """Delete the episodes ``selector`` picks in the project, in one transaction: the rows with their vectors,
+        their full-text postings and their share of the project's full-text statistics (so later scores are those
+        of a store that never held them). ``event`` (its detail completed with the session's forgotten ids) is
+        recorded on each session the episodes came from that still exists."""
+        ...
+
+    async def update_episode(
+        self, project_id: UUID, episode_id: UUID, changes: EpisodeChanges, event: EventRecord
+    ) -> Episode | None:
+        """Apply ``changes`` to one episode of the project (re-indexing its text if ``changes.reembed``) and
+        record ``event`` on its session if that still exists; the updated episode, or None if it does not exist."""
         ...
 
     async def recent_episodes(

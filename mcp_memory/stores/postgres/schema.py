@@ -1,4 +1,4 @@
-"""The Postgres schema's migrations (Alembic, shipped in :mod:`mcp_memory.migrations`) and the start-up check.
+"""The Postgres schema's migrations (Alembic, shipped in :mod:`mcp_memory.stores.migrations`) and the start-up check.
 
 Alembic is configured here in code, so no ``alembic.ini`` is needed at run time. The schema is never changed
 behind an operator's back: ``mcp-memory migrate`` applies migrations, and a server whose database is behind
@@ -23,12 +23,14 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from mcp_memory.stores import migrations
+
 SCHEMA = "mcp_memory"
 """Every table lives in this Postgres schema, so that the database can be shared: an application's own
 ``checkpoints`` table (LangGraph's ``AsyncPostgresSaver`` has one) or Alembic history does not clash with ours."""
 SEARCH_PATH = f"{SCHEMA}, public"
 """Our connections' search_path: our tables first, then ``public`` (where the vector extension is installed)."""
-VERSION_TABLE = "mcp_memory_alembic_version"
+VERSION_TABLE = migrations.VERSION_TABLE
 """Alembic's version table (in :data:`SCHEMA`)."""
 
 
@@ -55,9 +57,9 @@ MIGRATE_COMMAND = "mcp-memory migrate"
 
 
 def alembic_config(embedding_dimension: int | None = None) -> Config:
-    """The Alembic configuration of our migrations (no ini file)."""
-    config = Config()
-    config.set_main_option("script_location", "mcp_memory:migrations")
+    """The Alembic configuration of our migrations (no ini file): the ``postgres`` history."""
+    config = migrations.alembic_config("postgres")
+    config.attributes["version_table_schema"] = SCHEMA
     if embedding_dimension is not None:
         config.attributes["embedding_dimension"] = embedding_dimension
     return config

@@ -120,6 +120,7 @@ def with_event(insert: str, items: bool = False) -> str:
     )
 
 
+INSERT_EVENT = f"INSERT INTO events {EVENT_COLUMNS} VALUES (:pk, {EVENT_VALUES})"
 DISCARD_SESSION = (
     f"WITH s AS (DELETE FROM sessions WHERE {SCOPE} AND status = 'running' AND NOT sealed "
     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
@@ -248,7 +249,7 @@ def terminate(episode_sql: str) -> str:
         f"WITH {episode_sql + ', ' if episode_sql else ''}"
         "upd AS (UPDATE sessions SET status = 'terminated', sealed = true, updated_at = :ev_at, "
         "terminated_at = :ev_at, episode_id = :eid, terminate_result = CAST(:r AS jsonb) WHERE id = :pk) "
-        f"INSERT INTO events {EVENT_COLUMNS} VALUES (:pk, {EVENT_VALUES})"
+        f"{INSERT_EVENT}"
     )
 
 
@@ -302,6 +303,19 @@ def episode_params(ep: Episode, emb: str | None, model: str | None) -> dict[str,
     }
 
 
+LOCK_SAME_EPISODE = "SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"
+"""Writers of one episode (the key names it) queue on this lock, held to commit: of two concurrent repeats, the
+second finds the first."""
+_NEAREST = (
+    "SELECT episode_id, 1.0 - (embedding <=> CAST(:qv AS vector)) AS cos FROM episodes "
+    "WHERE project_id = :p AND task_type = :tt AND outcome = :o AND embedding IS NOT NULL{} "
+    "ORDER BY (embedding <=> CAST(:qv AS vector)) + 0 LIMIT 1"
+)
+NEAREST_EPISODE = _NEAREST.format("")
+"""The project's episode of one task type and outcome nearest to ``:qv``, and its cosine. Exact (no index): one
+task type and outcome of one project, a B-tree's rows."""
+NEAREST_EPISODE_OF_MODEL = _NEAREST.format(" AND embedding_model = CAST(:model AS text)")
+""":data:`NEAREST_EPISODE` among the vectors of the model ``:model``."""
 SET_EMBEDDING = (
     "UPDATE episodes SET embedding = CAST(:emb AS vector), embedding_model = CAST(:model AS text) "
     "WHERE project_id = :p AND episode_id = :e "
@@ -323,12 +337,16 @@ __all__ = [
     "EVENT_VALUES",
     "GET_CHECKPOINT",
     "INSERT_EPISODE",
+    "INSERT_EVENT",
     "INSERT_SESSION",
     "INSERT_SPAWNING",
     "LIST_KEYS",
     "LIVE_COUNT",
     "LOCK_FOR_TERMINATE",
+    "LOCK_SAME_EPISODE",
     "LOCK_WRITABLE",
+    "NEAREST_EPISODE",
+    "NEAREST_EPISODE_OF_MODEL",
     "PAUSE_SESSION",
     "PAUSE_STATE",
     "PING",

@@ -19,9 +19,7 @@ and its Alembic migrations) and this module, the adapter.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -30,18 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import InvalidArgument
-from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, ScoredEpisode, SessionInfo
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
+from mcp_memory.stores.ports import EventRecord, Limits
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
-from mcp_memory.stores.postgres.search import EXACT_SCAN_BUDGET, search_statement, ts_query, vector_text
+from mcp_memory.stores.postgres.episodes import PostgresEpisodes
 from mcp_memory.stores.postgres.statements import (
     CLEAR_ITEMS,
     DELETE_ITEM,
     DIALECT,
     DISCARD_SESSION,
     GET_CHECKPOINT,
-    INSERT_EPISODE,
     INSERT_SESSION,
     INSERT_SPAWNING,
     LIST_KEYS,
@@ -52,11 +48,9 @@ from mcp_memory.stores.postgres.statements import (
     RECORD_EVENT,
     RECORD_PAUSE,
     RECORD_RESUME,
-    SET_EMBEDDING,
     SET_ITEM,
     SNAPSHOT,
     UPSERT_ITEMS,
-    episode_params,
     event_params,
     item_arrays,
     json_text,
@@ -69,7 +63,7 @@ from mcp_memory.stores.postgres.statements import (
     terminate,
     with_event,
 )
-from mcp_memory.stores.sql.queries import COMPLETE, EPISODE_COLUMNS, SCOPE, checkpoint_selector
+from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
 from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
@@ -80,10 +74,8 @@ from mcp_memory.stores.sql.rules import (
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 
-logger = logging.getLogger(__name__)
 
-
-class PostgresStore(PostgresConnection, SessionQueries, SqlStore):
+class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = DIALECT
@@ -92,12 +84,6 @@ class PostgresStore(PostgresConnection, SessionQueries, SqlStore):
         "ARRAY(SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
         f'AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key COLLATE "C" LIMIT {FIRST_KEYS})'
     )
-
-    @cached_property
-    def exact_scan_max(self) -> int:
-        """Projects of at most this many episodes are searched by an exact scan of their vectors (see
-        :data:`~.search.EXACT_SCAN_BUDGET`)."""
-        return EXACT_SCAN_BUDGET // self.embedding_dimension
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresStore:
@@ -393,99 +379,6 @@ class PostgresStore(PostgresConnection, SessionQueries, SqlStore):
         if row is None:
             return None
         return CheckpointData(self._checkpoint_info(row), state_items(row.state), bool(row.session_sealed))
-
-    # -- episodes --------------------------------------------------------------------------------------
-    def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
-        """The vector as pgvector text, or None (logged) if it has the wrong number of dimensions."""
-        if embedding is None:
-            return None
-        if len(embedding) != self.embedding_dimension:
-            logger.warning(
-                "%s has %d dimensions but the database stores %d; left without a vector",
-                what,
-                len(embedding),
-                self.embedding_dimension,
-            )
-            return None
-        return vector_text(embedding)
-
-    def _episode_insert(
-        self, ep: Episode, embedding: Sequence[float] | None, model: str | None
-    ) -> tuple[str, dict[str, Any]]:
-        """A CTE inserting the episode, and its parameters. The model's name is kept only with a vector (one of
-        the wrong width is not stored, see :meth:`_embedding_text`, and then neither is its model)."""
-        emb = self._embedding_text(embedding, f"the embedding of episode {ep.episode_id}")
-        return INSERT_EPISODE, episode_params(ep, emb, model)
-
-    async def add_episode(
-        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
-    ) -> None:
-        sql, params = self._episode_insert(episode, embedding, embedding_model)
-        async with self._one() as conn:
-            await conn.execute(text(f"WITH {sql} SELECT 1"), params)
-
-    async def search_episodes(
-        self,
-        project_id: UUID,
-        query: str,
-        query_embedding: Sequence[float] | None,
-        flt: EpisodeFilter,
-        limit: int,
-        now: float,
-        mode: SearchMode = "hybrid",
-        embedding_model: str | None = None,
-    ) -> list[ScoredEpisode]:
-        tsq = ts_query(query) if mode != "vector" else None
-        qv = (
-            self._embedding_text(query_embedding, "the query embedding")
-            if query_embedding is not None and mode != "text"
-            else None
-        )
-        if tsq is None and qv is None:
-            return []
-        sql, params, ef_search = search_statement(
-            project_id, tsq, qv, flt, limit, now, embedding_model, exact_scan_max=self.exact_scan_max
-        )
-        if qv is None:
-            async with self._read() as conn:
-                rows = (await conn.execute(text(sql), params)).all()
-        else:
-            async with self._write() as conn:
-                await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
-                rows = (await conn.execute(text(sql), params)).all()
-        return [ScoredEpisode(**self._episode(r).model_dump(), score=round(r.score, 6)) for r in rows]
-
-    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
-        # Without a model: the partial index episodes_missing_embedding serves it (few rows, asked often by the
-        # background retry). With one (reembed --all, run by hand): a scan, as most rows may be stale then.
-        stale = "" if model is None else " OR e.embedding_model IS DISTINCT FROM :model"
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL{stale} "
-                    "ORDER BY e.created_at, e.id LIMIT :limit"
-                ),
-                {"limit": limit, **({"model": model} if model is not None else {})},
-            )
-            return [self._episode(r) for r in result]
-
-    async def set_episode_embedding(
-        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
-    ) -> bool:
-        if len(embedding) != self.embedding_dimension:
-            # Never written: a vector(n) column holds n dimensions only (and Postgres would refuse it anyway).
-            raise InvalidArgument(
-                f"the embedding of {model} has {len(embedding)} dimensions but the Postgres schema of {self.where} "
-                f"stores {self.embedding_dimension}-dimensional vectors; vectors of another dimension need a new "
-                f"schema (a database migrated with MCP_MEMORY_EMBEDDING_DIMENSION={len(embedding)}), or a model "
-                f"of {self.embedding_dimension} dimensions"
-            )
-        async with self._one() as conn:
-            result = await conn.execute(
-                text(SET_EMBEDDING),
-                {"emb": vector_text(embedding), "model": model, "p": project_id, "e": episode_id},
-            )
-            return bool(result.rowcount)
 
 
 __all__ = ["PostgresStore"]

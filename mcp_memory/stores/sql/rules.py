@@ -80,7 +80,13 @@ def restore_overflows(limits: Limits) -> TooLarge:
 
 
 def session_exists(scope: Scope, status: Any) -> Conflict:
-    """``create_session`` of a session that exists already (in ``status``)."""
+    """``create_session`` of a session that exists already (in ``status``): what the caller can do next."""
+    if status == SessionStatus.TERMINATED:
+        # resume would fail too: a terminated session is closed for good (its checkpoints stay readable).
+        return Conflict(
+            f"session '{scope.session_id}' exists already and is terminated for good; spawn a new session_id "
+            "(its checkpoints and episode stay readable)"
+        )
     return Conflict(
         f"session '{scope.session_id}' exists already (status {status}); "
         "use resume to continue it, or spawn a new session_id"

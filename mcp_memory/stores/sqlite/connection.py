@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mcp_memory.errors import Internal, MemoryServiceError, Unavailable
 from mcp_memory.stores.sqlite.fulltext import create_tokenizer
-from mcp_memory.stores.sqlite.legacy_migrations import prepare
+from mcp_memory.stores.sqlite.upgrade import prepare
 
 logger = logging.getLogger(__name__)
 
@@ -139,19 +139,21 @@ class SqliteConnection:
 
     @property
     def path(self) -> str:
-        """The database file (``:memory:`` for an in-memory database)."""
+        """The database file (``:memory:`` for an in-memory database, which :meth:`start` refuses)."""
         return self._url.database or ":memory:"
 
     async def start(self) -> None:
-        """Open the engine and bring the file to today's schema (see :mod:`.legacy_migrations`)."""
+        """Bring the file to today's schema (Alembic, see :mod:`.upgrade`), then open the engine."""
         if self._engine is not None:
             return
-        if self.path != ":memory:":
-            await (await anyio.Path(self.path).expanduser()).parent.mkdir(parents=True, exist_ok=True)
+        if self.path == ":memory:" or self.path.startswith("file::memory:"):
+            # The schema step runs on a connection of its own (see .upgrade), which would see another database.
+            raise Unavailable("an in-memory SQLite database is not supported; give a file path")
+        await (await anyio.Path(self.path).expanduser()).parent.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(prepare, self.path)
         # Every transaction here ends explicitly, so the pool's reset-on-return ROLLBACK is a wasted hop.
         engine = create_async_engine(self._url, connect_args={"timeout": 30}, pool_reset_on_return=None)
         synchronous = self._synchronous
-        in_file = self.path != ":memory:"
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -164,7 +166,7 @@ class SqliteConnection:
                 "PRAGMA foreign_keys=ON",
                 "PRAGMA busy_timeout=30000",
                 # Checkpoints run on a thread of their own (see _WalCheckpointer), not inside a user's commit.
-                f"PRAGMA wal_autocheckpoint={0 if in_file else 1000}",
+                "PRAGMA wal_autocheckpoint=0",
             ):
                 cur.execute(pragma)
             cur.close()
@@ -178,16 +180,8 @@ class SqliteConnection:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("mcp_memory_write") else "BEGIN")
 
         self._engine = engine
-        try:
-            await self._write_direct(lambda db: prepare(db, self.path))
-        except BaseException:
-            await self._drop_writer()
-            self._engine = None
-            await engine.dispose()
-            raise
-        if in_file:
-            self._checkpointer = _WalCheckpointer(str(await anyio.Path(self.path).expanduser()))
-            self._checkpointer.start()
+        self._checkpointer = _WalCheckpointer(str(await anyio.Path(self.path).expanduser()))
+        self._checkpointer.start()
 
     async def close(self) -> None:
         async with self._write_lock:

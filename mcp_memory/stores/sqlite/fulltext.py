@@ -329,12 +329,78 @@ def index_episodes(db: sqlite3.Connection, after: int) -> None:
     db.execute(_TOKENIZER_CLEAR)
 
 
-def load_episodes(db: sqlite3.Connection, episodes: Sequence[Episode]) -> None:
-    """Insert ``episodes`` (no embeddings) at once: the rows by one ``executemany``, then indexed as a batch
-    (:func:`index_episodes`). The same rows, postings and counts as ``add_episode`` one by one, in a fraction of
-    the time: for tests and benchmarks that need a large project. In the caller's write transaction."""
+def load_episodes(
+    db: sqlite3.Connection,
+    episodes: Sequence[Episode],
+    embeddings: Sequence[Sequence[float] | None] | None = None,
+    model: str | None = None,
+) -> None:
+    """Insert ``episodes`` at once (with ``embeddings``, one per episode, of ``model``, if given): the rows by one
+    ``executemany``, then indexed as a batch (:func:`index_episodes`). The same rows, postings and counts as
+    ``add_episode`` one by one, in a fraction of the time: for tests and benchmarks that need a large project. In
+    the caller's write transaction."""
     (after,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM episodes").fetchone()
     db.execute(_TOKENIZER_CLEAR)  # text_tokens 0 until indexed
     insert = INSERT_EPISODE.removesuffix(" RETURNING id, text_tokens")
-    db.executemany(insert, [episode_params(ep, None, None) for ep in episodes])
+    vectors = embeddings if embeddings is not None else [None] * len(episodes)
+    db.executemany(insert, [episode_params(ep, v, model) for ep, v in zip(episodes, vectors, strict=True)])
     index_episodes(db, after)
+
+
+def _tokenize_stored(db: sqlite3.Connection, episode_pks: Sequence[int]) -> None:
+    """Put the stored text of these episodes in the tokenizer (rowid = the episode's key): the terms they were
+    indexed with, as the tokenizer is deterministic."""
+    marks = ", ".join("?" * len(episode_pks))
+    rows = db.execute(
+        "SELECT id, task_type, task_description, outcome_details, lessons_learned, context_summary FROM episodes "
+        f"WHERE id IN ({marks})",
+        list(episode_pks),
+    ).fetchall()
+    tokenize(db, [(pk, *text_fields(tt, td, od, json.loads(ll), cs)) for pk, tt, td, od, ll, cs in rows])
+
+
+def unindex_episodes(db: sqlite3.Connection, episode_pks: Sequence[int]) -> None:
+    """Take these episodes (rows still present) out of their projects' full text: their postings, their counts in
+    ``text_terms`` (a term no episode holds any more loses its row) and in ``text_projects``; the inverse of
+    :func:`index_episode`, so a project's statistics are then those of a store that never held them. The postings
+    are found by key from the episodes' own terms (re-tokenized), not by a scan of the project's postings."""
+    if not episode_pks:
+        return
+    _tokenize_stored(db, episode_pks)
+    terms = (
+        f"SELECT p.id AS project_pk, v.term AS term, COUNT(DISTINCT v.doc) AS n FROM {_TOKENS} v "
+        "JOIN episodes e ON e.id = v.doc JOIN text_projects p ON p.project_id = e.project_id GROUP BY p.id, v.term"
+    )
+    db.execute(
+        "DELETE FROM episode_terms WHERE (project_pk, term, episode_pk) IN "
+        f"(SELECT DISTINCT p.id, v.term, v.doc FROM {_TOKENS} v JOIN episodes e ON e.id = v.doc "
+        "JOIN text_projects p ON p.project_id = e.project_id)"
+    )
+    db.execute(
+        f"WITH d AS ({terms}) UPDATE text_terms SET episodes = text_terms.episodes - d.n FROM d "
+        "WHERE text_terms.project_pk = d.project_pk AND text_terms.term = d.term"
+    )
+    db.execute(
+        f"WITH d AS ({terms}) DELETE FROM text_terms WHERE episodes <= 0 AND (project_pk, term) IN "
+        "(SELECT project_pk, term FROM d)"
+    )
+    marks = ", ".join("?" * len(episode_pks))
+    db.execute(
+        "WITH d AS (SELECT project_id, COUNT(*) AS n, SUM(text_tokens) AS tokens FROM episodes "
+        f"WHERE id IN ({marks}) GROUP BY project_id) UPDATE text_projects SET episodes = text_projects.episodes - d.n, "
+        "tokens = text_projects.tokens - d.tokens FROM d WHERE text_projects.project_id = d.project_id",
+        list(episode_pks),
+    )
+    db.execute(_TOKENIZER_CLEAR)
+
+
+def reindex_episode(db: sqlite3.Connection, episode_pk: int) -> None:
+    """Index the episode's stored text again after it changed (its old text taken out by
+    :func:`unindex_episodes` first): its length, postings and counts."""
+    _tokenize_stored(db, [episode_pk])
+    (tokens,) = db.execute(
+        f"UPDATE episodes SET text_tokens = (SELECT COUNT(*) FROM {_TOKENS}) WHERE id = ? RETURNING text_tokens",
+        (episode_pk,),
+    ).fetchone()
+    index_episode(db, episode_pk, tokens)
+    db.execute(_TOKENIZER_CLEAR)

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from mcp_memory.models import Item
+from mcp_memory.stores.sqlite.vector_index import VECTOR_DDL
 
 SCHEMA_VERSION = 6
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
@@ -100,6 +101,8 @@ SCHEMA = [
         text_tokens INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX IF NOT EXISTS episodes_project_created ON episodes (project_id, created_at)",
+    # An agent's episodes: the look-up of a repeated episode, and forgets by agent (no version bump, as below).
+    "CREATE INDEX IF NOT EXISTS episodes_project_agent ON episodes (project_id, agent_instance_id, created_at)",
     # list_sessions: newest activity first, per project or per agent, paged by (updated_at, id). Created at every
     # start like the rest (IF NOT EXISTS), so files of schema 5 get them without a version bump: an index changes
     # nothing a release that does not know it reads or writes.
@@ -124,6 +127,10 @@ SCHEMA = [
         PRIMARY KEY (project_pk, term)
     ) WITHOUT ROWID""",
     EPISODE_TERMS_DDL.format(name="episode_terms"),
+    # Vector search (vector_index.py): each project's vector version, kept by triggers, and its rows by row id.
+    # Created at every start like the indexes above (IF NOT EXISTS): files of schema 6 get them without a version
+    # bump, and the triggers, being in the file, keep the version for every writer, older releases included.
+    *VECTOR_DDL,
 ]
 
 

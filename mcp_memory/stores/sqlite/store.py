@@ -27,6 +27,7 @@ from mcp_memory.models import (
     CheckpointInfo,
     Episode,
     Item,
+    Outcome,
     Scope,
     ScoredEpisode,
     SessionInfo,
@@ -34,7 +35,8 @@ from mcp_memory.models import (
     content_hash,
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.queries import (
     COMPLETE,
     EPISODE_COLUMNS,
@@ -60,8 +62,10 @@ from mcp_memory.stores.sqlite.fulltext import (
     bm25_scores,
     episode_params,
     index_episode,
+    reindex_episode,
     text_fields,
     tokenize,
+    unindex_episodes,
 )
 from mcp_memory.stores.sqlite.schema import decode_state
 from mcp_memory.stores.sqlite.statements import (
@@ -82,10 +86,11 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk,
     writable_pk_sync,
 )
-from mcp_memory.stores.sqlite.vectors import nearest, vector_to_blob
+from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
+from mcp_memory.stores.sqlite.vectors import vector_to_blob
 
 
-class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -94,6 +99,11 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
         "(SELECT json_group_array(key) FROM (SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
         f"AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key LIMIT {FIRST_KEYS}))"
     )
+
+    def __init__(self, url: str, *, synchronous: str = "FULL", vector_cache_bytes: int = VECTOR_CACHE_BYTES) -> None:
+        super().__init__(url, synchronous=synchronous)
+        self.vectors = VectorIndex(vector_cache_bytes)
+        """Every project's vectors as an in-memory matrix (exact search; kept current by the file's triggers)."""
 
     @staticmethod
     def _read_keys(value: Any) -> tuple[str, ...]:
@@ -480,9 +490,48 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
 
     async def add_episode(
         self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
-    ) -> None:
+    ) -> UUID:
         async with self._write() as conn:
+            # The single writer makes the look-up and the insert one step: a repeat is never inserted twice.
+            same = await self._same_episode(conn, episode)
+            if same is not None:
+                return same
             await self._insert_episode(conn, episode, embedding, embedding_model)
+            return episode.episode_id
+
+    # -- edits (sql/episode_edits.py): this store's full-text and vector steps --------------------------------
+    async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None:
+        pks = list(episode_pks)
+        await self._on_thread(conn, lambda db: unindex_episodes(db, pks))
+
+    async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
+        await self._on_thread(conn, lambda db: reindex_episode(db, episode_pk))
+
+    def _vector_set(self, changes: EpisodeChanges, params: dict[str, Any]) -> str:
+        vector = changes.embedding
+        params["emb"] = None if vector is None else vector_to_blob(vector)
+        params["model"] = None if vector is None else changes.embedding_model
+        return "embedding = :emb, embedding_model = :model"
+
+    async def nearest_episode(
+        self,
+        project_id: UUID,
+        embedding: Sequence[float],
+        embedding_model: str | None,
+        task_type: str,
+        outcome: Outcome,
+    ) -> tuple[UUID, float] | None:
+        params = {"p": str(project_id), "f_task_type": task_type, "f_outcome": outcome.value}
+        async with self._read() as conn:
+            best = await nearest(
+                conn,
+                params,
+                " AND e.task_type = :f_task_type AND e.outcome = :f_outcome",
+                embedding_model,
+                embedding,
+                1,
+            )
+        return next(((UUID(eid), cos) for eid, cos in best.items()), None)
 
     async def search_episodes(
         self,
@@ -497,7 +546,6 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
     ) -> list[ScoredEpisode]:
         pool = candidate_pool(limit)
         extra, fparams = filter_clause(DIALECT, flt, prefix="e.")
-        base = {"p": str(project_id), **fparams}
         text_scores: dict[str, float] = {}
         vector_scores: dict[str, float] = {}
         async with self._read(statements=2) as conn:
@@ -506,30 +554,39 @@ class SqliteStore(SqliteConnection, SessionQueries, SqlStore):
                 bm25 = await self._on_thread(conn, lambda db: bm25_scores(db, project, query, extra, fparams, pool))
                 text_scores = relative(bm25)
             if query_embedding is not None and mode != "text":
-                cosines = await nearest(conn, base, extra, embedding_model, query_embedding, pool)
+                project, vectors = str(project_id), self.vectors
+                cosines = await self._on_thread(
+                    conn,
+                    lambda db: vectors.nearest(db, project, embedding_model, query_embedding, pool, extra, fparams),
+                )
                 vector_scores = similarities(cosines)
             fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
             if not fused:
                 return []
-            ids = list(fused)
-            names = ", ".join(f":id{i}" for i in range(len(ids)))
+            # Blended from two columns of each candidate (up to the pool's 100), then only the ``limit`` best are
+            # read whole and built as models: building all the candidates was most of a vector search's CPU.
+            read_time = DIALECT.read_time
+            blended = {
+                eid: round(blend(fused[eid], importance, read_time(created_at).timestamp(), now), 6)
+                for eid, importance, created_at in await self._on_thread(
+                    conn,
+                    lambda db: db.execute(
+                        "SELECT episode_id, importance_score, created_at FROM episodes "
+                        "WHERE episode_id IN (SELECT value FROM json_each(?))",
+                        (json.dumps(list(fused)),),
+                    ).fetchall(),
+                )
+            }
+            best = sorted(blended, key=blended.__getitem__, reverse=True)[:limit]
+            if not best:
+                return []
+            names = ", ".join(f":id{i}" for i in range(len(best)))
             result = await conn.execute(
                 text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.episode_id IN ({names})"),
-                {f"id{i}": eid for i, eid in enumerate(ids)},
+                {f"id{i}": eid for i, eid in enumerate(best)},
             )
             episodes = {r.episode_id: self._episode(r) for r in result}
-        ranked = sorted(
-            (
-                ScoredEpisode(
-                    **ep.model_dump(),
-                    score=round(blend(fused[eid], ep.importance_score, ep.created_at.timestamp(), now), 6),
-                )
-                for eid, ep in episodes.items()
-            ),
-            key=lambda s: s.score,
-            reverse=True,
-        )
-        return ranked[:limit]
+        return [ScoredEpisode(**episodes[eid].model_dump(), score=blended[eid]) for eid in best if eid in episodes]
 
     async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
         stale = "" if model is None else " OR e.embedding_model IS NULL OR e.embedding_model != :model"

@@ -11,7 +11,7 @@ from alembic import context, op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
+branch_labels = ("postgres",)
 depends_on = None
 
 HNSW_MAX_DIMENSIONS = 2000

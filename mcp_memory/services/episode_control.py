@@ -1,0 +1,256 @@
+"""What an episode's owner controls: forget episodes, edit one, and record without repeating one.
+
+- Forget (``forget_episodes``): by ids (forgotten at once; an id the project does not hold counts 0, whether it
+  never existed or belongs to another project: no existence oracle), or by a filter (agent, session, task type,
+  outcome, recorded before a time), which only counts what it would forget unless ``confirm`` is true. No ids and
+  no filter means every episode of the project: refused (``invalid_argument``) without ``confirm``. The store
+  removes the rows, vectors and full-text statistics in one transaction and records a ``forget_episodes`` event on
+  each session the episodes came from that still exists; episodes without one are logged here (project level).
+- Edit (``update_episode``): lessons, outcome details, importance, metadata. Lessons and outcome details are part
+  of the searchable text (:func:`~mcp_memory.episodic.episode_text`): a change re-indexes and re-embeds it (with no
+  provider answering, the old vector is dropped and the background retry embeds it). Recorded as an
+  ``update_episode`` event on its session if that exists.
+- Duplicates (``record_episode``): the same episode again (same project, agent, session, outcome and text) returns
+  the first one's id and writes nothing. With embeddings on, an episode whose vector is within
+  ``duplicate_similarity`` (cosine) of one of the project's episodes of the same task type and outcome is stored
+  and reported as ``duplicate_of`` that one, or, with ``duplicate_action = "merge"``, not stored: the older episode
+  gains its new lessons (in order, none twice) and keeps the higher importance.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from mcp_memory.config import Settings
+from mcp_memory.episodic import (
+    MAX_LESSONS,
+    MAX_TASK_TYPE,
+    MAX_TEXT,
+    EpisodicMemory,
+    check_lessons,
+    check_metadata,
+    check_text,
+    episode_text,
+    parse_since,
+)
+from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
+from mcp_memory.models import Episode, parse_outcome, parse_uuid, validate_identifier
+from mcp_memory.stores.ports import DurableStore, EpisodeChanges, EpisodeSelector, EventRecord
+
+logger = logging.getLogger(__name__)
+
+MAX_FORGET_IDS = 1000
+"""Most episode ids one ``forget_episodes`` call takes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What ``record`` did: the episode's id (the new one, or the older one it repeats or was merged into);
+    ``repeat``: it repeats a stored episode exactly (nothing written); ``duplicate_of`` / ``similarity``: a
+    near-duplicate's older episode and their cosine; ``merged``: merged into that one (no new row)."""
+
+    episode: Episode
+    repeat: bool = False
+    duplicate_of: UUID | None = None
+    similarity: float | None = None
+    merged: bool = False
+
+    def as_result(self) -> dict[str, Any]:
+        """The tool's result."""
+        out: dict[str, Any] = {"episode_id": str(self.episode.episode_id)}
+        if self.repeat:
+            out["repeat"] = True
+        if self.merged:
+            out["merged"] = True
+        elif self.duplicate_of is not None:
+            out["duplicate_of"] = str(self.duplicate_of)
+        if self.similarity is not None:
+            out["similarity"] = round(self.similarity, 4)
+        return out
+
+
+def _importance(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument("importance_score must be a number between 0 and 1")
+    score = float(value)
+    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+        raise InvalidArgument(f"importance_score must be between 0 and 1, got {value}")
+    return score
+
+
+class EpisodeControl:
+    """Forget, edit and duplicate-aware recording of one durable store's episodes."""
+
+    def __init__(
+        self,
+        episodic: EpisodicMemory,
+        store: DurableStore,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._episodic = episodic
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    # -- forget ------------------------------------------------------------------------------------------------
+    def selector(
+        self,
+        episode_ids: Any = None,
+        agent_instance_id: Any = None,
+        session_id: Any = None,
+        task_type: Any = None,
+        outcome: Any = None,
+        before: Any = None,
+    ) -> EpisodeSelector:
+        """The arguments of ``forget_episodes`` checked into a selector (``invalid_argument`` otherwise)."""
+        sel = EpisodeSelector(
+            agent_instance_id=None if agent_instance_id is None else parse_uuid(agent_instance_id, "agent_instance_id"),
+            session_id=None if session_id is None else validate_identifier(session_id, "session_id"),
+            task_type=None if task_type is None else check_text(task_type, "task_type", MAX_TASK_TYPE),
+            outcome=None if outcome is None else parse_outcome(outcome),
+            before=None if before is None else parse_since(before, "before"),
+        )
+        if episode_ids is None:
+            return sel
+        if sel != EpisodeSelector():
+            raise InvalidArgument("give episode_ids or a filter (agent, session, task_type, outcome, before), not both")
+        if not isinstance(episode_ids, list) or not episode_ids:
+            raise InvalidArgument("episode_ids must be a non-empty list of episode ids")
+        if len(episode_ids) > MAX_FORGET_IDS:
+            raise TooLarge(f"episode_ids has {len(episode_ids)} entries; the limit is {MAX_FORGET_IDS}")
+        ids = tuple(dict.fromkeys(parse_uuid(e, "an episode id") for e in episode_ids))
+        return EpisodeSelector(episode_ids=ids)
+
+    async def forget(self, project_id: Any, confirm: Any = False, **filters: Any) -> dict[str, Any]:
+        """``forget_episodes``: ``{"forgotten": n}`` (and the ids, when given by id), or, for a filter without
+        ``confirm``, ``{"forgotten": 0, "would_forget": n}``."""
+        project = parse_uuid(project_id, "project_id")
+        if not isinstance(confirm, bool):
+            raise InvalidArgument("confirm must be true or false")
+        sel = self.selector(**filters)
+        by_ids = sel.episode_ids is not None
+        if not by_ids and not confirm:
+            if sel == EpisodeSelector():
+                raise InvalidArgument(
+                    "forget_episodes with neither episode_ids nor a filter would forget every episode of the "
+                    "project; pass confirm=true to do that"
+                )
+            return {"forgotten": 0, "would_forget": await self._store.count_episodes(project, sel)}
+        started = time.perf_counter()
+        event = EventRecord("forget_episodes", self._clock(), 0.0, "ok", {}, perf_start=started)
+        gone = await self._store.forget_episodes(project, sel, event)
+        lone = sum(1 for g in gone if g.session_id is None)
+        if gone:
+            # Events go on the episodes' sessions; what has none is logged here (no session to hold its event).
+            logger.info("forgot %d episodes of project %s (%d without a session)", len(gone), project, lone)
+        result: dict[str, Any] = {"forgotten": len(gone)}
+        if by_ids:
+            result["episode_ids"] = [str(g.episode_id) for g in gone]
+        return result
+
+    # -- edit --------------------------------------------------------------------------------------------------
+    async def update(
+        self,
+        project_id: Any,
+        episode_id: Any,
+        lessons_learned: Any = None,
+        outcome_details: Any = None,
+        importance_score: Any = None,
+        metadata: Any = None,
+    ) -> dict[str, Any]:
+        """``update_episode``: ``{"episode_id", "updated": {field: new value}}``; ``not_found`` for an episode
+        the project does not hold."""
+        project = parse_uuid(project_id, "project_id")
+        eid = parse_uuid(episode_id, "episode_id")
+        fields: dict[str, Any] = {}
+        if lessons_learned is not None:
+            fields["lessons_learned"] = check_lessons(lessons_learned)
+        if outcome_details is not None:
+            fields["outcome_details"] = check_text(outcome_details, "outcome_details", MAX_TEXT, required=False)
+        if importance_score is not None:
+            fields["importance_score"] = _importance(importance_score)
+        if metadata is not None:
+            fields["metadata"] = check_metadata(metadata, self._settings.max_value_bytes)
+        if not fields:
+            raise InvalidArgument("give at least one of lessons_learned, outcome_details, importance_score, metadata")
+        current = await self._episodic.get(project, eid)
+        updated = await self._apply(current, fields, "update_episode")
+        return {"episode_id": str(updated.episode_id), "updated": {k: getattr(updated, k) for k in fields}}
+
+    async def _apply(self, current: Episode, fields: dict[str, Any], event_type: str) -> Episode:
+        """Write ``fields`` into the stored ``current`` episode, re-embedding it if its searchable text changes."""
+        started = time.perf_counter()
+        new = current.model_copy(update=fields)
+        reembed = episode_text(new) != episode_text(current)
+        vector = None
+        if reembed:
+            vectors = await self._episodic.embed([episode_text(new)])
+            vector = vectors[0] if vectors else None
+        changes = EpisodeChanges(
+            lessons_learned=fields.get("lessons_learned"),
+            outcome_details=fields.get("outcome_details"),
+            importance_score=fields.get("importance_score"),
+            metadata=fields.get("metadata"),
+            reembed=reembed,
+            embedding=vector,
+            embedding_model=self._episodic.embedding_model if vector is not None else None,
+        )
+        detail = {"episode_id": str(current.episode_id), "fields": sorted(fields)}
+        event = EventRecord(event_type, self._clock(), 0.0, "ok", detail, perf_start=started)
+        updated = await self._store.update_episode(current.project_id, current.episode_id, changes, event)
+        if updated is None:  # forgotten meanwhile
+            raise NotFound(f"episode '{current.episode_id}' does not exist in project {current.project_id}")
+        return updated
+
+    # -- record, without repeats -------------------------------------------------------------------------------
+    async def record(self, **fields: Any) -> Recorded:
+        """``record_episode`` with duplicates recognised (see the module docstring)."""
+        episode = self._episodic.build(**fields)
+        same = await self._store.same_episode(episode)
+        if same is not None:
+            return Recorded(await self._episodic.get(episode.project_id, same), repeat=True)
+        vectors = await self._episodic.embed([episode_text(episode)])
+        vector = vectors[0] if vectors else None
+        model = self._episodic.embedding_model if vector is not None else None
+        near = None
+        if vector is not None:
+            near = await self._store.nearest_episode(
+                episode.project_id, vector, model, episode.task_type, episode.outcome
+            )
+            if near is not None and near[1] < self._settings.duplicate_similarity:
+                near = None
+        if near is not None and self._settings.duplicate_action == "merge":
+            older = await self._store.get_episode(episode.project_id, near[0])
+            if older is not None:
+                merged = await self._merge(older, episode)
+                return Recorded(merged, duplicate_of=older.episode_id, similarity=near[1], merged=True)
+        stored = await self._store.add_episode(episode, vector, model)
+        if stored != episode.episode_id:  # recorded by a concurrent call meanwhile
+            return Recorded(await self._episodic.get(episode.project_id, stored), repeat=True)
+        return Recorded(
+            episode.model_copy(update={"embedded": vector is not None}),
+            duplicate_of=None if near is None else near[0],
+            similarity=None if near is None else near[1],
+        )
+
+    async def _merge(self, older: Episode, new: Episode) -> Episode:
+        """Keep ``older``: its lessons followed by ``new``'s that it lacks, and the higher importance."""
+        lessons = list(dict.fromkeys([*older.lessons_learned, *new.lessons_learned]))[:MAX_LESSONS]
+        fields: dict[str, Any] = {}
+        if lessons != older.lessons_learned:
+            fields["lessons_learned"] = lessons
+        if new.importance_score > older.importance_score:
+            fields["importance_score"] = new.importance_score
+        if not fields:
+            return older
+        return await self._apply(older, fields, "merge_episode")
+
+
+__all__ = ["MAX_FORGET_IDS", "EpisodeControl", "Recorded"]

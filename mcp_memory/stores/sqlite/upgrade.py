@@ -1,0 +1,189 @@
+"""Start-up's schema step for the SQLite file: Alembic's ``sqlite`` history (:mod:`mcp_memory.stores.migrations`),
+run automatically, in one write transaction, so a file is either wholly upgraded or left untouched.
+
+- A file at the head (every start but the first after an upgrade of mcp-memory) is checked with one query, without
+  loading Alembic (importing it costs 0.1-0.3 s).
+- A new file gets today's tables (:data:`~mcp_memory.stores.sqlite.schema.SCHEMA`) and is stamped at the head
+  (Alembic's version table, written here for the same reason): faster than replaying every revision, and a test
+  checks that replaying the history from the baseline ends at the same tables.
+- A file written before Alembic (no version table; its ``schema_version`` row says N) is stamped at ``sqlite_N``
+  and upgraded to the head by Alembic.
+- A file at an older revision is upgraded; one at a revision this release does not know (a newer release wrote
+  it), or with a ``schema_version`` newer than any it knows, is refused with ``Unavailable``.
+
+It runs on a plain connection of its own, on a worker thread, before the store's async engine opens: Alembic speaks
+synchronous SQLAlchemy, and the revisions' Python steps need the ``sqlite3`` connection on the thread that runs
+them. Each path holds ``BEGIN IMMEDIATE`` from its first read to its commit: another process starting on the same
+file waits, then finds the file at the head.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from mcp_memory.errors import Unavailable
+from mcp_memory.stores.migrations import VERSION_TABLE
+from mcp_memory.stores.sqlite.schema import SCHEMA, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+
+logger = logging.getLogger(__name__)
+
+
+def revision_of(version: int) -> str:
+    """The Alembic revision of the SQLite schema version ``version``."""
+    return f"sqlite_{version}"
+
+
+HEAD = revision_of(SCHEMA_VERSION)
+"""The newest SQLite revision this release knows (a test checks that it is the history's head)."""
+
+_VERSION_TABLE_DDL = (
+    f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+    f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
+)
+"""Alembic's version table, as Alembic creates it (a test checks that Alembic reads a file stamped here)."""
+
+_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=30000")
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+def _state(db: sqlite3.Connection) -> tuple[str | None, int | None]:
+    """The file's Alembic revision and its ``schema_version`` row (None, None: a new file)."""
+    revision = None
+    if _has_table(db, VERSION_TABLE):
+        row = db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        revision = None if row is None else str(row[0])
+    version = None
+    if _has_table(db, "schema_version"):
+        row = db.execute("SELECT version FROM schema_version").fetchone()
+        version = None if row is None else int(row[0])
+    return revision, version
+
+
+def _create(db: sqlite3.Connection) -> None:
+    """A new file: today's tables, stamped at the head."""
+    for statement in SCHEMA:
+        db.execute(statement)
+    db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+    db.execute(_VERSION_TABLE_DDL)
+    db.execute(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)", (HEAD,))
+
+
+def prepare(path: str) -> None:
+    """Start-up's step (blocking; run it on a worker thread): the file at ``path`` at the head revision."""
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        for pragma in _PRAGMAS:
+            db.execute(pragma)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            revision, version = _state(db)
+            if revision is None and version is None:
+                _create(db)
+            if revision == HEAD or (revision is None and version is None):
+                db.execute("COMMIT")
+                return
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+    finally:
+        db.close()
+    was = _upgrade(path)
+    if was is not None:
+        logger.info("upgraded the SQLite store %s from %s to %s", path, was, HEAD)
+
+
+def known_revisions() -> frozenset[str]:
+    """Every SQLite revision this release ships (loads Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    from mcp_memory.stores import migrations
+
+    scripts = ScriptDirectory.from_config(migrations.alembic_config("sqlite"))
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
+def current_revision(conn: Connection) -> str | None:
+    """The file's Alembic revision, as Alembic reads it (None: not stamped)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def _config(conn: Connection) -> Config:
+    from mcp_memory.stores import migrations
+
+    config = migrations.alembic_config("sqlite")
+    config.attributes["connection"] = conn
+    return config
+
+
+def _newer(path: str, what: str) -> Unavailable:
+    return Unavailable(
+        f"the database {path} has {what}, newer than this mcp-memory understands (schema version "
+        f"{SCHEMA_VERSION}, revision {HEAD}); upgrade mcp-memory"
+    )
+
+
+def bring_to_head(conn: Connection, path: str) -> str | None:
+    """Upgrade the file open as ``conn`` (in its write transaction) to the head with Alembic; what it was at
+    (``"schema N"`` for a file written before Alembic, its revision otherwise; None if it was at the head)."""
+    from alembic import command
+
+    revision = current_revision(conn)
+    if revision == HEAD:
+        return None
+    if revision is None:
+        row = conn.exec_driver_sql("SELECT version FROM schema_version").first() if _legacy(conn) else None
+        if row is None:  # (a new file is created by prepare, before Alembic is loaded)
+            raise Unavailable(f"the database {path} has no schema version; it was not written by mcp-memory")
+        version = int(row[0])
+        if revision_of(version) not in known_revisions():
+            raise _newer(path, f"schema version {version}")
+        command.stamp(_config(conn), revision_of(version))
+        command.upgrade(_config(conn), HEAD)
+        return f"schema {version}"
+    if revision not in known_revisions():
+        raise _newer(path, f"schema revision {revision}")
+    command.upgrade(_config(conn), HEAD)
+    return revision
+
+
+def _legacy(conn: Connection) -> bool:
+    found = conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+    return found.first() is not None
+
+
+def _upgrade(path: str) -> str | None:
+    """:func:`bring_to_head` in one ``BEGIN IMMEDIATE`` transaction on a synchronous engine of its own."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+        for pragma in _PRAGMAS:
+            dbapi_conn.execute(pragma)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        with engine.begin() as conn:
+            return bring_to_head(conn, path)
+    finally:
+        engine.dispose()
+
+
+__all__ = ["HEAD", "bring_to_head", "current_revision", "known_revisions", "prepare", "revision_of"]
