@@ -346,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     direction.add_argument("--downgrade", metavar="REV", help="downgrade to REV ('base' removes every table)")
     direction.add_argument("--status", action="store_true", help="show the current and head revisions only")
     migrate.set_defaults(func=cmd_migrate)
+    from mcp_memory.cli_forget import add_parser as add_forget
+
+    add_forget(sub)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])

@@ -56,8 +56,9 @@ from mcp_memory.models import (
     to_datetime,
     validate_identifier,
 )
+from mcp_memory.services.session_control import retention_policy
 from mcp_memory.staged_spawn import spawn_staged
-from mcp_memory.stores.ports import DurableStore, EventRecord, SameStoreLifecycle, StagedSpawn
+from mcp_memory.stores.ports import DurableStore, EventRecord, Retention, SameStoreLifecycle, StagedSpawn
 from mcp_memory.summary import summarize_state
 from mcp_memory.working import WorkingMemory
 
@@ -190,6 +191,10 @@ class AgentLifecycleManager:
         self._same: SameStoreLifecycle | None = (
             durable if same is durable and isinstance(durable, SameStoreLifecycle) else None
         )
+
+    def session_lock(self, scope: Scope) -> anyio.Lock:
+        """The per-session lock of this process (pause, resume, terminate and deletions of one session queue)."""
+        return self._session_lock(scope)
 
     def _session_lock(self, scope: Scope) -> anyio.Lock:
         """This process's lock for one session: its two-step spawn, pauses, resumes and terminates run one at a
@@ -377,16 +382,25 @@ class AgentLifecycleManager:
         checkpoint_id: Any = None,
         label: Any = None,
         metadata: Any = None,
+        keep: Any = False,
+        keep_last: Any = None,
     ) -> LifecycleResult:
-        """Checkpoint working memory: one atomic snapshot, stored durably. Returns the checkpoint's id."""
+        """Checkpoint working memory: one atomic snapshot, stored durably. Returns the checkpoint's id. The same
+        transaction prunes the session's checkpoints by the retention policy (``keep_last`` overrides the
+        configured count for this call); ``keep``: this checkpoint is never pruned."""
         started = self._start()
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         given_id = None if checkpoint_id is None else validate_identifier(checkpoint_id, "checkpoint_id")
         label_text = None if label is None else check_text(label, "label", MAX_LABEL)
         meta = check_metadata(metadata, self._settings.max_value_bytes)
+        retention = retention_policy(self._settings, keep_last)
+        if not isinstance(keep, bool):
+            raise InvalidArgument("keep must be true or false")
         try:
             async with self._session_lock(scope):
-                cp_id, saved, size, created = await self._pause_locked(scope, started, given_id, label_text, meta)
+                cp_id, saved, size, created = await self._pause_locked(
+                    scope, started, given_id, label_text, meta, retention, keep
+                )
         except MemoryServiceError as exc:
             await self._record_failure(scope, "pause", started, exc, meta)
             raise
@@ -399,7 +413,14 @@ class AgentLifecycleManager:
         )
 
     async def _pause_locked(
-        self, scope: Scope, started: _Call, given_id: str | None, label_text: str | None, meta: dict[str, Any]
+        self,
+        scope: Scope,
+        started: _Call,
+        given_id: str | None,
+        label_text: str | None,
+        meta: dict[str, Any],
+        retention: Retention,
+        keep: bool,
     ) -> tuple[str, int, int, datetime]:
         # No separate session check: record_pause refuses an unknown or terminated session itself.
         taken = self._clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
@@ -414,9 +435,10 @@ class AgentLifecycleManager:
                 label=label_text,
                 content_hash="",
                 metadata=meta,
+                keep=keep,
             )
             event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
-            saved = await self._same.pause_session(scope, draft, taken, event)
+            saved = await self._same.pause_session(scope, draft, taken, event, retention)
             return cp_id, saved.keys_count, saved.bytes, saved.created_at
         items = await self._working.store.snapshot(scope, taken)
         digest, size = content_hash(items)
@@ -431,9 +453,10 @@ class AgentLifecycleManager:
             label=label_text,
             content_hash=digest,
             metadata=meta,
+            keep=keep,
         )
         event = self._event("pause", started, "ok", {"checkpoint_id": cp_id, "items": len(items), "metadata": meta})
-        await self._durable.record_pause(scope, info, items, event)
+        await self._durable.record_pause(scope, info, items, event, retention)
         return cp_id, len(items), size, created
 
     # -- resume ----------------------------------------------------------------------------------------
@@ -736,6 +759,7 @@ class AgentLifecycleManager:
                 "keys_count": i.keys_count,
                 "bytes": i.bytes,
                 "label": i.label,
+                "keep": i.keep,
             }
             for i in infos
         ]

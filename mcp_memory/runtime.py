@@ -13,6 +13,7 @@ from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_fr
 from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks, load_hooks
 from mcp_memory.services.episode_control import EpisodeControl
+from mcp_memory.services.session_control import SessionControl
 from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.stores.factory import ConfigurationError, build_durable_store, build_working_store, check_settings
 from mcp_memory.working import WorkingMemory
@@ -64,6 +65,8 @@ class MemoryRuntime:
             loaded_hooks,
             clock,
         )
+        self.control = SessionControl(self.store, self.working_store, clock, self.lifecycle.session_lock)
+        """Deletions: delete_session, delete_checkpoint, and the operator's forget."""
         self.sessions = SessionDirectory(self.store, clock, working=self.working_store is self.store)
         """Session discovery: list_sessions and identifier completion."""
         self.backfill = (

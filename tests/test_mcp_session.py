@@ -33,7 +33,16 @@ TEMPLATES = {
 # docs/contract.md's tool table: arguments and result fields.
 TOOL_ARGS = {
     "spawn": {"project_id", "agent_instance_id", "session_id", "agent_type_id", "initial_state", "metadata"},
-    "pause": {"project_id", "agent_instance_id", "session_id", "checkpoint_id", "label", "metadata"},
+    "pause": {
+        "project_id",
+        "agent_instance_id",
+        "session_id",
+        "checkpoint_id",
+        "label",
+        "metadata",
+        "keep",
+        "keep_last",
+    },
     "resume": {"project_id", "agent_instance_id", "session_id", "checkpoint_id", "clear_current", "metadata"},
     "terminate": {
         "project_id",
@@ -49,6 +58,8 @@ TOOL_ARGS = {
     },
     "list_checkpoints": {"project_id", "agent_instance_id", "session_id", "limit", "before"},
     "list_sessions": {"project_id", "agent_instance_id", "status", "limit", "before"},
+    "delete_session": {"project_id", "agent_instance_id", "session_id", "keep_episodes"},
+    "delete_checkpoint": {"project_id", "agent_instance_id", "session_id", "checkpoint_id"},
     "forget_episodes": {
         "project_id",
         "episode_ids",

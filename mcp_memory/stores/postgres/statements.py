@@ -18,6 +18,7 @@ from mcp_memory.models import Episode, Item, Scope, to_datetime
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sql.dialect import Dialect, as_is
 from mcp_memory.stores.sql.queries import CHECKPOINT_COLUMNS, COMPLETE, LIVE, SCOPE, SESSION_PK
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT
 
 DIALECT = Dialect(
     read_json=as_is,
@@ -161,20 +162,20 @@ def session_params(scope: Scope, agent_type_id: UUID | None, metadata: Mapping[s
 # -- lifecycle transitions ----------------------------------------------------------------------------------
 _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
-    "metadata, state, state_bytes)"
+    "metadata, state, state_bytes, keep)"
 )
 _PAUSED = "upd AS (UPDATE sessions SET status = 'paused', updated_at = :ev_at WHERE id = (SELECT session_pk FROM cp))"
 RECORD_PAUSE = (
     f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {WRITABLE} FOR NO KEY UPDATE), "
     f"cp AS ({_INSERT_CHECKPOINT} SELECT s.id, CAST(:cid AS text), "
     "CAST(:at AS timestamptz), CAST(:n AS integer), CAST(:b AS bigint), CAST(:label AS text), "
-    "CAST(:h AS text), CAST(:m AS jsonb), CAST(:state AS jsonb), CAST(:state_bytes AS bigint) "
-    "FROM s "
+    "CAST(:h AS text), CAST(:m AS jsonb), CAST(:state AS jsonb), CAST(:state_bytes AS bigint), "
+    "CAST(:keep AS boolean) FROM s "
     f"ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk), {_PAUSED}, "
     f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, {EVENT_VALUES} FROM cp) SELECT session_pk FROM cp"
 )
 """One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the session
-paused and record the event only if the checkpoint went in."""
+paused and record the event only if the checkpoint went in (the pruning follows, see ``PostgresStore._prune``)."""
 PAUSE_STATE = (
     "agg AS (SELECT count(*) AS n, COALESCE(sum(octet_length(value)), 0) AS b, "
     "COALESCE(jsonb_object_agg(key, jsonb_build_array(value, expires_at)), CAST('{}' AS jsonb)) "
@@ -191,18 +192,18 @@ PAUSE_SESSION = (
     f"WHERE session_pk = (SELECT id FROM s) AND {LIVE}), {PAUSE_STATE}, "
     f"cp AS ({_INSERT_CHECKPOINT} SELECT s.id, CAST(:cid AS text), "
     "CAST(:at AS timestamptz), agg.n, agg.b, CAST(:label AS text), agg.h, CAST(:m AS jsonb), "
-    "agg.state, octet_length(CAST(agg.state AS text)) FROM s, agg "
+    "agg.state, octet_length(CAST(agg.state AS text)), CAST(:keep AS boolean) FROM s, agg "
     "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
     f"RETURNING session_pk, keys_count, bytes, content_hash), {_PAUSED}, "
     f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, "
     f"{EVENT_VALUES_NO_DETAIL}, CAST(:ev_detail AS jsonb) || "
     "jsonb_build_object('items', keys_count) FROM cp) "
-    "SELECT keys_count, bytes, content_hash FROM cp"
+    "SELECT session_pk, keys_count, bytes, content_hash FROM cp"
 )
 """One statement: lock the writable session, aggregate its live items into the checkpoint (:data:`PAUSE_STATE`),
 insert it (nothing if its id is taken), mark the session paused and record the event only if the checkpoint went
-in. state_bytes is the size of the state's JSONB text here (the two-step path measures its compact JSON); it is
-informational only."""
+in (the pruning follows, see ``PostgresStore._prune``). state_bytes is the size of the state's JSONB text here (the
+two-step path measures its compact JSON); it is informational only."""
 
 
 def resume_find(where: str) -> str:
@@ -253,6 +254,11 @@ def terminate(episode_sql: str) -> str:
     )
 
 
+DELETE_CHECKPOINT_WITH_EVENT = (
+    f"WITH d AS ({DELETE_CHECKPOINT}), "
+    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, {EVENT_VALUES} FROM d) SELECT session_pk FROM d"
+)
+"""One statement: the checkpoint goes, and the event is recorded only if it did."""
 GET_CHECKPOINT = (
     f"SELECT {CHECKPOINT_COLUMNS}, state, {SESSION_SEALED} AS session_sealed "
     f"FROM checkpoints WHERE session_pk = {SESSION_PK} "
@@ -330,6 +336,7 @@ PING = (
 
 __all__ = [
     "CLEAR_ITEMS",
+    "DELETE_CHECKPOINT_WITH_EVENT",
     "DELETE_ITEM",
     "DIALECT",
     "DISCARD_SESSION",

@@ -29,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import vector_dimension
 from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
-from mcp_memory.stores.ports import EventRecord, Limits
+from mcp_memory.stores.ports import EventRecord, Limits, Retention
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
 from mcp_memory.stores.postgres.statements import (
     CLEAR_ITEMS,
+    DELETE_CHECKPOINT_WITH_EVENT,
     DELETE_ITEM,
     DIALECT,
     DISCARD_SESSION,
@@ -63,7 +64,9 @@ from mcp_memory.stores.postgres.statements import (
     terminate,
     with_event,
 )
+from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
+from mcp_memory.stores.sql.retention import prune_statement
 from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
@@ -75,7 +78,7 @@ from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 
 
-class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, SqlStore):
+class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeErase, SqlStore):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = DIALECT
@@ -219,11 +222,37 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, SqlSto
             await conn.execute(text(RECORD_EVENT), {**scope_params(scope), **event_params(event)})
 
     # -- lifecycle transitions -------------------------------------------------------------------------
+    async def _prune(
+        self, conn: AsyncConnection, session_pk: int, info: CheckpointInfo, retention: Retention | None
+    ) -> None:
+        """Apply ``retention``: the pause's second statement, in its transaction. Its first took the session's row
+        lock, so no other pause of the session inserts in between, and (read committed) this statement's snapshot
+        sees every checkpoint committed before that lock was granted: two concurrent pauses never leave more than
+        the policy allows (one statement could not: its snapshot predates the lock wait)."""
+        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "OFFSET :n")
+        if prune is not None:
+            await conn.execute(text(prune[0]), prune[1])
+
+    async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(DELETE_CHECKPOINT_WITH_EVENT),
+                    {**scope_params(scope), "cid": checkpoint_id, **event_params(event)},
+                )
+            ).first()
+        return row is not None
+
     async def record_pause(
-        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        items: Mapping[str, Item],
+        event: EventRecord,
+        retention: Retention | None = None,
     ) -> None:
         state = state_text(items)
-        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
+        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(RECORD_PAUSE),
@@ -238,12 +267,14 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, SqlSto
                         "m": json_text(info.metadata),
                         "state": state.decode(),
                         "state_bytes": len(state),
+                        "keep": info.keep,
                         **event_params(event),
                     },
                 )
             ).first()
             if row is None:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
+            await self._prune(conn, int(row.session_pk), info, retention)
 
     async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
         """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
@@ -280,8 +311,11 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, SqlSto
                 raise await self._refuse_create(conn, scope)
         return self._session_info(row), len(arrays["keys"])
 
-    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
-        async with self._one(CHECKPOINT_TOO_LARGE) as conn:
+    async def pause_session(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+    ) -> CheckpointInfo:
+        # Then the pruning, the transaction's second statement (``_prune``).
+        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
                     text(PAUSE_SESSION),
@@ -292,12 +326,14 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, SqlSto
                         "at": info.created_at,
                         "label": info.label,
                         "m": json_text(info.metadata),
+                        "keep": info.keep,
                         **event_params(event),
                     },
                 )
             ).first()
             if row is None:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
+            await self._prune(conn, int(row.session_pk), info, retention)
         return info.model_copy(
             update={"keys_count": int(row.keys_count), "bytes": int(row.bytes), "content_hash": row.content_hash}
         )

@@ -89,6 +89,7 @@ class SqlStore:
             label=row.label,
             content_hash=row.content_hash,
             metadata=d.read_json(row.metadata),
+            keep=bool(row.keep),
         )
 
     def _episode(self, row: Any) -> Episode:
@@ -228,8 +229,8 @@ class SqlStore:
     async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
         """One session's checkpoints, newest first, ``limit`` of them, strictly older than ``before`` if given
         (``NotFound`` if that one is not the session's). Two statements: :meth:`_read_together` decides whether
-        they share a snapshot (checkpoints are never changed or deleted, so the bound read first stays valid
-        either way)."""
+        they share a snapshot (the bound read first is a position: it stays valid even if its checkpoint is
+        pruned or deleted in between)."""
         params: dict[str, Any] = {**self._dialect.scope_params(scope), "limit": limit}
         bound = ""
         async with self._read_together() as conn:
