@@ -552,15 +552,12 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
         task_type: str,
         outcome: Outcome,
     ) -> tuple[UUID, float] | None:
-        params = {"p": str(project_id), "f_task_type": task_type, "f_outcome": outcome.value}
-        async with self._read() as conn:
-            best = await nearest(
-                conn,
-                params,
-                " AND e.task_type = :f_task_type AND e.outcome = :f_outcome",
-                embedding_model,
-                embedding,
-                1,
+        params: dict[str, Any] = {"f_task_type": task_type, "f_outcome": outcome.value}
+        extra = " AND e.task_type = :f_task_type AND e.outcome = :f_outcome"
+        project, vectors = str(project_id), self.vectors
+        async with self._read(statements=2) as conn:
+            best = await self._on_thread(
+                conn, lambda db: vectors.nearest(db, project, embedding_model, embedding, 1, extra, params)
             )
         return next(((UUID(eid), cos) for eid, cos in best.items()), None)
 
