@@ -258,7 +258,7 @@ def cmd_reembed(args: argparse.Namespace) -> int:
 async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     from alembic.util.exc import CommandError
 
-    from mcp_memory.stores.pg_schema import MigrationFailed, describe, migrate, schema_state
+    from mcp_memory.stores.postgres.schema import MigrationFailed, describe, migrate, schema_state
 
     url = settings.resolved_database_url()
     try:
@@ -282,7 +282,7 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, An
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the Postgres schema (``--downgrade REV`` goes down); the SQLite file needs no step."""
     from mcp_memory.stores.factory import durable_backend
-    from mcp_memory.stores.pg_schema import MigrationFailed
+    from mcp_memory.stores.postgres.schema import MigrationFailed
 
     settings = _load_settings()
     _setup_logging(settings.log_level)

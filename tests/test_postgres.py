@@ -27,9 +27,10 @@ from mcp_memory.models import Episode, Outcome, to_datetime
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, similarities
 from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.stores.factory import ConfigurationError
-from mcp_memory.stores.pg_schema import head_revision, migrate, schema_state
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord
-from mcp_memory.stores.postgres import PostgresStore, ts_query
+from mcp_memory.stores.postgres.schema import head_revision, migrate, schema_state
+from mcp_memory.stores.postgres.search import ts_query
+from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests import pg_servers
 from tests.conftest import FakeClock, new_scope, statements_per_lifecycle_call
@@ -380,7 +381,7 @@ async def test_project_a_ranking_is_bit_identical_whatever_project_b_holds(store
     A's) and an ANALYZE change nothing in A's ranking, to the last bit of every score, in every mode: the full-text
     statistics are A's own counts, and A (a small project) is searched by an exact scan of its own vectors, which
     the HNSW graph of everyone's vectors cannot bias."""
-    from mcp_memory.stores.postgres import search_sql, ts_query, vector_text
+    from mcp_memory.stores.postgres.search import search_sql, ts_query, vector_text
 
     rng = random.Random(7)
     a, b = uuid.uuid4(), uuid.uuid4()
@@ -548,7 +549,7 @@ async def test_a_vector_of_the_wrong_width_is_never_written(
     project = uuid.uuid4()
     wide = [1.0] * 384
     ep = make_episode(project, "stored without its vector")
-    with caplog.at_level(logging.WARNING, logger="mcp_memory.stores.postgres"):
+    with caplog.at_level(logging.WARNING, logger="mcp_memory.stores.postgres.store"):
         await store.add_episode(ep, wide, "wide@384")
         scope = new_scope()
         scope = scope.__class__(project, scope.agent_instance_id, scope.session_id)
@@ -593,7 +594,7 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
         ):
             for i in range(n):
                 rows.append(make_episode(project, f"{words} {i}", agent=who or uuid.uuid4()))
-        from mcp_memory.stores.postgres import vector_text
+        from mcp_memory.stores.postgres.search import vector_text
 
         await conn.execute(
             text(
@@ -625,7 +626,7 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
     # The target project is small enough for the exact scan of its own vectors; as if it were not (the HNSW path).
     store.exact_scan_max = forced.exact_scan_max = 0
     try:
-        from mcp_memory.stores.postgres import search_sql, vector_text
+        from mcp_memory.stores.postgres.search import search_sql, vector_text
 
         sql = search_sql(" AND e.agent_instance_id = :f_agent", text_retriever=False, vector_retriever=True)
         params = {"p": target, "qv": vector_text(qv), "vpool": 40, "limit": 10, "now": T0, "f_agent": agent}
@@ -647,7 +648,7 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
 async def test_search_uses_the_hnsw_index_for_a_large_project_only(store: PostgresStore) -> None:
     """A project of more than ``exact_scan_max`` episodes is searched through the HNSW index; a smaller one never
     runs that scan (the plan holds it, gated off), only the exact scan of its own vectors."""
-    from mcp_memory.stores.postgres import EXACT_SCAN_BUDGET, search_sql, vector_text
+    from mcp_memory.stores.postgres.search import EXACT_SCAN_BUDGET, search_sql, vector_text
 
     project = uuid.uuid4()
     # Bulk set-up (1,000 HNSW inserts), in four statements so that each stays within the store's per-statement

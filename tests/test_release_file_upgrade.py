@@ -21,7 +21,7 @@ import pytest
 from mcp_memory.config import Settings
 from mcp_memory.models import Item, Scope
 from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.stores.pg_schema import head_revision, migrate
+from mcp_memory.stores.postgres.schema import head_revision, migrate
 from mcp_memory.stores.sqlite import upgrade
 from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
 from tests import pg_servers

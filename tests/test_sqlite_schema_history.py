@@ -17,7 +17,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from mcp_memory.errors import Unavailable
-from mcp_memory.stores import migrations, pg_schema
+from mcp_memory.stores import migrations
+from mcp_memory.stores.postgres import schema as pg_schema
 from mcp_memory.stores.sqlite import upgrade
 from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
 from mcp_memory.stores.sqlite.store import SqliteStore

@@ -64,7 +64,7 @@ def build_durable_store(settings: Settings) -> Any:
     """The durable store the settings ask for (not started)."""
     backend = durable_backend(settings)
     if backend == "postgresql":
-        from mcp_memory.stores.postgres import PostgresStore
+        from mcp_memory.stores.postgres.store import PostgresStore
 
         return PostgresStore.from_settings(settings)
     from mcp_memory.stores.sqlite.store import SqliteStore

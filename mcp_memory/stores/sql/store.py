@@ -159,6 +159,13 @@ class SqlStore:
         await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {lapsed}"), params)
         await conn.execute(text(f"DELETE FROM sessions WHERE id IN {lapsed}"), params)
 
+    async def _refuse_create(self, conn: AsyncConnection, scope: Scope) -> Conflict:
+        """Why a session's insert wrote nothing: the session exists (the error says in which status)."""
+        status = (
+            await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), self._dialect.scope_params(scope))
+        ).scalar()
+        return session_exists(scope, status)
+
     async def _refuse_spawn(self, conn: AsyncConnection, scope: Scope, params: Mapping[str, Any]) -> Conflict:
         """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or it exists."""
         row = (await conn.execute(text(f"SELECT status, spawn_until FROM sessions WHERE {SCOPE}"), params)).first()

@@ -257,12 +257,7 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
                 )
             ).scalar()
             if pk is None:
-                status = (
-                    await conn.execute(
-                        text("SELECT status FROM sessions WHERE id = " + SESSION_PK), scope_params(scope)
-                    )
-                ).scalar()
-                raise session_exists(scope, status)
+                raise await self._refuse_create(conn, scope)
             await self._insert_event(conn, pk, event)
         session = await self.get_session(scope)
         assert session is not None
