@@ -549,7 +549,7 @@ async def test_a_vector_of_the_wrong_width_is_never_written(
     project = uuid.uuid4()
     wide = [1.0] * 384
     ep = make_episode(project, "stored without its vector")
-    with caplog.at_level(logging.WARNING, logger="mcp_memory.stores.postgres.store"):
+    with caplog.at_level(logging.WARNING, logger="mcp_memory.stores.postgres"):
         await store.add_episode(ep, wide, "wide@384")
         scope = new_scope()
         scope = scope.__class__(project, scope.agent_instance_id, scope.session_id)
