@@ -22,7 +22,7 @@ from pg_common import add_arguments, as_string, bench_database, pct, server_url
 
 from mcp_memory import MemoryRuntime, Settings
 from mcp_memory.models import Episode, Outcome
-from mcp_memory.stores.postgres import PostgresStore
+from mcp_memory.stores.postgres.store import PostgresStore
 
 
 def episode(corpus: Corpus, project: uuid.UUID) -> tuple[Episode, list[float]]:

@@ -29,7 +29,8 @@ from pgvector.asyncpg import register_vector
 
 from mcp_memory.models import Outcome
 from mcp_memory.stores.ports import EpisodeFilter
-from mcp_memory.stores.postgres import PostgresStore, vector_text
+from mcp_memory.stores.postgres.search import vector_text
+from mcp_memory.stores.postgres.store import PostgresStore
 
 DIM = 384
 TOPICS = 400

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import URL, make_url
 
-from mcp_memory.stores.pg_schema import SEARCH_PATH, migrate
+from mcp_memory.stores.postgres.schema import SEARCH_PATH, migrate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,6 @@ The Python API works without MCP::
         cp = await rt.lifecycle.pause(project_id, agent_id, "s1")
 """
 
-__version__ = "0.1.0"
-
 from mcp_memory.config import Settings
 from mcp_memory.errors import (
     ConfigurationError,
@@ -36,6 +34,7 @@ from mcp_memory.services.hooks import LifecycleHooks
 from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.working import SessionMemory, WorkingMemory
+from mcp_memory.version import __version__
 
 __all__ = [
     "AgentLifecycleManager",

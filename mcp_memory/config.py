@@ -259,6 +259,16 @@ class Settings(BaseSettings):
     max_key_length: int = Field(default=256, ge=1, description="Longest key, in characters.")
     max_value_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest value, serialised, in bytes.")
     max_keys_per_session: int = Field(default=10_000, ge=1, description="Most live keys one session may hold.")
+    checkpoint_retention_count: int = Field(
+        default=100,
+        ge=0,
+        description="Each pause keeps the session's newest N checkpoints (and those paused with keep=true); 0: all.",
+    )
+    checkpoint_retention_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Each pause also prunes checkpoints older than this (never the newest nor kept ones); 0: no age.",
+    )
 
     hooks: HookSettings = Field(default_factory=HookSettings)
     hook_timeout_seconds: float = Field(default=10.0, gt=0, description="A hook running longer is cancelled.")

@@ -240,6 +240,8 @@ class CheckpointInfo(_Model):
     label: str | None = None
     content_hash: str
     metadata: dict[str, Any] = Field(default_factory=dict)
+    keep: bool = False
+    """Kept from retention pruning (``pause(keep=true)``); only ``delete_checkpoint`` removes it."""
 
 
 @dataclass(frozen=True, slots=True)

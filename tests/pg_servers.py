@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from mcp_memory.stores.postgres import PostgresStore
+from mcp_memory.stores.postgres.store import PostgresStore
 
 ENV_URL = "MCP_MEMORY_TEST_POSTGRES_URL"
 PREFIX = "mcpmem_test_"
@@ -88,7 +88,7 @@ async def migrated_database(embedding_dimension: int = 256) -> str:
     """A fresh database at the head revision with ``embedding_dimension``-wide vectors; its name."""
     template = f"{PREFIX}template_{embedding_dimension}"
     if embedding_dimension not in _templates:
-        from mcp_memory.stores.pg_schema import migrate
+        from mcp_memory.stores.postgres.schema import migrate
 
         await _admin(f'DROP DATABASE IF EXISTS "{template}"')
         await _admin(f'CREATE DATABASE "{template}"')

@@ -278,7 +278,7 @@ def test_local_model_by_name_honours_hf_hub_offline(monkeypatch: pytest.MonkeyPa
 def test_the_vector_width_follows_the_provider_for_stores_that_fix_it() -> None:
     """The bundled local model makes 384-wide vectors: a Postgres store (and `migrate`) must use that width
     when the setting is left unset, or every episode would be stored without its vector."""
-    from mcp_memory.stores.postgres import PostgresStore
+    from mcp_memory.stores.postgres.store import PostgresStore
 
     pg = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
     local = Settings(database_url=pg, embedding_provider="sentence-transformers")

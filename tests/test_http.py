@@ -77,8 +77,8 @@ async def test_session_walk(server: ServerProcess, transport: str) -> None:
     with anyio.fail_after(TIMEOUT):
         async with connect(server.url, TOKEN_A, transport) as c:
             assert c.server_info is not None and c.server_info.name == "mcp-memory"
-            assert len((await c.list_tools()).tools) == 15
-            assert len((await c.list_resource_templates()).resource_templates) == 6
+            assert len((await c.list_tools()).tools) == 17
+            assert len((await c.list_resource_templates()).resource_templates) == 7
 
             assert (await ok(c, "spawn", **s, initial_state={"goal": state["goal"]}))["initial_items"] == 1
             for key, value in state.items():

@@ -29,11 +29,21 @@ TEMPLATES = {
     "memory://projects/{project_id}/episodes",
     "memory://projects/{project_id}/episodes/{episode_id}",
     "memory://projects/{project_id}/agents/{agent_instance_id}/sessions",
+    "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}/export",
 }
 # docs/contract.md's tool table: arguments and result fields.
 TOOL_ARGS = {
     "spawn": {"project_id", "agent_instance_id", "session_id", "agent_type_id", "initial_state", "metadata"},
-    "pause": {"project_id", "agent_instance_id", "session_id", "checkpoint_id", "label", "metadata"},
+    "pause": {
+        "project_id",
+        "agent_instance_id",
+        "session_id",
+        "checkpoint_id",
+        "label",
+        "metadata",
+        "keep",
+        "keep_last",
+    },
     "resume": {"project_id", "agent_instance_id", "session_id", "checkpoint_id", "clear_current", "metadata"},
     "terminate": {
         "project_id",
@@ -49,6 +59,8 @@ TOOL_ARGS = {
     },
     "list_checkpoints": {"project_id", "agent_instance_id", "session_id", "limit", "before"},
     "list_sessions": {"project_id", "agent_instance_id", "status", "limit", "before"},
+    "delete_session": {"project_id", "agent_instance_id", "session_id", "keep_episodes"},
+    "delete_checkpoint": {"project_id", "agent_instance_id", "session_id", "checkpoint_id"},
     "forget_episodes": {
         "project_id",
         "episode_ids",
@@ -505,9 +517,10 @@ async def test_resource_templates_are_listed(settings: Settings) -> None:
     async with Client(create_server(settings)) as c:
         templates = (await c.list_resource_templates()).resource_templates
         assert {t.uri_template for t in templates} == TEMPLATES
-        assert len(templates) == 6
+        assert len(templates) == 7
         for t in templates:
-            assert t.mime_type == JSON
+            # The export resource is an export file (docs/export-format.md): JSON Lines.
+            assert t.mime_type == ("application/jsonl" if t.uri_template.endswith("/export") else JSON)
             assert t.name and t.description
 
 

@@ -93,7 +93,7 @@ async def test_a_stalled_redis_is_refused_within_the_call_deadline_and_recovers(
 async def test_a_stalled_postgres_is_refused_within_the_call_deadline_and_recovers(
     private_postgres: PrivatePostgres,
 ) -> None:
-    from mcp_memory.stores.pg_schema import migrate
+    from mcp_memory.stores.postgres.schema import migrate
 
     await migrate(private_postgres.url)
     settings = Settings(database_url=private_postgres.url)  # every deadline at its default

@@ -123,6 +123,8 @@ BASES: dict[str, Base] = {
     "search_episodes": Base(lambda ids: {"project_id": ids.p, "query": "d"}, session=False),
     "memory_prompt": Base(lambda ids: ids.scope()),
     "list_sessions": Base(lambda ids: {"project_id": ids.p}, session=False),
+    "delete_session": Base(lambda ids: ids.scope()),
+    "delete_checkpoint": Base(lambda ids: ids.scope(checkpoint_id="c1"), setup=(("pause", {"checkpoint_id": "c1"}),)),
     "forget_episodes": Base(lambda ids: {"project_id": ids.p, "task_type": "t"}, session=False),
     "update_episode": Base(
         lambda ids: {"project_id": ids.p, "episode_id": str(uuid.uuid4()), "importance_score": 0.5}, session=False
@@ -295,6 +297,19 @@ async def list_sessions_before(c: Client, ids: Ids, text: str) -> None:
     await refused(c, "list_sessions", "invalid_argument", project_id=ids.p, before=text)
 
 
+async def delete_checkpoint_id(c: Client, ids: Ids, text: str) -> None:
+    """The checkpoint named ``text`` goes (and no other); a text that is no identifier is refused."""
+    await spawn(c, ids)
+    await ok(c, "pause", **ids.scope(checkpoint_id="other"))
+    if IDENTIFIER.fullmatch(text):
+        await ok(c, "pause", **ids.scope(checkpoint_id=text))
+        assert (await ok(c, "delete_checkpoint", **ids.scope(checkpoint_id=text)))["checkpoint_id"] == text
+    else:
+        await refused(c, "delete_checkpoint", "invalid_argument", **ids.scope(checkpoint_id=text))
+    listed = (await ok(c, "list_checkpoints", **ids.scope()))["checkpoints"]
+    assert [cp["checkpoint_id"] for cp in listed] == ["other"]
+
+
 async def forget_episodes_task_type(c: Client, ids: Ids, text: str) -> None:
     """The filter forgets exactly that task type's episodes."""
     kept = await ok(c, "record_episode", **{**_episode_args(ids), "task_type": "other"})
@@ -342,6 +357,7 @@ async def refused_read(c: Client, uri: str) -> None:
 
 
 PROBES: dict[tuple[str, str], Probe] = {
+    ("delete_checkpoint", "checkpoint_id"): delete_checkpoint_id,
     ("forget_episodes", "task_type"): forget_episodes_task_type,
     ("forget_episodes", "session_id"): forget_episodes_session_id,
     ("forget_episodes", "before"): forget_episodes_before,

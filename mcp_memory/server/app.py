@@ -36,7 +36,7 @@ from mcp_types import (
 )
 from pydantic import AnyUrl, ValidationError
 
-from mcp_memory import __version__, deadlines
+from mcp_memory import deadlines
 from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError
 from mcp_memory.identity import DefaultScope
 from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
@@ -55,6 +55,7 @@ from mcp_memory.server.protocol import (
 )
 from mcp_memory.server.scope import default_project
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from mcp_memory.config import Settings
 from mcp_memory.identity import DefaultScope
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.completions import register_completions
+from mcp_memory.server.export_resource import register_export_resource
 from mcp_memory.server.prompts import register_prompts
 from mcp_memory.server.resources import register_resources
 from mcp_memory.server.session_directory import register_sessions
@@ -37,6 +38,7 @@ def create_server(
     server = MemoryServer(runtime, defaults)
     register_tools(server)
     register_resources(server)
+    register_export_resource(server)  # issue 13: one session as an export file
     register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
     register_sessions(server)  # issue 12: session discovery, completions, subscriptions
     register_completions(server)

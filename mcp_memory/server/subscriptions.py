@@ -125,7 +125,11 @@ def changes_for(
     episode_uris = (EPISODES_URI.format(project_id=project_id),) + (
         (EPISODE_URI.format(project_id=project_id, episode_id=episode),) if episode else ()
     )
-    if name in ("memory_set", "memory_delete", "spawn", "resume", "delete_session"):
+    if name == "delete_session":  # its checkpoints go with it, and its episodes unless kept
+        checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
+        gone = episode_uris[:1] if result.get("episodes") else ()
+        return Changes(session_uris + checkpoints + gone)
+    if name in ("memory_set", "memory_delete", "spawn", "resume"):
         return Changes(session_uris)
     if name in ("pause", "delete_checkpoint"):
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
+import anyio
+
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError
@@ -47,6 +49,7 @@ from mcp_memory.models import (
 )
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.services.hooks import LifecycleHooks
+from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.strategies import Call, LifecycleContext, LifecycleStrategy, OneTransaction, TwoStep
 from mcp_memory.services.validation import (
     MAX_CHECKPOINT_PAGE,
@@ -106,6 +109,10 @@ class AgentLifecycleManager:
             if same is durable and isinstance(durable, SameStoreLifecycle)
             else TwoStep(self._ctx)
         )
+
+    def session_lock(self, scope: Scope) -> anyio.Lock:
+        """The per-session lock of this process (pause, resume, terminate and deletions of one session queue)."""
+        return self._ctx.session_lock(scope)
 
     @property
     def hooks(self) -> LifecycleHooks:
@@ -188,16 +195,22 @@ class AgentLifecycleManager:
         checkpoint_id: str | None = None,
         label: str | None = None,
         metadata: JSONObject | None = None,
+        keep: bool = False,
+        keep_last: int | None = None,
     ) -> LifecycleResult:
-        """Checkpoint working memory: one atomic snapshot, stored durably. Returns the checkpoint's id."""
+        """Checkpoint working memory: one atomic snapshot, stored durably. Returns the checkpoint's id. The same
+        transaction prunes the session's checkpoints by the retention policy (``keep_last`` overrides the
+        configured count for this call); ``keep``: this checkpoint is never pruned."""
         started = self._ctx.start()
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         given_id = None if checkpoint_id is None else validate_identifier(checkpoint_id, "checkpoint_id")
         label_text = None if label is None else check_text(label, "label", MAX_LABEL)
         meta = check_metadata(metadata, self._settings.max_value_bytes)
+        retention = retention_policy(self._settings, keep_last)
+        kept = check_flag(keep, "keep")
         try:
             async with self._ctx.session_lock(scope):
-                saved = await self._strategy.pause(scope, started, given_id, label_text, meta)
+                saved = await self._strategy.pause(scope, started, given_id, label_text, meta, retention, kept)
         except MemoryServiceError as exc:
             await self._ctx.record_failure(scope, "pause", started, exc, meta)
             raise
@@ -408,6 +421,7 @@ class AgentLifecycleManager:
                 "keys_count": i.keys_count,
                 "bytes": i.bytes,
                 "label": i.label,
+                "keep": i.keep,
             }
             for i in infos
         ]

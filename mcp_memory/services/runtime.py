@@ -15,9 +15,13 @@ from mcp_memory.services.episode_control import EpisodeControl
 from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.services.hooks import LifecycleHooks, load_hooks
 from mcp_memory.services.lifecycle import AgentLifecycleManager
+from mcp_memory.services.session_control import SessionControl
 from mcp_memory.services.sessions import SessionDirectory
+from mcp_memory.services.transfer import Transfer
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
+from mcp_memory.stores.ports import Limits
+from mcp_memory.stores.transfer import TransferStore
 
 
 class MemoryRuntime:
@@ -66,8 +70,24 @@ class MemoryRuntime:
             loaded_hooks,
             clock,
         )
+        self.control = SessionControl(self.store, self.working_store, clock, self.lifecycle.session_lock)
+        """Deletions: delete_session, delete_checkpoint, and the operator's forget."""
         self.sessions = SessionDirectory(self.store, clock, working=self.working_store is self.store)
         """Session discovery: list_sessions and identifier completion."""
+        self.transfer = (
+            Transfer(
+                self.store,
+                self.working_store,
+                same_store=self.working_store is self.store,
+                limits=Limits(max_keys=self.settings.max_keys_per_session),
+                clock=clock,
+                embedding_model=self.embedder.name if self.embedder is not None else None,
+            )
+            if isinstance(self.store, TransferStore)
+            else None
+        )
+        """Export and import (``mcp-memory export`` / ``import``, the export resource); None for a durable store
+        without the transfer port."""
         self.backfill = (
             EmbeddingBackfill(
                 self.store, self.embedder, self.settings.embedding_batch_size, self.episodic.provider_recovered

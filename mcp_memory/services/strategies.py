@@ -30,7 +30,7 @@ from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import CheckpointInfo, Item, Scope, SessionInfo, SessionStatus, content_hash, to_datetime
 from mcp_memory.services.staged_spawn import spawn_staged
 from mcp_memory.services.working import WorkingMemory
-from mcp_memory.stores.ports import DurableStore, EventRecord, SameStoreLifecycle, StagedSpawn
+from mcp_memory.stores.ports import DurableStore, EventRecord, Retention, SameStoreLifecycle, StagedSpawn
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +141,17 @@ class LifecycleStrategy(Protocol):
         ...
 
     async def pause(
-        self, scope: Scope, started: Call, given_id: str | None, label: str | None, meta: dict[str, Any]
+        self,
+        scope: Scope,
+        started: Call,
+        given_id: str | None,
+        label: str | None,
+        meta: dict[str, Any],
+        retention: Retention,
+        keep: bool,
     ) -> Checkpointed:
-        """Checkpoint working memory (the caller holds the session lock)."""
+        """Checkpoint working memory (the caller holds the session lock), marked ``keep`` (never pruned), and prune
+        the session's checkpoints by ``retention`` in the same transaction."""
         ...
 
     async def resume(
@@ -184,7 +192,14 @@ class OneTransaction:
         return written
 
     async def pause(
-        self, scope: Scope, started: Call, given_id: str | None, label: str | None, meta: dict[str, Any]
+        self,
+        scope: Scope,
+        started: Call,
+        given_id: str | None,
+        label: str | None,
+        meta: dict[str, Any],
+        retention: Retention,
+        keep: bool,
     ) -> Checkpointed:
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
         # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event.
@@ -197,9 +212,10 @@ class OneTransaction:
             label=label,
             content_hash="",
             metadata=meta,
+            keep=keep,
         )
         event = self._ctx.event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
-        saved = await self._store.pause_session(scope, draft, taken, event)
+        saved = await self._store.pause_session(scope, draft, taken, event, retention)
         return Checkpointed(cp_id, saved.keys_count, saved.bytes, saved.created_at)
 
     async def resume(
@@ -288,7 +304,14 @@ class TwoStep:
             raise
 
     async def pause(
-        self, scope: Scope, started: Call, given_id: str | None, label: str | None, meta: dict[str, Any]
+        self,
+        scope: Scope,
+        started: Call,
+        given_id: str | None,
+        label: str | None,
+        meta: dict[str, Any],
+        retention: Retention,
+        keep: bool,
     ) -> Checkpointed:
         # No separate session check: record_pause refuses an unknown or terminated session itself.
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
@@ -305,9 +328,11 @@ class TwoStep:
             label=label,
             content_hash=digest,
             metadata=meta,
+            keep=keep,
         )
         detail = {"checkpoint_id": cp_id, "items": len(items), "metadata": meta}
-        await self._ctx.durable.record_pause(scope, info, items, self._ctx.event("pause", started, "ok", detail))
+        event = self._ctx.event("pause", started, "ok", detail)
+        await self._ctx.durable.record_pause(scope, info, items, event, retention)
         return Checkpointed(cp_id, len(items), size, created)
 
     async def resume(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mcp_memory.stores.ports import CombinedStore, DurableStore, SameStoreLifecycle, StagedSpawn, WorkingStore
-    from mcp_memory.stores.postgres import PostgresStore
+    from mcp_memory.stores.postgres.store import PostgresStore
     from mcp_memory.stores.redis.store import RedisWorkingStore
     from mcp_memory.stores.sqlite.store import SqliteStore
 

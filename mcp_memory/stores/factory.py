@@ -61,7 +61,7 @@ def build_durable_store(settings: Settings) -> CombinedStore:
     """The durable store the settings ask for (not started); it can hold working memory too."""
     backend = durable_backend(settings)
     if backend == "postgresql":
-        from mcp_memory.stores.postgres import PostgresStore
+        from mcp_memory.stores.postgres.store import PostgresStore
 
         return PostgresStore.from_settings(settings)
     from mcp_memory.stores.sqlite.store import SqliteStore

@@ -64,6 +64,37 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """Which checkpoints of a session a pause keeps: the newest ``keep_last`` of those not kept (``keep``) and/or
+    those younger than ``max_age_seconds`` (None: no bound of that kind). Kept checkpoints do not count and are
+    never pruned; nor is the session's newest checkpoint."""
+
+    keep_last: int | None = None
+    max_age_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What a deletion removed (or, for a dry run, would remove): live working-memory keys, checkpoints, events,
+    episodes, and sessions."""
+
+    working_keys: int = 0
+    checkpoints: int = 0
+    events: int = 0
+    episodes: int = 0
+    sessions: int = 0
+
+    def __add__(self, other: Removed) -> Removed:
+        return Removed(
+            self.working_keys + other.working_keys,
+            self.checkpoints + other.checkpoints,
+            self.events + other.events,
+            self.episodes + other.episodes,
+            self.sessions + other.sessions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class EpisodeFilter:
     """Filters of ``search_episodes`` and the episode listing, applied in the store's query."""
 
@@ -226,6 +257,24 @@ class WorkingStore(Protocol):
 
 
 @runtime_checkable
+class WorkingErase(Protocol):
+    """Optional, for a working store separate from the durable store (Redis): deleting sessions' working memory
+    outright, whatever their state, for ``delete_session`` and the operator's ``mcp-memory forget`` (a SQL store
+    deletes its working-memory rows with the sessions' records instead)."""
+
+    async def erase_session(self, scope: Scope, now: float, dry_run: bool = False) -> int:
+        """Delete everything this store holds of the session; the count of its live keys at ``now``."""
+        ...
+
+    async def erase(
+        self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, now: float, dry_run: bool
+    ) -> tuple[int, int]:
+        """Delete everything of the project's sessions (one agent's, or one session, if given); the live keys and
+        the sessions removed (with ``dry_run``, that would be: nothing changes)."""
+        ...
+
+
+@runtime_checkable
 class StagedSpawn(Protocol):
     """Optional, for a working store separate from the durable store (Redis): spawn's initial state is written
     *staged* (held, invisible: every call treats the session as unknown there and asks the durable store), and
@@ -363,6 +412,21 @@ class SessionStore(Protocol):
         """Mark the session running and record the event."""
         ...
 
+    async def delete_session(self, scope: Scope, keep_episodes: bool, now: float) -> Removed:
+        """Delete the session, in one transaction: its record, working-memory rows, checkpoints and events, and its
+        episodes (rows, vectors, full-text postings and their share of the project's statistics) unless
+        ``keep_episodes``. ``NotFound`` if it does not exist; ``Conflict`` while it is being terminated. Returns
+        what was removed (live keys at ``now``)."""
+        ...
+
+    async def erase(
+        self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, now: float, dry_run: bool
+    ) -> Removed:
+        """Delete a whole project (or one agent's part of it, or one session), in one transaction: every session
+        record whatever its state, with its working-memory rows, checkpoints and events, and every episode of that
+        scope, as ``delete_session`` deletes them. With ``dry_run``, nothing changes. What was (would be) removed."""
+        ...
+
     async def record_terminate(
         self,
         scope: Scope,
@@ -387,11 +451,21 @@ class CheckpointStore(Protocol):
     """Durable checkpoints of working memory, per session."""
 
     async def record_pause(
-        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        items: Mapping[str, Item],
+        event: EventRecord,
+        retention: Retention | None = None,
     ) -> None:
-        """Store a checkpoint, mark the session paused and record the event, in one transaction.
-        ``Conflict`` (and nothing written) if the checkpoint id exists in this session;
-        ``NotFound``/``Conflict`` if the session is missing or terminated."""
+        """Store a checkpoint, mark the session paused, record the event and prune the session's checkpoints by
+        ``retention`` (at ``info.created_at``), in one transaction. ``Conflict`` (and nothing written) if the
+        checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is missing or terminated."""
+        ...
+
+    async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
+        """Delete one checkpoint of the session (kept or newest included) and record ``event`` on the session, in
+        one transaction; False (nothing written) if the session has no such checkpoint."""
         ...
 
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
@@ -551,12 +625,15 @@ class SameStoreLifecycle(Protocol):
         ``Conflict`` if the session exists; ``TooLarge`` if the items exceed the key limit."""
         ...
 
-    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
-        """``snapshot`` and ``record_pause`` in one transaction: checkpoint the items live at ``now`` under
-        ``info``'s id, time, label and metadata, mark the session paused and record ``event`` with
-        ``"items"`` (the count checkpointed) added to its detail. ``info``'s ``keys_count``, ``bytes`` and
-        ``content_hash`` are ignored: the store computes them (as :func:`~mcp_memory.models.content_hash`
-        does) and returns ``info`` with them. Refusals as for ``record_pause``."""
+    async def pause_session(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+    ) -> CheckpointInfo:
+        """``snapshot`` and ``record_pause`` (its pruning by ``retention`` included) in one transaction:
+        checkpoint the items live at ``now`` under ``info``'s id, time, label, ``keep`` and metadata, mark the
+        session paused and record ``event`` with ``"items"`` (the count checkpointed) added to its detail.
+        ``info``'s ``keys_count``, ``bytes`` and ``content_hash`` are ignored: the store computes them (as
+        :func:`~mcp_memory.models.content_hash` does) and returns ``info`` with them. Refusals as for
+        ``record_pause``."""
         ...
 
     async def resume_session(
@@ -587,10 +664,13 @@ __all__ = [
     "IdentifierKind",
     "Item",
     "Limits",
+    "Removed",
+    "Retention",
     "SameStoreLifecycle",
     "SearchMode",
     "SessionRow",
     "SessionStore",
     "StagedSpawn",
+    "WorkingErase",
     "WorkingStore",
 ]

@@ -67,12 +67,17 @@ def draft(checkpoint_id: str, when: float, label: str | None = None) -> Checkpoi
 @contextmanager
 def failing_event_writes(store: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every event insert of the store fails in the database, inside the transition's transaction."""
-    from mcp_memory.stores.postgres import PostgresStore
+    from mcp_memory.stores.postgres import store as postgres_store
+    from mcp_memory.stores.postgres.statements import event_params
     from mcp_memory.stores.sqlite import statements as sqlite_statements
 
+    def not_json(event: EventRecord) -> dict[str, Any]:
+        # The event's detail as text Postgres refuses to read as JSONB: the statement fails in the database.
+        return {**event_params(event), "ev_detail": "{not json"}
+
     with monkeypatch.context() as m:
-        if isinstance(store, PostgresStore):
-            m.setattr(PostgresStore, "_EVENT_COLUMNS", "(session_pk, no_such_column, at, duration_ms, outcome, detail)")
+        if isinstance(store, postgres_store.PostgresStore):
+            m.setattr(postgres_store, "event_params", not_json)
         else:
             m.setattr(sqlite_statements, "INSERT_EVENT", "INSERT INTO no_such_table (session_pk) VALUES (:pk)")
         yield
@@ -310,7 +315,7 @@ async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 def failure_code(rt: MemoryRuntime) -> str:
     """The code of an injected event-write failure: SQLite's OperationalError is unavailable, Postgres's
     unknown column is internal."""
-    from mcp_memory.stores.postgres import PostgresStore
+    from mcp_memory.stores.postgres.store import PostgresStore
 
     return "internal" if isinstance(rt.store, PostgresStore) else "unavailable"
 

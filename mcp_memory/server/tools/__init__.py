@@ -7,7 +7,7 @@ services and in :class:`~mcp_memory.server.app.MemoryServer`.
 from __future__ import annotations
 
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.tools import episode_control, episodes, lifecycle, working
+from mcp_memory.server.tools import control, episode_control, episodes, lifecycle, working
 from mcp_memory.server.tools.shared import AgentId, ProjectId, SessionId, ToolScope, hints, reply
 
 
@@ -16,6 +16,7 @@ def register_tools(server: MemoryServer) -> None:
     lifecycle.register(server)
     working.register(server)
     episodes.register(server)
+    control.register(server)
     episode_control.register(server)
 
 

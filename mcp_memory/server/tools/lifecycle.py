@@ -62,9 +62,11 @@ def register(server: MemoryServer) -> None:
         checkpoint_id: Annotated[CheckpointId, Field(description="Default: new.")] = None,
         label: Annotated[str | None, Field(description="Short label.")] = None,
         metadata: Metadata = None,
+        keep: Annotated[bool, Field(strict=True, description="Never pruned.")] = False,
+        keep_last: Annotated[int | None, Field(ge=0, strict=True, description="Retain N newest; 0: all.")] = None,
     ) -> CallToolResult:
         project, agent = tools.project(project_id), tools.agent(agent_instance_id)
-        r = await lifecycle.pause(project, agent, session_id, checkpoint_id, label, metadata)
+        r = await lifecycle.pause(project, agent, session_id, checkpoint_id, label, metadata, keep, keep_last)
         return reply(r.data)
 
     @server.tool(description=RESUME, **hints("Resume session", destructive=True, idempotent=True))

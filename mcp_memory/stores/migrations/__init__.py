@@ -3,7 +3,7 @@
 Two histories share ``env.py`` and ``script.py.mako``, each in a version location of its own:
 
 - ``versions/postgres/`` (revisions ``0001``...; branch label ``postgres``), run by ``mcp-memory migrate``
-  (:mod:`mcp_memory.stores.pg_schema`);
+  (:mod:`mcp_memory.stores.postgres.schema`);
 - ``versions/sqlite/`` (revisions ``sqlite_1``...; branch label ``sqlite``), run at start-up on the embedded file
   (:mod:`mcp_memory.stores.sqlite.upgrade`). Revision ``sqlite_N`` is the SQLite file's schema version N, the
   number its ``schema_version`` table has always recorded.

@@ -51,6 +51,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
+from uuid import UUID
 
 import anyio
 
@@ -64,6 +65,15 @@ from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scr
 from mcp_memory.stores.redis.staging import RedisStaging
 
 logger = logging.getLogger(__name__)
+
+
+SCAN_BATCH = 500
+"""Keys asked for per ``SCAN`` step of :meth:`RedisWorkingStore.erase`."""
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis glob pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
@@ -416,6 +426,36 @@ class RedisWorkingStore(RedisStaging):
     async def clear(self, scope: Scope, now: float) -> int:
         reply = await self._eval("clear", self.keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0"])
         return int(reply[1])
+
+    # -- deletion (delete_session, the operator's forget) -----------------------------------------------------
+    async def erase_session(self, scope: Scope, now: float, dry_run: bool = False) -> int:
+        """Delete every key of the session, whatever its state (one script); the count of its live keys. A later
+        call finds the session missing here and asks the durable store, which no longer knows it either."""
+        reply = await self._eval("erase", self.keys(scope), [repr(float(now)), "1" if dry_run else "0"])
+        return int(reply[1])
+
+    async def erase(
+        self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, now: float, dry_run: bool
+    ) -> tuple[int, int]:
+        """Delete the keys of every session of the project (of one agent, or one session) that Redis holds, found by
+        ``SCAN`` over the key layout's prefix in batches (never ``KEYS``; in Cluster, on every primary), then one
+        script per session. Returns the live keys and the sessions removed (with ``dry_run``: that would be)."""
+        pattern = "{}:{{{}/{}/{}}}:*".format(
+            _glob_escape(self.key_prefix), project_id, agent_instance_id or "*", session_id or "*"
+        )
+        bases: set[str] = set()
+        try:
+            async for key in self._client.scan_iter(match=pattern, count=SCAN_BATCH):
+                name = key.decode() if isinstance(key, bytes) else str(key)
+                bases.add(name.rsplit(":", 1)[0])
+        except Exception as exc:
+            raise as_service_error("scan", exc) from exc
+        live = 0
+        for base in sorted(bases):
+            keys = [f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"]
+            reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"])
+            live += int(reply[1])
+        return live, len(bases)
 
     async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
         args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]

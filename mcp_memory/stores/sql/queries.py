@@ -21,7 +21,16 @@ LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # "Newest" is the latest snapshot, not the latest commit: two writers may commit their pauses in the other
 # order than they took their snapshots.
 NEWEST_FIRST = "created_at DESC, id DESC"
-CHECKPOINT_FIELDS = ("checkpoint_id", "created_at", "keys_count", "bytes", "label", "content_hash", "metadata")
+CHECKPOINT_FIELDS = (
+    "checkpoint_id",
+    "created_at",
+    "keys_count",
+    "bytes",
+    "label",
+    "content_hash",
+    "metadata",
+    "keep",
+)
 """A checkpoint's description: every column but its key, its session and its state (listings never read states)."""
 CHECKPOINT_COLUMNS = ", ".join(CHECKPOINT_FIELDS)
 EPISODE_COLUMNS = (

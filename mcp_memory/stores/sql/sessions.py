@@ -1,6 +1,6 @@
 """Session discovery on both SQL stores: ``list_sessions`` (newest activity first, position-paged) and
 ``complete_identifiers`` (prefix completion of stored ids), as one mixin that both SQL stores inherit
-(:class:`~mcp_memory.stores.sqlite.store.SqliteStore`, :class:`~mcp_memory.stores.postgres.PostgresStore`).
+(:class:`~mcp_memory.stores.sqlite.store.SqliteStore`, :class:`~mcp_memory.stores.postgres.store.PostgresStore`).
 
 Each call is one statement. The SQL is the same on both but for two fragments each store names: how a session's
 first working-memory keys are collected (``_FIRST_KEYS``) and read back (``_read_keys``). Row-value comparison

@@ -89,6 +89,7 @@ class SqlStore:
             label=row.label,
             content_hash=row.content_hash,
             metadata=d.read_json(row.metadata),
+            keep=bool(row.keep),
         )
 
     def _episode(self, row: Any) -> Episode:
@@ -158,6 +159,13 @@ class SqlStore:
         await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {lapsed}"), params)
         await conn.execute(text(f"DELETE FROM sessions WHERE id IN {lapsed}"), params)
 
+    async def _refuse_create(self, conn: AsyncConnection, scope: Scope) -> Conflict:
+        """Why a session's insert wrote nothing: the session exists (the error says in which status)."""
+        status = (
+            await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), self._dialect.scope_params(scope))
+        ).scalar()
+        return session_exists(scope, status)
+
     async def _refuse_spawn(self, conn: AsyncConnection, scope: Scope, params: Mapping[str, Any]) -> Conflict:
         """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or it exists."""
         row = (await conn.execute(text(f"SELECT status, spawn_until FROM sessions WHERE {SCOPE}"), params)).first()
@@ -221,8 +229,8 @@ class SqlStore:
     async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
         """One session's checkpoints, newest first, ``limit`` of them, strictly older than ``before`` if given
         (``NotFound`` if that one is not the session's). Two statements: :meth:`_read_together` decides whether
-        they share a snapshot (checkpoints are never changed or deleted, so the bound read first stays valid
-        either way)."""
+        they share a snapshot (the bound read first is a position: it stays valid even if its checkpoint is
+        pruned or deleted in between)."""
         params: dict[str, Any] = {**self._dialect.scope_params(scope), "limit": limit}
         bound = ""
         async with self._read_together() as conn:

@@ -36,7 +36,7 @@ WRITABLE_SESSION = (
 )
 INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
-    "metadata, state) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m, :state "
+    "metadata, state, keep) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m, :state, :keep "
     f"FROM sessions s WHERE {WRITABLE_SESSION} "
     "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk"
 )
@@ -144,4 +144,5 @@ def checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, It
         "h": info.content_hash,
         "m": json.dumps(info.metadata),
         "state": encode_state(items),
+        "keep": int(info.keep),
     }

@@ -35,8 +35,9 @@ from mcp_memory.models import (
     content_hash,
 )
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, Retention, SearchMode
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
+from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     COMPLETE,
     EPISODE_COLUMNS,
@@ -46,6 +47,7 @@ from mcp_memory.stores.sql.queries import (
     checkpoint_selector,
     filter_clause,
 )
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
 from mcp_memory.stores.sql.rules import (
     candidate_pool,
     check_fits,
@@ -55,6 +57,7 @@ from mcp_memory.stores.sql.rules import (
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
+from mcp_memory.stores.sql.transfer import SqlTransfer
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.connection import SqliteConnection
 from mcp_memory.stores.sqlite.fulltext import (
@@ -87,10 +90,10 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk_sync,
 )
 from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
-from mcp_memory.stores.sqlite.vectors import vector_to_blob
+from mcp_memory.stores.sqlite.vectors import blob_to_vector, vector_to_blob
 
 
-class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, SqlTransfer, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -254,12 +257,7 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
                 )
             ).scalar()
             if pk is None:
-                status = (
-                    await conn.execute(
-                        text("SELECT status FROM sessions WHERE id = " + SESSION_PK), scope_params(scope)
-                    )
-                ).scalar()
-                raise session_exists(scope, status)
+                raise await self._refuse_create(conn, scope)
             await self._insert_event(conn, pk, event)
         session = await self.get_session(scope)
         assert session is not None
@@ -310,8 +308,33 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
                 await self._insert_event(conn, pk, event)
 
     # -- lifecycle transitions -------------------------------------------------------------------------
+    @staticmethod
+    def _prune_sync(db: sqlite3.Connection, session_pk: int, info: CheckpointInfo, retention: Retention | None) -> None:
+        """Apply ``retention`` in the pause's transaction, after its checkpoint went in (the single writer holds the
+        session: no other pause can insert between the two)."""
+        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "LIMIT -1 OFFSET :n")
+        if prune is not None:
+            db.execute(*prune)
+
+    async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
+        params = {**scope_params(scope), "cid": checkpoint_id}
+
+        def delete(db: sqlite3.Connection) -> bool:
+            row = db.execute(DELETE_CHECKPOINT, params).fetchone()
+            if row is None:
+                return False
+            db.execute(statements.INSERT_EVENT, event_params(row[0], event))
+            return True
+
+        return await self._write_direct(delete)
+
     async def record_pause(
-        self, scope: Scope, info: CheckpointInfo, items: Mapping[str, Item], event: EventRecord
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        items: Mapping[str, Item],
+        event: EventRecord,
+        retention: Retention | None = None,
     ) -> None:
         params = checkpoint_params(scope, info, items)
 
@@ -322,6 +345,7 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
                 writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
                 raise checkpoint_exists(info.checkpoint_id)
             set_status_sync(db, row[0], SessionStatus.PAUSED, event)
+            self._prune_sync(db, row[0], info, retention)
 
         await self._write_direct(pause)
 
@@ -361,7 +385,9 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
 
         return await self._write_direct(spawn)
 
-    async def pause_session(self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord) -> CheckpointInfo:
+    async def pause_session(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+    ) -> CheckpointInfo:
         snapshot = (
             f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
         )
@@ -376,6 +402,7 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
                 writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
                 raise checkpoint_exists(info.checkpoint_id)
             set_status_sync(db, row[0], SessionStatus.PAUSED, event.with_detail({"items": len(items)}))
+            self._prune_sync(db, row[0], saved, retention)
             return saved
 
         return await self._write_direct(pause)
@@ -526,17 +553,24 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, SqlStore):
         task_type: str,
         outcome: Outcome,
     ) -> tuple[UUID, float] | None:
-        params = {"p": str(project_id), "f_task_type": task_type, "f_outcome": outcome.value}
-        async with self._read() as conn:
-            best = await nearest(
-                conn,
-                params,
-                " AND e.task_type = :f_task_type AND e.outcome = :f_outcome",
-                embedding_model,
-                embedding,
-                1,
+        params: dict[str, Any] = {"f_task_type": task_type, "f_outcome": outcome.value}
+        extra = " AND e.task_type = :f_task_type AND e.outcome = :f_outcome"
+        project, vectors = str(project_id), self.vectors
+        async with self._read(statements=2) as conn:
+            best = await self._on_thread(
+                conn, lambda db: vectors.nearest(db, project, embedding_model, embedding, 1, extra, params)
             )
         return next(((UUID(eid), cos) for eid, cos in best.items()), None)
+
+    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    async def _import_episode(
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
+        await self._insert_episode(conn, ep, embedding, model)
+
+    @staticmethod
+    def _read_vector(value: Any) -> list[float] | None:
+        return list(blob_to_vector(value))
 
     async def search_episodes(
         self,

@@ -89,6 +89,7 @@ def prepare(path: str) -> None:
             if revision is None and version is None:
                 _create(db)
             if revision == HEAD or (revision is None and version is None):
+                _ensure(db)
                 db.execute("COMMIT")
                 return
         finally:
@@ -99,6 +100,20 @@ def prepare(path: str) -> None:
     was = _upgrade(path)
     if was is not None:
         logger.info("upgraded the SQLite store %s from %s to %s", path, was, HEAD)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        _ensure(db)
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+def _ensure(db: sqlite3.Connection) -> None:
+    """Today's tables, indexes and triggers that the file lacks (every statement is ``IF NOT EXISTS``): what a
+    release adds without a schema version (an index, the vector index's bookkeeping) reaches every file at start."""
+    for statement in SCHEMA:
+        db.execute(statement)
 
 
 def known_revisions() -> frozenset[str]:

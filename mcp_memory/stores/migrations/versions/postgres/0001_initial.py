@@ -18,7 +18,7 @@ HNSW_MAX_DIMENSIONS = 2000
 """pgvector's HNSW indexes vectors of at most 2,000 dimensions; wider ones are searched by exact scan."""
 
 # Full-text weights: task_description and lessons (A), outcome_details (B), task_type (C), context_summary (D);
-# ts_rank_cd is given the weights {D, C, B, A} = {0.125, 0.25, 0.4, 1.0} by the store (see postgres.py).
+# ts_rank_cd is given the weights {D, C, B, A} = {0.125, 0.25, 0.4, 1.0} by the store (see stores/postgres/search.py).
 SEARCH_TEXT = """
     setweight(to_tsvector('english'::regconfig, task_description), 'A')
     || setweight(jsonb_to_tsvector('english'::regconfig, lessons_learned, '["string"]'), 'A')
@@ -69,7 +69,7 @@ def upgrade() -> None:
         )"""
     )
     # No foreign key on session_pk: its per-row check would be most of the cost of restoring 1,000 keys. Every
-    # write locks the session's row first (postgres.py), and discarding a session deletes its items itself.
+    # write locks the session's row first (stores/postgres/store.py), and discarding a session deletes its items itself.
     op.execute(
         """CREATE TABLE working_items (
             session_pk bigint NOT NULL,

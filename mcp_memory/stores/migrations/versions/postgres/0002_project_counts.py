@@ -3,7 +3,7 @@ length), and per lexeme the number of its episodes that hold it, kept exact by t
 backfilled here.
 
 Recall ranks a project's episodes with these only (the IDF of each query word, and which words are too common to
-pick candidates by; see ``search_sql`` in postgres.py). ANALYZE's statistics, used before, cover every project
+pick candidates by; see ``search_sql`` in postgres/search.py). ANALYZE's statistics, used before, cover every project
 (another tenant's episodes moved this project's scores, a side channel) and exist only once ANALYZE has run.
 
 Revision ID: 0002

@@ -1,7 +1,7 @@
 """The full-text column split into words as a query is: ASCII punctuation between letters and digits separates
 words in the episode text too.
 
-Queries are split into runs of letters and digits (``ts_query`` in postgres.py: no tsquery syntax can get in),
+Queries are split into runs of letters and digits (``ts_query`` in postgres/search.py: no tsquery syntax can get in),
 but Postgres' parser keeps some punctuated tokens whole in the text: ``v2.16`` is one lexeme ``v2.16``,
 ``PAY-1603`` gives ``pay-1603``, ``pay`` and ``-1603`` (a signed number), ``10.0.3.7`` is one host token. A query
 for "payments-api v2.16" or "PAY-1603" then matched none of the episode's version or ticket number, which is what

@@ -1,0 +1,65 @@
+"""``mcp-memory forget``: an operator erases a whole project, one agent's part of it, or one session, from both
+stores (SQL and Redis), episodes included, and reads a JSON report of what went (or, with ``--dry-run``, would go)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+from uuid import UUID
+
+import anyio
+
+from mcp_memory.cli_common import load_settings, setup_logging
+from mcp_memory.config import Settings
+from mcp_memory.errors import ConfigurationError, MemoryServiceError
+from mcp_memory.models import validate_identifier
+from mcp_memory.services.runtime import MemoryRuntime
+
+
+def _uuid(value: str, what: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise ConfigurationError(f"{what} must be a UUID, got {value!r}") from None
+
+
+async def _forget(settings: Settings, project: UUID, agent: UUID | None, session: str | None, dry: bool) -> Any:
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        return await rt.control.forget(project, agent, session, dry)
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase the scope; print the JSON report on stdout (exit 0), or the error on stderr (exit 1)."""
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    project = _uuid(args.project, "--project")
+    agent = None if args.agent is None else _uuid(args.agent, "--agent")
+    try:
+        session = None if args.session is None else validate_identifier(args.session, "--session")
+    except MemoryServiceError as exc:
+        raise ConfigurationError(exc.message) from None
+    try:
+        report = anyio.run(_forget, settings, project, agent, session, args.dry_run)
+    except MemoryServiceError as exc:
+        print(f"mcp-memory forget: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """The ``forget`` subcommand."""
+    forget = sub.add_parser(
+        "forget",
+        help="erase a project (or one agent, or one session) from every store, episodes included; prints a report",
+    )
+    forget.add_argument("--project", required=True, help="the project's UUID")
+    forget.add_argument("--agent", help="only this agent instance's sessions and episodes (UUID)")
+    forget.add_argument("--session", help="only sessions of this id (and their episodes)")
+    forget.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+    forget.set_defaults(func=cmd_forget)
+
+
+__all__ = ["add_parser", "cmd_forget"]

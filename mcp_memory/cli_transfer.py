@@ -1,0 +1,115 @@
+"""``mcp-memory export`` and ``mcp-memory import``: a project, an agent or a session as a JSON Lines file, and back.
+
+The file's format is docs/export-format.md. Export writes to stdout unless ``--output`` is given (then to a temporary
+file beside it, renamed into place once complete, so a failed export leaves no half file under that name). Import
+prints its report as JSON on stdout; a refusal prints ``mcp-memory: <code>: <sentence>`` on stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import anyio
+
+from mcp_memory.cli_common import load_settings, setup_logging
+from mcp_memory.errors import ConfigurationError, InvalidArgument, MemoryServiceError
+from mcp_memory.models import parse_uuid, validate_identifier
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.transfer import Transfer, write_export
+from mcp_memory.stores.transfer import Selection
+
+
+def _transfer(rt: MemoryRuntime) -> Transfer:
+    if rt.transfer is None:
+        raise ConfigurationError("this durable store does not support export and import")
+    return rt.transfer
+
+
+def _selection(args: argparse.Namespace) -> Selection:
+    project = parse_uuid(args.project, "--project")
+    agent = None if args.agent is None else parse_uuid(args.agent, "--agent")
+    session = None if args.session is None else validate_identifier(args.session, "--session")
+    if session is not None and agent is None:
+        raise InvalidArgument("--session needs --agent (a session is named within its agent)")
+    return Selection(project, agent, session)
+
+
+async def _export(args: argparse.Namespace, settings: Any) -> None:
+    sel = _selection(args)
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        lines = _transfer(rt).export(sel, vectors=args.vectors)
+        if args.output is None:
+            await write_export(lines, sys.stdout.buffer)
+            return
+        target = Path(args.output)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            with partial.open("wb") as out:
+                await write_export(lines, out)
+                os.fsync(out.fileno())
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+
+
+async def _import(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
+    as_project: UUID | None = None if args.as_project is None else parse_uuid(args.as_project, "--as-project")
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        report = await _transfer(rt).import_file(Path(args.file), as_project=as_project)
+    return report.as_dict()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the selection as an export file (stdout by default)."""
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    try:
+        anyio.run(_export, args, settings)
+    except MemoryServiceError as exc:
+        print(f"mcp-memory: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Validate an export file whole, then import it; print the report."""
+    settings = load_settings()
+    setup_logging(settings.log_level)
+    if not Path(args.file).is_file():
+        print(f"mcp-memory: invalid_argument: {args.file} is not a file", file=sys.stderr)
+        return 1
+    try:
+        report = anyio.run(_import, args, settings)
+    except MemoryServiceError as exc:
+        print(f"mcp-memory: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"ok": True, **report}, indent=2))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """The ``export`` and ``import`` subcommands."""
+    export = sub.add_parser("export", help="write a project, an agent or a session as a JSON Lines export file")
+    export.add_argument("--project", required=True, help="the project_id to export")
+    export.add_argument("--agent", help="only this agent_instance_id's sessions and episodes")
+    export.add_argument("--session", help="only this session of --agent")
+    export.add_argument("--output", "-o", help="write to this file (default: stdout)")
+    export.add_argument("--vectors", action="store_true", help="include episode vectors and their model's name")
+    export.set_defaults(func=cmd_export)
+    imp = sub.add_parser("import", help="import an export file (validated whole before anything is written)")
+    imp.add_argument("file", help="the export file")
+    imp.add_argument(
+        "--as-project",
+        help="import everything into this project_id (clashing episode ids get new ones) instead of keeping ids",
+    )
+    imp.set_defaults(func=cmd_import)
+
+
+__all__ = ["add_parsers", "cmd_export", "cmd_import"]

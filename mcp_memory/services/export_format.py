@@ -1,0 +1,404 @@
+"""The export file format (docs/export-format.md): JSON Lines, one record per line, versioned and checksummed.
+
+A file is a header line, record lines (sessions, then working memory, checkpoints, events, episodes), and a trailer
+line whose ``sha256`` covers every line before it (header included, each with its ``\\n``), so that a truncated,
+reordered or edited file is refused. Times that stores keep as timestamps are ISO 8601 UTC with microseconds
+(every store keeps at least that); expiries of working-memory keys are epoch seconds as stored (exact). A value of
+working memory travels as its JSON text (a string), byte for byte: never decoded and re-encoded.
+
+Each record kind is a pydantic model with ``extra="forbid"``: :func:`parse_record` validates one line, and
+:func:`to_entry` turns it into what the stores write (:mod:`mcp_memory.stores.transfer`).
+"""
+
+from __future__ import annotations
+
+from array import array
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from mcp_memory.errors import InvalidArgument
+from mcp_memory.models import (
+    _ESCAPED_NUL,  # the one definition of a NUL's escape in JSON text
+    CheckpointData,
+    CheckpointInfo,
+    Episode,
+    Item,
+    Outcome,
+    Scope,
+    SessionInfo,
+    SessionStatus,
+    to_datetime,
+)
+from mcp_memory.stores.ports import EventRecord
+from mcp_memory.stores.transfer import (
+    CheckpointEntry,
+    Entry,
+    EpisodeEntry,
+    EventEntry,
+    SessionEntry,
+    WorkingEntry,
+)
+
+FORMAT_NAME = "mcp-memory-export"
+FORMAT_VERSION = 1
+"""Version 1: the records of docs/export-format.md. Any change to a record bumps it; an importer reads every version
+up to its own and refuses a newer one."""
+KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
+"""The record kinds, in file order (the keys of the header's and trailer's ``counts``)."""
+
+_Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+
+
+def _json_text(value: str) -> str:
+    """A working-memory value must be JSON text a store can hold (what ``memory_set`` would have accepted)."""
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise ValueError("not JSON text") from None
+    if "\x00" in value or ("\\u0000" in value and _ESCAPED_NUL.search(value)):
+        raise ValueError("contains a NUL character, which no store can hold")
+    return value
+
+
+_JsonText = Annotated[str, AfterValidator(_json_text)]
+
+
+def timestamp(dt: datetime) -> str:
+    """A time as the format writes it: ISO 8601, UTC, microseconds, ``Z``."""
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def vector_out(vector: list[float]) -> list[float]:
+    """A vector as written: each component as the float32 the stores keep, in 9 significant digits (enough to
+    name a float32 exactly), so the same vector reads the same from SQLite and from Postgres."""
+    return [float(f"{x:.9g}") for x in array("f", vector)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScopeModel(_Record):
+    project_id: UUID
+    agent_instance_id: UUID | None = None
+    session_id: _Identifier | None = None
+
+
+class Counts(_Record):
+    sessions: int = Field(ge=0)
+    working: int = Field(ge=0)
+    checkpoints: int = Field(ge=0)
+    events: int = Field(ge=0)
+    episodes: int = Field(ge=0)
+
+
+class Header(_Record):
+    kind: Literal["header"]
+    format: Literal["mcp-memory-export"]
+    format_version: int = Field(ge=1)
+    created_at: datetime
+    exported_by: str
+    scope: ScopeModel
+    counts: Counts
+    vectors: bool
+    embedding_model: str | None
+
+
+class _InSession(_Record):
+    project_id: UUID
+    agent_instance_id: UUID
+    session_id: _Identifier
+
+
+class SessionRecord(_InSession):
+    kind: Literal["session"]
+    agent_type_id: UUID | None
+    status: SessionStatus
+    sealed: bool
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+    episode_id: UUID | None
+    terminated_at: datetime | None
+    terminate_result: dict[str, Any] | None
+
+
+class WorkingRecord(_InSession):
+    kind: Literal["working"]
+    key: str = Field(min_length=1)
+    value: _JsonText
+    expires_at: float | None
+    ttl_remaining: float | None
+
+
+class CheckpointRecord(_InSession):
+    kind: Literal["checkpoint"]
+    checkpoint_id: _Identifier
+    created_at: datetime
+    keys_count: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    label: str | None
+    keep: bool
+    content_hash: str
+    metadata: dict[str, Any]
+    state: dict[str, tuple[_JsonText, float | None]]
+
+
+class EventRecordModel(_InSession):
+    kind: Literal["event"]
+    event_type: str
+    at: datetime
+    duration_ms: float
+    outcome: str
+    detail: dict[str, Any]
+
+
+class EpisodeRecord(_Record):
+    kind: Literal["episode"]
+    episode_id: UUID
+    project_id: UUID
+    agent_instance_id: UUID
+    session_id: _Identifier | None
+    task_type: str
+    task_description: str
+    outcome: Outcome
+    outcome_details: str
+    lessons_learned: list[str]
+    importance_score: float = Field(ge=0.0, le=1.0)
+    context_summary: str
+    metadata: dict[str, Any]
+    created_at: datetime
+    embedding: list[float] | None = None
+    embedding_model: str | None = None
+
+
+class Trailer(_Record):
+    kind: Literal["trailer"]
+    counts: Counts
+    sha256: str
+
+
+Record = SessionRecord | WorkingRecord | CheckpointRecord | EventRecordModel | EpisodeRecord
+_RECORD = TypeAdapter[Record](Annotated[Record, Field(discriminator="kind")])
+KIND_OF: dict[type[_Record], str] = {
+    SessionRecord: "sessions",
+    WorkingRecord: "working",
+    CheckpointRecord: "checkpoints",
+    EventRecordModel: "events",
+    EpisodeRecord: "episodes",
+}
+
+
+def _problem(line_no: int, exc: ValidationError | orjson.JSONDecodeError) -> InvalidArgument:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return InvalidArgument(f"line {line_no} of the export file is not a valid record: {where}: {first['msg']}")
+    return InvalidArgument(f"line {line_no} of the export file is not JSON: {exc}")
+
+
+def parse_header(line: bytes) -> Header:
+    """The header (line 1), or ``invalid_argument``; a newer format version is refused with its own message."""
+    try:
+        raw = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise _problem(1, exc) from None
+    if not isinstance(raw, dict) or raw.get("kind") != "header" or raw.get("format") != FORMAT_NAME:
+        raise InvalidArgument(f"this is not an mcp-memory export file (line 1 is not a {FORMAT_NAME} header)")
+    version = raw.get("format_version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise InvalidArgument(
+            f"the export file has format version {version}, newer than this mcp-memory reads ({FORMAT_VERSION}); "
+            "import it with a newer mcp-memory (nothing was imported)"
+        )
+    try:
+        return Header.model_validate(raw)
+    except ValidationError as exc:
+        raise _problem(1, exc) from None
+
+
+def parse_line(line: bytes, line_no: int) -> Record | Trailer:
+    """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line."""
+    try:
+        raw = orjson.loads(line)
+        if isinstance(raw, dict) and raw.get("kind") == "trailer":
+            return Trailer.model_validate(raw)
+        return _RECORD.validate_python(raw)
+    except (ValidationError, orjson.JSONDecodeError) as exc:
+        raise _problem(line_no, exc) from None
+
+
+# -- writing -----------------------------------------------------------------------------------------------
+def _scope_fields(scope: Scope) -> dict[str, Any]:
+    return {"project_id": scope.project, "agent_instance_id": scope.agent, "session_id": scope.session_id}
+
+
+def _opt_time(dt: datetime | None) -> str | None:
+    return None if dt is None else timestamp(dt)
+
+
+def session_line(info: SessionInfo) -> dict[str, Any]:
+    return {
+        "kind": "session",
+        "project_id": str(info.project_id),
+        "agent_instance_id": str(info.agent_instance_id),
+        "session_id": info.session_id,
+        "agent_type_id": None if info.agent_type_id is None else str(info.agent_type_id),
+        "status": info.status.value,
+        "sealed": info.sealed,
+        "created_at": timestamp(info.created_at),
+        "updated_at": timestamp(info.updated_at),
+        "metadata": info.metadata,
+        "episode_id": None if info.episode_id is None else str(info.episode_id),
+        "terminated_at": _opt_time(info.terminated_at),
+        "terminate_result": info.terminate_result,
+    }
+
+
+def working_line(scope: Scope, key: str, item: Item, now: float) -> dict[str, Any]:
+    remaining = None if item.expires_at is None else round(max(0.0, item.expires_at - now), 3)
+    return {
+        "kind": "working",
+        **_scope_fields(scope),
+        "key": key,
+        "value": item.value,
+        "expires_at": item.expires_at,
+        "ttl_remaining": remaining,
+    }
+
+
+def checkpoint_line(scope: Scope, cp: CheckpointData) -> dict[str, Any]:
+    info = cp.info
+    return {
+        "kind": "checkpoint",
+        **_scope_fields(scope),
+        "checkpoint_id": info.checkpoint_id,
+        "created_at": timestamp(info.created_at),
+        "keys_count": info.keys_count,
+        "bytes": info.bytes,
+        "label": info.label,
+        "keep": info.keep,
+        "content_hash": info.content_hash,
+        "metadata": info.metadata,
+        "state": {k: [cp.items[k].value, cp.items[k].expires_at] for k in sorted(cp.items)},
+    }
+
+
+def event_line(scope: Scope, ev: EventRecord) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        **_scope_fields(scope),
+        "event_type": ev.event_type,
+        "at": timestamp(to_datetime(ev.at)),
+        "duration_ms": ev.duration_ms,
+        "outcome": ev.outcome,
+        "detail": dict(ev.detail),
+    }
+
+
+def episode_line(entry: EpisodeEntry, vectors: bool) -> dict[str, Any]:
+    ep = entry.episode
+    line: dict[str, Any] = {
+        "kind": "episode",
+        "episode_id": str(ep.episode_id),
+        "project_id": str(ep.project_id),
+        "agent_instance_id": str(ep.agent_instance_id),
+        "session_id": ep.session_id,
+        "task_type": ep.task_type,
+        "task_description": ep.task_description,
+        "outcome": ep.outcome.value,
+        "outcome_details": ep.outcome_details,
+        "lessons_learned": ep.lessons_learned,
+        "importance_score": ep.importance_score,
+        "context_summary": ep.context_summary,
+        "metadata": ep.metadata,
+        "created_at": timestamp(ep.created_at),
+    }
+    if vectors:
+        line["embedding"] = None if entry.embedding is None else vector_out(entry.embedding)
+        line["embedding_model"] = entry.embedding_model
+    return line
+
+
+def dump(line: dict[str, Any]) -> bytes:
+    """One line of the file, ``\\n`` included."""
+    return orjson.dumps(line) + b"\n"
+
+
+# -- reading -----------------------------------------------------------------------------------------------
+def to_entry(record: Record) -> Entry:
+    """What the stores write for a validated record (still in the file's project)."""
+    if isinstance(record, EpisodeRecord):
+        episode = Episode(
+            episode_id=record.episode_id,
+            project_id=record.project_id,
+            agent_instance_id=record.agent_instance_id,
+            session_id=record.session_id,
+            task_type=record.task_type,
+            task_description=record.task_description,
+            outcome=record.outcome,
+            outcome_details=record.outcome_details,
+            lessons_learned=record.lessons_learned,
+            importance_score=record.importance_score,
+            context_summary=record.context_summary,
+            metadata=record.metadata,
+            created_at=record.created_at,
+        )
+        return EpisodeEntry(episode, record.embedding, record.embedding_model if record.embedding else None)
+    scope = Scope(record.project_id, record.agent_instance_id, record.session_id)
+    if isinstance(record, SessionRecord):
+        return SessionEntry(
+            SessionInfo(
+                project_id=record.project_id,
+                agent_instance_id=record.agent_instance_id,
+                session_id=record.session_id,
+                agent_type_id=record.agent_type_id,
+                status=record.status,
+                created_at=record.created_at,
+                updated_at=record.updated_at,
+                metadata=record.metadata,
+                episode_id=record.episode_id,
+                terminated_at=record.terminated_at,
+                terminate_result=record.terminate_result,
+                sealed=record.sealed or record.status == SessionStatus.TERMINATED,
+            )
+        )
+    if isinstance(record, WorkingRecord):
+        return WorkingEntry(scope, record.key, Item(record.value, record.expires_at))
+    if isinstance(record, CheckpointRecord):
+        info = CheckpointInfo(
+            checkpoint_id=record.checkpoint_id,
+            created_at=record.created_at,
+            keys_count=record.keys_count,
+            bytes=record.bytes,
+            label=record.label,
+            keep=record.keep,
+            content_hash=record.content_hash,
+            metadata=record.metadata,
+        )
+        items = {k: Item(v, exp) for k, (v, exp) in record.state.items()}
+        return CheckpointEntry(scope, CheckpointData(info, items))
+    return EventEntry(
+        scope,
+        EventRecord(record.event_type, record.at.timestamp(), record.duration_ms, record.outcome, record.detail),
+    )
+
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "KINDS",
+    "Counts",
+    "Header",
+    "Record",
+    "Trailer",
+    "dump",
+    "parse_header",
+    "parse_line",
+    "timestamp",
+    "to_entry",
+]

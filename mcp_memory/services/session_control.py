@@ -1,0 +1,132 @@
+"""Taking memory back: deleting a checkpoint or a whole session (the tools), erasing a project, an agent or a
+session across both stores (the operator's ``mcp-memory forget``), and the checkpoint retention policy pause applies.
+
+Where working memory lives in Redis, a deletion removes the Redis keys first and the durable records second: if the
+second step fails, the session still exists durably and Redis re-opens it from its newest checkpoint at the next call
+(as after a Redis restart), so nothing is left half-deleted in a way a caller could see; the deletion can be
+repeated. The Redis keys are removed once more after the durable step, in case a call re-opened the session in
+between.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+from uuid import UUID
+
+from mcp_memory.config import Settings
+from mcp_memory.errors import InvalidArgument, NotFound
+from mcp_memory.models import Scope, SessionStatus, validate_identifier
+from mcp_memory.stores.ports import DurableStore, EventRecord, Removed, Retention, WorkingErase, WorkingStore
+
+MAX_KEEP_LAST = 1_000_000
+
+
+def retention_policy(settings: Settings, keep_last: Any = None) -> Retention:
+    """The policy a pause applies: the configured count and age (0: unbounded), the count overridden by the
+    call's ``keep_last`` (0: keep all) if given."""
+    count = settings.checkpoint_retention_count
+    if keep_last is not None:
+        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or not 0 <= keep_last <= MAX_KEEP_LAST:
+            raise InvalidArgument(f"keep_last must be an integer from 0 (keep all) to {MAX_KEEP_LAST}")
+        count = keep_last
+    age = settings.checkpoint_retention_seconds
+    return Retention(keep_last=count or None, max_age_seconds=age or None)
+
+
+def removed_counts(removed: Removed) -> dict[str, int]:
+    """A deletion's counts as the tools and the CLI report them."""
+    return {
+        "working_keys": removed.working_keys,
+        "checkpoints": removed.checkpoints,
+        "events": removed.events,
+        "episodes": removed.episodes,
+    }
+
+
+class SessionControl:
+    """``delete_session``, ``delete_checkpoint`` and the operator's ``forget``.
+
+    ``session_lock``: the lifecycle's per-session lock, so that a deletion does not interleave with a pause or a
+    terminate of the same session in this process (other processes are ordered by the stores' transactions)."""
+
+    def __init__(
+        self,
+        durable: DurableStore,
+        working: WorkingStore,
+        clock: Callable[[], float],
+        session_lock: Callable[[Scope], AbstractAsyncContextManager[Any]],
+    ) -> None:
+        self._durable = durable
+        separate = working is not durable  # type: ignore[comparison-overlap]  # (one SQL store can be both)
+        self._working = working if separate and isinstance(working, WorkingErase) else None
+        self._clock = clock
+        self._lock = session_lock
+
+    async def delete_session(
+        self, project_id: Any, agent_instance_id: Any, session_id: Any, keep_episodes: Any = True
+    ) -> dict[str, Any]:
+        """Delete one session: working memory, checkpoints, events, and its episodes unless ``keep_episodes``.
+        A running, paused or terminated session may be deleted; one being terminated is ``conflict``."""
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        if not isinstance(keep_episodes, bool):
+            raise InvalidArgument("keep_episodes must be true or false")
+        async with self._lock(scope):
+            session = await self._durable.get_session(scope)
+            if session is None:
+                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
+            now = self._clock()
+            working = 0
+            if self._working is not None and not (session.sealed and session.status != SessionStatus.TERMINATED):
+                working = await self._working.erase_session(scope, now)
+            removed = await self._durable.delete_session(scope, keep_episodes, now)
+            if self._working is not None:
+                await self._working.erase_session(scope, now)
+        return {"session_id": scope.session_id, **removed_counts(removed + Removed(working_keys=working))}
+
+    async def delete_checkpoint(
+        self, project_id: Any, agent_instance_id: Any, session_id: Any, checkpoint_id: Any
+    ) -> dict[str, Any]:
+        """Delete one checkpoint of the session, kept or newest included (pruning never takes those)."""
+        scope = Scope.parse(project_id, agent_instance_id, session_id)
+        cp_id = validate_identifier(checkpoint_id, "checkpoint_id")
+        started = time.perf_counter()
+        event = EventRecord("delete_checkpoint", self._clock(), 0.0, "ok", {"checkpoint_id": cp_id}, started)
+        async with self._lock(scope):
+            if not await self._durable.delete_checkpoint(scope, cp_id, event):
+                raise NotFound(f"checkpoint '{cp_id}' does not exist for this session")
+        return {"checkpoint_id": cp_id, "deleted": True}
+
+    async def forget(
+        self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, dry_run: bool
+    ) -> dict[str, Any]:
+        """The operator's erase of a project (one agent's part, or one session) in both stores; what it removed
+        (with ``dry_run``: would remove; nothing changes)."""
+        now = self._clock()
+        redis_keys = redis_sessions = 0
+        if self._working is not None:
+            redis_keys, redis_sessions = await self._working.erase(
+                project_id, agent_instance_id, session_id, now, dry_run
+            )
+        removed = await self._durable.erase(project_id, agent_instance_id, session_id, now, dry_run)
+        if self._working is not None and not dry_run:
+            await self._working.erase(project_id, agent_instance_id, session_id, now, False)
+        scope: dict[str, Any] = {"project_id": str(project_id)}
+        if agent_instance_id is not None:
+            scope["agent_instance_id"] = str(agent_instance_id)
+        if session_id is not None:
+            scope["session_id"] = session_id
+        report: dict[str, Any] = {
+            "dry_run": dry_run,
+            "scope": scope,
+            "sessions": removed.sessions,
+            **removed_counts(removed + Removed(working_keys=redis_keys)),
+        }
+        if self._working is not None:
+            report["redis_sessions"] = redis_sessions
+        return report
+
+
+__all__ = ["MAX_KEEP_LAST", "SessionControl", "removed_counts", "retention_policy"]

@@ -1,0 +1,387 @@
+"""Export and import of a project, an agent or a session (``mcp-memory export`` / ``import``, the export resource).
+
+Export streams: :meth:`Transfer.export` yields the file's lines one by one, reading the durable store in keyset
+pages (:mod:`mcp_memory.stores.transfer`) and each session's working memory from the working store, so memory use is
+one page (or one session's working memory), whatever the size of the project. It is not one snapshot: a scope that
+changes while it is exported gives a file of what each page read (the header's counts are those at the start; the
+trailer's, which the import checks, are those written).
+
+Import reads the file line by line: once to validate all of it (header, every record, the trailer's counts and
+checksum), so that a truncated, tampered or newer-version file is refused before anything is written; then again to
+write it into the durable store in one transaction (all or nothing); then, when working memory lives in Redis,
+once more to write each session's working memory with one script per session, after the durable commit. That last
+step is not atomic across sessions: if it fails midway, the report says which sessions were written, and a session
+not written yet comes back (as Redis re-opens sessions it lost) with its newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+from uuid import UUID
+
+import anyio
+
+from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
+from mcp_memory.services.export_format import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    KINDS,
+    EpisodeRecord,
+    Header,
+    Record,
+    SessionRecord,
+    Trailer,
+    checkpoint_line,
+    dump,
+    episode_line,
+    event_line,
+    parse_header,
+    parse_line,
+    session_line,
+    timestamp,
+    to_entry,
+    working_line,
+)
+from mcp_memory.stores.ports import Limits, WorkingStore
+from mcp_memory.stores.transfer import Entry, ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
+from mcp_memory.version import __version__
+
+logger = logging.getLogger(__name__)
+
+PAGE = 200
+"""Rows per keyset page of the export (checkpoints: a tenth of it, as each carries its state)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did: records written per kind, episodes that got new ids, vectors left for the backfill,
+    and (working memory in Redis) the sessions whose working memory was written, out of how many."""
+
+    project_id: UUID
+    counts: dict[str, int]
+    renamed_episodes: dict[UUID, UUID] = field(default_factory=dict)
+    working_sessions_written: int = 0
+    working_sessions: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "project_id": str(self.project_id),
+            "counts": self.counts,
+            "renamed_episodes": {str(k): str(v) for k, v in self.renamed_episodes.items()},
+            "working_sessions_written": self.working_sessions_written,
+            "working_sessions": self.working_sessions,
+        }
+
+
+def _kind(record: Record) -> str:
+    return {
+        "session": "sessions",
+        "working": "working",
+        "checkpoint": "checkpoints",
+        "event": "events",
+        "episode": "episodes",
+    }[record.kind]
+
+
+class Transfer:
+    """Export and import over one runtime's stores."""
+
+    def __init__(
+        self,
+        durable: TransferStore,
+        working: WorkingStore,
+        *,
+        same_store: bool,
+        limits: Limits,
+        clock: Callable[[], float],
+        embedding_model: str | None,
+    ) -> None:
+        self._durable = durable
+        self._working = working
+        self._same_store = same_store
+        self._limits = limits
+        self._clock = clock
+        self._model = embedding_model
+
+    # -- export ----------------------------------------------------------------------------------------------
+    async def _count(self, sel: Selection, now: float) -> dict[str, int]:
+        """The header's counts: a pass over the keys of each page (no states, no texts kept)."""
+        counts = dict.fromkeys(KINDS, 0)
+        async for scope, _status in self._sessions(sel):
+            counts["sessions"] += 1
+            counts["working"] += len(await self._working.list_keys(scope, "", now))
+        for kind, pager in (
+            ("checkpoints", self._durable.export_checkpoints),
+            ("events", self._durable.export_events),
+        ):
+            after = 0
+            while page := await pager(sel, after, PAGE):
+                counts[kind] += len(page)
+                after = page[-1][0]
+        after = 0
+        while episodes := await self._durable.export_episodes(sel, after, PAGE, False):
+            counts["episodes"] += len(episodes)
+            after = episodes[-1][0]
+        return counts
+
+    async def _sessions(self, sel: Selection) -> AsyncIterator[tuple[Scope, SessionStatus]]:
+        after = 0
+        while page := await self._durable.export_sessions(sel, after, PAGE):
+            for _, info in page:
+                yield Scope(info.project_id, info.agent_instance_id, info.session_id), info.status
+            after = page[-1][0]
+
+    async def export(self, sel: Selection, *, vectors: bool = False) -> AsyncIterator[bytes]:
+        """The export file of ``sel``, line by line (each ``\\n``-terminated). ``vectors``: episodes carry their
+        vectors and the name of the model that made each."""
+        now = self._clock()
+        counts = await self._count(sel, now)
+        header = {
+            "kind": "header",
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created_at": timestamp(to_datetime(now)),
+            "exported_by": f"mcp-memory {__version__}",
+            "scope": {
+                "project_id": str(sel.project_id),
+                "agent_instance_id": None if sel.agent_instance_id is None else str(sel.agent_instance_id),
+                "session_id": sel.session_id,
+            },
+            "counts": counts,
+            "vectors": vectors,
+            "embedding_model": self._model if vectors else None,
+        }
+        digest = hashlib.sha256()
+        written = dict.fromkeys(KINDS, 0)
+
+        def emit(line: dict[str, Any], kind: str | None) -> bytes:
+            data = dump(line)
+            digest.update(data)
+            if kind is not None:
+                written[kind] += 1
+            return data
+
+        yield emit(header, None)
+        after = 0
+        while sessions := await self._durable.export_sessions(sel, after, PAGE):
+            for _, info in sessions:
+                yield emit(session_line(info), "sessions")
+            after = sessions[-1][0]
+        async for scope, _status in self._sessions(sel):
+            items = await self._working.snapshot(scope, now)
+            for key in sorted(items):
+                yield emit(working_line(scope, key, items[key], now), "working")
+        after = 0
+        while checkpoints := await self._durable.export_checkpoints(sel, after, max(1, PAGE // 10)):
+            for _, scope, cp in checkpoints:
+                yield emit(checkpoint_line(scope, cp), "checkpoints")
+            after = checkpoints[-1][0]
+        after = 0
+        while events := await self._durable.export_events(sel, after, PAGE):
+            for _, scope, ev in events:
+                yield emit(event_line(scope, ev), "events")
+            after = events[-1][0]
+        after = 0
+        while episodes := await self._durable.export_episodes(sel, after, PAGE, vectors):
+            for _, entry in episodes:
+                yield emit(episode_line(entry, vectors), "episodes")
+            after = episodes[-1][0]
+        if written != counts:
+            logger.warning("the scope changed during the export: header counts %s, written %s", counts, written)
+        yield dump({"kind": "trailer", "counts": written, "sha256": digest.hexdigest()})
+
+    # -- import ----------------------------------------------------------------------------------------------
+    async def validate(self, path: Path) -> Header:
+        """Read the whole file once and check it: the header (a newer format version is refused), every record
+        (fields, types, that it belongs to the header's scope and, but for episodes, to a session listed before
+        it), and the trailer (present, last, its counts and checksum those of the lines before it).
+        ``invalid_argument`` naming the line otherwise."""
+        header: Header | None = None
+        digest = hashlib.sha256()
+        counts = dict.fromkeys(KINDS, 0)
+        sessions: set[tuple[UUID, str]] = set()
+        checkpoints: set[tuple[UUID, str, str]] = set()
+        trailer: Trailer | None = None
+        line_no = 0
+        async for line in _lines(path):
+            line_no += 1
+            if not line.endswith(b"\n"):
+                raise InvalidArgument(f"the export file is truncated (line {line_no} is cut off); nothing was imported")
+            if trailer is not None:
+                raise InvalidArgument(f"line {line_no} of the export file follows its trailer; nothing was imported")
+            if header is None:
+                header = parse_header(line)
+                digest.update(line)
+                continue
+            parsed = parse_line(line, line_no)
+            if isinstance(parsed, Trailer):
+                trailer = parsed
+                continue
+            digest.update(line)
+            _check_in_scope(header, parsed, line_no)
+            key = (parsed.agent_instance_id, parsed.session_id) if parsed.session_id is not None else None
+            if isinstance(parsed, SessionRecord):
+                if key in sessions:
+                    raise InvalidArgument(f"line {line_no}: session '{parsed.session_id}' is listed twice")
+                assert key is not None
+                sessions.add(key)
+            elif not isinstance(parsed, EpisodeRecord) and key not in sessions:
+                raise InvalidArgument(
+                    f"line {line_no}: a {parsed.kind} of session '{parsed.session_id}', which the file does not "
+                    "list before it"
+                )
+            if parsed.kind == "checkpoint":
+                cid = (parsed.agent_instance_id, parsed.session_id, parsed.checkpoint_id)
+                if cid in checkpoints:
+                    raise InvalidArgument(f"line {line_no}: checkpoint '{parsed.checkpoint_id}' is listed twice")
+                checkpoints.add(cid)
+            counts[_kind(parsed)] += 1
+        if header is None:
+            raise InvalidArgument("the export file is empty; nothing was imported")
+        if trailer is None:
+            raise InvalidArgument("the export file is truncated (it has no trailer line); nothing was imported")
+        if trailer.counts.model_dump() != counts:
+            raise InvalidArgument(
+                f"the export file's trailer counts {trailer.counts.model_dump()} but it holds {counts}: it is "
+                "truncated or was edited; nothing was imported"
+            )
+        if trailer.sha256 != digest.hexdigest():
+            raise InvalidArgument(
+                "the export file's checksum does not match its lines: it was edited or damaged; nothing was imported"
+            )
+        return header
+
+    async def import_file(self, path: Path, *, as_project: UUID | None = None) -> ImportReport:
+        """Validate ``path`` whole, then import it (see the module docstring). Without ``as_project`` ids are
+        kept, into an empty scope (the header's: ``conflict`` if the store holds any session or episode there, or
+        any of the file's episode ids). With it, everything lands in project ``as_project``: session and checkpoint
+        ids are kept (a session that exists there already is ``conflict``), and an episode whose id the store holds
+        already gets a new UUID (the report maps them)."""
+        header = await self.validate(path)
+        source = header.scope
+        target = as_project if as_project is not None else source.project_id
+        keep_ids = as_project is None
+        scope = Selection(source.project_id, source.agent_instance_id, source.session_id)
+        plan = ImportPlan(
+            project_id=target,
+            keep_ids=keep_ids,
+            working=self._same_store,
+            vector_model=self._model,
+            require_empty=scope if keep_ids else None,
+        )
+        await self._durable.import_records(_entries(path), plan)
+        report = ImportReport(target, dict(plan.counts), dict(plan.renamed_episodes))
+        if not self._same_store:
+            await self._import_working(path, target, report)
+        return report
+
+    async def _import_working(self, path: Path, project: UUID, report: ImportReport) -> None:
+        """Working memory into a separate working store (Redis): per session, one ``open`` of exactly its keys
+        (running and paused sessions, even with none; a terminated session only if it kept keys, then closed
+        again). Keys whose expiry has passed by now are skipped."""
+        now = self._clock()
+        statuses: dict[tuple[UUID, str], SessionStatus] = {}
+        pending: tuple[Scope, dict[str, Item]] | None = None
+        done: set[tuple[UUID, str]] = set()
+
+        async def flush(scope: Scope, items: dict[str, Item]) -> None:
+            key = (scope.agent_instance_id, scope.session_id)
+            if statuses[key] == SessionStatus.TERMINATED and not items:
+                return
+            try:
+                await self._working.open(scope, items, now, self._limits)
+                if statuses[key] == SessionStatus.TERMINATED:
+                    await self._working.mark_terminated(scope, now, clear=False)
+            except MemoryServiceError as exc:
+                raise type(exc)(
+                    f"{exc.message}; the durable records were imported, and working memory of "
+                    f"{report.working_sessions_written} of {report.working_sessions} sessions (the others come back "
+                    "with their newest checkpoint)"
+                ) from exc
+            done.add(key)
+            report.working_sessions_written += 1
+
+        async for entry in _entries(path):
+            if isinstance(entry, SessionEntry):
+                info = entry.info
+                statuses[(info.agent_instance_id, info.session_id)] = info.status
+                if info.status != SessionStatus.TERMINATED:
+                    report.working_sessions += 1
+            elif isinstance(entry, WorkingEntry):
+                scope = Scope(project, entry.scope.agent_instance_id, entry.scope.session_id)
+                if pending is not None and pending[0] != scope:
+                    await flush(*pending)
+                    pending = None
+                if pending is None:
+                    pending = (scope, {})
+                    if statuses[(scope.agent_instance_id, scope.session_id)] == SessionStatus.TERMINATED:
+                        report.working_sessions += 1
+                if entry.item.expires_at is None or entry.item.expires_at > now:
+                    pending[1][entry.key] = entry.item
+                report.counts["working"] = report.counts.get("working", 0) + 1
+            elif pending is not None:
+                await flush(*pending)
+                pending = None
+        if pending is not None:
+            await flush(*pending)
+        for (agent, session_id), status in statuses.items():
+            if status != SessionStatus.TERMINATED and (agent, session_id) not in done:
+                await flush(Scope(project, agent, session_id), {})
+
+
+def _check_in_scope(header: Header, record: Record, line_no: int) -> None:
+    scope = header.scope
+    if record.project_id != scope.project_id:
+        raise InvalidArgument(f"line {line_no}: a record of project {record.project_id}, not the header's")
+    if scope.agent_instance_id is not None and record.agent_instance_id != scope.agent_instance_id:
+        raise InvalidArgument(f"line {line_no}: a record of agent {record.agent_instance_id}, not the header's")
+    if scope.session_id is not None and record.session_id != scope.session_id:
+        raise InvalidArgument(f"line {line_no}: a record of session '{record.session_id}', not the header's")
+
+
+READ_BATCH = 1 << 20
+"""Lines are read from the file in batches of about this many bytes (one thread hop per batch, not per line)."""
+
+
+async def _lines(path: Path) -> AsyncIterator[bytes]:
+    """The file's lines in order (a line ends with ``\\n``; a last line without it is returned as is), read in
+    batches of about :data:`READ_BATCH` bytes: memory holds one batch (or one longer line)."""
+    f = await anyio.to_thread.run_sync(path.open, "rb")
+    try:
+        while batch := await anyio.to_thread.run_sync(f.readlines, READ_BATCH):
+            for line in batch:
+                yield line
+    finally:
+        f.close()
+
+
+async def _entries(path: Path) -> AsyncIterator[Entry]:
+    """The records of a validated file as store entries."""
+    first = True
+    async for line in _lines(path):
+        if first:
+            first = False
+            continue
+        parsed = parse_line(line, 0)
+        if isinstance(parsed, Trailer):
+            return
+        yield to_entry(parsed)
+
+
+async def write_export(lines: AsyncIterator[bytes], out: BinaryIO) -> int:
+    """Write an export to ``out``; returns the bytes written."""
+    size = 0
+    async for data in lines:
+        out.write(data)
+        size += len(data)
+    out.flush()
+    return size
+
+
+__all__ = ["PAGE", "ImportReport", "Transfer", "write_export"]

@@ -1,0 +1,251 @@
+"""The Postgres connection of one store: its engine and pool, the two ways to run a step (one transaction, or
+autocommit statements), the call's deadline over each step, and driver failures as contract errors.
+
+Failures: a connection that cannot be made or dies, a timeout, or a server shutting down is ``Unavailable``
+("retry later"); a serialization failure or deadlock is ``Conflict``; a value over one of Postgres' own size
+limits (SQLSTATE class 54: a checkpoint's state over JSONB's 256 MiB) is ``TooLarge``; anything else is
+``Internal`` with the details in the log only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import orjson
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from mcp_memory import deadlines
+from mcp_memory.config import mask_url
+from mcp_memory.errors import Conflict, Internal, MemoryServiceError, TooLarge, Unavailable
+from mcp_memory.stores.postgres.schema import connect_args, describe, read_state, schema_problem
+from mcp_memory.stores.postgres.statements import PING
+
+logger = logging.getLogger(__name__)
+
+TOO_LARGE = "the data is larger than Postgres can store in one value"
+"""The caller's message (before "; nothing was written") for a write over one of Postgres' size limits."""
+CHECKPOINT_TOO_LARGE = (
+    "the checkpoint's state is larger than Postgres can store in one JSONB value (256 MiB of keys and values "
+    "together); delete or shrink keys of the session, then pause again"
+)
+UNAVAILABLE_SQLSTATES = ("08", "53", "57P01", "57P02", "57P03", "57014", "25006", "3D000", "28")
+"""Connection exceptions, insufficient resources, shutdowns, statement timeout, read-only (a standby), and (while
+connecting) an unknown database or a refused login, which ``start`` turns into a ``ConfigurationError``."""
+
+
+def _cut_off(driver: Any, cut_off: list[bool]) -> None:
+    """The call's deadline has passed while a step held ``driver`` (an asyncpg connection): close its socket."""
+    logger.warning("Postgres step cut off by the call's deadline; its connection is closed and discarded")
+    cut_off.append(True)
+    driver.terminate()
+
+
+class PostgresConnection:
+    """The engine and pool of one Postgres store, its steps (:meth:`_write`, :meth:`_read`) bounded by the call's
+    deadline, and its error mapping (:meth:`_guard`); see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        embedding_dimension: int = 256,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        timeout_seconds: float = 5.0,
+    ) -> None:
+        self._url = make_url(url)
+        self.embedding_dimension = embedding_dimension
+        self._pool_size = pool_size
+        self._max_overflow = max_overflow
+        self._timeout = timeout_seconds
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def where(self) -> str:
+        """host:port/database, for messages (no credentials)."""
+        host = self._url.host or self._url.query.get("host") or "localhost"
+        return f"{host}:{self._url.port or 5432}/{self._url.database}"
+
+    def _create_engine(self) -> AsyncEngine:
+        return create_async_engine(
+            self._url,
+            pool_size=self._pool_size,
+            max_overflow=self._max_overflow,
+            pool_timeout=self._timeout,
+            pool_pre_ping=False,
+            json_deserializer=orjson.loads,
+            connect_args=connect_args(self._timeout),
+        )
+
+    async def start(self) -> None:
+        """Connect and check the schema: ``ConfigurationError`` (naming ``mcp-memory migrate``) if it is missing,
+        behind, or built for another embedding dimension; ``Unavailable`` if Postgres does not answer."""
+        from mcp_memory.errors import ConfigurationError
+
+        if self._engine is not None:
+            return
+        engine = self._create_engine()
+        try:
+            async with self._guard(), engine.connect() as conn:
+                state = await conn.run_sync(read_state)
+                await conn.rollback()
+        except Unavailable as exc:
+            await engine.dispose()
+            # Not worth retrying: the settings name a database or a login that does not exist.
+            cause = exc.__cause__
+            sqlstate = getattr(getattr(cause, "orig", cause), "sqlstate", None)
+            if sqlstate == "3D000":
+                raise ConfigurationError(
+                    f"the Postgres database {self.where} does not exist; create it (CREATE DATABASE) and run "
+                    "`mcp-memory migrate`"
+                ) from exc
+            if sqlstate in ("28000", "28P01"):
+                raise ConfigurationError(
+                    f"Postgres at {self.where} refused the login of MCP_MEMORY_DATABASE_URL (SQLSTATE {sqlstate})"
+                ) from exc
+            raise
+        except BaseException:
+            await engine.dispose()
+            raise
+        problem = schema_problem(state, self.embedding_dimension, self.where)
+        if problem is not None:
+            await engine.dispose()
+            raise ConfigurationError(problem)
+        self._engine = engine
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            engine, self._engine = self._engine, None
+            await engine.dispose()
+
+    async def ping(self) -> dict[str, Any]:
+        """Check the store answers; returns facts for ``mcp-memory doctor``."""
+        async with self._read() as conn:
+            row = (await conn.execute(text(PING))).one()
+            state = await conn.run_sync(read_state)
+        return {
+            "backend": "postgresql",
+            "url": mask_url(self._url.render_as_string(hide_password=False)),
+            "server_version": row.server,
+            "pgvector_version": row.pgvector,
+            "schema": describe(state),
+            "sessions": row.sessions,
+            "episodes": row.episodes,
+            "episodes_missing_embedding": row.missing,
+            "pool_size": self._pool_size,
+            "max_overflow": self._max_overflow,
+        }
+
+    def _require_engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise Unavailable("the Postgres store is not started")
+        return self._engine
+
+    def _unavailable(self, reason: str) -> Unavailable:
+        return Unavailable(f"Postgres is not reachable at {self.where} ({reason}); retry later")
+
+    @asynccontextmanager
+    async def _guard(self, too_large: str = TOO_LARGE) -> AsyncIterator[None]:
+        """Driver failures as contract errors: never a traceback or a driver message to the caller. ``too_large``:
+        what to tell the caller when a value exceeds one of Postgres' own size limits (SQLSTATE class 54)."""
+        try:
+            yield
+        except MemoryServiceError:
+            raise
+        except DBAPIError as exc:
+            sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+            cause = exc.orig.__cause__ if exc.orig is not None else None
+            lost = not sqlstate and ("closed" in str(exc.orig) or isinstance(cause, OSError | TimeoutError))
+            if exc.connection_invalidated or lost or (sqlstate and sqlstate.startswith(UNAVAILABLE_SQLSTATES)):
+                logger.warning("Postgres unavailable: %s", exc)
+                raise self._unavailable(type(exc.orig).__name__ if exc.orig else "connection lost") from exc
+            if sqlstate in ("40001", "40P01"):
+                logger.info("Postgres serialization failure or deadlock: %s", exc)
+                raise Conflict("a concurrent call changed the same session at the same time; retry") from exc
+            if sqlstate == "23505":
+                raise Conflict("a concurrent call wrote the same record at the same time; retry") from exc
+            if sqlstate.startswith("54"):
+                # program_limit_exceeded and kin: refused by the statement itself, which (like the transaction
+                # around it) wrote nothing.
+                logger.warning("Postgres refused a value over its limits: %s", exc.orig)
+                raise TooLarge(f"{too_large}; nothing was written") from exc
+            logger.exception("Postgres error")
+            raise Internal("the store failed unexpectedly; see the server log") from exc
+        except PoolTimeoutError as exc:
+            raise Unavailable(
+                f"all {self._pool_size + self._max_overflow} Postgres connections are busy; retry later"
+            ) from exc
+        except (OSError, TimeoutError) as exc:
+            logger.warning("Postgres unavailable: %r", exc)
+            raise self._unavailable(str(exc) or type(exc).__name__) from exc
+        except SQLAlchemyError as exc:
+            logger.exception("Postgres error")
+            raise Internal("the store failed unexpectedly; see the server log") from exc
+        except Exception as exc:
+            # asyncpg raises its own errors (not DBAPI-wrapped) while connecting: a refused login, no database.
+            if type(exc).__module__.startswith("asyncpg"):
+                logger.warning("Postgres connection failed: %r", exc)
+                raise self._unavailable(type(exc).__name__) from exc
+            raise
+
+    @asynccontextmanager
+    async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
+        """One transaction (BEGIN ... COMMIT); rolled back on any exception."""
+        async with self._connection(too_large, transaction=True) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _read(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
+        """A connection in autocommit: each statement is its own transaction (no BEGIN/COMMIT round trips).
+        Also used for single-statement writes, which are atomic by themselves."""
+        async with self._connection(too_large, transaction=False) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _connection(self, too_large: str, *, transaction: bool) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection for one step, bounded (within a tool call) by what is left of the call's deadline.
+
+        Getting the connection (pool checkout, or connecting) is cancelled at the deadline. Once it is ours, the
+        deadline closes its socket instead (``asyncpg.Connection.terminate``): the statement in flight, or the
+        COMMIT or ROLLBACK on the way out, then fails at once as a lost connection, which SQLAlchemy invalidates
+        and the pool discards (so no connection is reused mid-request when Postgres comes back). Cancelling it
+        would not do: SQLAlchemy finishes closing a connection even when cancelled, and a ROLLBACK sent to a
+        stalled server waits for the full statement timeout."""
+        engine = self._require_engine()
+        limit = deadlines.step_limit(math.inf)
+        if limit <= 0:
+            raise Unavailable(deadlines.deadline_message("Postgres"))
+        bounded = not math.isinf(limit)
+        cut_off: list[bool] = []
+        timer: asyncio.TimerHandle | None = None
+        try:
+            async with self._guard(too_large), AsyncExitStack() as stack:
+                with anyio.fail_after(limit if bounded else None):
+                    conn = await stack.enter_async_context(engine.begin() if transaction else engine.connect())
+                    if not transaction:
+                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    driver = (await conn.get_raw_connection()).driver_connection
+                left = deadlines.remaining()
+                if bounded and left is not None and driver is not None:
+                    timer = asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
+                yield conn
+        except Unavailable as exc:
+            # Cut off, or no connection in time (``_guard`` has made the TimeoutError of fail_after Unavailable).
+            if cut_off or deadlines.spent():
+                raise Unavailable(deadlines.deadline_message("Postgres")) from exc
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    _one = _read

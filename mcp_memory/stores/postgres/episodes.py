@@ -1,0 +1,194 @@
+"""The episodes of the Postgres store: recording one (a repeat of a stored one is found, not stored twice),
+recall (:mod:`.search`), edits and forgets (the shared steps of :mod:`~mcp_memory.stores.sql.episode_edits`, with
+Postgres' hooks: its full-text counts follow by triggers), and their vectors (``vector(n)`` of the schema's width).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mcp_memory.errors import InvalidArgument
+from mcp_memory.models import Episode, Outcome, ScoredEpisode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, SearchMode
+from mcp_memory.stores.postgres.search import EXACT_SCAN_BUDGET, search_statement, ts_query, vector_text
+from mcp_memory.stores.postgres.statements import (
+    INSERT_EPISODE,
+    INSERT_EVENT,
+    LOCK_SAME_EPISODE,
+    NEAREST_EPISODE,
+    NEAREST_EPISODE_OF_MODEL,
+    SET_EMBEDDING,
+    episode_params,
+    event_params,
+)
+from mcp_memory.stores.sql.episode_edits import EpisodeEdits
+from mcp_memory.stores.sql.queries import EPISODE_COLUMNS
+
+logger = logging.getLogger(__name__)
+
+
+class PostgresEpisodes(EpisodeEdits):
+    """The episode methods of :class:`~mcp_memory.stores.postgres.store.PostgresStore`."""
+
+    if TYPE_CHECKING:
+        embedding_dimension: int
+
+        @property
+        def where(self) -> str: ...
+
+        def _one(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    @cached_property
+    def exact_scan_max(self) -> int:
+        """Projects of at most this many episodes are searched by an exact scan of their vectors (see
+        :data:`~.search.EXACT_SCAN_BUDGET`)."""
+        return EXACT_SCAN_BUDGET // self.embedding_dimension
+
+    # -- episodes --------------------------------------------------------------------------------------
+    def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
+        """The vector as pgvector text, or None (logged) if it has the wrong number of dimensions."""
+        if embedding is None:
+            return None
+        if len(embedding) != self.embedding_dimension:
+            logger.warning(
+                "%s has %d dimensions but the database stores %d; left without a vector",
+                what,
+                len(embedding),
+                self.embedding_dimension,
+            )
+            return None
+        return vector_text(embedding)
+
+    def _episode_insert(
+        self, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> tuple[str, dict[str, Any]]:
+        """A CTE inserting the episode, and its parameters. The model's name is kept only with a vector (one of
+        the wrong width is not stored, see :meth:`_embedding_text`, and then neither is its model)."""
+        emb = self._embedding_text(embedding, f"the embedding of episode {ep.episode_id}")
+        return INSERT_EPISODE, episode_params(ep, emb, model)
+
+    async def add_episode(
+        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
+    ) -> UUID:
+        sql, params = self._episode_insert(episode, embedding, embedding_model)
+        async with self._write() as conn:
+            # Writers of the same episode queue on one advisory lock (held to commit), so of two concurrent
+            # repeats the second finds the first.
+            await self._lock_same(conn, episode)
+            same = await self._same_episode(conn, episode)
+            if same is not None:
+                return same
+            await conn.execute(text(f"WITH {sql} SELECT 1"), params)
+        return episode.episode_id
+
+    # -- edits (sql/episode_edits.py): the full-text counts follow by triggers; vectors and locks ------------
+    _JSON = "CAST({} AS jsonb)"
+
+    async def _insert_event(self, conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
+        await conn.execute(text(INSERT_EVENT), {"pk": session_pk, **event_params(ev)})
+
+    async def _lock_same(self, conn: AsyncConnection, episode: Episode) -> None:
+        key = f"{episode.project_id}|{episode.agent_instance_id}|{episode.session_id}|{episode.task_description}"
+        await conn.execute(text(LOCK_SAME_EPISODE), {"k": key})
+
+    def _vector_set(self, changes: EpisodeChanges, params: dict[str, Any]) -> str:
+        emb = None
+        if changes.embedding is not None:
+            emb = self._embedding_text(changes.embedding, "the new embedding of an edited episode")
+        params["emb"] = emb
+        params["model"] = None if emb is None else changes.embedding_model
+        return "embedding = CAST(:emb AS vector), embedding_model = CAST(:model AS text)"
+
+    async def nearest_episode(
+        self,
+        project_id: UUID,
+        embedding: Sequence[float],
+        embedding_model: str | None,
+        task_type: str,
+        outcome: Outcome,
+    ) -> tuple[UUID, float] | None:
+        qv = self._embedding_text(embedding, "the embedding of a new episode")
+        if qv is None:
+            return None
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(NEAREST_EPISODE if embedding_model is None else NEAREST_EPISODE_OF_MODEL),
+                    {"qv": qv, "p": project_id, "tt": task_type, "o": outcome.value, "model": embedding_model},
+                )
+            ).first()
+        return None if row is None else (row.episode_id, float(row.cos))
+
+    async def search_episodes(
+        self,
+        project_id: UUID,
+        query: str,
+        query_embedding: Sequence[float] | None,
+        flt: EpisodeFilter,
+        limit: int,
+        now: float,
+        mode: SearchMode = "hybrid",
+        embedding_model: str | None = None,
+    ) -> list[ScoredEpisode]:
+        tsq = ts_query(query) if mode != "vector" else None
+        qv = (
+            self._embedding_text(query_embedding, "the query embedding")
+            if query_embedding is not None and mode != "text"
+            else None
+        )
+        if tsq is None and qv is None:
+            return []
+        sql, params, ef_search = search_statement(
+            project_id, tsq, qv, flt, limit, now, embedding_model, exact_scan_max=self.exact_scan_max
+        )
+        if qv is None:
+            async with self._read() as conn:
+                rows = (await conn.execute(text(sql), params)).all()
+        else:
+            async with self._write() as conn:
+                await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
+                rows = (await conn.execute(text(sql), params)).all()
+        return [ScoredEpisode(**self._episode(r).model_dump(), score=round(r.score, 6)) for r in rows]
+
+    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
+        # Without a model: the partial index episodes_missing_embedding serves it (few rows, asked often by the
+        # background retry). With one (reembed --all, run by hand): a scan, as most rows may be stale then.
+        stale = "" if model is None else " OR e.embedding_model IS DISTINCT FROM :model"
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL{stale} "
+                    "ORDER BY e.created_at, e.id LIMIT :limit"
+                ),
+                {"limit": limit, **({"model": model} if model is not None else {})},
+            )
+            return [self._episode(r) for r in result]
+
+    async def set_episode_embedding(
+        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+    ) -> bool:
+        if len(embedding) != self.embedding_dimension:
+            # Never written: a vector(n) column holds n dimensions only (and Postgres would refuse it anyway).
+            raise InvalidArgument(
+                f"the embedding of {model} has {len(embedding)} dimensions but the Postgres schema of {self.where} "
+                f"stores {self.embedding_dimension}-dimensional vectors; vectors of another dimension need a new "
+                f"schema (a database migrated with MCP_MEMORY_EMBEDDING_DIMENSION={len(embedding)}), or a model "
+                f"of {self.embedding_dimension} dimensions"
+            )
+        async with self._one() as conn:
+            result = await conn.execute(
+                text(SET_EMBEDDING),
+                {"emb": vector_text(embedding), "model": model, "p": project_id, "e": episode_id},
+            )
+            return bool(result.rowcount)
+
+
+__all__ = ["PostgresEpisodes"]

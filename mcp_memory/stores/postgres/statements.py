@@ -1,0 +1,379 @@
+"""The Postgres store's SQL text, the parameters it takes, and how values cross asyncpg (:data:`DIALECT`).
+
+Most port methods are one statement: writes that must happen together (a session and its event, a checkpoint, the
+session's status and its event) are data-modifying CTEs of one ``WITH``, atomic without BEGIN/COMMIT. Checkpoints
+keep their state in one JSONB column ``{"key": ["<value JSON text>", expires_at], ...}`` (see :data:`PAUSE_STATE`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+
+from mcp_memory.models import Episode, Item, Scope, to_datetime
+from mcp_memory.stores.ports import EventRecord
+from mcp_memory.stores.sql.dialect import Dialect, as_is
+from mcp_memory.stores.sql.queries import CHECKPOINT_COLUMNS, COMPLETE, LIVE, SCOPE, SESSION_PK
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT
+
+DIALECT = Dialect(
+    read_json=as_is,
+    read_time=as_is,
+    read_epoch=datetime.timestamp,
+    write_uuid=as_is,
+    write_time=to_datetime,
+    before_bound="AND (created_at, id) < (:b_at, :b_id)",
+)
+scope_params = DIALECT.scope_params
+
+WRITABLE = f"NOT sealed AND status <> 'terminated' AND {COMPLETE}"
+SESSION_SEALED = f"(SELECT sealed OR status = 'terminated' FROM sessions WHERE {SCOPE})"
+"""Whether the session is terminated or being terminated (a scalar subquery, for reads of its checkpoints)."""
+LOCK_WRITABLE = f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE} FOR NO KEY UPDATE"
+"""Lock the session's row for the transaction (writers of one session queue on it) and read what says whether it
+takes writes."""
+
+# -- working memory ---------------------------------------------------------------------------------------
+UPSERT_ITEMS = """
+INSERT INTO working_items (session_pk, key, value, expires_at)
+SELECT CAST(:pk AS bigint), k, v, e
+FROM unnest(CAST(:keys AS text[]), CAST(:values AS text[]), CAST(:expiries AS float8[])) AS t(k, v, e)
+ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+"""
+SET_ITEM = f"""
+INSERT INTO working_items (session_pk, key, value, expires_at)
+SELECT CAST(:pk AS bigint), CAST(:k AS text), CAST(:v AS text), CAST(:e AS float8)
+WHERE EXISTS (SELECT 1 FROM working_items WHERE session_pk = :pk AND key = :k AND {LIVE})
+   OR (SELECT count(*) FROM working_items WHERE session_pk = :pk AND {LIVE}) < :max
+ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+RETURNING 1
+"""
+DELETE_ITEM = (
+    f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE), "
+    "d AS (DELETE FROM working_items w USING s WHERE w.session_pk = s.id AND w.key = :k "
+    f"AND NOT s.sealed AND s.status <> 'terminated' RETURNING w.expires_at) "
+    "SELECT s.status, s.sealed, "
+    "(SELECT count(*) FROM d WHERE d.expires_at IS NULL OR d.expires_at > :now) AS live "
+    "FROM s"
+)
+"""One statement: lock the session row, delete only if it is writable, report what it found."""
+LIST_KEYS = (
+    f"SELECT key FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} "
+    'AND left(key, :n) = :prefix ORDER BY key COLLATE "C"'
+)
+SNAPSHOT = (
+    f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} "
+    f'AND {LIVE} ORDER BY key COLLATE "C"'
+)
+LIVE_COUNT = f"SELECT count(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"
+CLEAR_ITEMS = (
+    f"WITH d AS (DELETE FROM working_items WHERE session_pk = {SESSION_PK} RETURNING expires_at) "
+    f"SELECT count(*) FROM d WHERE {LIVE}"
+)
+
+
+def item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
+    """The parameters ``:keys``, ``:values``, ``:expiries`` of :data:`UPSERT_ITEMS`: the items still live at
+    ``now``."""
+    keys: list[str] = []
+    values: list[str] = []
+    expiries: list[float | None] = []
+    for key, item in items.items():
+        if item.expires_at is None or item.expires_at > now:
+            keys.append(key)
+            values.append(item.value)
+            expiries.append(item.expires_at)
+    return {"keys": keys, "values": values, "expiries": expiries}
+
+
+# -- sessions and events ----------------------------------------------------------------------------------
+EVENT_COLUMNS = "(session_pk, event_type, at, duration_ms, outcome, detail)"
+EVENT_VALUES_NO_DETAIL = "CAST(:ev_t AS text), CAST(:ev_at AS timestamptz), CAST(:ev_d AS float8), CAST(:ev_o AS text)"
+EVENT_VALUES = f"{EVENT_VALUES_NO_DETAIL}, CAST(:ev_detail AS jsonb)"
+INSERT_SESSION = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *"
+)
+INSERT_SPAWNING = (
+    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
+    "metadata, spawn_token, spawn_until) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb), "
+    "CAST(:tok AS text), CAST(:until AS timestamptz)) ON CONFLICT DO NOTHING RETURNING *"
+)
+
+
+def with_event(insert: str, items: bool = False) -> str:
+    """One statement: the session ``insert`` makes (:data:`INSERT_SESSION` or :data:`INSERT_SPAWNING`), its event
+    and (``items``) its working memory from :func:`item_arrays`, or nothing if the session exists; returns its
+    row."""
+    its = (
+        ", it AS (INSERT INTO working_items (session_pk, key, value, expires_at) SELECT s.id, k, v, e "
+        "FROM s, unnest(CAST(:keys AS text[]), CAST(:values AS text[]), CAST(:expiries AS float8[])) AS t(k, v, e))"
+        if items
+        else ""
+    )
+    return (
+        f"WITH s AS ({insert}), ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s){its} "
+        "SELECT * FROM s"
+    )
+
+
+INSERT_EVENT = f"INSERT INTO events {EVENT_COLUMNS} VALUES (:pk, {EVENT_VALUES})"
+DISCARD_SESSION = (
+    f"WITH s AS (DELETE FROM sessions WHERE {SCOPE} AND status = 'running' AND NOT sealed "
+    "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
+    "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
+)
+RECORD_EVENT = (
+    f"INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM sessions WHERE {SCOPE} AND {COMPLETE}"
+)
+
+
+def json_text(value: Any) -> str:
+    """A JSON (or JSONB) parameter's text."""
+    return orjson.dumps(value).decode()
+
+
+def event_params(ev: EventRecord) -> dict[str, Any]:
+    """The parameters of :data:`EVENT_VALUES` (built as the event is written: its duration counts the store's
+    own work)."""
+    return {
+        "ev_t": ev.event_type,
+        "ev_at": to_datetime(ev.at),
+        "ev_d": ev.measured_ms(),
+        "ev_o": ev.outcome,
+        "ev_detail": orjson.dumps(dict(ev.detail), default=str).decode(),
+    }
+
+
+def session_params(scope: Scope, agent_type_id: UUID | None, metadata: Mapping[str, Any], now: float) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_SESSION`."""
+    return {
+        **scope_params(scope),
+        "t": agent_type_id,
+        "now": to_datetime(now),
+        "m": json_text(dict(metadata)),
+    }
+
+
+# -- lifecycle transitions ----------------------------------------------------------------------------------
+_INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
+    "metadata, state, state_bytes, keep)"
+)
+_PAUSED = "upd AS (UPDATE sessions SET status = 'paused', updated_at = :ev_at WHERE id = (SELECT session_pk FROM cp))"
+RECORD_PAUSE = (
+    f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {WRITABLE} FOR NO KEY UPDATE), "
+    f"cp AS ({_INSERT_CHECKPOINT} SELECT s.id, CAST(:cid AS text), "
+    "CAST(:at AS timestamptz), CAST(:n AS integer), CAST(:b AS bigint), CAST(:label AS text), "
+    "CAST(:h AS text), CAST(:m AS jsonb), CAST(:state AS jsonb), CAST(:state_bytes AS bigint), "
+    "CAST(:keep AS boolean) FROM s "
+    f"ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk), {_PAUSED}, "
+    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, {EVENT_VALUES} FROM cp) SELECT session_pk FROM cp"
+)
+"""One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the session
+paused and record the event only if the checkpoint went in (the pruning follows, see ``PostgresStore._prune``)."""
+PAUSE_STATE = (
+    "agg AS (SELECT count(*) AS n, COALESCE(sum(octet_length(value)), 0) AS b, "
+    "COALESCE(jsonb_object_agg(key, jsonb_build_array(value, expires_at)), CAST('{}' AS jsonb)) "
+    "AS state, 'sha256:' || encode(sha256(COALESCE(string_agg(convert_to(key, 'UTF8') || "
+    "decode('00', 'hex') || convert_to(value, 'UTF8') || decode('00', 'hex'), "
+    "decode('', 'hex') ORDER BY key COLLATE \"C\"), decode('', 'hex'))), 'hex') AS h FROM w)"
+)
+"""A checkpoint's state, count, size and content hash aggregated from the live items ``w``: the hash is
+:func:`mcp_memory.models.content_hash` written again in SQL (sha256 over key NUL value NUL in code point order,
+which is byte order in UTF-8, i.e. COLLATE "C"); keep the two in step."""
+PAUSE_SESSION = (
+    f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {WRITABLE} FOR NO KEY UPDATE), "
+    "w AS (SELECT key, value, expires_at FROM working_items "
+    f"WHERE session_pk = (SELECT id FROM s) AND {LIVE}), {PAUSE_STATE}, "
+    f"cp AS ({_INSERT_CHECKPOINT} SELECT s.id, CAST(:cid AS text), "
+    "CAST(:at AS timestamptz), agg.n, agg.b, CAST(:label AS text), agg.h, CAST(:m AS jsonb), "
+    "agg.state, octet_length(CAST(agg.state AS text)), CAST(:keep AS boolean) FROM s, agg "
+    "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
+    f"RETURNING session_pk, keys_count, bytes, content_hash), {_PAUSED}, "
+    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, "
+    f"{EVENT_VALUES_NO_DETAIL}, CAST(:ev_detail AS jsonb) || "
+    "jsonb_build_object('items', keys_count) FROM cp) "
+    "SELECT session_pk, keys_count, bytes, content_hash FROM cp"
+)
+"""One statement: lock the writable session, aggregate its live items into the checkpoint (:data:`PAUSE_STATE`),
+insert it (nothing if its id is taken), mark the session paused and record the event only if the checkpoint went
+in (the pruning follows, see ``PostgresStore._prune``). state_bytes is the size of the state's JSONB text here (the
+two-step path measures its compact JSON); it is informational only."""
+
+
+def resume_find(where: str) -> str:
+    """The session's row locked (writers of this session queue behind the resume) and its checkpoint ``where``
+    selects (:func:`~mcp_memory.stores.sql.queries.checkpoint_selector`)."""
+    return (
+        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE) "
+        f"SELECT s.id AS pk, s.status, s.sealed, c.* FROM s JOIN LATERAL (SELECT {CHECKPOINT_COLUMNS}, "
+        f"state FROM checkpoints WHERE session_pk = s.id {where}) c ON true"
+    )
+
+
+def resume_write(clear: bool) -> str:
+    """One statement: (with clear) delete the keys the checkpoint does not have, upsert its keys (disjoint rows,
+    so the two never touch one row twice), status and event; and the count of the other live keys, which the
+    upsert leaves alone (the caller checks it: too many rolls it all back)."""
+    others = (
+        "session_pk = :pk AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:keys AS text[])) AS r(key) "
+        "WHERE r.key = working_items.key)"
+    )
+    delete = f"d AS (DELETE FROM working_items WHERE {others}), " if clear else ""
+    count = "0" if clear else f"(SELECT count(*) FROM working_items WHERE {others} AND {LIVE})"
+    return (
+        f"WITH {delete}ins AS ({UPSERT_ITEMS}), "
+        "upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at WHERE id = :pk), "
+        f"ev AS (INSERT INTO events {EVENT_COLUMNS} VALUES (:pk, {EVENT_VALUES})) "
+        f"SELECT {count}"
+    )
+
+
+RECORD_RESUME = (
+    f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE), "
+    f"upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at FROM s "
+    f"WHERE sessions.id = s.id AND NOT s.sealed AND s.status <> 'terminated' RETURNING s.id), "
+    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM upd) "
+    "SELECT status, sealed FROM s"
+)
+LOCK_FOR_TERMINATE = f"SELECT id, status, terminate_result, sealed, seal_token FROM sessions WHERE {SCOPE} FOR UPDATE"
+
+
+def terminate(episode_sql: str) -> str:
+    """Episode (the CTE ``episode_sql`` of :func:`insert_episode`, if any), session and event in one statement."""
+    return (
+        f"WITH {episode_sql + ', ' if episode_sql else ''}"
+        "upd AS (UPDATE sessions SET status = 'terminated', sealed = true, updated_at = :ev_at, "
+        "terminated_at = :ev_at, episode_id = :eid, terminate_result = CAST(:r AS jsonb) WHERE id = :pk) "
+        f"{INSERT_EVENT}"
+    )
+
+
+DELETE_CHECKPOINT_WITH_EVENT = (
+    f"WITH d AS ({DELETE_CHECKPOINT}), "
+    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, {EVENT_VALUES} FROM d) SELECT session_pk FROM d"
+)
+"""One statement: the checkpoint goes, and the event is recorded only if it did."""
+GET_CHECKPOINT = (
+    f"SELECT {CHECKPOINT_COLUMNS}, state, {SESSION_SEALED} AS session_sealed "
+    f"FROM checkpoints WHERE session_pk = {SESSION_PK} "
+)
+"""A checkpoint with its state, and whether its session is sealed; ends where the checkpoint selector goes."""
+
+
+def state_text(items: Mapping[str, Item]) -> bytes:
+    """A checkpoint's ``state`` column as JSON: ``{"key": ["<value JSON text>", expires_at], ...}``."""
+    return orjson.dumps({key: [it.value, it.expires_at] for key, it in items.items()})
+
+
+def state_items(state: Mapping[str, Any]) -> dict[str, Item]:
+    """The items of a checkpoint's ``state`` column (decoded by the driver)."""
+    return {key: Item(value, expires_at) for key, (value, expires_at) in state.items()}
+
+
+# -- episodes ----------------------------------------------------------------------------------------------
+INSERT_EPISODE = (
+    "ins_ep AS (INSERT INTO episodes (episode_id, project_id, agent_instance_id, session_id, task_type, "
+    "task_description, outcome, outcome_details, lessons_learned, importance_score, context_summary, "
+    "metadata, created_at, embedding, embedding_model) VALUES (:ep_id, :ep_p, :ep_a, :ep_s, :ep_tt, :ep_td, "
+    ":ep_o, :ep_od, CAST(:ep_ll AS jsonb), :ep_imp, :ep_cs, CAST(:ep_m AS jsonb), :ep_at, "
+    "CAST(:ep_emb AS vector), CAST(:ep_model AS text)))"
+)
+"""A CTE inserting an episode (parameters: :func:`episode_params`)."""
+
+
+def episode_params(ep: Episode, emb: str | None, model: str | None) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_EPISODE`; ``emb`` in pgvector's text form. The model's name is kept only
+    with a vector."""
+    return {
+        "ep_id": ep.episode_id,
+        "ep_p": ep.project_id,
+        "ep_a": ep.agent_instance_id,
+        "ep_s": ep.session_id,
+        "ep_tt": ep.task_type,
+        "ep_td": ep.task_description,
+        "ep_o": ep.outcome.value,
+        "ep_od": ep.outcome_details,
+        "ep_ll": json_text(ep.lessons_learned),
+        "ep_imp": ep.importance_score,
+        "ep_cs": ep.context_summary,
+        "ep_m": json_text(ep.metadata),
+        "ep_at": ep.created_at,
+        "ep_emb": emb,
+        "ep_model": model if emb is not None else None,
+    }
+
+
+LOCK_SAME_EPISODE = "SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"
+"""Writers of one episode (the key names it) queue on this lock, held to commit: of two concurrent repeats, the
+second finds the first."""
+_NEAREST = (
+    "SELECT episode_id, 1.0 - (embedding <=> CAST(:qv AS vector)) AS cos FROM episodes "
+    "WHERE project_id = :p AND task_type = :tt AND outcome = :o AND embedding IS NOT NULL{} "
+    "ORDER BY (embedding <=> CAST(:qv AS vector)) + 0 LIMIT 1"
+)
+NEAREST_EPISODE = _NEAREST.format("")
+"""The project's episode of one task type and outcome nearest to ``:qv``, and its cosine. Exact (no index): one
+task type and outcome of one project, a B-tree's rows."""
+NEAREST_EPISODE_OF_MODEL = _NEAREST.format(" AND embedding_model = CAST(:model AS text)")
+""":data:`NEAREST_EPISODE` among the vectors of the model ``:model``."""
+SET_EMBEDDING = (
+    "UPDATE episodes SET embedding = CAST(:emb AS vector), embedding_model = CAST(:model AS text) "
+    "WHERE project_id = :p AND episode_id = :e "
+    "AND (embedding IS NULL OR embedding_model IS DISTINCT FROM CAST(:model AS text))"
+)
+PING = (
+    "SELECT current_setting('server_version') AS server, "
+    "(SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector, "
+    "(SELECT count(*) FROM sessions) AS sessions, (SELECT count(*) FROM episodes) AS episodes, "
+    "(SELECT count(*) FROM episodes WHERE embedding IS NULL) AS missing"
+)
+
+__all__ = [
+    "CLEAR_ITEMS",
+    "DELETE_CHECKPOINT_WITH_EVENT",
+    "DELETE_ITEM",
+    "DIALECT",
+    "DISCARD_SESSION",
+    "EVENT_COLUMNS",
+    "EVENT_VALUES",
+    "GET_CHECKPOINT",
+    "INSERT_EPISODE",
+    "INSERT_EVENT",
+    "INSERT_SESSION",
+    "INSERT_SPAWNING",
+    "LIST_KEYS",
+    "LIVE_COUNT",
+    "LOCK_FOR_TERMINATE",
+    "LOCK_SAME_EPISODE",
+    "LOCK_WRITABLE",
+    "NEAREST_EPISODE",
+    "NEAREST_EPISODE_OF_MODEL",
+    "PAUSE_SESSION",
+    "PAUSE_STATE",
+    "PING",
+    "RECORD_EVENT",
+    "RECORD_PAUSE",
+    "RECORD_RESUME",
+    "SET_EMBEDDING",
+    "SET_ITEM",
+    "SNAPSHOT",
+    "UPSERT_ITEMS",
+    "episode_params",
+    "event_params",
+    "item_arrays",
+    "json_text",
+    "resume_find",
+    "resume_write",
+    "scope_params",
+    "session_params",
+    "state_items",
+    "state_text",
+    "terminate",
+    "with_event",
+]

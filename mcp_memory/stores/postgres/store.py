@@ -1,0 +1,440 @@
+"""Postgres with pgvector: sessions, events, checkpoints and episodes (and working memory when Redis is not
+configured), through SQLAlchemy 2 async Core on asyncpg.
+
+Transactions and concurrency. Every port method is one transaction, and where it can be, one statement (a
+single statement is atomic on its own, so it runs without BEGIN/COMMIT round trips). Postgres runs at READ
+COMMITTED: each statement reads one snapshot, which is what makes ``snapshot`` atomic against a concurrent
+``restore``. Writes that must check something first (the key limit of ``set``, the session's status) lock the
+session's row (``FOR NO KEY UPDATE``) and then check in a *second* statement, which reads a snapshot taken after
+the lock was granted; so two writers of one session queue on the row and never both see room for "one more key".
+
+Checkpoints keep their state in one JSONB column ``{"key": ["<value JSON text>", expires_at], ...}``: the value
+stays the caller's exact JSON text (JSONB would normalise spacing, key order and number forms, and the contract
+promises the bytes back), while the checkpoint stays one row, readable with SQL (``state -> 'k' ->> 0``).
+
+The package: :mod:`.connection` (engine, pool, deadlines, error mapping), :mod:`.statements` (the SQL text),
+:mod:`.search` (recall as one SQL statement, see :func:`~.search.search_sql`), :mod:`.schema` (the schema's state
+and its Alembic migrations) and this module, the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+from uuid import UUID
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mcp_memory.config import Settings
+from mcp_memory.embeddings import vector_dimension
+from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
+from mcp_memory.stores.ports import EventRecord, Limits, Retention
+from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
+from mcp_memory.stores.postgres.episodes import PostgresEpisodes
+from mcp_memory.stores.postgres.statements import (
+    CLEAR_ITEMS,
+    DELETE_CHECKPOINT_WITH_EVENT,
+    DELETE_ITEM,
+    DIALECT,
+    DISCARD_SESSION,
+    GET_CHECKPOINT,
+    INSERT_SESSION,
+    INSERT_SPAWNING,
+    LIST_KEYS,
+    LIVE_COUNT,
+    LOCK_FOR_TERMINATE,
+    LOCK_WRITABLE,
+    PAUSE_SESSION,
+    RECORD_EVENT,
+    RECORD_PAUSE,
+    RECORD_RESUME,
+    SET_ITEM,
+    SNAPSHOT,
+    UPSERT_ITEMS,
+    event_params,
+    item_arrays,
+    json_text,
+    resume_find,
+    resume_write,
+    scope_params,
+    session_params,
+    state_items,
+    state_text,
+    terminate,
+    with_event,
+)
+from mcp_memory.stores.sql.erase import ScopeErase
+from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
+from mcp_memory.stores.sql.retention import prune_statement
+from mcp_memory.stores.sql.rules import (
+    check_fits,
+    check_writable,
+    checkpoint_exists,
+    keys_full,
+    restore_overflows,
+)
+from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
+from mcp_memory.stores.sql.store import SqlStore
+from mcp_memory.stores.sql.transfer import SqlTransfer
+
+
+class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeErase, SqlTransfer, SqlStore):
+    """Working store and durable store on Postgres with pgvector (see the module docstring)."""
+
+    _dialect = DIALECT
+    # Session discovery (sql/sessions.py): a listed session's first live keys, as an array (byte order, as memory_list).
+    _FIRST_KEYS = (
+        "ARRAY(SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
+        f'AND (w.expires_at IS NULL OR w.expires_at > :now) ORDER BY w.key COLLATE "C" LIMIT {FIRST_KEYS})'
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PostgresStore:
+        """The store the settings describe (not started)."""
+        return cls(
+            settings.resolved_database_url(),
+            embedding_dimension=vector_dimension(settings),
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            timeout_seconds=settings.database_timeout_seconds,
+        )
+
+    async def _lock_writable(self, conn: AsyncConnection, scope: Scope) -> int:
+        """Lock the session's row for this transaction and check it accepts writes; its pk."""
+        row = (await conn.execute(text(LOCK_WRITABLE), scope_params(scope))).first()
+        self._check_writable(scope, row)
+        assert row is not None
+        return int(row.id)
+
+    @staticmethod
+    def _check_writable(scope: Scope, row: Any) -> None:
+        check_writable(scope, None if row is None else (row.status, row.sealed))
+
+    # -- working store ---------------------------------------------------------------------------------
+    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
+        check_fits(items, now, limits)
+        async with self._write() as conn:
+            pk = await self._lock_writable(conn, scope)
+            arrays = item_arrays(items, now)
+            if arrays["keys"]:
+                await conn.execute(text(UPSERT_ITEMS), {"pk": pk, **arrays})
+            return len(arrays["keys"])
+
+    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
+        async with self._write() as conn:
+            pk = await self._lock_writable(conn, scope)
+            params = {"pk": pk, "k": key, "v": item.value, "e": item.expires_at, "now": now, "max": limits.max_keys}
+            if (await conn.execute(text(SET_ITEM), params)).first() is None:
+                raise keys_full(scope, limits)
+            await self._maybe_purge(conn, now)
+
+    async def delete(self, scope: Scope, key: str, now: float) -> bool:
+        async with self._one() as conn:
+            row = (await conn.execute(text(DELETE_ITEM), {**scope_params(scope), "k": key, "now": now})).first()
+        self._check_writable(scope, row)
+        assert row is not None
+        return bool(row.live)
+
+    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(LIST_KEYS), {**scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix}
+            )
+            return [row.key for row in result]
+
+    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
+        async with self._read() as conn:
+            result = await conn.execute(text(SNAPSHOT), {**scope_params(scope), "now": now})
+            return {row.key: Item(row.value, row.expires_at) for row in result}
+
+    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
+        if clear:
+            check_fits(items, now, limits)
+        arrays = item_arrays(items, now)
+        async with self._write() as conn:
+            pk = await self._lock_writable(conn, scope)
+            if clear:
+                await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
+            if arrays["keys"]:
+                await conn.execute(text(UPSERT_ITEMS), {"pk": pk, **arrays})
+            if not clear:
+                live = (await conn.execute(text(LIVE_COUNT), {"pk": pk, "now": now})).scalar_one()
+                if live > limits.max_keys:
+                    raise restore_overflows(limits)
+            return len(arrays["keys"])
+
+    async def clear(self, scope: Scope, now: float) -> int:
+        async with self._one() as conn:
+            live = (await conn.execute(text(CLEAR_ITEMS), {**scope_params(scope), "now": now})).scalar_one()
+        return int(live)
+
+    # -- sessions and events ---------------------------------------------------------------------------
+    async def create_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+    ) -> SessionInfo:
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(with_event(INSERT_SESSION)),
+                    {**session_params(scope, agent_type_id, metadata, now), **event_params(event)},
+                )
+            ).first()
+            if row is None:
+                raise await self._refuse_create(conn, scope)
+        return self._session_info(row)
+
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        params = {
+            **session_params(scope, agent_type_id, metadata, now),
+            **event_params(event),
+            "tok": token,
+            "until": DIALECT.write_time(now + lease_seconds),
+        }
+        # One transaction: a lapsed spawn's row goes and the new one comes in together (a concurrent takeover
+        # blocks on the row's lock, then finds it gone and inserts nothing: conflict).
+        async with self._write() as conn:
+            await self._take_over_lapsed_spawn(conn, params)
+            row = (await conn.execute(text(with_event(INSERT_SPAWNING)), params)).first()
+            if row is None:
+                raise await self._refuse_spawn(conn, scope, params)
+        return self._session_info(row)
+
+    async def discard_session(self, scope: Scope) -> None:
+        async with self._one() as conn:
+            await conn.execute(text(DISCARD_SESSION), scope_params(scope))
+
+    async def record_event(self, scope: Scope, event: EventRecord) -> None:
+        async with self._one() as conn:
+            await conn.execute(text(RECORD_EVENT), {**scope_params(scope), **event_params(event)})
+
+    # -- lifecycle transitions -------------------------------------------------------------------------
+    async def _prune(
+        self, conn: AsyncConnection, session_pk: int, info: CheckpointInfo, retention: Retention | None
+    ) -> None:
+        """Apply ``retention``: the pause's second statement, in its transaction. Its first took the session's row
+        lock, so no other pause of the session inserts in between, and (read committed) this statement's snapshot
+        sees every checkpoint committed before that lock was granted: two concurrent pauses never leave more than
+        the policy allows (one statement could not: its snapshot predates the lock wait)."""
+        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "OFFSET :n")
+        if prune is not None:
+            await conn.execute(text(prune[0]), prune[1])
+
+    async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(DELETE_CHECKPOINT_WITH_EVENT),
+                    {**scope_params(scope), "cid": checkpoint_id, **event_params(event)},
+                )
+            ).first()
+        return row is not None
+
+    async def record_pause(
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        items: Mapping[str, Item],
+        event: EventRecord,
+        retention: Retention | None = None,
+    ) -> None:
+        state = state_text(items)
+        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
+            row = (
+                await conn.execute(
+                    text(RECORD_PAUSE),
+                    {
+                        **scope_params(scope),
+                        "cid": info.checkpoint_id,
+                        "at": info.created_at,
+                        "n": info.keys_count,
+                        "b": info.bytes,
+                        "label": info.label,
+                        "h": info.content_hash,
+                        "m": json_text(info.metadata),
+                        "state": state.decode(),
+                        "state_bytes": len(state),
+                        "keep": info.keep,
+                        **event_params(event),
+                    },
+                )
+            ).first()
+            if row is None:
+                await self._refuse_pause(conn, scope, info.checkpoint_id)
+            await self._prune(conn, int(row.session_pk), info, retention)
+
+    async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
+        """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
+        found = (
+            await conn.execute(
+                text(f"SELECT status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"), scope_params(scope)
+            )
+        ).first()
+        self._check_writable(scope, found)
+        raise checkpoint_exists(checkpoint_id)
+
+    # -- one transaction per transition (this store is the working store too) ---------------------------
+    async def spawn_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        items: Mapping[str, Item],
+        limits: Limits,
+    ) -> tuple[SessionInfo, int]:
+        check_fits(items, now, limits)
+        arrays = item_arrays(items, now)
+        # One statement: the session, its event and its items, or (if the session exists) nothing.
+        async with self._one() as conn:
+            row = (
+                await conn.execute(
+                    text(with_event(INSERT_SESSION, items=True)),
+                    {**session_params(scope, agent_type_id, metadata, now), **arrays, **event_params(event)},
+                )
+            ).first()
+            if row is None:
+                raise await self._refuse_create(conn, scope)
+        return self._session_info(row), len(arrays["keys"])
+
+    async def pause_session(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+    ) -> CheckpointInfo:
+        # Then the pruning, the transaction's second statement (``_prune``).
+        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
+            row = (
+                await conn.execute(
+                    text(PAUSE_SESSION),
+                    {
+                        **scope_params(scope),
+                        "now": now,
+                        "cid": info.checkpoint_id,
+                        "at": info.created_at,
+                        "label": info.label,
+                        "m": json_text(info.metadata),
+                        "keep": info.keep,
+                        **event_params(event),
+                    },
+                )
+            ).first()
+            if row is None:
+                await self._refuse_pause(conn, scope, info.checkpoint_id)
+            await self._prune(conn, int(row.session_pk), info, retention)
+        return info.model_copy(
+            update={"keys_count": int(row.keys_count), "bytes": int(row.bytes), "content_hash": row.content_hash}
+        )
+
+    async def resume_session(
+        self,
+        scope: Scope,
+        checkpoint_id: str | None,
+        clear: bool,
+        now: float,
+        limits: Limits,
+        event: EventRecord,
+    ) -> tuple[CheckpointInfo, int] | None:
+        params = scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        async with self._write() as conn:
+            found = (await conn.execute(text(resume_find(where)), params)).first()
+            if found is None:
+                return None
+            self._check_writable(scope, found)
+            info = self._checkpoint_info(found)
+            items = state_items(found.state)
+            if clear:
+                check_fits(items, now, limits)
+            arrays = item_arrays(items, now)
+            restored = len(arrays["keys"])
+            recorded = event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored})
+            kept = (
+                await conn.execute(
+                    text(resume_write(clear)), {"pk": found.pk, "now": now, **arrays, **event_params(recorded)}
+                )
+            ).scalar_one()
+            if not clear and kept + restored > limits.max_keys:
+                raise restore_overflows(limits)
+            return info, restored
+
+    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+        async with self._one() as conn:
+            row = (await conn.execute(text(RECORD_RESUME), {**scope_params(scope), **event_params(event)})).first()
+        self._check_writable(scope, row)
+
+    async def record_terminate(
+        self,
+        scope: Scope,
+        episode: Episode | None,
+        embedding: Sequence[float] | None,
+        result: Mapping[str, Any],
+        event: EventRecord,
+        embedding_model: str | None = None,
+        seal_token: str | None = None,
+    ) -> dict[str, Any]:
+        async with self._write() as conn:
+            row = (await conn.execute(text(LOCK_FOR_TERMINATE), scope_params(scope))).first()
+            stored = self._terminated_result(scope, row, seal_token)
+            if stored is not None:
+                return stored
+            assert row is not None
+            episode_sql, episode_values = (
+                self._episode_insert(episode, embedding, embedding_model) if episode else ("", {})
+            )
+            await conn.execute(
+                text(terminate(episode_sql)),
+                {
+                    **episode_values,
+                    "pk": row.id,
+                    "eid": episode.episode_id if episode else None,
+                    "r": json_text(dict(result)),
+                    **event_params(event),
+                },
+            )
+            return dict(result)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        params = scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        async with self._read() as conn:
+            row = (await conn.execute(text(GET_CHECKPOINT + where), params)).first()
+        if row is None:
+            return None
+        return CheckpointData(self._checkpoint_info(row), state_items(row.state), bool(row.session_sealed))
+
+    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    _vector_column = "CAST(e.embedding AS text)"
+
+    @staticmethod
+    def _read_vector(value: Any) -> list[float] | None:
+        vector: list[float] = orjson.loads(value)
+        return vector
+
+    @staticmethod
+    def _checkpoint_extra(state: str) -> dict[str, Any]:
+        return {"state_bytes": len(state.encode())}
+
+    async def _import_episode(
+        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+    ) -> None:
+        sql, params = self._episode_insert(ep, embedding, model)
+        await conn.execute(text(f"WITH {sql} SELECT 1"), params)
+
+
+__all__ = ["PostgresStore"]

@@ -1,0 +1,131 @@
+"""Deleting whole sessions, agents and projects from a SQL store: ``delete_session`` (the tool) and ``erase`` (the
+operator's ``mcp-memory forget``), with the same steps on both SQL stores.
+
+What goes: the sessions' working memory rows, checkpoints, events and records, and (unless kept) the episodes, with
+their vectors, full-text postings and their share of the project's full-text statistics (SQLite keeps those itself:
+the store's ``_unindex`` hook of :class:`~mcp_memory.stores.sql.episode_edits.EpisodeEdits`, the one
+``forget_episodes`` uses, takes the episodes out first; Postgres's triggers on ``episodes`` do it), so that the other
+episodes score as in a store that never held them. One transaction: all of it goes, or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mcp_memory.errors import Conflict, NotFound
+from mcp_memory.models import Scope, SessionStatus
+from mcp_memory.stores.ports import Removed
+from mcp_memory.stores.sql.dialect import Dialect
+from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE
+
+BATCH = 500
+"""Rows deleted per statement by key (SQLite binds at most 32,766 parameters)."""
+
+
+def _where(d: Dialect, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None) -> tuple[str, str]:
+    """The conditions on ``sessions`` and on ``episodes e`` that pick a project, or one of its agents, or one
+    session (with its parameters ``:p``, ``:a``, ``:s``)."""
+    sessions = ["project_id = :p"]
+    episodes = ["e.project_id = :p"]
+    if agent_instance_id is not None:
+        sessions.append("agent_instance_id = :a")
+        episodes.append("e.agent_instance_id = :a")
+    if session_id is not None:
+        sessions.append("session_id = :s")
+        episodes.append("e.session_id = :s")
+    return " AND ".join(sessions), " AND ".join(episodes)
+
+
+class ScopeErase:
+    """``delete_session`` and ``erase`` for a SQL store (see the module docstring)."""
+
+    _dialect: ClassVar[Dialect]
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    if TYPE_CHECKING:
+
+        async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None: ...
+
+    async def _count(
+        self, conn: AsyncConnection, sessions: str, episodes: str | None, params: dict[str, Any]
+    ) -> Removed:
+        pks = f"(SELECT id FROM sessions WHERE {sessions})"
+        episode_count = f"(SELECT COUNT(*) FROM episodes e WHERE {episodes})" if episodes else "0"
+        row = (
+            await conn.execute(
+                text(
+                    f"SELECT (SELECT COUNT(*) FROM working_items WHERE session_pk IN {pks} AND {LIVE}) AS w, "
+                    f"(SELECT COUNT(*) FROM checkpoints WHERE session_pk IN {pks}) AS c, "
+                    f"(SELECT COUNT(*) FROM events WHERE session_pk IN {pks}) AS ev, "
+                    f"{episode_count} AS ep, (SELECT COUNT(*) FROM sessions WHERE {sessions}) AS s"
+                ),
+                params,
+            )
+        ).one()
+        return Removed(int(row.w), int(row.c), int(row.ev), int(row.ep), int(row.s))
+
+    async def _erase(self, conn: AsyncConnection, sessions: str, episodes: str | None, params: dict[str, Any]) -> None:
+        pks = f"(SELECT id FROM sessions WHERE {sessions})"
+        for table in ("working_items", "checkpoints", "events"):
+            await conn.execute(text(f"DELETE FROM {table} WHERE session_pk IN {pks}"), params)
+        await conn.execute(text(f"DELETE FROM sessions WHERE {sessions}"), params)
+        if episodes is None:
+            return
+        found = await conn.execute(text(f"SELECT e.id FROM episodes e WHERE {episodes}"), params)
+        episode_pks = [int(pk) for (pk,) in found]
+        for i in range(0, len(episode_pks), BATCH):
+            batch = episode_pks[i : i + BATCH]
+            await self._unindex(conn, batch)
+            names = {f"pk{j}": pk for j, pk in enumerate(batch)}
+            await conn.execute(text(f"DELETE FROM episodes WHERE id IN ({', '.join(':' + n for n in names)})"), names)
+
+    async def delete_session(self, scope: Scope, keep_episodes: bool, now: float) -> Removed:
+        """Delete one session: its working memory rows, checkpoints, events and record, and its episodes unless
+        ``keep_episodes``. ``NotFound`` if the session does not exist; ``Conflict`` while it is being terminated
+        (sealed, not yet terminated). What was removed (live keys at ``now``)."""
+        d = self._dialect
+        params: dict[str, Any] = {**d.scope_params(scope), "now": now}
+        sessions, episodes = _where(d, scope.project_id, scope.agent_instance_id, scope.session_id)
+        async with self._write() as conn:
+            row = (
+                await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"), params)
+            ).first()
+            if row is None:
+                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
+            if row.sealed and row.status != SessionStatus.TERMINATED:
+                raise Conflict(f"session '{scope.session_id}' is being terminated; delete it once it is terminated")
+            kept = None if keep_episodes else episodes
+            removed = await self._count(conn, sessions, kept, params)
+            await self._erase(conn, sessions, kept, params)
+        return removed
+
+    async def erase(
+        self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, now: float, dry_run: bool
+    ) -> Removed:
+        """The operator's erase: every session of the project (of one agent, or one session, if given) whatever
+        its state, and every episode of that scope (those recorded without a session included). With ``dry_run``
+        only counts. What was (or would be) removed."""
+        d = self._dialect
+        params: dict[str, Any] = {"p": d.write_uuid(project_id), "now": now}
+        if agent_instance_id is not None:
+            params["a"] = d.write_uuid(agent_instance_id)
+        if session_id is not None:
+            params["s"] = session_id
+        sessions, episodes = _where(d, project_id, agent_instance_id, session_id)
+        async with self._write() as conn:
+            removed = await self._count(conn, sessions, episodes, params)
+            if not dry_run:
+                await self._erase(conn, sessions, episodes, params)
+        return removed
+
+
+__all__ = ["BATCH", "ScopeErase"]

@@ -1,0 +1,48 @@
+"""Checkpoint retention and deletion, as both SQL stores run them.
+
+Pruning runs in the pause's transaction, after its checkpoint went in and while the session's row is held by that
+transaction (SQLite: the single writer; Postgres: the row lock the insert took), so that two concurrent pauses of one
+session cannot each prune without seeing the other's checkpoint: a session never holds more than the policy allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp_memory.stores.ports import Retention
+from mcp_memory.stores.sql.dialect import Dialect
+from mcp_memory.stores.sql.queries import NEWEST_FIRST, SCOPE
+
+NEWEST = f"(SELECT id FROM checkpoints WHERE session_pk = :pk ORDER BY {NEWEST_FIRST} LIMIT 1)"
+"""The session's newest checkpoint, never pruned (whether kept or not)."""
+
+
+def prune_statement(
+    d: Dialect, retention: Retention | None, session_pk: int, now: float, offset_all: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The DELETE that applies ``retention`` to the session ``session_pk`` at ``now`` and its parameters, or None if
+    the policy keeps everything. A checkpoint goes if it is not kept, not the newest, and either beyond the newest
+    ``keep_last`` checkpoints not kept or older than ``max_age_seconds``. ``offset_all`` is the dialect's way of
+    saying "every row after the first :n" (SQLite: ``LIMIT -1 OFFSET :n``; Postgres: ``OFFSET :n``)."""
+    if retention is None or (retention.keep_last is None and retention.max_age_seconds is None):
+        return None
+    params: dict[str, Any] = {"pk": session_pk}
+    reasons: list[str] = []
+    if retention.keep_last is not None:
+        params["n"] = retention.keep_last
+        reasons.append(
+            "id IN (SELECT id FROM checkpoints WHERE session_pk = :pk AND NOT keep "
+            f"ORDER BY {NEWEST_FIRST} {offset_all})"
+        )
+    if retention.max_age_seconds is not None:
+        params["cutoff"] = d.write_time(now - retention.max_age_seconds)
+        reasons.append("created_at < :cutoff")
+    sql = f"DELETE FROM checkpoints WHERE session_pk = :pk AND NOT keep AND id <> {NEWEST} AND ({' OR '.join(reasons)})"
+    return sql, params
+
+
+DELETE_CHECKPOINT = (
+    f"DELETE FROM checkpoints WHERE session_pk = (SELECT id FROM sessions WHERE {SCOPE} AND spawn_until IS NULL) "
+    "AND checkpoint_id = :cid RETURNING session_pk"
+)
+"""Delete one checkpoint of one session (none if the id is another session's or unknown)."""

@@ -1,0 +1,370 @@
+""":class:`SqlTransfer`: the transfer port (:mod:`mcp_memory.stores.transfer`) with the same SQL on both SQL stores.
+
+Each store supplies the few pieces that differ: how a JSON parameter is written (``_JSON``), how a checkpoint's state
+and a vector are read back (``_read_state``, ``_vector_column``, ``_read_vector``), the checkpoint columns it keeps
+besides the shared ones (``_checkpoint_extra``), and its own episode insert (``_import_episode``: the lifecycle's
+path, which makes the full-text postings and per-project statistics).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mcp_memory.errors import Conflict
+from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
+from mcp_memory.stores.ports import EventRecord
+from mcp_memory.stores.sql.dialect import Dialect, as_uuid
+from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, EPISODE_COLUMNS
+from mcp_memory.stores.transfer import (
+    CheckpointEntry,
+    Entry,
+    EpisodeEntry,
+    EventEntry,
+    ImportPlan,
+    Selection,
+    SessionEntry,
+    WorkingEntry,
+)
+
+_CHECKPOINT_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
+
+
+def _where(d: Dialect, sel: Selection, alias: str) -> tuple[str, dict[str, Any]]:
+    """Conditions selecting ``sel`` on a table with project, agent and session columns (alias ``alias``)."""
+    parts = [f"{alias}.project_id = :sel_p"]
+    params: dict[str, Any] = {"sel_p": d.write_uuid(sel.project_id)}
+    if sel.agent_instance_id is not None:
+        parts.append(f"{alias}.agent_instance_id = :sel_a")
+        params["sel_a"] = d.write_uuid(sel.agent_instance_id)
+    if sel.session_id is not None:
+        parts.append(f"{alias}.session_id = :sel_s")
+        params["sel_s"] = sel.session_id
+    return " AND ".join(parts), params
+
+
+def state_json(items: dict[str, Item]) -> str:
+    """A checkpoint's state as both SQL stores keep it: key -> [the value's JSON text, expires_at], keys sorted."""
+    return orjson.dumps({k: [it.value, it.expires_at] for k, it in items.items()}, option=orjson.OPT_SORT_KEYS).decode()
+
+
+class SqlTransfer:
+    """Export pages and the one-transaction import of both SQL stores."""
+
+    _dialect: ClassVar[Dialect]
+    _JSON = "{}"
+    """A JSON parameter in SQL (Postgres: ``CAST({} AS jsonb)``), shared with the episode edits."""
+    _vector_column: ClassVar[str] = "e.embedding"
+    """The select expression of an episode's vector (Postgres casts it to text: asyncpg knows no vector type)."""
+
+    if TYPE_CHECKING:
+
+        def _read(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        def _session_info(self, row: Any) -> SessionInfo: ...
+
+        def _checkpoint_info(self, row: Any) -> CheckpointInfo: ...
+
+        def _episode(self, row: Any) -> Episode: ...
+
+        async def _import_episode(
+            self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
+        ) -> None: ...
+
+    # -- what differs per store ---------------------------------------------------------------------------
+    def _json(self, name: str) -> str:
+        """The JSON parameter ``:name`` in SQL, as the store's ``_JSON`` writes one (SQLite: the text as is)."""
+        return self._JSON.format(f":{name}")
+
+    @staticmethod
+    def _read_state(value: Any) -> dict[str, Item]:
+        decoded: dict[str, list[Any]] = orjson.loads(value) if isinstance(value, str | bytes) else value
+        return {key: Item(v, exp) for key, (v, exp) in decoded.items()}
+
+    @staticmethod
+    def _read_vector(value: Any) -> list[float] | None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _checkpoint_extra(state: str) -> dict[str, Any]:
+        """Columns a store keeps for a checkpoint besides the shared ones (Postgres: ``state_bytes``)."""
+        return {}
+
+    # -- export --------------------------------------------------------------------------------------------
+    async def export_sessions(self, sel: Selection, after: int, limit: int) -> list[tuple[int, SessionInfo]]:
+        where, params = _where(self._dialect, sel, "s")
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT s.* FROM sessions s WHERE {where} AND s.{COMPLETE} AND s.id > :after "
+                    "ORDER BY s.id LIMIT :n"
+                ),
+                {**params, "after": after, "n": limit},
+            )
+            return [(int(r.id), self._session_info(r)) for r in result]
+
+    async def export_checkpoints(
+        self, sel: Selection, after: int, limit: int
+    ) -> list[tuple[int, Scope, CheckpointData]]:
+        where, params = _where(self._dialect, sel, "s")
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT c.id AS row_key, {_CHECKPOINT_C}, c.state, "
+                    "s.project_id, s.agent_instance_id, s.session_id "
+                    f"FROM checkpoints c JOIN sessions s ON s.id = c.session_pk WHERE {where} AND s.{COMPLETE} "
+                    "AND c.id > :after ORDER BY c.id LIMIT :n"
+                ),
+                {**params, "after": after, "n": limit},
+            )
+            return [
+                (
+                    int(r.row_key),
+                    Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id),
+                    CheckpointData(self._checkpoint_info(r), self._read_state(r.state)),
+                )
+                for r in result
+            ]
+
+    async def export_events(self, sel: Selection, after: int, limit: int) -> list[tuple[int, Scope, EventRecord]]:
+        d = self._dialect
+        where, params = _where(d, sel, "s")
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    "SELECT v.id AS row_key, v.event_type, v.at, v.duration_ms, v.outcome, v.detail, "
+                    "s.project_id, s.agent_instance_id, s.session_id "
+                    f"FROM events v JOIN sessions s ON s.id = v.session_pk WHERE {where} AND s.{COMPLETE} "
+                    "AND v.id > :after ORDER BY v.id LIMIT :n"
+                ),
+                {**params, "after": after, "n": limit},
+            )
+            return [
+                (
+                    int(r.row_key),
+                    Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id),
+                    EventRecord(r.event_type, d.read_epoch(r.at), r.duration_ms, r.outcome, d.read_json(r.detail)),
+                )
+                for r in result
+            ]
+
+    async def export_episodes(
+        self, sel: Selection, after: int, limit: int, vectors: bool
+    ) -> list[tuple[int, EpisodeEntry]]:
+        where, params = _where(self._dialect, sel, "e")
+        vector = f", {self._vector_column} AS vec, e.embedding_model" if vectors else ""
+        async with self._read() as conn:
+            result = await conn.execute(
+                text(
+                    f"SELECT e.id AS row_key, {EPISODE_COLUMNS}{vector} FROM episodes e WHERE {where} "
+                    "AND e.id > :after ORDER BY e.id LIMIT :n"
+                ),
+                {**params, "after": after, "n": limit},
+            )
+            rows: list[tuple[int, EpisodeEntry]] = []
+            for r in result:
+                ep = self._episode(r)
+                vec = self._read_vector(r.vec) if vectors and r.vec is not None else None
+                rows.append((int(r.row_key), EpisodeEntry(ep, vec, r.embedding_model if vec is not None else None)))
+            return rows
+
+    async def selection_occupied(self, sel: Selection) -> bool:
+        async with self._read() as conn:
+            return await self._occupied(conn, sel)
+
+    async def _occupied(self, conn: AsyncConnection, sel: Selection) -> bool:
+        s_where, s_params = _where(self._dialect, sel, "s")
+        e_where, e_params = _where(self._dialect, sel, "e")
+        found = await conn.execute(
+            text(
+                f"SELECT EXISTS (SELECT 1 FROM sessions s WHERE {s_where}) "
+                f"OR EXISTS (SELECT 1 FROM episodes e WHERE {e_where})"
+            ),
+            {**s_params, **e_params},
+        )
+        return bool(found.scalar())
+
+    # -- import --------------------------------------------------------------------------------------------
+    def _time(self, dt: datetime | None) -> Any:
+        return None if dt is None else self._dialect.write_time(dt.timestamp())
+
+    async def import_records(self, records: AsyncIterator[Entry], plan: ImportPlan) -> None:
+        counts = plan.counts
+        for kind in ("sessions", "working", "checkpoints", "events", "episodes", "vectors_dropped"):
+            counts.setdefault(kind, 0)
+        sessions: dict[tuple[UUID, str], int] = {}
+        async with self._write() as conn:
+            if plan.require_empty is not None and await self._occupied(conn, plan.require_empty):
+                raise Conflict(
+                    "the store holds sessions or episodes in the export's scope already; import into an empty scope, "
+                    "or with --as-project into another project (nothing was imported)"
+                )
+            async for entry in records:
+                if isinstance(entry, SessionEntry):
+                    info = entry.info
+                    sessions[(info.agent_instance_id, info.session_id)] = await self._import_session(conn, info, plan)
+                    counts["sessions"] += 1
+                elif isinstance(entry, WorkingEntry):
+                    if plan.working:
+                        pk = sessions[(entry.scope.agent_instance_id, entry.scope.session_id)]
+                        await conn.execute(
+                            text(
+                                "INSERT INTO working_items (session_pk, key, value, expires_at) "
+                                "VALUES (:pk, :k, :v, :e)"
+                            ),
+                            {"pk": pk, "k": entry.key, "v": entry.item.value, "e": entry.item.expires_at},
+                        )
+                        counts["working"] += 1
+                elif isinstance(entry, CheckpointEntry):
+                    pk = sessions[(entry.scope.agent_instance_id, entry.scope.session_id)]
+                    await self._import_checkpoint(conn, pk, entry.checkpoint)
+                    counts["checkpoints"] += 1
+                elif isinstance(entry, EventEntry):
+                    pk = sessions[(entry.scope.agent_instance_id, entry.scope.session_id)]
+                    ev = entry.event
+                    await conn.execute(
+                        text(
+                            "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
+                            f"VALUES (:pk, :t, :at, :d, :o, {self._json('detail')})"
+                        ),
+                        {
+                            "pk": pk,
+                            "t": ev.event_type,
+                            "at": self._dialect.write_time(ev.at),
+                            "d": ev.duration_ms,
+                            "o": ev.outcome,
+                            "detail": orjson.dumps(dict(ev.detail)).decode(),
+                        },
+                    )
+                    counts["events"] += 1
+                else:
+                    await self._import_episode_entry(conn, entry, plan)
+                    counts["episodes"] += 1
+
+    async def _import_session(self, conn: AsyncConnection, info: SessionInfo, plan: ImportPlan) -> int:
+        d = self._dialect
+        row = (
+            await conn.execute(
+                text(
+                    "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, sealed, "
+                    "created_at, updated_at, metadata, episode_id, terminated_at, terminate_result) VALUES (:p, :a, "
+                    f":s, :t, :status, :sealed, :created, :updated, {self._json('m')}, :ep, :term, "
+                    f"{self._json('result')}) ON CONFLICT (project_id, agent_instance_id, session_id) DO NOTHING "
+                    "RETURNING id"
+                ),
+                {
+                    "p": d.write_uuid(plan.project_id),
+                    "a": d.write_uuid(info.agent_instance_id),
+                    "s": info.session_id,
+                    "t": None if info.agent_type_id is None else d.write_uuid(info.agent_type_id),
+                    "status": info.status.value,
+                    "sealed": info.sealed,
+                    "created": self._time(info.created_at),
+                    "updated": self._time(info.updated_at),
+                    "m": orjson.dumps(info.metadata).decode(),
+                    "ep": None if info.episode_id is None else d.write_uuid(info.episode_id),
+                    "term": self._time(info.terminated_at),
+                    "result": None if info.terminate_result is None else orjson.dumps(info.terminate_result).decode(),
+                },
+            )
+        ).first()
+        if row is None:
+            raise Conflict(
+                f"session '{info.session_id}' of agent {info.agent_instance_id} exists already in project "
+                f"{plan.project_id}; an import never merges into a session (nothing was imported)"
+            )
+        return int(row.id)
+
+    async def _import_checkpoint(self, conn: AsyncConnection, pk: int, cp: CheckpointData) -> None:
+        info = cp.info
+        state = state_json(cp.items)
+        extra = self._checkpoint_extra(state)
+        columns = "".join(f", {c}" for c in extra)
+        values = "".join(f", :{c}" for c in extra)
+        await conn.execute(
+            text(
+                "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, keep, "
+                f"content_hash, metadata, state{columns}) VALUES (:pk, :cid, :at, :n, :b, :label, :keep, :h, "
+                f"{self._json('m')}, {self._json('state')}{values})"
+            ),
+            {
+                "pk": pk,
+                "cid": info.checkpoint_id,
+                "at": self._time(info.created_at),
+                "n": info.keys_count,
+                "b": info.bytes,
+                "label": info.label,
+                "keep": info.keep,
+                "h": info.content_hash,
+                "m": orjson.dumps(info.metadata).decode(),
+                "state": state,
+                **extra,
+            },
+        )
+
+    async def _import_episode_entry(self, conn: AsyncConnection, entry: EpisodeEntry, plan: ImportPlan) -> None:
+        d = self._dialect
+        ep = entry.episode
+        taken = await conn.execute(
+            text("SELECT 1 FROM episodes WHERE episode_id = :e"), {"e": d.write_uuid(ep.episode_id)}
+        )
+        new_id = ep.episode_id
+        if taken.first() is not None:
+            if plan.keep_ids:
+                raise Conflict(
+                    f"episode {ep.episode_id} exists already in this store; import with --as-project to give "
+                    "clashing episodes new ids (nothing was imported)"
+                )
+            new_id = uuid.uuid4()
+            plan.renamed_episodes[ep.episode_id] = new_id
+        embedding, model = entry.embedding, entry.embedding_model
+        if embedding is not None and plan.vector_model is not None and model != plan.vector_model:
+            embedding, model = None, None
+            plan.counts["vectors_dropped"] += 1
+        moved = ep.model_copy(update={"episode_id": new_id, "project_id": plan.project_id})
+        await self._import_episode(conn, moved, embedding, model)
+        if new_id != ep.episode_id and ep.session_id is not None:
+            await self._relink(conn, plan.project_id, ep.agent_instance_id, ep.session_id, ep.episode_id, new_id)
+
+    async def _relink(
+        self, conn: AsyncConnection, project: UUID, agent: UUID, session_id: str, old: UUID, new: UUID
+    ) -> None:
+        """The session whose terminate made the renamed episode ``old`` refers to ``new`` instead."""
+        d = self._dialect
+        params = {
+            "p": d.write_uuid(project),
+            "a": d.write_uuid(agent),
+            "s": session_id,
+            "old": d.write_uuid(old),
+        }
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT id, terminate_result FROM sessions WHERE project_id = :p AND agent_instance_id = :a "
+                    "AND session_id = :s AND episode_id = :old"
+                ),
+                params,
+            )
+        ).first()
+        if row is None:
+            return
+        result = None if row.terminate_result is None else d.read_json(row.terminate_result)
+        if isinstance(result, dict) and result.get("episode_id") == str(old):
+            result["episode_id"] = str(new)
+        await conn.execute(
+            text(f"UPDATE sessions SET episode_id = :new, terminate_result = {self._json('r')} WHERE id = :pk"),
+            {"new": d.write_uuid(new), "r": None if result is None else orjson.dumps(result).decode(), "pk": row.id},
+        )
+
+
+__all__ = ["SqlTransfer", "state_json"]

@@ -1,0 +1,149 @@
+"""The transfer port: what export and import (``mcp-memory export`` / ``import``) need from a durable store.
+
+Export reads a selection (a project, one agent of it, or one session) kind by kind in keyset pages (``after`` is the
+store's own row key of the last row of the previous page, 0 for the first), so that no export holds more than one
+page in memory whatever the size of the project. Import writes a whole file's records in one transaction of the
+durable store (:meth:`TransferStore.import_records`), through the same insert paths as the lifecycle (an episode's
+full-text postings and its project's statistics are made as ``add_episode`` makes them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from mcp_memory.models import CheckpointData, Episode, Item, Scope, SessionInfo
+from mcp_memory.stores.ports import EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What an export covers: a project, one agent of it, or one session of that agent."""
+
+    project_id: UUID
+    agent_instance_id: UUID | None = None
+    session_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.session_id is not None and self.agent_instance_id is None:
+            raise ValueError("a session is selected together with its agent")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEntry:
+    """A session's record as exported (``SessionInfo`` carries status, seal, times, metadata and its episode)."""
+
+    info: SessionInfo
+
+
+@dataclass(frozen=True, slots=True)
+class WorkingEntry:
+    """One live working-memory key of a session."""
+
+    scope: Scope
+    key: str
+    item: Item
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointEntry:
+    """A checkpoint with its state."""
+
+    scope: Scope
+    checkpoint: CheckpointData
+
+
+@dataclass(frozen=True, slots=True)
+class EventEntry:
+    """One lifecycle event of a session."""
+
+    scope: Scope
+    event: EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeEntry:
+    """An episode, with its vector and the model that made it when the export includes vectors."""
+
+    episode: Episode
+    embedding: list[float] | None = None
+    embedding_model: str | None = None
+
+
+Entry = SessionEntry | WorkingEntry | CheckpointEntry | EventEntry | EpisodeEntry
+
+
+@dataclass(slots=True)
+class ImportPlan:
+    """How records land: every record is moved to ``project_id`` (the file's own project, or ``--as-project``).
+
+    ``keep_ids``: the file's episode ids are kept, and one that the store holds already (in any project: episode
+    ids are unique store-wide) is ``Conflict``; otherwise such an episode gets a new UUID, and the session that
+    refers to it (``episode_id``, its terminate result) follows. Either way a session that exists already in the
+    target project is ``Conflict``: an import never merges into, or renames, a session. ``working``: the durable
+    store is the working store too (SQLite, or Postgres without Redis), so working memory is written in the same
+    transaction; otherwise working records are skipped here (the caller writes them to the working store)."""
+
+    project_id: UUID
+    keep_ids: bool
+    working: bool
+    vector_model: str | None
+    """Vectors made by this model are stored; others are dropped, so the episode waits for the embedding backfill
+    (``mcp-memory reembed`` or the server's background retry). None: store every vector as it is."""
+    require_empty: Selection | None = None
+    """Kept ids: the scope that must hold no session and no episode (checked in the import's transaction), else
+    ``Conflict``."""
+    renamed_episodes: dict[UUID, UUID] = field(default_factory=dict)
+    """Filled by the import: file episode id -> new id, for those that would have clashed."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """Filled by the import: records written per kind, and ``vectors_dropped`` (left for the backfill)."""
+
+
+@runtime_checkable
+class TransferStore(Protocol):
+    """Export pages and a one-transaction import, on a durable store (both SQL stores)."""
+
+    async def export_sessions(self, sel: Selection, after: int, limit: int) -> list[tuple[int, SessionInfo]]:
+        """The selection's sessions (those whose spawn has completed), by row key, ``limit`` after ``after``."""
+        ...
+
+    async def export_checkpoints(
+        self, sel: Selection, after: int, limit: int
+    ) -> list[tuple[int, Scope, CheckpointData]]:
+        """The selection's checkpoints with their states, oldest row first."""
+        ...
+
+    async def export_events(self, sel: Selection, after: int, limit: int) -> list[tuple[int, Scope, EventRecord]]:
+        """The selection's lifecycle events, in the order they were recorded."""
+        ...
+
+    async def export_episodes(
+        self, sel: Selection, after: int, limit: int, vectors: bool
+    ) -> list[tuple[int, EpisodeEntry]]:
+        """The selection's episodes (an agent's or a session's: those recorded by it), with vectors if asked."""
+        ...
+
+    async def selection_occupied(self, sel: Selection) -> bool:
+        """Whether the store holds any session or episode in ``sel``."""
+        ...
+
+    async def import_records(self, records: AsyncIterator[Entry], plan: ImportPlan) -> None:
+        """Write ``records`` (already validated) in one transaction, moved to ``plan.project_id``: all or nothing.
+        Sessions come before the records that belong to them. ``Conflict`` (nothing written) as ``ImportPlan``
+        says; fills ``plan.counts`` and ``plan.renamed_episodes``."""
+        ...
+
+
+__all__ = [
+    "CheckpointEntry",
+    "Entry",
+    "EpisodeEntry",
+    "EventEntry",
+    "ImportPlan",
+    "Selection",
+    "SessionEntry",
+    "TransferStore",
+    "WorkingEntry",
+]

@@ -1,0 +1,224 @@
+"""Import: a truncated file, a tampered line or a newer format version is refused before anything is written; an
+import with kept ids into a non-empty scope is ``conflict`` (nothing written); ``--as-project`` moves everything into
+another project (clashing episode ids renamed, their sessions following); an export of one agent or one session holds
+that scope only; and the ``mcp-memory export`` / ``import`` commands. Targets: SQLite, SQLite + Redis, Postgres."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+
+from mcp_memory.config import Settings
+from mcp_memory.errors import Conflict, InvalidArgument
+from mcp_memory.services.export_format import FORMAT_VERSION
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.transfer import Selection
+from tests.transfer_helpers import comparable, export_to, populate, records
+
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
+
+SMALL = {"agents": 2, "sessions": 4, "pauses_per_session": 3, "episodes": 12}
+
+
+@pytest.fixture
+async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
+    """A small project exported from its own SQLite file."""
+    project = uuid.uuid4()
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'source.db'}", embedding_provider="hash")
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        await populate(rt, project, **SMALL)
+        return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
+
+
+async def assert_nothing_written(rt: MemoryRuntime, project: uuid.UUID) -> None:
+    assert rt.transfer is not None
+    assert not await rt.store.selection_occupied(Selection(project))  # type: ignore[attr-defined]
+
+
+async def refused(rt: MemoryRuntime, path: Path) -> str:
+    assert rt.transfer is not None
+    with pytest.raises(InvalidArgument) as caught:
+        await rt.transfer.import_file(path)
+    return caught.value.message
+
+
+async def test_truncated_file_is_refused_before_anything_is_written(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    project, path = exported
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    cut_mid_line = tmp_path / "cut.jsonl"
+    cut_mid_line.write_bytes(data[: len(data) // 2])
+    assert "truncated" in await refused(runtime, cut_mid_line)
+    no_trailer = tmp_path / "no-trailer.jsonl"
+    no_trailer.write_bytes(b"".join(lines[:-1]))
+    assert "truncated" in await refused(runtime, no_trailer)
+    lost_records = tmp_path / "lost.jsonl"
+    lost_records.write_bytes(b"".join(lines[:5] + lines[-1:]))
+    assert "truncated or was edited" in await refused(runtime, lost_records)
+    await assert_nothing_written(runtime, project)
+
+
+async def test_tampered_line_is_refused_before_anything_is_written(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    project, path = exported
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if b'"kind":"episode"' in line)
+    record = orjson.loads(lines[at])
+    record["importance_score"] = 1.0 if record["importance_score"] != 1.0 else 0.0
+    lines[at] = orjson.dumps(record) + b"\n"
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_bytes(b"".join(lines))
+    assert "checksum does not match" in await refused(runtime, tampered)
+    lines[at] = b'{"kind":"episode","nonsense":true}\n'
+    tampered.write_bytes(b"".join(lines))
+    assert f"line {at + 1} of the export file is not a valid record" in await refused(runtime, tampered)
+    await assert_nothing_written(runtime, project)
+
+
+async def test_newer_format_version_is_refused_with_a_clear_message(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    project, path = exported
+    lines = path.read_bytes().splitlines(keepends=True)
+    header = orjson.loads(lines[0])
+    header["format_version"] = FORMAT_VERSION + 1
+    lines[0] = orjson.dumps(header) + b"\n"
+    newer = tmp_path / "newer.jsonl"
+    newer.write_bytes(b"".join(lines))
+    message = await refused(runtime, newer)
+    assert f"format version {FORMAT_VERSION + 1}, newer than this mcp-memory reads ({FORMAT_VERSION})" in message
+    await assert_nothing_written(runtime, project)
+
+
+async def test_kept_ids_into_a_non_empty_scope_is_conflict_and_writes_nothing(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    project, path = exported
+    assert runtime.transfer is not None
+    await runtime.lifecycle.spawn(project, uuid.uuid4(), "already-here")
+    before = comparable(await export_to(runtime, Selection(project), tmp_path / "before.jsonl"))[0]
+    with pytest.raises(Conflict):
+        await runtime.transfer.import_file(path)
+    assert comparable(await export_to(runtime, Selection(project), tmp_path / "after.jsonl"))[0] == before
+
+
+async def test_import_into_an_empty_scope_keeps_ids_and_a_second_import_is_conflict(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    project, path = exported
+    assert runtime.transfer is not None
+    report = await runtime.transfer.import_file(path)
+    assert report.project_id == project and not report.renamed_episodes
+    again = await export_to(runtime, Selection(project), tmp_path / "again.jsonl")
+    assert comparable(again)[0] == comparable(path)[0]
+    with pytest.raises(Conflict):
+        await runtime.transfer.import_file(path)
+
+
+async def test_as_project_moves_everything_and_renames_clashing_episodes(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    _, path = exported
+    assert runtime.transfer is not None
+    await runtime.transfer.import_file(path)  # the episode ids are taken in this store now
+    other = uuid.uuid4()
+    report = await runtime.transfer.import_file(path, as_project=other)
+    assert report.project_id == other and len(report.renamed_episodes) == SMALL["episodes"]
+    moved = comparable(await export_to(runtime, Selection(other), tmp_path / "moved.jsonl"))[0]
+    renames = {str(k): str(v) for k, v in report.renamed_episodes.items()}
+    expected = []
+    for rec in comparable(path, project=str(other))[0]:
+        for field in ("episode_id",):
+            if rec.get(field) in renames:
+                rec[field] = renames[rec[field]]
+        if rec["kind"] == "session" and rec["terminate_result"] and "episode_id" in rec["terminate_result"]:
+            rec["terminate_result"]["episode_id"] = renames[rec["terminate_result"]["episode_id"]]
+        expected.append(rec)
+    assert moved == expected
+    # Searching the new project finds its own (renamed) episodes only.
+    found = await runtime.episodic.search(other, "deploy rollback", limit=20)
+    assert found and {str(e.episode_id) for e in found} <= set(renames.values())
+    # A third import into the same project: its sessions exist there now.
+    with pytest.raises(Conflict):
+        await runtime.transfer.import_file(path, as_project=other)
+
+
+async def test_export_of_one_agent_and_of_one_session_holds_that_scope_only(
+    runtime: MemoryRuntime, tmp_path: Path
+) -> None:
+    project = uuid.uuid4()
+    sessions = await populate(runtime, project, **SMALL)
+    agent, sid = sessions[1]
+    for sel in (Selection(project, agent), Selection(project, agent, sid)):
+        path = await export_to(runtime, sel, tmp_path / "part.jsonl")
+        recs = records(path)
+        body = recs[1:-1]
+        assert body and all(r["agent_instance_id"] == str(agent) for r in body)
+        if sel.session_id is not None:
+            assert all(r["session_id"] == sid for r in body)
+            assert recs[0]["counts"]["sessions"] == 1
+        assert recs[-1]["counts"] == recs[0]["counts"]
+        # It imports into another store as it is.
+        fresh = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / f'{uuid.uuid4()}.db'}")
+        async with MemoryRuntime(fresh, embedding_retry=False) as other:
+            assert other.transfer is not None
+            await other.transfer.import_file(path)
+            assert comparable(await export_to(other, sel, tmp_path / "back.jsonl"))[0] == comparable(path)[0]
+
+
+@pytest.mark.backends("sqlite")
+async def test_export_and_import_commands(exported: tuple[uuid.UUID, Path], tmp_path: Path) -> None:
+    project, path = exported
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
+    env["MCP_MEMORY_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    cli = [sys.executable, "-m", "mcp_memory.cli"]
+    done = await anyio.run_process([*cli, "import", str(path)], env=env, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert orjson.loads(done.stdout)["counts"]["episodes"] == SMALL["episodes"]
+    again = await anyio.run_process([*cli, "import", str(path)], env=env, check=False)
+    assert again.returncode == 1 and again.stderr.decode().startswith("mcp-memory: conflict:")
+    out = await anyio.run_process([*cli, "export", "--project", str(project)], env=env, check=False)
+    assert out.returncode == 0, out.stderr.decode()
+    stdout_file = tmp_path / "stdout.jsonl"
+    stdout_file.write_bytes(out.stdout)
+    assert comparable(stdout_file)[0] == comparable(path)[0]
+    target = tmp_path / "out.jsonl"
+    to_file = await anyio.run_process(
+        [*cli, "export", "--project", str(project), "--output", str(target)], env=env, check=False
+    )
+    assert to_file.returncode == 0 and to_file.stdout == b"" and comparable(target)[0] == comparable(path)[0]
+    bad = await anyio.run_process([*cli, "export", "--project", "nope"], env=env, check=False)
+    assert bad.returncode == 1 and bad.stderr.decode().startswith("mcp-memory: invalid_argument:")
+
+
+async def test_a_resealed_file_with_a_value_no_store_can_hold_is_refused(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """Records are checked one by one too, not only the checksum: a file edited and given a fresh checksum still
+    cannot carry what ``memory_set`` would refuse."""
+    project, path = exported
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if b'"kind":"working"' in line)
+    for bad in ("{not json", '"a\\u0000b"'):
+        record = orjson.loads(lines[at])
+        record["value"] = bad
+        edited = [*lines[:at], orjson.dumps(record) + b"\n", *lines[at + 1 : -1]]
+        trailer = orjson.loads(lines[-1])
+        trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
+        crafted = tmp_path / "crafted.jsonl"
+        crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+        assert f"line {at + 1} of the export file is not a valid record: working.value: Value error" in await refused(
+            runtime, crafted
+        )
+    await assert_nothing_written(runtime, project)

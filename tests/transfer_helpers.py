@@ -1,0 +1,132 @@
+"""Helpers of the export/import tests: a populated project, and exports compared record by record."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.transfer import write_export
+from mcp_memory.stores.transfer import Selection
+
+WORDS = (
+    "deploy rollback cache index migrate schema latency queue retry token parser build release test flaky "
+    "timeout shard replica backup restore vector search ranking memory session checkpoint lease seal worker"
+).split()
+
+
+def text_for(i: int) -> str:
+    """A distinct task text per ``i`` (three words picked by ``i``'s digits, and ``i`` itself)."""
+    return (
+        f"{WORDS[i % len(WORDS)]} {WORDS[(i // 7) % len(WORDS)]} {WORDS[(i // 49) % len(WORDS)]} "
+        f"task number {i} for the {WORDS[(i * 13) % len(WORDS)]} service"
+    )
+
+
+async def populate(
+    rt: MemoryRuntime,
+    project: uuid.UUID,
+    *,
+    agents: int = 3,
+    sessions: int = 10,
+    pauses_per_session: int = 20,
+    episodes: int = 1000,
+) -> list[tuple[uuid.UUID, str]]:
+    """A project of ``agents`` agents and ``sessions`` sessions (spread over them), each with TTL'd and lasting keys
+    and ``pauses_per_session`` checkpoints; one session resumed, one terminated clearing working memory, one
+    terminated keeping it; and ``episodes`` episodes in all (the two terminates' included). Returns the sessions."""
+    agent_ids = [uuid.uuid4() for _ in range(agents)]
+    made: list[tuple[uuid.UUID, str]] = []
+    for n in range(sessions):
+        agent, sid = agent_ids[n % agents], f"session-{n}"
+        made.append((agent, sid))
+        await rt.lifecycle.spawn(project, agent, sid, initial_state={"goal": f"goal {n}"}, metadata={"n": n})
+        await rt.working.set(rt_scope(project, agent, sid), "lasting", {"n": n, "pi": 3.14159})
+        await rt.working.set(rt_scope(project, agent, sid), "short", f"expires {n}", ttl_seconds=3600 + n)
+        for p in range(pauses_per_session):
+            await rt.working.set(rt_scope(project, agent, sid), "step", p)
+            await rt.working.set(rt_scope(project, agent, sid), f"ttl-{p % 3}", [p, "x"], ttl_seconds=7200)
+            label = "milestone" if p % 5 == 0 else None
+            await rt.lifecycle.pause(project, agent, sid, label=label, metadata={"p": p}, keep=p == 0)
+    await rt.lifecycle.resume(project, made[1][0], made[1][1], checkpoint_id=None)
+    await rt.lifecycle.terminate(project, made[2][0], made[2][1], task_description=text_for(100000), outcome="success")
+    await rt.lifecycle.terminate(
+        project,
+        made[3][0],
+        made[3][1],
+        task_description=text_for(100001),
+        outcome="partial",
+        cleanup_working=False,
+        lessons_learned=["keep the cache warm"],
+    )
+    for i in range(episodes - 2):
+        agent, sid = made[i % len(made)]
+        await rt.episodic.record_episode(
+            project_id=project,
+            agent_instance_id=agent,
+            session_id=sid if i % 4 else None,
+            task_type=WORDS[i % 5],
+            task_description=text_for(i),
+            outcome=("success", "failure", "partial")[i % 3],
+            outcome_details=f"details {WORDS[(i * 3) % len(WORDS)]}",
+            lessons_learned=[f"lesson {WORDS[(i * 5) % len(WORDS)]}"],
+            importance_score=(i % 10) / 10,
+            metadata={"i": i},
+        )
+    return made
+
+
+def rt_scope(project: uuid.UUID, agent: uuid.UUID, session_id: str) -> Any:
+    from mcp_memory.models import Scope
+
+    return Scope(project, agent, session_id)
+
+
+async def export_to(rt: MemoryRuntime, sel: Selection, path: Path, *, vectors: bool = False) -> Path:
+    assert rt.transfer is not None
+    with path.open("wb") as out:
+        await write_export(rt.transfer.export(sel, vectors=vectors), out)
+    return path
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def export_time(path: Path) -> float:
+    """When the export of ``path`` was made (its header's ``created_at``), as epoch seconds."""
+    with path.open("rb") as f:
+        created = orjson.loads(f.readline())["created_at"]
+    return datetime.fromisoformat(created).timestamp()
+
+
+def comparable(
+    path: Path, *, project: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, list[float]]]:
+    """The file's records without what differs between two exports of the same data (the header's time, the
+    trailer's checksum; TTL remaining and vectors, returned apart), with ``project`` written over the project ids."""
+    out: list[dict[str, Any]] = []
+    ttl: dict[str, float] = {}
+    vectors: dict[str, list[float]] = {}
+    for rec in records(path):
+        rec = dict(rec)
+        if rec["kind"] == "header":
+            rec.pop("created_at")
+            if project is not None:
+                rec["scope"]["project_id"] = project
+        elif rec["kind"] == "trailer":
+            rec.pop("sha256")
+        elif rec["kind"] == "working":
+            remaining = rec.pop("ttl_remaining")
+            if remaining is not None:
+                ttl[f"{rec['agent_instance_id']}/{rec['session_id']}/{rec['key']}"] = remaining
+        elif rec["kind"] == "episode" and rec.get("embedding") is not None:
+            vectors[rec["episode_id"]] = rec.pop("embedding")
+        if project is not None and "project_id" in rec:
+            rec["project_id"] = project
+        out.append(rec)
+    return out, ttl, vectors
