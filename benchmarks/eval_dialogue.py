@@ -44,7 +44,7 @@ import anyio
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import SearchMode
 
 DATA_PATH = Path(__file__).parent / "data" / "dialogue_set.json"

@@ -8,11 +8,9 @@ The Python API works without MCP::
         cp = await rt.lifecycle.pause(project_id, agent_id, "s1")
 """
 
-__version__ = "0.1.0"
-
 from mcp_memory.config import Settings
-from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.errors import (
+    ConfigurationError,
     Conflict,
     Forbidden,
     Internal,
@@ -22,7 +20,6 @@ from mcp_memory.errors import (
     TooLarge,
     Unavailable,
 )
-from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks
 from mcp_memory.models import (
     Episode,
     EpisodeCreate,
@@ -32,11 +29,16 @@ from mcp_memory.models import (
     Scope,
     SessionStatus,
 )
-from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.working import SessionMemory, WorkingMemory
+from mcp_memory.services.episodic import EpisodicMemory
+from mcp_memory.services.hooks import LifecycleHooks
+from mcp_memory.services.lifecycle import AgentLifecycleManager
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.working import SessionMemory, WorkingMemory
+from mcp_memory.version import __version__
 
 __all__ = [
     "AgentLifecycleManager",
+    "ConfigurationError",
     "Conflict",
     "Episode",
     "EpisodeCreate",

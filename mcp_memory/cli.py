@@ -12,35 +12,21 @@ import json
 import logging
 import signal
 import sys
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
 from pydantic import ValidationError
-from pydantic_settings import SettingsError
 
-from mcp_memory import __version__
+from mcp_memory.cli_common import load_settings, setup_logging
 from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.runtime import ConfigurationError, MemoryRuntime, check_settings
+from mcp_memory.errors import ConfigurationError
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.factory import check_settings
+from mcp_memory.version import __version__
 
 logger = logging.getLogger("mcp_memory")
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-def _load_settings() -> Settings:
-    try:
-        return Settings()
-    except (ValidationError, SettingsError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigurationError(f"invalid settings ({config_file_path()} or MCP_MEMORY_* variables): {exc}") from exc
 
 
 def _with_http_flags(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -73,7 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """
     from mcp_memory.server import create_server
 
-    settings = _with_http_flags(_load_settings(), args)
+    settings = _with_http_flags(load_settings(), args)
     # Until a transport takes the signal over (and after uvicorn re-raises it once it has shut down), SIGTERM
     # ends serve like SIGINT does rather than killing the process outright.
     signal.signal(signal.SIGTERM, _raise_terminated)
@@ -81,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from mcp_memory.identity import default_scope
         from mcp_memory.server.stdio import serve_stdio
 
-        _setup_logging(settings.log_level)
+        setup_logging(settings.log_level)
         # A desktop client starts a new process per conversation: the installation's identity makes each one find
         # the sessions of the previous ones without any UUID in its configuration.
         server = create_server(settings, defaults=default_scope(settings, installation=True))
@@ -93,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from mcp_memory.server.http import check_http_settings, serve
 
     check_http_settings(settings.http)  # before opening any store: an unsafe bind is refused outright
-    _setup_logging(settings.log_level)
+    setup_logging(settings.log_level)
     server = create_server(settings)
     gc.freeze()
     logger.info("mcp-memory %s serving over HTTP, store %s", __version__, mask_url(settings.resolved_database_url()))
@@ -218,7 +204,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the resolved configuration and check each store; exit 1 if something is wrong."""
     try:
-        settings = _load_settings()
+        settings = load_settings()
     except ConfigurationError as exc:
         print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
         return 1
@@ -249,8 +235,8 @@ async def _reembed(settings: Settings, all_models: bool) -> int:
 def cmd_reembed(args: argparse.Namespace) -> int:
     """Embed every episode stored without a vector (``--all``: also those of another model); exit 1 if some
     are still without one."""
-    settings = _load_settings()
-    _setup_logging(settings.log_level)
+    settings = load_settings()
+    setup_logging(settings.log_level)
     result: int = anyio.run(_reembed, settings, args.all)
     return result
 
@@ -284,8 +270,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from mcp_memory.stores.factory import durable_backend
     from mcp_memory.stores.postgres.schema import MigrationFailed
 
-    settings = _load_settings()
-    _setup_logging(settings.log_level)
+    settings = load_settings()
+    setup_logging(settings.log_level)
     if durable_backend(settings) == "sqlite":
         print(json.dumps({"ok": True, "note": "the SQLite store creates its schema itself; nothing to migrate"}))
         return 0

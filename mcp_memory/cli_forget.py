@@ -11,10 +11,11 @@ from uuid import UUID
 
 import anyio
 
+from mcp_memory.cli_common import load_settings, setup_logging
 from mcp_memory.config import Settings
-from mcp_memory.errors import MemoryServiceError
+from mcp_memory.errors import ConfigurationError, MemoryServiceError
 from mcp_memory.models import validate_identifier
-from mcp_memory.runtime import ConfigurationError, MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 
 
 def _uuid(value: str, what: str) -> UUID:
@@ -31,10 +32,8 @@ async def _forget(settings: Settings, project: UUID, agent: UUID | None, session
 
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase the scope; print the JSON report on stdout (exit 0), or the error on stderr (exit 1)."""
-    from mcp_memory.cli import _load_settings, _setup_logging
-
-    settings = _load_settings()
-    _setup_logging(settings.log_level)
+    settings = load_settings()
+    setup_logging(settings.log_level)
     project = _uuid(args.project, "--project")
     agent = None if args.agent is None else _uuid(args.agent, "--agent")
     try:

@@ -17,9 +17,10 @@ from uuid import UUID
 
 import anyio
 
-from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.cli_common import load_settings, setup_logging
+from mcp_memory.errors import ConfigurationError, InvalidArgument, MemoryServiceError
 from mcp_memory.models import parse_uuid, validate_identifier
-from mcp_memory.runtime import ConfigurationError, MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.transfer import Transfer, write_export
 from mcp_memory.stores.transfer import Selection
 
@@ -67,10 +68,8 @@ async def _import(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write the selection as an export file (stdout by default)."""
-    from mcp_memory.cli import _load_settings, _setup_logging
-
-    settings = _load_settings()
-    _setup_logging(settings.log_level)
+    settings = load_settings()
+    setup_logging(settings.log_level)
     try:
         anyio.run(_export, args, settings)
     except MemoryServiceError as exc:
@@ -81,10 +80,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Validate an export file whole, then import it; print the report."""
-    from mcp_memory.cli import _load_settings, _setup_logging
-
-    settings = _load_settings()
-    _setup_logging(settings.log_level)
+    settings = load_settings()
+    setup_logging(settings.log_level)
     if not Path(args.file).is_file():
         print(f"mcp-memory: invalid_argument: {args.file} is not a file", file=sys.stderr)
         return 1

@@ -65,6 +65,12 @@ class Internal(MemoryServiceError):
     code = "internal"
 
 
+class ConfigurationError(ValueError):
+    """The settings ask for something this build cannot do; the message says what to change.
+
+    Not a docs/contract.md code: it stops the server (or the runtime) from starting, before any call."""
+
+
 ERROR_CODES: tuple[str, ...] = (
     "invalid_argument",
     "not_found",
@@ -77,6 +83,7 @@ ERROR_CODES: tuple[str, ...] = (
 
 __all__ = [
     "ERROR_CODES",
+    "ConfigurationError",
     "Conflict",
     "Forbidden",
     "Internal",

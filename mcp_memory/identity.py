@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 import platformdirs
 
 from mcp_memory.config import APP_NAME, Settings
-from mcp_memory.stores.factory import ConfigurationError
+from mcp_memory.errors import ConfigurationError
 
 IDENTITY_FILE = "identity.json"
 

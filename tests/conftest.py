@@ -17,7 +17,7 @@ import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.redis_servers import RedisServer, delete_keys, make_redis_store, shared_redis_url, unique_prefix

@@ -11,8 +11,8 @@ from mcp import Client
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Scope
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server import create_server
+from mcp_memory.services.runtime import MemoryRuntime
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis")]
 

@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from mcp_memory.config import HttpSettings, Settings, TokenSettings
-from mcp_memory.runtime import ConfigurationError
+from mcp_memory.errors import ConfigurationError
 from mcp_memory.server import create_server
 from mcp_memory.server.auth import (
     EVERYTHING,

@@ -15,7 +15,7 @@ import pytest
 
 from mcp_memory.cli import main
 from mcp_memory.config import Settings
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from tests import pg_servers
 from tests.conftest import DURABLE_ADAPTERS, FakeClock
 from tests.embedding_api import FakeEmbeddingAPI, running_api

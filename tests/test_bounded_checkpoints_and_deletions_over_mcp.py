@@ -18,8 +18,8 @@ from mcp import Client
 from mcp_memory.cli import main as cli_main
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server import create_server
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.http_helpers import EXE, ServerProcess, connect, server_env, token_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from mcp_memory.config import Settings
-from mcp_memory.server.app import create_server
+from mcp_memory.server.assembly import create_server
 from tests.http_helpers import ok
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ from mcp import Client
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import HashEmbedding
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server import create_server
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 from tests.stalled_stores import timed_call
 

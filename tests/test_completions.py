@@ -12,9 +12,10 @@ import pytest
 from mcp import Client
 from mcp_types import Completion, PromptReference, ResourceTemplateReference
 
-from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.server.app import MemoryServer, create_server
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,8 @@ import pytest
 
 from mcp_memory import cli
 from mcp_memory.config import Settings
-from mcp_memory.runtime import ConfigurationError, MemoryRuntime
+from mcp_memory.errors import ConfigurationError
+from mcp_memory.services.runtime import MemoryRuntime
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks.eval_dialogue import KINDS, MODES, SetClock, evaluate_quality, load_data, settings_for
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -22,7 +22,8 @@ from mcp_memory.embeddings import (
     provider_from_settings,
     vector_dimension,
 )
-from mcp_memory.runtime import ConfigurationError, MemoryRuntime
+from mcp_memory.errors import ConfigurationError
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.embedding_api import FakeEmbeddingAPI, running_api
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.models import Episode, Outcome, to_datetime
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.transfer_helpers import export_to
 

@@ -18,7 +18,7 @@ import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 from tests.transfer_helpers import comparable, export_time, export_to, populate

@@ -13,7 +13,7 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from mcp_memory.config import Settings
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.http_helpers import ServerProcess, connect, ok, server_env, token_config
 from tests.transfer_helpers import comparable, export_to

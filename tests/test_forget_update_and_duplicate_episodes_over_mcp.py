@@ -14,8 +14,8 @@ import pytest
 from mcp import Client, MCPError
 
 from mcp_memory.config import Settings
-from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.server.app import create_server
+from mcp_memory.server.assembly import create_server
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
 from tests.http_helpers import ServerProcess, connect, error, ok, server_env, token_config
 

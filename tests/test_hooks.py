@@ -12,7 +12,7 @@ import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.models import LifecycleEvent, Scope, SessionStatus
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from tests import hooks_for_tests
 from tests.conftest import FakeClock
 
@@ -44,7 +44,7 @@ async def test_failing_hook_does_not_fail_or_undo_the_operation(
     register_all(rt, explode)
     register_all(rt, later)
 
-    with caplog.at_level(logging.WARNING, logger="mcp_memory.lifecycle"):
+    with caplog.at_level(logging.WARNING, logger="mcp_memory.services.hooks"):
         r = await rt.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
         assert r.success and r.data["initial_items"] == 1
         assert await rt.working.state(scope) == {"a": 1}

@@ -17,8 +17,8 @@ import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, InvalidArgument
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.services.export_format import FORMAT_VERSION
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.transfer_helpers import comparable, export_to, populate, records
 

@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mcp_memory.config import Settings
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server import create_server
 from mcp_memory.server.auth import EVERYTHING, Grant
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio

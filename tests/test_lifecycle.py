@@ -17,15 +17,15 @@ import pytest
 
 from mcp_memory import ids as ids_module
 from mcp_memory.config import Settings
-from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.errors import Conflict, NotFound, TooLarge, Unavailable
-from mcp_memory.lifecycle import AgentLifecycleManager
 from mcp_memory.models import Item, LifecycleEvent, Scope, SessionStatus
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.episodic import EpisodicMemory
+from mcp_memory.services.lifecycle import AgentLifecycleManager
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sqlite.store import SqliteStore
 from mcp_memory.summary import DEFAULT_BUDGET
-from mcp_memory.working import WorkingMemory
 from tests.conftest import FakeClock, new_scope
 
 # Each guarantee holds whatever holds working memory: one SQLite transaction, or Redis beside the SQLite file (the
@@ -545,7 +545,7 @@ async def test_a_terminate_that_fails_and_unseals_lets_no_write_slip_past_a_conc
     rt = runtime
     await spawn(rt, scope, {"a": 1})
     store, lifecycle = rt.working_store, rt.lifecycle
-    seal, snapshot, session_lock = store.seal, store.snapshot, lifecycle._session_lock
+    seal, snapshot, session_lock = store.seal, store.snapshot, lifecycle._ctx.session_lock
     first_sealed = anyio.Event()  # the first terminate has sealed the session: start the second
     second_in = anyio.Event()  # the second is past its seal, or waiting for the first to finish
     first_done = anyio.Event()
@@ -581,7 +581,7 @@ async def test_a_terminate_that_fails_and_unseals_lets_no_write_slip_past_a_conc
 
     store.seal = counted_seal  # type: ignore[method-assign]
     store.snapshot = scripted_snapshot  # type: ignore[method-assign]
-    lifecycle._session_lock = spied_lock  # type: ignore[method-assign]
+    lifecycle._ctx.session_lock = spied_lock  # type: ignore[method-assign]
     result: dict[str, Any] = {}
 
     async def first() -> None:
@@ -727,7 +727,7 @@ async def test_a_seal_left_by_a_crashed_terminate_is_taken_over_once_its_lease_r
     lease = settings.terminate_lease_seconds
     async with MemoryRuntime(settings, clock=clock) as crashed:
         await spawn(crashed, scope, {"a": 1})
-        await crashed.lifecycle._seal(scope, "crashed-terminate", clock(), lease)
+        await crashed.lifecycle._strategy.seal(scope, "crashed-terminate", clock(), lease)
     async with MemoryRuntime(settings, clock=clock) as rt:
         with pytest.raises(Conflict, match="being terminated"):
             await rt.working.set(scope, "b", 2)

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.server.app import MemoryServer, create_server
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]

@@ -13,8 +13,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from mcp_memory.config import Settings
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server import create_server
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
 
 # Every session runs with working memory in SQLite and in Redis; the two that go through every tool and every search

@@ -12,12 +12,12 @@ import pytest
 import redis
 
 from mcp_memory.config import Settings
-from mcp_memory.episodic import EpisodicMemory
 from mcp_memory.errors import NotFound
-from mcp_memory.lifecycle import AgentLifecycleManager
 from mcp_memory.models import Scope
+from mcp_memory.services.episodic import EpisodicMemory
+from mcp_memory.services.lifecycle import AgentLifecycleManager
+from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.redis.store import RedisWorkingStore
-from mcp_memory.working import WorkingMemory
 from tests.conftest import FakeClock, StorePair, new_scope
 from tests.redis_servers import shared_redis_url
 

@@ -16,7 +16,7 @@ import pytest
 from mcp import Client
 
 from mcp_memory.config import Settings
-from mcp_memory.server.app import create_server
+from mcp_memory.server.assembly import create_server
 from tests import pg_servers
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 from tests.test_string_arguments_round_trip import Ids, ok, read

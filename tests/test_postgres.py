@@ -22,11 +22,10 @@ from sqlalchemy import text
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import HashEmbedding
-from mcp_memory.errors import InvalidArgument, Unavailable
+from mcp_memory.errors import ConfigurationError, InvalidArgument, Unavailable
 from mcp_memory.models import Episode, Outcome, to_datetime
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, similarities
-from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.stores.factory import ConfigurationError
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord
 from mcp_memory.stores.postgres.schema import head_revision, migrate, schema_state
 from mcp_memory.stores.postgres.search import ts_query

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_memory.models import EpisodeCreate, Outcome, Scope
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis")]
 

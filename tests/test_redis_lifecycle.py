@@ -17,7 +17,7 @@ from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import NotFound, Unavailable
 from mcp_memory.models import Scope, SessionStatus
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import RedisServer
@@ -44,7 +44,7 @@ async def test_a_pause_overtaken_by_a_resume_does_not_mark_the_session_paused(ru
     ids = (str(scope.project_id), str(scope.agent_instance_id), scope.session_id)
     await rt.lifecycle.spawn(*ids, initial_state={"a": 1})
     await rt.lifecycle.pause(*ids, checkpoint_id="first")
-    record_pause, session_lock = rt.store.record_pause, rt.lifecycle._session_lock
+    record_pause, session_lock = rt.store.record_pause, rt.lifecycle._ctx.session_lock
     snapshotted = anyio.Event()  # the pause has its snapshot and is about to record it
     overtaken = anyio.Event()  # the resume has run, or is waiting for the pause
 
@@ -59,7 +59,7 @@ async def test_a_pause_overtaken_by_a_resume_does_not_mark_the_session_paused(ru
         return session_lock(s)
 
     rt.store.record_pause = held_record_pause  # type: ignore[method-assign]
-    rt.lifecycle._session_lock = spied_lock  # type: ignore[method-assign]
+    rt.lifecycle._ctx.session_lock = spied_lock  # type: ignore[method-assign]
 
     async def resume() -> None:
         await rt.lifecycle.resume(*ids, checkpoint_id="first")

@@ -24,11 +24,10 @@ from mcp import Client
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, NotFound, Unavailable
+from mcp_memory.errors import ConfigurationError, Conflict, NotFound, Unavailable
 from mcp_memory.models import Item, Scope
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server import create_server
-from mcp_memory.stores.factory import ConfigurationError
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.connection import check_redis_settings
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS
 from mcp_memory.stores.redis.store import RedisWorkingStore
@@ -123,7 +122,7 @@ async def test_round_trips_per_lifecycle_call_do_not_grow_with_keys(
             assert await rt.working.list_keys(scope) == []  # terminate cleared it: the calls did their work
     admin.close()
     # (client-side count, server-side count): the same for 10 and 10,000 keys, and what the design says (spawn:
-    # stage the initial state, then commit it once the durable session is complete; see mcp_memory.staged_spawn).
+    # stage the initial state, then commit it once the durable session is complete; see services/staged_spawn.py).
     expected = {"spawn": (2, 2), "memory_set": (1, 1), "pause": (1, 1), "resume": (1, 1), "terminate": (3, 3)}
     assert measured[10] == expected, measured
     assert measured[10_000] == expected, measured

@@ -20,7 +20,7 @@ import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.models import Item, Scope
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.postgres.schema import head_revision, migrate
 from mcp_memory.stores.sqlite import upgrade
 from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION

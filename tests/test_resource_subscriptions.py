@@ -15,9 +15,10 @@ from mcp import Client
 from mcp.client.session import IncomingMessage
 from mcp.shared.subscriptions import ResourceUpdated
 
-from mcp_memory.runtime import MemoryRuntime
-from mcp_memory.server.app import MemoryServer, create_server
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.waiting import until
 
 # resources/subscribe is the handshake era's method (what clients speak today); the SDK marks it deprecated.

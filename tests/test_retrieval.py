@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from mcp_memory.config import Settings
-from mcp_memory.episodic import EpisodicMemory
+from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.stores.ports import SearchMode
 from tests.conftest import DURABLE_ADAPTERS, FakeClock, make_store
 

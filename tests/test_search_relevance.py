@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from mcp_memory.config import Settings
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 
 pytestmark = pytest.mark.anyio
 

@@ -1,7 +1,7 @@
 import pytest
 
 from mcp_memory.models import Scope
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,6 @@
 """A spawn with working memory in Redis, cut off at any step, leaves no session or a whole one (issue 10, defect 2).
 
-The steps (mcp_memory.staged_spawn): the durable store creates the session incomplete, Redis stages the initial
+The steps (mcp_memory.services.staged_spawn): the durable store creates the session incomplete, Redis stages the initial
 state, the durable store completes the session, Redis commits the staged state. Between each, a named fault point
 (mcp_memory.faults) lets a test fail the call there (an exception: spawn's own cleanup runs), stop the server there
 (the call blocks, as a server that hangs or died would, while another server carries on), or exit the process there
@@ -33,7 +33,7 @@ from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock, statements_per_lifecycle_call
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ import pytest
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, Unavailable
 from mcp_memory.models import Item, Scope, SessionStatus
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import RedisServer
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.transfer import write_export
 from mcp_memory.stores.transfer import Selection
 

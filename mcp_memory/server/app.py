@@ -36,13 +36,12 @@ from mcp_types import (
 )
 from pydantic import AnyUrl, ValidationError
 
-from mcp_memory import __version__, deadlines
-from mcp_memory.config import Settings
+from mcp_memory import deadlines
 from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError
 from mcp_memory.identity import DefaultScope
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
+from mcp_memory.server.listing import recent_resources
 from mcp_memory.server.metrics import ServerMetrics
 from mcp_memory.server.protocol import (
     RefusedRead,
@@ -55,6 +54,8 @@ from mcp_memory.server.protocol import (
     unknown_tool,
 )
 from mcp_memory.server.scope import default_project
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +223,6 @@ class MemoryServer(MCPServer[Any]):
         The cursor is a position (the last item's time and URI), not an offset, so that new checkpoints
         arriving between pages neither repeat nor skip items; at most ``resources_list_limit`` items are
         offered over all pages. Only projects within the request's grant are listed."""
-        from mcp_memory.server.resources import recent_resources
-
         after = decode_cursor(params.cursor if params else None)
         settings = self.runtime.settings
         entries = await recent_resources(self.runtime, visible_projects(settings.project_id))
@@ -316,37 +315,4 @@ def decode_cursor(cursor: str | None) -> _Position | None:
         raise MCPError(code=INVALID_PARAMS, message="invalid_argument: malformed cursor") from None
 
 
-def create_server(
-    settings: Settings | None = None,
-    *,
-    runtime: MemoryRuntime | None = None,
-    runtime_factory: Callable[[Settings], MemoryRuntime] | None = None,
-    defaults: DefaultScope | None = None,
-) -> MemoryServer:
-    """Build the MCP server with every tool and resource of docs/contract.md registered.
-
-    ``defaults``: the project and agent of calls that name none (default: the configured ones; ``mcp-memory
-    serve`` on stdio fills them from the installation's identity, :mod:`mcp_memory.identity`)."""
-    from mcp_memory.server.completions import register_completions
-    from mcp_memory.server.export_resource import register_export_resource
-    from mcp_memory.server.prompts import register_prompts
-    from mcp_memory.server.resources import register_resources
-    from mcp_memory.server.session_directory import register_sessions
-    from mcp_memory.server.subscriptions import register_subscriptions
-    from mcp_memory.server.tools import register_tools
-
-    if runtime is None:
-        resolved = settings or Settings()
-        runtime = runtime_factory(resolved) if runtime_factory else MemoryRuntime(resolved)
-    server = MemoryServer(runtime, defaults)
-    register_tools(server)
-    register_resources(server)
-    register_export_resource(server)  # issue 13: one session as an export file
-    register_prompts(server)  # the resume_briefing prompt and its tool twin, memory_prompt
-    register_sessions(server)  # issue 12: session discovery, completions, subscriptions
-    register_completions(server)
-    register_subscriptions(server)
-    return server
-
-
-__all__ = ["MemoryServer", "as_service_error", "create_server", "describe_validation_error"]
+__all__ = ["MemoryServer", "as_service_error", "describe_validation_error"]

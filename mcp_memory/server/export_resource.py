@@ -12,8 +12,9 @@ from mcp_memory.errors import MemoryServiceError, TooLarge, Unavailable
 from mcp_memory.models import Scope
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize
+from mcp_memory.server.listing import SESSION_URI
 from mcp_memory.server.protocol import RefusedRead
-from mcp_memory.server.resources import _OWN_VALIDATION, SESSION_URI
+from mcp_memory.server.resources import _OWN_VALIDATION
 from mcp_memory.stores.transfer import Selection
 
 JSONL = "application/jsonl"

@@ -42,7 +42,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_memory.config import HttpSettings, Settings
-from mcp_memory.runtime import ConfigurationError
+from mcp_memory.errors import ConfigurationError
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
 from mcp_memory.server.connections import ConnectionLimits, ConnectionRegistry, guarded_protocol

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
 
 from mcp.server.mcpserver.resources import ResourceSecurity
-from mcp_types import Resource
 
 from mcp_memory.errors import MemoryServiceError, NotFound
 from mcp_memory.models import Episode, Scope, iso, to_datetime, validate_identifier
-from mcp_memory.runtime import MemoryRuntime
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize
+from mcp_memory.server.listing import (
+    CHECKPOINT_URI,
+    CHECKPOINTS_URI,
+    EPISODE_URI,
+    EPISODES_URI,
+    JSON,
+    SESSION_URI,
+)
 from mcp_memory.server.protocol import RefusedRead
-
-JSON = "application/json"
-SESSION_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
-CHECKPOINTS_URI = SESSION_URI + "/checkpoints"
-CHECKPOINT_URI = CHECKPOINTS_URI + "/{checkpoint_id}"
-EPISODES_URI = "memory://projects/{project_id}/episodes"
-EPISODE_URI = EPISODES_URI + "/{episode_id}"
 
 # Our identifiers are validated by our own rules and never touch a filesystem; "." and ".." are valid
 # session ids under docs/contract.md, so the SDK's path-traversal policy must not reject them.
@@ -147,53 +144,4 @@ def register_resources(server: MemoryServer) -> None:
         return _dump(episode_json(episode))
 
 
-async def recent_resources(rt: MemoryRuntime, projects: Sequence[UUID] | None) -> list[tuple[float, Resource]]:
-    """Recent checkpoints and episodes of ``projects`` (None: every project) as concrete resources with their
-    times, newest first (by time, then URI), bounded by settings."""
-    limit = rt.settings.resources_list_limit
-    if projects is not None and not projects:
-        return []
-    checkpoints = await rt.store.recent_checkpoints(projects, limit)
-    episodes = await rt.store.recent_episodes(projects, limit)
-    entries: list[tuple[float, Resource]] = []
-    for scope, info in checkpoints:
-        uri = CHECKPOINT_URI.format(
-            project_id=scope.project_id,
-            agent_instance_id=scope.agent_instance_id,
-            session_id=scope.session_id,
-            checkpoint_id=info.checkpoint_id,
-        )
-        title = f"Checkpoint {info.checkpoint_id} of session {scope.session_id}"
-        if info.label:
-            title += f" ({info.label})"
-        entries.append(
-            (
-                info.created_at.timestamp(),
-                Resource(
-                    uri=uri,
-                    name=f"checkpoint:{info.checkpoint_id}",
-                    title=title,
-                    mime_type=JSON,
-                    description=f"{info.keys_count} keys, {info.bytes} bytes, {iso(info.created_at)}",
-                ),
-            )
-        )
-    for ep in episodes:
-        uri = EPISODE_URI.format(project_id=ep.project_id, episode_id=ep.episode_id)
-        entries.append(
-            (
-                ep.created_at.timestamp(),
-                Resource(
-                    uri=uri,
-                    name=f"episode:{ep.episode_id}",
-                    title=ep.task_description[:120],
-                    mime_type=JSON,
-                    description=f"{ep.task_type}, {ep.outcome.value}",
-                ),
-            )
-        )
-    entries.sort(key=lambda e: (e[0], e[1].uri), reverse=True)
-    return entries[:limit]
-
-
-__all__ = ["recent_resources", "register_resources"]
+__all__ = ["register_resources"]

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 from mcp_memory.errors import MemoryServiceError
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize
-from mcp_memory.server.resources import _OWN_VALIDATION, JSON, _dump, _resource_error
+from mcp_memory.server.listing import JSON
+from mcp_memory.server.resources import _OWN_VALIDATION, _dump, _resource_error
 from mcp_memory.server.tools.shared import READ_ONLY, ProjectId, ToolScope, hints, reply
 
 SESSIONS_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions"

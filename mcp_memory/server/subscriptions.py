@@ -49,7 +49,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import Grant, current_grant
-from mcp_memory.server.resources import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
+from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.server.session_directory import SESSIONS_URI
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from mcp_memory.episodic import MAX_QUERY, check_text
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import (
     CheckpointInfo,
@@ -37,7 +36,8 @@ from mcp_memory.models import (
     parse_uuid,
     validate_identifier,
 )
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.validation import MAX_QUERY, check_text
 from mcp_memory.stores.ports import EpisodeFilter
 from mcp_memory.summary import clip, summarize_state
 

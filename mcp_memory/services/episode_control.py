@@ -7,8 +7,8 @@
   removes the rows, vectors and full-text statistics in one transaction and records a ``forget_episodes`` event on
   each session the episodes came from that still exists; episodes without one are logged here (project level).
 - Edit (``update_episode``): lessons, outcome details, importance, metadata. Lessons and outcome details are part
-  of the searchable text (:func:`~mcp_memory.episodic.episode_text`): a change re-indexes and re-embeds it (with no
-  provider answering, the old vector is dropped and the background retry embeds it). Recorded as an
+  of the searchable text (:func:`~mcp_memory.services.episodic.episode_text`): a change re-indexes and re-embeds it
+  (with no provider answering, the old vector is dropped and the background retry embeds it). Recorded as an
   ``update_episode`` event on its session if that exists.
 - Duplicates (``record_episode``): the same episode again (same project, agent, session, outcome and text) returns
   the first one's id and writes nothing. With embeddings on, an episode whose vector is within
@@ -28,19 +28,18 @@ from typing import Any
 from uuid import UUID
 
 from mcp_memory.config import Settings
-from mcp_memory.episodic import (
+from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
+from mcp_memory.models import Episode, parse_outcome, parse_uuid, validate_identifier
+from mcp_memory.services.episodic import EpisodicMemory, episode_text
+from mcp_memory.services.validation import (
     MAX_LESSONS,
     MAX_TASK_TYPE,
     MAX_TEXT,
-    EpisodicMemory,
     check_lessons,
     check_metadata,
     check_text,
-    episode_text,
     parse_since,
 )
-from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
-from mcp_memory.models import Episode, parse_outcome, parse_uuid, validate_identifier
 from mcp_memory.stores.ports import DurableStore, EpisodeChanges, EpisodeSelector, EventRecord
 
 logger = logging.getLogger(__name__)

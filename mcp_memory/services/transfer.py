@@ -26,7 +26,6 @@ from uuid import UUID
 
 import anyio
 
-from mcp_memory import __version__
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
 from mcp_memory.services.export_format import (
@@ -51,6 +50,7 @@ from mcp_memory.services.export_format import (
 )
 from mcp_memory.stores.ports import Limits, WorkingStore
 from mcp_memory.stores.transfer import Entry, ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
+from mcp_memory.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -8,18 +8,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy.engine import make_url
 
 from mcp_memory.config import Settings
-from mcp_memory.stores.ports import DurableStore
+from mcp_memory.errors import ConfigurationError
+from mcp_memory.stores.ports import CombinedStore, WorkingStore
 
 DurableBackend = Literal["sqlite", "postgresql"]
-
-
-class ConfigurationError(ValueError):
-    """The settings ask for something this build cannot do; the message says what to change."""
 
 
 def durable_backend(settings: Settings) -> DurableBackend:
@@ -60,8 +57,8 @@ def check_settings(settings: Settings) -> None:
         check_redis_settings(settings)
 
 
-def build_durable_store(settings: Settings) -> Any:
-    """The durable store the settings ask for (not started)."""
+def build_durable_store(settings: Settings) -> CombinedStore:
+    """The durable store the settings ask for (not started); it can hold working memory too."""
     backend = durable_backend(settings)
     if backend == "postgresql":
         from mcp_memory.stores.postgres.store import PostgresStore
@@ -72,7 +69,7 @@ def build_durable_store(settings: Settings) -> Any:
     return SqliteStore(settings.resolved_database_url(), synchronous=settings.sqlite_synchronous)
 
 
-def build_working_store(settings: Settings, durable: DurableStore) -> Any:
+def build_working_store(settings: Settings, durable: CombinedStore) -> WorkingStore:
     """The working store: Redis if configured, else the durable store itself (its SQL tables)."""
     if settings.redis_url:
         from mcp_memory.stores.redis.store import RedisWorkingStore
@@ -82,4 +79,4 @@ def build_working_store(settings: Settings, durable: DurableStore) -> Any:
     return durable
 
 
-__all__ = ["ConfigurationError", "build_durable_store", "build_working_store", "check_settings", "durable_backend"]
+__all__ = ["build_durable_store", "build_working_store", "check_settings", "durable_backend"]

@@ -596,6 +596,12 @@ class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
 
 
 @runtime_checkable
+class CombinedStore(DurableStore, WorkingStore, Protocol):
+    """A durable store that can hold working memory too (SQLite, Postgres: in their own tables), so that without
+    Redis the working store *is* the durable store and the embedded default is one file."""
+
+
+@runtime_checkable
 class SameStoreLifecycle(Protocol):
     """Optional: a store that is the working store *and* the durable store (SQLite, or Postgres without Redis)
     does each lifecycle transition in one transaction, working memory and records together, instead of the
@@ -650,6 +656,7 @@ class SameStoreLifecycle(Protocol):
 __all__ = [
     "LIVE_KEYS_CAP",
     "CheckpointStore",
+    "CombinedStore",
     "DurableStore",
     "EpisodeFilter",
     "EpisodeStore",

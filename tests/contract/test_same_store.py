@@ -18,7 +18,8 @@ import pytest
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge
 from mcp_memory.models import CheckpointInfo, Item, Scope, SessionStatus, content_hash, to_datetime
-from mcp_memory.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.strategies import OneTransaction
 from mcp_memory.stores.ports import EventRecord, Limits, SameStoreLifecycle
 from tests.conftest import SQL_ADAPTERS, FakeClock, StorePair, make_store, new_scope
 
@@ -321,7 +322,7 @@ def failure_code(rt: MemoryRuntime) -> str:
 
 async def test_the_lifecycle_uses_one_transaction_per_call(runtime: MemoryRuntime) -> None:
     assert runtime.working_store is runtime.store
-    assert runtime.lifecycle._same is runtime.store
+    assert isinstance(runtime.lifecycle._strategy, OneTransaction)
 
 
 async def test_spawn_failing_midway_leaves_nothing_and_a_retry_succeeds(

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from mcp_memory.lifecycle import DEFAULT_TERMINATE_TASK_TYPE
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.tools.shared import (
     AgentId,
@@ -22,6 +21,7 @@ from mcp_memory.server.tools.shared import (
     hints,
     reply,
 )
+from mcp_memory.services.lifecycle import DEFAULT_TERMINATE_TASK_TYPE
 
 SPAWN = (
     "Start a session: your working memory, named by you. An existing name is `conflict`: resume it if paused; "

@@ -90,7 +90,7 @@ class PostgresConnection:
     async def start(self) -> None:
         """Connect and check the schema: ``ConfigurationError`` (naming ``mcp-memory migrate``) if it is missing,
         behind, or built for another embedding dimension; ``Unavailable`` if Postgres does not answer."""
-        from mcp_memory.stores.factory import ConfigurationError
+        from mcp_memory.errors import ConfigurationError
 
         if self._engine is not None:
             return

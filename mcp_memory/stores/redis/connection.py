@@ -15,8 +15,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
 from mcp_memory.config import Settings
-from mcp_memory.errors import Internal, MemoryServiceError, Unavailable
-from mcp_memory.stores.factory import ConfigurationError
+from mcp_memory.errors import ConfigurationError, Internal, MemoryServiceError, Unavailable
 
 logger = logging.getLogger(__name__)
 

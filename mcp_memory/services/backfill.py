@@ -20,8 +20,8 @@ import anyio
 import anyio.lowlevel
 
 from mcp_memory.embeddings import EmbeddingError, EmbeddingProvider
-from mcp_memory.episodic import episode_text
 from mcp_memory.models import Episode
+from mcp_memory.services.episodic import episode_text
 from mcp_memory.stores.ports import EpisodeStore
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class EmbeddingBackfill:
         on_recovered: Callable[[], None] | None = None,
     ) -> None:
         """``on_recovered``: called when the provider embeds something (it is up), e.g. to end
-        :meth:`~mcp_memory.episodic.EpisodicMemory.embed`'s pause after a failure."""
+        :meth:`~mcp_memory.services.episodic.EpisodicMemory.embed`'s pause after a failure."""
         self._store = store
         self._on_recovered = on_recovered
         self._embedder = embedder

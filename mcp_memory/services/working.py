@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
@@ -127,7 +128,9 @@ class WorkingMemory:
             raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
         return keys
 
-    async def for_session(self, session_id: Any, project_id: Any, agent_instance_id: Any) -> SessionMemory:
+    async def for_session(
+        self, session_id: str, project_id: str | UUID, agent_instance_id: str | UUID
+    ) -> SessionMemory:
         """The seed's entry point: working memory bound to one session (``await wm.for_session(...)``)."""
         return SessionMemory(self, Scope.parse(project_id, agent_instance_id, session_id))
 

@@ -7,19 +7,21 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from mcp_memory.backfill import EmbeddingBackfill
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_from_settings
-from mcp_memory.episodic import EpisodicMemory
-from mcp_memory.lifecycle import AgentLifecycleManager, LifecycleHooks, load_hooks
+from mcp_memory.errors import ConfigurationError
+from mcp_memory.services.backfill import EmbeddingBackfill
 from mcp_memory.services.episode_control import EpisodeControl
+from mcp_memory.services.episodic import EpisodicMemory
+from mcp_memory.services.hooks import LifecycleHooks, load_hooks
+from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.session_control import SessionControl
 from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.services.transfer import Transfer
-from mcp_memory.stores.factory import ConfigurationError, build_durable_store, build_working_store, check_settings
+from mcp_memory.services.working import WorkingMemory
+from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
 from mcp_memory.stores.ports import Limits
 from mcp_memory.stores.transfer import TransferStore
-from mcp_memory.working import WorkingMemory
 
 
 class MemoryRuntime:
@@ -141,4 +143,4 @@ class MemoryRuntime:
         await self.close()
 
 
-__all__ = ["ConfigurationError", "MemoryRuntime", "check_settings"]
+__all__ = ["MemoryRuntime"]

@@ -3,7 +3,7 @@
 Search ranks full-text matches (FTS5 / tsvector in the store) fused with vector similarity when an
 embedding provider is configured (score fusion), blended with importance and recency; see
 :mod:`mcp_memory.ranking`. An embedding failure never loses an episode: it is stored without a vector (found by
-full-text search at once) and embedded later by :mod:`mcp_memory.backfill` (``mcp-memory reembed`` and a
+full-text search at once) and embedded later by :mod:`mcp_memory.services.backfill` (``mcp-memory reembed`` and a
 background retry).
 
 Each vector is stored with the name of the model that made it, and a query is compared only with vectors of
@@ -18,7 +18,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,89 +27,36 @@ import anyio
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider
-from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
+from mcp_memory.errors import InvalidArgument, NotFound
 from mcp_memory.models import (
     Episode,
     EpisodeCreate,
     Outcome,
     ScoredEpisode,
-    encode_value,
     parse_outcome,
     parse_uuid,
     to_datetime,
-    utf8_size,
     validate_identifier,
+)
+from mcp_memory.services.validation import (
+    MAX_QUERY,
+    MAX_SEARCH_LIMIT,
+    MAX_TASK_TYPE,
+    MAX_TEXT,
+    check_lessons,
+    check_metadata,
+    check_page_limit,
+    check_text,
+    parse_since,
 )
 from mcp_memory.stores.ports import EpisodeFilter, EpisodeStore, SearchMode
 
 logger = logging.getLogger(__name__)
 
-MAX_TASK_TYPE = 100
-MAX_TEXT = 20_000
-MAX_LESSONS = 100
-MAX_LESSON = 4_000
-MAX_QUERY = 4_000
-MAX_SEARCH_LIMIT = 100
 EMBED_PAUSE_SECONDS = 30.0
 """After an embedding failure, how long tool calls go without vectors before asking the provider again."""
 MAX_EMBED_CHARS = 8_000
 """Longest text embedded per episode (about 2,000 tokens: within every common embedding model's input)."""
-
-
-def check_text(value: Any, what: str, max_len: int, *, required: bool = True) -> str:
-    """A string argument within limits (``invalid_argument`` / ``too_large`` otherwise)."""
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{what} must be a string")
-    if required and not value.strip():
-        raise InvalidArgument(f"{what} must not be empty")
-    if len(value) > max_len:
-        raise TooLarge(f"{what} is {len(value)} characters; the limit is {max_len}")
-    utf8_size(value, what)
-    return value
-
-
-def check_lessons(value: Any) -> list[str]:
-    """``lessons_learned``: a list of strings."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidArgument("lessons_learned must be a list of strings")
-    if len(value) > MAX_LESSONS:
-        raise TooLarge(f"lessons_learned has {len(value)} entries; the limit is {MAX_LESSONS}")
-    return [check_text(v, "a lesson", MAX_LESSON) for v in value]
-
-
-def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
-    """``metadata``: a JSON object within the value size limit."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidArgument("metadata must be a JSON object")
-    size = utf8_size(encode_value(value, "metadata"), "metadata")
-    if size > max_bytes:
-        raise TooLarge(f"metadata is {size} bytes serialised; the limit is {max_bytes}")
-    return value
-
-
-def parse_since(value: Any, what: str = "since") -> float | None:
-    """``since`` (or another time argument, ``what``): an ISO 8601 date-time (naive means UTC), as epoch seconds."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            shown = value if len(value) <= 40 else value[:40] + "..."
-            raise InvalidArgument(f"{what} must be an ISO 8601 date-time, got {shown!r}") from None
-    else:
-        raise InvalidArgument(f"{what} must be an ISO 8601 date-time string")
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
 
 
 def episode_text(ep: Episode) -> str:
@@ -152,16 +99,16 @@ class EpisodicMemory:
 
     def build(
         self,
-        project_id: Any,
-        agent_instance_id: Any,
-        task_type: Any,
-        task_description: Any,
-        outcome: Any,
-        session_id: Any = None,
-        outcome_details: Any = None,
-        lessons_learned: Any = None,
-        importance_score: Any = None,
-        metadata: Any = None,
+        project_id: str | UUID,
+        agent_instance_id: str | UUID,
+        task_type: str,
+        task_description: str,
+        outcome: Outcome | str,
+        session_id: str | None = None,
+        outcome_details: str | None = None,
+        lessons_learned: Sequence[str] | None = None,
+        importance_score: float | None = None,
+        metadata: dict[str, Any] | None = None,
         context_summary: str = "",
     ) -> Episode:
         """Validate everything into an :class:`Episode` (nothing is written)."""
@@ -246,13 +193,13 @@ class EpisodicMemory:
 
     async def search(
         self,
-        project_id: Any,
-        query: Any,
-        limit: Any = 5,
-        outcome: Any = None,
-        task_type: Any = None,
-        agent_instance_id: Any = None,
-        since: Any = None,
+        project_id: str | UUID,
+        query: str,
+        limit: int = 5,
+        outcome: Outcome | str | None = None,
+        task_type: str | None = None,
+        agent_instance_id: str | UUID | None = None,
+        since: str | datetime | None = None,
         *,
         mode: SearchMode = "hybrid",
     ) -> list[ScoredEpisode]:
@@ -262,8 +209,7 @@ class EpisodicMemory:
         ("text", "vector"), to measure what fusion adds."""
         project = parse_uuid(project_id, "project_id")
         text = check_text(query, "query", MAX_QUERY)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_LIMIT:
-            raise InvalidArgument(f"limit must be an integer from 1 to {MAX_SEARCH_LIMIT}")
+        limit = check_page_limit(limit, MAX_SEARCH_LIMIT)
         flt = EpisodeFilter(
             outcome=None if outcome is None else parse_outcome(outcome),
             task_type=None if task_type is None else check_text(task_type, "task_type", MAX_TASK_TYPE),
@@ -282,7 +228,7 @@ class EpisodicMemory:
             embedding_model=self.embedding_model,
         )
 
-    async def get(self, project_id: UUID, episode_id: Any) -> Episode:
+    async def get(self, project_id: UUID, episode_id: str | UUID) -> Episode:
         """One episode of the project, or ``not_found``."""
         eid = parse_uuid(episode_id, "episode_id")
         episode = await self._store.get_episode(project_id, eid)
@@ -299,8 +245,5 @@ __all__ = [
     "MAX_EMBED_CHARS",
     "EpisodicMemory",
     "Outcome",
-    "check_lessons",
-    "check_metadata",
-    "check_text",
     "episode_text",
 ]

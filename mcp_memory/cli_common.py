@@ -1,0 +1,37 @@
+"""What every ``mcp-memory`` sub-command shares: settings loaded with a readable error, logging on stderr.
+
+Apart from :mod:`mcp_memory.cli` so that the sub-command modules it loads (``cli_forget``, ``cli_transfer``) need
+not import it back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tomllib
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from mcp_memory.config import Settings, config_file_path
+from mcp_memory.errors import ConfigurationError
+
+
+def setup_logging(level: str) -> None:
+    """Log at ``level`` to stderr (on stdio, stdout is the protocol)."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def load_settings() -> Settings:
+    """The settings (file and ``MCP_MEMORY_*``), or a ``ConfigurationError`` naming where they came from."""
+    try:
+        return Settings()
+    except (ValidationError, SettingsError, tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigurationError(f"invalid settings ({config_file_path()} or MCP_MEMORY_* variables): {exc}") from exc
+
+
+__all__ = ["load_settings", "setup_logging"]

