@@ -21,16 +21,10 @@ import pytest
 from tests.http_helpers import ServerProcess, connect, ok
 from tests.http_helpers import server_env as http_env
 from tests.stdio_raw import RawStdioServer
+from tests.waiting import wait_until
 
 STOP_WITHIN = 1.0
 SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"), pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
-
-
-def _wait_for(condition: object, within: float) -> None:
-    deadline = time.monotonic() + within
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def _stopped_within(proc: subprocess.Popen[bytes] | subprocess.Popen[str], signum: int) -> tuple[int, float]:
@@ -58,7 +52,7 @@ def test_signal_stops_stdio_serve_within_a_second(tmp_path: Path, signum: int, e
         scope = {"agent_instance_id": str(uuid.uuid4()), "session_id": "sig"}
         assert server.call_tool("spawn", **scope)["isError"] is False
         assert server.call_tool("memory_set", **scope, key="k", value=1)["isError"] is False
-        _wait_for(_wal(server.db).exists, 5)
+        wait_until(_wal(server.db).exists, 5, what="the WAL file exists")
         # The client keeps stdin open and idle: the server is blocked reading it when the signal comes.
         code, took = _stopped_within(server.proc, signum)
     finally:
