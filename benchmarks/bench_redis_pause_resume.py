@@ -3,8 +3,9 @@
 Everything runs in this process against the same Redis (and, for the durable checkpoints, the same SQLite
 file), with values of about 100 bytes. Three things are timed per size:
 
-- ``store``: the Redis working store's own calls, ``snapshot`` (what pause reads) and ``restore`` (what resume
-  writes): one Lua script each, one round trip whatever the number of keys.
+- ``store``: the Redis working store's own calls, ``snapshot_packed`` (what pause reads, packed as the durable
+  store keeps it) and ``restore_packed`` (what resume writes, from the stored text): one Lua script each, one
+  round trip whatever the number of keys.
 - ``lifecycle``: the whole ``pause`` / ``resume`` calls, which also write the checkpoint to (or read it from)
   the durable store: SQLite at its default FULL durability (an fsync per pause), or with ``--durable postgres``
   a Postgres (``--url``, or a pgserver started in a temp dir as ``pg_common.py`` does; fsync on, its default).
@@ -162,14 +163,14 @@ async def run(
                     await rt.lifecycle.spawn(project, agent, ours_sid, initial_state=state)
                     await rt.lifecycle.spawn(project, agent, seed_sid, initial_state=state)
                     ours_scope, seed_scope = Scope(project, agent, ours_sid), Scope(project, agent, seed_sid)
-                    snap = await store.snapshot(ours_scope, rt.clock())
+                    snap = (await store.snapshot_packed(ours_scope, rt.clock())).text
                     await rt.lifecycle.pause(project, agent, ours_sid)  # warm-up (connections, caches)
                     await rt.lifecycle.resume(project, agent, ours_sid)
                     gc.freeze()  # as `mcp-memory serve` does after start-up
 
-                    store_pause = await timed(rounds, lambda sc=ours_scope: store.snapshot(sc, rt.clock()))
+                    store_pause = await timed(rounds, lambda sc=ours_scope: store.snapshot_packed(sc, rt.clock()))
                     store_resume = await timed(
-                        rounds, lambda sc=ours_scope, it=snap: store.restore(sc, it, True, rt.clock(), limits)
+                        rounds, lambda sc=ours_scope, it=snap: store.restore_packed(sc, it, True, rt.clock(), limits)
                     )
                     life_pause = await timed(rounds, lambda s=ours_sid: rt.lifecycle.pause(project, agent, s))
                     life_resume = await timed(rounds, lambda s=ours_sid: rt.lifecycle.resume(project, agent, s))
