@@ -10,6 +10,7 @@ import inspect
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -60,11 +61,34 @@ async def python_work(action: Callable[[], Awaitable[Any]]) -> Counter[str]:
     return counted
 
 
+async def records_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
+    from tests.pg_servers import database_url, migrated_database
+
+    return database_url(await migrated_database())
+
+
 @pytest.fixture
 async def redis_sqlite(tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
+    async with redis_runtime("sqlite", tmp_path, clock) as rt:
+        yield rt
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def redis_and_records(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[MemoryRuntime]:
+    """Working memory in Redis, records in SQLite or in Postgres."""
+    async with redis_runtime(request.param, tmp_path, clock) as rt:
+        yield rt
+
+
+@asynccontextmanager
+async def redis_runtime(records: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
     prefix = unique_prefix()
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}",
+        database_url=await records_url(records, tmp_path),
         redis_url=shared_redis_url(),
         redis_key_prefix=prefix,
         max_keys_per_session=5_000,
@@ -105,9 +129,9 @@ async def test_pause_and_resume_make_as_many_calls_into_our_code_for_1000_keys_a
 
 
 async def test_a_packed_pause_and_resume_keep_values_ttls_and_the_content_hash(
-    redis_sqlite: MemoryRuntime, clock: FakeClock
+    redis_and_records: MemoryRuntime, clock: FakeClock
 ) -> None:
-    rt = redis_sqlite
+    rt = redis_and_records
     scope = new_scope()
     tricky = {
         "json-looking string": '{"a": 1}',
