@@ -74,12 +74,12 @@ async def agent(run: Run, url: str, token: str, project: str, n: int, keys: int,
             for key, value in expected.items():
                 await run.call(c, "memory_set", **s, key=key, value=value)
             paused = await run.call(c, "pause", **s)
-            if paused.get("items_saved") != keys:
+            if paused and paused.get("items_saved") != keys:
                 run.lost.append(f"agent {n}: pause saved {paused.get('items_saved')} of {keys}")
             # Change the live state, so that resume has something to restore.
             await c.call_tool("memory_delete", {**s, "key": "key/000"})
             resumed = await run.call(c, "resume", **s)
-            if resumed.get("items_restored") != keys:
+            if resumed and resumed.get("items_restored") != keys:
                 run.lost.append(f"agent {n}: resume restored {resumed.get('items_restored')} of {keys}")
             checkpoint = await read(c, f"{uri}/checkpoints/{paused.get('checkpoint_id')}")
             if checkpoint["state"] != expected:
@@ -88,7 +88,7 @@ async def agent(run: Run, url: str, token: str, project: str, n: int, keys: int,
             if live["working_memory"] != expected:
                 run.lost.append(f"agent {n}: resume restored {len(live['working_memory'])} items, not the checkpoint")
             ended = await run.call(c, "terminate", **s, task_description=f"load agent {n}")
-            if ended.get("state_items_consolidated") != keys:
+            if ended and ended.get("state_items_consolidated") != keys:
                 run.lost.append(f"agent {n}: terminate consolidated {ended.get('state_items_consolidated')}")
     except Exception as exc:
         run.errors.append(f"agent {n}: {exc!r}")
@@ -178,6 +178,7 @@ async def main() -> int:
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL", help="SQLite only")
     parser.add_argument("--floor-rounds", type=int, default=200, help="calls of each kind in the per-call floor")
     parser.add_argument("--redis-url", default=os.environ.get("MCP_MEMORY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--call-timeout", type=float, help="the server's call_timeout_seconds (default: its own)")
     add_arguments(parser)
     args = parser.parse_args()
 
@@ -194,19 +195,26 @@ async def main() -> int:
                 MCP_MEMORY_HTTP__MAX_CONNECTIONS=str(max(1000, 4 * args.agents)),
                 **store_env,
             )
+            if args.call_timeout:
+                env["MCP_MEMORY_CALL_TIMEOUT_SECONDS"] = str(args.call_timeout)
             with ServerProcess(env) as server:
                 run = Run()
                 project = str(uuid.uuid4())
                 cpu_before = cpu_seconds(server.pid)
+                client_before = time.process_time()
                 started = time.perf_counter()
                 async with anyio.create_task_group() as tg:
                     for n in range(args.agents):
                         tg.start_soon(agent, run, server.url, token, project, n, args.keys, args.transport)
                 wall = time.perf_counter() - started
                 cpu = cpu_seconds(server.pid) - cpu_before
+                client_cpu = time.process_time() - client_before
                 server_side = await scrape(server.url, token)
                 await floor(run, server.url, token, project, args.transport, args.floor_rounds)
                 server_floor = await scrape(server.url, token)
+                # The first error the server logged, with its traceback (an "internal" answer is explained there).
+                first = next((i for i, line in enumerate(server.log) if " ERROR " in line), len(server.log))
+                server_log = server.log[first : first + 40]
 
     calls = sum(len(run.latency[t]) for t in TOOLS)
     mode = "stateless" if args.stateless else "stateful"
@@ -217,6 +225,7 @@ async def main() -> int:
     )
     per_core = f", {calls / cpu:.0f} calls per server CPU-second" if cpu else ""
     print(f"wall {wall:.2f} s, {calls} timed tool calls, {calls / wall:.0f} calls/s{per_core} ({os.cpu_count()} cores)")
+    print(f"CPU during the load: server {cpu:.1f} s, {args.agents} clients (this process) {client_cpu:.1f} s")
     print(f"errors: {len(run.errors)}, lost writes: {len(run.lost)}")
     print()
     print("| tool | calls | p50 ms | p99 ms | mean ms | server mean ms |")
@@ -239,6 +248,8 @@ async def main() -> int:
         )
     for problem in (run.errors + run.lost)[:20]:
         print("  ", problem, file=sys.stderr)
+    for line in server_log:
+        print("   server:", line.rstrip(), file=sys.stderr)
     return 1 if run.errors or run.lost else 0
 
 
