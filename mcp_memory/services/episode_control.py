@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from mcp_memory.services.validation import (
     MAX_LESSONS,
     MAX_TASK_TYPE,
     MAX_TEXT,
+    check_importance,
     check_lessons,
     check_metadata,
     check_text,
@@ -72,15 +72,6 @@ class Recorded:
         if self.similarity is not None:
             out["similarity"] = round(self.similarity, 4)
         return out
-
-
-def _importance(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument("importance_score must be a number between 0 and 1")
-    score = float(value)
-    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
-        raise InvalidArgument(f"importance_score must be between 0 and 1, got {value}")
-    return score
 
 
 class EpisodeControl:
@@ -174,7 +165,7 @@ class EpisodeControl:
         if outcome_details is not None:
             fields["outcome_details"] = check_text(outcome_details, "outcome_details", MAX_TEXT, required=False)
         if importance_score is not None:
-            fields["importance_score"] = _importance(importance_score)
+            fields["importance_score"] = check_importance(importance_score)
         if metadata is not None:
             fields["metadata"] = check_metadata(metadata, self._settings.max_value_bytes)
         if not fields:
