@@ -22,6 +22,7 @@ from mcp_memory.server.tools.shared import (
     reply,
 )
 from mcp_memory.services.lifecycle import DEFAULT_TERMINATE_TASK_TYPE
+from mcp_memory.services.validation import MAX_CHECKPOINT_PAGE
 
 SPAWN = "Start a session of working memory, named by you. A taken name is `conflict`: resume it if paused."
 PAUSE = "Checkpoint working memory durably; the session is paused."
@@ -109,7 +110,7 @@ def register(server: MemoryServer) -> None:
         session_id: SessionId,
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        limit: Annotated[int, Field(ge=1, le=500, strict=True, description="Page size.")] = 50,
+        limit: Annotated[int, Field(ge=1, le=MAX_CHECKPOINT_PAGE, strict=True, description="Page size.")] = 50,
         before: Annotated[CheckpointId, Field(description="A next_before.")] = None,
     ) -> CallToolResult:
         project, agent = tools.project(project_id), tools.agent(agent_instance_id)
