@@ -12,12 +12,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import URL, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
 from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, SearchMode
+from mcp_memory.stores.postgres import vector_indexes
 from mcp_memory.stores.postgres.search import EXACT_SCAN_BUDGET, search_statement, ts_query, vector_text
 from mcp_memory.stores.postgres.statements import (
     INSERT_EPISODE,
@@ -40,6 +41,7 @@ class PostgresEpisodes(EpisodeEdits):
 
     if TYPE_CHECKING:
         embedding_dimension: int
+        _url: URL
 
         @property
         def where(self) -> str: ...
@@ -51,6 +53,11 @@ class PostgresEpisodes(EpisodeEdits):
         """Projects of at most this many episodes are searched by an exact scan of their vectors (see
         :data:`~.search.EXACT_SCAN_BUDGET`)."""
         return EXACT_SCAN_BUDGET // self.embedding_dimension
+
+    async def build_vector_indexes(self) -> list[UUID]:
+        """Give every project above the exact-scan size its own HNSW index (:mod:`.vector_indexes`), so that its
+        vector recall does not depend on other projects' vectors; the projects indexed now."""
+        return await vector_indexes.build_missing(self._url, self.exact_scan_max)
 
     # -- episodes --------------------------------------------------------------------------------------
     def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
