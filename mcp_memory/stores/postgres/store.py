@@ -111,6 +111,11 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
             timeout_seconds=settings.database_timeout_seconds,
         )
 
+    async def close(self) -> None:
+        # A background build of per-project vector indexes (episodes.py) stops with the store.
+        await self._stop_vector_indexing()
+        await super().close()
+
     async def _lock_writable(self, conn: AsyncConnection, scope: Scope) -> int:
         """Lock the session's row for this transaction and check it accepts writes; its pk."""
         row = (await conn.execute(text(LOCK_WRITABLE), scope_params(scope))).first()
