@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import vector_dimension
+from mcp_memory.errors import TooLarge
 from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
 from mcp_memory.stores.ports import EventRecord, Limits, Retention
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
@@ -56,8 +57,6 @@ from mcp_memory.stores.postgres.statements import (
     event_params,
     item_arrays,
     json_text,
-    resume_find,
-    resume_write,
     scope_params,
     session_params,
     state_items,
@@ -65,6 +64,7 @@ from mcp_memory.stores.postgres.statements import (
     terminate,
     with_event,
 )
+from mcp_memory.stores.postgres.transitions import PAUSE, lock_session, pause_args, resume_args, resume_sql
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
 from mcp_memory.stores.sql.retention import prune_statement
@@ -316,7 +316,31 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     async def pause_session(
         self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
     ) -> CheckpointInfo:
-        # Then the pruning, the transaction's second statement (``_prune``).
+        meta = json_text(info.metadata)
+        async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
+            args = pause_args(
+                scope, now, info.checkpoint_id, info.created_at, info.label, meta, info.keep, event_params(event),
+                retention,
+            )  # fmt: skip
+            row = await driver.fetchrow(PAUSE, *args)
+        assert row is not None
+        if not row["found"]:
+            async with self._read() as conn:
+                await self._refuse_pause(conn, scope, info.checkpoint_id)
+        if not row["fresh"]:
+            # A transition of this session committed after the statement's snapshot: paused in a transaction.
+            return await self._pause_in_transaction(scope, info, now, event, retention)
+        if row["keys_count"] is None:
+            raise checkpoint_exists(info.checkpoint_id)
+        return info.model_copy(
+            update={"keys_count": row["keys_count"], "bytes": row["bytes"], "content_hash": row["content_hash"]}
+        )
+
+    async def _pause_in_transaction(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None
+    ) -> CheckpointInfo:
+        """The pause as two statements of one transaction, the pruning's seeing every checkpoint committed before
+        the first took the session's row lock."""
         async with self._write(CHECKPOINT_TOO_LARGE) as conn:
             row = (
                 await conn.execute(
@@ -349,28 +373,30 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         limits: Limits,
         event: EventRecord,
     ) -> tuple[CheckpointInfo, int] | None:
-        params = scope_params(scope)
-        where = checkpoint_selector(params, checkpoint_id)
-        async with self._write() as conn:
-            found = (await conn.execute(text(resume_find(where)), params)).first()
-            if found is None:
+        # Two statements of one transaction (stores/postgres/transitions.py): the lock, then the restore.
+        async with self._driver() as driver:
+            await driver.execute(lock_session(scope))
+            args = resume_args(scope, now, checkpoint_id, clear, limits.max_keys, event_params(event))
+            row = await driver.fetchrow(resume_sql(checkpoint_id is not None), *args)
+            if row is None or row["checkpoint_id"] is None:
                 return None
-            self._check_writable(scope, found)
-            info = self._checkpoint_info(found)
-            items = state_items(found.state)
-            if clear:
-                check_fits(items, now, limits)
-            arrays = item_arrays(items, now)
-            restored = len(arrays["keys"])
-            recorded = event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored})
-            kept = (
-                await conn.execute(
-                    text(resume_write(clear)), {"pk": found.pk, "now": now, **arrays, **event_params(recorded)}
-                )
-            ).scalar_one()
-            if not clear and kept + restored > limits.max_keys:
+            check_writable(scope, (row["status"], row["sealed"]))
+            if not row["done"]:
+                if clear:
+                    raise TooLarge(f"{row['restored']} keys exceed the limit of {limits.max_keys} keys per session")
                 raise restore_overflows(limits)
-            return info, restored
+            await driver.execute("COMMIT")
+        info = CheckpointInfo(
+            checkpoint_id=row["checkpoint_id"],
+            created_at=row["created_at"],
+            keys_count=row["keys_count"],
+            bytes=row["bytes"],
+            label=row["label"],
+            content_hash=row["content_hash"],
+            metadata=orjson.loads(row["metadata"]),
+            keep=row["keep"],
+        )
+        return info, int(row["restored"])
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         async with self._one() as conn:
