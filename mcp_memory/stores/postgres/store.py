@@ -47,7 +47,6 @@ from mcp_memory.stores.postgres.statements import (
     LIVE_COUNT,
     LOCK_FOR_TERMINATE,
     LOCK_WRITABLE,
-    PAUSE_SESSION,
     RECORD_EVENT,
     RECORD_PAUSE,
     RECORD_RESUME,
@@ -64,7 +63,7 @@ from mcp_memory.stores.postgres.statements import (
     terminate,
     with_event,
 )
-from mcp_memory.stores.postgres.transitions import PAUSE, lock_session, pause_args, resume_args, resume_sql
+from mcp_memory.stores.postgres.transitions import PAUSE, begin_locked, pause_args, resume_args, resume_sql
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
 from mcp_memory.stores.sql.retention import prune_statement
@@ -316,52 +315,22 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     async def pause_session(
         self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
     ) -> CheckpointInfo:
+        # Three messages of one transaction (stores/postgres/transitions.py): the lock, the pause, COMMIT.
         meta = json_text(info.metadata)
         async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
+            await driver.execute(begin_locked(scope))
             args = pause_args(
                 scope, now, info.checkpoint_id, info.created_at, info.label, meta, info.keep, event_params(event),
                 retention,
             )  # fmt: skip
             row = await driver.fetchrow(PAUSE, *args)
-        assert row is not None
-        if not row["found"]:
+            if row["found"] and row["keys_count"] is not None:
+                await driver.execute("COMMIT")
+        if row["keys_count"] is None:
             async with self._read() as conn:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
-        if not row["fresh"]:
-            # A transition of this session committed after the statement's snapshot: paused in a transaction.
-            return await self._pause_in_transaction(scope, info, now, event, retention)
-        if row["keys_count"] is None:
-            raise checkpoint_exists(info.checkpoint_id)
         return info.model_copy(
             update={"keys_count": row["keys_count"], "bytes": row["bytes"], "content_hash": row["content_hash"]}
-        )
-
-    async def _pause_in_transaction(
-        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None
-    ) -> CheckpointInfo:
-        """The pause as two statements of one transaction, the pruning's seeing every checkpoint committed before
-        the first took the session's row lock."""
-        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
-            row = (
-                await conn.execute(
-                    text(PAUSE_SESSION),
-                    {
-                        **scope_params(scope),
-                        "now": now,
-                        "cid": info.checkpoint_id,
-                        "at": info.created_at,
-                        "label": info.label,
-                        "m": json_text(info.metadata),
-                        "keep": info.keep,
-                        **event_params(event),
-                    },
-                )
-            ).first()
-            if row is None:
-                await self._refuse_pause(conn, scope, info.checkpoint_id)
-            await self._prune(conn, int(row.session_pk), info, retention)
-        return info.model_copy(
-            update={"keys_count": int(row.keys_count), "bytes": int(row.bytes), "content_hash": row.content_hash}
         )
 
     async def resume_session(
@@ -373,9 +342,9 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         limits: Limits,
         event: EventRecord,
     ) -> tuple[CheckpointInfo, int] | None:
-        # Two statements of one transaction (stores/postgres/transitions.py): the lock, then the restore.
+        # Three messages of one transaction (stores/postgres/transitions.py): the lock, the restore, COMMIT.
         async with self._driver() as driver:
-            await driver.execute(lock_session(scope))
+            await driver.execute(begin_locked(scope))
             args = resume_args(scope, now, checkpoint_id, clear, limits.max_keys, event_params(event))
             row = await driver.fetchrow(resume_sql(checkpoint_id is not None), *args)
             if row is None or row["checkpoint_id"] is None:

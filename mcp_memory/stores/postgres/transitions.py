@@ -1,18 +1,17 @@
-"""Pause and resume of a session whose working memory is in Postgres, as few round trips as the guarantees allow,
-sent on the asyncpg connection itself (prepared once per connection by asyncpg's statement cache, no SQLAlchemy
-compilation or result wrapping on the hot path).
+"""Pause and resume of a session whose working memory is in Postgres, in as few round trips and as little
+server work as the guarantees allow, sent on the asyncpg connection itself (prepared once per connection by
+asyncpg's statement cache; no SQLAlchemy compilation or result wrapping on the hot path).
 
-- Pause is ONE statement in autocommit (:data:`PAUSE`): lock the writable session, aggregate its live items into
-  the checkpoint, mark it paused, record the event and prune by retention. A single statement reads one snapshot,
-  taken before the row lock is granted; retention must see every checkpoint committed before the lock (two
-  concurrent pauses of one session must not leave more than the policy allows). So the statement compares the
-  version of the session row it locked with the one its snapshot sees: every pause and resume updates that row, so
-  if they differ a transition committed after the snapshot and the statement writes nothing (``fresh`` is false);
-  the caller then pauses in a transaction whose later statements see it all (the path this one short-cuts).
-- Resume is a transaction of two statements: the session row locked first (sent with BEGIN in one message), then
-  :func:`resume_sql` with a snapshot taken after the lock, which restores the checkpoint from its JSONB state
-  inside Postgres (``jsonb_each``: the state never travels to Python and back), checks the key limit, marks the
-  session running and records the event; nothing is written if the limit or the session refuses.
+Each is a transaction of three messages: :func:`begin_locked` (BEGIN, a generic plan allowed, the session's row
+locked: one simple-protocol message), then one statement doing the whole transition with a snapshot taken after
+the lock (so it sees every change committed before it: the retention of two concurrent pauses, the keys a
+resume clears), then COMMIT.
+
+- :data:`PAUSE`: aggregate the session's live items into the checkpoint (state, count, size, hash), mark it
+  paused, record the event and prune by retention.
+- :func:`resume_sql`: restore the checkpoint from its JSONB state inside Postgres (``jsonb_each``: the state never
+  travels to Python and back), check the key limit, mark the session running and record the event; nothing is
+  written if the limit or the session refuses.
 """
 
 from __future__ import annotations
@@ -31,36 +30,33 @@ _LIVE = "(expires_at IS NULL OR expires_at > $4)"
 _NEWEST_FIRST = "created_at DESC, id DESC"
 
 PAUSE = (
-    # The session row, locked; ``seen`` is the version locked (the newest), compared below with the snapshot's.
-    f"WITH s AS (SELECT id, xmin AS seen FROM sessions WHERE {_SCOPE} AND NOT sealed "
-    "AND status <> 'terminated' AND spawn_until IS NULL FOR NO KEY UPDATE), "
-    "f AS (SELECT s.id FROM s WHERE s.seen = (SELECT xmin FROM sessions WHERE id = s.id)), "
-    f"w AS (SELECT key, value, expires_at FROM working_items WHERE session_pk = (SELECT id FROM f) AND {_LIVE}), "
+    f"WITH s AS (SELECT id FROM sessions WHERE {_SCOPE} AND NOT sealed AND status <> 'terminated' "
+    "AND spawn_until IS NULL), "
+    f"w AS (SELECT key, value, expires_at FROM working_items WHERE session_pk = (SELECT id FROM s) AND {_LIVE}), "
     f"{PAUSE_STATE}, "
     "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
-    "metadata, state, state_bytes, keep) SELECT f.id, CAST($5 AS text), CAST($6 AS timestamptz), agg.n, agg.b, "
+    "metadata, state, state_bytes, keep) SELECT s.id, CAST($5 AS text), CAST($6 AS timestamptz), agg.n, agg.b, "
     "CAST($7 AS text), agg.h, CAST($8 AS jsonb), agg.state, octet_length(CAST(agg.state AS text)), "
-    "CAST($9 AS boolean) FROM f, agg ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
+    "CAST($9 AS boolean) FROM s, agg ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
     "RETURNING id, session_pk, created_at, keep, keys_count, bytes, content_hash), "
     "upd AS (UPDATE sessions SET status = 'paused', updated_at = $11 WHERE id = (SELECT session_pk FROM cp)), "
     f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, CAST($10 AS text), CAST($11 AS timestamptz), "
     "CAST($12 AS float8), CAST($13 AS text), CAST($14 AS jsonb) || jsonb_build_object('items', keys_count) "
     "FROM cp), "
     # Retention over the session's checkpoints and the new one (which this statement's reads do not see): the
-    # same rule as ``prune_statement``: never a kept one nor the newest; beyond the newest $15 not kept, or older
-    # than $16 (NULL: no bound of that kind).
+    # rule of ``prune_statement``: never a kept one nor the newest; beyond the newest $15 not kept, or older than
+    # $16 (NULL: no bound of that kind).
     "allc AS (SELECT id, created_at, keep FROM checkpoints WHERE session_pk = (SELECT session_pk FROM cp) "
     "UNION ALL SELECT id, created_at, keep FROM cp), "
     f"ranked AS (SELECT id, keep, created_at, row_number() OVER (ORDER BY {_NEWEST_FIRST}) AS pos, "
     f"row_number() OVER (PARTITION BY keep ORDER BY {_NEWEST_FIRST}) AS kpos FROM allc), "
     "pr AS (DELETE FROM checkpoints WHERE id IN (SELECT id FROM ranked WHERE NOT keep AND pos > 1 "
     "AND (kpos > CAST($15 AS integer) OR created_at < CAST($16 AS timestamptz)))) "
-    "SELECT (SELECT count(*) FROM s) AS found, (SELECT count(*) FROM f) AS fresh, cp.keys_count, cp.bytes, "
-    "cp.content_hash FROM (SELECT 1) AS one LEFT JOIN cp ON true"
+    "SELECT (SELECT count(*) FROM s) AS found, cp.keys_count, cp.bytes, cp.content_hash "
+    "FROM (SELECT 1) AS one LEFT JOIN cp ON true"
 )
-"""One statement: the whole pause (see the module docstring). Returns one row: ``found`` 0 if the session is
-missing or takes no writes, ``fresh`` 0 if it must be retried in a transaction, and the checkpoint's count, size
-and hash (NULL if its id is taken)."""
+"""The pause's statement (after :func:`begin_locked`). Returns one row: ``found`` 0 if the session is missing or
+takes no writes, and the checkpoint's count, size and hash (NULL if its id is taken)."""
 
 
 def pause_args(
@@ -101,20 +97,24 @@ def pause_args(
 _SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
-def lock_session(scope: Scope) -> str:
-    """BEGIN and the session row locked, as one simple-protocol message (one round trip, no parameters: the scope
-    is written as literals, which its validation makes safe: two UUIDs and an id of ``A-Z a-z 0-9 . _ -``)."""
+def begin_locked(scope: Scope) -> str:
+    """BEGIN and the session's row locked, as one simple-protocol message (one round trip; no parameters, so the
+    scope is written as literals, which its validation makes safe: two UUIDs and an id of ``A-Z a-z 0-9 . _ -``).
+
+    The transaction may use generic plans: the connection's default (``force_custom_plan``, for search, whose best
+    plan depends on its LIMIT and vector) would plan these many-CTE statements again on every call, the largest
+    part of a small pause or resume; nothing in them changes the best plan from one call to the next."""
     if _SESSION_ID.fullmatch(scope.session_id) is None:  # Scope.parse has refused it already: never reached
         raise ValueError("session_id is not an identifier")
     return (
-        "BEGIN; SELECT 1 FROM sessions WHERE "
+        "BEGIN; SET LOCAL plan_cache_mode = auto; SELECT 1 FROM sessions WHERE "
         f"project_id = '{scope.project_id}' AND agent_instance_id = '{scope.agent_instance_id}' "
         f"AND session_id = '{scope.session_id}' FOR NO KEY UPDATE"
     )
 
 
 def resume_sql(by_id: bool) -> str:
-    """The resume's second statement (after :func:`lock_session`): the checkpoint ``$5`` (``by_id``) or the newest,
+    """The resume's statement (after :func:`begin_locked`): the checkpoint ``$5`` (``by_id``) or the newest,
     restored if the session takes writes and the result fits ``$7`` keys: with ``$6`` (clear) working memory
     becomes the checkpoint's live items, else they are written over the others. Returns one row (none if the
     session is missing): status, sealed, the checkpoint (NULL if none), the items restored, the other live keys
@@ -166,4 +166,4 @@ def resume_args(
     )
 
 
-__all__ = ["PAUSE", "lock_session", "pause_args", "resume_args", "resume_sql"]
+__all__ = ["PAUSE", "begin_locked", "pause_args", "resume_args", "resume_sql"]
