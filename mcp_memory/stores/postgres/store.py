@@ -324,13 +324,17 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
                 retention,
             )  # fmt: skip
             row = await driver.fetchrow(PAUSE, *args)
-            if row["found"] and row["keys_count"] is not None:
+            if row["done"]:
                 await driver.execute("COMMIT")
-        if row["keys_count"] is None:
+        if not row["done"]:
             async with self._read() as conn:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
         return info.model_copy(
-            update={"keys_count": row["keys_count"], "bytes": row["bytes"], "content_hash": row["content_hash"]}
+            update={
+                "keys_count": int(row["keys_count"]),
+                "bytes": int(row["bytes"]),
+                "content_hash": row["content_hash"],
+            }
         )
 
     async def resume_session(

@@ -34,29 +34,33 @@ PAUSE = (
     "AND spawn_until IS NULL), "
     f"w AS (SELECT key, value, expires_at FROM working_items WHERE session_pk = (SELECT id FROM s) AND {_LIVE}), "
     f"{PAUSE_STATE}, "
-    "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
-    "metadata, state, state_bytes, keep) SELECT s.id, CAST($5 AS text), CAST($6 AS timestamptz), agg.n, agg.b, "
-    "CAST($7 AS text), agg.h, CAST($8 AS jsonb), agg.state, octet_length(CAST(agg.state AS text)), "
-    "CAST($9 AS boolean) FROM s, agg ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
-    "RETURNING id, session_pk, created_at, keep, keys_count, bytes, content_hash), "
-    "upd AS (UPDATE sessions SET status = 'paused', updated_at = $11 WHERE id = (SELECT session_pk FROM cp)), "
-    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, CAST($10 AS text), CAST($11 AS timestamptz), "
-    "CAST($12 AS float8), CAST($13 AS text), CAST($14 AS jsonb) || jsonb_build_object('items', keys_count) "
-    "FROM cp), "
-    # Retention over the session's checkpoints and the new one (which this statement's reads do not see): the
-    # rule of ``prune_statement``: never a kept one nor the newest; beyond the newest $15 not kept, or older than
-    # $16 (NULL: no bound of that kind).
-    "allc AS (SELECT id, created_at, keep FROM checkpoints WHERE session_pk = (SELECT session_pk FROM cp) "
-    "UNION ALL SELECT id, created_at, keep FROM cp), "
-    f"ranked AS (SELECT id, keep, created_at, row_number() OVER (ORDER BY {_NEWEST_FIRST}) AS pos, "
+    "go AS (SELECT s.id FROM s WHERE NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = s.id "
+    "AND checkpoint_id = $5)), "
+    # Retention over the session's checkpoints and the new one (the newest id; its row is not visible to this
+    # statement's reads): the rule of ``prune_statement``: never a kept one nor the newest; beyond the newest $15
+    # not kept, or older than $16 (NULL: no bound of that kind). The new one may be among them (an older snapshot
+    # committed after newer ones): then it is not stored, as if inserted and pruned.
+    "allc AS (SELECT id, created_at, keep, false AS new FROM checkpoints WHERE session_pk = (SELECT id FROM go) "
+    "UNION ALL SELECT 9223372036854775807, CAST($6 AS timestamptz), CAST($9 AS boolean), true FROM go), "
+    f"ranked AS (SELECT id, keep, created_at, new, row_number() OVER (ORDER BY {_NEWEST_FIRST}) AS pos, "
     f"row_number() OVER (PARTITION BY keep ORDER BY {_NEWEST_FIRST}) AS kpos FROM allc), "
-    "pr AS (DELETE FROM checkpoints WHERE id IN (SELECT id FROM ranked WHERE NOT keep AND pos > 1 "
-    "AND (kpos > CAST($15 AS integer) OR created_at < CAST($16 AS timestamptz)))) "
-    "SELECT (SELECT count(*) FROM s) AS found, cp.keys_count, cp.bytes, cp.content_hash "
-    "FROM (SELECT 1) AS one LEFT JOIN cp ON true"
+    "gone AS (SELECT id, new FROM ranked WHERE NOT keep AND pos > 1 "
+    "AND (kpos > CAST($15 AS integer) OR created_at < CAST($16 AS timestamptz))), "
+    "cp AS (INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
+    "metadata, state, state_bytes, keep) SELECT go.id, CAST($5 AS text), CAST($6 AS timestamptz), agg.n, agg.b, "
+    "CAST($7 AS text), agg.h, CAST($8 AS jsonb), agg.state, octet_length(CAST(agg.state AS text)), "
+    "CAST($9 AS boolean) FROM go, agg WHERE NOT EXISTS (SELECT 1 FROM gone WHERE new)), "
+    "pr AS (DELETE FROM checkpoints WHERE id IN (SELECT id FROM gone WHERE NOT new)), "
+    "upd AS (UPDATE sessions SET status = 'paused', updated_at = $11 WHERE id = (SELECT id FROM go)), "
+    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT go.id, CAST($10 AS text), CAST($11 AS timestamptz), "
+    "CAST($12 AS float8), CAST($13 AS text), CAST($14 AS jsonb) || jsonb_build_object('items', agg.n) "
+    "FROM go, agg) "
+    "SELECT (SELECT count(*) FROM s) AS found, (SELECT count(*) FROM go) AS done, agg.n AS keys_count, "
+    "agg.b AS bytes, agg.h AS content_hash FROM agg"
 )
 """The pause's statement (after :func:`begin_locked`). Returns one row: ``found`` 0 if the session is missing or
-takes no writes, and the checkpoint's count, size and hash (NULL if its id is taken)."""
+takes no writes, ``done`` 0 if the checkpoint id is taken (nothing written), and the checkpoint's count, size and
+hash."""
 
 
 def pause_args(
@@ -135,7 +139,9 @@ def resume_sql(by_id: bool) -> str:
         "AND NOT EXISTS (SELECT 1 FROM live WHERE live.key = w.key)), "
         "ins AS (INSERT INTO working_items (session_pk, key, value, expires_at) SELECT go.id, live.key, live.v, live.x "
         "FROM go, live ON CONFLICT (session_pk, key) DO UPDATE SET value = excluded.value, "
-        "expires_at = excluded.expires_at), "
+        # A key that already holds the checkpoint's value and expiry is left as it is: no new row version.
+        "expires_at = excluded.expires_at WHERE working_items.value IS DISTINCT FROM excluded.value "
+        "OR working_items.expires_at IS DISTINCT FROM excluded.expires_at), "
         "upd AS (UPDATE sessions SET status = 'running', updated_at = $9 WHERE id = (SELECT id FROM go)), "
         f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT go.id, CAST($8 AS text), CAST($9 AS timestamptz), "
         "CAST($10 AS float8), CAST($11 AS text), CAST($12 AS jsonb) || "
