@@ -13,8 +13,9 @@ stays the caller's exact JSON text (JSONB would normalise spacing, key order and
 promises the bytes back), while the checkpoint stays one row, readable with SQL (``state -> 'k' ->> 0``).
 
 The package: :mod:`.connection` (engine, pool, deadlines, error mapping), :mod:`.statements` (the SQL text),
-:mod:`.search` (recall as one SQL statement, see :func:`~.search.search_sql`), :mod:`.schema` (the schema's state
-and its Alembic migrations) and this module, the adapter.
+:mod:`.transitions` (pause and resume as one statement each after the lock), :mod:`.search` (recall as one SQL
+statement, see :func:`~.search.search_sql`), :mod:`.schema` (the schema's state and its Alembic migrations) and
+this module, the adapter.
 """
 
 from __future__ import annotations
