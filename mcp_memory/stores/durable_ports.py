@@ -385,3 +385,6 @@ class SameStoreLifecycle(Protocol):
         count, or None (nothing written) if the session or the checkpoint does not exist. Refusals as for
         ``restore`` (``Conflict`` for a terminated or sealed session, ``TooLarge`` over the key limit)."""
         ...
+
+
+__all__ = ["CheckpointStore", "CombinedStore", "DurableStore", "EpisodeStore", "SameStoreLifecycle", "SessionStore"]

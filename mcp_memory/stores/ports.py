@@ -18,55 +18,9 @@ The modules: :mod:`.records` (the value types), :mod:`.working_port` (working me
 from __future__ import annotations
 
 from mcp_memory.models import Item
-from mcp_memory.stores.durable_ports import (
-    CheckpointStore,
-    CombinedStore,
-    DurableStore,
-    EpisodeStore,
-    SameStoreLifecycle,
-    SessionStore,
-)
-from mcp_memory.stores.records import (
-    LIVE_KEYS_CAP,
-    EpisodeChanges,
-    EpisodeFilter,
-    EpisodeSelector,
-    EventRecord,
-    ForgottenEpisode,
-    IdentifierKind,
-    Limits,
-    Removed,
-    Retention,
-    SearchMode,
-    SessionRow,
-)
-from mcp_memory.stores.working_port import (
-    StagedSpawn,
-    WorkingErase,
-    WorkingStore,
-)
+from mcp_memory.stores import durable_ports, records, working_port
+from mcp_memory.stores.durable_ports import *  # noqa: F403
+from mcp_memory.stores.records import *  # noqa: F403
+from mcp_memory.stores.working_port import *  # noqa: F403
 
-__all__ = [
-    "LIVE_KEYS_CAP",
-    "CheckpointStore",
-    "CombinedStore",
-    "DurableStore",
-    "EpisodeChanges",
-    "EpisodeFilter",
-    "EpisodeSelector",
-    "EpisodeStore",
-    "EventRecord",
-    "ForgottenEpisode",
-    "IdentifierKind",
-    "Item",
-    "Limits",
-    "Removed",
-    "Retention",
-    "SameStoreLifecycle",
-    "SearchMode",
-    "SessionRow",
-    "SessionStore",
-    "StagedSpawn",
-    "WorkingErase",
-    "WorkingStore",
-]
+__all__ = ["Item", *durable_ports.__all__, *records.__all__, *working_port.__all__]

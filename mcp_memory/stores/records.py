@@ -156,3 +156,19 @@ IdentifierKind = Literal["project", "agent", "session", "checkpoint", "episode"]
 SearchMode = Literal["hybrid", "text", "vector"]
 """What ``search_episodes`` ranks by: both retrievers fused (the default), full-text only, or vectors only
 (the last two exist to measure what fusion adds)."""
+
+
+__all__ = [
+    "LIVE_KEYS_CAP",
+    "EpisodeChanges",
+    "EpisodeFilter",
+    "EpisodeSelector",
+    "EventRecord",
+    "ForgottenEpisode",
+    "IdentifierKind",
+    "Limits",
+    "Removed",
+    "Retention",
+    "SearchMode",
+    "SessionRow",
+]

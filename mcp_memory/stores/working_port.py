@@ -135,3 +135,6 @@ class StagedSpawn(Protocol):
     async def drop_staged(self, scope: Scope, token: str) -> None:
         """The spawn ``token`` failed before completing: drop its staged state (nothing else)."""
         ...
+
+
+__all__ = ["StagedSpawn", "WorkingErase", "WorkingStore"]
