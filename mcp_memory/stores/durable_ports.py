@@ -14,6 +14,8 @@ from mcp_memory.models import (
     Episode,
     Item,
     Outcome,
+    PackedCheckpoint,
+    PackedState,
     Scope,
     ScoredEpisode,
     SessionInfo,
@@ -32,6 +34,16 @@ from mcp_memory.stores.records import (
     SessionRow,
 )
 from mcp_memory.stores.working_port import WorkingStore
+
+
+@runtime_checkable
+class PackedCheckpoints(Protocol):
+    """Optional, for a durable store: a checkpoint read with its state as the stored text
+    (:class:`~mcp_memory.stores.working_port.PackedWorking`)."""
+
+    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+        """``get_checkpoint`` without decoding the state."""
+        ...
 
 
 @runtime_checkable
@@ -188,12 +200,13 @@ class CheckpointStore(Protocol):
         self,
         scope: Scope,
         info: CheckpointInfo,
-        items: Mapping[str, Item],
+        items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
     ) -> None:
-        """Store a checkpoint, mark the session paused, record the event and prune the session's checkpoints by
-        ``retention`` (at ``info.created_at``), in one transaction. ``Conflict`` (and nothing written) if the
+        """Store a checkpoint (its items, or its state already packed: then stored as that text), mark the session
+        paused, record the event and prune the session's checkpoints by ``retention`` (at ``info.created_at``), in
+        one transaction. ``Conflict`` (and nothing written) if the
         checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is missing or terminated."""
         ...
 
@@ -387,4 +400,12 @@ class SameStoreLifecycle(Protocol):
         ...
 
 
-__all__ = ["CheckpointStore", "CombinedStore", "DurableStore", "EpisodeStore", "SameStoreLifecycle", "SessionStore"]
+__all__ = [
+    "CheckpointStore",
+    "CombinedStore",
+    "DurableStore",
+    "EpisodeStore",
+    "PackedCheckpoints",
+    "SameStoreLifecycle",
+    "SessionStore",
+]

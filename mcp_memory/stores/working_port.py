@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from mcp_memory.models import Item, Scope, SessionInfo
+from mcp_memory.models import Item, PackedState, Scope, SessionInfo
 from mcp_memory.stores.records import Limits
 
 
@@ -137,4 +137,19 @@ class StagedSpawn(Protocol):
         ...
 
 
-__all__ = ["StagedSpawn", "WorkingErase", "WorkingStore"]
+@runtime_checkable
+class PackedWorking(Protocol):
+    """Optional, for a working store separate from the durable store (Redis): pause and resume move a checkpoint's
+    state as one packed text (:class:`~mcp_memory.models.PackedState`) instead of an object per item, so neither
+    runs Python code per key. Same guarantees as ``snapshot`` and ``restore``."""
+
+    async def snapshot_packed(self, scope: Scope, now: float) -> PackedState:
+        """``snapshot``, packed (empty if the session does not exist)."""
+        ...
+
+    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> int:
+        """``restore`` of a checkpoint's stored state text (the items expired at ``now`` left out)."""
+        ...
+
+
+__all__ = ["PackedWorking", "StagedSpawn", "WorkingErase", "WorkingStore"]

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import text
@@ -27,6 +27,8 @@ from mcp_memory.models import (
     CheckpointInfo,
     Episode,
     Item,
+    PackedCheckpoint,
+    PackedState,
     Scope,
     SessionInfo,
     SessionStatus,
@@ -74,6 +76,8 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk_sync,
 )
 from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
+
+_T = TypeVar("_T")
 
 
 class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, SqlTransfer, SqlStore):
@@ -315,7 +319,7 @@ class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, 
         self,
         scope: Scope,
         info: CheckpointInfo,
-        items: Mapping[str, Item],
+        items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
     ) -> None:
@@ -466,7 +470,12 @@ class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, 
             return dict(result)
 
     # -- checkpoints -----------------------------------------------------------------------------------
-    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+    async def _read_checkpoint(
+        self, scope: Scope, checkpoint_id: str | None, build: Callable[[tuple[Any, ...]], _T]
+    ) -> _T | None:
+        """One statement: the checkpoint's description, its state text and the session's seal, from one snapshot
+        (the newest checkpoint if ``checkpoint_id`` is None); ``build`` makes the result on the reader's thread,
+        off the loop."""
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
         sealed = f"(SELECT sealed != 0 OR status = 'terminated' FROM sessions WHERE {SCOPE})"
@@ -474,13 +483,25 @@ class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, 
             f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {sealed} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
         )
 
-        def read(db: sqlite3.Connection) -> CheckpointData | None:
-            # One statement: description, state and the session's seal from one snapshot. Decoded on the reader's
-            # thread, off the loop.
+        def read(db: sqlite3.Connection) -> _T | None:
             row = db.execute(sql, params).fetchone()
-            if row is None:
-                return None
-            info = self._checkpoint_info(CheckpointRow(*row[:-2]))
-            return CheckpointData(info, decode_state(row[-2]), bool(row[-1]))
+            return None if row is None else build(row)
 
         return await self._read_direct(read)
+
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        return await self._read_checkpoint(
+            scope,
+            checkpoint_id,
+            lambda row: CheckpointData(
+                self._checkpoint_info(CheckpointRow(*row[:-2])), decode_state(row[-2]), bool(row[-1])
+            ),
+        )
+
+    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+        # The state left as the stored text (the working store restores from it).
+        return await self._read_checkpoint(
+            scope,
+            checkpoint_id,
+            lambda row: PackedCheckpoint(self._checkpoint_info(CheckpointRow(*row[:-2])), row[-2], bool(row[-1])),
+        )
