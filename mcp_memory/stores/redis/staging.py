@@ -20,10 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_memory.models import Item, Scope, SessionInfo
 from mcp_memory.stores.ports import Limits
-from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, incarnation
-
-if TYPE_CHECKING:
-    from mcp_memory.errors import TooLarge
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, incarnation, item_args, too_large
 
 
 class RedisStaging:
@@ -35,28 +32,13 @@ class RedisStaging:
 
         async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
 
-        @staticmethod
-        def _item_args(
-            mode: str,
-            now: float,
-            clear: bool,
-            max_keys: int,
-            items: Mapping[str, Item],
-            state: str = "o",
-            incarnation: str = "",
-            token: str = "",
-        ) -> list[Any]: ...
-
-        @staticmethod
-        def _too_large(limits: Limits, what: str) -> TooLarge: ...
-
     async def stage(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str) -> int:
-        args = self._item_args("spawn", now, True, limits.max_keys, items, token=token)
+        args = item_args("spawn", now, True, limits.max_keys, items, token=token)
         if args[6] + args[7] > limits.max_keys:
-            raise self._too_large(limits, f"{args[6] + args[7]} keys")
+            raise too_large(limits, f"{args[6] + args[7]} keys")
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "full":
-            raise self._too_large(limits, "the initial state")
+            raise too_large(limits, "the initial state")
         return int(reply[1])
 
     async def commit_staged(
@@ -68,7 +50,7 @@ class RedisStaging:
             return
         # Redis lost the staged state (a restart without persistence): the session exists durably, so write its
         # initial state again as a re-open would ("exists": a call re-opened it meanwhile, from the durable store).
-        args = self._item_args("recover", now, True, len(items) + 1, items, "o", incarnation(session), token)
+        args = item_args("recover", now, True, len(items) + 1, items, "o", incarnation(session), token)
         await self._eval("write", self.keys(scope), args)
 
     async def drop_staged(self, scope: Scope, token: str) -> None:
