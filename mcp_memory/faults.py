@@ -5,7 +5,9 @@ a server that stopped would) or start a server with ``MCP_MEMORY_FAULT_EXIT_AT=<
 makes the process exit at once at that point (``os._exit``: no cleanup, no ``finally``, as under ``kill -9``).
 
 Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged`` (Redis holds the staged initial
-state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it).
+state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
+``import.working_staged`` (an import has staged one more session's working memory in Redis),
+``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from contextlib import contextmanager
 
 FaultHook = Callable[[str], Awaitable[None]]
 EXIT_ENV = "MCP_MEMORY_FAULT_EXIT_AT"
-POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
+POINTS = (
+    "spawn.begun",
+    "spawn.staged",
+    "spawn.completed",
+    "spawn.committed",
+    "import.working_staged",
+    "import.durable_committed",
+)
 
 _hooks: list[FaultHook] = []
 

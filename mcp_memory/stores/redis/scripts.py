@@ -19,7 +19,21 @@ from redis.commands.core import AsyncScript
 
 from mcp_memory.models import SessionInfo
 
-NAMES = ("set", "get", "delete", "list", "snapshot", "clear", "seal", "forget", "write", "commit", "drop", "erase")
+NAMES = (
+    "set",
+    "get",
+    "delete",
+    "list",
+    "snapshot",
+    "clear",
+    "seal",
+    "forget",
+    "write",
+    "commit",
+    "drop",
+    "erase",
+    "switch",
+)
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
 USE_LIB = frozenset({"set", "delete", "snapshot", "write"})
 """The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""
