@@ -19,14 +19,10 @@ from contextlib import contextmanager
 
 FaultHook = Callable[[str], Awaitable[None]]
 EXIT_ENV = "MCP_MEMORY_FAULT_EXIT_AT"
-POINTS = (
-    "spawn.begun",
-    "spawn.staged",
-    "spawn.completed",
-    "spawn.committed",
-    "import.working_staged",
-    "import.durable_committed",
-)
+POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
+"""The spawn path's points, in order."""
+IMPORT_POINTS = ("import.working_staged", "import.durable_committed")
+"""The import path's points (with working memory in Redis), in order."""
 
 _hooks: list[FaultHook] = []
 
@@ -51,4 +47,4 @@ def on_fault(hook: FaultHook) -> Iterator[None]:
         _hooks.remove(hook)
 
 
-__all__ = ["EXIT_ENV", "POINTS", "FaultHook", "on_fault", "reached"]
+__all__ = ["EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]
