@@ -3,20 +3,24 @@
 Everything runs in this process against the same Redis (and, for the durable checkpoints, the same SQLite
 file), with values of about 100 bytes. Three things are timed per size:
 
-- ``store``: the Redis working store's own calls, ``snapshot`` (what pause reads) and ``restore`` (what resume
-  writes): one Lua script each, one round trip whatever the number of keys.
+- ``store``: the Redis working store's own calls, ``snapshot_packed`` (what pause reads, packed as the durable
+  store keeps it) and ``restore_packed`` (what resume writes, from the stored text): one Lua script each, one
+  round trip whatever the number of keys.
 - ``lifecycle``: the whole ``pause`` / ``resume`` calls, which also write the checkpoint to (or read it from)
-  the durable store, SQLite here at its default FULL durability (an fsync per pause).
+  the durable store: SQLite at its default FULL durability (an fsync per pause), or with ``--durable postgres``
+  a Postgres (``--url``, or a pgserver started in a temp dir as ``pg_common.py`` does; fsync on, its default).
 - ``seed``: the seed module's algorithm over the same WorkingMemory service on the same Redis: list the keys,
   get them one by one, store the checkpoint as one more key; resume deletes and re-sets every key one by one.
 
     python benchmarks/bench_redis_pause_resume.py [--redis-url redis://127.0.0.1:6379/0 | --private]
         [--sizes 10,100,1000,10000] [--rounds 50] [--seed-rounds 3] [--synchronous FULL|NORMAL]
+        [--durable sqlite|postgres [--url postgresql://...]] [--profile]
 
 The Redis URL defaults to ``$MCP_MEMORY_TEST_REDIS_URL`` or 127.0.0.1:6379; ``--private`` starts a
 ``redis-server`` of its own (no persistence) on a free port and stops it at the end. Keys are written under a
 unique prefix and deleted at the end (nothing else on the server is touched). Prints p50/p99 in ms and the ratio
-seed p50 / ours p50.
+seed p50 / ours p50. ``--profile`` prints, after the table, where the whole calls' time goes at the largest size:
+each step's p50 (the Redis script, the durable write or read) and cProfile's top functions by own time.
 
 After each size's set-up (sessions spawned, one warm-up pause and resume) the benchmark calls ``gc.freeze()``,
 as ``mcp-memory serve`` does after start-up: the objects alive by then leave the collector's scans, so a timed
@@ -26,8 +30,10 @@ call is not charged for a full collection walking the set-up's objects.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import os
+import pstats
 import socket
 import statistics
 import subprocess
@@ -35,8 +41,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,7 @@ from mcp_memory.stores.redis.store import RedisWorkingStore
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_pause_resume import SeedWay, pct, timed
+from pg_common import as_string, bench_database, server_url
 
 
 def row(n: int, op: str, ours: list[float], base: list[float] | None) -> str:
@@ -58,11 +65,81 @@ def row(n: int, op: str, ours: list[float], base: list[float] | None) -> str:
     return text + f" {pct(base, 0.5):.2f} | {pct(base, 0.99):.2f} | {ratio:.1f}x |"
 
 
-async def run(url: str, sizes: list[int], rounds: int, seed_rounds: int, synchronous: str) -> None:
+@asynccontextmanager
+async def durable_url(kind: str, synchronous: str, pg_url: str | None) -> AsyncIterator[tuple[str, str]]:
+    """The durable store's URL and its description: a SQLite file in a temp dir, or a fresh Postgres database."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite+aiosqlite:///{tmp}/bench.db", f"SQLite {synchronous}"
+        return
+    admin, _server = server_url(pg_url, None)
+    async with bench_database(admin, embedding_dimension=256) as url:  # the default Settings width
+        yield as_string(url), "Postgres"
+
+
+class Steps:
+    """Each step's durations, by wrapping the stores' methods (``--profile`` only)."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = {}
+
+    def wrap(self, target: object, *names: str) -> None:
+        for name in names:
+            method = getattr(target, name, None)
+            if method is not None:
+                setattr(target, name, self._timed(name, method))
+
+    def _timed(self, name: str, method: Any) -> Any:
+        async def timed_call(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self.times.setdefault(name, []).append((time.perf_counter() - started) * 1000)
+
+        return timed_call
+
+
+async def profile(rt: MemoryRuntime, project: uuid.UUID, agent: uuid.UUID, sid: str, rounds: int) -> None:
+    """Where a whole pause and resume spend their time: each step's p50, then cProfile's top functions."""
+    steps = Steps()
+    steps.wrap(rt.working_store, "snapshot_packed", "restore_packed", "snapshot", "restore")
+    steps.wrap(rt.store, "record_pause", "get_packed_checkpoint", "get_checkpoint", "record_resume")
+    whole: dict[str, list[float]] = {"pause (whole call)": [], "resume (whole call)": []}
+    for _ in range(rounds):
+        started = time.perf_counter()
+        await rt.lifecycle.pause(project, agent, sid)
+        whole["pause (whole call)"].append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        await rt.lifecycle.resume(project, agent, sid)
+        whole["resume (whole call)"].append((time.perf_counter() - started) * 1000)
+    print("\n| step | p50 ms | p99 ms |\n|---|---:|---:|")
+    for name, samples in {**whole, **steps.times}.items():
+        print(f"| {name} | {pct(samples, 0.5):.2f} | {pct(samples, 0.99):.2f} |")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(rounds):
+        await rt.lifecycle.pause(project, agent, sid)
+        await rt.lifecycle.resume(project, agent, sid)
+    profiler.disable()
+    print(f"\ncProfile of {rounds} pauses and resumes, top functions by own time:")
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+
+async def run(
+    url: str,
+    sizes: list[int],
+    rounds: int,
+    seed_rounds: int,
+    synchronous: str,
+    durable: str = "sqlite",
+    pg_url: str | None = None,
+    profiling: bool = False,
+) -> None:
     prefix = f"mcpmem-bench-{uuid.uuid4().hex[:12]}"
-    with tempfile.TemporaryDirectory() as tmp:
+    async with durable_url(durable, synchronous, pg_url) as (database_url, described):
         settings = Settings(
-            database_url=f"sqlite+aiosqlite:///{tmp}/bench.db",
+            database_url=database_url,
             redis_url=url,
             redis_key_prefix=prefix,
             max_value_bytes=64 * 1024 * 1024,  # the seed stores a whole checkpoint as one value
@@ -74,7 +151,7 @@ async def run(url: str, sizes: list[int], rounds: int, seed_rounds: int, synchro
                 store = rt.working_store
                 assert isinstance(store, RedisWorkingStore)
                 info = await store.ping()
-                print(f"Redis {info.get('version')} ({info.get('mode')}) at {info.get('url')}; SQLite {synchronous}")
+                print(f"Redis {info.get('version')} ({info.get('mode')}) at {info.get('url')}; {described}")
                 seed = SeedWay(rt)
                 limits = rt.working.limits
                 project, agent = uuid.uuid4(), uuid.uuid4()
@@ -86,14 +163,14 @@ async def run(url: str, sizes: list[int], rounds: int, seed_rounds: int, synchro
                     await rt.lifecycle.spawn(project, agent, ours_sid, initial_state=state)
                     await rt.lifecycle.spawn(project, agent, seed_sid, initial_state=state)
                     ours_scope, seed_scope = Scope(project, agent, ours_sid), Scope(project, agent, seed_sid)
-                    snap = await store.snapshot(ours_scope, rt.clock())
+                    snap = (await store.snapshot_packed(ours_scope, rt.clock())).text
                     await rt.lifecycle.pause(project, agent, ours_sid)  # warm-up (connections, caches)
                     await rt.lifecycle.resume(project, agent, ours_sid)
                     gc.freeze()  # as `mcp-memory serve` does after start-up
 
-                    store_pause = await timed(rounds, lambda sc=ours_scope: store.snapshot(sc, rt.clock()))
+                    store_pause = await timed(rounds, lambda sc=ours_scope: store.snapshot_packed(sc, rt.clock()))
                     store_resume = await timed(
-                        rounds, lambda sc=ours_scope, it=snap: store.restore(sc, it, True, rt.clock(), limits)
+                        rounds, lambda sc=ours_scope, it=snap: store.restore_packed(sc, it, True, rt.clock(), limits)
                     )
                     life_pause = await timed(rounds, lambda s=ours_sid: rt.lifecycle.pause(project, agent, s))
                     life_resume = await timed(rounds, lambda s=ours_sid: rt.lifecycle.resume(project, agent, s))
@@ -102,9 +179,11 @@ async def run(url: str, sizes: list[int], rounds: int, seed_rounds: int, synchro
                     seed_pause = await timed(r, lambda sc=seed_scope, it=ids: seed.pause(sc, f"c{next(it)}"))
                     seed_resume = await timed(r, lambda sc=seed_scope: seed.resume(sc, "c0"))
                     print(row(n, "pause: store snapshot", store_pause, seed_pause))
-                    print(row(n, "pause: lifecycle (+ SQLite checkpoint)", life_pause, seed_pause))
+                    print(row(n, f"pause: lifecycle (+ {durable} checkpoint)", life_pause, seed_pause))
                     print(row(n, "resume: store restore", store_resume, seed_resume))
-                    print(row(n, "resume: lifecycle (+ SQLite read)", life_resume, seed_resume))
+                    print(row(n, f"resume: lifecycle (+ {durable} read)", life_resume, seed_resume))
+                if profiling:
+                    await profile(rt, project, agent, f"ours-{sizes[-1]}", rounds)
         finally:
             client: Any = redis.Redis.from_url(url)
             keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -145,10 +224,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--seed-rounds", type=int, default=3, help="rounds of the slow baseline at >= 1000 keys")
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL", help="SQLite durability")
+    parser.add_argument("--durable", choices=["sqlite", "postgres"], default="sqlite", help="the durable store")
+    parser.add_argument("--url", help="--durable postgres: admin URL of a Postgres with pgvector (default: pgserver)")
+    parser.add_argument("--profile", action="store_true", help="then profile the whole calls at the largest size")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with private_redis() if args.private else nullcontext(args.redis_url) as url:
-        anyio.run(run, url, sizes, args.rounds, args.seed_rounds, args.synchronous)
+        anyio.run(
+            run, url, sizes, args.rounds, args.seed_rounds, args.synchronous, args.durable, args.url, args.profile
+        )
 
 
 if __name__ == "__main__":

@@ -11,12 +11,15 @@ import enum
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
+from operator import attrgetter
 from typing import Any, overload
 from uuid import UUID
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcp_memory.errors import InvalidArgument
@@ -254,14 +257,43 @@ class Item:
 
 def content_hash(items: Mapping[str, Item]) -> tuple[str, int]:
     """A checkpoint's content hash and size: sha256 over ``key NUL value NUL`` for the keys in sorted (code point)
-    order, and the values' total size in UTF-8 bytes. Postgres computes the same in SQL (``PostgresStore``).
+    order, and the values' total size in UTF-8 bytes. Postgres computes the same in SQL (``PostgresStore``)."""
+    return _digest(list(items), list(map(attrgetter("value"), items.values())))
 
-    Built as one text and hashed in one call (1,000 small ``update`` calls cost more than the hashing); the
-    digest is the same as feeding the pieces one by one."""
-    keys = sorted(items)
-    blob = "".join([f"{key}\0{items[key].value}\0" for key in keys]).encode()
-    size = len(blob) - len("".join(keys).encode()) - 2 * len(keys)
-    return "sha256:" + hashlib.sha256(blob).hexdigest(), size
+
+def _digest(keys: Sequence[str], values: Sequence[RawJSON]) -> tuple[str, int]:
+    """:func:`content_hash` of parallel keys and values. Built as one text and hashed in one call, with C-level
+    steps only (sorting, mapping, joining): no Python code runs per key (1,000 small ``update`` calls, or a
+    comprehension over the items, cost more than the hashing)."""
+    if not keys:
+        return "sha256:" + hashlib.sha256(b"").hexdigest(), 0
+    by_key = dict(zip(keys, values, strict=True))
+    ordered = sorted(by_key)
+    pairs = chain.from_iterable(zip(ordered, map(by_key.__getitem__, ordered), strict=True))
+    blob = ("\0".join(pairs) + "\0").encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest(), len("".join(values).encode())
+
+
+@dataclass(frozen=True, slots=True)
+class PackedState:
+    """A checkpoint's state already encoded as the durable stores keep it (a JSON object, key -> [the value's JSON
+    text as a string, expires_at or null], keys sorted), with its count, size and content hash: what a pause hands
+    to the durable store and a resume hands back to working memory, without a Python object per item."""
+
+    text: str
+    keys_count: int
+    bytes: int
+    content_hash: str
+
+
+def pack_state(keys: Sequence[str], values: Sequence[RawJSON], expiries: Iterable[float | None]) -> PackedState:
+    """Parallel keys, values and expiries as a :class:`PackedState` (C-level steps only: nothing per key in Python;
+    the expiries may be ``itertools.repeat(None)``)."""
+    digest, size = _digest(keys, values)
+    # strict=False: ``expiries`` may be endless (repeat(None)); the keys bound the pairs.
+    state = dict(zip(keys, zip(values, expiries, strict=False), strict=True))
+    text = orjson.dumps(state, option=orjson.OPT_SORT_KEYS).decode()
+    return PackedState(text, len(keys), size, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +314,17 @@ class CheckpointData:
     def state(self, now: float | None = None) -> dict[str, Any]:
         """The state decoded, for a reader (resources, the Python API); expired keys left out if ``now`` given."""
         return {key: decode_value(item.value) for key, item in self.live_items(now).items()}
+
+
+@dataclass(frozen=True, slots=True)
+class PackedCheckpoint:
+    """A checkpoint with its state as the stored text (:class:`PackedState`'s ``text``), not decoded: what a
+    resume hands to a working store that restores from the text itself."""
+
+    info: CheckpointInfo
+    state: str
+    session_sealed: bool = False
+    """As :attr:`CheckpointData.session_sealed`."""
 
 
 class EpisodeCreate(_Model):
@@ -351,6 +394,8 @@ __all__ = [
     "LifecycleEvent",
     "LifecycleResult",
     "Outcome",
+    "PackedCheckpoint",
+    "PackedState",
     "RawJSON",
     "Scope",
     "ScoredEpisode",
@@ -360,6 +405,7 @@ __all__ = [
     "decode_value",
     "encode_value",
     "iso",
+    "pack_state",
     "parse_outcome",
     "parse_uuid",
     "to_datetime",

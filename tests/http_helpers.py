@@ -81,6 +81,11 @@ class ServerProcess:
             threading.Thread(target=self._drain, daemon=True).start()
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The process id once launched (benchmarks read its CPU time from /proc)."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> ServerProcess:
         """Start the process (if :meth:`launch` has not) and wait until it listens."""
         self.launch()

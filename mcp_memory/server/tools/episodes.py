@@ -22,7 +22,7 @@ from mcp_memory.server.tools.shared import (
 )
 
 RECORD_EPISODE = "Record a task, how it went and its lessons, for search_episodes."
-SEARCH_EPISODES = "Past episodes relevant to a task, best first, with lessons. Use as a task starts."
+SEARCH_EPISODES = "Past episodes relevant to a task, best first, with lessons."
 
 
 def hit(h: ScoredEpisode) -> dict[str, object]:
@@ -84,7 +84,7 @@ def register(server: MemoryServer) -> None:
         task_type: Annotated[str | None, Field(description="Filter.")] = None,
         agent_instance_id: Annotated[str | None, Field(description="Filter.")] = None,
         since: Annotated[
-            str | None, Field(description="Recorded since.", json_schema_extra={"format": "date-time"})
+            str | None, Field(description="Filter: newer.", json_schema_extra={"format": "date-time"})
         ] = None,
     ) -> CallToolResult:
         project = tools.project(project_id)

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import orjson
 
-from mcp_memory.models import Episode, Item, Scope, to_datetime
+from mcp_memory.models import Episode, Item, PackedState, Scope, to_datetime
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sql.dialect import Dialect, as_is
 from mcp_memory.stores.sql.queries import CHECKPOINT_COLUMNS, COMPLETE, LIVE, SCOPE, SESSION_PK
@@ -264,10 +264,17 @@ GET_CHECKPOINT = (
     f"FROM checkpoints WHERE session_pk = {SESSION_PK} "
 )
 """A checkpoint with its state, and whether its session is sealed; ends where the checkpoint selector goes."""
+GET_PACKED_CHECKPOINT = (
+    f"SELECT {CHECKPOINT_COLUMNS}, CAST(state AS text) AS state, {SESSION_SEALED} AS session_sealed "
+    f"FROM checkpoints WHERE session_pk = {SESSION_PK} "
+)
+"""As :data:`GET_CHECKPOINT`, the state as JSON text (not decoded by the driver)."""
 
 
-def state_text(items: Mapping[str, Item]) -> bytes:
+def state_text(items: Mapping[str, Item] | PackedState) -> bytes:
     """A checkpoint's ``state`` column as JSON: ``{"key": ["<value JSON text>", expires_at], ...}``."""
+    if isinstance(items, PackedState):
+        return items.text.encode()
     return orjson.dumps({key: [it.value, it.expires_at] for key, it in items.items()})
 
 

@@ -29,7 +29,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
+from mcp_memory.models import (
+    CheckpointData,
+    CheckpointInfo,
+    Episode,
+    Item,
+    PackedCheckpoint,
+    PackedState,
+    Scope,
+    SessionInfo,
+)
 from mcp_memory.stores.ports import EventRecord, Limits, Retention
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
@@ -40,6 +49,7 @@ from mcp_memory.stores.postgres.statements import (
     DIALECT,
     DISCARD_SESSION,
     GET_CHECKPOINT,
+    GET_PACKED_CHECKPOINT,
     INSERT_SESSION,
     INSERT_SPAWNING,
     LIST_KEYS,
@@ -262,7 +272,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         self,
         scope: Scope,
         info: CheckpointInfo,
-        items: Mapping[str, Item],
+        items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
     ) -> None:
@@ -430,6 +440,15 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         if row is None:
             return None
         return CheckpointData(self._checkpoint_info(row), state_items(row.state), bool(row.session_sealed))
+
+    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+        params = scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        async with self._read() as conn:
+            row = (await conn.execute(text(GET_PACKED_CHECKPOINT + where), params)).first()
+        if row is None:
+            return None
+        return PackedCheckpoint(self._checkpoint_info(row), row.state, bool(row.session_sealed))
 
     # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
     _vector_column = "CAST(e.embedding AS text)"

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any, Literal
 from uuid import UUID
 
@@ -58,7 +59,7 @@ import anyio
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
-from mcp_memory.models import Item, Scope, SessionInfo, SessionStatus
+from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
 from mcp_memory.stores.ports import DurableStore, Limits
 from mcp_memory.stores.redis.connection import Mode, as_service_error, connect, redact_url, unavailable
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation
@@ -410,11 +411,28 @@ class RedisWorkingStore(RedisStaging):
         expiry = {k: float(e) for k, e in zip(scored[0::2], scored[1::2], strict=True)}
         return {k: Item(val, expiry.get(k)) for k, val in zip(keys, values, strict=True)}
 
-    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
-        args = self._item_args("restore", now, clear, limits.max_keys, items)
-        if clear and args[6] + args[7] > limits.max_keys:
-            raise TooLarge(f"{args[6] + args[7]} keys exceed the limit of {limits.max_keys} keys per session")
-        reply = await self._writable(scope, now, "write", args)
+    async def snapshot_packed(self, scope: Scope, now: float) -> PackedState:
+        """``snapshot`` as the checkpoint's packed state: the script's reply (two flat arrays, parsed by hiredis) is
+        packed by C-level steps only (:func:`~mcp_memory.models.pack_state`), so nothing runs per key in Python."""
+        reply = await self._readable(scope, now, "snapshot", [repr(float(now))])
+        if reply is None:
+            return pack_state([], [], ())
+        flat, scored = reply[1], reply[2]
+        keys, values = flat[0::2], flat[1::2]
+        if not scored:  # no key has a TTL: the common case
+            return pack_state(keys, values, repeat(None))
+        expiry = dict(zip(scored[0::2], map(float, scored[1::2]), strict=True))
+        return pack_state(keys, values, map(expiry.get, keys))
+
+    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> int:
+        """``restore`` of a checkpoint's stored state text, sent as one argument and decoded by the script (which
+        leaves out the items expired at ``now``): no Python code per key, no argument per item."""
+        args = ["restore", repr(float(now)), "1" if clear else "0", limits.max_keys, RECLAIM_MARGIN_MS, "o"]
+        args += ["json", 0, "", "", state]
+        return self._restored(await self._writable(scope, now, "write", args), clear, limits)
+
+    @staticmethod
+    def _restored(reply: list[Any], clear: bool, limits: Limits) -> int:
         if reply[0] == "full":
             if clear:
                 raise TooLarge(f"the checkpoint exceeds the limit of {limits.max_keys} keys per session")
@@ -422,6 +440,12 @@ class RedisWorkingStore(RedisStaging):
                 f"restoring without clearing would exceed {limits.max_keys} keys per session; nothing was restored"
             )
         return int(reply[1])
+
+    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
+        args = self._item_args("restore", now, clear, limits.max_keys, items)
+        if clear and args[6] + args[7] > limits.max_keys:
+            raise TooLarge(f"{args[6] + args[7]} keys exceed the limit of {limits.max_keys} keys per session")
+        return self._restored(await self._writable(scope, now, "write", args), clear, limits)
 
     async def clear(self, scope: Scope, now: float) -> int:
         reply = await self._eval("clear", self.keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0"])

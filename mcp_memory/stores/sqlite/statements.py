@@ -9,7 +9,7 @@ from collections import namedtuple
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_memory.models import CheckpointInfo, Item, Scope, SessionStatus, to_datetime
+from mcp_memory.models import CheckpointInfo, Item, PackedState, Scope, SessionStatus, to_datetime
 from mcp_memory.stores.ports import EventRecord, Limits
 from mcp_memory.stores.sql.dialect import Dialect, as_is
 from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE
@@ -132,8 +132,8 @@ def restore_sync(
     return len(rows)
 
 
-def checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, Item]) -> dict[str, Any]:
-    """The parameters of :data:`INSERT_CHECKPOINT`."""
+def checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, Item] | PackedState) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_CHECKPOINT` (a packed state is stored as its text, as it is)."""
     return {
         **scope_params(scope),
         "cid": info.checkpoint_id,
@@ -143,6 +143,6 @@ def checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, It
         "label": info.label,
         "h": info.content_hash,
         "m": json.dumps(info.metadata),
-        "state": encode_state(items),
+        "state": items.text if isinstance(items, PackedState) else encode_state(items),
         "keep": int(info.keep),
     }

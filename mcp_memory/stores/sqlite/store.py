@@ -28,6 +28,8 @@ from mcp_memory.models import (
     Episode,
     Item,
     Outcome,
+    PackedCheckpoint,
+    PackedState,
     Scope,
     ScoredEpisode,
     SessionInfo,
@@ -336,7 +338,7 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
         self,
         scope: Scope,
         info: CheckpointInfo,
-        items: Mapping[str, Item],
+        items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
     ) -> None:
@@ -503,6 +505,23 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
                 return None
             info = self._checkpoint_info(CheckpointRow(*row[:-2]))
             return CheckpointData(info, decode_state(row[-2]), bool(row[-1]))
+
+        return await self._read_direct(read)
+
+    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+        params = scope_params(scope)
+        where = checkpoint_selector(params, checkpoint_id)
+        sealed = f"(SELECT sealed != 0 OR status = 'terminated' FROM sessions WHERE {SCOPE})"
+        sql = (
+            f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {sealed} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        )
+
+        def read(db: sqlite3.Connection) -> PackedCheckpoint | None:
+            # As get_checkpoint, the state left as the stored text (the working store restores from it).
+            row = db.execute(sql, params).fetchone()
+            if row is None:
+                return None
+            return PackedCheckpoint(self._checkpoint_info(CheckpointRow(*row[:-2])), row[-2], bool(row[-1]))
 
         return await self._read_direct(read)
 

@@ -1,5 +1,8 @@
 -- ARGV: mode, now, clear, max_keys, margin, state, n_plain, n_ttl, incarnation, spawn token, then n_plain (key,
 -- value) pairs, then n_ttl (key, value, expires_at) triples. Items expired at ``now`` are filtered out by the caller.
+-- Or n_plain "json" and one more argument: a checkpoint's stored state (a JSON object, key -> [value, expires_at or
+-- null]), decoded here (nothing per item in Python, one argument instead of thousands); items expired at ``now`` are
+-- left out here.
 -- mode "open": the durable store has just created the session (``incarnation``): open it with exactly these items
 --   (whatever a Redis that outlived its durable store still held under this scope is stale), unless a re-open of
 --   this very incarnation came first: then keep what it holds and add the items whose keys it has not ("sealed" if
@@ -14,8 +17,24 @@
 local inc = KEYS[4]
 local mode, now, clear, maxk, margin = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), ARGV[5]
 local np, nt, incarnation, token = tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9], ARGV[10]
-local p0 = 11
-local t0 = p0 + 2 * np
+-- The items as parallel arrays: plain keys and values, then keys, values and expiries of those with a TTL.
+local pk, pv, tk, tv, te = {}, {}, {}, {}, {}
+if ARGV[7] == 'json' then
+  local cut = tonumber(now)
+  for k, p in pairs(cjson.decode(ARGV[11])) do
+    local e = p[2]
+    if type(e) ~= 'number' then
+      pk[#pk + 1], pv[#pv + 1] = k, p[1]
+    elseif e > cut then
+      tk[#tk + 1], tv[#tv + 1], te[#te + 1] = k, p[1], e
+    end
+  end
+else
+  local t0 = 11 + 2 * np
+  for i = 11, t0 - 1, 2 do pk[#pk + 1], pv[#pv + 1] = ARGV[i], ARGV[i + 1] end
+  for i = t0, t0 + 3 * nt - 1, 3 do tk[#tk + 1], tv[#tv + 1], te[#te + 1] = ARGV[i], ARGV[i + 1], ARGV[i + 2] end
+end
+np, nt = #pk, #tk
 local state = redis.call('GET', m)
 if mode == 'recover' then
   if state and string.sub(state, 1, 1) == 'p' then
@@ -40,16 +59,16 @@ elseif mode == 'open' then
     if state ~= 'o' then return {'sealed', state} end
     purge(now)
     local n = 0
-    for i = p0, t0 - 1, 2 do
-      if redis.call('HEXISTS', v, ARGV[i]) == 0 then
-        redis.call('HSET', v, ARGV[i], ARGV[i + 1])
+    for i = 1, np do
+      if redis.call('HEXISTS', v, pk[i]) == 0 then
+        redis.call('HSET', v, pk[i], pv[i])
         n = n + 1
       end
     end
-    for i = t0, t0 + 3 * nt - 1, 3 do
-      if redis.call('HEXISTS', v, ARGV[i]) == 0 then
-        redis.call('HSET', v, ARGV[i], ARGV[i + 1])
-        redis.call('ZADD', x, ARGV[i + 2], ARGV[i])
+    for i = 1, nt do
+      if redis.call('HEXISTS', v, tk[i]) == 0 then
+        redis.call('HSET', v, tk[i], tv[i])
+        redis.call('ZADD', x, te[i], tk[i])
         n = n + 1
       end
     end
@@ -69,11 +88,11 @@ if clear then
 else
   purge(now)
   local n = redis.call('HLEN', v)
-  for i = p0, t0 - 1, 2 do
-    if redis.call('HEXISTS', v, ARGV[i]) == 0 then n = n + 1 end
+  for i = 1, np do
+    if redis.call('HEXISTS', v, pk[i]) == 0 then n = n + 1 end
   end
-  for i = t0, t0 + 3 * nt - 1, 3 do
-    if redis.call('HEXISTS', v, ARGV[i]) == 0 then n = n + 1 end
+  for i = 1, nt do
+    if redis.call('HEXISTS', v, tk[i]) == 0 then n = n + 1 end
   end
   if n > maxk then return {'full'} end
 end
@@ -92,17 +111,17 @@ local function flush()
   if #members > 0 then redis.call('ZADD', x, unpack(members)) members = {} end
   if #plain > 0 then redis.call('ZREM', x, unpack(plain)) plain = {} end
 end
-for i = p0, t0 - 1, 2 do
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = ARGV[i + 1]
-  if not clear then plain[#plain + 1] = ARGV[i] end
+for i = 1, np do
+  fields[#fields + 1] = pk[i]
+  fields[#fields + 1] = pv[i]
+  if not clear then plain[#plain + 1] = pk[i] end
   if #fields >= 1000 then flush() end
 end
-for i = t0, t0 + 3 * nt - 1, 3 do
-  fields[#fields + 1] = ARGV[i]
-  fields[#fields + 1] = ARGV[i + 1]
-  members[#members + 1] = ARGV[i + 2]
-  members[#members + 1] = ARGV[i]
+for i = 1, nt do
+  fields[#fields + 1] = tk[i]
+  fields[#fields + 1] = tv[i]
+  members[#members + 1] = te[i]
+  members[#members + 1] = tk[i]
   if #fields >= 1000 then flush() end
 end
 flush()

@@ -1,0 +1,166 @@
+"""Pause and resume with working memory in Redis run no Python code per key: the state travels packed (one text
+from the snapshot script to the durable store's row, one argument from that row to the restore script), so the
+number of calls into mcp-memory's own code is the same for 10 keys as for 1,000 (a loop calling a packing or
+decoding function per item, or a generator per item, would add a call per key). The round trip keeps every
+value exactly, TTLs included, and the content hash is the one the other paths compute."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+import mcp_memory
+from mcp_memory.config import Settings
+from mcp_memory.models import Item, Scope, content_hash, encode_value
+from mcp_memory.services.runtime import MemoryRuntime
+from tests.conftest import FakeClock, new_scope
+from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
+
+pytestmark = pytest.mark.anyio
+
+OURS = str(Path(mcp_memory.__file__).parent)
+ENCODER = str(Path("redis", "_parsers", "encoders.py"))
+
+
+async def python_work(action: Callable[[], Awaitable[Any]]) -> Counter[str]:
+    """The Python work on this thread while ``action`` runs: calls into mcp_memory's modules and the lines they
+    execute (a loop over the items, comprehensions included, runs a line per item), calls of redis-py's argument
+    encoder (once per command argument) and of generated code such as a dataclass's ``__init__`` (``Item``), by
+    function. A coroutine resumed after an await is not counted: how often a reply arrives in pieces depends on
+    the socket, not on our code."""
+    counted: Counter[str] = Counter()
+
+    def lines(frame: FrameType, event: str, _arg: object) -> Any:
+        if event == "line":
+            counted[f"{frame.f_code.co_filename[len(OURS) :]}:{frame.f_code.co_name} lines"] += 1
+        return lines
+
+    def calls(frame: FrameType, event: str, _arg: object) -> Any:
+        code = frame.f_code
+        if code.co_filename.startswith(OURS):
+            if not (code.co_flags & inspect.CO_COROUTINE and frame.f_lasti > 0):
+                counted[f"{code.co_filename[len(OURS) :]}:{code.co_name}"] += 1
+            return lines
+        if code.co_filename == "<string>" or code.co_filename.endswith(ENCODER):
+            counted[f"{code.co_filename}:{code.co_name}"] += 1
+        return None
+
+    sys.settrace(calls)
+    try:
+        await action()
+    finally:
+        sys.settrace(None)
+    return counted
+
+
+async def records_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
+    from tests.pg_servers import database_url, migrated_database
+
+    return database_url(await migrated_database())
+
+
+@pytest.fixture
+async def redis_sqlite(tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
+    async with redis_runtime("sqlite", tmp_path, clock) as rt:
+        yield rt
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def redis_and_records(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[MemoryRuntime]:
+    """Working memory in Redis, records in SQLite or in Postgres."""
+    async with redis_runtime(request.param, tmp_path, clock) as rt:
+        yield rt
+
+
+@asynccontextmanager
+async def redis_runtime(records: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
+    prefix = unique_prefix()
+    settings = Settings(
+        database_url=await records_url(records, tmp_path),
+        redis_url=shared_redis_url(),
+        redis_key_prefix=prefix,
+        max_keys_per_session=5_000,
+    )
+    try:
+        async with MemoryRuntime(settings, clock=clock) as rt:
+            yield rt
+    finally:
+        delete_keys(shared_redis_url(), prefix)
+
+
+def ids(scope: Scope) -> tuple[str, str, str]:
+    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
+
+
+async def pause_and_resume_calls(rt: MemoryRuntime, clock: FakeClock, keys: int) -> tuple[Counter[str], ...]:
+    scope = new_scope()
+    state: dict[str, Any] = {f"key-{i:05d}": {"n": i, "text": "v" * 60} for i in range(keys)}
+    await rt.lifecycle.spawn(*ids(scope), initial_state=state)
+    for i in range(0, keys, 2):  # half of them with a TTL: the packed path carries expiries too
+        await rt.working.set(scope, f"key-{i:05d}", state[f"key-{i:05d}"], ttl_seconds=3600)
+    await rt.lifecycle.pause(*ids(scope))  # warm-up: scripts loaded, connections open
+    await rt.lifecycle.resume(*ids(scope))
+    paused = await python_work(lambda: rt.lifecycle.pause(*ids(scope)))
+    resumed = await python_work(lambda: rt.lifecycle.resume(*ids(scope)))
+    return paused, resumed
+
+
+async def test_pause_and_resume_make_as_many_calls_into_our_code_for_1000_keys_as_for_10(
+    redis_sqlite: MemoryRuntime, clock: FakeClock
+) -> None:
+    small_pause, small_resume = await pause_and_resume_calls(redis_sqlite, clock, 10)
+    big_pause, big_resume = await pause_and_resume_calls(redis_sqlite, clock, 1_000)
+    # Equal call for call: what differs names the function that runs per key.
+    assert big_pause - small_pause == Counter(), big_pause - small_pause
+    assert big_resume - small_resume == Counter(), big_resume - small_resume
+    assert sum(big_pause.values()) < 400 and sum(big_resume.values()) < 400  # and no per-key work hides in there
+
+
+async def test_a_packed_pause_and_resume_keep_values_ttls_and_the_content_hash(
+    redis_and_records: MemoryRuntime, clock: FakeClock
+) -> None:
+    rt = redis_and_records
+    scope = new_scope()
+    tricky = {
+        "json-looking string": '{"a": 1}',
+        "quoted": '"already quoted"',
+        "escapes": 'tab\there "q" back\\slash / slash \u2028 \x01',
+        "unicode": "é ü 😀 𝄞",
+        "number": 1.5e300,
+        "nested": {"list": [1, "two", None, True, {"x": [[]]}]},
+        "empty": {},
+        "null": None,
+    }
+    await rt.lifecycle.spawn(*ids(scope), initial_state=tricky)
+    await rt.working.set(scope, "short", "gone soon", ttl_seconds=10)
+    await rt.working.set(scope, "long", "stays", ttl_seconds=1000)
+    done = await rt.lifecycle.pause(*ids(scope), checkpoint_id="c1")
+    checkpoint = await rt.store.get_checkpoint(scope, "c1")
+    assert checkpoint is not None
+    expected = {key: encode_value(value) for key, value in tricky.items()}
+    assert {k: it.value for k, it in checkpoint.items.items() if k not in ("short", "long")} == expected
+    assert checkpoint.items["long"].expires_at == clock() + 1000
+    digest, size = content_hash(checkpoint.items)
+    assert (checkpoint.info.content_hash, checkpoint.info.bytes, checkpoint.info.keys_count) == (digest, size, 10)
+    assert done.data["items_saved"] == 10
+
+    await rt.working.set(scope, "later", 1)
+    clock.advance(100)  # "short" expires in the checkpoint: never restored
+    await rt.lifecycle.resume(*ids(scope), checkpoint_id="c1")
+    assert await rt.working.list_keys(scope) == sorted([*tricky, "long"])
+    for key, value in tricky.items():
+        assert await rt.working.get(scope, key) == value
+    item = await rt.working_store.get(scope, "long", clock())
+    assert item == Item('"stays"', checkpoint.items["long"].expires_at)
