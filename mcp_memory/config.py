@@ -277,6 +277,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Each pause also prunes checkpoints older than this (never the newest nor kept ones); 0: no age.",
     )
+    event_retention_count: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "Each pause keeps the session's newest N lifecycle events (its successful spawn and terminate events "
+            "are never pruned); 0: all."
+        ),
+    )
+    event_retention_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Each pause also prunes the session's events older than this (same exceptions); 0: no age.",
+    )
 
     hooks: HookSettings = Field(default_factory=HookSettings)
     hook_timeout_seconds: float = Field(default=10.0, gt=0, description="A hook running longer is cancelled.")

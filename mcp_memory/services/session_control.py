@@ -25,15 +25,20 @@ MAX_KEEP_LAST = 1_000_000
 
 
 def retention_policy(settings: Settings, keep_last: int | None = None) -> Retention:
-    """The policy a pause applies: the configured count and age (0: unbounded), the count overridden by the
-    call's ``keep_last`` (0: keep all) if given."""
+    """The policy a pause applies: the configured checkpoint and event counts and ages (0: unbounded), the
+    checkpoint count overridden by the call's ``keep_last`` (0: keep all) if given."""
     count = settings.checkpoint_retention_count
     if keep_last is not None:
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or not 0 <= keep_last <= MAX_KEEP_LAST:
             raise InvalidArgument(f"keep_last must be an integer from 0 (keep all) to {MAX_KEEP_LAST}")
         count = keep_last
     age = settings.checkpoint_retention_seconds
-    return Retention(keep_last=count or None, max_age_seconds=age or None)
+    return Retention(
+        keep_last=count or None,
+        max_age_seconds=age or None,
+        events_keep_last=settings.event_retention_count or None,
+        events_max_age_seconds=settings.event_retention_seconds or None,
+    )
 
 
 def removed_counts(removed: Removed) -> dict[str, int]:

@@ -49,12 +49,16 @@ class EventRecord:
 
 @dataclass(frozen=True, slots=True)
 class Retention:
-    """Which checkpoints of a session a pause keeps: the newest ``keep_last`` of those not kept (``keep``) and/or
-    those younger than ``max_age_seconds`` (None: no bound of that kind). Kept checkpoints do not count and are
-    never pruned; nor is the session's newest checkpoint."""
+    """Which checkpoints and events of a session a pause keeps: the newest ``keep_last`` checkpoints of those not
+    kept (``keep``) and/or those younger than ``max_age_seconds`` (None: no bound of that kind). Kept checkpoints do
+    not count and are never pruned; nor is the session's newest checkpoint. Likewise the newest ``events_keep_last``
+    lifecycle events and/or those younger than ``events_max_age_seconds``; the session's successful spawn and
+    terminate events count but are never pruned (they date the session's life), nor is its newest event."""
 
     keep_last: int | None = None
     max_age_seconds: float | None = None
+    events_keep_last: int | None = None
+    events_max_age_seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ optional erase and staged-spawn abilities of a working store. The contracts all 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -138,6 +138,29 @@ class StagedSpawn(Protocol):
 
 
 @runtime_checkable
+class StagedImport(Protocol):
+    """Optional, for a working store separate from the durable store (Redis): an import's working memory is staged
+    for every session first (invisible, live sessions untouched), and switched in once the durable import has
+    committed, all sessions in one step where the store can (one Redis script; in Cluster, one per session)."""
+
+    async def stage_import(
+        self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str
+    ) -> int:
+        """Stage exactly ``items`` as ``scope``'s working memory for the import ``token``; the count written.
+        ``TooLarge`` over the key limit."""
+        ...
+
+    async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:
+        """Drop the import ``token``'s staged state of ``scopes`` (nothing else)."""
+        ...
+
+    async def switch_import(self, scopes: Sequence[Scope], token: str) -> int:
+        """Make the staged state of ``scopes`` their working memory (replacing whatever was live), together; the
+        count switched. ``Unavailable`` if a staged state is gone (nothing of that step switched)."""
+        ...
+
+
+@runtime_checkable
 class PackedWorking(Protocol):
     """Optional, for a working store separate from the durable store (Redis): pause and resume move a checkpoint's
     state as one packed text (:class:`~mcp_memory.models.PackedState`) instead of an object per item, so neither
@@ -152,4 +175,4 @@ class PackedWorking(Protocol):
         ...
 
 
-__all__ = ["PackedWorking", "StagedSpawn", "WorkingErase", "WorkingStore"]
+__all__ = ["PackedWorking", "StagedImport", "StagedSpawn", "WorkingErase", "WorkingStore"]

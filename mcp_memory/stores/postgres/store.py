@@ -77,7 +77,7 @@ from mcp_memory.stores.postgres.statements import (
 from mcp_memory.stores.postgres.transitions import PAUSE, begin_locked, pause_args, resume_args, resume_sql
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
-from mcp_memory.stores.sql.retention import prune_statement
+from mcp_memory.stores.sql.retention import prune_events_statement, prune_statement
 from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
@@ -246,9 +246,22 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         lock, so no other pause of the session inserts in between, and (read committed) this statement's snapshot
         sees every checkpoint committed before that lock was granted: two concurrent pauses never leave more than
         the policy allows (one statement could not: its snapshot predates the lock wait)."""
-        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "OFFSET :n")
-        if prune is not None:
-            await conn.execute(text(prune[0]), prune[1])
+        at = info.created_at.timestamp()
+        prunes = [
+            p
+            for p in (
+                prune_statement(DIALECT, retention, session_pk, at, "OFFSET :n"),
+                prune_events_statement(DIALECT, retention, session_pk, at, "OFFSET :n"),
+            )
+            if p is not None
+        ]
+        if prunes:
+            # Checkpoints and events in one statement (a data-modifying WITH): one snapshot, one round trip.
+            *first, last = prunes
+            ctes = ", ".join(f"c{i} AS ({q})" for i, (q, _) in enumerate(first))
+            sql = f"WITH {ctes} {last[0]}" if first else last[0]
+            params = {k: v for _, ps in prunes for k, v in ps.items()}
+            await conn.execute(text(sql), params)
 
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
         async with self._one() as conn:

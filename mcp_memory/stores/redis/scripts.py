@@ -21,7 +21,21 @@ from mcp_memory.errors import TooLarge
 from mcp_memory.models import Item, SessionInfo
 from mcp_memory.stores.records import Limits
 
-NAMES = ("set", "get", "delete", "list", "snapshot", "clear", "seal", "forget", "write", "commit", "drop", "erase")
+NAMES = (
+    "set",
+    "get",
+    "delete",
+    "list",
+    "snapshot",
+    "clear",
+    "seal",
+    "forget",
+    "write",
+    "commit",
+    "drop",
+    "erase",
+    "switch",
+)
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
 USE_LIB = frozenset({"set", "delete", "snapshot", "write"})
 """The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""

@@ -43,7 +43,7 @@ from mcp_memory.stores.sql.queries import (
     SESSION_PK,
     checkpoint_selector,
 )
-from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_events_statement, prune_statement
 from mcp_memory.stores.sql.rules import (
     check_fits,
     checkpoint_exists,
@@ -297,11 +297,15 @@ class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, 
     # -- lifecycle transitions -------------------------------------------------------------------------
     @staticmethod
     def _prune_sync(db: sqlite3.Connection, session_pk: int, info: CheckpointInfo, retention: Retention | None) -> None:
-        """Apply ``retention`` in the pause's transaction, after its checkpoint went in (the single writer holds the
-        session: no other pause can insert between the two)."""
-        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "LIMIT -1 OFFSET :n")
-        if prune is not None:
-            db.execute(*prune)
+        """Apply ``retention`` (checkpoints, then events) in the pause's transaction, after its checkpoint and event
+        went in (the single writer holds the session: no other pause can insert between the two)."""
+        at = info.created_at.timestamp()
+        for prune in (
+            prune_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
+            prune_events_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
+        ):
+            if prune is not None:
+                db.execute(*prune)
 
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
         params = {**scope_params(scope), "cid": checkpoint_id}
