@@ -24,6 +24,7 @@ from typing import Any
 from mcp_memory.models import Scope, to_datetime
 from mcp_memory.stores.ports import Retention
 from mcp_memory.stores.postgres.statements import EVENT_COLUMNS, PAUSE_STATE
+from mcp_memory.stores.sql.retention import PROTECTED_EVENT
 
 _SCOPE = "project_id = $1 AND agent_instance_id = $2 AND session_id = $3"
 _LIVE = "(expires_at IS NULL OR expires_at > $4)"
@@ -51,6 +52,12 @@ PAUSE = (
     "CAST($7 AS text), agg.h, CAST($8 AS jsonb), agg.state, octet_length(CAST(agg.state AS text)), "
     "CAST($9 AS boolean) FROM go, agg WHERE NOT EXISTS (SELECT 1 FROM gone WHERE new)), "
     "pr AS (DELETE FROM checkpoints WHERE id IN (SELECT id FROM gone WHERE NOT new)), "
+    # Event retention, the rule of ``prune_events_statement``: the new event (not visible here) is the newest and
+    # first in the count, so an older one's position is its rank + 1; protected events count but stay.
+    "er AS (SELECT id, at, event_type, outcome, row_number() OVER (ORDER BY id DESC) + 1 AS pos FROM events "
+    "WHERE session_pk = (SELECT id FROM go)), "
+    f"pe AS (DELETE FROM events WHERE id IN (SELECT id FROM er WHERE NOT {PROTECTED_EVENT} "
+    "AND (pos > CAST($17 AS integer) OR at < CAST($18 AS timestamptz)))), "
     "upd AS (UPDATE sessions SET status = 'paused', updated_at = $11 WHERE id = (SELECT id FROM go)), "
     f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT go.id, CAST($10 AS text), CAST($11 AS timestamptz), "
     "CAST($12 AS float8), CAST($13 AS text), CAST($14 AS jsonb) || jsonb_build_object('items', agg.n) "
@@ -78,6 +85,7 @@ def pause_args(
     keep_last = None if retention is None else retention.keep_last
     max_age = None if retention is None else retention.max_age_seconds
     cutoff = None if max_age is None else to_datetime(created_at.timestamp() - max_age)
+    events_age = None if retention is None else retention.events_max_age_seconds
     return (
         scope.project_id,
         scope.agent_instance_id,
@@ -95,6 +103,8 @@ def pause_args(
         event["ev_detail"],
         keep_last,
         cutoff,
+        None if retention is None else retention.events_keep_last,
+        None if events_age is None else to_datetime(now - events_age),
     )
 
 
