@@ -63,6 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Until a transport takes the signal over (and after uvicorn re-raises it once it has shut down), SIGTERM
     # ends serve like SIGINT does rather than killing the process outright.
     signal.signal(signal.SIGTERM, _raise_terminated)
+    # A parent may have started us with SIGINT ignored (a non-interactive shell's background job, a test runner's
+    # worker): uvicorn would restore that and swallow the re-raised Ctrl-C; serve always stops on it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.transport == "stdio":
         from mcp_memory.identity import default_scope
         from mcp_memory.server.stdio import serve_stdio
