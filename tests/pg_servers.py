@@ -6,7 +6,8 @@ with pgvector; the test databases made there are dropped at exit). A migrated te
 embedding dimension; each test gets ``CREATE DATABASE ... TEMPLATE`` of it, which takes milliseconds.
 
 Under pytest-xdist each worker process starts its own pgserver (or, on ``MCP_MEMORY_TEST_POSTGRES_URL``, makes
-templates named after its worker id), so workers share no database. Only strings are kept between tests (each test runs in its own event loop), never a connection.
+templates named after its worker id), so workers share no database. Only strings are kept between tests (each test
+runs in its own event loop), never a connection.
 """
 
 from __future__ import annotations
