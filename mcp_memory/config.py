@@ -255,6 +255,14 @@ class Settings(BaseSettings):
     agent_instance_id: UUID | None = Field(
         default=None, description="Default agent instance for calls that do not pass agent_instance_id."
     )
+    owner_tools: bool = Field(
+        default=False,
+        description=(
+            "Offer the owner tools (delete_session, delete_checkpoint, forget_episodes, update_episode) over MCP. "
+            "Off by default: a model cannot erase or rewrite memory unless its owner turns them on (the "
+            "`mcp-memory forget` command works either way), and the everyday list stays under 9 KB."
+        ),
+    )
 
     max_key_length: int = Field(default=256, ge=1, description="Longest key, in characters.")
     max_value_bytes: int = Field(default=1024 * 1024, ge=1, description="Largest value, serialised, in bytes.")
@@ -268,6 +276,19 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         description="Each pause also prunes checkpoints older than this (never the newest nor kept ones); 0: no age.",
+    )
+    event_retention_count: int = Field(
+        default=1000,
+        ge=0,
+        description=(
+            "Each pause keeps the session's newest N lifecycle events (its successful spawn and terminate events "
+            "are never pruned); 0: all."
+        ),
+    )
+    event_retention_seconds: float = Field(
+        default=0,
+        ge=0,
+        description="Each pause also prunes the session's events older than this (same exceptions); 0: no age.",
     )
 
     hooks: HookSettings = Field(default_factory=HookSettings)

@@ -5,7 +5,9 @@ a server that stopped would) or start a server with ``MCP_MEMORY_FAULT_EXIT_AT=<
 makes the process exit at once at that point (``os._exit``: no cleanup, no ``finally``, as under ``kill -9``).
 
 Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged`` (Redis holds the staged initial
-state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it).
+state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
+``import.working_staged`` (an import has staged one more session's working memory in Redis),
+``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from contextlib import contextmanager
 FaultHook = Callable[[str], Awaitable[None]]
 EXIT_ENV = "MCP_MEMORY_FAULT_EXIT_AT"
 POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
+"""The spawn path's points, in order."""
+IMPORT_POINTS = ("import.working_staged", "import.durable_committed")
+"""The import path's points (with working memory in Redis), in order."""
 
 _hooks: list[FaultHook] = []
 
@@ -42,4 +47,4 @@ def on_fault(hook: FaultHook) -> Iterator[None]:
         _hooks.remove(hook)
 
 
-__all__ = ["EXIT_ENV", "POINTS", "FaultHook", "on_fault", "reached"]
+__all__ = ["EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from operator import attrgetter
-from typing import Any, overload
+from typing import Any, Literal, get_args, overload
 from uuid import UUID
 
 import orjson
@@ -27,7 +27,9 @@ from mcp_memory.errors import InvalidArgument
 RawJSON = str
 """A JSON document as text, exactly as stored; decoded only when a caller needs the value."""
 
-_IDENTIFIER = re.compile(r"[A-Za-z0-9._-]{1,128}")
+IDENTIFIER_PATTERN = r"[A-Za-z0-9._-]{1,128}"
+"""Session and checkpoint ids: the rule :func:`validate_identifier` applies and spawn's tool schema publishes."""
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
 
 
 def utcnow() -> datetime:
@@ -146,12 +148,20 @@ def decode_value(raw: RawJSON) -> Any:
     return json.loads(raw)
 
 
+OutcomeName = Literal["success", "failure", "partial"]
+"""The outcomes as a tool schema publishes them (an enum of strings, no ``$defs`` entry)."""
+
+
 class Outcome(enum.StrEnum):
-    """How a task or session ended."""
+    """How a task or session ended: the values of :data:`OutcomeName`."""
 
     SUCCESS = "success"
     FAILURE = "failure"
     PARTIAL = "partial"
+
+
+# The enum and the published names are one list: a value added to one and not the other fails at import.
+assert tuple(o.value for o in Outcome) == get_args(OutcomeName)
 
 
 def parse_outcome(value: Any) -> Outcome:
@@ -386,6 +396,7 @@ class LifecycleResult:
 
 
 __all__ = [
+    "IDENTIFIER_PATTERN",
     "CheckpointData",
     "CheckpointInfo",
     "Episode",
@@ -394,6 +405,7 @@ __all__ = [
     "LifecycleEvent",
     "LifecycleResult",
     "Outcome",
+    "OutcomeName",
     "PackedCheckpoint",
     "PackedState",
     "RawJSON",

@@ -6,6 +6,7 @@ suite by adding their names to ``WORKING_ADAPTERS`` / ``DURABLE_ADAPTERS`` and a
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import uuid
@@ -21,6 +22,11 @@ from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.redis_servers import RedisServer, delete_keys, make_redis_store, shared_redis_url, unique_prefix
+
+# The suite exercises every tool, the owner tools included (off by default, see Settings.owner_tools); tests of the
+# default tool list pass owner_tools=False themselves. Set in the environment so `mcp-memory serve` subprocesses
+# the tests start inherit it.
+os.environ.setdefault("MCP_MEMORY_OWNER_TOOLS", "true")
 
 WORKING_ADAPTERS = ["sqlite", "postgres", "redis"]
 DURABLE_ADAPTERS = ["sqlite", "postgres"]

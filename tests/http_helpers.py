@@ -42,6 +42,7 @@ def server_env(db: Path, **extra: str) -> dict[str, str]:
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
     env["MCP_MEMORY_CONFIG"] = str(db.parent / "no-such-config.toml")
     env["XDG_DATA_HOME"] = str(db.parent / "data")  # the installation identity of stdio: not the user's
+    env["MCP_MEMORY_OWNER_TOOLS"] = "true"  # the suite exercises every tool (conftest.py)
     env.update(extra)
     return env
 
@@ -80,6 +81,11 @@ class ServerProcess:
             )
             threading.Thread(target=self._drain, daemon=True).start()
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The process id once launched (benchmarks read its CPU time from /proc)."""
+        return self._proc.pid if self._proc is not None else None
 
     def start(self) -> ServerProcess:
         """Start the process (if :meth:`launch` has not) and wait until it listens."""

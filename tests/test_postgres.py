@@ -691,7 +691,8 @@ async def test_statements_per_lifecycle_call_do_not_grow_with_keys(pg_settings: 
     print("statements per call:", small)
     assert small == large, (small, large)
     # spawn is one statement; pause is one transaction of two (lock + checkpoint + status + event, then the
-    # retention prune, which must see the checkpoints of pauses that committed while it waited for the lock);
+    # retention prune of checkpoints and events in one statement, which must see the checkpoints of pauses that
+    # committed while it waited for the lock);
     # resume is one transaction of two (lock + read the checkpoint, then restore + status + event).
     assert small["spawn"] <= 1 and small["pause"] <= 2 and small["resume"] <= 2, small
 

@@ -31,6 +31,7 @@ from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.connection import check_redis_settings
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS
 from mcp_memory.stores.redis.store import RedisWorkingStore
+from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import (
     REDIS_SERVER,
@@ -41,6 +42,7 @@ from tests.redis_servers import (
     shared_redis_url,
     unique_prefix,
 )
+from tests.transfer_helpers import export_to
 
 pytestmark = pytest.mark.anyio
 
@@ -832,12 +834,12 @@ async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:
 
 ACL = (
     "~mcpmem:* +evalsha +eval +script|load +info +ping +cluster|info "
-    "+get +set +exists +del +pexpire +persist +hget +hset +hdel +hlen +hexists +hkeys +hgetall "
+    "+get +set +exists +del +pexpire +persist +rename +hget +hset +hdel +hlen +hexists +hkeys +hgetall "
     "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zcount"
 )
 
 
-async def test_the_documented_acl_is_enough(private_redis: RedisServer, db_url: str) -> None:
+async def test_the_documented_acl_is_enough(private_redis: RedisServer, db_url: str, tmp_path: Path) -> None:
     documented = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     assert ACL in documented.replace("\n", " ")
     admin = private_redis.client()
@@ -855,6 +857,14 @@ async def test_the_documented_acl_is_enough(private_redis: RedisServer, db_url: 
         await rt.lifecycle.resume(*ids(scope))
         assert await rt.working.get(scope, "a") == 1
         await rt.lifecycle.terminate(*ids(scope))
+        # An import stages working memory and switches it in (RENAME).
+        live = new_scope()
+        await rt.lifecycle.spawn(*ids(live), initial_state={"b": 2})
+        assert rt.transfer is not None
+        path = await export_to(rt, Selection(live.project_id), tmp_path / "acl.jsonl")
+        copy = uuid.uuid4()
+        await rt.transfer.import_file(path, as_project=copy)
+        assert await rt.working.get(Scope(copy, live.agent_instance_id, live.session_id), "b") == 2
     # Without the scripts' own commands it is refused, as `unavailable`, not as a crash.
     url = f"redis://mcp2:pw@127.0.0.1:{private_redis.port}/0"
     admin = private_redis.client()

@@ -1,4 +1,4 @@
-"""``tools/list`` is paid for in every conversation: at most 9 KB as compact JSON, every tool annotated.
+"""``tools/list`` is paid for in every conversation: the whole list within one budget as compact JSON, annotated.
 
 Issue 12: the list was 18.2 KB (the scope triple repeated in every tool, output schemas, generated per-field
 titles, indented docstrings). Every tool carries a title and all four hints, set explicitly (openWorldHint false:
@@ -23,9 +23,10 @@ from mcp_memory.server import create_server
 pytestmark = pytest.mark.anyio
 
 MAX_TOOL_LIST_BYTES = 9 * 1000
-"""The budget of the tools an agent works with every day (lifecycle, working memory, episodes, sessions, briefing)."""
+"""The default list (the tools an agent works with every day: lifecycle, working memory, episodes, sessions,
+briefing) as compact JSON."""
 OWNER_TOOLS = {"forget_episodes", "update_episode", "delete_session", "delete_checkpoint"}
-"""Owner control (forget, edit, delete): each carries a budget of its own on top of the agent's 9 KB."""
+"""Offered only with ``owner_tools`` on; each carries a budget of its own."""
 MAX_OWNER_TOOL_BYTES = 850
 README = Path(__file__).resolve().parent.parent / "README.md"
 SCOPE = {"project_id", "agent_instance_id", "session_id"}
@@ -43,17 +44,20 @@ async def tool_list(settings: Settings) -> tuple[list[dict[str, Any]], str | Non
     return result.model_dump(mode="json", by_alias=True, exclude_none=True)["tools"], instructions
 
 
-async def test_tool_list_is_at_most_9_kb_as_compact_json(settings: Settings) -> None:
-    tools, _ = await tool_list(settings)
-    everyday = [t for t in tools if t["name"] not in OWNER_TOOLS]
-    size = len(compact({"tools": everyday}).encode())
-    assert size <= MAX_TOOL_LIST_BYTES, f"the everyday tools are {size} bytes as compact JSON; the budget is 9 KB"
-    for tool in tools:
-        if tool["name"] in OWNER_TOOLS:
-            own = len(compact(tool).encode())
-            assert own <= MAX_OWNER_TOOL_BYTES, f"{tool['name']} is {own} bytes; its budget is {MAX_OWNER_TOOL_BYTES}"
-    whole = len(compact({"tools": tools}).encode())
-    assert whole <= MAX_TOOL_LIST_BYTES + MAX_OWNER_TOOL_BYTES * len(OWNER_TOOLS), whole
+async def test_the_default_tool_list_is_at_most_9_kb_as_compact_json(make_settings: Any) -> None:
+    tools, _ = await tool_list(make_settings(owner_tools=False))
+    assert not OWNER_TOOLS & {t["name"] for t in tools}, "owner tools are off by default"
+    size = len(compact({"tools": tools}).encode())
+    assert size <= MAX_TOOL_LIST_BYTES, f"the {len(tools)} default tools are {size} bytes as compact JSON"
+
+
+async def test_owner_tools_are_offered_when_turned_on_each_within_its_budget(make_settings: Any) -> None:
+    tools, _ = await tool_list(make_settings(owner_tools=True))
+    owner = [t for t in tools if t["name"] in OWNER_TOOLS]
+    assert {t["name"] for t in owner} == OWNER_TOOLS
+    for tool in owner:
+        own = len(compact(tool).encode())
+        assert own <= MAX_OWNER_TOOL_BYTES, f"{tool['name']} is {own} bytes; its budget is {MAX_OWNER_TOOL_BYTES}"
 
 
 async def test_every_tool_has_a_title_and_all_four_hints(settings: Settings) -> None:
@@ -106,10 +110,16 @@ async def test_result_text_is_the_compact_json_of_the_structured_result(settings
     assert result.structured_content == {"key": "k", "value": {"nested": [1, "é"]}}
 
 
-async def test_the_readme_tool_table_lists_exactly_the_served_tools(settings: Settings) -> None:
-    """The README's tool table is what ``tools/list`` serves: no tool missing, none invented."""
+async def test_the_readme_tool_tables_list_exactly_the_served_tools(make_settings: Any) -> None:
+    """The README's tool table is the default ``tools/list``, its owner-tools table what ``owner_tools`` adds."""
     readme = README.read_text()
-    table = readme[readme.index("## Tools") : readme.index("\n## ", readme.index("## Tools") + 1)]
-    documented = {row.split("`")[1] for row in table.splitlines() if row.startswith("| `")}
-    tools, _ = await tool_list(settings)
-    assert documented == {t["name"] for t in tools}
+
+    def names(heading: str) -> set[str]:
+        start = readme.index(heading)
+        table = readme[start : readme.index("\n#", start + 1)]
+        return {row.split("`")[1] for row in table.splitlines() if row.startswith("| `")}
+
+    default, _ = await tool_list(make_settings(owner_tools=False))
+    everything, _ = await tool_list(make_settings(owner_tools=True))
+    assert names("## Tools") == {t["name"] for t in default}
+    assert names("### Owner tools") == {t["name"] for t in everything} - {t["name"] for t in default} == OWNER_TOOLS

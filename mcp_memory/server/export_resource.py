@@ -9,12 +9,10 @@
 from __future__ import annotations
 
 from mcp_memory.errors import MemoryServiceError, TooLarge, Unavailable
-from mcp_memory.models import Scope
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.auth import authorize
 from mcp_memory.server.listing import SESSION_URI
 from mcp_memory.server.protocol import RefusedRead
-from mcp_memory.server.resources import _OWN_VALIDATION
+from mcp_memory.server.resources import read_session, template
 from mcp_memory.stores.transfer import Selection
 
 JSONL = "application/jsonl"
@@ -27,18 +25,16 @@ def register_export_resource(server: MemoryServer) -> None:
     """Register the export resource template on ``server``."""
     rt = server.runtime
 
-    @server.resource(
+    @template(
+        server,
         EXPORT_URI,
-        name="session-export",
-        mime_type=JSONL,
-        security=_OWN_VALIDATION,
-        description="The session as an mcp-memory export file (JSON Lines: records, counts, checksum).",
+        "session-export",
+        "The session as an mcp-memory export file (JSON Lines: records, counts, checksum).",
+        JSONL,
     )
     async def export_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
         try:
-            authorize(project_id)
-            scope = Scope.parse(project_id, agent_instance_id, session_id)
-            await rt.lifecycle.session(scope)  # not_found for a session that does not exist
+            scope, _ = await read_session(rt, project_id, agent_instance_id, session_id)
             if rt.transfer is None:
                 raise Unavailable("this server's durable store does not support export")
             size = 0

@@ -40,7 +40,7 @@ DESCRIPTION = (
     "Briefing to start or resume work: a session's state and checkpoints, and lessons of relevant past episodes, "
     "within a token budget."
 )
-TOOL_DESCRIPTION = DESCRIPTION + " As prompt resume_briefing."
+TOOL_DESCRIPTION = DESCRIPTION
 
 _TASK = "What you will do."
 _SESSION = "Its session."

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from mcp.server.mcpserver.resources import ResourceSecurity
 
 from mcp_memory.errors import MemoryServiceError, NotFound
-from mcp_memory.models import Episode, Scope, iso, to_datetime, validate_identifier
+from mcp_memory.models import Episode, Scope, SessionInfo, iso, to_datetime, validate_identifier
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import authorize
 from mcp_memory.server.listing import (
@@ -20,10 +21,12 @@ from mcp_memory.server.listing import (
     SESSION_URI,
 )
 from mcp_memory.server.protocol import RefusedRead
+from mcp_memory.services.runtime import MemoryRuntime
 
 # Our identifiers are validated by our own rules and never touch a filesystem; "." and ".." are valid
 # session ids under docs/contract.md, so the SDK's path-traversal policy must not reject them.
 _OWN_VALIDATION = ResourceSecurity(reject_path_traversal=False, reject_absolute_paths=False)
+_Read = TypeVar("_Read", bound=Callable[..., Awaitable[str]])
 
 
 def _dump(data: Any) -> str:
@@ -43,28 +46,31 @@ def _resource_error(exc: MemoryServiceError) -> Exception:
     return RefusedRead(exc)
 
 
+def template(
+    server: MemoryServer, uri: str, name: str, description: str, mime_type: str = JSON
+) -> Callable[[_Read], _Read]:
+    """Register a resource template whose identifiers our own rules check (see :data:`_OWN_VALIDATION`)."""
+    return server.resource(uri, name=name, mime_type=mime_type, security=_OWN_VALIDATION, description=description)
+
+
+async def read_session(
+    runtime: MemoryRuntime, project_id: str, agent_instance_id: str, session_id: str
+) -> tuple[Scope, SessionInfo]:
+    """A session resource's preamble: the project within the request's token scope (``forbidden`` before any
+    lookup), the scope parsed, and the session's record (``not_found`` for a session that does not exist)."""
+    authorize(project_id)
+    scope = Scope.parse(project_id, agent_instance_id, session_id)
+    return scope, await runtime.lifecycle.session(scope)
+
+
 def register_resources(server: MemoryServer) -> None:
     """Register the resource templates of docs/contract.md on ``server``."""
     rt = server.runtime
 
-    async def _session_scope(project_id: str, agent_instance_id: str, session_id: str) -> Scope:
-        authorize(project_id)
-        scope = Scope.parse(project_id, agent_instance_id, session_id)
-        await rt.lifecycle.session(scope)
-        return scope
-
-    @server.resource(
-        SESSION_URI,
-        name="session",
-        mime_type=JSON,
-        security=_OWN_VALIDATION,
-        description="A session: status, timestamps and its live working memory.",
-    )
+    @template(server, SESSION_URI, "session", "A session: status, timestamps and its live working memory.")
     async def session_resource(project_id: str, agent_instance_id: str, session_id: str) -> str:
         try:
-            authorize(project_id)
-            scope = Scope.parse(project_id, agent_instance_id, session_id)
-            info = await rt.lifecycle.session(scope)
+            scope, info = await read_session(rt, project_id, agent_instance_id, session_id)
             state = await rt.working.state(scope)
         except MemoryServiceError as exc:
             raise _resource_error(exc) from None
@@ -104,7 +110,7 @@ def register_resources(server: MemoryServer) -> None:
     )
     async def checkpoint_resource(project_id: str, agent_instance_id: str, session_id: str, checkpoint_id: str) -> str:
         try:
-            scope = await _session_scope(project_id, agent_instance_id, session_id)
+            scope, _ = await read_session(rt, project_id, agent_instance_id, session_id)
             cid = validate_identifier(checkpoint_id, "checkpoint_id")
             cp = await rt.store.get_checkpoint(scope, cid)
             if cp is None:
@@ -144,4 +150,4 @@ def register_resources(server: MemoryServer) -> None:
         return _dump(episode_json(episode))
 
 
-__all__ = ["register_resources"]
+__all__ = ["read_session", "register_resources", "template"]

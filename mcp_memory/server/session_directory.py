@@ -18,6 +18,7 @@ from mcp_memory.server.auth import authorize
 from mcp_memory.server.listing import JSON
 from mcp_memory.server.resources import _OWN_VALIDATION, _dump, _resource_error
 from mcp_memory.server.tools.shared import READ_ONLY, ProjectId, ToolScope, hints, reply
+from mcp_memory.services.validation import MAX_SESSION_PAGE
 
 SESSIONS_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions"
 RESOURCE_PAGE = 50
@@ -47,7 +48,7 @@ class SessionList(BaseModel):
     )
 
 
-LIST_SESSIONS = "Sessions, newest activity first, each with a summary: find one to resume."
+LIST_SESSIONS = "Sessions, newest activity first, with summaries: find one to resume."
 
 
 def register_sessions(server: MemoryServer) -> None:
@@ -56,13 +57,13 @@ def register_sessions(server: MemoryServer) -> None:
 
     tools = ToolScope(server)
 
-    @server.tool(description=LIST_SESSIONS, **hints("List sessions", **READ_ONLY))
+    @server.tool(description=LIST_SESSIONS, **hints("Sessions", **READ_ONLY))
     async def list_sessions(
         project_id: ProjectId = None,
         agent_instance_id: Annotated[str | None, Field(description="Filter.")] = None,
         status: Annotated[Literal["running", "paused", "terminated"] | None, Field(description="Filter.")] = None,
-        limit: Annotated[int, Field(ge=1, le=100, strict=True, description="Page size.")] = 20,
-        before: Annotated[str | None, Field(description="Previous next_before.")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_SESSION_PAGE, strict=True, description="Page size.")] = 20,
+        before: Annotated[str | None, Field(description="A next_before.")] = None,
     ) -> CallToolResult:
         page = await rt.sessions.list_sessions(tools.project(project_id), agent_instance_id, status, limit, before)
         return reply(SessionList.model_validate(page))

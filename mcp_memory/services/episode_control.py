@@ -20,21 +20,22 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
-from mcp_memory.models import Episode, parse_outcome, parse_uuid, validate_identifier
+from mcp_memory.models import Episode, Outcome, parse_outcome, parse_uuid, validate_identifier
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.services.validation import (
     MAX_LESSONS,
     MAX_TASK_TYPE,
     MAX_TEXT,
+    check_importance,
     check_lessons,
     check_metadata,
     check_text,
@@ -74,15 +75,6 @@ class Recorded:
         return out
 
 
-def _importance(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidArgument("importance_score must be a number between 0 and 1")
-    score = float(value)
-    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
-        raise InvalidArgument(f"importance_score must be between 0 and 1, got {value}")
-    return score
-
-
 class EpisodeControl:
     """Forget, edit and duplicate-aware recording of one durable store's episodes."""
 
@@ -101,12 +93,12 @@ class EpisodeControl:
     # -- forget ------------------------------------------------------------------------------------------------
     def selector(
         self,
-        episode_ids: Any = None,
-        agent_instance_id: Any = None,
-        session_id: Any = None,
-        task_type: Any = None,
-        outcome: Any = None,
-        before: Any = None,
+        episode_ids: Sequence[str | UUID] | None = None,
+        agent_instance_id: str | UUID | None = None,
+        session_id: str | None = None,
+        task_type: str | None = None,
+        outcome: Outcome | str | None = None,
+        before: str | datetime | None = None,
     ) -> EpisodeSelector:
         """The arguments of ``forget_episodes`` checked into a selector (``invalid_argument`` otherwise)."""
         sel = EpisodeSelector(
@@ -120,20 +112,31 @@ class EpisodeControl:
             return sel
         if sel != EpisodeSelector():
             raise InvalidArgument("give episode_ids or a filter (agent, session, task_type, outcome, before), not both")
-        if not isinstance(episode_ids, list) or not episode_ids:
+        if not isinstance(episode_ids, list | tuple) or not episode_ids:
             raise InvalidArgument("episode_ids must be a non-empty list of episode ids")
         if len(episode_ids) > MAX_FORGET_IDS:
             raise TooLarge(f"episode_ids has {len(episode_ids)} entries; the limit is {MAX_FORGET_IDS}")
         ids = tuple(dict.fromkeys(parse_uuid(e, "an episode id") for e in episode_ids))
         return EpisodeSelector(episode_ids=ids)
 
-    async def forget(self, project_id: Any, confirm: Any = False, **filters: Any) -> dict[str, Any]:
+    async def forget(
+        self,
+        project_id: str | UUID,
+        confirm: bool = False,
+        *,
+        episode_ids: Sequence[str | UUID] | None = None,
+        agent_instance_id: str | UUID | None = None,
+        session_id: str | None = None,
+        task_type: str | None = None,
+        outcome: Outcome | str | None = None,
+        before: str | datetime | None = None,
+    ) -> dict[str, Any]:
         """``forget_episodes``: ``{"forgotten": n}`` (and the ids, when given by id), or, for a filter without
         ``confirm``, ``{"forgotten": 0, "would_forget": n}``."""
         project = parse_uuid(project_id, "project_id")
         if not isinstance(confirm, bool):
             raise InvalidArgument("confirm must be true or false")
-        sel = self.selector(**filters)
+        sel = self.selector(episode_ids, agent_instance_id, session_id, task_type, outcome, before)
         by_ids = sel.episode_ids is not None
         if not by_ids and not confirm:
             if sel == EpisodeSelector():
@@ -157,12 +160,12 @@ class EpisodeControl:
     # -- edit --------------------------------------------------------------------------------------------------
     async def update(
         self,
-        project_id: Any,
-        episode_id: Any,
-        lessons_learned: Any = None,
-        outcome_details: Any = None,
-        importance_score: Any = None,
-        metadata: Any = None,
+        project_id: str | UUID,
+        episode_id: str | UUID,
+        lessons_learned: list[str] | None = None,
+        outcome_details: str | None = None,
+        importance_score: float | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """``update_episode``: ``{"episode_id", "updated": {field: new value}}``; ``not_found`` for an episode
         the project does not hold."""
@@ -174,7 +177,7 @@ class EpisodeControl:
         if outcome_details is not None:
             fields["outcome_details"] = check_text(outcome_details, "outcome_details", MAX_TEXT, required=False)
         if importance_score is not None:
-            fields["importance_score"] = _importance(importance_score)
+            fields["importance_score"] = check_importance(importance_score)
         if metadata is not None:
             fields["metadata"] = check_metadata(metadata, self._settings.max_value_bytes)
         if not fields:

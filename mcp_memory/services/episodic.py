@@ -14,7 +14,6 @@ so they are ignored until ``mcp-memory reembed --all`` re-embeds them.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from mcp_memory.services.validation import (
     MAX_SEARCH_LIMIT,
     MAX_TASK_TYPE,
     MAX_TEXT,
+    check_importance,
     check_lessons,
     check_metadata,
     check_page_limit,
@@ -112,14 +112,7 @@ class EpisodicMemory:
         context_summary: str = "",
     ) -> Episode:
         """Validate everything into an :class:`Episode` (nothing is written)."""
-        if importance_score is None:
-            importance = 0.5
-        elif isinstance(importance_score, bool) or not isinstance(importance_score, int | float):
-            raise InvalidArgument("importance_score must be a number between 0 and 1")
-        else:
-            importance = float(importance_score)
-            if not math.isfinite(importance) or not 0.0 <= importance <= 1.0:
-                raise InvalidArgument(f"importance_score must be between 0 and 1, got {importance_score}")
+        importance = 0.5 if importance_score is None else check_importance(importance_score)
         created = to_datetime(self._clock())
         assert created is not None
         return Episode(

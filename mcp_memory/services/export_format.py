@@ -330,56 +330,25 @@ def dump(line: dict[str, Any]) -> bytes:
 
 
 # -- reading -----------------------------------------------------------------------------------------------
+def _shared(model: type[BaseModel], record: BaseModel) -> dict[str, Any]:
+    """The record's values of the fields ``model`` has too: a record carries its model's fields under the same
+    names (plus the file's own, ``kind`` and the like), so the two cannot drift apart field by field."""
+    return {name: getattr(record, name) for name in model.model_fields if name in type(record).model_fields}
+
+
 def to_entry(record: Record) -> Entry:
     """What the stores write for a validated record (still in the file's project)."""
     if isinstance(record, EpisodeRecord):
-        episode = Episode(
-            episode_id=record.episode_id,
-            project_id=record.project_id,
-            agent_instance_id=record.agent_instance_id,
-            session_id=record.session_id,
-            task_type=record.task_type,
-            task_description=record.task_description,
-            outcome=record.outcome,
-            outcome_details=record.outcome_details,
-            lessons_learned=record.lessons_learned,
-            importance_score=record.importance_score,
-            context_summary=record.context_summary,
-            metadata=record.metadata,
-            created_at=record.created_at,
-        )
+        episode = Episode(**_shared(Episode, record))
         return EpisodeEntry(episode, record.embedding, record.embedding_model if record.embedding else None)
     scope = Scope(record.project_id, record.agent_instance_id, record.session_id)
     if isinstance(record, SessionRecord):
-        return SessionEntry(
-            SessionInfo(
-                project_id=record.project_id,
-                agent_instance_id=record.agent_instance_id,
-                session_id=record.session_id,
-                agent_type_id=record.agent_type_id,
-                status=record.status,
-                created_at=record.created_at,
-                updated_at=record.updated_at,
-                metadata=record.metadata,
-                episode_id=record.episode_id,
-                terminated_at=record.terminated_at,
-                terminate_result=record.terminate_result,
-                sealed=record.sealed or record.status == SessionStatus.TERMINATED,
-            )
-        )
+        sealed = record.sealed or record.status == SessionStatus.TERMINATED
+        return SessionEntry(SessionInfo(**{**_shared(SessionInfo, record), "sealed": sealed}))
     if isinstance(record, WorkingRecord):
         return WorkingEntry(scope, record.key, Item(record.value, record.expires_at))
     if isinstance(record, CheckpointRecord):
-        info = CheckpointInfo(
-            checkpoint_id=record.checkpoint_id,
-            created_at=record.created_at,
-            keys_count=record.keys_count,
-            bytes=record.bytes,
-            label=record.label,
-            keep=record.keep,
-            content_hash=record.content_hash,
-            metadata=record.metadata,
-        )
+        info = CheckpointInfo(**_shared(CheckpointInfo, record))
         items = {k: Item(v, exp) for k, (v, exp) in record.state.items()}
         return CheckpointEntry(scope, CheckpointData(info, items))
     return EventEntry(

@@ -24,16 +24,21 @@ from mcp_memory.stores.ports import DurableStore, EventRecord, Removed, Retentio
 MAX_KEEP_LAST = 1_000_000
 
 
-def retention_policy(settings: Settings, keep_last: Any = None) -> Retention:
-    """The policy a pause applies: the configured count and age (0: unbounded), the count overridden by the
-    call's ``keep_last`` (0: keep all) if given."""
+def retention_policy(settings: Settings, keep_last: int | None = None) -> Retention:
+    """The policy a pause applies: the configured checkpoint and event counts and ages (0: unbounded), the
+    checkpoint count overridden by the call's ``keep_last`` (0: keep all) if given."""
     count = settings.checkpoint_retention_count
     if keep_last is not None:
         if isinstance(keep_last, bool) or not isinstance(keep_last, int) or not 0 <= keep_last <= MAX_KEEP_LAST:
             raise InvalidArgument(f"keep_last must be an integer from 0 (keep all) to {MAX_KEEP_LAST}")
         count = keep_last
     age = settings.checkpoint_retention_seconds
-    return Retention(keep_last=count or None, max_age_seconds=age or None)
+    return Retention(
+        keep_last=count or None,
+        max_age_seconds=age or None,
+        events_keep_last=settings.event_retention_count or None,
+        events_max_age_seconds=settings.event_retention_seconds or None,
+    )
 
 
 def removed_counts(removed: Removed) -> dict[str, int]:
@@ -66,7 +71,7 @@ class SessionControl:
         self._lock = session_lock
 
     async def delete_session(
-        self, project_id: Any, agent_instance_id: Any, session_id: Any, keep_episodes: Any = True
+        self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, keep_episodes: bool = True
     ) -> dict[str, Any]:
         """Delete one session: working memory, checkpoints, events, and its episodes unless ``keep_episodes``.
         A running, paused or terminated session may be deleted; one being terminated is ``conflict``."""
@@ -87,7 +92,7 @@ class SessionControl:
         return {"session_id": scope.session_id, **removed_counts(removed + Removed(working_keys=working))}
 
     async def delete_checkpoint(
-        self, project_id: Any, agent_instance_id: Any, session_id: Any, checkpoint_id: Any
+        self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, checkpoint_id: str
     ) -> dict[str, Any]:
         """Delete one checkpoint of the session, kept or newest included (pruning never takes those)."""
         scope = Scope.parse(project_id, agent_instance_id, session_id)

@@ -15,11 +15,11 @@ from uuid import UUID
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import iso, parse_uuid, to_datetime
+from mcp_memory.services.validation import MAX_SESSION_PAGE
 from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import DurableStore, IdentifierKind, SessionRow
 
 STATUSES: Final = ("running", "paused", "terminated")
-MAX_LIMIT: Final = 100
 SUMMARY_CHARS: Final = 240
 
 
@@ -84,8 +84,8 @@ class SessionDirectory:
         agent = None if agent_instance_id is None else parse_uuid(agent_instance_id, "agent_instance_id")
         if status is not None and status not in STATUSES:
             raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidArgument(f"limit must be between 1 and {MAX_LIMIT}")
+        if not 1 <= limit <= MAX_SESSION_PAGE:
+            raise InvalidArgument(f"limit must be between 1 and {MAX_SESSION_PAGE}")
         rows = await self._store.list_sessions(project, agent, status, limit, before, self._clock(), self._working)
         return {
             "sessions": [session_item(r) for r in rows],

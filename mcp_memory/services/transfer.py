@@ -7,11 +7,14 @@ changes while it is exported gives a file of what each page read (the header's c
 trailer's, which the import checks, are those written).
 
 Import reads the file line by line: once to validate all of it (header, every record, the trailer's counts and
-checksum), so that a truncated, tampered or newer-version file is refused before anything is written; then again to
-write it into the durable store in one transaction (all or nothing); then, when working memory lives in Redis,
-once more to write each session's working memory with one script per session, after the durable commit. That last
-step is not atomic across sessions: if it fails midway, the report says which sessions were written, and a session
-not written yet comes back (as Redis re-opens sessions it lost) with its newest checkpoint.
+checksum), so that a truncated, tampered or newer-version file is refused before anything is written; when working
+memory lives in Redis, again to stage every session's working memory there (apart from the live keys: invisible,
+see :class:`~mcp_memory.stores.ports.StagedImport`); then again to write the durable store in one transaction (all
+or nothing); and last the staged working memory is switched in, every session in one Redis script (in Cluster, one
+per session: a script cannot span hash slots). A failure before the durable commit drops what was staged: nothing
+of the import is left. The durable commit is the point of no return: if the switch then fails (Redis lost, or in
+Cluster cut off midway), the error says how many sessions were switched, and the others come back (as Redis
+re-opens sessions it lost) with their newest checkpoint.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 
+from mcp_memory import faults
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
 from mcp_memory.services.export_format import (
@@ -48,7 +52,7 @@ from mcp_memory.services.export_format import (
     to_entry,
     working_line,
 )
-from mcp_memory.stores.ports import Limits, WorkingStore
+from mcp_memory.stores.ports import Limits, StagedImport, WorkingStore
 from mcp_memory.stores.transfer import Entry, ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
 from mcp_memory.version import __version__
 
@@ -275,64 +279,99 @@ class Transfer:
             vector_model=self._model,
             require_empty=scope if keep_ids else None,
         )
-        await self._durable.import_records(_entries(path), plan)
+        staged: list[tuple[Scope, SessionStatus]] = []
+        token = uuid4().hex
+        working = self._working if not self._same_store else None
+        if working is not None and not isinstance(working, StagedImport):
+            raise TypeError("a working store apart from the durable store must stage imports (StagedImport)")
+        try:
+            working_counts = 0 if working is None else await self._stage_working(path, target, token, staged)
+            await self._durable.import_records(_entries(path), plan)
+        except BaseException:
+            if working is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._drop_staged(working, [s for s, _ in staged], token)
+            raise
         report = ImportReport(target, dict(plan.counts), dict(plan.renamed_episodes))
-        if not self._same_store:
-            await self._import_working(path, target, report)
+        if working is not None:
+            report.counts["working"] = working_counts
+            report.working_sessions = len(staged)
+            await self._switch_working(working, staged, token, report)
         return report
 
-    async def _import_working(self, path: Path, project: UUID, report: ImportReport) -> None:
-        """Working memory into a separate working store (Redis): per session, one ``open`` of exactly its keys
-        (running and paused sessions, even with none; a terminated session only if it kept keys, then closed
-        again). Keys whose expiry has passed by now are skipped."""
+    async def _stage_working(
+        self, path: Path, project: UUID, token: str, staged: list[tuple[Scope, SessionStatus]]
+    ) -> int:
+        """Stage working memory in the separate working store (Redis), per session exactly its keys: running and
+        paused sessions (even with none), a terminated one only if it kept keys. Keys whose expiry has passed by
+        now are skipped. Appends each staged session to ``staged`` (for the switch, or the cleanup); returns the
+        working records read."""
+        assert isinstance(self._working, StagedImport)
+        working = self._working
         now = self._clock()
         statuses: dict[tuple[UUID, str], SessionStatus] = {}
-        pending: tuple[Scope, dict[str, Item]] | None = None
-        done: set[tuple[UUID, str]] = set()
+        items: dict[tuple[UUID, str], dict[str, Item]] = {}
+        records = 0
 
-        async def flush(scope: Scope, items: dict[str, Item]) -> None:
-            key = (scope.agent_instance_id, scope.session_id)
-            if statuses[key] == SessionStatus.TERMINATED and not items:
-                return
-            try:
-                await self._working.open(scope, items, now, self._limits)
-                if statuses[key] == SessionStatus.TERMINATED:
-                    await self._working.mark_terminated(scope, now, clear=False)
-            except MemoryServiceError as exc:
-                raise type(exc)(
-                    f"{exc.message}; the durable records were imported, and working memory of "
-                    f"{report.working_sessions_written} of {report.working_sessions} sessions (the others come back "
-                    "with their newest checkpoint)"
-                ) from exc
-            done.add(key)
-            report.working_sessions_written += 1
+        async def stage(key: tuple[UUID, str]) -> None:
+            scope, kept = Scope(project, key[0], key[1]), items.pop(key, {})
+            if statuses[key] == SessionStatus.TERMINATED and not kept:
+                return  # its keys all expired: nothing to keep
+            await working.stage_import(scope, kept, now, self._limits, token)
+            staged.append((scope, statuses[key]))
+            await faults.reached("import.working_staged")
 
+        pending: tuple[UUID, str] | None = None
         async for entry in _entries(path):
             if isinstance(entry, SessionEntry):
-                info = entry.info
-                statuses[(info.agent_instance_id, info.session_id)] = info.status
-                if info.status != SessionStatus.TERMINATED:
-                    report.working_sessions += 1
+                statuses[(entry.info.agent_instance_id, entry.info.session_id)] = entry.info.status
             elif isinstance(entry, WorkingEntry):
-                scope = Scope(project, entry.scope.agent_instance_id, entry.scope.session_id)
-                if pending is not None and pending[0] != scope:
-                    await flush(*pending)
-                    pending = None
-                if pending is None:
-                    pending = (scope, {})
-                    if statuses[(scope.agent_instance_id, scope.session_id)] == SessionStatus.TERMINATED:
-                        report.working_sessions += 1
+                key = (entry.scope.agent_instance_id, entry.scope.session_id)
+                if pending is not None and pending != key:
+                    await stage(pending)
+                pending = key
+                bucket = items.setdefault(key, {})
                 if entry.item.expires_at is None or entry.item.expires_at > now:
-                    pending[1][entry.key] = entry.item
-                report.counts["working"] = report.counts.get("working", 0) + 1
+                    bucket[entry.key] = entry.item
+                records += 1
             elif pending is not None:
-                await flush(*pending)
+                await stage(pending)
                 pending = None
         if pending is not None:
-            await flush(*pending)
-        for (agent, session_id), status in statuses.items():
-            if status != SessionStatus.TERMINATED and (agent, session_id) not in done:
-                await flush(Scope(project, agent, session_id), {})
+            await stage(pending)
+        done = {(s.agent_instance_id, s.session_id) for s, _ in staged}
+        for key, status in statuses.items():
+            if status != SessionStatus.TERMINATED and key not in done:
+                await stage(key)
+        return records
+
+    @staticmethod
+    async def _drop_staged(working: StagedImport, scopes: list[Scope], token: str) -> None:
+        try:
+            await working.drop_import(scopes, token)
+        except Exception:
+            # Staged keys are never read; left over, they go with the project's `mcp-memory forget`.
+            logger.warning("could not drop the staged working memory of a failed import", exc_info=True)
+
+    async def _switch_working(
+        self, working: StagedImport, staged: list[tuple[Scope, SessionStatus]], token: str, report: ImportReport
+    ) -> None:
+        """After the durable commit: switch every staged session's working memory in, then close the terminated
+        sessions that kept keys as terminate does."""
+        await faults.reached("import.durable_committed")
+        scopes = [s for s, _ in staged]
+        try:
+            report.working_sessions_written = await working.switch_import(scopes, token)
+            for scope, status in staged:
+                if status == SessionStatus.TERMINATED:
+                    await self._working.mark_terminated(scope, self._clock(), clear=False)
+        except MemoryServiceError as exc:
+            await self._drop_staged(working, scopes, token)
+            raise type(exc)(
+                f"{exc.message}; the durable records were imported, and working memory of "
+                f"{report.working_sessions_written} of {report.working_sessions} sessions (the others come back "
+                "with their newest checkpoint)"
+            ) from exc
 
 
 def _check_in_scope(header: Header, record: Record, line_no: int) -> None:

@@ -1,29 +1,35 @@
-"""The argument checks of the services, in one place: each argument is checked once, where it enters a service.
+"""The argument rules of the services, each written once: the limits, and the checks that apply them where an
+argument enters a service.
 
-The MCP tools' schemas already hold their arguments to JSON types; a Python caller (``MemoryRuntime``) passes
-anything, so the services check what they take here and the tool layer adds no check of its own. Identifiers
+A Python caller (``MemoryRuntime``) passes anything, so the services check what they take here. The MCP tools'
+schemas publish the same rules to the model (``server/tools/shared.py`` builds its argument types from these
+constants, so a limit changed here changes the schema too); the tool layer adds no check of its own. Identifiers
 (UUIDs, session and checkpoint ids, outcomes) are parsed by :mod:`mcp_memory.models`, next to the types they make.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from mcp_memory.errors import InvalidArgument, TooLarge
 from mcp_memory.models import encode_value, utf8_size
 
-MAX_TASK_TYPE = 100
-MAX_TEXT = 20_000
-MAX_LESSONS = 100
-MAX_LESSON = 4_000
-MAX_QUERY = 4_000
-MAX_SEARCH_LIMIT = 100
-MAX_LABEL = 256
-MAX_CHECKPOINT_PAGE = 500
+MAX_TASK_TYPE: Final = 100
+MAX_TEXT: Final = 20_000
+MAX_LESSONS: Final = 100
+MAX_LESSON: Final = 4_000
+MAX_QUERY: Final = 4_000
+MAX_SEARCH_LIMIT: Final = 100
+MAX_SESSION_PAGE: Final = 100
+MAX_LABEL: Final = 256
+MAX_CHECKPOINT_PAGE: Final = 500
+MIN_IMPORTANCE: Final = 0
+MAX_IMPORTANCE: Final = 1
 
 
-def check_text(value: Any, what: str, max_len: int, *, required: bool = True) -> str:
+def check_text(value: object, what: str, max_len: int, *, required: bool = True) -> str:
     """A string argument within limits (``invalid_argument`` / ``too_large`` otherwise)."""
     if value is None and not required:
         return ""
@@ -37,7 +43,7 @@ def check_text(value: Any, what: str, max_len: int, *, required: bool = True) ->
     return value
 
 
-def check_lessons(value: Any) -> list[str]:
+def check_lessons(value: object) -> list[str]:
     """``lessons_learned``: a list of strings."""
     if value is None:
         return []
@@ -48,7 +54,7 @@ def check_lessons(value: Any) -> list[str]:
     return [check_text(v, "a lesson", MAX_LESSON) for v in value]
 
 
-def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
+def check_metadata(value: object, max_bytes: int) -> dict[str, Any]:
     """``metadata``: a JSON object within the value size limit."""
     if value is None:
         return {}
@@ -60,7 +66,7 @@ def check_metadata(value: Any, max_bytes: int) -> dict[str, Any]:
     return value
 
 
-def parse_since(value: Any, what: str = "since") -> float | None:
+def parse_since(value: object, what: str = "since") -> float | None:
     """``since`` (or another time argument, ``what``): an ISO 8601 date-time (naive means UTC), as epoch seconds."""
     if value is None:
         return None
@@ -79,6 +85,16 @@ def parse_since(value: Any, what: str = "since") -> float | None:
     return dt.timestamp()
 
 
+def check_importance(value: object) -> float:
+    """``importance_score``: a number from 0 to 1 (a bool is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument("importance_score must be a number between 0 and 1")
+    score = float(value)
+    if not math.isfinite(score) or not MIN_IMPORTANCE <= score <= MAX_IMPORTANCE:
+        raise InvalidArgument(f"importance_score must be between 0 and 1, got {value}")
+    return score
+
+
 def check_flag(value: object, what: str) -> bool:
     """A true/false argument (``invalid_argument`` for anything else, 0 and 1 included)."""
     if not isinstance(value, bool):
@@ -95,14 +111,18 @@ def check_page_limit(value: object, maximum: int) -> int:
 
 __all__ = [
     "MAX_CHECKPOINT_PAGE",
+    "MAX_IMPORTANCE",
     "MAX_LABEL",
     "MAX_LESSON",
     "MAX_LESSONS",
     "MAX_QUERY",
     "MAX_SEARCH_LIMIT",
+    "MAX_SESSION_PAGE",
     "MAX_TASK_TYPE",
     "MAX_TEXT",
+    "MIN_IMPORTANCE",
     "check_flag",
+    "check_importance",
     "check_lessons",
     "check_metadata",
     "check_page_limit",

@@ -51,7 +51,7 @@ class WorkingMemory:
         return self._clock()
 
     # -- validation ------------------------------------------------------------------------------------
-    def check_key(self, key: Any) -> str:
+    def check_key(self, key: object) -> str:
         """A valid key, or ``invalid_argument`` / ``too_large``."""
         if not isinstance(key, str) or not key:
             raise InvalidArgument("key must be a non-empty string")
@@ -70,7 +70,7 @@ class WorkingMemory:
             raise TooLarge(f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes")
         return raw
 
-    def expiry(self, ttl_seconds: Any, now: float) -> float | None:
+    def expiry(self, ttl_seconds: float | None, now: float) -> float | None:
         """Absolute expiry for a TTL (None for no TTL)."""
         if ttl_seconds is None:
             return None
@@ -80,7 +80,7 @@ class WorkingMemory:
             raise InvalidArgument(f"ttl_seconds must be > 0 and at most {MAX_TTL_SECONDS}")
         return now + float(ttl_seconds)
 
-    def prepare(self, state: Any, what: str = "initial_state") -> dict[str, Item]:
+    def prepare(self, state: Mapping[str, Any] | None, what: str = "initial_state") -> dict[str, Item]:
         """Validate a whole state object (``{key: value}``) into items, before anything is written."""
         if state is None:
             return {}

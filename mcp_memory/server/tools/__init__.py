@@ -12,12 +12,14 @@ from mcp_memory.server.tools.shared import AgentId, ProjectId, SessionId, ToolSc
 
 
 def register_tools(server: MemoryServer) -> None:
-    """Register every tool of docs/contract.md on ``server`` (the briefing tool is :mod:`..prompts`'s)."""
+    """Register the tools of docs/contract.md on ``server`` (the briefing tool is :mod:`..prompts`'s); the owner
+    tools (deletions, forget, edit) only when the settings' ``owner_tools`` is on."""
     lifecycle.register(server)
     working.register(server)
     episodes.register(server)
-    control.register(server)
-    episode_control.register(server)
+    if server.runtime.settings.owner_tools:
+        control.register(server)
+        episode_control.register(server)
 
 
 __all__ = ["AgentId", "ProjectId", "SessionId", "ToolScope", "hints", "register_tools", "reply"]

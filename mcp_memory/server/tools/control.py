@@ -10,7 +10,7 @@ from pydantic import Field
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.tools.shared import AgentId, ProjectId, SessionId, ToolScope, hints, reply
 
-DELETE_SESSION = "Delete a session: working memory, checkpoints, events; returns the counts removed."
+DELETE_SESSION = "Delete a session: working memory, checkpoints, events."
 DELETE_CHECKPOINT = "Delete one checkpoint, kept or newest included."
 
 

@@ -8,7 +8,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.tools.shared import Lessons, Metadata, Outcome, ProjectId, ToolScope, hints, reply
+from mcp_memory.server.tools.shared import Importance, Lessons, Metadata, Outcome, ProjectId, ToolScope, hints, reply
 
 FORGET_EPISODES = "Delete episodes: by id, or by filter (only counted unless confirm)."
 UPDATE_EPISODE = "Edit an episode; given fields replace its own."
@@ -50,7 +50,7 @@ def register(server: MemoryServer) -> None:
         project_id: ProjectId = None,
         lessons_learned: Lessons = None,
         outcome_details: Annotated[str | None, Field(description="What happened.")] = None,
-        importance_score: Annotated[float | None, Field(ge=0, le=1, strict=True, description="Recall weight.")] = None,
+        importance_score: Importance = None,
         metadata: Metadata = None,
     ) -> CallToolResult:
         result = await control.update(

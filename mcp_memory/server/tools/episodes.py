@@ -12,6 +12,7 @@ from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.tools.shared import (
     READ_ONLY,
     AgentId,
+    Importance,
     Lessons,
     Metadata,
     Outcome,
@@ -20,9 +21,10 @@ from mcp_memory.server.tools.shared import (
     hints,
     reply,
 )
+from mcp_memory.services.validation import MAX_SEARCH_LIMIT
 
 RECORD_EPISODE = "Record a task, how it went and its lessons, for search_episodes."
-SEARCH_EPISODES = "Past episodes relevant to a task, best first, with lessons. Use as a task starts."
+SEARCH_EPISODES = "Past episodes relevant to a task, best first, with lessons."
 
 
 def hit(h: ScoredEpisode) -> dict[str, object]:
@@ -58,7 +60,7 @@ def register(server: MemoryServer) -> None:
         session_id: Annotated[str | None, Field(description="Its session.")] = None,
         outcome_details: Annotated[str | None, Field(description="What happened.")] = None,
         lessons_learned: Lessons = None,
-        importance_score: Annotated[float | None, Field(ge=0, le=1, strict=True, description="Recall weight.")] = None,
+        importance_score: Importance = None,
         metadata: Metadata = None,
     ) -> CallToolResult:
         recorded = await server.runtime.episode_control.record(
@@ -79,12 +81,12 @@ def register(server: MemoryServer) -> None:
     async def search_episodes(
         query: Annotated[str, Field(description="In plain words.")],
         project_id: ProjectId = None,
-        limit: Annotated[int, Field(ge=1, le=100, strict=True, description="How many.")] = 5,
+        limit: Annotated[int, Field(ge=1, le=MAX_SEARCH_LIMIT, strict=True, description="How many.")] = 5,
         outcome: Annotated[Outcome | None, Field(description="Filter.")] = None,
         task_type: Annotated[str | None, Field(description="Filter.")] = None,
         agent_instance_id: Annotated[str | None, Field(description="Filter.")] = None,
         since: Annotated[
-            str | None, Field(description="Recorded since.", json_schema_extra={"format": "date-time"})
+            str | None, Field(description="Filter: newer.", json_schema_extra={"format": "date-time"})
         ] = None,
     ) -> CallToolResult:
         project = tools.project(project_id)

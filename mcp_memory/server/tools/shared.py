@@ -9,16 +9,17 @@ agent are optional wherever a default exists, :mod:`mcp_memory.server.scope`); r
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_memory.models import Scope
+from mcp_memory.models import IDENTIFIER_PATTERN, OutcomeName, Scope
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.scope import resolve_agent, resolve_project
+from mcp_memory.services.validation import MAX_IMPORTANCE, MIN_IMPORTANCE
 
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+ID_PATTERN = f"^{IDENTIFIER_PATTERN}$"
 
 # -- the scope: described once, in the server's instructions (each copy here costs bytes in every tool) -----
 ProjectId = str | None
@@ -30,7 +31,10 @@ everywhere, and its error states it)."""
 
 # -- other arguments -------------------------------------------------------------------------------------
 Metadata = Annotated[dict[str, Any] | None, Field(description="Free-form.")]
-Outcome = Literal["success", "failure", "partial"]
+Outcome = OutcomeName
+Importance = Annotated[
+    float | None, Field(ge=MIN_IMPORTANCE, le=MAX_IMPORTANCE, strict=True, description="Recall weight.")
+]
 Lessons = Annotated[list[str] | None, Field(description="For future tasks.")]
 JSON_VALUE = {"type": ["string", "number", "boolean", "object", "array", "null"]}
 """The schema of "any JSON value" (an empty schema reads as "unknown" to some clients)."""
@@ -87,6 +91,7 @@ __all__ = [
     "READ_ONLY",
     "AgentId",
     "CheckpointId",
+    "Importance",
     "Lessons",
     "Metadata",
     "NewSessionId",

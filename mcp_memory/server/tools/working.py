@@ -50,12 +50,12 @@ def register(server: MemoryServer) -> None:
         deleted = await working.delete(tools.session(project_id, agent_instance_id, session_id), key)
         return reply({"deleted": deleted})
 
-    @server.tool(description=MEMORY_LIST, **hints("List keys", **READ_ONLY))
+    @server.tool(description=MEMORY_LIST, **hints("Keys", **READ_ONLY))
     async def memory_list(
         session_id: SessionId,
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        prefix: Annotated[str | None, Field(description="Keys starting so.")] = None,
+        prefix: Annotated[str | None, Field(description="Key prefix.")] = None,
     ) -> CallToolResult:
         keys = await working.list_keys(tools.session(project_id, agent_instance_id, session_id), prefix)
         return reply({"keys": keys})

@@ -1,5 +1,5 @@
 """What the SQLite revisions (``versions/sqlite/``) share: the file's plain ``sqlite3`` connection for their Python
-steps, and the ``schema_version`` row each revision keeps in step with its number.
+steps, adding the columns a table lacks, and the ``schema_version`` row each revision keeps in step with its number.
 
 ``schema_version`` predates Alembic and stays: a release from before Alembic reads only that row, so keeping it
 equal to the revision's number makes such a release refuse a file that a newer one upgraded (as it always has)
@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import cast
 
+import sqlalchemy as sa
 from alembic import op
 
 
@@ -22,6 +23,16 @@ def connection() -> sqlite3.Connection:
 def columns(table: str) -> set[str]:
     """The column names of ``table``."""
     return {row[1] for row in connection().execute(f"PRAGMA table_info({table})")}
+
+
+def add_missing_columns(table: str, *new: sa.Column[object]) -> None:
+    """Add to ``table`` those of ``new`` it lacks (a file built with the newer table has them), in one batch."""
+    present = columns(table)
+    missing = [column for column in new if column.name not in present]
+    if missing:
+        with op.batch_alter_table(table) as batch:
+            for column in missing:
+                batch.add_column(column)
 
 
 def set_version(version: int) -> None:

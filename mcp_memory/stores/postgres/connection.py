@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anyio
+import asyncpg  # type: ignore[import-untyped]  # no stubs; its errors carry a sqlstate
 import orjson
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -166,21 +167,13 @@ class PostgresConnection:
             sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
             cause = exc.orig.__cause__ if exc.orig is not None else None
             lost = not sqlstate and ("closed" in str(exc.orig) or isinstance(cause, OSError | TimeoutError))
-            if exc.connection_invalidated or lost or (sqlstate and sqlstate.startswith(UNAVAILABLE_SQLSTATES)):
+            if exc.connection_invalidated or lost:
                 logger.warning("Postgres unavailable: %s", exc)
                 raise self._unavailable(type(exc.orig).__name__ if exc.orig else "connection lost") from exc
-            if sqlstate in ("40001", "40P01"):
-                logger.info("Postgres serialization failure or deadlock: %s", exc)
-                raise Conflict("a concurrent call changed the same session at the same time; retry") from exc
-            if sqlstate == "23505":
-                raise Conflict("a concurrent call wrote the same record at the same time; retry") from exc
-            if sqlstate.startswith("54"):
-                # program_limit_exceeded and kin: refused by the statement itself, which (like the transaction
-                # around it) wrote nothing.
-                logger.warning("Postgres refused a value over its limits: %s", exc.orig)
-                raise TooLarge(f"{too_large}; nothing was written") from exc
-            logger.exception("Postgres error")
-            raise Internal("the store failed unexpectedly; see the server log") from exc
+            raise self._by_sqlstate(sqlstate, exc, exc.orig, too_large) from exc
+        except asyncpg.PostgresError as exc:
+            # Raised by the asyncpg connection itself (the hot paths of stores/postgres/transitions.py).
+            raise self._by_sqlstate(str(exc.sqlstate or ""), exc, exc, too_large) from exc
         except PoolTimeoutError as exc:
             raise Unavailable(
                 f"all {self._pool_size + self._max_overflow} Postgres connections are busy; retry later"
@@ -197,6 +190,40 @@ class PostgresConnection:
                 logger.warning("Postgres connection failed: %r", exc)
                 raise self._unavailable(type(exc).__name__) from exc
             raise
+
+    def _by_sqlstate(self, sqlstate: str, exc: Exception, orig: object, too_large: str) -> MemoryServiceError:
+        """The contract error for a failure the server reported with ``sqlstate``."""
+        if sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+            logger.warning("Postgres unavailable: %s", exc)
+            return self._unavailable(type(orig).__name__)
+        if sqlstate in ("40001", "40P01"):
+            logger.info("Postgres serialization failure or deadlock: %s", exc)
+            return Conflict("a concurrent call changed the same session at the same time; retry")
+        if sqlstate == "23505":
+            return Conflict("a concurrent call wrote the same record at the same time; retry")
+        if sqlstate.startswith("54"):
+            # program_limit_exceeded and kin: refused by the statement itself, which (like the transaction
+            # around it) wrote nothing.
+            logger.warning("Postgres refused a value over its limits: %s", orig)
+            return TooLarge(f"{too_large}; nothing was written")
+        logger.error("Postgres error", exc_info=exc)
+        return Internal("the store failed unexpectedly; see the server log")
+
+    @asynccontextmanager
+    async def _driver(self, too_large: str = TOO_LARGE) -> AsyncIterator[asyncpg.Connection]:
+        """The asyncpg connection of a pooled connection in autocommit, for statements sent on it directly (bounded
+        and mapped as :meth:`_read`). A transaction the caller began and did not end is rolled back before the
+        connection goes back to the pool; a connection that broke is discarded."""
+        async with self._read(too_large) as conn:
+            driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+            try:
+                yield driver
+            finally:
+                if driver.is_closed():
+                    await conn.invalidate()
+                elif driver.is_in_transaction():
+                    with anyio.CancelScope(shield=True):
+                        await driver.execute("ROLLBACK")
 
     @asynccontextmanager
     async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:

@@ -5,19 +5,22 @@ Postgres' hooks: its full-text counts follow by triggers), and their vectors (``
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import URL, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
 from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, SearchMode
+from mcp_memory.stores.postgres import vector_indexes
 from mcp_memory.stores.postgres.search import EXACT_SCAN_BUDGET, search_statement, ts_query, vector_text
 from mcp_memory.stores.postgres.statements import (
     INSERT_EPISODE,
@@ -33,6 +36,8 @@ from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.queries import EPISODE_COLUMNS
 
 logger = logging.getLogger(__name__)
+VECTOR_INDEX_CHECK_SECONDS = 300.0
+"""How often vector searches look for projects grown past the exact-scan size without an index of their own."""
 
 
 class PostgresEpisodes(EpisodeEdits):
@@ -40,6 +45,7 @@ class PostgresEpisodes(EpisodeEdits):
 
     if TYPE_CHECKING:
         embedding_dimension: int
+        _url: URL
 
         @property
         def where(self) -> str: ...
@@ -51,6 +57,41 @@ class PostgresEpisodes(EpisodeEdits):
         """Projects of at most this many episodes are searched by an exact scan of their vectors (see
         :data:`~.search.EXACT_SCAN_BUDGET`)."""
         return EXACT_SCAN_BUDGET // self.embedding_dimension
+
+    _index_checked_at = -VECTOR_INDEX_CHECK_SECONDS
+    _index_task: asyncio.Task[None] | None = None
+
+    def _check_vector_indexes(self) -> None:
+        """Build missing per-project indexes in the background, at most every
+        :data:`VECTOR_INDEX_CHECK_SECONDS` and one build run at a time; until one is built, its project is
+        searched through the shared index."""
+        now = time.monotonic()
+        if (self._index_task is not None and not self._index_task.done()) or (
+            now - self._index_checked_at < VECTOR_INDEX_CHECK_SECONDS
+        ):
+            return
+        self._index_checked_at = now
+        self._index_task = asyncio.create_task(self._build_vector_indexes_logged())
+
+    async def _build_vector_indexes_logged(self) -> None:
+        try:
+            built = await self.build_vector_indexes()
+        except Exception as exc:  # a failed build leaves an invalid index, dropped and built again next time
+            logger.warning("building per-project vector indexes failed: %r", exc)
+        else:
+            if built:
+                logger.info("built the vector indexes of %d project(s)", len(built))
+
+    async def _stop_vector_indexing(self) -> None:
+        task, self._index_task = self._index_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def build_vector_indexes(self) -> list[UUID]:
+        """Give every project above the exact-scan size its own HNSW index (:mod:`.vector_indexes`), so that its
+        vector recall does not depend on other projects' vectors; the projects indexed now."""
+        return await vector_indexes.build_missing(self._url, self.exact_scan_max)
 
     # -- episodes --------------------------------------------------------------------------------------
     def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
@@ -153,6 +194,7 @@ class PostgresEpisodes(EpisodeEdits):
             async with self._read() as conn:
                 rows = (await conn.execute(text(sql), params)).all()
         else:
+            self._check_vector_indexes()
             async with self._write() as conn:
                 await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
                 rows = (await conn.execute(text(sql), params)).all()

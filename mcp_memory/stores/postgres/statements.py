@@ -185,55 +185,8 @@ PAUSE_STATE = (
 )
 """A checkpoint's state, count, size and content hash aggregated from the live items ``w``: the hash is
 :func:`mcp_memory.models.content_hash` written again in SQL (sha256 over key NUL value NUL in code point order,
-which is byte order in UTF-8, i.e. COLLATE "C"); keep the two in step."""
-PAUSE_SESSION = (
-    f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {WRITABLE} FOR NO KEY UPDATE), "
-    "w AS (SELECT key, value, expires_at FROM working_items "
-    f"WHERE session_pk = (SELECT id FROM s) AND {LIVE}), {PAUSE_STATE}, "
-    f"cp AS ({_INSERT_CHECKPOINT} SELECT s.id, CAST(:cid AS text), "
-    "CAST(:at AS timestamptz), agg.n, agg.b, CAST(:label AS text), agg.h, CAST(:m AS jsonb), "
-    "agg.state, octet_length(CAST(agg.state AS text)), CAST(:keep AS boolean) FROM s, agg "
-    "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING "
-    f"RETURNING session_pk, keys_count, bytes, content_hash), {_PAUSED}, "
-    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, "
-    f"{EVENT_VALUES_NO_DETAIL}, CAST(:ev_detail AS jsonb) || "
-    "jsonb_build_object('items', keys_count) FROM cp) "
-    "SELECT session_pk, keys_count, bytes, content_hash FROM cp"
-)
-"""One statement: lock the writable session, aggregate its live items into the checkpoint (:data:`PAUSE_STATE`),
-insert it (nothing if its id is taken), mark the session paused and record the event only if the checkpoint went
-in (the pruning follows, see ``PostgresStore._prune``). state_bytes is the size of the state's JSONB text here (the
-two-step path measures its compact JSON); it is informational only."""
-
-
-def resume_find(where: str) -> str:
-    """The session's row locked (writers of this session queue behind the resume) and its checkpoint ``where``
-    selects (:func:`~mcp_memory.stores.sql.queries.checkpoint_selector`)."""
-    return (
-        f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE) "
-        f"SELECT s.id AS pk, s.status, s.sealed, c.* FROM s JOIN LATERAL (SELECT {CHECKPOINT_COLUMNS}, "
-        f"state FROM checkpoints WHERE session_pk = s.id {where}) c ON true"
-    )
-
-
-def resume_write(clear: bool) -> str:
-    """One statement: (with clear) delete the keys the checkpoint does not have, upsert its keys (disjoint rows,
-    so the two never touch one row twice), status and event; and the count of the other live keys, which the
-    upsert leaves alone (the caller checks it: too many rolls it all back)."""
-    others = (
-        "session_pk = :pk AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:keys AS text[])) AS r(key) "
-        "WHERE r.key = working_items.key)"
-    )
-    delete = f"d AS (DELETE FROM working_items WHERE {others}), " if clear else ""
-    count = "0" if clear else f"(SELECT count(*) FROM working_items WHERE {others} AND {LIVE})"
-    return (
-        f"WITH {delete}ins AS ({UPSERT_ITEMS}), "
-        "upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at WHERE id = :pk), "
-        f"ev AS (INSERT INTO events {EVENT_COLUMNS} VALUES (:pk, {EVENT_VALUES})) "
-        f"SELECT {count}"
-    )
-
-
+which is byte order in UTF-8, i.e. COLLATE "C"); keep the two in step. The pause itself is
+:data:`mcp_memory.stores.postgres.transitions.PAUSE`."""
 RECORD_RESUME = (
     f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE), "
     f"upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at FROM s "
@@ -361,7 +314,6 @@ __all__ = [
     "LOCK_WRITABLE",
     "NEAREST_EPISODE",
     "NEAREST_EPISODE_OF_MODEL",
-    "PAUSE_SESSION",
     "PAUSE_STATE",
     "PING",
     "RECORD_EVENT",
@@ -375,8 +327,6 @@ __all__ = [
     "event_params",
     "item_arrays",
     "json_text",
-    "resume_find",
-    "resume_write",
     "scope_params",
     "session_params",
     "state_items",

@@ -13,8 +13,9 @@ stays the caller's exact JSON text (JSONB would normalise spacing, key order and
 promises the bytes back), while the checkpoint stays one row, readable with SQL (``state -> 'k' ->> 0``).
 
 The package: :mod:`.connection` (engine, pool, deadlines, error mapping), :mod:`.statements` (the SQL text),
-:mod:`.search` (recall as one SQL statement, see :func:`~.search.search_sql`), :mod:`.schema` (the schema's state
-and its Alembic migrations) and this module, the adapter.
+:mod:`.transitions` (pause and resume as one statement each after the lock), :mod:`.search` (recall as one SQL
+statement, see :func:`~.search.search_sql`), :mod:`.schema` (the schema's state and its Alembic migrations) and
+this module, the adapter.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import vector_dimension
+from mcp_memory.errors import TooLarge
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
@@ -56,7 +58,6 @@ from mcp_memory.stores.postgres.statements import (
     LIVE_COUNT,
     LOCK_FOR_TERMINATE,
     LOCK_WRITABLE,
-    PAUSE_SESSION,
     RECORD_EVENT,
     RECORD_PAUSE,
     RECORD_RESUME,
@@ -66,8 +67,6 @@ from mcp_memory.stores.postgres.statements import (
     event_params,
     item_arrays,
     json_text,
-    resume_find,
-    resume_write,
     scope_params,
     session_params,
     state_items,
@@ -75,9 +74,10 @@ from mcp_memory.stores.postgres.statements import (
     terminate,
     with_event,
 )
+from mcp_memory.stores.postgres.transitions import PAUSE, begin_locked, pause_args, resume_args, resume_sql
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
-from mcp_memory.stores.sql.retention import prune_statement
+from mcp_memory.stores.sql.retention import prune_events_statement, prune_statement
 from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
@@ -110,6 +110,11 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
             max_overflow=settings.database_max_overflow,
             timeout_seconds=settings.database_timeout_seconds,
         )
+
+    async def close(self) -> None:
+        # A background build of per-project vector indexes (episodes.py) stops with the store.
+        await self._stop_vector_indexing()
+        await super().close()
 
     async def _lock_writable(self, conn: AsyncConnection, scope: Scope) -> int:
         """Lock the session's row for this transaction and check it accepts writes; its pk."""
@@ -241,9 +246,22 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         lock, so no other pause of the session inserts in between, and (read committed) this statement's snapshot
         sees every checkpoint committed before that lock was granted: two concurrent pauses never leave more than
         the policy allows (one statement could not: its snapshot predates the lock wait)."""
-        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "OFFSET :n")
-        if prune is not None:
-            await conn.execute(text(prune[0]), prune[1])
+        at = info.created_at.timestamp()
+        prunes = [
+            p
+            for p in (
+                prune_statement(DIALECT, retention, session_pk, at, "OFFSET :n"),
+                prune_events_statement(DIALECT, retention, session_pk, at, "OFFSET :n"),
+            )
+            if p is not None
+        ]
+        if prunes:
+            # Checkpoints and events in one statement (a data-modifying WITH): one snapshot, one round trip.
+            *first, last = prunes
+            ctes = ", ".join(f"c{i} AS ({q})" for i, (q, _) in enumerate(first))
+            sql = f"WITH {ctes} {last[0]}" if first else last[0]
+            params = {k: v for _, ps in prunes for k, v in ps.items()}
+            await conn.execute(text(sql), params)
 
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
         async with self._one() as conn:
@@ -326,28 +344,26 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     async def pause_session(
         self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
     ) -> CheckpointInfo:
-        # Then the pruning, the transaction's second statement (``_prune``).
-        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
-            row = (
-                await conn.execute(
-                    text(PAUSE_SESSION),
-                    {
-                        **scope_params(scope),
-                        "now": now,
-                        "cid": info.checkpoint_id,
-                        "at": info.created_at,
-                        "label": info.label,
-                        "m": json_text(info.metadata),
-                        "keep": info.keep,
-                        **event_params(event),
-                    },
-                )
-            ).first()
-            if row is None:
+        # Three messages of one transaction (stores/postgres/transitions.py): the lock, the pause, COMMIT.
+        meta = json_text(info.metadata)
+        async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
+            await driver.execute(begin_locked(scope))
+            args = pause_args(
+                scope, now, info.checkpoint_id, info.created_at, info.label, meta, info.keep, event_params(event),
+                retention,
+            )  # fmt: skip
+            row = await driver.fetchrow(PAUSE, *args)
+            if row["done"]:
+                await driver.execute("COMMIT")
+        if not row["done"]:
+            async with self._read() as conn:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
-            await self._prune(conn, int(row.session_pk), info, retention)
         return info.model_copy(
-            update={"keys_count": int(row.keys_count), "bytes": int(row.bytes), "content_hash": row.content_hash}
+            update={
+                "keys_count": int(row["keys_count"]),
+                "bytes": int(row["bytes"]),
+                "content_hash": row["content_hash"],
+            }
         )
 
     async def resume_session(
@@ -359,28 +375,30 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         limits: Limits,
         event: EventRecord,
     ) -> tuple[CheckpointInfo, int] | None:
-        params = scope_params(scope)
-        where = checkpoint_selector(params, checkpoint_id)
-        async with self._write() as conn:
-            found = (await conn.execute(text(resume_find(where)), params)).first()
-            if found is None:
+        # Three messages of one transaction (stores/postgres/transitions.py): the lock, the restore, COMMIT.
+        async with self._driver() as driver:
+            await driver.execute(begin_locked(scope))
+            args = resume_args(scope, now, checkpoint_id, clear, limits.max_keys, event_params(event))
+            row = await driver.fetchrow(resume_sql(checkpoint_id is not None), *args)
+            if row is None or row["checkpoint_id"] is None:
                 return None
-            self._check_writable(scope, found)
-            info = self._checkpoint_info(found)
-            items = state_items(found.state)
-            if clear:
-                check_fits(items, now, limits)
-            arrays = item_arrays(items, now)
-            restored = len(arrays["keys"])
-            recorded = event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored})
-            kept = (
-                await conn.execute(
-                    text(resume_write(clear)), {"pk": found.pk, "now": now, **arrays, **event_params(recorded)}
-                )
-            ).scalar_one()
-            if not clear and kept + restored > limits.max_keys:
+            check_writable(scope, (row["status"], row["sealed"]))
+            if not row["done"]:
+                if clear:
+                    raise TooLarge(f"{row['restored']} keys exceed the limit of {limits.max_keys} keys per session")
                 raise restore_overflows(limits)
-            return info, restored
+            await driver.execute("COMMIT")
+        info = CheckpointInfo(
+            checkpoint_id=row["checkpoint_id"],
+            created_at=row["created_at"],
+            keys_count=row["keys_count"],
+            bytes=row["bytes"],
+            label=row["label"],
+            content_hash=row["content_hash"],
+            metadata=orjson.loads(row["metadata"]),
+            keep=row["keep"],
+        )
+        return info, int(row["restored"])
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
         async with self._one() as conn:

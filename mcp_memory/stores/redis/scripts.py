@@ -11,15 +11,31 @@ string: "ok", "missing" (Redis does not know the session), "sealed" or "held" (w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from mcp_memory.models import SessionInfo
+from mcp_memory.errors import TooLarge
+from mcp_memory.models import Item, SessionInfo
+from mcp_memory.stores.records import Limits
 
-NAMES = ("set", "get", "delete", "list", "snapshot", "clear", "seal", "forget", "write", "commit", "drop", "erase")
+NAMES = (
+    "set",
+    "get",
+    "delete",
+    "list",
+    "snapshot",
+    "clear",
+    "seal",
+    "forget",
+    "write",
+    "commit",
+    "drop",
+    "erase",
+    "switch",
+)
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
 USE_LIB = frozenset({"set", "delete", "snapshot", "write"})
 """The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""
@@ -89,4 +105,54 @@ class Scripts:
         return reply
 
 
-__all__ = ["NAMES", "RECLAIM_MARGIN_MS", "TOMBSTONE_MS", "USE_LIB", "Scripts", "bodies", "incarnation"]
+def item_args(
+    mode: str,
+    now: float,
+    clear: bool,
+    max_keys: int,
+    items: Mapping[str, Item],
+    state: str = "o",
+    incarnation: str = "",
+    token: str = "",
+) -> list[Any]:
+    """The arguments of the ``write`` script (see ``lua/write.lua``): its header, then the items without a TTL
+    as key, value pairs and those with one as key, value, expiry triples (an item expired at ``now`` is left out)."""
+    plain: list[str] = []
+    ttl: list[Any] = []
+    for key, it in items.items():
+        if it.expires_at is None:
+            plain += (key, it.value)
+        elif it.expires_at > now:
+            ttl += (key, it.value, repr(float(it.expires_at)))
+    return [
+        mode,
+        repr(float(now)),
+        "1" if clear else "0",
+        max_keys,
+        RECLAIM_MARGIN_MS,
+        state,
+        len(plain) // 2,
+        len(ttl) // 3,
+        incarnation,
+        token,
+        *plain,
+        *ttl,
+    ]
+
+
+def too_large(limits: Limits, what: str) -> TooLarge:
+    """The refusal of a write that would take a session over its key limit."""
+    return TooLarge(f"{what} would exceed the limit of {limits.max_keys} keys per session; nothing was written")
+
+
+__all__ = [
+    "NAMES",
+    "RECLAIM_MARGIN_MS",
+    "TOMBSTONE_MS",
+    "USE_LIB",
+    "Scripts",
+    "bodies",
+    "incarnation",
+    "item_args",
+    "too_large",
+]

@@ -6,6 +6,11 @@ marker ``p:<token>`` (``stage``), the durable store completes the session (``com
 exists), and Redis turns the staged state into the session's working memory (``commit_staged``: marker ``o``).
 Scripts: ``lua/write.lua`` (modes ``spawn`` and ``recover``), ``lua/commit.lua`` and ``lua/drop.lua``.
 
+An import's working memory (:class:`~mcp_memory.stores.ports.StagedImport`) is staged apart from the live keys,
+under ``<session's keys>:import:<token>:{m,v,x,i}`` (the same hash tag, so the same Cluster slot), which no other
+script reads: live sessions are untouched until ``lua/switch.lua`` renames the staged keys over them. Standalone
+and Sentinel switch every session in one script; Cluster one script per session (a script cannot span slots).
+
 Every other script treats a staged marker as a session Redis does not know ("missing"), so the call asks the
 durable store, as it does for a session Redis lost: an incomplete spawn is unknown there too (``not_found``; reads
 see nothing), and a completed one is re-opened *from the staged state of its own token* (the ``recover`` mode of
@@ -18,45 +23,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mcp_memory.errors import Unavailable
 from mcp_memory.models import Item, Scope, SessionInfo
 from mcp_memory.stores.ports import Limits
-from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, incarnation
-
-if TYPE_CHECKING:
-    from mcp_memory.errors import TooLarge
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, incarnation, item_args, too_large
 
 
 class RedisStaging:
     """:class:`~mcp_memory.stores.ports.StagedSpawn` for :class:`~mcp_memory.stores.redis.store.RedisWorkingStore`."""
 
     if TYPE_CHECKING:
+        mode: str
 
         def keys(self, scope: Scope) -> tuple[str, str, str, str]: ...
 
         async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
 
-        @staticmethod
-        def _item_args(
-            mode: str,
-            now: float,
-            clear: bool,
-            max_keys: int,
-            items: Mapping[str, Item],
-            state: str = "o",
-            incarnation: str = "",
-            token: str = "",
-        ) -> list[Any]: ...
-
-        @staticmethod
-        def _too_large(limits: Limits, what: str) -> TooLarge: ...
-
     async def stage(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str) -> int:
-        args = self._item_args("spawn", now, True, limits.max_keys, items, token=token)
+        args = item_args("spawn", now, True, limits.max_keys, items, token=token)
         if args[6] + args[7] > limits.max_keys:
-            raise self._too_large(limits, f"{args[6] + args[7]} keys")
+            raise too_large(limits, f"{args[6] + args[7]} keys")
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "full":
-            raise self._too_large(limits, "the initial state")
+            raise too_large(limits, "the initial state")
         return int(reply[1])
 
     async def commit_staged(
@@ -68,11 +57,45 @@ class RedisStaging:
             return
         # Redis lost the staged state (a restart without persistence): the session exists durably, so write its
         # initial state again as a re-open would ("exists": a call re-opened it meanwhile, from the durable store).
-        args = self._item_args("recover", now, True, len(items) + 1, items, "o", incarnation(session), token)
+        args = item_args("recover", now, True, len(items) + 1, items, "o", incarnation(session), token)
         await self._eval("write", self.keys(scope), args)
 
     async def drop_staged(self, scope: Scope, token: str) -> None:
         await self._eval("drop", self.keys(scope), [token])
+
+    # -- an import's working memory --------------------------------------------------------------------------
+    def _import_keys(self, scope: Scope, token: str) -> tuple[str, str, str, str]:
+        base = f"{self.keys(scope)[0].removesuffix(':m')}:import:{token}"
+        return f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"
+
+    async def stage_import(
+        self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str
+    ) -> int:
+        args = item_args("spawn", now, True, limits.max_keys, items, token=token)
+        if args[6] + args[7] > limits.max_keys:
+            raise too_large(limits, f"{args[6] + args[7]} keys of session '{scope.session_id}'")
+        reply = await self._eval("write", self._import_keys(scope, token), args)
+        return int(reply[1])
+
+    async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:
+        for scope in scopes:
+            await self._eval("drop", self._import_keys(scope, token), [token])
+
+    async def switch_import(self, scopes: Sequence[Scope], token: str) -> int:
+        groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
+        switched = 0
+        for group in groups:
+            keys = [k for s in group for k in (*self._import_keys(s, token), *self.keys(s))]
+            if not keys:
+                continue
+            reply = await self._eval("switch", keys, [token])
+            if reply[0] != "ok":
+                raise Unavailable(
+                    f"Redis lost the staged working memory of session '{group[int(reply[1])].session_id}' before "
+                    f"the switch; {switched} of {len(scopes)} sessions were switched"
+                )
+            switched += len(group)
+        return switched
 
 
 __all__ = ["RedisStaging"]

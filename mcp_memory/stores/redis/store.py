@@ -62,7 +62,7 @@ from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, 
 from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
 from mcp_memory.stores.ports import DurableStore, Limits
 from mcp_memory.stores.redis.connection import Mode, as_service_error, connect, redact_url, unavailable
-from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
 
 logger = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class RedisWorkingStore(RedisStaging):
         checkpoint = await self.durable.get_checkpoint(scope, None)
         items = checkpoint.items if checkpoint is not None else {}
         made_by = info.spawn_token or ""  # a staged state of this spawn is the session's initial state: kept
-        args = self._item_args("recover", now, True, len(items) + 1, items, state, incarnation(info), made_by)
+        args = item_args("recover", now, True, len(items) + 1, items, state, incarnation(info), made_by)
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
             logger.warning(
@@ -290,51 +290,14 @@ class RedisWorkingStore(RedisStaging):
                 return None
         return reply
 
-    @staticmethod
-    def _item_args(
-        mode: str,
-        now: float,
-        clear: bool,
-        max_keys: int,
-        items: Mapping[str, Item],
-        state: str = "o",
-        incarnation: str = "",
-        token: str = "",
-    ) -> list[Any]:
-        plain: list[str] = []
-        ttl: list[Any] = []
-        for key, it in items.items():
-            if it.expires_at is None:
-                plain += (key, it.value)
-            elif it.expires_at > now:
-                ttl += (key, it.value, repr(float(it.expires_at)))
-        return [
-            mode,
-            repr(float(now)),
-            "1" if clear else "0",
-            max_keys,
-            RECLAIM_MARGIN_MS,
-            state,
-            len(plain) // 2,
-            len(ttl) // 3,
-            incarnation,
-            token,
-            *plain,
-            *ttl,
-        ]
-
-    @staticmethod
-    def _too_large(limits: Limits, what: str) -> TooLarge:
-        return TooLarge(f"{what} would exceed the limit of {limits.max_keys} keys per session; nothing was written")
-
     # -- the port --------------------------------------------------------------------------------------
     async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
         """Open the session spawn has just created durably (see the module docstring): with exactly ``items``,
         or, if a call re-opened it from the durable store first, keeping what that call wrote. Returns the count
         of items written. ``Conflict`` if a terminate has sealed it meanwhile."""
-        args = self._item_args("open", now, True, limits.max_keys, items)
+        args = item_args("open", now, True, limits.max_keys, items)
         if args[6] + args[7] > limits.max_keys:
-            raise self._too_large(limits, f"{args[6] + args[7]} keys")
+            raise too_large(limits, f"{args[6] + args[7]} keys")
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "stamp":  # re-opened by another call: from this session, or from a stale one?
             info = await self.durable.get_session(scope) if self.durable is not None else None
@@ -345,7 +308,7 @@ class RedisWorkingStore(RedisStaging):
         if reply[0] == "sealed":
             raise await self._sealed(scope)
         if reply[0] == "full":
-            raise self._too_large(limits, "the initial state")
+            raise too_large(limits, "the initial state")
         return int(reply[1])
 
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
@@ -442,7 +405,7 @@ class RedisWorkingStore(RedisStaging):
         return int(reply[1])
 
     async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
-        args = self._item_args("restore", now, clear, limits.max_keys, items)
+        args = item_args("restore", now, clear, limits.max_keys, items)
         if clear and args[6] + args[7] > limits.max_keys:
             raise TooLarge(f"{args[6] + args[7]} keys exceed the limit of {limits.max_keys} keys per session")
         return self._restored(await self._writable(scope, now, "write", args), clear, limits)

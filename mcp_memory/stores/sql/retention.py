@@ -1,4 +1,4 @@
-"""Checkpoint retention and deletion, as both SQL stores run them.
+"""Checkpoint and event retention and checkpoint deletion, as both SQL stores run them.
 
 Pruning runs in the pause's transaction, after its checkpoint went in and while the session's row is held by that
 transaction (SQLite: the single writer; Postgres: the row lock the insert took), so that two concurrent pauses of one
@@ -38,6 +38,38 @@ def prune_statement(
         params["cutoff"] = d.write_time(now - retention.max_age_seconds)
         reasons.append("created_at < :cutoff")
     sql = f"DELETE FROM checkpoints WHERE session_pk = :pk AND NOT keep AND id <> {NEWEST} AND ({' OR '.join(reasons)})"
+    return sql, params
+
+
+NEWEST_EVENT = "(SELECT MAX(id) FROM events WHERE session_pk = :pk)"
+"""The session's newest event (the pause's own), never pruned."""
+
+PROTECTED_EVENT = "(event_type IN ('spawn', 'terminate') AND outcome = 'ok')"
+"""The events that date a session's life: they count towards the bound but are never pruned."""
+
+
+def prune_events_statement(
+    d: Dialect, retention: Retention | None, session_pk: int, now: float, offset_all: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The DELETE that applies ``retention``'s event bounds to the session ``session_pk`` at ``now``, or None if the
+    policy keeps every event. An event goes if it is not protected (:data:`PROTECTED_EVENT`), not the newest, and
+    either beyond the session's newest ``events_keep_last`` events or older than ``events_max_age_seconds``. Its
+    parameters are named apart from :func:`prune_statement`'s so that Postgres can run both as one statement."""
+    if retention is None or (retention.events_keep_last is None and retention.events_max_age_seconds is None):
+        return None
+    params: dict[str, Any] = {"pk": session_pk}
+    reasons: list[str] = []
+    if retention.events_keep_last is not None:
+        params["en"] = retention.events_keep_last
+        skip = offset_all.replace(":n", ":en")  # the dialect's phrase, with this statement's parameter
+        reasons.append(f"id IN (SELECT id FROM events WHERE session_pk = :pk ORDER BY id DESC {skip})")
+    if retention.events_max_age_seconds is not None:
+        params["ecutoff"] = d.write_time(now - retention.events_max_age_seconds)
+        reasons.append("at < :ecutoff")
+    sql = (
+        f"DELETE FROM events WHERE session_pk = :pk AND NOT {PROTECTED_EVENT} AND id <> {NEWEST_EVENT} "
+        f"AND ({' OR '.join(reasons)})"
+    )
     return sql, params
 
 

@@ -6,17 +6,17 @@ checkpoints). The calls on pause's and resume's path (``spawn_session``, ``pause
 lifecycle's one-transaction calls when this store holds working memory too; and ``snapshot``, ``record_pause``,
 ``get_checkpoint``, ``restore``, ``record_resume``, ``open``) send their whole transaction to the connection's
 thread once (``_write_direct`` / ``_read_direct``), same SQL, plain ``sqlite3``. A checkpoint is one row: its state
-is one JSON text in ``checkpoints.state`` (:mod:`.schema`). Full text: :mod:`.fulltext`; vectors: :mod:`.vectors`.
+is one JSON text in ``checkpoints.state`` (:mod:`.schema`). Episodes (recording, recall, edits): :mod:`.episodes`.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import text
@@ -27,31 +27,24 @@ from mcp_memory.models import (
     CheckpointInfo,
     Episode,
     Item,
-    Outcome,
     PackedCheckpoint,
     PackedState,
     Scope,
-    ScoredEpisode,
     SessionInfo,
     SessionStatus,
     content_hash,
 )
-from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, Limits, Retention, SearchMode
-from mcp_memory.stores.sql.episode_edits import EpisodeEdits
+from mcp_memory.stores.ports import EventRecord, Limits, Retention
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     COMPLETE,
-    EPISODE_COLUMNS,
     LIVE,
     SCOPE,
     SESSION_PK,
     checkpoint_selector,
-    filter_clause,
 )
-from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_statement
+from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_events_statement, prune_statement
 from mcp_memory.stores.sql.rules import (
-    candidate_pool,
     check_fits,
     checkpoint_exists,
     keys_full,
@@ -62,16 +55,7 @@ from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sql.transfer import SqlTransfer
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.connection import SqliteConnection
-from mcp_memory.stores.sqlite.fulltext import (
-    INSERT_EPISODE,
-    bm25_scores,
-    episode_params,
-    index_episode,
-    reindex_episode,
-    text_fields,
-    tokenize,
-    unindex_episodes,
-)
+from mcp_memory.stores.sqlite.episodes import SqliteEpisodes
 from mcp_memory.stores.sqlite.schema import decode_state
 from mcp_memory.stores.sqlite.statements import (
     CHECKPOINT_ROW_COLUMNS,
@@ -92,10 +76,11 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk_sync,
 )
 from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
-from mcp_memory.stores.sqlite.vectors import blob_to_vector, vector_to_blob
+
+_T = TypeVar("_T")
 
 
-class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, SqlTransfer, SqlStore):
+class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, SqlTransfer, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -312,11 +297,15 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
     # -- lifecycle transitions -------------------------------------------------------------------------
     @staticmethod
     def _prune_sync(db: sqlite3.Connection, session_pk: int, info: CheckpointInfo, retention: Retention | None) -> None:
-        """Apply ``retention`` in the pause's transaction, after its checkpoint went in (the single writer holds the
-        session: no other pause can insert between the two)."""
-        prune = prune_statement(DIALECT, retention, session_pk, info.created_at.timestamp(), "LIMIT -1 OFFSET :n")
-        if prune is not None:
-            db.execute(*prune)
+        """Apply ``retention`` (checkpoints, then events) in the pause's transaction, after its checkpoint and event
+        went in (the single writer holds the session: no other pause can insert between the two)."""
+        at = info.created_at.timestamp()
+        for prune in (
+            prune_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
+            prune_events_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
+        ):
+            if prune is not None:
+                db.execute(*prune)
 
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
         params = {**scope_params(scope), "cid": checkpoint_id}
@@ -485,7 +474,12 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
             return dict(result)
 
     # -- checkpoints -----------------------------------------------------------------------------------
-    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+    async def _read_checkpoint(
+        self, scope: Scope, checkpoint_id: str | None, build: Callable[[tuple[Any, ...]], _T]
+    ) -> _T | None:
+        """One statement: the checkpoint's description, its state text and the session's seal, from one snapshot
+        (the newest checkpoint if ``checkpoint_id`` is None); ``build`` makes the result on the reader's thread,
+        off the loop."""
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
         sealed = f"(SELECT sealed != 0 OR status = 'terminated' FROM sessions WHERE {SCOPE})"
@@ -493,180 +487,25 @@ class SqliteStore(SqliteConnection, SessionQueries, EpisodeEdits, ScopeErase, Sq
             f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {sealed} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
         )
 
-        def read(db: sqlite3.Connection) -> CheckpointData | None:
-            # One statement: description, state and the session's seal from one snapshot. Decoded on the reader's
-            # thread, off the loop.
+        def read(db: sqlite3.Connection) -> _T | None:
             row = db.execute(sql, params).fetchone()
-            if row is None:
-                return None
-            info = self._checkpoint_info(CheckpointRow(*row[:-2]))
-            return CheckpointData(info, decode_state(row[-2]), bool(row[-1]))
+            return None if row is None else build(row)
 
         return await self._read_direct(read)
+
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        return await self._read_checkpoint(
+            scope,
+            checkpoint_id,
+            lambda row: CheckpointData(
+                self._checkpoint_info(CheckpointRow(*row[:-2])), decode_state(row[-2]), bool(row[-1])
+            ),
+        )
 
     async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
-        params = scope_params(scope)
-        where = checkpoint_selector(params, checkpoint_id)
-        sealed = f"(SELECT sealed != 0 OR status = 'terminated' FROM sessions WHERE {SCOPE})"
-        sql = (
-            f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {sealed} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        # The state left as the stored text (the working store restores from it).
+        return await self._read_checkpoint(
+            scope,
+            checkpoint_id,
+            lambda row: PackedCheckpoint(self._checkpoint_info(CheckpointRow(*row[:-2])), row[-2], bool(row[-1])),
         )
-
-        def read(db: sqlite3.Connection) -> PackedCheckpoint | None:
-            # As get_checkpoint, the state left as the stored text (the working store restores from it).
-            row = db.execute(sql, params).fetchone()
-            if row is None:
-                return None
-            return PackedCheckpoint(self._checkpoint_info(CheckpointRow(*row[:-2])), row[-2], bool(row[-1]))
-
-        return await self._read_direct(read)
-
-    # -- episodes --------------------------------------------------------------------------------------
-    async def _insert_episode(
-        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
-    ) -> None:
-        """The episode row, its postings and its project's statistics, in ``conn``'s transaction (one hand-over)."""
-        params = episode_params(ep, embedding, model)
-        text_row = (
-            0,
-            *text_fields(ep.task_type, ep.task_description, ep.outcome_details, ep.lessons_learned, ep.context_summary),
-        )
-
-        def insert(db: sqlite3.Connection) -> None:
-            tokenize(db, [text_row])
-            episode_pk, tokens = db.execute(INSERT_EPISODE, params).fetchone()
-            index_episode(db, episode_pk, tokens)
-
-        await self._on_thread(conn, insert)
-
-    async def add_episode(
-        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
-    ) -> UUID:
-        async with self._write() as conn:
-            # The single writer makes the look-up and the insert one step: a repeat is never inserted twice.
-            same = await self._same_episode(conn, episode)
-            if same is not None:
-                return same
-            await self._insert_episode(conn, episode, embedding, embedding_model)
-            return episode.episode_id
-
-    # -- edits (sql/episode_edits.py): this store's full-text and vector steps --------------------------------
-    async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None:
-        pks = list(episode_pks)
-        await self._on_thread(conn, lambda db: unindex_episodes(db, pks))
-
-    async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
-        await self._on_thread(conn, lambda db: reindex_episode(db, episode_pk))
-
-    def _vector_set(self, changes: EpisodeChanges, params: dict[str, Any]) -> str:
-        vector = changes.embedding
-        params["emb"] = None if vector is None else vector_to_blob(vector)
-        params["model"] = None if vector is None else changes.embedding_model
-        return "embedding = :emb, embedding_model = :model"
-
-    async def nearest_episode(
-        self,
-        project_id: UUID,
-        embedding: Sequence[float],
-        embedding_model: str | None,
-        task_type: str,
-        outcome: Outcome,
-    ) -> tuple[UUID, float] | None:
-        params: dict[str, Any] = {"f_task_type": task_type, "f_outcome": outcome.value}
-        extra = " AND e.task_type = :f_task_type AND e.outcome = :f_outcome"
-        project, vectors = str(project_id), self.vectors
-        async with self._read(statements=2) as conn:
-            best = await self._on_thread(
-                conn, lambda db: vectors.nearest(db, project, embedding_model, embedding, 1, extra, params)
-            )
-        return next(((UUID(eid), cos) for eid, cos in best.items()), None)
-
-    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
-    async def _import_episode(
-        self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
-    ) -> None:
-        await self._insert_episode(conn, ep, embedding, model)
-
-    @staticmethod
-    def _read_vector(value: Any) -> list[float] | None:
-        return list(blob_to_vector(value))
-
-    async def search_episodes(
-        self,
-        project_id: UUID,
-        query: str,
-        query_embedding: Sequence[float] | None,
-        flt: EpisodeFilter,
-        limit: int,
-        now: float,
-        mode: SearchMode = "hybrid",
-        embedding_model: str | None = None,
-    ) -> list[ScoredEpisode]:
-        pool = candidate_pool(limit)
-        extra, fparams = filter_clause(DIALECT, flt, prefix="e.")
-        text_scores: dict[str, float] = {}
-        vector_scores: dict[str, float] = {}
-        async with self._read(statements=2) as conn:
-            if mode != "vector":
-                project = str(project_id)
-                bm25 = await self._on_thread(conn, lambda db: bm25_scores(db, project, query, extra, fparams, pool))
-                text_scores = relative(bm25)
-            if query_embedding is not None and mode != "text":
-                project, vectors = str(project_id), self.vectors
-                cosines = await self._on_thread(
-                    conn,
-                    lambda db: vectors.nearest(db, project, embedding_model, query_embedding, pool, extra, fparams),
-                )
-                vector_scores = similarities(cosines)
-            fused = fuse([text_scores, vector_scores], [TEXT_WEIGHT, VECTOR_WEIGHT])
-            if not fused:
-                return []
-            # Blended from two columns of each candidate (up to the pool's 100), then only the ``limit`` best are
-            # read whole and built as models: building all the candidates was most of a vector search's CPU.
-            read_time = DIALECT.read_time
-            blended = {
-                eid: round(blend(fused[eid], importance, read_time(created_at).timestamp(), now), 6)
-                for eid, importance, created_at in await self._on_thread(
-                    conn,
-                    lambda db: db.execute(
-                        "SELECT episode_id, importance_score, created_at FROM episodes "
-                        "WHERE episode_id IN (SELECT value FROM json_each(?))",
-                        (json.dumps(list(fused)),),
-                    ).fetchall(),
-                )
-            }
-            best = sorted(blended, key=blended.__getitem__, reverse=True)[:limit]
-            if not best:
-                return []
-            names = ", ".join(f":id{i}" for i in range(len(best)))
-            result = await conn.execute(
-                text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.episode_id IN ({names})"),
-                {f"id{i}": eid for i, eid in enumerate(best)},
-            )
-            episodes = {r.episode_id: self._episode(r) for r in result}
-        return [ScoredEpisode(**episodes[eid].model_dump(), score=blended[eid]) for eid in best if eid in episodes]
-
-    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
-        stale = "" if model is None else " OR e.embedding_model IS NULL OR e.embedding_model != :model"
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.embedding IS NULL{stale} "
-                    "ORDER BY e.created_at, e.id LIMIT :limit"
-                ),
-                {"limit": limit, "model": model},
-            )
-            return [self._episode(r) for r in result]
-
-    async def set_episode_embedding(
-        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
-    ) -> bool:
-        async with self._write() as conn:
-            result = await conn.execute(
-                text(
-                    "UPDATE episodes SET embedding = :emb, embedding_model = :model WHERE project_id = :p AND "
-                    "episode_id = :e AND (embedding IS NULL OR embedding_model IS NULL OR embedding_model != :model)"
-                ),
-                {"emb": vector_to_blob(embedding), "model": model, "p": str(project_id), "e": str(episode_id)},
-            )
-            return bool(result.rowcount)

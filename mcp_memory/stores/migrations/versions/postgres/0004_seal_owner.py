@@ -12,17 +12,8 @@ Create Date: 2026-11-25
 
 from __future__ import annotations
 
-from alembic import op
+from mcp_memory.stores.migrations.postgres_steps import added_columns
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE sessions ADD COLUMN seal_token text, ADD COLUMN seal_until timestamptz")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE sessions DROP COLUMN seal_token, DROP COLUMN seal_until")
+upgrade, downgrade = added_columns("sessions", "seal_token text", "seal_until timestamptz")

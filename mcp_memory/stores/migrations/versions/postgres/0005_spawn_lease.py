@@ -13,17 +13,8 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-from alembic import op
+from mcp_memory.stores.migrations.postgres_steps import added_columns
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE sessions ADD COLUMN spawn_token text, ADD COLUMN spawn_until timestamptz")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE sessions DROP COLUMN spawn_token, DROP COLUMN spawn_until")
+upgrade, downgrade = added_columns("sessions", "spawn_token text", "spawn_until timestamptz")

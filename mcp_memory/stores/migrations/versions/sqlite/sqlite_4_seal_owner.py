@@ -9,9 +9,8 @@ Create Date: 2026-12-09
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
-from mcp_memory.stores.migrations.sqlite_steps import columns, set_version
+from mcp_memory.stores.migrations.sqlite_steps import add_missing_columns, set_version
 
 revision = "sqlite_4"
 down_revision = "sqlite_3"
@@ -20,11 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    present = columns("sessions")  # (a file built with the newer table has them)
-    with op.batch_alter_table("sessions") as batch:
-        for name, kind in (("seal_token", sa.Text()), ("seal_until", sa.REAL())):
-            if name not in present:
-                batch.add_column(sa.Column(name, kind, nullable=True))
+    add_missing_columns(
+        "sessions", sa.Column("seal_token", sa.Text(), nullable=True), sa.Column("seal_until", sa.REAL(), nullable=True)
+    )
     set_version(4)
 
 

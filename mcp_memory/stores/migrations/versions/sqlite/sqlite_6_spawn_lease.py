@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from mcp_memory.stores.migrations.sqlite_steps import columns, set_version
+from mcp_memory.stores.migrations.sqlite_steps import add_missing_columns, set_version
 
 revision = "sqlite_6"
 down_revision = "sqlite_5"
@@ -23,11 +23,11 @@ depends_on = None
 
 
 def upgrade() -> None:
-    present = columns("sessions")  # (a file built with the newer table has them)
-    with op.batch_alter_table("sessions") as batch:
-        for name, kind in (("spawn_token", sa.Text()), ("spawn_until", sa.REAL())):
-            if name not in present:
-                batch.add_column(sa.Column(name, kind, nullable=True))
+    add_missing_columns(
+        "sessions",
+        sa.Column("spawn_token", sa.Text(), nullable=True),
+        sa.Column("spawn_until", sa.REAL(), nullable=True),
+    )
     op.execute("CREATE INDEX IF NOT EXISTS sessions_project_activity ON sessions (project_id, updated_at, id)")
     op.execute(
         "CREATE INDEX IF NOT EXISTS sessions_agent_activity ON sessions (project_id, agent_instance_id, updated_at, id)"

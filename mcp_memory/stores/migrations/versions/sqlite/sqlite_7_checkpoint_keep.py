@@ -9,9 +9,8 @@ Create Date: 2026-12-10
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
-from mcp_memory.stores.migrations.sqlite_steps import columns, set_version
+from mcp_memory.stores.migrations.sqlite_steps import add_missing_columns, set_version
 
 revision = "sqlite_7"
 down_revision = "sqlite_6"
@@ -20,9 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if "keep" not in columns("checkpoints"):  # (a file built with the newer table has it)
-        with op.batch_alter_table("checkpoints") as batch:
-            batch.add_column(sa.Column("keep", sa.Integer(), nullable=False, server_default="0"))
+    add_missing_columns("checkpoints", sa.Column("keep", sa.Integer(), nullable=False, server_default="0"))
     set_version(7)
 
 

@@ -1,0 +1,411 @@
+"""The durable-record ports: sessions and their events, checkpoints, episodes, the durable store they make
+together, the combined store (durable and working on one database) and its one-transaction lifecycle calls.
+The contracts all ports keep: :mod:`.ports`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
+
+from mcp_memory.models import (
+    CheckpointData,
+    CheckpointInfo,
+    Episode,
+    Item,
+    Outcome,
+    PackedCheckpoint,
+    PackedState,
+    Scope,
+    ScoredEpisode,
+    SessionInfo,
+)
+from mcp_memory.stores.records import (
+    EpisodeChanges,
+    EpisodeFilter,
+    EpisodeSelector,
+    EventRecord,
+    ForgottenEpisode,
+    IdentifierKind,
+    Limits,
+    Removed,
+    Retention,
+    SearchMode,
+    SessionRow,
+)
+from mcp_memory.stores.working_port import WorkingStore
+
+
+@runtime_checkable
+class PackedCheckpoints(Protocol):
+    """Optional, for a durable store: a checkpoint read with its state as the stored text
+    (:class:`~mcp_memory.stores.working_port.PackedWorking`)."""
+
+    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+        """``get_checkpoint`` without decoding the state."""
+        ...
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Sessions and their lifecycle events. Each method writing an event writes it in the same transaction
+    as the state change it records."""
+
+    async def create_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+    ) -> SessionInfo:
+        """Create a running session and record its spawn event. ``Conflict`` if it exists already."""
+        ...
+
+    async def begin_spawn(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        token: str,
+        lease_seconds: float,
+    ) -> SessionInfo:
+        """The first step of a two-step spawn (working memory in another store): create the session as
+        ``create_session`` does, but *incomplete*, held by the spawn ``token`` until ``now + lease_seconds``: until
+        ``complete_spawn`` it does not exist for any other method (``get_session`` is None; pauses, seals and events
+        find no session). An incomplete session whose lease has run out at ``now`` (its spawn crashed or gave up) is
+        taken over: replaced, events included. ``Conflict`` if the session exists (complete), or if another spawn
+        holds it and its lease has not run out; nothing changes then."""
+        ...
+
+    async def complete_spawn(self, scope: Scope, token: str) -> None:
+        """The last durable step of a two-step spawn: the session ``token`` began exists from now on. Idempotent;
+        ``Conflict`` if another spawn has taken the session over (nothing changes)."""
+        ...
+
+    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+        """Undo ``begin_spawn`` of ``token`` (its spawn failed before completing): the incomplete session goes,
+        unless another spawn has taken it over or it has completed."""
+        ...
+
+    async def discard_session(self, scope: Scope) -> None:
+        """Undo ``create_session`` (used only when opening working memory failed right after it): unless another
+        server's call has made the session something more meanwhile (paused with a checkpoint, sealed or
+        terminated), which stays, with its events."""
+        ...
+
+    async def get_session(self, scope: Scope) -> SessionInfo | None:
+        """The session's record, or None."""
+        ...
+
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+        """Record that the session is being terminated (``SessionInfo.sealed``) by the terminate ``token``:
+        ``record_pause`` and ``record_resume`` refuse it with ``Conflict``, and a working store that re-opens a
+        session it lost (Redis) re-opens it sealed. A store that is the working store too has one flag for both
+        roles. The seal has an owner and a lease: it succeeds if the session is unsealed, sealed by ``token``
+        already, or sealed by another token whose lease (``now + lease_seconds`` when it sealed) has run out at
+        ``now`` (taken over: a terminate that crashed after sealing does not seal the session for ever);
+        otherwise ``Conflict`` (another terminate is in progress) and nothing changes. No-op for a missing or
+        terminated session."""
+        ...
+
+    async def unseal(self, scope: Scope, token: str) -> None:
+        """Undo ``seal`` when terminate failed before it was recorded, only if ``token`` holds the seal (or a seal
+        with no owner, made before seals had one): a terminate that failed never unseals a session another
+        terminate has sealed since (or taken over). No-op once terminated."""
+        ...
+
+    async def record_event(self, scope: Scope, event: EventRecord) -> None:
+        """Record an event on an existing session (a failed lifecycle call, for instance)."""
+        ...
+
+    async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
+        """The session's events, oldest first."""
+        ...
+
+    async def list_sessions(
+        self,
+        project_id: UUID,
+        agent_instance_id: UUID | None,
+        status: str | None,
+        limit: int,
+        before: str | None,
+        now: float,
+        working: bool,
+    ) -> list[SessionRow]:
+        """The project's sessions (of one agent, in one status, if given), newest activity (``updated_at``: the last
+        lifecycle event) first, ``limit`` of them, strictly after the cursor ``before`` (a row's ``position``;
+        ``InvalidArgument`` if malformed). One statement. ``working``: also count each session's live keys."""
+        ...
+
+    async def complete_identifiers(
+        self,
+        kind: IdentifierKind,
+        prefix: str,
+        limit: int,
+        projects: Sequence[UUID] | None,
+        agent_instance_id: UUID | None = None,
+        session_id: str | None = None,
+    ) -> tuple[list[str], int]:
+        """Stored identifiers of ``kind`` starting with ``prefix`` (most recent first, ``limit`` of them) and how
+        many match in all, within ``projects`` (None: every project; ``project`` completes among them, the other
+        kinds need exactly one), narrowed by the agent and session if given (``checkpoint`` needs both)."""
+        ...
+
+    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+        """Mark the session running and record the event."""
+        ...
+
+    async def delete_session(self, scope: Scope, keep_episodes: bool, now: float) -> Removed:
+        """Delete the session, in one transaction: its record, working-memory rows, checkpoints and events, and its
+        episodes (rows, vectors, full-text postings and their share of the project's statistics) unless
+        ``keep_episodes``. ``NotFound`` if it does not exist; ``Conflict`` while it is being terminated. Returns
+        what was removed (live keys at ``now``)."""
+        ...
+
+    async def erase(
+        self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, now: float, dry_run: bool
+    ) -> Removed:
+        """Delete a whole project (or one agent's part of it, or one session), in one transaction: every session
+        record whatever its state, with its working-memory rows, checkpoints and events, and every episode of that
+        scope, as ``delete_session`` deletes them. With ``dry_run``, nothing changes. What was (would be) removed."""
+        ...
+
+    async def record_terminate(
+        self,
+        scope: Scope,
+        episode: Episode | None,
+        embedding: Sequence[float] | None,
+        result: Mapping[str, Any],
+        event: EventRecord,
+        embedding_model: str | None = None,
+        seal_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Store the episode (its embedding made by ``embedding_model``, as for ``add_episode``), mark the
+        session terminated with ``result`` and record the event. With ``seal_token``, only while that terminate
+        still holds the session's seal (``Conflict`` if another has taken it over: nothing is written).
+
+        Idempotent: if the session is terminated already, nothing is written and the stored result is
+        returned. Otherwise returns ``result``."""
+        ...
+
+
+@runtime_checkable
+class CheckpointStore(Protocol):
+    """Durable checkpoints of working memory, per session."""
+
+    async def record_pause(
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        items: Mapping[str, Item] | PackedState,
+        event: EventRecord,
+        retention: Retention | None = None,
+    ) -> None:
+        """Store a checkpoint (its items, or its state already packed: then stored as that text), mark the session
+        paused, record the event and prune the session's checkpoints by ``retention`` (at ``info.created_at``), in
+        one transaction. ``Conflict`` (and nothing written) if the
+        checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is missing or terminated."""
+        ...
+
+    async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
+        """Delete one checkpoint of the session (kept or newest included) and record ``event`` on the session, in
+        one transaction; False (nothing written) if the session has no such checkpoint."""
+        ...
+
+    async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
+        """One checkpoint with its items; ``None`` as the id means the newest."""
+        ...
+
+    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
+        """Newest first. ``before`` is a checkpoint id: list those created before it (``NotFound`` if unknown)."""
+        ...
+
+    async def recent_checkpoints(
+        self, projects: Sequence[UUID] | None, limit: int
+    ) -> list[tuple[Scope, CheckpointInfo]]:
+        """Newest checkpoints across sessions, for resource listings (None: every project)."""
+        ...
+
+
+@runtime_checkable
+class EpisodeStore(Protocol):
+    """Episodic memory: episodes with their embeddings, and ranked recall."""
+
+    async def add_episode(
+        self, episode: Episode, embedding: Sequence[float] | None, embedding_model: str | None = None
+    ) -> UUID:
+        """Store an episode and its embedding (None if it has none yet), with the name of the model that
+        made it (:attr:`~mcp_memory.embeddings.EmbeddingProvider.name`). Returns its id; if it repeats a stored
+        episode (see :meth:`same_episode`) nothing is written and the stored one's id is returned."""
+        ...
+
+    async def get_episode(self, project_id: UUID, episode_id: UUID) -> Episode | None:
+        """One episode of a project."""
+        ...
+
+    async def same_episode(self, episode: Episode) -> UUID | None:
+        """The oldest stored episode that ``episode`` repeats (same project, agent, session, outcome and
+        searchable text: task type, description, outcome details, lessons, context summary), if any."""
+        ...
+
+    async def nearest_episode(
+        self,
+        project_id: UUID,
+        embedding: Sequence[float],
+        embedding_model: str | None,
+        task_type: str,
+        outcome: Outcome,
+    ) -> tuple[UUID, float] | None:
+        """The project's episode of this task type and outcome whose vector (of ``embedding_model``) is nearest
+        to ``embedding``, with its cosine similarity; None if none has a comparable vector."""
+        ...
+
+    async def count_episodes(self, project_id: UUID, selector: EpisodeSelector) -> int:
+        """How many of the project's episodes ``selector`` picks (what ``forget_episodes`` would remove)."""
+        ...
+
+    async def forget_episodes(
+        self, project_id: UUID, selector: EpisodeSelector, event: EventRecord
+    ) -> list[ForgottenEpisode]:
+        """Delete the episodes ``selector`` picks in the project, in one transaction: the rows with their vectors,
+        their full-text postings and their share of the project's full-text statistics (so later scores are those
+        of a store that never held them). ``event`` (its detail completed with the session's forgotten ids) is
+        recorded on each session the episodes came from that still exists."""
+        ...
+
+    async def update_episode(
+        self, project_id: UUID, episode_id: UUID, changes: EpisodeChanges, event: EventRecord
+    ) -> Episode | None:
+        """Apply ``changes`` to one episode of the project (re-indexing its text if ``changes.reembed``) and
+        record ``event`` on its session if that still exists; the updated episode, or None if it does not exist."""
+        ...
+
+    async def recent_episodes(
+        self, projects: Sequence[UUID] | None, limit: int, flt: EpisodeFilter | None = None
+    ) -> list[Episode]:
+        """Newest episodes first (None: every project)."""
+        ...
+
+    async def search_episodes(
+        self,
+        project_id: UUID,
+        query: str,
+        query_embedding: Sequence[float] | None,
+        flt: EpisodeFilter,
+        limit: int,
+        now: float,
+        mode: SearchMode = "hybrid",
+        embedding_model: str | None = None,
+    ) -> list[ScoredEpisode]:
+        """Rank the project's episodes for ``query``: full-text, fused with vector similarity when a query
+        embedding is given, blended with importance and recency. Best first. ``mode`` restricts ranking to
+        one retriever ("text": the embedding is ignored; "vector": full-text is not consulted).
+        ``embedding_model``: the model that made ``query_embedding``; when given, only vectors stored with
+        that model's name are compared with it (a vector of another model is on another scale, even when
+        its dimension happens to match). Vectors of another dimension are never compared."""
+        ...
+
+    async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
+        """Episodes stored without a vector (their embedding failed or timed out), oldest first, across
+        every project: the work list of ``mcp-memory reembed`` and of the background retry. With ``model``,
+        also the episodes whose vector was made by another model (or by an unrecorded one), which search with
+        ``model`` ignores: the work list of ``mcp-memory reembed --all``."""
+        ...
+
+    async def set_episode_embedding(
+        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+    ) -> bool:
+        """Attach a vector made by ``model`` to an episode that has none, or whose vector was made by another
+        model (or by an unrecorded one); False (nothing written) if the episode is unknown or has a vector of
+        ``model`` already."""
+        ...
+
+
+@runtime_checkable
+class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
+    """The three durable ports in one database, so that a lifecycle call touching several of them (terminate:
+    episode + session; pause: checkpoint + session) is one transaction."""
+
+    async def start(self) -> None:
+        """Connect, and check the schema before serving."""
+        ...
+
+    async def ping(self) -> dict[str, Any]:
+        """Facts for ``mcp-memory doctor`` and ``/readyz``; raises if the store does not answer."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+@runtime_checkable
+class CombinedStore(DurableStore, WorkingStore, Protocol):
+    """A durable store that can hold working memory too (SQLite, Postgres: in their own tables), so that without
+    Redis the working store *is* the durable store and the embedded default is one file."""
+
+
+@runtime_checkable
+class SameStoreLifecycle(Protocol):
+    """Optional: a store that is the working store *and* the durable store (SQLite, or Postgres without Redis)
+    does each lifecycle transition in one transaction, working memory and records together, instead of the
+    two-step path (a working-store call, then a durable one) that separate stores need.
+
+    The lifecycle uses these when its working store is its durable store and the store has them. Each call
+    is all or nothing; every refusal leaves nothing written. Failure events are the caller's to record."""
+
+    async def spawn_session(
+        self,
+        scope: Scope,
+        agent_type_id: UUID | None,
+        metadata: Mapping[str, Any],
+        now: float,
+        event: EventRecord,
+        items: Mapping[str, Item],
+        limits: Limits,
+    ) -> tuple[SessionInfo, int]:
+        """``create_session`` and ``open`` in one transaction: the running session, its spawn event and its
+        initial items (those live at ``now``). Returns the session and the count of items written.
+        ``Conflict`` if the session exists; ``TooLarge`` if the items exceed the key limit."""
+        ...
+
+    async def pause_session(
+        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+    ) -> CheckpointInfo:
+        """``snapshot`` and ``record_pause`` (its pruning by ``retention`` included) in one transaction:
+        checkpoint the items live at ``now`` under ``info``'s id, time, label, ``keep`` and metadata, mark the
+        session paused and record ``event`` with ``"items"`` (the count checkpointed) added to its detail.
+        ``info``'s ``keys_count``, ``bytes`` and ``content_hash`` are ignored: the store computes them (as
+        :func:`~mcp_memory.models.content_hash` does) and returns ``info`` with them. Refusals as for
+        ``record_pause``."""
+        ...
+
+    async def resume_session(
+        self,
+        scope: Scope,
+        checkpoint_id: str | None,
+        clear: bool,
+        now: float,
+        limits: Limits,
+        event: EventRecord,
+    ) -> tuple[CheckpointInfo, int] | None:
+        """``get_checkpoint``, ``restore`` and ``record_resume`` in one transaction: restore the checkpoint
+        (None: the newest), mark the session running and record ``event`` with ``"checkpoint_id"`` and
+        ``"items"`` (the count restored) added to its detail. Returns the checkpoint's description and that
+        count, or None (nothing written) if the session or the checkpoint does not exist. Refusals as for
+        ``restore`` (``Conflict`` for a terminated or sealed session, ``TooLarge`` over the key limit)."""
+        ...
+
+
+__all__ = [
+    "CheckpointStore",
+    "CombinedStore",
+    "DurableStore",
+    "EpisodeStore",
+    "PackedCheckpoints",
+    "SameStoreLifecycle",
+    "SessionStore",
+]

@@ -1,0 +1,82 @@
+"""Per-project HNSW indexes: one partial index (``WHERE project_id = '...'``) per project larger than the exact-scan
+size, so a project's approximate vector recall is its own graph's, whatever the other projects hold.
+
+pgvector 0.6.2 (pgserver's) filters *after* the index scan and has no iterative scan: through the one shared graph,
+a project's nearest neighbours compete with every other project's for the ``ef_search`` slots, and its recall falls
+as other projects add vectors near its own. A partial index holds the project's rows only, and the planner takes it
+for ``e.project_id = <that project>`` (the search runs with custom plans, so the bound id is a constant there and
+proves the index's predicate). The shared ``episodes_embedding_hnsw`` stays for a project between growing past the
+exact-scan size and its own index being built. ``halfvec`` is not used: it arrived in pgvector 0.7.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID
+
+from sqlalchemy import URL, NullPool, text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from mcp_memory.stores.postgres.schema import connect_args
+
+INDEX_PREFIX = "episodes_embedding_hnsw_p_"
+HNSW_OPTIONS = "WITH (m = 16, ef_construction = 64)"
+"""The shared index's build options (migration 0001)."""
+
+
+def index_name(project_id: UUID) -> str:
+    """The partial index of one project (63 bytes at most: a Postgres identifier)."""
+    return INDEX_PREFIX + project_id.hex
+
+
+def create_index_sql(project_id: UUID) -> str:
+    """``CREATE INDEX CONCURRENTLY``: writes to ``episodes`` go on while it is built. The id is a UUID's own text,
+    so nothing can be injected through it."""
+    return (
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {index_name(project_id)} ON episodes "
+        f"USING hnsw (embedding vector_cosine_ops) {HNSW_OPTIONS} WHERE project_id = '{project_id}'"
+    )
+
+
+_MISSING = (
+    "SELECT c.project_id FROM project_episode_counts c WHERE c.episodes > :over AND NOT EXISTS ("
+    "SELECT 1 FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid "
+    "WHERE x.relname = :prefix || replace(CAST(c.project_id AS text), '-', '') AND i.indisvalid) "
+    "ORDER BY c.episodes DESC"
+)
+"""Projects above the exact-scan size without a valid index of their own (a failed concurrent build leaves an
+invalid one, dropped and built again)."""
+
+
+@asynccontextmanager
+async def _autocommit(url: URL | str) -> AsyncIterator[AsyncConnection]:
+    """A connection of its own, outside any transaction (``CONCURRENTLY`` refuses one) and without the store's
+    per-command timeout (an index build outlasts it)."""
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
+    try:
+        async with engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+    finally:
+        await engine.dispose()
+
+
+async def build_missing(url: URL | str, exact_scan_max: int) -> list[UUID]:
+    """Build the partial index of every project of more than ``exact_scan_max`` episodes that has none, largest
+    first, one at a time (each build takes a core); the projects indexed."""
+    async with _autocommit(url) as conn:
+        found = await conn.execute(text(_MISSING), {"over": exact_scan_max, "prefix": INDEX_PREFIX})
+        projects = [UUID(str(r[0])) for r in found]
+        for project in projects:
+            await conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index_name(project)}"))
+            await conn.execute(text(create_index_sql(project)))
+    return projects
+
+
+async def drop(url: URL | str, project_id: UUID) -> None:
+    """Drop a project's partial index (once the project is gone)."""
+    async with _autocommit(url) as conn:
+        await conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index_name(project_id)}"))
+
+
+__all__ = ["INDEX_PREFIX", "build_missing", "create_index_sql", "drop", "index_name"]

@@ -1,0 +1,178 @@
+"""The value types the ports speak: limits, events, retention, filters, selectors, changes and listing rows.
+
+Plain frozen dataclasses (and a few literals) shared by the ports (:mod:`.working_port`, :mod:`.durable_ports`),
+their adapters and the services."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+from uuid import UUID
+
+from mcp_memory.models import (
+    Outcome,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits the working store enforces atomically with the write they guard."""
+
+    max_keys: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A lifecycle event as recorded: type, time, duration, outcome (``ok`` or an error code) and details."""
+
+    event_type: str
+    at: float
+    duration_ms: float
+    outcome: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    perf_start: float | None = field(default=None, compare=False)
+    """``time.perf_counter()`` when the call began; if set, the store records the duration measured when it
+    writes the event (so that the store's own work, the bulk of a big pause, is counted)."""
+
+    def with_detail(self, extra: Mapping[str, Any]) -> EventRecord:
+        """This event with ``extra`` added to its detail (what a store learns only as it writes the event)."""
+        return replace(self, detail={**self.detail, **extra})
+
+    def measured_ms(self) -> float:
+        """The duration to record: measured now if ``perf_start`` is set, else ``duration_ms``."""
+        if self.perf_start is None:
+            return self.duration_ms
+        return (time.perf_counter() - self.perf_start) * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """Which checkpoints and events of a session a pause keeps: the newest ``keep_last`` checkpoints of those not
+    kept (``keep``) and/or those younger than ``max_age_seconds`` (None: no bound of that kind). Kept checkpoints do
+    not count and are never pruned; nor is the session's newest checkpoint. Likewise the newest ``events_keep_last``
+    lifecycle events and/or those younger than ``events_max_age_seconds``; the session's successful spawn and
+    terminate events count but are never pruned (they date the session's life), nor is its newest event."""
+
+    keep_last: int | None = None
+    max_age_seconds: float | None = None
+    events_keep_last: int | None = None
+    events_max_age_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """What a deletion removed (or, for a dry run, would remove): live working-memory keys, checkpoints, events,
+    episodes, and sessions."""
+
+    working_keys: int = 0
+    checkpoints: int = 0
+    events: int = 0
+    episodes: int = 0
+    sessions: int = 0
+
+    def __add__(self, other: Removed) -> Removed:
+        return Removed(
+            self.working_keys + other.working_keys,
+            self.checkpoints + other.checkpoints,
+            self.events + other.events,
+            self.episodes + other.episodes,
+            self.sessions + other.sessions,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeFilter:
+    """Filters of ``search_episodes`` and the episode listing, applied in the store's query."""
+
+    outcome: Outcome | None = None
+    task_type: str | None = None
+    agent_instance_id: UUID | None = None
+    since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeSelector:
+    """Which of a project's episodes ``forget_episodes`` removes: those listed by id (``episode_ids``), or those
+    matching every filter given (no filter at all: every episode of the project). ``before``: epoch seconds,
+    episodes recorded strictly earlier."""
+
+    episode_ids: tuple[UUID, ...] | None = None
+    agent_instance_id: UUID | None = None
+    session_id: str | None = None
+    task_type: str | None = None
+    outcome: Outcome | None = None
+    before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenEpisode:
+    """An episode ``forget_episodes`` removed: its id, and the session it came from (for its event)."""
+
+    episode_id: UUID
+    agent_instance_id: UUID
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeChanges:
+    """What ``update_episode`` writes: each field given replaces the stored one (None: left as it is). When
+    ``reembed`` is set the searchable text changed: the store re-indexes it and replaces the vector by
+    ``embedding`` (None: no vector until the background retry makes one)."""
+
+    lessons_learned: list[str] | None = None
+    outcome_details: str | None = None
+    importance_score: float | None = None
+    metadata: dict[str, Any] | None = None
+    reembed: bool = False
+    embedding: Sequence[float] | None = None
+    embedding_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """One session as ``list_sessions`` lists it: its record, its newest checkpoint (id, epoch time, label, key
+    count), its episode's outcome and task (a terminated session's, the task cut to 200 characters), and, when the
+    store is also the working store and was asked, its live key count (at most 1001: more reads as "1000+") and first
+    keys. Times are epoch seconds; ``position`` is the store's opaque paging cursor for this row."""
+
+    project_id: UUID
+    agent_instance_id: UUID
+    session_id: str
+    status: str
+    created_at: float
+    updated_at: float
+    position: str
+    checkpoint: tuple[str, float, str | None, int] | None = None
+    episode: tuple[str, str] | None = None
+    live_keys: int | None = None
+    first_keys: tuple[str, ...] = ()
+
+
+LIVE_KEYS_CAP = 1001
+"""``SessionRow.live_keys`` counts up to this many (a listing reads "1000+" beyond), so a full session costs no more."""
+
+IdentifierKind = Literal["project", "agent", "session", "checkpoint", "episode"]
+"""What ``complete_identifiers`` completes."""
+
+
+SearchMode = Literal["hybrid", "text", "vector"]
+"""What ``search_episodes`` ranks by: both retrievers fused (the default), full-text only, or vectors only
+(the last two exist to measure what fusion adds)."""
+
+
+__all__ = [
+    "LIVE_KEYS_CAP",
+    "EpisodeChanges",
+    "EpisodeFilter",
+    "EpisodeSelector",
+    "EventRecord",
+    "ForgottenEpisode",
+    "IdentifierKind",
+    "Limits",
+    "Removed",
+    "Retention",
+    "SearchMode",
+    "SessionRow",
+]
