@@ -103,6 +103,37 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# -- pytest-xdist: what runs on one worker ------------------------------------------------------------------
+WALL_CLOCK_TESTS = (
+    "tests/test_serve_stops_on_signals.py::",
+    "tests/test_stalled_store_refused_within_call_deadline.py::",
+    "tests/test_terminate_cut_off_by_redis_stall_does_not_lock_session.py::",
+    "tests/test_http_idle_connections_do_not_starve_authenticated_calls.py::",
+    "tests/test_http_read_timeouts_close_slow_clients.py::",
+    "tests/test_call_deadline_does_not_count_embedding_time.py::",
+    "tests/test_hooks.py::test_hanging_hook_is_cancelled_after_the_timeout",
+    "tests/test_backfill.py::test_a_slow_provider_does_not_hold_up_recording",
+    "tests/test_http.py::test_slow_and_vanished_clients_do_not_hold_up_others",
+    "tests/test_http.py::test_connections_past_the_cap_shed_the_idle_ones_and_get_503_when_all_are_busy",
+    "tests/test_redis_store.py::test_redis_stopping_mid_session_is_unavailable_then_recovers",
+    "tests/test_redis_store.py::test_a_redis_that_accepts_but_never_answers_is_unavailable_promptly",
+)
+"""Tests that assert a wall-clock bound (a stop, a refusal or a cut-off within N seconds). Under pytest-xdist they
+run one after another on one worker, so that two of them never compete for the CPU with each other."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``--dist loadgroup`` (pyproject's addopts): the tests of the local model on one worker, which loads it
+    once (a session fixture is per worker), and the wall-clock tests on one worker (see ``WALL_CLOCK_TESTS``)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if "minilm" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("minilm"))
+        elif item.nodeid.startswith(WALL_CLOCK_TESTS):
+            item.add_marker(pytest.mark.xdist_group("wall_clock"))
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("backends")
     if marker is not None and "backend" in metafunc.fixturenames:

@@ -1,11 +1,13 @@
-"""A real Postgres with pgvector for the tests: one server per test session, one fresh database per test.
+"""A real Postgres with pgvector for the tests: one server per test process, one fresh database per test.
 
 The server is the PyPI package ``pgserver`` (Postgres 16 + pgvector in a temporary data directory, removed at
 exit), started lazily on first use, or the one ``MCP_MEMORY_TEST_POSTGRES_URL`` names (a superuser URL of a server
 with pgvector; the test databases made there are dropped at exit). A migrated template database is made once per
 embedding dimension; each test gets ``CREATE DATABASE ... TEMPLATE`` of it, which takes milliseconds.
 
-Only strings are kept between tests (each test runs in its own event loop), never a connection.
+Under pytest-xdist each worker process starts its own pgserver (or, on ``MCP_MEMORY_TEST_POSTGRES_URL``, makes
+templates named after its worker id), so workers share no database. Only strings are kept between tests (each test
+runs in its own event loop), never a connection.
 """
 
 from __future__ import annotations
@@ -86,7 +88,9 @@ async def create_database(*, template: str | None = None) -> str:
 
 async def migrated_database(embedding_dimension: int = 256) -> str:
     """A fresh database at the head revision with ``embedding_dimension``-wide vectors; its name."""
-    template = f"{PREFIX}template_{embedding_dimension}"
+    # Per pytest-xdist worker: workers sharing one MCP_MEMORY_TEST_POSTGRES_URL each make (and drop) their own.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    template = f"{PREFIX}template_{worker}_{embedding_dimension}"
     if embedding_dimension not in _templates:
         from mcp_memory.stores.postgres.schema import migrate
 

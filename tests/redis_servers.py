@@ -79,6 +79,8 @@ class RedisServer:
             pytest.skip("redis-server is not installed")
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._port_chosen = port is None
+        self._started = False
         self.port = port or free_port()
         self.appendonly = appendonly
         self.extra = extra or []
@@ -108,13 +110,30 @@ class RedisServer:
         ]
 
     def start(self) -> RedisServer:
-        self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A port free when chosen can be taken before redis-server binds it (tests run in parallel under
+        # pytest-xdist): a first start whose port was ours to choose retries on another one.
+        for _ in range(3 if self._port_chosen and not self._started else 1):
+            self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if self._wait_until_ours():
+                self._started = True
+                return self
+            self.stop()
+            self.port = free_port()
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def _wait_until_ours(self) -> bool:
+        """Whether our process answers on the port (not another server that bound it first)."""
+        assert self.process is not None
         deadline = time.monotonic() + 10
-        while not answers(self.url, 0.2):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server on port {self.port} did not start")
+        while self.process.poll() is None and time.monotonic() < deadline:
+            if answers(self.url, 0.2):
+                client = self.client()
+                try:
+                    return int(client.info("server")["process_id"]) == self.process.pid
+                finally:
+                    client.close()
             time.sleep(0.02)
-        return self
+        return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
