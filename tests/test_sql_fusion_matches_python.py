@@ -45,6 +45,7 @@ FILTERS = {
     "agent": EpisodeFilter(agent_instance_id=AGENTS[1]),
     "outcome": EpisodeFilter(outcome=Outcome.FAILURE),
     "since": EpisodeFilter(since=T0 - 15 * 86_400),
+    "until": EpisodeFilter(since=T0 - 25 * 86_400, until=T0 - 5 * 86_400),
 }
 LIMITS = (1, 3, 10, 40)
 EPISODES = 36

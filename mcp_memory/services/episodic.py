@@ -37,6 +37,7 @@ from mcp_memory.models import (
     to_datetime,
     validate_identifier,
 )
+from mcp_memory.services.dated_search import search_reading_time
 from mcp_memory.services.validation import (
     MAX_QUERY,
     MAX_SEARCH_LIMIT,
@@ -196,7 +197,9 @@ class EpisodicMemory:
         *,
         mode: SearchMode = "hybrid",
     ) -> list[ScoredEpisode]:
-        """Episodes of the project ranked best first for ``query``, each with its score.
+        """Episodes of the project ranked best first for ``query``, each with its score. A period the query names
+        ("in March", "last week") puts the episodes recorded in it first; "now", "current" and the like favour
+        the newer of comparably relevant episodes (:mod:`mcp_memory.services.dated_search`).
 
         ``mode``: "hybrid" (full-text fused with vectors; the tool's behaviour), or one retriever alone
         ("text", "vector"), to measure what fusion adds."""
@@ -210,16 +213,19 @@ class EpisodicMemory:
             since=parse_since(since),
         )
         vectors = await self.embed([text]) if mode != "text" else None
-        return await self._store.search_episodes(
-            project,
-            text,
-            vectors[0] if vectors else None,
-            flt,
-            limit,
-            self._clock(),
-            mode=mode,
-            embedding_model=self.embedding_model,
-        )
+        vector = vectors[0] if vectors else None
+        now = self._clock()
+
+        async def run(narrowed: EpisodeFilter, n: int) -> list[ScoredEpisode]:
+            return await self._store.search_episodes(
+                project, text, vector, narrowed, n, now, mode=mode, embedding_model=self.embedding_model
+            )
+
+        # The time the query names (read relative to now, the call's time) orders the store's answers.
+        async def listing(narrowed: EpisodeFilter, n: int) -> list[Episode]:
+            return await self._store.recent_episodes([project], n, narrowed)
+
+        return await search_reading_time(run, listing, text, flt, limit, now)
 
     async def get(self, project_id: UUID, episode_id: str | UUID) -> Episode:
         """One episode of the project, or ``not_found``."""

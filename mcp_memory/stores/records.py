@@ -84,12 +84,15 @@ class Removed:
 
 @dataclass(frozen=True, slots=True)
 class EpisodeFilter:
-    """Filters of ``search_episodes`` and the episode listing, applied in the store's query."""
+    """Filters of ``search_episodes`` and the episode listing, applied in the store's query. ``since`` and
+    ``until``: epoch seconds, episodes recorded at or after ``since`` and strictly before ``until`` (a half-open
+    period, so consecutive periods do not overlap)."""
 
     outcome: Outcome | None = None
     task_type: str | None = None
     agent_instance_id: UUID | None = None
     since: float | None = None
+    until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -581,6 +581,9 @@ async def test_recent_episodes_filter(stores: StorePair) -> None:
     assert await ids(EpisodeFilter(task_type="review")) == [review.episode_id]
     assert await ids(EpisodeFilter(agent_instance_id=agent)) == [review.episode_id, old.episode_id]
     assert await ids(EpisodeFilter(since=T0 + 10)) == [review.episode_id, fail.episode_id]
+    assert await ids(EpisodeFilter(until=T0 + 20)) == [fail.episode_id, old.episode_id]  # strictly before
+    assert await ids(EpisodeFilter(since=T0 + 5, until=T0 + 15)) == [fail.episode_id]
+    assert await ids(EpisodeFilter(since=T0 + 11, until=T0 + 20)) == []
     assert await ids(EpisodeFilter(outcome=Outcome.SUCCESS, agent_instance_id=agent, since=T0 + 1)) == [
         review.episode_id
     ]
@@ -658,6 +661,9 @@ async def test_search_applies_filters(stores: StorePair) -> None:
         (EpisodeFilter(agent_instance_id=agent), {by_agent.episode_id}),
         (EpisodeFilter(since=T0 + 2 * DAY), {typed.episode_id, by_agent.episode_id}),
         (EpisodeFilter(since=T0 + 2 * DAY, task_type="coding"), {by_agent.episode_id}),
+        (EpisodeFilter(until=T0 + 2 * DAY), {base.episode_id, failed.episode_id}),  # strictly before
+        (EpisodeFilter(since=T0 + DAY, until=T0 + 3 * DAY), {failed.episode_id, typed.episode_id}),
+        (EpisodeFilter(since=T0 + 3 * DAY, until=T0 + 3 * DAY), set()),
     ]
     for flt, expected in cases:
         # Filters hold on the full-text path, the vector path, and both fused.

@@ -91,6 +91,9 @@ def filter_clause(d: Dialect, flt: EpisodeFilter | None, prefix: str = "") -> tu
     if flt.since is not None:
         parts.append(f"{prefix}created_at >= :f_since")
         params["f_since"] = d.write_time(flt.since)
+    if flt.until is not None:
+        parts.append(f"{prefix}created_at < :f_until")
+        params["f_until"] = d.write_time(flt.until)
     return "".join(f" AND {p}" for p in parts), params
 
 
