@@ -165,7 +165,7 @@ def _named_periods(text: str, today: date) -> list[tuple[int, tuple[date, date]]
         add_day(m, int(m["y"]), MONTHS[m["m"]], int(m["d"]))  # 3rd of March 2024
     for m in re.finditer(rf"\b(?P<m>{_MONTH})\.?,? (?:of )?(?P<y>{_YEAR})\b", text):  # March 2024, March of 2024
         add(m, _month(int(m["y"]), MONTHS[m["m"]]))
-    for m in re.finditer(rf"\b(?P<w>{_PREP}|last|this|past) (?P<m>{_MONTH})\b(?!\.? ?\d)", text):  # in March
+    for m in re.finditer(rf"\b(?P<w>{_PREP}|last|this|past) (?P<m>{_MONTH})\b(?!\.?,? (?:of )?\d)", text):  # in March
         month, word = MONTHS[m["m"]], m["w"]
         if word == "this":
             add(m, _month(today.year, month))
