@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mcp_memory.config import Settings
+from mcp_memory.models import ScoredEpisode
 from mcp_memory.query_time import read_time
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
@@ -124,8 +125,8 @@ async def test_search_on_sqlite_prefers_the_named_month_and_the_newer_statement(
         new_home = await say("2024-09-30", "We moved house to York and I live with my sister")
         clock.now = day("2025-01-15")
 
-        def ids(hits: list[object]) -> list[uuid.UUID]:
-            return [h.episode_id for h in hits]  # type: ignore[attr-defined]
+        def ids(hits: list[ScoredEpisode]) -> list[uuid.UUID]:
+            return [h.episode_id for h in hits]
 
         # March's episodes first: the one about what was said, then the rest of March (no word in common).
         march = ids(await rt.episodic.search(project, "what did I say in March", 10))
