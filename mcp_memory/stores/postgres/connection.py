@@ -226,7 +226,10 @@ class PostgresConnection:
         timer: asyncio.TimerHandle | None = None
         try:
             async with self._guard(too_large):
-                with anyio.fail_after(limit if bounded else None):
+                if bounded:
+                    with anyio.fail_after(limit):
+                        pooled = await engine.raw_connection()
+                else:  # no cancel scope to enter and leave: outside a tool call nothing bounds the step
                     pooled = await engine.raw_connection()
                 driver: asyncpg.Connection = pooled.driver_connection
                 try:

@@ -37,6 +37,7 @@ SET plan_cache_mode = auto
 AS $fn$
 DECLARE
     pk bigint;
+    gone bigint[];
 BEGIN
     o_done := false;
     -- The session's row locked, if it takes writes (a concurrent seal or status change is waited for and its
@@ -69,27 +70,45 @@ BEGIN
         RETURN;  -- the checkpoint id is taken: nothing written
     END IF;
     -- Checkpoint retention (the new one included; it may go itself if it is not the newest): never a kept one
-    -- nor the newest; beyond the newest p_keep_last not kept, or older than p_cutoff (NULL: no bound).
+    -- nor the newest; beyond the newest p_keep_last not kept, or older than p_cutoff (NULL: no bound). The ids
+    -- to go are found along the index on (session_pk, created_at DESC, id DESC) and deleted by primary key, and
+    -- no DELETE runs while nothing is beyond the bounds (a session's first p_keep_last pauses).
     IF p_keep_last IS NOT NULL OR p_cutoff IS NOT NULL THEN
-        DELETE FROM checkpoints
-        WHERE session_pk = pk AND NOT keep
-          AND id <> (SELECT id FROM checkpoints WHERE session_pk = pk ORDER BY created_at DESC, id DESC LIMIT 1)
-          AND ((p_keep_last IS NOT NULL AND id IN (
-                    SELECT id FROM checkpoints WHERE session_pk = pk AND NOT keep
-                    ORDER BY created_at DESC, id DESC OFFSET p_keep_last))
-               OR created_at < p_cutoff);
+        SELECT array_agg(id) INTO gone FROM (
+            SELECT id FROM checkpoints WHERE session_pk = pk AND NOT keep
+            ORDER BY created_at DESC, id DESC OFFSET p_keep_last
+        ) AS beyond
+        WHERE p_keep_last IS NOT NULL;
+        IF p_cutoff IS NOT NULL THEN
+            gone := gone || ARRAY(
+                SELECT id FROM checkpoints WHERE session_pk = pk AND NOT keep AND created_at < p_cutoff);
+        END IF;
+        IF gone <> '{}' THEN
+            DELETE FROM checkpoints
+            WHERE id = ANY (gone)
+              AND id <> (SELECT id FROM checkpoints WHERE session_pk = pk ORDER BY created_at DESC, id DESC LIMIT 1);
+        END IF;
     END IF;
     UPDATE sessions SET status = 'paused', updated_at = p_ev_at WHERE id = pk;
     INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail)
     VALUES (pk, p_ev_type, p_ev_at, p_ev_ms, p_ev_outcome, p_ev_detail || jsonb_build_object('items', o_keys));
-    -- Event retention (the new event counted): never a spawn or terminate that succeeded, nor the newest.
+    -- Event retention (the new event counted): never a spawn or terminate that succeeded, nor the newest; beyond
+    -- the newest p_events_keep_last, or older than p_events_cutoff. Found along the index on (session_pk, id),
+    -- deleted by primary key, no DELETE while none is beyond the bounds.
     IF p_events_keep_last IS NOT NULL OR p_events_cutoff IS NOT NULL THEN
-        DELETE FROM events
-        WHERE session_pk = pk AND NOT (event_type IN ('spawn', 'terminate') AND outcome = 'ok')
-          AND id <> (SELECT max(id) FROM events WHERE session_pk = pk)
-          AND ((p_events_keep_last IS NOT NULL AND id IN (
-                    SELECT id FROM events WHERE session_pk = pk ORDER BY id DESC OFFSET p_events_keep_last))
-               OR at < p_events_cutoff);
+        SELECT array_agg(id) INTO gone FROM (
+            SELECT id, event_type, outcome FROM events WHERE session_pk = pk ORDER BY id DESC OFFSET p_events_keep_last
+        ) AS beyond
+        WHERE p_events_keep_last IS NOT NULL AND NOT (event_type IN ('spawn', 'terminate') AND outcome = 'ok');
+        IF p_events_cutoff IS NOT NULL THEN
+            gone := gone || ARRAY(
+                SELECT id FROM events WHERE session_pk = pk AND at < p_events_cutoff
+                  AND NOT (event_type IN ('spawn', 'terminate') AND outcome = 'ok'));
+        END IF;
+        IF gone <> '{}' THEN
+            DELETE FROM events
+            WHERE id = ANY (gone) AND id <> (SELECT max(id) FROM events WHERE session_pk = pk);
+        END IF;
     END IF;
     o_done := true;
 END
@@ -139,24 +158,25 @@ BEGIN
         SELECT e.key, e.value ->> 0 AS v, CAST(e.value ->> 1 AS double precision) AS x FROM jsonb_each(st) AS e
     ),
     live AS (SELECT key, v, x FROM r WHERE x IS NULL OR x > p_now),
+    -- The session's rows read once (a hash join each below, not an index probe per key).
+    cur AS (SELECT key, value, expires_at FROM working_items WHERE session_pk = pk),
     n AS (SELECT count(*) AS restored FROM live),
     others AS (
-        SELECT count(*) AS kept FROM working_items w
-        WHERE NOT p_clear AND w.session_pk = pk AND (w.expires_at IS NULL OR w.expires_at > p_now)
-          AND NOT EXISTS (SELECT 1 FROM live WHERE live.key = w.key)
+        SELECT count(*) AS kept FROM cur
+        WHERE NOT p_clear AND (cur.expires_at IS NULL OR cur.expires_at > p_now)
+          AND NOT EXISTS (SELECT 1 FROM live WHERE live.key = cur.key)
     ),
     go AS (SELECT 1 AS ok FROM n, others WHERE n.restored + others.kept <= p_max_keys),
     d AS (
-        DELETE FROM working_items w
-        WHERE p_clear AND w.session_pk = pk AND EXISTS (SELECT 1 FROM go)
-          AND NOT EXISTS (SELECT 1 FROM live WHERE live.key = w.key)
+        DELETE FROM working_items
+        WHERE session_pk = pk AND key = ANY (ARRAY(
+            SELECT cur.key FROM cur
+            WHERE p_clear AND EXISTS (SELECT 1 FROM go) AND NOT EXISTS (SELECT 1 FROM live WHERE live.key = cur.key)))
     ),
     changed AS (
-        SELECT live.key, live.v, live.x FROM live
-        WHERE EXISTS (SELECT 1 FROM go) AND NOT EXISTS (
-            SELECT 1 FROM working_items w
-            WHERE w.session_pk = pk AND w.key = live.key AND w.value = live.v
-              AND w.expires_at IS NOT DISTINCT FROM live.x)
+        SELECT live.key, live.v, live.x FROM live LEFT JOIN cur ON cur.key = live.key
+        WHERE EXISTS (SELECT 1 FROM go)
+          AND (cur.key IS NULL OR cur.value <> live.v OR cur.expires_at IS DISTINCT FROM live.x)
     ),
     ins AS (
         INSERT INTO working_items (session_pk, key, value, expires_at) SELECT pk, key, v, x FROM changed
