@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio.lowlevel
 import asyncpg  # type: ignore[import-untyped]
@@ -39,7 +38,7 @@ async def sent(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
     async def counted(too_large: str = TOO_LARGE) -> AsyncIterator[asyncpg.Connection]:
         async with original(too_large) as driver:
 
-            def note(record: Any) -> None:
+            def note(record: asyncpg.LoggedQuery) -> None:
                 seen["driver"].append(record.query)
 
             driver.add_query_logger(note)
@@ -48,7 +47,7 @@ async def sent(store: PostgresStore, monkeypatch: pytest.MonkeyPatch) -> AsyncIt
             finally:
                 driver.remove_query_logger(note)
 
-    def through_engine(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def through_engine(conn: object, cursor: object, statement: str, *args: object) -> None:
         seen["engine"].append(statement)
 
     engine = store._require_engine().sync_engine

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from mcp_memory.models import Scope, to_datetime
 from mcp_memory.stores.ports import Retention
@@ -50,9 +49,9 @@ def pause_args(
     label: str | None,
     metadata: str,
     keep: bool,
-    event: Mapping[str, Any],
+    event: Mapping[str, object],
     retention: Retention | None,
-) -> tuple[Any, ...]:
+) -> tuple[object, ...]:
     """The arguments of :data:`PAUSE`; ``metadata`` as JSON text, ``event`` from ``event_params``."""
     keep_last = None if retention is None else retention.keep_last
     max_age = None if retention is None else retention.max_age_seconds
@@ -81,8 +80,8 @@ def pause_args(
 
 
 def resume_args(
-    scope: Scope, now: float, checkpoint_id: str | None, clear: bool, max_keys: int, event: Mapping[str, Any]
-) -> tuple[Any, ...]:
+    scope: Scope, now: float, checkpoint_id: str | None, clear: bool, max_keys: int, event: Mapping[str, object]
+) -> tuple[object, ...]:
     """The arguments of :data:`RESUME`; ``event`` from ``event_params``."""
     return (
         scope.project_id,
