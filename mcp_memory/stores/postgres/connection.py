@@ -215,8 +215,8 @@ class PostgresConnection:
         path): each statement is its own transaction. Bounded by the call's deadline and mapped as
         :meth:`_connection`, but checked out of the pool as a raw connection: no ``Connection`` object, isolation
         level set and reset, or greenlet switches, which cost more Python time than the rest of a small pause
-        (0.09 ms against 0.01 ms a checkout). A connection that broke is discarded; a transaction left open (none of
-        the callers begins one) is rolled back first."""
+        (0.09 ms against 0.02 ms a checkout). A transaction left open (none of the callers begins one) is rolled back
+        before the connection goes back."""
         engine = self._require_engine()
         limit = deadlines.step_limit(math.inf)
         if limit <= 0:
@@ -232,21 +232,34 @@ class PostgresConnection:
                 else:  # no cancel scope to enter and leave: outside a tool call nothing bounds the step
                     pooled = await engine.raw_connection()
                 driver: asyncpg.Connection = pooled.driver_connection
+                # Back to the pool after success or an error the server reported (the statement's transaction is
+                # over); discarded after anything else (cancelled mid-statement, cut off, a lost socket), as its
+                # protocol state is not known.
+                reusable = False
                 try:
                     left = deadlines.remaining()
                     if bounded and left is not None:
                         timer = asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
                     yield driver
+                    reusable = True
+                except (asyncpg.PostgresError, MemoryServiceError):
+                    reusable = True
+                    raise
                 finally:
                     if timer is not None:
                         timer.cancel()
-                    if not driver.is_closed() and driver.is_in_transaction():
-                        with anyio.CancelScope(shield=True):
-                            await driver.execute("ROLLBACK")
-                    if driver.is_closed():
-                        pooled.invalidate()  # outside a greenlet: SQLAlchemy closes it at once, no round trip
-                    else:
-                        pooled.close()  # back to the pool (its reset, a rollback, is nothing here)
+                    try:
+                        if reusable and not driver.is_closed() and driver.is_in_transaction():
+                            with anyio.CancelScope(shield=True):
+                                await driver.execute("ROLLBACK")
+                    except BaseException:
+                        reusable = False
+                        raise
+                    finally:
+                        if reusable and not driver.is_closed():
+                            pooled.close()  # its reset, a rollback, is nothing here: no transaction is open
+                        else:
+                            pooled.invalidate()  # outside a greenlet: closed at once, no round trip
         except Unavailable as exc:
             if cut_off or deadlines.spent():
                 raise Unavailable(deadlines.deadline_message("Postgres")) from exc
