@@ -2,20 +2,25 @@
 
 Same database, same process, same state: N keys (10, 100, 1,000) of ~100-byte string values.
 
-- mcp-memory: ``lifecycle.pause`` (one transaction: the session row locked, then one statement that aggregates the
-  live working memory, held in Postgres here, into the checkpoint's JSONB, marks the session paused, records the
-  event and prunes by retention; see stores/postgres/transitions.py) and ``lifecycle.resume`` (one transaction:
-  the lock, then one statement restoring the newest checkpoint into live working memory inside Postgres, marking
-  the session running and recording the event).
+- mcp-memory: ``lifecycle.pause`` and ``lifecycle.resume``, each one ``SELECT`` of a server-side function
+  (``mcpmem_pause``, ``mcpmem_resume``; see stores/postgres/transitions.py) on a connection of the store's pool:
+  the pause locks the session, aggregates its live working memory (held in Postgres here) into the checkpoint's
+  JSONB, prunes by retention, marks the session paused and records the event; the resume restores the newest
+  checkpoint into live working memory, marks the session running and records the event.
 - load: the newest checkpoint read back (ours: ``get_checkpoint``), the like-for-like row.
 - LangGraph (``langgraph-checkpoint-postgres``, psycopg 3): ``aput`` of a checkpoint whose channels are the N keys
   (all of them new versions, as a pause writes the whole state) and ``aget_tuple`` of the newest one. It only
-  saves and loads: there is no live state to snapshot or restore, and no session or event bookkeeping.
+  saves and loads: there is no live state to snapshot or restore, and no session or event bookkeeping. Two
+  savers: on a ``psycopg_pool.AsyncConnectionPool`` (a pool, as ours: like for like) and on one connection
+  (``from_conn_string``: no pool checkout, but one caller at a time). Both with the settings ``from_conn_string``
+  uses (autocommit, statements prepared at once, dict rows); the server's durability (``synchronous_commit``) is
+  the same for every side.
 
     python benchmarks/bench_pg_pause_resume.py [--sizes 10,100,1000] [--rounds 50] [--url postgresql://...]
 
-The two sides run alternately, call by call, so that both meet the same load on a shared machine. Prints p50/p99 per
-operation and size and the ratios of the p50s (LangGraph / mcp-memory: above 1, ours is faster).
+The sides run in turn, call by call (which goes first rotates), so that all meet the same load on a shared
+machine. Prints p50/p99 per operation and size and the ratios of the p50s (LangGraph / mcp-memory: above 1, ours is
+faster).
 """
 
 from __future__ import annotations
@@ -23,45 +28,45 @@ from __future__ import annotations
 import argparse
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from pg_common import add_arguments, as_string, bench_database, pct, server_url
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from mcp_memory import MemoryRuntime, Scope, Settings
+
+SIDES = ("ours", "langgraph-pool", "langgraph-conn")
 
 
 def state_of(n: int) -> dict[str, str]:
     return {f"key/{i:05d}": f"value {i:05d} " + "x" * 88 for i in range(n)}
 
 
-async def side_by_side(
-    rounds: int, ours: Callable[[], Awaitable[Any]], theirs: Callable[[], Awaitable[Any]]
-) -> tuple[list[float], list[float]]:
-    """Both operations, alternating within each round (which goes first alternates too), so that both meet the same
-    load on a shared machine."""
+async def in_turn(rounds: int, calls: Sequence[Callable[[], Awaitable[Any]]]) -> list[list[float]]:
+    """Each call once per round, in an order that rotates from round to round, so that all meet the same load on a
+    shared machine; ms per call, by side."""
     for _ in range(3):
-        await ours()
-        await theirs()
-    samples: tuple[list[float], list[float]] = ([], [])
-    for i in range(rounds):
-        order = ((0, ours), (1, theirs)) if i % 2 == 0 else ((1, theirs), (0, ours))
-        for side, fn in order:
-            started = time.perf_counter()
+        for fn in calls:
             await fn()
+    samples: list[list[float]] = [[] for _ in calls]
+    for i in range(rounds):
+        for k in range(len(calls)):
+            side = (i + k) % len(calls)
+            started = time.perf_counter()
+            await calls[side]()
             samples[side].append((time.perf_counter() - started) * 1000)
     return samples
 
 
-async def compare(
-    rt: MemoryRuntime, saver: AsyncPostgresSaver, n: int, rounds: int
-) -> dict[tuple[str, str], list[float]]:
-    p, a, s = uuid.uuid4(), uuid.uuid4(), f"bench-{n}"
-    await rt.lifecycle.spawn(p, a, s, initial_state=state_of(n))
-    scope = Scope(p, a, s)
+def langgraph_calls(
+    saver: AsyncPostgresSaver, n: int
+) -> tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]:
+    """``aput`` of the N keys as a new checkpoint, and ``aget_tuple`` of the newest, on one thread of ``saver``."""
     config: dict[str, Any] = {"configurable": {"thread_id": f"bench-{n}-{uuid.uuid4()}", "checkpoint_ns": ""}}
     state = state_of(n)
 
@@ -76,16 +81,32 @@ async def compare(
         loaded = await saver.aget_tuple(config)  # type: ignore[arg-type]
         assert loaded is not None and len(loaded.checkpoint["channel_values"]) == n
 
+    return save, load
+
+
+async def compare(
+    rt: MemoryRuntime, savers: Sequence[AsyncPostgresSaver], n: int, rounds: int
+) -> dict[tuple[str, str], list[float]]:
+    p, a, s = uuid.uuid4(), uuid.uuid4(), f"bench-{n}"
+    await rt.lifecycle.spawn(p, a, s, initial_state=state_of(n))
+    scope = Scope(p, a, s)
+    theirs = [langgraph_calls(saver, n) for saver in savers]
+
+    async def pause() -> None:
+        await rt.lifecycle.pause(p, a, s)
+
+    async def load() -> None:
+        await rt.store.get_checkpoint(scope, None)
+
+    async def resume() -> None:
+        await rt.lifecycle.resume(p, a, s)
+
     out: dict[tuple[str, str], list[float]] = {}
-    out[("ours", "pause")], out[("langgraph", "pause")] = await side_by_side(
-        rounds, lambda: rt.lifecycle.pause(p, a, s), save
-    )
-    out[("ours", "load")], out[("langgraph", "load")] = await side_by_side(
-        rounds, lambda: rt.store.get_checkpoint(scope, None), load
-    )
-    out[("ours", "resume")], out[("langgraph", "resume")] = await side_by_side(
-        rounds, lambda: rt.lifecycle.resume(p, a, s), load
-    )
+    for op, ours, index in (("pause", pause, 0), ("load", load, 1), ("resume", resume, 1)):
+        # LangGraph's resume is its load: the state comes back to the process, which is where its working memory is.
+        samples = await in_turn(rounds, [ours, *(calls[index] for calls in theirs)])
+        for side, taken in zip(SIDES, samples, strict=True):
+            out[(side, op)] = taken
     return out
 
 
@@ -97,23 +118,33 @@ async def main(args: argparse.Namespace) -> None:
         settings = Settings(database_url=as_string(url), max_keys_per_session=max(sizes) + 10)
         # psycopg speaks libpq URLs: the same database, without SQLAlchemy's driver suffix.
         conninfo = as_string(url.set(drivername="postgresql"))
-        async with MemoryRuntime(settings) as rt, AsyncPostgresSaver.from_conn_string(conninfo) as saver:
-            await saver.setup()
+        # The keywords from_conn_string gives its one connection, and a pool of ours' size (10).
+        kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+        async with (
+            MemoryRuntime(settings) as rt,
+            AsyncConnectionPool(conninfo, min_size=10, max_size=10, kwargs=kwargs, open=False) as pool,
+            AsyncPostgresSaver.from_conn_string(conninfo) as single,
+        ):
+            pooled = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+            await single.setup()
             for n in sizes:
-                results[n] = await compare(rt, saver, n, args.rounds)
+                results[n] = await compare(rt, (pooled, single), n, args.rounds)
 
-    print(f"\npause/resume on Postgres, {args.rounds} rounds after 3 warm-up, ~100-byte values, ms, the two sides")
-    print("alternating call by call")
-    print("(load: read the newest checkpoint only; resume: ours also restores it into live working memory and")
-    print("records the event, LangGraph's resume is its load)\n")
-    print("| keys | op | mcp-memory p50 / p99 | LangGraph AsyncPostgresSaver p50 / p99 | LangGraph / ours (p50) |")
-    print("|---:|---|---:|---:|---:|")
+    print(f"\npause/resume on Postgres, {args.rounds} rounds after 3 warm-up, ~100-byte values, ms, the sides in turn")
+    print("call by call (load: read the newest checkpoint only; resume: ours restores it into live working memory in")
+    print("Postgres, marks the session running and records the event, one commit; LangGraph's resume is its load)\n")
+    print(
+        "| keys | op | mcp-memory p50 / p99 | LangGraph, pool p50 / p99 | LangGraph, one connection p50 / p99 "
+        "| ratio pool / one connection (p50) |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
     for n in sizes:
         for op in ("pause", "load", "resume"):
-            o, lg = results[n][("ours", op)], results[n][("langgraph", op)]
+            o, lp, lc = (results[n][(side, op)] for side in SIDES)
             print(
-                f"| {n:,} | {op} | {pct(o, 0.5):.2f} / {pct(o, 0.99):.2f} | {pct(lg, 0.5):.2f} / {pct(lg, 0.99):.2f} "
-                f"| {pct(lg, 0.5) / pct(o, 0.5):.2f}x |"
+                f"| {n:,} | {op} | {pct(o, 0.5):.2f} / {pct(o, 0.99):.2f} | {pct(lp, 0.5):.2f} / {pct(lp, 0.99):.2f} "
+                f"| {pct(lc, 0.5):.2f} / {pct(lc, 0.99):.2f} "
+                f"| {pct(lp, 0.5) / pct(o, 0.5):.2f}x / {pct(lc, 0.5) / pct(o, 0.5):.2f}x |"
             )
 
 

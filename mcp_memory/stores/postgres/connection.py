@@ -211,19 +211,59 @@ class PostgresConnection:
 
     @asynccontextmanager
     async def _driver(self, too_large: str = TOO_LARGE) -> AsyncIterator[asyncpg.Connection]:
-        """The asyncpg connection of a pooled connection in autocommit, for statements sent on it directly (bounded
-        and mapped as :meth:`_read`). A transaction the caller began and did not end is rolled back before the
-        connection goes back to the pool; a connection that broke is discarded."""
-        async with self._read(too_large) as conn:
-            driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
-            try:
-                yield driver
-            finally:
-                if driver.is_closed():
-                    await conn.invalidate()
-                elif driver.is_in_transaction():
-                    with anyio.CancelScope(shield=True):
-                        await driver.execute("ROLLBACK")
+        """The asyncpg connection of a pooled connection, for statements sent on it directly (the transitions' hot
+        path): each statement is its own transaction. Bounded by the call's deadline and mapped as
+        :meth:`_connection`, but checked out of the pool as a raw connection: no ``Connection`` object, isolation
+        level set and reset, or greenlet switches, which cost more Python time than the rest of a small pause
+        (0.09 ms against 0.02 ms a checkout). A transaction left open (none of the callers begins one) is rolled back
+        before the connection goes back."""
+        engine = self._require_engine()
+        limit = deadlines.step_limit(math.inf)
+        if limit <= 0:
+            raise Unavailable(deadlines.deadline_message("Postgres"))
+        bounded = not math.isinf(limit)
+        cut_off: list[bool] = []
+        timer: asyncio.TimerHandle | None = None
+        try:
+            async with self._guard(too_large):
+                if bounded:
+                    with anyio.fail_after(limit):
+                        pooled = await engine.raw_connection()
+                else:  # no cancel scope to enter and leave: outside a tool call nothing bounds the step
+                    pooled = await engine.raw_connection()
+                driver: asyncpg.Connection = pooled.driver_connection
+                # Back to the pool after success or an error the server reported (the statement's transaction is
+                # over); discarded after anything else (cancelled mid-statement, cut off, a lost socket), as its
+                # protocol state is not known.
+                reusable = False
+                try:
+                    left = deadlines.remaining()
+                    if bounded and left is not None:
+                        timer = asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
+                    yield driver
+                    reusable = True
+                except (asyncpg.PostgresError, MemoryServiceError):
+                    reusable = True
+                    raise
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                    try:
+                        if reusable and not driver.is_closed() and driver.is_in_transaction():
+                            with anyio.CancelScope(shield=True):
+                                await driver.execute("ROLLBACK")
+                    except BaseException:
+                        reusable = False
+                        raise
+                    finally:
+                        if reusable and not driver.is_closed():
+                            pooled.close()  # its reset, a rollback, is nothing here: no transaction is open
+                        else:
+                            pooled.invalidate()  # outside a greenlet: closed at once, no round trip
+        except Unavailable as exc:
+            if cut_off or deadlines.spent():
+                raise Unavailable(deadlines.deadline_message("Postgres")) from exc
+            raise
 
     @asynccontextmanager
     async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:

@@ -2,7 +2,8 @@
 
 Most port methods are one statement: writes that must happen together (a session and its event, a checkpoint, the
 session's status and its event) are data-modifying CTEs of one ``WITH``, atomic without BEGIN/COMMIT. Checkpoints
-keep their state in one JSONB column ``{"key": ["<value JSON text>", expires_at], ...}`` (see :data:`PAUSE_STATE`).
+keep their state in one JSONB column ``{"key": ["<value JSON text>", expires_at], ...}`` (a pause builds it in
+SQL: ``mcpmem_pause`` of migration 0008, with :func:`mcp_memory.models.content_hash` written again there).
 """
 
 from __future__ import annotations
@@ -176,17 +177,6 @@ RECORD_PAUSE = (
 )
 """One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the session
 paused and record the event only if the checkpoint went in (the pruning follows, see ``PostgresStore._prune``)."""
-PAUSE_STATE = (
-    "agg AS (SELECT count(*) AS n, COALESCE(sum(octet_length(value)), 0) AS b, "
-    "COALESCE(jsonb_object_agg(key, jsonb_build_array(value, expires_at)), CAST('{}' AS jsonb)) "
-    "AS state, 'sha256:' || encode(sha256(COALESCE(string_agg(convert_to(key, 'UTF8') || "
-    "decode('00', 'hex') || convert_to(value, 'UTF8') || decode('00', 'hex'), "
-    "decode('', 'hex') ORDER BY key COLLATE \"C\"), decode('', 'hex'))), 'hex') AS h FROM w)"
-)
-"""A checkpoint's state, count, size and content hash aggregated from the live items ``w``: the hash is
-:func:`mcp_memory.models.content_hash` written again in SQL (sha256 over key NUL value NUL in code point order,
-which is byte order in UTF-8, i.e. COLLATE "C"); keep the two in step. The pause itself is
-:data:`mcp_memory.stores.postgres.transitions.PAUSE`."""
 RECORD_RESUME = (
     f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE), "
     f"upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at FROM s "
@@ -314,7 +304,6 @@ __all__ = [
     "LOCK_WRITABLE",
     "NEAREST_EPISODE",
     "NEAREST_EPISODE_OF_MODEL",
-    "PAUSE_STATE",
     "PING",
     "RECORD_EVENT",
     "RECORD_PAUSE",

@@ -13,7 +13,7 @@ stays the caller's exact JSON text (JSONB would normalise spacing, key order and
 promises the bytes back), while the checkpoint stays one row, readable with SQL (``state -> 'k' ->> 0``).
 
 The package: :mod:`.connection` (engine, pool, deadlines, error mapping), :mod:`.statements` (the SQL text),
-:mod:`.transitions` (pause and resume as one statement each after the lock), :mod:`.search` (recall as one SQL
+:mod:`.transitions` (pause and resume as one call each of a server-side function), :mod:`.search` (recall as one SQL
 statement, see :func:`~.search.search_sql`), :mod:`.schema` (the schema's state and its Alembic migrations) and
 this module, the adapter.
 """
@@ -74,7 +74,7 @@ from mcp_memory.stores.postgres.statements import (
     terminate,
     with_event,
 )
-from mcp_memory.stores.postgres.transitions import PAUSE, begin_locked, pause_args, resume_args, resume_sql
+from mcp_memory.stores.postgres.transitions import PAUSE, RESUME, pause_args, resume_args
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
 from mcp_memory.stores.sql.retention import prune_events_statement, prune_statement
@@ -344,17 +344,15 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     async def pause_session(
         self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
     ) -> CheckpointInfo:
-        # Three messages of one transaction (stores/postgres/transitions.py): the lock, the pause, COMMIT.
+        # One message, its own transaction (stores/postgres/transitions.py): lock, snapshot, retention, event.
         meta = json_text(info.metadata)
         async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
-            await driver.execute(begin_locked(scope))
+            # The event's duration is taken here, with the connection in hand (the store's own work counted).
             args = pause_args(
                 scope, now, info.checkpoint_id, info.created_at, info.label, meta, info.keep, event_params(event),
                 retention,
             )  # fmt: skip
             row = await driver.fetchrow(PAUSE, *args)
-            if row["done"]:
-                await driver.execute("COMMIT")
         if not row["done"]:
             async with self._read() as conn:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
@@ -375,19 +373,17 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         limits: Limits,
         event: EventRecord,
     ) -> tuple[CheckpointInfo, int] | None:
-        # Three messages of one transaction (stores/postgres/transitions.py): the lock, the restore, COMMIT.
+        # One message, its own transaction (stores/postgres/transitions.py): lock, restore, status, event.
         async with self._driver() as driver:
-            await driver.execute(begin_locked(scope))
             args = resume_args(scope, now, checkpoint_id, clear, limits.max_keys, event_params(event))
-            row = await driver.fetchrow(resume_sql(checkpoint_id is not None), *args)
-            if row is None or row["checkpoint_id"] is None:
-                return None
-            check_writable(scope, (row["status"], row["sealed"]))
-            if not row["done"]:
-                if clear:
-                    raise TooLarge(f"{row['restored']} keys exceed the limit of {limits.max_keys} keys per session")
-                raise restore_overflows(limits)
-            await driver.execute("COMMIT")
+            row = await driver.fetchrow(RESUME, *args)
+        if row is None or row["checkpoint_id"] is None:
+            return None
+        check_writable(scope, (row["status"], row["sealed"]))
+        if not row["done"]:
+            if clear:
+                raise TooLarge(f"{row['restored']} keys exceed the limit of {limits.max_keys} keys per session")
+            raise restore_overflows(limits)
         info = CheckpointInfo(
             checkpoint_id=row["checkpoint_id"],
             created_at=row["created_at"],
