@@ -11,11 +11,17 @@ p50/p99 per mode (hybrid, vector, text, hybrid with a selective agent filter, hy
 and recall@10 of the HNSW candidates against an exact scan.
 
     python benchmarks/bench_pg_search.py [--sizes 10000,100000] [--queries 300] [--url postgresql://...]
+
+With ``--projects N`` (``--episodes`` is ``--sizes``' other name) the episodes are spread over N projects of
+Zipf-skewed sizes, each large one with the store's own partial HNSW index: see ``pg_projects.py``.
+
+    python benchmarks/bench_pg_search.py --episodes 100000 --projects 100
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,6 +31,7 @@ import anyio
 import asyncpg
 import numpy as np
 from pg_common import add_arguments, as_string, bench_database, connect_args, pct, server_url
+from pg_projects import Run, bench_projects, report, zipf_sizes
 from pgvector.asyncpg import register_vector
 
 from mcp_memory.models import Outcome
@@ -62,13 +69,19 @@ class Corpus:
 
     def vectors(self, topic: np.ndarray, noise: float) -> np.ndarray:
         sub = self.rng.integers(0, SUBTOPICS, size=len(topic))
-        v = (
-            0.45 * self.mean
-            + 0.75 * self.topics[topic]
-            + 0.35 * self.subtopics[topic, sub]
-            + noise * self.rng.normal(size=(len(topic), DIM)) / np.sqrt(DIM)
-        )
-        return self._unit(v).astype(np.float32)
+        out = np.empty((len(topic), DIM), dtype=np.float32)
+        # In chunks: the float64 temporaries of a million rows at once would take ~10 GB. The draws come in the
+        # same order as in one piece, so the vectors are the same.
+        for i in range(0, len(topic), 50_000):
+            t, s = topic[i : i + 50_000], sub[i : i + 50_000]
+            v = (
+                0.45 * self.mean
+                + 0.75 * self.topics[t]
+                + 0.35 * self.subtopics[t, s]
+                + noise * self.rng.normal(size=(len(t), DIM)) / np.sqrt(DIM)
+            )
+            out[i : i + 50_000] = self._unit(v)
+        return out
 
     def text(self, topic: int, n_topic: int, n_common: int) -> str:
         picked = list(self.rng.choice(self.vocab[topic], size=n_topic, replace=False))
@@ -77,10 +90,15 @@ class Corpus:
         return " ".join(picked)
 
 
-async def load(url: Any, n: int, corpus: Corpus, project: uuid.UUID, agents: list[uuid.UUID]) -> dict[str, float]:
+async def load(url: Any, owners: list[uuid.UUID], corpus: Corpus, agents: list[uuid.UUID]) -> dict[str, float | str]:
+    """COPY one episode per entry of ``owners`` (its project), then build the shared HNSW and the GIN indexes."""
+    n = len(owners)
     conn = await asyncpg.connect(**connect_args(url))
     await register_vector(conn)
-    timings: dict[str, float] = {}
+    notices: list[str] = []
+    # pgvector says so (a NOTICE) when the graph outgrows maintenance_work_mem and the build slows down.
+    conn.add_log_listener(lambda _c, msg: notices.append(str(msg)))
+    timings: dict[str, float | str] = {}
     try:
         await conn.execute("DROP INDEX episodes_embedding_hnsw")
         await conn.execute("DROP INDEX episodes_search_text")
@@ -91,7 +109,7 @@ async def load(url: Any, n: int, corpus: Corpus, project: uuid.UUID, agents: lis
         records = [
             (
                 uuid.uuid4(),
-                project,
+                owners[i],
                 agents[i % len(agents)],
                 "coding",
                 corpus.text(int(topics[i]), 4, 5),
@@ -117,7 +135,8 @@ async def load(url: Any, n: int, corpus: Corpus, project: uuid.UUID, agents: lis
         for i in range(0, n, 10_000):
             await conn.copy_records_to_table("episodes", records=records[i : i + 10_000], columns=columns)
         timings["copy_s"] = time.perf_counter() - started
-        await conn.execute("SET maintenance_work_mem = '2GB'")
+        # Room for the whole graph: 2 GB holds 100,000 vectors many times over; a million need about 4 GB.
+        await conn.execute(f"SET maintenance_work_mem = '{'2GB' if n <= 500_000 else '4GB'}'")
         await conn.execute("SET max_parallel_maintenance_workers = 1")
         started = time.perf_counter()
         await conn.execute(
@@ -125,6 +144,7 @@ async def load(url: Any, n: int, corpus: Corpus, project: uuid.UUID, agents: lis
             "WITH (m = 16, ef_construction = 64)"
         )
         timings["hnsw_build_s"] = time.perf_counter() - started
+        timings["hnsw_notices"] = "; ".join(notices)
         started = time.perf_counter()
         await conn.execute("CREATE INDEX episodes_search_text ON episodes USING gin (search_text)")
         timings["gin_build_s"] = time.perf_counter() - started
@@ -179,7 +199,7 @@ async def bench_size(admin: Any, n: int, n_queries: int, keep: bool) -> dict[str
     project = uuid.uuid4()
     agents = [uuid.uuid4() for _ in range(100)]  # one agent: 1% of the episodes
     async with bench_database(admin, embedding_dimension=DIM, keep=keep) as url:
-        timings = await load(url, n, corpus, project, agents)
+        timings = await load(url, [project] * n, corpus, agents)
         q_topics = corpus.rng.integers(0, TOPICS, size=n_queries)
         q_vectors = corpus.vectors(q_topics, noise=0.6)
         q_texts = [corpus.text(int(t), 3, 1) for t in q_topics]
@@ -226,9 +246,23 @@ async def bench_size(admin: Any, n: int, n_queries: int, keep: bool) -> dict[str
     return results
 
 
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def main(args: argparse.Namespace) -> None:
-    admin, server = server_url(args.url, args.shared_buffers)
     sizes = [int(s) for s in args.sizes.split(",")]
+    print(f"load average before: {load_average()}", flush=True)
+    if args.projects > 1:
+        admin, _server = server_url(args.url, args.shared_buffers, args.maintenance_work_mem)
+        for n in sizes:
+            run = Run(n, args.projects, args.zipf, zipf_sizes(n, args.projects, args.zipf))
+            started = time.perf_counter()
+            await bench_projects(admin, run, args.queries, args.keep, Corpus(), load, DIM, TOPICS)
+            report(run, args.queries)
+            print(f"\nrun: {time.perf_counter() - started:.0f} s; load average after: {load_average()}", flush=True)
+        return
+    admin, server = server_url(args.url, args.shared_buffers)
     rows = [await bench_size(admin, n, args.queries, args.keep) for n in sizes]
     print(
         f"\nsearch_episodes on Postgres {'(pgserver)' if server else ''}, {DIM}-dim vectors, limit 10, "
@@ -251,11 +285,22 @@ async def main(args: argparse.Namespace) -> None:
     print("|---|" + "---:|" * len(rows))
     for label in [k for k in rows[0] if k.startswith("recall")]:
         print(f"| {label.removeprefix('recall@10 ')} | " + " | ".join(f"{r[label]:.3f}" for r in rows) + " |")
+    print(f"\nload average after: {load_average()}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--sizes", "--episodes", dest="sizes", default="10000,100000", help="episodes, per run")
+    parser.add_argument(
+        "--projects", type=int, default=1, help="spread the episodes over this many projects (see pg_projects.py)"
+    )
+    parser.add_argument("--zipf", type=float, default=1.1, help="with --projects: project size ~ rank^-zipf")
+    parser.add_argument(
+        "--maintenance-work-mem",
+        default="1GB",
+        help="with --projects, pgserver only: the server's maintenance_work_mem, which the store's index builds "
+        "run with (Postgres' default, 64MB, is smaller than the graph of a large project, built far more slowly)",
+    )
     parser.add_argument("--queries", type=int, default=300)
     add_arguments(parser)
     anyio.run(main, parser.parse_args())

@@ -31,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def server_url(given: str | None, shared_buffers: str | None = None) -> tuple[URL, Any]:
+def server_url(
+    given: str | None, shared_buffers: str | None = None, maintenance_work_mem: str | None = None
+) -> tuple[URL, Any]:
     """The admin URL (asyncpg driver) and the pgserver handle (None with ``--url``)."""
     if given:
         return make_url(given).set(drivername="postgresql+asyncpg"), None
@@ -39,9 +41,13 @@ def server_url(given: str | None, shared_buffers: str | None = None) -> tuple[UR
     from pgserver._commands import pg_ctl
 
     server = pgserver.get_server(tempfile.mkdtemp(prefix="mcpmem-bench-"), cleanup_mode="delete")
-    if shared_buffers:
+    if maintenance_work_mem:
+        # A server setting, not a session's: the store's background index builds run with it.
+        server.psql(f"ALTER SYSTEM SET maintenance_work_mem = '{maintenance_work_mem}'")
+    if shared_buffers or maintenance_work_mem:
         # The buffer cache is sized at start-up: set it, then restart (pg_ctl reuses the server's options).
-        server.psql(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
+        if shared_buffers:
+            server.psql(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
         pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user)
     return make_url(server.get_uri()).set(drivername="postgresql+asyncpg"), server
 

@@ -38,6 +38,9 @@ from mcp_memory.stores.sql.queries import EPISODE_COLUMNS
 logger = logging.getLogger(__name__)
 VECTOR_INDEX_CHECK_SECONDS = 300.0
 """How often vector searches look for projects grown past the exact-scan size without an index of their own."""
+ERASE_INDEX_LOCK_TIMEOUT_MS = 5_000
+"""How long an erase waits to drop the erased project's vector index behind a concurrent index build (which holds
+the table's lock for as long as it runs); past it the index is left to the next index check."""
 
 
 class PostgresEpisodes(EpisodeEdits):
@@ -92,6 +95,18 @@ class PostgresEpisodes(EpisodeEdits):
         """Give every project above the exact-scan size its own HNSW index (:mod:`.vector_indexes`), so that its
         vector recall does not depend on other projects' vectors; the projects indexed now."""
         return await vector_indexes.build_missing(self._url, self.exact_scan_max)
+
+    async def _erased(self, project_id: UUID) -> None:
+        """After an erase: drop the vector index of every project left without episodes (this one, if the erase
+        took them all), so indexes of dead projects do not pile up. The erase has committed already; a failed
+        drop is logged and left to :func:`~.vector_indexes.build_missing`, which sweeps them too."""
+        try:
+            dropped = await vector_indexes.drop_orphans(self._url, ERASE_INDEX_LOCK_TIMEOUT_MS)
+        except Exception as exc:
+            logger.warning("dropping the vector index of erased project %s failed: %r", project_id, exc)
+        else:
+            if dropped:
+                logger.info("dropped the vector indexes of %d project(s) without episodes", len(dropped))
 
     # -- episodes --------------------------------------------------------------------------------------
     def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:

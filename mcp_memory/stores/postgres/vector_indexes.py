@@ -48,6 +48,17 @@ _MISSING = (
 """Projects above the exact-scan size without a valid index of their own (a failed concurrent build leaves an
 invalid one, dropped and built again)."""
 
+_ORPHANS = (
+    "SELECT x.relname FROM pg_class x JOIN pg_index i ON i.indexrelid = x.oid "
+    "WHERE i.indrelid = CAST('episodes' AS regclass) AND x.relname ~ :pattern AND NOT EXISTS ("
+    "SELECT 1 FROM project_episode_counts c WHERE c.episodes > 0 "
+    "AND :prefix || replace(CAST(c.project_id AS text), '-', '') = x.relname) "
+    "ORDER BY x.relname"
+)
+"""Partial indexes of projects that hold no episode any more (the per-project counts are exact, kept by triggers;
+a project's row stays at 0 once its episodes are gone), on the store's own ``episodes`` (the search path's, so
+another schema's store is left alone). Each holds a graph of dead rows only, and nothing else would drop it."""
+
 
 @asynccontextmanager
 async def _autocommit(url: URL | str) -> AsyncIterator[AsyncConnection]:
@@ -61,10 +72,32 @@ async def _autocommit(url: URL | str) -> AsyncIterator[AsyncConnection]:
         await engine.dispose()
 
 
+async def _drop_orphans(conn: AsyncConnection) -> list[UUID]:
+    found = await conn.execute(text(_ORPHANS), {"prefix": INDEX_PREFIX, "pattern": f"^{INDEX_PREFIX}[0-9a-f]{{32}}$"})
+    # Only names of the form index_name() gives match, and the statement is built from the id parsed back.
+    projects = [UUID(str(r[0]).removeprefix(INDEX_PREFIX)) for r in found]
+    for project in projects:
+        await conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index_name(project)}"))
+    return projects
+
+
+async def drop_orphans(url: URL | str, lock_timeout_ms: int | None = None) -> list[UUID]:
+    """Drop the partial index of every project without episodes (an erased one); the projects whose index went.
+    ``lock_timeout_ms`` bounds the wait for the table's lock: ``DROP INDEX CONCURRENTLY`` queues behind a
+    concurrent build (minutes on a large project), and a caller that must not wait that long gets the lock
+    timeout's error instead, leaving the index to the next :func:`build_missing`."""
+    async with _autocommit(url) as conn:
+        if lock_timeout_ms is not None:
+            await conn.execute(text(f"SET lock_timeout = {int(lock_timeout_ms)}"))
+        return await _drop_orphans(conn)
+
+
 async def build_missing(url: URL | str, exact_scan_max: int) -> list[UUID]:
     """Build the partial index of every project of more than ``exact_scan_max`` episodes that has none, largest
-    first, one at a time (each build takes a core); the projects indexed."""
+    first, one at a time (each build takes a core); the projects indexed. First drop the indexes of projects
+    without episodes (:func:`drop_orphans`), so those an erase could not drop do not stay for good."""
     async with _autocommit(url) as conn:
+        await _drop_orphans(conn)
         found = await conn.execute(text(_MISSING), {"over": exact_scan_max, "prefix": INDEX_PREFIX})
         projects = [UUID(str(r[0])) for r in found]
         for project in projects:
@@ -73,10 +106,4 @@ async def build_missing(url: URL | str, exact_scan_max: int) -> list[UUID]:
     return projects
 
 
-async def drop(url: URL | str, project_id: UUID) -> None:
-    """Drop a project's partial index (once the project is gone)."""
-    async with _autocommit(url) as conn:
-        await conn.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {index_name(project_id)}"))
-
-
-__all__ = ["INDEX_PREFIX", "build_missing", "create_index_sql", "drop", "index_name"]
+__all__ = ["INDEX_PREFIX", "build_missing", "create_index_sql", "drop_orphans", "index_name"]

@@ -55,6 +55,11 @@ class ScopeErase:
 
         async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None: ...
 
+    async def _erased(self, project_id: UUID) -> None:
+        """Called once a deletion of episodes of the project has committed: what the store keeps per project
+        outside the transaction goes (Postgres: the project's vector index, once the project holds no episode).
+        Nothing to do here."""
+
     async def _count(
         self, conn: AsyncConnection, sessions: str, episodes: str | None, params: dict[str, Any]
     ) -> Removed:
@@ -106,6 +111,8 @@ class ScopeErase:
             kept = None if keep_episodes else episodes
             removed = await self._count(conn, sessions, kept, params)
             await self._erase(conn, sessions, kept, params)
+        if removed.episodes:
+            await self._erased(scope.project_id)
         return removed
 
     async def erase(
@@ -125,6 +132,8 @@ class ScopeErase:
             removed = await self._count(conn, sessions, episodes, params)
             if not dry_run:
                 await self._erase(conn, sessions, episodes, params)
+        if removed.episodes and not dry_run:
+            await self._erased(project_id)
         return removed
 
 
