@@ -37,17 +37,20 @@ RECORD_RESUME = (
 )
 """Its event goes in only if the session was marked running; the caller checks the status and seal it returns."""
 
-# The session's row read once (its pk and its seal), joined to its checkpoints; metadata and state as text, decoded
-# (metadata) or handed on (state) by the caller, whatever codecs the connection has.
+# The session's row read once (its seal), and its checkpoint picked by a LATERAL subquery: a nested loop on the
+# session's pk, so the newest is the first entry of the index on (session_pk, created_at DESC, id DESC), read alone.
+# (A plain join let the planner read all the session's checkpoints and sort them, converting every state to text:
+# 30 to 50 ms per resume at 1,000 keys.) Metadata and state leave as text, decoded (metadata) or handed on (state) by
+# the caller, whatever codecs the connection has.
 _PACKED = (
     "SELECT c.checkpoint_id, c.created_at, c.keys_count, c.bytes, c.label, c.content_hash, "
     "CAST(c.metadata AS text) AS metadata, c.keep, CAST(c.state AS text) AS state, "
     "s.sealed OR s.status = 'terminated' AS session_sealed "
-    "FROM sessions s JOIN checkpoints c ON c.session_pk = s.id "
-    "WHERE s.project_id = $1 AND s.agent_instance_id = $2 AND s.session_id = $3 "
+    "FROM sessions s CROSS JOIN LATERAL (SELECT * FROM checkpoints WHERE session_pk = s.id {}) AS c "
+    "WHERE s.project_id = $1 AND s.agent_instance_id = $2 AND s.session_id = $3"
 )
-PACKED_CHECKPOINT = _PACKED + "AND c.checkpoint_id = $4"
-NEWEST_PACKED_CHECKPOINT = _PACKED + "ORDER BY c.created_at DESC, c.id DESC LIMIT 1"
+PACKED_CHECKPOINT = _PACKED.format("AND checkpoint_id = $4")
+NEWEST_PACKED_CHECKPOINT = _PACKED.format("ORDER BY created_at DESC, id DESC LIMIT 1")
 
 
 def scope_args(scope: Scope) -> tuple[object, ...]:
