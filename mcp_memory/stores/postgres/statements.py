@@ -3,7 +3,8 @@
 Most port methods are one statement: writes that must happen together (a session and its event, a checkpoint, the
 session's status and its event) are data-modifying CTEs of one ``WITH``, atomic without BEGIN/COMMIT. Checkpoints
 keep their state in one JSONB column ``{"key": ["<value JSON text>", expires_at], ...}`` (a pause builds it in
-SQL: ``mcpmem_pause`` of migration 0008, with :func:`mcp_memory.models.content_hash` written again there).
+SQL: ``mcpmem_pause`` of migration 0008, with :func:`mcp_memory.models.content_hash` written again there). The
+statements sent on the asyncpg connection itself (pause and resume) are in :mod:`.transitions` and :mod:`.two_step`.
 """
 
 from __future__ import annotations
@@ -161,29 +162,6 @@ def session_params(scope: Scope, agent_type_id: UUID | None, metadata: Mapping[s
 
 
 # -- lifecycle transitions ----------------------------------------------------------------------------------
-_INSERT_CHECKPOINT = (
-    "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
-    "metadata, state, state_bytes, keep)"
-)
-_PAUSED = "upd AS (UPDATE sessions SET status = 'paused', updated_at = :ev_at WHERE id = (SELECT session_pk FROM cp))"
-RECORD_PAUSE = (
-    f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {WRITABLE} FOR NO KEY UPDATE), "
-    f"cp AS ({_INSERT_CHECKPOINT} SELECT s.id, CAST(:cid AS text), "
-    "CAST(:at AS timestamptz), CAST(:n AS integer), CAST(:b AS bigint), CAST(:label AS text), "
-    "CAST(:h AS text), CAST(:m AS jsonb), CAST(:state AS jsonb), CAST(:state_bytes AS bigint), "
-    "CAST(:keep AS boolean) FROM s "
-    f"ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk), {_PAUSED}, "
-    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, {EVENT_VALUES} FROM cp) SELECT session_pk FROM cp"
-)
-"""One statement: lock the writable session, insert the checkpoint (nothing if its id is taken), mark the session
-paused and record the event only if the checkpoint went in (the pruning follows, see ``PostgresStore._prune``)."""
-RECORD_RESUME = (
-    f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {SCOPE} FOR NO KEY UPDATE), "
-    f"upd AS (UPDATE sessions SET status = 'running', updated_at = :ev_at FROM s "
-    f"WHERE sessions.id = s.id AND NOT s.sealed AND s.status <> 'terminated' RETURNING s.id), "
-    f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM upd) "
-    "SELECT status, sealed FROM s"
-)
 LOCK_FOR_TERMINATE = f"SELECT id, status, terminate_result, sealed, seal_token FROM sessions WHERE {SCOPE} FOR UPDATE"
 
 
@@ -207,11 +185,6 @@ GET_CHECKPOINT = (
     f"FROM checkpoints WHERE session_pk = {SESSION_PK} "
 )
 """A checkpoint with its state, and whether its session is sealed; ends where the checkpoint selector goes."""
-GET_PACKED_CHECKPOINT = (
-    f"SELECT {CHECKPOINT_COLUMNS}, CAST(state AS text) AS state, {SESSION_SEALED} AS session_sealed "
-    f"FROM checkpoints WHERE session_pk = {SESSION_PK} "
-)
-"""As :data:`GET_CHECKPOINT`, the state as JSON text (not decoded by the driver)."""
 
 
 def state_text(items: Mapping[str, Item] | PackedState) -> bytes:
@@ -306,8 +279,6 @@ __all__ = [
     "NEAREST_EPISODE_OF_MODEL",
     "PING",
     "RECORD_EVENT",
-    "RECORD_PAUSE",
-    "RECORD_RESUME",
     "SET_EMBEDDING",
     "SET_ITEM",
     "SNAPSHOT",

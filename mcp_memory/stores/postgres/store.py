@@ -42,6 +42,7 @@ from mcp_memory.models import (
     SessionInfo,
 )
 from mcp_memory.stores.ports import EventRecord, Limits, Retention
+from mcp_memory.stores.postgres import two_step
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
 from mcp_memory.stores.postgres.statements import (
@@ -51,7 +52,6 @@ from mcp_memory.stores.postgres.statements import (
     DIALECT,
     DISCARD_SESSION,
     GET_CHECKPOINT,
-    GET_PACKED_CHECKPOINT,
     INSERT_SESSION,
     INSERT_SPAWNING,
     LIST_KEYS,
@@ -59,8 +59,6 @@ from mcp_memory.stores.postgres.statements import (
     LOCK_FOR_TERMINATE,
     LOCK_WRITABLE,
     RECORD_EVENT,
-    RECORD_PAUSE,
-    RECORD_RESUME,
     SET_ITEM,
     SNAPSHOT,
     UPSERT_ITEMS,
@@ -77,7 +75,6 @@ from mcp_memory.stores.postgres.statements import (
 from mcp_memory.stores.postgres.transitions import PAUSE, RESUME, pause_args, resume_args
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
-from mcp_memory.stores.sql.retention import prune_events_statement, prune_statement
 from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
@@ -239,30 +236,6 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
             await conn.execute(text(RECORD_EVENT), {**scope_params(scope), **event_params(event)})
 
     # -- lifecycle transitions -------------------------------------------------------------------------
-    async def _prune(
-        self, conn: AsyncConnection, session_pk: int, info: CheckpointInfo, retention: Retention | None
-    ) -> None:
-        """Apply ``retention``: the pause's second statement, in its transaction. Its first took the session's row
-        lock, so no other pause of the session inserts in between, and (read committed) this statement's snapshot
-        sees every checkpoint committed before that lock was granted: two concurrent pauses never leave more than
-        the policy allows (one statement could not: its snapshot predates the lock wait)."""
-        at = info.created_at.timestamp()
-        prunes = [
-            p
-            for p in (
-                prune_statement(DIALECT, retention, session_pk, at, "OFFSET :n"),
-                prune_events_statement(DIALECT, retention, session_pk, at, "OFFSET :n"),
-            )
-            if p is not None
-        ]
-        if prunes:
-            # Checkpoints and events in one statement (a data-modifying WITH): one snapshot, one round trip.
-            *first, last = prunes
-            ctes = ", ".join(f"c{i} AS ({q})" for i, (q, _) in enumerate(first))
-            sql = f"WITH {ctes} {last[0]}" if first else last[0]
-            params = {k: v for _, ps in prunes for k, v in ps.items()}
-            await conn.execute(text(sql), params)
-
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
         async with self._one() as conn:
             row = (
@@ -281,30 +254,16 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         event: EventRecord,
         retention: Retention | None = None,
     ) -> None:
+        # One message, its own transaction (stores/postgres/two_step.py): lock, insert, event, retention.
         state = state_text(items)
-        async with self._write(CHECKPOINT_TOO_LARGE) as conn:
-            row = (
-                await conn.execute(
-                    text(RECORD_PAUSE),
-                    {
-                        **scope_params(scope),
-                        "cid": info.checkpoint_id,
-                        "at": info.created_at,
-                        "n": info.keys_count,
-                        "b": info.bytes,
-                        "label": info.label,
-                        "h": info.content_hash,
-                        "m": json_text(info.metadata),
-                        "state": state.decode(),
-                        "state_bytes": len(state),
-                        "keep": info.keep,
-                        **event_params(event),
-                    },
-                )
-            ).first()
-            if row is None:
+        meta = json_text(info.metadata)
+        async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
+            # The event's duration is taken here, with the connection in hand (the store's own work counted).
+            args = two_step.record_pause_args(scope, info, meta, state, event_params(event), retention)
+            done = await driver.fetchval(two_step.RECORD_PAUSE, *args)
+        if not done:
+            async with self._read() as conn:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
-            await self._prune(conn, int(row.session_pk), info, retention)
 
     async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
         """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
@@ -397,9 +356,11 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         return info, int(row["restored"])
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
-        async with self._one() as conn:
-            row = (await conn.execute(text(RECORD_RESUME), {**scope_params(scope), **event_params(event)})).first()
-        self._check_writable(scope, row)
+        # One statement on the driver connection (stores/postgres/two_step.py).
+        async with self._driver() as driver:
+            args = (*two_step.scope_args(scope), *two_step.event_args(event_params(event)))
+            row = await driver.fetchrow(two_step.RECORD_RESUME, *args)
+        check_writable(scope, None if row is None else (row["status"], row["sealed"]))
 
     async def record_terminate(
         self,
@@ -443,13 +404,25 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         return CheckpointData(self._checkpoint_info(row), state_items(row.state), bool(row.session_sealed))
 
     async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
-        params = scope_params(scope)
-        where = checkpoint_selector(params, checkpoint_id)
-        async with self._read() as conn:
-            row = (await conn.execute(text(GET_PACKED_CHECKPOINT + where), params)).first()
+        # One statement on the driver connection (stores/postgres/two_step.py): the resume's read.
+        async with self._driver() as driver:
+            if checkpoint_id is None:
+                row = await driver.fetchrow(two_step.NEWEST_PACKED_CHECKPOINT, *two_step.scope_args(scope))
+            else:
+                row = await driver.fetchrow(two_step.PACKED_CHECKPOINT, *two_step.scope_args(scope), checkpoint_id)
         if row is None:
             return None
-        return PackedCheckpoint(self._checkpoint_info(row), row.state, bool(row.session_sealed))
+        info = CheckpointInfo(
+            checkpoint_id=row["checkpoint_id"],
+            created_at=row["created_at"],
+            keys_count=row["keys_count"],
+            bytes=row["bytes"],
+            label=row["label"],
+            content_hash=row["content_hash"],
+            metadata=orjson.loads(row["metadata"]),
+            keep=row["keep"],
+        )
+        return PackedCheckpoint(info, row["state"], bool(row["session_sealed"]))
 
     # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
     _vector_column = "CAST(e.embedding AS text)"

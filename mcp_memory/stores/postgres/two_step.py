@@ -1,0 +1,106 @@
+"""The durable half of a pause and a resume whose working memory is elsewhere (Redis, the two-step strategy): the
+checkpoint's record, its read, and the resume's record, each one statement sent on the asyncpg connection itself in
+autocommit (``PostgresConnection._driver``): one message, its own transaction (no BEGIN or COMMIT round trip),
+prepared once per connection by asyncpg's statement cache, its arguments typed binary values (no SQLAlchemy
+compilation, no result wrapping).
+
+- :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migration 0010): lock the writable session, insert
+  the checkpoint, mark the session paused, record the event, prune by retention. A function, because the prune must
+  read a snapshot taken after the lock (see the migration); ``false`` if nothing was written.
+- :data:`RECORD_RESUME`: one data-modifying ``WITH``: lock the session's row, mark it running and record the event
+  if it takes writes; returns its status and seal (no row: no session).
+- :data:`PACKED_CHECKPOINT` / :data:`NEWEST_PACKED_CHECKPOINT`: a checkpoint with its state as JSON text, and
+  whether its session is sealed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mcp_memory.models import CheckpointInfo, Scope, to_datetime
+from mcp_memory.stores.ports import Retention
+
+RECORD_PAUSE = (
+    "SELECT mcpmem_record_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+    "$19, $20, $21, $22) AS done"
+)
+
+_SCOPE = "project_id = $1 AND agent_instance_id = $2 AND session_id = $3"
+RECORD_RESUME = (
+    f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE), "
+    "upd AS (UPDATE sessions SET status = 'running', updated_at = CAST($5 AS timestamptz) FROM s "
+    "WHERE sessions.id = s.id AND NOT s.sealed AND s.status <> 'terminated' RETURNING s.id), "
+    "ev AS (INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
+    "SELECT id, CAST($4 AS text), CAST($5 AS timestamptz), CAST($6 AS float8), CAST($7 AS text), "
+    "CAST($8 AS jsonb) FROM upd) "
+    "SELECT status, sealed FROM s"
+)
+"""Its event goes in only if the session was marked running; the caller checks the status and seal it returns."""
+
+# The session's row read once (its seal), and its checkpoint picked by a LATERAL subquery: a nested loop on the
+# session's pk, so the newest is the first entry of the index on (session_pk, created_at DESC, id DESC), read alone.
+# (A plain join let the planner read all the session's checkpoints and sort them, converting every state to text:
+# 30 to 50 ms per resume at 1,000 keys.) Metadata and state leave as text, decoded (metadata) or handed on (state) by
+# the caller, whatever codecs the connection has.
+_PACKED = (
+    "SELECT c.checkpoint_id, c.created_at, c.keys_count, c.bytes, c.label, c.content_hash, "
+    "CAST(c.metadata AS text) AS metadata, c.keep, CAST(c.state AS text) AS state, "
+    "s.sealed OR s.status = 'terminated' AS session_sealed "
+    "FROM sessions s CROSS JOIN LATERAL (SELECT * FROM checkpoints WHERE session_pk = s.id {}) AS c "
+    "WHERE s.project_id = $1 AND s.agent_instance_id = $2 AND s.session_id = $3"
+)
+PACKED_CHECKPOINT = _PACKED.format("AND checkpoint_id = $4")
+NEWEST_PACKED_CHECKPOINT = _PACKED.format("ORDER BY created_at DESC, id DESC LIMIT 1")
+
+
+def scope_args(scope: Scope) -> tuple[object, ...]:
+    return (scope.project_id, scope.agent_instance_id, scope.session_id)
+
+
+def event_args(event: Mapping[str, object]) -> tuple[object, ...]:
+    """An event's arguments, in the order of both statements, from ``statements.event_params``."""
+    return (event["ev_t"], event["ev_at"], event["ev_d"], event["ev_o"], event["ev_detail"])
+
+
+def record_pause_args(
+    scope: Scope,
+    info: CheckpointInfo,
+    metadata: str,
+    state: bytes,
+    event: Mapping[str, object],
+    retention: Retention | None,
+) -> tuple[object, ...]:
+    """The arguments of :data:`RECORD_PAUSE`; ``metadata`` as JSON text, ``state`` as ``statements.state_text``.
+    Both age bounds count from the checkpoint's time, as the SQLite store's prune does."""
+    at = info.created_at.timestamp()
+    max_age = None if retention is None else retention.max_age_seconds
+    events_age = None if retention is None else retention.events_max_age_seconds
+    return (
+        *scope_args(scope),
+        info.checkpoint_id,
+        info.created_at,
+        info.keys_count,
+        info.bytes,
+        info.label,
+        info.content_hash,
+        metadata,
+        state.decode(),
+        len(state),
+        info.keep,
+        *event_args(event),
+        None if retention is None else retention.keep_last,
+        None if max_age is None else to_datetime(at - max_age),
+        None if retention is None else retention.events_keep_last,
+        None if events_age is None else to_datetime(at - events_age),
+    )
+
+
+__all__ = [
+    "NEWEST_PACKED_CHECKPOINT",
+    "PACKED_CHECKPOINT",
+    "RECORD_PAUSE",
+    "RECORD_RESUME",
+    "event_args",
+    "record_pause_args",
+    "scope_args",
+]
