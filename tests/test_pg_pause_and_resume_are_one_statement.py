@@ -106,8 +106,10 @@ async def test_downgrade_past_0008_drops_the_functions_and_upgrade_restores_them
         finally:
             await engine.dispose()
 
-    assert await functions() == {"mcpmem_pause", "mcpmem_resume"}
+    # mcpmem_project_words: the full-text index's expression (migration 0009), dropped on the way down too.
+    at_head = {"mcpmem_pause", "mcpmem_resume", "mcpmem_project_words"}
+    assert await functions() == at_head
     _, down = await migrate(url, revision="0007", downgrade=True)
     assert down.revision == "0007" and await functions() == set()
     _, up = await migrate(url, embedding_dimension=256)
-    assert up.revision == head_revision() and await functions() == {"mcpmem_pause", "mcpmem_resume"}
+    assert up.revision == head_revision() and await functions() == at_head
