@@ -142,7 +142,7 @@ async def server_facts(url: URL) -> dict[str, str | int]:
             facts[name] = str(await conn.fetchval(f"SHOW {name}"))
         for label, sql in (
             ("shared_hnsw_bytes", "SELECT pg_relation_size('episodes_embedding_hnsw')"),
-            ("gin_bytes", "SELECT pg_relation_size('episodes_search_text')"),
+            ("gin_bytes", "SELECT pg_relation_size('episodes_project_words')"),
             ("table_bytes", "SELECT pg_total_relation_size('episodes')"),
         ):
             facts[label] = int(await conn.fetchval(sql))

@@ -106,8 +106,11 @@ async def test_downgrade_past_0008_drops_the_functions_and_upgrade_restores_them
         finally:
             await engine.dispose()
 
-    assert {"mcpmem_pause", "mcpmem_resume"} <= await functions()
+    # mcpmem_project_words: the full-text index's expression (migration 0009); mcpmem_record_pause: the two-step
+    # path's record (0010); all dropped on the way down too.
+    at_head = {"mcpmem_pause", "mcpmem_resume", "mcpmem_project_words", "mcpmem_record_pause"}
+    assert await functions() == at_head
     _, down = await migrate(url, revision="0007", downgrade=True)
     assert down.revision == "0007" and await functions() == set()
     _, up = await migrate(url, embedding_dimension=256)
-    assert up.revision == head_revision() and {"mcpmem_pause", "mcpmem_resume"} <= await functions()
+    assert up.revision == head_revision() and await functions() == at_head

@@ -14,7 +14,7 @@ call; ``enable_bitmapscan = off``: retention reads one session's rows newest fir
 here (a copy, not imported from live code): a later change of the function is a new revision.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2027-01-20
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
