@@ -343,16 +343,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
             if clear:
                 raise TooLarge(f"{row['restored']} keys exceed the limit of {limits.max_keys} keys per session")
             raise restore_overflows(limits)
-        info = CheckpointInfo(
-            checkpoint_id=row["checkpoint_id"],
-            created_at=row["created_at"],
-            keys_count=row["keys_count"],
-            bytes=row["bytes"],
-            label=row["label"],
-            content_hash=row["content_hash"],
-            metadata=orjson.loads(row["metadata"]),
-            keep=row["keep"],
-        )
+        info = _record_info(row)
         return info, int(row["restored"])
 
     async def record_resume(self, scope: Scope, event: EventRecord) -> None:
@@ -412,16 +403,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
                 row = await driver.fetchrow(two_step.PACKED_CHECKPOINT, *two_step.scope_args(scope), checkpoint_id)
         if row is None:
             return None
-        info = CheckpointInfo(
-            checkpoint_id=row["checkpoint_id"],
-            created_at=row["created_at"],
-            keys_count=row["keys_count"],
-            bytes=row["bytes"],
-            label=row["label"],
-            content_hash=row["content_hash"],
-            metadata=orjson.loads(row["metadata"]),
-            keep=row["keep"],
-        )
+        info = _record_info(row)
         return PackedCheckpoint(info, row["state"], bool(row["session_sealed"]))
 
     # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
@@ -441,6 +423,20 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     ) -> None:
         sql, params = self._episode_insert(ep, embedding, model)
         await conn.execute(text(f"WITH {sql} SELECT 1"), params)
+
+
+def _record_info(row: Mapping[str, Any]) -> CheckpointInfo:
+    """A checkpoint's description from a row the asyncpg driver path returned (the transitions' and two-step reads)."""
+    return CheckpointInfo(
+        checkpoint_id=row["checkpoint_id"],
+        created_at=row["created_at"],
+        keys_count=row["keys_count"],
+        bytes=row["bytes"],
+        label=row["label"],
+        content_hash=row["content_hash"],
+        metadata=orjson.loads(row["metadata"]),
+        keep=row["keep"],
+    )
 
 
 __all__ = ["PostgresStore"]
