@@ -16,7 +16,7 @@ The SQL is frozen here (a copy, not imported from live code): a later change of 
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2027-01-10
+Create Date: 2026-12-05
 """
 
 from __future__ import annotations

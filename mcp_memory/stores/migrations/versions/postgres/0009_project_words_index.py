@@ -17,7 +17,7 @@ The SQL is frozen here (a copy, not imported from live code): a later change is 
 
 Revision ID: 0009
 Revises: 0008
-Create Date: 2027-01-20
+Create Date: 2026-12-05
 """
 
 from __future__ import annotations

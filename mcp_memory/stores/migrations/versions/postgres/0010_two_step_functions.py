@@ -15,7 +15,7 @@ here (a copy, not imported from live code): a later change of the function is a 
 
 Revision ID: 0010
 Revises: 0009
-Create Date: 2027-01-20
+Create Date: 2026-12-05
 """
 
 from __future__ import annotations
