@@ -24,7 +24,10 @@ from mcp_memory.server.tools.shared import (
 from mcp_memory.services.validation import MAX_SEARCH_LIMIT
 
 RECORD_EPISODE = "Record a task, how it went and its lessons, for search_episodes."
-SEARCH_EPISODES = "Past episodes relevant to a task, best first, with lessons."
+SEARCH_EPISODES = (
+    "Past episodes relevant to a task, best first, with lessons. A period named in the query "
+    '("last March") ranks its episodes first; "now" or "current" favours newer ones.'
+)
 
 
 def hit(h: ScoredEpisode) -> dict[str, object]:
