@@ -17,6 +17,8 @@ import os
 import tempfile
 import threading
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
@@ -108,6 +110,19 @@ async def fresh_postgres_store(embedding_dimension: int = 256) -> PostgresStore:
     store = PostgresStore(database_url(name), embedding_dimension=embedding_dimension, pool_size=4, max_overflow=8)
     await store.start()
     return store
+
+
+@asynccontextmanager
+async def open_postgres_store(exact_scan_max: int | None = None) -> AsyncIterator[PostgresStore]:
+    """:func:`fresh_postgres_store`, closed on the way out; ``exact_scan_max`` lowered for a test that needs a
+    project's vectors to take the index path at a few hundred episodes."""
+    store = await fresh_postgres_store()
+    if exact_scan_max is not None:
+        store.exact_scan_max = exact_scan_max
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def _drop_made() -> None:

@@ -24,13 +24,9 @@ EXACT_SCAN_MAX = 50
 
 @pytest.fixture
 async def store() -> AsyncIterator[PostgresStore]:
-    s = await pg_servers.fresh_postgres_store()
     # A low exact-scan size: a project of a hundred episodes gets an index of its own.
-    s.exact_scan_max = EXACT_SCAN_MAX
-    try:
+    async with pg_servers.open_postgres_store(EXACT_SCAN_MAX) as s:
         yield s
-    finally:
-        await s.close()
 
 
 async def add(store: PostgresStore, project: uuid.UUID, agents: list[uuid.UUID], n: int) -> None:

@@ -25,13 +25,9 @@ EXACT_SCAN_MAX = 200
 
 @pytest.fixture
 async def store() -> AsyncIterator[PostgresStore]:
-    s = await pg_servers.fresh_postgres_store()
     # A low exact-scan size: a few thousand vectors take the index path.
-    s.exact_scan_max = EXACT_SCAN_MAX
-    try:
+    async with pg_servers.open_postgres_store(EXACT_SCAN_MAX) as s:
         yield s
-    finally:
-        await s.close()
 
 
 def near(center: list[float], rng: random.Random) -> list[float]:

@@ -24,11 +24,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def store() -> AsyncIterator[PostgresStore]:
-    s = await pg_servers.fresh_postgres_store()
-    try:
+    async with pg_servers.open_postgres_store() as s:
         yield s
-    finally:
-        await s.close()
 
 
 async def _indexes(url: str) -> set[str]:

@@ -52,11 +52,8 @@ TABLES = (
 
 @pytest.fixture
 async def store() -> AsyncIterator[PostgresStore]:
-    s = await pg_servers.fresh_postgres_store()
-    try:
+    async with pg_servers.open_postgres_store() as s:
         yield s
-    finally:
-        await s.close()
 
 
 async def tables_present(store_url: str) -> set[str]:
