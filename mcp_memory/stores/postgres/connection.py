@@ -51,6 +51,23 @@ def _cut_off(driver: Any, cut_off: list[bool]) -> None:
     driver.terminate()
 
 
+def _step_limit() -> float:
+    """What is left of the call's deadline for one Postgres step (infinite outside a tool call); ``Unavailable`` if
+    nothing is."""
+    limit = deadlines.step_limit(math.inf)
+    if limit <= 0:
+        raise Unavailable(deadlines.deadline_message("Postgres"))
+    return limit
+
+
+def _arm_cut_off(driver: Any, limit: float, cut_off: list[bool]) -> asyncio.TimerHandle | None:
+    """Close ``driver``'s socket when the call's deadline passes (:func:`_cut_off`), if a deadline bounds the step."""
+    left = deadlines.remaining()
+    if math.isinf(limit) or left is None:
+        return None
+    return asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
+
+
 class PostgresConnection:
     """The engine and pool of one Postgres store, its steps (:meth:`_write`, :meth:`_read`) bounded by the call's
     deadline, and its error mapping (:meth:`_guard`); see the module docstring."""
@@ -218,9 +235,7 @@ class PostgresConnection:
         (0.09 ms against 0.02 ms a checkout). A transaction left open (none of the callers begins one) is rolled back
         before the connection goes back."""
         engine = self._require_engine()
-        limit = deadlines.step_limit(math.inf)
-        if limit <= 0:
-            raise Unavailable(deadlines.deadline_message("Postgres"))
+        limit = _step_limit()
         bounded = not math.isinf(limit)
         cut_off: list[bool] = []
         timer: asyncio.TimerHandle | None = None
@@ -237,9 +252,7 @@ class PostgresConnection:
                 # protocol state is not known.
                 reusable = False
                 try:
-                    left = deadlines.remaining()
-                    if bounded and left is not None:
-                        timer = asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
+                    timer = _arm_cut_off(driver, limit, cut_off)
                     yield driver
                     reusable = True
                 except (asyncpg.PostgresError, MemoryServiceError):
@@ -289,9 +302,7 @@ class PostgresConnection:
         would not do: SQLAlchemy finishes closing a connection even when cancelled, and a ROLLBACK sent to a
         stalled server waits for the full statement timeout."""
         engine = self._require_engine()
-        limit = deadlines.step_limit(math.inf)
-        if limit <= 0:
-            raise Unavailable(deadlines.deadline_message("Postgres"))
+        limit = _step_limit()
         bounded = not math.isinf(limit)
         cut_off: list[bool] = []
         timer: asyncio.TimerHandle | None = None
@@ -302,9 +313,8 @@ class PostgresConnection:
                     if not transaction:
                         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
                     driver = (await conn.get_raw_connection()).driver_connection
-                left = deadlines.remaining()
-                if bounded and left is not None and driver is not None:
-                    timer = asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
+                if driver is not None:
+                    timer = _arm_cut_off(driver, limit, cut_off)
                 yield conn
         except Unavailable as exc:
             # Cut off, or no connection in time (``_guard`` has made the TimeoutError of fail_after Unavailable).

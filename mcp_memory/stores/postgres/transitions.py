@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from mcp_memory.models import Scope, to_datetime
+from mcp_memory.models import Scope
 from mcp_memory.stores.ports import Retention
+from mcp_memory.stores.postgres.two_step import event_args, retention_args, scope_args
 
 PAUSE = (
     "SELECT o_done AS done, o_keys AS keys_count, o_bytes AS bytes, o_hash AS content_hash "
@@ -53,29 +54,16 @@ def pause_args(
     retention: Retention | None,
 ) -> tuple[object, ...]:
     """The arguments of :data:`PAUSE`; ``metadata`` as JSON text, ``event`` from ``event_params``."""
-    keep_last = None if retention is None else retention.keep_last
-    max_age = None if retention is None else retention.max_age_seconds
-    cutoff = None if max_age is None else to_datetime(created_at.timestamp() - max_age)
-    events_age = None if retention is None else retention.events_max_age_seconds
     return (
-        scope.project_id,
-        scope.agent_instance_id,
-        scope.session_id,
+        *scope_args(scope),
         now,
         checkpoint_id,
         created_at,
         label,
         metadata,
         keep,
-        event["ev_t"],
-        event["ev_at"],
-        event["ev_d"],
-        event["ev_o"],
-        event["ev_detail"],
-        keep_last,
-        cutoff,
-        None if retention is None else retention.events_keep_last,
-        None if events_age is None else to_datetime(now - events_age),
+        *event_args(event),
+        *retention_args(retention, created_at.timestamp()),
     )
 
 
@@ -83,20 +71,7 @@ def resume_args(
     scope: Scope, now: float, checkpoint_id: str | None, clear: bool, max_keys: int, event: Mapping[str, object]
 ) -> tuple[object, ...]:
     """The arguments of :data:`RESUME`; ``event`` from ``event_params``."""
-    return (
-        scope.project_id,
-        scope.agent_instance_id,
-        scope.session_id,
-        now,
-        checkpoint_id,
-        clear,
-        max_keys,
-        event["ev_t"],
-        event["ev_at"],
-        event["ev_d"],
-        event["ev_o"],
-        event["ev_detail"],
-    )
+    return (*scope_args(scope), now, checkpoint_id, clear, max_keys, *event_args(event))
 
 
 __all__ = ["PAUSE", "RESUME", "pause_args", "resume_args"]

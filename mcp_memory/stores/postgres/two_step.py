@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from mcp_memory.models import CheckpointInfo, Scope, to_datetime
 from mcp_memory.stores.ports import Retention
+from mcp_memory.stores.postgres.statements import EVENT_COLUMNS
 
 RECORD_PAUSE = (
     "SELECT mcpmem_record_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
@@ -30,7 +31,7 @@ RECORD_RESUME = (
     f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE), "
     "upd AS (UPDATE sessions SET status = 'running', updated_at = CAST($5 AS timestamptz) FROM s "
     "WHERE sessions.id = s.id AND NOT s.sealed AND s.status <> 'terminated' RETURNING s.id), "
-    "ev AS (INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
+    f"ev AS (INSERT INTO events {EVENT_COLUMNS} "
     "SELECT id, CAST($4 AS text), CAST($5 AS timestamptz), CAST($6 AS float8), CAST($7 AS text), "
     "CAST($8 AS jsonb) FROM upd) "
     "SELECT status, sealed FROM s"
@@ -54,12 +55,28 @@ NEWEST_PACKED_CHECKPOINT = _PACKED.format("ORDER BY created_at DESC, id DESC LIM
 
 
 def scope_args(scope: Scope) -> tuple[object, ...]:
+    """A session's scope, the first three arguments of every statement of this module and of ``transitions``."""
     return (scope.project_id, scope.agent_instance_id, scope.session_id)
 
 
 def event_args(event: Mapping[str, object]) -> tuple[object, ...]:
-    """An event's arguments, in the order of both statements, from ``statements.event_params``."""
+    """An event's arguments, in the order of every statement that records one, from ``statements.event_params``."""
     return (event["ev_t"], event["ev_at"], event["ev_d"], event["ev_o"], event["ev_detail"])
+
+
+def retention_args(retention: Retention | None, at: float) -> tuple[object, ...]:
+    """A pause's retention, the last four arguments of both pause functions: checkpoints to keep and their oldest
+    time, events to keep and theirs (None: no bound of that kind). Both ages count from the checkpoint's time
+    ``at``, as the SQLite store's prune does."""
+    if retention is None:
+        return (None, None, None, None)
+    max_age, events_age = retention.max_age_seconds, retention.events_max_age_seconds
+    return (
+        retention.keep_last,
+        None if max_age is None else to_datetime(at - max_age),
+        retention.events_keep_last,
+        None if events_age is None else to_datetime(at - events_age),
+    )
 
 
 def record_pause_args(
@@ -70,11 +87,7 @@ def record_pause_args(
     event: Mapping[str, object],
     retention: Retention | None,
 ) -> tuple[object, ...]:
-    """The arguments of :data:`RECORD_PAUSE`; ``metadata`` as JSON text, ``state`` as ``statements.state_text``.
-    Both age bounds count from the checkpoint's time, as the SQLite store's prune does."""
-    at = info.created_at.timestamp()
-    max_age = None if retention is None else retention.max_age_seconds
-    events_age = None if retention is None else retention.events_max_age_seconds
+    """The arguments of :data:`RECORD_PAUSE`; ``metadata`` as JSON text, ``state`` as ``statements.state_text``."""
     return (
         *scope_args(scope),
         info.checkpoint_id,
@@ -88,10 +101,7 @@ def record_pause_args(
         len(state),
         info.keep,
         *event_args(event),
-        None if retention is None else retention.keep_last,
-        None if max_age is None else to_datetime(at - max_age),
-        None if retention is None else retention.events_keep_last,
-        None if events_age is None else to_datetime(at - events_age),
+        *retention_args(retention, info.created_at.timestamp()),
     )
 
 
@@ -102,5 +112,6 @@ __all__ = [
     "RECORD_RESUME",
     "event_args",
     "record_pause_args",
+    "retention_args",
     "scope_args",
 ]
