@@ -92,10 +92,16 @@ def _ts(d: date) -> float:
     return datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp()
 
 
+def _day(d: date) -> tuple[date, date]:
+    return d, d + timedelta(days=1)
+
+
+def _year(year: int) -> tuple[date, date]:
+    return date(year, 1, 1), date(year + 1, 1, 1)
+
+
 def _month(year: int, month: int) -> tuple[date, date]:
-    start = date(year, month, 1)
-    end = date(year + (month == 12), month % 12 + 1, 1)
-    return start, end
+    return _months(year, month, 1)
 
 
 def _months(year: int, month: int, count: int) -> tuple[date, date]:
@@ -148,10 +154,9 @@ def _named_periods(text: str, today: date) -> list[tuple[int, tuple[date, date]]
 
     def add_day(match: re.Match[str], year: int, month: int, day: int) -> None:
         try:
-            first = date(year, month, day)
+            add(match, _day(date(year, month, day)))
         except ValueError:  # not a date (31 February): no period
             return
-        add(match, (first, first + timedelta(days=1)))
 
     for m in re.finditer(r"\b(?P<y>\d{4})-(?P<m>\d\d)(?:-(?P<d>\d\d))?\b", text):  # ISO: 2024-03, 2024-03-19
         if m["d"] is None:
@@ -172,8 +177,7 @@ def _named_periods(text: str, today: date) -> list[tuple[int, tuple[date, date]]
         else:
             add(m, _month(_past_month(today, month, strictly=word in ("last", "past")), month))
     for m in re.finditer(rf"\b{_PREP} (?:the (?:year )?)?(?P<y>{_YEAR})\b(?!-)", text):  # in 2024
-        year = int(m["y"])
-        add(m, (date(year, 1, 1), date(year + 1, 1, 1)))
+        add(m, _year(int(m["y"])))
     for m in re.finditer(rf"\b{_SEASON},? (?:of )?(?P<y>{_YEAR})\b", text):  # summer 2024, summer of 2024
         add(m, _season(int(m["y"]), SEASONS[m["season"]]))
     for m in re.finditer(rf"\b(?P<w>last|this|past|(?:in|during|over) the) {_SEASON}\b(?!,? (?:of )?\d)", text):
@@ -184,8 +188,7 @@ def _named_periods(text: str, today: date) -> list[tuple[int, tuple[date, date]]
             add(m, _past_season(today, first, strictly=word in ("last", "past")))
     for m in re.finditer(r"\b(?:the day before yesterday|yesterday|last night|today|tonight|this morning)\b", text):
         back = {"the day before yesterday": 2, "yesterday": 1, "last night": 1}.get(m[0], 0)
-        day = today - timedelta(days=back)
-        add(m, (day, day + timedelta(days=1)))
+        add(m, _day(today - timedelta(days=back)))
     for m in re.finditer(r"\b(?P<the>the )?(?P<w>last|this|past) (?P<unit>week(?:end)?|month|year)\b", text):
         word, unit = m["w"], m["unit"]
         if m["the"] is not None and word != "this":
@@ -197,18 +200,17 @@ def _named_periods(text: str, today: date) -> list[tuple[int, tuple[date, date]]
         elif unit == "month":
             add(m, _month(*_shift_months(today, back)))
         else:
-            add(m, (date(today.year - back, 1, 1), date(today.year - back + 1, 1, 1)))
+            add(m, _year(today.year - back))
     for m in re.finditer(rf"\b(?P<n>{_NUMBER}) {_UNIT} ago\b", text):  # two months ago: that calendar unit
         n, unit = _count(m["n"]), m["unit"]
         if unit == "day":
-            day = today - timedelta(days=n)
-            add(m, (day, day + timedelta(days=1)))
+            add(m, _day(today - timedelta(days=n)))
         elif unit == "week":
             add(m, _week(today - timedelta(days=7 * n)))
         elif unit == "month":
             add(m, _month(*_shift_months(today, n)))
         else:
-            add(m, (date(today.year - n, 1, 1), date(today.year - n + 1, 1, 1)))
+            add(m, _year(today.year - n))
     for m in re.finditer(rf"\b(?P<the>the )?(?:last|past) (?:(?P<n>{_NUMBER}) )?{_UNIT}\b", text):  # the past 2 weeks
         if m["the"] is None and m["n"] is None:
             continue  # "last month": the calendar period above
