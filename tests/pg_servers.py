@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
 from mcp_memory.stores.postgres.store import PostgresStore
@@ -110,6 +111,17 @@ async def fresh_postgres_store(embedding_dimension: int = 256) -> PostgresStore:
     store = PostgresStore(database_url(name), embedding_dimension=embedding_dimension, pool_size=4, max_overflow=8)
     await store.start()
     return store
+
+
+async def first_column(url: str, sql: str, params: dict[str, Any] | None = None) -> set[str]:
+    """The values of the first column of ``sql`` on the database at ``url`` (its catalog, as a test inspects it),
+    through an engine of the store's own settings (its search path)."""
+    engine = PostgresStore(url)._create_engine()
+    try:
+        async with engine.connect() as conn:
+            return {str(r[0]) for r in await conn.execute(text(sql), params or {})}
+    finally:
+        await engine.dispose()
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 import anyio.lowlevel
 import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from mcp_memory.config import Settings
 from mcp_memory.services.runtime import MemoryRuntime
@@ -92,19 +92,11 @@ async def test_downgrade_past_0008_drops_the_functions_and_upgrade_restores_them
     url = pg_servers.database_url(await pg_servers.migrated_database())
 
     async def functions() -> set[str]:
-        probe = PostgresStore(url)
-        engine = probe._create_engine()
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(
-                    text(
-                        "SELECT proname FROM pg_proc JOIN pg_namespace n ON n.oid = pronamespace "
-                        "WHERE nspname = 'mcp_memory' AND proname LIKE 'mcpmem%'"
-                    )
-                )
-                return {r.proname for r in rows}
-        finally:
-            await engine.dispose()
+        return await pg_servers.first_column(
+            url,
+            "SELECT proname FROM pg_proc JOIN pg_namespace n ON n.oid = pronamespace "
+            "WHERE nspname = 'mcp_memory' AND proname LIKE 'mcpmem%'",
+        )
 
     # mcpmem_project_words: the full-text index's expression (migration 0009); mcpmem_record_pause: the two-step
     # path's record (0010); all dropped on the way down too.

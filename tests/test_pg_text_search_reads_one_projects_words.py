@@ -29,14 +29,7 @@ async def store() -> AsyncIterator[PostgresStore]:
 
 
 async def _indexes(url: str) -> set[str]:
-    probe = PostgresStore(url)
-    engine = probe._create_engine()
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(text("SELECT indexname FROM pg_indexes WHERE tablename = 'episodes'"))
-            return {r.indexname for r in rows}
-    finally:
-        await engine.dispose()
+    return await pg_servers.first_column(url, "SELECT indexname FROM pg_indexes WHERE tablename = 'episodes'")
 
 
 async def test_a_projects_text_search_reads_only_its_own_posting_lists(store: PostgresStore) -> None:

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
-from sqlalchemy import text
 
 from mcp_memory.config import Settings
 from mcp_memory.models import CheckpointInfo, to_datetime
@@ -105,13 +104,7 @@ async def test_downgrade_past_0010_drops_the_record_function() -> None:
     url = pg_servers.database_url(await pg_servers.migrated_database())
 
     async def functions() -> set[str]:
-        engine = PostgresStore(url)._create_engine()
-        try:
-            async with engine.connect() as conn:
-                rows = await conn.execute(text("SELECT proname FROM pg_proc WHERE proname LIKE 'mcpmem%'"))
-                return {r.proname for r in rows}
-        finally:
-            await engine.dispose()
+        return await pg_servers.first_column(url, "SELECT proname FROM pg_proc WHERE proname LIKE 'mcpmem%'")
 
     assert "mcpmem_record_pause" in await functions()
     _, down = await migrate(url, revision="0008", downgrade=True)

@@ -57,17 +57,11 @@ async def store() -> AsyncIterator[PostgresStore]:
 
 
 async def tables_present(store_url: str) -> set[str]:
-    probe = PostgresStore(store_url)
-    engine = probe._create_engine()
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'mcp_memory' AND tablename = ANY(:t)"),
-                {"t": list(TABLES)},
-            )
-            return {r.tablename for r in rows}
-    finally:
-        await engine.dispose()
+    return await pg_servers.first_column(
+        store_url,
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'mcp_memory' AND tablename = ANY(:t)",
+        {"t": list(TABLES)},
+    )
 
 
 # -- migrations and the start-up check ---------------------------------------------------------------------
