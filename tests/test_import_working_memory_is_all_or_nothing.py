@@ -5,6 +5,7 @@ leaves other sessions' working memory untouched; so does a refused import (``con
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +16,10 @@ import redis
 from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict
-from mcp_memory.models import Scope
+from mcp_memory.models import Item, Scope
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, STAGING_TTL_MS
+from mcp_memory.stores.redis.store import RedisWorkingStore
 from mcp_memory.stores.transfer import Selection
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 from tests.transfer_helpers import export_to, records
@@ -134,3 +137,40 @@ async def test_a_refused_import_leaves_live_working_memory_untouched(
         await target.transfer.import_file(path)  # ids kept, into a scope no longer empty
     assert await target.working.get(scope, "n") == "changed since"
     assert redis_keys(prefix, project) == before
+
+
+def ttls(prefix: str, project: uuid.UUID) -> dict[str, int]:
+    client = redis.Redis.from_url(shared_redis_url())
+    try:
+        return {k: int(client.pttl(k)) for k in redis_keys(prefix, project)}
+    finally:
+        client.close()
+
+
+async def test_staged_keys_left_by_a_crashed_import_expire_by_themselves(target: MemoryRuntime, prefix: str) -> None:
+    store = target.working.store
+    assert isinstance(store, RedisWorkingStore)
+    scope = Scope(uuid.uuid4(), AGENT, "s0")
+    now = time.time()
+    items = {"n": Item('"kept"'), "soon": Item('"gone"', now + 60)}
+    # The import stops here for good (a killed process): no switch, no drop.
+    assert await store.stage_import(scope, items, now, target.working.limits, "crashed-token") == 2
+    staged = ttls(prefix, scope.project_id)
+    assert staged and all(":import:crashed-token:" in k for k in staged)
+    assert all(0 < ms <= STAGING_TTL_MS for ms in staged.values()), staged
+
+
+async def test_switched_keys_carry_the_expiry_of_their_items_not_the_staging_ttl(
+    exported: tuple[uuid.UUID, Path], target: MemoryRuntime, prefix: str
+) -> None:
+    project, path = exported
+    assert target.transfer is not None
+    await target.transfer.import_file(path)
+    live = ttls(prefix, project)
+    assert live and not [k for k in live if ":import:" in k]
+    # Every session keeps "n" without a TTL next to "soon" with one: no key of the session expires as a whole.
+    assert all(ms == -1 for ms in live.values()), live
+    scope = Scope(project, AGENT, "s0")
+    await target.working.delete(scope, "n")  # now every key left has a TTL: the hash expires after the latest
+    after = ttls(prefix, project)
+    assert 0 < max(after.values()) <= (3600 * 1000 + RECLAIM_MARGIN_MS)

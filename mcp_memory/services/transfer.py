@@ -350,7 +350,7 @@ class Transfer:
         try:
             await working.drop_import(scopes, token)
         except Exception:
-            # Staged keys are never read; left over, they go with the project's `mcp-memory forget`.
+            # Staged keys are never read; left over, they expire (STAGING_TTL_MS) or go with `mcp-memory forget`.
             logger.warning("could not drop the staged working memory of a failed import", exc_info=True)
 
     async def _switch_working(
@@ -361,7 +361,7 @@ class Transfer:
         await faults.reached("import.durable_committed")
         scopes = [s for s, _ in staged]
         try:
-            report.working_sessions_written = await working.switch_import(scopes, token)
+            report.working_sessions_written = await working.switch_import(scopes, token, self._clock())
             for scope, status in staged:
                 if status == SessionStatus.TERMINATED:
                     await self._working.mark_terminated(scope, self._clock(), clear=False)

@@ -147,16 +147,17 @@ class StagedImport(Protocol):
         self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str
     ) -> int:
         """Stage exactly ``items`` as ``scope``'s working memory for the import ``token``; the count written.
-        ``TooLarge`` over the key limit."""
+        ``TooLarge`` over the key limit. The staged state expires by itself if no switch or drop comes (a crash)."""
         ...
 
     async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:
         """Drop the import ``token``'s staged state of ``scopes`` (nothing else)."""
         ...
 
-    async def switch_import(self, scopes: Sequence[Scope], token: str) -> int:
-        """Make the staged state of ``scopes`` their working memory (replacing whatever was live), together; the
-        count switched. ``Unavailable`` if a staged state is gone (nothing of that step switched)."""
+    async def switch_import(self, scopes: Sequence[Scope], token: str, now: float) -> int:
+        """Make the staged state of ``scopes`` their working memory (replacing whatever was live), together, with the
+        expiry its items give it at ``now``; the count switched. ``Unavailable`` if a staged state is gone (nothing
+        of that step switched)."""
         ...
 
 

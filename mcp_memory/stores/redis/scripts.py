@@ -35,14 +35,17 @@ NAMES = (
     "drop",
     "erase",
     "switch",
+    "hold",
 )
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
-USE_LIB = frozenset({"set", "delete", "snapshot", "write"})
+USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch"})
 """The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""
 
 
 RECLAIM_MARGIN_MS = 3_600_000
 """Real Redis expiry of a session whose keys all have a TTL: its latest expiry plus this margin."""
+STAGING_TTL_MS = 86_400_000
+"""How long an import's staged working memory waits for its switch: left by a crashed import, it goes by itself."""
 TOMBSTONE_MS = 86_400_000
 """How long the sealed marker of a cleared (terminated) session stays, to refuse late writes from Redis alone."""
 
@@ -148,6 +151,7 @@ def too_large(limits: Limits, what: str) -> TooLarge:
 __all__ = [
     "NAMES",
     "RECLAIM_MARGIN_MS",
+    "STAGING_TTL_MS",
     "TOMBSTONE_MS",
     "USE_LIB",
     "Scripts",

@@ -8,7 +8,8 @@ Scripts: ``lua/write.lua`` (modes ``spawn`` and ``recover``), ``lua/commit.lua``
 
 An import's working memory (:class:`~mcp_memory.stores.ports.StagedImport`) is staged apart from the live keys,
 under ``<session's keys>:import:<token>:{m,v,x,i}`` (the same hash tag, so the same Cluster slot), which no other
-script reads: live sessions are untouched until ``lua/switch.lua`` renames the staged keys over them. Standalone
+script reads: live sessions are untouched until ``lua/switch.lua`` renames the staged keys over them. Staged keys
+expire after ``STAGING_TTL_MS`` (``lua/hold.lua``), so a crashed import's leftovers go by themselves. Standalone
 and Sentinel switch every session in one script; Cluster one script per session (a script cannot span slots).
 
 Every other script treats a staged marker as a session Redis does not know ("missing"), so the call asks the
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from mcp_memory.errors import Unavailable
 from mcp_memory.models import Item, Scope, SessionInfo
 from mcp_memory.stores.ports import Limits
-from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, incarnation, item_args, too_large
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, STAGING_TTL_MS, incarnation, item_args, too_large
 
 
 class RedisStaging:
@@ -74,21 +75,24 @@ class RedisStaging:
         args = item_args("spawn", now, True, limits.max_keys, items, token=token)
         if args[6] + args[7] > limits.max_keys:
             raise too_large(limits, f"{args[6] + args[7]} keys of session '{scope.session_id}'")
-        reply = await self._eval("write", self._import_keys(scope, token), args)
+        keys = self._import_keys(scope, token)
+        reply = await self._eval("write", keys, args)
+        # No TTL on the live keys' side: the switch gives them a write's expiry (reclaim).
+        await self._eval("hold", keys, [token, STAGING_TTL_MS])
         return int(reply[1])
 
     async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:
         for scope in scopes:
             await self._eval("drop", self._import_keys(scope, token), [token])
 
-    async def switch_import(self, scopes: Sequence[Scope], token: str) -> int:
+    async def switch_import(self, scopes: Sequence[Scope], token: str, now: float) -> int:
         groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
         switched = 0
         for group in groups:
             keys = [k for s in group for k in (*self._import_keys(s, token), *self.keys(s))]
             if not keys:
                 continue
-            reply = await self._eval("switch", keys, [token])
+            reply = await self._eval("switch", keys, [token, repr(float(now)), RECLAIM_MARGIN_MS])
             if reply[0] != "ok":
                 raise Unavailable(
                     f"Redis lost the staged working memory of session '{group[int(reply[1])].session_id}' before "

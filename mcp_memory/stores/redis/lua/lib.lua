@@ -1,5 +1,6 @@
 -- Shared by the scripts that write: KEYS = {m, v, x, ...}; purge(now) deletes the items whose TTL has passed,
--- reclaim(now, margin) gives v and x a real Redis expiry when every key left has a TTL (the latest plus margin).
+-- reclaim(now, margin[, hv, hx]) gives v and x (or the hash hv and the zset hx) a real Redis expiry when every key
+-- left has a TTL (the latest plus margin), and none otherwise.
 local m, v, x = KEYS[1], KEYS[2], KEYS[3]
 local function purge(now)
   local dead = redis.call('ZRANGEBYSCORE', x, '-inf', now)
@@ -9,17 +10,18 @@ local function purge(now)
     redis.call('ZREM', x, unpack(dead, i, j))
   end
 end
-local function reclaim(now, margin)
-  local n = redis.call('HLEN', v)
+local function reclaim(now, margin, hv, hx)
+  hv, hx = hv or v, hx or x
+  local n = redis.call('HLEN', hv)
   if n == 0 then
-    redis.call('DEL', x)
-  elseif redis.call('ZCARD', x) == n then
-    local last = redis.call('ZRANGE', x, -1, -1, 'WITHSCORES')
+    redis.call('DEL', hx)
+  elseif redis.call('ZCARD', hx) == n then
+    local last = redis.call('ZRANGE', hx, -1, -1, 'WITHSCORES')
     local ms = math.ceil((tonumber(last[2]) - tonumber(now)) * 1000) + tonumber(margin)
-    redis.call('PEXPIRE', v, ms)
-    redis.call('PEXPIRE', x, ms)
+    redis.call('PEXPIRE', hv, ms)
+    redis.call('PEXPIRE', hx, ms)
   else
-    redis.call('PERSIST', v)
-    redis.call('PERSIST', x)
+    redis.call('PERSIST', hv)
+    redis.call('PERSIST', hx)
   end
 end
