@@ -6,7 +6,8 @@ checkpoints). The calls on pause's and resume's path (``spawn_session``, ``pause
 lifecycle's one-transaction calls when this store holds working memory too; and ``snapshot``, ``record_pause``,
 ``get_checkpoint``, ``restore``, ``record_resume``, ``open``) send their whole transaction to the connection's
 thread once (``_write_direct`` / ``_read_direct``), same SQL, plain ``sqlite3``. A checkpoint is one row: its state
-is one JSON text in ``checkpoints.state`` (:mod:`.schema`). Episodes (recording, recall, edits): :mod:`.episodes`.
+is one JSON text in ``checkpoints.state`` (:mod:`.schema`). Working memory: :mod:`.working`; episodes (recording,
+recall, edits): :mod:`.episodes`.
 """
 
 from __future__ import annotations
@@ -47,14 +48,12 @@ from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT, prune_events_stat
 from mcp_memory.stores.sql.rules import (
     check_fits,
     checkpoint_exists,
-    keys_full,
     session_exists,
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sql.transfer import SqlTransfer
 from mcp_memory.stores.sqlite import statements
-from mcp_memory.stores.sqlite.connection import SqliteConnection
 from mcp_memory.stores.sqlite.episodes import SqliteEpisodes
 from mcp_memory.stores.sqlite.schema import decode_state
 from mcp_memory.stores.sqlite.statements import (
@@ -63,7 +62,6 @@ from mcp_memory.stores.sqlite.statements import (
     INSERT_CHECKPOINT,
     INSERT_SESSION,
     INSERT_SPAWNING,
-    SET_SQL,
     UPSERT_ITEM,
     CheckpointRow,
     checkpoint_params,
@@ -72,15 +70,15 @@ from mcp_memory.stores.sqlite.statements import (
     restore_sync,
     scope_params,
     set_status_sync,
-    writable_pk,
     writable_pk_sync,
 )
 from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
+from mcp_memory.stores.sqlite.working import SqliteWorking
 
 _T = TypeVar("_T")
 
 
-class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, SqlTransfer, SqlStore):
+class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, SqlTransfer, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
@@ -117,106 +115,6 @@ class SqliteStore(SqliteConnection, SessionQueries, SqliteEpisodes, ScopeErase, 
             "episodes": episodes,
             "path": self.path,
         }
-
-    async def _writable_session(self, conn: AsyncConnection, scope: Scope) -> int:
-        row = (
-            await conn.execute(
-                text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"),
-                scope_params(scope),
-            )
-        ).first()
-        return writable_pk(scope, None if row is None else tuple(row))
-
-    @staticmethod
-    async def _live_count(conn: AsyncConnection, session_pk: int, now: float) -> int:
-        return int(
-            (
-                await conn.execute(
-                    text(f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"),
-                    {"pk": session_pk, "now": now},
-                )
-            ).scalar_one()
-        )
-
-    # -- working store ---------------------------------------------------------------------------------
-    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
-        check_fits(items, now, limits)
-
-        def open_(db: sqlite3.Connection) -> int:
-            rows = item_rows(writable_pk_sync(db, scope), items, now)
-            db.executemany(UPSERT_ITEM, rows)
-            return len(rows)
-
-        return await self._write_direct(open_)
-
-    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
-        # The hot path: one statement checks the session is writable and the key fits, and upserts.
-        params = {
-            **scope_params(scope),
-            "k": key,
-            "v": item.value,
-            "e": item.expires_at,
-            "now": now,
-            "max": limits.max_keys,
-        }
-        async with self._write() as conn:
-            if (await conn.execute(text(SET_SQL), params)).first() is not None:
-                await self._maybe_purge(conn, now)
-                return
-            await self._writable_session(conn, scope)  # raises NotFound / Conflict if that is why
-            raise keys_full(scope, limits)
-
-    async def delete(self, scope: Scope, key: str, now: float) -> bool:
-        async with self._write() as conn:
-            pk = await self._writable_session(conn, scope)
-            row = (
-                await conn.execute(
-                    text("DELETE FROM working_items WHERE session_pk = :pk AND key = :k RETURNING expires_at"),
-                    {"pk": pk, "k": key},
-                )
-            ).first()
-        return row is not None and (row.expires_at is None or row.expires_at > now)
-
-    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT key FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} "
-                    "AND substr(key, 1, :n) = :prefix ORDER BY key"
-                ),
-                {**scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix},
-            )
-            return [row.key for row in result]
-
-    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
-        sql = (
-            f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
-        )
-        params = {**scope_params(scope), "now": now}
-
-        def read(db: sqlite3.Connection) -> dict[str, Item]:
-            # One statement, so one consistent snapshot; the items are built on the reader's thread.
-            return {key: Item(value, expires_at) for key, value, expires_at in db.execute(sql, params)}
-
-        return await self._read_direct(read)
-
-    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
-        if clear:
-            check_fits(items, now, limits)
-
-        def restore(db: sqlite3.Connection) -> int:
-            return restore_sync(db, writable_pk_sync(db, scope), items, clear, now, limits)
-
-        return await self._write_direct(restore)
-
-    async def clear(self, scope: Scope, now: float) -> int:
-        async with self._write() as conn:
-            pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), scope_params(scope))).scalar()
-            if pk is None:
-                return 0
-            live = await self._live_count(conn, pk, now)
-            await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
-            return live
 
     # -- sessions and events ---------------------------------------------------------------------------
     @staticmethod
