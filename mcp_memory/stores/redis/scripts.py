@@ -35,7 +35,6 @@ NAMES = (
     "drop",
     "erase",
     "switch",
-    "hold",
 )
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
 USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch"})

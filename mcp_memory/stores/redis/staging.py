@@ -9,8 +9,9 @@ Scripts: ``lua/write.lua`` (modes ``spawn`` and ``recover``), ``lua/commit.lua``
 An import's working memory (:class:`~mcp_memory.stores.ports.StagedImport`) is staged apart from the live keys,
 under ``<session's keys>:import:<token>:{m,v,x,i}`` (the same hash tag, so the same Cluster slot), which no other
 script reads: live sessions are untouched until ``lua/switch.lua`` renames the staged keys over them. Staged keys
-expire after ``STAGING_TTL_MS`` (``lua/hold.lua``), so a crashed import's leftovers go by themselves. Standalone
-and Sentinel switch every session in one script; Cluster one script per session (a script cannot span slots).
+expire after ``STAGING_TTL_MS`` (set by the script that stages them), so a crashed import's leftovers go by
+themselves. Standalone and Sentinel switch every session in one script; Cluster one script per session (a script
+cannot span slots).
 
 Every other script treats a staged marker as a session Redis does not know ("missing"), so the call asks the
 durable store, as it does for a session Redis lost: an incomplete spawn is unknown there too (``not_found``; reads
@@ -72,13 +73,11 @@ class RedisStaging:
     async def stage_import(
         self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str
     ) -> int:
-        args = item_args("spawn", now, True, limits.max_keys, items, token=token)
+        args = item_args("import", now, True, limits.max_keys, items, token=token)
         if args[6] + args[7] > limits.max_keys:
             raise too_large(limits, f"{args[6] + args[7]} keys of session '{scope.session_id}'")
-        keys = self._import_keys(scope, token)
-        reply = await self._eval("write", keys, args)
-        # No TTL on the live keys' side: the switch gives them a write's expiry (reclaim).
-        await self._eval("hold", keys, [token, STAGING_TTL_MS])
+        # The staging TTL rides last, after the items (write.lua's mode "import"), so it is set in the same script.
+        reply = await self._eval("write", self._import_keys(scope, token), [*args, STAGING_TTL_MS])
         return int(reply[1])
 
     async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:

@@ -13,6 +13,9 @@
 --   durable store says it completed) becomes the session as it is, in ``state``; another staged spawn is stale.
 -- mode "spawn": stage exactly these items for the spawn token ("p:<token>": unknown to every other script until
 --   staging.py's commit), over whatever Redis held under this scope (the durable row was just made for it).
+-- mode "import": as "spawn", for an import's staging keys, which then expire after the last argument (ms): those of
+--   an import that crashed before its switch or its cleanup go by themselves (the switch gives the live keys a
+--   write's expiry).
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 local inc = KEYS[4]
 local mode, now, clear, maxk, margin = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), ARGV[5]
@@ -49,7 +52,7 @@ if mode == 'recover' then
   end
   if state then return {'exists'} end
   clear = true
-elseif mode == 'spawn' then
+elseif mode == 'spawn' or mode == 'import' then
   redis.call('DEL', inc)
   clear = true
 elseif mode == 'open' then
@@ -99,7 +102,7 @@ end
 if mode == 'recover' then
   redis.call('SET', m, ARGV[6])
   if incarnation ~= '' then redis.call('SET', inc, incarnation) end
-elseif mode == 'spawn' then
+elseif mode == 'spawn' or mode == 'import' then
   redis.call('SET', m, 'p:' .. token)
 elseif mode == 'open' and state ~= 'o' then
   redis.call('SET', m, 'o')
@@ -126,4 +129,7 @@ for i = 1, nt do
 end
 flush()
 reclaim(now, margin)
+if mode == 'import' then
+  for _, k in ipairs({m, v, x, inc}) do redis.call('PEXPIRE', k, ARGV[#ARGV]) end
+end
 return {'ok', np + nt}
