@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from mcp_memory import deadlines
 from mcp_memory.config import mask_url
@@ -66,6 +67,21 @@ def _arm_cut_off(driver: Any, limit: float, cut_off: list[bool]) -> asyncio.Time
     if math.isinf(limit) or left is None:
         return None
     return asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
+
+
+def _pool_is_full(engine: AsyncEngine) -> bool:
+    """Whether a connection given back now would be beyond the pool's size (one of its overflow), so closed.
+    Read and acted on with no await between, so no other task can change it in between."""
+    pool = engine.sync_engine.pool
+    return isinstance(pool, QueuePool) and pool.checkedin() >= pool.size()
+
+
+async def _close_quietly(driver: asyncpg.Connection) -> None:
+    """Close ``driver`` with the protocol's goodbye, or drop its socket if that fails or takes over a second."""
+    try:
+        await driver.close(timeout=1.0)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # TimeoutError is an OSError
+        driver.terminate()
 
 
 class PostgresConnection:
@@ -269,9 +285,14 @@ class PostgresConnection:
                         reusable = False
                         raise
                     finally:
-                        if reusable and not driver.is_closed():
+                        if reusable and not driver.is_closed() and not _pool_is_full(engine):
                             pooled.close()  # its reset, a rollback, is nothing here: no transaction is open
                         else:
+                            if reusable and not driver.is_closed():
+                                # An overflow connection: the pool would close it in its synchronous code, which
+                                # cannot await asyncpg's close outside a greenlet (it logs and leaves it open).
+                                with anyio.CancelScope(shield=True):
+                                    await _close_quietly(driver)
                             pooled.invalidate()  # outside a greenlet: closed at once, no round trip
         except Unavailable as exc:
             if cut_off or deadlines.spent():
