@@ -205,6 +205,14 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
             if prune is not None:
                 db.execute(*prune)
 
+    @staticmethod
+    def _prune_events_sync(db: sqlite3.Connection, session_pk: int, at: float, retention: Retention | None) -> None:
+        """Apply ``retention``'s event bounds at ``at`` in a resume's transaction, after its event went in, as a
+        pause applies them: resumes in a row never add events beyond the bound."""
+        prune = prune_events_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n")
+        if prune is not None:
+            db.execute(*prune)
+
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
         params = {**scope_params(scope), "cid": checkpoint_id}
 
@@ -304,6 +312,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         now: float,
         limits: Limits,
         event: EventRecord,
+        retention: Retention | None = None,
     ) -> tuple[CheckpointInfo, int] | None:
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
@@ -323,13 +332,16 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
                 SessionStatus.RUNNING,
                 event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored}),
             )
+            self._prune_events_sync(db, pk, now, retention)
             return info, restored
 
         return await self._write_direct(resume)
 
-    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
         def resume(db: sqlite3.Connection) -> None:
-            set_status_sync(db, writable_pk_sync(db, scope), SessionStatus.RUNNING, event)
+            pk = writable_pk_sync(db, scope)
+            set_status_sync(db, pk, SessionStatus.RUNNING, event)
+            self._prune_events_sync(db, pk, event.at, retention)
 
         await self._write_direct(resume)
 
