@@ -70,6 +70,7 @@ from mcp_memory.stores.sqlite.statements import (
     restore_sync,
     scope_params,
     set_status_sync,
+    writable_pk,
     writable_pk_sync,
 )
 from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
@@ -316,15 +317,20 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
     ) -> tuple[CheckpointInfo, int] | None:
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
-        sql = f"SELECT {CHECKPOINT_ROW_COLUMNS}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        # The checkpoint and whether its session takes writes, in one statement (the session's row by primary key).
+        session = f"(SELECT {{}} FROM sessions WHERE id = checkpoints.session_pk AND {COMPLETE})"
+        sql = (
+            f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {session.format('id')}, {session.format('status')}, "
+            f"{session.format('sealed')} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        )
 
         def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int] | None:
             found = db.execute(sql, params).fetchone()
             if found is None:
                 return None
-            info = self._checkpoint_info(CheckpointRow(*found[:-1]))
-            items = decode_state(found[-1])
-            pk = writable_pk_sync(db, scope)
+            info = self._checkpoint_info(CheckpointRow(*found[:-4]))
+            items = decode_state(found[-4])
+            pk = writable_pk(scope, None if found[-3] is None else found[-3:])
             restored = restore_sync(db, pk, items, clear, now, limits)
             set_status_sync(
                 db,
