@@ -11,7 +11,11 @@ event, kept checkpoints and the successful spawn and terminate events are still 
 the bound as before).
 
 - ``mcpmem_prune_checkpoints`` / ``mcpmem_prune_events``: that prune, called by the functions only when a bound is
-  passed or an age is set; they return the session's new count.
+  passed or an age is set; they return the session's new count. ``plan_cache_mode = force_generic_plan``: their
+  statements' best plans (index scans by session, from one end) do not depend on the values, but ``auto`` kept
+  planning them on every call (a ``LIMIT`` of a parameter makes the generic plan look dearer than a custom one):
+  0.12 ms of a 10-key pause's 0.67 ms, measured. No other setting: they run under their caller's (the pauses'
+  ``enable_bitmapscan = off``), and setting it again on them cost as much again, measured.
 - ``mcpmem_pause`` and ``mcpmem_record_pause``: same signatures, counting and pruning as above.
 - ``mcpmem_resume`` (two arguments more: the event bounds) and ``mcpmem_record_resume`` (new; the two-step resume's
   record, a function for the same reason as 0010's): a resume prunes events too, as a pause does, so that resumes
@@ -57,6 +61,7 @@ CREATE FUNCTION mcpmem_prune_checkpoints(
     p_pk bigint, p_unkept integer, p_keep_last integer, p_cutoff timestamptz)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     n integer := p_unkept;
@@ -92,6 +97,7 @@ CREATE FUNCTION mcpmem_prune_events(
     p_pk bigint, p_count integer, p_keep_last integer, p_cutoff timestamptz)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     n integer := p_count;
