@@ -9,7 +9,7 @@ goes first alternates), with ``synchronous_commit = off`` so that the function's
 disk's flush. The first half of the rounds (at most ``--rounds`` minus 500) brings each session to its bounds; p50
 and p90 of the rest, ms per call, round trip included (``SELECT 1``'s is printed for scale).
 
-    python benchmarks/bench_pg_retention_functions.py [--keys 10] [--rounds 1500] [--url postgresql://...]
+    python benchmarks/bench_pg_retention_functions.py [--keys 10] [--rounds 1500] [--no-bounds] [--url ...]
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ PAUSE = (
 RESUME_0010 = "SELECT o_done FROM mcpmem_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 RESUME_0011 = "SELECT o_done FROM mcpmem_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 KEEP_LAST, EVENTS_KEEP_LAST = 100, 1000
+BOUNDS = True
+"""False (``--no-bounds``): no retention at all, the cost of the rest of the functions."""
 
 
 class Side:
@@ -68,7 +70,7 @@ class Side:
         at = datetime.now(UTC)
         args = (
             self.project, self.agent, "s", time.time(), f"c{i:06d}", at, None, "{}", False,
-            "pause", at, 0.1, "ok", "{}", KEEP_LAST, None, EVENTS_KEEP_LAST, None,
+            "pause", at, 0.1, "ok", "{}", *((KEEP_LAST, None, EVENTS_KEEP_LAST, None) if BOUNDS else (None,) * 4),
         )  # fmt: skip
         started = time.perf_counter()
         done = await self.conn.fetchval(PAUSE, *args)
@@ -93,7 +95,7 @@ class Side:
         )
         sql = RESUME_0010
         if self.counted:
-            args, sql = (*args, EVENTS_KEEP_LAST, None), RESUME_0011
+            args, sql = (*args, EVENTS_KEEP_LAST if BOUNDS else None, None), RESUME_0011
         started = time.perf_counter()
         done = await self.conn.fetchval(sql, *args)
         self.samples["resume"].append((time.perf_counter() - started) * 1000)
@@ -116,6 +118,8 @@ async def connected(url: Any) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def main(args: argparse.Namespace) -> None:
+    global BOUNDS
+    BOUNDS = not args.no_bounds
     admin, _server = server_url(args.url, args.shared_buffers)
     async with (
         bench_database(admin, embedding_dimension=256, keep=args.keep) as old_url,
@@ -150,5 +154,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1500)
+    parser.add_argument("--no-bounds", action="store_true", help="no retention: the sessions grow")
     add_arguments(parser)
     anyio.run(main, parser.parse_args())
