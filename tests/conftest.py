@@ -156,6 +156,18 @@ def redis_prefix() -> Iterator[str]:
     delete_keys(shared_redis_url(), prefix)
 
 
+@pytest.fixture(autouse=True)
+def postgres_retention_counts_stay_exact() -> Iterator[None]:
+    """After every test that made a Postgres database: each session's retention counts (migration 0011) equal a
+    count of its rows, whatever the test wrote (a writer that forgets to count fails the test that uses it)."""
+    from tests import pg_servers
+
+    mark = pg_servers.databases_made()
+    yield
+    drift = pg_servers.count_drift_since(mark)
+    assert not drift, f"sessions whose retention counts are not their rows' (pk, stored, stored, rows, rows): {drift}"
+
+
 @pytest.fixture
 async def postgres_database_url() -> str:
     """A fresh Postgres database at the head revision (pgvector, 256-wide vectors)."""

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -135,6 +136,56 @@ async def open_postgres_store(exact_scan_max: int | None = None) -> AsyncIterato
         yield store
     finally:
         await store.close()
+
+
+COUNTS_DRIFT = (
+    "SELECT s.id, s.unkept_checkpoints, s.event_count, c.n AS unkept_rows, e.n AS event_rows FROM sessions s "
+    "CROSS JOIN LATERAL (SELECT count(*) AS n FROM checkpoints WHERE session_pk = s.id AND NOT keep) c "
+    "CROSS JOIN LATERAL (SELECT count(*) AS n FROM events WHERE session_pk = s.id) e "
+    "WHERE s.unkept_checkpoints <> c.n OR s.event_count <> e.n"
+)
+"""The sessions whose retention counts (migration 0011) differ from a count of their rows."""
+HAS_COUNTS = (
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = 'mcp_memory' AND table_name = 'sessions' "
+    "AND column_name = 'event_count'"
+)
+
+
+def databases_made() -> int:
+    """How many databases this process has made so far (a mark for :func:`count_drift_since`)."""
+    return len(_made)
+
+
+async def count_drift(name: str) -> list[tuple[int, int, int, int, int]]:
+    """The sessions of database ``name`` whose stored retention counts are not the counts of their rows, as
+    ``(pk, unkept_checkpoints, event_count, unkept rows, event rows)``; none on a schema without the counts."""
+    import asyncpg
+
+    conn = await asyncpg.connect(**_connect_args(base_url().set(database=name)), server_settings={
+        "search_path": "mcp_memory, public"})  # fmt: skip
+    try:
+        if await conn.fetchval(HAS_COUNTS) is None:
+            return []
+        return [tuple(r) for r in await conn.fetch(COUNTS_DRIFT)]
+    finally:
+        await conn.close()
+
+
+def count_drift_since(mark: int) -> dict[str, list[tuple[int, int, int, int, int]]]:
+    """:func:`count_drift` of every test database made since ``mark`` (templates aside), those with any; run on a
+    thread of its own, outside any event loop of the test's."""
+    import anyio
+
+    names = [name for name in _made[mark:] if "_template_" not in name]
+    if not names:
+        return {}
+
+    async def check() -> dict[str, list[tuple[int, int, int, int, int]]]:
+        found = {name: await count_drift(name) for name in names}
+        return {name: drift for name, drift in found.items() if drift}
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(anyio.run, check).result()
 
 
 def _drop_made() -> None:

@@ -23,7 +23,7 @@ from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.working import WorkingMemory
-from mcp_memory.stores.ports import EventRecord
+from mcp_memory.stores.ports import EventRecord, Retention
 from mcp_memory.stores.sqlite.store import SqliteStore
 from mcp_memory.summary import DEFAULT_BUDGET
 from tests.conftest import FakeClock, new_scope
@@ -1127,7 +1127,7 @@ class _FailingResumeRecord:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
         raise Unavailable("the store went away")
 
 

@@ -81,11 +81,11 @@ async def test_pause_and_resume_send_one_statement_each(keys: int, monkeypatch: 
                 await rt.lifecycle.resume(p, a, s, clear_current=round_ % 2 == 0)
             assert pause == {"driver": [PAUSE], "engine": []}, pause
             assert resume == {"driver": [RESUME], "engine": []}, resume
-        # Pruned within those single statements: the newest two checkpoints kept; of the 13 events, the last pause
-        # kept the newest ten of the 12 then written and the spawn (never pruned): the first pause went.
+        # Pruned within those single statements: the newest two checkpoints kept; of the 13 events, the last resume
+        # (which prunes events as a pause does) kept the newest ten and the spawn (never pruned): two went.
         assert len(await rt.lifecycle.list_checkpoints(p, a, s)) == 2
         events = [(e.event_type, e.outcome) for e in await store.list_events(scope, 100)]
-        assert len(events) == 12 and ("spawn", "ok") in events, events
+        assert len(events) == 11 and events[0] == ("spawn", "ok"), events
 
 
 async def test_downgrade_past_0008_drops_the_functions_and_upgrade_restores_them() -> None:
@@ -99,8 +99,17 @@ async def test_downgrade_past_0008_drops_the_functions_and_upgrade_restores_them
         )
 
     # mcpmem_project_words: the full-text index's expression (migration 0009); mcpmem_record_pause: the two-step
-    # path's record (0010); all dropped on the way down too.
-    at_head = {"mcpmem_pause", "mcpmem_resume", "mcpmem_project_words", "mcpmem_record_pause"}
+    # path's record (0010); mcpmem_record_resume and the two prunes by per-session counts (0011); all dropped on the
+    # way down too.
+    at_head = {
+        "mcpmem_pause",
+        "mcpmem_resume",
+        "mcpmem_project_words",
+        "mcpmem_record_pause",
+        "mcpmem_record_resume",
+        "mcpmem_prune_checkpoints",
+        "mcpmem_prune_events",
+    }
     assert await functions() == at_head
     _, down = await migrate(url, revision="0007", downgrade=True)
     assert down.revision == "0007" and await functions() == set()

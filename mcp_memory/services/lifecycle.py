@@ -247,8 +247,10 @@ class AgentLifecycleManager:
         wanted = None if checkpoint_id is None else validate_identifier(checkpoint_id, "checkpoint_id")
         clear = check_flag(clear_current, "clear_current")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
+        # The event bounds a pause applies, applied by the resume too: resumes in a row stay within them.
+        retention = retention_policy(self._settings)
         try:
-            restored = await self._strategy.resume(scope, started, wanted, clear, meta)
+            restored = await self._strategy.resume(scope, started, wanted, clear, meta, retention)
         except MemoryServiceError as exc:
             await self._ctx.record_failure(scope, "resume", started, exc, meta)
             raise

@@ -174,9 +174,10 @@ class LifecycleStrategy(Protocol):
         ...
 
     async def resume(
-        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any]
+        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any], retention: Retention
     ) -> Restored:
-        """Restore a checkpoint (None: the newest) and record it."""
+        """Restore a checkpoint (None: the newest) and record it, pruning the session's events by ``retention``
+        as a pause does."""
         ...
 
     async def seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
@@ -238,12 +239,13 @@ class OneTransaction:
         return Checkpointed(cp_id, saved.keys_count, saved.bytes, saved.created_at)
 
     async def resume(
-        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any]
+        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any], retention: Retention
     ) -> Restored:
         """Restored and recorded together, or neither."""
         event = self._ctx.event("resume", started, "ok", {"metadata": meta})
+        limits = self._ctx.working.limits
         async with self._ctx.session_lock(scope):
-            done = await self._store.resume_session(scope, wanted, clear, started.at, self._ctx.working.limits, event)
+            done = await self._store.resume_session(scope, wanted, clear, started.at, limits, event, retention)
         if done is None:
             await self._ctx.no_checkpoint(scope, wanted)
         info, restored = done
@@ -363,7 +365,7 @@ class TwoStep:
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(
-        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any]
+        self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any], retention: Retention
     ) -> Restored:
         ctx = self._ctx
         # Under the session lock, as pause and terminate: a pause overtaken by this resume cannot then mark the
@@ -398,7 +400,7 @@ class TwoStep:
             cp_id = checkpoint.info.checkpoint_id
             details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
             try:
-                await ctx.durable.record_resume(scope, ctx.event("resume", started, "ok", details))
+                await ctx.durable.record_resume(scope, ctx.event("resume", started, "ok", details), retention)
             except Conflict:
                 # A terminate sealed the durable record after the read above, and its working-memory seal came
                 # after this restore: the resume lost the race (conflict, recorded as such by the caller); what it

@@ -154,8 +154,9 @@ class SessionStore(Protocol):
         kinds need exactly one), narrowed by the agent and session if given (``checkpoint`` needs both)."""
         ...
 
-    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
-        """Mark the session running and record the event."""
+    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+        """Mark the session running, record the event and prune the session's events by ``retention``'s event
+        bounds (at the event's time), in one transaction, as ``record_pause`` prunes them."""
         ...
 
     async def delete_session(self, scope: Scope, keep_episodes: bool, now: float) -> Removed:
@@ -391,12 +392,14 @@ class SameStoreLifecycle(Protocol):
         now: float,
         limits: Limits,
         event: EventRecord,
+        retention: Retention | None = None,
     ) -> tuple[CheckpointInfo, int] | None:
         """``get_checkpoint``, ``restore`` and ``record_resume`` in one transaction: restore the checkpoint
-        (None: the newest), mark the session running and record ``event`` with ``"checkpoint_id"`` and
-        ``"items"`` (the count restored) added to its detail. Returns the checkpoint's description and that
-        count, or None (nothing written) if the session or the checkpoint does not exist. Refusals as for
-        ``restore`` (``Conflict`` for a terminated or sealed session, ``TooLarge`` over the key limit)."""
+        (None: the newest), mark the session running, record ``event`` with ``"checkpoint_id"`` and
+        ``"items"`` (the count restored) added to its detail and prune events by ``retention`` (at ``now``).
+        Returns the checkpoint's description and that count, or None (nothing written) if the session or the
+        checkpoint does not exist. Refusals as for ``restore`` (``Conflict`` for a terminated or sealed session,
+        ``TooLarge`` over the key limit)."""
         ...
 
 

@@ -23,8 +23,8 @@ from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, 
 from mcp_memory.stores.postgres import vector_indexes
 from mcp_memory.stores.postgres.search import EXACT_SCAN_BUDGET, search_statement, ts_query, vector_text
 from mcp_memory.stores.postgres.statements import (
+    COUNTED_EVENT,
     INSERT_EPISODE,
-    INSERT_EVENT,
     LOCK_SAME_EPISODE,
     NEAREST_EPISODE,
     NEAREST_EPISODE_OF_MODEL,
@@ -149,7 +149,7 @@ class PostgresEpisodes(EpisodeEdits):
     _JSON = "CAST({} AS jsonb)"
 
     async def _insert_event(self, conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
-        await conn.execute(text(INSERT_EVENT), {"pk": session_pk, **event_params(ev)})
+        await conn.execute(text(COUNTED_EVENT), {"pk": session_pk, **event_params(ev)})
 
     async def _lock_same(self, conn: AsyncConnection, episode: Episode) -> None:
         key = f"{episode.project_id}|{episode.agent_instance_id}|{episode.session_id}|{episode.task_description}"

@@ -19,8 +19,7 @@ import orjson
 from mcp_memory.models import Episode, Item, PackedState, Scope, to_datetime
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sql.dialect import Dialect, as_is
-from mcp_memory.stores.sql.queries import CHECKPOINT_COLUMNS, COMPLETE, LIVE, SCOPE, SESSION_PK
-from mcp_memory.stores.sql.retention import DELETE_CHECKPOINT
+from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE, SESSION_PK
 
 DIALECT = Dialect(
     read_json=as_is,
@@ -96,14 +95,16 @@ def item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
 EVENT_COLUMNS = "(session_pk, event_type, at, duration_ms, outcome, detail)"
 EVENT_VALUES_NO_DETAIL = "CAST(:ev_t AS text), CAST(:ev_at AS timestamptz), CAST(:ev_d AS float8), CAST(:ev_o AS text)"
 EVENT_VALUES = f"{EVENT_VALUES_NO_DETAIL}, CAST(:ev_detail AS jsonb)"
+# event_count 1: the spawn event that :func:`with_event` writes with the row (every use of these two).
 INSERT_SESSION = (
     "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
-    "metadata) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb)) ON CONFLICT DO NOTHING RETURNING *"
+    "metadata, event_count) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb), 1) "
+    "ON CONFLICT DO NOTHING RETURNING *"
 )
 INSERT_SPAWNING = (
     "INSERT INTO sessions (project_id, agent_instance_id, session_id, agent_type_id, status, created_at, updated_at, "
-    "metadata, spawn_token, spawn_until) VALUES (:p, :a, :s, :t, 'running', :now, :now, CAST(:m AS jsonb), "
-    "CAST(:tok AS text), CAST(:until AS timestamptz)) ON CONFLICT DO NOTHING RETURNING *"
+    "metadata, spawn_token, spawn_until, event_count) VALUES (:p, :a, :s, :t, 'running', :now, :now, "
+    "CAST(:m AS jsonb), CAST(:tok AS text), CAST(:until AS timestamptz), 1) ON CONFLICT DO NOTHING RETURNING *"
 )
 
 
@@ -124,14 +125,24 @@ def with_event(insert: str, items: bool = False) -> str:
 
 
 INSERT_EVENT = f"INSERT INTO events {EVENT_COLUMNS} VALUES (:pk, {EVENT_VALUES})"
+"""An event of session ``:pk``, whose ``event_count`` the same statement or transaction counts (see
+:func:`terminate`)."""
+COUNTED_EVENT = (
+    "WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE id = :pk RETURNING id) "
+    f"INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s"
+)
+"""An event of session ``:pk``, counted: the update locks the session's row before the event goes in (every writer
+of a session's events counts them under that lock, migration 0011)."""
 DISCARD_SESSION = (
     f"WITH s AS (DELETE FROM sessions WHERE {SCOPE} AND status = 'running' AND NOT sealed "
     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
     "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
 )
 RECORD_EVENT = (
-    f"INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM sessions WHERE {SCOPE} AND {COMPLETE}"
+    f"WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE {SCOPE} AND {COMPLETE} RETURNING id) "
+    f"INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s"
 )
+"""An event of a session, counted under its row lock (none if the session is missing or still spawning)."""
 
 
 def json_text(value: Any) -> str:
@@ -170,21 +181,31 @@ def terminate(episode_sql: str) -> str:
     return (
         f"WITH {episode_sql + ', ' if episode_sql else ''}"
         "upd AS (UPDATE sessions SET status = 'terminated', sealed = true, updated_at = :ev_at, "
-        "terminated_at = :ev_at, episode_id = :eid, terminate_result = CAST(:r AS jsonb) WHERE id = :pk) "
+        "terminated_at = :ev_at, episode_id = :eid, terminate_result = CAST(:r AS jsonb), "
+        "event_count = event_count + 1 WHERE id = :pk) "
         f"{INSERT_EVENT}"
     )
 
 
 DELETE_CHECKPOINT_WITH_EVENT = (
-    f"WITH d AS ({DELETE_CHECKPOINT}), "
+    f"WITH s AS (SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE} FOR NO KEY UPDATE), "
+    "d AS (DELETE FROM checkpoints WHERE session_pk = (SELECT id FROM s) AND checkpoint_id = :cid "
+    "RETURNING session_pk, keep), "
+    "upd AS (UPDATE sessions SET event_count = event_count + 1, "
+    "unkept_checkpoints = unkept_checkpoints - CASE WHEN d.keep THEN 0 ELSE 1 END "
+    "FROM d WHERE sessions.id = d.session_pk), "
     f"ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT session_pk, {EVENT_VALUES} FROM d) SELECT session_pk FROM d"
 )
-"""One statement: the checkpoint goes, and the event is recorded only if it did."""
-GET_CHECKPOINT = (
-    f"SELECT {CHECKPOINT_COLUMNS}, state, {SESSION_SEALED} AS session_sealed "
-    f"FROM checkpoints WHERE session_pk = {SESSION_PK} "
+"""One statement: the session's row locked first (as every writer of its checkpoints and events locks it: a pause
+pruning the same checkpoint waits, or is waited for, and no deadlock), the checkpoint goes, and only if it did the
+event is recorded and both counts follow."""
+COUNT_SESSIONS = (
+    "UPDATE sessions s SET "
+    "unkept_checkpoints = (SELECT count(*) FROM checkpoints c WHERE c.session_pk = s.id AND NOT c.keep), "
+    "event_count = (SELECT count(*) FROM events e WHERE e.session_pk = s.id) "
+    "WHERE s.id = ANY (CAST(:pks AS bigint[]))"
 )
-"""A checkpoint with its state, and whether its session is sealed; ends where the checkpoint selector goes."""
+"""The retention counts of sessions ``:pks`` set from their rows (an import's, written in its own transaction)."""
 
 
 def state_text(items: Mapping[str, Item] | PackedState) -> bytes:
@@ -259,13 +280,14 @@ PING = (
 
 __all__ = [
     "CLEAR_ITEMS",
+    "COUNTED_EVENT",
+    "COUNT_SESSIONS",
     "DELETE_CHECKPOINT_WITH_EVENT",
     "DELETE_ITEM",
     "DIALECT",
     "DISCARD_SESSION",
     "EVENT_COLUMNS",
     "EVENT_VALUES",
-    "GET_CHECKPOINT",
     "INSERT_EPISODE",
     "INSERT_EVENT",
     "INSERT_SESSION",

@@ -47,11 +47,11 @@ from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, Postgres
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
 from mcp_memory.stores.postgres.statements import (
     CLEAR_ITEMS,
+    COUNT_SESSIONS,
     DELETE_CHECKPOINT_WITH_EVENT,
     DELETE_ITEM,
     DIALECT,
     DISCARD_SESSION,
-    GET_CHECKPOINT,
     INSERT_SESSION,
     INSERT_SPAWNING,
     LIST_KEYS,
@@ -74,7 +74,7 @@ from mcp_memory.stores.postgres.statements import (
 )
 from mcp_memory.stores.postgres.transitions import PAUSE, RESUME, pause_args, resume_args
 from mcp_memory.stores.sql.erase import ScopeErase
-from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, checkpoint_selector
+from mcp_memory.stores.sql.queries import COMPLETE, SCOPE
 from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
@@ -331,10 +331,11 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         now: float,
         limits: Limits,
         event: EventRecord,
+        retention: Retention | None = None,
     ) -> tuple[CheckpointInfo, int] | None:
-        # One message, its own transaction (stores/postgres/transitions.py): lock, restore, status, event.
+        # One message, its own transaction (stores/postgres/transitions.py): lock, restore, status, event, retention.
         async with self._driver() as driver:
-            args = resume_args(scope, now, checkpoint_id, clear, limits.max_keys, event_params(event))
+            args = resume_args(scope, now, checkpoint_id, clear, limits.max_keys, event_params(event), retention)
             row = await driver.fetchrow(RESUME, *args)
         if row is None or row["checkpoint_id"] is None:
             return None
@@ -346,12 +347,12 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         info = _record_info(row)
         return info, int(row["restored"])
 
-    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
         # One statement on the driver connection (stores/postgres/two_step.py).
         async with self._driver() as driver:
-            args = (*two_step.scope_args(scope), *two_step.event_args(event_params(event)))
+            args = two_step.record_resume_args(scope, event_params(event), retention)
             row = await driver.fetchrow(two_step.RECORD_RESUME, *args)
-        check_writable(scope, None if row is None else (row["status"], row["sealed"]))
+        check_writable(scope, None if row["status"] is None else (row["status"], row["sealed"]))
 
     async def record_terminate(
         self,
@@ -386,25 +387,31 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
 
     # -- checkpoints -----------------------------------------------------------------------------------
     async def get_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> CheckpointData | None:
-        params = scope_params(scope)
-        where = checkpoint_selector(params, checkpoint_id)
-        async with self._read() as conn:
-            row = (await conn.execute(text(GET_CHECKPOINT + where), params)).first()
+        # The packed read (one statement on the driver connection), its state decoded here: no SQLAlchemy
+        # compilation or result wrapping, the cost of a small read (stores/postgres/two_step.py).
+        row = await self._packed_row(scope, checkpoint_id)
         if row is None:
             return None
-        return CheckpointData(self._checkpoint_info(row), state_items(row.state), bool(row.session_sealed))
+        return CheckpointData(_record_info(row), state_items(orjson.loads(row["state"])), bool(row["session_sealed"]))
 
     async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
         # One statement on the driver connection (stores/postgres/two_step.py): the resume's read.
-        async with self._driver() as driver:
-            if checkpoint_id is None:
-                row = await driver.fetchrow(two_step.NEWEST_PACKED_CHECKPOINT, *two_step.scope_args(scope))
-            else:
-                row = await driver.fetchrow(two_step.PACKED_CHECKPOINT, *two_step.scope_args(scope), checkpoint_id)
+        row = await self._packed_row(scope, checkpoint_id)
         if row is None:
             return None
         info = _record_info(row)
         return PackedCheckpoint(info, row["state"], bool(row["session_sealed"]))
+
+    async def _packed_row(self, scope: Scope, checkpoint_id: str | None) -> Mapping[str, Any] | None:
+        """A checkpoint (None: the newest) with its state as JSON text and its session's seal; None if missing."""
+        async with self._driver() as driver:
+            if checkpoint_id is None:
+                row: Mapping[str, Any] | None = await driver.fetchrow(
+                    two_step.NEWEST_PACKED_CHECKPOINT, *two_step.scope_args(scope)
+                )
+            else:
+                row = await driver.fetchrow(two_step.PACKED_CHECKPOINT, *two_step.scope_args(scope), checkpoint_id)
+        return row
 
     # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
     _vector_column = "CAST(e.embedding AS text)"
@@ -417,6 +424,11 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     @staticmethod
     def _checkpoint_extra(state: str) -> dict[str, Any]:
         return {"state_bytes": len(state.encode())}
+
+    async def _imported(self, conn: AsyncConnection, session_pks: Sequence[int]) -> None:
+        # The imported sessions' counts, from their rows (migration 0011): they are the transaction's own.
+        if session_pks:
+            await conn.execute(text(COUNT_SESSIONS), {"pks": list(session_pks)})
 
     async def _import_episode(
         self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None

@@ -1,5 +1,5 @@
 """Pause and resume of a session whose working memory is in Postgres: each one ``SELECT`` of a server-side function
-(``mcpmem_pause``, ``mcpmem_resume``; migration 0008), sent on the asyncpg connection itself in autocommit.
+(``mcpmem_pause``, ``mcpmem_resume``; migrations 0008 and 0011), sent on the asyncpg connection itself in autocommit.
 
 One message each way: the call is its own transaction (no BEGIN or COMMIT round trip), prepared once per connection
 by asyncpg's statement cache (Bind, Execute and Sync in one write), and its arguments go as typed binary values (no
@@ -10,8 +10,8 @@ aggregates it from the live rows into the checkpoint's JSONB, a resume restores 
 
 - :data:`PAUSE`: snapshot the live items into the checkpoint (state, count, size, hash), prune by retention, mark
   the session paused and record the event.
-- :data:`RESUME`: restore the checkpoint (by id, or the newest), check the key limit, mark the session running and
-  record the event; nothing is written if the limit or the session refuses.
+- :data:`RESUME`: restore the checkpoint (by id, or the newest), check the key limit, mark the session running,
+  record the event and prune events by retention; nothing is written if the limit or the session refuses.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from datetime import datetime
 
 from mcp_memory.models import Scope
 from mcp_memory.stores.ports import Retention
-from mcp_memory.stores.postgres.two_step import event_args, retention_args, scope_args
+from mcp_memory.stores.postgres.two_step import event_args, event_retention_args, retention_args, scope_args
 
 PAUSE = (
     "SELECT o_done AS done, o_keys AS keys_count, o_bytes AS bytes, o_hash AS content_hash "
@@ -34,12 +34,13 @@ RESUME = (
     "SELECT o_status AS status, o_sealed AS sealed, o_checkpoint AS checkpoint_id, o_created AS created_at, "
     "o_keys AS keys_count, o_bytes AS bytes, o_label AS label, o_hash AS content_hash, o_metadata AS metadata, "
     "o_keep AS keep, o_restored AS restored, o_kept AS kept, o_done AS done "
-    "FROM mcpmem_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    "FROM mcpmem_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
 )
 """The resume of checkpoint ``$5`` (NULL: the newest): with ``$6`` (clear) working memory becomes the checkpoint's
-live items, else they are written over the others, if the result fits ``$7`` keys. One row: the session's status
-and seal (NULL: no session), the checkpoint (NULL: none), the items restored, the other live keys kept, and
-``done`` (false: nothing written)."""
+live items, else they are written over the others, if the result fits ``$7`` keys; then the session's events are
+pruned by ``$13``/``$14`` as a pause prunes them (migration 0011). One row: the session's status and seal (NULL: no
+session), the checkpoint (NULL: none), the items restored, the other live keys kept, and ``done`` (false: nothing
+written)."""
 
 
 def pause_args(
@@ -68,10 +69,17 @@ def pause_args(
 
 
 def resume_args(
-    scope: Scope, now: float, checkpoint_id: str | None, clear: bool, max_keys: int, event: Mapping[str, object]
+    scope: Scope,
+    now: float,
+    checkpoint_id: str | None,
+    clear: bool,
+    max_keys: int,
+    event: Mapping[str, object],
+    retention: Retention | None,
 ) -> tuple[object, ...]:
-    """The arguments of :data:`RESUME`; ``event`` from ``event_params``."""
-    return (*scope_args(scope), now, checkpoint_id, clear, max_keys, *event_args(event))
+    """The arguments of :data:`RESUME`; ``event`` from ``event_params``, its event bounds counted from ``now``."""
+    return (*scope_args(scope), now, checkpoint_id, clear, max_keys, *event_args(event),
+            *event_retention_args(retention, now))  # fmt: skip
 
 
 __all__ = ["PAUSE", "RESUME", "pause_args", "resume_args"]

@@ -7,8 +7,9 @@ compilation, no result wrapping).
 - :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migration 0010): lock the writable session, insert
   the checkpoint, mark the session paused, record the event, prune by retention. A function, because the prune must
   read a snapshot taken after the lock (see the migration); ``false`` if nothing was written.
-- :data:`RECORD_RESUME`: one data-modifying ``WITH``: lock the session's row, mark it running and record the event
-  if it takes writes; returns its status and seal (no row: no session).
+- :data:`RECORD_RESUME`: a ``SELECT`` of ``mcpmem_record_resume`` (migration 0011): lock the session's row, mark
+  it running, record the event and prune events by retention if it takes writes; returns its status and seal
+  (NULL: no session). A function for the pause's reason: the prune must read a snapshot taken after the lock.
 - :data:`PACKED_CHECKPOINT` / :data:`NEWEST_PACKED_CHECKPOINT`: a checkpoint with its state as JSON text, and
   whether its session is sealed.
 """
@@ -16,27 +17,21 @@ compilation, no result wrapping).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from mcp_memory.models import CheckpointInfo, Scope, to_datetime
 from mcp_memory.stores.ports import Retention
-from mcp_memory.stores.postgres.statements import EVENT_COLUMNS
 
 RECORD_PAUSE = (
     "SELECT mcpmem_record_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
     "$19, $20, $21, $22) AS done"
 )
 
-_SCOPE = "project_id = $1 AND agent_instance_id = $2 AND session_id = $3"
 RECORD_RESUME = (
-    f"WITH s AS (SELECT id, status, sealed FROM sessions WHERE {_SCOPE} FOR NO KEY UPDATE), "
-    "upd AS (UPDATE sessions SET status = 'running', updated_at = CAST($5 AS timestamptz) FROM s "
-    "WHERE sessions.id = s.id AND NOT s.sealed AND s.status <> 'terminated' RETURNING s.id), "
-    f"ev AS (INSERT INTO events {EVENT_COLUMNS} "
-    "SELECT id, CAST($4 AS text), CAST($5 AS timestamptz), CAST($6 AS float8), CAST($7 AS text), "
-    "CAST($8 AS jsonb) FROM upd) "
-    "SELECT status, sealed FROM s"
+    "SELECT o_status AS status, o_sealed AS sealed FROM mcpmem_record_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 )
-"""Its event goes in only if the session was marked running; the caller checks the status and seal it returns."""
+"""Lock the session's row; if it takes writes, mark it running, record the event and prune events by retention
+(``mcpmem_record_resume``, migration 0011). Returns its status and seal either way (NULL: no session)."""
 
 # The session's row read once (its seal), and its checkpoint picked by a LATERAL subquery: a nested loop on the
 # session's pk, so the newest is the first entry of the index on (session_pk, created_at DESC, id DESC), read alone.
@@ -79,6 +74,20 @@ def retention_args(retention: Retention | None, at: float) -> tuple[object, ...]
     )
 
 
+def event_retention_args(retention: Retention | None, at: float) -> tuple[object, ...]:
+    """A resume's retention, the last two arguments of both resume functions: events to keep and their oldest time
+    (None: no bound of that kind), the age counted from ``at``."""
+    return retention_args(retention, at)[2:]
+
+
+def record_resume_args(scope: Scope, event: Mapping[str, object], retention: Retention | None) -> tuple[object, ...]:
+    """The arguments of :data:`RECORD_RESUME`; ``event`` from ``event_params``, its event bounds counted from the
+    event's time."""
+    at = event["ev_at"]
+    assert isinstance(at, datetime)
+    return (*scope_args(scope), *event_args(event), *event_retention_args(retention, at.timestamp()))
+
+
 def record_pause_args(
     scope: Scope,
     info: CheckpointInfo,
@@ -111,7 +120,9 @@ __all__ = [
     "RECORD_PAUSE",
     "RECORD_RESUME",
     "event_args",
+    "event_retention_args",
     "record_pause_args",
+    "record_resume_args",
     "retention_args",
     "scope_args",
 ]

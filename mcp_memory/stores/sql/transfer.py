@@ -100,6 +100,10 @@ class SqlTransfer:
         """Columns a store keeps for a checkpoint besides the shared ones (Postgres: ``state_bytes``)."""
         return {}
 
+    async def _imported(self, conn: AsyncConnection, session_pks: Sequence[int]) -> None:
+        """In the import's transaction, once its rows are in: what the store keeps per session besides them
+        (Postgres: the counts retention reads, migration 0011). Nothing here."""
+
     # -- export --------------------------------------------------------------------------------------------
     async def export_sessions(self, sel: Selection, after: int, limit: int) -> list[tuple[int, SessionInfo]]:
         where, params = _where(self._dialect, sel, "s")
@@ -250,6 +254,7 @@ class SqlTransfer:
                 else:
                     await self._import_episode_entry(conn, entry, plan)
                     counts["episodes"] += 1
+            await self._imported(conn, list(sessions.values()))
 
     async def _import_session(self, conn: AsyncConnection, info: SessionInfo, plan: ImportPlan) -> int:
         d = self._dialect

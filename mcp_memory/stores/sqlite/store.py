@@ -70,6 +70,7 @@ from mcp_memory.stores.sqlite.statements import (
     restore_sync,
     scope_params,
     set_status_sync,
+    writable_pk,
     writable_pk_sync,
 )
 from mcp_memory.stores.sqlite.vector_index import VECTOR_CACHE_BYTES, VectorIndex
@@ -205,6 +206,14 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
             if prune is not None:
                 db.execute(*prune)
 
+    @staticmethod
+    def _prune_events_sync(db: sqlite3.Connection, session_pk: int, at: float, retention: Retention | None) -> None:
+        """Apply ``retention``'s event bounds at ``at`` in a resume's transaction, after its event went in, as a
+        pause applies them: resumes in a row never add events beyond the bound."""
+        prune = prune_events_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n")
+        if prune is not None:
+            db.execute(*prune)
+
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
         params = {**scope_params(scope), "cid": checkpoint_id}
 
@@ -304,18 +313,24 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         now: float,
         limits: Limits,
         event: EventRecord,
+        retention: Retention | None = None,
     ) -> tuple[CheckpointInfo, int] | None:
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
-        sql = f"SELECT {CHECKPOINT_ROW_COLUMNS}, state FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        # The checkpoint and whether its session takes writes, in one statement (the session's row by primary key).
+        session = f"(SELECT {{}} FROM sessions WHERE id = checkpoints.session_pk AND {COMPLETE})"
+        sql = (
+            f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {session.format('id')}, {session.format('status')}, "
+            f"{session.format('sealed')} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
+        )
 
         def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int] | None:
             found = db.execute(sql, params).fetchone()
             if found is None:
                 return None
-            info = self._checkpoint_info(CheckpointRow(*found[:-1]))
-            items = decode_state(found[-1])
-            pk = writable_pk_sync(db, scope)
+            info = self._checkpoint_info(CheckpointRow(*found[:-4]))
+            items = decode_state(found[-4])
+            pk = writable_pk(scope, None if found[-3] is None else found[-3:])
             restored = restore_sync(db, pk, items, clear, now, limits)
             set_status_sync(
                 db,
@@ -323,13 +338,16 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
                 SessionStatus.RUNNING,
                 event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored}),
             )
+            self._prune_events_sync(db, pk, now, retention)
             return info, restored
 
         return await self._write_direct(resume)
 
-    async def record_resume(self, scope: Scope, event: EventRecord) -> None:
+    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
         def resume(db: sqlite3.Connection) -> None:
-            set_status_sync(db, writable_pk_sync(db, scope), SessionStatus.RUNNING, event)
+            pk = writable_pk_sync(db, scope)
+            set_status_sync(db, pk, SessionStatus.RUNNING, event)
+            self._prune_events_sync(db, pk, event.at, retention)
 
         await self._write_direct(resume)
 
