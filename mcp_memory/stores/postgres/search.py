@@ -244,7 +244,8 @@ def _scored_sql(same_model: bool) -> str:
     A candidate both found has both already. Only the score a retriever did not give is computed, for that
     candidate's row alone (a CASE runs its subquery only then): the text share of a vector hit just outside the
     text candidates, the cosine of a text hit just outside the vector pool (not a zero for being missed by the
-    other list). Importance and age come from the leg that found it."""
+    other list). Importance and age come from the leg that found it. MATERIALIZED: inlined, the two CASEs would be
+    computed again wherever the relevance is used (the filter on it and the sort), their subqueries with them."""
     text_share = (
         f"SELECT COALESCE(LEAST({_TEXT_RANK} / NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) "
         "FROM episodes e WHERE e.id = v.id"
@@ -257,7 +258,7 @@ def _scored_sql(same_model: bool) -> str:
         f"LEAST(x.c / GREATEST((SELECT max(cos) FROM kept), {GOOD_COSINE}), 1.0) ELSE 0.0 END FROM ({cosine}) AS x"
     )
     return (
-        "scored AS (SELECT COALESCE(t.id, v.id) AS id, "
+        "scored AS MATERIALIZED (SELECT COALESCE(t.id, v.id) AS id, "
         # The text leg found nothing: every text share is 0 (and its weight too), not worth a BM25 per candidate.
         "CASE WHEN t.id IS NOT NULL THEN t.s WHEN NOT EXISTS (SELECT 1 FROM t) THEN 0.0 "
         f"ELSE ({text_share}) END AS ts, "
