@@ -281,8 +281,8 @@ def search_statement(
     exact_scan_max: int,
 ) -> tuple[str, dict[str, Any], int]:
     """The recall statement (:func:`search_sql`) for the tsquery ``tsq`` and the query vector ``qv`` (pgvector
-    text; either may be None, not both), its parameters, and the ``hnsw.ef_search`` to set before it when ``qv``
-    is given."""
+    text; either may be None, not both), its parameters, and the ``hnsw.ef_search`` the statement needs when ``qv``
+    is given (to set before it unless it is the connections' own, :data:`DEFAULT_EF_SEARCH`)."""
     pool = candidate_pool(limit)
     extra, params = filter_clause(DIALECT, flt, prefix="e.")
     # Vector candidates: fewer than text ones, as each costs HNSW work; every candidate of either list is
