@@ -32,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from mcp_memory.stores.ports import EpisodeFilter, SearchMode
-from mcp_memory.stores.postgres.search import search_statement, ts_query
+from mcp_memory.stores.postgres.search import search_statement, ts_query, vector_text
 from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.postgres.vector_indexes import INDEX_PREFIX, create_index_sql, index_name
 
@@ -74,6 +74,7 @@ class Pick:
     times: dict[str, tuple[float, float, float]]
     recall: float
     text_plan: list[str] = field(default_factory=list)
+    hybrid_plan: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -199,15 +200,17 @@ async def time_searches(
     return out
 
 
-async def text_plan(store: PostgresStore, project: uuid.UUID, query: str) -> list[str]:
-    """``EXPLAIN (ANALYZE, BUFFERS)`` of the store's text search, on its own connection (its custom plans): where
-    the time of a text search goes."""
+async def search_plan(store: PostgresStore, project: uuid.UUID, query: str, vector: np.ndarray | None) -> list[str]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of the store's text search (``vector`` None) or hybrid search, on one of its
+    own connections (its custom plans, its ``hnsw.ef_search``, set as the search sets it): where the time goes."""
     tsq = ts_query(query)
     assert tsq is not None
-    sql, params, _ = search_statement(
-        project, tsq, None, EpisodeFilter(), 10, time.time(), None, exact_scan_max=store.exact_scan_max
+    qv = None if vector is None else vector_text([float(x) for x in vector])
+    sql, params, ef_search = search_statement(
+        project, tsq, qv, EpisodeFilter(), 10, time.time(), None, exact_scan_max=store.exact_scan_max
     )
-    async with store._read() as conn:
+    async with store._write() as conn:
+        await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
         found = await conn.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql), params)
         return [str(r[0]) for r in found]
 
@@ -244,7 +247,8 @@ async def bench_projects(
                     "own HNSW index" if indexed else "exact scan",
                     await time_searches(store, ids[rank], q_texts, q_vectors),
                     await recall(url, ids[rank], indexed, q_vectors[:RECALL_QUERIES]),
-                    await text_plan(store, ids[rank], q_texts[0]),
+                    await search_plan(store, ids[rank], q_texts[0], None),
+                    await search_plan(store, ids[rank], q_texts[0], q_vectors[0]) if label == "largest" else [],
                 )
             # Every indexed project's recall (fewer queries each): the worst one tests the claim.
             recalls = [
@@ -306,3 +310,9 @@ def report(r: Run, n_queries: int) -> None:
         print(f"\nEXPLAIN (ANALYZE, BUFFERS) of one text search, {label} project:\n```")
         print("\n".join(line for line in p.text_plan if any(k in line for k in keep)))
         print("```")
+    # The hybrid search of the largest project, whole: where the time of each leg and of the fusion goes.
+    for label, p in r.picks.items():
+        if p.hybrid_plan:
+            print(f"\nEXPLAIN (ANALYZE, BUFFERS) of one hybrid search, {label} project:\n```")
+            print("\n".join(p.hybrid_plan))
+            print("```")

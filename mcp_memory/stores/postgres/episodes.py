@@ -21,7 +21,13 @@ from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
 from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, SearchMode
 from mcp_memory.stores.postgres import vector_indexes
-from mcp_memory.stores.postgres.search import EXACT_SCAN_BUDGET, search_statement, ts_query, vector_text
+from mcp_memory.stores.postgres.search import (
+    DEFAULT_EF_SEARCH,
+    EXACT_SCAN_BUDGET,
+    search_statement,
+    ts_query,
+    vector_text,
+)
 from mcp_memory.stores.postgres.statements import (
     COUNTED_EVENT,
     INSERT_EPISODE,
@@ -205,11 +211,13 @@ class PostgresEpisodes(EpisodeEdits):
         sql, params, ef_search = search_statement(
             project_id, tsq, qv, flt, limit, now, embedding_model, exact_scan_max=self.exact_scan_max
         )
-        if qv is None:
+        if qv is not None:
+            self._check_vector_indexes()
+        if qv is None or ef_search == DEFAULT_EF_SEARCH:
+            # The connection's own ef_search (schema.connect_args) is the one needed: one statement, no transaction.
             async with self._read() as conn:
                 rows = (await conn.execute(text(sql), params)).all()
         else:
-            self._check_vector_indexes()
             async with self._write() as conn:
                 await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
                 rows = (await conn.execute(text(sql), params)).all()

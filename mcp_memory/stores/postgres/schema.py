@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from mcp_memory.stores import migrations
+from mcp_memory.stores.postgres.search import DEFAULT_EF_SEARCH
 
 SCHEMA = "mcp_memory"
 """Every table lives in this Postgres schema, so that the database can be shared: an application's own
@@ -41,11 +42,14 @@ def connect_args(timeout_seconds: float | None = None) -> dict[str, Any]:
     # instead of using the HNSW index. Planning each time costs well under 1 ms.
     # max_parallel_workers_per_gather 0: our queries are short; a parallel plan for the (usually skipped) exact-scan
     # fallback of a search still launches its workers, ~6 ms for nothing (measured at 100k episodes).
+    # hnsw.ef_search: the HNSW scan size most searches need, so that they need no transaction to set it (a
+    # placeholder until pgvector loads, which then takes it).
     settings = {
         "application_name": "mcp-memory",
         "search_path": SEARCH_PATH,
         "plan_cache_mode": "force_custom_plan",
         "max_parallel_workers_per_gather": "0",
+        "hnsw.ef_search": str(DEFAULT_EF_SEARCH),
     }
     args: dict[str, Any] = {"server_settings": settings}
     if timeout_seconds is not None:

@@ -54,6 +54,10 @@ HNSW_MAX_EF_SEARCH = 1000
 FILTERED_EF_FACTOR = 2
 MIN_EF_SEARCH = 100
 """At 100,000 384-dim episodes, ef_search 40 finds 94.7% of the exact top 10, 100 finds 98.7% (bench_pg_search)."""
+DEFAULT_EF_SEARCH = MIN_EF_SEARCH
+"""``hnsw.ef_search`` of every connection of the store (schema.connect_args): a search needing no more (no filters,
+limit up to 25) runs as one autocommit statement, with no transaction to set it in (BEGIN, SET, COMMIT: three
+more round trips)."""
 COMMON_LEXEME_SHARE = COMMON_TERM_SHARE
 """A word found in at least this share of the project's episodes does not make a row a full-text candidate..."""
 COMMON_LEXEME_MIN_ROWS = COMMON_TERM_MIN_EPISODES
@@ -113,16 +117,22 @@ def search_sql(
     - Fusion: ranking.py's ``fuse``: the weighted average (``TEXT_WEIGHT``, ``VECTOR_WEIGHT``) of the two scores
       over the retrievers that found anything (a retriever with no hit for the query has no say, so its weight
       leaves the denominator), then scaled by ``1 + 0.15 importance + 0.10 recency`` (30-day half-life), best
-      first. Each candidate of either retriever is scored by *both*: its text share and its cosine are computed
-      for it, so an episode just outside one list's cut-off (the HNSW pool, or the selective-word candidates) is
-      scored as what it is there, not as a zero. An episode the retriever would not find at all still scores 0
-      there, as in ``fuse``: no word of the query (its BM25 is 0), no vector of the query's model, or a
-      cosine below ``MIN_COSINE``. The scales are the retrievers' own: the best rank among the text hits, the best
-      cosine among the vector hits.
+      first. Each candidate of either retriever is scored by *both*, each score computed once: a candidate both
+      found has both from the legs; for one found by a single leg the other score is computed for its row alone
+      (see :func:`_scored_sql`), so an episode just outside one list's cut-off (the HNSW pool, or the
+      selective-word candidates) is scored as what it is there, not as a zero. An episode the retriever would not
+      find at all still scores 0 there, as in ``fuse``: no word of the query (its BM25 is 0), no vector of the
+      query's model, or a cosine below ``MIN_COSINE``. The scales are the retrievers' own: the best rank among
+      the text hits, the best cosine among the vector hits.
+    - The page: the legs carry each candidate's importance and age (read with the rows they read anyway), the
+      final scores are ranked on ids, and the episodes' columns are read for the ``:limit`` returned rows only.
     Filters (``filters``, conditions on ``e``) apply inside each retriever, so the pool is of matching rows.
     """
     where = f"e.project_id = :p{filters}"
     model = " AND e.embedding_model = :model" if same_model else ""
+    # Every leg carries what the final score needs besides relevance (importance, age), read from the rows it
+    # reads anyway: the payload is read for the returned page only.
+    carried = "e.importance_score, e.created_at"
     ctes: list[str] = []
     parts: list[str] = []
     if text_retriever:
@@ -163,64 +173,99 @@ def search_sql(
         # of holding every word comes after its IS NULL (the OR stops there): the word array of each row is an SQL
         # function's call, about 6 us, not worth paying when there are selective words.
         ctes.append(
-            f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r FROM episodes e "
+            f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r, {carried} FROM episodes e "
             f"WHERE {_WORDS} && COALESCE((SELECT q FROM selective), (SELECT q FROM all_words)) "
             f"AND ((SELECT q FROM all_words) IS NULL OR {_WORDS} @> (SELECT q FROM all_words)){filters} "
             "ORDER BY r DESC LIMIT :pool)"
         )
-        ctes.append("t AS (SELECT id, r / max(r) OVER () AS s FROM text_hits WHERE r > 0)")
+        ctes.append(
+            "t AS (SELECT id, r / max(r) OVER () AS s, importance_score, created_at FROM text_hits WHERE r > 0)"
+        )
         parts.append("t")
     if vector_retriever:
         distance = "(e.embedding <=> CAST(:qv AS vector))"
         ctes.append(
-            f"approx AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
+            f"approx AS MATERIALIZED (SELECT e.id, {distance} AS d, {carried} FROM episodes e "
             "WHERE (SELECT episodes FROM project_episode_counts WHERE project_id = :p) > "
             f"{int(exact_scan_max)} AND {where}{model} AND e.embedding IS NOT NULL "
             "ORDER BY e.embedding <=> CAST(:qv AS vector) "
             "LIMIT :vpool)"
         )
         ctes.append(
-            f"exact AS MATERIALIZED (SELECT e.id, {distance} AS d FROM episodes e "
+            f"exact AS MATERIALIZED (SELECT e.id, {distance} AS d, {carried} FROM episodes e "
             f"WHERE (SELECT count(*) FROM approx) < :limit AND {where}{model} AND e.embedding IS NOT NULL "
             f"ORDER BY {distance} + 0 LIMIT :vpool)"
         )
         ctes.append(
-            "vector_hits AS (SELECT id, d FROM exact UNION ALL "
-            "SELECT id, d FROM approx WHERE NOT EXISTS (SELECT 1 FROM exact))"
+            "vector_hits AS (SELECT * FROM exact UNION ALL SELECT * FROM approx WHERE NOT EXISTS (SELECT 1 FROM exact))"
         )
-        ctes.append(f"kept AS (SELECT id, 1.0 - d AS cos FROM vector_hits WHERE 1.0 - d >= {MIN_COSINE})")
-        ctes.append(f"v AS (SELECT id, LEAST(cos / GREATEST(max(cos) OVER (), {GOOD_COSINE}), 1.0) AS s FROM kept)")
+        ctes.append(
+            "kept AS (SELECT id, 1.0 - d AS cos, importance_score, created_at FROM vector_hits "
+            f"WHERE 1.0 - d >= {MIN_COSINE})"
+        )
+        ctes.append(
+            f"v AS (SELECT id, LEAST(cos / GREATEST(max(cos) OVER (), {GOOD_COSINE}), 1.0) AS s, importance_score, "
+            "created_at FROM kept)"
+        )
         parts.append("v")
     if len(parts) == 1:
         # One retriever: the weighted average over it alone is its own score.
-        ctes.append(f"fused AS (SELECT id, s AS rel FROM {parts[0]})")
+        ctes.append(f"fused AS (SELECT id, s AS rel, importance_score, created_at FROM {parts[0]})")
     else:
-        # Every candidate of either retriever gets both scores, computed for it: a text hit just outside the
-        # vector pool still has its cosine, and the reverse (not a zero for being missed by the other list).
-        cosine = "(1.0 - (e.embedding <=> CAST(:qv AS vector)))"
-        same = "e.embedding_model = :model AND " if same_model else ""
-        ctes.append(
-            "scored AS (SELECT e.id, "
-            f"COALESCE(LEAST({_TEXT_RANK} "
-            "/ NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) AS ts, "
-            f"CASE WHEN {same}{cosine} >= {MIN_COSINE} THEN "
-            f"LEAST({cosine} / GREATEST((SELECT max(cos) FROM kept), {GOOD_COSINE}), 1.0) ELSE 0.0 END AS vs "
-            "FROM (SELECT id FROM t UNION SELECT id FROM v) AS cand JOIN episodes e ON e.id = cand.id)"
-        )
+        ctes.append(_scored_sql(same_model))
         # Weights of the retrievers that found anything (0 for one that found nothing: it has no say).
         wt = f"(CASE WHEN EXISTS (SELECT 1 FROM t) THEN {TEXT_WEIGHT} ELSE 0.0 END)"
         wv = f"(CASE WHEN EXISTS (SELECT 1 FROM v) THEN {VECTOR_WEIGHT} ELSE 0.0 END)"
-        ctes.append(f"fused AS (SELECT id, (ts * {wt} + vs * {wv}) / GREATEST({wt} + {wv}, 1e-9) AS rel FROM scored)")
+        # The fusion itself (ranking.fuse): the weighted average of the two scores.
+        ctes.append(
+            f"fused AS (SELECT id, (ts * {wt} + vs * {wv}) / GREATEST({wt} + {wv}, 1e-9) AS rel, "
+            "importance_score, created_at FROM scored)"
+        )
     recency = (
-        "power(0.5, GREATEST(0.0, CAST(:now AS float8) - extract(epoch FROM e.created_at)::float8) "
+        "power(0.5, GREATEST(0.0, CAST(:now AS float8) - extract(epoch FROM f.created_at)::float8) "
         f"/ 86400.0 / {RECENCY_HALF_LIFE_DAYS})"
+    )
+    # The page first, by id: only its rows are then read for the payload.
+    ctes.append(
+        f"page AS (SELECT f.id, f.rel * (1.0 + {IMPORTANCE_WEIGHT} * f.importance_score "
+        f"+ {RECENCY_WEIGHT} * {recency}) AS score "
+        "FROM fused f WHERE f.rel > 0 ORDER BY score DESC, f.id DESC LIMIT :limit)"
     )
     return (
         f"WITH {', '.join(ctes)} "
-        f"SELECT {EPISODE_COLUMNS}, f.rel * (1.0 + {IMPORTANCE_WEIGHT} * e.importance_score "
-        f"+ {RECENCY_WEIGHT} * {recency}) AS score "
-        "FROM fused f JOIN episodes e ON e.id = f.id WHERE f.rel > 0 "
-        "ORDER BY score DESC, e.id DESC LIMIT :limit"
+        f"SELECT {EPISODE_COLUMNS}, p.score FROM page p JOIN episodes e ON e.id = p.id "
+        "ORDER BY p.score DESC, p.id DESC"
+    )
+
+
+def _scored_sql(same_model: bool) -> str:
+    """``scored``: every candidate of either retriever (``t``, ``v``) with both its scores, each computed once.
+
+    A candidate both found has both already. Only the score a retriever did not give is computed, for that
+    candidate's row alone (a CASE runs its subquery only then): the text share of a vector hit just outside the
+    text candidates, the cosine of a text hit just outside the vector pool (not a zero for being missed by the
+    other list). Importance and age come from the leg that found it. MATERIALIZED: inlined, the two CASEs would be
+    computed again wherever the relevance is used (the filter on it and the sort), their subqueries with them."""
+    text_share = (
+        f"SELECT COALESCE(LEAST({_TEXT_RANK} / NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) "
+        "FROM episodes e WHERE e.id = v.id"
+    )
+    same = " AND e.embedding_model = :model" if same_model else ""
+    # OFFSET 0 keeps the subquery whole, so the cosine is computed once, not once per use in the CASE.
+    cosine = f"SELECT 1.0 - (e.embedding <=> CAST(:qv AS vector)) AS c FROM episodes e WHERE e.id = t.id{same} OFFSET 0"
+    vector_share = (
+        f"SELECT CASE WHEN x.c >= {MIN_COSINE} THEN "
+        f"LEAST(x.c / GREATEST((SELECT max(cos) FROM kept), {GOOD_COSINE}), 1.0) ELSE 0.0 END FROM ({cosine}) AS x"
+    )
+    return (
+        "scored AS MATERIALIZED (SELECT COALESCE(t.id, v.id) AS id, "
+        # The text leg found nothing: every text share is 0 (and its weight too), not worth a BM25 per candidate.
+        "CASE WHEN t.id IS NOT NULL THEN t.s WHEN NOT EXISTS (SELECT 1 FROM t) THEN 0.0 "
+        f"ELSE ({text_share}) END AS ts, "
+        f"CASE WHEN v.id IS NOT NULL THEN v.s ELSE COALESCE(({vector_share}), 0.0) END AS vs, "
+        "COALESCE(t.importance_score, v.importance_score) AS importance_score, "
+        "COALESCE(t.created_at, v.created_at) AS created_at "
+        "FROM t FULL JOIN v ON v.id = t.id)"
     )
 
 
@@ -236,8 +281,8 @@ def search_statement(
     exact_scan_max: int,
 ) -> tuple[str, dict[str, Any], int]:
     """The recall statement (:func:`search_sql`) for the tsquery ``tsq`` and the query vector ``qv`` (pgvector
-    text; either may be None, not both), its parameters, and the ``hnsw.ef_search`` to set before it when ``qv``
-    is given."""
+    text; either may be None, not both), its parameters, and the ``hnsw.ef_search`` the statement needs when ``qv``
+    is given (to set before it unless it is the connections' own, :data:`DEFAULT_EF_SEARCH`)."""
     pool = candidate_pool(limit)
     extra, params = filter_clause(DIALECT, flt, prefix="e.")
     # Vector candidates: fewer than text ones, as each costs HNSW work; every candidate of either list is
@@ -270,6 +315,7 @@ __all__ = [
     "BM25_K1",
     "COMMON_LEXEME_MIN_ROWS",
     "COMMON_LEXEME_SHARE",
+    "DEFAULT_EF_SEARCH",
     "EXACT_SCAN_BUDGET",
     "FILTERED_EF_FACTOR",
     "HNSW_MAX_EF_SEARCH",
