@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 
@@ -46,6 +46,7 @@ from mcp_memory.stores.ports import (
     EventRecord,
     PackedCheckpoints,
     PackedWorking,
+    PauseCopies,
     Retention,
     SameStoreLifecycle,
     StagedSpawn,
@@ -336,7 +337,12 @@ class TwoStep:
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
         store: object = self._ctx.working.store
         state: Mapping[str, Item] | PackedState
-        if isinstance(store, PackedWorking):
+        # A store that keeps a pause's copy (Redis): the copy made by this snapshot is bound to the checkpoint below.
+        nonce = uuid4().hex if isinstance(store, PauseCopies) else None
+        if isinstance(store, PauseCopies) and nonce is not None:
+            state = await store.snapshot_for_pause(scope, taken, nonce)
+            count, size, digest = state.keys_count, state.bytes, state.content_hash
+        elif isinstance(store, PackedWorking):
             # The state packed as the durable store keeps it, count, size and hash included: no object per item.
             state = await store.snapshot_packed(scope, taken)
             count, size, digest = state.keys_count, state.bytes, state.content_hash
@@ -360,6 +366,13 @@ class TwoStep:
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
         await self._ctx.durable.record_pause(scope, info, state, event, retention)
+        if isinstance(store, PauseCopies) and nonce is not None:
+            try:
+                await store.confirm_copy(scope, nonce, cp_id, digest)
+            except MemoryServiceError as exc:  # the pause is done: its copy stays unconfirmed, never used
+                logger.warning(
+                    "pause of %s: could not confirm its Redis copy (%s); a resume restores the text", scope, exc
+                )
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(
@@ -392,7 +405,14 @@ class TwoStep:
             limits = ctx.working.limits
             if isinstance(checkpoint, PackedCheckpoint):
                 assert isinstance(working, PackedWorking)
-                restored = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
+                # The pause's copy of exactly this checkpoint (its id and content hash), if Redis still holds it.
+                taken = None
+                if clear and isinstance(working, PauseCopies):
+                    info = checkpoint.info
+                    taken = await working.take_copy(scope, info.checkpoint_id, info.content_hash, started.at, limits)
+                if taken is None:
+                    taken = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
+                restored = taken
             else:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, started.at, limits)
             cp_id = checkpoint.info.checkpoint_id

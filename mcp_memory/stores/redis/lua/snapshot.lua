@@ -1,6 +1,22 @@
--- ARGV: now
+-- ARGV: now[, nonce, copy_ms]. KEYS = {m, v, x, i[, cv, cx, ct]}.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
+-- With a nonce (a pause, :mod:`..copies`): the state returned is also copied (COPY: server-side, no decode) to cv and
+-- cx, with a tag ct naming the nonce and the copy's counts, unconfirmed (no checkpoint id, no hash): confirm.lua
+-- binds it to the checkpoint once the durable store holds it, take.lua renames it into v and x at a resume.
 local st = redis.call('GET', m)
 if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
 purge(ARGV[1])
+if ARGV[2] then
+  local cv, cx, ct = KEYS[5], KEYS[6], KEYS[7]
+  redis.call('DEL', cv, cx, ct)
+  redis.call('COPY', v, cv)
+  redis.call('COPY', x, cx)
+  -- The session's reclaim expiry (lib.lua), at most copy_ms: an abandoned copy goes by itself.
+  local ms, left = tonumber(ARGV[3]), redis.call('PTTL', v)
+  if left > 0 and left < ms then ms = left end
+  redis.call('HSET', ct, 'nonce', ARGV[2], 'n', redis.call('HLEN', cv), 'nx', redis.call('ZCARD', cx))
+  redis.call('PEXPIRE', ct, ms)
+  redis.call('PEXPIRE', cv, ms)
+  redis.call('PEXPIRE', cx, ms)
+end
 return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCORES')}
