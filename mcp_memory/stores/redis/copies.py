@@ -14,10 +14,13 @@ A copy stands for a checkpoint only after the durable store holds it: once the p
 ``lua/confirm.lua`` writes the checkpoint's id and content hash into the tag, if the tag still names the pause's
 nonce (a later pause replaces the copy; two pauses of one id from two processes each have their own nonce, so the
 one whose durable write failed can never confirm the other's copy). A resume with clear reads the checkpoint's
-metadata from the durable store as it does anyway, and ``lua/take.lua`` renames the copy into the live keys only if
+metadata from the durable store as it does anyway, and ``lua/take.lua`` copies the copy over the live keys only if
 the tag names that id and that content hash, the copy still has the counts it was made with (Redis may have
-evicted one of its keys) and the session is open; the copy is consumed. Anything else answers "no copy", changes
-nothing, and the resume restores the checkpoint's text as before. An unconfirmed copy is never used.
+evicted one of its keys) and the session is open. The copy stays, so another resume of the same checkpoint (an
+agent going back to a known-good state after each failed attempt) takes it too, until the next pause replaces it
+(a ``COPY`` of 1,000 fields costs ~0.2 ms, a ``RENAME`` nothing: the first would be paid on every resume but the
+first). Anything else answers "no copy", changes nothing, and the resume restores the checkpoint's text as before.
+An unconfirmed copy is never used.
 
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
 (:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget

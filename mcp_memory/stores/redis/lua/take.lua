@@ -2,8 +2,8 @@
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 -- A resume with clear of the checkpoint ``id`` whose content hash is ``hash``: if the tag names exactly that
 -- checkpoint and hash (confirmed), the copy is whole (its counts as the snapshot made it: Redis may evict one key and
--- not another) and the session is open, the copy becomes the working memory (RENAME: consumed), less the items
--- expired at ``now``; {'ok', n}. Otherwise {'nocopy'} and nothing changed: the caller restores from the checkpoint's
+-- not another) and the session is open, the working memory becomes a copy of the copy (COPY: the copy stays, for
+-- another resume of the same checkpoint), less the items expired at ``now``; {'ok', n}. Otherwise {'nocopy'} and nothing changed: the caller restores from the checkpoint's
 -- text, which gives every other answer (missing, sealed, full) as a restore does.
 local cv, cx, ct = KEYS[5], KEYS[6], KEYS[7]
 local now = ARGV[1]
@@ -16,9 +16,9 @@ if redis.call('HLEN', cv) ~= n or redis.call('ZCARD', cx) ~= nx then
   return {'nocopy'}
 end
 if n - redis.call('ZCOUNT', cx, '-inf', now) > tonumber(ARGV[3]) then return {'nocopy'} end
-redis.call('DEL', v, x, ct)
-if n > 0 then redis.call('RENAME', cv, v) end
-if nx > 0 then redis.call('RENAME', cx, x) end
+redis.call('DEL', v, x)
+if n > 0 then redis.call('COPY', cv, v) end
+if nx > 0 then redis.call('COPY', cx, x) end
 purge(now)
 reclaim(now, ARGV[2])
 return {'ok', redis.call('HLEN', v)}
