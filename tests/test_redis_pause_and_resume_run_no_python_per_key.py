@@ -166,6 +166,9 @@ async def test_a_packed_pause_and_resume_keep_values_ttls_and_the_content_hash(
     digest, size = content_hash(checkpoint.items)
     assert (checkpoint.info.content_hash, checkpoint.info.bytes, checkpoint.info.keys_count) == (digest, size, 10)
     assert done.data["items_saved"] == 10
+    # The resume that may take the pause's copy reads the same checkpoint without its state first.
+    described = await rt.store.get_packed_checkpoint(scope, "c1", with_state=False)
+    assert described is not None and (described.info, described.state) == (checkpoint.info, "")
 
     clock.advance(100)  # "short" expires in the checkpoint: never restored
     store = rt.working_store

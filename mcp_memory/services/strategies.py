@@ -382,37 +382,23 @@ class TwoStep:
         # Under the session lock, as pause and terminate: a pause overtaken by this resume cannot then mark the
         # resumed session paused.
         async with ctx.session_lock(scope):
-            # Packed: the state goes from the durable store's row to the working store's script as one text.
             working: object = ctx.working.store
-            durable: object = ctx.durable
-            packed = isinstance(working, PackedWorking) and isinstance(durable, PackedCheckpoints)
-            checkpoint: CheckpointData | PackedCheckpoint | None
-            if packed:
-                assert isinstance(durable, PackedCheckpoints)
-                checkpoint = await durable.get_packed_checkpoint(scope, wanted)
-            else:
-                checkpoint = await ctx.durable.get_checkpoint(scope, wanted)
-            if checkpoint is None:
-                await ctx.no_checkpoint(scope, wanted)
-            if checkpoint.session_sealed:
-                # A terminate (of any process) has sealed the durable record: working memory is its to
-                # consolidate, even if its Redis seal has not landed yet.
-                await ctx.live_session(scope, "resume")  # terminated: that error
-                raise Conflict(
-                    f"session '{scope.session_id}' is being terminated; cannot resume "
-                    "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
-                )
+            # With clear, the pause's copy (Redis) may stand for the checkpoint: its metadata is read first, and its
+            # text only if the copy cannot be used.
+            copies = clear and isinstance(working, PauseCopies)
+            checkpoint = await self._checkpoint(scope, wanted, not copies)
             limits = ctx.working.limits
+            restored: int | None = None
             if isinstance(checkpoint, PackedCheckpoint):
                 assert isinstance(working, PackedWorking)
-                # The pause's copy of exactly this checkpoint (its id and content hash), if Redis still holds it.
-                taken = None
-                if clear and isinstance(working, PauseCopies):
-                    info = checkpoint.info
-                    taken = await working.take_copy(scope, info.checkpoint_id, info.content_hash, started.at, limits)
-                if taken is None:
-                    taken = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
-                restored = taken
+                if isinstance(working, PauseCopies) and copies:
+                    info = checkpoint.info  # the copy is taken only if its tag names this id and content hash
+                    restored = await working.take_copy(scope, info.checkpoint_id, info.content_hash, started.at, limits)
+                    if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
+                        checkpoint = await self._checkpoint(scope, info.checkpoint_id, True)
+                if restored is None:
+                    assert isinstance(checkpoint, PackedCheckpoint)
+                    restored = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
             else:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, started.at, limits)
             cp_id = checkpoint.info.checkpoint_id
@@ -429,6 +415,31 @@ class TwoStep:
                 # if recording it fails (a store that just went away), logged loudly.
                 logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         return Restored(cp_id, restored, checkpoint.info.created_at)
+
+    async def _checkpoint(
+        self, scope: Scope, wanted: str | None, with_state: bool
+    ) -> CheckpointData | PackedCheckpoint:
+        """The checkpoint to resume (None: the newest), packed (the state as one text, or without it if not
+        ``with_state``: metadata and the session's seal only) where both stores offer it; refused if a terminate
+        has sealed the session."""
+        working: object = self._ctx.working.store
+        durable: object = self._ctx.durable
+        checkpoint: CheckpointData | PackedCheckpoint | None
+        if isinstance(working, PackedWorking) and isinstance(durable, PackedCheckpoints):
+            checkpoint = await durable.get_packed_checkpoint(scope, wanted, with_state=with_state)
+        else:
+            checkpoint = await self._ctx.durable.get_checkpoint(scope, wanted)
+        if checkpoint is None:
+            await self._ctx.no_checkpoint(scope, wanted)
+        if checkpoint.session_sealed:
+            # A terminate (of any process) has sealed the durable record: working memory is its to consolidate,
+            # even if its Redis seal has not landed yet.
+            await self._ctx.live_session(scope, "resume")  # terminated: that error
+            raise Conflict(
+                f"session '{scope.session_id}' is being terminated; cannot resume "
+                "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
+            )
+        return checkpoint
 
     def _same_store(self) -> bool:
         """A store holding working memory and the records without :class:`SameStoreLifecycle`: one seal."""

@@ -41,8 +41,11 @@ class PackedCheckpoints(Protocol):
     """Optional, for a durable store: a checkpoint read with its state as the stored text
     (:class:`~mcp_memory.stores.working_port.PackedWorking`)."""
 
-    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
-        """``get_checkpoint`` without decoding the state."""
+    async def get_packed_checkpoint(
+        self, scope: Scope, checkpoint_id: str | None, with_state: bool = True
+    ) -> PackedCheckpoint | None:
+        """``get_checkpoint`` without decoding the state; without ``with_state``, without reading it either (``state``
+        is ""): a resume that may restore the working store's own copy of it (``PauseCopies``)."""
         ...
 
 

@@ -394,13 +394,16 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
             return None
         return CheckpointData(self._checkpoint_info(row), state_items(row.state), bool(row.session_sealed))
 
-    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+    async def get_packed_checkpoint(
+        self, scope: Scope, checkpoint_id: str | None, with_state: bool = True
+    ) -> PackedCheckpoint | None:
         # One statement on the driver connection (stores/postgres/two_step.py): the resume's read.
+        newest, by_id = two_step.PACKED_READS[with_state]
         async with self._driver() as driver:
             if checkpoint_id is None:
-                row = await driver.fetchrow(two_step.NEWEST_PACKED_CHECKPOINT, *two_step.scope_args(scope))
+                row = await driver.fetchrow(newest, *two_step.scope_args(scope))
             else:
-                row = await driver.fetchrow(two_step.PACKED_CHECKPOINT, *two_step.scope_args(scope), checkpoint_id)
+                row = await driver.fetchrow(by_id, *two_step.scope_args(scope), checkpoint_id)
         if row is None:
             return None
         info = _record_info(row)

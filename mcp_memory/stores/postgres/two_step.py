@@ -52,6 +52,15 @@ _PACKED = (
 )
 PACKED_CHECKPOINT = _PACKED.format("AND checkpoint_id = $4")
 NEWEST_PACKED_CHECKPOINT = _PACKED.format("ORDER BY created_at DESC, id DESC LIMIT 1")
+# Without the state (a resume that may take Redis's copy of it): no jsonb to text conversion, no 100 kB to send.
+PACKED_READS = {
+    True: (NEWEST_PACKED_CHECKPOINT, PACKED_CHECKPOINT),
+    False: tuple(
+        q.replace("CAST(c.state AS text) AS state", "'' AS state")
+        for q in (NEWEST_PACKED_CHECKPOINT, PACKED_CHECKPOINT)
+    ),
+}
+"""The newest checkpoint's read and one id's, by whether the state is read."""
 
 
 def scope_args(scope: Scope) -> tuple[object, ...]:
@@ -108,6 +117,7 @@ def record_pause_args(
 __all__ = [
     "NEWEST_PACKED_CHECKPOINT",
     "PACKED_CHECKPOINT",
+    "PACKED_READS",
     "RECORD_PAUSE",
     "RECORD_RESUME",
     "event_args",
