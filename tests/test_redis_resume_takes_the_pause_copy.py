@@ -1,7 +1,8 @@
 """A resume with working memory in Redis takes the pause's server-side copy of exactly the checkpoint it resumes
 (stores/redis/copies.py) and restores the checkpoint's text otherwise: the copy never stands for other content.
 
-Whether the copy was used is seen by changing the copy's values in Redis behind the store's back: a resume that
+Pauses here copy states of every size (``copy_min_keys`` 1); the default, which leaves small ones out, is pinned at
+the end. Whether the copy was used is seen by changing the copy's values in Redis behind the store's back: a resume that
 used it shows the changed value, one that restored the text shows the checkpoint's.
 """
 
@@ -19,7 +20,7 @@ from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import Item, Scope, encode_value
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.records import Limits
-from mcp_memory.stores.redis.scripts import incarnation
+from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, incarnation
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock, new_scope
@@ -47,6 +48,8 @@ def admin() -> Iterator[redis.Redis]:
 async def rt(db_url: str, clock: FakeClock, prefix: str) -> AsyncIterator[MemoryRuntime]:
     settings = Settings(database_url=db_url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
     async with MemoryRuntime(settings, clock=clock) as runtime:
+        # Copies of states of any size here (the small sessions below are copied too; the default is pinned apart).
+        store(runtime).copy_min_keys = 1
         yield runtime
 
 
@@ -189,7 +192,8 @@ async def test_only_the_snapshot_that_made_the_copy_confirms_it(rt: MemoryRuntim
     scope = new_scope()
     await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
     redis_store, now = store(rt), rt.lifecycle._ctx.clock()
-    first = await redis_store.snapshot_for_pause(scope, now, "nonce-1")
+    first, copied = await redis_store.snapshot_for_pause(scope, now, "nonce-1")
+    assert copied
     await rt.working.set(scope, "a", 2)
     await redis_store.snapshot_for_pause(scope, now, "nonce-2")
     await redis_store.confirm_copy(scope, "nonce-1", "cp1", first.content_hash)
@@ -361,3 +365,30 @@ async def test_copy_keys_share_the_session_hash_slot(rt: MemoryRuntime) -> None:
     keys = store(rt).all_keys(new_scope())
     assert len(keys) == 7
     assert len({k[k.index("{") : k.index("}") + 1] for k in keys}) == 1
+
+
+@pytest.mark.parametrize("keys", [10, 100])
+async def test_by_default_only_states_of_100_keys_or_more_are_copied(
+    rt: MemoryRuntime, admin: redis.Redis, clock: FakeClock, prefix: str, keys: int
+) -> None:
+    """Below 100 keys restoring the text costs less than the copy's confirmation: a pause is one round trip and
+    makes no copy, and the resume reads the state with the checkpoint and restores it (one round trip)."""
+    assert COPY_MIN_KEYS == 100
+    scope = new_scope()
+    await rt.lifecycle.spawn(*ids(scope), initial_state={f"k{i}": i for i in range(keys)})
+    store(rt).copy_min_keys = 1
+    await rt.lifecycle.pause(*ids(scope), checkpoint_id="first")  # copied
+    store(rt).copy_min_keys = COPY_MIN_KEYS
+    await rt.working.set(scope, "k0", "changed")
+    before = store(rt).round_trips
+    await rt.lifecycle.pause(*ids(scope), checkpoint_id="cp")
+    copied = keys >= COPY_MIN_KEYS
+    assert store(rt).round_trips - before == (2 if copied else 1)
+    assert len(copy_keys(prefix, admin)) == (2 if copied else 0)  # values and tag (no TTLs); an earlier copy goes
+    checkpoint = await rt.store.get_checkpoint(scope, "cp")
+    assert checkpoint is not None
+    await rt.working.set(scope, "k0", "again")
+    before = store(rt).round_trips
+    await rt.lifecycle.resume(*ids(scope))
+    assert store(rt).round_trips - before == 1
+    assert await store(rt).snapshot(scope, clock()) == checkpoint.live_items(clock())

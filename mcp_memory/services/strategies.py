@@ -337,10 +337,11 @@ class TwoStep:
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
         store: object = self._ctx.working.store
         state: Mapping[str, Item] | PackedState
-        # A store that keeps a pause's copy (Redis): the copy made by this snapshot is bound to the checkpoint below.
-        nonce = uuid4().hex if isinstance(store, PauseCopies) else None
-        if isinstance(store, PauseCopies) and nonce is not None:
-            state = await store.snapshot_for_pause(scope, taken, nonce)
+        # A store that keeps a pause's copy (Redis): the copy this snapshot made (if any) is bound to the checkpoint
+        # once it is durable.
+        nonce, copied = uuid4().hex, False
+        if isinstance(store, PauseCopies):
+            state, copied = await store.snapshot_for_pause(scope, taken, nonce)
             count, size, digest = state.keys_count, state.bytes, state.content_hash
         elif isinstance(store, PackedWorking):
             # The state packed as the durable store keeps it, count, size and hash included: no object per item.
@@ -366,7 +367,7 @@ class TwoStep:
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
         await self._ctx.durable.record_pause(scope, info, state, event, retention)
-        if isinstance(store, PauseCopies) and nonce is not None:
+        if isinstance(store, PauseCopies) and copied:
             try:
                 await store.confirm_copy(scope, nonce, cp_id, digest)
             except MemoryServiceError as exc:  # the pause is done: its copy stays unconfirmed, never used
@@ -383,19 +384,19 @@ class TwoStep:
         # resumed session paused.
         async with ctx.session_lock(scope):
             working: object = ctx.working.store
-            # With clear, the pause's copy (Redis) may stand for the checkpoint: its metadata is read first, and its
-            # text only if the copy cannot be used.
-            copies = clear and isinstance(working, PauseCopies)
-            checkpoint = await self._checkpoint(scope, wanted, not copies)
+            # With clear, the pause's copy (Redis) may stand for a checkpoint of copy_min_keys keys or more: such a
+            # checkpoint is read without its state, which is read only if the copy cannot be used.
+            copy_min = working.copy_min_keys if clear and isinstance(working, PauseCopies) else None
+            checkpoint = await self._checkpoint(scope, wanted, copy_min)
             limits = ctx.working.limits
             restored: int | None = None
             if isinstance(checkpoint, PackedCheckpoint):
                 assert isinstance(working, PackedWorking)
-                if isinstance(working, PauseCopies) and copies:
+                if isinstance(working, PauseCopies) and copy_min is not None and checkpoint.info.keys_count >= copy_min:
                     info = checkpoint.info  # the copy is taken only if its tag names this id and content hash
                     restored = await working.take_copy(scope, info.checkpoint_id, info.content_hash, started.at, limits)
                     if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
-                        checkpoint = await self._checkpoint(scope, info.checkpoint_id, True)
+                        checkpoint = await self._checkpoint(scope, info.checkpoint_id, None)
                 if restored is None:
                     assert isinstance(checkpoint, PackedCheckpoint)
                     restored = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
@@ -417,16 +418,16 @@ class TwoStep:
         return Restored(cp_id, restored, checkpoint.info.created_at)
 
     async def _checkpoint(
-        self, scope: Scope, wanted: str | None, with_state: bool
+        self, scope: Scope, wanted: str | None, state_below: int | None
     ) -> CheckpointData | PackedCheckpoint:
-        """The checkpoint to resume (None: the newest), packed (the state as one text, or without it if not
-        ``with_state``: metadata and the session's seal only) where both stores offer it; refused if a terminate
-        has sealed the session."""
+        """The checkpoint to resume (None: the newest), packed where both stores offer it (the state as one text;
+        with ``state_below``, only if it has fewer keys than that: else metadata and the session's seal only);
+        refused if a terminate has sealed the session."""
         working: object = self._ctx.working.store
         durable: object = self._ctx.durable
         checkpoint: CheckpointData | PackedCheckpoint | None
         if isinstance(working, PackedWorking) and isinstance(durable, PackedCheckpoints):
-            checkpoint = await durable.get_packed_checkpoint(scope, wanted, with_state=with_state)
+            checkpoint = await durable.get_packed_checkpoint(scope, wanted, state_below=state_below)
         else:
             checkpoint = await self._ctx.durable.get_checkpoint(scope, wanted)
         if checkpoint is None:

@@ -42,10 +42,11 @@ class PackedCheckpoints(Protocol):
     (:class:`~mcp_memory.stores.working_port.PackedWorking`)."""
 
     async def get_packed_checkpoint(
-        self, scope: Scope, checkpoint_id: str | None, with_state: bool = True
+        self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
     ) -> PackedCheckpoint | None:
-        """``get_checkpoint`` without decoding the state; without ``with_state``, without reading it either (``state``
-        is ""): a resume that may restore the working store's own copy of it (``PauseCopies``)."""
+        """``get_checkpoint`` without decoding the state; with ``state_below``, the state is read only for a checkpoint
+        of fewer keys (else ``state`` is ""): a resume that may restore the working store's own copy of a larger one
+        (``PauseCopies``)."""
         ...
 
 

@@ -183,8 +183,12 @@ class PauseCopies(Protocol):
     working memory instead of restoring the checkpoint's text. A copy stands for a checkpoint only once
     :meth:`confirm_copy` says the durable store holds it; anything else falls back to ``restore_packed``."""
 
-    async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> PackedState:
-        """``snapshot_packed``, and a copy of that state tagged with ``nonce`` (replacing any earlier copy)."""
+    copy_min_keys: int
+    """The fewest keys of a state that is copied (a resume of a smaller checkpoint restores its text)."""
+
+    async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:
+        """``snapshot_packed``, and a copy of that state tagged with ``nonce`` if it has ``copy_min_keys`` keys or
+        more (True: copied); any earlier copy goes."""
         ...
 
     async def confirm_copy(self, scope: Scope, nonce: str, checkpoint_id: str, content_hash: str) -> None:

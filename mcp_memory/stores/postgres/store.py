@@ -395,10 +395,10 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         return CheckpointData(self._checkpoint_info(row), state_items(row.state), bool(row.session_sealed))
 
     async def get_packed_checkpoint(
-        self, scope: Scope, checkpoint_id: str | None, with_state: bool = True
+        self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
     ) -> PackedCheckpoint | None:
         # One statement on the driver connection (stores/postgres/two_step.py): the resume's read.
-        newest, by_id = two_step.PACKED_READS[with_state]
+        newest, by_id = two_step.packed_reads(state_below)
         async with self._driver() as driver:
             if checkpoint_id is None:
                 row = await driver.fetchrow(newest, *two_step.scope_args(scope))

@@ -14,13 +14,17 @@ A copy stands for a checkpoint only after the durable store holds it: once the p
 ``lua/confirm.lua`` writes the checkpoint's id and content hash into the tag, if the tag still names the pause's
 nonce (a later pause replaces the copy; two pauses of one id from two processes each have their own nonce, so the
 one whose durable write failed can never confirm the other's copy). A resume with clear reads the checkpoint's
-metadata from the durable store as it does anyway, and ``lua/take.lua`` copies the copy over the live keys only if
+metadata from the durable store, without its state, and ``lua/take.lua`` copies the copy over the live keys only if
 the tag names that id and that content hash, the copy still has the counts it was made with (Redis may have
-evicted one of its keys) and the session is open. The copy stays, so another resume of the same checkpoint (an
-agent going back to a known-good state after each failed attempt) takes it too, until the next pause replaces it
-(a ``COPY`` of 1,000 fields costs ~0.2 ms, a ``RENAME`` nothing: the first would be paid on every resume but the
-first). Anything else answers "no copy", changes nothing, and the resume restores the checkpoint's text as before.
-An unconfirmed copy is never used.
+evicted one of its keys) and the session is open. Anything else answers "no copy" and changes nothing; the resume
+then reads the checkpoint's text and restores it as before. An unconfirmed copy is never used. The copy stays, so
+another resume of the same checkpoint (an agent going back to a known-good state after each failed attempt) takes
+it too, until the next pause replaces it (a ``COPY`` of 1,000 fields costs ~0.2 ms, a ``RENAME`` nothing, but
+would leave nothing for the next resume).
+
+A state of fewer than ``COPY_MIN_KEYS`` keys is not copied: restoring its small text costs less than the copy's
+confirmation round trip. The resume's durable read returns the state of a checkpoint below that count (and only
+of those), which is restored at once.
 
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
 (:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget
@@ -38,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mcp_memory.models import PackedState, Scope, pack_state
 from mcp_memory.stores.records import Limits
-from mcp_memory.stores.redis.scripts import COPY_MS, RECLAIM_MARGIN_MS
+from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS
 
 
 def packed_snapshot(reply: list[Any]) -> PackedState:
@@ -63,6 +67,9 @@ class RedisPauseCopies:
 
         async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]: ...
 
+    copy_min_keys: int = COPY_MIN_KEYS
+    """A pause copies a state of at least this many keys (below, its confirmation costs more than the copy saves)."""
+
     def copy_keys(self, scope: Scope) -> tuple[str, str, str]:
         """The session's copy keys: values, expiries, tag (same hash tag as :meth:`keys`, so the same slot)."""
         base = self.keys(scope)[0].removesuffix(":m")
@@ -72,16 +79,16 @@ class RedisPauseCopies:
         """:meth:`keys` then :meth:`copy_keys`: for the scripts that drop a session's copy with its keys."""
         return (*self.keys(scope), *self.copy_keys(scope))
 
-    async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> PackedState:
-        keys, args = self.all_keys(scope), [repr(float(now)), nonce, COPY_MS]
+    async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:
+        keys, args = self.all_keys(scope), [repr(float(now)), nonce, COPY_MS, self.copy_min_keys]
         reply = await self._eval("snapshot", keys, args)
         if reply[0] == "missing":  # Redis lost the session: re-open it from the durable store, as a read does
             if await self._recover(scope, now) != "ok":
-                return pack_state([], [], ())
+                return pack_state([], [], ()), False
             reply = await self._eval("snapshot", keys, args)
             if reply[0] == "missing":
-                return pack_state([], [], ())
-        return packed_snapshot(reply)
+                return pack_state([], [], ()), False
+        return packed_snapshot(reply), bool(reply[3])
 
     async def confirm_copy(self, scope: Scope, nonce: str, checkpoint_id: str, content_hash: str) -> None:
         await self._eval("confirm", self.copy_keys(scope)[2:], [nonce, checkpoint_id, content_hash])

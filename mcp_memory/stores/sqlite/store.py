@@ -400,12 +400,13 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         )
 
     async def get_packed_checkpoint(
-        self, scope: Scope, checkpoint_id: str | None, with_state: bool = True
+        self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
     ) -> PackedCheckpoint | None:
         # The state left as the stored text (the working store restores from it), or not read at all.
+        state = "state" if state_below is None else f"CASE WHEN keys_count < {int(state_below)} THEN state ELSE '' END"
         return await self._read_checkpoint(
             scope,
             checkpoint_id,
             lambda row: PackedCheckpoint(self._checkpoint_info(CheckpointRow(*row[:-2])), row[-2], bool(row[-1])),
-            "state" if with_state else "''",
+            state,
         )
