@@ -66,7 +66,7 @@ async def test_pause_and_resume_send_one_statement_per_record(keys: int, two_ste
                         p, a, s, checkpoint_id=checkpoint_id, clear_current=round_ % 3 == 0
                     )
                 assert resumed.data["items_restored"] == keys
-                # With clear, a checkpoint of 100 keys or more is read without its state: the pause's Redis copy of it
+                # With clear, a checkpoint of 250 keys or more is read without its state: the pause's Redis copy of it
                 # is taken (stores/redis/copies.py).
                 newest, one = packed_reads(COPY_MIN_KEYS if round_ % 3 == 0 else None)
                 read = one if by_id else newest

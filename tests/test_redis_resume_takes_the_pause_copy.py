@@ -367,13 +367,14 @@ async def test_copy_keys_share_the_session_hash_slot(rt: MemoryRuntime) -> None:
     assert len({k[k.index("{") : k.index("}") + 1] for k in keys}) == 1
 
 
-@pytest.mark.parametrize("keys", [10, 100])
-async def test_by_default_only_states_of_100_keys_or_more_are_copied(
+@pytest.mark.parametrize("keys", [COPY_MIN_KEYS - 1, COPY_MIN_KEYS])
+async def test_by_default_only_states_of_copy_min_keys_or_more_are_copied(
     rt: MemoryRuntime, admin: redis.Redis, clock: FakeClock, prefix: str, keys: int
 ) -> None:
-    """Below 100 keys restoring the text costs less than the copy's confirmation: a pause is one round trip and
-    makes no copy, and the resume reads the state with the checkpoint and restores it (one round trip)."""
-    assert COPY_MIN_KEYS == 100
+    """Below COPY_MIN_KEYS (250) keys restoring the text costs less than the copy's confirmation: a pause is one
+    round trip and makes no copy, and the resume reads the state with the checkpoint and restores it (one round
+    trip)."""
+    assert COPY_MIN_KEYS == 250
     scope = new_scope()
     await rt.lifecycle.spawn(*ids(scope), initial_state={f"k{i}": i for i in range(keys)})
     store(rt).copy_min_keys = 1

@@ -49,9 +49,9 @@ RECLAIM_MARGIN_MS = 3_600_000
 """Real Redis expiry of a session whose keys all have a TTL: its latest expiry plus this margin."""
 STAGING_TTL_MS = 86_400_000
 """How long an import's staged working memory waits for its switch: left by a crashed import, it goes by itself."""
-COPY_MIN_KEYS = 100
+COPY_MIN_KEYS = 250
 """A pause copies a state of at least this many keys (:mod:`.copies`): below, its confirmation's round trip costs
-more than the copy saves the resume (docs/benchmarks.md)."""
+more than the copy saves the resume (measured break-even of a pause and a resume: 200-300 keys, docs/benchmarks.md)."""
 COPY_MS = 86_400_000
 """The longest a pause's copy (:mod:`.copies`) waits for its resume (less if the session's keys expire sooner)."""
 TOMBSTONE_MS = 86_400_000
