@@ -181,11 +181,13 @@ async def run(
                     )
                     copies = hasattr(store, "take_copy")
                     if copies:  # the snapshot that copies, and the take of that copy (kept: taken again each round)
+                        # at every size here (the lifecycle rows below copy only from COPY_MIN_KEYS keys)
+                        default_min, store.copy_min_keys = store.copy_min_keys, 1
                         nonce = uuid.uuid4().hex
                         copy_pause = await timed(
                             rounds, lambda sc=ours_scope, k=nonce: store.snapshot_for_pause(sc, rt.clock(), k)
                         )
-                        packed = await store.snapshot_for_pause(ours_scope, rt.clock(), nonce)
+                        packed, _ = await store.snapshot_for_pause(ours_scope, rt.clock(), nonce)
                         await store.confirm_copy(ours_scope, nonce, "bench", packed.content_hash)
                         copy_resume = await timed(
                             rounds,
@@ -193,6 +195,7 @@ async def run(
                                 sc, "bench", h, rt.clock(), limits
                             ),
                         )
+                        store.copy_min_keys = default_min
                     life_pause = await timed(rounds, lambda s=ours_sid: rt.lifecycle.pause(project, agent, s))
                     life_resume = await timed(rounds, lambda s=ours_sid: rt.lifecycle.resume(project, agent, s))
                     r = max(1, seed_rounds if n >= 1000 else rounds)
