@@ -393,3 +393,14 @@ async def test_by_default_only_states_of_copy_min_keys_or_more_are_copied(
     await rt.lifecycle.resume(*ids(scope))
     assert store(rt).round_trips - before == 1
     assert await store(rt).snapshot(scope, clock()) == checkpoint.live_items(clock())
+
+
+async def test_a_refused_pause_of_a_terminated_session_makes_no_copy(
+    rt: MemoryRuntime, admin: redis.Redis, prefix: str
+) -> None:
+    scope = new_scope()
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+    await rt.lifecycle.terminate(*ids(scope), cleanup_working=False)  # its items stay in Redis
+    with pytest.raises(MemoryServiceError):
+        await rt.lifecycle.pause(*ids(scope))
+    assert copy_keys(prefix, admin) == []
