@@ -5,7 +5,9 @@ file), with values of about 100 bytes. Three things are timed per size:
 
 - ``store``: the Redis working store's own calls, ``snapshot_packed`` (what pause reads, packed as the durable
   store keeps it) and ``restore_packed`` (what resume writes, from the stored text): one Lua script each, one
-  round trip whatever the number of keys.
+  round trip whatever the number of keys. Where the store keeps a pause's copy (``stores/redis/copies.py``), also
+  ``snapshot_for_pause`` (the snapshot that copies) and ``take_copy`` (what resume runs instead of the restore
+  when the copy is the checkpoint's).
 - ``lifecycle``: the whole ``pause`` / ``resume`` calls, which also write the checkpoint to (or read it from)
   the durable store: SQLite at its default FULL durability (an fsync per pause), or with ``--durable postgres``
   a Postgres (``--url``, or a pgserver started in a temp dir as ``pg_common.py`` does; fsync on, its default).
@@ -100,10 +102,15 @@ class Steps:
         return timed_call
 
 
+COPY_STEPS = ("snapshot_for_pause", "confirm_copy", "take_copy")
+"""The pause's copy's steps, where the store has them."""
+
+
 async def profile(rt: MemoryRuntime, project: uuid.UUID, agent: uuid.UUID, sid: str, rounds: int) -> None:
     """Where a whole pause and resume spend their time: each step's p50, then cProfile's top functions."""
     steps = Steps()
     steps.wrap(rt.working_store, "snapshot_packed", "restore_packed", "snapshot", "restore")
+    steps.wrap(rt.working_store, *(n for n in COPY_STEPS if hasattr(rt.working_store, n)))
     steps.wrap(rt.store, "record_pause", "get_packed_checkpoint", "get_checkpoint", "record_resume")
     whole: dict[str, list[float]] = {"pause (whole call)": [], "resume (whole call)": []}
     for _ in range(rounds):
@@ -172,6 +179,23 @@ async def run(
                     store_resume = await timed(
                         rounds, lambda sc=ours_scope, it=snap: store.restore_packed(sc, it, True, rt.clock(), limits)
                     )
+                    copies = hasattr(store, "take_copy")
+                    if copies:  # the snapshot that copies, and the take of that copy (kept: taken again each round)
+                        # at every size here (the lifecycle rows below copy only from COPY_MIN_KEYS keys)
+                        default_min, store.copy_min_keys = store.copy_min_keys, 1
+                        nonce = uuid.uuid4().hex
+                        copy_pause = await timed(
+                            rounds, lambda sc=ours_scope, k=nonce: store.snapshot_for_pause(sc, rt.clock(), k)
+                        )
+                        packed, _ = await store.snapshot_for_pause(ours_scope, rt.clock(), nonce)
+                        await store.confirm_copy(ours_scope, nonce, "bench", packed.content_hash)
+                        copy_resume = await timed(
+                            rounds,
+                            lambda sc=ours_scope, h=packed.content_hash: store.take_copy(
+                                sc, "bench", h, rt.clock(), limits
+                            ),
+                        )
+                        store.copy_min_keys = default_min
                     life_pause = await timed(rounds, lambda s=ours_sid: rt.lifecycle.pause(project, agent, s))
                     life_resume = await timed(rounds, lambda s=ours_sid: rt.lifecycle.resume(project, agent, s))
                     r = max(1, seed_rounds if n >= 1000 else rounds)
@@ -179,8 +203,12 @@ async def run(
                     seed_pause = await timed(r, lambda sc=seed_scope, it=ids: seed.pause(sc, f"c{next(it)}"))
                     seed_resume = await timed(r, lambda sc=seed_scope: seed.resume(sc, "c0"))
                     print(row(n, "pause: store snapshot", store_pause, seed_pause))
+                    if copies:
+                        print(row(n, "pause: store snapshot + copy", copy_pause, seed_pause))
                     print(row(n, f"pause: lifecycle (+ {durable} checkpoint)", life_pause, seed_pause))
                     print(row(n, "resume: store restore", store_resume, seed_resume))
+                    if copies:
+                        print(row(n, "resume: store take of the copy", copy_resume, seed_resume))
                     print(row(n, f"resume: lifecycle (+ {durable} read)", life_resume, seed_resume))
                 if profiling:
                     await profile(rt, project, agent, f"ours-{sizes[-1]}", rounds)

@@ -21,6 +21,7 @@ import mcp_memory
 from mcp_memory.config import Settings
 from mcp_memory.models import Item, Scope, content_hash, encode_value
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 
@@ -95,6 +96,9 @@ async def redis_runtime(records: str, tmp_path: Path, clock: FakeClock) -> Async
     )
     try:
         async with MemoryRuntime(settings, clock=clock) as rt:
+            store = rt.working_store
+            assert isinstance(store, RedisWorkingStore)
+            store.copy_min_keys = 1  # 10 keys take the pause's copy too: the same path as 1,000
             yield rt
     finally:
         delete_keys(shared_redis_url(), prefix)
@@ -104,7 +108,11 @@ def ids(scope: Scope) -> tuple[str, str, str]:
     return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
 
 
-async def pause_and_resume_calls(rt: MemoryRuntime, clock: FakeClock, keys: int) -> tuple[Counter[str], ...]:
+async def pause_and_resume_calls(
+    rt: MemoryRuntime, clock: FakeClock, keys: int, copy: bool = True
+) -> tuple[Counter[str], ...]:
+    """The Python work of a pause and of the resume after it: through the pause's copy (stores/redis/copies.py),
+    or, without ``copy`` (dropped before the resume), from the checkpoint's text."""
     scope = new_scope()
     state: dict[str, Any] = {f"key-{i:05d}": {"n": i, "text": "v" * 60} for i in range(keys)}
     await rt.lifecycle.spawn(*ids(scope), initial_state=state)
@@ -113,15 +121,21 @@ async def pause_and_resume_calls(rt: MemoryRuntime, clock: FakeClock, keys: int)
     await rt.lifecycle.pause(*ids(scope))  # warm-up: scripts loaded, connections open
     await rt.lifecycle.resume(*ids(scope))
     paused = await python_work(lambda: rt.lifecycle.pause(*ids(scope)))
+    store = rt.working_store
+    assert isinstance(store, RedisWorkingStore)
+    if not copy:
+        await store.drop_copy(scope)
     resumed = await python_work(lambda: rt.lifecycle.resume(*ids(scope)))
+    assert await store.client.exists(store.copy_keys(scope)[2]) == int(copy)  # kept once taken, or dropped
     return paused, resumed
 
 
+@pytest.mark.parametrize("copy", [True, False], ids=["through the copy", "from the text"])
 async def test_pause_and_resume_make_as_many_calls_into_our_code_for_1000_keys_as_for_10(
-    redis_sqlite: MemoryRuntime, clock: FakeClock
+    redis_sqlite: MemoryRuntime, clock: FakeClock, copy: bool
 ) -> None:
-    small_pause, small_resume = await pause_and_resume_calls(redis_sqlite, clock, 10)
-    big_pause, big_resume = await pause_and_resume_calls(redis_sqlite, clock, 1_000)
+    small_pause, small_resume = await pause_and_resume_calls(redis_sqlite, clock, 10, copy)
+    big_pause, big_resume = await pause_and_resume_calls(redis_sqlite, clock, 1_000, copy)
     # Equal call for call: what differs names the function that runs per key.
     assert big_pause - small_pause == Counter(), big_pause - small_pause
     assert big_resume - small_resume == Counter(), big_resume - small_resume
@@ -155,12 +169,26 @@ async def test_a_packed_pause_and_resume_keep_values_ttls_and_the_content_hash(
     digest, size = content_hash(checkpoint.items)
     assert (checkpoint.info.content_hash, checkpoint.info.bytes, checkpoint.info.keys_count) == (digest, size, 10)
     assert done.data["items_saved"] == 10
+    # The resume that may take the pause's copy reads the same checkpoint without its state first.
+    for below, state in ((10, ""), (11, await rt.store.get_packed_checkpoint(scope, "c1"))):
+        described = await rt.store.get_packed_checkpoint(scope, "c1", state_below=below)
+        assert described is not None and described.info == checkpoint.info
+        assert described.state == (state if isinstance(state, str) else state.state)  # type: ignore[union-attr]
 
-    await rt.working.set(scope, "later", 1)
     clock.advance(100)  # "short" expires in the checkpoint: never restored
-    await rt.lifecycle.resume(*ids(scope), checkpoint_id="c1")
-    assert await rt.working.list_keys(scope) == sorted([*tricky, "long"])
-    for key, value in tricky.items():
-        assert await rt.working.get(scope, key) == value
-    item = await rt.working_store.get(scope, "long", clock())
-    assert item == Item('"stays"', checkpoint.items["long"].expires_at)
+    store = rt.working_store
+    assert isinstance(store, RedisWorkingStore)
+    # The first resume takes the pause's copy (the durable store's content hash is the one the pause computed:
+    # round trips show it); the second, the copy dropped, restores the checkpoint's text.
+    for copied in (True, False):
+        if not copied:
+            await store.drop_copy(scope)
+        await rt.working.set(scope, "later", 1)
+        before = store.round_trips
+        await rt.lifecycle.resume(*ids(scope), checkpoint_id="c1")
+        assert store.round_trips - before == (1 if copied else 2)
+        assert await rt.working.list_keys(scope) == sorted([*tricky, "long"])
+        for key, value in tricky.items():
+            assert await rt.working.get(scope, key) == value
+        item = await rt.working_store.get(scope, "long", clock())
+        assert item == Item('"stays"', checkpoint.items["long"].expires_at)

@@ -10,6 +10,7 @@ between.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -17,9 +18,19 @@ from typing import Any
 from uuid import UUID
 
 from mcp_memory.config import Settings
-from mcp_memory.errors import InvalidArgument, NotFound
+from mcp_memory.errors import InvalidArgument, MemoryServiceError, NotFound
 from mcp_memory.models import Scope, SessionStatus, validate_identifier
-from mcp_memory.stores.ports import DurableStore, EventRecord, Removed, Retention, WorkingErase, WorkingStore
+from mcp_memory.stores.ports import (
+    DurableStore,
+    EventRecord,
+    PauseCopies,
+    Removed,
+    Retention,
+    WorkingErase,
+    WorkingStore,
+)
+
+logger = logging.getLogger(__name__)
 
 MAX_KEEP_LAST = 1_000_000
 
@@ -102,6 +113,14 @@ class SessionControl:
         async with self._lock(scope):
             if not await self._durable.delete_checkpoint(scope, cp_id, event):
                 raise NotFound(f"checkpoint '{cp_id}' does not exist for this session")
+            if isinstance(self._working, PauseCopies):
+                # A pause's copy in Redis must not outlive its checkpoint (the id may be given again by an import).
+                try:
+                    await self._working.drop_copy(scope)
+                except MemoryServiceError as exc:
+                    logger.warning(
+                        "could not drop the Redis copy of deleted checkpoint %s of %s: %s", cp_id, scope, exc
+                    )
         return {"checkpoint_id": cp_id, "deleted": True}
 
     async def forget(

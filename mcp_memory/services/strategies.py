@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 
@@ -46,6 +46,7 @@ from mcp_memory.stores.ports import (
     EventRecord,
     PackedCheckpoints,
     PackedWorking,
+    PauseCopies,
     Retention,
     SameStoreLifecycle,
     StagedSpawn,
@@ -338,7 +339,13 @@ class TwoStep:
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
         store: object = self._ctx.working.store
         state: Mapping[str, Item] | PackedState
-        if isinstance(store, PackedWorking):
+        # A store that keeps a pause's copy (Redis): the copy this snapshot made (if any) is bound to the checkpoint
+        # once it is durable.
+        nonce, copied = uuid4().hex, False
+        if isinstance(store, PauseCopies):
+            state, copied = await store.snapshot_for_pause(scope, taken, nonce)
+            count, size, digest = state.keys_count, state.bytes, state.content_hash
+        elif isinstance(store, PackedWorking):
             # The state packed as the durable store keeps it, count, size and hash included: no object per item.
             state = await store.snapshot_packed(scope, taken)
             count, size, digest = state.keys_count, state.bytes, state.content_hash
@@ -362,6 +369,13 @@ class TwoStep:
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
         await self._ctx.durable.record_pause(scope, info, state, event, retention)
+        if isinstance(store, PauseCopies) and copied:
+            try:
+                await store.confirm_copy(scope, nonce, cp_id, digest)
+            except MemoryServiceError as exc:  # the pause is done: its copy stays unconfirmed, never used
+                logger.warning(
+                    "pause of %s: could not confirm its Redis copy (%s); a resume restores the text", scope, exc
+                )
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(
@@ -371,30 +385,23 @@ class TwoStep:
         # Under the session lock, as pause and terminate: a pause overtaken by this resume cannot then mark the
         # resumed session paused.
         async with ctx.session_lock(scope):
-            # Packed: the state goes from the durable store's row to the working store's script as one text.
             working: object = ctx.working.store
-            durable: object = ctx.durable
-            packed = isinstance(working, PackedWorking) and isinstance(durable, PackedCheckpoints)
-            checkpoint: CheckpointData | PackedCheckpoint | None
-            if packed:
-                assert isinstance(durable, PackedCheckpoints)
-                checkpoint = await durable.get_packed_checkpoint(scope, wanted)
-            else:
-                checkpoint = await ctx.durable.get_checkpoint(scope, wanted)
-            if checkpoint is None:
-                await ctx.no_checkpoint(scope, wanted)
-            if checkpoint.session_sealed:
-                # A terminate (of any process) has sealed the durable record: working memory is its to
-                # consolidate, even if its Redis seal has not landed yet.
-                await ctx.live_session(scope, "resume")  # terminated: that error
-                raise Conflict(
-                    f"session '{scope.session_id}' is being terminated; cannot resume "
-                    "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
-                )
+            # With clear, the pause's copy (Redis) may stand for a checkpoint of copy_min_keys keys or more: such a
+            # checkpoint is read without its state, which is read only if the copy cannot be used.
+            copy_min = working.copy_min_keys if clear and isinstance(working, PauseCopies) else None
+            checkpoint = await self._checkpoint(scope, wanted, copy_min)
             limits = ctx.working.limits
+            restored: int | None = None
             if isinstance(checkpoint, PackedCheckpoint):
                 assert isinstance(working, PackedWorking)
-                restored = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
+                if isinstance(working, PauseCopies) and copy_min is not None and checkpoint.info.keys_count >= copy_min:
+                    info = checkpoint.info  # the copy is taken only if its tag names this id and content hash
+                    restored = await working.take_copy(scope, info.checkpoint_id, info.content_hash, started.at, limits)
+                    if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
+                        checkpoint = await self._checkpoint(scope, info.checkpoint_id, None)
+                if restored is None:
+                    assert isinstance(checkpoint, PackedCheckpoint)
+                    restored = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)
             else:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, started.at, limits)
             cp_id = checkpoint.info.checkpoint_id
@@ -411,6 +418,31 @@ class TwoStep:
                 # if recording it fails (a store that just went away), logged loudly.
                 logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         return Restored(cp_id, restored, checkpoint.info.created_at)
+
+    async def _checkpoint(
+        self, scope: Scope, wanted: str | None, state_below: int | None
+    ) -> CheckpointData | PackedCheckpoint:
+        """The checkpoint to resume (None: the newest), packed where both stores offer it (the state as one text;
+        with ``state_below``, only if it has fewer keys than that: else metadata and the session's seal only);
+        refused if a terminate has sealed the session."""
+        working: object = self._ctx.working.store
+        durable: object = self._ctx.durable
+        checkpoint: CheckpointData | PackedCheckpoint | None
+        if isinstance(working, PackedWorking) and isinstance(durable, PackedCheckpoints):
+            checkpoint = await durable.get_packed_checkpoint(scope, wanted, state_below=state_below)
+        else:
+            checkpoint = await self._ctx.durable.get_checkpoint(scope, wanted)
+        if checkpoint is None:
+            await self._ctx.no_checkpoint(scope, wanted)
+        if checkpoint.session_sealed:
+            # A terminate (of any process) has sealed the durable record: working memory is its to consolidate,
+            # even if its Redis seal has not landed yet.
+            await self._ctx.live_session(scope, "resume")  # terminated: that error
+            raise Conflict(
+                f"session '{scope.session_id}' is being terminated; cannot resume "
+                "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
+            )
+        return checkpoint
 
     def _same_store(self) -> bool:
         """A store holding working memory and the records without :class:`SameStoreLifecycle`: one seal."""

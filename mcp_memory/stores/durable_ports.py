@@ -41,8 +41,12 @@ class PackedCheckpoints(Protocol):
     """Optional, for a durable store: a checkpoint read with its state as the stored text
     (:class:`~mcp_memory.stores.working_port.PackedWorking`)."""
 
-    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
-        """``get_checkpoint`` without decoding the state."""
+    async def get_packed_checkpoint(
+        self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
+    ) -> PackedCheckpoint | None:
+        """``get_checkpoint`` without decoding the state; with ``state_below``, the state is read only for a checkpoint
+        of fewer keys (else ``state`` is ""): a resume that may restore the working store's own copy of a larger one
+        (``PauseCopies``)."""
         ...
 
 

@@ -394,23 +394,27 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
             return None
         return CheckpointData(_record_info(row), state_items(orjson.loads(row["state"])), bool(row["session_sealed"]))
 
-    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
+    async def get_packed_checkpoint(
+        self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
+    ) -> PackedCheckpoint | None:
         # One statement on the driver connection (stores/postgres/two_step.py): the resume's read.
-        row = await self._packed_row(scope, checkpoint_id)
+        row = await self._packed_row(scope, checkpoint_id, state_below)
         if row is None:
             return None
         info = _record_info(row)
         return PackedCheckpoint(info, row["state"], bool(row["session_sealed"]))
 
-    async def _packed_row(self, scope: Scope, checkpoint_id: str | None) -> Mapping[str, Any] | None:
-        """A checkpoint (None: the newest) with its state as JSON text and its session's seal; None if missing."""
+    async def _packed_row(
+        self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
+    ) -> Mapping[str, Any] | None:
+        """A checkpoint (None: the newest) with its state as JSON text (with ``state_below``, only for fewer keys:
+        see ``two_step.packed_reads``) and its session's seal; None if missing."""
+        newest, by_id = two_step.packed_reads(state_below)
         async with self._driver() as driver:
             if checkpoint_id is None:
-                row: Mapping[str, Any] | None = await driver.fetchrow(
-                    two_step.NEWEST_PACKED_CHECKPOINT, *two_step.scope_args(scope)
-                )
+                row: Mapping[str, Any] | None = await driver.fetchrow(newest, *two_step.scope_args(scope))
             else:
-                row = await driver.fetchrow(two_step.PACKED_CHECKPOINT, *two_step.scope_args(scope), checkpoint_id)
+                row = await driver.fetchrow(by_id, *two_step.scope_args(scope), checkpoint_id)
         return row
 
     # -- transfer (sql/transfer.py) ----------------------------------------------------------------------

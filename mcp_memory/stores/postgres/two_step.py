@@ -16,6 +16,7 @@ compilation, no result wrapping).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -47,6 +48,19 @@ _PACKED = (
 )
 PACKED_CHECKPOINT = _PACKED.format("AND checkpoint_id = $4")
 NEWEST_PACKED_CHECKPOINT = _PACKED.format("ORDER BY created_at DESC, id DESC LIMIT 1")
+
+
+@functools.cache
+def packed_reads(state_below: int | None) -> tuple[str, str]:
+    """The newest checkpoint's read and one id's; with ``state_below``, the state only for a checkpoint of fewer keys
+    (a larger one's Redis copy may be taken instead: no jsonb to text conversion, no 100 kB to send)."""
+    if state_below is None:
+        return NEWEST_PACKED_CHECKPOINT, PACKED_CHECKPOINT
+    state = f"CASE WHEN c.keys_count < {int(state_below)} THEN CAST(c.state AS text) ELSE '' END AS state"
+    newest, by_id = (
+        q.replace("CAST(c.state AS text) AS state", state) for q in (NEWEST_PACKED_CHECKPOINT, PACKED_CHECKPOINT)
+    )
+    return newest, by_id
 
 
 def scope_args(scope: Scope) -> tuple[object, ...]:
@@ -121,6 +135,7 @@ __all__ = [
     "RECORD_RESUME",
     "event_args",
     "event_retention_args",
+    "packed_reads",
     "record_pause_args",
     "record_resume_args",
     "retention_args",

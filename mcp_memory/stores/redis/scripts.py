@@ -2,8 +2,9 @@
 objects (``register_script``), which send ``EVALSHA`` and, if Redis has forgotten the script (a restart, ``SCRIPT
 FLUSH``, a failover), load it and send ``EVALSHA`` again.
 
-Every script is given the session's four keys (``KEYS = {m, v, x, i}``: see :mod:`.store`), which share one Cluster
-hash slot, so each script runs on one node, also in Cluster. Replies are arrays whose first element is a status
+Every script is given the session's four keys (``KEYS = {m, v, x, i}``: see :mod:`.store`), and those that make, use
+or drop a pause's copy (:mod:`.copies`) its three copy keys after them; all share one Cluster hash slot, so each
+script runs on one node, also in Cluster. Replies are arrays whose first element is a status
 string: "ok", "missing" (Redis does not know the session), "sealed" or "held" (with the marker met), "full", ...
 
 :meth:`Scripts.preload` sends them all at start-up, so that a call costs one round trip from its first use.
@@ -35,9 +36,12 @@ NAMES = (
     "drop",
     "erase",
     "switch",
+    "confirm",
+    "take",
+    "drop_copy",
 )
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
-USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch"})
+USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch", "take"})
 """The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""
 
 
@@ -45,6 +49,11 @@ RECLAIM_MARGIN_MS = 3_600_000
 """Real Redis expiry of a session whose keys all have a TTL: its latest expiry plus this margin."""
 STAGING_TTL_MS = 86_400_000
 """How long an import's staged working memory waits for its switch: left by a crashed import, it goes by itself."""
+COPY_MIN_KEYS = 250
+"""A pause copies a state of at least this many keys (:mod:`.copies`): below, its confirmation's round trip costs
+more than the copy saves the resume (measured break-even of a pause and a resume: 200-300 keys, docs/benchmarks.md)."""
+COPY_MS = 86_400_000
+"""The longest a pause's copy (:mod:`.copies`) waits for its resume (less if the session's keys expire sooner)."""
 TOMBSTONE_MS = 86_400_000
 """How long the sealed marker of a cleared (terminated) session stays, to refuse late writes from Redis alone."""
 
@@ -148,6 +157,8 @@ def too_large(limits: Limits, what: str) -> TooLarge:
 
 
 __all__ = [
+    "COPY_MIN_KEYS",
+    "COPY_MS",
     "NAMES",
     "RECLAIM_MARGIN_MS",
     "STAGING_TTL_MS",

@@ -39,6 +39,8 @@ class RedisStaging:
 
         def keys(self, scope: Scope) -> tuple[str, str, str, str]: ...
 
+        def copy_keys(self, scope: Scope) -> tuple[str, str, str]: ...
+
         async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
 
     async def stage(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str) -> int:
@@ -77,7 +79,10 @@ class RedisStaging:
         if args[6] + args[7] > limits.max_keys:
             raise too_large(limits, f"{args[6] + args[7]} keys of session '{scope.session_id}'")
         # The staging TTL rides last, after the items (write.lua's mode "import"), so it is set in the same script.
-        reply = await self._eval("write", self._import_keys(scope, token), [*args, STAGING_TTL_MS])
+        # The live session's pause copy (KEYS[5..7]) is dropped here, before the durable import replaces the
+        # checkpoints it could stand for (and again by the switch).
+        keys = (*self._import_keys(scope, token), *self.copy_keys(scope))
+        reply = await self._eval("write", keys, [*args, STAGING_TTL_MS])
         return int(reply[1])
 
     async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:
@@ -88,7 +93,7 @@ class RedisStaging:
         groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
         switched = 0
         for group in groups:
-            keys = [k for s in group for k in (*self._import_keys(s, token), *self.keys(s))]
+            keys = [k for s in group for k in (*self._import_keys(s, token), *self.keys(s), *self.copy_keys(s))]
             if not keys:
                 continue
             reply = await self._eval("switch", keys, [token, repr(float(now)), RECLAIM_MARGIN_MS])

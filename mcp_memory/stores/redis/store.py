@@ -9,9 +9,12 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
     P:{<project_id>/<agent_instance_id>/<session_id>}:v   hash    key -> value (JSON text, never decoded)
     P:{<project_id>/<agent_instance_id>/<session_id>}:x   zset    key -> expires_at (only keys with a TTL)
     P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a re-open was made from
+    P:{<project_id>/<agent_instance_id>/<session_id>}:cv, :cx, :ct    a pause's copy of v and x, and its tag
+                                                          (:mod:`.copies`: what a resume of that checkpoint takes)
 
 Every method is one ``EVALSHA`` of a Lua script (``lua/``, run by :mod:`.scripts`: loaded again if the server
-forgot it, e.g. after a restart), so each is atomic and costs one round trip whatever the number of keys. Redis 7.0 has
+forgot it, e.g. after a restart), so each is atomic and costs one round trip whatever the number of keys (a pause
+is its snapshot, then its copy's confirmation once the checkpoint is durable). Redis 7.0 has
 no per-field hash expiry, so TTL lives in the ``x`` sorted set: scripts compare scores with the caller's
 ``now`` (never Redis server time, so TTL behaves exactly as on every other adapter), and write scripts and
 ``snapshot`` purge the expired entries they find. Memory of sessions nobody touches again is reclaimed by a
@@ -50,7 +53,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from itertools import repeat
 from typing import Any, Literal
 from uuid import UUID
 
@@ -62,6 +64,7 @@ from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, 
 from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
 from mcp_memory.stores.ports import DurableStore, Limits
 from mcp_memory.stores.redis.connection import Mode, as_service_error, connect, redact_url, unavailable
+from mcp_memory.stores.redis.copies import RedisPauseCopies, packed_snapshot
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
 
@@ -78,7 +81,7 @@ def _glob_escape(text: str) -> str:
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
-class RedisWorkingStore(RedisStaging):
+class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
 
     ``durable`` is the durable store, consulted only off the hot path: to keep ``unseal`` a no-op once a
@@ -312,7 +315,7 @@ class RedisWorkingStore(RedisStaging):
         return int(reply[1])
 
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
-        await self._eval("forget", self.keys(scope), [incarnation(session)])
+        await self._eval("forget", self.all_keys(scope), [incarnation(session)])
 
     async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
         args = ["s", token, repr(float(now)), repr(float(now + lease_seconds))]
@@ -375,17 +378,10 @@ class RedisWorkingStore(RedisStaging):
         return {k: Item(val, expiry.get(k)) for k, val in zip(keys, values, strict=True)}
 
     async def snapshot_packed(self, scope: Scope, now: float) -> PackedState:
-        """``snapshot`` as the checkpoint's packed state: the script's reply (two flat arrays, parsed by hiredis) is
-        packed by C-level steps only (:func:`~mcp_memory.models.pack_state`), so nothing runs per key in Python."""
+        """``snapshot`` as the checkpoint's packed state (:func:`.copies.packed_snapshot`: nothing per key in
+        Python)."""
         reply = await self._readable(scope, now, "snapshot", [repr(float(now))])
-        if reply is None:
-            return pack_state([], [], ())
-        flat, scored = reply[1], reply[2]
-        keys, values = flat[0::2], flat[1::2]
-        if not scored:  # no key has a TTL: the common case
-            return pack_state(keys, values, repeat(None))
-        expiry = dict(zip(scored[0::2], map(float, scored[1::2]), strict=True))
-        return pack_state(keys, values, map(expiry.get, keys))
+        return pack_state([], [], ()) if reply is None else packed_snapshot(reply)
 
     async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> int:
         """``restore`` of a checkpoint's stored state text, sent as one argument and decoded by the script (which
@@ -411,14 +407,14 @@ class RedisWorkingStore(RedisStaging):
         return self._restored(await self._writable(scope, now, "write", args), clear, limits)
 
     async def clear(self, scope: Scope, now: float) -> int:
-        reply = await self._eval("clear", self.keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0"])
+        reply = await self._eval("clear", self.all_keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0"])
         return int(reply[1])
 
     # -- deletion (delete_session, the operator's forget) -----------------------------------------------------
     async def erase_session(self, scope: Scope, now: float, dry_run: bool = False) -> int:
         """Delete every key of the session, whatever its state (one script); the count of its live keys. A later
         call finds the session missing here and asks the durable store, which no longer knows it either."""
-        reply = await self._eval("erase", self.keys(scope), [repr(float(now)), "1" if dry_run else "0"])
+        reply = await self._eval("erase", self.all_keys(scope), [repr(float(now)), "1" if dry_run else "0"])
         return int(reply[1])
 
     async def erase(
@@ -439,14 +435,14 @@ class RedisWorkingStore(RedisStaging):
             raise as_service_error("scan", exc) from exc
         live = 0
         for base in sorted(bases):
-            keys = [f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"]
+            keys = [f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct")]
             reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"])
             live += int(reply[1])
         return live, len(bases)
 
     async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
         args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]
-        reply = await self._eval("clear", self.keys(scope), args)
+        reply = await self._eval("clear", self.all_keys(scope), args)
         return int(reply[1])
 
 

@@ -391,7 +391,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
 
     # -- checkpoints -----------------------------------------------------------------------------------
     async def _read_checkpoint(
-        self, scope: Scope, checkpoint_id: str | None, build: Callable[[tuple[Any, ...]], _T]
+        self, scope: Scope, checkpoint_id: str | None, build: Callable[[tuple[Any, ...]], _T], state: str = "state"
     ) -> _T | None:
         """One statement: the checkpoint's description, its state text and the session's seal, from one snapshot
         (the newest checkpoint if ``checkpoint_id`` is None); ``build`` makes the result on the reader's thread,
@@ -399,9 +399,8 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
         sealed = f"(SELECT sealed != 0 OR status = 'terminated' FROM sessions WHERE {SCOPE})"
-        sql = (
-            f"SELECT {CHECKPOINT_ROW_COLUMNS}, state, {sealed} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
-        )
+        sql = f"SELECT {CHECKPOINT_ROW_COLUMNS}, {state}, {sealed} FROM checkpoints "
+        sql += f"WHERE session_pk = {SESSION_PK} {where}"
 
         def read(db: sqlite3.Connection) -> _T | None:
             row = db.execute(sql, params).fetchone()
@@ -418,10 +417,14 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
             ),
         )
 
-    async def get_packed_checkpoint(self, scope: Scope, checkpoint_id: str | None) -> PackedCheckpoint | None:
-        # The state left as the stored text (the working store restores from it).
+    async def get_packed_checkpoint(
+        self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
+    ) -> PackedCheckpoint | None:
+        # The state left as the stored text (the working store restores from it), or not read at all.
+        state = "state" if state_below is None else f"CASE WHEN keys_count < {int(state_below)} THEN state ELSE '' END"
         return await self._read_checkpoint(
             scope,
             checkpoint_id,
             lambda row: PackedCheckpoint(self._checkpoint_info(CheckpointRow(*row[:-2])), row[-2], bool(row[-1])),
+            state,
         )

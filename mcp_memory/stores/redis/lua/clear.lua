@@ -3,6 +3,9 @@
 -- 'o' meanwhile, or Redis may not know the session at all): only a spawn of another incarnation overwrites 't'. It
 -- lasts as long as the data it guards, a day (the tombstone) once the data is gone.
 local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- A pause's copy (KEYS[5..7], copies.py) goes first, whatever else happens: a terminated or cleared session resumes
+-- from its checkpoint's text.
+redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
 local state = redis.call('GET', m)
 if state and string.sub(state, 1, 1) == 'p' then state = false end  -- a staged spawn: not a session yet
 local terminated = ARGV[3] == '1'

@@ -1,15 +1,16 @@
--- KEYS: 8 per session: its staged keys {sm, sv, sx, si} (an import's, same hash slot) then its live {m, v, x, i};
+-- KEYS: 11 per session: its staged keys {sm, sv, sx, si} (an import's, same hash slot), its live {m, v, x, i}, then
+-- its pause copy {cv, cx, ct} (copies.py: dropped, as the import replaces the session's checkpoints);
 -- ARGV: token, now, margin. Checks first that every session's staged state is this import's (else {'missing', n}:
 -- nothing changed), then makes each staged state the session's working memory (open, as a fresh open leaves it),
 -- so the sessions of one script switch together or not at all. Staged keys carry the staging TTL (so that a crashed
 -- import's go by themselves): the live ones get the expiry a write would give them (reclaim, lib.lua).
-local n = #KEYS / 8
+local n = #KEYS / 11
 for s = 0, n - 1 do
-  if redis.call('GET', KEYS[8 * s + 1]) ~= 'p:' .. ARGV[1] then return {'missing', s} end
+  if redis.call('GET', KEYS[11 * s + 1]) ~= 'p:' .. ARGV[1] then return {'missing', s} end
 end
 for s = 0, n - 1 do
-  local b = 8 * s
-  redis.call('DEL', KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8])
+  local b = 11 * s
+  redis.call('DEL', KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9], KEYS[b + 10], KEYS[b + 11])
   if redis.call('EXISTS', KEYS[b + 2]) == 1 then redis.call('RENAME', KEYS[b + 2], KEYS[b + 6]) end
   if redis.call('EXISTS', KEYS[b + 3]) == 1 then redis.call('RENAME', KEYS[b + 3], KEYS[b + 7]) end
   reclaim(ARGV[2], ARGV[3], KEYS[b + 6], KEYS[b + 7])

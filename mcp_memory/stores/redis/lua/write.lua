@@ -15,7 +15,8 @@
 --   staging.py's commit), over whatever Redis held under this scope (the durable row was just made for it).
 -- mode "import": as "spawn", for an import's staging keys, which then expire after the last argument (ms): those of
 --   an import that crashed before its switch or its cleanup go by themselves (the switch gives the live keys a
---   write's expiry).
+--   write's expiry). KEYS[5..7], if given: the live session's pause copy (copies.py), dropped: the import replaces
+--   its checkpoints.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 local inc = KEYS[4]
 local mode, now, clear, maxk, margin = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), ARGV[5]
@@ -130,6 +131,7 @@ end
 flush()
 reclaim(now, margin)
 if mode == 'import' then
+  if KEYS[7] then redis.call('DEL', KEYS[5], KEYS[6], KEYS[7]) end
   for _, k in ipairs({m, v, x, inc}) do redis.call('PEXPIRE', k, ARGV[#ARGV]) end
 end
 return {'ok', np + nt}

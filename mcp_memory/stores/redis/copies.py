@@ -1,0 +1,107 @@
+"""A pause's copy of the session's state in Redis, which a resume of that checkpoint takes instead of restoring its
+text (:class:`~mcp_memory.stores.ports.PauseCopies`).
+
+Restoring a checkpoint from its stored text costs the restore script a JSON decode of the whole state, and the text's
+trip to Redis; a server-side ``COPY`` of the same hashes costs a fraction of that. So a pause's snapshot script
+(``lua/snapshot.lua`` with a nonce) also copies the session's values and expiries, in the same script (the copy is
+exactly the state the checkpoint is made from), to three keys of the session's hash slot::
+
+    <session's keys>:cv   hash    the values, as v
+    <session's keys>:cx   zset    the expiries, as x
+    <session's keys>:ct   hash    the tag: nonce, n and nx (the copy's counts); then id and hash once confirmed
+
+A copy stands for a checkpoint only after the durable store holds it: once the pause's durable write succeeded,
+``lua/confirm.lua`` writes the checkpoint's id and content hash into the tag, if the tag still names the pause's
+nonce (a later pause replaces the copy; two pauses of one id from two processes each have their own nonce, so the
+one whose durable write failed can never confirm the other's copy). A resume with clear reads the checkpoint's
+metadata from the durable store, without its state, and ``lua/take.lua`` copies the copy over the live keys only if
+the tag names that id and that content hash, the copy still has the counts it was made with (Redis may have
+evicted one of its keys) and the session is open. Anything else answers "no copy" and changes nothing; the resume
+then reads the checkpoint's text and restores it as before. An unconfirmed copy is never used. The copy stays, so
+another resume of the same checkpoint (an agent going back to a known-good state after each failed attempt) takes
+it too, until the next pause replaces it (a ``COPY`` of 1,000 fields costs ~0.2 ms, a ``RENAME`` nothing, but
+would leave nothing for the next resume).
+
+A state of fewer than ``COPY_MIN_KEYS`` keys is not copied: restoring its small text costs less than the copy's
+confirmation round trip. The resume's durable read returns the state of a checkpoint below that count (and only
+of those), which is restored at once.
+
+Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
+(:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget
+(``lua/erase.lua``), a discarded spawn (``lua/forget.lua``), an import (its staging, ``lua/write.lua``, and its
+switch, ``lua/switch.lua``); retention pruning happens in a pause, whose snapshot has replaced the copy. Writes to
+the live keys after a pause do not touch it: it is the checkpoint's content, not the live memory's. A copy expires
+with the session's keys (their reclaim expiry), and after ``COPY_MS`` at most.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Literal
+
+from mcp_memory.models import PackedState, Scope, pack_state
+from mcp_memory.stores.records import Limits
+from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS
+
+
+def packed_snapshot(reply: list[Any]) -> PackedState:
+    """The snapshot script's reply (two flat arrays, parsed by hiredis) as the checkpoint's packed state, by C-level
+    steps only (:func:`~mcp_memory.models.pack_state`): nothing runs per key in Python."""
+    flat, scored = reply[1], reply[2]
+    keys, values = flat[0::2], flat[1::2]
+    if not scored:  # no key has a TTL: the common case
+        return pack_state(keys, values, repeat(None))
+    expiry = dict(zip(scored[0::2], map(float, scored[1::2]), strict=True))
+    return pack_state(keys, values, map(expiry.get, keys))
+
+
+class RedisPauseCopies:
+    """:class:`~mcp_memory.stores.ports.PauseCopies` for :class:`~mcp_memory.stores.redis.store.RedisWorkingStore`."""
+
+    if TYPE_CHECKING:
+
+        def keys(self, scope: Scope) -> tuple[str, str, str, str]: ...
+
+        async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
+
+        async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]: ...
+
+    copy_min_keys: int = COPY_MIN_KEYS
+    """A pause copies a state of at least this many keys (below, its confirmation costs more than the copy saves)."""
+
+    def copy_keys(self, scope: Scope) -> tuple[str, str, str]:
+        """The session's copy keys: values, expiries, tag (same hash tag as :meth:`keys`, so the same slot)."""
+        base = self.keys(scope)[0].removesuffix(":m")
+        return f"{base}:cv", f"{base}:cx", f"{base}:ct"
+
+    def all_keys(self, scope: Scope) -> tuple[str, ...]:
+        """:meth:`keys` then :meth:`copy_keys`: for the scripts that drop a session's copy with its keys."""
+        return (*self.keys(scope), *self.copy_keys(scope))
+
+    async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:
+        keys, args = self.all_keys(scope), [repr(float(now)), nonce, COPY_MS, self.copy_min_keys]
+        reply = await self._eval("snapshot", keys, args)
+        if reply[0] == "missing":  # Redis lost the session: re-open it from the durable store, as a read does
+            if await self._recover(scope, now) != "ok":
+                return pack_state([], [], ()), False
+            reply = await self._eval("snapshot", keys, args)
+            if reply[0] == "missing":
+                return pack_state([], [], ()), False
+        return packed_snapshot(reply), bool(reply[3])
+
+    async def confirm_copy(self, scope: Scope, nonce: str, checkpoint_id: str, content_hash: str) -> None:
+        await self._eval("confirm", self.copy_keys(scope)[2:], [nonce, checkpoint_id, content_hash])
+
+    async def take_copy(
+        self, scope: Scope, checkpoint_id: str, content_hash: str, now: float, limits: Limits
+    ) -> int | None:
+        args = [repr(float(now)), RECLAIM_MARGIN_MS, limits.max_keys, checkpoint_id, content_hash]
+        reply = await self._eval("take", self.all_keys(scope), args)
+        return int(reply[1]) if reply[0] == "ok" else None
+
+    async def drop_copy(self, scope: Scope) -> None:
+        await self._eval("drop_copy", self.copy_keys(scope), [])
+
+
+__all__ = ["RedisPauseCopies", "packed_snapshot"]
