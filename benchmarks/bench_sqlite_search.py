@@ -45,7 +45,7 @@ from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative
 from mcp_memory.stores.ports import EpisodeFilter, SearchMode
 from mcp_memory.stores.sql.queries import filter_clause
 from mcp_memory.stores.sql.rules import candidate_pool
-from mcp_memory.stores.sqlite.fulltext import bm25_scores, load_episodes
+from mcp_memory.stores.sqlite.fulltext import bm25_ranking, load_episodes
 from mcp_memory.stores.sqlite.statements import DIALECT
 from mcp_memory.stores.sqlite.store import SqliteStore
 
@@ -168,10 +168,10 @@ class Exact:
         if query:
             project = str(self.project)
             async with self.store._read(statements=2) as conn:
-                bm25 = await self.store._on_thread(
-                    conn, lambda db: bm25_scores(db, project, query, extra, fparams, pool)
+                bm25, ceiling = await self.store._on_thread(
+                    conn, lambda db: bm25_ranking(db, project, query, extra, fparams, pool)
                 )
-            text_scores = relative(bm25)
+            text_scores = relative(bm25, ceiling)
         vector_scores: dict[str, float] = {}
         if vector is not None:
             cosines = self.matrix @ (vector / np.linalg.norm(vector))

@@ -5,7 +5,9 @@ Why score fusion rather than reciprocal rank fusion: RRF keeps only rank positio
 second hit differ by under 2% whatever their actual match quality, and any recency or importance boost
 then reorders them. Here each retriever gives a 0-1 score that keeps *how much* better a match is:
 
-- full-text: BM25 divided by the best BM25 of the query (BM25 has no fixed scale);
+- full-text: BM25 divided by the best BM25 of the query (BM25 has no fixed scale), but by no less than
+  :data:`GOOD_TEXT_SHARE` of the query's ceiling, so that a best hit holding one of several query words is not
+  scored as a full match;
 - vectors: the cosine divided by the best cosine of the query, but by no less than :data:`GOOD_COSINE`, so
   that the best of weak matches stays weak (0.3 / 0.5 = 0.6) while among good matches the best scores 1.0
   like the best BM25 hit; cosines below :data:`MIN_COSINE` are noise and dropped.
@@ -13,11 +15,11 @@ then reorders them. Here each retriever gives a 0-1 score that keeps *how much* 
 The two are averaged with weights :data:`TEXT_WEIGHT` and :data:`VECTOR_WEIGHT` (over the retrievers that
 found anything). Both on a 0-1 scale whose best is 1.0, and vectors weighted three to one (the weighting of
 Weaviate's hybrid search): a model's vectors judge meaning (paraphrases, synonyms), and full-text gives
-exact words and identifiers a say without letting an incidental shared word (BM25's best scores 1.0 however
-weak it is) outvote them. Measured on tests/data/retrieval_set.json with all-MiniLM-L6-v2 (docs/benchmarks.md).
+exact words and identifiers a say without letting an incidental shared word outvote them. Measured on tests/data/retrieval_set.json with all-MiniLM-L6-v2 (docs/benchmarks.md).
 
 Store adapters that rank in SQL (Postgres) compute the same formula: ``relative`` as
-``score / max(score) over ()``, ``similarities`` as ``cos / greatest(max(cos) over (), GOOD_COSINE)``.
+``least(score / greatest(max(score), GOOD_TEXT_SHARE * ceiling), 1)``, ``similarities`` as
+``cos / greatest(max(cos) over (), GOOD_COSINE)``.
 """
 
 from __future__ import annotations
@@ -45,10 +47,19 @@ VECTOR_WEIGHT = 0.75
 """Weights of the full-text and vector scores in :func:`fuse` (stores pass them in this order)."""
 
 
-def relative(scores: Mapping[K, float]) -> dict[K, float]:
-    """Scores on no fixed scale (BM25) as shares of the best one: the best match scores 1.0."""
-    best = max(scores.values(), default=0.0)
-    return {k: v / best for k, v in scores.items() if v > 0} if best > 0 else {}
+GOOD_TEXT_SHARE = 0.2
+"""The text counterpart of :data:`GOOD_COSINE`: full-text shares are relative to the query's best BM25, or to this
+fraction of the query's ceiling (``(k1 + 1)`` times the IDFs of its words the project holds, which no episode
+reaches) if the best is lower, so that a best hit sharing one of several query words stays a partial match.
+Chosen by a sweep on the two evaluation sets (0.2-0.7, docs/benchmarks.md): the largest value that loses no top-1
+or top-3 on either set in either store."""
+
+
+def relative(scores: Mapping[K, float], ceiling: float = 0.0, good: float = GOOD_TEXT_SHARE) -> dict[K, float]:
+    """Scores on no fixed scale (BM25) as shares of the best one, or of ``good`` times ``ceiling`` (a score no hit
+    reaches; 0: none known) if the best is lower."""
+    best = max(max(scores.values(), default=0.0), good * ceiling)
+    return {k: min(1.0, v / best) for k, v in scores.items() if v > 0} if best > 0 else {}
 
 
 def similarities(cosines: Mapping[K, float], floor: float = MIN_COSINE, good: float = GOOD_COSINE) -> dict[K, float]:

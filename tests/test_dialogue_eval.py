@@ -38,7 +38,7 @@ FLOORS: dict[str, dict[str, dict[str, float]]] = {
     "temporal": {
         "text": {"recall@10": 0.975, "coverage@10": 0.975, "top-1": 0.3},
         "vector": {"recall@10": 1.0, "coverage@10": 1.0, "top-1": 0.825},
-        "hybrid": {"recall@10": 1.0, "coverage@10": 1.0, "top-1": 0.6},
+        "hybrid": {"recall@10": 1.0, "coverage@10": 1.0, "top-1": 0.7},
     },
     "knowledge-update": {
         "text": {"recall@10": 0.3667, "coverage@10": 0.3667, "top-1": 0.0333},
@@ -53,7 +53,7 @@ FLOORS: dict[str, dict[str, dict[str, float]]] = {
     "overall": {
         "text": {"recall@10": 0.6842, "coverage@10": 0.6417, "top-1": 0.2632},
         "vector": {"recall@10": 0.9895, "coverage@10": 0.9763, "top-1": 0.7579},
-        "hybrid": {"recall@10": 0.9895, "coverage@10": 0.9763, "top-1": 0.6526},
+        "hybrid": {"recall@10": 0.9895, "coverage@10": 0.9763, "top-1": 0.6737},
     },
 }
 

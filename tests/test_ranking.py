@@ -14,6 +14,14 @@ def test_text_scores_are_shares_of_the_best() -> None:
     assert relative({}) == {}
 
 
+def test_a_weak_best_text_hit_is_a_share_of_the_query_ceiling() -> None:
+    # Best BM25 2.0 where the query's ceiling is 20: the floor 0.2 * 20 = 4.0 is the scale, so the best stays 0.5.
+    assert relative({"a": 2.0, "b": 1.0}, ceiling=20.0, good=0.2) == {"a": 0.5, "b": 0.25}
+    # A best hit above the floor is 1.0 as before; no known ceiling (0) changes nothing.
+    assert relative({"a": 8.0, "b": 2.0}, ceiling=20.0, good=0.2) == {"a": 1.0, "b": 0.25}
+    assert relative({"a": 2.0}, ceiling=0.0) == {"a": 1.0}
+
+
 def test_vector_scores_are_shares_of_the_best_cosine_or_of_a_good_one() -> None:
     # A good best match scores 1.0, like the best full-text hit.
     assert similarities({"a": 0.8, "b": 0.4, "noise": MIN_COSINE / 2}) == {"a": 1.0, "b": 0.5}

@@ -333,3 +333,19 @@ def test_query_term_cap_bounds_fts_terms() -> None:
     terms = fulltext.query_terms(db, query)
     assert len(terms) <= fulltext.MAX_QUERY_WORDS
     assert list(terms)[:3] == ["w0x", "w1x", "w2x"]  # the first ones
+
+
+async def test_the_query_ceiling_is_above_every_score(store: SqliteStore) -> None:
+    """The ceiling ``bm25_ranking`` returns (the scale of a weak best hit, ranking.relative) is a bound no episode
+    reaches, for every query; a query of no word the project holds has none."""
+    project = uuid.uuid4()
+    for i, t in enumerate(TEXTS):
+        await store.add_episode(episode(project, i, t), None)
+    for query in QUERIES:
+        scores, ceiling = await store._read_direct(
+            lambda db, q=query: fulltext.bm25_ranking(db, str(project), q, "", {}, 1000)
+        )
+        assert max(scores.values(), default=0.0) < ceiling or not scores, query
+    assert await store._read_direct(
+        lambda db: fulltext.bm25_ranking(db, str(project), "kilimanjaro", "", {}, 1000)
+    ) == ({}, 0.0)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from mcp_memory.ranking import (
     GOOD_COSINE,
+    GOOD_TEXT_SHARE,
     IMPORTANCE_WEIGHT,
     MIN_COSINE,
     RECENCY_HALF_LIFE_DAYS,
@@ -165,7 +166,7 @@ def search_sql(
         # average episode length.
         ctes.append(
             "weights AS MATERIALIZED (SELECT lexeme, GREATEST(ln((total - n + 0.5) / (n + 0.5)), 1e-6) AS idf, "
-            "GREATEST(tokens / GREATEST(total, 1.0), 1.0) AS avgdl FROM term_stats)"
+            "GREATEST(tokens / GREATEST(total, 1.0), 1.0) AS avgdl, n FROM term_stats)"
         )
         # The text hits: no "project_id = :p" (each key holds the project's full id, so a row matching one is the
         # project's), as with it the planner ANDs the few rows of the keys with a bitmap of all the project's rows
@@ -178,8 +179,15 @@ def search_sql(
             f"AND ((SELECT q FROM all_words) IS NULL OR {_WORDS} @> (SELECT q FROM all_words)){filters} "
             "ORDER BY r DESC LIMIT :pool)"
         )
+        # The scale of the text shares (ranking.relative): the best rank, or GOOD_TEXT_SHARE of the query's ceiling
+        # (k1 + 1 times the IDFs of its words the project holds: no episode reaches it) if the best is lower.
         ctes.append(
-            "t AS (SELECT id, r / max(r) OVER () AS s, importance_score, created_at FROM text_hits WHERE r > 0)"
+            f"text_scale AS MATERIALIZED (SELECT GREATEST((SELECT max(r) FROM text_hits), {GOOD_TEXT_SHARE} * "
+            f"{BM25_K1 + 1} * (SELECT COALESCE(sum(idf), 0.0) FROM weights WHERE n > 0)) AS m)"
+        )
+        ctes.append(
+            "t AS (SELECT id, LEAST(r / (SELECT m FROM text_scale), 1.0) AS s, importance_score, created_at "
+            "FROM text_hits WHERE r > 0)"
         )
         parts.append("t")
     if vector_retriever:
@@ -247,7 +255,7 @@ def _scored_sql(same_model: bool) -> str:
     other list). Importance and age come from the leg that found it. MATERIALIZED: inlined, the two CASEs would be
     computed again wherever the relevance is used (the filter on it and the sort), their subqueries with them."""
     text_share = (
-        f"SELECT COALESCE(LEAST({_TEXT_RANK} / NULLIF((SELECT max(r) FROM text_hits), 0), 1.0), 0.0) "
+        f"SELECT COALESCE(LEAST({_TEXT_RANK} / NULLIF((SELECT m FROM text_scale), 0), 1.0), 0.0) "
         "FROM episodes e WHERE e.id = v.id"
     )
     same = " AND e.embedding_model = :model" if same_model else ""

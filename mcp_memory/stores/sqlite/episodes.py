@@ -24,7 +24,7 @@ from mcp_memory.stores.sql.queries import EPISODE_COLUMNS, filter_clause
 from mcp_memory.stores.sql.rules import candidate_pool
 from mcp_memory.stores.sqlite.fulltext import (
     INSERT_EPISODE,
-    bm25_scores,
+    bm25_ranking,
     episode_params,
     index_episode,
     reindex_episode,
@@ -137,8 +137,10 @@ class SqliteEpisodes(EpisodeEdits):
         async with self._read(statements=2) as conn:
             if mode != "vector":
                 project = str(project_id)
-                bm25 = await self._on_thread(conn, lambda db: bm25_scores(db, project, query, extra, fparams, pool))
-                text_scores = relative(bm25)
+                bm25, ceiling = await self._on_thread(
+                    conn, lambda db: bm25_ranking(db, project, query, extra, fparams, pool)
+                )
+                text_scores = relative(bm25, ceiling)
             if query_embedding is not None and mode != "text":
                 project, vectors = str(project_id), self.vectors
                 cosines = await self._on_thread(

@@ -138,6 +138,13 @@ def query_terms(db: sqlite3.Connection, query: str) -> dict[str, int]:
 def bm25_scores(
     db: sqlite3.Connection, project_id: str, query: str, extra: str, params: Mapping[str, Any], pool: int
 ) -> dict[str, float]:
+    """:func:`bm25_ranking`'s scores alone."""
+    return bm25_ranking(db, project_id, query, extra, params, pool)[0]
+
+
+def bm25_ranking(
+    db: sqlite3.Connection, project_id: str, query: str, extra: str, params: Mapping[str, Any], pool: int
+) -> tuple[dict[str, float], float]:
     """The ``pool`` best episodes of the project for the query's words, episode_id -> BM25 (higher is better).
 
     FTS5's ``bm25()`` exactly (``-bm25(episodes_fts, 1.0, 4.0, 1.5, 3.0, 0.5)`` on a table of this project's
@@ -155,10 +162,14 @@ def bm25_scores(
     and the cost is bounded by the selective terms' postings (under 5% of the project each) or by the rarest
     common terms' (see :func:`_ranking_sql`), not by the project's size times the number of common terms. Below
     5,000 episodes every term is selective: every episode holding a term is ranked. Three statements (the
-    tokenizer's two, and one for the statistics) before the ranking one."""
+    tokenizer's two, and one for the statistics) before the ranking one.
+
+    Also the query's *ceiling*: the BM25 no episode can reach, ``(k1 + 1)`` times the sum of the weights of the
+    query's terms the project holds (each term's factor ``f (k1 + 1) / (f + k1 ...)`` is below ``k1 + 1``), the
+    scale against which a best hit that shares only a common word with the query is a weak one."""
     terms = query_terms(db, query)
     if not terms:
-        return {}
+        return {}, 0.0
     names = {f"t{i}": term for i, term in enumerate(terms)}
     rows = db.execute(
         "SELECT p.id, p.episodes, p.tokens, t.term, t.episodes FROM text_projects p LEFT JOIN text_terms t "
@@ -166,7 +177,7 @@ def bm25_scores(
         {"p": project_id, **names},
     ).fetchall()
     if not rows or not rows[0][1] or not rows[0][2]:
-        return {}
+        return {}, 0.0
     project_pk, n_rows, n_tokens = rows[0][:3]
     hits = {term: n for *_, term, n in rows if term is not None}
     bound = {**params, "pk": project_pk, "p": project_id, "avgdl": n_tokens / n_rows, "pool": pool}
@@ -183,9 +194,10 @@ def bm25_scores(
         else:
             selective.append(i)
     if not selective and not common:
-        return {}
+        return {}, 0.0
+    ceiling = (_BM25_K1 + 1.0) * sum(bound[f"w{i}"] for i in (*selective, *(i for _, i in common)))
     sql = _ranking_sql(selective, [i for _, i in sorted(common)], extra)
-    return {episode_id: score for episode_id, score in db.execute(sql, bound)}
+    return {episode_id: score for episode_id, score in db.execute(sql, bound)}, ceiling
 
 
 def _bm25_term(t: str) -> str:
