@@ -15,7 +15,8 @@ then reorders them. Here each retriever gives a 0-1 score that keeps *how much* 
 The two are averaged with weights :data:`TEXT_WEIGHT` and :data:`VECTOR_WEIGHT` (over the retrievers that
 found anything). Both on a 0-1 scale whose best is 1.0, and vectors weighted three to one (the weighting of
 Weaviate's hybrid search): a model's vectors judge meaning (paraphrases, synonyms), and full-text gives
-exact words and identifiers a say without letting an incidental shared word outvote them. Measured on tests/data/retrieval_set.json with all-MiniLM-L6-v2 (docs/benchmarks.md).
+exact words and identifiers a say without letting an incidental shared word outvote them. Measured on
+tests/data/retrieval_set.json and benchmarks/data/dialogue_set.json with all-MiniLM-L6-v2 (docs/benchmarks.md).
 
 Store adapters that rank in SQL (Postgres) compute the same formula: ``relative`` as
 ``least(score / greatest(max(score), GOOD_TEXT_SHARE * ceiling), 1)``, ``similarities`` as
