@@ -18,7 +18,7 @@ import pytest
 from mcp_memory.models import Episode, Outcome, to_datetime
 from mcp_memory.stores.ports import EpisodeFilter
 from mcp_memory.stores.sqlite import fulltext
-from mcp_memory.stores.sqlite.fulltext import bm25_scores, load_episodes
+from mcp_memory.stores.sqlite.fulltext import bm25_ranking, load_episodes
 from mcp_memory.stores.sqlite.store import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -110,7 +110,7 @@ def fts5_bm25(episodes: list[Episode], query: str) -> dict[str, float]:
 
 async def store_bm25(store: SqliteStore, project: uuid.UUID, query: str, pool: int = 1000) -> dict[str, float]:
     """The store's raw full-text scores (before ``relative``), on one of its own reader connections."""
-    return await store._read_direct(lambda db: bm25_scores(db, str(project), query, "", {}, pool))
+    return await store._read_direct(lambda db: bm25_ranking(db, str(project), query, "", {}, pool)[0])
 
 
 @pytest.fixture
@@ -193,9 +193,9 @@ async def test_search_filters_and_pool_apply_in_the_ranking_statement(store: Sql
     assert await store_bm25(store, project, "billing deploy parser the", pool=3) == dict(best3)
     successes = {str(ep.episode_id) for ep in episodes if ep.outcome is Outcome.SUCCESS}
     filtered = await store._read_direct(
-        lambda db: bm25_scores(
+        lambda db: bm25_ranking(
             db, str(project), "billing deploy parser the", " AND e.outcome = :f_outcome", {"f_outcome": "success"}, 99
-        )
+        )[0]
     )
     # Filters pick candidates; the statistics stay the project's (a filter is not another corpus).
     assert filtered == {k: v for k, v in everything.items() if k in successes}
@@ -308,9 +308,9 @@ async def test_in_a_large_project_a_query_of_common_words_only_ranks_the_episode
         assert_close(ours, {k: v for k, v in reference.items() if ids[k] in expected})
         # Filters and the pool apply in the same statement.
         successes = await store._read_direct(
-            lambda db, q=query: bm25_scores(
+            lambda db, q=query: bm25_ranking(
                 db, str(project), q, " AND e.outcome = :f_outcome", {"f_outcome": "success"}, LARGE
-            )
+            )[0]
         )
         success = {str(ep.episode_id) for ep in episodes if ep.outcome is Outcome.SUCCESS}
         assert successes == {k: v for k, v in ours.items() if k in success}
@@ -342,10 +342,6 @@ async def test_the_query_ceiling_is_above_every_score(store: SqliteStore) -> Non
     for i, t in enumerate(TEXTS):
         await store.add_episode(episode(project, i, t), None)
     for query in QUERIES:
-        scores, ceiling = await store._read_direct(
-            lambda db, q=query: fulltext.bm25_ranking(db, str(project), q, "", {}, 1000)
-        )
-        assert max(scores.values(), default=0.0) < ceiling or not scores, query
-    assert await store._read_direct(
-        lambda db: fulltext.bm25_ranking(db, str(project), "kilimanjaro", "", {}, 1000)
-    ) == ({}, 0.0)
+        scores, ceiling = await store._read_direct(lambda db, q=query: bm25_ranking(db, str(project), q, "", {}, 1000))
+        assert all(score < ceiling for score in scores.values()), query
+    assert await store._read_direct(lambda db: bm25_ranking(db, str(project), "kilimanjaro", "", {}, 1000)) == ({}, 0.0)

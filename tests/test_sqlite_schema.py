@@ -22,7 +22,7 @@ from mcp_memory.errors import Conflict, Internal, Unavailable
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, to_datetime
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
 from mcp_memory.stores.sqlite import fulltext
-from mcp_memory.stores.sqlite.fulltext import bm25_scores
+from mcp_memory.stores.sqlite.fulltext import bm25_ranking
 from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.waiting import until
@@ -394,7 +394,7 @@ async def _search_everything(store: SqliteStore) -> list[object]:
     seen: list[object] = []
     for project in (A, P):
         for query in _V2_QUERIES:
-            raw = await store._read_direct(lambda db, p=str(project), q=query: bm25_scores(db, p, q, "", {}, 100))
+            raw = await store._read_direct(lambda db, p=str(project), q=query: bm25_ranking(db, p, q, "", {}, 100)[0])
             seen.append(raw)
             for flt in (EpisodeFilter(), EpisodeFilter(outcome=Outcome.SUCCESS)):
                 found = await store.search_episodes(project, query, None, flt, 10, T0, "text")

@@ -1,6 +1,6 @@
 """Full-text search on SQLite: BM25 with each searched project's own statistics.
 
-Ranks with FTS5's bm25 computed from the searched project's own statistics (:func:`bm25_scores`): each project's
+Ranks with FTS5's bm25 computed from the searched project's own statistics (:func:`bm25_ranking`): each project's
 postings (``episode_terms``) and counts (``text_projects``, ``text_terms``), written in the episode's transaction
 (:func:`index_episode`), with terms from SQLite's own FTS5 tokenizer (a TEMP table per connection,
 :func:`create_tokenizer`). No statistic spans projects, so nothing another project records moves this project's
@@ -135,13 +135,6 @@ def query_terms(db: sqlite3.Connection, query: str) -> dict[str, int]:
     return {term: int(n) for term, n in rows}
 
 
-def bm25_scores(
-    db: sqlite3.Connection, project_id: str, query: str, extra: str, params: Mapping[str, Any], pool: int
-) -> dict[str, float]:
-    """:func:`bm25_ranking`'s scores alone."""
-    return bm25_ranking(db, project_id, query, extra, params, pool)[0]
-
-
 def bm25_ranking(
     db: sqlite3.Connection, project_id: str, query: str, extra: str, params: Mapping[str, Any], pool: int
 ) -> tuple[dict[str, float], float]:
@@ -210,7 +203,7 @@ def _bm25_term(t: str) -> str:
 
 
 def _ranking_sql(selective: list[int], common: list[int], extra: str) -> str:
-    """The ranking statement of :func:`bm25_scores`: ``(episode_id, score)``, the ``:pool`` best, best first.
+    """The ranking statement of :func:`bm25_ranking`: ``(episode_id, score)``, the ``:pool`` best, best first.
 
     Terms are parameters ``:t<i>`` with their weights (IDF times repeats) ``:w<i>``; ``selective`` and ``common``
     (rarest first) list their ``i``. A posting holds the episode's length, so only the results' episode rows are
