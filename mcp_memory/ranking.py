@@ -52,8 +52,8 @@ GOOD_TEXT_SHARE = 0.2
 """The text counterpart of :data:`GOOD_COSINE`: full-text shares are relative to the query's best BM25, or to this
 fraction of the query's ceiling (``(k1 + 1)`` times the IDFs of its words the project holds, which no episode
 reaches) if the best is lower, so that a best hit sharing one of several query words stays a partial match.
-Chosen by a sweep on the two evaluation sets (0.2-0.7, docs/benchmarks.md): the largest value that loses no top-1
-or top-3 on either set in either store."""
+Chosen by a sweep on the two evaluation sets (0.2, 0.3, 0.4, 0.5, 0.7; docs/benchmarks.md): the largest of those
+that loses no top-1 or top-3 on either set in either store."""
 
 
 def relative(scores: Mapping[K, float], ceiling: float = 0.0, good: float = GOOD_TEXT_SHARE) -> dict[K, float]:
