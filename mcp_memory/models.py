@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Literal, get_args, overload
 from uuid import UUID
 
@@ -279,9 +279,16 @@ def _digest(keys: Sequence[str], values: Sequence[RawJSON]) -> tuple[str, int]:
         return "sha256:" + hashlib.sha256(b"").hexdigest(), 0
     by_key = dict(zip(keys, values, strict=True))
     ordered = sorted(by_key)
-    pairs = chain.from_iterable(zip(ordered, map(by_key.__getitem__, ordered), strict=True))
-    blob = ("\0".join(pairs) + "\0").encode()
-    return "sha256:" + hashlib.sha256(blob).hexdigest(), len("".join(values).encode())
+    return _sorted_digest(ordered, list(map(by_key.__getitem__, ordered)))
+
+
+def _sorted_digest(ordered: Sequence[str], values: Sequence[RawJSON]) -> tuple[str, int]:
+    """:func:`_digest` of keys already in sorted order (at least one) and their values. The size comes from the
+    hashed text's length less the keys' and separators' (the keys are short: cheaper than encoding the values
+    again)."""
+    blob = ("\0".join(chain.from_iterable(zip(ordered, values, strict=True))) + "\0").encode()
+    size = len(blob) - len("".join(ordered).encode()) - 2 * len(ordered)
+    return "sha256:" + hashlib.sha256(blob).hexdigest(), size
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,11 +306,17 @@ class PackedState:
 def pack_state(keys: Sequence[str], values: Sequence[RawJSON], expiries: Iterable[float | None]) -> PackedState:
     """Parallel keys, values and expiries as a :class:`PackedState` (C-level steps only: nothing per key in Python;
     the expiries may be ``itertools.repeat(None)``)."""
-    digest, size = _digest(keys, values)
+    if not keys:
+        return PackedState("{}", 0, 0, "sha256:" + hashlib.sha256(b"").hexdigest())
     # strict=False: ``expiries`` may be endless (repeat(None)); the keys bound the pairs.
-    state = dict(zip(keys, zip(values, expiries, strict=False), strict=True))
-    text = orjson.dumps(state, option=orjson.OPT_SORT_KEYS).decode()
-    return PackedState(text, len(keys), size, digest)
+    by_key = dict(zip(keys, zip(values, expiries, strict=False), strict=True))
+    # Sorted once, for both the hash and the text: the dict keeps that order, which orjson then need not redo
+    # (its OPT_SORT_KEYS order is the same code point order).
+    ordered = sorted(by_key)
+    pairs = list(map(by_key.__getitem__, ordered))
+    digest, size = _sorted_digest(ordered, list(map(itemgetter(0), pairs)))
+    text = orjson.dumps(dict(zip(ordered, pairs, strict=True))).decode()
+    return PackedState(text, len(ordered), size, digest)
 
 
 @dataclass(frozen=True, slots=True)
