@@ -16,7 +16,7 @@ file), with values of about 100 bytes. Three things are timed per size:
 
     python benchmarks/bench_redis_pause_resume.py [--redis-url redis://127.0.0.1:6379/0 | --private]
         [--sizes 10,100,1000,10000] [--rounds 50] [--seed-rounds 3] [--synchronous FULL|NORMAL]
-        [--durable sqlite|postgres [--url postgresql://...]] [--profile]
+        [--durable sqlite|postgres [--url postgresql://...]] [--profile] [--values repeated|varied]
 
 The Redis URL defaults to ``$MCP_MEMORY_TEST_REDIS_URL`` or 127.0.0.1:6379; ``--private`` starts a
 ``redis-server`` of its own (no persistence) on a free port and stops it at the end. Keys are written under a
@@ -36,8 +36,10 @@ import cProfile
 import gc
 import os
 import pstats
+import random
 import socket
 import statistics
+import string
 import subprocess
 import sys
 import tempfile
@@ -142,6 +144,7 @@ async def run(
     durable: str = "sqlite",
     pg_url: str | None = None,
     profiling: bool = False,
+    values: str = "repeated",
 ) -> None:
     prefix = f"mcpmem-bench-{uuid.uuid4().hex[:12]}"
     async with durable_url(durable, synchronous, pg_url) as (database_url, described):
@@ -165,7 +168,7 @@ async def run(
                 print("| keys | op | ours p50 | ours p99 | seed p50 | seed p99 | ratio |")
                 print("|---:|---|---:|---:|---:|---:|---:|")
                 for n in sizes:
-                    state = {f"key-{i:05d}": "v" * 90 for i in range(n)}  # ~100 bytes serialised per value
+                    state = state_of(n, values)
                     ours_sid, seed_sid = f"ours-{n}", f"seed-{n}"
                     await rt.lifecycle.spawn(project, agent, ours_sid, initial_state=state)
                     await rt.lifecycle.spawn(project, agent, seed_sid, initial_state=state)
@@ -244,6 +247,17 @@ def private_redis() -> Iterator[str]:
             process.wait()
 
 
+def state_of(n: int, values: str) -> dict[str, str]:
+    """``n`` keys of ~100 bytes serialised each: the same 90 characters (a state any compressor shrinks to almost
+    nothing), or 90 random letters and spaces per value, seeded (one that pglz cannot shrink by a quarter: it
+    tries, then stores it as is)."""
+    if values == "repeated":
+        return {f"key-{i:05d}": "v" * 90 for i in range(n)}
+    rng = random.Random(n)
+    letters = string.ascii_lowercase + " "
+    return {f"key-{i:05d}": "".join(rng.choices(letters, k=90)) for i in range(n)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--redis-url", default=os.environ.get("MCP_MEMORY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -255,11 +269,23 @@ def main() -> None:
     parser.add_argument("--durable", choices=["sqlite", "postgres"], default="sqlite", help="the durable store")
     parser.add_argument("--url", help="--durable postgres: admin URL of a Postgres with pgvector (default: pgserver)")
     parser.add_argument("--profile", action="store_true", help="then profile the whole calls at the largest size")
+    parser.add_argument(
+        "--values", choices=["repeated", "varied"], default="repeated", help="each value's 90 characters (state_of)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with private_redis() if args.private else nullcontext(args.redis_url) as url:
         anyio.run(
-            run, url, sizes, args.rounds, args.seed_rounds, args.synchronous, args.durable, args.url, args.profile
+            run,
+            url,
+            sizes,
+            args.rounds,
+            args.seed_rounds,
+            args.synchronous,
+            args.durable,
+            args.url,
+            args.profile,
+            args.values,
         )
 
 
