@@ -39,7 +39,6 @@ from mcp_memory.models import (
     content_hash,
     to_datetime,
 )
-from mcp_memory.services.pause_copies import recorded_and_confirmed
 from mcp_memory.services.staged_spawn import spawn_staged
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import (
@@ -369,11 +368,14 @@ class TwoStep:
         )
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
-        recorded = self._ctx.durable.record_pause(scope, info, state, event, retention)
+        await self._ctx.durable.record_pause(scope, info, state, event, retention)
         if isinstance(store, PauseCopies) and copied:
-            await recorded_and_confirmed(recorded, store, scope, nonce, cp_id, digest, beside=given_id is None)
-        else:
-            await recorded
+            try:
+                await store.confirm_copy(scope, nonce, cp_id, digest)
+            except MemoryServiceError as exc:  # the pause is done: its copy stays unconfirmed, never used
+                logger.warning(
+                    "pause of %s: could not confirm its Redis copy (%s); a resume restores the text", scope, exc
+                )
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(
