@@ -104,7 +104,7 @@ class Steps:
         return timed_call
 
 
-COPY_STEPS = ("snapshot_for_pause", "confirm_copy", "take_copy")
+COPY_STEPS = ("snapshot_for_pause", "take_copy")
 """The pause's copy's steps, where the store has them."""
 
 
@@ -190,13 +190,9 @@ async def run(
                         copy_pause = await timed(
                             rounds, lambda sc=ours_scope, k=nonce: store.snapshot_for_pause(sc, rt.clock(), k)
                         )
-                        packed, _ = await store.snapshot_for_pause(ours_scope, rt.clock(), nonce)
-                        await store.confirm_copy(ours_scope, nonce, "bench", packed.content_hash)
+                        await store.snapshot_for_pause(ours_scope, rt.clock(), nonce)
                         copy_resume = await timed(
-                            rounds,
-                            lambda sc=ours_scope, h=packed.content_hash: store.take_copy(
-                                sc, "bench", h, rt.clock(), limits
-                            ),
+                            rounds, lambda sc=ours_scope, k=nonce: store.take_copy(sc, k, rt.clock(), limits)
                         )
                         store.copy_min_keys = default_min
                     life_pause = await timed(rounds, lambda s=ours_sid: rt.lifecycle.pause(project, agent, s))

@@ -255,6 +255,10 @@ class CheckpointInfo(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     keep: bool = False
     """Kept from retention pruning (``pause(keep=true)``); only ``delete_checkpoint`` removes it."""
+    snapshot: str | None = Field(default=None, exclude=True)
+    """The nonce of the working-memory snapshot the pause made this checkpoint from, when that snapshot left a copy
+    of itself in Redis (``stores/redis/copies.py``): a resume takes that copy only if it carries this nonce.
+    Internal: never shown to a client, exported or imported."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +352,8 @@ class PackedCheckpoint:
     state: str
     session_sealed: bool = False
     """As :attr:`CheckpointData.session_sealed`."""
+    snapshot: str | None = None
+    """As :attr:`CheckpointInfo.snapshot`, as stored (None: no copy stands for it)."""
 
 
 class EpisodeCreate(_Model):

@@ -339,8 +339,8 @@ class TwoStep:
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
         store: object = self._ctx.working.store
         state: Mapping[str, Item] | PackedState
-        # A store that keeps a pause's copy (Redis): the copy this snapshot made (if any) is bound to the checkpoint
-        # once it is durable.
+        # A store that keeps a pause's copy (Redis): the checkpoint's record names the snapshot that made one, in the
+        # same durable write, and a resume takes only the copy carrying that name.
         nonce, copied = uuid4().hex, False
         if isinstance(store, PauseCopies):
             state, copied = await store.snapshot_for_pause(scope, taken, nonce)
@@ -365,17 +365,11 @@ class TwoStep:
             content_hash=digest,
             metadata=meta,
             keep=keep,
+            snapshot=nonce if copied else None,
         )
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
         await self._ctx.durable.record_pause(scope, info, state, event, retention)
-        if isinstance(store, PauseCopies) and copied:
-            try:
-                await store.confirm_copy(scope, nonce, cp_id, digest)
-            except MemoryServiceError as exc:  # the pause is done: its copy stays unconfirmed, never used
-                logger.warning(
-                    "pause of %s: could not confirm its Redis copy (%s); a resume restores the text", scope, exc
-                )
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(
@@ -395,10 +389,11 @@ class TwoStep:
             if isinstance(checkpoint, PackedCheckpoint):
                 assert isinstance(working, PackedWorking)
                 if isinstance(working, PauseCopies) and copy_min is not None and checkpoint.info.keys_count >= copy_min:
-                    info = checkpoint.info  # the copy is taken only if its tag names this id and content hash
-                    restored = await working.take_copy(scope, info.checkpoint_id, info.content_hash, started.at, limits)
+                    # The copy is taken only if its tag carries the snapshot nonce this checkpoint's record names.
+                    if checkpoint.snapshot is not None:
+                        restored = await working.take_copy(scope, checkpoint.snapshot, started.at, limits)
                     if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
-                        checkpoint = await self._checkpoint(scope, info.checkpoint_id, None)
+                        checkpoint = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
                 if restored is None:
                     assert isinstance(checkpoint, PackedCheckpoint)
                     restored = await working.restore_packed(scope, checkpoint.state, clear, started.at, limits)

@@ -179,9 +179,10 @@ class PackedWorking(Protocol):
 @runtime_checkable
 class PauseCopies(Protocol):
     """Optional, for a :class:`PackedWorking` store (Redis): a pause also keeps a server-side copy of the state it
-    checkpointed, and a resume of that very checkpoint (same id, same content hash) with clear makes the copy the
-    working memory instead of restoring the checkpoint's text. A copy stands for a checkpoint only once
-    :meth:`confirm_copy` says the durable store holds it; anything else falls back to ``restore_packed``."""
+    checkpointed, tagged with the snapshot's nonce, which the pause records with the checkpoint
+    (``CheckpointInfo.snapshot``). A resume with clear of a checkpoint that names a nonce makes the copy carrying
+    that nonce the working memory instead of restoring the checkpoint's text; anything else falls back to
+    ``restore_packed``."""
 
     copy_min_keys: int
     """The fewest keys of a state that is copied (a resume of a smaller checkpoint restores its text)."""
@@ -191,16 +192,10 @@ class PauseCopies(Protocol):
         more (True: copied); any earlier copy goes."""
         ...
 
-    async def confirm_copy(self, scope: Scope, nonce: str, checkpoint_id: str, content_hash: str) -> None:
-        """The durable store holds checkpoint ``checkpoint_id`` made from the snapshot of ``nonce``: bind the copy
-        to it (unless a later snapshot replaced it)."""
-        ...
-
-    async def take_copy(
-        self, scope: Scope, checkpoint_id: str, content_hash: str, now: float, limits: Limits
-    ) -> int | None:
-        """Make the copy of this checkpoint the working memory (``restore`` with clear; the items expired at ``now``
-        left out); the count restored, or None (nothing changed) if there is no such copy or it cannot be used."""
+    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> int | None:
+        """Make the copy that the snapshot ``snapshot`` made (the nonce a checkpoint's record names) the working
+        memory (``restore`` with clear; the items expired at ``now`` left out); the count restored, or None (nothing
+        changed) if there is no such copy or it cannot be used."""
         ...
 
     async def drop_copy(self, scope: Scope) -> None:

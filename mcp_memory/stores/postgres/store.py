@@ -402,7 +402,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         if row is None:
             return None
         info = _record_info(row)
-        return PackedCheckpoint(info, row["state"], bool(row["session_sealed"]))
+        return PackedCheckpoint(info, row["state"], bool(row["session_sealed"]), snapshot=row["snapshot"])
 
     async def _packed_row(
         self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None

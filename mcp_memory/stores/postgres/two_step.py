@@ -4,8 +4,9 @@ autocommit (``PostgresConnection._driver``): one message, its own transaction (n
 prepared once per connection by asyncpg's statement cache, its arguments typed binary values (no SQLAlchemy
 compilation, no result wrapping).
 
-- :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migration 0010): lock the writable session, insert
-  the checkpoint, mark the session paused, record the event, prune by retention. A function, because the prune must
+- :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migrations 0010, 0011, 0013): lock the writable
+  session, insert the checkpoint (with the nonce of the Redis snapshot it was made from), mark the session paused,
+  record the event, prune by retention. A function, because the prune must
   read a snapshot taken after the lock (see the migration); ``false`` if nothing was written.
 - :data:`RECORD_RESUME`: a ``SELECT`` of ``mcpmem_record_resume`` (migration 0011): lock the session's row, mark
   it running, record the event and prune events by retention if it takes writes; returns its status and seal
@@ -25,7 +26,7 @@ from mcp_memory.stores.ports import Retention
 
 RECORD_PAUSE = (
     "SELECT mcpmem_record_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-    "$19, $20, $21, $22) AS done"
+    "$19, $20, $21, $22, $23) AS done"
 )
 
 RECORD_RESUME = (
@@ -41,7 +42,7 @@ RECORD_RESUME = (
 # the caller, whatever codecs the connection has.
 _PACKED = (
     "SELECT c.checkpoint_id, c.created_at, c.keys_count, c.bytes, c.label, c.content_hash, "
-    "CAST(c.metadata AS text) AS metadata, c.keep, CAST(c.state AS text) AS state, "
+    "CAST(c.metadata AS text) AS metadata, c.keep, c.snapshot, CAST(c.state AS text) AS state, "
     "s.sealed OR s.status = 'terminated' AS session_sealed "
     "FROM sessions s CROSS JOIN LATERAL (SELECT * FROM checkpoints WHERE session_pk = s.id {}) AS c "
     "WHERE s.project_id = $1 AND s.agent_instance_id = $2 AND s.session_id = $3"
@@ -125,6 +126,7 @@ def record_pause_args(
         info.keep,
         *event_args(event),
         *retention_args(retention, info.created_at.timestamp()),
+        info.snapshot,
     )
 
 

@@ -8,23 +8,23 @@ exactly the state the checkpoint is made from), to three keys of the session's h
 
     <session's keys>:cv   hash    the values, as v
     <session's keys>:cx   zset    the expiries, as x
-    <session's keys>:ct   hash    the tag: nonce, n and nx (the copy's counts); then id and hash once confirmed
+    <session's keys>:ct   hash    the tag: nonce, n and nx (the copy's counts)
 
-A copy stands for a checkpoint only after the durable store holds it: once the pause's durable write succeeded,
-``lua/confirm.lua`` writes the checkpoint's id and content hash into the tag, if the tag still names the pause's
-nonce (a later pause replaces the copy; two pauses of one id from two processes each have their own nonce, so the
-one whose durable write failed can never confirm the other's copy). A resume with clear reads the checkpoint's
-metadata from the durable store, without its state, and ``lua/take.lua`` copies the copy over the live keys only if
-the tag names that id and that content hash, the copy still has the counts it was made with (Redis may have
-evicted one of its keys) and the session is open. Anything else answers "no copy" and changes nothing; the resume
-then reads the checkpoint's text and restores it as before. An unconfirmed copy is never used. The copy stays, so
-another resume of the same checkpoint (an agent going back to a known-good state after each failed attempt) takes
-it too, until the next pause replaces it (a ``COPY`` of 1,000 fields costs ~0.2 ms, a ``RENAME`` nothing, but
-would leave nothing for the next resume).
+The nonce names the snapshot, and the pause records it with the checkpoint, in the durable write that makes the
+checkpoint (``CheckpointInfo.snapshot``): the durable record, not a later Redis call, says which copy stands for
+which checkpoint. A resume with clear reads the checkpoint's record without its state, and ``lua/take.lua`` copies
+the copy over the live keys only if the tag names the nonce the record names, the copy still has the counts it was
+made with (Redis may have evicted one of its keys) and the session is open. Anything else answers "no copy" and
+changes nothing; the resume then reads the checkpoint's text and restores it as before. A pause whose durable write
+failed recorded no checkpoint naming its nonce, so its copy is never taken; two pauses of one checkpoint id from two
+processes have two nonces, and only the one whose write succeeded is named. The copy stays, so another resume of
+the same checkpoint (an agent going back to a known-good state after each failed attempt) takes it too, until the
+next pause replaces it (a ``COPY`` of 1,000 fields costs ~0.2 ms, a ``RENAME`` nothing, but would leave nothing for
+the next resume).
 
-A state of fewer than ``COPY_MIN_KEYS`` keys is not copied: restoring its small text costs less than the copy's
-confirmation round trip. The resume's durable read returns the state of a checkpoint below that count (and only
-of those), which is restored at once.
+A state of fewer than ``COPY_MIN_KEYS`` keys is not copied: restoring its small text costs about as much as taking
+a copy, which would double the session's memory. The resume's durable read returns the state of a checkpoint below
+that count (and only of those), which is restored at once.
 
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
 (:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget
@@ -68,7 +68,7 @@ class RedisPauseCopies:
         async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]: ...
 
     copy_min_keys: int = COPY_MIN_KEYS
-    """A pause copies a state of at least this many keys (below, its confirmation costs more than the copy saves)."""
+    """A pause copies a state of at least this many keys (below, the copy saves a resume next to nothing)."""
 
     def copy_keys(self, scope: Scope) -> tuple[str, str, str]:
         """The session's copy keys: values, expiries, tag (same hash tag as :meth:`keys`, so the same slot)."""
@@ -90,13 +90,8 @@ class RedisPauseCopies:
                 return pack_state([], [], ()), False
         return packed_snapshot(reply), bool(reply[3])
 
-    async def confirm_copy(self, scope: Scope, nonce: str, checkpoint_id: str, content_hash: str) -> None:
-        await self._eval("confirm", self.copy_keys(scope)[2:], [nonce, checkpoint_id, content_hash])
-
-    async def take_copy(
-        self, scope: Scope, checkpoint_id: str, content_hash: str, now: float, limits: Limits
-    ) -> int | None:
-        args = [repr(float(now)), RECLAIM_MARGIN_MS, limits.max_keys, checkpoint_id, content_hash]
+    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> int | None:
+        args = [repr(float(now)), RECLAIM_MARGIN_MS, limits.max_keys, snapshot]
         reply = await self._eval("take", self.all_keys(scope), args)
         return int(reply[1]) if reply[0] == "ok" else None
 

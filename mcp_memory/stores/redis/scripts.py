@@ -36,7 +36,6 @@ NAMES = (
     "drop",
     "erase",
     "switch",
-    "confirm",
     "take",
     "drop_copy",
 )
@@ -50,8 +49,8 @@ RECLAIM_MARGIN_MS = 3_600_000
 STAGING_TTL_MS = 86_400_000
 """How long an import's staged working memory waits for its switch: left by a crashed import, it goes by itself."""
 COPY_MIN_KEYS = 250
-"""A pause copies a state of at least this many keys (:mod:`.copies`): below, its confirmation's round trip costs
-more than the copy saves the resume (measured break-even of a pause and a resume: 200-300 keys, docs/benchmarks.md)."""
+"""A pause copies a state of at least this many keys (:mod:`.copies`): below, restoring the checkpoint's text costs a
+resume about as much as taking the copy (docs/benchmarks.md), and the copy would only double the session's memory."""
 COPY_MS = 86_400_000
 """The longest a pause's copy (:mod:`.copies`) waits for its resume (less if the session's keys expire sooner)."""
 TOMBSTONE_MS = 86_400_000

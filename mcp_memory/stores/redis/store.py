@@ -14,7 +14,7 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
 
 Every method is one ``EVALSHA`` of a Lua script (``lua/``, run by :mod:`.scripts`: loaded again if the server
 forgot it, e.g. after a restart), so each is atomic and costs one round trip whatever the number of keys (a pause
-is its snapshot, then its copy's confirmation once the checkpoint is durable). Redis 7.0 has
+is its snapshot, which also makes its copy). Redis 7.0 has
 no per-field hash expiry, so TTL lives in the ``x`` sorted set: scripts compare scores with the caller's
 ``now`` (never Redis server time, so TTL behaves exactly as on every other adapter), and write scripts and
 ``snapshot`` purge the expired entries they find. Memory of sessions nobody touches again is reclaimed by a

@@ -11,14 +11,15 @@ import orjson
 from mcp_memory.models import Item
 from mcp_memory.stores.sqlite.vector_index import VECTOR_DDL
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
 3: full-text statistics per project (``episode_terms``, ``text_projects``, ``episodes.text_tokens``) instead of the
 FTS5 table ``episodes_fts`` that all projects shared. 4: a seal's owner and lease (``sessions.seal_token``,
 ``sessions.seal_until``). 5: each term's episode count per project (``text_terms``) and the episode's length in
 each of its postings (``episode_terms.episode_tokens``). 6: a two-step spawn's token and lease
 (``sessions.spawn_token``, ``sessions.spawn_until``: the session exists once its spawn has completed). 7: a
-checkpoint kept from retention pruning (``checkpoints.keep``)."""
+checkpoint kept from retention pruning (``checkpoints.keep``). 8: the nonce of the Redis snapshot a checkpoint was
+made from (``checkpoints.snapshot``), which names the pause's copy in Redis (``stores/redis/copies.py``)."""
 
 EPISODE_TERMS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         project_pk INTEGER NOT NULL,
@@ -58,7 +59,7 @@ SCHEMA = [
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         session_pk INTEGER NOT NULL REFERENCES sessions(id),
         checkpoint_id TEXT NOT NULL, created_at REAL NOT NULL, label TEXT, metadata TEXT NOT NULL DEFAULT '{}',
-        keys_count INTEGER NOT NULL, bytes INTEGER NOT NULL, content_hash TEXT NOT NULL,
+        keys_count INTEGER NOT NULL, bytes INTEGER NOT NULL, content_hash TEXT NOT NULL, snapshot TEXT,
         state TEXT NOT NULL DEFAULT '{}', keep INTEGER NOT NULL DEFAULT 0,
         UNIQUE (session_pk, checkpoint_id)
     )""",

@@ -36,7 +36,7 @@ WRITABLE_SESSION = (
 )
 INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (session_pk, checkpoint_id, created_at, keys_count, bytes, label, content_hash, "
-    "metadata, state, keep) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m, :state, :keep "
+    "metadata, state, keep, snapshot) SELECT s.id, :cid, :at, :n, :b, :label, :h, :m, :state, :keep, :snap "
     f"FROM sessions s WHERE {WRITABLE_SESSION} "
     "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk"
 )
@@ -145,4 +145,5 @@ def checkpoint_params(scope: Scope, info: CheckpointInfo, items: Mapping[str, It
         "m": json.dumps(info.metadata),
         "state": items.text if isinstance(items, PackedState) else encode_state(items),
         "keep": int(info.keep),
+        "snap": info.snapshot,
     }

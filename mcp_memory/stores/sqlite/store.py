@@ -425,6 +425,8 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         return await self._read_checkpoint(
             scope,
             checkpoint_id,
-            lambda row: PackedCheckpoint(self._checkpoint_info(CheckpointRow(*row[:-2])), row[-2], bool(row[-1])),
-            state,
+            lambda row: PackedCheckpoint(
+                self._checkpoint_info(CheckpointRow(*row[:-3])), row[-2], bool(row[-1]), snapshot=row[-3]
+            ),
+            f"snapshot, {state}",
         )

@@ -1,11 +1,11 @@
 -- ARGV: now[, nonce, copy_ms, min_keys]. KEYS = {m, v, x, i[, cv, cx, ct]}.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 -- With a nonce (a pause, copies.py): the state returned is also copied (COPY: server-side, no decode) to cv and
--- cx, with a tag ct naming the nonce and the copy's counts, unconfirmed (no checkpoint id, no hash): confirm.lua
--- binds it to the checkpoint once the durable store holds it, take.lua copies it into v and x at a resume. A state of
--- fewer than min_keys keys is not copied (restoring its text costs less than the copy's confirmation); any earlier
--- copy goes either way, and a session that is not open (sealed or terminated: its pause is refused durably) is not
--- copied either. The reply's fourth element: 1 if copied.
+-- cx, with a tag ct naming the nonce and the copy's counts; the pause records the nonce with its checkpoint, and
+-- take.lua copies the copy into v and x at a resume of the checkpoint that names it. A state of fewer than min_keys
+-- keys is not copied (restoring its text costs about as much as taking a copy); any earlier copy goes either way, and
+-- a session that is not open (sealed or terminated: its pause is refused durably) is not copied either. The reply's
+-- fourth element: 1 if copied.
 local st = redis.call('GET', m)
 if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
 purge(ARGV[1])

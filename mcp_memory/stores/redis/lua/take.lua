@@ -1,16 +1,17 @@
--- KEYS = {m, v, x, i, cv, cx, ct}; ARGV: now, margin, max_keys, checkpoint id, content hash.
+-- KEYS = {m, v, x, i, cv, cx, ct}; ARGV: now, margin, max_keys, snapshot nonce.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
--- A resume with clear of the checkpoint ``id`` whose content hash is ``hash``: if the tag names exactly that
--- checkpoint and hash (confirmed), the copy is whole (its counts as the snapshot made it: Redis may evict one key and
--- not another) and the session is open, the working memory becomes a copy of the copy (COPY: the copy stays, for
--- another resume of the same checkpoint), less the items expired at ``now``; {'ok', n}. Otherwise {'nocopy'} and nothing changed: the caller restores from the checkpoint's
--- text, which gives every other answer (missing, sealed, full) as a restore does.
+-- A resume with clear of a checkpoint made from the snapshot ``nonce`` (the checkpoint's record names it): if the tag
+-- names that nonce (the copy is that snapshot's, so exactly the checkpoint's content), the copy is whole (its counts
+-- as the snapshot made it: Redis may evict one key and not another) and the session is open, the working memory
+-- becomes a copy of the copy (COPY: the copy stays, for another resume of the same checkpoint), less the items
+-- expired at ``now``; {'ok', n}. Otherwise {'nocopy'} and nothing changed: the caller restores from the
+-- checkpoint's text, which gives every other answer (missing, sealed, full) as a restore does.
 local cv, cx, ct = KEYS[5], KEYS[6], KEYS[7]
 local now = ARGV[1]
 if redis.call('GET', m) ~= 'o' then return {'nocopy'} end
-local tag = redis.call('HMGET', ct, 'id', 'hash', 'n', 'nx')
-if tag[1] ~= ARGV[4] or tag[2] ~= ARGV[5] then return {'nocopy'} end
-local n, nx = tonumber(tag[3]), tonumber(tag[4])
+local tag = redis.call('HMGET', ct, 'nonce', 'n', 'nx')
+if tag[1] ~= ARGV[4] then return {'nocopy'} end
+local n, nx = tonumber(tag[2]), tonumber(tag[3])
 if redis.call('HLEN', cv) ~= n or redis.call('ZCARD', cx) ~= nx then
   redis.call('DEL', cv, cx, ct)
   return {'nocopy'}
