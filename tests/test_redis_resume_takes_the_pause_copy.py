@@ -372,7 +372,7 @@ async def test_copy_keys_share_the_session_hash_slot(rt: MemoryRuntime) -> None:
 async def test_by_default_only_states_of_copy_min_keys_or_more_are_copied(
     rt: MemoryRuntime, admin: redis.Redis, clock: FakeClock, prefix: str, keys: int
 ) -> None:
-    """Below COPY_MIN_KEYS (250) keys restoring the text costs a resume about as much as taking a copy: a pause makes
+    """Below COPY_MIN_KEYS (250) keys a copy would save a resume too little for the memory it takes: a pause makes
     no copy, and the resume reads the state with the checkpoint and restores it. Either way a pause is one round trip
     and so is the resume."""
     assert COPY_MIN_KEYS == 250

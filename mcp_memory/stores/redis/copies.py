@@ -22,8 +22,8 @@ the same checkpoint (an agent going back to a known-good state after each failed
 next pause replaces it (a ``COPY`` of 1,000 fields costs ~0.2 ms, a ``RENAME`` nothing, but would leave nothing for
 the next resume).
 
-A state of fewer than ``COPY_MIN_KEYS`` keys is not copied: restoring its small text costs about as much as taking
-a copy, which would double the session's memory. The resume's durable read returns the state of a checkpoint below
+A state of fewer than ``COPY_MIN_KEYS`` keys is not copied: taking a copy would save its resume 0.2 ms or less, and
+the copy doubles the session's memory. The resume's durable read returns the state of a checkpoint below
 that count (and only of those), which is restored at once.
 
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
@@ -68,7 +68,7 @@ class RedisPauseCopies:
         async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]: ...
 
     copy_min_keys: int = COPY_MIN_KEYS
-    """A pause copies a state of at least this many keys (below, the copy saves a resume next to nothing)."""
+    """A pause copies a state of at least this many keys (below, the copy saves a resume too little for its memory)."""
 
     def copy_keys(self, scope: Scope) -> tuple[str, str, str]:
         """The session's copy keys: values, expiries, tag (same hash tag as :meth:`keys`, so the same slot)."""

@@ -3,7 +3,7 @@
 -- With a nonce (a pause, copies.py): the state returned is also copied (COPY: server-side, no decode) to cv and
 -- cx, with a tag ct naming the nonce and the copy's counts; the pause records the nonce with its checkpoint, and
 -- take.lua copies the copy into v and x at a resume of the checkpoint that names it. A state of fewer than min_keys
--- keys is not copied (restoring its text costs about as much as taking a copy); any earlier copy goes either way, and
+-- keys is not copied (taking a copy would save its resume little and double its memory); any earlier copy goes, and
 -- a session that is not open (sealed or terminated: its pause is refused durably) is not copied either. The reply's
 -- fourth element: 1 if copied.
 local st = redis.call('GET', m)
