@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis
+from sqlalchemy import text
 
 from mcp_memory.config import Settings
 from mcp_memory.models import encode_value
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.postgres.schema import head_revision, migrate
+from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests import pg_servers
 from tests.conftest import FakeClock, new_scope
@@ -21,7 +23,10 @@ from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 
 pytestmark = pytest.mark.anyio
 
-RECORD_PAUSE_ARITIES = "SELECT pronargs FROM pg_proc WHERE proname = 'mcpmem_record_pause'"
+RECORD_PAUSE_ARITIES = (
+    "SELECT pronargs FROM pg_proc JOIN pg_namespace n ON n.oid = pronamespace "
+    "WHERE nspname = 'mcp_memory' AND proname = 'mcpmem_record_pause'"
+)
 SNAPSHOT_COLUMN = (
     "SELECT attname FROM pg_attribute WHERE attrelid = CAST('checkpoints' AS regclass) AND attname = 'snapshot' "
     "AND NOT attisdropped"
@@ -79,3 +84,24 @@ async def test_downgrade_past_0013_drops_the_column_and_keeps_the_previous_recor
     _, up = await migrate(url, embedding_dimension=256)
     assert up.revision == head_revision()
     assert await pg_servers.first_column(url, RECORD_PAUSE_ARITIES) == {"22", "23"}
+
+
+async def test_a_checkpoint_that_names_no_snapshot_is_read_with_its_state_and_restored(
+    rt: MemoryRuntime, url: str
+) -> None:
+    """One of an earlier release or an import: its first read brings its state (there is no copy to try)."""
+    scope = new_scope()
+    ids = (str(scope.project_id), str(scope.agent_instance_id), scope.session_id)
+    await rt.lifecycle.spawn(*ids, initial_state={"a": 1, "b": 2})
+    await rt.lifecycle.pause(*ids, checkpoint_id="cp1")
+    engine = PostgresStore(url)._create_engine()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("UPDATE checkpoints SET snapshot = NULL"))
+    finally:
+        await engine.dispose()
+    read = await rt.store.get_packed_checkpoint(scope, None, state_below=1)
+    assert read is not None and read.snapshot is None and read.state != ""
+    await rt.working.set(scope, "a", 5)
+    await rt.lifecycle.resume(*ids)
+    assert await rt.working.get(scope, "a") == 1

@@ -178,8 +178,8 @@ async def test_a_packed_pause_and_resume_keep_values_ttls_and_the_content_hash(
     clock.advance(100)  # "short" expires in the checkpoint: never restored
     store = rt.working_store
     assert isinstance(store, RedisWorkingStore)
-    # The first resume takes the pause's copy (the durable store's content hash is the one the pause computed:
-    # round trips show it); the second, the copy dropped, restores the checkpoint's text.
+    # The first resume takes the pause's copy (the checkpoint's record names the snapshot that made it: round trips
+    # show it was taken); the second, the copy dropped, restores the checkpoint's text.
     for copied in (True, False):
         if not copied:
             await store.drop_copy(scope)

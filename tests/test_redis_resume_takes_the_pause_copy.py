@@ -156,17 +156,27 @@ async def test_the_copy_is_used_only_for_the_checkpoint_that_names_its_snapshot(
 
 
 async def test_a_checkpoint_that_names_no_snapshot_is_restored_from_its_text(
-    rt: MemoryRuntime, admin: redis.Redis, db_url: str
+    rt: MemoryRuntime, admin: redis.Redis, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A checkpoint recorded without a snapshot's name (by an earlier release, or imported) never takes a copy."""
+    """A checkpoint recorded without a snapshot's name (by an earlier release, or imported) never takes a copy, and
+    its state comes with its first read (one durable read: there is no copy to try first)."""
     scope = new_scope()
     await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
     await rt.lifecycle.pause(*ids(scope), checkpoint_id="cp1")
     with sqlite3.connect(db_url.removeprefix("sqlite+aiosqlite:///")) as db:
         db.execute("UPDATE checkpoints SET snapshot = NULL")
     tamper(rt, admin, scope)
+    reads: list[str | None] = []
+    read = rt.store.get_packed_checkpoint
+
+    async def counted(scope: Scope, checkpoint_id: str | None, state_below: int | None = None) -> object:
+        reads.append(checkpoint_id)
+        return await read(scope, checkpoint_id, state_below)
+
+    monkeypatch.setattr(rt.store, "get_packed_checkpoint", counted)
     await rt.lifecycle.resume(*ids(scope))
     assert await rt.working.get(scope, "a") == 1
+    assert reads == [None]
 
 
 async def test_the_copy_of_a_pause_whose_durable_write_fails_is_never_taken(
@@ -317,21 +327,23 @@ async def test_a_discarded_spawn_drops_the_copy(rt: MemoryRuntime, admin: redis.
 async def test_an_import_over_leftover_keys_drops_the_copy(
     rt: MemoryRuntime, admin: redis.Redis, clock: FakeClock, prefix: str, tmp_path: Path
 ) -> None:
-    """The session's durable records went but Redis kept its keys and a copy claiming to be cp1 (worst case: the
-    tag names cp1 and its content hash, over other content); an import then brings cp1 back: the copy is gone before
-    the import's records land, and the resume restores cp1's content."""
+    """The session's durable records went but Redis kept its keys and a copy claiming to be cp1's (worst case: the
+    tag carries the nonce cp1's record named, over other content); an import then brings cp1 back: the copy is gone
+    before the import's records land, the imported cp1 names no snapshot, and the resume restores cp1's content."""
     scope = new_scope()
     await paused(rt, scope)
-    checkpoint = await rt.store.get_checkpoint(scope, "cp1")
-    assert checkpoint is not None
+    checkpoint = await rt.store.get_packed_checkpoint(scope, "cp1")
+    assert checkpoint is not None and checkpoint.snapshot is not None
     assert rt.transfer is not None
     path = await export_to(rt, Selection(scope.project_id), tmp_path / "export.jsonl")
     await rt.working.set(scope, "a", "leftover")
     await rt.lifecycle.pause(*ids(scope), checkpoint_id="cp9")
     await rt.store.delete_session(scope, False, clock())  # durably only: Redis keeps the copy (of cp9)
-    admin.hset(store(rt).copy_keys(scope)[2], mapping={"id": "cp1", "hash": checkpoint.info.content_hash})
+    admin.hset(store(rt).copy_keys(scope)[2], "nonce", checkpoint.snapshot)
     await rt.transfer.import_file(path)
     assert copy_keys(prefix, admin) == []
+    imported = await rt.store.get_packed_checkpoint(scope, "cp1")
+    assert imported is not None and imported.snapshot is None
     await rt.lifecycle.resume(*ids(scope), checkpoint_id="cp1")
     assert await rt.working.get(scope, "a") == 1
 

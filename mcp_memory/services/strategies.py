@@ -388,10 +388,12 @@ class TwoStep:
             restored: int | None = None
             if isinstance(checkpoint, PackedCheckpoint):
                 assert isinstance(working, PackedWorking)
-                if isinstance(working, PauseCopies) and copy_min is not None and checkpoint.info.keys_count >= copy_min:
-                    # The copy is taken only if its tag carries the snapshot nonce this checkpoint's record names.
-                    if checkpoint.snapshot is not None:
-                        restored = await working.take_copy(scope, checkpoint.snapshot, started.at, limits)
+                # Read without its state: a checkpoint of copy_min keys or more that names a snapshot. Its copy is taken
+                # only if the copy's tag carries that snapshot's nonce.
+                snapshot = checkpoint.snapshot
+                if copy_min is not None and checkpoint.info.keys_count >= copy_min and snapshot is not None:
+                    assert isinstance(working, PauseCopies)
+                    restored = await working.take_copy(scope, snapshot, started.at, limits)
                     if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
                         checkpoint = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
                 if restored is None:
@@ -418,7 +420,8 @@ class TwoStep:
         self, scope: Scope, wanted: str | None, state_below: int | None
     ) -> CheckpointData | PackedCheckpoint:
         """The checkpoint to resume (None: the newest), packed where both stores offer it (the state as one text;
-        with ``state_below``, only if it has fewer keys than that: else metadata and the session's seal only);
+        with ``state_below``, only if it has fewer keys than that or names no snapshot: else metadata and the
+        session's seal only);
         refused if a terminate has sealed the session."""
         working: object = self._ctx.working.store
         durable: object = self._ctx.durable

@@ -45,8 +45,8 @@ class PackedCheckpoints(Protocol):
         self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
     ) -> PackedCheckpoint | None:
         """``get_checkpoint`` without decoding the state; with ``state_below``, the state is read only for a checkpoint
-        of fewer keys (else ``state`` is ""): a resume that may restore the working store's own copy of a larger one
-        (``PauseCopies``)."""
+        of fewer keys or one that names no snapshot (else ``state`` is ""): a resume that may restore the working
+        store's own copy of a larger one (``PauseCopies``)."""
         ...
 
 

@@ -54,10 +54,14 @@ NEWEST_PACKED_CHECKPOINT = _PACKED.format("ORDER BY created_at DESC, id DESC LIM
 @functools.cache
 def packed_reads(state_below: int | None) -> tuple[str, str]:
     """The newest checkpoint's read and one id's; with ``state_below``, the state only for a checkpoint of fewer keys
-    (a larger one's Redis copy may be taken instead: no jsonb to text conversion, no 100 kB to send)."""
+    or one that names no snapshot (a larger one's Redis copy may be taken instead: no jsonb to text conversion, no
+    100 kB to send; one without a snapshot has no copy to take)."""
     if state_below is None:
         return NEWEST_PACKED_CHECKPOINT, PACKED_CHECKPOINT
-    state = f"CASE WHEN c.keys_count < {int(state_below)} THEN CAST(c.state AS text) ELSE '' END AS state"
+    state = (
+        f"CASE WHEN c.keys_count < {int(state_below)} OR c.snapshot IS NULL THEN CAST(c.state AS text) ELSE '' END "
+        "AS state"
+    )
     newest, by_id = (
         q.replace("CAST(c.state AS text) AS state", state) for q in (NEWEST_PACKED_CHECKPOINT, PACKED_CHECKPOINT)
     )

@@ -421,7 +421,11 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None
     ) -> PackedCheckpoint | None:
         # The state left as the stored text (the working store restores from it), or not read at all.
-        state = "state" if state_below is None else f"CASE WHEN keys_count < {int(state_below)} THEN state ELSE '' END"
+        state = (
+            "state"
+            if state_below is None
+            else f"CASE WHEN keys_count < {int(state_below)} OR snapshot IS NULL THEN state ELSE '' END"
+        )
         return await self._read_checkpoint(
             scope,
             checkpoint_id,
