@@ -73,6 +73,7 @@ async def test_store_statements_per_lifecycle_call_do_not_grow_with_keys(
     assert small == large, (small, large)
     # One write transaction each (BEGIN IMMEDIATE and COMMIT counted): spawn inserts the session, its event and
     # its items; pause reads the items, inserts checkpoint, status and event, and prunes checkpoints and events by
-    # the retention policy (two DELETEs: SQLite has no data-modifying WITH); resume reads the checkpoint and the
+    # the retention policy (two DELETEs: SQLite has no data-modifying WITH; around them three PRAGMAs on the
+    # connection itself, secure_delete read, set to FAST and set back); resume reads the checkpoint and the
     # session, restores, and writes status and event. (Two-step path: 8, 8 in two transactions, 11.)
-    assert small["spawn"] <= 5 and small["pause"] <= 8 and small["resume"] <= 8, small
+    assert small["spawn"] <= 5 and small["pause"] <= 11 and small["resume"] <= 8, small

@@ -1,0 +1,81 @@
+"""A pause's durable write on SQLite at the retention bound, with the prune's ``secure_delete`` FAST (the store's)
+against ON (what Debian's SQLite does by default: the pruned checkpoint's overflow pages zeroed, written and synced
+again), alternating round by round in one process.
+
+Every round records one checkpoint of N keys (~100-byte values, as the pause benchmarks) through
+``SqliteStore.record_pause`` with the default retention (the newest 100 checkpoints, 1,000 events), so past the
+first 100 rounds each pause also deletes the oldest checkpoint. SQLite at FULL durability (an fsync per commit).
+
+    python benchmarks/bench_sqlite_prune.py [--keys 1000] [--rounds 400]
+
+Prints p50 / p99 in ms of the rounds past the bound, for each setting, and the ratio of the p50s (ON / FAST).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from itertools import repeat
+
+import anyio
+
+import mcp_memory.stores.sqlite.store as sqlite_store
+from mcp_memory import MemoryRuntime, Scope, Settings
+from mcp_memory.models import CheckpointInfo, pack_state
+from mcp_memory.stores.records import EventRecord, Retention
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(keys: int, rounds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp}/prune.db")
+        async with MemoryRuntime(settings) as rt:
+            store = rt.store
+            scope = Scope(uuid.uuid4(), uuid.uuid4(), "prune")
+            await rt.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
+            names = [f"key-{i:05d}" for i in range(keys)]
+            state = pack_state(names, ['"' + "v" * 90 + '"'] * keys, repeat(None))
+            retention = Retention(keep_last=100, events_keep_last=1000)
+            times: dict[str, list[float]] = {"ON": [], "FAST": []}
+            for i in range(rounds):
+                setting = ("ON", "FAST")[i % 2]
+                sqlite_store.PRUNE_SECURE_DELETE = setting
+                info = CheckpointInfo(
+                    checkpoint_id=uuid.uuid4().hex,
+                    created_at=datetime.now(UTC),
+                    keys_count=keys,
+                    bytes=state.bytes,
+                    content_hash=state.content_hash,
+                )
+                event = EventRecord("pause", time.time(), 0.0, "ok", {"checkpoint_id": info.checkpoint_id})
+                started = time.perf_counter()
+                await store.record_pause(scope, info, state, event, retention)
+                if i >= 110:  # past the bound (and a few rounds more): every pause prunes
+                    times[setting].append((time.perf_counter() - started) * 1000)
+            sqlite_store.PRUNE_SECURE_DELETE = "FAST"
+    on, fast = times["ON"], times["FAST"]
+    print(f"record_pause of {keys} keys at the retention bound, SQLite FULL, {len(on)} rounds each, ms")
+    print("| prune's secure_delete | p50 | p99 |\n|---|---:|---:|")
+    print(f"| ON | {pct(on, 0.5):.2f} | {pct(on, 0.99):.2f} |")
+    print(f"| FAST (the store's) | {pct(fast, 0.5):.2f} | {pct(fast, 0.99):.2f} |")
+    print(f"ratio ON / FAST (p50): {pct(on, 0.5) / pct(fast, 0.5):.2f}x; load average {os.getloadavg()[0]:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=400)
+    args = parser.parse_args()
+    anyio.run(run, args.keys, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
