@@ -22,16 +22,12 @@ from datetime import UTC, datetime
 from itertools import repeat
 
 import anyio
+from bench_pause_resume import pct
 
 import mcp_memory.stores.sqlite.store as sqlite_store
 from mcp_memory import MemoryRuntime, Scope, Settings
 from mcp_memory.models import CheckpointInfo, pack_state
 from mcp_memory.stores.records import EventRecord, Retention
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(keys: int, rounds: int) -> None:

@@ -258,7 +258,9 @@ class CheckpointInfo(_Model):
     snapshot: str | None = Field(default=None, exclude=True)
     """The nonce of the working-memory snapshot the pause made this checkpoint from, when that snapshot left a copy
     of itself in Redis (``stores/redis/copies.py``): a resume takes that copy only if it carries this nonce.
-    Internal: never shown to a client, exported or imported."""
+    What a pause hands to ``record_pause``; reads leave it None (the resume's read returns the stored nonce as
+    :attr:`PackedCheckpoint.snapshot`, so that descriptions read any way compare equal). Internal: never shown to a
+    client, exported or imported."""
 
 
 @dataclass(frozen=True, slots=True)
