@@ -99,8 +99,8 @@ async def test_downgrade_past_0008_drops_the_functions_and_upgrade_restores_them
         )
 
     # mcpmem_project_words: the full-text index's expression (migration 0009); mcpmem_record_pause: the two-step
-    # path's record (0010); mcpmem_record_resume and the two prunes by per-session counts (0011); all dropped on the
-    # way down too.
+    # path's record (0010); mcpmem_record_resume and the two prunes by per-session counts (0011); an episode's word
+    # weights and their trigger's function (0014); all dropped on the way down too.
     at_head = {
         "mcpmem_pause",
         "mcpmem_resume",
@@ -109,6 +109,8 @@ async def test_downgrade_past_0008_drops_the_functions_and_upgrade_restores_them
         "mcpmem_record_resume",
         "mcpmem_prune_checkpoints",
         "mcpmem_prune_events",
+        "mcpmem_search_weights",
+        "mcpmem_episode_search_weights",
     }
     assert await functions() == at_head
     _, down = await migrate(url, revision="0007", downgrade=True)

@@ -35,16 +35,26 @@ _CLASS_WEIGHTS = {"A": 3.5, "B": 1.5, "C": 1.0, "D": 0.5}
 """Weights of the tsvector's classes: A task_description and lessons, B outcome_details, C task_type, D
 context_summary (see the migrations); the SQLite adapter's bm25 column weights (4.0 and 3.0 for the two in A)."""
 _FREQUENCY = " + ".join(f"{w} * cardinality(array_positions(u.weights, '{c}'))" for c, w in _CLASS_WEIGHTS.items())
-_TEXT_RANK = (
-    "(SELECT COALESCE(sum(s.idf * s.f * "
-    f"{BM25_K1 + 1} / (s.f + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * length(e.search_text) / s.avgdl))), 0.0) "
+_BM25_TERM = (
+    f"s.idf * s.f * {BM25_K1 + 1} / (s.f + {BM25_K1} * ({1 - BM25_B} + {BM25_B} * length(e.search_text) / s.avgdl))"
+)
+_TSVECTOR_RANK = (
+    f"(SELECT COALESCE(sum({_BM25_TERM}), 0.0) "
     f"FROM (SELECT w.idf, w.avgdl, {_FREQUENCY} AS f "
     "FROM unnest(e.search_text) AS u JOIN weights w ON w.lexeme = u.lexeme) AS s)"
 )
+_STORED_RANK = (
+    f"(SELECT COALESCE(sum({_BM25_TERM}), 0.0) "
+    "FROM (SELECT w.idf, w.avgdl, CAST(e.search_weights ->> w.lexeme AS float8) AS f FROM weights w) AS s "
+    "WHERE s.f IS NOT NULL)"
+)
+_TEXT_RANK = f"(CASE WHEN e.search_weights IS NULL THEN {_TSVECTOR_RANK} ELSE {_STORED_RANK} END)"
 """An episode's full-text rank, BM25 over the episode's tsvector: per query word its weighted frequency ``f``
 (each position counts its class's weight), the episode's length (its distinct words, ``length(tsvector)``)
 against the project's average, and the word's IDF in the project (``weights``); 0 for an episode without a word
-of the query."""
+of the query. The frequencies are read from ``search_weights`` (migration 0014: a key lookup per query word, ~2 us
+a candidate), or, for a row written before that revision (NULL there), from the tsvector itself (an ``unnest`` of
+all its words joined with the query's, ~8 us): the same numbers either way, to the last bit."""
 _WORDS = "mcpmem_project_words(e.project_id, e.search_text)"
 """An episode's words prefixed with its project: the expression of the GIN index ``episodes_project_words``
 (migration 0009), written here as there so that the planner takes that index."""
