@@ -33,7 +33,8 @@ WEIGHTS_MISMATCH = (
 )
 """The rows whose stored weights are not their tsvector's (none, if every writer keeps them)."""
 OBJECTS = (
-    "SELECT count(*) FROM pg_trigger WHERE tgname = 'episodes_search_weights' "
+    "SELECT count(*) FROM pg_class WHERE relname = 'episodes' AND 'toast_tuple_target=8160' = ANY (reloptions) "
+    "UNION ALL SELECT count(*) FROM pg_trigger WHERE tgname = 'episodes_search_weights' "
     "UNION ALL SELECT count(*) FROM pg_proc "
     "WHERE proname IN ('mcpmem_search_weights', 'mcpmem_episode_search_weights') "
     "UNION ALL SELECT count(*) FROM information_schema.columns WHERE table_name = 'episodes' "
@@ -143,6 +144,28 @@ async def test_a_row_without_stored_weights_ranks_exactly_as_with_them(store: Po
         "outcome_details, task_type, context_summary) WHERE id % 2 = 0",
     )  # fmt: skip
     assert await _searches(store, project) == with_weights
+
+
+async def test_a_row_with_its_weights_keeps_its_embedding_inline() -> None:
+    """Past Postgres' default TOAST target (~2 kB) the largest attribute, the embedding, would be moved out of line,
+    and every exact scan would read each vector from the TOAST table: 0014 raises the target to a page."""
+    url = pg_servers.database_url(await pg_servers.migrated_database(384))
+    store = PostgresStore(url, embedding_dimension=384)
+    await store.start()
+    try:
+        project = uuid.uuid4()
+        for i in range(20):
+            description = " ".join(f"{WORDS[(i + j) % len(WORDS)]}{j}" for j in range(60))  # ~500 bytes, 60 words
+            ep = Episode(episode_id=uuid.uuid4(), project_id=project, agent_instance_id=uuid.uuid4(),
+                         task_type="coding", task_description=description, outcome=Outcome.SUCCESS,
+                         importance_score=0.5, created_at=to_datetime(T0))  # fmt: skip
+            await store.add_episode(ep, [0.1 + i / 100] * 384, MODEL)
+    finally:
+        await store.close()
+    rows = await pg_servers.first_column(url, "SELECT min(pg_column_size(e.*)) > 2100 FROM episodes e")
+    assert rows == {"True"}  # past the default target
+    toasted = "SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE relname = 'episodes'"
+    assert await pg_servers.first_column(url, toasted) == {"0"}
 
 
 def test_the_class_weights_frozen_in_0014_are_the_rankings() -> None:
