@@ -8,7 +8,7 @@ search in a large project (563 candidates in the largest project of a million ep
 a key lookup per query word in a value already in the row: about 2 us.
 
 - ``mcpmem_search_weights(...)``: the object for an episode's text fields, from the same tsvector as the generated
-  ``search_text`` (migration 0003's expression, frozen here as well).
+  ``search_text`` (migration 0003's expression, imported from that revision).
 - A ``BEFORE INSERT OR UPDATE OF`` those fields trigger sets the column: every writer (the store's inserts, edits,
   redaction, imports, ``COPY``) keeps it exact, with nothing to change on their side. A ``BEFORE`` trigger cannot
   read a generated column, hence the expression again.
@@ -30,6 +30,8 @@ Create Date: 2026-12-06
 
 from __future__ import annotations
 
+import importlib
+
 from alembic import op
 
 revision = "0014"
@@ -39,29 +41,14 @@ depends_on = None
 
 CLASS_WEIGHTS = {"A": 3.5, "B": 1.5, "C": 1.0, "D": 0.5}
 """The tsvector classes' weights at this revision (search.py's ``_CLASS_WEIGHTS``; a test holds them equal)."""
-_PUNCTUATION = r"'[!-/:-@\[-`{-~]+'"
-_JSON_ESCAPE = r"""'\\(["\\/bfnrt]|u[0-9a-fA-F]{4})'"""
-
-
-def _words(expr: str) -> str:
-    return f"regexp_replace({expr}, {_PUNCTUATION}, ' ', 'g')"
-
-
-# Migration 0003's SEARCH_TEXT, over the function's arguments instead of the row's columns.
-_VECTOR = f"""
-    setweight(to_tsvector('english'::regconfig, {_words("p_task_description")}), 'A')
-    || setweight(to_tsvector('english'::regconfig,
-        {_words(f"regexp_replace(p_lessons_learned::text, {_JSON_ESCAPE}, ' ', 'g')")}), 'A')
-    || setweight(to_tsvector('english'::regconfig, {_words("p_outcome_details")}), 'B')
-    || setweight(to_tsvector('english'::regconfig, {_words("p_task_type")}), 'C')
-    || setweight(to_tsvector('english'::regconfig, {_words("p_context_summary")}), 'D')
-"""
+# Migration 0003's expression of the generated ``search_text``, taken from that (frozen) revision: the function's
+# arguments bear the columns' names, so it reads them as the generated column reads the row.
+_VECTOR = importlib.import_module("mcp_memory.stores.migrations.versions.postgres.0003_search_text_words").SEARCH_TEXT
 _FREQUENCY = " + ".join(f"{w} * cardinality(array_positions(u.weights, '{c}'))" for c, w in CLASS_WEIGHTS.items())
 
 WEIGHTS_FUNCTION = f"""
 CREATE FUNCTION mcpmem_search_weights(
-    p_task_description text, p_lessons_learned jsonb, p_outcome_details text, p_task_type text,
-    p_context_summary text)
+    task_description text, lessons_learned jsonb, outcome_details text, task_type text, context_summary text)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $fn$
