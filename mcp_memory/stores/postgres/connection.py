@@ -19,7 +19,6 @@ from typing import Any
 import anyio
 import asyncpg  # type: ignore[import-untyped]  # no stubs; its errors carry a sqlstate
 import orjson
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -31,6 +30,7 @@ from mcp_memory.config import mask_url
 from mcp_memory.errors import Conflict, Internal, MemoryServiceError, TooLarge, Unavailable
 from mcp_memory.stores.postgres.schema import connect_args, describe, read_state, schema_problem
 from mcp_memory.stores.postgres.statements import PING
+from mcp_memory.stores.sql.clauses import text
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import URL, text
+from sqlalchemy import URL
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
@@ -38,6 +38,7 @@ from mcp_memory.stores.postgres.statements import (
     episode_params,
     event_params,
 )
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.queries import EPISODE_COLUMNS
 
@@ -221,7 +222,7 @@ class PostgresEpisodes(EpisodeEdits):
             async with self._write() as conn:
                 await conn.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)})
                 rows = (await conn.execute(text(sql), params)).all()
-        return [ScoredEpisode(**self._episode(r).model_dump(), score=round(r.score, 6)) for r in rows]
+        return [ScoredEpisode(**self._episode_fields(r), score=round(r.score, 6)) for r in rows]
 
     async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
         # Without a model: the partial index episodes_missing_embedding serves it (few rows, asked often by the

@@ -20,11 +20,11 @@ from typing import Any
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from mcp_memory.stores import migrations
 from mcp_memory.stores.postgres.search import DEFAULT_EF_SEARCH
+from mcp_memory.stores.sql.clauses import text
 
 SCHEMA = "mcp_memory"
 """Every table lives in this Postgres schema, so that the database can be shared: an application's own

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from mcp_memory.ranking import (
     GOOD_COSINE,
     GOOD_TEXT_SHARE,
@@ -90,8 +92,20 @@ def ts_query(query: str) -> str | None:
 
 def vector_text(vector: Sequence[float]) -> str:
     """A vector in pgvector's text form, scaled to unit length (so stored vectors are comparable by dot product
-    too, and a caller's unnormalised vectors do not matter)."""
-    return "[" + ",".join(map(str, normalize(vector))) + "]"
+    too, and a caller's unnormalised vectors do not matter).
+
+    orjson writes the same shortest round-trip numbers as ``str`` (0.0000519 where str writes 5.19e-05: the same
+    float4s) in a seventh of the time (~40 against ~270 us for 384 dimensions). What it cannot write as a JSON
+    number (NaN and infinity, which it writes as null; a numpy scalar, which it refuses) is written as ``str``
+    writes it, for pgvector to read or refuse as before."""
+    unit = normalize(vector)
+    try:
+        packed = orjson.dumps(unit)
+    except orjson.JSONEncodeError:
+        packed = b"null"
+    if b"null" not in packed:
+        return packed.decode()
+    return "[" + ",".join(map(str, unit)) + "]"
 
 
 def search_sql(

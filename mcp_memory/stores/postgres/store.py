@@ -25,7 +25,6 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.config import Settings
@@ -73,6 +72,7 @@ from mcp_memory.stores.postgres.statements import (
     with_event,
 )
 from mcp_memory.stores.postgres.transitions import PAUSE, RESUME, pause_args, resume_args
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE
 from mcp_memory.stores.sql.rules import (

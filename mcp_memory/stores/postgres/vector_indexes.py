@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from uuid import UUID
 
-from sqlalchemy import URL, NullPool, text
+from sqlalchemy import URL, NullPool
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from mcp_memory.stores.postgres.schema import connect_args
+from mcp_memory.stores.sql.clauses import text
 
 INDEX_PREFIX = "episodes_embedding_hnsw_p_"
 HNSW_OPTIONS = "WITH (m = 16, ef_construction = 64)"

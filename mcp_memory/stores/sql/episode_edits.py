@@ -14,11 +14,11 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.models import Episode
 from mcp_memory.stores.ports import EpisodeChanges, EpisodeSelector, EventRecord, ForgottenEpisode
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import COMPLETE, EPISODE_COLUMNS
 
@@ -69,6 +69,8 @@ class EpisodeEdits:
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
         def _episode(self, row: Any) -> Episode: ...
+
+        def _episode_fields(self, row: Any) -> dict[str, Any]: ...
 
     # -- hooks -----------------------------------------------------------------------------------------------
     async def _insert_event(self, conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:

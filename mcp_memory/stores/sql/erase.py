@@ -15,12 +15,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.stores.ports import Removed
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect
 from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE
 

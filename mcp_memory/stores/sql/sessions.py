@@ -23,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import IdentifierKind, SessionRow
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_is, as_uuid
 from mcp_memory.stores.sql.queries import LIVE, SCOPE
 

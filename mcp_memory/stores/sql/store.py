@@ -7,12 +7,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_BOUND,
@@ -94,8 +94,13 @@ class SqlStore:
 
     def _episode(self, row: Any) -> Episode:
         """An episode from a row of :data:`~mcp_memory.stores.sql.queries.EPISODE_COLUMNS`."""
+        return Episode(**self._episode_fields(row))
+
+    def _episode_fields(self, row: Any) -> dict[str, Any]:
+        """The fields of :meth:`_episode`, for a model that adds its own (a search's score: validated once, not
+        made an ``Episode``, dumped and validated again)."""
         d = self._dialect
-        return Episode(
+        return dict(
             episode_id=as_uuid(row.episode_id),
             project_id=as_uuid(row.project_id),
             agent_instance_id=as_uuid(row.agent_instance_id),

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict
 from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
 from mcp_memory.stores.ports import EventRecord
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, EPISODE_COLUMNS
 from mcp_memory.stores.transfer import (

@@ -13,12 +13,12 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
 from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, SearchMode
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.queries import EPISODE_COLUMNS, filter_clause
 from mcp_memory.stores.sql.rules import candidate_pool

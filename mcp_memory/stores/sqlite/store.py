@@ -20,7 +20,6 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.models import (
@@ -36,6 +35,7 @@ from mcp_memory.models import (
     content_hash,
 )
 from mcp_memory.stores.ports import EventRecord, Limits, Retention
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
     COMPLETE,

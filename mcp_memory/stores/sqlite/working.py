@@ -8,11 +8,11 @@ import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.models import Item, Scope
 from mcp_memory.stores.ports import Limits
+from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE, SESSION_PK
 from mcp_memory.stores.sql.rules import check_fits, keys_full
 from mcp_memory.stores.sqlite.connection import SqliteConnection
