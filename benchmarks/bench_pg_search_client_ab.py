@@ -29,6 +29,7 @@ import sqlalchemy
 from bench_pg_search import DIM, TOPICS, Corpus, load
 from pg_common import add_arguments, as_string, bench_database, pct, server_url
 
+from mcp_memory.models import Episode
 from mcp_memory.ranking import normalize
 from mcp_memory.stores.ports import EpisodeFilter
 from mcp_memory.stores.postgres import episodes
@@ -54,7 +55,8 @@ def use(way: str, store: PostgresStore) -> None:
         episodes.text = sqlalchemy.text  # type: ignore[attr-defined]
         episodes.vector_text = str_vector_text  # type: ignore[attr-defined]
         # The page's rows made Episodes, dumped, and validated again as ScoredEpisodes.
-        store.__dict__["_episode_fields"] = lambda row: store._episode(row).model_dump()
+        fields = type(store)._episode_fields
+        store.__dict__["_episode_fields"] = lambda row: Episode(**fields(store, row)).model_dump()
 
 
 NOW_VECTOR_TEXT = episodes.vector_text
