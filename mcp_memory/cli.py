@@ -7,12 +7,14 @@ goes to stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -268,6 +270,25 @@ async def _migrate(settings: Settings, args: argparse.Namespace) -> dict[str, An
     return {"database_url": mask_url(url), "before": describe(before), "after": describe(after)}
 
 
+def _fill_search_weights(settings: Settings, batch: int | None) -> int:
+    """The 0014 data step: progress on stderr, the JSON report on stdout."""
+    from mcp_memory.stores.postgres.backfill import BATCH_ROWS, fill_search_weights
+    from mcp_memory.stores.postgres.schema import MigrationFailed
+
+    def progress(filled: int, to_fill: int) -> None:
+        print(f"filled {filled:,} of {to_fill:,}", file=sys.stderr)
+
+    url = settings.resolved_database_url()
+    rows = BATCH_ROWS if batch is None else batch
+    try:
+        report = anyio.run(partial(fill_search_weights, url, batch_rows=rows, progress=progress))
+    except MigrationFailed as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}, indent=2))
+        return 1
+    print(json.dumps({"ok": True, "database_url": mask_url(url), **dataclasses.asdict(report)}, indent=2))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the Postgres schema (``--downgrade REV`` goes down); the SQLite file needs no step."""
     from mcp_memory.stores.factory import durable_backend
@@ -278,6 +299,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if durable_backend(settings) == "sqlite":
         print(json.dumps({"ok": True, "note": "the SQLite store creates its schema itself; nothing to migrate"}))
         return 0
+    if args.fill_search_weights:
+        return _fill_search_weights(settings, args.batch)
     try:
         report = anyio.run(_migrate, settings, args)
     except MigrationFailed as exc:
@@ -334,6 +357,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     direction.add_argument("--revision", default="head", help="upgrade to this revision (default: head)")
     direction.add_argument("--downgrade", metavar="REV", help="downgrade to REV ('base' removes every table)")
     direction.add_argument("--status", action="store_true", help="show the current and head revisions only")
+    direction.add_argument(
+        "--fill-search-weights",
+        action="store_true",
+        help="fill episodes.search_weights of the episodes written before revision 0014, in batches (resumable)",
+    )
+    migrate.add_argument(
+        "--batch", type=int, default=None, help="with --fill-search-weights: rows per batch (default 2000)"
+    )
     migrate.set_defaults(func=cmd_migrate)
     from mcp_memory.cli_forget import add_parser as add_forget
 

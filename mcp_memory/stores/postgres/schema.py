@@ -158,7 +158,7 @@ async def migrate(
 
     engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
     try:
-        async with _reachable(url), engine.begin() as conn:
+        async with reachable(url), engine.begin() as conn:
             before = await conn.run_sync(read_state)
             if (
                 not downgrade
@@ -189,14 +189,14 @@ async def schema_state(url: str) -> SchemaState:
 
     engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
     try:
-        async with _reachable(url), engine.connect() as conn:
+        async with reachable(url), engine.connect() as conn:
             return await conn.run_sync(read_state)
     finally:
         await engine.dispose()
 
 
 @asynccontextmanager
-async def _reachable(url: str) -> AsyncIterator[None]:
+async def reachable(url: str) -> AsyncIterator[None]:
     """Driver and network failures as :class:`MigrationFailed` with a one-line reason."""
     from sqlalchemy.exc import DBAPIError
 
@@ -232,6 +232,7 @@ __all__ = [
     "describe",
     "head_revision",
     "migrate",
+    "reachable",
     "read_state",
     "run_migration",
     "schema_problem",
