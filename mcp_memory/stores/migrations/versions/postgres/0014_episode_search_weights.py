@@ -21,7 +21,7 @@ a key lookup per query word in a value already in the row: about 2 us.
 - The column is added empty (a catalog change: nothing is rewritten, no index rebuilt). The ranking falls back to the
   tsvector for a row whose column is NULL, so rows written before this revision rank exactly as before, at the
   former cost. Filling them is an ``UPDATE`` of every row, which writes every index entry again (HNSW included)
-  unless it is a HOT update: docs/configuration.md gives the statement, to run in batches when convenient.
+  unless it is a HOT update: ``mcp-memory migrate --fill-search-weights`` does it in batches, when convenient.
 
 Revision ID: 0014
 Revises: 0013
