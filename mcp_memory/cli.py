@@ -373,6 +373,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     add_transfer(sub)
     args = parser.parse_args(argv)
+    if getattr(args, "batch", None) is not None and not args.fill_search_weights:
+        parser.error("--batch goes with --fill-search-weights")
     if not getattr(args, "func", None):
         args = parser.parse_args(["serve", *(argv or [])])
     try:

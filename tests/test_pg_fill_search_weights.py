@@ -81,3 +81,12 @@ async def test_the_cli_fills_and_reports_on_stdout_with_progress_on_stderr(tmp_p
         "migrate", "--fill-search-weights", env=server_env(tmp_path, MCP_MEMORY_DATABASE_URL=gone)
     )
     assert code == 1 and "not reachable" in json.loads(out)["error"] and "Traceback" not in err, out + err
+
+
+async def test_batch_without_the_fill_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from tests.test_stdio import run_cli, server_env
+
+    url = pg_servers.database_url(await pg_servers.create_database())
+    code, _out, err = await run_cli("migrate", "--batch", "500", env=server_env(tmp_path, MCP_MEMORY_DATABASE_URL=url))
+    assert code == 2 and "--batch goes with --fill-search-weights" in err
+    assert (await schema_state(url)).revision is None  # not migrated

@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy
 
 from mcp_memory.ranking import normalize
-from mcp_memory.stores.postgres.search import vector_text
-from mcp_memory.stores.sql.clauses import text
+from mcp_memory.stores.postgres.search import search_sql, vector_text
+from mcp_memory.stores.sql.clauses import CACHED_MAX_COLONS, text
 from tests import pg_servers
 
 pytestmark = pytest.mark.anyio
@@ -76,3 +76,14 @@ def test_binding_values_to_a_shared_clause_leaves_it_unbound() -> None:
     assert bound is not shared
     assert shared._bindparams["a"].value is None
     assert text("SELECT :a AS a") is shared
+
+
+def test_a_statement_with_a_parameter_per_list_item_is_not_kept() -> None:
+    """Every length of such a list is another string, whose clause holds a parameter per item: keeping them all
+    would hold hundreds of MB. The search statements are kept."""
+    many = "DELETE FROM episodes WHERE id IN (" + ", ".join(f":pk{j}" for j in range(CACHED_MAX_COLONS + 1)) + ")"
+    assert text(many) is not text(many)
+    assert text(many).compare(sqlalchemy.text(many))
+    for retrievers in ((True, True), (True, False), (False, True)):
+        sql = search_sql("", text_retriever=retrievers[0], vector_retriever=retrievers[1])
+        assert text(sql) is text(sql)

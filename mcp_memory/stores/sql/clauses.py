@@ -13,15 +13,27 @@ from functools import lru_cache
 import sqlalchemy
 from sqlalchemy.sql.elements import TextClause
 
-STATEMENT_CACHE_SIZE = 1024
+STATEMENT_CACHE_SIZE = 512
 """Distinct statement strings kept: the stores' statements and the search's filter combinations fit many times
-over; a statement with values written into it (none on the hot paths) only costs the parse when evicted."""
+over."""
+
+CACHED_MAX_COLONS = 32
+"""A statement with more colons than this (so, at most, more parameters) is parsed every time, not kept: those are
+the ones with a parameter per item of a list (forget's episode ids, erase's batches of 500), whose every length is
+another string and whose clause holds a parameter object per item (one shape at lengths 1 to 1,000 held ~180 MB).
+The search statements have 12-23 colons (casts included)."""
 
 
 @lru_cache(maxsize=STATEMENT_CACHE_SIZE)
-def text(sql: str) -> TextClause:
-    """``sqlalchemy.text(sql)``, parsed once per distinct string."""
+def _cached(sql: str) -> TextClause:
     return sqlalchemy.text(sql)
 
 
-__all__ = ["STATEMENT_CACHE_SIZE", "text"]
+def text(sql: str) -> TextClause:
+    """``sqlalchemy.text(sql)``, parsed once per distinct string of a few parameters."""
+    if sql.count(":") > CACHED_MAX_COLONS:
+        return sqlalchemy.text(sql)
+    return _cached(sql)
+
+
+__all__ = ["CACHED_MAX_COLONS", "STATEMENT_CACHE_SIZE", "text"]

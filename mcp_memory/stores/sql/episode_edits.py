@@ -141,7 +141,8 @@ class EpisodeEdits:
                     params,
                 )
             ).all()
-            pks = [int(r.id) for r in rows]
+            # Ascending, as every batched writer of episodes locks them (the 0014 fill too): no lock-order deadlock.
+            pks = sorted(int(r.id) for r in rows)
             for i in range(0, len(pks), BATCH):
                 batch = pks[i : i + BATCH]
                 await self._unindex(conn, batch)

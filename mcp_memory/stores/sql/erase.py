@@ -86,7 +86,8 @@ class ScopeErase:
         if episodes is None:
             return
         found = await conn.execute(text(f"SELECT e.id FROM episodes e WHERE {episodes}"), params)
-        episode_pks = [int(pk) for (pk,) in found]
+        # Ascending, as every batched writer of episodes locks them (the 0014 fill too): no lock-order deadlock.
+        episode_pks = sorted(int(pk) for (pk,) in found)
         for i in range(0, len(episode_pks), BATCH):
             batch = episode_pks[i : i + BATCH]
             await self._unindex(conn, batch)

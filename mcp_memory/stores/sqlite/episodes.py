@@ -173,8 +173,9 @@ class SqliteEpisodes(EpisodeEdits):
                 text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.episode_id IN ({names})"),
                 {f"id{i}": eid for i, eid in enumerate(best)},
             )
-            episodes = {r.episode_id: self._episode(r) for r in result}
-        return [ScoredEpisode(**episodes[eid].model_dump(), score=blended[eid]) for eid in best if eid in episodes]
+            rows = {r.episode_id: r for r in result}
+        # Each row validated once, as a ScoredEpisode (not an Episode dumped and validated again).
+        return [ScoredEpisode(**self._episode_fields(rows[eid]), score=blended[eid]) for eid in best if eid in rows]
 
     async def episodes_missing_embedding(self, limit: int, model: str | None = None) -> list[Episode]:
         stale = "" if model is None else " OR e.embedding_model IS NULL OR e.embedding_model != :model"
