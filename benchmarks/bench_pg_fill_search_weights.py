@@ -21,11 +21,10 @@ import anyio
 import sqlalchemy
 from bench_pg_search import DIM, TOPICS, Corpus, load
 from pg_common import add_arguments, as_string, bench_database, pct, server_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from mcp_memory.stores.ports import EpisodeFilter
 from mcp_memory.stores.postgres.backfill import fill_search_weights
-from mcp_memory.stores.postgres.schema import connect_args
+from mcp_memory.stores.postgres.schema import autocommit_connection
 from mcp_memory.stores.postgres.store import PostgresStore
 
 PROJECTS = 10
@@ -35,14 +34,9 @@ NOW = time.time()  # one "now" for both rounds: ranking weighs recency
 
 
 async def _run(url: str, *statements: str) -> None:
-    engine = create_async_engine(url, poolclass=sqlalchemy.NullPool, connect_args=connect_args())
-    try:
-        async with engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            for sql in statements:
-                await conn.execute(sqlalchemy.text(sql))
-    finally:
-        await engine.dispose()
+    async with autocommit_connection(url) as conn:
+        for sql in statements:
+            await conn.execute(sqlalchemy.text(sql))
 
 
 async def _searches(store: PostgresStore, project: uuid.UUID, queries: list[str]) -> tuple[list[float], list[Page]]:

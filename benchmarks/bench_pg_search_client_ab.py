@@ -20,24 +20,24 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import uuid
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
 
 import anyio
 import sqlalchemy
-from bench_pg_search import DIM, TOPICS, Corpus, load
+from bench_pg_search import DIM
 from pg_common import add_arguments, as_string, bench_database, pct, server_url
+from pg_search_ab import interleaved, one_project
 
 from mcp_memory.models import Episode
 from mcp_memory.ranking import normalize
-from mcp_memory.stores.ports import EpisodeFilter
+from mcp_memory.stores.ports import SearchMode
 from mcp_memory.stores.postgres import episodes
 from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.sql import clauses
 
 WAYS = ("before", "now")
-MODES = ("text", "hybrid", "vector")
+MODES: tuple[SearchMode, ...] = ("text", "hybrid", "vector")
 
 
 def str_vector_text(vector: Sequence[float]) -> str:
@@ -45,7 +45,7 @@ def str_vector_text(vector: Sequence[float]) -> str:
     return "[" + ",".join(map(str, normalize(vector))) + "]"
 
 
-def use(way: str, store: PostgresStore) -> None:
+def use(way: str, *, store: PostgresStore) -> None:
     """Rebind the three names the search path looks up to ``way``'s."""
     if way == "now":
         episodes.text = clauses.text  # type: ignore[attr-defined]
@@ -64,13 +64,8 @@ NOW_VECTOR_TEXT = episodes.vector_text
 
 async def main(args: argparse.Namespace) -> None:
     admin, _server = server_url(args.url, args.shared_buffers)
-    corpus = Corpus()
-    project = uuid.uuid4()
     async with bench_database(admin, embedding_dimension=DIM, keep=args.keep) as url:
-        await load(url, [project] * args.episodes, corpus, [uuid.uuid4() for _ in range(100)])
-        q_topics = corpus.rng.integers(0, TOPICS, size=args.queries)
-        q_vectors = [[float(x) for x in v] for v in corpus.vectors(q_topics, noise=0.6)]
-        q_texts = [corpus.text(int(t), 3, 1) for t in q_topics]
+        queries = await one_project(url, args.episodes, args.queries)
         store = PostgresStore(as_string(url), embedding_dimension=DIM, timeout_seconds=60)
         await store.start()
         await store.build_vector_indexes()
@@ -80,27 +75,14 @@ async def main(args: argparse.Namespace) -> None:
         print("|---|---:|---:|---:|---:|")
         try:
             for mode in MODES:
-                calls: dict[str, list[float]] = {way: [] for way in WAYS}
-                same = 0
-                for i in range(args.queries + 20):
-                    k = i % args.queries
-                    pages: dict[str, list[dict[str, Any]]] = {}
-                    for way in sorted(WAYS, reverse=bool(i % 2)):
-                        use(way, store)
-                        started = time.perf_counter()
-                        found = await store.search_episodes(project, q_texts[k], q_vectors[k], EpisodeFilter(), 10,
-                                                            now, mode)  # fmt: skip
-                        if i >= 20:
-                            calls[way].append((time.perf_counter() - started) * 1000)
-                        pages[way] = [e.model_dump() for e in found]
-                    same += i >= 20 and pages["before"] == pages["now"]
+                calls, same = await interleaved(store, queries, mode, WAYS, partial(use, store=store), now)
                 b, n = calls["before"], calls["now"]
                 print(
                     f"| {mode} | {pct(b, 0.5):.2f} / {pct(b, 0.99):.2f} | {pct(n, 0.5):.2f} / {pct(n, 0.99):.2f} "
                     f"| {pct(b, 0.5) / pct(n, 0.5):.2f}x | {same} of {args.queries} |"
                 )
         finally:
-            use("now", store)
+            use("now", store=store)
             await store.close()
     print(f"\nload average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

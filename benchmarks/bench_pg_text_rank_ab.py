@@ -22,8 +22,9 @@ import uuid
 from typing import Any
 
 import anyio
-from bench_pg_search import DIM, TOPICS, Corpus, load
+from bench_pg_search import DIM
 from pg_common import add_arguments, as_string, bench_database, pct, server_url
+from pg_search_ab import interleaved, one_project
 from sqlalchemy import text
 
 from mcp_memory.stores.ports import EpisodeFilter
@@ -31,6 +32,11 @@ from mcp_memory.stores.postgres import search
 from mcp_memory.stores.postgres.store import PostgresStore
 
 WAYS = {"search_weights": search._TEXT_RANK, "tsvector": search._TSVECTOR_RANK}
+
+
+def use(way: str) -> None:
+    """The statement's rank expression of ``way``."""
+    search._TEXT_RANK = WAYS[way]
 
 
 async def execution_ms(store: PostgresStore, project: uuid.UUID, query: str, qv: str | None, now: float) -> float:
@@ -45,13 +51,9 @@ async def execution_ms(store: PostgresStore, project: uuid.UUID, query: str, qv:
 
 async def main(args: argparse.Namespace) -> None:
     admin, _server = server_url(args.url, args.shared_buffers)
-    corpus = Corpus()
-    project = uuid.uuid4()
     async with bench_database(admin, embedding_dimension=DIM, keep=args.keep) as url:
-        await load(url, [project] * args.episodes, corpus, [uuid.uuid4() for _ in range(100)])
-        q_topics = corpus.rng.integers(0, TOPICS, size=args.queries)
-        q_vectors = [[float(x) for x in v] for v in corpus.vectors(q_topics, noise=0.6)]
-        q_texts = [corpus.text(int(t), 3, 1) for t in q_topics]
+        queries = await one_project(url, args.episodes, args.queries)
+        project, q_texts, q_vectors = queries.project, queries.texts, queries.vectors
         store = PostgresStore(as_string(url), embedding_dimension=DIM, timeout_seconds=60)
         await store.start()
         # The project's own HNSW index, built now rather than in the background while the searches are timed.
@@ -62,20 +64,7 @@ async def main(args: argparse.Namespace) -> None:
         print("|---|---|---:|---:|---:|")
         try:
             for mode in ("text", "hybrid"):
-                calls: dict[str, list[float]] = {way: [] for way in WAYS}
-                same = 0
-                for i in range(args.queries + 20):
-                    k = i % args.queries
-                    pages = {}
-                    for way in sorted(WAYS, reverse=bool(i % 2)):
-                        search._TEXT_RANK = WAYS[way]
-                        started = time.perf_counter()
-                        found = await store.search_episodes(project, q_texts[k], q_vectors[k], EpisodeFilter(), 10,
-                                                            now, mode)  # fmt: skip
-                        if i >= 20:
-                            calls[way].append((time.perf_counter() - started) * 1000)
-                        pages[way] = [(e.episode_id, e.score) for e in found]
-                    same += i >= 20 and pages["search_weights"] == pages["tsvector"]
+                calls, same = await interleaved(store, queries, mode, list(WAYS), use, now)
                 executions: dict[str, list[float]] = {way: [] for way in WAYS}
                 for k in range(min(60, args.queries)):
                     qv = search.vector_text(q_vectors[k]) if mode == "hybrid" else None

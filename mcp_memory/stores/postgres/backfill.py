@@ -3,8 +3,9 @@
 0014 adds the column empty (instant at any size) and a trigger fills it for every row written from then on; a row
 without it is ranked from its tsvector, exactly as before and at the former cost (~8 us instead of ~2 us per
 candidate of a text search). This fills the older rows in batches along the primary key, each batch its own
-transaction, so a writer waits at most for one batch's row locks, a stopped run keeps what it filled, and a second
-run continues where the column is still empty. An update writes a new row version and index entries (HNSW
+transaction, so a writer of the same rows waits for the batch's commit, not the whole run's (forget and erase lock
+episodes in the same ascending order), a stopped run keeps what it filled, and a second run continues where the
+column is still empty. An update writes a new row version and index entries (HNSW
 included) unless Postgres can keep it on its page, which is why it is an operator's step and not the migration's.
 """
 
@@ -14,11 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import URL, NullPool
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import URL
 
 from mcp_memory.errors import ConfigurationError
-from mcp_memory.stores.postgres.schema import MIGRATE_COMMAND, connect_args, reachable
+from mcp_memory.stores.postgres.schema import MIGRATE_COMMAND, autocommit_connection, reachable
 from mcp_memory.stores.sql.clauses import text
 
 BATCH_ROWS = 2000
@@ -63,27 +63,22 @@ async def fill_search_weights(
     if batch_rows < 1:
         raise ConfigurationError(f"the batch size must be at least 1, got {batch_rows}")
     started = time.monotonic()
-    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
-    try:
-        async with reachable(str(url)), engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")  # each batch commits on its own
-            if not (await conn.execute(text(_HAS_FUNCTION))).scalar_one():
-                raise ConfigurationError(
-                    f"this database's schema predates revision 0014 (episodes.search_weights): run "
-                    f"`{MIGRATE_COMMAND}` first"
-                )
-            to_fill = int((await conn.execute(text(_TO_FILL))).scalar_one())
-            filled = batches = 0
-            after = 0
-            while to_fill:
-                row = (await conn.execute(text(_FILL_BATCH), {"after": after, "rows": batch_rows})).one()
-                if row.last_id is None:
-                    break  # past the last row
-                after, filled, batches = row.last_id, filled + row.filled, batches + 1
-                if progress is not None:
-                    progress(filled, to_fill)
-    finally:
-        await engine.dispose()
+    async with reachable(str(url)), autocommit_connection(url) as conn:  # each batch commits on its own
+        if not (await conn.execute(text(_HAS_FUNCTION))).scalar_one():
+            raise ConfigurationError(
+                f"this database's schema predates revision 0014 (episodes.search_weights): run "
+                f"`{MIGRATE_COMMAND}` first"
+            )
+        to_fill = int((await conn.execute(text(_TO_FILL))).scalar_one())
+        filled = batches = 0
+        after = 0
+        while to_fill:
+            row = (await conn.execute(text(_FILL_BATCH), {"after": after, "rows": batch_rows})).one()
+            if row.last_id is None:
+                break  # past the last row
+            after, filled, batches = row.last_id, filled + row.filled, batches + 1
+            if progress is not None:
+                progress(filled, to_fill)
     return FillReport(to_fill, filled, batches, round(time.monotonic() - started, 3))
 
 

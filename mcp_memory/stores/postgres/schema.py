@@ -20,7 +20,9 @@ from typing import Any
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import URL
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.stores import migrations
 from mcp_memory.stores.postgres.search import DEFAULT_EF_SEARCH
@@ -196,6 +198,21 @@ async def schema_state(url: str) -> SchemaState:
 
 
 @asynccontextmanager
+async def autocommit_connection(url: URL | str) -> AsyncIterator[AsyncConnection]:
+    """A connection of its own, outside any transaction (``CONCURRENTLY`` refuses one; each statement of a batched
+    fill commits on its own) and without the store's per-command timeout (an index build outlasts it)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
+    try:
+        async with engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
 async def reachable(url: str) -> AsyncIterator[None]:
     """Driver and network failures as :class:`MigrationFailed` with a one-line reason."""
     from sqlalchemy.exc import DBAPIError
@@ -228,6 +245,7 @@ __all__ = [
     "MigrationFailed",
     "SchemaState",
     "alembic_config",
+    "autocommit_connection",
     "connect_args",
     "describe",
     "head_revision",

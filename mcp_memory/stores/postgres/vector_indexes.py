@@ -11,14 +11,12 @@ exact-scan size and its own index being built. ``halfvec`` is not used: it arriv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from uuid import UUID
 
-from sqlalchemy import URL, NullPool
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy import URL
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mcp_memory.stores.postgres.schema import connect_args
+from mcp_memory.stores.postgres.schema import autocommit_connection
 from mcp_memory.stores.sql.clauses import text
 
 INDEX_PREFIX = "episodes_embedding_hnsw_p_"
@@ -61,18 +59,6 @@ a project's row stays at 0 once its episodes are gone), on the store's own ``epi
 another schema's store is left alone). Each holds a graph of dead rows only, and nothing else would drop it."""
 
 
-@asynccontextmanager
-async def _autocommit(url: URL | str) -> AsyncIterator[AsyncConnection]:
-    """A connection of its own, outside any transaction (``CONCURRENTLY`` refuses one) and without the store's
-    per-command timeout (an index build outlasts it)."""
-    engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
-    try:
-        async with engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-    finally:
-        await engine.dispose()
-
-
 async def _drop_orphans(conn: AsyncConnection) -> list[UUID]:
     found = await conn.execute(text(_ORPHANS), {"prefix": INDEX_PREFIX, "pattern": f"^{INDEX_PREFIX}[0-9a-f]{{32}}$"})
     # Only names of the form index_name() gives match, and the statement is built from the id parsed back.
@@ -87,7 +73,7 @@ async def drop_orphans(url: URL | str, lock_timeout_ms: int | None = None) -> li
     ``lock_timeout_ms`` bounds the wait for the table's lock: ``DROP INDEX CONCURRENTLY`` queues behind a
     concurrent build (minutes on a large project), and a caller that must not wait that long gets the lock
     timeout's error instead, leaving the index to the next :func:`build_missing`."""
-    async with _autocommit(url) as conn:
+    async with autocommit_connection(url) as conn:
         if lock_timeout_ms is not None:
             await conn.execute(text(f"SET lock_timeout = {int(lock_timeout_ms)}"))
         return await _drop_orphans(conn)
@@ -97,7 +83,7 @@ async def build_missing(url: URL | str, exact_scan_max: int) -> list[UUID]:
     """Build the partial index of every project of more than ``exact_scan_max`` episodes that has none, largest
     first, one at a time (each build takes a core); the projects indexed. First drop the indexes of projects
     without episodes (:func:`drop_orphans`), so those an erase could not drop do not stay for good."""
-    async with _autocommit(url) as conn:
+    async with autocommit_connection(url) as conn:
         await _drop_orphans(conn)
         found = await conn.execute(text(_MISSING), {"over": exact_scan_max, "prefix": INDEX_PREFIX})
         projects = [UUID(str(r[0])) for r in found]
