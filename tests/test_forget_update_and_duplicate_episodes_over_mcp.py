@@ -86,6 +86,10 @@ async def test_bad_forget_and_update_arguments_change_nothing(client: Client) ->
         ({"episode_ids": [eid], "task_type": "coding"}, "invalid_argument"),
         ({"before": "yesterday", "confirm": True}, "invalid_argument"),
         ({"session_id": "bad id!", "confirm": True}, "invalid_argument"),
+        # confirm is a JSON boolean: a string or a number that a lax reading would take for true deletes nothing.
+        ({"agent_instance_id": a, "confirm": "true"}, "invalid_argument"),
+        ({"agent_instance_id": a, "confirm": 1}, "invalid_argument"),
+        ({"episode_ids": [eid], "confirm": "yes"}, "invalid_argument"),
     ):
         text = await error(client, "forget_episodes", project_id=p, **args)
         assert text.startswith(f"{code}: "), (args, text)

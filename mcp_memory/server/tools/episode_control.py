@@ -30,7 +30,7 @@ def register(server: MemoryServer) -> None:
         before: Annotated[
             str | None, Field(description="Filter: older.", json_schema_extra={"format": "date-time"})
         ] = None,
-        confirm: Annotated[bool, Field(description="Do delete.")] = False,
+        confirm: Annotated[bool, Field(strict=True, description="Do delete.")] = False,
     ) -> CallToolResult:
         result = await control.forget(
             tools.project(project_id),
