@@ -9,6 +9,7 @@ import hashlib
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -16,10 +17,12 @@ import orjson
 import pytest
 
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, InvalidArgument
+from mcp_memory.errors import Conflict, InvalidArgument, TooLarge
+from mcp_memory.models import Scope
 from mcp_memory.services.export_format import FORMAT_VERSION
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
+from tests.conftest import FakeClock
 from tests.transfer_helpers import comparable, export_to, populate, records
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
@@ -221,4 +224,47 @@ async def test_a_resealed_file_with_a_value_no_store_can_hold_is_refused(
         assert f"line {at + 1} of the export file is not a valid record: working.value: Value error" in await refused(
             runtime, crafted
         )
+    await assert_nothing_written(runtime, project)
+
+
+async def test_a_session_over_the_key_limit_is_refused_whole_on_every_store(
+    make_settings: Callable[..., Settings], clock: FakeClock, tmp_path: Path
+) -> None:
+    """A session whose live working keys exceed ``max_keys_per_session`` where it lands is ``too_large`` and nothing
+    of the file is imported, whichever store holds working memory (keys whose TTL has passed do not count)."""
+    project, agent = uuid.uuid4(), uuid.uuid4()
+    source = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'wide.db'}")
+    async with MemoryRuntime(source, clock=clock) as rt:
+        await rt.lifecycle.spawn(project, agent, "wide", initial_state={f"k{i}": i for i in range(5)})
+        await rt.working.set(Scope(project, agent, "wide"), "brief", 1, ttl_seconds=1)
+        path = await export_to(rt, Selection(project), tmp_path / "wide.jsonl")
+    clock.advance(2)  # "brief" has expired by the import: five live keys
+    async with MemoryRuntime(make_settings(max_keys_per_session=4), clock=clock) as rt:
+        assert rt.transfer is not None
+        with pytest.raises(TooLarge, match="limit"):
+            await rt.transfer.import_file(path)
+        await assert_nothing_written(rt, project)
+    async with MemoryRuntime(make_settings(max_keys_per_session=5), clock=clock) as rt:
+        assert rt.transfer is not None
+        await rt.transfer.import_file(path)
+        assert sorted(await rt.working.list_keys(Scope(project, agent, "wide"))) == [f"k{i}" for i in range(5)]
+
+
+async def test_a_resealed_file_listing_a_key_or_an_episode_twice_is_refused_naming_the_line(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """A file edited to list a working key or an episode twice, given fresh counts and checksum, is
+    ``invalid_argument`` naming the second line (it failed inside the import's transaction, as ``internal``)."""
+    project, path = exported
+    lines = path.read_bytes().splitlines(keepends=True)
+    for kind, what in ((b"working", "working key"), (b"episode", "episode")):
+        at = next(i for i, line in enumerate(lines) if b'"kind":"%s"' % kind in line)
+        edited = [*lines[: at + 1], lines[at], *lines[at + 1 : -1]]
+        trailer = orjson.loads(lines[-1])
+        trailer["counts"][{"working": "working", "episode": "episodes"}[kind.decode()]] += 1
+        trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
+        crafted = tmp_path / "twice.jsonl"
+        crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+        message = await refused(runtime, crafted)
+        assert message.startswith(f"line {at + 2}: {what}") and "listed twice" in message, message
     await assert_nothing_written(runtime, project)

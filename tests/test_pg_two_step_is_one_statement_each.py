@@ -80,10 +80,13 @@ async def test_pause_and_resume_send_one_statement_per_record(keys: int, two_ste
             assert events[-1] == ("resume", "ok") and (await store.get_session(scope)).status == "running"  # type: ignore[union-attr]
 
 
-async def test_concurrent_records_of_one_session_never_exceed_the_retention(two_step_settings: Settings) -> None:
+async def test_concurrent_records_of_one_session_keep_the_newest_and_at_most_the_last_records_own(
+    two_step_settings: Settings,
+) -> None:
     """Each record prunes with a snapshot taken after it locked the session: of 8 concurrent pauses, the session
     keeps the newest two (what one data-modifying statement, reading a snapshot from before its lock wait, could
-    not promise)."""
+    not promise), and at most one more: the last record's own checkpoint, which its prune spares even when it is
+    dated before the others (migration 0015)."""
     async with MemoryRuntime(two_step_settings, clock=FakeClock(T0)) as rt:
         store = rt.store
         assert isinstance(store, PostgresStore)
@@ -101,7 +104,7 @@ async def test_concurrent_records_of_one_session_never_exceed_the_retention(two_
             for i in range(8):
                 tg.start_soon(record, i)
         kept = [c.checkpoint_id for c in await store.list_checkpoints(scope, 10, None)]
-        assert sorted(kept) == ["c6", "c7"], kept
+        assert {"c6", "c7"} <= set(kept) and len(kept) <= 3, kept
 
 
 async def test_downgrade_past_0010_drops_the_record_function() -> None:

@@ -9,6 +9,7 @@ unique key prefix.
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
 import uuid
@@ -816,6 +817,26 @@ async def test_a_full_redis_is_unavailable_and_writes_nothing(tmp_path: Path, db
             assert await rt.working_store.snapshot(scope, rt.clock()) == state
     finally:
         server.stop()
+
+
+async def test_a_redis_that_evicts_keys_is_named_at_start_and_by_doctor(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An eviction policy can take one of a session's keys and leave the others, which no call can tell from what
+    the session wrote: the server says so at start-up and in the doctor's report; noeviction draws no warning."""
+    for policy, warned in (("allkeys-lru", True), ("noeviction", False)):
+        server = RedisServer(tmp_path / policy, extra=["--maxmemory", "64mb", "--maxmemory-policy", policy]).start()
+        try:
+            caplog.clear()
+            settings = Settings(database_url=db_url, redis_url=server.url)
+            with caplog.at_level(logging.WARNING, logger="mcp_memory.stores.redis.store"):
+                async with MemoryRuntime(settings) as rt:
+                    facts = (await rt.check())["working"]
+            assert facts["maxmemory_policy"] == policy
+            assert ("warning" in facts) is warned
+            assert any("maxmemory-policy" in r.getMessage() for r in caplog.records) is warned
+        finally:
+            server.stop()
 
 
 async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:

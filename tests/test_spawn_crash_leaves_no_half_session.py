@@ -31,7 +31,7 @@ from mcp import Client, StdioServerParameters
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, NotFound
+from mcp_memory.errors import Conflict, NotFound, Unavailable
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
@@ -124,6 +124,26 @@ async def test_a_spawn_failing_at_any_step_leaves_no_session_or_a_whole_one(sett
                 await assert_whole(rt, scope, RETRY)
             else:
                 await assert_whole(rt, scope, INITIAL)
+
+
+async def test_a_spawn_whose_completion_commits_but_answers_an_error_is_whole(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The durable completion commits and its answer is lost (a connection dropped after COMMIT): the undo finds the
+    session completed by this very spawn, undoes nothing, and the spawn succeeds with its whole initial state."""
+    async with MemoryRuntime(settings) as rt:
+        complete = rt.store.complete_spawn
+
+        async def committed_then_lost(scope: Scope, token: str) -> None:
+            await complete(scope, token)
+            raise Unavailable("the connection was lost after COMMIT")
+
+        monkeypatch.setattr(rt.store, "complete_spawn", committed_then_lost)
+        scope = new_scope("lost-answer")
+        spawned = await rt.lifecycle.spawn(*ids(scope), initial_state=INITIAL)
+        assert spawned.data["initial_items"] == len(INITIAL)
+        monkeypatch.setattr(rt.store, "complete_spawn", complete)
+        await assert_whole(rt, scope, INITIAL)
 
 
 async def test_a_server_stopped_at_any_step_leaves_no_session_or_a_whole_one(

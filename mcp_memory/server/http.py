@@ -46,6 +46,7 @@ from mcp_memory.errors import ConfigurationError
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
 from mcp_memory.server.connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
+from mcp_memory.server.jsonrpc_input import JsonRpcShapeMiddleware
 from mcp_memory.server.sessions import FairSessionManager, SessionRefused, StreamsPerToken, send_refusal
 
 logger = logging.getLogger(__name__)
@@ -269,6 +270,8 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
         middleware.append(
             Middleware(BearerAuthMiddleware, tokens=tokens, public=public, on_reject=server.metrics.rejected)
         )
+    # After authentication: a caller without a token gets 401 before its body is read.
+    middleware.append(Middleware(JsonRpcShapeMiddleware, path=MCP_PATH, max_bytes=http.max_request_bytes))
     routes: list[Route | Mount] = [
         Route(MCP_PATH, endpoint=StreamableHTTPASGIApp(session_manager)),
         Route(

@@ -31,12 +31,11 @@ from typing import TYPE_CHECKING, BinaryIO
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
-import mcp_types
-import pydantic_core
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_diversion
 from mcp.shared.message import SessionMessage
-from pydantic import ValidationError
+
+from mcp_memory.server.jsonrpc_input import Refusal, parse_line
 
 if TYPE_CHECKING:
     from mcp_memory.server.app import MemoryServer
@@ -48,71 +47,8 @@ SHUTDOWN_GRACE_SECONDS = 0.7
 
 _DRAIN_SECONDS = 0.25
 """At the end, how long the writer may take to send what is already answered (the client may not be reading)."""
-_REASON_CHARS = 200
-"""An error message or log reason is cut to this many characters; the offending line is never echoed whole."""
 _LOGGED_PREFIX_BYTES = 60
 """How much of a refused line the log shows (as a bytes repr, so control characters stay visible)."""
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """The answer to a line that is not a JSON-RPC message."""
-
-    code: int
-    message: str
-    id: int | str | None
-
-    def to_line(self) -> bytes:
-        error = mcp_types.JSONRPCError(
-            jsonrpc="2.0", id=self.id, error=mcp_types.ErrorData(code=self.code, message=self.message)
-        )
-        return error.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
-
-
-def _cut(text: str) -> str:
-    return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
-
-
-def _recover_id(line: bytes) -> int | str | None:
-    """The ``id`` of a JSON object that is not a valid JSON-RPC message, if it is a valid id (else ``None``)."""
-    try:
-        value = pydantic_core.from_json(line)
-    except ValueError:
-        return None
-    if isinstance(value, dict):
-        candidate = value.get("id")
-        # bool is an int in Python but not a JSON-RPC id; fractional numbers are not ids either.
-        if isinstance(candidate, str) or (isinstance(candidate, int) and not isinstance(candidate, bool)):
-            return candidate
-    return None
-
-
-def parse_line(line: bytes) -> mcp_types.JSONRPCMessage | Refusal | None:
-    """One line of stdin as a message, or the error to answer it with; ``None`` for a blank line (ignored)."""
-    if not line.strip():
-        return None
-    try:
-        line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Refusal(mcp_types.PARSE_ERROR, f"Parse error: not UTF-8 (byte {exc.start})", None)
-    try:
-        message: mcp_types.JSONRPCMessage = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-        return message
-    except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        invalid_json = [e for e in errors if e["type"] == "json_invalid"]
-        if invalid_json:
-            # pydantic's JSON parser refuses lone surrogates (they are not Unicode text) and nesting past its
-            # recursion limit, as well as anything that is not JSON: all answered as a parse error.
-            reason = str(invalid_json[0]["msg"]).removeprefix("Invalid JSON: ")
-            if "hex escape" in reason:  # the parser's words for a lone surrogate are not self-explanatory
-                reason += " (a \\uD800-\\uDFFF escape must be one half of a surrogate pair)"
-            return Refusal(mcp_types.PARSE_ERROR, _cut(f"Parse error: {reason}"), None)
-        return Refusal(
-            mcp_types.INVALID_REQUEST,
-            "Invalid Request: not a JSON-RPC 2.0 request, notification or response",
-            _recover_id(line),
-        )
 
 
 def _log_refusal(line: bytes, refusal: Refusal) -> None:

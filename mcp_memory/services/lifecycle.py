@@ -347,7 +347,9 @@ class AgentLifecycleManager:
             raise
         recorded = False
         try:
-            items = await self._working.store.snapshot(scope, started.at)
+            # The state as of now, after the wait for the lock and the seals: a key whose TTL ran out meanwhile is
+            # neither consolidated nor counted.
+            items = await self._working.store.snapshot(scope, self._clock())
             episode = None
             vector = None
             if consolidate_to_episodic:

@@ -7,7 +7,9 @@
 4. Redis commits the staged state (``commit_staged``). If this step never happens (a crash, Redis unreachable),
    the first call that touches the session finds the staged state of a completed spawn and commits it itself.
 
-A failure before 3 undoes 1 and 2 (only this spawn's own: a spawn that took the session over keeps it). A crash
+A failure before 3 undoes 1 and 2 (only this spawn's own: a spawn that took the session over keeps it). A failure
+reported by 3 whose commit happened (its answer lost with a dropped connection) is found out by that undo, which
+then undoes nothing: the spawn goes on to 4 and succeeds. A crash
 before 3 leaves an incomplete session that nobody sees; a retried spawn is ``conflict`` ("in progress") until the
 lease (``spawn_lease_seconds``) runs out, then takes it over and succeeds. A spawn that outlasts its lease stops
 before writing further (another spawn may own the session by then).
@@ -48,7 +50,7 @@ async def spawn_staged(
     exists or another spawn holds it (nothing written)."""
     token = uuid4().hex
     session = await durable.begin_spawn(scope, agent_type, meta, now, event, token, lease_seconds)
-    completed = False
+    written = 0
     try:
         await faults.reached("spawn.begun")
         _within_lease(scope, clock, now, lease_seconds)
@@ -56,17 +58,15 @@ async def spawn_staged(
         await faults.reached("spawn.staged")
         _within_lease(scope, clock, now, lease_seconds)
         await durable.complete_spawn(scope, token)
-        completed = True
-    finally:
-        if not completed:
-            # Leave nothing behind, so that a retry succeeds at once (rather than after the lease): this spawn's
-            # own row and staged state only; a spawn that took the session over keeps both.
-            with anyio.CancelScope(shield=True):
-                try:
-                    await durable.abandon_spawn(scope, token)
-                    await working.drop_staged(scope, token)
-                except Exception:
-                    logger.warning("could not undo the failed spawn of %s; its lease lapses", scope, exc_info=True)
+    except Exception:
+        # complete_spawn may have committed and lost its answer (a connection dropped after COMMIT): then the
+        # session exists with this spawn's staged state, and the spawn has happened.
+        if await _undo(durable, working, scope, token):
+            raise
+        logger.warning("spawn of %s completed although its store reported a failure; going on", scope)
+    except BaseException:  # cancelled: undone if it can be, and the cancellation goes on
+        await _undo(durable, working, scope, token)
+        raise
     await faults.reached("spawn.completed")
     try:
         await working.commit_staged(scope, items, now, limits, session)
@@ -75,6 +75,22 @@ async def spawn_staged(
         logger.warning("spawn of %s completed; committing its working memory is left to its next call: %s", scope, exc)
     await faults.reached("spawn.committed")
     return written
+
+
+async def _undo(durable: DurableStore, working: StagedSpawn, scope: Scope, token: str) -> bool:
+    """Leave nothing of a failed spawn behind, so that a retry succeeds at once (rather than after the lease): this
+    spawn's own row and staged state only; a spawn that took the session over keeps both. False if the session turns
+    out completed by this spawn: nothing is undone, its staged state is the session's initial state. If the durable
+    store cannot say, the staged state stays too (it is this spawn's, which a completed session is re-opened from,
+    or a stale one, which the next spawn replaces)."""
+    with anyio.CancelScope(shield=True):
+        try:
+            if not await durable.abandon_spawn(scope, token):
+                return False
+            await working.drop_staged(scope, token)
+        except Exception:
+            logger.warning("could not undo the failed spawn of %s; its lease lapses", scope, exc_info=True)
+    return True
 
 
 def _within_lease(scope: Scope, clock: Callable[[], float], began: float, lease_seconds: float) -> None:

@@ -39,6 +39,7 @@ from mcp_memory.models import (
     content_hash,
     to_datetime,
 )
+from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.staged_spawn import spawn_staged
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import (
@@ -117,7 +118,8 @@ class LifecycleContext:
         try:
             # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.
             with deadlines.compensation():
-                await self.durable.record_event(scope, self.event(event_type, started, exc.code, detail))
+                event = self.event(event_type, started, exc.code, detail)
+                await self.durable.record_event(scope, event, retention_policy(self.settings))
         except Exception:
             logger.warning("could not record the failed %s event", event_type, exc_info=True)
 
@@ -246,7 +248,10 @@ class OneTransaction:
         event = self._ctx.event("resume", started, "ok", {"metadata": meta})
         limits = self._ctx.working.limits
         async with self._ctx.session_lock(scope):
-            done = await self._store.resume_session(scope, wanted, clear, started.at, limits, event, retention)
+            # The restore's time is read after waiting for the lock, as a pause's: a key whose TTL ran out meanwhile
+            # is not restored (nor counted).
+            now = self._ctx.clock()
+            done = await self._store.resume_session(scope, wanted, clear, now, limits, event, retention)
         if done is None:
             await self._ctx.no_checkpoint(scope, wanted)
         info, restored = done
@@ -413,6 +418,7 @@ class TwoStep:
         # Under the session lock, as pause and terminate: a pause overtaken by this resume cannot then mark the
         # resumed session paused.
         async with ctx.session_lock(scope):
+            now = ctx.clock()  # after waiting for the lock, as a pause's time: keys expired meanwhile stay out
             caps = self._capabilities()
             # With clear, the pause's copy (Redis) may stand for a checkpoint of copy_min_keys keys or more: such a
             # checkpoint is read without its state, which is read only if the copy cannot be used.
@@ -429,14 +435,14 @@ class TwoStep:
                 snapshot = checkpoint.snapshot
                 big = copy_min is not None and checkpoint.info.keys_count >= copy_min
                 if copies is not None and big and snapshot is not None:
-                    restored = await copies.take_copy(scope, snapshot, started.at, limits)
+                    restored = await copies.take_copy(scope, snapshot, now, limits)
                     if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
                         checkpoint = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
                 if restored is None:
                     assert isinstance(checkpoint, PackedCheckpoint)
-                    restored = await packed.restore_packed(scope, checkpoint.state, clear, started.at, limits)
+                    restored = await packed.restore_packed(scope, checkpoint.state, clear, now, limits)
             else:
-                restored = await ctx.working.store.restore(scope, checkpoint.items, clear, started.at, limits)
+                restored = await ctx.working.store.restore(scope, checkpoint.items, clear, now, limits)
             cp_id = checkpoint.info.checkpoint_id
             details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
             try:

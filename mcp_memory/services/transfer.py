@@ -36,11 +36,13 @@ from mcp_memory.services.export_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     KINDS,
+    CheckpointRecord,
     EpisodeRecord,
     Header,
     Record,
     SessionRecord,
     Trailer,
+    WorkingRecord,
     checkpoint_line,
     dump,
     episode_line,
@@ -211,6 +213,8 @@ class Transfer:
         counts = dict.fromkeys(KINDS, 0)
         sessions: set[tuple[UUID, str]] = set()
         checkpoints: set[tuple[UUID, str, str]] = set()
+        working_keys: set[tuple[UUID, str, str]] = set()
+        episodes: set[UUID] = set()
         trailer: Trailer | None = None
         line_no = 0
         async for line in _lines(path):
@@ -240,11 +244,24 @@ class Transfer:
                     f"line {line_no}: a {parsed.kind} of session '{parsed.session_id}', which the file does not "
                     "list before it"
                 )
-            if parsed.kind == "checkpoint":
+            # Twice the same key, checkpoint or episode would fail inside the import's transaction, as `internal`.
+            if isinstance(parsed, CheckpointRecord):
                 cid = (parsed.agent_instance_id, parsed.session_id, parsed.checkpoint_id)
                 if cid in checkpoints:
                     raise InvalidArgument(f"line {line_no}: checkpoint '{parsed.checkpoint_id}' is listed twice")
                 checkpoints.add(cid)
+            elif isinstance(parsed, WorkingRecord):
+                wid = (parsed.agent_instance_id, parsed.session_id, parsed.key)
+                if wid in working_keys:
+                    raise InvalidArgument(
+                        f"line {line_no}: working key {parsed.key[:100]!r} of session '{parsed.session_id}' is "
+                        "listed twice"
+                    )
+                working_keys.add(wid)
+            elif isinstance(parsed, EpisodeRecord):
+                if parsed.episode_id in episodes:
+                    raise InvalidArgument(f"line {line_no}: episode {parsed.episode_id} is listed twice")
+                episodes.add(parsed.episode_id)
             counts[_kind(parsed)] += 1
         if header is None:
             raise InvalidArgument("the export file is empty; nothing was imported")
@@ -278,6 +295,8 @@ class Transfer:
             working=self._same_store,
             vector_model=self._model,
             require_empty=scope if keep_ids else None,
+            max_keys=self._limits.max_keys,
+            now=self._clock(),
         )
         staged: list[tuple[Scope, SessionStatus]] = []
         token = uuid4().hex

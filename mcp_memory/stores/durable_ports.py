@@ -89,9 +89,10 @@ class SessionStore(Protocol):
         ``Conflict`` if another spawn has taken the session over (nothing changes)."""
         ...
 
-    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+    async def abandon_spawn(self, scope: Scope, token: str) -> bool:
         """Undo ``begin_spawn`` of ``token`` (its spawn failed before completing): the incomplete session goes,
-        unless another spawn has taken it over or it has completed."""
+        unless another spawn has taken it over or it has completed. False if the session stands completed by
+        ``token`` (its ``complete_spawn`` committed, though the caller never heard so): nothing is undone."""
         ...
 
     async def discard_session(self, scope: Scope) -> None:
@@ -121,8 +122,10 @@ class SessionStore(Protocol):
         terminate has sealed since (or taken over). No-op once terminated."""
         ...
 
-    async def record_event(self, scope: Scope, event: EventRecord) -> None:
-        """Record an event on an existing session (a failed lifecycle call, for instance)."""
+    async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+        """Record an event on an existing session (a failed lifecycle call, for instance), then apply
+        ``retention``'s event bounds in the same transaction, as a pause or resume does: a loop of failing calls
+        keeps the session's events within them."""
         ...
 
     async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:

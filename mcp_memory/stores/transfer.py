@@ -95,6 +95,11 @@ class ImportPlan:
     require_empty: Selection | None = None
     """Kept ids: the scope that must hold no session and no episode (checked in the import's transaction), else
     ``Conflict``."""
+    max_keys: int | None = None
+    """With ``working``: the key limit per session. A session whose working records still live at ``now`` exceed it
+    is ``TooLarge`` and nothing is imported, as the separate working store's staging refuses it."""
+    now: float = 0.0
+    """The time at which a working record's expiry counts as passed (for ``max_keys``)."""
     renamed_episodes: dict[UUID, UUID] = field(default_factory=dict)
     """Filled by the import: file episode id -> new id, for those that would have clashed."""
     counts: dict[str, int] = field(default_factory=dict)

@@ -98,7 +98,7 @@ async def test_retention_in_the_one_transaction_pause(stores: StorePair) -> None
     assert await ids(stores, scope) == ["c11", "c10", "c00"]
 
 
-async def test_concurrent_pauses_never_leave_more_than_n(stores: StorePair) -> None:
+async def test_concurrent_pauses_leave_the_newest_n_and_at_most_the_last_pauses_own(stores: StorePair) -> None:
     scope = await create(stores)
     retention = Retention(keep_last=3)
 
@@ -108,7 +108,10 @@ async def test_concurrent_pauses_never_leave_more_than_n(stores: StorePair) -> N
     async with anyio.create_task_group() as tg:
         for i in range(24):
             tg.start_soon(one, i)
-    assert len(await ids(stores, scope)) == 3
+    # The newest three, and at most one more: the last pause's own checkpoint, which its prune spares when that pause
+    # is dated before the newest (its caller's clock behind another's).
+    kept = await ids(stores, scope)
+    assert {"c021", "c022", "c023"} <= set(kept) and len(kept) <= 4, kept
 
 
 async def test_delete_checkpoint_removes_only_that_one_and_records_an_event(stores: StorePair) -> None:

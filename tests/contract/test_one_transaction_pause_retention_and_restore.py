@@ -83,7 +83,9 @@ async def test_by_age_never_prunes_the_newest(stores: StorePair, same: SameStore
     assert await ids(stores, other) == ["b"]
 
 
-async def test_concurrent_pauses_never_leave_more_than_n(stores: StorePair, same: SameStoreLifecycle) -> None:
+async def test_concurrent_pauses_leave_the_newest_n_and_at_most_the_last_pauses_own(
+    stores: StorePair, same: SameStoreLifecycle
+) -> None:
     scope = await spawned(same)
     retention = Retention(keep_last=3)
 
@@ -93,7 +95,10 @@ async def test_concurrent_pauses_never_leave_more_than_n(stores: StorePair, same
     async with anyio.create_task_group() as tg:
         for i in range(24):
             tg.start_soon(one, i)
-    assert len(await ids(stores, scope)) == 3
+    # The newest three, and at most one more: the last pause's own checkpoint, which its prune spares when that pause
+    # is dated before the newest (its caller's clock behind another's).
+    kept = await ids(stores, scope)
+    assert {"c021", "c022", "c023"} <= set(kept) and len(kept) <= 4, kept
 
 
 async def test_resume_makes_memory_exactly_the_checkpoint(stores: StorePair, same: SameStoreLifecycle) -> None:

@@ -139,10 +139,20 @@ DISCARD_SESSION = (
     "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
 )
 RECORD_EVENT = (
-    f"WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE {SCOPE} AND {COMPLETE} RETURNING id) "
-    f"INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s"
+    f"WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE {SCOPE} AND {COMPLETE} "
+    "RETURNING id, event_count), "
+    f"e AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s) "
+    "SELECT id, event_count FROM s"
 )
-"""An event of a session, counted under its row lock (none if the session is missing or still spawning)."""
+"""An event of a session, counted under its row lock (no row if the session is missing or still spawning): the
+session's id and its new event count."""
+
+PRUNE_EVENTS = (
+    "WITH n AS (SELECT mcpmem_prune_events(:pk, :n, :keep_last, :cutoff) AS n) "
+    "UPDATE sessions SET event_count = n.n FROM n WHERE id = :pk"
+)
+"""Apply event bounds to the session ``:pk`` (its row locked by this transaction) holding ``:n`` events, and keep
+its count exact (``mcpmem_prune_events``, migration 0011)."""
 
 
 def json_text(value: Any) -> str:

@@ -151,8 +151,27 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         try:
             with anyio.fail_after(self._deadline):
                 await self._scripts.preload()
+                policy = await self._eviction_policy()
         except Exception as exc:
             logger.warning("Redis at %s is not reachable at start-up (%s); will retry on each call", self._url, exc)
+            return
+        if policy not in (None, "noeviction"):
+            logger.warning(
+                "Redis at %s evicts keys (maxmemory-policy %s): it can evict one of a session's keys and keep the "
+                "others, which no call can tell from memory the session wrote (its values or TTLs silently gone); "
+                "run it with maxmemory-policy noeviction (docs/configuration.md)",
+                self._url,
+                policy,
+            )
+
+    async def _eviction_policy(self) -> str | None:
+        """Redis's ``maxmemory-policy`` (from ``INFO memory``, which the documented ACL allows; of one node in
+        Cluster), or None if it does not say."""
+        info = await self._client.info("memory")
+        if info and all(isinstance(v, dict) for v in info.values()):  # cluster: one reply per node
+            info = next(iter(info.values()))
+        policy = info.get("maxmemory_policy") if info else None
+        return str(policy) if policy is not None else None
 
     async def close(self) -> None:
         if not self._owns_client:
@@ -164,7 +183,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
                 logger.debug("closing a Redis client failed", exc_info=True)
 
     async def ping(self) -> dict[str, Any]:
-        """Reachability, version and mode, for ``mcp-memory doctor`` (never raises)."""
+        """Reachability, version, mode and eviction policy, for ``mcp-memory doctor`` (never raises)."""
         facts: dict[str, Any] = {"backend": "redis", "url": self._url, "mode": self.mode, "key_prefix": self.key_prefix}
         try:
             with anyio.fail_after(self._deadline):
@@ -180,6 +199,14 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         if info and all(isinstance(v, dict) for v in info.values()):  # cluster: one reply per node
             info = next(iter(info.values()))
         facts.update(reachable=True, version=info.get("redis_version"), server_mode=info.get("redis_mode"))
+        try:
+            with anyio.fail_after(self._deadline):
+                policy = await self._eviction_policy()
+        except Exception:
+            policy = None
+        facts["maxmemory_policy"] = policy
+        if policy not in (None, "noeviction"):
+            facts["warning"] = "maxmemory-policy evicts keys: a session can lose some of its keys unnoticed"
         return facts
 
     async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:

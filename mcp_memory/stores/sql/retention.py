@@ -2,7 +2,8 @@
 
 Pruning runs in the pause's transaction, after its checkpoint went in and while the session's row is held by that
 transaction (SQLite: the single writer; Postgres: the row lock the insert took), so that two concurrent pauses of one
-session cannot each prune without seeing the other's checkpoint: a session never holds more than the policy allows.
+session cannot each prune without seeing the other's checkpoint: a session never holds more than the policy allows,
+except for one checkpoint more when the pause's own is dated before the session's newest (a prune spares both).
 """
 
 from __future__ import annotations
@@ -18,15 +19,18 @@ NEWEST = f"(SELECT id FROM checkpoints WHERE session_pk = :pk ORDER BY {NEWEST_F
 
 
 def prune_statement(
-    d: Dialect, retention: Retention | None, session_pk: int, now: float, offset_all: str
+    d: Dialect, retention: Retention | None, session_pk: int, now: float, offset_all: str, own: str
 ) -> tuple[str, dict[str, Any]] | None:
     """The DELETE that applies ``retention`` to the session ``session_pk`` at ``now`` and its parameters, or None if
-    the policy keeps everything. A checkpoint goes if it is not kept, not the newest, and either beyond the newest
-    ``keep_last`` checkpoints not kept or older than ``max_age_seconds``. ``offset_all`` is the dialect's way of
-    saying "every row after the first :n" (SQLite: ``LIMIT -1 OFFSET :n``; Postgres: ``OFFSET :n``)."""
+    the policy keeps everything. A checkpoint goes if it is not kept, not the newest, not ``own`` (the id of the
+    checkpoint the pause has just written: a checkpoint dated after it, imported from a machine whose clock runs
+    ahead or written before the clock stepped back, would otherwise leave it the oldest, pruned by its own pause),
+    and either beyond the newest ``keep_last`` checkpoints not kept or older than ``max_age_seconds``. ``offset_all``
+    is the dialect's way of saying "every row after the first :n" (SQLite: ``LIMIT -1 OFFSET :n``; Postgres:
+    ``OFFSET :n``)."""
     if retention is None or (retention.keep_last is None and retention.max_age_seconds is None):
         return None
-    params: dict[str, Any] = {"pk": session_pk}
+    params: dict[str, Any] = {"pk": session_pk, "own": own}
     reasons: list[str] = []
     if retention.keep_last is not None:
         params["n"] = retention.keep_last
@@ -37,7 +41,10 @@ def prune_statement(
     if retention.max_age_seconds is not None:
         params["cutoff"] = d.write_time(now - retention.max_age_seconds)
         reasons.append("created_at < :cutoff")
-    sql = f"DELETE FROM checkpoints WHERE session_pk = :pk AND NOT keep AND id <> {NEWEST} AND ({' OR '.join(reasons)})"
+    sql = (
+        f"DELETE FROM checkpoints WHERE session_pk = :pk AND NOT keep AND id <> {NEWEST} AND checkpoint_id <> :own "
+        f"AND ({' OR '.join(reasons)})"
+    )
     return sql, params
 
 

@@ -149,12 +149,16 @@ class SqlStore:
             "retry (this one left nothing behind)"
         )
 
-    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+    async def abandon_spawn(self, scope: Scope, token: str) -> bool:
         params = {**self._dialect.scope_params(scope), "tok": token}
         mine = f"(SELECT id FROM sessions WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE})"
+        completed = f"SELECT 1 FROM sessions WHERE {SCOPE} AND spawn_token = :tok AND {COMPLETE}"
         async with self._write() as conn:
+            if (await conn.execute(text(completed), params)).first() is not None:
+                return False
             await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {mine}"), params)
             await conn.execute(text(f"DELETE FROM sessions WHERE id IN {mine}"), params)
+        return True
 
     async def _take_over_lapsed_spawn(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
         """In ``begin_spawn``'s transaction: drop the row of an earlier spawn of the session that never completed

@@ -9,6 +9,7 @@ path, which makes the full-text postings and per-project statistics).
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -18,7 +19,7 @@ from uuid import UUID
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from mcp_memory.errors import Conflict
+from mcp_memory.errors import Conflict, TooLarge
 from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sql.clauses import text
@@ -207,6 +208,7 @@ class SqlTransfer:
         for kind in ("sessions", "working", "checkpoints", "events", "episodes", "vectors_dropped"):
             counts.setdefault(kind, 0)
         sessions: dict[tuple[UUID, str], int] = {}
+        live: Counter[tuple[UUID, str]] = Counter()
         async with self._write() as conn:
             if plan.require_empty is not None and await self._occupied(conn, plan.require_empty):
                 raise Conflict(
@@ -220,7 +222,16 @@ class SqlTransfer:
                     counts["sessions"] += 1
                 elif isinstance(entry, WorkingEntry):
                     if plan.working:
-                        pk = sessions[(entry.scope.agent_instance_id, entry.scope.session_id)]
+                        owner = (entry.scope.agent_instance_id, entry.scope.session_id)
+                        pk = sessions[owner]
+                        expires = entry.item.expires_at
+                        if plan.max_keys is not None and (expires is None or expires > plan.now):
+                            live[owner] += 1
+                            if live[owner] > plan.max_keys:
+                                raise TooLarge(
+                                    f"session '{owner[1]}' of the export file holds more than {plan.max_keys} live "
+                                    "keys, the limit per session; nothing was imported"
+                                )
                         await conn.execute(
                             text(
                                 "INSERT INTO working_items (session_pk, key, value, expires_at) "

@@ -192,13 +192,16 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
                 scope_params(scope),
             )
 
-    async def record_event(self, scope: Scope, event: EventRecord) -> None:
-        async with self._write() as conn:
-            pk = (
-                await conn.execute(text(f"SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}"), scope_params(scope))
-            ).scalar()
-            if pk is not None:
-                await self._insert_event(conn, pk, event)
+    async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+        params = scope_params(scope)
+
+        def record(db: sqlite3.Connection) -> None:
+            row = db.execute(f"SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}", params).fetchone()
+            if row is not None:
+                db.execute(statements.INSERT_EVENT, event_params(row[0], event))
+                self._prune_events_sync(db, row[0], event.at, retention)
+
+        await self._write_direct(record)
 
     # -- lifecycle transitions -------------------------------------------------------------------------
     @staticmethod
@@ -214,7 +217,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         prunes = [
             prune
             for prune in (
-                prune_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
+                prune_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n", info.checkpoint_id),
                 prune_events_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
             )
             if prune is not None
