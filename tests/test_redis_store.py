@@ -29,7 +29,7 @@ from mcp_memory.errors import ConfigurationError, Conflict, NotFound, Unavailabl
 from mcp_memory.models import Item, Scope
 from mcp_memory.server import create_server
 from mcp_memory.services.runtime import MemoryRuntime
-from mcp_memory.stores.redis.connection import check_redis_settings
+from mcp_memory.stores.redis.connection import check_redis_settings, connect
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from mcp_memory.stores.transfer import Selection
@@ -837,6 +837,28 @@ async def test_a_redis_that_evicts_keys_is_named_at_start_and_by_doctor(
             assert any("maxmemory-policy" in r.getMessage() for r in caplog.records) is warned
         finally:
             server.stop()
+
+
+async def test_a_script_whose_reply_times_out_is_not_sent_again(tmp_path: Path, db_url: str) -> None:
+    """A timeout waiting for a reply comes after the script was sent, and Redis runs it to the end: running it again
+    would answer as if the first run had not happened (a key deleted twice answers "not found"). Only a failed or
+    broken connection is retried."""
+    server = RedisServer(tmp_path / "slow").start()
+    try:
+        settings = Settings(database_url=db_url, redis_url=server.url, redis_timeout_seconds=0.2, redis_retries=2)
+        client, _, _ = connect(settings)
+        busy = (
+            "redis.call('INCR', KEYS[1]) local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+            "while true do local u = redis.call('TIME') if u[1] * 1000000 + u[2] - s > 400000 then break end end "
+            "return 1"
+        )
+        with pytest.raises(redis.exceptions.TimeoutError):
+            await client.eval(busy, 1, "runs")
+        await anyio.sleep(1.0)  # long enough for any second or third run to have finished
+        assert await client.get("runs") == "1"
+        await client.aclose()
+    finally:
+        server.stop()
 
 
 async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:

@@ -141,7 +141,12 @@ def connect(settings: Settings) -> tuple[Any, Mode, list[Any]]:
     url = settings.redis_url or ""
     mode = mode_of(settings)
     timeout = settings.redis_timeout_seconds
-    retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), settings.redis_retries)
+    # Retried: a connection that failed or broke. Not retried: a timeout waiting for a reply, since the script was
+    # sent and may have run (it runs to the end in Redis): redis-py's default would run it again, up to
+    # 1 + redis_retries times, and a second run answers as if the first had not happened (a key deleted twice
+    # answers "not found"), besides loading a Redis that is already slow.
+    backoff = ExponentialBackoff(cap=0.5, base=0.05)
+    retry = Retry(backoff, settings.redis_retries, supported_errors=(rex.ConnectionError,))
     common: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
