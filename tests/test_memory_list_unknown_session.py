@@ -1,4 +1,5 @@
-"""``memory_list`` of a session that does not exist is ``not_found``, on every pair of stores.
+"""``memory_list`` of a session that does not exist is ``not_found``, on every pair of stores, and ``memory_get``
+says whether the session or the key is missing.
 
 A working store's reads of an unknown session see nothing (its port's contract), so ``WorkingMemory`` asks the
 durable store when a listing comes back empty: SQLite, Postgres, and Redis over SQLite or Postgres (where Redis
@@ -53,6 +54,19 @@ async def test_memory_list_of_unknown_session_is_not_found_on_every_store(
     await working.set(scope, "k1", 1)
     assert await working.list_keys(scope, "z") == []
     assert await working.list_keys(scope, "k") == ["k1"]
+
+
+async def test_memory_get_says_whether_the_session_or_the_key_is_missing(
+    stores: StorePair, settings: Settings, clock: FakeClock
+) -> None:
+    working, lifecycle = services(stores, settings, clock)
+    with pytest.raises(NotFound, match="session 'never' does not exist"):
+        await working.get(new_scope("never"), "k1")
+    scope = new_scope("s1")
+    await lifecycle.spawn(str(scope.project_id), str(scope.agent_instance_id), "s1", initial_state={"k1": 1})
+    with pytest.raises(NotFound, match="key 'k2' does not exist in session 's1'"):
+        await working.get(scope, "k2")
+    assert await working.get(scope, "k1") == 1
 
 
 async def test_memory_list_of_terminated_session_reads_like_memory_get(

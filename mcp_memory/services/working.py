@@ -104,6 +104,9 @@ class WorkingMemory:
         """The stored item (JSON text and expiry), or ``not_found``."""
         item = await self._store.get(scope, self.check_key(key), self.now())
         if item is None:
+            # Only a miss can hide an unknown session: say which is missing, the key or the session.
+            if self._sessions is not None and await self._sessions.get_session(scope) is None:
+                raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
             raise NotFound(f"key {key!r} does not exist in session '{scope.session_id}' (or has expired)")
         return item
 
