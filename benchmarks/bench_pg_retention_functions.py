@@ -10,6 +10,9 @@ disk's flush. The first half of the rounds (at most ``--rounds`` minus 500) brin
 and p90 of the rest, ms per call, round trip included (``SELECT 1``'s is printed for scale).
 
     python benchmarks/bench_pg_retention_functions.py [--keys 10] [--rounds 1500] [--no-bounds] [--url ...]
+
+``--against REVISION`` downgrades the other database to that revision instead of 0010 (e.g. 0014: the prune before
+0015 made it spare the pause's own checkpoint).
 """
 
 from __future__ import annotations
@@ -125,9 +128,11 @@ async def main(args: argparse.Namespace) -> None:
         bench_database(admin, embedding_dimension=256, keep=args.keep) as old_url,
         bench_database(admin, embedding_dimension=256, keep=args.keep) as new_url,
     ):
-        await migrate(as_string(old_url), revision="0010", downgrade=True)
+        await migrate(as_string(old_url), revision=args.against, downgrade=True)
         async with connected(old_url) as old_conn, connected(new_url) as new_conn:
-            sides = {"0010": Side(old_conn, counted=False), "0011": Side(new_conn, counted=True)}
+            # Revision 0011 brought the counts and the resume's event bounds.
+            old = Side(old_conn, counted=args.against >= "0011")
+            sides = {args.against: old, "head": Side(new_conn, counted=True)}
             for side in sides.values():
                 await side.start(args.keys)
             order = list(sides.values())
@@ -155,5 +160,6 @@ if __name__ == "__main__":
     parser.add_argument("--keys", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--no-bounds", action="store_true", help="no retention: the sessions grow")
+    parser.add_argument("--against", default="0010", help="the revision the other database is downgraded to")
     add_arguments(parser)
     anyio.run(main, parser.parse_args())
