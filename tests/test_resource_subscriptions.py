@@ -96,6 +96,21 @@ async def test_a_write_notifies_the_subscribed_session_and_unsubscribe_stops_it(
     assert "memory://nowhere/at/all" not in inbox.updated()
 
 
+async def test_ids_spelled_in_another_case_still_meet(client: Client, inbox: Inbox) -> None:
+    """Ids are read in either case: a write naming the agent in upper case notifies a subscription written in lower
+    case, and a subscription written in upper case hears a write in lower case."""
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    session, _ = uris(p, a, "s")
+    await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="s")
+    await client.subscribe_resource(session)
+    await ok(client, "memory_set", project_id=p.upper(), agent_instance_id=a.upper(), session_id="s", key="k", value=1)
+    await until(lambda: inbox.updated() == [session], what="updated after a write naming the ids in upper case")
+    await client.unsubscribe_resource(session.replace(a, a.upper()))  # the same subscription, however spelled
+    await client.subscribe_resource(session.replace(p, p.upper()))
+    await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="s", key="k", value=2)
+    await until(lambda: inbox.updated() == [session, session], what="updated for an upper-case subscription")
+
+
 async def test_episodes_notify_their_list_and_resource(client: Client, inbox: Inbox) -> None:
     p, a = str(uuid.uuid4()), str(uuid.uuid4())
     episodes = f"memory://projects/{p}/episodes"

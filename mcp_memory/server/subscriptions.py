@@ -92,6 +92,25 @@ def visible(grant: Grant, event: ServerEvent) -> bool:
     return True
 
 
+_UUID_AFTER: Final = frozenset({"projects", "agents", "episodes"})
+
+
+def canonical_uri(uri: str) -> str:
+    """``uri`` with the UUIDs it names (project, agent, episode) written as the server writes them (lower case,
+    hyphens): ids are parsed in either case, so a subscription and a write that spell one differently still meet.
+    Anything else is left as written."""
+    if not uri.startswith("memory://"):
+        return uri
+    parts = uri.split("/")
+    for i in range(1, len(parts)):
+        if parts[i - 1] in _UUID_AFTER and "%" not in parts[i]:
+            try:
+                parts[i] = str(UUID(parts[i]))
+            except ValueError:
+                continue
+    return "/".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class Changes:
     """What one write changed: the URIs to notify and the project whose resource list gained an item (if any)."""
@@ -115,6 +134,8 @@ def changes_for(
         return Changes()
     try:
         project_id = UUID(str(project))
+        # As the store reads it (either case): the URIs name it as the server writes it, as subscribers do.
+        agent = None if agent is None else UUID(str(agent))
     except ValueError:
         return Changes()
     ids = {"project_id": project_id, "agent_instance_id": agent, "session_id": session}
@@ -217,13 +238,13 @@ class ChangeNotifier:
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
         watcher = self._watcher(ctx)
         if watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
-            watcher.uris.add(str(params.uri))
+            watcher.uris.add(canonical_uri(str(params.uri)))
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
         watcher = self._watcher(ctx)
         if watcher is not None:
-            watcher.uris.discard(str(params.uri))
+            watcher.uris.discard(canonical_uri(str(params.uri)))
         return EmptyResult()
 
     async def listen(
