@@ -122,18 +122,22 @@ def test_allowed_hosts_follow_the_bind_address() -> None:
 
 # -- grants through the MCP layer ------------------------------------------------------------------------------
 def test_visible_projects() -> None:
+    """A token lists its own projects, whatever project the server is configured to default to (it may be none of
+    them); a grant of every project lists its default project, else the configured one, else every project."""
     a, b = uuid.uuid4(), uuid.uuid4()
     assert visible_projects(None) is None and visible_projects(a) == [a]
     with granted(Grant("t", frozenset({a, b}))):
         assert visible_projects(None) == sorted([a, b])
-        assert visible_projects(a) == [a]
-        assert visible_projects(uuid.uuid4()) == []
+        assert visible_projects(a) == sorted([a, b])
+        assert visible_projects(uuid.uuid4()) == sorted([a, b])
+    with granted(Grant("all", None, default_project=b)):
+        assert visible_projects(a) == [b]
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_the_default_project_is_subject_to_the_grant(make_settings: Callable[..., Settings], mode: str) -> None:
-    """Tools without project_id use MCP_MEMORY_PROJECT_ID; a grant without that project refuses them, and
-    the listing of recent resources shows nothing."""
+    """Tools without project_id use MCP_MEMORY_PROJECT_ID; a grant without that project refuses them, and the
+    listing of recent resources shows the grant's own projects."""
     mine, theirs = uuid.uuid4(), uuid.uuid4()
     server = create_server(make_settings(project_id=mine))
     s = {"agent_instance_id": str(uuid.uuid4()), "session_id": "s"}
@@ -149,12 +153,20 @@ async def test_the_default_project_is_subject_to_the_grant(make_settings: Callab
             assert result.is_error and result.content[0].text.startswith("forbidden: "), tool  # type: ignore[union-attr]
         result = await c.call_tool("search_episodes", {"query": "x"})
         assert result.content[0].text.startswith("forbidden: ")  # type: ignore[union-attr]
-        assert (await c.list_resources()).resources == []
+        assert (await c.list_resources()).resources == []  # its own project holds nothing
         with pytest.raises(MCPError, match=r"^forbidden: "):
             await c.read_resource(f"memory://projects/{mine}/agents/{s['agent_instance_id']}/sessions/s")
 
+        # A token for another project than the configured default lists its own project's resources.
+        theirs_scope = {**s, "project_id": str(theirs)}
+        assert not (await c.call_tool("spawn", theirs_scope)).is_error
+        assert not (await c.call_tool("pause", theirs_scope)).is_error
+        listed = (await c.list_resources()).resources
+        assert len(listed) == 1 and str(listed[0].uri).startswith(f"memory://projects/{theirs}/")
+
         server.grants.fallback = EVERYTHING
-        assert len((await c.list_resources()).resources) == 1
+        listed = (await c.list_resources()).resources  # the configured default project only
+        assert len(listed) == 1 and str(listed[0].uri).startswith(f"memory://projects/{mine}/")
 
 
 async def test_metrics_count_every_transport(settings: Settings) -> None:

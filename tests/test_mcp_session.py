@@ -581,3 +581,25 @@ async def test_resources_list_pages_do_not_repeat_when_checkpoints_arrive(
         second = await c.list_resources(cursor=first.next_cursor)
         assert [r.uri.rsplit("/", 1)[-1] for r in second.resources] == ["c1", "c0"]
         assert second.next_cursor is None
+
+
+async def test_resources_list_pages_skip_nothing_when_checkpoints_arrive_at_the_bound(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A next page reads what is older than its cursor: items added since the first page push none of the older
+    ones out of ``resources_list_limit`` (the listing offers what it would have offered without them)."""
+    server = create_server(make_settings(resources_page_size=2, resources_list_limit=6))
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    s = {"project_id": p, "agent_instance_id": a, "session_id": "s1"}
+    async with Client(server) as c:
+        await c.call_tool("spawn", s)
+        for i in range(8):
+            await c.call_tool("pause", {**s, "checkpoint_id": f"c{i}"})
+        page = await c.list_resources()
+        served = [r.uri.rsplit("/", 1)[-1] for r in page.resources]
+        for i in (8, 9):  # arrive between pages
+            await c.call_tool("pause", {**s, "checkpoint_id": f"c{i}"})
+        while page.next_cursor is not None:
+            page = await c.list_resources(cursor=page.next_cursor)
+            served += [r.uri.rsplit("/", 1)[-1] for r in page.resources]
+        assert served == ["c7", "c6", "c5", "c4", "c3", "c2"]

@@ -225,7 +225,9 @@ class MemoryServer(MCPServer[Any]):
         offered over all pages. Only projects within the request's grant are listed."""
         after = decode_cursor(params.cursor if params else None)
         settings = self.runtime.settings
-        entries = await recent_resources(self.runtime, visible_projects(settings.project_id))
+        entries = await recent_resources(
+            self.runtime, visible_projects(settings.project_id), after.at if after is not None else None
+        )
         if after is not None:
             entries = [e for e in entries if (e[0], e[1].uri) < (after.at, after.uri)]
         room = settings.resources_list_limit - (after.served if after else 0)

@@ -88,14 +88,15 @@ def authorize(project_id: str | UUID) -> UUID:
 
 
 def visible_projects(default: UUID | None) -> list[UUID] | None:
-    """The projects resources/list may show: the default project (if configured) within the grant;
-    None for every project."""
-    allowed = current_grant().projects
-    if allowed is None:
-        return None if default is None else [default]
-    if default is not None:
-        return [default] if default in allowed else []
-    return sorted(allowed)
+    """The projects resources/list may show: a token's own projects, all of them; for a grant of every project
+    (stdio, a server without tokens, a token for "*"), its default project, else the configured ``default``, else
+    every project (None). The configured default never narrows a token's list: it may name a project the token
+    does not have."""
+    grant = current_grant()
+    if grant.projects is None:
+        preferred = grant.default_project or default
+        return None if preferred is None else [preferred]
+    return sorted(grant.projects)
 
 
 # -- tokens ----------------------------------------------------------------------------------------------

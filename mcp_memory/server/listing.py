@@ -13,6 +13,7 @@ from mcp_types import Resource
 
 from mcp_memory.models import iso
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.records import EpisodeFilter
 
 JSON = "application/json"
 SESSION_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
@@ -22,14 +23,25 @@ EPISODES_URI = "memory://projects/{project_id}/episodes"
 EPISODE_URI = EPISODES_URI + "/{episode_id}"
 
 
-async def recent_resources(rt: MemoryRuntime, projects: Sequence[UUID] | None) -> list[tuple[float, Resource]]:
+CURSOR_SLACK = 1e-5
+"""Seconds added to a cursor's time for the stores' "strictly before" bound: a time read back from a store is
+rounded (to the microsecond), so items at the cursor's own time are fetched and then filtered exactly by the caller
+(time, then URI)."""
+
+
+async def recent_resources(
+    rt: MemoryRuntime, projects: Sequence[UUID] | None, at_or_before: float | None = None
+) -> list[tuple[float, Resource]]:
     """Recent checkpoints and episodes of ``projects`` (None: every project) as concrete resources with their
-    times, newest first (by time, then URI), bounded by settings."""
+    times, newest first (by time, then URI), bounded by settings; with ``at_or_before``, those from that time back
+    (a listing's next page reads what is older than its cursor, so items added since its first page push none of
+    the older ones out of the bound)."""
     limit = rt.settings.resources_list_limit
     if projects is not None and not projects:
         return []
-    checkpoints = await rt.store.recent_checkpoints(projects, limit)
-    episodes = await rt.store.recent_episodes(projects, limit)
+    until = None if at_or_before is None else at_or_before + CURSOR_SLACK
+    checkpoints = await rt.store.recent_checkpoints(projects, limit, until)
+    episodes = await rt.store.recent_episodes(projects, limit, EpisodeFilter(until=until) if until else None)
     entries: list[tuple[float, Resource]] = []
     for scope, info in checkpoints:
         uri = CHECKPOINT_URI.format(
@@ -74,6 +86,7 @@ async def recent_resources(rt: MemoryRuntime, projects: Sequence[UUID] | None) -
 __all__ = [
     "CHECKPOINTS_URI",
     "CHECKPOINT_URI",
+    "CURSOR_SLACK",
     "EPISODES_URI",
     "EPISODE_URI",
     "JSON",

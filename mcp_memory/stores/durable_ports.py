@@ -232,9 +232,10 @@ class CheckpointStore(Protocol):
         ...
 
     async def recent_checkpoints(
-        self, projects: Sequence[UUID] | None, limit: int
+        self, projects: Sequence[UUID] | None, limit: int, until: float | None = None
     ) -> list[tuple[Scope, CheckpointInfo]]:
-        """Newest checkpoints across sessions, for resource listings (None: every project)."""
+        """Newest checkpoints across sessions, for resource listings (None: every project); with ``until`` (epoch
+        seconds), only those created strictly before it."""
         ...
 
 

@@ -259,11 +259,13 @@ class SqlStore:
             return [self._checkpoint_info(r) for r in result]
 
     async def recent_checkpoints(
-        self, projects: Sequence[UUID] | None, limit: int
+        self, projects: Sequence[UUID] | None, limit: int, until: float | None = None
     ) -> list[tuple[Scope, CheckpointInfo]]:
         if projects is not None and not projects:
             return []
         where, params = in_projects(self._dialect, "s.project_id", projects)
+        if until is not None:
+            where, params = f"{where} AND c.created_at < :until", {**params, "until": self._dialect.write_time(until)}
         async with self._read() as conn:
             result = await conn.execute(
                 text(
