@@ -3,6 +3,7 @@ while sessions change, a bounded summary, and token scope; on every backend, thr
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -136,3 +137,28 @@ async def test_sessions_of_another_project_are_invisible_to_a_token_for_one_proj
         with pytest.raises(Exception) as refused:
             await restricted.read_resource(f"memory://projects/{p}/agents/{a}/sessions")
         assert "forbidden" in str(refused.value)
+
+
+async def test_a_cursor_names_the_listed_session_not_a_row_numbered_across_projects(
+    client: Client, clock: FakeClock
+) -> None:
+    """The cursor carries the last listed session's time and its own ids, nothing numbered across the store: a
+    token paging its project learns nothing of how many sessions other projects created meanwhile. Sessions with
+    the same activity time page in a stable order."""
+    p, other, a = (str(uuid.uuid4()) for _ in range(3))
+    await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="first")
+    for i in range(5):
+        await ok(client, "spawn", project_id=other, agent_instance_id=a, session_id=f"o{i}")
+    for i in range(4):  # the same activity time (the clock does not move): the order among them is the row order
+        await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id=f"tie{i}")
+    seen: list[str] = []
+    before = None
+    while True:
+        page = await ok(client, "list_sessions", project_id=p, limit=2, **({"before": before} if before else {}))
+        seen += ids(page)
+        before = page["next_before"]
+        if before is None:
+            break
+        fields = json.loads(base64.urlsafe_b64decode(before + "=" * (-len(before) % 4)))
+        assert set(fields) - {"t", "u"} == {"a", "s"} and fields["a"] == a and fields["s"] == seen[-1]
+    assert seen == ["tie3", "tie2", "tie1", "tie0", "first"]

@@ -39,21 +39,27 @@ TASK_CHARS = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def encode_position(updated_at: Any, pk: int) -> str:
-    """An opaque cursor for the row at ``(updated_at, pk)``: exact for both stores' time types (SQLite's epoch float
-    by its repr, Postgres's ``timestamptz`` as integer microseconds)."""
+def encode_position(updated_at: Any, agent_instance_id: UUID, session_id: str) -> str:
+    """An opaque cursor for the listed session at ``updated_at``: its time, exact for both stores' time types
+    (SQLite's epoch float by its repr, Postgres's ``timestamptz`` as integer microseconds), and its agent and session
+    ids, which the caller knows already. Not its row id: that is numbered across every project, so a cursor carrying
+    it would tell a token how many sessions other projects created between two of its own."""
+    ids = {"a": str(agent_instance_id), "s": session_id}
     if isinstance(updated_at, datetime):
-        data: dict[str, Any] = {"u": (updated_at - _EPOCH) // timedelta(microseconds=1), "i": pk}
+        data: dict[str, Any] = {"u": (updated_at - _EPOCH) // timedelta(microseconds=1), **ids}
     else:
-        data = {"t": float(updated_at), "i": pk}
+        data = {"t": float(updated_at), **ids}
     return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_position(cursor: str, want_datetime: bool) -> tuple[Any, int]:
-    """The ``(updated_at, pk)`` bound a cursor names, as the store's time type; ``InvalidArgument`` if malformed."""
+def decode_position(cursor: str, want_datetime: bool) -> tuple[Any, UUID, str]:
+    """The ``(updated_at, agent_instance_id, session_id)`` a cursor names, its time as the store's time type;
+    ``InvalidArgument`` if malformed."""
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-        pk = int(data["i"])
+        agent, session = UUID(str(data["a"])), data["s"]
+        if not isinstance(session, str):
+            raise TypeError(session)
         if "u" in data:
             at: datetime | float = _EPOCH + timedelta(microseconds=int(data["u"]))
         else:
@@ -64,7 +70,7 @@ def decode_position(cursor: str, want_datetime: bool) -> tuple[Any, int]:
         at = datetime.fromtimestamp(at, UTC)
     elif not want_datetime and isinstance(at, datetime):
         at = at.timestamp()
-    return at, pk
+    return at, agent, session
 
 
 def _prefix_clause(column: str, prefix: str, params: dict[str, Any]) -> str:
@@ -114,8 +120,14 @@ class SessionQueries:
             where += " AND s.status = :status"
             params["status"] = status
         if before is not None:
-            params["b_at"], params["b_id"] = decode_position(before, wants_datetime)
-            where += " AND (s.updated_at, s.id) < (:b_at, :b_id)"
+            params["b_at"], b_agent, params["b_sid"] = decode_position(before, wants_datetime)
+            params["b_agent"] = d.write_uuid(b_agent)
+            # The cursor's session's row id, looked up in this project (a session deleted since: 0, so rows at its
+            # very time are taken as served).
+            where += (
+                " AND (s.updated_at, s.id) < (:b_at, COALESCE((SELECT b.id FROM sessions b WHERE b.project_id = :p "
+                "AND b.agent_instance_id = :b_agent AND b.session_id = :b_sid), 0))"
+            )
         live_w = LIVE.replace("expires_at", "w.expires_at")
         columns = ""
         if working:
@@ -143,7 +155,7 @@ class SessionQueries:
                 status=r.status,
                 created_at=d.read_epoch(r.created_at),
                 updated_at=d.read_epoch(r.updated_at),
-                position=encode_position(r.updated_at, r.id),
+                position=encode_position(r.updated_at, as_uuid(r.agent_instance_id), r.session_id),
                 checkpoint=None if r.cp_id is None else (r.cp_id, d.read_epoch(r.cp_at), r.cp_label, int(r.cp_keys)),
                 episode=None if r.ep_outcome is None else (r.ep_outcome, r.ep_task or ""),
                 live_keys=int(r.live_keys) if working else None,
