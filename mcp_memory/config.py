@@ -157,8 +157,9 @@ class HttpSettings(BaseModel):
     max_sessions_per_token: int = Field(
         default=100,
         ge=1,
-        description="Stateful Streamable HTTP sessions one bearer token may hold (and, counted apart, SSE streams); "
-        "past it its initialize (or GET /sse) gets 429 + Retry-After; other tokens are unaffected.",
+        description="Stateful Streamable HTTP sessions one bearer token may hold (and, counted apart, SSE streams "
+        "and listen streams); past it its initialize (or GET /sse) gets 429 + Retry-After, its listen an error; "
+        "other tokens are unaffected.",
     )
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz: how long the stores may take.")
     metrics_require_token: bool = Field(

@@ -5,6 +5,7 @@ accepted and never fire. Through the SDK's in-process client; the transports are
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import anyio
 import pytest
 from mcp import Client
 from mcp.client.session import IncomingMessage
+from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 
 from mcp_memory.server.app import MemoryServer
@@ -162,4 +164,28 @@ async def test_a_listen_stream_gets_updates_of_its_uris_on_the_2026_protocol(ser
             with anyio.fail_after(10):
                 async for event in sub:
                     assert event == ResourceUpdated(session)
+                    break
+
+
+async def test_one_tokens_listen_streams_leave_room_for_another_token(runtime: MemoryRuntime) -> None:
+    """Listen streams count per token, up to ``http.max_sessions_per_token`` as sessions do: a token at its cap is
+    refused another, and another token still listens."""
+    runtime.settings.http.max_sessions_per_token = 2
+    server = create_server(runtime=runtime)
+    p, q, a = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    mine, theirs = uris(p, a, "s")[0], uris(q, a, "s")[0]
+    server.grants.fallback = Grant("a", frozenset({uuid.UUID(p)}))
+    async with Client(server) as client, contextlib.AsyncExitStack() as held:
+        for _ in range(2):
+            await held.enter_async_context(client.listen(resource_subscriptions=[mine]))
+        with pytest.raises(MCPError, match="this token holds 2 listen streams"):
+            async with client.listen(resource_subscriptions=[mine]):
+                pass
+        server.grants.fallback = Grant("b", frozenset({uuid.UUID(q)}))
+        await ok(client, "spawn", project_id=q, agent_instance_id=a, session_id="s")
+        async with client.listen(resource_subscriptions=[theirs]) as sub:
+            await ok(client, "memory_set", project_id=q, agent_instance_id=a, session_id="s", key="k", value=1)
+            with anyio.fail_after(10):
+                async for event in sub:
+                    assert event == ResourceUpdated(theirs)
                     break

@@ -215,6 +215,8 @@ class ChangeNotifier:
         self._server = server
         self._watchers: dict[int, _Watcher] = {}
         self._streams = 0
+        # Listen streams held per token (by its name): one token's streams may not take every place.
+        self._streams_of: dict[str, int] = {}
 
     # -- connections ---------------------------------------------------------------------------------------
     def _watcher(self, ctx: ServerRequestContext[Any, Any]) -> _Watcher | None:
@@ -251,13 +253,28 @@ class ChangeNotifier:
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
         """``subscriptions/listen`` (2026-07-28) through a view of the bus limited to the caller's grant."""
+        grant = current_grant()
+        per_token = self._server.runtime.settings.http.max_sessions_per_token
+        held = self._streams_of.get(grant.name, 0)
+        if held >= per_token:
+            raise MCPError(
+                INTERNAL_ERROR,
+                f"Subscription limit reached: this token holds {held} listen streams, its most "
+                "(http.max_sessions_per_token); close one",
+            )
         if self._streams >= MAX_LISTEN_STREAMS:
             raise MCPError(INTERNAL_ERROR, "Subscription limit reached")
         self._streams += 1
+        self._streams_of[grant.name] = held + 1
         try:
-            return await ListenHandler(_GrantedBus(self._server._subscriptions, current_grant()))(ctx, params)
+            return await ListenHandler(_GrantedBus(self._server._subscriptions, grant))(ctx, params)
         finally:
             self._streams -= 1
+            left = self._streams_of[grant.name] - 1
+            if left:
+                self._streams_of[grant.name] = left
+            else:
+                del self._streams_of[grant.name]
 
     # -- changes ---------------------------------------------------------------------------------------------
     async def publish(self, changes: Changes) -> None:
