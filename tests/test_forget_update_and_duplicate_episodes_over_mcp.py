@@ -125,6 +125,24 @@ async def test_an_update_is_searchable_by_its_new_words_only(client: Client) -> 
     assert "pelican lesson" in result2.contents[0].text  # type: ignore[union-attr]
 
 
+async def test_an_update_past_the_embedded_text_is_searchable_by_its_new_words_only(client: Client) -> None:
+    """The embedded text is cut at 8,000 characters; a lesson edited after a longer description is still what
+    full-text search finds, and a forget afterwards leaves no trace of the old lesson for a new episode to inherit."""
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    long = "tune the cache " + " ".join(f"step{i}" for i in range(1500))
+    assert len(long) > 8_000
+    eid = await record(client, p, a, long, lessons_learned=["walrus lesson"])
+    await ok(client, "update_episode", project_id=p, episode_id=eid, lessons_learned=["pelican lesson"])
+    assert await found(client, p, "walrus") == []
+    assert [d[:14] for d in await found(client, p, "pelican")] == ["tune the cache"]
+    assert await ok(client, "forget_episodes", project_id=p, episode_ids=[eid]) == {
+        "forgotten": 1,
+        "episode_ids": [eid],
+    }
+    await record(client, p, a, "rotate the keys")
+    assert await found(client, p, "walrus") == []
+
+
 async def test_the_same_episode_twice_is_one_episode(client: Client) -> None:
     p, a = str(uuid.uuid4()), str(uuid.uuid4())
     args = {"session_id": "s", "lessons_learned": ["one", "two"], "outcome_details": "done"}

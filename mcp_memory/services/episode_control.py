@@ -190,7 +190,10 @@ class EpisodeControl:
         """Write ``fields`` into the stored ``current`` episode, re-embedding it if its searchable text changes."""
         started = time.perf_counter()
         new = current.model_copy(update=fields)
-        reembed = episode_text(new) != episode_text(current)
+        # Decided on the whole fields, not on the embedded text: that is cut at MAX_EMBED_CHARS and joins the lessons
+        # with newlines, so an edit past the cut (or lessons split differently) would leave the store's full-text
+        # index on the old text.
+        reembed = _searched(new) != _searched(current)
         vector = None
         if reembed:
             vectors = await self._episodic.embed([episode_text(new)])
@@ -253,6 +256,11 @@ class EpisodeControl:
         if not fields:
             return older
         return await self._apply(older, fields, "merge_episode")
+
+
+def _searched(ep: Episode) -> tuple[object, ...]:
+    """The fields of an episode that search reads (its full text and its embedded text)."""
+    return (ep.task_type, ep.task_description, ep.outcome_details, tuple(ep.lessons_learned), ep.context_summary)
 
 
 __all__ = ["MAX_FORGET_IDS", "EpisodeControl", "Recorded"]
