@@ -44,8 +44,16 @@ def to_datetime(epoch: None) -> None: ...
 @overload
 def to_datetime(epoch: float | None) -> datetime | None: ...
 def to_datetime(epoch: float | None) -> datetime | None:
-    """Epoch seconds (as stores keep them) to an aware UTC datetime."""
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+    """Epoch seconds (as stores keep them) to an aware UTC datetime; a time before year 1 or after 9999 (a bound
+    such as ``since="0001-01-01T00:00:00+01:00"``, which is in year 0 in UTC) becomes the first or last datetime,
+    which compares with every stored time as it would."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(min(max(epoch, _FIRST_EPOCH), _LAST_EPOCH), UTC)
+
+
+_FIRST_EPOCH = datetime.min.replace(tzinfo=UTC).timestamp()
+_LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()  # whole seconds: exact as a float
 
 
 def iso(dt: datetime) -> str:

@@ -155,12 +155,12 @@ def _named_periods(text: str, today: date) -> list[tuple[int, tuple[date, date]]
     def add_day(match: re.Match[str], year: int, month: int, day: int) -> None:
         try:
             add(match, _day(date(year, month, day)))
-        except ValueError:  # not a date (31 February): no period
+        except (ValueError, OverflowError):  # not a date (31 February, year 0), or its end past year 9999
             return
 
     for m in re.finditer(r"\b(?P<y>\d{4})-(?P<m>\d\d)(?:-(?P<d>\d\d))?\b", text):  # ISO: 2024-03, 2024-03-19
         if m["d"] is None:
-            if 1 <= int(m["m"]) <= 12:
+            if 1 <= int(m["m"]) <= 12 and 1 <= int(m["y"]) <= 9998:  # a month dates can hold, its end included
                 add(m, _month(int(m["y"]), int(m["m"])))
         else:
             add_day(m, int(m["y"]), int(m["m"]), int(m["d"]))
