@@ -229,7 +229,8 @@ class EpisodeControl:
             near = await self._store.nearest_episode(
                 episode.project_id, vector, model, episode.task_type, episode.outcome
             )
-            if near is not None and near[1] < self._settings.duplicate_similarity:
+            # Written as "not >=": a similarity that is not a number (a zero vector's) is no duplicate.
+            if near is not None and not near[1] >= self._settings.duplicate_similarity:
                 near = None
         if near is not None and self._settings.duplicate_action == "merge":
             older = await self._store.get_episode(episode.project_id, near[0])

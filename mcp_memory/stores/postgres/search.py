@@ -231,9 +231,11 @@ def search_sql(
         ctes.append(
             "vector_hits AS (SELECT * FROM exact UNION ALL SELECT * FROM approx WHERE NOT EXISTS (SELECT 1 FROM exact))"
         )
+        # Compared as a distance: a zero vector's distance is NaN, which Postgres sorts above every number, so
+        # "1 - d >= MIN_COSINE" held for it (a perfect match); "d <= 1 - MIN_COSINE" does not.
         ctes.append(
             "kept AS (SELECT id, 1.0 - d AS cos, importance_score, created_at FROM vector_hits "
-            f"WHERE 1.0 - d >= {MIN_COSINE})"
+            f"WHERE d <= {1.0 - MIN_COSINE})"
         )
         ctes.append(
             f"v AS (SELECT id, LEAST(cos / GREATEST(max(cos) OVER (), {GOOD_COSINE}), 1.0) AS s, importance_score, "
@@ -284,10 +286,12 @@ def _scored_sql(same_model: bool) -> str:
     )
     same = " AND e.embedding_model = :model" if same_model else ""
     # OFFSET 0 keeps the subquery whole, so the cosine is computed once, not once per use in the CASE.
-    cosine = f"SELECT 1.0 - (e.embedding <=> CAST(:qv AS vector)) AS c FROM episodes e WHERE e.id = t.id{same} OFFSET 0"
+    distance = f"SELECT e.embedding <=> CAST(:qv AS vector) AS d FROM episodes e WHERE e.id = t.id{same} OFFSET 0"
+    # As ``kept``: the test on the distance leaves out a zero vector's NaN.
     vector_share = (
-        f"SELECT CASE WHEN x.c >= {MIN_COSINE} THEN "
-        f"LEAST(x.c / GREATEST((SELECT max(cos) FROM kept), {GOOD_COSINE}), 1.0) ELSE 0.0 END FROM ({cosine}) AS x"
+        f"SELECT CASE WHEN x.d <= {1.0 - MIN_COSINE} THEN "
+        f"LEAST((1.0 - x.d) / GREATEST((SELECT max(cos) FROM kept), {GOOD_COSINE}), 1.0) ELSE 0.0 END "
+        f"FROM ({distance}) AS x"
     )
     return (
         "scored AS MATERIALIZED (SELECT COALESCE(t.id, v.id) AS id, "
