@@ -22,7 +22,7 @@ import anyio.lowlevel
 from mcp_memory.embeddings import EmbeddingError, EmbeddingProvider
 from mcp_memory.models import Episode
 from mcp_memory.services.episodic import episode_text
-from mcp_memory.stores.ports import EpisodeStore
+from mcp_memory.stores.ports import EpisodeStore, EpisodeText
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,10 @@ class EmbeddingBackfill:
         return report
 
     async def _attach(self, ep: Episode, vector: list[float], report: BackfillReport, skip: set[UUID]) -> None:
-        if await self._store.set_episode_embedding(ep.project_id, ep.episode_id, vector, self._embedder.name):
+        # Attached only to the text it was made from: an edit since (which dropped the vector) is embedded next.
+        made_from = EpisodeText.of(ep)
+        model = self._embedder.name
+        if await self._store.set_episode_embedding(ep.project_id, ep.episode_id, vector, model, made_from):
             report.embedded += 1
         else:
             skip.add(ep.episode_id)  # deleted meanwhile or embedded by another process: nothing to do

@@ -28,7 +28,7 @@ from typing import Any
 from uuid import UUID
 
 from mcp_memory.config import Settings
-from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
+from mcp_memory.errors import Conflict, InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import Episode, Outcome, parse_outcome, parse_uuid, validate_identifier
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.services.validation import (
@@ -41,7 +41,14 @@ from mcp_memory.services.validation import (
     check_text,
     parse_since,
 )
-from mcp_memory.stores.ports import DurableStore, EpisodeChanges, EpisodeSelector, EventRecord
+from mcp_memory.stores.ports import (
+    DurableStore,
+    EpisodeChanged,
+    EpisodeChanges,
+    EpisodeSelector,
+    EpisodeText,
+    EventRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -186,14 +193,31 @@ class EpisodeControl:
         updated = await self._apply(current, fields, "update_episode")
         return {"episode_id": str(updated.episode_id), "updated": {k: getattr(updated, k) for k in fields}}
 
-    async def _apply(self, current: Episode, fields: dict[str, Any], event_type: str) -> Episode:
-        """Write ``fields`` into the stored ``current`` episode, re-embedding it if its searchable text changes."""
+    async def _apply(
+        self, current: Episode, fields: dict[str, Any] | Callable[[Episode], dict[str, Any]], event_type: str
+    ) -> Episode:
+        """Write ``fields`` (or the fields a function makes of the stored episode) into the stored ``current``
+        episode, re-embedding it if its searchable text changes. The write is made from the text as read: if a
+        concurrent edit changed it meanwhile, the episode is read again and the change made again from it, so no
+        edit is lost and the vector is always that of the stored text."""
+        for _ in range(_EDIT_ATTEMPTS):
+            wanted = fields(current) if callable(fields) else fields
+            if not wanted:
+                return current
+            try:
+                return await self._write_edit(current, wanted, event_type)
+            except EpisodeChanged:
+                current = await self._episodic.get(current.project_id, current.episode_id)
+        raise Conflict(f"episode '{current.episode_id}' kept changing under concurrent edits; retry")
+
+    async def _write_edit(self, current: Episode, fields: dict[str, Any], event_type: str) -> Episode:
         started = time.perf_counter()
         new = current.model_copy(update=fields)
         # Decided on the whole fields, not on the embedded text: that is cut at MAX_EMBED_CHARS and joins the lessons
         # with newlines, so an edit past the cut (or lessons split differently) would leave the store's full-text
         # index on the old text.
-        reembed = _searched(new) != _searched(current)
+        made_from = EpisodeText.of(current)
+        reembed = EpisodeText.of(new) != made_from
         vector = None
         if reembed:
             vectors = await self._episodic.embed([episode_text(new)])
@@ -206,6 +230,7 @@ class EpisodeControl:
             reembed=reembed,
             embedding=vector,
             embedding_model=self._episodic.embedding_model if vector is not None else None,
+            made_from=made_from,
         )
         detail = {"episode_id": str(current.episode_id), "fields": sorted(fields)}
         event = EventRecord(event_type, self._clock(), 0.0, "ok", detail, perf_start=started)
@@ -247,21 +272,23 @@ class EpisodeControl:
         )
 
     async def _merge(self, older: Episode, new: Episode) -> Episode:
-        """Keep ``older``: its lessons followed by ``new``'s that it lacks, and the higher importance."""
-        lessons = list(dict.fromkeys([*older.lessons_learned, *new.lessons_learned]))[:MAX_LESSONS]
-        fields: dict[str, Any] = {}
-        if lessons != older.lessons_learned:
-            fields["lessons_learned"] = lessons
-        if new.importance_score > older.importance_score:
-            fields["importance_score"] = new.importance_score
-        if not fields:
-            return older
-        return await self._apply(older, fields, "merge_episode")
+        """Keep ``older``: its lessons followed by ``new``'s that it lacks, and the higher importance (computed from
+        the stored episode, again if a concurrent merge changed it first)."""
+
+        def merged(stored: Episode) -> dict[str, Any]:
+            lessons = list(dict.fromkeys([*stored.lessons_learned, *new.lessons_learned]))[:MAX_LESSONS]
+            fields: dict[str, Any] = {}
+            if lessons != stored.lessons_learned:
+                fields["lessons_learned"] = lessons
+            if new.importance_score > stored.importance_score:
+                fields["importance_score"] = new.importance_score
+            return fields
+
+        return await self._apply(older, merged, "merge_episode")
 
 
-def _searched(ep: Episode) -> tuple[object, ...]:
-    """The fields of an episode that search reads (its full text and its embedded text)."""
-    return (ep.task_type, ep.task_description, ep.outcome_details, tuple(ep.lessons_learned), ep.context_summary)
+_EDIT_ATTEMPTS = 5
+"""How many times an edit is made again from the stored episode when concurrent edits keep changing it."""
 
 
 __all__ = ["MAX_FORGET_IDS", "EpisodeControl", "Recorded"]

@@ -24,6 +24,7 @@ from mcp_memory.stores.records import (
     EpisodeChanges,
     EpisodeFilter,
     EpisodeSelector,
+    EpisodeText,
     EventRecord,
     ForgottenEpisode,
     IdentifierKind,
@@ -325,11 +326,17 @@ class EpisodeStore(Protocol):
         ...
 
     async def set_episode_embedding(
-        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+        self,
+        project_id: UUID,
+        episode_id: UUID,
+        embedding: Sequence[float],
+        model: str,
+        made_from: EpisodeText | None = None,
     ) -> bool:
         """Attach a vector made by ``model`` to an episode that has none, or whose vector was made by another
-        model (or by an unrecorded one); False (nothing written) if the episode is unknown or has a vector of
-        ``model`` already."""
+        model (or by an unrecorded one); False (nothing written) if the episode is unknown, has a vector of
+        ``model`` already, or no longer has the text ``made_from`` the vector was made from (an edit came between
+        the read and this write)."""
         ...
 
 

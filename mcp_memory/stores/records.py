@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from uuid import UUID
 
+from mcp_memory.errors import Conflict
 from mcp_memory.models import (
+    Episode,
     Outcome,
 )
 
@@ -119,10 +121,31 @@ class ForgottenEpisode:
 
 
 @dataclass(frozen=True, slots=True)
+class EpisodeText:
+    """The fields of an episode that search reads: what its full-text entry and its vector are made from."""
+
+    task_type: str
+    task_description: str
+    outcome_details: str
+    lessons_learned: tuple[str, ...]
+    context_summary: str
+
+    @classmethod
+    def of(cls, ep: Episode) -> EpisodeText:
+        return cls(ep.task_type, ep.task_description, ep.outcome_details, tuple(ep.lessons_learned), ep.context_summary)
+
+
+class EpisodeChanged(Conflict):
+    """An edit or a vector made from an episode's text as it was read, which has changed since: nothing written
+    (the caller reads the episode again and redoes its work, or leaves it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class EpisodeChanges:
     """What ``update_episode`` writes: each field given replaces the stored one (None: left as it is). When
     ``reembed`` is set the searchable text changed: the store re-indexes it and replaces the vector by
-    ``embedding`` (None: no vector until the background retry makes one)."""
+    ``embedding`` (None: no vector until the background retry makes one). ``made_from``: the text the change was
+    computed from; if the stored text is another, :class:`EpisodeChanged` and nothing is written."""
 
     lessons_learned: list[str] | None = None
     outcome_details: str | None = None
@@ -131,6 +154,7 @@ class EpisodeChanges:
     reembed: bool = False
     embedding: Sequence[float] | None = None
     embedding_model: str | None = None
+    made_from: EpisodeText | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +191,11 @@ SearchMode = Literal["hybrid", "text", "vector"]
 
 __all__ = [
     "LIVE_KEYS_CAP",
+    "EpisodeChanged",
     "EpisodeChanges",
     "EpisodeFilter",
     "EpisodeSelector",
+    "EpisodeText",
     "EventRecord",
     "ForgottenEpisode",
     "IdentifierKind",

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EventRecord, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EpisodeText, EventRecord, SearchMode
 from mcp_memory.stores.postgres import vector_indexes
 from mcp_memory.stores.postgres.search import (
     DEFAULT_EF_SEARCH,
@@ -154,6 +154,7 @@ class PostgresEpisodes(EpisodeEdits):
 
     # -- edits (sql/episode_edits.py): the full-text counts follow by triggers; vectors and locks ------------
     _JSON = "CAST({} AS jsonb)"
+    _LOCK_ROW = " FOR UPDATE"
 
     async def _insert_event(self, conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
         await conn.execute(text(COUNTED_EVENT), {"pk": session_pk, **event_params(ev)})
@@ -239,7 +240,12 @@ class PostgresEpisodes(EpisodeEdits):
             return [self._episode(r) for r in result]
 
     async def set_episode_embedding(
-        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+        self,
+        project_id: UUID,
+        episode_id: UUID,
+        embedding: Sequence[float],
+        model: str,
+        made_from: EpisodeText | None = None,
     ) -> bool:
         if len(embedding) != self.embedding_dimension:
             # Never written: a vector(n) column holds n dimensions only (and Postgres would refuse it anyway).
@@ -249,12 +255,14 @@ class PostgresEpisodes(EpisodeEdits):
                 f"schema (a database migrated with MCP_MEMORY_EMBEDDING_DIMENSION={len(embedding)}), or a model "
                 f"of {self.embedding_dimension} dimensions"
             )
-        async with self._one() as conn:
-            result = await conn.execute(
-                text(SET_EMBEDDING),
-                {"emb": vector_text(embedding), "model": model, "p": project_id, "e": episode_id},
-            )
-            return bool(result.rowcount)
+        params = {"emb": vector_text(embedding), "model": model, "p": project_id, "e": episode_id}
+        if made_from is None:
+            async with self._one() as conn:
+                return bool((await conn.execute(text(SET_EMBEDDING), params)).rowcount)
+        async with self._write() as conn:  # the text read under the row's lock, then the vector
+            if not await self._text_is(conn, project_id, episode_id, made_from):
+                return False
+            return bool((await conn.execute(text(SET_EMBEDDING), params)).rowcount)
 
 
 __all__ = ["PostgresEpisodes"]

@@ -17,7 +17,14 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.models import Episode
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeSelector, EventRecord, ForgottenEpisode
+from mcp_memory.stores.ports import (
+    EpisodeChanged,
+    EpisodeChanges,
+    EpisodeSelector,
+    EpisodeText,
+    EventRecord,
+    ForgottenEpisode,
+)
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import COMPLETE, EPISODE_COLUMNS
@@ -61,6 +68,9 @@ class EpisodeEdits:
     _dialect: ClassVar[Dialect]
     _JSON = "{}"
     """How a JSON text parameter is written into a JSON column (Postgres casts it to jsonb)."""
+    _LOCK_ROW = ""
+    """Appended to a SELECT of an episode that the transaction goes on to change: holds its row until the commit
+    (Postgres: FOR UPDATE; SQLite's single writer holds the whole store already)."""
 
     if TYPE_CHECKING:
 
@@ -177,6 +187,21 @@ class EpisodeEdits:
                 detail = {"forgotten": len(ids), "episode_ids": ids[:EVENT_IDS]}
                 await self._insert_event(conn, int(pk), event.with_detail(detail))
 
+    async def _text_is(self, conn: AsyncConnection, project_id: UUID, episode_id: UUID, made_from: EpisodeText) -> bool:
+        """In a write transaction: whether the episode still has the text ``made_from`` (its row then held until
+        the commit, on Postgres); False for an episode that is gone."""
+        d = self._dialect
+        row = (
+            await conn.execute(
+                text(
+                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.project_id = :p AND e.episode_id = :e"
+                    f"{self._LOCK_ROW}"
+                ),
+                {"p": d.write_uuid(project_id), "e": d.write_uuid(episode_id)},
+            )
+        ).first()
+        return row is not None and EpisodeText.of(self._episode(row)) == made_from
+
     # -- edit ------------------------------------------------------------------------------------------------
     async def update_episode(
         self, project_id: UUID, episode_id: UUID, changes: EpisodeChanges, event: EventRecord
@@ -203,14 +228,16 @@ class EpisodeEdits:
             found = (
                 await conn.execute(
                     text(
-                        "SELECT e.id, e.agent_instance_id, e.session_id FROM episodes e "
-                        "WHERE e.project_id = :p AND e.episode_id = :e"
+                        f"SELECT e.id, {EPISODE_COLUMNS} FROM episodes e "
+                        f"WHERE e.project_id = :p AND e.episode_id = :e{self._LOCK_ROW}"
                     ),
                     key,
                 )
             ).first()
             if found is None:
                 return None
+            if changes.made_from is not None and EpisodeText.of(self._episode(found)) != changes.made_from:
+                raise EpisodeChanged(f"episode '{episode_id}' changed while it was being edited; nothing was written")
             pk = int(found.id)
             if sets:
                 if changes.reembed:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EpisodeText, SearchMode
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
 from mcp_memory.stores.sql.queries import EPISODE_COLUMNS, filter_clause
@@ -190,9 +190,16 @@ class SqliteEpisodes(EpisodeEdits):
             return [self._episode(r) for r in result]
 
     async def set_episode_embedding(
-        self, project_id: UUID, episode_id: UUID, embedding: Sequence[float], model: str
+        self,
+        project_id: UUID,
+        episode_id: UUID,
+        embedding: Sequence[float],
+        model: str,
+        made_from: EpisodeText | None = None,
     ) -> bool:
         async with self._write() as conn:
+            if made_from is not None and not await self._text_is(conn, project_id, episode_id, made_from):
+                return False
             result = await conn.execute(
                 text(
                     "UPDATE episodes SET embedding = :emb, embedding_model = :model WHERE project_id = :p AND "
