@@ -154,18 +154,21 @@ class SqliteEpisodes(EpisodeEdits):
             # Blended from two columns of each candidate (up to the pool's 100), then only the ``limit`` best are
             # read whole and built as models: building all the candidates was most of a vector search's CPU.
             read_time = DIALECT.read_time
+            rows_read = await self._on_thread(
+                conn,
+                lambda db: db.execute(
+                    "SELECT episode_id, importance_score, created_at, id FROM episodes "
+                    "WHERE episode_id IN (SELECT value FROM json_each(?))",
+                    (json.dumps(list(fused)),),
+                ).fetchall(),
+            )
             blended = {
                 eid: round(blend(fused[eid], importance, read_time(created_at).timestamp(), now), 6)
-                for eid, importance, created_at in await self._on_thread(
-                    conn,
-                    lambda db: db.execute(
-                        "SELECT episode_id, importance_score, created_at FROM episodes "
-                        "WHERE episode_id IN (SELECT value FROM json_each(?))",
-                        (json.dumps(list(fused)),),
-                    ).fetchall(),
-                )
+                for eid, importance, created_at, _ in rows_read
             }
-            best = sorted(blended, key=blended.__getitem__, reverse=True)[:limit]
+            # Equal scores: the newest row first, as on Postgres (score DESC, id DESC), not the order rows came in.
+            row_ids = {eid: pk for eid, _, _, pk in rows_read}
+            best = sorted(blended, key=lambda eid: (blended[eid], row_ids[eid]), reverse=True)[:limit]
             if not best:
                 return []
             names = ", ".join(f":id{i}" for i in range(len(best)))
