@@ -120,3 +120,30 @@ async def test_project_round_trip_sqlite_to_postgres_and_redis(
         got = await target.lifecycle.resume(project, agent, sid)
         assert got.data == want.data
         assert await target.working.state(scope) == await source.working.state(scope)
+
+
+async def test_vectors_postgres_cannot_keep_are_counted_as_dropped(tmp_path: Path) -> None:
+    """An import into Postgres keeps vectors of its schema's width only; the others are dropped and counted in
+    ``vectors_dropped`` (for the backfill to embed again), as vectors of another model are."""
+    from tests import pg_servers
+
+    project = uuid.uuid4()
+    narrow = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'narrow.db'}", embedding_provider="hash", embedding_dimension=64
+    )
+    async with MemoryRuntime(narrow, embedding_retry=False) as rt:
+        for i in range(3):
+            await rt.episodic.record_episode(
+                project_id=project,
+                agent_instance_id=uuid.uuid4(),
+                task_type="t",
+                task_description=f"episode {i}",
+                outcome="success",
+            )
+        path = await export_to(rt, Selection(project), tmp_path / "narrow.jsonl", vectors=True)
+    url = pg_servers.database_url(await pg_servers.migrated_database())  # 256-wide vectors
+    async with MemoryRuntime(Settings(database_url=url), embedding_retry=False) as rt:  # no provider: any model
+        assert rt.transfer is not None
+        report = await rt.transfer.import_file(path)
+        assert report.counts["episodes"] == 3 and report.counts["vectors_dropped"] == 3
+        assert len(await rt.store.episodes_missing_embedding(10)) == 3

@@ -116,6 +116,10 @@ class PostgresEpisodes(EpisodeEdits):
                 logger.info("dropped the vector indexes of %d project(s) without episodes", len(dropped))
 
     # -- episodes --------------------------------------------------------------------------------------
+    def _vector_fits(self, embedding: Sequence[float]) -> bool:
+        """An import keeps a vector of the schema's width only (and counts the others it drops)."""
+        return len(embedding) == self.embedding_dimension
+
     def _embedding_text(self, embedding: Sequence[float] | None, what: str) -> str | None:
         """The vector as pgvector text, or None (logged) if it has the wrong number of dimensions."""
         if embedding is None:

@@ -83,6 +83,10 @@ class SqlTransfer:
         ) -> None: ...
 
     # -- what differs per store ---------------------------------------------------------------------------
+    def _vector_fits(self, embedding: Sequence[float]) -> bool:
+        """Whether the store can keep this vector (Postgres: a ``vector(n)`` column holds n dimensions only)."""
+        return True
+
     def _json(self, name: str) -> str:
         """The JSON parameter ``:name`` in SQL, as the store's ``_JSON`` writes one (SQLite: the text as is)."""
         return self._JSON.format(f":{name}")
@@ -344,7 +348,10 @@ class SqlTransfer:
             new_id = uuid.uuid4()
             plan.renamed_episodes[ep.episode_id] = new_id
         embedding, model = entry.embedding, entry.embedding_model
-        if embedding is not None and plan.vector_model is not None and model != plan.vector_model:
+        # Dropped (and counted, for the backfill to embed again): another model's vector, or one the store cannot
+        # keep.
+        wrong_model = plan.vector_model is not None and model != plan.vector_model
+        if embedding is not None and (wrong_model or not self._vector_fits(embedding)):
             embedding, model = None, None
             plan.counts["vectors_dropped"] += 1
         moved = ep.model_copy(update={"episode_id": new_id, "project_id": plan.project_id})
