@@ -81,6 +81,13 @@ def _glob_escape(text: str) -> str:
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
+def _one_node(info: dict[str, Any]) -> dict[str, Any]:
+    """An ``INFO`` reply of one server: in Cluster redis-py answers one reply per node (the first is taken)."""
+    if info and all(isinstance(v, dict) for v in info.values()):
+        return dict(next(iter(info.values())))
+    return info
+
+
 class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
 
@@ -167,9 +174,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     async def _eviction_policy(self) -> str | None:
         """Redis's ``maxmemory-policy`` (from ``INFO memory``, which the documented ACL allows; of one node in
         Cluster), or None if it does not say."""
-        info = await self._client.info("memory")
-        if info and all(isinstance(v, dict) for v in info.values()):  # cluster: one reply per node
-            info = next(iter(info.values()))
+        info = _one_node(await self._client.info("memory"))
         policy = info.get("maxmemory_policy") if info else None
         return str(policy) if policy is not None else None
 
@@ -196,8 +201,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         except Exception as exc:
             facts.update(reachable=False, error=str(unavailable(exc)))
             return facts
-        if info and all(isinstance(v, dict) for v in info.values()):  # cluster: one reply per node
-            info = next(iter(info.values()))
+        info = _one_node(info)
         facts.update(reachable=True, version=info.get("redis_version"), server_mode=info.get("redis_mode"))
         try:
             with anyio.fail_after(self._deadline):

@@ -187,19 +187,24 @@ class EpisodeEdits:
                 detail = {"forgotten": len(ids), "episode_ids": ids[:EVENT_IDS]}
                 await self._insert_event(conn, int(pk), event.with_detail(detail))
 
-    async def _text_is(self, conn: AsyncConnection, project_id: UUID, episode_id: UUID, made_from: EpisodeText) -> bool:
-        """In a write transaction: whether the episode still has the text ``made_from`` (its row then held until
-        the commit, on Postgres); False for an episode that is gone."""
+    async def _held_row(self, conn: AsyncConnection, project_id: UUID, episode_id: UUID) -> Any:
+        """In a write transaction: the episode's row (its ``id`` and :data:`EPISODE_COLUMNS`), held until the
+        commit on Postgres; None for an episode the project does not hold."""
         d = self._dialect
-        row = (
+        return (
             await conn.execute(
                 text(
-                    f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.project_id = :p AND e.episode_id = :e"
+                    f"SELECT e.id, {EPISODE_COLUMNS} FROM episodes e WHERE e.project_id = :p AND e.episode_id = :e"
                     f"{self._LOCK_ROW}"
                 ),
                 {"p": d.write_uuid(project_id), "e": d.write_uuid(episode_id)},
             )
         ).first()
+
+    async def _text_is(self, conn: AsyncConnection, project_id: UUID, episode_id: UUID, made_from: EpisodeText) -> bool:
+        """In a write transaction: whether the episode still has the text ``made_from`` (its row then held, as
+        :meth:`_held_row`); False for an episode that is gone."""
+        row = await self._held_row(conn, project_id, episode_id)
         return row is not None and EpisodeText.of(self._episode(row)) == made_from
 
     # -- edit ------------------------------------------------------------------------------------------------
@@ -225,15 +230,7 @@ class EpisodeEdits:
         if changes.reembed:
             sets.append(self._vector_set(changes, params))
         async with self._write() as conn:
-            found = (
-                await conn.execute(
-                    text(
-                        f"SELECT e.id, {EPISODE_COLUMNS} FROM episodes e "
-                        f"WHERE e.project_id = :p AND e.episode_id = :e{self._LOCK_ROW}"
-                    ),
-                    key,
-                )
-            ).first()
+            found = await self._held_row(conn, project_id, episode_id)
             if found is None:
                 return None
             if changes.made_from is not None and EpisodeText.of(self._episode(found)) != changes.made_from:
