@@ -14,6 +14,7 @@ import pytest
 from mcp_memory.models import LifecycleResult, Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
+from tests.waiting import until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
@@ -31,7 +32,7 @@ async def behind_the_lock(
     await lock.acquire()
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
-        await anyio.sleep(0.05)
+        await until(lambda: lock.statistics().tasks_waiting == 1, what="the call waits for the session's lock")
         clock.advance(10)
         lock.release()
     return done
