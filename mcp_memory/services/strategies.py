@@ -41,13 +41,11 @@ from mcp_memory.models import (
 )
 from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.staged_spawn import spawn_staged
+from mcp_memory.services.store_capabilities import StoreCapabilities
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import (
     DurableStore,
     EventRecord,
-    PackedCheckpoints,
-    PackedWorking,
-    PauseCopies,
     Retention,
     SameStoreLifecycle,
     StagedSpawn,
@@ -264,44 +262,18 @@ class OneTransaction:
         await self._ctx.durable.unseal(scope, token)
 
 
-@dataclass(frozen=True, slots=True)
-class _Capabilities:
-    """What the two stores offer beyond their ports, looked up once per pair of store objects: ``isinstance`` against
-    a runtime-checkable Protocol checks every member each time (4-10 µs a check, several per resume)."""
-
-    working: object
-    durable: object
-    copies: PauseCopies | None
-    """The working store, if it keeps a pause's copy (Redis)."""
-    packed: PackedWorking | None
-    """The working store, if it moves checkpoints as packed text (Redis)."""
-    packed_reads: PackedCheckpoints | None
-    """The durable store, if it reads a checkpoint as packed text and the working store takes that text."""
-
-    @classmethod
-    def of(cls, working: object, durable: object) -> _Capabilities:
-        packed = working if isinstance(working, PackedWorking) else None
-        return cls(
-            working,
-            durable,
-            working if isinstance(working, PauseCopies) else None,
-            packed,
-            durable if packed is not None and isinstance(durable, PackedCheckpoints) else None,
-        )
-
-
 class TwoStep:
     """Each transition a working-store call and a durable one, under this process's session lock."""
 
     def __init__(self, ctx: LifecycleContext) -> None:
         self._ctx = ctx
-        self._caps: _Capabilities | None = None
+        self._caps: StoreCapabilities | None = None
 
-    def _capabilities(self) -> _Capabilities:
+    def _capabilities(self) -> StoreCapabilities:
         working, durable = self._ctx.working.store, self._ctx.durable
         caps = self._caps
         if caps is None or caps.working is not working or caps.durable is not durable:
-            caps = self._caps = _Capabilities.of(working, durable)
+            caps = self._caps = StoreCapabilities.of(working, durable)
         return caps
 
     async def spawn(
