@@ -77,8 +77,16 @@ def ids(scope: Scope) -> tuple[str, str, str]:
 
 
 async def assert_absent(rt: MemoryRuntime, scope: Scope) -> None:
-    """Every call answers as if the session had never been spawned."""
+    """Every call answers as if the session had never been spawned, listings and completions included (the
+    briefing sends a model to ``list_sessions``: a session listed there must be one it can call)."""
     assert await rt.store.get_session(scope) is None
+    assert (await rt.sessions.list_sessions(scope.project_id))["sessions"] == []
+    assert (await rt.sessions.list_sessions(scope.project_id, scope.agent_instance_id))["sessions"] == []
+    project, agent = [scope.project_id], scope.agent_instance_id
+    assert await rt.sessions.complete("session", "", 100, project) == ([], 0)
+    assert await rt.sessions.complete("agent", "", 100, project) == ([], 0)
+    assert await rt.sessions.complete("project", str(scope.project_id)[:8], 100, None) == ([], 0)
+    assert await rt.sessions.complete("checkpoint", "", 100, project, agent, scope.session_id) == ([], 0)
     with pytest.raises(NotFound):
         await rt.working.list_keys(scope)
     with pytest.raises(NotFound):

@@ -30,7 +30,7 @@ from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import IdentifierKind, SessionRow
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_is, as_uuid
-from mcp_memory.stores.sql.queries import LIVE, SCOPE
+from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE
 
 FIRST_KEYS = 5
 """How many working-memory keys a listed session shows."""
@@ -112,7 +112,7 @@ class SessionQueries:
         d = self._dialect
         wants_datetime = d.write_time is not as_is  # Postgres binds times as datetimes, SQLite as epoch floats
         params: dict[str, Any] = {"p": d.write_uuid(project_id), "limit": limit, "now": now}
-        where = "s.project_id = :p"
+        where = f"s.project_id = :p AND s.{COMPLETE}"  # a spawn under way (or crashed in) is no session yet
         if agent_instance_id is not None:
             where += " AND s.agent_instance_id = :a"
             params["a"] = d.write_uuid(agent_instance_id)
@@ -185,7 +185,7 @@ class SessionQueries:
                 within = f" AND project_id IN ({', '.join(names)})"
             match = _prefix_clause("project_id", prefix, params)
             sql = (
-                f"SELECT v, MAX(at) AS at FROM (SELECT project_id AS v, updated_at AS at FROM sessions WHERE 1 = 1"
+                f"SELECT v, MAX(at) AS at FROM (SELECT project_id AS v, updated_at AS at FROM sessions WHERE {COMPLETE}"
                 f"{within}{match} UNION ALL SELECT project_id, created_at FROM episodes WHERE 1 = 1{within}{match}) u "
                 "GROUP BY v"
             )
@@ -201,14 +201,14 @@ class SessionQueries:
                 match = _prefix_clause("agent_instance_id", prefix, params)
                 sql = (
                     "SELECT v, MAX(at) AS at FROM (SELECT agent_instance_id AS v, updated_at AS at FROM sessions "
-                    f"WHERE project_id = :p{match} UNION ALL SELECT agent_instance_id, created_at FROM episodes "
-                    f"WHERE project_id = :p{match}) u GROUP BY v"
+                    f"WHERE project_id = :p AND {COMPLETE}{match} UNION ALL SELECT agent_instance_id, created_at "
+                    f"FROM episodes WHERE project_id = :p{match}) u GROUP BY v"
                 )
             elif kind == "session":
                 match = _prefix_clause("session_id", prefix, params)
                 sql = (
                     "SELECT session_id AS v, MAX(updated_at) AS at FROM sessions "
-                    f"WHERE project_id = :p{agent}{match} GROUP BY session_id"
+                    f"WHERE project_id = :p AND {COMPLETE}{agent}{match} GROUP BY session_id"
                 )
             elif kind == "checkpoint":
                 if agent_instance_id is None or session_id is None:
@@ -217,7 +217,7 @@ class SessionQueries:
                 match = _prefix_clause("checkpoint_id", prefix, params)
                 sql = (
                     "SELECT checkpoint_id AS v, created_at AS at FROM checkpoints "
-                    f"WHERE session_pk = (SELECT id FROM sessions WHERE {SCOPE}){match}"
+                    f"WHERE session_pk = (SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}){match}"
                 )
             else:
                 session = ""
