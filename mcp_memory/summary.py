@@ -7,8 +7,9 @@ key, most informative first, within a budget of UTF-8 bytes:
 2. long strings, shown by their length and beginning;
 3. objects and arrays, shown by their shape (an object's keys, an array's length and element types), never
    dumped: a summary says what is there, the checkpoint holds the data;
-4. nulls, and values kept out of the summary because they look like secrets (a key such as ``api_key`` or
-   ``password``, or a value such as ``sk-...``, ``ghp_...``, a JWT or a private key): their name, not their value.
+4. nulls, and values kept out of the summary because they look like secrets (a key such as ``api_key``, ``password``
+   or ``pin``, whether its value is text, a structure or a number, or a value such as ``sk-...``, ``ghp_...``, a JWT
+   or a private key): their name, not their value.
 
 Keys that do not fit are named at the end as far as the budget allows. Ties go by key, so the same state
 always gives the same summary. Expired keys never reach here (the working store's snapshot skips them).
@@ -40,9 +41,16 @@ _TYPE_BY_FIRST_CHAR = {"{": "object", "[": "array", '"': "string", "t": "boolean
 
 _SECRET_KEY = re.compile(
     r"passw|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credential|authorization|"
-    r"cookie|bearer|signature|(?<![a-z])(pin|otp)(?![a-z])",
+    r"cookie|bearer|signature|(?<![a-z])(pin|otp|cvv|cvc|ssn)(?![a-z])",
     re.IGNORECASE,
 )
+_COUNTING_KEY = re.compile(
+    r"(max|min|num|total|n|prompt|completion|input|output)[_-]?tokens?|"
+    r"tokens?[_-]?(count|limit|budget|used|usage|left|remaining|per)|tokens(?![a-z])",
+    re.IGNORECASE,
+)
+"""What in a key names a count of tokens (``max_tokens``, ``token_count``, ``tokens``): a number there is a size,
+not a secret."""
 _SECRET_VALUE = re.compile(
     r'^"(sk-|sk_live_|rk_live_|ghp_|gho_|ghs_|github_pat_|xox[abposr]-|AKIA|ASIA|AIza|glpat-|'
     r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}|-----BEGIN [A-Z ]*PRIVATE KEY)"
@@ -55,11 +63,17 @@ def json_type(raw: str) -> str:
 
 
 def looks_secret(key: str, raw: str) -> bool:
-    """Whether a value should stay out of summaries: a secret-sounding key holding text or a structure, or a
-    value shaped like a well-known credential."""
+    """Whether a value should stay out of summaries: a secret-sounding key holding text, a structure or a number
+    (PINs, one-time codes and numeric passwords are numbers; a count of tokens such as ``max_tokens`` is not a
+    secret), or a value shaped like a well-known credential. Booleans and nulls say nothing secret."""
     if _SECRET_VALUE.match(raw):
         return True
-    return bool(_SECRET_KEY.search(key)) and json_type(raw) in {"string", "object", "array"}
+    kind = json_type(raw)
+    if kind in {"boolean", "null"}:
+        return False
+    if kind == "number":
+        key = _COUNTING_KEY.sub(" ", key)
+    return bool(_SECRET_KEY.search(key))
 
 
 def _size(text: str) -> int:

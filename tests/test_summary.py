@@ -65,7 +65,13 @@ def test_secrets_are_named_but_never_shown() -> None:
     assert "- db_password: (string, 9 B, withheld: looks like a secret)" in text
     assert looks_secret("apiKey", '"x"') and looks_secret("AUTHORIZATION", '"Bearer x"')
     assert looks_secret("anything", '"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig"')
-    assert not looks_secret("max_tokens", "4096")  # a number under a secret-sounding key says nothing secret
+    # A number under a secret-sounding key is a PIN, a code or a numeric password; a count of tokens is not.
+    assert looks_secret("bank_pin", "4821") and looks_secret("otp", "739201") and looks_secret("password", "12345678")
+    assert looks_secret("card_cvv", "123") and looks_secret("access_token", "99") and looks_secret("token", "7")
+    for counting in ("max_tokens", "maxTokens", "token_count", "tokens", "prompt_tokens", "tokens_per_second"):
+        assert not looks_secret(counting, "4096"), counting
+    assert looks_secret("max_tokens_password", "1")  # a count's name does not hide a secret beside it
+    assert not looks_secret("password_set", "true") and not looks_secret("pin", "null")  # says nothing secret
     assert not looks_secret("footprint", '"small"') and not looks_secret("spinner", '"on"')
     assert looks_secret("otp", '"123456"') and looks_secret("user_pin", '"1234"')
 
