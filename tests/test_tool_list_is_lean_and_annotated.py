@@ -72,8 +72,13 @@ async def test_every_tool_has_a_title_and_all_four_hints(settings: Settings) -> 
     by_name = {t["name"]: t["annotations"] for t in tools}
     for name in ("memory_get", "memory_list", "list_checkpoints", "search_episodes", "memory_prompt"):
         assert by_name[name]["readOnlyHint"] is True, name
-    for name in ("terminate", "memory_delete", "resume"):
-        assert by_name[name]["destructiveHint"] is True and by_name[name]["readOnlyHint"] is False, name
+    # Destructive: may delete or replace what is stored (a pause prunes the checkpoints past the bound, an update
+    # replaces an episode's lessons); the others only add or read.
+    destructive = {name for name, hints in by_name.items() if hints["destructiveHint"]}
+    assert destructive - OWNER_TOOLS == {"pause", "resume", "terminate", "memory_set", "memory_delete"}
+    assert destructive & OWNER_TOOLS == {"delete_session", "delete_checkpoint", "forget_episodes", "update_episode"}
+    assert OWNER_TOOLS <= set(by_name)
+    assert not any(by_name[name]["readOnlyHint"] for name in destructive)
 
 
 async def test_schemas_are_lean_and_every_argument_is_described(settings: Settings) -> None:

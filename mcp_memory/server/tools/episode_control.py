@@ -44,7 +44,7 @@ def register(server: MemoryServer) -> None:
         )
         return reply(result)
 
-    @server.tool(description=UPDATE_EPISODE, **hints("Update episode", idempotent=True))
+    @server.tool(description=UPDATE_EPISODE, **hints("Update episode", destructive=True, idempotent=True))
     async def update_episode(
         episode_id: Annotated[str, Field(description="Its id.")],
         project_id: ProjectId = None,

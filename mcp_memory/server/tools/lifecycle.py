@@ -49,7 +49,7 @@ def register(server: MemoryServer) -> None:
         r = await lifecycle.spawn(project, agent, session_id, agent_type_id, initial_state, metadata)
         return reply(r.data)
 
-    @server.tool(description=PAUSE, **hints("Pause"))
+    @server.tool(description=PAUSE, **hints("Pause", destructive=True))
     async def pause(
         session_id: SessionId,
         project_id: ProjectId = None,
