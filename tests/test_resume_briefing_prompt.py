@@ -150,6 +150,8 @@ async def test_briefing_prompt_and_tool_give_state_checkpoints_and_episodes_with
             # Bad arguments: a clear invalid-params error naming the problem, never a generic rendering failure.
             for bad, expected in [
                 ({"token_budget": "lots"}, "invalid_argument: token_budget must be a whole number"),
+                ({"token_budget": "²"}, "invalid_argument: token_budget must be a whole number"),  # a digit to isdigit
+                ({"token_budget": "1e3"}, "invalid_argument: token_budget must be a whole number"),
                 ({"token_budget": "5"}, "invalid_argument: token_budget must be from 100"),
                 ({"budget": "100"}, "invalid_argument: unknown argument(s) for resume_briefing: budget"),
                 ({"session_id": "no-such-session"}, "not_found: session 'no-such-session'"),

@@ -21,6 +21,7 @@ other episodes, the next steps. The text keeps the reading order above whatever 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +57,7 @@ _MIN_STATE_BYTES = 80
 _LEFT_OUT_ROOM = 200
 """Bytes kept free for the line that says what was left out (a fifth of a small budget, 100 at least)."""
 _TASK_SHOWN = 200
+_TASK_TYPE_SHOWN = 60
 _LESSON_SHOWN = 400
 _DETAILS_SHOWN = 300
 
@@ -63,6 +65,10 @@ _DETAILS_SHOWN = 300
 def estimate_tokens(text: str) -> int:
     """Tokens of ``text``, estimated from its UTF-8 size."""
     return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
+
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
+"""ASCII digits only: ``str.isdigit`` also takes ``²``, which ``int`` refuses."""
 
 
 def parse_token_budget(raw: object) -> int:
@@ -75,7 +81,7 @@ def parse_token_budget(raw: object) -> int:
         raise InvalidArgument("token_budget must be a whole number")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
+    elif isinstance(raw, str) and _WHOLE_NUMBER.fullmatch(raw.strip()):
         value = int(raw.strip())
     else:
         raise InvalidArgument("token_budget must be a whole number of tokens, e.g. 1500")
@@ -129,9 +135,14 @@ class Briefing:
     """What did not fit, e.g. ``["3 episodes", "2 checkpoints"]``."""
 
 
+_NAMED_WHOLE = frozenset({"session status", "working-memory summary", "next steps"})
+"""Pieces that are one thing each, named in the left-out note without a number."""
+
+
 def _count(n: int, kind: str) -> str:
-    """``2 episodes``, ``1 checkpoint``; the state summary is one thing, named without a number."""
-    if kind == "working-memory summary":
+    """``2 episodes``, ``1 checkpoint``; the status line, the state summary and the next steps are one thing each,
+    named without a number."""
+    if kind in _NAMED_WHOLE:
         return kind
     return f"{n} {kind if n != 1 else kind.removesuffix('s')}"
 
@@ -182,24 +193,30 @@ def _session_line(info: SessionInfo) -> str:
     return line
 
 
+def _one_line(text: str, max_bytes: int) -> str:
+    """Stored free text on one line: a newline in a label or a task type could otherwise start a section of its own
+    (``## Next steps`` written by whoever stored it)."""
+    return clip(" ".join(text.split()), max_bytes)
+
+
 def _checkpoint_line(cp: CheckpointInfo) -> str:
-    label = f' "{clip(cp.label, 80)}"' if cp.label else ""
+    label = f' "{_one_line(cp.label, 80)}"' if cp.label else ""
     return f"- `{cp.checkpoint_id}` {_when(cp.created_at)}{label}, {cp.keys_count} keys"
 
 
 def _episode_text(ep: Episode, own: bool) -> str:
-    facts = [ep.outcome.value, ep.task_type, _when(ep.created_at)]
+    facts = [ep.outcome.value, _one_line(ep.task_type, _TASK_TYPE_SHOWN), _when(ep.created_at)]
     if own:
         facts.append("yours")
     lines = [
-        f"### {clip(' '.join(ep.task_description.split()), _TASK_SHOWN)}",
+        f"### {_one_line(ep.task_description, _TASK_SHOWN)}",
         f"{', '.join(facts)}; `{ep.episode_id}`",
     ]
     if ep.lessons_learned:
         lines.append("Lessons:")
-        lines.extend(f"- {clip(' '.join(lesson.split()), _LESSON_SHOWN)}" for lesson in ep.lessons_learned)
+        lines.extend(f"- {_one_line(lesson, _LESSON_SHOWN)}" for lesson in ep.lessons_learned)
     elif ep.outcome_details:
-        lines.append(clip(" ".join(ep.outcome_details.split()), _DETAILS_SHOWN))
+        lines.append(_one_line(ep.outcome_details, _DETAILS_SHOWN))
     return "\n".join(lines)
 
 
@@ -224,8 +241,12 @@ def _next_steps(req: BriefingRequest, info: SessionInfo | None, newest: str | No
 async def _episodes(rt: MemoryRuntime, req: BriefingRequest) -> list[tuple[Episode, bool]]:
     """The episodes to show, best first, each with whether it is the agent's own."""
     if req.task is None:
-        recent = await rt.store.recent_episodes([req.project_id], EPISODES_SHOWN)
-        return [(ep, ep.agent_instance_id == req.agent_instance_id) for ep in recent]
+        mine: list[Episode] = []
+        if req.agent_instance_id is not None:  # the agent's own newest first, as with a task
+            own_filter = EpisodeFilter(agent_instance_id=req.agent_instance_id)
+            mine = await rt.store.recent_episodes([req.project_id], OWN_EPISODES_FIRST, own_filter)
+        recent = mine + await rt.store.recent_episodes([req.project_id], EPISODES_SHOWN)
+        return _first_of_each(recent, req.agent_instance_id)
     # One embedding for both searches: a remote provider would otherwise be asked twice for the same text.
     vectors = await rt.episodic.embed([req.task])
     vector = vectors[0] if vectors else None
@@ -240,13 +261,17 @@ async def _episodes(rt: MemoryRuntime, req: BriefingRequest) -> list[tuple[Episo
     own: list[Episode] = []
     if req.agent_instance_id is not None:
         own = await search(EpisodeFilter(agent_instance_id=req.agent_instance_id), OWN_EPISODES_FIRST)
-    found = own + await search(EpisodeFilter(), EPISODES_SHOWN)
+    return _first_of_each(own + await search(EpisodeFilter(), EPISODES_SHOWN), req.agent_instance_id)
+
+
+def _first_of_each(found: list[Episode], agent: UUID | None) -> list[tuple[Episode, bool]]:
+    """``found`` without repeats, at most :data:`EPISODES_SHOWN`, each with whether it is ``agent``'s own."""
     seen: set[UUID] = set()
     result: list[tuple[Episode, bool]] = []
     for ep in found:
         if ep.episode_id not in seen:
             seen.add(ep.episode_id)
-            result.append((ep, ep.agent_instance_id == req.agent_instance_id))
+            result.append((ep, ep.agent_instance_id == agent))
     return result[:EPISODES_SHOWN]
 
 
@@ -278,13 +303,14 @@ async def build_briefing(rt: MemoryRuntime, req: BriefingRequest) -> Briefing:
     # In priority order (the text is rendered in section order).
     ranked: list[_Item] = []
     if info is not None:
-        ranked.append(_Item(_SESSION, _session_line(info)))
+        ranked.append(_Item(_SESSION, _session_line(info), "session status"))
     cp_items = [_Item(_CHECKPOINTS, _checkpoint_line(cp), "checkpoints", cp.checkpoint_id) for cp in checkpoints]
     ep_items = [_Item(_EPISODES, _episode_text(ep, own), "episodes", str(ep.episode_id)) for ep, own in episodes]
     ranked += cp_items[:1] + ep_items[:1] + cp_items[1:] + ep_items[1:]
     if not episodes:
         ranked.append(_Item(_EPISODES, "None found in this project." if req.task else "None yet in this project."))
-    ranked.append(_Item(_NEXT, _next_steps(req, info, checkpoints[0].checkpoint_id if checkpoints else None)))
+    newest = checkpoints[0].checkpoint_id if checkpoints else None
+    ranked.append(_Item(_NEXT, _next_steps(req, info, newest), "next steps"))
 
     kept: list[_Item] = []
     if info is not None and scope is not None and info.status != SessionStatus.TERMINATED:
