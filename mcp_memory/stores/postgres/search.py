@@ -29,7 +29,7 @@ from mcp_memory.ranking import (
 from mcp_memory.stores.ports import EpisodeFilter
 from mcp_memory.stores.postgres.statements import DIALECT
 from mcp_memory.stores.sql.queries import EPISODE_COLUMNS, filter_clause
-from mcp_memory.stores.sql.rules import COMMON_TERM_MIN_EPISODES, COMMON_TERM_SHARE, candidate_pool
+from mcp_memory.stores.sql.rules import COMMON_TERM_MIN_EPISODES, COMMON_TERM_SHARE, candidate_pool, distinct_words
 
 BM25_K1 = 1.2
 BM25_B = 0.75
@@ -86,7 +86,7 @@ def ts_query(query: str) -> str | None:
     """A user's words as an OR-ed ``to_tsquery`` text: ``'word1 | word2'`` (letters and digits only, so no
     tsquery syntax can be injected). ``websearch_to_tsquery`` would AND the words, and an episode missing one
     of them would not be found at all."""
-    tokens = list(dict.fromkeys(_TS_TOKEN.findall(query.lower())))[:64]
+    tokens = distinct_words(_TS_TOKEN.findall(query))[:64]
     return " | ".join(tokens) if tokens else None
 
 

@@ -16,6 +16,16 @@ COMMON_TERM_MIN_EPISODES = 5000
 """...once the project holds this many episodes (below it, ranking every match costs little)."""
 
 
+def distinct_words(words: list[str]) -> list[str]:
+    """A query's words without repeats (``Run`` repeats ``run``), each as the user wrote it: the store's own
+    tokenizer folds case as it did when indexing. Lower-casing in Python first can split a word: ``"İ".lower()`` is
+    ``i`` and a combining dot, which no word pattern matches, so ``İstanbul`` became ``i`` and ``stanbul``."""
+    first: dict[str, str] = {}
+    for word in words:
+        first.setdefault(word.lower(), word)
+    return list(first.values())
+
+
 def candidate_pool(limit: int) -> int:
     """How many full-text candidates ``search_episodes`` ranks for ``limit`` results (and SQLite's vector pool)."""
     return max(limit * 10, 50)

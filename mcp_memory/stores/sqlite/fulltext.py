@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp_memory.models import Episode
-from mcp_memory.stores.sql.rules import COMMON_TERM_MIN_EPISODES, COMMON_TERM_SHARE
+from mcp_memory.stores.sql.rules import COMMON_TERM_MIN_EPISODES, COMMON_TERM_SHARE, distinct_words
 from mcp_memory.stores.sqlite.vectors import vector_to_blob
 
 _FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -123,7 +123,7 @@ def query_terms(db: sqlite3.Connection, query: str) -> dict[str, int]:
     ``"running runs"`` weighs the term ``run`` twice, as FTS5 did for the OR of the two quoted words. Words are
     data, never FTS syntax (nothing here is a MATCH expression). At most :data:`MAX_QUERY_WORDS` words and
     :data:`_MAX_QUERY_TERMS` terms, the first ones of the query."""
-    words = list(dict.fromkeys(_FTS_TOKEN.findall(query.lower())))[:MAX_QUERY_WORDS]
+    words = distinct_words(_FTS_TOKEN.findall(query))[:MAX_QUERY_WORDS]
     if not words:
         return {}
     empty = ("",) * (len(_TEXT_COLUMNS) - 1)
