@@ -4,6 +4,7 @@ graph, pgvector 0.6 filters after the scan and those neighbours would crowd the 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -107,3 +108,28 @@ async def test_a_projects_recall_stays_when_another_project_crowds_its_vectors(s
     async with store._write() as conn:
         await conn.execute(text(f"DROP INDEX {index_name(mine)}"))
     print("recall@10 through the shared graph:", await recall_at_10(store, mine, queries), "own index:", crowded)
+
+
+async def test_servers_building_indexes_at_once_build_each_once_without_error() -> None:
+    """Two servers on one database check for missing indexes together (each does on its first vector search): one
+    builds, the other finds the build under way and leaves it, and no call fails (two concurrent builders drop and
+    create the same index concurrently, and Postgres ends that in a deadlock)."""
+    async with pg_servers.open_postgres_store(EXACT_SCAN_MAX) as first:
+        second = PostgresStore(first._url, embedding_dimension=DIM)
+        second.exact_scan_max = EXACT_SCAN_MAX
+        await second.start()
+        rng = random.Random(11)
+        project = uuid.uuid4()
+        await add(first, project, [[rng.gauss(0.0, 1.0) for _ in range(DIM)] for _ in range(3000)])
+        built = await asyncio.gather(first.build_vector_indexes(), second.build_vector_indexes())
+        assert sorted(built, key=len) == [[], [project]]
+        async with first._read() as conn:
+            valid = await conn.execute(
+                text(
+                    "SELECT i.indisvalid FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid WHERE x.relname = :n"
+                ),
+                {"n": index_name(project)},
+            )
+            assert [r[0] for r in valid] == [True]
+        assert await second.build_vector_indexes() == []  # nothing left to build
+        await second.close()

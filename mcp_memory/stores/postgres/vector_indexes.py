@@ -59,6 +59,20 @@ a project's row stays at 0 once its episodes are gone), on the store's own ``epi
 another schema's store is left alone). Each holds a graph of dead rows only, and nothing else would drop it."""
 
 
+_ONE_BUILDER = (
+    "SELECT pg_try_advisory_lock(hashtextextended('mcp_memory.vector_indexes:' || "
+    "CAST(CAST(CAST('episodes' AS regclass) AS oid) AS text), 0))"
+)
+"""Taken for the connection's life (it closes with the lock: NullPool) by whoever builds or drops partial indexes
+of this store's ``episodes``. Two servers on one database check for missing indexes together (each on its first
+vector search); two concurrent ``DROP``/``CREATE INDEX CONCURRENTLY`` of one index wait on each other's
+transactions and Postgres ends that in a deadlock, so the second one leaves the work to the first."""
+
+
+async def _sole_builder(conn: AsyncConnection) -> bool:
+    return bool((await conn.execute(text(_ONE_BUILDER))).scalar_one())
+
+
 async def _drop_orphans(conn: AsyncConnection) -> list[UUID]:
     found = await conn.execute(text(_ORPHANS), {"prefix": INDEX_PREFIX, "pattern": f"^{INDEX_PREFIX}[0-9a-f]{{32}}$"})
     # Only names of the form index_name() gives match, and the statement is built from the id parsed back.
@@ -74,6 +88,8 @@ async def drop_orphans(url: URL | str, lock_timeout_ms: int | None = None) -> li
     concurrent build (minutes on a large project), and a caller that must not wait that long gets the lock
     timeout's error instead, leaving the index to the next :func:`build_missing`."""
     async with autocommit_connection(url) as conn:
+        if not await _sole_builder(conn):
+            return []  # a build is under way: it drops them first
         if lock_timeout_ms is not None:
             await conn.execute(text(f"SET lock_timeout = {int(lock_timeout_ms)}"))
         return await _drop_orphans(conn)
@@ -81,9 +97,12 @@ async def drop_orphans(url: URL | str, lock_timeout_ms: int | None = None) -> li
 
 async def build_missing(url: URL | str, exact_scan_max: int) -> list[UUID]:
     """Build the partial index of every project of more than ``exact_scan_max`` episodes that has none, largest
-    first, one at a time (each build takes a core); the projects indexed. First drop the indexes of projects
-    without episodes (:func:`drop_orphans`), so those an erase could not drop do not stay for good."""
+    first, one at a time (each build takes a core); the projects indexed (none while another server builds them).
+    First drop the indexes of projects without episodes (:func:`drop_orphans`), so those an erase could not drop do
+    not stay for good."""
     async with autocommit_connection(url) as conn:
+        if not await _sole_builder(conn):
+            return []  # another server is building them
         await _drop_orphans(conn)
         found = await conn.execute(text(_MISSING), {"over": exact_scan_max, "prefix": INDEX_PREFIX})
         projects = [UUID(str(r[0])) for r in found]
