@@ -99,9 +99,38 @@ async def test_sessions_page_by_position_without_repeats_while_sessions_become_a
     assert ids(await ok(client, "list_sessions", project_id=p, limit=2)) == ["s1", "s5"]
 
 
+async def test_paging_goes_on_past_a_deleted_cursor_session_among_sessions_of_the_same_time(
+    client: Client, runtime: MemoryRuntime
+) -> None:
+    """Sessions active at the same instant (the clock stands still here) page in a fixed order, and a page goes on
+    where the last one ended even when the session its cursor names has been deleted since: none is skipped."""
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    for i in range(7):
+        await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id=f"s{i}")
+    for agent in (a, None):
+        listed: list[str] = []
+        page = await ok(client, "list_sessions", project_id=p, agent_instance_id=agent, limit=2)
+        listed += ids(page)
+        gone = ids(page)[-1]
+        await runtime.control.delete_session(p, a, gone)
+        while page["next_before"]:
+            page = await ok(
+                client, "list_sessions", project_id=p, agent_instance_id=agent, limit=2, before=page["next_before"]
+            )
+            listed += ids(page)
+        left = {s["session_id"] for s in (await ok(client, "list_sessions", project_id=p, limit=100))["sessions"]}
+        assert sorted(listed) == sorted(left | {gone}) and len(listed) == len(set(listed)), (agent, listed)
+
+
 async def test_sessions_listing_refuses_a_malformed_cursor_and_bad_limits(client: Client) -> None:
     p = str(uuid.uuid4())
     assert (await err(client, "list_sessions", project_id=p, before="not a cursor")).startswith("invalid_argument:")
+    a = str(uuid.uuid4())
+    for forged in ({"t": 1e300, "a": a, "s": "s"}, {"u": 10**20, "a": a, "s": "s"}, {"t": -1e300, "a": a, "s": "s"}):
+        cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
+        answer = await client.call_tool("list_sessions", {"project_id": p, "before": cursor})
+        text = answer.content[0].text  # type: ignore[union-attr]
+        assert not answer.is_error or text.startswith("invalid_argument:"), (forged, text)
     assert (await err(client, "list_sessions", project_id=p, limit=0)).startswith("invalid_argument:")
     assert (await err(client, "list_sessions", project_id=p, limit=101)).startswith("invalid_argument:")
     assert (await err(client, "list_sessions", project_id=p, status="sleeping")).startswith("invalid_argument:")

@@ -5,7 +5,8 @@
 Each call is one statement. The SQL is the same on both but for two fragments each store names: how a session's
 first working-memory keys are collected (``_FIRST_KEYS``) and read back (``_read_keys``). Row-value comparison
 ``(a, b) < (x, y)`` is standard SQL that both SQLite (3.15+) and Postgres answer from the index
-``sessions_*_activity`` (``(project_id[, agent_instance_id], updated_at, id)``), so a page costs its own rows only.
+``sessions_*_activity`` (``(project_id[, agent_instance_id], updated_at, id)``), read in time order with ties in
+time sorted by the session's ids, so a page costs its own rows (and the ties of its last time) only.
 
 Activity is the session's ``updated_at``: its last lifecycle event (spawn, pause, resume, terminate). A
 ``memory_set`` does not move it: on Redis, working-memory writes never reach the durable store, and on SQL stores
@@ -64,12 +65,12 @@ def decode_position(cursor: str, want_datetime: bool) -> tuple[Any, UUID, str]:
             at: datetime | float = _EPOCH + timedelta(microseconds=int(data["u"]))
         else:
             at = float(data["t"])
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError):
+        if want_datetime and not isinstance(at, datetime):
+            at = datetime.fromtimestamp(at, UTC)  # out of range for a forged time: malformed too
+        elif not want_datetime and isinstance(at, datetime):
+            at = at.timestamp()
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):
         raise InvalidArgument("before: malformed cursor (pass a next_before from list_sessions)") from None
-    if want_datetime and not isinstance(at, datetime):
-        at = datetime.fromtimestamp(at, UTC)
-    elif not want_datetime and isinstance(at, datetime):
-        at = at.timestamp()
     return at, agent, session
 
 
@@ -122,12 +123,17 @@ class SessionQueries:
         if before is not None:
             params["b_at"], b_agent, params["b_sid"] = decode_position(before, wants_datetime)
             params["b_agent"] = d.write_uuid(b_agent)
-            # The cursor's session's row id, looked up in this project (a session deleted since: 0, so rows at its
-            # very time are taken as served).
+            # Ties in time go by the ids the cursor carries, so a page goes on where the last one ended even when
+            # the cursor's session has been deleted since (its row id, looked up, would be gone with it). The
+            # first bound lets the activity index serve the range.
             where += (
-                " AND (s.updated_at, s.id) < (:b_at, COALESCE((SELECT b.id FROM sessions b WHERE b.project_id = :p "
-                "AND b.agent_instance_id = :b_agent AND b.session_id = :b_sid), 0))"
+                " AND s.updated_at <= :b_at "
+                "AND (s.updated_at, s.agent_instance_id, s.session_id) < (:b_at, :b_agent, :b_sid)"
             )
+        # Newest activity first, ties by the ids a cursor carries; with one agent, its id is left out of the order
+        # (SQLite would otherwise sort all of the agent's sessions instead of reading its activity index in order).
+        order = "s.updated_at DESC, " + ("" if agent_instance_id is not None else "s.agent_instance_id DESC, ")
+        order += "s.session_id DESC"
         live_w = LIVE.replace("expires_at", "w.expires_at")
         columns = ""
         if working:
@@ -143,7 +149,7 @@ class SessionQueries:
             "LEFT JOIN checkpoints c ON c.id = (SELECT c2.id FROM checkpoints c2 WHERE c2.session_pk = s.id "
             "ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) "
             "LEFT JOIN episodes e ON e.episode_id = s.episode_id "
-            f"WHERE {where} ORDER BY s.updated_at DESC, s.id DESC LIMIT :limit"
+            f"WHERE {where} ORDER BY {order} LIMIT :limit"
         )
         async with self._read() as conn:
             rows = (await conn.execute(text(sql), params)).all()
