@@ -37,6 +37,8 @@ class Behaviour:
     reverse: bool = False
     refuse: str | None = None
     """Answer 400 to any request with an input containing this (an input the model will not take)."""
+    answers: int | None = None
+    """Answer (or refuse) this many requests, then fail every one with ``status`` (a rate limit that starts)."""
 
 
 @dataclass
@@ -68,6 +70,9 @@ class FakeEmbeddingAPI:
             fail = b.failures != 0
             if b.failures > 0:
                 b.failures -= 1
+            if b.answers is not None:
+                fail = fail or b.answers == 0
+                b.answers = max(0, b.answers - 1)
         if b.delay:
             await asyncio.sleep(b.delay)
         if fail:

@@ -94,9 +94,9 @@ class EmbeddingBackfill:
                     report.stopped = str(error)
                     break
                 # Refused: find out whether some episodes are the problem or the provider (then stop).
-                done = await self._one_by_one(todo, report, skip)
-                if not done:
-                    report.stopped = str(error)
+                done, down = await self._one_by_one(todo, report, skip)
+                if down is not None or not done:
+                    report.stopped = down or str(error)
                     break
                 continue
             if self._on_recovered is not None:
@@ -115,15 +115,22 @@ class EmbeddingBackfill:
         else:
             skip.add(ep.episode_id)  # deleted meanwhile or embedded by another process: nothing to do
 
-    async def _one_by_one(self, todo: list[Episode], report: BackfillReport, skip: set[UUID]) -> int:
-        """Embed a refused batch episode by episode; remembers the refused ones. Returns how many passed
-        (0: every one was refused, so it is the provider's configuration, not the episodes; none is remembered)."""
+    async def _one_by_one(self, todo: list[Episode], report: BackfillReport, skip: set[UUID]) -> tuple[int, str | None]:
+        """Embed a refused batch episode by episode; remembers the refused ones. Returns how many passed (0: every
+        one was refused, so it is the provider's configuration, not the episodes; none is remembered) and, if the
+        provider went down meanwhile (a transient error: a rate limit, a timeout), that error: the retry stops there,
+        and the episodes not tried are no episode's fault."""
         refused: list[tuple[Episode, str]] = []
         done = 0
-        for ep in todo:
+        down: str | None = None
+        for tried, ep in enumerate(todo):
             try:
                 vectors = await self._embedder.embed([episode_text(ep)])
             except Exception as exc:
+                if isinstance(exc, EmbeddingError) and exc.transient:
+                    down = str(exc)
+                    report.failed += len(todo) - tried
+                    break
                 refused.append((ep, str(exc)))
                 continue
             await self._attach(ep, vectors[0], report, skip)
@@ -138,7 +145,7 @@ class EmbeddingBackfill:
                 skip.add(ep.episode_id)
                 if len(self._rejected) < _MAX_REJECTED:
                     self._rejected.add(ep.episode_id)
-        return done
+        return done, down
 
     # -- background retry --------------------------------------------------------------------------------
     def start(self, interval: float, max_batches: int = BACKGROUND_MAX_BATCHES) -> None:
