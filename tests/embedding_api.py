@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mcp_memory.embeddings import HashEmbedding
@@ -37,6 +37,9 @@ class Behaviour:
     reverse: bool = False
     refuse: str | None = None
     """Answer 400 to any request with an input containing this (an input the model will not take)."""
+    trickle: bool = False
+    """Answer 200 and then send the body a byte at a time, never finishing (a proxy or server that hangs mid-body:
+    every read gets something, so no read timeout ever fires)."""
     answers: int | None = None
     """Answer (or refuse) this many requests, then fail every one with ``status`` (a rate limit that starts)."""
 
@@ -75,6 +78,8 @@ class FakeEmbeddingAPI:
                 b.answers = max(0, b.answers - 1)
         if b.delay:
             await asyncio.sleep(b.delay)
+        if b.trickle:
+            return StreamingResponse(_trickle(), media_type="application/json")
         if fail:
             headers = {"Retry-After": b.retry_after} if b.retry_after is not None else None
             return JSONResponse({"error": {"message": "unavailable"}}, status_code=b.status, headers=headers)
@@ -86,6 +91,13 @@ class FakeEmbeddingAPI:
         if b.reverse:
             data.reverse()
         return JSONResponse({"object": "list", "data": data, "model": body.get("model")})
+
+
+async def _trickle() -> AsyncIterator[bytes]:
+    yield b'{"object": "list", "data": ['
+    while True:
+        await asyncio.sleep(0.1)
+        yield b" "
 
 
 @contextmanager

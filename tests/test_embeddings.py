@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from mcp_memory.config import Settings
@@ -154,6 +155,18 @@ async def test_openai_times_out_and_retries(api: FakeEmbeddingAPI) -> None:
     await provider.aclose()
     assert caught.value.transient
     assert len(api.requests) == 2
+
+
+async def test_openai_cuts_off_an_answer_that_never_ends_at_the_request_timeout(api: FakeEmbeddingAPI) -> None:
+    """The timeout bounds the whole request: an answer that trickles in forever (each read gets a byte, so no
+    read timeout fires) is a transient failure after ``timeout`` seconds, not a call that never returns (the
+    background backfill held its lock on one for good)."""
+    api.set(trickle=True)
+    provider = client(api, timeout=0.5, max_retries=0)
+    with anyio.fail_after(30), pytest.raises(EmbeddingError, match=r"within 0\.5 s") as caught:
+        await provider.embed(["x"])
+    await provider.aclose()
+    assert caught.value.transient
 
 
 def free_port() -> int:

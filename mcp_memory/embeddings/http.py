@@ -155,9 +155,16 @@ class OpenAIEmbedding:
         while True:
             error: EmbeddingError
             try:
-                response = await self._http().post(self._url, json=body)
+                # httpx's timeout bounds each connect, read and write, not the request: an answer trickling in
+                # a byte at a time would never end. This bounds the whole of it, body included.
+                with anyio.fail_after(self._timeout):
+                    response = await self._http().post(self._url, json=body)
             except httpx.TransportError as exc:  # connection refused/reset, timeouts
                 error = EmbeddingError(f"embedding request to {self._url} failed: {type(exc).__name__}: {exc}")
+            except TimeoutError:
+                error = EmbeddingError(
+                    f"embedding request to {self._url} failed: Timeout: no whole answer within {self._timeout} s"
+                )
             else:
                 if response.status_code == 200:
                     return self._parse(response, len(batch))
