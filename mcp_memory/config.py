@@ -377,7 +377,9 @@ class Settings(BaseSettings):
         description="'openai': ask for embedding_dimension in the request (text-embedding-3 can shorten vectors).",
     )
     embedding_batch_size: int = Field(default=64, ge=1, le=2048, description="Texts per request / encode call.")
-    embedding_timeout_seconds: float = Field(default=10.0, gt=0, description="'openai': timeout of one HTTP request, the whole answer included.")
+    embedding_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="'openai': timeout of one HTTP request, the whole answer included."
+    )
     embedding_max_retries: int = Field(
         default=2, ge=0, description="'openai': retries (with backoff, honouring Retry-After) on 429, 5xx, timeouts."
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from mcp_memory.config import Settings
@@ -167,6 +168,30 @@ async def test_openai_cuts_off_an_answer_that_never_ends_at_the_request_timeout(
         await provider.embed(["x"])
     await provider.aclose()
     assert caught.value.transient
+
+
+async def test_the_hash_provider_embeds_a_batch_while_the_event_loop_serves_others() -> None:
+    """A backfill batch of long texts is hashed off the event loop: a task beside it keeps running meanwhile (on
+    the loop thread, the batch held every call up for the whole of it)."""
+    texts = [" ".join(f"word{i}x{j}" for j in range(400)) for i in range(32)]
+    ticks = 0
+    finished = False
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not finished:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        await anyio.lowlevel.checkpoint()
+        before = ticks
+        vectors = await HashEmbedding(64).embed(texts)
+        during = ticks - before
+        finished = True
+    assert len(vectors) == 32 and vectors[0] == HashEmbedding(64).embed_one(texts[0])
+    assert during > 1
 
 
 def free_port() -> int:
