@@ -17,3 +17,17 @@ async def record(event: LifecycleEvent) -> None:
 async def explode(event: LifecycleEvent) -> None:
     """Always fails."""
     raise RuntimeError(f"hook exploded on {event.event_type}")
+
+
+def synchronous(event: LifecycleEvent) -> None:
+    """Not async: it would run on the event loop, beyond the hook timeout."""
+
+
+class AsyncCallable:
+    """An object whose ``__call__`` is async: a hook too."""
+
+    async def __call__(self, event: LifecycleEvent) -> None:
+        RECORDED.append(event)
+
+
+ASYNC_CALLABLE = AsyncCallable()

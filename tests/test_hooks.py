@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -203,6 +205,7 @@ async def test_hooks_loaded_from_settings(
         "tests.no_such_module_here:record",
         "tests.hooks_for_tests:no_such_function",
         "tests.hooks_for_tests:NOT_CALLABLE",
+        "tests.hooks_for_tests:synchronous",
         "tests.hooks_for_tests.record",
         ":record",
         "tests.hooks_for_tests:",
@@ -212,3 +215,76 @@ def test_bad_hook_spec_fails_at_start_up(make_settings: Callable[..., Settings],
     with pytest.raises(ValueError, match="hook") as excinfo:
         MemoryRuntime(make_settings(hooks={"resume": ["tests.hooks_for_tests:record", spec]}), clock=clock)
     assert spec in str(excinfo.value)
+
+
+def test_an_object_with_an_async_call_is_a_hook(make_settings: Callable[..., Settings], clock: FakeClock) -> None:
+    MemoryRuntime(make_settings(hooks={"pause": ["tests.hooks_for_tests:ASYNC_CALLABLE"]}), clock=clock)
+
+
+async def test_a_hook_raising_cancelled_error_by_itself_fails_nothing(
+    runtime: MemoryRuntime, scope: Scope, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hook that raises CancelledError of its own (nothing cancelled the call) is a failing hook like any other:
+    the operation, which has succeeded, answers as such and the hooks after it run."""
+    after: list[str] = []
+
+    async def cancelled(event: LifecycleEvent) -> None:
+        raise asyncio.CancelledError()
+
+    async def later(event: LifecycleEvent) -> None:
+        after.append(event.event_type)
+
+    register_all(runtime, cancelled)
+    register_all(runtime, later)
+    with caplog.at_level(logging.WARNING, logger="mcp_memory.services.hooks"):
+        await runtime.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+        paused = await runtime.lifecycle.pause(*sid(scope))
+        resumed = await runtime.lifecycle.resume(*sid(scope))
+        await runtime.lifecycle.terminate(*sid(scope))
+    assert resumed.data["checkpoint_id"] == paused.data["checkpoint_id"]
+    assert after == ["spawn", "pause", "resume", "terminate"]
+    assert sum("CancelledError" in r.getMessage() for r in caplog.records) == 4
+
+
+async def test_a_cancelled_call_is_still_cancelled_while_its_hook_runs(runtime: MemoryRuntime, scope: Scope) -> None:
+    reached = anyio.Event()
+
+    async def slow(event: LifecycleEvent) -> None:
+        reached.set()
+        await anyio.sleep_forever()
+
+    runtime.lifecycle.hooks.on_pause(slow)
+    await runtime.lifecycle.spawn(*sid(scope))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runtime.lifecycle.pause, *sid(scope))
+        await reached.wait()
+        tg.cancel_scope.cancel()
+    assert tg.cancel_scope.cancelled_caught
+
+
+async def test_each_hook_gets_its_own_event_with_the_sessions_agent_type(runtime: MemoryRuntime, scope: Scope) -> None:
+    """A hook that changes its event changes nothing for the next hook nor the caller's metadata; every event of a
+    session carries the agent type its spawn named."""
+    seen: list[LifecycleEvent] = []
+    agent_type = uuid.uuid4()
+
+    async def tamper(event: LifecycleEvent) -> None:
+        event.session_id = "other-session"
+        event.metadata["checkpoint_id"] = "forged"
+        event.metadata.setdefault("tags", []).append("x")
+
+    async def look(event: LifecycleEvent) -> None:
+        seen.append(event)
+
+    register_all(runtime, tamper)
+    register_all(runtime, look)
+    meta: dict[str, Any] = {"tags": ["a"]}
+    await runtime.lifecycle.spawn(*sid(scope), agent_type_id=str(agent_type), metadata=meta)
+    paused = await runtime.lifecycle.pause(*sid(scope), metadata=meta)
+    await runtime.lifecycle.resume(*sid(scope), metadata=meta)
+    await runtime.lifecycle.terminate(*sid(scope), metadata=meta)
+    assert meta == {"tags": ["a"]}
+    assert [e.event_type for e in seen] == ["spawn", "pause", "resume", "terminate"]
+    assert all(e.session_id == scope.session_id and e.metadata["tags"] == ["a"] for e in seen)
+    assert seen[1].metadata["checkpoint_id"] == paused.data["checkpoint_id"]
+    assert [e.agent_type_id for e in seen] == [agent_type] * 4

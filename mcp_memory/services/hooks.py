@@ -5,7 +5,10 @@ Hooks run after the core operation, each with a timeout; a failing hook is logge
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import importlib
+import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -49,15 +52,27 @@ class LifecycleHooks:
         """Register a terminate hook."""
         return self.register("terminate", hook)
 
+    def wanted(self, event_type: str) -> bool:
+        """Whether any hook runs on ``event_type`` (then an event is worth building)."""
+        return bool(self._hooks[event_type])
+
     async def run(self, event: LifecycleEvent) -> None:
-        """Run the event's hooks in order; each failure or timeout is logged and swallowed."""
+        """Run the event's hooks in order, each on its own copy of the event (a hook that changes what it gets
+        changes nothing for the next one, nor the caller's metadata); each failure or timeout is logged and
+        swallowed, a ``CancelledError`` that the hook raised by itself included. A cancellation of the call itself
+        still goes through."""
         for hook in self._hooks[event.event_type]:
             name = getattr(hook, "__qualname__", repr(hook))
             try:
                 with anyio.fail_after(self.timeout_seconds):
-                    await hook(event)
+                    await hook(copy.deepcopy(event))
             except Exception:
                 logger.warning("%s hook %s failed; the operation stands", event.event_type, name, exc_info=True)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the call is being cancelled: not the hook's doing
+                logger.warning("%s hook %s raised CancelledError; the operation stands", event.event_type, name)
 
 
 def import_hook(spec: str) -> LifecycleHook:
@@ -73,6 +88,10 @@ def import_hook(spec: str) -> LifecycleHook:
         raise ValueError(f"hook {spec!r} cannot be loaded: {exc}") from exc
     if not callable(target):
         raise ValueError(f"hook {spec!r} is not callable")
+    call = target if inspect.isroutine(target) else type(target).__call__
+    if not inspect.iscoroutinefunction(call):
+        # A plain function would run on the event loop, beyond the reach of hook_timeout_seconds.
+        raise ValueError(f"hook {spec!r} must be an async function (async def)")
     hook: LifecycleHook = target
     return hook
 

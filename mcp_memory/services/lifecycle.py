@@ -114,6 +114,16 @@ class AgentLifecycleManager:
         """The per-session lock of this process (pause, resume, terminate and deletions of one session queue)."""
         return self._ctx.session_lock(scope)
 
+    async def _agent_type(self, scope: Scope) -> UUID | None:
+        """The agent type the session's spawn named, for hooks only (read only when a hook runs; a failed read
+        leaves it out rather than failing an operation that has succeeded)."""
+        try:
+            session = await self._durable.get_session(scope)
+        except Exception:
+            logger.warning("reading the agent type of %s for its hooks failed", scope, exc_info=True)
+            return None
+        return session.agent_type_id if session is not None else None
+
     @property
     def hooks(self) -> LifecycleHooks:
         """The lifecycle hooks (register more with ``hooks.on_pause(...)`` etc.)."""
@@ -132,16 +142,19 @@ class AgentLifecycleManager:
         metadata: dict[str, Any],
         agent_type_id: UUID | None = None,
     ) -> LifecycleResult:
-        event = LifecycleEvent(
-            event_type=event_type,
-            project_id=scope.project_id,
-            agent_instance_id=scope.agent_instance_id,
-            agent_type_id=agent_type_id,
-            session_id=scope.session_id,
-            metadata={**metadata, **{k: v for k, v in data.items() if k.endswith("_id")}},
-        )
-        with deadlines.not_counted():  # hooks have their own timeout (hook_timeout_seconds)
-            await self._hooks.run(event)
+        if self._hooks.wanted(event_type):
+            with deadlines.not_counted():  # hooks have their own timeout (hook_timeout_seconds)
+                if agent_type_id is None and event_type != "spawn":
+                    agent_type_id = await self._agent_type(scope)
+                event = LifecycleEvent(
+                    event_type=event_type,
+                    project_id=scope.project_id,
+                    agent_instance_id=scope.agent_instance_id,
+                    agent_type_id=agent_type_id,
+                    session_id=scope.session_id,
+                    metadata={**metadata, **{k: v for k, v in data.items() if k.endswith("_id")}},
+                )
+                await self._hooks.run(event)
         duration_ms = started.elapsed_ms()
         logger.info("%s %s: %s", event_type, scope, data)
         return LifecycleResult(
