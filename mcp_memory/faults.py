@@ -7,7 +7,10 @@ makes the process exit at once at that point (``os._exit``: no cleanup, no ``fin
 Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged`` (Redis holds the staged initial
 state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
 ``import.working_staged`` (an import has staged one more session's working memory in Redis),
-``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched).
+``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched);
+``delete.working_erased`` (``delete_session`` has erased the session's Redis keys, the durable record is still
+there), ``recover.read`` (a call that found its session missing in Redis has read the durable record to re-open it
+from, and not yet written Redis).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
 """The spawn path's points, in order."""
 IMPORT_POINTS = ("import.working_staged", "import.durable_committed")
 """The import path's points (with working memory in Redis), in order."""
+
+DELETE_POINTS = ("delete.working_erased", "recover.read")
+"""A deletion racing a re-open of the session from the durable store."""
 
 _hooks: list[FaultHook] = []
 
@@ -47,4 +53,4 @@ def on_fault(hook: FaultHook) -> Iterator[None]:
         _hooks.remove(hook)
 
 
-__all__ = ["EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]
+__all__ = ["DELETE_POINTS", "EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]

@@ -17,6 +17,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID
 
+from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, MemoryServiceError, NotFound
 from mcp_memory.models import Scope, SessionStatus, validate_identifier
@@ -97,6 +98,7 @@ class SessionControl:
             working = 0
             if self._working is not None and not (session.sealed and session.status != SessionStatus.TERMINATED):
                 working = await self._working.erase_session(scope, now)
+                await faults.reached("delete.working_erased")
             removed = await self._durable.delete_session(scope, keep_episodes, now)
             if self._working is not None:
                 await self._working.erase_session(scope, now)

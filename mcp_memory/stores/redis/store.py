@@ -58,7 +58,7 @@ from uuid import UUID
 
 import anyio
 
-from mcp_memory import deadlines
+from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
@@ -249,9 +249,18 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         checkpoint = await self.durable.get_checkpoint(scope, None)
         items = checkpoint.items if checkpoint is not None else {}
         made_by = info.spawn_token or ""  # a staged state of this spawn is the session's initial state: kept
-        args = item_args("recover", now, True, len(items) + 1, items, state, incarnation(info), made_by)
+        made_from = incarnation(info)
+        args = item_args("recover", now, True, len(items) + 1, items, state, made_from, made_by)
+        await faults.reached("recover.read")
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
+            # A deletion (delete_session, forget) may have deleted the record after it was read here, and erased
+            # Redis before this write landed: read it again, and drop the re-open if it is gone or another now
+            # (forget.lua drops it only if it is still this incarnation's), or the deleted session would live on.
+            again = await self.durable.get_session(scope)
+            if again is None or incarnation(again) != made_from:
+                await self._eval("forget", self.all_keys(scope), [made_from])
+                return "none" if again is None else "ok"
             logger.warning(
                 "Redis had lost session %s; re-opened it with checkpoint %s (%d items)",
                 scope,
