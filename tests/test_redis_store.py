@@ -52,7 +52,7 @@ pytestmark = pytest.mark.anyio
 SCRIPT_COMMANDS = {
     "get", "set", "exists", "del", "hget", "hset", "hdel", "hlen", "hexists", "hkeys", "hgetall",
     "zadd", "zrem", "zscore", "zrange", "zrangebyscore", "zcard", "zcount", "pexpire", "persist",
-    "rename", "copy", "pttl", "hmget",
+    "rename", "copy", "pttl", "hmget", "setrange",
 }  # fmt: skip
 
 
@@ -819,6 +819,48 @@ async def test_a_full_redis_is_unavailable_and_writes_nothing(tmp_path: Path, db
         server.stop()
 
 
+async def test_a_full_redis_refuses_spawns_restores_and_writes_whole_and_still_takes_pauses(
+    tmp_path: Path, db_url: str, clock: FakeClock
+) -> None:
+    """Redis checks a write against maxmemory only until a script's first write (a DEL, a purge of expired keys):
+    each script that grows memory asks first, so a spawn, a resume and a memory_set after a purge are refused whole
+    when Redis is full, where they went past maxmemory and left sessions that could not be read. A pause still
+    takes its checkpoint (without a copy)."""
+    server = RedisServer(tmp_path / "redis", extra=["--maxmemory-policy", "noeviction"]).start()
+    admin = server.client()
+    try:
+        settings = Settings(database_url=db_url, redis_url=server.url)
+        async with MemoryRuntime(settings, clock=clock) as rt:
+            assert isinstance(rt.working_store, RedisWorkingStore)
+            rt.working_store.copy_min_keys = 1  # every pause copies: a resume takes the copy
+            scope, late = new_scope("s"), new_scope("late")
+            await rt.lifecycle.spawn(*ids(scope), initial_state={f"k{i}": i for i in range(20)})
+            await rt.working.set(scope, "brief", 1, ttl_seconds=1)
+            paused = await rt.lifecycle.pause(*ids(scope))
+            await rt.working.set(scope, "after", 1)
+            clock.advance(2)  # "brief" has expired: the next write to the session purges it first
+            state = await rt.working_store.snapshot(scope, rt.clock())
+            admin.config_set("maxmemory", "1")  # full from now on
+
+            with pytest.raises(Unavailable, match="out of memory"):
+                await rt.lifecycle.spawn(*ids(late), initial_state={f"k{i}": "v" * 100 for i in range(50)})
+            assert await rt.store.get_session(late) is None
+            with pytest.raises(Unavailable, match="out of memory"):
+                await rt.working.set(scope, "new", "z" * 1000)
+            with pytest.raises(Unavailable, match="out of memory"):  # taking the pause's copy
+                await rt.lifecycle.resume(*ids(scope), checkpoint_id=paused.data["checkpoint_id"])
+            assert await rt.working_store.snapshot(scope, rt.clock()) == state  # reads go on; nothing changed
+            again = await rt.lifecycle.pause(*ids(scope))  # a full Redis makes no copy
+            assert again.data["items_saved"] == 21
+            with pytest.raises(Unavailable, match="out of memory"):  # restoring from the checkpoint's text
+                await rt.lifecycle.resume(*ids(scope), checkpoint_id=again.data["checkpoint_id"])
+            admin.config_set("maxmemory", "0")
+            assert await rt.working_store.snapshot(scope, rt.clock()) == state
+    finally:
+        admin.close()
+        server.stop()
+
+
 async def test_a_redis_that_evicts_keys_is_named_at_start_and_by_doctor(
     tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -881,7 +923,7 @@ async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:
 ACL = (
     "~mcpmem:* +evalsha +eval +script|load +info +ping +cluster|info "
     "+get +set +exists +del +pexpire +persist +rename +hget +hset +hdel +hlen +hexists +hkeys +hgetall "
-    "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zcount +copy +pttl +hmget"
+    "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zcount +copy +pttl +hmget +setrange"
 )
 
 

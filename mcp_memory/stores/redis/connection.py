@@ -101,6 +101,11 @@ def unavailable(exc: BaseException) -> Unavailable:
     return Unavailable(f"Redis is not reachable or not answering ({type(exc).__name__}); retry later")
 
 
+def out_of_memory() -> Unavailable:
+    """A write refused because Redis is full (``maxmemory`` under ``noeviction``)."""
+    return Unavailable("Redis is out of memory (maxmemory reached); nothing was written; retry later")
+
+
 _TRANSIENT = ("OOM", "READONLY", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS")
 
 
@@ -111,7 +116,7 @@ def as_service_error(script: str, exc: Exception) -> MemoryServiceError:
     script has written it is never stopped midway)."""
     if isinstance(exc, rex.OutOfMemoryError):
         logger.warning("Redis is out of memory: %s", exc)
-        return Unavailable("Redis is out of memory (maxmemory reached); nothing was written; retry later")
+        return out_of_memory()
     if isinstance(exc, rex.ReadOnlyError):
         logger.warning("Redis is read-only: %s", exc)
         return Unavailable("Redis is read-only right now (a replica, or failing over); retry later")
@@ -192,6 +197,7 @@ __all__ = [
     "check_redis_settings",
     "connect",
     "mode_of",
+    "out_of_memory",
     "parse_sentinel",
     "redact_url",
     "unavailable",

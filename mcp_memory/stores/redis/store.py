@@ -63,7 +63,14 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
 from mcp_memory.stores.ports import DurableStore, Limits
-from mcp_memory.stores.redis.connection import Mode, as_service_error, connect, redact_url, unavailable
+from mcp_memory.stores.redis.connection import (
+    Mode,
+    as_service_error,
+    connect,
+    out_of_memory,
+    redact_url,
+    unavailable,
+)
 from mcp_memory.stores.redis.copies import RedisPauseCopies, packed_snapshot
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
@@ -233,6 +240,8 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         except Exception as exc:
             raise as_service_error(name, exc) from exc
         result: list[Any] = reply
+        if result and result[0] == "oom":  # refused whole before its first write (lib.lua's no_room)
+            raise out_of_memory()
         return result
 
     async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]:

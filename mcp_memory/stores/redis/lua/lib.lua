@@ -1,6 +1,6 @@
 -- Shared by the scripts that write: KEYS = {m, v, x, ...}; purge(now) deletes the items whose TTL has passed,
 -- reclaim(now, margin[, hv, hx]) gives v and x (or the hash hv and the zset hx) a real Redis expiry when every key
--- left has a TTL (the latest plus margin), and none otherwise.
+-- left has a TTL (the latest plus margin), and none otherwise; no_room() says whether Redis is full.
 local m, v, x = KEYS[1], KEYS[2], KEYS[3]
 local function purge(now)
   local dead = redis.call('ZRANGEBYSCORE', x, '-inf', now)
@@ -24,4 +24,13 @@ local function reclaim(now, margin, hv, hx)
     redis.call('PERSIST', hv)
     redis.call('PERSIST', hx)
   end
+end
+-- Whether Redis is full (maxmemory reached under noeviction). Redis refuses a command that may grow memory only
+-- while a script has not written yet: after its first write (a DEL, a purge's HDEL) every later one goes through,
+-- past maxmemory. A script that grows memory asks this before its first write, so that it refuses whole ({'oom'})
+-- or, for a pause's copy, leaves the copy out. An empty SETRANGE is such a command that writes nothing (an ACL
+-- without it makes the answer "not known": no refusal, as before this check).
+local function no_room()
+  local r = redis.pcall('SETRANGE', m, 0, '')
+  return type(r) == 'table' and type(r.err) == 'string' and string.sub(r.err, 1, 3) == 'OOM'
 end

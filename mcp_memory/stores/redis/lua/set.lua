@@ -3,6 +3,7 @@
 local state = redis.call('GET', m)
 if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
 if state ~= 'o' then return {'sealed', state} end
+if no_room() then return {'oom'} end
 local now, key = ARGV[1], ARGV[2]
 purge(now)
 if redis.call('HEXISTS', v, key) == 0 and redis.call('HLEN', v) >= tonumber(ARGV[5]) then return {'full'} end

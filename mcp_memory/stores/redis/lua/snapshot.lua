@@ -8,12 +8,13 @@
 -- fourth element: 1 if copied.
 local st = redis.call('GET', m)
 if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
+local room = not no_room() -- a full Redis still gives the pause its state, without a copy
 purge(ARGV[1])
 local copied = 0
 if ARGV[2] then
   local cv, cx, ct = KEYS[5], KEYS[6], KEYS[7]
   redis.call('DEL', cv, cx, ct)
-  if st == 'o' and redis.call('HLEN', v) >= tonumber(ARGV[4]) then copied = 1 end
+  if room and st == 'o' and redis.call('HLEN', v) >= tonumber(ARGV[4]) then copied = 1 end
 end
 if copied == 1 then
   local cv, cx, ct = KEYS[5], KEYS[6], KEYS[7]

@@ -17,6 +17,7 @@ if redis.call('HLEN', cv) ~= n or redis.call('ZCARD', cx) ~= nx then
   return {'nocopy'}
 end
 if n - redis.call('ZCOUNT', cx, '-inf', now) > tonumber(ARGV[3]) then return {'nocopy'} end
+if no_room() then return {'oom'} end
 redis.call('DEL', v, x)
 if n > 0 then redis.call('COPY', cv, v) end
 if nx > 0 then redis.call('COPY', cx, x) end

@@ -39,6 +39,7 @@ else
   for i = t0, t0 + 3 * nt - 1, 3 do tk[#tk + 1], tv[#tv + 1], te[#te + 1] = ARGV[i], ARGV[i + 1], ARGV[i + 2] end
 end
 np, nt = #pk, #tk
+if no_room() then return {'oom'} end
 local state = redis.call('GET', m)
 if mode == 'recover' then
   if state and string.sub(state, 1, 1) == 'p' then
