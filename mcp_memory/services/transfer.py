@@ -4,7 +4,8 @@ Export streams: :meth:`Transfer.export` yields the file's lines one by one, read
 pages (:mod:`mcp_memory.stores.transfer`) and each session's working memory from the working store, so memory use is
 one page (or one session's working memory), whatever the size of the project. It is not one snapshot: a scope that
 changes while it is exported gives a file of what each page read (the header's counts are those at the start; the
-trailer's, which the import checks, are those written).
+trailer's, which the import checks, are those written), but only of the sessions its session pass listed, so that
+the import takes it.
 
 Import reads the file line by line: once to validate all of it (header, every record, the trailer's counts and
 checksum), so that a truncated, tampered or newer-version file is refused before anything is written; when working
@@ -174,24 +175,32 @@ class Transfer:
             return data
 
         yield emit(header, None)
+        # The later passes write only what belongs to a session this pass wrote (a dict as an ordered set): a
+        # session spawned, or whose spawn completed, while the export runs would otherwise have its keys,
+        # checkpoints or events in the file without its session line, a file the import refuses.
+        listed: dict[tuple[UUID, str], None] = {}
         after = 0
         while sessions := await self._durable.export_sessions(sel, after, PAGE):
             for _, info in sessions:
+                listed[(info.agent_instance_id, info.session_id)] = None
                 yield emit(session_line(info), "sessions")
             after = sessions[-1][0]
-        async for scope, _status in self._sessions(sel):
+        for agent, session_id in listed:
+            scope = Scope(sel.project_id, agent, session_id)
             items = await self._working.snapshot(scope, now)
             for key in sorted(items):
                 yield emit(working_line(scope, key, items[key], now), "working")
         after = 0
         while checkpoints := await self._durable.export_checkpoints(sel, after, max(1, PAGE // 10)):
             for _, scope, cp in checkpoints:
-                yield emit(checkpoint_line(scope, cp), "checkpoints")
+                if (scope.agent_instance_id, scope.session_id) in listed:
+                    yield emit(checkpoint_line(scope, cp), "checkpoints")
             after = checkpoints[-1][0]
         after = 0
         while events := await self._durable.export_events(sel, after, PAGE):
             for _, scope, ev in events:
-                yield emit(event_line(scope, ev), "events")
+                if (scope.agent_instance_id, scope.session_id) in listed:
+                    yield emit(event_line(scope, ev), "events")
             after = events[-1][0]
         after = 0
         while episodes := await self._durable.export_episodes(sel, after, PAGE, vectors):
