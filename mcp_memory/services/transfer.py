@@ -215,14 +215,18 @@ class Transfer:
     async def validate(self, path: Path) -> Header:
         """Read the whole file once and check it: the header (a newer format version is refused), every record
         (fields, types, that it belongs to the header's scope and, but for episodes, to a session listed before
-        it), and the trailer (present, last, its counts and checksum those of the lines before it).
-        ``invalid_argument`` naming the line otherwise."""
+        it; a session's working keys together), and the trailer (present, last, its counts and checksum those of
+        the lines before it). ``invalid_argument`` naming the line otherwise."""
         header: Header | None = None
         digest = hashlib.sha256()
         counts = dict.fromkeys(KINDS, 0)
         sessions: set[tuple[UUID, str]] = set()
         checkpoints: set[tuple[UUID, str, str]] = set()
         working_keys: set[tuple[UUID, str, str]] = set()
+        # A session's working lines come together (the import stages them as one group): the sessions whose group
+        # has ended, and the one being read.
+        working_done: set[tuple[UUID, str]] = set()
+        working_at: tuple[UUID, str] | None = None
         episodes: set[UUID] = set()
         trailer: Trailer | None = None
         line_no = 0
@@ -260,6 +264,16 @@ class Transfer:
                     raise InvalidArgument(f"line {line_no}: checkpoint '{parsed.checkpoint_id}' is listed twice")
                 checkpoints.add(cid)
             elif isinstance(parsed, WorkingRecord):
+                owner = (parsed.agent_instance_id, parsed.session_id)
+                if owner != working_at:
+                    if owner in working_done:
+                        raise InvalidArgument(
+                            f"line {line_no}: working key {parsed.key[:100]!r} of session '{parsed.session_id}' is "
+                            "apart from the session's other working keys, which come together"
+                        )
+                    if working_at is not None:
+                        working_done.add(working_at)
+                    working_at = owner
                 wid = (parsed.agent_instance_id, parsed.session_id, parsed.key)
                 if wid in working_keys:
                     raise InvalidArgument(
