@@ -7,8 +7,9 @@ changes while it is exported gives a file of what each page read (the header's c
 trailer's, which the import checks, are those written), but only of the sessions its session pass listed, so that
 the import takes it.
 
-Import reads the file line by line: once to validate all of it (header, every record, the trailer's counts and
-checksum), so that a truncated, tampered or newer-version file is refused before anything is written; when working
+Import reads the file line by line, every pass from the same open file (:mod:`mcp_memory.services.export_reader`):
+once to validate all of it (header, every record, the trailer's counts and checksum), so that a truncated, tampered
+or newer-version file is refused before anything is written (each later pass checks the checksum again); when working
 memory lives in Redis, again to stage every session's working memory there (apart from the live keys: invisible,
 see :class:`~mcp_memory.stores.ports.StagedImport`); then again to write the durable store in one transaction (all
 or nothing); and last the staged working memory is switched in, every session in one Redis script (in Cluster, one
@@ -31,32 +32,24 @@ from uuid import UUID, uuid4
 import anyio
 
 from mcp_memory import faults
-from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
 from mcp_memory.services.export_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     KINDS,
-    CheckpointRecord,
-    EpisodeRecord,
     Header,
-    Record,
-    SessionRecord,
-    Trailer,
-    WorkingRecord,
     checkpoint_line,
     dump,
     episode_line,
     event_line,
-    parse_header,
-    parse_line,
     session_line,
     timestamp,
-    to_entry,
     working_line,
 )
+from mcp_memory.services.export_reader import check_export, export_entries, open_export
 from mcp_memory.stores.ports import Limits, StagedImport, WorkingStore
-from mcp_memory.stores.transfer import Entry, ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
+from mcp_memory.stores.transfer import ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
 from mcp_memory.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -84,16 +77,6 @@ class ImportReport:
             "working_sessions_written": self.working_sessions_written,
             "working_sessions": self.working_sessions,
         }
-
-
-def _kind(record: Record) -> str:
-    return {
-        "session": "sessions",
-        "working": "working",
-        "checkpoint": "checkpoints",
-        "event": "events",
-        "episode": "episodes",
-    }[record.kind]
 
 
 class Transfer:
@@ -213,93 +196,12 @@ class Transfer:
 
     # -- import ----------------------------------------------------------------------------------------------
     async def validate(self, path: Path) -> Header:
-        """Read the whole file once and check it: the header (a newer format version is refused), every record
-        (fields, types, that it belongs to the header's scope and, but for episodes, to a session listed before
-        it; a session's working keys together), and the trailer (present, last, its counts and checksum those of
-        the lines before it). ``invalid_argument`` naming the line otherwise."""
-        header: Header | None = None
-        digest = hashlib.sha256()
-        counts = dict.fromkeys(KINDS, 0)
-        sessions: set[tuple[UUID, str]] = set()
-        checkpoints: set[tuple[UUID, str, str]] = set()
-        working_keys: set[tuple[UUID, str, str]] = set()
-        # A session's working lines come together (the import stages them as one group): the sessions whose group
-        # has ended, and the one being read.
-        working_done: set[tuple[UUID, str]] = set()
-        working_at: tuple[UUID, str] | None = None
-        episodes: set[UUID] = set()
-        trailer: Trailer | None = None
-        line_no = 0
-        async for line in _lines(path):
-            line_no += 1
-            if not line.endswith(b"\n"):
-                raise InvalidArgument(f"the export file is truncated (line {line_no} is cut off); nothing was imported")
-            if trailer is not None:
-                raise InvalidArgument(f"line {line_no} of the export file follows its trailer; nothing was imported")
-            if header is None:
-                header = parse_header(line)
-                digest.update(line)
-                continue
-            parsed = parse_line(line, line_no)
-            if isinstance(parsed, Trailer):
-                trailer = parsed
-                continue
-            digest.update(line)
-            _check_in_scope(header, parsed, line_no)
-            key = (parsed.agent_instance_id, parsed.session_id) if parsed.session_id is not None else None
-            if isinstance(parsed, SessionRecord):
-                if key in sessions:
-                    raise InvalidArgument(f"line {line_no}: session '{parsed.session_id}' is listed twice")
-                assert key is not None
-                sessions.add(key)
-            elif not isinstance(parsed, EpisodeRecord) and key not in sessions:
-                raise InvalidArgument(
-                    f"line {line_no}: a {parsed.kind} of session '{parsed.session_id}', which the file does not "
-                    "list before it"
-                )
-            # Twice the same key, checkpoint or episode would fail inside the import's transaction, as `internal`.
-            if isinstance(parsed, CheckpointRecord):
-                cid = (parsed.agent_instance_id, parsed.session_id, parsed.checkpoint_id)
-                if cid in checkpoints:
-                    raise InvalidArgument(f"line {line_no}: checkpoint '{parsed.checkpoint_id}' is listed twice")
-                checkpoints.add(cid)
-            elif isinstance(parsed, WorkingRecord):
-                owner = (parsed.agent_instance_id, parsed.session_id)
-                if owner != working_at:
-                    if owner in working_done:
-                        raise InvalidArgument(
-                            f"line {line_no}: working key {parsed.key[:100]!r} of session '{parsed.session_id}' is "
-                            "apart from the session's other working keys, which come together"
-                        )
-                    if working_at is not None:
-                        working_done.add(working_at)
-                    working_at = owner
-                wid = (parsed.agent_instance_id, parsed.session_id, parsed.key)
-                if wid in working_keys:
-                    raise InvalidArgument(
-                        f"line {line_no}: working key {parsed.key[:100]!r} of session '{parsed.session_id}' is "
-                        "listed twice"
-                    )
-                working_keys.add(wid)
-            elif isinstance(parsed, EpisodeRecord):
-                if parsed.episode_id in episodes:
-                    raise InvalidArgument(f"line {line_no}: episode {parsed.episode_id} is listed twice")
-                episodes.add(parsed.episode_id)
-            counts[_kind(parsed)] += 1
-        if header is None:
-            raise InvalidArgument("the export file is empty; nothing was imported")
-        if trailer is None:
-            raise InvalidArgument("the export file is truncated (it has no trailer line); nothing was imported")
-        if trailer.counts.model_dump() != counts:
-            raise InvalidArgument(
-                f"the export file's trailer counts {trailer.counts.model_dump()} but it holds {counts}: it is "
-                "truncated or was edited; nothing was imported"
-            )
-        if trailer.sha256 != digest.hexdigest():
-            raise InvalidArgument(
-                "the export file's checksum does not match its lines: it was edited or damaged; nothing was imported"
-            )
-        return header
+        """Check the file at ``path`` whole (:func:`~mcp_memory.services.export_reader.check_export`); its header."""
+        f = await open_export(path)
+        try:
+            return (await check_export(f))[0]
+        finally:
+            f.close()
 
     async def import_file(self, path: Path, *, as_project: UUID | None = None) -> ImportReport:
         """Validate ``path`` whole, then import it (see the module docstring). Without ``as_project`` ids are
@@ -307,7 +209,17 @@ class Transfer:
         any of the file's episode ids). With it, everything lands in project ``as_project``: session and checkpoint
         ids are kept (a session that exists there already is ``conflict``), and an episode whose id the store holds
         already gets a new UUID (the report maps them)."""
-        header = await self.validate(path)
+        # One open file for every pass: the file renamed over, or edited, after its validation is not what the
+        # later passes read (and each of them checks the checksum again: an edit in place fails the import whole).
+        f = await open_export(path)
+        try:
+            return await self._import(f, as_project)
+        finally:
+            f.close()
+
+    async def _import(self, f: BinaryIO, as_project: UUID | None) -> ImportReport:
+        header, sha256 = await check_export(f)
+        await faults.reached("import.validated")
         source = header.scope
         target = as_project if as_project is not None else source.project_id
         keep_ids = as_project is None
@@ -327,8 +239,8 @@ class Transfer:
         if working is not None and not isinstance(working, StagedImport):
             raise TypeError("a working store apart from the durable store must stage imports (StagedImport)")
         try:
-            working_counts = 0 if working is None else await self._stage_working(path, target, token, staged)
-            await self._durable.import_records(_entries(path), plan)
+            working_counts = 0 if working is None else await self._stage_working(f, sha256, target, token, staged)
+            await self._durable.import_records(export_entries(f, sha256), plan)
         except BaseException:
             if working is not None:
                 with anyio.CancelScope(shield=True):
@@ -342,7 +254,7 @@ class Transfer:
         return report
 
     async def _stage_working(
-        self, path: Path, project: UUID, token: str, staged: list[tuple[Scope, SessionStatus]]
+        self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[tuple[Scope, SessionStatus]]
     ) -> int:
         """Stage working memory in the separate working store (Redis), per session exactly its keys: running and
         paused sessions (even with none), a terminated one only if it kept keys. Keys whose expiry has passed by
@@ -364,7 +276,7 @@ class Transfer:
             await faults.reached("import.working_staged")
 
         pending: tuple[UUID, str] | None = None
-        async for entry in _entries(path):
+        async for entry in export_entries(f, sha256):
             if isinstance(entry, SessionEntry):
                 statuses[(entry.info.agent_instance_id, entry.info.session_id)] = entry.info.status
             elif isinstance(entry, WorkingEntry):
@@ -414,45 +326,6 @@ class Transfer:
                 f"{report.working_sessions_written} of {report.working_sessions} sessions (the others come back "
                 "with their newest checkpoint)"
             ) from exc
-
-
-def _check_in_scope(header: Header, record: Record, line_no: int) -> None:
-    scope = header.scope
-    if record.project_id != scope.project_id:
-        raise InvalidArgument(f"line {line_no}: a record of project {record.project_id}, not the header's")
-    if scope.agent_instance_id is not None and record.agent_instance_id != scope.agent_instance_id:
-        raise InvalidArgument(f"line {line_no}: a record of agent {record.agent_instance_id}, not the header's")
-    if scope.session_id is not None and record.session_id != scope.session_id:
-        raise InvalidArgument(f"line {line_no}: a record of session '{record.session_id}', not the header's")
-
-
-READ_BATCH = 1 << 20
-"""Lines are read from the file in batches of about this many bytes (one thread hop per batch, not per line)."""
-
-
-async def _lines(path: Path) -> AsyncIterator[bytes]:
-    """The file's lines in order (a line ends with ``\\n``; a last line without it is returned as is), read in
-    batches of about :data:`READ_BATCH` bytes: memory holds one batch (or one longer line)."""
-    f = await anyio.to_thread.run_sync(path.open, "rb")
-    try:
-        while batch := await anyio.to_thread.run_sync(f.readlines, READ_BATCH):
-            for line in batch:
-                yield line
-    finally:
-        f.close()
-
-
-async def _entries(path: Path) -> AsyncIterator[Entry]:
-    """The records of a validated file as store entries."""
-    first = True
-    async for line in _lines(path):
-        if first:
-            first = False
-            continue
-        parsed = parse_line(line, 0)
-        if isinstance(parsed, Trailer):
-            return
-        yield to_entry(parsed)
 
 
 async def write_export(lines: AsyncIterator[bytes], out: BinaryIO) -> int:
