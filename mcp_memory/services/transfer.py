@@ -79,6 +79,15 @@ class ImportReport:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A session whose working memory an import has staged, with what the switch needs of its durable record."""
+
+    scope: Scope
+    status: SessionStatus
+    sealed: bool
+
+
 class Transfer:
     """Export and import over one runtime's stores."""
 
@@ -233,7 +242,7 @@ class Transfer:
             max_keys=self._limits.max_keys,
             now=self._clock(),
         )
-        staged: list[tuple[Scope, SessionStatus]] = []
+        staged: list[Staged] = []
         token = uuid4().hex
         working = self._working if not self._same_store else None
         if working is not None and not isinstance(working, StagedImport):
@@ -244,7 +253,7 @@ class Transfer:
         except BaseException:
             if working is not None:
                 with anyio.CancelScope(shield=True):
-                    await self._drop_staged(working, [s for s, _ in staged], token)
+                    await self._drop_staged(working, [s.scope for s in staged], token)
             raise
         report = ImportReport(target, dict(plan.counts), dict(plan.renamed_episodes))
         if working is not None:
@@ -253,9 +262,7 @@ class Transfer:
             await self._switch_working(working, staged, token, report)
         return report
 
-    async def _stage_working(
-        self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[tuple[Scope, SessionStatus]]
-    ) -> int:
+    async def _stage_working(self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[Staged]) -> int:
         """Stage working memory in the separate working store (Redis), per session exactly its keys: running and
         paused sessions (even with none), a terminated one only if it kept keys. Keys whose expiry has passed by
         now are skipped. Appends each staged session to ``staged`` (for the switch, or the cleanup); returns the
@@ -263,22 +270,24 @@ class Transfer:
         assert isinstance(self._working, StagedImport)
         working = self._working
         now = self._clock()
-        statuses: dict[tuple[UUID, str], SessionStatus] = {}
+        statuses: dict[tuple[UUID, str], tuple[SessionStatus, bool]] = {}  # and whether sealed
         items: dict[tuple[UUID, str], dict[str, Item]] = {}
         records = 0
 
         async def stage(key: tuple[UUID, str]) -> None:
             scope, kept = Scope(project, key[0], key[1]), items.pop(key, {})
-            if statuses[key] == SessionStatus.TERMINATED and not kept:
+            status, sealed = statuses[key]
+            if status == SessionStatus.TERMINATED and not kept:
                 return  # its keys all expired: nothing to keep
             await working.stage_import(scope, kept, now, self._limits, token)
-            staged.append((scope, statuses[key]))
+            staged.append(Staged(scope, status, sealed))
             await faults.reached("import.working_staged")
 
         pending: tuple[UUID, str] | None = None
         async for entry in export_entries(f, sha256):
             if isinstance(entry, SessionEntry):
-                statuses[(entry.info.agent_instance_id, entry.info.session_id)] = entry.info.status
+                info = entry.info
+                statuses[(info.agent_instance_id, info.session_id)] = (info.status, info.sealed)
             elif isinstance(entry, WorkingEntry):
                 key = (entry.scope.agent_instance_id, entry.scope.session_id)
                 if pending is not None and pending != key:
@@ -293,8 +302,8 @@ class Transfer:
                 pending = None
         if pending is not None:
             await stage(pending)
-        done = {(s.agent_instance_id, s.session_id) for s, _ in staged}
-        for key, status in statuses.items():
+        done = {(s.scope.agent_instance_id, s.scope.session_id) for s in staged}
+        for key, (status, _) in statuses.items():
             if status != SessionStatus.TERMINATED and key not in done:
                 await stage(key)
         return records
@@ -308,17 +317,19 @@ class Transfer:
             logger.warning("could not drop the staged working memory of a failed import", exc_info=True)
 
     async def _switch_working(
-        self, working: StagedImport, staged: list[tuple[Scope, SessionStatus]], token: str, report: ImportReport
+        self, working: StagedImport, staged: list[Staged], token: str, report: ImportReport
     ) -> None:
-        """After the durable commit: switch every staged session's working memory in, then close the terminated
-        sessions that kept keys as terminate does."""
+        """After the durable commit: switch every staged session's working memory in (a session whose terminate was
+        cut off stays sealed, as the durable record says), then close the terminated sessions that kept keys as
+        terminate does."""
         await faults.reached("import.durable_committed")
-        scopes = [s for s, _ in staged]
+        scopes = [s.scope for s in staged]
+        sealed = {s.scope for s in staged if s.sealed and s.status != SessionStatus.TERMINATED}
         try:
-            report.working_sessions_written = await working.switch_import(scopes, token, self._clock())
-            for scope, status in staged:
-                if status == SessionStatus.TERMINATED:
-                    await self._working.mark_terminated(scope, self._clock(), clear=False)
+            report.working_sessions_written = await working.switch_import(scopes, token, self._clock(), sealed)
+            for s in staged:
+                if s.status == SessionStatus.TERMINATED:
+                    await self._working.mark_terminated(s.scope, self._clock(), clear=False)
         except MemoryServiceError as exc:
             await self._drop_staged(working, scopes, token)
             raise type(exc)(
