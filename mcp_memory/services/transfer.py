@@ -110,23 +110,13 @@ class Transfer:
 
     # -- export ----------------------------------------------------------------------------------------------
     async def _count(self, sel: Selection, now: float) -> dict[str, int]:
-        """The header's counts: a pass over the keys of each page (no states, no texts kept)."""
+        """The header's counts: the sessions and their working keys (names only) page by page, the rest counted in
+        the store (no checkpoint state or episode text is read)."""
         counts = dict.fromkeys(KINDS, 0)
         async for scope, _status in self._sessions(sel):
             counts["sessions"] += 1
             counts["working"] += len(await self._working.list_keys(scope, "", now))
-        for kind, pager in (
-            ("checkpoints", self._durable.export_checkpoints),
-            ("events", self._durable.export_events),
-        ):
-            after = 0
-            while page := await pager(sel, after, PAGE):
-                counts[kind] += len(page)
-                after = page[-1][0]
-        after = 0
-        while episodes := await self._durable.export_episodes(sel, after, PAGE, False):
-            counts["episodes"] += len(episodes)
-            after = episodes[-1][0]
+        counts.update(await self._durable.export_counts(sel))
         return counts
 
     async def _sessions(self, sel: Selection) -> AsyncIterator[tuple[Scope, SessionStatus]]:
