@@ -2,7 +2,7 @@
 
 The file's format is docs/export-format.md. Export writes to stdout unless ``--output`` is given (then to a temporary
 file beside it, renamed into place once complete, so a failed export leaves no half file under that name; a FIFO or
-a device is written as it is). Import
+a device is written as it is). An export that cannot be written whole exits 1 with a message. Import
 prints its report as JSON on stdout; a refusal prints ``mcp-memory: <code>: <sentence>`` on stderr and exits 1.
 """
 
@@ -86,9 +86,15 @@ async def _import(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the selection as an export file (stdout by default)."""
+    """Write the selection as an export file (stdout by default). Exit 1 with a message on stderr when refused or
+    when the file cannot be written whole (a closed or full output, a reader that went away: the export is cut
+    off, and a script must not take it for a backup)."""
     settings = load_settings()
     setup_logging(settings.log_level)
+    where = "stdout" if args.output is None else args.output
+    if args.output is None and sys.stdout is None:
+        print("mcp-memory: stdout is closed; give --output FILE", file=sys.stderr)
+        return 1
     try:
         sel = _selection(args)
         with _output(args.output) as out:
@@ -96,7 +102,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     except MemoryServiceError as exc:
         print(f"mcp-memory: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        if args.output is None:
+            _silence_stdout()
+        print(f"mcp-memory: the reader of {where} went away; the export is cut off", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if args.output is None:
+            _silence_stdout()
+        print(f"mcp-memory: cannot write the export to {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what it still buffers does not fail
+    again (with a traceback) after the error has been reported."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
