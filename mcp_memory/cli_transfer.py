@@ -1,7 +1,8 @@
 """``mcp-memory export`` and ``mcp-memory import``: a project, an agent or a session as a JSON Lines file, and back.
 
 The file's format is docs/export-format.md. Export writes to stdout unless ``--output`` is given (then to a temporary
-file beside it, renamed into place once complete, so a failed export leaves no half file under that name). Import
+file beside it, renamed into place once complete, so a failed export leaves no half file under that name; a FIFO or
+a device is written as it is). An export that cannot be written whole exits 1 with a message. Import
 prints its report as JSON on stdout; a refusal prints ``mcp-memory: <code>: <sentence>`` on stderr and exits 1.
 """
 
@@ -10,9 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from uuid import UUID
 
 import anyio
@@ -40,23 +44,38 @@ def _selection(args: argparse.Namespace) -> Selection:
     return Selection(project, agent, session)
 
 
-async def _export(args: argparse.Namespace, settings: Any) -> None:
-    sel = _selection(args)
+async def _export(args: argparse.Namespace, settings: Any, sel: Selection, out: BinaryIO) -> None:
     async with MemoryRuntime(settings, embedding_retry=False) as rt:
-        lines = _transfer(rt).export(sel, vectors=args.vectors)
-        if args.output is None:
-            await write_export(lines, sys.stdout.buffer)
-            return
-        target = Path(args.output)
-        partial = target.with_name(f".{target.name}.partial")
-        try:
-            with partial.open("wb") as out:
-                await write_export(lines, out)
-                os.fsync(out.fileno())
-            partial.replace(target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        await write_export(_transfer(rt).export(sel, vectors=args.vectors), out)
+
+
+@contextmanager
+def _output(output: str | None) -> Iterator[BinaryIO]:
+    """Where the export goes: stdout; a FIFO, device or socket (through a symlink too) as it is, as a rename would
+    replace it with a regular file (a directory fails to open, with its error); else a temporary file beside the
+    target, renamed over it once complete (removed if the export fails). A symlink's target is replaced, the link
+    kept; the new file has the old one's mode, else 0600, as an export holds all of the scope's memory."""
+    if output is None:
+        yield sys.stdout.buffer
+        return
+    target = Path(output)
+    if target.exists() and not target.is_file():
+        with target.open("wb") as out:
+            yield out
+        return
+    target = target.resolve()
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o600
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        partial.replace(target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 async def _import(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
@@ -67,15 +86,43 @@ async def _import(args: argparse.Namespace, settings: Any) -> dict[str, Any]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the selection as an export file (stdout by default)."""
+    """Write the selection as an export file (stdout by default). Exit 1 with a message on stderr when refused or
+    when the file cannot be written whole (a closed or full output, a reader that went away: the export is cut
+    off, and a script must not take it for a backup)."""
     settings = load_settings()
     setup_logging(settings.log_level)
+    where = "stdout" if args.output is None else args.output
+    if args.output is None and sys.stdout is None:
+        print("mcp-memory: stdout is closed; give --output FILE", file=sys.stderr)
+        return 1
     try:
-        anyio.run(_export, args, settings)
+        sel = _selection(args)
+        with _output(args.output) as out:
+            anyio.run(_export, args, settings, sel, out)
     except MemoryServiceError as exc:
         print(f"mcp-memory: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        if args.output is None:
+            _silence_stdout()
+        print(f"mcp-memory: the reader of {where} went away; the export is cut off", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        if args.output is None:
+            _silence_stdout()
+        print(f"mcp-memory: cannot write the export to {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush of what it still buffers does not fail
+    again (with a traceback) after the error has been reported."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def cmd_import(args: argparse.Namespace) -> int:

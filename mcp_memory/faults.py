@@ -6,6 +6,7 @@ makes the process exit at once at that point (``os._exit``: no cleanup, no ``fin
 
 Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged`` (Redis holds the staged initial
 state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
+``import.validated`` (an import has read and checked the whole file, nothing written yet),
 ``import.working_staged`` (an import has staged one more session's working memory in Redis),
 ``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched);
 ``delete.working_erased`` (``delete_session`` has erased the session's Redis keys, the durable record is still
@@ -24,8 +25,8 @@ FaultHook = Callable[[str], Awaitable[None]]
 EXIT_ENV = "MCP_MEMORY_FAULT_EXIT_AT"
 POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
 """The spawn path's points, in order."""
-IMPORT_POINTS = ("import.working_staged", "import.durable_committed")
-"""The import path's points (with working memory in Redis), in order."""
+IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_committed")
+"""The import path's points, in order (the last two with working memory in Redis)."""
 
 DELETE_POINTS = ("delete.working_erased", "recover.read")
 """A deletion racing a re-open of the session from the durable store."""

@@ -268,3 +268,47 @@ async def test_a_resealed_file_listing_a_key_or_an_episode_twice_is_refused_nami
         message = await refused(runtime, crafted)
         assert message.startswith(f"line {at + 2}: {what}") and "listed twice" in message, message
     await assert_nothing_written(runtime, project)
+
+
+async def test_a_resealed_file_whose_session_keys_are_apart_is_refused_naming_the_line(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """A session's working lines come together: a file edited to put another session's key between them, given a
+    fresh checksum, is ``invalid_argument`` naming the line (into Redis the import staged that session twice, and
+    the switch kept only the second group, losing the first's keys)."""
+    project, path = exported
+    lines = path.read_bytes().splitlines(keepends=True)
+    working = [i for i, line in enumerate(lines) if b'"kind":"working"' in line]
+    first_session = orjson.loads(lines[working[0]])["session_id"]
+    other = next(i for i in working if orjson.loads(lines[i])["session_id"] != first_session)
+    moved = lines[working[0]]
+    edited = [line for i, line in enumerate(lines[:-1]) if i != working[0]]
+    edited.insert(other, moved)  # just after the other session's first key (one line up, as one was taken out)
+    trailer = orjson.loads(lines[-1])
+    trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
+    crafted = tmp_path / "apart.jsonl"
+    crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+    message = await refused(runtime, crafted)
+    assert message.startswith(f"line {other + 1}: working key") and "apart from the session's other" in message, message
+    await assert_nothing_written(runtime, project)
+
+
+async def test_a_header_naming_a_session_without_its_agent_is_refused(runtime: MemoryRuntime, tmp_path: Path) -> None:
+    """A session is named within its agent: a header whose scope has a session_id but no agent_instance_id is
+    ``invalid_argument`` naming line 1 (the import crashed on it with a ValueError)."""
+    project = uuid.uuid4()
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
+    async with MemoryRuntime(settings, embedding_retry=False) as source:
+        agent, sid = (await populate(source, project, **SMALL))[0]
+        path = await export_to(source, Selection(project, agent, sid), tmp_path / "one-session.jsonl")
+    lines = path.read_bytes().splitlines(keepends=True)
+    header = orjson.loads(lines[0])
+    header["scope"]["agent_instance_id"] = None
+    edited = [orjson.dumps(header) + b"\n", *lines[1:-1]]
+    trailer = orjson.loads(lines[-1])
+    trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
+    crafted = tmp_path / "no-agent.jsonl"
+    crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+    message = await refused(runtime, crafted)
+    assert message.startswith("line 1 of the export file is not a valid record: scope") and "agent" in message, message
+    await assert_nothing_written(runtime, project)

@@ -18,7 +18,16 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import (
@@ -86,6 +95,12 @@ class ScopeModel(_Record):
     project_id: UUID
     agent_instance_id: UUID | None = None
     session_id: _Identifier | None = None
+
+    @model_validator(mode="after")
+    def _session_within_its_agent(self) -> ScopeModel:
+        if self.session_id is not None and self.agent_instance_id is None:
+            raise ValueError("a session_id needs its agent_instance_id (a session is named within its agent)")
+        return self
 
 
 class Counts(_Record):

@@ -4,10 +4,12 @@ Export streams: :meth:`Transfer.export` yields the file's lines one by one, read
 pages (:mod:`mcp_memory.stores.transfer`) and each session's working memory from the working store, so memory use is
 one page (or one session's working memory), whatever the size of the project. It is not one snapshot: a scope that
 changes while it is exported gives a file of what each page read (the header's counts are those at the start; the
-trailer's, which the import checks, are those written).
+trailer's, which the import checks, are those written), but only of the sessions its session pass listed, so that
+the import takes it.
 
-Import reads the file line by line: once to validate all of it (header, every record, the trailer's counts and
-checksum), so that a truncated, tampered or newer-version file is refused before anything is written; when working
+Import reads the file line by line, every pass from the same open file (:mod:`mcp_memory.services.export_reader`):
+once to validate all of it (header, every record, the trailer's counts and checksum), so that a truncated, tampered
+or newer-version file is refused before anything is written (each later pass checks the checksum again); when working
 memory lives in Redis, again to stage every session's working memory there (apart from the live keys: invisible,
 see :class:`~mcp_memory.stores.ports.StagedImport`); then again to write the durable store in one transaction (all
 or nothing); and last the staged working memory is switched in, every session in one Redis script (in Cluster, one
@@ -30,32 +32,24 @@ from uuid import UUID, uuid4
 import anyio
 
 from mcp_memory import faults
-from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
 from mcp_memory.services.export_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     KINDS,
-    CheckpointRecord,
-    EpisodeRecord,
     Header,
-    Record,
-    SessionRecord,
-    Trailer,
-    WorkingRecord,
     checkpoint_line,
     dump,
     episode_line,
     event_line,
-    parse_header,
-    parse_line,
     session_line,
     timestamp,
-    to_entry,
     working_line,
 )
+from mcp_memory.services.export_reader import check_export, export_entries, open_export
 from mcp_memory.stores.ports import Limits, StagedImport, WorkingStore
-from mcp_memory.stores.transfer import Entry, ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
+from mcp_memory.stores.transfer import ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
 from mcp_memory.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -85,14 +79,13 @@ class ImportReport:
         }
 
 
-def _kind(record: Record) -> str:
-    return {
-        "session": "sessions",
-        "working": "working",
-        "checkpoint": "checkpoints",
-        "event": "events",
-        "episode": "episodes",
-    }[record.kind]
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A session whose working memory an import has staged, with what the switch needs of its durable record."""
+
+    scope: Scope
+    status: SessionStatus
+    sealed: bool
 
 
 class Transfer:
@@ -117,23 +110,13 @@ class Transfer:
 
     # -- export ----------------------------------------------------------------------------------------------
     async def _count(self, sel: Selection, now: float) -> dict[str, int]:
-        """The header's counts: a pass over the keys of each page (no states, no texts kept)."""
+        """The header's counts: the sessions and their working keys (names only) page by page, the rest counted in
+        the store (no checkpoint state or episode text is read)."""
         counts = dict.fromkeys(KINDS, 0)
         async for scope, _status in self._sessions(sel):
             counts["sessions"] += 1
             counts["working"] += len(await self._working.list_keys(scope, "", now))
-        for kind, pager in (
-            ("checkpoints", self._durable.export_checkpoints),
-            ("events", self._durable.export_events),
-        ):
-            after = 0
-            while page := await pager(sel, after, PAGE):
-                counts[kind] += len(page)
-                after = page[-1][0]
-        after = 0
-        while episodes := await self._durable.export_episodes(sel, after, PAGE, False):
-            counts["episodes"] += len(episodes)
-            after = episodes[-1][0]
+        counts.update(await self._durable.export_counts(sel))
         return counts
 
     async def _sessions(self, sel: Selection) -> AsyncIterator[tuple[Scope, SessionStatus]]:
@@ -174,24 +157,32 @@ class Transfer:
             return data
 
         yield emit(header, None)
+        # The later passes write only what belongs to a session this pass wrote (a dict as an ordered set): a
+        # session spawned, or whose spawn completed, while the export runs would otherwise have its keys,
+        # checkpoints or events in the file without its session line, a file the import refuses.
+        listed: dict[tuple[UUID, str], None] = {}
         after = 0
         while sessions := await self._durable.export_sessions(sel, after, PAGE):
             for _, info in sessions:
+                listed[(info.agent_instance_id, info.session_id)] = None
                 yield emit(session_line(info), "sessions")
             after = sessions[-1][0]
-        async for scope, _status in self._sessions(sel):
+        for agent, session_id in listed:
+            scope = Scope(sel.project_id, agent, session_id)
             items = await self._working.snapshot(scope, now)
             for key in sorted(items):
                 yield emit(working_line(scope, key, items[key], now), "working")
         after = 0
         while checkpoints := await self._durable.export_checkpoints(sel, after, max(1, PAGE // 10)):
             for _, scope, cp in checkpoints:
-                yield emit(checkpoint_line(scope, cp), "checkpoints")
+                if (scope.agent_instance_id, scope.session_id) in listed:
+                    yield emit(checkpoint_line(scope, cp), "checkpoints")
             after = checkpoints[-1][0]
         after = 0
         while events := await self._durable.export_events(sel, after, PAGE):
             for _, scope, ev in events:
-                yield emit(event_line(scope, ev), "events")
+                if (scope.agent_instance_id, scope.session_id) in listed:
+                    yield emit(event_line(scope, ev), "events")
             after = events[-1][0]
         after = 0
         while episodes := await self._durable.export_episodes(sel, after, PAGE, vectors):
@@ -204,79 +195,12 @@ class Transfer:
 
     # -- import ----------------------------------------------------------------------------------------------
     async def validate(self, path: Path) -> Header:
-        """Read the whole file once and check it: the header (a newer format version is refused), every record
-        (fields, types, that it belongs to the header's scope and, but for episodes, to a session listed before
-        it), and the trailer (present, last, its counts and checksum those of the lines before it).
-        ``invalid_argument`` naming the line otherwise."""
-        header: Header | None = None
-        digest = hashlib.sha256()
-        counts = dict.fromkeys(KINDS, 0)
-        sessions: set[tuple[UUID, str]] = set()
-        checkpoints: set[tuple[UUID, str, str]] = set()
-        working_keys: set[tuple[UUID, str, str]] = set()
-        episodes: set[UUID] = set()
-        trailer: Trailer | None = None
-        line_no = 0
-        async for line in _lines(path):
-            line_no += 1
-            if not line.endswith(b"\n"):
-                raise InvalidArgument(f"the export file is truncated (line {line_no} is cut off); nothing was imported")
-            if trailer is not None:
-                raise InvalidArgument(f"line {line_no} of the export file follows its trailer; nothing was imported")
-            if header is None:
-                header = parse_header(line)
-                digest.update(line)
-                continue
-            parsed = parse_line(line, line_no)
-            if isinstance(parsed, Trailer):
-                trailer = parsed
-                continue
-            digest.update(line)
-            _check_in_scope(header, parsed, line_no)
-            key = (parsed.agent_instance_id, parsed.session_id) if parsed.session_id is not None else None
-            if isinstance(parsed, SessionRecord):
-                if key in sessions:
-                    raise InvalidArgument(f"line {line_no}: session '{parsed.session_id}' is listed twice")
-                assert key is not None
-                sessions.add(key)
-            elif not isinstance(parsed, EpisodeRecord) and key not in sessions:
-                raise InvalidArgument(
-                    f"line {line_no}: a {parsed.kind} of session '{parsed.session_id}', which the file does not "
-                    "list before it"
-                )
-            # Twice the same key, checkpoint or episode would fail inside the import's transaction, as `internal`.
-            if isinstance(parsed, CheckpointRecord):
-                cid = (parsed.agent_instance_id, parsed.session_id, parsed.checkpoint_id)
-                if cid in checkpoints:
-                    raise InvalidArgument(f"line {line_no}: checkpoint '{parsed.checkpoint_id}' is listed twice")
-                checkpoints.add(cid)
-            elif isinstance(parsed, WorkingRecord):
-                wid = (parsed.agent_instance_id, parsed.session_id, parsed.key)
-                if wid in working_keys:
-                    raise InvalidArgument(
-                        f"line {line_no}: working key {parsed.key[:100]!r} of session '{parsed.session_id}' is "
-                        "listed twice"
-                    )
-                working_keys.add(wid)
-            elif isinstance(parsed, EpisodeRecord):
-                if parsed.episode_id in episodes:
-                    raise InvalidArgument(f"line {line_no}: episode {parsed.episode_id} is listed twice")
-                episodes.add(parsed.episode_id)
-            counts[_kind(parsed)] += 1
-        if header is None:
-            raise InvalidArgument("the export file is empty; nothing was imported")
-        if trailer is None:
-            raise InvalidArgument("the export file is truncated (it has no trailer line); nothing was imported")
-        if trailer.counts.model_dump() != counts:
-            raise InvalidArgument(
-                f"the export file's trailer counts {trailer.counts.model_dump()} but it holds {counts}: it is "
-                "truncated or was edited; nothing was imported"
-            )
-        if trailer.sha256 != digest.hexdigest():
-            raise InvalidArgument(
-                "the export file's checksum does not match its lines: it was edited or damaged; nothing was imported"
-            )
-        return header
+        """Check the file at ``path`` whole (:func:`~mcp_memory.services.export_reader.check_export`); its header."""
+        f = await open_export(path)
+        try:
+            return (await check_export(f))[0]
+        finally:
+            f.close()
 
     async def import_file(self, path: Path, *, as_project: UUID | None = None) -> ImportReport:
         """Validate ``path`` whole, then import it (see the module docstring). Without ``as_project`` ids are
@@ -284,7 +208,17 @@ class Transfer:
         any of the file's episode ids). With it, everything lands in project ``as_project``: session and checkpoint
         ids are kept (a session that exists there already is ``conflict``), and an episode whose id the store holds
         already gets a new UUID (the report maps them)."""
-        header = await self.validate(path)
+        # One open file for every pass: the file renamed over, or edited, after its validation is not what the
+        # later passes read (and each of them checks the checksum again: an edit in place fails the import whole).
+        f = await open_export(path)
+        try:
+            return await self._import(f, as_project)
+        finally:
+            f.close()
+
+    async def _import(self, f: BinaryIO, as_project: UUID | None) -> ImportReport:
+        header, sha256 = await check_export(f)
+        await faults.reached("import.validated")
         source = header.scope
         target = as_project if as_project is not None else source.project_id
         keep_ids = as_project is None
@@ -298,18 +232,18 @@ class Transfer:
             max_keys=self._limits.max_keys,
             now=self._clock(),
         )
-        staged: list[tuple[Scope, SessionStatus]] = []
+        staged: list[Staged] = []
         token = uuid4().hex
         working = self._working if not self._same_store else None
         if working is not None and not isinstance(working, StagedImport):
             raise TypeError("a working store apart from the durable store must stage imports (StagedImport)")
         try:
-            working_counts = 0 if working is None else await self._stage_working(path, target, token, staged)
-            await self._durable.import_records(_entries(path), plan)
+            working_counts = 0 if working is None else await self._stage_working(f, sha256, target, token, staged)
+            await self._durable.import_records(export_entries(f, sha256), plan)
         except BaseException:
             if working is not None:
                 with anyio.CancelScope(shield=True):
-                    await self._drop_staged(working, [s for s, _ in staged], token)
+                    await self._drop_staged(working, [s.scope for s in staged], token)
             raise
         report = ImportReport(target, dict(plan.counts), dict(plan.renamed_episodes))
         if working is not None:
@@ -318,9 +252,7 @@ class Transfer:
             await self._switch_working(working, staged, token, report)
         return report
 
-    async def _stage_working(
-        self, path: Path, project: UUID, token: str, staged: list[tuple[Scope, SessionStatus]]
-    ) -> int:
+    async def _stage_working(self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[Staged]) -> int:
         """Stage working memory in the separate working store (Redis), per session exactly its keys: running and
         paused sessions (even with none), a terminated one only if it kept keys. Keys whose expiry has passed by
         now are skipped. Appends each staged session to ``staged`` (for the switch, or the cleanup); returns the
@@ -328,22 +260,24 @@ class Transfer:
         assert isinstance(self._working, StagedImport)
         working = self._working
         now = self._clock()
-        statuses: dict[tuple[UUID, str], SessionStatus] = {}
+        statuses: dict[tuple[UUID, str], tuple[SessionStatus, bool]] = {}  # and whether sealed
         items: dict[tuple[UUID, str], dict[str, Item]] = {}
         records = 0
 
         async def stage(key: tuple[UUID, str]) -> None:
             scope, kept = Scope(project, key[0], key[1]), items.pop(key, {})
-            if statuses[key] == SessionStatus.TERMINATED and not kept:
+            status, sealed = statuses[key]
+            if status == SessionStatus.TERMINATED and not kept:
                 return  # its keys all expired: nothing to keep
             await working.stage_import(scope, kept, now, self._limits, token)
-            staged.append((scope, statuses[key]))
+            staged.append(Staged(scope, status, sealed))
             await faults.reached("import.working_staged")
 
         pending: tuple[UUID, str] | None = None
-        async for entry in _entries(path):
+        async for entry in export_entries(f, sha256):
             if isinstance(entry, SessionEntry):
-                statuses[(entry.info.agent_instance_id, entry.info.session_id)] = entry.info.status
+                info = entry.info
+                statuses[(info.agent_instance_id, info.session_id)] = (info.status, info.sealed)
             elif isinstance(entry, WorkingEntry):
                 key = (entry.scope.agent_instance_id, entry.scope.session_id)
                 if pending is not None and pending != key:
@@ -358,8 +292,8 @@ class Transfer:
                 pending = None
         if pending is not None:
             await stage(pending)
-        done = {(s.agent_instance_id, s.session_id) for s, _ in staged}
-        for key, status in statuses.items():
+        done = {(s.scope.agent_instance_id, s.scope.session_id) for s in staged}
+        for key, (status, _) in statuses.items():
             if status != SessionStatus.TERMINATED and key not in done:
                 await stage(key)
         return records
@@ -373,17 +307,19 @@ class Transfer:
             logger.warning("could not drop the staged working memory of a failed import", exc_info=True)
 
     async def _switch_working(
-        self, working: StagedImport, staged: list[tuple[Scope, SessionStatus]], token: str, report: ImportReport
+        self, working: StagedImport, staged: list[Staged], token: str, report: ImportReport
     ) -> None:
-        """After the durable commit: switch every staged session's working memory in, then close the terminated
-        sessions that kept keys as terminate does."""
+        """After the durable commit: switch every staged session's working memory in (a session whose terminate was
+        cut off stays sealed, as the durable record says), then close the terminated sessions that kept keys as
+        terminate does."""
         await faults.reached("import.durable_committed")
-        scopes = [s for s, _ in staged]
+        scopes = [s.scope for s in staged]
+        sealed = {s.scope for s in staged if s.sealed and s.status != SessionStatus.TERMINATED}
         try:
-            report.working_sessions_written = await working.switch_import(scopes, token, self._clock())
-            for scope, status in staged:
-                if status == SessionStatus.TERMINATED:
-                    await self._working.mark_terminated(scope, self._clock(), clear=False)
+            report.working_sessions_written = await working.switch_import(scopes, token, self._clock(), sealed)
+            for s in staged:
+                if s.status == SessionStatus.TERMINATED:
+                    await self._working.mark_terminated(s.scope, self._clock(), clear=False)
         except MemoryServiceError as exc:
             await self._drop_staged(working, scopes, token)
             raise type(exc)(
@@ -391,45 +327,6 @@ class Transfer:
                 f"{report.working_sessions_written} of {report.working_sessions} sessions (the others come back "
                 "with their newest checkpoint)"
             ) from exc
-
-
-def _check_in_scope(header: Header, record: Record, line_no: int) -> None:
-    scope = header.scope
-    if record.project_id != scope.project_id:
-        raise InvalidArgument(f"line {line_no}: a record of project {record.project_id}, not the header's")
-    if scope.agent_instance_id is not None and record.agent_instance_id != scope.agent_instance_id:
-        raise InvalidArgument(f"line {line_no}: a record of agent {record.agent_instance_id}, not the header's")
-    if scope.session_id is not None and record.session_id != scope.session_id:
-        raise InvalidArgument(f"line {line_no}: a record of session '{record.session_id}', not the header's")
-
-
-READ_BATCH = 1 << 20
-"""Lines are read from the file in batches of about this many bytes (one thread hop per batch, not per line)."""
-
-
-async def _lines(path: Path) -> AsyncIterator[bytes]:
-    """The file's lines in order (a line ends with ``\\n``; a last line without it is returned as is), read in
-    batches of about :data:`READ_BATCH` bytes: memory holds one batch (or one longer line)."""
-    f = await anyio.to_thread.run_sync(path.open, "rb")
-    try:
-        while batch := await anyio.to_thread.run_sync(f.readlines, READ_BATCH):
-            for line in batch:
-                yield line
-    finally:
-        f.close()
-
-
-async def _entries(path: Path) -> AsyncIterator[Entry]:
-    """The records of a validated file as store entries."""
-    first = True
-    async for line in _lines(path):
-        if first:
-            first = False
-            continue
-        parsed = parse_line(line, 0)
-        if isinstance(parsed, Trailer):
-            return
-        yield to_entry(parsed)
 
 
 async def write_export(lines: AsyncIterator[bytes], out: BinaryIO) -> int:

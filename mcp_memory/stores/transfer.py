@@ -114,6 +114,11 @@ class TransferStore(Protocol):
         """The selection's sessions (those whose spawn has completed), by row key, ``limit`` after ``after``."""
         ...
 
+    async def export_counts(self, sel: Selection) -> dict[str, int]:
+        """How many ``checkpoints``, ``events`` and ``episodes`` the selection holds (of sessions whose spawn has
+        completed), counted in the store: no checkpoint state or episode text is read."""
+        ...
+
     async def export_checkpoints(
         self, sel: Selection, after: int, limit: int
     ) -> list[tuple[int, Scope, CheckpointData]]:

@@ -4,6 +4,7 @@ optional erase and staged-spawn abilities of a working store. The contracts all 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -154,10 +155,13 @@ class StagedImport(Protocol):
         """Drop the import ``token``'s staged state of ``scopes`` (nothing else)."""
         ...
 
-    async def switch_import(self, scopes: Sequence[Scope], token: str, now: float) -> int:
+    async def switch_import(
+        self, scopes: Sequence[Scope], token: str, now: float, sealed: AbstractSet[Scope] = frozenset()
+    ) -> int:
         """Make the staged state of ``scopes`` their working memory (replacing whatever was live), together, with the
-        expiry its items give it at ``now``; the count switched. ``Unavailable`` if a staged state is gone (nothing
-        of that step switched)."""
+        expiry its items give it at ``now``; the count switched. Those in ``sealed`` (a terminate was cut off, the
+        durable record says sealed) are switched in sealed by nobody, refusing writes as a re-open of such a session
+        does; the others open. ``Unavailable`` if a staged state is gone (nothing of that step switched)."""
         ...
 
 

@@ -96,6 +96,10 @@ async def test_export_pages_cover_the_selection_once_in_keyset_order(stores: Sto
     assert [e.episode.agent_instance_id for e in got] == [agents[1]] * 2
     assert await store.selection_occupied(one_session)
     assert not await store.selection_occupied(Selection(uuid.uuid4()))
+    # The counts of the export's header: what the pages hold.
+    assert await store.export_counts(Selection(project)) == {"checkpoints": 4, "events": 8, "episodes": 4}
+    assert await store.export_counts(one_agent) == {"checkpoints": 2, "events": 4, "episodes": 2}
+    assert await store.export_counts(one_session) == {"checkpoints": 1, "events": 2, "episodes": 1}
 
 
 async def test_import_is_one_transaction_a_late_conflict_leaves_nothing(stores: StorePair) -> None:

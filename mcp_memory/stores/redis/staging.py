@@ -23,6 +23,7 @@ another token is stale (a spawn that never completed) and is replaced.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING, Any
 
 from mcp_memory.errors import Unavailable
@@ -89,14 +90,19 @@ class RedisStaging:
         for scope in scopes:
             await self._eval("drop", self._import_keys(scope, token), [token])
 
-    async def switch_import(self, scopes: Sequence[Scope], token: str, now: float) -> int:
+    async def switch_import(
+        self, scopes: Sequence[Scope], token: str, now: float, sealed: AbstractSet[Scope] = frozenset()
+    ) -> int:
         groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
         switched = 0
         for group in groups:
             keys = [k for s in group for k in (*self._import_keys(s, token), *self.keys(s), *self.copy_keys(s))]
             if not keys:
                 continue
-            reply = await self._eval("switch", keys, [token, repr(float(now)), RECLAIM_MARGIN_MS])
+            # Each session's marker, one letter per session: "o" open, "s" sealed by nobody (as _recover re-opens a
+            # session whose terminate was cut off).
+            markers = "".join("s" if s in sealed else "o" for s in group)
+            reply = await self._eval("switch", keys, [token, repr(float(now)), RECLAIM_MARGIN_MS, markers])
             if reply[0] != "ok":
                 raise Unavailable(
                     f"Redis lost the staged working memory of session '{group[int(reply[1])].session_id}' before "

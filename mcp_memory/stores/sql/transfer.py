@@ -122,6 +122,24 @@ class SqlTransfer:
             )
             return [(int(r.id), self._session_info(r)) for r in result]
 
+    async def export_counts(self, sel: Selection) -> dict[str, int]:
+        s_where, params = _where(self._dialect, sel, "s")
+        e_where, _ = _where(self._dialect, sel, "e")  # the same parameters
+        async with self._read() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "SELECT (SELECT COUNT(*) FROM checkpoints c JOIN sessions s ON s.id = c.session_pk "
+                        f"WHERE {s_where} AND s.{COMPLETE}) AS checkpoints, "
+                        "(SELECT COUNT(*) FROM events v JOIN sessions s ON s.id = v.session_pk "
+                        f"WHERE {s_where} AND s.{COMPLETE}) AS events, "
+                        f"(SELECT COUNT(*) FROM episodes e WHERE {e_where}) AS episodes"
+                    ),
+                    params,
+                )
+            ).one()
+            return {"checkpoints": int(row.checkpoints), "events": int(row.events), "episodes": int(row.episodes)}
+
     async def export_checkpoints(
         self, sel: Selection, after: int, limit: int
     ) -> list[tuple[int, Scope, CheckpointData]]:
