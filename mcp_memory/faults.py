@@ -8,7 +8,8 @@ Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged
 state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
 ``import.validated`` (an import has read and checked the whole file, nothing written yet),
 ``import.working_staged`` (an import has staged one more session's working memory in Redis),
-``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched);
+``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched),
+``import.switched`` (Redis's part is switched in; terminated sessions are not yet closed as terminate does);
 ``delete.working_erased`` (``delete_session`` has erased the session's Redis keys, the durable record is still
 there), ``recover.read`` (a call that found its session missing in Redis has read the durable record to re-open it
 from, and not yet written Redis).

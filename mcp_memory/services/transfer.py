@@ -315,8 +315,12 @@ class Transfer:
         await faults.reached("import.durable_committed")
         scopes = [s.scope for s in staged]
         sealed = {s.scope for s in staged if s.sealed and s.status != SessionStatus.TERMINATED}
+        terminated = {s.scope for s in staged if s.status == SessionStatus.TERMINATED}
         try:
-            report.working_sessions_written = await working.switch_import(scopes, token, self._clock(), sealed)
+            report.working_sessions_written = await working.switch_import(
+                scopes, token, self._clock(), sealed, terminated
+            )
+            await faults.reached("import.switched")
             for s in staged:
                 if s.status == SessionStatus.TERMINATED:
                     await self._working.mark_terminated(s.scope, self._clock(), clear=False)

@@ -156,12 +156,18 @@ class StagedImport(Protocol):
         ...
 
     async def switch_import(
-        self, scopes: Sequence[Scope], token: str, now: float, sealed: AbstractSet[Scope] = frozenset()
+        self,
+        scopes: Sequence[Scope],
+        token: str,
+        now: float,
+        sealed: AbstractSet[Scope] = frozenset(),
+        terminated: AbstractSet[Scope] = frozenset(),
     ) -> int:
         """Make the staged state of ``scopes`` their working memory (replacing whatever was live), together, with the
         expiry its items give it at ``now``; the count switched. Those in ``sealed`` (a terminate was cut off, the
         durable record says sealed) are switched in sealed by nobody, refusing writes as a re-open of such a session
-        does; the others open. ``Unavailable`` if a staged state is gone (nothing of that step switched)."""
+        does; those in ``terminated`` (terminated, keeping their keys) terminated, refusing every write; the others
+        open. ``Unavailable`` if a staged state is gone (nothing of that step switched)."""
         ...
 
 

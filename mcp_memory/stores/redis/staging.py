@@ -91,7 +91,12 @@ class RedisStaging:
             await self._eval("drop", self._import_keys(scope, token), [token])
 
     async def switch_import(
-        self, scopes: Sequence[Scope], token: str, now: float, sealed: AbstractSet[Scope] = frozenset()
+        self,
+        scopes: Sequence[Scope],
+        token: str,
+        now: float,
+        sealed: AbstractSet[Scope] = frozenset(),
+        terminated: AbstractSet[Scope] = frozenset(),
     ) -> int:
         groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
         switched = 0
@@ -100,8 +105,9 @@ class RedisStaging:
             if not keys:
                 continue
             # Each session's marker, one letter per session: "o" open, "s" sealed by nobody (as _recover re-opens a
-            # session whose terminate was cut off).
-            markers = "".join("s" if s in sealed else "o" for s in group)
+            # session whose terminate was cut off), "t" terminated (closed in the switch itself: a write landing
+            # before the terminated sessions are closed as terminate does would otherwise be taken).
+            markers = "".join("t" if s in terminated else "s" if s in sealed else "o" for s in group)
             reply = await self._eval("switch", keys, [token, repr(float(now)), RECLAIM_MARGIN_MS, markers])
             if reply[0] != "ok":
                 raise Unavailable(

@@ -1,7 +1,7 @@
 -- KEYS: 11 per session: its staged keys {sm, sv, sx, si} (an import's, same hash slot), its live {m, v, x, i}, then
 -- its pause copy {cv, cx, ct} (copies.py: dropped, as the import replaces the session's checkpoints);
 -- ARGV: token, now, margin, markers (one letter per session: 'o' open, 's' sealed by nobody: its terminate was cut
--- off). Checks first that every session's staged state is this import's (else {'missing', n}: nothing changed),
+-- off, 't' terminated: it kept its keys, which no write may change). Checks first that every session's staged state is this import's (else {'missing', n}: nothing changed),
 -- then makes each staged state the session's working memory (with its marker),
 -- so the sessions of one script switch together or not at all. Staged keys carry the staging TTL (so that a crashed
 -- import's go by themselves): the live ones get the expiry a write would give them (reclaim, lib.lua).
@@ -15,7 +15,8 @@ for s = 0, n - 1 do
   if redis.call('EXISTS', KEYS[b + 2]) == 1 then redis.call('RENAME', KEYS[b + 2], KEYS[b + 6]) end
   if redis.call('EXISTS', KEYS[b + 3]) == 1 then redis.call('RENAME', KEYS[b + 3], KEYS[b + 7]) end
   reclaim(ARGV[2], ARGV[3], KEYS[b + 6], KEYS[b + 7])
-  redis.call('SET', KEYS[b + 5], string.sub(ARGV[4] or '', s + 1, s + 1) == 's' and 's' or 'o')
+  local marker = string.sub(ARGV[4] or '', s + 1, s + 1)
+  redis.call('SET', KEYS[b + 5], (marker == 's' or marker == 't') and marker or 'o')
   redis.call('DEL', KEYS[b + 1], KEYS[b + 4])
 end
 return {'ok', n}
