@@ -250,6 +250,46 @@ async def test_a_session_over_the_key_limit_is_refused_whole_on_every_store(
         assert sorted(await rt.working.list_keys(Scope(project, agent, "wide"))) == [f"k{i}" for i in range(5)]
 
 
+async def test_keys_and_values_past_this_servers_limits_are_refused_whole(
+    make_settings: Callable[..., Settings], clock: FakeClock, tmp_path: Path
+) -> None:
+    """A file made by a server with larger limits, in working memory or in a checkpoint, is ``too_large`` naming the
+    line where it lands (it was imported, leaving keys that memory_delete refused as too long, and that a resume
+    restored); an expiry past the longest TTL is ``invalid_argument`` (Redis failed on it as ``internal``)."""
+    project, agent = uuid.uuid4(), uuid.uuid4()
+    source = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'wide.db'}")
+    files: dict[str, Path] = {}
+    async with MemoryRuntime(source, clock=clock) as rt:
+        for name, state in (("long_key", {"k" * 40: 1}), ("big_value", {"k": "v" * 500})):
+            sel = Scope(project, agent, name)
+            await rt.lifecycle.spawn(project, agent, name, initial_state=state)
+            if name == "big_value":  # in a checkpoint only: working memory is cleared
+                await rt.lifecycle.pause(project, agent, name)
+                await rt.working.delete(sel, "k")
+            files[name] = await export_to(rt, Selection(project, agent, name), tmp_path / f"{name}.jsonl")
+        await rt.lifecycle.spawn(project, agent, "s", initial_state={"k": 1})
+        files["expiry"] = await export_to(rt, Selection(project, agent, "s"), tmp_path / "s.jsonl")
+    lines = files["expiry"].read_bytes().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if b'"kind":"working"' in line)
+    record = orjson.loads(lines[at])
+    record["expires_at"], record["ttl_remaining"] = 1e15, 1e15
+    edited = [*lines[:at], orjson.dumps(record) + b"\n", *lines[at + 1 : -1]]
+    trailer = orjson.loads(lines[-1])
+    trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
+    files["expiry"].write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+
+    async with MemoryRuntime(make_settings(max_key_length=16, max_value_bytes=100), clock=clock) as rt:
+        assert rt.transfer is not None
+        with pytest.raises(TooLarge, match=r"line \d+: key 'k{40}' is 40 characters long.*max_key_length"):
+            await rt.transfer.import_file(files["long_key"])
+        with pytest.raises(TooLarge, match=r"line \d+ \(checkpoint '.*'\): the value of key 'k' is 502 bytes"):
+            await rt.transfer.import_file(files["big_value"])
+        assert f"line {at + 1}: key 'k' expires at 1000000000000000.0, past the longest TTL" in await refused(
+            rt, files["expiry"]
+        )
+        await assert_nothing_written(rt, project)
+
+
 async def test_a_resealed_file_listing_a_key_or_an_episode_twice_is_refused_naming_the_line(
     runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
 ) -> None:

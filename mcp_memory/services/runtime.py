@@ -82,6 +82,7 @@ class MemoryRuntime:
                 limits=Limits(max_keys=self.settings.max_keys_per_session),
                 clock=clock,
                 embedding_model=self.embedder.name if self.embedder is not None else None,
+                item_limits=(self.settings.max_key_length, self.settings.max_value_bytes),
             )
             if isinstance(self.store, TransferStore)
             else None

@@ -47,7 +47,8 @@ from mcp_memory.services.export_format import (
     timestamp,
     working_line,
 )
-from mcp_memory.services.export_reader import check_export, export_entries, open_export
+from mcp_memory.services.export_reader import ItemBounds, check_export, export_entries, open_export
+from mcp_memory.services.working import MAX_TTL_SECONDS
 from mcp_memory.stores.ports import Limits, StagedImport, WorkingStore
 from mcp_memory.stores.transfer import ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
 from mcp_memory.version import __version__
@@ -100,11 +101,15 @@ class Transfer:
         limits: Limits,
         clock: Callable[[], float],
         embedding_model: str | None,
+        item_limits: tuple[int, int] | None = None,
     ) -> None:
+        """``item_limits``: the server's ``max_key_length`` and ``max_value_bytes``, which an import's working keys
+        and checkpoint states must keep to (None: not checked)."""
         self._durable = durable
         self._working = working
         self._same_store = same_store
         self._limits = limits
+        self._items = item_limits
         self._clock = clock
         self._model = embedding_model
 
@@ -217,7 +222,7 @@ class Transfer:
             f.close()
 
     async def _import(self, f: BinaryIO, as_project: UUID | None) -> ImportReport:
-        header, sha256 = await check_export(f)
+        header, sha256 = await check_export(f, self._bounds())
         await faults.reached("import.validated")
         source = header.scope
         target = as_project if as_project is not None else source.project_id
@@ -251,6 +256,12 @@ class Transfer:
             report.working_sessions = len(staged)
             await self._switch_working(working, staged, token, report)
         return report
+
+    def _bounds(self) -> ItemBounds | None:
+        if self._items is None:
+            return None
+        max_key_length, max_value_bytes = self._items
+        return ItemBounds(max_key_length, max_value_bytes, self._clock() + MAX_TTL_SECONDS)
 
     async def _stage_working(self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[Staged]) -> int:
         """Stage working memory in the separate working store (Redis), per session exactly its keys: running and
