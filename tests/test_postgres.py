@@ -65,6 +65,19 @@ async def tables_present(store_url: str) -> set[str]:
 
 
 # -- migrations and the start-up check ---------------------------------------------------------------------
+async def test_two_migrations_at_once_both_succeed_one_after_the_other() -> None:
+    """Replicas that migrate as they start run ``migrate`` together: the second waits for the first (an advisory
+    lock) and finds the database at the head, where both raced on the same DDL and one failed."""
+    for start in (None, "0012"):
+        url = pg_servers.database_url(await pg_servers.create_database())
+        if start is not None:
+            await migrate(url, revision=start, embedding_dimension=256)
+        results = await asyncio.gather(*(migrate(url, embedding_dimension=256) for _ in range(3)))
+        assert all(after.revision == head_revision() for _, after in results)
+        assert sum(before.revision == start for before, _ in results) == 1  # the others found it migrated
+        assert await tables_present(url) == set(TABLES)
+
+
 async def test_migrate_up_down_and_up_again_on_a_real_database() -> None:
     url = pg_servers.database_url(await pg_servers.create_database())
     assert (await schema_state(url)).revision is None

@@ -147,6 +147,9 @@ def schema_problem(state: SchemaState, embedding_dimension: int, where: str) -> 
     return None
 
 
+MIGRATION_LOCK = 0x6D63706D656D  # "mcpmem": the advisory lock key that migrations of one database queue on
+
+
 async def migrate(
     url: str, *, revision: str = "head", embedding_dimension: int = 256, downgrade: bool = False
 ) -> tuple[SchemaState, SchemaState]:
@@ -161,6 +164,9 @@ async def migrate(
     engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
     try:
         async with reachable(url), engine.begin() as conn:
+            # One migration of a database at a time (replicas that migrate as they start): a second waits here,
+            # then reads the state the first left, instead of racing it on the same DDL and failing.
+            await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             before = await conn.run_sync(read_state)
             if (
                 not downgrade
