@@ -18,8 +18,10 @@ import anyio
 import orjson
 import pytest
 
+from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, Internal, Unavailable
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, to_datetime
+from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Limits
 from mcp_memory.stores.sqlite import fulltext
 from mcp_memory.stores.sqlite.fulltext import bm25_ranking
@@ -679,3 +681,21 @@ async def test_a_version_3_file_gains_seal_owners_and_its_ownerless_seal_can_be_
         assert info is not None and info.sealed
     finally:
         await store.close()
+
+
+async def test_a_server_starts_on_a_current_file_while_another_process_holds_its_write_lock(tmp_path: Path) -> None:
+    """Start-up checks a current file without taking SQLite's write lock: a server starts (and reads) while another
+    process writes a long transaction (an import), where it waited 30 s for the lock and then failed."""
+    path = tmp_path / "memory.db"
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{path}")
+    async with MemoryRuntime(settings) as rt:
+        await rt.lifecycle.spawn(str(uuid.uuid4()), str(uuid.uuid4()), "s")
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        with anyio.fail_after(10):
+            async with MemoryRuntime(settings) as rt:
+                assert (await rt.sessions.list_sessions(uuid.uuid4()))["sessions"] == []
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()

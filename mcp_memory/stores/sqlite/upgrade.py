@@ -20,6 +20,7 @@ file waits, then finds the file at the head.
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,21 @@ def _state(db: sqlite3.Connection) -> tuple[str | None, int | None]:
     return revision, version
 
 
+_SCHEMA_OBJECT = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX|TRIGGER)\s+IF NOT EXISTS\s+(\w+)")
+_SCHEMA_NAMES = frozenset(m.group(1) for m in map(_SCHEMA_OBJECT.match, SCHEMA) if m is not None)
+"""Every table, index and trigger that :data:`SCHEMA` creates."""
+
+
+def _current(db: sqlite3.Connection) -> bool:
+    """Whether the file is at the head and holds every object of today's schema: read without the write lock, so
+    that a server starts on a current file while another process writes (an import can hold the lock a while)."""
+    revision, _ = _state(db)
+    if revision != HEAD:
+        return False
+    present = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
+    return _SCHEMA_NAMES <= present
+
+
 def _create(db: sqlite3.Connection) -> None:
     """A new file: today's tables, stamped at the head."""
     for statement in SCHEMA:
@@ -83,6 +99,8 @@ def prepare(path: str) -> None:
     try:
         for pragma in _PRAGMAS:
             db.execute(pragma)
+        if _current(db):
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             revision, version = _state(db)
