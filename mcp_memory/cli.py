@@ -118,10 +118,11 @@ def _postgres_stores(settings: Settings) -> dict[str, str]:
 
 
 async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
+    config_file = config_file_path()
     report: dict[str, Any] = {
         "version": __version__,
-        "config_file": str(config_file_path()),
-        "config_file_exists": config_file_path().is_file(),
+        "config_file": str(config_file) if config_file else None,
+        "config_file_exists": config_file.is_file() if config_file else False,
         "settings": masked_settings(settings),
         "database_url": mask_url(settings.resolved_database_url()),
         "working_store": "sqlite (embedded)",

@@ -30,8 +30,11 @@ def load_settings() -> Settings:
     """The settings (file and ``MCP_MEMORY_*``), or a ``ConfigurationError`` naming where they came from."""
     try:
         return Settings()
+    except ConfigurationError:
+        raise
     except (ValidationError, SettingsError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigurationError(f"invalid settings ({config_file_path()} or MCP_MEMORY_* variables): {exc}") from exc
+        source = config_file_path() or "no settings file"
+        raise ConfigurationError(f"invalid settings ({source} or MCP_MEMORY_* variables): {exc}") from exc
 
 
 __all__ = ["load_settings", "setup_logging"]

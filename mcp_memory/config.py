@@ -1,8 +1,9 @@
 """Settings: environment variables (``MCP_MEMORY_*``) over a TOML file over defaults.
 
 With nothing configured the server runs on one SQLite file in the user's data directory. The TOML file is
-``$MCP_MEMORY_CONFIG`` if set, else ``<user config dir>/mcp-memory/config.toml`` if it exists; see
-``config/mcp-memory.toml`` in the repository for every setting with its default.
+``$MCP_MEMORY_CONFIG`` if set (it must name a file; set but empty: no file at all), else
+``<user config dir>/mcp-memory/config.toml`` if it exists; see ``config/mcp-memory.toml`` in the repository for every
+setting with its default.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from mcp_memory.errors import ConfigurationError
 
 APP_NAME = "mcp-memory"
 
@@ -175,12 +178,30 @@ class HttpSettings(BaseModel):
         return _split_list(value)
 
 
-def config_file_path() -> Path:
-    """Where the TOML settings file is looked for."""
-    explicit = os.environ.get("MCP_MEMORY_CONFIG")
-    if explicit:
-        return Path(explicit).expanduser()
+CONFIG_ENV = "MCP_MEMORY_CONFIG"
+
+
+def config_file_path() -> Path | None:
+    """Where the TOML settings file is looked for: ``$MCP_MEMORY_CONFIG``, or the user config dir's file when it
+    is unset; None when it is set but empty (no file is read)."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit is not None:
+        return Path(explicit).expanduser() if explicit.strip() else None
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def settings_file() -> Path | None:
+    """The TOML settings file to read, if any. A file that ``$MCP_MEMORY_CONFIG`` names must exist: a typo in it
+    would otherwise start the server on the default store, unconfigured (no tokens, another database)."""
+    path = config_file_path()
+    if path is None:
+        return None
+    if os.environ.get(CONFIG_ENV) is not None and not path.is_file():
+        raise ConfigurationError(
+            f"{CONFIG_ENV} names {str(path)!r}, which is not a file (set it to an existing TOML file, or to an "
+            "empty value to read no settings file)"
+        )
+    return path if path.is_file() else None
 
 
 def default_database_url() -> str:
@@ -410,9 +431,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = config_file_path()
+        path = settings_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path.is_file():
+        if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
@@ -447,8 +468,8 @@ def masked_settings(settings: Settings) -> dict[str, object]:
 
 def unknown_file_settings() -> list[str]:
     """Top-level keys of the TOML settings file that are not settings (probably misspelt)."""
-    path = config_file_path()
-    if not path.is_file():
+    path = settings_file()
+    if path is None:
         return []
     with path.open("rb") as fh:
         data = tomllib.load(fh)
@@ -465,5 +486,6 @@ __all__ = [
     "default_database_url",
     "mask_url",
     "masked_settings",
+    "settings_file",
     "unknown_file_settings",
 ]

@@ -4,6 +4,9 @@ configuration error at start-up (not a traceback later), and ``mcp-memory doctor
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,12 +20,10 @@ from mcp_memory.services.runtime import MemoryRuntime
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """No inherited MCP_MEMORY_* variables and no user config file."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("MCP_MEMORY_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("MCP_MEMORY_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
     return monkeypatch
 
 
@@ -75,3 +76,51 @@ def test_doctor_reports_misspelt_settings(
     assert cli.main(["doctor"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["unknown_settings"] == ["max_keys_per_sesion"]
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``mcp-memory ARGS`` as a subprocess with stdin closed (a stdio serve ends at once if it starts)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_memory.cli", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Our environment without MCP_MEMORY_* settings, with the user dirs under ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"), **extra)
+    return env
+
+
+def test_a_config_file_named_but_missing_stops_serve_and_fails_doctor(tmp_path: Path) -> None:
+    missing = tmp_path / "mcp-memory.tmol"
+    env = _bare_env(tmp_path, MCP_MEMORY_CONFIG=str(missing))
+    serve = _cli(env, "serve")
+    assert serve.returncode == 2, serve.stderr
+    assert serve.stderr.splitlines() == [
+        f"mcp-memory: configuration error: MCP_MEMORY_CONFIG names {str(missing)!r}, which is not a file (set it to "
+        "an existing TOML file, or to an empty value to read no settings file)"
+    ]
+    assert not (tmp_path / "data").exists()  # no default store was created in its place
+    doctor = _cli(env, "doctor")
+    assert doctor.returncode == 1
+    report = json.loads(doctor.stdout)
+    assert report["ok"] is False and "MCP_MEMORY_CONFIG" in report["error"]
+    for where in (tmp_path, "~/mcp-memory-no-such-dir"):  # a directory is not a file either
+        assert _cli(_bare_env(tmp_path, MCP_MEMORY_CONFIG=str(where)), "serve").returncode == 2
+
+
+def test_an_empty_config_variable_reads_no_settings_file(tmp_path: Path, db_url: str) -> None:
+    user_file = tmp_path / "config" / "mcp-memory" / "config.toml"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("max_keys_per_session = 7\n")
+    env = _bare_env(tmp_path, MCP_MEMORY_DATABASE_URL=db_url)
+    assert json.loads(_cli(env, "doctor").stdout)["settings"]["max_keys_per_session"] == 7  # unset: the user's file
+    report = json.loads(_cli({**env, "MCP_MEMORY_CONFIG": ""}, "doctor").stdout)
+    assert report["ok"] is True and report["config_file"] is None
+    assert report["settings"]["max_keys_per_session"] == 10_000
