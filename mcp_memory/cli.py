@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from mcp_memory.cli_common import load_settings, setup_logging
 from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import ConfigurationError
+from mcp_memory.errors import ConfigurationError, MemoryServiceError
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.factory import check_settings
 from mcp_memory.version import __version__
@@ -57,8 +57,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the MCP server on stdio until the client closes it, or on HTTP (SSE and Streamable HTTP).
 
     SIGINT and SIGTERM shut down cleanly (stores closed) and exit 130 and 143 (128 + the signal's number); the
-    end of stdin exits 0.
+    end of stdin exits 0. The transports open the stores before serving and raise a failure as itself, so it is
+    one line on stderr: a configuration error exits 2 (from :func:`main`), a store that cannot be reached or opened
+    (``unavailable: ...``) exits 1.
     """
+    try:
+        return _serve(args)
+    except MemoryServiceError as exc:
+        print(f"mcp-memory: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
     from mcp_memory.server import create_server
 
     settings = _with_http_flags(load_settings(), args)
