@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args, get_origin
 from uuid import UUID
 
 import platformdirs
@@ -467,13 +467,35 @@ def masked_settings(settings: Settings) -> dict[str, object]:
 
 
 def unknown_file_settings() -> list[str]:
-    """Top-level keys of the TOML settings file that are not settings (probably misspelt)."""
+    """Keys of the TOML settings file that are not settings (probably misspelt), at any depth: a table's keys are
+    named ``http.alowed_origins``, an array of tables' ``http.tokens[0].default_projct``. Pydantic ignores them all,
+    so a typo inside ``[[http.tokens]]`` would otherwise leave a token without its default project unnoticed."""
     path = settings_file()
     if path is None:
         return []
     with path.open("rb") as fh:
         data = tomllib.load(fh)
-    return sorted(set(data) - set(Settings.model_fields))
+    return sorted(_unknown_keys(Settings, data, ""))
+
+
+def _unknown_keys(model: type[BaseModel], table: dict[str, object], prefix: str) -> list[str]:
+    unknown: list[str] = []
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        field = model.model_fields.get(key)
+        if field is None:
+            unknown.append(name)
+            continue
+        annotation = field.annotation
+        if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            unknown += _unknown_keys(annotation, value, f"{name}.")
+        elif isinstance(value, list) and get_origin(annotation) is list:
+            (item_type,) = get_args(annotation)
+            if isinstance(item_type, type) and issubclass(item_type, BaseModel):
+                for index, item in enumerate(value):
+                    if isinstance(item, dict):
+                        unknown += _unknown_keys(item_type, item, f"{name}[{index}].")
+    return unknown
 
 
 __all__ = [

@@ -78,6 +78,39 @@ def test_doctor_reports_misspelt_settings(
     assert out["unknown_settings"] == ["max_keys_per_sesion"]
 
 
+def test_doctor_reports_misspelt_keys_inside_tables_and_token_entries(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = "123e4567-e89b-12d3-a456-426614174000"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"""database_url = "{db_url}"
+[hooks]
+spwan = ["tests.hooks_for_tests:record"]
+[http]
+port = 8765
+alowed_origins = ["https://app.example.com"]
+[[http.tokens]]
+name = "ops"
+sha256 = "{"a" * 64}"
+projects = ["*"]
+[[http.tokens]]
+name = "billing"
+sha256 = "{"b" * 64}"
+projects = ["{project}"]
+default_projct = "{project}"
+"""
+    )
+    clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    assert cli.main(["doctor"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False
+    assert out["unknown_settings"] == ["hooks.spwan", "http.alowed_origins", "http.tokens[1].default_projct"]
+    cfg.write_text(cfg.read_text().replace("spwan", "spawn").replace("alowed", "allowed").replace("projct", "project"))
+    assert cli.main(["doctor"]) == 0
+    assert "unknown_settings" not in json.loads(capsys.readouterr().out)
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``mcp-memory ARGS`` as a subprocess with stdin closed (a stdio serve ends at once if it starts)."""
     return subprocess.run(
