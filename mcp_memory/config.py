@@ -17,7 +17,7 @@ from typing import Annotated, Literal, get_args, get_origin
 from uuid import UUID
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -104,6 +104,9 @@ class TokenSettings(BaseModel):
 
 class HttpSettings(BaseModel):
     """The SSE and Streamable HTTP transports (``mcp-memory serve --transport sse|http``)."""
+
+    # "inf" and "nan" parse as floats and pass gt=0; no duration here means anything by them.
+    model_config = ConfigDict(allow_inf_nan=False)
 
     host: str = Field(default="127.0.0.1", description="Interface to bind; anything but loopback needs tokens.")
     port: int = Field(default=8765, ge=0, le=65535)
@@ -219,6 +222,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="ignore",
         frozen=True,
+        allow_inf_nan=False,  # every float is a duration or a ratio: "inf" or "nan" is a typo, not a setting
     )
 
     call_timeout_seconds: float = Field(

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mcp_memory import cli
-from mcp_memory.config import Settings
+from mcp_memory.cli_common import load_settings
+from mcp_memory.config import HttpSettings, Settings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.runtime import MemoryRuntime
 
@@ -157,3 +158,29 @@ def test_an_empty_config_variable_reads_no_settings_file(tmp_path: Path, db_url:
     report = json.loads(_cli({**env, "MCP_MEMORY_CONFIG": ""}, "doctor").stdout)
     assert report["ok"] is True and report["config_file"] is None
     assert report["settings"]["max_keys_per_session"] == 10_000
+
+
+FLOAT_SETTINGS = [name for name, f in Settings.model_fields.items() if f.annotation is float] + [
+    f"http__{name}" for name, f in HttpSettings.model_fields.items() if f.annotation is float
+]
+
+
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+def test_an_infinite_duration_is_a_configuration_error(clean_env: pytest.MonkeyPatch, name: str) -> None:
+    clean_env.setenv(f"MCP_MEMORY_{name.upper()}", "inf")
+    with pytest.raises(ConfigurationError, match=name.replace("__", ".")):
+        load_settings()
+
+
+def test_serve_refuses_an_infinite_idle_timeout_in_one_line(tmp_path: Path, db_url: str) -> None:
+    env = _bare_env(
+        tmp_path,
+        MCP_MEMORY_CONFIG="",
+        MCP_MEMORY_DATABASE_URL=db_url,
+        MCP_MEMORY_HTTP__SESSION_IDLE_TIMEOUT_SECONDS="inf",
+    )
+    serve = _cli(env, "serve", "--transport", "http", "--port", "0")
+    assert serve.returncode == 2, serve.stderr
+    assert "Traceback" not in serve.stderr
+    assert serve.stderr.startswith("mcp-memory: configuration error: ")
+    assert "http.session_idle_timeout_seconds" in serve.stderr and "finite number" in serve.stderr
