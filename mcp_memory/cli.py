@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from mcp_memory.cli_common import load_settings, setup_logging
+from mcp_memory.cli_common import describe, load_settings, setup_logging
 from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
 from mcp_memory.embeddings import vector_dimension
 from mcp_memory.errors import ConfigurationError, MemoryServiceError
@@ -41,7 +41,7 @@ def _with_http_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     try:
         http = HttpSettings.model_validate({**settings.http.model_dump(), **overrides})
     except ValidationError as exc:
-        raise ConfigurationError(f"invalid --host/--port: {exc}") from exc
+        raise ConfigurationError(f"invalid --host/--port: {describe(exc)}") from exc
     return settings.model_copy(update={"http": http})
 
 

@@ -184,3 +184,34 @@ def test_serve_refuses_an_infinite_idle_timeout_in_one_line(tmp_path: Path, db_u
     assert "Traceback" not in serve.stderr
     assert serve.stderr.startswith("mcp-memory: configuration error: ")
     assert "http.session_idle_timeout_seconds" in serve.stderr and "finite number" in serve.stderr
+
+
+RAW_TOKEN = "mcpm_RAWSECRETTOKENvalue1234567890"
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_a_raw_token_pasted_as_its_hash_is_never_echoed(tmp_path: Path, db_url: str, where: str) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[[http.tokens]]\nname = "ops"\nsha256 = "{RAW_TOKEN}"\nprojects = ["*"]\n')
+    env = _bare_env(tmp_path, MCP_MEMORY_DATABASE_URL=db_url, MCP_MEMORY_CONFIG=str(cfg) if where == "file" else "")
+    if where == "env":
+        env["MCP_MEMORY_HTTP__TOKENS"] = json.dumps([{"name": "ops", "sha256": RAW_TOKEN, "projects": ["*"]}])
+    serve = _cli(env, "serve", "--transport", "http", "--port", "0")
+    assert serve.returncode == 2
+    source = f"{cfg} or MCP_MEMORY_* variables" if where == "file" else "MCP_MEMORY_* variables"
+    assert serve.stderr.splitlines() == [
+        f"mcp-memory: configuration error: invalid settings ({source}): http.tokens.0.sha256: String should match "
+        "pattern '^[0-9a-fA-F]{64}$'"
+    ]
+    doctor = _cli(env, "doctor")
+    assert doctor.returncode == 1 and "http.tokens.0.sha256" in json.loads(doctor.stdout)["error"]
+    assert RAW_TOKEN not in serve.stderr + doctor.stdout + doctor.stderr
+
+
+def test_several_bad_settings_are_named_on_one_line_without_their_values(tmp_path: Path) -> None:
+    env = _bare_env(tmp_path, MCP_MEMORY_CONFIG="", MCP_MEMORY_MAX_KEYS_PER_SESSION="lots", MCP_MEMORY_LOG_LEVEL="LOUD")
+    serve = _cli(env, "serve")
+    assert serve.returncode == 2
+    [line] = serve.stderr.splitlines()
+    assert "max_keys_per_session: Input should be a valid integer" in line and "log_level: Input should be" in line
+    assert "lots" not in line and "LOUD" not in line
