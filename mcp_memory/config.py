@@ -9,11 +9,10 @@ setting with its default.
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, get_args, get_origin
+from typing import Annotated, Literal
 from uuid import UUID
 
 import platformdirs
@@ -26,9 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from mcp_memory.errors import ConfigurationError
-
-APP_NAME = "mcp-memory"
+from mcp_memory.config_file import APP_NAME, config_file_path, settings_file, unknown_keys
 
 
 def _split_list(value: object) -> object:
@@ -179,32 +176,6 @@ class HttpSettings(BaseModel):
     @classmethod
     def _split(cls, value: object) -> object:
         return _split_list(value)
-
-
-CONFIG_ENV = "MCP_MEMORY_CONFIG"
-
-
-def config_file_path() -> Path | None:
-    """Where the TOML settings file is looked for: ``$MCP_MEMORY_CONFIG``, or the user config dir's file when it
-    is unset; None when it is set but empty (no file is read)."""
-    explicit = os.environ.get(CONFIG_ENV)
-    if explicit is not None:
-        return Path(explicit).expanduser() if explicit.strip() else None
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
-
-
-def settings_file() -> Path | None:
-    """The TOML settings file to read, if any. A file that ``$MCP_MEMORY_CONFIG`` names must exist: a typo in it
-    would otherwise start the server on the default store, unconfigured (no tokens, another database)."""
-    path = config_file_path()
-    if path is None:
-        return None
-    if os.environ.get(CONFIG_ENV) is not None and not path.is_file():
-        raise ConfigurationError(
-            f"{CONFIG_ENV} names {str(path)!r}, which is not a file (set it to an existing TOML file, or to an "
-            "empty value to read no settings file)"
-        )
-    return path if path.is_file() else None
 
 
 def default_database_url() -> str:
@@ -479,27 +450,7 @@ def unknown_file_settings() -> list[str]:
         return []
     with path.open("rb") as fh:
         data = tomllib.load(fh)
-    return sorted(_unknown_keys(Settings, data, ""))
-
-
-def _unknown_keys(model: type[BaseModel], table: dict[str, object], prefix: str) -> list[str]:
-    unknown: list[str] = []
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        field = model.model_fields.get(key)
-        if field is None:
-            unknown.append(name)
-            continue
-        annotation = field.annotation
-        if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            unknown += _unknown_keys(annotation, value, f"{name}.")
-        elif isinstance(value, list) and get_origin(annotation) is list:
-            (item_type,) = get_args(annotation)
-            if isinstance(item_type, type) and issubclass(item_type, BaseModel):
-                for index, item in enumerate(value):
-                    if isinstance(item, dict):
-                        unknown += _unknown_keys(item_type, item, f"{name}[{index}].")
-    return unknown
+    return sorted(unknown_keys(Settings, data))
 
 
 __all__ = [
