@@ -20,10 +20,10 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from mcp_memory.cli_common import load_settings, setup_logging
+from mcp_memory.cli_common import describe, load_settings, setup_logging
 from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import ConfigurationError
+from mcp_memory.errors import ConfigurationError, MemoryServiceError
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.factory import check_settings
 from mcp_memory.version import __version__
@@ -41,7 +41,7 @@ def _with_http_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     try:
         http = HttpSettings.model_validate({**settings.http.model_dump(), **overrides})
     except ValidationError as exc:
-        raise ConfigurationError(f"invalid --host/--port: {exc}") from exc
+        raise ConfigurationError(f"invalid --host/--port: {describe(exc)}") from exc
     return settings.model_copy(update={"http": http})
 
 
@@ -57,8 +57,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the MCP server on stdio until the client closes it, or on HTTP (SSE and Streamable HTTP).
 
     SIGINT and SIGTERM shut down cleanly (stores closed) and exit 130 and 143 (128 + the signal's number); the
-    end of stdin exits 0.
+    end of stdin exits 0. The transports open the stores before serving and raise a failure as itself, so it is
+    one line on stderr: a configuration error exits 2 (from :func:`main`), a store that cannot be reached or opened
+    (``unavailable: ...``) exits 1.
     """
+    try:
+        return _serve(args)
+    except MemoryServiceError as exc:
+        print(f"mcp-memory: {exc}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
     from mcp_memory.server import create_server
 
     settings = _with_http_flags(load_settings(), args)
@@ -118,10 +128,11 @@ def _postgres_stores(settings: Settings) -> dict[str, str]:
 
 
 async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
+    config_file = config_file_path()
     report: dict[str, Any] = {
         "version": __version__,
-        "config_file": str(config_file_path()),
-        "config_file_exists": config_file_path().is_file(),
+        "config_file": str(config_file) if config_file else None,
+        "config_file_exists": config_file.is_file() if config_file else False,
         "settings": masked_settings(settings),
         "database_url": mask_url(settings.resolved_database_url()),
         "working_store": "sqlite (embedded)",

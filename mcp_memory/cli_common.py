@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from mcp_memory.config import Settings, config_file_path
-from mcp_memory.errors import ConfigurationError
+from mcp_memory.errors import ConfigurationError, describe_validation_error
 
 
 def setup_logging(level: str) -> None:
@@ -30,8 +30,20 @@ def load_settings() -> Settings:
     """The settings (file and ``MCP_MEMORY_*``), or a ``ConfigurationError`` naming where they came from."""
     try:
         return Settings()
+    except ConfigurationError:
+        raise
     except (ValidationError, SettingsError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ConfigurationError(f"invalid settings ({config_file_path()} or MCP_MEMORY_* variables): {exc}") from exc
+        path = config_file_path()
+        source = f"{path} or MCP_MEMORY_* variables" if path and path.is_file() else "MCP_MEMORY_* variables"
+        raise ConfigurationError(f"invalid settings ({source}): {describe(exc)}") from exc
 
 
-__all__ = ["load_settings", "setup_logging"]
+def describe(exc: Exception) -> str:
+    """A settings error in one line, without the values given: pydantic's own text quotes each bad value
+    (``input_value='mcpm_...'``), so a raw token pasted as a ``sha256`` would reach stderr, logs and doctor."""
+    if isinstance(exc, ValidationError):
+        return describe_validation_error(exc, nothing="invalid settings")
+    return str(exc)
+
+
+__all__ = ["describe", "load_settings", "setup_logging"]

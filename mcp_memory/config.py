@@ -1,14 +1,14 @@
 """Settings: environment variables (``MCP_MEMORY_*``) over a TOML file over defaults.
 
 With nothing configured the server runs on one SQLite file in the user's data directory. The TOML file is
-``$MCP_MEMORY_CONFIG`` if set, else ``<user config dir>/mcp-memory/config.toml`` if it exists; see
-``config/mcp-memory.toml`` in the repository for every setting with its default.
+``$MCP_MEMORY_CONFIG`` if set (it must name a file; set but empty: no file at all), else
+``<user config dir>/mcp-memory/config.toml`` if it exists; see ``config/mcp-memory.toml`` in the repository for every
+setting with its default.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import tomllib
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -25,7 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-APP_NAME = "mcp-memory"
+from mcp_memory.config_file import APP_NAME, config_file_path, settings_file, unknown_keys
 
 
 def _split_list(value: object) -> object:
@@ -102,6 +102,9 @@ class TokenSettings(BaseModel):
 class HttpSettings(BaseModel):
     """The SSE and Streamable HTTP transports (``mcp-memory serve --transport sse|http``)."""
 
+    # "inf" and "nan" parse as floats and pass gt=0; no duration here means anything by them.
+    model_config = ConfigDict(allow_inf_nan=False)
+
     host: str = Field(default="127.0.0.1", description="Interface to bind; anything but loopback needs tokens.")
     port: int = Field(default=8765, ge=0, le=65535)
     stateless: bool = Field(
@@ -175,14 +178,6 @@ class HttpSettings(BaseModel):
         return _split_list(value)
 
 
-def config_file_path() -> Path:
-    """Where the TOML settings file is looked for."""
-    explicit = os.environ.get("MCP_MEMORY_CONFIG")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
-
-
 def default_database_url() -> str:
     """The embedded store: one SQLite file under the user's data directory."""
     path = Path(platformdirs.user_data_dir(APP_NAME)) / "memory.db"
@@ -198,6 +193,7 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="ignore",
         frozen=True,
+        allow_inf_nan=False,  # every float is a duration or a ratio: "inf" or "nan" is a typo, not a setting
     )
 
     call_timeout_seconds: float = Field(
@@ -412,9 +408,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = config_file_path()
+        path = settings_file()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path.is_file():
+        if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
@@ -448,13 +444,15 @@ def masked_settings(settings: Settings) -> dict[str, object]:
 
 
 def unknown_file_settings() -> list[str]:
-    """Top-level keys of the TOML settings file that are not settings (probably misspelt)."""
-    path = config_file_path()
-    if not path.is_file():
+    """Keys of the TOML settings file that are not settings (probably misspelt), at any depth: a table's keys are
+    named ``http.alowed_origins``, an array of tables' ``http.tokens[0].default_projct``. Pydantic ignores them all,
+    so a typo inside ``[[http.tokens]]`` would otherwise leave a token without its default project unnoticed."""
+    path = settings_file()
+    if path is None:
         return []
     with path.open("rb") as fh:
         data = tomllib.load(fh)
-    return sorted(set(data) - set(Settings.model_fields))
+    return sorted(unknown_keys(Settings, data))
 
 
 __all__ = [
@@ -467,5 +465,6 @@ __all__ = [
     "default_database_url",
     "mask_url",
     "masked_settings",
+    "settings_file",
     "unknown_file_settings",
 ]

@@ -7,7 +7,10 @@ them as they are. Nothing else (no traceback, no driver message) is shown to a c
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class MemoryServiceError(Exception):
@@ -81,6 +84,17 @@ ERROR_CODES: tuple[str, ...] = (
     "internal",
 )
 
+
+def describe_validation_error(exc: ValidationError, *, nothing: str = "invalid arguments") -> str:
+    """A pydantic error as one plain sentence naming each bad argument or setting, never echoing its value (a
+    token pasted where its hash belongs must not reach a log or a reply)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts) or nothing
+
+
 __all__ = [
     "ERROR_CODES",
     "ConfigurationError",
@@ -92,4 +106,5 @@ __all__ = [
     "NotFound",
     "TooLarge",
     "Unavailable",
+    "describe_validation_error",
 ]

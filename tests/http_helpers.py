@@ -40,7 +40,7 @@ def server_env(db: Path, **extra: str) -> dict[str, str]:
     """Our environment without MCP_MEMORY_* settings, on the given SQLite file, without a config file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
-    env["MCP_MEMORY_CONFIG"] = str(db.parent / "no-such-config.toml")
+    env["MCP_MEMORY_CONFIG"] = ""  # set but empty: no settings file, not even the user's own
     env["XDG_DATA_HOME"] = str(db.parent / "data")  # the installation identity of stdio: not the user's
     env["MCP_MEMORY_OWNER_TOOLS"] = "true"  # the suite exercises every tool (conftest.py)
     env.update(extra)

@@ -229,7 +229,7 @@ async def test_a_provider_refusing_everything_stops_the_pass(api: FakeEmbeddingA
 # -- mcp-memory reembed ----------------------------------------------------------------------------------
 @pytest.fixture
 def cli_env(api: FakeEmbeddingAPI, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("MCP_MEMORY_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
     for name, value in {
         "DATABASE_URL": db_url,
         "EMBEDDING_PROVIDER": "openai",

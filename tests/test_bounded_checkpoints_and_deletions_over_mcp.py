@@ -246,7 +246,7 @@ async def test_forget_cli_on_redis_and_postgres(
     await _fill(settings, bystander, [agent])
     async with Client(create_server(settings)) as c:
         before = await everything(c, new_scope("s1", agent=agent, project=bystander))
-    monkeypatch.setenv("MCP_MEMORY_CONFIG", "/nonexistent/mcp-memory.toml")
+    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
     monkeypatch.setenv("MCP_MEMORY_DATABASE_URL", postgres_database_url)
     monkeypatch.setenv("MCP_MEMORY_REDIS_URL", str(settings.redis_url))
     monkeypatch.setenv("MCP_MEMORY_REDIS_KEY_PREFIX", settings.redis_key_prefix)

@@ -4,12 +4,16 @@ configuration error at start-up (not a traceback later), and ``mcp-memory doctor
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from mcp_memory import cli
-from mcp_memory.config import Settings
+from mcp_memory.cli_common import load_settings
+from mcp_memory.config import HttpSettings, Settings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.runtime import MemoryRuntime
 
@@ -17,12 +21,10 @@ from mcp_memory.services.runtime import MemoryRuntime
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
     """No inherited MCP_MEMORY_* variables and no user config file."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("MCP_MEMORY_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("MCP_MEMORY_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
     return monkeypatch
 
 
@@ -75,3 +77,141 @@ def test_doctor_reports_misspelt_settings(
     assert cli.main(["doctor"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["unknown_settings"] == ["max_keys_per_sesion"]
+
+
+def test_doctor_reports_misspelt_keys_inside_tables_and_token_entries(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = "123e4567-e89b-12d3-a456-426614174000"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f"""database_url = "{db_url}"
+[hooks]
+spwan = ["tests.hooks_for_tests:record"]
+[http]
+port = 8765
+alowed_origins = ["https://app.example.com"]
+[[http.tokens]]
+name = "ops"
+sha256 = "{"a" * 64}"
+projects = ["*"]
+[[http.tokens]]
+name = "billing"
+sha256 = "{"b" * 64}"
+projects = ["{project}"]
+default_projct = "{project}"
+"""
+    )
+    clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    assert cli.main(["doctor"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False
+    assert out["unknown_settings"] == ["hooks.spwan", "http.alowed_origins", "http.tokens[1].default_projct"]
+    cfg.write_text(cfg.read_text().replace("spwan", "spawn").replace("alowed", "allowed").replace("projct", "project"))
+    assert cli.main(["doctor"]) == 0
+    assert "unknown_settings" not in json.loads(capsys.readouterr().out)
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``mcp-memory ARGS`` as a subprocess with stdin closed (a stdio serve ends at once if it starts)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mcp_memory.cli", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _bare_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Our environment without MCP_MEMORY_* settings, with the user dirs under ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"), **extra)
+    return env
+
+
+def test_a_config_file_named_but_missing_stops_serve_and_fails_doctor(tmp_path: Path) -> None:
+    missing = tmp_path / "mcp-memory.tmol"
+    env = _bare_env(tmp_path, MCP_MEMORY_CONFIG=str(missing))
+    serve = _cli(env, "serve")
+    assert serve.returncode == 2, serve.stderr
+    assert serve.stderr.splitlines() == [
+        f"mcp-memory: configuration error: MCP_MEMORY_CONFIG names {str(missing)!r}, which is not a file (set it to "
+        "an existing TOML file, or to an empty value to read no settings file)"
+    ]
+    assert not (tmp_path / "data").exists()  # no default store was created in its place
+    doctor = _cli(env, "doctor")
+    assert doctor.returncode == 1
+    report = json.loads(doctor.stdout)
+    assert report["ok"] is False and "MCP_MEMORY_CONFIG" in report["error"]
+    for where in (tmp_path, "~/mcp-memory-no-such-dir"):  # a directory is not a file either
+        assert _cli(_bare_env(tmp_path, MCP_MEMORY_CONFIG=str(where)), "serve").returncode == 2
+
+
+def test_an_empty_config_variable_reads_no_settings_file(tmp_path: Path, db_url: str) -> None:
+    user_file = tmp_path / "config" / "mcp-memory" / "config.toml"
+    user_file.parent.mkdir(parents=True)
+    user_file.write_text("max_keys_per_session = 7\n")
+    env = _bare_env(tmp_path, MCP_MEMORY_DATABASE_URL=db_url)
+    assert json.loads(_cli(env, "doctor").stdout)["settings"]["max_keys_per_session"] == 7  # unset: the user's file
+    report = json.loads(_cli({**env, "MCP_MEMORY_CONFIG": ""}, "doctor").stdout)
+    assert report["ok"] is True and report["config_file"] is None
+    assert report["settings"]["max_keys_per_session"] == 10_000
+
+
+FLOAT_SETTINGS = [name for name, f in Settings.model_fields.items() if f.annotation is float] + [
+    f"http__{name}" for name, f in HttpSettings.model_fields.items() if f.annotation is float
+]
+
+
+@pytest.mark.parametrize("name", FLOAT_SETTINGS)
+def test_an_infinite_duration_is_a_configuration_error(clean_env: pytest.MonkeyPatch, name: str) -> None:
+    clean_env.setenv(f"MCP_MEMORY_{name.upper()}", "inf")
+    with pytest.raises(ConfigurationError, match=name.replace("__", ".")):
+        load_settings()
+
+
+def test_serve_refuses_an_infinite_idle_timeout_in_one_line(tmp_path: Path, db_url: str) -> None:
+    env = _bare_env(
+        tmp_path,
+        MCP_MEMORY_CONFIG="",
+        MCP_MEMORY_DATABASE_URL=db_url,
+        MCP_MEMORY_HTTP__SESSION_IDLE_TIMEOUT_SECONDS="inf",
+    )
+    serve = _cli(env, "serve", "--transport", "http", "--port", "0")
+    assert serve.returncode == 2, serve.stderr
+    assert "Traceback" not in serve.stderr
+    assert serve.stderr.startswith("mcp-memory: configuration error: ")
+    assert "http.session_idle_timeout_seconds" in serve.stderr and "finite number" in serve.stderr
+
+
+RAW_TOKEN = "mcpm_RAWSECRETTOKENvalue1234567890"
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+def test_a_raw_token_pasted_as_its_hash_is_never_echoed(tmp_path: Path, db_url: str, where: str) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[[http.tokens]]\nname = "ops"\nsha256 = "{RAW_TOKEN}"\nprojects = ["*"]\n')
+    env = _bare_env(tmp_path, MCP_MEMORY_DATABASE_URL=db_url, MCP_MEMORY_CONFIG=str(cfg) if where == "file" else "")
+    if where == "env":
+        env["MCP_MEMORY_HTTP__TOKENS"] = json.dumps([{"name": "ops", "sha256": RAW_TOKEN, "projects": ["*"]}])
+    serve = _cli(env, "serve", "--transport", "http", "--port", "0")
+    assert serve.returncode == 2
+    source = f"{cfg} or MCP_MEMORY_* variables" if where == "file" else "MCP_MEMORY_* variables"
+    assert serve.stderr.splitlines() == [
+        f"mcp-memory: configuration error: invalid settings ({source}): http.tokens.0.sha256: String should match "
+        "pattern '^[0-9a-fA-F]{64}$'"
+    ]
+    doctor = _cli(env, "doctor")
+    assert doctor.returncode == 1 and "http.tokens.0.sha256" in json.loads(doctor.stdout)["error"]
+    assert RAW_TOKEN not in serve.stderr + doctor.stdout + doctor.stderr
+
+
+def test_several_bad_settings_are_named_on_one_line_without_their_values(tmp_path: Path) -> None:
+    env = _bare_env(tmp_path, MCP_MEMORY_CONFIG="", MCP_MEMORY_MAX_KEYS_PER_SESSION="lots", MCP_MEMORY_LOG_LEVEL="LOUD")
+    serve = _cli(env, "serve")
+    assert serve.returncode == 2
+    [line] = serve.stderr.splitlines()
+    assert "max_keys_per_session: Input should be a valid integer" in line and "log_level: Input should be" in line
+    assert "lots" not in line and "LOUD" not in line

@@ -87,7 +87,7 @@ async def check_forget_leaves_b_bit_identical(
         assert await export_b() == before
 
         # The operator's CLI, in a thread of its own (it runs its own event loop, as from a shell).
-        monkeypatch.setenv("MCP_MEMORY_CONFIG", "/nonexistent/mcp-memory.toml")
+        monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
         monkeypatch.setenv("MCP_MEMORY_DATABASE_URL", settings.database_url)
         if settings.redis_url is not None:
             monkeypatch.setenv("MCP_MEMORY_REDIS_URL", str(settings.redis_url))

@@ -183,7 +183,7 @@ async def test_export_of_one_agent_and_of_one_session_holds_that_scope_only(
 async def test_export_and_import_commands(exported: tuple[uuid.UUID, Path], tmp_path: Path) -> None:
     project, path = exported
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
-    env["MCP_MEMORY_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    env["MCP_MEMORY_CONFIG"] = ""
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
     cli = [sys.executable, "-m", "mcp_memory.cli"]
     done = await anyio.run_process([*cli, "import", str(path)], env=env, check=False)

@@ -17,9 +17,10 @@ from mcp.client.session import IncomingMessage
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 
+from mcp_memory.config import TokenSettings
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.assembly import create_server
-from mcp_memory.server.auth import Grant
+from mcp_memory.server.auth import Grant, TokenTable, hash_token
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.waiting import until
 
@@ -188,4 +189,32 @@ async def test_one_tokens_listen_streams_leave_room_for_another_token(runtime: M
             with anyio.fail_after(10):
                 async for event in sub:
                     assert event == ResourceUpdated(theirs)
+                    break
+
+
+async def test_two_tokens_of_one_name_have_a_listen_cap_each(runtime: MemoryRuntime) -> None:
+    """Token names need not be unique (only hashes are): two tokens both named "ops" each get their own
+    ``http.max_sessions_per_token`` listen streams, where they shared one count and one starved the other."""
+    runtime.settings.http.max_sessions_per_token = 1
+    server = create_server(runtime=runtime)
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    mine = uris(p, a, "s")[0]
+    first, second = "mcpm_first-token", "mcpm_second-token"
+    table = TokenTable(
+        [TokenSettings(name="ops", sha256=hash_token(t), projects=[p]) for t in (first, second)]  # same name
+    )
+    grants = [found[1] for found in (table.verify(first), table.verify(second)) if found is not None]
+    async with Client(server) as client, contextlib.AsyncExitStack() as held:
+        server.grants.fallback = grants[0]
+        await held.enter_async_context(client.listen(resource_subscriptions=[mine]))
+        with pytest.raises(MCPError, match="this token holds 1 listen streams"):
+            async with client.listen(resource_subscriptions=[mine]):
+                pass
+        server.grants.fallback = grants[1]
+        await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="s")
+        async with client.listen(resource_subscriptions=[mine]) as sub:
+            await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="s", key="k", value=1)
+            with anyio.fail_after(10):
+                async for event in sub:
+                    assert event == ResourceUpdated(mine)
                     break

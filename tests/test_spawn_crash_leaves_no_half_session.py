@@ -207,7 +207,7 @@ def server_params(tmp_path: Path, database_url: str, prefix: str, **extra: str) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
     env.update(
         MCP_MEMORY_DATABASE_URL=database_url,
-        MCP_MEMORY_CONFIG=str(tmp_path / "no-such-config.toml"),
+        MCP_MEMORY_CONFIG="",
         MCP_MEMORY_REDIS_URL=shared_redis_url(),
         MCP_MEMORY_REDIS_KEY_PREFIX=prefix,
         MCP_MEMORY_SPAWN_LEASE_SECONDS="1",

@@ -2,7 +2,7 @@
 
 The SDK's stdio client starts the server with ``get_default_environment() | params.env`` (a safe subset of
 our environment, then ours over it), so ``env`` below carries the whole configuration: the database file, and
-``MCP_MEMORY_CONFIG`` pointing at a file that does not exist so that the developer's own config file is never read.
+``MCP_MEMORY_CONFIG`` set but empty (no settings file) so that the developer's own config file is never read.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ TIMEOUT = 60
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'desktop.db'}"
-    env["MCP_MEMORY_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    env["MCP_MEMORY_CONFIG"] = ""
     # The installation's identity (identity.json) goes to the test's own data directory, not the user's.
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     env.update(extra)

@@ -37,7 +37,14 @@ from mcp_types import (
 from pydantic import AnyUrl, ValidationError
 
 from mcp_memory import deadlines
-from mcp_memory.errors import ERROR_CODES, Forbidden, Internal, InvalidArgument, MemoryServiceError
+from mcp_memory.errors import (
+    ERROR_CODES,
+    Forbidden,
+    Internal,
+    InvalidArgument,
+    MemoryServiceError,
+    describe_validation_error,
+)
 from mcp_memory.identity import DefaultScope
 from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
@@ -70,15 +77,6 @@ A-Z a-z 0-9 . _ -); project_id and agent_instance_id are UUIDs that default to y
 identity, so omit them unless told otherwise. A paused session still accepts writes (it stays paused until
 resume, which restores the checkpoint over them). Errors start with a code: invalid_argument, not_found,
 conflict, too_large, forbidden, unavailable, internal."""
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """A pydantic error as one plain sentence naming each bad argument (never echoing its value)."""
-    parts = []
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "arguments"
-        parts.append(f"{loc}: {err['msg']}")
-    return "; ".join(parts) or "invalid arguments"
 
 
 def as_service_error(exc: BaseException) -> MemoryServiceError:

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from uuid import UUID
 
@@ -49,9 +49,16 @@ class Grant:
     projects: frozenset[UUID] | None
     default_project: UUID | None = None
     default_agent: UUID | None = None
+    token: str = field(default="", compare=False)
+    """``sha256:<hash>`` of the token this grant is of (empty for a grant of no token): unique, where names are not."""
 
     def allows(self, project: UUID) -> bool:
         return self.projects is None or project in self.projects
+
+    @property
+    def holder(self) -> str:
+        """Who a per-token cap counts: the token (two tokens may share a name), else the grant's name."""
+        return self.token or self.name
 
 
 EVERYTHING: Final = Grant("local", None)
@@ -123,7 +130,7 @@ class TokenTable:
                 raise ValueError(f"http.tokens: token {t.name!r} has the same hash as another token")
             seen.add(t.sha256)
             projects = None if "*" in t.projects else frozenset(UUID(p) for p in t.projects)
-            grant = Grant(t.name, projects, t.default_project, t.default_agent)
+            grant = Grant(t.name, projects, t.default_project, t.default_agent, token=f"sha256:{t.sha256}")
             self._entries.append((bytes.fromhex(t.sha256), grant))
 
     def __bool__(self) -> bool:

@@ -321,7 +321,27 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
         logger.warning("stateless mode applies to Streamable HTTP (%s); an SSE stream stays with one process", MCP_PATH)
     tokens = f"{len(http.tokens)} token(s)" if http.tokens else "no tokens (loopback only)"
 
+    # The stores open before uvicorn: a store that cannot start is raised here as itself, where uvicorn's lifespan
+    # would log it as a long traceback and exit 3. The app's lifespan opens them again (counted); this hold is let
+    # go in shutdown, while uvicorn still holds the signals: once it re-raises a SIGINT, asyncio cancels this task
+    # and a close after that would be cut short.
+    runtime = server.runtime
+    await runtime.start()
+    held = True
+
+    async def let_go() -> None:
+        nonlocal held
+        if held:
+            held = False
+            await runtime.close()
+
     class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await super().shutdown(sockets)
+            finally:
+                await let_go()
+
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
             for srv in self.servers if self.started else []:
@@ -339,7 +359,10 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
                         ", ".join(hosts),
                     )
 
-    await _Server(config).serve()
+    try:
+        await _Server(config).serve()
+    finally:
+        await let_go()  # uvicorn did not start (shutdown never ran), or failed midway
 
 
 def _raise_open_file_limit(max_connections: int) -> None:

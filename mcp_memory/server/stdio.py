@@ -189,6 +189,7 @@ async def _serve_streams(stdin: BinaryIO, stdout: BinaryIO) -> AsyncIterator[Std
 
 async def serve_stdio(server: MemoryServer) -> int:
     """Serve ``server`` on stdio until stdin ends (exit code 0) or SIGINT/SIGTERM (128 + the signal's number).
+    A store that cannot start is raised as it is, before anything is read.
 
     A signal ends input as if stdin had closed: requests in flight are cancelled, the lifespan closes the
     stores, and answers already made are written. If that takes longer than :data:`SHUTDOWN_GRACE_SECONDS`, or
@@ -210,7 +211,9 @@ async def serve_stdio(server: MemoryServer) -> int:
                 hard_stop.deadline = anyio.current_time() + SHUTDOWN_GRACE_SECONDS
 
     with anyio.CancelScope() as hard_stop:
-        async with stdio_transport() as streams, anyio.create_task_group() as tg:
+        # The stores open before the transport (the session's lifespan opens them again, counted): a store that
+        # cannot start is raised as itself, not inside the session's task groups as a long traceback.
+        async with server.runtime, stdio_transport() as streams, anyio.create_task_group() as tg:
             if sys.platform != "win32":  # no signal receivers there: Ctrl-C raises KeyboardInterrupt instead
                 tg.start_soon(watch_signals, streams, hard_stop)
             await lowlevel.run(streams.read_stream, streams.write_stream, lowlevel.create_initialization_options())

@@ -255,7 +255,7 @@ class ChangeNotifier:
         """``subscriptions/listen`` (2026-07-28) through a view of the bus limited to the caller's grant."""
         grant = current_grant()
         per_token = self._server.runtime.settings.http.max_sessions_per_token
-        held = self._streams_of.get(grant.name, 0)
+        held = self._streams_of.get(grant.holder, 0)
         if held >= per_token:
             raise MCPError(
                 INTERNAL_ERROR,
@@ -265,16 +265,16 @@ class ChangeNotifier:
         if self._streams >= MAX_LISTEN_STREAMS:
             raise MCPError(INTERNAL_ERROR, "Subscription limit reached")
         self._streams += 1
-        self._streams_of[grant.name] = held + 1
+        self._streams_of[grant.holder] = held + 1
         try:
             return await ListenHandler(_GrantedBus(self._server._subscriptions, grant))(ctx, params)
         finally:
             self._streams -= 1
-            left = self._streams_of[grant.name] - 1
+            left = self._streams_of[grant.holder] - 1
             if left:
-                self._streams_of[grant.name] = left
+                self._streams_of[grant.holder] = left
             else:
-                del self._streams_of[grant.name]
+                del self._streams_of[grant.holder]
 
     # -- changes ---------------------------------------------------------------------------------------------
     async def publish(self, changes: Changes) -> None:

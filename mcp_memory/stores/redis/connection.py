@@ -4,6 +4,7 @@ failures as the errors a caller sees."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -52,6 +53,12 @@ def check_redis_settings(settings: Settings) -> None:
                 "a Sentinel URL names the sentinels and the service: "
                 "'redis+sentinel://host1:26379,host2:26379/service_name'"
             )
+        db = _sentinel_path(url)[1:]
+        if len(db) > 1 or (db and not _DB_NUMBER.fullmatch(db[0])):
+            raise ConfigurationError(
+                f"MCP_MEMORY_REDIS_URL {redact_url(url)!r}: after the service name a Sentinel URL takes only a "
+                "database number ('redis+sentinel://host:26379/service_name/0')"
+            )
     else:
         try:
             parts = urlsplit(url)
@@ -60,17 +67,31 @@ def check_redis_settings(settings: Settings) -> None:
             raise ConfigurationError(f"MCP_MEMORY_REDIS_URL {redact_url(url)!r} is not a valid URL: {exc}") from exc
         if scheme != "unix" and not parts.hostname:
             raise ConfigurationError(f"MCP_MEMORY_REDIS_URL {redact_url(url)!r} names no host")
+        # redis-py reads a path that is not a number as database 0, silently: another database than meant.
+        if scheme != "unix" and parts.path not in ("", "/") and not _DB_NUMBER.fullmatch(unquote(parts.path)[1:]):
+            raise ConfigurationError(
+                f"MCP_MEMORY_REDIS_URL {redact_url(url)!r}: the path must be a database number "
+                f"('redis://host:6379/0'), not {parts.path!r}"
+            )
     if "{" in settings.redis_key_prefix or "}" in settings.redis_key_prefix:
         raise ConfigurationError(
             "MCP_MEMORY_REDIS_KEY_PREFIX must not contain '{' or '}' (they would change Redis Cluster hash slots)"
         )
 
 
+_DB_NUMBER = re.compile(r"[0-9]+")
+
+
+def _sentinel_path(url: str) -> list[str]:
+    """The path segments of a Sentinel URL (the service name, then the database number)."""
+    path = url.split("://", 1)[1].partition("/")[2]
+    return [s for s in path.split("?", 1)[0].split("/") if s]
+
+
 def parse_sentinel(url: str) -> tuple[list[tuple[str, int]], str, int]:
     """``redis+sentinel://[:password@]h1:26379,h2:26379/service[/db]`` -> sentinels, service, db."""
     rest = url.split("://", 1)[1]
-    netloc, _, path = rest.partition("/")
-    netloc = netloc.rpartition("@")[2]
+    netloc = rest.partition("/")[0].rpartition("@")[2]
     hosts: list[tuple[str, int]] = []
     for part in filter(None, netloc.split(",")):
         host, _, port = part.rpartition(":") if ":" in part else (part, "", "26379")
@@ -78,9 +99,9 @@ def parse_sentinel(url: str) -> tuple[list[tuple[str, int]], str, int]:
             hosts.append((host.strip("[]"), int(port)))
         except ValueError:
             return [], "", 0
-    segments = [s for s in path.split("?", 1)[0].split("/") if s]
+    segments = _sentinel_path(url)
     service = unquote(segments[0]) if segments else ""
-    db = int(segments[1]) if len(segments) > 1 and segments[1].isdigit() else 0
+    db = int(segments[1]) if len(segments) > 1 and _DB_NUMBER.fullmatch(segments[1]) else 0
     return hosts, service, db
 
 

@@ -152,8 +152,16 @@ class SqliteConnection:
         if self.path == ":memory:" or self.path.startswith("file::memory:"):
             # The schema step runs on a connection of its own (see .upgrade), which would see another database.
             raise Unavailable("an in-memory SQLite database is not supported; give a file path")
-        await (await anyio.Path(self.path).expanduser()).parent.mkdir(parents=True, exist_ok=True)
-        await anyio.to_thread.run_sync(prepare, self.path)
+        # A path that cannot be used is said in one sentence (serve prints it as its one line of error).
+        folder = (await anyio.Path(self.path).expanduser()).parent
+        try:
+            await folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Unavailable(f"cannot create {folder}, the directory of the SQLite file: {exc.strerror}") from exc
+        try:
+            await anyio.to_thread.run_sync(prepare, self.path)
+        except (OSError, sqlite3.OperationalError) as exc:
+            raise Unavailable(f"cannot open the SQLite file {self.path}: {exc}") from exc
         # Every transaction here ends explicitly, so the pool's reset-on-return ROLLBACK is a wasted hop.
         engine = create_async_engine(self._url, connect_args={"timeout": 30}, pool_reset_on_return=None)
         synchronous = self._synchronous

@@ -1,0 +1,65 @@
+"""The TOML settings file: which one is read, and which of its keys are not settings.
+
+Apart from :mod:`mcp_memory.config` (the settings themselves), which reads the file through :func:`settings_file`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import get_args, get_origin
+
+import platformdirs
+from pydantic import BaseModel
+
+from mcp_memory.errors import ConfigurationError
+
+APP_NAME = "mcp-memory"
+CONFIG_ENV = "MCP_MEMORY_CONFIG"
+
+
+def config_file_path() -> Path | None:
+    """Where the TOML settings file is looked for: ``$MCP_MEMORY_CONFIG``, or the user config dir's file when it
+    is unset; None when it is set but empty (no file is read)."""
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit is not None:
+        return Path(explicit).expanduser() if explicit.strip() else None
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def settings_file() -> Path | None:
+    """The TOML settings file to read, if any. A file that ``$MCP_MEMORY_CONFIG`` names must exist: a typo in it
+    would otherwise start the server on the default store, unconfigured (no tokens, another database)."""
+    path = config_file_path()
+    if path is None:
+        return None
+    if os.environ.get(CONFIG_ENV) is not None and not path.is_file():
+        raise ConfigurationError(
+            f"{CONFIG_ENV} names {str(path)!r}, which is not a file (set it to an existing TOML file, or to an "
+            "empty value to read no settings file)"
+        )
+    return path if path.is_file() else None
+
+
+def unknown_keys(model: type[BaseModel], table: dict[str, object], prefix: str = "") -> list[str]:
+    """The keys of ``table`` (and of the tables and arrays of tables in it) that are not fields of ``model``."""
+    unknown: list[str] = []
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        field = model.model_fields.get(key)
+        if field is None:
+            unknown.append(name)
+            continue
+        annotation = field.annotation
+        if isinstance(value, dict) and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            unknown += unknown_keys(annotation, value, f"{name}.")
+        elif isinstance(value, list) and get_origin(annotation) is list:
+            (item_type,) = get_args(annotation)
+            if isinstance(item_type, type) and issubclass(item_type, BaseModel):
+                for index, item in enumerate(value):
+                    if isinstance(item, dict):
+                        unknown += unknown_keys(item_type, item, f"{name}[{index}].")
+    return unknown
+
+
+__all__ = ["APP_NAME", "CONFIG_ENV", "config_file_path", "settings_file", "unknown_keys"]
