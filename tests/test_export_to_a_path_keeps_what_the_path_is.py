@@ -29,7 +29,7 @@ async def source(tmp_path: Path) -> tuple[uuid.UUID, dict[str, str]]:
     async with MemoryRuntime(Settings(database_url=f"sqlite+aiosqlite:///{db}"), embedding_retry=False) as rt:
         await populate(rt, project, agents=1, sessions=4, pauses_per_session=1, episodes=3)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
-    env["MCP_MEMORY_CONFIG"] = str(tmp_path / "no-such-config.toml")
+    env["MCP_MEMORY_CONFIG"] = ""  # no settings file: the developer's own is never read
     env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
     return project, env
 
