@@ -153,6 +153,11 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
             ok = False
             report["unknown_settings"] = unknown
         check_settings(settings)
+        problem = _sqlite_file_problem(settings, report)
+        if problem is not None:  # a start would create or upgrade the file: doctor only looks
+            report["ok"] = False
+            report["error"] = problem
+            return False, report
         async with MemoryRuntime(settings, embedding_retry=False) as rt:
             report["stores"] = await rt.check()
             if report["stores"].get("working", {}).get("reachable") is False:
@@ -165,6 +170,37 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         report["error"] = str(exc)
     report["ok"] = ok
     return ok, report
+
+
+def _sqlite_file_problem(settings: Settings, report: dict[str, Any]) -> str | None:
+    """The SQLite file as it is, read without changing it (into ``report``), and what is wrong with it, if anything:
+    missing (a start would create it empty: a mistyped path looks like a store that lost everything) or not at this
+    release's schema (a start would upgrade it, and the release that wrote it could not open it after)."""
+    from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
+    from mcp_memory.stores.sqlite.upgrade import file_state, sqlite_file
+
+    path = sqlite_file(settings.resolved_database_url())
+    if path is None:
+        return None
+    state = file_state(path)
+    report["sqlite_file"] = {"path": path, "exists": state.exists, "schema_version": state.schema_version}
+    if not state.exists:
+        return (
+            f"no SQLite file at {path}: `mcp-memory serve` creates it at its first start (if memory was expected "
+            "there, check MCP_MEMORY_DATABASE_URL)"
+        )
+    if state.current:
+        return None
+    if state.schema_version is not None and state.schema_version < SCHEMA_VERSION:
+        return (
+            f"the SQLite file {path} is at schema {state.schema_version}, older than this release's "
+            f"{SCHEMA_VERSION}: `mcp-memory serve` upgrades it at its next start (the release that wrote it cannot "
+            "open it after); doctor changes nothing"
+        )
+    return (
+        f"the SQLite file {path} lacks tables or indexes of this release: `mcp-memory serve` adds them at its next "
+        "start; doctor changes nothing"
+    )
 
 
 _REEMBED_COUNT_CAP = 10_000
@@ -300,6 +336,26 @@ def _fill_search_weights(settings: Settings, batch: int | None) -> int:
     return 0
 
 
+def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> int:
+    """The SQLite store brings its file to the head itself at start; ``--status`` reports the file as it is, and a
+    downgrade is refused (a file is never taken down: the release that wrote it reads it, older ones refuse it)."""
+    from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
+    from mcp_memory.stores.sqlite.upgrade import file_state, sqlite_file
+
+    if args.downgrade:
+        message = "a SQLite file is never downgraded: keep a copy of it before upgrading mcp-memory to go back"
+        print(json.dumps({"ok": False, "error": message}))
+        return 1
+    note = "the SQLite store creates and upgrades its schema itself at start; nothing to migrate"
+    report: dict[str, Any] = {"ok": True, "note": note, "head_schema_version": SCHEMA_VERSION}
+    path = sqlite_file(settings.resolved_database_url())
+    if path is not None:
+        state = file_state(path)
+        report.update(path=path, exists=state.exists, schema_version=state.schema_version, current=state.current)
+    print(json.dumps(report))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     """Create or upgrade the Postgres schema (``--downgrade REV`` goes down); the SQLite file needs no step."""
     from mcp_memory.stores.factory import durable_backend
@@ -308,8 +364,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     if durable_backend(settings) == "sqlite":
-        print(json.dumps({"ok": True, "note": "the SQLite store creates its schema itself; nothing to migrate"}))
-        return 0
+        return _migrate_sqlite(settings, args)
     if args.fill_search_weights:
         return _fill_search_weights(settings, args.batch)
     try:

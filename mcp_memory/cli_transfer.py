@@ -26,6 +26,7 @@ from mcp_memory.errors import ConfigurationError, InvalidArgument, MemoryService
 from mcp_memory.models import parse_uuid, validate_identifier
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.transfer import Transfer, write_export
+from mcp_memory.stores.sqlite.upgrade import file_state, sqlite_file
 from mcp_memory.stores.transfer import Selection
 
 
@@ -94,6 +95,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     where = "stdout" if args.output is None else args.output
     if args.output is None and sys.stdout is None:
         print("mcp-memory: stdout is closed; give --output FILE", file=sys.stderr)
+        return 1
+    path = sqlite_file(settings.resolved_database_url())
+    if path is not None and not file_state(path).exists:
+        # A start would create it empty, and the export of a mistyped path would look like a project that is empty.
+        print(f"mcp-memory: not_found: no SQLite file at {path}; nothing was exported", file=sys.stderr)
         return 1
     try:
         sel = _selection(args)

@@ -88,6 +88,18 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
 
 
+def made_sqlite_file(url: str) -> str:
+    """The SQLite file of ``url`` created at today's schema, as a first ``serve`` leaves it (``doctor`` and
+    ``export`` only read a file, and say so when there is none); returns ``url``."""
+    from mcp_memory.stores.sqlite.upgrade import prepare, sqlite_file
+
+    path = sqlite_file(url)
+    assert path is not None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    prepare(path)
+    return url
+
+
 # -- backends: where a runtime test's memory lives ----------------------------------------------------------
 BACKENDS = ("sqlite", "redis", "postgres")
 """``sqlite``: everything in the test's SQLite file. ``redis``: working memory in the shared test Redis (a fresh key

@@ -17,7 +17,7 @@ from mcp_memory.cli import main
 from mcp_memory.config import Settings
 from mcp_memory.services.runtime import MemoryRuntime
 from tests import pg_servers
-from tests.conftest import DURABLE_ADAPTERS, FakeClock
+from tests.conftest import DURABLE_ADAPTERS, FakeClock, made_sqlite_file
 from tests.embedding_api import FakeEmbeddingAPI, running_api
 from tests.waiting import until
 
@@ -333,6 +333,7 @@ def test_doctor_checks_the_embedding_provider(
 ) -> None:
     import json
 
+    made_sqlite_file(cli_env)
     assert main(["doctor"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["embedding"] == {"ok": True, "dimension": 64} and report["episodes_without_vector"] == 0

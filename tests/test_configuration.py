@@ -16,6 +16,7 @@ from mcp_memory.cli_common import load_settings
 from mcp_memory.config import HttpSettings, Settings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.runtime import MemoryRuntime
+from tests.conftest import made_sqlite_file
 
 
 @pytest.fixture
@@ -103,6 +104,7 @@ default_projct = "{project}"
 """
     )
     clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    made_sqlite_file(db_url)
     assert cli.main(["doctor"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is False

@@ -33,7 +33,7 @@ from mcp_memory.stores.redis.connection import check_redis_settings, connect
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from mcp_memory.stores.transfer import Selection
-from tests.conftest import FakeClock, new_scope
+from tests.conftest import FakeClock, made_sqlite_file, new_scope
 from tests.redis_servers import (
     REDIS_SERVER,
     RedisClusterServers,
@@ -691,6 +691,7 @@ async def test_doctor_reports_redis(tmp_path: Path, private_redis: RedisServer) 
     from tests.test_stdio import run_cli, server_env
 
     env = server_env(tmp_path, MCP_MEMORY_REDIS_URL=private_redis.url)
+    made_sqlite_file(env["MCP_MEMORY_DATABASE_URL"])
     code, out, err = await run_cli("doctor", env=env)
     assert code == 0, err
     working = json.loads(out)["stores"]["working"]

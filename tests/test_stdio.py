@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
+
+from tests.conftest import made_sqlite_file
 
 pytestmark = pytest.mark.anyio
 
@@ -218,6 +221,11 @@ async def run_cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
 
 async def test_doctor(tmp_path: Path) -> None:
     env = server_env(tmp_path)
+    # No file yet: doctor says so and creates nothing (a mistyped path is not a store that lost everything).
+    code, out, _ = await run_cli("doctor", env=env)
+    assert code == 1 and not (tmp_path / "desktop.db").exists()
+    assert json.loads(out)["error"].startswith(f"no SQLite file at {tmp_path / 'desktop.db'}")
+    made_sqlite_file(env["MCP_MEMORY_DATABASE_URL"])
     code, out, err = await run_cli("doctor", env=env)
     assert code == 0, err
     report = json.loads(out)
@@ -226,6 +234,32 @@ async def test_doctor(tmp_path: Path) -> None:
     assert report["config_file_exists"] is False
     assert report["stores"]["durable"]["path"] == str(tmp_path / "desktop.db")
     assert (tmp_path / "desktop.db").is_file()
+
+
+async def test_doctor_and_export_read_a_sqlite_file_without_creating_or_upgrading_it(tmp_path: Path) -> None:
+    """doctor on a file of an older schema reports it and leaves it byte for byte (an upgrade would lock out the
+    release that wrote it), as does migrate --status (a downgrade is refused: a file never goes down); export of a
+    path with no file says so and creates nothing."""
+    old = tmp_path / "old.db"
+    shutil.copyfile(Path(__file__).parent / "data" / "sqlite_schema6.db", old)
+    before = old.read_bytes()
+    env = server_env(tmp_path, MCP_MEMORY_DATABASE_URL=f"sqlite+aiosqlite:///{old}")
+    code, out, _ = await run_cli("doctor", env=env)
+    report = json.loads(out)
+    assert code == 1 and report["sqlite_file"]["schema_version"] == 6
+    assert "is at schema 6, older than this release's" in report["error"]
+    assert old.read_bytes() == before
+
+    code, out, _ = await run_cli("migrate", "--status", env=env)
+    assert code == 0 and json.loads(out)["schema_version"] == 6 and old.read_bytes() == before
+    code, out, _ = await run_cli("migrate", "--downgrade", "base", env=env)
+    assert code == 1 and "never downgraded" in json.loads(out)["error"]
+
+    missing = tmp_path / "typo" / "memroy.db"
+    env = server_env(tmp_path, MCP_MEMORY_DATABASE_URL=f"sqlite+aiosqlite:///{missing}")
+    code, out, err = await run_cli("export", "--project", str(uuid.uuid4()), env=env)
+    assert (code, out) == (1, "") and err.startswith(f"mcp-memory: not_found: no SQLite file at {missing}")
+    assert not missing.parent.exists()
 
 
 async def test_doctor_reports_a_bad_configuration(tmp_path: Path) -> None:

@@ -22,7 +22,11 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import make_url
 
 from mcp_memory.errors import Unavailable
 from mcp_memory.stores.migrations import VERSION_TABLE
@@ -82,6 +86,38 @@ def _current(db: sqlite3.Connection) -> bool:
         return False
     present = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
     return _SCHEMA_NAMES <= present
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What a SQLite store's file holds, read without changing it (``doctor``, ``export``)."""
+
+    exists: bool
+    schema_version: int | None = None
+    current: bool = False
+    """At this release's head, every object of today's schema there: a start changes nothing."""
+
+
+def file_state(path: str) -> FileState:
+    """The file at ``path`` as it is: opened read-only (no file or directory created, nothing upgraded)."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return FileState(exists=False)
+    db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        _, version = _state(db)
+        return FileState(exists=True, schema_version=version, current=_current(db))
+    finally:
+        db.close()
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite database URL (None: not SQLite, or in memory)."""
+    parsed = make_url(url)
+    if not parsed.get_backend_name().startswith("sqlite") or not parsed.database:
+        return None
+    database: str = parsed.database
+    return None if database == ":memory:" or database.startswith("file::memory:") else database
 
 
 def _create(db: sqlite3.Connection) -> None:
@@ -219,4 +255,14 @@ def _upgrade(path: str) -> str | None:
         engine.dispose()
 
 
-__all__ = ["HEAD", "bring_to_head", "current_revision", "known_revisions", "prepare", "revision_of"]
+__all__ = [
+    "HEAD",
+    "FileState",
+    "bring_to_head",
+    "current_revision",
+    "file_state",
+    "known_revisions",
+    "prepare",
+    "revision_of",
+    "sqlite_file",
+]
