@@ -155,7 +155,7 @@ def test_an_empty_config_variable_reads_no_settings_file(tmp_path: Path, db_url:
     user_file = tmp_path / "config" / "mcp-memory" / "config.toml"
     user_file.parent.mkdir(parents=True)
     user_file.write_text("max_keys_per_session = 7\n")
-    env = _bare_env(tmp_path, MCP_MEMORY_DATABASE_URL=db_url)
+    env = _bare_env(tmp_path, MCP_MEMORY_DATABASE_URL=made_sqlite_file(db_url))
     assert json.loads(_cli(env, "doctor").stdout)["settings"]["max_keys_per_session"] == 7  # unset: the user's file
     report = json.loads(_cli({**env, "MCP_MEMORY_CONFIG": ""}, "doctor").stdout)
     assert report["ok"] is True and report["config_file"] is None
