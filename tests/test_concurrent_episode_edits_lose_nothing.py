@@ -33,7 +33,9 @@ async def cosine(rt: MemoryRuntime, ep: Episode, text: str, embedder: HashEmbedd
 
 
 async def test_concurrent_merges_keep_every_lesson(make_settings: Callable[..., Settings], clock: FakeClock) -> None:
-    settings = make_settings(embedding_provider="hash", duplicate_action="merge", duplicate_similarity=0.9)
+    # A low threshold: each merge moves the older episode's vector, and at 0.9 a later record could be near it no
+    # more (then recorded apart, and the merges left for the first episode were too few to race).
+    settings = make_settings(embedding_provider="hash", duplicate_action="merge", duplicate_similarity=0.5)
     async with MemoryRuntime(settings, clock=clock, embedding_retry=False) as rt:
         p, a = uuid.uuid4(), uuid.uuid4()
         base = {"project_id": p, "agent_instance_id": a, "task_type": "deploy", "outcome": "success"}
@@ -43,8 +45,6 @@ async def test_concurrent_merges_keep_every_lesson(make_settings: Callable[..., 
 
         async def merge(i: int) -> None:
             done = await rt.episode_control.record(**base, lessons_learned=["tag first", f"lesson {i}"])
-            # Each merge changes the older episode's vector: a later record may be near it no more, and be recorded
-            # as an episode of its own, into which a still later one may then merge.
             if done.merged and done.duplicate_of == first.episode.episode_id:
                 merged.append(f"lesson {i}")
 
@@ -52,7 +52,7 @@ async def test_concurrent_merges_keep_every_lesson(make_settings: Callable[..., 
             for i in range(5):
                 tg.start_soon(merge, i)
         stored = await rt.episodic.get(p, first.episode.episode_id)
-        assert len(merged) >= 3
+        assert len(merged) == 5
         assert sorted(stored.lessons_learned) == sorted(["tag first", *merged])
 
 
