@@ -68,6 +68,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
 
 
+def _warn_unknown_settings() -> None:
+    """Name the settings file's keys that are not settings (a typo would otherwise leave its setting at the default
+    unnoticed); ``doctor`` fails on them, serve starts and says so."""
+    unknown = unknown_file_settings()
+    if unknown:
+        logger.warning(
+            "the settings file has keys that are not settings, ignored (misspelt?): %s; `mcp-memory doctor` lists them",
+            ", ".join(unknown),
+        )
+
+
 def _serve(args: argparse.Namespace) -> int:
     from mcp_memory.server import create_server
 
@@ -83,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
         from mcp_memory.server.stdio import serve_stdio
 
         setup_logging(settings.log_level)
+        _warn_unknown_settings()
         # A desktop client starts a new process per conversation: the installation's identity makes each one find
         # the sessions of the previous ones without any UUID in its configuration.
         server = create_server(settings, defaults=default_scope(settings, installation=True))
@@ -95,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     check_http_settings(settings.http)  # before opening any store: an unsafe bind is refused outright
     setup_logging(settings.log_level)
+    _warn_unknown_settings()
     server = create_server(settings)
     gc.freeze()
     logger.info("mcp-memory %s serving over HTTP, store %s", __version__, mask_url(settings.resolved_database_url()))

@@ -114,6 +114,14 @@ default_projct = "{project}"
     assert "unknown_settings" not in json.loads(capsys.readouterr().out)
 
 
+def test_serve_names_misspelt_keys_of_the_settings_file_and_starts(tmp_path: Path, db_url: str) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'database_url = "{db_url}"\nmax_keys_per_sesion = 5\n[http]\nalowed_origins = []\n')
+    served = _cli(_bare_env(tmp_path, MCP_MEMORY_CONFIG=str(cfg)), "serve")  # stdin closed: ends at once
+    assert served.returncode == 0 and served.stdout == "", served.stderr
+    assert "keys that are not settings, ignored (misspelt?): http.alowed_origins, max_keys_per_sesion" in served.stderr
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``mcp-memory ARGS`` as a subprocess with stdin closed (a stdio serve ends at once if it starts)."""
     return subprocess.run(
