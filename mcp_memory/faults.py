@@ -26,11 +26,10 @@ FaultHook = Callable[[str], Awaitable[None]]
 EXIT_ENV = "MCP_MEMORY_FAULT_EXIT_AT"
 POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
 """The spawn path's points, in order."""
-IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_committed")
-"""The import path's points, in order (the last two with working memory in Redis)."""
-
+IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_committed", "import.switched")
+"""The import path's points, in order (the last three with working memory in Redis)."""
 DELETE_POINTS = ("delete.working_erased", "recover.read")
-"""A deletion racing a re-open of the session from the durable store."""
+"""A deletion racing a re-open of the session from the durable store (working memory in Redis)."""
 
 _hooks: list[FaultHook] = []
 
