@@ -14,9 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from mcp_memory.config import Settings
-from mcp_memory.services.runtime import MemoryRuntime
-from tests.transfer_helpers import comparable, populate
+from tests.transfer_helpers import cli_source, comparable
 
 pytestmark = pytest.mark.anyio
 
@@ -24,14 +22,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def source(tmp_path: Path) -> tuple[uuid.UUID, dict[str, str]]:
     """A small project in a SQLite file, and the environment that points the CLI at it."""
-    project = uuid.uuid4()
-    db = tmp_path / "source.db"
-    async with MemoryRuntime(Settings(database_url=f"sqlite+aiosqlite:///{db}"), embedding_retry=False) as rt:
-        await populate(rt, project, agents=1, sessions=4, pauses_per_session=1, episodes=3)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
-    env["MCP_MEMORY_CONFIG"] = ""  # no settings file: the developer's own is never read
-    env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
-    return project, env
+    return await cli_source(tmp_path)
 
 
 async def export(project: uuid.UUID, env: dict[str, str], output: Path) -> None:

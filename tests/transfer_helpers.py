@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from mcp_memory.config import Settings
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.transfer import write_export
 from mcp_memory.stores.transfer import Selection
@@ -130,3 +132,16 @@ def comparable(
             rec["project_id"] = project
         out.append(rec)
     return out, ttl, vectors
+
+
+async def cli_source(tmp_path: Path) -> tuple[uuid.UUID, dict[str, str]]:
+    """A small project in a SQLite file under ``tmp_path``, and the environment that points the CLI at it (no
+    settings file: the developer's own is never read)."""
+    project = uuid.uuid4()
+    db = tmp_path / "source.db"
+    async with MemoryRuntime(Settings(database_url=f"sqlite+aiosqlite:///{db}"), embedding_retry=False) as rt:
+        await populate(rt, project, agents=1, sessions=4, pauses_per_session=1, episodes=3)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
+    env["MCP_MEMORY_CONFIG"] = ""
+    env["MCP_MEMORY_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
+    return project, env
