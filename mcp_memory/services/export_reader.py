@@ -16,6 +16,7 @@ from uuid import UUID
 import anyio
 
 from mcp_memory.errors import InvalidArgument, TooLarge
+from mcp_memory.models import utf8_size
 from mcp_memory.services.export_format import (
     KINDS,
     CheckpointRecord,
@@ -60,7 +61,7 @@ class ItemBounds:
                 f"{where}: key {_shown(key)} is {len(key)} characters long; this server's limit is "
                 f"{self.max_key_length} (max_key_length); nothing was imported"
             )
-        size = len(value.encode("utf-8", "surrogatepass"))
+        size = utf8_size(value, f"{where}: the value of key {_shown(key)}")
         if size > self.max_value_bytes:
             raise TooLarge(
                 f"{where}: the value of key {_shown(key)} is {size} bytes; this server's limit is "
