@@ -3,10 +3,16 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+from mcp_memory.config import Settings
 from mcp_memory.models import EpisodeCreate, Outcome, Scope
 from mcp_memory.services.runtime import MemoryRuntime
+from tests.conftest import FakeClock
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis")]
 
@@ -33,3 +39,27 @@ async def test_seed_style_api(runtime: MemoryRuntime, scope: Scope) -> None:
     )
     stored = await runtime.episodic.get(p, episode.episode_id)
     assert stored.outcome == Outcome.PARTIAL and stored.lessons_learned == ["x"]
+
+
+@pytest.mark.backends("sqlite", "postgres")
+@pytest.mark.parametrize("action", ["report", "merge"])
+async def test_record_episode_recognises_repeats_and_near_duplicates_as_the_tool_does(
+    make_settings: Callable[..., Settings], clock: FakeClock, action: str
+) -> None:
+    settings = make_settings(embedding_provider="hash", duplicate_similarity=0.9, duplicate_action=action)
+    p, a = uuid.uuid4(), uuid.uuid4()
+    desc = "rotate the signing keys of the payment gateway before the certificate expires next week"
+    fields: dict[str, Any] = {"project_id": p, "agent_instance_id": a, "task_type": "coding", "outcome": "success"}
+    async with MemoryRuntime(settings, clock=clock) as rt:
+        first = await rt.episodic.record_episode(task_description=desc, lessons_learned=["check expiry"], **fields)
+        again = await rt.episodic.record_episode(task_description=desc, lessons_learned=["check expiry"], **fields)
+        assert again.episode_id == first.episode_id
+        near = await rt.episodic.record_episode(
+            task_description=desc + " again", lessons_learned=["check expiry", "automate it"], **fields
+        )
+        stored = await rt.episodic.recent(p)
+        if action == "merge":
+            assert near.episode_id == first.episode_id and [e.episode_id for e in stored] == [first.episode_id]
+            assert stored[0].lessons_learned == ["check expiry", "automate it"]
+        else:
+            assert near.episode_id != first.episode_id and len(stored) == 2

@@ -271,6 +271,11 @@ class EpisodeControl:
             similarity=None if near is None else near[1],
         )
 
+    async def record_fields(self, fields: dict[str, Any]) -> Episode:
+        """``record`` for the Python API (:meth:`EpisodicMemory.record_episode`): the episode stored, repeated or
+        merged into."""
+        return (await self.record(**fields)).episode
+
     async def _merge(self, older: Episode, new: Episode) -> Episode:
         """Keep ``older``: its lessons followed by ``new``'s that it lacks, and the higher importance (computed from
         the stored episode, again if a concurrent merge changed it first)."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -87,6 +87,14 @@ class EpisodicMemory:
         self._clock = clock
         self._paused_until = 0.0
         """``time.monotonic()`` until which callers do not wait for the provider (it failed just before)."""
+        self._recorder: Callable[[dict[str, Any]], Awaitable[Episode]] | None = None
+        """Where ``record_episode`` sends its fields when set: the duplicate-aware recording of
+        :mod:`~mcp_memory.services.episode_control`, which builds on this class and so cannot be imported here."""
+
+    def record_through(self, recorder: Callable[[dict[str, Any]], Awaitable[Episode]]) -> None:
+        """Make ``record_episode`` record through ``recorder`` (validated fields in, the stored episode out), so the
+        Python API recognises repeats and near-duplicates as the ``record_episode`` tool does."""
+        self._recorder = recorder
 
     @property
     def embedder(self) -> EmbeddingProvider | None:
@@ -183,6 +191,8 @@ class EpisodicMemory:
         missing = {"project_id", "agent_instance_id", "task_type", "task_description", "outcome"} - set(data)
         if missing:
             raise InvalidArgument(f"missing episode fields: {', '.join(sorted(missing))}")
+        if self._recorder is not None:
+            return await self._recorder(data)
         return await self.record(self.build(**data))
 
     async def search(

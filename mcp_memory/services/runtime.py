@@ -62,6 +62,7 @@ class MemoryRuntime:
         self.working = WorkingMemory(self.working_store, self.settings, clock, sessions=self.store)
         self.episodic = EpisodicMemory(self.store, self.settings, self.embedder, clock)
         self.episode_control = EpisodeControl(self.episodic, self.store, self.settings, clock)
+        self.episodic.record_through(self.episode_control.record_fields)
         self.lifecycle = AgentLifecycleManager(
             self.working,
             self.store,
