@@ -99,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         # the sessions of the previous ones without any UUID in its configuration.
         server = create_server(settings, defaults=default_scope(settings, installation=True))
         gc.freeze()  # start-up objects (SDK, pydantic models) leave the collector's scans: no full-GC pauses
-        logger.info("mcp-memory %s serving on stdio, store %s", __version__, mask_url(settings.resolved_database_url()))
+        logger.info("mcp-memory %s starting on stdio, store %s", __version__, mask_url(settings.resolved_database_url()))
         code: int = anyio.run(serve_stdio, server)
         logger.info("mcp-memory stopped (exit code %d)", code)
         return code
@@ -110,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     _warn_unknown_settings()
     server = create_server(settings)
     gc.freeze()
-    logger.info("mcp-memory %s serving over HTTP, store %s", __version__, mask_url(settings.resolved_database_url()))
+    logger.info("mcp-memory %s starting over HTTP, store %s", __version__, mask_url(settings.resolved_database_url()))
     anyio.run(serve, server, args.transport)
     return 0
 
@@ -375,7 +375,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from mcp_memory.stores.postgres.schema import MigrationFailed
 
     settings = load_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, migration_steps=True)
     if durable_backend(settings) == "sqlite":
         return _migrate_sqlite(settings, args)
     if args.fill_search_weights:

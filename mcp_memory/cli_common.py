@@ -17,13 +17,20 @@ from mcp_memory.config import Settings, config_file_path
 from mcp_memory.errors import ConfigurationError, describe_validation_error
 
 
-def setup_logging(level: str) -> None:
-    """Log at ``level`` to stderr (on stdio, stdout is the protocol)."""
+def setup_logging(level: str, *, migration_steps: bool = False) -> None:
+    """Log at ``level`` to stderr (on stdio, stdout is the protocol).
+
+    Alembic logs its plugins and its migration context at INFO each time a server checks the schema: nine lines of
+    noise per start, so below DEBUG it logs warnings only, except the steps of ``migrate`` (``migration_steps``)."""
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if level.upper() != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        if migration_steps:
+            logging.getLogger("alembic.runtime.migration").setLevel(level.upper())
 
 
 def load_settings() -> Settings:

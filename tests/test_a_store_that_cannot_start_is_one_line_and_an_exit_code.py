@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.pg_servers import create_database, database_url
+from tests.pg_servers import create_database, database_url, migrated_database
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +68,26 @@ async def test_a_sqlite_path_that_is_a_directory_is_unavailable(tmp_path: Path, 
     code, errors = await serve(tmp_path, f"sqlite+aiosqlite:///{tmp_path}", args)
     assert code == 1, errors
     assert errors == [f"mcp-memory: unavailable: cannot open the SQLite file {tmp_path}: unable to open database file"]
+
+
+async def log_lines(tmp_path: Path, database: str) -> tuple[int, list[str]]:
+    """Run ``mcp-memory serve`` on stdio (stdin closed) on ``database``: its exit code and its log lines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_MEMORY_")}
+    env.update(MCP_MEMORY_CONFIG="", MCP_MEMORY_DATABASE_URL=database, XDG_DATA_HOME=str(tmp_path / "data"))
+    with anyio.fail_after(60):
+        done = await anyio.run_process([sys.executable, "-m", "mcp_memory.cli", "serve"], env=env, check=False)
+    return done.returncode, [line for line in done.stderr.decode().splitlines() if LOG_LINE.match(line)]
+
+
+async def test_serving_is_logged_only_once_the_stores_are_open_and_without_alembic_chatter(tmp_path: Path) -> None:
+    code, lines = await log_lines(tmp_path, database_url(await create_database()))
+    assert code == 2 and not [line for line in lines if "serving" in line], lines
+    assert not [line for line in lines if " alembic" in line], lines
+
+    code, lines = await log_lines(tmp_path, database_url(await migrated_database()))
+    assert code == 0, lines
+    assert [line.split(": ", 1)[1] for line in lines if " mcp_memory" in line][:2] == [
+        lines[0].split(": ", 1)[1],
+        "serving on stdio: the stores are open",
+    ]
+    assert "starting on stdio" in lines[0] and not [line for line in lines if " alembic" in line], lines

@@ -214,6 +214,7 @@ async def serve_stdio(server: MemoryServer) -> int:
         # The stores open before the transport (the session's lifespan opens them again, counted): a store that
         # cannot start is raised as itself, not inside the session's task groups as a long traceback.
         async with server.runtime, stdio_transport() as streams, anyio.create_task_group() as tg:
+            logger.info("serving on stdio: the stores are open")
             if sys.platform != "win32":  # no signal receivers there: Ctrl-C raises KeyboardInterrupt instead
                 tg.start_soon(watch_signals, streams, hard_stop)
             await lowlevel.run(streams.read_stream, streams.write_stream, lowlevel.create_initialization_options())
