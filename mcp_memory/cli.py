@@ -99,7 +99,8 @@ def _serve(args: argparse.Namespace) -> int:
         # the sessions of the previous ones without any UUID in its configuration.
         server = create_server(settings, defaults=default_scope(settings, installation=True))
         gc.freeze()  # start-up objects (SDK, pydantic models) leave the collector's scans: no full-GC pauses
-        logger.info("mcp-memory %s starting on stdio, store %s", __version__, mask_url(settings.resolved_database_url()))
+        store = mask_url(settings.resolved_database_url())
+        logger.info("mcp-memory %s starting on stdio, store %s", __version__, store)
         code: int = anyio.run(serve_stdio, server)
         logger.info("mcp-memory stopped (exit code %d)", code)
         return code
