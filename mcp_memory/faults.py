@@ -12,7 +12,8 @@ state), ``spawn.completed`` (the durable session is complete), ``spawn.committed
 ``import.switched`` (Redis's part is switched in; terminated sessions are not yet closed as terminate does);
 ``delete.working_erased`` (``delete_session`` has erased the session's Redis keys, the durable record is still
 there), ``recover.read`` (a call that found its session missing in Redis has read the durable record to re-open it
-from, and not yet written Redis).
+from, and not yet written Redis); ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has
+deleted the sessions' working memory rows, checkpoints and events in its transaction, not yet the sessions).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_co
 """The import path's points, in order (the last three with working memory in Redis)."""
 DELETE_POINTS = ("delete.working_erased", "recover.read")
 """A deletion racing a re-open of the session from the durable store (working memory in Redis)."""
+ERASE_POINTS = ("erase.rows_deleted",)
+"""A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
+sessions themselves."""
 
 _hooks: list[FaultHook] = []
 
@@ -54,4 +58,4 @@ def on_fault(hook: FaultHook) -> Iterator[None]:
         _hooks.remove(hook)
 
 
-__all__ = ["DELETE_POINTS", "EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]
+__all__ = ["DELETE_POINTS", "ERASE_POINTS", "EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]

@@ -234,6 +234,9 @@ class PostgresConnection:
             return Conflict("a concurrent call changed the same session at the same time; retry")
         if sqlstate == "23505":
             return Conflict("a concurrent call wrote the same record at the same time; retry")
+        if sqlstate == "23503":
+            # A row whose session a concurrent call removed (or the reverse): the statement wrote nothing.
+            return Conflict("a concurrent call removed or changed the same session at the same time; retry")
         if sqlstate.startswith("54"):
             # program_limit_exceeded and kin: refused by the statement itself, which (like the transaction
             # around it) wrote nothing.

@@ -42,6 +42,9 @@ class Dialect:
     """Epoch seconds as a query parameter."""
     before_bound: str
     """The paging bound of ``list_checkpoints``: rows strictly older than ``(:b_at, :b_id)``."""
+    lock_rows: str = ""
+    """What ends a ``SELECT`` that locks the rows it reads until the transaction ends (Postgres: ``FOR UPDATE``;
+    SQLite: nothing, its write transaction already excludes every other writer)."""
 
     def scope_params(self, scope: Scope) -> dict[str, Any]:
         """The parameters of :data:`~mcp_memory.stores.sql.queries.SCOPE`."""

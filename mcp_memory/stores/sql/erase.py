@@ -17,6 +17,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mcp_memory import faults
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.stores.ports import Removed
@@ -60,29 +61,50 @@ class ScopeErase:
         outside the transaction goes (Postgres: the project's vector index, once the project holds no episode).
         Nothing to do here."""
 
-    async def _count(
-        self, conn: AsyncConnection, sessions: str, episodes: str | None, params: dict[str, Any]
-    ) -> Removed:
-        pks = f"(SELECT id FROM sessions WHERE {sessions})"
-        episode_count = f"(SELECT COUNT(*) FROM episodes e WHERE {episodes})" if episodes else "0"
-        row = (
-            await conn.execute(
-                text(
-                    f"SELECT (SELECT COUNT(*) FROM working_items WHERE session_pk IN {pks} AND {LIVE}) AS w, "
-                    f"(SELECT COUNT(*) FROM checkpoints WHERE session_pk IN {pks}) AS c, "
-                    f"(SELECT COUNT(*) FROM events WHERE session_pk IN {pks}) AS ev, "
-                    f"{episode_count} AS ep, (SELECT COUNT(*) FROM sessions WHERE {sessions}) AS s"
-                ),
-                params,
-            )
-        ).one()
-        return Removed(int(row.w), int(row.c), int(row.ev), int(row.ep), int(row.s))
+    async def _sessions(self, conn: AsyncConnection, sessions: str, params: dict[str, Any]) -> list[int]:
+        """The ids of the sessions to remove, ascending, each row locked until the transaction ends (Postgres). A
+        writer of one of them (``memory_set``, ``pause``, ``resume``, on any server) locks the row first, so it waits
+        and then finds no session, where it used to write rows after their table had been emptied: nothing ties
+        ``working_items`` to ``sessions``, so they stayed for good. Only these ids are removed: a session spawned
+        meanwhile is left whole, not half-erased."""
+        found = await conn.execute(
+            text(f"SELECT id FROM sessions WHERE {sessions} ORDER BY id{self._dialect.lock_rows}"), params
+        )
+        return [int(pk) for (pk,) in found]
 
-    async def _erase(self, conn: AsyncConnection, sessions: str, episodes: str | None, params: dict[str, Any]) -> None:
-        pks = f"(SELECT id FROM sessions WHERE {sessions})"
-        for table in ("working_items", "checkpoints", "events"):
-            await conn.execute(text(f"DELETE FROM {table} WHERE session_pk IN {pks}"), params)
-        await conn.execute(text(f"DELETE FROM sessions WHERE {sessions}"), params)
+    async def _count(
+        self, conn: AsyncConnection, pks: Sequence[int], episodes: str | None, params: dict[str, Any]
+    ) -> Removed:
+        removed = Removed(sessions=len(pks))
+        for i in range(0, len(pks), BATCH):
+            names = {f"pk{j}": pk for j, pk in enumerate(pks[i : i + BATCH])}
+            among = f"session_pk IN ({', '.join(':' + n for n in names)})"
+            row = (
+                await conn.execute(
+                    text(
+                        f"SELECT (SELECT COUNT(*) FROM working_items WHERE {among} AND {LIVE}) AS w, "
+                        f"(SELECT COUNT(*) FROM checkpoints WHERE {among}) AS c, "
+                        f"(SELECT COUNT(*) FROM events WHERE {among}) AS ev"
+                    ),
+                    {**names, "now": params["now"]},
+                )
+            ).one()
+            removed += Removed(int(row.w), int(row.c), int(row.ev))
+        if episodes:
+            found = await conn.execute(text(f"SELECT COUNT(*) FROM episodes e WHERE {episodes}"), params)
+            removed += Removed(episodes=int(found.scalar_one()))
+        return removed
+
+    async def _erase(
+        self, conn: AsyncConnection, pks: Sequence[int], episodes: str | None, params: dict[str, Any]
+    ) -> None:
+        for i in range(0, len(pks), BATCH):
+            names = {f"pk{j}": pk for j, pk in enumerate(pks[i : i + BATCH])}
+            among = f"({', '.join(':' + n for n in names)})"
+            for table in ("working_items", "checkpoints", "events"):
+                await conn.execute(text(f"DELETE FROM {table} WHERE session_pk IN {among}"), names)
+            await faults.reached("erase.rows_deleted")
+            await conn.execute(text(f"DELETE FROM sessions WHERE id IN {among}"), names)
         if episodes is None:
             return
         found = await conn.execute(text(f"SELECT e.id FROM episodes e WHERE {episodes}"), params)
@@ -100,18 +122,20 @@ class ScopeErase:
         (sealed, not yet terminated). What was removed (live keys at ``now``)."""
         d = self._dialect
         params: dict[str, Any] = {**d.scope_params(scope), "now": now}
-        sessions, episodes = _where(d, scope.project_id, scope.agent_instance_id, scope.session_id)
+        _, episodes = _where(d, scope.project_id, scope.agent_instance_id, scope.session_id)
         async with self._write() as conn:
             row = (
-                await conn.execute(text(f"SELECT status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"), params)
+                await conn.execute(
+                    text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}{d.lock_rows}"), params
+                )
             ).first()
             if row is None:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
             if row.sealed and row.status != SessionStatus.TERMINATED:
                 raise Conflict(f"session '{scope.session_id}' is being terminated; delete it once it is terminated")
             kept = None if keep_episodes else episodes
-            removed = await self._count(conn, sessions, kept, params)
-            await self._erase(conn, sessions, kept, params)
+            removed = await self._count(conn, [int(row.id)], kept, params)
+            await self._erase(conn, [int(row.id)], kept, params)
         if removed.episodes:
             await self._erased(scope.project_id)
         return removed
@@ -130,9 +154,10 @@ class ScopeErase:
             params["s"] = session_id
         sessions, episodes = _where(d, project_id, agent_instance_id, session_id)
         async with self._write() as conn:
-            removed = await self._count(conn, sessions, episodes, params)
+            pks = await self._sessions(conn, sessions, params)
+            removed = await self._count(conn, pks, episodes, params)
             if not dry_run:
-                await self._erase(conn, sessions, episodes, params)
+                await self._erase(conn, pks, episodes, params)
         if removed.episodes and not dry_run:
             await self._erased(project_id)
         return removed
