@@ -426,12 +426,27 @@ class AgentLifecycleManager:
         before: str | None = None,
     ) -> list[dict[str, Any]]:
         """The session's checkpoints, newest first; page with ``before`` (a checkpoint id)."""
+        page = await self.checkpoint_page(project_id, agent_instance_id, session_id, limit, before)
+        rows: list[dict[str, Any]] = page["checkpoints"]
+        return rows
+
+    async def checkpoint_page(
+        self,
+        project_id: Id,
+        agent_instance_id: Id,
+        session_id: str,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> dict[str, Any]:
+        """``{"checkpoints": [...], "next_before": cursor | None}``: one page of :meth:`list_checkpoints`, and what
+        to pass as ``before`` for the next (None on the last page)."""
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         page = check_page_limit(limit, MAX_CHECKPOINT_PAGE)
         cursor = None if before is None else validate_identifier(before, "before")
         await self._ctx.session(scope)
-        infos = await self._durable.list_checkpoints(scope, page, cursor)
-        return [
+        # One row more than the page: a cursor only when another page exists (null on the last, also when full).
+        infos = await self._durable.list_checkpoints(scope, page + 1, cursor)
+        rows = [
             {
                 "checkpoint_id": i.checkpoint_id,
                 "created_at": iso(i.created_at),
@@ -440,8 +455,9 @@ class AgentLifecycleManager:
                 "label": i.label,
                 "keep": i.keep,
             }
-            for i in infos
+            for i in infos[:page]
         ]
+        return {"checkpoints": rows, "next_before": rows[-1]["checkpoint_id"] if len(infos) > page else None}
 
 
 __all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "AgentLifecycleManager"]
