@@ -47,6 +47,7 @@ from mcp_memory.models import (
     parse_uuid,
     validate_identifier,
 )
+from mcp_memory.services.checkpoint_cursor import CheckpointBound, decode_before, encode_cursor
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.services.hooks import LifecycleHooks
 from mcp_memory.services.session_control import retention_policy
@@ -425,7 +426,8 @@ class AgentLifecycleManager:
         limit: int = 50,
         before: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The session's checkpoints, newest first; page with ``before`` (a checkpoint id)."""
+        """The session's checkpoints, newest first; page with ``before`` (a checkpoint id, or the ``next_before`` of
+        :meth:`checkpoint_page`)."""
         page = await self.checkpoint_page(project_id, agent_instance_id, session_id, limit, before)
         rows: list[dict[str, Any]] = page["checkpoints"]
         return rows
@@ -439,13 +441,14 @@ class AgentLifecycleManager:
         before: str | None = None,
     ) -> dict[str, Any]:
         """``{"checkpoints": [...], "next_before": cursor | None}``: one page of :meth:`list_checkpoints`, and what
-        to pass as ``before`` for the next (None on the last page)."""
+        to pass as ``before`` for the next (None on the last page): a position cursor
+        (:mod:`~mcp_memory.services.checkpoint_cursor`), which goes on even if its checkpoint is deleted meanwhile."""
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         page = check_page_limit(limit, MAX_CHECKPOINT_PAGE)
-        cursor = None if before is None else validate_identifier(before, "before")
+        bound = CheckpointBound(None) if before is None else decode_before(before)
         await self._ctx.session(scope)
         # One row more than the page: a cursor only when another page exists (null on the last, also when full).
-        infos = await self._durable.list_checkpoints(scope, page + 1, cursor)
+        infos = await self._durable.list_checkpoints(scope, page + 1, bound.checkpoint_id, bound.created_at)
         rows = [
             {
                 "checkpoint_id": i.checkpoint_id,
@@ -457,7 +460,7 @@ class AgentLifecycleManager:
             }
             for i in infos[:page]
         ]
-        return {"checkpoints": rows, "next_before": rows[-1]["checkpoint_id"] if len(infos) > page else None}
+        return {"checkpoints": rows, "next_before": encode_cursor(infos[page - 1]) if len(infos) > page else None}
 
 
 __all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "AgentLifecycleManager"]
