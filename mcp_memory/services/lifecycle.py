@@ -33,7 +33,7 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError
+from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError
 from mcp_memory.models import (
     Episode,
     LifecycleEvent,
@@ -73,6 +73,10 @@ JSONObject = dict[str, Any]
 """Caller metadata or initial state: a JSON object (its values are any JSON)."""
 DEFAULT_TERMINATE_TASK_TYPE = "session_completion"
 """The task_type of the episode terminate records when the caller names none."""
+STATE_KEYS = "state_keys"
+"""The key of terminate's episode metadata that lists the consolidated working-memory keys (reserved to it)."""
+STATE_KEYS_LISTED = 200
+"""How many of those keys (the first in key order) the list holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +309,12 @@ class AgentLifecycleManager:
         consolidate = check_flag(consolidate_to_episodic, "consolidate_to_episodic")
         cleanup = check_flag(cleanup_working, "cleanup_working")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
+        if STATE_KEYS in meta:
+            # The episode's metadata lists the consolidated keys under this name: refused rather than overwritten.
+            raise InvalidArgument(
+                f"metadata must not have the key '{STATE_KEYS}': terminate records the session's working-memory "
+                "keys under it in the episode's metadata; name yours otherwise"
+            )
         description = None if task_description is None else check_text(task_description, "task_description", MAX_TEXT)
         # Validate the episode's fields before anything is written.
         draft = self._episodic.build(
@@ -372,7 +382,7 @@ class AgentLifecycleManager:
                         "outcome_details": f"Session terminated ({result_outcome.value}) with "
                         f"{len(items)} working-memory items",
                         "context_summary": summarize_state(items),
-                        "metadata": {**meta, "state_keys": sorted(items)[:200]},
+                        "metadata": {**meta, STATE_KEYS: sorted(items)[:STATE_KEYS_LISTED]},
                     }
                 )
                 vectors = await self._episodic.embed([episode_text(episode)])
@@ -463,4 +473,4 @@ class AgentLifecycleManager:
         return {"checkpoints": rows, "next_before": encode_cursor(infos[page - 1]) if len(infos) > page else None}
 
 
-__all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "AgentLifecycleManager"]
+__all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "STATE_KEYS", "AgentLifecycleManager"]
