@@ -63,7 +63,7 @@ from mcp_memory.services.validation import (
 )
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import DurableStore, SameStoreLifecycle
-from mcp_memory.summary import summarize_state
+from mcp_memory.summary import counted, summarize_state
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ class AgentLifecycleManager:
                 episode = draft.model_copy(
                     update={
                         "outcome_details": f"Session terminated ({result_outcome.value}) with "
-                        f"{len(items)} working-memory items",
+                        f"{counted(len(items), 'working-memory item')}",
                         "context_summary": summarize_state(items),
                         "metadata": {**meta, STATE_KEYS: sorted(items)[:STATE_KEYS_LISTED]},
                     }
