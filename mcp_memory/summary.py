@@ -90,6 +90,12 @@ def clip(text: str, max_bytes: int, ellipsis: str = "...") -> str:
     return cut + ellipsis
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun`` agreeing in number: ``1 key``, ``2 keys`` (``noun`` is the singular; an s makes it
+    plural). For texts a model reads, where ``1 keys`` is a small error that makes it doubt the rest."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _show_key(key: str) -> str:
     """A key on one line (control characters escaped), long ones shortened."""
     escaped = json.dumps(key, ensure_ascii=False)[1:-1]
@@ -120,7 +126,7 @@ def _shape(raw: str) -> str:
             return "empty object"
         names = [_show_key(k) for k in sorted(value)[:_SHAPE_KEYS]]
         more = ", ..." if len(value) > _SHAPE_KEYS else ""
-        return f"object, {len(value)} keys: {', '.join(names)}{more}; {size}"
+        return f"object, {counted(len(value), 'key')}: {', '.join(names)}{more}; {size}"
     if isinstance(value, list):
         if not value:
             return "empty array"
@@ -161,7 +167,7 @@ def summarize_state(items: Mapping[str, Item], budget: int = DEFAULT_BUDGET) -> 
     types = Counter(json_type(item.value) for item in items.values())
     total = sum(_size(item.value) for item in items.values())
     head = (
-        f"{len(items)} keys, {total} bytes of JSON ("
+        f"{counted(len(items), 'key')}, {counted(total, 'byte')} of JSON ("
         + ", ".join(f"{n} {t}" for t, n in sorted(types.items(), key=lambda kv: (-kv[1], kv[0])))
         + ")."
     )
@@ -180,11 +186,11 @@ def summarize_state(items: Mapping[str, Item], budget: int = DEFAULT_BUDGET) -> 
         shown += 1
     rest = sorted(key for _, _, key in ordered[shown:])
     if rest:
-        tail = f"- and {len(rest)} more keys: " + ", ".join(_show_key(k) for k in rest)
+        tail = f"- and {counted(len(rest), 'more key')}: " + ", ".join(_show_key(k) for k in rest)
         room = budget - used - 1
         if room > 30:
             lines.append(clip(tail, room))
     return "\n".join(lines)
 
 
-__all__ = ["DEFAULT_BUDGET", "SHORT_STRING", "clip", "json_type", "looks_secret", "summarize_state"]
+__all__ = ["DEFAULT_BUDGET", "SHORT_STRING", "clip", "counted", "json_type", "looks_secret", "summarize_state"]

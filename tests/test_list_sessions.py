@@ -93,10 +93,25 @@ async def test_sessions_page_by_position_without_repeats_while_sessions_become_a
     clock.advance(1)
     await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="s1")
     second = await ok(client, "list_sessions", project_id=p, limit=3, before=first["next_before"])
-    assert ids(second) == ["s3", "s2", "s0"]
-    third = await ok(client, "list_sessions", project_id=p, limit=3, before=second["next_before"])
-    assert ids(third) == [] and third["next_before"] is None
+    assert ids(second) == ["s3", "s2", "s0"] and second["next_before"] is None
     assert ids(await ok(client, "list_sessions", project_id=p, limit=2)) == ["s1", "s5"]
+
+
+async def test_the_last_page_has_no_cursor_even_when_it_is_exactly_a_page_long(
+    client: Client, clock: FakeClock
+) -> None:
+    """``next_before`` is null on the last page, also when the sessions left fill it exactly: no extra call that
+    answers an empty page."""
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    for i in range(4):
+        await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id=f"s{i}")
+        clock.advance(1)
+    whole = await ok(client, "list_sessions", project_id=p, limit=4)
+    assert ids(whole) == ["s3", "s2", "s1", "s0"] and whole["next_before"] is None
+    first = await ok(client, "list_sessions", project_id=p, limit=2)
+    assert ids(first) == ["s3", "s2"] and first["next_before"]
+    last = await ok(client, "list_sessions", project_id=p, limit=2, before=first["next_before"])
+    assert ids(last) == ["s1", "s0"] and last["next_before"] is None
 
 
 async def test_paging_goes_on_past_a_deleted_cursor_session_among_sessions_of_the_same_time(

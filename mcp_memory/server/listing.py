@@ -14,6 +14,7 @@ from mcp_types import Resource
 from mcp_memory.models import iso
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.records import EpisodeFilter
+from mcp_memory.summary import counted
 
 JSON = "application/json"
 SESSION_URI = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
@@ -61,7 +62,8 @@ async def recent_resources(
                     name=f"checkpoint:{info.checkpoint_id}",
                     title=title,
                     mime_type=JSON,
-                    description=f"{info.keys_count} keys, {info.bytes} bytes, {iso(info.created_at)}",
+                    description=f"{counted(info.keys_count, 'key')}, {counted(info.bytes, 'byte')}, "
+                    f"{iso(info.created_at)}",
                 ),
             )
         )

@@ -40,7 +40,7 @@ from mcp_memory.models import (
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.validation import MAX_QUERY, check_text
 from mcp_memory.stores.ports import EpisodeFilter
-from mcp_memory.summary import clip, summarize_state
+from mcp_memory.summary import clip, counted, summarize_state
 
 DEFAULT_TOKEN_BUDGET = 1500
 MIN_TOKEN_BUDGET = 100
@@ -201,7 +201,7 @@ def _one_line(text: str, max_bytes: int) -> str:
 
 def _checkpoint_line(cp: CheckpointInfo) -> str:
     label = f' "{_one_line(cp.label, 80)}"' if cp.label else ""
-    return f"- `{cp.checkpoint_id}` {_when(cp.created_at)}{label}, {cp.keys_count} keys"
+    return f"- `{cp.checkpoint_id}` {_when(cp.created_at)}{label}, {counted(cp.keys_count, 'key')}"
 
 
 def _episode_text(ep: Episode, own: bool) -> str:

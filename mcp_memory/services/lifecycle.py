@@ -33,7 +33,7 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError
+from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError
 from mcp_memory.models import (
     Episode,
     LifecycleEvent,
@@ -47,6 +47,7 @@ from mcp_memory.models import (
     parse_uuid,
     validate_identifier,
 )
+from mcp_memory.services.checkpoint_cursor import CheckpointBound, decode_before, encode_cursor
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.services.hooks import LifecycleHooks
 from mcp_memory.services.session_control import retention_policy
@@ -62,7 +63,7 @@ from mcp_memory.services.validation import (
 )
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import DurableStore, SameStoreLifecycle
-from mcp_memory.summary import summarize_state
+from mcp_memory.summary import counted, summarize_state
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,10 @@ JSONObject = dict[str, Any]
 """Caller metadata or initial state: a JSON object (its values are any JSON)."""
 DEFAULT_TERMINATE_TASK_TYPE = "session_completion"
 """The task_type of the episode terminate records when the caller names none."""
+STATE_KEYS = "state_keys"
+"""The key of terminate's episode metadata that lists the consolidated working-memory keys (reserved to it)."""
+STATE_KEYS_LISTED = 200
+"""How many of those keys (the first in key order) the list holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +309,12 @@ class AgentLifecycleManager:
         consolidate = check_flag(consolidate_to_episodic, "consolidate_to_episodic")
         cleanup = check_flag(cleanup_working, "cleanup_working")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
+        if STATE_KEYS in meta:
+            # The episode's metadata lists the consolidated keys under this name: refused rather than overwritten.
+            raise InvalidArgument(
+                f"metadata must not have the key '{STATE_KEYS}': terminate records the session's working-memory "
+                "keys under it in the episode's metadata; name yours otherwise"
+            )
         description = None if task_description is None else check_text(task_description, "task_description", MAX_TEXT)
         # Validate the episode's fields before anything is written.
         draft = self._episodic.build(
@@ -369,9 +380,9 @@ class AgentLifecycleManager:
                 episode = draft.model_copy(
                     update={
                         "outcome_details": f"Session terminated ({result_outcome.value}) with "
-                        f"{len(items)} working-memory items",
+                        f"{counted(len(items), 'working-memory item')}",
                         "context_summary": summarize_state(items),
-                        "metadata": {**meta, "state_keys": sorted(items)[:200]},
+                        "metadata": {**meta, STATE_KEYS: sorted(items)[:STATE_KEYS_LISTED]},
                     }
                 )
                 vectors = await self._episodic.embed([episode_text(episode)])
@@ -425,13 +436,30 @@ class AgentLifecycleManager:
         limit: int = 50,
         before: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The session's checkpoints, newest first; page with ``before`` (a checkpoint id)."""
+        """The session's checkpoints, newest first; page with ``before`` (a checkpoint id, or the ``next_before`` of
+        :meth:`checkpoint_page`)."""
+        page = await self.checkpoint_page(project_id, agent_instance_id, session_id, limit, before)
+        rows: list[dict[str, Any]] = page["checkpoints"]
+        return rows
+
+    async def checkpoint_page(
+        self,
+        project_id: Id,
+        agent_instance_id: Id,
+        session_id: str,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> dict[str, Any]:
+        """``{"checkpoints": [...], "next_before": cursor | None}``: one page of :meth:`list_checkpoints`, and what
+        to pass as ``before`` for the next (None on the last page): a position cursor
+        (:mod:`~mcp_memory.services.checkpoint_cursor`), which goes on even if its checkpoint is deleted meanwhile."""
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         page = check_page_limit(limit, MAX_CHECKPOINT_PAGE)
-        cursor = None if before is None else validate_identifier(before, "before")
+        bound = CheckpointBound(None) if before is None else decode_before(before)
         await self._ctx.session(scope)
-        infos = await self._durable.list_checkpoints(scope, page, cursor)
-        return [
+        # One row more than the page: a cursor only when another page exists (null on the last, also when full).
+        infos = await self._durable.list_checkpoints(scope, page + 1, bound.checkpoint_id, bound.created_at)
+        rows = [
             {
                 "checkpoint_id": i.checkpoint_id,
                 "created_at": iso(i.created_at),
@@ -440,8 +468,9 @@ class AgentLifecycleManager:
                 "label": i.label,
                 "keep": i.keep,
             }
-            for i in infos
+            for i in infos[:page]
         ]
+        return {"checkpoints": rows, "next_before": encode_cursor(infos[page - 1]) if len(infos) > page else None}
 
 
-__all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "AgentLifecycleManager"]
+__all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "STATE_KEYS", "AgentLifecycleManager"]

@@ -86,10 +86,12 @@ class SessionDirectory:
             raise InvalidArgument(f"status must be one of {', '.join(STATUSES)}")
         if not 1 <= limit <= MAX_SESSION_PAGE:
             raise InvalidArgument(f"limit must be between 1 and {MAX_SESSION_PAGE}")
-        rows = await self._store.list_sessions(project, agent, status, limit, before, self._clock(), self._working)
+        # One row more than the page: a cursor only when another page exists (null on the last, also when it is full).
+        rows = await self._store.list_sessions(project, agent, status, limit + 1, before, self._clock(), self._working)
+        page = rows[:limit]
         return {
-            "sessions": [session_item(r) for r in rows],
-            "next_before": rows[-1].position if len(rows) == limit else None,
+            "sessions": [session_item(r) for r in page],
+            "next_before": page[-1].position if len(rows) > limit else None,
         }
 
     async def complete(

@@ -5,6 +5,7 @@ The contracts all ports keep: :mod:`.ports`."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -228,8 +229,13 @@ class CheckpointStore(Protocol):
         """One checkpoint with its items; ``None`` as the id means the newest."""
         ...
 
-    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
-        """Newest first. ``before`` is a checkpoint id: list those created before it (``NotFound`` if unknown)."""
+    async def list_checkpoints(
+        self, scope: Scope, limit: int, before: str | None, before_at: datetime | None = None
+    ) -> list[CheckpointInfo]:
+        """Newest first. ``before`` is a checkpoint id: list those after it in that order. ``before_at``: the time
+        that checkpoint had when it was listed; if it is no longer the session's (deleted, pruned, or its id since
+        given to a newer one), list those from that time on (older, and any of the very same time) instead of
+        ``NotFound``, which a missing ``before`` without a time is."""
         ...
 
     async def recent_checkpoints(

@@ -320,6 +320,31 @@ async def test_list_checkpoints_unknown_before_is_not_found(stores: StorePair) -
         await stores.durable.list_checkpoints(scope, 10, "theirs")
 
 
+async def test_list_checkpoints_goes_on_from_the_time_of_a_before_that_is_gone(stores: StorePair) -> None:
+    """With ``before_at`` (the time a cursor carries), a ``before`` no longer in the session is a position: those of
+    that time and older follow (ties at that instant all of them: the gone row's place among them went with it)."""
+    scope = await create(stores)
+    times = [T0 + 0.123457 * i for i in range(5)]  # to the microsecond, not whole seconds
+    for i, when in enumerate(times):
+        await pause(stores, scope, f"cp-{i}", when)
+        if i == 2:
+            await pause(stores, scope, "tie-2", when)  # the same instant, made later: listed before cp-2
+
+    async def listed(before: str, before_at: datetime | None) -> list[str]:
+        return [c.checkpoint_id for c in await stores.durable.list_checkpoints(scope, 10, before, before_at)]
+
+    assert await listed("cp-3", at(times[3])) == ["tie-2", "cp-2", "cp-1", "cp-0"]  # there: after it, as ever
+    assert await listed("tie-2", at(times[2])) == ["cp-2", "cp-1", "cp-0"]
+    for gone in ("cp-3", "cp-2"):
+        assert await stores.durable.delete_checkpoint(scope, gone, event("delete_checkpoint", T0 + 9))
+    assert await listed("cp-3", at(times[3])) == ["tie-2", "cp-1", "cp-0"]
+    assert await listed("cp-2", at(times[2])) == ["tie-2", "cp-1", "cp-0"]  # tie-2 (listed before cp-2) again
+    with pytest.raises(NotFound):
+        await listed("cp-2", None)  # a plain id names a checkpoint, which is gone
+    # The id names a checkpoint of another time (made again since): the position holds, not the id.
+    assert await listed("cp-4", at(times[1] + 0.000001)) == ["cp-1", "cp-0"]
+
+
 async def test_list_checkpoints_is_per_session(stores: StorePair) -> None:
     scope = await create(stores)
     await pause(stores, scope, "mine", T0 + 1)

@@ -114,9 +114,7 @@ def register(server: MemoryServer) -> None:
         before: Annotated[CheckpointId, Field(description="A next_before.")] = None,
     ) -> CallToolResult:
         project, agent = tools.project(project_id), tools.agent(agent_instance_id)
-        rows = await lifecycle.list_checkpoints(project, agent, session_id, limit, before)
-        next_before = rows[-1]["checkpoint_id"] if len(rows) == limit else None
-        return reply({"checkpoints": rows, "next_before": next_before})
+        return reply(await lifecycle.checkpoint_page(project, agent, session_id, limit, before))
 
 
 __all__ = ["LIST_CHECKPOINTS", "PAUSE", "RESUME", "SPAWN", "TERMINATE", "register"]

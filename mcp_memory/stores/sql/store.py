@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
@@ -36,6 +37,9 @@ from mcp_memory.stores.sql.queries import (
 from mcp_memory.stores.sql.rules import check_terminate, session_exists, spawn_in_progress, terminate_in_progress
 
 _CHECKPOINT_COLUMNS_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
+_PAST_EVERY_ROW_ID = 2**63 - 1
+"""A row id above every checkpoint's (both stores' ids are signed 64-bit): as a bound's tie-break, all rows of the
+bound's time are older."""
 
 
 class SqlStore:
@@ -235,20 +239,29 @@ class SqlStore:
             await conn.execute(text(PURGE_EXPIRED), {"now": now})
 
     # -- checkpoints -------------------------------------------------------------------------------------
-    async def list_checkpoints(self, scope: Scope, limit: int, before: str | None) -> list[CheckpointInfo]:
-        """One session's checkpoints, newest first, ``limit`` of them, strictly older than ``before`` if given
-        (``NotFound`` if that one is not the session's). Two statements: :meth:`_read_together` decides whether
-        they share a snapshot (the bound read first is a position: it stays valid even if its checkpoint is
-        pruned or deleted in between)."""
-        params: dict[str, Any] = {**self._dialect.scope_params(scope), "limit": limit}
+    async def list_checkpoints(
+        self, scope: Scope, limit: int, before: str | None, before_at: datetime | None = None
+    ) -> list[CheckpointInfo]:
+        """One session's checkpoints, newest first, ``limit`` of them, after ``before`` in that order if given (see
+        the port for ``before_at``). Two statements: :meth:`_read_together` decides whether they share a snapshot
+        (the bound read first is a position: it stays valid even if its checkpoint is pruned or deleted in
+        between)."""
+        d = self._dialect
+        params: dict[str, Any] = {**d.scope_params(scope), "limit": limit}
         bound = ""
         async with self._read_together() as conn:
             if before is not None:
+                # Looked up in this session only: another session's checkpoint of that id is as good as none.
                 row = (await conn.execute(text(CHECKPOINT_BOUND), {**params, "b": before})).first()
-                if row is None:
+                bound = d.before_bound
+                if row is not None and (before_at is None or d.read_time(row.created_at) == before_at):
+                    params.update(b_at=row.created_at, b_id=row.id)
+                elif before_at is not None:
+                    # Gone since it was listed: go on from its time. Ties at that instant were ordered by its row
+                    # id, gone with it, so they all follow (one listed already may show again; none is skipped).
+                    params.update(b_at=d.write_time(before_at.timestamp()), b_id=_PAST_EVERY_ROW_ID)
+                else:
                     raise NotFound(f"checkpoint '{before}' (given as before) does not exist for this session")
-                bound = self._dialect.before_bound
-                params.update(b_at=row.created_at, b_id=row.id)
             result = await conn.execute(
                 text(
                     f"SELECT {CHECKPOINT_COLUMNS} FROM checkpoints WHERE session_pk = {SESSION_PK} {bound} "
