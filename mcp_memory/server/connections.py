@@ -61,7 +61,10 @@ class ConnectionRegistry:
         # Insertion-ordered dicts used as ordered sets: the first entry is the longest idle.
         self._idle: dict[GuardedH11Protocol, None] = {}
         self._by_client: dict[str, dict[GuardedH11Protocol, None]] = {}
-        self._busy: set[GuardedH11Protocol] = set()
+        # Requests being served per busy connection. uvicorn starts a connection's next request once the previous
+        # response is sent, while that request's task may still be running: one connection can have two in
+        # flight, and it is idle again only when both are done. Per client: how many of its connections are busy.
+        self._busy: dict[GuardedH11Protocol, int] = {}
         self._busy_by_client: dict[str, int] = {}
         self._logged: dict[str, float] = {}
 
@@ -86,26 +89,36 @@ class ConnectionRegistry:
     def admit(self, conn: GuardedH11Protocol) -> tuple[int, str] | None:
         """Mark ``conn`` busy with a request, or the refusal (status, reason) when there is no room for it."""
         key = conn.client_key
+        serving = self._busy.get(conn, 0)
+        if serving:
+            # The previous request's task is finishing after its response: this connection is busy already.
+            self._busy[conn] = serving + 1
+            return None
         if len(self._busy) >= self.limits.max_connections:
             self.note("busy", "every connection is serving a request: answering 503")
             return 503, f"the server is serving {len(self._busy)} requests, its limit"
         if self._busy_by_client.get(key, 0) >= self.limits.max_connections_per_client:
-            self.note("client_busy", f"client {key} has {self._busy_by_client[key]} requests in flight: 429")
+            self.note("client_busy", f"client {key} has {self._busy_by_client[key]} connections serving requests: 429")
             limit = self.limits.max_connections_per_client
             return 429, f"too many requests in flight from your address (limit {limit})"
-        self._busy.add(conn)
+        self._busy[conn] = 1
         self._busy_by_client[key] = self._busy_by_client.get(key, 0) + 1
         self._idle.pop(conn, None)
         return None
 
     def release(self, conn: GuardedH11Protocol) -> None:
-        """``conn`` finished its request: it is now the most recently idle connection (if still open)."""
-        if conn in self._busy:
-            self._busy.discard(conn)
-            key = conn.client_key
-            self._busy_by_client[key] -= 1
-            if not self._busy_by_client[key]:
-                del self._busy_by_client[key]
+        """One request of ``conn`` finished; with none left, it is the most recently idle connection (if open)."""
+        serving = self._busy.get(conn)
+        if serving is None:
+            return
+        if serving > 1:
+            self._busy[conn] = serving - 1
+            return
+        del self._busy[conn]
+        key = conn.client_key
+        self._busy_by_client[key] -= 1
+        if not self._busy_by_client[key]:
+            del self._busy_by_client[key]
         if conn in self._open:
             self._idle.pop(conn, None)
             self._idle[conn] = None
