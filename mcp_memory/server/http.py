@@ -249,9 +249,14 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
     async def readyz(request: Request) -> Response:
         try:
             with anyio.fail_after(http.readiness_timeout_seconds):
-                await runtime.check()
+                report = await runtime.check()
         except Exception as exc:
             logger.warning("not ready: a store did not answer: %r", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        # The SQL stores raise when they do not answer; Redis reports it (so doctor can show the rest).
+        down = {name: facts.get("error") for name, facts in report.items() if facts.get("reachable") is False}
+        if down:
+            logger.warning("not ready: a store is not reachable: %s", down)
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
