@@ -276,7 +276,9 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
             Middleware(BearerAuthMiddleware, tokens=tokens, public=public, on_reject=server.metrics.rejected)
         )
     # After authentication: a caller without a token gets 401 before its body is read.
-    middleware.append(Middleware(JsonRpcShapeMiddleware, path=MCP_PATH, max_bytes=http.max_request_bytes))
+    middleware.append(
+        Middleware(JsonRpcShapeMiddleware, path=MCP_PATH, sse_path=MESSAGES_PATH, max_bytes=http.max_request_bytes)
+    )
     routes: list[Route | Mount] = [
         Route(MCP_PATH, endpoint=StreamableHTTPASGIApp(session_manager)),
         Route(
