@@ -13,7 +13,10 @@ protocol (:func:`guarded_protocol`), a subclass of uvicorn's, which
   connection past a cap closes the longest-idle connection (no request in flight: idle keep-alive, never
   sent anything, headers still arriving, or past its answer, e.g. a 401, with the body still arriving).
   A request is refused only when every connection is busy with one: 503 (all) or 429 (this address) with
-  ``Retry-After``.
+  ``Retry-After``;
+- refuses request headers larger than :data:`MAX_HEADER_BYTES` (400, as uvicorn answers a request h11 cannot
+  parse). h11 limits only what it buffers of an incomplete head, so a larger head that arrived in one read
+  (128 KiB and more on loopback) passed.
 
 An unauthenticated client gets its 401 at once, so its connections are idle and are the ones shed; a request
 of an authenticated client that is being served is never cut off by somebody else's new connection.
@@ -35,6 +38,8 @@ from uvicorn.server import ServerState
 
 logger = logging.getLogger(__name__)
 
+MAX_HEADER_BYTES = 16 * 1024
+"""A request's line and headers larger than this get 400 and the connection is closed."""
 RETRY_AFTER_SECONDS = 1
 """``Retry-After`` of a request refused for lack of a free connection: requests are short, so one soon frees."""
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -182,6 +187,7 @@ class GuardedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.conn = _HeadLimitedConnection()
         self._inner_app = self.app
         self.app = self._serve  # uvicorn runs self.app for each request of this connection
         self.client_key = ""
@@ -273,6 +279,26 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+class _HeadLimitedConnection(h11.Connection):
+    """h11's server side, refusing a request whose line and headers (measured as parsed) exceed the limit."""
+
+    def __init__(self) -> None:
+        super().__init__(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request) and _head_size(event) > MAX_HEADER_BYTES:
+            # uvicorn answers a RemoteProtocolError with 400 and closes the connection, the request never served.
+            raise h11.RemoteProtocolError("request headers too large", error_status_hint=431)
+        return event
+
+
+def _head_size(request: h11.Request) -> int:
+    """The bytes of ``request``'s line and headers, as sent less optional whitespace (``name: value\r\n`` each)."""
+    line = len(request.method) + len(request.target) + len(b" HTTP/1.1\r\n") + 1
+    return line + sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items()) + 2
+
+
 def _cancel(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
     """Cancel ``timer`` (if any); None, to assign back."""
     if timer is not None:
@@ -290,4 +316,11 @@ def guarded_protocol(registry: ConnectionRegistry) -> type[GuardedH11Protocol]:
     return _Protocol
 
 
-__all__ = ["RETRY_AFTER_SECONDS", "ConnectionLimits", "ConnectionRegistry", "GuardedH11Protocol", "guarded_protocol"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "RETRY_AFTER_SECONDS",
+    "ConnectionLimits",
+    "ConnectionRegistry",
+    "GuardedH11Protocol",
+    "guarded_protocol",
+]
