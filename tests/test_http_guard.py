@@ -1,6 +1,6 @@
 """What ``mcp-memory serve --transport http`` refuses before a request reaches MCP, against a real subprocess: a
 Streamable HTTP session used with another token, malformed or misplaced bearer tokens, foreign Hosts and Origins, a
-chunked body past the size limit, and a WebSocket upgrade."""
+chunked body past the size limit, request headers past 16 KiB (however they arrive), and a WebSocket upgrade."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.anyio
 PROJECT_A, PROJECT_B = str(uuid.uuid4()), str(uuid.uuid4())
 TOKEN_A, TOKEN_B = generate_token(), generate_token()
 MAX_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 16 * 1024  # documented (docs/configuration.md, "Limits and metrics")
 INIT = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -140,6 +141,17 @@ def test_chunked_body_past_the_limit_on_messages_is_413(server: ServerProcess) -
         data = sock.recv(4096)
         print(data[:80])
         assert data.split(b" ", 2)[1] in (b"413", b"404")
+
+
+@pytest.mark.parametrize("header_bytes", [15_000, 17_000, 60_000, 130_000])
+def test_request_headers_past_16_kib_get_400_even_in_one_read(server: ServerProcess, header_bytes: int) -> None:
+    """h11 limits only what it buffers of an incomplete head: a head past 16 KiB that arrived in one read passed."""
+    host, port = server.url.removeprefix("http://").split(":")
+    head = f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\nX-Pad: {'a' * header_bytes}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head)  # one write: on loopback it is read at once, so h11 never holds it incomplete
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+    assert status_line.split(b" ")[1] == (b"200" if header_bytes < MAX_HEADER_BYTES else b"400"), status_line
 
 
 async def test_a_websocket_upgrade_is_refused_before_reaching_an_endpoint(server: ServerProcess) -> None:

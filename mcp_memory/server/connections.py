@@ -13,7 +13,10 @@ protocol (:func:`guarded_protocol`), a subclass of uvicorn's, which
   connection past a cap closes the longest-idle connection (no request in flight: idle keep-alive, never
   sent anything, headers still arriving, or past its answer, e.g. a 401, with the body still arriving).
   A request is refused only when every connection is busy with one: 503 (all) or 429 (this address) with
-  ``Retry-After``.
+  ``Retry-After``;
+- refuses request headers larger than :data:`MAX_HEADER_BYTES` (400, as uvicorn answers a request h11 cannot
+  parse). h11 limits only what it buffers of an incomplete head, so a larger head that arrived in one read
+  (128 KiB and more on loopback) passed.
 
 An unauthenticated client gets its 401 at once, so its connections are idle and are the ones shed; a request
 of an authenticated client that is being served is never cut off by somebody else's new connection.
@@ -35,6 +38,8 @@ from uvicorn.server import ServerState
 
 logger = logging.getLogger(__name__)
 
+MAX_HEADER_BYTES = 16 * 1024
+"""A request's line and headers larger than this get 400 and the connection is closed."""
 RETRY_AFTER_SECONDS = 1
 """``Retry-After`` of a request refused for lack of a free connection: requests are short, so one soon frees."""
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -61,7 +66,10 @@ class ConnectionRegistry:
         # Insertion-ordered dicts used as ordered sets: the first entry is the longest idle.
         self._idle: dict[GuardedH11Protocol, None] = {}
         self._by_client: dict[str, dict[GuardedH11Protocol, None]] = {}
-        self._busy: set[GuardedH11Protocol] = set()
+        # Requests being served per busy connection. uvicorn starts a connection's next request once the previous
+        # response is sent, while that request's task may still be running: one connection can have two in
+        # flight, and it is idle again only when both are done. Per client: how many of its connections are busy.
+        self._busy: dict[GuardedH11Protocol, int] = {}
         self._busy_by_client: dict[str, int] = {}
         self._logged: dict[str, float] = {}
 
@@ -86,26 +94,36 @@ class ConnectionRegistry:
     def admit(self, conn: GuardedH11Protocol) -> tuple[int, str] | None:
         """Mark ``conn`` busy with a request, or the refusal (status, reason) when there is no room for it."""
         key = conn.client_key
+        serving = self._busy.get(conn, 0)
+        if serving:
+            # The previous request's task is finishing after its response: this connection is busy already.
+            self._busy[conn] = serving + 1
+            return None
         if len(self._busy) >= self.limits.max_connections:
             self.note("busy", "every connection is serving a request: answering 503")
             return 503, f"the server is serving {len(self._busy)} requests, its limit"
         if self._busy_by_client.get(key, 0) >= self.limits.max_connections_per_client:
-            self.note("client_busy", f"client {key} has {self._busy_by_client[key]} requests in flight: 429")
+            self.note("client_busy", f"client {key} has {self._busy_by_client[key]} connections serving requests: 429")
             limit = self.limits.max_connections_per_client
             return 429, f"too many requests in flight from your address (limit {limit})"
-        self._busy.add(conn)
+        self._busy[conn] = 1
         self._busy_by_client[key] = self._busy_by_client.get(key, 0) + 1
         self._idle.pop(conn, None)
         return None
 
     def release(self, conn: GuardedH11Protocol) -> None:
-        """``conn`` finished its request: it is now the most recently idle connection (if still open)."""
-        if conn in self._busy:
-            self._busy.discard(conn)
-            key = conn.client_key
-            self._busy_by_client[key] -= 1
-            if not self._busy_by_client[key]:
-                del self._busy_by_client[key]
+        """One request of ``conn`` finished; with none left, it is the most recently idle connection (if open)."""
+        serving = self._busy.get(conn)
+        if serving is None:
+            return
+        if serving > 1:
+            self._busy[conn] = serving - 1
+            return
+        del self._busy[conn]
+        key = conn.client_key
+        self._busy_by_client[key] -= 1
+        if not self._busy_by_client[key]:
+            del self._busy_by_client[key]
         if conn in self._open:
             self._idle.pop(conn, None)
             self._idle[conn] = None
@@ -169,6 +187,7 @@ class GuardedH11Protocol(H11Protocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.conn = _HeadLimitedConnection()
         self._inner_app = self.app
         self.app = self._serve  # uvicorn runs self.app for each request of this connection
         self.client_key = ""
@@ -260,6 +279,26 @@ class GuardedH11Protocol(H11Protocol):
             self.transport.close()
 
 
+class _HeadLimitedConnection(h11.Connection):
+    """h11's server side, refusing a request whose line and headers (measured as parsed) exceed the limit."""
+
+    def __init__(self) -> None:
+        super().__init__(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request) and _head_size(event) > MAX_HEADER_BYTES:
+            # uvicorn answers a RemoteProtocolError with 400 and closes the connection, the request never served.
+            raise h11.RemoteProtocolError("request headers too large", error_status_hint=431)
+        return event
+
+
+def _head_size(request: h11.Request) -> int:
+    """The bytes of ``request``'s line and headers, as sent less optional whitespace (``name: value\r\n`` each)."""
+    line = len(request.method) + len(request.target) + len(b" HTTP/1.1\r\n") + 1
+    return line + sum(len(name) + len(value) + 4 for name, value in request.headers.raw_items()) + 2
+
+
 def _cancel(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
     """Cancel ``timer`` (if any); None, to assign back."""
     if timer is not None:
@@ -277,4 +316,11 @@ def guarded_protocol(registry: ConnectionRegistry) -> type[GuardedH11Protocol]:
     return _Protocol
 
 
-__all__ = ["RETRY_AFTER_SECONDS", "ConnectionLimits", "ConnectionRegistry", "GuardedH11Protocol", "guarded_protocol"]
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "RETRY_AFTER_SECONDS",
+    "ConnectionLimits",
+    "ConnectionRegistry",
+    "GuardedH11Protocol",
+    "guarded_protocol",
+]

@@ -249,9 +249,14 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
     async def readyz(request: Request) -> Response:
         try:
             with anyio.fail_after(http.readiness_timeout_seconds):
-                await runtime.check()
+                report = await runtime.check()
         except Exception as exc:
             logger.warning("not ready: a store did not answer: %r", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        # The SQL stores raise when they do not answer; Redis reports it (so doctor can show the rest).
+        down = {name: facts.get("error") for name, facts in report.items() if facts.get("reachable") is False}
+        if down:
+            logger.warning("not ready: a store is not reachable: %s", down)
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
@@ -271,7 +276,9 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
             Middleware(BearerAuthMiddleware, tokens=tokens, public=public, on_reject=server.metrics.rejected)
         )
     # After authentication: a caller without a token gets 401 before its body is read.
-    middleware.append(Middleware(JsonRpcShapeMiddleware, path=MCP_PATH, max_bytes=http.max_request_bytes))
+    middleware.append(
+        Middleware(JsonRpcShapeMiddleware, path=MCP_PATH, sse_path=MESSAGES_PATH, max_bytes=http.max_request_bytes)
+    )
     routes: list[Route | Mount] = [
         Route(MCP_PATH, endpoint=StreamableHTTPASGIApp(session_manager)),
         Route(

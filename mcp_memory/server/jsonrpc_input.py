@@ -4,17 +4,21 @@ stdio answers each line (``server/stdio.py``); over HTTP, :class:`JsonRpcShapeMi
 endpoint whose body is JSON but not a JSON-RPC 2.0 message with -32600 "Invalid Request" (echoing its id where one
 can be read), before the SDK's transport sees it. The SDK's transport answers such a body -32600 on protocol
 2026-07-28, but -32602 with a dump of pydantic's validation errors on the handshake protocol (2025-11-25 and earlier),
-which most clients speak; a body that is not JSON at all is left to the SDK, which answers -32700 on both.
+which most clients speak; a body that is not JSON at all is left to the SDK, which answers -32700 on both. A
+message to an SSE session that is not a JSON-RPC message is answered here too, so that it is not logged.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import mcp_types
 import pydantic_core
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 _REASON_CHARS = 200
 """An error message or log reason is cut to this many characters; the offending input is never echoed whole."""
@@ -82,16 +86,21 @@ def parse_line(line: bytes) -> mcp_types.JSONRPCMessage | Refusal | None:
 
 
 class JsonRpcShapeMiddleware:
-    """Refuses, with -32600, a POST to ``path`` whose body is JSON but not a JSON-RPC message (see the module). A
-    body past ``max_bytes`` is handed on unread beyond that, to the SDK's transport, which refuses it (413)."""
+    """Refuses, with -32600, a POST to ``path`` whose body is JSON but not a JSON-RPC message (see the module); and,
+    when ``sse_path`` is given, a POST there (a message to an SSE session) whose body is not a JSON-RPC message at
+    all, with the SDK's own answer (400 "Could not parse message"), because the SDK logs such a body with a
+    traceback that quotes it, and a body may hold a value to be stored. A body past ``max_bytes`` is handed on unread
+    beyond that, to the SDK's transport, which refuses it (413)."""
 
-    def __init__(self, app: ASGIApp, path: str, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, path: str, max_bytes: int, sse_path: str | None = None) -> None:
         self.app = app
-        self.path = path
+        self.path = path.rstrip("/")
+        self.sse_path = sse_path.rstrip("/") if sse_path is not None else None
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].rstrip("/") != self.path:
+        path = scope["path"].rstrip("/") if scope["type"] == "http" and scope["method"] == "POST" else None
+        if path is None or path not in (self.path, self.sse_path):
             await self.app(scope, receive, send)
             return
         read: list[Message] = []
@@ -109,15 +118,28 @@ class JsonRpcShapeMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in read)
-        refusal = parse_line(body) if body.strip() else None
-        if isinstance(refusal, Refusal) and refusal.code == mcp_types.INVALID_REQUEST:
-            payload = refusal.to_line().rstrip(b"\n")
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-            await send({"type": "http.response.start", "status": 400, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
-            return
+        if path == self.path:
+            refusal = parse_line(body) if body.strip() else None
+            if isinstance(refusal, Refusal) and refusal.code == mcp_types.INVALID_REQUEST:
+                await _answer(send, "application/json", refusal.to_line().rstrip(b"\n"))
+                return
+        else:
+            empty = Refusal(mcp_types.PARSE_ERROR, "Parse error: an empty body", None)
+            refusal = parse_line(body) if body.strip() else empty
+            if isinstance(refusal, Refusal):
+                # The reason (never the input) is logged, as the SDK would log the error: once, at WARNING.
+                logger.warning("refused a message to an SSE session (%d bytes): %s", len(body), refusal.message)
+                await _answer(send, "text/plain; charset=utf-8", b"Could not parse message")
+                return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
         await self.app(scope, _replay([whole], receive), send)
+
+
+async def _answer(send: Send, content_type: str, payload: bytes) -> None:
+    """A 400 with ``payload``."""
+    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 def _replay(read: list[Message], receive: Receive) -> Receive:

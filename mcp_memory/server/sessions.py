@@ -11,6 +11,7 @@ has a request or stream open (such a session does not expire).
 Refusal rather than eviction: a session another client of the same token is using is never closed under it.
 Abandoned sessions (a client that quits without DELETE) count until ``session_idle_timeout_seconds`` ends them.
 Without tokens (loopback only) there is a single tenant and only the server-wide cap applies.
+No event store is configured, so streams are not resumable: a ``Last-Event-ID`` header is ignored.
 SSE streams (the older transport, one MCP session per stream) are capped per token the same way
 (:class:`StreamsPerToken`, counted apart from Streamable HTTP sessions).
 """
@@ -32,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
+LAST_EVENT_ID = b"last-event-id"  # ASGI header names are lower case
 BUSY_RETRY_AFTER_SECONDS = 60
 """``Retry-After`` when every session concerned has a request or stream open (none will expire on its own)."""
 
@@ -52,6 +54,15 @@ class FairSessionManager(StreamableHTTPSessionManager):
     def __init__(self, *args: Any, max_sessions_per_token: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_sessions_per_token = max_sessions_per_token
+
+    async def _handle_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The entry of every request (``asgi_app`` and ``handle_request`` both end here).
+        if self.event_store is None:
+            # Without an event store nothing can be replayed, and the SDK answered a GET with Last-Event-ID with
+            # nothing at all (uvicorn's 500). The spec lets a server ignore the header (it MAY replay): the GET
+            # opens a fresh stream, as without it.
+            scope = without_last_event_id(scope)
+        await super()._handle_request(scope, receive, send)
 
     def sessions_of(self, requestor: AuthorizationContext | None) -> list[StreamableHTTPServerTransport]:
         """The open sessions opened with ``requestor``'s credential (every session without tokens)."""
@@ -139,6 +150,14 @@ class StreamsPerToken:
             self._open[owner] -= 1
             if not self._open[owner]:
                 del self._open[owner]
+
+
+def without_last_event_id(scope: Scope) -> Scope:
+    """``scope`` without a ``Last-Event-ID`` request header (the same scope if it has none)."""
+    headers = scope["headers"]
+    if all(name != LAST_EVENT_ID for name, _ in headers):
+        return scope
+    return {**scope, "headers": [(name, value) for name, value in headers if name != LAST_EVENT_ID]}
 
 
 def _retry_after(sessions: list[StreamableHTTPServerTransport]) -> int:

@@ -129,7 +129,8 @@ class MemoryRuntime:
                 await self.store.close()
 
     async def check(self) -> dict[str, Any]:
-        """Facts about each store, for ``doctor`` (raises if a store does not answer)."""
+        """Facts about each store, for ``doctor`` and ``/readyz`` (raises if a SQL store does not answer; Redis
+        reports ``reachable: False`` instead)."""
         report = {"durable": await self.store.ping()}
         if self.working_store is not self.store:
             report["working"] = await self.working_store.ping()

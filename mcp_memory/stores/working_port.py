@@ -86,7 +86,8 @@ class WorkingStore(Protocol):
         ...
 
     async def ping(self) -> dict[str, Any]:
-        """Facts for ``mcp-memory doctor`` and ``/readyz``; raises if the store does not answer."""
+        """Facts for ``mcp-memory doctor`` and ``/readyz``: raises if the store does not answer, or reports
+        ``reachable: False`` (and ``error``) in them; ``/readyz`` is 503 either way."""
         ...
 
     async def close(self) -> None:

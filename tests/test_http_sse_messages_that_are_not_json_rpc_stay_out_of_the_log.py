@@ -1,0 +1,77 @@
+"""A message posted to an SSE session (``/messages/``) that is not a JSON-RPC message gets the SDK's answer, 400
+"Could not parse message", and neither the body nor any part of it reaches the log: the SDK logged such a body at
+ERROR with a traceback quoting it, and a body may hold a value meant to be stored. One WARNING line says why,
+without the input; the session goes on answering.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.http_helpers import ServerProcess, server_env
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "sk-not-for-the-log-7f3a"
+NOT_MESSAGES = {
+    "not JSON (cut off)": '{"jsonrpc":"2.0","id":1,"params":{"value":"' + SECRET + '"}',
+    "JSON, not JSON-RPC": json.dumps({"jsonrpc": "1.0", "id": 2, "method": "x", "params": {"value": SECRET}}),
+    "a JSON string": json.dumps(SECRET),
+    "empty": "",
+}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(server_env(tmp_path / "memory.db")) as proc:
+        yield proc
+
+
+async def _data(lines: AsyncIterator[str]) -> str:
+    """The data of the next SSE event."""
+    async for line in lines:
+        if line.startswith("data:"):
+            return line[5:].strip()
+    raise AssertionError("the SSE stream ended")
+
+
+async def test_a_malformed_sse_message_is_refused_without_logging_it(server: ServerProcess) -> None:
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=10) as h,
+        h.stream("GET", "/sse") as stream,
+    ):
+        lines = stream.aiter_lines()
+        endpoint = await _data(lines)
+        post = {"content-type": "application/json"}
+        assert (await h.post(endpoint, json=INITIALIZE, headers=post)).status_code == 202
+        assert json.loads(await _data(lines))["id"] == 1
+
+        for name, body in NOT_MESSAGES.items():
+            answer = await h.post(endpoint, content=body, headers=post)
+            assert (answer.status_code, answer.text) == (400, "Could not parse message"), name
+
+        assert (await h.post(endpoint, json={"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers=post)).is_success
+        assert json.loads(await _data(lines)) == {"jsonrpc": "2.0", "id": 3, "result": {}}
+
+    refused = "refused a message to an SSE session"
+
+    def logged() -> bool:
+        log = "".join(server.log)
+        return SECRET in log or log.count(refused) == len(NOT_MESSAGES)
+
+    wait_until(logged, what="the refusals logged")
+    log = "".join(server.log)
+    assert SECRET not in log and "Traceback" not in log and " ERROR " not in log, log
+    assert log.count(refused) == len(NOT_MESSAGES), log
