@@ -123,7 +123,11 @@ class HttpSettings(BaseModel):
         default_factory=list,
         description="Origin headers accepted besides the bind address ('https://app.example:*'); ['*']: no check.",
     )
-    max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    max_request_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Larger request bodies get 413; on stdio, a longer line gets -32600 (skipped unread).",
+    )
     max_connections: int = Field(
         default=1000,
         ge=1,

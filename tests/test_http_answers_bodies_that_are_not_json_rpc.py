@@ -1,7 +1,8 @@
 """Over Streamable HTTP, a POST whose body is JSON but not a JSON-RPC 2.0 message is answered 400 with -32600
 "Invalid Request", echoing its id when it can be read, as stdio answers such a line, whichever protocol version
 the request speaks (the SDK's transport answered -32602 with pydantic's validation errors on the handshake protocol);
-a body that is not JSON gets -32700; a session's requests go on being served."""
+a body that is not JSON gets -32700; a session's requests go on being served. A request whose id is not a string or
+an integer (1.5, true, null) is refused the same way, with id null, instead of being taken for a notification (202)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ NOT_MESSAGES: dict[str, tuple[bytes, int | str | None]] = {
     "a batch": (b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', None),
     "a number": (b"42", None),
 }
+
+NOT_IDS = {"fractional": b"1.5", "integral float": b"1.0", "boolean": b"true", "null": b"null", "object": b"{}"}
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +67,18 @@ def test_a_body_that_is_not_json_gets_a_parse_error(server: ServerProcess) -> No
         for headers in (ACCEPT, session):
             answer = client.post(url, headers=headers, content=b"hello, server")
             assert answer.status_code == 400 and answer.json()["error"]["code"] == -32700
+
+
+@pytest.mark.parametrize("id", NOT_IDS.values(), ids=NOT_IDS.keys())
+def test_a_request_whose_id_is_not_a_string_or_integer_is_refused_not_accepted(
+    server: ServerProcess, id: bytes
+) -> None:
+    url = f"{server.url}/mcp"
+    body = b'{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"list_sessions","arguments":{}}}' % id
+    with httpx.Client(timeout=10) as client:
+        session = _handshake(client, url)
+        for headers in (ACCEPT, session, {**ACCEPT, "mcp-protocol-version": "2026-07-28"}):
+            answer = client.post(url, headers=headers, content=body)
+            assert answer.status_code == 400, answer.text
+            error = answer.json()
+            assert error["id"] is None and error["error"]["code"] == -32600, error

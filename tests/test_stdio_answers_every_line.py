@@ -60,6 +60,18 @@ INVALID_REQUESTS: dict[str, tuple[bytes, int | str | None]] = {
 }
 
 
+NOT_IDS = {
+    "fractional": b"1.5",
+    "integral float": b"1.0",
+    "exponent": b"1e3",
+    "boolean": b"true",
+    "null": b"null",
+    "object": b"{}",
+    "array": b"[]",
+}
+"""Ids a request may not have (MCP: a string or an integer, never null); the SDK read each as a notification."""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawStdioServer]:
     srv = RawStdioServer(tmp_path_factory.mktemp("stdio-lines"), MCP_MEMORY_PROJECT_ID=PROJECT).initialize()
@@ -103,6 +115,17 @@ def test_json_that_is_not_a_message_gets_invalid_request_with_its_id(
     answer, _ = _refused(server, line)
     assert answer["id"] == id
     assert answer["error"]["code"] == -32600  # type: ignore[index]
+    _still_serving(server)
+
+
+@pytest.mark.parametrize("id", NOT_IDS.values(), ids=NOT_IDS.keys())
+def test_a_request_whose_id_is_not_a_string_or_integer_is_refused_not_run(server: RawStdioServer, id: bytes) -> None:
+    """Before, it was read as a notification: neither run nor answered, and the client waited forever."""
+    key = b"id-" + id.replace(b'"', b"")
+    line = _call(_scope_json(key=b'"' + key + b'"', value=b"1")).replace(b'"id":41', b'"id":' + id)
+    answer, _ = _refused(server, line)
+    assert answer["id"] is None and answer["error"]["code"] == -32600, answer  # type: ignore[index]
+    assert server.call_tool("memory_get", **SCOPE, key=key.decode())["isError"] is True  # not stored
     _still_serving(server)
 
 

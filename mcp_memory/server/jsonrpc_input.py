@@ -43,17 +43,20 @@ def _cut(text: str) -> str:
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 3] + "..."
 
 
-def _recover_id(line: bytes) -> int | str | None:
-    """The ``id`` of a JSON object that is not a valid JSON-RPC message, if it is a valid id (else ``None``)."""
+def _as_object(line: bytes) -> dict[str, object] | None:
     try:
         value = pydantic_core.from_json(line)
     except ValueError:
         return None
-    if isinstance(value, dict):
-        candidate = value.get("id")
-        # bool is an int in Python but not a JSON-RPC id; fractional numbers are not ids either.
-        if isinstance(candidate, str) or (isinstance(candidate, int) and not isinstance(candidate, bool)):
-            return candidate
+    return value if isinstance(value, dict) else None
+
+
+def _recover_id(line: bytes) -> int | str | None:
+    """The ``id`` of a JSON object that is not a valid JSON-RPC message, if it is a valid id (else ``None``)."""
+    candidate = (_as_object(line) or {}).get("id")
+    # bool is an int in Python but not a JSON-RPC id; fractional numbers are not ids either.
+    if isinstance(candidate, str) or (isinstance(candidate, int) and not isinstance(candidate, bool)):
+        return candidate
     return None
 
 
@@ -67,7 +70,6 @@ def parse_line(line: bytes) -> mcp_types.JSONRPCMessage | Refusal | None:
         return Refusal(mcp_types.PARSE_ERROR, f"Parse error: not UTF-8 (byte {exc.start})", None)
     try:
         message: mcp_types.JSONRPCMessage = mcp_types.jsonrpc_message_adapter.validate_json(line, by_name=False)
-        return message
     except ValidationError as exc:
         errors = exc.errors(include_input=False, include_url=False)
         invalid_json = [e for e in errors if e["type"] == "json_invalid"]
@@ -83,6 +85,12 @@ def parse_line(line: bytes) -> mcp_types.JSONRPCMessage | Refusal | None:
             "Invalid Request: not a JSON-RPC 2.0 request, notification or response",
             _recover_id(line),
         )
+    # The SDK reads a request whose id is not a string or an integer (1.5, 1.0, true, null, {}) as a notification,
+    # dropping the id: it would be neither run nor answered, and its client would wait forever. MCP ids are strings
+    # or integers (never null), so such a message is refused; its id cannot be echoed, hence null.
+    if isinstance(message, mcp_types.JSONRPCNotification) and "id" in (_as_object(line) or {}):
+        return Refusal(mcp_types.INVALID_REQUEST, "Invalid Request: an id must be a string or an integer", None)
+    return message
 
 
 class JsonRpcShapeMiddleware:

@@ -5,9 +5,10 @@ that let a person or the model pick prompts; the tool as its text content (plus 
 the many clients that never show prompts to the model (the reason redis/agent-memory-server offers its
 ``memory_prompt`` as a tool too).
 
-MCP prompt arguments are strings; ``token_budget`` is parsed here. A bad argument, an unknown one, a project
-outside the request's token, or a session that does not exist is a JSON-RPC error (-32602) whose message starts
-with the docs/contract.md code, never a generic "Error rendering prompt"; a store that is down is -32603.
+MCP prompt arguments are strings; ``token_budget`` is parsed here. A bad argument, an unknown one, one past its
+limit, a project outside the request's token, or a session that does not exist is a JSON-RPC error (-32602) whose
+message starts with the docs/contract.md code, never a generic "Error rendering prompt"; a store that is down is
+-32603 (:func:`mcp_memory.server.protocol.prompt_error` decides, for this prompt and any other).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Annotated, Any
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.prompts.base import Message, Prompt, UserMessage
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextContent
+from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, ValidationError
 
 from mcp_memory import deadlines
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.server.app import MemoryServer, as_service_error
+from mcp_memory.server.protocol import prompt_error
 from mcp_memory.server.scope import default_agent, resolve_project
 from mcp_memory.server.tools.shared import hints
 from mcp_memory.services.briefing import (
@@ -47,7 +49,6 @@ _SESSION = "Its session."
 _AGENT = "Agent UUID; omit for yours (the default)."
 _PROJECT = "Project UUID; omit for yours (the default)."
 _BUDGET = f"Tokens, {MIN_TOKEN_BUDGET}-{MAX_TOKEN_BUDGET}."
-_PROTOCOL_CODE = {"invalid_argument": INVALID_PARAMS, "not_found": INVALID_PARAMS, "forbidden": INVALID_PARAMS}
 
 
 class BriefingResult(BaseModel):
@@ -59,11 +60,6 @@ class BriefingResult(BaseModel):
     left_out: list[str] = Field(description="What did not fit in token_budget.")
 
 
-def protocol_error(exc: MemoryServiceError) -> MCPError:
-    """A service error as the JSON-RPC error of a prompt request (the caller's mistakes are invalid params)."""
-    return MCPError(code=_PROTOCOL_CODE.get(exc.code, INTERNAL_ERROR), message=str(exc))
-
-
 class _BriefingPrompt(Prompt):
     """The SDK's prompt, with its failures turned into clear -32602 errors.
 
@@ -73,7 +69,7 @@ class _BriefingPrompt(Prompt):
     async def render(self, arguments: dict[str, Any] | None, context: Context[Any, Any]) -> Any:
         unknown = sorted(set(arguments or {}) - {a.name for a in self.arguments or []})
         if unknown:
-            raise protocol_error(InvalidArgument(f"unknown argument(s) for {self.name}: {', '.join(unknown)}"))
+            raise prompt_error(InvalidArgument(f"unknown argument(s) for {self.name}: {', '.join(unknown)}"))
         try:
             return await super().render(arguments, context)
         except MCPError:
@@ -81,8 +77,8 @@ class _BriefingPrompt(Prompt):
         except ValueError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError | MemoryServiceError):
-                raise protocol_error(as_service_error(cause)) from None
-            raise protocol_error(as_service_error(exc)) from None
+                raise prompt_error(as_service_error(cause)) from None
+            raise prompt_error(as_service_error(exc)) from None
 
 
 async def briefing_for(
@@ -121,7 +117,7 @@ def register_prompts(server: MemoryServer) -> None:
             with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
                 briefing = await briefing_for(server, task, session_id, agent_instance_id, project_id, token_budget)
         except MemoryServiceError as exc:
-            raise protocol_error(exc) from None
+            raise prompt_error(exc) from None
         return [UserMessage(briefing.text)]
 
     server.add_prompt(
