@@ -4,8 +4,10 @@ this server's own writes.
 Which write changes what (:func:`changes_for`): ``memory_set``/``memory_delete``, ``spawn``, ``pause``, ``resume``
 and ``terminate`` change the session resource (and the agent's sessions listing); ``pause`` the checkpoint list
 too, and adds a checkpoint (the resource list changed); ``terminate`` and ``record_episode`` change the project's
-episode list and the episode, and add an episode (the resource list changed). Only this process's tool calls are
-seen: a write by another server process on the same database or Redis notifies nobody here.
+episode list and the episode, and add an episode (the resource list changed); ``forget_episodes`` and
+``delete_session(keep_episodes=false)`` change the episode list and each episode they removed (named by the call's
+:mod:`.effects`, not its result). Only this process's tool calls are seen: a write by another server process on the
+same database or Redis notifies nobody here.
 
 Two protocol eras, one source of events:
 - handshake era (2025-xx, what most clients and the conformance suite speak): ``resources/subscribe`` and
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote
@@ -49,6 +51,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import Grant, current_grant
+from mcp_memory.server.effects import CallEffects
 from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.server.session_directory import SESSIONS_URI
@@ -125,8 +128,10 @@ def changes_for(
     result: Mapping[str, Any],
     default_project: UUID | None,
     default_agent: UUID | None = None,
+    removed_episodes: Sequence[UUID] = (),
 ) -> Changes:
-    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing)."""
+    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing); ``removed_episodes``:
+    the episodes it removed (:mod:`.effects`: a result names them only when the call did)."""
     project = arguments.get("project_id") or default_project
     agent = arguments.get("agent_instance_id") or default_agent
     session = arguments.get("session_id")
@@ -146,10 +151,10 @@ def changes_for(
     episode_uris = (EPISODES_URI.format(project_id=project_id),) + (
         (EPISODE_URI.format(project_id=project_id, episode_id=episode),) if episode else ()
     )
+    gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in removed_episodes)
     if name == "delete_session":  # its checkpoints go with it, and its episodes unless kept
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
-        gone = episode_uris[:1] if result.get("episodes") else ()
-        return Changes(session_uris + checkpoints + gone)
+        return Changes(session_uris + checkpoints + (episode_uris[:1] + gone if gone else ()))
     if name in ("memory_set", "memory_delete", "spawn", "resume"):
         return Changes(session_uris)
     if name in ("pause", "delete_checkpoint"):
@@ -165,9 +170,8 @@ def changes_for(
     if name == "update_episode":
         return Changes(episode_uris)
     if name == "forget_episodes":
-        if not result.get("forgotten"):
+        if not gone:
             return Changes()
-        gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in result.get("episode_ids", ()))
         return Changes(episode_uris + gone, project_id)
     return Changes()
 
@@ -286,22 +290,31 @@ class ChangeNotifier:
             await self._server._subscriptions.publish(event)
         for watcher in list(self._watchers.values()):
             for event in events:
+                # Checked before anything else: a forget by filter may name thousands of episodes nobody watches.
+                if isinstance(event, ResourceUpdated) and event.uri not in watcher.uris:
+                    continue
                 if not visible(watcher.grant, event):
                     continue
                 with anyio.move_on_after(NOTIFY_TIMEOUT):
                     if isinstance(event, ResourceUpdated):
-                        if event.uri in watcher.uris:
-                            await watcher.connection.send_resource_updated(event.uri)
+                        await watcher.connection.send_resource_updated(event.uri)
                     else:
                         await watcher.connection.send_resource_list_changed()
 
-    async def after_tool(self, name: str, arguments: Mapping[str, Any], result: CallToolResult) -> None:
+    async def after_tool(
+        self, name: str, arguments: Mapping[str, Any], result: CallToolResult, effects: CallEffects
+    ) -> None:
         """Observer of the server's successful tool calls; never fails the call."""
         try:
             # The scope a call omitted is its default (the request's token's, the configured one, the installation's).
             defaults = self._server.defaults
             changes = changes_for(
-                name, arguments, result.structured_content or {}, default_project(defaults), default_agent(defaults)
+                name,
+                arguments,
+                result.structured_content or {},
+                default_project(defaults),
+                default_agent(defaults),
+                effects.removed_episodes,
             )
             if changes.uris or changes.list_changed:
                 await self.publish(changes)
