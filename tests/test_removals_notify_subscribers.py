@@ -77,8 +77,24 @@ async def test_every_way_an_episode_goes_notifies_its_subscribers(client: Client
     assert result.get("forgotten", result.get("episodes")) == 2
 
     await until(lambda: set(uris) <= set(inbox.updated()), what=f"both episodes' subscribers told after {removal}")
-    if tool == "forget_episodes":
-        await until(lambda: inbox.list_changes() > lists_before, what=f"list_changed after {removal}")
+    await until(lambda: inbox.list_changes() > lists_before, what=f"list_changed after {removal}")
     assert bystander not in inbox.updated()  # an episode that stays is not announced
     # What the model reads stays small: a filter reports its count, not the ids it removed.
     assert ("episode_ids" in result) == (removal == "forget_by_ids")
+
+
+async def test_deleting_a_checkpoint_or_a_session_announces_a_changed_resource_list(
+    client: Client, inbox: Inbox
+) -> None:
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    scope = {"project_id": p, "agent_instance_id": a, "session_id": "s"}
+    await ok(client, "spawn", **scope)
+    await ok(client, "pause", **scope, checkpoint_id="c1")
+    await ok(client, "resume", **scope)
+    await ok(client, "pause", **scope, checkpoint_id="c2")
+    await until(lambda: inbox.list_changes() == 2, what="list_changed after each new checkpoint")
+
+    await ok(client, "delete_checkpoint", **scope, checkpoint_id="c1")
+    await until(lambda: inbox.list_changes() == 3, what="list_changed after delete_checkpoint")
+    await ok(client, "delete_session", **scope)  # its checkpoint c2 leaves the list with it
+    await until(lambda: inbox.list_changes() == 4, what="list_changed after delete_session")

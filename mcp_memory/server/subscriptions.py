@@ -6,8 +6,9 @@ and ``terminate`` change the session resource (and the agent's sessions listing)
 too, and adds a checkpoint (the resource list changed); ``terminate`` and ``record_episode`` change the project's
 episode list and the episode, and add an episode (the resource list changed); ``forget_episodes`` and
 ``delete_session(keep_episodes=false)`` change the episode list and each episode they removed (named by the call's
-:mod:`.effects`, not its result). Only this process's tool calls are seen: a write by another server process on the
-same database or Redis notifies nobody here.
+:mod:`.effects`, not its result). Whatever removes a checkpoint or an episode (``delete_checkpoint``,
+``delete_session``, ``forget_episodes``) changes the resource list too. Only this process's tool calls are seen: a
+write by another server process on the same database or Redis notifies nobody here.
 
 Two protocol eras, one source of events:
 - handshake era (2025-xx, what most clients and the conformance suite speak): ``resources/subscribe`` and
@@ -116,7 +117,8 @@ def canonical_uri(uri: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """What one write changed: the URIs to notify and the project whose resource list gained an item (if any)."""
+    """What one write changed: the URIs to notify and the project whose resource list gained or lost an item (if
+    any)."""
 
     uris: tuple[str, ...] = ()
     list_changed: UUID | None = None
@@ -154,12 +156,15 @@ def changes_for(
     gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in removed_episodes)
     if name == "delete_session":  # its checkpoints go with it, and its episodes unless kept
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
-        return Changes(session_uris + checkpoints + (episode_uris[:1] + gone if gone else ()))
+        listed = bool(result.get("checkpoints") or gone)  # resources/list offered them
+        return Changes(
+            session_uris + checkpoints + (episode_uris[:1] + gone if gone else ()), project_id if listed else None
+        )
     if name in ("memory_set", "memory_delete", "spawn", "resume"):
         return Changes(session_uris)
-    if name in ("pause", "delete_checkpoint"):
+    if name in ("pause", "delete_checkpoint"):  # either way a checkpoint joins or leaves resources/list
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
-        return Changes(session_uris + checkpoints, project_id if name == "pause" else None)
+        return Changes(session_uris + checkpoints, project_id)
     if name == "terminate":
         return Changes(session_uris + (episode_uris if episode else ()), project_id if episode else None)
     if name == "record_episode":
