@@ -50,17 +50,24 @@ from mcp_types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcp_memory.errors import InvalidArgument
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import Grant, current_grant
 from mcp_memory.server.effects import CallEffects
 from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
+from mcp_memory.server.protocol import check_resource_uri, resource_error
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.server.session_directory import SESSIONS_URI
 
 logger = logging.getLogger(__name__)
 
 MAX_URIS_PER_CONNECTION: Final = 1000
-"""A connection's subscriptions beyond this many are accepted and ignored (bounded memory per client)."""
+"""A connection's (or listen stream's) subscriptions beyond this many are accepted and ignored (bounded memory per
+client)."""
+MAX_NOTIFIED_URI: Final = 512
+"""Longer than any URI this server notifies (the longest, a checkpoint list with a 128-character session id, has
+about 250 characters): a subscription to a longer one can never fire, so it is accepted and not kept. With
+:data:`MAX_URIS_PER_CONNECTION` this bounds what one connection holds to about 0.5 MB."""
 MAX_LISTEN_STREAMS: Final = 1024
 NOTIFY_TIMEOUT: Final = 2.0
 """How long one notification may wait on a slow client before it is dropped (it delays the tool call's answer)."""
@@ -113,6 +120,18 @@ def canonical_uri(uri: str) -> str:
             except ValueError:
                 continue
     return "/".join(parts)
+
+
+def subscribed_uri(uri: str) -> str | None:
+    """What a subscription to ``uri`` keeps: its :func:`canonical_uri`, or None for one too long to ever fire. A URI
+    a read would refuse as malformed (over 4096 characters, a ``%`` in a ``memory://`` one) is refused the same way
+    (-32602)."""
+    try:
+        check_resource_uri(uri)
+    except InvalidArgument as err:
+        raise resource_error(err, uri, None) from None
+    canonical = canonical_uri(uri)
+    return canonical if len(canonical) <= MAX_NOTIFIED_URI else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,21 +266,31 @@ class ChangeNotifier:
         return await call_next(ctx)
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
-        if watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
-            watcher.uris.add(canonical_uri(str(params.uri)))
+        if uri is not None and watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
+            watcher.uris.add(uri)
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
-        if watcher is not None:
-            watcher.uris.discard(canonical_uri(str(params.uri)))
+        if uri is not None and watcher is not None:
+            watcher.uris.discard(uri)
         return EmptyResult()
 
     async def listen(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
-        """``subscriptions/listen`` (2026-07-28) through a view of the bus limited to the caller's grant."""
+        """``subscriptions/listen`` (2026-07-28) through a view of the bus limited to the caller's grant. The stream
+        keeps its URIs as a subscription does (:func:`subscribed_uri`: canonical, at most
+        :data:`MAX_URIS_PER_CONNECTION`); its acknowledgement lists those it honours."""
+        requested = params.notifications.resource_subscriptions
+        if requested:
+            kept = (subscribed_uri(uri) for uri in requested)
+            uris = list(dict.fromkeys(uri for uri in kept if uri is not None))[:MAX_URIS_PER_CONNECTION]
+            notifications = params.notifications.model_copy(update={"resource_subscriptions": uris})
+            params = params.model_copy(update={"notifications": notifications})
         grant = current_grant()
         per_token = self._server.runtime.settings.http.max_sessions_per_token
         held = self._streams_of.get(grant.holder, 0)
@@ -352,4 +381,12 @@ def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
     return notifier
 
 
-__all__ = ["ChangeNotifier", "Changes", "changes_for", "project_of", "register_subscriptions", "visible"]
+__all__ = [
+    "ChangeNotifier",
+    "Changes",
+    "changes_for",
+    "project_of",
+    "register_subscriptions",
+    "subscribed_uri",
+    "visible",
+]
