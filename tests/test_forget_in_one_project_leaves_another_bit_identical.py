@@ -77,13 +77,13 @@ async def check_forget_leaves_b_bit_identical(
         before = await export_b()
         assert before.count(b'"kind":"episode"') == 14 and before.count(b'"kind":"working"') > 0
         ctl = rt.episode_control
-        assert (await ctl.forget(project_a, episode_ids=episodes_a[:3]))["forgotten"] == 3
+        assert len((await ctl.forget(project_a, episode_ids=episodes_a[:3])).episode_ids) == 3
         assert await export_b() == before
         preview = await ctl.forget(project_a, outcome="failure")
-        assert preview["forgotten"] == 0 and preview["would_forget"] > 0
-        assert (await ctl.forget(project_a, confirm=True, outcome="failure"))["forgotten"] > 0
+        assert not preview.episode_ids and preview.would_forget
+        assert (await ctl.forget(project_a, confirm=True, outcome="failure")).episode_ids
         assert await export_b() == before
-        assert (await ctl.forget(project_a, confirm=True, agent_instance_id=str(AGENTS[1])))["forgotten"] > 0
+        assert (await ctl.forget(project_a, confirm=True, agent_instance_id=str(AGENTS[1]))).episode_ids
         assert await export_b() == before
 
         # The operator's CLI, in a thread of its own (it runs its own event loop, as from a shell).

@@ -218,3 +218,49 @@ async def test_two_tokens_of_one_name_have_a_listen_cap_each(runtime: MemoryRunt
                 async for event in sub:
                     assert event == ResourceUpdated(mine)
                     break
+
+
+async def test_a_listen_stream_hears_ids_spelled_in_upper_case(server: MemoryServer) -> None:
+    """As a ``resources/subscribe`` does: a listen stream naming the project and agent in upper case is told of a
+    write naming them in lower case (under the URI as the server writes it, which its acknowledgement lists)."""
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    session, _ = uris(p, a, "s")
+    async with Client(server) as client:
+        await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="s")
+        shouted = session.replace(p, p.upper()).replace(a, a.upper())
+        async with client.listen(resource_subscriptions=[shouted]) as sub:
+            assert sub.honored is not None and sub.honored.resource_subscriptions == [session]
+            await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="s", key="k", value=1)
+            with anyio.fail_after(10):
+                async for event in sub:
+                    assert event == ResourceUpdated(session)
+                    break
+
+
+async def test_a_subscription_to_a_uri_a_read_refuses_is_refused_alike(server: MemoryServer, client: Client) -> None:
+    """A URI over 4096 characters (or with a ``%``) is refused by ``resources/subscribe``, ``resources/unsubscribe``
+    and ``subscriptions/listen`` with -32602, as ``resources/read`` refuses it: none is kept, however many a client
+    sends."""
+    p = str(uuid.uuid4())
+    for bad in (f"memory://projects/{p}/episodes/" + "x" * 5000, f"memory://projects/{p}/episodes/%41"):
+        for request in (client.read_resource, client.subscribe_resource, client.unsubscribe_resource):
+            with pytest.raises(MCPError) as refused:
+                await request(bad)
+            assert refused.value.error.code == -32602 and refused.value.error.message.startswith("invalid_argument")
+        async with Client(server) as modern:
+            with pytest.raises(MCPError) as refused:
+                async with modern.listen(resource_subscriptions=[uris(p, p, "s")[0], bad]):
+                    pass
+            assert refused.value.error.code == -32602
+
+
+async def test_a_listen_stream_keeps_at_most_a_connections_share_of_uris(server: MemoryServer) -> None:
+    """A listen stream honours at most 1,000 URIs, each once and none longer than any the server notifies; its
+    acknowledgement lists the ones it kept."""
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    many = [uris(p, a, f"s{i}")[0] for i in range(1200)]
+    never = f"memory://projects/{p}/episodes/" + "x" * 4000  # well-formed, longer than any notified URI
+    async with Client(server) as client:
+        async with client.listen(resource_subscriptions=[never, many[0], *many]) as sub:
+            assert sub.honored is not None
+            assert sub.honored.resource_subscriptions == many[:1000]

@@ -48,6 +48,7 @@ from mcp_memory.errors import (
 from mcp_memory.identity import DefaultScope
 from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
+from mcp_memory.server.effects import CallEffects, collecting
 from mcp_memory.server.listing import recent_resources
 from mcp_memory.server.metrics import ServerMetrics
 from mcp_memory.server.protocol import (
@@ -119,8 +120,9 @@ class MemoryServer(MCPServer[Any]):
         self.metrics = ServerMetrics()
         self.grants = GrantMiddleware()
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
-        self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult], Awaitable[None]]] = []
-        """Called after each successful tool call (subscriptions notify from here); must not raise."""
+        self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult, CallEffects], Awaitable[None]]] = []
+        """Called after each successful tool call with what it changed beyond its result (:mod:`.effects`);
+        subscriptions notify from here. Must not raise."""
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
@@ -158,12 +160,13 @@ class MemoryServer(MCPServer[Any]):
         code: str | None = "internal"
         settings = self.runtime.settings
         try:
-            with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
-                result = await self._call_tool(name, arguments, context)
+            with collecting() as effects:
+                with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
+                    result = await self._call_tool(name, arguments, context)
             code = _error_code(result)
             if code is None and isinstance(result, CallToolResult):
                 for observe in self.tool_observers:
-                    await observe(name, arguments, result)
+                    await observe(name, arguments, result, effects)
             return result
         except MCPError:
             code = "protocol"

@@ -4,8 +4,11 @@ this server's own writes.
 Which write changes what (:func:`changes_for`): ``memory_set``/``memory_delete``, ``spawn``, ``pause``, ``resume``
 and ``terminate`` change the session resource (and the agent's sessions listing); ``pause`` the checkpoint list
 too, and adds a checkpoint (the resource list changed); ``terminate`` and ``record_episode`` change the project's
-episode list and the episode, and add an episode (the resource list changed). Only this process's tool calls are
-seen: a write by another server process on the same database or Redis notifies nobody here.
+episode list and the episode, and add an episode (the resource list changed); ``forget_episodes`` and
+``delete_session(keep_episodes=false)`` change the episode list and each episode they removed (named by the call's
+:mod:`.effects`, not its result). Whatever removes a checkpoint or an episode (``delete_checkpoint``,
+``delete_session``, ``forget_episodes``) changes the resource list too. Only this process's tool calls are seen: a
+write by another server process on the same database or Redis notifies nobody here.
 
 Two protocol eras, one source of events:
 - handshake era (2025-xx, what most clients and the conformance suite speak): ``resources/subscribe`` and
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote
@@ -47,16 +50,24 @@ from mcp_types import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from mcp_memory.errors import InvalidArgument
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import Grant, current_grant
+from mcp_memory.server.effects import CallEffects
 from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
+from mcp_memory.server.protocol import check_resource_uri, resource_error
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.server.session_directory import SESSIONS_URI
 
 logger = logging.getLogger(__name__)
 
 MAX_URIS_PER_CONNECTION: Final = 1000
-"""A connection's subscriptions beyond this many are accepted and ignored (bounded memory per client)."""
+"""A connection's (or listen stream's) subscriptions beyond this many are accepted and ignored (bounded memory per
+client)."""
+MAX_NOTIFIED_URI: Final = 512
+"""Longer than any URI this server notifies (the longest, a checkpoint list with a 128-character session id, has
+about 250 characters): a subscription to a longer one can never fire, so it is accepted and not kept. With
+:data:`MAX_URIS_PER_CONNECTION` this bounds what one connection holds to about 0.5 MB."""
 MAX_LISTEN_STREAMS: Final = 1024
 NOTIFY_TIMEOUT: Final = 2.0
 """How long one notification may wait on a slow client before it is dropped (it delays the tool call's answer)."""
@@ -111,9 +122,22 @@ def canonical_uri(uri: str) -> str:
     return "/".join(parts)
 
 
+def subscribed_uri(uri: str) -> str | None:
+    """What a subscription to ``uri`` keeps: its :func:`canonical_uri`, or None for one too long to ever fire. A URI
+    a read would refuse as malformed (over 4096 characters, a ``%`` in a ``memory://`` one) is refused the same way
+    (-32602)."""
+    try:
+        check_resource_uri(uri)
+    except InvalidArgument as err:
+        raise resource_error(err, uri, None) from None
+    canonical = canonical_uri(uri)
+    return canonical if len(canonical) <= MAX_NOTIFIED_URI else None
+
+
 @dataclass(frozen=True, slots=True)
 class Changes:
-    """What one write changed: the URIs to notify and the project whose resource list gained an item (if any)."""
+    """What one write changed: the URIs to notify and the project whose resource list gained or lost an item (if
+    any)."""
 
     uris: tuple[str, ...] = ()
     list_changed: UUID | None = None
@@ -125,8 +149,10 @@ def changes_for(
     result: Mapping[str, Any],
     default_project: UUID | None,
     default_agent: UUID | None = None,
+    removed_episodes: Sequence[UUID] = (),
 ) -> Changes:
-    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing)."""
+    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing); ``removed_episodes``:
+    the episodes it removed (:mod:`.effects`: a result names them only when the call did)."""
     project = arguments.get("project_id") or default_project
     agent = arguments.get("agent_instance_id") or default_agent
     session = arguments.get("session_id")
@@ -146,15 +172,18 @@ def changes_for(
     episode_uris = (EPISODES_URI.format(project_id=project_id),) + (
         (EPISODE_URI.format(project_id=project_id, episode_id=episode),) if episode else ()
     )
+    gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in removed_episodes)
     if name == "delete_session":  # its checkpoints go with it, and its episodes unless kept
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
-        gone = episode_uris[:1] if result.get("episodes") else ()
-        return Changes(session_uris + checkpoints + gone)
+        listed = bool(result.get("checkpoints") or gone)  # resources/list offered them
+        return Changes(
+            session_uris + checkpoints + (episode_uris[:1] + gone if gone else ()), project_id if listed else None
+        )
     if name in ("memory_set", "memory_delete", "spawn", "resume"):
         return Changes(session_uris)
-    if name in ("pause", "delete_checkpoint"):
+    if name in ("pause", "delete_checkpoint"):  # either way a checkpoint joins or leaves resources/list
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
-        return Changes(session_uris + checkpoints, project_id if name == "pause" else None)
+        return Changes(session_uris + checkpoints, project_id)
     if name == "terminate":
         return Changes(session_uris + (episode_uris if episode else ()), project_id if episode else None)
     if name == "record_episode":
@@ -165,9 +194,8 @@ def changes_for(
     if name == "update_episode":
         return Changes(episode_uris)
     if name == "forget_episodes":
-        if not result.get("forgotten"):
+        if not gone:
             return Changes()
-        gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in result.get("episode_ids", ()))
         return Changes(episode_uris + gone, project_id)
     return Changes()
 
@@ -238,21 +266,31 @@ class ChangeNotifier:
         return await call_next(ctx)
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
-        if watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
-            watcher.uris.add(canonical_uri(str(params.uri)))
+        if uri is not None and watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
+            watcher.uris.add(uri)
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
-        if watcher is not None:
-            watcher.uris.discard(canonical_uri(str(params.uri)))
+        if uri is not None and watcher is not None:
+            watcher.uris.discard(uri)
         return EmptyResult()
 
     async def listen(
         self, ctx: ServerRequestContext[Any, Any], params: SubscriptionsListenRequestParams
     ) -> SubscriptionsListenResult:
-        """``subscriptions/listen`` (2026-07-28) through a view of the bus limited to the caller's grant."""
+        """``subscriptions/listen`` (2026-07-28) through a view of the bus limited to the caller's grant. The stream
+        keeps its URIs as a subscription does (:func:`subscribed_uri`: canonical, at most
+        :data:`MAX_URIS_PER_CONNECTION`); its acknowledgement lists those it honours."""
+        requested = params.notifications.resource_subscriptions
+        if requested:
+            kept = (subscribed_uri(uri) for uri in requested)
+            uris = list(dict.fromkeys(uri for uri in kept if uri is not None))[:MAX_URIS_PER_CONNECTION]
+            notifications = params.notifications.model_copy(update={"resource_subscriptions": uris})
+            params = params.model_copy(update={"notifications": notifications})
         grant = current_grant()
         per_token = self._server.runtime.settings.http.max_sessions_per_token
         held = self._streams_of.get(grant.holder, 0)
@@ -286,22 +324,31 @@ class ChangeNotifier:
             await self._server._subscriptions.publish(event)
         for watcher in list(self._watchers.values()):
             for event in events:
+                # Checked before anything else: a forget by filter may name thousands of episodes nobody watches.
+                if isinstance(event, ResourceUpdated) and event.uri not in watcher.uris:
+                    continue
                 if not visible(watcher.grant, event):
                     continue
                 with anyio.move_on_after(NOTIFY_TIMEOUT):
                     if isinstance(event, ResourceUpdated):
-                        if event.uri in watcher.uris:
-                            await watcher.connection.send_resource_updated(event.uri)
+                        await watcher.connection.send_resource_updated(event.uri)
                     else:
                         await watcher.connection.send_resource_list_changed()
 
-    async def after_tool(self, name: str, arguments: Mapping[str, Any], result: CallToolResult) -> None:
+    async def after_tool(
+        self, name: str, arguments: Mapping[str, Any], result: CallToolResult, effects: CallEffects
+    ) -> None:
         """Observer of the server's successful tool calls; never fails the call."""
         try:
             # The scope a call omitted is its default (the request's token's, the configured one, the installation's).
             defaults = self._server.defaults
             changes = changes_for(
-                name, arguments, result.structured_content or {}, default_project(defaults), default_agent(defaults)
+                name,
+                arguments,
+                result.structured_content or {},
+                default_project(defaults),
+                default_agent(defaults),
+                effects.removed_episodes,
             )
             if changes.uris or changes.list_changed:
                 await self.publish(changes)
@@ -334,4 +381,12 @@ def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
     return notifier
 
 
-__all__ = ["ChangeNotifier", "Changes", "changes_for", "project_of", "register_subscriptions", "visible"]
+__all__ = [
+    "ChangeNotifier",
+    "Changes",
+    "changes_for",
+    "project_of",
+    "register_subscriptions",
+    "subscribed_uri",
+    "visible",
+]

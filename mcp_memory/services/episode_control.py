@@ -57,6 +57,25 @@ MAX_FORGET_IDS = 1000
 
 
 @dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What ``forget`` did: the ids of the episodes it removed (all of them, for a filter too: subscribers of each
+    are told), or, for a filter without ``confirm``, how many it ``would_forget``; ``by_ids``: the call named them."""
+
+    episode_ids: tuple[UUID, ...] = ()
+    would_forget: int | None = None
+    by_ids: bool = False
+
+    def as_result(self) -> dict[str, Any]:
+        """The tool's result: the count, and the ids only when the call gave ids (a filter may remove thousands)."""
+        if self.would_forget is not None:
+            return {"forgotten": 0, "would_forget": self.would_forget}
+        result: dict[str, Any] = {"forgotten": len(self.episode_ids)}
+        if self.by_ids:
+            result["episode_ids"] = [str(e) for e in self.episode_ids]
+        return result
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
     """What ``record`` did: the episode's id (the new one, or the older one it repeats or was merged into);
     ``repeat``: it repeats a stored episode exactly (nothing written); ``duplicate_of`` / ``similarity``: a
@@ -137,9 +156,9 @@ class EpisodeControl:
         task_type: str | None = None,
         outcome: Outcome | str | None = None,
         before: str | datetime | None = None,
-    ) -> dict[str, Any]:
-        """``forget_episodes``: ``{"forgotten": n}`` (and the ids, when given by id), or, for a filter without
-        ``confirm``, ``{"forgotten": 0, "would_forget": n}``."""
+    ) -> Forgotten:
+        """``forget_episodes``: what was removed, or, for a filter without ``confirm``, only how many would be
+        (:meth:`Forgotten.as_result` is the tool's answer)."""
         project = parse_uuid(project_id, "project_id")
         if not isinstance(confirm, bool):
             raise InvalidArgument("confirm must be true or false")
@@ -151,7 +170,7 @@ class EpisodeControl:
                     "forget_episodes with neither episode_ids nor a filter would forget every episode of the "
                     "project; pass confirm=true to do that"
                 )
-            return {"forgotten": 0, "would_forget": await self._store.count_episodes(project, sel)}
+            return Forgotten(would_forget=await self._store.count_episodes(project, sel))
         started = time.perf_counter()
         event = EventRecord("forget_episodes", self._clock(), 0.0, "ok", {}, perf_start=started)
         gone = await self._store.forget_episodes(project, sel, event)
@@ -159,10 +178,7 @@ class EpisodeControl:
         if gone:
             # Events go on the episodes' sessions; what has none is logged here (no session to hold its event).
             logger.info("forgot %d episodes of project %s (%d without a session)", len(gone), project, lone)
-        result: dict[str, Any] = {"forgotten": len(gone)}
-        if by_ids:
-            result["episode_ids"] = [str(g.episode_id) for g in gone]
-        return result
+        return Forgotten(tuple(g.episode_id for g in gone), by_ids=by_ids)
 
     # -- edit --------------------------------------------------------------------------------------------------
     async def update(
@@ -296,4 +312,4 @@ _EDIT_ATTEMPTS = 5
 """How many times an edit is made again from the stored episode when concurrent edits keep changing it."""
 
 
-__all__ = ["MAX_FORGET_IDS", "EpisodeControl", "Recorded"]
+__all__ = ["MAX_FORGET_IDS", "EpisodeControl", "Forgotten", "Recorded"]

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -63,6 +64,19 @@ def removed_counts(removed: Removed) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class SessionDeleted:
+    """What ``delete_session`` removed. The tool reports the counts; ``removed.episode_ids`` (the episodes that went
+    with the session) is for their resources' subscribers, not for the model."""
+
+    session_id: str
+    removed: Removed
+
+    def as_result(self) -> dict[str, Any]:
+        """The tool's result."""
+        return {"session_id": self.session_id, **removed_counts(self.removed)}
+
+
 class SessionControl:
     """``delete_session``, ``delete_checkpoint`` and the operator's ``forget``.
 
@@ -84,7 +98,7 @@ class SessionControl:
 
     async def delete_session(
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, keep_episodes: bool = True
-    ) -> dict[str, Any]:
+    ) -> SessionDeleted:
         """Delete one session: working memory, checkpoints, events, and its episodes unless ``keep_episodes``.
         A running, paused or terminated session may be deleted; one being terminated is ``conflict``."""
         scope = Scope.parse(project_id, agent_instance_id, session_id)
@@ -102,7 +116,7 @@ class SessionControl:
             removed = await self._durable.delete_session(scope, keep_episodes, now)
             if self._working is not None:
                 await self._working.erase_session(scope, now)
-        return {"session_id": scope.session_id, **removed_counts(removed + Removed(working_keys=working))}
+        return SessionDeleted(scope.session_id, removed + Removed(working_keys=working))
 
     async def delete_checkpoint(
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, checkpoint_id: str
@@ -155,4 +169,4 @@ class SessionControl:
         return report
 
 
-__all__ = ["MAX_KEEP_LAST", "SessionControl", "removed_counts", "retention_policy"]
+__all__ = ["MAX_KEEP_LAST", "SessionControl", "SessionDeleted", "removed_counts", "retention_policy"]

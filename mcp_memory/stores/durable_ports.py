@@ -172,7 +172,7 @@ class SessionStore(Protocol):
         """Delete the session, in one transaction: its record, working-memory rows, checkpoints and events, and its
         episodes (rows, vectors, full-text postings and their share of the project's statistics) unless
         ``keep_episodes``. ``NotFound`` if it does not exist; ``Conflict`` while it is being terminated. Returns
-        what was removed (live keys at ``now``)."""
+        what was removed (live keys at ``now``), with the removed episodes' ids."""
         ...
 
     async def erase(

@@ -66,13 +66,15 @@ class Retention:
 @dataclass(frozen=True, slots=True)
 class Removed:
     """What a deletion removed (or, for a dry run, would remove): live working-memory keys, checkpoints, events,
-    episodes, and sessions."""
+    episodes, and sessions; ``episode_ids``: the removed episodes' ids where the deletion names them
+    (``delete_session``, whose episodes' subscribers are told; the operator's erase only counts)."""
 
     working_keys: int = 0
     checkpoints: int = 0
     events: int = 0
     episodes: int = 0
     sessions: int = 0
+    episode_ids: tuple[UUID, ...] = ()
 
     def __add__(self, other: Removed) -> Removed:
         return Removed(
@@ -81,6 +83,7 @@ class Removed:
             self.events + other.events,
             self.episodes + other.episodes,
             self.sessions + other.sessions,
+            self.episode_ids + other.episode_ids,
         )
 
 

@@ -175,7 +175,7 @@ async def test_delete_session_with_its_episodes_leaves_exact_search_statistics(s
                  agent_instance_id=scope.agent_instance_id)  # fmt: skip
     await add(stores.durable, ep, with_embedding=False)
     removed = await stores.durable.delete_session(scope, False, T0 + 60)
-    assert removed.episodes == 1
+    assert (removed.episodes, removed.episode_ids) == (1, (ep.episode_id,))  # named, for its subscribers
     after = await stores.durable.search_episodes(project, query, None, EpisodeFilter(), 5, T0 + 60)
     assert [(e.episode_id, e.score) for e in after] == [(e.episode_id, e.score) for e in never]
     assert await stores.durable.get_episode(project, ep.episode_id) is None

@@ -8,6 +8,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.effects import note_removed_episodes
 from mcp_memory.server.tools.shared import AgentId, ProjectId, SessionId, ToolScope, hints, reply
 
 DELETE_SESSION = "Delete a session: working memory, checkpoints, events."
@@ -27,7 +28,9 @@ def register(server: MemoryServer) -> None:
         keep_episodes: Annotated[bool, Field(strict=True, description="Or delete them too.")] = True,
     ) -> CallToolResult:
         project, agent = tools.project(project_id), tools.agent(agent_instance_id)
-        return reply(await control.delete_session(project, agent, session_id, keep_episodes))
+        deleted = await control.delete_session(project, agent, session_id, keep_episodes)
+        note_removed_episodes(deleted.removed.episode_ids)  # their subscribers are told
+        return reply(deleted.as_result())
 
     @server.tool(description=DELETE_CHECKPOINT, **hints("Delete checkpoint", destructive=True))
     async def delete_checkpoint(

@@ -8,6 +8,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.effects import note_removed_episodes
 from mcp_memory.server.tools.shared import Importance, Lessons, Metadata, Outcome, ProjectId, ToolScope, hints, reply
 
 FORGET_EPISODES = "Delete episodes: by id, or by filter (only counted unless confirm)."
@@ -32,7 +33,7 @@ def register(server: MemoryServer) -> None:
         ] = None,
         confirm: Annotated[bool, Field(strict=True, description="Do delete.")] = False,
     ) -> CallToolResult:
-        result = await control.forget(
+        forgotten = await control.forget(
             tools.project(project_id),
             confirm,
             episode_ids=episode_ids,
@@ -42,7 +43,8 @@ def register(server: MemoryServer) -> None:
             outcome=outcome,
             before=before,
         )
-        return reply(result)
+        note_removed_episodes(forgotten.episode_ids)  # their subscribers are told, however many (not the model)
+        return reply(forgotten.as_result())
 
     @server.tool(description=UPDATE_EPISODE, **hints("Update episode", destructive=True, idempotent=True))
     async def update_episode(

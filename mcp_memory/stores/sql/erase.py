@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
@@ -22,7 +23,7 @@ from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.stores.ports import Removed
 from mcp_memory.stores.sql.clauses import text
-from mcp_memory.stores.sql.dialect import Dialect
+from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE
 
 BATCH = 500
@@ -97,7 +98,8 @@ class ScopeErase:
 
     async def _erase(
         self, conn: AsyncConnection, pks: Sequence[int], episodes: str | None, params: dict[str, Any]
-    ) -> None:
+    ) -> list[UUID]:
+        """Delete the sessions ``pks`` and the episodes ``episodes`` picks; the ids of those episodes."""
         for i in range(0, len(pks), BATCH):
             names = {f"pk{j}": pk for j, pk in enumerate(pks[i : i + BATCH])}
             among = f"({', '.join(':' + n for n in names)})"
@@ -106,20 +108,21 @@ class ScopeErase:
             await faults.reached("erase.rows_deleted")
             await conn.execute(text(f"DELETE FROM sessions WHERE id IN {among}"), names)
         if episodes is None:
-            return
-        found = await conn.execute(text(f"SELECT e.id FROM episodes e WHERE {episodes}"), params)
+            return []
+        found = (await conn.execute(text(f"SELECT e.id, e.episode_id FROM episodes e WHERE {episodes}"), params)).all()
         # Ascending, as every batched writer of episodes locks them (the 0014 fill too): no lock-order deadlock.
-        episode_pks = sorted(int(pk) for (pk,) in found)
+        episode_pks = sorted(int(row.id) for row in found)
         for i in range(0, len(episode_pks), BATCH):
             batch = episode_pks[i : i + BATCH]
             await self._unindex(conn, batch)
             names = {f"pk{j}": pk for j, pk in enumerate(batch)}
             await conn.execute(text(f"DELETE FROM episodes WHERE id IN ({', '.join(':' + n for n in names)})"), names)
+        return [as_uuid(row.episode_id) for row in found]
 
     async def delete_session(self, scope: Scope, keep_episodes: bool, now: float) -> Removed:
         """Delete one session: its working memory rows, checkpoints, events and record, and its episodes unless
         ``keep_episodes``. ``NotFound`` if the session does not exist; ``Conflict`` while it is being terminated
-        (sealed, not yet terminated). What was removed (live keys at ``now``)."""
+        (sealed, not yet terminated). What was removed (live keys at ``now``), the removed episodes' ids included."""
         d = self._dialect
         params: dict[str, Any] = {**d.scope_params(scope), "now": now}
         _, episodes = _where(d, scope.project_id, scope.agent_instance_id, scope.session_id)
@@ -135,7 +138,9 @@ class ScopeErase:
                 raise Conflict(f"session '{scope.session_id}' is being terminated; delete it once it is terminated")
             kept = None if keep_episodes else episodes
             removed = await self._count(conn, [int(row.id)], kept, params)
-            await self._erase(conn, [int(row.id)], kept, params)
+            gone = await self._erase(conn, [int(row.id)], kept, params)
+            # Counted as removed, whatever the count read (an episode recorded in between goes too).
+            removed = replace(removed, episodes=len(gone), episode_ids=tuple(gone))
         if removed.episodes:
             await self._erased(scope.project_id)
         return removed
