@@ -3,6 +3,11 @@ Streamable HTTP, each with a client connected), with the stores closed, and exit
 signal's number). Before, SIGINT did not stop serve on stdio at all (it waited for the client's next line)
 and SIGTERM over HTTP killed the process by the signal (issue 12 item 7).
 
+With a tool call in flight (its store frozen) the documented bound is three seconds: the call gets a second
+(``SHUTDOWN_GRACE_SECONDS``) to end before it is cancelled, and the SDK may spend up to a second more answering it
+"Connection closed" (about 2 s at most on an idle machine). A call on the 2026 protocol, served in its own HTTP request,
+held the shutdown for uvicorn's whole graceful timeout (5 s).
+
 "Stores closed" is seen on the SQLite file: in WAL mode the ``-wal`` file exists while a connection is open
 and is removed when the last one closes cleanly (a killed process leaves it behind).
 """
@@ -20,10 +25,13 @@ import pytest
 
 from tests.http_helpers import ServerProcess, connect, ok
 from tests.http_helpers import server_env as http_env
+from tests.redis_servers import RedisServer, unique_prefix
+from tests.stalled_stores import frozen
 from tests.stdio_raw import RawStdioServer
 from tests.waiting import wait_until
 
 STOP_WITHIN = 1.0
+STOP_WITH_A_CALL_IN_FLIGHT_WITHIN = 3.0
 SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"), pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
 
 
@@ -82,3 +90,46 @@ async def test_signal_stops_http_serve_within_a_second(
     assert code == exit_code, "".join(server.log[-5:])
     assert took < STOP_WITHIN, f"took {took:.2f} s"
     assert not _wal(db).exists(), "the SQLite store was not closed"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("transport", ["http", "http-legacy", "sse"])
+async def test_sigterm_stops_http_serve_within_three_seconds_with_a_call_in_flight(
+    tmp_path: Path, transport: str
+) -> None:
+    redis_server = RedisServer(tmp_path / "redis").start()
+    assert redis_server.process is not None
+    env = http_env(
+        tmp_path / "http.db",
+        MCP_MEMORY_PROJECT_ID=str(uuid.uuid4()),
+        MCP_MEMORY_REDIS_URL=redis_server.url,
+        MCP_MEMORY_REDIS_KEY_PREFIX=unique_prefix(),
+        # The call waits on the frozen Redis for longer than the test takes.
+        MCP_MEMORY_CALL_TIMEOUT_SECONDS="20",
+        MCP_MEMORY_REDIS_TIMEOUT_SECONDS="20",
+    )
+    scope = {"agent_instance_id": str(uuid.uuid4()), "session_id": "sig"}
+    try:
+        with ServerProcess(env) as server:
+            proc = server._proc
+            assert proc is not None
+            async with connect(server.url, None, transport) as client:
+                await ok(client, "spawn", **scope)
+                with frozen(redis_server.process.pid):
+
+                    async def call_in_flight() -> None:
+                        try:
+                            await client.call_tool("memory_set", {**scope, "key": "k", "value": 1})
+                        except Exception:
+                            pass  # the server went away under it: that is the point
+
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(call_in_flight)
+                        # The call cannot end while Redis is frozen: a longer wait only makes sure it is in flight.
+                        await anyio.sleep(0.5)
+                        code, took = await anyio.to_thread.run_sync(_stopped_within, proc, signal.SIGTERM)
+                        tg.cancel_scope.cancel()
+    finally:
+        redis_server.stop()
+    assert code == 143, "".join(server.log[-5:])
+    assert took < STOP_WITH_A_CALL_IN_FLIGHT_WITHIN, f"took {took:.2f} s"

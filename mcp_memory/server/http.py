@@ -56,6 +56,8 @@ SSE_PATH = "/sse"
 MESSAGES_PATH = "/messages/"
 PROBES = frozenset({"/healthz", "/readyz"})
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+SHUTDOWN_GRACE_SECONDS = 1  # uvicorn takes whole seconds
+"""After SIGINT/SIGTERM, how long requests in flight may take to end before they are cancelled."""
 
 
 def is_loopback(host: str) -> bool:
@@ -313,8 +315,9 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="on",
-        # Open SSE streams must not hold a shutdown forever.
-        timeout_graceful_shutdown=5,
+        # Requests in flight (a Streamable HTTP call on the 2026 protocol is served in its own request, a stream
+        # lasts as long as its client) get this long to end before they are cancelled: serve stops within seconds.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         # Our h11 protocol (whatever parser uvicorn would pick) applies the read timeouts and connection caps;
         # uvicorn's limit_concurrency is not used: it counts idle connections, so idle sockets starved everyone.
         http=guarded_protocol(ConnectionRegistry(limits, on_reject=server.metrics.rejected)),
