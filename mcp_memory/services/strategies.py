@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 
 import anyio
 
-from mcp_memory import deadlines
+from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
 from mcp_memory.ids import new_sortable_id
@@ -427,18 +427,29 @@ class TwoStep:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, now, limits)
             cp_id = checkpoint.info.checkpoint_id
             details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
+            await faults.reached("resume.restored")
+            event = ctx.event("resume", started, "ok", details)
             try:
-                await ctx.durable.record_resume(scope, ctx.event("resume", started, "ok", details), retention)
-            except Conflict:
-                # A terminate sealed the durable record after the read above, and its working-memory seal came
-                # after this restore: the resume lost the race (conflict, recorded as such by the caller); what it
-                # restored is in the terminate's snapshot, taken after its seal, consolidated or cleared there.
-                raise
+                await ctx.durable.record_resume(scope, event, retention)
+            except Conflict as exc:
+                # A terminate (or a deletion) of another server sealed the durable record after the read above; a
+                # terminate's working-memory seal came after this restore, which it would have refused: the restore
+                # is done and in the terminate's snapshot. So the resume is answered done, its event recorded
+                # without marking the session running again.
+                logger.warning("resume of %s restored checkpoint %s as the session was sealed: %s", scope, cp_id, exc)
+                await self._record_overtaken(scope, event, retention)
             except MemoryServiceError as exc:
                 # Working memory is restored (committed): the resume has happened, so it is reported as such even
                 # if recording it fails (a store that just went away), logged loudly.
                 logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         return Restored(cp_id, restored, checkpoint.info.created_at)
+
+    async def _record_overtaken(self, scope: Scope, event: EventRecord, retention: Retention) -> None:
+        """The event of a resume whose restore is done but whose record met a seal (best effort)."""
+        try:
+            await self._ctx.durable.record_event(scope, event, retention)
+        except MemoryServiceError as exc:
+            logger.error("could not record the resume of %s: %s", scope, exc)
 
     async def _checkpoint(
         self, scope: Scope, wanted: str | None, state_below: int | None
