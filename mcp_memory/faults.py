@@ -13,7 +13,9 @@ state), ``spawn.completed`` (the durable session is complete), ``spawn.committed
 ``delete.working_erased`` (``delete_session`` has erased the session's Redis keys, the durable record is still
 there), ``recover.read`` (a call that found its session missing in Redis has read the durable record to re-open it
 from, and not yet written Redis); ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has
-deleted the sessions' working memory rows, checkpoints and events in its transaction, not yet the sessions).
+deleted the sessions' working memory rows, checkpoints and events in its transaction, not yet the sessions);
+``terminate.sealed`` (terminate holds the session's seals, nothing read or recorded yet); ``resume.restored`` (a
+two-step resume has restored its checkpoint into working memory, not yet recorded it).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
 """The spawn path's points, in order."""
 IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_committed", "import.switched")
 """The import path's points, in order (the last three with working memory in Redis)."""
-DELETE_POINTS = ("delete.working_erased", "recover.read")
-"""A deletion racing a re-open of the session from the durable store (working memory in Redis)."""
+DELETE_POINTS = ("delete.working_erased", "recover.read", "terminate.sealed", "resume.restored")
+"""A deletion racing a re-open of the session from the durable store, or a terminate racing a deletion or a resume
+(working memory in Redis)."""
 ERASE_POINTS = ("erase.rows_deleted",)
 """A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
 sessions themselves."""

@@ -31,7 +31,7 @@ from uuid import UUID, uuid4
 
 import anyio
 
-from mcp_memory import deadlines
+from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError
 from mcp_memory.models import (
@@ -371,6 +371,7 @@ class AgentLifecycleManager:
             raise
         recorded = False
         try:
+            await faults.reached("terminate.sealed")
             # The state as of now, after the wait for the lock and the seals: a key whose TTL ran out meanwhile is
             # neither consolidated nor counted.
             items = await self._working.store.snapshot(scope, self._clock())

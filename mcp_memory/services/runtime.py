@@ -71,7 +71,13 @@ class MemoryRuntime:
             loaded_hooks,
             clock,
         )
-        self.control = SessionControl(self.store, self.working_store, clock, self.lifecycle.session_lock)
+        self.control = SessionControl(
+            self.store,
+            self.working_store,
+            clock,
+            self.lifecycle.session_lock,
+            self.settings.terminate_lease_seconds,
+        )
         """Deletions: delete_session, delete_checkpoint, and the operator's forget."""
         self.sessions = SessionDirectory(self.store, clock, working=self.working_store is self.store)
         """Session discovery: list_sessions and identifier completion."""

@@ -1,8 +1,11 @@
 """Taking memory back: deleting a checkpoint or a whole session (the tools), erasing a project, an agent or a
 session across both stores (the operator's ``mcp-memory forget``), and the checkpoint retention policy pause applies.
 
-Where working memory lives in Redis, a deletion removes the Redis keys first and the durable records second: if the
-second step fails, the session still exists durably and Redis re-opens it from its newest checkpoint at the next call
+Where working memory lives in Redis, ``delete_session`` first claims the session with the durable seal a terminate
+takes (its own token and lease): a terminate of any server holding it makes the deletion ``conflict`` before it has
+erased anything, and one arriving after is refused by it, so a terminate never consolidates a state the deletion has
+half-erased. It then removes the Redis keys and the durable records second: if the second step fails (the seal is
+then released), the session still exists durably and Redis re-opens it from its newest checkpoint at the next call
 (as after a Redis restart), so nothing is left half-deleted in a way a caller could see; the deletion can be
 repeated. The Redis keys are removed once more after the durable step, in case a call re-opened the session in
 between.
@@ -16,12 +19,12 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from mcp_memory import faults
+from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import InvalidArgument, MemoryServiceError, NotFound
-from mcp_memory.models import Scope, SessionStatus, validate_identifier
+from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.models import Scope, validate_identifier
 from mcp_memory.stores.ports import (
     DurableStore,
     EventRecord,
@@ -81,7 +84,8 @@ class SessionControl:
     """``delete_session``, ``delete_checkpoint`` and the operator's ``forget``.
 
     ``session_lock``: the lifecycle's per-session lock, so that a deletion does not interleave with a pause or a
-    terminate of the same session in this process (other processes are ordered by the stores' transactions)."""
+    terminate of the same session in this process (other processes are ordered by the stores' transactions and, for
+    a terminate, by the durable seal, held for at most ``seal_lease`` seconds)."""
 
     def __init__(
         self,
@@ -89,12 +93,14 @@ class SessionControl:
         working: WorkingStore,
         clock: Callable[[], float],
         session_lock: Callable[[Scope], AbstractAsyncContextManager[Any]],
+        seal_lease: float,
     ) -> None:
         self._durable = durable
         separate = working is not durable  # type: ignore[comparison-overlap]  # (one SQL store can be both)
         self._working = working if separate and isinstance(working, WorkingErase) else None
         self._clock = clock
         self._lock = session_lock
+        self._lease = seal_lease
 
     async def delete_session(
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, keep_episodes: bool = True
@@ -109,14 +115,42 @@ class SessionControl:
             if session is None:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
             now = self._clock()
-            working = 0
-            if self._working is not None and not (session.sealed and session.status != SessionStatus.TERMINATED):
+            if self._working is None:  # one store: one transaction, ordered with a terminate by its row lock
+                removed = await self._durable.delete_session(scope, keep_episodes, now)
+                return SessionDeleted(scope.session_id, removed)
+            token = await self._claim(scope, now)
+            deleted = False
+            try:
                 working = await self._working.erase_session(scope, now)
                 await faults.reached("delete.working_erased")
-            removed = await self._durable.delete_session(scope, keep_episodes, now)
-            if self._working is not None:
-                await self._working.erase_session(scope, now)
+                removed = await self._durable.delete_session(scope, keep_episodes, now, token)
+                deleted = True
+            finally:
+                if not deleted:
+                    # The session stays (Redis re-opens it from its newest checkpoint): a terminate may end it now.
+                    with deadlines.compensation():
+                        try:
+                            await self._durable.unseal(scope, token)
+                        except Exception:
+                            logger.warning("could not unseal %s after a failed deletion", scope, exc_info=True)
+            await self._working.erase_session(scope, now)
         return SessionDeleted(scope.session_id, removed + Removed(working_keys=working))
+
+    async def _claim(self, scope: Scope, now: float) -> str:
+        """Seal the session durably as a terminate does, under a token of this deletion's own, before Redis is
+        touched; the token. A session terminated already is left as it is (the seal is a no-op there).
+        ``Conflict`` if a terminate (or another deletion) holds the seal; ``NotFound`` if that deletion is done."""
+        token = uuid4().hex
+        try:
+            await self._durable.seal(scope, token, now, self._lease)
+        except Conflict:
+            if await self._durable.get_session(scope) is None:
+                raise NotFound(f"session '{scope.session_id}' does not exist for this agent") from None
+            raise Conflict(
+                f"session '{scope.session_id}' is being terminated (or deleted by another call); delete it once it is "
+                "terminated"
+            ) from None
+        return token
 
     async def delete_checkpoint(
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, checkpoint_id: str

@@ -17,13 +17,13 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn, Protocol
 from uuid import UUID, uuid4
 
 import anyio
 
-from mcp_memory import deadlines
+from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
 from mcp_memory.ids import new_sortable_id
@@ -145,6 +145,18 @@ class LifecycleContext:
         raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
 
 
+def _checkpoint_id(given_id: str | None, taken: float) -> tuple[str, datetime]:
+    """A pause's checkpoint id (``given_id``, or one generated) and creation time, both from ONE clock reading
+    ``taken`` (to the microsecond the stores keep): generated ids then sort as the recorded creation times do, also
+    across servers (where each server's clock at its pause decides)."""
+    created = to_datetime(taken)
+    at_us = max(0, (created - _EPOCH) // timedelta(microseconds=1))
+    return given_id or new_sortable_id(at_us=at_us), created
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class LifecycleStrategy(Protocol):
     """The store-facing half of spawn, pause, resume and terminate's seal."""
 
@@ -223,11 +235,11 @@ class OneTransaction:
         keep: bool,
     ) -> Checkpointed:
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
+        cp_id, created = _checkpoint_id(given_id, taken)
         # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event.
-        cp_id = given_id or new_sortable_id()
         draft = CheckpointInfo(
             checkpoint_id=cp_id,
-            created_at=to_datetime(taken),
+            created_at=created,
             keys_count=0,
             bytes=0,
             label=label,
@@ -348,6 +360,7 @@ class TwoStep:
     ) -> Checkpointed:
         # No separate session check: record_pause refuses an unknown or terminated session itself.
         taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
+        cp_id, created = _checkpoint_id(given_id, taken)  # its id made from that same reading
         caps = self._capabilities()
         state: Mapping[str, Item] | PackedState
         # A store that keeps a pause's copy (Redis): the checkpoint's record names the snapshot that made one, in the
@@ -364,9 +377,6 @@ class TwoStep:
             state = await self._ctx.working.store.snapshot(scope, taken)
             digest, size = content_hash(state)
             count = len(state)
-        created = to_datetime(taken)
-        # Generated inside the session's lock, so ids, creation times and listing order always agree.
-        cp_id = given_id or new_sortable_id()
         info = CheckpointInfo(
             checkpoint_id=cp_id,
             created_at=created,
@@ -417,18 +427,29 @@ class TwoStep:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, now, limits)
             cp_id = checkpoint.info.checkpoint_id
             details = {"checkpoint_id": cp_id, "items": restored, "metadata": meta}
+            await faults.reached("resume.restored")
+            event = ctx.event("resume", started, "ok", details)
             try:
-                await ctx.durable.record_resume(scope, ctx.event("resume", started, "ok", details), retention)
-            except Conflict:
-                # A terminate sealed the durable record after the read above, and its working-memory seal came
-                # after this restore: the resume lost the race (conflict, recorded as such by the caller); what it
-                # restored is in the terminate's snapshot, taken after its seal, consolidated or cleared there.
-                raise
+                await ctx.durable.record_resume(scope, event, retention)
+            except Conflict as exc:
+                # A terminate (or a deletion) of another server sealed the durable record after the read above; a
+                # terminate's working-memory seal came after this restore, which it would have refused: the restore
+                # is done and in the terminate's snapshot. So the resume is answered done, its event recorded
+                # without marking the session running again.
+                logger.warning("resume of %s restored checkpoint %s as the session was sealed: %s", scope, cp_id, exc)
+                await self._record_overtaken(scope, event, retention)
             except MemoryServiceError as exc:
                 # Working memory is restored (committed): the resume has happened, so it is reported as such even
                 # if recording it fails (a store that just went away), logged loudly.
                 logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         return Restored(cp_id, restored, checkpoint.info.created_at)
+
+    async def _record_overtaken(self, scope: Scope, event: EventRecord, retention: Retention) -> None:
+        """The event of a resume whose restore is done but whose record met a seal (best effort)."""
+        try:
+            await self._ctx.durable.record_event(scope, event, retention)
+        except MemoryServiceError as exc:
+            logger.error("could not record the resume of %s: %s", scope, exc)
 
     async def _checkpoint(
         self, scope: Scope, wanted: str | None, state_below: int | None

@@ -168,11 +168,14 @@ class SessionStore(Protocol):
         bounds (at the event's time), in one transaction, as ``record_pause`` prunes them."""
         ...
 
-    async def delete_session(self, scope: Scope, keep_episodes: bool, now: float) -> Removed:
+    async def delete_session(
+        self, scope: Scope, keep_episodes: bool, now: float, seal_token: str | None = None
+    ) -> Removed:
         """Delete the session, in one transaction: its record, working-memory rows, checkpoints and events, and its
         episodes (rows, vectors, full-text postings and their share of the project's statistics) unless
-        ``keep_episodes``. ``NotFound`` if it does not exist; ``Conflict`` while it is being terminated. Returns
-        what was removed (live keys at ``now``), with the removed episodes' ids."""
+        ``keep_episodes``. ``NotFound`` if it does not exist; ``Conflict`` while it is being terminated (sealed,
+        not terminated), unless the seal is ``seal_token``'s: the deletion's own, taken to keep terminates out.
+        Returns what was removed (live keys at ``now``), with the removed episodes' ids."""
         ...
 
     async def erase(

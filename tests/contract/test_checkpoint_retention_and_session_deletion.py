@@ -195,6 +195,17 @@ async def test_delete_session_unknown_is_not_found_and_sealed_is_conflict(stores
     assert (await stores.durable.delete_session(scope, True, T0 + 5)).checkpoints == 1
 
 
+async def test_delete_session_goes_through_its_own_seal_only(stores: StorePair) -> None:
+    # delete_session seals the session itself (keeping terminates out) and passes its token.
+    scope = await create(stores)
+    await pause(stores, scope, "c1", T0 + 1)
+    await stores.durable.seal(scope, TOKEN, T0 + 2, LEASE)
+    with pytest.raises(Conflict):
+        await stores.durable.delete_session(scope, True, T0 + 3, "another token")
+    assert (await stores.durable.delete_session(scope, True, T0 + 3, TOKEN)).checkpoints == 1
+    assert await stores.durable.get_session(scope) is None
+
+
 async def test_erase_dry_run_counts_and_a_real_run_removes_exactly_the_scope(stores: StorePair) -> None:
     project, other_project = uuid.uuid4(), uuid.uuid4()
     agent, other_agent = uuid.uuid4(), uuid.uuid4()

@@ -119,22 +119,29 @@ class ScopeErase:
             await conn.execute(text(f"DELETE FROM episodes WHERE id IN ({', '.join(':' + n for n in names)})"), names)
         return [as_uuid(row.episode_id) for row in found]
 
-    async def delete_session(self, scope: Scope, keep_episodes: bool, now: float) -> Removed:
+    async def delete_session(
+        self, scope: Scope, keep_episodes: bool, now: float, seal_token: str | None = None
+    ) -> Removed:
         """Delete one session: its working memory rows, checkpoints, events and record, and its episodes unless
         ``keep_episodes``. ``NotFound`` if the session does not exist; ``Conflict`` while it is being terminated
-        (sealed, not yet terminated). What was removed (live keys at ``now``), the removed episodes' ids included."""
+        (sealed, not yet terminated), unless ``seal_token`` holds the seal (the deletion sealed it itself). What was
+        removed (live keys at ``now``), the removed episodes' ids included."""
         d = self._dialect
         params: dict[str, Any] = {**d.scope_params(scope), "now": now}
         _, episodes = _where(d, scope.project_id, scope.agent_instance_id, scope.session_id)
         async with self._write() as conn:
             row = (
                 await conn.execute(
-                    text(f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}{d.lock_rows}"), params
+                    text(
+                        f"SELECT id, status, sealed, seal_token FROM sessions WHERE {SCOPE} AND {COMPLETE}{d.lock_rows}"
+                    ),
+                    params,
                 )
             ).first()
             if row is None:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
-            if row.sealed and row.status != SessionStatus.TERMINATED:
+            own = seal_token is not None and row.seal_token == seal_token
+            if row.sealed and row.status != SessionStatus.TERMINATED and not own:
                 raise Conflict(f"session '{scope.session_id}' is being terminated; delete it once it is terminated")
             kept = None if keep_episodes else episodes
             removed = await self._count(conn, [int(row.id)], kept, params)

@@ -1,0 +1,83 @@
+"""A resume whose restore went through is answered done even when a terminate on another server sealed the session
+before the resume could record itself. The resume reads its checkpoint and restores it into Redis before the
+terminate seals; the terminate then consolidates the restored state; the resume's record meets the seal. The restore
+is done (it replaced the live state, and the episode holds it), so the resume answers ok, and its event is recorded.
+Two runtimes on the same stores stand for two servers; the order is forced with the fault points
+(mcp_memory.faults). Working memory in Redis, records on SQLite or Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp_memory import faults
+from mcp_memory.config import Settings
+from mcp_memory.models import Scope, SessionStatus
+from mcp_memory.services.runtime import MemoryRuntime
+from tests import pg_servers
+from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[MemoryRuntime, MemoryRuntime]]:
+    """Two runtimes on one Redis prefix and one durable store."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
+    else:
+        url = pg_servers.database_url(await pg_servers.migrated_database())
+    prefix = unique_prefix()
+    settings = Settings(database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
+    try:
+        async with MemoryRuntime(settings) as a, MemoryRuntime(settings) as b:
+            yield a, b
+    finally:
+        delete_keys(shared_redis_url(), prefix)
+
+
+async def test_a_restored_resume_is_ok_though_a_terminate_sealed_before_it_was_recorded(
+    servers: tuple[MemoryRuntime, MemoryRuntime],
+) -> None:
+    a, b = servers
+    scope = Scope(uuid.uuid4(), uuid.uuid4(), "s")
+    ids = (str(scope.project_id), str(scope.agent_instance_id), scope.session_id)
+    await a.lifecycle.spawn(*ids, initial_state={"old": 1})
+    await a.lifecycle.pause(*ids)
+    await a.working.delete(scope, "old")
+    await a.working.set(scope, "live", "replaced by the resume")
+    restored, terminated = anyio.Event(), anyio.Event()
+
+    async def order(point: str) -> None:
+        if point == "resume.restored":  # the resume waits, restored, until the terminate is over
+            restored.set()
+            await terminated.wait()
+
+    answers: dict[str, Any] = {}
+
+    async def resume() -> None:
+        answers["resume"] = (await a.lifecycle.resume(*ids)).data
+
+    async def terminate() -> None:
+        await restored.wait()
+        try:
+            answers["terminate"] = (await b.lifecycle.terminate(*ids)).data
+        finally:
+            terminated.set()
+
+    with faults.on_fault(order), anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(resume)
+            tg.start_soon(terminate)
+    assert answers["resume"]["items_restored"] == 1
+    episode = await a.store.get_episode(scope.project_id, uuid.UUID(answers["terminate"]["episode_id"]))
+    assert episode is not None and episode.metadata["state_keys"] == ["old"]
+    info = await a.store.get_session(scope)
+    assert info is not None and info.status == SessionStatus.TERMINATED
+    recorded = [(e.event_type, e.outcome) for e in await a.store.list_events(scope, 20)]
+    assert ("resume", "ok") in recorded and ("resume", "conflict") not in recorded
