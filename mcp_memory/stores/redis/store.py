@@ -63,6 +63,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
 from mcp_memory.stores.ports import DurableStore, Limits
+from mcp_memory.stores.redis import health
 from mcp_memory.stores.redis.connection import (
     Mode,
     as_service_error,
@@ -88,13 +89,6 @@ def _glob_escape(text: str) -> str:
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
-def _one_node(info: dict[str, Any]) -> dict[str, Any]:
-    """An ``INFO`` reply of one server: in Cluster redis-py answers one reply per node (the first is taken)."""
-    if info and all(isinstance(v, dict) for v in info.values()):
-        return dict(next(iter(info.values())))
-    return info
-
-
 class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
 
@@ -165,25 +159,18 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         try:
             with anyio.fail_after(self._deadline):
                 await self._scripts.preload()
-                policy = await self._eviction_policy()
+                evicting = health.evicting(await health.eviction_policies(self._client, self.mode))
         except Exception as exc:
             logger.warning("Redis at %s is not reachable at start-up (%s); will retry on each call", self._url, exc)
             return
-        if policy not in (None, "noeviction"):
+        if evicting is not None:
             logger.warning(
                 "Redis at %s evicts keys (maxmemory-policy %s): it can evict one of a session's keys and keep the "
                 "others, which no call can tell from memory the session wrote (its values or TTLs silently gone); "
                 "run it with maxmemory-policy noeviction (docs/configuration.md)",
                 self._url,
-                policy,
+                evicting,
             )
-
-    async def _eviction_policy(self) -> str | None:
-        """Redis's ``maxmemory-policy`` (from ``INFO memory``, which the documented ACL allows; of one node in
-        Cluster), or None if it does not say."""
-        info = _one_node(await self._client.info("memory"))
-        policy = info.get("maxmemory_policy") if info else None
-        return str(policy) if policy is not None else None
 
     async def close(self) -> None:
         if not self._owns_client:
@@ -198,30 +185,15 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         """Reachability, version, mode and eviction policy, for ``mcp-memory doctor`` (never raises)."""
         facts: dict[str, Any] = {"backend": "redis", "url": self._url, "mode": self.mode, "key_prefix": self.key_prefix}
         try:
-            with anyio.fail_after(self._deadline):
-                info = await self._client.info("server")
-                if self.mode == "cluster":
-                    cluster = await self._client.cluster_info()
-                    facts["cluster_state"] = cluster.get("cluster_state")
-                    facts["cluster_known_nodes"] = cluster.get("cluster_known_nodes")
-                    facts["nodes"] = len(self._client.get_nodes())
-        except Exception as exc:
+            with anyio.fail_after(self._deadline * 2):  # (:func:`.health.ping` sends a few requests)
+                facts.update(await health.ping(self._client, self.mode))
+        except TimeoutError as exc:
             facts.update(reachable=False, error=str(unavailable(exc)))
-            return facts
-        info = _one_node(info)
-        facts.update(reachable=True, version=info.get("redis_version"), server_mode=info.get("redis_mode"))
-        try:
-            with anyio.fail_after(self._deadline):
-                policy = await self._eviction_policy()
-        except Exception:
-            policy = None
-        facts["maxmemory_policy"] = policy
-        if policy not in (None, "noeviction"):
-            facts["warning"] = "maxmemory-policy evicts keys: a session can lose some of its keys unnoticed"
         return facts
 
-    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
-        """Run one script: one round trip (three if Redis had forgotten the script)."""
+    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any], closing: bool = False) -> list[Any]:
+        """Run one script: one round trip (three if Redis had forgotten the script). A ``closing`` one answers once a
+        replica has it, where Redis is replicated (:mod:`.replication`)."""
         # Within a tool call, what is left of the call's deadline, if less than our own (mcp_memory.deadlines).
         # A request cut off mid-way is dropped by redis-py with its connection (never reused half-read).
         limit = deadlines.step_limit(self._deadline)
