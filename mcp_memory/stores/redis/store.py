@@ -41,7 +41,9 @@ with ``conflict`` if a terminate sealed it meanwhile.
 Once the durable record says terminated, terminate marks ``m`` terminated ("t"): no seal, unseal, restore or
 re-open changes that (an unseal of a failed terminate of another server, which read the durable record just before
 this one recorded it, leaves it terminated; only ``open`` of another incarnation, spawn of a session whose durable
-record was lost, starts afresh over it).
+record was lost, starts afresh over it). Where Redis can fail over, the closing scripts (that marking, and the
+erases of delete_session and forget) answer only once a replica has them (:mod:`.replication`): a failover to a
+replica that lags keeps a present but older marker, which no call asks the durable store about.
 
 Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
 a deadline (within a tool call, what is left of the call's, :mod:`mcp_memory.deadlines`) and any connection
@@ -73,6 +75,7 @@ from mcp_memory.stores.redis.connection import (
     unavailable,
 )
 from mcp_memory.stores.redis.copies import RedisPauseCopies, packed_snapshot
+from mcp_memory.stores.redis.replication import ReplicaWait
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
 
@@ -118,7 +121,9 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         self._owns_client = owns_client
         # A whole call, retries and backoff included, never takes longer than this.
         self._deadline = timeout_seconds * (retries + 1) + 0.5 * retries + 0.5
+        self._timeout = timeout_seconds
         self._scripts = Scripts(client)
+        self._replicas = ReplicaWait(client, mode, self._scripts)
 
     @property
     def round_trips(self) -> int:
@@ -201,7 +206,11 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             raise Unavailable(deadlines.deadline_message("Redis"))
         try:
             with anyio.fail_after(limit):
-                reply = await self._scripts.run(name, keys, args)
+                if closing:  # the wait leaves half of the limit to the script (and within Redis's socket timeout)
+                    wait_ms = max(1, int(min(self._timeout, limit) * 500))
+                    reply = await self._replicas.run(name, keys, args, wait_ms)
+                else:
+                    reply = await self._scripts.run(name, keys, args)
         except MemoryServiceError:
             raise
         except TimeoutError as exc:
@@ -240,7 +249,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             # (forget.lua drops it only if it is still this incarnation's), or the deleted session would live on.
             again = await self.durable.get_session(scope)
             if again is None or incarnation(again) != made_from:
-                await self._eval("forget", self.all_keys(scope), [made_from])
+                await self._eval("forget", self.all_keys(scope), [made_from], closing=True)
                 return "none" if again is None else "ok"
             logger.warning(
                 "Redis had lost session %s; re-opened it with checkpoint %s (%d items)",
@@ -336,7 +345,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         return int(reply[1])
 
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
-        await self._eval("forget", self.all_keys(scope), [incarnation(session)])
+        await self._eval("forget", self.all_keys(scope), [incarnation(session)], closing=True)
 
     async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
         args = ["s", token, repr(float(now)), repr(float(now + lease_seconds))]
@@ -435,7 +444,8 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     async def erase_session(self, scope: Scope, now: float, dry_run: bool = False) -> int:
         """Delete every key of the session, whatever its state (one script); the count of its live keys. A later
         call finds the session missing here and asks the durable store, which no longer knows it either."""
-        reply = await self._eval("erase", self.all_keys(scope), [repr(float(now)), "1" if dry_run else "0"])
+        args = [repr(float(now)), "1" if dry_run else "0"]
+        reply = await self._eval("erase", self.all_keys(scope), args, closing=not dry_run)
         return int(reply[1])
 
     async def erase(
@@ -457,13 +467,13 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         live = 0
         for base in sorted(bases):
             keys = [f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct")]
-            reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"])
+            reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"], closing=not dry_run)
             live += int(reply[1])
         return live, len(bases)
 
     async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
         args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]
-        reply = await self._eval("clear", self.all_keys(scope), args)
+        reply = await self._eval("clear", self.all_keys(scope), args, closing=True)
         return int(reply[1])
 
 
