@@ -453,7 +453,8 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     ) -> tuple[int, int]:
         """Delete the keys of every session of the project (of one agent, or one session) that Redis holds, found by
         ``SCAN`` over the key layout's prefix in batches (never ``KEYS``; in Cluster, on every primary), then one
-        script per session. Returns the live keys and the sessions removed (with ``dry_run``: that would be)."""
+        script per session. Returns the live keys and the sessions removed (with ``dry_run``: that would be); the keys
+        a crashed import left staged (:mod:`.staging`) are erased too, but are neither sessions nor live keys."""
         pattern = "{}:{{{}/{}/{}}}:*".format(
             _glob_escape(self.key_prefix), project_id, agent_instance_id or "*", session_id or "*"
         )
@@ -464,12 +465,14 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
                 bases.add(name.rsplit(":", 1)[0])
         except Exception as exc:
             raise as_service_error("scan", exc) from exc
-        live = 0
+        live = sessions = 0
         for base in sorted(bases):
             keys = [f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct")]
             reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"], closing=not dry_run)
-            live += int(reply[1])
-        return live, len(bases)
+            if not base.rpartition("}")[2]:  # a session's keys, not "...}:import:<token>" (staged by an import)
+                live += int(reply[1])
+                sessions += 1
+        return live, sessions
 
     async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
         args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]
