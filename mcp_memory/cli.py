@@ -174,7 +174,8 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
             return False, report
         async with MemoryRuntime(settings, embedding_retry=False) as rt:
             report["stores"] = await rt.check()
-            if report["stores"].get("working", {}).get("reachable") is False:
+            working = report["stores"].get("working", {})
+            if working.get("reachable") is False or working.get("error"):
                 ok = False  # the server would start, but every working-memory call would be `unavailable`
             report["embedding_provider"] = rt.embedder.name if rt.embedder else "none (full-text search only)"
             if rt.embedder is not None:

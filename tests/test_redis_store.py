@@ -922,7 +922,7 @@ async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:
 
 
 ACL = (
-    "~mcpmem:* +evalsha +eval +script|load +info +ping +cluster|info "
+    "~mcpmem:* +evalsha +eval +script|load +info +ping +cluster|info +wait "
     "+get +set +exists +del +pexpire +persist +rename +hget +hset +hdel +hlen +hexists +hkeys +hgetall "
     "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zcount +copy +pttl +hmget +setrange"
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from redis import exceptions as rex
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -73,6 +73,11 @@ def check_redis_settings(settings: Settings) -> None:
                 f"MCP_MEMORY_REDIS_URL {redact_url(url)!r}: the path must be a database number "
                 f"('redis://host:6379/0'), not {parts.path!r}"
             )
+        if settings.redis_cluster and _database(parts.path, parts.query) != "0":
+            raise ConfigurationError(
+                f"MCP_MEMORY_REDIS_URL {redact_url(url)!r}: a Redis Cluster has only database 0; "
+                "drop the database number ('redis://host:6379' or 'redis://host:6379/0')"
+            )
     if "{" in settings.redis_key_prefix or "}" in settings.redis_key_prefix:
         raise ConfigurationError(
             "MCP_MEMORY_REDIS_KEY_PREFIX must not contain '{' or '}' (they would change Redis Cluster hash slots)"
@@ -80,6 +85,13 @@ def check_redis_settings(settings: Settings) -> None:
 
 
 _DB_NUMBER = re.compile(r"[0-9]+")
+
+
+def _database(path: str, query: str) -> str:
+    """The database number a URL names, without leading zeros ("0" if none; ``?db=N`` wins over the path, as
+    redis-py reads it)."""
+    db = parse_qs(query).get("db", [unquote(path).strip("/")])[-1]
+    return db.lstrip("0") or "0"
 
 
 def _sentinel_path(url: str) -> list[str]:
@@ -182,14 +194,17 @@ def connect(settings: Settings) -> tuple[Any, Mode, list[Any]]:
     client: Any
     also_close: list[Any] = []
     if mode == "cluster":
-        client = RedisCluster.from_url(
-            url,
-            max_connections=settings.redis_max_connections,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=True,
-            retry=retry,
-        )
+        try:
+            client = RedisCluster.from_url(
+                url,
+                max_connections=settings.redis_max_connections,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                decode_responses=True,
+                retry=retry,
+            )
+        except rex.RedisClusterException as exc:  # an argument redis-py refuses for Cluster: say it in one line
+            raise ConfigurationError(f"MCP_MEMORY_REDIS_URL {redact_url(url)!r} for a Redis Cluster: {exc}") from exc
     elif mode == "sentinel":
         hosts, service, db = parse_sentinel(url)
         parts = urlsplit(url.replace("redis+sentinel://", "redis://", 1).split(",", 1)[0])

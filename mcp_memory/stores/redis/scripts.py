@@ -108,6 +108,20 @@ class Scripts:
         for script in self._scripts.values():
             await self._client.script_load(script.script)
 
+    def sha(self, name: str) -> str:
+        """The script's SHA1, as ``EVALSHA`` names it."""
+        sha: str = self._scripts[name].sha
+        return sha
+
+    async def load(self, name: str) -> None:
+        """Send one script to Redis again (it forgot it)."""
+        self._counted.sent += 1
+        await self._client.script_load(self._scripts[name].script)
+
+    def count(self) -> None:
+        """Count one request sent outside :meth:`run` (a pipeline: :mod:`.replication`)."""
+        self._counted.sent += 1
+
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
         """Run one script: one round trip (three if Redis had forgotten it)."""
         # The script object takes any client with evalsha and script_load: ours counts the requests.

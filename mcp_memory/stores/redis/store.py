@@ -41,7 +41,9 @@ with ``conflict`` if a terminate sealed it meanwhile.
 Once the durable record says terminated, terminate marks ``m`` terminated ("t"): no seal, unseal, restore or
 re-open changes that (an unseal of a failed terminate of another server, which read the durable record just before
 this one recorded it, leaves it terminated; only ``open`` of another incarnation, spawn of a session whose durable
-record was lost, starts afresh over it).
+record was lost, starts afresh over it). Where Redis can fail over, the closing scripts (that marking, and the
+erases of delete_session and forget) answer only once a replica has them (:mod:`.replication`): a failover to a
+replica that lags keeps a present but older marker, which no call asks the durable store about.
 
 Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
 a deadline (within a tool call, what is left of the call's, :mod:`mcp_memory.deadlines`) and any connection
@@ -63,6 +65,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
 from mcp_memory.stores.ports import DurableStore, Limits
+from mcp_memory.stores.redis import health
 from mcp_memory.stores.redis.connection import (
     Mode,
     as_service_error,
@@ -72,6 +75,7 @@ from mcp_memory.stores.redis.connection import (
     unavailable,
 )
 from mcp_memory.stores.redis.copies import RedisPauseCopies, packed_snapshot
+from mcp_memory.stores.redis.replication import ReplicaWait
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
 
@@ -88,13 +92,6 @@ def _glob_escape(text: str) -> str:
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
-def _one_node(info: dict[str, Any]) -> dict[str, Any]:
-    """An ``INFO`` reply of one server: in Cluster redis-py answers one reply per node (the first is taken)."""
-    if info and all(isinstance(v, dict) for v in info.values()):
-        return dict(next(iter(info.values())))
-    return info
-
-
 class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
 
@@ -124,7 +121,9 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         self._owns_client = owns_client
         # A whole call, retries and backoff included, never takes longer than this.
         self._deadline = timeout_seconds * (retries + 1) + 0.5 * retries + 0.5
+        self._timeout = timeout_seconds
         self._scripts = Scripts(client)
+        self._replicas = ReplicaWait(client, mode, self._scripts)
 
     @property
     def round_trips(self) -> int:
@@ -165,25 +164,18 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         try:
             with anyio.fail_after(self._deadline):
                 await self._scripts.preload()
-                policy = await self._eviction_policy()
+                evicting = health.evicting(await health.eviction_policies(self._client, self.mode))
         except Exception as exc:
             logger.warning("Redis at %s is not reachable at start-up (%s); will retry on each call", self._url, exc)
             return
-        if policy not in (None, "noeviction"):
+        if evicting is not None:
             logger.warning(
                 "Redis at %s evicts keys (maxmemory-policy %s): it can evict one of a session's keys and keep the "
                 "others, which no call can tell from memory the session wrote (its values or TTLs silently gone); "
                 "run it with maxmemory-policy noeviction (docs/configuration.md)",
                 self._url,
-                policy,
+                evicting,
             )
-
-    async def _eviction_policy(self) -> str | None:
-        """Redis's ``maxmemory-policy`` (from ``INFO memory``, which the documented ACL allows; of one node in
-        Cluster), or None if it does not say."""
-        info = _one_node(await self._client.info("memory"))
-        policy = info.get("maxmemory_policy") if info else None
-        return str(policy) if policy is not None else None
 
     async def close(self) -> None:
         if not self._owns_client:
@@ -198,30 +190,15 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         """Reachability, version, mode and eviction policy, for ``mcp-memory doctor`` (never raises)."""
         facts: dict[str, Any] = {"backend": "redis", "url": self._url, "mode": self.mode, "key_prefix": self.key_prefix}
         try:
-            with anyio.fail_after(self._deadline):
-                info = await self._client.info("server")
-                if self.mode == "cluster":
-                    cluster = await self._client.cluster_info()
-                    facts["cluster_state"] = cluster.get("cluster_state")
-                    facts["cluster_known_nodes"] = cluster.get("cluster_known_nodes")
-                    facts["nodes"] = len(self._client.get_nodes())
-        except Exception as exc:
+            with anyio.fail_after(self._deadline * 2):  # (:func:`.health.ping` sends a few requests)
+                facts.update(await health.ping(self._client, self.mode))
+        except TimeoutError as exc:
             facts.update(reachable=False, error=str(unavailable(exc)))
-            return facts
-        info = _one_node(info)
-        facts.update(reachable=True, version=info.get("redis_version"), server_mode=info.get("redis_mode"))
-        try:
-            with anyio.fail_after(self._deadline):
-                policy = await self._eviction_policy()
-        except Exception:
-            policy = None
-        facts["maxmemory_policy"] = policy
-        if policy not in (None, "noeviction"):
-            facts["warning"] = "maxmemory-policy evicts keys: a session can lose some of its keys unnoticed"
         return facts
 
-    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]:
-        """Run one script: one round trip (three if Redis had forgotten the script)."""
+    async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any], closing: bool = False) -> list[Any]:
+        """Run one script: one round trip (three if Redis had forgotten the script). A ``closing`` one answers once a
+        replica has it, where Redis is replicated (:mod:`.replication`)."""
         # Within a tool call, what is left of the call's deadline, if less than our own (mcp_memory.deadlines).
         # A request cut off mid-way is dropped by redis-py with its connection (never reused half-read).
         limit = deadlines.step_limit(self._deadline)
@@ -229,7 +206,11 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             raise Unavailable(deadlines.deadline_message("Redis"))
         try:
             with anyio.fail_after(limit):
-                reply = await self._scripts.run(name, keys, args)
+                if closing:  # the wait leaves half of the limit to the script (and within Redis's socket timeout)
+                    wait_ms = max(1, int(min(self._timeout, limit) * 500))
+                    reply = await self._replicas.run(name, keys, args, wait_ms)
+                else:
+                    reply = await self._scripts.run(name, keys, args)
         except MemoryServiceError:
             raise
         except TimeoutError as exc:
@@ -268,7 +249,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             # (forget.lua drops it only if it is still this incarnation's), or the deleted session would live on.
             again = await self.durable.get_session(scope)
             if again is None or incarnation(again) != made_from:
-                await self._eval("forget", self.all_keys(scope), [made_from])
+                await self._eval("forget", self.all_keys(scope), [made_from], closing=True)
                 return "none" if again is None else "ok"
             logger.warning(
                 "Redis had lost session %s; re-opened it with checkpoint %s (%d items)",
@@ -364,7 +345,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         return int(reply[1])
 
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
-        await self._eval("forget", self.all_keys(scope), [incarnation(session)])
+        await self._eval("forget", self.all_keys(scope), [incarnation(session)], closing=True)
 
     async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
         args = ["s", token, repr(float(now)), repr(float(now + lease_seconds))]
@@ -463,7 +444,8 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     async def erase_session(self, scope: Scope, now: float, dry_run: bool = False) -> int:
         """Delete every key of the session, whatever its state (one script); the count of its live keys. A later
         call finds the session missing here and asks the durable store, which no longer knows it either."""
-        reply = await self._eval("erase", self.all_keys(scope), [repr(float(now)), "1" if dry_run else "0"])
+        args = [repr(float(now)), "1" if dry_run else "0"]
+        reply = await self._eval("erase", self.all_keys(scope), args, closing=not dry_run)
         return int(reply[1])
 
     async def erase(
@@ -471,7 +453,8 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     ) -> tuple[int, int]:
         """Delete the keys of every session of the project (of one agent, or one session) that Redis holds, found by
         ``SCAN`` over the key layout's prefix in batches (never ``KEYS``; in Cluster, on every primary), then one
-        script per session. Returns the live keys and the sessions removed (with ``dry_run``: that would be)."""
+        script per session. Returns the live keys and the sessions removed (with ``dry_run``: that would be); the keys
+        a crashed import left staged (:mod:`.staging`) are erased too, but are neither sessions nor live keys."""
         pattern = "{}:{{{}/{}/{}}}:*".format(
             _glob_escape(self.key_prefix), project_id, agent_instance_id or "*", session_id or "*"
         )
@@ -482,16 +465,18 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
                 bases.add(name.rsplit(":", 1)[0])
         except Exception as exc:
             raise as_service_error("scan", exc) from exc
-        live = 0
+        live = sessions = 0
         for base in sorted(bases):
             keys = [f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct")]
-            reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"])
-            live += int(reply[1])
-        return live, len(bases)
+            reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"], closing=not dry_run)
+            if not base.rpartition("}")[2]:  # a session's keys, not "...}:import:<token>" (staged by an import)
+                live += int(reply[1])
+                sessions += 1
+        return live, sessions
 
     async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
         args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]
-        reply = await self._eval("clear", self.all_keys(scope), args)
+        reply = await self._eval("clear", self.all_keys(scope), args, closing=True)
         return int(reply[1])
 
 

@@ -1,0 +1,285 @@
+"""Where Redis fails over (Sentinel; a Cluster primary with a replica), a closing call (terminate, delete_session,
+the operator's forget) answers only once a replica holds what it closed: a failover to that replica keeps the
+session closed, or erased, instead of bringing it back open. The replica is stopped (SIGSTOP) while the call runs:
+the call is still waiting when the replica comes back, and right after it answers the replica holds the closed
+state. A replica that never acknowledges costs the wait and a warning, not the call. Working-memory writes, pause
+and resume never wait, and standalone Redis never sends ``WAIT`` at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import redis
+
+from mcp_memory.config import Settings
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.redis.store import RedisWorkingStore
+from tests.conftest import new_scope
+from tests.redis_servers import REDIS_CLI, REDIS_SERVER, RedisClusterServers, RedisServer
+
+pytestmark = pytest.mark.anyio
+
+TIMEOUT = 4.0
+"""``redis_timeout_seconds`` of these tests: a closing call waits up to half of it (2 s) for a replica."""
+
+
+def in_sync(replica: RedisServer) -> None:
+    client = replica.client()
+    try:
+        deadline = time.monotonic() + 15
+        while client.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not sync"
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def sentinel_setup(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer, str]]:
+    """A primary, its replica, and a Sentinel monitoring them: (primary, replica, the Sentinel URL)."""
+    primary = RedisServer(tmp_path / "primary").start()
+    replica = RedisServer(tmp_path / "replica", extra=["--replicaof", "127.0.0.1", str(primary.port)])
+    sentinel_dir = tmp_path / "sentinel"
+    sentinel_dir.mkdir()
+    conf = sentinel_dir / "sentinel.conf"
+    conf.write_text(f"sentinel monitor svc 127.0.0.1 {primary.port} 1\n")
+    sentinel = RedisServer(sentinel_dir)
+    sentinel.args = lambda: [  # type: ignore[method-assign]
+        str(REDIS_SERVER),
+        str(conf),
+        "--sentinel",
+        "--port",
+        str(sentinel.port),
+        "--bind",
+        "127.0.0.1",
+    ]
+    try:
+        replica.start()
+        sentinel.start()
+        in_sync(replica)
+        yield primary, replica, f"redis+sentinel://127.0.0.1:{sentinel.port}/svc"
+    finally:
+        for server in (sentinel, replica, primary):
+            if server.process is not None:
+                os.kill(server.process.pid, signal.SIGCONT)
+            server.stop()
+
+
+@contextmanager
+def stopped(server: RedisServer) -> Iterator[Callable[[], None]]:
+    """``server`` stopped (SIGSTOP) until the function given is called, or the block ends."""
+    assert server.process is not None
+    pid = server.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield lambda: os.kill(pid, signal.SIGCONT)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def answers_after_the_replica_is_back(call: Callable[[], Awaitable[Any]], replica: RedisServer) -> None:
+    """``call`` is still waiting 0.5 s into it, while ``replica`` is stopped; it answers once the replica is back."""
+    done = anyio.Event()
+
+    async def close() -> None:
+        await call()
+        done.set()
+
+    with stopped(replica) as resume, anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(close)
+            await anyio.sleep(0.5)
+            assert not done.is_set(), "the close answered before any replica had it"
+            resume()
+    assert done.is_set()
+
+
+def ids(scope: Any) -> tuple[str, str, str]:
+    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
+
+
+def store_of(rt: MemoryRuntime) -> RedisWorkingStore:
+    store = rt.working_store
+    assert isinstance(store, RedisWorkingStore)
+    return store
+
+
+def waits(server: RedisServer) -> int:
+    """How many ``WAIT`` commands ``server`` has run."""
+    client = server.client()
+    try:
+        return int(client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+async def test_terminate_delete_and_forget_answer_once_the_replica_holds_the_close(
+    sentinel_setup: tuple[RedisServer, RedisServer, str], db_url: str
+) -> None:
+    primary, replica, url = sentinel_setup
+    settings = Settings(database_url=db_url, redis_url=url, redis_timeout_seconds=TIMEOUT, owner_tools=True)
+    async with MemoryRuntime(settings) as rt:
+        ended, deleted, forgotten = new_scope("ended"), new_scope("deleted"), new_scope("forgotten")
+        for scope in (ended, deleted, forgotten):
+            await rt.lifecycle.spawn(*ids(scope), initial_state={"secret": scope.session_id})
+        keys = store_of(rt).keys
+        read = replica.client()
+        try:
+            await answers_after_the_replica_is_back(partial_call(rt.lifecycle.terminate, *ids(ended)), replica)
+            assert read.get(keys(ended)[0]) == "t" and read.exists(keys(ended)[1]) == 0
+
+            await answers_after_the_replica_is_back(partial_call(rt.control.delete_session, *ids(deleted)), replica)
+            assert read.exists(*keys(deleted)) == 0
+
+            forget = partial_call(rt.control.forget, forgotten.project_id, None, None, False)
+            await answers_after_the_replica_is_back(forget, replica)
+            assert read.exists(*keys(forgotten)) == 0
+        finally:
+            read.close()
+    assert waits(primary) >= 3
+
+
+def partial_call(fn: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[Any]]:
+    async def call() -> Any:
+        return await fn(*args)
+
+    return call
+
+
+async def test_a_replica_that_never_acknowledges_costs_the_wait_and_a_warning(
+    sentinel_setup: tuple[RedisServer, RedisServer, str], db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    primary, replica, url = sentinel_setup
+    settings = Settings(database_url=db_url, redis_url=url, redis_timeout_seconds=TIMEOUT)
+    async with MemoryRuntime(settings) as rt:
+        scope = new_scope()
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+        with stopped(replica), caplog.at_level(logging.WARNING):
+            started = time.monotonic()
+            result = await rt.lifecycle.terminate(*ids(scope))
+            took = time.monotonic() - started
+        assert result.success  # the close is done (durably, and on the primary)
+        assert took >= TIMEOUT / 2 - 0.1
+        assert any("no Redis replica acknowledged the clear" in r.getMessage() for r in caplog.records)
+        admin = primary.client()
+        assert admin.get(store_of(rt).keys(scope)[0]) == "t"
+        admin.close()
+
+
+async def test_working_memory_writes_pause_and_resume_never_wait(
+    sentinel_setup: tuple[RedisServer, RedisServer, str], db_url: str
+) -> None:
+    primary, _, url = sentinel_setup
+    async with MemoryRuntime(Settings(database_url=db_url, redis_url=url)) as rt:
+        scope = new_scope()
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+        await rt.working.set(scope, "b", 2)
+        await rt.working.delete(scope, "a")
+        await rt.lifecycle.pause(*ids(scope))
+        await rt.lifecycle.resume(*ids(scope))
+    assert waits(primary) == 0
+
+
+async def test_standalone_redis_never_waits(tmp_path: Path, db_url: str) -> None:
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        settings = Settings(database_url=db_url, redis_url=server.url, owner_tools=True)
+        async with MemoryRuntime(settings) as rt:
+            one, two = new_scope("one"), new_scope("two")
+            for scope in (one, two):
+                await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+            await rt.lifecycle.terminate(*ids(one))
+            await rt.control.delete_session(*ids(two))
+            await rt.control.forget(one.project_id, None, None, False)
+        assert waits(server) == 0
+    finally:
+        server.stop()
+
+
+class ClusterWithReplicas(RedisClusterServers):
+    """Three primaries, each with one replica."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory, nodes=6)
+
+    def start(self) -> ClusterWithReplicas:
+        for server in self.servers:
+            server.start()
+        assert REDIS_CLI is not None
+        addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
+        subprocess.run(
+            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        deadline = time.monotonic() + 30
+        for server in self.servers:
+            client = server.client()
+            try:
+                # Up when every node serves and knows a replica for every slot range (the client reads the
+                # topology once, from one node: a replica it does not know of is one it does not wait for).
+                while client.cluster("info").get("cluster_state") != "ok" or not all(
+                    len(slots) > 3 for slots in client.execute_command("CLUSTER", "SLOTS")
+                ):
+                    assert time.monotonic() < deadline, "the test cluster did not come up"
+                    time.sleep(0.05)
+            finally:
+                client.close()
+        return self
+
+    def replica_of(self, key: str) -> RedisServer:
+        """The replica of the primary that holds ``key``'s slot."""
+        admin = self.servers[0].client()
+        try:
+            slot = int(admin.cluster("keyslot", key))
+            for low, high, _, *replicas in admin.execute_command("CLUSTER", "SLOTS"):
+                if low <= slot <= high:
+                    port = int(replicas[0][1])
+                    return next(s for s in self.servers if s.port == port)
+        finally:
+            admin.close()
+        raise AssertionError(f"no slot range holds {slot}")
+
+
+async def test_a_cluster_close_answers_once_the_slots_replica_holds_it(tmp_path: Path, db_url: str) -> None:
+    cluster = ClusterWithReplicas(tmp_path / "cluster").start()
+    try:
+        settings = Settings(
+            database_url=db_url, redis_url=cluster.url, redis_cluster=True, redis_timeout_seconds=TIMEOUT
+        )
+        async with MemoryRuntime(settings) as rt:
+            ended, deleted = new_scope("ended"), new_scope("deleted")
+            for scope in (ended, deleted):
+                await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+            keys = store_of(rt).keys
+            replica = cluster.replica_of(keys(ended)[0])
+            await answers_after_the_replica_is_back(partial_call(rt.lifecycle.terminate, *ids(ended)), replica)
+            read = redis.Redis(port=replica.port, decode_responses=True)
+            read.readonly()
+            assert read.get(keys(ended)[0]) == "t"
+            read.close()
+
+            replica = cluster.replica_of(keys(deleted)[0])
+            await answers_after_the_replica_is_back(partial_call(rt.control.delete_session, *ids(deleted)), replica)
+            read = redis.Redis(port=replica.port, decode_responses=True)
+            read.readonly()
+            assert read.exists(*keys(deleted)) == 0
+            read.close()
+    finally:
+        for server in cluster.servers:
+            if server.process is not None:
+                os.kill(server.process.pid, signal.SIGCONT)
+        cluster.stop()
