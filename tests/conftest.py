@@ -188,6 +188,24 @@ async def postgres_database_url() -> str:
     return pg_servers.database_url(await pg_servers.migrated_database())
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+async def two_servers(
+    request: pytest.FixtureRequest, db_url: str
+) -> AsyncIterator[tuple[MemoryRuntime, MemoryRuntime]]:
+    """Two runtimes on one Redis key prefix and one durable store (SQLite or Postgres): two servers of one
+    deployment, for races that no in-process lock orders."""
+    from tests import pg_servers
+
+    url = db_url if request.param == "sqlite" else pg_servers.database_url(await pg_servers.migrated_database())
+    prefix = unique_prefix()
+    settings = Settings(database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
+    try:
+        async with MemoryRuntime(settings) as a, MemoryRuntime(settings) as b:
+            yield a, b
+    finally:
+        delete_keys(shared_redis_url(), prefix)
+
+
 @pytest.fixture
 def backend_settings(backend: str, db_url: str, request: pytest.FixtureRequest) -> dict[str, Any]:
     """The settings that put a runtime on ``backend`` (the others are the defaults)."""

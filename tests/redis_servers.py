@@ -214,10 +214,30 @@ async def make_redis_store(durable: DurableStore | None, url: str | None = None)
     return store
 
 
-class RedisClusterServers:
-    """Three cluster-enabled ``redis-server`` primaries on loopback ports, joined by ``redis-cli --cluster``."""
+class SentinelServer(RedisServer):
+    """A Sentinel on a free loopback port, monitoring the primary at ``primary_port`` as service ``svc`` (quorum 1)."""
 
-    def __init__(self, directory: Path, nodes: int = 3) -> None:
+    def __init__(self, directory: Path, primary_port: int) -> None:
+        super().__init__(directory)
+        self.conf = directory / "sentinel.conf"
+        self.conf.write_text(f"sentinel monitor svc 127.0.0.1 {primary_port} 1\n")
+
+    @property
+    def sentinel_url(self) -> str:
+        """The URL a client of service ``svc`` is given (``url`` stays the server's own, for its readiness check)."""
+        return f"redis+sentinel://127.0.0.1:{self.port}/svc"
+
+    def args(self) -> list[str]:
+        assert REDIS_SERVER is not None
+        return [REDIS_SERVER, str(self.conf), "--sentinel", "--port", str(self.port), "--bind", "127.0.0.1"]
+
+
+class RedisClusterServers:
+    """Cluster-enabled ``redis-server`` nodes on loopback ports, joined by ``redis-cli --cluster``: three primaries,
+    each with ``replicas`` replicas (``nodes`` = 3 x (1 + ``replicas``))."""
+
+    def __init__(self, directory: Path, nodes: int = 3, replicas: int = 0) -> None:
+        self.replicas = replicas
         if REDIS_SERVER is None or REDIS_CLI is None:
             pytest.skip("redis-server / redis-cli are not installed")
         self.servers = [
@@ -239,23 +259,40 @@ class RedisClusterServers:
         assert REDIS_CLI is not None
         addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=30,
         )
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + (30 if self.replicas else 15)
         for server in self.servers:
             client = server.client()
             try:
-                while client.cluster("info").get("cluster_state") != "ok":
+                # Up when every node serves and knows the replicas of every slot range (a client reads the topology
+                # once, from one node: a replica it does not know of is one it does not wait for).
+                while client.cluster("info").get("cluster_state") != "ok" or not all(
+                    len(slots) >= 3 + self.replicas for slots in client.execute_command("CLUSTER", "SLOTS")
+                ):
                     if time.monotonic() > deadline:
                         raise RuntimeError("the test cluster did not reach cluster_state:ok")
                     time.sleep(0.05)
             finally:
                 client.close()
         return self
+
+    def replica_of(self, key: str) -> RedisServer:
+        """The (first) replica of the primary that holds ``key``'s slot."""
+        admin = self.servers[0].client()
+        try:
+            slot = int(admin.cluster("keyslot", key))
+            for low, high, _, *replicas in admin.execute_command("CLUSTER", "SLOTS"):
+                if low <= slot <= high:
+                    port = int(replicas[0][1])
+                    return next(s for s in self.servers if s.port == port)
+        finally:
+            admin.close()
+        raise AssertionError(f"no slot range holds {slot}")
 
     def stop(self) -> None:
         for server in self.servers:

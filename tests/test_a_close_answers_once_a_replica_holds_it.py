@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from mcp_memory.config import Settings
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import new_scope
-from tests.redis_servers import REDIS_CLI, REDIS_SERVER, RedisClusterServers, RedisServer
+from tests.redis_servers import RedisClusterServers, RedisServer, SentinelServer
 
 pytestmark = pytest.mark.anyio
 
@@ -50,25 +49,12 @@ def sentinel_setup(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer, s
     """A primary, its replica, and a Sentinel monitoring them: (primary, replica, the Sentinel URL)."""
     primary = RedisServer(tmp_path / "primary").start()
     replica = RedisServer(tmp_path / "replica", extra=["--replicaof", "127.0.0.1", str(primary.port)])
-    sentinel_dir = tmp_path / "sentinel"
-    sentinel_dir.mkdir()
-    conf = sentinel_dir / "sentinel.conf"
-    conf.write_text(f"sentinel monitor svc 127.0.0.1 {primary.port} 1\n")
-    sentinel = RedisServer(sentinel_dir)
-    sentinel.args = lambda: [  # type: ignore[method-assign]
-        str(REDIS_SERVER),
-        str(conf),
-        "--sentinel",
-        "--port",
-        str(sentinel.port),
-        "--bind",
-        "127.0.0.1",
-    ]
+    sentinel = SentinelServer(tmp_path / "sentinel", primary.port)
     try:
         replica.start()
         sentinel.start()
         in_sync(replica)
-        yield primary, replica, f"redis+sentinel://127.0.0.1:{sentinel.port}/svc"
+        yield primary, replica, sentinel.sentinel_url
     finally:
         for server in (sentinel, replica, primary):
             if server.process is not None:
@@ -207,55 +193,8 @@ async def test_standalone_redis_never_waits(tmp_path: Path, db_url: str) -> None
         server.stop()
 
 
-class ClusterWithReplicas(RedisClusterServers):
-    """Three primaries, each with one replica."""
-
-    def __init__(self, directory: Path) -> None:
-        super().__init__(directory, nodes=6)
-
-    def start(self) -> ClusterWithReplicas:
-        for server in self.servers:
-            server.start()
-        assert REDIS_CLI is not None
-        addresses = [f"127.0.0.1:{s.port}" for s in self.servers]
-        subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=30,
-        )
-        deadline = time.monotonic() + 30
-        for server in self.servers:
-            client = server.client()
-            try:
-                # Up when every node serves and knows a replica for every slot range (the client reads the
-                # topology once, from one node: a replica it does not know of is one it does not wait for).
-                while client.cluster("info").get("cluster_state") != "ok" or not all(
-                    len(slots) > 3 for slots in client.execute_command("CLUSTER", "SLOTS")
-                ):
-                    assert time.monotonic() < deadline, "the test cluster did not come up"
-                    time.sleep(0.05)
-            finally:
-                client.close()
-        return self
-
-    def replica_of(self, key: str) -> RedisServer:
-        """The replica of the primary that holds ``key``'s slot."""
-        admin = self.servers[0].client()
-        try:
-            slot = int(admin.cluster("keyslot", key))
-            for low, high, _, *replicas in admin.execute_command("CLUSTER", "SLOTS"):
-                if low <= slot <= high:
-                    port = int(replicas[0][1])
-                    return next(s for s in self.servers if s.port == port)
-        finally:
-            admin.close()
-        raise AssertionError(f"no slot range holds {slot}")
-
-
 async def test_a_cluster_close_answers_once_the_slots_replica_holds_it(tmp_path: Path, db_url: str) -> None:
-    cluster = ClusterWithReplicas(tmp_path / "cluster").start()
+    cluster = RedisClusterServers(tmp_path / "cluster", nodes=6, replicas=1).start()
     try:
         settings = Settings(
             database_url=db_url, redis_url=cluster.url, redis_cluster=True, redis_timeout_seconds=TIMEOUT

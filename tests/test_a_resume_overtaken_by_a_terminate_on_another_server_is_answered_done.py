@@ -8,43 +8,22 @@ Two runtimes on the same stores stand for two servers; the order is forced with 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
 from mcp_memory import faults
-from mcp_memory.config import Settings
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.services.runtime import MemoryRuntime
-from tests import pg_servers
-from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[MemoryRuntime, MemoryRuntime]]:
-    """Two runtimes on one Redis prefix and one durable store."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
-    else:
-        url = pg_servers.database_url(await pg_servers.migrated_database())
-    prefix = unique_prefix()
-    settings = Settings(database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
-    try:
-        async with MemoryRuntime(settings) as a, MemoryRuntime(settings) as b:
-            yield a, b
-    finally:
-        delete_keys(shared_redis_url(), prefix)
-
-
 async def test_a_restored_resume_is_ok_though_a_terminate_sealed_before_it_was_recorded(
-    servers: tuple[MemoryRuntime, MemoryRuntime],
+    two_servers: tuple[MemoryRuntime, MemoryRuntime],
 ) -> None:
-    a, b = servers
+    a, b = two_servers
     scope = Scope(uuid.uuid4(), uuid.uuid4(), "s")
     ids = (str(scope.project_id), str(scope.agent_instance_id), scope.session_id)
     await a.lifecycle.spawn(*ids, initial_state={"old": 1})

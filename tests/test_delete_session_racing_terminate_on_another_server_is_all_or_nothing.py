@@ -9,37 +9,16 @@ finds no session. Two runtimes on the same stores stand for two servers; the ord
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import anyio
 import pytest
 
 from mcp_memory import faults
-from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.services.runtime import MemoryRuntime
-from tests import pg_servers
-from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def servers(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[MemoryRuntime, MemoryRuntime]]:
-    """Two runtimes on one Redis prefix and one durable store."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
-    else:
-        url = pg_servers.database_url(await pg_servers.migrated_database())
-    prefix = unique_prefix()
-    settings = Settings(database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
-    try:
-        async with MemoryRuntime(settings) as a, MemoryRuntime(settings) as b:
-            yield a, b
-    finally:
-        delete_keys(shared_redis_url(), prefix)
 
 
 async def live_session(rt: MemoryRuntime) -> tuple[Scope, tuple[str, str, str]]:
@@ -55,9 +34,9 @@ async def live_session(rt: MemoryRuntime) -> tuple[Scope, tuple[str, str, str]]:
 
 @pytest.mark.parametrize("cleanup", [True, False])
 async def test_a_terminate_that_sealed_first_makes_the_deletion_erase_nothing(
-    servers: tuple[MemoryRuntime, MemoryRuntime], cleanup: bool
+    two_servers: tuple[MemoryRuntime, MemoryRuntime], cleanup: bool
 ) -> None:
-    a, b = servers
+    a, b = two_servers
     scope, ids = await live_session(a)
     sealed, refused = anyio.Event(), anyio.Event()
 
@@ -100,9 +79,9 @@ async def test_a_terminate_that_sealed_first_makes_the_deletion_erase_nothing(
 
 
 async def test_a_deletion_that_sealed_first_wins_whole_and_the_terminate_writes_no_episode(
-    servers: tuple[MemoryRuntime, MemoryRuntime],
+    two_servers: tuple[MemoryRuntime, MemoryRuntime],
 ) -> None:
-    a, b = servers
+    a, b = two_servers
     scope, ids = await live_session(a)
     erased, answered = anyio.Event(), anyio.Event()
 

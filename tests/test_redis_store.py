@@ -35,9 +35,9 @@ from mcp_memory.stores.redis.store import RedisWorkingStore
 from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock, made_sqlite_file, new_scope
 from tests.redis_servers import (
-    REDIS_SERVER,
     RedisClusterServers,
     RedisServer,
+    SentinelServer,
     delete_keys,
     free_port,
     shared_redis_url,
@@ -709,23 +709,10 @@ async def test_doctor_reports_redis(tmp_path: Path, private_redis: RedisServer) 
 
 
 async def test_sentinel(tmp_path: Path, private_redis: RedisServer, db_url: str) -> None:
-    sentinel_dir = tmp_path / "sentinel"
-    sentinel_dir.mkdir()
-    conf = sentinel_dir / "sentinel.conf"
-    conf.write_text(f"sentinel monitor svc 127.0.0.1 {private_redis.port} 1\n")
-    sentinel = RedisServer(sentinel_dir, extra=[str(conf), "--sentinel"])
-    sentinel.args = lambda: [  # type: ignore[method-assign]
-        str(REDIS_SERVER),
-        str(conf),
-        "--sentinel",
-        "--port",
-        str(sentinel.port),
-        "--bind",
-        "127.0.0.1",
-    ]
+    sentinel = SentinelServer(tmp_path / "sentinel", private_redis.port)
     sentinel.start()
     try:
-        settings = Settings(database_url=db_url, redis_url=f"redis+sentinel://127.0.0.1:{sentinel.port}/svc")
+        settings = Settings(database_url=db_url, redis_url=sentinel.sentinel_url)
         async with MemoryRuntime(settings) as rt:
             report = (await rt.check())["working"]
             assert report["reachable"] is True and report["mode"] == "sentinel", report
