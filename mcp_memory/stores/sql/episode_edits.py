@@ -27,7 +27,7 @@ from mcp_memory.stores.ports import (
 )
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
-from mcp_memory.stores.sql.queries import COMPLETE, EPISODE_COLUMNS
+from mcp_memory.stores.sql.queries import COMPLETE, EPISODE_COLUMNS, in_values
 
 BATCH = 500
 """Episodes deleted per statement (SQLite binds at most 32,766 parameters; a forget of 100,000 episodes is many
@@ -156,10 +156,8 @@ class EpisodeEdits:
             for i in range(0, len(pks), BATCH):
                 batch = pks[i : i + BATCH]
                 await self._unindex(conn, batch)
-                names = {f"pk{j}": pk for j, pk in enumerate(batch)}
-                await conn.execute(
-                    text(f"DELETE FROM episodes WHERE id IN ({', '.join(':' + n for n in names)})"), names
-                )
+                among, names = in_values("id", batch, "pk")
+                await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
             gone = [ForgottenEpisode(as_uuid(r.episode_id), as_uuid(r.agent_instance_id), r.session_id) for r in rows]
             await self._record_forgets(conn, project_id, gone, event)
         return gone

@@ -24,7 +24,7 @@ from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.stores.ports import Removed
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
-from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE
+from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE, in_values
 
 BATCH = 500
 """Rows deleted per statement by key (SQLite binds at most 32,766 parameters)."""
@@ -78,8 +78,7 @@ class ScopeErase:
     ) -> Removed:
         removed = Removed(sessions=len(pks))
         for i in range(0, len(pks), BATCH):
-            names = {f"pk{j}": pk for j, pk in enumerate(pks[i : i + BATCH])}
-            among = f"session_pk IN ({', '.join(':' + n for n in names)})"
+            among, names = in_values("session_pk", pks[i : i + BATCH], "pk")
             row = (
                 await conn.execute(
                     text(
@@ -101,12 +100,12 @@ class ScopeErase:
     ) -> list[UUID]:
         """Delete the sessions ``pks`` and the episodes ``episodes`` picks; the ids of those episodes."""
         for i in range(0, len(pks), BATCH):
-            names = {f"pk{j}": pk for j, pk in enumerate(pks[i : i + BATCH])}
-            among = f"({', '.join(':' + n for n in names)})"
+            batch = pks[i : i + BATCH]
+            rows_of, names = in_values("session_pk", batch, "pk")
             for table in ("working_items", "checkpoints", "events"):
-                await conn.execute(text(f"DELETE FROM {table} WHERE session_pk IN {among}"), names)
+                await conn.execute(text(f"DELETE FROM {table} WHERE {rows_of}"), names)
             await faults.reached("erase.rows_deleted")
-            await conn.execute(text(f"DELETE FROM sessions WHERE id IN {among}"), names)
+            await conn.execute(text(f"DELETE FROM sessions WHERE {in_values('id', batch, 'pk')[0]}"), names)
         if episodes is None:
             return []
         found = (await conn.execute(text(f"SELECT e.id, e.episode_id FROM episodes e WHERE {episodes}"), params)).all()
@@ -115,8 +114,8 @@ class ScopeErase:
         for i in range(0, len(episode_pks), BATCH):
             batch = episode_pks[i : i + BATCH]
             await self._unindex(conn, batch)
-            names = {f"pk{j}": pk for j, pk in enumerate(batch)}
-            await conn.execute(text(f"DELETE FROM episodes WHERE id IN ({', '.join(':' + n for n in names)})"), names)
+            among, names = in_values("id", batch, "pk")
+            await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
         return [as_uuid(row.episode_id) for row in found]
 
     async def delete_session(

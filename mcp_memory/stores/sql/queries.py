@@ -97,10 +97,16 @@ def filter_clause(d: Dialect, flt: EpisodeFilter | None, prefix: str = "") -> tu
     return "".join(f" AND {p}" for p in parts), params
 
 
+def in_values(column: str, values: Sequence[Any], name: str) -> tuple[str, dict[str, Any]]:
+    """A condition that ``column`` is one of ``values`` (non-empty), and its parameters, named ``name0``,
+    ``name1``... (each value bound: SQLite's and asyncpg's drivers take no list for ``IN``)."""
+    names = {f"{name}{i}": value for i, value in enumerate(values)}
+    return f"{column} IN ({', '.join(':' + n for n in names)})", names
+
+
 def in_projects(d: Dialect, column: str, projects: Sequence[UUID] | None) -> tuple[str, dict[str, Any]]:
     """A condition that ``column`` is one of ``projects`` (``TRUE`` for None: every project), and its parameters.
     Callers answer an empty list themselves (nothing matches)."""
     if projects is None:
         return "TRUE", {}
-    names = {f"proj{i}": d.write_uuid(p) for i, p in enumerate(projects)}
-    return f"{column} IN ({', '.join(':' + n for n in names)})", names
+    return in_values(column, [d.write_uuid(p) for p in projects], "proj")
