@@ -600,24 +600,26 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
                 rows.append(make_episode(project, f"{words} {i}", agent=who or uuid.uuid4()))
         from mcp_memory.stores.postgres.search import vector_text
 
-        await conn.execute(
-            text(
-                "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
-                "outcome, importance_score, created_at, embedding) VALUES (:id, :p, :a, 'ops', :d, 'success', 0.5, "
-                ":at, CAST(:v AS vector))"
-            ),
-            [
-                {
-                    "id": e.episode_id,
-                    "p": e.project_id,
-                    "a": e.agent_instance_id,
-                    "d": e.task_description,
-                    "at": e.created_at,
-                    "v": vector_text(EMBEDDER.embed_one(e.task_description)),
-                }
-                for e in rows
-            ],
+        insert = text(
+            "INSERT INTO episodes (episode_id, project_id, agent_instance_id, task_type, task_description, "
+            "outcome, importance_score, created_at, embedding) VALUES (:id, :p, :a, 'ops', :d, 'success', 0.5, "
+            ":at, CAST(:v AS vector))"
         )
+        params = [
+            {
+                "id": e.episode_id,
+                "p": e.project_id,
+                "a": e.agent_instance_id,
+                "d": e.task_description,
+                "at": e.created_at,
+                "v": vector_text(EMBEDDER.embed_one(e.task_description)),
+            }
+            for e in rows
+        ]
+        # In batches: the driver's command timeout (the store's 5 s) bounds each batch, and 1,233 rows with their
+        # HNSW insertions in one command outlasted it on a loaded machine.
+        for i in range(0, len(params), 200):
+            await conn.execute(insert, params[i : i + 200])
         await conn.execute(text("ANALYZE episodes"))
     # Make the planner take the HNSW index for the candidates whatever the filter (as it does on big tables),
     # so that the filtered-away candidates really leave too few rows and the exact fallback has to run.
