@@ -281,18 +281,26 @@ class RedisClusterServers:
                 client.close()
         return self
 
-    def replica_of(self, key: str) -> RedisServer:
-        """The (first) replica of the primary that holds ``key``'s slot."""
+    def _serving(self, key: str, index: int) -> RedisServer:
+        """The server at ``index`` of the ``CLUSTER SLOTS`` entry of ``key``'s slot (0: its primary)."""
         admin = self.servers[0].client()
         try:
             slot = int(admin.cluster("keyslot", key))
-            for low, high, _, *replicas in admin.execute_command("CLUSTER", "SLOTS"):
+            for low, high, *servers in admin.execute_command("CLUSTER", "SLOTS"):
                 if low <= slot <= high:
-                    port = int(replicas[0][1])
+                    port = int(servers[index][1])
                     return next(s for s in self.servers if s.port == port)
         finally:
             admin.close()
         raise AssertionError(f"no slot range holds {slot}")
+
+    def primary_of(self, key: str) -> RedisServer:
+        """The primary that holds ``key``'s slot."""
+        return self._serving(key, 0)
+
+    def replica_of(self, key: str) -> RedisServer:
+        """The (first) replica of the primary that holds ``key``'s slot."""
+        return self._serving(key, 1)
 
     def stop(self) -> None:
         for server in self.servers:

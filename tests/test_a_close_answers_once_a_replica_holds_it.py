@@ -1,9 +1,9 @@
 """Where Redis fails over (Sentinel; a Cluster primary with a replica), a closing call (terminate, delete_session,
 the operator's forget) answers only once a replica holds what it closed: a failover to that replica keeps the
 session closed, or erased, instead of bringing it back open. The replica is stopped (SIGSTOP) while the call runs:
-the call is still waiting when the replica comes back, and right after it answers the replica holds the closed
-state. A replica that never acknowledges costs the wait and a warning, not the call. Working-memory writes, pause
-and resume never wait, and standalone Redis never sends ``WAIT`` at all.
+the call is seen blocked in ``WAIT`` on the primary, unanswered, before the replica comes back, and right after it
+answers the replica holds the closed state. A replica that never acknowledges costs the wait and a warning, not the
+call. Working-memory writes, pause and resume never wait, and standalone Redis never sends ``WAIT`` at all.
 """
 
 from __future__ import annotations
@@ -74,8 +74,21 @@ def stopped(server: RedisServer) -> Iterator[Callable[[], None]]:
         os.kill(pid, signal.SIGCONT)
 
 
-async def answers_after_the_replica_is_back(call: Callable[[], Awaitable[Any]], replica: RedisServer) -> None:
-    """``call`` is still waiting 0.5 s into it, while ``replica`` is stopped; it answers once the replica is back."""
+def blocked_in_wait(primary: RedisServer) -> bool:
+    """Whether a client of ``primary`` is blocked in ``WAIT`` (``CLIENT LIST``: command wait, flag b)."""
+    client = primary.client()
+    try:
+        return any(c["cmd"] == "wait" and "b" in c["flags"] for c in client.client_list())
+    finally:
+        client.close()
+
+
+async def answers_after_the_replica_is_back(
+    call: Callable[[], Awaitable[Any]], replica: RedisServer, primary: RedisServer
+) -> None:
+    """``call`` does not answer while ``replica`` is stopped: it is seen blocked in ``WAIT`` on ``primary`` (having
+    sent its closing script before it, in one pipeline) without having answered; it answers once the replica is
+    back."""
     done = anyio.Event()
 
     async def close() -> None:
@@ -85,7 +98,10 @@ async def answers_after_the_replica_is_back(call: Callable[[], Awaitable[Any]], 
     with stopped(replica) as resume, anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(close)
-            await anyio.sleep(0.5)
+            while not done.is_set():  # (polled: Redis does not tell when a client blocks)
+                if blocked_in_wait(primary):
+                    break
+                await anyio.sleep(0.01)
             assert not done.is_set(), "the close answered before any replica had it"
             resume()
     assert done.is_set()
@@ -122,14 +138,15 @@ async def test_terminate_delete_and_forget_answer_once_the_replica_holds_the_clo
         keys = store_of(rt).keys
         read = replica.client()
         try:
-            await answers_after_the_replica_is_back(partial_call(rt.lifecycle.terminate, *ids(ended)), replica)
+            await answers_after_the_replica_is_back(partial_call(rt.lifecycle.terminate, *ids(ended)), replica, primary)
             assert read.get(keys(ended)[0]) == "t" and read.exists(keys(ended)[1]) == 0
 
-            await answers_after_the_replica_is_back(partial_call(rt.control.delete_session, *ids(deleted)), replica)
+            delete = partial_call(rt.control.delete_session, *ids(deleted))
+            await answers_after_the_replica_is_back(delete, replica, primary)
             assert read.exists(*keys(deleted)) == 0
 
             forget = partial_call(rt.control.forget, forgotten.project_id, None, None, False)
-            await answers_after_the_replica_is_back(forget, replica)
+            await answers_after_the_replica_is_back(forget, replica, primary)
             assert read.exists(*keys(forgotten)) == 0
         finally:
             read.close()
@@ -204,15 +221,17 @@ async def test_a_cluster_close_answers_once_the_slots_replica_holds_it(tmp_path:
             for scope in (ended, deleted):
                 await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
             keys = store_of(rt).keys
-            replica = cluster.replica_of(keys(ended)[0])
-            await answers_after_the_replica_is_back(partial_call(rt.lifecycle.terminate, *ids(ended)), replica)
+            replica, primary = cluster.replica_of(keys(ended)[0]), cluster.primary_of(keys(ended)[0])
+            terminate = partial_call(rt.lifecycle.terminate, *ids(ended))
+            await answers_after_the_replica_is_back(terminate, replica, primary)
             read = redis.Redis(port=replica.port, decode_responses=True)
             read.readonly()
             assert read.get(keys(ended)[0]) == "t"
             read.close()
 
-            replica = cluster.replica_of(keys(deleted)[0])
-            await answers_after_the_replica_is_back(partial_call(rt.control.delete_session, *ids(deleted)), replica)
+            replica, primary = cluster.replica_of(keys(deleted)[0]), cluster.primary_of(keys(deleted)[0])
+            delete = partial_call(rt.control.delete_session, *ids(deleted))
+            await answers_after_the_replica_is_back(delete, replica, primary)
             read = redis.Redis(port=replica.port, decode_responses=True)
             read.readonly()
             assert read.exists(*keys(deleted)) == 0
