@@ -3,7 +3,8 @@ the operator's forget) answers only once a replica holds what it closed: a failo
 session closed, or erased, instead of bringing it back open. The replica is stopped (SIGSTOP) while the call runs:
 the call is seen blocked in ``WAIT`` on the primary, unanswered, before the replica comes back, and right after it
 answers the replica holds the closed state. A replica that never acknowledges costs the wait and a warning, not the
-call. Working-memory writes, pause and resume never wait, and standalone Redis never sends ``WAIT`` at all.
+call, and only once: the closes after it do not wait until one probes again, and a forget of many sessions waits
+once for them all. Working-memory writes, pause and resume never wait, and standalone Redis never sends ``WAIT`` at all.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +24,9 @@ import pytest
 import redis
 
 from mcp_memory.config import Settings
+from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.redis import replication
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import new_scope
 from tests.redis_servers import RedisClusterServers, RedisServer, SentinelServer
@@ -236,8 +240,85 @@ async def test_a_cluster_close_answers_once_the_slots_replica_holds_it(tmp_path:
             read.readonly()
             assert read.exists(*keys(deleted)) == 0
             read.close()
+
+            # forget's erase of sessions over every primary: one pipeline, one WAIT per primary (three at most).
+            project = uuid.uuid4()
+            forgotten = [Scope(project, uuid.uuid4(), f"s{i}") for i in range(8)]
+            for scope in forgotten:
+                await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+            before = sum(waits(server) for server in cluster.servers)
+            report = await rt.control.forget(project, None, None, False)
+            assert report["redis_sessions"] == 8
+            assert 1 <= sum(waits(server) for server in cluster.servers) - before <= 3
+            for scope in forgotten:
+                read = redis.Redis(port=cluster.replica_of(keys(scope)[0]).port, decode_responses=True)
+                read.readonly()
+                assert read.exists(*keys(scope)) == 0
+                read.close()
     finally:
         for server in cluster.servers:
             if server.process is not None:
                 os.kill(server.process.pid, signal.SIGCONT)
         cluster.stop()
+
+
+async def test_a_forget_of_many_sessions_waits_for_the_replica_once(
+    sentinel_setup: tuple[RedisServer, RedisServer, str], db_url: str
+) -> None:
+    primary, replica, url = sentinel_setup
+    settings = Settings(database_url=db_url, redis_url=url, redis_timeout_seconds=TIMEOUT)
+    async with MemoryRuntime(settings) as rt:
+        project = uuid.uuid4()
+        scopes = [Scope(project, uuid.uuid4(), f"s{i}") for i in range(6)]
+        for scope in scopes:
+            await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+        before = waits(primary)
+        report = await rt.control.forget(project, None, None, False)
+        assert report["redis_sessions"] == 6
+        assert waits(primary) == before + 1  # one WAIT after the six erases, in one pipeline
+        read = replica.client()
+        try:
+            assert not any(read.exists(*store_of(rt).keys(scope)) for scope in scopes)
+        finally:
+            read.close()
+
+
+async def test_after_a_replica_missed_a_close_the_next_closes_do_not_wait_until_one_probes_again(
+    sentinel_setup: tuple[RedisServer, RedisServer, str],
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    primary, replica, url = sentinel_setup
+    pause = 5.0
+    monkeypatch.setattr(replication, "UNACKED_PAUSE_SECONDS", pause, raising=False)
+    settings = Settings(database_url=db_url, redis_url=url, redis_timeout_seconds=TIMEOUT, owner_tools=True)
+    wait = TIMEOUT / 2
+    async with MemoryRuntime(settings) as rt:
+        project = uuid.uuid4()
+        forgotten = [Scope(project, uuid.uuid4(), f"f{i}") for i in range(6)]
+        later = [new_scope(f"l{i}") for i in range(4)]
+        for scope in (*forgotten, *later):
+            await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
+        with stopped(replica) as resume, caplog.at_level(logging.INFO, logger=replication.__name__):
+            started = time.monotonic()
+            await rt.control.forget(project, None, None, False)
+            took = time.monotonic() - started
+            # One wait for the six sessions; a wait per session would take 6 x 2 s.
+            assert wait - 0.1 <= took < len(forgotten) * wait / 2
+            sent = waits(primary)
+            started = time.monotonic()
+            await rt.lifecycle.terminate(*ids(later[0]))
+            await rt.control.delete_session(*ids(later[1]))
+            assert time.monotonic() - started < wait  # neither waited for the replica that missed the forget
+            assert waits(primary) == sent
+            unacked = [r for r in caplog.records if "no Redis replica acknowledged" in r.getMessage()]
+            assert len(unacked) == 1 and "erase of 6 sessions" in unacked[0].getMessage()
+
+            resume()
+            await anyio.sleep(pause)
+            await rt.lifecycle.terminate(*ids(later[2]))  # past the pause, a close waits again, and is acknowledged
+            assert waits(primary) == sent + 1
+            assert any("acknowledges closes again" in r.getMessage() for r in caplog.records)
+            await rt.lifecycle.terminate(*ids(later[3]))
+            assert waits(primary) == sent + 2

@@ -75,7 +75,7 @@ from mcp_memory.stores.redis.connection import (
     unavailable,
 )
 from mcp_memory.stores.redis.copies import RedisPauseCopies, packed_snapshot
-from mcp_memory.stores.redis.replication import ReplicaWait
+from mcp_memory.stores.redis.replication import Call, ReplicaWait
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
 
@@ -199,6 +199,10 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any], closing: bool = False) -> list[Any]:
         """Run one script: one round trip (three if Redis had forgotten the script). A ``closing`` one answers once a
         replica has it, where Redis is replicated (:mod:`.replication`)."""
+        return (await self._eval_many(name, [(keys, args)], closing))[0]
+
+    async def _eval_many(self, name: str, calls: Sequence[Call], closing: bool = False) -> list[list[Any]]:
+        """Run a script once per call, more than one in one pipeline; closing ones wait for a replica once for all."""
         # Within a tool call, what is left of the call's deadline, if less than our own (mcp_memory.deadlines).
         # A request cut off mid-way is dropped by redis-py with its connection (never reused half-read).
         limit = deadlines.step_limit(self._deadline)
@@ -206,11 +210,12 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             raise Unavailable(deadlines.deadline_message("Redis"))
         try:
             with anyio.fail_after(limit):
-                if closing:  # the wait leaves half of the limit to the script (and within Redis's socket timeout)
-                    wait_ms = max(1, int(min(self._timeout, limit) * 500))
-                    reply = await self._replicas.run(name, keys, args, wait_ms)
+                # The wait leaves half of the limit to the scripts (and stays within Redis's socket timeout).
+                wait_ms = max(1, int(min(self._timeout, limit) * 500)) if closing else None
+                if wait_ms is None and len(calls) == 1:
+                    replies = [await self._scripts.run(name, *calls[0])]
                 else:
-                    reply = await self._scripts.run(name, keys, args)
+                    replies = await self._replicas.run_many(name, calls, wait_ms)
         except MemoryServiceError:
             raise
         except TimeoutError as exc:
@@ -220,10 +225,9 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             raise as_service_error(name, exc) from exc
         except Exception as exc:
             raise as_service_error(name, exc) from exc
-        result: list[Any] = reply
-        if result and result[0] == "oom":  # refused whole before its first write (lib.lua's no_room)
+        if any(reply and reply[0] == "oom" for reply in replies):  # refused whole before its first write (no_room)
             raise out_of_memory()
-        return result
+        return replies
 
     async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]:
         """Redis does not know the session: re-open it from the durable store (see the module docstring)."""
@@ -453,12 +457,14 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     ) -> tuple[int, int]:
         """Delete the keys of every session of the project (of one agent, or one session) that Redis holds, found by
         ``SCAN`` over the key layout's prefix in batches (never ``KEYS``; in Cluster, on every primary), then one
-        script per session. Returns the live keys and the sessions removed (with ``dry_run``: that would be); the keys
+        script per session, a batch of them in one pipeline that waits for a replica once (:mod:`.replication`).
+        Returns the live keys and the sessions removed (with ``dry_run``: that would be); the keys
         a crashed import left staged (:mod:`.staging`) are erased too, but are neither sessions nor live keys."""
         pattern = "{}:{{{}/{}/{}}}:*".format(
             _glob_escape(self.key_prefix), project_id, agent_instance_id or "*", session_id or "*"
         )
         bases: set[str] = set()
+        args = [repr(float(now)), "1" if dry_run else "0"]
         try:
             async for key in self._client.scan_iter(match=pattern, count=SCAN_BATCH):
                 name = key.decode() if isinstance(key, bytes) else str(key)
@@ -466,12 +472,15 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         except Exception as exc:
             raise as_service_error("scan", exc) from exc
         live = sessions = 0
-        for base in sorted(bases):
-            keys = [f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct")]
-            reply = await self._eval("erase", keys, [repr(float(now)), "1" if dry_run else "0"], closing=not dry_run)
-            if not base.rpartition("}")[2]:  # a session's keys, not "...}:import:<token>" (staged by an import)
-                live += int(reply[1])
-                sessions += 1
+        ordered = sorted(bases)
+        for start in range(0, len(ordered), SCAN_BATCH):  # a pipeline per batch, which waits for a replica once
+            batch = ordered[start : start + SCAN_BATCH]
+            calls = [([f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct")], args) for base in batch]
+            replies = await self._eval_many("erase", calls, closing=not dry_run)
+            for base, reply in zip(batch, replies, strict=True):
+                if not base.rpartition("}")[2]:  # a session's keys, not "...}:import:<token>" (staged by an import)
+                    live += int(reply[1])
+                    sessions += 1
         return live, sessions
 
     async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
