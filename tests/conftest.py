@@ -188,9 +188,15 @@ async def postgres_database_url() -> str:
     return pg_servers.database_url(await pg_servers.migrated_database())
 
 
+@pytest.fixture
+def server_settings() -> dict[str, Any]:
+    """Settings both of ``two_servers`` take besides their stores' (a test overrides it by parametrizing it)."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def two_servers(
-    request: pytest.FixtureRequest, db_url: str
+    request: pytest.FixtureRequest, db_url: str, server_settings: dict[str, Any]
 ) -> AsyncIterator[tuple[MemoryRuntime, MemoryRuntime]]:
     """Two runtimes on one Redis key prefix and one durable store (SQLite or Postgres): two servers of one
     deployment, for races that no in-process lock orders."""
@@ -198,7 +204,7 @@ async def two_servers(
 
     url = db_url if request.param == "sqlite" else pg_servers.database_url(await pg_servers.migrated_database())
     prefix = unique_prefix()
-    settings = Settings(database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
+    settings = Settings(database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix, **server_settings)
     try:
         async with MemoryRuntime(settings) as a, MemoryRuntime(settings) as b:
             yield a, b

@@ -4,7 +4,8 @@ session across both stores (the operator's ``mcp-memory forget``), and the check
 Where working memory lives in Redis, ``delete_session`` first claims the session with the durable seal a terminate
 takes (its own token and lease): a terminate of any server holding it makes the deletion ``conflict`` before it has
 erased anything, and one arriving after is refused by it, so a terminate never consolidates a state the deletion has
-half-erased. It then removes the Redis keys and the durable records second: if the second step fails (the seal is
+half-erased; the seal is renewed while the deletion runs, so that one slower than the lease keeps terminates out
+too. It then removes the Redis keys and the durable records second: if the second step fails (the seal is
 then released), the session still exists durably and Redis re-opens it from its newest checkpoint at the next call
 (as after a Redis restart), so nothing is left half-deleted in a way a caller could see; the deletion can be
 repeated. The Redis keys are removed once more after the durable step, in case a call re-opened the session in
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -25,6 +27,7 @@ from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
 from mcp_memory.models import Scope, validate_identifier
+from mcp_memory.services.renewal import renewed
 from mcp_memory.stores.ports import (
     DurableStore,
     EventRecord,
@@ -121,9 +124,12 @@ class SessionControl:
             token = await self._claim(scope, now)
             deleted = False
             try:
-                working = await self._working.erase_session(scope, now)
-                await faults.reached("delete.working_erased")
-                removed = await self._durable.delete_session(scope, keep_episodes, now, token)
+                # The seal is renewed while the deletion runs: one slower than its lease (a stalled store, a large
+                # session) must not let a terminate take the seal over and consolidate a half-erased state.
+                async with renewed(partial(self._renew, scope, token), self._lease / 3, f"the deletion of {scope}"):
+                    working = await self._working.erase_session(scope, now)
+                    await faults.reached("delete.working_erased")
+                    removed = await self._durable.delete_session(scope, keep_episodes, now, token)
                 deleted = True
             finally:
                 if not deleted:
@@ -135,6 +141,9 @@ class SessionControl:
                             logger.warning("could not unseal %s after a failed deletion", scope, exc_info=True)
             await self._working.erase_session(scope, now)
         return SessionDeleted(scope.session_id, removed + Removed(working_keys=working))
+
+    async def _renew(self, scope: Scope, token: str) -> None:
+        await self._durable.seal(scope, token, self._clock(), self._lease)
 
     async def _claim(self, scope: Scope, now: float) -> str:
         """Seal the session durably as a terminate does, under a token of this deletion's own, before Redis is
