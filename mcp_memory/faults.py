@@ -6,16 +6,17 @@ makes the process exit at once at that point (``os._exit``: no cleanup, no ``fin
 
 Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged`` (Redis holds the staged initial
 state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
-``import.validated`` (an import has read and checked the whole file, nothing written yet),
-``import.working_staged`` (an import has staged one more session's working memory in Redis),
-``import.durable_committed`` (an import's durable transaction has committed; Redis's part is staged, not switched),
-``import.switched`` (Redis's part is switched in; terminated sessions are not yet closed as terminate does);
-``delete.working_erased`` (``delete_session`` has erased the session's Redis keys, the durable record is still
-there), ``recover.read`` (a call that found its session missing in Redis has read the durable record to re-open it
-from, and not yet written Redis); ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has
-deleted the sessions' working memory rows, checkpoints and events in its transaction, not yet the sessions);
-``terminate.sealed`` (terminate holds the session's seals, nothing read or recorded yet); ``resume.restored`` (a
-two-step resume has restored its checkpoint into working memory, not yet recorded it).
+``import.validated`` (an import has read and checked the whole file, nothing written yet), ``import.working_staged``
+(an import has staged one more session's working memory in Redis), ``import.durable_committed`` (an import's durable
+transaction has committed; Redis's part is staged, not switched), ``import.switched`` (Redis's part is switched in;
+terminated sessions are not yet closed as terminate does); ``delete.working_erased`` (``delete_session`` has erased
+the session's Redis keys, the durable record is still there), ``delete.waiting`` (``delete_session`` found the
+session sealed by another deletion and waits for its answer; reached at each look), ``recover.read`` (a call that
+found its session missing in Redis has read the durable record to re-open it from, and not yet written Redis);
+``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has deleted the sessions' working memory rows,
+checkpoints and events in its transaction, not yet the sessions); ``terminate.sealed`` (terminate holds the
+session's seals, nothing read or recorded yet); ``resume.restored`` (a two-step resume has restored its checkpoint
+into working memory, not yet recorded it).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
 """The spawn path's points, in order."""
 IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_committed", "import.switched")
 """The import path's points, in order (the last three with working memory in Redis)."""
-DELETE_POINTS = ("delete.working_erased", "recover.read", "terminate.sealed", "resume.restored")
-"""A deletion racing a re-open of the session from the durable store, or a terminate racing a deletion or a resume
-(working memory in Redis)."""
+DELETE_POINTS = ("delete.working_erased", "delete.waiting", "recover.read", "terminate.sealed", "resume.restored")
+"""A deletion racing a re-open of the session from the durable store or another deletion, or a terminate racing a
+deletion or a resume (working memory in Redis)."""
 ERASE_POINTS = ("erase.rows_deleted",)
 """A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
 sessions themselves."""

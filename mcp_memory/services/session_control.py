@@ -5,10 +5,11 @@ Where working memory lives in Redis, ``delete_session`` first claims the session
 takes (its own token and lease): a terminate of any server holding it makes the deletion ``conflict`` before it has
 erased anything, and one arriving after is refused by it, so a terminate never consolidates a state the deletion has
 half-erased; the seal is renewed while the deletion runs, so that one slower than the lease keeps terminates out
-too. It then removes the Redis keys and the durable records second: if the second step fails (the seal is
-then released), the session still exists durably and Redis re-opens it from its newest checkpoint at the next call
-(as after a Redis restart), so nothing is left half-deleted in a way a caller could see; the deletion can be
-repeated. The Redis keys are removed once more after the durable step, in case a call re-opened the session in
+too. A deletion that meets another deletion's seal (another server's) waits for that one's answer instead of
+answering ``conflict``. It then removes the Redis keys and the durable records second: if the second step fails (the
+seal is then released), the session still exists durably and Redis re-opens it from its newest checkpoint at the
+next call (as after a Redis restart), so nothing is left half-deleted in a way a caller could see; the deletion can
+be repeated. The Redis keys are removed once more after the durable step, in case a call re-opened the session in
 between.
 """
 
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
+
+import anyio
 
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
@@ -41,6 +44,10 @@ from mcp_memory.stores.ports import (
 logger = logging.getLogger(__name__)
 
 MAX_KEEP_LAST = 1_000_000
+DELETION_TOKEN = "delete-"
+"""How a deletion's seal token starts (a terminate's is a bare hex uuid): a deletion meeting another's seal waits."""
+CLAIM_POLL_SECONDS = 0.05
+"""How often a deletion waiting for another deletion of its session reads the session again."""
 
 
 def retention_policy(settings: Settings, keep_last: int | None = None) -> Retention:
@@ -121,7 +128,7 @@ class SessionControl:
             if self._working is None:  # one store: one transaction, ordered with a terminate by its row lock
                 removed = await self._durable.delete_session(scope, keep_episodes, now)
                 return SessionDeleted(scope.session_id, removed)
-            token = await self._claim(scope, now)
+            token = await self._claim(scope)
             deleted = False
             try:
                 # The seal is renewed while the deletion runs: one slower than its lease (a stalled store, a large
@@ -145,21 +152,35 @@ class SessionControl:
     async def _renew(self, scope: Scope, token: str) -> None:
         await self._durable.seal(scope, token, self._clock(), self._lease)
 
-    async def _claim(self, scope: Scope, now: float) -> str:
+    async def _claim(self, scope: Scope) -> str:
         """Seal the session durably as a terminate does, under a token of this deletion's own, before Redis is
         touched; the token. A session terminated already is left as it is (the seal is a no-op there).
-        ``Conflict`` if a terminate (or another deletion) holds the seal; ``NotFound`` if that deletion is done."""
-        token = uuid4().hex
-        try:
-            await self._durable.seal(scope, token, now, self._lease)
-        except Conflict:
-            if await self._durable.get_session(scope) is None:
+        ``Conflict`` if a terminate holds the seal. Another deletion (of another server) holding it decides the
+        answer, as if this one came after it: this one waits for it, and is ``NotFound`` once it has deleted the
+        session, or goes on if it failed (and unsealed); ``Conflict`` if it is still at it when this call's deadline
+        (or the lease) is near."""
+        token = DELETION_TOKEN + uuid4().hex
+        give_up = time.monotonic() + self._lease
+        while True:
+            try:
+                await self._durable.seal(scope, token, self._clock(), self._lease)
+                return token
+            except Conflict:
+                held = await self._durable.get_session(scope)
+            if held is None:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent") from None
-            raise Conflict(
-                f"session '{scope.session_id}' is being terminated (or deleted by another call); delete it once it is "
-                "terminated"
-            ) from None
-        return token
+            if held.sealed and not (held.seal_token or "").startswith(DELETION_TOKEN):
+                raise Conflict(
+                    f"session '{scope.session_id}' is being terminated; delete it once it is terminated"
+                ) from None
+            left = deadlines.remaining()
+            if time.monotonic() >= give_up or (left is not None and left < 2 * CLAIM_POLL_SECONDS):
+                raise Conflict(
+                    f"session '{scope.session_id}' is being deleted by another call; retry (it is not_found once "
+                    "that deletion is done)"
+                )
+            await faults.reached("delete.waiting")
+            await anyio.sleep(CLAIM_POLL_SECONDS)
 
     async def delete_checkpoint(
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, checkpoint_id: str
