@@ -362,7 +362,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             reply = await self._eval("seal", self.keys(scope), args)
         if reply[0] == "held":
             raise Conflict(
-                f"a terminate of session '{scope.session_id}' is already in progress; retry "
+                f"a terminate or deletion of session '{scope.session_id}' is already in progress; retry "
                 f"(if it was interrupted, its seal lapses within {lease_seconds:g} seconds)"
             )
 

@@ -70,9 +70,9 @@ def check_terminate(scope: Scope, row: Any, seal_token: str | None) -> bool:
 
 
 def terminate_in_progress(scope: Scope, lease_seconds: float) -> Conflict:
-    """``seal`` of a session another terminate holds sealed, its lease not yet run out."""
+    """``seal`` of a session another terminate or deletion holds sealed, its lease not yet run out."""
     return Conflict(
-        f"a terminate of session '{scope.session_id}' is already in progress; retry "
+        f"a terminate or deletion of session '{scope.session_id}' is already in progress; retry "
         f"(if it was interrupted, its seal lapses within {lease_seconds:g} seconds)"
     )
 
