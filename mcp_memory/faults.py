@@ -15,7 +15,8 @@ there), ``recover.read`` (a call that found its session missing in Redis has rea
 from, and not yet written Redis); ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has
 deleted the sessions' working memory rows, checkpoints and events in its transaction, not yet the sessions);
 ``terminate.sealed`` (terminate holds the session's seals, nothing read or recorded yet); ``resume.restored`` (a
-two-step resume has restored its checkpoint into working memory, not yet recorded it).
+two-step resume has restored its checkpoint into working memory, not yet recorded it); ``pause.snapshotted`` (a
+two-step pause has its snapshot of working memory, not yet recorded it).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
 """The spawn path's points, in order."""
 IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_committed", "import.switched")
 """The import path's points, in order (the last three with working memory in Redis)."""
-DELETE_POINTS = ("delete.working_erased", "recover.read", "terminate.sealed", "resume.restored")
-"""A deletion racing a re-open of the session from the durable store, or a terminate racing a deletion or a resume
-(working memory in Redis)."""
+DELETE_POINTS = ("delete.working_erased", "recover.read", "terminate.sealed", "resume.restored", "pause.snapshotted")
+"""A deletion racing a re-open of the session from the durable store, a terminate racing a deletion or a resume, or
+a pause and a resume of two servers racing (working memory in Redis)."""
 ERASE_POINTS = ("erase.rows_deleted",)
 """A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
 sessions themselves."""

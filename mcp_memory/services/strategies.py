@@ -388,9 +388,13 @@ class TwoStep:
             keep=keep,
             snapshot=nonce if copied else None,
         )
+        # The snapshot's order among the session's transitions (Redis): a resume of another server that restored after
+        # it and recorded first keeps the session running (the record keeps this checkpoint all the same).
+        order = state.order if isinstance(state, PackedState) else None
+        await faults.reached("pause.snapshotted")
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
-        await self._ctx.durable.record_pause(scope, info, state, event, retention)
+        await self._ctx.durable.record_pause(scope, info, state, event, retention, order=order)
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(
@@ -408,7 +412,10 @@ class TwoStep:
             copy_min = copies.copy_min_keys if copies is not None else None
             checkpoint = await self._checkpoint(scope, wanted, copy_min)
             limits = ctx.working.limits
-            restored: int | None = None
+            restored: int
+            # The restore's order among the session's transitions (Redis), which its record carries: a pause of another
+            # server that snapshotted after it and recorded first keeps the session paused.
+            order: int | None = None
             if isinstance(checkpoint, PackedCheckpoint):
                 packed = caps.packed
                 assert packed is not None
@@ -416,13 +423,15 @@ class TwoStep:
                 # only if the copy's tag carries that snapshot's nonce.
                 snapshot = checkpoint.snapshot
                 big = copy_min is not None and checkpoint.info.keys_count >= copy_min
+                restoration = None
                 if copies is not None and big and snapshot is not None:
-                    restored = await copies.take_copy(scope, snapshot, now, limits)
-                    if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
+                    restoration = await copies.take_copy(scope, snapshot, now, limits)
+                    if restoration is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
                         checkpoint = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
-                if restored is None:
+                if restoration is None:
                     assert isinstance(checkpoint, PackedCheckpoint)
-                    restored = await packed.restore_packed(scope, checkpoint.state, clear, now, limits)
+                    restoration = await packed.restore_packed(scope, checkpoint.state, clear, now, limits)
+                restored, order = restoration.items, restoration.order
             else:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, now, limits)
             cp_id = checkpoint.info.checkpoint_id
@@ -430,7 +439,7 @@ class TwoStep:
             await faults.reached("resume.restored")
             event = ctx.event("resume", started, "ok", details)
             try:
-                await ctx.durable.record_resume(scope, event, retention)
+                await ctx.durable.record_resume(scope, event, retention, order=order)
             except Conflict as exc:
                 # A terminate (or a deletion) of another server sealed the durable record after the read above; a
                 # terminate's working-memory seal came after this restore, which it would have refused: the restore

@@ -260,13 +260,14 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
+        order: int | None = None,
     ) -> None:
         # One message, its own transaction (stores/postgres/two_step.py): lock, insert, event, retention.
         state = state_text(items)
         meta = json_text(info.metadata)
         async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
             # The event's duration is taken here, with the connection in hand (the store's own work counted).
-            args = two_step.record_pause_args(scope, info, meta, state, event_params(event), retention)
+            args = two_step.record_pause_args(scope, info, meta, state, event_params(event), retention, order)
             done = await driver.fetchval(two_step.RECORD_PAUSE, *args)
         if not done:
             async with self._read() as conn:
@@ -354,10 +355,12 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         info = _record_info(row)
         return info, int(row["restored"])
 
-    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_resume(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+    ) -> None:
         # One statement on the driver connection (stores/postgres/two_step.py).
         async with self._driver() as driver:
-            args = two_step.record_resume_args(scope, event_params(event), retention)
+            args = two_step.record_resume_args(scope, event_params(event), retention, order)
             row = await driver.fetchrow(two_step.RECORD_RESUME, *args)
         check_writable(scope, None if row["status"] is None else (row["status"], row["sealed"]))
 

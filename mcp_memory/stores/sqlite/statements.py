@@ -80,6 +80,13 @@ INSERT_SPAWNING = (
     "ON CONFLICT DO NOTHING RETURNING *"
 )
 SET_STATUS = "UPDATE sessions SET status = :status, updated_at = :now WHERE id = :pk"
+# A record of a transition ordered in working memory (Redis): the status moves only if its order is above the last
+# ordered one recorded (a late record of an older transition leaves the newer one's status); the order is kept.
+_NEWER = "status_order IS NULL OR :order > status_order"
+SET_ORDERED_STATUS = (
+    f"UPDATE sessions SET status = CASE WHEN {_NEWER} THEN :status ELSE status END, "
+    f"status_order = CASE WHEN {_NEWER} THEN :order ELSE status_order END, updated_at = :now WHERE id = :pk"
+)
 
 
 def event_params(session_pk: int, ev: EventRecord) -> dict[str, Any]:
@@ -94,8 +101,16 @@ def event_params(session_pk: int, ev: EventRecord) -> dict[str, Any]:
     }
 
 
-def set_status_sync(db: sqlite3.Connection, session_pk: int, status: SessionStatus, event: EventRecord) -> None:
-    db.execute(SET_STATUS, {"status": status.value, "now": event.at, "pk": session_pk})
+def set_status_sync(
+    db: sqlite3.Connection, session_pk: int, status: SessionStatus, event: EventRecord, order: int | None = None
+) -> None:
+    """Set the session's status (with ``order``: unless an ordered transition after it is recorded) and record the
+    event."""
+    params = {"status": status.value, "now": event.at, "pk": session_pk}
+    if order is None:
+        db.execute(SET_STATUS, params)
+    else:
+        db.execute(SET_ORDERED_STATUS, {**params, "order": order})
     db.execute(INSERT_EVENT, event_params(session_pk, event))
 
 

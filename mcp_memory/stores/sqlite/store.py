@@ -259,6 +259,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
+        order: int | None = None,
     ) -> None:
         params = checkpoint_params(scope, info, items)
 
@@ -268,7 +269,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
             if row is None:
                 writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
                 raise checkpoint_exists(info.checkpoint_id)
-            set_status_sync(db, row[0], SessionStatus.PAUSED, event)
+            set_status_sync(db, row[0], SessionStatus.PAUSED, event, order)
             self._prune_sync(db, row[0], info, retention)
 
         await self._write_direct(pause)
@@ -369,10 +370,12 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
 
         return await self._write_direct(resume)
 
-    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_resume(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+    ) -> None:
         def resume(db: sqlite3.Connection) -> None:
             pk = writable_pk_sync(db, scope)
-            set_status_sync(db, pk, SessionStatus.RUNNING, event)
+            set_status_sync(db, pk, SessionStatus.RUNNING, event, order)
             self._prune_events_sync(db, pk, event.at, retention)
 
         await self._write_direct(resume)
