@@ -46,6 +46,7 @@ from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import (
     DurableStore,
     EventRecord,
+    PauseStamp,
     Retention,
     SameStoreLifecycle,
     StagedSpawn,
@@ -234,22 +235,29 @@ class OneTransaction:
         retention: Retention,
         keep: bool,
     ) -> Checkpointed:
-        taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
-        cp_id, created = _checkpoint_id(given_id, taken)
-        # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event.
-        draft = CheckpointInfo(
-            checkpoint_id=cp_id,
-            created_at=created,
-            keys_count=0,
-            bytes=0,
-            label=label,
-            content_hash="",
-            metadata=meta,
-            keep=keep,
-        )
-        event = self._ctx.event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
-        saved = await self._store.pause_session(scope, draft, taken, event, retention)
-        return Checkpointed(cp_id, saved.keys_count, saved.bytes, saved.created_at)
+        def stamp() -> PauseStamp:
+            # The checkpoint's time is its snapshot's, its id made from that same reading.
+            taken = self._ctx.clock()
+            cp_id, created = _checkpoint_id(given_id, taken)
+            draft = CheckpointInfo(
+                checkpoint_id=cp_id,
+                created_at=created,
+                keys_count=0,
+                bytes=0,
+                label=label,
+                content_hash="",
+                metadata=meta,
+                keep=keep,
+            )
+            event = self._ctx.event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
+            return PauseStamp(draft, taken, event)
+
+        # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event. Stamped
+        # after waiting for this process's lock, and again under the store's if another process's pause, stamped
+        # later, took that lock first: the newest checkpoint by time is the latest state.
+        first = stamp()
+        saved = await self._store.pause_session(scope, first.info, first.now, first.event, retention, restamp=stamp)
+        return Checkpointed(saved.checkpoint_id, saved.keys_count, saved.bytes, saved.created_at)
 
     async def resume(
         self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any], retention: Retention

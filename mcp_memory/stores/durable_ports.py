@@ -4,7 +4,7 @@ The contracts all ports keep: :mod:`.ports`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
@@ -30,6 +30,7 @@ from mcp_memory.stores.records import (
     ForgottenEpisode,
     IdentifierKind,
     Limits,
+    PauseStamp,
     Removed,
     Retention,
     SearchMode,
@@ -408,14 +409,25 @@ class SameStoreLifecycle(Protocol):
         ...
 
     async def pause_session(
-        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        now: float,
+        event: EventRecord,
+        retention: Retention | None = None,
+        restamp: Callable[[], PauseStamp] | None = None,
     ) -> CheckpointInfo:
         """``snapshot`` and ``record_pause`` (its pruning by ``retention`` included) in one transaction:
         checkpoint the items live at ``now`` under ``info``'s id, time, label, ``keep`` and metadata, mark the
         session paused and record ``event`` with ``"items"`` (the count checkpointed) added to its detail.
         ``info``'s ``keys_count``, ``bytes`` and ``content_hash`` are ignored: the store computes them (as
         :func:`~mcp_memory.models.content_hash` does) and returns ``info`` with them. Refusals as for
-        ``record_pause``."""
+        ``record_pause``.
+
+        ``restamp``: if, once the store holds the session's lock, the session has a checkpoint dated after
+        ``info`` (a pause of another process read its clock later but took the lock first), the pause takes its id,
+        time, snapshot time and event from ``restamp()`` instead, called under that lock, so the newer state is not
+        recorded under the older time. The returned ``info`` is the one recorded."""
         ...
 
     async def resume_session(

@@ -12,7 +12,7 @@ from typing import Any
 from mcp_memory.models import CheckpointInfo, Item, PackedState, Scope, SessionStatus, to_datetime
 from mcp_memory.stores.ports import EventRecord, Limits
 from mcp_memory.stores.sql.dialect import Dialect, as_is
-from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE
+from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE, SESSION_PK
 from mcp_memory.stores.sql.rules import check_fits, check_writable, restore_overflows
 from mcp_memory.stores.sqlite.schema import encode_state
 
@@ -40,6 +40,8 @@ INSERT_CHECKPOINT = (
     f"FROM sessions s WHERE {WRITABLE_SESSION} "
     "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk"
 )
+NEWER_CHECKPOINT = f"SELECT 1 FROM checkpoints WHERE session_pk = {SESSION_PK} AND created_at > :at LIMIT 1"
+"""Whether the session has a checkpoint dated after ``:at`` (a pause's stamp, checked under the write lock)."""
 SET_SQL = f"""
 INSERT INTO working_items (session_pk, key, value, expires_at)
 SELECT s.id, :k, :v, :e FROM sessions s
