@@ -16,7 +16,8 @@ found its session missing in Redis has read the durable record to re-open it fro
 ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has deleted the sessions' working memory rows,
 checkpoints and events in its transaction, not yet the sessions); ``terminate.sealed`` (terminate holds the
 session's seals, nothing read or recorded yet); ``resume.restored`` (a two-step resume has restored its checkpoint
-into working memory, not yet recorded it).
+into working memory, not yet recorded it); ``pause.snapshotted`` (a two-step pause
+has its snapshot of working memory, not yet recorded it).
 """
 
 from __future__ import annotations
@@ -32,9 +33,16 @@ POINTS = ("spawn.begun", "spawn.staged", "spawn.completed", "spawn.committed")
 """The spawn path's points, in order."""
 IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_committed", "import.switched")
 """The import path's points, in order (the last three with working memory in Redis)."""
-DELETE_POINTS = ("delete.working_erased", "delete.waiting", "recover.read", "terminate.sealed", "resume.restored")
-"""A deletion racing a re-open of the session from the durable store or another deletion, or a terminate racing a
-deletion or a resume (working memory in Redis)."""
+DELETE_POINTS = (
+    "delete.working_erased",
+    "delete.waiting",
+    "recover.read",
+    "terminate.sealed",
+    "resume.restored",
+    "pause.snapshotted",
+)
+"""A deletion racing a re-open of the session from the durable store or another deletion, a terminate racing a
+deletion or a resume, or a pause and a resume of two servers racing (working memory in Redis)."""
 ERASE_POINTS = ("erase.rows_deleted",)
 """A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
 sessions themselves."""

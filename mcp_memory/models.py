@@ -315,6 +315,18 @@ class PackedState:
     keys_count: int
     bytes: int
     content_hash: str
+    order: int | None = None
+    """A pause's snapshot: its order among the session's transitions in working memory (Redis:
+    :mod:`~mcp_memory.stores.redis.copies`), which its durable record carries; None: not ordered."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restoration:
+    """What a resume's restore into working memory did: the count of items restored, and its order among the
+    session's transitions in working memory (as :attr:`PackedState.order`; None: not ordered)."""
+
+    items: int
+    order: int | None = None
 
 
 def pack_state(keys: Sequence[str], values: Sequence[RawJSON], expiries: Iterable[float | None]) -> PackedState:
@@ -438,6 +450,7 @@ __all__ = [
     "PackedCheckpoint",
     "PackedState",
     "RawJSON",
+    "Restoration",
     "Scope",
     "ScoredEpisode",
     "SessionInfo",

@@ -1127,7 +1127,9 @@ class _FailingResumeRecord:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_resume(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+    ) -> None:
         raise Unavailable("the store went away")
 
 

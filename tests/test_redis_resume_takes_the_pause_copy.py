@@ -209,7 +209,8 @@ async def test_a_copy_is_taken_only_under_its_own_snapshots_nonce(rt: MemoryRunt
     await rt.working.set(scope, "a", 3)
     assert await redis_store.take_copy(scope, "nonce-1", now, rt.working.limits) is None
     assert await rt.working.get(scope, "a") == 3  # nothing changed
-    assert await redis_store.take_copy(scope, "nonce-2", now, rt.working.limits) == 1
+    taken = await redis_store.take_copy(scope, "nonce-2", now, rt.working.limits)
+    assert taken is not None and taken.items == 1
     assert await rt.working.get(scope, "a") == 2  # the second snapshot's state
 
 
@@ -263,7 +264,8 @@ async def test_a_copy_over_the_key_limit_is_not_taken(rt: MemoryRuntime) -> None
     taken = await store(rt).take_copy(scope, checkpoint.snapshot, now, Limits(max_keys=3))
     assert taken is None  # four keys in the copy
     assert await rt.working.get(scope, "new") == 3  # nothing changed
-    assert await store(rt).take_copy(scope, checkpoint.snapshot, now, Limits(max_keys=4)) == 4
+    taken = await store(rt).take_copy(scope, checkpoint.snapshot, now, Limits(max_keys=4))
+    assert taken is not None and taken.items == 4
 
 
 # -- every path that changes checkpoints or drops working memory drops the copy ------------------------------
@@ -376,7 +378,7 @@ async def test_the_copy_expires_with_the_session_keys(rt: MemoryRuntime, admin: 
 
 async def test_copy_keys_share_the_session_hash_slot(rt: MemoryRuntime) -> None:
     keys = store(rt).all_keys(new_scope())
-    assert len(keys) == 7
+    assert len(keys) == 8
     assert len({k[k.index("{") : k.index("}") + 1] for k in keys}) == 1
 
 

@@ -46,6 +46,7 @@ from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import (
     DurableStore,
     EventRecord,
+    PauseStamp,
     Retention,
     SameStoreLifecycle,
     StagedSpawn,
@@ -234,22 +235,29 @@ class OneTransaction:
         retention: Retention,
         keep: bool,
     ) -> Checkpointed:
-        taken = self._ctx.clock()  # after waiting for the lock: the checkpoint's time is its snapshot's
-        cp_id, created = _checkpoint_id(given_id, taken)
-        # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event.
-        draft = CheckpointInfo(
-            checkpoint_id=cp_id,
-            created_at=created,
-            keys_count=0,
-            bytes=0,
-            label=label,
-            content_hash="",
-            metadata=meta,
-            keep=keep,
-        )
-        event = self._ctx.event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
-        saved = await self._store.pause_session(scope, draft, taken, event, retention)
-        return Checkpointed(cp_id, saved.keys_count, saved.bytes, saved.created_at)
+        def stamp() -> PauseStamp:
+            # The checkpoint's time is its snapshot's, its id made from that same reading.
+            taken = self._ctx.clock()
+            cp_id, created = _checkpoint_id(given_id, taken)
+            draft = CheckpointInfo(
+                checkpoint_id=cp_id,
+                created_at=created,
+                keys_count=0,
+                bytes=0,
+                label=label,
+                content_hash="",
+                metadata=meta,
+                keep=keep,
+            )
+            event = self._ctx.event("pause", started, "ok", {"checkpoint_id": cp_id, "metadata": meta})
+            return PauseStamp(draft, taken, event)
+
+        # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event. Stamped
+        # after waiting for this process's lock, and again under the store's if another process's pause, stamped
+        # later, took that lock first: the newest checkpoint by time is the latest state.
+        first = stamp()
+        saved = await self._store.pause_session(scope, first.info, first.now, first.event, retention, restamp=stamp)
+        return Checkpointed(saved.checkpoint_id, saved.keys_count, saved.bytes, saved.created_at)
 
     async def resume(
         self, scope: Scope, started: Call, wanted: str | None, clear: bool, meta: dict[str, Any], retention: Retention
@@ -388,9 +396,13 @@ class TwoStep:
             keep=keep,
             snapshot=nonce if copied else None,
         )
+        # The snapshot's order among the session's transitions (Redis): a resume of another server that restored after
+        # it and recorded first keeps the session running (the record keeps this checkpoint all the same).
+        order = state.order if isinstance(state, PackedState) else None
+        await faults.reached("pause.snapshotted")
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
-        await self._ctx.durable.record_pause(scope, info, state, event, retention)
+        await self._ctx.durable.record_pause(scope, info, state, event, retention, order=order)
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(
@@ -408,7 +420,10 @@ class TwoStep:
             copy_min = copies.copy_min_keys if copies is not None else None
             checkpoint = await self._checkpoint(scope, wanted, copy_min)
             limits = ctx.working.limits
-            restored: int | None = None
+            restored: int
+            # The restore's order among the session's transitions (Redis), which its record carries: a pause of another
+            # server that snapshotted after it and recorded first keeps the session paused.
+            order: int | None = None
             if isinstance(checkpoint, PackedCheckpoint):
                 packed = caps.packed
                 assert packed is not None
@@ -416,13 +431,15 @@ class TwoStep:
                 # only if the copy's tag carries that snapshot's nonce.
                 snapshot = checkpoint.snapshot
                 big = copy_min is not None and checkpoint.info.keys_count >= copy_min
+                restoration = None
                 if copies is not None and big and snapshot is not None:
-                    restored = await copies.take_copy(scope, snapshot, now, limits)
-                    if restored is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
+                    restoration = await copies.take_copy(scope, snapshot, now, limits)
+                    if restoration is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
                         checkpoint = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
-                if restored is None:
+                if restoration is None:
                     assert isinstance(checkpoint, PackedCheckpoint)
-                    restored = await packed.restore_packed(scope, checkpoint.state, clear, now, limits)
+                    restoration = await packed.restore_packed(scope, checkpoint.state, clear, now, limits)
+                restored, order = restoration.items, restoration.order
             else:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, now, limits)
             cp_id = checkpoint.info.checkpoint_id
@@ -430,7 +447,7 @@ class TwoStep:
             await faults.reached("resume.restored")
             event = ctx.event("resume", started, "ok", details)
             try:
-                await ctx.durable.record_resume(scope, event, retention)
+                await ctx.durable.record_resume(scope, event, retention, order=order)
             except Conflict as exc:
                 # A terminate (or a deletion) of another server sealed the durable record after the read above; a
                 # terminate's working-memory seal came after this restore, which it would have refused: the restore

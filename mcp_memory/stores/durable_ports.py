@@ -4,7 +4,7 @@ The contracts all ports keep: :mod:`.ports`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
@@ -30,6 +30,7 @@ from mcp_memory.stores.records import (
     ForgottenEpisode,
     IdentifierKind,
     Limits,
+    PauseStamp,
     Removed,
     Retention,
     SearchMode,
@@ -163,9 +164,12 @@ class SessionStore(Protocol):
         kinds need exactly one), narrowed by the agent and session if given (``checkpoint`` needs both)."""
         ...
 
-    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_resume(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+    ) -> None:
         """Mark the session running, record the event and prune the session's events by ``retention``'s event
-        bounds (at the event's time), in one transaction, as ``record_pause`` prunes them."""
+        bounds (at the event's time), in one transaction, as ``record_pause`` prunes them. ``order``: the restore's
+        order among the session's transitions in working memory (``record_pause`` explains it)."""
         ...
 
     async def delete_session(
@@ -216,11 +220,18 @@ class CheckpointStore(Protocol):
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
+        order: int | None = None,
     ) -> None:
         """Store a checkpoint (its items, or its state already packed: then stored as that text), mark the session
         paused, record the event and prune the session's checkpoints by ``retention`` (at ``info.created_at``), in
         one transaction. ``Conflict`` (and nothing written) if the
-        checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is missing or terminated."""
+        checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is missing or terminated.
+
+        ``order``: the snapshot's order among the session's transitions in working memory (Redis: a pause's
+        snapshot, a resume's restore). The status is set only by a record whose order is above that of every
+        ordered record before it (kept with the session): a pause recorded after a resume of another server that
+        restored after its snapshot keeps its checkpoint and event, and leaves the session running (and a resume
+        recorded late likewise leaves it paused). None: the status is set (an unordered working store)."""
         ...
 
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:
@@ -398,14 +409,25 @@ class SameStoreLifecycle(Protocol):
         ...
 
     async def pause_session(
-        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        now: float,
+        event: EventRecord,
+        retention: Retention | None = None,
+        restamp: Callable[[], PauseStamp] | None = None,
     ) -> CheckpointInfo:
         """``snapshot`` and ``record_pause`` (its pruning by ``retention`` included) in one transaction:
         checkpoint the items live at ``now`` under ``info``'s id, time, label, ``keep`` and metadata, mark the
         session paused and record ``event`` with ``"items"`` (the count checkpointed) added to its detail.
         ``info``'s ``keys_count``, ``bytes`` and ``content_hash`` are ignored: the store computes them (as
         :func:`~mcp_memory.models.content_hash` does) and returns ``info`` with them. Refusals as for
-        ``record_pause``."""
+        ``record_pause``.
+
+        ``restamp``: if, once the store holds the session's lock, the session has a checkpoint dated after
+        ``info`` (a pause of another process read its clock later but took the lock first), the pause takes its id,
+        time, snapshot time and event from ``restamp()`` instead, called under that lock, so the newer state is not
+        recorded under the older time. The returned ``info`` is the one recorded."""
         ...
 
     async def resume_session(

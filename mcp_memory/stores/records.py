@@ -13,6 +13,7 @@ from uuid import UUID
 
 from mcp_memory.errors import Conflict
 from mcp_memory.models import (
+    CheckpointInfo,
     Episode,
     Outcome,
 )
@@ -61,6 +62,16 @@ class Retention:
     max_age_seconds: float | None = None
     events_keep_last: int | None = None
     events_max_age_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PauseStamp:
+    """A one-transaction pause's checkpoint (its id, time, label, ``keep`` and metadata: the store computes the
+    rest), the time its snapshot is taken at, and its event, all from one clock reading."""
+
+    info: CheckpointInfo
+    now: float
+    event: EventRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +214,7 @@ __all__ = [
     "ForgottenEpisode",
     "IdentifierKind",
     "Limits",
+    "PauseStamp",
     "Removed",
     "Retention",
     "SearchMode",

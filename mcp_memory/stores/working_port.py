@@ -8,7 +8,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
-from mcp_memory.models import Item, PackedState, Scope, SessionInfo
+from mcp_memory.models import Item, PackedState, Restoration, Scope, SessionInfo
 from mcp_memory.stores.records import Limits
 
 
@@ -182,8 +182,10 @@ class PackedWorking(Protocol):
         """``snapshot``, packed (empty if the session does not exist)."""
         ...
 
-    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> int:
-        """``restore`` of a checkpoint's stored state text (the items expired at ``now`` left out)."""
+    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> Restoration:
+        """``restore`` of a checkpoint's stored state text (the items expired at ``now`` left out): the count
+        restored, and the restore's order among the session's transitions (as :meth:`PauseCopies.snapshot_for_pause`
+        gives a pause's), which the resume's durable record carries."""
         ...
 
 
@@ -200,13 +202,15 @@ class PauseCopies(Protocol):
 
     async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:
         """``snapshot_packed``, and a copy of that state tagged with ``nonce`` if it has ``copy_min_keys`` keys or
-        more (True: copied); any earlier copy goes."""
+        more (True: copied); any earlier copy goes. The state carries the snapshot's order among the session's
+        transitions (:attr:`~mcp_memory.models.PackedState.order`, increasing with each pause and resume in the order
+        the store ran them), which the pause's durable record carries."""
         ...
 
-    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> int | None:
+    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> Restoration | None:
         """Make the copy that the snapshot ``snapshot`` made (the nonce a checkpoint's record names) the working
-        memory (``restore`` with clear; the items expired at ``now`` left out); the count restored, or None (nothing
-        changed) if there is no such copy or it cannot be used."""
+        memory (``restore`` with clear; the items expired at ``now`` left out); the count restored and its order (as
+        ``restore_packed``), or None (nothing changed) if there is no such copy or it cannot be used."""
         ...
 
     async def drop_copy(self, scope: Scope) -> None:

@@ -20,7 +20,7 @@ this module, the adapter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -40,7 +40,7 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
 )
-from mcp_memory.stores.ports import EventRecord, Limits, Retention
+from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
 from mcp_memory.stores.postgres import two_step
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
@@ -72,7 +72,7 @@ from mcp_memory.stores.postgres.statements import (
     terminate,
     with_event,
 )
-from mcp_memory.stores.postgres.transitions import PAUSE, RESUME, pause_args, resume_args
+from mcp_memory.stores.postgres.transitions import LOCK_SESSION, PAUSE, RESUME, pause_args, resume_args
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE
@@ -260,13 +260,14 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
+        order: int | None = None,
     ) -> None:
         # One message, its own transaction (stores/postgres/two_step.py): lock, insert, event, retention.
         state = state_text(items)
         meta = json_text(info.metadata)
         async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
             # The event's duration is taken here, with the connection in hand (the store's own work counted).
-            args = two_step.record_pause_args(scope, info, meta, state, event_params(event), retention)
+            args = two_step.record_pause_args(scope, info, meta, state, event_params(event), retention, order)
             done = await driver.fetchval(two_step.RECORD_PAUSE, *args)
         if not done:
             async with self._read() as conn:
@@ -308,17 +309,35 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         return self._session_info(row), len(arrays["keys"])
 
     async def pause_session(
-        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        now: float,
+        event: EventRecord,
+        retention: Retention | None = None,
+        restamp: Callable[[], PauseStamp] | None = None,
     ) -> CheckpointInfo:
         # One message, its own transaction (stores/postgres/transitions.py): lock, snapshot, retention, event.
         meta = json_text(info.metadata)
-        async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
+
+        def args(stamp: PauseStamp, check_newer: bool) -> tuple[object, ...]:
             # The event's duration is taken here, with the connection in hand (the store's own work counted).
-            args = pause_args(
-                scope, now, info.checkpoint_id, info.created_at, info.label, meta, info.keep, event_params(event),
-                retention,
+            cp = stamp.info
+            return pause_args(
+                scope, stamp.now, cp.checkpoint_id, cp.created_at, cp.label, meta, cp.keep,
+                event_params(stamp.event), retention, check_newer,
             )  # fmt: skip
-            row = await driver.fetchrow(PAUSE, *args)
+
+        async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
+            row = await driver.fetchrow(PAUSE, *args(PauseStamp(info, now, event), restamp is not None))
+            if row["overtaken"] and restamp is not None:
+                # Another process's pause, dated after this one, took the row lock first: dated again with the lock
+                # held (rare: only under contention), so the newer state is not recorded under the older time.
+                async with driver.transaction():
+                    await driver.execute(LOCK_SESSION, *two_step.scope_args(scope))
+                    stamp = restamp()
+                    info = stamp.info
+                    row = await driver.fetchrow(PAUSE, *args(stamp, False))
         if not row["done"]:
             async with self._read() as conn:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
@@ -354,10 +373,12 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         info = _record_info(row)
         return info, int(row["restored"])
 
-    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_resume(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+    ) -> None:
         # One statement on the driver connection (stores/postgres/two_step.py).
         async with self._driver() as driver:
-            args = two_step.record_resume_args(scope, event_params(event), retention)
+            args = two_step.record_resume_args(scope, event_params(event), retention, order)
             row = await driver.fetchrow(two_step.RECORD_RESUME, *args)
         check_writable(scope, None if row["status"] is None else (row["status"], row["sealed"]))
 

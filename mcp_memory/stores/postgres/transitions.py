@@ -1,7 +1,9 @@
 """Pause and resume of a session whose working memory is in Postgres: each one ``SELECT`` of a server-side function
-(``mcpmem_pause``, ``mcpmem_resume``; migrations 0008 and 0011), sent on the asyncpg connection itself in autocommit.
+(``mcpmem_pause``, ``mcpmem_resume``; migrations 0008, 0011 and 0017), sent on the asyncpg connection itself in
+autocommit.
 
-One message each way: the call is its own transaction (no BEGIN or COMMIT round trip), prepared once per connection
+One message each way (a pause overtaken by another process's, rare, is sent again: see :data:`PAUSE`): the call is
+its own transaction (no BEGIN or COMMIT round trip), prepared once per connection
 by asyncpg's statement cache (Bind, Execute and Sync in one write), and its arguments go as typed binary values (no
 SQLAlchemy compilation, no result wrapping). Inside, the function locks the session's row first, and each of its
 statements takes a snapshot after that lock, so a pause sees every write, pause and resume committed before it (the
@@ -9,7 +11,9 @@ retention of two concurrent pauses) and a resume every key it must clear. The st
 aggregates it from the live rows into the checkpoint's JSONB, a resume restores it from there (``jsonb_each``).
 
 - :data:`PAUSE`: snapshot the live items into the checkpoint (state, count, size, hash), prune by retention, mark
-  the session paused and record the event.
+  the session paused and record the event; or, if the session has a checkpoint dated after this one (another
+  process's pause, dated later, took the lock first), nothing: the caller dates the pause again after
+  :data:`LOCK_SESSION` in a transaction and sends it without that check.
 - :data:`RESUME`: restore the checkpoint (by id, or the newest), check the key limit, mark the session running,
   record the event and prune events by retention; nothing is written if the limit or the session refuses.
 """
@@ -24,11 +28,17 @@ from mcp_memory.stores.ports import Retention
 from mcp_memory.stores.postgres.two_step import event_args, event_retention_args, retention_args, scope_args
 
 PAUSE = (
-    "SELECT o_done AS done, o_keys AS keys_count, o_bytes AS bytes, o_hash AS content_hash "
-    "FROM mcpmem_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+    "SELECT o_done AS done, o_keys AS keys_count, o_bytes AS bytes, o_hash AS content_hash, o_overtaken AS overtaken "
+    "FROM mcpmem_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 )
-"""The pause. One row: ``done`` false if the session is missing, takes no writes, or already has a checkpoint of
-this id (nothing written; the caller finds out which), else the checkpoint's count, size and hash."""
+"""The pause. One row: ``overtaken`` (with ``$19``) if the session has a checkpoint dated after ``$6``; else ``done``
+false if the session is missing, takes no writes, or already has a checkpoint of this id (nothing written; the
+caller finds out which), else the checkpoint's count, size and hash."""
+
+LOCK_SESSION = (
+    "SELECT id FROM sessions WHERE project_id = $1 AND agent_instance_id = $2 AND session_id = $3 FOR NO KEY UPDATE"
+)
+"""The session's row locked as :data:`PAUSE` locks it, in a transaction: a pause dated after this holds the lock."""
 
 RESUME = (
     "SELECT o_status AS status, o_sealed AS sealed, o_checkpoint AS checkpoint_id, o_created AS created_at, "
@@ -53,8 +63,10 @@ def pause_args(
     keep: bool,
     event: Mapping[str, object],
     retention: Retention | None,
+    check_newer: bool,
 ) -> tuple[object, ...]:
-    """The arguments of :data:`PAUSE`; ``metadata`` as JSON text, ``event`` from ``event_params``."""
+    """The arguments of :data:`PAUSE`; ``metadata`` as JSON text, ``event`` from ``event_params``; ``check_newer``:
+    write nothing if the session has a checkpoint dated after ``created_at``."""
     return (
         *scope_args(scope),
         now,
@@ -65,6 +77,7 @@ def pause_args(
         keep,
         *event_args(event),
         *retention_args(retention, created_at.timestamp()),
+        check_newer,
     )
 
 
@@ -82,4 +95,4 @@ def resume_args(
             *event_retention_args(retention, now))  # fmt: skip
 
 
-__all__ = ["PAUSE", "RESUME", "pause_args", "resume_args"]
+__all__ = ["LOCK_SESSION", "PAUSE", "RESUME", "pause_args", "resume_args"]

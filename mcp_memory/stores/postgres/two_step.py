@@ -4,13 +4,15 @@ autocommit (``PostgresConnection._driver``): one message, its own transaction (n
 prepared once per connection by asyncpg's statement cache, its arguments typed binary values (no SQLAlchemy
 compilation, no result wrapping).
 
-- :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migrations 0010, 0011, 0013): lock the writable
-  session, insert the checkpoint (with the nonce of the Redis snapshot it was made from), mark the session paused,
+- :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migrations 0010, 0011, 0013, 0016): lock the
+  writable session, insert the checkpoint (with the nonce of the Redis snapshot it was made from), mark the session
+  paused unless a transition of a later order is recorded (the snapshot's order, ``stores/redis/copies.py``),
   record the event, prune by retention. A function, because the prune must
   read a snapshot taken after the lock (see the migration); ``false`` if nothing was written.
-- :data:`RECORD_RESUME`: a ``SELECT`` of ``mcpmem_record_resume`` (migration 0011): lock the session's row, mark
-  it running, record the event and prune events by retention if it takes writes; returns its status and seal
-  (NULL: no session). A function for the pause's reason: the prune must read a snapshot taken after the lock.
+- :data:`RECORD_RESUME`: a ``SELECT`` of ``mcpmem_record_resume`` (migrations 0011, 0016): lock the session's row,
+  mark it running (unless a transition of a later order is recorded), record the event and prune events by
+  retention if it takes writes; returns its status and seal (NULL: no session). A function for the pause's reason:
+  the prune must read a snapshot taken after the lock.
 - :data:`PACKED_CHECKPOINT` / :data:`NEWEST_PACKED_CHECKPOINT`: a checkpoint with its state as JSON text, and
   whether its session is sealed.
 """
@@ -26,14 +28,16 @@ from mcp_memory.stores.ports import Retention
 
 RECORD_PAUSE = (
     "SELECT mcpmem_record_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-    "$19, $20, $21, $22, $23) AS done"
+    "$19, $20, $21, $22, $23, $24) AS done"
 )
 
 RECORD_RESUME = (
-    "SELECT o_status AS status, o_sealed AS sealed FROM mcpmem_record_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    "SELECT o_status AS status, o_sealed AS sealed "
+    "FROM mcpmem_record_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
 )
-"""Lock the session's row; if it takes writes, mark it running, record the event and prune events by retention
-(``mcpmem_record_resume``, migration 0011). Returns its status and seal either way (NULL: no session)."""
+"""Lock the session's row; if it takes writes, mark it running (unless a transition of a later order is recorded),
+record the event and prune events by retention (``mcpmem_record_resume``, migration 0016). Returns its status and
+seal either way (NULL: no session)."""
 
 # The session's row read once (its seal), and its checkpoint picked by a LATERAL subquery: a nested loop on the
 # session's pk, so the newest is the first entry of the index on (session_pk, created_at DESC, id DESC), read alone.
@@ -99,12 +103,14 @@ def event_retention_args(retention: Retention | None, at: float) -> tuple[object
     return retention_args(retention, at)[2:]
 
 
-def record_resume_args(scope: Scope, event: Mapping[str, object], retention: Retention | None) -> tuple[object, ...]:
+def record_resume_args(
+    scope: Scope, event: Mapping[str, object], retention: Retention | None, order: int | None
+) -> tuple[object, ...]:
     """The arguments of :data:`RECORD_RESUME`; ``event`` from ``event_params``, its event bounds counted from the
-    event's time."""
+    event's time; ``order``: the restore's order among the session's transitions (None: not ordered)."""
     at = event["ev_at"]
     assert isinstance(at, datetime)
-    return (*scope_args(scope), *event_args(event), *event_retention_args(retention, at.timestamp()))
+    return (*scope_args(scope), *event_args(event), *event_retention_args(retention, at.timestamp()), order)
 
 
 def record_pause_args(
@@ -114,8 +120,10 @@ def record_pause_args(
     state: bytes,
     event: Mapping[str, object],
     retention: Retention | None,
+    order: int | None,
 ) -> tuple[object, ...]:
-    """The arguments of :data:`RECORD_PAUSE`; ``metadata`` as JSON text, ``state`` as ``statements.state_text``."""
+    """The arguments of :data:`RECORD_PAUSE`; ``metadata`` as JSON text, ``state`` as ``statements.state_text``;
+    ``order``: the snapshot's order among the session's transitions (None: not ordered)."""
     return (
         *scope_args(scope),
         info.checkpoint_id,
@@ -131,6 +139,7 @@ def record_pause_args(
         *event_args(event),
         *retention_args(retention, info.created_at.timestamp()),
         info.snapshot,
+        order,
     )
 
 

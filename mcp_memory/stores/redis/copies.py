@@ -9,6 +9,7 @@ exactly the state the checkpoint is made from), to three keys of the session's h
     <session's keys>:cv   hash    the values, as v
     <session's keys>:cx   zset    the expiries, as x
     <session's keys>:ct   hash    the tag: nonce, n and nx (the copy's counts)
+    <session's keys>:g    string  the order of the session's latest transition (see TRANSITION ORDER below)
 
 The nonce names the snapshot, and the pause records it with the checkpoint, in the durable write that makes the
 checkpoint (``CheckpointInfo.snapshot``): the durable record, not a later Redis call, says which copy stands for
@@ -26,6 +27,13 @@ A state of fewer than ``COPY_MIN_KEYS`` keys is not copied: taking a copy would 
 the copy doubles the session's memory. The resume's durable read returns the state of a checkpoint below
 that count (and only of those), which is restored at once.
 
+TRANSITION ORDER. A pause is this snapshot then a durable record, a resume a restore (or a take of the copy) then
+a durable record, and two servers can interleave them: server A snapshots, server B restores and records its resume,
+then A's record lands. So the script that snapshots for a pause, and those that restore for a resume, also give the
+transition its order among the session's transitions (``next_order`` in ``lua/lib.lua``, kept in the session's
+order key ``:g``), and the durable record carries it: a record older than the session's last recorded transition
+keeps its checkpoint and event but does not set the status back.
+
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
 (:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget
 (``lua/erase.lua``), a discarded spawn (``lua/forget.lua``), an import (its staging, ``lua/write.lua``, and its
@@ -37,10 +45,11 @@ with the session's keys (their reclaim expiry), and after ``COPY_MS`` at most.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal
 
-from mcp_memory.models import PackedState, Scope, pack_state
+from mcp_memory.models import PackedState, Restoration, Scope, pack_state
 from mcp_memory.stores.records import Limits
 from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS
 
@@ -75,9 +84,14 @@ class RedisPauseCopies:
         base = self.keys(scope)[0].removesuffix(":m")
         return f"{base}:cv", f"{base}:cx", f"{base}:ct"
 
+    def order_key(self, scope: Scope) -> str:
+        """The session's order key (same slot): the order of its latest transition (TRANSITION ORDER above)."""
+        return self.keys(scope)[0].removesuffix(":m") + ":g"
+
     def all_keys(self, scope: Scope) -> tuple[str, ...]:
-        """:meth:`keys` then :meth:`copy_keys`: for the scripts that drop a session's copy with its keys."""
-        return (*self.keys(scope), *self.copy_keys(scope))
+        """:meth:`keys`, :meth:`copy_keys` then :meth:`order_key`: for the scripts that drop a session's copy with its
+        keys, and those that order its transitions."""
+        return (*self.keys(scope), *self.copy_keys(scope), self.order_key(scope))
 
     async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:
         keys, args = self.all_keys(scope), [repr(float(now)), nonce, COPY_MS, self.copy_min_keys]
@@ -88,12 +102,12 @@ class RedisPauseCopies:
             reply = await self._eval("snapshot", keys, args)
             if reply[0] == "missing":
                 return pack_state([], [], ()), False
-        return packed_snapshot(reply), bool(reply[3])
+        return replace(packed_snapshot(reply), order=int(reply[4])), bool(reply[3])
 
-    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> int | None:
+    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> Restoration | None:
         args = [repr(float(now)), RECLAIM_MARGIN_MS, limits.max_keys, snapshot]
         reply = await self._eval("take", self.all_keys(scope), args)
-        return int(reply[1]) if reply[0] == "ok" else None
+        return Restoration(int(reply[1]), int(reply[2])) if reply[0] == "ok" else None
 
     async def drop_copy(self, scope: Scope) -> None:
         await self._eval("drop_copy", self.copy_keys(scope), [])

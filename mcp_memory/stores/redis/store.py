@@ -11,6 +11,8 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
     P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a re-open was made from
     P:{<project_id>/<agent_instance_id>/<session_id>}:cv, :cx, :ct    a pause's copy of v and x, and its tag
                                                           (:mod:`.copies`: what a resume of that checkpoint takes)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:g   string  the order of its latest pause or resume
+                                                          (:mod:`.copies`: the durable records carry it)
 
 Every method is one ``EVALSHA`` of a Lua script (``lua/``, run by :mod:`.scripts`: loaded again if the server
 forgot it, e.g. after a restart), so each is atomic and costs one round trip whatever the number of keys (a pause
@@ -63,7 +65,7 @@ import anyio
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
-from mcp_memory.models import Item, PackedState, Scope, SessionInfo, SessionStatus, pack_state
+from mcp_memory.models import Item, PackedState, Restoration, Scope, SessionInfo, SessionStatus, pack_state
 from mcp_memory.stores.ports import DurableStore, Limits
 from mcp_memory.stores.redis import health
 from mcp_memory.stores.redis.connection import (
@@ -263,18 +265,22 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             )
         return "ok"
 
-    async def _writable(self, scope: Scope, now: float, name: str, args: Sequence[Any]) -> list[Any]:
-        """Run a write script; on "missing" re-open the session from the durable store and run it again."""
-        reply = await self._eval(name, self.keys(scope), args)
+    async def _writable(
+        self, scope: Scope, now: float, name: str, args: Sequence[Any], keys: Sequence[str] | None = None
+    ) -> list[Any]:
+        """Run a write script (given ``keys``, else :meth:`keys`); on "missing" re-open the session from the durable
+        store and run it again."""
+        keys = self.keys(scope) if keys is None else keys
+        reply = await self._eval(name, keys, args)
         if reply[0] == "missing":
             found = await self._recover(scope, now)
             if found == "none":
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
             if found == "terminated":
                 raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
-            reply = await self._eval(name, self.keys(scope), args)
+            reply = await self._eval(name, keys, args)
         if reply[0] == "sealed" and await self._cleared_stale_seal(scope, reply[1]):
-            reply = await self._eval(name, self.keys(scope), args)
+            reply = await self._eval(name, keys, args)
         if reply[0] == "sealed":
             raise await self._sealed(scope)
         if reply[0] == "missing":  # lost again between the two calls: let the caller retry
@@ -417,12 +423,14 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         reply = await self._readable(scope, now, "snapshot", [repr(float(now))])
         return pack_state([], [], ()) if reply is None else packed_snapshot(reply)
 
-    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> int:
+    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> Restoration:
         """``restore`` of a checkpoint's stored state text, sent as one argument and decoded by the script (which
-        leaves out the items expired at ``now``): no Python code per key, no argument per item."""
+        leaves out the items expired at ``now``): no Python code per key, no argument per item. Ordered among the
+        session's transitions (:mod:`.copies`), as a resume's restore."""
         args = ["restore", repr(float(now)), "1" if clear else "0", limits.max_keys, RECLAIM_MARGIN_MS, "o"]
         args += ["json", 0, "", "", state]
-        return self._restored(await self._writable(scope, now, "write", args), clear, limits)
+        reply = await self._writable(scope, now, "write", args, self.all_keys(scope))
+        return Restoration(self._restored(reply, clear, limits), int(reply[2]))
 
     @staticmethod
     def _restored(reply: list[Any], clear: bool, limits: Limits) -> int:
@@ -475,7 +483,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         ordered = sorted(bases)
         for start in range(0, len(ordered), SCAN_BATCH):  # a pipeline per batch, which waits for a replica once
             batch = ordered[start : start + SCAN_BATCH]
-            calls = [([f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct")], args) for base in batch]
+            calls = [([f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct", "g")], args) for base in batch]
             replies = await self._eval_many("erase", calls, closing=not dry_run)
             for base, reply in zip(batch, replies, strict=True):
                 if not base.rpartition("}")[2]:  # a session's keys, not "...}:import:<token>" (staged by an import)

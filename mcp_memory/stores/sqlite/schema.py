@@ -11,7 +11,7 @@ import orjson
 from mcp_memory.models import Item
 from mcp_memory.stores.sqlite.vector_index import VECTOR_DDL
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
 3: full-text statistics per project (``episode_terms``, ``text_projects``, ``episodes.text_tokens``) instead of the
 FTS5 table ``episodes_fts`` that all projects shared. 4: a seal's owner and lease (``sessions.seal_token``,
@@ -19,7 +19,9 @@ FTS5 table ``episodes_fts`` that all projects shared. 4: a seal's owner and leas
 each of its postings (``episode_terms.episode_tokens``). 6: a two-step spawn's token and lease
 (``sessions.spawn_token``, ``sessions.spawn_until``: the session exists once its spawn has completed). 7: a
 checkpoint kept from retention pruning (``checkpoints.keep``). 8: the nonce of the Redis snapshot a checkpoint was
-made from (``checkpoints.snapshot``), which names the pause's copy in Redis (``stores/redis/copies.py``)."""
+made from (``checkpoints.snapshot``), which names the pause's copy in Redis (``stores/redis/copies.py``). 9: the
+order of the session's last ordered transition recorded (``sessions.status_order``: a late record of an older one
+does not set the status back, ``stores/redis/copies.py``)."""
 
 EPISODE_TERMS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         project_pk INTEGER NOT NULL,
@@ -39,7 +41,7 @@ SCHEMA = [
         status TEXT NOT NULL, sealed INTEGER NOT NULL DEFAULT 0, seal_token TEXT, seal_until REAL,
         spawn_token TEXT, spawn_until REAL,
         created_at REAL NOT NULL, updated_at REAL NOT NULL, metadata TEXT NOT NULL DEFAULT '{}',
-        episode_id TEXT, terminated_at REAL, terminate_result TEXT,
+        episode_id TEXT, terminated_at REAL, terminate_result TEXT, status_order INTEGER,
         UNIQUE (project_id, agent_instance_id, session_id)
     )""",
     """CREATE TABLE IF NOT EXISTS working_items (

@@ -12,7 +12,7 @@ from typing import Any
 from mcp_memory.models import CheckpointInfo, Item, PackedState, Scope, SessionStatus, to_datetime
 from mcp_memory.stores.ports import EventRecord, Limits
 from mcp_memory.stores.sql.dialect import Dialect, as_is
-from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE
+from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE, SESSION_PK
 from mcp_memory.stores.sql.rules import check_fits, check_writable, restore_overflows
 from mcp_memory.stores.sqlite.schema import encode_state
 
@@ -40,6 +40,8 @@ INSERT_CHECKPOINT = (
     f"FROM sessions s WHERE {WRITABLE_SESSION} "
     "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk"
 )
+NEWER_CHECKPOINT = f"SELECT 1 FROM checkpoints WHERE session_pk = {SESSION_PK} AND created_at > :at LIMIT 1"
+"""Whether the session has a checkpoint dated after ``:at`` (a pause's stamp, checked under the write lock)."""
 SET_SQL = f"""
 INSERT INTO working_items (session_pk, key, value, expires_at)
 SELECT s.id, :k, :v, :e FROM sessions s
@@ -80,6 +82,13 @@ INSERT_SPAWNING = (
     "ON CONFLICT DO NOTHING RETURNING *"
 )
 SET_STATUS = "UPDATE sessions SET status = :status, updated_at = :now WHERE id = :pk"
+# A record of a transition ordered in working memory (Redis): the status moves only if its order is above the last
+# ordered one recorded (a late record of an older transition leaves the newer one's status); the order is kept.
+_NEWER = "status_order IS NULL OR :order > status_order"
+SET_ORDERED_STATUS = (
+    f"UPDATE sessions SET status = CASE WHEN {_NEWER} THEN :status ELSE status END, "
+    f"status_order = CASE WHEN {_NEWER} THEN :order ELSE status_order END, updated_at = :now WHERE id = :pk"
+)
 
 
 def event_params(session_pk: int, ev: EventRecord) -> dict[str, Any]:
@@ -94,8 +103,16 @@ def event_params(session_pk: int, ev: EventRecord) -> dict[str, Any]:
     }
 
 
-def set_status_sync(db: sqlite3.Connection, session_pk: int, status: SessionStatus, event: EventRecord) -> None:
-    db.execute(SET_STATUS, {"status": status.value, "now": event.at, "pk": session_pk})
+def set_status_sync(
+    db: sqlite3.Connection, session_pk: int, status: SessionStatus, event: EventRecord, order: int | None = None
+) -> None:
+    """Set the session's status (with ``order``: unless an ordered transition after it is recorded) and record the
+    event."""
+    params = {"status": status.value, "now": event.at, "pk": session_pk}
+    if order is None:
+        db.execute(SET_STATUS, params)
+    else:
+        db.execute(SET_ORDERED_STATUS, {**params, "order": order})
     db.execute(INSERT_EVENT, event_params(session_pk, event))
 
 

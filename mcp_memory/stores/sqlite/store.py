@@ -34,7 +34,7 @@ from mcp_memory.models import (
     SessionStatus,
     content_hash,
 )
-from mcp_memory.stores.ports import EventRecord, Limits, Retention
+from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
@@ -62,6 +62,7 @@ from mcp_memory.stores.sqlite.statements import (
     INSERT_CHECKPOINT,
     INSERT_SESSION,
     INSERT_SPAWNING,
+    NEWER_CHECKPOINT,
     UPSERT_ITEM,
     CheckpointRow,
     checkpoint_params,
@@ -259,6 +260,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
+        order: int | None = None,
     ) -> None:
         params = checkpoint_params(scope, info, items)
 
@@ -268,7 +270,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
             if row is None:
                 writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
                 raise checkpoint_exists(info.checkpoint_id)
-            set_status_sync(db, row[0], SessionStatus.PAUSED, event)
+            set_status_sync(db, row[0], SessionStatus.PAUSED, event, order)
             self._prune_sync(db, row[0], info, retention)
 
         await self._write_direct(pause)
@@ -310,22 +312,35 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         return await self._write_direct(spawn)
 
     async def pause_session(
-        self, scope: Scope, info: CheckpointInfo, now: float, event: EventRecord, retention: Retention | None = None
+        self,
+        scope: Scope,
+        info: CheckpointInfo,
+        now: float,
+        event: EventRecord,
+        retention: Retention | None = None,
+        restamp: Callable[[], PauseStamp] | None = None,
     ) -> CheckpointInfo:
         snapshot = (
             f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
         )
-        read_params = {**scope_params(scope), "now": now}
 
         def pause(db: sqlite3.Connection) -> CheckpointInfo:
+            # Under the write lock (BEGIN IMMEDIATE): stamped again if another process's pause, stamped later, wrote
+            # its checkpoint while this one waited (restamp runs the service's clock on this thread).
+            stamp = PauseStamp(info, now, event)
+            if restamp is not None:
+                newer = db.execute(NEWER_CHECKPOINT, {**scope_params(scope), "at": info.created_at.timestamp()})
+                if newer.fetchone() is not None:
+                    stamp = restamp()
+            read_params = {**scope_params(scope), "now": stamp.now}
             items = {key: Item(value, expires_at) for key, value, expires_at in db.execute(snapshot, read_params)}
             digest, size = content_hash(items)
-            saved = info.model_copy(update={"keys_count": len(items), "bytes": size, "content_hash": digest})
+            saved = stamp.info.model_copy(update={"keys_count": len(items), "bytes": size, "content_hash": digest})
             row = db.execute(INSERT_CHECKPOINT, checkpoint_params(scope, saved, items)).fetchone()
             if row is None:
                 writable_pk_sync(db, scope)  # raises NotFound / Conflict if that is why
-                raise checkpoint_exists(info.checkpoint_id)
-            set_status_sync(db, row[0], SessionStatus.PAUSED, event.with_detail({"items": len(items)}))
+                raise checkpoint_exists(saved.checkpoint_id)
+            set_status_sync(db, row[0], SessionStatus.PAUSED, stamp.event.with_detail({"items": len(items)}))
             self._prune_sync(db, row[0], saved, retention)
             return saved
 
@@ -369,10 +384,12 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
 
         return await self._write_direct(resume)
 
-    async def record_resume(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_resume(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+    ) -> None:
         def resume(db: sqlite3.Connection) -> None:
             pk = writable_pk_sync(db, scope)
-            set_status_sync(db, pk, SessionStatus.RUNNING, event)
+            set_status_sync(db, pk, SessionStatus.RUNNING, event, order)
             self._prune_events_sync(db, pk, event.at, retention)
 
         await self._write_direct(resume)

@@ -34,3 +34,16 @@ local function no_room()
   local r = redis.pcall('SETRANGE', m, 0, '')
   return type(r) == 'table' and type(r.err) == 'string' and string.sub(r.err, 1, 3) == 'OOM'
 end
+-- The order of a session's transition (a pause's snapshot, a resume's restore), which its durable record carries so
+-- that a record landing late does not set the status back (copies.py, TRANSITION ORDER). Above the last order given
+-- while g (the session's order key) lives, and never below Redis's clock in microseconds: a session whose keys Redis
+-- lost (g with them, or g expired after a day without transitions) still orders after what it was given before.
+-- Stored with pcall: a full Redis still answers, ordered by its clock.
+local function next_order(g)
+  local t = redis.call('TIME')
+  local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local last = tonumber(redis.call('GET', g) or '0')
+  if last >= n then n = last + 1 end
+  redis.pcall('SET', g, string.format('%d', n), 'PX', 86400000)
+  return n
+end

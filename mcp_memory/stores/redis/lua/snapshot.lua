@@ -1,11 +1,11 @@
--- ARGV: now[, nonce, copy_ms, min_keys]. KEYS = {m, v, x, i[, cv, cx, ct]}.
+-- ARGV: now[, nonce, copy_ms, min_keys]. KEYS = {m, v, x, i[, cv, cx, ct, g]}.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 -- With a nonce (a pause, copies.py): the state returned is also copied (COPY: server-side, no decode) to cv and
 -- cx, with a tag ct naming the nonce and the copy's counts; the pause records the nonce with its checkpoint, and
 -- take.lua copies the copy into v and x at a resume of the checkpoint that names it. A state of fewer than min_keys
 -- keys is not copied (taking a copy would save its resume little and double its memory); any earlier copy goes, and
 -- a session that is not open (sealed or terminated: its pause is refused durably) is not copied either. The reply's
--- fourth element: 1 if copied.
+-- fourth element: 1 if copied; its fifth, with a nonce, the pause's order among the session's transitions (lib.lua).
 local st = redis.call('GET', m)
 if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
 local room = not no_room() -- a full Redis still gives the pause its state, without a copy
@@ -28,4 +28,6 @@ if copied == 1 then
   redis.call('PEXPIRE', cv, ms)
   redis.call('PEXPIRE', cx, ms)
 end
-return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCORES'), copied}
+local order = 0
+if ARGV[2] then order = next_order(KEYS[8]) end
+return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCORES'), copied, order}

@@ -1,10 +1,10 @@
--- KEYS = {m, v, x, i, cv, cx, ct}; ARGV: now, margin, max_keys, snapshot nonce.
+-- KEYS = {m, v, x, i, cv, cx, ct, g}; ARGV: now, margin, max_keys, snapshot nonce.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 -- A resume with clear of a checkpoint made from the snapshot ``nonce`` (the checkpoint's record names it): if the tag
 -- names that nonce (the copy is that snapshot's, so exactly the checkpoint's content), the copy is whole (its counts
 -- as the snapshot made it: Redis may evict one key and not another) and the session is open, the working memory
 -- becomes a copy of the copy (COPY: the copy stays, for another resume of the same checkpoint), less the items
--- expired at ``now``; {'ok', n}. Otherwise {'nocopy'} and nothing changed: the caller restores from the
+-- expired at ``now``; {'ok', n, the resume's order among the session's transitions (lib.lua)}. Otherwise {'nocopy'} and nothing changed: the caller restores from the
 -- checkpoint's text, which gives every other answer (missing, sealed, full) as a restore does.
 local cv, cx, ct = KEYS[5], KEYS[6], KEYS[7]
 local now = ARGV[1]
@@ -23,4 +23,4 @@ if n > 0 then redis.call('COPY', cv, v) end
 if nx > 0 then redis.call('COPY', cx, x) end
 purge(now)
 reclaim(now, ARGV[2])
-return {'ok', redis.call('HLEN', v)}
+return {'ok', redis.call('HLEN', v), next_order(KEYS[8])}

@@ -7,7 +7,8 @@
 --   (whatever a Redis that outlived its durable store still held under this scope is stale), unless a re-open of
 --   this very incarnation came first: then keep what it holds and add the items whose keys it has not ("sealed" if
 --   a terminate sealed it). An empty ``incarnation`` asks: "stamp" if a re-open's incarnation is there to compare.
--- mode "restore": the session must be open; clear ("1") or merge, within max_keys.
+-- mode "restore": the session must be open; clear ("1") or merge, within max_keys. With KEYS[8] (the session's order
+--   key, after its copy keys), the reply's third element is the resume's order among its transitions (lib.lua).
 -- mode "recover": only if Redis does not know the session: create it in ``state`` with exactly these items, and
 --   note the durable ``incarnation`` it was made from. A staged spawn ("p:<token>") of the spawn token given (the
 --   durable store says it completed) becomes the session as it is, in ``state``; another staged spawn is stale.
@@ -135,4 +136,5 @@ if mode == 'import' then
   if KEYS[7] then redis.call('DEL', KEYS[5], KEYS[6], KEYS[7]) end
   for _, k in ipairs({m, v, x, inc}) do redis.call('PEXPIRE', k, ARGV[#ARGV]) end
 end
+if mode == 'restore' and KEYS[8] then return {'ok', np + nt, next_order(KEYS[8])} end
 return {'ok', np + nt}
