@@ -50,3 +50,24 @@ async def test_staged_import_keys_are_erased_but_not_counted(runtime: MemoryRunt
     assert (done["redis_sessions"], done["working_keys"]) == (1, 2), done
     with redis.Redis.from_url(shared_redis_url()) as admin:
         assert list(admin.scan_iter(match=f"{store.key_prefix}:{{{project}/*")) == []  # staged keys erased too
+
+
+async def test_a_session_order_key_alone_is_erased_but_not_counted(runtime: MemoryRuntime) -> None:
+    """A terminated session's tombstone expires before the order of its transitions (``g``, kept a day so a late
+    record still ranks): what is left then is no session, and forget erases it without counting one."""
+    rt = runtime
+    store = rt.working_store
+    assert isinstance(store, RedisWorkingStore)
+    project, agent = uuid.uuid4(), uuid.uuid4()
+    await rt.lifecycle.spawn(str(project), str(agent), "s1", initial_state={"a": 1})
+    await rt.lifecycle.pause(str(project), str(agent), "s1")
+    keys = store.all_keys(Scope.parse(project, agent, "s1"))
+    order_key = next(k for k in keys if k.endswith(":g"))
+    with redis.Redis.from_url(shared_redis_url()) as admin:
+        assert admin.exists(order_key)
+        admin.delete(*(k for k in keys if k != order_key))  # what the tombstone's and copy's expiries leave
+
+    done = await rt.control.forget(project, None, None, False)
+    assert (done["redis_sessions"], done["working_keys"]) == (0, 0), done
+    with redis.Redis.from_url(shared_redis_url()) as admin:
+        assert not admin.exists(order_key)

@@ -486,7 +486,9 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
             calls = [([f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct", "g")], args) for base in batch]
             replies = await self._eval_many("erase", calls, closing=not dry_run)
             for base, reply in zip(batch, replies, strict=True):
-                if not base.rpartition("}")[2]:  # a session's keys, not "...}:import:<token>" (staged by an import)
+                # A session's keys, not "...}:import:<token>" (staged by an import), nor only its order key ``g`` or a
+                # copy that outlived its own keys (they expire later): a session counts if Redis held it.
+                if not base.rpartition("}")[2] and int(reply[2]):
                     live += int(reply[1])
                     sessions += 1
         return live, sessions
