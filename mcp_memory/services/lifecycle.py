@@ -157,7 +157,9 @@ class AgentLifecycleManager:
                     agent_instance_id=scope.agent_instance_id,
                     agent_type_id=agent_type_id,
                     session_id=scope.session_id,
-                    metadata={**metadata, **{k: v for k, v in data.items() if k.endswith("_id")}},
+                    metadata=metadata,
+                    checkpoint_id=data.get("checkpoint_id"),
+                    episode_id=None if data.get("episode_id") is None else UUID(data["episode_id"]),
                 )
                 await self._hooks.run(event)
         duration_ms = started.elapsed_ms()
