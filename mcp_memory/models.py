@@ -410,7 +410,10 @@ class ScoredEpisode(Episode):
 
 @dataclass(slots=True)
 class LifecycleEvent:
-    """Event data handed to lifecycle hooks (the seed's type, kept)."""
+    """Event data handed to lifecycle hooks (the seed's type, with the ids the operation produced).
+
+    ``metadata`` is the caller's, as given; what the operation made has its own fields, so a caller's metadata key
+    of the same name (``checkpoint_id``, say) neither hides it nor is replaced by it."""
 
     event_type: str
     project_id: UUID
@@ -419,6 +422,8 @@ class LifecycleEvent:
     session_id: str | None = None
     timestamp: datetime = field(default_factory=utcnow)
     metadata: dict[str, Any] = field(default_factory=dict)
+    checkpoint_id: str | None = None  # pause: the checkpoint written; resume: the one restored
+    episode_id: UUID | None = None  # terminate: the session's episode (None without consolidation)
 
 
 @dataclass(slots=True)

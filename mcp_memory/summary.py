@@ -90,10 +90,12 @@ def clip(text: str, max_bytes: int, ellipsis: str = "...") -> str:
     return cut + ellipsis
 
 
-def counted(n: int, noun: str) -> str:
-    """``n`` and ``noun`` agreeing in number: ``1 key``, ``2 keys`` (``noun`` is the singular; an s makes it
-    plural). For texts a model reads, where ``1 keys`` is a small error that makes it doubt the rest."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def counted(n: float, noun: str) -> str:
+    """``n`` and ``noun`` agreeing in number: ``1 key``, ``2 keys``, ``1.5 seconds`` (``noun`` is the singular;
+    an s makes it plural; a float is shown as ``:g`` shows it). For texts a model or an operator reads, where
+    ``1 keys`` is a small error that makes them doubt the rest (a configured limit of 1 is where it shows)."""
+    shown = f"{n:g}" if isinstance(n, float) else str(n)
+    return f"{shown} {noun}" if n == 1 else f"{shown} {noun}s"
 
 
 def _show_key(key: str) -> str:

@@ -119,7 +119,8 @@ async def test_hooks_run_after_the_core_operation(runtime: MemoryRuntime, scope:
         seen["spawn"] = (session is not None, await rt.working.state(scope))
 
     async def on_pause(event: LifecycleEvent) -> None:
-        cp_id = event.metadata["checkpoint_id"]
+        cp_id = event.checkpoint_id
+        assert cp_id is not None
         listed = [c["checkpoint_id"] for c in await rt.lifecycle.list_checkpoints(*sid(scope))]
         data = await rt.store.get_checkpoint(scope, cp_id)
         seen["pause"] = (cp_id in listed, data.state() if data else None)
@@ -133,7 +134,7 @@ async def test_hooks_run_after_the_core_operation(runtime: MemoryRuntime, scope:
         episode = await rt.store.get_episode(scope.project_id, session.episode_id) if session.episode_id else None
         seen["terminate"] = (
             session.status,
-            str(session.episode_id) == event.metadata.get("episode_id"),
+            session.episode_id == event.episode_id,
             episode is not None,
             await rt.working.list_keys(scope),
         )
@@ -193,9 +194,9 @@ async def test_hooks_loaded_from_settings(
     assert recorded[0].project_id == scope.project_id
     assert recorded[0].agent_instance_id == scope.agent_instance_id
     assert recorded[0].session_id == scope.session_id
-    assert recorded[0].metadata["checkpoint_id"] == p.data["checkpoint_id"]
-    assert recorded[0].metadata["why"] == "test"
-    assert recorded[1].metadata["episode_id"] == t.data["episode_id"]
+    assert recorded[0].checkpoint_id == p.data["checkpoint_id"]
+    assert recorded[0].metadata == {"why": "test"}
+    assert str(recorded[1].episode_id) == t.data["episode_id"]
     hooks_for_tests.RECORDED.clear()
 
 
@@ -270,7 +271,7 @@ async def test_each_hook_gets_its_own_event_with_the_sessions_agent_type(runtime
 
     async def tamper(event: LifecycleEvent) -> None:
         event.session_id = "other-session"
-        event.metadata["checkpoint_id"] = "forged"
+        event.checkpoint_id = "forged"
         event.metadata.setdefault("tags", []).append("x")
 
     async def look(event: LifecycleEvent) -> None:
@@ -286,5 +287,32 @@ async def test_each_hook_gets_its_own_event_with_the_sessions_agent_type(runtime
     assert meta == {"tags": ["a"]}
     assert [e.event_type for e in seen] == ["spawn", "pause", "resume", "terminate"]
     assert all(e.session_id == scope.session_id and e.metadata["tags"] == ["a"] for e in seen)
-    assert seen[1].metadata["checkpoint_id"] == paused.data["checkpoint_id"]
+    assert seen[1].checkpoint_id == paused.data["checkpoint_id"]
     assert [e.agent_type_id for e in seen] == [agent_type] * 4
+
+
+async def test_a_hook_gets_the_callers_metadata_unchanged_and_the_operations_ids_beside_it(
+    runtime: MemoryRuntime, scope: Scope
+) -> None:
+    """A caller's metadata key named like an id the operation makes (``checkpoint_id``, ``episode_id``) reaches
+    the hook as given; the ids the operation made are the event's own fields."""
+    seen: list[LifecycleEvent] = []
+
+    async def look(event: LifecycleEvent) -> None:
+        seen.append(event)
+
+    register_all(runtime, look)
+    meta: dict[str, Any] = {"checkpoint_id": "the caller's", "episode_id": "also the caller's", "session_id": "x"}
+    await runtime.lifecycle.spawn(*sid(scope), initial_state={"a": 1}, metadata=meta)
+    paused = await runtime.lifecycle.pause(*sid(scope), metadata=meta)
+    resumed = await runtime.lifecycle.resume(*sid(scope), metadata=meta)
+    ended = await runtime.lifecycle.terminate(*sid(scope), metadata=meta)
+    assert [e.event_type for e in seen] == ["spawn", "pause", "resume", "terminate"]
+    assert [e.metadata for e in seen] == [meta] * 4
+    assert [e.checkpoint_id for e in seen] == [
+        None,
+        paused.data["checkpoint_id"],
+        resumed.data["checkpoint_id"],
+        None,
+    ]
+    assert [e.episode_id for e in seen] == [None, None, None, uuid.UUID(ended.data["episode_id"])]

@@ -802,7 +802,7 @@ async def test_terminate_writes_episode_before_clearing(
     assert await real.list_events(scope, 100) == events_before
     assert len(await real.recent_episodes([scope.project_id], 10)) == 1
     # The retry finished the first call's job, hooks included, exactly once.
-    assert [e.metadata["episode_id"] for e in hooked] == [str(session.episode_id)]
+    assert [e.episode_id for e in hooked] == [session.episode_id]
     await w.lifecycle.terminate(*sid(scope))
     assert len(hooked) == 1
 

@@ -32,7 +32,6 @@ from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.connection import check_redis_settings, connect
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS
 from mcp_memory.stores.redis.store import RedisWorkingStore
-from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock, made_sqlite_file, new_scope
 from tests.redis_servers import (
     RedisClusterServers,
@@ -43,12 +42,11 @@ from tests.redis_servers import (
     shared_redis_url,
     unique_prefix,
 )
-from tests.transfer_helpers import export_to
 
 pytestmark = pytest.mark.anyio
 
 # The commands our Lua scripts run; any other command (but INFO, which the test sends) is a round trip.
-# docs/configuration.md and config/redis.conf list them for an ACL user (checked by test_the_documented_acl_is_enough).
+# docs/configuration.md and config/redis.conf list them for an ACL user (tests/test_the_documented_redis_acl_...).
 SCRIPT_COMMANDS = {
     "get", "set", "exists", "del", "hget", "hset", "hdel", "hlen", "hexists", "hkeys", "hgetall",
     "zadd", "zrem", "zscore", "zrange", "zrangebyscore", "zcard", "zcount", "pexpire", "persist",
@@ -907,46 +905,3 @@ async def test_unix_socket_url(tmp_path: Path, db_url: str) -> None:
             assert await rt.working.get(scope, "a") == 1
     finally:
         server.stop()
-
-
-ACL = (
-    "~mcpmem:* +evalsha +eval +script|load +info +ping +cluster|info +wait "
-    "+get +set +exists +del +pexpire +persist +rename +hget +hset +hdel +hlen +hexists +hkeys +hgetall "
-    "+zadd +zrem +zscore +zrange +zrangebyscore +zcard +zcount +copy +pttl +hmget +setrange"
-)
-
-
-async def test_the_documented_acl_is_enough(private_redis: RedisServer, db_url: str, tmp_path: Path) -> None:
-    documented = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
-    assert ACL in documented.replace("\n", " ")
-    admin = private_redis.client()
-    admin.execute_command("ACL", "SETUSER", "mcp", "on", ">pw", *ACL.split())
-    admin.close()
-    url = f"redis://mcp:pw@127.0.0.1:{private_redis.port}/0"
-    async with MemoryRuntime(Settings(database_url=db_url, redis_url=url)) as rt:
-        assert (await rt.check())["working"]["reachable"] is True
-        scope = new_scope()
-        await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
-        await rt.working.set(scope, "t", 1, ttl_seconds=60)
-        await rt.lifecycle.pause(*ids(scope))
-        await rt.working.delete(scope, "a")
-        assert await rt.working.list_keys(scope) == ["t"]
-        await rt.lifecycle.resume(*ids(scope))
-        assert await rt.working.get(scope, "a") == 1
-        await rt.lifecycle.terminate(*ids(scope))
-        # An import stages working memory and switches it in (RENAME).
-        live = new_scope()
-        await rt.lifecycle.spawn(*ids(live), initial_state={"b": 2})
-        assert rt.transfer is not None
-        path = await export_to(rt, Selection(live.project_id), tmp_path / "acl.jsonl")
-        copy = uuid.uuid4()
-        await rt.transfer.import_file(path, as_project=copy)
-        assert await rt.working.get(Scope(copy, live.agent_instance_id, live.session_id), "b") == 2
-    # Without the scripts' own commands it is refused, as `unavailable`, not as a crash.
-    url = f"redis://mcp2:pw@127.0.0.1:{private_redis.port}/0"
-    admin = private_redis.client()
-    admin.execute_command("ACL", "SETUSER", "mcp2", "on", ">pw", "~mcpmem:*", "+evalsha", "+eval", "+script|load")
-    admin.close()
-    async with MemoryRuntime(Settings(database_url=db_url, redis_url=url)) as rt:
-        with pytest.raises(Unavailable, match="ACL"):
-            await rt.lifecycle.spawn(*ids(new_scope()), initial_state={"a": 1})

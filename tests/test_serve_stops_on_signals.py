@@ -4,9 +4,10 @@ signal's number). Before, SIGINT did not stop serve on stdio at all (it waited f
 and SIGTERM over HTTP killed the process by the signal (issue 12 item 7).
 
 With a tool call in flight (its store frozen) the documented bound is three seconds: the call gets a second
-(``SHUTDOWN_GRACE_SECONDS``) to end before it is cancelled, and the SDK may spend up to a second more answering it
-"Connection closed" (about 2 s at most on an idle machine). A call on the 2026 protocol, served in its own HTTP request,
-held the shutdown for uvicorn's whole graceful timeout (5 s).
+(``SHUTDOWN_GRACE_SECONDS``) to end before the server cuts it off (what that logs: see
+test_a_stop_with_a_call_in_flight_logs_a_warning_not_an_error.py), and the SDK may spend up to a second more
+answering it "Connection closed" (about 2 s at most on an idle machine). A call on the 2026 protocol, served in
+its own HTTP request, held the shutdown for uvicorn's whole graceful timeout (5 s).
 
 "Stores closed" is seen on the SQLite file: in WAL mode the ``-wal`` file exists while a connection is open
 and is removed when the last one closes cleanly (a killed process leaves it behind).

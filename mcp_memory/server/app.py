@@ -49,6 +49,7 @@ from mcp_memory.identity import DefaultScope
 from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
 from mcp_memory.server.effects import CallEffects, collecting
+from mcp_memory.server.in_flight import InFlightCalls
 from mcp_memory.server.listing import recent_resources
 from mcp_memory.server.metrics import ServerMetrics
 from mcp_memory.server.protocol import (
@@ -118,6 +119,8 @@ class MemoryServer(MCPServer[Any]):
         self.defaults = defaults or DefaultScope(settings.project_id, settings.agent_instance_id)
         """The project and agent of a call that names none (a token's own defaults come first: :mod:`.scope`)."""
         self.metrics = ServerMetrics()
+        self.in_flight = InFlightCalls()
+        """The calls being served: a stop over HTTP cuts off those still running after its grace (:mod:`.in_flight`)."""
         self.grants = GrantMiddleware()
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
         self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult, CallEffects], Awaitable[None]]] = []
@@ -203,7 +206,8 @@ class MemoryServer(MCPServer[Any]):
             if unknown:
                 raise InvalidArgument(f"unknown argument(s) for {name}: {', '.join(unknown)}")
             self._check_project(properties, arguments)
-            return await super().call_tool(name, arguments, context)
+            with self.in_flight.track():
+                return await super().call_tool(name, arguments, context)
         except MemoryServiceError as exc:
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
         except MCPError:
@@ -257,7 +261,10 @@ class MemoryServer(MCPServer[Any]):
                     raise Forbidden("this resource is open only to tokens that cover every project")
                 authorize(match.group(1))
             settings = self.runtime.settings
-            with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
+            with (
+                self.in_flight.track(),
+                deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
+            ):
                 return await super().read_resource(uri, context)
         except MemoryServiceError as exc:
             err = exc
@@ -282,7 +289,8 @@ class MemoryServer(MCPServer[Any]):
         if missing:
             raise prompt_error(InvalidArgument(f"missing argument(s) for prompt {name}: {', '.join(missing)}"))
         try:
-            return await super().get_prompt(name, arguments, context)
+            with self.in_flight.track():
+                return await super().get_prompt(name, arguments, context)
         except MCPError:
             raise
         except Exception as exc:

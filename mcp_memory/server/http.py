@@ -22,6 +22,7 @@ sticky sessions whatever the mode.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import socket
@@ -48,6 +49,7 @@ from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
 from mcp_memory.server.connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
 from mcp_memory.server.jsonrpc_input import JsonRpcShapeMiddleware
 from mcp_memory.server.sessions import FairSessionManager, SessionRefused, StreamsPerToken, send_refusal
+from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +58,12 @@ SSE_PATH = "/sse"
 MESSAGES_PATH = "/messages/"
 PROBES = frozenset({"/healthz", "/readyz"})
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
-SHUTDOWN_GRACE_SECONDS = 1  # uvicorn takes whole seconds
-"""After SIGINT/SIGTERM, how long requests in flight may take to end before they are cancelled."""
+SHUTDOWN_GRACE_SECONDS = 1
+"""After SIGINT/SIGTERM, how long calls in flight may take to end before the server cuts them off (as
+``unavailable``, :mod:`.in_flight`)."""
+_UVICORN_GRACE_SECONDS = SHUTDOWN_GRACE_SECONDS + 1  # uvicorn takes whole seconds
+"""uvicorn's own graceful timeout, past ours: its cut-off (logged at ERROR, a traceback per request) is left for
+requests that are not calls, such as a response a client is slow to read."""
 
 
 def is_loopback(host: str) -> bool:
@@ -317,7 +323,8 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
         lifespan="on",
         # Requests in flight (a Streamable HTTP call on the 2026 protocol is served in its own request, a stream
         # lasts as long as its client) get this long to end before they are cancelled: serve stops within seconds.
-        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        # The calls among them are cut off before, by _Server.shutdown.
+        timeout_graceful_shutdown=_UVICORN_GRACE_SECONDS,
         # Our h11 protocol (whatever parser uvicorn would pick) applies the read timeouts and connection caps;
         # uvicorn's limit_concurrency is not used: it counts idle connections, so idle sockets starved everyone.
         http=guarded_protocol(ConnectionRegistry(limits, on_reject=server.metrics.rejected)),
@@ -345,11 +352,27 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
             held = False
             await runtime.close()
 
+    in_flight = server.in_flight
+
+    async def cut_off_after_grace() -> None:
+        await asyncio.sleep(SHUTDOWN_GRACE_SECONDS)
+        in_flight.cut_off()
+
     class _Server(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Calls still running after the grace are cut off here, each answered unavailable, so that uvicorn's
+            # own cut-off (an ERROR) finds no call left to cancel: a normal stop logs one WARNING at most.
+            in_flight.stopping = True
+            cutter = asyncio.create_task(cut_off_after_grace())
             try:
                 await super().shutdown(sockets)
             finally:
+                cutter.cancel()
+                if in_flight.cut_off_count:
+                    logger.warning(
+                        "stopping: cut off %s in flight (a client still connected is answered unavailable)",
+                        counted(in_flight.cut_off_count, "call"),
+                    )
                 await let_go()
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

@@ -5,7 +5,8 @@ endpoint whose body is JSON but not a JSON-RPC 2.0 message with -32600 "Invalid 
 can be read), before the SDK's transport sees it. The SDK's transport answers such a body -32600 on protocol
 2026-07-28, but -32602 with a dump of pydantic's validation errors on the handshake protocol (2025-11-25 and earlier),
 which most clients speak; a body that is not JSON at all is left to the SDK, which answers -32700 on both. A
-message to an SSE session that is not a JSON-RPC message is answered here too, so that it is not logged.
+message to an SSE session is answered here too, so that the SDK does not log it: JSON that is not a JSON-RPC message
+gets the same 400 with -32600 as on the MCP endpoint; a body that is not JSON the SDK's 400 "Could not parse message".
 """
 
 from __future__ import annotations
@@ -94,11 +95,11 @@ def parse_line(line: bytes) -> mcp_types.JSONRPCMessage | Refusal | None:
 
 
 class JsonRpcShapeMiddleware:
-    """Refuses, with -32600, a POST to ``path`` whose body is JSON but not a JSON-RPC message (see the module); and,
-    when ``sse_path`` is given, a POST there (a message to an SSE session) whose body is not a JSON-RPC message at
-    all, with the SDK's own answer (400 "Could not parse message"), because the SDK logs such a body with a
-    traceback that quotes it, and a body may hold a value to be stored. A body past ``max_bytes`` is handed on unread
-    beyond that, to the SDK's transport, which refuses it (413)."""
+    """Refuses, with -32600, a POST to ``path`` or ``sse_path`` (a message to an SSE session) whose body is JSON but
+    not a JSON-RPC message (see the module); and a POST to ``sse_path`` whose body is not JSON with the SDK's own
+    answer (400 "Could not parse message"), because the SDK logs such a body with a traceback that quotes it, and a
+    body may hold a value to be stored. A body past ``max_bytes`` is handed on unread beyond that, to the SDK's
+    transport, which refuses it (413)."""
 
     def __init__(self, app: ASGIApp, path: str, max_bytes: int, sse_path: str | None = None) -> None:
         self.app = app
@@ -126,17 +127,18 @@ class JsonRpcShapeMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in read)
-        if path == self.path:
-            refusal = parse_line(body) if body.strip() else None
-            if isinstance(refusal, Refusal) and refusal.code == mcp_types.INVALID_REQUEST:
-                await _answer(send, "application/json", refusal.to_line().rstrip(b"\n"))
-                return
-        else:
-            empty = Refusal(mcp_types.PARSE_ERROR, "Parse error: an empty body", None)
-            refusal = parse_line(body) if body.strip() else empty
-            if isinstance(refusal, Refusal):
+        sse = path == self.sse_path
+        empty = Refusal(mcp_types.PARSE_ERROR, "Parse error: an empty body", None) if sse else None
+        refusal = parse_line(body) if body.strip() else empty
+        if isinstance(refusal, Refusal):
+            if sse:
                 # The reason (never the input) is logged, as the SDK would log the error: once, at WARNING.
                 logger.warning("refused a message to an SSE session (%d bytes): %s", len(body), refusal.message)
+            if refusal.code == mcp_types.INVALID_REQUEST:
+                # The same answer on both endpoints (and stdio's line): the JSON-RPC error, not the SDK's text.
+                await _answer(send, "application/json", refusal.to_line().rstrip(b"\n"))
+                return
+            if sse:  # not JSON at all: the SDK's answer, without its log line that quotes the body
                 await _answer(send, "text/plain; charset=utf-8", b"Could not parse message")
                 return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}

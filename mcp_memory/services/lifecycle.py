@@ -50,8 +50,10 @@ from mcp_memory.models import (
 from mcp_memory.services.checkpoint_cursor import CheckpointBound, decode_before, encode_cursor
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.services.hooks import LifecycleHooks
+from mcp_memory.services.lifecycle_context import Call, LifecycleContext
 from mcp_memory.services.session_control import retention_policy
-from mcp_memory.services.strategies import Call, LifecycleContext, LifecycleStrategy, OneTransaction, TwoStep
+from mcp_memory.services.strategies import LifecycleStrategy, OneTransaction
+from mcp_memory.services.two_step_strategy import TwoStep
 from mcp_memory.services.validation import (
     MAX_CHECKPOINT_PAGE,
     MAX_LABEL,
@@ -157,7 +159,9 @@ class AgentLifecycleManager:
                     agent_instance_id=scope.agent_instance_id,
                     agent_type_id=agent_type_id,
                     session_id=scope.session_id,
-                    metadata={**metadata, **{k: v for k, v in data.items() if k.endswith("_id")}},
+                    metadata=metadata,
+                    checkpoint_id=data.get("checkpoint_id"),
+                    episode_id=None if data.get("episode_id") is None else UUID(data["episode_id"]),
                 )
                 await self._hooks.run(event)
         duration_ms = started.elapsed_ms()

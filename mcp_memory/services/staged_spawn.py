@@ -29,6 +29,7 @@ from mcp_memory import faults
 from mcp_memory.errors import Conflict, MemoryServiceError
 from mcp_memory.models import Item, Scope
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, StagedSpawn
+from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ async def _undo(durable: DurableStore, working: StagedSpawn, scope: Scope, token
 def _within_lease(scope: Scope, clock: Callable[[], float], began: float, lease_seconds: float) -> None:
     if clock() >= began + lease_seconds:
         raise Conflict(
-            f"spawning session '{scope.session_id}' took longer than its lease of {lease_seconds:g} seconds "
+            f"spawning session '{scope.session_id}' took longer than its lease of {counted(lease_seconds, 'second')} "
             "(spawn_lease_seconds); nothing was kept, retry"
         )
 

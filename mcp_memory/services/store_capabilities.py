@@ -1,4 +1,4 @@
-"""What a pair of stores offers beyond their ports, for :class:`~mcp_memory.services.strategies.TwoStep`."""
+"""What a pair of stores offers beyond their ports, for :class:`~mcp_memory.services.two_step_strategy.TwoStep`."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import Item, RawJSON, Scope, decode_value, encode_value, to_datetime, utf8_size
 from mcp_memory.stores.ports import Limits, SessionStore, WorkingStore
+from mcp_memory.summary import counted
 
 MAX_TTL_SECONDS = 10 * 365 * 86400
 
@@ -67,7 +68,8 @@ class WorkingMemory:
         raw = encode_value(value, what)
         size = utf8_size(raw, what)
         if size > self._settings.max_value_bytes:
-            raise TooLarge(f"{what} is {size} bytes serialised; the limit is {self._settings.max_value_bytes} bytes")
+            limit = counted(self._settings.max_value_bytes, "byte")
+            raise TooLarge(f"{what} is {counted(size, 'byte')} serialised; the limit is {limit}")
         return raw
 
     def expiry(self, ttl_seconds: float | None, now: float) -> float | None:
@@ -88,7 +90,8 @@ class WorkingMemory:
             raise InvalidArgument(f"{what} must be a JSON object of key -> value")
         if len(state) > self._settings.max_keys_per_session:
             raise TooLarge(
-                f"{what} has {len(state)} keys; the limit is {self._settings.max_keys_per_session} per session"
+                f"{what} has {counted(len(state), 'key')}; the limit is "
+                f"{counted(self._settings.max_keys_per_session, 'key')} per session"
             )
         return {self.check_key(k): Item(self.encode(v, f"value of key {k!r}")) for k, v in state.items()}
 

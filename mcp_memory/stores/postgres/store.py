@@ -86,6 +86,7 @@ from mcp_memory.stores.sql.rules import (
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sql.transfer import SqlTransfer
+from mcp_memory.summary import counted
 
 
 class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeErase, SqlTransfer, SqlStore):
@@ -368,7 +369,10 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         check_writable(scope, (row["status"], row["sealed"]))
         if not row["done"]:
             if clear:
-                raise TooLarge(f"{row['restored']} keys exceed the limit of {limits.max_keys} keys per session")
+                raise TooLarge(
+                    f"{counted(row['restored'], 'key')} exceed the limit of {counted(limits.max_keys, 'key')} "
+                    "per session"
+                )
             raise restore_overflows(limits)
         info = _record_info(row)
         return info, int(row["restored"])

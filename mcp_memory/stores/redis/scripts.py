@@ -21,6 +21,7 @@ from redis.commands.core import AsyncScript
 from mcp_memory.errors import TooLarge
 from mcp_memory.models import Item, SessionInfo
 from mcp_memory.stores.records import Limits
+from mcp_memory.summary import counted
 
 NAMES = (
     "set",
@@ -166,7 +167,9 @@ def item_args(
 
 def too_large(limits: Limits, what: str) -> TooLarge:
     """The refusal of a write that would take a session over its key limit."""
-    return TooLarge(f"{what} would exceed the limit of {limits.max_keys} keys per session; nothing was written")
+    return TooLarge(
+        f"{what} would exceed the limit of {counted(limits.max_keys, 'key')} per session; nothing was written"
+    )
 
 
 __all__ = [

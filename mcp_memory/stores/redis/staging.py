@@ -30,6 +30,7 @@ from mcp_memory.errors import Unavailable
 from mcp_memory.models import Item, Scope, SessionInfo
 from mcp_memory.stores.ports import Limits
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, STAGING_TTL_MS, incarnation, item_args, too_large
+from mcp_memory.summary import counted
 
 
 class RedisStaging:
@@ -47,7 +48,7 @@ class RedisStaging:
     async def stage(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str) -> int:
         args = item_args("spawn", now, True, limits.max_keys, items, token=token)
         if args[6] + args[7] > limits.max_keys:
-            raise too_large(limits, f"{args[6] + args[7]} keys")
+            raise too_large(limits, counted(args[6] + args[7], "key"))
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "full":
             raise too_large(limits, "the initial state")
@@ -78,7 +79,7 @@ class RedisStaging:
     ) -> int:
         args = item_args("import", now, True, limits.max_keys, items, token=token)
         if args[6] + args[7] > limits.max_keys:
-            raise too_large(limits, f"{args[6] + args[7]} keys of session '{scope.session_id}'")
+            raise too_large(limits, f"{counted(args[6] + args[7], 'key')} of session '{scope.session_id}'")
         # The staging TTL rides last, after the items (write.lua's mode "import"), so it is set in the same script.
         # The live session's pause copy (KEYS[5..7]) is dropped here, before the durable import replaces the
         # checkpoints it could stand for (and again by the switch).

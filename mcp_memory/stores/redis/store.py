@@ -80,6 +80,7 @@ from mcp_memory.stores.redis.copies import RedisPauseCopies, packed_snapshot
 from mcp_memory.stores.redis.replication import Call, ReplicaWait
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
+from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         of items written. ``Conflict`` if a terminate has sealed it meanwhile."""
         args = item_args("open", now, True, limits.max_keys, items)
         if args[6] + args[7] > limits.max_keys:
-            raise too_large(limits, f"{args[6] + args[7]} keys")
+            raise too_large(limits, counted(args[6] + args[7], "key"))
         reply = await self._eval("write", self.keys(scope), args)
         if reply[0] == "stamp":  # re-opened by another call: from this session, or from a stale one?
             info = await self.durable.get_session(scope) if self.durable is not None else None
@@ -369,7 +370,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         if reply[0] == "held":
             raise Conflict(
                 f"a terminate or deletion of session '{scope.session_id}' is already in progress; retry "
-                f"(if it was interrupted, its seal lapses within {lease_seconds:g} seconds)"
+                f"(if it was interrupted, its seal lapses within {counted(lease_seconds, 'second')})"
             )
 
     async def unseal(self, scope: Scope, token: str) -> None:
@@ -388,7 +389,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         reply = await self._writable(scope, now, "set", args)
         if reply[0] == "full":
             raise TooLarge(
-                f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; "
+                f"session '{scope.session_id}' holds {counted(limits.max_keys, 'key')}, the limit; "
                 "delete some before adding new ones"
             )
 
@@ -436,16 +437,19 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
     def _restored(reply: list[Any], clear: bool, limits: Limits) -> int:
         if reply[0] == "full":
             if clear:
-                raise TooLarge(f"the checkpoint exceeds the limit of {limits.max_keys} keys per session")
+                raise TooLarge(f"the checkpoint exceeds the limit of {counted(limits.max_keys, 'key')} per session")
             raise TooLarge(
-                f"restoring without clearing would exceed {limits.max_keys} keys per session; nothing was restored"
+                f"restoring without clearing would exceed {counted(limits.max_keys, 'key')} per session; "
+                "nothing was restored"
             )
         return int(reply[1])
 
     async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
         args = item_args("restore", now, clear, limits.max_keys, items)
         if clear and args[6] + args[7] > limits.max_keys:
-            raise TooLarge(f"{args[6] + args[7]} keys exceed the limit of {limits.max_keys} keys per session")
+            raise TooLarge(
+                f"{counted(args[6] + args[7], 'key')} exceed the limit of {counted(limits.max_keys, 'key')} per session"
+            )
         return self._restored(await self._writable(scope, now, "write", args), clear, limits)
 
     async def clear(self, scope: Scope, now: float) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from mcp_memory.errors import Conflict, NotFound, TooLarge
 from mcp_memory.models import Item, Scope, SessionStatus
 from mcp_memory.stores.ports import Limits
+from mcp_memory.summary import counted
 
 COMMON_TERM_SHARE = 0.05
 """Full text, both stores: a word found in at least this share of the project's episodes does not make an episode
@@ -35,7 +36,7 @@ def check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
     """A whole new state must fit the key limit; items already expired do not count (they are skipped)."""
     live = sum(1 for it in items.values() if it.expires_at is None or it.expires_at > now)
     if live > limits.max_keys:
-        raise TooLarge(f"{live} keys exceed the limit of {limits.max_keys} keys per session")
+        raise TooLarge(f"{counted(live, 'key')} exceed the limit of {counted(limits.max_keys, 'key')} per session")
 
 
 def check_writable(scope: Scope, found: tuple[Any, Any] | None) -> None:
@@ -73,20 +74,23 @@ def terminate_in_progress(scope: Scope, lease_seconds: float) -> Conflict:
     """``seal`` of a session another terminate or deletion holds sealed, its lease not yet run out."""
     return Conflict(
         f"a terminate or deletion of session '{scope.session_id}' is already in progress; retry "
-        f"(if it was interrupted, its seal lapses within {lease_seconds:g} seconds)"
+        f"(if it was interrupted, its seal lapses within {counted(lease_seconds, 'second')})"
     )
 
 
 def keys_full(scope: Scope, limits: Limits) -> TooLarge:
     """``set`` of a new key into a session at its key limit."""
     return TooLarge(
-        f"session '{scope.session_id}' holds {limits.max_keys} keys, the limit; delete some before adding new ones"
+        f"session '{scope.session_id}' holds {counted(limits.max_keys, 'key')}, the limit; "
+        "delete some before adding new ones"
     )
 
 
 def restore_overflows(limits: Limits) -> TooLarge:
     """``restore`` without clearing would leave more keys than the limit (and so restores nothing)."""
-    return TooLarge(f"restoring without clearing would exceed {limits.max_keys} keys per session; nothing was restored")
+    return TooLarge(
+        f"restoring without clearing would exceed {counted(limits.max_keys, 'key')} per session; nothing was restored"
+    )
 
 
 def session_exists(scope: Scope, status: Any) -> Conflict:

@@ -35,6 +35,7 @@ from mcp_memory.stores.transfer import (
     SessionEntry,
     WorkingEntry,
 )
+from mcp_memory.summary import counted
 
 _CHECKPOINT_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 
@@ -251,8 +252,9 @@ class SqlTransfer:
                             live[owner] += 1
                             if live[owner] > plan.max_keys:
                                 raise TooLarge(
-                                    f"session '{owner[1]}' of the export file holds more than {plan.max_keys} live "
-                                    "keys, the limit per session; nothing was imported"
+                                    f"session '{owner[1]}' of the export file holds more than "
+                                    f"{counted(plan.max_keys, 'live key')}, the limit per session; "
+                                    "nothing was imported"
                                 )
                         await conn.execute(
                             text(

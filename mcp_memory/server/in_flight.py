@@ -1,0 +1,62 @@
+"""The calls a server is serving (tool calls, resource reads, prompts), so that a stop can cut them off itself.
+
+Over HTTP a SIGINT/SIGTERM gives the calls in flight a grace to end (``http.SHUTDOWN_GRACE_SECONDS``); uvicorn's
+own way past it cancels the requests' tasks and logs that at ERROR, with a traceback per request, for what is a
+normal, documented stop. Instead the server cuts its calls off first (:meth:`InFlightCalls.cut_off`): each such call
+ends as ``unavailable`` (an answer its client may still get, instead of a dropped connection), and the stop logs
+one WARNING saying how many calls it cut off, those ended with their stream (an SSE stream closed by the stop)
+included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import anyio
+
+from mcp_memory.errors import Unavailable
+
+
+class InFlightCalls:
+    """The cancel scopes of the calls being served, and how many calls a stop has cut off."""
+
+    def __init__(self) -> None:
+        self._scopes: set[anyio.CancelScope] = set()
+        self.stopping = False
+        """Set when the server starts to stop: from then on a call that is cancelled counts as cut off."""
+        self.cut_off_count = 0
+
+    def __len__(self) -> int:
+        return len(self._scopes)
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        """Serve one call under a scope :meth:`cut_off` can cancel; a call so cancelled raises ``Unavailable``
+        (any other cancellation goes on as it came)."""
+        with anyio.CancelScope() as scope:
+            self._scopes.add(scope)
+            try:
+                yield
+            except anyio.get_cancelled_exc_class():
+                if self.stopping:
+                    self.cut_off_count += 1
+                raise
+            finally:
+                self._scopes.discard(scope)
+        if scope.cancelled_caught:
+            raise Unavailable(
+                "the server is stopping and cut this call off before it finished; it may or may not have taken "
+                "effect: check, or retry it once the server is back"
+            )
+
+    def cut_off(self) -> int:
+        """Cancel every call in flight (the server is stopping); how many there were."""
+        self.stopping = True
+        scopes = list(self._scopes)
+        for scope in scopes:
+            scope.cancel()
+        return len(scopes)
+
+
+__all__ = ["InFlightCalls"]

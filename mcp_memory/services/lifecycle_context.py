@@ -1,0 +1,134 @@
+"""What :class:`~mcp_memory.services.lifecycle.AgentLifecycleManager` and its two strategies
+(:mod:`~mcp_memory.services.strategies`, :mod:`~mcp_memory.services.two_step_strategy`) share: the stores, the
+settings, the clock and the session locks of one process (:class:`LifecycleContext`), when a call began
+(:class:`Call`), what a pause stored and a resume restored, and how a pause's checkpoint gets its id and time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+import anyio
+
+from mcp_memory import deadlines
+from mcp_memory.config import Settings
+from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
+from mcp_memory.ids import new_sortable_id
+from mcp_memory.models import Scope, SessionInfo, SessionStatus, to_datetime
+from mcp_memory.services.session_control import retention_policy
+from mcp_memory.services.working import WorkingMemory
+from mcp_memory.stores.ports import DurableStore, EventRecord
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """When a lifecycle call began: by the service clock (recorded times, TTL) and by perf_counter (durations)."""
+
+    at: float
+    perf: float
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.perf) * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpointed:
+    """What a pause stored."""
+
+    checkpoint_id: str
+    items: int
+    bytes: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a resume restored."""
+
+    checkpoint_id: str
+    items: int
+    checkpoint_created_at: datetime
+
+
+@dataclass
+class LifecycleContext:
+    """What the manager and its strategy share: the stores, the settings, the clock, and this process's session
+    locks (a session's two-step spawn, pauses, resumes and terminates run one at a time; writes do not take it)."""
+
+    working: WorkingMemory
+    durable: DurableStore
+    settings: Settings
+    clock: Callable[[], float]
+    _locks: weakref.WeakValueDictionary[Scope, anyio.Lock] = field(default_factory=weakref.WeakValueDictionary)
+
+    def session_lock(self, scope: Scope) -> anyio.Lock:
+        lock = self._locks.get(scope)
+        if lock is None:
+            lock = self._locks[scope] = anyio.Lock()
+        return lock
+
+    def start(self) -> Call:
+        return Call(self.clock(), time.perf_counter())
+
+    def event(self, event_type: str, started: Call, outcome: str, detail: Mapping[str, Any]) -> EventRecord:
+        # The store measures the duration as it writes the event, so its own work is counted.
+        return EventRecord(event_type, started.at, started.elapsed_ms(), outcome, dict(detail), started.perf)
+
+    async def record_failure(
+        self, scope: Scope, event_type: str, started: Call, exc: MemoryServiceError, metadata: Mapping[str, Any]
+    ) -> None:
+        """A failed lifecycle call on an existing session is recorded too (best effort)."""
+        detail: dict[str, Any] = {"error": exc.message, "metadata": dict(metadata)}
+        try:
+            # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.
+            with deadlines.compensation():
+                event = self.event(event_type, started, exc.code, detail)
+                await self.durable.record_event(scope, event, retention_policy(self.settings))
+        except Exception:
+            logger.warning("could not record the failed %s event", event_type, exc_info=True)
+
+    async def session(self, scope: Scope) -> SessionInfo:
+        """The session's record, or ``not_found``."""
+        info = await self.durable.get_session(scope)
+        if info is None:
+            raise NotFound(
+                f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} "
+                f"in project {scope.project_id}"
+            )
+        return info
+
+    async def live_session(self, scope: Scope, action: str) -> SessionInfo:
+        info = await self.session(scope)
+        if info.status == SessionStatus.TERMINATED:
+            raise Conflict(f"session '{scope.session_id}' is terminated; cannot {action}")
+        return info
+
+    async def no_checkpoint(self, scope: Scope, wanted: str | None) -> NoReturn:
+        """Why there is nothing to resume: the session's own error if it is the problem, else ``not_found``."""
+        await self.live_session(scope, "resume")
+        if wanted is None:
+            raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
+        raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
+
+
+def checkpoint_id_and_time(given_id: str | None, taken: float) -> tuple[str, datetime]:
+    """A pause's checkpoint id (``given_id``, or one generated) and creation time, both from ONE clock reading
+    ``taken`` (to the microsecond the stores keep): generated ids then sort as the recorded creation times do, also
+    across servers (where each server's clock at its pause decides)."""
+    created = to_datetime(taken)
+    at_us = max(0, (created - _EPOCH) // timedelta(microseconds=1))
+    return given_id or new_sortable_id(at_us=at_us), created
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+__all__ = ["Call", "Checkpointed", "LifecycleContext", "Restored", "checkpoint_id_and_time"]
