@@ -139,7 +139,7 @@ async def test_pause_and_resume_make_as_many_calls_into_our_code_for_1000_keys_a
     # Equal call for call: what differs names the function that runs per key.
     assert big_pause - small_pause == Counter(), big_pause - small_pause
     assert big_resume - small_resume == Counter(), big_resume - small_resume
-    assert sum(big_pause.values()) < 400 and sum(big_resume.values()) < 400  # and no per-key work hides in there
+    assert sum(big_pause.values()) < 450 and sum(big_resume.values()) < 450  # and no per-key work hides in there
 
 
 async def test_a_packed_pause_and_resume_keep_values_ttls_and_the_content_hash(

@@ -50,7 +50,7 @@ pytestmark = pytest.mark.anyio
 SCRIPT_COMMANDS = {
     "get", "set", "exists", "del", "hget", "hset", "hdel", "hlen", "hexists", "hkeys", "hgetall",
     "zadd", "zrem", "zscore", "zrange", "zrangebyscore", "zcard", "zcount", "pexpire", "persist",
-    "rename", "copy", "pttl", "hmget", "setrange",
+    "rename", "copy", "pttl", "hmget", "setrange", "time",
 }  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from mcp import Client
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import Unavailable
+from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
@@ -167,3 +168,23 @@ async def test_an_acl_without_the_scripts_commands_is_unavailable_not_a_crash(
     async with MemoryRuntime(Settings(database_url=db_url, redis_url=url, redis_key_prefix=prefix)) as rt:
         with pytest.raises(Unavailable, match="ACL"):
             await rt.lifecycle.spawn(str(uuid.uuid4()), str(uuid.uuid4()), "s1", initial_state={"a": 1})
+
+
+async def test_an_acl_written_before_time_was_needed_still_pauses_and_resumes(
+    acl_user: tuple[str, list[str], str], db_url: str
+) -> None:
+    """An earlier release's ACL lacks ``+time``, which ordering a session's transitions asks for: pause and resume
+    go on without an order (the status is set as before orders existed) instead of failing after an upgrade."""
+    url, _, prefix = acl_user
+    rules = [f"~{prefix}:*" if rule == DEFAULT_KEYS else rule for rule in documented_acl() if rule != "+time"]
+    make_user(url, rules)
+    ids = (str(uuid.uuid4()), str(uuid.uuid4()), "s1")
+    scope = Scope.parse(*ids)
+    async with MemoryRuntime(Settings(database_url=db_url, redis_url=url, redis_key_prefix=prefix)) as rt:
+        await rt.lifecycle.spawn(*ids, initial_state={"a": 1})
+        await rt.lifecycle.pause(*ids)
+        assert (await rt.lifecycle.session(scope)).status == SessionStatus.PAUSED
+        await rt.lifecycle.resume(*ids)
+        assert (await rt.lifecycle.session(scope)).status == SessionStatus.RUNNING
+        await rt.lifecycle.pause(*ids)
+        assert (await rt.lifecycle.session(scope)).status == SessionStatus.PAUSED

@@ -54,6 +54,12 @@ from mcp_memory.stores.records import Limits
 from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS
 
 
+def order_of(reply: int | bytes | str | None) -> int | None:
+    """A transition's order as a script answered it (``next_order`` in ``lua/lib.lua``); None where Redis gave none
+    (an ACL without ``TIME``)."""
+    return None if reply is None else int(reply)
+
+
 def packed_snapshot(reply: list[Any]) -> PackedState:
     """The snapshot script's reply (two flat arrays, parsed by hiredis) as the checkpoint's packed state, by C-level
     steps only (:func:`~mcp_memory.models.pack_state`): nothing runs per key in Python."""
@@ -102,12 +108,12 @@ class RedisPauseCopies:
             reply = await self._eval("snapshot", keys, args)
             if reply[0] == "missing":
                 return pack_state([], [], ()), False
-        return replace(packed_snapshot(reply), order=int(reply[4])), bool(reply[3])
+        return replace(packed_snapshot(reply), order=order_of(reply[4])), bool(reply[3])
 
     async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> Restoration | None:
         args = [repr(float(now)), RECLAIM_MARGIN_MS, limits.max_keys, snapshot]
         reply = await self._eval("take", self.all_keys(scope), args)
-        return Restoration(int(reply[1]), int(reply[2])) if reply[0] == "ok" else None
+        return Restoration(int(reply[1]), order_of(reply[2])) if reply[0] == "ok" else None
 
     async def drop_copy(self, scope: Scope) -> None:
         await self._eval("drop_copy", self.copy_keys(scope), [])

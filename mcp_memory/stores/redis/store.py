@@ -76,7 +76,7 @@ from mcp_memory.stores.redis.connection import (
     redact_url,
     unavailable,
 )
-from mcp_memory.stores.redis.copies import RedisPauseCopies, packed_snapshot
+from mcp_memory.stores.redis.copies import RedisPauseCopies, order_of, packed_snapshot
 from mcp_memory.stores.redis.replication import Call, ReplicaWait
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
@@ -431,7 +431,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         args = ["restore", repr(float(now)), "1" if clear else "0", limits.max_keys, RECLAIM_MARGIN_MS, "o"]
         args += ["json", 0, "", "", state]
         reply = await self._writable(scope, now, "write", args, self.all_keys(scope))
-        return Restoration(self._restored(reply, clear, limits), int(reply[2]))
+        return Restoration(self._restored(reply, clear, limits), order_of(reply[2]))
 
     @staticmethod
     def _restored(reply: list[Any], clear: bool, limits: Limits) -> int:

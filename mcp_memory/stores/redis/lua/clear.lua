@@ -1,4 +1,5 @@
 -- ARGV: now, tombstone_ms, terminated ('1': the durable record says so), keep ('1': the items stay)
+-- KEYS: m, v, x, i, the pause's copy (cv, cx, ct), the order key g
 -- A terminated session's marker becomes 't' whatever it was (a failed terminate elsewhere may have unsealed it to
 -- 'o' meanwhile, or Redis may not know the session at all): only a spawn of another incarnation overwrites 't'. It
 -- lasts as long as the data it guards, a day (the tombstone) once the data is gone.
@@ -16,6 +17,9 @@ if ARGV[4] ~= '1' then
   redis.call('DEL', v, x)
 end
 if terminated then
+  -- The order of its transitions (KEYS[8]) has nothing left to order: the durable record refuses a late pause or
+  -- resume of a terminated session whatever its order.
+  redis.call('DEL', KEYS[8])
   local n, ms = redis.call('HLEN', v), tonumber(ARGV[2])
   if n > 0 and redis.call('ZCARD', x) < n then  -- items kept, one at least without a TTL: no expiry either
     redis.call('SET', m, 't')

@@ -38,9 +38,12 @@ end
 -- that a record landing late does not set the status back (copies.py, TRANSITION ORDER). Above the last order given
 -- while g (the session's order key) lives, and never below Redis's clock in microseconds: a session whose keys Redis
 -- lost (g with them, or g expired after a day without transitions) still orders after what it was given before.
--- Stored with pcall: a full Redis still answers, ordered by its clock.
+-- Stored with pcall: a full Redis still answers, ordered by its clock. An ACL without TIME (one written for an
+-- earlier release) gives no order (false): the record then sets the status as it did before orders existed, rather
+-- than the script failing or a restarted count ranking below orders already recorded.
 local function next_order(g)
-  local t = redis.call('TIME')
+  local t = redis.pcall('TIME')
+  if type(t) ~= 'table' or t.err then return false end
   local n = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local last = tonumber(redis.call('GET', g) or '0')
   if last >= n then n = last + 1 end
