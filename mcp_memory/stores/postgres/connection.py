@@ -28,7 +28,7 @@ from sqlalchemy.pool import QueuePool
 from mcp_memory import deadlines
 from mcp_memory.config import mask_url
 from mcp_memory.errors import Conflict, Internal, MemoryServiceError, TooLarge, Unavailable
-from mcp_memory.stores.postgres.schema import connect_args, describe, read_state, schema_problem
+from mcp_memory.stores.postgres.schema import connect_args, describe, location, read_state, schema_problem
 from mcp_memory.stores.postgres.statements import PING
 from mcp_memory.stores.sql.clauses import text
 
@@ -107,8 +107,7 @@ class PostgresConnection:
     @property
     def where(self) -> str:
         """host:port/database, for messages (no credentials)."""
-        host = self._url.host or self._url.query.get("host") or "localhost"
-        return f"{host}:{self._url.port or 5432}/{self._url.database}"
+        return location(self._url)
 
     def _create_engine(self) -> AsyncEngine:
         return create_async_engine(

@@ -21,7 +21,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import URL
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.stores import migrations
@@ -117,6 +117,21 @@ def run_migration(conn: Connection, direction: str, revision: str, embedding_dim
         raise ValueError(f"unknown direction {direction!r}")
 
 
+def newer_schema(revision: str, where: str) -> str:
+    """What the server and ``migrate`` say of a database at a revision this release does not ship."""
+    return (
+        f"the Postgres schema of {where} is at revision {revision}, which this mcp-memory does not know (a newer "
+        "release migrated it); upgrade mcp-memory"
+    )
+
+
+def location(url: URL | str) -> str:
+    """host:port/database of a database URL, for messages (no credentials)."""
+    parsed = make_url(url)
+    host = parsed.host or parsed.query.get("host") or "localhost"
+    return f"{host}:{parsed.port or 5432}/{parsed.database}"
+
+
 def schema_problem(state: SchemaState, embedding_dimension: int, where: str) -> str | None:
     """Why the server cannot start on this schema (a message naming the fix), or None if it can."""
     head = head_revision()
@@ -131,10 +146,7 @@ def schema_problem(state: SchemaState, embedding_dimension: int, where: str) -> 
                 f"the Postgres schema of {where} is at revision {state.revision}, this mcp-memory needs {head}; "
                 f"run `{MIGRATE_COMMAND}` to upgrade it"
             )
-        return (
-            f"the Postgres schema of {where} is at revision {state.revision}, which this mcp-memory does not "
-            "know (a newer release migrated it); upgrade mcp-memory"
-        )
+        return newer_schema(state.revision, where)
     if state.embedding_dimension is not None and state.embedding_dimension != embedding_dimension:
         return (
             f"the Postgres database {where} stores {state.embedding_dimension}-dimensional embeddings but "
@@ -168,6 +180,9 @@ async def migrate(
             # then reads the state the first left, instead of racing it on the same DDL and failing.
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             before = await conn.run_sync(read_state)
+            if before.revision is not None and before.revision not in known_revisions():
+                # Alembic would only say it "can't locate revision": say who wrote it, as a start does.
+                raise ValueError(newer_schema(before.revision, location(url)))
             if (
                 not downgrade
                 and before.embedding_dimension is not None
@@ -255,7 +270,9 @@ __all__ = [
     "connect_args",
     "describe",
     "head_revision",
+    "location",
     "migrate",
+    "newer_schema",
     "reachable",
     "read_state",
     "run_migration",
