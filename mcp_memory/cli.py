@@ -20,10 +20,10 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from mcp_memory.cli_common import describe, load_settings, setup_logging
+from mcp_memory.cli_common import describe, load_settings, setup_logging, sqlite_file_problem
 from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import ConfigurationError, MemoryServiceError
+from mcp_memory.errors import ConfigurationError, MemoryServiceError, Unavailable
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.factory import check_settings
 from mcp_memory.version import __version__
@@ -188,34 +188,24 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
 
 
 def _sqlite_file_problem(settings: Settings, report: dict[str, Any]) -> str | None:
-    """The SQLite file as it is, read without changing it (into ``report``), and what is wrong with it, if anything:
-    missing (a start would create it empty: a mistyped path looks like a store that lost everything) or not at this
-    release's schema (a start would upgrade it, and the release that wrote it could not open it after)."""
-    from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
+    """The SQLite file as it is, read without changing it (into ``report``), and what is wrong with it, if anything
+    (:func:`~mcp_memory.cli_common.sqlite_file_problem`): doctor changes nothing."""
     from mcp_memory.stores.sqlite.upgrade import file_state, sqlite_file
 
     path = sqlite_file(settings.resolved_database_url())
     if path is None:
         return None
     state = file_state(path)
-    report["sqlite_file"] = {"path": path, "exists": state.exists, "schema_version": state.schema_version}
-    if not state.exists:
-        return (
-            f"no SQLite file at {path}: `mcp-memory serve` creates it at its first start (if memory was expected "
-            "there, check MCP_MEMORY_DATABASE_URL)"
-        )
-    if state.current:
+    report["sqlite_file"] = {
+        "path": path,
+        "exists": state.exists,
+        "state": state.kind,
+        "schema_version": state.schema_version,
+    }
+    problem = sqlite_file_problem(path, state)
+    if problem is None:
         return None
-    if state.schema_version is not None and state.schema_version < SCHEMA_VERSION:
-        return (
-            f"the SQLite file {path} is at schema {state.schema_version}, older than this release's "
-            f"{SCHEMA_VERSION}: `mcp-memory serve` upgrades it at its next start (the release that wrote it cannot "
-            "open it after); doctor changes nothing"
-        )
-    return (
-        f"the SQLite file {path} lacks tables or indexes of this release: `mcp-memory serve` adds them at its next "
-        "start; doctor changes nothing"
-    )
+    return problem.message if state.refusal is not None else f"{problem.message}; doctor changes nothing"
 
 
 _REEMBED_COUNT_CAP = 10_000
@@ -365,10 +355,22 @@ def _migrate_sqlite(settings: Settings, args: argparse.Namespace) -> int:
     report: dict[str, Any] = {"ok": True, "note": note, "head_schema_version": SCHEMA_VERSION}
     path = sqlite_file(settings.resolved_database_url())
     if path is not None:
-        state = file_state(path)
-        report.update(path=path, exists=state.exists, schema_version=state.schema_version, current=state.current)
+        try:
+            state = file_state(path)
+        except Unavailable as exc:  # not SQLite, or damaged
+            print(json.dumps({"ok": False, "error": exc.message}))
+            return 1
+        report.update(
+            path=path,
+            exists=state.exists,
+            state=state.kind,
+            schema_version=state.schema_version,
+            current=state.current,
+        )
+        if state.refusal is not None:  # a start refuses it: nothing this release can migrate
+            report.update(ok=False, error=state.refusal)
     print(json.dumps(report))
-    return 0
+    return 0 if report["ok"] else 1
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""What every ``mcp-memory`` sub-command shares: settings loaded with a readable error, logging on stderr.
+"""What every ``mcp-memory`` sub-command shares: settings loaded with a readable error, logging on stderr, and the
+check of a SQLite file that a command only reads.
 
 Apart from :mod:`mcp_memory.cli` so that the sub-command modules it loads (``cli_forget``, ``cli_transfer``) need
 not import it back.
@@ -14,7 +15,9 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from mcp_memory.config import Settings, config_file_path
-from mcp_memory.errors import ConfigurationError, describe_validation_error
+from mcp_memory.errors import ConfigurationError, MemoryServiceError, NotFound, Unavailable, describe_validation_error
+from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
+from mcp_memory.stores.sqlite.upgrade import FileState, file_state, sqlite_file
 
 
 def setup_logging(level: str, *, migration_steps: bool = False) -> None:
@@ -53,4 +56,43 @@ def describe(exc: Exception) -> str:
     return str(exc)
 
 
-__all__ = ["describe", "load_settings", "setup_logging"]
+def sqlite_file_problem(path: str, state: FileState) -> MemoryServiceError | None:
+    """Why a command that only reads the SQLite file (``doctor``, ``export``, ``forget --dry-run``) cannot read it as
+    it is, or None: a start would create it (a mistyped path would look like a store that lost everything), refuse
+    it (in the words of the start), or change it (an upgrade locks out the release that wrote it: only ``serve``
+    and the commands that write do that, docs/configuration.md)."""
+    if state.kind == "missing":
+        return NotFound(
+            f"no SQLite file at {path}: `mcp-memory serve` creates it at its first start (if memory was expected "
+            "there, check MCP_MEMORY_DATABASE_URL)"
+        )
+    if state.kind == "empty":
+        return Unavailable(f"the SQLite file {path} is empty: `mcp-memory serve` creates its tables at its first start")
+    if state.refusal is not None:
+        return Unavailable(state.refusal)
+    if state.kind == "older":
+        at = f"schema {state.schema_version}" if state.schema_version is not None else f"revision {state.revision}"
+        return Unavailable(
+            f"the SQLite file {path} is at {at}, older than this release's schema {SCHEMA_VERSION}: `mcp-memory "
+            "serve` upgrades it at its next start (the release that wrote it cannot open it after)"
+        )
+    if state.kind == "incomplete":
+        return Unavailable(
+            f"the SQLite file {path} lacks tables or indexes of this release: `mcp-memory serve` adds them at its "
+            "next start"
+        )
+    return None
+
+
+def check_sqlite_file_as_is(settings: Settings) -> None:
+    """Raise :func:`sqlite_file_problem`'s error (or ``Unavailable`` for a file that is not SQLite) unless the
+    store is not a SQLite file or its file can be read as it is: what a read-only command runs before opening it."""
+    path = sqlite_file(settings.resolved_database_url())
+    if path is None:
+        return
+    problem = sqlite_file_problem(path, file_state(path))
+    if problem is not None:
+        raise problem
+
+
+__all__ = ["check_sqlite_file_as_is", "describe", "load_settings", "setup_logging", "sqlite_file_problem"]

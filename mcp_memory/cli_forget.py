@@ -11,7 +11,7 @@ from uuid import UUID
 
 import anyio
 
-from mcp_memory.cli_common import load_settings, setup_logging
+from mcp_memory.cli_common import check_sqlite_file_as_is, load_settings, setup_logging
 from mcp_memory.config import Settings
 from mcp_memory.errors import ConfigurationError, MemoryServiceError
 from mcp_memory.models import validate_identifier
@@ -40,6 +40,14 @@ def cmd_forget(args: argparse.Namespace) -> int:
         session = None if args.session is None else validate_identifier(args.session, "--session")
     except MemoryServiceError as exc:
         raise ConfigurationError(exc.message) from None
+    if args.dry_run:
+        # A dry run writes nothing: a missing file is not created (a mistyped path would count as an empty
+        # project), an old one is not upgraded.
+        try:
+            check_sqlite_file_as_is(settings)
+        except MemoryServiceError as exc:
+            print(f"mcp-memory forget: {exc}; nothing was counted", file=sys.stderr)
+            return 1
     try:
         report = anyio.run(_forget, settings, project, agent, session, args.dry_run)
     except MemoryServiceError as exc:

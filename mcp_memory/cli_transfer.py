@@ -21,12 +21,11 @@ from uuid import UUID
 
 import anyio
 
-from mcp_memory.cli_common import load_settings, setup_logging
+from mcp_memory.cli_common import check_sqlite_file_as_is, load_settings, setup_logging
 from mcp_memory.errors import ConfigurationError, InvalidArgument, MemoryServiceError
 from mcp_memory.models import parse_uuid, validate_identifier
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.transfer import Transfer, write_export
-from mcp_memory.stores.sqlite.upgrade import file_state, sqlite_file
 from mcp_memory.stores.transfer import Selection
 
 
@@ -96,10 +95,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output is None and sys.stdout is None:
         print("mcp-memory: stdout is closed; give --output FILE", file=sys.stderr)
         return 1
-    path = sqlite_file(settings.resolved_database_url())
-    if path is not None and not file_state(path).exists:
-        # A start would create it empty, and the export of a mistyped path would look like a project that is empty.
-        print(f"mcp-memory: not_found: no SQLite file at {path}; nothing was exported", file=sys.stderr)
+    try:
+        # Export only reads: it does not create the file (the export of a mistyped path would look like a project
+        # that is empty) nor upgrade it (an export taken as a backup before an upgrade must leave the file to the
+        # release that wrote it).
+        check_sqlite_file_as_is(settings)
+    except MemoryServiceError as exc:
+        print(f"mcp-memory: {exc}; nothing was exported", file=sys.stderr)
         return 1
     try:
         sel = _selection(args)

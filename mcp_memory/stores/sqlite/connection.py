@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from mcp_memory.errors import Internal, MemoryServiceError, Unavailable
 from mcp_memory.stores.sqlite.fulltext import create_tokenizer
-from mcp_memory.stores.sqlite.upgrade import prepare
+from mcp_memory.stores.sqlite.upgrade import prepare, unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,10 @@ class SqliteConnection:
             raise Unavailable(f"cannot create {folder}, the directory of the SQLite file: {exc.strerror}") from exc
         try:
             await anyio.to_thread.run_sync(prepare, self.path)
-        except (OSError, sqlite3.OperationalError) as exc:
-            raise Unavailable(f"cannot open the SQLite file {self.path}: {exc}") from exc
+        except (OSError, sqlite3.DatabaseError, DBAPIError) as exc:
+            # Unreadable, not a database, or damaged (DatabaseError is SQLite's NOTADB and CORRUPT; DBAPIError the
+            # same met inside Alembic's upgrade).
+            raise unreadable(self.path, exc) from exc
         # Every transaction here ends explicitly, so the pool's reset-on-return ROLLBACK is a wasted hop.
         engine = create_async_engine(self._url, connect_args={"timeout": 30}, pool_reset_on_return=None)
         synchronous = self._synchronous

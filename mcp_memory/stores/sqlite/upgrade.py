@@ -3,13 +3,15 @@ run automatically, in one write transaction, so a file is either wholly upgraded
 
 - A file at the head (every start but the first after an upgrade of mcp-memory) is checked with one query, without
   loading Alembic (importing it costs 0.1-0.3 s).
-- A new file gets today's tables (:data:`~mcp_memory.stores.sqlite.schema.SCHEMA`) and is stamped at the head
+- A new file (or an empty one: no table, index or trigger) gets today's tables
+  (:data:`~mcp_memory.stores.sqlite.schema.SCHEMA`) and is stamped at the head
   (Alembic's version table, written here for the same reason): faster than replaying every revision, and a test
   checks that replaying the history from the baseline ends at the same tables.
 - A file written before Alembic (no version table; its ``schema_version`` row says N) is stamped at ``sqlite_N``
   and upgraded to the head by Alembic.
 - A file at an older revision is upgraded; one at a revision this release does not know (a newer release wrote
-  it), or with a ``schema_version`` newer than any it knows, is refused with ``Unavailable``.
+  it), or with a ``schema_version`` newer than any it knows, is refused with ``Unavailable``; so is a file with
+  tables but neither (another application's database, at a mistyped path: nothing is written into it).
 
 It runs on a plain connection of its own, on a worker thread, before the store's async engine opens: Alembic speaks
 synchronous SQLAlchemy, and the revisions' Python steps need the ``sqlite3`` connection on the thread that runs
@@ -24,9 +26,10 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from mcp_memory.errors import Unavailable
 from mcp_memory.stores.migrations import VERSION_TABLE
@@ -61,7 +64,7 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
 
 
 def _state(db: sqlite3.Connection) -> tuple[str | None, int | None]:
-    """The file's Alembic revision and its ``schema_version`` row (None, None: a new file)."""
+    """The file's Alembic revision and its ``schema_version`` row (None, None: an empty file, or not mcp-memory's)."""
     revision = None
     if _has_table(db, VERSION_TABLE):
         row = db.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
@@ -88,27 +91,75 @@ def _current(db: sqlite3.Connection) -> bool:
     return _SCHEMA_NAMES <= present
 
 
+FileKind = Literal["missing", "empty", "foreign", "newer", "older", "incomplete", "current"]
+"""What a start would do with a file: create it (``missing``, ``empty``), refuse it (``foreign``: another
+application's database; ``newer``: written by a newer release), upgrade it (``older``), add the objects of today's
+schema it lacks (``incomplete``), or nothing (``current``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FileState:
-    """What a SQLite store's file holds, read without changing it (``doctor``, ``export``)."""
+    """What a SQLite store's file holds, read without changing it (``doctor``, ``export``, ``forget --dry-run``)."""
 
-    exists: bool
+    kind: FileKind
     schema_version: int | None = None
-    current: bool = False
-    """At this release's head, every object of today's schema there: a start changes nothing."""
+    revision: str | None = None
+    refusal: str | None = None
+    """``foreign`` and ``newer``: the sentence a start refuses the file with."""
+
+    @property
+    def exists(self) -> bool:
+        return self.kind != "missing"
+
+    @property
+    def current(self) -> bool:
+        """At this release's head, every object of today's schema there: a start changes nothing."""
+        return self.kind == "current"
 
 
 def file_state(path: str) -> FileState:
-    """The file at ``path`` as it is: opened read-only (no file or directory created, nothing upgraded)."""
+    """The file at ``path`` as it is: opened read-only (no file or directory created, nothing upgraded).
+    ``Unavailable`` if it cannot be read as SQLite (not a database, damaged, unreadable), as a start says it."""
     file = Path(path).expanduser()
     if not file.is_file():
-        return FileState(exists=False)
-    db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        return FileState("missing")
     try:
-        _, version = _state(db)
-        return FileState(exists=True, schema_version=version, current=_current(db))
-    finally:
-        db.close()
+        db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            return _classify(db, path)
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise unreadable(path, exc) from exc
+
+
+def _classify(db: sqlite3.Connection, path: str) -> FileState:
+    revision, version = _state(db)
+    if revision is None and version is None:
+        if _empty(db):
+            return FileState("empty")
+        return FileState("foreign", refusal=_foreign(path).message)
+    if _current(db):
+        return FileState("current", version, revision)
+    if revision == HEAD:
+        return FileState("incomplete", version, revision)
+    known = known_revisions()  # (loads Alembic: only for a file a start would change or refuse)
+    if revision is None and version is not None and revision_of(version) not in known:
+        return FileState("newer", version, revision, _newer(path, f"schema version {version}").message)
+    if revision is not None and revision not in known:
+        return FileState("newer", version, revision, _newer(path, f"schema revision {revision}").message)
+    return FileState("older", version, revision)
+
+
+def _empty(db: sqlite3.Connection) -> bool:
+    """No table, index, view or trigger: a file a start may create the schema in (``touch``ed, or new)."""
+    return db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
+
+
+def unreadable(path: str, exc: Exception) -> Unavailable:
+    """A file that cannot be opened or read as SQLite (a directory, not a database, damaged) as one sentence."""
+    reason = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return Unavailable(f"cannot open the SQLite file {path}: {reason}")
 
 
 def sqlite_file(url: str) -> str | None:
@@ -133,12 +184,17 @@ def prepare(path: str) -> None:
     """Start-up's step (blocking; run it on a worker thread): the file at ``path`` at the head revision."""
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
+        db.execute("PRAGMA busy_timeout=30000")
+        # Another application's database (a mistyped path) is refused before the pragmas: WAL mode would be a
+        # change to its file. Checked again under the write lock, where an empty file gets the schema.
+        _refuse_foreign(db, path)
         for pragma in _PRAGMAS:
             db.execute(pragma)
         if _current(db):
             return
         db.execute("BEGIN IMMEDIATE")
         try:
+            _refuse_foreign(db, path)
             revision, version = _state(db)
             if revision is None and version is None:
                 _create(db)
@@ -161,6 +217,11 @@ def prepare(path: str) -> None:
         db.execute("COMMIT")
     finally:
         db.close()
+
+
+def _refuse_foreign(db: sqlite3.Connection, path: str) -> None:
+    if _state(db) == (None, None) and not _empty(db):
+        raise _foreign(path)
 
 
 def _ensure(db: sqlite3.Connection) -> None:
@@ -202,6 +263,13 @@ def _newer(path: str, what: str) -> Unavailable:
     )
 
 
+def _foreign(path: str) -> Unavailable:
+    return Unavailable(
+        f"the database {path} has tables but no mcp-memory schema version; it was not written by mcp-memory "
+        "(check MCP_MEMORY_DATABASE_URL)"
+    )
+
+
 def bring_to_head(conn: Connection, path: str) -> str | None:
     """Upgrade the file open as ``conn`` (in its write transaction) to the head with Alembic; what it was at
     (``"schema N"`` for a file written before Alembic, its revision otherwise; None if it was at the head)."""
@@ -213,7 +281,7 @@ def bring_to_head(conn: Connection, path: str) -> str | None:
     if revision is None:
         row = conn.exec_driver_sql("SELECT version FROM schema_version").first() if _legacy(conn) else None
         if row is None:  # (a new file is created by prepare, before Alembic is loaded)
-            raise Unavailable(f"the database {path} has no schema version; it was not written by mcp-memory")
+            raise _foreign(path)
         version = int(row[0])
         if revision_of(version) not in known_revisions():
             raise _newer(path, f"schema version {version}")
@@ -257,6 +325,7 @@ def _upgrade(path: str) -> str | None:
 
 __all__ = [
     "HEAD",
+    "FileKind",
     "FileState",
     "bring_to_head",
     "current_revision",
@@ -265,4 +334,5 @@ __all__ = [
     "prepare",
     "revision_of",
     "sqlite_file",
+    "unreadable",
 ]
