@@ -216,12 +216,48 @@ def _problem(line_no: int, exc: ValidationError | orjson.JSONDecodeError) -> Inv
     return InvalidArgument(f"line {line_no} of the export file is not JSON: {exc}")
 
 
-def parse_header(line: bytes) -> Header:
-    """The header (line 1), or ``invalid_argument``; a newer format version is refused with its own message."""
+def _nul_at(value: object) -> str | None:
+    """Where in a decoded line a NUL character is (a path such as ``metadata.note`` or ``state['a\\x00']``, the
+    string or object key holding it), or None: found by walking only lines that hold the ``\\u0000`` escape."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return path
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                step = f".{key}" if key.isidentifier() else f"[{key!r}]"
+                if "\x00" in key:
+                    return path + step
+                stack.append((child, path + step))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(node))
+    return None
+
+
+def _decode(line: bytes, line_no: int) -> object:
+    """A line's JSON, or ``invalid_argument`` naming the line. A NUL character anywhere in it (a text field, a
+    metadata value or key, a working key) is refused here, once for every field of every kind: no store can hold
+    one (Postgres text and jsonb cannot), and the tools refuse it too."""
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise _problem(1, exc) from None
+        raise _problem(line_no, exc) from None
+    # JSON text cannot hold a raw NUL (orjson refuses control characters): only its escape makes one.
+    if b"\\u0000" in line and (where := _nul_at(raw)) is not None:
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        field = f"{kind if isinstance(kind, str) else ''}{where}".lstrip(".")
+        raise InvalidArgument(
+            f"line {line_no} of the export file is not a valid record: {field}: contains a NUL character (U+0000), "
+            "which no store can hold; nothing was imported"
+        )
+    return raw
+
+
+def parse_header(line: bytes) -> Header:
+    """The header (line 1), or ``invalid_argument``; a newer format version is refused with its own message."""
+    raw = _decode(line, 1)
     if not isinstance(raw, dict) or raw.get("kind") != "header" or raw.get("format") != FORMAT_NAME:
         raise InvalidArgument(f"this is not an mcp-memory export file (line 1 is not a {FORMAT_NAME} header)")
     version = raw.get("format_version")
@@ -238,12 +274,12 @@ def parse_header(line: bytes) -> Header:
 
 def parse_line(line: bytes, line_no: int) -> Record | Trailer:
     """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line."""
+    raw = _decode(line, line_no)
     try:
-        raw = orjson.loads(line)
         if isinstance(raw, dict) and raw.get("kind") == "trailer":
             return Trailer.model_validate(raw)
         return _RECORD.validate_python(raw)
-    except (ValidationError, orjson.JSONDecodeError) as exc:
+    except ValidationError as exc:
         raise _problem(line_no, exc) from None
 
 

@@ -1,0 +1,93 @@
+"""An export file edited by hand and resealed (a fresh checksum) cannot bring in what no call could have written:
+a NUL character in any text (SQLite stored it, data that could then never move to Postgres; Postgres failed as
+``internal`` with tracebacks). Each is ``invalid_argument`` naming the line, and nothing is written. On every
+store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mcp_memory.config import Settings
+from mcp_memory.errors import InvalidArgument
+from mcp_memory.models import Scope
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.transfer import Selection
+from tests.transfer_helpers import export_to, records, resealed
+
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
+
+Records = list[dict[str, Any]]
+
+
+@pytest.fixture
+async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
+    """A project of one session (two working keys, a labelled checkpoint, its events) and one episode, exported
+    from its own SQLite file."""
+    project, agent = uuid.uuid4(), uuid.uuid4()
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'source.db'}", embedding_provider="hash")
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        await rt.lifecycle.spawn(project, agent, "s1", initial_state={"a": 1}, metadata={"x": "y"})
+        await rt.working.set(Scope(project, agent, "s1"), "b", [2])
+        await rt.lifecycle.pause(project, agent, "s1", label="first", checkpoint_id="c1")
+        await rt.episodic.record_episode(
+            project_id=project,
+            agent_instance_id=agent,
+            task_type="t",
+            task_description="the task",
+            outcome="success",
+            lessons_learned=["a lesson"],
+        )
+        return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
+
+
+def first(recs: Records, kind: str) -> dict[str, Any]:
+    return next(r for r in recs if r["kind"] == kind)
+
+
+def line_of(path: Path, kind: str) -> int:
+    """The line number (from 1) of the first record of ``kind`` in the file at ``path``."""
+    return next(i for i, r in enumerate(records(path), start=1) if r["kind"] == kind)
+
+
+async def refused(rt: MemoryRuntime, path: Path) -> str:
+    assert rt.transfer is not None
+    with pytest.raises(InvalidArgument) as caught:
+        await rt.transfer.import_file(path)
+    assert not await rt.store.selection_occupied(Selection(uuid.UUID(records(path)[0]["scope"]["project_id"])))  # type: ignore[attr-defined]
+    return caught.value.message
+
+
+NUL_CASES: list[tuple[str, str, Callable[[Records], None]]] = [
+    ("checkpoint", "checkpoint.label", lambda recs: first(recs, "checkpoint").update(label="l\x00")),
+    ("session", "session.metadata.x", lambda recs: first(recs, "session").update(metadata={"x": "\x00"})),
+    ("session", "session.metadata['k\\x00']", lambda recs: first(recs, "session").update(metadata={"k\x00": 1})),
+    ("episode", "episode.task_description", lambda recs: first(recs, "episode").update(task_description="t\x00")),
+    ("episode", "episode.lessons_learned[0]", lambda recs: first(recs, "episode").update(lessons_learned=["\x00"])),
+    ("event", "event.event_type", lambda recs: first(recs, "event").update(event_type="sp\x00awn")),
+    ("event", "event.detail.note", lambda recs: first(recs, "event")["detail"].update(note="n\x00")),
+    ("working", "working.key", lambda recs: first(recs, "working").update(key="k\x00")),
+    (
+        "checkpoint",
+        "checkpoint.state['a\\x00']",
+        lambda recs: first(recs, "checkpoint")["state"].update({"a\x00": ["1", None]}),
+    ),
+    ("header", "header.exported_by", lambda recs: recs[0].update(exported_by="mcp-memory\x00")),
+]
+
+
+async def test_a_nul_in_any_text_of_any_record_is_invalid_argument_naming_the_line(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    _, path = exported
+    for kind, field, edit in NUL_CASES:
+        crafted = resealed(path, tmp_path / "nul.jsonl", edit)
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: contains a NUL "
+            "character (U+0000)"
+        ), (field, message)
