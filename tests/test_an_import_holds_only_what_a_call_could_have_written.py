@@ -1,7 +1,7 @@
 """An export file edited by hand and resealed (a fresh checksum) cannot bring in what no call could have written:
 a NUL character in any text (SQLite stored it, data that could then never move to Postgres; Postgres failed as
-``internal`` with tracebacks). Each is ``invalid_argument`` naming the line, and nothing is written. On every
-store."""
+``internal`` with tracebacks), a key that ``memory_set`` refuses (then restored by resume, and no call could delete
+it). Each is ``invalid_argument`` naming the line, and nothing is written. On every store."""
 
 from __future__ import annotations
 
@@ -90,4 +90,27 @@ async def test_a_nul_in_any_text_of_any_record_is_invalid_argument_naming_the_li
         assert message.startswith(
             f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: contains a NUL "
             "character (U+0000)"
+        ), (field, message)
+
+
+async def test_a_key_that_no_call_could_delete_is_refused_in_working_memory_and_in_every_checkpoint(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """The import takes a key as ``memory_set`` does: a checkpoint's empty key was imported, restored by resume, shown
+    by ``memory_list``, and ``memory_delete`` refused it."""
+    _, path = exported
+    cases: list[tuple[str, str, Callable[[Records], None]]] = [
+        (
+            "checkpoint",
+            "checkpoint.state['']",
+            lambda recs: first(recs, "checkpoint")["state"].update({"": ["1", None]}),
+        ),
+        ("working", "working.key", lambda recs: first(recs, "working").update(key="")),
+    ]
+    for kind, field, edit in cases:
+        crafted = resealed(path, tmp_path / "keys.jsonl", edit)
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: Value error, key must "
+            "be a non-empty string"
         ), (field, message)

@@ -13,6 +13,7 @@ Each record kind is a pydantic model with ``extra="forbid"``: :func:`parse_recor
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -29,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from mcp_memory.errors import InvalidArgument
+from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.models import (
     _ESCAPED_NUL,  # the one definition of a NUL's escape in JSON text
     CheckpointData,
@@ -42,6 +43,7 @@ from mcp_memory.models import (
     SessionStatus,
     to_datetime,
 )
+from mcp_memory.services.validation import check_key
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.transfer import (
     CheckpointEntry,
@@ -74,6 +76,18 @@ def _json_text(value: str) -> str:
 
 
 _JsonText = Annotated[str, AfterValidator(_json_text)]
+
+
+def _key(key: str) -> str:
+    """A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored
+    and restored by resume, but no call can then delete it. Its length is the server's (``ItemBounds``)."""
+    try:
+        return check_key(key, None)
+    except MemoryServiceError as exc:
+        raise ValueError(exc.message) from None
+
+
+_Key = Annotated[str, AfterValidator(_key)]
 
 
 def timestamp(dt: datetime) -> str:
@@ -144,7 +158,7 @@ class SessionRecord(_InSession):
 
 class WorkingRecord(_InSession):
     kind: Literal["working"]
-    key: str = Field(min_length=1)
+    key: _Key
     value: _JsonText
     expires_at: float | None
     ttl_remaining: float | None
@@ -160,7 +174,7 @@ class CheckpointRecord(_InSession):
     keep: bool
     content_hash: str
     metadata: dict[str, Any]
-    state: dict[str, tuple[_JsonText, float | None]]
+    state: dict[_Key, tuple[_JsonText, float | None]]
 
 
 class EventRecordModel(_InSession):
@@ -208,18 +222,31 @@ KIND_OF: dict[type[_Record], str] = {
 }
 
 
+def _field(path: Sequence[str | int]) -> str:
+    """A place in a record, as an error names it: ``session.metadata.note``, ``episode.lessons_learned[0]``,
+    ``checkpoint.state['']`` (a key that is not a name is shown quoted; pydantic's ``[key]`` marker is dropped)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}" if out else part
+        elif part != "[key]":
+            out += f"[{part!r}]"
+    return out
+
+
 def _problem(line_no: int, exc: ValidationError | orjson.JSONDecodeError) -> InvalidArgument:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = _field(first["loc"])
         return InvalidArgument(f"line {line_no} of the export file is not a valid record: {where}: {first['msg']}")
     return InvalidArgument(f"line {line_no} of the export file is not JSON: {exc}")
 
 
-def _nul_at(value: object) -> str | None:
-    """Where in a decoded line a NUL character is (a path such as ``metadata.note`` or ``state['a\\x00']``, the
-    string or object key holding it), or None: found by walking only lines that hold the ``\\u0000`` escape."""
-    stack: list[tuple[object, str]] = [(value, "")]
+def _nul_at(value: object) -> tuple[str | int, ...] | None:
+    """Where in a decoded line a NUL character is (the path to the string or the object key holding it), or None."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         node, path = stack.pop()
         if isinstance(node, str):
@@ -227,12 +254,11 @@ def _nul_at(value: object) -> str | None:
                 return path
         elif isinstance(node, dict):
             for key, child in node.items():
-                step = f".{key}" if key.isidentifier() else f"[{key!r}]"
                 if "\x00" in key:
-                    return path + step
-                stack.append((child, path + step))
+                    return (*path, key)
+                stack.append((child, (*path, key)))
         elif isinstance(node, list):
-            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(node))
+            stack.extend((child, (*path, i)) for i, child in enumerate(node))
     return None
 
 
@@ -247,7 +273,7 @@ def _decode(line: bytes, line_no: int) -> object:
     # JSON text cannot hold a raw NUL (orjson refuses control characters): only its escape makes one.
     if b"\\u0000" in line and (where := _nul_at(raw)) is not None:
         kind = raw.get("kind") if isinstance(raw, dict) else None
-        field = f"{kind if isinstance(kind, str) else ''}{where}".lstrip(".")
+        field = _field((kind, *where) if isinstance(kind, str) else where)
         raise InvalidArgument(
             f"line {line_no} of the export file is not a valid record: {field}: contains a NUL character (U+0000), "
             "which no store can hold; nothing was imported"
