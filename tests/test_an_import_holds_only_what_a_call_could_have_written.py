@@ -1,7 +1,8 @@
 """An export file edited by hand and resealed (a fresh checksum) cannot bring in what no call could have written:
 a NUL character in any text (SQLite stored it, data that could then never move to Postgres; Postgres failed as
 ``internal`` with tracebacks), a key that ``memory_set`` refuses (then restored by resume, and no call could delete
-it). Each is ``invalid_argument`` naming the line, and nothing is written. On every store."""
+it), a format version that is not an integer. Each is ``invalid_argument`` naming the line, and nothing is
+written. On every store."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Scope
+from mcp_memory.services.export_format import FORMAT_VERSION
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.transfer_helpers import export_to, records, resealed
@@ -114,3 +117,19 @@ async def test_a_key_that_no_call_could_delete_is_refused_in_working_memory_and_
             f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: Value error, key must "
             "be a non-empty string"
         ), (field, message)
+
+
+async def test_a_format_version_that_is_not_the_integer_is_refused_with_its_own_message(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """``"2"``, ``2.0`` or ``true`` were coerced to an integer and the file read as version 1."""
+    _, path = exported
+    for version in ("2", 2.0, "1", 1.0, True, 0, None):
+        crafted = resealed(path, tmp_path / "version.jsonl", lambda recs, v=version: recs[0].update(format_version=v))
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"the export file has format version {orjson.dumps(version).decode()}, which is not a version this "
+            f"mcp-memory reads (an integer from 1 to {FORMAT_VERSION})"
+        ), (version, message)
+    newer = resealed(path, tmp_path / "newer.jsonl", lambda recs: recs[0].update(format_version=FORMAT_VERSION + 1))
+    assert f"newer than this mcp-memory reads ({FORMAT_VERSION})" in await refused(runtime, newer)

@@ -128,7 +128,7 @@ class Counts(_Record):
 class Header(_Record):
     kind: Literal["header"]
     format: Literal["mcp-memory-export"]
-    format_version: int = Field(ge=1)
+    format_version: int = Field(strict=True, ge=1, le=FORMAT_VERSION)
     created_at: datetime
     exported_by: str
     scope: ScopeModel
@@ -282,15 +282,23 @@ def _decode(line: bytes, line_no: int) -> object:
 
 
 def parse_header(line: bytes) -> Header:
-    """The header (line 1), or ``invalid_argument``; a newer format version is refused with its own message."""
+    """The header (line 1), or ``invalid_argument``; a newer format version is refused with its own message, and
+    so is a version that is not an integer (``"2"``, ``2.0``, ``true``) or below 1."""
     raw = _decode(line, 1)
     if not isinstance(raw, dict) or raw.get("kind") != "header" or raw.get("format") != FORMAT_NAME:
         raise InvalidArgument(f"this is not an mcp-memory export file (line 1 is not a {FORMAT_NAME} header)")
     version = raw.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
+    # An integer only, exactly: "2" or 2.0 would otherwise be coerced by pydantic and read as version 1 or 2.
+    if type(version) is int and version > FORMAT_VERSION:
         raise InvalidArgument(
             f"the export file has format version {version}, newer than this mcp-memory reads ({FORMAT_VERSION}); "
             "import it with a newer mcp-memory (nothing was imported)"
+        )
+    if type(version) is not int or version < 1:
+        shown = orjson.dumps(version).decode()[:40]
+        raise InvalidArgument(
+            f"the export file has format version {shown}, which is not a version this mcp-memory reads (an integer "
+            f"from 1 to {FORMAT_VERSION}); nothing was imported"
         )
     try:
         return Header.model_validate(raw)
