@@ -1,8 +1,9 @@
 """An export file edited by hand and resealed (a fresh checksum) cannot bring in what no call could have written:
 a NUL character in any text (SQLite stored it, data that could then never move to Postgres; Postgres failed as
 ``internal`` with tracebacks), a key that ``memory_set`` refuses (then restored by resume, and no call could delete
-it), a format version that is not an integer. Each is ``invalid_argument`` naming the line, and nothing is
-written. On every store."""
+it), a format version that is not an integer, a time that not every store keeps exactly. Each is
+``invalid_argument`` naming the line, and nothing is written; times within the range round-trip to the microsecond.
+On every store."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from mcp_memory.models import Scope
 from mcp_memory.services.export_format import FORMAT_VERSION
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
-from tests.transfer_helpers import export_to, records, resealed
+from tests.transfer_helpers import comparable, export_to, records, resealed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
@@ -133,3 +134,48 @@ async def test_a_format_version_that_is_not_the_integer_is_refused_with_its_own_
         ), (version, message)
     newer = resealed(path, tmp_path / "newer.jsonl", lambda recs: recs[0].update(format_version=FORMAT_VERSION + 1))
     assert f"newer than this mcp-memory reads ({FORMAT_VERSION})" in await refused(runtime, newer)
+
+
+async def test_times_outside_what_every_store_keeps_exactly_are_refused(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """Year 1 went into Postgres as -infinity (after which no export of the project could be written) and
+    9999-12-31T23:59:59.999999Z came back from SQLite without its microseconds."""
+    _, path = exported
+    cases: list[tuple[str, str, str]] = [
+        ("episode", "created_at", "0001-01-01T00:00:00.000000Z"),
+        ("event", "at", "9999-12-31T23:59:59.999999Z"),
+        ("session", "updated_at", "1699-12-31T23:59:59.999999Z"),
+        ("checkpoint", "created_at", "2200-01-01T00:00:00.000000Z"),
+        ("session", "created_at", "0001-01-01T00:30:00+01:00"),  # year 0 in UTC
+    ]
+    for kind, field, at in cases:
+        crafted = resealed(
+            path, tmp_path / "times.jsonl", lambda recs, k=kind, f=field, t=at: first(recs, k).update({f: t})
+        )
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, kind)} of the export file is not a valid record: {kind}.{field}: Value error, "
+        ) and message.endswith(
+            "is outside the times every store keeps exactly (1700-01-01T00:00:00.000000Z to "
+            "2199-12-31T23:59:59.999999Z)"
+        ), (kind, field, message)
+
+
+async def test_times_at_both_ends_of_the_range_round_trip_to_the_microsecond(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    project, path = exported
+    earliest, latest = "1700-01-01T00:00:00.000000Z", "2199-12-31T23:59:59.999999Z"
+
+    def at_the_ends(recs: Records) -> None:
+        first(recs, "session").update(created_at=earliest, updated_at=latest)
+        first(recs, "checkpoint").update(created_at="1700-01-01T00:00:00.000001Z")
+        first(recs, "event").update(at=latest)
+        first(recs, "episode").update(created_at="2199-12-31T23:59:59.999998Z")
+
+    crafted = resealed(path, tmp_path / "ends.jsonl", at_the_ends)
+    assert runtime.transfer is not None
+    await runtime.transfer.import_file(crafted)
+    again = await export_to(runtime, Selection(project), tmp_path / "again.jsonl")
+    assert comparable(again)[0] == comparable(crafted)[0]

@@ -2,9 +2,10 @@
 
 A file is a header line, record lines (sessions, then working memory, checkpoints, events, episodes), and a trailer
 line whose ``sha256`` covers every line before it (header included, each with its ``\\n``), so that a truncated,
-reordered or edited file is refused. Times that stores keep as timestamps are ISO 8601 UTC with microseconds
-(every store keeps at least that); expiries of working-memory keys are epoch seconds as stored (exact). A value of
-working memory travels as its JSON text (a string), byte for byte: never decoded and re-encoded.
+reordered or edited file is refused. Times that stores keep as timestamps are ISO 8601 UTC with microseconds,
+from :data:`EARLIEST_TIME` to :data:`LATEST_TIME` (what every store keeps exactly); expiries of working-memory keys
+are epoch seconds as stored (exact). A value of working memory travels as its JSON text (a string), byte for byte:
+never decoded and re-encoded.
 
 Each record kind is a pydantic model with ``extra="forbid"``: :func:`parse_record` validates one line, and
 :func:`to_entry` turns it into what the stores write (:mod:`mcp_memory.stores.transfer`).
@@ -95,6 +96,28 @@ def timestamp(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+EARLIEST_TIME = datetime(1700, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The times a record may carry: those every store keeps to the microsecond. The stores take a time as epoch
+seconds in a float (SQLite keeps it so), which names every microsecond only within 2**33 seconds of 1970 (1697 to
+2242); outside, SQLite gave back another time, and Postgres stored year 1 as ``-infinity``, which no export could
+then write."""
+
+
+def _storable_time(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # naive means UTC, as for the tools' time arguments (not the host's zone)
+    if not EARLIEST_TIME <= dt <= LATEST_TIME:
+        raise ValueError(
+            f"{dt.isoformat()} is outside the times every store keeps exactly ({timestamp(EARLIEST_TIME)} to "
+            f"{timestamp(LATEST_TIME)})"
+        )
+    return dt
+
+
+_Time = Annotated[datetime, AfterValidator(_storable_time)]
+
+
 def vector_out(vector: list[float]) -> list[float]:
     """A vector as written: each component as the float32 the stores keep, in 9 significant digits (enough to
     name a float32 exactly), so the same vector reads the same from SQLite and from Postgres."""
@@ -148,11 +171,11 @@ class SessionRecord(_InSession):
     agent_type_id: UUID | None
     status: SessionStatus
     sealed: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: _Time
+    updated_at: _Time
     metadata: dict[str, Any]
     episode_id: UUID | None
-    terminated_at: datetime | None
+    terminated_at: _Time | None
     terminate_result: dict[str, Any] | None
 
 
@@ -167,7 +190,7 @@ class WorkingRecord(_InSession):
 class CheckpointRecord(_InSession):
     kind: Literal["checkpoint"]
     checkpoint_id: _Identifier
-    created_at: datetime
+    created_at: _Time
     keys_count: int = Field(ge=0)
     bytes: int = Field(ge=0)
     label: str | None
@@ -180,7 +203,7 @@ class CheckpointRecord(_InSession):
 class EventRecordModel(_InSession):
     kind: Literal["event"]
     event_type: str
-    at: datetime
+    at: _Time
     duration_ms: float
     outcome: str
     detail: dict[str, Any]
@@ -200,7 +223,7 @@ class EpisodeRecord(_Record):
     importance_score: float = Field(ge=0.0, le=1.0)
     context_summary: str
     metadata: dict[str, Any]
-    created_at: datetime
+    created_at: _Time
     embedding: list[float] | None = None
     embedding_model: str | None = None
 
@@ -443,9 +466,11 @@ def to_entry(record: Record) -> Entry:
 
 
 __all__ = [
+    "EARLIEST_TIME",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "KINDS",
+    "LATEST_TIME",
     "Counts",
     "Header",
     "Record",
