@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -97,6 +99,21 @@ async def export_to(rt: MemoryRuntime, sel: Selection, path: Path, *, vectors: b
 
 def records(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def resealed(path: Path, out: Path, edit: Callable[[list[dict[str, Any]]], object]) -> Path:
+    """``path`` with its records (header first, trailer left out) changed by ``edit``, written to ``out`` with a
+    trailer made anew (counts and checksum): a hand-edited file that the checksum cannot tell from an export."""
+    recs = records(path)[:-1]
+    edit(recs)
+    kinds = {"session": "sessions", "working": "working", "checkpoint": "checkpoints", "event": "events"}
+    counts = dict.fromkeys(["sessions", "working", "checkpoints", "events", "episodes"], 0)
+    lines = [orjson.dumps(rec) + b"\n" for rec in recs]
+    for rec in recs[1:]:
+        counts[kinds.get(rec["kind"], "episodes")] += 1
+    trailer = {"kind": "trailer", "counts": counts, "sha256": hashlib.sha256(b"".join(lines)).hexdigest()}
+    out.write_bytes(b"".join([*lines, orjson.dumps(trailer) + b"\n"]))
+    return out
 
 
 def export_time(path: Path) -> float:

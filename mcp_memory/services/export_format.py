@@ -2,9 +2,10 @@
 
 A file is a header line, record lines (sessions, then working memory, checkpoints, events, episodes), and a trailer
 line whose ``sha256`` covers every line before it (header included, each with its ``\\n``), so that a truncated,
-reordered or edited file is refused. Times that stores keep as timestamps are ISO 8601 UTC with microseconds
-(every store keeps at least that); expiries of working-memory keys are epoch seconds as stored (exact). A value of
-working memory travels as its JSON text (a string), byte for byte: never decoded and re-encoded.
+reordered or edited file is refused. Times that stores keep as timestamps are ISO 8601 UTC with microseconds,
+from :data:`EARLIEST_TIME` to :data:`LATEST_TIME` (what every store keeps exactly); expiries of working-memory keys
+are epoch seconds as stored (exact). A value of working memory travels as its JSON text (a string), byte for byte:
+never decoded and re-encoded.
 
 Each record kind is a pydantic model with ``extra="forbid"``: :func:`parse_record` validates one line, and
 :func:`to_entry` turns it into what the stores write (:mod:`mcp_memory.stores.transfer`).
@@ -13,6 +14,7 @@ Each record kind is a pydantic model with ``extra="forbid"``: :func:`parse_recor
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -29,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from mcp_memory.errors import InvalidArgument
+from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.models import (
     _ESCAPED_NUL,  # the one definition of a NUL's escape in JSON text
     CheckpointData,
@@ -42,6 +44,7 @@ from mcp_memory.models import (
     SessionStatus,
     to_datetime,
 )
+from mcp_memory.services.validation import check_key
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.transfer import (
     CheckpointEntry,
@@ -76,9 +79,43 @@ def _json_text(value: str) -> str:
 _JsonText = Annotated[str, AfterValidator(_json_text)]
 
 
+def _key(key: str) -> str:
+    """A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored
+    and restored by resume, but no call can then delete it. Its length is the server's (``ItemBounds``)."""
+    try:
+        return check_key(key, None)
+    except MemoryServiceError as exc:
+        raise ValueError(exc.message) from None
+
+
+_Key = Annotated[str, AfterValidator(_key)]
+
+
 def timestamp(dt: datetime) -> str:
     """A time as the format writes it: ISO 8601, UTC, microseconds, ``Z``."""
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+EARLIEST_TIME = datetime(1700, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+"""The times a record may carry: those every store keeps to the microsecond. The stores take a time as epoch
+seconds in a float (SQLite keeps it so), which names every microsecond only within 2**33 seconds of 1970 (1697 to
+2242); outside, SQLite gave back another time, and Postgres stored year 1 as ``-infinity``, which no export could
+then write."""
+
+
+def _storable_time(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # naive means UTC, as for the tools' time arguments (not the host's zone)
+    if not EARLIEST_TIME <= dt <= LATEST_TIME:
+        raise ValueError(
+            f"{dt.isoformat()} is outside the times every store keeps exactly ({timestamp(EARLIEST_TIME)} to "
+            f"{timestamp(LATEST_TIME)})"
+        )
+    return dt
+
+
+_Time = Annotated[datetime, AfterValidator(_storable_time)]
 
 
 def vector_out(vector: list[float]) -> list[float]:
@@ -114,7 +151,7 @@ class Counts(_Record):
 class Header(_Record):
     kind: Literal["header"]
     format: Literal["mcp-memory-export"]
-    format_version: int = Field(ge=1)
+    format_version: int = Field(strict=True, ge=1, le=FORMAT_VERSION)
     created_at: datetime
     exported_by: str
     scope: ScopeModel
@@ -134,17 +171,17 @@ class SessionRecord(_InSession):
     agent_type_id: UUID | None
     status: SessionStatus
     sealed: bool
-    created_at: datetime
-    updated_at: datetime
+    created_at: _Time
+    updated_at: _Time
     metadata: dict[str, Any]
     episode_id: UUID | None
-    terminated_at: datetime | None
+    terminated_at: _Time | None
     terminate_result: dict[str, Any] | None
 
 
 class WorkingRecord(_InSession):
     kind: Literal["working"]
-    key: str = Field(min_length=1)
+    key: _Key
     value: _JsonText
     expires_at: float | None
     ttl_remaining: float | None
@@ -153,20 +190,20 @@ class WorkingRecord(_InSession):
 class CheckpointRecord(_InSession):
     kind: Literal["checkpoint"]
     checkpoint_id: _Identifier
-    created_at: datetime
+    created_at: _Time
     keys_count: int = Field(ge=0)
     bytes: int = Field(ge=0)
     label: str | None
     keep: bool
     content_hash: str
     metadata: dict[str, Any]
-    state: dict[str, tuple[_JsonText, float | None]]
+    state: dict[_Key, tuple[_JsonText, float | None]]
 
 
 class EventRecordModel(_InSession):
     kind: Literal["event"]
     event_type: str
-    at: datetime
+    at: _Time
     duration_ms: float
     outcome: str
     detail: dict[str, Any]
@@ -186,7 +223,7 @@ class EpisodeRecord(_Record):
     importance_score: float = Field(ge=0.0, le=1.0)
     context_summary: str
     metadata: dict[str, Any]
-    created_at: datetime
+    created_at: _Time
     embedding: list[float] | None = None
     embedding_model: str | None = None
 
@@ -208,27 +245,83 @@ KIND_OF: dict[type[_Record], str] = {
 }
 
 
+def _field(path: Sequence[str | int]) -> str:
+    """A place in a record, as an error names it: ``session.metadata.note``, ``episode.lessons_learned[0]``,
+    ``checkpoint.state['']`` (a key that is not a name is shown quoted; pydantic's ``[key]`` marker is dropped)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.isidentifier():
+            out += f".{part}" if out else part
+        elif part != "[key]":
+            out += f"[{part!r}]"
+    return out
+
+
 def _problem(line_no: int, exc: ValidationError | orjson.JSONDecodeError) -> InvalidArgument:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = _field(first["loc"])
         return InvalidArgument(f"line {line_no} of the export file is not a valid record: {where}: {first['msg']}")
     return InvalidArgument(f"line {line_no} of the export file is not JSON: {exc}")
 
 
-def parse_header(line: bytes) -> Header:
-    """The header (line 1), or ``invalid_argument``; a newer format version is refused with its own message."""
+def _nul_at(value: object) -> tuple[str | int, ...] | None:
+    """Where in a decoded line a NUL character is (the path to the string or the object key holding it), or None."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return path
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if "\x00" in key:
+                    return (*path, key)
+                stack.append((child, (*path, key)))
+        elif isinstance(node, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(node))
+    return None
+
+
+def _decode(line: bytes, line_no: int) -> object:
+    """A line's JSON, or ``invalid_argument`` naming the line. A NUL character anywhere in it (a text field, a
+    metadata value or key, a working key) is refused here, once for every field of every kind: no store can hold
+    one (Postgres text and jsonb cannot), and the tools refuse it too."""
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise _problem(1, exc) from None
+        raise _problem(line_no, exc) from None
+    # JSON text cannot hold a raw NUL (orjson refuses control characters): only its escape makes one.
+    if b"\\u0000" in line and (where := _nul_at(raw)) is not None:
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        field = _field((kind, *where) if isinstance(kind, str) else where)
+        raise InvalidArgument(
+            f"line {line_no} of the export file is not a valid record: {field}: contains a NUL character (U+0000), "
+            "which no store can hold; nothing was imported"
+        )
+    return raw
+
+
+def parse_header(line: bytes) -> Header:
+    """The header (line 1), or ``invalid_argument``; a newer format version is refused with its own message, and
+    so is a version that is not an integer (``"2"``, ``2.0``, ``true``) or below 1."""
+    raw = _decode(line, 1)
     if not isinstance(raw, dict) or raw.get("kind") != "header" or raw.get("format") != FORMAT_NAME:
         raise InvalidArgument(f"this is not an mcp-memory export file (line 1 is not a {FORMAT_NAME} header)")
     version = raw.get("format_version")
-    if isinstance(version, int) and version > FORMAT_VERSION:
+    # An integer only, exactly: "2" or 2.0 would otherwise be coerced by pydantic and read as version 1 or 2.
+    if type(version) is int and version > FORMAT_VERSION:
         raise InvalidArgument(
             f"the export file has format version {version}, newer than this mcp-memory reads ({FORMAT_VERSION}); "
             "import it with a newer mcp-memory (nothing was imported)"
+        )
+    if type(version) is not int or version < 1:
+        shown = orjson.dumps(version).decode()[:40]
+        raise InvalidArgument(
+            f"the export file has format version {shown}, which is not a version this mcp-memory reads (an integer "
+            f"from 1 to {FORMAT_VERSION}); nothing was imported"
         )
     try:
         return Header.model_validate(raw)
@@ -238,12 +331,12 @@ def parse_header(line: bytes) -> Header:
 
 def parse_line(line: bytes, line_no: int) -> Record | Trailer:
     """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line."""
+    raw = _decode(line, line_no)
     try:
-        raw = orjson.loads(line)
         if isinstance(raw, dict) and raw.get("kind") == "trailer":
             return Trailer.model_validate(raw)
         return _RECORD.validate_python(raw)
-    except (ValidationError, orjson.JSONDecodeError) as exc:
+    except ValidationError as exc:
         raise _problem(line_no, exc) from None
 
 
@@ -373,9 +466,11 @@ def to_entry(record: Record) -> Entry:
 
 
 __all__ = [
+    "EARLIEST_TIME",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "KINDS",
+    "LATEST_TIME",
     "Counts",
     "Header",
     "Record",

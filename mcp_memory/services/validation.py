@@ -43,6 +43,21 @@ def check_text(value: object, what: str, max_len: int, *, required: bool = True)
     return value
 
 
+def check_key(value: object, max_length: int | None) -> str:
+    """A working-memory key: a non-empty string of at most ``max_length`` characters (None: this server's limit is
+    checked elsewhere, as an import does to name the line) with no NUL character or lone surrogate, which no store
+    can hold; ``invalid_argument`` / ``too_large`` otherwise. Every call naming a key and the import take this rule,
+    so no key is stored that a call could not then read or delete."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument("key must be a non-empty string")
+    if max_length is not None and len(value) > max_length:
+        raise TooLarge(f"key is {len(value)} characters long; the limit is {max_length}")
+    if "\x00" in value:
+        raise InvalidArgument("key must not contain NUL characters")
+    utf8_size(value, "key")
+    return value
+
+
 def check_lessons(value: object) -> list[str]:
     """``lessons_learned``: a list of strings."""
     if value is None:
@@ -123,6 +138,7 @@ __all__ = [
     "MIN_IMPORTANCE",
     "check_flag",
     "check_importance",
+    "check_key",
     "check_lessons",
     "check_metadata",
     "check_page_limit",

@@ -18,6 +18,7 @@ from uuid import UUID
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import Item, RawJSON, Scope, decode_value, encode_value, to_datetime, utf8_size
+from mcp_memory.services.validation import check_key
 from mcp_memory.stores.ports import Limits, SessionStore, WorkingStore
 from mcp_memory.summary import counted
 
@@ -54,14 +55,7 @@ class WorkingMemory:
     # -- validation ------------------------------------------------------------------------------------
     def check_key(self, key: object) -> str:
         """A valid key, or ``invalid_argument`` / ``too_large``."""
-        if not isinstance(key, str) or not key:
-            raise InvalidArgument("key must be a non-empty string")
-        if len(key) > self._settings.max_key_length:
-            raise TooLarge(f"key is {len(key)} characters long; the limit is {self._settings.max_key_length}")
-        if "\x00" in key:
-            raise InvalidArgument("key must not contain NUL characters")
-        utf8_size(key, "key")
-        return key
+        return check_key(key, self._settings.max_key_length)
 
     def encode(self, value: Any, what: str = "value") -> RawJSON:
         """Serialise a value, enforcing the size limit."""

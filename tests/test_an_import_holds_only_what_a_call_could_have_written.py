@@ -1,0 +1,181 @@
+"""An export file edited by hand and resealed (a fresh checksum) cannot bring in what no call could have written:
+a NUL character in any text (SQLite stored it, data that could then never move to Postgres; Postgres failed as
+``internal`` with tracebacks), a key that ``memory_set`` refuses (then restored by resume, and no call could delete
+it), a format version that is not an integer, a time that not every store keeps exactly. Each is
+``invalid_argument`` naming the line, and nothing is written; times within the range round-trip to the microsecond.
+On every store."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mcp_memory.config import Settings
+from mcp_memory.errors import InvalidArgument
+from mcp_memory.models import Scope
+from mcp_memory.services.export_format import FORMAT_VERSION
+from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.transfer import Selection
+from tests.transfer_helpers import comparable, export_to, records, resealed
+
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
+
+Records = list[dict[str, Any]]
+
+
+@pytest.fixture
+async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
+    """A project of one session (two working keys, a labelled checkpoint, its events) and one episode, exported
+    from its own SQLite file."""
+    project, agent = uuid.uuid4(), uuid.uuid4()
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'source.db'}", embedding_provider="hash")
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        await rt.lifecycle.spawn(project, agent, "s1", initial_state={"a": 1}, metadata={"x": "y"})
+        await rt.working.set(Scope(project, agent, "s1"), "b", [2])
+        await rt.lifecycle.pause(project, agent, "s1", label="first", checkpoint_id="c1")
+        await rt.episodic.record_episode(
+            project_id=project,
+            agent_instance_id=agent,
+            task_type="t",
+            task_description="the task",
+            outcome="success",
+            lessons_learned=["a lesson"],
+        )
+        return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
+
+
+def first(recs: Records, kind: str) -> dict[str, Any]:
+    return next(r for r in recs if r["kind"] == kind)
+
+
+def line_of(path: Path, kind: str) -> int:
+    """The line number (from 1) of the first record of ``kind`` in the file at ``path``."""
+    return next(i for i, r in enumerate(records(path), start=1) if r["kind"] == kind)
+
+
+async def refused(rt: MemoryRuntime, path: Path) -> str:
+    assert rt.transfer is not None
+    with pytest.raises(InvalidArgument) as caught:
+        await rt.transfer.import_file(path)
+    assert not await rt.store.selection_occupied(Selection(uuid.UUID(records(path)[0]["scope"]["project_id"])))  # type: ignore[attr-defined]
+    return caught.value.message
+
+
+NUL_CASES: list[tuple[str, str, Callable[[Records], None]]] = [
+    ("checkpoint", "checkpoint.label", lambda recs: first(recs, "checkpoint").update(label="l\x00")),
+    ("session", "session.metadata.x", lambda recs: first(recs, "session").update(metadata={"x": "\x00"})),
+    ("session", "session.metadata['k\\x00']", lambda recs: first(recs, "session").update(metadata={"k\x00": 1})),
+    ("episode", "episode.task_description", lambda recs: first(recs, "episode").update(task_description="t\x00")),
+    ("episode", "episode.lessons_learned[0]", lambda recs: first(recs, "episode").update(lessons_learned=["\x00"])),
+    ("event", "event.event_type", lambda recs: first(recs, "event").update(event_type="sp\x00awn")),
+    ("event", "event.detail.note", lambda recs: first(recs, "event")["detail"].update(note="n\x00")),
+    ("working", "working.key", lambda recs: first(recs, "working").update(key="k\x00")),
+    (
+        "checkpoint",
+        "checkpoint.state['a\\x00']",
+        lambda recs: first(recs, "checkpoint")["state"].update({"a\x00": ["1", None]}),
+    ),
+    ("header", "header.exported_by", lambda recs: recs[0].update(exported_by="mcp-memory\x00")),
+]
+
+
+async def test_a_nul_in_any_text_of_any_record_is_invalid_argument_naming_the_line(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    _, path = exported
+    for kind, field, edit in NUL_CASES:
+        crafted = resealed(path, tmp_path / "nul.jsonl", edit)
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: contains a NUL "
+            "character (U+0000)"
+        ), (field, message)
+
+
+async def test_a_key_that_no_call_could_delete_is_refused_in_working_memory_and_in_every_checkpoint(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """The import takes a key as ``memory_set`` does: a checkpoint's empty key was imported, restored by resume, shown
+    by ``memory_list``, and ``memory_delete`` refused it."""
+    _, path = exported
+    cases: list[tuple[str, str, Callable[[Records], None]]] = [
+        (
+            "checkpoint",
+            "checkpoint.state['']",
+            lambda recs: first(recs, "checkpoint")["state"].update({"": ["1", None]}),
+        ),
+        ("working", "working.key", lambda recs: first(recs, "working").update(key="")),
+    ]
+    for kind, field, edit in cases:
+        crafted = resealed(path, tmp_path / "keys.jsonl", edit)
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: Value error, key must "
+            "be a non-empty string"
+        ), (field, message)
+
+
+async def test_a_format_version_that_is_not_the_integer_is_refused_with_its_own_message(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """``"2"``, ``2.0`` or ``true`` were coerced to an integer and the file read as version 1."""
+    _, path = exported
+    for version in ("2", 2.0, "1", 1.0, True, 0, None):
+        crafted = resealed(path, tmp_path / "version.jsonl", lambda recs, v=version: recs[0].update(format_version=v))
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"the export file has format version {orjson.dumps(version).decode()}, which is not a version this "
+            f"mcp-memory reads (an integer from 1 to {FORMAT_VERSION})"
+        ), (version, message)
+    newer = resealed(path, tmp_path / "newer.jsonl", lambda recs: recs[0].update(format_version=FORMAT_VERSION + 1))
+    assert f"newer than this mcp-memory reads ({FORMAT_VERSION})" in await refused(runtime, newer)
+
+
+async def test_times_outside_what_every_store_keeps_exactly_are_refused(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """Year 1 went into Postgres as -infinity (after which no export of the project could be written) and
+    9999-12-31T23:59:59.999999Z came back from SQLite without its microseconds."""
+    _, path = exported
+    cases: list[tuple[str, str, str]] = [
+        ("episode", "created_at", "0001-01-01T00:00:00.000000Z"),
+        ("event", "at", "9999-12-31T23:59:59.999999Z"),
+        ("session", "updated_at", "1699-12-31T23:59:59.999999Z"),
+        ("checkpoint", "created_at", "2200-01-01T00:00:00.000000Z"),
+        ("session", "created_at", "0001-01-01T00:30:00+01:00"),  # year 0 in UTC
+    ]
+    for kind, field, at in cases:
+        crafted = resealed(
+            path, tmp_path / "times.jsonl", lambda recs, k=kind, f=field, t=at: first(recs, k).update({f: t})
+        )
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, kind)} of the export file is not a valid record: {kind}.{field}: Value error, "
+        ) and message.endswith(
+            "is outside the times every store keeps exactly (1700-01-01T00:00:00.000000Z to "
+            "2199-12-31T23:59:59.999999Z)"
+        ), (kind, field, message)
+
+
+async def test_times_at_both_ends_of_the_range_round_trip_to_the_microsecond(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    project, path = exported
+    earliest, latest = "1700-01-01T00:00:00.000000Z", "2199-12-31T23:59:59.999999Z"
+
+    def at_the_ends(recs: Records) -> None:
+        first(recs, "session").update(created_at=earliest, updated_at=latest)
+        first(recs, "checkpoint").update(created_at="1700-01-01T00:00:00.000001Z")
+        first(recs, "event").update(at=latest)
+        first(recs, "episode").update(created_at="2199-12-31T23:59:59.999998Z")
+
+    crafted = resealed(path, tmp_path / "ends.jsonl", at_the_ends)
+    assert runtime.transfer is not None
+    await runtime.transfer.import_file(crafted)
+    again = await export_to(runtime, Selection(project), tmp_path / "again.jsonl")
+    assert comparable(again)[0] == comparable(crafted)[0]
