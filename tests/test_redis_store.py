@@ -848,6 +848,40 @@ async def test_a_full_redis_refuses_spawns_restores_and_writes_whole_and_still_t
         server.stop()
 
 
+async def test_a_full_redis_still_lets_a_terminate_free_a_session(
+    tmp_path: Path, db_url: str, clock: FakeClock
+) -> None:
+    """A full Redis (maxmemory reached, noeviction) refuses what grows memory, but a terminate, which frees a
+    session's memory, still seals, consolidates and clears it, and a deletion still deletes: an operator or an agent
+    can make room by ending sessions."""
+    server = RedisServer(tmp_path / "redis", extra=["--maxmemory-policy", "noeviction"]).start()
+    admin = server.client()
+    try:
+        settings = Settings(database_url=db_url, redis_url=server.url)
+        async with MemoryRuntime(settings, clock=clock) as rt:
+            store = redis_store(rt)
+            scope, other = new_scope("s"), new_scope("other")
+            await rt.lifecycle.spawn(*ids(scope), initial_state={f"k{i}": "v" * 50 for i in range(20)})
+            await rt.lifecycle.spawn(*ids(other), initial_state={"a": 1})
+            admin.config_set("maxmemory", "1")  # full from now on
+            with pytest.raises(Unavailable, match="out of memory"):
+                await rt.working.set(other, "new", "z" * 1000)
+
+            done = await rt.lifecycle.terminate(*ids(scope))
+            assert done.data["state_items_consolidated"] == 20
+            assert admin.exists(*store.keys(scope)[1:3]) == 0  # its values and expiries are gone
+            again = await rt.lifecycle.terminate(*ids(scope))  # idempotent, as ever
+            assert again.data["episode_id"] == done.data["episode_id"]
+            with pytest.raises(Unavailable, match="out of memory"):
+                await rt.working.set(other, "new", "z" * 1000)
+            await rt.control.delete_session(*ids(other))  # a deletion frees memory too
+            assert await rt.store.get_session(other) is None and admin.exists(*store.keys(other)) == 0
+            admin.config_set("maxmemory", "0")
+    finally:
+        admin.close()
+        server.stop()
+
+
 async def test_a_redis_that_evicts_keys_is_named_at_start_and_by_doctor(
     tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

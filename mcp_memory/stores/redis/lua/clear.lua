@@ -17,6 +17,9 @@ if ARGV[4] ~= '1' then
   redis.call('DEL', v, x)
 end
 if terminated then
+  -- The marker is replaced after a DEL of it (as in seal.lua): a full Redis refuses a script's first write only if it
+  -- may grow memory, and a terminate frees memory.
+  redis.call('DEL', m)
   -- The order of its transitions (KEYS[8]) has nothing left to order: the durable record refuses a late pause or
   -- resume of a terminated session whatever its order.
   redis.call('DEL', KEYS[8])

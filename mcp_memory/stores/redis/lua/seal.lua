@@ -5,6 +5,9 @@
 -- if exactly this token ('' : nobody) still holds it (compare and delete: never a seal another terminate made since).
 -- A terminated session ('t') stays terminated.
 local m = KEYS[1]
+-- Each SET below replaces the marker after a DEL of it: Redis refuses a script's first write on a full Redis (above
+-- maxmemory) only if that write may grow memory, and a DEL may not; so a full Redis still lets a terminate seal the
+-- session (a few bytes), consolidate it and free its memory.
 local state = redis.call('GET', m)
 if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
 if state == 't' then return {'ok'} end
@@ -12,10 +15,15 @@ local owner, lease = string.match(state, '^s:([^:]*):(.*)$')
 local mine = state == 's' or owner == ARGV[2]
 if ARGV[1] == 's' then
   if not (mine or state == 'o' or (lease and tonumber(lease) <= tonumber(ARGV[3]))) then return {'held', state} end
+  redis.call('DEL', m)
   redis.call('SET', m, 's:' .. ARGV[2] .. ':' .. ARGV[4])
 elseif ARGV[1] == 'c' then
-  if (owner or '') == ARGV[2] and string.sub(state, 1, 1) == 's' then redis.call('SET', m, 'o') end
+  if (owner or '') == ARGV[2] and string.sub(state, 1, 1) == 's' then
+    redis.call('DEL', m)
+    redis.call('SET', m, 'o')
+  end
 elseif mine then
+  redis.call('DEL', m)
   redis.call('SET', m, 'o')
 end
 return {'ok'}
