@@ -64,6 +64,15 @@ class Retention:
     events_max_age_seconds: float | None = None
 
 
+OVERTAKEN_WITHIN_SECONDS = 60.0
+"""A one-transaction pause is dated again under the store's lock if the session has a checkpoint dated after its
+first stamp by at most this: one another process wrote while this pause waited for the lock (a wait the call's
+deadline bounds far below this). A checkpoint dated further ahead came from elsewhere (an import from a machine whose
+clock runs ahead, a clock stepped back), and a second reading of this clock would not date the pause after it either:
+no second stamp, no slower path for every pause until the clock catches up. Postgres migration 0017 has the same
+bound."""
+
+
 @dataclass(frozen=True, slots=True)
 class PauseStamp:
     """A one-transaction pause's checkpoint (its id, time, label, ``keep`` and metadata: the store computes the
@@ -205,6 +214,7 @@ SearchMode = Literal["hybrid", "text", "vector"]
 
 __all__ = [
     "LIVE_KEYS_CAP",
+    "OVERTAKEN_WITHIN_SECONDS",
     "EpisodeChanged",
     "EpisodeChanges",
     "EpisodeFilter",

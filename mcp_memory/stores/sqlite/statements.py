@@ -40,8 +40,11 @@ INSERT_CHECKPOINT = (
     f"FROM sessions s WHERE {WRITABLE_SESSION} "
     "ON CONFLICT (session_pk, checkpoint_id) DO NOTHING RETURNING session_pk"
 )
-NEWER_CHECKPOINT = f"SELECT 1 FROM checkpoints WHERE session_pk = {SESSION_PK} AND created_at > :at LIMIT 1"
-"""Whether the session has a checkpoint dated after ``:at`` (a pause's stamp, checked under the write lock)."""
+NEWER_CHECKPOINT = (
+    f"SELECT 1 FROM checkpoints WHERE session_pk = {SESSION_PK} AND created_at > :at AND created_at <= :until LIMIT 1"
+)
+"""Whether the session has a checkpoint dated after ``:at`` (a pause's stamp, checked under the write lock), by no
+more than ``records.OVERTAKEN_WITHIN_SECONDS`` (``:until``)."""
 SET_SQL = f"""
 INSERT INTO working_items (session_pk, key, value, expires_at)
 SELECT s.id, :k, :v, :e FROM sessions s

@@ -35,6 +35,7 @@ from mcp_memory.models import (
     content_hash,
 )
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
+from mcp_memory.stores.records import OVERTAKEN_WITHIN_SECONDS
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
@@ -329,7 +330,9 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
             # its checkpoint while this one waited (restamp runs the service's clock on this thread).
             stamp = PauseStamp(info, now, event)
             if restamp is not None:
-                newer = db.execute(NEWER_CHECKPOINT, {**scope_params(scope), "at": info.created_at.timestamp()})
+                at = info.created_at.timestamp()
+                window = {"at": at, "until": at + OVERTAKEN_WITHIN_SECONDS}
+                newer = db.execute(NEWER_CHECKPOINT, {**scope_params(scope), **window})
                 if newer.fetchone() is not None:
                     stamp = restamp()
             read_params = {**scope_params(scope), "now": stamp.now}

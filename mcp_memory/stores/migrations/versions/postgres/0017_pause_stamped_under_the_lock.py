@@ -55,7 +55,10 @@ BEGIN
     END IF;
     -- A checkpoint dated after this pause's time, written while it waited for the lock: nothing written, the caller
     -- dates the pause again under the lock (one index probe of (session_pk, created_at DESC, id DESC)).
-    IF p_check_newer AND EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = pk AND created_at > p_created) THEN
+    -- Dated further ahead than 60 s (records.OVERTAKEN_WITHIN_SECONDS), it came from elsewhere (an import, a clock
+    -- stepped back): dating this pause again would not place it after that one, so no second try.
+    IF p_check_newer AND EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = pk AND created_at > p_created
+                                 AND created_at <= p_created + interval '60 seconds') THEN
         o_overtaken := true;
         RETURN;
     END IF;
