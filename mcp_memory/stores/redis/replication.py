@@ -94,7 +94,11 @@ class ReplicaWait:
             again, acked_again = await self._pipeline(name, [calls[i] for i in missing], wait_ms or 0, targets)
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
-            acked = [a if isinstance(a, Exception) else min(a, b) for a, b in zip(acked, acked_again, strict=True)]
+            # The fewer acknowledgements of the two WAITs, or the first failure of either (raised below).
+            acked = [
+                a if isinstance(a, Exception) else b if isinstance(b, Exception) else min(a, b)
+                for a, b in zip(acked, acked_again, strict=True)
+            ]
         for reply in (*replies, *acked):
             if isinstance(reply, Exception):
                 raise reply
