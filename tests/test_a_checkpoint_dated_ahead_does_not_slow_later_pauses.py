@@ -57,4 +57,4 @@ async def test_pauses_behind_a_checkpoint_dated_an_hour_ahead_are_stamped_once(
             await rt.lifecycle.pause(p, a, s, checkpoint_id=f"mine-{i}")
         assert stamps == ["mine-0", "mine-1", "mine-2"]  # one stamp each, none again under the lock
         listed = await rt.store.list_checkpoints(scope, 10, None)
-        assert [c.checkpoint_id for c in listed][0] == "from-ahead"  # still the newest by its time, as imported
+        assert listed[0].checkpoint_id == "from-ahead"  # still the newest by its time, as imported
