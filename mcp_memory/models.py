@@ -249,6 +249,10 @@ class SessionInfo(_Model):
     spawn_token: str | None = Field(default=None, exclude=True)
     """The two-step spawn (working memory in Redis) that made the session, which staged its initial state under
     this token (None: made in one step, or before spawns had tokens). Internal: never shown to a client."""
+    status_order: int | None = Field(default=None, exclude=True)
+    """The order of the last ordered transition recorded (``sessions.status_order``; None: none yet): a Redis that
+    re-opens the session after losing it gives later transitions orders above it (``stores/redis/copies.py``,
+    TRANSITION ORDER), whatever its clock. Internal: never shown to a client, exported or imported."""
 
 
 class CheckpointInfo(_Model):

@@ -32,7 +32,10 @@ a durable record, and two servers can interleave them: server A snapshots, serve
 then A's record lands. So the script that snapshots for a pause, and those that restore for a resume, also give the
 transition its order among the session's transitions (``next_order`` in ``lua/lib.lua``, kept in the session's
 order key ``:g``), and the durable record carries it: a record older than the session's last recorded transition
-keeps its checkpoint and event but does not set the status back.
+keeps its checkpoint and event but does not set the status back. A re-open of a session Redis lost (the store's
+``_recover``) raises ``:g`` to the order its durable record last carried (``SessionInfo.status_order``): a Redis whose
+clock is behind the one that gave that order would otherwise give orders below it, and every later record would leave
+the status as it was. A new incarnation (spawn, import) starts with no order recorded: nothing to raise it to.
 
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
 (:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget

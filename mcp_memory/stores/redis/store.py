@@ -29,7 +29,8 @@ failover to a replica that had not received it), the first call that touches it 
 asks the durable store: an unknown session stays unknown (writes ``not_found``, reads see nothing), a
 terminated one stays closed (writes ``conflict``), and a running or paused one is **re-opened with its newest
 checkpoint** (empty if it has none), as a resume would do, and sealed if the durable record says a terminate is
-under way; then the call goes on. What was written after that checkpoint lived only in Redis and is gone; that
+under way, with its order key at least the order of the transition last recorded (:mod:`.copies`); then the call
+goes on. What was written after that checkpoint lived only in Redis and is gone; that
 is the price of running Redis without persistence. The other way round, ``open`` (spawn: the durable store has
 just created the session) starts from exactly the initial items, whatever a Redis that outlived its durable
 store still held under that scope, with one exception: a call that came between spawn's durable create and its
@@ -248,8 +249,11 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies):
         made_by = info.spawn_token or ""  # a staged state of this spawn is the session's initial state: kept
         made_from = incarnation(info)
         args = item_args("recover", now, True, len(items) + 1, items, state, made_from, made_by)
+        # The order its record last carried rides last: the re-opened session's transitions order above it, whatever
+        # this Redis's clock (copies.py, TRANSITION ORDER).
+        args.append("" if info.status_order is None else str(info.status_order))
         await faults.reached("recover.read")
-        reply = await self._eval("write", self.keys(scope), args)
+        reply = await self._eval("write", self.all_keys(scope), args)
         if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
             # A deletion (delete_session, forget) may have deleted the record after it was read here, and erased
             # Redis before this write landed: read it again, and drop the re-open if it is gone or another now

@@ -81,6 +81,7 @@ class SqlStore:
             sealed=bool(row.sealed),
             seal_token=getattr(row, "seal_token", None) if row.sealed else None,
             spawn_token=getattr(row, "spawn_token", None),
+            status_order=getattr(row, "status_order", None),
         )
 
     def _checkpoint_info(self, row: Any) -> CheckpointInfo:

@@ -50,3 +50,11 @@ local function next_order(g)
   redis.pcall('SET', g, string.format('%d', n), 'PX', 86400000)
   return n
 end
+-- A re-open from the durable store (write.lua's "recover") raises g to the order its record last carried: a Redis
+-- whose clock is behind the one that gave that order (a failover to another host, a clock stepped back) would
+-- otherwise give orders below it, and every later record would leave the status as it was until its clock caught up.
+local function raise_order(g, floor)
+  local f = tonumber(floor)
+  if not f then return end
+  if tonumber(redis.call('GET', g) or '0') < f then redis.call('SET', g, string.format('%d', f), 'PX', 86400000) end
+end

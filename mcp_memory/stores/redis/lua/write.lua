@@ -12,6 +12,8 @@
 -- mode "recover": only if Redis does not know the session: create it in ``state`` with exactly these items, and
 --   note the durable ``incarnation`` it was made from. A staged spawn ("p:<token>") of the spawn token given (the
 --   durable store says it completed) becomes the session as it is, in ``state``; another staged spawn is stale.
+--   With KEYS[8] (the session's order key, after its copy keys), the last argument is the order its durable record
+--   last carried ('' if none): the order key is raised to it (raise_order, lib.lua).
 -- mode "spawn": stage exactly these items for the spawn token ("p:<token>": unknown to every other script until
 --   staging.py's commit), over whatever Redis held under this scope (the durable row was just made for it).
 -- mode "import": as "spawn", for an import's staging keys, which then expire after the last argument (ms): those of
@@ -45,6 +47,7 @@ local state = redis.call('GET', m)
 if mode == 'recover' then
   if state and string.sub(state, 1, 1) == 'p' then
     if token ~= '' and state == 'p:' .. token then
+      if KEYS[8] then raise_order(KEYS[8], ARGV[#ARGV]) end
       redis.call('SET', m, ARGV[6])
       if incarnation ~= '' then redis.call('SET', inc, incarnation) end
       purge(now)
@@ -103,6 +106,7 @@ else
   if n > maxk then return {'full'} end
 end
 if mode == 'recover' then
+  if KEYS[8] then raise_order(KEYS[8], ARGV[#ARGV]) end
   redis.call('SET', m, ARGV[6])
   if incarnation ~= '' then redis.call('SET', inc, incarnation) end
 elseif mode == 'spawn' or mode == 'import' then
