@@ -7,6 +7,7 @@ On every store."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -179,3 +180,87 @@ async def test_times_at_both_ends_of_the_range_round_trip_to_the_microsecond(
     await runtime.transfer.import_file(crafted)
     again = await export_to(runtime, Selection(project), tmp_path / "again.jsonl")
     assert comparable(again)[0] == comparable(crafted)[0]
+
+
+SOON = int(time.time()) + 86400
+"""An expiry as a whole number of seconds, a day from now (within the longest TTL)."""
+
+COERCED_CASES: list[tuple[str, str, str, Callable[[Records], None]]] = [
+    ("session", "session.sealed", "valid boolean", lambda recs: first(recs, "session").update(sealed="false")),
+    ("checkpoint", "checkpoint.keep", "valid boolean", lambda recs: first(recs, "checkpoint").update(keep=0)),
+    (
+        "checkpoint",
+        "checkpoint.keys_count",
+        "valid integer",
+        lambda recs: first(recs, "checkpoint").update(keys_count=2.0),
+    ),
+    ("checkpoint", "checkpoint.bytes", "valid integer", lambda recs: first(recs, "checkpoint").update(bytes="6")),
+    (
+        "checkpoint",
+        "checkpoint.state.a[1]",
+        "valid number",
+        lambda recs: first(recs, "checkpoint")["state"]["a"].__setitem__(1, str(SOON)),
+    ),
+    (
+        "working",
+        "working.expires_at",
+        "valid number",
+        lambda recs: first(recs, "working").update(expires_at=str(SOON)),
+    ),
+    ("event", "event.duration_ms", "valid number", lambda recs: first(recs, "event").update(duration_ms="1.5")),
+    (
+        "episode",
+        "episode.importance_score",
+        "valid number",
+        lambda recs: first(recs, "episode").update(importance_score="0.5"),
+    ),
+    (
+        "episode",
+        "episode.created_at",
+        "valid datetime",
+        lambda recs: first(recs, "episode").update(created_at=1800000000),
+    ),
+    (
+        "episode",
+        "episode.project_id",
+        "must be a UUID such as",
+        lambda recs: first(recs, "episode").update(project_id=first(recs, "episode")["project_id"].replace("-", "")),
+    ),
+    ("header", "vectors", "valid boolean", lambda recs: recs[0].update(vectors="false")),
+    ("header", "counts.sessions", "valid integer", lambda recs: recs[0]["counts"].update(sessions=1.0)),
+]
+
+
+async def test_a_field_in_another_json_type_than_export_writes_is_refused_not_coerced(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """``"sealed": "false"`` was read as false, ``"keys_count": 2.0`` as 2, a time given as a number as that many
+    seconds since 1970, a UUID without its hyphens as the UUID: a file that export never writes was taken."""
+    _, path = exported
+    for kind, field, expected, edit in COERCED_CASES:
+        crafted = resealed(path, tmp_path / "coerced.jsonl", edit)
+        message = await refused(runtime, crafted)
+        at = line_of(crafted, kind)
+        assert message.startswith(f"line {at} of the export file is not a valid record: {field}: "), (field, message)
+        assert expected in message, (field, message)
+
+
+async def test_a_whole_number_in_a_number_field_is_still_a_number(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """JSON has one number type: a float field written as ``1`` (as a store that kept the number whole would) is
+    taken as it is, and reads back the same."""
+    project, path = exported
+
+    def whole(recs: Records) -> None:
+        first(recs, "episode").update(importance_score=1)
+        first(recs, "event").update(duration_ms=3)
+        first(recs, "working").update(expires_at=SOON)
+
+    crafted = resealed(path, tmp_path / "whole.jsonl", whole)
+    assert runtime.transfer is not None
+    await runtime.transfer.import_file(crafted)
+    again = records(await export_to(runtime, Selection(project), tmp_path / "again.jsonl"))
+    assert first(again, "episode")["importance_score"] == 1
+    assert first(again, "event")["duration_ms"] == 3
+    assert first(again, "working")["expires_at"] == SOON

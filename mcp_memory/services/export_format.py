@@ -7,8 +7,9 @@ from :data:`EARLIEST_TIME` to :data:`LATEST_TIME` (what every store keeps exactl
 are epoch seconds as stored (exact). A value of working memory travels as its JSON text (a string), byte for byte:
 never decoded and re-encoded.
 
-Each record kind is a pydantic model with ``extra="forbid"``: :func:`parse_record` validates one line, and
-:func:`to_entry` turns it into what the stores write (:mod:`mcp_memory.stores.transfer`).
+Each record kind is a strict pydantic model with ``extra="forbid"``: :func:`parse_line` validates one line (each field
+in the JSON type export writes, never coerced from another), and :func:`to_entry` turns it into what the stores write
+(:mod:`mcp_memory.stores.transfer`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -42,6 +44,7 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
     SessionStatus,
+    parse_uuid,
     to_datetime,
 )
 from mcp_memory.services.validation import check_key
@@ -63,6 +66,18 @@ KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
 """The record kinds, in file order (the keys of the header's and trailer's ``counts``)."""
 
 _Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+
+
+def _uuid(value: object) -> UUID:
+    """A UUID as export writes it and the tools take it: a string in canonical form (pydantic would also take 32
+    hex digits without hyphens, or braces)."""
+    try:
+        return parse_uuid(value, "value")
+    except MemoryServiceError as exc:
+        raise ValueError(exc.message) from None
+
+
+_Uuid = Annotated[UUID, PlainValidator(_uuid)]
 
 
 def _json_text(value: str) -> str:
@@ -125,12 +140,14 @@ def vector_out(vector: list[float]) -> list[float]:
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict, and validated from the line's JSON text: each field in the JSON type export writes it ("true" is not a
+    # bool, "3" or 3.0 not an int, a number not a time), as a hand-edited file could otherwise bring in.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ScopeModel(_Record):
-    project_id: UUID
-    agent_instance_id: UUID | None = None
+    project_id: _Uuid
+    agent_instance_id: _Uuid | None = None
     session_id: _Identifier | None = None
 
     @model_validator(mode="after")
@@ -161,20 +178,20 @@ class Header(_Record):
 
 
 class _InSession(_Record):
-    project_id: UUID
-    agent_instance_id: UUID
+    project_id: _Uuid
+    agent_instance_id: _Uuid
     session_id: _Identifier
 
 
 class SessionRecord(_InSession):
     kind: Literal["session"]
-    agent_type_id: UUID | None
+    agent_type_id: _Uuid | None
     status: SessionStatus
     sealed: bool
     created_at: _Time
     updated_at: _Time
     metadata: dict[str, Any]
-    episode_id: UUID | None
+    episode_id: _Uuid | None
     terminated_at: _Time | None
     terminate_result: dict[str, Any] | None
 
@@ -211,9 +228,9 @@ class EventRecordModel(_InSession):
 
 class EpisodeRecord(_Record):
     kind: Literal["episode"]
-    episode_id: UUID
-    project_id: UUID
-    agent_instance_id: UUID
+    episode_id: _Uuid
+    project_id: _Uuid
+    agent_instance_id: _Uuid
     session_id: _Identifier | None
     task_type: str
     task_description: str
@@ -324,7 +341,7 @@ def parse_header(line: bytes) -> Header:
             f"from 1 to {FORMAT_VERSION}); nothing was imported"
         )
     try:
-        return Header.model_validate(raw)
+        return Header.model_validate_json(line)
     except ValidationError as exc:
         raise _problem(1, exc) from None
 
@@ -332,10 +349,12 @@ def parse_header(line: bytes) -> Header:
 def parse_line(line: bytes, line_no: int) -> Record | Trailer:
     """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line."""
     raw = _decode(line, line_no)
+    trailer = isinstance(raw, dict) and raw.get("kind") == "trailer"
+    del raw  # validated from the text (JSON types, strictly), so one decoded copy of a line is held at a time
     try:
-        if isinstance(raw, dict) and raw.get("kind") == "trailer":
-            return Trailer.model_validate(raw)
-        return _RECORD.validate_python(raw)
+        if trailer:
+            return Trailer.model_validate_json(line)
+        return _RECORD.validate_json(line)
     except ValidationError as exc:
         raise _problem(line_no, exc) from None
 
