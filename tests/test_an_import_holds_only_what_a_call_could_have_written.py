@@ -11,60 +11,31 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
-from mcp_memory.config import Settings
-from mcp_memory.errors import InvalidArgument
-from mcp_memory.models import Scope
 from mcp_memory.services.export_format import FORMAT_VERSION
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
-from tests.transfer_helpers import comparable, export_to, records, resealed
+from tests.transfer_helpers import (
+    Records,
+    comparable,
+    export_to,
+    first,
+    line_of,
+    records,
+    refused,
+    resealed,
+    small_export,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-Records = list[dict[str, Any]]
 
 
 @pytest.fixture
 async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
-    """A project of one session (two working keys, a labelled checkpoint, its events) and one episode, exported
-    from its own SQLite file."""
-    project, agent = uuid.uuid4(), uuid.uuid4()
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'source.db'}", embedding_provider="hash")
-    async with MemoryRuntime(settings, embedding_retry=False) as rt:
-        await rt.lifecycle.spawn(project, agent, "s1", initial_state={"a": 1}, metadata={"x": "y"})
-        await rt.working.set(Scope(project, agent, "s1"), "b", [2])
-        await rt.lifecycle.pause(project, agent, "s1", label="first", checkpoint_id="c1")
-        await rt.episodic.record_episode(
-            project_id=project,
-            agent_instance_id=agent,
-            task_type="t",
-            task_description="the task",
-            outcome="success",
-            lessons_learned=["a lesson"],
-        )
-        return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
-
-
-def first(recs: Records, kind: str) -> dict[str, Any]:
-    return next(r for r in recs if r["kind"] == kind)
-
-
-def line_of(path: Path, kind: str) -> int:
-    """The line number (from 1) of the first record of ``kind`` in the file at ``path``."""
-    return next(i for i, r in enumerate(records(path), start=1) if r["kind"] == kind)
-
-
-async def refused(rt: MemoryRuntime, path: Path) -> str:
-    assert rt.transfer is not None
-    with pytest.raises(InvalidArgument) as caught:
-        await rt.transfer.import_file(path)
-    assert not await rt.store.selection_occupied(Selection(uuid.UUID(records(path)[0]["scope"]["project_id"])))  # type: ignore[attr-defined]
-    return caught.value.message
+    return await small_export(tmp_path)
 
 
 NUL_CASES: list[tuple[str, str, Callable[[Records], None]]] = [

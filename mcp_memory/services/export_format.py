@@ -96,7 +96,7 @@ _JsonText = Annotated[str, AfterValidator(_json_text)]
 
 def _key(key: str) -> str:
     """A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored
-    and restored by resume, but no call can then delete it. Its length is the server's (``ItemBounds``)."""
+    and restored by resume, but no call can then delete it. Its length is the server's (``ImportLimits``)."""
     try:
         return check_key(key, None)
     except MemoryServiceError as exc:
@@ -237,7 +237,7 @@ class EpisodeRecord(_Record):
     outcome: Outcome
     outcome_details: str
     lessons_learned: list[str]
-    importance_score: float = Field(ge=0.0, le=1.0)
+    importance_score: float  # from 0 to 1, as the tools take it (import_checks)
     context_summary: str
     metadata: dict[str, Any]
     created_at: _Time
