@@ -34,17 +34,13 @@ import anyio
 from mcp_memory import faults
 from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
-from mcp_memory.services.export_format import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    KINDS,
-    Header,
+from mcp_memory.services.export_format import FORMAT_NAME, FORMAT_VERSION, KINDS, Header, timestamp
+from mcp_memory.services.export_lines import (
     checkpoint_line,
     dump,
     episode_line,
     event_line,
     session_line,
-    timestamp,
     working_line,
 )
 from mcp_memory.services.export_reader import check_export, export_entries, open_export
