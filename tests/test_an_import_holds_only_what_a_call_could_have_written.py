@@ -1,9 +1,10 @@
 """An export file edited by hand and resealed (a fresh checksum) cannot bring in what no call could have written:
 a NUL character in any text (SQLite stored it, data that could then never move to Postgres; Postgres failed as
 ``internal`` with tracebacks), a key that ``memory_set`` refuses (then restored by resume, and no call could delete
-it), a format version that is not an integer, a time that not every store keeps exactly. Each is
+it), a format version that is not an integer, a time that not every store keeps exactly, a field in another JSON
+type than export writes (coerced), a checkpoint whose key count, size or content hash are not its state's. Each is
 ``invalid_argument`` naming the line, and nothing is written; times within the range round-trip to the microsecond.
-On every store."""
+On every store. (The tools' limits: test_an_import_keeps_to_the_limits_of_the_calls.py.)"""
 
 from __future__ import annotations
 
@@ -235,3 +236,45 @@ async def test_a_whole_number_in_a_number_field_is_still_a_number(
     assert first(again, "episode")["importance_score"] == 1
     assert first(again, "event")["duration_ms"] == 3
     assert first(again, "working")["expires_at"] == SOON
+
+
+FIGURE_CASES: list[tuple[str, str, Callable[[Records], None]]] = [
+    (
+        "keys_count",
+        "has keys_count 3, but its state makes it 2",
+        lambda recs: first(recs, "checkpoint").update(keys_count=3),
+    ),
+    ("bytes", "has bytes 0, but its state makes it 4", lambda recs: first(recs, "checkpoint").update(bytes=0)),
+    (
+        "content_hash",
+        "has content_hash 'sha256:00', but its state makes it 'sha256:",
+        lambda recs: first(recs, "checkpoint").update(content_hash="sha256:00"),
+    ),
+    (
+        "the state",  # a value edited, its figures left as the pause computed them
+        "has bytes 4, but its state makes it 6",
+        lambda recs: first(recs, "checkpoint")["state"]["a"].__setitem__(0, "100"),
+    ),
+    (
+        "the state",  # a key added
+        "has keys_count 2, but its state makes it 3",
+        lambda recs: first(recs, "checkpoint")["state"].update(c=["3", None]),
+    ),
+]
+
+
+async def test_a_checkpoint_whose_figures_are_not_its_states_is_refused(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """``keys_count``, ``bytes`` and ``content_hash`` were taken from the file: a state edited without them (or
+    figures edited alone) was imported, a checkpoint that ``list_checkpoints`` described otherwise than a resume
+    restored it."""
+    _, path = exported
+    checkpoint = first(records(path), "checkpoint")
+    assert (checkpoint["keys_count"], checkpoint["bytes"]) == (2, 4)  # {"a": "1", "b": "[2]"}
+    for edited, expected, edit in FIGURE_CASES:
+        crafted = resealed(path, tmp_path / "figures.jsonl", edit)
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, 'checkpoint')} of the export file: checkpoint 'c1' {expected}"
+        ), (edited, message)

@@ -16,6 +16,7 @@ import pytest
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, MemoryServiceError, TooLarge
+from mcp_memory.models import Item, content_hash
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock
@@ -163,9 +164,14 @@ async def test_a_checkpoint_holding_more_keys_than_a_session_may_is_too_large(
 ) -> None:
     """A resume of it would be refused: ``max_keys_per_session`` bounds what a pause takes too."""
     _, path = exported
-    crafted = resealed(
-        path, tmp_path / "keys.jsonl", lambda recs: first(recs, "checkpoint")["state"].update(c=["3", None])
-    )
+
+    def one_key_more(recs: Records) -> None:
+        checkpoint = first(recs, "checkpoint")
+        checkpoint["state"]["c"] = ["3", None]
+        digest, size = content_hash({k: Item(v, exp) for k, (v, exp) in checkpoint["state"].items()})
+        checkpoint.update(keys_count=3, bytes=size, content_hash=digest)  # as a pause of three keys computes them
+
+    crafted = resealed(path, tmp_path / "keys.jsonl", one_key_more)
     message = await refused(importer, crafted, TooLarge)
     assert message.startswith(
         f"line {line_of(crafted, 'checkpoint')} (checkpoint 'c1'): its state holds 3 keys; this server's limit is "

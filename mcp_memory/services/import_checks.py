@@ -5,7 +5,8 @@ A record's shape (its fields, their JSON types, keys as ``memory_set`` takes the
 format's (:mod:`~mcp_memory.services.export_format`). Here, what the tools refuse besides: their limits, checked
 by their own validators (:mod:`~mcp_memory.services.validation`) with the importing server's settings, so that a file
 from a server with larger limits, or edited by hand, cannot leave data that no call could have written (and that
-the calls then refuse to touch: ``memory_delete`` of an over-long key is ``too_large``).
+the calls then refuse to touch: ``memory_delete`` of an over-long key is ``too_large``); and that a checkpoint's
+figures (key count, size, content hash) are those its state makes, as a pause computed them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_memory.errors import InvalidArgument, MemoryServiceError, TooLarge
-from mcp_memory.models import utf8_size
+from mcp_memory.models import Item, content_hash, utf8_size
 from mcp_memory.services.export_format import CheckpointRecord, EpisodeRecord, Record, SessionRecord, WorkingRecord
 from mcp_memory.services.lifecycle import STATE_KEYS, STATE_KEYS_LISTED
 from mcp_memory.services.validation import (
@@ -65,14 +66,17 @@ class ImportLimits:
 
 def check_record(record: Record, line_no: int, limits: ImportLimits | None) -> None:
     """Refuse ``record`` (line ``line_no``) if no call could have written it: its texts, lessons and importance as
-    the tools take them, and with ``limits`` its metadata, working items and checkpoint state as this server's
-    calls take them. The tools' error code (``too_large`` / ``invalid_argument``), naming the line."""
+    the tools take them, a checkpoint's figures not its state's, and with ``limits`` its metadata, working items and
+    checkpoint state as this server's calls take them. The tools' error code (``too_large`` /
+    ``invalid_argument``), naming the line."""
     try:
         _check_fields(record, limits)
     except MemoryServiceError as exc:
         raise type(exc)(
             f"line {line_no} of the export file: {record.kind}: {exc.message}; nothing was imported"
         ) from None
+    if isinstance(record, CheckpointRecord):
+        _check_figures(record, line_no)
     if limits is None:
         return
     if isinstance(record, WorkingRecord):
@@ -86,6 +90,26 @@ def check_record(record: Record, line_no: int, limits: ImportLimits | None) -> N
             )
         for key, (value, expires_at) in record.state.items():
             limits.check_item(key, value, expires_at, where)
+
+
+def _check_figures(record: CheckpointRecord, line_no: int) -> None:
+    """A checkpoint's ``keys_count``, ``bytes`` and ``content_hash`` are its state's, as the pause computed them
+    (:func:`~mcp_memory.models.content_hash`): a state edited without them, or figures edited alone, would be a
+    checkpoint no pause made (and ``list_checkpoints`` would describe another state than a resume restores)."""
+    digest, size = content_hash({key: Item(value, expires_at) for key, (value, expires_at) in record.state.items()})
+    made: dict[str, int | str] = {"keys_count": len(record.state), "bytes": size, "content_hash": digest}
+    for name, value in made.items():
+        given = getattr(record, name)
+        if given != value:
+            raise InvalidArgument(
+                f"line {line_no} of the export file: checkpoint '{record.checkpoint_id}' has {name} "
+                f"{_shown_value(given)}, but its state makes it {_shown_value(value)}: the file was edited; nothing "
+                "was imported"
+            )
+
+
+def _shown_value(value: int | str) -> str:
+    return str(value) if isinstance(value, int) else repr(value if len(value) <= 80 else value[:80] + "...")
 
 
 def _check_fields(record: Record, limits: ImportLimits | None) -> None:
