@@ -1,69 +1,42 @@
 """An export file edited by hand and resealed (a fresh checksum) cannot bring in what no call could have written:
 a NUL character in any text (SQLite stored it, data that could then never move to Postgres; Postgres failed as
 ``internal`` with tracebacks), a key that ``memory_set`` refuses (then restored by resume, and no call could delete
-it), a format version that is not an integer, a time that not every store keeps exactly. Each is
+it), a format version that is not an integer, a time that not every store keeps exactly, a field in another JSON
+type than export writes (coerced), a checkpoint whose key count, size or content hash are not its state's. Each is
 ``invalid_argument`` naming the line, and nothing is written; times within the range round-trip to the microsecond.
-On every store."""
+On every store. (The tools' limits: test_an_import_keeps_to_the_limits_of_the_calls.py.)"""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
-from mcp_memory.config import Settings
-from mcp_memory.errors import InvalidArgument
-from mcp_memory.models import Scope
 from mcp_memory.services.export_format import FORMAT_VERSION
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
-from tests.transfer_helpers import comparable, export_to, records, resealed
+from tests.transfer_helpers import (
+    Records,
+    comparable,
+    export_to,
+    first,
+    line_of,
+    records,
+    refused,
+    resealed,
+    small_export,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-Records = list[dict[str, Any]]
 
 
 @pytest.fixture
 async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
-    """A project of one session (two working keys, a labelled checkpoint, its events) and one episode, exported
-    from its own SQLite file."""
-    project, agent = uuid.uuid4(), uuid.uuid4()
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'source.db'}", embedding_provider="hash")
-    async with MemoryRuntime(settings, embedding_retry=False) as rt:
-        await rt.lifecycle.spawn(project, agent, "s1", initial_state={"a": 1}, metadata={"x": "y"})
-        await rt.working.set(Scope(project, agent, "s1"), "b", [2])
-        await rt.lifecycle.pause(project, agent, "s1", label="first", checkpoint_id="c1")
-        await rt.episodic.record_episode(
-            project_id=project,
-            agent_instance_id=agent,
-            task_type="t",
-            task_description="the task",
-            outcome="success",
-            lessons_learned=["a lesson"],
-        )
-        return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
-
-
-def first(recs: Records, kind: str) -> dict[str, Any]:
-    return next(r for r in recs if r["kind"] == kind)
-
-
-def line_of(path: Path, kind: str) -> int:
-    """The line number (from 1) of the first record of ``kind`` in the file at ``path``."""
-    return next(i for i, r in enumerate(records(path), start=1) if r["kind"] == kind)
-
-
-async def refused(rt: MemoryRuntime, path: Path) -> str:
-    assert rt.transfer is not None
-    with pytest.raises(InvalidArgument) as caught:
-        await rt.transfer.import_file(path)
-    assert not await rt.store.selection_occupied(Selection(uuid.UUID(records(path)[0]["scope"]["project_id"])))  # type: ignore[attr-defined]
-    return caught.value.message
+    return await small_export(tmp_path)
 
 
 NUL_CASES: list[tuple[str, str, Callable[[Records], None]]] = [
@@ -179,3 +152,129 @@ async def test_times_at_both_ends_of_the_range_round_trip_to_the_microsecond(
     await runtime.transfer.import_file(crafted)
     again = await export_to(runtime, Selection(project), tmp_path / "again.jsonl")
     assert comparable(again)[0] == comparable(crafted)[0]
+
+
+SOON = int(time.time()) + 86400
+"""An expiry as a whole number of seconds, a day from now (within the longest TTL)."""
+
+COERCED_CASES: list[tuple[str, str, str, Callable[[Records], None]]] = [
+    ("session", "session.sealed", "valid boolean", lambda recs: first(recs, "session").update(sealed="false")),
+    ("checkpoint", "checkpoint.keep", "valid boolean", lambda recs: first(recs, "checkpoint").update(keep=0)),
+    (
+        "checkpoint",
+        "checkpoint.keys_count",
+        "valid integer",
+        lambda recs: first(recs, "checkpoint").update(keys_count=2.0),
+    ),
+    ("checkpoint", "checkpoint.bytes", "valid integer", lambda recs: first(recs, "checkpoint").update(bytes="6")),
+    (
+        "checkpoint",
+        "checkpoint.state.a[1]",
+        "valid number",
+        lambda recs: first(recs, "checkpoint")["state"]["a"].__setitem__(1, str(SOON)),
+    ),
+    (
+        "working",
+        "working.expires_at",
+        "valid number",
+        lambda recs: first(recs, "working").update(expires_at=str(SOON)),
+    ),
+    ("event", "event.duration_ms", "valid number", lambda recs: first(recs, "event").update(duration_ms="1.5")),
+    (
+        "episode",
+        "episode.importance_score",
+        "valid number",
+        lambda recs: first(recs, "episode").update(importance_score="0.5"),
+    ),
+    (
+        "episode",
+        "episode.created_at",
+        "valid datetime",
+        lambda recs: first(recs, "episode").update(created_at=1800000000),
+    ),
+    (
+        "episode",
+        "episode.project_id",
+        "must be a UUID such as",
+        lambda recs: first(recs, "episode").update(project_id=first(recs, "episode")["project_id"].replace("-", "")),
+    ),
+    ("header", "vectors", "valid boolean", lambda recs: recs[0].update(vectors="false")),
+    ("header", "counts.sessions", "valid integer", lambda recs: recs[0]["counts"].update(sessions=1.0)),
+]
+
+
+async def test_a_field_in_another_json_type_than_export_writes_is_refused_not_coerced(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """``"sealed": "false"`` was read as false, ``"keys_count": 2.0`` as 2, a time given as a number as that many
+    seconds since 1970, a UUID without its hyphens as the UUID: a file that export never writes was taken."""
+    _, path = exported
+    for kind, field, expected, edit in COERCED_CASES:
+        crafted = resealed(path, tmp_path / "coerced.jsonl", edit)
+        message = await refused(runtime, crafted)
+        at = line_of(crafted, kind)
+        assert message.startswith(f"line {at} of the export file is not a valid record: {field}: "), (field, message)
+        assert expected in message, (field, message)
+
+
+async def test_a_whole_number_in_a_number_field_is_still_a_number(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """JSON has one number type: a float field written as ``1`` (as a store that kept the number whole would) is
+    taken as it is, and reads back the same."""
+    project, path = exported
+
+    def whole(recs: Records) -> None:
+        first(recs, "episode").update(importance_score=1)
+        first(recs, "event").update(duration_ms=3)
+        first(recs, "working").update(expires_at=SOON)
+
+    crafted = resealed(path, tmp_path / "whole.jsonl", whole)
+    assert runtime.transfer is not None
+    await runtime.transfer.import_file(crafted)
+    again = records(await export_to(runtime, Selection(project), tmp_path / "again.jsonl"))
+    assert first(again, "episode")["importance_score"] == 1
+    assert first(again, "event")["duration_ms"] == 3
+    assert first(again, "working")["expires_at"] == SOON
+
+
+FIGURE_CASES: list[tuple[str, str, Callable[[Records], None]]] = [
+    (
+        "keys_count",
+        "has keys_count 3, but its state makes it 2",
+        lambda recs: first(recs, "checkpoint").update(keys_count=3),
+    ),
+    ("bytes", "has bytes 0, but its state makes it 4", lambda recs: first(recs, "checkpoint").update(bytes=0)),
+    (
+        "content_hash",
+        "has content_hash 'sha256:00', but its state makes it 'sha256:",
+        lambda recs: first(recs, "checkpoint").update(content_hash="sha256:00"),
+    ),
+    (
+        "the state",  # a value edited, its figures left as the pause computed them
+        "has bytes 4, but its state makes it 6",
+        lambda recs: first(recs, "checkpoint")["state"]["a"].__setitem__(0, "100"),
+    ),
+    (
+        "the state",  # a key added
+        "has keys_count 2, but its state makes it 3",
+        lambda recs: first(recs, "checkpoint")["state"].update(c=["3", None]),
+    ),
+]
+
+
+async def test_a_checkpoint_whose_figures_are_not_its_states_is_refused(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """``keys_count``, ``bytes`` and ``content_hash`` were taken from the file: a state edited without them (or
+    figures edited alone) was imported, a checkpoint that ``list_checkpoints`` described otherwise than a resume
+    restored it."""
+    _, path = exported
+    checkpoint = first(records(path), "checkpoint")
+    assert (checkpoint["keys_count"], checkpoint["bytes"]) == (2, 4)  # {"a": "1", "b": "[2]"}
+    for edited, expected, edit in FIGURE_CASES:
+        crafted = resealed(path, tmp_path / "figures.jsonl", edit)
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, 'checkpoint')} of the export file: checkpoint 'c1' {expected}"
+        ), (edited, message)

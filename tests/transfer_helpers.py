@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from mcp_memory.config import Settings
+from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.transfer import write_export
 from mcp_memory.stores.transfer import Selection
@@ -114,6 +117,48 @@ def resealed(path: Path, out: Path, edit: Callable[[list[dict[str, Any]]], objec
     trailer = {"kind": "trailer", "counts": counts, "sha256": hashlib.sha256(b"".join(lines)).hexdigest()}
     out.write_bytes(b"".join([*lines, orjson.dumps(trailer) + b"\n"]))
     return out
+
+
+Records = list[dict[str, Any]]
+
+
+async def small_export(tmp_path: Path) -> tuple[uuid.UUID, Path]:
+    """A project of one session (two working keys, a labelled checkpoint, its events) and one episode, exported
+    from its own SQLite file under ``tmp_path``; its id and the file."""
+    project, agent = uuid.uuid4(), uuid.uuid4()
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'source.db'}", embedding_provider="hash")
+    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+        await rt.lifecycle.spawn(project, agent, "s1", initial_state={"a": 1}, metadata={"x": "y"})
+        await rt.working.set(Scope(project, agent, "s1"), "b", [2])
+        await rt.lifecycle.pause(project, agent, "s1", label="first", checkpoint_id="c1")
+        await rt.episodic.record_episode(
+            project_id=project,
+            agent_instance_id=agent,
+            task_type="t",
+            task_description="the task",
+            outcome="success",
+            lessons_learned=["a lesson"],
+        )
+        return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
+
+
+def first(recs: Records, kind: str) -> dict[str, Any]:
+    """The first record of ``kind``."""
+    return next(r for r in recs if r["kind"] == kind)
+
+
+def line_of(path: Path, kind: str) -> int:
+    """The line number (from 1) of the first record of ``kind`` in the file at ``path``."""
+    return next(i for i, r in enumerate(records(path), start=1) if r["kind"] == kind)
+
+
+async def refused(rt: MemoryRuntime, path: Path, error: type[MemoryServiceError] = InvalidArgument) -> str:
+    """The message with which ``rt`` refuses to import ``path`` (as ``error``), having written nothing."""
+    assert rt.transfer is not None
+    with pytest.raises(error) as caught:
+        await rt.transfer.import_file(path)
+    assert not await rt.store.selection_occupied(Selection(uuid.UUID(records(path)[0]["scope"]["project_id"])))  # type: ignore[attr-defined]
+    return caught.value.message
 
 
 def export_time(path: Path) -> float:

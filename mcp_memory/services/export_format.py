@@ -7,13 +7,14 @@ from :data:`EARLIEST_TIME` to :data:`LATEST_TIME` (what every store keeps exactl
 are epoch seconds as stored (exact). A value of working memory travels as its JSON text (a string), byte for byte:
 never decoded and re-encoded.
 
-Each record kind is a pydantic model with ``extra="forbid"``: :func:`parse_record` validates one line, and
-:func:`to_entry` turns it into what the stores write (:mod:`mcp_memory.stores.transfer`).
+Each record kind is a strict pydantic model with ``extra="forbid"``: :func:`parse_line` validates one line (each field
+in the JSON type export writes, never coerced from another), and :func:`to_entry` turns it into what the stores write
+(:mod:`mcp_memory.stores.transfer`). The lines export writes are :mod:`~mcp_memory.services.export_lines`'s; what an
+import checks of a record past its shape (the tools' limits) is :mod:`~mcp_memory.services.import_checks`'s.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -25,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -42,7 +44,7 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
     SessionStatus,
-    to_datetime,
+    parse_uuid,
 )
 from mcp_memory.services.validation import check_key
 from mcp_memory.stores.ports import EventRecord
@@ -65,6 +67,18 @@ KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
 _Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
 
 
+def _uuid(value: object) -> UUID:
+    """A UUID as export writes it and the tools take it: a string in canonical form (pydantic would also take 32
+    hex digits without hyphens, or braces)."""
+    try:
+        return parse_uuid(value, "value")
+    except MemoryServiceError as exc:
+        raise ValueError(exc.message) from None
+
+
+_Uuid = Annotated[UUID, PlainValidator(_uuid)]
+
+
 def _json_text(value: str) -> str:
     """A working-memory value must be JSON text a store can hold (what ``memory_set`` would have accepted)."""
     try:
@@ -81,7 +95,7 @@ _JsonText = Annotated[str, AfterValidator(_json_text)]
 
 def _key(key: str) -> str:
     """A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored
-    and restored by resume, but no call can then delete it. Its length is the server's (``ItemBounds``)."""
+    and restored by resume, but no call can then delete it. Its length is the server's (``ImportLimits``)."""
     try:
         return check_key(key, None)
     except MemoryServiceError as exc:
@@ -118,19 +132,15 @@ def _storable_time(dt: datetime) -> datetime:
 _Time = Annotated[datetime, AfterValidator(_storable_time)]
 
 
-def vector_out(vector: list[float]) -> list[float]:
-    """A vector as written: each component as the float32 the stores keep, in 9 significant digits (enough to
-    name a float32 exactly), so the same vector reads the same from SQLite and from Postgres."""
-    return [float(f"{x:.9g}") for x in array("f", vector)]
-
-
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict, and validated from the line's JSON text: each field in the JSON type export writes it ("true" is not a
+    # bool, "3" or 3.0 not an int, a number not a time), as a hand-edited file could otherwise bring in.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ScopeModel(_Record):
-    project_id: UUID
-    agent_instance_id: UUID | None = None
+    project_id: _Uuid
+    agent_instance_id: _Uuid | None = None
     session_id: _Identifier | None = None
 
     @model_validator(mode="after")
@@ -161,20 +171,20 @@ class Header(_Record):
 
 
 class _InSession(_Record):
-    project_id: UUID
-    agent_instance_id: UUID
+    project_id: _Uuid
+    agent_instance_id: _Uuid
     session_id: _Identifier
 
 
 class SessionRecord(_InSession):
     kind: Literal["session"]
-    agent_type_id: UUID | None
+    agent_type_id: _Uuid | None
     status: SessionStatus
     sealed: bool
     created_at: _Time
     updated_at: _Time
     metadata: dict[str, Any]
-    episode_id: UUID | None
+    episode_id: _Uuid | None
     terminated_at: _Time | None
     terminate_result: dict[str, Any] | None
 
@@ -211,16 +221,16 @@ class EventRecordModel(_InSession):
 
 class EpisodeRecord(_Record):
     kind: Literal["episode"]
-    episode_id: UUID
-    project_id: UUID
-    agent_instance_id: UUID
+    episode_id: _Uuid
+    project_id: _Uuid
+    agent_instance_id: _Uuid
     session_id: _Identifier | None
     task_type: str
     task_description: str
     outcome: Outcome
     outcome_details: str
     lessons_learned: list[str]
-    importance_score: float = Field(ge=0.0, le=1.0)
+    importance_score: float  # from 0 to 1, as the tools take it (import_checks)
     context_summary: str
     metadata: dict[str, Any]
     created_at: _Time
@@ -324,7 +334,7 @@ def parse_header(line: bytes) -> Header:
             f"from 1 to {FORMAT_VERSION}); nothing was imported"
         )
     try:
-        return Header.model_validate(raw)
+        return Header.model_validate_json(line)
     except ValidationError as exc:
         raise _problem(1, exc) from None
 
@@ -332,109 +342,14 @@ def parse_header(line: bytes) -> Header:
 def parse_line(line: bytes, line_no: int) -> Record | Trailer:
     """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line."""
     raw = _decode(line, line_no)
+    trailer = isinstance(raw, dict) and raw.get("kind") == "trailer"
+    del raw  # validated from the text (JSON types, strictly), so one decoded copy of a line is held at a time
     try:
-        if isinstance(raw, dict) and raw.get("kind") == "trailer":
-            return Trailer.model_validate(raw)
-        return _RECORD.validate_python(raw)
+        if trailer:
+            return Trailer.model_validate_json(line)
+        return _RECORD.validate_json(line)
     except ValidationError as exc:
         raise _problem(line_no, exc) from None
-
-
-# -- writing -----------------------------------------------------------------------------------------------
-def _scope_fields(scope: Scope) -> dict[str, Any]:
-    return {"project_id": scope.project, "agent_instance_id": scope.agent, "session_id": scope.session_id}
-
-
-def _opt_time(dt: datetime | None) -> str | None:
-    return None if dt is None else timestamp(dt)
-
-
-def session_line(info: SessionInfo) -> dict[str, Any]:
-    return {
-        "kind": "session",
-        "project_id": str(info.project_id),
-        "agent_instance_id": str(info.agent_instance_id),
-        "session_id": info.session_id,
-        "agent_type_id": None if info.agent_type_id is None else str(info.agent_type_id),
-        "status": info.status.value,
-        "sealed": info.sealed,
-        "created_at": timestamp(info.created_at),
-        "updated_at": timestamp(info.updated_at),
-        "metadata": info.metadata,
-        "episode_id": None if info.episode_id is None else str(info.episode_id),
-        "terminated_at": _opt_time(info.terminated_at),
-        "terminate_result": info.terminate_result,
-    }
-
-
-def working_line(scope: Scope, key: str, item: Item, now: float) -> dict[str, Any]:
-    remaining = None if item.expires_at is None else round(max(0.0, item.expires_at - now), 3)
-    return {
-        "kind": "working",
-        **_scope_fields(scope),
-        "key": key,
-        "value": item.value,
-        "expires_at": item.expires_at,
-        "ttl_remaining": remaining,
-    }
-
-
-def checkpoint_line(scope: Scope, cp: CheckpointData) -> dict[str, Any]:
-    info = cp.info
-    return {
-        "kind": "checkpoint",
-        **_scope_fields(scope),
-        "checkpoint_id": info.checkpoint_id,
-        "created_at": timestamp(info.created_at),
-        "keys_count": info.keys_count,
-        "bytes": info.bytes,
-        "label": info.label,
-        "keep": info.keep,
-        "content_hash": info.content_hash,
-        "metadata": info.metadata,
-        "state": {k: [cp.items[k].value, cp.items[k].expires_at] for k in sorted(cp.items)},
-    }
-
-
-def event_line(scope: Scope, ev: EventRecord) -> dict[str, Any]:
-    return {
-        "kind": "event",
-        **_scope_fields(scope),
-        "event_type": ev.event_type,
-        "at": timestamp(to_datetime(ev.at)),
-        "duration_ms": ev.duration_ms,
-        "outcome": ev.outcome,
-        "detail": dict(ev.detail),
-    }
-
-
-def episode_line(entry: EpisodeEntry, vectors: bool) -> dict[str, Any]:
-    ep = entry.episode
-    line: dict[str, Any] = {
-        "kind": "episode",
-        "episode_id": str(ep.episode_id),
-        "project_id": str(ep.project_id),
-        "agent_instance_id": str(ep.agent_instance_id),
-        "session_id": ep.session_id,
-        "task_type": ep.task_type,
-        "task_description": ep.task_description,
-        "outcome": ep.outcome.value,
-        "outcome_details": ep.outcome_details,
-        "lessons_learned": ep.lessons_learned,
-        "importance_score": ep.importance_score,
-        "context_summary": ep.context_summary,
-        "metadata": ep.metadata,
-        "created_at": timestamp(ep.created_at),
-    }
-    if vectors:
-        line["embedding"] = None if entry.embedding is None else vector_out(entry.embedding)
-        line["embedding_model"] = entry.embedding_model
-    return line
-
-
-def dump(line: dict[str, Any]) -> bytes:
-    """One line of the file, ``\\n`` included."""
-    return orjson.dumps(line) + b"\n"
 
 
 # -- reading -----------------------------------------------------------------------------------------------
@@ -475,7 +390,6 @@ __all__ = [
     "Header",
     "Record",
     "Trailer",
-    "dump",
     "parse_header",
     "parse_line",
     "timestamp",

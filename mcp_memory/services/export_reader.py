@@ -6,17 +6,14 @@ checked: a file renamed over the path after the check is not read, and one edite
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 from uuid import UUID
 
 import anyio
 
-from mcp_memory.errors import InvalidArgument, TooLarge
-from mcp_memory.models import utf8_size
+from mcp_memory.errors import InvalidArgument
 from mcp_memory.services.export_format import (
     KINDS,
     CheckpointRecord,
@@ -30,6 +27,7 @@ from mcp_memory.services.export_format import (
     parse_line,
     to_entry,
 )
+from mcp_memory.services.import_checks import ImportLimits, check_record
 from mcp_memory.stores.transfer import Entry
 
 
@@ -43,47 +41,14 @@ def _kind(record: Record) -> str:
     }[record.kind]
 
 
-@dataclass(frozen=True, slots=True)
-class ItemBounds:
-    """What this server lets a working-memory item be (its settings; ``memory_set`` checks the same): a file made
-    by a server with larger limits is refused rather than imported into state that no call could then touch
-    (``memory_delete`` of an over-long key is ``too_large``) and that a resume would restore again."""
-
-    max_key_length: int
-    max_value_bytes: int
-    latest_expiry: float
-    """No expiry later than this (epoch seconds; the longest TTL from the import's time): Redis refuses an expiry
-    of 1e15 and more, as ``internal``."""
-
-    def check(self, key: str, value: str, expires_at: float | None, where: str) -> None:
-        if len(key) > self.max_key_length:
-            raise TooLarge(
-                f"{where}: key {_shown(key)} is {len(key)} characters long; this server's limit is "
-                f"{self.max_key_length} (max_key_length); nothing was imported"
-            )
-        size = utf8_size(value, f"{where}: the value of key {_shown(key)}")
-        if size > self.max_value_bytes:
-            raise TooLarge(
-                f"{where}: the value of key {_shown(key)} is {size} bytes; this server's limit is "
-                f"{self.max_value_bytes} (max_value_bytes); nothing was imported"
-            )
-        if expires_at is not None and not (math.isfinite(expires_at) and expires_at <= self.latest_expiry):
-            raise InvalidArgument(
-                f"{where}: key {_shown(key)} expires at {expires_at}, past the longest TTL; nothing was imported"
-            )
-
-
-def _shown(key: str) -> str:
-    return repr(key) if len(key) <= 60 else repr(key[:60]) + "..."
-
-
-async def check_export(f: BinaryIO, bounds: ItemBounds | None = None) -> tuple[Header, str]:
+async def check_export(f: BinaryIO, limits: ImportLimits | None = None) -> tuple[Header, str]:
     """Read the whole file once and check it: the header (a newer format version is refused), every record
     (fields, types, that it belongs to the header's scope and, but for episodes, to a session listed before
-    it; a session's working keys together), and the trailer (present, last, its counts and checksum those of
-    the lines before it), and with ``bounds`` every working key and every key of a checkpoint within them
-    (``too_large`` naming the line). ``invalid_argument`` naming the line otherwise. Returns the header and the
-    checksum, which every later pass over ``f`` checks again (:func:`export_entries`)."""
+    it; a session's working keys together; what a call could have written, with ``limits`` on this server:
+    :func:`~mcp_memory.services.import_checks.check_record`), and the trailer (present, last, its counts and
+    checksum those of the lines before it). ``invalid_argument`` (or the tools' ``too_large``) naming the line
+    otherwise. Returns the header and the checksum, which every later pass over ``f`` checks again
+    (:func:`export_entries`)."""
     header: Header | None = None
     digest = hashlib.sha256()
     counts = dict.fromkeys(KINDS, 0)
@@ -130,10 +95,6 @@ async def check_export(f: BinaryIO, bounds: ItemBounds | None = None) -> tuple[H
             if cid in checkpoints:
                 raise InvalidArgument(f"line {line_no}: checkpoint '{parsed.checkpoint_id}' is listed twice")
             checkpoints.add(cid)
-            if bounds is not None:
-                where = f"line {line_no} (checkpoint '{parsed.checkpoint_id}')"
-                for item_key, (value, expires_at) in parsed.state.items():
-                    bounds.check(item_key, value, expires_at, where)
         elif isinstance(parsed, WorkingRecord):
             owner = (parsed.agent_instance_id, parsed.session_id)
             if owner != working_at:
@@ -151,12 +112,11 @@ async def check_export(f: BinaryIO, bounds: ItemBounds | None = None) -> tuple[H
                     f"line {line_no}: working key {parsed.key[:100]!r} of session '{parsed.session_id}' is listed twice"
                 )
             working_keys.add(wid)
-            if bounds is not None:
-                bounds.check(parsed.key, parsed.value, parsed.expires_at, f"line {line_no}")
         elif isinstance(parsed, EpisodeRecord):
             if parsed.episode_id in episodes:
                 raise InvalidArgument(f"line {line_no}: episode {parsed.episode_id} is listed twice")
             episodes.add(parsed.episode_id)
+        check_record(parsed, line_no, limits)
         counts[_kind(parsed)] += 1
     if header is None:
         raise InvalidArgument("the export file is empty; nothing was imported")
@@ -220,4 +180,4 @@ async def export_entries(f: BinaryIO, sha256: str) -> AsyncIterator[Entry]:
         raise InvalidArgument("the export file changed while it was imported; nothing was imported")
 
 
-__all__ = ["READ_BATCH", "ItemBounds", "check_export", "export_entries", "open_export"]
+__all__ = ["READ_BATCH", "check_export", "export_entries", "open_export"]

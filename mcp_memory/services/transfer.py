@@ -34,20 +34,17 @@ import anyio
 from mcp_memory import faults
 from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
-from mcp_memory.services.export_format import (
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    KINDS,
-    Header,
+from mcp_memory.services.export_format import FORMAT_NAME, FORMAT_VERSION, KINDS, Header, timestamp
+from mcp_memory.services.export_lines import (
     checkpoint_line,
     dump,
     episode_line,
     event_line,
     session_line,
-    timestamp,
     working_line,
 )
-from mcp_memory.services.export_reader import ItemBounds, check_export, export_entries, open_export
+from mcp_memory.services.export_reader import check_export, export_entries, open_export
+from mcp_memory.services.import_checks import ImportLimits
 from mcp_memory.services.working import MAX_TTL_SECONDS
 from mcp_memory.stores.ports import Limits, StagedImport, WorkingStore
 from mcp_memory.stores.transfer import ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
@@ -103,8 +100,9 @@ class Transfer:
         embedding_model: str | None,
         item_limits: tuple[int, int] | None = None,
     ) -> None:
-        """``item_limits``: the server's ``max_key_length`` and ``max_value_bytes``, which an import's working keys
-        and checkpoint states must keep to (None: not checked)."""
+        """``item_limits``: the server's ``max_key_length`` and ``max_value_bytes``, which an import's working keys,
+        checkpoint states and metadata must keep to, as its checkpoint states keep to ``limits.max_keys`` (None:
+        not checked)."""
         self._durable = durable
         self._working = working
         self._same_store = same_store
@@ -257,11 +255,11 @@ class Transfer:
             await self._switch_working(working, staged, token, report)
         return report
 
-    def _bounds(self) -> ItemBounds | None:
+    def _bounds(self) -> ImportLimits | None:
         if self._items is None:
             return None
         max_key_length, max_value_bytes = self._items
-        return ItemBounds(max_key_length, max_value_bytes, self._clock() + MAX_TTL_SECONDS)
+        return ImportLimits(max_key_length, max_value_bytes, self._limits.max_keys, self._clock() + MAX_TTL_SECONDS)
 
     async def _stage_working(self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[Staged]) -> int:
         """Stage working memory in the separate working store (Redis), per session exactly its keys: running and

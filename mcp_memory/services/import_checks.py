@@ -1,0 +1,156 @@
+"""What an import takes of a record past its shape: only what a call could have written on this server
+(docs/export-format.md, Import).
+
+A record's shape (its fields, their JSON types, keys as ``memory_set`` takes them, times within range) is the
+format's (:mod:`~mcp_memory.services.export_format`). Here, what the tools refuse besides: their limits, checked
+by their own validators (:mod:`~mcp_memory.services.validation`) with the importing server's settings, so that a file
+from a server with larger limits, or edited by hand, cannot leave data that no call could have written (and that
+the calls then refuse to touch: ``memory_delete`` of an over-long key is ``too_large``); and that a checkpoint's
+figures (key count, size, content hash) are those its state makes, as a pause computed them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_memory.errors import InvalidArgument, MemoryServiceError, TooLarge
+from mcp_memory.models import Item, content_hash, utf8_size
+from mcp_memory.services.export_format import CheckpointRecord, EpisodeRecord, Record, SessionRecord, WorkingRecord
+from mcp_memory.services.lifecycle import STATE_KEYS, STATE_KEYS_LISTED
+from mcp_memory.services.validation import (
+    MAX_LABEL,
+    MAX_TASK_TYPE,
+    MAX_TEXT,
+    check_importance,
+    check_key,
+    check_lessons,
+    check_metadata,
+    check_text,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportLimits:
+    """This server's limits (its settings), as its calls apply them."""
+
+    max_key_length: int
+    max_value_bytes: int
+    """Of a working-memory value, and of a metadata object serialised."""
+    max_keys: int
+    """Keys per session (``max_keys_per_session``): a checkpoint's state holds at most that many, as a pause took
+    them, and a resume refuses more."""
+    latest_expiry: float
+    """No expiry later than this (epoch seconds; the longest TTL from the import's time): Redis refuses an expiry
+    of 1e15 and more, as ``internal``."""
+
+    def check_item(self, key: str, value: str, expires_at: float | None, where: str) -> None:
+        """A working-memory item as ``memory_set`` takes it on this server (``where``: the line, for the error)."""
+        if len(key) > self.max_key_length:
+            raise TooLarge(
+                f"{where}: key {_shown(key)} is {len(key)} characters long; this server's limit is "
+                f"{self.max_key_length} (max_key_length); nothing was imported"
+            )
+        size = utf8_size(value, f"{where}: the value of key {_shown(key)}")
+        if size > self.max_value_bytes:
+            raise TooLarge(
+                f"{where}: the value of key {_shown(key)} is {size} bytes; this server's limit is "
+                f"{self.max_value_bytes} (max_value_bytes); nothing was imported"
+            )
+        if expires_at is not None and not (math.isfinite(expires_at) and expires_at <= self.latest_expiry):
+            raise InvalidArgument(
+                f"{where}: key {_shown(key)} expires at {expires_at}, past the longest TTL; nothing was imported"
+            )
+
+
+def check_record(record: Record, line_no: int, limits: ImportLimits | None) -> None:
+    """Refuse ``record`` (line ``line_no``) if no call could have written it: its texts, lessons and importance as
+    the tools take them, a checkpoint's figures not its state's, and with ``limits`` its metadata, working items and
+    checkpoint state as this server's calls take them. The tools' error code (``too_large`` /
+    ``invalid_argument``), naming the line."""
+    try:
+        _check_fields(record, limits)
+    except MemoryServiceError as exc:
+        raise type(exc)(
+            f"line {line_no} of the export file: {record.kind}: {exc.message}; nothing was imported"
+        ) from None
+    if isinstance(record, CheckpointRecord):
+        _check_figures(record, line_no)
+    if limits is None:
+        return
+    if isinstance(record, WorkingRecord):
+        limits.check_item(record.key, record.value, record.expires_at, f"line {line_no}")
+    elif isinstance(record, CheckpointRecord):
+        where = f"line {line_no} (checkpoint '{record.checkpoint_id}')"
+        if len(record.state) > limits.max_keys:
+            raise TooLarge(
+                f"{where}: its state holds {len(record.state)} keys; this server's limit is {limits.max_keys} per "
+                "session (max_keys_per_session); nothing was imported"
+            )
+        for key, (value, expires_at) in record.state.items():
+            limits.check_item(key, value, expires_at, where)
+
+
+def _check_figures(record: CheckpointRecord, line_no: int) -> None:
+    """A checkpoint's ``keys_count``, ``bytes`` and ``content_hash`` are its state's, as the pause computed them
+    (:func:`~mcp_memory.models.content_hash`): a state edited without them, or figures edited alone, would be a
+    checkpoint no pause made (and ``list_checkpoints`` would describe another state than a resume restores)."""
+    digest, size = content_hash({key: Item(value, expires_at) for key, (value, expires_at) in record.state.items()})
+    made: dict[str, int | str] = {"keys_count": len(record.state), "bytes": size, "content_hash": digest}
+    for name, value in made.items():
+        given = getattr(record, name)
+        if given != value:
+            raise InvalidArgument(
+                f"line {line_no} of the export file: checkpoint '{record.checkpoint_id}' has {name} "
+                f"{_shown_value(given)}, but its state makes it {_shown_value(value)}: the file was edited; nothing "
+                "was imported"
+            )
+
+
+def _shown_value(value: int | str) -> str:
+    return str(value) if isinstance(value, int) else repr(value if len(value) <= 80 else value[:80] + "...")
+
+
+def _check_fields(record: Record, limits: ImportLimits | None) -> None:
+    """The fields a call takes as arguments, through the validators of those calls (spawn, pause,
+    ``record_episode``, terminate, ``update_episode``)."""
+    if isinstance(record, EpisodeRecord):
+        check_text(record.task_type, "task_type", MAX_TASK_TYPE)
+        check_text(record.task_description, "task_description", MAX_TEXT)
+        check_text(record.outcome_details, "outcome_details", MAX_TEXT, required=False)
+        check_lessons(record.lessons_learned)
+        check_importance(record.importance_score)
+        if limits is not None:
+            _episode_metadata(record.metadata, limits)
+    elif isinstance(record, CheckpointRecord):
+        if record.label is not None:
+            check_text(record.label, "label", MAX_LABEL)
+        if limits is not None:
+            check_metadata(record.metadata, limits.max_value_bytes)
+    elif isinstance(record, SessionRecord) and limits is not None:
+        check_metadata(record.metadata, limits.max_value_bytes)
+
+
+def _episode_metadata(metadata: dict[str, Any], limits: ImportLimits) -> None:
+    """An episode's metadata as ``record_episode`` takes it. Terminate adds the session's keys (``STATE_KEYS``: at
+    most ``STATE_KEYS_LISTED`` keys) to metadata that the call took: such a list is not counted."""
+    listed = metadata.get(STATE_KEYS)
+    if isinstance(listed, list) and len(listed) <= STATE_KEYS_LISTED and all(_is_key(k, limits) for k in listed):
+        metadata = {k: v for k, v in metadata.items() if k != STATE_KEYS}
+    check_metadata(metadata, limits.max_value_bytes)
+
+
+def _is_key(value: object, limits: ImportLimits) -> bool:
+    try:
+        check_key(value, limits.max_key_length)
+    except MemoryServiceError:
+        return False
+    return True
+
+
+def _shown(key: str) -> str:
+    return repr(key) if len(key) <= 60 else repr(key[:60]) + "..."
+
+
+__all__ = ["ImportLimits", "check_record"]
