@@ -155,6 +155,7 @@ class SessionControl:
         return SessionDeleted(scope.session_id, removed + Removed(working_keys=working))
 
     async def _renew(self, scope: Scope, token: str) -> None:
+        await faults.reached("delete.renewing")
         await self._durable.seal(scope, token, self._clock(), self._lease)
 
     async def _claim(self, scope: Scope) -> str:
