@@ -11,7 +11,8 @@ state), ``spawn.completed`` (the durable session is complete), ``spawn.committed
 transaction has committed; Redis's part is staged, not switched), ``import.switched`` (Redis's part is switched in;
 terminated sessions are not yet closed as terminate does); ``delete.working_erased`` (``delete_session`` has erased
 the session's Redis keys, the durable record is still there), ``delete.waiting`` (``delete_session`` found the
-session sealed by another deletion and waits for its answer; reached at each look), ``recover.read`` (a call that
+session sealed by another deletion and waits for its answer; reached at each look), ``delete.renewing``
+(``delete_session`` is about to renew its seal, every third of the lease while it runs), ``recover.read`` (a call that
 found its session missing in Redis has read the durable record to re-open it from, and not yet written Redis);
 ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has deleted the sessions' working memory rows,
 checkpoints and events in its transaction, not yet the sessions); ``terminate.sealed`` (terminate holds the
@@ -36,6 +37,7 @@ IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_co
 DELETE_POINTS = (
     "delete.working_erased",
     "delete.waiting",
+    "delete.renewing",
     "recover.read",
     "terminate.sealed",
     "resume.restored",

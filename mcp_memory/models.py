@@ -246,6 +246,10 @@ class SessionInfo(_Model):
     """The terminate that holds the seal (None: not sealed, or sealed before seals had owners). A working store that
     keeps its own copy of the seal (Redis) checks its copy against it: a copy whose owner no longer holds this one
     is stale (that terminate failed and unsealed here, or another took the seal over). Internal, like the token."""
+    seal_until: datetime | None = Field(default=None, exclude=True)
+    """When the seal's lease runs out (another call may then take it over), as its holder last set it: a holder
+    that renews its seal (a deletion) pushes it forward, so one far from ``now + lease`` tells a holder that
+    stopped. None when not sealed. Internal, like the token."""
     spawn_token: str | None = Field(default=None, exclude=True)
     """The two-step spawn (working memory in Redis) that made the session, which staged its initial state under
     this token (None: made in one step, or before spawns had tokens). Internal: never shown to a client."""

@@ -18,14 +18,18 @@ async def renewed(renew: Callable[[], Awaitable[None]], every: float, what: str)
 
     A renewal that fails is logged and tried again at the next tick: a holder whose lease was taken over meanwhile
     finds out at its own guarded step (which checks that it still holds it), not here. An exception of the block
-    propagates as it is (not wrapped in an exception group)."""
+    propagates as it is (not wrapped in an exception group).
+
+    The block's end (or its cancellation) cancels a renewal in flight rather than waiting for it: one stalled on a
+    store's write lock must not hold the holder's answer past its call's deadline. ``renew`` must be safe to cut
+    off, as the stores' writes are (a cancelled transaction rolls back, under the store's writer lock or the row's,
+    so it cannot land after the holder's next write, its release of the lease included)."""
 
     async def keep() -> None:
         while True:
             await anyio.sleep(every)
             try:
-                with anyio.CancelScope(shield=True):  # a renewal in flight ends cleanly when the block does
-                    await renew()
+                await renew()
             except Exception:
                 logger.warning("could not renew the lease of %s", what, exc_info=True)
 

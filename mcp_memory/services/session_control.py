@@ -16,6 +16,7 @@ between.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -29,7 +30,7 @@ import anyio
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
-from mcp_memory.models import Scope, validate_identifier
+from mcp_memory.models import Scope, SessionInfo, validate_identifier
 from mcp_memory.services.renewal import renewed
 from mcp_memory.stores.ports import (
     DurableStore,
@@ -40,6 +41,7 @@ from mcp_memory.stores.ports import (
     WorkingErase,
     WorkingStore,
 )
+from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ DELETION_TOKEN = "delete-"
 """How a deletion's seal token starts (a terminate's is a bare hex uuid): a deletion meeting another's seal waits."""
 CLAIM_POLL_SECONDS = 0.05
 """How often a deletion waiting for another deletion of its session reads the session again."""
+RENEWAL_SLACK_SECONDS = 2.0
+"""How late past its period (a third of the lease) a live deletion's renewal may be (a slow store) before a
+deletion meeting its seal takes its holder for stopped and answers ``conflict`` at once instead of waiting."""
 
 
 def retention_policy(settings: Settings, keep_last: int | None = None) -> Retention:
@@ -150,28 +155,40 @@ class SessionControl:
         return SessionDeleted(scope.session_id, removed + Removed(working_keys=working))
 
     async def _renew(self, scope: Scope, token: str) -> None:
+        await faults.reached("delete.renewing")
         await self._durable.seal(scope, token, self._clock(), self._lease)
 
     async def _claim(self, scope: Scope) -> str:
         """Seal the session durably as a terminate does, under a token of this deletion's own, before Redis is
         touched; the token. A session terminated already is left as it is (the seal is a no-op there).
-        ``Conflict`` if a terminate holds the seal. Another deletion (of another server) holding it decides the
-        answer, as if this one came after it: this one waits for it, and is ``NotFound`` once it has deleted the
-        session, or goes on if it failed (and unsealed); ``Conflict`` if it is still at it when this call's deadline
-        (or the lease) is near."""
+        ``Conflict`` if a terminate holds the seal (or a previous release's deletion, whose token does not say).
+        Another deletion (of another server) holding it decides the answer, as if this one came after it: this one
+        waits for it, and is ``NotFound`` once it has deleted the session, or goes on if it failed (and unsealed);
+        ``Conflict`` if it is still at it when this call's deadline (or the lease) is near, and at once if its seal
+        has not been renewed for longer than a renewal's period (that deletion stopped: only the lease's end
+        frees the session, and waiting for it could not end otherwise)."""
         token = DELETION_TOKEN + uuid4().hex
         give_up = time.monotonic() + self._lease
         while True:
+            now = self._clock()
             try:
-                await self._durable.seal(scope, token, self._clock(), self._lease)
+                await self._durable.seal(scope, token, now, self._lease)
                 return token
             except Conflict:
                 held = await self._durable.get_session(scope)
             if held is None:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent") from None
+            lapses = self._lapses_in(held, now)
             if held.sealed and not (held.seal_token or "").startswith(DELETION_TOKEN):
                 raise Conflict(
-                    f"session '{scope.session_id}' is being terminated; delete it once it is terminated"
+                    f"session '{scope.session_id}' is being terminated or deleted by another call; retry once it "
+                    f"is done (if it was interrupted, its seal lapses within {counted(lapses, 'second')})"
+                ) from None
+            if self._lease - lapses > self._lease / 3 + RENEWAL_SLACK_SECONDS:
+                raise Conflict(
+                    f"session '{scope.session_id}' is held by a deletion that stopped before it finished (its "
+                    f"seal has not been renewed for {counted(self._lease - lapses, 'second')}); retry once its "
+                    f"seal lapses, within {counted(lapses, 'second')}"
                 ) from None
             left = deadlines.remaining()
             if time.monotonic() >= give_up or (left is not None and left < 2 * CLAIM_POLL_SECONDS):
@@ -181,6 +198,13 @@ class SessionControl:
                 )
             await faults.reached("delete.waiting")
             await anyio.sleep(CLAIM_POLL_SECONDS)
+
+    def _lapses_in(self, held: SessionInfo, now: float) -> int:
+        """Whole seconds (rounded up, at most the lease) until the seal on ``held`` lapses: the lease if the store
+        does not say (a seal older than seals' leases, anyone's to take)."""
+        if held.seal_until is None:
+            return math.ceil(self._lease)
+        return max(0, min(math.ceil(self._lease), math.ceil(held.seal_until.timestamp() - now)))
 
     async def delete_checkpoint(
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, checkpoint_id: str

@@ -141,7 +141,10 @@ class ScopeErase:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
             own = seal_token is not None and row.seal_token == seal_token
             if row.sealed and row.status != SessionStatus.TERMINATED and not own:
-                raise Conflict(f"session '{scope.session_id}' is being terminated; delete it once it is terminated")
+                raise Conflict(
+                    f"session '{scope.session_id}' is being terminated or deleted by another call; retry once "
+                    "that call is done"
+                )
             kept = None if keep_episodes else episodes
             removed = await self._count(conn, [int(row.id)], kept, params)
             gone = await self._erase(conn, [int(row.id)], kept, params)

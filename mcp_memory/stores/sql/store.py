@@ -80,6 +80,7 @@ class SqlStore:
             terminate_result=None if row.terminate_result is None else d.read_json(row.terminate_result),
             sealed=bool(row.sealed),
             seal_token=getattr(row, "seal_token", None) if row.sealed else None,
+            seal_until=d.read_time(getattr(row, "seal_until", None)) if row.sealed else None,
             spawn_token=getattr(row, "spawn_token", None),
             status_order=getattr(row, "status_order", None),
         )
