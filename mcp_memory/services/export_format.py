@@ -27,7 +27,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -45,6 +44,7 @@ from mcp_memory.models import (
     SessionInfo,
     SessionStatus,
     parse_uuid,
+    validate_identifier,
 )
 from mcp_memory.services.validation import check_key
 from mcp_memory.stores.ports import EventRecord
@@ -64,7 +64,16 @@ up to its own and refuses a newer one."""
 KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
 """The record kinds, in file order (the keys of the header's and trailer's ``counts``)."""
 
-_Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,128}$")]
+
+def _identifier(value: str) -> str:
+    """A session or checkpoint id as the tools take it (:func:`~mcp_memory.models.validate_identifier`)."""
+    try:
+        return validate_identifier(value, "id")
+    except MemoryServiceError as exc:
+        raise ValueError(exc.message) from None
+
+
+_Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 def _uuid(value: object) -> UUID:
