@@ -153,10 +153,14 @@ def line_of(path: Path, kind: str) -> int:
 
 
 async def refused(rt: MemoryRuntime, path: Path, error: type[MemoryServiceError] = InvalidArgument) -> str:
-    """The message with which ``rt`` refuses to import ``path`` (as ``error``), having written nothing."""
+    """The message with which ``rt`` refuses to import ``path`` (as ``error``), having written nothing; checking the
+    file alone (``validate``, which writes nothing) refuses it alike."""
     assert rt.transfer is not None
+    with pytest.raises(error) as checked:
+        await rt.transfer.validate(path)
     with pytest.raises(error) as caught:
         await rt.transfer.import_file(path)
+    assert checked.value.message == caught.value.message
     assert not await rt.store.selection_occupied(Selection(uuid.UUID(records(path)[0]["scope"]["project_id"])))  # type: ignore[attr-defined]
     return caught.value.message
 

@@ -198,10 +198,11 @@ class Transfer:
 
     # -- import ----------------------------------------------------------------------------------------------
     async def validate(self, path: Path) -> Header:
-        """Check the file at ``path`` whole (:func:`~mcp_memory.services.export_reader.check_export`); its header."""
+        """Check the file at ``path`` whole, as an import of it would, this server's limits included
+        (:func:`~mcp_memory.services.export_reader.check_export`); its header."""
         f = await open_export(path)
         try:
-            return (await check_export(f))[0]
+            return (await check_export(f, self._bounds()))[0]
         finally:
             f.close()
 
