@@ -430,12 +430,18 @@ class Settings(BaseSettings):
         return url
 
 
-_URL_PASSWORD = re.compile(r"(?<=://)([^/@:]*):([^/@]+)@")
+# The password of the URL's user part as SQLAlchemy and redis-py read it: up to the next "@", slashes included
+# (``u:SEC/RET@host`` has the password ``SEC/RET``); masking more than that when the URL has no user part is harmless.
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:]*):([^@]*)@")
+# A password given as a query parameter, which asyncpg and redis-py both take (``?password=...``).
+_QUERY_PASSWORD = re.compile(r"(?i)([?&](?:password|passwd|pwd|sslpassword)=)[^&#]*")
 
 
 def mask_url(url: str) -> str:
-    """A URL with its password (if any) replaced by ``***``, for logs and ``mcp-memory doctor``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", url, count=1)
+    """A URL with its passwords (its user part's, and any ``password`` query parameter) replaced by ``***``, for
+    logs, error messages and ``mcp-memory doctor``; also a URL that does not parse."""
+    masked = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:***@", url, count=1)
+    return _QUERY_PASSWORD.sub(lambda m: f"{m.group(1)}***", masked)
 
 
 def masked_settings(settings: Settings) -> dict[str, object]:

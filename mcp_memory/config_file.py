@@ -42,11 +42,13 @@ def settings_file() -> Path | None:
 
 
 def unknown_keys(model: type[BaseModel], table: dict[str, object], prefix: str = "") -> list[str]:
-    """The keys of ``table`` (and of the tables and arrays of tables in it) that are not fields of ``model``."""
+    """The keys of ``table`` (and of the tables and arrays of tables in it) that are not fields of ``model``. The
+    settings source reads the file's top-level keys in any case (``CALL_TIMEOUT_SECONDS`` is applied) and the keys
+    inside its tables only as written, so those are the keys reported: exactly the ones ignored."""
     unknown: list[str] = []
     for key, value in table.items():
         name = f"{prefix}{key}"
-        field = model.model_fields.get(key)
+        field = model.model_fields.get(key if prefix else key.lower())
         if field is None:
             unknown.append(name)
             continue

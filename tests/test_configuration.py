@@ -122,6 +122,43 @@ def test_serve_names_misspelt_keys_of_the_settings_file_and_starts(tmp_path: Pat
     assert "keys that are not settings, ignored (misspelt?): http.alowed_origins, max_keys_per_sesion" in served.stderr
 
 
+def test_a_top_level_key_in_another_case_is_applied_and_not_reported_but_one_inside_a_table_is(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The settings source reads the file's top-level keys in any case and the keys of its tables only as written:
+    what doctor reports as not a setting is exactly what was ignored."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'database_url = "{db_url}"\nCALL_TIMEOUT_SECONDS = 3\n[HTTP]\nPORT = 1234\n')
+    clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    made_sqlite_file(db_url)
+    assert cli.main(["doctor"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["settings"]["call_timeout_seconds"] == 3.0 and out["settings"]["http"]["port"] == 8765
+    assert out["unknown_settings"] == ["HTTP.PORT"]
+
+
+SECRET_URLS = [
+    # A password with a slash, as SQLAlchemy reads it (up to the "@").
+    ({"MCP_MEMORY_DATABASE_URL": "postgresql+asyncpg://u:SEC/RET@127.0.0.1:1/db"}, "RET"),
+    # A password as a query parameter, which asyncpg and redis-py take.
+    ({"MCP_MEMORY_DATABASE_URL": "postgresql+asyncpg://u@127.0.0.1:1/db?password=SECRETQ"}, "SECRETQ"),
+    ({"MCP_MEMORY_REDIS_URL": "redis://127.0.0.1:1/0?password=SECRETR"}, "SECRETR"),
+    # A URL that does not parse, in the configuration error that names it.
+    ({"MCP_MEMORY_REDIS_URL": "redis://:SEC/RET2@127.0.0.1:6379/abc"}, "RET2"),
+]
+
+
+@pytest.mark.parametrize(("settings", "secret"), SECRET_URLS)
+def test_passwords_in_store_urls_never_reach_doctor_or_the_log(
+    tmp_path: Path, settings: dict[str, str], secret: str
+) -> None:
+    env = _bare_env(tmp_path, **settings)
+    for command in ("doctor", "serve"):
+        done = _cli(env, command)
+        assert secret not in done.stdout + done.stderr, (command, done.stdout, done.stderr)
+        assert "***" in done.stdout + done.stderr, (command, done.stdout, done.stderr)
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``mcp-memory ARGS`` as a subprocess with stdin closed (a stdio serve ends at once if it starts)."""
     return subprocess.run(

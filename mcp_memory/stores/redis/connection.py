@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis import exceptions as rex
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -15,7 +15,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 
-from mcp_memory.config import Settings
+from mcp_memory.config import Settings, mask_url
 from mcp_memory.errors import ConfigurationError, Internal, MemoryServiceError, Unavailable
 
 logger = logging.getLogger(__name__)
@@ -118,16 +118,8 @@ def parse_sentinel(url: str) -> tuple[list[tuple[str, int]], str, int]:
 
 
 def redact_url(url: str) -> str:
-    """The URL without its password (for logs and ``doctor``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+    """The URL without its passwords (for logs, error messages and ``doctor``): :func:`~mcp_memory.config.mask_url`."""
+    return mask_url(url)
 
 
 def unavailable(exc: BaseException) -> Unavailable:
