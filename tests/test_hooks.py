@@ -110,6 +110,27 @@ async def test_hanging_hook_is_cancelled_after_the_timeout(
         assert [e.event_type for e in await rt.store.list_events(scope, 10)] == ["spawn", "pause"]
 
 
+async def test_a_hook_that_ignores_its_cancellation_past_the_timeout_is_logged(
+    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def stubborn(event: LifecycleEvent) -> None:
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:  # each cancellation swallowed, until it is done by itself
+            try:
+                await anyio.sleep(0.05)
+            except anyio.get_cancelled_exc_class():
+                pass
+
+    async with MemoryRuntime(make_settings(hook_timeout_seconds=0.2), clock=clock) as rt:
+        rt.lifecycle.hooks.on_pause(stubborn)
+        await rt.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+        with caplog.at_level(logging.WARNING, logger="mcp_memory.services.hooks"):
+            paused = await rt.lifecycle.pause(*sid(scope))
+        assert paused.data["items_saved"] == 1
+        overran = [r.getMessage() for r in caplog.records if "ignored its cancellation" in r.getMessage()]
+        assert len(overran) == 1 and "stubborn" in overran[0], caplog.records
+
+
 async def test_hooks_run_after_the_core_operation(runtime: MemoryRuntime, scope: Scope) -> None:
     rt = runtime
     seen: dict[str, Any] = {}

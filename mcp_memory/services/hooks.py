@@ -64,8 +64,17 @@ class LifecycleHooks:
         for hook in self._hooks[event.event_type]:
             name = getattr(hook, "__qualname__", repr(hook))
             try:
-                with anyio.fail_after(self.timeout_seconds):
+                with anyio.fail_after(self.timeout_seconds) as scope:
                     await hook(copy.deepcopy(event))
+                if scope.cancel_called:
+                    # It ran past its timeout and swallowed the cancellation (fail_after then raises nothing).
+                    logger.warning(
+                        "%s hook %s ran past hook_timeout_seconds (%gs) and ignored its cancellation; the operation "
+                        "stands",
+                        event.event_type,
+                        name,
+                        self.timeout_seconds,
+                    )
             except Exception:
                 logger.warning("%s hook %s failed; the operation stands", event.event_type, name, exc_info=True)
             except asyncio.CancelledError:
