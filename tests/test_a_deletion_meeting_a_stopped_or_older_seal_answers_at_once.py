@@ -79,3 +79,14 @@ async def test_a_deletion_meeting_an_older_releases_deletion_seal_does_not_call_
     assert waits == 0 and took < 0.5
     assert "is being terminated or deleted by another call" in message and "within 90 seconds" in message
     assert "delete it once it is terminated" not in message
+
+
+async def test_a_terminate_meeting_a_crashed_deletions_seal_says_when_that_seal_lapses(
+    two_servers: tuple[MemoryRuntime, MemoryRuntime],
+) -> None:
+    a, b = two_servers
+    scope, ids = await sealed(a, DELETION_TOKEN + "crashed", sealed_ago=40)
+    with pytest.raises(Conflict) as raised:
+        await b.lifecycle.terminate(*ids)
+    assert "within 50 seconds" in raised.value.message, raised.value.message  # not the whole 90 s lease
+    assert (await a.store.get_session(scope)) is not None

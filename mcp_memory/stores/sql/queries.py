@@ -51,7 +51,7 @@ SEAL = (
 )
 """Seal a session that is open, sealed by this token, or sealed by another whose lease has run out (taken over);
 a seal with no token (made before seals had owners) is anyone's to take."""
-SEAL_REFUSED = f"SELECT status FROM sessions WHERE {SCOPE} AND {COMPLETE}"
+SEAL_REFUSED = f"SELECT status, seal_until FROM sessions WHERE {SCOPE} AND {COMPLETE}"
 UNSEAL = (
     "UPDATE sessions SET sealed = false, seal_token = NULL, seal_until = NULL "
     f"WHERE {SCOPE} AND status <> 'terminated' AND sealed AND (seal_token IS NULL OR seal_token = :t)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -199,9 +200,11 @@ class SqlStore:
         async with self._write() as conn:
             if (await conn.execute(text(SEAL), params)).rowcount:
                 return
-            status = (await conn.execute(text(SEAL_REFUSED), params)).scalar()
-        if status is not None and status != SessionStatus.TERMINATED:  # (no-op for a missing or terminated one)
-            raise terminate_in_progress(scope, lease_seconds)
+            held = (await conn.execute(text(SEAL_REFUSED), params)).first()
+        if held is not None and held.status != SessionStatus.TERMINATED:  # (no-op for a missing or terminated one)
+            # When the holder's seal lapses, as it stands (a stopped holder's lapses sooner than a whole lease).
+            left = lease_seconds if held.seal_until is None else d.read_epoch(held.seal_until) - now
+            raise terminate_in_progress(scope, min(lease_seconds, max(1.0, math.ceil(left))))
 
     async def unseal(self, scope: Scope, token: str) -> None:
         async with self._write() as conn:
