@@ -169,3 +169,20 @@ async def read(client: Client, uri: str) -> Any:
     """A resource's JSON body."""
     result = await client.read_resource(uri)
     return json.loads(result.contents[0].text)  # type: ignore[union-attr]
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+"""An initialize request (id 1), as a legacy SSE client posts it first."""
+
+
+async def sse_data(lines: AsyncIterator[str]) -> str:
+    """The data of the next event of an SSE stream's lines."""
+    async for line in lines:
+        if line.startswith("data:"):
+            return line[5:].strip()
+    raise AssertionError("the SSE stream ended")

@@ -7,24 +7,18 @@ answering, and each refusal is one WARNING line."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.http_helpers import ServerProcess, server_env
+from tests.http_helpers import INITIALIZE, ServerProcess, server_env, sse_data
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
 POST = {"content-type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
 NOT_IDS = {"fractional": b"1.5", "integral float": b"1.0", "boolean": b"true", "null": b"null", "object": b"{}"}
 NOT_REQUESTS: dict[str, tuple[bytes, int | str | None]] = {
     "no jsonrpc member, numeric id": (b'{"id":5,"method":"ping"}', 5),
@@ -43,23 +37,15 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc
 
 
-async def _data(lines: AsyncIterator[str]) -> str:
-    """The data of the next SSE event."""
-    async for line in lines:
-        if line.startswith("data:"):
-            return line[5:].strip()
-    raise AssertionError("the SSE stream ended")
-
-
 async def test_an_sse_message_with_an_invalid_id_or_shape_gets_invalid_request(server: ServerProcess) -> None:
     async with (
         httpx.AsyncClient(base_url=server.url, timeout=10) as h,
         h.stream("GET", "/sse") as stream,
     ):
         lines = stream.aiter_lines()
-        endpoint = await _data(lines)
+        endpoint = await sse_data(lines)
         assert (await h.post(endpoint, json=INITIALIZE, headers=POST)).status_code == 202
-        assert json.loads(await _data(lines))["id"] == 1
+        assert json.loads(await sse_data(lines))["id"] == 1
 
         for name, (body, id) in NOT_REQUESTS.items():
             answer = await h.post(endpoint, content=body, headers=POST)
@@ -72,7 +58,7 @@ async def test_an_sse_message_with_an_invalid_id_or_shape_gets_invalid_request(s
 
         # Nothing of them was run or answered on the stream: the next event is the ping's answer.
         assert (await h.post(endpoint, json={"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers=POST)).is_success
-        assert json.loads(await _data(lines)) == {"jsonrpc": "2.0", "id": 3, "result": {}}
+        assert json.loads(await sse_data(lines)) == {"jsonrpc": "2.0", "id": 3, "result": {}}
 
     refused = "refused a message to an SSE session"
     wait_until(lambda: "".join(server.log).count(refused) >= len(NOT_REQUESTS), what="the refusals logged")

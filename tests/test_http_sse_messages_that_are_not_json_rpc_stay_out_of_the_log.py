@@ -7,13 +7,13 @@ meant to be stored. One WARNING line says why, without the input; the session go
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.http_helpers import ServerProcess, server_env
+from tests.http_helpers import INITIALIZE, ServerProcess, server_env, sse_data
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -25,12 +25,6 @@ NOT_MESSAGES = {
     "a JSON string": json.dumps(SECRET),
     "empty": "",
 }
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
 
 
 @pytest.fixture
@@ -39,24 +33,16 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield proc
 
 
-async def _data(lines: AsyncIterator[str]) -> str:
-    """The data of the next SSE event."""
-    async for line in lines:
-        if line.startswith("data:"):
-            return line[5:].strip()
-    raise AssertionError("the SSE stream ended")
-
-
 async def test_a_malformed_sse_message_is_refused_without_logging_it(server: ServerProcess) -> None:
     async with (
         httpx.AsyncClient(base_url=server.url, timeout=10) as h,
         h.stream("GET", "/sse") as stream,
     ):
         lines = stream.aiter_lines()
-        endpoint = await _data(lines)
+        endpoint = await sse_data(lines)
         post = {"content-type": "application/json"}
         assert (await h.post(endpoint, json=INITIALIZE, headers=post)).status_code == 202
-        assert json.loads(await _data(lines))["id"] == 1
+        assert json.loads(await sse_data(lines))["id"] == 1
 
         for name, body in NOT_MESSAGES.items():
             answer = await h.post(endpoint, content=body, headers=post)
@@ -67,7 +53,7 @@ async def test_a_malformed_sse_message_is_refused_without_logging_it(server: Ser
                 assert answer.json()["error"]["code"] == -32600, name
 
         assert (await h.post(endpoint, json={"jsonrpc": "2.0", "id": 3, "method": "ping"}, headers=post)).is_success
-        assert json.loads(await _data(lines)) == {"jsonrpc": "2.0", "id": 3, "result": {}}
+        assert json.loads(await sse_data(lines)) == {"jsonrpc": "2.0", "id": 3, "result": {}}
 
     refused = "refused a message to an SSE session"
 
