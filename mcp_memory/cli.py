@@ -21,7 +21,15 @@ import anyio
 from pydantic import ValidationError
 
 from mcp_memory.cli_common import describe, load_settings, setup_logging, sqlite_file_problem
-from mcp_memory.config import HttpSettings, Settings, config_file_path, mask_url, masked_settings, unknown_file_settings
+from mcp_memory.config import (
+    HttpSettings,
+    Settings,
+    config_file_path,
+    mask_url,
+    masked_settings,
+    unknown_env_settings,
+    unknown_file_settings,
+)
 from mcp_memory.embeddings import vector_dimension
 from mcp_memory.errors import ConfigurationError, MemoryServiceError, Unavailable
 from mcp_memory.services.runtime import MemoryRuntime
@@ -76,6 +84,12 @@ def _warn_unknown_settings() -> None:
         logger.warning(
             "the settings file has keys that are not settings, ignored (misspelt?): %s; `mcp-memory doctor` lists them",
             ", ".join(unknown),
+        )
+    unknown_env = unknown_env_settings()
+    if unknown_env:
+        logger.warning(
+            "environment variables that are not settings, ignored (misspelt?): %s; `mcp-memory doctor` lists them",
+            ", ".join(unknown_env),
         )
 
 
@@ -166,6 +180,10 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         if unknown:
             ok = False
             report["unknown_settings"] = unknown
+        unknown_env = unknown_env_settings()
+        if unknown_env:
+            ok = False
+            report["unknown_environment"] = unknown_env
         check_settings(settings)
         problem = _sqlite_file_problem(settings, report)
         if problem is not None:  # a start would create or upgrade the file: doctor only looks

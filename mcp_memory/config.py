@@ -9,6 +9,7 @@ setting with its default.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -25,7 +26,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from mcp_memory.config_file import APP_NAME, config_file_path, settings_file, unknown_keys
+from mcp_memory.config_file import APP_NAME, config_file_path, settings_file, unknown_env_names, unknown_keys
 
 
 def _split_list(value: object) -> object:
@@ -465,6 +466,12 @@ def unknown_file_settings() -> list[str]:
     return sorted(unknown_keys(Settings, data))
 
 
+def unknown_env_settings() -> list[str]:
+    """The process's ``MCP_MEMORY_*`` environment variables that name no setting (probably misspelt: the settings
+    source ignores them)."""
+    return unknown_env_names(Settings, os.environ)
+
+
 __all__ = [
     "APP_NAME",
     "HookSettings",
@@ -476,5 +483,6 @@ __all__ = [
     "mask_url",
     "masked_settings",
     "settings_file",
+    "unknown_env_settings",
     "unknown_file_settings",
 ]

@@ -6,6 +6,7 @@ Apart from :mod:`mcp_memory.config` (the settings themselves), which reads the f
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import get_args, get_origin
 
@@ -64,4 +65,38 @@ def unknown_keys(model: type[BaseModel], table: dict[str, object], prefix: str =
     return unknown
 
 
-__all__ = ["APP_NAME", "CONFIG_ENV", "config_file_path", "settings_file", "unknown_keys"]
+ENV_PREFIX = "MCP_MEMORY_"
+NOT_SETTINGS = frozenset({CONFIG_ENV, "MCP_MEMORY_FAULT_EXIT_AT"})
+"""Variables of ours that are not settings: the settings file's path, and the fault point of crash tests."""
+
+
+def unknown_env_names(model: type[BaseModel], environ: Mapping[str, str]) -> list[str]:
+    """The ``MCP_MEMORY_*`` variables of ``environ`` that name no setting (a misspelt ``MCP_MEMORY_REDIS_URL`` would
+    otherwise leave the server on its embedded store unnoticed). Names are read as the settings source reads them:
+    in any case, nested settings joined by ``__``. ``MCP_MEMORY_TEST_*`` belong to the test suite."""
+    unknown = []
+    for name in environ:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS or upper.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        current: type[BaseModel] | None = model
+        for part in upper.removeprefix(ENV_PREFIX).lower().split("__"):
+            field = current.model_fields.get(part) if current is not None else None
+            if field is None:
+                unknown.append(name)
+                break
+            annotation = field.annotation
+            current = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+    return sorted(unknown)
+
+
+__all__ = [
+    "APP_NAME",
+    "CONFIG_ENV",
+    "ENV_PREFIX",
+    "NOT_SETTINGS",
+    "config_file_path",
+    "settings_file",
+    "unknown_env_names",
+    "unknown_keys",
+]

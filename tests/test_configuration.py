@@ -137,6 +137,30 @@ def test_a_top_level_key_in_another_case_is_applied_and_not_reported_but_one_ins
     assert out["unknown_settings"] == ["HTTP.PORT"]
 
 
+def test_a_misspelt_environment_variable_fails_doctor_and_is_named_by_serve(tmp_path: Path) -> None:
+    """A misspelt ``MCP_MEMORY_REDIS_URL`` would leave the server on its embedded store: doctor fails naming it, serve
+    says so and starts. Settings in any case and nested ones (``__``) are settings; the settings file's variable,
+    the crash tests' fault point and the test suite's own variables are not reported."""
+    db = tmp_path / "memory.db"
+    good = {
+        "MCP_MEMORY_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
+        "MCP_MEMORY_HTTP__PORT": "8766",
+        "mcp_memory_call_timeout_seconds": "2",
+        "MCP_MEMORY_CONFIG": "",
+        "MCP_MEMORY_TEST_REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    assert _cli(_bare_env(tmp_path, **good), "serve").returncode == 0  # makes the file, so doctor checks the rest
+    doctor = _cli(_bare_env(tmp_path, **good), "doctor")
+    assert doctor.returncode == 0 and "unknown_environment" not in json.loads(doctor.stdout), doctor.stdout
+    typos = {**good, "MCP_MEMORY_REDIS_ULR": "redis://127.0.0.1:6379/0", "MCP_MEMORY_HTTP__PROT": "1"}
+    doctor = _cli(_bare_env(tmp_path, **typos), "doctor")
+    assert doctor.returncode == 1
+    assert json.loads(doctor.stdout)["unknown_environment"] == ["MCP_MEMORY_HTTP__PROT", "MCP_MEMORY_REDIS_ULR"]
+    served = _cli(_bare_env(tmp_path, **typos), "serve")
+    assert served.returncode == 0
+    assert "environment variables that are not settings, ignored (misspelt?): MCP_MEMORY_HTTP__PROT, " in served.stderr
+
+
 SECRET_URLS = [
     # A password with a slash, as SQLAlchemy reads it (up to the "@").
     ({"MCP_MEMORY_DATABASE_URL": "postgresql+asyncpg://u:SEC/RET@127.0.0.1:1/db"}, "RET"),
