@@ -16,7 +16,6 @@ between.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -40,6 +39,7 @@ from mcp_memory.stores.ports import (
     Retention,
     WorkingErase,
     WorkingStore,
+    seal_lapses_in,
 )
 from mcp_memory.summary import counted
 
@@ -202,9 +202,8 @@ class SessionControl:
     def _lapses_in(self, held: SessionInfo, now: float) -> int:
         """Whole seconds (rounded up, at most the lease) until the seal on ``held`` lapses: the lease if the store
         does not say (a seal older than seals' leases, anyone's to take)."""
-        if held.seal_until is None:
-            return math.ceil(self._lease)
-        return max(0, min(math.ceil(self._lease), math.ceil(held.seal_until.timestamp() - now)))
+        until = None if held.seal_until is None else held.seal_until.timestamp()
+        return seal_lapses_in(until, now, self._lease)
 
     async def delete_checkpoint(
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, checkpoint_id: str

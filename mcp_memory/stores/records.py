@@ -5,6 +5,7 @@ their adapters and the services."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,14 @@ class Retention:
     max_age_seconds: float | None = None
     events_keep_last: int | None = None
     events_max_age_seconds: float | None = None
+
+
+def seal_lapses_in(seal_until: float | None, now: float, lease_seconds: float) -> int:
+    """Whole seconds (rounded up, from 0 to the lease) until a seal ending at ``seal_until`` (epoch seconds) lapses:
+    what a refusal tells the caller to wait; the whole lease if the store does not say when."""
+    if seal_until is None:
+        return math.ceil(lease_seconds)
+    return max(0, min(math.ceil(lease_seconds), math.ceil(seal_until - now)))
 
 
 OVERTAKEN_WITHIN_SECONDS = 60.0
@@ -229,4 +238,5 @@ __all__ = [
     "Retention",
     "SearchMode",
     "SessionRow",
+    "seal_lapses_in",
 ]

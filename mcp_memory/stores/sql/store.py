@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -13,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, seal_lapses_in
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import (
@@ -203,8 +202,8 @@ class SqlStore:
             held = (await conn.execute(text(SEAL_REFUSED), params)).first()
         if held is not None and held.status != SessionStatus.TERMINATED:  # (no-op for a missing or terminated one)
             # When the holder's seal lapses, as it stands (a stopped holder's lapses sooner than a whole lease).
-            left = lease_seconds if held.seal_until is None else d.read_epoch(held.seal_until) - now
-            raise terminate_in_progress(scope, min(lease_seconds, max(1.0, math.ceil(left))))
+            until = None if held.seal_until is None else d.read_epoch(held.seal_until)
+            raise terminate_in_progress(scope, seal_lapses_in(until, now, lease_seconds))
 
     async def unseal(self, scope: Scope, token: str) -> None:
         async with self._write() as conn:
