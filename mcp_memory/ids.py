@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import OrderedDict
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 70
 _RECENT_TIMES = 4096
 _lock = threading.Lock()
-_latest_us = -1
 _recent: OrderedDict[int, int] = OrderedDict()
 """The last random part given for each of the latest times ids were made for (least recently used first)."""
 
@@ -38,19 +36,11 @@ def _fresh() -> int:
     return int.from_bytes(os.urandom(9), "big") >> (72 - _RANDOM_BITS + 1)
 
 
-def epoch_us(epoch: float) -> int:
-    """Epoch seconds as whole microseconds (the precision ids and stored creation times share)."""
-    return round(epoch * 1_000_000)
-
-
-def new_sortable_id(prefix: str = "ck_", at_us: int | None = None) -> str:
+def new_sortable_id(prefix: str = "ck_", *, at_us: int) -> str:
     """A new time-sortable unique id (26 base32 characters after ``prefix``) for the time ``at_us`` (epoch
-    microseconds; None: now, never before this process's latest id)."""
-    global _latest_us
+    microseconds: the creation time its record keeps)."""
     with _lock:
-        us = epoch_us(time.time()) if at_us is None else at_us
-        if at_us is None and us < _latest_us:  # a clock stepped back: "now" keeps this process's order
-            us = _latest_us
+        us = at_us
         last = _recent.pop(us, None)
         # The same microsecond as an id made before (not only the previous one: a fake clock may come back to it):
         # bump that id's random part, so ids of one time sort in the order they were made.
@@ -60,9 +50,8 @@ def new_sortable_id(prefix: str = "ck_", at_us: int | None = None) -> str:
         _recent[us] = rand
         if len(_recent) > _RECENT_TIMES:
             _recent.popitem(last=False)
-        _latest_us = max(_latest_us, us)
     ms, sub = divmod(us, 1000)
     return prefix + _encode(ms, 10) + _encode((sub << _RANDOM_BITS) | rand, 16)
 
 
-__all__ = ["epoch_us", "new_sortable_id"]
+__all__ = ["new_sortable_id"]
