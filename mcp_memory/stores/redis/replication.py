@@ -72,10 +72,6 @@ class ReplicaWait:
         self._unacked[name] = time.monotonic() + UNACKED_PAUSE_SECONDS
         return True
 
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], wait_ms: int) -> list[Any]:
-        """The script's reply, once a replica acknowledged it (or ``wait_ms`` passed: then a warning is logged)."""
-        return (await self.run_many(name, [(keys, args)], wait_ms))[0]
-
     async def run_many(self, name: str, calls: Sequence[Call], wait_ms: int | None) -> list[list[Any]]:
         """Each call's reply, in order, the scripts sent in one pipeline; then, with ``wait_ms``, once a replica of
         each primary they ran on acknowledged them (or ``wait_ms`` passed). One call that waits for nothing is sent

@@ -86,7 +86,7 @@ class _Counted:
         self.sent += 1
         return await self._client.evalsha(sha, numkeys, *keys_and_args)
 
-    async def script_load(self, script: str) -> Any:
+    async def script_load(self, script: bytes | str | memoryview) -> Any:
         self.sent += 1
         return await self._client.script_load(script)
 
@@ -116,8 +116,7 @@ class Scripts:
 
     async def load(self, name: str) -> None:
         """Send one script to Redis again (it forgot it)."""
-        self._counted.sent += 1
-        await self._client.script_load(self._scripts[name].script)
+        await self._counted.script_load(self._scripts[name].script)
 
     def count(self) -> None:
         """Count one request sent outside :meth:`run` (a pipeline: :mod:`.replication`)."""

@@ -146,9 +146,9 @@ class ScopeErase:
                     "that call is done"
                 )
             kept = None if keep_episodes else episodes
-            removed = await self._count(conn, [int(row.id)], kept, params)
+            # The episodes are counted as the erase removes them (an episode recorded in between goes too), not read.
+            removed = await self._count(conn, [int(row.id)], None, params)
             gone = await self._erase(conn, [int(row.id)], kept, params)
-            # Counted as removed, whatever the count read (an episode recorded in between goes too).
             removed = replace(removed, episodes=len(gone), episode_ids=tuple(gone))
         if removed.episodes:
             await self._erased(scope.project_id)
