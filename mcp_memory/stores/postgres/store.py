@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import vector_dimension
-from mcp_memory.errors import TooLarge
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
@@ -80,13 +79,13 @@ from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
     checkpoint_exists,
+    keys_exceed,
     keys_full,
     restore_overflows,
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sql.transfer import SqlTransfer
-from mcp_memory.summary import counted
 
 
 class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeErase, SqlTransfer, SqlStore):
@@ -369,10 +368,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         check_writable(scope, (row["status"], row["sealed"]))
         if not row["done"]:
             if clear:
-                raise TooLarge(
-                    f"{counted(row['restored'], 'key')} exceed the limit of {counted(limits.max_keys, 'key')} "
-                    "per session"
-                )
+                raise keys_exceed(int(row["restored"]), limits)
             raise restore_overflows(limits)
         info = _record_info(row)
         return info, int(row["restored"])

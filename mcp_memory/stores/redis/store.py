@@ -81,6 +81,7 @@ from mcp_memory.stores.redis.erasure import RedisErasure
 from mcp_memory.stores.redis.replication import Call, ReplicaWait
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, Scripts, incarnation, item_args, too_large
 from mcp_memory.stores.redis.staging import RedisStaging
+from mcp_memory.stores.sql.rules import keys_exceed, keys_full, restore_overflows, terminate_in_progress
 from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
@@ -363,10 +364,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         if reply[0] == "held" and await self._cleared_stale_seal(scope, reply[1]):
             reply = await self._eval("seal", self.keys(scope), args)
         if reply[0] == "held":
-            raise Conflict(
-                f"a terminate or deletion of session '{scope.session_id}' is already in progress; retry "
-                f"(if it was interrupted, its seal lapses within {counted(lease_seconds, 'second')})"
-            )
+            raise terminate_in_progress(scope, lease_seconds)
 
     async def unseal(self, scope: Scope, token: str) -> None:
         if self.durable is not None:
@@ -383,10 +381,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         args = [repr(float(now)), key, item.value, expires, limits.max_keys, RECLAIM_MARGIN_MS]
         reply = await self._writable(scope, now, "set", args)
         if reply[0] == "full":
-            raise TooLarge(
-                f"session '{scope.session_id}' holds {counted(limits.max_keys, 'key')}, the limit; "
-                "delete some before adding new ones"
-            )
+            raise keys_full(scope, limits)
 
     async def get(self, scope: Scope, key: str, now: float) -> Item | None:
         reply = await self._readable(scope, now, "get", [repr(float(now)), key])
@@ -433,18 +428,13 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         if reply[0] == "full":
             if clear:
                 raise TooLarge(f"the checkpoint exceeds the limit of {counted(limits.max_keys, 'key')} per session")
-            raise TooLarge(
-                f"restoring without clearing would exceed {counted(limits.max_keys, 'key')} per session; "
-                "nothing was restored"
-            )
+            raise restore_overflows(limits)
         return int(reply[1])
 
     async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
         args = item_args("restore", now, clear, limits.max_keys, items)
         if clear and args[6] + args[7] > limits.max_keys:
-            raise TooLarge(
-                f"{counted(args[6] + args[7], 'key')} exceed the limit of {counted(limits.max_keys, 'key')} per session"
-            )
+            raise keys_exceed(args[6] + args[7], limits)
         return self._restored(await self._writable(scope, now, "write", args), clear, limits)
 
     async def clear(self, scope: Scope, now: float) -> int:

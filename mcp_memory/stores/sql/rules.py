@@ -36,7 +36,12 @@ def check_fits(items: Mapping[str, Item], now: float, limits: Limits) -> None:
     """A whole new state must fit the key limit; items already expired do not count (they are skipped)."""
     live = sum(1 for it in items.values() if it.expires_at is None or it.expires_at > now)
     if live > limits.max_keys:
-        raise TooLarge(f"{counted(live, 'key')} exceed the limit of {counted(limits.max_keys, 'key')} per session")
+        raise keys_exceed(live, limits)
+
+
+def keys_exceed(count: int, limits: Limits) -> TooLarge:
+    """A whole new state (a spawn's, an import's, a clearing restore's) of ``count`` live keys, past the limit."""
+    return TooLarge(f"{counted(count, 'key')} exceed the limit of {counted(limits.max_keys, 'key')} per session")
 
 
 def check_writable(scope: Scope, found: tuple[Any, Any] | None) -> None:
