@@ -27,9 +27,6 @@ class InFlightCalls:
         """Set when the server starts to stop: from then on a call that is cancelled counts as cut off."""
         self.cut_off_count = 0
 
-    def __len__(self) -> int:
-        return len(self._scopes)
-
     @contextmanager
     def track(self) -> Iterator[None]:
         """Serve one call under a scope :meth:`cut_off` can cancel; a call so cancelled raises ``Unavailable``
@@ -50,13 +47,11 @@ class InFlightCalls:
                 "effect: check, or retry it once the server is back"
             )
 
-    def cut_off(self) -> int:
-        """Cancel every call in flight (the server is stopping); how many there were."""
+    def cut_off(self) -> None:
+        """Cancel every call in flight (the server is stopping; each counts in :attr:`cut_off_count` as it ends)."""
         self.stopping = True
-        scopes = list(self._scopes)
-        for scope in scopes:
+        for scope in list(self._scopes):
             scope.cancel()
-        return len(scopes)
 
 
 __all__ = ["InFlightCalls"]

@@ -46,6 +46,7 @@ from mcp.server.stdio import _claim_fd, _open_stdin_diversion, _open_stdout_dive
 from mcp.shared.message import SessionMessage
 
 from mcp_memory.server.jsonrpc_input import Refusal, parse_line
+from mcp_memory.summary import counted
 
 if TYPE_CHECKING:
     from mcp_memory.server.app import MemoryServer
@@ -251,8 +252,8 @@ async def _serve_streams(
                     await unanswered.wait()
                 if waited.cancelled_caught:
                     logger.warning(
-                        "stdio: stdin ended; %d request(s) not answered within %.1f s are cancelled",
-                        len(unanswered),
+                        "stdio: stdin ended; cancelled %s not answered within %.1f s",
+                        counted(len(unanswered), "request"),
                         eof_grace_seconds,
                     )
 

@@ -18,6 +18,7 @@ from mcp_memory.models import iso, parse_uuid, to_datetime
 from mcp_memory.services.validation import MAX_SESSION_PAGE
 from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import DurableStore, IdentifierKind, SessionRow
+from mcp_memory.summary import counted
 
 STATUSES: Final = ("running", "paused", "terminated")
 SUMMARY_CHARS: Final = 240
@@ -39,7 +40,7 @@ def summarize(row: SessionRow) -> str:
             text += f": {', '.join(row.first_keys)}{more}"
     elif row.checkpoint is not None:
         keys = row.checkpoint[3]
-        text = f"{keys} key{'' if keys == 1 else 's'} at its last checkpoint"
+        text = f"{counted(keys, 'key')} at its last checkpoint"
     else:
         text = "no checkpoint yet"
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 3] + "..."
