@@ -469,7 +469,10 @@ def unknown_file_settings() -> list[str]:
 def unknown_env_settings() -> list[str]:
     """The process's ``MCP_MEMORY_*`` environment variables that name no setting (probably misspelt: the settings
     source ignores them)."""
-    return unknown_env_names(Settings, os.environ)
+    config = Settings.model_config
+    return unknown_env_names(
+        Settings, os.environ, config.get("env_prefix") or "", config.get("env_nested_delimiter") or "__"
+    )
 
 
 __all__ = [

@@ -13,6 +13,7 @@ from typing import get_args, get_origin
 import platformdirs
 from pydantic import BaseModel
 
+from mcp_memory import faults
 from mcp_memory.errors import ConfigurationError
 
 APP_NAME = "mcp-memory"
@@ -65,22 +66,21 @@ def unknown_keys(model: type[BaseModel], table: dict[str, object], prefix: str =
     return unknown
 
 
-ENV_PREFIX = "MCP_MEMORY_"
-NOT_SETTINGS = frozenset({CONFIG_ENV, "MCP_MEMORY_FAULT_EXIT_AT"})
+NOT_SETTINGS = frozenset({CONFIG_ENV, faults.EXIT_ENV})
 """Variables of ours that are not settings: the settings file's path, and the fault point of crash tests."""
 
 
-def unknown_env_names(model: type[BaseModel], environ: Mapping[str, str]) -> list[str]:
+def unknown_env_names(model: type[BaseModel], environ: Mapping[str, str], prefix: str, delimiter: str) -> list[str]:
     """The ``MCP_MEMORY_*`` variables of ``environ`` that name no setting (a misspelt ``MCP_MEMORY_REDIS_URL`` would
-    otherwise leave the server on its embedded store unnoticed). Names are read as the settings source reads them:
-    in any case, nested settings joined by ``__``. ``MCP_MEMORY_TEST_*`` belong to the test suite."""
+    otherwise leave the server on its embedded store unnoticed). Names are read as the settings source reads them
+    (its ``prefix`` and nested ``delimiter``): in any case. ``MCP_MEMORY_TEST_*`` belong to the test suite."""
     unknown = []
     for name in environ:
         upper = name.upper()
-        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS or upper.startswith(ENV_PREFIX + "TEST_"):
+        if not upper.startswith(prefix) or upper in NOT_SETTINGS or upper.startswith(prefix + "TEST_"):
             continue
         current: type[BaseModel] | None = model
-        for part in upper.removeprefix(ENV_PREFIX).lower().split("__"):
+        for part in upper.removeprefix(prefix).lower().split(delimiter):
             field = current.model_fields.get(part) if current is not None else None
             if field is None:
                 unknown.append(name)
@@ -93,7 +93,6 @@ def unknown_env_names(model: type[BaseModel], environ: Mapping[str, str]) -> lis
 __all__ = [
     "APP_NAME",
     "CONFIG_ENV",
-    "ENV_PREFIX",
     "NOT_SETTINGS",
     "config_file_path",
     "settings_file",

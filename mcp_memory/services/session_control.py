@@ -134,6 +134,7 @@ class SessionControl:
                 removed = await self._durable.delete_session(scope, keep_episodes, now)
                 return SessionDeleted(scope.session_id, removed)
             token = await self._claim(scope)
+            now = self._clock()  # after the claim, which may have waited for another deletion
             deleted = False
             try:
                 # The seal is renewed while the deletion runs: one slower than its lease (a stalled store, a large
