@@ -81,10 +81,10 @@ _SCHEMA_NAMES = frozenset(m.group(1) for m in map(_SCHEMA_OBJECT.match, SCHEMA) 
 """Every table, index and trigger that :data:`SCHEMA` creates."""
 
 
-def _current(db: sqlite3.Connection) -> bool:
-    """Whether the file is at the head and holds every object of today's schema: read without the write lock, so
-    that a server starts on a current file while another process writes (an import can hold the lock a while)."""
-    revision, _ = _state(db)
+def _current(db: sqlite3.Connection, revision: str | None) -> bool:
+    """Whether the file, at ``revision`` (its :func:`_state`), is at the head and holds every object of today's
+    schema: read without the write lock, so that a server starts on a current file while another process writes (an
+    import can hold the lock a while)."""
     if revision != HEAD:
         return False
     present = {str(r[0]) for r in db.execute("SELECT name FROM sqlite_master")}
@@ -139,7 +139,7 @@ def _classify(db: sqlite3.Connection, path: str) -> FileState:
         if _empty(db):
             return FileState("empty")
         return FileState("foreign", refusal=_foreign(path).message)
-    if _current(db):
+    if _current(db, revision):
         return FileState("current", version, revision)
     if revision == HEAD:
         return FileState("incomplete", version, revision)
@@ -184,18 +184,18 @@ def prepare(path: str) -> None:
     """Start-up's step (blocking; run it on a worker thread): the file at ``path`` at the head revision."""
     db = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
-        db.execute("PRAGMA busy_timeout=30000")
         # Another application's database (a mistyped path) is refused before the pragmas: WAL mode would be a
         # change to its file. Checked again under the write lock, where an empty file gets the schema.
-        _refuse_foreign(db, path)
+        revision, version = _state(db)
+        _refuse_foreign(db, path, revision, version)
         for pragma in _PRAGMAS:
             db.execute(pragma)
-        if _current(db):
+        if _current(db, revision):
             return
         db.execute("BEGIN IMMEDIATE")
         try:
-            _refuse_foreign(db, path)
             revision, version = _state(db)
+            _refuse_foreign(db, path, revision, version)
             if revision is None and version is None:
                 _create(db)
             if revision == HEAD or (revision is None and version is None):
@@ -219,8 +219,9 @@ def prepare(path: str) -> None:
         db.close()
 
 
-def _refuse_foreign(db: sqlite3.Connection, path: str) -> None:
-    if _state(db) == (None, None) and not _empty(db):
+def _refuse_foreign(db: sqlite3.Connection, path: str, revision: str | None, version: int | None) -> None:
+    """``_foreign`` for a file at that state (:func:`_state`) that has objects but no mcp-memory version."""
+    if (revision, version) == (None, None) and not _empty(db):
         raise _foreign(path)
 
 
