@@ -32,7 +32,7 @@ from mcp_memory.config import (
 )
 from mcp_memory.embeddings import vector_dimension
 from mcp_memory.errors import ConfigurationError, MemoryServiceError, Unavailable
-from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.services.runtime import MemoryRuntime, not_serving
 from mcp_memory.stores.factory import check_settings
 from mcp_memory.version import __version__
 
@@ -193,7 +193,7 @@ async def _doctor(settings: Settings) -> tuple[bool, dict[str, Any]]:
         async with MemoryRuntime(settings, embedding_retry=False) as rt:
             report["stores"] = await rt.check()
             working = report["stores"].get("working", {})
-            if working.get("reachable") is False or working.get("error"):
+            if not_serving(working):
                 ok = False  # the server would start, but every working-memory call would be `unavailable`
             report["embedding_provider"] = rt.embedder.name if rt.embedder else "none (full-text search only)"
             if rt.embedder is not None:

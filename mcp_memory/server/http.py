@@ -49,6 +49,7 @@ from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
 from mcp_memory.server.connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
 from mcp_memory.server.jsonrpc_input import JsonRpcShapeMiddleware
 from mcp_memory.server.sessions import FairSessionManager, SessionRefused, StreamsPerToken, send_refusal
+from mcp_memory.services.runtime import not_serving
 from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
             logger.warning("not ready: a store did not answer: %r", exc)
             return JSONResponse({"status": "unavailable"}, status_code=503)
         # The SQL stores raise when they do not answer; Redis reports it (so doctor can show the rest).
-        down = {name: facts.get("error") for name, facts in report.items() if facts.get("reachable") is False}
+        down = {name: facts.get("error") for name, facts in report.items() if not_serving(facts)}
         if down:
             logger.warning("not ready: a store is not reachable: %s", down)
             return JSONResponse({"status": "unavailable"}, status_code=503)

@@ -152,4 +152,10 @@ class MemoryRuntime:
         await self.close()
 
 
-__all__ = ["MemoryRuntime"]
+def not_serving(facts: dict[str, Any]) -> bool:
+    """Whether a store's facts (one entry of :meth:`MemoryRuntime.check`) say it serves no calls: not reachable, or
+    reachable with an error (a Redis Cluster whose state is not ok). ``doctor`` and ``/readyz`` decide by this."""
+    return facts.get("reachable") is False or bool(facts.get("error"))
+
+
+__all__ = ["MemoryRuntime", "not_serving"]
