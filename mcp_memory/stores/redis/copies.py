@@ -63,6 +63,16 @@ def order_of(reply: int | bytes | str | None) -> int | None:
     return None if reply is None else int(reply)
 
 
+ALL_KEY_SUFFIXES = ("m", "v", "x", "i", "cv", "cx", "ct", "g")
+"""A session's keys after its base name, in the order every script that takes them all expects: its four keys
+(``store.keys``), its pause's copy, its order key."""
+
+
+def all_keys_of(base: str) -> tuple[str, ...]:
+    """Every key of the session whose keys are named ``base:...`` (:data:`ALL_KEY_SUFFIXES`)."""
+    return tuple(f"{base}:{suffix}" for suffix in ALL_KEY_SUFFIXES)
+
+
 def packed_snapshot(reply: list[Any]) -> PackedState:
     """The snapshot script's reply (two flat arrays, parsed by hiredis) as the checkpoint's packed state, by C-level
     steps only (:func:`~mcp_memory.models.pack_state`): nothing runs per key in Python."""
@@ -100,7 +110,7 @@ class RedisPauseCopies:
     def all_keys(self, scope: Scope) -> tuple[str, ...]:
         """:meth:`keys`, :meth:`copy_keys` then :meth:`order_key`: for the scripts that drop a session's copy with its
         keys, and those that order its transitions."""
-        return (*self.keys(scope), *self.copy_keys(scope), self.order_key(scope))
+        return all_keys_of(self.keys(scope)[0].removesuffix(":m"))
 
     async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:
         keys, args = self.all_keys(scope), [repr(float(now)), nonce, COPY_MS, self.copy_min_keys]

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from mcp_memory.models import Scope
 from mcp_memory.stores.redis.connection import as_service_error
+from mcp_memory.stores.redis.copies import all_keys_of
 
 if TYPE_CHECKING:
     from mcp_memory.stores.redis.replication import Call
@@ -68,7 +69,7 @@ class RedisErasure:
         ordered = sorted(bases)
         for start in range(0, len(ordered), SCAN_BATCH):  # a pipeline per batch, which waits for a replica once
             batch = ordered[start : start + SCAN_BATCH]
-            calls = [([f"{base}:{k}" for k in ("m", "v", "x", "i", "cv", "cx", "ct", "g")], args) for base in batch]
+            calls = [(all_keys_of(base), args) for base in batch]
             replies = await self._eval_many("erase", calls, closing=not dry_run)
             for base, reply in zip(batch, replies, strict=True):
                 # A session's keys, not "...}:import:<token>" (staged by an import), nor only its order key ``g`` or a
