@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from mcp_memory.models import LifecycleEvent
 
 RECORDED: list[LifecycleEvent] = []
@@ -31,3 +33,13 @@ class AsyncCallable:
 
 
 ASYNC_CALLABLE = AsyncCallable()
+
+
+async def exit_process(event: LifecycleEvent) -> None:
+    """Calls ``sys.exit``, as a careless script would."""
+    sys.exit(f"hook exits on {event.event_type}")
+
+
+async def interrupt(event: LifecycleEvent) -> None:
+    """Raises ``KeyboardInterrupt`` of its own."""
+    raise KeyboardInterrupt

@@ -221,6 +221,35 @@ async def test_hooks_loaded_from_settings(
     hooks_for_tests.RECORDED.clear()
 
 
+async def test_a_hook_calling_sys_exit_or_raising_keyboard_interrupt_fails_nothing(
+    make_settings: Callable[..., Settings], clock: FakeClock, scope: Scope, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SystemExit and KeyboardInterrupt are BaseExceptions: a hook raising one of its own is a failing hook like any
+    other (logged), it neither stops the server nor fails the call, and the hooks after it run."""
+    hooks_for_tests.RECORDED.clear()
+    failing = ["tests.hooks_for_tests:exit_process", "tests.hooks_for_tests:interrupt", "tests.hooks_for_tests:record"]
+    settings = make_settings(hooks={event: failing for event in ("spawn", "pause", "resume", "terminate")})
+    with caplog.at_level(logging.WARNING, logger="mcp_memory.services.hooks"):
+        async with MemoryRuntime(settings, clock=clock) as rt:
+            spawned = await rt.lifecycle.spawn(*sid(scope), initial_state={"a": 1})
+            paused = await rt.lifecycle.pause(*sid(scope))
+            resumed = await rt.lifecycle.resume(*sid(scope))
+            terminated = await rt.lifecycle.terminate(*sid(scope))
+            events = await rt.store.list_events(scope, 100)
+    assert spawned.success and paused.success and resumed.success and terminated.success
+    assert resumed.data["checkpoint_id"] == paused.data["checkpoint_id"]
+    assert [(e.event_type, e.outcome) for e in events] == [
+        ("spawn", "ok"),
+        ("pause", "ok"),
+        ("resume", "ok"),
+        ("terminate", "ok"),
+    ]
+    assert [e.event_type for e in hooks_for_tests.RECORDED] == ["spawn", "pause", "resume", "terminate"]
+    failed = [r for r in caplog.records if "failed; the operation stands" in r.getMessage()]
+    assert [r.exc_info[0] for r in failed if r.exc_info] == [SystemExit, KeyboardInterrupt] * 4
+    hooks_for_tests.RECORDED.clear()
+
+
 @pytest.mark.parametrize(
     "spec",
     [

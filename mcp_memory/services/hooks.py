@@ -59,8 +59,8 @@ class LifecycleHooks:
     async def run(self, event: LifecycleEvent) -> None:
         """Run the event's hooks in order, each on its own copy of the event (a hook that changes what it gets
         changes nothing for the next one, nor the caller's metadata); each failure or timeout is logged and
-        swallowed, a ``CancelledError`` that the hook raised by itself included. A cancellation of the call itself
-        still goes through."""
+        swallowed, a ``CancelledError`` that the hook raised by itself and a ``SystemExit`` or ``KeyboardInterrupt``
+        included. A cancellation of the call itself still goes through."""
         for hook in self._hooks[event.event_type]:
             name = getattr(hook, "__qualname__", repr(hook))
             try:
@@ -75,13 +75,15 @@ class LifecycleHooks:
                         name,
                         self.timeout_seconds,
                     )
-            except Exception:
-                logger.warning("%s hook %s failed; the operation stands", event.event_type, name, exc_info=True)
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if task is not None and task.cancelling():
                     raise  # the call is being cancelled: not the hook's doing
                 logger.warning("%s hook %s raised CancelledError; the operation stands", event.event_type, name)
+            except BaseException:
+                # SystemExit or KeyboardInterrupt raised by a hook's own code is its failure, not a request to stop
+                # the server: a user's hook never ends the process nor fails the call.
+                logger.warning("%s hook %s failed; the operation stands", event.event_type, name, exc_info=True)
 
 
 def import_hook(spec: str) -> LifecycleHook:
