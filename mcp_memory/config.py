@@ -154,8 +154,8 @@ class HttpSettings(BaseModel):
     body_timeout_seconds: float = Field(
         default=30.0, gt=0, description="A request's body must arrive within this long of its headers; else closed."
     )
-    keep_alive_timeout_seconds: int = Field(
-        default=5, ge=1, description="An idle keep-alive connection is closed after this many seconds."
+    keep_alive_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="An idle keep-alive connection is closed after this many seconds."
     )
     max_sessions: int = Field(
         default=10_000,

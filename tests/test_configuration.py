@@ -286,3 +286,27 @@ def test_several_bad_settings_are_named_on_one_line_without_their_values(tmp_pat
     [line] = serve.stderr.splitlines()
     assert "max_keys_per_session: Input should be a valid integer" in line and "log_level: Input should be" in line
     assert "lots" not in line and "LOUD" not in line
+
+
+@pytest.mark.parametrize("where", ["env", "file"])
+@pytest.mark.parametrize("value", ["0.5", "2.5", "7"])
+def test_the_keep_alive_timeout_takes_fractions_of_a_second(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, where: str, value: str
+) -> None:
+    """uvicorn takes the keep-alive timeout in seconds as a float: an operator's 0.5 or 2.5 is a setting."""
+    if where == "env":
+        clean_env.setenv("MCP_MEMORY_HTTP__KEEP_ALIVE_TIMEOUT_SECONDS", value)
+    else:
+        cfg = tmp_path / "config.toml"
+        cfg.write_text(f"[http]\nkeep_alive_timeout_seconds = {value}\n")
+        clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    assert load_settings().http.keep_alive_timeout_seconds == float(value)
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_a_keep_alive_timeout_not_above_zero_is_a_configuration_error(
+    clean_env: pytest.MonkeyPatch, value: str
+) -> None:
+    clean_env.setenv("MCP_MEMORY_HTTP__KEEP_ALIVE_TIMEOUT_SECONDS", value)
+    with pytest.raises(ConfigurationError, match=r"http\.keep_alive_timeout_seconds"):
+        load_settings()

@@ -329,7 +329,8 @@ async def serve(server: MemoryServer, transport: str = "http", settings: Setting
         # Our h11 protocol (whatever parser uvicorn would pick) applies the read timeouts and connection caps;
         # uvicorn's limit_concurrency is not used: it counts idle connections, so idle sockets starved everyone.
         http=guarded_protocol(ConnectionRegistry(limits, on_reject=server.metrics.rejected)),
-        timeout_keep_alive=http.keep_alive_timeout_seconds,
+        # uvicorn annotates it int but only hands it to loop.call_later, which takes seconds as a float.
+        timeout_keep_alive=http.keep_alive_timeout_seconds,  # type: ignore[arg-type]
         server_header=False,
         ws="none",  # no WebSocket endpoints: an upgrade request is handled (and refused) as plain HTTP
     )
