@@ -236,14 +236,23 @@ class RedisClusterServers:
     """Cluster-enabled ``redis-server`` nodes on loopback ports, joined by ``redis-cli --cluster``: three primaries,
     each with ``replicas`` replicas (``nodes`` = 3 x (1 + ``replicas``))."""
 
-    def __init__(self, directory: Path, nodes: int = 3, replicas: int = 0) -> None:
+    def __init__(self, directory: Path, nodes: int = 3, replicas: int = 0, node_timeout_ms: int | None = None) -> None:
+        """``node_timeout_ms``: how soon a node down is noticed (Redis's default is 15 s; tests that stop one want
+        about a second)."""
         self.replicas = replicas
         if REDIS_SERVER is None or REDIS_CLI is None:
             pytest.skip("redis-server / redis-cli are not installed")
+        timeout = ["--cluster-node-timeout", str(node_timeout_ms)] if node_timeout_ms is not None else []
         self.servers = [
             RedisServer(
                 directory / f"node{i}",
-                extra=["--cluster-enabled", "yes", "--cluster-config-file", str(directory / f"node{i}" / "nodes.conf")],
+                extra=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    str(directory / f"node{i}" / "nodes.conf"),
+                    *timeout,
+                ],
                 port=free_cluster_port(),
             )
             for i in range(nodes)
@@ -301,6 +310,19 @@ class RedisClusterServers:
     def replica_of(self, key: str) -> RedisServer:
         """The (first) replica of the primary that holds ``key``'s slot."""
         return self._serving(key, 1)
+
+    def stop_a_node_until_the_cluster_fails(self, within: float = 20.0) -> None:
+        """Stop the last node (not the seed node of :attr:`url`) and wait until the seed reports
+        ``cluster_state:fail``: in a cluster without replicas, that node's slots are then served by no one."""
+        self.servers[-1].stop()
+        seed = self.servers[0].client()
+        try:
+            deadline = time.monotonic() + within
+            while seed.cluster("info")["cluster_state"] != "fail":
+                assert time.monotonic() < deadline, "the cluster did not notice its node was down"
+                time.sleep(0.1)
+        finally:
+            seed.close()
 
     def stop(self) -> None:
         for server in self.servers:
