@@ -9,19 +9,16 @@ always leads on. It starts with ``~``, a character no checkpoint id has, so the 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Final
 
+from mcp_memory.cursors import datetime_of_micros, decode_fields, encode_fields, micros_of
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import CheckpointInfo, validate_identifier
 
 MARK: Final = "~"
 """The first character of a cursor (outside the checkpoint-id alphabet ``A-Z a-z 0-9 . _ -``)."""
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MALFORMED: Final = "before: malformed cursor (pass a next_before from list_checkpoints, or a checkpoint_id)"
 
 
@@ -37,24 +34,18 @@ class CheckpointBound:
 
 def encode_cursor(info: CheckpointInfo) -> str:
     """The cursor that continues after ``info`` (the last checkpoint of a page)."""
-    micros = (info.created_at - _EPOCH) // timedelta(microseconds=1)
-    body = json.dumps({"c": info.checkpoint_id, "u": micros}, separators=(",", ":")).encode()
-    return MARK + base64.urlsafe_b64encode(body).decode().rstrip("=")
+    return MARK + encode_fields({"c": info.checkpoint_id, "u": micros_of(info.created_at)})
 
 
 def decode_before(before: object) -> CheckpointBound:
     """A ``before`` argument as a bound; ``InvalidArgument`` for a malformed cursor or an invalid checkpoint id."""
     if not (isinstance(before, str) and before.startswith(MARK)):
         return CheckpointBound(validate_identifier(before, "before"))
-    body = before[len(MARK) :]
     try:
-        data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode())
-        checkpoint_id, micros = data["c"], data["u"]
-        if not isinstance(micros, int) or isinstance(micros, bool):
-            raise TypeError(micros)
-        at = _EPOCH + timedelta(microseconds=micros)  # a forged time out of range: OverflowError
-        return CheckpointBound(validate_identifier(checkpoint_id, "before"), at)
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError, InvalidArgument):
+        data = decode_fields(before[len(MARK) :])
+        at = datetime_of_micros(data["u"])
+        return CheckpointBound(validate_identifier(data["c"], "before"), at)
+    except (ValueError, KeyError, TypeError, OverflowError, InvalidArgument):
         raise InvalidArgument(_MALFORMED) from None
 
 

@@ -15,17 +15,15 @@ updating the session row on every write would serialise writes of one session on
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mcp_memory.cursors import datetime_of_micros, decode_fields, encode_fields, micros_of
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import IdentifierKind, SessionRow
@@ -37,7 +35,6 @@ FIRST_KEYS = 5
 """How many working-memory keys a listed session shows."""
 TASK_CHARS = 200
 """A terminated session's task description is cut to this many characters in a listing."""
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def encode_position(updated_at: Any, agent_instance_id: UUID, session_id: str) -> str:
@@ -47,29 +44,30 @@ def encode_position(updated_at: Any, agent_instance_id: UUID, session_id: str) -
     it would tell a token how many sessions other projects created between two of its own."""
     ids = {"a": str(agent_instance_id), "s": session_id}
     if isinstance(updated_at, datetime):
-        data: dict[str, Any] = {"u": (updated_at - _EPOCH) // timedelta(microseconds=1), **ids}
-    else:
-        data = {"t": float(updated_at), **ids}
-    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode().rstrip("=")
+        return encode_fields({"u": micros_of(updated_at), **ids})
+    return encode_fields({"t": float(updated_at), **ids})
 
 
 def decode_position(cursor: str, want_datetime: bool) -> tuple[Any, UUID, str]:
     """The ``(updated_at, agent_instance_id, session_id)`` a cursor names, its time as the store's time type;
     ``InvalidArgument`` if malformed."""
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+        data = decode_fields(cursor)
         agent, session = UUID(str(data["a"])), data["s"]
         if not isinstance(session, str):
             raise TypeError(session)
         if "u" in data:
-            at: datetime | float = _EPOCH + timedelta(microseconds=int(data["u"]))
+            at: datetime | float = datetime_of_micros(data["u"])
         else:
-            at = float(data["t"])
+            t = data["t"]
+            if not isinstance(t, int | float) or isinstance(t, bool):
+                raise TypeError(t)
+            at = float(t)
         if want_datetime and not isinstance(at, datetime):
             at = datetime.fromtimestamp(at, UTC)  # out of range for a forged time: malformed too
         elif not want_datetime and isinstance(at, datetime):
             at = at.timestamp()
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError, OverflowError, OSError):
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
         raise InvalidArgument("before: malformed cursor (pass a next_before from list_sessions)") from None
     return at, agent, session
 
