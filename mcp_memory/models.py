@@ -328,6 +328,11 @@ class PackedState:
     :mod:`~mcp_memory.stores.redis.copies`), which its durable record carries; None: not ordered."""
 
 
+def snapshot_order(state: Mapping[str, Item] | PackedState) -> int | None:
+    """The order a pause's snapshot carries (:attr:`PackedState.order`); None for plain items, never ordered."""
+    return state.order if isinstance(state, PackedState) else None
+
+
 @dataclass(frozen=True, slots=True)
 class Restoration:
     """What a resume's restore into working memory did: the count of items restored, and its order among the
@@ -475,6 +480,7 @@ __all__ = [
     "pack_state",
     "parse_outcome",
     "parse_uuid",
+    "snapshot_order",
     "to_datetime",
     "utcnow",
     "utf8_size",

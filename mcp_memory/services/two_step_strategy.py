@@ -149,13 +149,12 @@ class TwoStep:
             keep=keep,
             snapshot=nonce if copied else None,
         )
-        # The snapshot's order among the session's transitions (Redis): a resume of another server that restored after
-        # it and recorded first keeps the session running (the record keeps this checkpoint all the same).
-        order = state.order if isinstance(state, PackedState) else None
         await faults.reached("pause.snapshotted")
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
-        await self._ctx.durable.record_pause(scope, info, state, event, retention, order=order)
+        # A Redis snapshot carries its order among the session's transitions (PackedState.order) into the record: a
+        # resume of another server that restored after it and recorded first keeps the session running.
+        await self._ctx.durable.record_pause(scope, info, state, event, retention)
         return Checkpointed(cp_id, count, size, created)
 
     async def resume(

@@ -220,18 +220,18 @@ class CheckpointStore(Protocol):
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
-        order: int | None = None,
     ) -> None:
         """Store a checkpoint (its items, or its state already packed: then stored as that text), mark the session
         paused, record the event and prune the session's checkpoints by ``retention`` (at ``info.created_at``), in
         one transaction. ``Conflict`` (and nothing written) if the
         checkpoint id exists in this session; ``NotFound``/``Conflict`` if the session is missing or terminated.
 
-        ``order``: the snapshot's order among the session's transitions in working memory (Redis: a pause's
-        snapshot, a resume's restore). The status is set only by a record whose order is above that of every
-        ordered record before it (kept with the session): a pause recorded after a resume of another server that
-        restored after its snapshot keeps its checkpoint and event, and leaves the session running (and a resume
-        recorded late likewise leaves it paused). None: the status is set (an unordered working store)."""
+        A packed state's ``order`` (:attr:`~mcp_memory.models.PackedState.order`) is the snapshot's order among the
+        session's transitions in working memory (Redis: a pause's snapshot, a resume's restore). The status is set
+        only by a record whose order is above that of every ordered record before it (kept with the session): a
+        pause recorded after a resume of another server that restored after its snapshot keeps its checkpoint and
+        event, and leaves the session running (and a resume recorded late likewise leaves it paused). No order
+        (plain items, or a packed state of an unordered working store): the status is set."""
         ...
 
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:

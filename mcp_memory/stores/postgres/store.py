@@ -38,6 +38,7 @@ from mcp_memory.models import (
     PackedState,
     Scope,
     SessionInfo,
+    snapshot_order,
 )
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
 from mcp_memory.stores.postgres import two_step
@@ -260,14 +261,15 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
-        order: int | None = None,
     ) -> None:
         # One message, its own transaction (stores/postgres/two_step.py): lock, insert, event, retention.
         state = state_text(items)
         meta = json_text(info.metadata)
         async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
             # The event's duration is taken here, with the connection in hand (the store's own work counted).
-            args = two_step.record_pause_args(scope, info, meta, state, event_params(event), retention, order)
+            args = two_step.record_pause_args(
+                scope, info, meta, state, event_params(event), retention, snapshot_order(items)
+            )
             done = await driver.fetchval(two_step.RECORD_PAUSE, *args)
         if not done:
             async with self._read() as conn:

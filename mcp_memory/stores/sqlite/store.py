@@ -33,6 +33,7 @@ from mcp_memory.models import (
     SessionInfo,
     SessionStatus,
     content_hash,
+    snapshot_order,
 )
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
 from mcp_memory.stores.records import OVERTAKEN_WITHIN_SECONDS
@@ -261,9 +262,9 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         items: Mapping[str, Item] | PackedState,
         event: EventRecord,
         retention: Retention | None = None,
-        order: int | None = None,
     ) -> None:
         params = checkpoint_params(scope, info, items)
+        order = snapshot_order(items)
 
         def pause(db: sqlite3.Connection) -> None:
             # One statement checks the session is writable and inserts the checkpoint, state included.
