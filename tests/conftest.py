@@ -340,7 +340,8 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server (never the shared one), for tests that run two servers' runtimes on one Redis."""
+    """A private redis-server (never the shared one), for a test that stops it (SIGSTOP) or runs two servers'
+    runtimes on one Redis."""
     server = RedisServer(tmp_path / "redis").start()
     try:
         yield server
