@@ -118,7 +118,6 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- pytest-xdist: what runs on one worker ------------------------------------------------------------------
 WALL_CLOCK_TESTS = (
     "tests/test_serve_stops_on_signals.py::",
-    "tests/test_a_stop_with_a_call_in_flight_logs_a_warning_not_an_error.py::",
     "tests/test_stalled_store_refused_within_call_deadline.py::",
     "tests/test_terminate_cut_off_by_redis_stall_does_not_lock_session.py::",
     "tests/test_http_idle_connections_do_not_starve_authenticated_calls.py::",

@@ -58,6 +58,17 @@ def frozen(pid: int) -> Iterator[Callable[[], None]]:
         thaw()
 
 
+def unread_at(port: int) -> int:
+    """Bytes sent to the server listening on 127.0.0.1:``port`` that it has not read, over all its connections (their
+    receive queues, from /proc/net/tcp): while the server is frozen, requests that wait for it."""
+    unread = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, local, _, state, queues, *_ = line.split()
+        if state == "01" and int(local.rpartition(":")[2], 16) == port:  # 01: an established connection
+            unread += int(queues.partition(":")[2], 16)  # tx_queue:rx_queue
+    return unread
+
+
 class PrivatePostgres:
     """A Postgres 16 + pgvector of its own (pgserver in a temporary directory), migrated, for one test."""
 
