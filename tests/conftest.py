@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client
 
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite.store import SqliteStore
@@ -243,6 +246,19 @@ async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[MemoryR
     """A started runtime on a fresh SQLite file, with the fake clock."""
     async with MemoryRuntime(settings, clock=clock) as rt:
         yield rt
+
+
+@pytest.fixture
+def server(runtime: MemoryRuntime) -> MemoryServer:
+    """The MCP server on ``runtime``."""
+    return create_server(runtime=runtime)
+
+
+@pytest.fixture
+async def client(server: MemoryServer) -> AsyncIterator[Client]:
+    """The SDK's in-process client of ``server`` (legacy mode: the request/response protocol)."""
+    async with Client(server, mode="legacy") as c:
+        yield c
 
 
 def new_scope(session_id: str = "s1") -> Scope:
