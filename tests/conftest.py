@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client
 
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
+from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite.store import SqliteStore
@@ -118,7 +121,6 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- pytest-xdist: what runs on one worker ------------------------------------------------------------------
 WALL_CLOCK_TESTS = (
     "tests/test_serve_stops_on_signals.py::",
-    "tests/test_a_stop_with_a_call_in_flight_logs_a_warning_not_an_error.py::",
     "tests/test_stalled_store_refused_within_call_deadline.py::",
     "tests/test_terminate_cut_off_by_redis_stall_does_not_lock_session.py::",
     "tests/test_http_idle_connections_do_not_starve_authenticated_calls.py::",
@@ -246,6 +248,19 @@ async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[MemoryR
         yield rt
 
 
+@pytest.fixture
+def server(runtime: MemoryRuntime) -> MemoryServer:
+    """The MCP server on ``runtime``."""
+    return create_server(runtime=runtime)
+
+
+@pytest.fixture
+async def client(server: MemoryServer) -> AsyncIterator[Client]:
+    """The SDK's in-process client of ``server`` (legacy mode: the request/response protocol)."""
+    async with Client(server, mode="legacy") as c:
+        yield c
+
+
 def new_scope(session_id: str = "s1") -> Scope:
     """A scope with fresh random project and agent ids."""
     return Scope(uuid.uuid4(), uuid.uuid4(), session_id)
@@ -340,7 +355,8 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server (never the shared one), for tests that run two servers' runtimes on one Redis."""
+    """A private redis-server (never the shared one), for a test that stops it (SIGSTOP) or runs two servers'
+    runtimes on one Redis."""
     server = RedisServer(tmp_path / "redis").start()
     try:
         yield server

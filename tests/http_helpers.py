@@ -177,7 +177,10 @@ INITIALIZE = {
     "method": "initialize",
     "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
-"""An initialize request (id 1), as a legacy SSE client posts it first."""
+"""An initialize request (id 1) of the 2025-06-18 protocol, as a client posts it first."""
+
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+"""The headers of a JSON-RPC POST to Streamable HTTP (its client accepts a JSON or an SSE answer)."""
 
 
 async def sse_data(lines: AsyncIterator[str]) -> str:

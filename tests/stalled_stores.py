@@ -8,7 +8,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,19 +38,35 @@ def descendants(pid: int) -> list[int]:
 
 
 @contextmanager
-def frozen(pid: int) -> Iterator[None]:
-    """SIGSTOP the process tree of ``pid`` for the block, SIGCONT it after (whatever happens)."""
+def frozen(pid: int) -> Iterator[Callable[[], None]]:
+    """SIGSTOP the process tree of ``pid`` for the block, SIGCONT it after (whatever happens); the function it gives
+    thaws the tree before the block ends (a test that lets the store answer again while it still runs)."""
     stopped = descendants(pid)
     for each in stopped:
         os.kill(each, signal.SIGSTOP)
-    try:
-        yield
-    finally:
+
+    def thaw() -> None:
         for each in stopped:
             try:
                 os.kill(each, signal.SIGCONT)
             except ProcessLookupError:
                 pass
+
+    try:
+        yield thaw
+    finally:
+        thaw()
+
+
+def unread_at(port: int) -> int:
+    """Bytes sent to the server listening on 127.0.0.1:``port`` that it has not read, over all its connections (their
+    receive queues, from /proc/net/tcp): while the server is frozen, requests that wait for it."""
+    unread = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        _, local, _, state, queues, *_ = line.split()
+        if state == "01" and int(local.rpartition(":")[2], 16) == port:  # 01: an established connection
+            unread += int(queues.partition(":")[2], 16)  # tx_queue:rx_queue
+    return unread
 
 
 class PrivatePostgres:

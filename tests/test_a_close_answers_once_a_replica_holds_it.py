@@ -15,7 +15,6 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from mcp_memory.stores.redis import replication
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import new_scope
 from tests.redis_servers import RedisClusterServers, RedisServer, SentinelServer
+from tests.stalled_stores import frozen
 
 pytestmark = pytest.mark.anyio
 
@@ -66,18 +66,6 @@ def sentinel_setup(tmp_path: Path) -> Iterator[tuple[RedisServer, RedisServer, s
             server.stop()
 
 
-@contextmanager
-def stopped(server: RedisServer) -> Iterator[Callable[[], None]]:
-    """``server`` stopped (SIGSTOP) until the function given is called, or the block ends."""
-    assert server.process is not None
-    pid = server.process.pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield lambda: os.kill(pid, signal.SIGCONT)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
 def blocked_in_wait(primary: RedisServer) -> bool:
     """Whether a client of ``primary`` is blocked in ``WAIT`` (``CLIENT LIST``: command wait, flag b)."""
     client = primary.client()
@@ -99,7 +87,8 @@ async def answers_after_the_replica_is_back(
         await call()
         done.set()
 
-    with stopped(replica) as resume, anyio.fail_after(30):
+    assert replica.process is not None
+    with frozen(replica.process.pid) as resume, anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(close)
             while not done.is_set():  # (polled: Redis does not tell when a client blocks)
@@ -172,7 +161,8 @@ async def test_a_replica_that_never_acknowledges_costs_the_wait_and_a_warning(
     async with MemoryRuntime(settings) as rt:
         scope = new_scope()
         await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
-        with stopped(replica), caplog.at_level(logging.WARNING):
+        assert replica.process is not None
+        with frozen(replica.process.pid), caplog.at_level(logging.WARNING):
             started = time.monotonic()
             result = await rt.lifecycle.terminate(*ids(scope))
             took = time.monotonic() - started
@@ -300,7 +290,8 @@ async def test_after_a_replica_missed_a_close_the_next_closes_do_not_wait_until_
         later = [new_scope(f"l{i}") for i in range(4)]
         for scope in (*forgotten, *later):
             await rt.lifecycle.spawn(*ids(scope), initial_state={"a": 1})
-        with stopped(replica) as resume, caplog.at_level(logging.INFO, logger=replication.__name__):
+        assert replica.process is not None
+        with frozen(replica.process.pid) as resume, caplog.at_level(logging.INFO, logger=replication.__name__):
             started = time.monotonic()
             await rt.control.forget(project, None, None, False)
             took = time.monotonic() - started

@@ -15,13 +15,11 @@ import anyio
 import pytest
 
 from mcp_memory import faults
-from mcp_memory.config import Settings
 from mcp_memory.errors import NotFound
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
-from tests import pg_servers
-from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
+from tests.store_settings import settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -29,18 +27,8 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(params=["sqlite", "postgres"])
 async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MemoryRuntime]:
     """Working memory in Redis, the durable store on SQLite or Postgres."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
-    else:
-        url = pg_servers.database_url(await pg_servers.migrated_database())
-    prefix = unique_prefix()
-    try:
-        async with MemoryRuntime(
-            Settings(database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix)
-        ) as rt:
-            yield rt
-    finally:
-        delete_keys(shared_redis_url(), prefix)
+    async with settings_for(f"redis+{request.param}", tmp_path) as settings, MemoryRuntime(settings) as rt:
+        yield rt
 
 
 async def test_a_write_racing_delete_session_does_not_bring_the_session_back(runtime: MemoryRuntime) -> None:

@@ -11,10 +11,10 @@ import uuid
 import anyio
 import pytest
 
-from mcp_memory import faults
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
+from tests.races import held_at
 
 pytestmark = pytest.mark.anyio
 
@@ -31,13 +31,6 @@ async def test_a_terminate_past_the_lease_of_a_slow_deletion_is_conflict_and_the
     await a.lifecycle.spawn(*ids, initial_state={"k": "checkpointed"})
     await a.lifecycle.pause(*ids)
     await a.working.set(scope, "live", "written after the pause")
-    erased, answered = anyio.Event(), anyio.Event()
-
-    async def slow(point: str) -> None:
-        if point == "delete.working_erased":  # the deletion stalls, Redis erased, until the terminate has answered
-            erased.set()
-            await answered.wait()
-
     answers: dict[str, str] = {}
 
     async def delete() -> None:
@@ -45,20 +38,15 @@ async def test_a_terminate_past_the_lease_of_a_slow_deletion_is_conflict_and_the
         answers["delete"] = "ok"
 
     async def terminate() -> None:
-        await erased.wait()
         await anyio.sleep(LEASE * 1.5)  # past the lease the deletion's seal was taken with
         try:
             result = await a.lifecycle.terminate(*ids)
             answers["terminate"] = f"ok, {result.data['state_items_consolidated']} items consolidated"
         except Conflict:
             answers["terminate"] = "conflict"
-        finally:
-            answered.set()
 
-    with faults.on_fault(slow), anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(delete)
-            tg.start_soon(terminate)
+    # The deletion stalls, Redis erased, until the terminate has answered.
+    await held_at("delete.working_erased", delete, terminate)
     assert answers == {"delete": "ok", "terminate": "conflict"}
     assert await a.store.get_session(scope) is None
     assert await a.store.recent_episodes([scope.project_id], 10) == []

@@ -12,37 +12,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import anyio
 import pytest
 
-from mcp_memory import faults
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
+from tests.races import held_at
 
 pytestmark = pytest.mark.anyio
-
-
-async def _held(point: str, first: Any, second: Any) -> None:
-    """Run ``first`` until it reaches ``point``, run ``second`` whole, then let ``first`` finish."""
-    reached, done = anyio.Event(), anyio.Event()
-
-    async def hold(at: str) -> None:
-        if at == point and not reached.is_set():
-            reached.set()
-            await done.wait()
-
-    async def run_second() -> None:
-        await reached.wait()
-        try:
-            await second()
-        finally:
-            done.set()
-
-    with faults.on_fault(hold), anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(first)
-            tg.start_soon(run_second)
 
 
 async def test_a_pause_recorded_after_another_servers_resume_leaves_the_session_running(
@@ -62,7 +39,7 @@ async def test_a_pause_recorded_after_another_servers_resume_leaves_the_session_
     async def resume() -> None:
         answers["resume"] = (await b.lifecycle.resume(*ids, checkpoint_id="first")).data
 
-    await _held("pause.snapshotted", pause, resume)
+    await held_at("pause.snapshotted", pause, resume)
     assert answers["pause"]["checkpoint_id"] == "late" and answers["resume"]["checkpoint_id"] == "first"
     info = await a.store.get_session(scope)
     assert info is not None and info.status == SessionStatus.RUNNING
@@ -90,7 +67,7 @@ async def test_a_resume_recorded_after_another_servers_pause_leaves_the_session_
     async def pause() -> None:
         await b.lifecycle.pause(*ids, checkpoint_id="after")
 
-    await _held("resume.restored", resume, pause)
+    await held_at("resume.restored", resume, pause)
     info = await a.store.get_session(scope)
     assert info is not None and info.status == SessionStatus.PAUSED
     after = await a.store.get_checkpoint(scope, "after")

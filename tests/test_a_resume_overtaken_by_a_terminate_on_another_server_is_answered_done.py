@@ -10,12 +10,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import anyio
 import pytest
 
-from mcp_memory import faults
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.services.runtime import MemoryRuntime
+from tests.races import held_at
 
 pytestmark = pytest.mark.anyio
 
@@ -30,29 +29,15 @@ async def test_a_restored_resume_is_ok_though_a_terminate_sealed_before_it_was_r
     await a.lifecycle.pause(*ids)
     await a.working.delete(scope, "old")
     await a.working.set(scope, "live", "replaced by the resume")
-    restored, terminated = anyio.Event(), anyio.Event()
-
-    async def order(point: str) -> None:
-        if point == "resume.restored":  # the resume waits, restored, until the terminate is over
-            restored.set()
-            await terminated.wait()
-
     answers: dict[str, Any] = {}
 
     async def resume() -> None:
         answers["resume"] = (await a.lifecycle.resume(*ids)).data
 
     async def terminate() -> None:
-        await restored.wait()
-        try:
-            answers["terminate"] = (await b.lifecycle.terminate(*ids)).data
-        finally:
-            terminated.set()
+        answers["terminate"] = (await b.lifecycle.terminate(*ids)).data
 
-    with faults.on_fault(order), anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(resume)
-            tg.start_soon(terminate)
+    await held_at("resume.restored", resume, terminate)  # the resume waits, restored, until the terminate is over
     assert answers["resume"]["items_restored"] == 1
     episode = await a.store.get_episode(scope.project_id, uuid.UUID(answers["terminate"]["episode_id"]))
     assert episode is not None and episode.metadata["state_keys"] == ["old"]

@@ -20,7 +20,7 @@ from mcp_memory.config import Settings
 from mcp_memory.models import Scope
 from mcp_memory.server import create_server
 from mcp_memory.services.runtime import MemoryRuntime
-from tests.http_helpers import EXE, ServerProcess, connect, server_env, token_config
+from tests.http_helpers import EXE, ServerProcess, connect, error, ok, server_env, token_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
@@ -31,21 +31,6 @@ def new_scope(session_id: str = "work-1", agent: str | None = None, project: str
         "agent_instance_id": agent or str(uuid.uuid4()),
         "session_id": session_id,
     }
-
-
-async def ok(c: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await c.call_tool(tool, arguments)
-    assert not result.is_error, f"{tool}: {result.content[0].text}"  # type: ignore[union-attr]
-    body: dict[str, Any] | None = result.structured_content
-    assert body is not None
-    return body
-
-
-async def error(c: Client, tool: str, **arguments: Any) -> str:
-    result = await c.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} succeeded"
-    text: str = result.content[0].text  # type: ignore[union-attr]
-    return text
 
 
 async def everything(c: Client, scope: dict[str, str]) -> dict[str, Any]:

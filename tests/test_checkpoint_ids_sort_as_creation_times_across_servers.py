@@ -18,8 +18,7 @@ import pytest
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
-from tests import pg_servers
-from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
+from tests.store_settings import settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -31,20 +30,8 @@ Servers = Callable[[Callable[[], float]], MemoryRuntime]
 @pytest.fixture(params=["redis+sqlite", "redis+postgres", "sqlite"])
 async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
     """One set of stores for every runtime a test opens (each standing for a server)."""
-    if request.param.endswith("postgres"):
-        url = pg_servers.database_url(await pg_servers.migrated_database())
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
-    if not request.param.startswith("redis"):
-        yield Settings(database_url=url, checkpoint_retention_count=0)
-        return
-    prefix = unique_prefix()
-    try:
-        yield Settings(
-            database_url=url, redis_url=shared_redis_url(), redis_key_prefix=prefix, checkpoint_retention_count=0
-        )
-    finally:
-        delete_keys(shared_redis_url(), prefix)
+    async with settings_for(request.param, tmp_path, checkpoint_retention_count=0) as settings:
+        yield settings
 
 
 def id_time(checkpoint_id: str) -> datetime:

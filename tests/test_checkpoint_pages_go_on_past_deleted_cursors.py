@@ -6,38 +6,15 @@ and a malformed one is ``invalid_argument``. On every backend, through the SDK's
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from mcp_memory.server.assembly import create_server
-from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
+from tests.http_helpers import error, ok
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-
-@pytest.fixture
-async def client(runtime: MemoryRuntime) -> AsyncIterator[Client]:
-    async with Client(create_server(runtime=runtime), mode="legacy") as c:
-        yield c
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, f"{tool}: {result.content[0].text}"  # type: ignore[union-attr]
-    data: dict[str, Any] | None = result.structured_content
-    assert data is not None
-    return data
-
-
-async def err(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} succeeded"
-    text: str = result.content[0].text  # type: ignore[union-attr]
-    return text
 
 
 def new_session() -> dict[str, str]:
@@ -155,7 +132,7 @@ async def test_a_plain_checkpoint_id_still_pages_and_a_missing_one_is_not_found(
     made = await paused(client, s, 3, clock)
     assert ids(await ok(client, "list_checkpoints", **s, before=made[2])) == made[1::-1]
     await ok(client, "delete_checkpoint", **s, checkpoint_id=made[2])
-    assert (await err(client, "list_checkpoints", **s, before=made[2])).startswith("not_found:")
+    assert (await error(client, "list_checkpoints", **s, before=made[2])).startswith("not_found:")
 
 
 async def test_a_cursor_stays_in_its_own_session_and_a_malformed_one_is_invalid(
@@ -177,10 +154,10 @@ async def test_a_cursor_stays_in_its_own_session_and_a_malformed_one_is_invalid(
     cursor = (await ok(client, "list_checkpoints", **theirs, limit=1))["next_before"]
     assert cursor
     assert ids(await ok(client, "list_checkpoints", **mine, before=cursor)) == own[1::-1]
-    missing = await err(client, "list_checkpoints", **mine, before="theirs")
+    missing = await error(client, "list_checkpoints", **mine, before="theirs")
     assert missing.startswith("not_found:")
-    assert missing.replace("theirs", "x") == (await err(client, "list_checkpoints", **mine, before="x"))
+    assert missing.replace("theirs", "x") == (await error(client, "list_checkpoints", **mine, before="x"))
 
     for malformed in ("~", "~not-base64!", "~e30", "~" + "A" * 40, "has space", "x" * 129):
-        answer = await err(client, "list_checkpoints", **mine, before=malformed)
+        answer = await error(client, "list_checkpoints", **mine, before=malformed)
         assert answer.startswith("invalid_argument:"), (malformed, answer)

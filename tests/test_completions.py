@@ -5,43 +5,21 @@ list, never an error. Through the SDK's in-process client."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from mcp import Client
 from mcp_types import Completion, PromptReference, ResourceTemplateReference
 
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant
-from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
+from tests.http_helpers import ok
 
 pytestmark = pytest.mark.anyio
 
 SESSION = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
 CHECKPOINT = SESSION + "/checkpoints/{checkpoint_id}"
 EPISODE = "memory://projects/{project_id}/episodes/{episode_id}"
-
-
-@pytest.fixture
-async def server(runtime: MemoryRuntime) -> MemoryServer:
-    return create_server(runtime=runtime)
-
-
-@pytest.fixture
-async def client(server: MemoryServer) -> AsyncIterator[Client]:
-    async with Client(server, mode="legacy") as c:
-        yield c
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-    data: dict[str, Any] | None = result.structured_content
-    assert data is not None
-    return data
 
 
 async def complete(client: Client, template: str, name: str, value: str, **given: str) -> Completion:

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from mcp import Client
 
 from mcp_memory.models import Item, Scope
-from mcp_memory.server.assembly import create_server
 from mcp_memory.services.briefing import BriefingRequest, build_briefing
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.summary import summarize_state
@@ -24,12 +22,6 @@ EVERY_BACKEND = pytest.mark.backends("sqlite", "redis", "postgres")
 
 def sid(scope: Scope) -> tuple[str, str, str]:
     return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
-
-
-@pytest.fixture
-async def client(runtime: MemoryRuntime) -> AsyncIterator[Client]:
-    async with Client(create_server(runtime=runtime), mode="legacy") as c:
-        yield c
 
 
 @EVERY_BACKEND

@@ -5,22 +5,13 @@ year 1 or after 9999 in UTC bounds the search or the forget as the first or last
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from mcp import Client
 
-from mcp_memory.server.assembly import create_server
-from mcp_memory.services.runtime import MemoryRuntime
 from tests.http_helpers import ok
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-
-@pytest.fixture
-async def client(runtime: MemoryRuntime) -> AsyncIterator[Client]:
-    async with Client(create_server(runtime=runtime), mode="legacy") as c:
-        yield c
 
 
 async def test_queries_and_filters_at_the_ends_of_the_calendar(client: Client) -> None:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import uuid
 
-import anyio
 import pytest
 
-from mcp_memory import faults
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.services.runtime import MemoryRuntime
+from tests.races import held_at
 
 pytestmark = pytest.mark.anyio
 
@@ -38,32 +37,19 @@ async def test_a_terminate_that_sealed_first_makes_the_deletion_erase_nothing(
 ) -> None:
     a, b = two_servers
     scope, ids = await live_session(a)
-    sealed, refused = anyio.Event(), anyio.Event()
-
-    async def order(point: str) -> None:
-        if point == "terminate.sealed":  # the terminate waits, sealed, until the deletion has answered
-            sealed.set()
-            await refused.wait()
-
     answers: dict[str, object] = {}
 
     async def terminate() -> None:
         answers["terminate"] = (await a.lifecycle.terminate(*ids, cleanup_working=cleanup)).data
 
     async def delete() -> None:
-        await sealed.wait()
         try:
             await b.control.delete_session(*ids)
             answers["delete"] = "ok"
         except Conflict:
             answers["delete"] = "conflict"
-        finally:
-            refused.set()
 
-    with faults.on_fault(order), anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(terminate)
-            tg.start_soon(delete)
+    await held_at("terminate.sealed", terminate, delete)  # the terminate waits, sealed, until the deletion has answered
     assert answers["delete"] == "conflict"
     result = answers["terminate"]
     assert isinstance(result, dict) and result["state_items_consolidated"] == 2
@@ -83,13 +69,6 @@ async def test_a_deletion_that_sealed_first_wins_whole_and_the_terminate_writes_
 ) -> None:
     a, b = two_servers
     scope, ids = await live_session(a)
-    erased, answered = anyio.Event(), anyio.Event()
-
-    async def order(point: str) -> None:
-        if point == "delete.working_erased":  # the deletion waits, Redis erased, until the terminate has answered
-            erased.set()
-            await answered.wait()
-
     answers: dict[str, str] = {}
 
     async def delete() -> None:
@@ -97,19 +76,14 @@ async def test_a_deletion_that_sealed_first_wins_whole_and_the_terminate_writes_
         answers["delete"] = "ok"
 
     async def terminate() -> None:
-        await erased.wait()
         try:
             await a.lifecycle.terminate(*ids)
             answers["terminate"] = "ok"
         except Conflict:
             answers["terminate"] = "conflict"
-        finally:
-            answered.set()
 
-    with faults.on_fault(order), anyio.fail_after(30):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(delete)
-            tg.start_soon(terminate)
+    # The deletion waits, Redis erased, until the terminate has answered.
+    await held_at("delete.working_erased", delete, terminate)
     assert answers == {"delete": "ok", "terminate": "conflict"}
     assert await a.store.get_session(scope) is None
     assert await a.store.recent_episodes([scope.project_id], 10) == []

@@ -6,7 +6,7 @@ over HTTP a token for another project can neither forget nor edit."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,6 @@ from tests.conftest import FakeClock
 from tests.http_helpers import ServerProcess, connect, error, ok, server_env, token_config
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-
-@pytest.fixture
-async def client(runtime: MemoryRuntime) -> AsyncIterator[Client]:
-    async with Client(create_server(runtime=runtime), mode="legacy") as c:
-        yield c
 
 
 async def record(client: Client, project: str, agent: str, description: str, **extra: Any) -> str:

@@ -24,6 +24,8 @@ from mcp_memory.cli import main
 from mcp_memory.server.auth import generate_token
 from tests.http_helpers import (
     EXE,
+    INITIALIZE,
+    MCP_HEADERS,
     TIMEOUT,
     ServerProcess,
     auth,
@@ -222,13 +224,6 @@ async def test_a_session_stays_with_the_token_that_opened_it(server: ServerProce
 
 
 # -- authentication, Host/Origin, limits ---------------------------------------------------------------------
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 async def test_missing_or_wrong_token_is_401(server: ServerProcess) -> None:
@@ -240,13 +235,13 @@ async def test_missing_or_wrong_token_is_401(server: ServerProcess) -> None:
                 ("POST", "/messages/?session_id=0"),
                 ("GET", "/metrics"),
             ]:
-                r = await h.request(method, path, json=INIT, headers={**MCP_HEADERS, **headers})
+                r = await h.request(method, path, json=INITIALIZE, headers={**MCP_HEADERS, **headers})
                 assert r.status_code == 401, (method, path, headers)
                 assert r.headers["www-authenticate"].startswith("Bearer "), r.headers
                 assert "error" in r.json()
-        r = await h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth("wrong")})
+        r = await h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth("wrong")})
         assert 'error="invalid_token"' in r.headers["www-authenticate"]
-        assert (await h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth(TOKEN_A)})).status_code == 200
+        assert (await h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth(TOKEN_A)})).status_code == 200
         # Probes need no token.
         assert (await h.get("/healthz")).json() == {"status": "ok"}
         assert (await h.get("/readyz")).json() == {"status": "ready"}
@@ -266,17 +261,17 @@ async def test_foreign_host_and_origin_are_refused(server: ServerProcess) -> Non
             ("/messages/?session_id=0", "POST"),
             ("/metrics", "GET"),
         ]:
-            r = await h.request(method, path, json=INIT, headers={**headers, "Origin": "http://evil.example"})
+            r = await h.request(method, path, json=INITIALIZE, headers={**headers, "Origin": "http://evil.example"})
             assert r.status_code == 403, (path, r.status_code)
-            r = await h.request(method, path, json=INIT, headers={**headers, "Host": f"evil.example:{port}"})
+            r = await h.request(method, path, json=INITIALIZE, headers={**headers, "Host": f"evil.example:{port}"})
             assert r.status_code == 421, (path, r.status_code)
         # A DNS-rebinding page names our port under its own host name: refused before the token is even looked at.
-        r = await h.post("/mcp", json=INIT, headers={**MCP_HEADERS, "Host": f"rebind.example:{port}"})
+        r = await h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Host": f"rebind.example:{port}"})
         assert r.status_code == 421
         for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
-            r = await h.post("/mcp", json=INIT, headers={**headers, "Origin": origin})
+            r = await h.post("/mcp", json=INITIALIZE, headers={**headers, "Origin": origin})
             assert r.status_code == 200, origin
-        r = await h.post("/mcp", json=INIT, headers={**headers, "Host": f"localhost:{port}"})
+        r = await h.post("/mcp", json=INITIALIZE, headers={**headers, "Host": f"localhost:{port}"})
         assert r.status_code == 200
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mcp_memory.server.auth import generate_token
-from tests.http_helpers import ServerProcess, auth, server_env, token_config
+from tests.http_helpers import INITIALIZE, MCP_HEADERS, ServerProcess, auth, server_env, token_config
 from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
@@ -21,13 +21,6 @@ PROJECT_A, PROJECT_B = str(uuid.uuid4()), str(uuid.uuid4())
 TOKEN_A, TOKEN_B = generate_token(), generate_token()
 MAX_BYTES = 64 * 1024
 MAX_HEADER_BYTES = 16 * 1024  # documented (docs/configuration.md, "Limits and metrics")
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-H = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +37,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 async def test_a_stateful_streamable_http_session_stays_with_its_token(server: ServerProcess) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as h:
-        r = await h.post("/mcp", json=INIT, headers={**H, **auth(TOKEN_A)})
+        r = await h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth(TOKEN_A)})
         assert r.status_code == 200
         sid = r.headers["mcp-session-id"]
-        sh = {**H, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
+        sh = {**MCP_HEADERS, "mcp-session-id": sid, "mcp-protocol-version": "2025-06-18"}
         note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         assert (await h.post("/mcp", json=note, headers={**sh, **auth(TOKEN_A)})).status_code == 202
         call = {
@@ -82,11 +75,11 @@ async def test_authorization_header_variants(server: ServerProcess) -> None:
         }
         got = {}
         for name, (headers, _) in cases.items():
-            r = await h.post("/mcp", json=INIT, headers=httpx.Headers(list(H.items()) + headers))
+            r = await h.post("/mcp", json=INITIALIZE, headers=httpx.Headers(list(MCP_HEADERS.items()) + headers))
             got[name] = r.status_code
-        r = await h.post(f"/mcp?access_token={TOKEN_A}", json=INIT, headers=H)
+        r = await h.post(f"/mcp?access_token={TOKEN_A}", json=INITIALIZE, headers=MCP_HEADERS)
         got["query access_token"] = r.status_code
-        r = await h.post(f"/mcp?token={TOKEN_A}", json=INIT, headers=H)
+        r = await h.post(f"/mcp?token={TOKEN_A}", json=INITIALIZE, headers=MCP_HEADERS)
         got["query token"] = r.status_code
         print(got)
         assert got == {**{k: v[1] for k, v in cases.items()}, "query access_token": 401, "query token": 401}
@@ -94,7 +87,7 @@ async def test_authorization_header_variants(server: ServerProcess) -> None:
 
 async def test_host_and_origin_variants(server: ServerProcess) -> None:
     port = server.url.rsplit(":", 1)[1]
-    hdr = {**H, **auth(TOKEN_A)}
+    hdr = {**MCP_HEADERS, **auth(TOKEN_A)}
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as h:
         got = {}
         for name, extra in {
@@ -110,7 +103,7 @@ async def test_host_and_origin_variants(server: ServerProcess) -> None:
             "host 0.0.0.0": {"Host": f"0.0.0.0:{port}"},
             "host 127.1": {"Host": f"127.0.0.2:{port}"},
         }.items():
-            r = await h.post("/mcp", json=INIT, headers={**hdr, **extra})
+            r = await h.post("/mcp", json=INITIALIZE, headers={**hdr, **extra})
             got[name] = r.status_code
         for path in ("/healthz", "/readyz"):
             r = await h.get(path, headers={"Host": "evil.example", "Origin": "http://evil.example"})

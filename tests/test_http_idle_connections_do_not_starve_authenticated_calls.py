@@ -20,20 +20,23 @@ import httpx
 import pytest
 
 from mcp_memory.server.auth import generate_token
-from tests.http_helpers import TIMEOUT, ServerProcess, auth, connect, ok, server_env, token_config
+from tests.http_helpers import (
+    INITIALIZE,
+    MCP_HEADERS,
+    TIMEOUT,
+    ServerProcess,
+    auth,
+    connect,
+    ok,
+    server_env,
+    token_config,
+)
 
 pytestmark = pytest.mark.anyio
 
 PROJECT = str(uuid.uuid4())
 TOKEN = generate_token()
 IDLE = 1_100
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.fixture(autouse=True)
@@ -72,7 +75,7 @@ def _hold_idle_connections(url: str, count: int) -> list[socket.socket]:
 async def _authenticated_call_succeeds_at_once(url: str) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=30) as h:
         started = time.perf_counter()
-        r = await h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth(TOKEN)})
+        r = await h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth(TOKEN)})
         elapsed = time.perf_counter() - started
     assert r.status_code == 200, (r.status_code, r.text[:300])
     assert elapsed < 1.0, f"an authenticated initialize took {elapsed:.2f}s behind {IDLE} idle connections"
@@ -96,7 +99,7 @@ async def test_1100_idle_connections_do_not_stop_an_authenticated_call(tmp_path:
     with ServerProcess(env) as proc:
         # One call first, so the timed one below measures the idle connections, not the first request's warm-up.
         async with httpx.AsyncClient(base_url=proc.url, timeout=30) as h:
-            assert (await h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth(TOKEN)})).status_code == 200
+            assert (await h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth(TOKEN)})).status_code == 200
         held = _hold_idle_connections(proc.url, IDLE)
         try:
             await _authenticated_call_succeeds_at_once(proc.url)

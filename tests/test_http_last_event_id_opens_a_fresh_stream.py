@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.http_helpers import ServerProcess, server_env
+from tests.http_helpers import MCP_HEADERS, ServerProcess, server_env
 
 pytestmark = pytest.mark.anyio
 
@@ -26,7 +26,6 @@ INIT = {
     "method": "initialize",
     "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
 }
-POST = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -37,11 +36,11 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 async def test_a_get_with_last_event_id_opens_a_fresh_stream(server: ServerProcess) -> None:
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as h:
-        r = await h.post("/mcp", json=INIT, headers=POST)
+        r = await h.post("/mcp", json=INIT, headers=MCP_HEADERS)
         assert r.status_code == 200
         session = {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": VERSION}
         note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-        assert (await h.post("/mcp", json=note, headers={**POST, **session})).status_code == 202
+        assert (await h.post("/mcp", json=note, headers={**MCP_HEADERS, **session})).status_code == 202
 
         resume = {**session, "Accept": "text/event-stream", "Last-Event-ID": str(uuid.uuid4())}
         async with h.stream("GET", "/mcp", headers=resume) as stream:
@@ -50,7 +49,9 @@ async def test_a_get_with_last_event_id_opens_a_fresh_stream(server: ServerProce
             again = await h.get("/mcp", headers=resume)
             assert again.status_code == 409  # one GET stream per session, as without the header
 
-        ping = await h.post("/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers={**POST, **session})
+        ping = await h.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "ping"}, headers={**MCP_HEADERS, **session}
+        )
         assert ping.status_code == 200
     log = "".join(server.log)
     assert "ERROR" not in log and "Traceback" not in log, log

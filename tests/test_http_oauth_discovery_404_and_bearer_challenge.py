@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from mcp_memory.server.auth import generate_token
-from tests.http_helpers import ServerProcess, auth, server_env, token_config
+from tests.http_helpers import INITIALIZE, MCP_HEADERS, ServerProcess, auth, server_env, token_config
 
 PROJECT = str(uuid.uuid4())
 TOKEN = generate_token()
@@ -31,13 +31,6 @@ DISCOVERY = [
     ("POST", "/token"),
 ]
 GUARDED = [("POST", "/mcp"), ("GET", "/sse"), ("POST", "/messages/?session_id=0"), ("GET", "/metrics")]
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +72,7 @@ def test_every_401_carries_a_bearer_challenge(with_tokens: ServerProcess) -> Non
         }
         for name, (headers, error) in cases.items():
             for method, path in GUARDED:
-                r = h.request(method, path, json=INIT, headers={**MCP_HEADERS, **headers})
+                r = h.request(method, path, json=INITIALIZE, headers={**MCP_HEADERS, **headers})
                 assert r.status_code == 401, (name, method, path, r.status_code)
                 challenge = r.headers["www-authenticate"]
                 assert challenge.startswith('Bearer realm="mcp-memory"'), (name, challenge)
@@ -87,4 +80,4 @@ def test_every_401_carries_a_bearer_challenge(with_tokens: ServerProcess) -> Non
                     assert f'error="{error}"' in challenge, (name, challenge)
                 else:
                     assert "error=" not in challenge, (name, challenge)  # RFC 6750: no error without credentials
-        assert h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth(TOKEN)}).status_code == 200
+        assert h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth(TOKEN)}).status_code == 200

@@ -20,7 +20,17 @@ import httpx
 import pytest
 
 from mcp_memory.server.auth import generate_token
-from tests.http_helpers import TIMEOUT, ServerProcess, auth, connect, ok, server_env, token_config
+from tests.http_helpers import (
+    INITIALIZE,
+    MCP_HEADERS,
+    TIMEOUT,
+    ServerProcess,
+    auth,
+    connect,
+    ok,
+    server_env,
+    token_config,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -28,13 +38,6 @@ PROJECT = str(uuid.uuid4())
 TOKEN_A, TOKEN_B = generate_token(), generate_token()
 PER_TOKEN = 3
 IDLE_TIMEOUT = 600
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def _env(db: Path, **extra: str) -> dict[str, str]:
@@ -54,7 +57,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 async def _initialize(h: httpx.AsyncClient, token: str) -> httpx.Response:
-    return await h.post("/mcp", json=INIT, headers={**MCP_HEADERS, **auth(token)})
+    return await h.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **auth(token)})
 
 
 def _assert_refused(r: httpx.Response, status: int) -> None:

@@ -5,7 +5,6 @@ that scope only; and the ``mcp-memory export`` / ``import`` commands. Targets: S
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import uuid
@@ -17,13 +16,22 @@ import orjson
 import pytest
 
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, InvalidArgument, TooLarge
+from mcp_memory.errors import Conflict, TooLarge
 from mcp_memory.models import Scope
 from mcp_memory.services.export_format import FORMAT_VERSION
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock
-from tests.transfer_helpers import comparable, export_to, populate, records
+from tests.transfer_helpers import (
+    Records,
+    assert_nothing_written,
+    comparable,
+    export_to,
+    populate,
+    records,
+    refused,
+    resealed,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
@@ -40,22 +48,10 @@ async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
         return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
 
 
-async def assert_nothing_written(rt: MemoryRuntime, project: uuid.UUID) -> None:
-    assert rt.transfer is not None
-    assert not await rt.store.selection_occupied(Selection(project))  # type: ignore[attr-defined]
-
-
-async def refused(rt: MemoryRuntime, path: Path) -> str:
-    assert rt.transfer is not None
-    with pytest.raises(InvalidArgument) as caught:
-        await rt.transfer.import_file(path)
-    return caught.value.message
-
-
 async def test_truncated_file_is_refused_before_anything_is_written(
     runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
 ) -> None:
-    project, path = exported
+    _, path = exported
     data = path.read_bytes()
     lines = data.splitlines(keepends=True)
     cut_mid_line = tmp_path / "cut.jsonl"
@@ -67,13 +63,12 @@ async def test_truncated_file_is_refused_before_anything_is_written(
     lost_records = tmp_path / "lost.jsonl"
     lost_records.write_bytes(b"".join(lines[:5] + lines[-1:]))
     assert "truncated or was edited" in await refused(runtime, lost_records)
-    await assert_nothing_written(runtime, project)
 
 
 async def test_tampered_line_is_refused_before_anything_is_written(
     runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
 ) -> None:
-    project, path = exported
+    _, path = exported
     lines = path.read_bytes().splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if b'"kind":"episode"' in line)
     record = orjson.loads(lines[at])
@@ -85,13 +80,12 @@ async def test_tampered_line_is_refused_before_anything_is_written(
     lines[at] = b'{"kind":"episode","nonsense":true}\n'
     tampered.write_bytes(b"".join(lines))
     assert f"line {at + 1} of the export file is not a valid record" in await refused(runtime, tampered)
-    await assert_nothing_written(runtime, project)
 
 
 async def test_newer_format_version_is_refused_with_a_clear_message(
     runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
 ) -> None:
-    project, path = exported
+    _, path = exported
     lines = path.read_bytes().splitlines(keepends=True)
     header = orjson.loads(lines[0])
     header["format_version"] = FORMAT_VERSION + 1
@@ -100,7 +94,6 @@ async def test_newer_format_version_is_refused_with_a_clear_message(
     newer.write_bytes(b"".join(lines))
     message = await refused(runtime, newer)
     assert f"format version {FORMAT_VERSION + 1}, newer than this mcp-memory reads ({FORMAT_VERSION})" in message
-    await assert_nothing_written(runtime, project)
 
 
 async def test_kept_ids_into_a_non_empty_scope_is_conflict_and_writes_nothing(
@@ -210,21 +203,17 @@ async def test_a_resealed_file_with_a_value_no_store_can_hold_is_refused(
 ) -> None:
     """Records are checked one by one too, not only the checksum: a file edited and given a fresh checksum still
     cannot carry what ``memory_set`` would refuse."""
-    project, path = exported
-    lines = path.read_bytes().splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines) if b'"kind":"working"' in line)
+    _, path = exported
+    at = next(i for i, rec in enumerate(records(path)) if rec["kind"] == "working")
     for bad in ("{not json", '"a\\u0000b"'):
-        record = orjson.loads(lines[at])
-        record["value"] = bad
-        edited = [*lines[:at], orjson.dumps(record) + b"\n", *lines[at + 1 : -1]]
-        trailer = orjson.loads(lines[-1])
-        trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
-        crafted = tmp_path / "crafted.jsonl"
-        crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+
+        def edit(recs: Records, bad: str = bad) -> None:
+            recs[at]["value"] = bad
+
+        crafted = resealed(path, tmp_path / "crafted.jsonl", edit)
         assert f"line {at + 1} of the export file is not a valid record: working.value: Value error" in await refused(
             runtime, crafted
         )
-    await assert_nothing_written(runtime, project)
 
 
 async def test_a_session_over_the_key_limit_is_refused_whole_on_every_store(
@@ -269,14 +258,12 @@ async def test_keys_and_values_past_this_servers_limits_are_refused_whole(
             files[name] = await export_to(rt, Selection(project, agent, name), tmp_path / f"{name}.jsonl")
         await rt.lifecycle.spawn(project, agent, "s", initial_state={"k": 1})
         files["expiry"] = await export_to(rt, Selection(project, agent, "s"), tmp_path / "s.jsonl")
-    lines = files["expiry"].read_bytes().splitlines(keepends=True)
-    at = next(i for i, line in enumerate(lines) if b'"kind":"working"' in line)
-    record = orjson.loads(lines[at])
-    record["expires_at"], record["ttl_remaining"] = 1e15, 1e15
-    edited = [*lines[:at], orjson.dumps(record) + b"\n", *lines[at + 1 : -1]]
-    trailer = orjson.loads(lines[-1])
-    trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
-    files["expiry"].write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+    at = next(i for i, rec in enumerate(records(files["expiry"])) if rec["kind"] == "working")
+
+    def far_expiry(recs: Records) -> None:
+        recs[at]["expires_at"], recs[at]["ttl_remaining"] = 1e15, 1e15
+
+    resealed(files["expiry"], files["expiry"], far_expiry)
 
     async with MemoryRuntime(make_settings(max_key_length=16, max_value_bytes=100), clock=clock) as rt:
         assert rt.transfer is not None
@@ -295,19 +282,16 @@ async def test_a_resealed_file_listing_a_key_or_an_episode_twice_is_refused_nami
 ) -> None:
     """A file edited to list a working key or an episode twice, given fresh counts and checksum, is
     ``invalid_argument`` naming the second line (it failed inside the import's transaction, as ``internal``)."""
-    project, path = exported
-    lines = path.read_bytes().splitlines(keepends=True)
-    for kind, what in ((b"working", "working key"), (b"episode", "episode")):
-        at = next(i for i, line in enumerate(lines) if b'"kind":"%s"' % kind in line)
-        edited = [*lines[: at + 1], lines[at], *lines[at + 1 : -1]]
-        trailer = orjson.loads(lines[-1])
-        trailer["counts"][{"working": "working", "episode": "episodes"}[kind.decode()]] += 1
-        trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
-        crafted = tmp_path / "twice.jsonl"
-        crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+    _, path = exported
+    for kind, what in (("working", "working key"), ("episode", "episode")):
+        at = next(i for i, rec in enumerate(records(path)) if rec["kind"] == kind)
+
+        def twice(recs: Records, at: int = at) -> None:
+            recs.insert(at + 1, recs[at])
+
+        crafted = resealed(path, tmp_path / "twice.jsonl", twice)
         message = await refused(runtime, crafted)
         assert message.startswith(f"line {at + 2}: {what}") and "listed twice" in message, message
-    await assert_nothing_written(runtime, project)
 
 
 async def test_a_resealed_file_whose_session_keys_are_apart_is_refused_naming_the_line(
@@ -316,21 +300,18 @@ async def test_a_resealed_file_whose_session_keys_are_apart_is_refused_naming_th
     """A session's working lines come together: a file edited to put another session's key between them, given a
     fresh checksum, is ``invalid_argument`` naming the line (into Redis the import staged that session twice, and
     the switch kept only the second group, losing the first's keys)."""
-    project, path = exported
-    lines = path.read_bytes().splitlines(keepends=True)
-    working = [i for i, line in enumerate(lines) if b'"kind":"working"' in line]
-    first_session = orjson.loads(lines[working[0]])["session_id"]
-    other = next(i for i in working if orjson.loads(lines[i])["session_id"] != first_session)
-    moved = lines[working[0]]
-    edited = [line for i, line in enumerate(lines[:-1]) if i != working[0]]
-    edited.insert(other, moved)  # just after the other session's first key (one line up, as one was taken out)
-    trailer = orjson.loads(lines[-1])
-    trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
-    crafted = tmp_path / "apart.jsonl"
-    crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+    _, path = exported
+    recs = records(path)
+    working = [i for i, rec in enumerate(recs) if rec["kind"] == "working"]
+    other = next(i for i in working if recs[i]["session_id"] != recs[working[0]]["session_id"])
+
+    def apart(recs: Records) -> None:
+        # Just after the other session's first key (one line up, as one was taken out).
+        recs.insert(other, recs.pop(working[0]))
+
+    crafted = resealed(path, tmp_path / "apart.jsonl", apart)
     message = await refused(runtime, crafted)
     assert message.startswith(f"line {other + 1}: working key") and "apart from the session's other" in message, message
-    await assert_nothing_written(runtime, project)
 
 
 async def test_a_header_naming_a_session_without_its_agent_is_refused(runtime: MemoryRuntime, tmp_path: Path) -> None:
@@ -341,14 +322,10 @@ async def test_a_header_naming_a_session_without_its_agent_is_refused(runtime: M
     async with MemoryRuntime(settings, embedding_retry=False) as source:
         agent, sid = (await populate(source, project, **SMALL))[0]
         path = await export_to(source, Selection(project, agent, sid), tmp_path / "one-session.jsonl")
-    lines = path.read_bytes().splitlines(keepends=True)
-    header = orjson.loads(lines[0])
-    header["scope"]["agent_instance_id"] = None
-    edited = [orjson.dumps(header) + b"\n", *lines[1:-1]]
-    trailer = orjson.loads(lines[-1])
-    trailer["sha256"] = hashlib.sha256(b"".join(edited)).hexdigest()
-    crafted = tmp_path / "no-agent.jsonl"
-    crafted.write_bytes(b"".join([*edited, orjson.dumps(trailer) + b"\n"]))
+
+    def no_agent(recs: Records) -> None:
+        recs[0]["scope"]["agent_instance_id"] = None
+
+    crafted = resealed(path, tmp_path / "no-agent.jsonl", no_agent)
     message = await refused(runtime, crafted)
     assert message.startswith("line 1 of the export file is not a valid record: scope") and "agent" in message, message
-    await assert_nothing_written(runtime, project)

@@ -6,45 +6,18 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mcp import Client
 
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
+from tests.http_helpers import error, ok
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-
-@pytest.fixture
-async def server(runtime: MemoryRuntime) -> MemoryServer:
-    return create_server(runtime=runtime)
-
-
-@pytest.fixture
-async def client(server: MemoryServer) -> AsyncIterator[Client]:
-    async with Client(server, mode="legacy") as c:
-        yield c
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-    data: dict[str, Any] | None = result.structured_content
-    assert data is not None
-    return data
-
-
-async def err(client: Client, tool: str, **arguments: Any) -> str:
-    result = await client.call_tool(tool, arguments)
-    assert result.is_error
-    text: str = result.content[0].text  # type: ignore[union-attr]
-    return text
 
 
 def ids(page: dict[str, Any]) -> list[str]:
@@ -139,16 +112,16 @@ async def test_paging_goes_on_past_a_deleted_cursor_session_among_sessions_of_th
 
 async def test_sessions_listing_refuses_a_malformed_cursor_and_bad_limits(client: Client) -> None:
     p = str(uuid.uuid4())
-    assert (await err(client, "list_sessions", project_id=p, before="not a cursor")).startswith("invalid_argument:")
+    assert (await error(client, "list_sessions", project_id=p, before="not a cursor")).startswith("invalid_argument:")
     a = str(uuid.uuid4())
     for forged in ({"t": 1e300, "a": a, "s": "s"}, {"u": 10**20, "a": a, "s": "s"}, {"t": -1e300, "a": a, "s": "s"}):
         cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode()
         answer = await client.call_tool("list_sessions", {"project_id": p, "before": cursor})
         text = answer.content[0].text  # type: ignore[union-attr]
         assert not answer.is_error or text.startswith("invalid_argument:"), (forged, text)
-    assert (await err(client, "list_sessions", project_id=p, limit=0)).startswith("invalid_argument:")
-    assert (await err(client, "list_sessions", project_id=p, limit=101)).startswith("invalid_argument:")
-    assert (await err(client, "list_sessions", project_id=p, status="sleeping")).startswith("invalid_argument:")
+    assert (await error(client, "list_sessions", project_id=p, limit=0)).startswith("invalid_argument:")
+    assert (await error(client, "list_sessions", project_id=p, limit=101)).startswith("invalid_argument:")
+    assert (await error(client, "list_sessions", project_id=p, status="sleeping")).startswith("invalid_argument:")
 
 
 async def test_sessions_resource_lists_one_agents_sessions_newest_activity_first(
@@ -174,9 +147,9 @@ async def test_sessions_of_another_project_are_invisible_to_a_token_for_one_proj
     await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="secret")
     server.grants.fallback = Grant("b-only", frozenset({uuid.UUID(other)}))
     async with Client(server, mode="legacy") as restricted:
-        assert (await err(restricted, "list_sessions", project_id=p)).startswith("forbidden:")
+        assert (await error(restricted, "list_sessions", project_id=p)).startswith("forbidden:")
         # The same answer for a project with nothing in it: no existence oracle.
-        assert (await err(restricted, "list_sessions", project_id=str(uuid.uuid4()))).startswith("forbidden:")
+        assert (await error(restricted, "list_sessions", project_id=str(uuid.uuid4()))).startswith("forbidden:")
         assert ids(await ok(restricted, "list_sessions", project_id=other)) == []
         with pytest.raises(Exception) as refused:
             await restricted.read_resource(f"memory://projects/{p}/agents/{a}/sessions")

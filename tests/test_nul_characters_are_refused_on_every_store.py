@@ -10,6 +10,7 @@ session is as it was.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +18,7 @@ from mcp import Client
 
 from mcp_memory.config import Settings
 from mcp_memory.server.assembly import create_server
-from tests import pg_servers
-from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
+from tests.store_settings import settings_for
 from tests.test_string_arguments_round_trip import Ids, ok, read
 
 pytestmark = pytest.mark.anyio
@@ -29,17 +29,9 @@ SESSION_URI = "memory://projects/{p}/agents/{a}/sessions/{s}"
 
 
 @pytest.fixture(params=["sqlite", "redis+sqlite", "postgres", "redis+postgres"])
-async def settings(request: pytest.FixtureRequest, db_url: str) -> AsyncIterator[Settings]:
-    stores = str(request.param)
-    database = db_url
-    if stores.endswith("postgres"):
-        database = pg_servers.database_url(await pg_servers.migrated_database())
-    if not stores.startswith("redis"):
-        yield Settings(database_url=database)
-        return
-    prefix = unique_prefix()
-    yield Settings(database_url=database, redis_url=shared_redis_url(), redis_key_prefix=prefix)
-    delete_keys(shared_redis_url(), prefix)
+async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
+    async with settings_for(request.param, tmp_path) as settings:
+        yield settings
 
 
 Args = Callable[[Ids], dict[str, Any]]

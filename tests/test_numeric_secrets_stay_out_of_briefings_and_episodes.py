@@ -5,25 +5,17 @@ count such as ``max_tokens`` is still shown. Over MCP (the SDK's in-process clie
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 from mcp import Client
 
 from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
+from tests.http_helpers import ok
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis")]
 
 SECRETS = {"bank_pin": 4821, "otp": 739201, "password": 12345678, "card_cvv": 123, "api_key": "abc-def"}
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-    data: dict[str, Any] | None = result.structured_content
-    assert data is not None
-    return data
 
 
 async def test_numbers_under_secret_keys_are_named_never_shown(runtime: MemoryRuntime) -> None:

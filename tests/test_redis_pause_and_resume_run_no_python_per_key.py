@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 
 import mcp_memory
-from mcp_memory.config import Settings
 from mcp_memory.models import Item, Scope, content_hash, encode_value
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
-from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
+from tests.store_settings import settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -62,14 +61,6 @@ async def python_work(action: Callable[[], Awaitable[Any]]) -> Counter[str]:
     return counted
 
 
-async def records_url(kind: str, tmp_path: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
-    from tests.pg_servers import database_url, migrated_database
-
-    return database_url(await migrated_database())
-
-
 @pytest.fixture
 async def redis_sqlite(tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
     async with redis_runtime("sqlite", tmp_path, clock) as rt:
@@ -87,21 +78,14 @@ async def redis_and_records(
 
 @asynccontextmanager
 async def redis_runtime(records: str, tmp_path: Path, clock: FakeClock) -> AsyncIterator[MemoryRuntime]:
-    prefix = unique_prefix()
-    settings = Settings(
-        database_url=await records_url(records, tmp_path),
-        redis_url=shared_redis_url(),
-        redis_key_prefix=prefix,
-        max_keys_per_session=5_000,
-    )
-    try:
-        async with MemoryRuntime(settings, clock=clock) as rt:
-            store = rt.working_store
-            assert isinstance(store, RedisWorkingStore)
-            store.copy_min_keys = 1  # 10 keys take the pause's copy too: the same path as 1,000
-            yield rt
-    finally:
-        delete_keys(shared_redis_url(), prefix)
+    async with (
+        settings_for(f"redis+{records}", tmp_path, max_keys_per_session=5_000) as settings,
+        MemoryRuntime(settings, clock=clock) as rt,
+    ):
+        store = rt.working_store
+        assert isinstance(store, RedisWorkingStore)
+        store.copy_min_keys = 1  # 10 keys take the pause's copy too: the same path as 1,000
+        yield rt
 
 
 def ids(scope: Scope) -> tuple[str, str, str]:

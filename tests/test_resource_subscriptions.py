@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import anyio
 import pytest
@@ -22,6 +21,7 @@ from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant, TokenTable, hash_token
 from mcp_memory.services.runtime import MemoryRuntime
+from tests.http_helpers import ok
 from tests.waiting import until
 
 # resources/subscribe is the handshake era's method (what clients speak today); the SDK marks it deprecated.
@@ -47,11 +47,6 @@ class Inbox:
 
 
 @pytest.fixture
-async def server(runtime: MemoryRuntime) -> MemoryServer:
-    return create_server(runtime=runtime)
-
-
-@pytest.fixture
 def inbox() -> Inbox:
     return Inbox()
 
@@ -60,14 +55,6 @@ def inbox() -> Inbox:
 async def client(server: MemoryServer, inbox: Inbox) -> AsyncIterator[Client]:
     async with Client(server, mode="legacy", message_handler=inbox) as c:
         yield c
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, result.content[0].text  # type: ignore[union-attr]
-    data: dict[str, Any] | None = result.structured_content
-    assert data is not None
-    return data
 
 
 def uris(p: str, a: str, s: str) -> tuple[str, str]:

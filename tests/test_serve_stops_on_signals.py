@@ -16,8 +16,6 @@ and is removed when the last one closes cleanly (a killed process leaves it behi
 from __future__ import annotations
 
 import signal
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -26,27 +24,17 @@ import pytest
 
 from tests.http_helpers import ServerProcess, connect, ok
 from tests.http_helpers import server_env as http_env
-from tests.redis_servers import RedisServer, unique_prefix
-from tests.stalled_stores import frozen
+from tests.redis_servers import RedisServer
 from tests.stdio_raw import RawStdioServer
+from tests.stopping_serve import (
+    STOP_WITH_A_CALL_IN_FLIGHT_WITHIN,
+    STOP_WITHIN,
+    sigterm_with_a_call_in_flight,
+    stopped_within,
+)
 from tests.waiting import wait_until
 
-STOP_WITHIN = 1.0
-STOP_WITH_A_CALL_IN_FLIGHT_WITHIN = 3.0
 SIGNALS = [pytest.param(signal.SIGINT, 130, id="SIGINT"), pytest.param(signal.SIGTERM, 143, id="SIGTERM")]
-
-
-def _stopped_within(proc: subprocess.Popen[bytes] | subprocess.Popen[str], signum: int) -> tuple[int, float]:
-    """Send ``signum``; the exit code and how long the process took to exit."""
-    start = time.monotonic()
-    proc.send_signal(signum)
-    try:
-        code = proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-        raise AssertionError(f"serve did not stop within 10 s of {signal.Signals(signum).name}") from None
-    return code, time.monotonic() - start
 
 
 def _wal(db: Path) -> Path:
@@ -63,7 +51,7 @@ def test_signal_stops_stdio_serve_within_a_second(tmp_path: Path, signum: int, e
         assert server.call_tool("memory_set", **scope, key="k", value=1)["isError"] is False
         wait_until(_wal(server.db).exists, 5, what="the WAL file exists")
         # The client keeps stdin open and idle: the server is blocked reading it when the signal comes.
-        code, took = _stopped_within(server.proc, signum)
+        code, took = stopped_within(server.proc, signum)
     finally:
         server.close()
     assert code == exit_code, "".join(server.log[-5:])
@@ -87,7 +75,7 @@ async def test_signal_stops_http_serve_within_a_second(
         async with connect(server.url, None, transport) as client:
             await ok(client, "spawn", agent_instance_id=str(uuid.uuid4()), session_id="sig")
             assert _wal(db).exists()
-            code, took = await anyio.to_thread.run_sync(_stopped_within, proc, signum)
+            code, took = await anyio.to_thread.run_sync(stopped_within, proc, signum)
     assert code == exit_code, "".join(server.log[-5:])
     assert took < STOP_WITHIN, f"took {took:.2f} s"
     assert not _wal(db).exists(), "the SQLite store was not closed"
@@ -96,41 +84,8 @@ async def test_signal_stops_http_serve_within_a_second(
 @pytest.mark.anyio
 @pytest.mark.parametrize("transport", ["http", "http-legacy", "sse"])
 async def test_sigterm_stops_http_serve_within_three_seconds_with_a_call_in_flight(
-    tmp_path: Path, transport: str
+    tmp_path: Path, own_redis: RedisServer, transport: str
 ) -> None:
-    redis_server = RedisServer(tmp_path / "redis").start()
-    assert redis_server.process is not None
-    env = http_env(
-        tmp_path / "http.db",
-        MCP_MEMORY_PROJECT_ID=str(uuid.uuid4()),
-        MCP_MEMORY_REDIS_URL=redis_server.url,
-        MCP_MEMORY_REDIS_KEY_PREFIX=unique_prefix(),
-        # The call waits on the frozen Redis for longer than the test takes.
-        MCP_MEMORY_CALL_TIMEOUT_SECONDS="20",
-        MCP_MEMORY_REDIS_TIMEOUT_SECONDS="20",
-    )
-    scope = {"agent_instance_id": str(uuid.uuid4()), "session_id": "sig"}
-    try:
-        with ServerProcess(env) as server:
-            proc = server._proc
-            assert proc is not None
-            async with connect(server.url, None, transport) as client:
-                await ok(client, "spawn", **scope)
-                with frozen(redis_server.process.pid):
-
-                    async def call_in_flight() -> None:
-                        try:
-                            await client.call_tool("memory_set", {**scope, "key": "k", "value": 1})
-                        except Exception:
-                            pass  # the server went away under it: that is the point
-
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(call_in_flight)
-                        # The call cannot end while Redis is frozen: a longer wait only makes sure it is in flight.
-                        await anyio.sleep(0.5)
-                        code, took = await anyio.to_thread.run_sync(_stopped_within, proc, signal.SIGTERM)
-                        tg.cancel_scope.cancel()
-    finally:
-        redis_server.stop()
-    assert code == 143, "".join(server.log[-5:])
-    assert took < STOP_WITH_A_CALL_IN_FLIGHT_WITHIN, f"took {took:.2f} s"
+    stop = await sigterm_with_a_call_in_flight(tmp_path, own_redis, transport)
+    assert stop.code == 143, "".join(stop.log[-5:])
+    assert stop.took < STOP_WITH_A_CALL_IN_FLIGHT_WITHIN, f"took {stop.took:.2f} s"

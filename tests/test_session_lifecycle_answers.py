@@ -18,27 +18,13 @@ from mcp import Client
 
 from mcp_memory.config import Settings
 from mcp_memory.server import create_server
+from tests.http_helpers import error, ok
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
 
 def new_scope() -> dict[str, str]:
     return {"project_id": str(uuid.uuid4()), "agent_instance_id": str(uuid.uuid4()), "session_id": "work-1"}
-
-
-async def ok(c: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await c.call_tool(tool, arguments)
-    assert not result.is_error, f"{tool}: {result.content[0].text}"  # type: ignore[union-attr]
-    body: dict[str, Any] | None = result.structured_content
-    assert body is not None
-    return body
-
-
-async def error(c: Client, tool: str, **arguments: Any) -> str:
-    result = await c.call_tool(tool, arguments)
-    assert result.is_error, f"{tool} succeeded"
-    text: str = result.content[0].text  # type: ignore[union-attr]
-    return text
 
 
 async def session(c: Client, scope: dict[str, str]) -> Any:

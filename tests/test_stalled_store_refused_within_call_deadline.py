@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,15 +25,6 @@ pytestmark = pytest.mark.anyio
 
 BOUND = 2.5
 """The behaviour bound of the issue: a refusal within 2.5 s (the defaults give it by 2.0 s at worst)."""
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +73,11 @@ async def check_stall_then_recovery(settings: Settings, pid: int, store: str) ->
 
 
 async def test_a_stalled_redis_is_refused_within_the_call_deadline_and_recovers(
-    redis_server: RedisServer, db_url: str
+    own_redis: RedisServer, db_url: str
 ) -> None:
-    assert redis_server.process is not None
-    settings = Settings(database_url=db_url, redis_url=redis_server.url)  # every deadline at its default
-    await check_stall_then_recovery(settings, redis_server.process.pid, "Redis")
+    assert own_redis.process is not None
+    settings = Settings(database_url=db_url, redis_url=own_redis.url)  # every deadline at its default
+    await check_stall_then_recovery(settings, own_redis.process.pid, "Redis")
 
 
 async def test_a_stalled_postgres_is_refused_within_the_call_deadline_and_recovers(

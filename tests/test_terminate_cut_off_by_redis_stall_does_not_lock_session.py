@@ -9,8 +9,6 @@ Before this change the queued seal landed after the durable unseal and held the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from mcp import Client
@@ -22,15 +20,6 @@ from tests.stalled_stores import frozen, timed_call
 from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def _stalled_terminate_then_queued_seal_lands(c: Client, server: RedisServer, session: dict[str, str]) -> None:
@@ -49,14 +38,14 @@ async def _stalled_terminate_then_queued_seal_lands(c: Client, server: RedisServ
 
 
 async def test_a_terminate_cut_off_by_a_redis_stall_leaves_the_session_writable_and_terminable(
-    redis_server: RedisServer, db_url: str
+    own_redis: RedisServer, db_url: str
 ) -> None:
     s1 = {"project_id": str(uuid.uuid4()), "agent_instance_id": str(uuid.uuid4()), "session_id": "s1"}
-    settings = Settings(database_url=db_url, redis_url=redis_server.url)  # every deadline at its default
+    settings = Settings(database_url=db_url, redis_url=own_redis.url)  # every deadline at its default
     async with Client(create_server(settings)) as c:
         good, data, _ = await timed_call(c, "spawn", **s1, initial_state={"goal": "ship"})
         assert good, data
-        await _stalled_terminate_then_queued_seal_lands(c, redis_server, s1)
+        await _stalled_terminate_then_queued_seal_lands(c, own_redis, s1)
 
         good, data, _ = await timed_call(c, "memory_set", **s1, key="after", value="thawed")
         assert good, f"memory_set after the stale seal landed: {data}"
@@ -70,14 +59,14 @@ async def test_a_terminate_cut_off_by_a_redis_stall_leaves_the_session_writable_
 
 
 async def test_another_server_clears_the_stale_seal_of_a_terminate_cut_off_on_the_first(
-    redis_server: RedisServer, db_url: str
+    own_redis: RedisServer, db_url: str
 ) -> None:
     s1 = {"project_id": str(uuid.uuid4()), "agent_instance_id": str(uuid.uuid4()), "session_id": "s1"}
-    settings = Settings(database_url=db_url, redis_url=redis_server.url)
+    settings = Settings(database_url=db_url, redis_url=own_redis.url)
     async with Client(create_server(settings)) as first, Client(create_server(settings)) as second:
         good, data, _ = await timed_call(first, "spawn", **s1, initial_state={"goal": "ship"})
         assert good, data
-        await _stalled_terminate_then_queued_seal_lands(first, redis_server, s1)
+        await _stalled_terminate_then_queued_seal_lands(first, own_redis, s1)
 
         good, data, _ = await timed_call(second, "memory_set", **s1, key="after", value="from the second server")
         assert good, f"memory_set on the second server: {data}"

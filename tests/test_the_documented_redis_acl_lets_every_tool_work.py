@@ -25,6 +25,7 @@ from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
+from tests.http_helpers import ok
 from tests.redis_servers import delete_keys, shared_redis_url, unique_prefix
 from tests.transfer_helpers import export_to
 
@@ -82,13 +83,6 @@ def make_user(url: str, rules: list[str]) -> None:
         admin.execute_command("ACL", "SETUSER", parts.username, "reset", "on", f">{parts.password}", *rules)
     finally:
         admin.close()
-
-
-async def ok(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    result = await client.call_tool(tool, arguments)
-    assert not result.is_error, f"{tool}: {result.content[0].text}"  # type: ignore[union-attr]
-    assert result.structured_content is not None
-    return result.structured_content
 
 
 def test_redis_conf_lists_the_documented_acl() -> None:

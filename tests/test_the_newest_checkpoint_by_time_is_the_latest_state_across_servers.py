@@ -23,18 +23,15 @@ from mcp_memory.models import Scope, decode_value
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.sqlite.store import SqliteStore
-from tests import pg_servers
+from tests.store_settings import settings_for
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "postgres":
-        url = pg_servers.database_url(await pg_servers.migrated_database())
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'memory.db'}"
-    return Settings(database_url=url, checkpoint_retention_count=0)
+async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
+    async with settings_for(request.param, tmp_path, checkpoint_retention_count=0) as settings:
+        yield settings
 
 
 def held_at_the_store(rt: MemoryRuntime, arrived: anyio.Event, go: anyio.Event) -> None:

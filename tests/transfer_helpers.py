@@ -104,6 +104,12 @@ def records(path: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
+def header(path: Path) -> dict[str, Any]:
+    """The file's first record (read alone: the lines after it may be cut off mid-record)."""
+    with path.open("rb") as f:
+        return dict(orjson.loads(f.readline()))
+
+
 def resealed(path: Path, out: Path, edit: Callable[[list[dict[str, Any]]], object]) -> Path:
     """``path`` with its records (header first, trailer left out) changed by ``edit``, written to ``out`` with a
     trailer made anew (counts and checksum): a hand-edited file that the checksum cannot tell from an export."""
@@ -152,6 +158,10 @@ def line_of(path: Path, kind: str) -> int:
     return next(i for i, r in enumerate(records(path), start=1) if r["kind"] == kind)
 
 
+async def assert_nothing_written(rt: MemoryRuntime, project: uuid.UUID) -> None:
+    assert not await rt.store.selection_occupied(Selection(project))  # type: ignore[attr-defined]
+
+
 async def refused(rt: MemoryRuntime, path: Path, error: type[MemoryServiceError] = InvalidArgument) -> str:
     """The message with which ``rt`` refuses to import ``path`` (as ``error``), having written nothing; checking the
     file alone (``validate``, which writes nothing) refuses it alike."""
@@ -161,15 +171,13 @@ async def refused(rt: MemoryRuntime, path: Path, error: type[MemoryServiceError]
     with pytest.raises(error) as caught:
         await rt.transfer.import_file(path)
     assert checked.value.message == caught.value.message
-    assert not await rt.store.selection_occupied(Selection(uuid.UUID(records(path)[0]["scope"]["project_id"])))  # type: ignore[attr-defined]
+    await assert_nothing_written(rt, uuid.UUID(header(path)["scope"]["project_id"]))
     return caught.value.message
 
 
 def export_time(path: Path) -> float:
     """When the export of ``path`` was made (its header's ``created_at``), as epoch seconds."""
-    with path.open("rb") as f:
-        created = orjson.loads(f.readline())["created_at"]
-    return datetime.fromisoformat(created).timestamp()
+    return datetime.fromisoformat(header(path)["created_at"]).timestamp()
 
 
 def comparable(
