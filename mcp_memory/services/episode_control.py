@@ -5,7 +5,8 @@
   outcome, recorded before a time), which only counts what it would forget unless ``confirm`` is true. No ids and
   no filter means every episode of the project: refused (``invalid_argument``) without ``confirm``. The store
   removes the rows, vectors and full-text statistics in one transaction and records a ``forget_episodes`` event on
-  each session the episodes came from that still exists; episodes without one are logged here (project level).
+  each session the episodes came from that still exists (a terminated session whose episode goes refers to none
+  from then on; a repeated terminate still answers its id); episodes without one are logged here (project level).
 - Edit (``update_episode``): lessons, outcome details, importance, metadata. Lessons and outcome details are part
   of the searchable text (:func:`~mcp_memory.services.episodic.episode_text`): a change re-indexes and re-embeds it
   (with no provider answering, the old vector is dropped and the background retry embeds it). Recorded as an
