@@ -18,7 +18,8 @@ found its session missing in Redis has read the durable record to re-open it fro
 checkpoints and events in its transaction, not yet the sessions); ``terminate.sealed`` (terminate holds the
 session's seals, nothing read or recorded yet); ``resume.restored`` (a two-step resume has restored its checkpoint
 into working memory, not yet recorded it); ``pause.snapshotted`` (a two-step pause
-has its snapshot of working memory, not yet recorded it).
+has its snapshot of working memory, not yet recorded it); ``record.merging`` (``record_episode`` with
+``duplicate_action = "merge"`` has read the older episode it merges into, nothing written yet).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ ERASE_POINTS = ("erase.rows_deleted",)
 """A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
 sessions themselves."""
 
+EPISODE_POINTS = ("record.merging",)
+"""A merge into an older episode racing a forget of that episode."""
+
 _hooks: list[FaultHook] = []
 
 
@@ -72,4 +76,14 @@ def on_fault(hook: FaultHook) -> Iterator[None]:
         _hooks.remove(hook)
 
 
-__all__ = ["DELETE_POINTS", "ERASE_POINTS", "EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]
+__all__ = [
+    "DELETE_POINTS",
+    "EPISODE_POINTS",
+    "ERASE_POINTS",
+    "EXIT_ENV",
+    "IMPORT_POINTS",
+    "POINTS",
+    "FaultHook",
+    "on_fault",
+    "reached",
+]

@@ -5,7 +5,8 @@
   outcome, recorded before a time), which only counts what it would forget unless ``confirm`` is true. No ids and
   no filter means every episode of the project: refused (``invalid_argument``) without ``confirm``. The store
   removes the rows, vectors and full-text statistics in one transaction and records a ``forget_episodes`` event on
-  each session the episodes came from that still exists; episodes without one are logged here (project level).
+  each session the episodes came from that still exists (a terminated session whose episode goes refers to none
+  from then on; a repeated terminate still answers its id); episodes without one are logged here (project level).
 - Edit (``update_episode``): lessons, outcome details, importance, metadata. Lessons and outcome details are part
   of the searchable text (:func:`~mcp_memory.services.episodic.episode_text`): a change re-indexes and re-embeds it
   (with no provider answering, the old vector is dropped and the background retry embeds it). Recorded as an
@@ -14,7 +15,8 @@
   the first one's id and writes nothing. With embeddings on, an episode whose vector is within
   ``duplicate_similarity`` (cosine) of one of the project's episodes of the same task type and outcome is stored
   and reported as ``duplicate_of`` that one, or, with ``duplicate_action = "merge"``, not stored: the older episode
-  gains its new lessons (in order, none twice) and keeps the higher importance.
+  gains its new lessons (in order, none twice) and keeps the higher importance; if that one is forgotten before the
+  merge is written, the new episode is stored as a new one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import Episode, Outcome, parse_outcome, parse_uuid, validate_identifier
@@ -275,9 +278,12 @@ class EpisodeControl:
                 near = None
         if near is not None and self._settings.duplicate_action == "merge":
             older = await self._store.get_episode(episode.project_id, near[0])
-            if older is not None:
-                merged = await self._merge(older, episode)
-                return Recorded(merged, duplicate_of=older.episode_id, similarity=near[1], merged=True)
+            await faults.reached("record.merging")
+            merged = None if older is None else await self._merge(older, episode)
+            if merged is not None:
+                return Recorded(merged, duplicate_of=near[0], similarity=near[1], merged=True)
+            # The older episode was forgotten since it was found: this one is stored as new, a duplicate of nothing.
+            near = None
         stored = await self._store.add_episode(episode, vector, model)
         if stored != episode.episode_id:  # recorded by a concurrent call meanwhile
             return Recorded(await self._episodic.get(episode.project_id, stored), repeat=True)
@@ -292,9 +298,10 @@ class EpisodeControl:
         merged into."""
         return (await self.record(**fields)).episode
 
-    async def _merge(self, older: Episode, new: Episode) -> Episode:
+    async def _merge(self, older: Episode, new: Episode) -> Episode | None:
         """Keep ``older``: its lessons followed by ``new``'s that it lacks, and the higher importance (computed from
-        the stored episode, again if a concurrent merge changed it first)."""
+        the stored episode, again if a concurrent merge changed it first). None if ``older`` was forgotten before
+        the merge was written: nothing was."""
 
         def merged(stored: Episode) -> dict[str, Any]:
             lessons = list(dict.fromkeys([*stored.lessons_learned, *new.lessons_learned]))[:MAX_LESSONS]
@@ -305,7 +312,10 @@ class EpisodeControl:
                 fields["importance_score"] = new.importance_score
             return fields
 
-        return await self._apply(older, merged, "merge_episode")
+        try:
+            return await self._apply(older, merged, "merge_episode")
+        except NotFound:  # the only episode _apply reads or writes is the older one
+            return None
 
 
 _EDIT_ATTEMPTS = 5

@@ -105,7 +105,8 @@ class SessionStore(Protocol):
         ...
 
     async def get_session(self, scope: Scope) -> SessionInfo | None:
-        """The session's record, or None."""
+        """The session's record, or None. Its ``episode_id`` is an episode its project holds, or None (none was
+        recorded, or it was forgotten)."""
         ...
 
     async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
@@ -303,7 +304,8 @@ class EpisodeStore(Protocol):
         """Delete the episodes ``selector`` picks in the project, in one transaction: the rows with their vectors,
         their full-text postings and their share of the project's full-text statistics (so later scores are those
         of a store that never held them). ``event`` (its detail completed with the session's forgotten ids) is
-        recorded on each session the episodes came from that still exists."""
+        recorded on each session the episodes came from that still exists; a session whose episode goes refers to
+        none from then on (its ``terminate_result`` is kept: a repeated terminate answers the same)."""
         ...
 
     async def update_episode(

@@ -82,9 +82,11 @@ class ImportPlan:
     ``keep_ids``: the file's episode ids are kept, and one that the store holds already (in any project: episode
     ids are unique store-wide) is ``Conflict``; otherwise such an episode gets a new UUID, and the session that
     refers to it (``episode_id``, its terminate result) follows. Either way a session that exists already in the
-    target project is ``Conflict``: an import never merges into, or renames, a session. ``working``: the durable
-    store is the working store too (SQLite, or Postgres without Redis), so working memory is written in the same
-    transaction; otherwise working records are skipped here (the caller writes them to the working store)."""
+    target project is ``Conflict``: an import never merges into, or renames, a session. A session whose episode the
+    file does not hold (forgotten) comes in referring to none, never to an episode the store holds under that id.
+    ``working``: the durable store is the working store too (SQLite, or Postgres without Redis), so working memory
+    is written in the same transaction; otherwise working records are skipped here (the caller writes them to the
+    working store)."""
 
     project_id: UUID
     keep_ids: bool

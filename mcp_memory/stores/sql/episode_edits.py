@@ -27,7 +27,7 @@ from mcp_memory.stores.ports import (
 )
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
-from mcp_memory.stores.sql.queries import COMPLETE, EPISODE_COLUMNS, in_values
+from mcp_memory.stores.sql.queries import COMPLETE, EPISODE_COLUMNS, UNLINK_LOST_EPISODE, in_values
 
 BATCH = 500
 """Episodes deleted per statement (SQLite binds at most 32,766 parameters; a forget of 100,000 episodes is many
@@ -165,7 +165,8 @@ class EpisodeEdits:
     async def _record_forgets(
         self, conn: AsyncConnection, project_id: UUID, gone: Sequence[ForgottenEpisode], event: EventRecord
     ) -> None:
-        """One event per session that the forgotten episodes came from and that still exists."""
+        """One event per session that the forgotten episodes came from and that still exists; such a session whose
+        terminate made one of them refers to no episode from now on (a terminate's episode is of its session)."""
         by_session: dict[tuple[UUID, str], list[str]] = defaultdict(list)
         for ep in gone:
             if ep.session_id is not None:
@@ -184,6 +185,7 @@ class EpisodeEdits:
             if pk is not None:
                 detail = {"forgotten": len(ids), "episode_ids": ids[:EVENT_IDS]}
                 await self._insert_event(conn, int(pk), event.with_detail(detail))
+                await conn.execute(text(UNLINK_LOST_EPISODE.format("id = :pk")), {"pk": int(pk)})
 
     async def _held_row(self, conn: AsyncConnection, project_id: UUID, episode_id: UUID) -> Any:
         """In a write transaction: the episode's row (its ``id`` and :data:`EPISODE_COLUMNS`), held until the

@@ -58,7 +58,23 @@ UNSEAL = (
 )
 """Clear the seal only if this token holds it (or no token does): never a newer owner's."""
 GET_ITEM = f"SELECT value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND key = :k AND {LIVE}"
-GET_SESSION = f"SELECT * FROM sessions WHERE {SCOPE} AND {COMPLETE}"
+_OWN_EPISODE = "e.episode_id = {0}.episode_id AND e.project_id = {0}.project_id"
+OWN_EPISODE = _OWN_EPISODE.format("s")
+"""Episode ``e`` is the one session ``s`` refers to: the episode of that id, if it is of the session's project. A
+session's ``episode_id`` is only an id, and one that no longer names its episode (forgotten by a release that kept
+the id, or imported from a file that did not hold the episode) may name another project's episode since: episode ids
+are unique in a store, not reserved, so an import may give a freed id to another project."""
+LINKED_EPISODE = f"(SELECT e.episode_id FROM episodes e WHERE {OWN_EPISODE}) AS linked_episode_id"
+"""A select column on ``sessions s``: the session's episode id if its project holds that episode
+(:data:`OWN_EPISODE`), else NULL; what :class:`~mcp_memory.models.SessionInfo` shows as ``episode_id``."""
+UNLINK_LOST_EPISODE = (
+    "UPDATE sessions SET episode_id = NULL WHERE {} AND episode_id IS NOT NULL AND NOT EXISTS "
+    f"(SELECT 1 FROM episodes e WHERE {_OWN_EPISODE.format('sessions')})"
+)
+"""Format with a condition on ``sessions``: those of its sessions whose episode their project no longer holds
+(forgotten, or not imported) refer to none. Their ``terminate_result`` keeps the id: a repeated terminate answers as
+the first did."""
+GET_SESSION = f"SELECT s.*, {LINKED_EPISODE} FROM sessions s WHERE {SCOPE} AND {COMPLETE}"
 CHECKPOINT_BOUND = f"SELECT id, created_at FROM checkpoints WHERE session_pk = {SESSION_PK} AND checkpoint_id = :b"
 """The key of the checkpoint ``:b`` of one session: the bound of a page of its checkpoints."""
 

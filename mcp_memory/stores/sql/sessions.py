@@ -29,7 +29,7 @@ from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import IdentifierKind, SessionRow
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_is, as_uuid
-from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE
+from mcp_memory.stores.sql.queries import COMPLETE, LIVE, OWN_EPISODE, SCOPE
 
 FIRST_KEYS = 5
 """How many working-memory keys a listed session shows."""
@@ -146,7 +146,7 @@ class SessionQueries:
             "FROM sessions s "
             "LEFT JOIN checkpoints c ON c.id = (SELECT c2.id FROM checkpoints c2 WHERE c2.session_pk = s.id "
             "ORDER BY c2.created_at DESC, c2.id DESC LIMIT 1) "
-            "LEFT JOIN episodes e ON e.episode_id = s.episode_id "
+            f"LEFT JOIN episodes e ON {OWN_EPISODE} "
             f"WHERE {where} ORDER BY {order} LIMIT :limit"
         )
         async with self._read() as conn:

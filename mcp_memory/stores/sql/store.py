@@ -66,6 +66,8 @@ class SqlStore:
     # -- rows as models ----------------------------------------------------------------------------------
     def _session_info(self, row: Any) -> SessionInfo:
         d = self._dialect
+        # A read selects the episode through its project (LINKED_EPISODE); a row a write returns has none yet.
+        episode = getattr(row, "linked_episode_id", row.episode_id)
         return SessionInfo(
             project_id=as_uuid(row.project_id),
             agent_instance_id=as_uuid(row.agent_instance_id),
@@ -75,7 +77,7 @@ class SqlStore:
             created_at=d.read_time(row.created_at),
             updated_at=d.read_time(row.updated_at),
             metadata=d.read_json(row.metadata),
-            episode_id=as_uuid(row.episode_id) if row.episode_id else None,
+            episode_id=as_uuid(episode) if episode else None,
             terminated_at=d.read_time(row.terminated_at),
             terminate_result=None if row.terminate_result is None else d.read_json(row.terminate_result),
             sealed=bool(row.sealed),

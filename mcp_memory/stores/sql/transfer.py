@@ -8,6 +8,7 @@ path, which makes the full-text postings and per-project statistics).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -24,7 +25,15 @@ from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Sco
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
-from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, EPISODE_COLUMNS
+from mcp_memory.stores.sql.episode_edits import BATCH
+from mcp_memory.stores.sql.queries import (
+    CHECKPOINT_FIELDS,
+    COMPLETE,
+    EPISODE_COLUMNS,
+    LINKED_EPISODE,
+    UNLINK_LOST_EPISODE,
+    in_values,
+)
 from mcp_memory.stores.transfer import (
     CheckpointEntry,
     Entry,
@@ -36,6 +45,8 @@ from mcp_memory.stores.transfer import (
     WorkingEntry,
 )
 from mcp_memory.summary import counted
+
+logger = logging.getLogger(__name__)
 
 _CHECKPOINT_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 
@@ -116,7 +127,7 @@ class SqlTransfer:
         async with self._read() as conn:
             result = await conn.execute(
                 text(
-                    f"SELECT s.* FROM sessions s WHERE {where} AND s.{COMPLETE} AND s.id > :after "
+                    f"SELECT s.*, {LINKED_EPISODE} FROM sessions s WHERE {where} AND s.{COMPLETE} AND s.id > :after "
                     "ORDER BY s.id LIMIT :n"
                 ),
                 {**params, "after": after, "n": limit},
@@ -289,6 +300,7 @@ class SqlTransfer:
                 else:
                     await self._import_episode_entry(conn, entry, plan)
                     counts["episodes"] += 1
+            await self._unlink_lost_episodes(conn, list(sessions.values()))
             await self._imported(conn, list(sessions.values()))
 
     async def _import_session(self, conn: AsyncConnection, info: SessionInfo, plan: ImportPlan) -> int:
@@ -324,6 +336,23 @@ class SqlTransfer:
                 f"{plan.project_id}; an import never merges into a session (nothing was imported)"
             )
         return int(row.id)
+
+    async def _unlink_lost_episodes(self, conn: AsyncConnection, session_pks: Sequence[int]) -> None:
+        """In the import's transaction, once its episodes are in: an imported session whose episode the file did not
+        hold (forgotten before or while the export ran) refers to none, as a session whose episode was forgotten
+        here does (its terminate result keeps the id). The link is not kept: this store may hold an episode of that
+        id in another project, or give the id to one later."""
+        unlinked = 0
+        for i in range(0, len(session_pks), BATCH):
+            among, names = in_values("id", session_pks[i : i + BATCH], "pk")
+            done = await conn.execute(text(UNLINK_LOST_EPISODE.format(among)), names)
+            unlinked += max(done.rowcount, 0)
+        if unlinked:
+            logger.warning(
+                "imported %s whose episode the export file does not hold (forgotten): as a session whose "
+                "episode is forgotten, each refers to none, and its terminate result keeps the id",
+                counted(unlinked, "session"),
+            )
 
     async def _import_checkpoint(self, conn: AsyncConnection, pk: int, cp: CheckpointData) -> None:
         info = cp.info
