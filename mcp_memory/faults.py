@@ -18,7 +18,9 @@ found its session missing in Redis has read the durable record to re-open it fro
 checkpoints and events in its transaction, not yet the sessions); ``terminate.sealed`` (terminate holds the
 session's seals, nothing read or recorded yet); ``resume.restored`` (a two-step resume has restored its checkpoint
 into working memory, not yet recorded it); ``pause.snapshotted`` (a two-step pause
-has its snapshot of working memory, not yet recorded it).
+has its snapshot of working memory, not yet recorded it); ``listing.read`` (``resources/list`` is about to read
+recent checkpoints and episodes), ``completion.read`` (``completion/complete`` is about to read stored identifiers):
+a hook that raises there stands for a store failing under a request that is not a tool call.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ ERASE_POINTS = ("erase.rows_deleted",)
 """A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
 sessions themselves."""
 
+READ_POINTS = ("listing.read", "completion.read")
+"""Requests outside tool calls that read the durable store (resources/list, completion/complete)."""
+
 _hooks: list[FaultHook] = []
 
 
@@ -72,4 +77,14 @@ def on_fault(hook: FaultHook) -> Iterator[None]:
         _hooks.remove(hook)
 
 
-__all__ = ["DELETE_POINTS", "ERASE_POINTS", "EXIT_ENV", "IMPORT_POINTS", "POINTS", "FaultHook", "on_fault", "reached"]
+__all__ = [
+    "DELETE_POINTS",
+    "ERASE_POINTS",
+    "EXIT_ENV",
+    "IMPORT_POINTS",
+    "POINTS",
+    "READ_POINTS",
+    "FaultHook",
+    "on_fault",
+    "reached",
+]

@@ -92,9 +92,10 @@ def unknown_prompt(name: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message=f"not_found: prompt {echo(name)!r} does not exist")
 
 
-def prompt_error(err: MemoryServiceError) -> MCPError:
-    """The JSON-RPC error for ``prompts/get`` that failed with ``err``: the caller's mistakes are invalid params
-    (the spec's code for a bad prompt name or arguments), the server's own failures internal errors."""
+def request_error(err: MemoryServiceError) -> MCPError:
+    """The JSON-RPC error for a request (``prompts/get``, ``resources/list``) that failed with ``err``: the caller's
+    mistakes are invalid params (the spec's code for a bad prompt name or arguments), the server's own failures
+    (``unavailable``, ``internal``) internal errors; the message is ``<code>: <sentence>`` either way."""
     caller = err.code in ("invalid_argument", "not_found", "forbidden", "too_large")
     return MCPError(code=INVALID_PARAMS if caller else INTERNAL_ERROR, message=str(err))
 
@@ -107,7 +108,7 @@ __all__ = [
     "check_resource_uri",
     "echo",
     "no_such_resource",
-    "prompt_error",
+    "request_error",
     "resource_error",
     "resource_not_found_code",
     "unknown_prompt",
