@@ -14,6 +14,8 @@ Two protocol eras, one source of events:
 - handshake era (2025-xx, what most clients and the conformance suite speak): ``resources/subscribe`` and
   ``resources/unsubscribe`` per connection (the subscriptions end with it); notifications go on the connection's
   standalone channel (stdio, the Streamable HTTP GET stream, SSE). ``list_changed`` goes to every open connection.
+  Stateless HTTP has no such channel (each request is a connection of its own): there neither capability is
+  declared and both methods are refused (-32601).
 - 2026-07-28: ``subscriptions/listen`` streams, fed by the SDK's subscription bus; the stream's filter decides.
 
 Token scope: a URI outside the grant of the connection (its bearer token's projects) is accepted and never fires,
@@ -41,6 +43,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated, ServerEvent
 from mcp_types import (
     INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
     CallToolResult,
     EmptyResult,
     SubscribeRequestParams,
@@ -58,6 +61,7 @@ from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI
 from mcp_memory.server.protocol import check_resource_uri, resource_error
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.server.session_directory import SESSIONS_URI
+from mcp_memory.server.sessions import serving_stateless
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +220,18 @@ def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
     return connection if isinstance(connection, Connection) else None
 
 
+def _refuse_without_channel(ctx: ServerRequestContext[Any, Any], method: str) -> None:
+    """Refuse ``method`` on a handshake-era connection with no channel for notifications (stateless HTTP, where each
+    request is a connection of its own): a subscription there would end with the answer and never fire."""
+    connection = _connection_of(ctx)
+    if connection is not None and not connection.has_standalone_channel:
+        raise MCPError(
+            METHOD_NOT_FOUND,
+            f"{method} is not available over stateless HTTP: each request is a connection of its own, so no "
+            "notification could reach you; use subscriptions/listen (protocol 2026-07-28) or a stateful session",
+        )
+
+
 class _GrantedBus:
     """A view of the server's subscription bus that hides events outside one grant (one listen stream's)."""
 
@@ -266,6 +282,7 @@ class ChangeNotifier:
         return await call_next(ctx)
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        _refuse_without_channel(ctx, "resources/subscribe")
         uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
         if uri is not None and watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
@@ -273,6 +290,7 @@ class ChangeNotifier:
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        _refuse_without_channel(ctx, "resources/unsubscribe")
         uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
         if uri is not None and watcher is not None:
@@ -357,7 +375,8 @@ class ChangeNotifier:
 
 
 def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
-    """Serve subscriptions on ``server`` and declare ``resources.subscribe`` and ``resources.listChanged``."""
+    """Serve subscriptions on ``server`` and declare ``resources.subscribe`` and ``resources.listChanged`` (not to
+    handshake-era clients of stateless HTTP, which cannot receive them)."""
     notifier = ChangeNotifier(server)
     low = server._lowlevel_server
     low.add_request_handler("resources/subscribe", SubscribeRequestParams, notifier.subscribe)
@@ -366,7 +385,9 @@ def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
     low.middleware.append(notifier.middleware)  # after the grant middleware: runs with the request's grant
     server.tool_observers.append(notifier.after_tool)
 
-    # The handshake era declares listChanged from NotificationOptions, which MCPServer leaves at its defaults.
+    # The handshake era declares listChanged from NotificationOptions, which MCPServer leaves at its defaults, and
+    # subscribe whenever resources/subscribe has a handler. Neither holds on stateless HTTP, where the connection
+    # ends with each answer: nothing is declared there (the 2026-07-28 listen streams work in any mode).
     declare = low.create_initialization_options
 
     def with_list_changed(
@@ -374,8 +395,14 @@ def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
-        options = notification_options or NotificationOptions(resources_changed=True)
-        return declare(options, experimental_capabilities, extensions)
+        stateless = serving_stateless()
+        options = notification_options or NotificationOptions(resources_changed=not stateless)
+        declared = declare(options, experimental_capabilities, extensions)
+        resources = declared.capabilities.resources
+        if stateless and resources is not None:
+            quiet = resources.model_copy(update={"subscribe": False, "list_changed": False})
+            declared.capabilities = declared.capabilities.model_copy(update={"resources": quiet})
+        return declared
 
     low.create_initialization_options = with_list_changed  # type: ignore[method-assign]
     return notifier
