@@ -447,6 +447,8 @@ class LifecycleResult:
     message: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
+    repeat: bool = False
+    """The call found its work done by an earlier one (a second terminate) and changed nothing."""
 
 
 __all__ = [

@@ -6,9 +6,11 @@ and ``terminate`` change the session resource (and the agent's sessions listing)
 too, and adds a checkpoint (the resource list changed); ``terminate`` and ``record_episode`` change the project's
 episode list and the episode, and add an episode (the resource list changed); ``forget_episodes`` and
 ``delete_session(keep_episodes=false)`` change the episode list and each episode they removed (named by the call's
-:mod:`.effects`, not its result). Whatever removes a checkpoint or an episode (``delete_checkpoint``,
-``delete_session``, ``forget_episodes``) changes the resource list too. Only this process's tool calls are seen: a
-write by another server process on the same database or Redis notifies nobody here.
+:mod:`.effects`, not its result); ``forget_episodes`` also changes the session and the agent's sessions listing of
+each session those episodes came from. Whatever removes a checkpoint or an episode (``delete_checkpoint``,
+``delete_session``, ``forget_episodes``) changes the resource list too. A repeated ``terminate`` (the first call's
+answer again) changes nothing. Only this process's tool calls are seen: a write by another server process on the
+same database or Redis notifies nobody here.
 
 Two protocol eras, one source of events:
 - handshake era (2025-xx, what most clients and the conformance suite speak): ``resources/subscribe`` and
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote
@@ -153,10 +155,14 @@ def changes_for(
     result: Mapping[str, Any],
     default_project: UUID | None,
     default_agent: UUID | None = None,
-    removed_episodes: Sequence[UUID] = (),
+    effects: CallEffects | None = None,
 ) -> Changes:
-    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing); ``removed_episodes``:
-    the episodes it removed (:mod:`.effects`: a result names them only when the call did)."""
+    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing, or a call whose
+    ``effects`` say it changed nothing); ``effects``: what the call noted beyond its result (:mod:`.effects`: the
+    episodes it removed, which a result names only when the call did, and the sessions that changed with them)."""
+    effects = effects or CallEffects()
+    if effects.unchanged:
+        return Changes()
     project = arguments.get("project_id") or default_project
     agent = arguments.get("agent_instance_id") or default_agent
     session = arguments.get("session_id")
@@ -176,7 +182,7 @@ def changes_for(
     episode_uris = (EPISODES_URI.format(project_id=project_id),) + (
         (EPISODE_URI.format(project_id=project_id, episode_id=episode),) if episode else ()
     )
-    gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in removed_episodes)
+    gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in effects.removed_episodes)
     if name == "delete_session":  # its checkpoints go with it, and its episodes unless kept
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
         listed = bool(result.get("checkpoints") or gone)  # resources/list offered them
@@ -200,7 +206,11 @@ def changes_for(
     if name == "forget_episodes":
         if not gone:
             return Changes()
-        return Changes(episode_uris + gone, project_id)
+        sessions: dict[str, None] = {}  # the sessions the episodes came from: each session and listing once
+        for other_agent, other_session in effects.changed_sessions:
+            named = {"project_id": project_id, "agent_instance_id": other_agent, "session_id": other_session}
+            sessions.update(dict.fromkeys((SESSION_URI.format(**named), SESSIONS_URI.format(**named))))
+        return Changes(episode_uris + gone + tuple(sessions), project_id)
     return Changes()
 
 
@@ -366,7 +376,7 @@ class ChangeNotifier:
                 result.structured_content or {},
                 default_project(defaults),
                 default_agent(defaults),
-                effects.removed_episodes,
+                effects,
             )
             if changes.uris or changes.list_changed:
                 await self.publish(changes)
