@@ -204,7 +204,7 @@ class MemoryServer(MCPServer[Any]):
             # A misspelt argument (``ttl`` for ``ttl_seconds``) must not be silently dropped.
             unknown = sorted(set(arguments) - set(properties))
             if unknown:
-                raise InvalidArgument(f"unknown argument(s) for {name}: {', '.join(unknown)}")
+                raise InvalidArgument(f"unknown argument(s) for {name}: {echo(', '.join(unknown))}")
             self._check_project(properties, arguments)
             with self.in_flight.track():
                 return await super().call_tool(name, arguments, context)

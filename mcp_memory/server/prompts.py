@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from mcp_memory import deadlines
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.server.app import MemoryServer, as_service_error
-from mcp_memory.server.protocol import request_error
+from mcp_memory.server.protocol import echo, request_error
 from mcp_memory.server.scope import default_agent, resolve_project
 from mcp_memory.server.tools.shared import hints
 from mcp_memory.services.briefing import (
@@ -69,7 +69,7 @@ class _BriefingPrompt(Prompt):
     async def render(self, arguments: dict[str, Any] | None, context: Context[Any, Any]) -> Any:
         unknown = sorted(set(arguments or {}) - {a.name for a in self.arguments or []})
         if unknown:
-            raise request_error(InvalidArgument(f"unknown argument(s) for {self.name}: {', '.join(unknown)}"))
+            raise request_error(InvalidArgument(f"unknown argument(s) for {self.name}: {echo(', '.join(unknown))}"))
         try:
             return await super().render(arguments, context)
         except MCPError:
