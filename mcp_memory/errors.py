@@ -74,6 +74,16 @@ class ConfigurationError(ValueError):
     Not a docs/contract.md code: it stops the server (or the runtime) from starting, before any call."""
 
 
+ECHO_LIMIT = 200
+"""How much of anything the caller sent (a name, a URI, a value) an error repeats: a 1 MB argument must not give a
+1 MB error."""
+
+
+def echo(text: str) -> str:
+    """``text`` as an error may repeat it: at most :data:`ECHO_LIMIT` characters, then an ellipsis."""
+    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "…"
+
+
 ERROR_CODES: tuple[str, ...] = (
     "invalid_argument",
     "not_found",
@@ -96,6 +106,7 @@ def describe_validation_error(exc: ValidationError, *, nothing: str = "invalid a
 
 
 __all__ = [
+    "ECHO_LIMIT",
     "ERROR_CODES",
     "ConfigurationError",
     "Conflict",
@@ -107,4 +118,5 @@ __all__ = [
     "TooLarge",
     "Unavailable",
     "describe_validation_error",
+    "echo",
 ]

@@ -19,7 +19,10 @@ checkpoints and events in its transaction, not yet the sessions); ``terminate.se
 session's seals, nothing read or recorded yet); ``resume.restored`` (a two-step resume has restored its checkpoint
 into working memory, not yet recorded it); ``pause.snapshotted`` (a two-step pause
 has its snapshot of working memory, not yet recorded it); ``record.merging`` (``record_episode`` with
-``duplicate_action = "merge"`` has read the older episode it merges into, nothing written yet).
+``duplicate_action = "merge"`` has read the older episode it merges into, nothing written yet); ``listing.read``
+(``resources/list`` is about to read recent checkpoints and episodes), ``completion.read`` (``completion/complete``
+is about to read stored identifiers): a hook that raises at the last two stands for a store failing under a request
+that is not a tool call.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ sessions themselves."""
 
 EPISODE_POINTS = ("record.merging",)
 """A merge into an older episode racing a forget of that episode."""
+READ_POINTS = ("listing.read", "completion.read")
+"""Requests outside tool calls that read the durable store (resources/list, completion/complete)."""
 
 _hooks: list[FaultHook] = []
 
@@ -83,6 +88,7 @@ __all__ = [
     "EXIT_ENV",
     "IMPORT_POINTS",
     "POINTS",
+    "READ_POINTS",
     "FaultHook",
     "on_fault",
     "reached",

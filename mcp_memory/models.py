@@ -22,7 +22,7 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_memory.errors import InvalidArgument
+from mcp_memory.errors import InvalidArgument, echo
 
 RawJSON = str
 """A JSON document as text, exactly as stored; decoded only when a caller needs the value."""
@@ -83,7 +83,10 @@ def parse_uuid(value: Any, what: str) -> UUID:
         return value
     if isinstance(value, str) and _CANONICAL_UUID.fullmatch(value):
         return UUID(value)
-    shown = repr(value) if not isinstance(value, str) or len(value) <= 40 else repr(value[:40] + "...")
+    if not isinstance(value, str):
+        shown = echo(repr(value))  # a list of a million characters is not repeated whole
+    else:
+        shown = repr(value) if len(value) <= 40 else repr(value[:40] + "...")
     raise InvalidArgument(f"{what} must be a UUID such as '123e4567-e89b-12d3-a456-426614174000', got {shown}")
 
 
@@ -179,7 +182,7 @@ def parse_outcome(value: Any) -> Outcome:
     try:
         return Outcome(value)
     except ValueError:
-        raise InvalidArgument(f"outcome must be one of success, failure, partial; got {value!r}") from None
+        raise InvalidArgument(f"outcome must be one of success, failure, partial; got {echo(repr(value))}") from None
 
 
 class SessionStatus(enum.StrEnum):
@@ -452,6 +455,8 @@ class LifecycleResult:
     message: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
+    repeat: bool = False
+    """The call found its work done by an earlier one (a second terminate) and changed nothing."""
 
 
 __all__ = [

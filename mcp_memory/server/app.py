@@ -57,7 +57,7 @@ from mcp_memory.server.protocol import (
     check_resource_uri,
     echo,
     no_such_resource,
-    prompt_error,
+    request_error,
     resource_error,
     unknown_prompt,
     unknown_tool,
@@ -204,7 +204,7 @@ class MemoryServer(MCPServer[Any]):
             # A misspelt argument (``ttl`` for ``ttl_seconds``) must not be silently dropped.
             unknown = sorted(set(arguments) - set(properties))
             if unknown:
-                raise InvalidArgument(f"unknown argument(s) for {name}: {', '.join(unknown)}")
+                raise InvalidArgument(f"unknown argument(s) for {name}: {echo(', '.join(unknown))}")
             self._check_project(properties, arguments)
             with self.in_flight.track():
                 return await super().call_tool(name, arguments, context)
@@ -227,12 +227,19 @@ class MemoryServer(MCPServer[Any]):
 
         The cursor is a position (the last item's time and URI), not an offset, so that new checkpoints
         arriving between pages neither repeat nor skip items; at most ``resources_list_limit`` items are
-        offered over all pages. Only projects within the request's grant are listed."""
+        offered over all pages. Only projects within the request's grant are listed. A store that fails is a
+        JSON-RPC error with a ``<code>: <sentence>`` message (-32603 for ``unavailable`` and ``internal``), never
+        the exception's own text."""
         after = decode_cursor(params.cursor if params else None)
         settings = self.runtime.settings
-        entries = await recent_resources(
-            self.runtime, visible_projects(settings.project_id), after.at if after is not None else None
-        )
+        try:
+            entries = await recent_resources(
+                self.runtime, visible_projects(settings.project_id), after.at if after is not None else None
+            )
+        except Exception as exc:
+            err = as_service_error(exc)  # an unexpected failure is logged there with its traceback, for the log only
+            logger.warning("resources/list failed: %s", err)
+            raise request_error(err) from None
         if after is not None:
             entries = [e for e in entries if (e[0], e[1].uri) < (after.at, after.uri)]
         room = settings.resources_list_limit - (after.served if after else 0)
@@ -287,14 +294,14 @@ class MemoryServer(MCPServer[Any]):
             raise unknown_prompt(name)
         missing = sorted({a.name for a in prompt.arguments or [] if a.required} - set(arguments or {}))
         if missing:
-            raise prompt_error(InvalidArgument(f"missing argument(s) for prompt {name}: {', '.join(missing)}"))
+            raise request_error(InvalidArgument(f"missing argument(s) for prompt {name}: {', '.join(missing)}"))
         try:
             with self.in_flight.track():
                 return await super().get_prompt(name, arguments, context)
         except MCPError:
             raise
         except Exception as exc:
-            raise prompt_error(as_service_error(exc)) from None
+            raise request_error(as_service_error(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ narrow the search: the project (else the configured default), the agent, the ses
 
 Everything stays within the request's grant: a project outside it, a malformed id, an unknown template or
 prompt, or an argument that names nothing stored answers an empty list, never an error (an error would tell a
-restricted token which projects exist).
+restricted token which projects exist). So does a store that fails; that one is logged at WARNING.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from mcp_types import (
     ResourceTemplateReference,
 )
 
-from mcp_memory.errors import MemoryServiceError
+from mcp_memory import faults
 from mcp_memory.models import parse_uuid
-from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.app import MemoryServer, as_service_error
 from mcp_memory.server.auth import authorize, current_grant
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.stores.ports import IdentifierKind
@@ -94,12 +94,16 @@ async def complete(
             own = default_agent(server.defaults)
             agent_text = str(own) if own else None
         agent = None if kind == "agent" else _optional_uuid(agent_text, "agent_instance_id")
+        await faults.reached("completion.read")
         values, total = await server.runtime.sessions.complete(
             kind, argument.value, MAX_VALUES, projects, agent, given.get("session_id") or None
         )
-    except MemoryServiceError as exc:
-        # Out of scope, malformed or unavailable: nothing to offer (the caller learns nothing from the reason).
-        logger.debug("completion of %s answered empty: %s", argument.name, exc)
+    except Exception as exc:
+        # Out of scope, malformed or a store that failed: nothing to offer (the caller learns nothing from the
+        # reason). The server's own failures are logged as such; the caller's mistakes are not worth a warning.
+        err = as_service_error(exc)
+        level = logging.WARNING if err.code in ("unavailable", "internal") else logging.DEBUG
+        logger.log(level, "completion of %s answered empty: %s", argument.name, err)
         return _EMPTY
     return Completion(values=values, total=total, has_more=total > len(values))
 

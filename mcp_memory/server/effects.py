@@ -1,9 +1,12 @@
-"""What a tool call changed beyond what its result says: the episodes it removed.
+"""What a tool call changed beyond what its arguments and result say: the episodes it removed, the sessions whose
+listing changed with them, or that it changed nothing at all.
 
 The subscriptions (:mod:`.subscriptions`) notify each removed episode's subscribers, but a ``forget_episodes`` by
-filter or a ``delete_session`` may remove thousands, too many ids to put in the result the model reads. So the tool
-notes them here, on the call's :class:`CallEffects`, which :meth:`~.app.MemoryServer.call_tool` opens around each
-call and hands to its observers with the result.
+filter or a ``delete_session`` may remove thousands, too many ids to put in the result the model reads; the sessions
+those episodes came from change too (a terminated session's summary names its episode). And a repeated ``terminate``
+answers exactly as the first did while changing nothing. So the tool notes these here, on the call's
+:class:`CallEffects`, which :meth:`~.app.MemoryServer.call_tool` opens around each call and hands to its observers
+with the result.
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ from uuid import UUID
 
 @dataclass
 class CallEffects:
-    """What one tool call changed that its result leaves out: ``removed_episodes``, the episodes it removed."""
+    """What one tool call changed that its result leaves out: ``removed_episodes``, the episodes it removed;
+    ``changed_sessions``, other sessions (agent, session id) of its project whose resource and listing it changed;
+    ``unchanged``, that it changed nothing whatever its arguments name."""
 
     removed_episodes: list[UUID] = field(default_factory=list)
+    changed_sessions: list[tuple[UUID, str]] = field(default_factory=list)
+    unchanged: bool = False
 
 
 _current: ContextVar[CallEffects | None] = ContextVar("mcp_memory_call_effects", default=None)
@@ -44,4 +51,18 @@ def note_removed_episodes(episode_ids: Iterable[UUID]) -> None:
         effects.removed_episodes.extend(episode_ids)
 
 
-__all__ = ["CallEffects", "collecting", "note_removed_episodes"]
+def note_changed_sessions(sessions: Iterable[tuple[UUID, str]]) -> None:
+    """Record that the current tool call changed these sessions (agent, session id) of its project."""
+    effects = _current.get()
+    if effects is not None:
+        effects.changed_sessions.extend(sessions)
+
+
+def note_unchanged() -> None:
+    """Record that the current tool call changed nothing (it repeated one whose work was done)."""
+    effects = _current.get()
+    if effects is not None:
+        effects.unchanged = True
+
+
+__all__ = ["CallEffects", "collecting", "note_changed_sessions", "note_removed_episodes", "note_unchanged"]

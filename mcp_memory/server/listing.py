@@ -11,6 +11,7 @@ from uuid import UUID
 
 from mcp_types import Resource
 
+from mcp_memory import faults
 from mcp_memory.models import iso
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.records import EpisodeFilter
@@ -41,6 +42,7 @@ async def recent_resources(
     if projects is not None and not projects:
         return []
     until = None if at_or_before is None else at_or_before + CURSOR_SLACK
+    await faults.reached("listing.read")
     checkpoints = await rt.store.recent_checkpoints(projects, limit, until)
     episodes = await rt.store.recent_episodes(projects, limit, EpisodeFilter(until=until) if until else None)
     entries: list[tuple[float, Resource]] = []

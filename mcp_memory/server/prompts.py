@@ -8,7 +8,7 @@ the many clients that never show prompts to the model (the reason redis/agent-me
 MCP prompt arguments are strings; ``token_budget`` is parsed here. A bad argument, an unknown one, one past its
 limit, a project outside the request's token, or a session that does not exist is a JSON-RPC error (-32602) whose
 message starts with the docs/contract.md code, never a generic "Error rendering prompt"; a store that is down is
--32603 (:func:`mcp_memory.server.protocol.prompt_error` decides, for this prompt and any other).
+-32603 (:func:`mcp_memory.server.protocol.request_error` decides, for this prompt and any other).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from mcp_memory import deadlines
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.server.app import MemoryServer, as_service_error
-from mcp_memory.server.protocol import prompt_error
+from mcp_memory.server.protocol import echo, request_error
 from mcp_memory.server.scope import default_agent, resolve_project
 from mcp_memory.server.tools.shared import hints
 from mcp_memory.services.briefing import (
@@ -69,7 +69,7 @@ class _BriefingPrompt(Prompt):
     async def render(self, arguments: dict[str, Any] | None, context: Context[Any, Any]) -> Any:
         unknown = sorted(set(arguments or {}) - {a.name for a in self.arguments or []})
         if unknown:
-            raise prompt_error(InvalidArgument(f"unknown argument(s) for {self.name}: {', '.join(unknown)}"))
+            raise request_error(InvalidArgument(f"unknown argument(s) for {self.name}: {echo(', '.join(unknown))}"))
         try:
             return await super().render(arguments, context)
         except MCPError:
@@ -77,8 +77,8 @@ class _BriefingPrompt(Prompt):
         except ValueError as exc:
             cause = exc.__cause__
             if isinstance(cause, ValidationError | MemoryServiceError):
-                raise prompt_error(as_service_error(cause)) from None
-            raise prompt_error(as_service_error(exc)) from None
+                raise request_error(as_service_error(cause)) from None
+            raise request_error(as_service_error(exc)) from None
 
 
 async def briefing_for(
@@ -117,7 +117,7 @@ def register_prompts(server: MemoryServer) -> None:
             with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
                 briefing = await briefing_for(server, task, session_id, agent_instance_id, project_id, token_budget)
         except MemoryServiceError as exc:
-            raise prompt_error(exc) from None
+            raise request_error(exc) from None
         return [UserMessage(briefing.text)]
 
     server.add_prompt(

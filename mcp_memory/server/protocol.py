@@ -14,7 +14,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from mcp_types.version import is_version_at_least
 
-from mcp_memory.errors import InvalidArgument, MemoryServiceError, NotFound
+# echo and ECHO_LIMIT live with the errors (models bound what they repeat too); here as before, for the server.
+from mcp_memory.errors import ECHO_LIMIT, InvalidArgument, MemoryServiceError, NotFound, echo
 
 RESOURCE_NOT_FOUND = -32002
 """The resource-not-found code of protocol versions 2024-11-05 to 2025-11-25."""
@@ -25,14 +26,6 @@ _NOT_FOUND_IS_INVALID_PARAMS = "2026-07-28"
 MAX_URI_LENGTH = 4096
 """Our longest resource URI (two UUIDs and two 128-character ids) is about 400 characters; a longer one names
 nothing (and the SDK matches no template past 64 KiB), so it is refused as malformed, before any matching."""
-
-ECHO_LIMIT = 200
-"""How much of a name or URI the caller sent an error repeats (a 1 MB URI must not give a 1 MB error)."""
-
-
-def echo(text: str) -> str:
-    """``text`` as an error may repeat it: at most :data:`ECHO_LIMIT` characters, then an ellipsis."""
-    return text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + "…"
 
 
 def resource_not_found_code(protocol_version: str | None) -> int:
@@ -92,9 +85,10 @@ def unknown_prompt(name: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message=f"not_found: prompt {echo(name)!r} does not exist")
 
 
-def prompt_error(err: MemoryServiceError) -> MCPError:
-    """The JSON-RPC error for ``prompts/get`` that failed with ``err``: the caller's mistakes are invalid params
-    (the spec's code for a bad prompt name or arguments), the server's own failures internal errors."""
+def request_error(err: MemoryServiceError) -> MCPError:
+    """The JSON-RPC error for a request (``prompts/get``, ``resources/list``) that failed with ``err``: the caller's
+    mistakes are invalid params (the spec's code for a bad prompt name or arguments), the server's own failures
+    (``unavailable``, ``internal``) internal errors; the message is ``<code>: <sentence>`` either way."""
     caller = err.code in ("invalid_argument", "not_found", "forbidden", "too_large")
     return MCPError(code=INVALID_PARAMS if caller else INTERNAL_ERROR, message=str(err))
 
@@ -107,7 +101,7 @@ __all__ = [
     "check_resource_uri",
     "echo",
     "no_such_resource",
-    "prompt_error",
+    "request_error",
     "resource_error",
     "resource_not_found_code",
     "unknown_prompt",

@@ -14,6 +14,8 @@ Without tokens (loopback only) there is a single tenant and only the server-wide
 No event store is configured, so streams are not resumable: a ``Last-Event-ID`` header is ignored.
 SSE streams (the older transport, one MCP session per stream) are capped per token the same way
 (:class:`StreamsPerToken`, counted apart from Streamable HTTP sessions).
+In stateless mode each handshake-era request is served as a connection of its own (:func:`serving_stateless` tells
+the code below, e.g. which capabilities an ``initialize`` declares).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -36,6 +39,14 @@ logger = logging.getLogger(__name__)
 LAST_EVENT_ID = b"last-event-id"  # ASGI header names are lower case
 BUSY_RETRY_AFTER_SECONDS = 60
 """``Retry-After`` when every session concerned has a request or stream open (none will expire on its own)."""
+
+_stateless: ContextVar[bool] = ContextVar("mcp_memory_stateless_request", default=False)
+
+
+def serving_stateless() -> bool:
+    """Whether this task serves a handshake-era request of stateless Streamable HTTP: a connection that ends with
+    its answer and has no channel for notifications (what runs for the request inherits the answer)."""
+    return _stateless.get()
 
 
 class SessionRefused(Exception):
@@ -63,6 +74,16 @@ class FairSessionManager(StreamableHTTPSessionManager):
             # opens a fresh stream, as without it.
             scope = without_last_event_id(scope)
         await super()._handle_request(scope, receive, send)
+
+    async def _handle_stateless_request(
+        self, protocol_version_hint: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        # The SDK starts the request's server task from here, so the task (and its handlers) copy this value.
+        token = _stateless.set(True)
+        try:
+            await super()._handle_stateless_request(protocol_version_hint, scope, receive, send)
+        finally:
+            _stateless.reset(token)
 
     def sessions_of(self, requestor: AuthorizationContext | None) -> list[StreamableHTTPServerTransport]:
         """The open sessions opened with ``requestor``'s credential (every session without tokens)."""
@@ -171,4 +192,11 @@ def _retry_after(sessions: list[StreamableHTTPServerTransport]) -> int:
     return max(1, math.ceil(min(deadlines) - now))
 
 
-__all__ = ["BUSY_RETRY_AFTER_SECONDS", "FairSessionManager", "SessionRefused", "StreamsPerToken", "send_refusal"]
+__all__ = [
+    "BUSY_RETRY_AFTER_SECONDS",
+    "FairSessionManager",
+    "SessionRefused",
+    "StreamsPerToken",
+    "send_refusal",
+    "serving_stateless",
+]

@@ -6,14 +6,18 @@ and ``terminate`` change the session resource (and the agent's sessions listing)
 too, and adds a checkpoint (the resource list changed); ``terminate`` and ``record_episode`` change the project's
 episode list and the episode, and add an episode (the resource list changed); ``forget_episodes`` and
 ``delete_session(keep_episodes=false)`` change the episode list and each episode they removed (named by the call's
-:mod:`.effects`, not its result). Whatever removes a checkpoint or an episode (``delete_checkpoint``,
-``delete_session``, ``forget_episodes``) changes the resource list too. Only this process's tool calls are seen: a
-write by another server process on the same database or Redis notifies nobody here.
+:mod:`.effects`, not its result); ``forget_episodes`` also changes the session and the agent's sessions listing of
+each session those episodes came from. Whatever removes a checkpoint or an episode (``delete_checkpoint``,
+``delete_session``, ``forget_episodes``) changes the resource list too. A repeated ``terminate`` (the first call's
+answer again) changes nothing. Only this process's tool calls are seen: a write by another server process on the
+same database or Redis notifies nobody here.
 
 Two protocol eras, one source of events:
 - handshake era (2025-xx, what most clients and the conformance suite speak): ``resources/subscribe`` and
   ``resources/unsubscribe`` per connection (the subscriptions end with it); notifications go on the connection's
   standalone channel (stdio, the Streamable HTTP GET stream, SSE). ``list_changed`` goes to every open connection.
+  Stateless HTTP has no such channel (each request is a connection of its own): there neither capability is
+  declared and both methods are refused (-32601).
 - 2026-07-28: ``subscriptions/listen`` streams, fed by the SDK's subscription bus; the stream's filter decides.
 
 Token scope: a URI outside the grant of the connection (its bearer token's projects) is accepted and never fires,
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote
@@ -41,6 +45,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourcesListChanged, ResourceUpdated, ServerEvent
 from mcp_types import (
     INTERNAL_ERROR,
+    METHOD_NOT_FOUND,
     CallToolResult,
     EmptyResult,
     SubscribeRequestParams,
@@ -58,6 +63,7 @@ from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI
 from mcp_memory.server.protocol import check_resource_uri, resource_error
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.server.session_directory import SESSIONS_URI
+from mcp_memory.server.sessions import serving_stateless
 
 logger = logging.getLogger(__name__)
 
@@ -149,10 +155,14 @@ def changes_for(
     result: Mapping[str, Any],
     default_project: UUID | None,
     default_agent: UUID | None = None,
-    removed_episodes: Sequence[UUID] = (),
+    effects: CallEffects | None = None,
 ) -> Changes:
-    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing); ``removed_episodes``:
-    the episodes it removed (:mod:`.effects`: a result names them only when the call did)."""
+    """What a successful call of tool ``name`` changed (nothing for a tool that writes nothing, or a call whose
+    ``effects`` say it changed nothing); ``effects``: what the call noted beyond its result (:mod:`.effects`: the
+    episodes it removed, which a result names only when the call did, and the sessions that changed with them)."""
+    effects = effects or CallEffects()
+    if effects.unchanged:
+        return Changes()
     project = arguments.get("project_id") or default_project
     agent = arguments.get("agent_instance_id") or default_agent
     session = arguments.get("session_id")
@@ -172,7 +182,7 @@ def changes_for(
     episode_uris = (EPISODES_URI.format(project_id=project_id),) + (
         (EPISODE_URI.format(project_id=project_id, episode_id=episode),) if episode else ()
     )
-    gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in removed_episodes)
+    gone = tuple(EPISODE_URI.format(project_id=project_id, episode_id=e) for e in effects.removed_episodes)
     if name == "delete_session":  # its checkpoints go with it, and its episodes unless kept
         checkpoints = (CHECKPOINTS_URI.format(**ids),) if session_uris else ()
         listed = bool(result.get("checkpoints") or gone)  # resources/list offered them
@@ -196,7 +206,11 @@ def changes_for(
     if name == "forget_episodes":
         if not gone:
             return Changes()
-        return Changes(episode_uris + gone, project_id)
+        sessions: dict[str, None] = {}  # the sessions the episodes came from: each session and listing once
+        for other_agent, other_session in effects.changed_sessions:
+            named = {"project_id": project_id, "agent_instance_id": other_agent, "session_id": other_session}
+            sessions.update(dict.fromkeys((SESSION_URI.format(**named), SESSIONS_URI.format(**named))))
+        return Changes(episode_uris + gone + tuple(sessions), project_id)
     return Changes()
 
 
@@ -214,6 +228,18 @@ def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
     # with, so we read it (and do without subscriptions if a later SDK moves it).
     connection = getattr(ctx.session, "_connection", None)
     return connection if isinstance(connection, Connection) else None
+
+
+def _refuse_without_channel(ctx: ServerRequestContext[Any, Any], method: str) -> None:
+    """Refuse ``method`` on a handshake-era connection with no channel for notifications (stateless HTTP, where each
+    request is a connection of its own): a subscription there would end with the answer and never fire."""
+    connection = _connection_of(ctx)
+    if connection is not None and not connection.has_standalone_channel:
+        raise MCPError(
+            METHOD_NOT_FOUND,
+            f"{method} is not available over stateless HTTP: each request is a connection of its own, so no "
+            "notification could reach you; use subscriptions/listen (protocol 2026-07-28) or a stateful session",
+        )
 
 
 class _GrantedBus:
@@ -266,6 +292,7 @@ class ChangeNotifier:
         return await call_next(ctx)
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
+        _refuse_without_channel(ctx, "resources/subscribe")
         uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
         if uri is not None and watcher is not None and len(watcher.uris) < MAX_URIS_PER_CONNECTION:
@@ -273,6 +300,7 @@ class ChangeNotifier:
         return EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: UnsubscribeRequestParams) -> EmptyResult:
+        _refuse_without_channel(ctx, "resources/unsubscribe")
         uri = subscribed_uri(str(params.uri))
         watcher = self._watcher(ctx)
         if uri is not None and watcher is not None:
@@ -348,7 +376,7 @@ class ChangeNotifier:
                 result.structured_content or {},
                 default_project(defaults),
                 default_agent(defaults),
-                effects.removed_episodes,
+                effects,
             )
             if changes.uris or changes.list_changed:
                 await self.publish(changes)
@@ -357,7 +385,8 @@ class ChangeNotifier:
 
 
 def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
-    """Serve subscriptions on ``server`` and declare ``resources.subscribe`` and ``resources.listChanged``."""
+    """Serve subscriptions on ``server`` and declare ``resources.subscribe`` and ``resources.listChanged`` (not to
+    handshake-era clients of stateless HTTP, which cannot receive them)."""
     notifier = ChangeNotifier(server)
     low = server._lowlevel_server
     low.add_request_handler("resources/subscribe", SubscribeRequestParams, notifier.subscribe)
@@ -366,7 +395,9 @@ def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
     low.middleware.append(notifier.middleware)  # after the grant middleware: runs with the request's grant
     server.tool_observers.append(notifier.after_tool)
 
-    # The handshake era declares listChanged from NotificationOptions, which MCPServer leaves at its defaults.
+    # The handshake era declares listChanged from NotificationOptions, which MCPServer leaves at its defaults, and
+    # subscribe whenever resources/subscribe has a handler. Neither holds on stateless HTTP, where the connection
+    # ends with each answer: nothing is declared there (the 2026-07-28 listen streams work in any mode).
     declare = low.create_initialization_options
 
     def with_list_changed(
@@ -374,8 +405,14 @@ def register_subscriptions(server: MemoryServer) -> ChangeNotifier:
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> InitializationOptions:
-        options = notification_options or NotificationOptions(resources_changed=True)
-        return declare(options, experimental_capabilities, extensions)
+        stateless = serving_stateless()
+        options = notification_options or NotificationOptions(resources_changed=not stateless)
+        declared = declare(options, experimental_capabilities, extensions)
+        resources = declared.capabilities.resources
+        if stateless and resources is not None:
+            quiet = resources.model_copy(update={"subscribe": False, "list_changed": False})
+            declared.capabilities = declared.capabilities.model_copy(update={"resources": quiet})
+        return declared
 
     low.create_initialization_options = with_list_changed  # type: ignore[method-assign]
     return notifier

@@ -62,11 +62,13 @@ MAX_FORGET_IDS = 1000
 @dataclass(frozen=True, slots=True)
 class Forgotten:
     """What ``forget`` did: the ids of the episodes it removed (all of them, for a filter too: subscribers of each
-    are told), or, for a filter without ``confirm``, how many it ``would_forget``; ``by_ids``: the call named them."""
+    are told), or, for a filter without ``confirm``, how many it ``would_forget``; ``by_ids``: the call named them;
+    ``sessions``: the sessions (agent, session id) the removed episodes came from, once each."""
 
     episode_ids: tuple[UUID, ...] = ()
     would_forget: int | None = None
     by_ids: bool = False
+    sessions: tuple[tuple[UUID, str], ...] = ()
 
     def as_result(self) -> dict[str, Any]:
         """The tool's result: the count, and the ids only when the call gave ids (a filter may remove thousands)."""
@@ -181,7 +183,8 @@ class EpisodeControl:
         if gone:
             # Events go on the episodes' sessions; what has none is logged here (no session to hold its event).
             logger.info("forgot %d episodes of project %s (%d without a session)", len(gone), project, lone)
-        return Forgotten(tuple(g.episode_id for g in gone), by_ids=by_ids)
+        sessions = dict.fromkeys((g.agent_instance_id, g.session_id) for g in gone if g.session_id is not None)
+        return Forgotten(tuple(g.episode_id for g in gone), by_ids=by_ids, sessions=tuple(sessions))
 
     # -- edit --------------------------------------------------------------------------------------------------
     async def update(

@@ -338,7 +338,7 @@ class AgentLifecycleManager:
         async with self._ctx.session_lock(scope):
             done = await self._terminate_locked(scope, started, draft, meta, result_outcome, consolidate, cleanup)
         if done.finished_before:
-            return LifecycleResult(True, "terminate", "session was already terminated", done.data, 0.0)
+            return LifecycleResult(True, "terminate", "session was already terminated", done.data, 0.0, repeat=True)
         return await self._finish("terminate", scope, started, done.data, meta)
 
     async def _terminate_locked(

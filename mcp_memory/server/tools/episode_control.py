@@ -8,7 +8,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.effects import note_removed_episodes
+from mcp_memory.server.effects import note_changed_sessions, note_removed_episodes
 from mcp_memory.server.tools.shared import Importance, Lessons, Metadata, Outcome, ProjectId, ToolScope, hints, reply
 
 FORGET_EPISODES = "Delete episodes: by id, or by filter (only counted unless confirm)."
@@ -44,6 +44,7 @@ def register(server: MemoryServer) -> None:
             before=before,
         )
         note_removed_episodes(forgotten.episode_ids)  # their subscribers are told, however many (not the model)
+        note_changed_sessions(forgotten.sessions)  # a terminated session's summary names its episode
         return reply(forgotten.as_result())
 
     @server.tool(description=UPDATE_EPISODE, **hints("Update episode", destructive=True, idempotent=True))

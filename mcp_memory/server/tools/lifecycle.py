@@ -8,6 +8,7 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from mcp_memory.server.app import MemoryServer
+from mcp_memory.server.effects import note_unchanged
 from mcp_memory.server.tools.shared import (
     AgentId,
     CheckpointId,
@@ -103,6 +104,8 @@ def register(server: MemoryServer) -> None:
             metadata,
             task_type=task_type,
         )
+        if r.repeat:
+            note_unchanged()  # the first call's answer again: nobody is told of a change
         return reply(r.data)
 
     @server.tool(description=LIST_CHECKPOINTS, **hints("Checkpoints", read_only=True, idempotent=True))

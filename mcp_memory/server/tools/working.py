@@ -11,7 +11,9 @@ from mcp_memory.models import iso
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.tools.shared import JSON_VALUE, READ_ONLY, AgentId, ProjectId, SessionId, ToolScope, hints, reply
 
-Key = Annotated[str, Field(description="Up to 256 chars.")]
+Key = str
+"""A working-memory key; its description states the server's own limit (``max_key_length``, see :func:`register`)."""
+KEY_TOOLS = ("memory_set", "memory_get", "memory_delete")
 
 MEMORY_SET = "Store a JSON value under a key in working memory."
 MEMORY_GET = "Read a key; `not_found` if absent or expired."
@@ -60,5 +62,14 @@ def register(server: MemoryServer) -> None:
         keys = await working.list_keys(tools.session(project_id, agent_instance_id, session_id), prefix)
         return reply({"keys": keys})
 
+    # The limit is a setting, read when the server is built, while an annotation's description is fixed when the
+    # module is imported: so the published schema gets it here (validation is the service's, with the same limit).
+    for name in KEY_TOOLS:
+        tool = server._tool_manager.get_tool(name)
+        if tool is not None:
+            tool.parameters["properties"]["key"]["description"] = (
+                f"Up to {server.runtime.settings.max_key_length} chars."
+            )
 
-__all__ = ["MEMORY_DELETE", "MEMORY_GET", "MEMORY_LIST", "MEMORY_SET", "register"]
+
+__all__ = ["KEY_TOOLS", "MEMORY_DELETE", "MEMORY_GET", "MEMORY_LIST", "MEMORY_SET", "register"]
