@@ -6,6 +6,11 @@ normal, documented stop. Instead the server cuts its calls off first (:meth:`InF
 ends as ``unavailable`` (an answer its client may still get, instead of a dropped connection), and the stop logs
 one WARNING saying how many calls it cut off, those ended with their stream (an SSE stream closed by the stop)
 included.
+
+A call cut off this way still runs its own compensation (a spawn's discard, a terminate's unseal: they catch the
+cancellation and run shielded from it), so it leaves what a failed call leaves; what it does not record is its
+failure event, and a resume cut between its restore and its durable record leaves the session as a crash there
+would (restored memory, status and event as before it).
 """
 
 from __future__ import annotations
