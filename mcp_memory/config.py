@@ -283,16 +283,14 @@ class Settings(BaseSettings):
         default=1000,
         ge=0,
         description=(
-            "Each pause and resume keeps the session's newest N lifecycle events (its successful spawn and terminate "
-            "events are never pruned); 0: all."
+            "Each pause and resume, failed call, and episode edit, merge or forget recorded on a session keeps the "
+            "session's newest N events (its successful spawn and terminate events are never pruned); 0: all."
         ),
     )
     event_retention_seconds: float = Field(
         default=0,
         ge=0,
-        description=(
-            "Each pause and resume also prunes the session's events older than this (same exceptions); 0: no age."
-        ),
+        description=("The same writes also prune the session's events older than this (same exceptions); 0: no age."),
     )
 
     hooks: HookSettings = Field(default_factory=HookSettings)

@@ -409,7 +409,7 @@ async def test_project_a_ranking_is_bit_identical_whatever_project_b_holds(store
             sql = search_sql(
                 "", text_retriever=tr, vector_retriever=vr, same_model=vr, exact_scan_max=store.exact_scan_max
             )
-            params = {"p": a, "pool": 50, "limit": 10, "now": T0, "vpool": 40, "model": "hash@256"}
+            params = {"p": a, "pool": 50, "limit": 10, "now": T0, "vpool": 40, "vscan": 100, "model": "hash@256"}
             params.update(tsq=ts_query(query), qv=vector_text(qv))
             async with store._write() as conn:
                 # As on a big table, the planner would take the HNSW index for A's candidates if it could.
@@ -635,7 +635,15 @@ async def test_selective_filter_still_fills_the_vector_pool(store: PostgresStore
         from mcp_memory.stores.postgres.search import search_sql, vector_text
 
         sql = search_sql(" AND e.agent_instance_id = :f_agent", text_retriever=False, vector_retriever=True)
-        params = {"p": target, "qv": vector_text(qv), "vpool": 40, "limit": 10, "now": T0, "f_agent": agent}
+        params = {
+            "p": target,
+            "qv": vector_text(qv),
+            "vpool": 40,
+            "vscan": 200,
+            "limit": 10,
+            "now": T0,
+            "f_agent": agent,
+        }
         async with forced._write() as conn:
             plan = "\n".join(r[0] for r in await conn.execute(text("EXPLAIN " + sql), params))
         assert "episodes_embedding_hnsw" in plan, plan
@@ -676,7 +684,7 @@ async def test_search_uses_the_hnsw_index_for_a_large_project_only(store: Postgr
     assert store.exact_scan_max == EXACT_SCAN_BUDGET // 256 > 1000
 
     qv = vector_text(EMBEDDER.embed_one("episode"))
-    params = {"p": project, "qv": qv, "vpool": 40, "limit": 5, "now": T0}
+    params = {"p": project, "qv": qv, "vpool": 40, "vscan": 100, "limit": 5, "now": T0}
     for exact_scan_max, runs in ((999, True), (store.exact_scan_max, False)):
         sql = search_sql("", text_retriever=False, vector_retriever=True, exact_scan_max=exact_scan_max)
         async with store._write() as conn:

@@ -281,7 +281,7 @@ async def test_in_a_large_project_common_words_do_not_change_the_top_results(
         candidates = {i for i in range(LARGE) if any(WORD_RULES[w](i) for w in selective)}
         assert {ids[k] for k in ours} == candidates
         assert_close(ours, {k: v for k, v in reference.items() if ids[k] in candidates})
-        best = sorted(reference.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:10]
+        best = sorted(reference.items(), key=lambda kv: (-kv[1], -ids[kv[0]]))[:10]  # equal scores: newest first
         top = await store_bm25(store, project, query, pool=10)
         assert list(top) == [k for k, _ in best]
         found = await store.search_episodes(project, query, None, EpisodeFilter(), 5, T0, "text")
@@ -314,7 +314,7 @@ async def test_in_a_large_project_a_query_of_common_words_only_ranks_the_episode
         )
         success = {str(ep.episode_id) for ep in episodes if ep.outcome is Outcome.SUCCESS}
         assert successes == {k: v for k, v in ours.items() if k in success}
-        best3 = sorted(ours.items(), key=lambda kv: (-kv[1], ids[kv[0]]))[:3]
+        best3 = sorted(ours.items(), key=lambda kv: (-kv[1], -ids[kv[0]]))[:3]  # equal scores: newest first
         assert list((await store_bm25(store, project, query, pool=3)).items()) == best3
     assert len(holding("alpha", "beta", "gamma", "delta", "kappa")) == 3
     # A selective word makes the candidates again: no longer only those holding every common word.

@@ -34,6 +34,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, InvalidArgument, NotFound, TooLarge
 from mcp_memory.models import Episode, Outcome, parse_outcome, parse_uuid, validate_identifier
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
+from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.validation import (
     MAX_LESSONS,
     MAX_TASK_TYPE,
@@ -178,7 +179,7 @@ class EpisodeControl:
             return Forgotten(would_forget=await self._store.count_episodes(project, sel))
         started = time.perf_counter()
         event = EventRecord("forget_episodes", self._clock(), 0.0, "ok", {}, perf_start=started)
-        gone = await self._store.forget_episodes(project, sel, event)
+        gone = await self._store.forget_episodes(project, sel, event, retention_policy(self._settings))
         lone = sum(1 for g in gone if g.session_id is None)
         if gone:
             # Events go on the episodes' sessions; what has none is logged here (no session to hold its event).
@@ -256,7 +257,8 @@ class EpisodeControl:
         )
         detail = {"episode_id": str(current.episode_id), "fields": sorted(fields)}
         event = EventRecord(event_type, self._clock(), 0.0, "ok", detail, perf_start=started)
-        updated = await self._store.update_episode(current.project_id, current.episode_id, changes, event)
+        retention = retention_policy(self._settings)
+        updated = await self._store.update_episode(current.project_id, current.episode_id, changes, event, retention)
         if updated is None:  # forgotten meanwhile
             raise NotFound(f"episode '{current.episode_id}' does not exist in project {current.project_id}")
         return updated

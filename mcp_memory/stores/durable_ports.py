@@ -299,20 +299,28 @@ class EpisodeStore(Protocol):
         ...
 
     async def forget_episodes(
-        self, project_id: UUID, selector: EpisodeSelector, event: EventRecord
+        self, project_id: UUID, selector: EpisodeSelector, event: EventRecord, retention: Retention | None = None
     ) -> list[ForgottenEpisode]:
         """Delete the episodes ``selector`` picks in the project, in one transaction: the rows with their vectors,
         their full-text postings and their share of the project's full-text statistics (so later scores are those
         of a store that never held them). ``event`` (its detail completed with the session's forgotten ids) is
-        recorded on each session the episodes came from that still exists; a session whose episode goes refers to
+        recorded on each session the episodes came from that still exists, and ``retention``'s event bounds applied
+        to that session in the same transaction, as ``record_event`` does; a session whose episode goes refers to
         none from then on (its ``terminate_result`` is kept: a repeated terminate answers the same)."""
         ...
 
     async def update_episode(
-        self, project_id: UUID, episode_id: UUID, changes: EpisodeChanges, event: EventRecord
+        self,
+        project_id: UUID,
+        episode_id: UUID,
+        changes: EpisodeChanges,
+        event: EventRecord,
+        retention: Retention | None = None,
     ) -> Episode | None:
         """Apply ``changes`` to one episode of the project (re-indexing its text if ``changes.reembed``) and
-        record ``event`` on its session if that still exists; the updated episode, or None if it does not exist."""
+        record ``event`` on its session if that still exists, applying ``retention``'s event bounds to the session
+        in the same transaction (as ``record_event`` does: a session edited many times after its last pause or
+        resume keeps its events within them); the updated episode, or None if it does not exist."""
         ...
 
     async def recent_episodes(

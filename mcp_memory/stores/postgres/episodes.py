@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EpisodeText, EventRecord, SearchMode
-from mcp_memory.stores.postgres import vector_indexes
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EpisodeText, EventRecord, Retention, SearchMode
+from mcp_memory.stores.postgres import two_step, vector_indexes
 from mcp_memory.stores.postgres.search import (
     DEFAULT_EF_SEARCH,
     EXACT_SCAN_BUDGET,
@@ -34,6 +34,7 @@ from mcp_memory.stores.postgres.statements import (
     LOCK_SAME_EPISODE,
     NEAREST_EPISODE,
     NEAREST_EPISODE_OF_MODEL,
+    PRUNE_EVENTS,
     SET_EMBEDDING,
     episode_params,
     event_params,
@@ -160,8 +161,24 @@ class PostgresEpisodes(EpisodeEdits):
     _JSON = "CAST({} AS jsonb)"
     _LOCK_ROW = " FOR UPDATE"
 
-    async def _insert_event(self, conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
-        await conn.execute(text(COUNTED_EVENT), {"pk": session_pk, **event_params(ev)})
+    async def _insert_event(
+        self, conn: AsyncConnection, session_pk: int, ev: EventRecord, retention: Retention | None = None
+    ) -> None:
+        count = (await conn.execute(text(COUNTED_EVENT), {"pk": session_pk, **event_params(ev)})).scalar()
+        if count is not None:
+            await self._bound_events(conn, session_pk, int(count), retention, ev.at)
+
+    async def _bound_events(
+        self, conn: AsyncConnection, session_pk: int, count: int, retention: Retention | None, at: float
+    ) -> None:
+        """Apply ``retention``'s event bounds (the age counted from ``at``) to the session ``session_pk``, which
+        holds ``count`` events and whose row this transaction has locked by counting its new one."""
+        if retention is None:
+            return
+        keep_last, cutoff = two_step.event_retention_args(retention, at)
+        if (retention.events_keep_last is not None and count > retention.events_keep_last) or cutoff is not None:
+            bounds = {"pk": session_pk, "n": count, "keep_last": keep_last, "cutoff": cutoff}
+            await conn.execute(text(PRUNE_EVENTS), bounds)
 
     async def _lock_same(self, conn: AsyncConnection, episode: Episode) -> None:
         key = f"{episode.project_id}|{episode.agent_instance_id}|{episode.session_id}|{episode.task_description}"

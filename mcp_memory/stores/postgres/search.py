@@ -128,7 +128,8 @@ def search_sql(
       made of common words only matches on all of them. A word no episode of the project holds is left out of both (it
       would match nothing), as on SQLite.
     - Vectors: a project of at most ``exact_scan_max`` episodes (see :data:`EXACT_SCAN_BUDGET`) is searched by
-      an exact scan of its own vectors: the ``:vpool`` nearest, whatever the other projects hold (the HNSW scan,
+      an exact scan of its own vectors: the ``:vpool`` nearest (equal distances newest row first, as in the text
+      pool and the HNSW one), whatever the other projects hold (the HNSW scan,
       in the plan, is gated off and never runs). A larger project: the ``:vpool`` nearest by cosine distance
       through the HNSW index (ef_search sized to it), one graph over every project, so approximate and not
       independent of the others' vectors. pgvector 0.6 filters *after* the index scan (no iterative scans): with
@@ -201,7 +202,7 @@ def search_sql(
             f"text_hits AS (SELECT e.id, {_TEXT_RANK} AS r, {carried} FROM episodes e "
             f"WHERE {_WORDS} && COALESCE((SELECT q FROM selective), (SELECT q FROM all_words)) "
             f"AND ((SELECT q FROM all_words) IS NULL OR {_WORDS} @> (SELECT q FROM all_words)){filters} "
-            "ORDER BY r DESC LIMIT :pool)"
+            "ORDER BY r DESC, e.id DESC LIMIT :pool)"
         )
         # The scale of the text shares (ranking.relative): the best rank, or GOOD_TEXT_SHARE of the query's ceiling
         # (k1 + 1 times the IDFs of its words the project holds: no episode reaches it) if the best is lower.
@@ -216,17 +217,21 @@ def search_sql(
         parts.append("t")
     if vector_retriever:
         distance = "(e.embedding <=> CAST(:qv AS vector))"
+        # Equal distances, newest row first, in both scans (the final ranking's order of ties, so that a pool's
+        # cut keeps the episodes it would prefer). The HNSW scan orders by the distance alone (a second key would
+        # leave the index unused); an incremental sort orders its rows after, reading past :vpool only as far as
+        # the ties at the cut go (:vscan, the ef_search rows the scan can yield, bounds it).
         ctes.append(
-            f"approx AS MATERIALIZED (SELECT e.id, {distance} AS d, {carried} FROM episodes e "
+            f"approx AS MATERIALIZED (SELECT * FROM (SELECT e.id, {distance} AS d, {carried} FROM episodes e "
             "WHERE (SELECT episodes FROM project_episode_counts WHERE project_id = :p) > "
             f"{int(exact_scan_max)} AND {where}{model} AND e.embedding IS NOT NULL "
             "ORDER BY e.embedding <=> CAST(:qv AS vector) "
-            "LIMIT :vpool)"
+            "LIMIT :vscan) AS scan ORDER BY d, id DESC LIMIT :vpool)"
         )
         ctes.append(
             f"exact AS MATERIALIZED (SELECT e.id, {distance} AS d, {carried} FROM episodes e "
             f"WHERE (SELECT count(*) FROM approx) < :limit AND {where}{model} AND e.embedding IS NOT NULL "
-            f"ORDER BY {distance} + 0 LIMIT :vpool)"
+            f"ORDER BY {distance} + 0, e.id DESC LIMIT :vpool)"
         )
         ctes.append(
             "vector_hits AS (SELECT * FROM exact UNION ALL SELECT * FROM approx WHERE NOT EXISTS (SELECT 1 FROM exact))"
@@ -325,8 +330,12 @@ def search_statement(
     # scored by both retrievers anyway (see search_sql).
     vector_pool = max(limit * 4, 40)
     params.update(p=project_id, pool=pool, limit=limit, now=now)
+    # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
+    # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
+    ef_search = min(HNSW_MAX_EF_SEARCH, max(vector_pool, MIN_EF_SEARCH) * (FILTERED_EF_FACTOR if extra else 1))
     if qv is not None:
-        params["vpool"] = vector_pool
+        # ``vscan``: the HNSW scan may be read as far as it yields, to order the ties at the pool's cut newest first.
+        params.update(vpool=vector_pool, vscan=max(ef_search, vector_pool))
     if tsq is not None:
         params["tsq"] = tsq
     if qv is not None:
@@ -340,9 +349,6 @@ def search_statement(
         same_model=qv is not None and embedding_model is not None,
         exact_scan_max=exact_scan_max,
     )
-    # The HNSW scan yields at most ef_search rows before the filters drop some: size it to the candidate pool,
-    # and widen it when filters will drop rows (if too few survive, the query falls back to an exact scan).
-    ef_search = min(HNSW_MAX_EF_SEARCH, max(vector_pool, MIN_EF_SEARCH) * (FILTERED_EF_FACTOR if extra else 1))
     return sql, params, ef_search
 
 

@@ -129,11 +129,13 @@ INSERT_EVENT = f"INSERT INTO events {EVENT_COLUMNS} VALUES (:pk, {EVENT_VALUES})
 """An event of session ``:pk``, whose ``event_count`` the same statement or transaction counts (see
 :func:`terminate`)."""
 COUNTED_EVENT = (
-    "WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE id = :pk RETURNING id) "
-    f"INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s"
+    "WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE id = :pk RETURNING id, event_count), "
+    f"e AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s) "
+    "SELECT event_count FROM s"
 )
 """An event of session ``:pk``, counted: the update locks the session's row before the event goes in (every writer
-of a session's events counts them under that lock, migration 0011)."""
+of a session's events counts them under that lock, migration 0011); the session's new event count (no row if the
+session is gone)."""
 DISCARD_SESSION = (
     f"WITH s AS (DELETE FROM sessions WHERE {SCOPE} AND status = 'running' AND NOT sealed "
     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "

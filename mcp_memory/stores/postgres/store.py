@@ -57,7 +57,6 @@ from mcp_memory.stores.postgres.statements import (
     LIVE_COUNT,
     LOCK_FOR_TERMINATE,
     LOCK_WRITABLE,
-    PRUNE_EVENTS,
     RECORD_EVENT,
     SET_ITEM,
     SNAPSHOT,
@@ -236,12 +235,8 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
         async with self._write() as conn:
             row = (await conn.execute(text(RECORD_EVENT), {**scope_params(scope), **event_params(event)})).first()
-            if row is None:
-                return
-            keep_last, cutoff = two_step.event_retention_args(retention, event.at)
-            if (keep_last is not None and row.event_count > keep_last) or cutoff is not None:
-                bounds = {"pk": row.id, "n": row.event_count, "keep_last": keep_last, "cutoff": cutoff}
-                await conn.execute(text(PRUNE_EVENTS), bounds)
+            if row is not None:
+                await self._bound_events(conn, row.id, row.event_count, retention, event.at)
 
     # -- lifecycle transitions -------------------------------------------------------------------------
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:

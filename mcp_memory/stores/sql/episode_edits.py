@@ -24,6 +24,7 @@ from mcp_memory.stores.ports import (
     EpisodeText,
     EventRecord,
     ForgottenEpisode,
+    Retention,
 )
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
@@ -83,7 +84,12 @@ class EpisodeEdits:
         def _episode_fields(self, row: Any) -> dict[str, Any]: ...
 
     # -- hooks -----------------------------------------------------------------------------------------------
-    async def _insert_event(self, conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
+    async def _insert_event(
+        self, conn: AsyncConnection, session_pk: int, ev: EventRecord, retention: Retention | None = None
+    ) -> None:
+        """Write ``ev`` on the session ``session_pk``, then apply ``retention``'s event bounds to the session in the
+        same transaction (as ``record_event`` does): edits and forgets on a session no longer paused or resumed
+        keep its events within them too."""
         raise NotImplementedError
 
     async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None:
@@ -141,7 +147,7 @@ class EpisodeEdits:
             )
 
     async def forget_episodes(
-        self, project_id: UUID, selector: EpisodeSelector, event: EventRecord
+        self, project_id: UUID, selector: EpisodeSelector, event: EventRecord, retention: Retention | None = None
     ) -> list[ForgottenEpisode]:
         where, params = selector_clause(self._dialect, project_id, selector)
         async with self._write() as conn:
@@ -159,11 +165,16 @@ class EpisodeEdits:
                 among, names = in_values("id", batch, "pk")
                 await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
             gone = [ForgottenEpisode(as_uuid(r.episode_id), as_uuid(r.agent_instance_id), r.session_id) for r in rows]
-            await self._record_forgets(conn, project_id, gone, event)
+            await self._record_forgets(conn, project_id, gone, event, retention)
         return gone
 
     async def _record_forgets(
-        self, conn: AsyncConnection, project_id: UUID, gone: Sequence[ForgottenEpisode], event: EventRecord
+        self,
+        conn: AsyncConnection,
+        project_id: UUID,
+        gone: Sequence[ForgottenEpisode],
+        event: EventRecord,
+        retention: Retention | None,
     ) -> None:
         """One event per session that the forgotten episodes came from and that still exists; such a session whose
         terminate made one of them refers to no episode from now on (a terminate's episode is of its session)."""
@@ -184,7 +195,7 @@ class EpisodeEdits:
             ).scalar()
             if pk is not None:
                 detail = {"forgotten": len(ids), "episode_ids": ids[:EVENT_IDS]}
-                await self._insert_event(conn, int(pk), event.with_detail(detail))
+                await self._insert_event(conn, int(pk), event.with_detail(detail), retention)
                 await conn.execute(text(UNLINK_LOST_EPISODE.format("id = :pk")), {"pk": int(pk)})
 
     async def _held_row(self, conn: AsyncConnection, project_id: UUID, episode_id: UUID) -> Any:
@@ -209,7 +220,12 @@ class EpisodeEdits:
 
     # -- edit ------------------------------------------------------------------------------------------------
     async def update_episode(
-        self, project_id: UUID, episode_id: UUID, changes: EpisodeChanges, event: EventRecord
+        self,
+        project_id: UUID,
+        episode_id: UUID,
+        changes: EpisodeChanges,
+        event: EventRecord,
+        retention: Retention | None = None,
     ) -> Episode | None:
         d = self._dialect
         key = {"p": d.write_uuid(project_id), "e": d.write_uuid(episode_id)}
@@ -256,7 +272,7 @@ class EpisodeEdits:
                     )
                 ).scalar()
                 if session_pk is not None:
-                    await self._insert_event(conn, int(session_pk), event)
+                    await self._insert_event(conn, int(session_pk), event, retention)
             return self._episode(row)
 
 

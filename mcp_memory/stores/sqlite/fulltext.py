@@ -203,7 +203,9 @@ def _bm25_term(t: str) -> str:
 
 
 def _ranking_sql(selective: list[int], common: list[int], extra: str) -> str:
-    """The ranking statement of :func:`bm25_ranking`: ``(episode_id, score)``, the ``:pool`` best, best first.
+    """The ranking statement of :func:`bm25_ranking`: ``(episode_id, score)``, the ``:pool`` best, best first,
+    equal scores newest row first (the final ranking's order of ties, so that the pool's cut keeps the episodes it
+    would prefer: 60 episodes of one text give the pool the newest 50, not the oldest).
 
     Terms are parameters ``:t<i>`` with their weights (IDF times repeats) ``:w<i>``; ``selective`` and ``common``
     (rarest first) list their ``i``. A posting holds the episode's length, so only the results' episode rows are
@@ -260,11 +262,11 @@ def _ranking_sql(selective: list[int], common: list[int], extra: str) -> str:
         where.append(f"e.project_id = :p{extra}")
     inner = (
         f"SELECT {key} AS id, {score} AS score FROM {source}{' WHERE ' + ' AND '.join(where) if where else ''}"
-        f"{group} ORDER BY score DESC, id LIMIT :pool"
+        f"{group} ORDER BY score DESC, id DESC LIMIT :pool"
     )
     return (
         f"{'WITH ' + ', '.join(ctes) + ' ' if ctes else ''}SELECT e.episode_id, r.score FROM ({inner}) AS r "
-        "JOIN episodes e ON e.id = r.id WHERE e.project_id = :p ORDER BY r.score DESC, r.id"
+        "JOIN episodes e ON e.id = r.id WHERE e.project_id = :p ORDER BY r.score DESC, r.id DESC"
     )
 
 

@@ -129,8 +129,13 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
 
     # -- sessions and events ---------------------------------------------------------------------------
     @staticmethod
-    async def _insert_event(conn: AsyncConnection, session_pk: int, ev: EventRecord) -> None:
+    async def _insert_event(
+        conn: AsyncConnection, session_pk: int, ev: EventRecord, retention: Retention | None = None
+    ) -> None:
         await conn.execute(text(statements.INSERT_EVENT), event_params(session_pk, ev))
+        prune = prune_events_statement(DIALECT, retention, session_pk, ev.at, "LIMIT -1 OFFSET :n")
+        if prune is not None:
+            await conn.execute(text(prune[0]), prune[1])
 
     async def create_session(
         self,

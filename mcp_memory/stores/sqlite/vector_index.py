@@ -220,12 +220,23 @@ def _rows(
 
 
 def _best(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:
-    """Indices of the ``k`` highest scores, best first."""
-    if k >= len(scores):
-        part = np.arange(len(scores))
+    """Indices of the ``k`` highest scores, best first, equal scores the newest row first (a matrix's rows are in
+    row-id order), at the cut too: of 60 equal vectors a pool of 50 holds the newest 50, those the final ranking
+    prefers, not any 50. A total order, so the best ``k`` are the first ``k`` of the best ``k' > k`` (the filter
+    rounds of :func:`_best_passing` rely on it). A score that is not a number ranks last."""
+    n = len(scores)
+    negated = -scores  # ascending: NaN sorts last
+    if k >= n:
+        part = np.arange(n)
     else:
-        part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.argsort(-scores[part], kind="stable")]
+        part = np.argpartition(negated, k - 1)[:k]
+        cut = negated[part[k - 1]]  # the k-th best
+        if np.count_nonzero(negated <= cut) > k:  # scores equal to it left out (rare): the newest of them taken
+            above = np.flatnonzero(negated < cut)
+            level = np.flatnonzero(negated == cut)
+            part = np.concatenate((above, level[len(level) - (k - len(above)) :]))
+    newest_first = np.sort(part)[::-1]
+    return newest_first[np.argsort(negated[newest_first], kind="stable")]
 
 
 def _best_passing(
