@@ -15,9 +15,9 @@ import checks of a record past its shape (the tools' limits) is :mod:`~mcp_memor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import orjson
@@ -65,27 +65,30 @@ KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
 """The record kinds, in file order (the keys of the header's and trailer's ``counts``)."""
 
 
-def _identifier(value: str) -> str:
-    """A session or checkpoint id as the tools take it (:func:`~mcp_memory.models.validate_identifier`)."""
-    try:
-        return validate_identifier(value, "id")
-    except MemoryServiceError as exc:
-        raise ValueError(exc.message) from None
+_T = TypeVar("_T")
 
 
-_Identifier = Annotated[str, AfterValidator(_identifier)]
+def _tool_rule(check: Callable[[Any], _T]) -> Callable[[Any], _T]:
+    """A rule of the tools (a validator raising their ``invalid_argument``) as a field validator: pydantic reports
+    a ``ValueError`` with the field's place in the record, which names it in the import's error."""
+
+    def field_rule(value: Any) -> _T:
+        try:
+            return check(value)
+        except MemoryServiceError as exc:
+            raise ValueError(exc.message) from None
+
+    return field_rule
 
 
-def _uuid(value: object) -> UUID:
-    """A UUID as export writes it and the tools take it: a string in canonical form (pydantic would also take 32
-    hex digits without hyphens, or braces)."""
-    try:
-        return parse_uuid(value, "value")
-    except MemoryServiceError as exc:
-        raise ValueError(exc.message) from None
-
-
-_Uuid = Annotated[UUID, PlainValidator(_uuid)]
+_Identifier = Annotated[str, AfterValidator(_tool_rule(lambda value: validate_identifier(value, "id")))]
+"""A session or checkpoint id as the tools take it."""
+_Uuid = Annotated[UUID, PlainValidator(_tool_rule(lambda value: parse_uuid(value, "value")))]
+"""A UUID as export writes it and the tools take it: a string in canonical form (pydantic would also take 32 hex
+digits without hyphens, or braces)."""
+_Key = Annotated[str, AfterValidator(_tool_rule(lambda value: check_key(value, None)))]
+"""A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored and
+restored by resume, but no call can then delete it. Its length is the server's (``ImportLimits``)."""
 
 
 def _json_text(value: str) -> str:
@@ -100,18 +103,6 @@ def _json_text(value: str) -> str:
 
 
 _JsonText = Annotated[str, AfterValidator(_json_text)]
-
-
-def _key(key: str) -> str:
-    """A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored
-    and restored by resume, but no call can then delete it. Its length is the server's (``ImportLimits``)."""
-    try:
-        return check_key(key, None)
-    except MemoryServiceError as exc:
-        raise ValueError(exc.message) from None
-
-
-_Key = Annotated[str, AfterValidator(_key)]
 
 
 def timestamp(dt: datetime) -> str:
@@ -170,7 +161,7 @@ class Counts(_Record):
 class Header(_Record):
     kind: Literal["header"]
     format: Literal["mcp-memory-export"]
-    format_version: int = Field(strict=True, ge=1, le=FORMAT_VERSION)
+    format_version: int  # from 1 to FORMAT_VERSION: parse_header checks it first, with messages of its own
     created_at: datetime
     exported_by: str
     scope: ScopeModel
@@ -330,7 +321,7 @@ def parse_header(line: bytes) -> Header:
     if not isinstance(raw, dict) or raw.get("kind") != "header" or raw.get("format") != FORMAT_NAME:
         raise InvalidArgument(f"this is not an mcp-memory export file (line 1 is not a {FORMAT_NAME} header)")
     version = raw.get("format_version")
-    # An integer only, exactly: "2" or 2.0 would otherwise be coerced by pydantic and read as version 1 or 2.
+    # Checked here, before the model, for the messages of their own; an integer exactly (true is an int to Python).
     if type(version) is int and version > FORMAT_VERSION:
         raise InvalidArgument(
             f"the export file has format version {version}, newer than this mcp-memory reads ({FORMAT_VERSION}); "
