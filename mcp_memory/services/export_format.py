@@ -27,10 +27,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    Strict,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.models import (
@@ -63,7 +65,6 @@ FORMAT_VERSION = 1
 up to its own and refuses a newer one."""
 KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
 """The record kinds, in file order (the keys of the header's and trailer's ``counts``)."""
-
 
 _T = TypeVar("_T")
 
@@ -118,6 +119,19 @@ seconds in a float (SQLite keeps it so), which names every microsecond only with
 then write."""
 
 
+_DATETIME = TypeAdapter[datetime](datetime, config=ConfigDict(strict=True))
+
+
+def _time_text(value: object) -> datetime:
+    """A time as a JSON string (a number is not a time), read as pydantic reads a datetime from JSON text."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Input should be a valid datetime")
+    try:
+        return _DATETIME.validate_strings(value)
+    except ValidationError as exc:
+        raise PydanticCustomError("datetime_from_string", "{reason}", {"reason": exc.errors()[0]["msg"]}) from None
+
+
 def _storable_time(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)  # naive means UTC, as for the tools' time arguments (not the host's zone)
@@ -129,12 +143,15 @@ def _storable_time(dt: datetime) -> datetime:
     return dt
 
 
-_Time = Annotated[datetime, AfterValidator(_storable_time)]
+_TimeText = Annotated[datetime, PlainValidator(_time_text)]
+_Time = Annotated[datetime, PlainValidator(_time_text), AfterValidator(_storable_time)]
 
 
 class _Record(BaseModel):
-    # Strict, and validated from the line's JSON text: each field in the JSON type export writes it ("true" is not a
-    # bool, "3" or 3.0 not an int, a number not a time), as a hand-edited file could otherwise bring in.
+    # Strict: each field in the JSON type export writes it ("true" is not a bool, "3" or 3.0 not an int, a number not
+    # a time), as a hand-edited file could otherwise bring in. Validated from the line as decoded (JSON types only):
+    # the fields JSON carries otherwise than Python are read explicitly, a time from its string (_time_text), an enum
+    # from its value and a tuple from an array (Strict(False) on those alone).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
@@ -162,7 +179,7 @@ class Header(_Record):
     kind: Literal["header"]
     format: Literal["mcp-memory-export"]
     format_version: int  # from 1 to FORMAT_VERSION: parse_header checks it first, with messages of its own
-    created_at: datetime
+    created_at: _TimeText
     exported_by: str
     scope: ScopeModel
     counts: Counts
@@ -179,7 +196,7 @@ class _InSession(_Record):
 class SessionRecord(_InSession):
     kind: Literal["session"]
     agent_type_id: _Uuid | None
-    status: SessionStatus
+    status: Annotated[SessionStatus, Strict(False)]
     sealed: bool
     created_at: _Time
     updated_at: _Time
@@ -207,7 +224,7 @@ class CheckpointRecord(_InSession):
     keep: bool
     content_hash: str
     metadata: dict[str, Any]
-    state: dict[_Key, tuple[_JsonText, float | None]]
+    state: dict[_Key, Annotated[tuple[_JsonText, float | None], Strict(False)]]
 
 
 class EventRecordModel(_InSession):
@@ -227,7 +244,7 @@ class EpisodeRecord(_Record):
     session_id: _Identifier | None
     task_type: str
     task_description: str
-    outcome: Outcome
+    outcome: Annotated[Outcome, Strict(False)]
     outcome_details: str
     lessons_learned: list[str]
     importance_score: float  # from 0 to 1, as the tools take it (import_checks)
@@ -269,11 +286,23 @@ def _field(path: Sequence[str | int]) -> str:
     return out
 
 
+_IN_JSON_TERMS = {
+    "dict_type": "Input should be an object",
+    "model_type": "Input should be an object",
+    "model_attributes_type": "Input should be an object",
+    "list_type": "Input should be a valid array",
+    "tuple_type": "Input should be a valid array",
+}
+"""Pydantic's messages for a value of the wrong shape, in the file's terms (it says "dictionary" and "list" of the
+decoded line)."""
+
+
 def _problem(line_no: int, exc: ValidationError | orjson.JSONDecodeError) -> InvalidArgument:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = _field(first["loc"])
-        return InvalidArgument(f"line {line_no} of the export file is not a valid record: {where}: {first['msg']}")
+        message = _IN_JSON_TERMS.get(first["type"], first["msg"])
+        return InvalidArgument(f"line {line_no} of the export file is not a valid record: {where}: {message}")
     return InvalidArgument(f"line {line_no} of the export file is not JSON: {exc}")
 
 
@@ -295,14 +324,50 @@ def _nul_at(value: object) -> tuple[str | int, ...] | None:
     return None
 
 
+MAX_LINE_DEPTH = 200
+"""Objects and arrays nest at most this deep in a line: export writes at most 102 levels (an event's detail holding
+metadata nested 100 levels, the most a call takes). orjson reads 1,023 levels but writes only 254, so a record
+deeper than that would be imported and then no export of it could be written."""
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _too_deep(line: bytes, raw: object) -> bool:
+    """Whether the decoded ``line`` nests deeper than :data:`MAX_LINE_DEPTH`. Walked only when the line has brackets
+    enough, and not into a checkpoint's state: the one large field, whose shape (``{key: [text, number]}``) its
+    model checks, so that a state nested deeper fails its validation at its first level."""
+    if line.count(b"{") + line.count(b"[") <= MAX_LINE_DEPTH:
+        return False
+    if not isinstance(raw, dict):
+        return _deeper_than(raw, MAX_LINE_DEPTH)
+    return any(_deeper_than(value, MAX_LINE_DEPTH - 1) for name, value in raw.items() if name != "state")
+
+
 def _decode(line: bytes, line_no: int) -> object:
     """A line's JSON, or ``invalid_argument`` naming the line. A NUL character anywhere in it (a text field, a
     metadata value or key, a working key) is refused here, once for every field of every kind: no store can hold
-    one (Postgres text and jsonb cannot), and the tools refuse it too."""
+    one (Postgres text and jsonb cannot), and the tools refuse it too; and so is a line nested deeper than
+    :data:`MAX_LINE_DEPTH`."""
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise _problem(line_no, exc) from None
+    if _too_deep(line, raw):
+        raise InvalidArgument(
+            f"line {line_no} of the export file is not a valid record: it is nested deeper than {MAX_LINE_DEPTH} "
+            "levels, more than any record export writes; nothing was imported"
+        )
     # JSON text cannot hold a raw NUL (orjson refuses control characters): only its escape makes one.
     if b"\\u0000" in line and (where := _nul_at(raw)) is not None:
         kind = raw.get("kind") if isinstance(raw, dict) else None
@@ -334,20 +399,19 @@ def parse_header(line: bytes) -> Header:
             f"from 1 to {FORMAT_VERSION}); nothing was imported"
         )
     try:
-        return Header.model_validate_json(line)
+        return Header.model_validate(raw)
     except ValidationError as exc:
         raise _problem(1, exc) from None
 
 
 def parse_line(line: bytes, line_no: int) -> Record | Trailer:
-    """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line."""
+    """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line. The line is
+    decoded once (:func:`_decode`) and its record validated from what it decoded to."""
     raw = _decode(line, line_no)
-    trailer = isinstance(raw, dict) and raw.get("kind") == "trailer"
-    del raw  # validated from the text (JSON types, strictly), so one decoded copy of a line is held at a time
     try:
-        if trailer:
-            return Trailer.model_validate_json(line)
-        return _RECORD.validate_json(line)
+        if isinstance(raw, dict) and raw.get("kind") == "trailer":
+            return Trailer.model_validate(raw)
+        return _RECORD.validate_python(raw)
     except ValidationError as exc:
         raise _problem(line_no, exc) from None
 
