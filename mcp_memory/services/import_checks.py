@@ -47,11 +47,10 @@ class ImportLimits:
 
     def check_item(self, key: str, value: str, expires_at: float | None, where: str) -> None:
         """A working-memory item as ``memory_set`` takes it on this server (``where``: the line, for the error)."""
-        if len(key) > self.max_key_length:
-            raise TooLarge(
-                f"{where}: key {_shown(key)} is {len(key)} characters long; this server's limit is "
-                f"{self.max_key_length} (max_key_length); nothing was imported"
-            )
+        try:
+            check_key(key, self.max_key_length, f"key {_shown(key)}")
+        except MemoryServiceError as exc:
+            raise type(exc)(f"{where}: {exc.message} (this server's max_key_length); nothing was imported") from None
         size = utf8_size(value, f"{where}: the value of key {_shown(key)}")
         if size > self.max_value_bytes:
             raise TooLarge(
