@@ -15,6 +15,7 @@ import checks of a record past its shape (the tools' limits) is :mod:`~mcp_memor
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -122,10 +123,20 @@ then write."""
 _DATETIME = TypeAdapter[datetime](datetime, config=ConfigDict(strict=True))
 
 
+_DATE_FIRST = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _time_text(value: object) -> datetime:
-    """A time as a JSON string (a number is not a time), read as pydantic reads a datetime from JSON text."""
+    """A time as a JSON string (a number is not a time), read as pydantic reads a datetime from JSON text. An ISO
+    8601 date and time only: pydantic would also read a string of digits as epoch seconds, or as milliseconds past
+    a size, which docs/export-format.md rules out (no offset means UTC, see :func:`_storable_time`)."""
     if not isinstance(value, str):
         raise PydanticCustomError("datetime_type", "Input should be a valid datetime")
+    if not _DATE_FIRST.match(value):
+        raise PydanticCustomError(
+            "datetime_from_string",
+            "Input should be a valid datetime: an ISO 8601 date and time such as 2026-12-04T17:25:27.123456Z",
+        )
     try:
         return _DATETIME.validate_strings(value)
     except ValidationError as exc:
