@@ -204,6 +204,25 @@ class _InSession(_Record):
     session_id: _Identifier
 
 
+class TerminateResult(_Record):
+    """A session's ``terminate_result``: what its terminate answered, which a repeated terminate answers again (and
+    an import that renames the episode follows)."""
+
+    episode_id: _Uuid | None
+    state_items_consolidated: int = Field(ge=0)
+    items_cleared: int = Field(ge=0)
+    outcome: Annotated[Outcome, Strict(False)]
+
+    def as_stored(self) -> dict[str, Any]:
+        """As terminate stores it: JSON, the episode's id a string."""
+        return {
+            "episode_id": None if self.episode_id is None else str(self.episode_id),
+            "state_items_consolidated": self.state_items_consolidated,
+            "items_cleared": self.items_cleared,
+            "outcome": self.outcome.value,
+        }
+
+
 class SessionRecord(_InSession):
     kind: Literal["session"]
     agent_type_id: _Uuid | None
@@ -214,7 +233,7 @@ class SessionRecord(_InSession):
     metadata: dict[str, Any]
     episode_id: _Uuid | None
     terminated_at: _Time | None
-    terminate_result: dict[str, Any] | None
+    terminate_result: TerminateResult | None
 
 
 class WorkingRecord(_InSession):
@@ -242,7 +261,7 @@ class EventRecordModel(_InSession):
     kind: Literal["event"]
     event_type: str
     at: _Time
-    duration_ms: float
+    duration_ms: float = Field(ge=0)
     outcome: str
     detail: dict[str, Any]
 
@@ -442,7 +461,10 @@ def to_entry(record: Record) -> Entry:
     scope = Scope(record.project_id, record.agent_instance_id, record.session_id)
     if isinstance(record, SessionRecord):
         sealed = record.sealed or record.status == SessionStatus.TERMINATED
-        return SessionEntry(SessionInfo(**{**_shared(SessionInfo, record), "sealed": sealed}))
+        result = None if record.terminate_result is None else record.terminate_result.as_stored()
+        return SessionEntry(
+            SessionInfo(**{**_shared(SessionInfo, record), "sealed": sealed, "terminate_result": result})
+        )
     if isinstance(record, WorkingRecord):
         return WorkingEntry(scope, record.key, Item(record.value, record.expires_at))
     if isinstance(record, CheckpointRecord):
@@ -464,6 +486,7 @@ __all__ = [
     "Counts",
     "Header",
     "Record",
+    "TerminateResult",
     "Trailer",
     "parse_header",
     "parse_line",
