@@ -8,6 +8,7 @@ On every store. (The tools' limits: test_an_import_keeps_to_the_limits_of_the_ca
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -68,6 +69,38 @@ async def test_a_nul_in_any_text_of_any_record_is_invalid_argument_naming_the_li
             f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: contains a NUL "
             "character (U+0000)"
         ), (field, message)
+
+
+def nested(levels: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(levels - 1):
+        value = {"d": value}
+    return value
+
+
+def deep_json(value: object) -> bytes:
+    """JSON text of any depth (orjson writes at most 254 levels)."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+async def test_a_line_nested_deeper_than_export_writes_is_refused(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """orjson reads 1,023 levels and writes 254: an event's detail 300 levels deep would be imported, and then no
+    export of its session could be written."""
+    _, path = exported
+    for levels in (300, 600):
+        crafted = resealed(
+            path,
+            tmp_path / "deep.jsonl",
+            lambda recs, n=levels: first(recs, "event")["detail"].update(x=nested(n)),
+            deep_json,
+        )
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, 'event')} of the export file is not a valid record: it is nested deeper than "
+            "200 levels"
+        ), message
 
 
 async def test_a_key_that_no_call_could_delete_is_refused_in_working_memory_and_in_every_checkpoint(

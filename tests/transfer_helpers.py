@@ -110,14 +110,20 @@ def header(path: Path) -> dict[str, Any]:
         return dict(orjson.loads(f.readline()))
 
 
-def resealed(path: Path, out: Path, edit: Callable[[list[dict[str, Any]]], object]) -> Path:
-    """``path`` with its records (header first, trailer left out) changed by ``edit``, written to ``out`` with a
-    trailer made anew (counts and checksum): a hand-edited file that the checksum cannot tell from an export."""
+def resealed(
+    path: Path,
+    out: Path,
+    edit: Callable[[list[dict[str, Any]]], object],
+    dumps: Callable[[Any], bytes] = orjson.dumps,
+) -> Path:
+    """``path`` with its records (header first, trailer left out) changed by ``edit``, written to ``out`` (each
+    record by ``dumps``) with a trailer made anew (counts and checksum): a hand-edited file that the checksum cannot
+    tell from an export."""
     recs = records(path)[:-1]
     edit(recs)
     kinds = {"session": "sessions", "working": "working", "checkpoint": "checkpoints", "event": "events"}
     counts = dict.fromkeys(["sessions", "working", "checkpoints", "events", "episodes"], 0)
-    lines = [orjson.dumps(rec) + b"\n" for rec in recs]
+    lines = [dumps(rec) + b"\n" for rec in recs]
     for rec in recs[1:]:
         counts[kinds.get(rec["kind"], "episodes")] += 1
     trailer = {"kind": "trailer", "counts": counts, "sha256": hashlib.sha256(b"".join(lines)).hexdigest()}

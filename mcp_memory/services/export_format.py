@@ -15,9 +15,10 @@ import checks of a record past its shape (the tools' limits) is :mod:`~mcp_memor
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 import orjson
@@ -27,10 +28,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    Strict,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.models import (
@@ -64,28 +67,30 @@ up to its own and refuses a newer one."""
 KINDS = ("sessions", "working", "checkpoints", "events", "episodes")
 """The record kinds, in file order (the keys of the header's and trailer's ``counts``)."""
 
-
-def _identifier(value: str) -> str:
-    """A session or checkpoint id as the tools take it (:func:`~mcp_memory.models.validate_identifier`)."""
-    try:
-        return validate_identifier(value, "id")
-    except MemoryServiceError as exc:
-        raise ValueError(exc.message) from None
+_T = TypeVar("_T")
 
 
-_Identifier = Annotated[str, AfterValidator(_identifier)]
+def _tool_rule(check: Callable[[Any], _T]) -> Callable[[Any], _T]:
+    """A rule of the tools (a validator raising their ``invalid_argument``) as a field validator: pydantic reports
+    a ``ValueError`` with the field's place in the record, which names it in the import's error."""
+
+    def field_rule(value: Any) -> _T:
+        try:
+            return check(value)
+        except MemoryServiceError as exc:
+            raise ValueError(exc.message) from None
+
+    return field_rule
 
 
-def _uuid(value: object) -> UUID:
-    """A UUID as export writes it and the tools take it: a string in canonical form (pydantic would also take 32
-    hex digits without hyphens, or braces)."""
-    try:
-        return parse_uuid(value, "value")
-    except MemoryServiceError as exc:
-        raise ValueError(exc.message) from None
-
-
-_Uuid = Annotated[UUID, PlainValidator(_uuid)]
+_Identifier = Annotated[str, AfterValidator(_tool_rule(lambda value: validate_identifier(value, "id")))]
+"""A session or checkpoint id as the tools take it."""
+_Uuid = Annotated[UUID, PlainValidator(_tool_rule(lambda value: parse_uuid(value, "value")))]
+"""A UUID as export writes it and the tools take it: a string in canonical form (pydantic would also take 32 hex
+digits without hyphens, or braces)."""
+_Key = Annotated[str, AfterValidator(_tool_rule(lambda value: check_key(value, None)))]
+"""A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored and
+restored by resume, but no call can then delete it. Its length is the server's (``ImportLimits``)."""
 
 
 def _json_text(value: str) -> str:
@@ -102,18 +107,6 @@ def _json_text(value: str) -> str:
 _JsonText = Annotated[str, AfterValidator(_json_text)]
 
 
-def _key(key: str) -> str:
-    """A working-memory key must be one every call takes (``memory_set`` ... ``memory_delete``): else it is stored
-    and restored by resume, but no call can then delete it. Its length is the server's (``ImportLimits``)."""
-    try:
-        return check_key(key, None)
-    except MemoryServiceError as exc:
-        raise ValueError(exc.message) from None
-
-
-_Key = Annotated[str, AfterValidator(_key)]
-
-
 def timestamp(dt: datetime) -> str:
     """A time as the format writes it: ISO 8601, UTC, microseconds, ``Z``."""
     return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -127,6 +120,29 @@ seconds in a float (SQLite keeps it so), which names every microsecond only with
 then write."""
 
 
+_DATETIME = TypeAdapter[datetime](datetime, config=ConfigDict(strict=True))
+
+
+_DATE_FIRST = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _time_text(value: object) -> datetime:
+    """A time as a JSON string (a number is not a time), read as pydantic reads a datetime from JSON text. An ISO
+    8601 date and time only: pydantic would also read a string of digits as epoch seconds, or as milliseconds past
+    a size, which docs/export-format.md rules out (no offset means UTC, see :func:`_storable_time`)."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Input should be a valid datetime")
+    if not _DATE_FIRST.match(value):
+        raise PydanticCustomError(
+            "datetime_from_string",
+            "Input should be a valid datetime: an ISO 8601 date and time such as 2026-12-04T17:25:27.123456Z",
+        )
+    try:
+        return _DATETIME.validate_strings(value)
+    except ValidationError as exc:
+        raise PydanticCustomError("datetime_from_string", "{reason}", {"reason": exc.errors()[0]["msg"]}) from None
+
+
 def _storable_time(dt: datetime) -> datetime:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)  # naive means UTC, as for the tools' time arguments (not the host's zone)
@@ -138,12 +154,15 @@ def _storable_time(dt: datetime) -> datetime:
     return dt
 
 
-_Time = Annotated[datetime, AfterValidator(_storable_time)]
+_TimeText = Annotated[datetime, PlainValidator(_time_text)]
+_Time = Annotated[datetime, PlainValidator(_time_text), AfterValidator(_storable_time)]
 
 
 class _Record(BaseModel):
-    # Strict, and validated from the line's JSON text: each field in the JSON type export writes it ("true" is not a
-    # bool, "3" or 3.0 not an int, a number not a time), as a hand-edited file could otherwise bring in.
+    # Strict: each field in the JSON type export writes it ("true" is not a bool, "3" or 3.0 not an int, a number not
+    # a time), as a hand-edited file could otherwise bring in. Validated from the line as decoded (JSON types only):
+    # the fields JSON carries otherwise than Python are read explicitly, a time from its string (_time_text), an enum
+    # from its value and a tuple from an array (Strict(False) on those alone).
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
@@ -170,8 +189,8 @@ class Counts(_Record):
 class Header(_Record):
     kind: Literal["header"]
     format: Literal["mcp-memory-export"]
-    format_version: int = Field(strict=True, ge=1, le=FORMAT_VERSION)
-    created_at: datetime
+    format_version: int  # from 1 to FORMAT_VERSION: parse_header checks it first, with messages of its own
+    created_at: _TimeText
     exported_by: str
     scope: ScopeModel
     counts: Counts
@@ -185,17 +204,36 @@ class _InSession(_Record):
     session_id: _Identifier
 
 
+class TerminateResult(_Record):
+    """A session's ``terminate_result``: what its terminate answered, which a repeated terminate answers again (and
+    an import that renames the episode follows)."""
+
+    episode_id: _Uuid | None
+    state_items_consolidated: int = Field(ge=0)
+    items_cleared: int = Field(ge=0)
+    outcome: Annotated[Outcome, Strict(False)]
+
+    def as_stored(self) -> dict[str, Any]:
+        """As terminate stores it: JSON, the episode's id a string."""
+        return {
+            "episode_id": None if self.episode_id is None else str(self.episode_id),
+            "state_items_consolidated": self.state_items_consolidated,
+            "items_cleared": self.items_cleared,
+            "outcome": self.outcome.value,
+        }
+
+
 class SessionRecord(_InSession):
     kind: Literal["session"]
     agent_type_id: _Uuid | None
-    status: SessionStatus
+    status: Annotated[SessionStatus, Strict(False)]
     sealed: bool
     created_at: _Time
     updated_at: _Time
     metadata: dict[str, Any]
     episode_id: _Uuid | None
     terminated_at: _Time | None
-    terminate_result: dict[str, Any] | None
+    terminate_result: TerminateResult | None
 
 
 class WorkingRecord(_InSession):
@@ -216,14 +254,14 @@ class CheckpointRecord(_InSession):
     keep: bool
     content_hash: str
     metadata: dict[str, Any]
-    state: dict[_Key, tuple[_JsonText, float | None]]
+    state: dict[_Key, Annotated[tuple[_JsonText, float | None], Strict(False)]]
 
 
 class EventRecordModel(_InSession):
     kind: Literal["event"]
     event_type: str
     at: _Time
-    duration_ms: float
+    duration_ms: float = Field(ge=0)
     outcome: str
     detail: dict[str, Any]
 
@@ -236,7 +274,7 @@ class EpisodeRecord(_Record):
     session_id: _Identifier | None
     task_type: str
     task_description: str
-    outcome: Outcome
+    outcome: Annotated[Outcome, Strict(False)]
     outcome_details: str
     lessons_learned: list[str]
     importance_score: float  # from 0 to 1, as the tools take it (import_checks)
@@ -278,11 +316,23 @@ def _field(path: Sequence[str | int]) -> str:
     return out
 
 
+_IN_JSON_TERMS = {
+    "dict_type": "Input should be an object",
+    "model_type": "Input should be an object",
+    "model_attributes_type": "Input should be an object",
+    "list_type": "Input should be a valid array",
+    "tuple_type": "Input should be a valid array",
+}
+"""Pydantic's messages for a value of the wrong shape, in the file's terms (it says "dictionary" and "list" of the
+decoded line)."""
+
+
 def _problem(line_no: int, exc: ValidationError | orjson.JSONDecodeError) -> InvalidArgument:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = _field(first["loc"])
-        return InvalidArgument(f"line {line_no} of the export file is not a valid record: {where}: {first['msg']}")
+        message = _IN_JSON_TERMS.get(first["type"], first["msg"])
+        return InvalidArgument(f"line {line_no} of the export file is not a valid record: {where}: {message}")
     return InvalidArgument(f"line {line_no} of the export file is not JSON: {exc}")
 
 
@@ -304,14 +354,50 @@ def _nul_at(value: object) -> tuple[str | int, ...] | None:
     return None
 
 
+MAX_LINE_DEPTH = 200
+"""Objects and arrays nest at most this deep in a line: export writes at most 102 levels (an event's detail holding
+metadata nested 100 levels, the most a call takes). orjson reads 1,023 levels but writes only 254, so a record
+deeper than that would be imported and then no export of it could be written."""
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _too_deep(line: bytes, raw: object) -> bool:
+    """Whether the decoded ``line`` nests deeper than :data:`MAX_LINE_DEPTH`. Walked only when the line has brackets
+    enough, and not into a checkpoint's state: the one large field, whose shape (``{key: [text, number]}``) its
+    model checks, so that a state nested deeper fails its validation at its first level."""
+    if line.count(b"{") + line.count(b"[") <= MAX_LINE_DEPTH:
+        return False
+    if not isinstance(raw, dict):
+        return _deeper_than(raw, MAX_LINE_DEPTH)
+    return any(_deeper_than(value, MAX_LINE_DEPTH - 1) for name, value in raw.items() if name != "state")
+
+
 def _decode(line: bytes, line_no: int) -> object:
     """A line's JSON, or ``invalid_argument`` naming the line. A NUL character anywhere in it (a text field, a
     metadata value or key, a working key) is refused here, once for every field of every kind: no store can hold
-    one (Postgres text and jsonb cannot), and the tools refuse it too."""
+    one (Postgres text and jsonb cannot), and the tools refuse it too; and so is a line nested deeper than
+    :data:`MAX_LINE_DEPTH`."""
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise _problem(line_no, exc) from None
+    if _too_deep(line, raw):
+        raise InvalidArgument(
+            f"line {line_no} of the export file is not a valid record: it is nested deeper than {MAX_LINE_DEPTH} "
+            "levels, more than any record export writes; nothing was imported"
+        )
     # JSON text cannot hold a raw NUL (orjson refuses control characters): only its escape makes one.
     if b"\\u0000" in line and (where := _nul_at(raw)) is not None:
         kind = raw.get("kind") if isinstance(raw, dict) else None
@@ -330,7 +416,7 @@ def parse_header(line: bytes) -> Header:
     if not isinstance(raw, dict) or raw.get("kind") != "header" or raw.get("format") != FORMAT_NAME:
         raise InvalidArgument(f"this is not an mcp-memory export file (line 1 is not a {FORMAT_NAME} header)")
     version = raw.get("format_version")
-    # An integer only, exactly: "2" or 2.0 would otherwise be coerced by pydantic and read as version 1 or 2.
+    # Checked here, before the model, for the messages of their own; an integer exactly (true is an int to Python).
     if type(version) is int and version > FORMAT_VERSION:
         raise InvalidArgument(
             f"the export file has format version {version}, newer than this mcp-memory reads ({FORMAT_VERSION}); "
@@ -343,20 +429,19 @@ def parse_header(line: bytes) -> Header:
             f"from 1 to {FORMAT_VERSION}); nothing was imported"
         )
     try:
-        return Header.model_validate_json(line)
+        return Header.model_validate(raw)
     except ValidationError as exc:
         raise _problem(1, exc) from None
 
 
 def parse_line(line: bytes, line_no: int) -> Record | Trailer:
-    """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line."""
+    """One line after the header: a record or the trailer, or ``invalid_argument`` naming the line. The line is
+    decoded once (:func:`_decode`) and its record validated from what it decoded to."""
     raw = _decode(line, line_no)
-    trailer = isinstance(raw, dict) and raw.get("kind") == "trailer"
-    del raw  # validated from the text (JSON types, strictly), so one decoded copy of a line is held at a time
     try:
-        if trailer:
-            return Trailer.model_validate_json(line)
-        return _RECORD.validate_json(line)
+        if isinstance(raw, dict) and raw.get("kind") == "trailer":
+            return Trailer.model_validate(raw)
+        return _RECORD.validate_python(raw)
     except ValidationError as exc:
         raise _problem(line_no, exc) from None
 
@@ -376,7 +461,10 @@ def to_entry(record: Record) -> Entry:
     scope = Scope(record.project_id, record.agent_instance_id, record.session_id)
     if isinstance(record, SessionRecord):
         sealed = record.sealed or record.status == SessionStatus.TERMINATED
-        return SessionEntry(SessionInfo(**{**_shared(SessionInfo, record), "sealed": sealed}))
+        result = None if record.terminate_result is None else record.terminate_result.as_stored()
+        return SessionEntry(
+            SessionInfo(**{**_shared(SessionInfo, record), "sealed": sealed, "terminate_result": result})
+        )
     if isinstance(record, WorkingRecord):
         return WorkingEntry(scope, record.key, Item(record.value, record.expires_at))
     if isinstance(record, CheckpointRecord):
@@ -398,6 +486,7 @@ __all__ = [
     "Counts",
     "Header",
     "Record",
+    "TerminateResult",
     "Trailer",
     "parse_header",
     "parse_line",

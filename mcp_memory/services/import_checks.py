@@ -5,8 +5,10 @@ A record's shape (its fields, their JSON types, keys as ``memory_set`` takes the
 format's (:mod:`~mcp_memory.services.export_format`). Here, what the tools refuse besides: their limits, checked
 by their own validators (:mod:`~mcp_memory.services.validation`) with the importing server's settings, so that a file
 from a server with larger limits, or edited by hand, cannot leave data that no call could have written (and that
-the calls then refuse to touch: ``memory_delete`` of an over-long key is ``too_large``); and that a checkpoint's
-figures (key count, size, content hash) are those its state makes, as a pause computed them.
+the calls then refuse to touch: ``memory_delete`` of an over-long key is ``too_large``); that a checkpoint's
+figures (key count, size, content hash) are those its state makes, as a pause computed them; and that the fields
+the server fills in itself (a session's terminate fields, an event's type, outcome and detail, an episode's
+context summary) are what it writes there.
 """
 
 from __future__ import annotations
@@ -15,9 +17,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_memory.errors import InvalidArgument, MemoryServiceError, TooLarge
-from mcp_memory.models import Item, content_hash, utf8_size
-from mcp_memory.services.export_format import CheckpointRecord, EpisodeRecord, Record, SessionRecord, WorkingRecord
+from mcp_memory.errors import ERROR_CODES, InvalidArgument, MemoryServiceError, TooLarge
+from mcp_memory.models import Item, SessionStatus, content_hash, encode_value, utf8_size
+from mcp_memory.services.export_format import (
+    CheckpointRecord,
+    EpisodeRecord,
+    EventRecordModel,
+    Record,
+    SessionRecord,
+    WorkingRecord,
+)
 from mcp_memory.services.lifecycle import STATE_KEYS, STATE_KEYS_LISTED
 from mcp_memory.services.validation import (
     MAX_LABEL,
@@ -29,6 +38,13 @@ from mcp_memory.services.validation import (
     check_metadata,
     check_text,
 )
+from mcp_memory.summary import DEFAULT_BUDGET
+
+EVENT_OUTCOMES = ("ok", *ERROR_CODES)
+"""An event's ``outcome``: ``ok``, or the code of the error its call failed with."""
+MAX_DETAIL_BYTES = MAX_TEXT
+"""Of an event's detail without the call's metadata, serialised: what the server adds there itself (counts, ids, an
+error's sentence, at most 100 forgotten episodes' ids) is a few kilobytes at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +63,10 @@ class ImportLimits:
 
     def check_item(self, key: str, value: str, expires_at: float | None, where: str) -> None:
         """A working-memory item as ``memory_set`` takes it on this server (``where``: the line, for the error)."""
-        if len(key) > self.max_key_length:
-            raise TooLarge(
-                f"{where}: key {_shown(key)} is {len(key)} characters long; this server's limit is "
-                f"{self.max_key_length} (max_key_length); nothing was imported"
-            )
+        try:
+            check_key(key, self.max_key_length, f"key {_shown(key)}")
+        except MemoryServiceError as exc:
+            raise type(exc)(f"{where}: {exc.message} (this server's max_key_length); nothing was imported") from None
         size = utf8_size(value, f"{where}: the value of key {_shown(key)}")
         if size > self.max_value_bytes:
             raise TooLarge(
@@ -66,11 +81,12 @@ class ImportLimits:
 
 def check_record(record: Record, line_no: int, limits: ImportLimits | None) -> None:
     """Refuse ``record`` (line ``line_no``) if no call could have written it: its texts, lessons and importance as
-    the tools take them, a checkpoint's figures not its state's, and with ``limits`` its metadata, working items and
-    checkpoint state as this server's calls take them. The tools' error code (``too_large`` /
-    ``invalid_argument``), naming the line."""
+    the tools take them, the fields the server fills in otherwise than it writes them, a checkpoint's figures not
+    its state's, and with ``limits`` its metadata, working items and checkpoint state as this server's calls take
+    them. The tools' error code (``too_large`` / ``invalid_argument``), naming the line."""
     try:
         _check_fields(record, limits)
+        _check_server_fields(record, limits)
     except MemoryServiceError as exc:
         raise type(exc)(
             f"line {line_no} of the export file: {record.kind}: {exc.message}; nothing was imported"
@@ -130,6 +146,69 @@ def _check_fields(record: Record, limits: ImportLimits | None) -> None:
             check_metadata(record.metadata, limits.max_value_bytes)
     elif isinstance(record, SessionRecord) and limits is not None:
         check_metadata(record.metadata, limits.max_value_bytes)
+
+
+def _check_server_fields(record: Record, limits: ImportLimits | None) -> None:
+    """The fields the server fills in itself, as it writes them: a session's terminate fields (:func:`_terminated`),
+    an event's type, outcome and detail (:func:`_detail`), an episode's context summary (terminate's summary of the
+    session's keys, within :data:`~mcp_memory.summary.DEFAULT_BUDGET` bytes; empty from ``record_episode``)."""
+    if isinstance(record, SessionRecord):
+        _terminated(record)
+    elif isinstance(record, EventRecordModel):
+        check_text(record.event_type, "event_type", MAX_TASK_TYPE)  # a name such as pause or forget_episodes
+        if record.outcome not in EVENT_OUTCOMES:
+            raise InvalidArgument(
+                f"outcome {_shown(record.outcome)} is neither ok nor an error code ({', '.join(ERROR_CODES)})"
+            )
+        try:
+            _detail(record.detail, limits)
+        except MemoryServiceError as exc:
+            raise type(exc)(f"detail: {exc.message}") from None
+    elif isinstance(record, EpisodeRecord):
+        size = utf8_size(record.context_summary, "context_summary")
+        if size > DEFAULT_BUDGET:
+            raise TooLarge(
+                f"context_summary is {size} bytes; terminate writes at most {DEFAULT_BUDGET} (and record_episode none)"
+            )
+
+
+def _terminated(record: SessionRecord) -> None:
+    """A session's ``terminated_at``, ``episode_id`` and ``terminate_result`` are set by its terminate alone, together
+    with its status: all null unless terminated; once terminated, its time and its result, whose episode is the
+    session's (a repeated terminate answers that result, and an import that renames the episode follows it), or
+    one forgotten since (forget_episodes drops the session's link, the result keeps the id)."""
+    sid = record.session_id
+    result = record.terminate_result
+    if record.status != SessionStatus.TERMINATED:
+        for name in ("terminated_at", "episode_id", "terminate_result"):
+            if getattr(record, name) is not None:
+                raise InvalidArgument(
+                    f"session '{sid}' is {record.status.value}, yet its {name} is set: only terminate sets it"
+                )
+        return
+    if record.terminated_at is None or result is None:
+        missing = "terminated_at" if record.terminated_at is None else "terminate_result"
+        raise InvalidArgument(f"session '{sid}' is terminated, yet its {missing} is null: its terminate set it")
+    if record.episode_id is not None and record.episode_id != result.episode_id:
+        raise InvalidArgument(
+            f"session '{sid}' has episode_id {record.episode_id}, but its terminate_result names episode "
+            f"{result.episode_id}"
+        )
+
+
+def _detail(detail: dict[str, Any], limits: ImportLimits | None) -> None:
+    """An event's detail as the server records it: the call's ``metadata`` as the call took it (with ``limits``),
+    and besides what the server adds, JSON that every store keeps and every export writes (nested at most
+    :data:`~mcp_memory.models.MAX_JSON_DEPTH` levels: deeper, no export of the session could be written) within
+    :data:`MAX_DETAIL_BYTES` serialised."""
+    own = {name: value for name, value in detail.items() if name != "metadata"}
+    size = utf8_size(encode_value(own, "detail"), "detail")
+    if size > MAX_DETAIL_BYTES:
+        raise TooLarge(
+            f"it is {size} bytes serialised without the call's metadata; the server adds at most {MAX_DETAIL_BYTES}"
+        )
+    if "metadata" in detail and limits is not None:
+        check_metadata(detail["metadata"], limits.max_value_bytes)
 
 
 def _episode_metadata(metadata: dict[str, Any], limits: ImportLimits) -> None:

@@ -43,18 +43,18 @@ def check_text(value: object, what: str, max_len: int, *, required: bool = True)
     return value
 
 
-def check_key(value: object, max_length: int | None) -> str:
+def check_key(value: object, max_length: int | None, what: str = "key") -> str:
     """A working-memory key: a non-empty string of at most ``max_length`` characters (None: this server's limit is
     checked elsewhere, as an import does to name the line) with no NUL character or lone surrogate, which no store
-    can hold; ``invalid_argument`` / ``too_large`` otherwise. Every call naming a key and the import take this rule,
-    so no key is stored that a call could not then read or delete."""
+    can hold; ``invalid_argument`` / ``too_large`` otherwise, naming it as ``what``. Every call naming a key and the
+    import take this rule, so no key is stored that a call could not then read or delete."""
     if not isinstance(value, str) or not value:
-        raise InvalidArgument("key must be a non-empty string")
+        raise InvalidArgument(f"{what} must be a non-empty string")
     if max_length is not None and len(value) > max_length:
-        raise TooLarge(f"key is {len(value)} characters long; the limit is {max_length}")
+        raise TooLarge(f"{what} is {len(value)} characters long; the limit is {max_length}")
     if "\x00" in value:
-        raise InvalidArgument("key must not contain NUL characters")
-    utf8_size(value, "key")
+        raise InvalidArgument(f"{what} must not contain NUL characters")
+    utf8_size(value, what)
     return value
 
 
