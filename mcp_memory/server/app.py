@@ -48,6 +48,7 @@ from mcp_memory.errors import (
 from mcp_memory.identity import DefaultScope
 from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
+from mcp_memory.server.background import BackgroundTasks
 from mcp_memory.server.effects import CallEffects, collecting
 from mcp_memory.server.in_flight import InFlightCalls
 from mcp_memory.server.listing import recent_resources
@@ -125,11 +126,14 @@ class MemoryServer(MCPServer[Any]):
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
         self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult, CallEffects], Awaitable[None]]] = []
         """Called after each successful tool call with what it changed beyond its result (:mod:`.effects`);
-        subscriptions notify from here. Must not raise."""
+        subscriptions notify from here. Must not raise, and must not wait on anyone else (the call's answer waits
+        for them): what takes time goes to ``background``."""
+        self.background = BackgroundTasks()
+        """Work the calls start and do not wait for (notification delivery), run while the server is serving."""
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
-            async with runtime:
+            async with runtime, self.background.serving():
                 yield None
 
         super().__init__(
