@@ -233,13 +233,18 @@ class MemoryServer(MCPServer[Any]):
         arriving between pages neither repeat nor skip items; at most ``resources_list_limit`` items are
         offered over all pages. Only projects within the request's grant are listed. A store that fails is a
         JSON-RPC error with a ``<code>: <sentence>`` message (-32603 for ``unavailable`` and ``internal``), never
-        the exception's own text."""
+        the exception's own text. Like a resource read it runs under the call deadline and can be cut off by a
+        stop (``unavailable``)."""
         after = decode_cursor(params.cursor if params else None)
         settings = self.runtime.settings
         try:
-            entries = await recent_resources(
-                self.runtime, visible_projects(settings.project_id), after.at if after is not None else None
-            )
+            with (
+                self.in_flight.track(),
+                deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
+            ):
+                entries = await recent_resources(
+                    self.runtime, visible_projects(settings.project_id), after.at if after is not None else None
+                )
         except Exception as exc:
             err = as_service_error(exc)  # an unexpected failure is logged there with its traceback, for the log only
             logger.warning("resources/list failed: %s", err)
