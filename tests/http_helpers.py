@@ -132,19 +132,23 @@ async def connect(
     *,
     transport_for_httpx: httpx2.AsyncBaseTransport | None = None,
     on_sse_session: Any = None,
+    message_handler: Any = None,
 ) -> AsyncIterator[Client]:
     """An SDK client over ``transport``: "http" (Streamable HTTP, protocol negotiated), "http-legacy"
-    (Streamable HTTP with the initialize handshake) or "sse"."""
+    (Streamable HTTP with the initialize handshake) or "sse"; ``message_handler`` gets its notifications."""
     if transport == "sse":
         stream = sse_client(f"{url}/sse", headers=auth(token), on_session_created=on_sse_session)
-        async with Client(stream, read_timeout_seconds=TIMEOUT) as client:
+        async with Client(stream, read_timeout_seconds=TIMEOUT, message_handler=message_handler) as client:
             yield client
         return
     timeout = httpx2.Timeout(TIMEOUT, read=TIMEOUT)
     async with httpx2.AsyncClient(headers=auth(token), timeout=timeout, transport=transport_for_httpx) as http:
         mode = "legacy" if transport == "http-legacy" else "auto"
         async with Client(
-            streamable_http_client(f"{url}/mcp", http_client=http), mode=mode, read_timeout_seconds=TIMEOUT
+            streamable_http_client(f"{url}/mcp", http_client=http),
+            mode=mode,
+            read_timeout_seconds=TIMEOUT,
+            message_handler=message_handler,
         ) as client:
             yield client
 

@@ -48,6 +48,7 @@ from mcp_memory.errors import (
 from mcp_memory.identity import DefaultScope
 from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
+from mcp_memory.server.background import BackgroundTasks
 from mcp_memory.server.effects import CallEffects, collecting
 from mcp_memory.server.in_flight import InFlightCalls
 from mcp_memory.server.listing import recent_resources
@@ -125,11 +126,14 @@ class MemoryServer(MCPServer[Any]):
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
         self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult, CallEffects], Awaitable[None]]] = []
         """Called after each successful tool call with what it changed beyond its result (:mod:`.effects`);
-        subscriptions notify from here. Must not raise."""
+        subscriptions notify from here. Must not raise, and must not wait on anyone else (the call's answer waits
+        for them): what takes time goes to ``background``."""
+        self.background = BackgroundTasks()
+        """Work the calls start and do not wait for (notification delivery), run while the server is serving."""
 
         @asynccontextmanager
         async def lifespan(_: MCPServer[Any]) -> AsyncIterator[None]:
-            async with runtime:
+            async with runtime, self.background.serving():
                 yield None
 
         super().__init__(
@@ -229,13 +233,18 @@ class MemoryServer(MCPServer[Any]):
         arriving between pages neither repeat nor skip items; at most ``resources_list_limit`` items are
         offered over all pages. Only projects within the request's grant are listed. A store that fails is a
         JSON-RPC error with a ``<code>: <sentence>`` message (-32603 for ``unavailable`` and ``internal``), never
-        the exception's own text."""
+        the exception's own text. Like a resource read it runs under the call deadline and can be cut off by a
+        stop (``unavailable``)."""
         after = decode_cursor(params.cursor if params else None)
         settings = self.runtime.settings
         try:
-            entries = await recent_resources(
-                self.runtime, visible_projects(settings.project_id), after.at if after is not None else None
-            )
+            with (
+                self.in_flight.track(),
+                deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
+            ):
+                entries = await recent_resources(
+                    self.runtime, visible_projects(settings.project_id), after.at if after is not None else None
+                )
         except Exception as exc:
             err = as_service_error(exc)  # an unexpected failure is logged there with its traceback, for the log only
             logger.warning("resources/list failed: %s", err)

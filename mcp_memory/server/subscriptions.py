@@ -20,6 +20,11 @@ Two protocol eras, one source of events:
   declared and both methods are refused (-32601).
 - 2026-07-28: ``subscriptions/listen`` streams, fed by the SDK's subscription bus; the stream's filter decides.
 
+Delivery never holds up the call that made the change: handshake-era notifications are queued per connection and
+sent in the background (:mod:`.delivery`: in order, a URI already queued not queued twice, a connection that stops
+reading loses its pending notifications rather than delaying anyone); the listen streams' bus only hands each
+event to the streams' own buffers (the SDK's ``ListenHandler`` ends a stream whose buffer is full).
+
 Token scope: a URI outside the grant of the connection (its bearer token's projects) is accepted and never fires,
 exactly like a URI the server does not know, so a subscription tells a token nothing; ``list_changed`` of a project
 reaches only connections whose grant covers it.
@@ -35,7 +40,6 @@ from typing import Any, Final
 from urllib.parse import unquote
 from uuid import UUID
 
-import anyio
 from mcp.server import NotificationOptions
 from mcp.server.connection import Connection
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -58,6 +62,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import Grant, current_grant
+from mcp_memory.server.delivery import Delivery
 from mcp_memory.server.effects import CallEffects
 from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
 from mcp_memory.server.protocol import check_resource_uri, resource_error
@@ -75,8 +80,9 @@ MAX_NOTIFIED_URI: Final = 512
 about 250 characters): a subscription to a longer one can never fire, so it is accepted and not kept. With
 :data:`MAX_URIS_PER_CONNECTION` this bounds what one connection holds to about 0.5 MB."""
 MAX_LISTEN_STREAMS: Final = 1024
-NOTIFY_TIMEOUT: Final = 2.0
-"""How long one notification may wait on a slow client before it is dropped (it delays the tool call's answer)."""
+MAX_PENDING: Final = MAX_URIS_PER_CONNECTION + 1
+"""A connection's queue of notifications not yet sent: one per subscribed URI and one ``list_changed`` (a URI is
+never queued twice), so it fills only if that bound changes."""
 _PROJECT = re.compile(r"memory://projects/([^/?#]*)")
 
 
@@ -216,10 +222,11 @@ def changes_for(
 
 @dataclass
 class _Watcher:
-    """One handshake-era connection: its grant and the URIs it subscribed to."""
+    """One handshake-era connection: its grant, the URIs it subscribed to and its notifications on their way."""
 
     connection: Connection
     grant: Grant
+    delivery: Delivery
     uris: set[str] = field(default_factory=set)
 
 
@@ -280,9 +287,16 @@ class ChangeNotifier:
         key = id(connection)
         watcher = self._watchers.get(key)
         if watcher is None or watcher.connection is not connection:
-            watcher = self._watchers[key] = _Watcher(connection, current_grant())
-            connection.exit_stack.callback(self._watchers.pop, key, None)  # ends with the connection
+            grant = current_grant()
+            delivery = Delivery(connection, self._server.background, MAX_PENDING, grant.holder)
+            watcher = self._watchers[key] = _Watcher(connection, grant, delivery)
+            connection.exit_stack.callback(self._forget, key, watcher)  # ends with the connection
         return watcher
+
+    def _forget(self, key: int, watcher: _Watcher) -> None:
+        if self._watchers.get(key) is watcher:
+            del self._watchers[key]
+        watcher.delivery.close()
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Note every handshake-era connection with a channel (``list_changed`` goes to all of them)."""
@@ -344,24 +358,22 @@ class ChangeNotifier:
 
     # -- changes ---------------------------------------------------------------------------------------------
     async def publish(self, changes: Changes) -> None:
-        """Tell subscribers of each changed URI, and every connection within scope of a new checkpoint or episode."""
+        """Tell subscribers of each changed URI, and every connection within scope of a new checkpoint or episode.
+        Waits on no subscriber: each connection's share is queued for its background delivery."""
         events: list[ServerEvent] = [ResourceUpdated(uri) for uri in changes.uris]
         if changes.list_changed is not None:
             events.append(ProjectResourcesListChanged(project=changes.list_changed))
+        for watcher in list(self._watchers.values()):
+            watcher.delivery.push(
+                event
+                for event in events
+                # The URI is checked first: a forget by filter may name thousands of episodes nobody watches.
+                if (not isinstance(event, ResourceUpdated) or event.uri in watcher.uris)
+                and visible(watcher.grant, event)
+            )
+        # The in-process bus calls each listen stream's listener, which only puts the event in the stream's buffer.
         for event in events:
             await self._server._subscriptions.publish(event)
-        for watcher in list(self._watchers.values()):
-            for event in events:
-                # Checked before anything else: a forget by filter may name thousands of episodes nobody watches.
-                if isinstance(event, ResourceUpdated) and event.uri not in watcher.uris:
-                    continue
-                if not visible(watcher.grant, event):
-                    continue
-                with anyio.move_on_after(NOTIFY_TIMEOUT):
-                    if isinstance(event, ResourceUpdated):
-                        await watcher.connection.send_resource_updated(event.uri)
-                    else:
-                        await watcher.connection.send_resource_list_changed()
 
     async def after_tool(
         self, name: str, arguments: Mapping[str, Any], result: CallToolResult, effects: CallEffects
