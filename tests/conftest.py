@@ -132,6 +132,7 @@ WALL_CLOCK_TESTS = (
     "tests/test_http.py::test_connections_past_the_cap_shed_the_idle_ones_and_get_503_when_all_are_busy",
     "tests/test_redis_store.py::test_redis_stopping_mid_session_is_unavailable_then_recovers",
     "tests/test_redis_store.py::test_a_redis_that_accepts_but_never_answers_is_unavailable_promptly",
+    "tests/test_a_subscriber_that_stops_reading_does_not_slow_other_callers.py::",
 )
 """Tests that assert a wall-clock bound (a stop, a refusal or a cut-off within N seconds). Under pytest-xdist they
 run one after another on one worker, so that two of them never compete for the CPU with each other."""
