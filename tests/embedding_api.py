@@ -33,6 +33,8 @@ class Behaviour:
     failures: int = 0
     retry_after: str | None = None
     delay: float = 0.0
+    slow_over: int | None = None
+    """Only requests of more than this many inputs wait ``delay`` (a model server whose time grows with the batch)."""
     dimension: int = 64
     reverse: bool = False
     refuse: str | None = None
@@ -76,14 +78,14 @@ class FakeEmbeddingAPI:
             if b.answers is not None:
                 fail = fail or b.answers == 0
                 b.answers = max(0, b.answers - 1)
-        if b.delay:
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        if b.delay and (b.slow_over is None or len(texts) > b.slow_over):
             await asyncio.sleep(b.delay)
         if b.trickle:
             return StreamingResponse(_trickle(), media_type="application/json")
         if fail:
             headers = {"Retry-After": b.retry_after} if b.retry_after is not None else None
             return JSONResponse({"error": {"message": "unavailable"}}, status_code=b.status, headers=headers)
-        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
         if b.refuse is not None and any(b.refuse in text for text in texts):
             return JSONResponse({"error": {"message": "input refused"}}, status_code=400)
         hasher = HashEmbedding(b.dimension)

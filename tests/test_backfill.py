@@ -182,9 +182,9 @@ async def test_a_refused_episode_does_not_block_the_others(api: FakeEmbeddingAPI
 async def test_a_rate_limit_during_the_one_by_one_retry_stops_the_pass_and_blames_no_episode(
     api: FakeEmbeddingAPI, db_url: str
 ) -> None:
-    """A batch is refused for one episode's sake; while its episodes are tried one by one the provider starts
-    answering 429: the pass stops there (no more requests), and only the episode the provider refused is
-    remembered as refused. The next pass embeds the others."""
+    """A batch is refused for one episode's sake; while its episodes are tried one by one (after the provider
+    embedded a short test text) it starts answering 429: the pass stops there (no more requests), and only the
+    episode the provider refused is remembered as refused. The next pass embeds the others."""
     async with MemoryRuntime(api_settings(api, db_url, embedding_batch_size=8), clock=FakeClock()) as rt:
         project = uuid.uuid4()
         api.failing(503)
@@ -192,13 +192,13 @@ async def test_a_rate_limit_during_the_one_by_one_retry_stops_the_pass_and_blame
             await rt.episodic.record_episode(
                 project_id=project, agent_instance_id=uuid.uuid4(), **{**EPISODE, "task_description": f"task {i}"}
             )
-        # The batch (refused for "task 0"), "task 0" alone (refused), "task 1" (embedded), then 429 for a while.
-        api.set(refuse="task 0", answers=3, status=429, retry_after="120", dimension=64)
+        # The batch (refused for "task 0"), the test text, "task 0" alone (refused), "task 1" (embedded), then 429.
+        api.set(refuse="task 0", answers=4, status=429, retry_after="120", dimension=64)
         before = len(api.requests)
         assert rt.backfill is not None
         report = await rt.backfill.run_once()
         assert report.embedded == 1 and report.stopped and "429" in report.stopped
-        assert len(api.requests) - before == 4  # the first 429 ends the pass
+        assert len(api.requests) - before == 5  # the first 429 ends the pass
         assert [e.split(":")[0] for e in report.errors] == [f"episode {(await episode_of(rt, project, 'task 0'))}"]
         api.set(refuse="task 0", dimension=64)
         assert (await rt.backfill.run_once()).embedded == 3  # tasks 2-4; task 0 stays refused
@@ -210,7 +210,7 @@ async def episode_of(rt: MemoryRuntime, project: uuid.UUID, description: str) ->
     return found[0].episode_id
 
 
-async def test_a_provider_refusing_everything_stops_the_pass(api: FakeEmbeddingAPI, db_url: str) -> None:
+async def test_a_provider_refusing_its_key_stops_the_pass_at_once(api: FakeEmbeddingAPI, db_url: str) -> None:
     async with MemoryRuntime(api_settings(api, db_url, embedding_batch_size=2), clock=FakeClock()) as rt:
         api.failing(503)
         for i in range(3):
@@ -222,7 +222,7 @@ async def test_a_provider_refusing_everything_stops_the_pass(api: FakeEmbeddingA
         assert rt.backfill is not None
         report = await rt.backfill.run_once()
         assert report.embedded == 0 and report.stopped and "401" in report.stopped
-        assert len(api.requests) - before == 3  # the batch, then its two episodes one by one: then it stops
+        assert len(api.requests) - before == 1  # a 401 is the configuration's: no episode is tried on its own
         assert report.errors == []  # nothing remembered as the episodes' fault
 
 

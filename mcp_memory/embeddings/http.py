@@ -22,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 """Statuses worth retrying: timeouts, rate limits, overload (any other 5xx too)."""
+_TIMEOUT_STATUS = frozenset({408, 504})
+"""A server or gateway that gave up waiting for the answer: like our own timeout, maybe the request's size."""
+_CONFIG_STATUS = frozenset({401, 403, 404, 405})
+"""Refusals that no text can avoid (key, URL, model): the provider is unusable as configured. Any other 4xx (400,
+413, 422: an input too long for the model, mostly) may be the texts'."""
 _BODY_SNIPPET = 300
 
 
@@ -63,7 +68,8 @@ class OpenAIEmbedding:
     errors or timeouts are retried up to ``max_retries`` times with exponential backoff (jittered), waiting
     what a ``Retry-After`` header asks for instead when there is one (if it asks for more than
     ``max_retry_after`` seconds, the call fails at once: the background retry comes back later). Other 4xx
-    answers fail at once. Every returned vector must have ``dimension`` values.
+    answers fail at once: 401, 403, 404 and 405 as the configuration's fault (``provider_wide``), the others as
+    maybe the texts'. Every returned vector must have ``dimension`` values.
 
     Azure OpenAI: set ``api_version``; the key then goes in the ``api-key`` header and ``api-version`` in
     the query, and ``base_url`` is the deployment's (``https://NAME.openai.azure.com/openai/deployments/DEP``).
@@ -160,20 +166,30 @@ class OpenAIEmbedding:
                 with anyio.fail_after(self._timeout):
                     response = await self._http().post(self._url, json=body)
             except httpx.TransportError as exc:  # connection refused/reset, timeouts
-                error = EmbeddingError(f"embedding request to {self._url} failed: {type(exc).__name__}: {exc}")
+                # A read or write that timed out may be the batch's size; a connection that did not open is not.
+                slow = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
+                error = EmbeddingError(
+                    f"embedding request to {self._url} failed: {type(exc).__name__}: {exc}", timed_out=slow
+                )
             except TimeoutError:
                 error = EmbeddingError(
-                    f"embedding request to {self._url} failed: Timeout: no whole answer within {self._timeout} s"
+                    f"embedding request to {self._url} failed: Timeout: no whole answer within {self._timeout} s",
+                    timed_out=True,
                 )
             else:
                 if response.status_code == 200:
                     return self._parse(response, len(batch))
                 snippet = response.text[:_BODY_SNIPPET].replace("\n", " ")
                 message = f"embedding request to {self._url} answered {response.status_code}: {snippet}"
-                if response.status_code in _RETRY_STATUS or response.status_code >= 500:
-                    error = EmbeddingError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
+                status = response.status_code
+                if status in _RETRY_STATUS or status >= 500:
+                    error = EmbeddingError(
+                        message,
+                        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                        timed_out=status in _TIMEOUT_STATUS,
+                    )
                 else:
-                    raise EmbeddingError(message, transient=False)
+                    raise EmbeddingError(message, transient=False, provider_wide=status in _CONFIG_STATUS)
             if attempt >= self._max_retries:
                 raise error
             delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)

@@ -25,6 +25,10 @@ DEFAULT_LOCAL_DIMENSION = 384
 QUERY_CACHE_SIZE = 256
 """How many single texts (search queries, mostly) keep their vector: an agent repeats its queries, and encoding one
 is most of a hybrid search's time (a vector is 1.5 KB as floats: 256 take under 1 MB with their keys)."""
+LOAD_RETRY_SECONDS = 600.0
+"""After the model failed to load (a wrong path, a dimension other than ``embedding_dimension``), how long every call
+fails at once with that error before a load is tried again: loading takes seconds of CPU, and each search and each
+backfill batch would otherwise pay it for an error that only a change of configuration or files can fix."""
 LOCAL_EXTRA_HINT = "pip install 'mcp-memory[local-embeddings]' (on CPU-only machines: pip install torch==2.13.0 first)"
 
 
@@ -38,7 +42,8 @@ def bundled_model_path() -> Path:
 
 class SentenceTransformerEmbedding:
     """A local sentence-transformers model: loaded once, on first use (in a worker thread), encoding off the
-    event loop one call at a time, vectors L2-normalised.
+    event loop one call at a time, vectors L2-normalised. A model that fails to load fails every call at once
+    for :data:`LOAD_RETRY_SECONDS` (``provider_wide``), then is tried again.
 
     ``model``: a local directory or a hub name; None means the bundled all-MiniLM-L6-v2. ``threads``: torch's
     intra-op threads, set when the model loads (None keeps torch's default). One-text calls (queries) are answered
@@ -54,6 +59,8 @@ class SentenceTransformerEmbedding:
         self._batch_size = batch_size
         self._threads = threads
         self._model: Any = None
+        self._load_failure: tuple[float, str] | None = None
+        """When the last load failed (``time.monotonic()``) and its message (guarded by ``_lock``)."""
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         """Vectors of recent one-text calls, least recently used first (guarded by ``_lock``)."""
@@ -79,27 +86,39 @@ class SentenceTransformerEmbedding:
     def _load(self) -> Any:
         # Called with self._lock held.
         if self._model is None:
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            if self._threads is not None:
-                # One intra-op thread by default: a query is one short text, and on a busy machine two spinning
-                # OpenMP threads per call were several times slower than one (torch's setting is per process).
-                torch.set_num_threads(self._threads)
-
-            where, local_only = self._location()
-            started = time.perf_counter()
-            model = SentenceTransformer(where, local_files_only=local_only)
-            size = model.get_embedding_dimension()
-            if size != self._dimension:
-                raise EmbeddingError(
-                    f"model {self._model_name} makes vectors of dimension {size}, but embedding_dimension is "
-                    f"{self._dimension}; set MCP_MEMORY_EMBEDDING_DIMENSION={size}",
-                    transient=False,
+            if self._load_failure is not None and time.monotonic() - self._load_failure[0] < LOAD_RETRY_SECONDS:
+                raise EmbeddingError(self._load_failure[1], transient=False, provider_wide=True)
+            try:
+                self._model = self._load_model()
+            except Exception as exc:
+                message = (
+                    str(exc) if isinstance(exc, EmbeddingError) else f"{self._model_name}: {type(exc).__name__}: {exc}"
                 )
-            logger.info("loaded %s in %.1f s", self._model_name, time.perf_counter() - started)
-            self._model = model
+                self._load_failure = (time.monotonic(), message)
+                raise EmbeddingError(message, transient=False, provider_wide=True) from exc
+            self._load_failure = None
         return self._model
+
+    def _load_model(self) -> Any:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if self._threads is not None:
+            # One intra-op thread by default: a query is one short text, and on a busy machine two spinning
+            # OpenMP threads per call were several times slower than one (torch's setting is per process).
+            torch.set_num_threads(self._threads)
+
+        where, local_only = self._location()
+        started = time.perf_counter()
+        model = SentenceTransformer(where, local_files_only=local_only)
+        size = model.get_embedding_dimension()
+        if size != self._dimension:
+            raise EmbeddingError(
+                f"model {self._model_name} makes vectors of dimension {size}, but embedding_dimension is "
+                f"{self._dimension}; set MCP_MEMORY_EMBEDDING_DIMENSION={size}"
+            )
+        logger.info("loaded %s in %.1f s", self._model_name, time.perf_counter() - started)
+        return model
 
     def _encode(self, texts: list[str]) -> list[list[float]]:
         import torch
@@ -146,6 +165,7 @@ class SentenceTransformerEmbedding:
 __all__ = [
     "DEFAULT_LOCAL_DIMENSION",
     "DEFAULT_LOCAL_MODEL",
+    "LOAD_RETRY_SECONDS",
     "LOCAL_EXTRA_HINT",
     "QUERY_CACHE_SIZE",
     "SentenceTransformerEmbedding",

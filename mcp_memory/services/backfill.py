@@ -3,8 +3,14 @@ recorded) get one later, so that nothing recorded during an outage stays invisib
 
 Two users: ``mcp-memory reembed`` (one pass over everything, reporting counts) and the background retry the
 runtime starts when a provider is configured (a bounded pass every ``embedding_retry_interval_seconds``).
-Passes of one process never overlap, and a pass stops at the first sign the provider is down (a transient
-:class:`~mcp_memory.embeddings.EmbeddingError`) instead of hammering it or the store.
+Passes of one process never overlap, and a pass stops at the first sign the provider is down or unusable (a
+``provider_wide`` :class:`~mcp_memory.embeddings.EmbeddingError`: transient, or a configuration no text can pass)
+instead of hammering it or the store. Two failures are not the provider's, and do not stop it:
+
+- a batch that times out while one of its episodes alone does not: later batches are half as large;
+- a batch refused while the provider embeds a short test text (:data:`PROBE_TEXT`): its episodes are tried one by
+  one, and those refused are remembered and skipped until the process restarts, so that they never hold up the
+  newer episodes behind them.
 """
 
 from __future__ import annotations
@@ -29,6 +35,11 @@ logger = logging.getLogger(__name__)
 BACKGROUND_MAX_BATCHES = 10
 """Batches one background pass embeds at most; the rest waits for the next interval."""
 _MAX_REJECTED = 10_000
+"""Refused episodes remembered at most (as UUIDs: under 2 MB); past it, a refused episode is skipped for the rest
+of its pass only."""
+PROBE_TEXT = "mcp-memory embedding check"
+"""A short plain text any model takes: whether the provider embeds it tells a refusal of some episodes' texts from
+a provider that refuses everything."""
 
 
 @dataclass
@@ -57,11 +68,13 @@ class EmbeddingBackfill:
         self._store = store
         self._on_recovered = on_recovered
         self._embedder = embedder
-        self._batch_size = batch_size
+        self._size = batch_size
+        """Episodes per provider call: ``batch_size``, halved each time a batch timed out while one of its episodes
+        alone did not (a provider too slow for a whole batch within one request's timeout)."""
         self._lock = anyio.Lock()
         self._rejected: set[UUID] = set()
-        """Episodes the provider refused on their own (while others of their batch passed): not retried by
-        this process, so that one bad episode cannot block those behind it."""
+        """Episodes the provider refused on their own (while it embedded :data:`PROBE_TEXT`): not retried by this
+        process (at most :data:`_MAX_REJECTED` of them), so that bad episodes cannot block those behind them."""
         self._task: asyncio.Task[None] | None = None
 
     async def run_once(self, *, all_models: bool = False, max_batches: int | None = None) -> BackfillReport:
@@ -78,33 +91,96 @@ class EmbeddingBackfill:
         skip = set(self._rejected)
         batches = 0
         while max_batches is None or batches < max_batches:
-            page = await self._store.episodes_missing_embedding(
-                self._batch_size + len(skip), model if all_models else None
-            )
-            todo = [ep for ep in page if ep.episode_id not in skip][: self._batch_size]
+            size = self._size
+            page = await self._store.episodes_missing_embedding(size + len(skip), model if all_models else None)
+            todo = [ep for ep in page if ep.episode_id not in skip][:size]
             if not todo:
                 break
             batches += 1
-            try:
-                vectors = await self._embedder.embed([episode_text(ep) for ep in todo])
-            except Exception as exc:
-                error = exc if isinstance(exc, EmbeddingError) else EmbeddingError(str(exc), transient=False)
-                if error.transient or len(todo) == 1:
-                    report.failed += len(todo)
-                    report.stopped = str(error)
-                    break
-                # Refused: find out whether some episodes are the problem or the provider (then stop).
-                done, down = await self._one_by_one(todo, report, skip)
-                if down is not None or not done:
-                    report.stopped = down or str(error)
-                    break
-                continue
-            if self._on_recovered is not None:
-                self._on_recovered()
-            for ep, vector in zip(todo, vectors, strict=True):
-                await self._attach(ep, vector, report, skip)
+            down = await self._batch(todo, report, skip)
+            if down is not None:
+                report.stopped = down
+                break
             await anyio.lowlevel.checkpoint()  # let the store serve others between batches
         return report
+
+    async def _batch(self, todo: list[Episode], report: BackfillReport, skip: set[UUID]) -> str | None:
+        """Embed ``todo`` and attach the vectors. None if the provider is up (episodes it refused are remembered and
+        skipped); otherwise why the pass stops there (the episodes not embedded are counted as failed)."""
+        error = await self._embed(todo, report, skip)
+        if error is None:
+            return None
+        if error.timed_out and len(todo) > 1:
+            return await self._shrink(todo, report, skip, error)
+        if error.provider_wide:
+            report.failed += len(todo)
+            return str(error)
+        return await self._sort_out_refused(todo, report, skip, error)
+
+    async def _embed(self, todo: list[Episode], report: BackfillReport, skip: set[UUID]) -> EmbeddingError | None:
+        try:
+            vectors = await self._embedder.embed([episode_text(ep) for ep in todo])
+        except Exception as exc:
+            return exc if isinstance(exc, EmbeddingError) else EmbeddingError(str(exc), transient=False)
+        if self._on_recovered is not None:
+            self._on_recovered()
+        for ep, vector in zip(todo, vectors, strict=True):
+            await self._attach(ep, vector, report, skip)
+        return None
+
+    async def _shrink(
+        self, todo: list[Episode], report: BackfillReport, skip: set[UUID], error: EmbeddingError
+    ) -> str | None:
+        """A batch timed out. If its first episode alone gets an answer, the provider is up but too slow for that
+        many texts in one request's timeout: later batches (of this process) are half as large. If it times out
+        or fails too, the provider is down. Asking one episode, not each half in turn, costs a provider that hangs
+        two timeouts, not one per halving."""
+        down = await self._batch(todo[:1], report, skip)
+        if down is not None:
+            report.failed += len(todo) - 1
+            return down
+        self._size = max(1, len(todo) // 2)
+        logger.warning(
+            "embedding %d texts in one request timed out (%s); batches of %d from now on", len(todo), error, self._size
+        )
+        return None
+
+    async def _sort_out_refused(
+        self, todo: list[Episode], report: BackfillReport, skip: set[UUID], error: EmbeddingError
+    ) -> str | None:
+        """The provider refused the batch, neither as down nor as misconfigured (an API's 400, say): the texts'
+        fault, or the provider's? It is asked for :data:`PROBE_TEXT`; if it refuses that too, it is the provider's
+        (the pass stops, no episode is blamed). Otherwise the episodes are embedded one by one and those refused
+        are remembered (:meth:`_refuse`), so that they do not hold up the newer ones behind them."""
+        try:
+            await self._embedder.embed([PROBE_TEXT])
+        except Exception as exc:
+            report.failed += len(todo)
+            if isinstance(exc, EmbeddingError) and exc.transient:
+                return str(exc)
+            return f"{error} (a short test text is refused too: the provider's configuration, not the episodes)"
+        if self._on_recovered is not None:
+            self._on_recovered()
+        if len(todo) == 1:
+            self._refuse(todo[0], str(error), report, skip)
+            return None
+        for tried, ep in enumerate(todo):
+            failure = await self._embed([ep], report, skip)
+            if failure is None:
+                continue
+            if failure.provider_wide:  # down meanwhile (a rate limit, a timeout) or broken: no episode's fault
+                report.failed += len(todo) - tried
+                return str(failure)
+            self._refuse(ep, str(failure), report, skip)
+        return None
+
+    def _refuse(self, ep: Episode, message: str, report: BackfillReport, skip: set[UUID]) -> None:
+        logger.warning("embedding of episode %s refused; not retried until restart: %s", ep.episode_id, message)
+        report.failed += 1
+        report.errors.append(f"episode {ep.episode_id}: {message}")
+        skip.add(ep.episode_id)
+        if len(self._rejected) < _MAX_REJECTED:
+            self._rejected.add(ep.episode_id)
 
     async def _attach(self, ep: Episode, vector: list[float], report: BackfillReport, skip: set[UUID]) -> None:
         # Attached only to the text it was made from: an edit since (which dropped the vector) is embedded next.
@@ -114,38 +190,6 @@ class EmbeddingBackfill:
             report.embedded += 1
         else:
             skip.add(ep.episode_id)  # deleted meanwhile or embedded by another process: nothing to do
-
-    async def _one_by_one(self, todo: list[Episode], report: BackfillReport, skip: set[UUID]) -> tuple[int, str | None]:
-        """Embed a refused batch episode by episode; remembers the refused ones. Returns how many passed (0: every
-        one was refused, so it is the provider's configuration, not the episodes; none is remembered) and, if the
-        provider went down meanwhile (a transient error: a rate limit, a timeout), that error: the retry stops there,
-        and the episodes not tried are no episode's fault."""
-        refused: list[tuple[Episode, str]] = []
-        done = 0
-        down: str | None = None
-        for tried, ep in enumerate(todo):
-            try:
-                vectors = await self._embedder.embed([episode_text(ep)])
-            except Exception as exc:
-                if isinstance(exc, EmbeddingError) and exc.transient:
-                    down = str(exc)
-                    report.failed += len(todo) - tried
-                    break
-                refused.append((ep, str(exc)))
-                continue
-            await self._attach(ep, vectors[0], report, skip)
-            done += 1
-        report.failed += len(refused)
-        if done and self._on_recovered is not None:
-            self._on_recovered()
-        if done:
-            for ep, message in refused:
-                logger.warning("embedding of episode %s refused; not retried until restart: %s", ep.episode_id, message)
-                report.errors.append(f"episode {ep.episode_id}: {message}")
-                skip.add(ep.episode_id)
-                if len(self._rejected) < _MAX_REJECTED:
-                    self._rejected.add(ep.episode_id)
-        return done, down
 
     # -- background retry --------------------------------------------------------------------------------
     def start(self, interval: float, max_batches: int = BACKGROUND_MAX_BATCHES) -> None:
@@ -185,4 +229,4 @@ class EmbeddingBackfill:
                 await task
 
 
-__all__ = ["BACKGROUND_MAX_BATCHES", "BackfillReport", "EmbeddingBackfill"]
+__all__ = ["BACKGROUND_MAX_BATCHES", "PROBE_TEXT", "BackfillReport", "EmbeddingBackfill"]

@@ -25,7 +25,7 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.embeddings import EmbeddingProvider
+from mcp_memory.embeddings import EmbeddingError, EmbeddingProvider
 from mcp_memory.errors import InvalidArgument, NotFound
 from mcp_memory.models import (
     Episode,
@@ -144,9 +144,11 @@ class EpisodicMemory:
         """Embed texts for a caller who is waiting: None (logged) if there is no provider, or it fails or takes
         longer than ``embedding_deadline_seconds`` (retries included).
 
-        After a failure, callers do not wait for the provider again for :data:`EMBED_PAUSE_SECONDS` (episodes are
-        stored without a vector, searches use full-text only), unless :meth:`provider_recovered` says it is
-        back: during an outage each tool call would otherwise wait out the retries and the deadline."""
+        After a failure of the provider (down, slow, or unusable as configured: an error that is ``provider_wide``, a
+        timeout), callers do not wait for it again for :data:`EMBED_PAUSE_SECONDS` (episodes are stored without a
+        vector, searches use full-text only), unless :meth:`provider_recovered` says it is back: during an outage
+        each tool call would otherwise wait out the retries and the deadline. A refusal of these texts alone (an
+        input too long for the model) pauses nobody."""
         if self._embedder is None or time.monotonic() < self._paused_until:
             return None
         deadline = self._settings.embedding_deadline_seconds
@@ -159,6 +161,14 @@ class EpisodicMemory:
             logger.warning(
                 "embedding with %s took over %s s; continuing without vectors", self._embedder.name, deadline
             )
+        except EmbeddingError as exc:
+            if not exc.provider_wide:
+                # These texts were refused (too long for the model, say): the provider serves the next caller.
+                logger.warning(
+                    "embedding with %s refused the text; stored without a vector: %s", self._embedder.name, exc
+                )
+                return None
+            logger.warning("embedding with %s failed; continuing without vectors: %s", self._embedder.name, exc)
         except Exception as exc:
             logger.warning("embedding with %s failed; continuing without vectors: %s", self._embedder.name, exc)
         self._paused_until = time.monotonic() + EMBED_PAUSE_SECONDS
