@@ -404,6 +404,19 @@ class Settings(BaseSettings):
     resources_page_size: int = Field(default=50, ge=1, le=1000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("embedding_api_key")
+    @classmethod
+    def _key_fit_for_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        """The key without surrounding whitespace: one read from a file (a Kubernetes secret) often ends with a line
+        break, which no HTTP header may carry. A control or non-ASCII character inside it is refused (without
+        the key in the message), rather than failing every request with an error that would quote the header."""
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        if any(not " " <= ch <= "~" for ch in key):
+            raise ValueError("holds a control or non-ASCII character, which an HTTP header cannot carry")
+        return SecretStr(key) if key else None
+
     @classmethod
     def settings_customise_sources(
         cls,

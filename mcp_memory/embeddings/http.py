@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import httpx
 
+from mcp_memory.config import mask_url
 from mcp_memory.embeddings.base import EmbeddingError, check_vectors
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,14 @@ class OpenAIEmbedding:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/embeddings"
+        url = base_url.rstrip("/") + "/embeddings"
+        # What messages and logs show: the URL without its password (a URL's user part is basic authentication).
+        self._shown_url = mask_url(url)
+        # Requests go to the URL without its user part, which becomes the basic authentication httpx would have
+        # made of it anyway: a URL that holds no password cannot put it in httpx's own log lines.
+        parsed = httpx.URL(url)
+        self._auth = httpx.BasicAuth(parsed.username, parsed.password) if parsed.username or parsed.password else None
+        self._url = parsed.copy_with(username=None, password=None)
         self._model = model
         self._dimension = dimension
         self._api_key = api_key
@@ -125,6 +133,7 @@ class OpenAIEmbedding:
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self._timeout),
                 headers=self._headers(),
+                auth=self._auth,
                 params={"api-version": self._api_version} if self._api_version else None,
                 transport=self._transport,
                 follow_redirects=False,
@@ -159,17 +168,26 @@ class OpenAIEmbedding:
                 # a byte at a time would never end. This bounds the whole of it, body included.
                 with anyio.fail_after(self._timeout):
                     response = await self._http().post(self._url, json=body)
+            except httpx.LocalProtocolError as exc:
+                # The request itself cannot be sent; h11's text quotes the offending header, which may be the key.
+                raise EmbeddingError(
+                    f"embedding request to {self._shown_url} could not be sent: {type(exc).__name__}: a header "
+                    "holds a character HTTP does not allow (check MCP_MEMORY_EMBEDDING_API_KEY)",
+                    transient=False,
+                ) from None
             except httpx.TransportError as exc:  # connection refused/reset, timeouts
-                error = EmbeddingError(f"embedding request to {self._url} failed: {type(exc).__name__}: {exc}")
+                error = EmbeddingError(
+                    f"embedding request to {self._shown_url} failed: {type(exc).__name__}: {mask_url(str(exc))}"
+                )
             except TimeoutError:
                 error = EmbeddingError(
-                    f"embedding request to {self._url} failed: Timeout: no whole answer within {self._timeout} s"
+                    f"embedding request to {self._shown_url} failed: Timeout: no whole answer within {self._timeout} s"
                 )
             else:
                 if response.status_code == 200:
                     return self._parse(response, len(batch))
                 snippet = response.text[:_BODY_SNIPPET].replace("\n", " ")
-                message = f"embedding request to {self._url} answered {response.status_code}: {snippet}"
+                message = f"embedding request to {self._shown_url} answered {response.status_code}: {snippet}"
                 if response.status_code in _RETRY_STATUS or response.status_code >= 500:
                     error = EmbeddingError(message, retry_after=parse_retry_after(response.headers.get("Retry-After")))
                 else:
@@ -194,8 +212,8 @@ class OpenAIEmbedding:
         except EmbeddingError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise EmbeddingError(f"embedding response from {self._url} is not understood: {exc}") from exc
-        return check_vectors(vectors, count, self._dimension, self._url)
+            raise EmbeddingError(f"embedding response from {self._shown_url} is not understood: {exc}") from exc
+        return check_vectors(vectors, count, self._dimension, self._shown_url)
 
 
 __all__ = ["OpenAIEmbedding", "parse_retry_after"]
