@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -389,7 +389,8 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Longest a tool call waits for its embedding (retries included); past it the episode is stored "
-            "without a vector (embedded later) and search uses full-text only."
+            "without a vector (embedded later) and search uses full-text only. With a provider, below "
+            "terminate_lease_seconds (a terminate waits for its episode's vector under its seal's lease)."
         ),
     )
     embedding_retry_interval_seconds: float = Field(
@@ -416,6 +417,21 @@ class Settings(BaseSettings):
         if any(not " " <= ch <= "~" for ch in key):
             raise ValueError("holds a control or non-ASCII character, which an HTTP header cannot carry")
         return SecretStr(key) if key else None
+
+    @field_validator("embedding_deadline_seconds")
+    @classmethod
+    def _embedding_wait_within_terminate_lease(cls, value: float, info: ValidationInfo) -> float:
+        """A terminate waits for its episode's vector while it holds its seal: with a wait as long as the lease,
+        a slow provider would make every terminate overrun its lease and record nothing (``conflict``)."""
+        lease = info.data.get("terminate_lease_seconds")
+        provider = info.data.get("embedding_provider", "none")
+        if provider != "none" and lease is not None and value >= lease:
+            raise ValueError(
+                f"{value:g} s must be below terminate_lease_seconds ({lease:g} s) when an embedding provider is "
+                "configured (a terminate waits for its episode's embedding within its seal's lease); lower "
+                "embedding_deadline_seconds or raise terminate_lease_seconds"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(
