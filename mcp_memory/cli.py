@@ -34,6 +34,7 @@ from mcp_memory.embeddings import vector_dimension
 from mcp_memory.errors import ConfigurationError, MemoryServiceError, Unavailable
 from mcp_memory.services.runtime import MemoryRuntime, not_serving
 from mcp_memory.stores.factory import check_settings
+from mcp_memory.summary import counted
 from mcp_memory.version import __version__
 
 logger = logging.getLogger("mcp_memory")
@@ -226,15 +227,20 @@ def _sqlite_file_problem(settings: Settings, report: dict[str, Any]) -> str | No
     return problem.message if state.refusal is not None else f"{problem.message}; doctor changes nothing"
 
 
-_REEMBED_COUNT_CAP = 10_000
-"""Episodes without a vector are counted up to this many (the count loads them)."""
-
-
 async def _check_embedder(rt: MemoryRuntime, report: dict[str, Any]) -> bool:
-    """Embed one text (so a wrong URL, key or dimension shows now) and count episodes without a vector."""
+    """Embed one text (so a wrong URL, key or dimension shows now) and count the episodes vector search misses:
+    those without a vector (embedded again by the server's background retry) and those whose vector another model
+    or dimension made (after a change of model: only ``reembed --all`` replaces them)."""
     assert rt.embedder is not None
-    missing = await rt.store.episodes_missing_embedding(_REEMBED_COUNT_CAP + 1)
-    report["episodes_without_vector"] = len(missing) if len(missing) <= _REEMBED_COUNT_CAP else f"{_REEMBED_COUNT_CAP}+"
+    backlog = await rt.store.vector_backlog(rt.embedder.name)
+    report["episodes_without_vector"] = backlog.missing
+    report["episodes_of_another_model"] = backlog.other_model
+    if backlog.other_model:
+        report["embedding_warning"] = (
+            f"vector search ignores {counted(backlog.other_model, 'episode')} whose vector another model or "
+            f"dimension than {rt.embedder.name} made (full-text search still finds them): run `mcp-memory reembed "
+            f"--all` to re-embed with {rt.embedder.name}"
+        )
     try:
         with anyio.fail_after(rt.settings.embedding_deadline_seconds):
             vectors = await rt.embedder.embed(["mcp-memory doctor"])
@@ -293,12 +299,11 @@ async def _reembed(settings: Settings, all_models: bool) -> int:
         if rt.backfill is None or rt.embedder is None:
             raise ConfigurationError("no embedding provider is configured (MCP_MEMORY_EMBEDDING_PROVIDER is 'none')")
         report = await rt.backfill.run_once(all_models=all_models)
-        missing = await rt.store.episodes_missing_embedding(
-            _REEMBED_COUNT_CAP + 1, rt.embedder.name if all_models else None
-        )
-    left = f"{_REEMBED_COUNT_CAP}+" if len(missing) > _REEMBED_COUNT_CAP else str(len(missing))
+        backlog = await rt.store.vector_backlog(rt.embedder.name)
+    missing = backlog.missing + (backlog.other_model if all_models else 0)
     print(
-        f"model {rt.embedder.name}: embedded {report.embedded}, failed {report.failed}, still without a vector {left}"
+        f"model {rt.embedder.name}: embedded {report.embedded}, failed {report.failed}, still without a vector "
+        f"{missing}"
     )
     for error in report.errors:
         print(f"  {error}")

@@ -24,12 +24,15 @@ def setup_logging(level: str, *, migration_steps: bool = False) -> None:
     """Log at ``level`` to stderr (on stdio, stdout is the protocol).
 
     Alembic logs its plugins and its migration context at INFO each time a server checks the schema: nine lines of
-    noise per start, so below DEBUG it logs warnings only, except the steps of ``migrate`` (``migration_steps``)."""
+    noise per start, so below DEBUG it logs warnings only, except the steps of ``migrate`` (``migration_steps``).
+    httpx logs every request with its URL at INFO (``HTTP Request: POST http://user:password@...``): at every level
+    it logs warnings only, as an embedding request's failures are logged by the provider already, password masked."""
     logging.basicConfig(
         level=level,
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if level.upper() != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)
         if migration_steps:

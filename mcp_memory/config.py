@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -387,7 +387,8 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Longest a tool call waits for its embedding (retries included); past it the episode is stored "
-            "without a vector (embedded later) and search uses full-text only."
+            "without a vector (embedded later) and search uses full-text only. With a provider, below "
+            "terminate_lease_seconds (a terminate waits for its episode's vector under its seal's lease)."
         ),
     )
     embedding_retry_interval_seconds: float = Field(
@@ -401,6 +402,34 @@ class Settings(BaseSettings):
     )
     resources_page_size: int = Field(default=50, ge=1, le=1000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("embedding_api_key")
+    @classmethod
+    def _key_fit_for_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        """The key without surrounding whitespace: one read from a file (a Kubernetes secret) often ends with a line
+        break, which no HTTP header may carry. A control or non-ASCII character inside it is refused (without
+        the key in the message), rather than failing every request with an error that would quote the header."""
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        if any(not " " <= ch <= "~" for ch in key):
+            raise ValueError("holds a control or non-ASCII character, which an HTTP header cannot carry")
+        return SecretStr(key) if key else None
+
+    @field_validator("embedding_deadline_seconds")
+    @classmethod
+    def _embedding_wait_within_terminate_lease(cls, value: float, info: ValidationInfo) -> float:
+        """A terminate waits for its episode's vector while it holds its seal: with a wait as long as the lease,
+        a slow provider would make every terminate overrun its lease and record nothing (``conflict``)."""
+        lease = info.data.get("terminate_lease_seconds")
+        provider = info.data.get("embedding_provider", "none")
+        if provider != "none" and lease is not None and value >= lease:
+            raise ValueError(
+                f"{value:g} s must be below terminate_lease_seconds ({lease:g} s) when an embedding provider is "
+                "configured (a terminate waits for its episode's embedding within its seal's lease); lower "
+                "embedding_deadline_seconds or raise terminate_lease_seconds"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(

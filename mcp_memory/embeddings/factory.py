@@ -7,7 +7,7 @@ import importlib.util
 
 import httpx
 
-from mcp_memory.config import Settings
+from mcp_memory.config import Settings, mask_url
 from mcp_memory.embeddings.base import EmbeddingProvider
 from mcp_memory.embeddings.hashed import HashEmbedding
 from mcp_memory.embeddings.http import OpenAIEmbedding
@@ -35,13 +35,14 @@ def _openai_from_settings(settings: Settings) -> OpenAIEmbedding:
     if missing:
         raise ConfigurationError("embedding_provider 'openai' needs " + ", ".join(missing))
     assert settings.embedding_base_url is not None and settings.embedding_model is not None
+    shown = mask_url(settings.embedding_base_url)  # its password never in a message
     try:
         url = httpx.URL(settings.embedding_base_url)
     except httpx.InvalidURL as exc:
-        raise ConfigurationError(f"embedding_base_url {settings.embedding_base_url!r} is not a URL: {exc}") from exc
+        raise ConfigurationError(f"embedding_base_url {shown!r} is not a URL: {mask_url(str(exc))}") from exc
     if url.scheme not in {"http", "https"} or not url.host:
         raise ConfigurationError(
-            f"embedding_base_url {settings.embedding_base_url!r} must be an http(s) URL such as https://api.openai.com/v1"
+            f"embedding_base_url {shown!r} must be an http(s) URL such as https://api.openai.com/v1"
         )
     key = settings.embedding_api_key.get_secret_value() if settings.embedding_api_key else None
     return OpenAIEmbedding(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 import logging
 import math
 import random
@@ -16,6 +17,7 @@ from typing import Any
 import anyio
 import httpx
 
+from mcp_memory.config import mask_url
 from mcp_memory.embeddings.base import EmbeddingError, check_vectors
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,10 @@ _CONFIG_STATUS = frozenset({401, 403, 404, 405})
 """Refusals that no text can avoid (key, URL, model): the provider is unusable as configured. Any other 4xx (400,
 413, 422: an input too long for the model, mostly) may be the texts'."""
 _BODY_SNIPPET = 300
+INLINE_PARSE_BYTES = 64 * 1024
+"""Answers up to this size (one query's vector: a 1536-dimension one is about 30 KB) are parsed on the event loop;
+larger ones (a batch: 64 such vectors took 20-300 ms to decode and check) in a worker thread, so that the loop
+serves other calls meanwhile."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -93,7 +99,14 @@ class OpenAIEmbedding:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self._url = base_url.rstrip("/") + "/embeddings"
+        url = base_url.rstrip("/") + "/embeddings"
+        # What messages and logs show: the URL without its password (a URL's user part is basic authentication).
+        self._shown_url = mask_url(url)
+        # Requests go to the URL without its user part, which becomes the basic authentication httpx would have
+        # made of it anyway: a URL that holds no password cannot put it in httpx's own log lines.
+        parsed = httpx.URL(url)
+        self._auth = httpx.BasicAuth(parsed.username, parsed.password) if parsed.username or parsed.password else None
+        self._url = parsed.copy_with(username=None, password=None)
         self._model = model
         self._dimension = dimension
         self._api_key = api_key
@@ -131,6 +144,7 @@ class OpenAIEmbedding:
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self._timeout),
                 headers=self._headers(),
+                auth=self._auth,
                 params={"api-version": self._api_version} if self._api_version else None,
                 transport=self._transport,
                 follow_redirects=False,
@@ -165,22 +179,32 @@ class OpenAIEmbedding:
                 # a byte at a time would never end. This bounds the whole of it, body included.
                 with anyio.fail_after(self._timeout):
                     response = await self._http().post(self._url, json=body)
+            except httpx.LocalProtocolError as exc:
+                # The request itself cannot be sent; h11's text quotes the offending header, which may be the key.
+                raise EmbeddingError(
+                    f"embedding request to {self._shown_url} could not be sent: {type(exc).__name__}: a header "
+                    "holds a character HTTP does not allow (check MCP_MEMORY_EMBEDDING_API_KEY)",
+                    transient=False,
+                ) from None
             except httpx.TransportError as exc:  # connection refused/reset, timeouts
                 # A read or write that timed out may be the batch's size; a connection that did not open is not.
                 slow = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
                 error = EmbeddingError(
-                    f"embedding request to {self._url} failed: {type(exc).__name__}: {exc}", timed_out=slow
+                    f"embedding request to {self._shown_url} failed: {type(exc).__name__}: {mask_url(str(exc))}",
+                    timed_out=slow,
                 )
             except TimeoutError:
                 error = EmbeddingError(
-                    f"embedding request to {self._url} failed: Timeout: no whole answer within {self._timeout} s",
+                    f"embedding request to {self._shown_url} failed: Timeout: no whole answer within {self._timeout} s",
                     timed_out=True,
                 )
             else:
                 if response.status_code == 200:
-                    return self._parse(response, len(batch))
+                    if len(response.content) <= INLINE_PARSE_BYTES:
+                        return self._parse(response.content, len(batch))
+                    return await anyio.to_thread.run_sync(self._parse, response.content, len(batch))
                 snippet = response.text[:_BODY_SNIPPET].replace("\n", " ")
-                message = f"embedding request to {self._url} answered {response.status_code}: {snippet}"
+                message = f"embedding request to {self._shown_url} answered {response.status_code}: {snippet}"
                 status = response.status_code
                 if status in _RETRY_STATUS or status >= 500:
                     error = EmbeddingError(
@@ -199,9 +223,10 @@ class OpenAIEmbedding:
             await self._sleep(delay)
             attempt += 1
 
-    def _parse(self, response: httpx.Response, count: int) -> list[list[float]]:
+    def _parse(self, content: bytes, count: int) -> list[list[float]]:
+        """The vectors of a 200 answer's body (JSON in UTF-8, -16 or -32, as ``Response.json`` reads it)."""
         try:
-            payload = response.json()
+            payload = json.loads(content)
             items = payload["data"]
             if not isinstance(items, list):
                 raise TypeError("'data' is not a list")
@@ -210,8 +235,8 @@ class OpenAIEmbedding:
         except EmbeddingError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise EmbeddingError(f"embedding response from {self._url} is not understood: {exc}") from exc
-        return check_vectors(vectors, count, self._dimension, self._url)
+            raise EmbeddingError(f"embedding response from {self._shown_url} is not understood: {exc}") from exc
+        return check_vectors(vectors, count, self._dimension, self._shown_url)
 
 
 __all__ = ["OpenAIEmbedding", "parse_retry_after"]

@@ -390,8 +390,7 @@ class AgentLifecycleManager:
                         "metadata": {**meta, STATE_KEYS: sorted(items)[:STATE_KEYS_LISTED]},
                     }
                 )
-                vectors = await self._episodic.embed([episode_text(episode)])
-                vector = vectors[0] if vectors else None
+                vector = await self._embed_within_lease(scope, episode, sealed_at + lease)
             result = {
                 "episode_id": str(episode.episode_id) if episode else None,
                 "state_items_consolidated": len(items) if consolidate_to_episodic else 0,
@@ -431,6 +430,24 @@ class AgentLifecycleManager:
         # another server may have unsealed it after reading the record as not terminated), and cleared if asked.
         await self._working.store.mark_terminated(scope, started.at, clear=cleanup_working)
         return _Terminated(result)
+
+    async def _embed_within_lease(self, scope: Scope, episode: Episode, lease_ends: float) -> list[float] | None:
+        """The episode's vector, or None if the provider fails or would keep terminate past its seal's lease (less
+        the time left to record, half the lease at most): past it terminate records nothing (``conflict``), whereas
+        an episode without a vector is embedded later (services.backfill)."""
+        reserve = min(self._settings.terminate_lease_seconds / 2, self._settings.call_timeout_seconds)
+        budget = lease_ends - self._clock() - reserve
+        vectors = None
+        with anyio.move_on_after(max(0.0, budget)) as wait:
+            vectors = await self._episodic.embed([episode_text(episode)])
+        if wait.cancelled_caught:
+            logger.warning(
+                "terminate of %s: its embedding was cut short after %.1f s to stay within terminate_lease_seconds; "
+                "the episode is stored without a vector (embedded later)",
+                scope,
+                max(0.0, budget),
+            )
+        return vectors[0] if vectors else None
 
     # -- list_checkpoints ------------------------------------------------------------------------------
     async def list_checkpoints(

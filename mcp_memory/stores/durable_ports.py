@@ -35,6 +35,7 @@ from mcp_memory.stores.records import (
     Retention,
     SearchMode,
     SessionRow,
+    VectorBacklog,
 )
 from mcp_memory.stores.working_port import WorkingStore
 
@@ -353,6 +354,11 @@ class EpisodeStore(Protocol):
         every project: the work list of ``mcp-memory reembed`` and of the background retry. With ``model``,
         also the episodes whose vector was made by another model (or by an unrecorded one), which search with
         ``model`` ignores: the work list of ``mcp-memory reembed --all``."""
+        ...
+
+    async def vector_backlog(self, model: str) -> VectorBacklog:
+        """How many episodes (every project) have no vector, and how many a vector of another model than
+        ``model``: counted by the store, no episode read (``mcp-memory doctor`` and ``reembed`` report them)."""
         ...
 
     async def set_episode_embedding(

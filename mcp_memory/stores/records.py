@@ -190,6 +190,15 @@ class EpisodeChanges:
 
 
 @dataclass(frozen=True, slots=True)
+class VectorBacklog:
+    """What a model's ``mcp-memory reembed --all`` has to do, counted across every project: episodes without a
+    vector, and episodes whose vector another model (or an unrecorded one) made, which search with it ignores."""
+
+    missing: int
+    other_model: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionRow:
     """One session as ``list_sessions`` lists it: its record, its newest checkpoint (id, epoch time, label, key
     count), its episode's outcome and task (a terminated session's, the task cut to 200 characters), and, when the
@@ -238,5 +247,6 @@ __all__ = [
     "Retention",
     "SearchMode",
     "SessionRow",
+    "VectorBacklog",
     "seal_lapses_in",
 ]

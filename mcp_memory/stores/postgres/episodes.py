@@ -19,7 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import InvalidArgument
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EpisodeText, EventRecord, Retention, SearchMode
+from mcp_memory.stores.ports import (
+    EpisodeChanges,
+    EpisodeFilter,
+    EpisodeText,
+    EventRecord,
+    Retention,
+    SearchMode,
+    VectorBacklog,
+)
 from mcp_memory.stores.postgres import two_step, vector_indexes
 from mcp_memory.stores.postgres.search import (
     DEFAULT_EF_SEARCH,
@@ -41,7 +49,7 @@ from mcp_memory.stores.postgres.statements import (
 )
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
-from mcp_memory.stores.sql.queries import EPISODE_COLUMNS
+from mcp_memory.stores.sql.queries import EPISODE_COLUMNS, VECTOR_BACKLOG
 
 logger = logging.getLogger(__name__)
 VECTOR_INDEX_CHECK_SECONDS = 300.0
@@ -259,6 +267,11 @@ class PostgresEpisodes(EpisodeEdits):
                 {"limit": limit, **({"model": model} if model is not None else {})},
             )
             return [self._episode(r) for r in result]
+
+    async def vector_backlog(self, model: str) -> VectorBacklog:
+        async with self._read() as conn:
+            row = (await conn.execute(text(VECTOR_BACKLOG), {"model": model})).one()
+        return VectorBacklog(missing=int(row.missing or 0), other_model=int(row.other_model or 0))
 
     async def set_episode_embedding(
         self,

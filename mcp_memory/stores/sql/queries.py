@@ -67,6 +67,12 @@ are unique in a store, not reserved, so an import may give a freed id to another
 LINKED_EPISODE = f"(SELECT e.episode_id FROM episodes e WHERE {OWN_EPISODE}) AS linked_episode_id"
 """A select column on ``sessions s``: the session's episode id if its project holds that episode
 (:data:`OWN_EPISODE`), else NULL; what :class:`~mcp_memory.models.SessionInfo` shows as ``episode_id``."""
+VECTOR_BACKLOG = (
+    "SELECT COUNT(*) - COUNT(e.embedding) AS missing, COUNT(CASE WHEN e.embedding IS NOT NULL AND "
+    "(e.embedding_model IS NULL OR e.embedding_model <> :model) THEN 1 END) AS other_model FROM episodes e"
+)
+"""Counts :class:`~mcp_memory.stores.records.VectorBacklog` of the model ``:model`` in one scan (the same SQL in
+both dialects)."""
 UNLINK_LOST_EPISODE = (
     "UPDATE sessions SET episode_id = NULL WHERE {} AND episode_id IS NOT NULL AND NOT EXISTS "
     f"(SELECT 1 FROM episodes e WHERE {_OWN_EPISODE.format('sessions')})"

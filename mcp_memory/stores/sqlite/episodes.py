@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.models import Episode, Outcome, ScoredEpisode
 from mcp_memory.ranking import TEXT_WEIGHT, VECTOR_WEIGHT, blend, fuse, relative, similarities
-from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EpisodeText, SearchMode
+from mcp_memory.stores.ports import EpisodeChanges, EpisodeFilter, EpisodeText, SearchMode, VectorBacklog
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
-from mcp_memory.stores.sql.queries import EPISODE_COLUMNS, filter_clause
+from mcp_memory.stores.sql.queries import EPISODE_COLUMNS, VECTOR_BACKLOG, filter_clause
 from mcp_memory.stores.sql.rules import candidate_pool
 from mcp_memory.stores.sqlite.fulltext import (
     INSERT_EPISODE,
@@ -191,6 +191,11 @@ class SqliteEpisodes(EpisodeEdits):
                 {"limit": limit, "model": model},
             )
             return [self._episode(r) for r in result]
+
+    async def vector_backlog(self, model: str) -> VectorBacklog:
+        async with self._read() as conn:
+            row = (await conn.execute(text(VECTOR_BACKLOG), {"model": model})).one()
+        return VectorBacklog(missing=int(row.missing or 0), other_model=int(row.other_model or 0))
 
     async def set_episode_embedding(
         self,
