@@ -65,8 +65,10 @@ DELETE_ITEM = (
 """One statement: lock the session row, delete only if it is writable, report what it found."""
 LIST_KEYS = (
     f"SELECT key FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} "
-    'AND left(key, :n) = :prefix ORDER BY key COLLATE "C"'
+    'AND starts_with(key, :prefix) ORDER BY key COLLATE "C"'
 )
+"""The live keys starting with ``:prefix``: ``starts_with`` (Postgres 11) counts no characters, so it needs no length
+from Python, whose count need not be the database's; the primary key's index still finds the session's rows."""
 SNAPSHOT = (
     f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} "
     f'AND {LIVE} ORDER BY key COLLATE "C"'

@@ -152,9 +152,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
 
     async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
         async with self._read() as conn:
-            result = await conn.execute(
-                text(LIST_KEYS), {**scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix}
-            )
+            result = await conn.execute(text(LIST_KEYS), {**scope_params(scope), "now": now, "prefix": prefix})
             return [row.key for row in result]
 
     async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
