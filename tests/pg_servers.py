@@ -82,10 +82,15 @@ def _connect_args(url: URL) -> dict[str, Any]:
     return args
 
 
-async def create_database(*, template: str | None = None) -> str:
-    """A new empty (or templated) database; its name."""
+async def create_database(*, template: str | None = None, encoding: str | None = None) -> str:
+    """A new empty (or templated) database; its name. ``encoding``: an empty one in that server encoding (and the C
+    locale, which every encoding accepts)."""
     name = f"{PREFIX}{uuid.uuid4().hex[:16]}"
-    await _admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    if encoding is not None:
+        # template0: the only template whose encoding a new database may differ from.
+        await _admin(f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    else:
+        await _admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     _made.append(name)
     return name
 

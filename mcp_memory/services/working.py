@@ -1,14 +1,13 @@
 """WorkingMemory: one session's key-value state, with limits and per-key TTL.
 
 Every input is checked before anything is written: the key (non-empty, at most ``max_key_length``
-characters), the value (JSON, at most ``max_value_bytes`` serialised) and the TTL (a positive number of
-seconds). The store then enforces what needs the current state atomically (keys per session, a terminated
-session's refusal of writes).
+characters), the value (JSON, at most ``max_value_bytes`` serialised) and the TTL (seconds, from
+:data:`MIN_TTL_SECONDS` to :data:`MAX_TTL_SECONDS`). The store then enforces what needs the current state
+atomically (keys per session, a terminated session's refusal of writes).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -23,6 +22,8 @@ from mcp_memory.stores.ports import Limits, SessionStore, WorkingStore
 from mcp_memory.summary import counted
 
 MAX_TTL_SECONDS = 10 * 365 * 86400
+MIN_TTL_SECONDS = 0.001
+"""Redis keeps expiries in milliseconds: a shorter TTL would be a key dead before the answer saying it was set."""
 
 
 class WorkingMemory:
@@ -72,8 +73,11 @@ class WorkingMemory:
             return None
         if isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, int | float):
             raise InvalidArgument("ttl_seconds must be a number of seconds")
-        if not math.isfinite(ttl_seconds) or ttl_seconds <= 0 or ttl_seconds > MAX_TTL_SECONDS:
-            raise InvalidArgument(f"ttl_seconds must be > 0 and at most {MAX_TTL_SECONDS}")
+        # Compared, not converted: an int past float's range (10**400) compares exactly, and NaN compares false.
+        if not MIN_TTL_SECONDS <= ttl_seconds <= MAX_TTL_SECONDS:
+            raise InvalidArgument(
+                f"ttl_seconds must be at least {MIN_TTL_SECONDS} (a millisecond) and at most {MAX_TTL_SECONDS}"
+            )
         return now + float(ttl_seconds)
 
     def prepare(self, state: Mapping[str, Any] | None, what: str = "initial_state") -> dict[str, Item]:
@@ -168,4 +172,4 @@ class SessionMemory:
         return await self._memory.list_keys(self.scope, prefix)
 
 
-__all__ = ["MAX_TTL_SECONDS", "SessionMemory", "WorkingMemory"]
+__all__ = ["MAX_TTL_SECONDS", "MIN_TTL_SECONDS", "SessionMemory", "WorkingMemory"]

@@ -10,6 +10,7 @@ from pydantic import Field
 from mcp_memory.models import iso
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.tools.shared import JSON_VALUE, READ_ONLY, AgentId, ProjectId, SessionId, ToolScope, hints, reply
+from mcp_memory.services.working import MIN_TTL_SECONDS
 
 Key = str
 """A working-memory key; its description states the server's own limit (``max_key_length``, see :func:`register`)."""
@@ -33,7 +34,7 @@ def register(server: MemoryServer) -> None:
         value: Annotated[Any, Field(description="Any JSON value.", json_schema_extra=JSON_VALUE)],
         project_id: ProjectId = None,
         agent_instance_id: AgentId = None,
-        ttl_seconds: Annotated[float | None, Field(gt=0, strict=True, description="Seconds.")] = None,
+        ttl_seconds: Annotated[float | None, Field(ge=MIN_TTL_SECONDS, strict=True, description="Seconds.")] = None,
     ) -> CallToolResult:
         expires = await working.set(tools.session(project_id, agent_instance_id, session_id), key, value, ttl_seconds)
         return reply({"key": key, "expires_at": iso(expires) if expires else None})

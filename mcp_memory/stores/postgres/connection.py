@@ -28,7 +28,14 @@ from sqlalchemy.pool import QueuePool
 from mcp_memory import deadlines
 from mcp_memory.config import mask_url
 from mcp_memory.errors import Conflict, Internal, MemoryServiceError, TooLarge, Unavailable
-from mcp_memory.stores.postgres.schema import connect_args, describe, location, read_state, schema_problem
+from mcp_memory.stores.postgres.schema import (
+    connect_args,
+    describe,
+    encoding_problem,
+    location,
+    read_state,
+    schema_problem,
+)
 from mcp_memory.stores.postgres.statements import PING
 from mcp_memory.stores.sql.clauses import text
 
@@ -121,8 +128,9 @@ class PostgresConnection:
         )
 
     async def start(self) -> None:
-        """Connect and check the schema: ``ConfigurationError`` (naming ``mcp-memory migrate``) if it is missing,
-        behind, or built for another embedding dimension; ``Unavailable`` if Postgres does not answer."""
+        """Connect and check the database and its schema: ``ConfigurationError`` if the database is not UTF8, or
+        (naming ``mcp-memory migrate``) if the schema is missing, behind, or built for another embedding dimension;
+        ``Unavailable`` if Postgres does not answer."""
         from mcp_memory.errors import ConfigurationError
 
         if self._engine is not None:
@@ -130,6 +138,7 @@ class PostgresConnection:
         engine = self._create_engine()
         try:
             async with self._guard(), engine.connect() as conn:
+                problem = await encoding_problem(conn, self.where)
                 state = await conn.run_sync(read_state)
                 await conn.rollback()
         except Unavailable as exc:
@@ -150,7 +159,7 @@ class PostgresConnection:
         except BaseException:
             await engine.dispose()
             raise
-        problem = schema_problem(state, self.embedding_dimension, self.where)
+        problem = problem or schema_problem(state, self.embedding_dimension, self.where)
         if problem is not None:
             await engine.dispose()
             raise ConfigurationError(problem)

@@ -159,6 +159,22 @@ def schema_problem(state: SchemaState, embedding_dimension: int, where: str) -> 
     return None
 
 
+async def encoding_problem(conn: AsyncConnection, where: str) -> str | None:
+    """Why the database cannot hold our text (a message naming the fix), or None if its encoding is UTF8.
+
+    Keys, values and episodes are Unicode, and prefixes and lengths are counted in characters: a SQL_ASCII
+    database (a bare ``initdb`` under the C locale) counts bytes, and a single-byte one (LATIN1) cannot store most
+    characters, so either would answer some calls wrongly or with ``internal``."""
+    encoding = (await conn.execute(text("SHOW server_encoding"))).scalar()
+    if encoding == "UTF8":
+        return None
+    return (
+        f"the Postgres database {where} has server_encoding {encoding}, mcp-memory needs UTF8; create a database "
+        "with ENCODING 'UTF8' (CREATE DATABASE <name> ENCODING 'UTF8' TEMPLATE template0), point "
+        f"MCP_MEMORY_DATABASE_URL at it and run `{MIGRATE_COMMAND}`"
+    )
+
+
 MIGRATION_LOCK = 0x6D63706D656D  # "mcpmem": the advisory lock key that migrations of one database queue on
 
 
@@ -168,14 +184,19 @@ async def migrate(
     """Upgrade (or downgrade) the database at ``url`` to ``revision`` in one transaction (Postgres DDL is
     transactional: a failing migration leaves the schema as it was). Returns the state before and after.
 
-    An upgrade of a database whose recorded embedding dimension differs from ``embedding_dimension`` is
-    refused (``ValueError``): the vectors stored there would not fit the new setting."""
+    A database whose encoding is not UTF8 (:func:`encoding_problem`) is refused (``ValueError``) before anything
+    else is looked at, and so is an upgrade of one whose recorded embedding dimension differs from
+    ``embedding_dimension``: the vectors stored there would not fit the new setting."""
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
     engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
     try:
         async with reachable(url), engine.begin() as conn:
+            # First: on a Postgres without pgvector the migration would fail on its extension and say only that.
+            encoding = await encoding_problem(conn, location(url))
+            if encoding is not None:
+                raise ValueError(encoding)
             # One migration of a database at a time (replicas that migrate as they start): a second waits here,
             # then reads the state the first left, instead of racing it on the same DDL and failing.
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
@@ -206,13 +227,17 @@ class MigrationFailed(Exception):
 
 
 async def schema_state(url: str) -> SchemaState:
-    """The database's schema state, changing nothing."""
+    """The database's schema state, changing nothing; ``ValueError`` for a database that is not UTF8, as
+    :func:`migrate`."""
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
     engine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args())
     try:
         async with reachable(url), engine.connect() as conn:
+            encoding = await encoding_problem(conn, location(url))
+            if encoding is not None:
+                raise ValueError(encoding)
             return await conn.run_sync(read_state)
     finally:
         await engine.dispose()
@@ -269,6 +294,7 @@ __all__ = [
     "autocommit_connection",
     "connect_args",
     "describe",
+    "encoding_problem",
     "head_revision",
     "location",
     "migrate",

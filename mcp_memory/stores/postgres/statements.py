@@ -65,8 +65,21 @@ DELETE_ITEM = (
 """One statement: lock the session row, delete only if it is writable, report what it found."""
 LIST_KEYS = (
     f"SELECT key FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} "
-    'AND left(key, :n) = :prefix ORDER BY key COLLATE "C"'
+    'AND starts_with(key, :prefix) ORDER BY key COLLATE "C"'
 )
+"""The live keys starting with ``:prefix``: ``starts_with`` (Postgres 11) counts no characters, so it needs no length
+from Python, whose count need not be the database's; the primary key's index still finds the session's rows."""
+PURGE_ROWS = 10_000
+"""At most this many expired rows go per purge (~10 ms), so that a memory_set that purges stays within its deadline."""
+PURGE_EXPIRED = (
+    "DELETE FROM working_items WHERE ctid = ANY(ARRAY(SELECT ctid FROM working_items "
+    f"WHERE expires_at IS NOT NULL AND expires_at <= :now LIMIT {PURGE_ROWS} FOR UPDATE SKIP LOCKED)) "
+    "AND expires_at <= :now"
+)
+"""The purge of expired working-memory rows of every session, run inside one session's ``memory_set`` transaction:
+it skips the rows other transactions hold, so it never waits. Waiting, it could deadlock with another purging
+``memory_set`` that overwrote an expired key (each holding a row the other's purge deletes), or hold its
+session's row and its caller until an operator's erase of another project committed."""
 SNAPSHOT = (
     f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} "
     f'AND {LIVE} ORDER BY key COLLATE "C"'
@@ -313,6 +326,7 @@ __all__ = [
     "NEAREST_EPISODE",
     "NEAREST_EPISODE_OF_MODEL",
     "PING",
+    "PURGE_EXPIRED",
     "RECORD_EVENT",
     "SET_EMBEDDING",
     "SET_ITEM",

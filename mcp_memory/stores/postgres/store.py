@@ -57,6 +57,7 @@ from mcp_memory.stores.postgres.statements import (
     LIVE_COUNT,
     LOCK_FOR_TERMINATE,
     LOCK_WRITABLE,
+    PURGE_EXPIRED,
     RECORD_EVENT,
     SET_ITEM,
     SNAPSHOT,
@@ -92,6 +93,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = DIALECT
+    _purge_expired = PURGE_EXPIRED
     # Session discovery (sql/sessions.py): a listed session's first live keys, as an array (byte order, as memory_list).
     _FIRST_KEYS = (
         "ARRAY(SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
@@ -152,9 +154,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
 
     async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
         async with self._read() as conn:
-            result = await conn.execute(
-                text(LIST_KEYS), {**scope_params(scope), "now": now, "n": len(prefix), "prefix": prefix}
-            )
+            result = await conn.execute(text(LIST_KEYS), {**scope_params(scope), "now": now, "prefix": prefix})
             return [row.key for row in result]
 
     async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:

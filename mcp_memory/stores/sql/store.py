@@ -49,6 +49,8 @@ class SqlStore:
     _dialect: ClassVar[Dialect]
     purge_every = 1000
     """Every this many writes, the working-memory rows whose TTL has passed are deleted (see ``_maybe_purge``)."""
+    _purge_expired: ClassVar[str] = PURGE_EXPIRED
+    """The statement of ``_maybe_purge`` (the Postgres store's skips rows other transactions hold)."""
     _writes_since_purge = 0
 
     if TYPE_CHECKING:
@@ -242,7 +244,7 @@ class SqlStore:
         self._writes_since_purge += 1
         if self._writes_since_purge >= self.purge_every:
             self._writes_since_purge = 0
-            await conn.execute(text(PURGE_EXPIRED), {"now": now})
+            await conn.execute(text(self._purge_expired), {"now": now})
 
     # -- checkpoints -------------------------------------------------------------------------------------
     async def list_checkpoints(
