@@ -9,11 +9,15 @@ constants, so a limit changed here changes the schema too); the tool layer adds 
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from mcp_memory.errors import InvalidArgument, TooLarge
+import orjson
+
+from mcp_memory.errors import InvalidArgument, TooLarge, echo
 from mcp_memory.models import encode_value, utf8_size
 
 MAX_TASK_TYPE: Final = 100
@@ -27,6 +31,10 @@ MAX_LABEL: Final = 256
 MAX_CHECKPOINT_PAGE: Final = 500
 MIN_IMPORTANCE: Final = 0
 MAX_IMPORTANCE: Final = 1
+MIN_JSON_INTEGER: Final = -(2**63)
+MAX_JSON_INTEGER: Final = 2**64 - 1
+"""The integers a structured argument may hold: what orjson, which the stores and export write JSON with, can
+write (a signed or unsigned 64-bit integer)."""
 
 
 def check_text(value: object, what: str, max_len: int, *, required: bool = True) -> str:
@@ -78,7 +86,40 @@ def check_metadata(value: object, max_bytes: int) -> dict[str, Any]:
     size = utf8_size(encode_value(value, "metadata"), "metadata")
     if size > max_bytes:
         raise TooLarge(f"metadata is {size} bytes serialised; the limit is {max_bytes}")
+    check_json_integers(value, "metadata")
     return value
+
+
+def check_json_integers(value: object, what: str) -> None:
+    """Every integer in a structured argument stored as JSON (not a working-memory value, which is kept as its
+    text) is one orjson can write: Postgres would refuse the write and export would fail on the record, so it is
+    ``invalid_argument`` naming its path, on every store. ``value`` must already be JSON (:func:`encode_value`)."""
+    try:
+        orjson.dumps(value)  # in C: the usual answer, without a walk in Python
+    except orjson.JSONEncodeError:
+        pass
+    else:
+        return
+    stack: list[tuple[object, str]] = [(value, what)]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((child, path + _member(key)) for key, child in reversed(node.items()))
+        elif isinstance(node, list | tuple):
+            stack.extend((child, f"{path}[{i}]") for i, child in reversed(list(enumerate(node))))
+        elif isinstance(node, int) and not MIN_JSON_INTEGER <= node <= MAX_JSON_INTEGER:
+            raise InvalidArgument(
+                f"{echo(path)} is an integer outside the 64-bit range this server stores "
+                f"({MIN_JSON_INTEGER} to {MAX_JSON_INTEGER}); send it as a string"
+            )
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _member(key: str) -> str:
+    """An object member in a path: ``.name``, or ``["other text"]`` where a dot would be ambiguous."""
+    return f".{key}" if _PLAIN_NAME.fullmatch(key) else f"[{json.dumps(key, ensure_ascii=False)}]"
 
 
 def parse_since(value: object, what: str = "since") -> float | None:
@@ -127,6 +168,7 @@ def check_page_limit(value: object, maximum: int) -> int:
 __all__ = [
     "MAX_CHECKPOINT_PAGE",
     "MAX_IMPORTANCE",
+    "MAX_JSON_INTEGER",
     "MAX_LABEL",
     "MAX_LESSON",
     "MAX_LESSONS",
@@ -136,8 +178,10 @@ __all__ = [
     "MAX_TASK_TYPE",
     "MAX_TEXT",
     "MIN_IMPORTANCE",
+    "MIN_JSON_INTEGER",
     "check_flag",
     "check_importance",
+    "check_json_integers",
     "check_key",
     "check_lessons",
     "check_metadata",
