@@ -1,5 +1,5 @@
-"""What every ``mcp-memory`` sub-command shares: settings loaded with a readable error, logging on stderr, and the
-check of a SQLite file that a command only reads.
+"""What every ``mcp-memory`` sub-command shares: settings loaded with a readable error, logging on stderr, the
+check of a SQLite file that a command only reads, and the one line an unexpected failure prints.
 
 Apart from :mod:`mcp_memory.cli` so that the sub-command modules it loads (``cli_forget``, ``cli_transfer``) need
 not import it back.
@@ -15,9 +15,18 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from mcp_memory.config import Settings, config_file_path
-from mcp_memory.errors import ConfigurationError, MemoryServiceError, NotFound, Unavailable, describe_validation_error
+from mcp_memory.errors import (
+    ConfigurationError,
+    MemoryServiceError,
+    NotFound,
+    Unavailable,
+    describe_validation_error,
+    echo,
+)
 from mcp_memory.stores.sqlite.schema import SCHEMA_VERSION
 from mcp_memory.stores.sqlite.upgrade import FileState, file_state, sqlite_file
+
+logger = logging.getLogger(__name__)
 
 
 def setup_logging(level: str, *, migration_steps: bool = False) -> None:
@@ -98,4 +107,25 @@ def check_sqlite_file_as_is(settings: Settings) -> None:
         raise problem
 
 
-__all__ = ["check_sqlite_file_as_is", "describe", "load_settings", "setup_logging", "sqlite_file_problem"]
+def unexpected_failure(exc: Exception, doing: str, outcome: str) -> str:
+    """The one line a command prints on stderr for a failure no code names (a bug, or data it cannot handle):
+    ``mcp-memory: internal: ...`` with the exception's type and the first line of its message (a driver's error
+    goes on with its SQL and parameters), what became of the command's work (``outcome``), and where the
+    traceback is: the log, at DEBUG. An operator's script reads an exit code and a sentence, never a traceback."""
+    logger.debug("unexpected failure while %s", doing, exc_info=exc)
+    first_line = next(iter(str(exc).strip().splitlines()), "")
+    detail = echo(f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__)
+    return (
+        f"mcp-memory: internal: unexpected error while {doing} ({detail}); {outcome}; "
+        "MCP_MEMORY_LOG_LEVEL=DEBUG logs the traceback"
+    )
+
+
+__all__ = [
+    "check_sqlite_file_as_is",
+    "describe",
+    "load_settings",
+    "setup_logging",
+    "sqlite_file_problem",
+    "unexpected_failure",
+]

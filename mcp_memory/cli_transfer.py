@@ -3,7 +3,8 @@
 The file's format is docs/export-format.md. Export writes to stdout unless ``--output`` is given (then to a temporary
 file beside it, renamed into place once complete, so a failed export leaves no half file under that name; a FIFO or
 a device is written as it is). An export that cannot be written whole exits 1 with a message. Import
-prints its report as JSON on stdout; a refusal prints ``mcp-memory: <code>: <sentence>`` on stderr and exits 1.
+prints its report as JSON on stdout; a refusal prints ``mcp-memory: <code>: <sentence>`` on stderr and exits 1. A
+failure no code names is one ``mcp-memory: internal: ...`` line and exit 1 as well, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from uuid import UUID
 
 import anyio
 
-from mcp_memory.cli_common import check_sqlite_file_as_is, load_settings, setup_logging
+from mcp_memory.cli_common import check_sqlite_file_as_is, load_settings, setup_logging, unexpected_failure
 from mcp_memory.errors import ConfigurationError, InvalidArgument, MemoryServiceError
 from mcp_memory.models import parse_uuid, validate_identifier
 from mcp_memory.services.runtime import MemoryRuntime
@@ -89,6 +90,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write the selection as an export file (stdout by default). Exit 1 with a message on stderr when refused or
     when the file cannot be written whole (a closed or full output, a reader that went away: the export is cut
     off, and a script must not take it for a backup)."""
+    try:
+        return _run_export(args)
+    except ConfigurationError:
+        raise  # the command line's own exit code (2) and message
+    except Exception as exc:
+        where = "stdout" if args.output is None else args.output
+        print(unexpected_failure(exc, "exporting", f"the export to {where} is not complete"), file=sys.stderr)
+        return 1
+
+
+def _run_export(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     where = "stdout" if args.output is None else args.output
@@ -134,7 +146,18 @@ def _silence_stdout() -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Validate an export file whole, then import it; print the report."""
+    """Validate an export file whole, then import it; print the report (exit 1 with a message on stderr when
+    refused or when it fails)."""
+    try:
+        return _run_import(args)
+    except ConfigurationError:
+        raise
+    except Exception as exc:
+        print(unexpected_failure(exc, "importing", "the import did not finish"), file=sys.stderr)
+        return 1
+
+
+def _run_import(args: argparse.Namespace) -> int:
     settings = load_settings()
     setup_logging(settings.log_level)
     if not Path(args.file).is_file():
