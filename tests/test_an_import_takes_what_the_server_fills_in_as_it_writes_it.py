@@ -200,7 +200,7 @@ CASES: list[tuple[str, type[MemoryServiceError], str, Callable[[Records], object
     (
         "episode",
         TooLarge,
-        f": episode: context_summary is {DEFAULT_BUDGET + 2} bytes; terminate writes at most {DEFAULT_BUDGET}",
+        f": episode: context_summary is {DEFAULT_BUDGET + 2} bytes; the limit is {DEFAULT_BUDGET}",
         lambda recs: first(recs, "episode").update(context_summary="é" * (DEFAULT_BUDGET // 2 + 1)),
     ),
 ]

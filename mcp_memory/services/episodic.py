@@ -43,6 +43,7 @@ from mcp_memory.services.validation import (
     MAX_SEARCH_LIMIT,
     MAX_TASK_TYPE,
     MAX_TEXT,
+    check_context_summary,
     check_importance,
     check_lessons,
     check_metadata,
@@ -135,7 +136,7 @@ class EpisodicMemory:
             outcome_details=check_text(outcome_details, "outcome_details", MAX_TEXT, required=False),
             lessons_learned=check_lessons(lessons_learned),
             importance_score=importance,
-            context_summary=context_summary,
+            context_summary=check_context_summary(context_summary),
             metadata=check_metadata(metadata, self._settings.max_value_bytes),
             created_at=created,
         )

@@ -32,13 +32,13 @@ from mcp_memory.services.validation import (
     MAX_LABEL,
     MAX_TASK_TYPE,
     MAX_TEXT,
+    check_context_summary,
     check_importance,
     check_key,
     check_lessons,
     check_metadata,
     check_text,
 )
-from mcp_memory.summary import DEFAULT_BUDGET
 
 EVENT_OUTCOMES = ("ok", *ERROR_CODES)
 """An event's ``outcome``: ``ok``, or the code of the error its call failed with."""
@@ -151,7 +151,7 @@ def _check_fields(record: Record, limits: ImportLimits | None) -> None:
 def _check_server_fields(record: Record, limits: ImportLimits | None) -> None:
     """The fields the server fills in itself, as it writes them: a session's terminate fields (:func:`_terminated`),
     an event's type, outcome and detail (:func:`_detail`), an episode's context summary (terminate's summary of the
-    session's keys, within :data:`~mcp_memory.summary.DEFAULT_BUDGET` bytes; empty from ``record_episode``)."""
+    session's keys, or what the Python API's ``record_episode`` took: :func:`check_context_summary`)."""
     if isinstance(record, SessionRecord):
         _terminated(record)
     elif isinstance(record, EventRecordModel):
@@ -165,11 +165,7 @@ def _check_server_fields(record: Record, limits: ImportLimits | None) -> None:
         except MemoryServiceError as exc:
             raise type(exc)(f"detail: {exc.message}") from None
     elif isinstance(record, EpisodeRecord):
-        size = utf8_size(record.context_summary, "context_summary")
-        if size > DEFAULT_BUDGET:
-            raise TooLarge(
-                f"context_summary is {size} bytes; terminate writes at most {DEFAULT_BUDGET} (and record_episode none)"
-            )
+        check_context_summary(record.context_summary)
 
 
 def _terminated(record: SessionRecord) -> None:

@@ -19,6 +19,7 @@ import orjson
 
 from mcp_memory.errors import InvalidArgument, TooLarge, echo
 from mcp_memory.models import encode_value, utf8_size
+from mcp_memory.summary import DEFAULT_BUDGET
 
 MAX_TASK_TYPE: Final = 100
 MAX_TEXT: Final = 20_000
@@ -31,6 +32,8 @@ MAX_LABEL: Final = 256
 MAX_CHECKPOINT_PAGE: Final = 500
 MIN_IMPORTANCE: Final = 0
 MAX_IMPORTANCE: Final = 1
+MAX_CONTEXT_SUMMARY: Final = DEFAULT_BUDGET
+"""UTF-8 bytes of an episode's ``context_summary``: the most terminate's summary of working memory takes."""
 MIN_JSON_INTEGER: Final = -(2**63)
 MAX_JSON_INTEGER: Final = 2**64 - 1
 """The integers a structured argument may hold: what orjson, which the stores and export write JSON with, can
@@ -75,6 +78,22 @@ def check_lessons(value: object) -> list[str]:
     if len(value) > MAX_LESSONS:
         raise TooLarge(f"lessons_learned has {len(value)} entries; the limit is {MAX_LESSONS}")
     return [check_text(v, "a lesson", MAX_LESSON) for v in value]
+
+
+def check_context_summary(value: object) -> str:
+    """An episode's ``context_summary`` (the Python API's ``record_episode`` takes one; terminate writes its own):
+    text of at most :data:`MAX_CONTEXT_SUMMARY` UTF-8 bytes that a store can hold, the rule an import applies, so
+    what a call writes an import of its export takes (``invalid_argument`` / ``too_large`` otherwise)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidArgument("context_summary must be a string")
+    size = utf8_size(value, "context_summary")
+    if size > MAX_CONTEXT_SUMMARY:
+        raise TooLarge(
+            f"context_summary is {size} bytes; the limit is {MAX_CONTEXT_SUMMARY}, as much as terminate writes"
+        )
+    return value
 
 
 def check_metadata(value: object, max_bytes: int) -> dict[str, Any]:
@@ -167,6 +186,7 @@ def check_page_limit(value: object, maximum: int) -> int:
 
 __all__ = [
     "MAX_CHECKPOINT_PAGE",
+    "MAX_CONTEXT_SUMMARY",
     "MAX_IMPORTANCE",
     "MAX_JSON_INTEGER",
     "MAX_LABEL",
@@ -179,6 +199,7 @@ __all__ = [
     "MAX_TEXT",
     "MIN_IMPORTANCE",
     "MIN_JSON_INTEGER",
+    "check_context_summary",
     "check_flag",
     "check_importance",
     "check_json_integers",
