@@ -4,6 +4,7 @@ list, never an error. Through the SDK's in-process client."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import pytest
@@ -94,3 +95,29 @@ async def test_completions_never_leave_the_tokens_projects(server: MemoryServer,
         assert (await complete(restricted, SESSION, "agent_instance_id", "", project_id=p)).values == []
         assert (await complete(restricted, SESSION, "session_id", "", project_id=mine)).values == ["mine"]
         assert (await complete(restricted, SESSION, "project_id", "")).values == [mine]
+
+
+@pytest.mark.backends("sqlite", "postgres")
+async def test_a_non_ascii_prefix_completes_by_characters_and_one_no_store_holds_is_empty_without_a_warning(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prefixes are matched by the database's own count of characters (Postgres ``starts_with``, SQLite
+    ``substr`` by ``length``), not Python's: a prefix of non-ASCII characters, astral ones included, matches no id
+    (ids are ASCII) and the ASCII prefix before it still does. A prefix no store can hold (a NUL character, a lone
+    surrogate) answers empty as the caller's mistake, not as a store's failure logged as a warning."""
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    await ok(client, "spawn", project_id=p, agent_instance_id=a, session_id="s-1")
+    await ok(client, "pause", project_id=p, agent_instance_id=a, session_id="s-1", checkpoint_id="cp-1")
+    scope = {"project_id": p, "agent_instance_id": a}
+    assert (await complete(client, SESSION, "session_id", "s-", **scope)).values == ["s-1"]
+    for prefix in ("é", "s-é", "s-\U0001f600", "s-1\u0301", "\U0001f600"):
+        assert (await complete(client, SESSION, "session_id", prefix, **scope)).values == [], prefix
+        got = await complete(client, CHECKPOINT, "checkpoint_id", prefix, **scope, session_id="s-1")
+        assert got.values == [], prefix
+        assert (await complete(client, SESSION, "project_id", prefix)).values == [], prefix
+        assert (await complete(client, SESSION, "agent_instance_id", prefix, project_id=p)).values == [], prefix
+        assert (await complete(client, EPISODE, "episode_id", prefix, project_id=p)).values == [], prefix
+    caplog.clear()
+    for prefix in ("s-\x00", "s-\ud800"):
+        assert (await complete(client, SESSION, "session_id", prefix, **scope)).values == [], repr(prefix)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text

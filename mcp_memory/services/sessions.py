@@ -14,7 +14,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from mcp_memory.errors import InvalidArgument
-from mcp_memory.models import iso, parse_uuid, to_datetime
+from mcp_memory.models import iso, parse_uuid, to_datetime, utf8_size
 from mcp_memory.services.validation import MAX_SESSION_PAGE
 from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import DurableStore, IdentifierKind, SessionRow
@@ -104,7 +104,12 @@ class SessionDirectory:
         agent_instance_id: UUID | None = None,
         session_id: str | None = None,
     ) -> tuple[list[str], int]:
-        """Stored identifiers starting with ``prefix``, most recent first, and how many match in all."""
+        """Stored identifiers starting with ``prefix``, most recent first, and how many match in all. A prefix no store
+        can take (not a string, a NUL character, a lone surrogate) is ``invalid_argument``: the caller's mistake,
+        not a failure of the store."""
+        if not isinstance(prefix, str):
+            raise InvalidArgument("the prefix must be a string")
+        utf8_size(prefix, "the prefix")
         return await self._store.complete_identifiers(kind, prefix, limit, projects, agent_instance_id, session_id)
 
 

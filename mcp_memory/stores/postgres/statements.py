@@ -28,6 +28,7 @@ DIALECT = Dialect(
     write_uuid=as_is,
     write_time=to_datetime,
     before_bound="AND (created_at, id) < (:b_at, :b_id)",
+    prefix_match="starts_with(CAST({column} AS TEXT), :prefix)",
     lock_rows=" FOR UPDATE",
 )
 scope_params = DIALECT.scope_params

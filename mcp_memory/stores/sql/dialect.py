@@ -42,6 +42,10 @@ class Dialect:
     """Epoch seconds as a query parameter."""
     before_bound: str
     """The paging bound of ``list_checkpoints``: rows strictly older than ``(:b_at, :b_id)``."""
+    prefix_match: str
+    """A condition: the text of the column ``{column}`` (``str.format``) starts with ``:prefix``, exactly (no LIKE
+    wildcards, no case folding), the database counting the prefix's characters itself (Python's count need not
+    be the database's)."""
     lock_rows: str = ""
     """What ends a ``SELECT`` that locks the rows it reads until the transaction ends (Postgres: ``FOR UPDATE``;
     SQLite: nothing, its write transaction already excludes every other writer)."""

@@ -72,14 +72,13 @@ def decode_position(cursor: str, want_datetime: bool) -> tuple[Any, UUID, str]:
     return at, agent, session
 
 
-def _prefix_clause(column: str, prefix: str, params: dict[str, Any]) -> str:
-    """`` AND`` the column's text starts with ``prefix`` (byte-exact and collation-free: no LIKE wildcards, no
-    case folding)."""
+def _prefix_clause(d: Dialect, column: str, prefix: str, params: dict[str, Any]) -> str:
+    """`` AND`` the column's text starts with ``prefix`` (:attr:`Dialect.prefix_match`: exact characters, no LIKE
+    wildcards, no case folding)."""
     if not prefix:
         return ""
     params["prefix"] = prefix
-    params["prefix_n"] = len(prefix)
-    return f" AND substr(CAST({column} AS TEXT), 1, :prefix_n) = :prefix"
+    return " AND " + d.prefix_match.format(column=column)
 
 
 class SessionQueries:
@@ -187,7 +186,7 @@ class SessionQueries:
                 names = [f":proj{i}" for i in range(len(projects))]
                 params.update({f"proj{i}": d.write_uuid(p) for i, p in enumerate(projects)})
                 within = f" AND project_id IN ({', '.join(names)})"
-            match = _prefix_clause("project_id", prefix, params)
+            match = _prefix_clause(d, "project_id", prefix, params)
             sql = (
                 f"SELECT v, MAX(at) AS at FROM (SELECT project_id AS v, updated_at AS at FROM sessions WHERE {COMPLETE}"
                 f"{within}{match} UNION ALL SELECT project_id, created_at FROM episodes WHERE 1 = 1{within}{match}) u "
@@ -202,14 +201,14 @@ class SessionQueries:
                 params["a"] = d.write_uuid(agent_instance_id)
                 agent = " AND agent_instance_id = :a"
             if kind == "agent":
-                match = _prefix_clause("agent_instance_id", prefix, params)
+                match = _prefix_clause(d, "agent_instance_id", prefix, params)
                 sql = (
                     "SELECT v, MAX(at) AS at FROM (SELECT agent_instance_id AS v, updated_at AS at FROM sessions "
                     f"WHERE project_id = :p AND {COMPLETE}{match} UNION ALL SELECT agent_instance_id, created_at "
                     f"FROM episodes WHERE project_id = :p{match}) u GROUP BY v"
                 )
             elif kind == "session":
-                match = _prefix_clause("session_id", prefix, params)
+                match = _prefix_clause(d, "session_id", prefix, params)
                 sql = (
                     "SELECT session_id AS v, MAX(updated_at) AS at FROM sessions "
                     f"WHERE project_id = :p AND {COMPLETE}{agent}{match} GROUP BY session_id"
@@ -218,7 +217,7 @@ class SessionQueries:
                 if agent_instance_id is None or session_id is None:
                     return [], 0
                 params["s"] = session_id
-                match = _prefix_clause("checkpoint_id", prefix, params)
+                match = _prefix_clause(d, "checkpoint_id", prefix, params)
                 sql = (
                     "SELECT checkpoint_id AS v, created_at AS at FROM checkpoints "
                     f"WHERE session_pk = (SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}){match}"
@@ -228,7 +227,7 @@ class SessionQueries:
                 if session_id is not None:
                     params["s"] = session_id
                     session = " AND session_id = :s"
-                match = _prefix_clause("episode_id", prefix, params)
+                match = _prefix_clause(d, "episode_id", prefix, params)
                 sql = (
                     "SELECT episode_id AS v, created_at AS at FROM episodes "
                     f"WHERE project_id = :p{agent}{session}{match}"

@@ -23,6 +23,8 @@ DIALECT = Dialect(
     write_uuid=str,
     write_time=as_is,
     before_bound="AND (created_at < :b_at OR (created_at = :b_at AND id < :b_id))",
+    # SQLite has no starts_with; substr and length count characters (code points) of UTF-8 text.
+    prefix_match="substr({column}, 1, length(:prefix)) = :prefix",
 )
 scope_params = DIALECT.scope_params
 
