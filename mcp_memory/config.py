@@ -171,7 +171,7 @@ class HttpSettings(BaseModel):
     )
     readiness_timeout_seconds: float = Field(default=2.0, gt=0, description="/readyz: how long the stores may take.")
     metrics_require_token: bool = Field(
-        default=True, description="/metrics needs a valid bearer token (any project) when tokens are configured."
+        default=True, description='/metrics needs a bearer token of every project ("*") when tokens are configured.'
     )
     session_idle_timeout_seconds: float = Field(
         default=1800.0, gt=0, description="Stateful Streamable HTTP: an idle session is closed after this long."

@@ -34,6 +34,7 @@ from mcp_memory.server.http import (
     check_http_settings,
     transport_security,
 )
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -202,7 +203,12 @@ async def test_probes_and_metrics(make_settings: Callable[..., Settings]) -> Non
         r = await h.get("/readyz")
         assert r.status_code == 503 and r.json() == {"status": "unavailable"}
         async with server.runtime:
-            assert (await h.get("/readyz")).json() == {"status": "ready"}
+            # The 503 above answers for up to a second (server/readiness.py); then a new probe finds the stores.
+            async def ready() -> bool:
+                r = await h.get("/readyz")
+                return r.status_code == 200 and r.json() == {"status": "ready"}
+
+            await until(ready, what="/readyz ready")
         assert (await h.get("/metrics")).status_code == 200  # metrics_require_token = false
         assert (await h.post("/mcp", json={})).status_code == 401
         assert (await h.get("/healthz", headers={"Host": "evil.example:8765"})).status_code == 200  # probes

@@ -411,7 +411,9 @@ async def test_metrics(server: ServerProcess) -> None:
             await error(c, "memory_list", **{**s, "project_id": PROJECT_B})
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as h:
         assert (await h.get("/metrics")).status_code == 401
-        r = await h.get("/metrics", headers=auth(TOKEN_B))  # any valid token may scrape: no project data in it
+        # Every project's calls are counted there: a token of one project may not read them.
+        assert (await h.get("/metrics", headers=auth(TOKEN_B))).status_code == 403
+        r = await h.get("/metrics", headers=auth(TOKEN_ALL))
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     samples = _samples(r.text)
     assert samples[("mcp_memory_tool_calls_total", (("tool", "spawn"),))] >= 1

@@ -113,6 +113,7 @@ async def test_host_and_origin_variants(server: ServerProcess) -> None:
         assert PROJECT_A not in r.text and PROJECT_B not in r.text
         print(got)
         assert got["origin null"] == 403 and got["origin file"] == 403 and got["host upper"] == 421
+        assert got["metrics token A"] == 403  # a token of one project does not read every project's counts
         assert got["host userinfo"] == 421 and got["host 0.0.0.0"] == 421
 
 

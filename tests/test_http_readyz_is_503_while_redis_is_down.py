@@ -27,7 +27,8 @@ def test_readyz_follows_redis_going_down_and_coming_back(tmp_path: Path) -> None
             assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
 
             redis_server.stop()
-            down = h.get("/readyz")
+            # A probe's result answers /readyz for up to a second (server/readiness.py), so the 503 follows within it.
+            down = wait_until(lambda: (r := h.get("/readyz")).status_code != 200 and r, what="/readyz not ready")
             assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
             assert h.get("/healthz").status_code == 200  # the process itself is fine
             wait_until(lambda: any("not ready: a store is not reachable" in line for line in server.log), what="a log")

@@ -30,7 +30,8 @@ def test_readyz_is_503_while_the_cluster_state_is_fail(tmp_path: Path) -> None:
             assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
 
             cluster.stop_a_node_until_the_cluster_fails()
-            down = h.get("/readyz")
+            # A probe's result answers /readyz for up to a second (server/readiness.py), so the 503 follows within it.
+            down = wait_until(lambda: (r := h.get("/readyz")).status_code != 200 and r, what="/readyz not ready")
             assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
             assert h.get("/healthz").status_code == 200  # the process itself is fine
             wait_until(lambda: any("cluster_state:fail" in line for line in server.log), what="the state logged")

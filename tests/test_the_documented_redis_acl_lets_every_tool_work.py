@@ -1,7 +1,8 @@
 """The Redis ACL that docs/configuration.md gives for the server's user is enough for everything the server does
 in Redis: every MCP tool (the owner tools included), the operator's ``forget`` (which finds a project's sessions
-by ``SCAN``), an export and an import, and the start-up / ``doctor`` check. The ACL is read from the docs (and
-config/redis.conf must list the same rules), so the documented ACL is the one tested: they cannot drift apart.
+by ``SCAN``), an export and an import, the start-up / ``doctor`` check and ``/readyz``'s probe. The ACL is read
+from the docs (and config/redis.conf must list the same rules), so the documented ACL is the one tested: they
+cannot drift apart.
 
 The user is made on the shared Redis under a name of its own, with the key pattern moved to the test's key
 prefix, and deleted afterwards."""
@@ -152,6 +153,7 @@ async def test_the_documented_acl_lets_every_tool_forget_and_transfer_work(
 
         report = (await rt.check())["working"]
         assert report["reachable"] is True and report["maxmemory_policy"] is not None
+        assert (await rt.probe(5.0))["working"] == {"reachable": True}  # /readyz's PING
 
 
 async def test_an_acl_without_the_scripts_commands_is_unavailable_not_a_crash(

@@ -1,8 +1,9 @@
 """The HTTP transports: SSE and Streamable HTTP from the MCP SDK in one ASGI app, served by uvicorn.
 
 Routes: ``/mcp`` (Streamable HTTP), ``/sse`` + ``/messages/`` (SSE), ``/healthz`` (the process is up),
-``/readyz`` (every store answers within ``http.readiness_timeout_seconds``, else 503) and ``/metrics``
-(Prometheus). Around them, outermost first:
+``/readyz`` (every store answers a trivial probe within ``http.readiness_timeout_seconds``, else 503; one probe
+shared by concurrent requests, :mod:`.readiness`) and ``/metrics`` (Prometheus; with tokens, a token of every
+project, else 403). Around them, outermost first:
 
 1. Host/Origin validation against DNS rebinding (421 / 403), on every path but the health probes (a balancer
    probes by address). The allowed hosts follow the bind address and port; ``http.allowed_hosts`` and
@@ -30,7 +31,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
@@ -45,11 +45,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mcp_memory.config import HttpSettings, Settings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.server.app import MemoryServer
-from mcp_memory.server.auth import NOTHING, BearerAuthMiddleware, TokenTable
+from mcp_memory.server.auth import GRANT_SCOPE_KEY, NOTHING, BearerAuthMiddleware, Grant, TokenTable
 from mcp_memory.server.connections import ConnectionLimits, ConnectionRegistry, guarded_protocol
 from mcp_memory.server.jsonrpc_input import JsonRpcShapeMiddleware
+from mcp_memory.server.readiness import Readiness
 from mcp_memory.server.sessions import FairSessionManager, SessionRefused, StreamsPerToken, send_refusal
-from mcp_memory.services.runtime import not_serving
 from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
@@ -255,21 +255,22 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    readiness = Readiness(lambda: runtime.probe(http.readiness_timeout_seconds))
+
     async def readyz(request: Request) -> Response:
-        try:
-            with anyio.fail_after(http.readiness_timeout_seconds):
-                report = await runtime.check()
-        except Exception as exc:
-            logger.warning("not ready: a store did not answer: %r", exc)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        # The SQL stores raise when they do not answer; Redis reports it (so doctor can show the rest).
-        down = {name: facts.get("error") for name, facts in report.items() if not_serving(facts)}
-        if down:
-            logger.warning("not ready: a store is not reachable: %s", down)
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        if await readiness.ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable"}, status_code=503)
 
     async def metrics(request: Request) -> Response:
+        # The counts are of every project's calls: with tokens, only a token of every project may read them.
+        grant = request.scope.get(GRANT_SCOPE_KEY)
+        if isinstance(grant, Grant) and grant.projects is not None:
+            server.metrics.rejected("forbidden")
+            return JSONResponse(
+                {"error": "forbidden", "error_description": 'reading /metrics takes a token of every project ("*")'},
+                status_code=403,
+            )
         body, content_type = server.metrics.render()
         return Response(body, media_type=content_type)
 

@@ -34,8 +34,8 @@ class ServerMetrics:
         )
         self.http_rejected = Counter(
             "mcp_memory_http_rejected_requests",
-            "HTTP requests refused before reaching MCP, or connections closed, by reason (unauthorized, host, origin, "
-            "too_large, websocket, shed, busy, client_busy, header_timeout, body_timeout).",
+            "HTTP requests refused before reaching MCP, or connections closed, by reason (unauthorized, forbidden, "
+            "host, origin, too_large, websocket, shed, busy, client_busy, header_timeout, body_timeout).",
             ["reason"],
             registry=self.registry,
         )

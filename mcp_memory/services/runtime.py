@@ -7,6 +7,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+import anyio
+
+from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.embeddings import EmbeddingProvider, close_provider, provider_from_settings
 from mcp_memory.errors import ConfigurationError
@@ -20,7 +23,7 @@ from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.services.transfer import Transfer
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
-from mcp_memory.stores.ports import Limits
+from mcp_memory.stores.ports import DurableStore, Limits, WorkingStore
 from mcp_memory.stores.transfer import TransferStore
 
 
@@ -135,11 +138,35 @@ class MemoryRuntime:
                 await self.store.close()
 
     async def check(self) -> dict[str, Any]:
-        """Facts about each store, for ``doctor`` and ``/readyz`` (raises if a SQL store does not answer; Redis
-        reports ``reachable: False`` instead)."""
+        """Facts about each store, counts included, for ``doctor`` (raises if a SQL store does not answer; Redis
+        reports ``reachable: False`` instead). ``/readyz`` asks :meth:`probe`."""
         report = {"durable": await self.store.ping()}
         if self.working_store is not self.store:
             report["working"] = await self.working_store.ping()
+        return report
+
+    async def probe(self, within: float) -> dict[str, dict[str, Any]]:
+        """Whether each store serves, for ``/readyz``: each store's cheap probe, all at once, each within
+        ``within`` seconds (as a call's deadline, so Postgres and Redis cut themselves off cleanly; SQLite is
+        cancelled). A store that raises or takes longer is reported ``reachable: False`` with the reason as
+        ``error``, so every entry can be judged by :func:`not_serving`."""
+        stores: dict[str, DurableStore | WorkingStore] = {"durable": self.store}
+        if self.working_store is not self.store:
+            stores["working"] = self.working_store
+        report: dict[str, dict[str, Any]] = {}
+
+        async def one(name: str, store: DurableStore | WorkingStore) -> None:
+            try:
+                with deadlines.call_deadline(within, 0), anyio.fail_after(within):
+                    report[name] = await store.probe()
+            except TimeoutError:
+                report[name] = {"reachable": False, "error": f"did not answer within {within:g} s"}
+            except Exception as exc:
+                report[name] = {"reachable": False, "error": str(exc) or type(exc).__name__}
+
+        async with anyio.create_task_group() as group:
+            for name, store in stores.items():
+                group.start_soon(one, name, store)
         return report
 
     async def __aenter__(self) -> MemoryRuntime:
@@ -153,8 +180,9 @@ class MemoryRuntime:
 
 
 def not_serving(facts: dict[str, Any]) -> bool:
-    """Whether a store's facts (one entry of :meth:`MemoryRuntime.check`) say it serves no calls: not reachable, or
-    reachable with an error (a Redis Cluster whose state is not ok). ``doctor`` and ``/readyz`` decide by this."""
+    """Whether a store's facts (one entry of :meth:`MemoryRuntime.check` or :meth:`MemoryRuntime.probe`) say it
+    serves no calls: not reachable, or reachable with an error (a Redis Cluster whose state is not ok). ``doctor``
+    and ``/readyz`` decide by this."""
     return facts.get("reachable") is False or bool(facts.get("error"))
 
 

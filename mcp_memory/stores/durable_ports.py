@@ -386,7 +386,12 @@ class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
         ...
 
     async def ping(self) -> dict[str, Any]:
-        """Facts for ``mcp-memory doctor`` and ``/readyz``; raises if the store does not answer."""
+        """Facts for ``mcp-memory doctor`` (counts included); raises if the store does not answer."""
+        ...
+
+    async def probe(self) -> dict[str, Any]:
+        """Whether the store answers, for ``/readyz``: one trivial statement (no counts, nothing that grows with
+        the data, as a flood of unauthenticated probes must not slow the calls); raises if it does not answer."""
         ...
 
     async def close(self) -> None:

@@ -86,8 +86,14 @@ class WorkingStore(Protocol):
         ...
 
     async def ping(self) -> dict[str, Any]:
-        """Facts for ``mcp-memory doctor`` and ``/readyz``: raises if the store does not answer, or reports
-        ``reachable: False`` (and ``error``) in them; ``/readyz`` is 503 either way."""
+        """Facts for ``mcp-memory doctor``: raises if the store does not answer, or reports ``reachable: False``
+        (and ``error``) in them; ``doctor`` fails either way."""
+        ...
+
+    async def probe(self) -> dict[str, Any]:
+        """Whether the store serves, for ``/readyz``: one or two trivial requests (no counts, no configuration
+        reads); raises, or reports ``reachable: False`` or an ``error`` as :meth:`ping` does (``/readyz`` is 503
+        either way, decided by ``runtime.not_serving`` as ``doctor`` decides)."""
         ...
 
     async def close(self) -> None:

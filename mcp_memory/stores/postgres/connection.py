@@ -188,6 +188,13 @@ class PostgresConnection:
             "max_overflow": self._max_overflow,
         }
 
+    async def probe(self) -> dict[str, Any]:
+        """``SELECT 1`` on a pooled connection, bounded (as every step) by the deadline it runs under: the server
+        and the pool answer, at no cost that grows with the data."""
+        async with self._read() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {}
+
     def _require_engine(self) -> AsyncEngine:
         if self._engine is None:
             raise Unavailable("the Postgres store is not started")

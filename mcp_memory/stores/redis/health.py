@@ -1,5 +1,6 @@
 """What ``mcp-memory doctor`` and the start-up check say about Redis: reachability, version, mode, whether a Cluster
-serves, and the eviction policy of every server that holds sessions (each Cluster primary)."""
+serves, and the eviction policy of every server that holds sessions (each Cluster primary); and the cheap probe of
+``/readyz`` (reachability, and whether a Cluster serves)."""
 
 from __future__ import annotations
 
@@ -62,10 +63,7 @@ async def ping(client: Any, mode: Mode) -> dict[str, Any]:
     info = _one_node(info)
     facts.update(reachable=True, version=info.get("redis_version"), server_mode=info.get("redis_mode"))
     if mode == "cluster" and facts["cluster_state"] != "ok":
-        facts["error"] = (
-            f"the Redis Cluster is not serving (cluster_state:{facts['cluster_state']}): every working-memory call "
-            "answers unavailable until it is"
-        )
+        facts["error"] = _not_serving(facts["cluster_state"])
     try:
         policies = await eviction_policies(client, mode)
     except Exception:
@@ -78,4 +76,30 @@ async def ping(client: Any, mode: Mode) -> dict[str, Any]:
     return facts
 
 
-__all__ = ["EVICTION_WARNING", "evicting", "eviction_policies", "ping"]
+async def probe(client: Any, mode: Mode) -> dict[str, Any]:
+    """Whether Redis serves, for ``/readyz`` (never raises): ``PING``, or in Cluster ``CLUSTER INFO`` (a round trip
+    to the same node that also says whether the cluster serves). Reported as :func:`ping` reports it, so that
+    ``runtime.not_serving`` decides alike; no ``INFO``, which is larger and which ``doctor`` alone needs."""
+    try:
+        if mode == "cluster":
+            state = (await client.cluster_info()).get("cluster_state")
+        else:
+            await client.ping()
+    except Exception as exc:
+        return {"reachable": False, "error": str(unavailable(exc))}
+    if mode != "cluster":
+        return {"reachable": True}
+    facts: dict[str, Any] = {"reachable": True, "cluster_state": state}
+    if state != "ok":
+        facts["error"] = _not_serving(state)
+    return facts
+
+
+def _not_serving(state: object) -> str:
+    return (
+        f"the Redis Cluster is not serving (cluster_state:{state}): every working-memory call answers unavailable "
+        "until it is"
+    )
+
+
+__all__ = ["EVICTION_WARNING", "evicting", "eviction_policies", "ping", "probe"]

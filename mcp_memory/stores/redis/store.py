@@ -183,7 +183,8 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
                 logger.debug("closing a Redis client failed", exc_info=True)
 
     async def ping(self) -> dict[str, Any]:
-        """Reachability, version, mode and eviction policy, for ``mcp-memory doctor`` (never raises)."""
+        """Reachability, version, mode and eviction policy, for ``mcp-memory doctor`` (never raises); ``/readyz``
+        asks :meth:`probe`."""
         facts: dict[str, Any] = {"backend": "redis", "url": self._url, "mode": self.mode, "key_prefix": self.key_prefix}
         try:
             with anyio.fail_after(self._deadline * 2):  # (:func:`.health.ping` sends a few requests)
@@ -191,6 +192,16 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         except TimeoutError as exc:
             facts.update(reachable=False, error=str(unavailable(exc)))
         return facts
+
+    async def probe(self) -> dict[str, Any]:
+        """Reachability (and a Cluster's state) in one request, for ``/readyz`` (never raises); bounded by the
+        deadline it runs under, if less than our own."""
+        limit = deadlines.step_limit(self._deadline)
+        try:
+            with anyio.fail_after(max(limit, 0.0)):
+                return await health.probe(self._client, self.mode)
+        except TimeoutError as exc:
+            return {"reachable": False, "error": str(unavailable(exc))}
 
     async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any], closing: bool = False) -> list[Any]:
         """Run one script: one round trip (three if Redis had forgotten the script). A ``closing`` one answers once a

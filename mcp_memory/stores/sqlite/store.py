@@ -127,6 +127,12 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
             "path": self.path,
         }
 
+    async def probe(self) -> dict[str, Any]:
+        """One read of the one-row schema table on a read connection: the file answers, whatever its size."""
+        async with self._read() as conn:
+            await conn.execute(text("SELECT 1 FROM schema_version"))
+        return {}
+
     # -- sessions and events ---------------------------------------------------------------------------
     @staticmethod
     async def _insert_event(
