@@ -46,6 +46,7 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
     SessionStatus,
+    iso,
     parse_uuid,
     validate_identifier,
 )
@@ -107,11 +108,6 @@ def _json_text(value: str) -> str:
 _JsonText = Annotated[str, AfterValidator(_json_text)]
 
 
-def timestamp(dt: datetime) -> str:
-    """A time as the format writes it: ISO 8601, UTC, microseconds, ``Z``."""
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 EARLIEST_TIME = datetime(1700, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 """The times a record may carry: those every store keeps to the microsecond. The stores take a time as epoch
@@ -148,8 +144,8 @@ def _storable_time(dt: datetime) -> datetime:
         dt = dt.replace(tzinfo=UTC)  # naive means UTC, as for the tools' time arguments (not the host's zone)
     if not EARLIEST_TIME <= dt <= LATEST_TIME:
         raise ValueError(
-            f"{dt.isoformat()} is outside the times every store keeps exactly ({timestamp(EARLIEST_TIME)} to "
-            f"{timestamp(LATEST_TIME)})"
+            f"{dt.isoformat()} is outside the times every store keeps exactly ({iso(EARLIEST_TIME)} to "
+            f"{iso(LATEST_TIME)})"
         )
     return dt
 
@@ -490,6 +486,5 @@ __all__ = [
     "Trailer",
     "parse_header",
     "parse_line",
-    "timestamp",
     "to_entry",
 ]
