@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from mcp_memory.cli_common import describe, load_settings, setup_logging, sqlite_file_problem
+from mcp_memory.cli_common import describe, load_settings, setup_logging, sqlite_file_problem, unexpected_failure
 from mcp_memory.config import (
     HttpSettings,
     Settings,
@@ -438,23 +438,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="HTTP: Streamable HTTP without server-side sessions (default: http.stateless)",
     )
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, doing="serving", outcome="the server stopped")
     hash_token = sub.add_parser(
         "hash-token", help="print the sha256 of a token read from stdin (for http.tokens), or --generate one"
     )
     hash_token.add_argument("--generate", action="store_true", help="generate a random token; print it and its hash")
-    hash_token.set_defaults(func=cmd_hash_token)
+    hash_token.set_defaults(func=cmd_hash_token, doing="hashing the token", outcome="no hash was printed")
     version = sub.add_parser("version", help="print the version")
-    version.set_defaults(func=cmd_version)
+    version.set_defaults(func=cmd_version, doing="printing the version", outcome="nothing was printed")
     doctor = sub.add_parser("doctor", help="print the resolved configuration and check each store")
-    doctor.set_defaults(func=cmd_doctor)
+    doctor.set_defaults(func=cmd_doctor, doing="checking the stores", outcome="doctor changed nothing")
     reembed = sub.add_parser(
         "reembed", help="embed the episodes stored without a vector (the provider failed when they were recorded)"
     )
     reembed.add_argument(
         "--all", action="store_true", help="also re-embed vectors made by another model (after changing provider)"
     )
-    reembed.set_defaults(func=cmd_reembed)
+    reembed.set_defaults(
+        func=cmd_reembed,
+        doing="re-embedding",
+        outcome="the episodes embedded before it keep their vectors; the others are still without one",
+    )
     migrate = sub.add_parser(
         "migrate",
         help="create or upgrade the Postgres schema (MCP_MEMORY_DATABASE_URL) to this release's revision",
@@ -471,7 +475,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     migrate.add_argument(
         "--batch", type=int, default=None, help="with --fill-search-weights: rows per batch (default 2000)"
     )
-    migrate.set_defaults(func=cmd_migrate)
+    migrate.set_defaults(
+        func=cmd_migrate,
+        doing="migrating",
+        outcome="a migration commits whole or not at all; `mcp-memory migrate --status` shows the schema",
+    )
     from mcp_memory.cli_forget import add_parser as add_forget
 
     add_forget(sub)
@@ -497,6 +505,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``mcp-memory doctor | head``): not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except MemoryServiceError as exc:
+        # A refusal with its code that the command does not answer itself (reembed on a store that is down).
+        print(f"mcp-memory: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # A failure no code names (a bug, or stored data the command cannot handle): one line and exit 1, as the
+        # commands' own refusals; the traceback goes to the log at DEBUG.
+        print(unexpected_failure(exc, args.doing, args.outcome), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ not import it back.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tomllib
 
@@ -107,12 +108,24 @@ def check_sqlite_file_as_is(settings: Settings) -> None:
         raise problem
 
 
+def _log_somewhere() -> None:
+    """A failure before the command set up its logging (while reading the settings; ``doctor`` never does) logs its
+    traceback where the one line says: on stderr, at the level ``MCP_MEMORY_LOG_LEVEL`` names (else warnings)."""
+    if logging.getLogger().handlers:
+        return
+    level = os.environ.get("MCP_MEMORY_LOG_LEVEL", "").upper()
+    setup_logging(level if isinstance(logging.getLevelName(level), int) else "WARNING")
+
+
 def unexpected_failure(exc: Exception, doing: str, outcome: str) -> str:
     """The one line a command prints on stderr for a failure no code names (a bug, or data it cannot handle):
     ``mcp-memory: internal: ...`` with the exception's type and the first line of its message (a driver's error
     goes on with its SQL and parameters), what became of the command's work (``outcome``), and where the
     traceback is: the log, at DEBUG. An operator's script reads an exit code and a sentence, never a traceback."""
+    _log_somewhere()
     logger.debug("unexpected failure while %s", doing, exc_info=exc)
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]  # a task group's wrapper says nothing of the failure itself
     first_line = next(iter(str(exc).strip().splitlines()), "")
     detail = echo(f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__)
     return (

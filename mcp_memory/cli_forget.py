@@ -67,7 +67,11 @@ def add_parser(sub: Any) -> None:
     forget.add_argument("--agent", help="only this agent instance's sessions and episodes (UUID)")
     forget.add_argument("--session", help="only sessions of this id (and their episodes)")
     forget.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
-    forget.set_defaults(func=cmd_forget)
+    forget.set_defaults(
+        func=cmd_forget,
+        doing="forgetting",
+        outcome="unless it was a --dry-run, part of the scope may be erased already: run the same forget again",
+    )
 
 
 __all__ = ["add_parser", "cmd_forget"]

@@ -180,14 +180,16 @@ def add_parsers(sub: Any) -> None:
     export.add_argument("--session", help="only this session of --agent")
     export.add_argument("--output", "-o", help="write to this file (default: stdout)")
     export.add_argument("--vectors", action="store_true", help="include episode vectors and their model's name")
-    export.set_defaults(func=cmd_export)
+    # cmd_export and cmd_import answer an unexpected failure themselves (naming the output): main's words for one
+    # are for the other commands.
+    export.set_defaults(func=cmd_export, doing="exporting", outcome="the export is not complete")
     imp = sub.add_parser("import", help="import an export file (validated whole before anything is written)")
     imp.add_argument("file", help="the export file")
     imp.add_argument(
         "--as-project",
         help="import everything into this project_id (clashing episode ids get new ones) instead of keeping ids",
     )
-    imp.set_defaults(func=cmd_import)
+    imp.set_defaults(func=cmd_import, doing="importing", outcome="the import did not finish")
 
 
 __all__ = ["add_parsers", "cmd_export", "cmd_import"]

@@ -22,7 +22,8 @@ has its snapshot of working memory, not yet recorded it); ``record.merging`` (``
 ``duplicate_action = "merge"`` has read the older episode it merges into, nothing written yet); ``listing.read``
 (``resources/list`` is about to read recent checkpoints and episodes), ``completion.read`` (``completion/complete``
 is about to read stored identifiers): a hook that raises at the last two stands for a store failing under a request
-that is not a tool call.
+that is not a tool call; ``migrate.locked`` (``mcp-memory migrate`` on Postgres holds the migration lock in its
+transaction, nothing read or changed yet).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ EPISODE_POINTS = ("record.merging",)
 """A merge into an older episode racing a forget of that episode."""
 READ_POINTS = ("listing.read", "completion.read")
 """Requests outside tool calls that read the durable store (resources/list, completion/complete)."""
+MIGRATE_POINTS = ("migrate.locked",)
+"""A Postgres migration inside its transaction."""
 
 _hooks: list[FaultHook] = []
 
@@ -87,6 +90,7 @@ __all__ = [
     "ERASE_POINTS",
     "EXIT_ENV",
     "IMPORT_POINTS",
+    "MIGRATE_POINTS",
     "POINTS",
     "READ_POINTS",
     "FaultHook",

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from operator import attrgetter, itemgetter
-from typing import Any, Literal, get_args, overload
+from typing import Annotated, Any, Literal, get_args, overload
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from mcp_memory.errors import InvalidArgument, echo
 
@@ -57,8 +57,15 @@ _LAST_EPOCH = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()  # whol
 
 
 def iso(dt: datetime) -> str:
-    """A UTC time as ISO 8601 with a ``Z`` suffix: the one format every tool and resource answers with."""
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """A UTC time as ISO 8601 with six fraction digits and a ``Z`` suffix: the one format every tool, resource and
+    export line writes. The fraction is never left out, even at an exact second, so that a client parsing with one
+    fixed format never fails and times sort as text."""
+    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+UtcTime = Annotated[datetime, PlainSerializer(iso, return_type=str, when_used="json")]
+"""A datetime field of a model a client sees: dumped to JSON by :func:`iso` (pydantic's own format drops the
+fraction at an exact second)."""
 
 
 def validate_identifier(value: Any, what: str) -> str:
@@ -236,11 +243,11 @@ class SessionInfo(_Model):
     session_id: str
     agent_type_id: UUID | None = None
     status: SessionStatus
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTime
+    updated_at: UtcTime
     metadata: dict[str, Any] = Field(default_factory=dict)
     episode_id: UUID | None = None
-    terminated_at: datetime | None = None
+    terminated_at: UtcTime | None = None
     terminate_result: dict[str, Any] | None = None
     sealed: bool = False
     """A terminate is under way, or was cut off before it was recorded (call terminate again): the session
@@ -266,7 +273,7 @@ class CheckpointInfo(_Model):
     """A checkpoint's description, without its state."""
 
     checkpoint_id: str
-    created_at: datetime
+    created_at: UtcTime
     keys_count: int
     bytes: int
     label: str | None = None
@@ -414,7 +421,7 @@ class Episode(EpisodeCreate):
     """A stored episode."""
 
     episode_id: UUID
-    created_at: datetime
+    created_at: UtcTime
     embedded: bool = False
 
 
@@ -478,6 +485,7 @@ __all__ = [
     "ScoredEpisode",
     "SessionInfo",
     "SessionStatus",
+    "UtcTime",
     "content_hash",
     "decode_value",
     "encode_value",

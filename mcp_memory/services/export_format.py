@@ -15,6 +15,7 @@ import checks of a record past its shape (the tools' limits) is :mod:`~mcp_memor
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -46,10 +47,11 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
     SessionStatus,
+    iso,
     parse_uuid,
     validate_identifier,
 )
-from mcp_memory.services.validation import check_key
+from mcp_memory.services.validation import MAX_JSON_INTEGER, MIN_JSON_INTEGER, check_key
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.transfer import (
     CheckpointEntry,
@@ -107,11 +109,6 @@ def _json_text(value: str) -> str:
 _JsonText = Annotated[str, AfterValidator(_json_text)]
 
 
-def timestamp(dt: datetime) -> str:
-    """A time as the format writes it: ISO 8601, UTC, microseconds, ``Z``."""
-    return dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 EARLIEST_TIME = datetime(1700, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(2199, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 """The times a record may carry: those every store keeps to the microsecond. The stores take a time as epoch
@@ -148,8 +145,8 @@ def _storable_time(dt: datetime) -> datetime:
         dt = dt.replace(tzinfo=UTC)  # naive means UTC, as for the tools' time arguments (not the host's zone)
     if not EARLIEST_TIME <= dt <= LATEST_TIME:
         raise ValueError(
-            f"{dt.isoformat()} is outside the times every store keeps exactly ({timestamp(EARLIEST_TIME)} to "
-            f"{timestamp(LATEST_TIME)})"
+            f"{dt.isoformat()} is outside the times every store keeps exactly ({iso(EARLIEST_TIME)} to "
+            f"{iso(LATEST_TIME)})"
         )
     return dt
 
@@ -384,15 +381,45 @@ def _too_deep(line: bytes, raw: object) -> bool:
     return any(_deeper_than(value, MAX_LINE_DEPTH - 1) for name, value in raw.items() if name != "state")
 
 
+_LONG_NUMBER = re.compile(rb"\d{19}")
+"""19 digits in a row: the shortest integer beyond 64 bits (-9223372036854775809) has as many; a line without them
+holds none."""
+
+
+def _wide_integer_at(line: bytes) -> tuple[str | int, ...] | None:
+    """Where in ``line`` an integer beyond 64 bits is (the path to it), or None. orjson reads one as the float
+    nearest to it, so the line is read again by the standard library, whose integers are exact (orjson has refused
+    one of 309 digits or more, as infinity, so none is past Python's limit on an integer's digits)."""
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(json.loads(line), ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            stack.extend((child, (*path, key)) for key, child in node.items())
+        elif isinstance(node, list):
+            stack.extend((child, (*path, i)) for i, child in enumerate(node))
+        elif type(node) is int and not MIN_JSON_INTEGER <= node <= MAX_JSON_INTEGER:
+            return path
+    return None
+
+
 def _decode(line: bytes, line_no: int) -> object:
     """A line's JSON, or ``invalid_argument`` naming the line. A NUL character anywhere in it (a text field, a
     metadata value or key, a working key) is refused here, once for every field of every kind: no store can hold
     one (Postgres text and jsonb cannot), and the tools refuse it too; and so is a line nested deeper than
-    :data:`MAX_LINE_DEPTH`."""
+    :data:`MAX_LINE_DEPTH`, and an integer beyond 64 bits (a hand-written file's: export writes none), which orjson
+    would read as another number, a float, and which the tools refuse in metadata (``check_json_integers``)."""
     try:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise _problem(line_no, exc) from None
+    if _LONG_NUMBER.search(line) and (wide := _wide_integer_at(line)) is not None:
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        field = _field((kind, *wide) if isinstance(kind, str) else wide)
+        raise InvalidArgument(
+            f"line {line_no} of the export file is not a valid record: {field}: an integer outside the 64-bit range "
+            f"every store keeps ({MIN_JSON_INTEGER} to {MAX_JSON_INTEGER}), which no call takes either; nothing was "
+            "imported"
+        )
     if _too_deep(line, raw):
         raise InvalidArgument(
             f"line {line_no} of the export file is not a valid record: it is nested deeper than {MAX_LINE_DEPTH} "
@@ -490,6 +517,5 @@ __all__ = [
     "Trailer",
     "parse_header",
     "parse_line",
-    "timestamp",
     "to_entry",
 ]

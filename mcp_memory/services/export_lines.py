@@ -10,8 +10,7 @@ from typing import Any
 
 import orjson
 
-from mcp_memory.models import CheckpointData, Item, Scope, SessionInfo, to_datetime
-from mcp_memory.services.export_format import timestamp
+from mcp_memory.models import CheckpointData, Item, Scope, SessionInfo, iso, to_datetime
 from mcp_memory.stores.ports import EventRecord
 from mcp_memory.stores.transfer import EpisodeEntry
 
@@ -27,7 +26,7 @@ def _scope_fields(scope: Scope) -> dict[str, Any]:
 
 
 def _opt_time(dt: datetime | None) -> str | None:
-    return None if dt is None else timestamp(dt)
+    return None if dt is None else iso(dt)
 
 
 def session_line(info: SessionInfo) -> dict[str, Any]:
@@ -39,8 +38,8 @@ def session_line(info: SessionInfo) -> dict[str, Any]:
         "agent_type_id": None if info.agent_type_id is None else str(info.agent_type_id),
         "status": info.status.value,
         "sealed": info.sealed,
-        "created_at": timestamp(info.created_at),
-        "updated_at": timestamp(info.updated_at),
+        "created_at": iso(info.created_at),
+        "updated_at": iso(info.updated_at),
         "metadata": info.metadata,
         "episode_id": None if info.episode_id is None else str(info.episode_id),
         "terminated_at": _opt_time(info.terminated_at),
@@ -66,7 +65,7 @@ def checkpoint_line(scope: Scope, cp: CheckpointData) -> dict[str, Any]:
         "kind": "checkpoint",
         **_scope_fields(scope),
         "checkpoint_id": info.checkpoint_id,
-        "created_at": timestamp(info.created_at),
+        "created_at": iso(info.created_at),
         "keys_count": info.keys_count,
         "bytes": info.bytes,
         "label": info.label,
@@ -82,7 +81,7 @@ def event_line(scope: Scope, ev: EventRecord) -> dict[str, Any]:
         "kind": "event",
         **_scope_fields(scope),
         "event_type": ev.event_type,
-        "at": timestamp(to_datetime(ev.at)),
+        "at": iso(to_datetime(ev.at)),
         "duration_ms": ev.duration_ms,
         "outcome": ev.outcome,
         "detail": dict(ev.detail),
@@ -105,7 +104,7 @@ def episode_line(entry: EpisodeEntry, vectors: bool) -> dict[str, Any]:
         "importance_score": ep.importance_score,
         "context_summary": ep.context_summary,
         "metadata": ep.metadata,
-        "created_at": timestamp(ep.created_at),
+        "created_at": iso(ep.created_at),
     }
     if vectors:
         line["embedding"] = None if entry.embedding is None else vector_out(entry.embedding)

@@ -33,8 +33,8 @@ import anyio
 
 from mcp_memory import faults
 from mcp_memory.errors import MemoryServiceError
-from mcp_memory.models import Item, Scope, SessionStatus, to_datetime
-from mcp_memory.services.export_format import FORMAT_NAME, FORMAT_VERSION, KINDS, Header, timestamp
+from mcp_memory.models import Item, Scope, SessionStatus, iso, to_datetime
+from mcp_memory.services.export_format import FORMAT_NAME, FORMAT_VERSION, KINDS, Header
 from mcp_memory.services.export_lines import (
     checkpoint_line,
     dump,
@@ -138,7 +138,7 @@ class Transfer:
             "kind": "header",
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
-            "created_at": timestamp(to_datetime(now)),
+            "created_at": iso(to_datetime(now)),
             "exported_by": f"mcp-memory {__version__}",
             "scope": {
                 "project_id": str(sel.project_id),

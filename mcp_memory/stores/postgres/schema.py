@@ -24,6 +24,7 @@ from sqlalchemy import URL
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mcp_memory import faults
 from mcp_memory.stores import migrations
 from mcp_memory.stores.postgres.search import DEFAULT_EF_SEARCH
 from mcp_memory.stores.sql.clauses import text
@@ -200,6 +201,7 @@ async def migrate(
             # One migration of a database at a time (replicas that migrate as they start): a second waits here,
             # then reads the state the first left, instead of racing it on the same DDL and failing.
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            await faults.reached("migrate.locked")
             before = await conn.run_sync(read_state)
             if before.revision is not None and before.revision not in known_revisions():
                 # Alembic would only say it "can't locate revision": say who wrote it, as a start does.
