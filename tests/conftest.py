@@ -24,6 +24,7 @@ from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingStore
 from mcp_memory.stores.sqlite.store import SqliteStore
+from tests.http_helpers import Inbox
 from tests.redis_servers import RedisServer, delete_keys, make_redis_store, shared_redis_url, unique_prefix
 
 # The suite exercises every tool, the owner tools included (off by default, see Settings.owner_tools); tests of the
@@ -256,9 +257,16 @@ def server(runtime: MemoryRuntime) -> MemoryServer:
 
 
 @pytest.fixture
-async def client(server: MemoryServer) -> AsyncIterator[Client]:
-    """The SDK's in-process client of ``server`` (legacy mode: the request/response protocol)."""
-    async with Client(server, mode="legacy") as c:
+def inbox() -> Inbox:
+    """The notifications ``client`` receives."""
+    return Inbox()
+
+
+@pytest.fixture
+async def client(server: MemoryServer, inbox: Inbox) -> AsyncIterator[Client]:
+    """The SDK's in-process client of ``server`` (legacy mode: the request/response protocol), noting the
+    notifications it receives in ``inbox`` (the SDK's own handler drops them)."""
+    async with Client(server, mode="legacy", message_handler=inbox) as c:
         yield c
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx2
 from mcp import Client
+from mcp.client.session import IncomingMessage
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -173,6 +174,25 @@ async def read(client: Client, uri: str) -> Any:
     """A resource's JSON body."""
     result = await client.read_resource(uri)
     return json.loads(result.contents[0].text)  # type: ignore[union-attr]
+
+
+class Inbox:
+    """The notifications a client received, in order: a client's ``message_handler``."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str | None]] = []
+
+    async def __call__(self, message: IncomingMessage) -> None:
+        if not isinstance(message, Exception):
+            params = getattr(message, "params", None)
+            self.received.append((message.method, getattr(params, "uri", None)))
+
+    def updated(self) -> list[str]:
+        """The URIs of the ``notifications/resources/updated`` received, in order."""
+        return [uri for method, uri in self.received if method == "notifications/resources/updated" and uri]
+
+    def list_changes(self) -> int:
+        return sum(1 for method, _ in self.received if method == "notifications/resources/list_changed")
 
 
 INITIALIZE = {

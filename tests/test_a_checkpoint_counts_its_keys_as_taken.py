@@ -13,7 +13,7 @@ from mcp import Client
 from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
-from tests.test_resource_subscriptions import ok
+from tests.http_helpers import ok
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 

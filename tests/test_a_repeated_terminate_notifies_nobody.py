@@ -5,14 +5,11 @@ subscriber of a change (neither the session, nor the agent's sessions listing, n
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from mcp import Client
 
-from mcp_memory.server.assembly import create_server
-from mcp_memory.services.runtime import MemoryRuntime
-from tests.test_resource_subscriptions import Inbox, ok
+from tests.http_helpers import Inbox, ok
 from tests.waiting import until
 
 pytestmark = [
@@ -20,17 +17,6 @@ pytestmark = [
     pytest.mark.backends("sqlite", "redis"),
     pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed"),
 ]
-
-
-@pytest.fixture
-def inbox() -> Inbox:
-    return Inbox()
-
-
-@pytest.fixture
-async def client(runtime: MemoryRuntime, inbox: Inbox) -> AsyncIterator[Client]:
-    async with Client(create_server(runtime=runtime), mode="legacy", message_handler=inbox) as c:
-        yield c
 
 
 async def test_a_second_terminate_sends_no_notification(client: Client, inbox: Inbox) -> None:

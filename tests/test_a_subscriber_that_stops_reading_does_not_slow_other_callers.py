@@ -22,9 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from mcp import Client
-from mcp.client.session import IncomingMessage
 
-from tests.http_helpers import MCP_HEADERS, ServerProcess, connect, ok, server_env
+from tests.http_helpers import MCP_HEADERS, Inbox, ServerProcess, connect, ok, server_env
 from tests.waiting import until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")]
@@ -35,17 +34,6 @@ PROMPT = 1.0
 """What a write may take at most (the old per-subscriber wait was 2 s); it takes milliseconds."""
 FILL_LIMIT = 20000
 """Writes after which a stream that never blocked fails the test (it blocks after a few hundred)."""
-
-
-class Inbox:
-    """The URIs of the ``resources/updated`` notifications a client received, in order."""
-
-    def __init__(self) -> None:
-        self.updated: list[str] = []
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        if not isinstance(message, Exception) and message.method == "notifications/resources/updated":
-            self.updated.append(str(message.params.uri))
 
 
 async def subscribe_raw(url: str, uris: list[str]) -> dict[str, str]:
@@ -128,6 +116,6 @@ async def test_writes_answer_at_once_while_a_subscribers_stream_is_full(tmp_path
                 assert total < 1.5, f"20 writes took {total:.2f} s with a subscriber's stream full"
 
                 # The reading subscriber got each of them, in the order they were written.
-                await until(lambda: inbox.updated == watched_uris, what="every notification, in order")
+                await until(lambda: inbox.updated() == watched_uris, what="every notification, in order")
         drops = [line for line in server.log if "dropped" in line]
         assert len(drops) == 1 and "WARNING" in drops[0], drops  # once per connection

@@ -12,27 +12,15 @@ from pathlib import Path
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp.client.session import IncomingMessage
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import PromptReference, ResourceTemplateReference
 
-from tests.http_helpers import EXE, TIMEOUT, ServerProcess, auth, error, ok, server_env, token_config
+from tests.http_helpers import EXE, TIMEOUT, Inbox, ServerProcess, auth, error, ok, server_env, token_config
 from tests.waiting import until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")]
 
 SESSION = "memory://projects/{project_id}/agents/{agent_instance_id}/sessions/{session_id}"
-
-
-class Inbox:
-    """The URIs of the ``resources/updated`` notifications a client received, in order."""
-
-    def __init__(self) -> None:
-        self.updated: list[str] = []
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        if not isinstance(message, Exception) and message.method == "notifications/resources/updated":
-            self.updated.append(str(message.params.uri))
 
 
 @asynccontextmanager
@@ -76,14 +64,14 @@ async def walk(client: Client, inbox: Inbox) -> None:
     await client.subscribe_resource(uri)
     await client.subscribe_resource("memory://no/such/thing")
     await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="docs", key="k", value=[1])
-    await until(lambda: inbox.updated == [uri], what="a notification after memory_set")
+    await until(lambda: inbox.updated() == [uri], what="a notification after memory_set")
     await client.unsubscribe_resource(uri)
     other = SESSION.format(project_id=p, agent_instance_id=a, session_id="refactor-db")
     await client.subscribe_resource(other)
     await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="docs", key="k", value=[2])
     await ok(client, "memory_set", project_id=p, agent_instance_id=a, session_id="refactor-db", key="k", value=3)
     # In order on one connection: the unsubscribed session's notification would have come first.
-    await until(lambda: inbox.updated == [uri, other], what="nothing after unsubscribe, the other still fires")
+    await until(lambda: inbox.updated() == [uri, other], what="nothing after unsubscribe, the other still fires")
 
 
 async def test_discovery_over_stdio(tmp_path: Path) -> None:
@@ -126,4 +114,4 @@ async def test_discovery_over_streamable_http_within_each_tokens_projects(tmp_pa
                 )
             await ok(restricted, "memory_set", project_id=mine, agent_instance_id=a, session_id="own", key="k", value=1)
             # spawn and memory_set of its own session; the other project's write came between them and never fired.
-            await until(lambda: restricted_inbox.updated == [own, own], what="only the token's own session notifies")
+            await until(lambda: restricted_inbox.updated() == [own, own], what="only the token's own session notifies")

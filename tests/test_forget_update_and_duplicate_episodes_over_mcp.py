@@ -17,7 +17,8 @@ from mcp_memory.config import Settings
 from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
-from tests.http_helpers import ServerProcess, connect, error, ok, server_env, token_config
+from tests.http_helpers import Inbox, ServerProcess, connect, error, ok, server_env, token_config
+from tests.waiting import until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
@@ -224,17 +225,12 @@ async def test_a_token_for_another_project_can_neither_forget_nor_edit(tmp_path:
 
 @pytest.mark.backends("sqlite")
 @pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")
-async def test_subscribers_of_an_episode_hear_of_its_update_and_forget(runtime: MemoryRuntime) -> None:
-    from tests.test_resource_subscriptions import Inbox
-    from tests.waiting import until
-
-    inbox = Inbox()
-    async with Client(create_server(runtime=runtime), mode="legacy", message_handler=inbox) as c:
-        p, a = str(uuid.uuid4()), str(uuid.uuid4())
-        eid = await record(c, p, a, "watched task")
-        uri = f"memory://projects/{p}/episodes/{eid}"
-        await c.subscribe_resource(uri)
-        await ok(c, "update_episode", project_id=p, episode_id=eid, importance_score=0.7)
-        await until(lambda: inbox.updated() == [uri], what="updated after update_episode")
-        await ok(c, "forget_episodes", project_id=p, episode_ids=[eid])
-        await until(lambda: inbox.updated() == [uri, uri], what="updated after forget_episodes")
+async def test_subscribers_of_an_episode_hear_of_its_update_and_forget(client: Client, inbox: Inbox) -> None:
+    p, a = str(uuid.uuid4()), str(uuid.uuid4())
+    eid = await record(client, p, a, "watched task")
+    uri = f"memory://projects/{p}/episodes/{eid}"
+    await client.subscribe_resource(uri)
+    await ok(client, "update_episode", project_id=p, episode_id=eid, importance_score=0.7)
+    await until(lambda: inbox.updated() == [uri], what="updated after update_episode")
+    await ok(client, "forget_episodes", project_id=p, episode_ids=[eid])
+    await until(lambda: inbox.updated() == [uri, uri], what="updated after forget_episodes")

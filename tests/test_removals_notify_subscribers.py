@@ -7,15 +7,12 @@ SQLite, Redis + SQLite and Postgres."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from mcp_memory.server.assembly import create_server
-from mcp_memory.services.runtime import MemoryRuntime
-from tests.test_resource_subscriptions import Inbox, ok
+from tests.http_helpers import Inbox, ok
 from tests.waiting import until
 
 pytestmark = [
@@ -23,17 +20,6 @@ pytestmark = [
     pytest.mark.backends("sqlite", "redis", "postgres"),
     pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed"),
 ]
-
-
-@pytest.fixture
-def inbox() -> Inbox:
-    return Inbox()
-
-
-@pytest.fixture
-async def client(runtime: MemoryRuntime, inbox: Inbox) -> AsyncIterator[Client]:
-    async with Client(create_server(runtime=runtime), mode="legacy", message_handler=inbox) as c:
-        yield c
 
 
 async def session_with_episodes(client: Client, p: str, a: str, s: str) -> list[str]:

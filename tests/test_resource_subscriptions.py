@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
 from mcp import Client
-from mcp.client.session import IncomingMessage
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 
@@ -21,40 +19,11 @@ from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant, TokenTable, hash_token
 from mcp_memory.services.runtime import MemoryRuntime
-from tests.http_helpers import ok
+from tests.http_helpers import Inbox, ok
 from tests.waiting import until
 
 # resources/subscribe is the handshake era's method (what clients speak today); the SDK marks it deprecated.
 pytestmark = [pytest.mark.anyio, pytest.mark.filterwarnings("ignore:resources/(un)?subscribe is removed")]
-
-
-class Inbox:
-    """The notifications a client received, in order."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, str | None]] = []
-
-    async def __call__(self, message: IncomingMessage) -> None:
-        if not isinstance(message, Exception):
-            params = getattr(message, "params", None)
-            self.received.append((message.method, getattr(params, "uri", None)))
-
-    def updated(self) -> list[str]:
-        return [uri for method, uri in self.received if method == "notifications/resources/updated" and uri]
-
-    def list_changes(self) -> int:
-        return sum(1 for method, _ in self.received if method == "notifications/resources/list_changed")
-
-
-@pytest.fixture
-def inbox() -> Inbox:
-    return Inbox()
-
-
-@pytest.fixture
-async def client(server: MemoryServer, inbox: Inbox) -> AsyncIterator[Client]:
-    async with Client(server, mode="legacy", message_handler=inbox) as c:
-        yield c
 
 
 def uris(p: str, a: str, s: str) -> tuple[str, str]:
