@@ -26,6 +26,7 @@ from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingSt
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.http_helpers import Inbox
 from tests.redis_servers import RedisServer, delete_keys, make_redis_store, shared_redis_url, unique_prefix
+from tests.transfer_helpers import small_export
 
 # The suite exercises every tool, the owner tools included (off by default, see Settings.owner_tools); tests of the
 # default tool list pass owner_tools=False themselves. Set in the environment so `mcp-memory serve` subprocesses
@@ -268,6 +269,13 @@ async def client(server: MemoryServer, inbox: Inbox) -> AsyncIterator[Client]:
     notifications it receives in ``inbox`` (the SDK's own handler drops them)."""
     async with Client(server, mode="legacy", message_handler=inbox) as c:
         yield c
+
+
+@pytest.fixture
+async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
+    """A small project exported from its own SQLite file (``transfer_helpers.small_export``): its id and the file. A
+    module whose tests import a larger project defines its own."""
+    return await small_export(tmp_path)
 
 
 def new_scope(session_id: str = "s1") -> Scope:

@@ -26,18 +26,13 @@ from tests.transfer_helpers import (
     export_to,
     first,
     line_of,
+    nested,
     records,
     refused,
     resealed,
-    small_export,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-
-@pytest.fixture
-async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
-    return await small_export(tmp_path)
 
 
 NUL_CASES: list[tuple[str, str, Callable[[Records], None]]] = [
@@ -69,13 +64,6 @@ async def test_a_nul_in_any_text_of_any_record_is_invalid_argument_naming_the_li
             f"line {line_of(crafted, kind)} of the export file is not a valid record: {field}: contains a NUL "
             "character (U+0000)"
         ), (field, message)
-
-
-def nested(levels: int) -> dict[str, object]:
-    value: dict[str, object] = {}
-    for _ in range(levels - 1):
-        value = {"d": value}
-    return value
 
 
 def deep_json(value: object) -> bytes:

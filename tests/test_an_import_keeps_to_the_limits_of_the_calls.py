@@ -20,18 +20,13 @@ from mcp_memory.models import Item, content_hash
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock
-from tests.transfer_helpers import Records, comparable, export_to, first, line_of, refused, resealed, small_export
+from tests.transfer_helpers import Records, comparable, export_to, first, line_of, nested, refused, resealed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
 MAX_VALUE_BYTES = 100
 MAX_KEYS = 2
 """The importing server's settings: the exported session's metadata and its checkpoint's two keys keep to them."""
-
-
-@pytest.fixture
-async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
-    return await small_export(tmp_path)
 
 
 @pytest.fixture
@@ -136,16 +131,9 @@ CASES: list[tuple[str, type[MemoryServiceError], str, Callable[[Records], None]]
         "session",
         InvalidArgument,
         "value is nested deeper than 100 levels",
-        lambda recs: first(recs, "session").update(metadata=deep(150)),
+        lambda recs: first(recs, "session").update(metadata=nested(151)),
     ),
 ]
-
-
-def deep(levels: int) -> dict[str, object]:
-    value: dict[str, object] = {}
-    for _ in range(levels):
-        value = {"d": value}
-    return value
 
 
 async def test_a_field_past_the_limit_a_call_keeps_to_is_refused_with_the_calls_code_naming_the_line(

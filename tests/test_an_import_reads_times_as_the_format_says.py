@@ -13,14 +13,9 @@ import pytest
 
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
-from tests.transfer_helpers import Records, export_to, first, line_of, records, refused, resealed, small_export
+from tests.transfer_helpers import Records, export_to, first, line_of, records, refused, resealed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
-
-
-@pytest.fixture
-async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
-    return await small_export(tmp_path)
 
 
 async def test_a_time_without_an_offset_is_utc_and_one_with_an_offset_is_that_offset(

@@ -16,7 +16,7 @@ import pytest
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
-from tests.transfer_helpers import Records, export_to, first, line_of, records, refused, resealed, small_export
+from tests.transfer_helpers import Records, export_to, first, line_of, records, refused, resealed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "postgres")]
 
@@ -27,11 +27,6 @@ RANGE = "(-9223372036854775808 to 18446744073709551615)"
 def exact(record: Any) -> bytes:
     """A record as JSON whose integers are exact whatever their size (orjson refuses to write one beyond 64 bits)."""
     return json.dumps(record, separators=(",", ":")).encode()
-
-
-@pytest.fixture
-async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
-    return await small_export(tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -23,17 +23,12 @@ from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from mcp_memory.summary import DEFAULT_BUDGET
 from tests.conftest import FakeClock
-from tests.transfer_helpers import Records, comparable, export_to, first, line_of, refused, resealed, small_export
+from tests.transfer_helpers import Records, comparable, export_to, first, line_of, nested, refused, resealed
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "redis", "postgres")]
 
 MAX_VALUE_BYTES = 100
 """The importing server's max_value_bytes: the exported metadata keeps to it."""
-
-
-@pytest.fixture
-async def exported(tmp_path: Path) -> tuple[uuid.UUID, Path]:
-    return await small_export(tmp_path)
 
 
 @pytest.fixture
@@ -66,13 +61,6 @@ def spawn_detail(recs: Records) -> dict[str, Any]:
     detail: dict[str, Any] = first(recs, "event")["detail"]
     assert detail == {"initial_items": 1, "metadata": {"x": "y"}}
     return detail
-
-
-def nested(levels: int) -> dict[str, Any]:
-    value: dict[str, Any] = {}
-    for _ in range(levels - 1):
-        value = {"d": value}
-    return value
 
 
 def padded_error(size: int) -> str:

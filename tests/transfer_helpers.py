@@ -154,6 +154,14 @@ async def small_export(tmp_path: Path) -> tuple[uuid.UUID, Path]:
         return project, await export_to(rt, Selection(project), tmp_path / "export.jsonl")
 
 
+def nested(levels: int) -> dict[str, Any]:
+    """A JSON object ``levels`` objects deep (``{"d": {"d": ... {}}}``)."""
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"d": value}
+    return value
+
+
 def first(recs: Records, kind: str) -> dict[str, Any]:
     """The first record of ``kind``."""
     return next(r for r in recs if r["kind"] == kind)
