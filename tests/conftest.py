@@ -26,6 +26,7 @@ from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingSt
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.http_helpers import Inbox
 from tests.redis_servers import RedisServer, delete_keys, make_redis_store, shared_redis_url, unique_prefix
+from tests.store_settings import settings_for
 from tests.transfer_helpers import small_export
 
 # The suite exercises every tool, the owner tools included (off by default, see Settings.owner_tools); tests of the
@@ -232,6 +233,14 @@ def backend_settings(backend: str, db_url: str, request: pytest.FixtureRequest) 
 @pytest.fixture
 def settings(backend_settings: dict[str, Any]) -> Settings:
     return Settings(**backend_settings)
+
+
+@pytest.fixture(params=["sqlite", "redis+sqlite", "postgres", "redis+postgres"])
+async def settings_on_every_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
+    """Settings on each pair of stores in turn (``tests/store_settings.py``), the one pair ``backends`` leaves out
+    (Redis + Postgres) included."""
+    async with settings_for(request.param, tmp_path) as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,36 +22,13 @@ from mcp_memory.models import Scope
 from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
-from tests.store_settings import settings_for
+from tests.refused_calls import EPISODES_URI, SESSION_URI, Args, assert_as_it_was, episode, running_session, scoped
 from tests.test_string_arguments_round_trip import Ids, call, ok, read
 from tests.transfer_helpers import export_to, records
 
 pytestmark = pytest.mark.anyio
 
 BIG = 2**70
-EPISODES_URI = "memory://projects/{p}/episodes"
-SESSION_URI = "memory://projects/{p}/agents/{a}/sessions/{s}"
-
-
-@pytest.fixture(params=["sqlite", "redis+sqlite", "postgres", "redis+postgres"])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
-    async with settings_for(request.param, tmp_path) as settings:
-        yield settings
-
-
-Args = Callable[[Ids], dict[str, Any]]
-
-
-def scoped(**fields: Any) -> Args:
-    return lambda ids: ids.scope(**fields)
-
-
-def episode(**fields: Any) -> Args:
-    def args(ids: Ids) -> dict[str, Any]:
-        base = {"project_id": ids.p, "agent_instance_id": ids.a, "task_type": "t", "task_description": "d"}
-        return {**base, "outcome": "success", **fields}
-
-    return args
 
 
 CASES: dict[str, tuple[str, Args, str]] = {
@@ -76,10 +52,10 @@ def refusal(code: str | None, text: Any, path: str) -> str | None:
 
 
 async def test_metadata_with_an_integer_beyond_64_bits_is_invalid_argument_and_writes_nothing(
-    settings: Settings,
+    settings_on_every_store: Settings,
 ) -> None:
     failures: list[str] = []
-    async with Client(create_server(settings)) as c:
+    async with Client(create_server(settings_on_every_store)) as c:
         ids = Ids()
         answer = refusal(*await call(c, "spawn", ids.scope(metadata={"n": BIG})), "metadata.n")
         if answer is not None:
@@ -87,18 +63,12 @@ async def test_metadata_with_an_integer_beyond_64_bits_is_invalid_argument_and_w
         await ok(c, "spawn", **ids.scope())  # no session was made: spawning it now succeeds
         for case, (tool, args, path) in CASES.items():
             ids = Ids()
-            await ok(c, "spawn", **ids.scope(initial_state={"k": "v"}))
-            checkpoint = (await ok(c, "pause", **ids.scope(label="before")))["checkpoint_id"]
-            await ok(c, "resume", **ids.scope())
+            checkpoint = await running_session(c, ids)
             answer = refusal(*await call(c, tool, args(ids)), path)
             if answer is not None:
                 failures.append(f"{case}: {answer}")
                 continue
-            session = await read(c, SESSION_URI.format(p=ids.p, a=ids.a, s=ids.s))
-            assert (session["status"], session["working_memory"]) == ("running", {"k": "v"}), case
-            listed = (await ok(c, "list_checkpoints", **ids.scope()))["checkpoints"]
-            assert [cp["checkpoint_id"] for cp in listed] == [checkpoint], case
-            assert (await read(c, EPISODES_URI.format(p=ids.p)))["episodes"] == [], case
+            await assert_as_it_was(c, ids, checkpoint, case)
         ids = Ids()
         episode_id = (await ok(c, "record_episode", **episode(metadata={"n": 1})(ids)))["episode_id"]
         edit = {"project_id": ids.p, "episode_id": episode_id, "metadata": {"n": BIG}}
@@ -110,9 +80,9 @@ async def test_metadata_with_an_integer_beyond_64_bits_is_invalid_argument_and_w
     assert not failures, "\n".join(failures)
 
 
-async def test_the_ends_of_the_64_bit_range_are_kept_in_metadata(settings: Settings) -> None:
+async def test_the_ends_of_the_64_bit_range_are_kept_in_metadata(settings_on_every_store: Settings) -> None:
     ends = {"max": 2**64 - 1, "min": -(2**63)}
-    async with Client(create_server(settings)) as c:
+    async with Client(create_server(settings_on_every_store)) as c:
         ids = Ids()
         await ok(c, "spawn", **ids.scope(metadata=ends))
         checkpoint_id = (await ok(c, "pause", **ids.scope(metadata=ends)))["checkpoint_id"]
@@ -122,11 +92,11 @@ async def test_the_ends_of_the_64_bit_range_are_kept_in_metadata(settings: Setti
         assert (await read(c, EPISODES_URI.format(p=ids.p) + f"/{episode_id}"))["metadata"] == ends
 
 
-async def test_the_python_api_refuses_metadata_beyond_64_bits_too(settings: Settings) -> None:
+async def test_the_python_api_refuses_metadata_beyond_64_bits_too(settings_on_every_store: Settings) -> None:
     from mcp_memory.errors import InvalidArgument
 
     project, agent = uuid.uuid4(), uuid.uuid4()
-    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+    async with MemoryRuntime(settings_on_every_store, embedding_retry=False) as rt:
         with pytest.raises(InvalidArgument, match=r"metadata\.n is an integer outside"):
             await rt.lifecycle.spawn(project, agent, "s1", metadata={"n": BIG})
         with pytest.raises(InvalidArgument, match=r"metadata\.n is an integer outside"):
@@ -140,9 +110,11 @@ async def test_the_python_api_refuses_metadata_beyond_64_bits_too(settings: Sett
             )
 
 
-async def test_a_working_memory_value_beyond_64_bits_works_end_to_end(settings: Settings, tmp_path: Path) -> None:
+async def test_a_working_memory_value_beyond_64_bits_works_end_to_end(
+    settings_on_every_store: Settings, tmp_path: Path
+) -> None:
     value = {"x": [BIG, -BIG, 2**64]}
-    async with Client(create_server(settings)) as c:
+    async with Client(create_server(settings_on_every_store)) as c:
         ids = Ids()
         await ok(c, "spawn", **ids.scope(initial_state={"i": BIG}))
         await ok(c, "memory_set", **ids.scope(key="k", value=value))
@@ -157,7 +129,7 @@ async def test_a_working_memory_value_beyond_64_bits_works_end_to_end(settings: 
         body = await read(c, EPISODES_URI.format(p=ids.p) + f"/{ended['episode_id']}")
         assert f"- i: {BIG}" in body["context_summary"]
     project, agent = uuid.UUID(ids.p), uuid.UUID(ids.a)
-    async with MemoryRuntime(settings, embedding_retry=False) as rt:
+    async with MemoryRuntime(settings_on_every_store, embedding_retry=False) as rt:
         assert rt.transfer is not None
         path = await export_to(rt, Selection(project), tmp_path / "export.jsonl")
         working = {r["key"]: r["value"] for r in records(path) if r["kind"] == "working"}

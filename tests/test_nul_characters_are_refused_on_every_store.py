@@ -9,8 +9,6 @@ session is as it was.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,35 +16,12 @@ from mcp import Client
 
 from mcp_memory.config import Settings
 from mcp_memory.server.assembly import create_server
-from tests.store_settings import settings_for
+from tests.refused_calls import SESSION_URI, Args, assert_as_it_was, episode, running_session, scoped
 from tests.test_string_arguments_round_trip import Ids, ok, read
 
 pytestmark = pytest.mark.anyio
 
 NUL = "a\x00b"
-EPISODES_URI = "memory://projects/{p}/episodes"
-SESSION_URI = "memory://projects/{p}/agents/{a}/sessions/{s}"
-
-
-@pytest.fixture(params=["sqlite", "redis+sqlite", "postgres", "redis+postgres"])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Settings]:
-    async with settings_for(request.param, tmp_path) as settings:
-        yield settings
-
-
-Args = Callable[[Ids], dict[str, Any]]
-
-
-def episode(**fields: Any) -> Args:
-    def args(ids: Ids) -> dict[str, Any]:
-        base = {"project_id": ids.p, "agent_instance_id": ids.a, "task_type": "t", "task_description": "d"}
-        return {**base, "outcome": "success", **fields}
-
-    return args
-
-
-def scoped(**fields: Any) -> Args:
-    return lambda ids: ids.scope(**fields)
 
 
 SPAWN_CASES: dict[str, Args] = {
@@ -93,9 +68,11 @@ async def refused_for_nul(c: Client, tool: str, args: dict[str, Any]) -> str | N
     return text or str(result.structured_content)
 
 
-async def test_nul_in_any_stored_or_searched_text_is_invalid_argument_and_writes_nothing(settings: Settings) -> None:
+async def test_nul_in_any_stored_or_searched_text_is_invalid_argument_and_writes_nothing(
+    settings_on_every_store: Settings,
+) -> None:
     failures: list[str] = []
-    async with Client(create_server(settings)) as c:
+    async with Client(create_server(settings_on_every_store)) as c:
         for case, args in SPAWN_CASES.items():
             ids = Ids()
             answer = await refused_for_nul(c, "spawn", args(ids))
@@ -105,25 +82,19 @@ async def test_nul_in_any_stored_or_searched_text_is_invalid_argument_and_writes
             await ok(c, "spawn", **ids.scope())  # no session was made: spawning it now succeeds
         for case, (tool, args) in SESSION_CASES.items():
             ids = Ids()
-            await ok(c, "spawn", **ids.scope(initial_state={"k": "v"}))
-            checkpoint = (await ok(c, "pause", **ids.scope(label="before")))["checkpoint_id"]
-            await ok(c, "resume", **ids.scope())
+            checkpoint = await running_session(c, ids)
             answer = await refused_for_nul(c, tool, args(ids))
             if answer is not None:
                 failures.append(f"{case}: {answer}")
                 continue
-            session = await read(c, SESSION_URI.format(p=ids.p, a=ids.a, s=ids.s))
-            assert (session["status"], session["working_memory"]) == ("running", {"k": "v"}), case
-            listed = (await ok(c, "list_checkpoints", **ids.scope()))["checkpoints"]
-            assert [(cp["checkpoint_id"], cp["label"]) for cp in listed] == [(checkpoint, "before")], case
-            assert (await read(c, EPISODES_URI.format(p=ids.p)))["episodes"] == [], case
+            await assert_as_it_was(c, ids, checkpoint, case)
     assert not failures, "\n".join(failures)
 
 
-async def test_text_that_only_spells_a_nul_escape_is_stored_as_given(settings: Settings) -> None:
+async def test_text_that_only_spells_a_nul_escape_is_stored_as_given(settings_on_every_store: Settings) -> None:
     """The six characters ``\\u0000`` (a backslash, not a NUL) are ordinary text on every store."""
     spelled = "a\\u0000b"
-    async with Client(create_server(settings)) as c:
+    async with Client(create_server(settings_on_every_store)) as c:
         ids = Ids()
         await ok(c, "spawn", **ids.scope(initial_state={spelled: spelled}, metadata={"m": spelled}))
         await ok(c, "memory_set", **ids.scope(key="k", value={"x": [spelled]}))
