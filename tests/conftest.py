@@ -6,6 +6,7 @@ suite by adding their names to ``WORKING_ADAPTERS`` / ``DURABLE_ADAPTERS`` and a
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -87,6 +88,33 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No inherited MCP_MEMORY_* variables and no user config file: settings are only what the test gives."""
+    for name in list(os.environ):
+        if name.startswith("MCP_MEMORY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
+    return monkeypatch
+
+
+def configure(env: pytest.MonkeyPatch, tmp_path: Path, where: str, **values: str) -> None:
+    """Settings given where an operator gives them: ``where="env"``, as ``MCP_MEMORY_<NAME>`` variables;
+    ``"file"``, in a config file under ``tmp_path`` (a value that starts with a digit bare, any other a TOML
+    string). A name with ``__`` is a table's key, as in the variables (``http__port``: ``port`` under ``[http]``)."""
+    if where == "env":
+        for name, value in values.items():
+            env.setenv(f"MCP_MEMORY_{name.upper()}", value)
+        return
+    tables: dict[str, str] = {}
+    for name, value in values.items():
+        table, _, key = name.rpartition("__")
+        tables[table] = tables.get(table, "") + f"{key} = {value if value[:1].isdigit() else json.dumps(value)}\n"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("".join(f"[{table}]\n{lines}" if table else lines for table, lines in sorted(tables.items())))
+    env.setenv("MCP_MEMORY_CONFIG", str(cfg))
 
 
 @pytest.fixture

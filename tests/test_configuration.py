@@ -16,17 +16,7 @@ from mcp_memory.cli_common import load_settings
 from mcp_memory.config import HttpSettings, Settings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.runtime import MemoryRuntime
-from tests.conftest import made_sqlite_file
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No inherited MCP_MEMORY_* variables and no user config file."""
-    for name in list(os.environ):
-        if name.startswith("MCP_MEMORY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
-    return monkeypatch
+from tests.conftest import configure, made_sqlite_file
 
 
 def test_hooks_from_an_env_var_as_a_comma_list(clean_env: pytest.MonkeyPatch) -> None:
@@ -294,12 +284,7 @@ def test_the_keep_alive_timeout_takes_fractions_of_a_second(
     clean_env: pytest.MonkeyPatch, tmp_path: Path, where: str, value: str
 ) -> None:
     """uvicorn takes the keep-alive timeout in seconds as a float: an operator's 0.5 or 2.5 is a setting."""
-    if where == "env":
-        clean_env.setenv("MCP_MEMORY_HTTP__KEEP_ALIVE_TIMEOUT_SECONDS", value)
-    else:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(f"[http]\nkeep_alive_timeout_seconds = {value}\n")
-        clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    configure(clean_env, tmp_path, where, http__keep_alive_timeout_seconds=value)
     assert load_settings().http.keep_alive_timeout_seconds == float(value)
 
 

@@ -18,7 +18,7 @@ import pytest
 from mcp_memory.cli_common import load_settings
 from mcp_memory.embeddings import EmbeddingError, OpenAIEmbedding
 from mcp_memory.errors import ConfigurationError
-from tests.conftest import made_sqlite_file
+from tests.conftest import configure, made_sqlite_file
 from tests.embedding_api import FakeEmbeddingAPI, running_api
 from tests.stdio_raw import RawStdioServer
 
@@ -114,26 +114,12 @@ async def test_a_header_the_request_cannot_carry_is_refused_without_quoting_it(a
     assert api.requests == []
 
 
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith("MCP_MEMORY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
-    return monkeypatch
-
-
 @pytest.mark.parametrize("where", ["env", "file"])
 @pytest.mark.parametrize("written", [KEY + "\n", KEY + "\r\n", f"  {KEY}\t"])
 def test_an_api_key_loses_its_surrounding_whitespace(
     clean_env: pytest.MonkeyPatch, tmp_path: Path, where: str, written: str
 ) -> None:
-    if where == "env":
-        clean_env.setenv("MCP_MEMORY_EMBEDDING_API_KEY", written)
-    else:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(f"embedding_api_key = {json.dumps(written)}\n")
-        clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    configure(clean_env, tmp_path, where, embedding_api_key=written)
     key = load_settings().embedding_api_key
     assert key is not None and key.get_secret_value() == KEY
 
@@ -147,12 +133,7 @@ def test_an_api_key_with_a_character_no_header_carries_is_refused_without_its_va
     clean_env: pytest.MonkeyPatch, tmp_path: Path, where: str, inner: str
 ) -> None:
     written = f"sk-TOP{inner}SECRETKEY"
-    if where == "env":
-        clean_env.setenv("MCP_MEMORY_EMBEDDING_API_KEY", written)
-    else:
-        cfg = tmp_path / "config.toml"
-        cfg.write_text(f"embedding_api_key = {json.dumps(written)}\n")
-        clean_env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+    configure(clean_env, tmp_path, where, embedding_api_key=written)
     with pytest.raises(ConfigurationError, match="embedding_api_key") as caught:
         load_settings()
     assert "SECRETKEY" not in str(caught.value) and "sk-TOP" not in str(caught.value)

@@ -6,7 +6,6 @@ embedded later) rather than answer ``conflict`` and store nothing."""
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,27 +19,7 @@ from mcp_memory.config import Settings
 from mcp_memory.embeddings import HashEmbedding
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.runtime import MemoryRuntime
-
-
-@pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.startswith("MCP_MEMORY_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("MCP_MEMORY_CONFIG", "")
-    return monkeypatch
-
-
-def _configure(env: pytest.MonkeyPatch, tmp_path: Path, where: str, **values: str) -> None:
-    if where == "env":
-        for name, value in values.items():
-            env.setenv(f"MCP_MEMORY_{name.upper()}", value)
-        return
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        "".join(f"{name} = {value if value[0].isdigit() else repr(value)}\n" for name, value in values.items())
-    )
-    env.setenv("MCP_MEMORY_CONFIG", str(cfg))
+from tests.conftest import configure
 
 
 @pytest.mark.parametrize("where", ["env", "file"])
@@ -48,7 +27,7 @@ def _configure(env: pytest.MonkeyPatch, tmp_path: Path, where: str, **values: st
 def test_an_embedding_deadline_not_below_the_terminate_lease_is_a_configuration_error(
     clean_env: pytest.MonkeyPatch, tmp_path: Path, where: str, deadline: str
 ) -> None:
-    _configure(
+    configure(
         clean_env,
         tmp_path,
         where,
@@ -65,9 +44,9 @@ def test_an_embedding_deadline_not_below_the_terminate_lease_is_a_configuration_
 def test_without_a_provider_nothing_waits_so_the_pair_is_accepted(
     clean_env: pytest.MonkeyPatch, tmp_path: Path, where: str
 ) -> None:
-    _configure(clean_env, tmp_path, where, embedding_deadline_seconds="30", terminate_lease_seconds="2")
+    configure(clean_env, tmp_path, where, embedding_deadline_seconds="30", terminate_lease_seconds="2")
     assert load_settings().terminate_lease_seconds == 2
-    _configure(
+    configure(
         clean_env,
         tmp_path,
         where,
