@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import httpx2
 from mcp import Client
 from mcp.client.session import IncomingMessage
@@ -26,6 +27,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_memory.server.auth import hash_token
+from tests.waiting import wait_until
 
 EXE = Path(sys.executable).parent / "mcp-memory"
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
@@ -174,6 +176,21 @@ async def read(client: Client, uri: str) -> Any:
     """A resource's JSON body."""
     result = await client.read_resource(uri)
     return json.loads(result.contents[0].text)  # type: ignore[union-attr]
+
+
+def assert_ready(h: httpx.Client) -> None:
+    """``/readyz`` answers 200, ready."""
+    ready = h.get("/readyz")
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+
+
+def until_unavailable(h: httpx.Client) -> None:
+    """Wait for ``/readyz`` to answer 503, unavailable, while ``/healthz`` answers 200 (the process itself is
+    fine)."""
+    # A probe's result answers /readyz for up to a second (server/readiness.py), so the 503 follows within it.
+    down = wait_until(lambda: (r := h.get("/readyz")).status_code != 200 and r, what="/readyz not ready")
+    assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
+    assert h.get("/healthz").status_code == 200
 
 
 class Inbox:

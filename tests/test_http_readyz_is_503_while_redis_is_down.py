@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.http_helpers import ServerProcess, server_env
+from tests.http_helpers import ServerProcess, assert_ready, server_env, until_unavailable
 from tests.redis_servers import RedisServer, unique_prefix
 from tests.waiting import wait_until
 
@@ -23,14 +23,10 @@ def test_readyz_follows_redis_going_down_and_coming_back(tmp_path: Path) -> None
             tmp_path / "memory.db", MCP_MEMORY_REDIS_URL=redis_server.url, MCP_MEMORY_REDIS_KEY_PREFIX=unique_prefix()
         )
         with ServerProcess(env) as server, httpx.Client(base_url=server.url, timeout=30) as h:
-            ready = h.get("/readyz")
-            assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+            assert_ready(h)
 
             redis_server.stop()
-            # A probe's result answers /readyz for up to a second (server/readiness.py), so the 503 follows within it.
-            down = wait_until(lambda: (r := h.get("/readyz")).status_code != 200 and r, what="/readyz not ready")
-            assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
-            assert h.get("/healthz").status_code == 200  # the process itself is fine
+            until_unavailable(h)
             wait_until(lambda: any("not ready: a store is not reachable" in line for line in server.log), what="a log")
 
             redis_server.start()  # the same port

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.http_helpers import ServerProcess, server_env
+from tests.http_helpers import ServerProcess, assert_ready, server_env, until_unavailable
 from tests.redis_servers import RedisClusterServers, unique_prefix
 from tests.waiting import wait_until
 
@@ -26,14 +26,10 @@ def test_readyz_is_503_while_the_cluster_state_is_fail(tmp_path: Path) -> None:
             MCP_MEMORY_REDIS_KEY_PREFIX=unique_prefix(),
         )
         with ServerProcess(env) as server, httpx.Client(base_url=server.url, timeout=30) as h:
-            ready = h.get("/readyz")
-            assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+            assert_ready(h)
 
             cluster.stop_a_node_until_the_cluster_fails()
-            # A probe's result answers /readyz for up to a second (server/readiness.py), so the 503 follows within it.
-            down = wait_until(lambda: (r := h.get("/readyz")).status_code != 200 and r, what="/readyz not ready")
-            assert (down.status_code, down.json()) == (503, {"status": "unavailable"})
-            assert h.get("/healthz").status_code == 200  # the process itself is fine
+            until_unavailable(h)
             wait_until(lambda: any("cluster_state:fail" in line for line in server.log), what="the state logged")
     finally:
         cluster.stop()
