@@ -7,7 +7,9 @@ Passes of one process never overlap, and a pass stops at the first sign the prov
 ``provider_wide`` :class:`~mcp_memory.embeddings.EmbeddingError`: transient, or a configuration no text can pass)
 instead of hammering it or the store. Two failures are not the provider's, and do not stop it:
 
-- a batch that times out while one of its episodes alone does not: later batches are half as large;
+- a batch that times out while one of its episodes alone does not: later batches are half as large (and, from
+  :data:`GROW_BACK_SECONDS` later, twice as large again at the start of each pass, up to the configured size: a
+  provider slow for a spell does not keep small batches for the rest of the process);
 - a batch refused while the provider embeds a short test text (:data:`PROBE_TEXT`): its episodes are tried one by
   one, and those refused are remembered and skipped until the process restarts, so that they never hold up the
   newer episodes behind them.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
@@ -37,6 +40,9 @@ BACKGROUND_MAX_BATCHES = 10
 _MAX_REJECTED = 10_000
 """Refused episodes remembered at most (as UUIDs: under 2 MB); past it, a refused episode is skipped for the rest
 of its pass only."""
+GROW_BACK_SECONDS = 600.0
+"""How long batches stay at a size a timeout halved them to before a pass tries twice that size again (one more
+timed-out request then, at worst, every this many seconds)."""
 PROBE_TEXT = "mcp-memory embedding check"
 """A short plain text any model takes: whether the provider embeds it tells a refusal of some episodes' texts from
 a provider that refuses everything."""
@@ -68,9 +74,13 @@ class EmbeddingBackfill:
         self._store = store
         self._on_recovered = on_recovered
         self._embedder = embedder
+        self._batch_size = batch_size
         self._size = batch_size
         """Episodes per provider call: ``batch_size``, halved each time a batch timed out while one of its episodes
-        alone did not (a provider too slow for a whole batch within one request's timeout)."""
+        alone did not (a provider too slow for a whole batch within one request's timeout), doubled again back
+        towards ``batch_size`` by :meth:`_grow_back`."""
+        self._resized_at = 0.0
+        """``time.monotonic()`` when :attr:`_size` last changed."""
         self._lock = anyio.Lock()
         self._rejected: set[UUID] = set()
         """Episodes the provider refused on their own (while it embedded :data:`PROBE_TEXT`): not retried by this
@@ -89,6 +99,7 @@ class EmbeddingBackfill:
         report = BackfillReport()
         model = self._embedder.name
         skip = set(self._rejected)
+        self._grow_back()
         batches = 0
         while max_batches is None or batches < max_batches:
             size = self._size
@@ -103,6 +114,15 @@ class EmbeddingBackfill:
                 break
             await anyio.lowlevel.checkpoint()  # let the store serve others between batches
         return report
+
+    def _grow_back(self) -> None:
+        """At the start of a pass, batches halved at least :data:`GROW_BACK_SECONDS` ago double (up to the configured
+        size): whatever made the provider slow may have passed. If not, the next timeout halves them again."""
+        if self._size >= self._batch_size or time.monotonic() - self._resized_at < GROW_BACK_SECONDS:
+            return
+        self._size = min(self._batch_size, self._size * 2)
+        self._resized_at = time.monotonic()
+        logger.info("embedding batches of %d again", self._size)
 
     async def _batch(self, todo: list[Episode], report: BackfillReport, skip: set[UUID]) -> str | None:
         """Embed ``todo`` and attach the vectors. None if the provider is up (episodes it refused are remembered and
@@ -140,8 +160,13 @@ class EmbeddingBackfill:
             report.failed += len(todo) - 1
             return down
         self._size = max(1, len(todo) // 2)
+        self._resized_at = time.monotonic()
         logger.warning(
-            "embedding %d texts in one request timed out (%s); batches of %d from now on", len(todo), error, self._size
+            "embedding %d texts in one request timed out (%s); batches of %d for the next %g s at least",
+            len(todo),
+            error,
+            self._size,
+            GROW_BACK_SECONDS,
         )
         return None
 
@@ -229,4 +254,4 @@ class EmbeddingBackfill:
                 await task
 
 
-__all__ = ["BACKGROUND_MAX_BATCHES", "PROBE_TEXT", "BackfillReport", "EmbeddingBackfill"]
+__all__ = ["BACKGROUND_MAX_BATCHES", "GROW_BACK_SECONDS", "PROBE_TEXT", "BackfillReport", "EmbeddingBackfill"]
