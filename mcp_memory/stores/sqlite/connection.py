@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
+WAL_CHECKPOINT_EVERY = 32
+"""The WAL checkpoint thread runs after this many write transactions (or a second), whichever comes first."""
+
 
 def _in_autocommit(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], _T]) -> _T:
     """Run ``fn`` outside a transaction, each statement atomic on its own (on the connection's own thread)."""
@@ -73,7 +76,7 @@ class _WalCheckpointer:
     readers or the writer) after every ``every`` write transactions or ``interval`` seconds, whichever comes
     first, and once more at close."""
 
-    def __init__(self, path: str, every: int = 32, interval: float = 1.0) -> None:
+    def __init__(self, path: str, every: int = WAL_CHECKPOINT_EVERY, interval: float = 1.0) -> None:
         self._path = path
         self._every = every
         self._interval = interval
