@@ -217,6 +217,15 @@ class Settings(BaseSettings):
             "its failure event), even past call_timeout_seconds: a call answers within the sum at worst."
         ),
     )
+    max_calls_in_flight_per_mcp_session: int = Field(
+        default=64,
+        ge=1,
+        description=(
+            "Calls (tool calls, resource reads, resources/list pages, prompts, completions) one MCP session (an SSE "
+            "stream, a stdio server, a Streamable HTTP session) may have running at once; one more is refused at "
+            "once, `unavailable` (a completion: answered empty), and does no work."
+        ),
+    )
 
     database_url: str | None = Field(
         default=None,

@@ -164,6 +164,7 @@ WALL_CLOCK_TESTS = (
     "tests/test_redis_store.py::test_redis_stopping_mid_session_is_unavailable_then_recovers",
     "tests/test_redis_store.py::test_a_redis_that_accepts_but_never_answers_is_unavailable_promptly",
     "tests/test_a_subscriber_that_stops_reading_does_not_slow_other_callers.py::",
+    "tests/test_a_session_past_its_calls_in_flight_is_refused_at_once.py::",
 )
 """Tests that assert a wall-clock bound (a stop, a refusal or a cut-off within N seconds). Under pytest-xdist they
 run one after another on one worker, so that two of them never compete for the CPU with each other."""

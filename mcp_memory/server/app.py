@@ -50,7 +50,7 @@ from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
 from mcp_memory.server.background import BackgroundTasks
 from mcp_memory.server.effects import CallEffects, collecting
-from mcp_memory.server.in_flight import InFlightCalls
+from mcp_memory.server.in_flight import InFlightCalls, session_of
 from mcp_memory.server.listing import recent_resources
 from mcp_memory.server.metrics import ServerMetrics
 from mcp_memory.server.protocol import (
@@ -95,6 +95,14 @@ def as_service_error(exc: BaseException) -> MemoryServiceError:
     return Internal("unexpected error inside the server; details are in its log")
 
 
+def _session(context: Context[Any, Any] | None) -> object | None:
+    """The MCP session a call came on; None for a call made from Python (no request: no session's cap applies)."""
+    try:
+        return session_of(context.request_context) if context is not None else None
+    except ValueError:  # a Context built outside a request
+        return None
+
+
 _RESOURCE_PROJECT = re.compile(r"memory://projects/([^/?#]*)")
 
 
@@ -112,7 +120,8 @@ class MemoryServer(MCPServer[Any]):
 
     Every tool call, resource read and resource listing is limited to the projects of the request's grant
     (:mod:`.auth`: the bearer token's projects over HTTP, every project on stdio); tool calls are counted in
-    ``metrics``."""
+    ``metrics``. One MCP session has at most ``max_calls_in_flight_per_mcp_session`` of them (prompts and
+    completions included) in flight; one more is refused at once, ``unavailable`` (:mod:`.in_flight`)."""
 
     def __init__(self, runtime: MemoryRuntime, defaults: DefaultScope | None = None) -> None:
         self.runtime = runtime
@@ -120,8 +129,9 @@ class MemoryServer(MCPServer[Any]):
         self.defaults = defaults or DefaultScope(settings.project_id, settings.agent_instance_id)
         """The project and agent of a call that names none (a token's own defaults come first: :mod:`.scope`)."""
         self.metrics = ServerMetrics()
-        self.in_flight = InFlightCalls()
-        """The calls being served: a stop over HTTP cuts off those still running after its grace (:mod:`.in_flight`)."""
+        self.in_flight = InFlightCalls(settings.max_calls_in_flight_per_mcp_session)
+        """The calls being served, at most so many per MCP session: a stop over HTTP cuts off those still running
+        after its grace (:mod:`.in_flight`)."""
         self.grants = GrantMiddleware()
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
         self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult, CallEffects], Awaitable[None]]] = []
@@ -210,7 +220,7 @@ class MemoryServer(MCPServer[Any]):
             if unknown:
                 raise InvalidArgument(f"unknown argument(s) for {name}: {echo(', '.join(unknown))}")
             self._check_project(properties, arguments)
-            with self.in_flight.track():
+            with self.in_flight.track(_session(context)):
                 return await super().call_tool(name, arguments, context)
         except MemoryServiceError as exc:
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
@@ -239,7 +249,7 @@ class MemoryServer(MCPServer[Any]):
         settings = self.runtime.settings
         try:
             with (
-                self.in_flight.track(),
+                self.in_flight.track(session_of(ctx)),
                 deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
             ):
                 entries = await recent_resources(
@@ -278,7 +288,7 @@ class MemoryServer(MCPServer[Any]):
                 authorize(match.group(1))
             settings = self.runtime.settings
             with (
-                self.in_flight.track(),
+                self.in_flight.track(_session(context)),
                 deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
             ):
                 return await super().read_resource(uri, context)
@@ -305,7 +315,7 @@ class MemoryServer(MCPServer[Any]):
         if missing:
             raise request_error(InvalidArgument(f"missing argument(s) for prompt {name}: {', '.join(missing)}"))
         try:
-            with self.in_flight.track():
+            with self.in_flight.track(_session(context)):
                 return await super().get_prompt(name, arguments, context)
         except MCPError:
             raise

@@ -8,7 +8,9 @@ narrow the search: the project (else the configured default), the agent, the ses
 
 Everything stays within the request's grant: a project outside it, a malformed id, an unknown template or
 prompt, or an argument that names nothing stored answers an empty list, never an error (an error would tell a
-restricted token which projects exist). So does a store that fails; that one is logged at WARNING.
+restricted token which projects exist). So does a store that fails; that one is logged at WARNING. So does a
+completion past its MCP session's cap on calls in flight (``max_calls_in_flight_per_mcp_session``), without reading
+anything.
 """
 
 from __future__ import annotations
@@ -30,9 +32,11 @@ from mcp_types import (
 )
 
 from mcp_memory import faults
+from mcp_memory.errors import Unavailable
 from mcp_memory.models import parse_uuid
 from mcp_memory.server.app import MemoryServer, as_service_error
 from mcp_memory.server.auth import authorize, current_grant
+from mcp_memory.server.in_flight import session_of
 from mcp_memory.server.scope import default_agent, default_project
 from mcp_memory.stores.ports import IdentifierKind
 
@@ -112,7 +116,12 @@ def register_completions(server: MemoryServer) -> None:
     """Serve ``completion/complete`` on ``server`` (and so declare the ``completions`` capability)."""
 
     async def handle(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
-        return CompleteResult(completion=await complete(server, params.ref, params.argument, params.context))
+        try:
+            with server.in_flight.place(session_of(ctx)):
+                completion = await complete(server, params.ref, params.argument, params.context)
+        except Unavailable:  # the session's places are all taken (complete itself answers its failures empty)
+            completion = _EMPTY
+        return CompleteResult(completion=completion)
 
     server._lowlevel_server.add_request_handler("completion/complete", CompleteRequestParams, handle)
 

@@ -64,6 +64,7 @@ from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import Grant, current_grant
 from mcp_memory.server.delivery import Delivery
 from mcp_memory.server.effects import CallEffects
+from mcp_memory.server.in_flight import connection_of
 from mcp_memory.server.listing import CHECKPOINTS_URI, EPISODE_URI, EPISODES_URI, SESSION_URI
 from mcp_memory.server.protocol import check_resource_uri, resource_error
 from mcp_memory.server.scope import default_agent, default_project
@@ -230,17 +231,10 @@ class _Watcher:
     uris: set[str] = field(default_factory=set)
 
 
-def _connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection | None:
-    # The SDK's ServerSession keeps its connection private; a connection is the unit subscriptions live and die
-    # with, so we read it (and do without subscriptions if a later SDK moves it).
-    connection = getattr(ctx.session, "_connection", None)
-    return connection if isinstance(connection, Connection) else None
-
-
 def _refuse_without_channel(ctx: ServerRequestContext[Any, Any], method: str) -> None:
     """Refuse ``method`` on a handshake-era connection with no channel for notifications (stateless HTTP, where each
     request is a connection of its own): a subscription there would end with the answer and never fire."""
-    connection = _connection_of(ctx)
+    connection = connection_of(ctx)
     if connection is not None and not connection.has_standalone_channel:
         raise MCPError(
             METHOD_NOT_FOUND,
@@ -281,7 +275,7 @@ class ChangeNotifier:
 
     # -- connections ---------------------------------------------------------------------------------------
     def _watcher(self, ctx: ServerRequestContext[Any, Any]) -> _Watcher | None:
-        connection = _connection_of(ctx)
+        connection = connection_of(ctx)
         if connection is None or connection.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return None
         key = id(connection)
@@ -300,7 +294,7 @@ class ChangeNotifier:
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """Note every handshake-era connection with a channel (``list_changed`` goes to all of them)."""
-        connection = _connection_of(ctx)
+        connection = connection_of(ctx)
         if connection is not None and connection.has_standalone_channel:
             self._watcher(ctx)
         return await call_next(ctx)
