@@ -27,6 +27,7 @@ from mcp_memory.embeddings import (
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.embedding_api import FakeEmbeddingAPI, running_api
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -149,12 +150,16 @@ async def test_openai_checks_the_dimension(api: FakeEmbeddingAPI) -> None:
 
 
 async def test_openai_times_out_and_retries(api: FakeEmbeddingAPI) -> None:
-    api.set(delay=1.0)
-    provider = client(api, timeout=0.2, max_retries=1)
+    api.set(delay=5.0)
+    provider = client(api, timeout=0.5, max_retries=1)
     with pytest.raises(EmbeddingError, match="Timeout") as caught:
         await provider.embed(["x"])
     await provider.aclose()
     assert caught.value.transient
+    # The server notes a request when its handler starts; on a loaded machine the retry's may start after the
+    # client has given up on it.
+    await until(lambda: len(api.requests) >= 2, 10, what="the retry's request")
+    await anyio.sleep(0.2)
     assert len(api.requests) == 2
 
 
