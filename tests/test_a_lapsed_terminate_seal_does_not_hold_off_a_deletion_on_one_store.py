@@ -6,6 +6,8 @@ is the control: there the deletion's claim takes the lapsed seal over."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from mcp_memory.errors import Conflict
@@ -25,10 +27,12 @@ async def test_a_deletion_after_a_crashed_terminates_seal_lapsed_deletes_the_ses
     # What a terminate that crashed right after sealing (kill -9 at terminate.sealed) leaves behind.
     await runtime.store.seal(scope, "crashed-terminate", clock(), lease)
 
-    with pytest.raises(Conflict):  # within the lease: the terminate may still be running
+    clock.advance(lease / 2 + 0.5)  # (half a second off whole seconds: rounding up does not meet float noise)
+    with pytest.raises(Conflict) as raised:  # within the lease: the terminate may still be running
         await runtime.control.delete_session(p, a, s)
+    assert f"its seal lapses within {math.ceil(lease / 2 - 0.5)} seconds" in raised.value.message
 
-    clock.advance(lease + 1)
+    clock.advance(lease / 2 + 0.5)
     deleted = await runtime.control.delete_session(p, a, s)
     assert deleted.removed.checkpoints == 0 and deleted.removed.working_keys == 1
     assert await runtime.store.get_session(scope) is None
