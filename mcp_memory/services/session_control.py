@@ -40,6 +40,7 @@ from mcp_memory.stores.ports import (
     WorkingErase,
     WorkingStore,
     seal_lapses_in,
+    sealed_by_another_call,
 )
 from mcp_memory.summary import counted
 
@@ -130,7 +131,9 @@ class SessionControl:
             if session is None:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
             now = self._clock()
-            if self._working is None:  # one store: one transaction, ordered with a terminate by its row lock
+            # One store: one transaction, ordered with a terminate by its row lock; the store refuses a seal whose
+            # lease is live and goes through one that lapsed, as the claim below takes it over.
+            if self._working is None:
                 removed = await self._durable.delete_session(scope, keep_episodes, now)
                 return SessionDeleted(scope.session_id, removed)
             token = await self._claim(scope)
@@ -181,10 +184,7 @@ class SessionControl:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent") from None
             lapses = self._lapses_in(held, now)
             if held.sealed and not (held.seal_token or "").startswith(DELETION_TOKEN):
-                raise Conflict(
-                    f"session '{scope.session_id}' is being terminated or deleted by another call; retry once it "
-                    f"is done (if it was interrupted, its seal lapses within {counted(lapses, 'second')})"
-                ) from None
+                raise sealed_by_another_call(scope.session_id, lapses) from None
             if self._lease - lapses > self._lease / 3 + RENEWAL_SLACK_SECONDS:
                 raise Conflict(
                     f"session '{scope.session_id}' is held by a deletion that stopped before it finished (its "

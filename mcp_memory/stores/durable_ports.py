@@ -179,9 +179,11 @@ class SessionStore(Protocol):
     ) -> Removed:
         """Delete the session, in one transaction: its record, working-memory rows, checkpoints and events, and its
         episodes (rows, vectors, full-text postings and their share of the project's statistics) unless
-        ``keep_episodes``. ``NotFound`` if it does not exist; ``Conflict`` while it is being terminated (sealed,
-        not terminated), unless the seal is ``seal_token``'s: the deletion's own, taken to keep terminates out.
-        Returns what was removed (live keys at ``now``), with the removed episodes' ids."""
+        ``keep_episodes``. ``NotFound`` if it does not exist; ``Conflict`` while another call holds it sealed (not
+        terminated) with a lease live at ``now``, saying when that lapses: it goes through wherever ``seal`` would
+        take the seal (a seal whose lease ran out, one with no owner) and through ``seal_token``'s seal, the
+        deletion's own, taken to keep terminates out. Returns what was removed (live keys at ``now``), with the
+        removed episodes' ids."""
         ...
 
     async def erase(

@@ -18,6 +18,7 @@ from mcp_memory.models import (
     Episode,
     Outcome,
 )
+from mcp_memory.summary import counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,15 @@ def seal_lapses_in(seal_until: float | None, now: float, lease_seconds: float) -
     if seal_until is None:
         return math.ceil(lease_seconds)
     return max(0, min(math.ceil(lease_seconds), math.ceil(seal_until - now)))
+
+
+def sealed_by_another_call(session_id: str, lapses_in: int) -> Conflict:
+    """``delete_session`` of a session a terminate (or a deletion its token does not name) holds sealed, its lease
+    live: one sentence, whichever store decides it, saying when the seal lapses and frees the session."""
+    return Conflict(
+        f"session '{session_id}' is being terminated or deleted by another call; retry once it is done (if it was "
+        f"interrupted, its seal lapses within {counted(lapses_in, 'second')})"
+    )
 
 
 OVERTAKEN_WITHIN_SECONDS = 60.0
@@ -249,4 +259,5 @@ __all__ = [
     "SessionRow",
     "VectorBacklog",
     "seal_lapses_in",
+    "sealed_by_another_call",
 ]

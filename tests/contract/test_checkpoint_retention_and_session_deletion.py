@@ -206,6 +206,21 @@ async def test_delete_session_goes_through_its_own_seal_only(stores: StorePair) 
     assert await stores.durable.get_session(scope) is None
 
 
+async def test_delete_session_goes_through_a_seal_whose_lease_lapsed_and_says_when_a_live_one_lapses(
+    stores: StorePair,
+) -> None:
+    # A terminate that crashed after sealing holds the session off only within its lease, as it holds off a
+    # terminate (which takes a lapsed seal over), whether or not the deletion sealed the session itself.
+    for token in (None, "the deletion's token, lost to a terminate that took the seal over"):
+        scope = await create(stores)
+        await stores.durable.seal(scope, TOKEN, T0 + 2, LEASE)
+        with pytest.raises(Conflict) as raised:
+            await stores.durable.delete_session(scope, True, T0 + 2.5, token)
+        assert f"its seal lapses within {int(LEASE)} seconds" in raised.value.message
+        assert (await stores.durable.delete_session(scope, True, T0 + 2 + LEASE, token)).sessions == 1
+        assert await stores.durable.get_session(scope) is None
+
+
 async def test_erase_dry_run_counts_and_a_real_run_removes_exactly_the_scope(stores: StorePair) -> None:
     project, other_project = uuid.uuid4(), uuid.uuid4()
     agent, other_agent = uuid.uuid4(), uuid.uuid4()

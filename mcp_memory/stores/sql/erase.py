@@ -10,18 +10,20 @@ episodes score as in a store that never held them. One transaction: all of it go
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory import faults
-from mcp_memory.errors import Conflict, NotFound
+from mcp_memory.errors import NotFound
 from mcp_memory.models import Scope, SessionStatus
-from mcp_memory.stores.ports import Removed
+from mcp_memory.stores.ports import Removed, sealed_by_another_call
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE, in_values
@@ -118,13 +120,28 @@ class ScopeErase:
             await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
         return [as_uuid(row.episode_id) for row in found]
 
+    def _held(self, row: Row[Any], now: float, seal_token: str | None) -> int | None:
+        """Whole seconds until the seal on the session ``row`` lapses if another call holds it live, else None. The
+        deletion goes through where ``seal`` would take the seal (the test ``SEAL`` makes): an open or terminated
+        session, the deletion's own seal (``seal_token``, taken to keep terminates out), a seal with no owner or
+        lease (a previous release's, an import's), or one whose lease ran out at ``now`` (a terminate that crashed
+        after sealing). A terminate within its lease keeps the session; the row lock (Postgres) or the one writer
+        (SQLite) orders this check and the delete with its recording, which finds no session once this went through.
+        The seconds are by this clock (not capped at a lease): when a retry would go through."""
+        if not row.sealed or row.status == SessionStatus.TERMINATED or row.seal_token is None:
+            return None
+        if row.seal_token == seal_token or row.seal_until is None:
+            return None
+        left = self._dialect.read_epoch(row.seal_until) - now
+        return math.ceil(left) if left > 0 else None
+
     async def delete_session(
         self, scope: Scope, keep_episodes: bool, now: float, seal_token: str | None = None
     ) -> Removed:
         """Delete one session: its working memory rows, checkpoints, events and record, and its episodes unless
-        ``keep_episodes``. ``NotFound`` if the session does not exist; ``Conflict`` while it is being terminated
-        (sealed, not yet terminated), unless ``seal_token`` holds the seal (the deletion sealed it itself). What was
-        removed (live keys at ``now``), the removed episodes' ids included."""
+        ``keep_episodes``. ``NotFound`` if the session does not exist; ``Conflict`` while another call holds it
+        sealed (not yet terminated) with a live lease, saying when that lapses; see :meth:`_held`. What was removed
+        (live keys at ``now``), the removed episodes' ids included."""
         d = self._dialect
         params: dict[str, Any] = {**d.scope_params(scope), "now": now}
         _, episodes = _where(d, scope.project_id, scope.agent_instance_id, scope.session_id)
@@ -132,19 +149,17 @@ class ScopeErase:
             row = (
                 await conn.execute(
                     text(
-                        f"SELECT id, status, sealed, seal_token FROM sessions WHERE {SCOPE} AND {COMPLETE}{d.lock_rows}"
+                        "SELECT id, status, sealed, seal_token, seal_until FROM sessions "
+                        f"WHERE {SCOPE} AND {COMPLETE}{d.lock_rows}"
                     ),
                     params,
                 )
             ).first()
             if row is None:
                 raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
-            own = seal_token is not None and row.seal_token == seal_token
-            if row.sealed and row.status != SessionStatus.TERMINATED and not own:
-                raise Conflict(
-                    f"session '{scope.session_id}' is being terminated or deleted by another call; retry once "
-                    "that call is done"
-                )
+            lapses_in = self._held(row, now, seal_token)
+            if lapses_in is not None:
+                raise sealed_by_another_call(scope.session_id, lapses_in)
             kept = None if keep_episodes else episodes
             # The episodes are counted as the erase removes them (an episode recorded in between goes too), not read.
             removed = await self._count(conn, [int(row.id)], None, params)
