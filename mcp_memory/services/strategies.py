@@ -125,9 +125,12 @@ class OneTransaction:
 
         # One transaction: snapshot, checkpoint (its size and hash computed by the store), status, event. Stamped
         # after waiting for this process's lock, and again under the store's if another process's pause, stamped
-        # later, took that lock first: the newest checkpoint by time is the latest state.
+        # later, took that lock first (the newest checkpoint by time is the latest state), or if the pause waited
+        # for the store (the snapshot is of the state at its recorded time: no key expired by then, no later write).
         first = stamp()
-        saved = await self._store.pause_session(scope, first.info, first.now, first.event, retention, restamp=stamp)
+        saved = await self._store.pause_session(
+            scope, first.info, first.now, first.event, retention, restamp=stamp, clock=self._ctx.clock
+        )
         return Checkpointed(saved.checkpoint_id, saved.keys_count, saved.bytes, saved.created_at)
 
     async def resume(
@@ -137,10 +140,12 @@ class OneTransaction:
         event = self._ctx.event("resume", started, "ok", {"metadata": meta})
         limits = self._ctx.working.limits
         async with self._ctx.session_lock(scope):
-            # The restore's time is read after waiting for the lock, as a pause's: a key whose TTL ran out meanwhile
-            # is not restored (nor counted).
+            # The restore's time is read after waiting for the lock, as a pause's, and again by the store once it
+            # holds the session's: a key whose TTL ran out meanwhile is not restored (nor counted).
             now = self._ctx.clock()
-            done = await self._store.resume_session(scope, wanted, clear, now, limits, event, retention)
+            done = await self._store.resume_session(
+                scope, wanted, clear, now, limits, event, retention, clock=self._ctx.clock
+            )
         if done is None:
             await self._ctx.no_checkpoint(scope, wanted)
         info, restored = done

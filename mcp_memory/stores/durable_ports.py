@@ -439,6 +439,7 @@ class SameStoreLifecycle(Protocol):
         event: EventRecord,
         retention: Retention | None = None,
         restamp: Callable[[], PauseStamp] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> CheckpointInfo:
         """``snapshot`` and ``record_pause`` (its pruning by ``retention`` included) in one transaction:
         checkpoint the items live at ``now`` under ``info``'s id, time, label, ``keep`` and metadata, mark the
@@ -450,7 +451,12 @@ class SameStoreLifecycle(Protocol):
         ``restamp``: if, once the store holds the session's lock, the session has a checkpoint dated after
         ``info`` (a pause of another process read its clock later but took the lock first), the pause takes its id,
         time, snapshot time and event from ``restamp()`` instead, called under that lock, so the newer state is not
-        recorded under the older time. The returned ``info`` is the one recorded."""
+        recorded under the older time. With ``clock`` (the service's), it does so too if the pause waited for the
+        store (its lock, a connection, the writer): SQLite when ``clock`` has moved on by more than
+        ``records.RESTAMP_AFTER_SECONDS`` from ``now`` once it holds the write lock; Postgres when the session's
+        row was locked by another transaction, or ``clock`` moved on so while a connection was checked out. The
+        snapshot then holds no key expired at the recorded time and no write committed after it. The returned
+        ``info`` is the one recorded."""
         ...
 
     async def resume_session(
@@ -462,13 +468,18 @@ class SameStoreLifecycle(Protocol):
         limits: Limits,
         event: EventRecord,
         retention: Retention | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> tuple[CheckpointInfo, int] | None:
         """``get_checkpoint``, ``restore`` and ``record_resume`` in one transaction: restore the checkpoint
         (None: the newest), mark the session running, record ``event`` with ``"checkpoint_id"`` and
         ``"items"`` (the count restored) added to its detail and prune events by ``retention`` (at ``now``).
         Returns the checkpoint's description and that count, or None (nothing written) if the session or the
         checkpoint does not exist. Refusals as for ``restore`` (``Conflict`` for a terminated or sealed session,
-        ``TooLarge`` over the key limit)."""
+        ``TooLarge`` over the key limit).
+
+        ``clock`` (the service's): ``now`` is read again from it once the store holds the session's lock (SQLite: in
+        the write transaction; Postgres: after checking out a connection, and again under the row lock if another
+        transaction held it), so a key that expired while the resume waited is neither restored nor counted."""
         ...
 
 

@@ -91,6 +91,13 @@ clock runs ahead, a clock stepped back), and a second reading of this clock woul
 no second stamp, no slower path for every pause until the clock catches up. Postgres migration 0017 has the same
 bound."""
 
+RESTAMP_AFTER_SECONDS = 0.001
+"""A one-transaction pause is dated again under the store's lock if the service clock moved on by more than this
+since its first stamp (it waited for the writer, SQLite's write lock or a pooled connection): the state it then reads
+may hold writes committed after that stamp, and keys that expired since. Below it, a second stamp (a checkpoint
+description and event built again, a few microseconds) would cost every uncontended pause for no change of state
+worth a second reading."""
+
 
 @dataclass(frozen=True, slots=True)
 class PauseStamp:
@@ -243,6 +250,7 @@ SearchMode = Literal["hybrid", "text", "vector"]
 __all__ = [
     "LIVE_KEYS_CAP",
     "OVERTAKEN_WITHIN_SECONDS",
+    "RESTAMP_AFTER_SECONDS",
     "EpisodeChanged",
     "EpisodeChanges",
     "EpisodeFilter",

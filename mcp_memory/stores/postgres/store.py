@@ -73,6 +73,7 @@ from mcp_memory.stores.postgres.statements import (
     with_event,
 )
 from mcp_memory.stores.postgres.transitions import LOCK_SESSION, PAUSE, RESUME, pause_args, resume_args
+from mcp_memory.stores.records import RESTAMP_AFTER_SECONDS
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE
@@ -313,6 +314,7 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         event: EventRecord,
         retention: Retention | None = None,
         restamp: Callable[[], PauseStamp] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> CheckpointInfo:
         # One message, its own transaction (stores/postgres/transitions.py): lock, snapshot, retention, event.
         meta = json_text(info.metadata)
@@ -326,15 +328,20 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
             )  # fmt: skip
 
         async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
-            row = await driver.fetchrow(PAUSE, *args(PauseStamp(info, now, event), restamp is not None))
+            stamp = PauseStamp(info, now, event)
+            if restamp is not None and clock is not None and clock() - now > RESTAMP_AFTER_SECONDS:
+                stamp = restamp()  # it waited for a connection: dated as it is sent
+            row = await driver.fetchrow(PAUSE, *args(stamp, restamp is not None))
             if row["overtaken"] and restamp is not None:
-                # Another process's pause, dated after this one, took the row lock first: dated again with the lock
-                # held (rare: only under contention), so the newer state is not recorded under the older time.
+                # Another transaction held the session's row (the function does not wait for it: a write, pause or
+                # resume of the session under way), or another process's pause, dated after this one, took it first:
+                # dated again with the lock held (rare: only under contention), so the snapshot is of the state at
+                # its recorded time (no key expired by then, no write committed after it, no newer checkpoint).
                 async with driver.transaction():
                     await driver.execute(LOCK_SESSION, *two_step.scope_args(scope))
                     stamp = restamp()
-                    info = stamp.info
                     row = await driver.fetchrow(PAUSE, *args(stamp, False))
+        info = stamp.info
         if not row["done"]:
             async with self._read() as conn:
                 await self._refuse_pause(conn, scope, info.checkpoint_id)
@@ -355,11 +362,26 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
         limits: Limits,
         event: EventRecord,
         retention: Retention | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> tuple[CheckpointInfo, int] | None:
         # One message, its own transaction (stores/postgres/transitions.py): lock, restore, status, event, retention.
+        def args(at: float, skip_locked: bool) -> tuple[object, ...]:
+            return resume_args(
+                scope, at, checkpoint_id, clear, limits.max_keys, event_params(event), retention, skip_locked
+            )
+
         async with self._driver() as driver:
-            args = resume_args(scope, now, checkpoint_id, clear, limits.max_keys, event_params(event), retention)
-            row = await driver.fetchrow(RESUME, *args)
+            if clock is None:
+                row = await driver.fetchrow(RESUME, *args(now, False))
+            else:
+                # Read again once a connection is in hand; if another transaction holds the session's row (the
+                # function does not wait for it), read again with the lock held (rare: only under contention), so
+                # a key that expired meanwhile is neither restored nor counted.
+                row = await driver.fetchrow(RESUME, *args(clock(), True))
+                if row["waited"]:
+                    async with driver.transaction():
+                        await driver.execute(LOCK_SESSION, *two_step.scope_args(scope))
+                        row = await driver.fetchrow(RESUME, *args(clock(), False))
         if row is None or row["checkpoint_id"] is None:
             return None
         check_writable(scope, (row["status"], row["sealed"]))

@@ -36,7 +36,7 @@ from mcp_memory.models import (
     snapshot_order,
 )
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
-from mcp_memory.stores.records import OVERTAKEN_WITHIN_SECONDS
+from mcp_memory.stores.records import OVERTAKEN_WITHIN_SECONDS, RESTAMP_AFTER_SECONDS
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
@@ -332,21 +332,27 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         event: EventRecord,
         retention: Retention | None = None,
         restamp: Callable[[], PauseStamp] | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> CheckpointInfo:
         snapshot = (
             f"SELECT key, value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND {LIVE} ORDER BY key"
         )
 
         def pause(db: sqlite3.Connection) -> CheckpointInfo:
-            # Under the write lock (BEGIN IMMEDIATE): stamped again if another process's pause, stamped later, wrote
-            # its checkpoint while this one waited (restamp runs the service's clock on this thread).
+            # Under the write lock (BEGIN IMMEDIATE), the service's clock read on this thread: stamped again if the
+            # pause waited for the writer or the lock (the state now read may hold writes committed after the first
+            # stamp, and keys expired since), or if another process's pause, stamped later, wrote its checkpoint
+            # while this one waited. Uncontended, one clock reading more, no second stamp.
             stamp = PauseStamp(info, now, event)
             if restamp is not None:
-                at = info.created_at.timestamp()
-                window = {"at": at, "until": at + OVERTAKEN_WITHIN_SECONDS}
-                newer = db.execute(NEWER_CHECKPOINT, {**scope_params(scope), **window})
-                if newer.fetchone() is not None:
+                if clock is not None and clock() - now > RESTAMP_AFTER_SECONDS:
                     stamp = restamp()
+                else:
+                    at = info.created_at.timestamp()
+                    window = {"at": at, "until": at + OVERTAKEN_WITHIN_SECONDS}
+                    newer = db.execute(NEWER_CHECKPOINT, {**scope_params(scope), **window})
+                    if newer.fetchone() is not None:
+                        stamp = restamp()
             read_params = {**scope_params(scope), "now": stamp.now}
             items = {key: Item(value, expires_at) for key, value, expires_at in db.execute(snapshot, read_params)}
             digest, size = content_hash(items)
@@ -370,6 +376,7 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         limits: Limits,
         event: EventRecord,
         retention: Retention | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> tuple[CheckpointInfo, int] | None:
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
@@ -381,20 +388,23 @@ class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, Sql
         )
 
         def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int] | None:
+            # The restore's time read under the write lock: what it restores and counts is what is live once it
+            # holds the lock, however long it waited (a float, nothing built from it: no threshold as for a pause).
+            at = now if clock is None else clock()
             found = db.execute(sql, params).fetchone()
             if found is None:
                 return None
             info = self._checkpoint_info(CheckpointRow(*found[:-4]))
             items = decode_state(found[-4])
             pk = writable_pk(scope, None if found[-3] is None else found[-3:])
-            restored = restore_sync(db, pk, items, clear, now, limits)
+            restored = restore_sync(db, pk, items, clear, at, limits)
             set_status_sync(
                 db,
                 pk,
                 SessionStatus.RUNNING,
                 event.with_detail({"checkpoint_id": info.checkpoint_id, "items": restored}),
             )
-            self._prune_events_sync(db, pk, now, retention)
+            self._prune_events_sync(db, pk, at, retention)
             return info, restored
 
         return await self._write_direct(resume)
