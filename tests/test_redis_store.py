@@ -30,7 +30,7 @@ from mcp_memory.models import Item, Scope
 from mcp_memory.server import create_server
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.connection import check_redis_settings, connect
-from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS
+from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, TOMBSTONE_MS, incarnation
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, made_sqlite_file, new_scope
 from tests.redis_servers import (
@@ -755,8 +755,11 @@ async def test_spawn_starts_clean_over_a_reopen_of_an_older_session(
     clock.advance(5)
     await rt.lifecycle.spawn(*ids(scope), initial_state={"fresh": 1})
     assert await rt.working.list_keys(scope) == ["fresh"]
-    with redis.Redis.from_url(shared_redis_url()) as admin:
-        assert admin.exists(store.keys(scope)[3]) == 0  # the note of the older session went with it
+    fresh = await rt.store.get_session(scope)
+    assert fresh is not None
+    with redis.Redis.from_url(shared_redis_url(), decode_responses=True) as admin:
+        # The note of the older session went with it: the one there is the new session's, noted by its commit.
+        assert admin.get(store.keys(scope)[3]) == incarnation(fresh)
 
 
 async def test_stdio_server_with_redis(tmp_path: Path, private_redis: RedisServer) -> None:
@@ -780,7 +783,10 @@ async def test_stdio_server_with_redis(tmp_path: Path, private_redis: RedisServe
         refused = await srv.error("memory_set", **s, key="x", value=1)
         assert refused.startswith("conflict: ") and "is terminated and accepts no writes" in refused
     admin = private_redis.client()
-    assert admin.keys("stdio:*") == [f"stdio:{{{s['project_id']}/{s['agent_instance_id']}/desk}}:m"]  # sealed marker
+    # The tombstone: the terminated marker and the incarnation it closed (a late terminate of an older one leaves it).
+    base = f"stdio:{{{s['project_id']}/{s['agent_instance_id']}/desk}}"
+    assert sorted(admin.keys("stdio:*")) == [f"{base}:i", f"{base}:m"]
+    assert all(0 < admin.pttl(key) <= 86_400_000 for key in (f"{base}:i", f"{base}:m"))
     admin.close()
 
 

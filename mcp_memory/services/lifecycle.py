@@ -64,7 +64,7 @@ from mcp_memory.services.validation import (
     check_text,
 )
 from mcp_memory.services.working import WorkingMemory
-from mcp_memory.stores.ports import DurableStore, SameStoreLifecycle
+from mcp_memory.stores.ports import DurableStore, Incarnation, SameStoreLifecycle
 from mcp_memory.summary import counted, summarize_state
 
 logger = logging.getLogger(__name__)
@@ -355,8 +355,11 @@ class AgentLifecycleManager:
         info = await self._ctx.session(scope)
         if info.status == SessionStatus.TERMINATED:
             stored = dict(info.terminate_result or {})
-            # Working memory marked terminated again (the first call may have failed before it did).
-            if await self._working.store.mark_terminated(scope, started.at, clear=bool(stored.get("items_cleared"))):
+            # Working memory marked terminated again (the first call may have failed before it did): that of the
+            # record read, whose seal token names the terminate that recorded it.
+            recorded_as = Incarnation(info.created_at, info.seal_token)
+            cleared = bool(stored.get("items_cleared"))
+            if await self._working.store.mark_terminated(scope, started.at, cleared, recorded_as):
                 # The first call failed between recording and clearing (so its hooks never ran either):
                 # finish its job now. Nothing new is recorded; the result is the first call's.
                 return _Terminated(stored)
@@ -427,8 +430,11 @@ class AgentLifecycleManager:
             # A concurrent terminate won the race; its result is the answer and it does the cleanup.
             return _Terminated(stored, finished_before=True)
         # Recorded: working memory is marked terminated whatever happened to it meanwhile (a failed terminate of
-        # another server may have unsealed it after reading the record as not terminated), and cleared if asked.
-        await self._working.store.mark_terminated(scope, started.at, clear=cleanup_working)
+        # another server may have unsealed it after reading the record as not terminated), and cleared if asked;
+        # only the session recorded (under this call's seal), not one spawned again under its id since.
+        await self._working.store.mark_terminated(
+            scope, started.at, cleanup_working, Incarnation(info.created_at, token)
+        )
         return _Terminated(result)
 
     async def _embed_within_lease(self, scope: Scope, episode: Episode, lease_ends: float) -> list[float] | None:

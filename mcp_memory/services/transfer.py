@@ -333,7 +333,7 @@ class Transfer:
             await faults.reached("import.switched")
             for s in staged:
                 if s.status == SessionStatus.TERMINATED:
-                    await self._working.mark_terminated(s.scope, self._clock(), clear=False)
+                    await self._working.mark_terminated(s.scope, self._clock(), clear=False, recorded=None)
         except MemoryServiceError as exc:
             await self._drop_staged(working, scopes, token)
             raise type(exc)(

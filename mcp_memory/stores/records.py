@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -107,6 +108,19 @@ class PauseStamp:
     info: CheckpointInfo
     now: float
     event: EventRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Incarnation:
+    """The session a terminate recorded terminated, told apart from a later one of the same id: between the record and
+    terminate's last step (``WorkingStore.mark_terminated``) another server may delete the session and spawn it again,
+    and that new session is not this terminate's to clear or close."""
+
+    created_at: datetime
+    """When the durable record was created (what a Redis session notes it was made from: ``stores/redis``)."""
+    seal_token: str | None
+    """The terminate the record was made terminated under (its seal's token; None: a record made without one, as an
+    import's): a SQL row keeps it once terminated, a Redis session carries it in its seal until marked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +273,7 @@ __all__ = [
     "EventRecord",
     "ForgottenEpisode",
     "IdentifierKind",
+    "Incarnation",
     "Limits",
     "PauseStamp",
     "Removed",

@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from mcp_memory.models import Item, PackedState, Restoration, Scope, SessionInfo
-from mcp_memory.stores.records import Limits
+from mcp_memory.stores.records import Incarnation, Limits
 
 
 @runtime_checkable
@@ -74,11 +74,13 @@ class WorkingStore(Protocol):
         """Delete every key of the session; returns how many live keys were deleted."""
         ...
 
-    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool, recorded: Incarnation | None) -> int:
         """terminate's last step, once the durable record says the session is terminated: it takes no writes for
         good (no later ``unseal``, ``restore`` or re-open changes that, whatever it was before: a failed terminate
         of another process may have unsealed it meanwhile), and with ``clear`` its keys are deleted (returns how
-        many live keys were); without, they stay readable. Idempotent."""
+        many live keys were); without, they stay readable. Idempotent. Only ``recorded``, the session that
+        record is of: one spawned again under the id since (after a deletion) is left as it is, and 0 returned
+        (None: whichever session holds the id now, for an import closing the sessions it has just written)."""
         ...
 
     async def start(self) -> None:

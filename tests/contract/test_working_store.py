@@ -1,8 +1,8 @@
 """Contract of :class:`~mcp_memory.stores.ports.WorkingStore`, run against every adapter.
 
 Only the ports' methods are used (``DurableStore.create_session`` because a session is born in the durable
-store, and ``record_terminate`` once, for ``unseal`` after terminate), so an adapter joins by adding a
-fixture param in ``tests/conftest.py``. Times are passed as
+store, and ``record_terminate`` and ``get_session`` once, for ``unseal`` after terminate), so an adapter joins by
+adding a fixture param in ``tests/conftest.py``. Times are passed as
 ``now``: TTL is driven by passing a later ``now``, never by sleeping.
 """
 
@@ -17,7 +17,7 @@ import pytest
 
 from mcp_memory.errors import Conflict, NotFound, TooLarge
 from mcp_memory.models import Item, Scope
-from mcp_memory.stores.ports import EventRecord, Limits, WorkingStore
+from mcp_memory.stores.ports import EventRecord, Incarnation, Limits, WorkingStore
 from tests.conftest import StorePair, new_scope
 
 pytestmark = pytest.mark.anyio
@@ -270,12 +270,16 @@ async def test_marked_terminated_stays_closed_whatever_unseal_or_seal_come_later
     # before or just after it (having read the record as not yet terminated): either way it stays closed.
     kept = await opened(stores, items={"a": item(1), "b": item(2)})
     cleared = await opened(stores, items={"a": item(1)})
+    recorded: dict[Scope, Incarnation] = {}
     for scope in (kept, cleared):
         await stores.working.seal(scope, TOKEN, T0, LEASE)
         await stores.durable.record_terminate(scope, None, None, {}, EventRecord("terminate", T0, 0.0, "ok"))
+        info = await stores.durable.get_session(scope)
+        assert info is not None
+        recorded[scope] = Incarnation(info.created_at, TOKEN)  # the session the record is of, as terminate names it
         await stores.working.unseal(scope, TOKEN)  # the late unseal before the mark: the mark overrides it
-    assert await stores.working.mark_terminated(kept, T0, clear=False) == 0
-    assert await stores.working.mark_terminated(cleared, T0, clear=True) == 1
+    assert await stores.working.mark_terminated(kept, T0, False, recorded[kept]) == 0
+    assert await stores.working.mark_terminated(cleared, T0, True, recorded[cleared]) == 1
     for scope in (kept, cleared):
         # And after the mark: the failed terminate's unseal, another terminate's seal and its unseal.
         for late in ("unseal", "seal", "unseal-b"):
@@ -294,8 +298,8 @@ async def test_marked_terminated_stays_closed_whatever_unseal_or_seal_come_later
     # Without clear the items stay readable; with clear they are gone. Marking again is harmless.
     assert await stores.working.snapshot(kept, T0) == {"a": item(1), "b": item(2)}
     assert await stores.working.list_keys(cleared, "", T0) == []
-    assert await stores.working.mark_terminated(cleared, T0, clear=True) == 0
-    assert await stores.working.mark_terminated(kept, T0, clear=True) == 2
+    assert await stores.working.mark_terminated(cleared, T0, True, recorded[cleared]) == 0
+    assert await stores.working.mark_terminated(kept, T0, True, recorded[kept]) == 2
     assert await stores.working.snapshot(kept, T0) == {}
 
 

@@ -86,10 +86,18 @@ SNAPSHOT = (
     f'AND {LIVE} ORDER BY key COLLATE "C"'
 )
 LIVE_COUNT = f"SELECT count(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"
-CLEAR_ITEMS = (
-    f"WITH d AS (DELETE FROM working_items WHERE session_pk = {SESSION_PK} RETURNING expires_at) "
-    f"SELECT count(*) FROM d WHERE {LIVE}"
-)
+
+
+def clear_items(session_pk: str = SESSION_PK) -> str:
+    """Delete the working memory of the session row ``session_pk`` selects (a subquery on the scope's parameters);
+    one statement that answers how many of its keys were live."""
+    return (
+        f"WITH d AS (DELETE FROM working_items WHERE session_pk = {session_pk} RETURNING expires_at) "
+        f"SELECT count(*) FROM d WHERE {LIVE}"
+    )
+
+
+CLEAR_ITEMS = clear_items()
 
 
 def item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
@@ -333,6 +341,7 @@ __all__ = [
     "SET_ITEM",
     "SNAPSHOT",
     "UPSERT_ITEMS",
+    "clear_items",
     "episode_params",
     "event_params",
     "item_arrays",

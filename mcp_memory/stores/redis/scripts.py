@@ -20,7 +20,7 @@ from redis.commands.core import AsyncScript
 
 from mcp_memory.errors import TooLarge
 from mcp_memory.models import Item, SessionInfo
-from mcp_memory.stores.records import Limits
+from mcp_memory.stores.records import Incarnation, Limits
 from mcp_memory.summary import counted
 
 NAMES = (
@@ -58,9 +58,9 @@ TOMBSTONE_MS = 86_400_000
 """How long the sealed marker of a cleared (terminated) session stays, to refuse late writes from Redis alone."""
 
 
-def incarnation(info: SessionInfo) -> str:
-    """Which durable session a Redis session was made from: a session id used again after its record was lost
-    (or discarded) is another session, created at another time."""
+def incarnation(info: SessionInfo | Incarnation) -> str:
+    """Which durable session a Redis session was made from: a session id used again after its record was lost,
+    discarded or deleted is another session, created at another time."""
     return info.created_at.isoformat()
 
 

@@ -58,7 +58,8 @@ class RedisStaging:
         self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, session: SessionInfo
     ) -> None:
         token = session.spawn_token or ""
-        reply = await self._eval("commit", self.keys(scope), [token, repr(float(now)), RECLAIM_MARGIN_MS])
+        args = [token, repr(float(now)), RECLAIM_MARGIN_MS, incarnation(session)]
+        reply = await self._eval("commit", self.keys(scope), args)
         if reply[0] == "ok":
             return
         # Redis lost the staged state (a restart without persistence): the session exists durably, so write its

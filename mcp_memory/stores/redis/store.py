@@ -8,7 +8,8 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
                                                           absent), "p:<token>" staged by a spawn (:mod:`.staging`)
     P:{<project_id>/<agent_instance_id>/<session_id>}:v   hash    key -> value (JSON text, never decoded)
     P:{<project_id>/<agent_instance_id>/<session_id>}:x   zset    key -> expires_at (only keys with a TTL)
-    P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a re-open was made from
+    P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a spawn's commit or a re-open
+                                                          made it from (its creation time)
     P:{<project_id>/<agent_instance_id>/<session_id>}:cv, :cx, :ct    a pause's copy of v and x, and its tag
                                                           (:mod:`.copies`: what a resume of that checkpoint takes)
     P:{<project_id>/<agent_instance_id>/<session_id>}:g   string  the order of its latest pause or resume
@@ -35,18 +36,20 @@ is the price of running Redis without persistence. The other way round, ``open``
 just created the session) starts from exactly the initial items, whatever a Redis that outlived its durable
 store still held under that scope, with one exception: a call that came between spawn's durable create and its
 ``open`` found the session missing and re-opened it from the durable store, and what it wrote was acknowledged.
-A re-open notes which durable session it was made from (``i``: its creation time); when ``open`` finds the
-session re-opened from the very session it is opening, it keeps what is there and adds the initial items whose
-keys are not (as if spawn had created the session empty and written its initial state right after; the key
-limit is not enforced on these, so a session can exceed it by the keys written in that window), or refuses
-with ``conflict`` if a terminate sealed it meanwhile.
+A re-open notes which durable session it was made from (``i``: its creation time), as a spawn's commit does; when
+``open`` finds the session re-opened from the very session it is opening, it keeps what is there and adds the
+initial items whose keys are not (as if spawn had created the session empty and written its initial state right
+after; the key limit is not enforced on these, so a session can exceed it by the keys written in that window), or
+refuses with ``conflict`` if a terminate sealed it meanwhile.
 
 Once the durable record says terminated, terminate marks ``m`` terminated ("t"): no seal, unseal, restore or
 re-open changes that (an unseal of a failed terminate of another server, which read the durable record just before
 this one recorded it, leaves it terminated; only ``open`` of another incarnation, spawn of a session whose durable
-record was lost, starts afresh over it). Where Redis can fail over, the closing scripts (that marking, and the
-erases of delete_session and forget) answer only once a replica has them (:mod:`.replication`): a failover to a
-replica that lags keeps a present but older marker, which no call asks the durable store about.
+record was lost, starts afresh over it). That marking (and its clear) is of the session the record is of only: one
+deleted and spawned again under its id meanwhile, staged or noting another ``i``, is left alone (``lua/clear.lua``).
+Where Redis can fail over, the closing scripts (that marking, and the erases of delete_session and forget) answer
+only once a replica has them (:mod:`.replication`): a failover to a replica that lags keeps a present but older
+marker, which no call asks the durable store about.
 
 Connection errors are retried with a short exponential backoff (``redis_retries``); every call is bounded by
 a deadline (within a tool call, what is left of the call's, :mod:`mcp_memory.deadlines`) and any connection
@@ -66,7 +69,7 @@ from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Restoration, Scope, SessionInfo, SessionStatus, pack_state
-from mcp_memory.stores.ports import DurableStore, Limits
+from mcp_memory.stores.ports import DurableStore, Incarnation, Limits
 from mcp_memory.stores.redis import health
 from mcp_memory.stores.redis.connection import (
     Mode,
@@ -150,7 +153,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
 
     def keys(self, scope: Scope) -> tuple[str, str, str, str]:
         """The session's four Redis keys: state marker, values hash, expiry sorted set, and the incarnation a
-        re-open was made from (every script is given all four)."""
+        spawn's commit or a re-open made it from (every script is given all four)."""
         base = f"{self.key_prefix}:{{{scope.project}/{scope.agent}/{scope.session_id}}}"
         return f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"
 
@@ -449,11 +452,17 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         return self._restored(await self._writable(scope, now, "write", args), clear, limits)
 
     async def clear(self, scope: Scope, now: float) -> int:
-        reply = await self._eval("clear", self.all_keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0"])
+        reply = await self._eval("clear", self.all_keys(scope), [repr(float(now)), TOMBSTONE_MS, "0", "0", "", ""])
         return int(reply[1])
 
-    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
-        args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1"]
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool, recorded: Incarnation | None) -> int:
+        # Which session the record is of, for the script to leave another alone (lua/clear.lua): the terminate's
+        # token (its seal in Redis names it) and the record's creation time (what a spawn's commit notes in i).
+        token, made_from = "", ""
+        if recorded is not None:
+            token = recorded.seal_token or ""
+            made_from = incarnation(recorded)
+        args = [repr(float(now)), TOMBSTONE_MS, "1", "0" if clear else "1", token, made_from]
         reply = await self._eval("clear", self.all_keys(scope), args, closing=True)
         return int(reply[1])
 

@@ -12,6 +12,16 @@ from mcp_memory.stores.sql.dialect import Dialect
 SCOPE = "project_id = :p AND agent_instance_id = :a AND session_id = :s"
 """Selects one session's row of ``sessions`` (parameters ``:p``, ``:a``, ``:s`` from the adapter's scope)."""
 SESSION_PK = f"(SELECT id FROM sessions WHERE {SCOPE})"
+
+
+def terminated_pk(seal_token: str | None) -> str:
+    """The id of the session's row, as :data:`SESSION_PK`, but only while it is terminated under the seal
+    ``seal_token`` (parameter ``:t``; None: a row terminated without one): the row one terminate recorded, never a
+    session spawned again under the id since (its id alone would not tell: SQLite reuses a deleted row's)."""
+    held = "seal_token IS NULL" if seal_token is None else "seal_token = :t"
+    return f"(SELECT id FROM sessions WHERE {SCOPE} AND status = 'terminated' AND {held})"
+
+
 COMPLETE = "spawn_until IS NULL"
 """A session whose spawn is complete. A two-step spawn (working memory in Redis) creates the row with a lease
 (``spawn_until``) and clears it once Redis holds the initial state; until then the session does not exist for any

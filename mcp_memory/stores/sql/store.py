@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, seal_lapses_in
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Incarnation, seal_lapses_in
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import (
@@ -33,6 +33,7 @@ from mcp_memory.stores.sql.queries import (
     UNSEAL,
     filter_clause,
     in_projects,
+    terminated_pk,
 )
 from mcp_memory.stores.sql.rules import check_terminate, session_exists, spawn_in_progress, terminate_in_progress
 
@@ -60,6 +61,8 @@ class SqlStore:
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
         async def clear(self, scope: Scope, now: float) -> int: ...
+
+        async def _clear_rows(self, session_pk: str, params: Mapping[str, Any], now: float) -> int: ...
 
     def _read_together(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A connection for a read of several statements; the store decides whether they share a snapshot."""
@@ -217,9 +220,18 @@ class SqlStore:
         # Never needed: spawn is one transaction here, and discarding the record discards its working memory.
         return None
 
-    async def mark_terminated(self, scope: Scope, now: float, clear: bool) -> int:
-        # One table holds the record and working memory: the terminated record refuses writes already.
-        return await self.clear(scope, now) if clear else 0
+    async def mark_terminated(self, scope: Scope, now: float, clear: bool, recorded: Incarnation | None) -> int:
+        # One table holds the record and working memory: the terminated record refuses writes already. The clear is
+        # the recorded row's only (found by the seal token it was recorded under, which it keeps): the session may
+        # have been deleted and spawned again under its id since, and that one's items are not this terminate's.
+        if not clear:
+            return 0
+        if recorded is None:
+            return await self.clear(scope, now)
+        params = self._dialect.scope_params(scope)
+        if recorded.seal_token is not None:
+            params["t"] = recorded.seal_token
+        return await self._clear_rows(terminated_pk(recorded.seal_token), params, now)
 
     async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:
         d = self._dialect

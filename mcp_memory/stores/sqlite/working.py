@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -126,8 +126,13 @@ class SqliteWorking(SqliteConnection):
         return await self._write_direct(restore)
 
     async def clear(self, scope: Scope, now: float) -> int:
+        return await self._clear_rows(SESSION_PK, scope_params(scope), now)
+
+    async def _clear_rows(self, session_pk: str, params: Mapping[str, Any], now: float) -> int:
+        """Delete the working memory of the session row ``session_pk`` selects with ``params``; the count of its live
+        keys."""
         async with self._write() as conn:
-            pk = (await conn.execute(text(f"SELECT {SESSION_PK}"), scope_params(scope))).scalar()
+            pk = (await conn.execute(text(f"SELECT {session_pk}"), params)).scalar()
             if pk is None:
                 return 0
             live = await self._live_count(conn, pk, now)

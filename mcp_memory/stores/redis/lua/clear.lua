@@ -1,13 +1,28 @@
--- ARGV: now, tombstone_ms, terminated ('1': the durable record says so), keep ('1': the items stay)
+-- ARGV: now, tombstone_ms, terminated ('1': the durable record says so), keep ('1': the items stay), and which session
+-- the durable record is of ('' each: whichever Redis holds): the token of the terminate that recorded it, and the
+-- incarnation it was made from (scripts.incarnation)
 -- KEYS: m, v, x, i, the pause's copy (cv, cx, ct), the order key g
 -- A terminated session's marker becomes 't' whatever it was (a failed terminate elsewhere may have unsealed it to
 -- 'o' meanwhile, or Redis may not know the session at all): only a spawn of another incarnation overwrites 't'. It
 -- lasts as long as the data it guards, a day (the tombstone) once the data is gone.
 local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local state = redis.call('GET', m)
+local token, made_from = ARGV[5], ARGV[6]
+if token ~= '' or made_from ~= '' then
+  -- Only that session: it may have been deleted and its id spawned again since, and the new one (its items, its
+  -- pause's copy, its openness) is not this terminate's. A staged spawn is another's (a spawn needs the record gone);
+  -- a seal of this terminate's token, its own; else the incarnation a spawn's commit or a re-open noted decides
+  -- (none noted, as by an import or an earlier release: its own).
+  if state and string.sub(state, 1, 1) == 'p' then return {'ok', 0} end
+  local own_seal = token ~= '' and state and string.sub(state, 1, #token + 3) == 's:' .. token .. ':'
+  if not own_seal and made_from ~= '' then
+    local noted = redis.call('GET', inc)
+    if noted and noted ~= made_from then return {'ok', 0} end
+  end
+end
 -- A pause's copy (KEYS[5..7], copies.py) goes first, whatever else happens: a terminated or cleared session resumes
 -- from its checkpoint's text.
 redis.call('DEL', KEYS[5], KEYS[6], KEYS[7])
-local state = redis.call('GET', m)
 if state and string.sub(state, 1, 1) == 'p' then state = false end  -- a staged spawn: not a session yet
 local terminated = ARGV[3] == '1'
 if not state and not terminated then return {'ok', 0} end

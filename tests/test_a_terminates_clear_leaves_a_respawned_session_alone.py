@@ -1,0 +1,130 @@
+"""terminate clears working memory after it has recorded the session terminated (and, with working memory in Redis,
+marks it terminated there). Between the two another server may delete the terminated session (allowed:
+docs/contract.md, delete_session) and spawn the same session_id afresh; the late clear must not erase that new
+session's acknowledged writes, nor close it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from mcp_memory import faults
+from mcp_memory.config import Settings
+from mcp_memory.models import Scope
+from mcp_memory.services.runtime import MemoryRuntime
+from tests.conftest import FakeClock
+
+pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "postgres")]
+
+
+async def test_a_late_clear_of_a_terminated_session_does_not_erase_its_successor(
+    settings: Settings, clock: FakeClock, scope: Scope
+) -> None:
+    p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+    async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
+        await rt_a.lifecycle.spawn(p, a, s, initial_state={"old": 1})
+        recorded, go_on = anyio.Event(), anyio.Event()
+        real_mark = rt_a.store.mark_terminated
+
+        async def slow_mark(*args: Any, **kwargs: Any) -> int:
+            # Server A has recorded the terminate and is slow to send its clear (a busy store, a GC pause).
+            recorded.set()
+            with anyio.fail_after(10):
+                await go_on.wait()
+            return await real_mark(*args, **kwargs)
+
+        rt_a.store.mark_terminated = slow_mark  # type: ignore[method-assign]
+        done: dict[str, object] = {}
+        async with anyio.create_task_group() as tg:
+
+            async def terminate() -> None:
+                done.update((await rt_a.lifecycle.terminate(p, a, s)).data)
+
+            tg.start_soon(terminate)
+            with anyio.fail_after(10):
+                await recorded.wait()
+            # Server B: the session is terminated; delete it and start it afresh under the same id.
+            await rt_b.control.delete_session(p, a, s)
+            await rt_b.lifecycle.spawn(p, a, s, initial_state={"fresh": 1})
+            await rt_b.working.set(scope, "acknowledged", "written by B")
+            go_on.set()
+        assert done["state_items_consolidated"] == 1
+        assert (await rt_b.store.get_session(scope)).status.value == "running"  # type: ignore[union-attr]
+        assert await rt_b.working.list_keys(scope) == ["acknowledged", "fresh"]
+
+
+@pytest.mark.backends("redis")
+async def test_a_late_close_in_redis_leaves_the_successor_writable_with_its_items(
+    settings: Settings, clock: FakeClock, scope: Scope
+) -> None:
+    """Working memory in Redis: terminate's last step marks the session terminated there and clears it. Landing after
+    the session was deleted and spawned again (later: another incarnation), it must neither erase the new session's
+    items nor close it to writes."""
+    p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+    async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
+        await rt_a.lifecycle.spawn(p, a, s, initial_state={"old": 1})
+        recorded, go_on = anyio.Event(), anyio.Event()
+        real_mark = rt_a.working_store.mark_terminated
+
+        async def slow_mark(*args: Any, **kwargs: Any) -> int:
+            recorded.set()
+            with anyio.fail_after(10):
+                await go_on.wait()
+            return await real_mark(*args, **kwargs)
+
+        rt_a.working_store.mark_terminated = slow_mark  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rt_a.lifecycle.terminate, p, a, s)
+            with anyio.fail_after(10):
+                await recorded.wait()
+            await rt_b.control.delete_session(p, a, s)
+            clock.advance(1)
+            await rt_b.lifecycle.spawn(p, a, s, initial_state={"fresh": 1})
+            await rt_b.working.set(scope, "acknowledged", "written by B")
+            go_on.set()
+        assert await rt_b.working.list_keys(scope) == ["acknowledged", "fresh"]
+        await rt_b.working.set(scope, "later", "still writable")
+        assert await rt_a.working.list_keys(scope) == ["acknowledged", "fresh", "later"]
+
+
+@pytest.mark.backends("redis")
+async def test_a_late_close_in_redis_leaves_a_spawn_staged_meanwhile_alone(
+    settings: Settings, clock: FakeClock, scope: Scope
+) -> None:
+    """As above, with the close landing while the new spawn has staged its initial state in Redis and not yet
+    committed it: the spawn completes with its initial state, writable."""
+    p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
+    async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
+        await rt_a.lifecycle.spawn(p, a, s, initial_state={"old": 1})
+        recorded, go_on, closed = anyio.Event(), anyio.Event(), anyio.Event()
+        real_mark = rt_a.working_store.mark_terminated
+
+        async def slow_mark(*args: Any, **kwargs: Any) -> int:
+            recorded.set()
+            with anyio.fail_after(10):
+                await go_on.wait()
+            try:
+                return await real_mark(*args, **kwargs)
+            finally:
+                closed.set()
+
+        async def at_staged(point: str) -> None:
+            if point == "spawn.staged":
+                go_on.set()
+                with anyio.fail_after(10):
+                    await closed.wait()
+
+        rt_a.working_store.mark_terminated = slow_mark  # type: ignore[method-assign]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(rt_a.lifecycle.terminate, p, a, s)
+            with anyio.fail_after(10):
+                await recorded.wait()
+            await rt_b.control.delete_session(p, a, s)
+            clock.advance(1)
+            with faults.on_fault(at_staged):
+                await rt_b.lifecycle.spawn(p, a, s, initial_state={"fresh": 1})
+        assert await rt_b.working.list_keys(scope) == ["fresh"]
+        await rt_b.working.set(scope, "acknowledged", "written by B")
+        assert await rt_a.working.list_keys(scope) == ["acknowledged", "fresh"]
