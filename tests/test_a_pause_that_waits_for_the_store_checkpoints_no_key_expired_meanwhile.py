@@ -4,11 +4,14 @@ out while the pause waited (SPEC: an expired key is never checkpointed; pause is
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import anyio
 import pytest
 
 from mcp_memory.config import Settings
-from mcp_memory.models import Scope
+from mcp_memory.models import LifecycleResult, Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.postgres.statements import SET_ITEM
 from mcp_memory.stores.postgres.store import PostgresStore
@@ -34,6 +37,27 @@ async def slow_set(b: MemoryRuntime, scope: Scope, clock: FakeClock, held: anyio
         await conn.execute(text(sql), {**params, "k": "late", "v": '"written at T+10"', "e": None, "now": clock()})
 
 
+async def behind_a_slow_set(
+    b: MemoryRuntime, scope: Scope, clock: FakeClock, call: Callable[[], Awaitable[LifecycleResult]]
+) -> dict[str, Any]:
+    """``call``'s result data, the call made (by server A) while server B's :func:`slow_set` holds the store, and so
+    waiting for it while the clock moves on 10 s (from T, which the call has read, to T+10, when B's write lands)."""
+    held, go = anyio.Event(), anyio.Event()
+    done: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(slow_set, b, scope, clock, held, go)
+        await held.wait()
+
+        async def run() -> None:
+            done.update((await call()).data)
+
+        tg.start_soon(run)
+        await anyio.sleep(0.5)  # the call has read the clock (T) and waits for the store
+        clock.advance(10)
+        go.set()
+    return done
+
+
 async def test_a_key_that_expired_while_the_pause_waited_is_not_checkpointed(
     settings: Settings, clock: FakeClock, scope: Scope
 ) -> None:
@@ -41,19 +65,7 @@ async def test_a_key_that_expired_while_the_pause_waited_is_not_checkpointed(
     async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"keep": 1})
         await rt_a.working.set(scope, "short", "gone at T+5", ttl_seconds=5)
-        held, go = anyio.Event(), anyio.Event()
-        done: dict[str, object] = {}
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(slow_set, rt_b, scope, clock, held, go)
-            await held.wait()
-
-            async def pause() -> None:
-                done.update((await rt_a.lifecycle.pause(p, a, s)).data)
-
-            tg.start_soon(pause)
-            await anyio.sleep(0.5)  # A's pause has read the clock (T) and waits for the store
-            clock.advance(10)
-            go.set()
+        done = await behind_a_slow_set(rt_b, scope, clock, lambda: rt_a.lifecycle.pause(p, a, s))
         cp = await rt_a.store.get_checkpoint(scope, str(done["checkpoint_id"]))
         assert cp is not None
         assert "late" in cp.items  # B's write, committed at T+10, is in the snapshot...
@@ -69,19 +81,7 @@ async def test_a_resume_that_waited_for_the_store_counts_no_key_expired_meanwhil
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"keep": 1})
         await rt_a.working.set(scope, "short", "gone at T+5", ttl_seconds=5)
         await rt_a.lifecycle.pause(p, a, s)
-        held, go = anyio.Event(), anyio.Event()
-        done: dict[str, object] = {}
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(slow_set, rt_b, scope, clock, held, go)
-            await held.wait()
-
-            async def resume() -> None:
-                done.update((await rt_a.lifecycle.resume(p, a, s)).data)
-
-            tg.start_soon(resume)
-            await anyio.sleep(0.5)  # A's resume has read the clock (T) and waits for the store
-            clock.advance(10)
-            go.set()
+        done = await behind_a_slow_set(rt_b, scope, clock, lambda: rt_a.lifecycle.resume(p, a, s))
         # Restored after B's write at T+10 (which the clearing resume removed): "short" had expired by then.
         assert await rt_a.working.list_keys(scope) == ["keep"]
         assert done["items_restored"] == 1, done

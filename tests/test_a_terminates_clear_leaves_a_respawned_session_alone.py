@@ -5,6 +5,7 @@ session's acknowledged writes, nor close it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -19,23 +20,43 @@ from tests.conftest import FakeClock
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "postgres")]
 
 
+@dataclass
+class HeldBack:
+    """A store's ``mark_terminated`` (terminate's last step) held back: ``recorded`` is set when terminate reaches it,
+    ``go_on`` lets it run, ``closed`` is set once it ran."""
+
+    recorded: anyio.Event = field(default_factory=anyio.Event)
+    go_on: anyio.Event = field(default_factory=anyio.Event)
+    closed: anyio.Event = field(default_factory=anyio.Event)
+
+    def hold(self, store: Any) -> None:
+        real_mark = store.mark_terminated
+
+        async def slow_mark(*args: Any, **kwargs: Any) -> int:
+            # Server A has recorded the terminate and is slow to send its clear (a busy store, a GC pause).
+            self.recorded.set()
+            with anyio.fail_after(10):
+                await self.go_on.wait()
+            try:
+                return int(await real_mark(*args, **kwargs))
+            finally:
+                self.closed.set()
+
+        store.mark_terminated = slow_mark
+
+    async def reached(self) -> None:
+        with anyio.fail_after(10):
+            await self.recorded.wait()
+
+
 async def test_a_late_clear_of_a_terminated_session_does_not_erase_its_successor(
     settings: Settings, clock: FakeClock, scope: Scope
 ) -> None:
     p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
     async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"old": 1})
-        recorded, go_on = anyio.Event(), anyio.Event()
-        real_mark = rt_a.store.mark_terminated
-
-        async def slow_mark(*args: Any, **kwargs: Any) -> int:
-            # Server A has recorded the terminate and is slow to send its clear (a busy store, a GC pause).
-            recorded.set()
-            with anyio.fail_after(10):
-                await go_on.wait()
-            return await real_mark(*args, **kwargs)
-
-        rt_a.store.mark_terminated = slow_mark  # type: ignore[method-assign]
+        held = HeldBack()
+        held.hold(rt_a.store)
         done: dict[str, object] = {}
         async with anyio.create_task_group() as tg:
 
@@ -43,13 +64,12 @@ async def test_a_late_clear_of_a_terminated_session_does_not_erase_its_successor
                 done.update((await rt_a.lifecycle.terminate(p, a, s)).data)
 
             tg.start_soon(terminate)
-            with anyio.fail_after(10):
-                await recorded.wait()
+            await held.reached()
             # Server B: the session is terminated; delete it and start it afresh under the same id.
             await rt_b.control.delete_session(p, a, s)
             await rt_b.lifecycle.spawn(p, a, s, initial_state={"fresh": 1})
             await rt_b.working.set(scope, "acknowledged", "written by B")
-            go_on.set()
+            held.go_on.set()
         assert done["state_items_consolidated"] == 1
         assert (await rt_b.store.get_session(scope)).status.value == "running"  # type: ignore[union-attr]
         assert await rt_b.working.list_keys(scope) == ["acknowledged", "fresh"]
@@ -65,25 +85,16 @@ async def test_a_late_close_in_redis_leaves_the_successor_writable_with_its_item
     p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
     async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"old": 1})
-        recorded, go_on = anyio.Event(), anyio.Event()
-        real_mark = rt_a.working_store.mark_terminated
-
-        async def slow_mark(*args: Any, **kwargs: Any) -> int:
-            recorded.set()
-            with anyio.fail_after(10):
-                await go_on.wait()
-            return await real_mark(*args, **kwargs)
-
-        rt_a.working_store.mark_terminated = slow_mark  # type: ignore[method-assign]
+        held = HeldBack()
+        held.hold(rt_a.working_store)
         async with anyio.create_task_group() as tg:
             tg.start_soon(rt_a.lifecycle.terminate, p, a, s)
-            with anyio.fail_after(10):
-                await recorded.wait()
+            await held.reached()
             await rt_b.control.delete_session(p, a, s)
             clock.advance(1)
             await rt_b.lifecycle.spawn(p, a, s, initial_state={"fresh": 1})
             await rt_b.working.set(scope, "acknowledged", "written by B")
-            go_on.set()
+            held.go_on.set()
         assert await rt_b.working.list_keys(scope) == ["acknowledged", "fresh"]
         await rt_b.working.set(scope, "later", "still writable")
         assert await rt_a.working.list_keys(scope) == ["acknowledged", "fresh", "later"]
@@ -98,29 +109,18 @@ async def test_a_late_close_in_redis_leaves_a_spawn_staged_meanwhile_alone(
     p, a, s = scope.project_id, scope.agent_instance_id, scope.session_id
     async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"old": 1})
-        recorded, go_on, closed = anyio.Event(), anyio.Event(), anyio.Event()
-        real_mark = rt_a.working_store.mark_terminated
-
-        async def slow_mark(*args: Any, **kwargs: Any) -> int:
-            recorded.set()
-            with anyio.fail_after(10):
-                await go_on.wait()
-            try:
-                return await real_mark(*args, **kwargs)
-            finally:
-                closed.set()
+        held = HeldBack()
 
         async def at_staged(point: str) -> None:
             if point == "spawn.staged":
-                go_on.set()
+                held.go_on.set()
                 with anyio.fail_after(10):
-                    await closed.wait()
+                    await held.closed.wait()
 
-        rt_a.working_store.mark_terminated = slow_mark  # type: ignore[method-assign]
+        held.hold(rt_a.working_store)
         async with anyio.create_task_group() as tg:
             tg.start_soon(rt_a.lifecycle.terminate, p, a, s)
-            with anyio.fail_after(10):
-                await recorded.wait()
+            await held.reached()
             await rt_b.control.delete_session(p, a, s)
             clock.advance(1)
             with faults.on_fault(at_staged):
