@@ -88,16 +88,13 @@ SNAPSHOT = (
 LIVE_COUNT = f"SELECT count(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"
 
 
-def clear_items(session_pk: str = SESSION_PK) -> str:
+def clear_items(session_pk: str) -> str:
     """Delete the working memory of the session row ``session_pk`` selects (a subquery on the scope's parameters);
     one statement that answers how many of its keys were live."""
     return (
         f"WITH d AS (DELETE FROM working_items WHERE session_pk = {session_pk} RETURNING expires_at) "
         f"SELECT count(*) FROM d WHERE {LIVE}"
     )
-
-
-CLEAR_ITEMS = clear_items()
 
 
 def item_arrays(items: Mapping[str, Item], now: float) -> dict[str, Any]:
@@ -314,7 +311,6 @@ PING = (
 )
 
 __all__ = [
-    "CLEAR_ITEMS",
     "COUNTED_EVENT",
     "COUNT_SESSIONS",
     "DELETE_CHECKPOINT_WITH_EVENT",

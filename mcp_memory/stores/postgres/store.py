@@ -45,7 +45,6 @@ from mcp_memory.stores.postgres import two_step
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
 from mcp_memory.stores.postgres.statements import (
-    CLEAR_ITEMS,
     COUNT_SESSIONS,
     DELETE_CHECKPOINT_WITH_EVENT,
     DELETE_ITEM,
@@ -77,7 +76,7 @@ from mcp_memory.stores.postgres.transitions import LOCK_SESSION, PAUSE, RESUME, 
 from mcp_memory.stores.records import RESTAMP_AFTER_SECONDS
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
-from mcp_memory.stores.sql.queries import COMPLETE, SCOPE, SESSION_PK
+from mcp_memory.stores.sql.queries import COMPLETE, SCOPE
 from mcp_memory.stores.sql.rules import (
     check_fits,
     check_writable,
@@ -180,14 +179,10 @@ class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeE
                     raise restore_overflows(limits)
             return len(arrays["keys"])
 
-    async def clear(self, scope: Scope, now: float) -> int:
-        return await self._clear_rows(SESSION_PK, scope_params(scope), now)
-
     async def _clear_rows(self, session_pk: str, params: Mapping[str, Any], now: float) -> int:
         """Delete the working memory of the session row ``session_pk`` selects with ``params``: one statement."""
-        sql = CLEAR_ITEMS if session_pk == SESSION_PK else clear_items(session_pk)
         async with self._one() as conn:
-            live = (await conn.execute(text(sql), {**params, "now": now})).scalar_one()
+            live = (await conn.execute(text(clear_items(session_pk)), {**params, "now": now})).scalar_one()
         return int(live)
 
     # -- sessions and events ---------------------------------------------------------------------------

@@ -60,8 +60,6 @@ class SqlStore:
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
-        async def clear(self, scope: Scope, now: float) -> int: ...
-
         async def _clear_rows(self, session_pk: str, params: Mapping[str, Any], now: float) -> int: ...
 
     def _read_together(self) -> AbstractAsyncContextManager[AsyncConnection]:
@@ -219,6 +217,9 @@ class SqlStore:
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
         # Never needed: spawn is one transaction here, and discarding the record discards its working memory.
         return None
+
+    async def clear(self, scope: Scope, now: float) -> int:
+        return await self._clear_rows(SESSION_PK, self._dialect.scope_params(scope), now)
 
     async def mark_terminated(self, scope: Scope, now: float, clear: bool, recorded: Incarnation | None) -> int:
         # One table holds the record and working memory: the terminated record refuses writes already. The clear is

@@ -125,9 +125,6 @@ class SqliteWorking(SqliteConnection):
 
         return await self._write_direct(restore)
 
-    async def clear(self, scope: Scope, now: float) -> int:
-        return await self._clear_rows(SESSION_PK, scope_params(scope), now)
-
     async def _clear_rows(self, session_pk: str, params: Mapping[str, Any], now: float) -> int:
         """Delete the working memory of the session row ``session_pk`` selects with ``params``; the count of its live
         keys."""
