@@ -26,8 +26,26 @@ from bench_pause_resume import pct
 
 import mcp_memory.stores.sqlite.store as sqlite_store
 from mcp_memory import MemoryRuntime, Scope, Settings
-from mcp_memory.models import CheckpointInfo, pack_state
+from mcp_memory.models import CheckpointInfo, PackedState, pack_state
 from mcp_memory.stores.records import EventRecord, Retention
+
+
+def packed_state(keys: int) -> PackedState:
+    """A state of ``keys`` keys of ~100 bytes each, packed as a pause hands it to the durable store."""
+    names = [f"key-{i:05d}" for i in range(keys)]
+    return pack_state(names, ['"' + "v" * 90 + '"'] * keys, repeat(None))
+
+
+def pause_record(state: PackedState) -> tuple[CheckpointInfo, EventRecord]:
+    """A new checkpoint of ``state`` (a fresh id, now) and the pause event naming it, as ``record_pause`` takes them."""
+    info = CheckpointInfo(
+        checkpoint_id=uuid.uuid4().hex,
+        created_at=datetime.now(UTC),
+        keys_count=state.keys_count,
+        bytes=state.bytes,
+        content_hash=state.content_hash,
+    )
+    return info, EventRecord("pause", time.time(), 0.0, "ok", {"checkpoint_id": info.checkpoint_id})
 
 
 async def run(keys: int, rounds: int) -> None:
@@ -37,21 +55,13 @@ async def run(keys: int, rounds: int) -> None:
             store = rt.store
             scope = Scope(uuid.uuid4(), uuid.uuid4(), "prune")
             await rt.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
-            names = [f"key-{i:05d}" for i in range(keys)]
-            state = pack_state(names, ['"' + "v" * 90 + '"'] * keys, repeat(None))
+            state = packed_state(keys)
             retention = Retention(keep_last=100, events_keep_last=1000)
             times: dict[str, list[float]] = {"ON": [], "FAST": []}
             for i in range(rounds):
                 setting = ("ON", "FAST")[i % 2]
                 sqlite_store.PRUNE_SECURE_DELETE = setting
-                info = CheckpointInfo(
-                    checkpoint_id=uuid.uuid4().hex,
-                    created_at=datetime.now(UTC),
-                    keys_count=keys,
-                    bytes=state.bytes,
-                    content_hash=state.content_hash,
-                )
-                event = EventRecord("pause", time.time(), 0.0, "ok", {"checkpoint_id": info.checkpoint_id})
+                info, event = pause_record(state)
                 started = time.perf_counter()
                 await store.record_pause(scope, info, state, event, retention)
                 if i >= 110:  # past the bound (and a few rounds more): every pause prunes

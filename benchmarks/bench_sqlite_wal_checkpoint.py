@@ -22,17 +22,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from itertools import repeat
 from typing import TypeVar
 
 import anyio
 from bench_pause_resume import pct
+from bench_sqlite_prune import packed_state, pause_record
 
 import mcp_memory.stores.sqlite.connection as sqlite_connection
 from mcp_memory import MemoryRuntime, Scope, Settings
-from mcp_memory.models import CheckpointInfo, pack_state
-from mcp_memory.stores.records import EventRecord, Retention
+from mcp_memory.stores.records import Retention
 from mcp_memory.stores.sqlite.store import SqliteStore
 
 _T = TypeVar("_T")
@@ -69,22 +67,14 @@ async def run(cadences: list[int], keys: int, rounds: int, block: int) -> None:
             assert checkpointer is not None
             scope = Scope(uuid.uuid4(), uuid.uuid4(), "wal")
             await rt.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
-            names = [f"key-{i:05d}" for i in range(keys)]
-            state = pack_state(names, ['"' + "v" * 90 + '"'] * keys, repeat(None))
+            state = packed_state(keys)
             retention = Retention(keep_last=100, events_keep_last=1000)
             whole: dict[int, list[float]] = {n: [] for n in cadences}
             commits: dict[int, list[float]] = {n: [] for n in cadences}
             for i in range(rounds):
                 every = cadences[(i // block) % len(cadences)]
                 checkpointer._every = every  # the cadence of this block
-                info = CheckpointInfo(
-                    checkpoint_id=uuid.uuid4().hex,
-                    created_at=datetime.now(UTC),
-                    keys_count=keys,
-                    bytes=state.bytes,
-                    content_hash=state.content_hash,
-                )
-                event = EventRecord("pause", time.time(), 0.0, "ok", {"checkpoint_id": info.checkpoint_id})
+                info, event = pause_record(state)
                 COMMITS.clear()
                 started = time.perf_counter()
                 await store.record_pause(scope, info, state, event, retention)
