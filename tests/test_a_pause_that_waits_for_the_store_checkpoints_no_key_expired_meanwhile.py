@@ -38,11 +38,26 @@ async def slow_set(b: MemoryRuntime, scope: Scope, clock: FakeClock, held: anyio
 
 
 async def behind_a_slow_set(
-    b: MemoryRuntime, scope: Scope, clock: FakeClock, call: Callable[[], Awaitable[LifecycleResult]]
+    a: MemoryRuntime,
+    b: MemoryRuntime,
+    scope: Scope,
+    clock: FakeClock,
+    call: Callable[[], Awaitable[LifecycleResult]],
 ) -> dict[str, Any]:
     """``call``'s result data, the call made (by server A) while server B's :func:`slow_set` holds the store, and so
-    waiting for it while the clock moves on 10 s (from T, which the call has read, to T+10, when B's write lands)."""
-    held, go = anyio.Event(), anyio.Event()
+    waiting for it while the clock moves on 10 s (from T, which the call has read before it reached A's store, to
+    T+10, when B's write lands)."""
+    held, go, reached = anyio.Event(), anyio.Event(), anyio.Event()
+
+    def noting_arrival(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def arriving(*args: Any, **kwargs: Any) -> Any:
+            reached.set()
+            return await method(*args, **kwargs)
+
+        return arriving
+
+    for name in ("pause_session", "resume_session"):  # on this runtime's store only, for its life
+        setattr(a.store, name, noting_arrival(getattr(a.store, name)))
     done: dict[str, Any] = {}
     async with anyio.create_task_group() as tg:
         tg.start_soon(slow_set, b, scope, clock, held, go)
@@ -52,7 +67,8 @@ async def behind_a_slow_set(
             done.update((await call()).data)
 
         tg.start_soon(run)
-        await anyio.sleep(0.5)  # the call has read the clock (T) and waits for the store
+        with anyio.fail_after(10):
+            await reached.wait()  # the call has read the clock (T) and is at A's store, which B holds
         clock.advance(10)
         go.set()
     return done
@@ -65,7 +81,7 @@ async def test_a_key_that_expired_while_the_pause_waited_is_not_checkpointed(
     async with MemoryRuntime(settings, clock=clock) as rt_a, MemoryRuntime(settings, clock=clock) as rt_b:
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"keep": 1})
         await rt_a.working.set(scope, "short", "gone at T+5", ttl_seconds=5)
-        done = await behind_a_slow_set(rt_b, scope, clock, lambda: rt_a.lifecycle.pause(p, a, s))
+        done = await behind_a_slow_set(rt_a, rt_b, scope, clock, lambda: rt_a.lifecycle.pause(p, a, s))
         cp = await rt_a.store.get_checkpoint(scope, str(done["checkpoint_id"]))
         assert cp is not None
         assert "late" in cp.items  # B's write, committed at T+10, is in the snapshot...
@@ -81,7 +97,7 @@ async def test_a_resume_that_waited_for_the_store_counts_no_key_expired_meanwhil
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"keep": 1})
         await rt_a.working.set(scope, "short", "gone at T+5", ttl_seconds=5)
         await rt_a.lifecycle.pause(p, a, s)
-        done = await behind_a_slow_set(rt_b, scope, clock, lambda: rt_a.lifecycle.resume(p, a, s))
+        done = await behind_a_slow_set(rt_a, rt_b, scope, clock, lambda: rt_a.lifecycle.resume(p, a, s))
         # Restored after B's write at T+10 (which the clearing resume removed): "short" had expired by then.
         assert await rt_a.working.list_keys(scope) == ["keep"]
         assert done["items_restored"] == 1, done
