@@ -162,6 +162,23 @@ async def test_openai_times_out_and_retries(api: FakeEmbeddingAPI) -> None:
     assert len(api.requests) == 2
 
 
+async def test_openai_hands_a_timed_out_batch_back_without_retrying_it_at_the_same_size(
+    api: FakeEmbeddingAPI,
+) -> None:
+    """A batch of several texts that timed out is not sent again whole: the backfill halves it on the timeout,
+    and retrying it first would cost ``max_retries`` more timeouts. A single text is still retried."""
+    api.set(delay=5.0, slow_over=1)
+    provider = client(api, timeout=0.5, max_retries=2)
+    with pytest.raises(EmbeddingError, match="Timeout") as caught:
+        await provider.embed(["a", "b"])
+    assert caught.value.transient and caught.value.timed_out
+    # The provider has given up, so no request of its can come later; the server may note this one late.
+    await until(lambda: len(api.requests) >= 1, 10, what="the batch's request")
+    assert len(api.requests) == 1
+    assert await provider.embed(["a"])  # under slow_over: answered at once
+    await provider.aclose()
+
+
 async def test_openai_cuts_off_an_answer_that_never_ends_at_the_request_timeout(api: FakeEmbeddingAPI) -> None:
     """The timeout bounds the whole request: an answer that trickles in forever (each read gets a byte, so no
     read timeout fires) is a transient failure after ``timeout`` seconds, not a call that never returns (the

@@ -216,6 +216,10 @@ class OpenAIEmbedding:
                     raise EmbeddingError(message, transient=False, provider_wide=status in _CONFIG_STATUS)
             if attempt >= self._max_retries:
                 raise error
+            if error.timed_out and len(batch) > 1:
+                # The same batch would likely time out again, costing max_retries more timeouts before the
+                # backfill learns to halve it: hand the timeout back now so the halving starts at once.
+                raise error
             delay = error.retry_after if error.retry_after is not None else self._backoff(attempt)
             if delay > self._max_retry_after:
                 raise error  # asked to wait longer than a caller should: fail now, retry in the background later
