@@ -205,8 +205,9 @@ class Settings(BaseSettings):
         default=1.5,
         gt=0,
         description=(
-            "Deadline of one tool call, shared by all its Redis and Postgres steps (retries included; SQLite, "
-            "embedding requests and hooks are not counted): past it the call is `unavailable: ... retry later`."
+            "Deadline of one call (a tool call, resource read, resources/list page, prompt or completion), shared by "
+            "all its Redis and Postgres steps (retries included; SQLite, embedding requests and hooks are not "
+            "counted): past it the call is `unavailable: ... retry later` (a completion: answered empty)."
         ),
     )
     call_cleanup_seconds: float = Field(
@@ -223,7 +224,8 @@ class Settings(BaseSettings):
         description=(
             "Calls (tool calls, resource reads, resources/list pages, prompts, completions) one MCP session (an SSE "
             "stream, a stdio server, a Streamable HTTP session) may have running at once; one more is refused at "
-            "once, `unavailable` (a completion: answered empty), and does no work."
+            "once, `unavailable` (a completion: answered empty), and does no work; each refusal is counted "
+            "(mcp_memory_calls_refused_total) and logged at WARNING (at most a line a minute per session)."
         ),
     )
 

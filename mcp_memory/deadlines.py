@@ -1,7 +1,8 @@
 """One deadline per tool call, shared by every store step of the call.
 
 A tool call (``MemoryServer.call_tool``) runs inside :func:`call_deadline`: a context-local budget of
-``call_timeout_seconds``. Each network store step (a Redis script, a Postgres transaction: connect, pool checkout
+``call_timeout_seconds``; so do the other requests that read a store (a resource read, a ``resources/list`` page,
+a prompt, a completion). Each network store step (a Redis script, a Postgres transaction: connect, pool checkout
 and statements included) is bounded by what is left of it (:func:`step_limit`), so a stalled store makes the call
 answer ``unavailable: ... retry later`` once the budget is spent, however many steps the call has (spawn on Redis:
 durable create, Redis open, and on failure the compensation), instead of one full timeout per step.

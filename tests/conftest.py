@@ -153,6 +153,7 @@ def pytest_configure(config: pytest.Config) -> None:
 WALL_CLOCK_TESTS = (
     "tests/test_serve_stops_on_signals.py::",
     "tests/test_stalled_store_refused_within_call_deadline.py::",
+    "tests/test_a_completion_prompt_and_read_on_a_stalled_store_answer_within_the_call_deadline.py::",
     "tests/test_terminate_cut_off_by_redis_stall_does_not_lock_session.py::",
     "tests/test_http_idle_connections_do_not_starve_authenticated_calls.py::",
     "tests/test_http_read_timeouts_close_slow_clients.py::",

@@ -18,7 +18,7 @@ from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Unavailable
 from mcp_memory.server.assembly import create_server
-from mcp_memory.server.in_flight import InFlightCalls
+from mcp_memory.server.in_flight import InFlightCalls, McpSession
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.waiting import until
 
@@ -64,23 +64,24 @@ async def _served(call: Callable[[], Any]) -> CallToolResult | None:
 
 async def test_a_place_is_given_back_however_the_call_ends() -> None:
     calls = InFlightCalls(per_session=1)
-    mine, other = object(), object()
+    mine, other = McpSession(object(), "mine"), McpSession(object(), "other")
 
-    with calls.track(mine):
-        with pytest.raises(Unavailable, match="too many calls in flight: 1,"), calls.track(mine):
+    with calls.track(mine, "tools/call"):
+        with pytest.raises(Unavailable, match="too many calls in flight: 1,"), calls.track(mine, "tools/call"):
             pass
-        with calls.track(other), calls.track(None):  # another session, and a call from Python: not counted here
+        # Another session, and a call from Python: not counted here.
+        with calls.track(other, "tools/call"), calls.track(None, "tools/call"):
             pass
-    with pytest.raises(ValueError), calls.track(mine):
+    with pytest.raises(ValueError), calls.track(mine, "tools/call"):
         raise ValueError("the call failed")
     with anyio.CancelScope() as cancelled:
-        with calls.track(mine):
+        with calls.track(mine, "tools/call"):
             cancelled.cancel()
             await anyio.sleep_forever()
     running = anyio.Event()
 
     async def cut_off_by_a_stop() -> None:
-        with pytest.raises(Unavailable, match="the server is stopping"), calls.track(mine):
+        with pytest.raises(Unavailable, match="the server is stopping"), calls.track(mine, "tools/call"):
             running.set()
             await anyio.sleep_forever()
 
@@ -88,5 +89,5 @@ async def test_a_place_is_given_back_however_the_call_ends() -> None:
         tg.start_soon(cut_off_by_a_stop)
         await running.wait()
         calls.cut_off()
-    with calls.track(mine):  # every way out gave the place back: it is free
+    with calls.track(mine, "tools/call"):  # every way out gave the place back: it is free
         pass

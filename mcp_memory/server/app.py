@@ -50,7 +50,7 @@ from mcp_memory.server.arguments import keep_arguments_verbatim, lean_schema
 from mcp_memory.server.auth import GrantMiddleware, authorize, current_grant, visible_projects
 from mcp_memory.server.background import BackgroundTasks
 from mcp_memory.server.effects import CallEffects, collecting
-from mcp_memory.server.in_flight import InFlightCalls, session_of
+from mcp_memory.server.in_flight import InFlightCalls, McpSession, session_of
 from mcp_memory.server.listing import recent_resources
 from mcp_memory.server.metrics import ServerMetrics
 from mcp_memory.server.protocol import (
@@ -95,7 +95,7 @@ def as_service_error(exc: BaseException) -> MemoryServiceError:
     return Internal("unexpected error inside the server; details are in its log")
 
 
-def _session(context: Context[Any, Any] | None) -> object | None:
+def _session(context: Context[Any, Any] | None) -> McpSession | None:
     """The MCP session a call came on; None for a call made from Python (no request: no session's cap applies)."""
     try:
         return session_of(context.request_context) if context is not None else None
@@ -129,9 +129,9 @@ class MemoryServer(MCPServer[Any]):
         self.defaults = defaults or DefaultScope(settings.project_id, settings.agent_instance_id)
         """The project and agent of a call that names none (a token's own defaults come first: :mod:`.scope`)."""
         self.metrics = ServerMetrics()
-        self.in_flight = InFlightCalls(settings.max_calls_in_flight_per_mcp_session)
-        """The calls being served, at most so many per MCP session: a stop over HTTP cuts off those still running
-        after its grace (:mod:`.in_flight`)."""
+        self.in_flight = InFlightCalls(settings.max_calls_in_flight_per_mcp_session, self.metrics.call_refused)
+        """The calls being served, at most so many per MCP session (a refusal is logged and counted in
+        ``metrics``): a stop over HTTP cuts off those still running after its grace (:mod:`.in_flight`)."""
         self.grants = GrantMiddleware()
         """Sets each message's grant; ``grants.fallback`` applies to messages without an HTTP request."""
         self.tool_observers: list[Callable[[str, dict[str, Any], CallToolResult, CallEffects], Awaitable[None]]] = []
@@ -220,7 +220,7 @@ class MemoryServer(MCPServer[Any]):
             if unknown:
                 raise InvalidArgument(f"unknown argument(s) for {name}: {echo(', '.join(unknown))}")
             self._check_project(properties, arguments)
-            with self.in_flight.track(_session(context)):
+            with self.in_flight.track(_session(context), "tools/call"):
                 return await super().call_tool(name, arguments, context)
         except MemoryServiceError as exc:
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
@@ -249,7 +249,7 @@ class MemoryServer(MCPServer[Any]):
         settings = self.runtime.settings
         try:
             with (
-                self.in_flight.track(session_of(ctx)),
+                self.in_flight.track(session_of(ctx), "resources/list"),
                 deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
             ):
                 entries = await recent_resources(
@@ -288,7 +288,7 @@ class MemoryServer(MCPServer[Any]):
                 authorize(match.group(1))
             settings = self.runtime.settings
             with (
-                self.in_flight.track(_session(context)),
+                self.in_flight.track(_session(context), "resources/read"),
                 deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
             ):
                 return await super().read_resource(uri, context)
@@ -307,15 +307,20 @@ class MemoryServer(MCPServer[Any]):
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
     ) -> GetPromptResult | InputRequiredResult:
         """Get a prompt; an unknown one, missing arguments or a prompt's docs/contract.md error is a JSON-RPC
-        error (-32602 for the caller's mistakes) with a ``<code>: <sentence>`` message, never a logged traceback."""
+        error (-32602 for the caller's mistakes) with a ``<code>: <sentence>`` message, never a logged traceback.
+        Like a resource read it runs under the call deadline (a stalled store: -32603, ``unavailable: ...``)."""
         prompt = self._prompt_manager.get_prompt(name)
         if prompt is None:
             raise unknown_prompt(name)
         missing = sorted({a.name for a in prompt.arguments or [] if a.required} - set(arguments or {}))
         if missing:
             raise request_error(InvalidArgument(f"missing argument(s) for prompt {name}: {', '.join(missing)}"))
+        settings = self.runtime.settings
         try:
-            with self.in_flight.track(_session(context)):
+            with (
+                self.in_flight.track(_session(context), "prompts/get"),
+                deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
+            ):
                 return await super().get_prompt(name, arguments, context)
         except MCPError:
             raise

@@ -8,9 +8,10 @@ narrow the search: the project (else the configured default), the agent, the ses
 
 Everything stays within the request's grant: a project outside it, a malformed id, an unknown template or
 prompt, or an argument that names nothing stored answers an empty list, never an error (an error would tell a
-restricted token which projects exist). So does a store that fails; that one is logged at WARNING. So does a
-completion past its MCP session's cap on calls in flight (``max_calls_in_flight_per_mcp_session``), without reading
-anything.
+restricted token which projects exist). So does a store that fails, or does not answer within the call deadline
+(``call_timeout_seconds``, as for a tool call); that one is logged at WARNING. So does a completion past its MCP
+session's cap on calls in flight (``max_calls_in_flight_per_mcp_session``), without reading anything (the cap logs
+and counts the refusal).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from mcp_types import (
     ResourceTemplateReference,
 )
 
-from mcp_memory import faults
+from mcp_memory import deadlines, faults
 from mcp_memory.errors import Unavailable
 from mcp_memory.models import parse_uuid
 from mcp_memory.server.app import MemoryServer, as_service_error
@@ -115,9 +116,14 @@ async def complete(
 def register_completions(server: MemoryServer) -> None:
     """Serve ``completion/complete`` on ``server`` (and so declare the ``completions`` capability)."""
 
+    settings = server.runtime.settings
+
     async def handle(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
         try:
-            with server.in_flight.place(session_of(ctx)):
+            with (
+                server.in_flight.place(session_of(ctx), "completion/complete"),
+                deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
+            ):
                 completion = await complete(server, params.ref, params.argument, params.context)
         except Unavailable:  # the session's places are all taken (complete itself answers its failures empty)
             completion = _EMPTY

@@ -1,8 +1,9 @@
-"""Prometheus metrics of one server: tool calls, errors by docs/contract.md code, latency per tool.
+"""Prometheus metrics of one server: tool calls, errors by docs/contract.md code, latency per tool, and calls of any
+method refused before they ran.
 
-Counted where every transport passes (``MemoryServer.call_tool``), so stdio calls count too; only the HTTP
-transports expose them (``GET /metrics``). Each server has a registry of its own, so several servers in one
-process (tests) never share or clash.
+Counted where every transport passes (``MemoryServer.call_tool``, the cap on calls in flight), so stdio calls count
+too; only the HTTP transports expose them (``GET /metrics``). Each server has a registry of its own, so several
+servers in one process (tests) never share or clash.
 """
 
 from __future__ import annotations
@@ -39,6 +40,14 @@ class ServerMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.calls_refused = Counter(
+            "mcp_memory_calls_refused",
+            "MCP requests (tools/call, resources/read, resources/list, prompts/get, completion/complete) refused "
+            "before they ran, by method and reason (calls_in_flight: the MCP session had "
+            "max_calls_in_flight_per_mcp_session calls in flight).",
+            ["method", "reason"],
+            registry=self.registry,
+        )
 
     def observe_tool(self, tool: str, seconds: float, error_code: str | None) -> None:
         """Count one tool call (``tool`` must come from a bounded set: unknown names as 'unknown')."""
@@ -50,6 +59,10 @@ class ServerMetrics:
     def rejected(self, reason: str) -> None:
         """Count one HTTP request refused before MCP."""
         self.http_rejected.labels(reason).inc()
+
+    def call_refused(self, method: str, reason: str) -> None:
+        """Count one MCP request refused before it ran (``method`` from the server's own bounded set)."""
+        self.calls_refused.labels(method, reason).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The text exposition format and its content type."""

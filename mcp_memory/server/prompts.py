@@ -21,7 +21,6 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, Field, ValidationError
 
-from mcp_memory import deadlines
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
 from mcp_memory.server.app import MemoryServer, as_service_error
 from mcp_memory.server.protocol import echo, request_error
@@ -104,7 +103,6 @@ async def briefing_for(
 
 def register_prompts(server: MemoryServer) -> None:
     """Register the ``resume_briefing`` prompt and the ``memory_prompt`` tool on ``server``."""
-    settings = server.runtime.settings
 
     async def resume_briefing(
         task: Annotated[str | None, Field(description=_TASK)] = None,
@@ -113,9 +111,8 @@ def register_prompts(server: MemoryServer) -> None:
         project_id: Annotated[str | None, Field(description=_PROJECT)] = None,
         token_budget: Annotated[str | None, Field(description=_BUDGET)] = None,
     ) -> list[Message]:
-        try:
-            with deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds):
-                briefing = await briefing_for(server, task, session_id, agent_instance_id, project_id, token_budget)
+        try:  # under the call deadline MemoryServer.get_prompt sets
+            briefing = await briefing_for(server, task, session_id, agent_instance_id, project_id, token_budget)
         except MemoryServiceError as exc:
             raise request_error(exc) from None
         return [UserMessage(briefing.text)]
