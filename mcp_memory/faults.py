@@ -15,7 +15,9 @@ session sealed by another deletion and waits for its answer; reached at each loo
 (``delete_session`` is about to renew its seal, every third of the lease while it runs), ``recover.read`` (a call that
 found its session missing in Redis has read the durable record to re-open it from, and not yet written Redis);
 ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has deleted the sessions' working memory rows,
-checkpoints and events in its transaction, not yet the sessions); ``terminate.sealed`` (terminate holds the
+checkpoints and events in its transaction, not yet the sessions), ``erase.episodes_deleted`` (a SQL store's
+``delete_session`` or ``erase`` has deleted the episodes of its scope in its transaction, and not yet dropped what it
+keeps for a project left without episodes); ``terminate.sealed`` (terminate holds the
 session's seals, nothing read or recorded yet); ``resume.restored`` (a two-step resume has restored its checkpoint
 into working memory, not yet recorded it); ``pause.snapshotted`` (a two-step pause
 has its snapshot of working memory, not yet recorded it); ``record.merging`` (``record_episode`` with
@@ -50,9 +52,9 @@ DELETE_POINTS = (
 )
 """A deletion racing a re-open of the session from the durable store or another deletion, a terminate racing a
 deletion or a resume, or a pause and a resume of two servers racing (working memory in Redis)."""
-ERASE_POINTS = ("erase.rows_deleted",)
-"""A SQL store's ``delete_session`` or ``erase`` inside its transaction, between deleting the sessions' rows and the
-sessions themselves."""
+ERASE_POINTS = ("erase.rows_deleted", "erase.episodes_deleted")
+"""A SQL store's ``delete_session`` or ``erase`` inside its transaction: between deleting the sessions' rows and the
+sessions themselves; after deleting the episodes."""
 
 EPISODE_POINTS = ("record.merging",)
 """A merge into an older episode racing a forget of that episode."""

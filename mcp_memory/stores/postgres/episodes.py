@@ -113,9 +113,10 @@ class PostgresEpisodes(EpisodeEdits):
         return await vector_indexes.build_missing(self._url, self.exact_scan_max)
 
     async def _erased(self, project_id: UUID) -> None:
-        """After an erase: drop the vector index of every project left without episodes (this one, if the erase
-        took them all), so indexes of dead projects do not pile up. The erase has committed already; a failed
-        drop is logged and left to :func:`~.vector_indexes.build_missing`, which sweeps them too."""
+        """After a deletion that left the project without episodes (an erase, ``delete_session``,
+        ``forget_episodes``): drop the vector index of every project without episodes (this one's, which names it),
+        so indexes of dead projects do not pile up. The deletion has committed already; a failed drop is logged and
+        left to :func:`~.vector_indexes.build_missing`, which sweeps them too."""
         try:
             dropped = await vector_indexes.drop_orphans(self._url, ERASE_INDEX_LOCK_TIMEOUT_MS)
         except Exception as exc:

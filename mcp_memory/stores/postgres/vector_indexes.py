@@ -55,8 +55,9 @@ _ORPHANS = (
     "ORDER BY x.relname"
 )
 """Partial indexes of projects that hold no episode any more (the per-project counts are exact, kept by triggers;
-a project's row stays at 0 once its episodes are gone), on the store's own ``episodes`` (the search path's, so
-another schema's store is left alone). Each holds a graph of dead rows only, and nothing else would drop it."""
+a project's row goes once its episodes are gone, migration 0019, and stayed at 0 before), on the store's own
+``episodes`` (the search path's, so another schema's store is left alone). Each holds a graph of dead rows only, and
+nothing else would drop it."""
 
 
 _ONE_BUILDER = (

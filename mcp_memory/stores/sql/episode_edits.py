@@ -99,6 +99,23 @@ class EpisodeEdits:
     async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
         """After a row's text changed (and :meth:`_unindex`): index its new text. Postgres: nothing."""
 
+    async def _emptied(self, conn: AsyncConnection, project_id: UUID) -> bool:
+        """In the write transaction that deleted episodes of the project, after the deletes: whether it holds none
+        any more. If so, what the store keeps per project goes in this transaction (SQLite: its full-text counts and
+        vector version row; Postgres: its triggers on ``episodes`` drop a count that reaches 0), so nothing in the
+        store names it. Writers of the project wait for this transaction (SQLite's one writer; Postgres: the
+        project's count row, locked by the deletes), so an episode recorded meanwhile finds its bookkeeping gone
+        and writes it anew, or is counted here and keeps it."""
+        found = await conn.execute(
+            text("SELECT 1 FROM episodes WHERE project_id = :p LIMIT 1"), {"p": self._dialect.write_uuid(project_id)}
+        )
+        return found.first() is None
+
+    async def _erased(self, project_id: UUID) -> None:
+        """Called once a deletion that left the project without episodes (:meth:`_emptied`) has committed: what the
+        store keeps per project outside the transaction goes (Postgres: the project's vector index; SQLite: its
+        matrices in this process's memory)."""
+
     async def _lock_same(self, conn: AsyncConnection, episode: Episode) -> None:
         """In a write transaction, before looking for a repeat of ``episode``: make concurrent writers of the same
         episode wait for this transaction (SQLite: its single writer does already)."""
@@ -164,8 +181,11 @@ class EpisodeEdits:
                 await self._unindex(conn, batch)
                 among, names = in_values("id", batch, "pk")
                 await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
+            emptied = bool(pks) and await self._emptied(conn, project_id)
             gone = [ForgottenEpisode(as_uuid(r.episode_id), as_uuid(r.agent_instance_id), r.session_id) for r in rows]
             await self._record_forgets(conn, project_id, gone, event, retention)
+        if emptied:
+            await self._erased(project_id)
         return gone
 
     async def _record_forgets(

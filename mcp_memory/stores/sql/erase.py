@@ -5,7 +5,8 @@ What goes: the sessions' working memory rows, checkpoints, events and records, a
 their vectors, full-text postings and their share of the project's full-text statistics (SQLite keeps those itself:
 the store's ``_unindex`` hook of :class:`~mcp_memory.stores.sql.episode_edits.EpisodeEdits`, the one
 ``forget_episodes`` uses, takes the episodes out first; Postgres's triggers on ``episodes`` do it), so that the other
-episodes score as in a store that never held them. One transaction: all of it goes, or none.
+episodes score as in a store that never held them; and, once the project holds no episode, what the store keeps per
+project (its ``_emptied`` hook), so that no row names it. One transaction: all of it goes, or none.
 """
 
 from __future__ import annotations
@@ -59,10 +60,9 @@ class ScopeErase:
 
         async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None: ...
 
-    async def _erased(self, project_id: UUID) -> None:
-        """Called once a deletion of episodes of the project has committed: what the store keeps per project
-        outside the transaction goes (Postgres: the project's vector index, once the project holds no episode).
-        Nothing to do here."""
+        async def _emptied(self, conn: AsyncConnection, project_id: UUID) -> bool: ...
+
+        async def _erased(self, project_id: UUID) -> None: ...
 
     async def _sessions(self, conn: AsyncConnection, sessions: str, params: dict[str, Any]) -> list[int]:
         """The ids of the sessions to remove, ascending, each row locked until the transaction ends (Postgres). A
@@ -100,7 +100,8 @@ class ScopeErase:
     async def _erase(
         self, conn: AsyncConnection, pks: Sequence[int], episodes: str | None, params: dict[str, Any]
     ) -> list[UUID]:
-        """Delete the sessions ``pks`` and the episodes ``episodes`` picks; the ids of those episodes."""
+        """Delete the sessions ``pks`` and the episodes ``episodes`` picks (of the project ``:p``); the ids of those
+        episodes."""
         for i in range(0, len(pks), BATCH):
             batch = pks[i : i + BATCH]
             rows_of, names = in_values("session_pk", batch, "pk")
@@ -118,6 +119,7 @@ class ScopeErase:
             await self._unindex(conn, batch)
             among, names = in_values("id", batch, "pk")
             await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
+        await faults.reached("erase.episodes_deleted")
         return [as_uuid(row.episode_id) for row in found]
 
     def _held(self, row: Row[Any], now: float, seal_token: str | None) -> int | None:
@@ -165,7 +167,8 @@ class ScopeErase:
             removed = await self._count(conn, [int(row.id)], None, params)
             gone = await self._erase(conn, [int(row.id)], kept, params)
             removed = replace(removed, episodes=len(gone), episode_ids=tuple(gone))
-        if removed.episodes:
+            emptied = bool(gone) and await self._emptied(conn, scope.project_id)
+        if emptied:
             await self._erased(scope.project_id)
         return removed
 
@@ -182,12 +185,14 @@ class ScopeErase:
         if session_id is not None:
             params["s"] = session_id
         sessions, episodes = _where(d, project_id, agent_instance_id, session_id)
+        emptied = False
         async with self._write() as conn:
             pks = await self._sessions(conn, sessions, params)
             removed = await self._count(conn, pks, episodes, params)
             if not dry_run:
-                await self._erase(conn, pks, episodes, params)
-        if removed.episodes and not dry_run:
+                gone = await self._erase(conn, pks, episodes, params)
+                emptied = bool(gone) and await self._emptied(conn, project_id)
+        if emptied:
             await self._erased(project_id)
         return removed
 

@@ -25,6 +25,7 @@ from mcp_memory.stores.sql.rules import candidate_pool
 from mcp_memory.stores.sqlite.fulltext import (
     INSERT_EPISODE,
     bm25_ranking,
+    drop_project_counts,
     episode_params,
     index_episode,
     reindex_episode,
@@ -33,7 +34,7 @@ from mcp_memory.stores.sqlite.fulltext import (
     unindex_episodes,
 )
 from mcp_memory.stores.sqlite.statements import DIALECT
-from mcp_memory.stores.sqlite.vector_index import VectorIndex
+from mcp_memory.stores.sqlite.vector_index import VectorIndex, drop_project_version
 from mcp_memory.stores.sqlite.vectors import blob_to_vector, vector_to_blob
 
 _T = TypeVar("_T")
@@ -85,6 +86,21 @@ class SqliteEpisodes(EpisodeEdits):
 
     async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
         await self._on_thread(conn, lambda db: reindex_episode(db, episode_pk))
+
+    async def _emptied(self, conn: AsyncConnection, project_id: UUID) -> bool:
+        project = str(project_id)
+
+        def drop(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM episodes WHERE project_id = ? LIMIT 1", (project,)).fetchone() is not None:
+                return False
+            drop_project_counts(db, project)
+            drop_project_version(db, project)
+            return True
+
+        return await self._on_thread(conn, drop)
+
+    async def _erased(self, project_id: UUID) -> None:
+        self.vectors.invalidate(str(project_id))
 
     def _vector_set(self, changes: EpisodeChanges, params: dict[str, Any]) -> str:
         vector = changes.embedding

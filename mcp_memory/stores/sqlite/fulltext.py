@@ -401,6 +401,16 @@ def unindex_episodes(db: sqlite3.Connection, episode_pks: Sequence[int]) -> None
     db.execute(_TOKENIZER_CLEAR)
 
 
+def drop_project_counts(db: sqlite3.Connection, project_id: str) -> None:
+    """Delete the project's full-text rows (``text_projects``, and any ``text_terms`` or ``episode_terms`` left under
+    its key), in the write transaction that left it without episodes: the file then names no forgotten project. A
+    project recorded again gets a new row, as a new one does."""
+    row = db.execute("DELETE FROM text_projects WHERE project_id = ? RETURNING id", (project_id,)).fetchone()
+    if row is not None:
+        db.execute("DELETE FROM text_terms WHERE project_pk = ?", (row[0],))
+        db.execute("DELETE FROM episode_terms WHERE project_pk = ?", (row[0],))
+
+
 def reindex_episode(db: sqlite3.Connection, episode_pk: int) -> None:
     """Index the episode's stored text again after it changed (its old text taken out by
     :func:`unindex_episodes` first): its length, postings and counts."""

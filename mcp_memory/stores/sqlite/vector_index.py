@@ -14,9 +14,16 @@ its own read transaction, then:
 - only ``top_id`` moved: the rows above the matrix's last one are appended (the common case: new episodes);
 - neither: the matrix is current; one primary-key lookup was the whole cost of the check.
 
+A project left without episodes loses its row (:func:`drop_project_version`, in the transaction that emptied it), so
+the file names no forgotten project. A row made again later starts its ``changes`` above every value a dropped row
+held (``vector_floor``, raised by each drop and added by a trigger on ``vector_projects``), so a process still
+holding a matrix of the forgotten episodes rebuilds it; and a search that finds the row gone where its matrix was
+made from one drops that matrix's vectors.
+
 Only the project's own row is read, so no other project's writes touch a project's matrix or its results.
-:meth:`VectorIndex.invalidate` drops matrices outright (the one entry point for code that wants memory back, or
-that writes vectors by a path the triggers cannot see; none does today).
+:meth:`VectorIndex.invalidate` drops matrices outright (the one entry point for code that wants memory back, as the
+store does for a project a deletion of this process left without episodes, or that writes vectors by a path the
+triggers cannot see; none does today).
 
 Memory: a matrix takes dimension x 4 bytes per vector plus ~100 bytes of ids (100,000 x 384 -> ~150 MB + 10 MB),
 with a quarter more room once built (appends fill it; a full matrix grows by half, one copy). A matrix is built
@@ -73,6 +80,15 @@ VECTOR_DDL = [
     END""",
     # A project's vectors in row-id order, and those above a row id (an append) without reading the rest.
     "CREATE INDEX IF NOT EXISTS episodes_project_vectors ON episodes (project_id, id) WHERE embedding IS NOT NULL",
+    # Above every ``changes`` a dropped row held (drop_project_version): a project's row made again starts there, so
+    # its version never goes back to one that a matrix of its forgotten episodes was built at.
+    "CREATE TABLE IF NOT EXISTS vector_floor (id INTEGER PRIMARY KEY CHECK (id = 1), changes INTEGER NOT NULL)",
+    """CREATE TRIGGER IF NOT EXISTS vector_projects_above_floor AFTER INSERT ON vector_projects
+    WHEN EXISTS (SELECT 1 FROM vector_floor)
+    BEGIN
+        UPDATE vector_projects SET changes = changes + (SELECT changes FROM vector_floor)
+        WHERE project_id = NEW.project_id;
+    END""",
 ]
 
 FILTER_ROUND = 8
@@ -94,6 +110,8 @@ class _Matrix:
     ids: list[str] = field(default_factory=list)
     pks: list[int] = field(default_factory=list)
     """Each vector's episode row id (filters are checked by it: an integer key, cheaper than the UUID)."""
+    from_row: bool = False
+    """Last checked against the project's ``vector_projects`` row (False: against its absence)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -184,8 +202,10 @@ class VectorIndex:
             self._matrices.move_to_end(key)
         with matrix.lock:
             # A snapshot older than the matrix (changes or top_id below it) uses the matrix as it is: the rows it
-            # has that this snapshot lacks are dropped when the results are read from this snapshot.
-            if changes > matrix.changes:
+            # has that this snapshot lacks are dropped when the results are read from this snapshot. No row where
+            # the matrix was checked against one: the project's episodes were all forgotten, and its vectors go
+            # (a file written before the triggers has vectors and no row: no row alone does not mean no vectors).
+            if changes > matrix.changes or (row is None and matrix.from_row):
                 matrix.reset()
                 # Built with a quarter of room to grow: new episodes are appended without a copy for a while.
                 matrix.append(_rows(db, project_id, model, dim, 0), headroom=0.25)
@@ -194,6 +214,7 @@ class VectorIndex:
             elif changes == matrix.changes and top_id > matrix.max_id:
                 matrix.append(_rows(db, project_id, model, dim, matrix.max_id))
                 matrix.max_id = max(matrix.max_id, top_id)
+            matrix.from_row = row is not None
         self._evict(keep=key)
         return matrix
 
@@ -205,6 +226,18 @@ class VectorIndex:
                     break
                 if key != keep:
                     total -= self._matrices.pop(key).nbytes
+
+
+def drop_project_version(db: sqlite3.Connection, project_id: str) -> None:
+    """Delete the project's ``vector_projects`` row, in the write transaction that left it without episodes (after
+    their rows went: the delete trigger writes the row), and raise ``vector_floor`` above the row's ``changes``."""
+    row = db.execute("DELETE FROM vector_projects WHERE project_id = ? RETURNING changes", (project_id,)).fetchone()
+    if row is not None:
+        db.execute(
+            "INSERT INTO vector_floor (id, changes) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET changes = max(changes, excluded.changes)",
+            (int(row[0]) + 1,),
+        )
 
 
 def _rows(
