@@ -121,11 +121,13 @@ def register_completions(server: MemoryServer) -> None:
     async def handle(ctx: ServerRequestContext[Any, Any], params: CompleteRequestParams) -> CompleteResult:
         try:
             with (
-                server.in_flight.place(session_of(ctx), "completion/complete"),
+                # Tracked, not only placed: a stop cuts a completion off with the other calls in flight.
+                server.in_flight.track(session_of(ctx), "completion/complete"),
                 deadlines.call_deadline(settings.call_timeout_seconds, settings.call_cleanup_seconds),
             ):
                 completion = await complete(server, params.ref, params.argument, params.context)
-        except Unavailable:  # the session's places are all taken (complete itself answers its failures empty)
+        except Unavailable:
+            # The session's places are all taken, or a stop cut the call off (complete answers its own failures empty).
             completion = _EMPTY
         return CompleteResult(completion=completion)
 
