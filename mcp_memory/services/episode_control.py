@@ -220,9 +220,9 @@ class EpisodeControl:
         self, current: Episode, fields: dict[str, Any] | Callable[[Episode], dict[str, Any]], event_type: str
     ) -> Episode:
         """Write ``fields`` (or the fields a function makes of the stored episode) into the stored ``current``
-        episode, re-embedding it if its searchable text changes. The write is made from the text as read: if a
-        concurrent edit changed it meanwhile, the episode is read again and the change made again from it, so no
-        edit is lost and the vector is always that of the stored text."""
+        episode, re-embedding it if its searchable text changes. The write is made from the text and importance as
+        read: if a concurrent edit changed either meanwhile, the episode is read again and the change made again
+        from it, so no edit is lost and the vector is always that of the stored text."""
         for _ in range(_EDIT_ATTEMPTS):
             wanted = fields(current) if callable(fields) else fields
             if not wanted:
@@ -254,6 +254,8 @@ class EpisodeControl:
             embedding=vector,
             embedding_model=self._episodic.embedding_model if vector is not None else None,
             made_from=made_from,
+            # A merge decides the importance from the one it read: one raised since must not be written over.
+            importance_from=current.importance_score,
         )
         detail = {"episode_id": str(current.episode_id), "fields": sorted(fields)}
         event = EventRecord(event_type, self._clock(), 0.0, "ok", detail, perf_start=started)

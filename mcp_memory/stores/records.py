@@ -208,7 +208,8 @@ class EpisodeChanges:
     """What ``update_episode`` writes: each field given replaces the stored one (None: left as it is). When
     ``reembed`` is set the searchable text changed: the store re-indexes it and replaces the vector by
     ``embedding`` (None: no vector until the background retry makes one). ``made_from``: the text the change was
-    computed from; if the stored text is another, :class:`EpisodeChanged` and nothing is written."""
+    computed from, ``importance_from`` the importance (a merge keeps the higher of the stored one and its own); if
+    the stored one is another, :class:`EpisodeChanged` and nothing is written."""
 
     lessons_learned: list[str] | None = None
     outcome_details: str | None = None
@@ -218,6 +219,7 @@ class EpisodeChanges:
     embedding: Sequence[float] | None = None
     embedding_model: str | None = None
     made_from: EpisodeText | None = None
+    importance_from: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -269,7 +269,10 @@ class EpisodeEdits:
             found = await self._held_row(conn, project_id, episode_id)
             if found is None:
                 return None
-            if changes.made_from is not None and EpisodeText.of(self._episode(found)) != changes.made_from:
+            stored = self._episode(found)
+            if (changes.made_from is not None and EpisodeText.of(stored) != changes.made_from) or (
+                changes.importance_from is not None and stored.importance_score != changes.importance_from
+            ):
                 raise EpisodeChanged(f"episode '{episode_id}' changed while it was being edited; nothing was written")
             pk = int(found.id)
             if sets:
