@@ -5,9 +5,6 @@ session's acknowledged writes, nor close it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import anyio
 import pytest
 
@@ -16,37 +13,9 @@ from mcp_memory.config import Settings
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
+from tests.held_back import HeldBack
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "postgres")]
-
-
-@dataclass
-class HeldBack:
-    """A store's ``mark_terminated`` (terminate's last step) held back: ``recorded`` is set when terminate reaches it,
-    ``go_on`` lets it run, ``closed`` is set once it ran."""
-
-    recorded: anyio.Event = field(default_factory=anyio.Event)
-    go_on: anyio.Event = field(default_factory=anyio.Event)
-    closed: anyio.Event = field(default_factory=anyio.Event)
-
-    def hold(self, store: Any) -> None:
-        real_mark = store.mark_terminated
-
-        async def slow_mark(*args: Any, **kwargs: Any) -> int:
-            # Server A has recorded the terminate and is slow to send its clear (a busy store, a GC pause).
-            self.recorded.set()
-            with anyio.fail_after(10):
-                await self.go_on.wait()
-            try:
-                return int(await real_mark(*args, **kwargs))
-            finally:
-                self.closed.set()
-
-        store.mark_terminated = slow_mark
-
-    async def reached(self) -> None:
-        with anyio.fail_after(10):
-            await self.recorded.wait()
 
 
 async def test_a_late_clear_of_a_terminated_session_does_not_erase_its_successor(

@@ -525,11 +525,12 @@ async def test_a_terminate_that_fails_and_unseals_lets_no_write_slip_past_a_conc
     snapshots = 0
     late: list[str] = []
 
-    async def counted_seal(s: Scope, *args: Any) -> None:
+    async def counted_seal(s: Scope, *args: Any) -> bool:
         nonlocal seals
         seals += 1
-        await seal(s, *args)
+        sealed = await seal(s, *args)
         (first_sealed if seals == 1 else second_in).set()
+        return sealed
 
     def spied_lock(s: Scope) -> Any:
         if first_sealed.is_set():

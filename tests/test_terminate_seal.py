@@ -152,13 +152,13 @@ async def test_resume_between_durable_seal_and_redis_seal_is_conflict(
         real_seal = store.seal
         outcome: list[Any] = []
 
-        async def seal(s: Scope, *args: Any) -> None:
+        async def seal(s: Scope, *args: Any) -> bool:
             # Server A's terminate has sealed the durable record; server B's resume comes now.
             try:
                 outcome.append(await b.lifecycle.resume(*ids(scope), checkpoint_id="c1"))
             except Conflict as exc:
                 outcome.append(exc)
-            await real_seal(s, *args)
+            return await real_seal(s, *args)
 
         store.seal = seal  # type: ignore[method-assign]
         await a.lifecycle.terminate(*ids(scope))

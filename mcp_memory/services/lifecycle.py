@@ -10,7 +10,8 @@ The seed's API and argument names, without its weaknesses:
   process gets in; the seal is the call's own, with a lease: another terminate is ``conflict`` until it lapses,
   and a failed terminate unseals only its own seal), writes the episode (with a real summary) and marks the
   session terminated in one transaction, and only then clears working memory; a second call returns the same
-  result and records nothing. Checkpoints outlive it.
+  result and records nothing, also one of another server while the first still clears (:mod:`.terminate_lease`).
+  Checkpoints outlive it.
 - Every call records its event (type, time, duration, outcome) durably; failures raise a
   :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
 - Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -48,11 +48,12 @@ from mcp_memory.models import (
     validate_identifier,
 )
 from mcp_memory.services.checkpoint_cursor import CheckpointBound, decode_before, encode_cursor
-from mcp_memory.services.episodic import EpisodicMemory, episode_text
+from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.services.hooks import LifecycleHooks
 from mcp_memory.services.lifecycle_context import Call, LifecycleContext
 from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.strategies import LifecycleStrategy, OneTransaction
+from mcp_memory.services.terminate_lease import Terminated, embed_within_lease, terminated_before
 from mcp_memory.services.two_step_strategy import TwoStep
 from mcp_memory.services.validation import (
     MAX_CHECKPOINT_PAGE,
@@ -79,15 +80,6 @@ STATE_KEYS = "state_keys"
 """The key of terminate's episode metadata that lists the consolidated working-memory keys (reserved to it)."""
 STATE_KEYS_LISTED = 200
 """How many of those keys (the first in key order) the list holds."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Terminated:
-    """terminate's work under the session lock: the result, and whether an earlier call had finished the job (then
-    it is returned as it is: no hooks, nothing recorded)."""
-
-    data: dict[str, Any]
-    finished_before: bool = False
 
 
 class AgentLifecycleManager:
@@ -350,20 +342,11 @@ class AgentLifecycleManager:
         result_outcome: Outcome,
         consolidate_to_episodic: bool,
         cleanup_working: bool,
-    ) -> _Terminated:
+    ) -> Terminated:
         """terminate's work under the session lock."""
         info = await self._ctx.session(scope)
         if info.status == SessionStatus.TERMINATED:
-            stored = dict(info.terminate_result or {})
-            # Working memory marked terminated again (the first call may have failed before it did): that of the
-            # record read, whose seal token names the terminate that recorded it.
-            recorded_as = Incarnation(info.created_at, info.seal_token)
-            cleared = bool(stored.get("items_cleared"))
-            if await self._working.store.mark_terminated(scope, started.at, cleared, recorded_as):
-                # The first call failed between recording and clearing (so its hooks never ran either):
-                # finish its job now. Nothing new is recorded; the result is the first call's.
-                return _Terminated(stored)
-            return _Terminated(stored, finished_before=True)
+            return await terminated_before(self._working.store, scope, started.at, info)
 
         # The seal's owner: only this call unseals what it sealed, and another terminate of the session (of any
         # process) is refused until this one is done or its lease runs out.
@@ -371,11 +354,17 @@ class AgentLifecycleManager:
         lease = self._settings.terminate_lease_seconds
         try:
             sealed_at = self._clock()
-            await self._strategy.seal(scope, token, sealed_at, lease)
+            sealed = await self._strategy.seal(scope, token, sealed_at, lease)
         except MemoryServiceError as exc:
             # Nothing was sealed: record the failed call (every lifecycle call records its event) and stop.
             await self._ctx.record_failure(scope, "terminate", started, exc, meta)
             raise
+        if not sealed:
+            # Another server's terminate recorded the session since the read above: this call is its repeat.
+            again = await self._ctx.session(scope)  # (not_found if it was deleted meanwhile)
+            if again.status != SessionStatus.TERMINATED:
+                raise Conflict(f"session '{scope.session_id}' was deleted and spawned again meanwhile; retry")
+            return await terminated_before(self._working.store, scope, started.at, again)
         recorded = False
         try:
             await faults.reached("terminate.sealed")
@@ -393,7 +382,9 @@ class AgentLifecycleManager:
                         "metadata": {**meta, STATE_KEYS: sorted(items)[:STATE_KEYS_LISTED]},
                     }
                 )
-                vector = await self._embed_within_lease(scope, episode, sealed_at + lease)
+                vector = await embed_within_lease(
+                    self._episodic, self._settings, self._clock, scope, episode, sealed_at + lease
+                )
             result = {
                 "episode_id": str(episode.episode_id) if episode else None,
                 "state_items_consolidated": len(items) if consolidate_to_episodic else 0,
@@ -428,32 +419,24 @@ class AgentLifecycleManager:
                         logger.warning("could not unseal %s after a failed terminate", scope, exc_info=True)
         if stored != result:
             # A concurrent terminate won the race; its result is the answer and it does the cleanup.
-            return _Terminated(stored, finished_before=True)
+            return Terminated(stored, finished_before=True)
         # Recorded: working memory is marked terminated whatever happened to it meanwhile (a failed terminate of
         # another server may have unsealed it after reading the record as not terminated), and cleared if asked;
         # only the session recorded (under this call's seal), not one spawned again under its id since.
-        await self._working.store.mark_terminated(
-            scope, started.at, cleanup_working, Incarnation(info.created_at, token)
-        )
-        return _Terminated(result)
-
-    async def _embed_within_lease(self, scope: Scope, episode: Episode, lease_ends: float) -> list[float] | None:
-        """The episode's vector, or None if the provider fails or would keep terminate past its seal's lease (less
-        the time left to record, half the lease at most): past it terminate records nothing (``conflict``), whereas
-        an episode without a vector is embedded later (services.backfill)."""
-        reserve = min(self._settings.terminate_lease_seconds / 2, self._settings.call_timeout_seconds)
-        budget = lease_ends - self._clock() - reserve
-        vectors = None
-        with anyio.move_on_after(max(0.0, budget)) as wait:
-            vectors = await self._episodic.embed([episode_text(episode)])
-        if wait.cancelled_caught:
-            logger.warning(
-                "terminate of %s: its embedding was cut short after %.1f s to stay within terminate_lease_seconds; "
-                "the episode is stored without a vector (embedded later)",
-                scope,
-                max(0.0, budget),
+        try:
+            await self._working.store.mark_terminated(
+                scope, started.at, cleanup_working, Incarnation(info.created_at, token)
             )
-        return vectors[0] if vectors else None
+        except BaseException:
+            # Unfinished: the lease ends, so that a retry finishes the job at once (hooks included) rather than take
+            # this call for one still at it (services.terminate_lease).
+            with deadlines.compensation():
+                try:
+                    await self._durable.end_terminate_lease(scope, token)
+                except Exception:
+                    logger.warning("could not end the lease of an unfinished terminate of %s", scope, exc_info=True)
+            raise
+        return Terminated(result)
 
     # -- list_checkpoints ------------------------------------------------------------------------------
     async def list_checkpoints(

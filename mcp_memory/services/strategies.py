@@ -65,9 +65,10 @@ class LifecycleStrategy(Protocol):
         as a pause does."""
         ...
 
-    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
+    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> bool:
         """Refuse writes, pauses and resumes of the session from now on, in every process, as terminate ``token``
-        (``Conflict`` if another terminate holds the seal, its lease not run out)."""
+        (``Conflict`` if another terminate holds the seal, its lease not run out). False, and nothing sealed, if the
+        session is terminated (or gone) since the terminate read it."""
         ...
 
     async def unseal(self, scope: Scope, token: str) -> None:
@@ -151,8 +152,8 @@ class OneTransaction:
         info, restored = done
         return Restored(info.checkpoint_id, restored, info.created_at)
 
-    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
-        await self._ctx.durable.seal(scope, token, now, lease)
+    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> bool:
+        return await self._ctx.durable.seal(scope, token, now, lease)
 
     async def unseal(self, scope: Scope, token: str) -> None:
         await self._ctx.durable.unseal(scope, token)

@@ -250,14 +250,16 @@ class TwoStep:
         working: object = self._ctx.working.store
         return working is self._ctx.durable
 
-    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> None:
+    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> bool:
         """The durable record is sealed first (a pause checks it as it records its checkpoint, Redis re-opens a
         session it lost from it, sealed, and it decides between concurrent terminates), then working memory; if
-        the second fails, neither stays sealed by this token."""
+        the second fails, neither stays sealed by this token. A record terminated meanwhile (by another server's
+        terminate, which marks working memory itself) is left as it is, and so is working memory."""
         durable, working = self._ctx.durable, self._ctx.working.store
-        await durable.seal(scope, token, now, lease)
+        if not await durable.seal(scope, token, now, lease):
+            return False
         if self._same_store():
-            return
+            return True
         try:
             await working.seal(scope, token, now, lease)
         except BaseException:
@@ -267,6 +269,7 @@ class TwoStep:
                 except Exception:
                     logger.warning("could not unseal %s after sealing its working memory failed", scope, exc_info=True)
             raise
+        return True
 
     async def unseal(self, scope: Scope, token: str) -> None:
         """Each store clears the seal only if ``token`` still holds it. Working memory first: while the durable seal

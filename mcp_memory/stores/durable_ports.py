@@ -110,21 +110,29 @@ class SessionStore(Protocol):
         recorded, or it was forgotten)."""
         ...
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
         """Record that the session is being terminated (``SessionInfo.sealed``) by the terminate ``token``:
         ``record_pause`` and ``record_resume`` refuse it with ``Conflict``, and a working store that re-opens a
         session it lost (Redis) re-opens it sealed. A store that is the working store too has one flag for both
         roles. The seal has an owner and a lease: it succeeds if the session is unsealed, sealed by ``token``
         already, or sealed by another token whose lease (``now + lease_seconds`` when it sealed) has run out at
         ``now`` (taken over: a terminate that crashed after sealing does not seal the session for ever);
-        otherwise ``Conflict`` (another terminate is in progress) and nothing changes. No-op for a missing or
-        terminated session."""
+        otherwise ``Conflict`` (another terminate is in progress) and nothing changes. True once sealed; False,
+        and nothing changes, for a missing or terminated session (a terminate of another server may have recorded
+        it since the caller read it)."""
         ...
 
     async def unseal(self, scope: Scope, token: str) -> None:
         """Undo ``seal`` when terminate failed before it was recorded, only if ``token`` holds the seal (or a seal
         with no owner, made before seals had one): a terminate that failed never unseals a session another
         terminate has sealed since (or taken over). No-op once terminated."""
+        ...
+
+    async def end_terminate_lease(self, scope: Scope, token: str) -> None:
+        """The terminate ``token`` recorded the session terminated but could not finish its job (mark its working
+        memory terminated and clear it): its lease ends now. Until a terminated session's lease runs out a repeated
+        terminate takes the terminate that recorded it for one still finishing, and answers as a repeat; after, it
+        finishes that job itself (hooks included). No-op unless the session is terminated under ``token``."""
         ...
 
     async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:

@@ -30,14 +30,14 @@ class WorkingStore(Protocol):
         does, may have re-opened it), so that the session is unknown here too. Nothing else is touched."""
         ...
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
         """Refuse all further writes to the session (it is being terminated by the terminate ``token``), as the
         durable ``SessionStore.seal`` does: ``Conflict`` if another token holds the seal and its lease (``now +
         lease_seconds`` when it sealed) has not run out; a seal with no owner (a re-open of a session sealed on the
-        durable store) is taken over. No-op once terminated. Terminate seals the durable record first: a store
-        keeping its own copy of the seal (Redis) treats a copy whose token no longer holds the durable seal
-        (``SessionInfo.seal_token``) as stale, and clears it (only if that token still holds it) at the next write
-        or seal that meets it."""
+        durable store) is taken over. False (a no-op) once terminated, else True. Terminate seals the durable
+        record first: a store keeping its own copy of the seal (Redis) treats a copy whose token no longer holds
+        the durable seal (``SessionInfo.seal_token``) as stale, and clears it (only if that token still holds it)
+        at the next write or seal that meets it."""
         ...
 
     async def unseal(self, scope: Scope, token: str) -> None:

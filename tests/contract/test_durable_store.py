@@ -494,8 +494,8 @@ async def test_a_seal_belongs_to_its_token_until_its_lease_runs_out(stores: Stor
     # while the first holds it; once the first's lease ran out (it crashed), the second takes it over, and the
     # first's late unseal leaves the second's seal alone.
     scope = await create(stores)
-    await stores.durable.seal(scope, TOKEN, T0, LEASE)
-    await stores.durable.seal(scope, TOKEN, T0 + 1, LEASE)  # the same terminate again: idempotent
+    assert await stores.durable.seal(scope, TOKEN, T0, LEASE)
+    assert await stores.durable.seal(scope, TOKEN, T0 + 1, LEASE)  # the same terminate again: idempotent
     with pytest.raises(Conflict, match="already in progress"):
         await stores.durable.seal(scope, "terminate-b", T0 + LEASE - 1, LEASE)
     await stores.durable.unseal(scope, "terminate-b")  # not its seal: no-op
@@ -511,14 +511,36 @@ async def test_a_seal_belongs_to_its_token_until_its_lease_runs_out(stores: Stor
     session = await stores.durable.get_session(scope)
     assert session is not None and not session.sealed
     await pause(stores, scope, "cp", T0 + LEASE + 2)
-    # A missing session's seal is a no-op, as is any seal once terminated.
-    await stores.durable.seal(new_scope(), TOKEN, T0, LEASE)
-    await stores.durable.seal(scope, TOKEN, T0 + LEASE + 3, LEASE)
+    # A missing session's seal is a no-op, as is any seal once terminated: it says so (a terminate of another
+    # process recorded the session since the caller read it), and nothing changes.
+    assert not await stores.durable.seal(new_scope(), TOKEN, T0, LEASE)
+    assert await stores.durable.seal(scope, TOKEN, T0 + LEASE + 3, LEASE)
     await stores.durable.record_terminate(scope, None, None, {"done": True}, event("terminate", T0 + LEASE + 4))
-    await stores.durable.seal(scope, "terminate-b", T0 + LEASE + 5, LEASE)
+    assert not await stores.durable.seal(scope, "terminate-b", T0 + LEASE + 5, LEASE)
     await stores.durable.unseal(scope, TOKEN)
     session = await stores.durable.get_session(scope)
     assert session is not None and session.sealed and session.status == SessionStatus.TERMINATED
+
+
+async def test_only_the_terminate_that_recorded_a_session_ends_its_lease_and_only_once_recorded(
+    stores: StorePair,
+) -> None:
+    # A terminate whose last step failed after its record ends its lease, so that a retry does not take it for one
+    # still finishing (services/terminate_lease.py). Before the record the lease is the seal's, never ended so.
+    scope = await create(stores)
+    assert await stores.durable.seal(scope, TOKEN, T0, LEASE)
+    await stores.durable.end_terminate_lease(scope, TOKEN)
+    session = await stores.durable.get_session(scope)
+    assert session is not None and session.seal_until == at(T0 + LEASE)
+    await stores.durable.record_terminate(scope, None, None, {"done": True}, event("terminate", T0 + 1), None, TOKEN)
+    await stores.durable.end_terminate_lease(scope, "terminate-b")
+    session = await stores.durable.get_session(scope)
+    assert session is not None and session.seal_token == TOKEN and session.seal_until == at(T0 + LEASE)
+    await stores.durable.end_terminate_lease(scope, TOKEN)
+    session = await stores.durable.get_session(scope)
+    assert session is not None and session.status == SessionStatus.TERMINATED and session.sealed
+    assert session.seal_until is None and session.terminate_result == {"done": True}
+    await stores.durable.end_terminate_lease(new_scope(), TOKEN)  # no session: nothing to do
 
 
 async def test_terminated_session_accepts_no_transitions_and_keeps_checkpoints(stores: StorePair) -> None:

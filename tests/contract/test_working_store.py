@@ -286,7 +286,7 @@ async def test_marked_terminated_stays_closed_whatever_unseal_or_seal_come_later
             if late == "unseal":
                 await stores.working.unseal(scope, TOKEN)
             elif late == "seal":
-                await stores.working.seal(scope, "terminate-b", T0 + 1, LEASE)
+                assert not await stores.working.seal(scope, "terminate-b", T0 + 1, LEASE)  # terminated: no seal
             else:
                 await stores.working.unseal(scope, "terminate-b")
             with pytest.raises(Conflict):

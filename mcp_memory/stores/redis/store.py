@@ -368,7 +368,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
         await self._eval("forget", self.all_keys(scope), [incarnation(session)], closing=True)
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
         args = ["s", token, repr(float(now)), repr(float(now + lease_seconds))]
         reply = await self._eval("seal", self.keys(scope), args)
         if reply[0] == "missing":
@@ -379,6 +379,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
             reply = await self._eval("seal", self.keys(scope), args)
         if reply[0] == "held":
             raise terminate_in_progress(scope, lease_seconds)
+        return bool(reply[0] != "terminated")
 
     async def unseal(self, scope: Scope, token: str) -> None:
         if self.durable is not None:

@@ -67,6 +67,10 @@ UNSEAL = (
     f"WHERE {SCOPE} AND status <> 'terminated' AND sealed AND (seal_token IS NULL OR seal_token = :t)"
 )
 """Clear the seal only if this token holds it (or no token does): never a newer owner's."""
+END_TERMINATE_LEASE = (
+    f"UPDATE sessions SET seal_until = NULL WHERE {SCOPE} AND status = 'terminated' AND seal_token = :t"
+)
+"""A terminated session's lease ends, if the terminate of this token recorded it (the row keeps its seal's token)."""
 GET_ITEM = f"SELECT value, expires_at FROM working_items WHERE session_pk = {SESSION_PK} AND key = :k AND {LIVE}"
 _OWN_EPISODE = "e.episode_id = {0}.episode_id AND e.project_id = {0}.project_id"
 OWN_EPISODE = _OWN_EPISODE.format("s")

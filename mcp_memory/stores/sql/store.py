@@ -20,6 +20,7 @@ from mcp_memory.stores.sql.queries import (
     CHECKPOINT_COLUMNS,
     CHECKPOINT_FIELDS,
     COMPLETE,
+    END_TERMINATE_LEASE,
     EPISODE_COLUMNS,
     GET_ITEM,
     GET_SESSION,
@@ -193,7 +194,7 @@ class SqlStore:
             return spawn_in_progress(scope)
         return session_exists(scope, None if row is None else row.status)
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> None:
+    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
         d = self._dialect
         params = {
             **d.scope_params(scope),
@@ -203,16 +204,21 @@ class SqlStore:
         }
         async with self._write() as conn:
             if (await conn.execute(text(SEAL), params)).rowcount:
-                return
+                return True
             held = (await conn.execute(text(SEAL_REFUSED), params)).first()
-        if held is not None and held.status != SessionStatus.TERMINATED:  # (no-op for a missing or terminated one)
-            # When the holder's seal lapses, as it stands (a stopped holder's lapses sooner than a whole lease).
-            until = None if held.seal_until is None else d.read_epoch(held.seal_until)
-            raise terminate_in_progress(scope, seal_lapses_in(until, now, lease_seconds))
+        if held is None or held.status == SessionStatus.TERMINATED:
+            return False  # (no-op for a missing or terminated one)
+        # When the holder's seal lapses, as it stands (a stopped holder's lapses sooner than a whole lease).
+        until = None if held.seal_until is None else d.read_epoch(held.seal_until)
+        raise terminate_in_progress(scope, seal_lapses_in(until, now, lease_seconds))
 
     async def unseal(self, scope: Scope, token: str) -> None:
         async with self._write() as conn:
             await conn.execute(text(UNSEAL), {**self._dialect.scope_params(scope), "t": token})
+
+    async def end_terminate_lease(self, scope: Scope, token: str) -> None:
+        async with self._write() as conn:
+            await conn.execute(text(END_TERMINATE_LEASE), {**self._dialect.scope_params(scope), "t": token})
 
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
         # Never needed: spawn is one transaction here, and discarding the record discards its working memory.

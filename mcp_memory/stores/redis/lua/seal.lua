@@ -3,14 +3,14 @@
 -- seal succeeds if the session is open, sealed by this token or by nobody, or its owner's lease has run out ('held'
 -- and the marker otherwise); an unseal clears only this token's seal (or an ownerless one); 'c' clears the seal only
 -- if exactly this token ('' : nobody) still holds it (compare and delete: never a seal another terminate made since).
--- A terminated session ('t') stays terminated.
+-- A terminated session ('t') stays terminated ({'terminated'}).
 local m = KEYS[1]
 -- Each SET below replaces the marker after a DEL of it: Redis refuses a script's first write on a full Redis (above
 -- maxmemory) only if that write may grow memory, and a DEL may not; so a full Redis still lets a terminate seal the
 -- session (a few bytes), consolidate it and free its memory.
 local state = redis.call('GET', m)
 if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
-if state == 't' then return {'ok'} end
+if state == 't' then return {'terminated'} end
 local owner, lease = string.match(state, '^s:([^:]*):(.*)$')
 local mine = state == 's' or owner == ARGV[2]
 if ARGV[1] == 's' then
