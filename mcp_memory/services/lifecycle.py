@@ -354,7 +354,7 @@ class AgentLifecycleManager:
         lease = self._settings.terminate_lease_seconds
         try:
             sealed_at = self._clock()
-            sealed = await self._strategy.seal(scope, token, sealed_at, lease)
+            sealed = await self._strategy.seal(scope, token, sealed_at, lease, Incarnation(info.created_at, token))
         except MemoryServiceError as exc:
             # Nothing was sealed: record the failed call (every lifecycle call records its event) and stop.
             await self._ctx.record_failure(scope, "terminate", started, exc, meta)

@@ -26,7 +26,7 @@ from mcp_memory.services.lifecycle_context import (
     Restored,
     checkpoint_id_and_time,
 )
-from mcp_memory.stores.ports import EventRecord, PauseStamp, Retention, SameStoreLifecycle
+from mcp_memory.stores.ports import EventRecord, Incarnation, PauseStamp, Retention, SameStoreLifecycle
 
 
 class LifecycleStrategy(Protocol):
@@ -65,10 +65,12 @@ class LifecycleStrategy(Protocol):
         as a pause does."""
         ...
 
-    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> bool:
+    async def seal(
+        self, scope: Scope, token: str, now: float, lease: float, made_from: Incarnation | None = None
+    ) -> bool:
         """Refuse writes, pauses and resumes of the session from now on, in every process, as terminate ``token``
-        (``Conflict`` if another terminate holds the seal, its lease not run out). False, and nothing sealed, if the
-        session is terminated (or gone) since the terminate read it."""
+        (``Conflict`` if another terminate holds the seal, its lease not run out); ``made_from``: the session as the
+        terminate read it. False, and nothing sealed, if the session is terminated (or gone) since that read."""
         ...
 
     async def unseal(self, scope: Scope, token: str) -> None:
@@ -152,7 +154,9 @@ class OneTransaction:
         info, restored = done
         return Restored(info.checkpoint_id, restored, info.created_at)
 
-    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> bool:
+    async def seal(
+        self, scope: Scope, token: str, now: float, lease: float, made_from: Incarnation | None = None
+    ) -> bool:
         return await self._ctx.durable.seal(scope, token, now, lease)
 
     async def unseal(self, scope: Scope, token: str) -> None:

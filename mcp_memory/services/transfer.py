@@ -46,7 +46,7 @@ from mcp_memory.services.export_lines import (
 from mcp_memory.services.export_reader import check_export, export_entries, open_export
 from mcp_memory.services.import_checks import ImportLimits
 from mcp_memory.services.working import MAX_TTL_SECONDS
-from mcp_memory.stores.ports import Limits, StagedImport, WorkingStore
+from mcp_memory.stores.ports import Incarnation, Limits, StagedImport, WorkingStore
 from mcp_memory.stores.transfer import ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
 from mcp_memory.version import __version__
 
@@ -84,6 +84,9 @@ class Staged:
     scope: Scope
     status: SessionStatus
     sealed: bool
+    made_from: Incarnation
+    """The durable record as imported (its creation time as the store keeps it; no terminate's seal token): which
+    session of its id the working memory switched in is, and which one the import closes (``mark_terminated``)."""
 
 
 class Transfer:
@@ -270,24 +273,26 @@ class Transfer:
         assert isinstance(self._working, StagedImport)
         working = self._working
         now = self._clock()
-        statuses: dict[tuple[UUID, str], tuple[SessionStatus, bool]] = {}  # and whether sealed
+        statuses: dict[tuple[UUID, str], tuple[SessionStatus, bool, Incarnation]] = {}  # whether sealed, which
         items: dict[tuple[UUID, str], dict[str, Item]] = {}
         records = 0
 
         async def stage(key: tuple[UUID, str]) -> None:
             scope, kept = Scope(project, key[0], key[1]), items.pop(key, {})
-            status, sealed = statuses[key]
+            status, sealed, made_from = statuses[key]
             if status == SessionStatus.TERMINATED and not kept:
                 return  # its keys all expired: nothing to keep
             await working.stage_import(scope, kept, now, self._limits, token)
-            staged.append(Staged(scope, status, sealed))
+            staged.append(Staged(scope, status, sealed, made_from))
             await faults.reached("import.working_staged")
 
         pending: tuple[UUID, str] | None = None
         async for entry in export_entries(f, sha256):
             if isinstance(entry, SessionEntry):
                 info = entry.info
-                statuses[(info.agent_instance_id, info.session_id)] = (info.status, info.sealed)
+                # Its creation time as the durable store writes and reads it back (epoch seconds, to the microsecond).
+                made_from = Incarnation(to_datetime(info.created_at.timestamp()), None)
+                statuses[(info.agent_instance_id, info.session_id)] = (info.status, info.sealed, made_from)
             elif isinstance(entry, WorkingEntry):
                 key = (entry.scope.agent_instance_id, entry.scope.session_id)
                 if pending is not None and pending != key:
@@ -303,7 +308,7 @@ class Transfer:
         if pending is not None:
             await stage(pending)
         done = {(s.scope.agent_instance_id, s.scope.session_id) for s in staged}
-        for key, (status, _) in statuses.items():
+        for key, (status, _, _) in statuses.items():
             if status != SessionStatus.TERMINATED and key not in done:
                 await stage(key)
         return records
@@ -327,13 +332,16 @@ class Transfer:
         sealed = {s.scope for s in staged if s.sealed and s.status != SessionStatus.TERMINATED}
         terminated = {s.scope for s in staged if s.status == SessionStatus.TERMINATED}
         try:
+            made_from = {s.scope: s.made_from for s in staged}
             report.working_sessions_written = await working.switch_import(
-                scopes, token, self._clock(), sealed, terminated
+                scopes, token, self._clock(), sealed, terminated, made_from
             )
             await faults.reached("import.switched")
             for s in staged:
                 if s.status == SessionStatus.TERMINATED:
-                    await self._working.mark_terminated(s.scope, self._clock(), clear=False, recorded=None)
+                    # Only the session imported: another server may have deleted it since the switch and spawned its
+                    # id again, and that session is not the import's to close.
+                    await self._working.mark_terminated(s.scope, self._clock(), clear=False, recorded=s.made_from)
         except MemoryServiceError as exc:
             await self._drop_staged(working, scopes, token)
             raise type(exc)(

@@ -30,7 +30,7 @@ from mcp_memory.services.lifecycle_context import (
 )
 from mcp_memory.services.staged_spawn import spawn_staged
 from mcp_memory.services.store_capabilities import StoreCapabilities
-from mcp_memory.stores.ports import EventRecord, Retention, StagedSpawn
+from mcp_memory.stores.ports import EventRecord, Incarnation, Retention, StagedSpawn
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +250,9 @@ class TwoStep:
         working: object = self._ctx.working.store
         return working is self._ctx.durable
 
-    async def seal(self, scope: Scope, token: str, now: float, lease: float) -> bool:
+    async def seal(
+        self, scope: Scope, token: str, now: float, lease: float, made_from: Incarnation | None = None
+    ) -> bool:
         """The durable record is sealed first (a pause checks it as it records its checkpoint, Redis re-opens a
         session it lost from it, sealed, and it decides between concurrent terminates), then working memory; if
         the second fails, neither stays sealed by this token. A record terminated meanwhile (by another server's
@@ -261,7 +263,7 @@ class TwoStep:
         if self._same_store():
             return True
         try:
-            await working.seal(scope, token, now, lease)
+            await working.seal(scope, token, now, lease, made_from)
         except BaseException:
             with deadlines.compensation():
                 try:

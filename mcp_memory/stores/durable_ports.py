@@ -29,6 +29,7 @@ from mcp_memory.stores.records import (
     EventRecord,
     ForgottenEpisode,
     IdentifierKind,
+    Incarnation,
     Limits,
     PauseStamp,
     Removed,
@@ -110,7 +111,9 @@ class SessionStore(Protocol):
         recorded, or it was forgotten)."""
         ...
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
+    async def seal(
+        self, scope: Scope, token: str, now: float, lease_seconds: float, made_from: Incarnation | None = None
+    ) -> bool:
         """Record that the session is being terminated (``SessionInfo.sealed``) by the terminate ``token``:
         ``record_pause`` and ``record_resume`` refuse it with ``Conflict``, and a working store that re-opens a
         session it lost (Redis) re-opens it sealed. A store that is the working store too has one flag for both
@@ -119,7 +122,8 @@ class SessionStore(Protocol):
         ``now`` (taken over: a terminate that crashed after sealing does not seal the session for ever);
         otherwise ``Conflict`` (another terminate is in progress) and nothing changes. True once sealed; False,
         and nothing changes, for a missing or terminated session (a terminate of another server may have recorded
-        it since the caller read it)."""
+        it since the caller read it). ``made_from`` is a working store's (``WorkingStore.seal``): the record is the
+        durable session itself."""
         ...
 
     async def unseal(self, scope: Scope, token: str) -> None:

@@ -30,14 +30,18 @@ class WorkingStore(Protocol):
         does, may have re-opened it), so that the session is unknown here too. Nothing else is touched."""
         ...
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
+    async def seal(
+        self, scope: Scope, token: str, now: float, lease_seconds: float, made_from: Incarnation | None = None
+    ) -> bool:
         """Refuse all further writes to the session (it is being terminated by the terminate ``token``), as the
         durable ``SessionStore.seal`` does: ``Conflict`` if another token holds the seal and its lease (``now +
         lease_seconds`` when it sealed) has not run out; a seal with no owner (a re-open of a session sealed on the
         durable store) is taken over. False (a no-op) once terminated, else True. Terminate seals the durable
         record first: a store keeping its own copy of the seal (Redis) treats a copy whose token no longer holds
         the durable seal (``SessionInfo.seal_token``) as stale, and clears it (only if that token still holds it)
-        at the next write or seal that meets it."""
+        at the next write or seal that meets it. ``made_from``: the durable session the terminate read, which a
+        store telling sessions of one id apart (Redis) notes on a session that does not say yet which it is
+        (``mark_terminated``)."""
         ...
 
     async def unseal(self, scope: Scope, token: str) -> None:
@@ -80,7 +84,7 @@ class WorkingStore(Protocol):
         of another process may have unsealed it meanwhile), and with ``clear`` its keys are deleted (returns how
         many live keys were); without, they stay readable. Idempotent. Only ``recorded``, the session that
         record is of: one spawned again under the id since (after a deletion) is left as it is, and 0 returned
-        (None: whichever session holds the id now, for an import closing the sessions it has just written)."""
+        (None: whichever session holds the id now)."""
         ...
 
     async def start(self) -> None:
@@ -171,12 +175,15 @@ class StagedImport(Protocol):
         now: float,
         sealed: AbstractSet[Scope] = frozenset(),
         terminated: AbstractSet[Scope] = frozenset(),
+        made_from: Mapping[Scope, Incarnation] | None = None,
     ) -> int:
         """Make the staged state of ``scopes`` their working memory (replacing whatever was live), together, with the
         expiry its items give it at ``now``; the count switched. Those in ``sealed`` (a terminate was cut off, the
         durable record says sealed) are switched in sealed by nobody, refusing writes as a re-open of such a session
         does; those in ``terminated`` (terminated, keeping their keys) terminated, refusing every write; the others
-        open. ``Unavailable`` if a staged state is gone (nothing of that step switched)."""
+        open. ``made_from``: each session's durable record as imported, which a store telling sessions of one id
+        apart (Redis) notes, as a spawn does (``mark_terminated``). ``Unavailable`` if a staged state is gone
+        (nothing of that step switched)."""
         ...
 
 

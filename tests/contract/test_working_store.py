@@ -272,11 +272,13 @@ async def test_marked_terminated_stays_closed_whatever_unseal_or_seal_come_later
     cleared = await opened(stores, items={"a": item(1)})
     recorded: dict[Scope, Incarnation] = {}
     for scope in (kept, cleared):
-        await stores.working.seal(scope, TOKEN, T0, LEASE)
-        await stores.durable.record_terminate(scope, None, None, {}, EventRecord("terminate", T0, 0.0, "ok"))
         info = await stores.durable.get_session(scope)
         assert info is not None
         recorded[scope] = Incarnation(info.created_at, TOKEN)  # the session the record is of, as terminate names it
+        # Sealed as terminate seals it, naming the session it read: once the seal is gone, that tells the session
+        # the record is of from one spawned again under its id (the session ``open`` made notes none).
+        assert await stores.working.seal(scope, TOKEN, T0, LEASE, recorded[scope])
+        await stores.durable.record_terminate(scope, None, None, {}, EventRecord("terminate", T0, 0.0, "ok"))
         await stores.working.unseal(scope, TOKEN)  # the late unseal before the mark: the mark overrides it
     assert await stores.working.mark_terminated(kept, T0, False, recorded[kept]) == 0
     assert await stores.working.mark_terminated(cleared, T0, True, recorded[cleared]) == 1

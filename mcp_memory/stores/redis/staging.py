@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_memory.errors import Unavailable
 from mcp_memory.models import Item, Scope, SessionInfo
-from mcp_memory.stores.ports import Limits
+from mcp_memory.stores.ports import Incarnation, Limits
 from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, STAGING_TTL_MS, incarnation, item_args, too_large
 from mcp_memory.summary import counted
 
@@ -99,7 +99,9 @@ class RedisStaging:
         now: float,
         sealed: AbstractSet[Scope] = frozenset(),
         terminated: AbstractSet[Scope] = frozenset(),
+        made_from: Mapping[Scope, Incarnation] | None = None,
     ) -> int:
+        made_from = made_from or {}
         groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
         switched = 0
         for group in groups:
@@ -110,7 +112,11 @@ class RedisStaging:
             # session whose terminate was cut off), "t" terminated (closed in the switch itself: a write landing
             # before the terminated sessions are closed as terminate does would otherwise be taken).
             markers = "".join("t" if s in terminated else "s" if s in sealed else "o" for s in group)
-            reply = await self._eval("switch", keys, [token, repr(float(now)), RECLAIM_MARGIN_MS, markers])
+            # Each session notes the durable record it was imported as (its i), as a spawn's commit does: a late
+            # terminate of a session deleted before the import tells this one apart by it (lua/clear.lua).
+            made = [incarnation(made_from[s]) if s in made_from else "" for s in group]
+            args = [token, repr(float(now)), RECLAIM_MARGIN_MS, markers, *made]
+            reply = await self._eval("switch", keys, args)
             if reply[0] != "ok":
                 raise Unavailable(
                     f"Redis lost the staged working memory of session '{group[int(reply[1])].session_id}' before "

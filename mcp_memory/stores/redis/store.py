@@ -8,8 +8,10 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
                                                           absent), "p:<token>" staged by a spawn (:mod:`.staging`)
     P:{<project_id>/<agent_instance_id>/<session_id>}:v   hash    key -> value (JSON text, never decoded)
     P:{<project_id>/<agent_instance_id>/<session_id>}:x   zset    key -> expires_at (only keys with a TTL)
-    P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a spawn's commit or a re-open
-                                                          made it from (its creation time)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a spawn's commit, a re-open or
+                                                          an import's switch made it from (its creation time);
+                                                          a terminate's seal notes it where an earlier release
+                                                          left none
     P:{<project_id>/<agent_instance_id>/<session_id>}:cv, :cx, :ct    a pause's copy of v and x, and its tag
                                                           (:mod:`.copies`: what a resume of that checkpoint takes)
     P:{<project_id>/<agent_instance_id>/<session_id>}:g   string  the order of its latest pause or resume
@@ -46,7 +48,8 @@ Once the durable record says terminated, terminate marks ``m`` terminated ("t"):
 re-open changes that (an unseal of a failed terminate of another server, which read the durable record just before
 this one recorded it, leaves it terminated; only ``open`` of another incarnation, spawn of a session whose durable
 record was lost, starts afresh over it). That marking (and its clear) is of the session the record is of only: one
-deleted and spawned again under its id meanwhile, staged or noting another ``i``, is left alone (``lua/clear.lua``).
+deleted and spawned again under its id meanwhile, staged, noting another ``i`` or noting none (an earlier release's:
+every session this release writes notes one by the time it is terminated), is left alone (``lua/clear.lua``).
 Where Redis can fail over, the closing scripts (that marking, and the erases of delete_session and forget) answer
 only once a replica has them (:mod:`.replication`): a failover to a replica that lags keeps a present but older
 marker, which no call asks the durable store about.
@@ -368,8 +371,13 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
     async def forget(self, scope: Scope, session: SessionInfo) -> None:
         await self._eval("forget", self.all_keys(scope), [incarnation(session)], closing=True)
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
+    async def seal(
+        self, scope: Scope, token: str, now: float, lease_seconds: float, made_from: Incarnation | None = None
+    ) -> bool:
+        # A session that does not note the durable session it is (``i``: made by an earlier release) notes
+        # ``made_from`` from now on, so that this terminate's last step (lua/clear.lua) knows it for its own.
         args = ["s", token, repr(float(now)), repr(float(now + lease_seconds))]
+        args.append("" if made_from is None else incarnation(made_from))
         reply = await self._eval("seal", self.keys(scope), args)
         if reply[0] == "missing":
             # Re-open it sealed by nobody (with its newest checkpoint, which terminate then consolidates); take it.

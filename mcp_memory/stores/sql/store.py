@@ -194,7 +194,10 @@ class SqlStore:
             return spawn_in_progress(scope)
         return session_exists(scope, None if row is None else row.status)
 
-    async def seal(self, scope: Scope, token: str, now: float, lease_seconds: float) -> bool:
+    async def seal(
+        self, scope: Scope, token: str, now: float, lease_seconds: float, made_from: Incarnation | None = None
+    ) -> bool:
+        # (``made_from`` is for a working store apart from the records: this row is the durable session itself.)
         d = self._dialect
         params = {
             **d.scope_params(scope),

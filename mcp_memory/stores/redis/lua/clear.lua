@@ -11,13 +11,14 @@ local token, made_from = ARGV[5], ARGV[6]
 if token ~= '' or made_from ~= '' then
   -- Only that session: it may have been deleted and its id spawned again since, and the new one (its items, its
   -- pause's copy, its openness) is not this terminate's. A staged spawn is another's (a spawn needs the record gone);
-  -- a seal of this terminate's token, its own; else the incarnation a spawn's commit or a re-open noted decides
-  -- (none noted, as by an import or an earlier release: its own).
+  -- a seal of this terminate's token, its own; else the incarnation noted (by a spawn's commit, a re-open, an
+  -- import's switch, or the seal of a terminate) decides. A session Redis holds that notes none was made by an
+  -- earlier release, and not sealed by this terminate since (its seal notes it): another's, left alone.
   if state and string.sub(state, 1, 1) == 'p' then return {'ok', 0} end
   local own_seal = token ~= '' and state and string.sub(state, 1, #token + 3) == 's:' .. token .. ':'
   if not own_seal and made_from ~= '' then
     local noted = redis.call('GET', inc)
-    if noted and noted ~= made_from then return {'ok', 0} end
+    if noted ~= made_from and (noted or state) then return {'ok', 0} end
   end
 end
 -- A pause's copy (KEYS[5..7], copies.py) goes first, whatever else happens: a terminated or cleared session resumes

@@ -1,7 +1,9 @@
 -- KEYS: 11 per session: its staged keys {sm, sv, sx, si} (an import's, same hash slot), its live {m, v, x, i}, then
 -- its pause copy {cv, cx, ct} (copies.py: dropped, as the import replaces the session's checkpoints);
 -- ARGV: token, now, margin, markers (one letter per session: 'o' open, 's' sealed by nobody: its terminate was cut
--- off, 't' terminated: it kept its keys, which no write may change). Checks first that every session's staged state is this import's (else {'missing', n}: nothing changed),
+-- off, 't' terminated: it kept its keys, which no write may change), then one incarnation per session (the durable
+-- record it was imported as, scripts.incarnation; '' or absent: none), which it notes (i) as a spawn's commit does.
+-- Checks first that every session's staged state is this import's (else {'missing', n}: nothing changed),
 -- then makes each staged state the session's working memory (with its marker),
 -- so the sessions of one script switch together or not at all. Staged keys carry the staging TTL (so that a crashed
 -- import's go by themselves): the live ones get the expiry a write would give them (reclaim, lib.lua).
@@ -18,5 +20,7 @@ for s = 0, n - 1 do
   local marker = string.sub(ARGV[4] or '', s + 1, s + 1)
   redis.call('SET', KEYS[b + 5], (marker == 's' or marker == 't') and marker or 'o')
   redis.call('DEL', KEYS[b + 1], KEYS[b + 4])
+  local made_from = ARGV[5 + s]
+  if made_from and made_from ~= '' then redis.call('SET', KEYS[b + 8], made_from) end
 end
 return {'ok', n}
