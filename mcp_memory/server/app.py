@@ -63,7 +63,7 @@ from mcp_memory.server.protocol import (
     unknown_prompt,
     unknown_tool,
 )
-from mcp_memory.server.scope import default_project
+from mcp_memory.server.scope import authorize_default
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.version import __version__
 
@@ -202,8 +202,8 @@ class MemoryServer(MCPServer[Any]):
             raise Forbidden("this tool is open only to tokens that cover every project")
         project = arguments.get("project_id")
         if project is None:
-            project = default_project(self.defaults)
-        if project is not None:
+            authorize_default(self.defaults)
+        else:
             authorize(project)
 
     async def _call_tool(

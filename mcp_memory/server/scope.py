@@ -3,14 +3,16 @@
 In order: the request's bearer token (``default_project`` / ``default_agent`` of its configuration), then the
 server's defaults (:class:`~mcp_memory.identity.DefaultScope`: the configured ``project_id`` /
 ``agent_instance_id``, on stdio filled from the installation's identity). With none of them the argument is
-required: ``invalid_argument`` naming it. A project, given or defaulted, must be within the request's grant.
+required: ``invalid_argument`` naming it. A project, given or defaulted, must be within the request's grant; a
+defaulted one outside it is ``forbidden`` without its id (the caller did not send it: the server's default may be
+another tenant's project).
 """
 
 from __future__ import annotations
 
 from uuid import UUID
 
-from mcp_memory.errors import InvalidArgument
+from mcp_memory.errors import Forbidden, InvalidArgument
 from mcp_memory.identity import DefaultScope
 from mcp_memory.models import parse_uuid
 from mcp_memory.server.auth import authorize, current_grant
@@ -26,12 +28,22 @@ def default_agent(defaults: DefaultScope) -> UUID | None:
     return current_grant().default_agent or defaults.agent_instance_id
 
 
+def authorize_default(defaults: DefaultScope) -> UUID | None:
+    """The default project (None: no default) if the request's grant covers it; else ``forbidden`` without naming it."""
+    project = default_project(defaults)
+    if project is not None and not current_grant().allows(project):
+        raise Forbidden("this request's token does not cover the server's default project: pass project_id")
+    return project
+
+
 def resolve_project(defaults: DefaultScope, project_id: str | UUID | None) -> UUID:
     """The request's project, given or defaulted, checked against its grant."""
-    project = project_id if project_id is not None else default_project(defaults)
+    if project_id is not None:
+        return authorize(project_id)
+    project = authorize_default(defaults)
     if project is None:
         raise InvalidArgument("project_id is required (no default project is configured: MCP_MEMORY_PROJECT_ID)")
-    return authorize(project)
+    return project
 
 
 def resolve_agent(defaults: DefaultScope, agent_instance_id: str | UUID | None) -> UUID:
@@ -44,4 +56,4 @@ def resolve_agent(defaults: DefaultScope, agent_instance_id: str | UUID | None) 
     return parse_uuid(agent, "agent_instance_id")
 
 
-__all__ = ["default_agent", "default_project", "resolve_agent", "resolve_project"]
+__all__ = ["authorize_default", "default_agent", "default_project", "resolve_agent", "resolve_project"]
