@@ -17,6 +17,7 @@ in the JSON type export writes, never coerced from another), and :func:`to_entry
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
@@ -45,7 +46,9 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
     SessionStatus,
+    encode_value,
     parse_uuid,
+    utf8_size,
     validate_identifier,
 )
 from mcp_memory.services.export_decoding import (
@@ -105,10 +108,26 @@ def _json_text(value: str) -> str:
     try:
         orjson.loads(value)
     except orjson.JSONDecodeError:
-        raise ValueError("not JSON text") from None
+        # memory_set writes with Python's json, which keeps any integer; orjson refuses one it would read as
+        # infinity (309 digits or more). Such text is read back as memory_set reads its argument and must encode as
+        # memory_set encodes it (no NaN or infinity, nested at most MAX_JSON_DEPTH, no lone surrogate).
+        if not _written_by_memory_set(value):
+            raise ValueError("not JSON text") from None
     if "\x00" in value or ("\\u0000" in value and _ESCAPED_NUL.search(value)):
         raise ValueError("contains a NUL character, which no store can hold")
     return value
+
+
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _written_by_memory_set(value: str) -> bool:
+    try:
+        utf8_size(encode_value(json.loads(value, parse_constant=_refuse_constant)), "value")
+    except (ValueError, RecursionError, MemoryServiceError):
+        return False
+    return True
 
 
 _JsonText = Annotated[str, AfterValidator(_json_text)]
