@@ -13,15 +13,22 @@ file), with values of about 100 bytes. Three things are timed per size:
   a Postgres (``--url``, or a pgserver started in a temp dir as ``pg_common.py`` does; fsync on, its default).
 - ``seed``: the seed module's algorithm over the same WorkingMemory service on the same Redis: list the keys,
   get them one by one, store the checkpoint as one more key; resume deletes and re-sets every key one by one.
+- ``floor`` (SQLite only): what no pause that keeps its checkpoint durable can go below on this machine, each
+  round the snapshot with its copy plus a bare commit, from Python's ``sqlite3`` with nothing else around it, of one
+  row holding the checkpoint's state text into a WAL file at the same durability in the same directory. Its ratio
+  is the highest any pause could reach against the seed here, whose pause writes nothing durable.
 
     python benchmarks/bench_redis_pause_resume.py [--redis-url redis://127.0.0.1:6379/0 | --private]
         [--sizes 10,100,1000,10000] [--rounds 50] [--seed-rounds 3] [--synchronous FULL|NORMAL]
         [--durable sqlite|postgres [--url postgresql://...]] [--profile] [--values repeated|varied]
+        [--no-wal-checkpoints]
 
 The Redis URL defaults to ``$MCP_MEMORY_TEST_REDIS_URL`` or 127.0.0.1:6379; ``--private`` starts a
 ``redis-server`` of its own (no persistence) on a free port and stops it at the end. Keys are written under a
 unique prefix and deleted at the end (nothing else on the server is touched). Prints p50/p99 in ms and the ratio
-seed p50 / ours p50. ``--profile`` prints, after the table, where the whole calls' time goes at the largest size:
+seed p50 / ours p50. ``--no-wal-checkpoints`` keeps the SQLite store's WAL checkpoint thread asleep for the run, to
+show what its checkpoints, copying the WAL into the database file and syncing it beside the pauses' commits, add to
+their p99. ``--profile`` prints, after the table, where the whole calls' time goes at the largest size:
 each step's p50 (the Redis script, the durable write or read) and cProfile's top functions by own time.
 
 After each size's set-up (sessions spawned, one warm-up pause and resume) the benchmark calls ``gc.freeze()``,
@@ -38,6 +45,7 @@ import os
 import pstats
 import random
 import socket
+import sqlite3
 import statistics
 import string
 import subprocess
@@ -79,6 +87,31 @@ async def durable_url(kind: str, synchronous: str, pg_url: str | None) -> AsyncI
     admin, _server = server_url(pg_url, None)
     async with bench_database(admin, embedding_dimension=256) as url:  # the default Settings width
         yield as_string(url), "Postgres"
+
+
+def bare_commits(database_url: str, synchronous: str, text: str, rounds: int) -> list[float]:
+    """ms of each of ``rounds`` commits of one row holding ``text`` into a WAL SQLite file beside the store's, at
+    ``synchronous``, by Python's sqlite3 alone: the durable write's floor (the store's checkpoint row also carries
+    its id, times, counts and hash, and the session's status and event rows go in the same commit)."""
+    path = Path(database_url.removeprefix("sqlite+aiosqlite:///")).with_name("floor.db")
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={synchronous}")
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, state TEXT NOT NULL)")
+        out = []
+        for i in range(rounds):
+            t = time.perf_counter()
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t (state) VALUES (?)", (text,))
+            db.execute("COMMIT")
+            out.append((time.perf_counter() - t) * 1000.0)
+            if i % 32 == 31:  # as the store's checkpoint thread does, but outside the timed commits
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return out
+    finally:
+        db.close()
 
 
 class Steps:
@@ -145,6 +178,7 @@ async def run(
     pg_url: str | None = None,
     profiling: bool = False,
     values: str = "repeated",
+    wal_checkpoints: bool = True,
 ) -> None:
     prefix = f"mcpmem-bench-{uuid.uuid4().hex[:12]}"
     async with durable_url(durable, synchronous, pg_url) as (database_url, described):
@@ -159,9 +193,19 @@ async def run(
         try:
             async with MemoryRuntime(settings) as rt:
                 store = rt.working_store
+                if not wal_checkpoints:
+                    # The store's WAL checkpoint thread (stores/sqlite/connection.py) never wakes for the run: what
+                    # the pauses cost without the checkpoints' copying and fsync beside them (the WAL grows meanwhile).
+                    checkpointer = getattr(rt.store, "_checkpointer", None)
+                    assert checkpointer is not None, "--no-wal-checkpoints is for the SQLite durable store"
+                    checkpointer._every = checkpointer._interval = 10**9
                 assert isinstance(store, RedisWorkingStore)
                 info = await store.ping()
-                print(f"Redis {info.get('version')} ({info.get('mode')}) at {info.get('url')}; {described}")
+                checkpoints = "" if wal_checkpoints else ", no WAL checkpoint during the run"
+                print(
+                    f"Redis {info.get('version')} ({info.get('mode')}) at {info.get('url')}; {described}{checkpoints}"
+                )
+                print(f"load average before: {os.getloadavg()[0]:.2f}")
                 seed = SeedWay(rt)
                 limits = rt.working.limits
                 project, agent = uuid.uuid4(), uuid.uuid4()
@@ -205,6 +249,17 @@ async def run(
                     if copies:
                         print(row(n, "pause: store snapshot + copy", copy_pause, seed_pause))
                     print(row(n, f"pause: lifecycle (+ {durable} checkpoint)", life_pause, seed_pause))
+                    if copies and durable == "sqlite":
+                        commits = bare_commits(database_url, synchronous, snap, rounds)
+                        floor = [a + b for a, b in zip(copy_pause, commits, strict=True)]
+                        print(
+                            row(
+                                n,
+                                "pause: floor (snapshot + copy, + a bare sqlite3 commit of the state)",
+                                floor,
+                                seed_pause,
+                            )
+                        )
                     print(row(n, "resume: store restore", store_resume, seed_resume))
                     if copies:
                         print(row(n, "resume: store take of the copy", copy_resume, seed_resume))
@@ -218,6 +273,7 @@ async def run(
                 client.delete(*keys[i : i + 500])
             client.close()
     print("times in ms; ratio = seed p50 / ours p50 (higher is better for mcp-memory)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 @contextmanager
@@ -268,6 +324,11 @@ def main() -> None:
     parser.add_argument(
         "--values", choices=["repeated", "varied"], default="repeated", help="each value's 90 characters (state_of)"
     )
+    parser.add_argument(
+        "--no-wal-checkpoints",
+        action="store_true",
+        help="SQLite: no WAL checkpoint during the run (to see what the checkpoints add to the pauses' p99)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with private_redis() if args.private else nullcontext(args.redis_url) as url:
@@ -282,6 +343,7 @@ def main() -> None:
             args.url,
             args.profile,
             args.values,
+            not args.no_wal_checkpoints,
         )
 
 
