@@ -60,3 +60,30 @@ async def test_only_canonical_uuids(runtime: MemoryRuntime, value: str) -> None:
     upper = "123E4567-E89B-12D3-A456-426614174000"  # either case is canonical enough; stored lower-case
     result = await runtime.lifecycle.spawn(upper, uuid.uuid4(), "s1")
     assert result.success
+
+
+async def test_an_importance_too_large_for_a_float_is_invalid_argument(runtime: MemoryRuntime, scope: Scope) -> None:
+    """Through the Python API an integer past a double is out of range like 1.5 (``invalid_argument``, its hundreds
+    of digits not echoed), not an overflow of the float conversion (``internal``); nothing is recorded."""
+    p, a = scope.project_id, scope.agent_instance_id
+    kept = await runtime.episodic.record_episode(
+        project_id=p, agent_instance_id=a, task_type="t", task_description="kept", outcome="success"
+    )
+    for call in (
+        lambda: runtime.episodic.record_episode(
+            project_id=p,
+            agent_instance_id=a,
+            task_type="t",
+            task_description="refused",
+            outcome="success",
+            importance_score=10**400,
+        ),
+        lambda: runtime.episode_control.update(p, kept.episode_id, importance_score=10**400),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
+            await call()
+        assert (
+            str(caught.value)
+            == "invalid_argument: importance_score must be between 0 and 1, got an integer of 401 digits"
+        )
+    assert [e.importance_score for e in await runtime.episodic.recent(p)] == [0.5]

@@ -164,7 +164,13 @@ def check_importance(value: object) -> float:
     """``importance_score``: a number from 0 to 1 (a bool is not a number here)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument("importance_score must be a number between 0 and 1")
-    score = float(value)
+    try:
+        score = float(value)
+    except OverflowError:  # an integer past a double (JSON allows any): out of range, and too long to echo
+        assert isinstance(value, int)  # only an int overflows the conversion
+        # str() of an int over 4,300 digits raises: 13,000 bits stay under that.
+        digits = len(str(abs(value))) if value.bit_length() < 13_000 else "thousands of"
+        raise InvalidArgument(f"importance_score must be between 0 and 1, got an integer of {digits} digits") from None
     if not math.isfinite(score) or not MIN_IMPORTANCE <= score <= MAX_IMPORTANCE:
         raise InvalidArgument(f"importance_score must be between 0 and 1, got {value}")
     return score
