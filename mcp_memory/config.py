@@ -340,7 +340,8 @@ class Settings(BaseSettings):
         default="report",
         description=(
             "A near-duplicate episode: 'report' stores it and names the older one as duplicate_of; 'merge' stores "
-            "no new row but adds its new lessons to the older one and keeps the higher importance."
+            "no new row but adds its new lessons to the same agent's older one and keeps the higher importance (a "
+            "near-duplicate of another agent's episode only is reported, never merged)."
         ),
     )
 

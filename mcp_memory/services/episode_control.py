@@ -14,9 +14,11 @@
 - Duplicates (``record_episode``): the same episode again (same project, agent, session, outcome and text) returns
   the first one's id and writes nothing. With embeddings on, an episode whose vector is within
   ``duplicate_similarity`` (cosine) of one of the project's episodes of the same task type and outcome is stored
-  and reported as ``duplicate_of`` that one, or, with ``duplicate_action = "merge"``, not stored: the older episode
-  gains its new lessons (in order, none twice) and keeps the higher importance; if that one is forgotten before the
-  merge is written, the new episode is stored as a new one.
+  and reported as ``duplicate_of`` that one, or, with ``duplicate_action = "merge"``, not stored if the agent has
+  such an episode of its own: that older episode gains its new lessons (in order, none twice) and keeps the higher
+  importance; if that one is forgotten before the merge is written, the new episode is stored as a new one. A merge
+  never crosses agents, so every episode's text is one agent's and forgetting an agent forgets all it wrote: a
+  near-duplicate of another agent's episode only is stored and reported as with ``"report"``.
 """
 
 from __future__ import annotations
@@ -277,20 +279,12 @@ class EpisodeControl:
         model = self._episodic.embedding_model if vector is not None else None
         near = None
         if vector is not None:
-            near = await self._store.nearest_episode(
-                episode.project_id, vector, model, episode.task_type, episode.outcome
-            )
-            # Written as "not >=": a similarity that is not a number (a zero vector's) is no duplicate.
-            if near is not None and not near[1] >= self._settings.duplicate_similarity:
-                near = None
-        if near is not None and self._settings.duplicate_action == "merge":
-            older = await self._store.get_episode(episode.project_id, near[0])
-            await faults.reached("record.merging")
-            merged = None if older is None else await self._merge(older, episode)
-            if merged is not None:
-                return Recorded(merged, duplicate_of=near[0], similarity=near[1], merged=True)
-            # The older episode was forgotten since it was found: this one is stored as new, a duplicate of nothing.
-            near = None
+            near = await self._near_duplicate(episode, vector, model)
+            if near is not None and self._settings.duplicate_action == "merge":
+                merged = await self._merge_near(episode, vector, model, near)
+                if isinstance(merged, Recorded):
+                    return merged
+                near = merged
         stored = await self._store.add_episode(episode, vector, model)
         if stored != episode.episode_id:  # recorded by a concurrent call meanwhile
             return Recorded(await self._episodic.get(episode.project_id, stored), repeat=True)
@@ -299,6 +293,45 @@ class EpisodeControl:
             duplicate_of=None if near is None else near[0],
             similarity=None if near is None else near[1],
         )
+
+    async def _near_duplicate(
+        self, episode: Episode, vector: list[float], model: str | None, own: bool = False
+    ) -> tuple[UUID, float] | None:
+        """The project's episode (with ``own``: of ``episode``'s agent) of its task type and outcome nearest to
+        ``vector``, with their cosine, if that is at least ``duplicate_similarity``."""
+        agent = episode.agent_instance_id if own else None
+        near = await self._store.nearest_episode(
+            episode.project_id, vector, model, episode.task_type, episode.outcome, agent_instance_id=agent
+        )
+        # Written as "not >=": a similarity that is not a number (a zero vector's) is no duplicate.
+        if near is None or not near[1] >= self._settings.duplicate_similarity:
+            return None
+        return near
+
+    async def _merge_near(
+        self, episode: Episode, vector: list[float], model: str | None, near: tuple[UUID, float]
+    ) -> Recorded | tuple[UUID, float] | None:
+        """Merge ``episode`` into ``near``, its near-duplicate in the project, if that is its agent's; if not, into
+        the agent's own nearest near-duplicate. The merge's answer, or else what the new episode (stored as new) is
+        a duplicate of: nothing if the episode to merge into was forgotten since it was found, ``near`` (another
+        agent's) if the agent has no near-duplicate of its own."""
+        older = await self._store.get_episode(episode.project_id, near[0])
+        if older is None:
+            return None
+        into = near
+        if older.agent_instance_id != episode.agent_instance_id:
+            # Merged only within one agent, so that each episode holds one agent's text and forgetting an agent
+            # (forget_episodes, delete_session, mcp-memory forget) forgets all it wrote.
+            own = await self._near_duplicate(episode, vector, model, own=True)
+            older = None if own is None else await self._store.get_episode(episode.project_id, own[0])
+            if own is None or older is None:
+                return near
+            into = own
+        await faults.reached("record.merging")
+        merged = await self._merge(older, episode)
+        if merged is None:  # forgotten before the merge was written
+            return None if into is near else near
+        return Recorded(merged, duplicate_of=into[0], similarity=into[1], merged=True)
 
     async def record_fields(self, fields: dict[str, Any]) -> Episode:
         """``record`` for the Python API (:meth:`EpisodicMemory.record_episode`): the episode stored, repeated or

@@ -304,9 +304,11 @@ class EpisodeStore(Protocol):
         embedding_model: str | None,
         task_type: str,
         outcome: Outcome,
+        agent_instance_id: UUID | None = None,
     ) -> tuple[UUID, float] | None:
-        """The project's episode of this task type and outcome whose vector (of ``embedding_model``) is nearest
-        to ``embedding``, with its cosine similarity; None if none has a comparable vector."""
+        """The project's episode of this task type and outcome (and of ``agent_instance_id`` if given) whose
+        vector (of ``embedding_model``) is nearest to ``embedding``, with its cosine similarity; None if none has a
+        comparable vector."""
         ...
 
     async def count_episodes(self, project_id: UUID, selector: EpisodeSelector) -> int:

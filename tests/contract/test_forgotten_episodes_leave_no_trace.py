@@ -323,3 +323,20 @@ async def test_the_nearest_episode_is_of_the_same_task_type_and_outcome(store: D
     assert found is not None and found[0] == a.episode_id and found[1] == pytest.approx(1.0, abs=1e-5)
     assert await store.nearest_episode(project, embed("x"), "hash-test", "other", Outcome.SUCCESS) is None
     assert await store.nearest_episode(uuid.uuid4(), embed("x"), "hash-test", "coding", Outcome.SUCCESS) is None
+
+
+async def test_the_nearest_episode_of_an_agent_is_among_its_own(store: DurableStore) -> None:
+    """What a merge looks for (it never crosses agents): the agent's own nearest episode, though another agent's is
+    nearer, and none when the agent has none."""
+    project, mine, theirs = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    nearest = episode(project, "deploy the web service", agent_instance_id=theirs)
+    own = episode(project, "deploy the web service twice", agent_instance_id=mine)
+    await add_all(store, [nearest, own])
+    query = embed("coding deploy the web service")
+    for model in ("hash-test", None):
+        anyone = await store.nearest_episode(project, query, model, "coding", Outcome.SUCCESS)
+        assert anyone is not None and anyone[0] == nearest.episode_id
+        found = await store.nearest_episode(project, query, model, "coding", Outcome.SUCCESS, agent_instance_id=mine)
+        assert found is not None and found[0] == own.episode_id and found[1] < anyone[1]
+        nobody = uuid.uuid4()
+        assert await store.nearest_episode(project, query, model, "coding", Outcome.SUCCESS, nobody) is None

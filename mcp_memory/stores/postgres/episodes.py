@@ -40,12 +40,11 @@ from mcp_memory.stores.postgres.statements import (
     COUNTED_EVENT,
     INSERT_EPISODE,
     LOCK_SAME_EPISODE,
-    NEAREST_EPISODE,
-    NEAREST_EPISODE_OF_MODEL,
     PRUNE_EVENTS,
     SET_EMBEDDING,
     episode_params,
     event_params,
+    nearest_episode,
 )
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.episode_edits import EpisodeEdits
@@ -208,17 +207,16 @@ class PostgresEpisodes(EpisodeEdits):
         embedding_model: str | None,
         task_type: str,
         outcome: Outcome,
+        agent_instance_id: UUID | None = None,
     ) -> tuple[UUID, float] | None:
         qv = self._embedding_text(embedding, "the embedding of a new episode")
         if qv is None:
             return None
+        sql = nearest_episode(of_model=embedding_model is not None, of_agent=agent_instance_id is not None)
+        params = {"qv": qv, "p": project_id, "tt": task_type, "o": outcome.value, "model": embedding_model}
+        params["a"] = agent_instance_id
         async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    text(NEAREST_EPISODE if embedding_model is None else NEAREST_EPISODE_OF_MODEL),
-                    {"qv": qv, "p": project_id, "tt": task_type, "o": outcome.value, "model": embedding_model},
-                )
-            ).first()
+            row = (await conn.execute(text(sql), params)).first()
         return None if row is None else (row.episode_id, float(row.cos))
 
     async def search_episodes(

@@ -293,11 +293,17 @@ _NEAREST = (
     "WHERE project_id = :p AND task_type = :tt AND outcome = :o AND embedding IS NOT NULL{} "
     "ORDER BY (embedding <=> CAST(:qv AS vector)) + 0 LIMIT 1"
 )
-NEAREST_EPISODE = _NEAREST.format("")
-"""The project's episode of one task type and outcome nearest to ``:qv``, and its cosine. Exact (no index): one
-task type and outcome of one project, a B-tree's rows."""
-NEAREST_EPISODE_OF_MODEL = _NEAREST.format(" AND embedding_model = CAST(:model AS text)")
-""":data:`NEAREST_EPISODE` among the vectors of the model ``:model``."""
+
+
+def nearest_episode(of_model: bool, of_agent: bool) -> str:
+    """The project's episode of one task type and outcome nearest to ``:qv``, and its cosine; among the vectors of
+    the model ``:model`` if ``of_model``, and the episodes of the agent ``:a`` if ``of_agent``. Exact (no index): one
+    task type and outcome of one project, a B-tree's rows."""
+    model = " AND embedding_model = CAST(:model AS text)" if of_model else ""
+    agent = " AND agent_instance_id = :a" if of_agent else ""
+    return _NEAREST.format(model + agent)
+
+
 SET_EMBEDDING = (
     "UPDATE episodes SET embedding = CAST(:emb AS vector), embedding_model = CAST(:model AS text) "
     "WHERE project_id = :p AND episode_id = :e "
@@ -328,8 +334,6 @@ __all__ = [
     "LOCK_FOR_TERMINATE",
     "LOCK_SAME_EPISODE",
     "LOCK_WRITABLE",
-    "NEAREST_EPISODE",
-    "NEAREST_EPISODE_OF_MODEL",
     "PING",
     "PURGE_EXPIRED",
     "RECORD_EVENT",
@@ -342,6 +346,7 @@ __all__ = [
     "event_params",
     "item_arrays",
     "json_text",
+    "nearest_episode",
     "scope_params",
     "session_params",
     "state_items",

@@ -115,9 +115,13 @@ class SqliteEpisodes(EpisodeEdits):
         embedding_model: str | None,
         task_type: str,
         outcome: Outcome,
+        agent_instance_id: UUID | None = None,
     ) -> tuple[UUID, float] | None:
         params: dict[str, Any] = {"f_task_type": task_type, "f_outcome": outcome.value}
         extra = " AND e.task_type = :f_task_type AND e.outcome = :f_outcome"
+        if agent_instance_id is not None:
+            params["f_agent"] = DIALECT.write_uuid(agent_instance_id)
+            extra += " AND e.agent_instance_id = :f_agent"
         project, vectors = str(project_id), self.vectors
         async with self._read(statements=2) as conn:
             best = await self._on_thread(
