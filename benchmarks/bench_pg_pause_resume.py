@@ -15,6 +15,11 @@ Same database, same process, same state: N keys (10, 100, 1,000) of ~100-byte st
   (``from_conn_string``: no pool checkout, but one caller at a time). Both with the settings ``from_conn_string``
   uses (autocommit, statements prepared at once, dict rows); the server's durability (``synchronous_commit``) is
   the same for every side.
+- floor: what no call that keeps the contract's durability can go below on this server, one statement on the same
+  pool as LangGraph's: for pause, one ``INSERT`` of the state as JSONB into a table of nothing else (the checkpoint
+  alone: no status, no event, no retention); for resume, one ``INSERT`` of a small row (the event every lifecycle
+  call must record durably, SPEC.md; nothing restored); for load, one ``SELECT`` of the newest state row. Each
+  commit waits for the disk as ours and LangGraph's do.
 
     python benchmarks/bench_pg_pause_resume.py [--sizes 10,100,1000] [--rounds 50] [--url postgresql://...]
 
@@ -26,6 +31,7 @@ faster).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,11 +42,17 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from pg_common import add_arguments, as_string, bench_database, pct, server_url
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from mcp_memory import MemoryRuntime, Scope, Settings
 
-SIDES = ("ours", "langgraph-pool", "langgraph-conn")
+SIDES = ("ours", "langgraph-pool", "langgraph-conn", "floor")
+
+FLOOR_DDL = (
+    "CREATE TABLE IF NOT EXISTS bench_floor_states (id bigserial PRIMARY KEY, state jsonb NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS bench_floor_events (id bigserial PRIMARY KEY, at timestamptz NOT NULL)",
+)
 
 
 def state_of(n: int) -> dict[str, str]:
@@ -84,13 +96,36 @@ def langgraph_calls(
     return save, load
 
 
+def floor_calls(pool: AsyncConnectionPool[Any], n: int) -> tuple[Callable[[], Awaitable[None]], ...]:
+    """The floor's pause (the state inserted as JSONB, alone), load (the newest state read) and resume (one small
+    row inserted), each one statement on a connection of ``pool`` in autocommit."""
+    state = Jsonb(state_of(n))
+
+    async def pause() -> None:
+        async with pool.connection() as conn:
+            await conn.execute("INSERT INTO bench_floor_states (state) VALUES (%s)", (state,))
+
+    async def load() -> None:
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT state FROM bench_floor_states ORDER BY id DESC LIMIT 1")
+            row = await cur.fetchone()
+            assert row is not None and len(row["state"]) == n
+
+    async def resume() -> None:
+        async with pool.connection() as conn:
+            await conn.execute("INSERT INTO bench_floor_events (at) VALUES (now())")
+
+    return pause, load, resume
+
+
 async def compare(
-    rt: MemoryRuntime, savers: Sequence[AsyncPostgresSaver], n: int, rounds: int
+    rt: MemoryRuntime, savers: Sequence[AsyncPostgresSaver], pool: AsyncConnectionPool[Any], n: int, rounds: int
 ) -> dict[tuple[str, str], list[float]]:
     p, a, s = uuid.uuid4(), uuid.uuid4(), f"bench-{n}"
     await rt.lifecycle.spawn(p, a, s, initial_state=state_of(n))
     scope = Scope(p, a, s)
     theirs = [langgraph_calls(saver, n) for saver in savers]
+    floor = floor_calls(pool, n)
 
     async def pause() -> None:
         await rt.lifecycle.pause(p, a, s)
@@ -102,15 +137,16 @@ async def compare(
         await rt.lifecycle.resume(p, a, s)
 
     out: dict[tuple[str, str], list[float]] = {}
-    for op, ours, index in (("pause", pause, 0), ("load", load, 1), ("resume", resume, 1)):
+    for op, ours, index, bare in (("pause", pause, 0, 0), ("load", load, 1, 1), ("resume", resume, 1, 2)):
         # LangGraph's resume is its load: the state comes back to the process, which is where its working memory is.
-        samples = await in_turn(rounds, [ours, *(calls[index] for calls in theirs)])
+        samples = await in_turn(rounds, [ours, *(calls[index] for calls in theirs), floor[bare]])
         for side, taken in zip(SIDES, samples, strict=True):
             out[(side, op)] = taken
     return out
 
 
 async def main(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()[0]
     admin, _server = server_url(args.url, args.shared_buffers)
     sizes = [int(x) for x in args.sizes.split(",")]
     async with bench_database(admin, embedding_dimension=256, keep=args.keep) as url:
@@ -127,24 +163,34 @@ async def main(args: argparse.Namespace) -> None:
         ):
             pooled = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
             await single.setup()
+            async with pool.connection() as conn:
+                for ddl in FLOOR_DDL:
+                    await conn.execute(ddl)
             for n in sizes:
-                results[n] = await compare(rt, (pooled, single), n, args.rounds)
+                results[n] = await compare(rt, (pooled, single), pool, n, args.rounds)
 
-    print(f"\npause/resume on Postgres, {args.rounds} rounds after 3 warm-up, ~100-byte values, ms, the sides in turn")
+    print(f"\nload average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
+    print(f"pause/resume on Postgres, {args.rounds} rounds after 3 warm-up, ~100-byte values, ms, the sides in turn")
     print("call by call (load: read the newest checkpoint only; resume: ours restores it into live working memory in")
     print("Postgres, marks the session running and records the event, one commit; LangGraph's resume is its load)\n")
+    print("floor: one statement, the least a call keeping the contract's durability does (pause: the state inserted")
+    print(
+        "alone; resume: one event row inserted; load: the newest state read); ratio = LangGraph p50 / the row's p50\n"
+    )
     print(
         "| keys | op | mcp-memory p50 / p99 | LangGraph, pool p50 / p99 | LangGraph, one connection p50 / p99 "
-        "| ratio pool / one connection (p50) |"
+        "| ratio pool / one connection (p50) | floor p50 / p99 | floor's ratio pool / one connection (p50) |"
     )
-    print("|---:|---|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for n in sizes:
         for op in ("pause", "load", "resume"):
-            o, lp, lc = (results[n][(side, op)] for side in SIDES)
+            o, lp, lc, fl = (results[n][(side, op)] for side in SIDES)
             print(
                 f"| {n:,} | {op} | {pct(o, 0.5):.2f} / {pct(o, 0.99):.2f} | {pct(lp, 0.5):.2f} / {pct(lp, 0.99):.2f} "
                 f"| {pct(lc, 0.5):.2f} / {pct(lc, 0.99):.2f} "
-                f"| {pct(lp, 0.5) / pct(o, 0.5):.2f}x / {pct(lc, 0.5) / pct(o, 0.5):.2f}x |"
+                f"| {pct(lp, 0.5) / pct(o, 0.5):.2f}x / {pct(lc, 0.5) / pct(o, 0.5):.2f}x "
+                f"| {pct(fl, 0.5):.2f} / {pct(fl, 0.99):.2f} "
+                f"| {pct(lp, 0.5) / pct(fl, 0.5):.2f}x / {pct(lc, 0.5) / pct(fl, 0.5):.2f}x |"
             )
 
 
