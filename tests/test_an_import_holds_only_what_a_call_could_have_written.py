@@ -91,6 +91,41 @@ async def test_a_line_nested_deeper_than_export_writes_is_refused(
         ), message
 
 
+DEEP = b"@deep@"
+"""Where :func:`with_deep` writes its nesting: a string no record holds."""
+
+
+def with_deep(levels: int) -> Callable[[object], bytes]:
+    """A record writer that puts arrays ``levels`` deep around a 19-digit integer in place of the string ``DEEP``
+    (the standard library's ``json`` can neither write nor read that depth: it recurses)."""
+    deep = b"[" * levels + b"1234567890123456789" + b"]" * levels
+
+    def dumps(record: object) -> bytes:
+        return orjson.dumps(record).replace(b'"' + DEEP + b'"', deep)
+
+    return dumps
+
+
+async def test_a_line_nested_too_deep_for_python_with_a_long_integer_is_refused_naming_the_line(
+    runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
+) -> None:
+    """A line nested a thousand levels (orjson reads it) holding 19 digits in a row, the sign of an integer beyond
+    64 bits, is read again by the standard library, which recursed too deep: ``internal``, not the line's fault.
+    Anywhere in the record, a checkpoint's state (which the depth check does not walk) included."""
+    _, path = exported
+    cases: list[tuple[str, Callable[[Records], None]]] = [
+        ("event", lambda recs: first(recs, "event")["detail"].update(x=DEEP.decode())),
+        ("checkpoint", lambda recs: first(recs, "checkpoint")["state"].update(deep=[DEEP.decode(), None])),
+    ]
+    for kind, edit in cases:
+        crafted = resealed(path, tmp_path / "deep.jsonl", edit, with_deep(1000))
+        message = await refused(runtime, crafted)
+        assert message.startswith(
+            f"line {line_of(crafted, kind)} of the export file is not a valid record: it is nested deeper than "
+            "200 levels"
+        ), (kind, message)
+
+
 async def test_a_key_that_no_call_could_delete_is_refused_in_working_memory_and_in_every_checkpoint(
     runtime: MemoryRuntime, exported: tuple[uuid.UUID, Path], tmp_path: Path
 ) -> None:

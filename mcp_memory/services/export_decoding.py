@@ -195,17 +195,25 @@ def decode_line(line: bytes, line_no: int) -> object:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise line_problem(line_no, exc) from None
-    if _LONG_NUMBER.search(line) and (wide := _wide_integer_at(line)) is not None:
-        raise InvalidArgument(
-            f"line {line_no} of the export file is not a valid record: {_in_record(raw, wide)}: an integer outside "
-            f"the 64-bit range every store keeps ({MIN_JSON_INTEGER} to {MAX_JSON_INTEGER}), which no call takes "
-            "either; nothing was imported"
-        )
+    too_deep = InvalidArgument(
+        f"line {line_no} of the export file is not a valid record: it is nested deeper than {MAX_LINE_DEPTH} "
+        "levels, more than any record export writes; nothing was imported"
+    )
     if _too_deep(line, raw):
-        raise InvalidArgument(
-            f"line {line_no} of the export file is not a valid record: it is nested deeper than {MAX_LINE_DEPTH} "
-            "levels, more than any record export writes; nothing was imported"
-        )
+        raise too_deep
+    if _LONG_NUMBER.search(line):
+        try:
+            wide = _wide_integer_at(line)
+        except RecursionError:
+            # The standard library recurses once per level and stops short of the 1,024 orjson reads: only a line
+            # deeper than MAX_LINE_DEPTH where _too_deep does not walk (a checkpoint's state) gets here.
+            raise too_deep from None
+        if wide is not None:
+            raise InvalidArgument(
+                f"line {line_no} of the export file is not a valid record: {_in_record(raw, wide)}: an integer "
+                f"outside the 64-bit range every store keeps ({MIN_JSON_INTEGER} to {MAX_JSON_INTEGER}), which no "
+                "call takes either; nothing was imported"
+            )
     # JSON text cannot hold a raw NUL (orjson refuses control characters): only its escape makes one.
     if b"\\u0000" in line and (where := _nul_at(raw)) is not None:
         raise InvalidArgument(
