@@ -42,6 +42,10 @@ from mcp_memory.services.validation import (
 
 EVENT_OUTCOMES = ("ok", *ERROR_CODES)
 """An event's ``outcome``: ``ok``, or the code of the error its call failed with."""
+EXPIRY_CLOCK_MARGIN = 86_400
+"""Seconds an imported key may expire past the importing server's now + the longest TTL: the margin for the
+difference between the exporting machine's clock and the importing one's (a key set with the longest TTL just
+before the export was refused where the clock is a few seconds behind). A day: far below Redis's bound."""
 MAX_DETAIL_BYTES = MAX_TEXT
 """Of an event's detail without the call's metadata, serialised: what the server adds there itself (counts, ids, an
 error's sentence, at most 100 forgotten episodes' ids) is a few kilobytes at most."""
@@ -58,8 +62,8 @@ class ImportLimits:
     """Keys per session (``max_keys_per_session``): a checkpoint's state holds at most that many, as a pause took
     them, and a resume refuses more."""
     latest_expiry: float
-    """No expiry later than this (epoch seconds; the longest TTL from the import's time): Redis refuses an expiry
-    of 1e15 and more, as ``internal``."""
+    """No expiry later than this (epoch seconds; the longest TTL from the import's time, and
+    :data:`EXPIRY_CLOCK_MARGIN`): Redis refuses an expiry of 1e15 and more, as ``internal``."""
 
     def check_item(self, key: str, value: str, expires_at: float | None, where: str) -> None:
         """A working-memory item as ``memory_set`` takes it on this server (``where``: the line, for the error)."""
@@ -75,7 +79,8 @@ class ImportLimits:
             )
         if expires_at is not None and not (math.isfinite(expires_at) and expires_at <= self.latest_expiry):
             raise InvalidArgument(
-                f"{where}: key {_shown(key)} expires at {expires_at}, past the longest TTL; nothing was imported"
+                f"{where}: key {_shown(key)} expires at {expires_at}, past the longest TTL from now and a day's "
+                "margin for the clocks' difference; nothing was imported"
             )
 
 
@@ -228,4 +233,4 @@ def _shown(key: str) -> str:
     return repr(key) if len(key) <= 60 else repr(key[:60]) + "..."
 
 
-__all__ = ["ImportLimits", "check_record"]
+__all__ = ["EXPIRY_CLOCK_MARGIN", "ImportLimits", "check_record"]

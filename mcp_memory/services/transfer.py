@@ -44,7 +44,7 @@ from mcp_memory.services.export_lines import (
     working_line,
 )
 from mcp_memory.services.export_reader import check_export, export_entries, open_export
-from mcp_memory.services.import_checks import ImportLimits
+from mcp_memory.services.import_checks import EXPIRY_CLOCK_MARGIN, ImportLimits
 from mcp_memory.services.working import MAX_TTL_SECONDS
 from mcp_memory.stores.ports import Incarnation, Limits, StagedImport, WorkingStore
 from mcp_memory.stores.transfer import ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
@@ -263,7 +263,8 @@ class Transfer:
         if self._items is None:
             return None
         max_key_length, max_value_bytes = self._items
-        return ImportLimits(max_key_length, max_value_bytes, self._limits.max_keys, self._clock() + MAX_TTL_SECONDS)
+        latest = self._clock() + MAX_TTL_SECONDS + EXPIRY_CLOCK_MARGIN
+        return ImportLimits(max_key_length, max_value_bytes, self._limits.max_keys, latest)
 
     async def _stage_working(self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[Staged]) -> int:
         """Stage working memory in the separate working store (Redis), per session exactly its keys: running and
