@@ -187,7 +187,8 @@ def add_parsers(sub: Any) -> None:
     imp.add_argument("file", help="the export file")
     imp.add_argument(
         "--as-project",
-        help="import everything into this project_id (clashing episode ids get new ones) instead of keeping ids",
+        help="import everything into this project_id instead of keeping ids (episode ids another project holds "
+        "get new ones)",
     )
     imp.set_defaults(func=cmd_import, doing="importing", outcome="the import did not finish")
 

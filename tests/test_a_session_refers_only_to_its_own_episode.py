@@ -159,3 +159,36 @@ async def test_a_session_that_kept_a_forgotten_episodes_id_does_not_show_the_epi
     assert str(episode) not in (await build_briefing(rt, request)).text
     line = session_line(await export_to(rt, Selection(scope.project_id), tmp_path / "again.jsonl"))
     assert line["episode_id"] is None
+
+
+async def test_an_imported_session_never_refers_to_an_episode_of_its_project_that_its_file_lacks(
+    runtime: MemoryRuntime, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file whose session names an episode it does not hold, one the project it lands in holds (another agent's,
+    unrelated), is imported with the session referring to none, mapped or with kept ids: the import kept the link
+    whenever the target project held an episode of that id."""
+    rt = runtime
+    assert rt.transfer is not None
+    scope, _ = await terminated(rt, uuid.uuid4())
+    project = scope.project_id
+    unrelated = await rt.episodic.record_episode(
+        project_id=project, agent_instance_id=uuid.uuid4(), task_type="t", task_description="another", outcome="failure"
+    )
+    one_session = await export_to(rt, Selection(project, scope.agent_instance_id, "s1"), tmp_path / "s1.jsonl")
+
+    def name_the_unrelated_episode(recs: Records) -> None:
+        recs[:] = [r for r in recs if r["kind"] != "episode"]
+        line = next(r for r in recs if r["kind"] == "session")
+        line["episode_id"] = line["terminate_result"]["episode_id"] = str(unrelated.episode_id)
+
+    crafted = resealed(one_session, tmp_path / "crafted.jsonl", name_the_unrelated_episode)
+    await rt.control.delete_session(project, scope.agent_instance_id, "s1", keep_episodes=False)
+    for as_project in (project, None):  # mapped into the project that holds the episode, then kept ids
+        caplog.clear()
+        assert (await rt.transfer.import_file(crafted, as_project=as_project)).project_id == project
+        info = await rt.lifecycle.session(scope)
+        assert info.episode_id is None and await stored_link(rt, scope) is None
+        assert info.terminate_result is not None and info.terminate_result["episode_id"] == str(unrelated.episode_id)
+        assert await summaries(rt, project) == ["terminated without an episode"]
+        assert "imported 1 session whose episode the export file does not hold" in caplog.text
+        await rt.control.delete_session(project, scope.agent_instance_id, "s1")

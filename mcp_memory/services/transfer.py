@@ -213,8 +213,9 @@ class Transfer:
         """Validate ``path`` whole, then import it (see the module docstring). Without ``as_project`` ids are
         kept, into an empty scope (the header's: ``conflict`` if the store holds any session or episode there, or
         any of the file's episode ids). With it, everything lands in project ``as_project``: session and checkpoint
-        ids are kept (a session that exists there already is ``conflict``), and an episode whose id the store holds
-        already gets a new UUID (the report maps them)."""
+        ids are kept (a session that exists there already is ``conflict``), an episode that project holds already
+        is ``conflict``, and one whose id only another project holds gets a new UUID, the same on every import into
+        that project (the report maps them; see :class:`~mcp_memory.stores.transfer.ImportPlan`)."""
         # One open file for every pass: the file renamed over, or edited, after its validation is not what the
         # later passes read (and each of them checks the checksum again: an edit in place fails the import whole).
         f = await open_export(path)

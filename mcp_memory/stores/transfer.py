@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from mcp_memory.models import CheckpointData, Episode, Item, Scope, SessionInfo
 from mcp_memory.stores.ports import EventRecord
@@ -75,15 +75,43 @@ class EpisodeEntry:
 Entry = SessionEntry | WorkingEntry | CheckpointEntry | EventEntry | EpisodeEntry
 
 
+RENAME_NAMESPACE = UUID("5b0f7c4e-2d1a-5e8b-9c3f-6a7d0e4b1f29")
+"""The namespace of the ids a mapped import renames episodes to (:func:`renamed_episode_id`): fixed, so that the
+same file imported into the same project again derives the same ids."""
+RENAME_STEPS = 4
+"""How many ids a mapped import tries for one episode (its own, then renamed again and again,
+:func:`rename_chain`) before it gives up with ``Conflict``: past the first rename, each is held only if another
+import brought that very id in."""
+
+
+def renamed_episode_id(project_id: UUID, episode_id: UUID) -> UUID:
+    """The id a mapped import into ``project_id`` gives an episode whose id ``episode_id`` is held by another
+    project: ``uuid5(RENAME_NAMESPACE, "<project_id>:<episode_id>")``, the same every time."""
+    return uuid5(RENAME_NAMESPACE, f"{project_id}:{episode_id}")
+
+
+def rename_chain(project_id: UUID, episode_id: UUID) -> list[UUID]:
+    """The ids a mapped import into ``project_id`` may give the file's episode ``episode_id``, in the order it tries
+    them: its own, then each the rename of the one before (:data:`RENAME_STEPS` in all). The episode takes the
+    first that no project holds; if ``project_id`` holds any of them, an import brought the episode in already."""
+    chain = [episode_id]
+    while len(chain) < RENAME_STEPS:
+        chain.append(renamed_episode_id(project_id, chain[-1]))
+    return chain
+
+
 @dataclass(slots=True)
 class ImportPlan:
     """How records land: every record is moved to ``project_id`` (the file's own project, or ``--as-project``).
 
     ``keep_ids``: the file's episode ids are kept, and one that the store holds already (in any project: episode
-    ids are unique store-wide) is ``Conflict``; otherwise such an episode gets a new UUID, and the session that
-    refers to it (``episode_id``, its terminate result) follows. Either way a session that exists already in the
-    target project is ``Conflict``: an import never merges into, or renames, a session. A session whose episode the
-    file does not hold (forgotten) comes in referring to none, never to an episode the store holds under that id.
+    ids are unique store-wide) is ``Conflict``; otherwise (mapped) an episode that the target project holds already,
+    under its own id or one it would be renamed to (:func:`rename_chain`), is ``Conflict``, and one whose id only
+    another project holds is renamed (the first free id of its chain, the same on every import), the sessions that
+    refer to it (``episode_id``, the terminate result) following. Either way a session that exists already in the
+    target project is ``Conflict``: an import never merges into, or renames, a session or an episode. A session
+    whose episode the file does not hold (forgotten) comes in referring to none, never to an episode the store holds
+    under that id.
     ``working``: the durable store is the working store too (SQLite, or Postgres without Redis), so working memory
     is written in the same transaction; otherwise working records are skipped here (the caller writes them to the
     working store)."""
@@ -149,6 +177,8 @@ class TransferStore(Protocol):
 
 
 __all__ = [
+    "RENAME_NAMESPACE",
+    "RENAME_STEPS",
     "CheckpointEntry",
     "Entry",
     "EpisodeEntry",
@@ -158,4 +188,6 @@ __all__ = [
     "SessionEntry",
     "TransferStore",
     "WorkingEntry",
+    "rename_chain",
+    "renamed_episode_id",
 ]

@@ -92,8 +92,8 @@ UNLINK_LOST_EPISODE = (
     f"(SELECT 1 FROM episodes e WHERE {_OWN_EPISODE.format('sessions')})"
 )
 """Format with a condition on ``sessions``: those of its sessions whose episode their project no longer holds
-(forgotten, or not imported) refer to none. Their ``terminate_result`` keeps the id: a repeated terminate answers as
-the first did."""
+(forgotten) refer to none. Their ``terminate_result`` keeps the id: a repeated terminate answers as the first did.
+(An import drops the link of every session whose episode its file lacks, whatever the store holds under the id.)"""
 GET_SESSION = f"SELECT s.*, {LINKED_EPISODE} FROM sessions s WHERE {SCOPE} AND {COMPLETE}"
 CHECKPOINT_BOUND = f"SELECT id, created_at FROM checkpoints WHERE session_pk = {SESSION_PK} AND checkpoint_id = :b"
 """The key of the checkpoint ``:b`` of one session: the bound of a page of its checkpoints."""

@@ -9,7 +9,6 @@ path, which makes the full-text postings and per-project statistics).
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -31,7 +30,6 @@ from mcp_memory.stores.sql.queries import (
     COMPLETE,
     EPISODE_COLUMNS,
     LINKED_EPISODE,
-    UNLINK_LOST_EPISODE,
     in_values,
 )
 from mcp_memory.stores.transfer import (
@@ -43,6 +41,7 @@ from mcp_memory.stores.transfer import (
     Selection,
     SessionEntry,
     WorkingEntry,
+    rename_chain,
 )
 from mcp_memory.summary import counted
 
@@ -242,6 +241,9 @@ class SqlTransfer:
         for kind in ("sessions", "working", "checkpoints", "events", "episodes", "vectors_dropped"):
             counts.setdefault(kind, 0)
         sessions: dict[tuple[UUID, str], int] = {}
+        # The episode ids the file's sessions name, and those sessions' rows: each link follows its episode (renamed
+        # or not) when the file holds the episode, and those left once every episode is in are dropped.
+        naming: dict[UUID, list[int]] = {}
         live: Counter[tuple[UUID, str]] = Counter()
         async with self._write() as conn:
             if plan.require_empty is not None and await self._occupied(conn, plan.require_empty):
@@ -252,7 +254,10 @@ class SqlTransfer:
             async for entry in records:
                 if isinstance(entry, SessionEntry):
                     info = entry.info
-                    sessions[(info.agent_instance_id, info.session_id)] = await self._import_session(conn, info, plan)
+                    pk = await self._import_session(conn, info, plan)
+                    sessions[(info.agent_instance_id, info.session_id)] = pk
+                    if info.episode_id is not None:
+                        naming.setdefault(info.episode_id, []).append(pk)
                     counts["sessions"] += 1
                 elif isinstance(entry, WorkingEntry):
                     if plan.working:
@@ -298,9 +303,9 @@ class SqlTransfer:
                     )
                     counts["events"] += 1
                 else:
-                    await self._import_episode_entry(conn, entry, plan)
+                    await self._import_episode_entry(conn, entry, plan, naming.pop(entry.episode.episode_id, []))
                     counts["episodes"] += 1
-            await self._unlink_lost_episodes(conn, list(sessions.values()))
+            await self._unlink_lost_episodes(conn, [pk for pks in naming.values() for pk in pks])
             await self._imported(conn, list(sessions.values()))
 
     async def _import_session(self, conn: AsyncConnection, info: SessionInfo, plan: ImportPlan) -> int:
@@ -338,20 +343,18 @@ class SqlTransfer:
         return int(row.id)
 
     async def _unlink_lost_episodes(self, conn: AsyncConnection, session_pks: Sequence[int]) -> None:
-        """In the import's transaction, once its episodes are in: an imported session whose episode the file did not
-        hold (forgotten before or while the export ran) refers to none, as a session whose episode was forgotten
-        here does (its terminate result keeps the id). The link is not kept: this store may hold an episode of that
-        id in another project, or give the id to one later."""
-        unlinked = 0
+        """In the import's transaction, once its episodes are in: the imported sessions ``session_pks``, whose
+        episode the file did not hold (forgotten before or while the export ran), refer to none, as a session whose
+        episode was forgotten here does (its terminate result keeps the id). The link is not kept whatever episode
+        the store holds under that id, in the target project or another: not the file's, so not the session's."""
         for i in range(0, len(session_pks), BATCH):
             among, names = in_values("id", session_pks[i : i + BATCH], "pk")
-            done = await conn.execute(text(UNLINK_LOST_EPISODE.format(among)), names)
-            unlinked += max(done.rowcount, 0)
-        if unlinked:
+            await conn.execute(text(f"UPDATE sessions SET episode_id = NULL WHERE {among}"), names)
+        if session_pks:
             logger.warning(
                 "imported %s whose episode the export file does not hold (forgotten): as a session whose "
                 "episode is forgotten, each refers to none, and its terminate result keeps the id",
-                counted(unlinked, "session"),
+                counted(len(session_pks), "session"),
             )
 
     async def _import_checkpoint(self, conn: AsyncConnection, pk: int, cp: CheckpointData) -> None:
@@ -381,20 +384,14 @@ class SqlTransfer:
             },
         )
 
-    async def _import_episode_entry(self, conn: AsyncConnection, entry: EpisodeEntry, plan: ImportPlan) -> None:
-        d = self._dialect
+    async def _import_episode_entry(
+        self, conn: AsyncConnection, entry: EpisodeEntry, plan: ImportPlan, linked: Sequence[int]
+    ) -> None:
+        """Insert the file's episode under the id :meth:`_episode_id` gives it; the imported sessions ``linked``
+        (those that name it) follow a rename."""
         ep = entry.episode
-        taken = await conn.execute(
-            text("SELECT 1 FROM episodes WHERE episode_id = :e"), {"e": d.write_uuid(ep.episode_id)}
-        )
-        new_id = ep.episode_id
-        if taken.first() is not None:
-            if plan.keep_ids:
-                raise Conflict(
-                    f"episode {ep.episode_id} exists already in this store; import with --as-project to give "
-                    "clashing episodes new ids (nothing was imported)"
-                )
-            new_id = uuid.uuid4()
+        new_id = await self._episode_id(conn, ep.episode_id, plan)
+        if new_id != ep.episode_id:
             plan.renamed_episodes[ep.episode_id] = new_id
         embedding, model = entry.embedding, entry.embedding_model
         # Dropped (and counted, for the backfill to embed again): another model's vector, or one the store cannot
@@ -405,37 +402,55 @@ class SqlTransfer:
             plan.counts["vectors_dropped"] += 1
         moved = ep.model_copy(update={"episode_id": new_id, "project_id": plan.project_id})
         await self._import_episode(conn, moved, embedding, model)
-        if new_id != ep.episode_id and ep.session_id is not None:
-            await self._relink(conn, plan.project_id, ep.agent_instance_id, ep.session_id, ep.episode_id, new_id)
+        if new_id != ep.episode_id:
+            for pk in linked:
+                await self._relink(conn, pk, ep.episode_id, new_id)
 
-    async def _relink(
-        self, conn: AsyncConnection, project: UUID, agent: UUID, session_id: str, old: UUID, new: UUID
-    ) -> None:
-        """The session whose terminate made the renamed episode ``old`` refers to ``new`` instead."""
+    async def _episode_id(self, conn: AsyncConnection, episode_id: UUID, plan: ImportPlan) -> UUID:
+        """The id the file's episode ``episode_id`` is imported under, or ``Conflict``. Kept ids: its own, if no
+        project holds it. Mapped: the first id of its :func:`~mcp_memory.stores.transfer.rename_chain` that no
+        project holds, unless the target project holds any of the chain's ids (this episode, imported before:
+        the chain is the same on every import into the project)."""
         d = self._dialect
-        params = {
-            "p": d.write_uuid(project),
-            "a": d.write_uuid(agent),
-            "s": session_id,
-            "old": d.write_uuid(old),
+        chain = [episode_id] if plan.keep_ids else rename_chain(plan.project_id, episode_id)
+        among, names = in_values("episode_id", [d.write_uuid(c) for c in chain], "ep")
+        held = {
+            as_uuid(r.episode_id): as_uuid(r.project_id)
+            for r in await conn.execute(text(f"SELECT episode_id, project_id FROM episodes WHERE {among}"), names)
         }
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT id, terminate_result FROM sessions WHERE project_id = :p AND agent_instance_id = :a "
-                    "AND session_id = :s AND episode_id = :old"
-                ),
-                params,
+        if plan.keep_ids:
+            if held:
+                raise Conflict(
+                    f"episode {episode_id} exists already in this store; import with --as-project to give "
+                    "clashing episodes new ids (nothing was imported)"
+                )
+            return episode_id
+        ours = next((c for c in chain if held.get(c) == plan.project_id), None)
+        if ours is not None:
+            under = "" if ours == episode_id else f" as {ours}"
+            raise Conflict(
+                f"episode {episode_id} of the export file exists already in project {plan.project_id}{under}: an "
+                "import never adds an episode twice (nothing was imported)"
             )
-        ).first()
-        if row is None:
-            return
-        result = None if row.terminate_result is None else d.read_json(row.terminate_result)
+        free = next((c for c in chain if c not in held), None)
+        if free is None:
+            raise Conflict(
+                f"episode {episode_id} of the export file and the {len(chain) - 1} ids it would be renamed to are "
+                "all held by other projects (nothing was imported)"
+            )
+        return free
+
+    async def _relink(self, conn: AsyncConnection, pk: int, old: UUID, new: UUID) -> None:
+        """The imported session ``pk``, which names the renamed episode ``old``, refers to ``new`` instead, and so
+        does its terminate result."""
+        d = self._dialect
+        stored = (await conn.execute(text("SELECT terminate_result FROM sessions WHERE id = :pk"), {"pk": pk})).scalar()
+        result = None if stored is None else d.read_json(stored)
         if isinstance(result, dict) and result.get("episode_id") == str(old):
             result["episode_id"] = str(new)
         await conn.execute(
             text(f"UPDATE sessions SET episode_id = :new, terminate_result = {self._json('r')} WHERE id = :pk"),
-            {"new": d.write_uuid(new), "r": None if result is None else orjson.dumps(result).decode(), "pk": row.id},
+            {"new": d.write_uuid(new), "r": None if result is None else orjson.dumps(result).decode(), "pk": pk},
         )
 
 
