@@ -16,7 +16,10 @@ or nothing); and last the staged working memory is switched in, every session in
 per session: a script cannot span hash slots). A failure before the durable commit drops what was staged: nothing
 of the import is left. The durable commit is the point of no return: if the switch then fails (Redis lost, or in
 Cluster cut off midway), the error says how many sessions were switched, and the others come back (as Redis
-re-opens sessions it lost) with their newest checkpoint.
+re-opens sessions it lost) with their newest checkpoint. A call that touches a session between the durable commit and
+the switch (or after an import that stopped there) re-opens it from the staged working memory, as the switch would
+have made it, and the switch leaves such a session as it is, so what that call wrote stays
+(:mod:`mcp_memory.stores.redis.staging`).
 """
 
 from __future__ import annotations
@@ -284,7 +287,7 @@ class Transfer:
             status, sealed, made_from = statuses[key]
             if status == SessionStatus.TERMINATED and not kept:
                 return  # its keys all expired: nothing to keep
-            await working.stage_import(scope, kept, now, self._limits, token)
+            await working.stage_import(scope, kept, now, self._limits, token, made_from)
             staged.append(Staged(scope, status, sealed, made_from))
             await faults.reached("import.working_staged")
 

@@ -158,10 +158,19 @@ class StagedImport(Protocol):
     committed, all sessions in one step where the store can (one Redis script; in Cluster, one per session)."""
 
     async def stage_import(
-        self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str
+        self,
+        scope: Scope,
+        items: Mapping[str, Item],
+        now: float,
+        limits: Limits,
+        token: str,
+        made_from: Incarnation | None = None,
     ) -> int:
         """Stage exactly ``items`` as ``scope``'s working memory for the import ``token``; the count written.
-        ``TooLarge`` over the key limit. The staged state expires by itself if no switch or drop comes (a crash)."""
+        ``TooLarge`` over the key limit. The staged state expires by itself if no switch or drop comes (a crash).
+        ``made_from``: the durable record the import writes for the session: once it has committed, a call that
+        finds the session missing before the switch (or with no switch coming: a crash) re-opens it from this staged
+        state, as the switch would have made it, rather than from its newest checkpoint."""
         ...
 
     async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:
@@ -182,8 +191,9 @@ class StagedImport(Protocol):
         durable record says sealed) are switched in sealed by nobody, refusing writes as a re-open of such a session
         does; those in ``terminated`` (terminated, keeping their keys) terminated, refusing every write; the others
         open. ``made_from``: each session's durable record as imported, which a store telling sessions of one id
-        apart (Redis) notes, as a spawn does (``mark_terminated``). ``Unavailable`` if a staged state is gone
-        (nothing of that step switched)."""
+        apart (Redis) notes, as a spawn does (``mark_terminated``). A session a call has re-opened from its staged
+        state since the durable commit is left as it is (it counts as switched). ``Unavailable`` if a staged state
+        is gone (nothing of that step switched)."""
         ...
 
 

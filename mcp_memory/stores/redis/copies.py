@@ -63,9 +63,9 @@ def order_of(reply: int | bytes | str | None) -> int | None:
     return None if reply is None else int(reply)
 
 
-ALL_KEY_SUFFIXES = ("m", "v", "x", "i", "cv", "cx", "ct", "g")
+ALL_KEY_SUFFIXES = ("m", "v", "x", "i", "cv", "cx", "ct", "g", "im")
 """A session's keys after its base name, in the order every script that takes them all expects: its four keys
-(``store.keys``), its pause's copy, its order key."""
+(``store.keys``), its pause's copy, its order key, the imports staged for it (:mod:`.staging`)."""
 
 
 def all_keys_of(base: str) -> tuple[str, ...]:
@@ -108,8 +108,9 @@ class RedisPauseCopies:
         return self.keys(scope)[0].removesuffix(":m") + ":g"
 
     def all_keys(self, scope: Scope) -> tuple[str, ...]:
-        """:meth:`keys`, :meth:`copy_keys` then :meth:`order_key`: for the scripts that drop a session's copy with its
-        keys, and those that order its transitions."""
+        """:meth:`keys`, :meth:`copy_keys`, :meth:`order_key` then the hash of the imports staged for it
+        (:mod:`.staging`): for the scripts that drop a session's copy with its keys, those that order its transitions,
+        and a re-open, which takes an import's staged state (:data:`ALL_KEY_SUFFIXES`)."""
         return all_keys_of(self.keys(scope)[0].removesuffix(":m"))
 
     async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:

@@ -39,9 +39,10 @@ NAMES = (
     "switch",
     "take",
     "drop_copy",
+    "adopt",
 )
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
-USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch", "take"})
+USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch", "take", "adopt"})
 """The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""
 
 

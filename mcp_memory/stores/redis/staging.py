@@ -18,6 +18,18 @@ durable store, as it does for a session Redis lost: an incomplete spawn is unkno
 see nothing), and a completed one is re-opened *from the staged state of its own token* (the ``recover`` mode of
 the write script), so a crash between the durable completion and the commit loses nothing. A staged state of
 another token is stale (a spawn that never completed) and is replaced.
+
+An import's sessions are alike once its durable records have committed: a call that touches one before the switch
+finds it missing and re-opens it *from the import's staged state*, not from its newest checkpoint, which the switch
+would then have overwritten with everything that call wrote and was told had succeeded. So each staging notes its
+token, with the durable record it stages for (its incarnation), in the session's hash ``<session's keys>:im``; the
+re-open (``lua/write.lua``, mode ``recover``) answers "staged" when a token there stages the very record the durable
+store holds, and ``lua/adopt.lua`` renames that staged state over the live keys, as the switch would, marking it
+taken (``k:<token>``), which the switch then leaves as it is. Refusing such calls (``unavailable`` until the switch)
+would hold the sessions of an import that stopped after its durable commit until their staging expired, a day; this
+way they come back with the working memory imported. Two imports staging one durable record at once (the same export
+imported twice: one is refused, ``conflict``, and drops its staging) look alike here: a re-open takes the state of
+one of them and marks the other's taken too, so that whichever committed, its switch leaves the session as it is.
 """
 
 from __future__ import annotations
@@ -42,6 +54,8 @@ class RedisStaging:
         def keys(self, scope: Scope) -> tuple[str, str, str, str]: ...
 
         def copy_keys(self, scope: Scope) -> tuple[str, str, str]: ...
+
+        def all_keys(self, scope: Scope) -> tuple[str, ...]: ...
 
         async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
 
@@ -75,22 +89,41 @@ class RedisStaging:
         base = f"{self.keys(scope)[0].removesuffix(':m')}:import:{token}"
         return f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"
 
+    def imports_key(self, scope: Scope) -> str:
+        """The hash of the imports staged for the session: token -> the incarnation each stages (same slot)."""
+        return f"{self.keys(scope)[0].removesuffix(':m')}:im"
+
     async def stage_import(
-        self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str
+        self,
+        scope: Scope,
+        items: Mapping[str, Item],
+        now: float,
+        limits: Limits,
+        token: str,
+        made_from: Incarnation | None = None,
     ) -> int:
-        args = item_args("import", now, True, limits.max_keys, items, token=token)
+        made = "" if made_from is None else incarnation(made_from)
+        args = item_args("import", now, True, limits.max_keys, items, incarnation=made, token=token)
         if args[6] + args[7] > limits.max_keys:
             raise too_large(limits, f"{counted(args[6] + args[7], 'key')} of session '{scope.session_id}'")
         # The staging TTL rides last, after the items (write.lua's mode "import"), so it is set in the same script.
         # The live session's pause copy (KEYS[5..7]) is dropped here, before the durable import replaces the
-        # checkpoints it could stand for (and again by the switch).
-        keys = (*self._import_keys(scope, token), *self.copy_keys(scope))
+        # checkpoints it could stand for (and again by the switch). KEYS[8] notes the staging for a re-open.
+        keys = (*self._import_keys(scope, token), *self.copy_keys(scope), self.imports_key(scope))
         reply = await self._eval("write", keys, [*args, STAGING_TTL_MS])
         return int(reply[1])
 
     async def drop_import(self, scopes: Sequence[Scope], token: str) -> None:
         for scope in scopes:
-            await self._eval("drop", self._import_keys(scope, token), [token])
+            await self._eval("drop", (*self._import_keys(scope, token), self.imports_key(scope)), [token])
+
+    async def adopt_import(self, scope: Scope, tokens: Sequence[str], now: float, args: Sequence[str]) -> list[Any]:
+        """Re-open the session from the staged state of one of the imports ``tokens`` that staged the durable record
+        a re-open has read (``lua/adopt.lua``; ``args``: its state, incarnation and order). Answers "adopted" (with
+        the count of its keys), "exists" (the switch or another call came first) or "none" (no such staging is
+        left)."""
+        keys = [*self.all_keys(scope), *(k for t in tokens for k in self._import_keys(scope, t))]
+        return await self._eval("adopt", keys, [repr(float(now)), RECLAIM_MARGIN_MS, *args, *tokens])
 
     async def switch_import(
         self,
@@ -105,7 +138,11 @@ class RedisStaging:
         groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
         switched = 0
         for group in groups:
-            keys = [k for s in group for k in (*self._import_keys(s, token), *self.keys(s), *self.copy_keys(s))]
+            keys = [
+                k
+                for s in group
+                for k in (*self._import_keys(s, token), *self.keys(s), *self.copy_keys(s), self.imports_key(s))
+            ]
             if not keys:
                 continue
             # Each session's marker, one letter per session: "o" open, "s" sealed by nobody (as _recover re-opens a

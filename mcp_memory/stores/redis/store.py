@@ -16,6 +16,9 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
                                                           (:mod:`.copies`: what a resume of that checkpoint takes)
     P:{<project_id>/<agent_instance_id>/<session_id>}:g   string  the order of its latest pause or resume
                                                           (:mod:`.copies`: the durable records carry it)
+    P:{<project_id>/<agent_instance_id>/<session_id>}:im  hash    token -> incarnation of each import that staged
+                                                          the session and has not switched it in (:mod:`.staging`:
+                                                          a re-open takes that staged state)
 
 Every method is one ``EVALSHA`` of a Lua script (``lua/``, run by :mod:`.scripts`: loaded again if the server
 forgot it, e.g. after a restart), so each is atomic and costs one round trip whatever the number of keys (a pause
@@ -91,6 +94,10 @@ from mcp_memory.stores.sql.rules import keys_exceed, keys_full, restore_overflow
 from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
+
+ADOPT_TRIES = 3
+"""How often a re-open looks again for an import's staged state that went between its two scripts (the switch or a
+drop came first) before it answers ``unavailable``."""
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
@@ -260,10 +267,21 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         args = item_args("recover", now, True, len(items) + 1, items, state, made_from, made_by)
         # The order its record last carried rides last: the re-opened session's transitions order above it, whatever
         # this Redis's clock (copies.py, TRANSITION ORDER).
-        args.append("" if info.status_order is None else str(info.status_order))
+        order = "" if info.status_order is None else str(info.status_order)
+        args.append(order)
         await faults.reached("recover.read")
         reply = await self._eval("write", self.all_keys(scope), args)
-        if reply[0] == "ok":  # (not "exists": a concurrent call re-opened it first)
+        for _ in range(ADOPT_TRIES):
+            if reply[0] != "staged":
+                break
+            # An import has committed this very record and not switched its working memory in yet: take that, as
+            # the switch would, rather than the checkpoint the switch would overwrite with what this call writes.
+            reply = await self.adopt_import(scope, reply[1:], now, [state, made_from, order])
+            if reply[0] == "none":  # the staging went meanwhile (switched, or dropped): ask again
+                reply = await self._eval("write", self.all_keys(scope), args)
+        if reply[0] == "staged":
+            raise Unavailable(f"an import of session '{scope.session_id}' is switching its working memory in; retry")
+        if reply[0] in ("ok", "adopted"):  # (not "exists": a concurrent call re-opened it first)
             # A deletion (delete_session, forget) may have deleted the record after it was read here, and erased
             # Redis before this write landed: read it again, and drop the re-open if it is gone or another now
             # (forget.lua drops it only if it is still this incarnation's), or the deleted session would live on.
@@ -271,6 +289,7 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
             if again is None or incarnation(again) != made_from:
                 await self._eval("forget", self.all_keys(scope), [made_from], closing=True)
                 return "none" if again is None else "ok"
+        if reply[0] == "ok":
             logger.warning(
                 "Redis had lost session %s; re-opened it with checkpoint %s (%d items)",
                 scope,

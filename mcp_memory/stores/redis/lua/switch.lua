@@ -1,26 +1,34 @@
--- KEYS: 11 per session: its staged keys {sm, sv, sx, si} (an import's, same hash slot), its live {m, v, x, i}, then
--- its pause copy {cv, cx, ct} (copies.py: dropped, as the import replaces the session's checkpoints);
+-- KEYS: 12 per session: its staged keys {sm, sv, sx, si} (an import's, same hash slot), its live {m, v, x, i}, then
+-- its pause copy {cv, cx, ct} (copies.py: dropped, as the import replaces the session's checkpoints), then the hash
+-- of the imports staged for it {im} (staging.py);
 -- ARGV: token, now, margin, markers (one letter per session: 'o' open, 's' sealed by nobody: its terminate was cut
 -- off, 't' terminated: it kept its keys, which no write may change), then one incarnation per session (the durable
 -- record it was imported as, scripts.incarnation; '' or absent: none), which it notes (i) as a spawn's commit does.
 -- Checks first that every session's staged state is this import's (else {'missing', n}: nothing changed),
 -- then makes each staged state the session's working memory (with its marker),
--- so the sessions of one script switch together or not at all. Staged keys carry the staging TTL (so that a crashed
--- import's go by themselves): the live ones get the expiry a write would give them (reclaim, lib.lua).
-local n = #KEYS / 11
+-- so the sessions of one script switch together or not at all. A staged state a call has taken already ('k:<token>',
+-- adopt.lua: the call found the session missing after the durable commit) is the session's working memory, with what
+-- that call and later ones wrote: it is left as it is (only the staging's marker goes). Staged keys carry the staging
+-- TTL (so that a crashed import's go by themselves): the live ones get the expiry a write would give them (reclaim,
+-- lib.lua).
+local n = #KEYS / 12
 for s = 0, n - 1 do
-  if redis.call('GET', KEYS[11 * s + 1]) ~= 'p:' .. ARGV[1] then return {'missing', s} end
+  local staged = redis.call('GET', KEYS[12 * s + 1])
+  if staged ~= 'p:' .. ARGV[1] and staged ~= 'k:' .. ARGV[1] then return {'missing', s} end
 end
 for s = 0, n - 1 do
-  local b = 11 * s
-  redis.call('DEL', KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9], KEYS[b + 10], KEYS[b + 11])
-  if redis.call('EXISTS', KEYS[b + 2]) == 1 then redis.call('RENAME', KEYS[b + 2], KEYS[b + 6]) end
-  if redis.call('EXISTS', KEYS[b + 3]) == 1 then redis.call('RENAME', KEYS[b + 3], KEYS[b + 7]) end
-  reclaim(ARGV[2], ARGV[3], KEYS[b + 6], KEYS[b + 7])
-  local marker = string.sub(ARGV[4] or '', s + 1, s + 1)
-  redis.call('SET', KEYS[b + 5], (marker == 's' or marker == 't') and marker or 'o')
+  local b = 12 * s
+  redis.call('HDEL', KEYS[b + 12], ARGV[1])
+  if redis.call('GET', KEYS[b + 1]) == 'p:' .. ARGV[1] then
+    redis.call('DEL', KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9], KEYS[b + 10], KEYS[b + 11])
+    if redis.call('EXISTS', KEYS[b + 2]) == 1 then redis.call('RENAME', KEYS[b + 2], KEYS[b + 6]) end
+    if redis.call('EXISTS', KEYS[b + 3]) == 1 then redis.call('RENAME', KEYS[b + 3], KEYS[b + 7]) end
+    reclaim(ARGV[2], ARGV[3], KEYS[b + 6], KEYS[b + 7])
+    local marker = string.sub(ARGV[4] or '', s + 1, s + 1)
+    redis.call('SET', KEYS[b + 5], (marker == 's' or marker == 't') and marker or 'o')
+    local made_from = ARGV[5 + s]
+    if made_from and made_from ~= '' then redis.call('SET', KEYS[b + 8], made_from) end
+  end
   redis.call('DEL', KEYS[b + 1], KEYS[b + 4])
-  local made_from = ARGV[5 + s]
-  if made_from and made_from ~= '' then redis.call('SET', KEYS[b + 8], made_from) end
 end
 return {'ok', n}

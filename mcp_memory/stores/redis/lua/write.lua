@@ -13,13 +13,16 @@
 --   note the durable ``incarnation`` it was made from. A staged spawn ("p:<token>") of the spawn token given (the
 --   durable store says it completed) becomes the session as it is, in ``state``; another staged spawn is stale.
 --   With KEYS[8] (the session's order key, after its copy keys), the last argument is the order its durable record
---   last carried ('' if none): the order key is raised to it (raise_order, lib.lua).
+--   last carried ('' if none): the order key is raised to it (raise_order, lib.lua). With KEYS[9] (the hash of the
+--   imports staged for the session, staging.py): if imports have staged this very ``incarnation``, nothing is
+--   written and the answer is {'staged', token, ...}: the call takes that staged state instead (adopt.lua).
 -- mode "spawn": stage exactly these items for the spawn token ("p:<token>": unknown to every other script until
 --   staging.py's commit), over whatever Redis held under this scope (the durable row was just made for it).
 -- mode "import": as "spawn", for an import's staging keys, which then expire after the last argument (ms): those of
 --   an import that crashed before its switch or its cleanup go by themselves (the switch gives the live keys a
 --   write's expiry). KEYS[5..7], if given: the live session's pause copy (copies.py), dropped: the import replaces
---   its checkpoints.
+--   its checkpoints. KEYS[8], if given: the hash of the imports staged for the session (staging.py), where the token
+--   notes ``incarnation``, the durable record it stages for, which a call that finds the session missing compares.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 local inc = KEYS[4]
 local mode, now, clear, maxk, margin = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), ARGV[5]
@@ -57,6 +60,13 @@ if mode == 'recover' then
     state = false
   end
   if state then return {'exists'} end
+  if KEYS[9] and incarnation ~= '' then
+    local staged, fields = {'staged'}, redis.call('HGETALL', KEYS[9])
+    for j = 1, #fields, 2 do
+      if fields[j + 1] == incarnation then staged[#staged + 1] = fields[j] end
+    end
+    if #staged > 1 then return staged end
+  end
   clear = true
 elseif mode == 'spawn' or mode == 'import' then
   redis.call('DEL', inc)
@@ -139,6 +149,10 @@ reclaim(now, margin)
 if mode == 'import' then
   if KEYS[7] then redis.call('DEL', KEYS[5], KEYS[6], KEYS[7]) end
   for _, k in ipairs({m, v, x, inc}) do redis.call('PEXPIRE', k, ARGV[#ARGV]) end
+  if KEYS[8] then
+    redis.call('HSET', KEYS[8], token, incarnation)
+    redis.call('PEXPIRE', KEYS[8], ARGV[#ARGV])
+  end
 end
 if mode == 'restore' and KEYS[8] then return {'ok', np + nt, next_order(KEYS[8])} end
 return {'ok', np + nt}
