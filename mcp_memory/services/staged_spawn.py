@@ -23,9 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
-import anyio
-
-from mcp_memory import faults
+from mcp_memory import deadlines, faults
 from mcp_memory.errors import Conflict, MemoryServiceError
 from mcp_memory.models import Item, Scope
 from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, StagedSpawn
@@ -83,8 +81,9 @@ async def _undo(durable: DurableStore, working: StagedSpawn, scope: Scope, token
     spawn's own row and staged state only; a spawn that took the session over keeps both. False if the session turns
     out completed by this spawn: nothing is undone, its staged state is the session's initial state. If the durable
     store cannot say, the staged state stays too (it is this spawn's, which a completed session is re-opened from,
-    or a stale one, which the next spawn replaces)."""
-    with anyio.CancelScope(shield=True):
+    or a stale one, which the next spawn replaces). Compensation (``deadlines.compensation``): shielded, and given
+    the call's cleanup window, so that it is attempted also once the call's deadline is spent."""
+    with deadlines.compensation():
         try:
             if not await durable.abandon_spawn(scope, token):
                 return False
