@@ -288,7 +288,10 @@ class Settings(BaseSettings):
     checkpoint_retention_seconds: float = Field(
         default=0,
         ge=0,
-        description="Each pause also prunes checkpoints older than this (never the newest nor kept ones); 0: no age.",
+        description=(
+            "Each pause also prunes checkpoints older than this (never the newest nor kept ones), and a sweep every "
+            "10 minutes prunes them in every session; 0: no age."
+        ),
     )
     event_retention_count: int = Field(
         default=1000,
@@ -301,7 +304,10 @@ class Settings(BaseSettings):
     event_retention_seconds: float = Field(
         default=0,
         ge=0,
-        description=("The same writes also prune the session's events older than this (same exceptions); 0: no age."),
+        description=(
+            "The same writes also prune the session's events older than this (same exceptions), and a sweep every "
+            "10 minutes prunes them in every session; 0: no age."
+        ),
     )
 
     hooks: HookSettings = Field(default_factory=HookSettings)

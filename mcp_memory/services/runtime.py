@@ -18,12 +18,13 @@ from mcp_memory.services.episode_control import EpisodeControl
 from mcp_memory.services.episodic import EpisodicMemory
 from mcp_memory.services.hooks import LifecycleHooks, load_hooks
 from mcp_memory.services.lifecycle import AgentLifecycleManager
+from mcp_memory.services.retention_sweep import RetentionSweep
 from mcp_memory.services.session_control import SessionControl
 from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.services.transfer import Transfer
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
-from mcp_memory.stores.ports import DurableStore, Limits, WorkingStore
+from mcp_memory.stores.ports import AgedRetention, DurableStore, Limits, WorkingStore
 from mcp_memory.stores.transfer import TransferStore
 
 
@@ -107,6 +108,11 @@ class MemoryRuntime:
             else None
         )
         """Embeds episodes stored without a vector: in the background, and for ``mcp-memory reembed``."""
+        self.retention_sweep = (
+            RetentionSweep(self.store, self.settings, clock) if isinstance(self.store, AgedRetention) else None
+        )
+        """Applies the configured retention ages to every session periodically while started (when an age is set);
+        None for a durable store that cannot sweep."""
         self._embedding_retry = embedding_retry
         self._users = 0
 
@@ -122,6 +128,8 @@ class MemoryRuntime:
                     raise
             if self.backfill is not None and self._embedding_retry:
                 self.backfill.start(self.settings.embedding_retry_interval_seconds)
+            if self.retention_sweep is not None:
+                self.retention_sweep.start()
         self._users += 1
 
     async def close(self) -> None:
@@ -131,6 +139,8 @@ class MemoryRuntime:
             try:
                 if self.backfill is not None:
                     await self.backfill.stop()
+                if self.retention_sweep is not None:
+                    await self.retention_sweep.stop()
                 await close_provider(self.embedder)
                 if self.working_store is not self.store:
                     await self.working_store.close()

@@ -416,6 +416,23 @@ class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
 
 
 @runtime_checkable
+class AgedRetention(Protocol):
+    """Age-based retention across every session, for the periodic sweep: a session no call writes any more
+    (terminated or abandoned) is pruned by age too. Each call is one short transaction of at most ``limit`` rows,
+    with the exceptions a pause's prune keeps (see :class:`~mcp_memory.stores.records.Retention`)."""
+
+    async def prune_aged_checkpoints(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` checkpoints created before ``before`` (epoch seconds), neither kept nor their
+        session's newest; the number deleted."""
+        ...
+
+    async def prune_aged_events(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` events dated before ``before``, neither a successful spawn or terminate nor their
+        session's newest; the number deleted."""
+        ...
+
+
+@runtime_checkable
 class CombinedStore(DurableStore, WorkingStore, Protocol):
     """A durable store that can hold working memory too (SQLite, Postgres: in their own tables), so that without
     Redis the working store *is* the durable store and the embedded default is one file."""
@@ -498,6 +515,7 @@ class SameStoreLifecycle(Protocol):
 
 
 __all__ = [
+    "AgedRetention",
     "CheckpointStore",
     "CombinedStore",
     "DurableStore",

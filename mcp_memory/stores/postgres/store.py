@@ -42,6 +42,7 @@ from mcp_memory.models import (
 )
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
 from mcp_memory.stores.postgres import two_step
+from mcp_memory.stores.postgres.aged_sweep import CountedAgedSweep
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
 from mcp_memory.stores.postgres.statements import (
@@ -90,7 +91,9 @@ from mcp_memory.stores.sql.store import SqlStore
 from mcp_memory.stores.sql.transfer import SqlTransfer
 
 
-class PostgresStore(PostgresConnection, SessionQueries, PostgresEpisodes, ScopeErase, SqlTransfer, SqlStore):
+class PostgresStore(
+    PostgresConnection, SessionQueries, PostgresEpisodes, ScopeErase, SqlTransfer, CountedAgedSweep, SqlStore
+):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = DIALECT

@@ -80,6 +80,24 @@ def prune_events_statement(
     return sql, params
 
 
+AGED_CHECKPOINTS = (
+    "SELECT c.id FROM checkpoints c WHERE NOT c.keep AND c.created_at < :cutoff {within} AND c.id <> "
+    "(SELECT n.id FROM checkpoints n WHERE n.session_pk = c.session_pk ORDER BY n.created_at DESC, n.id DESC LIMIT 1) "
+    "LIMIT :limit"
+)
+"""Up to ``:limit`` checkpoints older than ``:cutoff`` that the age bound prunes across sessions (``{within}``: an
+extra condition on ``c``, or nothing): never kept, never a session's newest (:data:`NEWEST`'s order), as
+:func:`prune_statement` spares them.
+For the periodic sweep, which reaches sessions no pause writes any more (terminated or abandoned)."""
+
+AGED_EVENTS = (
+    f"SELECT e.id FROM events e WHERE e.at < :cutoff {{within}} AND NOT {PROTECTED_EVENT} "
+    "AND e.id <> (SELECT MAX(n.id) FROM events n WHERE n.session_pk = e.session_pk) LIMIT :limit"
+)
+"""Up to ``:limit`` events older than ``:cutoff`` that the age bound prunes across sessions, with the exceptions of
+:func:`prune_events_statement` (protected events and each session's newest)."""
+
+
 DELETE_CHECKPOINT = (
     f"DELETE FROM checkpoints WHERE session_pk = (SELECT id FROM sessions WHERE {SCOPE} AND spawn_until IS NULL) "
     "AND checkpoint_id = :cid RETURNING session_pk"

@@ -37,6 +37,7 @@ from mcp_memory.models import (
 )
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
 from mcp_memory.stores.records import OVERTAKEN_WITHIN_SECONDS, RESTAMP_AFTER_SECONDS
+from mcp_memory.stores.sql.aged_sweep import AgedSweep
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
 from mcp_memory.stores.sql.queries import (
@@ -89,7 +90,7 @@ PRUNE_SECURE_DELETE = "FAST"
 ON for its baseline rounds."""
 
 
-class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, SqlTransfer, SqlStore):
+class SqliteStore(SqliteWorking, SessionQueries, SqliteEpisodes, ScopeErase, SqlTransfer, AgedSweep, SqlStore):
     """Working store and durable store on one SQLite file (see the module docstring)."""
 
     _dialect = DIALECT
