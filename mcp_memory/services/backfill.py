@@ -17,8 +17,6 @@ instead of hammering it or the store. Two failures are not the provider's, and d
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -31,6 +29,7 @@ import anyio.lowlevel
 from mcp_memory.embeddings import EmbeddingError, EmbeddingProvider
 from mcp_memory.models import Episode
 from mcp_memory.services.episodic import episode_text
+from mcp_memory.services.periodic import Periodic
 from mcp_memory.stores.ports import EpisodeStore, EpisodeText
 
 logger = logging.getLogger(__name__)
@@ -85,7 +84,11 @@ class EmbeddingBackfill:
         self._rejected: set[UUID] = set()
         """Episodes the provider refused on their own (while it embedded :data:`PROBE_TEXT`): not retried by this
         process (at most :data:`_MAX_REJECTED` of them), so that bad episodes cannot block those behind them."""
-        self._task: asyncio.Task[None] | None = None
+        self._max_batches = BACKGROUND_MAX_BATCHES
+        """Of each background pass (:meth:`start`)."""
+        self._retry = Periodic(
+            "mcp-memory embedding retry", self._background_pass, logger, "embedding retry pass failed"
+        )
 
     async def run_once(self, *, all_models: bool = False, max_batches: int | None = None) -> BackfillReport:
         """One pass, oldest episodes first, ``batch_size`` per provider call; waits for a pass in progress.
@@ -218,40 +221,30 @@ class EmbeddingBackfill:
 
     # -- background retry --------------------------------------------------------------------------------
     def start(self, interval: float, max_batches: int = BACKGROUND_MAX_BATCHES) -> None:
-        """Run a bounded pass every ``interval`` seconds in a background task, until :meth:`stop`."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(interval, max_batches), name="mcp-memory embedding retry"
-            )
+        """Run a bounded pass every ``interval`` seconds in a background task, until :meth:`stop`; nothing if
+        running already."""
+        if not self._retry.running:
+            self._max_batches = max_batches
+            self._retry.start(interval)
 
-    async def _loop(self, interval: float, max_batches: int) -> None:
-        while True:
-            await anyio.sleep(interval)
-            try:
-                report = await self.run_once(max_batches=max_batches)
-            except Exception:
-                logger.warning("embedding retry pass failed", exc_info=True)
-                continue
-            if report.embedded or report.failed:
-                logger.info(
-                    "embedding retry: %d episodes embedded, %d still without a vector%s",
-                    report.embedded,
-                    report.failed,
-                    f" ({report.stopped})" if report.stopped else "",
-                )
+    async def _background_pass(self) -> None:
+        report = await self.run_once(max_batches=self._max_batches)
+        if report.embedded or report.failed:
+            logger.info(
+                "embedding retry: %d episodes embedded, %d still without a vector%s",
+                report.embedded,
+                report.failed,
+                f" ({report.stopped})" if report.stopped else "",
+            )
 
     @property
     def running(self) -> bool:
         """Whether the background retry is running."""
-        return self._task is not None and not self._task.done()
+        return self._retry.running
 
     async def stop(self) -> None:
         """Stop the background retry (a pass in progress is cancelled; what it attached stays)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._retry.stop()
 
 
 __all__ = ["BACKGROUND_MAX_BATCHES", "GROW_BACK_SECONDS", "PROBE_TEXT", "BackfillReport", "EmbeddingBackfill"]

@@ -10,15 +10,12 @@ start, then one every :data:`SWEEP_INTERVAL_SECONDS`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import anyio
-
 from mcp_memory.config import Settings
+from mcp_memory.services.periodic import Periodic
 from mcp_memory.stores.ports import AgedRetention
 
 logger = logging.getLogger(__name__)
@@ -47,7 +44,7 @@ class RetentionSweep:
         self._checkpoint_age = settings.checkpoint_retention_seconds or None
         self._event_age = settings.event_retention_seconds or None
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._passes = Periodic("mcp-memory retention sweep", self._background_pass, logger, "retention sweep failed")
 
     @property
     def configured(self) -> bool:
@@ -67,34 +64,21 @@ class RetentionSweep:
     def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
         """Run a pass ``first`` seconds from now and every ``interval`` seconds after, until :meth:`stop`;
         nothing when no age is set."""
-        if self._task is None and self.configured:
-            self._task = asyncio.get_running_loop().create_task(
-                self._loop(interval, first), name="mcp-memory retention sweep"
-            )
+        if self.configured:
+            self._passes.start(interval, first)
 
-    async def _loop(self, interval: float, first: float) -> None:
-        await anyio.sleep(first)
-        while True:
-            try:
-                report = await self.run_once()
-            except Exception:
-                logger.warning("retention sweep failed", exc_info=True)
-            else:
-                if report.checkpoints or report.events:
-                    logger.info(
-                        "retention sweep: %d checkpoints and %d events past their age deleted",
-                        report.checkpoints,
-                        report.events,
-                    )
-            await anyio.sleep(interval)
+    async def _background_pass(self) -> None:
+        report = await self.run_once()
+        if report.checkpoints or report.events:
+            logger.info(
+                "retention sweep: %d checkpoints and %d events past their age deleted",
+                report.checkpoints,
+                report.events,
+            )
 
     async def stop(self) -> None:
         """Stop the periodic pass (a batch in progress is cancelled: its transaction rolls back or commits whole)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._passes.stop()
 
 
 async def _drain(prune: Callable[[float, int], Awaitable[int]], before: float, batch: int) -> int:
