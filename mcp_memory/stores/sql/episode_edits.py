@@ -109,7 +109,14 @@ class EpisodeEdits:
         found = await conn.execute(
             text("SELECT 1 FROM episodes WHERE project_id = :p LIMIT 1"), {"p": self._dialect.write_uuid(project_id)}
         )
-        return found.first() is None
+        if found.first() is not None:
+            return False
+        await self._drop_project_rows(conn, project_id)
+        return True
+
+    async def _drop_project_rows(self, conn: AsyncConnection, project_id: UUID) -> None:
+        """:meth:`_emptied`'s store-specific part: delete the rows the store keeps per project (SQLite: its
+        full-text counts and vector version row). Postgres: nothing (its triggers did)."""
 
     async def _erased(self, project_id: UUID) -> None:
         """Called once a deletion that left the project without episodes (:meth:`_emptied`) has committed: what the

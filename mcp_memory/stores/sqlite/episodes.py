@@ -87,17 +87,14 @@ class SqliteEpisodes(EpisodeEdits):
     async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
         await self._on_thread(conn, lambda db: reindex_episode(db, episode_pk))
 
-    async def _emptied(self, conn: AsyncConnection, project_id: UUID) -> bool:
+    async def _drop_project_rows(self, conn: AsyncConnection, project_id: UUID) -> None:
         project = str(project_id)
 
-        def drop(db: sqlite3.Connection) -> bool:
-            if db.execute("SELECT 1 FROM episodes WHERE project_id = ? LIMIT 1", (project,)).fetchone() is not None:
-                return False
+        def drop(db: sqlite3.Connection) -> None:
             drop_project_counts(db, project)
             drop_project_version(db, project)
-            return True
 
-        return await self._on_thread(conn, drop)
+        await self._on_thread(conn, drop)
 
     async def _erased(self, project_id: UUID) -> None:
         self.vectors.invalidate(str(project_id))
