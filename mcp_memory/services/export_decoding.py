@@ -185,6 +185,14 @@ def _wide_integer_at(line: bytes) -> tuple[str | int, ...] | None:
     return None
 
 
+def _nested_too_deep(line_no: int) -> InvalidArgument:
+    """The refusal of a line nested deeper than :data:`MAX_LINE_DEPTH` (made only for such a line, not per line)."""
+    return InvalidArgument(
+        f"line {line_no} of the export file is not a valid record: it is nested deeper than {MAX_LINE_DEPTH} "
+        "levels, more than any record export writes; nothing was imported"
+    )
+
+
 def decode_line(line: bytes, line_no: int) -> object:
     """A line's JSON, or ``invalid_argument`` naming the line. A NUL character anywhere in it (a text field, a
     metadata value or key, a working key) is refused here, once for every field of every kind: no store can hold
@@ -195,19 +203,15 @@ def decode_line(line: bytes, line_no: int) -> object:
         raw = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         raise line_problem(line_no, exc) from None
-    too_deep = InvalidArgument(
-        f"line {line_no} of the export file is not a valid record: it is nested deeper than {MAX_LINE_DEPTH} "
-        "levels, more than any record export writes; nothing was imported"
-    )
     if _too_deep(line, raw):
-        raise too_deep
+        raise _nested_too_deep(line_no)
     if _LONG_NUMBER.search(line):
         try:
             wide = _wide_integer_at(line)
         except RecursionError:
             # The standard library recurses once per level and stops short of the 1,024 orjson reads: only a line
             # deeper than MAX_LINE_DEPTH where _too_deep does not walk (a checkpoint's state) gets here.
-            raise too_deep from None
+            raise _nested_too_deep(line_no) from None
         if wide is not None:
             raise InvalidArgument(
                 f"line {line_no} of the export file is not a valid record: {_in_record(raw, wide)}: an integer "

@@ -352,9 +352,11 @@ class AgentLifecycleManager:
         # process) is refused until this one is done or its lease runs out.
         token = uuid4().hex
         lease = self._settings.terminate_lease_seconds
+        # The session this call seals and records: its last step clears that one only.
+        recording = Incarnation(info.created_at, token)
         try:
             sealed_at = self._clock()
-            sealed = await self._strategy.seal(scope, token, sealed_at, lease, Incarnation(info.created_at, token))
+            sealed = await self._strategy.seal(scope, token, sealed_at, lease, recording)
         except MemoryServiceError as exc:
             # Nothing was sealed: record the failed call (every lifecycle call records its event) and stop.
             await self._ctx.record_failure(scope, "terminate", started, exc, meta)
@@ -424,9 +426,7 @@ class AgentLifecycleManager:
         # another server may have unsealed it after reading the record as not terminated), and cleared if asked;
         # only the session recorded (under this call's seal), not one spawned again under its id since.
         try:
-            await self._working.store.mark_terminated(
-                scope, started.at, cleanup_working, Incarnation(info.created_at, token)
-            )
+            await self._working.store.mark_terminated(scope, started.at, cleanup_working, recording)
         except BaseException:
             # Unfinished: the lease ends, so that a retry finishes the job at once (hooks included) rather than take
             # this call for one still at it (services.terminate_lease).

@@ -82,7 +82,8 @@ def prune_events_statement(
 
 AGED_CHECKPOINTS = (
     "SELECT c.id FROM checkpoints c WHERE NOT c.keep AND c.created_at < :cutoff {within} AND c.id <> "
-    "(SELECT n.id FROM checkpoints n WHERE n.session_pk = c.session_pk ORDER BY n.created_at DESC, n.id DESC LIMIT 1) "
+    # NEWEST's order: its unqualified columns are the inner table's, n.
+    f"(SELECT n.id FROM checkpoints n WHERE n.session_pk = c.session_pk ORDER BY {NEWEST_FIRST} LIMIT 1) "
     "LIMIT :limit"
 )
 """Up to ``:limit`` checkpoints older than ``:cutoff`` that the age bound prunes across sessions (``{within}``: an
