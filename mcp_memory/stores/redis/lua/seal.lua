@@ -1,7 +1,8 @@
 -- ARGV: 's' to seal, 'o' to unseal, 'c' to clear a stale seal; the terminate's token; now, the lease's end and the
--- durable session the terminate read (scripts.incarnation, or ''), seal only. A sealed marker is 's:<token>:<lease end>', or 's' (no owner: re-opened sealed from the durable record). A
--- seal succeeds if the session is open, sealed by this token or by nobody, or its owner's lease has run out ('held'
--- and the marker otherwise); an unseal clears only this token's seal (or an ownerless one); 'c' clears the seal only
+-- durable session the terminate read (scripts.incarnation, or ''), seal only. A sealed marker is
+-- 's:<token>:<lease end>', or 's' (no owner: re-opened sealed from the durable record). A seal succeeds if the
+-- session is open, sealed by this token or by nobody, or its owner's lease has run out ('held' and the marker
+-- otherwise); an unseal clears only this token's seal (or an ownerless one); 'c' clears the seal only
 -- if exactly this token ('' : nobody) still holds it (compare and delete: never a seal another terminate made since).
 -- A terminated session ('t') stays terminated ({'terminated'}). A session sealed that notes no incarnation (i: made
 -- by an earlier release) notes the one given: the terminate's last step (clear.lua) tells its own session by it.
