@@ -27,6 +27,7 @@ from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, WorkingSt
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.http_helpers import Inbox
 from tests.redis_servers import RedisServer, delete_keys, make_redis_store, shared_redis_url, unique_prefix
+from tests.stalled_stores import PrivatePostgres
 from tests.store_settings import settings_for
 from tests.transfer_helpers import small_export
 
@@ -418,3 +419,14 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A Postgres of the test module's own (pgserver), migrated, that a test may freeze (tests/stalled_stores.py)."""
+    pytest.importorskip("pgserver")
+    server = PrivatePostgres()
+    try:
+        yield server
+    finally:
+        server.close()

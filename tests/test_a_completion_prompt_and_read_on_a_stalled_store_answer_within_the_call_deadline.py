@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -32,16 +31,6 @@ STORE_TIMEOUT = 600.0
 NO_HANG = 60.0
 """Far below ``STORE_TIMEOUT``: an answer by then came from the call deadline (0.3 s), not the store's timeout."""
 DEADLINE = "unavailable: Postgres did not answer within the call's deadline (0.3 s); retry later"
-
-
-@pytest.fixture(scope="module")
-def private_postgres() -> Iterator[PrivatePostgres]:
-    pytest.importorskip("pgserver")
-    server = PrivatePostgres()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def test_a_stalled_store_ends_a_completion_prompt_and_read_at_the_call_deadline(

@@ -10,7 +10,6 @@ ROLLBACK waiting as long)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,16 +24,6 @@ pytestmark = pytest.mark.anyio
 
 BOUND = 2.5
 """The behaviour bound of the issue: a refusal within 2.5 s (the defaults give it by 2.0 s at worst)."""
-
-
-@pytest.fixture(scope="module")
-def private_postgres() -> Iterator[PrivatePostgres]:
-    pytest.importorskip("pgserver")
-    server = PrivatePostgres()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def recovers(c: Client, tool: str, **arguments: Any) -> Any:
