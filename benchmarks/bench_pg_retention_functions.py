@@ -30,13 +30,17 @@ import asyncpg
 import orjson
 from pg_common import add_arguments, as_string, bench_database, connect_args, pct, server_url
 
-from mcp_memory.stores.postgres.schema import migrate
+from mcp_memory.stores.postgres.schema import head_revision, migrate
 
 PAUSE = (
     "SELECT o_done FROM mcpmem_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 )
+PAUSE_0017 = PAUSE.replace("$18)", "$18, $19)")
+"""The overload servers call since revision 0017 (``p_check_newer``: true, as the server sends it first)."""
 RESUME_0010 = "SELECT o_done FROM mcpmem_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 RESUME_0011 = "SELECT o_done FROM mcpmem_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+RESUME_0018 = RESUME_0011.replace("$14)", "$14, $15)")
+"""The overload servers call since revision 0018 (``p_skip_locked``: true, as the server sends it first)."""
 KEEP_LAST, EVENTS_KEEP_LAST = 100, 1000
 BOUNDS = True
 """False (``--no-bounds``): no retention at all, the cost of the rest of the functions."""
@@ -45,9 +49,11 @@ BOUNDS = True
 class Side:
     """One database's session and the calls of its revision."""
 
-    def __init__(self, conn: asyncpg.Connection, counted: bool) -> None:
+    def __init__(self, conn: asyncpg.Connection, revision: str) -> None:
         self.conn = conn
-        self.counted = counted
+        # Revision 0011 brought the counts and the resume's event bounds; 0017 and 0018 the overloads servers call.
+        self.counted = revision >= "0011"
+        self.revision = revision
         self.project, self.agent = uuid.uuid4(), uuid.uuid4()
         self.samples: dict[str, list[float]] = {"pause": [], "resume": []}
 
@@ -75,8 +81,11 @@ class Side:
             self.project, self.agent, "s", time.time(), f"c{i:06d}", at, None, "{}", False,
             "pause", at, 0.1, "ok", "{}", *((KEEP_LAST, None, EVENTS_KEEP_LAST, None) if BOUNDS else (None,) * 4),
         )  # fmt: skip
+        sql = PAUSE
+        if self.revision >= "0017":
+            args, sql = (*args, True), PAUSE_0017
         started = time.perf_counter()
-        done = await self.conn.fetchval(PAUSE, *args)
+        done = await self.conn.fetchval(sql, *args)
         self.samples["pause"].append((time.perf_counter() - started) * 1000)
         assert done
 
@@ -99,6 +108,8 @@ class Side:
         sql = RESUME_0010
         if self.counted:
             args, sql = (*args, EVENTS_KEEP_LAST if BOUNDS else None, None), RESUME_0011
+        if self.revision >= "0018":
+            args, sql = (*args, True), RESUME_0018
         started = time.perf_counter()
         done = await self.conn.fetchval(sql, *args)
         self.samples["resume"].append((time.perf_counter() - started) * 1000)
@@ -130,9 +141,8 @@ async def main(args: argparse.Namespace) -> None:
     ):
         await migrate(as_string(old_url), revision=args.against, downgrade=True)
         async with connected(old_url) as old_conn, connected(new_url) as new_conn:
-            # Revision 0011 brought the counts and the resume's event bounds.
-            old = Side(old_conn, counted=args.against >= "0011")
-            sides = {args.against: old, "head": Side(new_conn, counted=True)}
+            old = Side(old_conn, args.against)
+            sides = {args.against: old, "head": Side(new_conn, head_revision())}
             for side in sides.values():
                 await side.start(args.keys)
             order = list(sides.values())
