@@ -25,7 +25,9 @@ has its snapshot of working memory, not yet recorded it); ``record.merging`` (``
 (``resources/list`` is about to read recent checkpoints and episodes), ``completion.read`` (``completion/complete``
 is about to read stored identifiers): a hook that raises at the last two stands for a store failing under a request
 that is not a tool call; ``migrate.locked`` (``mcp-memory migrate`` on Postgres holds the migration lock in its
-transaction, nothing read or changed yet).
+transaction, nothing read or changed yet); ``sweep.listed`` (the sweep of spawns cut off by a crash has listed a
+batch of lapsed spawns, nothing dropped yet), ``sweep.staged_dropped`` (it has dropped their staged state in Redis,
+their durable rows are still there).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ READ_POINTS = ("listing.read", "completion.read")
 """Requests outside tool calls that read the durable store (resources/list, completion/complete)."""
 MIGRATE_POINTS = ("migrate.locked",)
 """A Postgres migration inside its transaction."""
+SWEEP_POINTS = ("sweep.listed", "sweep.staged_dropped")
+"""The spawn sweep between its steps: a spawn retried there, or the sweep stopping there."""
 
 _hooks: list[FaultHook] = []
 
@@ -95,6 +99,7 @@ __all__ = [
     "MIGRATE_POINTS",
     "POINTS",
     "READ_POINTS",
+    "SWEEP_POINTS",
     "FaultHook",
     "on_fault",
     "reached",

@@ -1,6 +1,6 @@
 """A pass that runs periodically in a background task of the event loop, until stopped: the embedding backfill's
-retry and the retention sweep. A pass that fails is logged and the next one comes at its time; a stop cancels a
-pass in progress."""
+retry, the retention sweep and the spawn sweep. A pass that fails is logged and the next one comes at its time; a
+stop cancels a pass in progress."""
 
 from __future__ import annotations
 

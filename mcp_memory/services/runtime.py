@@ -21,10 +21,11 @@ from mcp_memory.services.lifecycle import AgentLifecycleManager
 from mcp_memory.services.retention_sweep import RetentionSweep
 from mcp_memory.services.session_control import SessionControl
 from mcp_memory.services.sessions import SessionDirectory
+from mcp_memory.services.spawn_sweep import SpawnSweep
 from mcp_memory.services.transfer import Transfer
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
-from mcp_memory.stores.ports import AgedRetention, DurableStore, Limits, WorkingStore
+from mcp_memory.stores.ports import AgedRetention, DurableStore, LapsedSpawns, Limits, StagedSpawn, WorkingStore
 from mcp_memory.stores.transfer import TransferStore
 
 
@@ -113,6 +114,11 @@ class MemoryRuntime:
         )
         """Applies the configured retention ages to every session periodically while started (when an age is set);
         None for a durable store that cannot sweep."""
+        apart = self.working_store is not self.store
+        staged = self.working_store if apart and isinstance(self.working_store, StagedSpawn) else None
+        self.spawn_sweep = SpawnSweep(self.store, staged, clock) if isinstance(self.store, LapsedSpawns) else None
+        """Removes what spawns cut off by a crash left (their incomplete durable sessions, and their staged keys in
+        Redis) periodically while started; None for a durable store that cannot sweep."""
         self._embedding_retry = embedding_retry
         self._users = 0
 
@@ -130,6 +136,8 @@ class MemoryRuntime:
                 self.backfill.start(self.settings.embedding_retry_interval_seconds)
             if self.retention_sweep is not None:
                 self.retention_sweep.start()
+            if self.spawn_sweep is not None:
+                self.spawn_sweep.start()
         self._users += 1
 
     async def close(self) -> None:
@@ -141,6 +149,8 @@ class MemoryRuntime:
                     await self.backfill.stop()
                 if self.retention_sweep is not None:
                     await self.retention_sweep.stop()
+                if self.spawn_sweep is not None:
+                    await self.spawn_sweep.stop()
                 await close_provider(self.embedder)
                 if self.working_store is not self.store:
                     await self.working_store.close()

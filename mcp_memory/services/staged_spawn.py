@@ -11,8 +11,9 @@ A failure before 3 undoes 1 and 2 (only this spawn's own: a spawn that took the 
 reported by 3 whose commit happened (its answer lost with a dropped connection) is found out by that undo, which
 then undoes nothing: the spawn goes on to 4 and succeeds. A crash
 before 3 leaves an incomplete session that nobody sees; a retried spawn is ``conflict`` ("in progress") until the
-lease (``spawn_lease_seconds``) runs out, then takes it over and succeeds. A spawn that outlasts its lease stops
-before writing further (another spawn may own the session by then).
+lease (``spawn_lease_seconds``) runs out, then takes it over and succeeds; if none comes, the spawn sweep
+(:mod:`.spawn_sweep`) removes the session and its staged state once the lease is well over. A spawn that outlasts its
+lease stops before writing further (another spawn may own the session by then, or the sweep may have removed it).
 """
 
 from __future__ import annotations

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mcp_memory.stores.ports import CombinedStore, DurableStore, SameStoreLifecycle, StagedSpawn, WorkingStore
+    from mcp_memory.stores.ports import (
+        CombinedStore,
+        DurableStore,
+        LapsedSpawns,
+        SameStoreLifecycle,
+        StagedSpawn,
+        WorkingStore,
+    )
     from mcp_memory.stores.postgres.store import PostgresStore
     from mcp_memory.stores.redis.store import RedisWorkingStore
     from mcp_memory.stores.sqlite.store import SqliteStore
@@ -19,8 +26,10 @@ if TYPE_CHECKING:
     _sqlite: type[CombinedStore] = SqliteStore
     _sqlite_durable: type[DurableStore] = SqliteStore
     _sqlite_one_transaction: type[SameStoreLifecycle] = SqliteStore
+    _sqlite_lapsed_spawns: type[LapsedSpawns] = SqliteStore
     _postgres: type[CombinedStore] = PostgresStore
     _postgres_durable: type[DurableStore] = PostgresStore
     _postgres_one_transaction: type[SameStoreLifecycle] = PostgresStore
+    _postgres_lapsed_spawns: type[LapsedSpawns] = PostgresStore
     _redis: type[WorkingStore] = RedisWorkingStore
     _redis_staged: type[StagedSpawn] = RedisWorkingStore

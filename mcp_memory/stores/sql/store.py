@@ -15,6 +15,7 @@ from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, Ses
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Incarnation, seal_lapses_in
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
+from mcp_memory.stores.sql.lapsed_spawns import LapsedSpawnRows
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_BOUND,
     CHECKPOINT_COLUMNS,
@@ -44,9 +45,10 @@ _PAST_EVERY_ROW_ID = 2**63 - 1
 bound's time are older."""
 
 
-class SqlStore:
+class SqlStore(LapsedSpawnRows):
     """The port methods both SQL stores answer with the same SQL and the same steps; each store sets
-    ``_dialect`` and has its own ``_read`` (a connection for one read statement) and ``_write`` (a transaction)."""
+    ``_dialect`` and has its own ``_read`` (a connection for one read statement) and ``_write`` (a transaction).
+    Lapsed spawns (taken over by ``begin_spawn``, or swept): :class:`~.lapsed_spawns.LapsedSpawnRows`."""
 
     _dialect: ClassVar[Dialect]
     purge_every = 1000
@@ -171,14 +173,6 @@ class SqlStore:
             await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {mine}"), params)
             await conn.execute(text(f"DELETE FROM sessions WHERE id IN {mine}"), params)
         return True
-
-    async def _take_over_lapsed_spawn(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
-        """In ``begin_spawn``'s transaction: drop the row of an earlier spawn of the session that never completed
-        and whose lease has run out at ``:now`` (its events go with it), so that the insert that follows makes it
-        afresh."""
-        lapsed = f"(SELECT id FROM sessions WHERE {SCOPE} AND NOT {COMPLETE} AND spawn_until <= :now)"
-        await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {lapsed}"), params)
-        await conn.execute(text(f"DELETE FROM sessions WHERE id IN {lapsed}"), params)
 
     async def _refuse_create(self, conn: AsyncConnection, scope: Scope) -> Conflict:
         """Why a session's insert wrote nothing: the session exists (the error says in which status)."""

@@ -1,0 +1,98 @@
+"""The periodic sweep of spawns cut off by a crash: the incomplete durable session a two-step spawn left (working
+memory in Redis, :mod:`.staged_spawn`) and its staged keys in Redis, which have no expiry (an expiry could lose the
+initial state of a spawn that completed and crashed before its commit). Before this sweep only a later spawn of the
+same session id (a takeover) or a forget removed them: a session id never spawned again kept them for ever, invisible
+to every call but counted by ``doctor``.
+
+A spawn is swept once its lease (``spawn_lease_seconds``) has been over for :data:`SWEEP_MARGIN_SECONDS` more: a
+spawn that is slow but alive stops by itself at its lease's end (``staged_spawn``'s check before each write), so the
+margin only has to outlast a step already under way then, and the servers' clocks' disagreement. For each lapsed
+spawn, by the token of the spawn that holds the row:
+
+1. Redis drops that spawn's staged state, and only that (``drop_staged``: a staging of any other token stays);
+2. the durable store deletes the row, in a transaction of its own, only while that same spawn still holds it,
+   incomplete and lapsed (``drop_lapsed_spawns``).
+
+Redis goes first so that a failure or a stop between the two leaves the row, which the next pass finds again (the
+other way round, staged keys with no row left to name them would stay for ever). A retried spawn of the session wins
+at every point: it takes the row over under a new token (so step 2 no longer matches it) and stages under that token
+(which step 1 leaves alone), as ``begin_spawn``'s takeover already does when the sweep has not run. A spawn that
+completed meanwhile keeps its row too (step 2 skips a complete one); it lost its staged state only if it completed
+after its lease and the margin, and then its commit writes the initial state again (``commit_staged``).
+
+The runtime starts the sweep with every SQL durable store (it deletes nothing where spawns are one transaction, as
+without Redis): the first pass :data:`FIRST_SWEEP_AFTER_SECONDS` after start, then one every
+:data:`SWEEP_INTERVAL_SECONDS`, each in batches of :data:`SWEEP_BATCH` sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from mcp_memory import faults
+from mcp_memory.services.periodic import Periodic
+from mcp_memory.stores.ports import LapsedSpawns, StagedSpawn
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 100
+"""Lapsed spawns listed at once; each is then dropped in a short transaction of its own."""
+SWEEP_INTERVAL_SECONDS = 600.0
+"""Time between two passes."""
+FIRST_SWEEP_AFTER_SECONDS = 60.0
+"""Time from start to the first pass (not at once: a start is busy enough, and a one-shot command ends before)."""
+SWEEP_MARGIN_SECONDS = 300.0
+"""How long past its lease's end a spawn is left alone: far above one step's longest run (a Redis call's deadline,
+SQLite's busy timeout) and the clock skew of servers that share the stores."""
+
+
+class SpawnSweep:
+    """Removes spawns cut off by a crash from the durable store (``store``) and from the working store apart
+    (``working``: Redis, None without), on demand (:meth:`run_once`) or periodically."""
+
+    def __init__(
+        self,
+        store: LapsedSpawns,
+        working: StagedSpawn | None,
+        clock: Callable[[], float],
+        margin: float = SWEEP_MARGIN_SECONDS,
+    ) -> None:
+        self._store = store
+        self._working = working
+        self._clock = clock
+        self._margin = margin
+        self._passes = Periodic("mcp-memory spawn sweep", self._background_pass, logger, "spawn sweep failed")
+
+    async def run_once(self, batch: int = SWEEP_BATCH) -> int:
+        """One pass at the clock's time, in batches of at most ``batch`` spawns until a batch lists fewer or drops
+        none (the rest is a later pass's); the number of sessions removed."""
+        before = self._clock() - self._margin
+        removed = 0
+        while True:
+            lapsed = await self._store.lapsed_spawns(before, batch)
+            await faults.reached("sweep.listed")
+            if self._working is not None:
+                for spawn in lapsed:
+                    await self._working.drop_staged(spawn.scope, spawn.token)
+            await faults.reached("sweep.staged_dropped")
+            dropped = await self._store.drop_lapsed_spawns(lapsed, before)
+            removed += dropped
+            if len(lapsed) < batch or dropped == 0:
+                return removed
+
+    def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
+        """Run a pass ``first`` seconds from now and every ``interval`` seconds after, until :meth:`stop`."""
+        self._passes.start(interval, first)
+
+    async def _background_pass(self) -> None:
+        removed = await self.run_once()
+        if removed:
+            logger.info("spawn sweep: %d sessions of spawns cut off before they completed removed", removed)
+
+    async def stop(self) -> None:
+        """Stop the periodic pass (one in progress is cancelled between its steps: what it left, the next finds)."""
+        await self._passes.stop()
+
+
+__all__ = ["FIRST_SWEEP_AFTER_SECONDS", "SWEEP_BATCH", "SWEEP_INTERVAL_SECONDS", "SWEEP_MARGIN_SECONDS", "SpawnSweep"]

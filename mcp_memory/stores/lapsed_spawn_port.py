@@ -1,0 +1,44 @@
+"""The durable port of the sweep of spawns cut off by a crash (:mod:`mcp_memory.services.spawn_sweep`).
+
+A two-step spawn (working memory in Redis, :mod:`mcp_memory.services.staged_spawn`) that dies before it completes
+leaves its session *incomplete* in the durable store, held by its token until its lease (``spawn_until``) runs out.
+Only a later spawn of the same session id (which takes it over) or a forget removed it; a session id never spawned
+again kept its row, and its staged keys in Redis, for ever. The sweep finds such rows here and removes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from mcp_memory.models import Scope
+
+
+@dataclass(frozen=True, slots=True)
+class LapsedSpawn:
+    """An incomplete session whose spawn's lease has run out, and the token of the spawn that holds it (its staged
+    state in a working store apart is held under the same token)."""
+
+    scope: Scope
+    token: str
+
+
+@runtime_checkable
+class LapsedSpawns(Protocol):
+    """Optional, for a durable store: the incomplete sessions of spawns that never completed, across every project."""
+
+    async def lapsed_spawns(self, before: float, limit: int) -> list[LapsedSpawn]:
+        """Up to ``limit`` incomplete sessions whose spawn lease ran out at ``before`` (epoch seconds) or earlier,
+        the longest lapsed first. Reads only."""
+        ...
+
+    async def drop_lapsed_spawns(self, spawns: Sequence[LapsedSpawn], before: float) -> int:
+        """Delete the incomplete session of each of ``spawns``, with its events and working-memory rows, in one short
+        transaction, but only while that very spawn (its token) still holds it, incomplete and lapsed at ``before``:
+        a spawn that took the session over since (another token) or one that completed it keeps it. Returns the
+        number of sessions deleted."""
+        ...
+
+
+__all__ = ["LapsedSpawn", "LapsedSpawns"]

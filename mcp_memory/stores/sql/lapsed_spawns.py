@@ -1,0 +1,85 @@
+"""The incomplete rows of two-step spawns whose lease has run out (:data:`~mcp_memory.stores.sql.queries.COMPLETE`):
+taken over by a later spawn of the session (in ``begin_spawn``'s transaction), or found and removed by the periodic
+sweep (:class:`~mcp_memory.stores.lapsed_spawn_port.LapsedSpawns`). Both delete such a row with the same statements.
+
+The row's own predicates sit on the ``DELETE FROM sessions`` itself, not behind a sub-select of its ids: on Postgres
+a delete that waits on the row's lock (the spawn completing it, or another server taking it over) checks them again
+on the row as that commit left it, so a row completed meanwhile is kept, and one taken over is a new row (new id,
+new token, new lease) that no sub-select of the old snapshot names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mcp_memory.models import Scope
+from mcp_memory.stores.lapsed_spawn_port import LapsedSpawn
+from mcp_memory.stores.sql.clauses import text
+from mcp_memory.stores.sql.dialect import Dialect, as_uuid
+from mcp_memory.stores.sql.queries import COMPLETE, SCOPE
+
+LAPSED_SPAWNS = (
+    "SELECT project_id, agent_instance_id, session_id, spawn_token FROM sessions "
+    f"WHERE NOT {COMPLETE} AND spawn_until <= :before AND spawn_token IS NOT NULL "
+    "ORDER BY spawn_until, id LIMIT :limit"
+)
+"""The incomplete sessions whose lease ran out at ``:before``, longest lapsed first (a scan of ``sessions``: the
+sweep runs every few minutes, and no index serves this one read)."""
+HELD_BY_LAPSED = f"{SCOPE} AND spawn_token = :tok AND spawn_until <= :before"
+"""The session's row while the spawn ``:tok`` holds it, lapsed at ``:before`` (incomplete: ``spawn_until`` is set)."""
+
+
+class LapsedSpawnRows:
+    """The takeover's and the sweep's deletion of lapsed incomplete rows; a mixin of
+    :class:`~mcp_memory.stores.sql.store.SqlStore`."""
+
+    _dialect: ClassVar[Dialect]
+
+    if TYPE_CHECKING:
+
+        def _read(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+        def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
+
+    @staticmethod
+    async def _drop_incomplete(conn: AsyncConnection, where: str, params: Mapping[str, Any]) -> int:
+        """Delete the incomplete session ``where`` selects, with its working-memory rows (Postgres ties them to no
+        foreign key) and its events (by cascade); the number of sessions deleted."""
+        rows = f"NOT {COMPLETE} AND {where}"
+        await conn.execute(
+            text(f"DELETE FROM working_items WHERE session_pk IN (SELECT id FROM sessions WHERE {rows})"), params
+        )
+        return int((await conn.execute(text(f"DELETE FROM sessions WHERE {rows}"), params)).rowcount)
+
+    async def _take_over_lapsed_spawn(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
+        """In ``begin_spawn``'s transaction: drop the row of an earlier spawn of the session that never completed
+        and whose lease has run out at ``:now`` (its events go with it), so that the insert that follows makes it
+        afresh."""
+        await self._drop_incomplete(conn, f"{SCOPE} AND spawn_until <= :now", params)
+
+    async def lapsed_spawns(self, before: float, limit: int) -> list[LapsedSpawn]:
+        d = self._dialect
+        async with self._read() as conn:
+            rows = await conn.execute(text(LAPSED_SPAWNS), {"before": d.write_time(before), "limit": limit})
+            return [
+                LapsedSpawn(Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id), r.spawn_token)
+                for r in rows
+            ]
+
+    async def drop_lapsed_spawns(self, spawns: Sequence[LapsedSpawn], before: float) -> int:
+        d = self._dialect
+        dropped = 0
+        # A transaction per session: each locks one row (Postgres), so none waits on another in a lock order that
+        # could cross a forget's (which locks its sessions in id order).
+        for spawn in spawns:
+            params = {**d.scope_params(spawn.scope), "tok": spawn.token, "before": d.write_time(before)}
+            async with self._write() as conn:
+                dropped += await self._drop_incomplete(conn, HELD_BY_LAPSED, params)
+        return dropped
+
+
+__all__ = ["HELD_BY_LAPSED", "LAPSED_SPAWNS", "LapsedSpawnRows"]
