@@ -244,3 +244,9 @@ projects = ["*"]
     assert [t.name for t in http.tokens] == ["billing-agents", "ops"] and http.tokens[0].projects == [p]
     assert http.port == 443 and http.allowed_hosts == ["memory.example.com:443"]
     assert check_http_settings(http)
+
+
+def test_a_grant_is_logged_by_its_tokens_name_and_the_start_of_its_hash() -> None:
+    token = "sha256:" + "ab" * 32
+    assert Grant("ci", None, token=token).label == "ci (sha256:abababab)"
+    assert Grant("local", None).label == "local"

@@ -60,6 +60,12 @@ class Grant:
         """Who a per-token cap counts: the token (two tokens may share a name), else the grant's name."""
         return self.token or self.name
 
+    @property
+    def label(self) -> str:
+        """The grant as an operator reads it in the log: the token's name, with the start of its hash when there is a
+        token (two tokens may share a name)."""
+        return f"{self.name} ({self.token[:15]})" if self.token else self.name
+
 
 EVERYTHING: Final = Grant("local", None)
 """The grant of stdio and of an HTTP server without tokens (loopback only)."""

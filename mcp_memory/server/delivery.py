@@ -40,7 +40,7 @@ class Delivery:
         self._background = background
         self._limit = limit
         self._holder = holder
-        """Whose connection (its token's name), for the log."""
+        """Whose connection (its grant's label: the token's name and the start of its hash), for the log."""
         self._pending: dict[ServerEvent, None] = {}  # insertion-ordered: the order notifications go out
         self._sending = False
         self._closed = False

@@ -282,7 +282,7 @@ class ChangeNotifier:
         watcher = self._watchers.get(key)
         if watcher is None or watcher.connection is not connection:
             grant = current_grant()
-            delivery = Delivery(connection, self._server.background, MAX_PENDING, grant.holder)
+            delivery = Delivery(connection, self._server.background, MAX_PENDING, grant.label)
             watcher = self._watchers[key] = _Watcher(connection, grant, delivery)
             connection.exit_stack.callback(self._forget, key, watcher)  # ends with the connection
         return watcher
