@@ -24,14 +24,17 @@ class CountedAgedSweep(AgedSweep):
 
     async def _prune_aged(self, table: str, candidates: str, alias: str, before: float, limit: int) -> int:
         params: dict[str, Any] = {"cutoff": self._dialect.write_time(before), "limit": limit}
+        # The candidates' sessions straight from the candidates (joining their rows back by id could read the
+        # whole table, when the planner expects many).
         lock = (
-            f"SELECT id FROM sessions WHERE id IN (SELECT x.session_pk FROM {table} x WHERE x.id IN "
-            f"({candidates.format(within='')})) ORDER BY id FOR NO KEY UPDATE"
+            f"SELECT id FROM sessions WHERE id IN ({candidates.format(column='session_pk', within='')}) "
+            "ORDER BY id FOR NO KEY UPDATE"
         )
         within = f"AND {alias}.session_pk = ANY (CAST(:pks AS bigint[]))"
         count = COUNTS[table]
         delete = (
-            f"WITH d AS (DELETE FROM {table} WHERE id IN ({candidates.format(within=within)}) RETURNING session_pk), "
+            f"WITH d AS (DELETE FROM {table} WHERE id IN ({candidates.format(column='id', within=within)}) "
+            "RETURNING session_pk), "
             "g AS (SELECT session_pk, count(*) AS n FROM d GROUP BY session_pk), "
             f"u AS (UPDATE sessions SET {count} = {count} - g.n FROM g WHERE sessions.id = g.session_pk) "
             "SELECT coalesce(sum(n), 0) FROM g"

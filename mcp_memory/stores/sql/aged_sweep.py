@@ -5,7 +5,9 @@ A pause or resume prunes by age only the session it writes; a session no call wr
 abandoned) would otherwise keep its old checkpoints and events for ever. Each call here deletes at most ``limit``
 rows in one short transaction, so that a sweep never holds SQLite's single writer or Postgres' row locks for long,
 and spares what the per-session prune spares (:data:`~mcp_memory.stores.sql.retention.AGED_CHECKPOINTS`,
-:data:`~mcp_memory.stores.sql.retention.AGED_EVENTS`).
+:data:`~mcp_memory.stores.sql.retention.AGED_EVENTS`). A batch finds its rows through an index on their date
+(``events_aged``; ``checkpoints_aged`` on SQLite, ``checkpoints_newest`` on Postgres), so a pass that finds nothing
+reads next to nothing rather than both tables.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class AgedSweep:
         params: dict[str, Any] = {"cutoff": self._dialect.write_time(before), "limit": limit}
         async with self._write() as conn:
             result = await conn.execute(
-                text(f"DELETE FROM {table} WHERE id IN ({candidates.format(within='')})"), params
+                text(f"DELETE FROM {table} WHERE id IN ({candidates.format(column='id', within='')})"), params
             )
             return int(result.rowcount)
 

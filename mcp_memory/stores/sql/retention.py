@@ -81,22 +81,27 @@ def prune_events_statement(
 
 
 AGED_CHECKPOINTS = (
-    "SELECT c.id FROM checkpoints c WHERE NOT c.keep AND c.created_at < :cutoff {within} AND c.id <> "
+    "SELECT c.{column} FROM checkpoints c WHERE NOT c.keep AND c.created_at < :cutoff {within} AND c.id <> "
     # NEWEST's order: its unqualified columns are the inner table's, n.
     f"(SELECT n.id FROM checkpoints n WHERE n.session_pk = c.session_pk ORDER BY {NEWEST_FIRST} LIMIT 1) "
     "LIMIT :limit"
 )
-"""Up to ``:limit`` checkpoints older than ``:cutoff`` that the age bound prunes across sessions (``{within}``: an
-extra condition on ``c``, or nothing): never kept, never a session's newest (:data:`NEWEST`'s order), as
-:func:`prune_statement` spares them.
-For the periodic sweep, which reaches sessions no pause writes any more (terminated or abandoned)."""
+"""Up to ``:limit`` checkpoints older than ``:cutoff`` that the age bound prunes across sessions (``{column}``: what
+of each is selected, ``id`` or ``session_pk``; ``{within}``: an extra condition on ``c``, or nothing): never kept,
+never a session's newest (:data:`NEWEST`'s order), as :func:`prune_statement` spares them.
+For the periodic sweep, which reaches sessions no pause writes any more (terminated or abandoned). It finds them
+through an index on ``created_at`` (SQLite: ``checkpoints_aged``, whose predicate is ``NOT keep`` as written here;
+Postgres: ``checkpoints_newest``)."""
 
 AGED_EVENTS = (
-    f"SELECT e.id FROM events e WHERE e.at < :cutoff {{within}} AND NOT {PROTECTED_EVENT} "
+    f"SELECT e.{{column}} FROM events e WHERE e.at < :cutoff {{within}} AND NOT {PROTECTED_EVENT} "
     "AND e.id <> (SELECT MAX(n.id) FROM events n WHERE n.session_pk = e.session_pk) LIMIT :limit"
 )
 """Up to ``:limit`` events older than ``:cutoff`` that the age bound prunes across sessions, with the exceptions of
-:func:`prune_events_statement` (protected events and each session's newest)."""
+:func:`prune_events_statement` (protected events and each session's newest); ``{column}`` and ``{within}`` as in
+:data:`AGED_CHECKPOINTS`. Found through the partial index ``events_aged`` on ``at`` (both stores), whose predicate is
+``NOT`` :data:`PROTECTED_EVENT` as written here: SQLite uses a partial index only for a query that repeats its
+predicate, so the two change together (a test explains the sweep's statements)."""
 
 
 DELETE_CHECKPOINT = (

@@ -85,6 +85,13 @@ SCHEMA = [
     # nothing a release that does not know it reads or writes.
     "CREATE INDEX IF NOT EXISTS sessions_project_activity ON sessions (project_id, updated_at, id)",
     "CREATE INDEX IF NOT EXISTS sessions_agent_activity ON sessions (project_id, agent_instance_id, updated_at, id)",
+    # The periodic age sweep's candidates by date (stores/sql/retention.py: AGED_CHECKPOINTS, AGED_EVENTS), so
+    # that a pass reads the rows past the cutoff, not both tables. Partial, on the rows a sweep may delete only: a
+    # pass does not read the kept checkpoints, nor the successful spawns and terminates, again and again (SQLite
+    # uses such an index only for a query that repeats its predicate as written). Created at every start, as above.
+    "CREATE INDEX IF NOT EXISTS checkpoints_aged ON checkpoints (created_at) WHERE NOT keep",
+    "CREATE INDEX IF NOT EXISTS events_aged ON events (at) "
+    "WHERE NOT (event_type IN ('spawn', 'terminate') AND outcome = 'ok')",
     # The work list of the embedding retry (few rows, looked up every retry interval).
     "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
     # Full text, per project (see fulltext.py): each project's episode count and total tokens, the number of its
