@@ -24,7 +24,7 @@ from itertools import repeat
 import anyio
 from bench_pause_resume import pct
 
-import mcp_memory.stores.sqlite.store as sqlite_store
+import mcp_memory.stores.sqlite.transitions as sqlite_transitions
 from mcp_memory import MemoryRuntime, Scope, Settings
 from mcp_memory.models import CheckpointInfo, PackedState, pack_state
 from mcp_memory.stores.records import EventRecord, Retention
@@ -60,13 +60,13 @@ async def run(keys: int, rounds: int) -> None:
             times: dict[str, list[float]] = {"ON": [], "FAST": []}
             for i in range(rounds):
                 setting = ("ON", "FAST")[i % 2]
-                sqlite_store.PRUNE_SECURE_DELETE = setting
+                sqlite_transitions.PRUNE_SECURE_DELETE = setting
                 info, event = pause_record(state)
                 started = time.perf_counter()
                 await store.record_pause(scope, info, state, event, retention)
                 if i >= 110:  # past the bound (and a few rounds more): every pause prunes
                     times[setting].append((time.perf_counter() - started) * 1000)
-            sqlite_store.PRUNE_SECURE_DELETE = "FAST"
+            sqlite_transitions.PRUNE_SECURE_DELETE = "FAST"
     on, fast = times["ON"], times["FAST"]
     print(f"record_pause of {keys} keys at the retention bound, SQLite FULL, {len(on)} rounds each, ms")
     print("| prune's secure_delete | p50 | p99 |\n|---|---:|---:|")

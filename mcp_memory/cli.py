@@ -22,7 +22,6 @@ from pydantic import ValidationError
 
 from mcp_memory.cli_common import describe, load_settings, setup_logging, sqlite_file_problem, unexpected_failure
 from mcp_memory.config import (
-    HttpSettings,
     Settings,
     config_file_path,
     mask_url,
@@ -30,6 +29,7 @@ from mcp_memory.config import (
     unknown_env_settings,
     unknown_file_settings,
 )
+from mcp_memory.config_sections import HttpSettings
 from mcp_memory.embeddings import vector_dimension
 from mcp_memory.errors import ConfigurationError, MemoryServiceError, Unavailable
 from mcp_memory.services.runtime import MemoryRuntime, not_serving

@@ -15,7 +15,8 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
-from mcp_memory.config import HttpSettings, Settings, TokenSettings
+from mcp_memory.config import Settings
+from mcp_memory.config_sections import HttpSettings, TokenSettings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.server import create_server
 from mcp_memory.server.auth import (

@@ -13,7 +13,8 @@ import pytest
 
 from mcp_memory import cli
 from mcp_memory.cli_common import load_settings
-from mcp_memory.config import HttpSettings, Settings
+from mcp_memory.config import Settings
+from mcp_memory.config_sections import HttpSettings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import configure, made_sqlite_file

@@ -20,7 +20,8 @@ import pytest
 from mcp import Client
 from pydantic import ValidationError
 
-from mcp_memory.config import Settings, TokenSettings
+from mcp_memory.config import Settings
+from mcp_memory.config_sections import TokenSettings
 from mcp_memory.server import create_server
 from mcp_memory.server.auth import generate_token, hash_token
 from tests import http_helpers

@@ -14,7 +14,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp.shared.subscriptions import ResourceUpdated
 
-from mcp_memory.config import TokenSettings
+from mcp_memory.config_sections import TokenSettings
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.assembly import create_server
 from mcp_memory.server.auth import Grant, TokenTable, hash_token

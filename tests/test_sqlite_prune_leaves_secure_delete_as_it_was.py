@@ -1,6 +1,6 @@
 """On SQLite a pause's retention prune runs with ``secure_delete`` FAST (the pruned checkpoint's overflow pages are
 left to be reused, not zeroed and synced again), and the connection's own setting is back once the prune is done,
-for the explicit deletions that follow (stores/sqlite/store.py, ``_prune_sync``). Seen through the statements the
+for the explicit deletions that follow (stores/sqlite/transitions.py, ``_prune_sync``). Seen through the statements the
 pause's transaction runs on the writer connection."""
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from starlette.authentication import AuthCredentials
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_memory.config import TokenSettings
+from mcp_memory.config_sections import TokenSettings
 from mcp_memory.errors import Forbidden
 from mcp_memory.models import parse_uuid
 

@@ -42,7 +42,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_memory.config import HttpSettings, Settings
+from mcp_memory.config import Settings
+from mcp_memory.config_sections import HttpSettings
 from mcp_memory.errors import ConfigurationError
 from mcp_memory.server.app import MemoryServer
 from mcp_memory.server.auth import GRANT_SCOPE_KEY, NOTHING, BearerAuthMiddleware, Grant, TokenTable

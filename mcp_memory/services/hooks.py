@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from mcp_memory.config import HookSettings
+from mcp_memory.config_sections import HookSettings
 from mcp_memory.models import LifecycleEvent
 
 logger = logging.getLogger(__name__)

@@ -11,16 +11,17 @@ Contracts every adapter keeps (checked by ``tests/contract``):
 - ``snapshot``, ``restore``, ``clear`` and ``open`` are atomic and cost a fixed number of round trips,
   whatever the number of keys.
 
-The modules: :mod:`.records` (the value types), :mod:`.working_port` (working memory), :mod:`.durable_ports`
-(sessions, checkpoints, episodes and the stores they make together) and :mod:`.lapsed_spawn_port` (the sweep of
-spawns cut off by a crash); this module gathers them.
+The modules: :mod:`.records` (the value types), :mod:`.working_port` (working memory), :mod:`.episode_port`
+(episodes), :mod:`.durable_ports` (sessions, checkpoints and the stores they make together) and
+:mod:`.lapsed_spawn_port` (the sweep of spawns cut off by a crash); this module gathers them.
 """
 
 from __future__ import annotations
 
 from mcp_memory.models import Item
-from mcp_memory.stores import durable_ports, lapsed_spawn_port, records, working_port
+from mcp_memory.stores import durable_ports, episode_port, lapsed_spawn_port, records, working_port
 from mcp_memory.stores.durable_ports import *  # noqa: F403
+from mcp_memory.stores.episode_port import *  # noqa: F403
 from mcp_memory.stores.lapsed_spawn_port import *  # noqa: F403
 from mcp_memory.stores.records import *  # noqa: F403
 from mcp_memory.stores.working_port import *  # noqa: F403
@@ -28,6 +29,7 @@ from mcp_memory.stores.working_port import *  # noqa: F403
 __all__ = [
     "Item",
     *durable_ports.__all__,
+    *episode_port.__all__,
     *lapsed_spawn_port.__all__,
     *records.__all__,
     *working_port.__all__,

@@ -1,7 +1,7 @@
 """The value types the ports speak: limits, events, retention, filters, selectors, changes and listing rows.
 
-Plain frozen dataclasses (and a few literals) shared by the ports (:mod:`.working_port`, :mod:`.durable_ports`),
-their adapters and the services."""
+Plain frozen dataclasses (and a few literals) shared by the ports (:mod:`.working_port`, :mod:`.durable_ports`,
+:mod:`.episode_port`), their adapters and the services."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ stays the caller's exact JSON text (JSONB would normalise spacing, key order and
 promises the bytes back), while the checkpoint stays one row, readable with SQL (``state -> 'k' ->> 0``).
 
 The package: :mod:`.connection` (engine, pool, deadlines, error mapping), :mod:`.statements` (the SQL text),
-:mod:`.transitions` (pause and resume as one call each of a server-side function), :mod:`.search` (recall as one SQL
-statement, see :func:`~.search.search_sql`), :mod:`.schema` (the schema's state and its Alembic migrations) and
-this module, the adapter.
+:mod:`.transitions` (pause and resume as one call each of a server-side function), :mod:`.working` (working memory),
+:mod:`.episodes` and :mod:`.search` (recall as one SQL statement, see :func:`~.search.search_sql`), :mod:`.schema`
+(the schema's state and its Alembic migrations) and this module, the adapter.
 """
 
 from __future__ import annotations
@@ -43,26 +43,17 @@ from mcp_memory.models import (
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
 from mcp_memory.stores.postgres import two_step
 from mcp_memory.stores.postgres.aged_sweep import CountedAgedSweep
-from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE, PostgresConnection
+from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE
 from mcp_memory.stores.postgres.episodes import PostgresEpisodes
 from mcp_memory.stores.postgres.statements import (
     COUNT_SESSIONS,
     DELETE_CHECKPOINT_WITH_EVENT,
-    DELETE_ITEM,
     DIALECT,
     DISCARD_SESSION,
     INSERT_SESSION,
     INSERT_SPAWNING,
-    LIST_KEYS,
-    LIVE_COUNT,
     LOCK_FOR_TERMINATE,
-    LOCK_WRITABLE,
-    PURGE_EXPIRED,
     RECORD_EVENT,
-    SET_ITEM,
-    SNAPSHOT,
-    UPSERT_ITEMS,
-    clear_items,
     event_params,
     item_arrays,
     json_text,
@@ -74,6 +65,7 @@ from mcp_memory.stores.postgres.statements import (
     with_event,
 )
 from mcp_memory.stores.postgres.transitions import LOCK_SESSION, PAUSE, RESUME, pause_args, resume_args
+from mcp_memory.stores.postgres.working import PostgresWorking
 from mcp_memory.stores.records import RESTAMP_AFTER_SECONDS
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
@@ -83,7 +75,6 @@ from mcp_memory.stores.sql.rules import (
     check_writable,
     checkpoint_exists,
     keys_exceed,
-    keys_full,
     restore_overflows,
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
@@ -92,12 +83,11 @@ from mcp_memory.stores.sql.transfer import SqlTransfer
 
 
 class PostgresStore(
-    PostgresConnection, SessionQueries, PostgresEpisodes, ScopeErase, SqlTransfer, CountedAgedSweep, SqlStore
+    PostgresWorking, SessionQueries, PostgresEpisodes, ScopeErase, SqlTransfer, CountedAgedSweep, SqlStore
 ):
     """Working store and durable store on Postgres with pgvector (see the module docstring)."""
 
     _dialect = DIALECT
-    _purge_expired = PURGE_EXPIRED
     # Session discovery (sql/sessions.py): a listed session's first live keys, as an array (byte order, as memory_list).
     _FIRST_KEYS = (
         "ARRAY(SELECT w.key FROM working_items w WHERE w.session_pk = s.id "
@@ -119,74 +109,6 @@ class PostgresStore(
         # A background build of per-project vector indexes (episodes.py) stops with the store.
         await self._stop_vector_indexing()
         await super().close()
-
-    async def _lock_writable(self, conn: AsyncConnection, scope: Scope) -> int:
-        """Lock the session's row for this transaction and check it accepts writes; its pk."""
-        row = (await conn.execute(text(LOCK_WRITABLE), scope_params(scope))).first()
-        self._check_writable(scope, row)
-        assert row is not None
-        return int(row.id)
-
-    @staticmethod
-    def _check_writable(scope: Scope, row: Any) -> None:
-        check_writable(scope, None if row is None else (row.status, row.sealed))
-
-    # -- working store ---------------------------------------------------------------------------------
-    async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
-        check_fits(items, now, limits)
-        async with self._write() as conn:
-            pk = await self._lock_writable(conn, scope)
-            arrays = item_arrays(items, now)
-            if arrays["keys"]:
-                await conn.execute(text(UPSERT_ITEMS), {"pk": pk, **arrays})
-            return len(arrays["keys"])
-
-    async def set(self, scope: Scope, key: str, item: Item, now: float, limits: Limits) -> None:
-        async with self._write() as conn:
-            pk = await self._lock_writable(conn, scope)
-            params = {"pk": pk, "k": key, "v": item.value, "e": item.expires_at, "now": now, "max": limits.max_keys}
-            if (await conn.execute(text(SET_ITEM), params)).first() is None:
-                raise keys_full(scope, limits)
-            await self._maybe_purge(conn, now)
-
-    async def delete(self, scope: Scope, key: str, now: float) -> bool:
-        async with self._one() as conn:
-            row = (await conn.execute(text(DELETE_ITEM), {**scope_params(scope), "k": key, "now": now})).first()
-        self._check_writable(scope, row)
-        assert row is not None
-        return bool(row.live)
-
-    async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
-        async with self._read() as conn:
-            result = await conn.execute(text(LIST_KEYS), {**scope_params(scope), "now": now, "prefix": prefix})
-            return [row.key for row in result]
-
-    async def snapshot(self, scope: Scope, now: float) -> dict[str, Item]:
-        async with self._read() as conn:
-            result = await conn.execute(text(SNAPSHOT), {**scope_params(scope), "now": now})
-            return {row.key: Item(row.value, row.expires_at) for row in result}
-
-    async def restore(self, scope: Scope, items: Mapping[str, Item], clear: bool, now: float, limits: Limits) -> int:
-        if clear:
-            check_fits(items, now, limits)
-        arrays = item_arrays(items, now)
-        async with self._write() as conn:
-            pk = await self._lock_writable(conn, scope)
-            if clear:
-                await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
-            if arrays["keys"]:
-                await conn.execute(text(UPSERT_ITEMS), {"pk": pk, **arrays})
-            if not clear:
-                live = (await conn.execute(text(LIVE_COUNT), {"pk": pk, "now": now})).scalar_one()
-                if live > limits.max_keys:
-                    raise restore_overflows(limits)
-            return len(arrays["keys"])
-
-    async def _clear_rows(self, session_pk: str, params: Mapping[str, Any], now: float) -> int:
-        """Delete the working memory of the session row ``session_pk`` selects with ``params``: one statement."""
-        async with self._one() as conn:
-            live = (await conn.execute(text(clear_items(session_pk)), {**params, "now": now})).scalar_one()
-        return int(live)
 
     # -- sessions and events ---------------------------------------------------------------------------
     async def create_session(
