@@ -13,7 +13,8 @@ terminated sessions are not yet closed as terminate does); ``delete.working_eras
 the session's Redis keys, the durable record is still there), ``delete.waiting`` (``delete_session`` found the
 session sealed by another deletion and waits for its answer; reached at each look), ``delete.renewing``
 (``delete_session`` is about to renew its seal, every third of the lease while it runs), ``recover.read`` (a call that
-found its session missing in Redis has read the durable record to re-open it from, and not yet written Redis);
+found its session missing in Redis has read the durable record to re-open it from, and not yet written Redis),
+``recover.written`` (that call has re-opened the session in Redis and not yet answered);
 ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has deleted the sessions' working memory rows,
 checkpoints and events in its transaction, not yet the sessions), ``erase.episodes_deleted`` (a SQL store's
 ``delete_session`` or ``erase`` has deleted the episodes of its scope in its transaction, and not yet dropped what it
@@ -48,6 +49,7 @@ DELETE_POINTS = (
     "delete.waiting",
     "delete.renewing",
     "recover.read",
+    "recover.written",
     "terminate.sealed",
     "resume.restored",
     "pause.snapshotted",

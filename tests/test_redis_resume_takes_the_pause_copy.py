@@ -403,7 +403,7 @@ async def test_the_copy_expires_with_the_session_keys(rt: MemoryRuntime, admin: 
 
 async def test_copy_keys_share_the_session_hash_slot(rt: MemoryRuntime) -> None:
     keys = store(rt).all_keys(new_scope())
-    assert len(keys) == 9  # its four, the copy's three, its order and the imports staged for it
+    assert len(keys) == 10  # its four, the copy's three, its order, the imports staged for it and its re-open claims
     assert len({k[k.index("{") : k.index("}") + 1] for k in keys}) == 1
 
 

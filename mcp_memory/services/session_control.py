@@ -10,7 +10,8 @@ answering ``conflict``. It then removes the Redis keys and the durable records s
 seal is then released), the session still exists durably and Redis re-opens it from its newest checkpoint at the
 next call (as after a Redis restart), so nothing is left half-deleted in a way a caller could see; the deletion can
 be repeated. The Redis keys are removed once more after the durable step, in case a call re-opened the session in
-between.
+between; with them go the claims of the calls re-opening it now, whose Redis writes then land nothing, and the note
+of an import staged for it, whose switch then leaves it deleted (:mod:`mcp_memory.stores.redis.store`).
 """
 
 from __future__ import annotations

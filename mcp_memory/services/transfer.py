@@ -19,7 +19,8 @@ Cluster cut off midway), the error says how many sessions were switched, and the
 re-opens sessions it lost) with their newest checkpoint. A call that touches a session between the durable commit and
 the switch (or after an import that stopped there) re-opens it from the staged working memory, as the switch would
 have made it, and the switch leaves such a session as it is, so what that call wrote stays
-(:mod:`mcp_memory.stores.redis.staging`).
+(:mod:`mcp_memory.stores.redis.staging`); a session deleted in between (``delete_session``, ``forget``) stays deleted:
+the switch drops its staged working memory, and the report does not count it among those written.
 """
 
 from __future__ import annotations
@@ -338,12 +339,11 @@ class Transfer:
         terminated = {s.scope for s in staged if s.status == SessionStatus.TERMINATED}
         try:
             made_from = {s.scope: s.made_from for s in staged}
-            report.working_sessions_written = await working.switch_import(
-                scopes, token, self._clock(), sealed, terminated, made_from
-            )
+            switched = set(await working.switch_import(scopes, token, self._clock(), sealed, terminated, made_from))
+            report.working_sessions_written = len(switched)
             await faults.reached("import.switched")
             for s in staged:
-                if s.status == SessionStatus.TERMINATED:
+                if s.status == SessionStatus.TERMINATED and s.scope in switched:  # (not one deleted meanwhile)
                     # Only the session imported: another server may have deleted it since the switch and spawned its
                     # id again, and that session is not the import's to close.
                     await self._working.mark_terminated(s.scope, self._clock(), clear=False, recorded=s.made_from)

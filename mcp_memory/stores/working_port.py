@@ -185,9 +185,11 @@ class StagedImport(Protocol):
         sealed: AbstractSet[Scope] = frozenset(),
         terminated: AbstractSet[Scope] = frozenset(),
         made_from: Mapping[Scope, Incarnation] | None = None,
-    ) -> int:
+    ) -> list[Scope]:
         """Make the staged state of ``scopes`` their working memory (replacing whatever was live), together, with the
-        expiry its items give it at ``now``; the count switched. Those in ``sealed`` (a terminate was cut off, the
+        expiry its items give it at ``now``; the sessions switched. A session deleted since its staging
+        (``delete_session`` or ``forget`` between the durable commit and the switch) is not: it stays deleted, and
+        its staged state is dropped. Those in ``sealed`` (a terminate was cut off, the
         durable record says sealed) are switched in sealed by nobody, refusing writes as a re-open of such a session
         does; those in ``terminated`` (terminated, keeping their keys) terminated, refusing every write; the others
         open. ``made_from``: each session's durable record as imported, which a store telling sessions of one id

@@ -47,12 +47,12 @@ with the session's keys (their reclaim expiry), and after ``COPY_MS`` at most.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal
 
-from mcp_memory.models import PackedState, Restoration, Scope, pack_state
+from mcp_memory.models import Item, PackedState, Restoration, Scope, pack_state
 from mcp_memory.stores.records import Limits
 from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS
 
@@ -63,9 +63,10 @@ def order_of(reply: int | bytes | str | None) -> int | None:
     return None if reply is None else int(reply)
 
 
-ALL_KEY_SUFFIXES = ("m", "v", "x", "i", "cv", "cx", "ct", "g", "im")
+ALL_KEY_SUFFIXES = ("m", "v", "x", "i", "cv", "cx", "ct", "g", "im", "r")
 """A session's keys after its base name, in the order every script that takes them all expects: its four keys
-(``store.keys``), its pause's copy, its order key, the imports staged for it (:mod:`.staging`)."""
+(``store.keys``), its pause's copy, its order key, the imports staged for it (:mod:`.staging`), the claims of the
+calls re-opening it (:mod:`.store`, ``lua/claim.lua``)."""
 
 
 def all_keys_of(base: str) -> tuple[str, ...]:
@@ -93,7 +94,14 @@ class RedisPauseCopies:
 
         async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
 
-        async def _recover(self, scope: Scope, now: float, state: str = "o") -> Literal["ok", "none", "terminated"]: ...
+        async def _recover(
+            self,
+            scope: Scope,
+            now: float,
+            state: str = "o",
+            initial: Mapping[str, Item] | None = None,
+            expect: str | None = None,
+        ) -> Literal["ok", "none", "terminated"]: ...
 
     copy_min_keys: int = COPY_MIN_KEYS
     """A pause copies a state of at least this many keys (below, the copy saves a resume too little for its memory)."""
@@ -108,9 +116,9 @@ class RedisPauseCopies:
         return self.keys(scope)[0].removesuffix(":m") + ":g"
 
     def all_keys(self, scope: Scope) -> tuple[str, ...]:
-        """:meth:`keys`, :meth:`copy_keys`, :meth:`order_key` then the hash of the imports staged for it
-        (:mod:`.staging`): for the scripts that drop a session's copy with its keys, those that order its transitions,
-        and a re-open, which takes an import's staged state (:data:`ALL_KEY_SUFFIXES`)."""
+        """:meth:`keys`, :meth:`copy_keys`, :meth:`order_key`, the hash of the imports staged for it (:mod:`.staging`)
+        then its re-open claims: for the scripts that drop a session's copy with its keys, those that order its
+        transitions, and a re-open, which takes an import's staged state (:data:`ALL_KEY_SUFFIXES`)."""
         return all_keys_of(self.keys(scope)[0].removesuffix(":m"))
 
     async def snapshot_for_pause(self, scope: Scope, now: float, nonce: str) -> tuple[PackedState, bool]:

@@ -40,6 +40,7 @@ NAMES = (
     "take",
     "drop_copy",
     "adopt",
+    "claim",
 )
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
 USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch", "take", "adopt"})
@@ -55,6 +56,9 @@ COPY_MIN_KEYS = 250
 less (docs/benchmarks.md, measured at 10 and 100 keys), not worth doubling the session's memory in Redis."""
 COPY_MS = 86_400_000
 """The longest a pause's copy (:mod:`.copies`) waits for its resume (less if the session's keys expire sooner)."""
+REOPEN_CLAIM_MS = 600_000
+"""How long a re-open's claim (``lua/claim.lua``) lasts: far longer than the durable read and the write it covers (a
+write arriving later lands nothing, and its call re-opens again); it goes by itself after its re-open."""
 TOMBSTONE_MS = 86_400_000
 """How long the sealed marker of a cleared (terminated) session stays, to refuse late writes from Redis alone."""
 
@@ -177,6 +181,7 @@ __all__ = [
     "COPY_MS",
     "NAMES",
     "RECLAIM_MARGIN_MS",
+    "REOPEN_CLAIM_MS",
     "STAGING_TTL_MS",
     "TOMBSTONE_MS",
     "USE_LIB",

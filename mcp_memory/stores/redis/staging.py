@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mcp_memory.errors import Unavailable
 from mcp_memory.models import Item, Scope, SessionInfo
@@ -59,6 +59,15 @@ class RedisStaging:
 
         async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
 
+        async def _recover(
+            self,
+            scope: Scope,
+            now: float,
+            state: str = "o",
+            initial: Mapping[str, Item] | None = None,
+            expect: str | None = None,
+        ) -> Literal["ok", "none", "terminated"]: ...
+
     async def stage(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits, token: str) -> int:
         args = item_args("spawn", now, True, limits.max_keys, items, token=token)
         if args[6] + args[7] > limits.max_keys:
@@ -76,10 +85,11 @@ class RedisStaging:
         reply = await self._eval("commit", self.keys(scope), args)
         if reply[0] == "ok":
             return
-        # Redis lost the staged state (a restart without persistence): the session exists durably, so write its
-        # initial state again as a re-open would ("exists": a call re-opened it meanwhile, from the durable store).
-        args = item_args("recover", now, True, len(items) + 1, items, "o", incarnation(session), token)
-        await self._eval("write", self.keys(scope), args)
+        # The staged state is gone: Redis lost it (a restart without persistence), or a deletion of another server
+        # erased it after the durable completion. Re-open the session as a call would, with its initial state: only
+        # if the durable store still holds this very session (nothing, once deleted), and under a claim that such a
+        # deletion erases ("exists": a call re-opened it meanwhile, from the durable store).
+        await self._recover(scope, now, initial=items, expect=incarnation(session))
 
     async def drop_staged(self, scope: Scope, token: str) -> None:
         await self._eval("drop", self.keys(scope), [token])
@@ -119,9 +129,9 @@ class RedisStaging:
 
     async def adopt_import(self, scope: Scope, tokens: Sequence[str], now: float, args: Sequence[str]) -> list[Any]:
         """Re-open the session from the staged state of one of the imports ``tokens`` that staged the durable record
-        a re-open has read (``lua/adopt.lua``; ``args``: its state, incarnation and order). Answers "adopted" (with
-        the count of its keys), "exists" (the switch or another call came first) or "none" (no such staging is
-        left)."""
+        a re-open has read (``lua/adopt.lua``; ``args``: its state, incarnation, order and claim). Answers "adopted"
+        (with the count of its keys), "exists" (the switch or another call came first), "none" (no such staging is
+        left) or "unclaimed" (a deletion has erased the re-open's claim: nothing changed)."""
         keys = [*self.all_keys(scope), *(k for t in tokens for k in self._import_keys(scope, t))]
         return await self._eval("adopt", keys, [repr(float(now)), RECLAIM_MARGIN_MS, *args, *tokens])
 
@@ -133,10 +143,10 @@ class RedisStaging:
         sealed: AbstractSet[Scope] = frozenset(),
         terminated: AbstractSet[Scope] = frozenset(),
         made_from: Mapping[Scope, Incarnation] | None = None,
-    ) -> int:
+    ) -> list[Scope]:
         made_from = made_from or {}
         groups = [list(scopes)] if self.mode != "cluster" else [[s] for s in scopes]
-        switched = 0
+        switched: list[Scope] = []
         for group in groups:
             keys = [
                 k
@@ -157,9 +167,10 @@ class RedisStaging:
             if reply[0] != "ok":
                 raise Unavailable(
                     f"Redis lost the staged working memory of session '{group[int(reply[1])].session_id}' before "
-                    f"the switch; {switched} of {len(scopes)} sessions were switched"
+                    f"the switch; {len(switched)} of {len(scopes)} sessions were switched"
                 )
-            switched += len(group)
+            gone = {int(i) for i in reply[2:]}  # deleted since the durable commit: left deleted
+            switched += [s for i, s in enumerate(group) if i not in gone]
         return switched
 
 

@@ -1,5 +1,6 @@
--- KEYS: the session's {m, v, x, i, cv, cx, ct, g, im} (copies.all_keys_of), then 4 per token of ARGV: that import's
--- staged {sm, sv, sx, si} (staging.py). ARGV: now, margin, state, incarnation, order, then the tokens.
+-- KEYS: the session's {m, v, x, i, cv, cx, ct, g, im, r} (copies.all_keys_of), then 4 per token of ARGV: that
+-- import's staged {sm, sv, sx, si} (staging.py). ARGV: now, margin, state, incarnation, order, the call's re-open
+-- claim (claim.lua: {'unclaimed'} and nothing changed if a deletion has erased it), then the tokens.
 -- A call found the session missing, the durable store holds it as ``incarnation``, and imports have staged that very
 -- incarnation (write.lua's "recover" answered "staged" with their tokens): the one whose durable records committed
 -- has not switched them in yet, or never will (it stopped). Make the first staged state still there, staged for that
@@ -10,12 +11,13 @@
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge, reclaim, raise_order).
 local inc, g, im = KEYS[4], KEYS[8], KEYS[9]
 local now, margin, state, incarnation, floor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HEXISTS', KEYS[10], ARGV[6]) == 0 then return {'unclaimed'} end
 local live = redis.call('GET', m)
 if live and string.sub(live, 1, 1) ~= 'p' then return {'exists'} end
 local taken = false
-for s = 0, #ARGV - 6 do
-  local token = ARGV[6 + s]
-  local sm, sv, sx, si = KEYS[10 + 4 * s], KEYS[11 + 4 * s], KEYS[12 + 4 * s], KEYS[13 + 4 * s]
+for s = 0, #ARGV - 7 do
+  local token = ARGV[7 + s]
+  local sm, sv, sx, si = KEYS[11 + 4 * s], KEYS[12 + 4 * s], KEYS[13 + 4 * s], KEYS[14 + 4 * s]
   if redis.call('HGET', im, token) == incarnation and redis.call('GET', sm) == 'p:' .. token then
     if not taken then
       taken = true

@@ -10,16 +10,25 @@
 -- adopt.lua: the call found the session missing after the durable commit) is the session's working memory, with what
 -- that call and later ones wrote: it is left as it is (only the staging's marker goes). Staged keys carry the staging
 -- TTL (so that a crashed import's go by themselves): the live ones get the expiry a write would give them (reclaim,
--- lib.lua).
+-- lib.lua). A session whose note of this staging (im) is gone was deleted since the durable commit (delete_session
+-- and forget erase the note with the session's keys): its staged state is dropped, nothing of it switched in.
+-- {'ok', the count switched, then the index (from 0) of each session so left out}.
 local n = #KEYS / 12
 for s = 0, n - 1 do
   local staged = redis.call('GET', KEYS[12 * s + 1])
   if staged ~= 'p:' .. ARGV[1] and staged ~= 'k:' .. ARGV[1] then return {'missing', s} end
 end
+local gone = {}
 for s = 0, n - 1 do
   local b = 12 * s
+  local staged = redis.call('GET', KEYS[b + 1]) == 'p:' .. ARGV[1]
+  if staged and redis.call('HEXISTS', KEYS[b + 12], ARGV[1]) == 0 then
+    redis.call('DEL', KEYS[b + 2], KEYS[b + 3])
+    gone[#gone + 1] = s
+    staged = false
+  end
   redis.call('HDEL', KEYS[b + 12], ARGV[1])
-  if redis.call('GET', KEYS[b + 1]) == 'p:' .. ARGV[1] then
+  if staged then
     redis.call('DEL', KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9], KEYS[b + 10], KEYS[b + 11])
     if redis.call('EXISTS', KEYS[b + 2]) == 1 then redis.call('RENAME', KEYS[b + 2], KEYS[b + 6]) end
     if redis.call('EXISTS', KEYS[b + 3]) == 1 then redis.call('RENAME', KEYS[b + 3], KEYS[b + 7]) end
@@ -31,4 +40,4 @@ for s = 0, n - 1 do
   end
   redis.call('DEL', KEYS[b + 1], KEYS[b + 4])
 end
-return {'ok', n}
+return {'ok', n - #gone, unpack(gone)}

@@ -15,7 +15,9 @@
 --   With KEYS[8] (the session's order key, after its copy keys), the last argument is the order its durable record
 --   last carried ('' if none): the order key is raised to it (raise_order, lib.lua). With KEYS[9] (the hash of the
 --   imports staged for the session, staging.py): if imports have staged this very ``incarnation``, nothing is
---   written and the answer is {'staged', token, ...}: the call takes that staged state instead (adopt.lua).
+--   written and the answer is {'staged', token, ...}: the call takes that staged state instead (adopt.lua). With
+--   KEYS[10] (the session's re-open claims, claim.lua), the last argument is the call's claim, the order the one
+--   before it: nothing is written, {'unclaimed'}, unless the claim is still there (a deletion since erased it).
 -- mode "spawn": stage exactly these items for the spawn token ("p:<token>": unknown to every other script until
 --   staging.py's commit), over whatever Redis held under this scope (the durable row was just made for it).
 -- mode "import": as "spawn", for an import's staging keys, which then expire after the last argument (ms): those of
@@ -47,10 +49,15 @@ end
 np, nt = #pk, #tk
 if no_room() then return {'oom'} end
 local state = redis.call('GET', m)
+local order = ARGV[#ARGV]
+if mode == 'recover' and KEYS[10] then
+  order = ARGV[#ARGV - 1]
+  if redis.call('HEXISTS', KEYS[10], ARGV[#ARGV]) == 0 then return {'unclaimed'} end
+end
 if mode == 'recover' then
   if state and string.sub(state, 1, 1) == 'p' then
     if token ~= '' and state == 'p:' .. token then
-      if KEYS[8] then raise_order(KEYS[8], ARGV[#ARGV]) end
+      if KEYS[8] then raise_order(KEYS[8], order) end
       redis.call('SET', m, ARGV[6])
       if incarnation ~= '' then redis.call('SET', inc, incarnation) end
       purge(now)
@@ -116,7 +123,7 @@ else
   if n > maxk then return {'full'} end
 end
 if mode == 'recover' then
-  if KEYS[8] then raise_order(KEYS[8], ARGV[#ARGV]) end
+  if KEYS[8] then raise_order(KEYS[8], order) end
   redis.call('SET', m, ARGV[6])
   if incarnation ~= '' then redis.call('SET', inc, incarnation) end
 elseif mode == 'spawn' or mode == 'import' then
