@@ -41,12 +41,8 @@ checkpoint** (empty if it has none), as a resume would do, and sealed if the dur
 under way, with its order key at least the order of the transition last recorded (:mod:`.copies`); then the call
 goes on. What was written after that checkpoint lived only in Redis and is gone; that
 is the price of running Redis without persistence. A re-open is never written for a session deleted meanwhile
-(``delete_session``, ``forget``, a discarded spawn), however late its write lands, even if its call stops right after
-it: the call first claims the re-open in Redis (``r``: a nonce of its own, expiring after ``REOPEN_CLAIM_MS``), then
-reads the durable record, and its write lands only while the claim is there; every deletion erases the claims with the
-session's keys after its durable step, so a write whose read came before the deletion writes nothing (the call claims
-and reads again, and finds the session gone). The claim stays after the write: a ``forget`` scanning for the
-session's keys must find one of them from before its durable step to its erase.
+(``delete_session``, ``forget``, a discarded spawn), however late its write lands: it writes only under a claim
+(``r``) that every deletion erases with the session's keys (:mod:`.reopen`).
 
 The other way round, ``open`` (spawn: the durable store has just created the session) starts from exactly the
 initial items, whatever a Redis that outlived its durable store still held under that scope, with one exception: a
@@ -78,12 +74,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
-from uuid import uuid4
+from typing import Any
 
 import anyio
 
-from mcp_memory import deadlines, faults
+from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Restoration, Scope, SessionInfo, SessionStatus, pack_state
@@ -99,10 +94,10 @@ from mcp_memory.stores.redis.connection import (
 )
 from mcp_memory.stores.redis.copies import RedisPauseCopies, order_of, packed_snapshot
 from mcp_memory.stores.redis.erasure import RedisErasure
+from mcp_memory.stores.redis.reopen import RedisReopen
 from mcp_memory.stores.redis.replication import Call, ReplicaWait
 from mcp_memory.stores.redis.scripts import (
     RECLAIM_MARGIN_MS,
-    REOPEN_CLAIM_MS,
     TOMBSTONE_MS,
     Scripts,
     incarnation,
@@ -115,16 +110,9 @@ from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
 
-REOPEN_TRIES = 3
-"""How often a re-open claims again after a deletion (or its expiry) took its claim before its write landed, before it
-answers ``unavailable``: the second read after a deletion finds the session gone."""
-ADOPT_TRIES = 3
-"""How often a re-open looks again for an import's staged state that went between its two scripts (the switch or a
-drop came first) before it answers ``unavailable``."""
-
 
 # -- the adapter -------------------------------------------------------------------------------------------
-class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
+class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasure):
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
 
     ``durable`` is the durable store, consulted only off the hot path: to keep ``unseal`` a no-op once a
@@ -189,10 +177,6 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         spawn's commit or a re-open made it from (every script is given all four)."""
         base = f"{self.key_prefix}:{{{scope.project}/{scope.agent}/{scope.session_id}}}"
         return f"{base}:m", f"{base}:v", f"{base}:x", f"{base}:i"
-
-    def claims_key(self, scope: Scope) -> str:
-        """The hash of the claims of the calls re-opening the session (``lua/claim.lua``; same slot)."""
-        return f"{self.keys(scope)[0].removesuffix(':m')}:r"
 
     async def start(self) -> None:
         """Load the scripts into Redis's cache. A Redis that is down now is not fatal: calls answer
@@ -275,97 +259,6 @@ class RedisWorkingStore(RedisStaging, RedisPauseCopies, RedisErasure):
         if any(reply and reply[0] == "oom" for reply in replies):  # refused whole before its first write (no_room)
             raise out_of_memory()
         return replies
-
-    async def _recover(
-        self,
-        scope: Scope,
-        now: float,
-        state: str = "o",
-        initial: Mapping[str, Item] | None = None,
-        expect: str | None = None,
-    ) -> Literal["ok", "none", "terminated"]:
-        """Redis does not know the session: re-open it from the durable store (see the module docstring), with its
-        newest checkpoint or, given ``initial``, with those items (a spawn whose staged state went); given
-        ``expect``, only if the durable record is that incarnation (else "none")."""
-        if self.durable is None:
-            return "none"
-        info = await self.durable.get_session(scope)
-        if info is None:
-            return "none"  # (no claim for a session the durable store does not know: no key left for it)
-        for _ in range(REOPEN_TRIES):
-            # Claim first, then read the record the re-open is made from: a deletion this read misses erases the
-            # claim after its durable step, and the write below lands only while the claim is there (lua/claim.lua).
-            nonce = uuid4().hex
-            await self._eval("claim", (self.claims_key(scope),), ["c", nonce, REOPEN_CLAIM_MS])
-            info = await self.durable.get_session(scope)
-            if info is None or (expect is not None and incarnation(info) != expect):
-                await self._drop_claim(scope, nonce)
-                return "none"
-            if info.status == SessionStatus.TERMINATED:
-                await self._drop_claim(scope, nonce)
-                return "terminated"
-            reopened = await self._reopen(scope, info, now, state, nonce, initial)
-            if reopened != "unclaimed":
-                return reopened
-        raise Unavailable(f"session '{scope.session_id}' is being deleted or re-opened by another call; retry")
-
-    async def _reopen(
-        self,
-        scope: Scope,
-        info: SessionInfo,
-        now: float,
-        state: str,
-        nonce: str,
-        initial: Mapping[str, Item] | None,
-    ) -> Literal["ok", "unclaimed"]:
-        """Write the re-open of ``info`` under the claim ``nonce``: "unclaimed" if a deletion has erased the claim
-        (nothing written)."""
-        assert self.durable is not None
-        if info.sealed:  # a terminate is under way (or was cut off): it stays sealed, as on the durable store
-            state = "s"
-        checkpoint = None
-        if initial is None:
-            checkpoint = await self.durable.get_checkpoint(scope, None)
-        items = initial if initial is not None else checkpoint.items if checkpoint is not None else {}
-        made_by = info.spawn_token or ""  # a staged state of this spawn is the session's initial state: kept
-        made_from = incarnation(info)
-        args = item_args("recover", now, True, len(items) + 1, items, state, made_from, made_by)
-        # The order its record last carried, then the claim, ride last: the re-opened session's transitions order
-        # above it, whatever this Redis's clock (copies.py, TRANSITION ORDER).
-        order = "" if info.status_order is None else str(info.status_order)
-        args += [order, nonce]
-        await faults.reached("recover.read")
-        reply = await self._eval("write", self.all_keys(scope), args)
-        for _ in range(ADOPT_TRIES):
-            if reply[0] != "staged":
-                break
-            # An import has committed this very record and not switched its working memory in yet: take that, as
-            # the switch would, rather than the checkpoint the switch would overwrite with what this call writes.
-            reply = await self.adopt_import(scope, reply[1:], now, [state, made_from, order, nonce])
-            if reply[0] == "none":  # the staging went meanwhile (switched, or dropped): ask again
-                reply = await self._eval("write", self.all_keys(scope), args)
-        if reply[0] == "staged":
-            raise Unavailable(f"an import of session '{scope.session_id}' is switching its working memory in; retry")
-        if reply[0] == "unclaimed":
-            return "unclaimed"
-        if reply[0] in ("ok", "adopted"):  # (not "exists": a concurrent call re-opened it first)
-            await faults.reached("recover.written")
-        if reply[0] == "ok":
-            logger.warning(
-                "Redis had lost session %s; re-opened it with %s (%d items)",
-                scope,
-                "its initial state" if checkpoint is None else f"checkpoint {checkpoint.info.checkpoint_id}",
-                reply[1],
-            )
-        return "ok"
-
-    async def _drop_claim(self, scope: Scope, nonce: str) -> None:
-        """Take back a claim whose re-open is not made (the session is gone): it would otherwise name the session in
-        Redis until it expires. Best effort: it expires anyway."""
-        try:
-            await self._eval("claim", (self.claims_key(scope),), ["d", nonce, 0])
-        except MemoryServiceError as exc:
-            logger.debug("could not drop the re-open claim of %s: %s", scope, exc)
 
     async def _writable(
         self, scope: Scope, now: float, name: str, args: Sequence[Any], keys: Sequence[str] | None = None
