@@ -9,11 +9,8 @@ kept), so that a pass does not read, pass after pass, the rows it never deletes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, text
 
 from mcp_memory.config import Settings
 from mcp_memory.services.retention_sweep import SweepReport
@@ -23,40 +20,10 @@ from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.sqlite.store import SqliteStore
 from tests import pg_servers
 from tests.conftest import FakeClock, new_scope
+from tests.query_plans import plan, sent_by
 
 pytestmark = pytest.mark.anyio
 AGE = 100.0
-
-Sent = list[tuple[str, tuple[object, ...]]]
-"""Each statement a pass sent, as the driver got it, with its (positional: SQLite's ``?``, asyncpg's ``$n``)
-parameters."""
-
-
-@contextmanager
-def sent_by(store: SqliteStore | PostgresStore) -> Iterator[Sent]:
-    statements: Sent = []
-
-    def note(conn: object, cursor: object, statement: str, parameters: tuple[object, ...], *args: object) -> None:
-        statements.append((statement, tuple(parameters)))
-
-    engine = store._require_engine().sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
-
-
-async def plan(store: SqliteStore | PostgresStore, statement: str, parameters: tuple[object, ...]) -> list[str]:
-    """The plan of ``statement`` as the store would run it, a line per step."""
-    async with store._write() as conn:
-        if isinstance(store, PostgresStore):
-            # Tables this small are cheapest to scan whole; whether an index serves the sweep is the point here.
-            await conn.execute(text("SET LOCAL enable_seqscan = off"))
-            return [str(line) for line in (await conn.exec_driver_sql("EXPLAIN " + statement, parameters)).scalars()]
-        steps = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-        return [str(step["detail"]) for step in steps.mappings()]
-
 
 _PG_SCAN = re.compile(
     r"(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)( Backward)?( using \w+)? on (events|checkpoints)\b"

@@ -27,8 +27,9 @@ LAPSED_SPAWNS = (
     f"WHERE NOT {COMPLETE} AND spawn_until <= :before AND spawn_token IS NOT NULL "
     "ORDER BY spawn_until, id LIMIT :limit"
 )
-"""The incomplete sessions whose lease ran out at ``:before``, longest lapsed first (a scan of ``sessions``: the
-sweep runs every few minutes, and no index serves this one read)."""
+"""The incomplete sessions whose lease ran out at ``:before``, longest lapsed first, read through
+``sessions_spawning`` (SQLite's ``SCHEMA``, Postgres migration 0022), which holds the incomplete sessions only and whose
+predicate ``spawn_until <= :before`` implies: a pass that finds nothing reads an empty range of it, not the table."""
 HELD_BY_LAPSED = f"{SCOPE} AND spawn_token = :tok AND spawn_until <= :before"
 """The session's row while the spawn ``:tok`` holds it, lapsed at ``:before`` (incomplete: ``spawn_until`` is set)."""
 

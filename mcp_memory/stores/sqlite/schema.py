@@ -92,6 +92,11 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS checkpoints_aged ON checkpoints (created_at) WHERE NOT keep",
     "CREATE INDEX IF NOT EXISTS events_aged ON events (at) "
     "WHERE NOT (event_type IN ('spawn', 'terminate') AND outcome = 'ok')",
+    # The spawn sweep's listing of lapsed spawns (stores/sql/lapsed_spawns.py: LAPSED_SPAWNS), in its order, so that
+    # a pass reads the incomplete sessions, not the whole table. Partial: spawn_until is NULL once a spawn has
+    # completed, so it holds the spawns under way or cut off only (the sweep's spawn_until <= ? implies its
+    # predicate). Created at every start, as above.
+    "CREATE INDEX IF NOT EXISTS sessions_spawning ON sessions (spawn_until, id) WHERE spawn_until IS NOT NULL",
     # The work list of the embedding retry (few rows, looked up every retry interval).
     "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
     # Full text, per project (see fulltext.py): each project's episode count and total tokens, the number of its
