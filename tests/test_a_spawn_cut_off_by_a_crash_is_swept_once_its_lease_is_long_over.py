@@ -11,29 +11,26 @@ clock, so no test waits for a lease on the wall clock.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-import redis
 from mcp import Client, StdioServerParameters
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict
-from mcp_memory.models import Item, Scope
+from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.spawn_sweep import SWEEP_MARGIN_SECONDS, SpawnSweep
-from mcp_memory.stores.ports import EventRecord, Limits
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
+from tests.cut_off_spawns import cut_off_spawn, ids, marker, redis_keys, rows
 from tests.races import held_at
 from tests.redis_servers import shared_redis_url
 from tests.store_settings import settings_for
@@ -44,52 +41,9 @@ INITIAL = {f"k{i}": {"n": i} for i in range(20)}
 RETRY = {f"r{i}": i for i in range(5)}
 
 
-def ids(scope: Scope) -> tuple[Any, Any, str]:
-    return scope.project_id, scope.agent_instance_id, scope.session_id
-
-
 def sweep_of(rt: MemoryRuntime) -> SpawnSweep:
     assert rt.spawn_sweep is not None
     return rt.spawn_sweep
-
-
-async def cut_off_spawn(rt: MemoryRuntime, scope: Scope, items: dict[str, Any] = INITIAL) -> str:
-    """What a server killed right after a spawn's staging leaves: the durable store's incomplete session, held by the
-    spawn's token and lease, and (Redis) the initial state staged under that token. Returns the token."""
-    token = uuid.uuid4().hex
-    now = rt.clock()
-    lease = rt.settings.spawn_lease_seconds
-    await rt.store.begin_spawn(scope, None, {}, now, EventRecord("spawn", now, 0.0, "ok"), token, lease)
-    if isinstance(rt.working_store, RedisWorkingStore):
-        staged = {k: Item(json.dumps(v)) for k, v in items.items()}
-        await rt.working_store.stage(scope, staged, now, Limits(max_keys=1000), token)
-    return token
-
-
-def redis_keys(rt: MemoryRuntime, scope: Scope) -> dict[str, int]:
-    """The session's own Redis keys that exist, each with its TTL (-1: none); {} without Redis."""
-    if not isinstance(rt.working_store, RedisWorkingStore):
-        return {}
-    admin = redis.Redis.from_url(shared_redis_url())
-    try:
-        return {k: admin.ttl(k) for k in rt.working_store.keys(scope) if admin.exists(k)}
-    finally:
-        admin.close()
-
-
-def marker(rt: MemoryRuntime, scope: Scope) -> str | None:
-    assert isinstance(rt.working_store, RedisWorkingStore)
-    admin = redis.Redis.from_url(shared_redis_url())
-    try:
-        value = admin.get(rt.working_store.keys(scope)[0])
-        return None if value is None else value.decode()
-    finally:
-        admin.close()
-
-
-async def rows(rt: MemoryRuntime) -> int:
-    """Sessions in the durable store, incomplete ones included (``doctor``'s count)."""
-    return int((await rt.store.ping())["sessions"])
 
 
 async def test_a_sweep_removes_a_crashed_spawns_row_and_staged_keys_and_spares_live_ones(
@@ -99,7 +53,7 @@ async def test_a_sweep_removes_a_crashed_spawns_row_and_staged_keys_and_spares_l
         redis_too = isinstance(rt.working_store, RedisWorkingStore)
         lease = rt.settings.spawn_lease_seconds
         crashed = new_scope("crashed")
-        await cut_off_spawn(rt, crashed)
+        await cut_off_spawn(rt, crashed, INITIAL)
         # What the crash leaves: a session no call sees, whose spawn is "in progress" (a spawn in one transaction,
         # without Redis, cannot take such a row over at all: "exists already"), a row and (Redis) keys for good.
         assert await rt.store.get_session(crashed) is None
@@ -117,7 +71,7 @@ async def test_a_sweep_removes_a_crashed_spawns_row_and_staged_keys_and_spares_l
 
         clock.advance(SWEEP_MARGIN_SECONDS)
         live = new_scope("live")  # a spawn under way, its lease running
-        live_token = await cut_off_spawn(rt, live)
+        live_token = await cut_off_spawn(rt, live, INITIAL)
         done = new_scope("done")
         assert (await rt.lifecycle.spawn(*ids(done), initial_state={"d": 1})).success
         staged_live = redis_keys(rt, live)
@@ -153,7 +107,7 @@ async def test_a_spawn_retried_while_the_sweep_runs_wins(
     server's sweep is held between its steps; the sweep then drops nothing of it."""
     async with MemoryRuntime(redis_settings, clock=clock) as sweeping, MemoryRuntime(redis_settings, clock=clock) as rt:
         scope = new_scope("retried")
-        crashed_token = await cut_off_spawn(rt, scope)
+        crashed_token = await cut_off_spawn(rt, scope, INITIAL)
         clock.advance(rt.settings.spawn_lease_seconds + SWEEP_MARGIN_SECONDS + 1)
         removed: list[int] = []
 
@@ -178,7 +132,7 @@ async def test_a_retry_staged_but_not_completed_while_the_sweep_runs_completes_w
     goes on: it leaves the retry's row and staging alone, and the retry completes with exactly its own state."""
     async with MemoryRuntime(redis_settings, clock=clock) as sweeping, MemoryRuntime(redis_settings, clock=clock) as rt:
         scope = new_scope("half-retried")
-        crashed_token = await cut_off_spawn(rt, scope)
+        crashed_token = await cut_off_spawn(rt, scope, INITIAL)
         clock.advance(rt.settings.spawn_lease_seconds + SWEEP_MARGIN_SECONDS + 1)
         listed, staged, swept = anyio.Event(), anyio.Event(), anyio.Event()
 
@@ -218,7 +172,7 @@ async def test_a_sweep_stopped_between_its_steps_leaves_the_row_for_the_next_pas
     pass (never keys that no row names any more)."""
     async with MemoryRuntime(redis_settings, clock=clock) as rt:
         scope = new_scope("interrupted")
-        await cut_off_spawn(rt, scope)
+        await cut_off_spawn(rt, scope, INITIAL)
         clock.advance(rt.settings.spawn_lease_seconds + SWEEP_MARGIN_SECONDS + 1)
 
         async def fail(point: str) -> None:

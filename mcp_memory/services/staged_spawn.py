@@ -14,6 +14,13 @@ before 3 leaves an incomplete session that nobody sees; a retried spawn is ``con
 lease (``spawn_lease_seconds``) runs out, then takes it over and succeeds; if none comes, the spawn sweep
 (:mod:`.spawn_sweep`) removes the session and its staged state once the lease is well over. A spawn that outlasts its
 lease stops before writing further (another spawn may own the session by then, or the sweep may have removed it).
+
+A takeover drops the lapsed spawn's staged state *before* step 1 replaces its row (``begin_spawn`` names that spawn,
+:class:`~mcp_memory.stores.ports.SpawnLapsed`, and takes the row over only once asked again with it as
+``replacing``), as the sweep does: Redis first. Whenever this spawn holds the row, then, no staging of the spawn it
+replaced is left, which no row would name any more (if this spawn too failed or died before its own staging replaced
+those keys, neither its undo nor the sweep, which drop this token's staging only, would ever find them). A crash
+between the two leaves the lapsed row, which a retry or the sweep finds again.
 """
 
 from __future__ import annotations
@@ -26,11 +33,15 @@ from uuid import UUID, uuid4
 
 from mcp_memory import deadlines, faults
 from mcp_memory.errors import Conflict, MemoryServiceError
-from mcp_memory.models import Item, Scope
-from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, StagedSpawn
+from mcp_memory.models import Item, Scope, SessionInfo
+from mcp_memory.stores.ports import DurableStore, EventRecord, Limits, SpawnLapsed, StagedSpawn
 from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
+
+TAKEOVER_TRIES = 3
+"""How many lapsed spawns one spawn drops the staged state of before it gives up (``conflict``): each next one is a
+spawn that took the session over and lapsed in the meantime."""
 
 
 async def spawn_staged(
@@ -49,7 +60,7 @@ async def spawn_staged(
     """Spawn in the four steps above; returns the count of initial items written. ``Conflict`` if the session
     exists or another spawn holds it (nothing written)."""
     token = uuid4().hex
-    session = await durable.begin_spawn(scope, agent_type, meta, now, event, token, lease_seconds)
+    session = await _begin(durable, working, scope, agent_type, meta, now, event, token, lease_seconds)
     written = 0
     try:
         await faults.reached("spawn.begun")
@@ -75,6 +86,28 @@ async def spawn_staged(
         logger.warning("spawn of %s completed; committing its working memory is left to its next call: %s", scope, exc)
     await faults.reached("spawn.committed")
     return written
+
+
+async def _begin(
+    durable: DurableStore,
+    working: StagedSpawn,
+    scope: Scope,
+    agent_type: UUID | None,
+    meta: dict[str, Any],
+    now: float,
+    event: EventRecord,
+    token: str,
+    lease_seconds: float,
+) -> SessionInfo:
+    """Step 1, taking over a lapsed spawn's session once that spawn's staged state is gone (see the module)."""
+    replacing: str | None = None
+    for _ in range(TAKEOVER_TRIES - 1):
+        try:
+            return await durable.begin_spawn(scope, agent_type, meta, now, event, token, lease_seconds, replacing)
+        except SpawnLapsed as lapsed:
+            await working.drop_staged(scope, lapsed.token)
+            replacing = lapsed.token
+    return await durable.begin_spawn(scope, agent_type, meta, now, event, token, lease_seconds, replacing)
 
 
 async def _undo(durable: DurableStore, working: StagedSpawn, scope: Scope, token: str) -> bool:

@@ -72,13 +72,16 @@ class SessionStore(Protocol):
         event: EventRecord,
         token: str,
         lease_seconds: float,
+        replacing: str | None = None,
     ) -> SessionInfo:
         """The first step of a two-step spawn (working memory in another store): create the session as
         ``create_session`` does, but *incomplete*, held by the spawn ``token`` until ``now + lease_seconds``: until
         ``complete_spawn`` it does not exist for any other method (``get_session`` is None; pauses, seals and events
         find no session). An incomplete session whose lease has run out at ``now`` (its spawn crashed or gave up) is
-        taken over: replaced, events included. ``Conflict`` if the session exists (complete), or if another spawn
-        holds it and its lease has not run out; nothing changes then."""
+        taken over (replaced, events included) if the spawn that holds it is ``replacing``, whose staged state the
+        caller has dropped from the working store; else ``SpawnLapsed`` names that spawn. ``Conflict`` if the
+        session exists (complete), or if another spawn holds it and its lease has not run out. Nothing changes when
+        it raises."""
         ...
 
     async def complete_spawn(self, scope: Scope, token: str) -> None:

@@ -1,4 +1,5 @@
-"""The durable port of the sweep of spawns cut off by a crash (:mod:`mcp_memory.services.spawn_sweep`).
+"""The durable port of the sweep of spawns cut off by a crash (:mod:`mcp_memory.services.spawn_sweep`), and the
+refusal that names such a spawn to a later spawn of its session which would take it over (:class:`SpawnLapsed`).
 
 A two-step spawn (working memory in Redis, :mod:`mcp_memory.services.staged_spawn`) that dies before it completes
 leaves its session *incomplete* in the durable store, held by its token until its lease (``spawn_until``) runs out.
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from mcp_memory.errors import Conflict
 from mcp_memory.models import Scope
 
 
@@ -22,6 +24,17 @@ class LapsedSpawn:
 
     scope: Scope
     token: str
+
+
+class SpawnLapsed(Conflict):
+    """``begin_spawn`` refused to take over the session of the lapsed spawn ``token`` without being told so
+    (``replacing``): the caller drops that spawn's staged state from the working store first, then asks again. A
+    ``Conflict`` with the message of a spawn in progress, should it reach a caller (a spawn that gave up taking
+    over)."""
+
+    def __init__(self, message: str, token: str) -> None:
+        super().__init__(message)
+        self.token = token
 
 
 @runtime_checkable
@@ -41,4 +54,4 @@ class LapsedSpawns(Protocol):
         ...
 
 
-__all__ = ["LapsedSpawn", "LapsedSpawns"]
+__all__ = ["LapsedSpawn", "LapsedSpawns", "SpawnLapsed"]

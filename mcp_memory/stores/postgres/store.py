@@ -139,12 +139,14 @@ class PostgresStore(
         event: EventRecord,
         token: str,
         lease_seconds: float,
+        replacing: str | None = None,
     ) -> SessionInfo:
         params = {
             **session_params(scope, agent_type_id, metadata, now),
             **event_params(event),
             "tok": token,
             "until": DIALECT.write_time(now + lease_seconds),
+            "replacing": replacing,
         }
         # One transaction: a lapsed spawn's row goes and the new one comes in together (a concurrent takeover
         # blocks on the row's lock, then finds it gone and inserts nothing: conflict).

@@ -1,6 +1,8 @@
 """The incomplete rows of two-step spawns whose lease has run out (:data:`~mcp_memory.stores.sql.queries.COMPLETE`):
-taken over by a later spawn of the session (in ``begin_spawn``'s transaction), or found and removed by the periodic
-sweep (:class:`~mcp_memory.stores.lapsed_spawn_port.LapsedSpawns`). Both delete such a row with the same statements.
+taken over by a later spawn of the session (in ``begin_spawn``'s transaction, once that spawn has dropped the lapsed
+one's staged state: ``replacing``), or found and removed by the periodic sweep
+(:class:`~mcp_memory.stores.lapsed_spawn_port.LapsedSpawns`). Both delete such a row with the same statements, and
+only while the spawn they name still holds it.
 
 The row's own predicates sit on the ``DELETE FROM sessions`` itself, not behind a sub-select of its ids: on Postgres
 a delete that waits on the row's lock (the spawn completing it, or another server taking it over) checks them again
@@ -30,6 +32,8 @@ LAPSED_SPAWNS = (
 """The incomplete sessions whose lease ran out at ``:before``, longest lapsed first, read through
 ``sessions_spawning`` (SQLite's ``SCHEMA``, Postgres migration 0022), which holds the incomplete sessions only and whose
 predicate ``spawn_until <= :before`` implies: a pass that finds nothing reads an empty range of it, not the table."""
+TAKEN_OVER = f"{SCOPE} AND spawn_token = :replacing AND spawn_until <= :now"
+"""The session's row while the spawn ``:replacing`` holds it, lapsed at ``:now``: the row a takeover replaces."""
 HELD_BY_LAPSED = f"{SCOPE} AND spawn_token = :tok AND spawn_until <= :before"
 """The session's row while the spawn ``:tok`` holds it, lapsed at ``:before`` (incomplete: ``spawn_until`` is set)."""
 
@@ -57,10 +61,12 @@ class LapsedSpawnRows:
         return int((await conn.execute(text(f"DELETE FROM sessions WHERE {rows}"), params)).rowcount)
 
     async def _take_over_lapsed_spawn(self, conn: AsyncConnection, params: Mapping[str, Any]) -> None:
-        """In ``begin_spawn``'s transaction: drop the row of an earlier spawn of the session that never completed
-        and whose lease has run out at ``:now`` (its events go with it), so that the insert that follows makes it
-        afresh."""
-        await self._drop_incomplete(conn, f"{SCOPE} AND spawn_until <= :now", params)
+        """In ``begin_spawn``'s transaction: drop the row of the earlier spawn ``:replacing`` of the session if it
+        never completed and its lease has run out at ``:now`` (its events go with it), so that the insert that
+        follows makes it afresh. Nothing without ``replacing`` (most spawns): a lapsed row stays, and the insert's
+        refusal names its spawn (``SpawnLapsed``), whose staged state the caller drops before it asks again."""
+        if params.get("replacing") is not None:
+            await self._drop_incomplete(conn, TAKEN_OVER, params)
 
     async def lapsed_spawns(self, before: float, limit: int) -> list[LapsedSpawn]:
         d = self._dialect
@@ -83,4 +89,4 @@ class LapsedSpawnRows:
         return dropped
 
 
-__all__ = ["HELD_BY_LAPSED", "LAPSED_SPAWNS", "LapsedSpawnRows"]
+__all__ = ["HELD_BY_LAPSED", "LAPSED_SPAWNS", "TAKEN_OVER", "LapsedSpawnRows"]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
-from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Incarnation, seal_lapses_in
+from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Incarnation, SpawnLapsed, seal_lapses_in
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.lapsed_spawns import LapsedSpawnRows
@@ -182,9 +182,14 @@ class SqlStore(LapsedSpawnRows):
         return session_exists(scope, status)
 
     async def _refuse_spawn(self, conn: AsyncConnection, scope: Scope, params: Mapping[str, Any]) -> Conflict:
-        """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or it exists."""
-        row = (await conn.execute(text(f"SELECT status, spawn_until FROM sessions WHERE {SCOPE}"), params)).first()
+        """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or held it and its
+        lease has run out at ``:now`` (one the caller did not name as ``replacing``: :class:`SpawnLapsed`), or the
+        session exists."""
+        held = f"SELECT status, spawn_until, spawn_token, spawn_until <= :now AS lapsed FROM sessions WHERE {SCOPE}"
+        row = (await conn.execute(text(held), params)).first()
         if row is not None and row.spawn_until is not None:
+            if row.lapsed and row.spawn_token is not None:
+                return SpawnLapsed(spawn_in_progress(scope).message, row.spawn_token)
             return spawn_in_progress(scope)
         return session_exists(scope, None if row is None else row.status)
 

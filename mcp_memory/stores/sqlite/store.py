@@ -152,6 +152,7 @@ class SqliteStore(
         event: EventRecord,
         token: str,
         lease_seconds: float,
+        replacing: str | None = None,
     ) -> SessionInfo:
         params = {
             **scope_params(scope),
@@ -160,6 +161,7 @@ class SqliteStore(
             "m": json.dumps(dict(metadata)),
             "tok": token,
             "until": now + lease_seconds,
+            "replacing": replacing,
         }
         async with self._write() as conn:
             await self._take_over_lapsed_spawn(conn, params)
