@@ -18,10 +18,12 @@ found its session missing in Redis has read the durable record to re-open it fro
 ``erase.rows_deleted`` (a SQL store's ``delete_session`` or ``erase`` has deleted the sessions' working memory rows,
 checkpoints and events in its transaction, not yet the sessions), ``erase.episodes_deleted`` (a SQL store's
 ``delete_session`` or ``erase`` has deleted the episodes of its scope in its transaction, and not yet dropped what it
-keeps for a project left without episodes); ``terminate.sealed`` (terminate holds the
-session's seals, nothing read or recorded yet); ``resume.restored`` (a two-step resume has restored its checkpoint
-into working memory, not yet recorded it); ``pause.snapshotted`` (a two-step pause
-has its snapshot of working memory, not yet recorded it); ``record.merging`` (``record_episode`` with
+keeps for a project left without episodes); ``terminate.sealed`` (terminate holds the session's seals, nothing read
+or recorded yet), ``terminate.recorded`` (terminate has recorded the session terminated, working memory is not yet
+marked terminated nor cleared), ``terminate.closed`` (terminate, or a call finishing its job, has marked working
+memory terminated and cleared it; the hooks have not run, the record is not yet finished); ``resume.restored`` (a
+two-step resume has restored its checkpoint into working memory, not yet recorded it); ``pause.snapshotted`` (a
+two-step pause has its snapshot of working memory, not yet recorded it); ``record.merging`` (``record_episode`` with
 ``duplicate_action = "merge"`` has read the older episode it merges into, nothing written yet); ``listing.read``
 (``resources/list`` is about to read recent checkpoints and episodes), ``completion.read`` (``completion/complete``
 is about to read stored identifiers): a hook that raises at the last two stands for a store failing under a request
@@ -68,6 +70,9 @@ MIGRATE_POINTS = ("migrate.locked",)
 """A Postgres migration inside its transaction."""
 SWEEP_POINTS = ("sweep.listed", "sweep.staged_dropped")
 """The spawn sweep between its steps: a spawn retried there, or the sweep stopping there."""
+TERMINATE_POINTS = ("terminate.recorded", "terminate.closed")
+"""A terminate between its record and its record marked finished: a server dying there leaves the job to a retry
+or the terminate sweep (services/terminate_lease.py)."""
 
 _hooks: list[FaultHook] = []
 
@@ -102,6 +107,7 @@ __all__ = [
     "POINTS",
     "READ_POINTS",
     "SWEEP_POINTS",
+    "TERMINATE_POINTS",
     "FaultHook",
     "on_fault",
     "reached",

@@ -260,6 +260,10 @@ class SessionInfo(_Model):
     """When the seal's lease runs out (another call may then take it over), as its holder last set it: a holder
     that renews its seal (a deletion) pushes it forward, so one far from ``now + lease`` tells a holder that
     stopped. None when not sealed. Internal, like the token."""
+    terminate_unfinished: bool = Field(default=False, exclude=True)
+    """Terminated, and the terminate that recorded it (``seal_token``) has not yet finished its job after the record:
+    marking working memory terminated (and clearing it, if asked) and running the terminate hooks
+    (:mod:`mcp_memory.services.terminate_lease`). Internal: never shown to a client, exported or imported."""
     spawn_token: str | None = Field(default=None, exclude=True)
     """The two-step spawn (working memory in Redis) that made the session, which staged its initial state under
     this token (None: made in one step, or before spawns had tokens). Internal: never shown to a client."""
@@ -463,7 +467,11 @@ class LifecycleResult:
     data: dict[str, Any] = field(default_factory=dict)
     duration_ms: float = 0.0
     repeat: bool = False
-    """The call found its work done by an earlier one (a second terminate) and changed nothing."""
+    """The call found its work done by an earlier one (a second terminate): it recorded nothing and ran no hook."""
+    unfinished: bool = False
+    """With ``repeat``: the earlier call had recorded its work and not yet finished it (it may be at its last steps on
+    another server, or have died there): this call did the idempotent part of it (terminate: working memory's clear)
+    and left the hooks to that call, but its subscribers are told of the change all the same."""
 
 
 __all__ = [

@@ -193,7 +193,7 @@ async def test_a_version_1_file_is_upgraded_with_its_checkpoints_intact(tmp_path
     store = SqliteStore(f"sqlite+aiosqlite:///{path}")
     await store.start()
     try:
-        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 9
+        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 10
         for scope, cid, created, label, items in CHECKPOINTS.values():
             data = await store.get_checkpoint(scope, cid)
             assert data is not None
@@ -440,7 +440,7 @@ async def test_a_version_2_file_is_upgraded_and_searches_as_a_new_file_with_the_
     await migrated.start()
     await fresh.start()
     try:
-        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 9
+        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 10
         for ep in episodes:
             await fresh.add_episode(ep, None)
         results = await _search_everything(migrated)
@@ -500,7 +500,7 @@ async def test_a_version_4_file_is_upgraded_and_searches_as_a_new_file_with_the_
     await migrated.start()
     await fresh.start()
     try:
-        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 9
+        assert (await migrated.ping())["schema_version"] == SCHEMA_VERSION == 10
         for ep in episodes:
             await fresh.add_episode(ep, None)
         results = await _search_everything(migrated)
@@ -668,7 +668,7 @@ async def test_a_version_3_file_gains_seal_owners_and_its_ownerless_seal_can_be_
     store = SqliteStore(f"sqlite+aiosqlite:///{path}")
     await store.start()
     try:
-        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 9
+        assert (await store.ping())["schema_version"] == SCHEMA_VERSION == 10
         with pytest.raises(Conflict, match="being terminated"):
             await store.set(sealed, "k", Item("1"), T0, Limits(10))
         await store.seal(sealed, "a-terminate", T0, 60.0)  # taken over at once: the old seal has no owner

@@ -9,9 +9,10 @@ The seed's API and argument names, without its weaknesses:
 - terminate seals the session (its durable record and its working memory: no write, pause or resume of any
   process gets in; the seal is the call's own, with a lease: another terminate is ``conflict`` until it lapses,
   and a failed terminate unseals only its own seal), writes the episode (with a real summary) and marks the
-  session terminated in one transaction, and only then clears working memory; a second call returns the same
-  result and records nothing, also one of another server while the first still clears (:mod:`.terminate_lease`).
-  Checkpoints outlive it.
+  session terminated in one transaction, and only then clears working memory, runs its hooks and marks its record
+  finished; a second call returns the same result and records nothing, also one of another server while the first
+  still clears, and finishes the job of a first call cut off after its record (:mod:`.terminate_lease`; the sweep,
+  :mod:`.terminate_sweep`, finishes it if no call comes). Checkpoints outlive it.
 - Every call records its event (type, time, duration, outcome) durably; failures raise a
   :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
 - Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -53,7 +55,14 @@ from mcp_memory.services.hooks import LifecycleHooks
 from mcp_memory.services.lifecycle_context import Call, LifecycleContext
 from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.strategies import LifecycleStrategy, OneTransaction
-from mcp_memory.services.terminate_lease import Terminated, embed_within_lease, terminated_before
+from mcp_memory.services.terminate_lease import (
+    Job,
+    Terminated,
+    close_working,
+    complete_job,
+    embed_within_lease,
+    terminated_before,
+)
 from mcp_memory.services.two_step_strategy import TwoStep
 from mcp_memory.services.validation import (
     MAX_CHECKPOINT_PAGE,
@@ -329,9 +338,36 @@ class AgentLifecycleManager:
         # failed and unsealed cannot let a write slip between a concurrent terminate's snapshot and its clear.
         async with self._ctx.session_lock(scope):
             done = await self._terminate_locked(scope, started, draft, meta, result_outcome, consolidate, cleanup)
-        if done.finished_before:
-            return LifecycleResult(True, "terminate", "session was already terminated", done.data, 0.0, repeat=True)
-        return await self._finish("terminate", scope, started, done.data, meta)
+            if done.job is not None:
+                await close_working(self._durable, self._working.store, scope, started.at, done.job)
+        if done.job is None:
+            message = "session was already terminated"
+            return LifecycleResult(True, "terminate", message, done.data, 0.0, repeat=True, unfinished=done.unfinished)
+        return await self._complete(scope, started, done.data, done.job)
+
+    async def finish_cut_off_terminate(self, scope: Scope) -> bool:
+        """Finish the job of a terminate cut off after its record once its lease is over, as a retried terminate
+        would (:mod:`.terminate_lease`), for the sweep of such records (:mod:`.terminate_sweep`). Whether this call
+        did it (False: the session is gone or finished, or its job is another call's)."""
+        started = self._ctx.start()
+        async with self._ctx.session_lock(scope):
+            info = await self._durable.get_session(scope)
+            if info is None or info.status != SessionStatus.TERMINATED or not info.terminate_unfinished:
+                return False
+            done = await self._terminated_before(scope, started.at, info)
+            if done.job is None:
+                return False
+            await close_working(self._durable, self._working.store, scope, started.at, done.job)
+        await self._complete(scope, started, done.data, done.job)
+        return True
+
+    async def _terminated_before(self, scope: Scope, now: float, info: SessionInfo) -> Terminated:
+        lease = self._settings.terminate_lease_seconds
+        return await terminated_before(self._durable, self._working.store, scope, now, info, lease)
+
+    async def _complete(self, scope: Scope, started: Call, data: dict[str, Any], job: Job) -> LifecycleResult:
+        hooks = partial(self._finish, "terminate", scope, started, data, job.metadata)
+        return await complete_job(self._durable, scope, job, hooks)
 
     async def _terminate_locked(
         self,
@@ -346,7 +382,7 @@ class AgentLifecycleManager:
         """terminate's work under the session lock."""
         info = await self._ctx.session(scope)
         if info.status == SessionStatus.TERMINATED:
-            return await terminated_before(self._working.store, scope, started.at, info)
+            return await self._terminated_before(scope, started.at, info)
 
         # The seal's owner: only this call unseals what it sealed, and another terminate of the session (of any
         # process) is refused until this one is done or its lease runs out.
@@ -366,7 +402,7 @@ class AgentLifecycleManager:
             again = await self._ctx.session(scope)  # (not_found if it was deleted meanwhile)
             if again.status != SessionStatus.TERMINATED:
                 raise Conflict(f"session '{scope.session_id}' was deleted and spawned again meanwhile; retry")
-            return await terminated_before(self._working.store, scope, started.at, again)
+            return await self._terminated_before(scope, started.at, again)
         recorded = False
         try:
             await faults.reached("terminate.sealed")
@@ -420,23 +456,11 @@ class AgentLifecycleManager:
                     except Exception:
                         logger.warning("could not unseal %s after a failed terminate", scope, exc_info=True)
         if stored != result:
-            # A concurrent terminate won the race; its result is the answer and it does the cleanup.
-            return Terminated(stored, finished_before=True)
-        # Recorded: working memory is marked terminated whatever happened to it meanwhile (a failed terminate of
-        # another server may have unsealed it after reading the record as not terminated), and cleared if asked;
-        # only the session recorded (under this call's seal), not one spawned again under its id since.
-        try:
-            await self._working.store.mark_terminated(scope, started.at, cleanup_working, recording)
-        except BaseException:
-            # Unfinished: the lease ends, so that a retry finishes the job at once (hooks included) rather than take
-            # this call for one still at it (services.terminate_lease).
-            with deadlines.compensation():
-                try:
-                    await self._durable.end_terminate_lease(scope, token)
-                except Exception:
-                    logger.warning("could not end the lease of an unfinished terminate of %s", scope, exc_info=True)
-            raise
-        return Terminated(result)
+            # A concurrent terminate won the race; its result is the answer and its job is under way.
+            return Terminated(stored, unfinished=True)
+        # Recorded, unfinished: its job (services.terminate_lease) is this call's, under the session recorded.
+        await faults.reached("terminate.recorded")
+        return Terminated(result, Job(token, recording, cleanup_working, meta))
 
     # -- list_checkpoints ------------------------------------------------------------------------------
     async def list_checkpoints(

@@ -22,6 +22,7 @@ from mcp_memory.services.retention_sweep import RetentionSweep
 from mcp_memory.services.session_control import SessionControl
 from mcp_memory.services.sessions import SessionDirectory
 from mcp_memory.services.spawn_sweep import SpawnSweep
+from mcp_memory.services.terminate_sweep import TerminateSweep
 from mcp_memory.services.transfer import Transfer
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.factory import build_durable_store, build_working_store, check_settings
@@ -119,6 +120,9 @@ class MemoryRuntime:
         self.spawn_sweep = SpawnSweep(self.store, staged, clock) if isinstance(self.store, LapsedSpawns) else None
         """Removes what spawns cut off by a crash left (their incomplete durable sessions, and their staged keys in
         Redis) periodically while started; None for a durable store that cannot sweep."""
+        self.terminate_sweep = TerminateSweep(self.store, self.lifecycle.finish_cut_off_terminate, clock)
+        """Finishes the terminates cut off after their record (their working memory's clear, their hooks)
+        periodically while started."""
         self._embedding_retry = embedding_retry
         self._users = 0
 
@@ -138,6 +142,7 @@ class MemoryRuntime:
                 self.retention_sweep.start()
             if self.spawn_sweep is not None:
                 self.spawn_sweep.start()
+            self.terminate_sweep.start()
         self._users += 1
 
     async def close(self) -> None:
@@ -151,6 +156,7 @@ class MemoryRuntime:
                     await self.retention_sweep.stop()
                 if self.spawn_sweep is not None:
                     await self.spawn_sweep.stop()
+                await self.terminate_sweep.stop()
                 await close_provider(self.embedder)
                 if self.working_store is not self.store:
                     await self.working_store.close()

@@ -2,56 +2,133 @@
 terminate waits for its episode's vector, and how a terminate that finds its session recorded terminated already
 answers.
 
-The lease of the terminate that recorded a session tells a later terminate of it whether that one may still be
-finishing (marking working memory terminated and clearing it, then running the hooks, on another server just after
-its record): the later call then answers as a repeat, and the hooks stay the recording call's. Once the lease is over
-(or ended by the recording call when its last step failed) that call never finishes: a later one that finds its job
-undone does it, hooks included, and answers as the recording call would have.
+A terminate's job does not end with its record: it then marks working memory terminated (and clears it, if asked),
+runs the terminate hooks, and only then marks the record *finished* (``finish_terminate``; until then the record says
+``terminate_unfinished``). "Finished" is that durable flag, nothing else: a session whose working memory is cleared
+may still owe its hooks, and one kept (``cleanup_working=false``) or empty clears nothing either way.
+
+A later terminate that finds the record unfinished while the recording call's lease holds takes that call for one
+still at its last steps, on another server: it marks working memory terminated (and clears it) again, which is
+idempotent, answers as a repeat and leaves the hooks to that call. But since the recording call may have died there,
+its answer still tells its subscribers of the change (:attr:`Terminated.unfinished`): notifications may repeat, they
+are never lost. Once the lease is over (or ended early: the recording call's last step failed) that call will never
+finish; a later terminate *claims* the job (``claim_terminate``: the lease becomes its own, so that only one finisher
+runs the hooks, and one that dies in turn leaves it to the next) and does it as the recording call would have, with
+that call's metadata, answering as that call would have. The periodic sweep (:mod:`.terminate_sweep`) does the same
+for a record no terminate comes back to. The hooks run at least once: twice only if a finisher dies (or its lease
+runs out) after they ran and before it marked the record finished.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.models import Episode, Scope, SessionInfo
+from mcp_memory.models import Episode, LifecycleResult, Scope, SessionInfo
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
-from mcp_memory.stores.ports import Incarnation, WorkingStore
+from mcp_memory.stores.ports import DurableStore, Incarnation, WorkingStore
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class Job:
+    """What is left of a recorded terminate, to be done by the call that holds its lease: mark working memory
+    terminated (``clear``: and clear it), run the hooks with ``metadata``, then mark the record finished."""
+
+    token: str
+    """The terminate that recorded the session (its seal's token, which the record keeps)."""
+    recorded: Incarnation
+    """The session recorded: only its working memory is marked and cleared, never one spawned again under its id."""
+    clear: bool
+    metadata: dict[str, Any]
+    """The metadata the recording call was made with (its hooks' events carry it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Terminated:
-    """terminate's work under the session lock: the result, and whether an earlier call had finished the job (then
-    it is returned as it is: no hooks, nothing recorded)."""
+    """terminate's work under the session lock: the result, and the job this call does (None: an earlier call did or
+    is doing it; then the result is returned as it is, nothing recorded, no hook run)."""
 
     data: dict[str, Any]
-    finished_before: bool = False
+    job: Job | None = None
+    unfinished: bool = False
+    """No job, but the record was unfinished (the recording call may be at its last steps, or may have died there):
+    the call answers as a repeat, and tells its subscribers of the change all the same."""
 
 
-async def terminated_before(working: WorkingStore, scope: Scope, now: float, info: SessionInfo) -> Terminated:
+async def terminated_before(
+    durable: DurableStore, working: WorkingStore, scope: Scope, now: float, info: SessionInfo, lease: float
+) -> Terminated:
     """terminate of a session recorded terminated (``info``, read at ``now``): the stored result, nothing recorded.
-    Its working memory is marked terminated (and cleared, if the recording call asked) again: that of the record
-    read, whose seal token names the terminate that recorded it. If that clears anything, the recording call has not
-    finished: this call finishes its job (hooks included) if that call's lease is over, else answers as a repeat."""
+    Finished: its working memory is marked terminated (and cleared, if the recording call asked) again, cheap and
+    idempotent (a failed terminate of another server may have unsealed it in Redis meanwhile). Unfinished: the job,
+    claimed for this call (with a lease of ``lease`` seconds) if the recording call's lease is over; else marked as
+    above, and left to that call."""
     stored = dict(info.terminate_result or {})
     recorded_as = Incarnation(info.created_at, info.seal_token)
     cleared = bool(stored.get("items_cleared"))
-    if await working.mark_terminated(scope, now, cleared, recorded_as) and not _may_be_finishing(info, now):
-        return Terminated(stored)
-    return Terminated(stored, finished_before=True)
+    token = info.seal_token
+    if info.terminate_unfinished and token is not None:
+        metadata = None if _may_be_finishing(info, now) else await durable.claim_terminate(scope, token, now, lease)
+        if metadata is not None:
+            return Terminated(stored, Job(token, recorded_as, cleared, metadata))
+        await working.mark_terminated(scope, now, cleared, recorded_as)
+        return Terminated(stored, unfinished=True)
+    await working.mark_terminated(scope, now, cleared, recorded_as)
+    return Terminated(stored)
+
+
+async def close_working(durable: DurableStore, working: WorkingStore, scope: Scope, now: float, job: Job) -> None:
+    """The job's first step: working memory is marked terminated whatever happened to it meanwhile (a failed terminate
+    of another server may have unsealed it after reading the record as not terminated), and cleared if asked; only
+    the session recorded, not one spawned again under its id since. If it fails, the lease ends."""
+    try:
+        await working.mark_terminated(scope, now, job.clear, job.recorded)
+    except BaseException:
+        await _end_lease(durable, scope, job)
+        raise
+    await faults.reached("terminate.closed")
+
+
+async def complete_job(
+    durable: DurableStore, scope: Scope, job: Job, hooks: Callable[[], Awaitable[LifecycleResult]]
+) -> LifecycleResult:
+    """The job's last steps, once working memory is closed: the ``hooks`` (which run the terminate hooks and make the
+    answer), then the record marked finished. A call cut off in its hooks ends the lease; a record left unfinished
+    after them has its hooks run again past the lease (at least once, never lost)."""
+    try:
+        result = await hooks()
+    except BaseException:
+        await _end_lease(durable, scope, job)
+        raise
+    try:
+        await durable.finish_terminate(scope, job.token)
+    except Exception:
+        logger.warning("could not mark the terminate of %s finished; its hooks may run again", scope, exc_info=True)
+    return result
+
+
+async def _end_lease(durable: DurableStore, scope: Scope, job: Job) -> None:
+    """Unfinished: the lease ends, so that a retry (or the sweep) finishes the job at once, hooks included, rather than
+    take this call for one still at it."""
+    with deadlines.compensation():
+        try:
+            await durable.end_terminate_lease(scope, job.token)
+        except Exception:
+            logger.warning("could not end the lease of an unfinished terminate of %s", scope, exc_info=True)
 
 
 def _may_be_finishing(info: SessionInfo, now: float) -> bool:
-    """Whether the terminate that recorded ``info`` may still be at its last step at ``now``: its lease holds (a
-    record made without a seal's token or lease, as an import's or an earlier release's, has none)."""
-    return info.seal_token is not None and info.seal_until is not None and info.seal_until.timestamp() > now
+    """Whether the call that holds the lease of the terminate that recorded ``info`` (the recording call, or one that
+    claimed its job) may still be at it at ``now``: the lease holds (None: ended)."""
+    return info.seal_until is not None and info.seal_until.timestamp() > now
 
 
 async def embed_within_lease(
@@ -80,4 +157,4 @@ async def embed_within_lease(
     return vectors[0] if vectors else None
 
 
-__all__ = ["Terminated", "embed_within_lease", "terminated_before"]
+__all__ = ["Job", "Terminated", "close_working", "complete_job", "embed_within_lease", "terminated_before"]

@@ -30,6 +30,7 @@ from mcp_memory.stores.records import (
     Retention,
     SessionRow,
 )
+from mcp_memory.stores.unfinished_terminate_port import UnfinishedTerminates
 from mcp_memory.stores.working_port import WorkingStore
 
 
@@ -129,9 +130,10 @@ class SessionStore(Protocol):
 
     async def end_terminate_lease(self, scope: Scope, token: str) -> None:
         """The terminate ``token`` recorded the session terminated but could not finish its job (mark its working
-        memory terminated and clear it): its lease ends now. Until a terminated session's lease runs out a repeated
-        terminate takes the terminate that recorded it for one still finishing, and answers as a repeat; after, it
-        finishes that job itself (hooks included). No-op unless the session is terminated under ``token``."""
+        memory terminated and clear it, run the hooks): its lease ends now. Until a terminated session's lease runs
+        out a repeated terminate takes the terminate that recorded it for one still finishing, and answers as a
+        repeat; after, it finishes that job itself (hooks included, ``claim_terminate``). No-op unless the session
+        is terminated under ``token``."""
         ...
 
     async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
@@ -213,7 +215,8 @@ class SessionStore(Protocol):
     ) -> dict[str, Any]:
         """Store the episode (its embedding made by ``embedding_model``, as for ``add_episode``), mark the
         session terminated with ``result`` and record the event. With ``seal_token``, only while that terminate
-        still holds the session's seal (``Conflict`` if another has taken it over: nothing is written).
+        still holds the session's seal (``Conflict`` if another has taken it over: nothing is written), and the
+        session is recorded unfinished (``SessionInfo.terminate_unfinished``) until ``finish_terminate``.
 
         Idempotent: if the session is terminated already, nothing is written and the stored result is
         returned. Otherwise returns ``result``."""
@@ -272,9 +275,10 @@ class CheckpointStore(Protocol):
 
 
 @runtime_checkable
-class DurableStore(SessionStore, CheckpointStore, EpisodeStore, Protocol):
+class DurableStore(SessionStore, CheckpointStore, EpisodeStore, UnfinishedTerminates, Protocol):
     """The three durable ports in one database, so that a lifecycle call touching several of them (terminate:
-    episode + session; pause: checkpoint + session) is one transaction."""
+    episode + session; pause: checkpoint + session) is one transaction; and the finishing of terminates cut off
+    after their record (:mod:`.unfinished_terminate_port`)."""
 
     async def start(self) -> None:
         """Connect, and check the schema before serving."""

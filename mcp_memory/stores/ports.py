@@ -12,18 +12,27 @@ Contracts every adapter keeps (checked by ``tests/contract``):
   whatever the number of keys.
 
 The modules: :mod:`.records` (the value types), :mod:`.working_port` (working memory), :mod:`.episode_port`
-(episodes), :mod:`.durable_ports` (sessions, checkpoints and the stores they make together) and
-:mod:`.lapsed_spawn_port` (the sweep of spawns cut off by a crash); this module gathers them.
+(episodes), :mod:`.durable_ports` (sessions, checkpoints and the stores they make together),
+:mod:`.lapsed_spawn_port` (the sweep of spawns cut off by a crash) and :mod:`.unfinished_terminate_port` (terminates
+cut off after their record); this module gathers them.
 """
 
 from __future__ import annotations
 
 from mcp_memory.models import Item
-from mcp_memory.stores import durable_ports, episode_port, lapsed_spawn_port, records, working_port
+from mcp_memory.stores import (
+    durable_ports,
+    episode_port,
+    lapsed_spawn_port,
+    records,
+    unfinished_terminate_port,
+    working_port,
+)
 from mcp_memory.stores.durable_ports import *  # noqa: F403
 from mcp_memory.stores.episode_port import *  # noqa: F403
 from mcp_memory.stores.lapsed_spawn_port import *  # noqa: F403
 from mcp_memory.stores.records import *  # noqa: F403
+from mcp_memory.stores.unfinished_terminate_port import *  # noqa: F403
 from mcp_memory.stores.working_port import *  # noqa: F403
 
 __all__ = [
@@ -32,5 +41,6 @@ __all__ = [
     *episode_port.__all__,
     *lapsed_spawn_port.__all__,
     *records.__all__,
+    *unfinished_terminate_port.__all__,
     *working_port.__all__,
 ]

@@ -104,8 +104,10 @@ def register(server: MemoryServer) -> None:
             metadata,
             task_type=task_type,
         )
-        if r.repeat:
-            note_unchanged()  # the first call's answer again: nobody is told of a change
+        if r.repeat and not r.unfinished:
+            # The first call's answer again, its job done: nobody is told of a change. (One whose job was unfinished
+            # is announced again: its server may have died before it told anyone.)
+            note_unchanged()
         return reply(r.data)
 
     @server.tool(description=LIST_CHECKPOINTS, **hints("Checkpoints", read_only=True, idempotent=True))

@@ -209,12 +209,14 @@ LOCK_FOR_TERMINATE = f"SELECT id, status, terminate_result, sealed, seal_token F
 
 
 def terminate(episode_sql: str) -> str:
-    """Episode (the CTE ``episode_sql`` of :func:`insert_episode`, if any), session and event in one statement."""
+    """Episode (the CTE ``episode_sql`` of :func:`insert_episode`, if any), session and event in one statement; the
+    session unfinished (``:u``) if a terminate under a seal's token recorded it (it marks it finished after its last
+    step)."""
     return (
         f"WITH {episode_sql + ', ' if episode_sql else ''}"
         "upd AS (UPDATE sessions SET status = 'terminated', sealed = true, updated_at = :ev_at, "
         "terminated_at = :ev_at, episode_id = :eid, terminate_result = CAST(:r AS jsonb), "
-        "event_count = event_count + 1 WHERE id = :pk) "
+        "terminate_unfinished = :u, event_count = event_count + 1 WHERE id = :pk) "
         f"{INSERT_EVENT}"
     )
 

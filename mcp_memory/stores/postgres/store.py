@@ -355,6 +355,7 @@ class PostgresStore(
                     "pk": row.id,
                     "eid": episode.episode_id if episode else None,
                     "r": json_text(dict(result)),
+                    "u": seal_token is not None,
                     **event_params(event),
                 },
             )

@@ -38,6 +38,7 @@ from mcp_memory.stores.sql.queries import (
     terminated_pk,
 )
 from mcp_memory.stores.sql.rules import check_terminate, session_exists, spawn_in_progress, terminate_in_progress
+from mcp_memory.stores.sql.unfinished_terminates import UnfinishedTerminateRows
 
 _CHECKPOINT_COLUMNS_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 _PAST_EVERY_ROW_ID = 2**63 - 1
@@ -45,10 +46,11 @@ _PAST_EVERY_ROW_ID = 2**63 - 1
 bound's time are older."""
 
 
-class SqlStore(LapsedSpawnRows):
+class SqlStore(LapsedSpawnRows, UnfinishedTerminateRows):
     """The port methods both SQL stores answer with the same SQL and the same steps; each store sets
     ``_dialect`` and has its own ``_read`` (a connection for one read statement) and ``_write`` (a transaction).
-    Lapsed spawns (taken over by ``begin_spawn``, or swept): :class:`~.lapsed_spawns.LapsedSpawnRows`."""
+    Lapsed spawns (taken over by ``begin_spawn``, or swept): :class:`~.lapsed_spawns.LapsedSpawnRows`; terminates
+    cut off after their record: :class:`~.unfinished_terminates.UnfinishedTerminateRows`."""
 
     _dialect: ClassVar[Dialect]
     purge_every = 1000
@@ -91,6 +93,7 @@ class SqlStore(LapsedSpawnRows):
             seal_until=d.read_time(getattr(row, "seal_until", None)) if row.sealed else None,
             spawn_token=getattr(row, "spawn_token", None),
             status_order=getattr(row, "status_order", None),
+            terminate_unfinished=bool(getattr(row, "terminate_unfinished", False)),
         )
 
     def _checkpoint_info(self, row: Any) -> CheckpointInfo:

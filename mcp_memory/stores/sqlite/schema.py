@@ -11,7 +11,7 @@ import orjson
 from mcp_memory.models import Item
 from mcp_memory.stores.sqlite.vector_index import VECTOR_DDL
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 """1: a checkpoint's items as rows of ``checkpoint_items``. 2: as one JSON object in ``checkpoints.state``.
 3: full-text statistics per project (``episode_terms``, ``text_projects``, ``episodes.text_tokens``) instead of the
 FTS5 table ``episodes_fts`` that all projects shared. 4: a seal's owner and lease (``sessions.seal_token``,
@@ -21,7 +21,8 @@ each of its postings (``episode_terms.episode_tokens``). 6: a two-step spawn's t
 checkpoint kept from retention pruning (``checkpoints.keep``). 8: the nonce of the Redis snapshot a checkpoint was
 made from (``checkpoints.snapshot``), which names the pause's copy in Redis (``stores/redis/copies.py``). 9: the
 order of the session's last ordered transition recorded (``sessions.status_order``: a late record of an older one
-does not set the status back, ``stores/redis/copies.py``)."""
+does not set the status back, ``stores/redis/copies.py``). 10: whether a terminated session's terminate finished its
+job after the record (``sessions.terminate_unfinished``, ``services/terminate_lease.py``)."""
 
 EPISODE_TERMS_DDL = """CREATE TABLE IF NOT EXISTS {name} (
         project_pk INTEGER NOT NULL,
@@ -42,6 +43,7 @@ SCHEMA = [
         spawn_token TEXT, spawn_until REAL,
         created_at REAL NOT NULL, updated_at REAL NOT NULL, metadata TEXT NOT NULL DEFAULT '{}',
         episode_id TEXT, terminated_at REAL, terminate_result TEXT, status_order INTEGER,
+        terminate_unfinished INTEGER NOT NULL DEFAULT 0,
         UNIQUE (project_id, agent_instance_id, session_id)
     )""",
     """CREATE TABLE IF NOT EXISTS working_items (
@@ -97,6 +99,8 @@ SCHEMA = [
     # completed, so it holds the spawns under way or cut off only (the sweep's spawn_until <= ? implies its
     # predicate). Created at every start, as above.
     "CREATE INDEX IF NOT EXISTS sessions_spawning ON sessions (spawn_until, id) WHERE spawn_until IS NOT NULL",
+    # The work list of the sweep of terminates cut off after their record (few rows: each leaves it once finished).
+    "CREATE INDEX IF NOT EXISTS sessions_unfinished_terminates ON sessions (id) WHERE terminate_unfinished",
     # The work list of the embedding retry (few rows, looked up every retry interval).
     "CREATE INDEX IF NOT EXISTS episodes_unembedded ON episodes (created_at, id) WHERE embedding IS NULL",
     # Full text, per project (see fulltext.py): each project's episode count and total tokens, the number of its

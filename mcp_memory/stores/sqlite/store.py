@@ -218,12 +218,14 @@ class SqliteStore(
             await conn.execute(
                 text(
                     "UPDATE sessions SET status = 'terminated', sealed = 1, updated_at = :now, "
-                    "terminated_at = :now, episode_id = :e, terminate_result = :r WHERE id = :pk"
+                    "terminated_at = :now, episode_id = :e, terminate_result = :r, terminate_unfinished = :u "
+                    "WHERE id = :pk"
                 ),
                 {
                     "now": event.at,
                     "e": str(episode.episode_id) if episode else None,
                     "r": json.dumps(dict(result)),
+                    "u": seal_token is not None,  # its terminate marks it finished after its last step
                     "pk": row.id,
                 },
             )

@@ -1,0 +1,94 @@
+"""The periodic sweep of terminates cut off after their record: a server that died (or a call cut off, or a store that
+failed) between a terminate's durable record and the record marked finished (:mod:`.terminate_lease`) left the job
+undone, its hooks unrun and, in Redis, the session's sealed keys with no expiry. A retried terminate finishes it; this
+sweep finishes it for a session no terminate comes back to, so that nothing of it is lost and no key stays for ever.
+
+A record is swept once the lease of the call that held its job has been over for :data:`SWEEP_MARGIN_SECONDS` more
+(or at once if that call ended it: its last step failed): a call that is slow but alive (hooks that run long) then
+has long finished. Each session is finished as a retried terminate past the lease would finish it
+(``AgentLifecycleManager.finish_cut_off_terminate``): claimed first (only one finisher, a retry or another server's
+sweep, runs the hooks), its working memory marked terminated and cleared if the terminate asked, the hooks run with
+the terminate's metadata, then the record marked finished. No subscriber is told (no connection asked; the dead server's
+subscribers went with it). A session whose finishing fails (Redis not answering) is logged and left to the next pass,
+at once (its claim's lease is ended).
+
+The runtime starts the sweep with every store: the first pass :data:`FIRST_SWEEP_AFTER_SECONDS` after start, then one
+every :data:`SWEEP_INTERVAL_SECONDS`, each in batches of :data:`SWEEP_BATCH` sessions.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from mcp_memory.models import Scope
+from mcp_memory.services.periodic import Periodic
+from mcp_memory.stores.ports import UnfinishedTerminates
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 100
+"""Unfinished terminates listed at once; each is then finished on its own."""
+SWEEP_INTERVAL_SECONDS = 600.0
+"""Time between two passes."""
+FIRST_SWEEP_AFTER_SECONDS = 60.0
+"""Time from start to the first pass (not at once: a start is busy enough, and a one-shot command ends before)."""
+SWEEP_MARGIN_SECONDS = 300.0
+"""How long past its lease's end a terminate's job is left to the call that held it: far above a clear's longest run
+(a Redis call's deadline), hooks that run long, and the clock skew of servers that share the stores."""
+
+
+class TerminateSweep:
+    """Finishes terminates cut off after their record, found in the durable store (``store``), by ``finish`` (which
+    says whether it did), on demand (:meth:`run_once`) or periodically."""
+
+    def __init__(
+        self,
+        store: UnfinishedTerminates,
+        finish: Callable[[Scope], Awaitable[bool]],
+        clock: Callable[[], float],
+        margin: float = SWEEP_MARGIN_SECONDS,
+    ) -> None:
+        self._store = store
+        self._finish = finish
+        self._clock = clock
+        self._margin = margin
+        self._passes = Periodic("mcp-memory terminate sweep", self._background_pass, logger, "terminate sweep failed")
+
+    async def run_once(self, batch: int = SWEEP_BATCH) -> int:
+        """One pass at the clock's time, in batches of at most ``batch`` sessions until a batch lists fewer or
+        finishes none (the rest is a later pass's); the number of terminates finished."""
+        finished = 0
+        while True:
+            listed = await self._store.unfinished_terminates(self._clock() - self._margin, batch)
+            done = 0
+            for scope in listed:
+                try:
+                    done += await self._finish(scope)
+                except Exception:
+                    logger.warning("terminate sweep: finishing the terminate of %s failed", scope, exc_info=True)
+            finished += done
+            if len(listed) < batch or done == 0:
+                return finished
+
+    def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
+        """Run a pass ``first`` seconds from now and every ``interval`` seconds after, until :meth:`stop`."""
+        self._passes.start(interval, first)
+
+    async def _background_pass(self) -> None:
+        finished = await self.run_once()
+        if finished:
+            logger.info("terminate sweep: %d terminates cut off after their record finished", finished)
+
+    async def stop(self) -> None:
+        """Stop the periodic pass (one in progress is cancelled: what it left, a retry or the next pass finds)."""
+        await self._passes.stop()
+
+
+__all__ = [
+    "FIRST_SWEEP_AFTER_SECONDS",
+    "SWEEP_BATCH",
+    "SWEEP_INTERVAL_SECONDS",
+    "SWEEP_MARGIN_SECONDS",
+    "TerminateSweep",
+]
