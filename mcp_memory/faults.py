@@ -8,8 +8,8 @@ Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged
 state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
 ``import.validated`` (an import has read and checked the whole file, nothing written yet), ``import.working_staged``
 (an import has staged one more session's working memory in Redis), ``import.durable_committed`` (an import's durable
-transaction has committed; Redis's part is staged, not switched), ``import.switched`` (Redis's part is switched in;
-terminated sessions are not yet closed as terminate does); ``delete.working_erased`` (``delete_session`` has erased
+transaction has committed; Redis's part is staged, not switched), ``import.switched`` (Redis's part is switched in,
+its terminated sessions closed; the import not answered); ``delete.working_erased`` (``delete_session`` has erased
 the session's Redis keys, the durable record is still there), ``delete.waiting`` (``delete_session`` found the
 session sealed by another deletion and waits for its answer; reached at each look), ``delete.renewing``
 (``delete_session`` is about to renew its seal, every third of the lease while it runs), ``recover.read`` (a call that

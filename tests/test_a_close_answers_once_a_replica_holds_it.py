@@ -27,9 +27,11 @@ from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis import replication
 from mcp_memory.stores.redis.store import RedisWorkingStore
+from mcp_memory.stores.transfer import Selection
 from tests.conftest import new_scope
 from tests.redis_servers import RedisClusterServers, RedisServer, SentinelServer
 from tests.stalled_stores import frozen
+from tests.transfer_helpers import export_to
 
 pytestmark = pytest.mark.anyio
 
@@ -144,6 +146,28 @@ async def test_terminate_delete_and_forget_answer_once_the_replica_holds_the_clo
         finally:
             read.close()
     assert waits(primary) >= 3
+
+
+async def test_an_import_closing_a_terminated_session_in_its_switch_answers_once_the_replica_holds_it(
+    sentinel_setup: tuple[RedisServer, RedisServer, str], db_url: str, tmp_path: Path
+) -> None:
+    """The import closes a terminated session that kept its keys in its switch (as terminate would): a failover to a
+    replica without the switch would leave the session's kept keys staged, never to be read."""
+    primary, replica, url = sentinel_setup
+    scope = new_scope("ended")
+    source = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'source.db'}")
+    async with MemoryRuntime(source, embedding_retry=False) as rt:
+        await rt.lifecycle.spawn(*ids(scope), initial_state={"kept": 1})
+        await rt.lifecycle.terminate(*ids(scope), cleanup_working=False)
+        path = await export_to(rt, Selection(scope.project_id), tmp_path / "ended.jsonl")
+    async with MemoryRuntime(Settings(database_url=db_url, redis_url=url, redis_timeout_seconds=TIMEOUT)) as rt:
+        assert rt.transfer is not None
+        await answers_after_the_replica_is_back(partial_call(rt.transfer.import_file, path), replica, primary)
+        read = replica.client()
+        try:
+            assert read.get(store_of(rt).keys(scope)[0]) == "t" and read.hget(store_of(rt).keys(scope)[1], "kept")
+        finally:
+            read.close()
 
 
 def partial_call(fn: Callable[..., Awaitable[Any]], *args: Any) -> Callable[[], Awaitable[Any]]:

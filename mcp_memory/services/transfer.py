@@ -13,7 +13,8 @@ or newer-version file is refused before anything is written (each later pass che
 memory lives in Redis, again to stage every session's working memory there (apart from the live keys: invisible,
 see :class:`~mcp_memory.stores.ports.StagedImport`); then again to write the durable store in one transaction (all
 or nothing); and last the staged working memory is switched in, every session in one Redis script (in Cluster, one
-per session: a script cannot span hash slots). A failure before the durable commit drops what was staged: nothing
+per session: a script cannot span hash slots), which also closes each terminated session that kept keys, as terminate
+would (nothing of the import is left to do after it). A failure before the durable commit drops what was staged: nothing
 of the import is left. The durable commit is the point of no return: if the switch then fails (Redis lost, or in
 Cluster cut off midway), the error says how many sessions were switched, and the others come back (as Redis
 re-opens sessions it lost) with their newest checkpoint. A call that touches a session between the durable commit and
@@ -90,7 +91,7 @@ class Staged:
     sealed: bool
     made_from: Incarnation
     """The durable record as imported (its creation time as the store keeps it; no terminate's seal token): which
-    session of its id the working memory switched in is, and which one the import closes (``mark_terminated``)."""
+    session of its id the working memory switched in is (a later terminate's close tells it apart by it)."""
 
 
 class Transfer:
@@ -331,22 +332,18 @@ class Transfer:
         self, working: StagedImport, staged: list[Staged], token: str, report: ImportReport
     ) -> None:
         """After the durable commit: switch every staged session's working memory in (a session whose terminate was
-        cut off stays sealed, as the durable record says), then close the terminated sessions that kept keys as
-        terminate does."""
+        cut off stays sealed, as the durable record says; a terminated one that kept keys closed as terminate closes
+        it, in the switch itself: a step of its own after the switch could fail and leave the session's marker in
+        Redis for good, or mark a session deleted since the switch)."""
         await faults.reached("import.durable_committed")
         scopes = [s.scope for s in staged]
         sealed = {s.scope for s in staged if s.sealed and s.status != SessionStatus.TERMINATED}
         terminated = {s.scope for s in staged if s.status == SessionStatus.TERMINATED}
         try:
             made_from = {s.scope: s.made_from for s in staged}
-            switched = set(await working.switch_import(scopes, token, self._clock(), sealed, terminated, made_from))
+            switched = await working.switch_import(scopes, token, self._clock(), sealed, terminated, made_from)
             report.working_sessions_written = len(switched)
             await faults.reached("import.switched")
-            for s in staged:
-                if s.status == SessionStatus.TERMINATED and s.scope in switched:  # (not one deleted meanwhile)
-                    # Only the session imported: another server may have deleted it since the switch and spawned its
-                    # id again, and that session is not the import's to close.
-                    await self._working.mark_terminated(s.scope, self._clock(), clear=False, recorded=s.made_from)
         except MemoryServiceError as exc:
             await self._drop_staged(working, scopes, token)
             raise type(exc)(

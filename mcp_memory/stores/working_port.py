@@ -191,8 +191,9 @@ class StagedImport(Protocol):
         (``delete_session`` or ``forget`` between the durable commit and the switch) is not: it stays deleted, and
         its staged state is dropped. Those in ``sealed`` (a terminate was cut off, the
         durable record says sealed) are switched in sealed by nobody, refusing writes as a re-open of such a session
-        does; those in ``terminated`` (terminated, keeping their keys) terminated, refusing every write; the others
-        open. ``made_from``: each session's durable record as imported, which a store telling sessions of one id
+        does; those in ``terminated`` (terminated, keeping their keys) terminated, refusing every write, and closed
+        as ``mark_terminated`` closes one keeping its keys, in the same step (nothing is left for a later one); the
+        others open. ``made_from``: each session's durable record as imported, which a store telling sessions of one id
         apart (Redis) notes, as a spawn does (``mark_terminated``). A session a call has re-opened from its staged
         state since the durable commit is left as it is (it counts as switched). ``Unavailable`` if a staged state
         is gone (nothing of that step switched)."""

@@ -43,7 +43,7 @@ NAMES = (
     "claim",
 )
 """Every script, by the name of its file in ``lua/`` (and the name the store runs it by)."""
-USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch", "take", "adopt"})
+USE_LIB = frozenset({"set", "delete", "snapshot", "write", "switch", "take", "adopt", "clear"})
 """The scripts that start with ``lua/lib.lua`` (its locals and functions), as if it were part of them."""
 
 

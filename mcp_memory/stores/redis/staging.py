@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from mcp_memory.errors import Unavailable
 from mcp_memory.models import Item, Scope, SessionInfo
 from mcp_memory.stores.ports import Incarnation, Limits
-from mcp_memory.stores.redis.scripts import RECLAIM_MARGIN_MS, STAGING_TTL_MS, incarnation, item_args, too_large
+from mcp_memory.stores.redis.scripts import (
+    RECLAIM_MARGIN_MS,
+    STAGING_TTL_MS,
+    TOMBSTONE_MS,
+    incarnation,
+    item_args,
+    too_large,
+)
 from mcp_memory.summary import counted
 
 
@@ -57,7 +64,9 @@ class RedisStaging:
 
         def all_keys(self, scope: Scope) -> tuple[str, ...]: ...
 
-        async def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> list[Any]: ...
+        async def _eval(
+            self, name: str, keys: Sequence[str], args: Sequence[Any], closing: bool = False
+        ) -> list[Any]: ...
 
         async def _recover(
             self,
@@ -156,14 +165,18 @@ class RedisStaging:
             if not keys:
                 continue
             # Each session's marker, one letter per session: "o" open, "s" sealed by nobody (as _recover re-opens a
-            # session whose terminate was cut off), "t" terminated (closed in the switch itself: a write landing
-            # before the terminated sessions are closed as terminate does would otherwise be taken).
+            # session whose terminate was cut off), "t" terminated, closed in the switch itself as terminate closes
+            # one keeping its keys (its marker and i expire TOMBSTONE_MS after its last key): a step after it could
+            # fail and leave them for good, or mark a session a deletion has erased since the switch.
             markers = "".join("t" if s in terminated else "s" if s in sealed else "o" for s in group)
             # Each session notes the durable record it was imported as (its i), as a spawn's commit does: a late
             # terminate of a session deleted before the import tells this one apart by it (lua/clear.lua).
             made = [incarnation(made_from[s]) if s in made_from else "" for s in group]
-            args = [token, repr(float(now)), RECLAIM_MARGIN_MS, markers, *made]
-            reply = await self._eval("switch", keys, args)
+            args = [token, repr(float(now)), RECLAIM_MARGIN_MS, markers, TOMBSTONE_MS, *made]
+            # A switch that closes a session answers once a replica has it, as terminate's marking does
+            # (:mod:`.replication`): a failover must not bring the session back as staged, its kept keys unreadable.
+            closes = any(s in terminated for s in group)
+            reply = await self._eval("switch", keys, args, closing=closes)
             if reply[0] != "ok":
                 raise Unavailable(
                     f"Redis lost the staged working memory of session '{group[int(reply[1])].session_id}' before "

@@ -4,8 +4,9 @@
 -- KEYS: m, v, x, i, the pause's copy (cv, cx, ct), the order key g
 -- A terminated session's marker becomes 't' whatever it was (a failed terminate elsewhere may have unsealed it to
 -- 'o' meanwhile, or Redis may not know the session at all): only a spawn of another incarnation overwrites 't'. It
--- lasts as long as the data it guards, a day (the tombstone) once the data is gone.
-local m, v, x, inc = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- lasts as long as the data it guards, a day (the tombstone) once the data is gone (closed, lib.lua, which
+-- scripts.py puts before this script).
+local inc = KEYS[4]  -- (m, v, x: lib.lua's)
 local state = redis.call('GET', m)
 local token, made_from = ARGV[5], ARGV[6]
 if token ~= '' or made_from ~= '' then
@@ -39,18 +40,8 @@ if terminated then
   -- The order of its transitions (KEYS[8]) has nothing left to order: the durable record refuses a late pause or
   -- resume of a terminated session whatever its order.
   redis.call('DEL', KEYS[8])
-  local n, ms = redis.call('HLEN', v), tonumber(ARGV[2])
-  if n > 0 and redis.call('ZCARD', x) < n then  -- items kept, one at least without a TTL: no expiry either
-    redis.call('SET', m, 't')
-    redis.call('PERSIST', inc)
-    return {'ok', live}
-  end
-  if n > 0 then  -- items kept, each with a TTL: the marker outlives the last (Redis drops them after it)
-    local last = redis.call('ZRANGE', x, -1, -1, 'WITHSCORES')
-    ms = ms + math.max(0, math.ceil((tonumber(last[2]) - tonumber(ARGV[1])) * 1000))
-  end
-  redis.call('SET', m, 't', 'PX', ms)
-  redis.call('PEXPIRE', inc, ms)
+  -- Items kept with a TTL each: the marker outlives the last (Redis drops them after it); one without: no expiry.
+  closed(ARGV[1], ARGV[2], m, v, x, inc)
 elseif string.sub(state, 1, 1) == 's' then
   redis.call('PEXPIRE', m, ARGV[2])
   redis.call('PEXPIRE', inc, ARGV[2])

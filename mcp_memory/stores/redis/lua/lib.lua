@@ -1,6 +1,7 @@
 -- Shared by the scripts that write: KEYS = {m, v, x, ...}; purge(now) deletes the items whose TTL has passed,
 -- reclaim(now, margin[, hv, hx]) gives v and x (or the hash hv and the zset hx) a real Redis expiry when every key
--- left has a TTL (the latest plus margin), and none otherwise; no_room() says whether Redis is full.
+-- left has a TTL (the latest plus margin), and none otherwise; no_room() says whether Redis is full; closed(...)
+-- marks a terminated session 't' for as long as the data it guards.
 local m, v, x = KEYS[1], KEYS[2], KEYS[3]
 local function purge(now)
   local dead = redis.call('ZRANGEBYSCORE', x, '-inf', now)
@@ -24,6 +25,24 @@ local function reclaim(now, margin, hv, hx)
     redis.call('PERSIST', hv)
     redis.call('PERSIST', hx)
   end
+end
+-- A terminated session's marker hm becomes 't' for as long as the data it guards (its kept items hv, hx), and its
+-- incarnation hi lasts as long: for good while an item without a TTL is kept, else until the last item's expiry plus
+-- tombstone ms (just that once nothing is kept). The caller has deleted hm first, or written before: a full Redis
+-- refuses a script's first write if it may grow memory.
+local function closed(now, tombstone, hm, hv, hx, hi)
+  local n, ms = redis.call('HLEN', hv), tonumber(tombstone)
+  if n > 0 and redis.call('ZCARD', hx) < n then
+    redis.call('SET', hm, 't')
+    redis.call('PERSIST', hi)
+    return
+  end
+  if n > 0 then
+    local last = redis.call('ZRANGE', hx, -1, -1, 'WITHSCORES')
+    ms = ms + math.max(0, math.ceil((tonumber(last[2]) - tonumber(now)) * 1000))
+  end
+  redis.call('SET', hm, 't', 'PX', ms)
+  redis.call('PEXPIRE', hi, ms)
 end
 -- Whether Redis is full (maxmemory reached under noeviction). Redis refuses a command that may grow memory only
 -- while a script has not written yet: after its first write (a DEL, a purge's HDEL) every later one goes through,

@@ -2,16 +2,20 @@
 -- its pause copy {cv, cx, ct} (copies.py: dropped, as the import replaces the session's checkpoints), then the hash
 -- of the imports staged for it {im} (staging.py);
 -- ARGV: token, now, margin, markers (one letter per session: 'o' open, 's' sealed by nobody: its terminate was cut
--- off, 't' terminated: it kept its keys, which no write may change), then one incarnation per session (the durable
--- record it was imported as, scripts.incarnation; '' or absent: none), which it notes (i) as a spawn's commit does.
+-- off, 't' terminated: it kept its keys, which no write may change), tombstone ms, then one incarnation per session
+-- (the durable record it was imported as, scripts.incarnation; '' or absent: none), which it notes (i) as a spawn's
+-- commit does.
 -- Checks first that every session's staged state is this import's (else {'missing', n}: nothing changed),
 -- then makes each staged state the session's working memory (with its marker),
 -- so the sessions of one script switch together or not at all. A staged state a call has taken already ('k:<token>',
 -- adopt.lua: the call found the session missing after the durable commit) is the session's working memory, with what
 -- that call and later ones wrote: it is left as it is (only the staging's marker goes). Staged keys carry the staging
 -- TTL (so that a crashed import's go by themselves): the live ones get the expiry a write would give them (reclaim,
--- lib.lua). A session whose note of this staging (im) is gone was deleted since the durable commit (delete_session
--- and forget erase the note with the session's keys): its staged state is dropped, nothing of it switched in.
+-- lib.lua), and a terminated session is closed here as terminate closes one keeping its keys (closed, lib.lua: its
+-- marker and i expire a tombstone after its last key, or never while a key without a TTL is kept): no later step is
+-- left to give them an end, nor one that could mark a session deleted meanwhile. A session whose note of this
+-- staging (im) is gone was deleted since the durable commit (delete_session and forget erase the note with the
+-- session's keys): its staged state is dropped, nothing of it switched in.
 -- {'ok', the count switched, then the index (from 0) of each session so left out}.
 local n = #KEYS / 12
 for s = 0, n - 1 do
@@ -34,9 +38,13 @@ for s = 0, n - 1 do
     if redis.call('EXISTS', KEYS[b + 3]) == 1 then redis.call('RENAME', KEYS[b + 3], KEYS[b + 7]) end
     reclaim(ARGV[2], ARGV[3], KEYS[b + 6], KEYS[b + 7])
     local marker = string.sub(ARGV[4] or '', s + 1, s + 1)
-    redis.call('SET', KEYS[b + 5], (marker == 's' or marker == 't') and marker or 'o')
-    local made_from = ARGV[5 + s]
+    local made_from = ARGV[6 + s]
     if made_from and made_from ~= '' then redis.call('SET', KEYS[b + 8], made_from) end
+    if marker == 't' then
+      closed(ARGV[2], ARGV[5], KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8])
+    else
+      redis.call('SET', KEYS[b + 5], marker == 's' and marker or 'o')
+    end
   end
   redis.call('DEL', KEYS[b + 1], KEYS[b + 4])
 end
