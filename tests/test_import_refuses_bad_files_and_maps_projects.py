@@ -139,6 +139,8 @@ async def test_as_project_moves_everything_and_renames_clashing_episodes(
                 rec[field] = renames[rec[field]]
         if rec["kind"] == "session" and rec["terminate_result"] and "episode_id" in rec["terminate_result"]:
             rec["terminate_result"]["episode_id"] = renames[rec["terminate_result"]["episode_id"]]
+        if rec["kind"] == "event" and rec["detail"].get("episode_id") in renames:  # a terminate's
+            rec["detail"]["episode_id"] = renames[rec["detail"]["episode_id"]]
         expected.append(rec)
     assert moved == expected
     # Searching the new project finds its own (renamed) episodes only.

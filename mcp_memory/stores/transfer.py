@@ -9,7 +9,7 @@ full-text postings and its project's statistics are made as ``add_episode`` make
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 from uuid import UUID, uuid5
@@ -100,6 +100,16 @@ def rename_chain(project_id: UUID, episode_id: UUID) -> list[UUID]:
     return chain
 
 
+def named_episode(detail: Mapping[str, object]) -> UUID | None:
+    """The episode an event's detail names (its ``episode_id``: a terminate's, an edit's), if any: a mapped import
+    that renames the episode renames it there too."""
+    named = detail.get("episode_id")
+    try:
+        return UUID(named) if isinstance(named, str) else None
+    except ValueError:
+        return None
+
+
 @dataclass(slots=True)
 class ImportPlan:
     """How records land: every record is moved to ``project_id`` (the file's own project, or ``--as-project``).
@@ -108,10 +118,10 @@ class ImportPlan:
     ids are unique store-wide) is ``Conflict``; otherwise (mapped) an episode that the target project holds already,
     under its own id or one it would be renamed to (:func:`rename_chain`), is ``Conflict``, and one whose id only
     another project holds is renamed (the first free id of its chain, the same on every import), the sessions that
-    refer to it (``episode_id``, the terminate result) following. Either way a session that exists already in the
-    target project is ``Conflict``: an import never merges into, or renames, a session or an episode. A session
-    whose episode the file does not hold (forgotten) comes in referring to none, never to an episode the store holds
-    under that id.
+    refer to it (``episode_id``, the terminate result) and the events that name it (:func:`named_episode`)
+    following. Either way a session that exists already in the target project is ``Conflict``: an import never
+    merges into, or renames, a session or an episode. A session whose episode the file does not hold (forgotten)
+    comes in referring to none, never to an episode the store holds under that id.
     ``working``: the durable store is the working store too (SQLite, or Postgres without Redis), so working memory
     is written in the same transaction; otherwise working records are skipped here (the caller writes them to the
     working store)."""
@@ -188,6 +198,7 @@ __all__ = [
     "SessionEntry",
     "TransferStore",
     "WorkingEntry",
+    "named_episode",
     "rename_chain",
     "renamed_episode_id",
 ]

@@ -41,6 +41,7 @@ from mcp_memory.stores.transfer import (
     Selection,
     SessionEntry,
     WorkingEntry,
+    named_episode,
     rename_chain,
 )
 from mcp_memory.summary import counted
@@ -244,6 +245,9 @@ class SqlTransfer:
         # The episode ids the file's sessions name, and those sessions' rows: each link follows its episode (renamed
         # or not) when the file holds the episode, and those left once every episode is in are dropped.
         naming: dict[UUID, list[int]] = {}
+        # The events that name an episode (a terminate's, an edit's: detail "episode_id") by the id the file gives it:
+        # each follows its episode's rename too, so an operator reading the event finds the episode.
+        telling: dict[UUID, list[int]] = {}
         live: Counter[tuple[UUID, str]] = Counter()
         async with self._write() as conn:
             if plan.require_empty is not None and await self._occupied(conn, plan.require_empty):
@@ -287,10 +291,15 @@ class SqlTransfer:
                 elif isinstance(entry, EventEntry):
                     pk = sessions[(entry.scope.agent_instance_id, entry.scope.session_id)]
                     ev = entry.event
-                    await conn.execute(
+                    detail = dict(ev.detail)
+                    named = None if plan.keep_ids else named_episode(detail)
+                    if named is not None and named in plan.renamed_episodes:  # (its episode came before it)
+                        detail["episode_id"], named = str(plan.renamed_episodes[named]), None
+                    row = await conn.execute(
                         text(
                             "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
                             f"VALUES (:pk, :t, :at, :d, :o, {self._json('detail')})"
+                            + (" RETURNING id" if named is not None else "")
                         ),
                         {
                             "pk": pk,
@@ -298,12 +307,16 @@ class SqlTransfer:
                             "at": self._dialect.write_time(ev.at),
                             "d": ev.duration_ms,
                             "o": ev.outcome,
-                            "detail": orjson.dumps(dict(ev.detail)).decode(),
+                            "detail": orjson.dumps(detail).decode(),
                         },
                     )
+                    if named is not None:
+                        telling.setdefault(named, []).append(int(row.scalar_one()))
                     counts["events"] += 1
                 else:
-                    await self._import_episode_entry(conn, entry, plan, naming.pop(entry.episode.episode_id, []))
+                    ep_id = entry.episode.episode_id
+                    linked, told = naming.pop(ep_id, []), telling.pop(ep_id, [])
+                    await self._import_episode_entry(conn, entry, plan, linked, told)
                     counts["episodes"] += 1
             await self._unlink_lost_episodes(conn, [pk for pks in naming.values() for pk in pks])
             await self._imported(conn, list(sessions.values()))
@@ -385,10 +398,15 @@ class SqlTransfer:
         )
 
     async def _import_episode_entry(
-        self, conn: AsyncConnection, entry: EpisodeEntry, plan: ImportPlan, linked: Sequence[int]
+        self,
+        conn: AsyncConnection,
+        entry: EpisodeEntry,
+        plan: ImportPlan,
+        linked: Sequence[int],
+        told: Sequence[int] = (),
     ) -> None:
         """Insert the file's episode under the id :meth:`_episode_id` gives it; the imported sessions ``linked``
-        (those that name it) follow a rename."""
+        (those that name it) and events ``told`` (those whose detail names it) follow a rename."""
         ep = entry.episode
         new_id = await self._episode_id(conn, ep.episode_id, plan)
         if new_id != ep.episode_id:
@@ -405,6 +423,7 @@ class SqlTransfer:
         if new_id != ep.episode_id:
             for pk in linked:
                 await self._relink(conn, pk, ep.episode_id, new_id)
+            await self._retell(conn, told, new_id)
 
     async def _episode_id(self, conn: AsyncConnection, episode_id: UUID, plan: ImportPlan) -> UUID:
         """The id the file's episode ``episode_id`` is imported under, or ``Conflict``. Kept ids: its own, if no
@@ -439,6 +458,19 @@ class SqlTransfer:
                 "all held by other projects (nothing was imported)"
             )
         return free
+
+    async def _retell(self, conn: AsyncConnection, event_pks: Sequence[int], new: UUID) -> None:
+        """The imported events ``event_pks``, whose detail names a renamed episode, name ``new`` instead."""
+        d = self._dialect
+        for i in range(0, len(event_pks), BATCH):
+            among, names = in_values("id", event_pks[i : i + BATCH], "ev")
+            rows = (await conn.execute(text(f"SELECT id, detail FROM events WHERE {among}"), names)).all()
+            for r in rows:
+                detail = {**d.read_json(r.detail), "episode_id": str(new)}
+                await conn.execute(
+                    text(f"UPDATE events SET detail = {self._json('detail')} WHERE id = :id"),
+                    {"detail": orjson.dumps(detail).decode(), "id": r.id},
+                )
 
     async def _relink(self, conn: AsyncConnection, pk: int, old: UUID, new: UUID) -> None:
         """The imported session ``pk``, which names the renamed episode ``old``, refers to ``new`` instead, and so
