@@ -57,3 +57,13 @@ class Dialect:
             "a": self.write_uuid(scope.agent_instance_id),
             "s": scope.session_id,
         }
+
+    def lease_params(self, scope: Scope, token: str, now: float, lease_seconds: float) -> dict[str, Any]:
+        """The session's scope with a lease taken at ``now`` by ``token`` (``t``, ``now``, ``until``): what a seal and a
+        claim of an unfinished terminate write."""
+        return {
+            **self.scope_params(scope),
+            "t": token,
+            "now": self.write_time(now),
+            "until": self.write_time(now + lease_seconds),
+        }

@@ -201,12 +201,7 @@ class SqlStore(LapsedSpawnRows, UnfinishedTerminateRows):
     ) -> bool:
         # (``made_from`` is for a working store apart from the records: this row is the durable session itself.)
         d = self._dialect
-        params = {
-            **d.scope_params(scope),
-            "t": token,
-            "now": d.write_time(now),
-            "until": d.write_time(now + lease_seconds),
-        }
+        params = d.lease_params(scope, token, now, lease_seconds)
         async with self._write() as conn:
             if (await conn.execute(text(SEAL), params)).rowcount:
                 return True

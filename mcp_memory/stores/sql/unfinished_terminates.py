@@ -62,12 +62,7 @@ class UnfinishedTerminateRows:
         self, scope: Scope, token: str, now: float, lease_seconds: float
     ) -> dict[str, Any] | None:
         d = self._dialect
-        params = {
-            **d.scope_params(scope),
-            "t": token,
-            "now": d.write_time(now),
-            "until": d.write_time(now + lease_seconds),
-        }
+        params = d.lease_params(scope, token, now, lease_seconds)
         async with self._write() as conn:
             if not (await conn.execute(text(CLAIM), params)).rowcount:
                 return None
