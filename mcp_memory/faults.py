@@ -6,6 +6,9 @@ makes the process exit at once at that point (``os._exit``: no cleanup, no ``fin
 
 Points: ``spawn.begun`` (the durable session exists, incomplete), ``spawn.staged`` (Redis holds the staged initial
 state), ``spawn.completed`` (the durable session is complete), ``spawn.committed`` (Redis has committed it);
+``spawn.completing`` (a SQL store's ``complete_spawn`` is called, and does not yet hold the store: its write lock, a
+connection), ``spawn.lapsed_dropped`` (a spawn taking over a lapsed one has dropped that one's staged state, and not
+yet taken its durable row);
 ``import.validated`` (an import has read and checked the whole file, nothing written yet), ``import.working_staged``
 (an import has staged one more session's working memory in Redis), ``import.durable_committed`` (an import's durable
 transaction has committed; Redis's part is staged, not switched), ``import.switched`` (Redis's part is switched in,
@@ -73,6 +76,9 @@ SWEEP_POINTS = ("sweep.listed", "sweep.staged_dropped")
 TERMINATE_POINTS = ("terminate.recorded", "terminate.closed")
 """A terminate between its record and its record marked finished: a server dying there leaves the job to a retry
 or the terminate sweep (services/terminate_lease.py)."""
+LEASE_POINTS = ("spawn.lapsed_dropped", "spawn.completing")
+"""A spawn that reaches the durable store past its lease (held at ``spawn.completing``, as by a busy store) while a
+takeover or the sweep removes it."""
 
 _hooks: list[FaultHook] = []
 
@@ -103,6 +109,7 @@ __all__ = [
     "ERASE_POINTS",
     "EXIT_ENV",
     "IMPORT_POINTS",
+    "LEASE_POINTS",
     "MIGRATE_POINTS",
     "POINTS",
     "READ_POINTS",

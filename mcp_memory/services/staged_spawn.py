@@ -106,6 +106,7 @@ async def _begin(
             return await durable.begin_spawn(scope, agent_type, meta, now, event, token, lease_seconds, replacing)
         except SpawnLapsed as lapsed:
             await working.drop_staged(scope, lapsed.token)
+            await faults.reached("spawn.lapsed_dropped")
             replacing = lapsed.token
     return await durable.begin_spawn(scope, agent_type, meta, now, event, token, lease_seconds, replacing)
 

@@ -10,6 +10,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from mcp_memory import faults
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, SessionInfo, SessionStatus
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Incarnation, SpawnLapsed, seal_lapses_in
@@ -149,6 +150,7 @@ class SqlStore(LapsedSpawnRows, UnfinishedTerminateRows):
         return None if row is None else self._session_info(row)
 
     async def complete_spawn(self, scope: Scope, token: str) -> None:
+        await faults.reached("spawn.completing")
         async with self._write() as conn:
             params = {**self._dialect.scope_params(scope), "tok": token}
             done = await conn.execute(
