@@ -83,7 +83,7 @@ async def test_a_sweep_removes_a_crashed_spawns_row_and_staged_keys_and_spares_l
         assert redis_keys(rt, live) == staged_live
         assert await sweep_of(rt).run_once() == 0
         # The live spawn goes on as if no sweep had run: it completes, with its whole initial state.
-        await rt.store.complete_spawn(live, live_token)
+        await rt.store.complete_spawn(live, live_token, clock())
         assert await rt.working.state(live) == (INITIAL if redis_too else {})
         assert await rt.working.state(done) == {"d": 1}
         # The swept session id spawns again at once.

@@ -127,7 +127,7 @@ async def test_spawns_episode_edits_and_deletions_keep_every_session_exact(store
     scopes = [Scope(project, agent, f"s{i}") for i in range(3)]
     token = "spawn-token"
     await store.begin_spawn(scopes[0], None, {}, T0, ev("spawn", T0), token, 60)
-    await store.complete_spawn(scopes[0], token)
+    await store.complete_spawn(scopes[0], token, T0)
     for scope in scopes[1:]:
         await store.create_session(scope, None, {}, T0, ev("spawn", T0))
     for scope in scopes:

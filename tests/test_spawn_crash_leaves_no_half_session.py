@@ -142,8 +142,10 @@ async def test_a_spawn_whose_completion_commits_but_answers_an_error_is_whole(
     async with MemoryRuntime(settings) as rt:
         complete = rt.store.complete_spawn
 
-        async def committed_then_lost(scope: Scope, token: str) -> None:
-            await complete(scope, token)
+        async def committed_then_lost(
+            scope: Scope, token: str, now: float, clock: Callable[[], float] | None = None
+        ) -> None:
+            await complete(scope, token, now, clock)
             raise Unavailable("the connection was lost after COMMIT")
 
         monkeypatch.setattr(rt.store, "complete_spawn", committed_then_lost)

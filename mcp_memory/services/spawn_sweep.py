@@ -5,9 +5,9 @@ same session id (a takeover) or a forget removed them: a session id never spawne
 to every call but counted by ``doctor``.
 
 A spawn is swept once its lease (``spawn_lease_seconds``) has been over for :data:`SWEEP_MARGIN_SECONDS` more: a
-spawn that is slow but alive stops by itself at its lease's end (``staged_spawn``'s check before each write), so the
-margin only has to outlast a step already under way then, and the servers' clocks' disagreement. For each lapsed
-spawn, by the token of the spawn that holds the row:
+spawn that is slow but alive stops by itself at its lease's end (``staged_spawn``'s check before each write, and the
+durable store's as it completes), so the margin only has to outlast a step already under way then, and the servers'
+clocks' disagreement. For each lapsed spawn, by the token of the spawn that holds the row:
 
 1. Redis drops that spawn's staged state, and only that (``drop_staged``: a staging of any other token stays);
 2. the durable store deletes the row, in a transaction of its own, only while that same spawn still holds it,
@@ -17,8 +17,11 @@ Redis goes first so that a failure or a stop between the two leaves the row, whi
 other way round, staged keys with no row left to name them would stay for ever). A retried spawn of the session wins
 at every point: it takes the row over under a new token (so step 2 no longer matches it) and stages under that token
 (which step 1 leaves alone), as ``begin_spawn``'s takeover already does when the sweep has not run. A spawn that
-completed meanwhile keeps its row too (step 2 skips a complete one); it lost its staged state only if it completed
-after its lease and the margin, and then its commit writes the initial state again (``commit_staged``).
+completed meanwhile keeps its row too (step 2 skips a complete one). It completed within its lease (the durable store
+completes no lapsed spawn), so the margin before the listing, on one clock; should its staged state have gone all the
+same (its commit held up past the margin, or clocks that disagree by more), its commit writes the initial state again
+(``commit_staged``). A spawn that reaches the store between the two steps is refused, and its undo removes the row
+itself.
 
 The runtime starts the sweep with every SQL durable store (it deletes nothing where spawns are one transaction, as
 without Redis): the first pass :data:`FIRST_SWEEP_AFTER_SECONDS` after start, then one every

@@ -15,6 +15,13 @@ lease (``spawn_lease_seconds``) runs out, then takes it over and succeeds; if no
 (:mod:`.spawn_sweep`) removes the session and its staged state once the lease is well over. A spawn that outlasts its
 lease stops before writing further (another spawn may own the session by then, or the sweep may have removed it).
 
+Step 3 is the last look at the lease, and the durable store's own: ``complete_spawn`` completes the session only while
+this spawn's token holds the row and its lease still runs at the clock read once the store is the call's (a wait for
+its write lock or a connection counts). A takeover or the sweep removes a lapsed spawn's staged state first and its
+row after: a completion between the two would make a session whose initial state is gone (and refuse the takeover
+its session). A spawn refused so fails (``conflict``, retry) and its undo removes its own row, which the takeover or
+the sweep then finds gone.
+
 A takeover drops the lapsed spawn's staged state *before* step 1 replaces its row (``begin_spawn`` names that spawn,
 :class:`~mcp_memory.stores.ports.SpawnLapsed`, and takes the row over only once asked again with it as
 ``replacing``), as the sweep does: Redis first. Whenever this spawn holds the row, then, no staging of the spawn it
@@ -67,8 +74,8 @@ async def spawn_staged(
         _within_lease(scope, clock, now, lease_seconds)
         written = await working.stage(scope, items, now, limits, token)
         await faults.reached("spawn.staged")
-        _within_lease(scope, clock, now, lease_seconds)
-        await durable.complete_spawn(scope, token)
+        # The durable store checks the lease itself, at the clock once the store is this call's (see the module).
+        await durable.complete_spawn(scope, token, clock(), clock)
     except Exception:
         # complete_spawn may have committed and lost its answer (a connection dropped after COMMIT): then the
         # session exists with this spawn's staged state, and the spawn has happened.

@@ -85,9 +85,17 @@ class SessionStore(Protocol):
         it raises."""
         ...
 
-    async def complete_spawn(self, scope: Scope, token: str) -> None:
-        """The last durable step of a two-step spawn: the session ``token`` began exists from now on. Idempotent;
-        ``Conflict`` if another spawn has taken the session over (nothing changes)."""
+    async def complete_spawn(
+        self, scope: Scope, token: str, now: float, clock: Callable[[], float] | None = None
+    ) -> None:
+        """The last durable step of a two-step spawn: the session ``token`` began exists from now on, if ``token``
+        still holds it and its lease has not run out at ``now`` (``spawn_until > now``). A lapsed spawn completes
+        nothing: a later spawn taking the session over, or the spawn sweep, may have dropped its staged state already
+        (each does so before it removes the row). ``clock`` (the service's): ``now`` is read again from it once the
+        store is this call's (SQLite: in the write transaction; Postgres: once a connection is checked out), so a
+        spawn that waited for the store past its lease is refused too. Idempotent (a completion that committed,
+        replayed, succeeds); ``Conflict`` (nothing changes) if another spawn has taken the session over or the lease
+        has run out: the caller undoes its spawn and the client retries."""
         ...
 
     async def abandon_spawn(self, scope: Scope, token: str) -> bool:

@@ -27,6 +27,12 @@ COMPLETE = "spawn_until IS NULL"
 (``spawn_until``) and clears it once Redis holds the initial state; until then the session does not exist for any
 call (``get_session`` is None, pauses, seals and events find nothing), and once the lease has run out (the spawn's
 server crashed or gave up) a spawn of the same session takes the row over."""
+COMPLETE_SPAWN = (
+    f"UPDATE sessions SET spawn_until = NULL WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE} "
+    "AND spawn_until > :now"
+)
+"""Complete the session the spawn ``:tok`` holds, only while its lease still runs at ``:now``: once it has run out, a
+takeover or the spawn sweep may be removing the spawn (its staged state first, then its row)."""
 LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # "Newest" is the latest snapshot, not the latest commit: two writers may commit their pauses in the other
 # order than they took their snapshots.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,6 +22,7 @@ from mcp_memory.stores.sql.queries import (
     CHECKPOINT_COLUMNS,
     CHECKPOINT_FIELDS,
     COMPLETE,
+    COMPLETE_SPAWN,
     END_TERMINATE_LEASE,
     EPISODE_COLUMNS,
     GET_ITEM,
@@ -149,23 +150,30 @@ class SqlStore(LapsedSpawnRows, UnfinishedTerminateRows):
             row = (await conn.execute(text(GET_SESSION), self._dialect.scope_params(scope))).first()
         return None if row is None else self._session_info(row)
 
-    async def complete_spawn(self, scope: Scope, token: str) -> None:
+    async def complete_spawn(
+        self, scope: Scope, token: str, now: float, clock: Callable[[], float] | None = None
+    ) -> None:
         await faults.reached("spawn.completing")
+        d = self._dialect
         async with self._write() as conn:
-            params = {**self._dialect.scope_params(scope), "tok": token}
-            done = await conn.execute(
-                text(f"UPDATE sessions SET spawn_until = NULL WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE}"),
-                params,
-            )
-            if done.rowcount:
+            # The lease as it stands once the store is ours: a wait for the write lock or a connection may have
+            # outlasted it, and a takeover or the sweep may have dropped this spawn's staged state meanwhile.
+            at = now if clock is None else clock()
+            params = {**d.scope_params(scope), "tok": token, "now": d.write_time(at)}
+            if (await conn.execute(text(COMPLETE_SPAWN), params)).rowcount:
                 return
             found = text(f"SELECT spawn_token, spawn_until FROM sessions WHERE {SCOPE}")
             row = (await conn.execute(found, params)).first()
         if row is not None and row.spawn_token == token:
-            return  # completed already (a replay)
+            if row.spawn_until is None:
+                return  # completed already (a replay)
+            raise Conflict(
+                f"spawning session '{scope.session_id}' took longer than its lease (spawn_lease_seconds); nothing "
+                "was kept, retry"
+            )
         raise Conflict(
-            f"spawning session '{scope.session_id}' took longer than its lease and another spawn took it over; "
-            "retry (this one left nothing behind)"
+            f"spawning session '{scope.session_id}' took longer than its lease and another spawn took it over or "
+            "it was removed meanwhile; retry (this one left nothing behind)"
         )
 
     async def abandon_spawn(self, scope: Scope, token: str) -> bool:
