@@ -32,12 +32,24 @@ CONCURRENT = 50
 REUSE_SECONDS = 1.0  # how long a probe's result answers (docs/configuration.md, server/readiness.py)
 
 
+class Clock:
+    """The readiness clock of the app: time passes only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @asynccontextmanager
-async def readyz_client(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, list[str]]]]:
+async def readyz_client(
+    settings: Settings, clock: Clock | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, list[str]]]]:
     """An HTTP client of the app on started stores, and what the stores are sent: SQL statements through the
     durable store's engine ("sql") and Redis commands ("redis")."""
     server = create_server(settings)
-    app = build_app(server)
+    app = build_app(server, readiness_clock=clock or Clock())
     sent: dict[str, list[str]] = {"sql": [], "redis": []}
 
     def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -78,7 +90,8 @@ async def test_readyz_sends_each_store_one_trivial_request(
 
 @pytest.mark.backends("sqlite", "redis")
 async def test_concurrent_readyz_requests_share_one_probe(backend: str, make_settings: Callable[..., Settings]) -> None:
-    async with readyz_client(make_settings()) as (h, sent):
+    clock = Clock()
+    async with readyz_client(make_settings(), clock) as (h, sent):
         codes: list[int] = []
 
         async def probe() -> None:
@@ -91,8 +104,11 @@ async def test_concurrent_readyz_requests_share_one_probe(backend: str, make_set
         assert len(sent["sql"]) == 1, sent["sql"]
         assert len(sent["redis"]) == (1 if backend == "redis" else 0)
 
-        # Past the reuse interval the next request probes again, once.
-        await anyio.sleep(REUSE_SECONDS + 0.1)
+        # Within the reuse interval the result answers; past it the next request probes again, once.
+        clock.now += REUSE_SECONDS - 0.01
+        assert (await h.get("/readyz")).status_code == 200
+        assert len(sent["sql"]) == 1, sent["sql"]
+        clock.now += 0.01
         assert (await h.get("/readyz")).status_code == 200
         assert len(sent["sql"]) == 2, sent["sql"]
         assert len(sent["redis"]) == (2 if backend == "redis" else 0)

@@ -27,6 +27,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -225,8 +226,11 @@ class _SseEndpoint:
             logger.info("SSE connection refused or ended: %s", exc)
 
 
-def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlette:
-    """The ASGI app of the HTTP transports for ``server`` (settings: the server's own by default)."""
+def build_app(
+    server: MemoryServer, settings: Settings | None = None, *, readiness_clock: Callable[[], float] = time.monotonic
+) -> Starlette:
+    """The ASGI app of the HTTP transports for ``server`` (settings: the server's own by default).
+    ``readiness_clock`` times how long a ``/readyz`` probe's result is reused (a test's own clock)."""
     settings = settings or server.runtime.settings
     http = settings.http
     tokens = check_http_settings(http)
@@ -256,7 +260,7 @@ def build_app(server: MemoryServer, settings: Settings | None = None) -> Starlet
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    readiness = Readiness(lambda: runtime.probe(http.readiness_timeout_seconds))
+    readiness = Readiness(lambda: runtime.probe(http.readiness_timeout_seconds), clock=readiness_clock)
 
     async def readyz(request: Request) -> Response:
         if await readiness.ready():
