@@ -355,8 +355,9 @@ async def test_an_import_over_leftover_keys_drops_the_copy(
     rt: MemoryRuntime, admin: redis.Redis, clock: FakeClock, prefix: str, tmp_path: Path
 ) -> None:
     """The session's durable records went but Redis kept its keys and a copy claiming to be cp1's (worst case: the
-    tag carries the nonce cp1's record named, over other content); an import then brings cp1 back: the copy is gone
-    before the import's records land, the imported cp1 names no snapshot, and the resume restores cp1's content."""
+    tag carries the nonce cp1's record named, over other content); an import then brings cp1 back: the imported cp1
+    names no snapshot (so nothing takes the copy before the switch), the switch drops the copy, and the resume
+    restores cp1's content."""
     scope = new_scope()
     await paused(rt, scope)
     checkpoint = await rt.store.get_packed_checkpoint(scope, "cp1")

@@ -126,9 +126,11 @@ class RedisStaging:
         if args[6] + args[7] > limits.max_keys:
             raise too_large(limits, f"{counted(args[6] + args[7], 'key')} of session '{scope.session_id}'")
         # The staging TTL rides last, after the items (write.lua's mode "import"), so it is set in the same script.
-        # The live session's pause copy (KEYS[5..7]) is dropped here, before the durable import replaces the
-        # checkpoints it could stand for (and again by the switch). KEYS[8] notes the staging for a re-open.
-        keys = (*self._import_keys(scope, token), *self.copy_keys(scope), self.imports_key(scope))
+        # KEYS[5] notes the staging for a re-open. The live session's keys, its pause copy included, are left
+        # alone: the durable step may still refuse the import, which must then have changed nothing of a session
+        # that exists. The switch, after the durable commit, drops the copy (lua/switch.lua); until then the copy
+        # can stand for no imported checkpoint, which names no snapshot (copies.py).
+        keys = (*self._import_keys(scope, token), self.imports_key(scope))
         reply = await self._eval("write", keys, [*args, STAGING_TTL_MS])
         return int(reply[1])
 

@@ -22,9 +22,10 @@
 --   staging.py's commit), over whatever Redis held under this scope (the durable row was just made for it).
 -- mode "import": as "spawn", for an import's staging keys, which then expire after the last argument (ms): those of
 --   an import that crashed before its switch or its cleanup go by themselves (the switch gives the live keys a
---   write's expiry). KEYS[5..7], if given: the live session's pause copy (copies.py), dropped: the import replaces
---   its checkpoints. KEYS[8], if given: the hash of the imports staged for the session (staging.py), where the token
+--   write's expiry). KEYS[5], if given: the hash of the imports staged for the session (staging.py), where the token
 --   notes ``incarnation``, the durable record it stages for, which a call that finds the session missing compares.
+--   No live key of the session is written: the durable step may still refuse the import (its pause copy, which the
+--   import's checkpoints replace, goes in the switch, after the durable commit).
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge and reclaim).
 local inc = KEYS[4]
 local mode, now, clear, maxk, margin = ARGV[1], ARGV[2], ARGV[3] == '1', tonumber(ARGV[4]), ARGV[5]
@@ -154,11 +155,10 @@ end
 flush()
 reclaim(now, margin)
 if mode == 'import' then
-  if KEYS[7] then redis.call('DEL', KEYS[5], KEYS[6], KEYS[7]) end
   for _, k in ipairs({m, v, x, inc}) do redis.call('PEXPIRE', k, ARGV[#ARGV]) end
-  if KEYS[8] then
-    redis.call('HSET', KEYS[8], token, incarnation)
-    redis.call('PEXPIRE', KEYS[8], ARGV[#ARGV])
+  if KEYS[5] then
+    redis.call('HSET', KEYS[5], token, incarnation)
+    redis.call('PEXPIRE', KEYS[5], ARGV[#ARGV])
   end
 end
 if mode == 'restore' and KEYS[8] then return {'ok', np + nt, next_order(KEYS[8])} end
