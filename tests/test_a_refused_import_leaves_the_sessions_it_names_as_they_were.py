@@ -1,7 +1,8 @@
 """With working memory in Redis, an import stages every session's working memory before its durable step, which may
-still refuse it (``conflict``: the sessions exist already). A refused import must change nothing in Redis for the
-sessions that exist: not their keys, not their notes, and not the pause copy a resume takes instead of the
-checkpoint's text (stores/redis/copies.py). Redis + SQLite and Redis + Postgres (``two_servers``)."""
+still refuse it (``conflict``: the sessions exist already; those it finds there before staging are refused before
+anything is staged). A refused import must change nothing in Redis for the sessions that exist: not their keys, not
+their notes, and not the pause copy a resume takes instead of the checkpoint's text (stores/redis/copies.py). Redis +
+SQLite and Redis + Postgres (``two_servers``)."""
 
 from __future__ import annotations
 
@@ -76,10 +77,10 @@ async def test_a_refused_import_leaves_the_pause_copy_of_a_session_it_names(
         reached.append(point)
 
     # The file's session is the one the store holds: kept ids find the scope occupied, --as-project into its own
-    # project finds the session there. Either is refused in the durable step, after the staging in Redis.
+    # project finds the session there. Either is refused before its durable commit.
     with faults.on_fault(note), pytest.raises(Conflict):
         await rt.transfer.import_file(path, as_project=scope.project_id if as_project else None)
-    assert "import.working_staged" in reached and "import.durable_committed" not in reached
+    assert "import.validated" in reached and "import.durable_committed" not in reached
     assert await redis_keys_of(rt, scope) == before
 
     # The resume takes the copy (the take script alone, one round trip), which is exactly cp1.

@@ -52,7 +52,15 @@ from mcp_memory.services.export_reader import check_export, export_entries, open
 from mcp_memory.services.import_checks import EXPIRY_CLOCK_MARGIN, ImportLimits
 from mcp_memory.services.working import MAX_TTL_SECONDS
 from mcp_memory.stores.ports import Incarnation, Limits, StagedImport, WorkingStore
-from mcp_memory.stores.transfer import ImportPlan, Selection, SessionEntry, TransferStore, WorkingEntry
+from mcp_memory.stores.transfer import (
+    ImportPlan,
+    Selection,
+    SessionEntry,
+    TransferStore,
+    WorkingEntry,
+    scope_occupied,
+    session_held,
+)
 from mcp_memory.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -250,8 +258,14 @@ class Transfer:
         working = self._working if not self._same_store else None
         if working is not None and not isinstance(working, StagedImport):
             raise TypeError("a working store apart from the durable store must stage imports (StagedImport)")
+        if working is not None and keep_ids and await self._durable.selection_occupied(scope):
+            # Refused before anything is staged: a note staged for a session the store holds would name that very
+            # session's record, and a re-open meanwhile would take the file's working memory (see _stage_working).
+            raise scope_occupied()
         try:
-            working_counts = 0 if working is None else await self._stage_working(f, sha256, target, token, staged)
+            working_counts = (
+                0 if working is None else await self._stage_working(f, sha256, target, token, staged, keep_ids)
+            )
             await self._durable.import_records(export_entries(f, sha256), plan)
         except BaseException:
             if working is not None:
@@ -272,19 +286,34 @@ class Transfer:
         latest = self._clock() + MAX_TTL_SECONDS + EXPIRY_CLOCK_MARGIN
         return ImportLimits(max_key_length, max_value_bytes, self._limits.max_keys, latest)
 
-    async def _stage_working(self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[Staged]) -> int:
+    async def _stage_working(
+        self, f: BinaryIO, sha256: str, project: UUID, token: str, staged: list[Staged], checked: bool
+    ) -> int:
         """Stage working memory in the separate working store (Redis), per session exactly its keys: running and
         paused sessions (even with none), a terminated one only if it kept keys. Keys whose expiry has passed by
         now are skipped. Appends each staged session to ``staged`` (for the switch, or the cleanup); returns the
-        working records read."""
+        working records read.
+
+        A session that ``project`` holds already is ``Conflict`` before it is staged (unless ``checked``: the
+        caller found the whole scope empty): the durable step would refuse the import anyway, and the staging's
+        note, naming the record the store holds (a backup imported again), would have a re-open of that session
+        take the file's older working memory and keep it. An import of the same file that runs at the same time
+        passes this check too: the durable step refuses one of them (see :mod:`mcp_memory.stores.redis.staging`)."""
         assert isinstance(self._working, StagedImport)
         working = self._working
         now = self._clock()
         statuses: dict[tuple[UUID, str], tuple[SessionStatus, bool, Incarnation]] = {}  # whether sealed, which
         items: dict[tuple[UUID, str], dict[str, Item]] = {}
         records = 0
+        unchecked: list[tuple[UUID, str]] = []  # sessions read and not yet looked up, checked in one go
 
         async def stage(key: tuple[UUID, str]) -> None:
+            if unchecked:
+                held = await self._durable.held_sessions(project, unchecked)
+                unchecked.clear()
+                if held:
+                    agent, session_id = min(held)
+                    raise session_held(project, agent, session_id)
             scope, kept = Scope(project, key[0], key[1]), items.pop(key, {})
             status, sealed, made_from = statuses[key]
             if status == SessionStatus.TERMINATED and not kept:
@@ -300,6 +329,8 @@ class Transfer:
                 # Its creation time as the durable store writes and reads it back (epoch seconds, to the microsecond).
                 made_from = Incarnation(to_datetime(info.created_at.timestamp()), None)
                 statuses[(info.agent_instance_id, info.session_id)] = (info.status, info.sealed, made_from)
+                if not checked:
+                    unchecked.append((info.agent_instance_id, info.session_id))
             elif isinstance(entry, WorkingEntry):
                 key = (entry.scope.agent_instance_id, entry.scope.session_id)
                 if pending is not None and pending != key:

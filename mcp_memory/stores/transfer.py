@@ -9,11 +9,12 @@ full-text postings and its project's statistics are made as ``add_episode`` make
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 from uuid import UUID, uuid5
 
+from mcp_memory.errors import Conflict
 from mcp_memory.models import CheckpointData, Episode, Item, Scope, SessionInfo
 from mcp_memory.stores.ports import EventRecord
 
@@ -110,6 +111,22 @@ def named_episode(detail: Mapping[str, object]) -> UUID | None:
         return None
 
 
+def scope_occupied() -> Conflict:
+    """The refusal of an import with kept ids into a scope that holds sessions or episodes already."""
+    return Conflict(
+        "the store holds sessions or episodes in the export's scope already; import into an empty scope, "
+        "or with --as-project into another project (nothing was imported)"
+    )
+
+
+def session_held(project_id: UUID, agent_instance_id: UUID, session_id: str) -> Conflict:
+    """The refusal of an import of a session that the target project holds already."""
+    return Conflict(
+        f"session '{session_id}' of agent {agent_instance_id} exists already in project {project_id}; "
+        "an import never merges into a session (nothing was imported)"
+    )
+
+
 @dataclass(slots=True)
 class ImportPlan:
     """How records land: every record is moved to ``project_id`` (the file's own project, or ``--as-project``).
@@ -179,6 +196,10 @@ class TransferStore(Protocol):
         """Whether the store holds any session or episode in ``sel``."""
         ...
 
+    async def held_sessions(self, project_id: UUID, sessions: Sequence[tuple[UUID, str]]) -> set[tuple[UUID, str]]:
+        """Which of ``sessions`` (agent, session id) project ``project_id`` holds (their spawn completed or not)."""
+        ...
+
     async def import_records(self, records: AsyncIterator[Entry], plan: ImportPlan) -> None:
         """Write ``records`` (already validated) in one transaction, moved to ``plan.project_id``: all or nothing.
         Sessions come before the records that belong to them. ``Conflict`` (nothing written) as ``ImportPlan``
@@ -201,4 +222,6 @@ __all__ = [
     "named_episode",
     "rename_chain",
     "renamed_episode_id",
+    "scope_occupied",
+    "session_held",
 ]

@@ -96,6 +96,10 @@ async def test_export_pages_cover_the_selection_once_in_keyset_order(stores: Sto
     assert [e.episode.agent_instance_id for e in got] == [agents[1]] * 2
     assert await store.selection_occupied(one_session)
     assert not await store.selection_occupied(Selection(uuid.uuid4()))
+    # The sessions an import into ``project`` would find there already (more than one query's worth asked).
+    asked = [(agents[1], "s0"), *((uuid.uuid4(), "s0") for _ in range(300)), (agents[0], "s1"), (agents[1], "s9")]
+    assert await store.held_sessions(project, asked) == {(agents[1], "s0"), (agents[0], "s1")}
+    assert await store.held_sessions(uuid.uuid4(), asked) == set()
     # The counts of the export's header: what the pages hold.
     assert await store.export_counts(Selection(project)) == {"checkpoints": 4, "events": 8, "episodes": 4}
     assert await store.export_counts(one_agent) == {"checkpoints": 2, "events": 4, "episodes": 2}

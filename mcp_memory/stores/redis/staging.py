@@ -30,6 +30,9 @@ would hold the sessions of an import that stopped after its durable commit until
 way they come back with the working memory imported. Two imports staging one durable record at once (the same export
 imported twice: one is refused, ``conflict``, and drops its staging) look alike here: a re-open takes the state of
 one of them and marks the other's taken too, so that whichever committed, its switch leaves the session as it is.
+That is the only way a note names a record the durable store holds before the import commits: an import looks its
+sessions up there first and stages none that exists already (``conflict``, :mod:`mcp_memory.services.transfer`),
+and a switch deletes the session's whole note hash, whose other imports can no longer commit.
 """
 
 from __future__ import annotations

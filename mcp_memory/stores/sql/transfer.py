@@ -43,10 +43,15 @@ from mcp_memory.stores.transfer import (
     WorkingEntry,
     named_episode,
     rename_chain,
+    scope_occupied,
+    session_held,
 )
 from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
+
+_HELD_BATCH = 200
+"""Sessions per query of :meth:`SqlTransfer.held_sessions` (two parameters each)."""
 
 _CHECKPOINT_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
 
@@ -233,6 +238,27 @@ class SqlTransfer:
         )
         return bool(found.scalar())
 
+    async def held_sessions(self, project_id: UUID, sessions: Sequence[tuple[UUID, str]]) -> set[tuple[UUID, str]]:
+        d = self._dialect
+        held: set[tuple[UUID, str]] = set()
+        async with self._read() as conn:
+            for i in range(0, len(sessions), _HELD_BATCH):
+                batch = sessions[i : i + _HELD_BATCH]
+                params: dict[str, Any] = {"p": d.write_uuid(project_id)}
+                either = []
+                for n, (agent, session_id) in enumerate(batch):
+                    either.append(f"(agent_instance_id = :a{n} AND session_id = :s{n})")
+                    params[f"a{n}"], params[f"s{n}"] = d.write_uuid(agent), session_id
+                found = await conn.execute(
+                    text(
+                        "SELECT agent_instance_id, session_id FROM sessions "
+                        f"WHERE project_id = :p AND ({' OR '.join(either)})"
+                    ),
+                    params,
+                )
+                held.update((as_uuid(r.agent_instance_id), r.session_id) for r in found)
+        return held
+
     # -- import --------------------------------------------------------------------------------------------
     def _time(self, dt: datetime | None) -> Any:
         return None if dt is None else self._dialect.write_time(dt.timestamp())
@@ -251,10 +277,7 @@ class SqlTransfer:
         live: Counter[tuple[UUID, str]] = Counter()
         async with self._write() as conn:
             if plan.require_empty is not None and await self._occupied(conn, plan.require_empty):
-                raise Conflict(
-                    "the store holds sessions or episodes in the export's scope already; import into an empty scope, "
-                    "or with --as-project into another project (nothing was imported)"
-                )
+                raise scope_occupied()
             async for entry in records:
                 if isinstance(entry, SessionEntry):
                     info = entry.info
@@ -349,10 +372,7 @@ class SqlTransfer:
             )
         ).first()
         if row is None:
-            raise Conflict(
-                f"session '{info.session_id}' of agent {info.agent_instance_id} exists already in project "
-                f"{plan.project_id}; an import never merges into a session (nothing was imported)"
-            )
+            raise session_held(plan.project_id, info.agent_instance_id, info.session_id)
         return int(row.id)
 
     async def _unlink_lost_episodes(self, conn: AsyncConnection, session_pks: Sequence[int]) -> None:

@@ -15,7 +15,8 @@
 -- marker and i expire a tombstone after its last key, or never while a key without a TTL is kept): no later step is
 -- left to give them an end, nor one that could mark a session deleted meanwhile. A session whose note of this
 -- staging (im) is gone was deleted since the durable commit (delete_session and forget erase the note with the
--- session's keys): its staged state is dropped, nothing of it switched in.
+-- session's keys): its staged state is dropped, nothing of it switched in. A session switched in loses its whole
+-- note hash (im): the notes of other imports staged for it name imports that can no longer commit.
 -- {'ok', the count switched, then the index (from 0) of each session so left out}.
 local n = #KEYS / 12
 for s = 0, n - 1 do
@@ -31,8 +32,10 @@ for s = 0, n - 1 do
     gone[#gone + 1] = s
     staged = false
   end
-  redis.call('HDEL', KEYS[b + 12], ARGV[1])
   if staged then
+    -- This import's note was still there, so no deletion came since its staging, and its durable records are
+    -- committed: no other import staged for this session can commit any more, and their notes all go.
+    redis.call('DEL', KEYS[b + 12])
     redis.call('DEL', KEYS[b + 5], KEYS[b + 6], KEYS[b + 7], KEYS[b + 8], KEYS[b + 9], KEYS[b + 10], KEYS[b + 11])
     if redis.call('EXISTS', KEYS[b + 2]) == 1 then redis.call('RENAME', KEYS[b + 2], KEYS[b + 6]) end
     if redis.call('EXISTS', KEYS[b + 3]) == 1 then redis.call('RENAME', KEYS[b + 3], KEYS[b + 7]) end
@@ -45,6 +48,8 @@ for s = 0, n - 1 do
     else
       redis.call('SET', KEYS[b + 5], marker == 's' and marker or 'o')
     end
+  else
+    redis.call('HDEL', KEYS[b + 12], ARGV[1])
   end
   redis.call('DEL', KEYS[b + 1], KEYS[b + 4])
 end
