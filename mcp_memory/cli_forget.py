@@ -1,5 +1,11 @@
 """``mcp-memory forget``: an operator erases a whole project, one agent's part of it, or one session, from both
-stores (SQL and Redis), episodes included, and reads a JSON report of what went (or, with ``--dry-run``, would go)."""
+stores (SQL and Redis), episodes included, and reads a JSON report of what went (or, with ``--dry-run``, would go).
+
+After the erase, what the durable store still holds of the erased rows below them goes too
+(:mod:`~mcp_memory.stores.reclaim_port`): SQLite's WAL is truncated; Postgres drops the project's vector index and
+VACUUMs the tables (``--vacuum-full`` rewrites them, ``--no-vacuum`` skips it). The report's ``on_disk`` says what
+was done; if a part could not be, its ``not_done`` says why, stderr says so in one line and the exit status is 1:
+the rows are gone, and the same forget run again does the rest."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import ConfigurationError, MemoryServiceError
 from mcp_memory.models import validate_identifier
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.reclaim_port import Vacuum
 
 
 def _uuid(value: str, what: str) -> UUID:
@@ -25,9 +32,11 @@ def _uuid(value: str, what: str) -> UUID:
         raise ConfigurationError(f"{what} must be a UUID, got {value!r}") from None
 
 
-async def _forget(settings: Settings, project: UUID, agent: UUID | None, session: str | None, dry: bool) -> Any:
+async def _forget(
+    settings: Settings, project: UUID, agent: UUID | None, session: str | None, dry: bool, vacuum: Vacuum
+) -> Any:
     async with MemoryRuntime(settings, embedding_retry=False) as rt:
-        return await rt.control.forget(project, agent, session, dry)
+        return await rt.control.forget(project, agent, session, dry, vacuum)
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
@@ -48,12 +57,21 @@ def cmd_forget(args: argparse.Namespace) -> int:
         except MemoryServiceError as exc:
             print(f"mcp-memory forget: {exc}; nothing was counted", file=sys.stderr)
             return 1
+    vacuum = Vacuum.FULL if args.vacuum_full else Vacuum.NONE if args.no_vacuum else Vacuum.PLAIN
     try:
-        report = anyio.run(_forget, settings, project, agent, session, args.dry_run)
+        report = anyio.run(_forget, settings, project, agent, session, args.dry_run, vacuum)
     except MemoryServiceError as exc:
         print(f"mcp-memory forget: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(report, indent=2))
+    if report.get("not_done"):
+        left = "; ".join(report["not_done"])
+        print(
+            f"mcp-memory forget: the scope is erased, but not all of it is off the disk: {left}; the same forget run "
+            "again does the rest",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -67,6 +85,18 @@ def add_parser(sub: Any) -> None:
     forget.add_argument("--agent", help="only this agent instance's sessions and episodes (UUID)")
     forget.add_argument("--session", help="only sessions of this id (and their episodes)")
     forget.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+    vacuum = forget.add_mutually_exclusive_group()
+    vacuum.add_argument(
+        "--vacuum-full",
+        action="store_true",
+        help="Postgres: VACUUM FULL the tables, so the erased bytes are in none of their files (each table is "
+        "locked against the server's calls while it is rewritten)",
+    )
+    vacuum.add_argument(
+        "--no-vacuum",
+        action="store_true",
+        help="Postgres: no VACUUM after the erase (the erased rows stay in their pages until autovacuum)",
+    )
     forget.set_defaults(
         func=cmd_forget,
         doing="forgetting",

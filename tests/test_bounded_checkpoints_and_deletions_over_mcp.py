@@ -207,7 +207,13 @@ async def test_forget_cli_on_sqlite_dry_run_then_agent_then_project(tmp_path: Pa
         "events": 5,
         "episodes": 1,
     }
-    assert _forget_subprocess(env, "--project", project, "--agent", agent) == {**dry, "dry_run": False}
+    # A forget that is not a dry run says what it did below the rows too.
+    on_disk = {"secure_delete": "on: the deletions overwrote what they freed", "wal": "checkpointed and truncated"}
+    assert _forget_subprocess(env, "--project", project, "--agent", agent) == {
+        **dry,
+        "dry_run": False,
+        "on_disk": on_disk,
+    }
     async with Client(create_server(settings)) as c:
         assert (await error(c, "list_checkpoints", **new_scope("s1", agent=agent, project=project))).startswith(
             "not_found"
@@ -245,7 +251,9 @@ async def test_forget_cli_on_redis_and_postgres(
     dry = await forget("--dry-run")
     # Redis holds both sessions: the live one, and the terminated one's marker (kept a day to refuse late writes).
     assert (dry["sessions"], dry["redis_sessions"], dry["working_keys"], dry["episodes"]) == (2, 2, 1, 1)
-    assert await forget() == {**dry, "dry_run": False}
+    done = await forget()
+    assert done == {**dry, "dry_run": False, "on_disk": done["on_disk"]}
+    assert done["on_disk"]["vacuum"] == "VACUUM (ANALYZE)"
     again = await forget("--dry-run")
     assert (again["sessions"], again["redis_sessions"], again["working_keys"], again["episodes"]) == (0, 0, 0, 0)
     async with Client(create_server(settings)) as c:

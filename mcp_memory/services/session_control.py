@@ -36,8 +36,10 @@ from mcp_memory.stores.ports import (
     DurableStore,
     EventRecord,
     PauseCopies,
+    ReclaimsErased,
     Removed,
     Retention,
+    Vacuum,
     WorkingErase,
     WorkingStore,
     seal_lapses_in,
@@ -229,10 +231,18 @@ class SessionControl:
         return {"checkpoint_id": cp_id, "deleted": True}
 
     async def forget(
-        self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, dry_run: bool
+        self,
+        project_id: UUID,
+        agent_instance_id: UUID | None,
+        session_id: str | None,
+        dry_run: bool,
+        vacuum: Vacuum = Vacuum.PLAIN,
     ) -> dict[str, Any]:
         """The operator's erase of a project (one agent's part, or one session) in both stores; what it removed
-        (with ``dry_run``: would remove; nothing changes)."""
+        (with ``dry_run``: would remove; nothing changes). Then, unless ``dry_run``, what the durable store keeps of
+        the erased rows below them goes too, as far as it can (:mod:`~mcp_memory.stores.reclaim_port`): the report's
+        ``on_disk`` says what was done, its ``not_done`` (present only then) what could not be. That step runs
+        whatever the erase removed, so running the same forget again finishes it."""
         now = self._clock()
         redis_keys = redis_sessions = 0
         if self._working is not None:
@@ -255,6 +265,11 @@ class SessionControl:
         }
         if self._working is not None:
             report["redis_sessions"] = redis_sessions
+        if not dry_run and isinstance(self._durable, ReclaimsErased):
+            reclaimed = await self._durable.reclaim_erased(project_id, vacuum)
+            report["on_disk"] = reclaimed.done
+            if reclaimed.left:
+                report["not_done"] = list(reclaimed.left)
         return report
 
 

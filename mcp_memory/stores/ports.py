@@ -13,8 +13,9 @@ Contracts every adapter keeps (checked by ``tests/contract``):
 
 The modules: :mod:`.records` (the value types), :mod:`.working_port` (working memory), :mod:`.episode_port`
 (episodes), :mod:`.durable_ports` (sessions, checkpoints and the stores they make together),
-:mod:`.lapsed_spawn_port` (the sweep of spawns cut off by a crash) and :mod:`.unfinished_terminate_port` (terminates
-cut off after their record); this module gathers them.
+:mod:`.lapsed_spawn_port` (the sweep of spawns cut off by a crash), :mod:`.reclaim_port` (what an operator's forget
+does below the rows) and :mod:`.unfinished_terminate_port` (terminates cut off after their record); this module
+gathers them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from mcp_memory.stores import (
     durable_ports,
     episode_port,
     lapsed_spawn_port,
+    reclaim_port,
     records,
     unfinished_terminate_port,
     working_port,
@@ -31,6 +33,7 @@ from mcp_memory.stores import (
 from mcp_memory.stores.durable_ports import *  # noqa: F403
 from mcp_memory.stores.episode_port import *  # noqa: F403
 from mcp_memory.stores.lapsed_spawn_port import *  # noqa: F403
+from mcp_memory.stores.reclaim_port import *  # noqa: F403
 from mcp_memory.stores.records import *  # noqa: F403
 from mcp_memory.stores.unfinished_terminate_port import *  # noqa: F403
 from mcp_memory.stores.working_port import *  # noqa: F403
@@ -40,6 +43,7 @@ __all__ = [
     *durable_ports.__all__,
     *episode_port.__all__,
     *lapsed_spawn_port.__all__,
+    *reclaim_port.__all__,
     *records.__all__,
     *unfinished_terminate_port.__all__,
     *working_port.__all__,

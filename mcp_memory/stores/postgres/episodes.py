@@ -24,11 +24,14 @@ from mcp_memory.stores.ports import (
     EpisodeFilter,
     EpisodeText,
     EventRecord,
+    Reclaimed,
     Retention,
     SearchMode,
+    Vacuum,
     VectorBacklog,
 )
 from mcp_memory.stores.postgres import two_step, vector_indexes
+from mcp_memory.stores.postgres.reclaim import reclaim
 from mcp_memory.stores.postgres.search import (
     DEFAULT_EF_SEARCH,
     EXACT_SCAN_BUDGET,
@@ -123,6 +126,11 @@ class PostgresEpisodes(EpisodeEdits):
         else:
             if dropped:
                 logger.info("dropped the vector indexes of %d project(s) without episodes", len(dropped))
+
+    async def reclaim_erased(self, project_id: UUID, vacuum: Vacuum) -> Reclaimed:
+        """The operator's forget, after its erase: the project's vector index and the VACUUM
+        (:mod:`.reclaim`)."""
+        return await reclaim(self._url, project_id, vacuum)
 
     # -- episodes --------------------------------------------------------------------------------------
     def _vector_fits(self, embedding: Sequence[float]) -> bool:

@@ -11,6 +11,7 @@ exact-scan size and its own index being built. ``halfvec`` is not used: it arriv
 
 from __future__ import annotations
 
+from enum import StrEnum
 from uuid import UUID
 
 from sqlalchemy import URL
@@ -96,6 +97,44 @@ async def drop_orphans(url: URL | str, lock_timeout_ms: int | None = None) -> li
         return await _drop_orphans(conn)
 
 
+_INDEX_OF = (
+    "SELECT 1 FROM pg_class x JOIN pg_index i ON i.indexrelid = x.oid "
+    "WHERE i.indrelid = CAST('episodes' AS regclass) AND x.relname = :name"
+)
+_HOLDS_EPISODES = "SELECT 1 FROM project_episode_counts WHERE project_id = :p AND episodes > 0"
+
+
+class ProjectIndex(StrEnum):
+    """Where :func:`drop_if_orphaned` left one project's partial index."""
+
+    ABSENT = "absent"
+    """The project has no index of its own (never built, or dropped already)."""
+    DROPPED = "dropped"
+    KEPT = "kept"
+    """The project holds episodes: its index stays."""
+    BUSY = "busy"
+    """Another connection holds the builders' lock (a build under way): nothing was dropped."""
+
+
+async def drop_if_orphaned(url: URL | str, project_id: UUID, lock_timeout_ms: int) -> ProjectIndex:
+    """Drop the project's partial index if the project holds no episode (with those of other such projects, as
+    :func:`drop_orphans`); where that left it. The lock's wait is bounded by ``lock_timeout_ms`` (its error is
+    raised: the index stays)."""
+    name = index_name(project_id)
+    async with autocommit_connection(url) as conn:
+        if (await conn.execute(text(_INDEX_OF), {"name": name})).first() is None:
+            return ProjectIndex.ABSENT
+        if (await conn.execute(text(_HOLDS_EPISODES), {"p": project_id})).first() is not None:
+            return ProjectIndex.KEPT
+        if not await _sole_builder(conn):
+            return ProjectIndex.BUSY
+        await conn.execute(text(f"SET lock_timeout = {int(lock_timeout_ms)}"))
+        await _drop_orphans(conn)
+        # Still there: the project gained an episode meanwhile, and kept it.
+        gone = (await conn.execute(text(_INDEX_OF), {"name": name})).first() is None
+        return ProjectIndex.DROPPED if gone else ProjectIndex.KEPT
+
+
 async def build_missing(url: URL | str, exact_scan_max: int) -> list[UUID]:
     """Build the partial index of every project of more than ``exact_scan_max`` episodes that has none, largest
     first, one at a time (each build takes a core); the projects indexed (none while another server builds them).
@@ -113,4 +152,12 @@ async def build_missing(url: URL | str, exact_scan_max: int) -> list[UUID]:
     return projects
 
 
-__all__ = ["INDEX_PREFIX", "build_missing", "create_index_sql", "drop_orphans", "index_name"]
+__all__ = [
+    "INDEX_PREFIX",
+    "ProjectIndex",
+    "build_missing",
+    "create_index_sql",
+    "drop_if_orphaned",
+    "drop_orphans",
+    "index_name",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
@@ -95,6 +95,12 @@ class EpisodeEdits:
     async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None:
         """Before the rows go or their text changes: take their text out of the full-text index (postings and the
         project's statistics). Postgres: nothing (its triggers do it)."""
+
+    def _overwriting(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
+        """Around the deletions a caller asked for (a forget, a deleted session), in their transaction: SQLite makes
+        them overwrite the bytes they free (:mod:`~mcp_memory.stores.sqlite.secure_delete`). Postgres: nothing; the
+        dead rows stay in their pages until VACUUM (autovacuum, or the operator's ``forget``)."""
+        return nullcontext()
 
     async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
         """After a row's text changed (and :meth:`_unindex`): index its new text. Postgres: nothing."""
@@ -183,12 +189,13 @@ class EpisodeEdits:
             ).all()
             # Ascending, as every batched writer of episodes locks them (the 0014 fill too): no lock-order deadlock.
             pks = sorted(int(r.id) for r in rows)
-            for i in range(0, len(pks), BATCH):
-                batch = pks[i : i + BATCH]
-                await self._unindex(conn, batch)
-                among, names = in_values("id", batch, "pk")
-                await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
-            emptied = bool(pks) and await self._emptied(conn, project_id)
+            async with self._overwriting(conn):
+                for i in range(0, len(pks), BATCH):
+                    batch = pks[i : i + BATCH]
+                    await self._unindex(conn, batch)
+                    among, names = in_values("id", batch, "pk")
+                    await conn.execute(text(f"DELETE FROM episodes WHERE {among}"), names)
+                emptied = bool(pks) and await self._emptied(conn, project_id)
             gone = [ForgottenEpisode(as_uuid(r.episode_id), as_uuid(r.agent_instance_id), r.session_id) for r in rows]
             await self._record_forgets(conn, project_id, gone, event, retention)
         if emptied:

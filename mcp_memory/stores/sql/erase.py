@@ -6,7 +6,10 @@ their vectors, full-text postings and their share of the project's full-text sta
 the store's ``_unindex`` hook of :class:`~mcp_memory.stores.sql.episode_edits.EpisodeEdits`, the one
 ``forget_episodes`` uses, takes the episodes out first; Postgres's triggers on ``episodes`` do it), so that the other
 episodes score as in a store that never held them; and, once the project holds no episode, what the store keeps per
-project (its ``_emptied`` hook), so that no row names it. One transaction: all of it goes, or none.
+project (its ``_emptied`` hook), so that no row names it. One transaction: all of it goes, or none. The deletions
+overwrite what they free where the store can (SQLite, its ``_overwriting`` hook); what is left below the rows
+after the commit (SQLite's WAL, Postgres's dead rows) the operator's ``forget`` reclaims
+(:mod:`~mcp_memory.stores.reclaim_port`).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class ScopeErase:
         async def _emptied(self, conn: AsyncConnection, project_id: UUID) -> bool: ...
 
         async def _erased(self, project_id: UUID) -> None: ...
+
+        def _overwriting(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]: ...
 
     async def _sessions(self, conn: AsyncConnection, sessions: str, params: dict[str, Any]) -> list[int]:
         """The ids of the sessions to remove, ascending, each row locked until the transaction ends (Postgres). A
@@ -165,9 +170,11 @@ class ScopeErase:
             kept = None if keep_episodes else episodes
             # The episodes are counted as the erase removes them (an episode recorded in between goes too), not read.
             removed = await self._count(conn, [int(row.id)], None, params)
-            gone = await self._erase(conn, [int(row.id)], kept, params)
+            # The project's full-text counts (its words) go with its last episode: overwritten too.
+            async with self._overwriting(conn):
+                gone = await self._erase(conn, [int(row.id)], kept, params)
+                emptied = bool(gone) and await self._emptied(conn, scope.project_id)
             removed = replace(removed, episodes=len(gone), episode_ids=tuple(gone))
-            emptied = bool(gone) and await self._emptied(conn, scope.project_id)
         if emptied:
             await self._erased(scope.project_id)
         return removed
@@ -190,7 +197,8 @@ class ScopeErase:
             pks = await self._sessions(conn, sessions, params)
             removed = await self._count(conn, pks, episodes, params)
             if not dry_run:
-                gone = await self._erase(conn, pks, episodes, params)
+                async with self._overwriting(conn):
+                    gone = await self._erase(conn, pks, episodes, params)
                 emptied = bool(gone) and await self._emptied(conn, project_id)
         if emptied:
             await self._erased(project_id)

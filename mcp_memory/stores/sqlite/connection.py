@@ -314,6 +314,29 @@ class SqliteConnection:
                 self._checkpointer.note_write()
             return result
 
+    async def truncate_wal(self) -> bool:
+        """Copy every frame of the WAL into the database file and truncate the WAL to nothing: the old page images
+        it holds (a deleted row's, as it was before the deletion) leave the disk with it; a PASSIVE checkpoint
+        copies them but leaves the WAL's bytes as they were. Whether it was done: not if another connection (of
+        any process) kept reading an older snapshot, or writing, past the busy timeout (30 s). Run on the writer
+        connection, outside a transaction, so that no write of this process comes between."""
+        engine = self._require_engine()
+        async with self._guard(), self._write_lock:
+            if self._writer is None:
+                conn = await engine.connect()
+                self._writer = await conn.execution_options(mcp_memory_write=True)
+            driver = self._writer_driver
+            if driver is None or not driver._running:
+                driver = self._writer_driver = await self._driver(self._writer)
+
+            def checkpoint(db: sqlite3.Connection) -> bool:
+                busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                return int(busy) == 0
+
+            with anyio.CancelScope(shield=True):
+                done: bool = await driver._execute(_in_autocommit, driver._conn, checkpoint)
+            return done
+
     async def _read_direct(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """One read (a single statement, so one consistent snapshot) run on a reader's own thread in one
         hand-over; see :meth:`_write_direct`."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
@@ -33,6 +33,7 @@ from mcp_memory.stores.sqlite.fulltext import (
     tokenize,
     unindex_episodes,
 )
+from mcp_memory.stores.sqlite.secure_delete import OVERWRITE, set_secure_delete
 from mcp_memory.stores.sqlite.statements import DIALECT
 from mcp_memory.stores.sqlite.vector_index import VectorIndex, drop_project_version
 from mcp_memory.stores.sqlite.vectors import blob_to_vector, vector_to_blob
@@ -83,6 +84,14 @@ class SqliteEpisodes(EpisodeEdits):
     async def _unindex(self, conn: AsyncConnection, episode_pks: Sequence[int]) -> None:
         pks = list(episode_pks)
         await self._on_thread(conn, lambda db: unindex_episodes(db, pks))
+
+    @asynccontextmanager
+    async def _overwriting(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        previous = await self._on_thread(conn, lambda db: set_secure_delete(db, OVERWRITE))
+        try:
+            yield
+        finally:
+            await self._on_thread(conn, lambda db: set_secure_delete(db, previous))
 
     async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
         await self._on_thread(conn, lambda db: reindex_episode(db, episode_pk))

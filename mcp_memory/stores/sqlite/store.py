@@ -27,7 +27,7 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
 )
-from mcp_memory.stores.ports import EventRecord, Retention
+from mcp_memory.stores.ports import EventRecord, Reclaimed, Retention, Vacuum
 from mcp_memory.stores.sql.aged_sweep import AgedSweep
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.erase import ScopeErase
@@ -44,6 +44,7 @@ from mcp_memory.stores.sql.transfer import SqlTransfer
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.episodes import SqliteEpisodes
 from mcp_memory.stores.sqlite.schema import decode_state
+from mcp_memory.stores.sqlite.secure_delete import secure_delete
 from mcp_memory.stores.sqlite.statements import (
     CHECKPOINT_ROW_COLUMNS,
     DIALECT,
@@ -99,6 +100,21 @@ class SqliteStore(
             "episodes": episodes,
             "path": self.path,
         }
+
+    async def reclaim_erased(self, project_id: UUID, vacuum: Vacuum) -> Reclaimed:
+        """The erase overwrote what it freed (``secure_delete``, :mod:`.secure_delete`); the WAL's frames from
+        before it still hold the rows until it is truncated. No VACUUM: the freed pages are zeros already."""
+        done: dict[str, str | list[str]] = {"secure_delete": "on: the deletions overwrote what they freed"}
+        if await self.truncate_wal():
+            done["wal"] = "checkpointed and truncated"
+            return Reclaimed(done)
+        return Reclaimed(
+            done,
+            (
+                f"the WAL of {self.path} could not be truncated (another connection kept reading or writing past "
+                "the busy timeout), so it may still hold the erased rows as they were",
+            ),
+        )
 
     async def probe(self) -> dict[str, Any]:
         """One read of the one-row schema table on a read connection: the file answers, whatever its size."""
@@ -237,7 +253,9 @@ class SqliteStore(
         params = {**scope_params(scope), "cid": checkpoint_id}
 
         def delete(db: sqlite3.Connection) -> bool:
-            row = db.execute(DELETE_CHECKPOINT, params).fetchone()
+            # The checkpoint's state is overwritten where it lay, not left in the file's free space.
+            with secure_delete(db):
+                row = db.execute(DELETE_CHECKPOINT, params).fetchone()
             if row is None:
                 return False
             db.execute(statements.INSERT_EVENT, event_params(row[0], event))

@@ -33,6 +33,7 @@ from mcp_memory.stores.sql.retention import prune_events_statement, prune_statem
 from mcp_memory.stores.sql.rules import check_fits, checkpoint_exists, session_exists
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.schema import decode_state
+from mcp_memory.stores.sqlite.secure_delete import secure_delete
 from mcp_memory.stores.sqlite.statements import (
     CHECKPOINT_ROW_COLUMNS,
     DIALECT,
@@ -53,8 +54,6 @@ from mcp_memory.stores.sqlite.statements import (
 
 _T = TypeVar("_T")
 
-_SECURE_DELETE = {0: "OFF", 1: "ON", 2: "FAST"}
-"""``PRAGMA secure_delete``'s reading -> the word that sets it again (a number sets only off or on)."""
 PRUNE_SECURE_DELETE = "FAST"
 """``secure_delete`` while a pause prunes (``SqliteTransitions._prune_sync``); benchmarks/bench_sqlite_prune.py sets it
 to ON for its baseline rounds."""
@@ -80,7 +79,8 @@ class SqliteTransitions:
         With ``secure_delete`` FAST for the prune alone: where SQLite is built with secure deletion on (Debian's
         is), deleting a pruned checkpoint would zero its state's overflow pages, writing and syncing them all again
         (0.25-0.3 ms of a 1,000-key pause at the bound). FAST zeroes what costs no extra I/O and leaves the freed
-        pages to the next pause's checkpoint, which reuses them. Explicit deletions keep the connection's setting."""
+        pages to the next pause's checkpoint, which reuses them. Deletions a caller asks for overwrite everything
+        (:mod:`.secure_delete`)."""
         at = info.created_at.timestamp()
         prunes = [
             prune
@@ -92,13 +92,9 @@ class SqliteTransitions:
         ]
         if not prunes:
             return
-        (setting,) = db.execute("PRAGMA secure_delete").fetchone()
-        db.execute(f"PRAGMA secure_delete = {PRUNE_SECURE_DELETE}")
-        try:
+        with secure_delete(db, PRUNE_SECURE_DELETE):
             for prune in prunes:
                 db.execute(*prune)
-        finally:
-            db.execute(f"PRAGMA secure_delete = {_SECURE_DELETE[int(setting)]}")
 
     @staticmethod
     def _prune_events_sync(db: sqlite3.Connection, session_pk: int, at: float, retention: Retention | None) -> None:
