@@ -14,7 +14,9 @@ clocks' disagreement. For each lapsed spawn, by the token of the spawn that hold
    incomplete and lapsed (``drop_lapsed_spawns``).
 
 Redis goes first so that a failure or a stop between the two leaves the row, which the next pass finds again (the
-other way round, staged keys with no row left to name them would stay for ever). A retried spawn of the session wins
+other way round, staged keys with no row left to name them would stay for ever). A spawn whose staged state Redis
+fails to drop keeps its row for the next pass, and the pass goes on with the spawns listed after it (one warning per
+pass names how many failed). A retried spawn of the session wins
 at every point: it takes the row over under a new token (so step 2 no longer matches it) and stages under that token
 (which step 1 leaves alone), as ``begin_spawn``'s takeover already does when the sweep has not run. A spawn that
 completed meanwhile keeps its row too (step 2 skips a complete one). It completed within its lease (the durable store
@@ -35,7 +37,7 @@ from collections.abc import Callable
 
 from mcp_memory import faults
 from mcp_memory.services.periodic import Periodic
-from mcp_memory.stores.ports import LapsedSpawns, StagedSpawn
+from mcp_memory.stores.ports import LapsedSpawn, LapsedSpawns, StagedSpawn
 
 logger = logging.getLogger(__name__)
 
@@ -68,21 +70,43 @@ class SpawnSweep:
         self._passes = Periodic("mcp-memory spawn sweep", self._background_pass, logger, "spawn sweep failed")
 
     async def run_once(self, batch: int = SWEEP_BATCH) -> int:
-        """One pass at the clock's time, in batches of at most ``batch`` spawns until a batch lists fewer or drops
-        none (the rest is a later pass's); the number of sessions removed."""
+        """One pass at the clock's time, in batches of at most ``batch`` spawns, each listed after the last one of
+        the batch before, until a batch lists fewer: every spawn is tried once, so ones whose staged state Redis
+        fails to drop (logged once per pass, their rows kept for the next pass) hold up none listed after them, and
+        the pass ends. The number of sessions removed."""
         before = self._clock() - self._margin
         removed = 0
+        failed: list[LapsedSpawn] = []
+        first_failure: Exception | None = None
+        after: LapsedSpawn | None = None
         while True:
-            lapsed = await self._store.lapsed_spawns(before, batch)
+            lapsed = await self._store.lapsed_spawns(before, batch, after)
             await faults.reached("sweep.listed")
+            unstaged = lapsed
             if self._working is not None:
+                unstaged = []
                 for spawn in lapsed:
-                    await self._working.drop_staged(spawn.scope, spawn.token)
+                    try:
+                        await self._working.drop_staged(spawn.scope, spawn.token)
+                    except Exception as exc:
+                        logger.debug("spawn sweep: dropping the staged state of %s failed", spawn.scope, exc_info=True)
+                        failed.append(spawn)
+                        first_failure = first_failure or exc
+                    else:
+                        unstaged.append(spawn)
             await faults.reached("sweep.staged_dropped")
-            dropped = await self._store.drop_lapsed_spawns(lapsed, before)
-            removed += dropped
-            if len(lapsed) < batch or dropped == 0:
-                return removed
+            removed += await self._store.drop_lapsed_spawns(unstaged, before)
+            if len(lapsed) < batch:
+                break
+            after = lapsed[-1]
+        if failed:
+            logger.warning(
+                "spawn sweep: dropping the staged state of %d spawns failed (the first: %s), left to the next pass",
+                len(failed),
+                failed[0].scope,
+                exc_info=first_failure,
+            )
+        return removed
 
     def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
         """Run a pass ``first`` seconds from now and every ``interval`` seconds after, until :meth:`stop`."""

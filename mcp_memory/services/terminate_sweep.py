@@ -9,8 +9,9 @@ has long finished. Each session is finished as a retried terminate past the leas
 (``AgentLifecycleManager.finish_cut_off_terminate``): claimed first (only one finisher, a retry or another server's
 sweep, runs the hooks), its working memory marked terminated and cleared if the terminate asked, the hooks run with
 the terminate's metadata, then the record marked finished. No subscriber is told (no connection asked; the dead server's
-subscribers went with it). A session whose finishing fails (Redis not answering) is logged and left to the next pass,
-at once (its claim's lease is ended).
+subscribers went with it). A session whose finishing fails (Redis not answering) is left to the next pass, at once
+(its claim's lease is ended), and the pass goes on with the sessions listed after it; one warning per pass names how
+many failed.
 
 The runtime starts the sweep with every store: the first pass :data:`FIRST_SWEEP_AFTER_SECONDS` after start, then one
 every :data:`SWEEP_INTERVAL_SECONDS`, each in batches of :data:`SWEEP_BATCH` sessions.
@@ -56,20 +57,35 @@ class TerminateSweep:
         self._passes = Periodic("mcp-memory terminate sweep", self._background_pass, logger, "terminate sweep failed")
 
     async def run_once(self, batch: int = SWEEP_BATCH) -> int:
-        """One pass at the clock's time, in batches of at most ``batch`` sessions until a batch lists fewer or
-        finishes none (the rest is a later pass's); the number of terminates finished."""
+        """One pass at the clock's time, in batches of at most ``batch`` sessions, each listed after the last one
+        of the batch before, until a batch lists fewer: every session is tried once, so ones whose finishing fails
+        (logged once per pass) hold up none listed after them, and the pass ends. The number of terminates
+        finished."""
+        before = self._clock() - self._margin
         finished = 0
+        failed: list[Scope] = []
+        first_failure: Exception | None = None
+        after: Scope | None = None
         while True:
-            listed = await self._store.unfinished_terminates(self._clock() - self._margin, batch)
-            done = 0
+            listed = await self._store.unfinished_terminates(before, batch, after)
             for scope in listed:
                 try:
-                    done += await self._finish(scope)
-                except Exception:
-                    logger.warning("terminate sweep: finishing the terminate of %s failed", scope, exc_info=True)
-            finished += done
-            if len(listed) < batch or done == 0:
-                return finished
+                    finished += await self._finish(scope)
+                except Exception as exc:
+                    logger.debug("terminate sweep: finishing the terminate of %s failed", scope, exc_info=True)
+                    failed.append(scope)
+                    first_failure = first_failure or exc
+            if len(listed) < batch:
+                break
+            after = listed[-1]
+        if failed:
+            logger.warning(
+                "terminate sweep: finishing %d terminates failed (the first: %s), left to the next pass",
+                len(failed),
+                failed[0],
+                exc_info=first_failure,
+            )
+        return finished
 
     def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
         """Run a pass ``first`` seconds from now and every ``interval`` seconds after, until :meth:`stop`."""

@@ -20,10 +20,13 @@ from mcp_memory.models import Scope
 @dataclass(frozen=True, slots=True)
 class LapsedSpawn:
     """An incomplete session whose spawn's lease has run out, and the token of the spawn that holds it (its staged
-    state in a working store apart is held under the same token)."""
+    state in a working store apart is held under the same token); ``until`` (the lease's end, epoch seconds) and
+    ``row`` (the store's id of the row) are its place in the listing's order, which a listing continues after."""
 
     scope: Scope
     token: str
+    until: float
+    row: int
 
 
 class SpawnLapsed(Conflict):
@@ -41,9 +44,10 @@ class SpawnLapsed(Conflict):
 class LapsedSpawns(Protocol):
     """Optional, for a durable store: the incomplete sessions of spawns that never completed, across every project."""
 
-    async def lapsed_spawns(self, before: float, limit: int) -> list[LapsedSpawn]:
+    async def lapsed_spawns(self, before: float, limit: int, after: LapsedSpawn | None = None) -> list[LapsedSpawn]:
         """Up to ``limit`` incomplete sessions whose spawn lease ran out at ``before`` (epoch seconds) or earlier,
-        the longest lapsed first. Reads only."""
+        the longest lapsed first; only those listed after ``after`` (one an earlier listing returned, deleted since
+        or not), so that a sweep's pass goes on past spawns it could not drop. Reads only."""
         ...
 
     async def drop_lapsed_spawns(self, spawns: Sequence[LapsedSpawn], before: float) -> int:

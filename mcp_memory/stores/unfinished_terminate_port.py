@@ -18,9 +18,11 @@ from mcp_memory.models import Scope
 class UnfinishedTerminates(Protocol):
     """Terminated sessions whose terminate has not finished its job after the record, across every project."""
 
-    async def unfinished_terminates(self, before: float, limit: int) -> list[Scope]:
+    async def unfinished_terminates(self, before: float, limit: int, after: Scope | None = None) -> list[Scope]:
         """Up to ``limit`` sessions recorded terminated and not finished whose lease ran out at ``before`` (epoch
-        seconds) or earlier, or was ended. Reads only."""
+        seconds) or earlier, or was ended, in the order the store keeps them; only those after the session ``after``
+        (one an earlier listing returned), so that a sweep's pass goes on past terminates it could not finish (none
+        if ``after`` is gone since: a later pass lists them again). Reads only."""
         ...
 
     async def claim_terminate(

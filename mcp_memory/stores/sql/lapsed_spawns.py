@@ -24,14 +24,20 @@ from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import COMPLETE, SCOPE
 
-LAPSED_SPAWNS = (
-    "SELECT project_id, agent_instance_id, session_id, spawn_token FROM sessions "
-    f"WHERE NOT {COMPLETE} AND spawn_until <= :before AND spawn_token IS NOT NULL "
+_LAPSED = (
+    "SELECT id, project_id, agent_instance_id, session_id, spawn_token, spawn_until FROM sessions "
+    f"WHERE NOT {COMPLETE} AND spawn_until <= :before AND spawn_token IS NOT NULL{{0}} "
     "ORDER BY spawn_until, id LIMIT :limit"
 )
+LAPSED_SPAWNS = _LAPSED.format("")
 """The incomplete sessions whose lease ran out at ``:before``, longest lapsed first, read through
 ``sessions_spawning`` (SQLite's ``SCHEMA``, Postgres migration 0022), which holds the incomplete sessions only and whose
 predicate ``spawn_until <= :before`` implies: a pass that finds nothing reads an empty range of it, not the table."""
+LAPSED_SPAWNS_AFTER = _LAPSED.format(
+    " AND spawn_until >= :after_until AND (spawn_until > :after_until OR id > :after_id)"
+)
+"""The same, after the row ``:after_id`` whose lease ended at ``:after_until`` in that order (the first bound makes
+the index's range start there on both databases)."""
 TAKEN_OVER = f"{SCOPE} AND spawn_token = :replacing AND spawn_until <= :now"
 """The session's row while the spawn ``:replacing`` holds it, lapsed at ``:now``: the row a takeover replaces."""
 HELD_BY_LAPSED = f"{SCOPE} AND spawn_token = :tok AND spawn_until <= :before"
@@ -68,12 +74,20 @@ class LapsedSpawnRows:
         if params.get("replacing") is not None:
             await self._drop_incomplete(conn, TAKEN_OVER, params)
 
-    async def lapsed_spawns(self, before: float, limit: int) -> list[LapsedSpawn]:
+    async def lapsed_spawns(self, before: float, limit: int, after: LapsedSpawn | None = None) -> list[LapsedSpawn]:
         d = self._dialect
+        params: dict[str, Any] = {"before": d.write_time(before), "limit": limit}
+        if after is not None:
+            params |= {"after_until": d.write_time(after.until), "after_id": after.row}
         async with self._read() as conn:
-            rows = await conn.execute(text(LAPSED_SPAWNS), {"before": d.write_time(before), "limit": limit})
+            rows = await conn.execute(text(LAPSED_SPAWNS if after is None else LAPSED_SPAWNS_AFTER), params)
             return [
-                LapsedSpawn(Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id), r.spawn_token)
+                LapsedSpawn(
+                    Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id),
+                    r.spawn_token,
+                    d.read_epoch(r.spawn_until),
+                    int(r.id),
+                )
                 for r in rows
             ]
 
@@ -89,4 +103,4 @@ class LapsedSpawnRows:
         return dropped
 
 
-__all__ = ["HELD_BY_LAPSED", "LAPSED_SPAWNS", "TAKEN_OVER", "LapsedSpawnRows"]
+__all__ = ["HELD_BY_LAPSED", "LAPSED_SPAWNS", "LAPSED_SPAWNS_AFTER", "TAKEN_OVER", "LapsedSpawnRows"]

@@ -23,10 +23,17 @@ UNFINISHED = "status = 'terminated' AND terminate_unfinished"
 """A session recorded terminated whose terminate has not finished its job after the record."""
 LAPSED = "(seal_until IS NULL OR seal_until <= {0})"
 """Its lease ran out at the parameter named, or was ended (NULL: its recording call's last step failed)."""
-UNFINISHED_TERMINATES = (
-    f"SELECT project_id, agent_instance_id, session_id FROM sessions WHERE {UNFINISHED} AND {LAPSED.format(':before')} "
-    "ORDER BY id LIMIT :limit"
+_LISTING = (
+    f"SELECT project_id, agent_instance_id, session_id FROM sessions WHERE {UNFINISHED} AND {LAPSED.format(':before')}"
+    "{0} ORDER BY id LIMIT :limit"
 )
+UNFINISHED_TERMINATES = _LISTING.format("")
+UNFINISHED_TERMINATES_AFTER = _LISTING.format(
+    " AND id > (SELECT id FROM sessions "
+    "WHERE project_id = :after_p AND agent_instance_id = :after_a AND session_id = :after_s)"
+)
+"""The same, after the session ``(:after_p, :after_a, :after_s)`` in the listing's order (nothing if it is gone: NULL
+compares with no id)."""
 CLAIM = (
     f"UPDATE sessions SET seal_until = :until WHERE {SCOPE} AND {UNFINISHED} AND seal_token = :t "
     f"AND {LAPSED.format(':now')}"
@@ -51,10 +58,14 @@ class UnfinishedTerminateRows:
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
-    async def unfinished_terminates(self, before: float, limit: int) -> list[Scope]:
+    async def unfinished_terminates(self, before: float, limit: int, after: Scope | None = None) -> list[Scope]:
+        d = self._dialect
+        params: dict[str, Any] = {"before": d.write_time(before), "limit": limit}
+        if after is not None:
+            params |= {f"after_{k}": v for k, v in d.scope_params(after).items()}
         async with self._read() as conn:
             rows = await conn.execute(
-                text(UNFINISHED_TERMINATES), {"before": self._dialect.write_time(before), "limit": limit}
+                text(UNFINISHED_TERMINATES if after is None else UNFINISHED_TERMINATES_AFTER), params
             )
             return [Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id) for r in rows]
 
