@@ -24,10 +24,12 @@ checkpoints and events in its transaction, not yet the sessions), ``erase.episod
 keeps for a project left without episodes); ``terminate.sealed`` (terminate holds the session's seals, nothing read
 or recorded yet), ``terminate.recorded`` (terminate has recorded the session terminated, working memory is not yet
 marked terminated nor cleared), ``terminate.closed`` (terminate, or a call finishing its job, has marked working
-memory terminated and cleared it; the hooks have not run, the record is not yet finished); ``resume.restored`` (a
-two-step resume has restored its checkpoint into working memory, not yet recorded it); ``pause.snapshotted`` (a
-two-step pause has its snapshot of working memory, not yet recorded it); ``record.merging`` (``record_episode`` with
-``duplicate_action = "merge"`` has read the older episode it merges into, nothing written yet); ``listing.read``
+memory terminated and cleared it; the hooks have not run, the record is not yet finished); ``terminate.claiming`` (a
+retried terminate or the terminate sweep has read a record unfinished past its lease, and not yet claimed its job);
+``resume.restored`` (a two-step resume has restored its checkpoint into working memory, not yet recorded it);
+``pause.snapshotted`` (a two-step pause has its snapshot of working memory, not yet recorded it); ``record.merging``
+(``record_episode`` with ``duplicate_action = "merge"`` has read the older episode it merges into, nothing written
+yet); ``listing.read``
 (``resources/list`` is about to read recent checkpoints and episodes), ``completion.read`` (``completion/complete``
 is about to read stored identifiers): a hook that raises at the last two stands for a store failing under a request
 that is not a tool call; ``migrate.locked`` (``mcp-memory migrate`` on Postgres holds the migration lock in its

@@ -35,7 +35,7 @@ import anyio
 
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError
+from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
 from mcp_memory.models import (
     Episode,
     LifecycleEvent,
@@ -354,7 +354,10 @@ class AgentLifecycleManager:
             info = await self._durable.get_session(scope)
             if info is None or info.status != SessionStatus.TERMINATED or not info.terminate_unfinished:
                 return False
-            done = await self._terminated_before(scope, started.at, info)
+            try:
+                done = await self._terminated_before(scope, started.at, info)
+            except (NotFound, Conflict):
+                return False  # deleted (and maybe spawned again) since it was listed: nothing left to finish
             if done.job is None:
                 return False
             await close_working(self._durable, self._working.store, scope, started.at, done.job)

@@ -30,7 +30,8 @@ import anyio
 
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.models import Episode, LifecycleResult, Scope, SessionInfo
+from mcp_memory.errors import Conflict, NotFound
+from mcp_memory.models import Episode, LifecycleResult, Scope, SessionInfo, SessionStatus
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.stores.ports import DurableStore, Incarnation, WorkingStore
 
@@ -70,15 +71,21 @@ async def terminated_before(
     Finished: its working memory is marked terminated (and cleared, if the recording call asked) again, cheap and
     idempotent (a failed terminate of another server may have unsealed it in Redis meanwhile). Unfinished: the job,
     claimed for this call (with a lease of ``lease`` seconds) if the recording call's lease is over; else marked as
-    above, and left to that call."""
+    above, and left to that call. ``not_found`` (``conflict``: spawned again) if the claim failed because the
+    session was deleted since ``info`` was read: nothing is marked."""
     stored = dict(info.terminate_result or {})
     recorded_as = Incarnation(info.created_at, info.seal_token)
     cleared = bool(stored.get("items_cleared"))
     token = info.seal_token
     if info.terminate_unfinished and token is not None:
-        metadata = None if _may_be_finishing(info, now) else await durable.claim_terminate(scope, token, now, lease)
-        if metadata is not None:
-            return Terminated(stored, Job(token, recorded_as, cleared, metadata))
+        if not _may_be_finishing(info, now):
+            await faults.reached("terminate.claiming")
+            metadata = await durable.claim_terminate(scope, token, now, lease)
+            if metadata is not None:
+                return Terminated(stored, Job(token, recorded_as, cleared, metadata))
+            # The claim also fails for a session deleted since ``info`` was read: marking it would put its
+            # terminated marker back into Redis (for a day), where the deletion left nothing.
+            await _still_recorded(durable, scope, token)
         await working.mark_terminated(scope, now, cleared, recorded_as)
         return Terminated(stored, unfinished=True)
     await working.mark_terminated(scope, now, cleared, recorded_as)
@@ -123,6 +130,19 @@ async def _end_lease(durable: DurableStore, scope: Scope, job: Job) -> None:
             await durable.end_terminate_lease(scope, job.token)
         except Exception:
             logger.warning("could not end the lease of an unfinished terminate of %s", scope, exc_info=True)
+
+
+async def _still_recorded(durable: DurableStore, scope: Scope, token: str) -> None:
+    """After a failed claim: the session is still the one the terminate ``token`` recorded (another call holds or
+    has finished its job); ``not_found`` if it was deleted since, ``conflict`` if spawned again under its id."""
+    current = await durable.get_session(scope)
+    if current is None:
+        raise NotFound(
+            f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} "
+            f"in project {scope.project_id}"
+        )
+    if current.status != SessionStatus.TERMINATED or current.seal_token != token:
+        raise Conflict(f"session '{scope.session_id}' was deleted and spawned again meanwhile; retry")
 
 
 def _may_be_finishing(info: SessionInfo, now: float) -> bool:
