@@ -7,7 +7,8 @@
 4. Redis commits the staged state (``commit_staged``). If this step never happens (a crash, Redis unreachable),
    the first call that touches the session finds the staged state of a completed spawn and commits it itself.
 
-A failure before 3 undoes 1 and 2 (only this spawn's own: a spawn that took the session over keeps it). A failure
+A failure before 3 undoes 1 and 2 (only this spawn's own: a spawn that took the session over keeps it), in the
+sweep's order: it ends the row's lease at once, drops the staged state, then deletes the row. A failure
 reported by 3 whose commit happened (its answer lost with a dropped connection) is found out by that undo, which
 then undoes nothing: the spawn goes on to 4 and succeeds. A crash
 before 3 leaves an incomplete session that nobody sees; a retried spawn is ``conflict`` ("in progress") until the
@@ -124,14 +125,30 @@ async def _undo(durable: DurableStore, working: StagedSpawn, scope: Scope, token
     out completed by this spawn: nothing is undone, its staged state is the session's initial state. If the durable
     store cannot say, the staged state stays too (it is this spawn's, which a completed session is re-opened from,
     or a stale one, which the next spawn replaces). Compensation (``deadlines.compensation``): shielded, and given
-    the call's cleanup window, so that it is attempted also once the call's deadline is spent."""
+    the call's cleanup window, so that it is attempted also once the call's deadline is spent.
+
+    In the sweep's order: the row's lease ends first (it lapses at once: this spawn is known dead), then Redis drops
+    the staging, then the row goes. An undo that stops after the first step leaves a lapsed row that names the
+    staging to a retry's takeover or the sweep; deleting the row first would leave staged keys, without expiry, that
+    no row names any more."""
+    ended = False
     with deadlines.compensation():
         try:
-            if not await durable.abandon_spawn(scope, token):
+            if not await durable.end_spawn(scope, token):
                 return False
+            ended = True
             await working.drop_staged(scope, token)
+            await durable.abandon_spawn(scope, token)
         except Exception:
-            logger.warning("could not undo the failed spawn of %s; its lease lapses", scope, exc_info=True)
+            if ended:
+                logger.warning(
+                    "could not undo the failed spawn of %s; its lease is ended, so a retry takes it over at once, or "
+                    "the spawn sweep removes it",
+                    scope,
+                    exc_info=True,
+                )
+            else:
+                logger.warning("could not undo the failed spawn of %s; its lease lapses", scope, exc_info=True)
     return True
 
 

@@ -98,10 +98,18 @@ class SessionStore(Protocol):
         has run out: the caller undoes its spawn and the client retries."""
         ...
 
-    async def abandon_spawn(self, scope: Scope, token: str) -> bool:
-        """Undo ``begin_spawn`` of ``token`` (its spawn failed before completing): the incomplete session goes,
-        unless another spawn has taken it over or it has completed. False if the session stands completed by
-        ``token`` (its ``complete_spawn`` committed, though the caller never heard so): nothing is undone."""
+    async def end_spawn(self, scope: Scope, token: str) -> bool:
+        """The first step of undoing ``begin_spawn`` of ``token`` (its spawn failed before completing): the lease of
+        the incomplete session ``token`` holds ends now, so the session lapses at once for a takeover and for the
+        spawn sweep, and nothing completes it any more. Nothing changes if another spawn has taken the session over
+        or it is gone. False if the session stands completed by ``token`` (its ``complete_spawn`` committed, though
+        the caller never heard so): nothing is undone."""
+        ...
+
+    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+        """The last step of that undo, once the working store apart has dropped ``token``'s staged state: the
+        incomplete session goes, with its events, only while ``token`` holds it with the lease ``end_spawn`` ended
+        (another spawn that took it over keeps it)."""
         ...
 
     async def discard_session(self, scope: Scope) -> None:

@@ -33,6 +33,12 @@ COMPLETE_SPAWN = (
 )
 """Complete the session the spawn ``:tok`` holds, only while its lease still runs at ``:now``: once it has run out, a
 takeover or the spawn sweep may be removing the spawn (its staged state first, then its row)."""
+SPAWN_ENDED = 0.0
+"""The lease's end (epoch seconds) an undone spawn's row is given: lapsed for any takeover and any sweep at once."""
+END_SPAWN = f"UPDATE sessions SET spawn_until = :ended WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE}"
+"""End the lease of the incomplete session the failed spawn ``:tok`` holds, at :data:`SPAWN_ENDED` (``:ended``): the
+spawn is known dead, so its row is lapsed at once (nothing completes it any more), and names its staged state to a
+takeover or the sweep should the undo stop before it drops both."""
 LIVE = "(expires_at IS NULL OR expires_at > :now)"
 # "Newest" is the latest snapshot, not the latest commit: two writers may commit their pauses in the other
 # order than they took their snapshots.

@@ -16,13 +16,14 @@ from mcp_memory.models import CheckpointInfo, Episode, Item, Outcome, Scope, Ses
 from mcp_memory.stores.ports import EpisodeFilter, EventRecord, Incarnation, SpawnLapsed, seal_lapses_in
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
-from mcp_memory.stores.sql.lapsed_spawns import LapsedSpawnRows
+from mcp_memory.stores.sql.lapsed_spawns import HELD_BY_LAPSED, LapsedSpawnRows
 from mcp_memory.stores.sql.queries import (
     CHECKPOINT_BOUND,
     CHECKPOINT_COLUMNS,
     CHECKPOINT_FIELDS,
     COMPLETE,
     COMPLETE_SPAWN,
+    END_SPAWN,
     END_TERMINATE_LEASE,
     EPISODE_COLUMNS,
     GET_ITEM,
@@ -34,6 +35,7 @@ from mcp_memory.stores.sql.queries import (
     SEAL,
     SEAL_REFUSED,
     SESSION_PK,
+    SPAWN_ENDED,
     UNSEAL,
     filter_clause,
     in_projects,
@@ -176,16 +178,22 @@ class SqlStore(LapsedSpawnRows, UnfinishedTerminateRows):
             "it was removed meanwhile; retry (this one left nothing behind)"
         )
 
-    async def abandon_spawn(self, scope: Scope, token: str) -> bool:
-        params = {**self._dialect.scope_params(scope), "tok": token}
-        mine = f"(SELECT id FROM sessions WHERE {SCOPE} AND spawn_token = :tok AND NOT {COMPLETE})"
+    async def end_spawn(self, scope: Scope, token: str) -> bool:
+        d = self._dialect
+        params = {**d.scope_params(scope), "tok": token, "ended": d.write_time(SPAWN_ENDED)}
         completed = f"SELECT 1 FROM sessions WHERE {SCOPE} AND spawn_token = :tok AND {COMPLETE}"
         async with self._write() as conn:
-            if (await conn.execute(text(completed), params)).first() is not None:
-                return False
-            await conn.execute(text(f"DELETE FROM working_items WHERE session_pk IN {mine}"), params)
-            await conn.execute(text(f"DELETE FROM sessions WHERE id IN {mine}"), params)
-        return True
+            # On Postgres an update that waits on a completion in flight checks its predicates again on the row
+            # that commit left: a row completed meanwhile is left as it is, and found completed below.
+            if (await conn.execute(text(END_SPAWN), params)).rowcount:
+                return True
+            return (await conn.execute(text(completed), params)).first() is None
+
+    async def abandon_spawn(self, scope: Scope, token: str) -> None:
+        d = self._dialect
+        params = {**d.scope_params(scope), "tok": token, "before": d.write_time(SPAWN_ENDED)}
+        async with self._write() as conn:
+            await self._drop_incomplete(conn, HELD_BY_LAPSED, params)
 
     async def _refuse_create(self, conn: AsyncConnection, scope: Scope) -> Conflict:
         """Why a session's insert wrote nothing: the session exists (the error says in which status)."""
