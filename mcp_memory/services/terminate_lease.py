@@ -33,7 +33,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, NotFound
 from mcp_memory.models import Episode, LifecycleResult, Scope, SessionInfo, SessionStatus
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
-from mcp_memory.stores.ports import DurableStore, Incarnation, WorkingStore
+from mcp_memory.stores.ports import DurableStore, Incarnation, WorkingErase, WorkingStore
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,29 @@ async def close_working(durable: DurableStore, working: WorkingStore, scope: Sco
     except BaseException:
         await _end_lease(durable, scope, job)
         raise
+    if isinstance(working, WorkingErase):  # a store of its own (Redis): a SQL one deletes with the record
+        await _erased_if_deleted(durable, working, scope, job)
     await faults.reached("terminate.closed")
+
+
+async def _erased_if_deleted(durable: DurableStore, working: WorkingErase, scope: Scope, job: Job) -> None:
+    """Another server may have deleted the session since the job's record (its seal is a no-op on a terminated
+    record), and its erase of working memory may have come before the marking, which then wrote the terminated marker
+    into the emptied store, for a day: a key would name the deleted session and its writes answer ``conflict``. The
+    record read after the marking says: gone (or another session under the id), the recorded session's working memory
+    is erased (a deletion after this read erases it itself). A failure only leaves that marker: it is logged."""
+    try:
+        current = await durable.get_session(scope)
+        if current is not None and current.status == SessionStatus.TERMINATED and current.seal_token == job.token:
+            return
+        await working.erase_closed(scope, job.recorded)
+    except Exception:
+        logger.warning(
+            "terminate of %s: could not check whether the session was deleted meanwhile, or erase its working "
+            "memory if it was; its terminated marker may stay there until it expires",
+            scope,
+            exc_info=True,
+        )
 
 
 async def complete_job(

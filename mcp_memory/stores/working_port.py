@@ -117,6 +117,13 @@ class WorkingErase(Protocol):
         """Delete everything this store holds of the session; the count of its live keys at ``now``."""
         ...
 
+    async def erase_closed(self, scope: Scope, recorded: Incarnation) -> bool:
+        """A terminate's closing of ``recorded`` (``mark_terminated``) found its durable record deleted since: delete
+        what this store holds of the session if it is ``recorded``'s, or only a bare terminated marker that closing
+        may have left where the deletion had erased everything; one spawned again under the id since is left as it
+        is. Whether anything was deleted."""
+        ...
+
     async def erase(
         self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, now: float, dry_run: bool
     ) -> tuple[int, int]:

@@ -39,13 +39,13 @@ the status as it was. A new incarnation (spawn, import) starts with no order rec
 
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
 (:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget
-(``lua/erase.lua``), a discarded spawn (``lua/forget.lua``), an import's switch (``lua/switch.lua``) and a call that
-takes an import's staged state (``lua/adopt.lua``); retention pruning happens in a pause, whose snapshot has replaced
-the copy. An import's staging leaves the copy: its durable step may still refuse it (``conflict``), which must leave
-an existing session as it was, and until the durable commit the import has changed no checkpoint (after it, the
-imported checkpoints name no snapshot, so no resume takes the copy before the switch drops it). Writes to the live
-keys after a pause do not touch it: it is the checkpoint's content, not the live memory's. A copy expires
-with the session's keys (their reclaim expiry), and after ``COPY_MS`` at most.
+(``lua/erase.lua``; ``lua/erase_closed.lua`` after a terminate's marking), a discarded spawn (``lua/forget.lua``), an
+import's switch (``lua/switch.lua``) and a call that takes an import's staged state (``lua/adopt.lua``); retention
+pruning happens in a pause, whose snapshot has replaced the copy. An import's staging leaves the copy: its durable
+step may still refuse it (``conflict``), which must leave an existing session as it was, and until the durable commit
+the import has changed no checkpoint (after it, the imported checkpoints name no snapshot, so no resume takes the copy
+before the switch drops it). Writes to the live keys after a pause do not touch it: it is the checkpoint's content,
+not the live memory's. A copy expires with the session's keys (their reclaim expiry), and after ``COPY_MS`` at most.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from mcp_memory.models import Scope
+from mcp_memory.stores.records import Incarnation
 from mcp_memory.stores.redis.connection import as_service_error
 from mcp_memory.stores.redis.copies import all_keys_of
+from mcp_memory.stores.redis.scripts import incarnation
 
 if TYPE_CHECKING:
     from mcp_memory.stores.redis.replication import Call
@@ -45,6 +47,12 @@ class RedisErasure:
         args = [repr(float(now)), "1" if dry_run else "0"]
         reply = await self._eval("erase", self.all_keys(scope), args, closing=not dry_run)
         return int(reply[1])
+
+    async def erase_closed(self, scope: Scope, recorded: Incarnation) -> bool:
+        """Delete the session's keys if they are ``recorded``'s, or only a terminated marker noting no incarnation (one
+        script, ``lua/erase_closed.lua``); whether anything was deleted."""
+        reply = await self._eval("erase_closed", self.all_keys(scope), [incarnation(recorded)], closing=True)
+        return bool(int(reply[1]))
 
     async def erase(
         self, project_id: UUID, agent_instance_id: UUID | None, session_id: str | None, now: float, dry_run: bool

@@ -36,6 +36,7 @@ NAMES = (
     "commit",
     "drop",
     "erase",
+    "erase_closed",
     "switch",
     "take",
     "drop_copy",
