@@ -283,6 +283,17 @@ class SqliteConnection:
         raw = await conn.get_raw_connection()
         return raw.driver_connection
 
+    async def _writer_ready(self) -> Any:
+        """The writer connection's aiosqlite driver, connected (again, if SQLAlchemy invalidated and so closed it).
+        Called with the write lock held."""
+        if self._writer is None:
+            conn = await self._require_engine().connect()
+            self._writer = await conn.execution_options(mcp_memory_write=True)
+        driver = self._writer_driver
+        if driver is None or not driver._running:
+            driver = self._writer_driver = await self._driver(self._writer)
+        return driver
+
     async def _write_direct(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """A write transaction run whole on the writer connection's own thread: one hand-over to that thread
         instead of three or four per statement through SQLAlchemy's aiosqlite adapter (each one a thread wake-up
@@ -291,15 +302,8 @@ class SqliteConnection:
 
         The call is shielded from cancellation: the thread finishes the transaction (commit or rollback)
         whatever happens to the caller, and the caller learns which."""
-        engine = self._require_engine()
         async with self._guard(), self._write_lock:
-            if self._writer is None:
-                conn = await engine.connect()
-                self._writer = await conn.execution_options(mcp_memory_write=True)
-            driver = self._writer_driver
-            # A connection SQLAlchemy invalidated (and so closed) under the writer is fetched again.
-            if driver is None or not driver._running:
-                driver = self._writer_driver = await self._driver(self._writer)
+            driver = await self._writer_ready()
             try:
                 with anyio.CancelScope(shield=True):
                     # aiosqlite's one way to run a function on its thread (stable since 0.17).
@@ -320,14 +324,8 @@ class SqliteConnection:
         copies them but leaves the WAL's bytes as they were. Whether it was done: not if another connection (of
         any process) kept reading an older snapshot, or writing, past the busy timeout (30 s). Run on the writer
         connection, outside a transaction, so that no write of this process comes between."""
-        engine = self._require_engine()
         async with self._guard(), self._write_lock:
-            if self._writer is None:
-                conn = await engine.connect()
-                self._writer = await conn.execution_options(mcp_memory_write=True)
-            driver = self._writer_driver
-            if driver is None or not driver._running:
-                driver = self._writer_driver = await self._driver(self._writer)
+            driver = await self._writer_ready()
 
             def checkpoint(db: sqlite3.Connection) -> bool:
                 busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
