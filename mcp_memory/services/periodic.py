@@ -1,5 +1,5 @@
 """A pass that runs periodically in a background task of the event loop, until stopped: the embedding backfill's
-retry, the retention sweep and the spawn sweep. A pass that fails is logged and the next one comes at its time; a
+retry, the retention, spawn and terminate sweeps. A pass that fails is logged and the next one comes at its time; a
 stop cancels a pass in progress."""
 
 from __future__ import annotations
@@ -53,4 +53,29 @@ class Periodic:
                 await task
 
 
-__all__ = ["Periodic"]
+class PassFailures:
+    """The items one pass of a sweep failed on: each logged at DEBUG as ``each`` (% the item), and once at the end
+    of the pass at WARNING as ``summary`` (% how many, the first) with the first's traceback, so that a pass meeting
+    the same broken items again and again logs one warning each time."""
+
+    def __init__(self, logger: logging.Logger, each: str, summary: str) -> None:
+        self._logger = logger
+        self._each = each
+        self._summary = summary
+        self._count = 0
+        self._first: tuple[object, Exception] | None = None
+
+    def add(self, item: object, exc: Exception) -> None:
+        self._logger.debug(self._each, item, exc_info=exc)
+        self._count += 1
+        if self._first is None:
+            self._first = (item, exc)
+
+    def log(self) -> None:
+        """The pass's warning, if any item failed."""
+        if self._first is not None:
+            item, exc = self._first
+            self._logger.warning(self._summary, self._count, item, exc_info=exc)
+
+
+__all__ = ["PassFailures", "Periodic"]

@@ -36,7 +36,7 @@ import logging
 from collections.abc import Callable
 
 from mcp_memory import faults
-from mcp_memory.services.periodic import Periodic
+from mcp_memory.services.periodic import PassFailures, Periodic
 from mcp_memory.stores.ports import LapsedSpawn, LapsedSpawns, StagedSpawn
 
 logger = logging.getLogger(__name__)
@@ -76,8 +76,11 @@ class SpawnSweep:
         the pass ends. The number of sessions removed."""
         before = self._clock() - self._margin
         removed = 0
-        failed: list[LapsedSpawn] = []
-        first_failure: Exception | None = None
+        failed = PassFailures(
+            logger,
+            "spawn sweep: dropping the staged state of %s failed",
+            "spawn sweep: dropping the staged state of %d spawns failed (the first: %s), left to the next pass",
+        )
         after: LapsedSpawn | None = None
         while True:
             lapsed = await self._store.lapsed_spawns(before, batch, after)
@@ -89,9 +92,7 @@ class SpawnSweep:
                     try:
                         await self._working.drop_staged(spawn.scope, spawn.token)
                     except Exception as exc:
-                        logger.debug("spawn sweep: dropping the staged state of %s failed", spawn.scope, exc_info=True)
-                        failed.append(spawn)
-                        first_failure = first_failure or exc
+                        failed.add(spawn.scope, exc)
                     else:
                         unstaged.append(spawn)
             await faults.reached("sweep.staged_dropped")
@@ -99,13 +100,7 @@ class SpawnSweep:
             if len(lapsed) < batch:
                 break
             after = lapsed[-1]
-        if failed:
-            logger.warning(
-                "spawn sweep: dropping the staged state of %d spawns failed (the first: %s), left to the next pass",
-                len(failed),
-                failed[0].scope,
-                exc_info=first_failure,
-            )
+        failed.log()
         return removed
 
     def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:

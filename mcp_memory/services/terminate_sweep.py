@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from mcp_memory.models import Scope
-from mcp_memory.services.periodic import Periodic
+from mcp_memory.services.periodic import PassFailures, Periodic
 from mcp_memory.stores.ports import UnfinishedTerminates
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,11 @@ class TerminateSweep:
         finished."""
         before = self._clock() - self._margin
         finished = 0
-        failed: list[Scope] = []
-        first_failure: Exception | None = None
+        failed = PassFailures(
+            logger,
+            "terminate sweep: finishing the terminate of %s failed",
+            "terminate sweep: finishing %d terminates failed (the first: %s), left to the next pass",
+        )
         after: Scope | None = None
         while True:
             listed = await self._store.unfinished_terminates(before, batch, after)
@@ -72,19 +75,11 @@ class TerminateSweep:
                 try:
                     finished += await self._finish(scope)
                 except Exception as exc:
-                    logger.debug("terminate sweep: finishing the terminate of %s failed", scope, exc_info=True)
-                    failed.append(scope)
-                    first_failure = first_failure or exc
+                    failed.add(scope, exc)
             if len(listed) < batch:
                 break
             after = listed[-1]
-        if failed:
-            logger.warning(
-                "terminate sweep: finishing %d terminates failed (the first: %s), left to the next pass",
-                len(failed),
-                failed[0],
-                exc_info=first_failure,
-            )
+        failed.log()
         return finished
 
     def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
