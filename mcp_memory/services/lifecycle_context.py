@@ -58,6 +58,13 @@ class Restored:
     checkpoint_created_at: datetime
 
 
+def session_not_found(scope: Scope) -> NotFound:
+    """The ``not_found`` of a lifecycle call on a session the durable store does not hold."""
+    return NotFound(
+        f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} in project {scope.project_id}"
+    )
+
+
 @dataclass
 class LifecycleContext:
     """What the manager and its strategy share: the stores, the settings, the clock, and this process's session
@@ -99,10 +106,7 @@ class LifecycleContext:
         """The session's record, or ``not_found``."""
         info = await self.durable.get_session(scope)
         if info is None:
-            raise NotFound(
-                f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} "
-                f"in project {scope.project_id}"
-            )
+            raise session_not_found(scope)
         return info
 
     async def live_session(self, scope: Scope, action: str) -> SessionInfo:

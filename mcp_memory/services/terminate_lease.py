@@ -30,9 +30,10 @@ import anyio
 
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, NotFound
+from mcp_memory.errors import Conflict
 from mcp_memory.models import Episode, LifecycleResult, Scope, SessionInfo, SessionStatus
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
+from mcp_memory.services.lifecycle_context import session_not_found
 from mcp_memory.stores.ports import DurableStore, Incarnation, WorkingErase, WorkingStore
 
 logger = logging.getLogger(__name__)
@@ -113,8 +114,7 @@ async def _erased_if_deleted(durable: DurableStore, working: WorkingErase, scope
     record read after the marking says: gone (or another session under the id), the recorded session's working memory
     is erased (a deletion after this read erases it itself). A failure only leaves that marker: it is logged."""
     try:
-        current = await durable.get_session(scope)
-        if current is not None and current.status == SessionStatus.TERMINATED and current.seal_token == job.token:
+        if _recorded_by(await durable.get_session(scope), job.token):
             return
         await working.erase_closed(scope, job.recorded)
     except Exception:
@@ -159,12 +159,15 @@ async def _still_recorded(durable: DurableStore, scope: Scope, token: str) -> No
     has finished its job); ``not_found`` if it was deleted since, ``conflict`` if spawned again under its id."""
     current = await durable.get_session(scope)
     if current is None:
-        raise NotFound(
-            f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} "
-            f"in project {scope.project_id}"
-        )
-    if current.status != SessionStatus.TERMINATED or current.seal_token != token:
+        raise session_not_found(scope)
+    if not _recorded_by(current, token):
         raise Conflict(f"session '{scope.session_id}' was deleted and spawned again meanwhile; retry")
+
+
+def _recorded_by(current: SessionInfo | None, token: str) -> bool:
+    """Whether ``current`` (the session's record as read now; None: gone) is the session the terminate ``token``
+    recorded, not a session spawned again under its id since."""
+    return current is not None and current.status == SessionStatus.TERMINATED and current.seal_token == token
 
 
 def _may_be_finishing(info: SessionInfo, now: float) -> bool:
