@@ -172,6 +172,13 @@ WALL_CLOCK_TESTS = (
 run one after another on one worker, so that two of them never compete for the CPU with each other."""
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the test Postgres this process started (in each pytest-xdist worker too): see ``pg_servers.stop_server``."""
+    from tests import pg_servers
+
+    pg_servers.stop_server()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With ``--dist loadgroup`` (pyproject's addopts): the tests of the local model on one worker, which loads it
     once (a session fixture is per worker), and the wall-clock tests on one worker (see ``WALL_CLOCK_TESTS``)."""
@@ -209,12 +216,16 @@ def redis_prefix() -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def postgres_retention_counts_stay_exact() -> Iterator[None]:
     """After every test that made a Postgres database: each session's retention counts (migration 0011) equal a
-    count of its rows, whatever the test wrote (a writer that forgets to count fails the test that uses it)."""
+    count of its rows, whatever the test wrote (a writer that forgets to count fails the test that uses it). Then
+    the databases the test made are dropped (``drop_made_since``), so a run's disk use stays that of a few tests."""
     from tests import pg_servers
 
     mark = pg_servers.databases_made()
     yield
-    drift = pg_servers.count_drift_since(mark)
+    try:
+        drift = pg_servers.count_drift_since(mark)
+    finally:
+        pg_servers.drop_made_since(mark)
     assert not drift, f"sessions whose retention counts are not their rows' (pk, stored, stored, rows, rows): {drift}"
 
 
