@@ -1,9 +1,10 @@
 """A real Postgres with pgvector for the tests: one server per test process, one fresh database per test.
 
-The server is the PyPI package ``pgserver`` (Postgres 16 + pgvector in a temporary data directory, removed at
-exit), started lazily on first use, or the one ``MCP_MEMORY_TEST_POSTGRES_URL`` names (a superuser URL of a server
-with pgvector; the test databases made there are dropped at exit). A migrated template database is made once per
-embedding dimension; each test gets ``CREATE DATABASE ... TEMPLATE`` of it, which takes milliseconds.
+The server is the PyPI package ``pgserver`` (Postgres 16 + pgvector in a temporary data directory, stopped and
+removed at the end of the test session), started lazily on first use, or the one ``MCP_MEMORY_TEST_POSTGRES_URL``
+names (a superuser URL of a server with pgvector). A test's databases are dropped once it ends (one still in use
+then, at the end of the run). A migrated template database is made once per embedding dimension; each test gets
+``CREATE DATABASE ... TEMPLATE`` of it, which takes milliseconds.
 
 Under pytest-xdist each worker process starts its own pgserver (or, on ``MCP_MEMORY_TEST_POSTGRES_URL``, makes
 templates named after its worker id), so workers share no database. Only strings are kept between tests (each test
