@@ -101,14 +101,37 @@ def rename_chain(project_id: UUID, episode_id: UUID) -> list[UUID]:
     return chain
 
 
-def named_episode(detail: Mapping[str, object]) -> UUID | None:
-    """The episode an event's detail names (its ``episode_id``: a terminate's, an edit's), if any: a mapped import
-    that renames the episode renames it there too."""
-    named = detail.get("episode_id")
+def _episode_uuid(value: object) -> UUID | None:
     try:
-        return UUID(named) if isinstance(named, str) else None
+        return UUID(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def named_episodes(detail: Mapping[str, object]) -> set[UUID]:
+    """The episodes an event's detail names: its ``episode_id`` (a terminate's, an edit's, a merge's) and each of
+    its ``episode_ids`` (a forget's). A mapped import that renames one of them renames it there too
+    (:func:`renamed_detail`)."""
+    ids = detail.get("episode_ids")
+    listed = ids if isinstance(ids, list) else []
+    return {u for u in (_episode_uuid(v) for v in [detail.get("episode_id"), *listed]) if u is not None}
+
+
+def renamed_detail(detail: Mapping[str, object], renames: Mapping[UUID, UUID]) -> dict[str, object]:
+    """A copy of an event's ``detail`` in which each episode it names (:func:`named_episodes`) that ``renames``
+    maps is named by its new id; the rest as it was."""
+
+    def renamed(value: object) -> object:
+        named = _episode_uuid(value)
+        return str(renames[named]) if named is not None and named in renames else value
+
+    out = dict(detail)
+    if "episode_id" in out:
+        out["episode_id"] = renamed(out["episode_id"])
+    ids = out.get("episode_ids")
+    if isinstance(ids, list):
+        out["episode_ids"] = [renamed(v) for v in ids]
+    return out
 
 
 def scope_occupied() -> Conflict:
@@ -135,7 +158,7 @@ class ImportPlan:
     ids are unique store-wide) is ``Conflict``; otherwise (mapped) an episode that the target project holds already,
     under its own id or one it would be renamed to (:func:`rename_chain`), is ``Conflict``, and one whose id only
     another project holds is renamed (the first free id of its chain, the same on every import), the sessions that
-    refer to it (``episode_id``, the terminate result) and the events that name it (:func:`named_episode`)
+    refer to it (``episode_id``, the terminate result) and the events that name it (:func:`named_episodes`)
     following. Either way a session that exists already in the target project is ``Conflict``: an import never
     merges into, or renames, a session or an episode. A session whose episode the file does not hold (forgotten)
     comes in referring to none, never to an episode the store holds under that id.
@@ -219,8 +242,9 @@ __all__ = [
     "SessionEntry",
     "TransferStore",
     "WorkingEntry",
-    "named_episode",
+    "named_episodes",
     "rename_chain",
+    "renamed_detail",
     "renamed_episode_id",
     "scope_occupied",
     "session_held",

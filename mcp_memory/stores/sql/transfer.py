@@ -41,8 +41,9 @@ from mcp_memory.stores.transfer import (
     Selection,
     SessionEntry,
     WorkingEntry,
-    named_episode,
+    named_episodes,
     rename_chain,
+    renamed_detail,
     scope_occupied,
     session_held,
 )
@@ -271,8 +272,9 @@ class SqlTransfer:
         # The episode ids the file's sessions name, and those sessions' rows: each link follows its episode (renamed
         # or not) when the file holds the episode, and those left once every episode is in are dropped.
         naming: dict[UUID, list[int]] = {}
-        # The events that name an episode (a terminate's, an edit's: detail "episode_id") by the id the file gives it:
-        # each follows its episode's rename too, so an operator reading the event finds the episode.
+        # The events that name an episode (a terminate's, an edit's, a forget's: named_episodes) by the id the file
+        # gives it, before that episode came: each follows its episode's rename too, so an operator reading the
+        # event finds the episode. (An event naming several is listed under each.)
         telling: dict[UUID, list[int]] = {}
         live: Counter[tuple[UUID, str]] = Counter()
         async with self._write() as conn:
@@ -314,15 +316,15 @@ class SqlTransfer:
                 elif isinstance(entry, EventEntry):
                     pk = sessions[(entry.scope.agent_instance_id, entry.scope.session_id)]
                     ev = entry.event
-                    detail = dict(ev.detail)
-                    named = None if plan.keep_ids else named_episode(detail)
-                    if named is not None and named in plan.renamed_episodes:  # (its episode came before it)
-                        detail["episode_id"], named = str(plan.renamed_episodes[named]), None
+                    named = set() if plan.keep_ids else named_episodes(ev.detail)
+                    # Renamed now if its episode came before it, else once it comes (a kept id stays listed: no harm).
+                    detail = renamed_detail(ev.detail, plan.renamed_episodes)
+                    later = named - plan.renamed_episodes.keys()
                     row = await conn.execute(
                         text(
                             "INSERT INTO events (session_pk, event_type, at, duration_ms, outcome, detail) "
                             f"VALUES (:pk, :t, :at, :d, :o, {self._json('detail')})"
-                            + (" RETURNING id" if named is not None else "")
+                            + (" RETURNING id" if later else "")
                         ),
                         {
                             "pk": pk,
@@ -333,8 +335,10 @@ class SqlTransfer:
                             "detail": orjson.dumps(detail).decode(),
                         },
                     )
-                    if named is not None:
-                        telling.setdefault(named, []).append(int(row.scalar_one()))
+                    if later:
+                        event_pk = int(row.scalar_one())
+                        for episode_id in later:
+                            telling.setdefault(episode_id, []).append(event_pk)
                     counts["events"] += 1
                 else:
                     ep_id = entry.episode.episode_id
@@ -443,7 +447,7 @@ class SqlTransfer:
         if new_id != ep.episode_id:
             for pk in linked:
                 await self._relink(conn, pk, ep.episode_id, new_id)
-            await self._retell(conn, told, new_id)
+            await self._retell(conn, told, ep.episode_id, new_id)
 
     async def _episode_id(self, conn: AsyncConnection, episode_id: UUID, plan: ImportPlan) -> UUID:
         """The id the file's episode ``episode_id`` is imported under, or ``Conflict``. Kept ids: its own, if no
@@ -479,14 +483,14 @@ class SqlTransfer:
             )
         return free
 
-    async def _retell(self, conn: AsyncConnection, event_pks: Sequence[int], new: UUID) -> None:
-        """The imported events ``event_pks``, whose detail names a renamed episode, name ``new`` instead."""
+    async def _retell(self, conn: AsyncConnection, event_pks: Sequence[int], old: UUID, new: UUID) -> None:
+        """The imported events ``event_pks``, whose detail names the renamed episode ``old``, name ``new`` instead."""
         d = self._dialect
         for i in range(0, len(event_pks), BATCH):
             among, names = in_values("id", event_pks[i : i + BATCH], "ev")
             rows = (await conn.execute(text(f"SELECT id, detail FROM events WHERE {among}"), names)).all()
             for r in rows:
-                detail = {**d.read_json(r.detail), "episode_id": str(new)}
+                detail = renamed_detail(d.read_json(r.detail), {old: new})
                 await conn.execute(
                     text(f"UPDATE events SET detail = {self._json('detail')} WHERE id = :id"),
                     {"detail": orjson.dumps(detail).decode(), "id": r.id},
