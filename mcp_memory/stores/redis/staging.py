@@ -32,7 +32,10 @@ imported twice: one is refused, ``conflict``, and drops its staging) look alike 
 one of them and marks the other's taken too, so that whichever committed, its switch leaves the session as it is.
 That is the only way a note names a record the durable store holds before the import commits: an import looks its
 sessions up there first and stages none that exists already (``conflict``, :mod:`mcp_memory.services.transfer`),
-and a switch deletes the session's whole note hash, whose other imports can no longer commit.
+and a switch deletes the session's whole note hash, whose other imports can no longer commit. The hash expires with
+the latest staging noted in it, so a note can outlive its own staged state (expired, or evicted): ``lua/adopt.lua``
+drops such a note, which names nothing left to take, and the re-open asks again and restores the newest checkpoint, as
+for a session Redis lost (a note left, every re-open would answer "staged" until the hash expired).
 """
 
 from __future__ import annotations

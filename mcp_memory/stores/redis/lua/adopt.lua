@@ -8,6 +8,9 @@
 -- (raise_order, lib.lua), and mark it taken ('k:<token>'), and so every other staging of that incarnation given (its
 -- state dropped): whichever of them committed, its switch then leaves the session as it is. {'exists'} if the
 -- session is there meanwhile (the switch or another call came first), {'none'} if no staged state given is left.
+-- A note whose staged marker is gone (its staging expired or was evicted; a drop or a switch takes its note with it)
+-- names nothing to take any more and goes: the hash's expiry is the latest staging's, so a later import staged for
+-- the session would keep it alive, and every re-open would answer "staged" again until then.
 -- Needs lib.lua, which scripts.py puts before it (the locals m, v, x and the functions purge, reclaim, raise_order).
 local inc, g, im = KEYS[4], KEYS[8], KEYS[9]
 local now, margin, state, incarnation, floor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -30,6 +33,9 @@ for s = 0, #ARGV - 7 do
     end
     redis.call('DEL', sv, sx, si)
     redis.call('SET', sm, 'k:' .. token, 'KEEPTTL')
+    redis.call('HDEL', im, token)
+  elseif redis.call('EXISTS', sm) == 0 then
+    redis.call('DEL', sv, sx, si)
     redis.call('HDEL', im, token)
   end
 end
