@@ -27,7 +27,7 @@ from mcp_memory.services.export_format import (
     SessionRecord,
     WorkingRecord,
 )
-from mcp_memory.services.lifecycle import STATE_KEYS, STATE_KEYS_LISTED
+from mcp_memory.services.terminate_episode import STATE_KEYS, STATE_KEYS_LISTED
 from mcp_memory.services.validation import (
     MAX_LABEL,
     MAX_TASK_TYPE,

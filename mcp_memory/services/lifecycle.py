@@ -6,13 +6,13 @@ The seed's API and argument names, without its weaknesses:
   stores it as a durable checkpoint with a unique, time-sortable id; a caller-given id that exists is a
   ``conflict`` and nothing is overwritten.
 - resume restores a checkpoint in one atomic store call: readers see the old state or the new one.
-- terminate seals the session (its durable record and its working memory: no write, pause or resume of any
-  process gets in; the seal is the call's own, with a lease: another terminate is ``conflict`` until it lapses,
-  and a failed terminate unseals only its own seal), writes the episode (with a real summary) and marks the
-  session terminated in one transaction, and only then clears working memory, runs its hooks and marks its record
-  finished; a second call returns the same result and records nothing, also one of another server while the first
-  still clears, and finishes the job of a first call cut off after its record (:mod:`.terminate_lease`; the sweep,
-  :mod:`.terminate_sweep`, finishes it if no call comes). Checkpoints outlive it.
+- terminate seals the session (its durable record and its working memory: no write, pause or resume of any process
+  gets in; the seal is the call's own, with a lease: another terminate is ``conflict`` until it lapses, and a failed
+  terminate unseals only its own seal), writes the episode (with a real summary, :mod:`.terminate_episode`) and
+  marks the session terminated in one transaction, and only then clears working memory, runs its hooks and marks its
+  record finished; a second call returns the same result and records nothing, also one of another server while the
+  first still clears, and finishes the job of a first call cut off after its record (:mod:`.terminate_lease`; the
+  sweep, :mod:`.terminate_sweep`, finishes it if no call comes). Checkpoints outlive it.
 - Every call records its event (type, time, duration, outcome) durably; failures raise a
   :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
 - Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
@@ -35,7 +35,7 @@ import anyio
 
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError, NotFound
+from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
 from mcp_memory.models import (
     Episode,
     LifecycleEvent,
@@ -55,6 +55,7 @@ from mcp_memory.services.hooks import LifecycleHooks
 from mcp_memory.services.lifecycle_context import Call, LifecycleContext
 from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.strategies import LifecycleStrategy, OneTransaction
+from mcp_memory.services.terminate_episode import DEFAULT_TERMINATE_TASK_TYPE, consolidated, draft_episode
 from mcp_memory.services.terminate_lease import (
     Job,
     Terminated,
@@ -67,7 +68,6 @@ from mcp_memory.services.two_step_strategy import TwoStep
 from mcp_memory.services.validation import (
     MAX_CHECKPOINT_PAGE,
     MAX_LABEL,
-    MAX_TEXT,
     check_flag,
     check_metadata,
     check_page_limit,
@@ -75,7 +75,6 @@ from mcp_memory.services.validation import (
 )
 from mcp_memory.services.working import WorkingMemory
 from mcp_memory.stores.ports import DurableStore, Incarnation, SameStoreLifecycle
-from mcp_memory.summary import counted, summarize_state
 
 logger = logging.getLogger(__name__)
 
@@ -83,12 +82,6 @@ Id = str | UUID
 """A project, agent or agent type id: a UUID, or its text."""
 JSONObject = dict[str, Any]
 """Caller metadata or initial state: a JSON object (its values are any JSON)."""
-DEFAULT_TERMINATE_TASK_TYPE = "session_completion"
-"""The task_type of the episode terminate records when the caller names none."""
-STATE_KEYS = "state_keys"
-"""The key of terminate's episode metadata that lists the consolidated working-memory keys (reserved to it)."""
-STATE_KEYS_LISTED = 200
-"""How many of those keys (the first in key order) the list holds."""
 
 
 class AgentLifecycleManager:
@@ -314,25 +307,7 @@ class AgentLifecycleManager:
         consolidate = check_flag(consolidate_to_episodic, "consolidate_to_episodic")
         cleanup = check_flag(cleanup_working, "cleanup_working")
         meta = check_metadata(metadata, self._settings.max_value_bytes)
-        if STATE_KEYS in meta:
-            # The episode's metadata lists the consolidated keys under this name: refused rather than overwritten.
-            raise InvalidArgument(
-                f"metadata must not have the key '{STATE_KEYS}': terminate records the session's working-memory "
-                "keys under it in the episode's metadata; name yours otherwise"
-            )
-        description = None if task_description is None else check_text(task_description, "task_description", MAX_TEXT)
-        # Validate the episode's fields before anything is written.
-        draft = self._episodic.build(
-            scope.project_id,
-            scope.agent_instance_id,
-            task_type,
-            description or f"Session {scope.session_id} completed",
-            result_outcome,
-            session_id=scope.session_id,
-            lessons_learned=lessons_learned,
-            importance_score=0.6,
-            metadata=meta,
-        )
+        draft = draft_episode(self._episodic, scope, task_type, task_description, result_outcome, lessons_learned, meta)
 
         # One terminate (and no pause or resume) of this session at a time in this process: a terminate that
         # failed and unsealed cannot let a write slip between a concurrent terminate's snapshot and its clear.
@@ -415,14 +390,7 @@ class AgentLifecycleManager:
             episode = None
             vector = None
             if consolidate_to_episodic:
-                episode = draft.model_copy(
-                    update={
-                        "outcome_details": f"Session terminated ({result_outcome.value}) with "
-                        f"{counted(len(items), 'working-memory item')}",
-                        "context_summary": summarize_state(items),
-                        "metadata": {**meta, STATE_KEYS: sorted(items)[:STATE_KEYS_LISTED]},
-                    }
-                )
+                episode = consolidated(draft, result_outcome, items, meta)
                 vector = await embed_within_lease(
                     self._episodic, self._settings, self._clock, scope, episode, sealed_at + lease
                 )
@@ -511,4 +479,4 @@ class AgentLifecycleManager:
         return {"checkpoints": rows, "next_before": encode_cursor(infos[page - 1]) if len(infos) > page else None}
 
 
-__all__ = ["DEFAULT_TERMINATE_TASK_TYPE", "STATE_KEYS", "AgentLifecycleManager"]
+__all__ = ["AgentLifecycleManager"]

@@ -22,7 +22,7 @@ from mcp_memory.server.tools.shared import (
     hints,
     reply,
 )
-from mcp_memory.services.lifecycle import DEFAULT_TERMINATE_TASK_TYPE
+from mcp_memory.services.terminate_episode import DEFAULT_TERMINATE_TASK_TYPE
 from mcp_memory.services.validation import MAX_CHECKPOINT_PAGE
 
 SPAWN = "Start a session of working memory, named by you. A taken name is `conflict`: resume it if paused."
