@@ -1,15 +1,15 @@
 """Domain types shared by every layer: scopes, sessions, checkpoints, episodes, lifecycle events.
 
 Identifiers are validated here, once, so that the services and stores below can trust them. A value in working
-memory travels as its JSON text (:data:`RawJSON`) from the moment it is validated until a caller asks to see
-it decoded: stores move text, they never decode it.
+memory travels as its JSON text (:data:`~mcp_memory.json_values.RawJSON`, checked and encoded by
+:mod:`mcp_memory.json_values`) from the moment it is validated until a caller asks to see it decoded: stores move
+text, they never decode it.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,9 +23,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 from mcp_memory.errors import InvalidArgument, echo
-
-RawJSON = str
-"""A JSON document as text, exactly as stored; decoded only when a caller needs the value."""
+from mcp_memory.json_values import RawJSON, decode_value
 
 IDENTIFIER_PATTERN = r"[A-Za-z0-9._-]{1,128}"
 """Session and checkpoint ids: the rule :func:`validate_identifier` applies and spawn's tool schema publishes."""
@@ -95,75 +93,6 @@ def parse_uuid(value: Any, what: str) -> UUID:
     else:
         shown = repr(value) if len(value) <= 40 else repr(value[:40] + "...")
     raise InvalidArgument(f"{what} must be a UUID such as '123e4567-e89b-12d3-a456-426614174000', got {shown}")
-
-
-MAX_JSON_DEPTH = 100
-"""Deepest nesting of objects and arrays a value may have."""
-
-
-def _check_containers(value: Any) -> None:
-    """Dict keys must be strings (json.dumps would silently turn 1 into "1") and nesting is bounded.
-
-    Walks containers only, iteratively; scalars are left to json.dumps, which rejects everything else.
-    """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-            for k in node:
-                if not isinstance(k, str):
-                    raise InvalidArgument(f"value is not JSON: object keys must be strings, got {type(k).__name__}")
-        elif isinstance(node, list | tuple):
-            children = node
-        else:
-            continue
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidArgument(f"value is nested deeper than {MAX_JSON_DEPTH} levels")
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
-
-
-def _nul_refused(what: str) -> InvalidArgument:
-    # Postgres text and jsonb cannot hold U+0000; refusing it on every store gives one answer everywhere.
-    return InvalidArgument(f"{what} contains a NUL character (U+0000), which no store can hold; remove it")
-
-
-_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-"""``\\u0000`` in JSON text that is a NUL character's escape (not a backslash followed by ``u0000``)."""
-
-
-def utf8_size(text: str, what: str) -> int:
-    """Size of a text in UTF-8. Text that no store can hold is ``invalid_argument``: a lone surrogate (not
-    encodable) or a NUL character (Postgres cannot store it)."""
-    if "\x00" in text:
-        raise _nul_refused(what)
-    try:
-        return len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidArgument(f"{what} is not valid Unicode text (it contains a lone surrogate)") from None
-
-
-def encode_value(value: Any, what: str = "value") -> RawJSON:
-    """Serialise a JSON value (working memory, metadata) to compact JSON text, or raise ``invalid_argument``.
-
-    Only JSON types pass: dict (with string keys), list, str, int, float (finite), bool and None, nested at
-    most ``MAX_JSON_DEPTH`` levels, and no string or key with a NUL character (found as its ``\\u0000`` escape
-    in the text, so the value is not walked twice).
-    """
-    if isinstance(value, dict | list | tuple):
-        _check_containers(value)
-    try:
-        raw = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise InvalidArgument(f"{what} is not JSON-serialisable: {exc}") from None
-    if "\\u0000" in raw and _ESCAPED_NUL.search(raw):
-        raise _nul_refused(what)
-    return raw
-
-
-def decode_value(raw: RawJSON) -> Any:
-    """Decode stored JSON text back to a Python value."""
-    return json.loads(raw)
 
 
 OutcomeName = Literal["success", "failure", "partial"]
@@ -487,7 +416,6 @@ __all__ = [
     "OutcomeName",
     "PackedCheckpoint",
     "PackedState",
-    "RawJSON",
     "Restoration",
     "Scope",
     "ScoredEpisode",
@@ -495,8 +423,6 @@ __all__ = [
     "SessionStatus",
     "UtcTime",
     "content_hash",
-    "decode_value",
-    "encode_value",
     "iso",
     "pack_state",
     "parse_outcome",
@@ -504,6 +430,5 @@ __all__ = [
     "snapshot_order",
     "to_datetime",
     "utcnow",
-    "utf8_size",
     "validate_identifier",
 ]

@@ -11,7 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mcp_memory.models import MAX_JSON_DEPTH, Scope
+from mcp_memory.json_values import MAX_JSON_DEPTH
+from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.store_settings import settings_for

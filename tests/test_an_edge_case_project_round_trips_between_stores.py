@@ -22,7 +22,8 @@ import pytest
 import redis
 
 from mcp_memory.errors import Conflict, InvalidArgument, MemoryServiceError
-from mcp_memory.models import MAX_JSON_DEPTH, Scope, iso, to_datetime
+from mcp_memory.json_values import MAX_JSON_DEPTH
+from mcp_memory.models import Scope, iso, to_datetime
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.transfer import Selection
 from tests.conftest import FakeClock

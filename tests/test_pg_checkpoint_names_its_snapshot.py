@@ -12,7 +12,7 @@ import redis
 from sqlalchemy import text
 
 from mcp_memory.config import Settings
-from mcp_memory.models import encode_value
+from mcp_memory.json_values import encode_value
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.postgres.schema import head_revision, migrate
 from mcp_memory.stores.postgres.store import PostgresStore

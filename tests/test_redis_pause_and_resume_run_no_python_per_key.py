@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 import mcp_memory
-from mcp_memory.models import Item, Scope, content_hash, encode_value
+from mcp_memory.json_values import encode_value
+from mcp_memory.models import Item, Scope, content_hash
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope

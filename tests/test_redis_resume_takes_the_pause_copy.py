@@ -18,7 +18,8 @@ import redis
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import MemoryServiceError
-from mcp_memory.models import Item, Scope, encode_value
+from mcp_memory.json_values import encode_value
+from mcp_memory.models import Item, Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.records import Limits
 from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, incarnation

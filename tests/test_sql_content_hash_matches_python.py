@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from mcp_memory.models import CheckpointInfo, Item, content_hash, encode_value, to_datetime
+from mcp_memory.json_values import encode_value
+from mcp_memory.models import CheckpointInfo, Item, content_hash, to_datetime
 from mcp_memory.stores.ports import EventRecord, Limits, SameStoreLifecycle
 from tests.conftest import SQL_ADAPTERS, make_store, new_scope
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from mcp_memory.models import Item, encode_value
+from mcp_memory.json_values import encode_value
+from mcp_memory.models import Item
 from mcp_memory.summary import DEFAULT_BUDGET, clip, looks_secret, summarize_state
 
 

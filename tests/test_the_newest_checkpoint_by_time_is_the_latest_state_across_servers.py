@@ -19,7 +19,8 @@ import anyio
 import pytest
 
 from mcp_memory.config import Settings
-from mcp_memory.models import Scope, decode_value
+from mcp_memory.json_values import decode_value
+from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.sqlite.store import SqliteStore

@@ -36,8 +36,8 @@ from pydantic import (
 )
 
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
+from mcp_memory.json_values import ESCAPED_NUL, encode_value, utf8_size
 from mcp_memory.models import (
-    _ESCAPED_NUL,  # the one definition of a NUL's escape in JSON text
     CheckpointData,
     CheckpointInfo,
     Episode,
@@ -46,9 +46,7 @@ from mcp_memory.models import (
     Scope,
     SessionInfo,
     SessionStatus,
-    encode_value,
     parse_uuid,
-    utf8_size,
     validate_identifier,
 )
 from mcp_memory.services.export_decoding import (
@@ -113,7 +111,7 @@ def _json_text(value: str) -> str:
         # memory_set encodes it (no NaN or infinity, nested at most MAX_JSON_DEPTH, no lone surrogate).
         if not _written_by_memory_set(value):
             raise ValueError("not JSON text") from None
-    if "\x00" in value or ("\\u0000" in value and _ESCAPED_NUL.search(value)):
+    if "\x00" in value or ("\\u0000" in value and ESCAPED_NUL.search(value)):
         raise ValueError("contains a NUL character, which no store can hold")
     return value
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_memory.errors import ERROR_CODES, InvalidArgument, MemoryServiceError, TooLarge
-from mcp_memory.models import Item, SessionStatus, content_hash, encode_value, utf8_size
+from mcp_memory.json_values import encode_value, utf8_size
+from mcp_memory.models import Item, SessionStatus, content_hash
 from mcp_memory.services.export_format import (
     CheckpointRecord,
     EpisodeRecord,
@@ -200,7 +201,7 @@ def _terminated(record: SessionRecord) -> None:
 def _detail(detail: dict[str, Any], limits: ImportLimits | None) -> None:
     """An event's detail as the server records it: the call's ``metadata`` as the call took it (with ``limits``),
     and besides what the server adds, JSON that every store keeps and every export writes (nested at most
-    :data:`~mcp_memory.models.MAX_JSON_DEPTH` levels: deeper, no export of the session could be written) within
+    :data:`~mcp_memory.json_values.MAX_JSON_DEPTH` levels: deeper, no export of the session could be written) within
     :data:`MAX_DETAIL_BYTES` serialised."""
     own = {name: value for name, value in detail.items() if name != "metadata"}
     size = utf8_size(encode_value(own, "detail"), "detail")

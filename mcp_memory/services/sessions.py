@@ -14,7 +14,8 @@ from typing import Any, Final
 from uuid import UUID
 
 from mcp_memory.errors import InvalidArgument
-from mcp_memory.models import iso, parse_uuid, to_datetime, utf8_size
+from mcp_memory.json_values import utf8_size
+from mcp_memory.models import iso, parse_uuid, to_datetime
 from mcp_memory.services.validation import MAX_SESSION_PAGE
 from mcp_memory.stores.ports import LIVE_KEYS_CAP as KEY_COUNT_CAP
 from mcp_memory.stores.ports import DurableStore, IdentifierKind, SessionRow

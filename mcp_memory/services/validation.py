@@ -18,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 from mcp_memory.errors import InvalidArgument, TooLarge, echo
-from mcp_memory.models import encode_value, utf8_size
+from mcp_memory.json_values import encode_value, utf8_size
 from mcp_memory.summary import DEFAULT_BUDGET
 
 MAX_TASK_TYPE: Final = 100

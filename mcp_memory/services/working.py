@@ -16,7 +16,8 @@ from uuid import UUID
 
 from mcp_memory.config import Settings
 from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
-from mcp_memory.models import Item, RawJSON, Scope, decode_value, encode_value, to_datetime, utf8_size
+from mcp_memory.json_values import RawJSON, decode_value, encode_value, utf8_size
+from mcp_memory.models import Item, Scope, to_datetime
 from mcp_memory.services.validation import check_key
 from mcp_memory.stores.ports import Limits, SessionStore, WorkingStore
 from mcp_memory.summary import counted

@@ -5,7 +5,7 @@ Redis). The *durable store* holds sessions, lifecycle events, checkpoints and ep
 Postgres); its lifecycle methods each write one transaction, so a lifecycle call is never half-recorded.
 
 Contracts every adapter keeps (checked by ``tests/contract``):
-- Values travel as JSON text (:data:`~mcp_memory.models.RawJSON`); adapters never decode them.
+- Values travel as JSON text (:data:`~mcp_memory.json_values.RawJSON`); adapters never decode them.
 - Times are epoch seconds passed in by the caller (``now``), so that TTL behaviour is testable and the same
   on every adapter. An item whose ``expires_at <= now`` does not exist for any method.
 - ``snapshot``, ``restore``, ``clear`` and ``open`` are atomic and cost a fixed number of round trips,
