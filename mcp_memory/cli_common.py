@@ -1,8 +1,8 @@
 """What every ``mcp-memory`` sub-command shares: settings loaded with a readable error, logging on stderr, the
 check of a SQLite file that a command only reads, and the one line an unexpected failure prints.
 
-Apart from :mod:`mcp_memory.cli` so that the sub-command modules it loads (``cli_forget``, ``cli_transfer``) need
-not import it back.
+Apart from :mod:`mcp_memory.cli` so that the sub-command modules it loads (``cli_doctor``, ``cli_forget``,
+``cli_transfer``) need not import it back.
 """
 
 from __future__ import annotations
