@@ -393,7 +393,7 @@ class PostgresStore(
                 row = await driver.fetchrow(by_id, *two_step.scope_args(scope), checkpoint_id)
         return row
 
-    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    # -- transfer (sql/export_reads.py, sql/transfer.py) -------------------------------------------------
     _vector_column = "CAST(e.embedding AS text)"
 
     @staticmethod

@@ -1,9 +1,10 @@
-""":class:`SqlTransfer`: the transfer port (:mod:`mcp_memory.stores.transfer`) with the same SQL on both SQL stores.
+""":class:`SqlTransfer`: the transfer port (:mod:`mcp_memory.stores.transfer`) with the same SQL on both SQL stores:
+the export's pages from :class:`~mcp_memory.stores.sql.export_reads.SqlExportReads`, and here the one-transaction
+import with the checks before it (``selection_occupied``, ``held_sessions``).
 
-Each store supplies the few pieces that differ: how a JSON parameter is written (``_JSON``), how a checkpoint's state
-and a vector are read back (``_read_state``, ``_vector_column``, ``_read_vector``), the checkpoint columns it keeps
-besides the shared ones (``_checkpoint_extra``), and its own episode insert (``_import_episode``: the lifecycle's
-path, which makes the full-text postings and per-project statistics).
+Each store supplies the few pieces of the import that differ: how a JSON parameter is written (``_JSON``), the
+checkpoint columns it keeps besides the shared ones (``_checkpoint_extra``), and its own episode insert
+(``_import_episode``: the lifecycle's path, which makes the full-text postings and per-project statistics).
 """
 
 from __future__ import annotations
@@ -13,25 +14,19 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mcp_memory.errors import Conflict, TooLarge
-from mcp_memory.models import CheckpointData, CheckpointInfo, Episode, Item, Scope, SessionInfo
-from mcp_memory.stores.ports import EventRecord
+from mcp_memory.models import CheckpointData, Episode, Item, SessionInfo
 from mcp_memory.stores.sql.clauses import text
-from mcp_memory.stores.sql.dialect import Dialect, as_uuid
+from mcp_memory.stores.sql.dialect import as_uuid
 from mcp_memory.stores.sql.episode_edits import BATCH
-from mcp_memory.stores.sql.queries import (
-    CHECKPOINT_FIELDS,
-    COMPLETE,
-    EPISODE_COLUMNS,
-    LINKED_EPISODE,
-    in_values,
-)
+from mcp_memory.stores.sql.export_reads import SqlExportReads, selection_where
+from mcp_memory.stores.sql.queries import in_values
 from mcp_memory.stores.transfer import (
     CheckpointEntry,
     Entry,
@@ -54,47 +49,21 @@ logger = logging.getLogger(__name__)
 _HELD_BATCH = 200
 """Sessions per query of :meth:`SqlTransfer.held_sessions` (two parameters each)."""
 
-_CHECKPOINT_C = ", ".join(f"c.{f}" for f in CHECKPOINT_FIELDS)
-
-
-def _where(d: Dialect, sel: Selection, alias: str) -> tuple[str, dict[str, Any]]:
-    """Conditions selecting ``sel`` on a table with project, agent and session columns (alias ``alias``)."""
-    parts = [f"{alias}.project_id = :sel_p"]
-    params: dict[str, Any] = {"sel_p": d.write_uuid(sel.project_id)}
-    if sel.agent_instance_id is not None:
-        parts.append(f"{alias}.agent_instance_id = :sel_a")
-        params["sel_a"] = d.write_uuid(sel.agent_instance_id)
-    if sel.session_id is not None:
-        parts.append(f"{alias}.session_id = :sel_s")
-        params["sel_s"] = sel.session_id
-    return " AND ".join(parts), params
-
 
 def state_json(items: dict[str, Item]) -> str:
     """A checkpoint's state as both SQL stores keep it: key -> [the value's JSON text, expires_at], keys sorted."""
     return orjson.dumps({k: [it.value, it.expires_at] for k, it in items.items()}, option=orjson.OPT_SORT_KEYS).decode()
 
 
-class SqlTransfer:
-    """Export pages and the one-transaction import of both SQL stores."""
+class SqlTransfer(SqlExportReads):
+    """Export pages (:class:`~.export_reads.SqlExportReads`) and the one-transaction import of both SQL stores."""
 
-    _dialect: ClassVar[Dialect]
     _JSON = "{}"
     """A JSON parameter in SQL (Postgres: ``CAST({} AS jsonb)``), shared with the episode edits."""
-    _vector_column: ClassVar[str] = "e.embedding"
-    """The select expression of an episode's vector (Postgres casts it to text: asyncpg knows no vector type)."""
 
     if TYPE_CHECKING:
 
-        def _read(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
-
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
-
-        def _session_info(self, row: Any) -> SessionInfo: ...
-
-        def _checkpoint_info(self, row: Any) -> CheckpointInfo: ...
-
-        def _episode(self, row: Any) -> Episode: ...
 
         async def _import_episode(
             self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
@@ -110,15 +79,6 @@ class SqlTransfer:
         return self._JSON.format(f":{name}")
 
     @staticmethod
-    def _read_state(value: Any) -> dict[str, Item]:
-        decoded: dict[str, list[Any]] = orjson.loads(value) if isinstance(value, str | bytes) else value
-        return {key: Item(v, exp) for key, (v, exp) in decoded.items()}
-
-    @staticmethod
-    def _read_vector(value: Any) -> list[float] | None:
-        raise NotImplementedError
-
-    @staticmethod
     def _checkpoint_extra(state: str) -> dict[str, Any]:
         """Columns a store keeps for a checkpoint besides the shared ones (Postgres: ``state_bytes``)."""
         return {}
@@ -127,109 +87,14 @@ class SqlTransfer:
         """In the import's transaction, once its rows are in: what the store keeps per session besides them
         (Postgres: the counts retention reads, migration 0011). Nothing here."""
 
-    # -- export --------------------------------------------------------------------------------------------
-    async def export_sessions(self, sel: Selection, after: int, limit: int) -> list[tuple[int, SessionInfo]]:
-        where, params = _where(self._dialect, sel, "s")
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT s.*, {LINKED_EPISODE} FROM sessions s WHERE {where} AND s.{COMPLETE} AND s.id > :after "
-                    "ORDER BY s.id LIMIT :n"
-                ),
-                {**params, "after": after, "n": limit},
-            )
-            return [(int(r.id), self._session_info(r)) for r in result]
-
-    async def export_counts(self, sel: Selection) -> dict[str, int]:
-        s_where, params = _where(self._dialect, sel, "s")
-        e_where, _ = _where(self._dialect, sel, "e")  # the same parameters
-        async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT (SELECT COUNT(*) FROM checkpoints c JOIN sessions s ON s.id = c.session_pk "
-                        f"WHERE {s_where} AND s.{COMPLETE}) AS checkpoints, "
-                        "(SELECT COUNT(*) FROM events v JOIN sessions s ON s.id = v.session_pk "
-                        f"WHERE {s_where} AND s.{COMPLETE}) AS events, "
-                        f"(SELECT COUNT(*) FROM episodes e WHERE {e_where}) AS episodes"
-                    ),
-                    params,
-                )
-            ).one()
-            return {"checkpoints": int(row.checkpoints), "events": int(row.events), "episodes": int(row.episodes)}
-
-    async def export_checkpoints(
-        self, sel: Selection, after: int, limit: int
-    ) -> list[tuple[int, Scope, CheckpointData]]:
-        where, params = _where(self._dialect, sel, "s")
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT c.id AS row_key, {_CHECKPOINT_C}, c.state, "
-                    "s.project_id, s.agent_instance_id, s.session_id "
-                    f"FROM checkpoints c JOIN sessions s ON s.id = c.session_pk WHERE {where} AND s.{COMPLETE} "
-                    "AND c.id > :after ORDER BY c.id LIMIT :n"
-                ),
-                {**params, "after": after, "n": limit},
-            )
-            return [
-                (
-                    int(r.row_key),
-                    Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id),
-                    CheckpointData(self._checkpoint_info(r), self._read_state(r.state)),
-                )
-                for r in result
-            ]
-
-    async def export_events(self, sel: Selection, after: int, limit: int) -> list[tuple[int, Scope, EventRecord]]:
-        d = self._dialect
-        where, params = _where(d, sel, "s")
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    "SELECT v.id AS row_key, v.event_type, v.at, v.duration_ms, v.outcome, v.detail, "
-                    "s.project_id, s.agent_instance_id, s.session_id "
-                    f"FROM events v JOIN sessions s ON s.id = v.session_pk WHERE {where} AND s.{COMPLETE} "
-                    "AND v.id > :after ORDER BY v.id LIMIT :n"
-                ),
-                {**params, "after": after, "n": limit},
-            )
-            return [
-                (
-                    int(r.row_key),
-                    Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id),
-                    EventRecord(r.event_type, d.read_epoch(r.at), r.duration_ms, r.outcome, d.read_json(r.detail)),
-                )
-                for r in result
-            ]
-
-    async def export_episodes(
-        self, sel: Selection, after: int, limit: int, vectors: bool
-    ) -> list[tuple[int, EpisodeEntry]]:
-        where, params = _where(self._dialect, sel, "e")
-        vector = f", {self._vector_column} AS vec, e.embedding_model" if vectors else ""
-        async with self._read() as conn:
-            result = await conn.execute(
-                text(
-                    f"SELECT e.id AS row_key, {EPISODE_COLUMNS}{vector} FROM episodes e WHERE {where} "
-                    "AND e.id > :after ORDER BY e.id LIMIT :n"
-                ),
-                {**params, "after": after, "n": limit},
-            )
-            rows: list[tuple[int, EpisodeEntry]] = []
-            for r in result:
-                ep = self._episode(r)
-                vec = self._read_vector(r.vec) if vectors and r.vec is not None else None
-                rows.append((int(r.row_key), EpisodeEntry(ep, vec, r.embedding_model if vec is not None else None)))
-            return rows
-
+    # -- before an import ----------------------------------------------------------------------------------
     async def selection_occupied(self, sel: Selection) -> bool:
         async with self._read() as conn:
             return await self._occupied(conn, sel)
 
     async def _occupied(self, conn: AsyncConnection, sel: Selection) -> bool:
-        s_where, s_params = _where(self._dialect, sel, "s")
-        e_where, e_params = _where(self._dialect, sel, "e")
+        s_where, s_params = selection_where(self._dialect, sel, "s")
+        e_where, e_params = selection_where(self._dialect, sel, "e")
         found = await conn.execute(
             text(
                 f"SELECT EXISTS (SELECT 1 FROM sessions s WHERE {s_where}) "

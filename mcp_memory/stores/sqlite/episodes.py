@@ -135,7 +135,7 @@ class SqliteEpisodes(EpisodeEdits):
             )
         return next(((UUID(eid), cos) for eid, cos in best.items()), None)
 
-    # -- transfer (sql/transfer.py) ----------------------------------------------------------------------
+    # -- transfer (sql/export_reads.py, sql/transfer.py) -------------------------------------------------
     async def _import_episode(
         self, conn: AsyncConnection, ep: Episode, embedding: Sequence[float] | None, model: str | None
     ) -> None:
