@@ -44,6 +44,12 @@ class Conflict(MemoryServiceError):
     code = "conflict"
 
 
+class Respawned(Conflict):
+    """A pause or resume whose session was deleted and spawned again under its id while it ran (between its
+    working-memory step and its durable record, or its checkpoint's read and its restore): nothing of the old session
+    lands on the new one, and the call records nothing on it."""
+
+
 class TooLarge(MemoryServiceError):
     """A configured limit would be exceeded: key length, value size, keys per session."""
 
@@ -115,6 +121,7 @@ __all__ = [
     "InvalidArgument",
     "MemoryServiceError",
     "NotFound",
+    "Respawned",
     "TooLarge",
     "Unavailable",
     "describe_validation_error",

@@ -26,6 +26,7 @@ or recorded yet), ``terminate.recorded`` (terminate has recorded the session ter
 marked terminated nor cleared), ``terminate.closed`` (terminate, or a call finishing its job, has marked working
 memory terminated and cleared it; the hooks have not run, the record is not yet finished); ``terminate.claiming`` (a
 retried terminate or the terminate sweep has read a record unfinished past its lease, and not yet claimed its job);
+``resume.read`` (a two-step resume has read its checkpoint from the durable store, working memory not yet restored),
 ``resume.restored`` (a two-step resume has restored its checkpoint into working memory, not yet recorded it);
 ``pause.snapshotted`` (a two-step pause has its snapshot of working memory, not yet recorded it); ``record.merging``
 (``record_episode`` with ``duplicate_action = "merge"`` has read the older episode it merges into, nothing written
@@ -58,11 +59,13 @@ DELETE_POINTS = (
     "recover.read",
     "recover.written",
     "terminate.sealed",
+    "resume.read",
     "resume.restored",
     "pause.snapshotted",
 )
 """A deletion racing a re-open of the session from the durable store or another deletion, a terminate racing a
-deletion or a resume, or a pause and a resume of two servers racing (working memory in Redis)."""
+deletion or a resume, a pause and a resume of two servers racing, or a deletion and a new spawn of the session
+racing a pause or resume (working memory in Redis)."""
 ERASE_POINTS = ("erase.rows_deleted", "erase.episodes_deleted")
 """A SQL store's ``delete_session`` or ``erase`` inside its transaction: between deleting the sessions' rows and the
 sessions themselves; after deleting the episodes."""

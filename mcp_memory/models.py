@@ -269,11 +269,20 @@ class PackedState:
     order: int | None = None
     """A pause's snapshot: its order among the session's transitions in working memory (Redis:
     :mod:`~mcp_memory.stores.redis.copies`), which its durable record carries; None: not ordered."""
+    made_from: datetime | None = None
+    """A pause's snapshot: the durable session (its record's creation time) the working memory it read was made from,
+    as working memory notes it (Redis: ``:i``); the record is written only on that session, not on one spawned again
+    under its id since. None: not noted (a session of an earlier release, a store that keeps no such note)."""
 
 
 def snapshot_order(state: Mapping[str, Item] | PackedState) -> int | None:
     """The order a pause's snapshot carries (:attr:`PackedState.order`); None for plain items, never ordered."""
     return state.order if isinstance(state, PackedState) else None
+
+
+def snapshot_made_from(state: Mapping[str, Item] | PackedState) -> datetime | None:
+    """The session a pause's snapshot was read from (:attr:`PackedState.made_from`); None for plain items."""
+    return state.made_from if isinstance(state, PackedState) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,6 +341,9 @@ class PackedCheckpoint:
     """As :attr:`CheckpointData.session_sealed`."""
     snapshot: str | None = None
     """As :attr:`CheckpointInfo.snapshot`, as stored (None: no copy stands for it)."""
+    made_from: datetime | None = None
+    """The creation time of the session record the checkpoint was read from: a resume restores it only into working
+    memory made from that session, and records itself only on that session (not one spawned again under its id)."""
 
 
 class EpisodeCreate(_Model):
@@ -427,6 +439,7 @@ __all__ = [
     "pack_state",
     "parse_outcome",
     "parse_uuid",
+    "snapshot_made_from",
     "snapshot_order",
     "to_datetime",
     "utcnow",

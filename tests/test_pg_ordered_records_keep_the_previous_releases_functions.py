@@ -21,11 +21,15 @@ STATUS_ORDER = (
     "AND NOT attisdropped"
 )
 PREVIOUS = {"mcpmem_record_pause/22", "mcpmem_record_pause/23", "mcpmem_record_resume/10", "mcpmem_pause/18"}
+LATER = {"mcpmem_record_pause/25", "mcpmem_record_resume/12"}
+"""Migration 0024's overloads, which a downgrade to 0023 drops first."""
 
 
 async def test_the_previous_overloads_stay_and_a_downgrade_drops_only_the_new_ones() -> None:
     url = pg_servers.database_url(await pg_servers.migrated_database())
     head = PREVIOUS | {"mcpmem_record_pause/24", "mcpmem_record_resume/11", "mcpmem_pause/19"}
+    assert await pg_servers.first_column(url, ARITIES) == head | LATER
+    _, down = await migrate(url, revision="0023", downgrade=True)
     assert await pg_servers.first_column(url, ARITIES) == head
     assert await pg_servers.first_column(url, STATUS_ORDER) == {"status_order"}
     _, down = await migrate(url, revision="0016", downgrade=True)
@@ -36,4 +40,4 @@ async def test_the_previous_overloads_stay_and_a_downgrade_drops_only_the_new_on
     assert await pg_servers.first_column(url, STATUS_ORDER) == set()
     _, up = await migrate(url, embedding_dimension=256)
     assert up.revision == head_revision()
-    assert await pg_servers.first_column(url, ARITIES) == head
+    assert await pg_servers.first_column(url, ARITIES) == head | LATER

@@ -124,7 +124,9 @@ async def test_pause_and_resume_make_as_many_calls_into_our_code_for_1000_keys_a
     # Equal call for call: what differs names the function that runs per key.
     assert big_pause - small_pause == Counter(), big_pause - small_pause
     assert big_resume - small_resume == Counter(), big_resume - small_resume
-    assert sum(big_pause.values()) < 450 and sum(big_resume.values()) < 450  # and no per-key work hides in there
+    # And no per-key work hides in there (a resume from the text also checks which session its checkpoint was read
+    # from at its take, restore and record: about 460 lines and calls in all).
+    assert sum(big_pause.values()) < 500 and sum(big_resume.values()) < 500
 
 
 async def test_a_packed_pause_and_resume_keep_values_ttls_and_the_content_hash(

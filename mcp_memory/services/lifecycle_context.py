@@ -18,7 +18,7 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
+from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, Respawned
 from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import Scope, SessionInfo, SessionStatus, to_datetime
 from mcp_memory.services.session_control import retention_policy
@@ -92,7 +92,10 @@ class LifecycleContext:
     async def record_failure(
         self, scope: Scope, event_type: str, started: Call, exc: MemoryServiceError, metadata: Mapping[str, Any]
     ) -> None:
-        """A failed lifecycle call on an existing session is recorded too (best effort)."""
+        """A failed lifecycle call on an existing session is recorded too (best effort); not one whose session was
+        deleted and spawned again while it ran (``Respawned``): the session now holding the id is not the call's."""
+        if isinstance(exc, Respawned):
+            return
         detail: dict[str, Any] = {"error": exc.message, "metadata": dict(metadata)}
         try:
             # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.

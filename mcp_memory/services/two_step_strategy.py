@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from mcp_memory import deadlines, faults
-from mcp_memory.errors import Conflict, MemoryServiceError
+from mcp_memory.errors import Conflict, MemoryServiceError, Respawned
 from mcp_memory.models import (
     CheckpointData,
     CheckpointInfo,
@@ -30,7 +31,7 @@ from mcp_memory.services.lifecycle_context import (
 )
 from mcp_memory.services.staged_spawn import spawn_staged
 from mcp_memory.services.store_capabilities import StoreCapabilities
-from mcp_memory.stores.ports import EventRecord, Incarnation, Retention, StagedSpawn
+from mcp_memory.stores.ports import EventRecord, Incarnation, Retention, StagedSpawn, respawned
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ class TwoStep:
         detail = {"checkpoint_id": cp_id, "items": count, "metadata": meta}
         event = self._ctx.event("pause", started, "ok", detail)
         # A Redis snapshot carries its order among the session's transitions (PackedState.order) into the record: a
-        # resume of another server that restored after it and recorded first keeps the session running.
+        # resume of another server that restored after it and recorded first keeps the session running. And the
+        # durable session it was read from (PackedState.made_from): deleted and spawned again since, the record is
+        # refused (Respawned) rather than made a checkpoint of the new session.
         await self._ctx.durable.record_pause(scope, info, state, event, retention)
         return Checkpointed(cp_id, count, size, created)
 
@@ -171,11 +174,16 @@ class TwoStep:
             copies = caps.copies if clear else None
             copy_min = copies.copy_min_keys if copies is not None else None
             checkpoint = await self._checkpoint(scope, wanted, copy_min)
+            await faults.reached("resume.read")
             limits = ctx.working.limits
             restored: int
             # The restore's order among the session's transitions (Redis), which its record carries: a pause of another
             # server that snapshotted after it and recorded first keeps the session paused.
             order: int | None = None
+            # The durable session the checkpoint was read from: the restore goes only into working memory made from
+            # it, and the record only onto it; deleted and spawned again under its id meanwhile, Respawned, and the
+            # new session is left as it is (its state never replaced by the old one's checkpoint).
+            made_from: datetime | None = None
             if isinstance(checkpoint, PackedCheckpoint):
                 packed = caps.packed
                 assert packed is not None
@@ -185,13 +193,19 @@ class TwoStep:
                 big = copy_min is not None and checkpoint.info.keys_count >= copy_min
                 restoration = None
                 if copies is not None and big and snapshot is not None:
-                    restoration = await copies.take_copy(scope, snapshot, now, limits)
+                    restoration = await copies.take_copy(scope, snapshot, now, limits, checkpoint.made_from)
                     if restoration is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
-                        checkpoint = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
+                        read = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
+                        assert isinstance(read, PackedCheckpoint)
+                        if read.made_from != checkpoint.made_from:
+                            raise respawned(scope.session_id, "resume")  # (another session's checkpoint of that id)
+                        checkpoint = read
                 if restoration is None:
                     assert isinstance(checkpoint, PackedCheckpoint)
-                    restoration = await packed.restore_packed(scope, checkpoint.state, clear, now, limits)
-                restored, order = restoration.items, restoration.order
+                    restoration = await packed.restore_packed(
+                        scope, checkpoint.state, clear, now, limits, checkpoint.made_from
+                    )
+                restored, order, made_from = restoration.items, restoration.order, checkpoint.made_from
             else:
                 restored = await ctx.working.store.restore(scope, checkpoint.items, clear, now, limits)
             cp_id = checkpoint.info.checkpoint_id
@@ -199,7 +213,11 @@ class TwoStep:
             await faults.reached("resume.restored")
             event = ctx.event("resume", started, "ok", details)
             try:
-                await ctx.durable.record_resume(scope, event, retention, order=order)
+                await ctx.durable.record_resume(scope, event, retention, order=order, made_from=made_from)
+            except Respawned:
+                # The session resumed is gone (its deletion erased the working memory restored): nothing of it is
+                # recorded on the session now holding its id, not even as an event.
+                raise
             except Conflict as exc:
                 # A terminate (or a deletion) of another server sealed the durable record after the read above; a
                 # terminate's working-memory seal came after this restore, which it would have refused: the restore

@@ -44,7 +44,8 @@ class PackedCheckpoints(Protocol):
     ) -> PackedCheckpoint | None:
         """``get_checkpoint`` without decoding the state; with ``state_below``, the state is read only for a checkpoint
         of fewer keys or one that names no snapshot (else ``state`` is ""): a resume that may restore the working
-        store's own copy of a larger one (``PauseCopies``)."""
+        store's own copy of a larger one (``PauseCopies``). With the creation time of its session's record
+        (``made_from``), read in the same statement."""
         ...
 
 
@@ -192,11 +193,19 @@ class SessionStore(Protocol):
         ...
 
     async def record_resume(
-        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+        self,
+        scope: Scope,
+        event: EventRecord,
+        retention: Retention | None = None,
+        order: int | None = None,
+        made_from: datetime | None = None,
     ) -> None:
         """Mark the session running, record the event and prune the session's events by ``retention``'s event
         bounds (at the event's time), in one transaction, as ``record_pause`` prunes them. ``order``: the restore's
-        order among the session's transitions in working memory (``record_pause`` explains it)."""
+        order among the session's transitions in working memory (``record_pause`` explains it). ``made_from``: the
+        creation time of the session record the resumed checkpoint was read from; a record created at another time
+        (that session was deleted and its id spawned again since) is left as it is: ``Respawned``, nothing written.
+        ``NotFound``/``Conflict`` if the session is missing, sealed or terminated."""
         ...
 
     async def delete_session(
@@ -261,7 +270,12 @@ class CheckpointStore(Protocol):
         only by a record whose order is above that of every ordered record before it (kept with the session): a
         pause recorded after a resume of another server that restored after its snapshot keeps its checkpoint and
         event, and leaves the session running (and a resume recorded late likewise leaves it paused). No order
-        (plain items, or a packed state of an unordered working store): the status is set."""
+        (plain items, or a packed state of an unordered working store): the status is set.
+
+        A packed state's ``made_from`` (:attr:`~mcp_memory.models.PackedState.made_from`) is the creation time of the
+        session record its working memory was made from: a record created at another time (that session was deleted
+        and its id spawned again since the snapshot) is left as it is, ``Respawned`` and nothing written, so the old
+        session's state never becomes a checkpoint of the new one. None: written whichever record holds the id."""
         ...
 
     async def delete_checkpoint(self, scope: Scope, checkpoint_id: str, event: EventRecord) -> bool:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from mcp_memory.errors import Conflict
+from mcp_memory.errors import Conflict, Respawned
 from mcp_memory.models import (
     CheckpointInfo,
     Episode,
@@ -121,6 +121,15 @@ class Incarnation:
     seal_token: str | None
     """The terminate the record was made terminated under (its seal's token; None: a record made without one, as an
     import's): a SQL row keeps it once terminated, a Redis session carries it in its seal until marked."""
+
+
+def respawned(session_id: str, call: str) -> Respawned:
+    """A ``pause`` or ``resume`` (``call``) of a session deleted and spawned again under its id while it ran: its
+    record, or its restore, is refused, whichever store notices."""
+    return Respawned(
+        f"session '{session_id}' was deleted and spawned again while this {call} was under way; nothing of it was "
+        "recorded or restored on the new session"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +292,7 @@ __all__ = [
     "SearchMode",
     "SessionRow",
     "VectorBacklog",
+    "respawned",
     "seal_lapses_in",
     "sealed_by_another_call",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -217,10 +218,14 @@ class PackedWorking(Protocol):
         """``snapshot``, packed (empty if the session does not exist)."""
         ...
 
-    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> Restoration:
+    async def restore_packed(
+        self, scope: Scope, state: str, clear: bool, now: float, limits: Limits, made_from: datetime | None = None
+    ) -> Restoration:
         """``restore`` of a checkpoint's stored state text (the items expired at ``now`` left out): the count
         restored, and the restore's order among the session's transitions (as :meth:`PauseCopies.snapshot_for_pause`
-        gives a pause's), which the resume's durable record carries."""
+        gives a pause's), which the resume's durable record carries. ``made_from``: the creation time of the durable
+        session the checkpoint was read from (``PackedCheckpoint.made_from``); working memory that notes another
+        (that session was deleted and its id spawned again since the read) is left as it is: ``Respawned``."""
         ...
 
 
@@ -239,13 +244,17 @@ class PauseCopies(Protocol):
         """``snapshot_packed``, and a copy of that state tagged with ``nonce`` if it has ``copy_min_keys`` keys or
         more (True: copied); any earlier copy goes. The state carries the snapshot's order among the session's
         transitions (:attr:`~mcp_memory.models.PackedState.order`, increasing with each pause and resume in the order
-        the store ran them), which the pause's durable record carries."""
+        the store ran them) and the durable session the working memory was made from
+        (:attr:`~mcp_memory.models.PackedState.made_from`), which the pause's durable record carries."""
         ...
 
-    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> Restoration | None:
+    async def take_copy(
+        self, scope: Scope, snapshot: str, now: float, limits: Limits, made_from: datetime | None = None
+    ) -> Restoration | None:
         """Make the copy that the snapshot ``snapshot`` made (the nonce a checkpoint's record names) the working
         memory (``restore`` with clear; the items expired at ``now`` left out); the count restored and its order (as
-        ``restore_packed``), or None (nothing changed) if there is no such copy or it cannot be used."""
+        ``restore_packed``), or None (nothing changed) if there is no such copy or it cannot be used; ``Respawned``
+        (nothing changed) as ``restore_packed`` for working memory made from another session than ``made_from``."""
         ...
 
     async def drop_copy(self, scope: Scope) -> None:

@@ -21,6 +21,7 @@ The package: :mod:`.connection` (engine, pool, deadlines, error mapping), :mod:`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 from uuid import UUID
 
@@ -38,9 +39,10 @@ from mcp_memory.models import (
     PackedState,
     Scope,
     SessionInfo,
+    snapshot_made_from,
     snapshot_order,
 )
-from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
+from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention, respawned
 from mcp_memory.stores.postgres import two_step
 from mcp_memory.stores.postgres.aged_sweep import CountedAgedSweep
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE
@@ -186,26 +188,34 @@ class PostgresStore(
         event: EventRecord,
         retention: Retention | None = None,
     ) -> None:
-        # One message, its own transaction (stores/postgres/two_step.py): lock, insert, event, retention.
+        # One message, its own transaction (stores/postgres/two_step.py): lock, insert, event, retention; only on
+        # the session the snapshot was read from.
         state = state_text(items)
         meta = json_text(info.metadata)
+        made_from = snapshot_made_from(items)
         async with self._driver(CHECKPOINT_TOO_LARGE) as driver:
             # The event's duration is taken here, with the connection in hand (the store's own work counted).
             args = two_step.record_pause_args(
-                scope, info, meta, state, event_params(event), retention, snapshot_order(items)
+                scope, info, meta, state, event_params(event), retention, snapshot_order(items), made_from
             )
             done = await driver.fetchval(two_step.RECORD_PAUSE, *args)
         if not done:
             async with self._read() as conn:
-                await self._refuse_pause(conn, scope, info.checkpoint_id)
+                await self._refuse_pause(conn, scope, info.checkpoint_id, made_from)
 
-    async def _refuse_pause(self, conn: AsyncConnection, scope: Scope, checkpoint_id: str) -> NoReturn:
-        """Why a pause's insert wrote nothing: the session is missing or not writable, else the id is taken."""
+    async def _refuse_pause(
+        self, conn: AsyncConnection, scope: Scope, checkpoint_id: str, made_from: datetime | None = None
+    ) -> NoReturn:
+        """Why a pause's insert wrote nothing: the session is missing, another than ``made_from`` (deleted and spawned
+        again since the snapshot) or not writable, else the id is taken."""
         found = (
             await conn.execute(
-                text(f"SELECT status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}"), scope_params(scope)
+                text(f"SELECT status, sealed, created_at FROM sessions WHERE {SCOPE} AND {COMPLETE}"),
+                scope_params(scope),
             )
         ).first()
+        if found is not None and made_from is not None and found.created_at != made_from:
+            raise respawned(scope.session_id, "pause")
         self._check_writable(scope, found)
         raise checkpoint_exists(checkpoint_id)
 
@@ -321,12 +331,19 @@ class PostgresStore(
         return info, int(row["restored"])
 
     async def record_resume(
-        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+        self,
+        scope: Scope,
+        event: EventRecord,
+        retention: Retention | None = None,
+        order: int | None = None,
+        made_from: datetime | None = None,
     ) -> None:
         # One statement on the driver connection (stores/postgres/two_step.py).
         async with self._driver() as driver:
-            args = two_step.record_resume_args(scope, event_params(event), retention, order)
+            args = two_step.record_resume_args(scope, event_params(event), retention, order, made_from)
             row = await driver.fetchrow(two_step.RECORD_RESUME, *args)
+        if row["other"]:
+            raise respawned(scope.session_id, "resume")
         check_writable(scope, None if row["status"] is None else (row["status"], row["sealed"]))
 
     async def record_terminate(
@@ -378,7 +395,8 @@ class PostgresStore(
         if row is None:
             return None
         info = _record_info(row)
-        return PackedCheckpoint(info, row["state"], bool(row["session_sealed"]), snapshot=row["snapshot"])
+        sealed = bool(row["session_sealed"])
+        return PackedCheckpoint(info, row["state"], sealed, snapshot=row["snapshot"], made_from=row["made_from"])
 
     async def _packed_row(
         self, scope: Scope, checkpoint_id: str | None, state_below: int | None = None

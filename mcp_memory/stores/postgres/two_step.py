@@ -4,17 +4,19 @@ autocommit (``PostgresConnection._driver``): one message, its own transaction (n
 prepared once per connection by asyncpg's statement cache, its arguments typed binary values (no SQLAlchemy
 compilation, no result wrapping).
 
-- :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migrations 0010, 0011, 0013, 0016): lock the
-  writable session, insert the checkpoint (with the nonce of the Redis snapshot it was made from), mark the session
-  paused unless a transition of a later order is recorded (the snapshot's order, ``stores/redis/copies.py``),
-  record the event, prune by retention. A function, because the prune must
-  read a snapshot taken after the lock (see the migration); ``false`` if nothing was written.
-- :data:`RECORD_RESUME`: a ``SELECT`` of ``mcpmem_record_resume`` (migrations 0011, 0016): lock the session's row,
-  mark it running (unless a transition of a later order is recorded), record the event and prune events by
-  retention if it takes writes; returns its status and seal (NULL: no session). A function for the pause's reason:
-  the prune must read a snapshot taken after the lock.
-- :data:`PACKED_CHECKPOINT` / :data:`NEWEST_PACKED_CHECKPOINT`: a checkpoint with its state as JSON text, and
-  whether its session is sealed.
+- :data:`RECORD_PAUSE`: a ``SELECT`` of ``mcpmem_record_pause`` (migrations 0010, 0011, 0013, 0016, 0024): lock the
+  writable session, if it is the one the snapshot was read from (its creation time, as Redis notes it), insert the
+  checkpoint (with the nonce of the Redis snapshot it was made from), mark the session paused unless a transition of
+  a later order is recorded (the snapshot's order, ``stores/redis/copies.py``), record the event, prune by retention.
+  A function, because the prune must read a snapshot taken after the lock (see the migration); ``false`` if nothing
+  was written.
+- :data:`RECORD_RESUME`: a ``SELECT`` of ``mcpmem_record_resume`` (migrations 0011, 0016, 0024): lock the session's
+  row, mark it running (unless a transition of a later order is recorded), record the event and prune events by
+  retention if it takes writes and is the session the checkpoint was read from; returns its status and seal (NULL:
+  no session) and whether it is another session. A function for the pause's reason: the prune must read a snapshot
+  taken after the lock.
+- :data:`PACKED_CHECKPOINT` / :data:`NEWEST_PACKED_CHECKPOINT`: a checkpoint with its state as JSON text, whether its
+  session is sealed, and the session's creation time.
 """
 
 from __future__ import annotations
@@ -28,16 +30,17 @@ from mcp_memory.stores.ports import Retention
 
 RECORD_PAUSE = (
     "SELECT mcpmem_record_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
-    "$19, $20, $21, $22, $23, $24) AS done"
+    "$19, $20, $21, $22, $23, $24, $25) AS done"
 )
 
 RECORD_RESUME = (
-    "SELECT o_status AS status, o_sealed AS sealed "
-    "FROM mcpmem_record_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    "SELECT o_status AS status, o_sealed AS sealed, o_other AS other "
+    "FROM mcpmem_record_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
-"""Lock the session's row; if it takes writes, mark it running (unless a transition of a later order is recorded),
-record the event and prune events by retention (``mcpmem_record_resume``, migration 0016). Returns its status and
-seal either way (NULL: no session)."""
+"""Lock the session's row; if it takes writes and is the session the checkpoint was read from, mark it running
+(unless a transition of a later order is recorded), record the event and prune events by retention
+(``mcpmem_record_resume``, migration 0024). Returns its status and seal either way (NULL: no session), and whether
+the row is another session than the one the checkpoint was read from (then nothing was written)."""
 
 # The session's row read once (its seal), and its checkpoint picked by a LATERAL subquery: a nested loop on the
 # session's pk, so the newest is the first entry of the index on (session_pk, created_at DESC, id DESC), read alone.
@@ -47,7 +50,7 @@ seal either way (NULL: no session)."""
 _PACKED = (
     "SELECT c.checkpoint_id, c.created_at, c.keys_count, c.bytes, c.label, c.content_hash, "
     "CAST(c.metadata AS text) AS metadata, c.keep, c.snapshot, CAST(c.state AS text) AS state, "
-    "s.sealed OR s.status = 'terminated' AS session_sealed "
+    "s.sealed OR s.status = 'terminated' AS session_sealed, s.created_at AS made_from "
     "FROM sessions s CROSS JOIN LATERAL (SELECT * FROM checkpoints WHERE session_pk = s.id {}) AS c "
     "WHERE s.project_id = $1 AND s.agent_instance_id = $2 AND s.session_id = $3"
 )
@@ -104,13 +107,19 @@ def event_retention_args(retention: Retention | None, at: float) -> tuple[object
 
 
 def record_resume_args(
-    scope: Scope, event: Mapping[str, object], retention: Retention | None, order: int | None
+    scope: Scope,
+    event: Mapping[str, object],
+    retention: Retention | None,
+    order: int | None,
+    made_from: datetime | None = None,
 ) -> tuple[object, ...]:
     """The arguments of :data:`RECORD_RESUME`; ``event`` from ``event_params``, its event bounds counted from the
-    event's time; ``order``: the restore's order among the session's transitions (None: not ordered)."""
+    event's time; ``order``: the restore's order among the session's transitions (None: not ordered); ``made_from``:
+    the creation time of the session the checkpoint was read from (None: whichever holds the id)."""
     at = event["ev_at"]
     assert isinstance(at, datetime)
-    return (*scope_args(scope), *event_args(event), *event_retention_args(retention, at.timestamp()), order)
+    retention_bounds = event_retention_args(retention, at.timestamp())
+    return (*scope_args(scope), *event_args(event), *retention_bounds, order, made_from)
 
 
 def record_pause_args(
@@ -121,9 +130,11 @@ def record_pause_args(
     event: Mapping[str, object],
     retention: Retention | None,
     order: int | None,
+    made_from: datetime | None = None,
 ) -> tuple[object, ...]:
     """The arguments of :data:`RECORD_PAUSE`; ``metadata`` as JSON text, ``state`` as ``statements.state_text``;
-    ``order``: the snapshot's order among the session's transitions (None: not ordered)."""
+    ``order``: the snapshot's order among the session's transitions (None: not ordered); ``made_from``: the creation
+    time of the session the snapshot was read from (None: whichever holds the id)."""
     return (
         *scope_args(scope),
         info.checkpoint_id,
@@ -140,6 +151,7 @@ def record_pause_args(
         *retention_args(retention, info.created_at.timestamp()),
         info.snapshot,
         order,
+        made_from,
     )
 
 

@@ -37,6 +37,14 @@ keeps its checkpoint and event but does not set the status back. A re-open of a 
 clock is behind the one that gave that order would otherwise give orders below it, and every later record would leave
 the status as it was. A new incarnation (spawn, import) starts with no order recorded: nothing to raise it to.
 
+WHICH SESSION. Between those steps another server may also delete the session and spawn its id again. So the snapshot
+script returns, with the state, the durable session the working memory was made from (``:i``, the record's creation
+time), and the pause's record lands only on a record created then (``PackedState.made_from``): else nothing is
+written, and the old state never becomes a checkpoint of the new session. A resume reads its checkpoint with its
+session record's creation time, and the restore (``lua/write.lua``) and the take (``lua/take.lua``) change nothing
+of working memory that notes another (``{'other'}``), nor its record a record created at another time. A session
+noting none (made by a release before ``:i``) is paused and resumed as before.
+
 Every path that changes a session's checkpoints or drops its working memory drops the copy: ``delete_checkpoint``
 (:meth:`drop_copy`), terminate and clear (``lua/clear.lua``), ``delete_session`` and the operator's forget
 (``lua/erase.lua``; ``lua/erase_closed.lua`` after a terminate's marking), a discarded spawn (``lua/forget.lua``), an
@@ -52,18 +60,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal
 
 from mcp_memory.models import Item, PackedState, Restoration, Scope, pack_state
-from mcp_memory.stores.records import Limits
-from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS
+from mcp_memory.stores.records import Limits, respawned
+from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS, noted
 
 
 def order_of(reply: int | bytes | str | None) -> int | None:
     """A transition's order as a script answered it (``next_order`` in ``lua/lib.lua``); None where Redis gave none
     (an ACL without ``TIME``)."""
     return None if reply is None else int(reply)
+
+
+def made_from_of(reply: bytes | str | None) -> datetime | None:
+    """The durable session a session's working memory notes it was made from (``:i``, :func:`.scripts.noted`), as a
+    script answered it; None where it notes none (a session of an earlier release)."""
+    if not reply:
+        return None
+    return datetime.fromisoformat(reply.decode() if isinstance(reply, bytes) else reply)
 
 
 ALL_KEY_SUFFIXES = ("m", "v", "x", "i", "cv", "cx", "ct", "g", "im", "r")
@@ -133,15 +150,21 @@ class RedisPauseCopies:
             reply = await self._eval("snapshot", keys, args)
             if reply[0] == "missing":
                 return pack_state([], [], ()), False
-        return replace(packed_snapshot(reply), order=order_of(reply[4])), bool(reply[3])
+        # The session it was read from rides with the state into the pause's record, which lands on that one only.
+        snapped = replace(packed_snapshot(reply), order=order_of(reply[4]), made_from=made_from_of(reply[5]))
+        return snapped, bool(reply[3])
 
-    async def take_copy(self, scope: Scope, snapshot: str, now: float, limits: Limits) -> Restoration | None:
-        args = [repr(float(now)), RECLAIM_MARGIN_MS, limits.max_keys, snapshot]
+    async def take_copy(
+        self, scope: Scope, snapshot: str, now: float, limits: Limits, made_from: datetime | None = None
+    ) -> Restoration | None:
+        args = [repr(float(now)), RECLAIM_MARGIN_MS, limits.max_keys, snapshot, noted(made_from)]
         reply = await self._eval("take", self.all_keys(scope), args)
+        if reply[0] == "other":
+            raise respawned(scope.session_id, "resume")
         return Restoration(int(reply[1]), order_of(reply[2])) if reply[0] == "ok" else None
 
     async def drop_copy(self, scope: Scope) -> None:
         await self._eval("drop_copy", self.copy_keys(scope), [])
 
 
-__all__ = ["RedisPauseCopies", "packed_snapshot"]
+__all__ = ["RedisPauseCopies", "made_from_of", "packed_snapshot"]

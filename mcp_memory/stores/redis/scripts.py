@@ -13,6 +13,7 @@ string: "ok", "missing" (Redis does not know the session), "sealed" or "held" (w
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -67,7 +68,13 @@ TOMBSTONE_MS = 86_400_000
 def incarnation(info: SessionInfo | Incarnation) -> str:
     """Which durable session a Redis session was made from: a session id used again after its record was lost,
     discarded or deleted is another session, created at another time."""
-    return info.created_at.isoformat()
+    return noted(info.created_at)
+
+
+def noted(created_at: datetime | None) -> str:
+    """A durable session's creation time as a Redis session notes it (``:i``) and the scripts compare it, as text
+    ('': none): in UTC, so that one instant is one text whichever store or driver read it."""
+    return "" if created_at is None else created_at.astimezone(UTC).isoformat()
 
 
 def _read(name: str) -> str:
@@ -190,5 +197,6 @@ __all__ = [
     "bodies",
     "incarnation",
     "item_args",
+    "noted",
     "too_large",
 ]

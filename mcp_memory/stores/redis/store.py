@@ -11,7 +11,8 @@ hash slot and one Lua script can touch all of them, also in Cluster)::
     P:{<project_id>/<agent_instance_id>/<session_id>}:i   string  the durable session a spawn's commit, a re-open or
                                                           an import's switch made it from (its creation time);
                                                           a terminate's seal notes it where an earlier release
-                                                          left none
+                                                          left none; pauses and resumes land only on it
+                                                          (:mod:`.copies`, WHICH SESSION)
     P:{<project_id>/<agent_instance_id>/<session_id>}:cv, :cx, :ct    a pause's copy of v and x, and its tag
                                                           (:mod:`.copies`: what a resume of that checkpoint takes)
     P:{<project_id>/<agent_instance_id>/<session_id>}:g   string  the order of its latest pause or resume
@@ -74,6 +75,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -82,7 +84,7 @@ from mcp_memory import deadlines
 from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Restoration, Scope, SessionInfo, SessionStatus, pack_state
-from mcp_memory.stores.ports import DurableStore, Incarnation, Limits
+from mcp_memory.stores.ports import DurableStore, Incarnation, Limits, respawned
 from mcp_memory.stores.redis import health
 from mcp_memory.stores.redis.connection import (
     Mode,
@@ -102,6 +104,7 @@ from mcp_memory.stores.redis.scripts import (
     Scripts,
     incarnation,
     item_args,
+    noted,
     too_large,
 )
 from mcp_memory.stores.redis.staging import RedisStaging
@@ -418,13 +421,18 @@ class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasur
         reply = await self._readable(scope, now, "snapshot", [repr(float(now))])
         return pack_state([], [], ()) if reply is None else packed_snapshot(reply)
 
-    async def restore_packed(self, scope: Scope, state: str, clear: bool, now: float, limits: Limits) -> Restoration:
+    async def restore_packed(
+        self, scope: Scope, state: str, clear: bool, now: float, limits: Limits, made_from: datetime | None = None
+    ) -> Restoration:
         """``restore`` of a checkpoint's stored state text, sent as one argument and decoded by the script (which
         leaves out the items expired at ``now``): no Python code per key, no argument per item. Ordered among the
-        session's transitions (:mod:`.copies`), as a resume's restore."""
+        session's transitions (:mod:`.copies`), as a resume's restore. Refused (``Respawned``, nothing changed) if the
+        working memory notes another durable session than ``made_from``, the one the checkpoint was read from."""
         args = ["restore", repr(float(now)), "1" if clear else "0", limits.max_keys, RECLAIM_MARGIN_MS, "o"]
-        args += ["json", 0, "", "", state]
+        args += ["json", 0, noted(made_from), "", state]
         reply = await self._writable(scope, now, "write", args, self.all_keys(scope))
+        if reply[0] == "other":
+            raise respawned(scope.session_id, "resume")
         return Restoration(self._restored(reply, clear, limits), order_of(reply[2]))
 
     @staticmethod

@@ -7,10 +7,11 @@ import json
 import sqlite3
 from collections import namedtuple
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from mcp_memory.models import CheckpointInfo, Item, PackedState, Scope, SessionStatus, to_datetime
-from mcp_memory.stores.ports import EventRecord, Limits
+from mcp_memory.stores.ports import EventRecord, Limits, respawned
 from mcp_memory.stores.sql.dialect import Dialect, as_is
 from mcp_memory.stores.sql.queries import CHECKPOINT_FIELDS, COMPLETE, LIVE, SCOPE, SESSION_PK
 from mcp_memory.stores.sql.rules import check_fits, check_writable, restore_overflows
@@ -66,10 +67,16 @@ def writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
     return int(row[0])
 
 
-def writable_pk_sync(db: sqlite3.Connection, scope: Scope) -> int:
+def writable_pk_sync(db: sqlite3.Connection, scope: Scope, made_from: datetime | None = None, call: str = "") -> int:
+    """The session's primary key, or the error that says why it takes no writes; given ``made_from``, also
+    ``Respawned`` if its record was created at another time (the session ``call`` read was deleted and its id spawned
+    again since). Compared here, as the datetime the record is read as, not in SQL: the note (``made_from``) is that
+    datetime, to the microsecond, and the stored epoch seconds need not round-trip through it exactly."""
     row = db.execute(
-        f"SELECT id, status, sealed FROM sessions WHERE {SCOPE} AND {COMPLETE}", scope_params(scope)
+        f"SELECT id, status, sealed, created_at FROM sessions WHERE {SCOPE} AND {COMPLETE}", scope_params(scope)
     ).fetchone()
+    if row is not None and made_from is not None and to_datetime(row[3]) != made_from:
+        raise respawned(scope.session_id, call)
     return writable_pk(scope, row)
 
 

@@ -26,6 +26,7 @@ from mcp_memory.models import (
     PackedCheckpoint,
     Scope,
     SessionInfo,
+    to_datetime,
 )
 from mcp_memory.stores.ports import EventRecord, Reclaimed, Retention, Vacuum
 from mcp_memory.stores.sql.aged_sweep import AgedSweep
@@ -299,11 +300,17 @@ class SqliteStore(
             if state_below is None
             else f"CASE WHEN keys_count < {int(state_below)} OR snapshot IS NULL THEN state ELSE '' END"
         )
+        # With the creation time of the session's record (the incarnation the resume restores into and records on).
+        made = f"(SELECT created_at FROM sessions WHERE {SCOPE})"
         return await self._read_checkpoint(
             scope,
             checkpoint_id,
             lambda row: PackedCheckpoint(
-                self._checkpoint_info(CheckpointRow(*row[:-3])), row[-2], bool(row[-1]), snapshot=row[-3]
+                self._checkpoint_info(CheckpointRow(*row[:-4])),
+                row[-2],
+                bool(row[-1]),
+                snapshot=row[-4],
+                made_from=to_datetime(row[-3]),
             ),
-            f"snapshot, {state}",
+            f"snapshot, {made}, {state}",
         )

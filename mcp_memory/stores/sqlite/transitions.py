@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -24,6 +25,7 @@ from mcp_memory.models import (
     SessionInfo,
     SessionStatus,
     content_hash,
+    snapshot_made_from,
     snapshot_order,
 )
 from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
@@ -114,9 +116,13 @@ class SqliteTransitions:
         retention: Retention | None = None,
     ) -> None:
         params = checkpoint_params(scope, info, items)
-        order = snapshot_order(items)
+        order, made_from = snapshot_order(items), snapshot_made_from(items)
 
         def pause(db: sqlite3.Connection) -> None:
+            if made_from is not None:
+                # Only on the session the snapshot was read from (one point read in this transaction: no round trip
+                # on this store), never on one spawned again under its id since.
+                writable_pk_sync(db, scope, made_from, "pause")
             # One statement checks the session is writable and inserts the checkpoint, state included.
             row = db.execute(INSERT_CHECKPOINT, params).fetchone()
             if row is None:
@@ -128,10 +134,15 @@ class SqliteTransitions:
         await self._write_direct(pause)
 
     async def record_resume(
-        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+        self,
+        scope: Scope,
+        event: EventRecord,
+        retention: Retention | None = None,
+        order: int | None = None,
+        made_from: datetime | None = None,
     ) -> None:
         def resume(db: sqlite3.Connection) -> None:
-            pk = writable_pk_sync(db, scope)
+            pk = writable_pk_sync(db, scope, made_from, "resume")
             set_status_sync(db, pk, SessionStatus.RUNNING, event, order)
             self._prune_events_sync(db, pk, event.at, retention)
 

@@ -5,7 +5,9 @@
 -- take.lua copies the copy into v and x at a resume of the checkpoint that names it. A state of fewer than min_keys
 -- keys is not copied (taking a copy would save its resume little and double its memory); any earlier copy goes, and
 -- a session that is not open (sealed or terminated: its pause is refused durably) is not copied either. The reply's
--- fourth element: 1 if copied; its fifth, with a nonce, the pause's order among the session's transitions (lib.lua).
+-- fourth element: 1 if copied; its fifth, with a nonce, the pause's order among the session's transitions (lib.lua);
+-- its sixth, the durable session this working memory was made from (i, nil if none is noted): the pause's record
+-- lands only on that session, not on one deleted and spawned again under its id since this snapshot.
 local st = redis.call('GET', m)
 if not st or string.sub(st, 1, 1) == 'p' then return {'missing'} end
 local room = not no_room() -- a full Redis still gives the pause its state, without a copy
@@ -30,4 +32,5 @@ if copied == 1 then
 end
 local order = 0
 if ARGV[2] then order = next_order(KEYS[8]) end
-return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCORES'), copied, order}
+return {'ok', redis.call('HGETALL', v), redis.call('ZRANGE', x, 0, -1, 'WITHSCORES'), copied, order,
+  redis.call('GET', KEYS[4])}

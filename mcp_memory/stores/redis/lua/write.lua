@@ -9,6 +9,9 @@
 --   a terminate sealed it). An empty ``incarnation`` asks: "stamp" if a re-open's incarnation is there to compare.
 -- mode "restore": the session must be open; clear ("1") or merge, within max_keys. With KEYS[8] (the session's order
 --   key, after its copy keys), the reply's third element is the resume's order among its transitions (lib.lua).
+--   A non-empty ``incarnation``: the durable session the checkpoint was read from; working memory made from another
+--   (i: the session was deleted and spawned again since the read) is left as it is, {'other'} (one noting none, of
+--   an earlier release, is restored).
 -- mode "recover": only if Redis does not know the session: create it in ``state`` with exactly these items, and
 --   note the durable ``incarnation`` it was made from. A staged spawn ("p:<token>") of the spawn token given (the
 --   durable store says it completed) becomes the session as it is, in ``state``; another staged spawn is stale.
@@ -108,6 +111,10 @@ elseif mode == 'open' then
 else
   if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
   if state ~= 'o' then return {'sealed', state} end
+  if mode == 'restore' and incarnation ~= '' then
+    local noted = redis.call('GET', inc)
+    if noted and noted ~= incarnation then return {'other'} end
+  end
 end
 if clear then
   if np + nt > maxk then return {'full'} end
