@@ -13,7 +13,9 @@ yet taken its durable row);
 (an import has staged one more session's working memory in Redis), ``import.durable_committed`` (an import's durable
 transaction has committed; Redis's part is staged, not switched), ``import.switched`` (Redis's part is switched in,
 its terminated sessions closed; the import not answered); ``delete.working_erased`` (``delete_session`` has erased
-the session's Redis keys, the durable record is still there), ``delete.waiting`` (``delete_session`` found the
+the session's Redis keys, the durable record is still there), ``delete.durable_deleted`` (``delete_session`` has
+deleted the durable record and not yet erased Redis a second time: a hook raising there stands for that erase
+failing), ``delete.waiting`` (``delete_session`` found the
 session sealed by another deletion and waits for its answer; reached at each look), ``delete.renewing``
 (``delete_session`` is about to renew its seal, every third of the lease while it runs), ``recover.read`` (a call that
 found its session missing in Redis has read the durable record to re-open it from, and not yet written Redis),
@@ -54,6 +56,7 @@ IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_co
 """The import path's points, in order (the last three with working memory in Redis)."""
 DELETE_POINTS = (
     "delete.working_erased",
+    "delete.durable_deleted",
     "delete.waiting",
     "delete.renewing",
     "recover.read",

@@ -11,7 +11,9 @@ seal is then released), the session still exists durably and Redis re-opens it f
 next call (as after a Redis restart), so nothing is left half-deleted in a way a caller could see; the deletion can
 be repeated. The Redis keys are removed once more after the durable step, in case a call re-opened the session in
 between; with them go the claims of the calls re-opening it now, whose Redis writes then land nothing, and the note
-of an import staged for it, whose switch then leaves it deleted (:mod:`mcp_memory.stores.redis.store`).
+of an import staged for it, whose switch then leaves it deleted (:mod:`mcp_memory.stores.redis.store`). If that
+second erase fails, the call fails with the record already gone: a deletion that finds no durable session therefore
+erases what Redis still holds of it before it answers ``not_found`` (see :meth:`SessionControl.delete_session`).
 """
 
 from __future__ import annotations
@@ -125,14 +127,19 @@ class SessionControl:
         self, project_id: str | UUID, agent_instance_id: str | UUID, session_id: str, keep_episodes: bool = True
     ) -> SessionDeleted:
         """Delete one session: working memory, checkpoints, events, and its episodes unless ``keep_episodes``.
-        A running, paused or terminated session may be deleted; one being terminated is ``conflict``."""
+        A running, paused or terminated session may be deleted; one being terminated is ``conflict``.
+
+        A session the durable store does not hold is ``not_found``, with working memory in Redis only once Redis
+        holds nothing of it either (:meth:`_absent`): a deletion whose last Redis erase failed, after its durable
+        step, leaves a session a call re-opened meanwhile, and its retry must take it. If that erase fails, the
+        answer is Redis's error (``unavailable``), not ``not_found``: the caller retries until "deleted" holds."""
         scope = Scope.parse(project_id, agent_instance_id, session_id)
         if not isinstance(keep_episodes, bool):
             raise InvalidArgument("keep_episodes must be true or false")
         async with self._lock(scope):
             session = await self._durable.get_session(scope)
             if session is None:
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent")
+                raise await self._absent(scope)
             now = self._clock()
             # One store: one transaction, ordered with a terminate by its row lock; the store refuses a seal whose
             # lease is live and goes through one that lapsed, as the claim below takes it over.
@@ -158,8 +165,17 @@ class SessionControl:
                             await self._durable.unseal(scope, token)
                         except Exception:
                             logger.warning("could not unseal %s after a failed deletion", scope, exc_info=True)
+            await faults.reached("delete.durable_deleted")
             await self._working.erase_session(scope, now)
         return SessionDeleted(scope.session_id, removed + Removed(working_keys=working))
+
+    async def _absent(self, scope: Scope) -> NotFound:
+        """The answer for a session the durable store does not hold, once Redis holds nothing left of it: one script,
+        which leaves a spawn in progress (its staged state) and an import's staged state alone, as they are of a
+        session not made yet. Raises Redis's error if the erase fails (see :meth:`delete_session`)."""
+        if self._working is not None and await self._working.erase_leftover(scope):
+            logger.info("erased the Redis keys left of %s, whose durable record a failed deletion had deleted", scope)
+        return NotFound(f"session '{scope.session_id}' does not exist for this agent")
 
     async def _renew(self, scope: Scope, token: str) -> None:
         await faults.reached("delete.renewing")
@@ -184,7 +200,7 @@ class SessionControl:
             except Conflict:
                 held = await self._durable.get_session(scope)
             if held is None:
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent") from None
+                raise await self._absent(scope) from None
             lapses = self._lapses_in(held, now)
             if held.sealed and not (held.seal_token or "").startswith(DELETION_TOKEN):
                 raise sealed_by_another_call(scope.session_id, lapses) from None

@@ -118,6 +118,12 @@ class WorkingErase(Protocol):
         """Delete everything this store holds of the session; the count of its live keys at ``now``."""
         ...
 
+    async def erase_leftover(self, scope: Scope) -> int:
+        """``delete_session`` found no durable session: delete what this store still holds of it (a re-open that
+        raced a deletion whose last erase failed), but a spawn's staged state and imports' staged state, which are of
+        a session not yet made; the count of keys deleted."""
+        ...
+
     async def erase_closed(self, scope: Scope, recorded: Incarnation) -> bool:
         """A terminate's closing of ``recorded`` (``mark_terminated``) found its durable record deleted since: delete
         what this store holds of the session if it is ``recorded``'s, or only a bare terminated marker that closing

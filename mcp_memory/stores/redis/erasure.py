@@ -48,6 +48,12 @@ class RedisErasure:
         reply = await self._eval("erase", self.all_keys(scope), args, closing=not dry_run)
         return int(reply[1])
 
+    async def erase_leftover(self, scope: Scope) -> int:
+        """Delete what is left of a session the durable store no longer holds (one script, ``lua/erase_leftover.lua``),
+        but a spawn's staged state and the note of imports staged for it; the count of keys deleted."""
+        reply = await self._eval("erase_leftover", self.all_keys(scope), [], closing=True)
+        return int(reply[1]) if reply[0] == "ok" else 0
+
     async def erase_closed(self, scope: Scope, recorded: Incarnation) -> bool:
         """Delete the session's keys if they are ``recorded``'s, or only a terminated marker noting no incarnation (one
         script, ``lua/erase_closed.lua``); whether anything was deleted."""

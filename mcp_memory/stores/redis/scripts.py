@@ -38,6 +38,7 @@ NAMES = (
     "drop",
     "erase",
     "erase_closed",
+    "erase_leftover",
     "switch",
     "take",
     "drop_copy",
