@@ -15,8 +15,10 @@ transaction has committed; Redis's part is staged, not switched), ``import.switc
 its terminated sessions closed; the import not answered); ``delete.working_erased`` (``delete_session`` has erased
 the session's Redis keys, the durable record is still there), ``delete.durable_deleted`` (``delete_session`` has
 deleted the durable record and not yet erased Redis a second time: a hook raising there stands for that erase
-failing), ``delete.waiting`` (``delete_session`` found the
-session sealed by another deletion and waits for its answer; reached at each look), ``delete.renewing``
+failing), ``delete.absent`` and ``delete.leftover_checked`` (``delete_session`` found no durable session, before
+asking Redis what it holds of it; then found none durably again, before erasing that leftover),
+``delete.waiting`` (``delete_session`` found the session sealed by another deletion and waits for its answer; reached
+at each look), ``delete.renewing``
 (``delete_session`` is about to renew its seal, every third of the lease while it runs), ``recover.read`` (a call that
 found its session missing in Redis has read the durable record to re-open it from, and not yet written Redis),
 ``recover.written`` (that call has re-opened the session in Redis and not yet answered);
@@ -57,6 +59,8 @@ IMPORT_POINTS = ("import.validated", "import.working_staged", "import.durable_co
 DELETE_POINTS = (
     "delete.working_erased",
     "delete.durable_deleted",
+    "delete.absent",
+    "delete.leftover_checked",
     "delete.waiting",
     "delete.renewing",
     "recover.read",

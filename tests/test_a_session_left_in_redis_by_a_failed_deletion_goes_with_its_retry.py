@@ -94,3 +94,35 @@ async def test_a_deletion_of_a_session_being_imported_leaves_its_staged_state(
         report = await importer.transfer.import_file(path)
     assert (report.working_sessions_written, report.working_sessions) == (1, 1)
     assert await deleter.working.get(scope, "secret") == "pii"
+
+
+@pytest.mark.parametrize("spawned_at", ["delete.absent", "delete.leftover_checked"])
+async def test_a_spawn_completing_while_a_retried_deletion_looks_at_the_leftover_keeps_its_working_memory(
+    two_servers: tuple[MemoryRuntime, MemoryRuntime], spawned_at: str
+) -> None:
+    """The leftover is erased only if the durable store, read again after Redis was asked, still holds no session,
+    and only if its keys still note what Redis answered then: a spawn of the same id that completes after the first
+    read (found by the second) or after the second (noting its own incarnation) keeps its initial state."""
+    rt, other = two_servers
+    scope = Scope(uuid.uuid4(), uuid.uuid4(), "s")
+    await rt.lifecycle.spawn(*ids(scope), initial_state={"secret": "pii"})
+    await rt.lifecycle.pause(*ids(scope))
+
+    async def reopen_then_fail(point: str) -> None:
+        if point == "delete.working_erased":
+            assert await other.working.get(scope, "secret") == "pii"
+        elif point == "delete.durable_deleted":
+            raise Unavailable("Redis stopped answering")
+
+    with faults.on_fault(reopen_then_fail), anyio.fail_after(30), pytest.raises(Unavailable):
+        await rt.control.delete_session(*ids(scope))
+    assert await rt.working.get(scope, "secret") == "pii"  # the leftover
+
+    async def spawn_meanwhile(point: str) -> None:
+        if point == spawned_at:
+            await other.lifecycle.spawn(*ids(scope), initial_state={"fresh": "state"})
+
+    with faults.on_fault(spawn_meanwhile), anyio.fail_after(30), pytest.raises(NotFound):
+        await rt.control.delete_session(*ids(scope))
+    assert await rt.working.get(scope, "fresh") == "state"
+    assert await rt.working.list_keys(scope) == ["fresh"]

@@ -170,11 +170,21 @@ class SessionControl:
         return SessionDeleted(scope.session_id, removed + Removed(working_keys=working))
 
     async def _absent(self, scope: Scope) -> NotFound:
-        """The answer for a session the durable store does not hold, once Redis holds nothing left of it: one script,
-        which leaves a spawn in progress (its staged state) and an import's staged state alone, as they are of a
-        session not made yet. Raises Redis's error if the erase fails (see :meth:`delete_session`)."""
-        if self._working is not None and await self._working.erase_leftover(scope):
-            logger.info("erased the Redis keys left of %s, whose durable record a failed deletion had deleted", scope)
+        """The answer for a session the durable store does not hold, once Redis holds nothing left of it. Redis is
+        asked what it holds of the session (nothing, the common case: done), the durable store is read again, and
+        only then is the leftover erased, and only if its keys still note what they noted: a spawn of the id that
+        completed after the first read is found by the second (its durable commit comes before its Redis one), and
+        one that completes after the second notes another incarnation, so its working memory is never taken for a
+        leftover. A spawn in progress (its staged state) and an import's staged state are left alone. Raises Redis's
+        error if a step fails (see :meth:`delete_session`)."""
+        working = self._working
+        if working is not None:
+            await faults.reached("delete.absent")
+            noted = await working.leftover(scope)
+            if noted is not None and await self._durable.get_session(scope) is None:
+                await faults.reached("delete.leftover_checked")
+                if await working.erase_leftover(scope, noted):
+                    logger.info("erased the Redis keys left of %s, whose durable record a deletion had deleted", scope)
         return NotFound(f"session '{scope.session_id}' does not exist for this agent")
 
     async def _renew(self, scope: Scope, token: str) -> None:

@@ -118,10 +118,16 @@ class WorkingErase(Protocol):
         """Delete everything this store holds of the session; the count of its live keys at ``now``."""
         ...
 
-    async def erase_leftover(self, scope: Scope) -> int:
-        """``delete_session`` found no durable session: delete what this store still holds of it (a re-open that
-        raced a deletion whose last erase failed), but a spawn's staged state and imports' staged state, which are of
-        a session not yet made; the count of keys deleted."""
+    async def leftover(self, scope: Scope) -> str | None:
+        """What a session of this scope that this store holds, and that is not a spawn's staging, notes it was made
+        from ('' if nothing); None if there is none. Read by ``delete_session`` when it finds no durable session."""
+        ...
+
+    async def erase_leftover(self, scope: Scope, noted: str) -> int:
+        """``delete_session`` found no durable session, twice, around :meth:`leftover`: delete what this store still
+        holds of it (a re-open that raced a deletion whose last erase failed) if it still notes ``noted`` (a spawn of
+        the id that completed meanwhile notes its own), but a spawn's staged state and imports' staged state, which
+        are of a session not yet made; the count of keys deleted."""
         ...
 
     async def erase_closed(self, scope: Scope, recorded: Incarnation) -> bool:

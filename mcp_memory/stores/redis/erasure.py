@@ -48,10 +48,17 @@ class RedisErasure:
         reply = await self._eval("erase", self.all_keys(scope), args, closing=not dry_run)
         return int(reply[1])
 
-    async def erase_leftover(self, scope: Scope) -> int:
-        """Delete what is left of a session the durable store no longer holds (one script, ``lua/erase_leftover.lua``),
-        but a spawn's staged state and the note of imports staged for it; the count of keys deleted."""
-        reply = await self._eval("erase_leftover", self.all_keys(scope), [], closing=True)
+    async def leftover(self, scope: Scope) -> str | None:
+        """What the session's keys note they were made from ('' if nothing), if Redis holds a session of this scope
+        that is not a spawn's staging; None if it holds none (``lua/erase_leftover.lua``, read only)."""
+        reply = await self._eval("erase_leftover", self.all_keys(scope), ["probe", ""])
+        return str(reply[1]) if reply[0] == "found" else None
+
+    async def erase_leftover(self, scope: Scope, noted: str) -> int:
+        """Delete what is left of a session the durable store no longer holds, if its keys still note ``noted`` (what
+        :meth:`leftover` read), but a spawn's staged state and the note of imports staged for it (one script,
+        ``lua/erase_leftover.lua``); the count of keys deleted."""
+        reply = await self._eval("erase_leftover", self.all_keys(scope), ["erase", noted], closing=True)
         return int(reply[1]) if reply[0] == "ok" else 0
 
     async def erase_closed(self, scope: Scope, recorded: Incarnation) -> bool:
