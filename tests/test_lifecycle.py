@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -1101,7 +1102,12 @@ class _FailingResumeRecord:
         return getattr(self._real, name)
 
     async def record_resume(
-        self, scope: Scope, event: EventRecord, retention: Retention | None = None, order: int | None = None
+        self,
+        scope: Scope,
+        event: EventRecord,
+        retention: Retention | None = None,
+        order: int | None = None,
+        made_from: datetime | None = None,
     ) -> None:
         raise Unavailable("the store went away")
 

@@ -75,7 +75,7 @@ async def test_the_record_names_the_copys_snapshot_and_the_resume_takes_it(rt: M
 
 
 async def test_downgrade_past_0013_drops_the_column_and_keeps_the_previous_record_function(url: str) -> None:
-    assert await pg_servers.first_column(url, RECORD_PAUSE_ARITIES) == {"22", "23", "24"}
+    assert await pg_servers.first_column(url, RECORD_PAUSE_ARITIES) == {"22", "23", "24", "25"}
     assert await pg_servers.first_column(url, SNAPSHOT_COLUMN) == {"snapshot"}
     _, down = await migrate(url, revision="0012", downgrade=True)
     assert down.revision == "0012"
@@ -83,7 +83,7 @@ async def test_downgrade_past_0013_drops_the_column_and_keeps_the_previous_recor
     assert await pg_servers.first_column(url, SNAPSHOT_COLUMN) == set()
     _, up = await migrate(url, embedding_dimension=256)
     assert up.revision == head_revision()
-    assert await pg_servers.first_column(url, RECORD_PAUSE_ARITIES) == {"22", "23", "24"}
+    assert await pg_servers.first_column(url, RECORD_PAUSE_ARITIES) == {"22", "23", "24", "25"}
 
 
 async def test_a_checkpoint_that_names_no_snapshot_is_read_with_its_state_and_restored(
