@@ -66,21 +66,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mcp_memory.models import Item, PackedState, Restoration, Scope, pack_state
 from mcp_memory.stores.records import Limits, respawned
-from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS, noted
+from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS, COPY_MS, RECLAIM_MARGIN_MS, made_from_of, noted
 
 
 def order_of(reply: int | bytes | str | None) -> int | None:
     """A transition's order as a script answered it (``next_order`` in ``lua/lib.lua``); None where Redis gave none
     (an ACL without ``TIME``)."""
     return None if reply is None else int(reply)
-
-
-def made_from_of(reply: bytes | str | None) -> datetime | None:
-    """The durable session a session's working memory notes it was made from (``:i``, :func:`.scripts.noted`), as a
-    script answered it; None where it notes none (a session of an earlier release)."""
-    if not reply:
-        return None
-    return datetime.fromisoformat(reply.decode() if isinstance(reply, bytes) else reply)
 
 
 ALL_KEY_SUFFIXES = ("m", "v", "x", "i", "cv", "cx", "ct", "g", "im", "r")
@@ -167,4 +159,4 @@ class RedisPauseCopies:
         await self._eval("drop_copy", self.copy_keys(scope), [])
 
 
-__all__ = ["RedisPauseCopies", "made_from_of", "packed_snapshot"]
+__all__ = ["RedisPauseCopies", "packed_snapshot"]

@@ -78,6 +78,14 @@ def noted(created_at: datetime | None) -> str:
     return "" if created_at is None else created_at.astimezone(UTC).isoformat()
 
 
+def made_from_of(reply: bytes | str | None) -> datetime | None:
+    """The durable session a session's working memory notes it was made from (``:i``) as a script answered it, read
+    back (:func:`noted`'s inverse); None where it notes none (a session of an earlier release)."""
+    if not reply:
+        return None
+    return datetime.fromisoformat(reply.decode() if isinstance(reply, bytes) else reply)
+
+
 def _read(name: str) -> str:
     return resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
@@ -198,6 +206,7 @@ __all__ = [
     "bodies",
     "incarnation",
     "item_args",
+    "made_from_of",
     "noted",
     "too_large",
 ]

@@ -1,7 +1,8 @@
 -- Shared by the scripts that write: KEYS = {m, v, x, ...}; purge(now) deletes the items whose TTL has passed,
 -- reclaim(now, margin[, hv, hx]) gives v and x (or the hash hv and the zset hx) a real Redis expiry when every key
 -- left has a TTL (the latest plus margin), and none otherwise; no_room() says whether Redis is full; closed(...)
--- marks a terminated session 't' for as long as the data it guards.
+-- marks a terminated session 't' for as long as the data it guards; made_from_other(hi, wanted) says whether it was
+-- made from another durable session than the caller read.
 local m, v, x = KEYS[1], KEYS[2], KEYS[3]
 local function purge(now)
   local dead = redis.call('ZRANGEBYSCORE', x, '-inf', now)
@@ -43,6 +44,14 @@ local function closed(now, tombstone, hm, hv, hx, hi)
   end
   redis.call('SET', hm, 't', 'PX', ms)
   redis.call('PEXPIRE', hi, ms)
+end
+-- Whether the working memory notes (in hi, its i key) another durable session than ``wanted``, the one its caller read
+-- (a resume's checkpoint): the session was deleted and its id spawned again since. '' asks nothing; working memory
+-- noting none (an earlier release's) is not another.
+local function made_from_other(hi, wanted)
+  if not wanted or wanted == '' then return false end
+  local noted = redis.call('GET', hi)
+  return noted ~= false and noted ~= wanted
 end
 -- Whether Redis is full (maxmemory reached under noeviction). Redis refuses a command that may grow memory only
 -- while a script has not written yet: after its first write (a DEL, a purge's HDEL) every later one goes through,

@@ -11,10 +11,7 @@
 local cv, cx, ct = KEYS[5], KEYS[6], KEYS[7]
 local now = ARGV[1]
 if redis.call('GET', m) ~= 'o' then return {'nocopy'} end
-if ARGV[5] and ARGV[5] ~= '' then
-  local noted = redis.call('GET', KEYS[4])
-  if noted and noted ~= ARGV[5] then return {'other'} end
-end
+if made_from_other(KEYS[4], ARGV[5]) then return {'other'} end
 local tag = redis.call('HMGET', ct, 'nonce', 'n', 'nx')
 if tag[1] ~= ARGV[4] then return {'nocopy'} end
 local n, nx = tonumber(tag[2]), tonumber(tag[3])

@@ -111,10 +111,7 @@ elseif mode == 'open' then
 else
   if not state or string.sub(state, 1, 1) == 'p' then return {'missing'} end
   if state ~= 'o' then return {'sealed', state} end
-  if mode == 'restore' and incarnation ~= '' then
-    local noted = redis.call('GET', inc)
-    if noted and noted ~= incarnation then return {'other'} end
-  end
+  if mode == 'restore' and made_from_other(inc, incarnation) then return {'other'} end
 end
 if clear then
   if np + nt > maxk then return {'full'} end
