@@ -1,6 +1,7 @@
-"""A pause's durable write on SQLite at the retention bound, with the prune's ``secure_delete`` FAST (the store's)
-against ON (what Debian's SQLite does by default: the pruned checkpoint's overflow pages zeroed, written and synced
-again), alternating round by round in one process.
+"""A pause's durable write on SQLite at the retention bound, with the writer connection's ``secure_delete`` FAST (what
+the store sets when it connects) against ON (what Debian's SQLite does by default: the pruned checkpoint's overflow
+pages zeroed, written and synced again), alternating round by round in one process (the setting changed on the writer
+between rounds, outside the timing).
 
 Every round records one checkpoint of N keys (~100-byte values, as the pause benchmarks) through
 ``SqliteStore.record_pause`` with the default retention (the newest 100 checkpoints, 1,000 events), so past the
@@ -24,10 +25,10 @@ from itertools import repeat
 import anyio
 from bench_pause_resume import pct
 
-import mcp_memory.stores.sqlite.transitions as sqlite_transitions
 from mcp_memory import MemoryRuntime, Scope, Settings
 from mcp_memory.models import CheckpointInfo, PackedState, pack_state
 from mcp_memory.stores.records import EventRecord, Retention
+from mcp_memory.stores.sqlite.store import SqliteStore
 
 
 def packed_state(keys: int) -> PackedState:
@@ -53,6 +54,7 @@ async def run(keys: int, rounds: int) -> None:
         settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp}/prune.db")
         async with MemoryRuntime(settings) as rt:
             store = rt.store
+            assert isinstance(store, SqliteStore)
             scope = Scope(uuid.uuid4(), uuid.uuid4(), "prune")
             await rt.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
             state = packed_state(keys)
@@ -60,16 +62,15 @@ async def run(keys: int, rounds: int) -> None:
             times: dict[str, list[float]] = {"ON": [], "FAST": []}
             for i in range(rounds):
                 setting = ("ON", "FAST")[i % 2]
-                sqlite_transitions.PRUNE_SECURE_DELETE = setting
+                await store._write_direct(lambda db, s=setting: db.execute(f"PRAGMA secure_delete = {s}"))
                 info, event = pause_record(state)
                 started = time.perf_counter()
                 await store.record_pause(scope, info, state, event, retention)
                 if i >= 110:  # past the bound (and a few rounds more): every pause prunes
                     times[setting].append((time.perf_counter() - started) * 1000)
-            sqlite_transitions.PRUNE_SECURE_DELETE = "FAST"
     on, fast = times["ON"], times["FAST"]
     print(f"record_pause of {keys} keys at the retention bound, SQLite FULL, {len(on)} rounds each, ms")
-    print("| prune's secure_delete | p50 | p99 |\n|---|---:|---:|")
+    print("| writer's secure_delete | p50 | p99 |\n|---|---:|---:|")
     print(f"| ON | {pct(on, 0.5):.2f} | {pct(on, 0.99):.2f} |")
     print(f"| FAST (the store's) | {pct(fast, 0.5):.2f} | {pct(fast, 0.99):.2f} |")
     print(f"ratio ON / FAST (p50): {pct(on, 0.5) / pct(fast, 0.5):.2f}x; load average {os.getloadavg()[0]:.2f}")

@@ -1,18 +1,23 @@
 """Forgetting on SQLite takes the content off the disk, not only out of the rows: after ``mcp-memory forget``, a
 distinctive string written in the forgotten project's working memory, checkpoint, checkpoint label, session id and
 episodes is in no byte of the database file nor of its ``-wal`` (read raw), while a server still has the file open
-(so SQLite does not delete the WAL at the last close). After ``delete_session``, ``forget_episodes`` and
-``delete_checkpoint`` over MCP, it is in no byte of the database file once a checkpoint has copied the WAL in.
+(so SQLite does not delete the WAL at the last close). After ``delete_session``, ``forget_episodes``,
+``delete_checkpoint``, ``memory_delete``, a terminate's clear of working memory, ``clear`` and ``update_episode`` (the
+text and the vector it replaces) over MCP or the store, it is in no byte of the database file once a checkpoint has
+copied the WAL in.
 
 Before, the deleted rows stayed in the file's free pages and cells where SQLite is built without secure deletion
 (its own default: macOS's, python.org's), and the WAL kept the frames that wrote them until something overwrote or
-truncated it (a PASSIVE checkpoint does neither). Each test runs also with the connections' ``secure_delete`` at OFF,
-as such a build opens them, through a SQLAlchemy connect listener (the build here has it ON)."""
+truncated it (a PASSIVE checkpoint does neither). The store opens its connections with ``secure_delete`` FAST, which
+zeroes the freed bytes of the pages a deletion writes anyway: so each test runs also with the connections' setting
+forced to OFF (a SQLAlchemy checkout listener, after the store's connect one), where only the deletion's own ON
+overwrites anything; those tests check that the writer's setting is OFF before and after the deletions."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,30 +34,43 @@ from mcp_memory.config import Settings
 from mcp_memory.models import Scope
 from mcp_memory.server.assembly import create_server
 from mcp_memory.services.runtime import MemoryRuntime
+from mcp_memory.stores.sqlite.store import SqliteStore
 from tests.http_helpers import ok
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["as built", "off"])
+SETTING = {"as opened": 2, "off": 0}
+"""``PRAGMA secure_delete``'s reading on the writer outside the deletions, by ``secure_delete_default`` (2: FAST)."""
+
+
+@pytest.fixture(params=list(SETTING))
 def secure_delete_default(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every SQLAlchemy connection opened in the test starts with ``secure_delete`` as this SQLite build has it, or
-    OFF as SQLite's own default has it."""
-    if request.param == "as built":
-        yield "as built"
+    """Every SQLAlchemy connection used in the test has ``secure_delete`` as the store opens it (FAST), or OFF as
+    SQLite's own default has it: set at each checkout from the pool, so after the store's connect listener."""
+    if request.param == "as opened":
+        yield "as opened"
         return
 
-    def off(dbapi_conn: Any, _record: Any) -> None:
+    def off(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         if "sqlite" in type(dbapi_conn).__module__:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA secure_delete = OFF")
             cur.close()
 
-    event.listen(Engine, "connect", off)
+    event.listen(Engine, "checkout", off)
     try:
         yield "off"
     finally:
-        event.remove(Engine, "connect", off)
+        event.remove(Engine, "checkout", off)
+
+
+async def writer_setting(rt: MemoryRuntime) -> int:
+    """``PRAGMA secure_delete`` as the store's writer connection has it now."""
+    store = rt.store
+    assert isinstance(store, SqliteStore)
+    (setting,) = await store._write_direct(lambda db: db.execute("PRAGMA secure_delete").fetchone())
+    return int(setting)
 
 
 def needle() -> str:
@@ -192,3 +210,123 @@ async def test_deletions_over_mcp_leave_what_they_removed_in_no_byte_of_the_data
     checkpointed(db)
     assert holding(db, {k: second[k] for k in ("checkpoint label",)}) == []
     assert set(holding(db, second)) >= {f"{k} in memory.db" for k in ("session id", "terminate episode")}
+
+
+async def test_memory_delete_overwrites_the_deleted_value_in_the_database_file(
+    secure_delete_default: str, server_runtime: MemoryRuntime, mcp_client: Client, tmp_path: Path
+) -> None:
+    db = tmp_path / "memory.db"
+    marks = {"deleted": needle(), "kept": needle()}
+    ids = {"project_id": str(uuid.uuid4()), "agent_instance_id": str(uuid.uuid4()), "session_id": "task"}
+    await ok(mcp_client, "spawn", **ids)
+    for key, mark in marks.items():
+        await ok(mcp_client, "memory_set", **ids, key=key, value=f"the value {mark}")
+    assert await writer_setting(server_runtime) == SETTING[secure_delete_default]
+    checkpointed(db)
+    assert sorted(holding(db, marks)) == ["deleted in memory.db", "kept in memory.db"]
+
+    assert await ok(mcp_client, "memory_delete", **ids, key="deleted") == {"deleted": True}
+    checkpointed(db)
+    assert holding(db, marks) == ["kept in memory.db"]
+    assert await writer_setting(server_runtime) == SETTING[secure_delete_default]
+
+
+async def test_a_terminates_clear_overwrites_working_memory_in_the_database_file(
+    secure_delete_default: str, server_runtime: MemoryRuntime, mcp_client: Client, tmp_path: Path
+) -> None:
+    db = tmp_path / "memory.db"
+    marks = {"working value": needle(), "initial state": needle()}
+    ids = {"project_id": str(uuid.uuid4()), "agent_instance_id": str(uuid.uuid4()), "session_id": "task"}
+    await ok(mcp_client, "spawn", **ids, initial_state={"goal": f"start {marks['initial state']}"})
+    await ok(mcp_client, "memory_set", **ids, key="note", value=f"the value {marks['working value']}")
+    checkpointed(db)
+    assert len(holding(db, marks)) == 2
+
+    # Not consolidated: the values would be copied into the episode.
+    done = await ok(mcp_client, "terminate", **ids, consolidate_to_episodic=False)
+    assert done["items_cleared"] == 2
+    checkpointed(db)
+    assert holding(db, marks) == []
+    assert await writer_setting(server_runtime) == SETTING[secure_delete_default]
+
+
+async def test_clear_overwrites_working_memory_in_the_database_file(
+    secure_delete_default: str, server_runtime: MemoryRuntime, tmp_path: Path
+) -> None:
+    db = tmp_path / "memory.db"
+    marks = {f"value {i}": needle() for i in range(3)}
+    scope = Scope(uuid.uuid4(), uuid.uuid4(), "task")
+    await server_runtime.lifecycle.spawn(scope.project_id, scope.agent_instance_id, scope.session_id)
+    for i, mark in enumerate(marks.values()):
+        await server_runtime.working.set(scope, f"k{i}", f"the value {mark}")
+    checkpointed(db)
+    assert len(holding(db, marks)) == 3
+
+    assert await server_runtime.store.clear(scope, time.time()) == 3
+    checkpointed(db)
+    assert holding(db, marks) == []
+    assert await writer_setting(server_runtime) == SETTING[secure_delete_default]
+
+
+async def test_update_episode_overwrites_the_text_and_vector_it_replaces_in_the_database_file(
+    secure_delete_default: str, db_url: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "memory.db"
+    old = {"lesson": needle(), "details": needle()}
+    new = {"lesson": needle(), "details": needle()}
+    project = str(uuid.uuid4())
+    settings = Settings(database_url=db_url, embedding_provider="hash")
+    async with (
+        MemoryRuntime(settings, embedding_retry=False) as rt,
+        Client(create_server(runtime=rt), mode="legacy") as client,
+    ):
+        recorded = await ok(
+            client,
+            "record_episode",
+            project_id=project,
+            agent_instance_id=str(uuid.uuid4()),
+            task_type="ops",
+            task_description="rebuild the index",
+            outcome="success",
+            outcome_details=f"details {old['details']}",
+            lessons_learned=[f"lesson {old['lesson']}"],
+        )
+        episode_id = recorded["episode_id"]
+        # Another one after it: the first row is then not the last written into its page, whose freed place the
+        # page's free area would take in (and the new row overwrite) whatever the setting.
+        await ok(
+            client,
+            "record_episode",
+            project_id=project,
+            agent_instance_id=str(uuid.uuid4()),
+            task_type="ops",
+            task_description="rotate the keys",
+            outcome="success",
+            lessons_learned=["rotate them before they expire"],
+        )
+
+        def vector() -> bytes:
+            with sqlite3.connect(db, timeout=30) as conn:
+                (blob,) = conn.execute("SELECT embedding FROM episodes WHERE episode_id = ?", (episode_id,)).fetchone()
+            assert isinstance(blob, bytes) and blob.strip(b"\0")
+            return blob
+
+        old_vector = vector()
+        checkpointed(db)
+        assert len(holding(db, old)) == 2 and old_vector in db.read_bytes()
+
+        # Longer than before: the new row does not fit in the old one's place, so that place is left as the
+        # deletion of the old row left it.
+        await ok(
+            client,
+            "update_episode",
+            project_id=project,
+            episode_id=episode_id,
+            outcome_details=f"the details as they were found later {new['details']}",
+            lessons_learned=[f"the lesson as it was understood later {new['lesson']}"],
+        )
+        assert vector() != old_vector
+        checkpointed(db)
+        assert (holding(db, old), old_vector in db.read_bytes()) == ([], False)
+        assert len(holding(db, new)) == 2
+        assert await writer_setting(rt) == SETTING[secure_delete_default]

@@ -97,9 +97,10 @@ class EpisodeEdits:
         project's statistics). Postgres: nothing (its triggers do it)."""
 
     def _overwriting(self, conn: AsyncConnection) -> AbstractAsyncContextManager[None]:
-        """Around the deletions a caller asked for (a forget, a deleted session), in their transaction: SQLite makes
-        them overwrite the bytes they free (:mod:`~mcp_memory.stores.sqlite.secure_delete`). Postgres: nothing; the
-        dead rows stay in their pages until VACUUM (autovacuum, or the operator's ``forget``)."""
+        """Around the deletions and overwrites a caller asked for (a forget, a deleted session, an edited episode), in
+        their transaction: SQLite makes them overwrite the bytes they free
+        (:mod:`~mcp_memory.stores.sqlite.secure_delete`). Postgres: nothing; the dead rows stay in their pages until
+        VACUUM (autovacuum, or the operator's ``forget``)."""
         return nullcontext()
 
     async def _reindex(self, conn: AsyncConnection, episode_pk: int) -> None:
@@ -290,11 +291,15 @@ class EpisodeEdits:
                 raise EpisodeChanged(f"episode '{episode_id}' changed while it was being edited; nothing was written")
             pk = int(found.id)
             if sets:
-                if changes.reembed:
-                    await self._unindex(conn, [pk])
-                await conn.execute(text(f"UPDATE episodes SET {', '.join(sets)} WHERE id = :pk"), {**params, "pk": pk})
-                if changes.reembed:
-                    await self._reindex(conn, pk)
+                # The fields replaced (and the old text's postings) are overwritten where they lay, as a deletion.
+                async with self._overwriting(conn):
+                    if changes.reembed:
+                        await self._unindex(conn, [pk])
+                    await conn.execute(
+                        text(f"UPDATE episodes SET {', '.join(sets)} WHERE id = :pk"), {**params, "pk": pk}
+                    )
+                    if changes.reembed:
+                        await self._reindex(conn, pk)
             row = (
                 await conn.execute(text(f"SELECT {EPISODE_COLUMNS} FROM episodes e WHERE e.id = :pk"), {"pk": pk})
             ).one()

@@ -183,6 +183,9 @@ class SqliteConnection:
                 "PRAGMA busy_timeout=30000",
                 # Checkpoints run on a thread of their own (see _WalCheckpointer), not inside a user's commit.
                 "PRAGMA wal_autocheckpoint=0",
+                # Whatever the build's default: a pause's retention prune then zeroes only what costs no I/O, with no
+                # PRAGMA of its own; deletions a caller asks for set ON around themselves (see .secure_delete).
+                "PRAGMA secure_delete=FAST",
             ):
                 cur.execute(pragma)
             cur.close()

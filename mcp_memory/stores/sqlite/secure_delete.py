@@ -1,15 +1,22 @@
-"""SQLite's ``PRAGMA secure_delete`` for one transaction's deletions, whatever the connection's setting.
+"""SQLite's ``PRAGMA secure_delete``: FAST on every connection, ON for one transaction's deletions a caller asked for.
 
 With it ON, SQLite overwrites with zeros what a deletion frees: the row's cell, its overflow pages, the pages that
-go to the free list. Without it (SQLite's own default; Debian's build turns it on), a deleted row's bytes stay in
-the file's free space until a later write reuses it, readable by anyone with the file. The setting belongs to the
-connection and takes effect at once, so it is set for the deletions and put back after them, in the transaction.
+go to the free list. With FAST, only what costs no extra I/O: the freed bytes inside the pages the deletion writes
+anyway, not the overflow and other pages it sends to the free list. Without it (OFF, SQLite's own default; Debian's
+build turns it ON), a deleted row's bytes stay in the file's free space until a later write reuses them, readable by
+anyone with the file.
 
-Deletions a caller asks for (``delete_session``, ``forget_episodes``, ``delete_checkpoint`` and the operator's
-``forget``) run with ON; a pause's retention prune with FAST (see
-:meth:`~mcp_memory.stores.sqlite.transitions.SqliteTransitions._prune_sync`). The old page images in the WAL file are
-another matter: they go when a checkpoint truncates it (the operator's ``forget`` does, see
-:meth:`~mcp_memory.stores.sqlite.connection.SqliteConnection.truncate_wal`).
+Every connection of the store starts at FAST (set once when it connects, see
+:class:`~mcp_memory.stores.sqlite.connection.SqliteConnection`), whatever the build's default. What runs on the hot
+paths runs under it with no PRAGMA of its own: a pause's retention prune
+(:meth:`~mcp_memory.stores.sqlite.transitions.SqliteTransitions._prune_sync`), which leaves the pruned checkpoint's
+pages to the next pause's checkpoint (it reuses them), a resume's clear, and a ``memory_set`` replacing a value (the old
+bytes in the row's page are zeroed; the overflow pages of a value past about a page, not). The deletions and overwrites
+a caller asks for run with ON (:func:`secure_delete`, set for them and put back after them, in their transaction, as the
+setting belongs to the connection and takes effect at once): ``memory_delete``, the clear of working memory (a
+terminate's), ``update_episode``, ``delete_checkpoint``, ``delete_session``, ``forget_episodes`` and the operator's
+``forget``. The old page images in the WAL file are another matter: they go when a checkpoint truncates it (the
+operator's ``forget`` does, see :meth:`~mcp_memory.stores.sqlite.connection.SqliteConnection.truncate_wal`).
 """
 
 from __future__ import annotations

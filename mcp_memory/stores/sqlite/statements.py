@@ -146,7 +146,8 @@ def item_rows(session_pk: int, items: Mapping[str, Item], now: float) -> list[di
 def restore_sync(
     db: sqlite3.Connection, pk: int, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
 ) -> int:
-    """``restore``'s writes in the caller's transaction (which rolls back on ``TooLarge``)."""
+    """``restore``'s writes in the caller's transaction (which rolls back on ``TooLarge``). Its clear is on resume's
+    path: it deletes under the connection's ``secure_delete`` (FAST), with no PRAGMA of its own."""
     if clear:
         check_fits(items, now, limits)
         db.execute("DELETE FROM working_items WHERE session_pk = :pk", {"pk": pk})

@@ -35,7 +35,6 @@ from mcp_memory.stores.sql.retention import prune_events_statement, prune_statem
 from mcp_memory.stores.sql.rules import check_fits, checkpoint_exists, session_exists
 from mcp_memory.stores.sqlite import statements
 from mcp_memory.stores.sqlite.schema import decode_state
-from mcp_memory.stores.sqlite.secure_delete import secure_delete
 from mcp_memory.stores.sqlite.statements import (
     CHECKPOINT_ROW_COLUMNS,
     DIALECT,
@@ -56,10 +55,6 @@ from mcp_memory.stores.sqlite.statements import (
 
 _T = TypeVar("_T")
 
-PRUNE_SECURE_DELETE = "FAST"
-"""``secure_delete`` while a pause prunes (``SqliteTransitions._prune_sync``); benchmarks/bench_sqlite_prune.py sets it
-to ON for its baseline rounds."""
-
 
 class SqliteTransitions:
     """The lifecycle transitions of :class:`~mcp_memory.stores.sqlite.store.SqliteStore` (see the module docstring)."""
@@ -78,24 +73,16 @@ class SqliteTransitions:
         """Apply ``retention`` (checkpoints, then events) in the pause's transaction, after its checkpoint and event
         went in (the single writer holds the session: no other pause can insert between the two).
 
-        With ``secure_delete`` FAST for the prune alone: where SQLite is built with secure deletion on (Debian's
-        is), deleting a pruned checkpoint would zero its state's overflow pages, writing and syncing them all again
-        (0.25-0.3 ms of a 1,000-key pause at the bound). FAST zeroes what costs no extra I/O and leaves the freed
-        pages to the next pause's checkpoint, which reuses them. Deletions a caller asks for overwrite everything
-        (:mod:`.secure_delete`)."""
+        Under the connection's ``secure_delete``, FAST from its opening (:mod:`.secure_delete`), with no PRAGMA here:
+        with it ON (Debian's build's default) deleting a pruned checkpoint would zero its state's overflow pages,
+        writing and syncing them all again (0.25-0.3 ms of a 1,000-key pause at the bound). FAST zeroes what costs
+        no extra I/O and leaves the freed pages to the next pause's checkpoint, which reuses them."""
         at = info.created_at.timestamp()
-        prunes = [
-            prune
-            for prune in (
-                prune_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n", info.checkpoint_id),
-                prune_events_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
-            )
-            if prune is not None
-        ]
-        if not prunes:
-            return
-        with secure_delete(db, PRUNE_SECURE_DELETE):
-            for prune in prunes:
+        for prune in (
+            prune_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n", info.checkpoint_id),
+            prune_events_statement(DIALECT, retention, session_pk, at, "LIMIT -1 OFFSET :n"),
+        ):
+            if prune is not None:
                 db.execute(*prune)
 
     @staticmethod
@@ -270,4 +257,4 @@ class SqliteTransitions:
         return await self._write_direct(resume)
 
 
-__all__ = ["PRUNE_SECURE_DELETE", "SqliteTransitions"]
+__all__ = ["SqliteTransitions"]

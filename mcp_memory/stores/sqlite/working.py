@@ -1,6 +1,7 @@
 """The SQLite store's working memory: a session's items as rows of ``working_items``, written and read on the
 connection's thread (:class:`~mcp_memory.stores.sqlite.connection.SqliteConnection`); ``open`` and ``restore`` in one
-hand-over each, ``set`` as one statement that checks the session and the key limit and upserts."""
+hand-over each, ``set`` as one statement that checks the session and the key limit and upserts. A deletion the caller
+asks for (``delete``, ``clear`` and a terminate's clear) overwrites what it frees (:mod:`.secure_delete`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE, SESSION_PK
 from mcp_memory.stores.sql.rules import check_fits, keys_full
 from mcp_memory.stores.sqlite.connection import SqliteConnection
+from mcp_memory.stores.sqlite.secure_delete import secure_delete
 from mcp_memory.stores.sqlite.statements import (
     SET_SQL,
     UPSERT_ITEM,
@@ -25,6 +27,9 @@ from mcp_memory.stores.sqlite.statements import (
     writable_pk,
     writable_pk_sync,
 )
+
+_DELETE_KEY = "DELETE FROM working_items WHERE session_pk = :pk AND key = :k RETURNING expires_at"
+_LIVE_COUNT = f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"
 
 
 class SqliteWorking(SqliteConnection):
@@ -42,17 +47,6 @@ class SqliteWorking(SqliteConnection):
             )
         ).first()
         return writable_pk(scope, None if row is None else tuple(row))
-
-    @staticmethod
-    async def _live_count(conn: AsyncConnection, session_pk: int, now: float) -> int:
-        return int(
-            (
-                await conn.execute(
-                    text(f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"),
-                    {"pk": session_pk, "now": now},
-                )
-            ).scalar_one()
-        )
 
     # -- working store ---------------------------------------------------------------------------------
     async def open(self, scope: Scope, items: Mapping[str, Item], now: float, limits: Limits) -> int:
@@ -83,15 +77,14 @@ class SqliteWorking(SqliteConnection):
             raise keys_full(scope, limits)
 
     async def delete(self, scope: Scope, key: str, now: float) -> bool:
-        async with self._write() as conn:
-            pk = await self._writable_session(conn, scope)
-            row = (
-                await conn.execute(
-                    text("DELETE FROM working_items WHERE session_pk = :pk AND key = :k RETURNING expires_at"),
-                    {"pk": pk, "k": key},
-                )
-            ).first()
-        return row is not None and (row.expires_at is None or row.expires_at > now)
+        def delete(db: sqlite3.Connection) -> bool:
+            pk = writable_pk_sync(db, scope)
+            # Asked for by the caller: the value is overwritten where it lay, whatever the connection's setting.
+            with secure_delete(db):
+                row = db.execute(_DELETE_KEY, {"pk": pk, "k": key}).fetchone()
+            return row is not None and (row[0] is None or row[0] > now)
+
+        return await self._write_direct(delete)
 
     async def list_keys(self, scope: Scope, prefix: str, now: float) -> list[str]:
         async with self._read() as conn:
@@ -128,13 +121,18 @@ class SqliteWorking(SqliteConnection):
     async def _clear_rows(self, session_pk: str, params: Mapping[str, Any], now: float) -> int:
         """Delete the working memory of the session row ``session_pk`` selects with ``params``; the count of its live
         keys."""
-        async with self._write() as conn:
-            pk = (await conn.execute(text(f"SELECT {session_pk}"), params)).scalar()
+        find = f"SELECT {session_pk}"
+
+        def clear(db: sqlite3.Connection) -> int:
+            (pk,) = db.execute(find, dict(params)).fetchone()
             if pk is None:
                 return 0
-            live = await self._live_count(conn, pk, now)
-            await conn.execute(text("DELETE FROM working_items WHERE session_pk = :pk"), {"pk": pk})
-            return live
+            (live,) = db.execute(_LIVE_COUNT, {"pk": pk, "now": now}).fetchone()
+            with secure_delete(db):
+                db.execute("DELETE FROM working_items WHERE session_pk = :pk", {"pk": pk})
+            return int(live)
+
+        return await self._write_direct(clear)
 
 
 __all__ = ["SqliteWorking"]
