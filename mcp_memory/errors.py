@@ -46,8 +46,9 @@ class Conflict(MemoryServiceError):
 
 class Respawned(Conflict):
     """A pause or resume whose session was deleted and spawned again under its id while it ran (between its
-    working-memory step and its durable record, or its checkpoint's read and its restore): nothing of the old session
-    lands on the new one, and the call records nothing on it."""
+    working-memory step and its durable record, or its checkpoint's read and its restore), or a terminate whose
+    session was between its record and its hooks: nothing of the old session lands on the new one, and the call
+    records nothing on it."""
 
 
 class TooLarge(MemoryServiceError):

@@ -28,7 +28,8 @@ checkpoints and events in its transaction, not yet the sessions), ``erase.episod
 keeps for a project left without episodes); ``terminate.sealed`` (terminate holds the session's seals, nothing read
 or recorded yet), ``terminate.recorded`` (terminate has recorded the session terminated, working memory is not yet
 marked terminated nor cleared), ``terminate.closed`` (terminate, or a call finishing its job, has marked working
-memory terminated and cleared it; the hooks have not run, the record is not yet finished); ``terminate.claiming`` (a
+memory terminated and cleared it; the hooks have not run, the record is not yet finished), ``terminate.completing``
+(that call has let go of the session lock and not yet read the record again before its hooks); ``terminate.claiming`` (a
 retried terminate or the terminate sweep has read a record unfinished past its lease, and not yet claimed its job);
 ``resume.read`` (a two-step resume has read its checkpoint from the durable store, working memory not yet restored),
 ``resume.restored`` (a two-step resume has restored its checkpoint into working memory, not yet recorded it);
@@ -85,7 +86,7 @@ MIGRATE_POINTS = ("migrate.locked",)
 """A Postgres migration inside its transaction."""
 SWEEP_POINTS = ("sweep.listed", "sweep.staged_dropped")
 """The spawn sweep between its steps: a spawn retried there, or the sweep stopping there."""
-TERMINATE_POINTS = ("terminate.recorded", "terminate.closed")
+TERMINATE_POINTS = ("terminate.recorded", "terminate.closed", "terminate.completing")
 """A terminate between its record and its record marked finished: a server dying there leaves the job to a retry
 or the terminate sweep (services/terminate_lease.py)."""
 LEASE_POINTS = ("spawn.lapsed_dropped", "spawn.completing")

@@ -2,7 +2,8 @@
 session terminated there, after the durable record says so. Another server may delete the session in between and
 make its id a new session: by a spawn, by an import, or by a server of an earlier release (whose sessions do not
 note which durable session they are, ``:i``). The late close must leave each of those open with what it holds; and
-a session of an earlier release is still closed by its own terminate. Redis + SQLite."""
+a session of an earlier release is still closed by its own terminate. The terminate, whose session is gone, answers
+``conflict``. Redis + SQLite."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import redis
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict
+from mcp_memory.errors import Conflict, Respawned
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
@@ -28,6 +29,13 @@ pytestmark = [pytest.mark.anyio, pytest.mark.backends("redis")]
 
 def ids(scope: Scope) -> tuple[str, str, str]:
     return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
+
+
+async def terminate_respawned(rt: MemoryRuntime, scope: Scope) -> None:
+    """``rt`` terminates the session, which another server deletes and makes anew before the terminate's last steps:
+    its answer is ``conflict``."""
+    with pytest.raises(Respawned):
+        await rt.lifecycle.terminate(*ids(scope))
 
 
 def as_an_earlier_release_left_it(rt: MemoryRuntime, scope: Scope) -> None:
@@ -79,7 +87,7 @@ async def test_a_late_close_leaves_a_session_imported_meanwhile_open(
         held = HeldBack()
         held.hold(rt_a.working_store)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(rt_a.lifecycle.terminate, *ids(scope))
+            tg.start_soon(terminate_respawned, rt_a, scope)
             await held.reached()
             await rt_b.control.delete_session(*ids(scope), keep_episodes=False)
             assert rt_b.transfer is not None
@@ -98,7 +106,7 @@ async def test_a_late_close_leaves_a_session_an_earlier_release_spawned_meanwhil
         held = HeldBack()
         held.hold(rt_a.working_store)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(rt_a.lifecycle.terminate, *ids(scope))
+            tg.start_soon(terminate_respawned, rt_a, scope)
             await held.reached()
             await rt_b.control.delete_session(*ids(scope))
             clock.advance(1)

@@ -1,10 +1,10 @@
 """A session deleted (by another server) between its terminate's record and that terminate's closing of its working
-memory stays gone: no Redis key names it and its calls answer not_found. Before, the terminate went on to mark
-working memory terminated, which wrote the terminated marker into the Redis the deletion had emptied, for a day: the
-deleted session's writes answered ``conflict`` and a key named it after its deletion. If the id is spawned again
-before the terminate goes on, the new session is not the terminate's: its working memory is left as it is. The
-deletion comes at ``terminate.recorded``; on Redis with SQLite and with Postgres (the SQL store alone keeps no
-marker); time moves on a fake clock.
+memory stays gone: no Redis key names it and its calls answer not_found, that terminate's included. Before, the
+terminate went on to mark working memory terminated, which wrote the terminated marker into the Redis the deletion
+had emptied, for a day: the deleted session's writes answered ``conflict`` and a key named it after its deletion. If
+the id is spawned again before the terminate goes on, the new session is not the terminate's: its working memory is
+left as it is (and the terminate answers ``conflict``). The deletion comes at ``terminate.recorded``; on Redis with
+SQLite and with Postgres (the SQL store alone keeps no marker); time moves on a fake clock.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import redis
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import NotFound
+from mcp_memory.errors import NotFound, Respawned
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.store import RedisWorkingStore
@@ -68,7 +68,7 @@ async def test_a_terminate_closing_a_session_deleted_since_its_record_leaves_no_
     scope = new_scope()
     async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
         await a.lifecycle.spawn(*ids(scope), initial_state={"goal": "ship", "step": 3})
-        with faults.on_fault(deleted_by(b, scope, clock)):
+        with faults.on_fault(deleted_by(b, scope, clock)), pytest.raises(NotFound):
             await a.lifecycle.terminate(*ids(scope))
         assert redis_keys(a, scope) == []
         assert await a.store.get_session(scope) is None
@@ -86,7 +86,7 @@ async def test_a_terminate_closing_a_session_deleted_and_spawned_again_leaves_th
     scope = new_scope()
     async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
         await a.lifecycle.spawn(*ids(scope), initial_state={"goal": "ship", "step": 3})
-        with faults.on_fault(deleted_by(b, scope, clock, respawn=True)):
+        with faults.on_fault(deleted_by(b, scope, clock, respawn=True)), pytest.raises(Respawned):
             await a.lifecycle.terminate(*ids(scope))
         for rt in (a, b):
             assert await rt.working.get(scope, "goal") == "again"

@@ -1,7 +1,8 @@
 """terminate clears working memory after it has recorded the session terminated (and, with working memory in Redis,
 marks it terminated there). Between the two another server may delete the terminated session (allowed:
 docs/contract.md, delete_session) and spawn the same session_id afresh; the late clear must not erase that new
-session's acknowledged writes, nor close it."""
+session's acknowledged writes, nor close it; and the terminate, whose session is gone, answers ``conflict`` (its
+episode, recorded before the deletion, is kept by it)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,20 @@ import pytest
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
+from mcp_memory.errors import Respawned
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
 from tests.held_back import HeldBack
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "postgres")]
+
+
+async def terminate_respawned(rt: MemoryRuntime, scope: Scope) -> None:
+    """``rt`` terminates the session, which is deleted and spawned again before the terminate's last steps: its answer
+    is ``conflict`` (the session it recorded is gone)."""
+    with pytest.raises(Respawned):
+        await rt.lifecycle.terminate(scope.project_id, scope.agent_instance_id, scope.session_id)
 
 
 async def test_a_late_clear_of_a_terminated_session_does_not_erase_its_successor(
@@ -26,20 +35,16 @@ async def test_a_late_clear_of_a_terminated_session_does_not_erase_its_successor
         await rt_a.lifecycle.spawn(p, a, s, initial_state={"old": 1})
         held = HeldBack()
         held.hold(rt_a.store)
-        done: dict[str, object] = {}
         async with anyio.create_task_group() as tg:
-
-            async def terminate() -> None:
-                done.update((await rt_a.lifecycle.terminate(p, a, s)).data)
-
-            tg.start_soon(terminate)
+            tg.start_soon(terminate_respawned, rt_a, scope)
             await held.reached()
             # Server B: the session is terminated; delete it and start it afresh under the same id.
             await rt_b.control.delete_session(p, a, s)
             await rt_b.lifecycle.spawn(p, a, s, initial_state={"fresh": 1})
             await rt_b.working.set(scope, "acknowledged", "written by B")
             held.go_on.set()
-        assert done["state_items_consolidated"] == 1
+        episodes = await rt_b.store.recent_episodes([p], 10)
+        assert [e.metadata["state_keys"] for e in episodes] == [["old"]]
         assert (await rt_b.store.get_session(scope)).status.value == "running"  # type: ignore[union-attr]
         assert await rt_b.working.list_keys(scope) == ["acknowledged", "fresh"]
 
@@ -57,7 +62,7 @@ async def test_a_late_close_in_redis_leaves_the_successor_writable_with_its_item
         held = HeldBack()
         held.hold(rt_a.working_store)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(rt_a.lifecycle.terminate, p, a, s)
+            tg.start_soon(terminate_respawned, rt_a, scope)
             await held.reached()
             await rt_b.control.delete_session(p, a, s)
             clock.advance(1)
@@ -88,7 +93,7 @@ async def test_a_late_close_in_redis_leaves_a_spawn_staged_meanwhile_alone(
 
         held.hold(rt_a.working_store)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(rt_a.lifecycle.terminate, p, a, s)
+            tg.start_soon(terminate_respawned, rt_a, scope)
             await held.reached()
             await rt_b.control.delete_session(p, a, s)
             clock.advance(1)

@@ -10,9 +10,10 @@ The seed's API and argument names, without its weaknesses:
   gets in; the seal is the call's own, with a lease: another terminate is ``conflict`` until it lapses, and a failed
   terminate unseals only its own seal), writes the episode (with a real summary, :mod:`.terminate_episode`) and
   marks the session terminated in one transaction, and only then clears working memory, runs its hooks and marks its
-  record finished; a second call returns the same result and records nothing, also one of another server while the
-  first still clears, and finishes the job of a first call cut off after its record (:mod:`.terminate_lease`; the
-  sweep, :mod:`.terminate_sweep`, finishes it if no call comes). Checkpoints outlive it.
+  record finished (a session deleted before the hooks runs none: ``not_found``); a second call returns the same
+  result and records nothing, also one of another server while the first still clears, and finishes the job of a
+  first call cut off after its record (:mod:`.terminate_lease`; the sweep, :mod:`.terminate_sweep`, finishes it if no
+  call comes). Checkpoints outlive it.
 - Every call records its event (type, time, duration, outcome) durably; failures raise a
   :class:`~mcp_memory.errors.MemoryServiceError` instead of returning ``success=False``.
 - Hooks run after the core operation, each with a timeout; a failing hook is logged, never raised.
@@ -27,7 +28,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -35,7 +35,7 @@ import anyio
 
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
+from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, Respawned
 from mcp_memory.models import (
     Episode,
     LifecycleEvent,
@@ -142,10 +142,13 @@ class AgentLifecycleManager:
         data: dict[str, Any],
         metadata: dict[str, Any],
         agent_type_id: UUID | None = None,
+        agent_type_known: bool = False,
     ) -> LifecycleResult:
+        """Run the call's hooks and make its answer. ``agent_type_known``: ``agent_type_id`` is the session's (spawn's
+        argument, or the record terminate's job read last), else it is read here if a hook runs."""
         if self._hooks.wanted(event_type):
             with deadlines.not_counted():  # hooks have their own timeout (hook_timeout_seconds)
-                if agent_type_id is None and event_type != "spawn":
+                if not agent_type_known:
                     agent_type_id = await self._agent_type(scope)
                 event = LifecycleEvent(
                     event_type=event_type,
@@ -200,6 +203,7 @@ class AgentLifecycleManager:
             {"session_id": scope.session_id, "status": "running", "initial_items": written},
             meta,
             agent_type,
+            agent_type_known=True,
         )
 
     # -- pause -----------------------------------------------------------------------------------------
@@ -336,7 +340,10 @@ class AgentLifecycleManager:
             if done.job is None:
                 return False
             await close_working(self._durable, self._working.store, scope, started.at, done.job)
-        await self._complete(scope, started, done.data, done.job)
+        try:
+            await self._complete(scope, started, done.data, done.job)
+        except (NotFound, Respawned):
+            return False  # deleted (and maybe spawned again) since its claim: its hooks did not run
         return True
 
     async def _terminated_before(self, scope: Scope, now: float, info: SessionInfo) -> Terminated:
@@ -344,7 +351,11 @@ class AgentLifecycleManager:
         return await terminated_before(self._durable, self._working.store, scope, now, info, lease)
 
     async def _complete(self, scope: Scope, started: Call, data: dict[str, Any], job: Job) -> LifecycleResult:
-        hooks = partial(self._finish, "terminate", scope, started, data, job.metadata)
+        async def hooks(agent_type: UUID | None) -> LifecycleResult:
+            return await self._finish(
+                "terminate", scope, started, data, job.metadata, agent_type, agent_type_known=True
+            )
+
         return await complete_job(self._durable, scope, job, hooks)
 
     async def _terminate_locked(

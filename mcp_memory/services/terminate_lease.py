@@ -4,8 +4,10 @@ answers.
 
 A terminate's job does not end with its record: it then marks working memory terminated (and clears it, if asked),
 runs the terminate hooks, and only then marks the record *finished* (``finish_terminate``; until then the record says
-``terminate_unfinished``). "Finished" is that durable flag, nothing else: a session whose working memory is cleared
-may still owe its hooks, and one kept (``cleanup_working=false``) or empty clears nothing either way.
+``terminate_unfinished``). Just before the hooks it reads the record again: a session deleted since the record (its
+seal holds no deletion off once it is recorded) runs no hook, and the terminate is ``not_found``. "Finished" is that
+durable flag, nothing else: a session whose working memory is cleared may still owe its hooks, and one kept
+(``cleanup_working=false``) or empty clears nothing either way.
 
 A later terminate that finds the record unfinished while the recording call's lease holds takes that call for one
 still at its last steps, on another server: it marks working memory terminated (and clears it) again, which is
@@ -25,12 +27,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 import anyio
 
 from mcp_memory import deadlines, faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict
+from mcp_memory.errors import Conflict, NotFound, Respawned
 from mcp_memory.models import Episode, LifecycleResult, Scope, SessionInfo, SessionStatus
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
 from mcp_memory.services.lifecycle_context import session_not_found
@@ -127,13 +130,33 @@ async def _erased_if_deleted(durable: DurableStore, working: WorkingErase, scope
 
 
 async def complete_job(
-    durable: DurableStore, scope: Scope, job: Job, hooks: Callable[[], Awaitable[LifecycleResult]]
+    durable: DurableStore, scope: Scope, job: Job, hooks: Callable[[UUID | None], Awaitable[LifecycleResult]]
 ) -> LifecycleResult:
-    """The job's last steps, once working memory is closed: the ``hooks`` (which run the terminate hooks and make the
-    answer), then the record marked finished. A call cut off in its hooks ends the lease; a record left unfinished
-    after them has its hooks run again past the lease (at least once, never lost)."""
+    """The job's last steps, once working memory is closed (and the session lock let go): the record read again, then
+    the ``hooks`` (which run the terminate hooks with the session's agent type and make the answer), then the record
+    marked finished. A session deleted since the job's record (another server's deletion or forget, or one of this
+    server's once the lock is let go) runs no hook: the call is ``not_found`` (``Respawned``, a ``conflict``, if its
+    id was spawned again meanwhile, whose session is left as it is), and nothing is written, since nothing of the
+    session is left to finish. A deletion after this read comes after the terminate, hooks included. A call cut off
+    in its read or its hooks ends the lease; a record left unfinished after them has its hooks run again past the
+    lease (at least once, never lost)."""
+    await faults.reached("terminate.completing")
     try:
-        result = await hooks()
+        current = await durable.get_session(scope)
+    except BaseException:
+        await _end_lease(durable, scope, job)
+        raise
+    if current is None:
+        raise NotFound(
+            f"session '{scope.session_id}' was deleted while this terminate was under way; no terminate hook ran"
+        )
+    if not _recorded_by(current, job.token):
+        raise Respawned(
+            f"session '{scope.session_id}' was deleted and spawned again while this terminate was under way; no "
+            "terminate hook ran, and the new session was left as it is"
+        )
+    try:
+        result = await hooks(current.agent_type_id)
     except BaseException:
         await _end_lease(durable, scope, job)
         raise
