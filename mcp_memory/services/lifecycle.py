@@ -369,7 +369,8 @@ class AgentLifecycleManager:
         cleanup_working: bool,
     ) -> Terminated:
         """terminate's work under the session lock."""
-        info = await self._ctx.session(scope)
+        # The session read is the one a failure of this call is recorded on (not one spawned again under its id).
+        info = await self._ctx.session(scope, started)
         if info.status == SessionStatus.TERMINATED:
             return await self._terminated_before(scope, started.at, info)
 

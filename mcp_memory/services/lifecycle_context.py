@@ -28,15 +28,26 @@ from mcp_memory.stores.ports import DurableStore, EventRecord
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
-    """When a lifecycle call began: by the service clock (recorded times, TTL) and by perf_counter (durations)."""
+    """When a lifecycle call began: by the service clock (recorded times, TTL) and by perf_counter (durations); and,
+    once the call has learned it, the session it works on."""
 
     at: float
     perf: float
+    session_created_at: datetime | None = None
+    """The creation time of the durable session record the call works on, as first learned (a read of the record, or
+    a snapshot or checkpoint naming it); None until then. A failure of the call is recorded only on that session, not
+    on one spawned again under its id while the call ran."""
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.perf) * 1000.0
+
+    def learned(self, created_at: datetime | None) -> None:
+        """Note the session the call works on (its record's creation time; None: not known). The first noted stays:
+        a later read that finds another is of a session spawned again since, not the call's."""
+        if self.session_created_at is None:
+            self.session_created_at = created_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +103,10 @@ class LifecycleContext:
     async def record_failure(
         self, scope: Scope, event_type: str, started: Call, exc: MemoryServiceError, metadata: Mapping[str, Any]
     ) -> None:
-        """A failed lifecycle call on an existing session is recorded too (best effort); not one whose session was
-        deleted and spawned again while it ran (``Respawned``): the session now holding the id is not the call's."""
+        """A failed lifecycle call on an existing session is recorded too (best effort), on the session the call
+        learned it works on (``started.session_created_at``; not known yet: whichever holds the id). Not one whose
+        session was deleted and spawned again while it ran (``Respawned``, or a record created at another time):
+        the session now holding the id is not the call's."""
         if isinstance(exc, Respawned):
             return
         detail: dict[str, Any] = {"error": exc.message, "metadata": dict(metadata)}
@@ -101,26 +114,29 @@ class LifecycleContext:
             # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.
             with deadlines.compensation():
                 event = self.event(event_type, started, exc.code, detail)
-                await self.durable.record_event(scope, event, retention_policy(self.settings))
+                retention = retention_policy(self.settings)
+                await self.durable.record_event(scope, event, retention, made_from=started.session_created_at)
         except Exception:
             logger.warning("could not record the failed %s event", event_type, exc_info=True)
 
-    async def session(self, scope: Scope) -> SessionInfo:
-        """The session's record, or ``not_found``."""
+    async def session(self, scope: Scope, call: Call | None = None) -> SessionInfo:
+        """The session's record, or ``not_found``; noted as the session ``call`` works on (:meth:`Call.learned`)."""
         info = await self.durable.get_session(scope)
         if info is None:
             raise session_not_found(scope)
+        if call is not None:
+            call.learned(info.created_at)
         return info
 
-    async def live_session(self, scope: Scope, action: str) -> SessionInfo:
-        info = await self.session(scope)
+    async def live_session(self, scope: Scope, action: str, call: Call | None = None) -> SessionInfo:
+        info = await self.session(scope, call)
         if info.status == SessionStatus.TERMINATED:
             raise Conflict(f"session '{scope.session_id}' is terminated; cannot {action}")
         return info
 
-    async def no_checkpoint(self, scope: Scope, wanted: str | None) -> NoReturn:
+    async def no_checkpoint(self, scope: Scope, wanted: str | None, call: Call | None = None) -> NoReturn:
         """Why there is nothing to resume: the session's own error if it is the problem, else ``not_found``."""
-        await self.live_session(scope, "resume")
+        await self.live_session(scope, "resume", call)
         if wanted is None:
             raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
         raise NotFound(f"checkpoint '{wanted}' does not exist for this session")

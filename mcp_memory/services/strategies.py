@@ -150,7 +150,7 @@ class OneTransaction:
                 scope, wanted, clear, now, limits, event, retention, clock=self._ctx.clock
             )
         if done is None:
-            await self._ctx.no_checkpoint(scope, wanted)
+            await self._ctx.no_checkpoint(scope, wanted, started)
         info, restored = done
         return Restored(info.checkpoint_id, restored, info.created_at)
 

@@ -21,6 +21,7 @@ from mcp_memory.models import (
     PackedState,
     Scope,
     content_hash,
+    snapshot_made_from,
 )
 from mcp_memory.services.lifecycle_context import (
     Call,
@@ -139,6 +140,8 @@ class TwoStep:
             state = await self._ctx.working.store.snapshot(scope, taken)
             digest, size = content_hash(state)
             count = len(state)
+        # The session the snapshot names (Redis: ``:i``) is the one a failure of this pause is recorded on.
+        started.learned(snapshot_made_from(state))
         info = CheckpointInfo(
             checkpoint_id=cp_id,
             created_at=created,
@@ -173,7 +176,7 @@ class TwoStep:
             # checkpoint is read without its state, which is read only if the copy cannot be used.
             copies = caps.copies if clear else None
             copy_min = copies.copy_min_keys if copies is not None else None
-            checkpoint = await self._checkpoint(scope, wanted, copy_min)
+            checkpoint = await self._checkpoint(scope, wanted, copy_min, started)
             await faults.reached("resume.read")
             limits = ctx.working.limits
             restored: int
@@ -195,7 +198,7 @@ class TwoStep:
                 if copies is not None and big and snapshot is not None:
                     restoration = await copies.take_copy(scope, snapshot, now, limits, checkpoint.made_from)
                     if restoration is None:  # no copy of it: its text, read now (the same checkpoint, by its id)
-                        read = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None)
+                        read = await self._checkpoint(scope, checkpoint.info.checkpoint_id, None, started)
                         assert isinstance(read, PackedCheckpoint)
                         if read.made_from != checkpoint.made_from:
                             raise respawned(scope.session_id, "resume")  # (another session's checkpoint of that id)
@@ -224,27 +227,31 @@ class TwoStep:
                 # is done and in the terminate's snapshot. So the resume is answered done, its event recorded
                 # without marking the session running again.
                 logger.warning("resume of %s restored checkpoint %s as the session was sealed: %s", scope, cp_id, exc)
-                await self._record_overtaken(scope, event, retention)
+                await self._record_overtaken(scope, event, retention, made_from)
             except MemoryServiceError as exc:
                 # Working memory is restored (committed): the resume has happened, so it is reported as such even
                 # if recording it fails (a store that just went away), logged loudly.
                 logger.error("resume of %s restored checkpoint %s but could not record it: %s", scope, cp_id, exc)
         return Restored(cp_id, restored, checkpoint.info.created_at)
 
-    async def _record_overtaken(self, scope: Scope, event: EventRecord, retention: Retention) -> None:
-        """The event of a resume whose restore is done but whose record met a seal (best effort)."""
+    async def _record_overtaken(
+        self, scope: Scope, event: EventRecord, retention: Retention, made_from: datetime | None
+    ) -> None:
+        """The event of a resume whose restore is done but whose record met a seal (best effort), on the session its
+        checkpoint was read from (``made_from``; None: whichever holds the id)."""
         try:
-            await self._ctx.durable.record_event(scope, event, retention)
+            await self._ctx.durable.record_event(scope, event, retention, made_from=made_from)
         except MemoryServiceError as exc:
             logger.error("could not record the resume of %s: %s", scope, exc)
 
     async def _checkpoint(
-        self, scope: Scope, wanted: str | None, state_below: int | None
+        self, scope: Scope, wanted: str | None, state_below: int | None, started: Call
     ) -> CheckpointData | PackedCheckpoint:
         """The checkpoint to resume (None: the newest), packed where both stores offer it (the state as one text;
         with ``state_below``, only if it has fewer keys than that or names no snapshot: else metadata and the
         session's seal only);
-        refused if a terminate has sealed the session."""
+        refused if a terminate has sealed the session. The session it was read from (or, if none, the session read
+        to say why) is noted as the one ``started`` works on."""
         packed_reads = self._capabilities().packed_reads
         checkpoint: CheckpointData | PackedCheckpoint | None
         if packed_reads is not None:
@@ -252,11 +259,13 @@ class TwoStep:
         else:
             checkpoint = await self._ctx.durable.get_checkpoint(scope, wanted)
         if checkpoint is None:
-            await self._ctx.no_checkpoint(scope, wanted)
+            await self._ctx.no_checkpoint(scope, wanted, started)
+        if isinstance(checkpoint, PackedCheckpoint):
+            started.learned(checkpoint.made_from)
         if checkpoint.session_sealed:
             # A terminate (of any process) has sealed the durable record: working memory is its to consolidate,
             # even if its Redis seal has not landed yet.
-            await self._ctx.live_session(scope, "resume")  # terminated: that error
+            await self._ctx.live_session(scope, "resume", started)  # terminated: that error
             raise Conflict(
                 f"session '{scope.session_id}' is being terminated; cannot resume "
                 "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"

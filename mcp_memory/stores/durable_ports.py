@@ -153,10 +153,14 @@ class SessionStore(Protocol):
         is terminated under ``token``."""
         ...
 
-    async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_event(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, made_from: datetime | None = None
+    ) -> None:
         """Record an event on an existing session (a failed lifecycle call, for instance), then apply
         ``retention``'s event bounds in the same transaction, as a pause or resume does: a loop of failing calls
-        keeps the session's events within them."""
+        keeps the session's events within them. ``made_from``: the creation time of the session record the caller
+        worked on; a record created at another time (that session was deleted and its id spawned again since) gets
+        nothing, checked in the same transaction. None: whichever record holds the id."""
         ...
 
     async def list_events(self, scope: Scope, limit: int) -> list[EventRecord]:

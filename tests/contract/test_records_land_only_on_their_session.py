@@ -2,7 +2,8 @@
 :meth:`~mcp_memory.stores.ports.SessionStore.record_resume`), on every durable adapter: given the creation time of the
 session their working-memory step was made from, they write only on that session. A session record created at
 another time (the session was deleted and its id spawned again since) is refused, ``Respawned``, with nothing
-written; none given (working memory of an earlier release), they record on whichever session holds the id."""
+written; none given (working memory of an earlier release), they record on whichever session holds the id. So does
+:meth:`~mcp_memory.stores.ports.SessionStore.record_event` (a failed call's event), without an error: best effort."""
 
 from __future__ import annotations
 
@@ -62,3 +63,15 @@ async def test_a_resume_made_from_another_session_records_nothing(stores: StoreP
     await stores.durable.record_resume(scope, EventRecord("resume", T0 + 3, 0.0, "ok"), made_from=info.created_at)
     session = await stores.durable.get_session(scope)
     assert session is not None and session.status == SessionStatus.RUNNING
+
+
+async def test_an_event_made_from_another_session_is_not_recorded(stores: StorePair) -> None:
+    scope, info = await spawned(stores)
+    failed = EventRecord("terminate", T0 + 1, 0.0, "conflict", {"error": "of the deleted session"})
+    for other in (info.created_at - timedelta(microseconds=1), info.created_at + timedelta(seconds=1)):
+        await stores.durable.record_event(scope, failed, made_from=other)
+    assert [e.event_type for e in await stores.durable.list_events(scope, 10)] == ["spawn"]
+    await stores.durable.record_event(scope, failed, made_from=info.created_at)
+    await stores.durable.record_event(scope, EventRecord("pause", T0 + 2, 0.0, "conflict"))  # unnoted: recorded
+    events = [(e.event_type, e.outcome) for e in await stores.durable.list_events(scope, 10)]
+    assert events == [("spawn", "ok"), ("terminate", "conflict"), ("pause", "conflict")]

@@ -160,14 +160,25 @@ DISCARD_SESSION = (
     "AND NOT EXISTS (SELECT 1 FROM checkpoints WHERE session_pk = sessions.id) RETURNING id) "
     "DELETE FROM working_items WHERE session_pk IN (SELECT id FROM s)"
 )
-RECORD_EVENT = (
-    f"WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE {SCOPE} AND {COMPLETE} "
-    "RETURNING id, event_count), "
-    f"e AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s) "
-    "SELECT id, event_count FROM s"
-)
-"""An event of a session, counted under its row lock (no row if the session is missing or still spawning): the
-session's id and its new event count."""
+
+
+def record_event(made_from: bool) -> str:
+    """An event of a session, counted under its row lock (no row if the session is missing or still spawning; with
+    ``made_from``, also if its record was created at another time than ``:made_from``: the session the caller worked
+    on was deleted and its id spawned again since): the session's id and its new event count."""
+    of_incarnation = " AND created_at = CAST(:made_from AS timestamptz)" if made_from else ""
+    return (
+        f"WITH s AS (UPDATE sessions SET event_count = event_count + 1 WHERE {SCOPE} AND {COMPLETE}{of_incarnation} "
+        "RETURNING id, event_count), "
+        f"e AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s) "
+        "SELECT id, event_count FROM s"
+    )
+
+
+RECORD_EVENT = record_event(made_from=False)
+"""An event of whichever session holds the id (:func:`record_event`)."""
+RECORD_EVENT_OF_INCARNATION = record_event(made_from=True)
+"""An event of the session created at ``:made_from`` only (:func:`record_event`)."""
 
 PRUNE_EVENTS = (
     "WITH n AS (SELECT mcpmem_prune_events(:pk, :n, :keep_last, :cutoff) AS n) "
@@ -339,6 +350,7 @@ __all__ = [
     "PING",
     "PURGE_EXPIRED",
     "RECORD_EVENT",
+    "RECORD_EVENT_OF_INCARNATION",
     "SET_EMBEDDING",
     "SET_ITEM",
     "SNAPSHOT",

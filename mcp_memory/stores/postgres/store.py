@@ -56,6 +56,7 @@ from mcp_memory.stores.postgres.statements import (
     INSERT_SPAWNING,
     LOCK_FOR_TERMINATE,
     RECORD_EVENT,
+    RECORD_EVENT_OF_INCARNATION,
     event_params,
     item_arrays,
     json_text,
@@ -163,9 +164,17 @@ class PostgresStore(
         async with self._one() as conn:
             await conn.execute(text(DISCARD_SESSION), scope_params(scope))
 
-    async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_event(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, made_from: datetime | None = None
+    ) -> None:
+        # One statement either way: the record's creation time is a condition of the insert itself.
+        params = {**scope_params(scope), **event_params(event)}
+        statement = RECORD_EVENT
+        if made_from is not None:
+            params["made_from"] = made_from
+            statement = RECORD_EVENT_OF_INCARNATION
         async with self._write() as conn:
-            row = (await conn.execute(text(RECORD_EVENT), {**scope_params(scope), **event_params(event)})).first()
+            row = (await conn.execute(text(statement), params)).first()
             if row is not None:
                 await self._bound_events(conn, row.id, row.event_count, retention, event.at)
 

@@ -15,6 +15,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -198,12 +199,15 @@ class SqliteStore(
                 scope_params(scope),
             )
 
-    async def record_event(self, scope: Scope, event: EventRecord, retention: Retention | None = None) -> None:
+    async def record_event(
+        self, scope: Scope, event: EventRecord, retention: Retention | None = None, made_from: datetime | None = None
+    ) -> None:
         params = scope_params(scope)
 
         def record(db: sqlite3.Connection) -> None:
-            row = db.execute(f"SELECT id FROM sessions WHERE {SCOPE} AND {COMPLETE}", params).fetchone()
-            if row is not None:
+            row = db.execute(f"SELECT id, created_at FROM sessions WHERE {SCOPE} AND {COMPLETE}", params).fetchone()
+            # Compared as the datetime the record is read as, as writable_pk_sync does (statements.py).
+            if row is not None and (made_from is None or to_datetime(row[1]) == made_from):
                 db.execute(statements.INSERT_EVENT, event_params(row[0], event))
                 self._prune_events_sync(db, row[0], event.at, retention)
 
