@@ -90,7 +90,7 @@ class LifecycleContext:
     def session_lock(self, scope: Scope) -> anyio.Lock:
         lock = self._locks.get(scope)
         if lock is None:
-            lock = self._locks[scope] = anyio.Lock()
+            lock = self._locks[scope] = anyio.Lock(fast_acquire=True)
         return lock
 
     def start(self) -> Call:

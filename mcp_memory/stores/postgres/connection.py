@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
 from mcp_memory import deadlines
 from mcp_memory.config import mask_url
@@ -76,6 +76,14 @@ def _arm_cut_off(driver: Any, limit: float, cut_off: list[bool]) -> asyncio.Time
     return asyncio.get_running_loop().call_later(max(left, 0.0), _cut_off, driver, cut_off)
 
 
+HELD_DRIVERS = 2
+"""Pooled connections :meth:`PostgresConnection._driver` keeps checked out between its uses, newest first: taking one
+of them costs nothing, where a checkout from SQLAlchemy's pool and its check-in cost ~0.05 ms of Python (a greenlet
+switch, the pool's bookkeeping and reset), a tenth of a 10-key pause. One is held only while the pool holds fewer
+than its size idle, so at most the pool's size plus these stay open idle; the pool counts them as checked out, so
+its size and overflow still bound every connection open."""
+
+
 def _pool_is_full(engine: AsyncEngine) -> bool:
     """Whether a connection given back now would be beyond the pool's size (one of its overflow), so closed.
     Read and acted on with no await between, so no other task can change it in between."""
@@ -89,6 +97,19 @@ async def _close_quietly(driver: asyncpg.Connection) -> None:
         await driver.close(timeout=1.0)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):  # TimeoutError is an OSError
         driver.terminate()
+
+
+async def _give_back(engine: AsyncEngine, pooled: PoolProxiedConnection) -> None:
+    """Return a reusable connection with no transaction open to the pool, or close it if it is one beyond the
+    pool's size."""
+    if not _pool_is_full(engine):
+        pooled.close()  # its reset, a rollback, is nothing here: no transaction is open
+        return
+    # An overflow connection: the pool would close it in its synchronous code, which cannot await asyncpg's close
+    # outside a greenlet (it logs and leaves it open).
+    with anyio.CancelScope(shield=True):
+        await _close_quietly(pooled.driver_connection)
+    pooled.invalidate()  # outside a greenlet: closed at once, no round trip
 
 
 class PostgresConnection:
@@ -110,6 +131,7 @@ class PostgresConnection:
         self._max_overflow = max_overflow
         self._timeout = timeout_seconds
         self._engine: AsyncEngine | None = None
+        self._held_drivers: list[PoolProxiedConnection] = []
 
     @property
     def where(self) -> str:
@@ -168,6 +190,9 @@ class PostgresConnection:
     async def close(self) -> None:
         if self._engine is not None:
             engine, self._engine = self._engine, None
+            held, self._held_drivers = self._held_drivers, []
+            for pooled in held:
+                await _give_back(engine, pooled)  # to the pool, whose dispose() closes it
             await engine.dispose()
 
     async def ping(self) -> dict[str, Any]:
@@ -266,8 +291,9 @@ class PostgresConnection:
         path): each statement is its own transaction. Bounded by the call's deadline and mapped as
         :meth:`_connection`, but checked out of the pool as a raw connection: no ``Connection`` object, isolation
         level set and reset, or greenlet switches, which cost more Python time than the rest of a small pause
-        (0.09 ms against 0.02 ms a checkout). A transaction left open (none of the callers begins one) is rolled back
-        before the connection goes back."""
+        (0.09 ms against 0.02 ms a checkout). And once given back, up to :data:`HELD_DRIVERS` are held for the next
+        use instead of going back to the pool, whose checkout and check-in cost ~0.05 ms more. A transaction left
+        open (none of the callers begins one) is rolled back before the connection goes back."""
         engine = self._require_engine()
         limit = _step_limit()
         bounded = not math.isinf(limit)
@@ -275,7 +301,9 @@ class PostgresConnection:
         timer: asyncio.TimerHandle | None = None
         try:
             async with self._guard(too_large):
-                if bounded:
+                if self._held_drivers:
+                    pooled = self._held_drivers.pop()
+                elif bounded:
                     with anyio.fail_after(limit):
                         pooled = await engine.raw_connection()
                 else:  # no cancel scope to enter and leave: outside a tool call nothing bounds the step
@@ -303,15 +331,16 @@ class PostgresConnection:
                         reusable = False
                         raise
                     finally:
-                        if reusable and not driver.is_closed() and not _pool_is_full(engine):
-                            pooled.close()  # its reset, a rollback, is nothing here: no transaction is open
-                        else:
-                            if reusable and not driver.is_closed():
-                                # An overflow connection: the pool would close it in its synchronous code, which
-                                # cannot await asyncpg's close outside a greenlet (it logs and leaves it open).
-                                with anyio.CancelScope(shield=True):
-                                    await _close_quietly(driver)
+                        if not reusable or driver.is_closed():
                             pooled.invalidate()  # outside a greenlet: closed at once, no round trip
+                        elif (
+                            len(self._held_drivers) < HELD_DRIVERS
+                            and self._engine is engine
+                            and not _pool_is_full(engine)
+                        ):
+                            self._held_drivers.append(pooled)  # no transaction is open: the next use takes it as it is
+                        else:
+                            await _give_back(engine, pooled)
         except Unavailable as exc:
             if cut_off or deadlines.spent():
                 raise Unavailable(deadlines.deadline_message("Postgres")) from exc

@@ -140,7 +140,7 @@ class SqliteConnection:
         # (~35 µs) on every hot write.
         self._writer_driver: Any = None
         # Writers in this process queue here instead of spinning on SQLite's busy handler.
-        self._write_lock = anyio.Lock()
+        self._write_lock = anyio.Lock(fast_acquire=True)
         self._checkpointer: _WalCheckpointer | None = None
 
     @property
