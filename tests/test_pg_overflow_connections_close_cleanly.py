@@ -11,7 +11,6 @@ import logging
 import anyio
 import pytest
 
-from mcp_memory.stores.postgres.connection import HELD_DRIVERS
 from mcp_memory.stores.postgres.store import PostgresStore
 from tests import pg_servers
 
@@ -48,11 +47,9 @@ async def test_overflow_connections_given_back_are_closed_without_error(caplog: 
             for _ in range(5):
                 tg.start_soon(hold)
 
-        # The pool's one connection in the pool, and those the store holds for its next statements beside it.
         pool = store._require_engine().sync_engine.pool
-        held = len(store._held_drivers)
-        assert (pool.checkedin(), pool.checkedout(), held) == (1, HELD_DRIVERS, HELD_DRIVERS)
-        assert await _server_connections(url, name) == 1 + held
+        assert (pool.checkedin(), pool.checkedout()) == (1, 0)
+        assert await _server_connections(url, name) == 1
         assert not [r for r in caplog.records if "closing connection" in r.getMessage()]
         # The pool's own connection still serves the next statement.
         async with store._driver() as driver:

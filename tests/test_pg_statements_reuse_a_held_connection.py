@@ -11,10 +11,11 @@ import anyio
 import pytest
 from sqlalchemy import event
 
-from mcp_memory import MemoryRuntime, Settings
+from mcp_memory import MemoryRuntime, Scope, Settings
 from mcp_memory.stores.postgres.connection import HELD_DRIVERS
 from mcp_memory.stores.postgres.store import PostgresStore
 from tests import pg_servers
+from tests.waiting import until
 
 pytestmark = pytest.mark.anyio
 
@@ -85,3 +86,63 @@ async def test_held_connections_count_within_the_pool_size_and_close_with_the_st
         await store.close()
     assert store._held_drivers == []
     assert await _server_connections(url, name) == 0
+
+
+async def test_a_pool_of_one_connection_serves_every_call_with_none_held() -> None:
+    # No spare connection to hold: a pause's connection goes back, and the next call of any kind gets it at once.
+    name = await pg_servers.migrated_database()
+    settings = Settings(
+        database_url=pg_servers.database_url(name),
+        database_pool_size=1,
+        database_max_overflow=0,
+        database_timeout_seconds=2,
+    )
+    async with MemoryRuntime(settings) as rt:
+        project, agent = uuid.uuid4(), uuid.uuid4()
+        await rt.lifecycle.spawn(project, agent, "s", initial_state={"a": 1})
+        for _ in range(3):
+            await rt.lifecycle.pause(project, agent, "s")
+            assert isinstance(rt.store, PostgresStore) and rt.store._held_drivers == []
+            await rt.lifecycle.resume(project, agent, "s")
+        done = await rt.lifecycle.terminate(project, agent, "s")
+        assert done.success
+
+
+async def test_a_step_that_finds_no_idle_connection_takes_a_held_one_back() -> None:
+    name = await pg_servers.migrated_database()
+    url = pg_servers.database_url(name)
+    settings = Settings(database_url=url, database_pool_size=2, database_max_overflow=0)
+    async with MemoryRuntime(settings) as rt:
+        project, agent = uuid.uuid4(), uuid.uuid4()
+        await rt.lifecycle.spawn(project, agent, "s", initial_state={"a": 1})
+        store = rt.store
+        assert isinstance(store, PostgresStore)
+        await rt.lifecycle.pause(project, agent, "s")
+        assert len(store._held_drivers) == 1
+        connections = await _server_connections(url, name)
+        # A read through SQLAlchemy's pool, which has none idle: it gets the held connection, no new one.
+        assert await store.get_session(Scope(project, agent, "s")) is not None
+        assert store._held_drivers == []
+        assert await _server_connections(url, name) == connections
+
+
+async def test_a_held_connection_the_server_closed_is_not_used_again() -> None:
+    name = await pg_servers.migrated_database()
+    url = pg_servers.database_url(name)
+    async with MemoryRuntime(Settings(database_url=url)) as rt:
+        project, agent = uuid.uuid4(), uuid.uuid4()
+        await rt.lifecycle.spawn(project, agent, "s", initial_state={"a": 1})
+        await rt.lifecycle.pause(project, agent, "s")
+        store = rt.store
+        assert isinstance(store, PostgresStore) and store._held_drivers
+        held = [pooled.driver_connection for pooled in store._held_drivers]
+        await pg_servers.first_column(
+            url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = :db AND pid <> pg_backend_pid()",
+            {"db": name},
+        )
+        await until(lambda: all(driver.is_closed() for driver in held), what="the held connections to see their end")
+        # The pause finds its held connections closed, drops them, and runs on a connection of the pool's.
+        assert (await rt.lifecycle.resume(project, agent, "s")).success
+        assert (await rt.lifecycle.pause(project, agent, "s")).success

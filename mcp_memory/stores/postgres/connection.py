@@ -79,9 +79,11 @@ def _arm_cut_off(driver: Any, limit: float, cut_off: list[bool]) -> asyncio.Time
 HELD_DRIVERS = 2
 """Pooled connections :meth:`PostgresConnection._driver` keeps checked out between its uses, newest first: taking one
 of them costs nothing, where a checkout from SQLAlchemy's pool and its check-in cost ~0.05 ms of Python (a greenlet
-switch, the pool's bookkeeping and reset), a tenth of a 10-key pause. One is held only while the pool holds fewer
-than its size idle, so at most the pool's size plus these stay open idle; the pool counts them as checked out, so
-its size and overflow still bound every connection open."""
+switch, the pool's bookkeeping and reset), a tenth of a 10-key pause. The pool counts them as checked out, so its
+size and overflow still bound every connection open; and they never cost another caller a connection: one is held
+only while the pool could still hand out another at once (fewer than its size and overflow out) and holds fewer
+than its size idle, and a step of :meth:`PostgresConnection._connection` that finds the pool with none idle gives
+the held ones back to it first."""
 
 
 def _pool_is_full(engine: AsyncEngine) -> bool:
@@ -301,8 +303,9 @@ class PostgresConnection:
         timer: asyncio.TimerHandle | None = None
         try:
             async with self._guard(too_large):
-                if self._held_drivers:
-                    pooled = self._held_drivers.pop()
+                held = self._take_held()
+                if held is not None:
+                    pooled = held
                 elif bounded:
                     with anyio.fail_after(limit):
                         pooled = await engine.raw_connection()
@@ -333,11 +336,7 @@ class PostgresConnection:
                     finally:
                         if not reusable or driver.is_closed():
                             pooled.invalidate()  # outside a greenlet: closed at once, no round trip
-                        elif (
-                            len(self._held_drivers) < HELD_DRIVERS
-                            and self._engine is engine
-                            and not _pool_is_full(engine)
-                        ):
+                        elif self._may_hold(engine):
                             self._held_drivers.append(pooled)  # no transaction is open: the next use takes it as it is
                         else:
                             await _give_back(engine, pooled)
@@ -345,6 +344,39 @@ class PostgresConnection:
             if cut_off or deadlines.spent():
                 raise Unavailable(deadlines.deadline_message("Postgres")) from exc
             raise
+
+    def _take_held(self) -> PoolProxiedConnection | None:
+        """A held connection for :meth:`_driver`, newest first; None if none is. One whose socket has closed since
+        (the server ended it: restarted, or the backend was terminated) is discarded, not handed out."""
+        while self._held_drivers:
+            pooled = self._held_drivers.pop()
+            driver = pooled.driver_connection
+            if driver is not None and not driver.is_closed():
+                return pooled
+            pooled.invalidate()  # outside a greenlet: closed at once, no round trip
+        return None
+
+    def _may_hold(self, engine: AsyncEngine) -> bool:
+        """Whether a connection :meth:`_driver` gives back now may be held (:data:`HELD_DRIVERS`): fewer are held,
+        the store is open on ``engine``, the pool holds fewer than its size idle, and it could hand out another
+        connection at once (fewer than its size and overflow out, this one included), so no caller waits on it."""
+        pool = engine.sync_engine.pool
+        return (
+            len(self._held_drivers) < HELD_DRIVERS
+            and self._engine is engine
+            and not _pool_is_full(engine)
+            and isinstance(pool, QueuePool)
+            and pool.checkedout() < self._pool_size + self._max_overflow
+        )
+
+    async def _release_held(self, engine: AsyncEngine) -> None:
+        """Give the held connections back to the pool if it has none idle: a step of :meth:`_connection`, which
+        cannot take a held one, then gets one of them rather than a new connection or a wait."""
+        pool = engine.sync_engine.pool
+        if self._held_drivers and isinstance(pool, QueuePool) and pool.checkedin() == 0:
+            held, self._held_drivers = self._held_drivers, []
+            for pooled in held:
+                await _give_back(engine, pooled)
 
     @asynccontextmanager
     async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:
@@ -374,6 +406,7 @@ class PostgresConnection:
         bounded = not math.isinf(limit)
         cut_off: list[bool] = []
         timer: asyncio.TimerHandle | None = None
+        await self._release_held(engine)
         try:
             async with self._guard(too_large), AsyncExitStack() as stack:
                 with anyio.fail_after(limit if bounded else None):
