@@ -71,11 +71,12 @@ class PassFailures:
         if self._first is None:
             self._first = (item, exc)
 
-    def log(self) -> None:
-        """The pass's warning, if any item failed."""
+    def log(self, summary: str | None = None) -> None:
+        """The pass's warning, if any item failed: ``summary`` (% how many, the first) in place of the one given at
+        the start, if set (a pass that ended early says so)."""
         if self._first is not None:
             item, exc = self._first
-            self._logger.warning(self._summary, self._count, item, exc_info=exc)
+            self._logger.warning(summary or self._summary, self._count, item, exc_info=exc)
 
 
 __all__ = ["PassFailures", "Periodic"]

@@ -11,19 +11,24 @@ clocks' disagreement. For each lapsed spawn, by the token of the spawn that hold
 
 1. Redis drops that spawn's staged state, and only that (``drop_staged``: a staging of any other token stays);
 2. the durable store deletes the row, in a transaction of its own, only while that same spawn still holds it,
-   incomplete and lapsed (``drop_lapsed_spawns``).
+   incomplete and lapsed (``drop_lapsed_spawn``).
 
 Redis goes first so that a failure or a stop between the two leaves the row, which the next pass finds again (the
 other way round, staged keys with no row left to name them would stay for ever). A spawn whose staged state Redis
-fails to drop keeps its row for the next pass, and the pass goes on with the spawns listed after it (one warning per
-pass names how many failed). A retried spawn of the session wins
-at every point: it takes the row over under a new token (so step 2 no longer matches it) and stages under that token
-(which step 1 leaves alone), as ``begin_spawn``'s takeover already does when the sweep has not run. A spawn that
-completed meanwhile keeps its row too (step 2 skips a complete one). It completed within its lease (the durable store
-completes no lapsed spawn), so the margin before the listing, on one clock; should its staged state have gone all the
-same (its commit held up past the margin, or clocks that disagree by more), its commit writes the initial state again
-(``commit_staged``). A spawn that reaches the store between the two steps is refused, and its undo removes the row
-itself.
+fails to drop, or whose row the durable store fails to delete (a lock or statement timeout on that row, a constraint
+error), keeps its row for the next pass, and the pass goes on with the spawns listed after it (one warning per pass
+and kind of failure names how many failed). After :data:`FAILURES_IN_A_ROW` failed deletions in a row the durable
+store looks down for writes, and the pass stops there; the next one starts after the last spawn it tried, so that
+rows which keep failing first in the listing hold up none after them. A listing that fails ends the pass (the store
+is down; the periodic runner logs it).
+
+A retried spawn of the session wins at every point: it takes the row over under a new token (so step 2 no longer matches
+it) and stages under that token (which step 1 leaves alone), as ``begin_spawn``'s takeover already does when the sweep
+has not run. A spawn that completed meanwhile keeps its row too (step 2 skips a complete one). It completed within its
+lease (the durable store completes no lapsed spawn), so the margin before the listing, on one clock; should its staged
+state have gone all the same (its commit held up past the margin, or clocks that disagree by more), its commit writes
+the initial state again (``commit_staged``). A spawn that reaches the store between the two steps is refused, and its
+undo removes the row itself.
 
 The runtime starts the sweep with every SQL durable store (it deletes nothing where spawns are one transaction, as
 without Redis): the first pass :data:`FIRST_SWEEP_AFTER_SECONDS` after start, then one every
@@ -47,6 +52,14 @@ SWEEP_INTERVAL_SECONDS = 600.0
 """Time between two passes."""
 FIRST_SWEEP_AFTER_SECONDS = 60.0
 """Time from start to the first pass (not at once: a start is busy enough, and a one-shot command ends before)."""
+FAILURES_IN_A_ROW = 3
+"""Failed row deletions in a row that end a pass: the durable store looks down for writes (its listing answered), so
+the spawns left are not each tried against it, each waiting out its timeout. The next pass starts after the last one
+tried, so that rows which keep failing at the head of the listing hold up none listed after them."""
+_STOPPED = (
+    "spawn sweep: deleting the rows of %d spawns failed (the first: %s), "
+    f"the pass stopped after {FAILURES_IN_A_ROW} in a row; left to the next pass, which starts after them"
+)
 SWEEP_MARGIN_SECONDS = 300.0
 """How long past its lease's end a spawn is left alone: far above one step's longest run (a Redis call's deadline,
 SQLite's busy timeout) and the clock skew of servers that share the stores."""
@@ -67,41 +80,72 @@ class SpawnSweep:
         self._working = working
         self._clock = clock
         self._margin = margin
+        self._resume_after: LapsedSpawn | None = None
+        """Where the next pass starts: after the spawn the last pass stopped at, or from the first (None)."""
         self._passes = Periodic("mcp-memory spawn sweep", self._background_pass, logger, "spawn sweep failed")
 
     async def run_once(self, batch: int = SWEEP_BATCH) -> int:
         """One pass at the clock's time, in batches of at most ``batch`` spawns, each listed after the last one of
         the batch before, until a batch lists fewer: every spawn is tried once, so ones whose staged state Redis
-        fails to drop (logged once per pass, their rows kept for the next pass) hold up none listed after them, and
-        the pass ends. The number of sessions removed."""
+        fails to drop or whose row the durable store fails to delete (each kind logged once per pass, their rows
+        kept for the next pass) hold up none listed after them, and the pass ends. It ends early after
+        :data:`FAILURES_IN_A_ROW` failed row deletions in a row, and the next pass starts after the last spawn it
+        tried. A listing that fails ends it too (it raises). The number of sessions removed."""
         before = self._clock() - self._margin
         removed = 0
-        failed = PassFailures(
+        unstaging = PassFailures(
             logger,
             "spawn sweep: dropping the staged state of %s failed",
             "spawn sweep: dropping the staged state of %d spawns failed (the first: %s), left to the next pass",
         )
-        after: LapsedSpawn | None = None
+        deleting = PassFailures(
+            logger,
+            "spawn sweep: deleting the row of %s failed",
+            "spawn sweep: deleting the rows of %d spawns failed (the first: %s), left to the next pass",
+        )
+        in_a_row = 0
+        stopped_at: LapsedSpawn | None = None
+        after = self._resume_after
         while True:
             lapsed = await self._store.lapsed_spawns(before, batch, after)
             await faults.reached("sweep.listed")
-            unstaged = lapsed
-            if self._working is not None:
-                unstaged = []
-                for spawn in lapsed:
-                    try:
-                        await self._working.drop_staged(spawn.scope, spawn.token)
-                    except Exception as exc:
-                        failed.add(spawn.scope, exc)
-                    else:
-                        unstaged.append(spawn)
+            unstaged = await self._drop_staged(lapsed, unstaging)
             await faults.reached("sweep.staged_dropped")
-            removed += await self._store.drop_lapsed_spawns(unstaged, before)
-            if len(lapsed) < batch:
+            for spawn in unstaged:
+                try:
+                    if await self._store.drop_lapsed_spawn(spawn, before):
+                        removed += 1
+                except Exception as exc:
+                    deleting.add(spawn.scope, exc)
+                    in_a_row += 1
+                    if in_a_row == FAILURES_IN_A_ROW:
+                        stopped_at = spawn
+                        break
+                else:
+                    in_a_row = 0
+            if stopped_at is not None or len(lapsed) < batch:
                 break
             after = lapsed[-1]
-        failed.log()
+        self._resume_after = stopped_at
+        unstaging.log()
+        deleting.log(None if stopped_at is None else _STOPPED)
         return removed
+
+    async def _drop_staged(self, lapsed: list[LapsedSpawn], failed: PassFailures) -> list[LapsedSpawn]:
+        """Drop the staged state in Redis of each of ``lapsed``; those it dropped (all without Redis), whose rows
+        may go next. One that fails is added to ``failed``: its row stays, to name its staged state to a later
+        pass."""
+        if self._working is None:
+            return lapsed
+        unstaged = []
+        for spawn in lapsed:
+            try:
+                await self._working.drop_staged(spawn.scope, spawn.token)
+            except Exception as exc:
+                failed.add(spawn.scope, exc)
+            else:
+                unstaged.append(spawn)
+        return unstaged
 
     def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
         """Run a pass ``first`` seconds from now and every ``interval`` seconds after, until :meth:`stop`."""
@@ -117,4 +161,11 @@ class SpawnSweep:
         await self._passes.stop()
 
 
-__all__ = ["FIRST_SWEEP_AFTER_SECONDS", "SWEEP_BATCH", "SWEEP_INTERVAL_SECONDS", "SWEEP_MARGIN_SECONDS", "SpawnSweep"]
+__all__ = [
+    "FAILURES_IN_A_ROW",
+    "FIRST_SWEEP_AFTER_SECONDS",
+    "SWEEP_BATCH",
+    "SWEEP_INTERVAL_SECONDS",
+    "SWEEP_MARGIN_SECONDS",
+    "SpawnSweep",
+]

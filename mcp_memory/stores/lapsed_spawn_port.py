@@ -9,7 +9,6 @@ again kept its row, and its staged keys in Redis, for ever. The sweep finds such
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -50,11 +49,13 @@ class LapsedSpawns(Protocol):
         or not), so that a sweep's pass goes on past spawns it could not drop. Reads only."""
         ...
 
-    async def drop_lapsed_spawns(self, spawns: Sequence[LapsedSpawn], before: float) -> int:
-        """Delete the incomplete session of each of ``spawns``, with its events and working-memory rows, in one short
-        transaction, but only while that very spawn (its token) still holds it, incomplete and lapsed at ``before``:
-        a spawn that took the session over since (another token) or one that completed it keeps it. Returns the
-        number of sessions deleted."""
+    async def drop_lapsed_spawn(self, spawn: LapsedSpawn, before: float) -> bool:
+        """Delete the incomplete session of ``spawn``, with its events and working-memory rows, in one short
+        transaction of its own, but only while that very spawn (its token) still holds it, incomplete and lapsed at
+        ``before``: a spawn that took the session over since (another token) or one that completed it keeps it.
+        Whether it deleted the session. One spawn per call, so that a deletion that fails (it raises: a lock or
+        statement timeout on that row, a constraint error) is that spawn's alone, and the sweep goes on with the
+        others; a session the failure left in place, the next pass finds again."""
         ...
 
 

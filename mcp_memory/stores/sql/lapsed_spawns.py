@@ -12,7 +12,7 @@ new token, new lease) that no sub-select of the old snapshot names.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -91,16 +91,13 @@ class LapsedSpawnRows:
                 for r in rows
             ]
 
-    async def drop_lapsed_spawns(self, spawns: Sequence[LapsedSpawn], before: float) -> int:
+    async def drop_lapsed_spawn(self, spawn: LapsedSpawn, before: float) -> bool:
         d = self._dialect
-        dropped = 0
-        # A transaction per session: each locks one row (Postgres), so none waits on another in a lock order that
+        params = {**d.scope_params(spawn.scope), "tok": spawn.token, "before": d.write_time(before)}
+        # A transaction of its own: it locks one row (Postgres), so it never waits on another in a lock order that
         # could cross a forget's (which locks its sessions in id order).
-        for spawn in spawns:
-            params = {**d.scope_params(spawn.scope), "tok": spawn.token, "before": d.write_time(before)}
-            async with self._write() as conn:
-                dropped += await self._drop_incomplete(conn, HELD_BY_LAPSED, params)
-        return dropped
+        async with self._write() as conn:
+            return await self._drop_incomplete(conn, HELD_BY_LAPSED, params) > 0
 
 
 __all__ = ["HELD_BY_LAPSED", "LAPSED_SPAWNS", "LAPSED_SPAWNS_AFTER", "TAKEN_OVER", "LapsedSpawnRows"]
