@@ -11,7 +11,7 @@ import pytest
 
 from mcp_memory import faults
 from mcp_memory.config import Settings
-from mcp_memory.errors import Respawned
+from mcp_memory.errors import NotFound, Respawned
 from mcp_memory.models import Scope
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
@@ -24,6 +24,14 @@ async def terminate_respawned(rt: MemoryRuntime, scope: Scope) -> None:
     """``rt`` terminates the session, which is deleted and spawned again before the terminate's last steps: its answer
     is ``conflict`` (the session it recorded is gone)."""
     with pytest.raises(Respawned):
+        await rt.lifecycle.terminate(scope.project_id, scope.agent_instance_id, scope.session_id)
+
+
+async def terminate_while_respawning(rt: MemoryRuntime, scope: Scope) -> None:
+    """As :func:`terminate_respawned`, with the new spawn maybe still under way when the terminate reads the record
+    again before its hooks: ``conflict`` if that spawn has completed by then, ``not_found`` if not (an incomplete
+    session exists for no other call)."""
+    with pytest.raises((Respawned, NotFound)):
         await rt.lifecycle.terminate(scope.project_id, scope.agent_instance_id, scope.session_id)
 
 
@@ -93,7 +101,7 @@ async def test_a_late_close_in_redis_leaves_a_spawn_staged_meanwhile_alone(
 
         held.hold(rt_a.working_store)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(terminate_respawned, rt_a, scope)
+            tg.start_soon(terminate_while_respawning, rt_a, scope)
             await held.reached()
             await rt_b.control.delete_session(p, a, s)
             clock.advance(1)
