@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,10 @@ def free_port() -> int:
 
 
 def free_cluster_port() -> int:
-    """A free port P below 55536 whose cluster bus port P + 10000 is free too."""
+    """A free port P whose cluster bus port P + 10000 is free too, both below the kernel's ephemeral range (32768 and
+    up on Linux), where no outgoing connection of another test can take one before the node binds it."""
     for _ in range(200):
-        port = random.randint(20_000, 45_000)
+        port = random.randint(12_000, 22_700)
         try:
             with socket.socket() as a, socket.socket() as b:
                 a.bind(("127.0.0.1", port))
@@ -73,15 +75,22 @@ class RedisServer:
     ``appendonly`` (then it keeps its data across ``stop``/``start``)."""
 
     def __init__(
-        self, directory: Path, *, appendonly: bool = False, extra: list[str] | None = None, port: int | None = None
+        self,
+        directory: Path,
+        *,
+        appendonly: bool = False,
+        extra: list[str] | None = None,
+        port: int | None = None,
+        choose_port: Callable[[], int] = free_port,
     ) -> None:
         if REDIS_SERVER is None:
             pytest.skip("redis-server is not installed")
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self._port_chosen = port is None
+        self._choose_port = choose_port
         self._started = False
-        self.port = port or free_port()
+        self.port = port or choose_port()
         self.appendonly = appendonly
         self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
@@ -118,7 +127,7 @@ class RedisServer:
                 self._started = True
                 return self
             self.stop()
-            self.port = free_port()
+            self.port = self._choose_port()
         raise RuntimeError(f"redis-server on port {self.port} did not start")
 
     def _wait_until_ours(self) -> bool:
@@ -253,7 +262,7 @@ class RedisClusterServers:
                     str(directory / f"node{i}" / "nodes.conf"),
                     *timeout,
                 ],
-                port=free_cluster_port(),
+                choose_port=free_cluster_port,  # chosen again if taken before the node binds it
             )
             for i in range(nodes)
         ]

@@ -18,6 +18,7 @@ from mcp_memory.stores.postgres.store import PostgresStore
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sqlite.statements import SET_SQL, scope_params
 from tests.conftest import FakeClock
+from tests.waiting import until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.backends("sqlite", "postgres")]
 
@@ -69,9 +70,19 @@ async def behind_a_slow_set(
         tg.start_soon(run)
         with anyio.fail_after(10):
             await reached.wait()  # the call has read the clock (T) and is at A's store, which B holds
+        if isinstance(b.store, PostgresStore):
+            # Postgres: on to the point where A waits for the session's row (its first statement found the row held
+            # and wrote nothing; the second waits for B's lock), so that the time moves on while it waits, whatever
+            # the order the two backends run in.
+            await until(lambda: _lock_waiters(b.store), what="A's pause or resume to wait for B's row lock")
         clock.advance(10)
         go.set()
     return done
+
+
+async def _lock_waiters(store: PostgresStore) -> int:
+    async with store._read() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))).scalar_one())
 
 
 async def test_a_key_that_expired_while_the_pause_waited_is_not_checkpointed(
