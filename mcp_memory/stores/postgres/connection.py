@@ -192,9 +192,7 @@ class PostgresConnection:
     async def close(self) -> None:
         if self._engine is not None:
             engine, self._engine = self._engine, None
-            held, self._held_drivers = self._held_drivers, []
-            for pooled in held:
-                await _give_back(engine, pooled)  # to the pool, whose dispose() closes it
+            await self._give_back_held(engine)  # to the pool, whose dispose() closes them
             await engine.dispose()
 
     async def ping(self) -> dict[str, Any]:
@@ -303,14 +301,13 @@ class PostgresConnection:
         timer: asyncio.TimerHandle | None = None
         try:
             async with self._guard(too_large):
-                held = self._take_held()
-                if held is not None:
-                    pooled = held
-                elif bounded:
-                    with anyio.fail_after(limit):
+                pooled = self._take_held()
+                if pooled is None:
+                    if bounded:
+                        with anyio.fail_after(limit):
+                            pooled = await engine.raw_connection()
+                    else:  # no cancel scope to enter and leave: outside a tool call nothing bounds the step
                         pooled = await engine.raw_connection()
-                else:  # no cancel scope to enter and leave: outside a tool call nothing bounds the step
-                    pooled = await engine.raw_connection()
                 driver: asyncpg.Connection = pooled.driver_connection
                 # Back to the pool after success or an error the server reported (the statement's transaction is
                 # over); discarded after anything else (cancelled mid-statement, cut off, a lost socket), as its
@@ -374,9 +371,13 @@ class PostgresConnection:
         cannot take a held one, then gets one of them rather than a new connection or a wait."""
         pool = engine.sync_engine.pool
         if self._held_drivers and isinstance(pool, QueuePool) and pool.checkedin() == 0:
-            held, self._held_drivers = self._held_drivers, []
-            for pooled in held:
-                await _give_back(engine, pooled)
+            await self._give_back_held(engine)
+
+    async def _give_back_held(self, engine: AsyncEngine) -> None:
+        """Every held connection back to the pool (or closed, beyond its size), none held after."""
+        held, self._held_drivers = self._held_drivers, []
+        for pooled in held:
+            await _give_back(engine, pooled)
 
     @asynccontextmanager
     async def _write(self, too_large: str = TOO_LARGE) -> AsyncIterator[AsyncConnection]:

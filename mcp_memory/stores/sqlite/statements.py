@@ -67,15 +67,21 @@ def writable_pk(scope: Scope, row: tuple[Any, ...] | None) -> int:
     return int(row[0])
 
 
+def is_incarnation(created_at: float, made_from: datetime | None) -> bool:
+    """Whether a session record created at ``created_at`` (as stored) is the one ``made_from`` notes (None: any).
+    Compared here, as the datetime the record is read as, not in SQL: the note is that datetime, to the microsecond,
+    and the stored epoch seconds need not round-trip through it exactly."""
+    return made_from is None or to_datetime(created_at) == made_from
+
+
 def writable_pk_sync(db: sqlite3.Connection, scope: Scope, made_from: datetime | None = None, call: str = "") -> int:
     """The session's primary key, or the error that says why it takes no writes; given ``made_from``, also
     ``Respawned`` if its record was created at another time (the session ``call`` read was deleted and its id spawned
-    again since). Compared here, as the datetime the record is read as, not in SQL: the note (``made_from``) is that
-    datetime, to the microsecond, and the stored epoch seconds need not round-trip through it exactly."""
+    again since: :func:`is_incarnation`)."""
     row = db.execute(
         f"SELECT id, status, sealed, created_at FROM sessions WHERE {SCOPE} AND {COMPLETE}", scope_params(scope)
     ).fetchone()
-    if row is not None and made_from is not None and to_datetime(row[3]) != made_from:
+    if row is not None and not is_incarnation(row[3], made_from):
         raise respawned(scope.session_id, call)
     return writable_pk(scope, row)
 
@@ -143,6 +149,10 @@ def item_rows(session_pk: int, items: Mapping[str, Item], now: float) -> list[di
     ]
 
 
+LIVE_COUNT = f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"
+"""How many of the session ``:pk``'s items are live at ``:now``."""
+
+
 def restore_sync(
     db: sqlite3.Connection, pk: int, items: Mapping[str, Item], clear: bool, now: float, limits: Limits
 ) -> int:
@@ -154,9 +164,7 @@ def restore_sync(
     rows = item_rows(pk, items, now)
     db.executemany(UPSERT_ITEM, rows)
     if not clear:
-        (live,) = db.execute(
-            f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}", {"pk": pk, "now": now}
-        ).fetchone()
+        (live,) = db.execute(LIVE_COUNT, {"pk": pk, "now": now}).fetchone()
         if live > limits.max_keys:
             raise restore_overflows(limits)
     return len(rows)

@@ -206,8 +206,7 @@ class SqliteStore(
 
         def record(db: sqlite3.Connection) -> None:
             row = db.execute(f"SELECT id, created_at FROM sessions WHERE {SCOPE} AND {COMPLETE}", params).fetchone()
-            # Compared as the datetime the record is read as, as writable_pk_sync does (statements.py).
-            if row is not None and (made_from is None or to_datetime(row[1]) == made_from):
+            if row is not None and statements.is_incarnation(row[1], made_from):
                 db.execute(statements.INSERT_EVENT, event_params(row[0], event))
                 self._prune_events_sync(db, row[0], event.at, retention)
 

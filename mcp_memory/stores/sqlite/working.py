@@ -19,6 +19,7 @@ from mcp_memory.stores.sql.rules import check_fits, keys_full
 from mcp_memory.stores.sqlite.connection import SqliteConnection
 from mcp_memory.stores.sqlite.secure_delete import secure_delete
 from mcp_memory.stores.sqlite.statements import (
+    LIVE_COUNT,
     SET_SQL,
     UPSERT_ITEM,
     item_rows,
@@ -29,7 +30,6 @@ from mcp_memory.stores.sqlite.statements import (
 )
 
 _DELETE_KEY = "DELETE FROM working_items WHERE session_pk = :pk AND key = :k RETURNING expires_at"
-_LIVE_COUNT = f"SELECT COUNT(*) FROM working_items WHERE session_pk = :pk AND {LIVE}"
 
 
 class SqliteWorking(SqliteConnection):
@@ -127,7 +127,7 @@ class SqliteWorking(SqliteConnection):
             (pk,) = db.execute(find, dict(params)).fetchone()
             if pk is None:
                 return 0
-            (live,) = db.execute(_LIVE_COUNT, {"pk": pk, "now": now}).fetchone()
+            (live,) = db.execute(LIVE_COUNT, {"pk": pk, "now": now}).fetchone()
             with secure_delete(db):
                 db.execute("DELETE FROM working_items WHERE session_pk = :pk", {"pk": pk})
             return int(live)
