@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 from sqlalchemy import text
@@ -32,6 +31,7 @@ from mcp_memory.stores.ports import Incarnation, LapsedSpawns, Limits, StagedSpa
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
 from tests.cut_off_spawns import cut_off_spawn, ids, redis_keys
+from tests.failing_stores import Pins
 from tests.store_settings import settings_for
 
 pytestmark = pytest.mark.anyio
@@ -91,41 +91,6 @@ async def test_a_spawn_sweep_pass_removes_the_spawns_listed_after_ones_redis_fai
         assert await SpawnSweep(store, rt.working_store, clock).run_once(batch=2) == len(failing)
         assert await store.lapsed_spawns(clock(), 100) == []
         assert all(redis_keys(rt, scope) == {} for scope in failing)
-
-
-class Pins:
-    """A table of the test's own (on its own connection) whose rows reference sessions with no cascade: the durable
-    store's deletion of a pinned session fails with a real foreign-key error, for that session alone, until
-    :meth:`unpin_all`."""
-
-    def __init__(self, database_url: str) -> None:
-        self._engine = create_async_engine(database_url)
-        schema = "mcp_memory." if database_url.startswith("postgresql") else ""
-        self._pins, self._sessions = f"{schema}sweep_pins", f"{schema}sessions"
-
-    async def __aenter__(self) -> Pins:
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                text(f"CREATE TABLE {self._pins} (session_pk BIGINT NOT NULL REFERENCES {self._sessions} (id))")
-            )
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self._engine.dispose()
-
-    async def pin(self, scopes: Sequence[Scope]) -> None:
-        async with self._engine.begin() as conn:
-            for scope in scopes:
-                await conn.execute(
-                    text(f"INSERT INTO {self._pins} SELECT id FROM {self._sessions} WHERE session_id = :s"),
-                    {"s": scope.session_id},
-                )
-
-    async def unpin_all(self) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(text(f"DELETE FROM {self._pins}"))
 
 
 def sweep_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -17,10 +17,11 @@ Redis goes first so that a failure or a stop between the two leaves the row, whi
 other way round, staged keys with no row left to name them would stay for ever). A spawn whose staged state Redis
 fails to drop, or whose row the durable store fails to delete (a lock or statement timeout on that row, a constraint
 error), keeps its row for the next pass, and the pass goes on with the spawns listed after it (one warning per pass
-and kind of failure names how many failed). After :data:`FAILURES_IN_A_ROW` failed deletions in a row the durable
-store looks down for writes, and the pass stops there; the next one starts after the last spawn it tried, so that
-rows which keep failing first in the listing hold up none after them. A listing that fails ends the pass (the store
-is down; the periodic runner logs it).
+and kind of failure names how many failed). After :data:`FAILURES_IN_A_ROW` failures in a row of one kind, Redis or
+the durable store looks down (for writes: its listing answered), and the pass stops there, with the rows of the
+spawns whose staged state it dropped before deleted; the next one starts after the last spawn it tried, so that
+spawns which keep failing first in the listing hold up none after them. A listing that fails ends the pass (the store
+is down; the periodic runner logs it), after the pass's warnings of the spawns that failed before it.
 
 A retried spawn of the session wins at every point: it takes the row over under a new token (so step 2 no longer matches
 it) and stages under that token (which step 1 leaves alone), as ``begin_spawn``'s takeover already does when the sweep
@@ -41,7 +42,7 @@ import logging
 from collections.abc import Callable
 
 from mcp_memory import faults
-from mcp_memory.services.periodic import PassFailures, Periodic
+from mcp_memory.services.periodic import FAILURES_IN_A_ROW, PassFailures, Periodic, SweepCursor
 from mcp_memory.stores.ports import LapsedSpawn, LapsedSpawns, StagedSpawn
 
 logger = logging.getLogger(__name__)
@@ -52,14 +53,6 @@ SWEEP_INTERVAL_SECONDS = 600.0
 """Time between two passes."""
 FIRST_SWEEP_AFTER_SECONDS = 60.0
 """Time from start to the first pass (not at once: a start is busy enough, and a one-shot command ends before)."""
-FAILURES_IN_A_ROW = 3
-"""Failed row deletions in a row that end a pass: the durable store looks down for writes (its listing answered), so
-the spawns left are not each tried against it, each waiting out its timeout. The next pass starts after the last one
-tried, so that rows which keep failing at the head of the listing hold up none listed after them."""
-_STOPPED = (
-    "spawn sweep: deleting the rows of %d spawns failed (the first: %s), "
-    f"the pass stopped after {FAILURES_IN_A_ROW} in a row; left to the next pass, which starts after them"
-)
 SWEEP_MARGIN_SECONDS = 300.0
 """How long past its lease's end a spawn is left alone: far above one step's longest run (a Redis call's deadline,
 SQLite's busy timeout) and the clock skew of servers that share the stores."""
@@ -80,8 +73,7 @@ class SpawnSweep:
         self._working = working
         self._clock = clock
         self._margin = margin
-        self._resume_after: LapsedSpawn | None = None
-        """Where the next pass starts: after the spawn the last pass stopped at, or from the first (None)."""
+        self._cursor = SweepCursor[LapsedSpawn]()
         self._passes = Periodic("mcp-memory spawn sweep", self._background_pass, logger, "spawn sweep failed")
 
     async def run_once(self, batch: int = SWEEP_BATCH) -> int:
@@ -89,52 +81,47 @@ class SpawnSweep:
         the batch before, until a batch lists fewer: every spawn is tried once, so ones whose staged state Redis
         fails to drop or whose row the durable store fails to delete (each kind logged once per pass, their rows
         kept for the next pass) hold up none listed after them, and the pass ends. It ends early after
-        :data:`FAILURES_IN_A_ROW` failed row deletions in a row, and the next pass starts after the last spawn it
-        tried. A listing that fails ends it too (it raises). The number of sessions removed."""
+        :data:`FAILURES_IN_A_ROW` failures in a row of one kind, and the next pass starts after the last spawn it
+        tried. A listing that fails ends it too (it raises, once the pass's warnings are logged). The number of
+        sessions removed."""
         before = self._clock() - self._margin
         removed = 0
-        unstaging = PassFailures(
+        unstaging = PassFailures[LapsedSpawn](
             logger,
             "spawn sweep: dropping the staged state of %s failed",
-            "spawn sweep: dropping the staged state of %d spawns failed (the first: %s), left to the next pass",
+            "spawn sweep: dropping the staged state of %d spawns failed (the first: %s)",
         )
-        deleting = PassFailures(
+        deleting = PassFailures[LapsedSpawn](
             logger,
             "spawn sweep: deleting the row of %s failed",
-            "spawn sweep: deleting the rows of %d spawns failed (the first: %s), left to the next pass",
+            "spawn sweep: deleting the rows of %d spawns failed (the first: %s)",
         )
-        in_a_row = 0
-        stopped_at: LapsedSpawn | None = None
-        after = self._resume_after
-        while True:
-            lapsed = await self._store.lapsed_spawns(before, batch, after)
-            await faults.reached("sweep.listed")
-            unstaged = await self._drop_staged(lapsed, unstaging)
-            await faults.reached("sweep.staged_dropped")
-            for spawn in unstaged:
-                try:
-                    if await self._store.drop_lapsed_spawn(spawn, before):
-                        removed += 1
-                except Exception as exc:
-                    deleting.add(spawn.scope, exc)
-                    in_a_row += 1
-                    if in_a_row == FAILURES_IN_A_ROW:
-                        stopped_at = spawn
-                        break
-                else:
-                    in_a_row = 0
-            if stopped_at is not None or len(lapsed) < batch:
-                break
-            after = lapsed[-1]
-        self._resume_after = stopped_at
-        unstaging.log()
-        deleting.log(None if stopped_at is None else _STOPPED)
+        # The deletions stop no later in the listing than Redis's drops (they go only as far as those): theirs first.
+        with self._cursor.pass_over(deleting, unstaging) as after:
+            while True:
+                lapsed = await self._store.lapsed_spawns(before, batch, after)
+                await faults.reached("sweep.listed")
+                unstaged = await self._drop_staged(lapsed, unstaging)
+                await faults.reached("sweep.staged_dropped")
+                for spawn in unstaged:
+                    try:
+                        if await self._store.drop_lapsed_spawn(spawn, before):
+                            removed += 1
+                    except Exception as exc:
+                        if deleting.add(spawn, exc):
+                            break
+                    else:
+                        deleting.went_through()
+                stopped = unstaging.stopped_at is not None or deleting.stopped_at is not None
+                if stopped or len(lapsed) < batch:
+                    break
+                after = lapsed[-1]
         return removed
 
-    async def _drop_staged(self, lapsed: list[LapsedSpawn], failed: PassFailures) -> list[LapsedSpawn]:
-        """Drop the staged state in Redis of each of ``lapsed``; those it dropped (all without Redis), whose rows
-        may go next. One that fails is added to ``failed``: its row stays, to name its staged state to a later
-        pass."""
+    async def _drop_staged(self, lapsed: list[LapsedSpawn], failed: PassFailures[LapsedSpawn]) -> list[LapsedSpawn]:
+        """Drop the staged state in Redis of each of ``lapsed``, until ``failed`` stops the pass; those it dropped
+        (all without Redis), whose rows may go next. One that fails is added to ``failed``: its row stays, to name
+        its staged state to a later pass."""
         if self._working is None:
             return lapsed
         unstaged = []
@@ -142,8 +129,10 @@ class SpawnSweep:
             try:
                 await self._working.drop_staged(spawn.scope, spawn.token)
             except Exception as exc:
-                failed.add(spawn.scope, exc)
+                if failed.add(spawn, exc):
+                    break
             else:
+                failed.went_through()
                 unstaged.append(spawn)
         return unstaged
 

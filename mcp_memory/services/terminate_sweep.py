@@ -11,7 +11,10 @@ sweep, runs the hooks), its working memory marked terminated and cleared if the 
 the terminate's metadata, then the record marked finished. No subscriber is told (no connection asked; the dead server's
 subscribers went with it). A session whose finishing fails (Redis not answering) is left to the next pass, at once
 (its claim's lease is ended), and the pass goes on with the sessions listed after it; one warning per pass names how
-many failed.
+many failed. After :data:`FAILURES_IN_A_ROW` failures in a row a store looks down (its listing answered: Redis, or the
+durable store for writes), and the pass stops there; the next one starts after the last session it tried, so that
+sessions which keep failing first in the listing hold up none after them. A listing that fails ends the pass (the
+periodic runner logs it), after the pass's warning of the sessions that failed before it.
 
 The runtime starts the sweep with every store: the first pass :data:`FIRST_SWEEP_AFTER_SECONDS` after start, then one
 every :data:`SWEEP_INTERVAL_SECONDS`, each in batches of :data:`SWEEP_BATCH` sessions.
@@ -23,7 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from mcp_memory.models import Scope
-from mcp_memory.services.periodic import PassFailures, Periodic
+from mcp_memory.services.periodic import FAILURES_IN_A_ROW, PassFailures, Periodic, SweepCursor
 from mcp_memory.stores.ports import UnfinishedTerminates
 
 logger = logging.getLogger(__name__)
@@ -54,32 +57,37 @@ class TerminateSweep:
         self._finish = finish
         self._clock = clock
         self._margin = margin
+        self._cursor = SweepCursor[Scope]()
         self._passes = Periodic("mcp-memory terminate sweep", self._background_pass, logger, "terminate sweep failed")
 
     async def run_once(self, batch: int = SWEEP_BATCH) -> int:
         """One pass at the clock's time, in batches of at most ``batch`` sessions, each listed after the last one
         of the batch before, until a batch lists fewer: every session is tried once, so ones whose finishing fails
-        (logged once per pass) hold up none listed after them, and the pass ends. The number of terminates
+        (logged once per pass) hold up none listed after them, and the pass ends. It ends early after
+        :data:`FAILURES_IN_A_ROW` failures in a row, and the next pass starts after the last session it tried. A
+        listing that fails ends it too (it raises, once the pass's warning is logged). The number of terminates
         finished."""
         before = self._clock() - self._margin
         finished = 0
-        failed = PassFailures(
+        failed = PassFailures[Scope](
             logger,
             "terminate sweep: finishing the terminate of %s failed",
-            "terminate sweep: finishing %d terminates failed (the first: %s), left to the next pass",
+            "terminate sweep: finishing %d terminates failed (the first: %s)",
         )
-        after: Scope | None = None
-        while True:
-            listed = await self._store.unfinished_terminates(before, batch, after)
-            for scope in listed:
-                try:
-                    finished += await self._finish(scope)
-                except Exception as exc:
-                    failed.add(scope, exc)
-            if len(listed) < batch:
-                break
-            after = listed[-1]
-        failed.log()
+        with self._cursor.pass_over(failed) as after:
+            while True:
+                listed = await self._store.unfinished_terminates(before, batch, after)
+                for scope in listed:
+                    try:
+                        finished += await self._finish(scope)
+                    except Exception as exc:
+                        if failed.add(scope, exc):
+                            break
+                    else:
+                        failed.went_through()
+                if failed.stopped_at is not None or len(listed) < batch:
+                    break
+                after = listed[-1]
         return finished
 
     def start(self, interval: float = SWEEP_INTERVAL_SECONDS, first: float = FIRST_SWEEP_AFTER_SECONDS) -> None:
@@ -97,6 +105,7 @@ class TerminateSweep:
 
 
 __all__ = [
+    "FAILURES_IN_A_ROW",
     "FIRST_SWEEP_AFTER_SECONDS",
     "SWEEP_BATCH",
     "SWEEP_INTERVAL_SECONDS",

@@ -27,6 +27,10 @@ class LapsedSpawn:
     until: float
     row: int
 
+    def __str__(self) -> str:
+        # As the sweep's warnings name it: its session (the token and place say nothing to an operator).
+        return str(self.scope)
+
 
 class SpawnLapsed(Conflict):
     """``begin_spawn`` refused to take over the session of the lapsed spawn ``token`` without being told so
