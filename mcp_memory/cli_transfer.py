@@ -1,5 +1,8 @@
 """``mcp-memory export`` and ``mcp-memory import``: a project, an agent or a session as a JSON Lines file, and back.
 
+``--agent`` and ``--session`` are independent, as for ``mcp-memory forget``: ``--session S`` alone exports the
+sessions of id S under every agent of the project, with the episodes recorded with that session id.
+
 The file's format is docs/export-format.md. Export writes to stdout unless ``--output`` is given (then to a temporary
 file beside it, renamed into place once complete, so a failed export leaves no half file under that name; a FIFO or
 a device is written as it is). An export that cannot be written whole exits 1 with a message. Import
@@ -23,7 +26,7 @@ from uuid import UUID
 import anyio
 
 from mcp_memory.cli_common import check_sqlite_file_as_is, load_settings, setup_logging, unexpected_failure
-from mcp_memory.errors import ConfigurationError, InvalidArgument, MemoryServiceError
+from mcp_memory.errors import ConfigurationError, MemoryServiceError
 from mcp_memory.models import parse_uuid, validate_identifier
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.transfer import Transfer, write_export
@@ -40,8 +43,6 @@ def _selection(args: argparse.Namespace) -> Selection:
     project = parse_uuid(args.project, "--project")
     agent = None if args.agent is None else parse_uuid(args.agent, "--agent")
     session = None if args.session is None else validate_identifier(args.session, "--session")
-    if session is not None and agent is None:
-        raise InvalidArgument("--session needs --agent (a session is named within its agent)")
     return Selection(project, agent, session)
 
 
@@ -177,7 +178,9 @@ def add_parsers(sub: Any) -> None:
     export = sub.add_parser("export", help="write a project, an agent or a session as a JSON Lines export file")
     export.add_argument("--project", required=True, help="the project_id to export")
     export.add_argument("--agent", help="only this agent_instance_id's sessions and episodes")
-    export.add_argument("--session", help="only this session of --agent")
+    export.add_argument(
+        "--session", help="only sessions of this id (of --agent, else of every agent) and their episodes"
+    )
     export.add_argument("--output", "-o", help="write to this file (default: stdout)")
     export.add_argument("--vectors", action="store_true", help="include episode vectors and their model's name")
     # cmd_export and cmd_import answer an unexpected failure themselves (naming the output): main's words for one

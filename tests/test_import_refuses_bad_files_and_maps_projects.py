@@ -316,18 +316,28 @@ async def test_a_resealed_file_whose_session_keys_are_apart_is_refused_naming_th
     assert message.startswith(f"line {other + 1}: working key") and "apart from the session's other" in message, message
 
 
-async def test_a_header_naming_a_session_without_its_agent_is_refused(runtime: MemoryRuntime, tmp_path: Path) -> None:
-    """A session is named within its agent: a header whose scope has a session_id but no agent_instance_id is
-    ``invalid_argument`` naming line 1 (the import crashed on it with a ValueError)."""
+async def test_a_header_naming_a_session_without_its_agent_holds_that_session_id_only(
+    runtime: MemoryRuntime, tmp_path: Path
+) -> None:
+    """A header whose scope has a session_id but no agent_instance_id (``mcp-memory export --session S`` without
+    ``--agent``) scopes the file to the sessions of that id under every agent: a file of that scope imports, and one
+    holding a record of another session id is ``invalid_argument`` naming its line, nothing written."""
     project = uuid.uuid4()
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'one.db'}")
     async with MemoryRuntime(settings, embedding_retry=False) as source:
         agent, sid = (await populate(source, project, **SMALL))[0]
         path = await export_to(source, Selection(project, agent, sid), tmp_path / "one-session.jsonl")
+        whole = await export_to(source, Selection(project), tmp_path / "whole.jsonl")
 
     def no_agent(recs: Records) -> None:
         recs[0]["scope"]["agent_instance_id"] = None
+        recs[0]["scope"]["session_id"] = sid
 
-    crafted = resealed(path, tmp_path / "no-agent.jsonl", no_agent)
-    message = await refused(runtime, crafted)
-    assert message.startswith("line 1 of the export file is not a valid record: scope") and "agent" in message, message
+    wider = resealed(whole, tmp_path / "wider.jsonl", no_agent)
+    stray = next(i for i, rec in enumerate(records(wider), start=1) if rec.get("session_id") not in (sid, None))
+    message = await refused(runtime, wider)
+    assert message.startswith(f"line {stray}: a record of session"), message
+    assert runtime.transfer is not None
+    await runtime.transfer.import_file(resealed(path, tmp_path / "no-agent.jsonl", no_agent))
+    back = await export_to(runtime, Selection(project, None, sid), tmp_path / "back.jsonl")
+    assert comparable(back)[0][1:] == comparable(path)[0][1:]

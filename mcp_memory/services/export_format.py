@@ -32,7 +32,6 @@ from pydantic import (
     Strict,
     TypeAdapter,
     ValidationError,
-    model_validator,
 )
 
 from mcp_memory.errors import InvalidArgument, MemoryServiceError
@@ -140,15 +139,12 @@ class _Record(BaseModel):
 
 
 class ScopeModel(_Record):
+    """The header's scope: a project, one agent of it, one session of that agent, or (``session_id`` without an
+    agent) the sessions of that id under every agent."""
+
     project_id: _Uuid
     agent_instance_id: _Uuid | None = None
     session_id: _Identifier | None = None
-
-    @model_validator(mode="after")
-    def _session_within_its_agent(self) -> ScopeModel:
-        if self.session_id is not None and self.agent_instance_id is None:
-            raise ValueError("a session_id needs its agent_instance_id (a session is named within its agent)")
-        return self
 
 
 class Counts(_Record):

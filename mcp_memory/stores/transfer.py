@@ -1,10 +1,11 @@
 """The transfer port: what export and import (``mcp-memory export`` / ``import``) need from a durable store.
 
-Export reads a selection (a project, one agent of it, or one session) kind by kind in keyset pages (``after`` is the
-store's own row key of the last row of the previous page, 0 for the first), so that no export holds more than one
-page in memory whatever the size of the project. Import writes a whole file's records in one transaction of the
-durable store (:meth:`TransferStore.import_records`), through the same insert paths as the lifecycle (an episode's
-full-text postings and its project's statistics are made as ``add_episode`` makes them).
+Export reads a selection (a project, one agent of it, one session, or the sessions of one id under every agent)
+kind by kind in keyset pages (``after`` is the store's own row key of the last row of the previous page, 0 for the
+first), so that no export holds more than one page in memory whatever the size of the project. Import writes a whole
+file's records in one transaction of the durable store (:meth:`TransferStore.import_records`), through the same
+insert paths as the lifecycle (an episode's full-text postings and its project's statistics are made as
+``add_episode`` makes them).
 """
 
 from __future__ import annotations
@@ -21,15 +22,13 @@ from mcp_memory.stores.ports import EventRecord
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """What an export covers: a project, one agent of it, or one session of that agent."""
+    """What an export covers: a project, one agent of it, or one session of that agent; a ``session_id`` without an
+    agent selects the sessions of that id under every agent of the project (as ``mcp-memory forget --session``
+    erases them), with the episodes recorded with that ``session_id``."""
 
     project_id: UUID
     agent_instance_id: UUID | None = None
     session_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.session_id is not None and self.agent_instance_id is None:
-            raise ValueError("a session is selected together with its agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +211,8 @@ class TransferStore(Protocol):
     async def export_episodes(
         self, sel: Selection, after: int, limit: int, vectors: bool
     ) -> list[tuple[int, EpisodeEntry]]:
-        """The selection's episodes (an agent's or a session's: those recorded by it), with vectors if asked."""
+        """The selection's episodes (an agent's or a session's: those recorded by it; a session id's without an
+        agent: those recorded with that ``session_id`` by any agent), with vectors if asked."""
         ...
 
     async def selection_occupied(self, sel: Selection) -> bool:
