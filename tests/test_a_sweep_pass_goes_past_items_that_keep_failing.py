@@ -239,7 +239,7 @@ async def test_a_terminate_sweep_pass_finishes_the_terminates_listed_after_a_bat
         for scope in good:
             record = await rt.store.get_session(scope)
             assert record is not None and not record.terminate_unfinished
-        assert set(await store.unfinished_terminates(clock(), 100)) == set(failing)
+        assert {s.scope for s in await store.unfinished_terminates(clock(), 100)} == set(failing)
 
         failing_ids = set()
         assert await rt.terminate_sweep.run_once(batch=2) == len(failing)

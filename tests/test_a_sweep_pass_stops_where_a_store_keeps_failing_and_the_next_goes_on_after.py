@@ -12,22 +12,20 @@ test's own that fails the durable updates of chosen sessions. Time moves on a fa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
 from mcp_memory.services.periodic import FAILURES_IN_A_ROW
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.spawn_sweep import SWEEP_MARGIN_SECONDS as SPAWN_MARGIN
-from mcp_memory.services.terminate_sweep import SWEEP_MARGIN_SECONDS as TERMINATE_MARGIN
-from mcp_memory.stores.ports import LapsedSpawns, UnfinishedTerminates
+from mcp_memory.stores.ports import LapsedSpawns
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from tests.conftest import FakeClock, new_scope
-from tests.cut_off_spawns import cut_off_spawn, ids
+from tests.cut_off_spawns import cut_off_spawn
+from tests.cut_off_terminates import cut_off_terminates, unfinished
 from tests.failing_stores import StuckRows, warnings_of, with_private_redis
 from tests.redis_servers import RedisServer
 
@@ -36,10 +34,6 @@ pytestmark = pytest.mark.anyio
 INITIAL = {"goal": "ship", "step": 3}
 SPAWN_SWEEP = "mcp_memory.services.spawn_sweep"
 TERMINATE_SWEEP = "mcp_memory.services.terminate_sweep"
-
-
-class ServerDied(BaseException):
-    """The server stops dead at a fault point (not an ``Exception``, which the call's own cleanup might catch)."""
 
 
 def staged_keys(rt: MemoryRuntime, server: RedisServer, scope: Scope) -> int:
@@ -55,28 +49,6 @@ def staged_keys(rt: MemoryRuntime, server: RedisServer, scope: Scope) -> int:
 async def lapsed(rt: MemoryRuntime, clock: FakeClock) -> list[str]:
     assert isinstance(rt.store, LapsedSpawns)
     return [s.scope.session_id for s in await rt.store.lapsed_spawns(clock(), 100)]
-
-
-async def unfinished(rt: MemoryRuntime, clock: FakeClock) -> list[str]:
-    assert isinstance(rt.store, UnfinishedTerminates)
-    return [s.session_id for s in await rt.store.unfinished_terminates(clock(), 100)]
-
-
-async def cut_off_terminates(rt: MemoryRuntime, clock: FakeClock, scopes: Sequence[Scope]) -> None:
-    """Terminates of ``scopes`` (spawned in this order: the listing's), each cut off by its server's death right
-    after its record, all lapsed past the sweep's margin."""
-    for scope in scopes:
-        await rt.lifecycle.spawn(*ids(scope), initial_state=INITIAL)
-
-    async def die(point: str) -> None:
-        if point == "terminate.recorded":
-            raise ServerDied(point)
-
-    with faults.on_fault(die):
-        for scope in scopes:
-            with pytest.raises(ServerDied):
-                await rt.lifecycle.terminate(*ids(scope))
-    clock.advance(rt.settings.terminate_lease_seconds + TERMINATE_MARGIN + 1)
 
 
 @pytest.mark.parametrize("records", ["sqlite", "postgres"])
@@ -123,7 +95,7 @@ async def test_a_terminate_sweep_pass_stops_after_finishings_fail_in_a_row_and_t
     ):
         stuck = [new_scope(f"stuck-{n}") for n in range(FAILURES_IN_A_ROW + 1)]
         good = [new_scope(f"good-{n}") for n in range(2)]
-        await cut_off_terminates(rt, clock, stuck + good)
+        await cut_off_terminates(rt, clock, stuck + good, INITIAL)
         # The durable store fails to claim the jobs of these (a write of their rows): down for writes, for them.
         await rows.stick(stuck)
 
@@ -154,7 +126,7 @@ async def test_a_terminate_sweep_pass_stops_while_redis_is_down_and_the_next_goe
     async with with_private_redis(records, tmp_path) as (settings, server), MemoryRuntime(settings, clock=clock) as rt:
         first = [new_scope(f"first-{n}") for n in range(FAILURES_IN_A_ROW)]
         later = [new_scope(f"later-{n}") for n in range(2)]
-        await cut_off_terminates(rt, clock, first + later)
+        await cut_off_terminates(rt, clock, first + later, INITIAL)
 
         server.stop()
         # Each finishing fails at its clear of working memory (Redis): the pass stops after FAILURES_IN_A_ROW.

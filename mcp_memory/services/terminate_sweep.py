@@ -11,10 +11,12 @@ sweep, runs the hooks), its working memory marked terminated and cleared if the 
 the terminate's metadata, then the record marked finished. No subscriber is told (no connection asked; the dead server's
 subscribers went with it). A session whose finishing fails (Redis not answering) is left to the next pass, at once
 (its claim's lease is ended), and the pass goes on with the sessions listed after it; one warning per pass names how
-many failed. After :data:`FAILURES_IN_A_ROW` failures in a row a store looks down (its listing answered: Redis, or the
-durable store for writes), and the pass stops there; the next one starts after the last session it tried, so that
-sessions which keep failing first in the listing hold up none after them. A listing that fails ends the pass (the
-periodic runner logs it), after the pass's warning of the sessions that failed before it.
+many failed. After :data:`FAILURES_IN_A_ROW` failures in a row a store looks down (its listing answered: Redis, or
+the durable store for writes), and the pass stops there; the next one starts after the last session it tried, so
+that sessions which keep failing first in the listing hold up none after them. A listing goes on after the last
+session before by that one's place in its order (its row), not by the session: one deleted since it was listed
+(``delete_session`` or ``forget``, by any server) ends neither the pass nor the next. A listing that fails ends the
+pass (the periodic runner logs it), after the pass's warning of the sessions that failed before it.
 
 The runtime starts the sweep with every store: the first pass :data:`FIRST_SWEEP_AFTER_SECONDS` after start, then one
 every :data:`SWEEP_INTERVAL_SECONDS`, each in batches of :data:`SWEEP_BATCH` sessions.
@@ -27,7 +29,7 @@ from collections.abc import Awaitable, Callable
 
 from mcp_memory.models import Scope
 from mcp_memory.services.periodic import FAILURES_IN_A_ROW, PassFailures, Periodic, SweepCursor
-from mcp_memory.stores.ports import UnfinishedTerminates
+from mcp_memory.stores.ports import UnfinishedTerminate, UnfinishedTerminates
 
 logger = logging.getLogger(__name__)
 
@@ -57,19 +59,19 @@ class TerminateSweep:
         self._finish = finish
         self._clock = clock
         self._margin = margin
-        self._cursor = SweepCursor[Scope]()
+        self._cursor = SweepCursor[UnfinishedTerminate]()
         self._passes = Periodic("mcp-memory terminate sweep", self._background_pass, logger, "terminate sweep failed")
 
     async def run_once(self, batch: int = SWEEP_BATCH) -> int:
         """One pass at the clock's time, in batches of at most ``batch`` sessions, each listed after the last one
-        of the batch before, until a batch lists fewer: every session is tried once, so ones whose finishing fails
-        (logged once per pass) hold up none listed after them, and the pass ends. It ends early after
-        :data:`FAILURES_IN_A_ROW` failures in a row, and the next pass starts after the last session it tried. A
-        listing that fails ends it too (it raises, once the pass's warning is logged). The number of terminates
-        finished."""
+        of the batch before (deleted meanwhile or not), until a batch lists fewer: every session is tried once, so
+        ones whose finishing fails (logged once per pass) hold up none listed after them, and the pass ends. It ends
+        early after :data:`FAILURES_IN_A_ROW` failures in a row, and the next pass starts after the last session it
+        tried (deleted since or not). A listing that fails ends it too (it raises, once the pass's warning is
+        logged). The number of terminates finished."""
         before = self._clock() - self._margin
         finished = 0
-        failed = PassFailures[Scope](
+        failed = PassFailures[UnfinishedTerminate](
             logger,
             "terminate sweep: finishing the terminate of %s failed",
             "terminate sweep: finishing %d terminates failed (the first: %s)",
@@ -77,11 +79,11 @@ class TerminateSweep:
         with self._cursor.pass_over(failed) as after:
             while True:
                 listed = await self._store.unfinished_terminates(before, batch, after)
-                for scope in listed:
+                for item in listed:
                     try:
-                        finished += await self._finish(scope)
+                        finished += await self._finish(item.scope)
                     except Exception as exc:
-                        if failed.add(scope, exc):
+                        if failed.add(item, exc):
                             break
                     else:
                         failed.went_through()

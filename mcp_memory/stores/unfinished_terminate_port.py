@@ -9,20 +9,36 @@ job undone and do it, once the recording call's lease is over (or ended: its las
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from mcp_memory.models import Scope
+
+
+@dataclass(frozen=True, slots=True)
+class UnfinishedTerminate:
+    """A session recorded terminated whose terminate has not finished its job; ``row`` (the store's id of the
+    session's row) is its place in the listing's order, which a listing continues after."""
+
+    scope: Scope
+    row: int
+
+    def __str__(self) -> str:
+        # As the sweep's warnings name it: its session (the place says nothing to an operator).
+        return str(self.scope)
 
 
 @runtime_checkable
 class UnfinishedTerminates(Protocol):
     """Terminated sessions whose terminate has not finished its job after the record, across every project."""
 
-    async def unfinished_terminates(self, before: float, limit: int, after: Scope | None = None) -> list[Scope]:
+    async def unfinished_terminates(
+        self, before: float, limit: int, after: UnfinishedTerminate | None = None
+    ) -> list[UnfinishedTerminate]:
         """Up to ``limit`` sessions recorded terminated and not finished whose lease ran out at ``before`` (epoch
-        seconds) or earlier, or was ended, in the order the store keeps them; only those after the session ``after``
-        (one an earlier listing returned), so that a sweep's pass goes on past terminates it could not finish (none
-        if ``after`` is gone since: a later pass lists them again). Reads only."""
+        seconds) or earlier, or was ended, in the order of their rows; only those listed after ``after`` (one an
+        earlier listing returned, deleted since or not: its place in that order is all that counts), so that a
+        sweep's pass goes on past terminates it could not finish. Reads only."""
         ...
 
     async def claim_terminate(
@@ -41,4 +57,4 @@ class UnfinishedTerminates(Protocol):
         ...
 
 
-__all__ = ["UnfinishedTerminates"]
+__all__ = ["UnfinishedTerminate", "UnfinishedTerminates"]

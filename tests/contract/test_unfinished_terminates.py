@@ -1,7 +1,8 @@
 """Contract of :class:`~mcp_memory.stores.ports.UnfinishedTerminates` (every durable adapter): a terminate recorded
 under a seal's token leaves the session unfinished until that terminate says it finished its job; whoever finishes it
 for a terminate that never will claims it first, only once the lease is over (or ended), and one claim holds off the
-next for a lease; the sweep lists the unfinished sessions whose lease ran out.
+next for a lease; the sweep lists the unfinished sessions whose lease ran out, a batch at a time, each after the place
+of the last one before, whether that session is still there or deleted since.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ async def session(stores: StorePair, scope: Scope) -> SessionInfo:
 
 
 async def listed(stores: StorePair, before: float) -> list[Scope]:
-    return await stores.durable.unfinished_terminates(before, 100)
+    return [item.scope for item in await stores.durable.unfinished_terminates(before, 100)]
 
 
 async def test_a_terminate_recorded_under_a_seal_is_unfinished_until_its_job_is_claimed_and_finished(
@@ -75,3 +76,26 @@ async def test_a_session_never_terminated_is_neither_listed_nor_claimed(stores: 
     await stores.durable.finish_terminate(scope, TOKEN)
     info = await session(stores, scope)
     assert info.sealed and not info.terminate_unfinished and info.status != "terminated"
+
+
+async def test_a_listing_goes_on_after_the_one_it_is_given_even_once_that_session_is_deleted(
+    stores: StorePair,
+) -> None:
+    durable = stores.durable
+    scopes = [await create(stores) for _ in range(4)]
+    for scope in scopes:
+        assert await durable.seal(scope, TOKEN, T0, LEASE)
+        await durable.record_terminate(scope, None, None, {}, event("terminate", T0 + 1), None, TOKEN)
+    before = T0 + LEASE
+
+    first = await durable.unfinished_terminates(before, 2)
+    assert [item.scope for item in first] == scopes[:2]
+    # Each named by its session (as the sweep's warnings name it), and continued after by its place alone.
+    assert str(first[-1]) == str(scopes[1])
+    await durable.delete_session(scopes[1], True, before)
+    assert [item.scope for item in await durable.unfinished_terminates(before, 2, first[-1])] == scopes[2:]
+    assert [item.scope for item in await durable.unfinished_terminates(before, 2, first[0])] == scopes[2:]
+    last = (await durable.unfinished_terminates(before, 1, first[-1]))[0]
+    assert last.scope == scopes[2]
+    await durable.delete_session(scopes[3], True, before)
+    assert await durable.unfinished_terminates(before, 2, last) == []

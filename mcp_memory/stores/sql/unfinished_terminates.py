@@ -18,22 +18,22 @@ from mcp_memory.models import Scope
 from mcp_memory.stores.sql.clauses import text
 from mcp_memory.stores.sql.dialect import Dialect, as_uuid
 from mcp_memory.stores.sql.queries import SCOPE, SESSION_PK
+from mcp_memory.stores.unfinished_terminate_port import UnfinishedTerminate
 
 UNFINISHED = "status = 'terminated' AND terminate_unfinished"
 """A session recorded terminated whose terminate has not finished its job after the record."""
 LAPSED = "(seal_until IS NULL OR seal_until <= {0})"
 """Its lease ran out at the parameter named, or was ended (NULL: its recording call's last step failed)."""
 _LISTING = (
-    f"SELECT project_id, agent_instance_id, session_id FROM sessions WHERE {UNFINISHED} AND {LAPSED.format(':before')}"
-    "{0} ORDER BY id LIMIT :limit"
+    "SELECT id, project_id, agent_instance_id, session_id FROM sessions "
+    f"WHERE {UNFINISHED} AND {LAPSED.format(':before')}{{0}} ORDER BY id LIMIT :limit"
 )
 UNFINISHED_TERMINATES = _LISTING.format("")
-UNFINISHED_TERMINATES_AFTER = _LISTING.format(
-    " AND id > (SELECT id FROM sessions "
-    "WHERE project_id = :after_p AND agent_instance_id = :after_a AND session_id = :after_s)"
-)
-"""The same, after the session ``(:after_p, :after_a, :after_s)`` in the listing's order (nothing if it is gone: NULL
-compares with no id)."""
+"""The unfinished sessions whose lease ran out at ``:before``, by row id, read through the partial index
+``sessions_unfinished_terminates`` (on ``id``, of the rows ``terminate_unfinished``) in its order."""
+UNFINISHED_TERMINATES_AFTER = _LISTING.format(" AND id > :after_id")
+"""The same, after the row ``:after_id`` in that order: a bound on the index's key, which holds whether or not that
+row is still there (a lookup of the session it held would find nothing once it is deleted)."""
 CLAIM = (
     f"UPDATE sessions SET seal_until = :until WHERE {SCOPE} AND {UNFINISHED} AND seal_token = :t "
     f"AND {LAPSED.format(':now')}"
@@ -58,16 +58,20 @@ class UnfinishedTerminateRows:
 
         def _write(self) -> AbstractAsyncContextManager[AsyncConnection]: ...
 
-    async def unfinished_terminates(self, before: float, limit: int, after: Scope | None = None) -> list[Scope]:
-        d = self._dialect
-        params: dict[str, Any] = {"before": d.write_time(before), "limit": limit}
+    async def unfinished_terminates(
+        self, before: float, limit: int, after: UnfinishedTerminate | None = None
+    ) -> list[UnfinishedTerminate]:
+        params: dict[str, Any] = {"before": self._dialect.write_time(before), "limit": limit}
         if after is not None:
-            params |= {f"after_{k}": v for k, v in d.scope_params(after).items()}
+            params["after_id"] = after.row
         async with self._read() as conn:
             rows = await conn.execute(
                 text(UNFINISHED_TERMINATES if after is None else UNFINISHED_TERMINATES_AFTER), params
             )
-            return [Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id) for r in rows]
+            return [
+                UnfinishedTerminate(Scope(as_uuid(r.project_id), as_uuid(r.agent_instance_id), r.session_id), int(r.id))
+                for r in rows
+            ]
 
     async def claim_terminate(
         self, scope: Scope, token: str, now: float, lease_seconds: float
