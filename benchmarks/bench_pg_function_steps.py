@@ -1,7 +1,7 @@
 """Where a Postgres pause and resume spend their time inside the server: each statement of ``mcpmem_pause`` and
 ``mcpmem_resume`` (Postgres as both stores, no Redis) timed by ``clock_timestamp()``.
 
-A database of its own (pg_common): migrated to head, whose two functions must still be revision 0020's bodies (the
+A database of its own (pg_common): migrated to head, whose two functions must still be revision 0025's bodies (the
 run stops if a later migration changed them). A session of N keys (~100-byte values) is spawned and paused and
 resumed through ``MemoryRuntime`` until it holds more than its bounds (100 checkpoints, 1,000 events: each pause
 prunes a checkpoint, each pause and resume an event), then each function is replaced, in that database only, by the
@@ -33,14 +33,12 @@ from pg_common import add_arguments, as_string, bench_database, connect_args, pc
 
 from mcp_memory import MemoryRuntime, Settings
 
-HEAD = import_module("mcp_memory.stores.migrations.versions.postgres.0020_retention_pruned_inline")
+HEAD = import_module("mcp_memory.stores.migrations.versions.postgres.0025_transitions_answer_the_session_they_refused")
 """The revision whose ``mcpmem_pause`` / ``mcpmem_resume`` bodies are instrumented (checked against the database)."""
 STEPS_TABLE = "public.mcpmem_bench_steps"
 
 PAUSE_STEPS = {
-    "lock the session's row": (
-        "            RETURN;  -- missing or not writable: the caller asks why\n        END IF;\n    END IF;"
-    ),
+    "lock the session's row": "        RETURN;  -- missing or not writable: the caller says which\n    END IF;",
     "check for a newer checkpoint": "        o_overtaken := true;\n        RETURN;\n    END IF;",
     "insert the checkpoint (state aggregated, hashed)": (
         "        RETURN;  -- the checkpoint id is taken: nothing written\n    END IF;"
@@ -68,9 +66,15 @@ def body_of(sql: str) -> str:
     return sql.split("$fn$")[1]
 
 
+def replacing(sql: str) -> str:
+    """``sql`` (the migration's CREATE FUNCTION) as a CREATE OR REPLACE FUNCTION of the function it created."""
+    return sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)
+
+
 def instrumented(sql: str, steps: dict[str, str], kind: str) -> str:
-    """``sql`` (a CREATE OR REPLACE FUNCTION) with a clock read after each step and the reads stored at the end."""
-    out = sql.replace("BEGIN\n", "BEGIN\n    ts := ARRAY[clock_timestamp()];\n", 1)
+    """``sql`` (a CREATE FUNCTION) as a CREATE OR REPLACE FUNCTION with a clock read after each step and the reads
+    stored at the end."""
+    out = replacing(sql).replace("BEGIN\n", "BEGIN\n    ts := ARRAY[clock_timestamp()];\n", 1)
     out = re.sub(r"\nDECLARE\n", "\nDECLARE\n    ts timestamptz[];\n", out, count=1)
     for anchor in steps.values():
         if out.count(anchor) != 1:
@@ -173,8 +177,8 @@ async def run_size(url: str, admin: dict[str, Any], n: int, rounds: int) -> None
                         whole[kind].append((time.perf_counter() - started) * 1000)
                         statement.append(kind)
             finally:
-                await conn.execute(HEAD.PAUSE)
-                await conn.execute(HEAD.RESUME)
+                await conn.execute(replacing(HEAD.PAUSE))
+                await conn.execute(replacing(HEAD.RESUME))
         for kind, names in (("pause", list(PAUSE_STEPS)), ("resume", list(RESUME_STEPS))):
             rows = [r["ts"] for r in await conn.fetch(f"SELECT ts FROM {STEPS_TABLE} WHERE kind = $1", kind)]
             if len(rows) != rounds or any(len(ts) != len(names) + 1 for ts in rows):

@@ -7,7 +7,8 @@ them as they are. Nothing else (no traceback, no driver message) is shown to a c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, Self
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -18,9 +19,20 @@ class MemoryServiceError(Exception):
 
     code: ClassVar[str] = "internal"
 
+    session_created_at: datetime | None = None
+    """The creation time of the session record a store found as it refused a call on a session, read in the
+    transaction (or statement) that refused; None: not known (nothing read yet, or no session found). Not shown to
+    the caller: the lifecycle records the call's failure event on that session only, not on one spawned again under
+    its id since."""
+
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def of_session(self, created_at: datetime | None) -> Self:
+        """This error, noting the session record the refusing store found (:attr:`session_created_at`)."""
+        self.session_created_at = created_at
+        return self
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -31,16 +31,27 @@ COUNTS = (
 
 
 async def with_0018s_bodies(url: str) -> None:
-    """The two functions' bodies of 0018 put back at the head (what the downgrade does, the revision left as is, so
-    that a server of this release opens the database)."""
+    """The two functions' bodies of 0018 put back at the head (the revision left as is, so that a server of this
+    release opens the database), with the outputs a server of this release reads since 0025 added (left NULL: read
+    only when the function refuses, which no call here makes it do)."""
     timed = importlib.import_module(
         "mcp_memory.stores.migrations.versions.postgres.0018_transitions_timed_once_the_row_is_free"
     )
+    answering = importlib.import_module(
+        "mcp_memory.stores.migrations.versions.postgres.0025_transitions_answer_the_session_they_refused"
+    )
+    pause = timed.PAUSE.replace(
+        "OUT o_overtaken boolean)",
+        "OUT o_overtaken boolean, OUT o_status text, OUT o_sealed boolean, OUT o_made timestamptz)",
+        1,
+    )
+    resume = timed.RESUME.replace("OUT o_waited boolean)", "OUT o_waited boolean, OUT o_made timestamptz)", 1)
     engine = PostgresStore(url)._create_engine()
     try:
         async with engine.begin() as conn:
-            await conn.execute(text(timed.PAUSE))
-            await conn.execute(text(timed.RESUME.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1)))
+            for signature, body in ((answering.PAUSE_SIGNATURE, pause), (answering.RESUME_SIGNATURE, resume)):
+                await conn.execute(text(f"DROP FUNCTION {signature}"))
+                await conn.execute(text(body.replace("CREATE OR REPLACE FUNCTION", "CREATE FUNCTION", 1)))
     finally:
         await engine.dispose()
 

@@ -18,12 +18,12 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, Respawned
+from mcp_memory.errors import Conflict, MemoryServiceError, Respawned
 from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import Scope, SessionInfo, SessionStatus, to_datetime
 from mcp_memory.services.session_control import retention_policy
 from mcp_memory.services.working import WorkingMemory
-from mcp_memory.stores.ports import DurableStore, EventRecord
+from mcp_memory.stores.ports import DurableStore, EventRecord, nothing_to_resume, session_not_found
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +69,6 @@ class Restored:
     checkpoint_created_at: datetime
 
 
-def session_not_found(scope: Scope) -> NotFound:
-    """The ``not_found`` of a lifecycle call on a session the durable store does not hold."""
-    return NotFound(
-        f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} in project {scope.project_id}"
-    )
-
-
 @dataclass
 class LifecycleContext:
     """What the manager and its strategy share: the stores, the settings, the clock, and this process's session
@@ -104,18 +97,21 @@ class LifecycleContext:
         self, scope: Scope, event_type: str, started: Call, exc: MemoryServiceError, metadata: Mapping[str, Any]
     ) -> None:
         """A failed lifecycle call on an existing session is recorded too (best effort), on the session the call
-        learned it works on (``started.session_created_at``; not known yet: whichever holds the id). Not one whose
-        session was deleted and spawned again while it ran (``Respawned``, or a record created at another time):
-        the session now holding the id is not the call's."""
+        learned it works on (``started.session_created_at``), else on the one the refusing store found (the error's
+        ``session_created_at``, read in the transaction that refused: a one-transaction pause, resume or spawn
+        reads no session before); neither known: whichever holds the id. Not one whose session was deleted and
+        spawned again while it ran (``Respawned``, or a record created at another time): the session now holding
+        the id is not the call's."""
         if isinstance(exc, Respawned):
             return
+        made_from = started.session_created_at or exc.session_created_at
         detail: dict[str, Any] = {"error": exc.message, "metadata": dict(metadata)}
         try:
             # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.
             with deadlines.compensation():
                 event = self.event(event_type, started, exc.code, detail)
                 retention = retention_policy(self.settings)
-                await self.durable.record_event(scope, event, retention, made_from=started.session_created_at)
+                await self.durable.record_event(scope, event, retention, made_from=made_from)
         except Exception:
             logger.warning("could not record the failed %s event", event_type, exc_info=True)
 
@@ -135,11 +131,10 @@ class LifecycleContext:
         return info
 
     async def no_checkpoint(self, scope: Scope, wanted: str | None, call: Call | None = None) -> NoReturn:
-        """Why there is nothing to resume: the session's own error if it is the problem, else ``not_found``."""
-        await self.live_session(scope, "resume", call)
-        if wanted is None:
-            raise NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
-        raise NotFound(f"checkpoint '{wanted}' does not exist for this session")
+        """Why there is nothing to resume (:func:`~mcp_memory.stores.records.nothing_to_resume`), from a read of
+        the session."""
+        info = await self.session(scope, call)
+        raise nothing_to_resume(scope, wanted, info.status)
 
 
 def checkpoint_id_and_time(given_id: str | None, taken: float) -> tuple[str, datetime]:

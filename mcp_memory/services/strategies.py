@@ -146,12 +146,10 @@ class OneTransaction:
             # The restore's time is read after waiting for the lock, as a pause's, and again by the store once it
             # holds the session's: a key whose TTL ran out meanwhile is not restored (nor counted).
             now = self._ctx.clock()
-            done = await self._store.resume_session(
+            # Nothing to restore is the store's error too, told from the session it read in that transaction.
+            info, restored = await self._store.resume_session(
                 scope, wanted, clear, now, limits, event, retention, clock=self._ctx.clock
             )
-        if done is None:
-            await self._ctx.no_checkpoint(scope, wanted, started)
-        info, restored = done
         return Restored(info.checkpoint_id, restored, info.created_at)
 
     async def seal(

@@ -36,8 +36,7 @@ from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, NotFound, Respawned
 from mcp_memory.models import Episode, LifecycleResult, Scope, SessionInfo, SessionStatus
 from mcp_memory.services.episodic import EpisodicMemory, episode_text
-from mcp_memory.services.lifecycle_context import session_not_found
-from mcp_memory.stores.ports import DurableStore, Incarnation, WorkingErase, WorkingStore
+from mcp_memory.stores.ports import DurableStore, Incarnation, WorkingErase, WorkingStore, session_not_found
 
 logger = logging.getLogger(__name__)
 

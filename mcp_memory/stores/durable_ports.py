@@ -362,7 +362,10 @@ class SameStoreLifecycle(Protocol):
     two-step path (a working-store call, then a durable one) that separate stores need.
 
     The lifecycle uses these when its working store is its durable store and the store has them. Each call
-    is all or nothing; every refusal leaves nothing written. Failure events are the caller's to record."""
+    is all or nothing; every refusal leaves nothing written. Failure events are the caller's to record: a refusal
+    that found the session notes its record's creation time on the error
+    (:attr:`~mcp_memory.errors.MemoryServiceError.session_created_at`), read in the refusing transaction (Postgres:
+    statement), so that the caller, which read no session itself, records its failure on that session only."""
 
     async def spawn_session(
         self,
@@ -417,13 +420,13 @@ class SameStoreLifecycle(Protocol):
         event: EventRecord,
         retention: Retention | None = None,
         clock: Callable[[], float] | None = None,
-    ) -> tuple[CheckpointInfo, int] | None:
+    ) -> tuple[CheckpointInfo, int]:
         """``get_checkpoint``, ``restore`` and ``record_resume`` in one transaction: restore the checkpoint
         (None: the newest), mark the session running, record ``event`` with ``"checkpoint_id"`` and
         ``"items"`` (the count restored) added to its detail and prune events by ``retention`` (at ``now``).
-        Returns the checkpoint's description and that count, or None (nothing written) if the session or the
-        checkpoint does not exist. Refusals as for ``restore`` (``Conflict`` for a terminated or sealed session,
-        ``TooLarge`` over the key limit).
+        Returns the checkpoint's description and that count. If the session or the checkpoint does not exist,
+        nothing is written and the error is :func:`~mcp_memory.stores.records.nothing_to_resume`'s; other refusals
+        as for ``restore`` (``Conflict`` for a terminated or sealed session, ``TooLarge`` over the key limit).
 
         ``clock`` (the service's): ``now`` is read again from it once the store holds the session's lock (SQLite: in
         the write transaction; Postgres: after checking out a connection, and again under the row lock if another

@@ -13,11 +13,13 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from mcp_memory.errors import Conflict, Respawned
+from mcp_memory.errors import Conflict, NotFound, Respawned
 from mcp_memory.models import (
     CheckpointInfo,
     Episode,
     Outcome,
+    Scope,
+    SessionStatus,
 )
 from mcp_memory.summary import counted
 
@@ -130,6 +132,25 @@ def respawned(session_id: str, call: str) -> Respawned:
         f"session '{session_id}' was deleted and spawned again while this {call} was under way; nothing of it was "
         "recorded or restored on the new session"
     )
+
+
+def session_not_found(scope: Scope) -> NotFound:
+    """The ``not_found`` of a lifecycle call on a session the durable store does not hold."""
+    return NotFound(
+        f"session '{scope.session_id}' does not exist for agent {scope.agent_instance_id} in project {scope.project_id}"
+    )
+
+
+def nothing_to_resume(scope: Scope, wanted: str | None, status: str | None) -> NotFound | Conflict:
+    """Why a resume of checkpoint ``wanted`` (None: the newest) found nothing to restore, given the session's
+    ``status`` (None: no session): the session's own error if it is the problem, else ``not_found``."""
+    if status is None:
+        return session_not_found(scope)
+    if status == SessionStatus.TERMINATED:
+        return Conflict(f"session '{scope.session_id}' is terminated; cannot resume")
+    if wanted is None:
+        return NotFound(f"session '{scope.session_id}' has no checkpoints to resume from")
+    return NotFound(f"checkpoint '{wanted}' does not exist for this session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +313,9 @@ __all__ = [
     "SearchMode",
     "SessionRow",
     "VectorBacklog",
+    "nothing_to_resume",
     "respawned",
     "seal_lapses_in",
     "sealed_by_another_call",
+    "session_not_found",
 ]

@@ -243,13 +243,15 @@ async def test_resume_session_without_clearing_merges(stores: StorePair, same: S
     assert await stores.working.snapshot(scope, T0) == {"a": Item("1"), "new": Item("3")}
 
 
-async def test_resume_session_of_an_unknown_checkpoint_is_none_and_writes_nothing(
+async def test_resume_session_of_an_unknown_checkpoint_or_session_is_not_found_and_writes_nothing(
     stores: StorePair, same: SameStoreLifecycle
 ) -> None:
     scope = await paused(stores, same, {"a": Item("1")})
     await stores.working.set(scope, "a", Item("9"), T0, LIMITS)
-    assert await same.resume_session(scope, "nope", True, T0, LIMITS, ev("resume", T0)) is None
-    assert await same.resume_session(new_scope(), None, True, T0, LIMITS, ev("resume", T0)) is None
+    with pytest.raises(NotFound, match="checkpoint 'nope' does not exist for this session"):
+        await same.resume_session(scope, "nope", True, T0, LIMITS, ev("resume", T0))
+    with pytest.raises(NotFound, match="session 's1' does not exist"):
+        await same.resume_session(new_scope(), None, True, T0, LIMITS, ev("resume", T0))
     assert await stores.working.snapshot(scope, T0) == {"a": Item("9")}
     session = await stores.durable.get_session(scope)
     assert session is not None and session.status == SessionStatus.PAUSED

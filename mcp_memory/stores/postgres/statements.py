@@ -128,19 +128,28 @@ INSERT_SPAWNING = (
 )
 
 
-def with_event(insert: str, items: bool = False) -> str:
+def with_event(insert: str, items: bool = False, or_found: bool = False) -> str:
     """One statement: the session ``insert`` makes (:data:`INSERT_SESSION` or :data:`INSERT_SPAWNING`), its event
     and (``items``) its working memory from :func:`item_arrays`, or nothing if the session exists; returns its
-    row."""
+    row. With ``or_found``, the row has one column more, ``spawned``: true for the new session's row; false for the
+    row of the session that exists instead, as the statement's snapshot holds it (no row if it does not: a session
+    committed after the statement began, which its insert found)."""
     its = (
         ", it AS (INSERT INTO working_items (session_pk, key, value, expires_at) SELECT s.id, k, v, e "
         "FROM s, unnest(CAST(:keys AS text[]), CAST(:values AS text[]), CAST(:expiries AS float8[])) AS t(k, v, e))"
         if items
         else ""
     )
+    # The existing row is read only if nothing was inserted (a one-time filter: the spawn itself reads no more).
+    answer = (
+        "SELECT *, true AS spawned FROM s UNION ALL "
+        f"SELECT *, false AS spawned FROM sessions WHERE {SCOPE} AND NOT EXISTS (SELECT 1 FROM s)"
+        if or_found
+        else "SELECT * FROM s"
+    )
     return (
         f"WITH s AS ({insert}), ev AS (INSERT INTO events {EVENT_COLUMNS} SELECT id, {EVENT_VALUES} FROM s){its} "
-        "SELECT * FROM s"
+        f"{answer}"
     )
 
 

@@ -42,7 +42,7 @@ from mcp_memory.models import (
     snapshot_made_from,
     snapshot_order,
 )
-from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention, respawned
+from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention, nothing_to_resume, respawned
 from mcp_memory.stores.postgres import two_step
 from mcp_memory.stores.postgres.aged_sweep import CountedAgedSweep
 from mcp_memory.stores.postgres.connection import CHECKPOINT_TOO_LARGE
@@ -79,6 +79,7 @@ from mcp_memory.stores.sql.rules import (
     checkpoint_exists,
     keys_exceed,
     restore_overflows,
+    session_exists,
 )
 from mcp_memory.stores.sql.sessions import FIRST_KEYS, SessionQueries
 from mcp_memory.stores.sql.store import SqlStore
@@ -241,16 +242,20 @@ class PostgresStore(
     ) -> tuple[SessionInfo, int]:
         check_fits(items, now, limits)
         arrays = item_arrays(items, now)
-        # One statement: the session, its event and its items, or (if the session exists) nothing.
+        # One statement: the session, its event and its items, or (if the session exists) that session's row, read
+        # by the statement that found it (its creation time noted for the spawn's failure event).
         async with self._one() as conn:
             row = (
                 await conn.execute(
-                    text(with_event(INSERT_SESSION, items=True)),
+                    text(with_event(INSERT_SESSION, items=True, or_found=True)),
                     {**session_params(scope, agent_type_id, metadata, now), **arrays, **event_params(event)},
                 )
             ).first()
             if row is None:
+                # Found by the insert but not by the statement's snapshot (committed meanwhile): read now.
                 raise await self._refuse_create(conn, scope)
+        if not row.spawned:
+            raise session_exists(scope, row.status).of_session(row.created_at)
         return self._session_info(row), len(arrays["keys"])
 
     async def pause_session(
@@ -290,8 +295,11 @@ class PostgresStore(
                     row = await driver.fetchrow(PAUSE, *args(stamp, False))
         info = stamp.info
         if not row["done"]:
-            async with self._read() as conn:
-                await self._refuse_pause(conn, scope, info.checkpoint_id)
+            # Why, from the session the function read (no read of ours: the session may be another by now), which
+            # the error notes for the call's failure event.
+            made = row["made"]
+            check_writable(scope, None if row["status"] is None else (row["status"], row["sealed"]), made)
+            raise checkpoint_exists(info.checkpoint_id).of_session(made)
         return info.model_copy(
             update={
                 "keys_count": int(row["keys_count"]),
@@ -310,7 +318,7 @@ class PostgresStore(
         event: EventRecord,
         retention: Retention | None = None,
         clock: Callable[[], float] | None = None,
-    ) -> tuple[CheckpointInfo, int] | None:
+    ) -> tuple[CheckpointInfo, int]:
         # One message, its own transaction (stores/postgres/transitions.py): lock, restore, status, event, retention.
         def args(at: float, skip_locked: bool) -> tuple[object, ...]:
             return resume_args(
@@ -329,13 +337,15 @@ class PostgresStore(
                     async with driver.transaction():
                         await driver.execute(LOCK_SESSION, *two_step.scope_args(scope))
                         row = await driver.fetchrow(RESUME, *args(clock(), False))
-        if row is None or row["checkpoint_id"] is None:
-            return None
-        check_writable(scope, (row["status"], row["sealed"]))
+        # A refusal is told from the session the function read, which the error notes for the call's failure event.
+        made = row["made"]
+        if row["checkpoint_id"] is None:
+            raise nothing_to_resume(scope, checkpoint_id, row["status"]).of_session(made)
+        check_writable(scope, (row["status"], row["sealed"]), made)
         if not row["done"]:
             if clear:
-                raise keys_exceed(int(row["restored"]), limits)
-            raise restore_overflows(limits)
+                raise keys_exceed(int(row["restored"]), limits).of_session(made)
+            raise restore_overflows(limits).of_session(made)
         info = _record_info(row)
         return info, int(row["restored"])
 

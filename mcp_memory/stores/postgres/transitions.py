@@ -1,6 +1,6 @@
 """Pause and resume of a session whose working memory is in Postgres: each one ``SELECT`` of a server-side function
-(``mcpmem_pause``, ``mcpmem_resume``; migrations 0008, 0011, 0017 and 0018), sent on the asyncpg connection itself
-in autocommit.
+(``mcpmem_pause``, ``mcpmem_resume``; migrations 0008, 0011, 0017, 0018, 0020 and 0025), sent on the asyncpg
+connection itself in autocommit.
 
 One message each way (a call that finds the session's row locked, rare, is sent again: see :data:`PAUSE`): the call is
 its own transaction (no BEGIN or COMMIT round trip), prepared once per connection
@@ -32,13 +32,16 @@ from mcp_memory.stores.ports import Retention
 from mcp_memory.stores.postgres.two_step import event_args, event_retention_args, retention_args, scope_args
 
 PAUSE = (
-    "SELECT o_done AS done, o_keys AS keys_count, o_bytes AS bytes, o_hash AS content_hash, o_overtaken AS overtaken "
+    "SELECT o_done AS done, o_keys AS keys_count, o_bytes AS bytes, o_hash AS content_hash, o_overtaken AS overtaken, "
+    "o_status AS status, o_sealed AS sealed, o_made AS made "
     "FROM mcpmem_pause($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 )
 """The pause. One row: ``overtaken`` (with ``$19``) if another transaction holds the session's row or the session has a
 checkpoint dated after ``$6``; else ``done``
-false if the session is missing, takes no writes, or already has a checkpoint of this id (nothing written; the
-caller finds out which), else the checkpoint's count, size and hash."""
+false if the session is missing, takes no writes, or already has a checkpoint of this id (nothing written), else
+the checkpoint's count, size and hash. ``status``, ``sealed`` and ``made`` are the session's status, seal and
+record's creation time as the function read them (NULL: no session; migration 0025): which of those refusals it is,
+and the session it refused."""
 
 LOCK_SESSION = (
     "SELECT id FROM sessions WHERE project_id = $1 AND agent_instance_id = $2 AND session_id = $3 FOR NO KEY UPDATE"
@@ -49,14 +52,15 @@ this holds the lock."""
 RESUME = (
     "SELECT o_status AS status, o_sealed AS sealed, o_checkpoint AS checkpoint_id, o_created AS created_at, "
     "o_keys AS keys_count, o_bytes AS bytes, o_label AS label, o_hash AS content_hash, o_metadata AS metadata, "
-    "o_keep AS keep, o_restored AS restored, o_kept AS kept, o_done AS done, o_waited AS waited "
+    "o_keep AS keep, o_restored AS restored, o_kept AS kept, o_done AS done, o_waited AS waited, o_made AS made "
     "FROM mcpmem_resume($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 )
 """The resume of checkpoint ``$5`` (NULL: the newest): with ``$6`` (clear) working memory becomes the checkpoint's
 live items, else they are written over the others, if the result fits ``$7`` keys; then the session's events are
-pruned by ``$13``/``$14`` as a pause prunes them (migration 0011). One row: the session's status and seal (NULL: no
-session), the checkpoint (NULL: none), the items restored, the other live keys kept, and ``done`` (false: nothing
-written); or, with ``$15``, only ``waited`` if another transaction holds the session's row (migration 0018)."""
+pruned by ``$13``/``$14`` as a pause prunes them (migration 0011). One row: the session's status, seal and record's
+creation time (``made``, migration 0025; NULL: no session), the checkpoint (NULL: none), the items restored, the
+other live keys kept, and ``done`` (false: nothing written); or, with ``$15``, only ``waited`` if another transaction
+holds the session's row (migration 0018)."""
 
 
 def pause_args(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from mcp_memory.errors import Conflict, NotFound, TooLarge
@@ -44,18 +45,19 @@ def keys_exceed(count: int, limits: Limits) -> TooLarge:
     return TooLarge(f"{counted(count, 'key')} exceed the limit of {counted(limits.max_keys, 'key')} per session")
 
 
-def check_writable(scope: Scope, found: tuple[Any, Any] | None) -> None:
-    """The error that says why a session takes no writes, from its ``(status, sealed)`` (None: no session)."""
+def check_writable(scope: Scope, found: tuple[Any, Any] | None, created_at: datetime | None = None) -> None:
+    """The error that says why a session takes no writes, from its ``(status, sealed)`` (None: no session), noting
+    ``created_at``, the creation time of that session's record, where the caller read it with them."""
     if found is None:
         raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
     status, sealed = found
     if status == SessionStatus.TERMINATED:
-        raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
+        raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes").of_session(created_at)
     if sealed:
         raise Conflict(
             f"session '{scope.session_id}' is being terminated and accepts no writes "
             "(if a terminate was interrupted, call terminate again to finish it once its seal lapses)"
-        )
+        ).of_session(created_at)
 
 
 def check_terminate(scope: Scope, row: Any, seal_token: str | None) -> bool:

@@ -196,23 +196,35 @@ class SqlStore(LapsedSpawnRows, UnfinishedTerminateRows):
             await self._drop_incomplete(conn, HELD_BY_LAPSED, params)
 
     async def _refuse_create(self, conn: AsyncConnection, scope: Scope) -> Conflict:
-        """Why a session's insert wrote nothing: the session exists (the error says in which status)."""
-        status = (
-            await conn.execute(text(f"SELECT status FROM sessions WHERE {SCOPE}"), self._dialect.scope_params(scope))
-        ).scalar()
-        return session_exists(scope, status)
+        """Why a session's insert wrote nothing: the session exists (the error says in which status, and notes its
+        record's creation time, for the spawn's failure event)."""
+        found = (
+            await conn.execute(
+                text(f"SELECT status, created_at FROM sessions WHERE {SCOPE}"), self._dialect.scope_params(scope)
+            )
+        ).first()
+        if found is None:
+            return session_exists(scope, None)
+        return session_exists(scope, found.status).of_session(self._dialect.read_time(found.created_at))
 
     async def _refuse_spawn(self, conn: AsyncConnection, scope: Scope, params: Mapping[str, Any]) -> Conflict:
         """Why ``begin_spawn``'s insert wrote nothing: an earlier spawn still holds the session, or held it and its
         lease has run out at ``:now`` (one the caller did not name as ``replacing``: :class:`SpawnLapsed`), or the
         session exists."""
-        held = f"SELECT status, spawn_until, spawn_token, spawn_until <= :now AS lapsed FROM sessions WHERE {SCOPE}"
+        held = (
+            f"SELECT status, created_at, spawn_until, spawn_token, spawn_until <= :now AS lapsed FROM sessions "
+            f"WHERE {SCOPE}"
+        )
         row = (await conn.execute(text(held), params)).first()
-        if row is not None and row.spawn_until is not None:
+        if row is None:
+            return session_exists(scope, None)
+        # The session that holds the id, noted for the spawn's failure event (recorded on it only).
+        created = self._dialect.read_time(row.created_at)
+        if row.spawn_until is not None:
             if row.lapsed and row.spawn_token is not None:
                 return SpawnLapsed(spawn_in_progress(scope).message, row.spawn_token)
-            return spawn_in_progress(scope)
-        return session_exists(scope, None if row is None else row.status)
+            return spawn_in_progress(scope).of_session(created)
+        return session_exists(scope, row.status).of_session(created)
 
     async def seal(
         self, scope: Scope, token: str, now: float, lease_seconds: float, made_from: Incarnation | None = None

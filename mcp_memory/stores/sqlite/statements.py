@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import CheckpointInfo, Item, PackedState, Scope, SessionStatus, to_datetime
 from mcp_memory.stores.ports import EventRecord, Limits, respawned
 from mcp_memory.stores.sql.dialect import Dialect, as_is
@@ -84,6 +85,26 @@ def writable_pk_sync(db: sqlite3.Connection, scope: Scope, made_from: datetime |
     if row is not None and not is_incarnation(row[3], made_from):
         raise respawned(scope.session_id, call)
     return writable_pk(scope, row)
+
+
+FOUND_SESSION = f"SELECT status, created_at FROM sessions WHERE {SCOPE} AND {COMPLETE}"
+
+
+def found_session_sync(db: sqlite3.Connection, scope: Scope) -> tuple[str, datetime] | None:
+    """The session's status and its record's creation time (the datetime :func:`is_incarnation` compares), as the
+    transaction on ``db`` sees them; None: no session (or one still spawning)."""
+    row = db.execute(FOUND_SESSION, scope_params(scope)).fetchone()
+    return None if row is None else (row[0], to_datetime(row[1]))
+
+
+def note_session_sync(db: sqlite3.Connection, scope: Scope, exc: MemoryServiceError) -> None:
+    """Note on ``exc``, a refusal raised in the write transaction on ``db``, the creation time of the session record
+    that transaction sees (unless it notes one already): the write lock held since its BEGIN IMMEDIATE, that is the
+    record the refusal was about, however much later this read comes. Only on the way out of a refusal: a call that
+    succeeds reads nothing more."""
+    if exc.session_created_at is None:
+        found = found_session_sync(db, scope)
+        exc.of_session(None if found is None else found[1])
 
 
 INSERT_EVENT = (

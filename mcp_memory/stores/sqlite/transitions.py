@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
+from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import (
     CheckpointInfo,
     Item,
@@ -27,8 +28,9 @@ from mcp_memory.models import (
     content_hash,
     snapshot_made_from,
     snapshot_order,
+    to_datetime,
 )
-from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention
+from mcp_memory.stores.ports import EventRecord, Limits, PauseStamp, Retention, nothing_to_resume
 from mcp_memory.stores.records import OVERTAKEN_WITHIN_SECONDS, RESTAMP_AFTER_SECONDS
 from mcp_memory.stores.sql.queries import COMPLETE, LIVE, SCOPE, SESSION_PK, checkpoint_selector
 from mcp_memory.stores.sql.retention import prune_events_statement, prune_statement
@@ -45,7 +47,9 @@ from mcp_memory.stores.sqlite.statements import (
     CheckpointRow,
     checkpoint_params,
     event_params,
+    found_session_sync,
     item_rows,
+    note_session_sync,
     restore_sync,
     scope_params,
     set_status_sync,
@@ -158,8 +162,11 @@ class SqliteTransitions:
             cur = db.execute(INSERT_SESSION, params)
             row = cur.fetchone()
             if row is None:
-                (status,) = db.execute(f"SELECT status FROM sessions WHERE {SCOPE}", scope_params(scope)).fetchone()
-                raise session_exists(scope, status)
+                # The session that exists, as this transaction sees it: a failure event is recorded on it only.
+                status, created = db.execute(
+                    f"SELECT status, created_at FROM sessions WHERE {SCOPE}", scope_params(scope)
+                ).fetchone()
+                raise session_exists(scope, status).of_session(to_datetime(created))
             session = self._session_info(
                 SimpleNamespace(**dict(zip([d[0] for d in cur.description], row, strict=True)))
             )
@@ -186,6 +193,13 @@ class SqliteTransitions:
         )
 
         def pause(db: sqlite3.Connection) -> CheckpointInfo:
+            try:
+                return paused(db)
+            except MemoryServiceError as exc:
+                note_session_sync(db, scope, exc)  # the session refused, for the call's failure event
+                raise
+
+        def paused(db: sqlite3.Connection) -> CheckpointInfo:
             # Under the write lock (BEGIN IMMEDIATE), the service's clock read on this thread: stamped again if the
             # pause waited for the writer or the lock (the state now read may hold writes committed after the first
             # stamp, and keys expired since), or if another process's pause, stamped later, wrote its checkpoint
@@ -224,7 +238,7 @@ class SqliteTransitions:
         event: EventRecord,
         retention: Retention | None = None,
         clock: Callable[[], float] | None = None,
-    ) -> tuple[CheckpointInfo, int] | None:
+    ) -> tuple[CheckpointInfo, int]:
         params = scope_params(scope)
         where = checkpoint_selector(params, checkpoint_id)
         # The checkpoint and whether its session takes writes, in one statement (the session's row by primary key).
@@ -234,13 +248,24 @@ class SqliteTransitions:
             f"{session.format('sealed')} FROM checkpoints WHERE session_pk = {SESSION_PK} {where}"
         )
 
-        def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int] | None:
+        def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int]:
+            try:
+                return resumed(db)
+            except MemoryServiceError as exc:
+                note_session_sync(db, scope, exc)  # the session refused, for the call's failure event
+                raise
+
+        def resumed(db: sqlite3.Connection) -> tuple[CheckpointInfo, int]:
             # The restore's time read under the write lock: what it restores and counts is what is live once it
             # holds the lock, however long it waited (a float, nothing built from it: no threshold as for a pause).
             at = now if clock is None else clock()
             found = db.execute(sql, params).fetchone()
             if found is None:
-                return None
+                # Why, from the session as this transaction sees it (read only now: a resume that finds its
+                # checkpoint reads nothing more).
+                session = found_session_sync(db, scope)
+                refusal = nothing_to_resume(scope, checkpoint_id, None if session is None else session[0])
+                raise refusal.of_session(None if session is None else session[1])
             info = self._checkpoint_info(CheckpointRow(*found[:-4]))
             items = decode_state(found[-4])
             pk = writable_pk(scope, None if found[-3] is None else found[-3:])
