@@ -31,12 +31,25 @@ REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
 
 
+SERVICE_PORTS = frozenset({5432, 6379})
+"""The machine's own Postgres and Redis: never handed out, even while one of them is down."""
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 nobody listens on right now, below the kernel's ephemeral range (32768 and up on
+    Linux) and the cluster nodes' ports: a private server stopped and started again on it keeps it, since no outgoing
+    connection of another test can be given it in between."""
+    for _ in range(200):
+        port = random.randint(5_000, 11_999)
+        if port in SERVICE_PORTS:
+            continue
+        try:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def free_cluster_port() -> int:

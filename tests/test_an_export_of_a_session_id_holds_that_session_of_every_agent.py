@@ -131,11 +131,15 @@ async def check_session_only_export(
     assert len(from_agent_2) == 1 and '"kind":"episode"' in from_agent_2[0]
     assert sorted(body(plain)) == sorted(parts + from_agent_2)
 
-    # An id no agent holds: an empty export, as of an unknown session of one agent.
+    # An id no agent holds, with no episode recorded under it: an empty export, as of an unknown session of one agent.
     for args in (("--session", "nope"), ("--agent", str(agents[0]), "--session", "nope")):
         empty = records(await export("nope", *args))
         assert [r["kind"] for r in empty] == ["header", "trailer"]
         assert set(empty[0]["counts"].values()) == {0} and empty[-1]["counts"] == empty[0]["counts"]
+    # An id the agent holds no session of, under which it recorded an episode: that episode alone.
+    lone = records(await export("lone", "--agent", str(agents[1]), "--session", "s2"))
+    assert [r["kind"] for r in lone] == ["header", "episode", "trailer"]
+    assert (lone[1]["agent_instance_id"], lone[1]["session_id"]) == (str(agents[1]), "s2")
 
     # With --as-project: everything lands there, and its export (of s1, or of the whole project) gives the file
     # back but for the project and the episodes renamed away from the ids project P holds.
