@@ -8,7 +8,9 @@ session's events hold none of it. On a session left as it was, the failure is re
 Two runtimes on the same stores stand for two servers. The other server deletes and spawns the session again at once
 after the refusing store call has answered (its method on this runtime's store wrapped to run it then, before the
 call goes on to record its failure). A spawn refused because the session exists is also checked with working memory
-in Redis (records on SQLite), whose durable step refuses it alike."""
+in Redis (records on SQLite), whose durable step refuses it alike. A pause, resume or terminate that found no
+session at all (on every store) records nothing, also when the other server spawns the id before the failure would
+be recorded."""
 
 from __future__ import annotations
 
@@ -216,3 +218,38 @@ async def test_a_spawn_refused_by_the_records_with_redis_records_its_failure_on_
 ) -> None:
     scope = await refused_call(monkeypatch, servers_on_one_clock, SPAWN, "begin_spawn", nothing)
     assert await events_of(servers_on_one_clock[1], scope) == SPAWN.events
+
+
+UNKNOWN_SESSION: dict[str, Step] = {"pause": pause, "resume": resume, "terminate": terminate}
+"""Calls on a session that does not exist: ``not_found`` with no session to record the failure on."""
+
+
+@pytest.mark.backends("sqlite", "redis", "postgres")
+@pytest.mark.parametrize("call", list(UNKNOWN_SESSION.values()), ids=list(UNKNOWN_SESSION))
+async def test_a_call_that_found_no_session_records_nothing_on_one_spawned_after_it_looked(
+    servers_on_one_clock: tuple[MemoryRuntime, ...], monkeypatch: pytest.MonkeyPatch, call: Step
+) -> None:
+    a, b = servers_on_one_clock
+    scope = Scope(uuid.uuid4(), uuid.uuid4(), "s")
+    ids = ids_of(scope)
+
+    spawned: list[bool] = []
+
+    async def spawned_meanwhile() -> None:
+        if not spawned:
+            spawned.append(True)
+            await b.lifecycle.spawn(*ids, initial_state=NEW)
+
+    # The other server spawns the id once the call has failed: before the call records its failure, if it does.
+    original = a.store.record_event
+
+    async def spawn_first(*args: Any, **kwargs: Any) -> Any:
+        await spawned_meanwhile()
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(a.store, "record_event", spawn_first)
+    with pytest.raises(NotFound, match="does not exist"):
+        await call(a, ids)
+    await spawned_meanwhile()
+    assert await events_of(b, scope) == [("spawn", "ok")]
+    assert await b.working.state(scope) == NEW

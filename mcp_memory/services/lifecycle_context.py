@@ -18,7 +18,7 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError, Respawned
+from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, Respawned
 from mcp_memory.ids import new_sortable_id
 from mcp_memory.models import Scope, SessionInfo, SessionStatus, to_datetime
 from mcp_memory.services.session_control import retention_policy
@@ -101,10 +101,13 @@ class LifecycleContext:
         ``session_created_at``, read in the transaction that refused: a one-transaction pause, resume or spawn
         reads no session before); neither known: whichever holds the id. Not one whose session was deleted and
         spawned again while it ran (``Respawned``, or a record created at another time): the session now holding
-        the id is not the call's."""
+        the id is not the call's. Nor a ``not_found`` of no known session: the call found none, so a session
+        holding the id by now was spawned after it looked."""
         if isinstance(exc, Respawned):
             return
         made_from = started.session_created_at or exc.session_created_at
+        if made_from is None and isinstance(exc, NotFound):
+            return
         detail: dict[str, Any] = {"error": exc.message, "metadata": dict(metadata)}
         try:
             # The call's deadline may be spent (that may be why it failed): recorded within the compensation window.
