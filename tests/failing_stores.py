@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.models import Scope
 from tests.redis_servers import RedisServer, unique_prefix
@@ -107,6 +108,24 @@ class SessionsTable(_OnTheDatabase):
 
     async def put_back(self) -> None:
         await self._run(f"ALTER TABLE {self._schema}sessions_away RENAME TO sessions")
+
+    @asynccontextmanager
+    async def away_from(self, point: str) -> AsyncIterator[None]:
+        """Inside: the table taken away as the store first reaches the fault point ``point``; put back on leaving."""
+        taken = False
+
+        async def take_away_once(reached: str) -> None:
+            nonlocal taken
+            if reached == point and not taken:
+                taken = True
+                await self.take_away()
+
+        try:
+            with faults.on_fault(take_away_once):
+                yield
+        finally:
+            if taken:
+                await self.put_back()
 
 
 @asynccontextmanager

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from mcp_memory import faults
 from mcp_memory.config import Settings
 from mcp_memory.errors import MemoryServiceError
 from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.services.spawn_sweep import SWEEP_MARGIN_SECONDS as SPAWN_MARGIN
-from mcp_memory.services.terminate_sweep import SWEEP_MARGIN_SECONDS as TERMINATE_MARGIN
 from tests.conftest import FakeClock, new_scope
-from tests.cut_off_spawns import cut_off_spawn, ids
+from tests.cut_off_spawns import cut_off_spawn
+from tests.cut_off_terminates import cut_off_terminates
 from tests.failing_stores import SessionsTable, warnings_of, with_private_redis
 
 pytestmark = pytest.mark.anyio
@@ -31,10 +30,6 @@ pytestmark = pytest.mark.anyio
 INITIAL = {"goal": "ship", "step": 3}
 SPAWN_SWEEP = "mcp_memory.services.spawn_sweep"
 TERMINATE_SWEEP = "mcp_memory.services.terminate_sweep"
-
-
-class ServerDied(BaseException):
-    """The server stops dead at a fault point (not an ``Exception``, which the call's own cleanup might catch)."""
 
 
 async def cut_off_spawns(rt: MemoryRuntime, clock: FakeClock, names: list[str]) -> None:
@@ -56,22 +51,11 @@ async def test_a_spawn_sweep_pass_whose_second_listing_fails_logs_the_deletions_
         sweep = rt.spawn_sweep
         assert sweep is not None
         await cut_off_spawns(rt, clock, ["first", "second", "third"])
-        taken = False
-
-        async def take_the_table_away(point: str) -> None:
-            # After the first batch's staged state is dropped, before its rows go: both deletions fail, then the
-            # listing of the next batch.
-            nonlocal taken
-            if point == "sweep.staged_dropped" and not taken:
-                taken = True
-                await table.take_away()
-
-        try:
-            with faults.on_fault(take_the_table_away), pytest.raises(MemoryServiceError):
+        # After the first batch's staged state is dropped, before its rows go: both deletions fail, then the
+        # listing of the next batch.
+        async with table.away_from("sweep.staged_dropped"):
+            with pytest.raises(MemoryServiceError):
                 await sweep.run_once(batch=2)
-        finally:
-            if taken:
-                await table.put_back()
         [warning] = warnings_of(caplog, SPAWN_SWEEP)
         assert "deleting the rows of 2 spawns failed" in warning and "first" in warning, warning
 
@@ -90,20 +74,11 @@ async def test_a_spawn_sweep_pass_whose_second_listing_fails_logs_the_drops_redi
         assert sweep is not None
         await cut_off_spawns(rt, clock, ["first", "second", "third"])
         server.stop()
-        taken = False
-
-        async def take_the_table_away(point: str) -> None:
-            nonlocal taken
-            if point == "sweep.staged_dropped" and not taken:
-                taken = True
-                await table.take_away()
-
         try:
-            with faults.on_fault(take_the_table_away), pytest.raises(MemoryServiceError):
-                await sweep.run_once(batch=2)
+            async with table.away_from("sweep.staged_dropped"):
+                with pytest.raises(MemoryServiceError):
+                    await sweep.run_once(batch=2)
         finally:
-            if taken:
-                await table.put_back()
             server.start()
         [warning] = warnings_of(caplog, SPAWN_SWEEP)
         assert "dropping the staged state of 2 spawns failed" in warning and "first" in warning, warning
@@ -117,34 +92,11 @@ async def test_a_terminate_sweep_pass_whose_second_listing_fails_logs_the_finish
         MemoryRuntime(settings_on_every_store, clock=clock) as rt,
         SessionsTable(rt.settings.database_url or "") as table,
     ):
-        scopes = [new_scope(name) for name in ("first", "second", "third")]
-        for scope in scopes:
-            await rt.lifecycle.spawn(*ids(scope), initial_state=INITIAL)
-
-        async def die(point: str) -> None:
-            if point == "terminate.recorded":
-                raise ServerDied(point)
-
-        with faults.on_fault(die):
-            for scope in scopes:
-                with pytest.raises(ServerDied):
-                    await rt.lifecycle.terminate(*ids(scope))
-        clock.advance(rt.settings.terminate_lease_seconds + TERMINATE_MARGIN + 1)
-        taken = False
-
-        async def take_the_table_away(point: str) -> None:
-            # The first one's finishing has closed its working memory and let go of the session: it fails from
-            # there, the second fails too, then the listing of the next batch.
-            nonlocal taken
-            if point == "terminate.completing" and not taken:
-                taken = True
-                await table.take_away()
-
-        try:
-            with faults.on_fault(take_the_table_away), pytest.raises(MemoryServiceError):
+        await cut_off_terminates(rt, clock, [new_scope(name) for name in ("first", "second", "third")], INITIAL)
+        # The first one's finishing has closed its working memory and let go of the session: it fails from there,
+        # the second fails too, then the listing of the next batch.
+        async with table.away_from("terminate.completing"):
+            with pytest.raises(MemoryServiceError):
                 await rt.terminate_sweep.run_once(batch=2)
-        finally:
-            if taken:
-                await table.put_back()
         [warning] = warnings_of(caplog, TERMINATE_SWEEP)
         assert "finishing 2 terminates failed" in warning and "first" in warning, warning
