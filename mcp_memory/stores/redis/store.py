@@ -114,6 +114,10 @@ from mcp_memory.summary import counted
 logger = logging.getLogger(__name__)
 
 
+def _no_session(scope: Scope) -> NotFound:
+    return NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+
+
 # -- the adapter -------------------------------------------------------------------------------------------
 class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasure):
     """The :class:`~mcp_memory.stores.ports.WorkingStore` on Redis (see the module docstring for the design).
@@ -273,7 +277,7 @@ class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasur
         if reply[0] == "missing":
             found = await self._recover(scope, now)
             if found == "none":
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+                raise _no_session(scope)
             if found == "terminated":
                 raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
             reply = await self._eval(name, keys, args)
@@ -281,7 +285,11 @@ class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasur
             reply = await self._eval(name, keys, args)
         if reply[0] == "sealed":
             raise await self._sealed(scope)
-        if reply[0] == "missing":  # lost again between the two calls: let the caller retry
+        if reply[0] == "missing":
+            # Gone again between the two calls: a deletion (of any server) that erased the re-opened session after
+            # the re-open read its record, or Redis losing it once more (only that is worth a retry).
+            if self.durable is not None and await self.durable.get_session(scope) is None:
+                raise _no_session(scope)
             raise Unavailable("Redis lost this session's working memory while it was being re-opened; retry")
         return reply
 
