@@ -287,9 +287,13 @@ class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasur
             raise await self._sealed(scope)
         if reply[0] == "missing":
             # Gone again between the two calls: a deletion (of any server) that erased the re-opened session after
-            # the re-open read its record, or Redis losing it once more (only that is worth a retry).
-            if self.durable is not None and await self.durable.get_session(scope) is None:
+            # the re-open read its record (done: not_found; under way, its seal on the record: conflict), or Redis
+            # losing it once more (only that is worth a retry).
+            info = await self.durable.get_session(scope) if self.durable is not None else None
+            if self.durable is not None and info is None:
                 raise _no_session(scope)
+            if info is not None and (info.sealed or info.status == SessionStatus.TERMINATED):
+                raise await self._sealed(scope)
             raise Unavailable("Redis lost this session's working memory while it was being re-opened; retry")
         return reply
 
