@@ -31,8 +31,8 @@ REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
 
 
-SERVICE_PORTS = frozenset({5432, 6379})
-"""The machine's own Postgres and Redis: never handed out, even while one of them is down."""
+SERVICE_PORTS = frozenset({5432, 5672, 6379})
+"""Services a machine may run (Postgres, AMQP, Redis): never handed out, even while one of them is down."""
 
 
 def free_port() -> int:
