@@ -92,6 +92,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
+async def servers_on_one_clock(settings: Settings, clock: FakeClock) -> AsyncIterator[tuple[MemoryRuntime, ...]]:
+    """Two runtimes on the test backend's stores (``settings``), both on the fake clock: two servers."""
+    async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
+        yield a, b
+
+
+@pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """No inherited MCP_MEMORY_* variables and no user config file: settings are only what the test gives."""
     for name in list(os.environ):

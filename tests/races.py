@@ -10,8 +10,20 @@ from typing import Any
 import anyio
 
 from mcp_memory import faults
+from mcp_memory.models import Scope
+from mcp_memory.services.runtime import MemoryRuntime
 
 Call = Callable[[], Coroutine[Any, Any, object]]
+
+
+def ids_of(scope: Scope) -> tuple[str, str, str]:
+    """A scope as the lifecycle's positional arguments."""
+    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
+
+
+async def events_of(rt: MemoryRuntime, scope: Scope) -> list[tuple[str, str]]:
+    """The session's events as ``(type, outcome)``, oldest first, as ``rt``'s durable store holds them."""
+    return [(e.event_type, e.outcome) for e in await rt.store.list_events(scope, 100)]
 
 
 async def held_at(point: str, first: Call, second: Call) -> None:

@@ -15,17 +15,17 @@ be recorded."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from mcp_memory.config import Settings
 from mcp_memory.errors import Conflict, MemoryServiceError, NotFound
 from mcp_memory.models import Scope, SessionStatus
 from mcp_memory.services.runtime import MemoryRuntime
 from tests.conftest import FakeClock
+from tests.races import events_of, ids_of
 
 pytestmark = pytest.mark.anyio
 
@@ -33,21 +33,6 @@ OLD = {"owner": "the deleted session"}
 NEW = {"owner": "the new session"}
 Ids = tuple[str, str, str]
 Step = Callable[[MemoryRuntime, Ids], Awaitable[Any]]
-
-
-def ids_of(scope: Scope) -> Ids:
-    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
-
-
-async def events_of(rt: MemoryRuntime, scope: Scope) -> list[tuple[str, str]]:
-    return [(e.event_type, e.outcome) for e in await rt.store.list_events(scope, 100)]
-
-
-@pytest.fixture
-async def servers_on_one_clock(settings: Settings, clock: FakeClock) -> AsyncIterator[tuple[MemoryRuntime, ...]]:
-    """Two runtimes on the test backend's stores (``settings``), both on the fake clock."""
-    async with MemoryRuntime(settings, clock=clock) as a, MemoryRuntime(settings, clock=clock) as b:
-        yield a, b
 
 
 @dataclass(frozen=True)

@@ -24,21 +24,13 @@ from mcp_memory.services.runtime import MemoryRuntime
 from mcp_memory.stores.redis.scripts import COPY_MIN_KEYS
 from mcp_memory.stores.redis.store import RedisWorkingStore
 from mcp_memory.stores.transfer import Selection
-from tests.races import held_at
+from tests.races import events_of, held_at, ids_of
 from tests.transfer_helpers import export_to
 
 pytestmark = pytest.mark.anyio
 
 OLD = {"owner": "the deleted session", "secret": "old"}
 NEW = {"owner": "the new session"}
-
-
-def ids_of(scope: Scope) -> tuple[str, str, str]:
-    return str(scope.project_id), str(scope.agent_instance_id), scope.session_id
-
-
-async def events_of(rt: MemoryRuntime, scope: Scope) -> list[tuple[str, str]]:
-    return [(e.event_type, e.outcome) for e in await rt.store.list_events(scope, 100)]
 
 
 async def deleted_and_spawned_again(rt: MemoryRuntime, scope: Scope) -> None:
