@@ -19,7 +19,7 @@ from mcp_memory.errors import InvalidArgument, NotFound, TooLarge
 from mcp_memory.json_values import RawJSON, decode_value, encode_value, utf8_size
 from mcp_memory.models import Item, Scope, to_datetime
 from mcp_memory.services.validation import check_key
-from mcp_memory.stores.ports import Limits, SessionStore, WorkingStore
+from mcp_memory.stores.ports import Limits, SessionStore, WorkingStore, spawn_first
 from mcp_memory.summary import counted
 
 MAX_TTL_SECONDS = 10 * 365 * 86400
@@ -108,7 +108,7 @@ class WorkingMemory:
         if item is None:
             # Only a miss can hide an unknown session: say which is missing, the key or the session.
             if self._sessions is not None and await self._sessions.get_session(scope) is None:
-                raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+                raise spawn_first(scope)
             raise NotFound(f"key {key!r} does not exist in session '{scope.session_id}' (or has expired)")
         return item
 
@@ -130,7 +130,7 @@ class WorkingMemory:
         keys = await self._store.list_keys(scope, prefix or "", self.now())
         # Only an empty answer can hide an unknown session, so the common case costs no second look-up.
         if not keys and self._sessions is not None and await self._sessions.get_session(scope) is None:
-            raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+            raise spawn_first(scope)
         return keys
 
     async def for_session(

@@ -141,6 +141,11 @@ def session_not_found(scope: Scope) -> NotFound:
     )
 
 
+def spawn_first(scope: Scope) -> NotFound:
+    """The ``not_found`` of a write or read of working memory in a session that does not exist."""
+    return NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+
+
 def nothing_to_resume(scope: Scope, wanted: str | None, status: str | None) -> NotFound | Conflict:
     """Why a resume of checkpoint ``wanted`` (None: the newest) found nothing to restore, given the session's
     ``status`` (None: no session): the session's own error if it is the problem, else ``not_found``."""
@@ -318,4 +323,5 @@ __all__ = [
     "seal_lapses_in",
     "sealed_by_another_call",
     "session_not_found",
+    "spawn_first",
 ]

@@ -82,9 +82,9 @@ import anyio
 
 from mcp_memory import deadlines
 from mcp_memory.config import Settings
-from mcp_memory.errors import Conflict, MemoryServiceError, NotFound, TooLarge, Unavailable
+from mcp_memory.errors import Conflict, MemoryServiceError, TooLarge, Unavailable
 from mcp_memory.models import Item, PackedState, Restoration, Scope, SessionInfo, SessionStatus, pack_state
-from mcp_memory.stores.ports import DurableStore, Incarnation, Limits, respawned
+from mcp_memory.stores.ports import DurableStore, Incarnation, Limits, respawned, spawn_first
 from mcp_memory.stores.redis import health
 from mcp_memory.stores.redis.connection import (
     Mode,
@@ -112,10 +112,6 @@ from mcp_memory.stores.sql.rules import keys_exceed, keys_full, restore_overflow
 from mcp_memory.summary import counted
 
 logger = logging.getLogger(__name__)
-
-
-def _no_session(scope: Scope) -> NotFound:
-    return NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
 
 
 # -- the adapter -------------------------------------------------------------------------------------------
@@ -277,7 +273,7 @@ class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasur
         if reply[0] == "missing":
             found = await self._recover(scope, now)
             if found == "none":
-                raise _no_session(scope)
+                raise spawn_first(scope)
             if found == "terminated":
                 raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes")
             reply = await self._eval(name, keys, args)
@@ -291,7 +287,7 @@ class RedisWorkingStore(RedisReopen, RedisStaging, RedisPauseCopies, RedisErasur
             # losing it once more (only that is worth a retry).
             info = await self.durable.get_session(scope) if self.durable is not None else None
             if self.durable is not None and info is None:
-                raise _no_session(scope)
+                raise spawn_first(scope)
             if info is not None and (info.sealed or info.status == SessionStatus.TERMINATED):
                 raise await self._sealed(scope)
             raise Unavailable("Redis lost this session's working memory while it was being re-opened; retry")

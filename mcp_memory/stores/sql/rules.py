@@ -8,7 +8,7 @@ from typing import Any
 
 from mcp_memory.errors import Conflict, NotFound, TooLarge
 from mcp_memory.models import Item, Scope, SessionStatus
-from mcp_memory.stores.ports import Limits
+from mcp_memory.stores.ports import Limits, spawn_first
 from mcp_memory.summary import counted
 
 COMMON_TERM_SHARE = 0.05
@@ -49,7 +49,7 @@ def check_writable(scope: Scope, found: tuple[Any, Any] | None, created_at: date
     """The error that says why a session takes no writes, from its ``(status, sealed)`` (None: no session), noting
     ``created_at``, the creation time of that session's record, where the caller read it with them."""
     if found is None:
-        raise NotFound(f"session '{scope.session_id}' does not exist for this agent; call spawn first")
+        raise spawn_first(scope)
     status, sealed = found
     if status == SessionStatus.TERMINATED:
         raise Conflict(f"session '{scope.session_id}' is terminated and accepts no writes").of_session(created_at)
