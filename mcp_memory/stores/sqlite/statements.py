@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import CheckpointInfo, Item, PackedState, Scope, SessionStatus, to_datetime
@@ -97,14 +97,25 @@ def found_session_sync(db: sqlite3.Connection, scope: Scope) -> tuple[str, datet
     return None if row is None else (row[0], to_datetime(row[1]))
 
 
-def note_session_sync(db: sqlite3.Connection, scope: Scope, exc: MemoryServiceError) -> None:
-    """Note on ``exc``, a refusal raised in the write transaction on ``db``, the creation time of the session record
-    that transaction sees (unless it notes one already): the write lock held since its BEGIN IMMEDIATE, that is the
-    record the refusal was about, however much later this read comes. Only on the way out of a refusal: a call that
-    succeeds reads nothing more."""
-    if exc.session_created_at is None:
-        found = found_session_sync(db, scope)
-        exc.of_session(None if found is None else found[1])
+_T = TypeVar("_T")
+
+
+def noting_refusals(scope: Scope, work: Callable[[sqlite3.Connection], _T]) -> Callable[[sqlite3.Connection], _T]:
+    """``work``, a write transaction's body on ``db``, whose refusals (``MemoryServiceError``) note the creation time
+    of the session record that transaction sees, unless they note one already: with the write lock held since its
+    BEGIN IMMEDIATE, that is the record the refusal was about, however much later this read comes. Only on the way
+    out of a refusal: a call that succeeds reads nothing more."""
+
+    def run(db: sqlite3.Connection) -> _T:
+        try:
+            return work(db)
+        except MemoryServiceError as exc:
+            if exc.session_created_at is None:
+                found = found_session_sync(db, scope)
+                exc.of_session(None if found is None else found[1])
+            raise
+
+    return run
 
 
 INSERT_EVENT = (

@@ -17,7 +17,6 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from mcp_memory.errors import MemoryServiceError
 from mcp_memory.models import (
     CheckpointInfo,
     Item,
@@ -49,7 +48,7 @@ from mcp_memory.stores.sqlite.statements import (
     event_params,
     found_session_sync,
     item_rows,
-    note_session_sync,
+    noting_refusals,
     restore_sync,
     scope_params,
     set_status_sync,
@@ -193,13 +192,6 @@ class SqliteTransitions:
         )
 
         def pause(db: sqlite3.Connection) -> CheckpointInfo:
-            try:
-                return paused(db)
-            except MemoryServiceError as exc:
-                note_session_sync(db, scope, exc)  # the session refused, for the call's failure event
-                raise
-
-        def paused(db: sqlite3.Connection) -> CheckpointInfo:
             # Under the write lock (BEGIN IMMEDIATE), the service's clock read on this thread: stamped again if the
             # pause waited for the writer or the lock (the state now read may hold writes committed after the first
             # stamp, and keys expired since), or if another process's pause, stamped later, wrote its checkpoint
@@ -226,7 +218,8 @@ class SqliteTransitions:
             self._prune_sync(db, row[0], saved, retention)
             return saved
 
-        return await self._write_direct(pause)
+        # Its refusals note the session refused, for the call's failure event.
+        return await self._write_direct(noting_refusals(scope, pause))
 
     async def resume_session(
         self,
@@ -249,13 +242,6 @@ class SqliteTransitions:
         )
 
         def resume(db: sqlite3.Connection) -> tuple[CheckpointInfo, int]:
-            try:
-                return resumed(db)
-            except MemoryServiceError as exc:
-                note_session_sync(db, scope, exc)  # the session refused, for the call's failure event
-                raise
-
-        def resumed(db: sqlite3.Connection) -> tuple[CheckpointInfo, int]:
             # The restore's time read under the write lock: what it restores and counts is what is live once it
             # holds the lock, however long it waited (a float, nothing built from it: no threshold as for a pause).
             at = now if clock is None else clock()
@@ -279,7 +265,7 @@ class SqliteTransitions:
             self._prune_events_sync(db, pk, at, retention)
             return info, restored
 
-        return await self._write_direct(resume)
+        return await self._write_direct(noting_refusals(scope, resume))
 
 
 __all__ = ["SqliteTransitions"]
